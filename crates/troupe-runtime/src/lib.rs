@@ -1,0 +1,1 @@
+//! troupe runtime (work in progress).

@@ -1,0 +1,1 @@
+//! troupe's wire format (work in progress).

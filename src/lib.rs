@@ -1,0 +1,1 @@
+//! troupe (work in progress).
