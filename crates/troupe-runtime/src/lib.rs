@@ -1,1 +1,39 @@
-//! troupe runtime (work in progress).
+//! troupe's runtime: nodes, per-node registries, [`Addr`] handles that survive restarts, and
+//! Erlang/OTP-style supervision on top of [ractor](https://docs.rs/ractor).
+//!
+//! Most users reach this crate through the `troupe` facade and its `Topology` builder; this
+//! crate is the layer underneath, usable on its own.
+//!
+//! # Layout
+//! - [`message`]: the [`Message`] trait (stable name, version, reply type) and [`ReplyTo`].
+//! - [`actor`]: the [`Actor`] trait users implement and its [`Ctx`].
+//! - [`addr`]: [`Addr`], the one handle type; `cast` and `call`.
+//! - `slot`: the swappable current instance behind each name (restart-proof handles).
+//! - `registry`: names per node.
+//! - [`node`]: [`Node`] and [`Mesh`] (the nodes of one process).
+//! - [`supervisor`]: strategies, restart types, intensity and backoff; the decisions live in
+//!   the pure [`supervisor::core`].
+//! - [`pool`]: [`Pool`], `n` actors from one factory.
+//! - [`error`]: [`CallError`], [`RegistryError`], [`SpawnError`].
+
+pub mod actor;
+pub mod addr;
+pub mod error;
+pub mod message;
+pub mod node;
+pub mod pool;
+mod registry;
+mod slot;
+pub mod supervisor;
+
+pub use actor::{Actor, ActorError, Ctx, ReplyOf};
+pub use addr::{Addr, AddrBinding, with_decode_context};
+pub use error::{CallError, RegistryError, SpawnError};
+pub use message::{Message, ReplyTo};
+pub use node::{Mesh, Node, NodeConfig, NodeExit};
+pub use pool::Pool;
+pub use slot::DEFAULT_MAILBOX_LIMIT;
+pub use supervisor::{
+    Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,
+    SupervisionReport, SupervisorRef, SupervisorSpec,
+};

@@ -1,0 +1,301 @@
+//! [`Addr`], the one handle type for reaching an actor, wherever it runs.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::sync::oneshot;
+
+use crate::error::CallError;
+use crate::message::{Mail, Message, ReplyFailure, ReplyTo};
+use crate::node::{MeshInner, Node};
+use crate::slot::Slot;
+
+/// Where an `Addr` looks its target up: the nodes of one process, known now or once a topology
+/// is launched.
+#[derive(Clone)]
+pub(crate) enum Binding {
+    Bound(Weak<MeshInner>),
+    Deferred(Arc<OnceLock<Weak<MeshInner>>>),
+}
+
+impl Binding {
+    fn mesh(&self) -> Option<Arc<MeshInner>> {
+        match self {
+            Self::Bound(mesh) => mesh.upgrade(),
+            Self::Deferred(cell) => cell.get().and_then(Weak::upgrade),
+        }
+    }
+}
+
+/// A handle to the actor registered under `name` on `node`, sending messages of type `M`.
+///
+/// The handle names the actor rather than one instance of it: when a supervisor restarts the
+/// actor, every clone of the handle reaches the new instance, and messages sent while it
+/// restarts wait (bounded by the mailbox limit) and are delivered to it in order. Messages from
+/// one sender to one actor arrive in the order they were sent.
+///
+/// An `Addr` can travel inside a message: it serializes as its node and name and works where it
+/// lands. Cloning is cheap (one reference count).
+pub struct Addr<M: Message> {
+    inner: Arc<AddrInner<M>>,
+}
+
+struct AddrInner<M: Message> {
+    node: Arc<str>,
+    name: Arc<str>,
+    binding: Binding,
+    slot: OnceLock<Arc<Slot<M>>>,
+}
+
+impl<M: Message> Clone for Addr<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Message> fmt::Debug for Addr<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Addr<{}>({}/{})", M::NAME, self.inner.node, self.inner.name)
+    }
+}
+
+impl<M: Message> PartialEq for Addr<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.node == other.inner.node && self.inner.name == other.inner.name
+    }
+}
+
+impl<M: Message> Eq for Addr<M> {}
+
+impl<M: Message> std::hash::Hash for Addr<M> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.node.hash(state);
+        self.inner.name.hash(state);
+    }
+}
+
+impl<M: Message> Addr<M> {
+    pub(crate) fn bound(node: Arc<str>, name: Arc<str>, binding: Binding) -> Self {
+        Self {
+            inner: Arc::new(AddrInner {
+                node,
+                name,
+                binding,
+                slot: OnceLock::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn with_slot(
+        node: Arc<str>,
+        name: Arc<str>,
+        mesh: Weak<MeshInner>,
+        slot: Arc<Slot<M>>,
+    ) -> Self {
+        let addr = Self::bound(node, name, Binding::Bound(mesh));
+        let _ = addr.inner.slot.set(slot);
+        addr
+    }
+
+    /// A handle to `name` on `node` that is resolved when first used, against the nodes that
+    /// `binding` is (or will be) set to. Used by topologies to hand out handles before launch.
+    pub fn deferred(node: &str, name: &str, binding: &AddrBinding) -> Self {
+        Self::bound(
+            Arc::from(node),
+            Arc::from(name),
+            Binding::Deferred(binding.0.clone()),
+        )
+    }
+
+    /// The node the actor is placed on.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The name the actor is registered under on its node.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn target(&self) -> String {
+        format!("{}/{}", self.inner.node, self.inner.name)
+    }
+
+    fn resolve(&self) -> Result<Arc<Slot<M>>, CallError> {
+        let mesh = self.inner.binding.mesh().ok_or_else(|| CallError::Unreachable {
+            node: self.inner.node.to_string(),
+        })?;
+        mesh.lookup::<M>(&self.inner.node, &self.inner.name)
+    }
+
+    fn slot(&self) -> Result<&Arc<Slot<M>>, CallError> {
+        if let Some(slot) = self.inner.slot.get() {
+            return Ok(slot);
+        }
+        let slot = self.resolve()?;
+        Ok(self.inner.slot.get_or_init(|| slot))
+    }
+
+    fn deliver(&self, mail: Mail<M>) -> Result<(), CallError> {
+        let slot = self.slot()?;
+        match slot.deliver(mail) {
+            Ok(()) => Ok(()),
+            Err(undelivered) => match (undelivered.error, undelivered.mail) {
+                // The cached slot was closed (its actor was removed); the name may since have
+                // been registered again with a fresh slot.
+                (CallError::NotFound { .. }, Some(mail)) => match self.resolve() {
+                    Ok(fresh) if !Arc::ptr_eq(&fresh, slot) => {
+                        fresh.deliver(mail).map_err(|u| u.error)
+                    }
+                    _ => Err(CallError::NotFound {
+                        target: self.target(),
+                    }),
+                },
+                (error, _) => Err(error),
+            },
+        }
+    }
+
+    /// Sends `msg` without waiting for it to be handled (at most once).
+    ///
+    /// `Ok` means the message was queued for the actor (or parked for its next instance while it
+    /// restarts); it does not mean it was handled, and it can still be lost if the actor crashes
+    /// with it in its mailbox.
+    ///
+    /// # Errors
+    /// - [`CallError::Overloaded`] if the actor's mailbox is at its limit (the message is dropped
+    ///   and counted);
+    /// - [`CallError::NotFound`] if no actor is registered under the name;
+    /// - [`CallError::WrongType`] if the name handles another message type;
+    /// - [`CallError::Unreachable`] if the actor's node is not reachable.
+    pub fn cast(&self, msg: M) -> Result<(), CallError> {
+        self.deliver(Mail {
+            msg,
+            reply: ReplyTo::cast(),
+        })
+    }
+
+    /// Sends `msg` and waits up to `timeout` for the actor's reply.
+    ///
+    /// # Errors
+    /// Everything [`Addr::cast`] returns, and:
+    /// - [`CallError::Timeout`] if no reply came in time;
+    /// - [`CallError::NoReply`] if the actor dropped the reply handle unanswered;
+    /// - [`CallError::ActorFailed`] if the actor panicked or failed while holding it.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the call; the actor may still handle the message, and its
+    /// reply is discarded.
+    pub async fn call(&self, msg: M, timeout: Duration) -> Result<M::Reply, CallError> {
+        let (tx, rx) = oneshot::channel();
+        self.deliver(Mail {
+            msg,
+            reply: ReplyTo::call(tx),
+        })?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(ReplyFailure::Dropped))) => Err(CallError::NoReply {
+                target: self.target(),
+            }),
+            Ok(Ok(Err(ReplyFailure::Panicked))) => Err(CallError::ActorFailed {
+                target: self.target(),
+                reason: "the actor failed before answering".into(),
+            }),
+            // the sender is always answered on drop; a closed channel means it was lost with
+            // a mailbox that was torn down
+            Ok(Err(_)) => Err(CallError::ActorFailed {
+                target: self.target(),
+                reason: "the call was lost with the actor's mailbox".into(),
+            }),
+            Err(_) => Err(CallError::Timeout {
+                target: self.target(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Messages refused so far because the actor's mailbox was full (0 if unresolved).
+    pub fn dropped(&self) -> u64 {
+        self.slot().map(|s| s.dropped()).unwrap_or(0)
+    }
+}
+
+/// The shared, set-once binding of handles created before their nodes exist (by a topology).
+#[derive(Clone, Default)]
+pub struct AddrBinding(Arc<OnceLock<Weak<MeshInner>>>);
+
+impl AddrBinding {
+    /// An unset binding: handles deferred on it fail with `Unreachable` until [`bind`](Self::bind).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Points every handle of this binding at `node`'s process. Later calls have no effect.
+    pub fn bind(&self, node: &Node) {
+        let _ = self.0.set(node.mesh_weak());
+    }
+}
+
+impl fmt::Debug for AddrBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddrBinding")
+            .field("bound", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+thread_local! {
+    static DECODE_MESH: RefCell<Option<Weak<MeshInner>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `node` as the context in which deserialized [`Addr`]s resolve.
+///
+/// The runtime does this around every message it decodes; call it yourself when you decode
+/// messages holding handles outside the runtime (for example from a file).
+pub fn with_decode_context<T>(node: &Node, f: impl FnOnce() -> T) -> T {
+    let previous = DECODE_MESH.with(|cell| cell.replace(Some(node.mesh_weak())));
+    let result = f();
+    DECODE_MESH.with(|cell| *cell.borrow_mut() = previous);
+    result
+}
+
+#[derive(Serialize, Deserialize)]
+struct AddrRepr<'a> {
+    #[serde(borrow)]
+    node: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+}
+
+impl<M: Message> Serialize for Addr<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AddrRepr {
+            node: std::borrow::Cow::Borrowed(&self.inner.node),
+            name: std::borrow::Cow::Borrowed(&self.inner.name),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, M: Message> Deserialize<'de> for Addr<M> {
+    /// Deserializes a handle bound to the decode context (see [`with_decode_context`]); outside
+    /// one, the handle's sends fail with [`CallError::Unreachable`].
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = AddrRepr::deserialize(deserializer)?;
+        let mesh = DECODE_MESH.with(|cell| cell.borrow().clone());
+        let binding = match mesh {
+            Some(mesh) => Binding::Bound(mesh),
+            None => Binding::Deferred(Arc::new(OnceLock::new())),
+        };
+        Ok(Self::bound(
+            Arc::from(repr.node.as_ref()),
+            Arc::from(repr.name.as_ref()),
+            binding,
+        ))
+    }
+}

@@ -1,0 +1,407 @@
+//! [`Node`]: a named member of a cluster with its own registry and root supervisor, and
+//! [`Mesh`], the nodes that live in one process.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, watch};
+
+use crate::actor::{Actor, ActorChild};
+use crate::addr::{Addr, Binding};
+use crate::error::{CallError, RegistryError, SpawnError};
+use crate::message::Message;
+use crate::pool::Pool;
+use crate::registry::Registry;
+use crate::slot::DEFAULT_MAILBOX_LIMIT;
+use crate::supervisor::{
+    ChildOptions, ChildSpec, SupervisionReport, SupervisorChild, SupervisorRef, SupervisorSpec,
+};
+
+/// The nodes living in one process; handles resolve names on these nodes directly, without
+/// serialization.
+///
+/// Each [`Node`] belongs to exactly one mesh. Tests make a mesh each, so they never share
+/// names.
+#[derive(Clone, Default)]
+pub struct Mesh {
+    inner: Arc<MeshInner>,
+}
+
+#[derive(Default)]
+pub(crate) struct MeshInner {
+    nodes: DashMap<Arc<str>, Weak<NodeInner>>,
+}
+
+impl MeshInner {
+    pub(crate) fn lookup<M: Message>(
+        &self,
+        node: &str,
+        name: &str,
+    ) -> Result<Arc<crate::slot::Slot<M>>, CallError> {
+        let node = self
+            .nodes
+            .get(node)
+            .and_then(|n| n.upgrade())
+            .ok_or_else(|| CallError::Unreachable {
+                node: node.to_string(),
+            })?;
+        node.registry.lookup::<M>(name)
+    }
+}
+
+impl Mesh {
+    /// An empty mesh.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The node named `name` in this mesh, if it is alive.
+    pub fn node(&self, name: &str) -> Option<Node> {
+        self.inner
+            .nodes
+            .get(name)
+            .and_then(|n| n.upgrade())
+            .map(|inner| Node { inner })
+    }
+
+    /// Names of the live nodes, sorted.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .nodes
+            .iter()
+            .filter(|e| e.value().strong_count() > 0)
+            .map(|e| e.key().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("nodes", &self.node_names())
+            .finish()
+    }
+}
+
+/// Settings of one node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Default mailbox depth limit of its actors.
+    pub mailbox_limit: usize,
+    /// How long graceful shutdown waits for all actors to stop before killing the rest.
+    pub shutdown_timeout: Duration,
+    /// Capacity of the supervision report channel (slow subscribers miss old reports).
+    pub report_capacity: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            mailbox_limit: DEFAULT_MAILBOX_LIMIT,
+            shutdown_timeout: Duration::from_secs(10),
+            report_capacity: 1024,
+        }
+    }
+}
+
+/// How a node's root supervisor ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeExit {
+    /// Not ended yet.
+    Running,
+    /// Shut down gracefully.
+    Stopped,
+    /// The root supervisor gave up: restart intensity was exceeded at the top of the tree.
+    Failed(String),
+}
+
+/// A node: a name, a registry of actor names, and a root supervisor.
+///
+/// Cloning is cheap and every clone refers to the same node.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) name: Arc<str>,
+    pub(crate) registry: Registry,
+    pub(crate) mesh: Arc<MeshInner>,
+    pub(crate) config: NodeConfig,
+    pub(crate) reports: broadcast::Sender<SupervisionReport>,
+    pub(crate) exit: watch::Sender<NodeExit>,
+    root: Mutex<Option<SupervisorRef>>,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("name", &self.name()).finish()
+    }
+}
+
+impl Node {
+    /// Creates node `name` in `mesh`, with no actors yet; call [`Node::start`] next.
+    ///
+    /// # Errors
+    /// [`RegistryError::DuplicateNode`] if the mesh already has a live node of that name.
+    pub fn new(name: &str, mesh: &Mesh, config: NodeConfig) -> Result<Self, RegistryError> {
+        let name: Arc<str> = Arc::from(name);
+        let (reports, _) = broadcast::channel(config.report_capacity.max(1));
+        let (exit, _) = watch::channel(NodeExit::Running);
+        let inner = Arc::new(NodeInner {
+            name: name.clone(),
+            registry: Registry::new(name.clone()),
+            mesh: mesh.inner.clone(),
+            config,
+            reports,
+            exit,
+            root: Mutex::new(None),
+            shutting_down: AtomicBool::new(false),
+        });
+        match mesh.inner.nodes.entry(name.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(mut e) => {
+                if e.get().strong_count() > 0 {
+                    return Err(RegistryError::DuplicateNode(name.to_string()));
+                }
+                e.insert(Arc::downgrade(&inner));
+            }
+            dashmap::mapref::entry::Entry::Vacant(e) => {
+                e.insert(Arc::downgrade(&inner));
+            }
+        }
+        Ok(Self { inner })
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The node's settings.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn mesh_weak(&self) -> Weak<MeshInner> {
+        Arc::downgrade(&self.inner.mesh)
+    }
+
+    /// The nodes of this node's process.
+    pub fn mesh(&self) -> Mesh {
+        Mesh {
+            inner: self.inner.mesh.clone(),
+        }
+    }
+
+    /// Starts the root supervisor with `children`, in order.
+    ///
+    /// # Errors
+    /// [`SpawnError::StartFailed`] if a child fails to start (the ones started before it are
+    /// stopped again), or if the node was started already.
+    pub async fn start(
+        &self,
+        spec: SupervisorSpec,
+        children: Vec<ChildSpec>,
+    ) -> Result<SupervisorRef, SpawnError> {
+        if self.inner.root.lock().is_some() {
+            return Err(SpawnError::StartFailed {
+                name: self.name().to_string(),
+                reason: "the node is already started".into(),
+            });
+        }
+        let root = SupervisorChild::new_root(self.clone(), spec, children);
+        let sup_ref = root.handle();
+        root.start_root().await?;
+        *self.inner.root.lock() = Some(sup_ref.clone());
+        Ok(sup_ref)
+    }
+
+    /// The root supervisor, once started.
+    pub fn root(&self) -> Option<SupervisorRef> {
+        self.inner.root.lock().clone()
+    }
+
+    /// Registers `name` and returns a child spec that runs actors made by `factory` under it,
+    /// with the handle that reaches them. Add the spec to a supervisor to start it.
+    ///
+    /// # Errors
+    /// [`RegistryError::AlreadyRegistered`] if the name is taken on this node.
+    pub fn child<A, F>(
+        &self,
+        name: &str,
+        options: ChildOptions,
+        factory: F,
+    ) -> Result<(ChildSpec, Addr<A::Msg>), RegistryError>
+    where
+        A: Actor,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        let limit = options.mailbox_limit.unwrap_or(self.inner.config.mailbox_limit);
+        let slot = self.inner.registry.register::<A::Msg>(name, limit)?;
+        let name: Arc<str> = Arc::from(name);
+        let addr = Addr::with_slot(
+            self.inner.name.clone(),
+            name.clone(),
+            self.mesh_weak(),
+            slot.clone(),
+        );
+        let child = ActorChild::new(self.clone(), name, slot, addr.clone(), factory);
+        Ok((
+            ChildSpec::new(Arc::new(child), options.restart),
+            addr,
+        ))
+    }
+
+    /// A child spec for a nested supervisor named `name` with `children`, and its handle.
+    pub fn supervisor_child(
+        &self,
+        name: &str,
+        spec: SupervisorSpec,
+        restart: crate::supervisor::Restart,
+        children: Vec<ChildSpec>,
+    ) -> (ChildSpec, SupervisorRef) {
+        let child = SupervisorChild::new(self.clone(), Arc::from(name), spec, children);
+        let handle = child.handle();
+        (ChildSpec::new(child, restart), handle)
+    }
+
+    /// Registers `name.0` .. `name.{size-1}` and returns a child spec for a one-for-one
+    /// supervisor named `name` running one actor from `factory(i)` under each, with the pool
+    /// of their handles.
+    ///
+    /// # Errors
+    /// [`RegistryError::AlreadyRegistered`] if a member name is taken (none stay registered).
+    pub fn pool_child<A, F>(
+        &self,
+        name: &str,
+        size: usize,
+        options: ChildOptions,
+        factory: F,
+    ) -> Result<(ChildSpec, Pool<A::Msg>), RegistryError>
+    where
+        A: Actor,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
+        let factory = Arc::new(factory);
+        let mut specs = Vec::with_capacity(size);
+        let mut members = Vec::with_capacity(size);
+        for i in 0..size {
+            let factory = factory.clone();
+            match self.child(&Pool::<A::Msg>::member_name(name, i), options, move || factory(i)) {
+                Ok((spec, addr)) => {
+                    specs.push(spec);
+                    members.push(addr);
+                }
+                Err(err) => {
+                    specs.into_iter().for_each(ChildSpec::discard);
+                    return Err(err);
+                }
+            }
+        }
+        let (spec, _) = self.supervisor_child(
+            name,
+            SupervisorSpec::one_for_one(),
+            options.restart,
+            specs,
+        );
+        Ok((spec, Pool::new(name, members)))
+    }
+
+    /// A handle to actor `name` on this node.
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] if nothing is registered under `name`, [`CallError::WrongType`]
+    /// if it handles another message type.
+    pub fn lookup<M: Message>(&self, name: &str) -> Result<Addr<M>, CallError> {
+        let slot = self.inner.registry.lookup::<M>(name)?;
+        Ok(Addr::with_slot(
+            self.inner.name.clone(),
+            Arc::from(name),
+            self.mesh_weak(),
+            slot,
+        ))
+    }
+
+    /// A handle to actor `name` on node `node` of this node's cluster, resolved when first used.
+    pub fn addr<M: Message>(&self, node: &str, name: &str) -> Addr<M> {
+        Addr::bound(Arc::from(node), Arc::from(name), Binding::Bound(self.mesh_weak()))
+    }
+
+    /// Names registered on this node, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.inner.registry.names()
+    }
+
+    /// Whether `name` is registered on this node.
+    pub fn is_registered(&self, name: &str) -> bool {
+        self.inner.registry.contains(name)
+    }
+
+    /// Subscribes to this node's supervision reports (every exit and what was done about it).
+    pub fn supervision_reports(&self) -> broadcast::Receiver<SupervisionReport> {
+        self.inner.reports.subscribe()
+    }
+
+    /// How the node's root supervisor ended so far.
+    pub fn exit_status(&self) -> NodeExit {
+        self.inner.exit.borrow().clone()
+    }
+
+    /// Waits until the root supervisor ends, and says how.
+    pub async fn wait(&self) -> NodeExit {
+        let mut rx = self.inner.exit.subscribe();
+        match rx.wait_for(|e| *e != NodeExit::Running).await {
+            Ok(exit) => exit.clone(),
+            Err(_) => NodeExit::Stopped,
+        }
+    }
+
+    /// Stops every actor gracefully, in reverse start order, each supervisor stopping its own
+    /// children first; whatever has not stopped after the node's shutdown timeout is killed.
+    /// Returns once the root supervisor has ended.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let root = self.inner.root.lock().clone();
+        if let Some(root) = root {
+            root.stop(self.inner.config.shutdown_timeout).await;
+        }
+        self.inner.exit.send_if_modified(|e| {
+            if *e == NodeExit::Running {
+                *e = NodeExit::Stopped;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn report(&self, report: SupervisionReport) {
+        let _ = self.inner.reports.send(report);
+    }
+
+    pub(crate) fn set_exit(&self, exit: NodeExit) {
+        self.inner.exit.send_if_modified(|e| {
+            if *e == NodeExit::Running {
+                *e = exit;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(crate) fn unregister(&self, name: &str) {
+        self.inner.registry.unregister(name);
+    }
+}

@@ -1,0 +1,208 @@
+//! The slot behind every handle: the current instance of a named actor.
+//!
+//! A supervisor swaps the instance when it restarts the actor, so every `Addr` clone reaches
+//! the new instance with one atomic load. While the slot is empty (between a crash and the
+//! restart) sends are parked in a bounded pending queue and delivered, in order, to the next
+//! instance before anyone else can reach it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+use ractor::{ActorRef, MessagingErr};
+
+use crate::error::CallError;
+use crate::message::{Mail, Message};
+
+/// Default limit on the messages waiting in one actor's mailbox.
+pub const DEFAULT_MAILBOX_LIMIT: usize = 65_536;
+
+/// One running instance: the ractor mailbox and the depth counter its host decrements.
+pub(crate) struct Instance<M: Message> {
+    pub(crate) actor: ActorRef<Mail<M>>,
+    pub(crate) depth: Arc<AtomicUsize>,
+}
+
+enum Lifecycle {
+    /// Registered; an instance is current or will be installed.
+    Open,
+    /// Removed for good: sends fail with `NotFound`.
+    Closed,
+}
+
+struct Pending<M: Message> {
+    queue: VecDeque<Mail<M>>,
+    lifecycle: Lifecycle,
+}
+
+/// The current instance of one registered name.
+pub(crate) struct Slot<M: Message> {
+    current: ArcSwapOption<Instance<M>>,
+    pending: Mutex<Pending<M>>,
+    limit: usize,
+    dropped: AtomicU64,
+    target: Arc<str>,
+}
+
+/// Why a delivery failed, with the message handed back when it still exists.
+pub(crate) struct Undelivered<M: Message> {
+    pub(crate) error: CallError,
+    #[allow(dead_code)] // kept for the waiting send, which retries with it
+    pub(crate) mail: Option<Mail<M>>,
+}
+
+impl<M: Message> Slot<M> {
+    pub(crate) fn new(target: Arc<str>, limit: usize) -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            pending: Mutex::new(Pending {
+                queue: VecDeque::new(),
+                lifecycle: Lifecycle::Open,
+            }),
+            limit,
+            dropped: AtomicU64::new(0),
+            target,
+        }
+    }
+
+    /// Messages refused because the mailbox was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+
+    /// Hands `mail` to the current instance, or parks it until the next one is installed.
+    pub(crate) fn deliver(&self, mail: Mail<M>) -> Result<(), Undelivered<M>> {
+        let mail = {
+            let guard = self.current.load();
+            match guard.as_deref() {
+                Some(instance) => match self.try_send(instance, mail) {
+                    Ok(()) => return Ok(()),
+                    Err(Retry::Overloaded(mail)) => return Err(self.overloaded(mail)),
+                    Err(Retry::Dead(Some(mail))) => mail,
+                    Err(Retry::Dead(None)) => return Err(self.lost()),
+                },
+                None => mail,
+            }
+        };
+        self.deliver_slow(mail)
+    }
+
+    fn try_send(&self, instance: &Instance<M>, mail: Mail<M>) -> Result<(), Retry<M>> {
+        let before = instance.depth.fetch_add(1, Ordering::Relaxed);
+        if before >= self.limit {
+            instance.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(Retry::Overloaded(mail));
+        }
+        match instance.actor.send_message(mail) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                instance.depth.fetch_sub(1, Ordering::Relaxed);
+                match err {
+                    MessagingErr::SendErr(mail) => Err(Retry::Dead(Some(mail))),
+                    // ractor hands the message back only in SendErr; a typed ActorRef never
+                    // returns the others, but if it did the message is gone with them.
+                    MessagingErr::ChannelClosed | MessagingErr::InvalidActorType => {
+                        Err(Retry::Dead(None))
+                    }
+                }
+            }
+        }
+    }
+
+    fn overloaded(&self, mail: Mail<M>) -> Undelivered<M> {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        Undelivered {
+            error: CallError::Overloaded {
+                target: self.target.to_string(),
+                limit: self.limit,
+            },
+            mail: Some(mail),
+        }
+    }
+
+    fn lost(&self) -> Undelivered<M> {
+        Undelivered {
+            error: CallError::ActorFailed {
+                target: self.target.to_string(),
+                reason: "the mailbox refused the message".into(),
+            },
+            mail: None,
+        }
+    }
+
+    #[cold]
+    fn deliver_slow(&self, mail: Mail<M>) -> Result<(), Undelivered<M>> {
+        let mut pending = self.pending.lock();
+        if let Lifecycle::Closed = pending.lifecycle {
+            return Err(Undelivered {
+                error: CallError::NotFound {
+                    target: self.target.to_string(),
+                },
+                mail: Some(mail),
+            });
+        }
+        // install() publishes under this lock, so this second look is authoritative
+        let mail = match self.current.load().as_deref() {
+            Some(instance) => match self.try_send(instance, mail) {
+                Ok(()) => return Ok(()),
+                Err(Retry::Overloaded(mail)) => return Err(self.overloaded(mail)),
+                Err(Retry::Dead(Some(mail))) => mail,
+                Err(Retry::Dead(None)) => return Err(self.lost()),
+            },
+            None => mail,
+        };
+        if pending.queue.len() >= self.limit {
+            return Err(self.overloaded(mail));
+        }
+        pending.queue.push_back(mail);
+        Ok(())
+    }
+
+    /// Makes `instance` current after first handing it every parked message, so that a
+    /// sender's parked messages stay ahead of its later ones.
+    pub(crate) fn install(&self, instance: Instance<M>) {
+        let mut pending = self.pending.lock();
+        let mut kept = VecDeque::new();
+        while let Some(mail) = pending.queue.pop_front() {
+            instance.depth.fetch_add(1, Ordering::Relaxed);
+            if let Err(err) = instance.actor.send_message(mail) {
+                instance.depth.fetch_sub(1, Ordering::Relaxed);
+                if let MessagingErr::SendErr(mail) = err {
+                    kept.push_back(mail);
+                }
+            }
+        }
+        if !kept.is_empty() {
+            // the new instance died before it was published; keep the mail for the next one
+            pending.queue = kept;
+            return;
+        }
+        self.current.store(Some(Arc::new(instance)));
+    }
+
+    /// Empties the slot after its instance stopped; later sends are parked.
+    pub(crate) fn vacate(&self) {
+        let _pending = self.pending.lock();
+        self.current.store(None);
+    }
+
+    /// Removes the actor for good: parked calls fail with `NotFound` and later sends too.
+    pub(crate) fn close(&self) {
+        let parked = {
+            let mut pending = self.pending.lock();
+            pending.lifecycle = Lifecycle::Closed;
+            self.current.store(None);
+            std::mem::take(&mut pending.queue)
+        };
+        // dropping the mail drops its ReplyTo, which answers each waiting caller
+        drop(parked);
+    }
+}
+
+enum Retry<M: Message> {
+    Overloaded(Mail<M>),
+    Dead(Option<Mail<M>>),
+}

@@ -1,0 +1,750 @@
+//! Erlang/OTP-style supervision on top of ractor's supervision events.
+//!
+//! ractor reports child starts, exits and failures; what to do about them is decided by the
+//! pure [`core::SupervisorCore`] (strategies, restart types, intensity, backoff) and carried out
+//! by the thin supervisor actor in this module. A supervisor keeps its children in start order
+//! (ractor's own child map is unordered), which is what rest-for-one and ordered shutdown need.
+
+pub mod core;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::oneshot;
+
+pub use self::core::{Backoff, ChildId, Decision, Exit, Intensity, Restart, Strategy};
+use self::core::SupervisorCore;
+use crate::actor::Actor;
+use crate::addr::Addr;
+use crate::error::SpawnError;
+use crate::node::{Node, NodeExit};
+use crate::pool::Pool;
+
+/// How a supervisor treats its children: strategy, restart intensity, optional backoff, and
+/// how long each child gets to stop gracefully.
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    /// Which siblings restart together.
+    pub strategy: Strategy,
+    /// Restart limit before escalating.
+    pub intensity: Intensity,
+    /// Delay between restarts, growing while restarts keep coming.
+    pub backoff: Option<Backoff>,
+    /// Time each child gets to stop before it is killed.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for SupervisorSpec {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::OneForOne,
+            intensity: Intensity::default(),
+            backoff: None,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SupervisorSpec {
+    /// One-for-one with default intensity (3 restarts in 5 s) and no backoff.
+    pub fn one_for_one() -> Self {
+        Self::default()
+    }
+
+    /// One-for-all with default intensity and no backoff.
+    pub fn one_for_all() -> Self {
+        Self {
+            strategy: Strategy::OneForAll,
+            ..Self::default()
+        }
+    }
+
+    /// Rest-for-one with default intensity and no backoff.
+    pub fn rest_for_one() -> Self {
+        Self {
+            strategy: Strategy::RestForOne,
+            ..Self::default()
+        }
+    }
+
+    /// Allows at most `max_restarts` restarts within `within` before escalating.
+    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts,
+            within,
+        };
+        self
+    }
+
+    /// Delays restarts exponentially from `initial` up to `max`.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Some(Backoff { initial, max });
+        self
+    }
+
+    /// Gives each child `timeout` to stop gracefully before killing it.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+}
+
+/// Per-child settings: restart type and mailbox limit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChildOptions {
+    /// Whether the child is restarted after it exits.
+    pub restart: Restart,
+    /// Mailbox depth limit; the node's default when `None`.
+    pub mailbox_limit: Option<usize>,
+}
+
+impl ChildOptions {
+    /// A permanent child with the node's mailbox limit.
+    pub fn permanent() -> Self {
+        Self::default()
+    }
+
+    /// A transient child (restarted only after a failure).
+    pub fn transient() -> Self {
+        Self {
+            restart: Restart::Transient,
+            ..Self::default()
+        }
+    }
+
+    /// A temporary child (never restarted).
+    pub fn temporary() -> Self {
+        Self {
+            restart: Restart::Temporary,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the mailbox depth limit.
+    pub fn mailbox_limit(mut self, limit: usize) -> Self {
+        self.mailbox_limit = Some(limit);
+        self
+    }
+}
+
+/// Something a supervisor can start, stop and forget: an actor under a name, or a nested
+/// supervisor.
+pub(crate) trait Starter: Send + Sync + 'static {
+    fn name(&self) -> &Arc<str>;
+    /// Starts a new instance linked to `parent` and makes it reachable.
+    fn start(
+        self: Arc<Self>,
+        parent: ActorCell,
+    ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnError>> + Send>>;
+    /// The instance is gone; messages wait for the next one.
+    fn vacate(&self);
+    /// The child is gone for good; its names are released and waiting calls fail.
+    fn remove(&self);
+}
+
+/// A child ready to be added to a supervisor (made by [`Node::child`] and friends).
+#[derive(Clone)]
+pub struct ChildSpec {
+    starter: Arc<dyn Starter>,
+    restart: Restart,
+}
+
+impl ChildSpec {
+    pub(crate) fn new(starter: Arc<dyn Starter>, restart: Restart) -> Self {
+        Self { starter, restart }
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        self.starter.name()
+    }
+
+    /// Releases the child's registered names without starting it (for a spec that will not be
+    /// used after all).
+    pub fn discard(self) {
+        self.starter.remove();
+    }
+}
+
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("name", &self.name())
+            .field("restart", &self.restart)
+            .finish()
+    }
+}
+
+/// What a supervisor did about one child's exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SupervisionAction {
+    /// The listed children are being restarted (after `delay`).
+    Restarted {
+        /// Children restarted, in start order.
+        children: Vec<String>,
+        /// Backoff before the restart.
+        delay: Duration,
+    },
+    /// The child was removed (temporary, or transient that ended normally).
+    Removed,
+    /// Restart intensity was exceeded; the supervisor stopped its children and failed.
+    Escalated(String),
+}
+
+/// One child exit and the supervisor's response, published to [`Node::supervision_reports`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SupervisionReport {
+    /// The node.
+    pub node: String,
+    /// The supervisor's name.
+    pub supervisor: String,
+    /// The child that exited.
+    pub child: String,
+    /// How it exited.
+    pub exit: Exit,
+    /// What it said when it exited, if anything.
+    pub reason: Option<String>,
+    /// What the supervisor did.
+    pub action: SupervisionAction,
+}
+
+pub(crate) enum SupMsg {
+    Add(ChildSpec, oneshot::Sender<Result<(), SpawnError>>),
+    RestartDue(Vec<ChildId>),
+    Children(oneshot::Sender<Vec<String>>),
+}
+
+/// What survives a supervisor's own restarts: its spec, its children's specs and its handle.
+pub(crate) struct SupervisorChild {
+    node: Node,
+    name: Arc<str>,
+    spec: SupervisorSpec,
+    children: Mutex<Vec<ChildSpec>>,
+    current: ArcSwapOption<ActorRef<SupMsg>>,
+    is_root: bool,
+}
+
+impl SupervisorChild {
+    pub(crate) fn new(
+        node: Node,
+        name: Arc<str>,
+        spec: SupervisorSpec,
+        children: Vec<ChildSpec>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            is_root: false,
+            name,
+            spec,
+            children: Mutex::new(children),
+            current: ArcSwapOption::empty(),
+        })
+    }
+
+    pub(crate) fn handle(self: &Arc<Self>) -> SupervisorRef {
+        SupervisorRef {
+            shared: self.clone(),
+        }
+    }
+
+    /// A node's root supervisor: when it ends, the node ends.
+    pub(crate) fn new_root(node: Node, spec: SupervisorSpec, children: Vec<ChildSpec>) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            is_root: true,
+            name: Arc::from("root"),
+            spec,
+            children: Mutex::new(children),
+            current: ArcSwapOption::empty(),
+        })
+    }
+
+    /// Spawns this supervisor with no parent and records how it ends in its node's exit status.
+    pub(crate) async fn start_root(self: Arc<Self>) -> Result<(), SpawnError> {
+        let (actor, join) = ractor::Actor::spawn(None, Supervisor, self.clone())
+            .await
+            .map_err(|e| SpawnError::StartFailed {
+                name: self.name.to_string(),
+                reason: e.to_string(),
+            })?;
+        self.current.store(Some(Arc::new(actor)));
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let _ = join.await;
+            // a failure was recorded before the supervisor failed; this only marks clean ends
+            node.set_exit(NodeExit::Stopped);
+        });
+        Ok(())
+    }
+}
+
+impl Starter for SupervisorChild {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn start(
+        self: Arc<Self>,
+        parent: ActorCell,
+    ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnError>> + Send>> {
+        Box::pin(async move {
+            let (actor, _join) = ractor::Actor::spawn_linked(None, Supervisor, self.clone(), parent)
+                .await
+                .map_err(|e| SpawnError::StartFailed {
+                    name: self.name.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let cell = actor.get_cell();
+            self.current.store(Some(Arc::new(actor)));
+            Ok(cell)
+        })
+    }
+
+    fn vacate(&self) {
+        self.current.store(None);
+        // ractor killed the subtree with the supervisor; every descendant's slot is empty now
+        for child in self.children.lock().iter() {
+            child.starter.vacate();
+        }
+    }
+
+    fn remove(&self) {
+        self.current.store(None);
+        for child in self.children.lock().drain(..) {
+            child.starter.remove();
+        }
+    }
+}
+
+/// A handle to a supervisor, valid across its restarts.
+#[derive(Clone)]
+pub struct SupervisorRef {
+    shared: Arc<SupervisorChild>,
+}
+
+impl std::fmt::Debug for SupervisorRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorRef")
+            .field("node", &self.shared.node.name())
+            .field("name", &self.shared.name)
+            .finish()
+    }
+}
+
+impl SupervisorRef {
+    /// The supervisor's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The node it runs on.
+    pub fn node(&self) -> &Node {
+        &self.shared.node
+    }
+
+    fn actor(&self) -> Result<Arc<ActorRef<SupMsg>>, SpawnError> {
+        self.shared
+            .current
+            .load_full()
+            .ok_or_else(|| SpawnError::SupervisorGone(self.shared.name.to_string()))
+    }
+
+    /// Adds `child` to the running supervisor, at the end of its start order, and starts it.
+    ///
+    /// # Errors
+    /// [`SpawnError::StartFailed`] if the child fails to start (its names are released),
+    /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
+    pub async fn add(&self, child: ChildSpec) -> Result<(), SpawnError> {
+        let actor = match self.actor() {
+            Ok(actor) => actor,
+            Err(e) => {
+                child.discard();
+                return Err(e);
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
+        if let Err(ractor::MessagingErr::SendErr(SupMsg::Add(child, _))) =
+            actor.send_message(SupMsg::Add(child, tx))
+        {
+            child.discard();
+            return Err(gone());
+        }
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Registers `name` on this supervisor's node and starts actors from `factory` under it.
+    ///
+    /// # Errors
+    /// [`SpawnError::Registry`] if the name is taken; otherwise as [`SupervisorRef::add`].
+    pub async fn spawn<A, F>(
+        &self,
+        name: &str,
+        options: ChildOptions,
+        factory: F,
+    ) -> Result<Addr<A::Msg>, SpawnError>
+    where
+        A: Actor,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        let (spec, addr) = self.shared.node.child(name, options, factory)?;
+        self.add(spec).await?;
+        Ok(addr)
+    }
+
+    /// Starts a nested supervisor under this one.
+    ///
+    /// # Errors
+    /// As [`SupervisorRef::add`].
+    pub async fn spawn_supervisor(
+        &self,
+        name: &str,
+        spec: SupervisorSpec,
+        restart: Restart,
+    ) -> Result<SupervisorRef, SpawnError> {
+        let (child, handle) = self
+            .shared
+            .node
+            .supervisor_child(name, spec, restart, Vec::new());
+        self.add(child).await?;
+        Ok(handle)
+    }
+
+    /// Starts a pool of `size` actors named `name.0` .. `name.{size-1}` from one factory,
+    /// under a nested one-for-one supervisor named `name`.
+    ///
+    /// # Errors
+    /// As [`SupervisorRef::spawn`].
+    pub async fn spawn_pool<A, F>(
+        &self,
+        name: &str,
+        size: usize,
+        options: ChildOptions,
+        factory: F,
+    ) -> Result<Pool<A::Msg>, SpawnError>
+    where
+        A: Actor,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
+        let (spec, pool) = self.shared.node.pool_child(name, size, options, factory)?;
+        self.add(spec).await?;
+        Ok(pool)
+    }
+
+    /// Names of the running children, in start order.
+    ///
+    /// # Errors
+    /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
+    pub async fn children(&self) -> Result<Vec<String>, SpawnError> {
+        let actor = self.actor()?;
+        let (tx, rx) = oneshot::channel();
+        let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
+        actor
+            .send_message(SupMsg::Children(tx))
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Stops the supervisor gracefully (children in reverse start order), killing it if it has
+    /// not stopped within `timeout`.
+    pub(crate) async fn stop(&self, timeout: Duration) {
+        if let Ok(actor) = self.actor() {
+            let cell = actor.get_cell();
+            if cell.stop_and_wait(None, Some(timeout)).await.is_err() {
+                cell.kill();
+                let _ = cell.wait(Some(Duration::from_secs(1))).await;
+            }
+        }
+    }
+}
+
+struct Running {
+    spec: ChildSpec,
+    cell: Option<ActorCell>,
+}
+
+pub(crate) struct SupState {
+    shared: Arc<SupervisorChild>,
+    core: SupervisorCore,
+    children: HashMap<ChildId, Running>,
+    by_actor: HashMap<ActorId, ChildId>,
+    next_id: u64,
+}
+
+/// The supervisor actor.
+pub(crate) struct Supervisor;
+
+impl SupState {
+    fn add_spec(&mut self, spec: ChildSpec) -> ChildId {
+        let id = ChildId(self.next_id);
+        self.next_id += 1;
+        self.core.add_child(id, spec.restart);
+        self.children.insert(id, Running { spec, cell: None });
+        id
+    }
+
+    async fn start_child(&mut self, id: ChildId, myself: &ActorCell) -> Result<(), SpawnError> {
+        let Some(running) = self.children.get_mut(&id) else {
+            return Ok(());
+        };
+        let cell = running.spec.starter.clone().start(myself.clone()).await?;
+        self.by_actor.insert(cell.get_id(), id);
+        running.cell = Some(cell);
+        self.core.started(id);
+        Ok(())
+    }
+
+    /// Stops a running child gracefully (killing it after the shutdown timeout).
+    async fn stop_child(&mut self, id: ChildId) {
+        let Some(running) = self.children.get_mut(&id) else {
+            return;
+        };
+        running.spec.starter.vacate();
+        if let Some(cell) = running.cell.take() {
+            self.by_actor.remove(&cell.get_id());
+            let timeout = self.shared.spec.shutdown_timeout;
+            if cell.stop_and_wait(None, Some(timeout)).await.is_err() {
+                tracing::warn!(child = %running.spec.name(), "child did not stop in time; killing it");
+                cell.kill();
+                let _ = cell.wait(Some(Duration::from_secs(1))).await;
+            }
+        }
+    }
+
+    fn remove_child(&mut self, id: ChildId) {
+        if let Some(running) = self.children.remove(&id) {
+            if let Some(cell) = &running.cell {
+                self.by_actor.remove(&cell.get_id());
+            }
+            running.spec.starter.remove();
+            let name = running.spec.name().to_string();
+            self.shared.children.lock().retain(|c| c.name() != name);
+        }
+        self.core.remove_child(id);
+    }
+
+    async fn stop_all(&mut self, remove: bool) {
+        for id in self.core.shutdown_order() {
+            self.stop_child(id).await;
+            if remove {
+                self.remove_child(id);
+            }
+        }
+    }
+
+    fn child_name(&self, id: ChildId) -> String {
+        self.children
+            .get(&id)
+            .map(|r| r.spec.name().to_string())
+            .unwrap_or_default()
+    }
+
+    fn report(&self, child: String, exit: Exit, reason: Option<String>, action: SupervisionAction) {
+        tracing::info!(
+            node = %self.shared.node.name(),
+            supervisor = %self.shared.name,
+            %child,
+            ?exit,
+            reason = reason.as_deref().unwrap_or(""),
+            ?action,
+            "child exited"
+        );
+        self.shared.node.report(SupervisionReport {
+            node: self.shared.node.name().to_string(),
+            supervisor: self.shared.name.to_string(),
+            child,
+            exit,
+            reason,
+            action,
+        });
+    }
+
+    /// Applies the core's decisions for one exit, and for any start failures that follow it.
+    async fn on_exit(
+        &mut self,
+        myself: &ActorRef<SupMsg>,
+        id: ChildId,
+        exit: Exit,
+        reason: Option<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        let mut work = VecDeque::from([(id, exit, reason)]);
+        while let Some((id, exit, reason)) = work.pop_front() {
+            let name = self.child_name(id);
+            match self.core.on_exit(id, exit, Instant::now()) {
+                Decision::Ignore => {}
+                Decision::Remove(id) => {
+                    self.remove_child(id);
+                    self.report(name, exit, reason, SupervisionAction::Removed);
+                }
+                Decision::Restart {
+                    stop,
+                    remove,
+                    start,
+                    delay,
+                } => {
+                    for s in stop {
+                        self.stop_child(s).await;
+                    }
+                    for r in remove {
+                        self.remove_child(r);
+                    }
+                    let children = start.iter().map(|&s| self.child_name(s)).collect();
+                    self.report(
+                        name,
+                        exit,
+                        reason,
+                        SupervisionAction::Restarted { children, delay },
+                    );
+                    if delay.is_zero() {
+                        for s in start {
+                            if let Err(err) = self.start_child(s, &myself.get_cell()).await {
+                                // a failed start is a crash of that child, counted like one
+                                self.core.started(s);
+                                work.push_back((s, Exit::Failed, Some(err.to_string())));
+                            }
+                        }
+                    } else {
+                        let myself = myself.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = myself.send_message(SupMsg::RestartDue(start));
+                        });
+                    }
+                }
+                Decision::Escalate { reason: why } => {
+                    self.stop_all(false).await;
+                    self.report(name, exit, reason, SupervisionAction::Escalated(why.clone()));
+                    if self.shared.is_root {
+                        self.shared.node.set_exit(NodeExit::Failed(why.clone()));
+                    }
+                    tracing::error!(
+                        node = %self.shared.node.name(),
+                        supervisor = %self.shared.name,
+                        reason = %why,
+                        "supervisor escalates"
+                    );
+                    return Err(why.into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ractor::Actor for Supervisor {
+    type Msg = SupMsg;
+    type State = SupState;
+    type Arguments = Arc<SupervisorChild>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupMsg>,
+        shared: Arc<SupervisorChild>,
+    ) -> Result<SupState, ActorProcessingErr> {
+        let spec = shared.spec.clone();
+        let mut state = SupState {
+            core: SupervisorCore::new(spec.strategy, spec.intensity, spec.backoff),
+            shared: shared.clone(),
+            children: HashMap::new(),
+            by_actor: HashMap::new(),
+            next_id: 0,
+        };
+        let specs = shared.children.lock().clone();
+        for spec in specs {
+            let id = state.add_spec(spec);
+            if let Err(err) = state.start_child(id, &myself.get_cell()).await {
+                state.stop_all(false).await;
+                return Err(Box::new(err));
+            }
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupMsg>,
+        state: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
+        let shutting_down = state.shared.is_root || state.shared.node.is_shutting_down();
+        state.stop_all(shutting_down).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupMsg>,
+        msg: SupMsg,
+        state: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupMsg::Add(spec, reply) => {
+                let id = state.add_spec(spec.clone());
+                match state.start_child(id, &myself.get_cell()).await {
+                    Ok(()) => {
+                        state.shared.children.lock().push(spec);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(err) => {
+                        state.children.remove(&id);
+                        state.core.remove_child(id);
+                        spec.discard();
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            SupMsg::RestartDue(ids) => {
+                for id in ids {
+                    if let Err(err) = state.start_child(id, &myself.get_cell()).await {
+                        state.core.started(id);
+                        state
+                            .on_exit(&myself, id, Exit::Failed, Some(err.to_string()))
+                            .await?;
+                    }
+                }
+            }
+            SupMsg::Children(reply) => {
+                let names = state
+                    .core
+                    .children()
+                    .filter(|(id, _)| state.children.get(id).is_some_and(|r| r.cell.is_some()))
+                    .map(|(id, _)| state.child_name(id))
+                    .collect();
+                let _ = reply.send(names);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupMsg>,
+        event: SupervisionEvent,
+        state: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, exit, reason) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let exit = match reason.as_deref() {
+                    Some("killed") | Some("actor_task_cancelled") => Exit::Failed,
+                    _ => Exit::Normal,
+                };
+                (cell, exit, reason)
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Exit::Failed, Some(err.to_string())),
+            _ => return Ok(()),
+        };
+        let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        if let Some(running) = state.children.get_mut(&id) {
+            running.cell = None;
+            running.spec.starter.vacate();
+        }
+        state.on_exit(&myself, id, exit, reason).await
+    }
+}

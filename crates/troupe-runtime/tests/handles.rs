@@ -1,0 +1,283 @@
+//! Addr handles: cast, call, order, every local CallError, restarts, handles in messages.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use troupe_runtime::{
+    Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, RegistryError, SpawnError,
+    SupervisorSpec, with_decode_context,
+};
+
+async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let j = journal.clone();
+    let (spec, addr) = node
+        .child("probe", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    (node, addr)
+}
+
+#[tokio::test]
+async fn cast_then_call_sees_the_cast() {
+    let journal = Journal::default();
+    let (_node, addr) = node_with_probe("a", &journal).await;
+    addr.cast(Probe::Push(1)).unwrap();
+    addr.cast(Probe::Push(2)).unwrap();
+    assert_eq!(addr.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![1, 2]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_from_one_sender_arrive_in_send_order() {
+    let journal = Journal::default();
+    let (_node, addr) = node_with_probe("a", &journal).await;
+    // four concurrent senders, each with its own tagged sequence
+    let mut tasks = Vec::new();
+    for sender in 0..4u64 {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..2_000u64 {
+                addr.cast(Probe::Push(sender * 1_000_000 + i)).unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let ProbeReply::Log(log) = addr.call(Probe::Log, T).await.unwrap() else {
+        panic!("wrong reply")
+    };
+    assert_eq!(log.len(), 8_000);
+    for sender in 0..4u64 {
+        let seq: Vec<u64> = log
+            .iter()
+            .filter(|v| **v / 1_000_000 == sender)
+            .map(|v| v % 1_000_000)
+            .collect();
+        assert_eq!(seq, (0..2_000).collect::<Vec<_>>(), "sender {sender} reordered");
+    }
+}
+
+#[tokio::test]
+async fn call_errors_are_typed() {
+    let journal = Journal::default();
+    let (node, addr) = node_with_probe("a", &journal).await;
+
+    // Timeout
+    let err = addr
+        .call(Probe::Sleep(500), Duration::from_millis(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+
+    // NoReply: the handler dropped the reply handle
+    let err = addr.call(Probe::Drop, T).await.unwrap_err();
+    assert!(matches!(err, CallError::NoReply { .. }), "{err:?}");
+
+    // ActorFailed: the handler panicked holding the reply handle
+    let err = addr.call(Probe::Panic, T).await.unwrap_err();
+    assert!(matches!(err, CallError::ActorFailed { .. }), "{err:?}");
+
+    // NotFound: nothing under that name
+    let missing = node.addr::<Probe>("a", "nobody");
+    let err = missing.call(Probe::Log, T).await.unwrap_err();
+    assert_eq!(
+        err,
+        CallError::NotFound {
+            target: "a/nobody".into()
+        }
+    );
+    assert!(matches!(node.lookup::<Probe>("nobody"), Err(CallError::NotFound { .. })));
+
+    // Unreachable: no such node
+    let far = node.addr::<Probe>("elsewhere", "probe");
+    let err = far.cast(Probe::Log).unwrap_err();
+    assert!(matches!(err, CallError::Unreachable { .. }), "{err:?}");
+
+    // WrongType: the name handles another message type
+    let err = node.lookup::<Other>("probe").unwrap_err();
+    assert!(matches!(err, CallError::WrongType { .. }), "{err:?}");
+
+    // a reply handed to another task is still answered
+    assert_eq!(addr.call(Probe::Defer(10), T).await.unwrap(), ProbeReply::Done);
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Other;
+impl troupe_runtime::Message for Other {
+    const NAME: &'static str = "test.Other";
+    type Reply = ();
+}
+
+#[tokio::test]
+async fn a_full_mailbox_refuses_with_overloaded_and_counts() {
+    let journal = Journal::default();
+    let node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
+    let j = journal.clone();
+    let (spec, addr) = node
+        .child("slow", ChildOptions::permanent().mailbox_limit(4), move || {
+            ProbeActor::new(&j)
+        })
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    // the first message occupies the actor; four more fill the mailbox
+    addr.cast(Probe::Sleep(300)).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 0..4 {
+        addr.cast(Probe::Push(i)).unwrap();
+    }
+    let err = addr.cast(Probe::Push(99)).unwrap_err();
+    assert!(matches!(err, CallError::Overloaded { limit: 4, .. }), "{err:?}");
+    let err = addr.call(Probe::Log, T).await.unwrap_err();
+    assert!(matches!(err, CallError::Overloaded { .. }), "{err:?}");
+    assert_eq!(addr.dropped(), 2);
+    // once drained, it accepts again and nothing accepted was lost
+    eventually("mailbox drained", T, async || addr.call(Probe::Log, T).await.is_ok()).await;
+    assert_eq!(
+        addr.call(Probe::Log, T).await.unwrap(),
+        ProbeReply::Log(vec![0, 1, 2, 3])
+    );
+}
+
+#[tokio::test]
+async fn a_handle_reaches_the_restarted_instance() {
+    let journal = Journal::default();
+    let (_node, addr) = node_with_probe("a", &journal).await;
+    let held = addr.clone();
+    assert_eq!(held.call(Probe::Starts, T).await.unwrap(), ProbeReply::Starts(1));
+    held.cast(Probe::Push(1)).unwrap();
+    for round in 2..=3 {
+        addr.cast(Probe::Panic).unwrap();
+        // calls queued behind the crash are lost with that instance's mailbox (and fail
+        // typed); a caller that retries reaches the new instance through the same handle
+        eventually("restart", T, async || {
+            held.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(round))
+        })
+        .await;
+    }
+    // state is fresh after a restart
+    assert_eq!(held.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![]));
+}
+
+#[tokio::test]
+async fn messages_sent_while_restarting_wait_for_the_new_instance_in_order() {
+    let journal = Journal::default();
+    let node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
+    let j = journal.clone();
+    let (spec, addr) = node
+        .child("p", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .unwrap();
+    let spec_sup = SupervisorSpec::one_for_one()
+        .backoff(Duration::from_millis(200), Duration::from_secs(1));
+    node.start(spec_sup, vec![spec]).await.unwrap();
+    let mut reports = node.supervision_reports();
+    addr.cast(Probe::Panic).unwrap();
+    let report = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+    assert!(matches!(
+        report.action,
+        troupe_runtime::SupervisionAction::Restarted { delay, .. } if delay == Duration::from_millis(200)
+    ));
+    // the slot is empty for the next 200 ms: these are parked, not lost
+    for i in 0..100 {
+        addr.cast(Probe::Push(i)).unwrap();
+    }
+    assert_eq!(journal.starts("p"), 1);
+    assert_eq!(
+        addr.call(Probe::Log, T).await.unwrap(),
+        ProbeReply::Log((0..100).collect())
+    );
+    assert_eq!(journal.starts("p"), 2);
+}
+
+#[tokio::test]
+async fn an_addr_travels_inside_a_message() {
+    let journal = Journal::default();
+    let mesh = Mesh::new();
+    let a = Node::new("a", &mesh, NodeConfig::default()).unwrap();
+    let b = Node::new("b", &mesh, NodeConfig::default()).unwrap();
+    let (ja, jb) = (journal.clone(), journal.clone());
+    let (spec_a, on_a) = a
+        .child("x", ChildOptions::permanent(), move || ProbeActor::new(&ja))
+        .unwrap();
+    let (spec_b, on_b) = b
+        .child("y", ChildOptions::permanent(), move || ProbeActor::new(&jb))
+        .unwrap();
+    a.start(SupervisorSpec::one_for_one(), vec![spec_a]).await.unwrap();
+    b.start(SupervisorSpec::one_for_one(), vec![spec_b]).await.unwrap();
+
+    // moved locally: actor a/x calls b/y through the handle it was given
+    assert_eq!(
+        on_a.call(Probe::Forward(on_b.clone(), 7), T).await.unwrap(),
+        ProbeReply::Len(1)
+    );
+
+    // serialized as (node, name) and resolved where it is decoded
+    let bytes = rmp_serde::to_vec(&Probe::Forward(on_b.clone(), 8)).unwrap();
+    let decoded: Probe = with_decode_context(&a, || rmp_serde::from_slice(&bytes)).unwrap();
+    let Probe::Forward(travelled, _) = &decoded else {
+        panic!("decoded {decoded:?}")
+    };
+    assert_eq!(travelled.node(), "b");
+    assert_eq!(travelled.name(), "y");
+    assert_eq!(on_a.call(decoded, T).await.unwrap(), ProbeReply::Len(2));
+
+    // decoded outside any node: it does not resolve, and says so
+    let orphan: Probe = rmp_serde::from_slice(&bytes).unwrap();
+    let Probe::Forward(orphan, _) = orphan else { panic!() };
+    assert!(matches!(
+        orphan.cast(Probe::Log),
+        Err(CallError::Unreachable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn names_are_per_node_and_unique_within_one() {
+    let journal = Journal::default();
+    let mesh = Mesh::new();
+    let a = Node::new("a", &mesh, NodeConfig::default()).unwrap();
+    let b = Node::new("b", &mesh, NodeConfig::default()).unwrap();
+    assert_eq!(
+        Node::new("a", &mesh, NodeConfig::default()).unwrap_err(),
+        RegistryError::DuplicateNode("a".into())
+    );
+    let j = journal.clone();
+    let (_spec, _addr) = a
+        .child("same", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .unwrap();
+    let j = journal.clone();
+    let err = a
+        .child("same", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RegistryError::AlreadyRegistered {
+            node: "a".into(),
+            name: "same".into()
+        }
+    );
+    // another node may use the same name
+    let j = journal.clone();
+    assert!(
+        b.child("same", ChildOptions::permanent(), move || ProbeActor::new(&j))
+            .is_ok()
+    );
+
+    // and at runtime through a supervisor
+    let root = a.start(SupervisorSpec::one_for_one(), vec![]).await.unwrap();
+    let j = journal.clone();
+    root.spawn("dyn", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .await
+        .unwrap();
+    let j = journal.clone();
+    let err = root
+        .spawn("dyn", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::Registry(RegistryError::AlreadyRegistered { .. })));
+}
