@@ -1,0 +1,298 @@
+//! Supervision with real actors: strategies, restart types, intensity and escalation,
+//! backoff, dynamic children, pools and shutdown order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use troupe_runtime::{
+    Addr, CallError, ChildOptions, ChildSpec, Mesh, Node, NodeConfig, NodeExit, Restart,
+    SupervisionAction, SupervisorSpec,
+};
+
+fn node(name: &str) -> Node {
+    Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap()
+}
+
+fn probe(node: &Node, journal: &Journal, name: &str, options: ChildOptions) -> (ChildSpec, Addr<Probe>) {
+    let j = journal.clone();
+    node.child(name, options, move || ProbeActor::new(&j)).unwrap()
+}
+
+/// Starts children `c0..c{n}` under a root with `spec`.
+async fn tree(spec: SupervisorSpec, n: usize, journal: &Journal) -> (Node, Vec<Addr<Probe>>) {
+    let node = node("n");
+    let (specs, addrs): (Vec<_>, Vec<_>) = (0..n)
+        .map(|i| probe(&node, journal, &format!("c{i}"), ChildOptions::permanent()))
+        .unzip();
+    node.start(spec, specs).await.unwrap();
+    (node, addrs)
+}
+
+async fn starts(addrs: &[Addr<Probe>]) -> Vec<u32> {
+    let mut out = vec![];
+    for a in addrs {
+        match a.call(Probe::Starts, T).await.unwrap() {
+            ProbeReply::Starts(n) => out.push(n),
+            other => panic!("{other:?}"),
+        }
+    }
+    out
+}
+
+async fn crash_and_settle(addr: &Addr<Probe>, node: &Node) {
+    let mut reports = node.supervision_reports();
+    addr.cast(Probe::Panic).unwrap();
+    let report = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+    assert!(matches!(report.action, SupervisionAction::Restarted { .. }), "{report:?}");
+}
+
+#[tokio::test]
+async fn one_for_one_restarts_only_the_crashed_child() {
+    let journal = Journal::default();
+    let (node, addrs) = tree(SupervisorSpec::one_for_one(), 3, &journal).await;
+    crash_and_settle(&addrs[1], &node).await;
+    assert_eq!(starts(&addrs).await, vec![1, 2, 1]);
+}
+
+#[tokio::test]
+async fn one_for_all_restarts_every_child_in_start_order() {
+    let journal = Journal::default();
+    let (node, addrs) = tree(SupervisorSpec::one_for_all(), 3, &journal).await;
+    assert_eq!(starts(&addrs).await, vec![1, 1, 1]);
+    journal.events.lock().clear();
+    crash_and_settle(&addrs[1], &node).await;
+    assert_eq!(starts(&addrs).await, vec![2, 2, 2]);
+    // siblings stopped in reverse start order, then all started in start order
+    assert_eq!(
+        journal.events(),
+        vec!["stop c2", "stop c0", "start c0", "start c1", "start c2"]
+    );
+}
+
+#[tokio::test]
+async fn rest_for_one_restarts_the_child_and_later_ones() {
+    let journal = Journal::default();
+    let (node, addrs) = tree(SupervisorSpec::rest_for_one(), 4, &journal).await;
+    crash_and_settle(&addrs[1], &node).await;
+    assert_eq!(starts(&addrs).await, vec![1, 2, 2, 2]);
+}
+
+#[tokio::test]
+async fn restart_types_follow_otp() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (p_spec, permanent) = probe(&node, &journal, "permanent", ChildOptions::permanent());
+    let (t_spec, transient) = probe(&node, &journal, "transient", ChildOptions::transient());
+    let (t2_spec, transient2) = probe(&node, &journal, "transient2", ChildOptions::transient());
+    let (tmp_spec, temporary) = probe(&node, &journal, "temporary", ChildOptions::temporary());
+    let root = node
+        .start(
+            SupervisorSpec::one_for_one().intensity(10, Duration::from_secs(5)),
+            vec![p_spec, t_spec, t2_spec, tmp_spec],
+        )
+        .await
+        .unwrap();
+    let mut reports = node.supervision_reports();
+
+    // permanent: restarted even after a normal stop
+    permanent.call(Probe::Stop, T).await.unwrap();
+    let r = reports.recv().await.unwrap();
+    assert_eq!(r.child, "permanent");
+    assert!(matches!(r.action, SupervisionAction::Restarted { .. }));
+    eventually("permanent back", T, async || {
+        permanent.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(2))
+    })
+    .await;
+
+    // transient: restarted after a failure...
+    transient.cast(Probe::Fail).unwrap();
+    let r = reports.recv().await.unwrap();
+    assert_eq!((r.child.as_str(), r.action.clone()), ("transient", r.action.clone()));
+    assert!(matches!(r.action, SupervisionAction::Restarted { .. }));
+    // ...but removed after a normal stop
+    transient2.call(Probe::Stop, T).await.unwrap();
+    let r = reports.recv().await.unwrap();
+    assert_eq!(r.child, "transient2");
+    assert_eq!(r.action, SupervisionAction::Removed);
+    assert!(matches!(
+        transient2.call(Probe::Log, T).await,
+        Err(CallError::NotFound { .. })
+    ));
+
+    // temporary: never restarted
+    temporary.cast(Probe::Panic).unwrap();
+    let r = reports.recv().await.unwrap();
+    assert_eq!(r.child, "temporary");
+    assert_eq!(r.action, SupervisionAction::Removed);
+    assert!(!node.is_registered("temporary"));
+
+    assert_eq!(root.children().await.unwrap(), vec!["permanent", "transient"]);
+}
+
+#[tokio::test]
+async fn exceeding_intensity_escalates_to_the_parent() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (inner_child, crashy) = probe(&node, &journal, "crashy", ChildOptions::permanent());
+    let (sibling_spec, sibling) = probe(&node, &journal, "sibling", ChildOptions::permanent());
+    let (inner_spec, _inner) = node.supervisor_child(
+        "inner",
+        SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(10)),
+        Restart::Permanent,
+        vec![inner_child],
+    );
+    node.start(
+        SupervisorSpec::one_for_one().intensity(5, Duration::from_secs(10)),
+        vec![inner_spec, sibling_spec],
+    )
+    .await
+    .unwrap();
+    let mut reports = node.supervision_reports();
+    for round in 2..=3 {
+        crashy.cast(Probe::Panic).unwrap();
+        eventually("crashy restarted", T, async || {
+            crashy.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(round))
+        })
+        .await;
+    }
+    // the third crash exceeds inner's intensity (2 in 10 s): inner escalates, root restarts it
+    crashy.cast(Probe::Panic).unwrap();
+    let mut saw_escalation = false;
+    let mut saw_inner_restart = false;
+    while !(saw_escalation && saw_inner_restart) {
+        let r = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+        match (&*r.supervisor, &*r.child, &r.action) {
+            ("inner", "crashy", SupervisionAction::Escalated(_)) => saw_escalation = true,
+            ("root", "inner", SupervisionAction::Restarted { .. }) => saw_inner_restart = true,
+            _ => {}
+        }
+    }
+    // the restarted inner supervisor started crashy afresh; the sibling was untouched
+    eventually("crashy back", T, async || crashy.call(Probe::Log, T).await.is_ok()).await;
+    assert_eq!(starts(&[sibling]).await, vec![1]);
+    assert_eq!(node.exit_status(), NodeExit::Running);
+}
+
+#[tokio::test]
+async fn escalation_past_the_root_ends_the_node_with_an_error() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (spec, crashy) = probe(&node, &journal, "crashy", ChildOptions::permanent());
+    node.start(
+        SupervisorSpec::one_for_one().intensity(1, Duration::from_secs(10)),
+        vec![spec],
+    )
+    .await
+    .unwrap();
+    crashy.cast(Probe::Panic).unwrap();
+    eventually("restart", T, async || crashy.call(Probe::Log, T).await.is_ok()).await;
+    crashy.cast(Probe::Panic).unwrap();
+    let exit = tokio::time::timeout(T, node.wait()).await.unwrap();
+    assert!(
+        matches!(&exit, NodeExit::Failed(reason) if reason.contains("intensity")),
+        "{exit:?}"
+    );
+}
+
+#[tokio::test]
+async fn backoff_delays_grow_between_restarts() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (spec, crashy) = probe(&node, &journal, "crashy", ChildOptions::permanent());
+    node.start(
+        SupervisorSpec::one_for_one()
+            .intensity(10, Duration::from_secs(30))
+            .backoff(Duration::from_millis(10), Duration::from_millis(35)),
+        vec![spec],
+    )
+    .await
+    .unwrap();
+    let mut reports = node.supervision_reports();
+    let mut delays = vec![];
+    for round in 2..=5 {
+        crashy.cast(Probe::Panic).unwrap();
+        let r = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+        let SupervisionAction::Restarted { delay, .. } = r.action else {
+            panic!("{r:?}")
+        };
+        delays.push(delay.as_millis());
+        let started = tokio::time::Instant::now();
+        // parked until the delayed restart
+        assert_eq!(
+            crashy.call(Probe::Starts, T).await.unwrap(),
+            ProbeReply::Starts(round)
+        );
+        assert!(started.elapsed() >= delay);
+    }
+    assert_eq!(delays, vec![10, 20, 35, 35]);
+}
+
+#[tokio::test]
+async fn children_and_pools_can_be_added_to_a_running_supervisor() {
+    let journal = Journal::default();
+    let node = node("n");
+    let root = node.start(SupervisorSpec::one_for_one(), vec![]).await.unwrap();
+    let j = journal.clone();
+    let dynamic = root
+        .spawn("late", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .await
+        .unwrap();
+    assert_eq!(dynamic.call(Probe::Push(1), T).await.unwrap(), ProbeReply::Len(1));
+
+    let j = journal.clone();
+    let pool = root
+        .spawn_pool("workers", 3, ChildOptions::permanent(), move |_i| {
+            ProbeActor::new(&j)
+        })
+        .await
+        .unwrap();
+    assert_eq!(pool.len(), 3);
+    assert_eq!(pool.member(2).unwrap().name(), "workers.2");
+    assert_eq!(root.children().await.unwrap(), vec!["late", "workers"]);
+
+    // round robin spreads calls over members; broadcasts reach each one
+    for i in 0..6 {
+        pool.call_next(Probe::Push(i), T).await.unwrap();
+    }
+    let logs = pool.call_all(Probe::Log, T).await;
+    assert_eq!(
+        logs.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        vec![
+            ProbeReply::Log(vec![0, 3]),
+            ProbeReply::Log(vec![1, 4]),
+            ProbeReply::Log(vec![2, 5])
+        ]
+    );
+    // a crashed member is restarted by the pool's own supervisor, alone
+    pool.member(1).unwrap().cast(Probe::Panic).unwrap();
+    eventually("member back", T, async || {
+        pool.member(1).unwrap().call(Probe::Starts, T).await == Ok(ProbeReply::Starts(2))
+    })
+    .await;
+    assert_eq!(starts(&pool.members()[..1]).await, vec![1]);
+    assert!(pool.cast_all(Probe::Push(9)).into_iter().all(|r| r.is_ok()));
+}
+
+#[tokio::test]
+async fn shutdown_stops_actors_in_reverse_start_order() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (a, _) = probe(&node, &journal, "a", ChildOptions::permanent());
+    let (b1, _) = probe(&node, &journal, "b1", ChildOptions::permanent());
+    let (b2, _) = probe(&node, &journal, "b2", ChildOptions::permanent());
+    let (b, _) = node.supervisor_child("b", SupervisorSpec::one_for_one(), Restart::Permanent, vec![b1, b2]);
+    let (c, c_addr) = probe(&node, &journal, "c", ChildOptions::permanent());
+    node.start(SupervisorSpec::one_for_one(), vec![a, b, c]).await.unwrap();
+    eventually("all started", T, async || journal.events().len() == 4).await;
+    journal.events.lock().clear();
+    tokio::time::timeout(T, node.shutdown()).await.unwrap();
+    assert_eq!(journal.events(), vec!["stop c", "stop b2", "stop b1", "stop a"]);
+    assert_eq!(node.exit_status(), NodeExit::Stopped);
+    // after shutdown, handles fail typed instead of waiting
+    assert!(matches!(
+        c_addr.call(Probe::Log, T).await,
+        Err(CallError::NotFound { .. })
+    ));
+}
