@@ -8,6 +8,7 @@
 //! - [`message`]: the [`Message`] trait (stable name, version, reply type) and [`ReplyTo`].
 //! - [`actor`]: the [`Actor`] trait users implement and its [`Ctx`].
 //! - [`addr`]: [`Addr`], the one handle type; `cast` and `call`.
+//! - [`codec`]: messages to and from wire payloads, errors as [`CallError`]s.
 //! - `slot`: the swappable current instance behind each name (restart-proof handles).
 //! - `registry`: names per node.
 //! - [`node`]: [`Node`] and [`Mesh`] (the nodes of one process).
@@ -18,6 +19,7 @@
 
 pub mod actor;
 pub mod addr;
+pub mod codec;
 pub mod error;
 pub mod message;
 pub mod node;

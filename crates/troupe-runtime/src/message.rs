@@ -33,8 +33,11 @@ use tokio::sync::oneshot;
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     /// Stable, cluster-unique name of the type.
     const NAME: &'static str;
-    /// Version of the encoding; bump it on incompatible changes.
+    /// Version of the encoding this node writes; bump it on incompatible changes.
     const VERSION: u16 = 1;
+    /// Oldest version this node still reads (for rolling upgrades: first deploy readers that
+    /// accept `VERSION - 1 ..= VERSION`, then switch writers).
+    const MIN_VERSION: u16 = Self::VERSION;
     /// What a call with this message returns (`()` for cast-only messages).
     type Reply: Serialize + DeserializeOwned + Send + 'static;
 }
