@@ -1,1 +1,37 @@
-//! troupe (work in progress).
+//! troupe: an actor framework for building distributed systems out of supervised parts.
+//!
+//! Every part of a system (a web/proxy server, a load balancer, a cache, a queue, a database
+//! replica) is a supervised actor, reached through one handle type, [`Addr`], whether it runs
+//! in this process or elsewhere. A [`Topology`] declares the nodes, the actors placed on each
+//! and their supervision, in plain Rust; [`launch`] runs it.
+//!
+//! # Layout
+//! - [`topology`]: [`Topology`], [`Running`], [`LaunchError`].
+//! - [`launch`](mod@launch): [`launch()`], [`launch_until`] and the [`LaunchArgs`] flags.
+//! - [`prelude`]: what a topology file needs in one import.
+//! - [`runtime`] and [`wire`]: the layers underneath (`troupe-runtime`, `troupe-wire`).
+//!
+//! # Examples
+//! See `examples/hello_cluster.rs`: `cargo run --example hello_cluster`.
+
+pub mod launch;
+pub mod topology;
+
+pub use launch::{LaunchArgs, launch, launch_until};
+pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
+pub use troupe_runtime as runtime;
+pub use troupe_runtime::{
+    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, Pool, ReplyTo,
+    SupervisorSpec,
+};
+pub use troupe_wire as wire;
+
+/// Everything a topology file usually needs.
+pub mod prelude {
+    pub use crate::launch::{LaunchArgs, launch, launch_until};
+    pub use crate::topology::{LaunchError, NodeId, Running, Topology};
+    pub use troupe_runtime::{
+        Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, NodeExit, Pool,
+        ReplyTo, Restart, SupervisionAction, SupervisionReport, SupervisorSpec,
+    };
+}

@@ -1,0 +1,428 @@
+//! [`Topology`]: nodes, the actors placed on them and how they are supervised, as plain Rust.
+
+use std::sync::Arc;
+
+use troupe_runtime::{
+    Actor, Addr, AddrBinding, ChildOptions, ChildSpec, Mesh, Node, NodeConfig, NodeExit, Pool,
+    RegistryError, Restart, SpawnError, SupervisorSpec,
+};
+
+/// A node declared in a [`Topology`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(usize);
+
+/// A supervisor declared in a [`Topology`]: a node's root or a nested group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupId {
+    node: usize,
+    group: usize,
+}
+
+/// Where an actor is placed: on a node (under its root supervisor) or in a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Place(GroupId);
+
+impl From<NodeId> for Place {
+    fn from(node: NodeId) -> Self {
+        Self(GroupId {
+            node: node.0,
+            group: 0,
+        })
+    }
+}
+
+impl From<GroupId> for Place {
+    fn from(group: GroupId) -> Self {
+        Self(group)
+    }
+}
+
+type MakeChild = Box<dyn FnOnce(&Node) -> Result<ChildSpec, RegistryError> + Send>;
+
+enum Decl {
+    Actor(MakeChild),
+    Group(usize),
+}
+
+struct GroupDecl {
+    name: String,
+    spec: SupervisorSpec,
+    restart: Restart,
+    children: Vec<Decl>,
+}
+
+struct NodeDecl {
+    name: String,
+    config: NodeConfig,
+    groups: Vec<GroupDecl>,
+}
+
+/// A whole system: its nodes, the actors on each, and their supervision tree.
+///
+/// Declaring an actor returns its [`Addr`] at once, before anything runs, so actors can be
+/// wired to each other in any order; the handles resolve when the topology starts. The same
+/// topology runs with every node in one process ([`Topology::start`]) or, later, one node per
+/// host.
+///
+/// # Examples
+///
+/// ```
+/// use troupe::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Hello;
+/// # impl Message for Hello { const NAME: &'static str = "doc.Hello"; type Reply = String; }
+/// # struct Greeter;
+/// # impl Actor for Greeter {
+/// #     type Msg = Hello;
+/// #     async fn handle(&mut self, _: Hello, reply: ReplyTo<String>, _: &Ctx<Hello>) -> Result<(), ActorError> {
+/// #         reply.send("hello".into());
+/// #         Ok(())
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), troupe::LaunchError> {
+/// let mut t = Topology::new("demo");
+/// let app = t.node("app");
+/// let greeter = t.add(app, "greeter", || Greeter);
+/// let running = t.start().await?;
+/// assert_eq!(greeter.call(Hello, std::time::Duration::from_secs(1)).await.unwrap(), "hello");
+/// running.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Topology {
+    name: String,
+    binding: AddrBinding,
+    nodes: Vec<NodeDecl>,
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology")
+            .field("name", &self.name)
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Topology {
+    /// An empty topology named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            binding: AddrBinding::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The topology's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Names of the declared nodes, in declaration order.
+    pub fn node_names(&self) -> Vec<&str> {
+        self.nodes.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    /// Declares a node with default settings (or returns the existing one of that name).
+    pub fn node(&mut self, name: &str) -> NodeId {
+        self.node_with(name, NodeConfig::default())
+    }
+
+    /// Declares a node with `config` (or returns the existing one, keeping its settings).
+    pub fn node_with(&mut self, name: &str, config: NodeConfig) -> NodeId {
+        if let Some(i) = self.nodes.iter().position(|n| n.name == name) {
+            return NodeId(i);
+        }
+        self.nodes.push(NodeDecl {
+            name: name.to_string(),
+            config,
+            groups: vec![GroupDecl {
+                name: "root".into(),
+                spec: SupervisorSpec::one_for_one(),
+                restart: Restart::Permanent,
+                children: Vec::new(),
+            }],
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// Sets every node's graceful shutdown timeout.
+    pub(crate) fn set_shutdown_timeout(&mut self, timeout: std::time::Duration) {
+        for node in &mut self.nodes {
+            node.config.shutdown_timeout = timeout;
+        }
+    }
+
+    /// Sets how `node`'s root supervisor treats its children (default: one-for-one, 3
+    /// restarts in 5 s, no backoff).
+    pub fn supervise(&mut self, node: NodeId, spec: SupervisorSpec) {
+        self.nodes[node.0].groups[0].spec = spec;
+    }
+
+    /// Declares a nested supervisor named `name` in `place`; actors added to the returned group
+    /// are supervised by it with `spec`.
+    pub fn group(
+        &mut self,
+        place: impl Into<Place>,
+        name: &str,
+        spec: SupervisorSpec,
+    ) -> GroupId {
+        let Place(parent) = place.into();
+        let node = &mut self.nodes[parent.node];
+        node.groups.push(GroupDecl {
+            name: name.to_string(),
+            spec,
+            restart: Restart::Permanent,
+            children: Vec::new(),
+        });
+        let group = node.groups.len() - 1;
+        node.groups[parent.group].children.push(Decl::Group(group));
+        GroupId {
+            node: parent.node,
+            group,
+        }
+    }
+
+    /// Places a permanent actor named `name`, made by `factory` at every (re)start, and
+    /// returns its handle.
+    pub fn add<A, F>(&mut self, place: impl Into<Place>, name: &str, factory: F) -> Addr<A::Msg>
+    where
+        A: Actor,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        self.add_with(place, name, ChildOptions::permanent(), factory)
+    }
+
+    /// Places an actor with explicit restart type and mailbox limit.
+    pub fn add_with<A, F>(
+        &mut self,
+        place: impl Into<Place>,
+        name: &str,
+        options: ChildOptions,
+        factory: F,
+    ) -> Addr<A::Msg>
+    where
+        A: Actor,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        let Place(group) = place.into();
+        let node_name = self.nodes[group.node].name.clone();
+        let addr = Addr::deferred(&node_name, name, &self.binding);
+        let actor_name = name.to_string();
+        self.nodes[group.node].groups[group.group]
+            .children
+            .push(Decl::Actor(Box::new(move |node: &Node| {
+                node.child(&actor_name, options, factory).map(|(spec, _)| spec)
+            })));
+        addr
+    }
+
+    /// Places a pool of `size` permanent actors `name.0`, `name.1`, ... made by
+    /// `factory(index)`, under their own one-for-one supervisor named `name`.
+    pub fn pool<A, F>(
+        &mut self,
+        place: impl Into<Place>,
+        name: &str,
+        size: usize,
+        factory: F,
+    ) -> Pool<A::Msg>
+    where
+        A: Actor,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
+        let Place(group) = place.into();
+        let node_name = self.nodes[group.node].name.clone();
+        let members = (0..size)
+            .map(|i| Addr::deferred(&node_name, &Pool::<A::Msg>::member_name(name, i), &self.binding))
+            .collect();
+        let pool_name = name.to_string();
+        self.nodes[group.node].groups[group.group]
+            .children
+            .push(Decl::Actor(Box::new(move |node: &Node| {
+                node.pool_child(&pool_name, size, ChildOptions::permanent(), factory)
+                    .map(|(spec, _)| spec)
+            })));
+        Pool::new(name, members)
+    }
+
+    /// Starts every node in this process, in declaration order, each with its actors in
+    /// declaration order.
+    ///
+    /// # Errors
+    /// [`LaunchError::Registry`] for a name declared twice on one node;
+    /// [`LaunchError::Spawn`] if an actor fails to start (nodes already started are shut
+    /// down again).
+    pub async fn start(self) -> Result<Running, LaunchError> {
+        self.start_nodes(None).await
+    }
+
+    /// Starts only the nodes whose names `only` contains (all of them for `None`).
+    pub(crate) async fn start_nodes(
+        self,
+        only: Option<&[String]>,
+    ) -> Result<Running, LaunchError> {
+        let mesh = Mesh::new();
+        let mut prepared = Vec::new();
+        // register every name on every node before anything starts, so early messages to
+        // actors declared later are parked rather than refused
+        for decl in self.nodes {
+            if only.is_some_and(|o| !o.iter().any(|n| *n == decl.name)) {
+                continue;
+            }
+            let node = Node::new(&decl.name, &mesh, decl.config.clone())?;
+            self.binding.bind(&node);
+            let root_children = build_node(&node, decl.groups)?;
+            prepared.push((node, root_children));
+        }
+        let mut running: Vec<Node> = Vec::new();
+        for (node, (spec, children)) in prepared {
+            if let Err(err) = node.start(spec, children).await {
+                for started in running.iter().rev() {
+                    started.shutdown().await;
+                }
+                return Err(err.into());
+            }
+            running.push(node);
+        }
+        Ok(Running {
+            name: Arc::from(self.name.as_str()),
+            mesh,
+            nodes: running,
+        })
+    }
+}
+
+/// Builds a node's root supervisor spec and its children's specs, nested groups included.
+fn build_node(
+    node: &Node,
+    groups: Vec<GroupDecl>,
+) -> Result<(SupervisorSpec, Vec<ChildSpec>), RegistryError> {
+    let mut groups: Vec<Option<GroupDecl>> = groups.into_iter().map(Some).collect();
+    let Some(root) = groups.first_mut().and_then(Option::take) else {
+        return Ok((SupervisorSpec::default(), Vec::new()));
+    };
+    let children = build_children(node, &mut groups, root.children)?;
+    Ok((root.spec, children))
+}
+
+fn build_children(
+    node: &Node,
+    groups: &mut Vec<Option<GroupDecl>>,
+    children: Vec<Decl>,
+) -> Result<Vec<ChildSpec>, RegistryError> {
+    let mut specs = Vec::with_capacity(children.len());
+    for child in children {
+        let spec = match child {
+            Decl::Actor(make) => make(node),
+            Decl::Group(i) => match groups.get_mut(i).and_then(Option::take) {
+                Some(mut group) => {
+                    let nested = std::mem::take(&mut group.children);
+                    build_children(node, groups, nested).map(|children| {
+                        node.supervisor_child(&group.name, group.spec, group.restart, children)
+                            .0
+                    })
+                }
+                None => continue,
+            },
+        };
+        match spec {
+            Ok(spec) => specs.push(spec),
+            Err(err) => {
+                specs.into_iter().for_each(ChildSpec::discard);
+                return Err(err);
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// A started topology: its nodes in this process.
+pub struct Running {
+    name: Arc<str>,
+    mesh: Mesh,
+    nodes: Vec<Node>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("name", &self.name)
+            .field("nodes", &self.mesh.node_names())
+            .finish()
+    }
+}
+
+impl Running {
+    /// The running node named `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name() == name)
+    }
+
+    /// The running nodes, in start order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Stops the nodes in reverse start order, each stopping its actors in reverse start
+    /// order within its shutdown timeout.
+    pub async fn shutdown(&self) {
+        for node in self.nodes.iter().rev() {
+            node.shutdown().await;
+        }
+    }
+
+    /// Waits until some node's root supervisor fails (restart intensity exceeded at the top),
+    /// returning that node's name and reason; or until every node has stopped (`Ok`).
+    ///
+    /// # Errors
+    /// [`LaunchError::NodeFailed`] with the first failure seen.
+    pub async fn wait(&self) -> Result<(), LaunchError> {
+        let mut waits: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let n = n.clone();
+                Box::pin(async move { (n.name().to_string(), n.wait().await) })
+            })
+            .collect();
+        while !waits.is_empty() {
+            let ((node, exit), _, rest) = futures::future::select_all(waits).await;
+            if let NodeExit::Failed(reason) = exit {
+                return Err(LaunchError::NodeFailed { node, reason });
+            }
+            waits = rest;
+        }
+        Ok(())
+    }
+}
+
+/// Why a topology could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// A name was declared twice on one node, or a node name twice.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An actor or supervisor failed to start.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// A node's root supervisor exceeded its restart intensity.
+    #[error("node {node} failed: {reason}")]
+    NodeFailed {
+        /// The node.
+        node: String,
+        /// Why its root gave up.
+        reason: String,
+    },
+    /// The launch flags name a node the topology does not declare.
+    #[error("unknown node {0:?}; the topology declares {1:?}")]
+    UnknownNode(String, Vec<String>),
+    /// Installing the signal handlers failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(String),
+}

@@ -1,0 +1,202 @@
+//! Topologies in one process: wiring by handle across nodes, groups, pools, launch errors,
+//! escalation past the root and graceful shutdown order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use troupe::prelude::*;
+use troupe::runtime::{Mesh, NodeConfig, RegistryError};
+
+const T: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Cmd {
+    /// Adds to the total; replies with it.
+    Add(u64),
+    /// Asks `peer` to add, and replies with the peer's answer.
+    Relay(u64),
+    Panic,
+}
+
+impl Message for Cmd {
+    const NAME: &'static str = "topology-test.Cmd";
+    type Reply = u64;
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct Worker {
+    total: u64,
+    peer: Option<Addr<Cmd>>,
+    log: Log,
+}
+
+impl Actor for Worker {
+    type Msg = Cmd;
+
+    async fn started(&mut self, ctx: &Ctx<Cmd>) -> Result<(), ActorError> {
+        self.log.lock().push(format!("start {}/{}", ctx.node().name(), ctx.name()));
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Cmd, reply: ReplyTo<u64>, _: &Ctx<Cmd>) -> Result<(), ActorError> {
+        match msg {
+            Cmd::Add(n) => {
+                self.total += n;
+                reply.send(self.total);
+            }
+            Cmd::Relay(n) => {
+                let peer = self.peer.as_ref().ok_or("no peer")?;
+                reply.send(peer.call(Cmd::Add(n), T).await?);
+            }
+            Cmd::Panic => panic!("asked to"),
+        }
+        Ok(())
+    }
+
+    async fn stopped(&mut self, ctx: &Ctx<Cmd>) -> Result<(), ActorError> {
+        self.log.lock().push(format!("stop {}/{}", ctx.node().name(), ctx.name()));
+        Ok(())
+    }
+}
+
+fn worker(log: &Log, peer: Option<Addr<Cmd>>) -> impl Fn() -> Worker + Send + Sync + 'static {
+    let log = log.clone();
+    move || Worker {
+        total: 0,
+        peer: peer.clone(),
+        log: log.clone(),
+    }
+}
+
+#[tokio::test]
+async fn handles_declared_before_start_work_across_nodes_groups_and_pools() {
+    let log = Log::default();
+    let mut t = Topology::new("test");
+    let (edge, app, data) = (t.node("edge"), t.node("app"), t.node("data"));
+    // declared before its target exists in the topology: handles resolve at start
+    let back = Addr::<Cmd>::clone(&t.add(data, "store", worker(&log, None)));
+    let group = t.group(app, "services", SupervisorSpec::one_for_all());
+    let svc = t.add(group, "svc", worker(&log, Some(back.clone())));
+    let pool = t.pool(edge, "front", 3, {
+        let log = log.clone();
+        let svc = svc.clone();
+        move |_| Worker {
+            total: 0,
+            peer: Some(svc.clone()),
+            log: log.clone(),
+        }
+    });
+    let running = t.start().await.unwrap();
+    assert_eq!(running.nodes().len(), 3);
+    // edge pool member → app service, and app service → data store: each hop crosses nodes
+    assert_eq!(pool.call_next(Cmd::Relay(2), T).await.unwrap(), 2);
+    assert_eq!(pool.call_next(Cmd::Relay(2), T).await.unwrap(), 4);
+    assert_eq!(svc.call(Cmd::Relay(3), T).await.unwrap(), 3);
+    assert_eq!(back.call(Cmd::Add(0), T).await.unwrap(), 3);
+    assert_eq!(
+        running.node("app").unwrap().root().unwrap().children().await.unwrap(),
+        vec!["services"]
+    );
+    assert_eq!(running.node("edge").unwrap().names(), vec!["front.0", "front.1", "front.2"]);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_name_declared_twice_on_one_node_is_a_launch_error() {
+    let log = Log::default();
+    let mut t = Topology::new("dup");
+    let n = t.node("n");
+    let m = t.node("m");
+    t.add(n, "same", worker(&log, None));
+    t.add(m, "same", worker(&log, None)); // another node: fine
+    t.add(n, "same", worker(&log, None));
+    match t.start().await {
+        Err(LaunchError::Registry(RegistryError::AlreadyRegistered { node, name })) => {
+            assert_eq!((node.as_str(), name.as_str()), ("n", "same"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn launch_rejects_a_node_the_topology_lacks() {
+    let mut t = Topology::new("x");
+    t.node("a");
+    let args = LaunchArgs {
+        nodes: vec!["b".into()],
+        ..LaunchArgs::default()
+    };
+    let err = launch_until(t, args, std::future::pending()).await.unwrap_err();
+    assert!(matches!(err, LaunchError::UnknownNode(ref n, _) if n == "b"), "{err}");
+}
+
+#[tokio::test]
+async fn escalation_past_a_root_makes_launch_return_the_failure() {
+    let log = Log::default();
+    let mut t = Topology::new("fragile");
+    let a = t.node("a");
+    let b = t.node("b");
+    t.supervise(b, SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(30)));
+    let healthy = t.add(a, "healthy", worker(&log, None));
+    let crashy = t.add(b, "crashy", worker(&log, None));
+    let task = tokio::spawn(launch_until(t, LaunchArgs::default(), std::future::pending()));
+    for _ in 0..3 {
+        // retry until the (restarted) actor takes the next crash
+        while crashy.call(Cmd::Add(0), T).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        crashy.cast(Cmd::Panic).unwrap();
+    }
+    let result = tokio::time::timeout(T, task).await.unwrap().unwrap();
+    match result {
+        Err(LaunchError::NodeFailed { node, reason }) => {
+            assert_eq!(node, "b");
+            assert!(reason.contains("intensity"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // launch shut the healthy node down too instead of leaving it half alive
+    assert!(healthy.call(Cmd::Add(1), T).await.is_err());
+    assert!(log.lock().contains(&"stop a/healthy".to_string()));
+}
+
+#[tokio::test]
+async fn launch_shuts_down_in_reverse_start_order_when_told_to() {
+    let log = Log::default();
+    let mut t = Topology::new("orderly");
+    let a = t.node("a");
+    let b = t.node("b");
+    let first = t.add(a, "first", worker(&log, None));
+    let g = t.group(a, "g", SupervisorSpec::one_for_one());
+    t.add(g, "inner", worker(&log, None));
+    let last = t.add(b, "last", worker(&log, None));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(launch_until(t, LaunchArgs::default(), async move {
+        let _ = stop_rx.await;
+    }));
+    // handles made by a topology answer `Unreachable` until launch has started its nodes
+    while first.call(Cmd::Add(1), T).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    last.call(Cmd::Add(1), T).await.unwrap();
+    while log.lock().len() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
+    let stops: Vec<String> = log.lock().iter().filter(|l| l.starts_with("stop")).cloned().collect();
+    assert_eq!(stops, vec!["stop b/last", "stop a/inner", "stop a/first"]);
+}
+
+#[tokio::test]
+async fn nodes_in_separate_meshes_do_not_see_each_other() {
+    let one = Mesh::new();
+    let two = Mesh::new();
+    let a = Node::new("a", &one, NodeConfig::default()).unwrap();
+    let _a_again = Node::new("a", &two, NodeConfig::default()).unwrap();
+    assert_eq!(one.node_names(), vec!["a"]);
+    assert!(a.addr::<Cmd>("b", "x").cast(Cmd::Add(1)).is_err());
+}
