@@ -41,7 +41,11 @@ pub async fn launch_until(
     args: LaunchArgs,
     stop: impl Future<Output = ()>,
 ) -> Result<(), LaunchError> {
-    let declared: Vec<String> = topology.node_names().iter().map(|s| s.to_string()).collect();
+    let declared: Vec<String> = topology
+        .node_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for wanted in &args.nodes {
         if !declared.contains(wanted) {
             return Err(LaunchError::UnknownNode(wanted.clone(), declared));

@@ -35,3 +35,8 @@ pub mod prelude {
         ReplyTo, Restart, SupervisionAction, SupervisionReport, SupervisorSpec,
     };
 }
+
+/// The README's code blocks, compiled and run as doctests so they stay correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

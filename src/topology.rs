@@ -166,12 +166,7 @@ impl Topology {
 
     /// Declares a nested supervisor named `name` in `place`; actors added to the returned group
     /// are supervised by it with `spec`.
-    pub fn group(
-        &mut self,
-        place: impl Into<Place>,
-        name: &str,
-        spec: SupervisorSpec,
-    ) -> GroupId {
+    pub fn group(&mut self, place: impl Into<Place>, name: &str, spec: SupervisorSpec) -> GroupId {
         let Place(parent) = place.into();
         let node = &mut self.nodes[parent.node];
         node.groups.push(GroupDecl {
@@ -217,7 +212,8 @@ impl Topology {
         self.nodes[group.node].groups[group.group]
             .children
             .push(Decl::Actor(Box::new(move |node: &Node| {
-                node.child(&actor_name, options, factory).map(|(spec, _)| spec)
+                node.child(&actor_name, options, factory)
+                    .map(|(spec, _)| spec)
             })));
         addr
     }
@@ -238,7 +234,13 @@ impl Topology {
         let Place(group) = place.into();
         let node_name = self.nodes[group.node].name.clone();
         let members = (0..size)
-            .map(|i| Addr::deferred(&node_name, &Pool::<A::Msg>::member_name(name, i), &self.binding))
+            .map(|i| {
+                Addr::deferred(
+                    &node_name,
+                    &Pool::<A::Msg>::member_name(name, i),
+                    &self.binding,
+                )
+            })
             .collect();
         let pool_name = name.to_string();
         self.nodes[group.node].groups[group.group]
@@ -262,16 +264,13 @@ impl Topology {
     }
 
     /// Starts only the nodes whose names `only` contains (all of them for `None`).
-    pub(crate) async fn start_nodes(
-        self,
-        only: Option<&[String]>,
-    ) -> Result<Running, LaunchError> {
+    pub(crate) async fn start_nodes(self, only: Option<&[String]>) -> Result<Running, LaunchError> {
         let mesh = Mesh::new();
         let mut prepared = Vec::new();
         // register every name on every node before anything starts, so early messages to
         // actors declared later are parked rather than refused
         for decl in self.nodes {
-            if only.is_some_and(|o| !o.iter().any(|n| *n == decl.name)) {
+            if only.is_some_and(|o| !o.contains(&decl.name)) {
                 continue;
             }
             let node = Node::new(&decl.name, &mesh, decl.config.clone())?;

@@ -54,9 +54,15 @@ fn the_pinger_keeps_calling_through_restarts_and_sigterm_stops_it() {
         }
     }
     let (calls, restarts, errors) = last.expect("no report line within 30 s");
-    assert!(calls >= 10 && restarts >= 2, "calls {calls}, restarts {restarts}");
+    assert!(
+        calls >= 10 && restarts >= 2,
+        "calls {calls}, restarts {restarts}"
+    );
     // each restart costs the one call that crashed the counter, no more
-    assert!(errors <= restarts + 1, "errors {errors}, restarts {restarts}");
+    assert!(
+        errors <= restarts + 1,
+        "errors {errors}, restarts {restarts}"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -76,5 +82,8 @@ fn the_pinger_keeps_calling_through_restarts_and_sigterm_stops_it() {
     };
     assert!(exit.success(), "{exit:?}");
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(rest.iter().any(|l| l == "hello_cluster: stopped"), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l == "hello_cluster: stopped"),
+        "{rest:?}"
+    );
 }

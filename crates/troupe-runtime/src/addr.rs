@@ -60,7 +60,13 @@ impl<M: Message> Clone for Addr<M> {
 
 impl<M: Message> fmt::Debug for Addr<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Addr<{}>({}/{})", M::NAME, self.inner.node, self.inner.name)
+        write!(
+            f,
+            "Addr<{}>({}/{})",
+            M::NAME,
+            self.inner.node,
+            self.inner.name
+        )
     }
 }
 
@@ -127,9 +133,13 @@ impl<M: Message> Addr<M> {
     }
 
     fn resolve(&self) -> Result<Arc<Slot<M>>, CallError> {
-        let mesh = self.inner.binding.mesh().ok_or_else(|| CallError::Unreachable {
-            node: self.inner.node.to_string(),
-        })?;
+        let mesh = self
+            .inner
+            .binding
+            .mesh()
+            .ok_or_else(|| CallError::Unreachable {
+                node: self.inner.node.to_string(),
+            })?;
         mesh.lookup::<M>(&self.inner.node, &self.inner.name)
     }
 

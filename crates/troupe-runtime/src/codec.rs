@@ -83,14 +83,27 @@ mod tests {
         assert_eq!(message_type::<Ping>(), MessageType::new("test.Ping", 2));
         for version in [1, 2] {
             let t = MessageType::new("test.Ping", version);
-            assert_eq!(decode_message::<Ping>(&node, &t, &bytes), Ok(Ping { seq: 7, note: "hi".into() }));
+            assert_eq!(
+                decode_message::<Ping>(&node, &t, &bytes),
+                Ok(Ping {
+                    seq: 7,
+                    note: "hi".into()
+                })
+            );
         }
     }
 
     #[test]
     fn unknown_types_versions_and_garbage_are_decode_errors() {
         let node = node();
-        let bytes = encode_message(&Ping { seq: 1, note: String::new() }, 1024).expect("small");
+        let bytes = encode_message(
+            &Ping {
+                seq: 1,
+                note: String::new(),
+            },
+            1024,
+        )
+        .expect("small");
         for t in [
             MessageType::new("test.Pong", 2),
             MessageType::new("test.Ping", 3),

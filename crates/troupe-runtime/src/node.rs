@@ -243,7 +243,9 @@ impl Node {
         A: Actor,
         F: Fn() -> A + Send + Sync + 'static,
     {
-        let limit = options.mailbox_limit.unwrap_or(self.inner.config.mailbox_limit);
+        let limit = options
+            .mailbox_limit
+            .unwrap_or(self.inner.config.mailbox_limit);
         let slot = self.inner.registry.register::<A::Msg>(name, limit)?;
         let name: Arc<str> = Arc::from(name);
         let addr = Addr::with_slot(
@@ -253,10 +255,7 @@ impl Node {
             slot.clone(),
         );
         let child = ActorChild::new(self.clone(), name, slot, addr.clone(), factory);
-        Ok((
-            ChildSpec::new(Arc::new(child), options.restart),
-            addr,
-        ))
+        Ok((ChildSpec::new(Arc::new(child), options.restart), addr))
     }
 
     /// A child spec for a nested supervisor named `name` with `children`, and its handle.
@@ -294,7 +293,9 @@ impl Node {
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
             let factory = factory.clone();
-            match self.child(&Pool::<A::Msg>::member_name(name, i), options, move || factory(i)) {
+            match self.child(&Pool::<A::Msg>::member_name(name, i), options, move || {
+                factory(i)
+            }) {
                 Ok((spec, addr)) => {
                     specs.push(spec);
                     members.push(addr);
@@ -305,12 +306,8 @@ impl Node {
                 }
             }
         }
-        let (spec, _) = self.supervisor_child(
-            name,
-            SupervisorSpec::one_for_one(),
-            options.restart,
-            specs,
-        );
+        let (spec, _) =
+            self.supervisor_child(name, SupervisorSpec::one_for_one(), options.restart, specs);
         Ok((spec, Pool::new(name, members)))
     }
 
@@ -331,7 +328,11 @@ impl Node {
 
     /// A handle to actor `name` on node `node` of this node's cluster, resolved when first used.
     pub fn addr<M: Message>(&self, node: &str, name: &str) -> Addr<M> {
-        Addr::bound(Arc::from(node), Arc::from(name), Binding::Bound(self.mesh_weak()))
+        Addr::bound(
+            Arc::from(node),
+            Arc::from(name),
+            Binding::Bound(self.mesh_weak()),
+        )
     }
 
     /// Names registered on this node, sorted.

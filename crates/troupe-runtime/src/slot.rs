@@ -72,7 +72,6 @@ impl<M: Message> Slot<M> {
         self.dropped.load(Ordering::Relaxed)
     }
 
-
     /// Hands `mail` to the current instance, or parks it until the next one is installed.
     pub(crate) fn deliver(&self, mail: Mail<M>) -> Result<(), Undelivered<M>> {
         let mail = {

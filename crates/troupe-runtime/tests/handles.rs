@@ -14,7 +14,9 @@ async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
     let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
     let j = journal.clone();
     let (spec, addr) = node
-        .child("probe", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .child("probe", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
         .unwrap();
     node.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
@@ -28,7 +30,10 @@ async fn cast_then_call_sees_the_cast() {
     let (_node, addr) = node_with_probe("a", &journal).await;
     addr.cast(Probe::Push(1)).unwrap();
     addr.cast(Probe::Push(2)).unwrap();
-    assert_eq!(addr.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![1, 2]));
+    assert_eq!(
+        addr.call(Probe::Log, T).await.unwrap(),
+        ProbeReply::Log(vec![1, 2])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +63,11 @@ async fn messages_from_one_sender_arrive_in_send_order() {
             .filter(|v| **v / 1_000_000 == sender)
             .map(|v| v % 1_000_000)
             .collect();
-        assert_eq!(seq, (0..2_000).collect::<Vec<_>>(), "sender {sender} reordered");
+        assert_eq!(
+            seq,
+            (0..2_000).collect::<Vec<_>>(),
+            "sender {sender} reordered"
+        );
     }
 }
 
@@ -91,7 +100,10 @@ async fn call_errors_are_typed() {
             target: "a/nobody".into()
         }
     );
-    assert!(matches!(node.lookup::<Probe>("nobody"), Err(CallError::NotFound { .. })));
+    assert!(matches!(
+        node.lookup::<Probe>("nobody"),
+        Err(CallError::NotFound { .. })
+    ));
 
     // Unreachable: no such node
     let far = node.addr::<Probe>("elsewhere", "probe");
@@ -103,7 +115,10 @@ async fn call_errors_are_typed() {
     assert!(matches!(err, CallError::WrongType { .. }), "{err:?}");
 
     // a reply handed to another task is still answered
-    assert_eq!(addr.call(Probe::Defer(10), T).await.unwrap(), ProbeReply::Done);
+    assert_eq!(
+        addr.call(Probe::Defer(10), T).await.unwrap(),
+        ProbeReply::Done
+    );
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -119,9 +134,11 @@ async fn a_full_mailbox_refuses_with_overloaded_and_counts() {
     let node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
     let j = journal.clone();
     let (spec, addr) = node
-        .child("slow", ChildOptions::permanent().mailbox_limit(4), move || {
-            ProbeActor::new(&j)
-        })
+        .child(
+            "slow",
+            ChildOptions::permanent().mailbox_limit(4),
+            move || ProbeActor::new(&j),
+        )
         .unwrap();
     node.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
@@ -133,12 +150,18 @@ async fn a_full_mailbox_refuses_with_overloaded_and_counts() {
         addr.cast(Probe::Push(i)).unwrap();
     }
     let err = addr.cast(Probe::Push(99)).unwrap_err();
-    assert!(matches!(err, CallError::Overloaded { limit: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, CallError::Overloaded { limit: 4, .. }),
+        "{err:?}"
+    );
     let err = addr.call(Probe::Log, T).await.unwrap_err();
     assert!(matches!(err, CallError::Overloaded { .. }), "{err:?}");
     assert_eq!(addr.dropped(), 2);
     // once drained, it accepts again and nothing accepted was lost
-    eventually("mailbox drained", T, async || addr.call(Probe::Log, T).await.is_ok()).await;
+    eventually("mailbox drained", T, async || {
+        addr.call(Probe::Log, T).await.is_ok()
+    })
+    .await;
     assert_eq!(
         addr.call(Probe::Log, T).await.unwrap(),
         ProbeReply::Log(vec![0, 1, 2, 3])
@@ -150,7 +173,10 @@ async fn a_handle_reaches_the_restarted_instance() {
     let journal = Journal::default();
     let (_node, addr) = node_with_probe("a", &journal).await;
     let held = addr.clone();
-    assert_eq!(held.call(Probe::Starts, T).await.unwrap(), ProbeReply::Starts(1));
+    assert_eq!(
+        held.call(Probe::Starts, T).await.unwrap(),
+        ProbeReply::Starts(1)
+    );
     held.cast(Probe::Push(1)).unwrap();
     for round in 2..=3 {
         addr.cast(Probe::Panic).unwrap();
@@ -162,7 +188,10 @@ async fn a_handle_reaches_the_restarted_instance() {
         .await;
     }
     // state is fresh after a restart
-    assert_eq!(held.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![]));
+    assert_eq!(
+        held.call(Probe::Log, T).await.unwrap(),
+        ProbeReply::Log(vec![])
+    );
 }
 
 #[tokio::test]
@@ -173,12 +202,15 @@ async fn messages_sent_while_restarting_wait_for_the_new_instance_in_order() {
     let (spec, addr) = node
         .child("p", ChildOptions::permanent(), move || ProbeActor::new(&j))
         .unwrap();
-    let spec_sup = SupervisorSpec::one_for_one()
-        .backoff(Duration::from_millis(200), Duration::from_secs(1));
+    let spec_sup =
+        SupervisorSpec::one_for_one().backoff(Duration::from_millis(200), Duration::from_secs(1));
     node.start(spec_sup, vec![spec]).await.unwrap();
     let mut reports = node.supervision_reports();
     addr.cast(Probe::Panic).unwrap();
-    let report = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+    let report = tokio::time::timeout(T, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(
         report.action,
         troupe_runtime::SupervisionAction::Restarted { delay, .. } if delay == Duration::from_millis(200)
@@ -208,8 +240,12 @@ async fn an_addr_travels_inside_a_message() {
     let (spec_b, on_b) = b
         .child("y", ChildOptions::permanent(), move || ProbeActor::new(&jb))
         .unwrap();
-    a.start(SupervisorSpec::one_for_one(), vec![spec_a]).await.unwrap();
-    b.start(SupervisorSpec::one_for_one(), vec![spec_b]).await.unwrap();
+    a.start(SupervisorSpec::one_for_one(), vec![spec_a])
+        .await
+        .unwrap();
+    b.start(SupervisorSpec::one_for_one(), vec![spec_b])
+        .await
+        .unwrap();
 
     // moved locally: actor a/x calls b/y through the handle it was given
     assert_eq!(
@@ -229,7 +265,9 @@ async fn an_addr_travels_inside_a_message() {
 
     // decoded outside any node: it does not resolve, and says so
     let orphan: Probe = rmp_serde::from_slice(&bytes).unwrap();
-    let Probe::Forward(orphan, _) = orphan else { panic!() };
+    let Probe::Forward(orphan, _) = orphan else {
+        panic!()
+    };
     assert!(matches!(
         orphan.cast(Probe::Log),
         Err(CallError::Unreachable { .. })
@@ -248,11 +286,15 @@ async fn names_are_per_node_and_unique_within_one() {
     );
     let j = journal.clone();
     let (_spec, _addr) = a
-        .child("same", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .child("same", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
         .unwrap();
     let j = journal.clone();
     let err = a
-        .child("same", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .child("same", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
         .unwrap_err();
     assert_eq!(
         err,
@@ -264,20 +306,32 @@ async fn names_are_per_node_and_unique_within_one() {
     // another node may use the same name
     let j = journal.clone();
     assert!(
-        b.child("same", ChildOptions::permanent(), move || ProbeActor::new(&j))
-            .is_ok()
+        b.child("same", ChildOptions::permanent(), move || ProbeActor::new(
+            &j
+        ))
+        .is_ok()
     );
 
     // and at runtime through a supervisor
-    let root = a.start(SupervisorSpec::one_for_one(), vec![]).await.unwrap();
-    let j = journal.clone();
-    root.spawn("dyn", ChildOptions::permanent(), move || ProbeActor::new(&j))
+    let root = a
+        .start(SupervisorSpec::one_for_one(), vec![])
         .await
         .unwrap();
     let j = journal.clone();
+    root.spawn("dyn", ChildOptions::permanent(), move || {
+        ProbeActor::new(&j)
+    })
+    .await
+    .unwrap();
+    let j = journal.clone();
     let err = root
-        .spawn("dyn", ChildOptions::permanent(), move || ProbeActor::new(&j))
+        .spawn("dyn", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
         .await
         .unwrap_err();
-    assert!(matches!(err, SpawnError::Registry(RegistryError::AlreadyRegistered { .. })));
+    assert!(matches!(
+        err,
+        SpawnError::Registry(RegistryError::AlreadyRegistered { .. })
+    ));
 }

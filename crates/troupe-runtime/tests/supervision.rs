@@ -15,9 +15,15 @@ fn node(name: &str) -> Node {
     Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap()
 }
 
-fn probe(node: &Node, journal: &Journal, name: &str, options: ChildOptions) -> (ChildSpec, Addr<Probe>) {
+fn probe(
+    node: &Node,
+    journal: &Journal,
+    name: &str,
+    options: ChildOptions,
+) -> (ChildSpec, Addr<Probe>) {
     let j = journal.clone();
-    node.child(name, options, move || ProbeActor::new(&j)).unwrap()
+    node.child(name, options, move || ProbeActor::new(&j))
+        .unwrap()
 }
 
 /// Starts children `c0..c{n}` under a root with `spec`.
@@ -44,8 +50,14 @@ async fn starts(addrs: &[Addr<Probe>]) -> Vec<u32> {
 async fn crash_and_settle(addr: &Addr<Probe>, node: &Node) {
     let mut reports = node.supervision_reports();
     addr.cast(Probe::Panic).unwrap();
-    let report = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
-    assert!(matches!(report.action, SupervisionAction::Restarted { .. }), "{report:?}");
+    let report = tokio::time::timeout(T, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(report.action, SupervisionAction::Restarted { .. }),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +121,10 @@ async fn restart_types_follow_otp() {
     // transient: restarted after a failure...
     transient.cast(Probe::Fail).unwrap();
     let r = reports.recv().await.unwrap();
-    assert_eq!((r.child.as_str(), r.action.clone()), ("transient", r.action.clone()));
+    assert_eq!(
+        (r.child.as_str(), r.action.clone()),
+        ("transient", r.action.clone())
+    );
     assert!(matches!(r.action, SupervisionAction::Restarted { .. }));
     // ...but removed after a normal stop
     transient2.call(Probe::Stop, T).await.unwrap();
@@ -128,7 +143,10 @@ async fn restart_types_follow_otp() {
     assert_eq!(r.action, SupervisionAction::Removed);
     assert!(!node.is_registered("temporary"));
 
-    assert_eq!(root.children().await.unwrap(), vec!["permanent", "transient"]);
+    assert_eq!(
+        root.children().await.unwrap(),
+        vec!["permanent", "transient"]
+    );
 }
 
 #[tokio::test]
@@ -162,7 +180,10 @@ async fn exceeding_intensity_escalates_to_the_parent() {
     let mut saw_escalation = false;
     let mut saw_inner_restart = false;
     while !(saw_escalation && saw_inner_restart) {
-        let r = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+        let r = tokio::time::timeout(T, reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
         match (&*r.supervisor, &*r.child, &r.action) {
             ("inner", "crashy", SupervisionAction::Escalated(_)) => saw_escalation = true,
             ("root", "inner", SupervisionAction::Restarted { .. }) => saw_inner_restart = true,
@@ -170,7 +191,10 @@ async fn exceeding_intensity_escalates_to_the_parent() {
         }
     }
     // the restarted inner supervisor started crashy afresh; the sibling was untouched
-    eventually("crashy back", T, async || crashy.call(Probe::Log, T).await.is_ok()).await;
+    eventually("crashy back", T, async || {
+        crashy.call(Probe::Log, T).await.is_ok()
+    })
+    .await;
     assert_eq!(starts(&[sibling]).await, vec![1]);
     assert_eq!(node.exit_status(), NodeExit::Running);
 }
@@ -187,7 +211,10 @@ async fn escalation_past_the_root_ends_the_node_with_an_error() {
     .await
     .unwrap();
     crashy.cast(Probe::Panic).unwrap();
-    eventually("restart", T, async || crashy.call(Probe::Log, T).await.is_ok()).await;
+    eventually("restart", T, async || {
+        crashy.call(Probe::Log, T).await.is_ok()
+    })
+    .await;
     crashy.cast(Probe::Panic).unwrap();
     let exit = tokio::time::timeout(T, node.wait()).await.unwrap();
     assert!(
@@ -213,7 +240,10 @@ async fn backoff_delays_grow_between_restarts() {
     let mut delays = vec![];
     for round in 2..=5 {
         crashy.cast(Probe::Panic).unwrap();
-        let r = tokio::time::timeout(T, reports.recv()).await.unwrap().unwrap();
+        let r = tokio::time::timeout(T, reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
         let SupervisionAction::Restarted { delay, .. } = r.action else {
             panic!("{r:?}")
         };
@@ -233,13 +263,21 @@ async fn backoff_delays_grow_between_restarts() {
 async fn children_and_pools_can_be_added_to_a_running_supervisor() {
     let journal = Journal::default();
     let node = node("n");
-    let root = node.start(SupervisorSpec::one_for_one(), vec![]).await.unwrap();
-    let j = journal.clone();
-    let dynamic = root
-        .spawn("late", ChildOptions::permanent(), move || ProbeActor::new(&j))
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![])
         .await
         .unwrap();
-    assert_eq!(dynamic.call(Probe::Push(1), T).await.unwrap(), ProbeReply::Len(1));
+    let j = journal.clone();
+    let dynamic = root
+        .spawn("late", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dynamic.call(Probe::Push(1), T).await.unwrap(),
+        ProbeReply::Len(1)
+    );
 
     let j = journal.clone();
     let pool = root
@@ -282,13 +320,23 @@ async fn shutdown_stops_actors_in_reverse_start_order() {
     let (a, _) = probe(&node, &journal, "a", ChildOptions::permanent());
     let (b1, _) = probe(&node, &journal, "b1", ChildOptions::permanent());
     let (b2, _) = probe(&node, &journal, "b2", ChildOptions::permanent());
-    let (b, _) = node.supervisor_child("b", SupervisorSpec::one_for_one(), Restart::Permanent, vec![b1, b2]);
+    let (b, _) = node.supervisor_child(
+        "b",
+        SupervisorSpec::one_for_one(),
+        Restart::Permanent,
+        vec![b1, b2],
+    );
     let (c, c_addr) = probe(&node, &journal, "c", ChildOptions::permanent());
-    node.start(SupervisorSpec::one_for_one(), vec![a, b, c]).await.unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![a, b, c])
+        .await
+        .unwrap();
     eventually("all started", T, async || journal.events().len() == 4).await;
     journal.events.lock().clear();
     tokio::time::timeout(T, node.shutdown()).await.unwrap();
-    assert_eq!(journal.events(), vec!["stop c", "stop b2", "stop b1", "stop a"]);
+    assert_eq!(
+        journal.events(),
+        vec!["stop c", "stop b2", "stop b1", "stop a"]
+    );
     assert_eq!(node.exit_status(), NodeExit::Stopped);
     // after shutdown, handles fail typed instead of waiting
     assert!(matches!(

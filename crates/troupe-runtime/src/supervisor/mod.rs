@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::oneshot;
 
-pub use self::core::{Backoff, ChildId, Decision, Exit, Intensity, Restart, Strategy};
 use self::core::SupervisorCore;
+pub use self::core::{Backoff, ChildId, Decision, Exit, Intensity, Restart, Strategy};
 use crate::actor::Actor;
 use crate::addr::Addr;
 use crate::error::SpawnError;
@@ -254,7 +254,11 @@ impl SupervisorChild {
     }
 
     /// A node's root supervisor: when it ends, the node ends.
-    pub(crate) fn new_root(node: Node, spec: SupervisorSpec, children: Vec<ChildSpec>) -> Arc<Self> {
+    pub(crate) fn new_root(
+        node: Node,
+        spec: SupervisorSpec,
+        children: Vec<ChildSpec>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             node,
             is_root: true,
@@ -294,12 +298,13 @@ impl Starter for SupervisorChild {
         parent: ActorCell,
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnError>> + Send>> {
         Box::pin(async move {
-            let (actor, _join) = ractor::Actor::spawn_linked(None, Supervisor, self.clone(), parent)
-                .await
-                .map_err(|e| SpawnError::StartFailed {
-                    name: self.name.to_string(),
-                    reason: e.to_string(),
-                })?;
+            let (actor, _join) =
+                ractor::Actor::spawn_linked(None, Supervisor, self.clone(), parent)
+                    .await
+                    .map_err(|e| SpawnError::StartFailed {
+                        name: self.name.to_string(),
+                        reason: e.to_string(),
+                    })?;
             let cell = actor.get_cell();
             self.current.store(Some(Arc::new(actor)));
             Ok(cell)
@@ -407,7 +412,7 @@ impl SupervisorRef {
         name: &str,
         spec: SupervisorSpec,
         restart: Restart,
-    ) -> Result<SupervisorRef, SpawnError> {
+    ) -> Result<Self, SpawnError> {
         let (child, handle) = self
             .shared
             .node
@@ -619,7 +624,12 @@ impl SupState {
                 }
                 Decision::Escalate { reason: why } => {
                     self.stop_all(false).await;
-                    self.report(name, exit, reason, SupervisionAction::Escalated(why.clone()));
+                    self.report(
+                        name,
+                        exit,
+                        reason,
+                        SupervisionAction::Escalated(why.clone()),
+                    );
                     if self.shared.is_root {
                         self.shared.node.set_exit(NodeExit::Failed(why.clone()));
                     }

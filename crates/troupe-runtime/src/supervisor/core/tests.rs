@@ -100,7 +100,10 @@ fn restart_types_decide_by_exit_kind() {
         let mut core = core_with(Strategy::OneForOne, &[restart]);
         let d = core.on_exit(ChildId(0), exit, now);
         if restarts {
-            assert!(matches!(d, Decision::Restart { .. }), "{restart:?} {exit:?}: {d:?}");
+            assert!(
+                matches!(d, Decision::Restart { .. }),
+                "{restart:?} {exit:?}: {d:?}"
+            );
         } else {
             assert_eq!(d, Decision::Remove(ChildId(0)), "{restart:?} {exit:?}");
             assert_eq!(core.children().count(), 0);
@@ -117,9 +120,18 @@ fn exits_of_children_being_restarted_are_ignored() {
         Decision::Restart { .. }
     ));
     // the siblings' own exit events arrive after the supervisor stopped them
-    assert_eq!(core.on_exit(ChildId(1), Exit::Normal, now), Decision::Ignore);
-    assert_eq!(core.on_exit(ChildId(2), Exit::Failed, now), Decision::Ignore);
-    assert_eq!(core.on_exit(ChildId(9), Exit::Failed, now), Decision::Ignore);
+    assert_eq!(
+        core.on_exit(ChildId(1), Exit::Normal, now),
+        Decision::Ignore
+    );
+    assert_eq!(
+        core.on_exit(ChildId(2), Exit::Failed, now),
+        Decision::Ignore
+    );
+    assert_eq!(
+        core.on_exit(ChildId(9), Exit::Failed, now),
+        Decision::Ignore
+    );
     for id in 0..3 {
         core.started(ChildId(id));
     }
@@ -134,7 +146,11 @@ fn intensity_escalates_on_the_restart_past_the_limit() {
     let mut core = core_with(Strategy::OneForOne, &[Restart::Permanent]);
     let t0 = Instant::now();
     for i in 0..3 {
-        let d = core.on_exit(ChildId(0), Exit::Failed, t0 + Duration::from_millis(i * 100));
+        let d = core.on_exit(
+            ChildId(0),
+            Exit::Failed,
+            t0 + Duration::from_millis(i * 100),
+        );
         assert!(matches!(d, Decision::Restart { .. }), "restart {i}: {d:?}");
         core.started(ChildId(0));
     }

@@ -32,7 +32,7 @@ pub enum Probe {
     /// Hands the reply handle to another task that answers later.
     Defer(u64),
     /// Calls `Push(n)` on the given handle and replies with its answer.
-    Forward(Addr<Probe>, u64),
+    Forward(Addr<Self>, u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,10 @@ impl Actor for ProbeActor {
             .lock()
             .entry(ctx.name().to_string())
             .or_default() += 1;
-        self.journal.events.lock().push(format!("start {}", ctx.name()));
+        self.journal
+            .events
+            .lock()
+            .push(format!("start {}", ctx.name()));
         Ok(())
     }
 
@@ -136,7 +139,10 @@ impl Actor for ProbeActor {
     }
 
     async fn stopped(&mut self, ctx: &Ctx<Probe>) -> Result<(), ActorError> {
-        self.journal.events.lock().push(format!("stop {}", ctx.name()));
+        self.journal
+            .events
+            .lock()
+            .push(format!("stop {}", ctx.name()));
         Ok(())
     }
 }
@@ -148,7 +154,10 @@ pub async fn eventually(what: &str, deadline: Duration, mut cond: impl AsyncFnMu
         if cond().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
