@@ -344,3 +344,54 @@ async fn shutdown_stops_actors_in_reverse_start_order() {
         Err(CallError::NotFound { .. })
     ));
 }
+
+/// An actor whose `stopped` hook never finishes.
+struct Stubborn;
+
+impl troupe_runtime::Actor for Stubborn {
+    type Msg = Probe;
+
+    async fn handle(
+        &mut self,
+        _msg: Probe,
+        reply: troupe_runtime::ReplyTo<ProbeReply>,
+        _ctx: &troupe_runtime::Ctx<Probe>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        reply.send(ProbeReply::Done);
+        Ok(())
+    }
+
+    async fn stopped(
+        &mut self,
+        _ctx: &troupe_runtime::Ctx<Probe>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_child_that_will_not_stop_is_killed_after_the_shutdown_timeout() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (first, _) = probe(&node, &journal, "first", ChildOptions::permanent());
+    let (stubborn, stubborn_addr) = node
+        .child("stubborn", ChildOptions::permanent(), || Stubborn)
+        .unwrap();
+    node.start(
+        SupervisorSpec::one_for_one().shutdown_timeout(Duration::from_millis(100)),
+        vec![first, stubborn],
+    )
+    .await
+    .unwrap();
+    stubborn_addr.call(Probe::Log, T).await.unwrap();
+    // bounded: without the kill, shutdown would wait forever on `stopped`
+    tokio::time::timeout(T, node.shutdown())
+        .await
+        .expect("shutdown is bounded by the shutdown timeout");
+    // and the actors before it still stopped gracefully, after it
+    assert_eq!(
+        journal.events().last().map(String::as_str),
+        Some("stop first")
+    );
+}
