@@ -59,7 +59,10 @@ impl Actor for Counter {
             CounterMsg::Increment => {
                 self.value += 1;
                 if self.crash_every > 0 && self.value % self.crash_every == 0 {
-                    panic!("counter {} crashes on purpose at {}", self.instance, self.value);
+                    panic!(
+                        "counter {} crashes on purpose at {}",
+                        self.instance, self.value
+                    );
                 }
                 reply.send(Count {
                     instance: self.instance,
@@ -120,7 +123,10 @@ impl Actor for Pinger {
         {
             Ok(count) => {
                 self.stats.calls.fetch_add(1, Ordering::Relaxed);
-                if self.last_instance.is_some_and(|last| last != count.instance) {
+                if self
+                    .last_instance
+                    .is_some_and(|last| last != count.instance)
+                {
                     self.stats.restarts_seen.fetch_add(1, Ordering::Relaxed);
                 }
                 self.last_instance = Some(count.instance);
@@ -172,7 +178,12 @@ impl Actor for Reporter {
         Ok(())
     }
 
-    async fn handle(&mut self, _: Report, _: ReplyTo<()>, _: &Ctx<Report>) -> Result<(), ActorError> {
+    async fn handle(
+        &mut self,
+        _: Report,
+        _: ReplyTo<()>,
+        _: &Ctx<Report>,
+    ) -> Result<(), ActorError> {
         println!(
             "calls {:>6}   restarts seen {:>4}   errors {:>4}",
             self.stats.calls.load(Ordering::Relaxed),
@@ -231,8 +242,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     // the counter's deliberate panics are expected; keep their messages short
@@ -246,11 +256,18 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(args.interval_ms),
         stats,
     );
-    println!("hello_cluster: counter on b crashes every {} calls; Ctrl-C to stop", args.crash_every);
+    println!(
+        "hello_cluster: counter on b crashes every {} calls; Ctrl-C to stop",
+        args.crash_every
+    );
     match args.for_secs {
         Some(secs) => {
-            launch_until(topology, args.launch, tokio::time::sleep(Duration::from_secs(secs)))
-                .await?
+            launch_until(
+                topology,
+                args.launch,
+                tokio::time::sleep(Duration::from_secs(secs)),
+            )
+            .await?
         }
         None => launch(topology, args.launch).await?,
     }

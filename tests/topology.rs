@@ -37,11 +37,18 @@ impl Actor for Worker {
     type Msg = Cmd;
 
     async fn started(&mut self, ctx: &Ctx<Cmd>) -> Result<(), ActorError> {
-        self.log.lock().push(format!("start {}/{}", ctx.node().name(), ctx.name()));
+        self.log
+            .lock()
+            .push(format!("start {}/{}", ctx.node().name(), ctx.name()));
         Ok(())
     }
 
-    async fn handle(&mut self, msg: Cmd, reply: ReplyTo<u64>, _: &Ctx<Cmd>) -> Result<(), ActorError> {
+    async fn handle(
+        &mut self,
+        msg: Cmd,
+        reply: ReplyTo<u64>,
+        _: &Ctx<Cmd>,
+    ) -> Result<(), ActorError> {
         match msg {
             Cmd::Add(n) => {
                 self.total += n;
@@ -57,7 +64,9 @@ impl Actor for Worker {
     }
 
     async fn stopped(&mut self, ctx: &Ctx<Cmd>) -> Result<(), ActorError> {
-        self.log.lock().push(format!("stop {}/{}", ctx.node().name(), ctx.name()));
+        self.log
+            .lock()
+            .push(format!("stop {}/{}", ctx.node().name(), ctx.name()));
         Ok(())
     }
 }
@@ -97,10 +106,20 @@ async fn handles_declared_before_start_work_across_nodes_groups_and_pools() {
     assert_eq!(svc.call(Cmd::Relay(3), T).await.unwrap(), 3);
     assert_eq!(back.call(Cmd::Add(0), T).await.unwrap(), 3);
     assert_eq!(
-        running.node("app").unwrap().root().unwrap().children().await.unwrap(),
+        running
+            .node("app")
+            .unwrap()
+            .root()
+            .unwrap()
+            .children()
+            .await
+            .unwrap(),
         vec!["services"]
     );
-    assert_eq!(running.node("edge").unwrap().names(), vec!["front.0", "front.1", "front.2"]);
+    assert_eq!(
+        running.node("edge").unwrap().names(),
+        vec!["front.0", "front.1", "front.2"]
+    );
     running.shutdown().await;
 }
 
@@ -129,8 +148,13 @@ async fn launch_rejects_a_node_the_topology_lacks() {
         nodes: vec!["b".into()],
         ..LaunchArgs::default()
     };
-    let err = launch_until(t, args, std::future::pending()).await.unwrap_err();
-    assert!(matches!(err, LaunchError::UnknownNode(ref n, _) if n == "b"), "{err}");
+    let err = launch_until(t, args, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LaunchError::UnknownNode(ref n, _) if n == "b"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -139,10 +163,17 @@ async fn escalation_past_a_root_makes_launch_return_the_failure() {
     let mut t = Topology::new("fragile");
     let a = t.node("a");
     let b = t.node("b");
-    t.supervise(b, SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(30)));
+    t.supervise(
+        b,
+        SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(30)),
+    );
     let healthy = t.add(a, "healthy", worker(&log, None));
     let crashy = t.add(b, "crashy", worker(&log, None));
-    let task = tokio::spawn(launch_until(t, LaunchArgs::default(), std::future::pending()));
+    let task = tokio::spawn(launch_until(
+        t,
+        LaunchArgs::default(),
+        std::future::pending(),
+    ));
     for _ in 0..3 {
         // retry until the (restarted) actor takes the next crash
         while crashy.call(Cmd::Add(0), T).await.is_err() {
@@ -186,8 +217,17 @@ async fn launch_shuts_down_in_reverse_start_order_when_told_to() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(T, task).await.unwrap().unwrap().unwrap();
-    let stops: Vec<String> = log.lock().iter().filter(|l| l.starts_with("stop")).cloned().collect();
+    tokio::time::timeout(T, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let stops: Vec<String> = log
+        .lock()
+        .iter()
+        .filter(|l| l.starts_with("stop"))
+        .cloned()
+        .collect();
     assert_eq!(stops, vec!["stop b/last", "stop a/inner", "stop a/first"]);
 }
 
