@@ -130,6 +130,8 @@ struct Sample {
     spawn_secs: f64,
     rss_before: u64,
     rss_after: u64,
+    /// Time to stop all of them afterwards (informational; not a target).
+    shutdown_secs: f64,
 }
 
 impl Sample {
@@ -143,14 +145,15 @@ impl Sample {
 
     fn to_line(&self) -> String {
         format!(
-            "RESULT side={} n={} spawn_secs={} rss_before={} rss_after={}",
-            self.side, self.n, self.spawn_secs, self.rss_before, self.rss_after
+            "RESULT side={} n={} spawn_secs={} rss_before={} rss_after={} shutdown_secs={}",
+            self.side, self.n, self.spawn_secs, self.rss_before, self.rss_after, self.shutdown_secs
         )
     }
 
     fn parse(line: &str) -> anyhow::Result<Self> {
         let mut side = None;
         let (mut n, mut spawn_secs, mut rss_before, mut rss_after) = (None, None, None, None);
+        let mut shutdown_secs = None;
         for field in line.trim_start_matches("RESULT").split_whitespace() {
             let (key, value) = field.split_once('=').context("malformed field")?;
             match key {
@@ -159,6 +162,7 @@ impl Sample {
                 "spawn_secs" => spawn_secs = Some(value.parse()?),
                 "rss_before" => rss_before = Some(value.parse()?),
                 "rss_after" => rss_after = Some(value.parse()?),
+                "shutdown_secs" => shutdown_secs = Some(value.parse()?),
                 _ => {}
             }
         }
@@ -168,6 +172,7 @@ impl Sample {
             spawn_secs: spawn_secs.context("no spawn_secs")?,
             rss_before: rss_before.context("no rss_before")?,
             rss_after: rss_after.context("no rss_after")?,
+            shutdown_secs: shutdown_secs.context("no shutdown_secs")?,
         })
     }
 }
@@ -251,13 +256,16 @@ fn troupe_side(n: usize, page: u64) -> anyhow::Result<Sample> {
             addr.call(Ping, Duration::from_secs(10)).await?;
         }
         drop(addrs);
+        let stopping = Instant::now();
         node.shutdown().await;
+        let shutdown_secs = stopping.elapsed().as_secs_f64();
         Ok(Sample {
             side: "troupe".into(),
             n,
             spawn_secs,
             rss_before,
             rss_after,
+            shutdown_secs,
         })
     })
 }
@@ -288,17 +296,20 @@ fn ractor_side(n: usize, page: u64) -> anyhow::Result<Sample> {
             bail!("the ractor supervisor has {children} children, expected {n}");
         }
         drop(refs);
+        let stopping = Instant::now();
         supervisor
             .stop_children_and_wait(None, Some(Duration::from_secs(30)))
             .await;
         supervisor.stop(None);
         let _ = supervisor_join.await;
+        let shutdown_secs = stopping.elapsed().as_secs_f64();
         Ok(Sample {
             side: "ractor".into(),
             n,
             spawn_secs,
             rss_before,
             rss_after,
+            shutdown_secs,
         })
     })
 }
@@ -325,22 +336,36 @@ fn run_child(side: &str, n: usize) -> anyhow::Result<Sample> {
     Sample::parse(line)
 }
 
+fn json(s: &Sample) -> String {
+    format!(
+        "{{\"spawn_secs\":{:.6},\"spawn_per_sec\":{:.1},\"rss_before\":{},\"rss_after\":{},\
+         \"bytes_per_actor\":{:.1},\"shutdown_secs\":{:.6}}}",
+        s.spawn_secs,
+        s.rate(),
+        s.rss_before,
+        s.rss_after,
+        s.bytes_per_actor(),
+        s.shutdown_secs,
+    )
+}
+
 fn report(n: usize, ractor: &Sample, troupe: &Sample) {
     println!();
     println!("actor_scale: {n} idle actors under one supervisor, 2 tokio workers");
     println!(
-        "{:<8} {:>12} {:>16} {:>14} {:>14} {:>12}",
-        "side", "spawn (s)", "spawn (act/s)", "RSS before", "RSS after", "B/actor"
+        "{:<8} {:>10} {:>14} {:>13} {:>13} {:>9} {:>13}",
+        "side", "spawn (s)", "spawn (act/s)", "RSS before", "RSS after", "B/actor", "shutdown (s)"
     );
     for s in [ractor, troupe] {
         println!(
-            "{:<8} {:>12.3} {:>16.0} {:>14} {:>14} {:>12.0}",
+            "{:<8} {:>10.3} {:>14.0} {:>13} {:>13} {:>9.0} {:>13.3}",
             s.side,
             s.spawn_secs,
             s.rate(),
             s.rss_before,
             s.rss_after,
-            s.bytes_per_actor()
+            s.bytes_per_actor(),
+            s.shutdown_secs,
         );
     }
     let extra = troupe.bytes_per_actor() - ractor.bytes_per_actor();
@@ -356,20 +381,10 @@ fn report(n: usize, ractor: &Sample, troupe: &Sample) {
     );
     println!("spawn rate: troupe / ractor = {rate_ratio:.3}x");
     println!(
-        "{{\"bench\":\"actor_scale\",\"n\":{n},\
-         \"troupe\":{{\"spawn_secs\":{:.6},\"spawn_per_sec\":{:.1},\"rss_before\":{},\"rss_after\":{},\"bytes_per_actor\":{:.1}}},\
-         \"ractor\":{{\"spawn_secs\":{:.6},\"spawn_per_sec\":{:.1},\"rss_before\":{},\"rss_after\":{},\"bytes_per_actor\":{:.1}}},\
+        "{{\"bench\":\"actor_scale\",\"n\":{n},\"troupe\":{},\"ractor\":{},\
          \"extra_bytes_per_actor\":{extra:.1},\"spawn_rate_ratio\":{rate_ratio:.4}}}",
-        troupe.spawn_secs,
-        troupe.rate(),
-        troupe.rss_before,
-        troupe.rss_after,
-        troupe.bytes_per_actor(),
-        ractor.spawn_secs,
-        ractor.rate(),
-        ractor.rss_before,
-        ractor.rss_after,
-        ractor.bytes_per_actor(),
+        json(troupe),
+        json(ractor),
     );
 }
 

@@ -160,9 +160,13 @@ impl SupervisorCore {
     /// Appends a child at the end of the start order, as running.
     ///
     /// # Panics
-    /// If `id` is already present (a programming error in the caller).
+    /// If `id` is not greater than every id added before (ids must grow, which keeps the
+    /// children sorted by id and lookups logarithmic).
     pub fn add_child(&mut self, id: ChildId, restart: Restart) {
-        assert!(self.position(id).is_none(), "duplicate child id {id:?}");
+        assert!(
+            self.children.last().is_none_or(|last| last.id < id),
+            "child ids must grow: {id:?}"
+        );
         self.children.push(Child {
             id,
             restart,
@@ -268,8 +272,9 @@ impl SupervisorCore {
         }
     }
 
+    /// Children stay sorted by id (ids only grow), so this is a binary search.
     fn position(&self, id: ChildId) -> Option<usize> {
-        self.children.iter().position(|c| c.id == id)
+        self.children.binary_search_by_key(&id, |c| c.id).ok()
     }
 
     fn prune(&mut self, now: Instant) {

@@ -522,14 +522,21 @@ impl SupState {
         }
     }
 
-    fn remove_child(&mut self, id: ChildId) {
+    /// Forgets a child for good; `keep_spec` leaves it in the list a restarted supervisor
+    /// starts from (for the bulk removal at shutdown, which clears that list once).
+    fn remove_child(&mut self, id: ChildId, keep_spec: bool) {
         if let Some(running) = self.children.remove(&id) {
             if let Some(cell) = &running.cell {
                 self.by_actor.remove(&cell.get_id());
             }
             running.spec.starter.remove();
-            let name = running.spec.name().to_string();
-            self.shared.children.lock().retain(|c| c.name() != name);
+            if !keep_spec {
+                let starter = running.spec.starter.clone();
+                self.shared
+                    .children
+                    .lock()
+                    .retain(|c| !Arc::ptr_eq(&c.starter, &starter));
+            }
         }
         self.core.remove_child(id);
     }
@@ -538,8 +545,11 @@ impl SupState {
         for id in self.core.shutdown_order() {
             self.stop_child(id).await;
             if remove {
-                self.remove_child(id);
+                self.remove_child(id, true);
             }
+        }
+        if remove {
+            self.shared.children.lock().clear();
         }
     }
 
@@ -584,7 +594,7 @@ impl SupState {
             match self.core.on_exit(id, exit, Instant::now()) {
                 Decision::Ignore => {}
                 Decision::Remove(id) => {
-                    self.remove_child(id);
+                    self.remove_child(id, false);
                     self.report(name, exit, reason, SupervisionAction::Removed);
                 }
                 Decision::Restart {
@@ -597,7 +607,7 @@ impl SupState {
                         self.stop_child(s).await;
                     }
                     for r in remove {
-                        self.remove_child(r);
+                        self.remove_child(r, false);
                     }
                     let children = start.iter().map(|&s| self.child_name(s)).collect();
                     self.report(
