@@ -1,0 +1,85 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while making, loading or using a cluster identity.
+///
+/// Every variant that concerns a file names the file's path, so a message printed to an
+/// operator says which file to look at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Reading, writing or creating a file or directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A file that would be overwritten already exists (e.g. `troupe ca init` on an existing CA).
+    #[error("{path} already exists; refusing to overwrite it")]
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// A node name does not follow the node-name rules (see [`validate_node_name`]).
+    ///
+    /// [`validate_node_name`]: crate::validate_node_name
+    #[error("invalid node name {name:?}: {reason}")]
+    InvalidNodeName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+    /// A cluster name does not follow the cluster-name rules (see [`validate_cluster_name`]).
+    ///
+    /// [`validate_cluster_name`]: crate::validate_cluster_name
+    #[error("invalid cluster name {name:?}: {reason}")]
+    InvalidClusterName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+    /// A PEM file could not be parsed, or holds no item of the expected kind.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with its contents.
+        reason: String,
+    },
+    /// A certificate could not be made, parsed or verified (e.g. it does not chain to the CA).
+    #[error("certificate error: {0}")]
+    Certificate(String),
+    /// A certificate is not valid for the node name it is used with, or a peer claims a name
+    /// its certificate does not carry.
+    #[error("certificate is not valid for node name {claimed:?}: {reason}")]
+    NameMismatch {
+        /// The node name that was expected or claimed.
+        claimed: String,
+        /// Why the certificate does not match it.
+        reason: String,
+    },
+    /// Building a rustls or quinn configuration failed.
+    #[error("TLS configuration error: {0}")]
+    Tls(String),
+}
+
+impl IdentityError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn pem(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Pem {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Checking who a peer is after the handshake.
+
+use rustls::client::verify_server_name;
+use rustls::pki_types::{CertificateDer, DnsName, ServerName};
+use rustls::server::ParsedCertificate;
+
+use crate::{IdentityError, validate_node_name};
+
+/// Checks that the peer whose certificate chain is `peer_chain` may call itself `claimed`: the
+/// end-entity certificate (the first in the chain) carries `claimed` as a DNS subject
+/// alternative name.
+///
+/// This checks the name only. The chain itself was verified against the CA during the TLS
+/// handshake (both [`NodeIdentity::server_config`] and [`NodeIdentity::client_config`] require
+/// that), so call this with the chain of an established connection, e.g. from
+/// [`peer_chain_from_quinn`].
+///
+/// `claimed` must be a valid node name; in particular the shared
+/// [`CLUSTER_SERVER_NAME`](crate::CLUSTER_SERVER_NAME), which every node certificate carries, is
+/// never accepted as a claim.
+///
+/// [`NodeIdentity::server_config`]: crate::NodeIdentity::server_config
+/// [`NodeIdentity::client_config`]: crate::NodeIdentity::client_config
+///
+/// # Errors
+/// [`IdentityError::NameMismatch`] if the chain is empty, `claimed` is not a valid node name,
+/// the certificate cannot be parsed, or it is not valid for `claimed`.
+pub fn verify_peer_name(
+    peer_chain: &[CertificateDer<'_>],
+    claimed: &str,
+) -> Result<(), IdentityError> {
+    let mismatch = |reason: String| IdentityError::NameMismatch {
+        claimed: claimed.to_owned(),
+        reason,
+    };
+    validate_node_name(claimed).map_err(|e| mismatch(e.to_string()))?;
+    let end_entity = peer_chain
+        .first()
+        .ok_or_else(|| mismatch("the peer presented no certificate".into()))?;
+    let dns_name = DnsName::try_from(claimed)
+        .map_err(|e| mismatch(format!("not a DNS name: {e}")))?
+        .to_owned();
+    let parsed = ParsedCertificate::try_from(end_entity)
+        .map_err(|e| mismatch(format!("the certificate cannot be parsed: {e}")))?;
+    verify_server_name(&parsed, &ServerName::DnsName(dns_name))
+        .map_err(|e| mismatch(format!("the certificate does not carry this name ({e})")))
+}
+
+/// The certificate chain the peer of a quinn connection presented (end entity first), or
+/// `None` if the handshake is not complete or the peer presented none.
+///
+/// With [`NodeIdentity`](crate::NodeIdentity)'s configurations both sides always present one,
+/// so on an established connection this is `Some`.
+pub fn peer_chain_from_quinn(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
+    conn.peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()
+        .map(|chain| *chain)
+}
