@@ -9,7 +9,17 @@
 //! Node `a` runs a reporter, node `b` the counter, node `c` the pinger. The counter panics on
 //! every Nth increment; its supervisor restarts it (a fresh instance, same name), and the
 //! pinger's handle reaches the new instance without looking anything up again. Once a second
-//! the reporter prints calls done, restarts seen and errors.
+//! the reporter asks the pinger for its tallies and prints calls done, restarts seen and
+//! errors; it also prints every cluster event its node sees (`node up b`, `node down b ...`).
+//!
+//! The same topology runs as three processes (see the README, "Running across hosts"):
+//!
+//! ```text
+//! troupe ca init ca && for n in a b c; do troupe ca issue ca $n; done
+//! cargo run --example hello_cluster -- --node a --listen 127.0.0.1:7001 --ca ca
+//! cargo run --example hello_cluster -- --node b --listen 127.0.0.1:7002 --seed 127.0.0.1:7001 --ca ca
+//! cargo run --example hello_cluster -- --node c --listen 127.0.0.1:7003 --seed 127.0.0.1:7001 --ca ca
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,30 +84,32 @@ impl Actor for Counter {
     }
 }
 
-/// Messages the pinger sends itself.
+/// Messages the pinger handles.
 #[derive(Debug, Serialize, Deserialize)]
 enum PingerMsg {
-    /// Make one call to the counter, then schedule the next.
+    /// Make one call to the counter, then schedule the next (sent to itself).
     Tick,
+    /// Reply with the tallies so far.
+    Tallies,
+}
+
+/// What the pinger has seen so far.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Tallies {
+    calls: u64,
+    restarts_seen: u64,
+    errors: u64,
 }
 
 impl Message for PingerMsg {
     const NAME: &'static str = "hello_cluster.Pinger";
-    type Reply = ();
-}
-
-/// Shared tallies the reporter prints.
-#[derive(Default)]
-struct Stats {
-    calls: AtomicU64,
-    restarts_seen: AtomicU64,
-    errors: AtomicU64,
+    type Reply = Tallies;
 }
 
 /// Calls the counter in a loop, counting answers, errors and instance changes.
 struct Pinger {
     counter: Addr<CounterMsg>,
-    stats: Arc<Stats>,
+    tallies: Tallies,
     last_instance: Option<u64>,
     interval: Duration,
 }
@@ -112,29 +124,34 @@ impl Actor for Pinger {
 
     async fn handle(
         &mut self,
-        PingerMsg::Tick: PingerMsg,
-        _reply: ReplyTo<()>,
+        msg: PingerMsg,
+        reply: ReplyTo<Tallies>,
         ctx: &Ctx<PingerMsg>,
     ) -> Result<(), ActorError> {
+        if let PingerMsg::Tallies = msg {
+            reply.send(self.tallies);
+            return Ok(());
+        }
         match self
             .counter
             .call(CounterMsg::Increment, Duration::from_secs(1))
             .await
         {
             Ok(count) => {
-                self.stats.calls.fetch_add(1, Ordering::Relaxed);
+                self.tallies.calls += 1;
                 if self
                     .last_instance
                     .is_some_and(|last| last != count.instance)
                 {
-                    self.stats.restarts_seen.fetch_add(1, Ordering::Relaxed);
+                    self.tallies.restarts_seen += 1;
                 }
                 self.last_instance = Some(count.instance);
             }
             // the call that made the counter crash, or one that arrived while it restarted
+            // (or while its node was down)
             Err(err) => {
                 tracing::debug!(%err, "call failed");
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.tallies.errors += 1;
             }
         }
         let myself = ctx.myself().clone();
@@ -147,9 +164,9 @@ impl Actor for Pinger {
     }
 }
 
-/// Prints the tallies once a second.
+/// Prints the pinger's tallies once a second, and its node's cluster events as they happen.
 struct Reporter {
-    stats: Arc<Stats>,
+    pinger: Addr<PingerMsg>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -164,6 +181,21 @@ impl Actor for Reporter {
     type Msg = Report;
 
     async fn started(&mut self, ctx: &Ctx<Report>) -> Result<(), ActorError> {
+        if let Some(mut events) = ctx.node().cluster_events() {
+            tokio::spawn(async move {
+                use troupe::runtime::remote::NodeEvent;
+                while let Ok(event) = events.recv().await {
+                    match event {
+                        NodeEvent::Up { node, incarnation } => {
+                            println!("node up {node} (incarnation {incarnation:x})")
+                        }
+                        NodeEvent::Down { node, reason } => println!("node down {node} ({reason})"),
+                        NodeEvent::Left { node } => println!("node left {node}"),
+                        other => println!("cluster event {other:?}"),
+                    }
+                }
+            });
+        }
         let me = ctx.myself().clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -184,18 +216,23 @@ impl Actor for Reporter {
         _: ReplyTo<()>,
         _: &Ctx<Report>,
     ) -> Result<(), ActorError> {
-        println!(
-            "calls {:>6}   restarts seen {:>4}   errors {:>4}",
-            self.stats.calls.load(Ordering::Relaxed),
-            self.stats.restarts_seen.load(Ordering::Relaxed),
-            self.stats.errors.load(Ordering::Relaxed),
-        );
+        match self
+            .pinger
+            .call(PingerMsg::Tallies, Duration::from_millis(500))
+            .await
+        {
+            Ok(t) => println!(
+                "calls {:>6}   restarts seen {:>4}   errors {:>4}",
+                t.calls, t.restarts_seen, t.errors
+            ),
+            Err(err) => println!("pinger unreachable: {err}"),
+        }
         Ok(())
     }
 }
 
 /// The topology: reporter on `a`, counter on `b`, pinger on `c`.
-fn hello_cluster(crash_every: u64, interval: Duration, stats: Arc<Stats>) -> Topology {
+fn hello_cluster(crash_every: u64, interval: Duration) -> Topology {
     let mut t = Topology::new("hello_cluster");
     let (a, b, c) = (t.node("a"), t.node("b"), t.node("c"));
     // a crash every N calls is expected: allow plenty of restarts before giving up
@@ -209,15 +246,14 @@ fn hello_cluster(crash_every: u64, interval: Duration, stats: Arc<Stats>) -> Top
         value: 0,
         crash_every,
     });
-    let pinger_stats = stats.clone();
-    t.add(c, "pinger", move || Pinger {
+    let pinger = t.add(c, "pinger", move || Pinger {
         counter: counter.clone(),
-        stats: pinger_stats.clone(),
+        tallies: Tallies::default(),
         last_instance: None,
         interval,
     });
     t.add(a, "reporter", move || Reporter {
-        stats: stats.clone(),
+        pinger: pinger.clone(),
     });
     t
 }
@@ -250,12 +286,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::debug!("{info}");
     }));
     let args = Args::parse();
-    let stats = Arc::new(Stats::default());
-    let topology = hello_cluster(
-        args.crash_every,
-        Duration::from_millis(args.interval_ms),
-        stats,
-    );
+    let topology = hello_cluster(args.crash_every, Duration::from_millis(args.interval_ms));
     println!(
         "hello_cluster: counter on b crashes every {} calls; Ctrl-C to stop",
         args.crash_every

@@ -1,17 +1,60 @@
-//! [`launch`]: run a topology until Ctrl-C/SIGTERM, or until it fails.
+//! [`launch`]: run a topology — every node in this process, or one node of it on this host —
+//! until Ctrl-C/SIGTERM, or until it fails.
 
 use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use troupe_runtime::remote::{NetConfig, NodeNet};
 
 use crate::topology::{LaunchError, Topology};
 
 /// Flags every troupe program accepts; examples flatten them into their own with
 /// `#[command(flatten)]`.
+///
+/// With no flags every node of the topology runs in this process and messages between them
+/// are handed over in memory. `--quic` keeps one process but routes them through QUIC on
+/// loopback. `--node NAME --listen ADDR --seed ADDR --ca DIR` runs one node of the topology on
+/// this host and joins the others over QUIC with mutual TLS.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct LaunchArgs {
-    /// Run only these nodes of the topology in this process (repeatable; default: all).
-    #[arg(long = "node", value_name = "NAME")]
-    pub nodes: Vec<String>,
+    /// Run only this node of the topology here, on the network (needs --ca, or --dev-ca).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// UDP address to listen on (port 0 picks one; the node prints `listening <addr>`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address of a cluster member to join through (repeatable).
+    #[arg(long = "seed", value_name = "ADDR")]
+    pub seeds: Vec<SocketAddr>,
+
+    /// Directory with `ca.crt`, `NODE.crt` and `NODE.key` (from `troupe ca issue`).
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+
+    /// Dev mode, one process only: mint an in-memory CA instead of reading --ca.
+    #[arg(long)]
+    pub dev_ca: bool,
+
+    /// All nodes in this process, but messages between them cross QUIC on loopback (dev CA).
+    #[arg(long)]
+    pub quic: bool,
+
+    /// The cluster's name (default: the topology's); peers of another cluster are refused.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Address peers should dial to reach this node (default: the listen address).
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<SocketAddr>,
+
+    /// A silent peer is reported down after this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub peer_down_ms: u64,
 
     /// Seconds each node gets to stop its actors gracefully on shutdown before the rest are
     /// killed.
@@ -21,12 +64,16 @@ pub struct LaunchArgs {
 
 /// Starts `topology` and runs it until Ctrl-C or SIGTERM, then shuts it down gracefully:
 /// nodes in reverse start order, each stopping its actors in reverse start order within the
-/// shutdown timeout.
+/// shutdown timeout, and leaving the cluster so peers see it go at once.
+///
+/// When it runs one node on the network (`--node`), it writes `listening <addr>` as a line to
+/// standard output once the endpoint is bound, for scripts and tests to read.
 ///
 /// # Errors
 /// As [`Topology::start`]; [`LaunchError::NodeFailed`] if a node's root supervisor gives up
 /// (restart intensity exceeded at the top of its tree) — the other nodes are shut down first,
-/// so the process never keeps running half dead.
+/// so the process never keeps running half dead; `Identity`, `Network` or `Flags` when the
+/// network flags cannot be honoured.
 pub async fn launch(topology: Topology, args: LaunchArgs) -> Result<(), LaunchError> {
     let signal = shutdown_signal()?;
     launch_until(topology, args, signal).await
@@ -46,7 +93,7 @@ pub async fn launch_until(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    for wanted in &args.nodes {
+    if let Some(wanted) = &args.node {
         if !declared.contains(wanted) {
             return Err(LaunchError::UnknownNode(wanted.clone(), declared));
         }
@@ -54,8 +101,45 @@ pub async fn launch_until(
     if args.shutdown_timeout > 0 {
         topology.set_shutdown_timeout(Duration::from_secs(args.shutdown_timeout));
     }
-    let only = (!args.nodes.is_empty()).then_some(args.nodes.as_slice());
-    let running = topology.start_nodes(only).await?;
+    let cluster = args
+        .cluster
+        .clone()
+        .unwrap_or_else(|| topology.name().to_string());
+    let prepared = topology.prepare(args.node.as_deref())?;
+    let mut nets = Vec::new();
+    if let Some(name) = &args.node {
+        let identity = load_identity(&args, name, &cluster)?;
+        let node = prepared
+            .nodes()
+            .next()
+            .ok_or_else(|| LaunchError::UnknownNode(name.clone(), declared.clone()))?;
+        let listen = args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let net = NodeNet::bind(node, listen, net_config(&args, &cluster, identity)).await
+            .map_err(|e| LaunchError::Network(e.to_string()))?;
+        announce(net.local_addr());
+        nets.push(net);
+    } else if args.quic {
+        prepared.mesh.route_through_quic(true);
+        let ca = troupe_identity::DevCa::new(&cluster)
+            .map_err(|e| LaunchError::Identity(e.to_string()))?;
+        let mut seed: Option<SocketAddr> = None;
+        for node in prepared.nodes() {
+            let identity = ca
+                .identity(node.name())
+                .map_err(|e| LaunchError::Identity(e.to_string()))?;
+            let mut config = net_config(&args, &cluster, identity);
+            config.seeds = seed.into_iter().collect();
+            let net = NodeNet::bind(node, SocketAddr::from(([127, 0, 0, 1], 0)), config)
+                .await
+                .map_err(|e| LaunchError::Network(e.to_string()))?;
+            seed.get_or_insert(net.local_addr());
+            nets.push(net);
+        }
+        wait_for_full_mesh(&nets).await?;
+    }
+    let running = prepared.start(nets).await?;
     for node in running.nodes() {
         tracing::info!(node = %node.name(), actors = node.names().len(), "node started");
     }
@@ -70,6 +154,58 @@ pub async fn launch_until(
     }
     running.shutdown().await;
     outcome
+}
+
+fn net_config(
+    args: &LaunchArgs,
+    cluster: &str,
+    identity: troupe_identity::NodeIdentity,
+) -> NetConfig {
+    let mut config = NetConfig::new(cluster, identity)
+        .seeds(args.seeds.iter().copied())
+        .peer_down_timeout(Duration::from_millis(args.peer_down_ms.max(100)));
+    config.advertise = args.advertise;
+    config
+}
+
+fn load_identity(
+    args: &LaunchArgs,
+    node: &str,
+    cluster: &str,
+) -> Result<troupe_identity::NodeIdentity, LaunchError> {
+    match (&args.ca, args.dev_ca) {
+        (Some(dir), _) => troupe_identity::NodeIdentity::load(dir, node)
+            .map_err(|e| LaunchError::Identity(e.to_string())),
+        (None, true) => troupe_identity::DevCa::new(cluster)
+            .and_then(|ca| ca.identity(node))
+            .map_err(|e| LaunchError::Identity(e.to_string())),
+        (None, false) => Err(LaunchError::Flags(
+            "--node needs --ca DIR (from `troupe ca issue`), or --dev-ca for a lone dev node"
+                .into(),
+        )),
+    }
+}
+
+/// Prints the bound address for whoever started this process (a documented contract).
+fn announce(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening {addr}");
+    let _ = out.flush();
+}
+
+/// Waits (bounded) until every endpoint in this process is connected to every other.
+async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
+    let want = nets.len().saturating_sub(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while nets.iter().any(|n| n.connected().len() < want) {
+        if tokio::time::Instant::now() > deadline {
+            return Err(LaunchError::Network(
+                "nodes in this process did not connect to each other within 10 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM.

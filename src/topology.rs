@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{
     Actor, Addr, AddrBinding, ChildOptions, ChildSpec, Mesh, Node, NodeConfig, NodeExit, Pool,
     RegistryError, Restart, SpawnError, SupervisorSpec,
@@ -260,38 +261,66 @@ impl Topology {
     /// [`LaunchError::Spawn`] if an actor fails to start (nodes already started are shut
     /// down again).
     pub async fn start(self) -> Result<Running, LaunchError> {
-        self.start_nodes(None).await
+        self.prepare(None)?.start(Vec::new()).await
     }
 
-    /// Starts only the nodes whose names `only` contains (all of them for `None`).
-    pub(crate) async fn start_nodes(self, only: Option<&[String]>) -> Result<Running, LaunchError> {
+    /// Creates the nodes whose names `only` contains (all for `None`) and registers every
+    /// name, without starting anything.
+    pub(crate) fn prepare(self, only: Option<&str>) -> Result<Prepared, LaunchError> {
         let mesh = Mesh::new();
-        let mut prepared = Vec::new();
+        let mut nodes = Vec::new();
         // register every name on every node before anything starts, so early messages to
         // actors declared later are parked rather than refused
         for decl in self.nodes {
-            if only.is_some_and(|o| !o.contains(&decl.name)) {
+            if only.is_some_and(|o| o != decl.name) {
                 continue;
             }
             let node = Node::new(&decl.name, &mesh, decl.config.clone())?;
             self.binding.bind(&node);
-            let root_children = build_node(&node, decl.groups)?;
-            prepared.push((node, root_children));
+            let (spec, children) = build_node(&node, decl.groups)?;
+            nodes.push((node, spec, children));
         }
+        Ok(Prepared {
+            name: Arc::from(self.name.as_str()),
+            mesh,
+            nodes,
+        })
+    }
+}
+
+/// A topology whose nodes exist and whose names are registered, but nothing runs yet.
+pub(crate) struct Prepared {
+    name: Arc<str>,
+    pub(crate) mesh: Mesh,
+    nodes: Vec<(Node, SupervisorSpec, Vec<ChildSpec>)>,
+}
+
+impl Prepared {
+    /// The prepared nodes, in declaration order.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().map(|(n, _, _)| n)
+    }
+
+    /// Starts every node's supervision tree, in order; on failure stops the ones started.
+    pub(crate) async fn start(self, nets: Vec<NodeNet>) -> Result<Running, LaunchError> {
         let mut running: Vec<Node> = Vec::new();
-        for (node, (spec, children)) in prepared {
+        for (node, spec, children) in self.nodes {
             if let Err(err) = node.start(spec, children).await {
                 for started in running.iter().rev() {
                     started.shutdown().await;
+                }
+                for net in &nets {
+                    net.shutdown().await;
                 }
                 return Err(err.into());
             }
             running.push(node);
         }
         Ok(Running {
-            name: Arc::from(self.name.as_str()),
-            mesh,
+            name: self.name,
+            mesh: self.mesh,
             nodes: running,
+            nets,
         })
     }
 }
@@ -345,6 +374,7 @@ pub struct Running {
     name: Arc<str>,
     mesh: Mesh,
     nodes: Vec<Node>,
+    nets: Vec<NodeNet>,
 }
 
 impl std::fmt::Debug for Running {
@@ -367,11 +397,19 @@ impl Running {
         &self.nodes
     }
 
+    /// The network endpoint of node `name`, when it runs with one.
+    pub fn net(&self, name: &str) -> Option<&NodeNet> {
+        self.nets.iter().find(|n| n.node_name() == name)
+    }
+
     /// Stops the nodes in reverse start order, each stopping its actors in reverse start
-    /// order within its shutdown timeout.
+    /// order within its shutdown timeout, then leaves the cluster (peers see `Left` at once).
     pub async fn shutdown(&self) {
         for node in self.nodes.iter().rev() {
             node.shutdown().await;
+        }
+        for net in self.nets.iter().rev() {
+            net.shutdown().await;
         }
     }
 
@@ -421,6 +459,15 @@ pub enum LaunchError {
     /// The launch flags name a node the topology does not declare.
     #[error("unknown node {0:?}; the topology declares {1:?}")]
     UnknownNode(String, Vec<String>),
+    /// The node's network endpoint could not start or join.
+    #[error("network: {0}")]
+    Network(String),
+    /// The node's identity (CA and certificate files) could not be loaded.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The launch flags are inconsistent.
+    #[error("invalid flags: {0}")]
+    Flags(String),
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(String),

@@ -145,7 +145,7 @@ async fn launch_rejects_a_node_the_topology_lacks() {
     let mut t = Topology::new("x");
     t.node("a");
     let args = LaunchArgs {
-        nodes: vec!["b".into()],
+        node: Some("b".into()),
         ..LaunchArgs::default()
     };
     let err = launch_until(t, args, std::future::pending())

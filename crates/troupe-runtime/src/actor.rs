@@ -141,6 +141,9 @@ pub(crate) struct HostState<A: Actor> {
     actor: A,
     ctx: Ctx<A::Msg>,
     depth: Arc<AtomicUsize>,
+    /// Set when this process routes between its nodes over QUIC: sends from this actor must
+    /// leave through its own node's endpoint.
+    origin: Option<Arc<str>>,
 }
 
 impl<A: Actor> ractor::Actor for Host<A> {
@@ -153,7 +156,14 @@ impl<A: Actor> ractor::Actor for Host<A> {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let origin = args
+            .node
+            .inner
+            .mesh
+            .force_remote()
+            .then(|| args.node.inner.name.clone());
         Ok(HostState {
+            origin,
             actor: args.actor,
             ctx: Ctx {
                 myself: args.myself,
@@ -169,7 +179,14 @@ impl<A: Actor> ractor::Actor for Host<A> {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.actor.started(&state.ctx).await
+        match state.origin.clone() {
+            None => state.actor.started(&state.ctx).await,
+            Some(origin) => {
+                crate::node::ORIGIN
+                    .scope(origin, state.actor.started(&state.ctx))
+                    .await
+            }
+        }
     }
 
     async fn handle(
@@ -179,7 +196,14 @@ impl<A: Actor> ractor::Actor for Host<A> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.depth.fetch_sub(1, Ordering::Relaxed);
-        state.actor.handle(mail.msg, mail.reply, &state.ctx).await
+        match state.origin.clone() {
+            None => state.actor.handle(mail.msg, mail.reply, &state.ctx).await,
+            Some(origin) => {
+                crate::node::ORIGIN
+                    .scope(origin, state.actor.handle(mail.msg, mail.reply, &state.ctx))
+                    .await
+            }
+        }
     }
 
     async fn post_stop(

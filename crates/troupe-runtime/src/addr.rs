@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::error::CallError;
 use crate::message::{Mail, Message, ReplyFailure, ReplyTo};
-use crate::node::{MeshInner, Node};
+use crate::node::{MeshInner, Node, Route};
 use crate::slot::Slot;
 
 /// Where an `Addr` looks its target up: the nodes of one process, known now or once a topology
@@ -47,7 +47,7 @@ struct AddrInner<M: Message> {
     node: Arc<str>,
     name: Arc<str>,
     binding: Binding,
-    slot: OnceLock<Arc<Slot<M>>>,
+    route: OnceLock<Route<M>>,
 }
 
 impl<M: Message> Clone for Addr<M> {
@@ -92,7 +92,7 @@ impl<M: Message> Addr<M> {
                 node,
                 name,
                 binding,
-                slot: OnceLock::new(),
+                route: OnceLock::new(),
             }),
         }
     }
@@ -104,7 +104,7 @@ impl<M: Message> Addr<M> {
         slot: Arc<Slot<M>>,
     ) -> Self {
         let addr = Self::bound(node, name, Binding::Bound(mesh));
-        let _ = addr.inner.slot.set(slot);
+        let _ = addr.inner.route.set(Route::Local(slot));
         addr
     }
 
@@ -132,34 +132,32 @@ impl<M: Message> Addr<M> {
         format!("{}/{}", self.inner.node, self.inner.name)
     }
 
-    fn resolve(&self) -> Result<Arc<Slot<M>>, CallError> {
-        let mesh = self
-            .inner
-            .binding
-            .mesh()
-            .ok_or_else(|| CallError::Unreachable {
-                node: self.inner.node.to_string(),
-            })?;
-        mesh.lookup::<M>(&self.inner.node, &self.inner.name)
+    fn mesh(&self) -> Result<Arc<MeshInner>, CallError> {
+        self.inner.binding.mesh().ok_or_else(|| CallError::Unreachable {
+            node: self.inner.node.to_string(),
+        })
     }
 
-    fn slot(&self) -> Result<&Arc<Slot<M>>, CallError> {
-        if let Some(slot) = self.inner.slot.get() {
-            return Ok(slot);
+    fn resolve(&self) -> Result<Route<M>, CallError> {
+        self.mesh()?.route::<M>(&self.inner.node, &self.inner.name)
+    }
+
+    fn route(&self) -> Result<&Route<M>, CallError> {
+        if let Some(route) = self.inner.route.get() {
+            return Ok(route);
         }
-        let slot = self.resolve()?;
-        Ok(self.inner.slot.get_or_init(|| slot))
+        let route = self.resolve()?;
+        Ok(self.inner.route.get_or_init(|| route))
     }
 
-    fn deliver(&self, mail: Mail<M>) -> Result<(), CallError> {
-        let slot = self.slot()?;
+    fn deliver_local(&self, slot: &Arc<Slot<M>>, mail: Mail<M>) -> Result<(), CallError> {
         match slot.deliver(mail) {
             Ok(()) => Ok(()),
             Err(undelivered) => match (undelivered.error, undelivered.mail) {
                 // The cached slot was closed (its actor was removed); the name may since have
                 // been registered again with a fresh slot.
                 (CallError::NotFound { .. }, Some(mail)) => match self.resolve() {
-                    Ok(fresh) if !Arc::ptr_eq(&fresh, slot) => {
+                    Ok(Route::Local(fresh)) if !Arc::ptr_eq(&fresh, slot) => {
                         fresh.deliver(mail).map_err(|u| u.error)
                     }
                     _ => Err(CallError::NotFound {
@@ -184,10 +182,18 @@ impl<M: Message> Addr<M> {
     /// - [`CallError::WrongType`] if the name handles another message type;
     /// - [`CallError::Unreachable`] if the actor's node is not reachable.
     pub fn cast(&self, msg: M) -> Result<(), CallError> {
-        self.deliver(Mail {
-            msg,
-            reply: ReplyTo::cast(),
-        })
+        match self.route()? {
+            Route::Local(slot) => self.deliver_local(
+                slot,
+                Mail {
+                    msg,
+                    reply: ReplyTo::cast(),
+                },
+            ),
+            Route::Remote => {
+                crate::remote::remote_cast(&*self.mesh()?, &self.inner.node, &self.inner.name, msg)
+            }
+        }
     }
 
     /// Sends `msg` and waits up to `timeout` for the actor's reply.
@@ -202,11 +208,28 @@ impl<M: Message> Addr<M> {
     /// Dropping the future abandons the call; the actor may still handle the message, and its
     /// reply is discarded.
     pub async fn call(&self, msg: M, timeout: Duration) -> Result<M::Reply, CallError> {
+        let slot = match self.route()? {
+            Route::Local(slot) => slot,
+            Route::Remote => {
+                let mesh = self.mesh()?;
+                return crate::remote::remote_call(
+                    &mesh,
+                    &self.inner.node,
+                    &self.inner.name,
+                    msg,
+                    timeout,
+                )
+                .await;
+            }
+        };
         let (tx, rx) = oneshot::channel();
-        self.deliver(Mail {
-            msg,
-            reply: ReplyTo::call(tx),
-        })?;
+        self.deliver_local(
+            slot,
+            Mail {
+                msg,
+                reply: ReplyTo::call(tx),
+            },
+        )?;
         // Most local replies arrive within one scheduling round; looking once before arming a
         // timer saves registering and cancelling it in tokio's timer wheel on every call.
         let mut rx = rx;
@@ -232,6 +255,7 @@ impl<M: Message> Addr<M> {
                 target: self.target(),
                 reason: "the actor failed before answering".into(),
             }),
+            Ok(Ok(Err(ReplyFailure::Refused(error)))) => Err(error),
             // the sender is always answered on drop; a closed channel means it was lost with
             // a mailbox that was torn down
             Ok(Err(_)) => Err(CallError::ActorFailed {
@@ -247,7 +271,10 @@ impl<M: Message> Addr<M> {
 
     /// Messages refused so far because the actor's mailbox was full (0 if unresolved).
     pub fn dropped(&self) -> u64 {
-        self.slot().map(|s| s.dropped()).unwrap_or(0)
+        match self.route() {
+            Ok(Route::Local(slot)) => slot.dropped(),
+            _ => 0,
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`node`]: [`Node`] and [`Mesh`] (the nodes of one process).
 //! - [`supervisor`]: strategies, restart types, intensity and backoff; the decisions live in
 //!   the pure [`supervisor::core`].
+//! - [`remote`]: the QUIC endpoint per node, handshake, lanes, membership, failure detection.
 //! - [`pool`]: [`Pool`], `n` actors from one factory.
 //! - [`error`]: [`CallError`], [`RegistryError`], [`SpawnError`].
 
@@ -25,6 +26,7 @@ pub mod message;
 pub mod node;
 pub mod pool;
 mod registry;
+pub mod remote;
 mod slot;
 pub mod supervisor;
 

@@ -49,9 +49,31 @@ pub(crate) enum ReplyFailure {
     Dropped,
     /// Dropped while the handler was panicking.
     Panicked,
+    /// The message never reached the actor (used for remote callers).
+    Refused(crate::error::CallError),
 }
 
 pub(crate) type ReplySender<R> = oneshot::Sender<Result<R, ReplyFailure>>;
+
+/// Answers a caller on another node: encodes the reply and sends it back over the link.
+pub(crate) type RemoteSink<R> = Box<dyn FnOnce(Result<R, ReplyFailure>) + Send>;
+
+enum Sink<R> {
+    Local(ReplySender<R>),
+    Remote(RemoteSink<R>),
+}
+
+impl<R> Sink<R> {
+    fn answer(self, result: Result<R, ReplyFailure>) -> bool {
+        match self {
+            Self::Local(tx) => tx.send(result).is_ok(),
+            Self::Remote(sink) => {
+                sink(result);
+                true
+            }
+        }
+    }
+}
 
 /// The handle an actor answers one call through.
 ///
@@ -62,12 +84,27 @@ pub(crate) type ReplySender<R> = oneshot::Sender<Result<R, ReplyFailure>>;
 /// nobody waiting: [`ReplyTo::send`] does nothing and [`ReplyTo::is_call`] is `false`.
 #[must_use = "dropping a ReplyTo unanswered fails the caller's call"]
 pub struct ReplyTo<R> {
-    tx: Option<ReplySender<R>>,
+    tx: Option<Sink<R>>,
 }
 
 impl<R> ReplyTo<R> {
     pub(crate) fn call(tx: ReplySender<R>) -> Self {
-        Self { tx: Some(tx) }
+        Self {
+            tx: Some(Sink::Local(tx)),
+        }
+    }
+
+    pub(crate) fn remote(sink: RemoteSink<R>) -> Self {
+        Self {
+            tx: Some(Sink::Remote(sink)),
+        }
+    }
+
+    /// Answers with a refusal (the message was never handled) instead of the drop default.
+    pub(crate) fn refuse(mut self, error: crate::error::CallError) {
+        if let Some(tx) = self.tx.take() {
+            tx.answer(Err(ReplyFailure::Refused(error)));
+        }
     }
 
     pub(crate) fn cast() -> Self {
@@ -83,7 +120,7 @@ impl<R> ReplyTo<R> {
     /// timed out or went away); the reply is then discarded.
     pub fn send(mut self, reply: R) -> bool {
         match self.tx.take() {
-            Some(tx) => tx.send(Ok(reply)).is_ok(),
+            Some(tx) => tx.answer(Ok(reply)),
             None => false,
         }
     }
@@ -97,7 +134,7 @@ impl<R> Drop for ReplyTo<R> {
             } else {
                 ReplyFailure::Dropped
             };
-            let _ = tx.send(Err(failure));
+            tx.answer(Err(failure));
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::addr::{Addr, Binding};
 use crate::error::{CallError, RegistryError, SpawnError};
 use crate::message::Message;
 use crate::pool::Pool;
+use crate::remote::NetInner;
 use crate::registry::Registry;
 use crate::slot::DEFAULT_MAILBOX_LIMIT;
 use crate::supervisor::{
@@ -33,22 +34,55 @@ pub struct Mesh {
 #[derive(Default)]
 pub(crate) struct MeshInner {
     nodes: DashMap<Arc<str>, Weak<NodeInner>>,
+    nets: DashMap<Arc<str>, Arc<NetInner>>,
+    force_remote: AtomicBool,
+}
+
+tokio::task_local! {
+    /// The node an actor's handler runs on, when sends must pick that node's endpoint.
+    pub(crate) static ORIGIN: Arc<str>;
+}
+
+/// Where a name on a node is reached from this process.
+pub(crate) enum Route<M: Message> {
+    /// A node of this process: straight into the actor's slot.
+    Local(Arc<crate::slot::Slot<M>>),
+    /// Another process: over QUIC.
+    Remote,
 }
 
 impl MeshInner {
-    pub(crate) fn lookup<M: Message>(
-        &self,
-        node: &str,
-        name: &str,
-    ) -> Result<Arc<crate::slot::Slot<M>>, CallError> {
-        let node = self
-            .nodes
-            .get(node)
-            .and_then(|n| n.upgrade())
-            .ok_or_else(|| CallError::Unreachable {
+    pub(crate) fn attach_net(&self, node: &str, net: Arc<NetInner>) {
+        self.nets.insert(Arc::from(node), net);
+    }
+
+    pub(crate) fn detach_net(&self, node: &str) {
+        self.nets.remove(node);
+    }
+
+    pub(crate) fn force_remote(&self) -> bool {
+        self.force_remote.load(Ordering::Relaxed)
+    }
+
+    /// The endpoint to send from: the sending actor's node's, else any of this process's.
+    pub(crate) fn net_for_send(&self) -> Option<Arc<NetInner>> {
+        if let Ok(Some(net)) = ORIGIN.try_with(|origin| self.nets.get(origin).map(|n| n.clone())) {
+            return Some(net);
+        }
+        self.nets.iter().next().map(|n| n.value().clone())
+    }
+
+    /// How to reach `name` on `node`.
+    pub(crate) fn route<M: Message>(&self, node: &str, name: &str) -> Result<Route<M>, CallError> {
+        let local = self.nodes.get(node).and_then(|n| n.upgrade());
+        match local {
+            Some(n) if !self.force_remote() => n.registry.lookup::<M>(name).map(Route::Local),
+            _ if !self.nets.is_empty() => Ok(Route::Remote),
+            Some(n) => n.registry.lookup::<M>(name).map(Route::Local),
+            None => Err(CallError::Unreachable {
                 node: node.to_string(),
-            })?;
-        node.registry.lookup::<M>(name)
+            }),
+        }
     }
 }
 
@@ -65,6 +99,14 @@ impl Mesh {
             .get(name)
             .and_then(|n| n.upgrade())
             .map(|inner| Node { inner })
+    }
+
+    /// Routes messages between nodes of this process through QUIC on loopback instead of
+    /// handing them over in memory, so one process exercises the serialized remote path
+    /// (codec, lanes, TLS) that a multi-host run uses. Set it before the first send; handles
+    /// already resolved keep their route.
+    pub fn route_through_quic(&self, on: bool) {
+        self.inner.force_remote.store(on, Ordering::Relaxed);
     }
 
     /// Names of the live nodes, sorted.
@@ -348,6 +390,18 @@ impl Node {
     /// Subscribes to this node's supervision reports (every exit and what was done about it).
     pub fn supervision_reports(&self) -> broadcast::Receiver<SupervisionReport> {
         self.inner.reports.subscribe()
+    }
+
+    /// Subscribes to this node's cluster events (peers up, down, left, refused), if it has a
+    /// network endpoint.
+    pub fn cluster_events(
+        &self,
+    ) -> Option<broadcast::Receiver<crate::remote::NodeEvent>> {
+        self.inner
+            .mesh
+            .nets
+            .get(self.name())
+            .map(|net| net.subscribe())
     }
 
     /// How the node's root supervisor ended so far.

@@ -8,13 +8,55 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
+use tokio::sync::watch;
+use troupe_wire::Envelope;
 
 use crate::error::{CallError, RegistryError};
-use crate::message::Message;
+use crate::message::{Mail, Message, ReplyTo};
+use crate::node::Node;
+use crate::remote::Replier;
 use crate::slot::Slot;
+
+/// Delivery of a message that arrived from another node, decoded for the registered type.
+pub(crate) trait RemoteInbox: Send + Sync {
+    /// Decodes `env`'s payload and delivers it. On failure the error is returned with the
+    /// replier if it was not consumed (the caller answers the remote caller with the error).
+    fn deliver_remote(
+        &self,
+        node: &Node,
+        env: &Envelope,
+        replier: Option<Replier>,
+    ) -> Result<(), (CallError, Option<Replier>)>;
+}
+
+impl<M: Message> RemoteInbox for Slot<M> {
+    fn deliver_remote(
+        &self,
+        node: &Node,
+        env: &Envelope,
+        replier: Option<Replier>,
+    ) -> Result<(), (CallError, Option<Replier>)> {
+        let msg = match crate::codec::decode_message::<M>(node, &env.msg_type, &env.payload) {
+            Ok(msg) => msg,
+            Err(err) => return Err((err, replier)),
+        };
+        let reply = match replier {
+            Some(r) => ReplyTo::remote(Box::new(move |result| r.answer::<M::Reply>(result))),
+            None => ReplyTo::cast(),
+        };
+        self.deliver(Mail { msg, reply }).map_err(|undelivered| {
+            let error = undelivered.error;
+            if let Some(mail) = undelivered.mail {
+                mail.reply.refuse(error.clone());
+            }
+            (error, None)
+        })
+    }
+}
 
 struct Entry {
     slot: Arc<dyn Any + Send + Sync>,
+    inbox: Arc<dyn RemoteInbox>,
     msg_type: &'static str,
 }
 
@@ -22,6 +64,7 @@ struct Entry {
 pub(crate) struct Registry {
     node: Arc<str>,
     entries: DashMap<Arc<str>, Entry>,
+    changes: watch::Sender<u64>,
 }
 
 impl Registry {
@@ -29,7 +72,22 @@ impl Registry {
         Self {
             node,
             entries: DashMap::new(),
+            changes: watch::Sender::new(0),
         }
+    }
+
+    /// Notified (with a counter) whenever a name is registered or removed.
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// The type-erased inbox of `name`, for messages from other nodes.
+    pub(crate) fn inbox(&self, name: &str) -> Option<Arc<dyn RemoteInbox>> {
+        self.entries.get(name).map(|e| e.inbox.clone())
     }
 
     /// Registers `name` for messages of type `M`, returning its (empty) slot.
@@ -49,8 +107,10 @@ impl Registry {
                 let slot = Arc::new(Slot::<M>::new(target, mailbox_limit));
                 vacant.insert(Entry {
                     slot: slot.clone(),
+                    inbox: slot.clone(),
                     msg_type: M::NAME,
                 });
+                self.changed();
                 Ok(slot)
             }
         }
@@ -76,7 +136,9 @@ impl Registry {
 
     /// Removes `name`; its handles then fail with `NotFound` (the caller closes the slot).
     pub(crate) fn unregister(&self, name: &str) {
-        self.entries.remove(name);
+        if self.entries.remove(name).is_some() {
+            self.changed();
+        }
     }
 
     /// Whether `name` is registered.

@@ -1,0 +1,136 @@
+//! hello_cluster as three OS processes on loopback, with certificates from a real CA directory:
+//! cross-process calls; one process killed with SIGKILL is reported down by the others within
+//! the peer-down timeout plus 2 s while they keep serving; restarted, it rejoins as a new
+//! incarnation and calls flow again.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const PEER_DOWN_MS: u64 = 1000;
+
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn start(node: &str, ca: &Path, seed: Option<SocketAddr>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hello_cluster"));
+        cmd.args(["--node", node, "--listen", "127.0.0.1:0", "--crash-every", "0"])
+            .args(["--interval-ms", "20", "--peer-down-ms", &PEER_DOWN_MS.to_string()])
+            .arg("--ca")
+            .arg(ca)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(seed) = seed {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        let mut child = cmd.spawn().expect("spawn hello_cluster");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a line satisfying `f`, returning it.
+    fn wait_for(&mut self, what: &str, within: Duration, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                self.seen.push(line.clone());
+                if f(&line) {
+                    return line;
+                }
+            }
+        }
+        panic!("no {what} within {within:?}; output so far: {:#?}", self.seen);
+    }
+
+    fn listening(&mut self) -> SocketAddr {
+        let line = self.wait_for("listening line", Duration::from_secs(30), |l| {
+            l.starts_with("listening ")
+        });
+        line["listening ".len()..].parse().expect("an address")
+    }
+
+    fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn calls(line: &str) -> Option<u64> {
+    line.strip_prefix("calls")?.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn three_processes_call_each_other_and_survive_a_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path();
+    troupe_identity::init_ca(ca, "hello_cluster").expect("ca init");
+    for node in ["a", "b", "c"] {
+        troupe_identity::issue_node(ca, node, ca).expect("issue");
+    }
+
+    let mut a = Proc::start("a", ca, None);
+    let seed = a.listening();
+    let mut b = Proc::start("b", ca, Some(seed));
+    b.listening();
+    let mut c = Proc::start("c", ca, Some(seed));
+    c.listening();
+
+    // a's reporter calls c's pinger, which calls b's counter: calls grow across processes
+    a.wait_for("growing calls", Duration::from_secs(30), |l| {
+        calls(l).is_some_and(|n| n >= 10)
+    });
+
+    b.kill9();
+    let killed = Instant::now();
+    let within = Duration::from_millis(PEER_DOWN_MS) + Duration::from_secs(2);
+    a.wait_for("a reports b down", within + Duration::from_secs(1), |l| {
+        l.starts_with("node down b")
+    });
+    assert!(killed.elapsed() <= within + Duration::from_millis(500), "{:?}", killed.elapsed());
+    // a and c keep serving: the reporter on a still gets tallies from the pinger on c
+    a.wait_for("tallies after the kill", Duration::from_secs(5), |l| calls(l).is_some());
+
+    let mut b2 = Proc::start("b", ca, Some(seed));
+    b2.listening();
+    let up = a.wait_for("b back", Duration::from_secs(20), |l| l.starts_with("node up b"));
+    assert!(up.contains("incarnation"), "{up}");
+    // calls flow again through the new incarnation of b
+    let before = a
+        .seen
+        .iter()
+        .rev()
+        .find_map(|l| calls(l))
+        .unwrap_or(0);
+    a.wait_for("calls growing again", Duration::from_secs(20), |l| {
+        calls(l).is_some_and(|n| n > before + 5)
+    });
+    drop(c);
+}

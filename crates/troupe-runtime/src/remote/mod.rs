@@ -1,0 +1,163 @@
+//! The remote path: one QUIC endpoint per node, mutual TLS against the cluster CA, a handshake,
+//! lanes of ordered frames per peer, remote casts and calls through the same [`Addr`], and
+//! membership with failure detection.
+//!
+//! [`Addr`]: crate::Addr
+//!
+//! # Layout
+//! - `handshake`: what a node accepts in a peer's hello; which duplicate connection survives.
+//! - `members`: the membership table (up, down, left, incarnations, published names).
+//! - `pending`: calls waiting for replies, swept on timeout and node-down.
+//! - `peer`: one connection: its lanes, writers and readers.
+//! - `net`: the endpoint, dialing, accepting, dispatching, gossip and reconnection.
+
+mod handshake;
+mod members;
+mod net;
+mod peer;
+mod pending;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use handshake::RejectReason;
+pub use members::MemberStatus;
+pub use net::NodeNet;
+pub(crate) use net::{NetInner, remote_call, remote_cast};
+pub(crate) use peer::Replier;
+
+/// Settings of a node's network endpoint.
+#[derive(Clone)]
+pub struct NetConfig {
+    /// The cluster's name; peers of another cluster are refused.
+    pub cluster: String,
+    /// This node's certificate, key and cluster CA.
+    pub identity: Arc<troupe_identity::NodeIdentity>,
+    /// Addresses to join through (any members of the cluster).
+    pub seeds: Vec<SocketAddr>,
+    /// The address peers should dial to reach this node (default: the bound address).
+    pub advertise: Option<SocketAddr>,
+    /// A silent peer is reported down after this long (QUIC idle timeout; keep-alives are sent
+    /// at a quarter of it).
+    pub peer_down_timeout: Duration,
+    /// Lanes (unidirectional streams) per peer and direction.
+    pub lanes: usize,
+    /// Frames each lane buffers before sends fail with `Overloaded`.
+    pub lane_buffer: usize,
+    /// The largest frame accepted or sent.
+    pub max_frame_len: usize,
+    /// Messages larger than this travel on a stream of their own (order kept by a marker).
+    pub large_message_threshold: usize,
+    /// First and longest pause between reconnection attempts.
+    pub reconnect_backoff: (Duration, Duration),
+}
+
+impl NetConfig {
+    /// Defaults for `cluster` with `identity`: peer down after 3 s, 8 lanes of 8192 frames,
+    /// 8 MiB frames, messages over 256 KiB on their own stream, reconnect 100 ms .. 2 s.
+    pub fn new(cluster: impl Into<String>, identity: troupe_identity::NodeIdentity) -> Self {
+        Self {
+            cluster: cluster.into(),
+            identity: Arc::new(identity),
+            seeds: Vec::new(),
+            advertise: None,
+            peer_down_timeout: Duration::from_secs(3),
+            lanes: 8,
+            lane_buffer: 8192,
+            max_frame_len: troupe_wire::DEFAULT_MAX_FRAME_LEN,
+            large_message_threshold: 256 * 1024,
+            reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(2)),
+        }
+    }
+
+    /// Adds seed addresses.
+    pub fn seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.seeds.extend(seeds);
+        self
+    }
+
+    /// Sets how long a silent peer has before it is reported down.
+    pub fn peer_down_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_down_timeout = timeout;
+        self
+    }
+}
+
+impl std::fmt::Debug for NetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetConfig")
+            .field("cluster", &self.cluster)
+            .field("node", &self.identity.node())
+            .field("seeds", &self.seeds)
+            .field("peer_down_timeout", &self.peer_down_timeout)
+            .field("lanes", &self.lanes)
+            .finish()
+    }
+}
+
+/// Something that happened to this node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A peer completed the handshake (again, or as a new incarnation).
+    Up {
+        /// The peer.
+        node: String,
+        /// Its incarnation (changes when the node restarts).
+        incarnation: u64,
+    },
+    /// The link to a peer failed (idle timeout, connection lost); reconnection is attempted.
+    Down {
+        /// The peer.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// A peer left gracefully.
+    Left {
+        /// The peer.
+        node: String,
+    },
+    /// A connection was refused during the handshake (by us or by the peer).
+    PeerRejected {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The name it claimed, if it got that far.
+        node: Option<String>,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// One name is registered on several nodes.
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The nodes publishing it.
+        nodes: Vec<String>,
+    },
+    /// A peer sent something malformed; its connection was closed.
+    ProtocolError {
+        /// The peer.
+        node: String,
+        /// What was wrong.
+        cause: String,
+    },
+}
+
+/// Why [`NodeNet::connect`] failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The handshake was refused (by either side).
+    #[error("peer rejected: {0}")]
+    Rejected(RejectReason),
+    /// The QUIC or TLS connection failed.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// The peer did not complete the handshake in time.
+    #[error("handshake timed out")]
+    Timeout,
+    /// This node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,332 @@
+//! One authenticated connection to a peer node: its outbound lanes (bounded buffers drained in
+//! batches by one writer task each), its inbound readers, and replies to its calls.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use troupe_wire::{
+    ActorPath, Envelope, EnvelopeKind, Frame, FrameCodec, MessageType, RemoteErrorCode,
+    ReplyOutcome,
+};
+
+use crate::error::CallError;
+use crate::message::ReplyFailure;
+
+/// First byte of every unidirectional stream: what the stream carries.
+pub(crate) const STREAM_LANE: u8 = 0;
+/// A stream carrying one large message, followed by its `u64` sequence number.
+pub(crate) const STREAM_LARGE: u8 = 1;
+
+/// How much a lane writer gathers before one write.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// One item in a lane's outbound buffer: an encoded frame, or one too large for the lane.
+pub(crate) enum Outbound {
+    Frame(Bytes),
+    Large(Bytes),
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    /// The lane buffer is full.
+    Full(usize),
+    /// The connection is gone.
+    Closed,
+}
+
+enum LargeIn {
+    Arrived(Envelope),
+    Waiting(oneshot::Sender<Envelope>),
+}
+
+/// A connected peer.
+pub(crate) struct Peer {
+    pub(crate) name: Arc<str>,
+    pub(crate) incarnation: u64,
+    pub(crate) conn: quinn::Connection,
+    lanes: Vec<mpsc::Sender<Outbound>>,
+    lane_capacity: usize,
+    control: mpsc::UnboundedSender<Bytes>,
+    large_threshold: usize,
+    large_out: AtomicU64,
+    large_in: Mutex<HashMap<u64, LargeIn>>,
+    /// The peer announced it is leaving.
+    pub(crate) left: AtomicBool,
+    pub(crate) codec: FrameCodec,
+}
+
+impl Peer {
+    /// Sets up lanes and their writer tasks; `control_tx` feeds the control stream writer.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: Arc<str>,
+        incarnation: u64,
+        conn: quinn::Connection,
+        lanes: usize,
+        lane_capacity: usize,
+        large_threshold: usize,
+        codec: FrameCodec,
+        control: mpsc::UnboundedSender<Bytes>,
+    ) -> Arc<Self> {
+        let mut senders = Vec::with_capacity(lanes);
+        let mut receivers = Vec::with_capacity(lanes);
+        for _ in 0..lanes.max(1) {
+            let (tx, rx) = mpsc::channel(lane_capacity.max(1));
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let peer = Arc::new(Self {
+            name,
+            incarnation,
+            conn,
+            lanes: senders,
+            lane_capacity,
+            control,
+            large_threshold,
+            large_out: AtomicU64::new(0),
+            large_in: Mutex::new(HashMap::new()),
+            left: AtomicBool::new(false),
+            codec,
+        });
+        for (index, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(write_lane(Arc::downgrade(&peer), index as u8, rx));
+        }
+        peer
+    }
+
+    /// The lane for messages to `target`: every message to one receiver takes the same lane.
+    pub(crate) fn lane_for(&self, target: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        target.hash(&mut h);
+        (h.finish() % self.lanes.len() as u64) as usize
+    }
+
+    /// Queues an encoded frame on `lane` without waiting.
+    pub(crate) fn send(&self, lane: usize, frame: Bytes) -> Result<(), QueueError> {
+        let item = if frame.len() > self.large_threshold {
+            Outbound::Large(frame)
+        } else {
+            Outbound::Frame(frame)
+        };
+        let lane = &self.lanes[lane % self.lanes.len()];
+        lane.try_send(item).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => QueueError::Full(self.lane_capacity),
+            mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+        })
+    }
+
+    /// Queues an encoded control frame (never refused while connected).
+    pub(crate) fn send_control(&self, frame: Bytes) {
+        let _ = self.control.send(frame);
+    }
+
+    /// Waits for large message `seq` (its marker was read on a lane).
+    pub(crate) async fn large(&self, seq: u64) -> Option<Envelope> {
+        let rx = {
+            let mut map = self.large_in.lock();
+            match map.remove(&seq) {
+                Some(LargeIn::Arrived(env)) => return Some(env),
+                Some(LargeIn::Waiting(_)) | None => {
+                    let (tx, rx) = oneshot::channel();
+                    map.insert(seq, LargeIn::Waiting(tx));
+                    rx
+                }
+            }
+        };
+        rx.await.ok()
+    }
+
+    /// Large message `seq` arrived on its own stream.
+    pub(crate) fn large_arrived(&self, seq: u64, env: Envelope) {
+        let mut map = self.large_in.lock();
+        match map.remove(&seq) {
+            Some(LargeIn::Waiting(tx)) => {
+                let _ = tx.send(env);
+            }
+            _ => {
+                map.insert(seq, LargeIn::Arrived(env));
+            }
+        }
+    }
+}
+
+/// Drains one lane: opens its stream, then writes whatever is queued in batches.
+async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound>) {
+    let Some(conn) = peer.upgrade().map(|p| p.conn.clone()) else {
+        return;
+    };
+    let Ok(mut stream) = conn.open_uni().await else {
+        return;
+    };
+    if stream.write_all(&[STREAM_LANE, index]).await.is_err() {
+        return;
+    }
+    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut bytes = 0;
+        while let Some(item) = next.take() {
+            match item {
+                Outbound::Frame(frame) => {
+                    bytes += frame.len();
+                    batch.push(frame);
+                }
+                Outbound::Large(frame) => {
+                    let Some(peer) = peer.upgrade() else { return };
+                    let seq = peer.large_out.fetch_add(1, Ordering::Relaxed);
+                    let mut marker = BytesMut::new();
+                    if peer
+                        .codec
+                        .encode(&Frame::LargeMarker { stream_seq: seq }, &mut marker)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    batch.push(marker.freeze());
+                    // the message's own stream: the lane moves on while it is written
+                    let conn = conn.clone();
+                    tokio::spawn(async move {
+                        if let Ok(mut s) = conn.open_uni().await {
+                            let mut head = vec![STREAM_LARGE];
+                            head.extend_from_slice(&seq.to_be_bytes());
+                            let mut chunks = [Bytes::from(head), frame];
+                            if s.write_all_chunks(&mut chunks).await.is_ok() {
+                                let _ = s.finish();
+                            }
+                        }
+                    });
+                }
+            }
+            if bytes < BATCH_BYTES {
+                next = rx.try_recv().ok();
+            }
+        }
+        if stream.write_all_chunks(&mut batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+/// Answers one call from a peer: encodes the reply and sends it back on a lane.
+pub(crate) struct Replier {
+    pub(crate) peer: Weak<Peer>,
+    pub(crate) request_id: u64,
+    pub(crate) msg_type: MessageType,
+    pub(crate) max_len: usize,
+}
+
+impl Replier {
+    /// Sends the handler's answer (or why there is none) back to the caller's node.
+    pub(crate) fn answer<R: Serialize>(self, result: Result<R, ReplyFailure>) {
+        let (outcome, payload) = match result {
+            Ok(reply) => match crate::codec::encode_message(&reply, self.max_len) {
+                Ok(payload) => (ReplyOutcome::Ok, payload),
+                Err(err) => (error_outcome(&err), Bytes::new()),
+            },
+            Err(ReplyFailure::Dropped) => (
+                ReplyOutcome::Err {
+                    code: RemoteErrorCode::Other,
+                    detail: NO_REPLY.into(),
+                },
+                Bytes::new(),
+            ),
+            Err(ReplyFailure::Panicked) => (
+                ReplyOutcome::Err {
+                    code: RemoteErrorCode::ActorFailed,
+                    detail: "the actor failed before answering".into(),
+                },
+                Bytes::new(),
+            ),
+            Err(ReplyFailure::Refused(err)) => (error_outcome(&err), Bytes::new()),
+        };
+        self.send(outcome, payload);
+    }
+
+    /// Sends a refusal (the call never reached an actor).
+    pub(crate) fn refuse(self, err: &CallError) {
+        self.send(error_outcome(err), Bytes::new());
+    }
+
+    fn send(self, outcome: ReplyOutcome, payload: Bytes) {
+        let Some(peer) = self.peer.upgrade() else {
+            return;
+        };
+        let env = Envelope {
+            kind: EnvelopeKind::Reply {
+                request_id: self.request_id,
+                outcome,
+            },
+            target: ActorPath {
+                node: peer.name.to_string(),
+                name: String::new(),
+            },
+            sender: None,
+            msg_type: self.msg_type,
+            trace: None,
+            payload,
+        };
+        let mut buf = BytesMut::new();
+        if let Err(err) = peer.codec.encode(&Frame::Envelope(env), &mut buf) {
+            tracing::warn!(cause = %err, peer = %peer.name, "reply not encodable");
+            return;
+        }
+        let lane = (self.request_id % 1024) as usize;
+        if let Err(err) = peer.send(lane, buf.freeze()) {
+            tracing::debug!(?err, peer = %peer.name, "reply dropped");
+        }
+    }
+}
+
+/// The detail text that marks a reply handle dropped unanswered.
+pub(crate) const NO_REPLY: &str = "the actor dropped the reply handle without answering";
+
+/// How a local error travels back to a remote caller.
+pub(crate) fn error_outcome(err: &CallError) -> ReplyOutcome {
+    let code = match err {
+        CallError::NotFound { .. } => RemoteErrorCode::NotFound,
+        CallError::Decode(_) | CallError::WrongType { .. } => RemoteErrorCode::Decode,
+        CallError::ActorFailed { .. } => RemoteErrorCode::ActorFailed,
+        CallError::Overloaded { .. } => RemoteErrorCode::Overloaded,
+        CallError::TooLarge { .. } => RemoteErrorCode::TooLarge,
+        CallError::Timeout { .. } => RemoteErrorCode::Timeout,
+        CallError::NoReply { .. } => {
+            return ReplyOutcome::Err {
+                code: RemoteErrorCode::Other,
+                detail: NO_REPLY.into(),
+            };
+        }
+        _ => RemoteErrorCode::Other,
+    };
+    ReplyOutcome::Err {
+        code,
+        detail: err.to_string(),
+    }
+}
+
+/// How a remote error arrives at the local caller.
+pub(crate) fn remote_error(target: &str, code: RemoteErrorCode, detail: String) -> CallError {
+    let target = target.to_string();
+    match code {
+        RemoteErrorCode::NotFound => CallError::NotFound { target },
+        RemoteErrorCode::Decode | RemoteErrorCode::UnknownType => CallError::Decode(detail),
+        RemoteErrorCode::Overloaded => CallError::Overloaded { target, limit: 0 },
+        RemoteErrorCode::TooLarge => CallError::TooLarge { len: 0, max: 0 },
+        RemoteErrorCode::Timeout => CallError::Timeout {
+            target,
+            after: std::time::Duration::ZERO,
+        },
+        RemoteErrorCode::Other if detail == NO_REPLY => CallError::NoReply { target },
+        _ => CallError::ActorFailed {
+            target,
+            reason: detail,
+        },
+    }
+}

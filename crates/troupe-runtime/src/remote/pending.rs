@@ -1,0 +1,91 @@
+//! Calls waiting for a reply from another node, swept on timeout and when their node goes down.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use crate::error::CallError;
+
+/// What a waiting call receives: the reply payload, or why there is none.
+pub(crate) type ReplyResult = Result<Bytes, CallError>;
+
+struct PendingCall {
+    node: Arc<str>,
+    tx: oneshot::Sender<ReplyResult>,
+}
+
+/// The table of outstanding remote calls of one node, keyed by request id.
+#[derive(Default)]
+pub(crate) struct Pending {
+    calls: DashMap<u64, PendingCall>,
+}
+
+impl Pending {
+    /// Registers call `id` to `node`; the receiver gets exactly one answer unless the caller
+    /// removes the entry first (on its own timeout).
+    pub(crate) fn insert(&self, id: u64, node: Arc<str>) -> oneshot::Receiver<ReplyResult> {
+        let (tx, rx) = oneshot::channel();
+        self.calls.insert(id, PendingCall { node, tx });
+        rx
+    }
+
+    /// Completes call `id` (a reply arrived). Unknown ids (timed out already) are ignored.
+    pub(crate) fn complete(&self, id: u64, result: ReplyResult) {
+        if let Some((_, call)) = self.calls.remove(&id) {
+            let _ = call.tx.send(result);
+        }
+    }
+
+    /// Forgets call `id` (its caller gave up).
+    pub(crate) fn remove(&self, id: u64) {
+        self.calls.remove(&id);
+    }
+
+    /// Fails every call waiting on `node` with `Unreachable`; returns how many.
+    pub(crate) fn sweep_node(&self, node: &str) -> usize {
+        let ids: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|e| &*e.value().node == node)
+            .map(|e| *e.key())
+            .collect();
+        let mut swept = 0;
+        for id in ids {
+            if let Some((_, call)) = self.calls.remove(&id) {
+                let _ = call.tx.send(Err(CallError::Unreachable {
+                    node: node.to_string(),
+                }));
+                swept += 1;
+            }
+        }
+        swept
+    }
+
+    /// Calls outstanding.
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_call_gets_one_answer_and_sweeps_hit_only_their_node() {
+        let pending = Pending::default();
+        let mut to_b = pending.insert(1, Arc::from("b"));
+        let mut to_c = pending.insert(2, Arc::from("c"));
+        let mut late = pending.insert(3, Arc::from("b"));
+        pending.complete(3, Ok(Bytes::from_static(b"ok")));
+        assert_eq!(pending.sweep_node("b"), 1);
+        assert!(matches!(to_b.try_recv(), Ok(Err(CallError::Unreachable { .. }))));
+        assert!(to_c.try_recv().is_err(), "c's call is still waiting");
+        assert_eq!(late.try_recv().ok(), Some(Ok(Bytes::from_static(b"ok"))));
+        pending.remove(2);
+        pending.complete(2, Ok(Bytes::new()));
+        assert_eq!(pending.len(), 0);
+    }
+}

@@ -1,0 +1,432 @@
+//! Several nodes in one test process, each in its own mesh (as if in its own process), talking
+//! over real QUIC on 127.0.0.1 with mutual TLS: remote casts and calls, order, every CallError,
+//! handles across nodes and restarts, membership events, refusals and malformed peers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::*;
+use tokio::sync::broadcast;
+use troupe_identity::DevCa;
+use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet, RejectReason};
+use troupe_runtime::{
+    Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec,
+};
+use troupe_wire::{Frame, FrameCodec, Hello};
+
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+struct Member {
+    node: Node,
+    net: NodeNet,
+    probe: Addr<Probe>,
+}
+
+fn config(ca: &DevCa, name: &str, seeds: &[SocketAddr]) -> NetConfig {
+    let mut c = NetConfig::new("test", ca.identity(name).unwrap())
+        .seeds(seeds.iter().copied())
+        .peer_down_timeout(Duration::from_millis(1500));
+    c.large_message_threshold = 4 * 1024;
+    c.max_frame_len = 1024 * 1024;
+    c
+}
+
+/// A node with a `probe` actor (mailbox limit 64) and an endpoint, in a mesh of its own.
+async fn member(ca: &DevCa, name: &str, seeds: &[SocketAddr], journal: &Journal) -> Member {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let j = journal.clone();
+    let (spec, probe) = node
+        .child("probe", ChildOptions::permanent().mailbox_limit(64), move || {
+            ProbeActor::new(&j)
+        })
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one().intensity(20, Duration::from_secs(10)), vec![spec])
+        .await
+        .unwrap();
+    let net = NodeNet::bind(&node, LOOPBACK, config(ca, name, seeds))
+        .await
+        .unwrap();
+    Member { node, net, probe }
+}
+
+async fn connected(members: &[&Member]) {
+    let want = members.len() - 1;
+    eventually("full mesh", T, async || {
+        members.iter().all(|m| m.net.connected().len() >= want)
+    })
+    .await;
+}
+
+async fn trio(journal: &Journal) -> (DevCa, Member, Member, Member) {
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], journal).await;
+    // c knows only a; it finds b through gossip
+    let c = member(&ca, "c", &[a.net.local_addr()], journal).await;
+    connected(&[&a, &b, &c]).await;
+    (ca, a, b, c)
+}
+
+async fn next_event(rx: &mut broadcast::Receiver<NodeEvent>, what: &str, f: impl Fn(&NodeEvent) -> bool) -> NodeEvent {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Ok(e)) if f(&e) => return e,
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+            _ => panic!("no {what} event in time"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
+    let journal = Journal::default();
+    let (_ca, a, b, c) = trio(&journal).await;
+    let on_b = a.node.addr::<Probe>("b", "probe");
+
+    assert_eq!(on_b.call(Probe::Push(1), T).await.unwrap(), ProbeReply::Len(1));
+    // per-pair order over the wire, casts and calls mixed
+    for i in 2..=40u64 {
+        on_b.cast(Probe::Push(i)).unwrap();
+    }
+    let ProbeReply::Log(log) = on_b.call(Probe::Log, T).await.unwrap() else { panic!() };
+    assert_eq!(log, (1..=40).collect::<Vec<_>>());
+
+    // an Addr sent across nodes works where it lands: b calls c through it
+    let to_c = a.node.addr::<Probe>("c", "probe");
+    assert_eq!(
+        on_b.call(Probe::Forward(to_c.clone(), 5), T).await.unwrap(),
+        ProbeReply::Len(1)
+    );
+    assert_eq!(c.probe.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![5]));
+
+    // a handle to a remote actor reaches it across its restart (the journal counts starts of
+    // every node's "probe", so compare before and after)
+    let ProbeReply::Starts(before) = on_b.call(Probe::Starts, T).await.unwrap() else { panic!() };
+    on_b.cast(Probe::Push(99)).unwrap();
+    on_b.cast(Probe::Panic).unwrap();
+    eventually("b/probe restarted", T, async || {
+        on_b.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(before + 1))
+    })
+    .await;
+    // a fresh instance: its log starts empty
+    assert_eq!(on_b.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![]));
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_keep_their_place_in_line() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let to_b = a.node.addr::<Bulk>("b", "bulk");
+    let (spec, _) = b
+        .node
+        .child("bulk", ChildOptions::permanent(), BulkActor::default)
+        .unwrap();
+    b.node.root().unwrap().add(spec).await.unwrap();
+    // small, large (own stream), small, large, small: handled in exactly this order
+    let sizes = [10usize, 200_000, 10, 50_000, 10, 10, 300_000, 10];
+    for (i, size) in sizes.iter().enumerate() {
+        to_b.cast(Bulk::Data(i as u32, vec![7u8; *size])).unwrap();
+    }
+    let seen = to_b.call(Bulk::Seen, T).await.unwrap();
+    assert_eq!(seen, (0..sizes.len() as u32).collect::<Vec<_>>());
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Bulk {
+    Data(u32, #[serde(with = "serde_bytes")] Vec<u8>),
+    Seen,
+}
+impl troupe_runtime::Message for Bulk {
+    const NAME: &'static str = "test.Bulk";
+    type Reply = Vec<u32>;
+}
+#[derive(Default)]
+struct BulkActor {
+    seen: Vec<u32>,
+}
+impl troupe_runtime::Actor for BulkActor {
+    type Msg = Bulk;
+    async fn handle(
+        &mut self,
+        msg: Bulk,
+        reply: troupe_runtime::ReplyTo<Vec<u32>>,
+        _: &troupe_runtime::Ctx<Bulk>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        match msg {
+            Bulk::Data(i, _) => self.seen.push(i),
+            Bulk::Seen => {
+                reply.send(self.seen.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stranger(u8);
+impl troupe_runtime::Message for Stranger {
+    const NAME: &'static str = "test.Stranger";
+    type Reply = ();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_error_arrives_typed_across_nodes() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let on_b = a.node.addr::<Probe>("b", "probe");
+
+    let err = on_b.call(Probe::Sleep(800), Duration::from_millis(50)).await.unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+    let err = a.node.addr::<Probe>("b", "nobody").call(Probe::Log, T).await.unwrap_err();
+    assert!(matches!(err, CallError::NotFound { .. }), "{err:?}");
+    let err = a.node.addr::<Probe>("nowhere", "probe").call(Probe::Log, T).await.unwrap_err();
+    assert!(matches!(err, CallError::Unreachable { .. }), "{err:?}");
+    let err = a.node.addr::<Stranger>("b", "probe").call(Stranger(1), T).await.unwrap_err();
+    assert!(matches!(err, CallError::Decode(_)), "{err:?}");
+    let err = on_b.call(Probe::Drop, T).await.unwrap_err();
+    assert!(matches!(err, CallError::NoReply { .. }), "{err:?}");
+    let err = on_b.call(Probe::Panic, T).await.unwrap_err();
+    assert!(matches!(err, CallError::ActorFailed { .. }), "{err:?}");
+    eventually("probe back", T, async || on_b.call(Probe::Log, T).await.is_ok()).await;
+    // TooLarge: over the 1 MiB frame limit, refused before anything is sent
+    let to_bulk = a.node.addr::<Bulk>("b", "probe");
+    let err = to_bulk.cast(Bulk::Data(0, vec![0; 2 * 1024 * 1024])).unwrap_err();
+    assert!(matches!(err, CallError::TooLarge { .. }), "{err:?}");
+    // Overloaded: b's probe takes 64 messages at most
+    on_b.cast(Probe::Sleep(1_000)).unwrap();
+    let mut outcome = Ok(());
+    for i in 0..200 {
+        match on_b.call(Probe::Push(i), Duration::from_millis(1)).await {
+            Err(CallError::Overloaded { .. }) => {
+                outcome = Err(());
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(outcome.is_err(), "no Overloaded from a full remote mailbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_node_that_goes_away_fails_at_once_and_peers_see_it_leave() {
+    let journal = Journal::default();
+    let (_ca, a, b, c) = trio(&journal).await;
+    let mut events = a.net.events();
+    let on_c = a.node.addr::<Probe>("c", "probe");
+    let call = tokio::spawn(async move { on_c.call(Probe::Sleep(30_000), Duration::from_secs(30)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    c.net.shutdown().await;
+    let result = tokio::time::timeout(T, call).await.unwrap().unwrap();
+    assert!(matches!(result, Err(CallError::Unreachable { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    next_event(&mut events, "left", |e| matches!(e, NodeEvent::Left { node } if node == "c")).await;
+    // the others keep serving each other
+    assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_on_two_nodes_is_reported() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let mut events = a.net.events();
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    // both nodes run an actor named "probe"
+    let e = next_event(&mut events, "duplicate", |e| matches!(e, NodeEvent::DuplicateName { .. })).await;
+    assert_eq!(
+        e,
+        NodeEvent::DuplicateName { name: "probe".into(), nodes: vec!["a".into(), "b".into()] }
+    );
+    eventually("names gossiped", T, async || a.net.whereis("probe") == vec!["a", "b"]).await;
+}
+
+async fn expect_refusal(
+    serving: &Member,
+    ca: &DevCa,
+    node_name: &str,
+    identity_name: &str,
+    cluster: &str,
+) -> troupe_runtime::remote::ConnectError {
+    let node = Node::new(node_name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let mut cfg = NetConfig::new(cluster, ca.identity(identity_name).unwrap());
+    cfg.peer_down_timeout = Duration::from_millis(1500);
+    let net = NodeNet::bind(&node, LOOPBACK, cfg).await.unwrap();
+    let mut events = net.events();
+    let err = net.connect(serving.net.local_addr()).await.unwrap_err();
+    // the refused side gets its typed event too
+    next_event(&mut events, "rejection on the dialing side", |e| {
+        matches!(e, NodeEvent::PeerRejected { .. })
+    })
+    .await;
+    net.shutdown().await;
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_dialing_each_other_at_once_end_with_one_connection() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    for _ in 0..5 {
+        let a = member(&ca, "a", &[], &journal).await;
+        let b = member(&ca, "b", &[], &journal).await;
+        let (x, y) = tokio::join!(a.net.connect(b.net.local_addr()), b.net.connect(a.net.local_addr()));
+        assert_eq!((x.unwrap(), y.unwrap()), ("b".to_string(), "a".to_string()));
+        eventually("one connection each", T, async || {
+            a.net.open_connections() == 1 && b.net.open_connections() == 1
+        })
+        .await;
+        assert_eq!(a.net.connected(), vec!["b"]);
+        assert_eq!(b.net.connected(), vec!["a"]);
+        assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
+        assert!(b.node.addr::<Probe>("a", "probe").call(Probe::Log, T).await.is_ok());
+        a.net.shutdown().await;
+        b.net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let mut events = a.net.events();
+
+    // a certificate from another CA: TLS fails
+    let other_ca = DevCa::new("test").unwrap();
+    let err = expect_refusal(&a, &other_ca, "x", "x", "test").await;
+    assert!(matches!(err, troupe_runtime::remote::ConnectError::Connection(_)), "{err:?}");
+    next_event(&mut events, "tls rejection", |e| {
+        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::Tls(_), .. })
+    })
+    .await;
+
+    // a name that does not match the certificate
+    let err = expect_refusal(&a, &ca, "y", "x", "test").await;
+    assert!(matches!(err, troupe_runtime::remote::ConnectError::Rejected(_)), "{err:?}");
+    next_event(&mut events, "name rejection", |e| {
+        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::CertificateName { .. }, .. })
+    })
+    .await;
+
+    // another cluster
+    let err = expect_refusal(&a, &ca, "z", "z", "elsewhere").await;
+    assert!(matches!(err, troupe_runtime::remote::ConnectError::Rejected(_)), "{err:?}");
+    next_event(&mut events, "cluster rejection", |e| {
+        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::ClusterMismatch { .. }, .. })
+    })
+    .await;
+
+    // another protocol version, spoken by a hand-made client
+    let (conn, mut send, mut recv) = raw_connect(&ca, "w", a.net.local_addr()).await;
+    let mut buf = BytesMut::new();
+    FrameCodec::default()
+        .encode(
+            &Frame::Hello(Hello { cluster: "test".into(), node: "w".into(), protocol: 1, incarnation: 1 }),
+            &mut buf,
+        )
+        .unwrap();
+    // the protocol field follows the 4-byte length and the kind byte
+    buf[5] = 0;
+    buf[6] = 9;
+    send.write_all(&buf).await.unwrap();
+    let _ = tokio::time::timeout(T, recv.read_to_end(64 * 1024)).await;
+    next_event(&mut events, "protocol rejection", |e| {
+        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::ProtocolMismatch { theirs: 9, .. }, .. })
+    })
+    .await;
+    drop(conn);
+
+    // through all of it, a and b kept talking
+    assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
+    assert!(b.node.addr::<Probe>("a", "probe").call(Probe::Log, T).await.is_ok());
+}
+
+/// Dials `addr` with a proper certificate and opens the control stream, without a handshake.
+async fn raw_connect(
+    ca: &DevCa,
+    name: &str,
+    addr: SocketAddr,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
+    let identity = ca.identity(name).unwrap();
+    let transport = std::sync::Arc::new(quinn::TransportConfig::default());
+    let mut endpoint = quinn::Endpoint::client(LOOPBACK).unwrap();
+    endpoint.set_default_client_config(identity.quinn_client_config(transport).unwrap());
+    let conn = endpoint
+        .connect(addr, troupe_identity::CLUSTER_SERVER_NAME)
+        .unwrap()
+        .await
+        .unwrap();
+    let (send, recv) = conn.open_bi().await.unwrap();
+    (conn, send, recv)
+}
+
+/// Completes a real handshake as node `name`, returning the connection.
+async fn handshaken(ca: &DevCa, name: &str, addr: SocketAddr) -> quinn::Connection {
+    let (conn, mut send, mut recv) = raw_connect(ca, name, addr).await;
+    let mut buf = BytesMut::new();
+    FrameCodec::default()
+        .encode(
+            &Frame::Hello(Hello { cluster: "test".into(), node: name.into(), protocol: 1, incarnation: 7 }),
+            &mut buf,
+        )
+        .unwrap();
+    send.write_all(&buf).await.unwrap();
+    let mut got = BytesMut::new();
+    let codec = FrameCodec::default();
+    loop {
+        if let Ok(Some(Frame::Hello(_))) = codec.decode(&mut got) {
+            break;
+        }
+        let chunk = recv.read_chunk(4096, true).await.unwrap().unwrap();
+        got.extend_from_slice(&chunk.bytes);
+    }
+    // keep the control stream open for the rest of the test
+    std::mem::forget((send, recv));
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_frames_close_only_that_connection() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let mut events = a.net.events();
+
+    for (name, bytes) in [
+        // lane header, then a 5-byte frame of an unknown kind
+        ("g", vec![0, 0, 0, 0, 0, 5, 0x99, 1, 2, 3, 4]),
+        // lane header, then a length prefix of 4 GiB
+        ("o", vec![0, 0, 0xff, 0xff, 0xff, 0xff]),
+    ] {
+        let conn = handshaken(&ca, name, a.net.local_addr()).await;
+        let mut lane = conn.open_uni().await.unwrap();
+        lane.write_all(&bytes).await.unwrap();
+        let e = next_event(&mut events, "protocol error", |e| {
+            matches!(e, NodeEvent::ProtocolError { node, .. } if node == name)
+        })
+        .await;
+        tracing::debug!(?e);
+        let closed = tokio::time::timeout(T, conn.closed()).await.unwrap();
+        assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
+    }
+    assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
+}
