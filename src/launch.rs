@@ -116,7 +116,8 @@ pub async fn launch_until(
         let listen = args
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let net = NodeNet::bind(node, listen, net_config(&args, &cluster, identity)).await
+        let net = NodeNet::bind(node, listen, net_config(&args, &cluster, identity))
+            .await
             .map_err(|e| LaunchError::Network(e.to_string()))?;
         announce(net.local_addr());
         nets.push(net);

@@ -21,12 +21,24 @@ struct Proc {
 impl Proc {
     fn start(node: &str, ca: &Path, seed: Option<SocketAddr>) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hello_cluster"));
-        cmd.args(["--node", node, "--listen", "127.0.0.1:0", "--crash-every", "0"])
-            .args(["--interval-ms", "20", "--peer-down-ms", &PEER_DOWN_MS.to_string()])
-            .arg("--ca")
-            .arg(ca)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args([
+            "--node",
+            node,
+            "--listen",
+            "127.0.0.1:0",
+            "--crash-every",
+            "0",
+        ])
+        .args([
+            "--interval-ms",
+            "20",
+            "--peer-down-ms",
+            &PEER_DOWN_MS.to_string(),
+        ])
+        .arg("--ca")
+        .arg(ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         if let Some(seed) = seed {
             cmd.args(["--seed", &seed.to_string()]);
         }
@@ -58,7 +70,10 @@ impl Proc {
                 }
             }
         }
-        panic!("no {what} within {within:?}; output so far: {:#?}", self.seen);
+        panic!(
+            "no {what} within {within:?}; output so far: {:#?}",
+            self.seen
+        );
     }
 
     fn listening(&mut self) -> SocketAddr {
@@ -84,7 +99,11 @@ impl Drop for Proc {
 }
 
 fn calls(line: &str) -> Option<u64> {
-    line.strip_prefix("calls")?.split_whitespace().next()?.parse().ok()
+    line.strip_prefix("calls")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -114,21 +133,24 @@ fn three_processes_call_each_other_and_survive_a_sigkill() {
     a.wait_for("a reports b down", within + Duration::from_secs(1), |l| {
         l.starts_with("node down b")
     });
-    assert!(killed.elapsed() <= within + Duration::from_millis(500), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() <= within + Duration::from_millis(500),
+        "{:?}",
+        killed.elapsed()
+    );
     // a and c keep serving: the reporter on a still gets tallies from the pinger on c
-    a.wait_for("tallies after the kill", Duration::from_secs(5), |l| calls(l).is_some());
+    a.wait_for("tallies after the kill", Duration::from_secs(5), |l| {
+        calls(l).is_some()
+    });
 
     let mut b2 = Proc::start("b", ca, Some(seed));
     b2.listening();
-    let up = a.wait_for("b back", Duration::from_secs(20), |l| l.starts_with("node up b"));
+    let up = a.wait_for("b back", Duration::from_secs(20), |l| {
+        l.starts_with("node up b")
+    });
     assert!(up.contains("incarnation"), "{up}");
     // calls flow again through the new incarnation of b
-    let before = a
-        .seen
-        .iter()
-        .rev()
-        .find_map(|l| calls(l))
-        .unwrap_or(0);
+    let before = a.seen.iter().rev().find_map(|l| calls(l)).unwrap_or(0);
     a.wait_for("calls growing again", Duration::from_secs(20), |l| {
         calls(l).is_some_and(|n| n > before + 5)
     });

@@ -133,9 +133,12 @@ impl<M: Message> Addr<M> {
     }
 
     fn mesh(&self) -> Result<Arc<MeshInner>, CallError> {
-        self.inner.binding.mesh().ok_or_else(|| CallError::Unreachable {
-            node: self.inner.node.to_string(),
-        })
+        self.inner
+            .binding
+            .mesh()
+            .ok_or_else(|| CallError::Unreachable {
+                node: self.inner.node.to_string(),
+            })
     }
 
     fn resolve(&self) -> Result<Route<M>, CallError> {

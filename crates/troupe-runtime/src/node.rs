@@ -14,8 +14,8 @@ use crate::addr::{Addr, Binding};
 use crate::error::{CallError, RegistryError, SpawnError};
 use crate::message::Message;
 use crate::pool::Pool;
-use crate::remote::NetInner;
 use crate::registry::Registry;
+use crate::remote::NetInner;
 use crate::slot::DEFAULT_MAILBOX_LIMIT;
 use crate::supervisor::{
     ChildOptions, ChildSpec, SupervisionReport, SupervisorChild, SupervisorRef, SupervisorSpec,
@@ -394,9 +394,7 @@ impl Node {
 
     /// Subscribes to this node's cluster events (peers up, down, left, refused), if it has a
     /// network endpoint.
-    pub fn cluster_events(
-        &self,
-    ) -> Option<broadcast::Receiver<crate::remote::NodeEvent>> {
+    pub fn cluster_events(&self) -> Option<broadcast::Receiver<crate::remote::NodeEvent>> {
         self.inner
             .mesh
             .nets

@@ -12,12 +12,11 @@ use common::*;
 use tokio::sync::broadcast;
 use troupe_identity::DevCa;
 use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet, RejectReason};
-use troupe_runtime::{
-    Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec,
-};
+use troupe_runtime::{Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
 use troupe_wire::{Frame, FrameCodec, Hello};
 
-const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 struct Member {
     node: Node,
@@ -39,13 +38,18 @@ async fn member(ca: &DevCa, name: &str, seeds: &[SocketAddr], journal: &Journal)
     let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
     let j = journal.clone();
     let (spec, probe) = node
-        .child("probe", ChildOptions::permanent().mailbox_limit(64), move || {
-            ProbeActor::new(&j)
-        })
+        .child(
+            "probe",
+            ChildOptions::permanent().mailbox_limit(64),
+            move || ProbeActor::new(&j),
+        )
         .unwrap();
-    node.start(SupervisorSpec::one_for_one().intensity(20, Duration::from_secs(10)), vec![spec])
-        .await
-        .unwrap();
+    node.start(
+        SupervisorSpec::one_for_one().intensity(20, Duration::from_secs(10)),
+        vec![spec],
+    )
+    .await
+    .unwrap();
     let net = NodeNet::bind(&node, LOOPBACK, config(ca, name, seeds))
         .await
         .unwrap();
@@ -70,7 +74,11 @@ async fn trio(journal: &Journal) -> (DevCa, Member, Member, Member) {
     (ca, a, b, c)
 }
 
-async fn next_event(rx: &mut broadcast::Receiver<NodeEvent>, what: &str, f: impl Fn(&NodeEvent) -> bool) -> NodeEvent {
+async fn next_event(
+    rx: &mut broadcast::Receiver<NodeEvent>,
+    what: &str,
+    f: impl Fn(&NodeEvent) -> bool,
+) -> NodeEvent {
     let deadline = tokio::time::Instant::now() + T;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -88,12 +96,17 @@ async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
     let (_ca, a, b, c) = trio(&journal).await;
     let on_b = a.node.addr::<Probe>("b", "probe");
 
-    assert_eq!(on_b.call(Probe::Push(1), T).await.unwrap(), ProbeReply::Len(1));
+    assert_eq!(
+        on_b.call(Probe::Push(1), T).await.unwrap(),
+        ProbeReply::Len(1)
+    );
     // per-pair order over the wire, casts and calls mixed
     for i in 2..=40u64 {
         on_b.cast(Probe::Push(i)).unwrap();
     }
-    let ProbeReply::Log(log) = on_b.call(Probe::Log, T).await.unwrap() else { panic!() };
+    let ProbeReply::Log(log) = on_b.call(Probe::Log, T).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(log, (1..=40).collect::<Vec<_>>());
 
     // an Addr sent across nodes works where it lands: b calls c through it
@@ -102,11 +115,16 @@ async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
         on_b.call(Probe::Forward(to_c.clone(), 5), T).await.unwrap(),
         ProbeReply::Len(1)
     );
-    assert_eq!(c.probe.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![5]));
+    assert_eq!(
+        c.probe.call(Probe::Log, T).await.unwrap(),
+        ProbeReply::Log(vec![5])
+    );
 
     // a handle to a remote actor reaches it across its restart (the journal counts starts of
     // every node's "probe", so compare before and after)
-    let ProbeReply::Starts(before) = on_b.call(Probe::Starts, T).await.unwrap() else { panic!() };
+    let ProbeReply::Starts(before) = on_b.call(Probe::Starts, T).await.unwrap() else {
+        panic!()
+    };
     on_b.cast(Probe::Push(99)).unwrap();
     on_b.cast(Probe::Panic).unwrap();
     eventually("b/probe restarted", T, async || {
@@ -114,7 +132,10 @@ async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
     })
     .await;
     // a fresh instance: its log starts empty
-    assert_eq!(on_b.call(Probe::Log, T).await.unwrap(), ProbeReply::Log(vec![]));
+    assert_eq!(
+        on_b.call(Probe::Log, T).await.unwrap(),
+        ProbeReply::Log(vec![])
+    );
     drop(b);
 }
 
@@ -187,22 +208,45 @@ async fn every_call_error_arrives_typed_across_nodes() {
     connected(&[&a, &b]).await;
     let on_b = a.node.addr::<Probe>("b", "probe");
 
-    let err = on_b.call(Probe::Sleep(800), Duration::from_millis(50)).await.unwrap_err();
+    let err = on_b
+        .call(Probe::Sleep(800), Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
-    let err = a.node.addr::<Probe>("b", "nobody").call(Probe::Log, T).await.unwrap_err();
+    let err = a
+        .node
+        .addr::<Probe>("b", "nobody")
+        .call(Probe::Log, T)
+        .await
+        .unwrap_err();
     assert!(matches!(err, CallError::NotFound { .. }), "{err:?}");
-    let err = a.node.addr::<Probe>("nowhere", "probe").call(Probe::Log, T).await.unwrap_err();
+    let err = a
+        .node
+        .addr::<Probe>("nowhere", "probe")
+        .call(Probe::Log, T)
+        .await
+        .unwrap_err();
     assert!(matches!(err, CallError::Unreachable { .. }), "{err:?}");
-    let err = a.node.addr::<Stranger>("b", "probe").call(Stranger(1), T).await.unwrap_err();
+    let err = a
+        .node
+        .addr::<Stranger>("b", "probe")
+        .call(Stranger(1), T)
+        .await
+        .unwrap_err();
     assert!(matches!(err, CallError::Decode(_)), "{err:?}");
     let err = on_b.call(Probe::Drop, T).await.unwrap_err();
     assert!(matches!(err, CallError::NoReply { .. }), "{err:?}");
     let err = on_b.call(Probe::Panic, T).await.unwrap_err();
     assert!(matches!(err, CallError::ActorFailed { .. }), "{err:?}");
-    eventually("probe back", T, async || on_b.call(Probe::Log, T).await.is_ok()).await;
+    eventually("probe back", T, async || {
+        on_b.call(Probe::Log, T).await.is_ok()
+    })
+    .await;
     // TooLarge: over the 1 MiB frame limit, refused before anything is sent
     let to_bulk = a.node.addr::<Bulk>("b", "probe");
-    let err = to_bulk.cast(Bulk::Data(0, vec![0; 2 * 1024 * 1024])).unwrap_err();
+    let err = to_bulk
+        .cast(Bulk::Data(0, vec![0; 2 * 1024 * 1024]))
+        .unwrap_err();
     assert!(matches!(err, CallError::TooLarge { .. }), "{err:?}");
     // Overloaded: b's probe takes 64 messages at most
     on_b.cast(Probe::Sleep(1_000)).unwrap();
@@ -225,16 +269,33 @@ async fn a_call_to_a_node_that_goes_away_fails_at_once_and_peers_see_it_leave() 
     let (_ca, a, b, c) = trio(&journal).await;
     let mut events = a.net.events();
     let on_c = a.node.addr::<Probe>("c", "probe");
-    let call = tokio::spawn(async move { on_c.call(Probe::Sleep(30_000), Duration::from_secs(30)).await });
+    let call = tokio::spawn(async move {
+        on_c.call(Probe::Sleep(30_000), Duration::from_secs(30))
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = tokio::time::Instant::now();
     c.net.shutdown().await;
     let result = tokio::time::timeout(T, call).await.unwrap().unwrap();
-    assert!(matches!(result, Err(CallError::Unreachable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(CallError::Unreachable { .. })),
+        "{result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
-    next_event(&mut events, "left", |e| matches!(e, NodeEvent::Left { node } if node == "c")).await;
+    next_event(
+        &mut events,
+        "left",
+        |e| matches!(e, NodeEvent::Left { node } if node == "c"),
+    )
+    .await;
     // the others keep serving each other
-    assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
+    assert!(
+        a.node
+            .addr::<Probe>("b", "probe")
+            .call(Probe::Log, T)
+            .await
+            .is_ok()
+    );
     drop(b);
 }
 
@@ -247,12 +308,21 @@ async fn a_name_on_two_nodes_is_reported() {
     let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
     connected(&[&a, &b]).await;
     // both nodes run an actor named "probe"
-    let e = next_event(&mut events, "duplicate", |e| matches!(e, NodeEvent::DuplicateName { .. })).await;
+    let e = next_event(&mut events, "duplicate", |e| {
+        matches!(e, NodeEvent::DuplicateName { .. })
+    })
+    .await;
     assert_eq!(
         e,
-        NodeEvent::DuplicateName { name: "probe".into(), nodes: vec!["a".into(), "b".into()] }
+        NodeEvent::DuplicateName {
+            name: "probe".into(),
+            nodes: vec!["a".into(), "b".into()]
+        }
     );
-    eventually("names gossiped", T, async || a.net.whereis("probe") == vec!["a", "b"]).await;
+    eventually("names gossiped", T, async || {
+        a.net.whereis("probe") == vec!["a", "b"]
+    })
+    .await;
 }
 
 async fn expect_refusal(
@@ -284,7 +354,10 @@ async fn two_nodes_dialing_each_other_at_once_end_with_one_connection() {
     for _ in 0..5 {
         let a = member(&ca, "a", &[], &journal).await;
         let b = member(&ca, "b", &[], &journal).await;
-        let (x, y) = tokio::join!(a.net.connect(b.net.local_addr()), b.net.connect(a.net.local_addr()));
+        let (x, y) = tokio::join!(
+            a.net.connect(b.net.local_addr()),
+            b.net.connect(a.net.local_addr())
+        );
         assert_eq!((x.unwrap(), y.unwrap()), ("b".to_string(), "a".to_string()));
         eventually("one connection each", T, async || {
             a.net.open_connections() == 1 && b.net.open_connections() == 1
@@ -292,8 +365,20 @@ async fn two_nodes_dialing_each_other_at_once_end_with_one_connection() {
         .await;
         assert_eq!(a.net.connected(), vec!["b"]);
         assert_eq!(b.net.connected(), vec!["a"]);
-        assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
-        assert!(b.node.addr::<Probe>("a", "probe").call(Probe::Log, T).await.is_ok());
+        assert!(
+            a.node
+                .addr::<Probe>("b", "probe")
+                .call(Probe::Log, T)
+                .await
+                .is_ok()
+        );
+        assert!(
+            b.node
+                .addr::<Probe>("a", "probe")
+                .call(Probe::Log, T)
+                .await
+                .is_ok()
+        );
         a.net.shutdown().await;
         b.net.shutdown().await;
     }
@@ -311,25 +396,52 @@ async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
     // a certificate from another CA: TLS fails
     let other_ca = DevCa::new("test").unwrap();
     let err = expect_refusal(&a, &other_ca, "x", "x", "test").await;
-    assert!(matches!(err, troupe_runtime::remote::ConnectError::Connection(_)), "{err:?}");
+    assert!(
+        matches!(err, troupe_runtime::remote::ConnectError::Connection(_)),
+        "{err:?}"
+    );
     next_event(&mut events, "tls rejection", |e| {
-        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::Tls(_), .. })
+        matches!(
+            e,
+            NodeEvent::PeerRejected {
+                reason: RejectReason::Tls(_),
+                ..
+            }
+        )
     })
     .await;
 
     // a name that does not match the certificate
     let err = expect_refusal(&a, &ca, "y", "x", "test").await;
-    assert!(matches!(err, troupe_runtime::remote::ConnectError::Rejected(_)), "{err:?}");
+    assert!(
+        matches!(err, troupe_runtime::remote::ConnectError::Rejected(_)),
+        "{err:?}"
+    );
     next_event(&mut events, "name rejection", |e| {
-        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::CertificateName { .. }, .. })
+        matches!(
+            e,
+            NodeEvent::PeerRejected {
+                reason: RejectReason::CertificateName { .. },
+                ..
+            }
+        )
     })
     .await;
 
     // another cluster
     let err = expect_refusal(&a, &ca, "z", "z", "elsewhere").await;
-    assert!(matches!(err, troupe_runtime::remote::ConnectError::Rejected(_)), "{err:?}");
+    assert!(
+        matches!(err, troupe_runtime::remote::ConnectError::Rejected(_)),
+        "{err:?}"
+    );
     next_event(&mut events, "cluster rejection", |e| {
-        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::ClusterMismatch { .. }, .. })
+        matches!(
+            e,
+            NodeEvent::PeerRejected {
+                reason: RejectReason::ClusterMismatch { .. },
+                ..
+            }
+        )
     })
     .await;
 
@@ -338,7 +450,12 @@ async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
     let mut buf = BytesMut::new();
     FrameCodec::default()
         .encode(
-            &Frame::Hello(Hello { cluster: "test".into(), node: "w".into(), protocol: 1, incarnation: 1 }),
+            &Frame::Hello(Hello {
+                cluster: "test".into(),
+                node: "w".into(),
+                protocol: 1,
+                incarnation: 1,
+            }),
             &mut buf,
         )
         .unwrap();
@@ -348,14 +465,32 @@ async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
     send.write_all(&buf).await.unwrap();
     let _ = tokio::time::timeout(T, recv.read_to_end(64 * 1024)).await;
     next_event(&mut events, "protocol rejection", |e| {
-        matches!(e, NodeEvent::PeerRejected { reason: RejectReason::ProtocolMismatch { theirs: 9, .. }, .. })
+        matches!(
+            e,
+            NodeEvent::PeerRejected {
+                reason: RejectReason::ProtocolMismatch { theirs: 9, .. },
+                ..
+            }
+        )
     })
     .await;
     drop(conn);
 
     // through all of it, a and b kept talking
-    assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
-    assert!(b.node.addr::<Probe>("a", "probe").call(Probe::Log, T).await.is_ok());
+    assert!(
+        a.node
+            .addr::<Probe>("b", "probe")
+            .call(Probe::Log, T)
+            .await
+            .is_ok()
+    );
+    assert!(
+        b.node
+            .addr::<Probe>("a", "probe")
+            .call(Probe::Log, T)
+            .await
+            .is_ok()
+    );
 }
 
 /// Dials `addr` with a proper certificate and opens the control stream, without a handshake.
@@ -383,7 +518,12 @@ async fn handshaken(ca: &DevCa, name: &str, addr: SocketAddr) -> quinn::Connecti
     let mut buf = BytesMut::new();
     FrameCodec::default()
         .encode(
-            &Frame::Hello(Hello { cluster: "test".into(), node: name.into(), protocol: 1, incarnation: 7 }),
+            &Frame::Hello(Hello {
+                cluster: "test".into(),
+                node: name.into(),
+                protocol: 1,
+                incarnation: 7,
+            }),
             &mut buf,
         )
         .unwrap();
@@ -420,13 +560,24 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
         let conn = handshaken(&ca, name, a.net.local_addr()).await;
         let mut lane = conn.open_uni().await.unwrap();
         lane.write_all(&bytes).await.unwrap();
-        let e = next_event(&mut events, "protocol error", |e| {
-            matches!(e, NodeEvent::ProtocolError { node, .. } if node == name)
-        })
+        let e = next_event(
+            &mut events,
+            "protocol error",
+            |e| matches!(e, NodeEvent::ProtocolError { node, .. } if node == name),
+        )
         .await;
         tracing::debug!(?e);
         let closed = tokio::time::timeout(T, conn.closed()).await.unwrap();
-        assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
+        assert!(
+            matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
+            "{closed:?}"
+        );
     }
-    assert!(a.node.addr::<Probe>("b", "probe").call(Probe::Log, T).await.is_ok());
+    assert!(
+        a.node
+            .addr::<Probe>("b", "probe")
+            .call(Probe::Log, T)
+            .await
+            .is_ok()
+    );
 }

@@ -194,7 +194,10 @@ impl Members {
     }
 
     /// Replaces our own published names; returns new duplicate-name reports.
-    pub(crate) fn set_my_names(&mut self, names: impl IntoIterator<Item = String>) -> Vec<NodeEvent> {
+    pub(crate) fn set_my_names(
+        &mut self,
+        names: impl IntoIterator<Item = String>,
+    ) -> Vec<NodeEvent> {
         self.my_names = names.into_iter().collect();
         self.duplicates()
     }
@@ -271,7 +274,10 @@ mod tests {
         let mut m = Members::new("a");
         assert_eq!(m.up("b", 1, Some(addr(1))).len(), 1);
         assert!(m.up("b", 1, Some(addr(1))).is_empty());
-        assert!(matches!(m.down("b", "timeout"), Some(NodeEvent::Down { .. })));
+        assert!(matches!(
+            m.down("b", "timeout"),
+            Some(NodeEvent::Down { .. })
+        ));
         assert!(m.down("b", "timeout").is_none());
         assert_eq!(m.status("b"), Some(MemberStatus::Down));
         assert_eq!(
@@ -295,19 +301,39 @@ mod tests {
         let mut m = Members::new("a");
         m.up("b", 1, Some(addr(2)));
         let infos = vec![
-            MemberInfo { name: "a".into(), addr: addr(1), incarnation: 1 },
-            MemberInfo { name: "b".into(), addr: addr(2), incarnation: 1 },
-            MemberInfo { name: "c".into(), addr: addr(3), incarnation: 1 },
+            MemberInfo {
+                name: "a".into(),
+                addr: addr(1),
+                incarnation: 1,
+            },
+            MemberInfo {
+                name: "b".into(),
+                addr: addr(2),
+                incarnation: 1,
+            },
+            MemberInfo {
+                name: "c".into(),
+                addr: addr(3),
+                incarnation: 1,
+            },
         ];
         assert_eq!(m.learn(&infos), (vec![("c".to_string(), addr(3))], true));
         // c is known now; hearing of it again neither dials twice nor counts as news
         assert_eq!(m.learn(&infos), (vec![], false));
         // a restarted c (new incarnation) is worth dialing again
-        let restarted = vec![MemberInfo { name: "c".into(), addr: addr(3), incarnation: 2 }];
+        let restarted = vec![MemberInfo {
+            name: "c".into(),
+            addr: addr(3),
+            incarnation: 2,
+        }];
         assert_eq!(m.learn(&restarted).0, vec![("c".to_string(), addr(3))]);
         // a member that dialed us (no address known) tells us where it listens
         m.up("d", 1, None);
-        let d = vec![MemberInfo { name: "d".into(), addr: addr(4), incarnation: 1 }];
+        let d = vec![MemberInfo {
+            name: "d".into(),
+            addr: addr(4),
+            incarnation: 1,
+        }];
         assert_eq!(m.learn(&d), (vec![], true));
         assert_eq!(m.addr_of("d"), Some(addr(4)));
     }
@@ -326,7 +352,10 @@ mod tests {
     fn a_name_on_two_nodes_is_reported_once() {
         let mut m = Members::new("a");
         m.up("b", 1, None);
-        assert!(m.set_my_names(["x".to_string(), "y".to_string()]).is_empty());
+        assert!(
+            m.set_my_names(["x".to_string(), "y".to_string()])
+                .is_empty()
+        );
         let events = m.set_names("b", ["y".to_string()]);
         assert_eq!(
             events,

@@ -99,7 +99,11 @@ impl NodeNet {
     /// # Errors
     /// [`ConnectError::Connection`] if the socket cannot be bound or the TLS configuration is
     /// invalid.
-    pub async fn bind(node: &Node, addr: SocketAddr, config: NetConfig) -> Result<Self, ConnectError> {
+    pub async fn bind(
+        node: &Node,
+        addr: SocketAddr,
+        config: NetConfig,
+    ) -> Result<Self, ConnectError> {
         let socket = std::net::UdpSocket::bind(addr)
             .map_err(|e| ConnectError::Connection(format!("bind {addr}: {e}")))?;
         let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
@@ -207,7 +211,12 @@ impl NodeNet {
 
     /// Names of the peers connected now, sorted.
     pub fn connected(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.peers.iter().map(|p| p.key().to_string()).collect();
+        let mut names: Vec<String> = self
+            .inner
+            .peers
+            .iter()
+            .map(|p| p.key().to_string())
+            .collect();
         names.sort();
         names
     }
@@ -246,7 +255,9 @@ impl NodeNet {
             peer.conn
                 .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
         }
-        inner.endpoint.close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
+        inner
+            .endpoint
+            .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
         let _ = tokio::time::timeout(Duration::from_secs(1), inner.endpoint.wait_idle()).await;
         inner.node.inner.mesh.detach_net(inner.node.name());
     }
@@ -304,7 +315,10 @@ impl NetInner {
     }
 
     fn gossip(&self) -> Option<Bytes> {
-        let infos = self.members.lock().gossip(self.advertise(), self.incarnation);
+        let infos = self
+            .members
+            .lock()
+            .gossip(self.advertise(), self.incarnation);
         encode_control(&self.codec, &ControlMsg::Members(infos))
     }
 
@@ -552,7 +566,9 @@ async fn read_hello(
             }
         }
         Ok(Some(_)) => Err(RejectReason::BadHello("expected a hello".into())),
-        Ok(None) => Err(RejectReason::BadHello("stream closed before the hello".into())),
+        Ok(None) => Err(RejectReason::BadHello(
+            "stream closed before the hello".into(),
+        )),
         Err(ReadError::Wire(WireError::ProtocolVersion { got, supported })) => {
             Err(RejectReason::ProtocolMismatch {
                 ours: supported,
@@ -652,7 +668,10 @@ pub(crate) async fn dial(
                 // the handshake, and the refusal arrives as the connection closing
                 other => {
                     let text = other.map(|r| r.to_string()).unwrap_or_default();
-                    (RejectReason::Tls(text.clone()), ConnectError::Connection(text))
+                    (
+                        RejectReason::Tls(text.clone()),
+                        ConnectError::Connection(text),
+                    )
                 }
             };
             inner.emit(NodeEvent::PeerRejected {
@@ -682,10 +701,26 @@ pub(crate) async fn dial(
         dialed: expected,
     };
     if let Err(reason) = check_hello(&expect, &hello, cert_check(&conn, &hello.node)) {
-        refuse(inner, &conn, &mut send, Some(hello.node.clone()), reason.clone()).await;
+        refuse(
+            inner,
+            &conn,
+            &mut send,
+            Some(hello.node.clone()),
+            reason.clone(),
+        )
+        .await;
         return Err(ConnectError::Rejected(reason));
     }
-    Ok(establish(inner, conn, send, recv, buf, hello, true, Some(addr)))
+    Ok(establish(
+        inner,
+        conn,
+        send,
+        recv,
+        buf,
+        hello,
+        true,
+        Some(addr),
+    ))
 }
 
 /// Waits (bounded) for the connection that survived a simultaneous dial to be registered.
@@ -743,7 +778,10 @@ async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
     let Ok(Ok((mut send, mut recv))) =
         tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.accept_bi()).await
     else {
-        conn.close(quinn::VarInt::from_u32(close::PROTOCOL_ERROR), b"no handshake");
+        conn.close(
+            quinn::VarInt::from_u32(close::PROTOCOL_ERROR),
+            b"no handshake",
+        );
         return;
     };
     let mut buf = BytesMut::new();
@@ -765,7 +803,10 @@ async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
         return;
     }
     let mut out = BytesMut::new();
-    if inner.codec.encode(&Frame::Hello(inner.hello()), &mut out).is_err()
+    if inner
+        .codec
+        .encode(&Frame::Hello(inner.hello()), &mut out)
+        .is_err()
         || send.write_all(&out).await.is_err()
     {
         return;
@@ -904,7 +945,11 @@ async fn read_control(
         let body = match frame {
             Ok(Some(Frame::Control { channel, body })) if channel == CONTROL_CHANNEL => body,
             Ok(Some(_)) => {
-                protocol_error(&inner, &peer, "unexpected frame on the control stream".into());
+                protocol_error(
+                    &inner,
+                    &peer,
+                    "unexpected frame on the control stream".into(),
+                );
                 return;
             }
             Ok(None) => return,

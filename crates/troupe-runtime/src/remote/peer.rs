@@ -42,7 +42,7 @@ pub(crate) enum QueueError {
 }
 
 enum LargeIn {
-    Arrived(Envelope),
+    Arrived(Box<Envelope>),
     Waiting(oneshot::Sender<Envelope>),
 }
 
@@ -132,7 +132,7 @@ impl Peer {
         let rx = {
             let mut map = self.large_in.lock();
             match map.remove(&seq) {
-                Some(LargeIn::Arrived(env)) => return Some(env),
+                Some(LargeIn::Arrived(env)) => return Some(*env),
                 Some(LargeIn::Waiting(_)) | None => {
                     let (tx, rx) = oneshot::channel();
                     map.insert(seq, LargeIn::Waiting(tx));
@@ -151,7 +151,7 @@ impl Peer {
                 let _ = tx.send(env);
             }
             _ => {
-                map.insert(seq, LargeIn::Arrived(env));
+                map.insert(seq, LargeIn::Arrived(Box::new(env)));
             }
         }
     }

@@ -81,7 +81,10 @@ mod tests {
         let mut late = pending.insert(3, Arc::from("b"));
         pending.complete(3, Ok(Bytes::from_static(b"ok")));
         assert_eq!(pending.sweep_node("b"), 1);
-        assert!(matches!(to_b.try_recv(), Ok(Err(CallError::Unreachable { .. }))));
+        assert!(matches!(
+            to_b.try_recv(),
+            Ok(Err(CallError::Unreachable { .. }))
+        ));
         assert!(to_c.try_recv().is_err(), "c's call is still waiting");
         assert_eq!(late.try_recv().ok(), Some(Ok(Bytes::from_static(b"ok"))));
         pending.remove(2);
