@@ -581,3 +581,37 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
             .is_ok()
     );
 }
+
+// current-thread runtime: the lane's writer task cannot drain while the loop below runs, so the
+// lane's 4 slots fill deterministically
+#[tokio::test]
+async fn a_full_lane_refuses_casts_with_overloaded() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a_node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
+    let mut cfg = config(&ca, "a", &[]);
+    cfg.lane_buffer = 4;
+    let a_net = NodeNet::bind(&a_node, LOOPBACK, cfg).await.unwrap();
+    let b = member(&ca, "b", &[a_net.local_addr()], &journal).await;
+    eventually("connected", T, async || a_net.connected() == vec!["b"]).await;
+    let to_b = a_node.addr::<Bulk>("b", "bulk");
+    let mut results = Vec::new();
+    for i in 0..6 {
+        results.push(to_b.cast(Bulk::Data(i, vec![1u8; 100])));
+    }
+    assert!(results[..4].iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        results[4..]
+            .iter()
+            .all(|r| matches!(r, Err(CallError::Overloaded { limit: 4, .. }))),
+        "{results:?}"
+    );
+    // nothing beyond the bound was queued, and what was queued arrives once the writer runs
+    let (spec, _) = b
+        .node
+        .child("bulk", ChildOptions::permanent(), BulkActor::default)
+        .unwrap();
+    b.node.root().unwrap().add(spec).await.unwrap();
+    assert_eq!(to_b.call(Bulk::Seen, T).await.unwrap(), vec![0, 1, 2, 3]);
+    drop(b);
+}
