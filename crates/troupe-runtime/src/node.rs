@@ -377,6 +377,16 @@ impl Node {
         )
     }
 
+    /// Kills the running instance of actor `name` as a crash would — for chaos tests and for
+    /// operators: its supervisor sees a failure and restarts it (or not) by its policy.
+    /// Returns `false` if nothing by that name is running.
+    pub fn kill(&self, name: &str) -> bool {
+        self.inner
+            .registry
+            .inbox(name)
+            .is_some_and(|inbox| inbox.kill())
+    }
+
     /// Names registered on this node, sorted.
     pub fn names(&self) -> Vec<String> {
         self.inner.registry.names()

@@ -27,9 +27,16 @@ pub(crate) trait RemoteInbox: Send + Sync {
         env: &Envelope,
         replier: Option<Replier>,
     ) -> Result<(), (CallError, Option<Replier>)>;
+
+    /// Kills the current instance, as a crash would (its supervisor restarts it by policy).
+    fn kill(&self) -> bool;
 }
 
 impl<M: Message> RemoteInbox for Slot<M> {
+    fn kill(&self) -> bool {
+        self.kill_current()
+    }
+
     fn deliver_remote(
         &self,
         node: &Node,

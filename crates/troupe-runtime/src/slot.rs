@@ -182,6 +182,17 @@ impl<M: Message> Slot<M> {
         self.current.store(Some(Arc::new(instance)));
     }
 
+    /// Kills the current instance (no `stopped` hook, reported to its supervisor as a failure).
+    pub(crate) fn kill_current(&self) -> bool {
+        match self.current.load().as_deref() {
+            Some(instance) => {
+                instance.actor.kill();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Empties the slot after its instance stopped; later sends are parked.
     pub(crate) fn vacate(&self) {
         let _pending = self.pending.lock();

@@ -1,0 +1,222 @@
+//! [`Proxy`]: the configuration, and [`ProxyActor`]: the supervised actor that runs the server.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, ReplyTo};
+
+use crate::core::Routes;
+use crate::message::HttpRequest;
+use crate::server::{Shared, serve};
+
+/// A web/proxy server's configuration: where it listens, where each path goes, and its limits.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use troupe_proxy::{HttpRequest, Proxy};
+/// # fn wire(api: troupe_runtime::Addr<HttpRequest>, admin: troupe_runtime::Addr<HttpRequest>) {
+/// let gateway = Proxy::http("127.0.0.1:8080")
+///     .route("/", api)
+///     .route_host("admin.example", "/", admin)
+///     .rate_limit_per_ip(1_000)
+///     .body_limit(1 << 20);
+/// // in a topology: t.add(edge, "gateway", gateway.factory());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    addr: String,
+    /// The address the first instance bound; restarts bind it again, so a gateway configured
+    /// with port 0 comes back where its clients know it.
+    bound: Arc<OnceLock<SocketAddr>>,
+    routes: Vec<(Option<String>, String, Addr<HttpRequest>)>,
+    rate_limit_per_ip: Option<NonZeroU32>,
+    body_limit: usize,
+    call_timeout: Duration,
+    drain_timeout: Duration,
+    max_connections: usize,
+}
+
+impl Proxy {
+    /// An HTTP/1.1 and HTTP/2 (cleartext) server on `addr` with no routes, no rate limit, a
+    /// 1 MiB body limit, a 10 s call timeout, a 5 s drain on shutdown and 10,000 connections.
+    pub fn http(addr: impl Into<String>) -> Self {
+        Self {
+            addr: addr.into(),
+            bound: Arc::new(OnceLock::new()),
+            routes: Vec::new(),
+            rate_limit_per_ip: None,
+            body_limit: 1 << 20,
+            call_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+            max_connections: 10_000,
+        }
+    }
+
+    /// Sends requests whose path starts with `prefix` (at a segment boundary) to `target`.
+    pub fn route(mut self, prefix: &str, target: Addr<HttpRequest>) -> Self {
+        self.routes.push((None, prefix.to_string(), target));
+        self
+    }
+
+    /// As [`route`](Self::route), for requests to `host` only.
+    pub fn route_host(mut self, host: &str, prefix: &str, target: Addr<HttpRequest>) -> Self {
+        self.routes
+            .push((Some(host.to_string()), prefix.to_string(), target));
+        self
+    }
+
+    /// Allows each client IP `per_second` requests per second (GCRA, bursts up to that many);
+    /// beyond it, `429 Too Many Requests` with `Retry-After`. Zero turns the limit off.
+    pub fn rate_limit_per_ip(mut self, per_second: u32) -> Self {
+        self.rate_limit_per_ip = NonZeroU32::new(per_second);
+        self
+    }
+
+    /// Refuses request bodies over `bytes` with `413`, without reading past the limit.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a target gets to answer before the client gets `504`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// How long in-flight requests get to finish on shutdown.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Most connections served at once; more are closed on accept.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// A fresh actor running this configuration (use as the actor's factory).
+    pub fn actor(&self) -> ProxyActor {
+        ProxyActor {
+            config: self.clone(),
+            running: None,
+        }
+    }
+
+    /// A factory for topologies: `t.add(node, "gateway", proxy.factory())`.
+    pub fn factory(self) -> impl Fn() -> ProxyActor + Send + Sync + 'static {
+        move || self.actor()
+    }
+}
+
+/// What the proxy actor answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyMsg {
+    /// The address the server is bound to (useful with port 0).
+    LocalAddr,
+}
+
+impl Message for ProxyMsg {
+    const NAME: &'static str = "troupe.proxy.Control";
+    type Reply = Option<SocketAddr>;
+}
+
+struct Running {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+impl Drop for Running {
+    /// A crashed proxy must not leave its listener serving: the restart binds it again.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The supervised actor that owns the listener and the connections.
+///
+/// It binds in `started` (a failure to bind fails the start, so the supervisor retries it by
+/// its policy) and drains in `stopped`; if it crashes, its accept loop is aborted with it and
+/// the restarted instance binds again.
+pub struct ProxyActor {
+    config: Proxy,
+    running: Option<Running>,
+}
+
+impl Actor for ProxyActor {
+    type Msg = ProxyMsg;
+
+    async fn started(&mut self, _ctx: &Ctx<ProxyMsg>) -> Result<(), ActorError> {
+        let c = &self.config;
+        let mut routes = Routes::new();
+        let mut targets = Vec::with_capacity(c.routes.len());
+        for (i, (host, prefix, target)) in c.routes.iter().enumerate() {
+            routes.add(host.as_deref(), prefix, i);
+            targets.push(target.clone());
+        }
+        let listener = match c.bound.get() {
+            Some(addr) => tokio::net::TcpListener::bind(addr).await,
+            None => tokio::net::TcpListener::bind(&c.addr).await,
+        }
+        .map_err(|e| format!("cannot listen on {}: {e}", c.addr))?;
+        let local_addr = listener.local_addr()?;
+        let _ = c.bound.set(local_addr);
+        let shared = Arc::new(Shared {
+            routes,
+            targets,
+            limiter: Shared::limiter(c.rate_limit_per_ip),
+            body_limit: c.body_limit,
+            call_timeout: c.call_timeout,
+            drain_timeout: c.drain_timeout,
+            max_connections: c.max_connections,
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, shared, rx));
+        tracing::info!(addr = %local_addr, "proxy listening");
+        self.running = Some(Running {
+            local_addr,
+            shutdown,
+            task,
+            drain_timeout: c.drain_timeout,
+        });
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: ProxyMsg,
+        reply: ReplyTo<Option<SocketAddr>>,
+        _ctx: &Ctx<ProxyMsg>,
+    ) -> Result<(), ActorError> {
+        match msg {
+            ProxyMsg::LocalAddr => {
+                reply.send(self.running.as_ref().map(|r| r.local_addr));
+            }
+        }
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &Ctx<ProxyMsg>) -> Result<(), ActorError> {
+        if let Some(mut running) = self.running.take() {
+            let _ = running.shutdown.send(true);
+            let bound = running.drain_timeout + Duration::from_secs(1);
+            if tokio::time::timeout(bound, &mut running.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("proxy did not drain in time");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! troupe's web/proxy server: the gateway at the edge of a system.
+//!
+//! The seed talk starts every system with a web/proxy server in front: it takes client
+//! requests, decides which backend piece each one goes to, and returns the response. Here the
+//! backend pieces are actors: the proxy turns each HTTP request into an [`HttpRequest`] message,
+//! calls the routed target's [`Addr`](troupe_runtime::Addr) (on any node), and turns the
+//! [`HttpResponse`] back into HTTP. Failures become gateway statuses (see [`core::status_for`]),
+//! each with a short text body; per-client-IP rate limiting answers floods with `429`.
+//!
+//! # Layout
+//! - [`core`]: routing table and failure mapping — pure, tested directly.
+//! - [`message`]: [`HttpRequest`] / [`HttpResponse`], the messages targets handle.
+//! - `head`: the first request head of each connection, checked so malformed requests get a
+//!   `400` with a reason.
+//! - `server`: the hyper server (HTTP/1.1 keep-alive and HTTP/2), limits, graceful drain.
+//! - [`actor`]: [`Proxy`] (configuration) and [`ProxyActor`] (the supervised actor).
+//!
+//! # Metrics
+//! `troupe_proxy_requests_total{status}`, `troupe_proxy_request_seconds`,
+//! `troupe_proxy_rate_limited_total`, `troupe_proxy_connections_refused_total` through the
+//! `metrics` facade (install an exporter such as `metrics-exporter-prometheus` to scrape them).
+
+pub mod actor;
+pub mod core;
+mod head;
+pub mod message;
+mod server;
+
+pub use actor::{Proxy, ProxyActor, ProxyMsg};
+pub use message::{HttpRequest, HttpResponse};

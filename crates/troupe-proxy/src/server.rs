@@ -1,0 +1,259 @@
+//! The HTTP server: accepts connections, turns requests into [`HttpRequest`] messages for the
+//! routed target, and writes the reply (or the failure, mapped by [`status_for`]) back.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use troupe_runtime::Addr;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::core::{Routes, status_for};
+use crate::head::{HeadError, Replay, read_first_head, refusal};
+use crate::message::{HttpRequest, HttpResponse};
+
+/// Everything the connection tasks share.
+pub(crate) struct Shared {
+    pub(crate) routes: Routes,
+    pub(crate) targets: Vec<Addr<HttpRequest>>,
+    pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    pub(crate) body_limit: usize,
+    pub(crate) call_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+impl Shared {
+    pub(crate) fn limiter(
+        per_second: Option<NonZeroU32>,
+    ) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+        per_second.map(|n| RateLimiter::keyed(Quota::per_second(n)))
+    }
+}
+
+/// Serves `listener` until `shutdown` turns true, then stops accepting and lets in-flight
+/// requests finish for at most the drain timeout.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(shared.max_connections.max(1)));
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let accepted = tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(ok) => {
+                backoff = Duration::from_millis(1);
+                ok
+            }
+            Err(err) => {
+                // out of file descriptors and the like: back off rather than spin
+                tracing::warn!(cause = %err, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics::counter!("troupe_proxy_connections_refused_total").increment(1);
+            tracing::warn!(%peer, "connection limit reached; closing the new connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared_for_conn = shared.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            // check the first request head ourselves, so a malformed one is answered with a
+            // text body saying what is wrong
+            let prefix = match read_first_head(&mut stream).await {
+                Ok(prefix) => prefix,
+                Err(HeadError::Gone) => return,
+                Err(HeadError::Refuse(status, text)) => {
+                    metrics::counter!("troupe_proxy_requests_total", "status" => status.to_string())
+                        .increment(1);
+                    let _ = stream.write_all(&refusal(status, text)).await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            };
+            let service = service_fn(move |req| {
+                let shared = shared_for_conn.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+            });
+            let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(Replay::new(prefix, stream)), service)
+                .into_owned();
+            if let Err(err) = watcher.watch(conn).await {
+                tracing::debug!(cause = %err, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(shared.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?shared.drain_timeout,
+            "in-flight requests did not finish in time; dropping them"
+        );
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let response = respond(shared, peer.ip(), req).await;
+    let status = response.status().as_u16();
+    metrics::counter!("troupe_proxy_requests_total", "status" => status.to_string()).increment(1);
+    metrics::histogram!("troupe_proxy_request_seconds").record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn error(status: u16, text: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn host_of(req: &Request<Incoming>) -> Option<String> {
+    let raw = req.uri().host().map(str::to_string).or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+    })?;
+    // strip a port, keeping bracketed IPv6 literals whole
+    let host = match raw.rsplit_once(':') {
+        Some((h, port)) if !h.ends_with(']') || raw.starts_with('[') => {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h.to_string()
+            } else {
+                raw.clone()
+            }
+        }
+        _ => raw.clone(),
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+async fn respond(shared: &Shared, client: IpAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(limiter) = &shared.limiter {
+        if let Err(not_until) = limiter.check_key(&client) {
+            metrics::counter!("troupe_proxy_rate_limited_total").increment(1);
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let mut response = error(429, "too many requests from your address; slow down");
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = http::HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            return response;
+        }
+    }
+    let host = host_of(&req);
+    let path = req.uri().path().to_string();
+    let Some(target) = shared
+        .routes
+        .resolve(host.as_deref(), &path)
+        .and_then(|i| shared.targets.get(i))
+    else {
+        return error(404, "no route for this path");
+    };
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > shared.body_limit as u64) {
+        return error(413, "the request body is over the limit");
+    }
+    let method = req.method().as_str().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match Limited::new(req.into_body(), shared.body_limit)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            return error(413, "the request body is over the limit");
+        }
+        Err(_) => return error(400, "the request body could not be read"),
+    };
+    let request = HttpRequest {
+        method,
+        path,
+        query,
+        host,
+        headers,
+        body,
+        client: Some(client),
+    };
+    match target.call(request, shared.call_timeout).await {
+        Ok(reply) => into_response(reply),
+        Err(err) => {
+            tracing::debug!(cause = %err, "target call failed");
+            let (status, text) = status_for(&err);
+            error(status, text)
+        }
+    }
+}
+
+fn into_response(reply: HttpResponse) -> Response<Full<Bytes>> {
+    let Ok(status) = http::StatusCode::from_u16(reply.status) else {
+        return error(502, "the service answered with an invalid status");
+    };
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = status;
+    for (name, value) in reply.headers {
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                response.headers_mut().append(n, v);
+            }
+            _ => tracing::debug!(%name, "dropping an invalid response header"),
+        }
+    }
+    response
+}

@@ -1,0 +1,402 @@
+//! The proxy with a real HTTP client (hyper) against real actors: routing, keep-alive and
+//! HTTP/2, every failure mapping, the body limit, malformed requests, the rate limiter,
+//! graceful drain, and a crash under supervision.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use troupe_proxy::{HttpRequest, HttpResponse, Proxy, ProxyMsg};
+use troupe_runtime::{
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, ReplyTo, SupervisorSpec,
+};
+
+const T: Duration = Duration::from_secs(5);
+
+/// Answers by path: `/slow` sleeps 1.5 s, `/panic` panics, anything else echoes who and what.
+struct Service {
+    name: &'static str,
+}
+
+impl Actor for Service {
+    type Msg = HttpRequest;
+
+    async fn handle(
+        &mut self,
+        req: HttpRequest,
+        reply: ReplyTo<HttpResponse>,
+        _: &Ctx<HttpRequest>,
+    ) -> Result<(), ActorError> {
+        if req.path.ends_with("/slow") {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        if req.path.ends_with("/panic") {
+            panic!("service asked to panic");
+        }
+        let body = format!(
+            "{} {} {} {}",
+            self.name,
+            req.method,
+            req.path,
+            String::from_utf8_lossy(&req.body)
+        );
+        reply.send(HttpResponse::ok(body));
+        Ok(())
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn get(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: String,
+    host: Option<&str>,
+    body: Option<&'static str>,
+) -> (u16, http::HeaderMap, String) {
+    let mut req = http::Request::builder()
+        .method(if body.is_some() { "POST" } else { "GET" })
+        .uri(url);
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or(""))))
+        .unwrap();
+    let resp = tokio::time::timeout(T, client.request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+struct Edge {
+    node: Node,
+    addr: SocketAddr,
+}
+
+/// A node with services `a` and `b` and a proxy configured by `configure`.
+async fn edge(
+    name: &str,
+    configure: impl FnOnce(Proxy, Addr<HttpRequest>, Addr<HttpRequest>, Addr<HttpRequest>) -> Proxy,
+) -> Edge {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let (a_spec, a) = node
+        .child("a", ChildOptions::permanent(), || Service { name: "a" })
+        .unwrap();
+    let (b_spec, b) = node
+        .child("b", ChildOptions::permanent(), || Service { name: "b" })
+        .unwrap();
+    let missing = node.addr::<HttpRequest>(name, "missing");
+    let proxy = configure(
+        Proxy::http("127.0.0.1:0").timeout(Duration::from_millis(500)),
+        a,
+        b,
+        missing,
+    );
+    let (p_spec, p) = node
+        .child("gateway", ChildOptions::permanent(), proxy.factory())
+        .unwrap();
+    node.start(
+        SupervisorSpec::one_for_one().intensity(10, Duration::from_secs(10)),
+        vec![a_spec, b_spec, p_spec],
+    )
+    .await
+    .unwrap();
+    let addr = local_addr(&p).await;
+    Edge { node, addr }
+}
+
+async fn local_addr(p: &Addr<ProxyMsg>) -> SocketAddr {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Ok(Some(addr)) = p.call(ProxyMsg::LocalAddr, T).await {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "proxy never bound");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_prefix_and_host_over_keep_alive_and_http2() {
+    let e = edge("e", |p, a, b, _| {
+        p.route("/", a.clone())
+            .route("/b", b.clone())
+            .route_host("admin.example", "/", b)
+    })
+    .await;
+    let c = client();
+    let base = format!("http://{}", e.addr);
+    assert_eq!(
+        get(&c, format!("{base}/x"), None, None).await.2,
+        "a GET /x "
+    );
+    assert_eq!(
+        get(&c, format!("{base}/b/y"), None, Some("hi")).await.2,
+        "b POST /b/y hi"
+    );
+    assert_eq!(
+        get(&c, format!("{base}/bz"), None, None).await.2,
+        "a GET /bz "
+    );
+    assert_eq!(
+        get(&c, format!("{base}/x"), Some("admin.example:80"), None)
+            .await
+            .2,
+        "b GET /x "
+    );
+    // many requests on the pooled keep-alive connection
+    for i in 0..20 {
+        let (status, _, _) = get(&c, format!("{base}/k{i}"), None, None).await;
+        assert_eq!(status, 200);
+    }
+    // HTTP/2 (prior knowledge, cleartext)
+    let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let (status, _, body) = get(&h2, format!("{base}/two"), None, None).await;
+    assert_eq!((status, body.as_str()), (200, "a GET /two "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_map_to_statuses_with_a_text_body() {
+    let e = edge("e", |p, a, _, missing| {
+        p.route("/", a).route("/missing", missing).body_limit(16)
+    })
+    .await;
+    let c = client();
+    let base = format!("http://{}", e.addr);
+    // the target crashed while handling it → 502
+    let (status, _, body) = get(&c, format!("{base}/panic"), None, None).await;
+    assert_eq!(status, 502, "{body}");
+    // timed out → 504
+    let (status, headers, body) = get(&c, format!("{base}/slow"), None, None).await;
+    assert_eq!(status, 504);
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    assert!(!body.trim().is_empty());
+    // target missing → 503
+    let (status, _, body) = get(&c, format!("{base}/missing/x"), None, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.trim().is_empty());
+    // body over the limit → 413
+    let (status, _, body) = get(&c, format!("{base}/x"), None, Some("0123456789abcdefXYZ")).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(!body.trim().is_empty());
+    // and the proxy keeps serving (once the slow request is done)
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, _, _) = get(&c, format!("{base}/x"), None, Some("small")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_is_413_without_reading_it_all() {
+    let e = edge("e", |p, a, _, _| p.route("/", a).body_limit(1024)).await;
+    let mut s = tokio::net::TcpStream::connect(e.addr).await.unwrap();
+    let mut req = b"POST /x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        req.extend_from_slice(b"400\r\n");
+        req.extend_from_slice(&[b'z'; 0x400]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&req).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(T, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_400_and_the_server_carries_on() {
+    let e = edge("e", |p, a, _, _| p.route("/", a)).await;
+    let mut s = tokio::net::TcpStream::connect(e.addr).await.unwrap();
+    s.write_all(b"THIS IS NOT HTTP\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(T, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert!(
+        !body.trim().is_empty(),
+        "a 400 without a text body: {text:?}"
+    );
+    let (status, _, _) = get(&client(), format!("http://{}/ok", e.addr), None, None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_gets_429_with_retry_after() {
+    let e = edge("e", |p, a, _, _| p.route("/", a).rate_limit_per_ip(5)).await;
+    let c = client();
+    let mut limited = None;
+    for i in 0..50 {
+        let (status, headers, body) = get(&c, format!("http://{}/r{i}", e.addr), None, None).await;
+        if status == 429 {
+            limited = Some((headers, body));
+            break;
+        }
+        assert_eq!(status, 200);
+    }
+    let (headers, body) = limited.expect("no 429 within 50 requests at 5/s");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    assert!(body.contains("too many requests"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_crashed_under_supervision_serves_again_after_restart() {
+    let e = edge("e", |p, a, _, _| p.route("/", a)).await;
+    let c = client();
+    assert_eq!(
+        get(&c, format!("http://{}/x", e.addr), None, None).await.0,
+        200
+    );
+    let mut reports = e.node.supervision_reports();
+    assert!(e.node.kill("gateway"));
+    let report = tokio::time::timeout(T, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.child, "gateway");
+    // the restarted instance binds the same address again
+    let gateway = e.node.lookup::<ProxyMsg>("gateway").unwrap();
+    let deadline = Instant::now() + T;
+    loop {
+        if gateway.call(ProxyMsg::LocalAddr, T).await == Ok(Some(e.addr)) {
+            let fresh = client();
+            if let Ok(Ok(resp)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                fresh.get(format!("http://{}/y", e.addr).parse().unwrap()),
+            )
+            .await
+            {
+                if resp.status() == 200 {
+                    break;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the proxy did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_requests() {
+    let e = edge("e", |p, a, _, _| {
+        p.route("/", a).timeout(Duration::from_secs(5))
+    })
+    .await;
+    let c = client();
+    let url = format!("http://{}/slow", e.addr);
+    let in_flight = tokio::spawn(async move { get(&c, url, None, None).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), e.node.shutdown())
+        .await
+        .unwrap();
+    let (status, _, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // and no new connections are accepted afterwards
+    assert!(tokio::net::TcpStream::connect(e.addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
+    use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet};
+    let ca = troupe_identity::DevCa::new("t").unwrap();
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    // the service on node "app", the proxy on node "edge", in separate meshes (as if separate
+    // processes), over QUIC
+    let app = Node::new("app", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (spec, _) = app
+        .child("svc", ChildOptions::permanent(), || Service { name: "app" })
+        .unwrap();
+    app.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    let app_net = NodeNet::bind(
+        &app,
+        loopback,
+        NetConfig::new("t", ca.identity("app").unwrap()),
+    )
+    .await
+    .unwrap();
+    let edge = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
+    let proxy = Proxy::http("127.0.0.1:0")
+        .route("/", edge.addr::<HttpRequest>("app", "svc"))
+        .timeout(Duration::from_secs(5));
+    let (spec, p) = edge
+        .child("gateway", ChildOptions::permanent(), proxy.factory())
+        .unwrap();
+    edge.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    let edge_net = NodeNet::bind(
+        &edge,
+        loopback,
+        NetConfig::new("t", ca.identity("edge").unwrap()).seeds([app_net.local_addr()]),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + T;
+    while edge_net.connected().is_empty() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let addr = local_addr(&p).await;
+    let c = client();
+    assert_eq!(get(&c, format!("http://{addr}/x"), None, None).await.0, 200);
+
+    let mut events = edge_net.events();
+    let url = format!("http://{addr}/slow");
+    let c2 = c.clone();
+    let in_flight = tokio::spawn(async move {
+        let r = get(&c2, url, None, None).await;
+        (r, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app_net.shutdown().await;
+    let reported = loop {
+        match tokio::time::timeout(T, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            NodeEvent::Left { .. } | NodeEvent::Down { .. } => break Instant::now(),
+            _ => continue,
+        }
+    };
+    let ((status, _, body), answered) = in_flight.await.unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        answered.saturating_duration_since(reported) < Duration::from_millis(100),
+        "answered {:?} after the report",
+        answered.saturating_duration_since(reported)
+    );
+    // new requests fail fast too
+    let t0 = Instant::now();
+    let (status, _, _) = get(&c, format!("http://{addr}/x"), None, None).await;
+    assert_eq!(status, 502);
+    assert!(t0.elapsed() < Duration::from_millis(100));
+}
