@@ -100,6 +100,13 @@ impl<R> ReplyTo<R> {
         }
     }
 
+    /// Answers the call with an error instead of a reply — for actors that forward calls (a
+    /// balancer passing on its member's failure) or refuse them. The caller's `call` returns
+    /// this error as is. Does nothing for a cast.
+    pub fn fail(self, error: crate::error::CallError) {
+        self.refuse(error);
+    }
+
     /// Answers with a refusal (the message was never handled) instead of the drop default.
     pub(crate) fn refuse(mut self, error: crate::error::CallError) {
         if let Some(tx) = self.tx.take() {

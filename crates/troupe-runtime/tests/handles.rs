@@ -114,6 +114,15 @@ async fn call_errors_are_typed() {
     let err = node.lookup::<Other>("probe").unwrap_err();
     assert!(matches!(err, CallError::WrongType { .. }), "{err:?}");
 
+    // an actor can answer a call with a typed error
+    assert_eq!(
+        addr.call(Probe::Refuse, T).await,
+        Err(CallError::Overloaded {
+            target: "refused on purpose".into(),
+            limit: 7
+        })
+    );
+
     // a reply handed to another task is still answered
     assert_eq!(
         addr.call(Probe::Defer(10), T).await.unwrap(),

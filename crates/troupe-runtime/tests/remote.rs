@@ -234,6 +234,8 @@ async fn every_call_error_arrives_typed_across_nodes() {
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Decode(_)), "{err:?}");
+    let err = on_b.call(Probe::Refuse, T).await.unwrap_err();
+    assert!(matches!(err, CallError::Overloaded { .. }), "{err:?}");
     let err = on_b.call(Probe::Drop, T).await.unwrap_err();
     assert!(matches!(err, CallError::NoReply { .. }), "{err:?}");
     let err = on_b.call(Probe::Panic, T).await.unwrap_err();

@@ -31,6 +31,8 @@ pub enum Probe {
     Drop,
     /// Hands the reply handle to another task that answers later.
     Defer(u64),
+    /// Answers the call with a typed error instead of a reply.
+    Refuse,
     /// Calls `Push(n)` on the given handle and replies with its answer.
     Forward(Addr<Self>, u64),
 }
@@ -130,6 +132,10 @@ impl Actor for ProbeActor {
                     reply.send(ProbeReply::Done);
                 });
             }
+            Probe::Refuse => reply.fail(troupe_runtime::CallError::Overloaded {
+                target: "refused on purpose".into(),
+                limit: 7,
+            }),
             Probe::Forward(to, n) => {
                 let answer = to.call(Probe::Push(n), T).await?;
                 reply.send(answer);
