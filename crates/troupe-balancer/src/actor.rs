@@ -1,0 +1,263 @@
+//! [`Balancer`]: the configuration, and [`BalancerActor`]: the supervised actor that spreads
+//! calls over a pool of members.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::task::JoinHandle;
+use troupe_runtime::remote::NodeEvent;
+use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Message, Pool, ReplyTo};
+
+use crate::core::{self, BreakerConfig, BreakerState, MemberId, Outcome, Strategy};
+
+type KeyFn<M> = Arc<dyn Fn(&M) -> Option<Vec<u8>> + Send + Sync>;
+
+/// A load balancer's configuration: its members, how it picks among them, and when it ejects
+/// one.
+///
+/// The balancer handles the same message type as its members and answers with their reply, so
+/// it can stand wherever a member could — behind a proxy route, in front of services, caches
+/// or DB replicas alike.
+///
+/// In a topology: `let lb = t.add(app, "lb", Balancer::least_outstanding(&svc).factory());`
+/// where `svc` is a [`Pool`] of service actors, then route the proxy to `lb`.
+pub struct Balancer<M: Message> {
+    name: String,
+    strategy: Strategy,
+    members: Vec<(Addr<M>, u32)>,
+    key: Option<KeyFn<M>>,
+    breaker: BreakerConfig,
+    timeout: Duration,
+}
+
+impl<M: Message> Clone for Balancer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            strategy: self.strategy,
+            members: self.members.clone(),
+            key: self.key.clone(),
+            breaker: self.breaker,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<M: Message> std::fmt::Debug for Balancer<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("name", &self.name)
+            .field("strategy", &self.strategy)
+            .field("members", &self.members.len())
+            .finish()
+    }
+}
+
+impl<M: Message> Balancer<M> {
+    /// A balancer over `members` (weight 1 each) with `strategy`, the default breaker (eject
+    /// after 5 consecutive failures, probe after 5 s) and a 10 s call timeout.
+    pub fn new(strategy: Strategy, members: impl IntoIterator<Item = Addr<M>>) -> Self {
+        Self {
+            name: "balancer".into(),
+            strategy,
+            members: members.into_iter().map(|m| (m, 1)).collect(),
+            key: None,
+            breaker: BreakerConfig::default(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Round robin over every member of `pool`.
+    pub fn round_robin(pool: &Pool<M>) -> Self {
+        Self::new(Strategy::RoundRobin, pool.members().iter().cloned())
+    }
+
+    /// Least outstanding requests over every member of `pool`.
+    pub fn least_outstanding(pool: &Pool<M>) -> Self {
+        Self::new(Strategy::LeastOutstanding, pool.members().iter().cloned())
+    }
+
+    /// Power of two random choices over every member of `pool`.
+    pub fn power_of_two(pool: &Pool<M>) -> Self {
+        Self::new(Strategy::PowerOfTwoChoices, pool.members().iter().cloned())
+    }
+
+    /// Smooth weighted round robin over `members` with their weights.
+    pub fn weighted(members: impl IntoIterator<Item = (Addr<M>, u32)>) -> Self {
+        let mut b = Self::new(Strategy::WeightedRoundRobin, []);
+        b.members = members.into_iter().collect();
+        b
+    }
+
+    /// Consistent hashing over every member of `pool`, by the key `key` extracts from each
+    /// message (messages without a key go round robin). When a member joins or leaves, only
+    /// about 1/N of the keys move.
+    pub fn consistent_hash(
+        pool: &Pool<M>,
+        key: impl Fn(&M) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        let mut b = Self::new(Strategy::consistent_hash(), pool.members().iter().cloned());
+        b.key = Some(Arc::new(key));
+        b
+    }
+
+    /// Names the balancer in logs and metrics.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets when members are ejected and probed.
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// How long a member gets to answer (a timeout counts as a failure).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A fresh actor running this configuration.
+    pub fn actor(&self) -> BalancerActor<M> {
+        BalancerActor {
+            config: self.clone(),
+            core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
+            rng: SmallRng::seed_from_u64(rand::random()),
+            watcher: None,
+        }
+    }
+
+    /// A factory for topologies: `t.add(app, "lb", Balancer::least_outstanding(&pool).factory())`.
+    pub fn factory(self) -> impl Fn() -> BalancerActor<M> + Send + Sync + 'static {
+        move || self.actor()
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The supervised balancer: picks a member for each message, forwards it, and answers with
+/// the member's reply (or its typed error).
+///
+/// Calls to members run concurrently (the balancer never waits for one before picking the
+/// next); each outcome feeds that member's circuit breaker. Members on a node reported down
+/// are skipped until it is up again. A restarted balancer starts with fresh health state.
+pub struct BalancerActor<M: Message> {
+    config: Balancer<M>,
+    core: Arc<Mutex<core::Balancer>>,
+    rng: SmallRng,
+    watcher: Option<AbortOnDrop>,
+}
+
+impl<M: Message> BalancerActor<M> {
+    /// Health and load of each member, in member order (for dashboards and tests).
+    pub fn members(&self) -> Vec<core::MemberView> {
+        self.core.lock().members()
+    }
+}
+
+impl<M: Message> Actor for BalancerActor<M> {
+    type Msg = M;
+
+    async fn started(&mut self, ctx: &Ctx<M>) -> Result<(), ActorError> {
+        {
+            let mut core = self.core.lock();
+            for (i, (addr, weight)) in self.config.members.iter().enumerate() {
+                core.add(MemberId(i as u64), *weight, Some(addr.node().to_string()));
+            }
+        }
+        if let Some(mut events) = ctx.node().cluster_events() {
+            let core = self.core.clone();
+            let name = self.config.name.clone();
+            self.watcher = Some(AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
+                            tracing::info!(balancer = %name, %node, "members on a down node are out");
+                            core.lock().node_down(&node);
+                        }
+                        Ok(NodeEvent::Up { node, .. }) => core.lock().node_up(&node),
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })));
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: M,
+        reply: ReplyTo<M::Reply>,
+        _ctx: &Ctx<M>,
+    ) -> Result<(), ActorError> {
+        let key = self.config.key.as_ref().and_then(|k| k(&msg));
+        let pick = self
+            .core
+            .lock()
+            .pick(key.as_deref(), Instant::now(), &mut self.rng);
+        let Some(pick) = pick else {
+            metrics::counter!("troupe_balancer_unavailable_total", "balancer" => self.config.name.clone())
+                .increment(1);
+            reply.fail(CallError::NotFound {
+                target: format!("{}: no available member", self.config.name),
+            });
+            return Ok(());
+        };
+        let Some((member, _)) = self.config.members.get(pick.member.0 as usize).cloned() else {
+            let _ = self
+                .core
+                .lock()
+                .finished(pick, Outcome::Error, Instant::now());
+            reply.fail(CallError::NotFound {
+                target: format!("{}: member {}", self.config.name, pick.member),
+            });
+            return Ok(());
+        };
+        let core = self.core.clone();
+        let timeout = self.config.timeout;
+        let name = self.config.name.clone();
+        tokio::spawn(async move {
+            let result = member.call(msg, timeout).await;
+            let outcome = match &result {
+                Ok(_) => Outcome::Success,
+                Err(CallError::Timeout { .. }) => Outcome::Timeout,
+                Err(_) => Outcome::Error,
+            };
+            let change = core.lock().finished(pick, outcome, Instant::now());
+            if let Some(change) = change {
+                let member = member.name().to_string();
+                match (change.from, change.to) {
+                    (BreakerState::Closed, BreakerState::Open) => {
+                        tracing::warn!(balancer = %name, %member, "member ejected");
+                        metrics::counter!("troupe_balancer_ejections_total", "balancer" => name.clone())
+                            .increment(1);
+                    }
+                    (_, BreakerState::Closed) => {
+                        tracing::info!(balancer = %name, %member, "member re-admitted")
+                    }
+                    _ => tracing::debug!(balancer = %name, %member, ?change, "breaker"),
+                }
+            }
+            match result {
+                Ok(answer) => {
+                    reply.send(answer);
+                }
+                Err(err) => reply.fail(err),
+            }
+        });
+        Ok(())
+    }
+}

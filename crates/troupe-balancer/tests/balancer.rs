@@ -1,0 +1,300 @@
+//! The balancer actor in front of real actors: strategies, ejection and re-admission,
+//! members on a node that goes down, a crash under supervision, and proxy → balancer → pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use troupe_balancer::Balancer;
+use troupe_balancer::core::{BreakerConfig, Strategy};
+use troupe_runtime::remote::{NetConfig, NodeNet};
+use troupe_runtime::{
+    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Pool,
+    ReplyTo, SupervisorSpec,
+};
+
+const T: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Work {
+    /// Replies with the member's index (after `ms` milliseconds).
+    Who { ms: u64 },
+}
+
+impl Message for Work {
+    const NAME: &'static str = "balancer-test.Work";
+    type Reply = usize;
+}
+
+struct Member {
+    index: usize,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Actor for Member {
+    type Msg = Work;
+    async fn handle(
+        &mut self,
+        Work::Who { ms }: Work,
+        reply: ReplyTo<usize>,
+        _: &Ctx<Work>,
+    ) -> Result<(), ActorError> {
+        if !self.healthy.load(Ordering::SeqCst) {
+            reply.fail(CallError::ActorFailed {
+                target: format!("m{}", self.index),
+                reason: "unhealthy".into(),
+            });
+            return Ok(());
+        }
+        let index = self.index;
+        // answer from a task so a slow request does not hold up the member's mailbox
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            reply.send(index);
+        });
+        Ok(())
+    }
+}
+
+struct Setup {
+    node: Node,
+    pool: Pool<Work>,
+    health: Vec<Arc<AtomicBool>>,
+}
+
+async fn setup(n: usize) -> Setup {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let health: Vec<_> = (0..n).map(|_| Arc::new(AtomicBool::new(true))).collect();
+    let h = health.clone();
+    let (spec, pool) = node
+        .pool_child("m", n, ChildOptions::permanent(), move |i| Member {
+            index: i,
+            healthy: h[i].clone(),
+        })
+        .unwrap();
+    node.start(
+        SupervisorSpec::one_for_one().intensity(20, Duration::from_secs(10)),
+        vec![spec],
+    )
+    .await
+    .unwrap();
+    Setup { node, pool, health }
+}
+
+async fn balancer(s: &Setup, name: &str, config: Balancer<Work>) -> Addr<Work> {
+    s.node
+        .root()
+        .unwrap()
+        .spawn(name, ChildOptions::permanent(), config.factory())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_calls_evenly() {
+    let s = setup(3).await;
+    let lb = balancer(&s, "lb", Balancer::round_robin(&s.pool)).await;
+    let mut counts = [0; 3];
+    for _ in 0..30 {
+        counts[lb.call(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
+    }
+    assert_eq!(counts, [10, 10, 10]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_outstanding_avoids_a_busy_member() {
+    let s = setup(3).await;
+    let lb = balancer(&s, "lb", Balancer::least_outstanding(&s.pool)).await;
+    // one slow call occupies some member...
+    let slow = {
+        let lb = lb.clone();
+        tokio::spawn(async move { lb.call(Work::Who { ms: 1_000 }, T).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...and while it is outstanding, no quick call goes to that member
+    let mut quick = [0; 3];
+    for _ in 0..6 {
+        quick[lb.call(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
+    }
+    let busy = slow.await.unwrap().unwrap();
+    assert_eq!(quick[busy], 0, "{quick:?} (busy member {busy})");
+    assert_eq!(quick.iter().sum::<i32>(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_member_is_ejected_and_readmitted_after_a_good_probe() {
+    let s = setup(3).await;
+    let breaker = BreakerConfig {
+        consecutive_failures: 3,
+        open_for: Duration::from_millis(300),
+        ..BreakerConfig::default()
+    };
+    let lb = balancer(&s, "lb", Balancer::round_robin(&s.pool).breaker(breaker)).await;
+    s.health[1].store(false, Ordering::SeqCst);
+    let mut failures = 0;
+    for _ in 0..30 {
+        if lb.call(Work::Who { ms: 0 }, T).await.is_err() {
+            failures += 1;
+        }
+    }
+    // three failures eject member 1; after that every call is answered by 0 or 2
+    assert_eq!(failures, 3);
+    for _ in 0..10 {
+        assert_ne!(lb.call(Work::Who { ms: 0 }, T).await.unwrap(), 1);
+    }
+    // healed: after the open period one probe goes to it, succeeds, and it is back
+    s.health[1].store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let deadline = Instant::now() + T;
+    loop {
+        if lb.call(Work::Who { ms: 0 }, T).await.unwrap() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "member 1 never re-admitted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_member_available_calls_fail_typed() {
+    let s = setup(2).await;
+    let breaker = BreakerConfig {
+        consecutive_failures: 1,
+        open_for: Duration::from_secs(60),
+        ..BreakerConfig::default()
+    };
+    let lb = balancer(&s, "lb", Balancer::round_robin(&s.pool).breaker(breaker)).await;
+    for h in &s.health {
+        h.store(false, Ordering::SeqCst);
+    }
+    let _ = lb.call(Work::Who { ms: 0 }, T).await;
+    let _ = lb.call(Work::Who { ms: 0 }, T).await;
+    let err = lb.call(Work::Who { ms: 0 }, T).await.unwrap_err();
+    assert!(matches!(err, CallError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancer_crashed_under_supervision_serves_again() {
+    let s = setup(2).await;
+    let lb = balancer(
+        &s,
+        "lb",
+        Balancer::new(
+            Strategy::PowerOfTwoChoices,
+            s.pool.members().iter().cloned(),
+        ),
+    )
+    .await;
+    assert!(lb.call(Work::Who { ms: 0 }, T).await.is_ok());
+    let mut reports = s.node.supervision_reports();
+    assert!(s.node.kill("lb"));
+    let r = tokio::time::timeout(T, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.child, "lb");
+    let deadline = Instant::now() + T;
+    while lb.call(Work::Who { ms: 0 }, T).await.is_err() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A node in its own mesh with a pool `m` of two members, on the network.
+async fn remote_pool(
+    ca: &troupe_identity::DevCa,
+    name: &str,
+    base: usize,
+    seeds: &[SocketAddr],
+) -> (Node, NodeNet) {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let (spec, _) = node
+        .pool_child("m", 2, ChildOptions::permanent(), move |i| Member {
+            index: base + i,
+            healthy: Arc::new(AtomicBool::new(true)),
+        })
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    let net = NodeNet::bind(
+        &node,
+        "127.0.0.1:0".parse().unwrap(),
+        NetConfig::new("t", ca.identity(name).unwrap()).seeds(seeds.iter().copied()),
+    )
+    .await
+    .unwrap();
+    (node, net)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
+    let ca = troupe_identity::DevCa::new("t").unwrap();
+    let edge = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
+    edge.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let edge_net = NodeNet::bind(
+        &edge,
+        "127.0.0.1:0".parse().unwrap(),
+        NetConfig::new("t", ca.identity("edge").unwrap()),
+    )
+    .await
+    .unwrap();
+    let (_x, x_net) = remote_pool(&ca, "x", 10, &[edge_net.local_addr()]).await;
+    let (_y, y_net) = remote_pool(&ca, "y", 20, &[edge_net.local_addr()]).await;
+    let deadline = Instant::now() + T;
+    while edge_net.connected().len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let members: Vec<Addr<Work>> = ["x", "y"]
+        .iter()
+        .flat_map(|n| (0..2).map(move |i| (n, i)))
+        .map(|(n, i)| edge.addr::<Work>(n, &format!("m.{i}")))
+        .collect();
+    let lb = edge
+        .root()
+        .unwrap()
+        .spawn(
+            "lb",
+            ChildOptions::permanent(),
+            Balancer::new(Strategy::RoundRobin, members).factory(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        lb.call(Work::Who { ms: 0 }, T).await.unwrap();
+    }
+    let mut events = edge_net.events();
+    x_net.shutdown().await;
+    loop {
+        if let troupe_runtime::remote::NodeEvent::Left { node } =
+            tokio::time::timeout(T, events.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            assert_eq!(node, "x");
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // every call now goes to y's members and succeeds
+    for _ in 0..20 {
+        assert!(lb.call(Work::Who { ms: 0 }, T).await.unwrap() >= 20);
+    }
+    // x comes back (a new incarnation): its members take calls again
+    let (_x2, _x2_net) = remote_pool(&ca, "x", 10, &[edge_net.local_addr()]).await;
+    let deadline = Instant::now() + T;
+    loop {
+        let who = lb.call(Work::Who { ms: 0 }, T).await.unwrap();
+        if who < 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "x's members never came back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(y_net);
+}
