@@ -10,6 +10,7 @@
 //! - [`launch`](mod@launch): [`launch()`], [`launch_until`] and the [`LaunchArgs`] flags.
 //! - [`prelude`]: what a topology file needs in one import.
 //! - [`runtime`] and [`wire`]: the layers underneath (`troupe-runtime`, `troupe-wire`).
+//! - [`proxy`] and [`balancer`]: the request path's parts (`troupe-proxy`, `troupe-balancer`).
 //!
 //! # Examples
 //! See `examples/hello_cluster.rs`: `cargo run --example hello_cluster`.
@@ -19,6 +20,8 @@ pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until};
 pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
+pub use troupe_balancer as balancer;
+pub use troupe_proxy as proxy;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, Pool, ReplyTo,
@@ -30,6 +33,8 @@ pub use troupe_wire as wire;
 pub mod prelude {
     pub use crate::launch::{LaunchArgs, launch, launch_until};
     pub use crate::topology::{LaunchError, NodeId, Running, Topology};
+    pub use troupe_balancer::Balancer;
+    pub use troupe_proxy::{HttpRequest, HttpResponse, Proxy};
     pub use troupe_runtime::{
         Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, NodeExit, Pool,
         ReplyTo, Restart, SupervisionAction, SupervisionReport, SupervisorSpec,

@@ -408,9 +408,8 @@ impl Running {
         for node in self.nodes.iter().rev() {
             node.shutdown().await;
         }
-        for net in self.nets.iter().rev() {
-            net.shutdown().await;
-        }
+        // leaving is independent per node: do it concurrently
+        futures::future::join_all(self.nets.iter().map(|n| n.shutdown())).await;
     }
 
     /// Waits until some node's root supervisor fails (restart intensity exceeded at the top),

@@ -1,0 +1,101 @@
+//! The seed talk's request path as one topology: a gateway proxy on node `edge` routes to a
+//! balancer on node `app`, which spreads requests over a pool of services — driven by a real
+//! HTTP client, in one process and with the nodes talking over QUIC.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use troupe::prelude::*;
+use troupe::proxy::ProxyMsg;
+
+struct Service {
+    index: usize,
+}
+
+impl Actor for Service {
+    type Msg = HttpRequest;
+
+    async fn handle(
+        &mut self,
+        req: HttpRequest,
+        reply: ReplyTo<HttpResponse>,
+        _: &Ctx<HttpRequest>,
+    ) -> Result<(), ActorError> {
+        reply.send(HttpResponse::ok(format!("svc {} {}", self.index, req.path)));
+        Ok(())
+    }
+}
+
+fn request_path() -> (Topology, Addr<ProxyMsg>) {
+    let mut t = Topology::new("request-path");
+    let (edge, app) = (t.node("edge"), t.node("app"));
+    let svc = t.pool(app, "svc", 3, |index| Service { index });
+    let lb = t.add(app, "lb", Balancer::round_robin(&svc).factory());
+    let gateway = t.add(
+        edge,
+        "gateway",
+        Proxy::http("127.0.0.1:0").route("/", lb).factory(),
+    );
+    (t, gateway)
+}
+
+async fn gateway_addr(gateway: &Addr<ProxyMsg>) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(addr)) = gateway
+            .call(ProxyMsg::LocalAddr, Duration::from_secs(1))
+            .await
+        {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "gateway never bound");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn serve_through(args: LaunchArgs) {
+    let (topology, gateway) = request_path();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(launch_until(topology, args, async move {
+        let _ = stop_rx.await;
+    }));
+    let addr = gateway_addr(&gateway).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut seen = [0; 3];
+    for i in 0..30 {
+        let uri = format!("http://{addr}/items/{i}").parse().unwrap();
+        let resp = client.get(uri).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert!(text.ends_with(&format!("/items/{i}")), "{text}");
+        let index: usize = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        seen[index] += 1;
+    }
+    // the balancer spread the requests over the whole pool
+    assert_eq!(seen, [10, 10, 10]);
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_balancer_pool_in_one_process() {
+    serve_through(LaunchArgs::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_balancer_pool_over_quic() {
+    serve_through(LaunchArgs {
+        quic: true,
+        ..LaunchArgs::default()
+    })
+    .await;
+}
