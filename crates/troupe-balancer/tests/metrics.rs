@@ -1,0 +1,82 @@
+//! Ejections reach the `metrics` facade. (Its own test binary: the recorder is process-global.)
+
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use serde::{Deserialize, Serialize};
+use troupe_balancer::Balancer;
+use troupe_balancer::core::BreakerConfig;
+use troupe_runtime::{
+    Actor, ActorError, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    SupervisorSpec,
+};
+
+#[derive(Serialize, Deserialize)]
+struct Ping;
+
+impl Message for Ping {
+    const NAME: &'static str = "balancer-metrics.Ping";
+    type Reply = ();
+}
+
+struct Broken;
+
+impl Actor for Broken {
+    type Msg = Ping;
+    async fn handle(
+        &mut self,
+        _: Ping,
+        reply: ReplyTo<()>,
+        _: &Ctx<Ping>,
+    ) -> Result<(), ActorError> {
+        reply.fail(CallError::ActorFailed {
+            target: "broken".into(),
+            reason: "always".into(),
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejections_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().expect("first recorder in this process");
+
+    let node = Node::new("m", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (spec, pool) = node
+        .pool_child("b", 2, ChildOptions::permanent(), |_| Broken)
+        .unwrap();
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    let breaker = BreakerConfig {
+        consecutive_failures: 2,
+        open_for: Duration::from_secs(60),
+        ..BreakerConfig::default()
+    };
+    let lb = root
+        .spawn(
+            "lb",
+            ChildOptions::permanent(),
+            Balancer::round_robin(&pool)
+                .named("edge-lb")
+                .breaker(breaker)
+                .factory(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..6 {
+        let _ = lb.call(Ping, Duration::from_secs(5)).await;
+    }
+    let ejections = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| match (key.key().name(), value) {
+            ("troupe_balancer_ejections_total", DebugValue::Counter(n)) => Some(n),
+            _ => None,
+        });
+    assert_eq!(ejections, Some(2));
+}
