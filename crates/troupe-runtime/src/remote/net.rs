@@ -297,7 +297,15 @@ impl NetInner {
     }
 
     fn emit(&self, event: NodeEvent) {
-        tracing::info!(node = %self.node.name(), ?event, "node event");
+        match &event {
+            NodeEvent::DuplicateName { .. } | NodeEvent::ProtocolError { .. } => {
+                tracing::error!(node = %self.node.name(), ?event, "node event")
+            }
+            NodeEvent::PeerRejected { .. } | NodeEvent::Down { .. } => {
+                tracing::warn!(node = %self.node.name(), ?event, "node event")
+            }
+            _ => tracing::info!(node = %self.node.name(), ?event, "node event"),
+        }
         let _ = self.events.send(event);
     }
 
