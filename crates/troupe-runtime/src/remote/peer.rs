@@ -168,16 +168,14 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
     if stream.write_all(&[STREAM_LANE, index]).await.is_err() {
         return;
     }
-    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
+    // Frames are copied into one buffer per batch: quinn keeps every chunk it is handed as a
+    // segment and rescans them per packet, so many small chunks cost far more than one copy.
+    let mut batch = BytesMut::with_capacity(BATCH_BYTES);
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        let mut bytes = 0;
         while let Some(item) = next.take() {
             match item {
-                Outbound::Frame(frame) => {
-                    bytes += frame.len();
-                    batch.push(frame);
-                }
+                Outbound::Frame(frame) => batch.extend_from_slice(&frame),
                 Outbound::Large(frame) => {
                     let Some(peer) = peer.upgrade() else { return };
                     let seq = peer.large_out.fetch_add(1, Ordering::Relaxed);
@@ -189,7 +187,7 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
                     {
                         continue;
                     }
-                    batch.push(marker.freeze());
+                    batch.extend_from_slice(&marker);
                     // the message's own stream: the lane moves on while it is written
                     let conn = conn.clone();
                     tokio::spawn(async move {
@@ -204,14 +202,13 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
                     });
                 }
             }
-            if bytes < BATCH_BYTES {
+            if batch.len() < BATCH_BYTES {
                 next = rx.try_recv().ok();
             }
         }
-        if stream.write_all_chunks(&mut batch).await.is_err() {
+        if stream.write_chunk(batch.split().freeze()).await.is_err() {
             return;
         }
-        batch.clear();
     }
 }
 
