@@ -348,6 +348,28 @@ impl NetInner {
         Ok(buf.freeze())
     }
 
+    /// Encodes `msg` for `name` on `node` as one frame of the given kind.
+    fn encode_request<M: Message>(
+        &self,
+        kind: EnvelopeKind,
+        node: &str,
+        name: &str,
+        msg: &M,
+    ) -> Result<Bytes, CallError> {
+        let payload = codec::encode_message(msg, self.config.max_frame_len)?;
+        self.encode(Envelope {
+            kind,
+            target: ActorPath {
+                node: node.to_string(),
+                name: name.to_string(),
+            },
+            sender: None,
+            msg_type: codec::message_type::<M>(),
+            trace: None,
+            payload,
+        })
+    }
+
     fn queue(&self, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
         let peer = self
             .peers
@@ -435,18 +457,7 @@ pub(crate) fn remote_cast<M: Message>(
         // an actor of the sending node itself: no network hop
         return net.node.lookup::<M>(name)?.cast(msg);
     }
-    let payload = codec::encode_message(&msg, net.config.max_frame_len)?;
-    let frame = net.encode(Envelope {
-        kind: EnvelopeKind::Cast,
-        target: ActorPath {
-            node: node.to_string(),
-            name: name.to_string(),
-        },
-        sender: None,
-        msg_type: codec::message_type::<M>(),
-        trace: None,
-        payload,
-    })?;
+    let frame = net.encode_request(EnvelopeKind::Cast, node, name, &msg)?;
     net.queue(node, name, frame)
 }
 
@@ -466,22 +477,12 @@ pub(crate) async fn remote_call<M: Message>(
         let local = net.node.lookup::<M>(name)?;
         return Box::pin(local.call(msg, timeout)).await;
     }
-    let payload = codec::encode_message(&msg, net.config.max_frame_len)?;
     let request_id = net.next_request.fetch_add(1, Ordering::Relaxed);
-    let frame = net.encode(Envelope {
-        kind: EnvelopeKind::Call {
-            request_id,
-            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-        },
-        target: ActorPath {
-            node: node.to_string(),
-            name: name.to_string(),
-        },
-        sender: None,
-        msg_type: codec::message_type::<M>(),
-        trace: None,
-        payload,
-    })?;
+    let kind = EnvelopeKind::Call {
+        request_id,
+        timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+    };
+    let frame = net.encode_request(kind, node, name, &msg)?;
     let reply = net.pending.insert(request_id, Arc::from(node));
     if let Err(err) = net.queue(node, name, frame) {
         net.pending.remove(request_id);
