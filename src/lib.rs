@@ -3,7 +3,7 @@
 //! Every part of a system (a web/proxy server, a load balancer, a cache, a queue, a database
 //! replica) is a supervised actor, reached through one handle type, [`Addr`], whether it runs
 //! in this process or elsewhere. A [`Topology`] declares the nodes, the actors placed on each
-//! and their supervision, in plain Rust; [`launch`] runs it.
+//! and their supervision, in plain Rust; [`launch()`] runs it.
 //!
 //! # Layout
 //! - [`topology`]: [`Topology`], [`Running`], [`LaunchError`].
