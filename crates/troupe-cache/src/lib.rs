@@ -1,0 +1,50 @@
+//! troupe's cache: the pure logic behind a Redis-compatible LRU cache
+//!
+//! This crate holds no actors, sockets or clocks: every operation that can
+//! observe time takes `now: Instant`, and every decoder works on bytes
+//! already read. The actor shell and the TCP server sit on top.
+//!
+//! # Layout
+//!
+//! - `store.rs`: [`Store`], an LRU bounded by entry count and by bytes, with a
+//!   TTL per entry and hit/miss/eviction/expiration counters.
+//! - `resp/frame.rs`: [`resp::Frame`], RESP2 frames with two-phase decoding
+//!   (check, then parse), limits checked before allocating, and inline
+//!   commands as telnet and `redis-cli` send them.
+//! - `resp/parse.rs`: [`resp::Parse`], a cursor over a command's arguments.
+//! - `cmd/mod.rs`: [`cmd::Command`], every supported command parsed from a
+//!   frame, with Redis's error texts for arity and syntax errors.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::num::NonZeroUsize;
+//! use std::time::{Duration, Instant};
+//!
+//! use bytes::{Bytes, BytesMut};
+//! use troupe_cache::cmd::Command;
+//! use troupe_cache::resp::{Frame, Limits};
+//! use troupe_cache::{Store, TtlState};
+//!
+//! // Bytes as a client sends them, pipelined.
+//! let mut input = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nGET k\r\n"[..]);
+//! let limits = Limits::default();
+//! let set = Frame::decode_from(&mut input, &limits)?.expect("complete");
+//! let get = Frame::decode_from(&mut input, &limits)?.expect("complete");
+//! assert!(matches!(Command::from_frame(set)?, Command::Set(_)));
+//! assert_eq!(Command::from_frame(get)?, Command::Get(Bytes::from("k")));
+//!
+//! let now = Instant::now();
+//! let mut store = Store::new(NonZeroUsize::new(1000).expect("non-zero"), 1 << 20);
+//! let _ = store.set(Bytes::from("k"), Bytes::from("v"), Some(Duration::from_secs(5)), now)?;
+//! assert_eq!(store.get(b"k", now), Some(&b"v"[..]));
+//! assert_eq!(store.ttl(b"k", now), TtlState::Remaining(Duration::from_secs(5)));
+//! assert_eq!(store.get(b"k", now + Duration::from_secs(5)), None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cmd;
+pub mod resp;
+mod store;
+
+pub use store::{SetOutcome, Store, StoreError, TtlState};
