@@ -1,8 +1,8 @@
-//! troupe's cache: the pure logic behind a Redis-compatible LRU cache
+//! troupe's cache: a sharded, Redis-compatible LRU cache with TTLs
 //!
-//! This crate holds no actors, sockets or clocks: every operation that can
+//! The core holds no actors, sockets or clocks: every operation that can
 //! observe time takes `now: Instant`, and every decoder works on bytes
-//! already read. The actor shell and the TCP server sit on top.
+//! already read. A thin actor per shard and the TCP server sit on top.
 //!
 //! # Layout
 //!
@@ -14,6 +14,15 @@
 //! - `resp/parse.rs`: [`resp::Parse`], a cursor over a command's arguments.
 //! - `cmd/mod.rs`: [`cmd::Command`], every supported command parsed from a
 //!   frame, with Redis's error texts for arity and syntax errors.
+//! - `shard.rs`: [`CacheShard`], the supervised actor owning one [`Store`]
+//!   (the clock is read here), and its message [`ShardMsg`]; counters go to
+//!   `metrics`.
+//! - `client.rs`: [`CacheClient`], routing each key to a shard by FNV-1a and
+//!   splitting multi-key operations across shards.
+//! - `server.rs`: the RESP2 connection loop (pipelining, protocol errors,
+//!   connection limit) and the execution of each [`cmd::Command`].
+//! - `actor.rs`: [`RespServer`], the front end's configuration, and
+//!   [`RespServerActor`], the supervised actor owning the listener.
 //!
 //! # Examples
 //!
@@ -43,8 +52,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod actor;
+mod client;
 pub mod cmd;
 pub mod resp;
+mod server;
+mod shard;
 mod store;
 
+pub use actor::{RespServer, RespServerActor, RespServerMsg};
+pub use client::{CacheClient, CacheError, SetResult, key_hash};
+pub use shard::{CacheShard, KeyTtl, SetTtl, ShardError, ShardMsg, ShardReply, ShardStats};
 pub use store::{SetOutcome, Store, StoreError, TtlState};

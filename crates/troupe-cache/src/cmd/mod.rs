@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::resp::{Frame, Parse, ParseError};
 
 /// `SET`'s `NX`/`XX` condition
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SetCondition {
     /// `NX`: only set if the key does not exist
     IfAbsent,
@@ -31,7 +31,7 @@ pub enum SetExpiry {
 }
 
 /// `EXPIRE`/`PEXPIRE`'s options (Redis 7); repeats are allowed
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExpireOptions {
     /// `NX`: only if the key has no expiry
     pub nx: bool,

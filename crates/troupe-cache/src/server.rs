@@ -1,0 +1,365 @@
+//! The RESP2 server: accepts connections, decodes pipelined frames, runs
+//! each command through the [`CacheClient`] and writes the replies in order
+//!
+//! Per connection: read into a buffer, decode every complete frame, answer
+//! each in order into one output buffer, and write it after the batch. A
+//! protocol error is answered with `-ERR Protocol error: ...` and the
+//! connection is closed, as Redis does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{CacheClient, CacheError};
+use crate::cmd::{
+    ClientCommand, Command, CommandCommand, CommandError, Set, SetExpiry, unknown_command_error,
+};
+use crate::resp::{Frame, Limits};
+use crate::shard::{KeyTtl, SetTtl};
+
+/// The commands the front end answers, for `COMMAND COUNT`
+const COMMAND_COUNT: i64 = 27;
+
+/// Everything the connection tasks share.
+pub(crate) struct Shared {
+    pub(crate) client: CacheClient,
+    pub(crate) limits: Limits,
+    pub(crate) max_connections: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) port: u16,
+    pub(crate) next_id: AtomicU64,
+}
+
+/// Serves `listener` until `shutdown` turns true; then stops accepting, lets
+/// each connection finish the batch it is on, and waits at most the drain
+/// timeout. Dropping (aborting) this future aborts every connection.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(shared.max_connections.max(1)));
+    let mut conns = JoinSet::new();
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let accepted = tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(ok) => {
+                backoff = Duration::from_millis(1);
+                ok
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics::counter!("troupe_cache_connections_refused_total").increment(1);
+            tracing::warn!(%peer, "connection limit reached; refusing the new connection");
+            conns.spawn(async move {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let in_use = permits.clone();
+        conns.spawn(async move {
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut conn = Connection {
+                stream,
+                shared: &shared,
+                id,
+                name: None,
+                connected: &in_use,
+            };
+            if let Err(err) = conn.run(shutdown).await {
+                tracing::debug!(cause = %err, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(shared.drain_timeout, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("RESP connections did not finish in time; dropping them");
+    }
+}
+
+/// What to do after answering a command
+enum After {
+    Continue,
+    Close,
+}
+
+struct Connection<'a> {
+    stream: TcpStream,
+    shared: &'a Shared,
+    id: u64,
+    name: Option<Bytes>,
+    connected: &'a Semaphore,
+}
+
+impl Connection<'_> {
+    async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+        let mut input = BytesMut::with_capacity(16 * 1024);
+        let mut output = BytesMut::with_capacity(16 * 1024);
+        loop {
+            let mut close = false;
+            loop {
+                match Frame::decode_from(&mut input, &self.shared.limits) {
+                    Ok(Some(frame)) => {
+                        if let After::Close = self.answer(frame, &mut output).await {
+                            close = true;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        metrics::counter!("troupe_cache_protocol_errors_total").increment(1);
+                        Frame::Error(format!("ERR {err}")).encode(&mut output);
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            if !output.is_empty() {
+                self.stream.write_all(&output).await?;
+                output.clear();
+            }
+            if close || *shutdown.borrow() {
+                let _ = self.stream.shutdown().await;
+                return Ok(());
+            }
+            tokio::select! {
+                read = self.stream.read_buf(&mut input) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                }
+                changed = shutdown.changed() => {
+                    // The sender only goes away with the server itself.
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answer one request frame into `out`.
+    async fn answer(&mut self, frame: Frame, out: &mut BytesMut) -> After {
+        let reply = match Command::from_frame(frame) {
+            // Redis sends nothing for an empty command.
+            Err(CommandError::Empty) => return After::Continue,
+            Err(err) => Frame::Error(err.to_string()),
+            Ok(Command::Quit) => {
+                Frame::Simple("OK".into()).encode(out);
+                return After::Close;
+            }
+            Ok(cmd) => self.execute(cmd).await,
+        };
+        reply.encode(out);
+        After::Continue
+    }
+
+    async fn execute(&mut self, cmd: Command) -> Frame {
+        match self.try_execute(cmd).await {
+            Ok(frame) => frame,
+            Err(err) => Frame::Error(err.to_string()),
+        }
+    }
+
+    async fn try_execute(&mut self, cmd: Command) -> Result<Frame, CacheError> {
+        let client = &self.shared.client;
+        let frame = match cmd {
+            Command::Ping(None) => Frame::Simple("PONG".into()),
+            Command::Ping(Some(msg)) | Command::Echo(msg) => Frame::Bulk(msg),
+            Command::Get(key) => bulk_or_null(client.get(key).await?),
+            Command::Set(set) => self.set(set).await?,
+            Command::SetEx { key, ttl, value } => {
+                client.set(key, value, SetTtl::After(ttl), None).await?;
+                ok()
+            }
+            Command::Del(keys) => count(client.del(keys).await?),
+            Command::Exists(keys) => count(client.exists(keys).await?),
+            Command::Expire {
+                key,
+                millis,
+                options,
+            } => Frame::Integer(i64::from(client.expire(key, millis, options).await?)),
+            Command::Ttl(key) => ttl(client.ttl(key).await?, 1000),
+            Command::PTtl(key) => ttl(client.ttl(key).await?, 1),
+            Command::Persist(key) => Frame::Integer(i64::from(client.persist(key).await?)),
+            Command::IncrBy { key, by } => Frame::Integer(client.incr_by(key, by).await?),
+            Command::MGet(keys) => Frame::Array(
+                client
+                    .mget(keys)
+                    .await?
+                    .into_iter()
+                    .map(bulk_or_null)
+                    .collect(),
+            ),
+            Command::MSet(pairs) => {
+                client.mset(pairs).await?;
+                ok()
+            }
+            Command::DbSize => count(client.dbsize().await?),
+            Command::FlushAll => {
+                client.flushall().await?;
+                ok()
+            }
+            Command::Info(_) => Frame::Bulk(self.info().await?.into()),
+            Command::Quit => ok(),
+            Command::Select(0) => ok(),
+            Command::Select(_) => Frame::Error("ERR DB index is out of range".into()),
+            Command::Client(sub) => self.client_command(sub),
+            Command::Hello(_) => Frame::Error("NOPROTO unsupported protocol version".into()),
+            Command::ConfigGet(_) => Frame::Array(Vec::new()),
+            Command::Command(sub) => match sub {
+                CommandCommand::Count => Frame::Integer(COMMAND_COUNT),
+                CommandCommand::All | CommandCommand::Docs(_) | CommandCommand::Info(_) => {
+                    Frame::Array(Vec::new())
+                }
+                CommandCommand::Other { sub, .. } => unknown_subcommand(sub, "COMMAND"),
+            },
+            Command::Unknown(name, args) => Frame::Error(unknown_command_error(&name, &args)),
+        };
+        Ok(frame)
+    }
+
+    async fn set(&self, set: Set) -> Result<Frame, CacheError> {
+        let Set {
+            key,
+            value,
+            expiry,
+            condition,
+            get,
+        } = set;
+        let ttl = match expiry {
+            None => SetTtl::Clear,
+            Some(SetExpiry::After(d)) => SetTtl::After(d),
+            Some(SetExpiry::KeepTtl) => SetTtl::Keep,
+        };
+        let result = self.shared.client.set(key, value, ttl, condition).await?;
+        Ok(if get {
+            bulk_or_null(result.old)
+        } else if result.written {
+            ok()
+        } else {
+            Frame::Null
+        })
+    }
+
+    fn client_command(&mut self, sub: ClientCommand) -> Frame {
+        match sub {
+            ClientCommand::SetName(name) => {
+                self.name = (!name.is_empty()).then_some(name);
+                ok()
+            }
+            ClientCommand::SetInfo { .. } => ok(),
+            ClientCommand::GetName => bulk_or_null(self.name.clone()),
+            ClientCommand::Id => Frame::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
+            ClientCommand::Other { sub, .. } => unknown_subcommand(sub, "CLIENT"),
+        }
+    }
+
+    async fn info(&self) -> Result<String, CacheError> {
+        let stats = self.shared.client.stats().await?;
+        let connected = self
+            .shared
+            .max_connections
+            .max(1)
+            .saturating_sub(self.connected.available_permits());
+        Ok(format!(
+            "# Server\r\n\
+             redis_version:7.0.0\r\n\
+             redis_mode:standalone\r\n\
+             troupe_cache:1\r\n\
+             tcp_port:{port}\r\n\
+             \r\n\
+             # Clients\r\n\
+             connected_clients:{connected}\r\n\
+             maxclients:{max}\r\n\
+             \r\n\
+             # Memory\r\n\
+             used_memory_dataset:{bytes}\r\n\
+             \r\n\
+             # Stats\r\n\
+             keyspace_hits:{hits}\r\n\
+             keyspace_misses:{misses}\r\n\
+             evicted_keys:{evictions}\r\n\
+             expired_keys:{expirations}\r\n\
+             \r\n\
+             # Keyspace\r\n\
+             db0:keys={keys},expires=0,avg_ttl=0\r\n",
+            port = self.shared.port,
+            max = self.shared.max_connections,
+            bytes = stats.bytes,
+            hits = stats.hits,
+            misses = stats.misses,
+            evictions = stats.evictions,
+            expirations = stats.expirations,
+            keys = stats.keys,
+        ))
+    }
+}
+
+fn ok() -> Frame {
+    Frame::Simple("OK".into())
+}
+
+fn bulk_or_null(value: Option<Bytes>) -> Frame {
+    value.map_or(Frame::Null, Frame::Bulk)
+}
+
+fn count(n: u64) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn unknown_subcommand(sub: String, cmd: &'static str) -> Frame {
+    Frame::Error(CommandError::UnknownSubcommand { sub, cmd }.to_string())
+}
+
+/// `TTL` (unit 1000 ms, rounded as Redis does) or `PTTL` (unit 1 ms).
+fn ttl(ttl: KeyTtl, unit_ms: u128) -> Frame {
+    match ttl {
+        KeyTtl::Missing => Frame::Integer(-2),
+        KeyTtl::Persistent => Frame::Integer(-1),
+        KeyTtl::Remaining(d) => {
+            // Redis rounds TTL to the nearest second: (ms + 500) / 1000.
+            let ms = d.as_millis();
+            let n = if unit_ms == 1 {
+                ms
+            } else {
+                (ms + unit_ms / 2) / unit_ms
+            };
+            Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The RESP2 front end against a real Redis client (`redis` crate) and raw
+//! TCP: every command, pipelining, Redis's error texts, protocol errors,
+//! the connection limit, and a shard crashed under supervision.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use troupe_cache::resp::Limits;
+use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg, ShardReply};
+use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+
+const T: Duration = Duration::from_secs(5);
+
+struct Setup {
+    node: Node,
+    addr: SocketAddr,
+    client: CacheClient,
+}
+
+async fn setup(shards: usize, configure: impl FnOnce(RespServer) -> RespServer) -> Setup {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let entries = NonZeroUsize::new(10_000).unwrap();
+    let (pool_spec, pool) = node
+        .pool_child("cache", shards, ChildOptions::permanent(), move |_| {
+            CacheShard::new(entries, 16 << 20)
+        })
+        .unwrap();
+    let client = CacheClient::from_pool(&pool);
+    let server = configure(RespServer::new("127.0.0.1:0", client.clone()));
+    let (server_spec, server_addr) = node
+        .child("resp", ChildOptions::permanent(), server.factory())
+        .unwrap();
+    node.start(
+        SupervisorSpec::one_for_one().intensity(20, Duration::from_secs(10)),
+        vec![pool_spec, server_spec],
+    )
+    .await
+    .unwrap();
+    let addr = server_addr
+        .call(RespServerMsg::LocalAddr, T)
+        .await
+        .unwrap()
+        .expect("bound");
+    Setup { node, addr, client }
+}
+
+async fn connect(addr: SocketAddr) -> MultiplexedConnection {
+    redis::Client::open(format!("redis://{addr}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Run one command given as words.
+async fn run<T: redis::FromRedisValue>(
+    con: &mut MultiplexedConnection,
+    words: &[&str],
+) -> Result<T, RedisError> {
+    let mut cmd = redis::cmd(words[0]);
+    for w in &words[1..] {
+        cmd.arg(*w);
+    }
+    cmd.query_async(con).await
+}
+
+/// The error code and detail of a failed command.
+async fn run_err(con: &mut MultiplexedConnection, words: &[&str]) -> (String, String) {
+    let err = run::<Value>(con, words).await.expect_err("should fail");
+    (
+        err.code().unwrap_or_default().to_string(),
+        err.detail().unwrap_or_default().to_string(),
+    )
+}
+
+/// Send `input` on a fresh connection and read until `want` bytes arrived
+/// (or the peer closed); also says whether the peer closed right after.
+async fn raw(addr: SocketAddr, input: &[u8], want: usize) -> (Vec<u8>, bool) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(input).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < want {
+        let n = tokio::time::timeout(T, stream.read(&mut buf))
+            .await
+            .expect("reply in time")
+            .unwrap();
+        if n == 0 {
+            return (out, true);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let closed = matches!(
+        tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await,
+        Ok(Ok(0))
+    );
+    (out, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_through_a_redis_client() {
+    let s = setup(4, |r| r).await;
+    let mut con = connect(s.addr).await;
+    let c = &mut con;
+
+    assert_eq!(run::<String>(c, &["PING"]).await.unwrap(), "PONG");
+    assert_eq!(run::<String>(c, &["PING", "hi"]).await.unwrap(), "hi");
+    assert_eq!(run::<String>(c, &["ECHO", "hello"]).await.unwrap(), "hello");
+
+    // GET / SET and its options
+    assert_eq!(run::<Option<String>>(c, &["GET", "k"]).await.unwrap(), None);
+    assert_eq!(run::<String>(c, &["SET", "k", "v1"]).await.unwrap(), "OK");
+    assert_eq!(
+        run::<Option<String>>(c, &["GET", "k"]).await.unwrap(),
+        Some("v1".into())
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["SET", "k", "x", "NX"])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["SET", "new", "x", "XX"])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["SET", "k", "v2", "XX", "GET"])
+            .await
+            .unwrap(),
+        Some("v1".into())
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["SET", "fresh", "1", "NX", "GET"])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["GET", "fresh"]).await.unwrap(),
+        Some("1".into())
+    );
+
+    // expiry: EX, PX, SETEX, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST
+    run::<String>(c, &["SET", "e", "v", "EX", "100"])
+        .await
+        .unwrap();
+    assert_eq!(run::<i64>(c, &["TTL", "e"]).await.unwrap(), 100);
+    let pttl = run::<i64>(c, &["PTTL", "e"]).await.unwrap();
+    assert!((99_000..=100_000).contains(&pttl), "{pttl}");
+    run::<String>(c, &["SET", "e", "v", "KEEPTTL"])
+        .await
+        .unwrap();
+    assert_eq!(run::<i64>(c, &["TTL", "e"]).await.unwrap(), 100);
+    assert_eq!(run::<i64>(c, &["PERSIST", "e"]).await.unwrap(), 1);
+    assert_eq!(run::<i64>(c, &["PERSIST", "e"]).await.unwrap(), 0);
+    assert_eq!(run::<i64>(c, &["TTL", "e"]).await.unwrap(), -1);
+    assert_eq!(run::<i64>(c, &["TTL", "missing"]).await.unwrap(), -2);
+    assert_eq!(run::<i64>(c, &["PTTL", "missing"]).await.unwrap(), -2);
+    assert_eq!(run::<i64>(c, &["EXPIRE", "e", "50"]).await.unwrap(), 1);
+    assert_eq!(run::<i64>(c, &["TTL", "e"]).await.unwrap(), 50);
+    assert_eq!(
+        run::<i64>(c, &["EXPIRE", "e", "10", "GT"]).await.unwrap(),
+        0
+    );
+    assert_eq!(run::<i64>(c, &["PEXPIRE", "e", "20000"]).await.unwrap(), 1);
+    assert_eq!(run::<i64>(c, &["TTL", "e"]).await.unwrap(), 20);
+    assert_eq!(run::<i64>(c, &["EXPIRE", "missing", "5"]).await.unwrap(), 0);
+    assert_eq!(
+        run::<String>(c, &["SETEX", "s", "30", "v"]).await.unwrap(),
+        "OK"
+    );
+    assert_eq!(run::<i64>(c, &["TTL", "s"]).await.unwrap(), 30);
+    run::<String>(c, &["SET", "short", "v", "PX", "100"])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        run::<Option<String>>(c, &["GET", "short"]).await.unwrap(),
+        None
+    );
+    assert_eq!(run::<i64>(c, &["EXPIRE", "s", "0"]).await.unwrap(), 1);
+    assert_eq!(run::<i64>(c, &["EXISTS", "s"]).await.unwrap(), 0);
+
+    // counters
+    assert_eq!(run::<i64>(c, &["INCR", "n"]).await.unwrap(), 1);
+    assert_eq!(run::<i64>(c, &["INCRBY", "n", "41"]).await.unwrap(), 42);
+    assert_eq!(run::<i64>(c, &["DECR", "n"]).await.unwrap(), 41);
+    assert_eq!(run::<i64>(c, &["DECRBY", "n", "50"]).await.unwrap(), -9);
+    assert_eq!(
+        run::<String>(c, &["GET", "n"]).await.unwrap(),
+        "-9".to_string()
+    );
+    run::<String>(c, &["SET", "big", &i64::MAX.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        run_err(c, &["INCR", "big"]).await,
+        ("ERR".into(), "increment or decrement would overflow".into())
+    );
+
+    // multi-key commands spread over shards, answers in order
+    let keys: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    let mut mset = vec!["MSET"];
+    let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    for (k, v) in keys.iter().zip(&values) {
+        mset.push(k);
+        mset.push(v);
+    }
+    assert_eq!(run::<String>(c, &mset).await.unwrap(), "OK");
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    mget.insert(5, "nope");
+    let got: Vec<Option<String>> = run(c, &mget).await.unwrap();
+    let mut want: Vec<Option<String>> = values.iter().cloned().map(Some).collect();
+    want.insert(4, None);
+    assert_eq!(got, want);
+    let shards: std::collections::HashSet<usize> = keys
+        .iter()
+        .map(|k| s.client.shard_of(k.as_bytes()))
+        .collect();
+    assert!(shards.len() > 1, "keys spread over shards");
+    assert_eq!(
+        run::<i64>(c, &["EXISTS", "m0", "m1", "m0", "nope"])
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        run::<i64>(c, &["DEL", "m0", "m1", "m2", "nope"])
+            .await
+            .unwrap(),
+        3
+    );
+    // k, fresh, e, n, big, m3..m19
+    assert_eq!(run::<i64>(c, &["DBSIZE"]).await.unwrap(), 22);
+
+    // INFO
+    let info: String = run(c, &["INFO"]).await.unwrap();
+    assert!(
+        info.starts_with("# Server\r\nredis_version:7.0.0\r\n"),
+        "{info}"
+    );
+    assert!(info.contains("db0:keys=22,"), "{info}");
+    assert!(info.contains("keyspace_hits:"), "{info}");
+
+    assert_eq!(run::<String>(c, &["FLUSHALL"]).await.unwrap(), "OK");
+    assert_eq!(run::<i64>(c, &["DBSIZE"]).await.unwrap(), 0);
+
+    // handshake commands
+    assert_eq!(run::<String>(c, &["SELECT", "0"]).await.unwrap(), "OK");
+    assert_eq!(
+        run_err(c, &["SELECT", "1"]).await,
+        ("ERR".into(), "DB index is out of range".into())
+    );
+    assert_eq!(
+        run::<String>(c, &["CLIENT", "SETNAME", "tests"])
+            .await
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        run::<String>(c, &["CLIENT", "SETINFO", "LIB-NAME", "x"])
+            .await
+            .unwrap(),
+        "OK"
+    );
+    let hello = run_err(c, &["HELLO", "3"]).await;
+    assert_eq!(hello.0, "NOPROTO");
+    assert_eq!(
+        run::<Vec<String>>(c, &["CONFIG", "GET", "maxmemory"])
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        run::<Vec<String>>(c, &["COMMAND", "DOCS"]).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(run::<i64>(c, &["COMMAND", "COUNT"]).await.unwrap() > 0);
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_client_sees_redis_error_texts() {
+    let s = setup(2, |r| r).await;
+    let mut con = connect(s.addr).await;
+    assert_eq!(
+        run_err(&mut con, &["GET"]).await,
+        (
+            "ERR".into(),
+            "wrong number of arguments for 'get' command".into()
+        )
+    );
+    run::<String>(&mut con, &["SET", "word", "abc"])
+        .await
+        .unwrap();
+    assert_eq!(
+        run_err(&mut con, &["INCR", "word"]).await,
+        (
+            "ERR".into(),
+            "value is not an integer or out of range".into()
+        )
+    );
+    assert_eq!(
+        run_err(&mut con, &["FOO", "a"]).await,
+        (
+            "ERR".into(),
+            "unknown command 'FOO', with args beginning with: 'a' ".into()
+        )
+    );
+    // The exact bytes on the wire.
+    let want = "-ERR wrong number of arguments for 'get' command\r\n\
+                -ERR value is not an integer or out of range\r\n";
+    let (out, closed) = raw(
+        s.addr,
+        b"*1\r\n$3\r\nGET\r\n*2\r\n$4\r\nINCR\r\n$4\r\nword\r\n",
+        want.len(),
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out), want);
+    assert!(!closed, "a command error keeps the connection");
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_are_answered_in_order() {
+    let s = setup(4, |r| r).await;
+    let mut con = connect(s.addr).await;
+    let mut pipe = redis::pipe();
+    for i in 0..500 {
+        pipe.cmd("SET").arg(format!("key{i}")).arg(i).ignore();
+    }
+    for i in 0..500 {
+        pipe.cmd("GET").arg(format!("key{i}"));
+    }
+    pipe.cmd("INCRBY").arg("key7").arg(3);
+    let got: Vec<Value> = pipe.query_async(&mut con).await.unwrap();
+    assert_eq!(got.len(), 501);
+    for (i, value) in got[..500].iter().enumerate() {
+        assert_eq!(value, &Value::BulkString(i.to_string().into_bytes()), "{i}");
+    }
+    assert_eq!(got[500], Value::Int(10));
+
+    // Raw: many commands in one write, mixed with an inline one.
+    let (out, _) = raw(
+        s.addr,
+        b"*1\r\n$4\r\nPING\r\nECHO hi\r\n*2\r\n$3\r\nGET\r\n$4\r\nkey1\r\n*0\r\nPING\r\n",
+        b"+PONG\r\n$2\r\nhi\r\n$1\r\n1\r\n+PONG\r\n".len(),
+    )
+    .await;
+    assert_eq!(out, b"+PONG\r\n$2\r\nhi\r\n$1\r\n1\r\n+PONG\r\n");
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_close_only_that_connection() {
+    let s = setup(2, |r| {
+        r.limits(Limits {
+            max_bulk_len: 16,
+            ..Limits::default()
+        })
+    })
+    .await;
+    let mut con = connect(s.addr).await;
+    let want = b"-ERR Protocol error: invalid multibulk length\r\n";
+    let (out, closed) = raw(s.addr, b"*abc\r\n", want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+    assert!(closed, "the connection is closed after a protocol error");
+
+    // Over the bulk limit: refused from the header, before the payload.
+    let want = b"-ERR Protocol error: invalid bulk length\r\n";
+    let (out, closed) = raw(s.addr, b"*2\r\n$3\r\nGET\r\n$17\r\n", want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+    assert!(closed);
+
+    // Replies before the bad frame are still sent.
+    let (out, closed) = raw(s.addr, b"PING\r\n*1\r\n%\r\n", 7 + 10).await;
+    assert!(out.starts_with(b"+PONG\r\n-ERR Protocol error"), "{out:?}");
+    assert!(closed);
+
+    // Inline commands as telnet sends them.
+    let (out, _) = raw(s.addr, b"PING\r\n", 7).await;
+    assert_eq!(out, b"+PONG\r\n");
+
+    // QUIT: +OK, then closed.
+    let (out, closed) = raw(s.addr, b"QUIT\r\nPING\r\n", 5).await;
+    assert_eq!(out, b"+OK\r\n");
+    assert!(closed);
+
+    // The other connection is unaffected.
+    assert_eq!(run::<String>(&mut con, &["PING"]).await.unwrap(), "PONG");
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused() {
+    let s = setup(1, |r| r.max_connections(1)).await;
+    let mut con = connect(s.addr).await;
+    assert_eq!(run::<String>(&mut con, &["PING"]).await.unwrap(), "PONG");
+    let want = b"-ERR max number of clients reached\r\n";
+    let (out, closed) = raw(s.addr, b"PING\r\n", want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+    assert!(closed);
+    drop(con);
+    // The permit comes back once the first connection is gone.
+    let mut ok = false;
+    for _ in 0..50 {
+        let (out, _) = raw(s.addr, b"PING\r\n", 7).await;
+        if out == b"+PONG\r\n" {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "a slot frees up after a disconnect");
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_shard_comes_back_empty_and_serving() {
+    let s = setup(3, |r| r).await;
+    let mut con = connect(s.addr).await;
+    let keys: Vec<String> = (0..30).map(|i| format!("key{i}")).collect();
+    for k in &keys {
+        run::<String>(&mut con, &["SET", k, "v"]).await.unwrap();
+    }
+    let on_0: Vec<&String> = keys
+        .iter()
+        .filter(|k| s.client.shard_of(k.as_bytes()) == 0)
+        .collect();
+    assert!(!on_0.is_empty() && on_0.len() < keys.len());
+
+    assert!(s.node.kill("cache.0"));
+    // Serving again once restarted: the first calls may fail meanwhile.
+    let mut restarted = false;
+    for _ in 0..100 {
+        if let Ok(ShardReply::Count(n)) = s.client.shards()[0].call(ShardMsg::DbSize, T).await {
+            assert_eq!(n, 0, "the restarted shard starts empty");
+            restarted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(restarted, "shard 0 serves again");
+    let mut got = 0;
+    for k in &keys {
+        let v: Option<String> = run(&mut con, &["GET", k]).await.unwrap();
+        if s.client.shard_of(k.as_bytes()) == 0 {
+            assert_eq!(v, None, "{k} was on the crashed shard");
+        } else {
+            assert_eq!(v.as_deref(), Some("v"), "{k} was on a healthy shard");
+            got += 1;
+        }
+    }
+    assert_eq!(got, keys.len() - on_0.len());
+    run::<String>(&mut con, &["SET", on_0[0], "again"])
+        .await
+        .unwrap();
+    assert_eq!(
+        run::<Option<String>>(&mut con, &["GET", on_0[0]])
+            .await
+            .unwrap(),
+        Some("again".into())
+    );
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_server_comes_back_on_the_same_port() {
+    let s = setup(2, |r| r).await;
+    let mut con = connect(s.addr).await;
+    run::<String>(&mut con, &["SET", "k", "v"]).await.unwrap();
+    assert!(s.node.kill("resp"));
+    let mut back = false;
+    for _ in 0..100 {
+        let (out, _) = raw_or_empty(s.addr, b"GET k\r\n", 7).await;
+        if out == b"$1\r\nv\r\n" {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        back,
+        "the restarted server listens on the same address, shards kept"
+    );
+    s.node.shutdown().await;
+}
+
+/// As [`raw`], but a refused or reset connection gives no bytes.
+async fn raw_or_empty(addr: SocketAddr, input: &[u8], want: usize) -> (Vec<u8>, bool) {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return (Vec::new(), true);
+    };
+    if stream.write_all(input).await.is_err() {
+        return (Vec::new(), true);
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < want {
+        match tokio::time::timeout(T, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => return (out, true),
+        }
+    }
+    (out, false)
+}
