@@ -1,0 +1,353 @@
+//! The follower's rules: accept appends from the current leader, apply in order
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::ReplicaId;
+use super::leader::{AckMode, Leader};
+use super::log::{Log, LogError, check_run};
+use super::op::Entry;
+use super::promotion::Candidate;
+use super::state_machine::{CasMismatch, Limits, OpOutcome, StateMachine};
+
+/// Leader to follower: entries following `(prev_index, prev_epoch)`, and the commit index
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendEntries {
+    /// Epoch of the sending leader
+    pub leader_epoch: u64,
+    /// Index of the entry just before `entries` (0: the start of the log)
+    pub prev_index: u64,
+    /// Epoch of that entry in the leader's log
+    pub prev_epoch: u64,
+    /// Entries `prev_index + 1 ..`, contiguous; empty for a heartbeat
+    pub entries: Vec<Entry>,
+    /// The leader's commit index
+    pub leader_commit: u64,
+}
+
+/// Leader to follower: replace state and log prefix with a snapshot
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallSnapshot {
+    /// Epoch of the sending leader
+    pub leader_epoch: u64,
+    /// Last log index the snapshot covers
+    pub last_included_index: u64,
+    /// Epoch of that entry
+    pub last_included_epoch: u64,
+    /// The whole key-value map after applying entries up to `last_included_index`
+    pub state: BTreeMap<Bytes, Bytes>,
+}
+
+/// Follower to leader: the answer to [`AppendEntries`] or [`InstallSnapshot`]
+///
+/// Send it only after the entries the follower accepted are durable: the leader counts a
+/// `Success` as a durable copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendReply {
+    /// The follower's log matches the leader's up to `match_index`
+    Success {
+        /// The follower's epoch (the leader's)
+        epoch: u64,
+        /// Highest index known to match the leader's log
+        match_index: u64,
+    },
+    /// The sender's epoch is older than one this follower has seen; the sender is no longer
+    /// leader and should step down
+    StaleEpoch {
+        /// The follower's epoch
+        epoch: u64,
+    },
+    /// The entry at `prev_index` is missing or differs; the leader should back up to at most
+    /// `last_index + 1` and retry
+    Mismatch {
+        /// The follower's epoch
+        epoch: u64,
+        /// Last index at which the follower's log may still match the leader's
+        last_index: u64,
+    },
+    /// The follower applied entries the leader's log does not hold (possible only after an
+    /// [`AckMode::LeaderOnly`] failover, or a promotion that skipped the most up-to-date
+    /// replica); only a snapshot can repair it
+    Diverged {
+        /// The follower's epoch
+        epoch: u64,
+        /// The follower's applied index
+        applied_index: u64,
+    },
+}
+
+/// One entry the follower applied while handling a message
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The entry's index
+    pub index: u64,
+    /// The entry's epoch
+    pub epoch: u64,
+    /// What it did
+    pub outcome: Result<OpOutcome, CasMismatch>,
+}
+
+/// What [`Follower::handle_append`] produced
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct AppendResponse {
+    /// The reply for the leader
+    pub reply: AppendReply,
+    /// Entries applied by this call, in index order (wakes read-your-writes waiters)
+    pub applied: Vec<Applied>,
+}
+
+/// One follower replica: its epoch, log and state machine
+///
+/// # Guarantees
+///
+/// - Entries are applied in index order, each once, only up to the leader's commit index and
+///   only once they were verified to match the leader's log (`applied_index` never skips,
+///   never repeats, never goes back) — except that [`Follower::handle_snapshot`] replaces the
+///   state wholesale.
+/// - Messages from an epoch older than the newest seen are refused.
+/// - Applied entries are never truncated; a conflict below the applied index is reported as
+///   [`AppendReply::Diverged`].
+#[derive(Clone, Debug, Default)]
+pub struct Follower {
+    epoch: u64,
+    log: Log,
+    state: StateMachine,
+    limits: Limits,
+}
+
+impl Follower {
+    /// A fresh replica: empty log and map, epoch 0
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// A replica restored from storage after a restart
+    ///
+    /// # Panics
+    ///
+    /// If the state's applied index lies outside `base ..= last_index` of the log.
+    pub fn from_parts(epoch: u64, log: Log, state: StateMachine, limits: Limits) -> Self {
+        assert!(
+            state.applied_index() >= log.base().0,
+            "applied below the log base"
+        );
+        assert!(
+            state.applied_index() <= log.last_index(),
+            "applied past the log"
+        );
+        Self {
+            epoch,
+            log,
+            state,
+            limits,
+        }
+    }
+
+    /// Newest leader epoch seen
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The log
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The state machine (serves follower reads)
+    pub fn state(&self) -> &StateMachine {
+        &self.state
+    }
+
+    /// Index of the last applied entry
+    pub fn applied_index(&self) -> u64 {
+        self.state.applied_index()
+    }
+
+    /// This replica's standing for promotion
+    pub fn candidate(&self, id: ReplicaId) -> Candidate {
+        Candidate {
+            id,
+            epoch: self.epoch,
+            last_epoch: self.log.last_epoch(),
+            last_index: self.log.last_index(),
+        }
+    }
+
+    /// Refuse messages from leaders older than `epoch` from now on
+    ///
+    /// Promotion fences the replicas it consulted this way, so a deposed leader that is still
+    /// running cannot get new writes acknowledged by them. Returns whether the epoch rose.
+    pub fn fence(&mut self, epoch: u64) -> bool {
+        let rose = epoch > self.epoch;
+        self.epoch = self.epoch.max(epoch);
+        rose
+    }
+
+    /// Handle an [`AppendEntries`] from a leader
+    ///
+    /// The reply's `Success` promises that the log matches the leader's up to `match_index`;
+    /// the actor must make the log durable before sending it.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError`] if the message is malformed (entries not contiguous from `prev_index + 1`
+    /// or with regressing epochs); nothing changed.
+    pub fn handle_append(&mut self, req: AppendEntries) -> Result<AppendResponse, LogError> {
+        check_run(req.prev_index, req.prev_epoch, &req.entries)?;
+        if req.leader_epoch < self.epoch {
+            return Ok(self.reply_only(AppendReply::StaleEpoch { epoch: self.epoch }));
+        }
+        self.epoch = req.leader_epoch;
+        let (base, _) = self.log.base();
+        let mut prev = req.prev_index;
+        let mut entries = req.entries;
+        if prev < base {
+            // Our snapshot covers the prefix; it holds only committed entries, which every
+            // leader's log shares, so those positions match by construction.
+            entries.retain(|e| e.index > base);
+            prev = base;
+        } else if self.log.epoch_at(prev) != Some(req.prev_epoch) {
+            if prev <= self.applied_index() {
+                return Ok(self.diverged());
+            }
+            let last_index = self.log.last_index().min(prev - 1);
+            return Ok(self.reply_only(AppendReply::Mismatch {
+                epoch: self.epoch,
+                last_index,
+            }));
+        }
+        let match_index = prev + entries.len() as u64;
+        let mut new_from = entries.len();
+        for (i, e) in entries.iter().enumerate() {
+            match self.log.epoch_at(e.index) {
+                Some(epoch) if epoch == e.epoch => continue,
+                Some(_) => {
+                    if e.index <= self.applied_index() {
+                        return Ok(self.diverged());
+                    }
+                    self.log.truncate_suffix(e.index);
+                }
+                None => {}
+            }
+            new_from = i;
+            break;
+        }
+        self.log.append(entries.drain(new_from..))?;
+        let commit = req.leader_commit.min(match_index);
+        let applied = self.apply_up_to(commit);
+        Ok(AppendResponse {
+            reply: AppendReply::Success {
+                epoch: self.epoch,
+                match_index,
+            },
+            applied,
+        })
+    }
+
+    /// Handle an [`InstallSnapshot`] from a leader
+    ///
+    /// If the follower already holds the snapshot's last entry as applied, nothing changes.
+    /// Otherwise the state machine is replaced; log entries after the snapshot are kept when the
+    /// log holds the snapshot's last entry, else the whole log is dropped.
+    pub fn handle_snapshot(&mut self, req: InstallSnapshot) -> AppendReply {
+        if req.leader_epoch < self.epoch {
+            return AppendReply::StaleEpoch { epoch: self.epoch };
+        }
+        self.epoch = req.leader_epoch;
+        let index = req.last_included_index;
+        let (base, _) = self.log.base();
+        let holds = self.log.epoch_at(index) == Some(req.last_included_epoch);
+        if index <= base || (holds && index <= self.applied_index()) {
+            return AppendReply::Success {
+                epoch: self.epoch,
+                match_index: index,
+            };
+        }
+        self.state = StateMachine::from_snapshot(req.state, index, req.last_included_epoch);
+        if holds {
+            self.log.truncate_prefix(index);
+        } else {
+            self.log = Log::with_base(index, req.last_included_epoch);
+        }
+        assert!(self.log.base().0 == index);
+        assert!(self.applied_index() == index);
+        AppendReply::Success {
+            epoch: self.epoch,
+            match_index: index,
+        }
+    }
+
+    /// Drop log entries up to `upto`, after a snapshot of the state covers them
+    ///
+    /// # Panics
+    ///
+    /// If `upto` is past the applied index.
+    pub fn compact(&mut self, upto: u64) {
+        assert!(
+            upto <= self.applied_index(),
+            "compact past the applied index"
+        );
+        self.log.truncate_prefix(upto);
+    }
+
+    /// Become leader at `new_epoch` (after [`super::promote`] chose this replica)
+    ///
+    /// Returns the leader bookkeeping and the state machine the leader serves reads from and
+    /// keeps applying committed entries to.
+    ///
+    /// # Panics
+    ///
+    /// If `new_epoch` is below an epoch this replica has seen, or not above its last entry's.
+    pub fn into_leader(
+        self,
+        new_epoch: u64,
+        followers: impl IntoIterator<Item = ReplicaId>,
+        mode: AckMode,
+    ) -> (Leader, StateMachine) {
+        // Promotion fences the chosen replica at `new_epoch` too, so equal is fine.
+        assert!(new_epoch >= self.epoch, "a new leader needs a newer epoch");
+        assert!(
+            new_epoch > self.log.last_epoch(),
+            "a new leader needs a newer epoch"
+        );
+        let commit = self.applied_index();
+        let leader = Leader::new(new_epoch, self.log, commit, followers, mode, self.limits);
+        (leader, self.state)
+    }
+
+    fn apply_up_to(&mut self, commit: u64) -> Vec<Applied> {
+        let mut applied = Vec::new();
+        while self.state.applied_index() < commit {
+            let entry = self
+                .log
+                .get(self.state.applied_index() + 1)
+                .expect("entries up to a verified commit index are in the log");
+            let outcome = self.state.apply_entry(entry);
+            applied.push(Applied {
+                index: entry.index,
+                epoch: entry.epoch,
+                outcome,
+            });
+        }
+        applied
+    }
+
+    fn reply_only(&self, reply: AppendReply) -> AppendResponse {
+        AppendResponse {
+            reply,
+            applied: Vec::new(),
+        }
+    }
+
+    fn diverged(&self) -> AppendResponse {
+        self.reply_only(AppendReply::Diverged {
+            epoch: self.epoch,
+            applied_index: self.applied_index(),
+        })
+    }
+}
