@@ -11,6 +11,7 @@
 //! - [`prelude`]: what a topology file needs in one import.
 //! - [`runtime`] and [`wire`]: the layers underneath (`troupe-runtime`, `troupe-wire`).
 //! - [`proxy`] and [`balancer`]: the request path's parts (`troupe-proxy`, `troupe-balancer`).
+//! - [`cache`]: the sharded LRU cache and its RESP front end (`troupe-cache`).
 //!
 //! # Examples
 //! See `examples/hello_cluster.rs`: `cargo run --example hello_cluster`.
@@ -21,6 +22,7 @@ pub mod topology;
 pub use launch::{LaunchArgs, launch, launch_until};
 pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
 pub use troupe_balancer as balancer;
+pub use troupe_cache as cache;
 pub use troupe_proxy as proxy;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
