@@ -4,10 +4,23 @@
 //! observe time takes `now: Instant`, and every decoder works on bytes
 //! already read. A thin actor per shard and the TCP server sit on top.
 //!
+//! A shard is a plain cache, or a read-through cache in front of any actor
+//! answering [`BackingMsg`] (e.g. the DB's leader): misses are filled from
+//! it, writes go through it and invalidate, and versioned fills keep a slow
+//! read from re-caching a value an acknowledged write replaced.
+//!
 //! # Layout
 //!
 //! - `store.rs`: [`Store`], an LRU bounded by entry count and by bytes, with a
-//!   TTL per entry and hit/miss/eviction/expiration counters.
+//!   TTL per entry, hit/miss/eviction/expiration counters, and the backing
+//!   store's version each entry was filled with.
+//! - `readthrough.rs`: [`Fences`], the sans-IO read-through rules: per-key
+//!   invalidation fences (bounded by [`MAX_FENCES`], with a global low-water
+//!   fence for evicted ones) and [`Fences::fill`], which drops a fill older
+//!   than the key's last invalidation or than the entry present.
+//! - `backing.rs`: [`BackingMsg`] and [`Versioned`], the message any actor
+//!   implements to back a read-through cache (versioned reads from its
+//!   authoritative copy, versioned writes).
 //! - `resp/frame.rs`: [`resp::Frame`], RESP2 frames with two-phase decoding
 //!   (check, then parse), limits checked before allocating, and inline
 //!   commands as telnet and `redis-cli` send them.
@@ -16,7 +29,10 @@
 //!   frame, with Redis's error texts for arity and syntax errors.
 //! - `shard.rs`: [`CacheShard`], the supervised actor owning one [`Store`]
 //!   (the clock is read here), and its message [`ShardMsg`]; counters go to
-//!   `metrics`.
+//!   `metrics`. With [`CacheShard::with_backing`] it reads through on a miss
+//!   (from a spawned task, filling by a versioned [`ShardMsg::Fill`]) and
+//!   writes through (`Put`, then [`ShardMsg::Invalidate`], then the answer),
+//!   so no read after an acknowledged write returns the value it replaced.
 //! - `client.rs`: [`CacheClient`], routing each key to a shard by FNV-1a and
 //!   splitting multi-key operations across shards.
 //! - `server.rs`: the RESP2 connection loop (pipelining, protocol errors,
@@ -53,14 +69,18 @@
 //! ```
 
 mod actor;
+mod backing;
 mod client;
 pub mod cmd;
+mod readthrough;
 pub mod resp;
 mod server;
 mod shard;
 mod store;
 
 pub use actor::{RespServer, RespServerActor, RespServerMsg};
+pub use backing::{BackingMsg, Versioned};
 pub use client::{CacheClient, CacheError, SetResult, key_hash};
+pub use readthrough::{Fences, FillOutcome, MAX_FENCES};
 pub use shard::{CacheShard, KeyTtl, SetTtl, ShardError, ShardMsg, ShardReply, ShardStats};
 pub use store::{SetOutcome, Store, StoreError, TtlState};

@@ -4,16 +4,45 @@
 //! the operation to its store, and exports the store's counters through
 //! `metrics`. A crash loses the shard's entries; the restarted instance
 //! starts empty, which is all a cache promises.
+//!
+//! # Read-through
+//!
+//! A shard made with [`CacheShard::with_backing`] sits in front of a backing
+//! actor answering [`BackingMsg`]:
+//!
+//! - A `GET` miss is read from the backing store by a spawned task (the shard
+//!   keeps serving), the caller gets the backing store's answer, and the task
+//!   casts [`ShardMsg::Fill`] with the version it read back to the shard. The
+//!   fill is dropped if a write of the key newer than that version was
+//!   invalidated meanwhile ([`Fences`]).
+//! - `SET`, `MSET` and `DEL` write through: a spawned task sends
+//!   [`BackingMsg::Put`], applies [`ShardMsg::Invalidate`] with the version
+//!   the backing store returned, and only then answers. The written value is
+//!   not cached: the next read fills it. (Caching it on the write path would
+//!   need the same fence checks against concurrent writes; never caching a
+//!   write is the simplest rule that is obviously safe.)
+//! - So once a write is acknowledged, no read through the shard returns the
+//!   value it replaced.
+//! - Options that need the authoritative value or an expiry on the backing
+//!   store (`SET` with `NX`/`XX`/`EX`/`PX`/`KEEPTTL`, `INCRBY`) are refused
+//!   with [`ShardError::ReadThroughUnsupported`]; `EXPIRE`, `TTL`, `PERSIST`,
+//!   `EXISTS`, `DBSIZE` and `FLUSHALL` act on the cached copies only.
+//! - Fills carry the shard instance's epoch: a fill started by an instance
+//!   that has since crashed is dropped by its restarted successor, whose
+//!   fences start empty.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
-use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo};
+use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, ReplyTo};
 
+use crate::backing::{BackingMsg, Versioned};
 use crate::cmd::{ExpireOptions, SetCondition};
+use crate::readthrough::{Fences, FillOutcome};
 use crate::resp::frame::parse_i64;
 use crate::store::{Store, StoreError, TtlState};
 
@@ -22,6 +51,14 @@ const PURGE_EVERY: Duration = Duration::from_millis(100);
 
 /// Most entries one sweep looks at, so a sweep never stalls the shard
 const PURGE_BATCH: usize = 64;
+
+/// How long a read-through shard waits for its backing store, and for itself
+/// to apply an invalidation, by default
+const BACKING_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Source of shard instance epochs: every [`CacheShard`] value (so every
+/// restart) gets its own.
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
 /// The expiry a [`ShardMsg::Set`] gives its key
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +104,14 @@ pub enum ShardError {
     /// A key plus value larger than the shard's byte bound
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     TooLarge,
+    /// A read-through shard's backing store failed or did not answer in
+    /// time; a write may or may not have been applied
+    #[error("ERR backing store unavailable: {0}")]
+    Backing(String),
+    /// An operation a read-through shard cannot apply safely (it would need
+    /// the backing store's value or an expiry there)
+    #[error("ERR {0} is not supported on a read-through cache")]
+    ReadThroughUnsupported(String),
 }
 
 impl From<StoreError> for ShardError {
@@ -161,6 +206,30 @@ pub enum ShardMsg {
     /// Sweep the cold end for expired entries (the shard casts this to
     /// itself periodically) → [`ShardReply::Count`] removed
     PurgeExpired,
+    /// Cache a value read from the backing store at `version` (a
+    /// read-through shard casts this to itself after a miss) →
+    /// [`ShardReply::Flag`]: whether it was stored. Dropped if older than the
+    /// key's last invalidation or than the entry present, or if `epoch` is
+    /// not this shard instance's.
+    Fill {
+        /// The key
+        key: Bytes,
+        /// The value read
+        value: Bytes,
+        /// The version the backing store's copy had when it was read
+        version: u64,
+        /// The epoch of the shard instance that started the read
+        epoch: u64,
+    },
+    /// A write of `key` at `version` reached the backing store: drop the
+    /// cached entry and refuse older fills → [`ShardReply::Flag`]: whether a
+    /// live entry was removed
+    Invalidate {
+        /// The key
+        key: Bytes,
+        /// The version the write created
+        version: u64,
+    },
 }
 
 /// What a [`CacheShard`] answers
@@ -227,6 +296,12 @@ pub struct CacheShard {
     /// Store counters already exported: hits, misses, evictions, expirations
     reported: [u64; 4],
     ticker: Option<Ticker>,
+    fences: Fences,
+    /// This instance's epoch, carried by the fills it starts
+    epoch: u64,
+    backing: Option<Addr<BackingMsg>>,
+    backing_timeout: Duration,
+    fill_ttl: Option<Duration>,
 }
 
 impl CacheShard {
@@ -237,7 +312,47 @@ impl CacheShard {
             store: Store::new(max_entries, max_bytes),
             reported: [0; 4],
             ticker: None,
+            fences: Fences::new(),
+            epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
+            backing: None,
+            backing_timeout: BACKING_TIMEOUT,
+            fill_ttl: None,
         }
+    }
+
+    /// An empty read-through shard in front of `backing` (see the module
+    /// docs): misses are filled from it and writes go through it
+    ///
+    /// `backing` must answer from its authoritative copy (for the DB: its
+    /// leader).
+    pub fn with_backing(
+        max_entries: NonZeroUsize,
+        max_bytes: usize,
+        backing: Addr<BackingMsg>,
+    ) -> Self {
+        Self {
+            backing: Some(backing),
+            ..Self::new(max_entries, max_bytes)
+        }
+    }
+
+    /// The expiry given to entries filled from the backing store (default:
+    /// none; they stay until evicted or invalidated)
+    pub fn fill_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.fill_ttl = ttl;
+        self
+    }
+
+    /// How long to wait for the backing store (default 4 s; keep it below
+    /// the [`CacheClient`](crate::CacheClient)'s call timeout)
+    pub fn backing_timeout(mut self, timeout: Duration) -> Self {
+        self.backing_timeout = timeout;
+        self
+    }
+
+    /// This instance's epoch (a restarted shard gets a new one)
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Apply `msg` at time `now` (the actor passes `Instant::now()`)
@@ -290,7 +405,160 @@ impl CacheShard {
             ShardMsg::PurgeExpired => {
                 ShardReply::Count(store.purge_expired(now, PURGE_BATCH) as u64)
             }
+            ShardMsg::Fill {
+                key,
+                value,
+                version,
+                epoch,
+            } => {
+                let stored = epoch == self.epoch
+                    && self
+                        .fences
+                        .fill(store, key, value, version, self.fill_ttl, now)
+                        == FillOutcome::Stored;
+                ShardReply::Flag(stored)
+            }
+            ShardMsg::Invalidate { key, version } => {
+                ShardReply::Flag(self.fences.invalidate(store, key, version, now))
+            }
         }
+    }
+
+    /// A `GET` on a read-through shard: hits are answered from the store,
+    /// misses by a spawned task reading the backing store, which casts the
+    /// fills back.
+    fn read_through(
+        &mut self,
+        backing: Addr<BackingMsg>,
+        keys: Vec<Bytes>,
+        reply: ReplyTo<ShardReply>,
+        ctx: &Ctx<ShardMsg>,
+        now: Instant,
+    ) {
+        let mut values = Vec::with_capacity(keys.len());
+        let mut misses = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let value = self.store.get(&key, now).map(Bytes::copy_from_slice);
+            if value.is_none() {
+                misses.push((i, key));
+            }
+            values.push(value);
+        }
+        if misses.is_empty() {
+            reply.send(ShardReply::Values(values));
+            return;
+        }
+        let me = ctx.myself().clone();
+        let (epoch, timeout) = (self.epoch, self.backing_timeout);
+        tokio::spawn(async move {
+            for (i, key) in misses {
+                let read = backing
+                    .call(BackingMsg::Get { key: key.to_vec() }, timeout)
+                    .await;
+                match read {
+                    Ok(Versioned { value, version }) => {
+                        if let Some(value) = value.map(Bytes::from) {
+                            // A full mailbox just skips the fill.
+                            let _ = me.cast(ShardMsg::Fill {
+                                key,
+                                value: value.clone(),
+                                version,
+                                epoch,
+                            });
+                            values[i] = Some(value);
+                        }
+                    }
+                    Err(err) => {
+                        reply.send(ShardReply::Error(ShardError::Backing(err.to_string())));
+                        return;
+                    }
+                }
+            }
+            reply.send(ShardReply::Values(values));
+        });
+    }
+
+    /// A write on a read-through shard: a spawned task puts each key to the
+    /// backing store, has the shard apply the invalidation with the version
+    /// returned, and only then answers.
+    fn write_through(
+        &mut self,
+        backing: Addr<BackingMsg>,
+        msg: ShardMsg,
+        reply: ReplyTo<ShardReply>,
+        ctx: &Ctx<ShardMsg>,
+        now: Instant,
+    ) {
+        let (writes, answer) = match msg {
+            ShardMsg::Set {
+                key,
+                value,
+                ttl,
+                condition,
+            } => {
+                if ttl != SetTtl::Clear || condition.is_some() {
+                    let what = "SET with NX, XX, EX, PX or KEEPTTL".to_string();
+                    reply.send(ShardReply::Error(ShardError::ReadThroughUnsupported(what)));
+                    return;
+                }
+                // `SET ... GET` reports the cached copy, if any.
+                let old = self.store.peek(&key, now).map(Bytes::copy_from_slice);
+                let answer = ShardReply::Set { written: true, old };
+                (vec![(key, Some(value))], answer)
+            }
+            ShardMsg::SetMany(pairs) => (
+                pairs.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                ShardReply::Done,
+            ),
+            ShardMsg::Del(keys) => {
+                // The backing store does not say whether a key existed: the
+                // count is of keys deleted there, present or not.
+                let n = keys.len() as u64;
+                (
+                    keys.into_iter().map(|k| (k, None)).collect(),
+                    ShardReply::Count(n),
+                )
+            }
+            ShardMsg::IncrBy { .. } => {
+                let what = "INCRBY".to_string();
+                reply.send(ShardReply::Error(ShardError::ReadThroughUnsupported(what)));
+                return;
+            }
+            other => {
+                reply.send(self.apply(other, now));
+                return;
+            }
+        };
+        let me = ctx.myself().clone();
+        let timeout = self.backing_timeout;
+        tokio::spawn(async move {
+            for (key, value) in writes {
+                let put = BackingMsg::Put {
+                    key: key.to_vec(),
+                    value: value.map(|v| v.to_vec()),
+                };
+                let version = match backing.call(put, timeout).await {
+                    Ok(Versioned { version, .. }) => version,
+                    Err(err) => {
+                        // The write may still land: at least drop the cached
+                        // copy (a version-0 fence refuses nothing more).
+                        let _ = me.cast(ShardMsg::Invalidate { key, version: 0 });
+                        reply.send(ShardReply::Error(ShardError::Backing(err.to_string())));
+                        return;
+                    }
+                };
+                if let Err(err) = me
+                    .call(ShardMsg::Invalidate { key, version }, timeout)
+                    .await
+                {
+                    reply.send(ShardReply::Error(ShardError::Backing(format!(
+                        "written, but the invalidation failed: {err}"
+                    ))));
+                    return;
+                }
+            }
+            reply.send(answer);
+        });
     }
 
     /// The store's counters and size now
@@ -423,8 +691,23 @@ impl Actor for CacheShard {
         reply: ReplyTo<ShardReply>,
         ctx: &Ctx<ShardMsg>,
     ) -> Result<(), ActorError> {
-        let answer = self.apply(msg, Instant::now());
-        reply.send(answer);
+        let now = Instant::now();
+        match (self.backing.clone(), msg) {
+            (Some(backing), ShardMsg::Get(keys)) => {
+                self.read_through(backing, keys, reply, ctx, now);
+            }
+            (
+                Some(backing),
+                msg @ (ShardMsg::Set { .. }
+                | ShardMsg::SetMany(_)
+                | ShardMsg::Del(_)
+                | ShardMsg::IncrBy { .. }),
+            ) => self.write_through(backing, msg, reply, ctx, now),
+            (_, msg) => {
+                let answer = self.apply(msg, now);
+                reply.send(answer);
+            }
+        }
         self.export(ctx.name());
         Ok(())
     }
@@ -598,5 +881,40 @@ mod tests {
             s.apply(set_msg("key", "value", SetTtl::Clear, None), now),
             ShardReply::Error(ShardError::TooLarge)
         );
+    }
+
+    #[test]
+    fn fills_respect_epoch_and_invalidations() {
+        let now = Instant::now();
+        let mut s = shard();
+        let fill = |value: &str, version, epoch| ShardMsg::Fill {
+            key: b("k"),
+            value: b(value),
+            version,
+            epoch,
+        };
+        let epoch = s.epoch();
+        // A fill started by another (crashed) instance is dropped.
+        assert_eq!(
+            s.apply(fill("v1", 1, epoch + 1), now),
+            ShardReply::Flag(false)
+        );
+        assert_eq!(s.apply(fill("v1", 1, epoch), now), ShardReply::Flag(true));
+        let invalidate = ShardMsg::Invalidate {
+            key: b("k"),
+            version: 3,
+        };
+        assert_eq!(s.apply(invalidate, now), ShardReply::Flag(true));
+        assert_eq!(s.apply(fill("v2", 2, epoch), now), ShardReply::Flag(false));
+        assert_eq!(
+            s.apply(ShardMsg::Get(vec![b("k")]), now),
+            ShardReply::Values(vec![None])
+        );
+        assert_eq!(s.apply(fill("v3", 3, epoch), now), ShardReply::Flag(true));
+        assert_eq!(
+            s.apply(ShardMsg::Get(vec![b("k")]), now),
+            ShardReply::Values(vec![Some(b("v3"))])
+        );
+        assert_ne!(shard().epoch(), epoch, "each instance has its own epoch");
     }
 }

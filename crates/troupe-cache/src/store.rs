@@ -53,6 +53,9 @@ pub enum TtlState {
 struct Entry {
     value: Bytes,
     expires_at: Option<Instant>,
+    /// The backing store's version this value was filled with (0 for a
+    /// plain [`Store::set`])
+    version: u64,
 }
 
 impl Entry {
@@ -153,6 +156,23 @@ impl Store {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Result<SetOutcome, StoreError> {
+        self.set_versioned(key, value, ttl, 0, now)
+    }
+
+    /// [`Store::set`], remembering that `value` is the backing store's copy
+    /// at `version` (see [`Store::version`])
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::set`].
+    pub fn set_versioned(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        ttl: Option<Duration>,
+        version: u64,
+        now: Instant,
+    ) -> Result<SetOutcome, StoreError> {
         let size = entry_size(&key, &value);
         if size > self.max_bytes {
             return Err(StoreError::TooLarge {
@@ -186,10 +206,26 @@ impl Store {
             }
         }
         self.bytes += size;
-        let previous = self.map.push(key, Entry { value, expires_at });
+        let previous = self.map.push(
+            key,
+            Entry {
+                value,
+                expires_at,
+                version,
+            },
+        );
         debug_assert!(previous.is_none(), "old entry was removed above");
         self.check_invariants();
         Ok(outcome)
+    }
+
+    /// The version a live `key` was stored with ([`Store::set_versioned`];
+    /// 0 for [`Store::set`]); does not touch recency or counters
+    pub fn version(&self, key: &[u8], now: Instant) -> Option<u64> {
+        self.map
+            .peek(key)
+            .filter(|entry| !entry.is_expired(now))
+            .map(|entry| entry.version)
     }
 
     /// Remove `key`; `true` if a live entry was removed
