@@ -1,0 +1,67 @@
+//! The shards' hit, miss, eviction and expiry counters reach the `metrics` facade.
+//! (Its own test binary: the recorder is process-global.)
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bytes::Bytes;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use troupe_cache::{CacheShard, SetTtl, ShardMsg};
+use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_misses_evictions_and_expirations_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().expect("first recorder in this process");
+
+    let node = Node::new("m", &Mesh::new(), NodeConfig::default()).unwrap();
+    let entries = NonZeroUsize::new(2).unwrap();
+    let (spec, pool) = node
+        .pool_child("cache", 1, ChildOptions::permanent(), move |_| {
+            CacheShard::new(entries, 1 << 20)
+        })
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    let shard = pool.member(0).unwrap().clone();
+    let t = Duration::from_secs(5);
+    let key = |k: &str| Bytes::copy_from_slice(k.as_bytes());
+    let set = |k: &str, ttl: SetTtl| ShardMsg::Set {
+        key: key(k),
+        value: Bytes::from_static(b"v"),
+        ttl,
+        condition: None,
+    };
+    shard.call(set("a", SetTtl::Clear), t).await.unwrap();
+    shard.call(ShardMsg::Get(vec![key("a")]), t).await.unwrap(); // a hit
+    shard.call(ShardMsg::Get(vec![key("zz")]), t).await.unwrap(); // a miss
+    shard.call(set("b", SetTtl::Clear), t).await.unwrap();
+    shard.call(set("c", SetTtl::Clear), t).await.unwrap(); // 2 entries at most: an eviction
+    shard
+        .call(set("d", SetTtl::After(Duration::from_millis(1))), t)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    shard.call(ShardMsg::Get(vec![key("d")]), t).await.unwrap(); // an expiry
+    shard.call(ShardMsg::Get(vec![]), t).await.unwrap(); // one more message: export
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        if let DebugValue::Counter(n) = value {
+            *seen.entry(key.key().name().to_string()).or_default() += n;
+        }
+    }
+    for name in [
+        "troupe_cache_hits_total",
+        "troupe_cache_misses_total",
+        "troupe_cache_evictions_total",
+        "troupe_cache_expirations_total",
+    ] {
+        assert!(
+            seen.get(name).copied().unwrap_or(0) >= 1,
+            "{name}: {seen:?}"
+        );
+    }
+}
