@@ -198,10 +198,14 @@ impl<A: Actor> ractor::Actor for Host<A> {
         state.depth.fetch_sub(1, Ordering::Relaxed);
         match state.origin.clone() {
             None => state.actor.handle(mail.msg, mail.reply, &state.ctx).await,
+            // boxed: this path (in-process routing over QUIC) is rare, and keeping it out of
+            // line keeps the common future small, so it is cheap to move per message
             Some(origin) => {
-                crate::node::ORIGIN
-                    .scope(origin, state.actor.handle(mail.msg, mail.reply, &state.ctx))
-                    .await
+                Box::pin(
+                    crate::node::ORIGIN
+                        .scope(origin, state.actor.handle(mail.msg, mail.reply, &state.ctx)),
+                )
+                .await
             }
         }
     }
