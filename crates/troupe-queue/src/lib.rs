@@ -3,7 +3,8 @@
 //! The rules live in [`core`]: a [`core::Queue`] is plain state with no async, no storage and no
 //! clock. The caller passes the current time (`now: Instant`) into every call that needs it, so
 //! every decision is deterministic for a given sequence of inputs and is tested directly (the
-//! sans-IO split of `quinn-proto`).
+//! sans-IO split of `quinn-proto`). [`actor::QueueActor`] runs a queue under supervision, in
+//! memory or durable on redb ([`storage`]).
 //!
 //! # Guarantees
 //!
@@ -14,6 +15,9 @@
 //!   consumer reported down) is visible again ahead of every item never delivered, and failed
 //!   items keep their original order among themselves.
 //! - An acked item is never delivered again.
+//! - Durable mode: an enqueue is answered only once committed to disk, an ack only once the
+//!   item is removed on disk; a restart (crash, `kill -9`) brings back every acknowledged item
+//!   not acked, ready, with its attempts (a leased item is released: at least once).
 //! - An item that failed `max_attempts` deliveries moves to the bounded dead-letter queue, where
 //!   it can be read, replayed (back at the tail, attempts reset) or dropped.
 //! - Every state change is a [`core::QueueEvent`]; [`core::Queue::apply`] rebuilds the same
@@ -27,5 +31,19 @@
 //! - `core/queue.rs`: [`core::Queue`], the rules.
 //! - `core/event.rs`: [`core::QueueEvent`], [`core::QueueSnapshot`] and [`core::ApplyError`],
 //!   what a storage layer persists.
+//! - `storage.rs`: [`storage::Storage`], the durable contents of a queue in a redb file (one
+//!   table of items by id with their attempts, state and place; one of counters). Each call's
+//!   events are committed in one `Durability::Immediate` transaction before the call is
+//!   answered; `open` recovers with leases released (at least once).
+//! - `actor.rs`: [`actor::QueueActor`], the supervised shell: [`actor::QueueMsg`] in,
+//!   [`actor::QueueReply`] out, a lease-expiry tick, and lease release when a consumer's node
+//!   is reported down. [`actor::QueueSpec::in_memory`] (fast, loses everything on a crash) or
+//!   [`actor::QueueSpec::durable`] (acknowledged enqueues survive `kill -9`).
+//! - `bin/queue_stress.rs`: a test helper for the `kill -9` test, not a user tool.
 
+pub mod actor;
 pub mod core;
+pub mod storage;
+
+pub use actor::{QueueActor, QueueFailure, QueueMsg, QueueReply, QueueSpec};
+pub use storage::{Storage, StorageError};

@@ -1,0 +1,387 @@
+//! [`Storage`]: the durable contents of one queue in a redb file
+//!
+//! One table holds every item not yet acked or dropped, keyed by id: its place (line position,
+//! or dead-letter order), deliveries so far, whether it is ready, leased or dead, the reason of
+//! its last failure, and its payload. A second table holds the next id and the next place, so
+//! ids are never reused. [`Storage::commit`] writes one call's [`QueueEvent`]s in one write
+//! transaction with [`Durability::Immediate`]: when it returns, the change survives a crash of
+//! the process or the machine.
+//!
+//! [`Storage::open`] rebuilds a [`Queue`] from the file: leases do not survive (their holders
+//! may be gone), so a leased item is ready again with reason [`FailReason::Restarted`], or a
+//! dead letter if that was its last attempt: at least once delivery. Acked items were removed
+//! before the ack was answered and never come back. Running totals are not stored: they count
+//! from the last open.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+
+use crate::core::{
+    DeadLetter, FailReason, ItemId, Queue, QueueConfig, QueueEvent, QueueSnapshot, SnapshotItem,
+};
+
+/// Items by id: see [`Record`]
+const ITEMS: TableDefinition<u64, &[u8]> = TableDefinition::new("items");
+
+/// `next_id` and `next_place`
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const NEXT_ID: &str = "next_id";
+const NEXT_PLACE: &str = "next_place";
+
+/// Why the durable file could not be read or written
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The file could not be opened or created (missing directory, permissions, not a redb
+    /// file, held by another process)
+    #[error("cannot open queue file: {0}")]
+    Open(Box<redb::DatabaseError>),
+    /// A read or write failed
+    #[error("queue storage failed: {0}")]
+    Io(Box<redb::Error>),
+    /// A stored item does not decode, or does not fit the queue state
+    #[error("queue file is corrupt at item {id}: {why}")]
+    Corrupt {
+        /// The item id
+        id: u64,
+        /// What is wrong
+        why: String,
+    },
+}
+
+impl StorageError {
+    /// Whether the file is held open by another [`Storage`] (in this process or another)
+    pub fn is_already_open(&self) -> bool {
+        matches!(self, Self::Open(err) if matches!(**err, redb::DatabaseError::DatabaseAlreadyOpen))
+    }
+}
+
+macro_rules! io_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(err: $t) -> Self {
+                Self::Io(Box::new(err.into()))
+            }
+        }
+    )*};
+}
+
+impl From<redb::DatabaseError> for StorageError {
+    fn from(err: redb::DatabaseError) -> Self {
+        Self::Open(Box::new(err))
+    }
+}
+io_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Where an item is
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ready = 0,
+    Leased = 1,
+    Dead = 2,
+}
+
+/// One stored item: `place: u64 | attempts: u32 | state: u8 | reason | payload` (little endian)
+///
+/// `reason` is a tag byte (0 none, 1 nacked, 2 nacked with text, 3 expired, 4 consumer down,
+/// 5 restarted); tag 2 is followed by `len: u32` and that many bytes of UTF-8.
+#[derive(Debug, Clone)]
+struct Record {
+    /// Line position when ready or leased; dead-letter order when dead
+    place: u64,
+    attempts: u32,
+    state: State,
+    reason: Option<FailReason>,
+    payload: Bytes,
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.payload.len() + 32);
+        out.extend_from_slice(&self.place.to_le_bytes());
+        out.extend_from_slice(&self.attempts.to_le_bytes());
+        out.push(self.state as u8);
+        match &self.reason {
+            None => out.push(0),
+            Some(FailReason::Nacked { error: None }) => out.push(1),
+            Some(FailReason::Nacked { error: Some(text) }) => {
+                out.push(2);
+                // Why no overflow: nack texts are cut to MAX_ERROR_LEN bytes by the queue.
+                let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&text.as_bytes()[..len as usize]);
+            }
+            Some(FailReason::Expired) => out.push(3),
+            Some(FailReason::ConsumerDown) => out.push(4),
+            Some(FailReason::Restarted) => out.push(5),
+        }
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    fn decode(id: u64, bytes: &[u8]) -> Result<Self, StorageError> {
+        let corrupt = |why: &str| StorageError::Corrupt {
+            id,
+            why: why.to_string(),
+        };
+        let mut rest = bytes;
+        let mut take = |n: usize| -> Result<&[u8], StorageError> {
+            if rest.len() < n {
+                return Err(corrupt("record cut short"));
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let place = u64::from_le_bytes(take(8)?.try_into().map_err(|_| corrupt("place"))?);
+        let attempts = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt("attempts"))?);
+        let state = match take(1)?[0] {
+            0 => State::Ready,
+            1 => State::Leased,
+            2 => State::Dead,
+            _ => return Err(corrupt("unknown state")),
+        };
+        let reason = match take(1)?[0] {
+            0 => None,
+            1 => Some(FailReason::Nacked { error: None }),
+            2 => {
+                let len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt("len"))?);
+                let text = std::str::from_utf8(take(len as usize)?)
+                    .map_err(|_| corrupt("error text is not UTF-8"))?;
+                Some(FailReason::Nacked {
+                    error: Some(text.to_string()),
+                })
+            }
+            3 => Some(FailReason::Expired),
+            4 => Some(FailReason::ConsumerDown),
+            5 => Some(FailReason::Restarted),
+            _ => return Err(corrupt("unknown failure reason")),
+        };
+        Ok(Self {
+            place,
+            attempts,
+            state,
+            reason,
+            payload: Bytes::copy_from_slice(rest),
+        })
+    }
+}
+
+/// A queue's durable contents in one redb file; see the [module docs](self)
+pub struct Storage {
+    db: Database,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the file at `path` and rebuilds the queue it holds, journaled
+    ///
+    /// Leased items come back ready (or dead, after their last attempt), and the file is
+    /// updated to match before this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`] if the file cannot be opened, read or written, or holds records that
+    /// do not decode.
+    ///
+    /// # Panics
+    ///
+    /// As [`Queue::new`], on an invalid `config`.
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: QueueConfig,
+    ) -> Result<(Self, Queue), StorageError> {
+        let db = Database::create(path)?;
+        let storage = Self { db };
+        let queue = storage.recover(config)?;
+        Ok((storage, queue.journaled()))
+    }
+
+    fn recover(&self, config: QueueConfig) -> Result<Queue, StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        let queue = {
+            let mut items = txn.open_table(ITEMS)?;
+            let mut meta = txn.open_table(META)?;
+            let mut next_id = meta.get(NEXT_ID)?.map_or(0, |v| v.value());
+            let mut next_place = meta.get(NEXT_PLACE)?.map_or(0, |v| v.value());
+            let mut records = Vec::new();
+            for entry in items.iter()? {
+                let (id, bytes) = entry?;
+                let id = id.value();
+                records.push((id, Record::decode(id, bytes.value())?));
+            }
+            let mut ready = Vec::new();
+            let mut dead = Vec::new();
+            let mut restarted = 0;
+            for (id, mut record) in records {
+                next_id = next_id.max(id + 1);
+                next_place = next_place.max(record.place + 1);
+                if record.state == State::Leased {
+                    restarted += 1;
+                    record.reason = Some(FailReason::Restarted);
+                    if record.attempts >= config.max_attempts {
+                        record.state = State::Dead;
+                        record.place = next_place;
+                        next_place += 1;
+                    } else {
+                        record.state = State::Ready;
+                    }
+                    items.insert(id, record.encode().as_slice())?;
+                }
+                match record.state {
+                    State::Ready => ready.push((record.place, id, record)),
+                    _ => dead.push((record.place, id, record)),
+                }
+            }
+            meta.insert(NEXT_ID, next_id)?;
+            meta.insert(NEXT_PLACE, next_place)?;
+            ready.sort_by_key(|(place, id, _)| (*place, *id));
+            dead.sort_by_key(|(place, id, _)| (*place, *id));
+            let totals = crate::core::QueueTotals {
+                restarted,
+                ..Default::default()
+            };
+            let snapshot = QueueSnapshot {
+                next_id: ItemId(next_id),
+                ready: ready
+                    .into_iter()
+                    .map(|(_, id, r)| SnapshotItem {
+                        id: ItemId(id),
+                        payload: r.payload,
+                        attempts: r.attempts,
+                        last_failure: r.reason,
+                    })
+                    .collect(),
+                dead: dead
+                    .into_iter()
+                    .map(|(_, id, r)| DeadLetter {
+                        item: ItemId(id),
+                        payload: r.payload,
+                        attempts: r.attempts,
+                        reason: r.reason.unwrap_or(FailReason::Restarted),
+                    })
+                    .collect(),
+                totals,
+            };
+            let overflow = snapshot.dead.len().saturating_sub(config.dlq_capacity);
+            for evicted in snapshot.dead.iter().take(overflow) {
+                items.remove(evicted.item.0)?;
+            }
+            Queue::restore(config, snapshot).map_err(|err| StorageError::Corrupt {
+                id: err.id.0,
+                why: err.to_string(),
+            })?
+        };
+        txn.commit()?;
+        Ok(queue)
+    }
+
+    /// Writes `events` (one queue call's, in order) in one durable transaction
+    ///
+    /// Returns once they are on disk. An empty slice writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`] if the write fails or an event names an item the file does not hold;
+    /// nothing of `events` is stored then.
+    pub fn commit(&self, events: &[QueueEvent]) -> Result<(), StorageError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        {
+            let mut items = txn.open_table(ITEMS)?;
+            let mut meta = txn.open_table(META)?;
+            let mut next_place = meta.get(NEXT_PLACE)?.map_or(0, |v| v.value());
+            let mut next_id = None;
+            for event in events {
+                let id = event.id().0;
+                let load = |items: &redb::Table<'_, u64, &[u8]>| -> Result<Record, StorageError> {
+                    let stored = items.get(id)?.ok_or_else(|| StorageError::Corrupt {
+                        id,
+                        why: format!("{} of an item not stored", event.kind()),
+                    })?;
+                    Record::decode(id, stored.value())
+                };
+                let record = match event {
+                    QueueEvent::Enqueued { payload, .. } => {
+                        next_id = Some(id + 1);
+                        next_place += 1;
+                        Some(Record {
+                            place: next_place - 1,
+                            attempts: 0,
+                            state: State::Ready,
+                            reason: None,
+                            payload: payload.clone(),
+                        })
+                    }
+                    QueueEvent::Leased { attempt, .. } => {
+                        let mut record = load(&items)?;
+                        record.attempts = *attempt;
+                        record.state = State::Leased;
+                        Some(record)
+                    }
+                    QueueEvent::Released { reason, .. } => {
+                        let mut record = load(&items)?;
+                        record.state = State::Ready;
+                        record.reason = Some(reason.clone());
+                        Some(record)
+                    }
+                    QueueEvent::DeadLettered { reason, .. } => {
+                        let mut record = load(&items)?;
+                        record.state = State::Dead;
+                        record.reason = Some(reason.clone());
+                        record.place = next_place;
+                        next_place += 1;
+                        Some(record)
+                    }
+                    QueueEvent::Replayed { .. } => {
+                        let mut record = load(&items)?;
+                        record.state = State::Ready;
+                        record.reason = None;
+                        record.attempts = 0;
+                        record.place = next_place;
+                        next_place += 1;
+                        Some(record)
+                    }
+                    QueueEvent::Acked { .. }
+                    | QueueEvent::DeadLetterEvicted { .. }
+                    | QueueEvent::DeadLetterDropped { .. } => None,
+                };
+                match record {
+                    Some(record) => {
+                        items.insert(id, record.encode().as_slice())?;
+                    }
+                    None => {
+                        items.remove(id)?;
+                    }
+                }
+            }
+            meta.insert(NEXT_PLACE, next_place)?;
+            if let Some(next_id) = next_id {
+                meta.insert(NEXT_ID, next_id)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Drains `queue`'s journal into a vector, for [`Storage::commit`]
+pub(crate) fn drain(queue: &mut Queue) -> Vec<QueueEvent> {
+    std::iter::from_fn(|| queue.poll_event()).collect()
+}
