@@ -60,8 +60,7 @@ pub(crate) type RemoteSink<R> = Box<dyn FnOnce(Result<R, ReplyFailure>) + Send>;
 
 enum Sink<R> {
     Local(ReplySender<R>),
-    // boxed again so the variant is one thin pointer: every mail carries this enum
-    Remote(Box<RemoteSink<R>>),
+    Remote(RemoteSink<R>),
 }
 
 impl<R> Sink<R> {
@@ -69,7 +68,7 @@ impl<R> Sink<R> {
         match self {
             Self::Local(tx) => tx.send(result).is_ok(),
             Self::Remote(sink) => {
-                (*sink)(result);
+                sink(result);
                 true
             }
         }
@@ -97,7 +96,7 @@ impl<R> ReplyTo<R> {
 
     pub(crate) fn remote(sink: RemoteSink<R>) -> Self {
         Self {
-            tx: Some(Sink::Remote(Box::new(sink))),
+            tx: Some(Sink::Remote(sink)),
         }
     }
 
