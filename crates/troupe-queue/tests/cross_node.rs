@@ -1,0 +1,158 @@
+//! The queue actor on node `data`, a consumer on node `app`, over QUIC: when `app` leaves the
+//! cluster, the data node's real `Left` event releases the leases taken from `app` at once,
+//! long before they would expire.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use troupe_queue::actor::{QueueMsg, QueueReply, QueueSpec};
+use troupe_queue::core::QueueConfig;
+use troupe_runtime::remote::{NetConfig, NodeNet};
+use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+
+const T: Duration = Duration::from_secs(5);
+
+/// Far longer than the test waits: only the node event can free the item in time
+const LEASE: Duration = Duration::from_secs(60);
+
+fn config() -> QueueConfig {
+    QueueConfig {
+        capacity: 100,
+        max_attempts: 5,
+        lease: LEASE,
+        max_item_bytes: 64,
+        dlq_capacity: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
+    let ca = troupe_identity::DevCa::new("q").unwrap();
+    let loopback = "127.0.0.1:0".parse().unwrap();
+
+    // The data node binds its endpoint before the queue starts, so the queue subscribes to
+    // its cluster events.
+    let data = Node::new("data", &Mesh::new(), NodeConfig::default()).unwrap();
+    data.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let data_net = NodeNet::bind(
+        &data,
+        loopback,
+        NetConfig::new("q", ca.identity("data").unwrap()),
+    )
+    .await
+    .unwrap();
+    let queue = data
+        .root()
+        .unwrap()
+        .spawn(
+            "queue",
+            ChildOptions::permanent(),
+            QueueSpec::in_memory(config()).factory(),
+        )
+        .await
+        .unwrap();
+
+    let app = Node::new("app", &Mesh::new(), NodeConfig::default()).unwrap();
+    app.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let app_net = NodeNet::bind(
+        &app,
+        loopback,
+        NetConfig::new("q", ca.identity("app").unwrap()).seeds([data_net.local_addr()]),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + T;
+    while app_net.connected().is_empty() || data_net.connected().is_empty() {
+        assert!(Instant::now() < deadline, "app never joined data");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let enqueued = queue
+        .call(
+            QueueMsg::Enqueue {
+                payload: Bytes::from_static(b"job"),
+            },
+            T,
+        )
+        .await
+        .unwrap();
+    let QueueReply::Enqueued(id) = enqueued else {
+        panic!("enqueue: {enqueued:?}");
+    };
+
+    // The consumer on app takes the item across the network.
+    let remote = app.addr::<QueueMsg>("data", "queue");
+    let taken = remote
+        .call(
+            QueueMsg::Take {
+                consumer_node: "app".into(),
+                consumer: 1,
+                lease_ms: None,
+            },
+            T,
+        )
+        .await
+        .unwrap();
+    let QueueReply::Lease(lease) = taken else {
+        panic!("take from app: {taken:?}");
+    };
+    assert_eq!((lease.item, lease.attempt), (id, 1));
+    assert_eq!(lease.lease_ms, LEASE.as_millis() as u64);
+    let take_local = || QueueMsg::Take {
+        consumer_node: "data".into(),
+        consumer: 2,
+        lease_ms: None,
+    };
+    assert_eq!(
+        queue.call(take_local(), T).await.unwrap(),
+        QueueReply::Empty
+    );
+
+    // app leaves: data reports `Left` and the queue releases app's lease.
+    let mut events = data_net.events();
+    let left_at = Instant::now();
+    app_net.shutdown().await;
+    loop {
+        let event = tokio::time::timeout(T, events.recv())
+            .await
+            .expect("data never saw app go")
+            .unwrap();
+        if let troupe_runtime::remote::NodeEvent::Left { node } = event {
+            assert_eq!(node, "app");
+            break;
+        }
+    }
+
+    // Another consumer gets it promptly, well within the lease.
+    let deadline = left_at + T;
+    let again = loop {
+        match queue.call(take_local(), T).await.unwrap() {
+            QueueReply::Lease(lease) => break lease,
+            QueueReply::Empty => {
+                assert!(Instant::now() < deadline, "lease of app never released");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => panic!("take on data: {other:?}"),
+        }
+    };
+    assert!(left_at.elapsed() < LEASE / 10);
+    assert_eq!(again.item, id);
+    assert_eq!(again.attempt, 2);
+    assert_eq!(
+        queue
+            .call(
+                QueueMsg::Ack {
+                    item: id,
+                    consumer: 2
+                },
+                T
+            )
+            .await
+            .unwrap(),
+        QueueReply::Done
+    );
+}
