@@ -2,13 +2,12 @@
 //! supervised actor that runs the RESP2 front end
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use troupe_runtime::listener::{ServerTask, StableListenAddr};
 use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo};
 
 use crate::client::CacheClient;
@@ -32,10 +31,9 @@ use crate::server::{Shared, serve};
 /// ```
 #[derive(Clone, Debug)]
 pub struct RespServer {
-    addr: String,
-    /// The address the first instance bound; restarts bind it again, so a
-    /// server configured with port 0 comes back where its clients know it.
-    bound: Arc<OnceLock<SocketAddr>>,
+    /// Where it listens; restarts bind the address the first instance bound, so a server
+    /// configured with port 0 comes back where its clients know it.
+    listen: StableListenAddr,
     client: CacheClient,
     max_connections: usize,
     limits: Limits,
@@ -47,8 +45,7 @@ impl RespServer {
     /// connections, the default [`Limits`] and a 5 s drain on shutdown
     pub fn new(addr: impl Into<String>, client: CacheClient) -> Self {
         Self {
-            addr: addr.into(),
-            bound: Arc::new(OnceLock::new()),
+            listen: StableListenAddr::new(addr),
             client,
             max_connections: 10_000,
             limits: Limits::default(),
@@ -102,21 +99,6 @@ impl Message for RespServerMsg {
     type Reply = Option<SocketAddr>;
 }
 
-struct Running {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    drain_timeout: Duration,
-}
-
-impl Drop for Running {
-    /// A crashed server must not leave its listener or connections running:
-    /// the restart binds again.
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The supervised actor that owns the listener and the connections
 ///
 /// It binds in `started` (a failure to bind fails the start, so the
@@ -125,7 +107,7 @@ impl Drop for Running {
 /// instance binds the same address again.
 pub struct RespServerActor {
     config: RespServer,
-    running: Option<Running>,
+    running: Option<ServerTask>,
 }
 
 impl Actor for RespServerActor {
@@ -133,30 +115,21 @@ impl Actor for RespServerActor {
 
     async fn started(&mut self, _ctx: &Ctx<RespServerMsg>) -> Result<(), ActorError> {
         let c = &self.config;
-        let listener = match c.bound.get() {
-            Some(addr) => tokio::net::TcpListener::bind(addr).await,
-            None => tokio::net::TcpListener::bind(&c.addr).await,
-        }
-        .map_err(|e| format!("cannot listen on {}: {e}", c.addr))?;
-        let local_addr = listener.local_addr()?;
-        let _ = c.bound.set(local_addr);
+        let listener = c.listen.bind().await?;
+        let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             client: c.client.clone(),
             limits: c.limits,
             max_connections: c.max_connections,
             drain_timeout: c.drain_timeout,
-            port: local_addr.port(),
+            port,
             next_id: AtomicU64::new(0),
         });
-        let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, shared, rx));
-        tracing::info!(addr = %local_addr, "RESP server listening");
-        self.running = Some(Running {
-            local_addr,
-            shutdown,
-            task,
-            drain_timeout: c.drain_timeout,
-        });
+        let server = ServerTask::spawn(listener, c.drain_timeout, |listener, shutdown| {
+            serve(listener, shared, shutdown)
+        })?;
+        tracing::info!(addr = %server.local_addr(), "RESP server listening");
+        self.running = Some(server);
         Ok(())
     }
 
@@ -168,20 +141,15 @@ impl Actor for RespServerActor {
     ) -> Result<(), ActorError> {
         match msg {
             RespServerMsg::LocalAddr => {
-                reply.send(self.running.as_ref().map(|r| r.local_addr));
+                reply.send(self.running.as_ref().map(ServerTask::local_addr));
             }
         }
         Ok(())
     }
 
     async fn stopped(&mut self, _ctx: &Ctx<RespServerMsg>) -> Result<(), ActorError> {
-        if let Some(mut running) = self.running.take() {
-            let _ = running.shutdown.send(true);
-            let bound = running.drain_timeout + Duration::from_secs(1);
-            if tokio::time::timeout(bound, &mut running.task)
-                .await
-                .is_err()
-            {
+        if let Some(server) = self.running.take() {
+            if !server.stop().await {
                 tracing::warn!("RESP server did not drain in time");
             }
         }

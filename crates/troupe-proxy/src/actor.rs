@@ -2,12 +2,11 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use troupe_runtime::listener::{ServerTask, StableListenAddr};
 use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, ReplyTo};
 
 use crate::core::Routes;
@@ -31,10 +30,9 @@ use crate::server::{Shared, serve};
 /// ```
 #[derive(Clone, Debug)]
 pub struct Proxy {
-    addr: String,
-    /// The address the first instance bound; restarts bind it again, so a gateway configured
-    /// with port 0 comes back where its clients know it.
-    bound: Arc<OnceLock<SocketAddr>>,
+    /// Where it listens; restarts bind the address the first instance bound, so a server
+    /// configured with port 0 comes back where its clients know it.
+    listen: StableListenAddr,
     routes: Vec<(Option<String>, String, Addr<HttpRequest>)>,
     rate_limit_per_ip: Option<NonZeroU32>,
     body_limit: usize,
@@ -48,8 +46,7 @@ impl Proxy {
     /// 1 MiB body limit, a 10 s call timeout, a 5 s drain on shutdown and 10,000 connections.
     pub fn http(addr: impl Into<String>) -> Self {
         Self {
-            addr: addr.into(),
-            bound: Arc::new(OnceLock::new()),
+            listen: StableListenAddr::new(addr),
             routes: Vec::new(),
             rate_limit_per_ip: None,
             body_limit: 1 << 20,
@@ -129,20 +126,6 @@ impl Message for ProxyMsg {
     type Reply = Option<SocketAddr>;
 }
 
-struct Running {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    drain_timeout: Duration,
-}
-
-impl Drop for Running {
-    /// A crashed proxy must not leave its listener serving: the restart binds it again.
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The supervised actor that owns the listener and the connections.
 ///
 /// It binds in `started` (a failure to bind fails the start, so the supervisor retries it by
@@ -150,7 +133,7 @@ impl Drop for Running {
 /// the restarted instance binds again.
 pub struct ProxyActor {
     config: Proxy,
-    running: Option<Running>,
+    running: Option<ServerTask>,
 }
 
 impl Actor for ProxyActor {
@@ -164,13 +147,7 @@ impl Actor for ProxyActor {
             routes.add(host.as_deref(), prefix, i);
             targets.push(target.clone());
         }
-        let listener = match c.bound.get() {
-            Some(addr) => tokio::net::TcpListener::bind(addr).await,
-            None => tokio::net::TcpListener::bind(&c.addr).await,
-        }
-        .map_err(|e| format!("cannot listen on {}: {e}", c.addr))?;
-        let local_addr = listener.local_addr()?;
-        let _ = c.bound.set(local_addr);
+        let listener = c.listen.bind().await?;
         let shared = Arc::new(Shared {
             routes,
             targets,
@@ -180,15 +157,11 @@ impl Actor for ProxyActor {
             drain_timeout: c.drain_timeout,
             max_connections: c.max_connections,
         });
-        let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, shared, rx));
-        tracing::info!(addr = %local_addr, "proxy listening");
-        self.running = Some(Running {
-            local_addr,
-            shutdown,
-            task,
-            drain_timeout: c.drain_timeout,
-        });
+        let server = ServerTask::spawn(listener, c.drain_timeout, |listener, shutdown| {
+            serve(listener, shared, shutdown)
+        })?;
+        tracing::info!(addr = %server.local_addr(), "proxy listening");
+        self.running = Some(server);
         Ok(())
     }
 
@@ -200,20 +173,15 @@ impl Actor for ProxyActor {
     ) -> Result<(), ActorError> {
         match msg {
             ProxyMsg::LocalAddr => {
-                reply.send(self.running.as_ref().map(|r| r.local_addr));
+                reply.send(self.running.as_ref().map(ServerTask::local_addr));
             }
         }
         Ok(())
     }
 
     async fn stopped(&mut self, _ctx: &Ctx<ProxyMsg>) -> Result<(), ActorError> {
-        if let Some(mut running) = self.running.take() {
-            let _ = running.shutdown.send(true);
-            let bound = running.drain_timeout + Duration::from_secs(1);
-            if tokio::time::timeout(bound, &mut running.task)
-                .await
-                .is_err()
-            {
+        if let Some(server) = self.running.take() {
+            if !server.stop().await {
                 tracing::warn!("proxy did not drain in time");
             }
         }

@@ -15,6 +15,8 @@
 //! - [`supervisor`]: strategies, restart types, intensity and backoff; the decisions live in
 //!   the pure [`supervisor::core`].
 //! - [`remote`]: the QUIC endpoint per node, handshake, lanes, membership, failure detection.
+//! - [`listener`]: an address pinned across restarts and a drainable server task, for actors
+//!   that own a TCP listener.
 //! - [`pool`]: [`Pool`], `n` actors from one factory.
 //! - [`error`]: [`CallError`], [`RegistryError`], [`SpawnError`].
 
@@ -22,6 +24,7 @@ pub mod actor;
 pub mod addr;
 pub mod codec;
 pub mod error;
+pub mod listener;
 pub mod message;
 pub mod node;
 pub mod pool;
