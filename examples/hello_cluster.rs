@@ -181,7 +181,8 @@ impl Actor for Reporter {
     type Msg = Report;
 
     async fn started(&mut self, ctx: &Ctx<Report>) -> Result<(), ActorError> {
-        if let Some(mut events) = ctx.node().cluster_events() {
+        {
+            let mut events = ctx.node().cluster_events();
             tokio::spawn(async move {
                 use troupe::runtime::remote::NodeEvent;
                 while let Ok(event) = events.recv().await {

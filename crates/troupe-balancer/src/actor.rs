@@ -176,7 +176,8 @@ impl<M: Message> Actor for BalancerActor<M> {
                 core.add(MemberId(i as u64), *weight, Some(addr.node().to_string()));
             }
         }
-        if let Some(mut events) = ctx.node().cluster_events() {
+        {
+            let mut events = ctx.node().cluster_events();
             let core = self.core.clone();
             let name = self.config.name.clone();
             self.watcher = Some(AbortOnDrop(tokio::spawn(async move {

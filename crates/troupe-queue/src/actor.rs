@@ -429,7 +429,8 @@ impl Actor for QueueActor {
                 let _ = me.cast(QueueMsg::Tick);
             }
         })));
-        if let Some(mut events) = ctx.node().cluster_events() {
+        {
+            let mut events = ctx.node().cluster_events();
             let me = ctx.myself().clone();
             self.tasks.push(AbortOnDrop(tokio::spawn(async move {
                 loop {

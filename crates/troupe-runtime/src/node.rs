@@ -177,6 +177,7 @@ pub(crate) struct NodeInner {
     pub(crate) mesh: Arc<MeshInner>,
     pub(crate) config: NodeConfig,
     pub(crate) reports: broadcast::Sender<SupervisionReport>,
+    pub(crate) cluster_events: broadcast::Sender<crate::remote::NodeEvent>,
     pub(crate) exit: watch::Sender<NodeExit>,
     root: Mutex<Option<SupervisorRef>>,
     shutting_down: AtomicBool,
@@ -203,6 +204,7 @@ impl Node {
             mesh: mesh.inner.clone(),
             config,
             reports,
+            cluster_events: broadcast::Sender::new(1024),
             exit,
             root: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
@@ -402,14 +404,11 @@ impl Node {
         self.inner.reports.subscribe()
     }
 
-    /// Subscribes to this node's cluster events (peers up, down, left, refused), if it has a
-    /// network endpoint.
-    pub fn cluster_events(&self) -> Option<broadcast::Receiver<crate::remote::NodeEvent>> {
-        self.inner
-            .mesh
-            .nets
-            .get(self.name())
-            .map(|net| net.subscribe())
+    /// Subscribes to this node's cluster events (peers up, down, left, refused). A node
+    /// without a network endpoint has none; one started later sends them to every
+    /// subscriber, including those from before it started.
+    pub fn cluster_events(&self) -> broadcast::Receiver<crate::remote::NodeEvent> {
+        self.inner.cluster_events.subscribe()
     }
 
     /// How the node's root supervisor ended so far.

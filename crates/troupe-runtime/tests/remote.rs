@@ -617,3 +617,26 @@ async fn a_full_lane_refuses_casts_with_overloaded() {
     assert_eq!(to_b.call(Bulk::Seen, T).await.unwrap(), vec![0, 1, 2, 3]);
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_from_before_the_network_started_hear_its_events() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let node = Node::new("early", &Mesh::new(), NodeConfig::default()).unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    // an actor subscribing in `started`, before its node joins the cluster
+    let mut events = node.cluster_events();
+    let net = NodeNet::bind(&node, LOOPBACK, config(&ca, "early", &[]))
+        .await
+        .unwrap();
+    let peer = member(&ca, "peer", &[net.local_addr()], &journal).await;
+    next_event(
+        &mut events,
+        "peer up",
+        |e| matches!(e, NodeEvent::Up { node, .. } if node == "peer"),
+    )
+    .await;
+    drop(peer);
+}

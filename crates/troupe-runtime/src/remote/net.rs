@@ -142,7 +142,8 @@ impl NodeNet {
         let local_addr = endpoint
             .local_addr()
             .map_err(|e| ConnectError::Connection(e.to_string()))?;
-        let (events, _) = broadcast::channel(1024);
+        // the node owns the channel, so subscribers from before the network started hear too
+        let events = node.inner.cluster_events.clone();
         let inner = Arc::new(NetInner {
             node: node.clone(),
             endpoint,
@@ -292,10 +293,6 @@ fn encode_control(codec: &FrameCodec, msg: &ControlMsg) -> Option<Bytes> {
 }
 
 impl NetInner {
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
-    }
-
     fn emit(&self, event: NodeEvent) {
         match &event {
             NodeEvent::DuplicateName { .. } | NodeEvent::ProtocolError { .. } => {
