@@ -30,8 +30,8 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
     let ca = troupe_identity::DevCa::new("q").unwrap();
     let loopback = "127.0.0.1:0".parse().unwrap();
 
-    // The data node binds its endpoint before the queue starts, so the queue subscribes to
-    // its cluster events.
+    // The queue is added after the endpoint binds here; either order works, since a node's
+    // cluster events reach subscribers from before its network started.
     let data = Node::new("data", &Mesh::new(), NodeConfig::default()).unwrap();
     data.start(SupervisorSpec::one_for_one(), vec![])
         .await
