@@ -28,3 +28,4 @@
 //! - `core/promotion.rs`: [`core::promote`], choosing the follower to promote on leader loss.
 
 pub mod core;
+pub mod storage;

@@ -12,7 +12,7 @@ use super::promotion::Candidate;
 use super::state_machine::{CasMismatch, Limits, OpOutcome, StateMachine};
 
 /// Leader to follower: entries following `(prev_index, prev_epoch)`, and the commit index
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AppendEntries {
     /// Epoch of the sending leader
     pub leader_epoch: u64,
@@ -27,7 +27,7 @@ pub struct AppendEntries {
 }
 
 /// Leader to follower: replace state and log prefix with a snapshot
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct InstallSnapshot {
     /// Epoch of the sending leader
     pub leader_epoch: u64,
@@ -43,7 +43,7 @@ pub struct InstallSnapshot {
 ///
 /// Send it only after the entries the follower accepted are durable: the leader counts a
 /// `Success` as a durable copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum AppendReply {
     /// The follower's log matches the leader's up to `match_index`
     Success {

@@ -12,7 +12,7 @@ use super::{MAX_ENTRIES_PER_APPEND, ReplicaId, WriteId};
 ///
 /// `n` is the number of replicas, leader included. See the module docs of [`super`] for which
 /// acknowledged writes each mode can lose on leader loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckMode {
     /// The leader's own durable copy suffices
     LeaderOnly,
@@ -34,7 +34,7 @@ impl AckMode {
 }
 
 /// What the leader knows of one follower's log
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// Highest index known to be durable on the follower and to match the leader's log
     pub match_index: u64,

@@ -10,7 +10,7 @@ use super::op::Entry;
 /// below the *base* (`first_index - 1`) has been truncated away, normally because a snapshot
 /// covers it; the base's epoch is remembered so the entry just before the first one can still
 /// be matched. An empty log has base `(0, 0)`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Log {
     entries: VecDeque<Entry>,
     base_index: u64,

@@ -89,7 +89,9 @@ pub use state_machine::{CasMismatch, Limits, OpOutcome, SizeError, StateMachine}
 /// Identity of one replica of a database (leader or follower)
 ///
 /// Stable across restarts of the replica; the actor layer maps it to a node and actor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ReplicaId(pub u64);
 
 /// Caller-chosen identity of one client write, reported back when the write is acknowledged

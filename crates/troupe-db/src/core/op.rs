@@ -6,7 +6,7 @@ use bytes::Bytes;
 ///
 /// Operations are deterministic: applying the same sequence to the same state gives the same
 /// state and outcomes on every replica, including a failed [`Op::Cas`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Set `key` to `value`
     Put {
@@ -45,7 +45,7 @@ impl Op {
 }
 
 /// One log entry: an operation at a position, written by the leader of `epoch`
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// Position in the log, 1-based and contiguous
     pub index: u64,

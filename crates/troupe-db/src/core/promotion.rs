@@ -4,7 +4,7 @@ use super::ReplicaId;
 use super::leader::AckMode;
 
 /// One reachable follower's standing: the epoch and index of its last log entry
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {
     /// The follower
     pub id: ReplicaId,
@@ -17,7 +17,7 @@ pub struct Candidate {
 }
 
 /// The decision: which follower leads next, at which epoch
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Promotion {
     /// The follower to promote
     pub leader: ReplicaId,
@@ -27,7 +27,7 @@ pub struct Promotion {
 }
 
 /// Why no follower can be promoted without risking acknowledged writes
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PromotionError {
     /// No candidates at all
     #[error("no follower is reachable")]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::op::{Entry, Op};
 
 /// Size limits on keys and values, checked before a write enters the log
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest key, in bytes
     pub max_key_len: usize,
@@ -27,7 +27,7 @@ impl Default for Limits {
 }
 
 /// A write was refused for its size; it never entered the log
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
     /// The key is longer than [`Limits::max_key_len`]
     #[error("key of {len} bytes exceeds the limit of {max}")]
@@ -81,7 +81,7 @@ impl Limits {
 }
 
 /// A compare-and-set found a different current value; nothing changed
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("compare-and-set failed: expected {expected:?}, found {actual:?}")]
 pub struct CasMismatch {
     /// What the write expected
@@ -91,7 +91,7 @@ pub struct CasMismatch {
 }
 
 /// What applying one operation did
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum OpOutcome {
     /// A `Put`; `previous` is the value it replaced
     Put {
