@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tokio::task::JoinHandle;
+
 use troupe_runtime::remote::NodeEvent;
-use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Message, Pool, ReplyTo};
+use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Message, Pool, ReplyTo, TaskGuard};
 
 use crate::core::{self, BreakerConfig, BreakerState, MemberId, Outcome, Strategy};
 
@@ -138,14 +138,6 @@ impl<M: Message> Balancer<M> {
     }
 }
 
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The supervised balancer: picks a member for each message, forwards it, and answers with
 /// the member's reply (or its typed error).
 ///
@@ -156,7 +148,7 @@ pub struct BalancerActor<M: Message> {
     config: Balancer<M>,
     core: Arc<Mutex<core::Balancer>>,
     rng: SmallRng,
-    watcher: Option<AbortOnDrop>,
+    watcher: Option<TaskGuard>,
 }
 
 impl<M: Message> BalancerActor<M> {
@@ -180,7 +172,7 @@ impl<M: Message> Actor for BalancerActor<M> {
             let mut events = ctx.node().cluster_events();
             let core = self.core.clone();
             let name = self.config.name.clone();
-            self.watcher = Some(AbortOnDrop(tokio::spawn(async move {
+            self.watcher = Some(TaskGuard::spawn(async move {
                 loop {
                     match events.recv().await {
                         Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
@@ -193,7 +185,7 @@ impl<M: Message> Actor for BalancerActor<M> {
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
-            })));
+            }));
         }
         Ok(())
     }

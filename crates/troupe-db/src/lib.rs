@@ -27,5 +27,17 @@
 //!   pending writes.
 //! - `core/promotion.rs`: [`core::promote`], choosing the follower to promote on leader loss.
 
+pub mod backing;
+pub mod client;
 pub mod core;
+pub mod msg;
+pub mod replica;
+pub mod spec;
 pub mod storage;
+
+pub use backing::DbBacking;
+pub use client::{DbClient, DbError, ReadPolicy, ReadValue, Written};
+pub use core::{AckMode, Limits};
+pub use msg::{DbFailure, DbMsg, DbReply, ReplicaStatus, Role, WriteOutcome};
+pub use replica::DbReplica;
+pub use spec::DbSpec;

@@ -334,7 +334,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.redb");
         let (mut store, _) = ReplicaStore::open(&path).unwrap();
-        let entries = vec![put(1, 1, "a", "1"), put(2, 1, "b", "2"), put(3, 1, "a", "3")];
+        let entries = vec![
+            put(1, 1, "a", "1"),
+            put(2, 1, "b", "2"),
+            put(3, 1, "a", "3"),
+        ];
         let mut batch = Batch {
             epoch: Some(1),
             led_epoch: Some(1),

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
+
 use troupe_runtime::remote::NodeEvent;
-use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo};
+use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo, TaskGuard};
 
 use crate::core::{
     ConsumerId, DeadLetter, FailReason, ItemId, Queue, QueueConfig, QueueError, QueueStats,
@@ -277,15 +277,6 @@ impl QueueSpec {
     }
 }
 
-/// Aborts a background task when dropped
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The supervised actor owning one queue; see the [module docs](self)
 pub struct QueueActor {
     spec: QueueSpec,
@@ -293,7 +284,7 @@ pub struct QueueActor {
     storage: Option<Storage>,
     /// Consumer → the node it took from, for releasing on node down
     consumers: HashMap<u64, String>,
-    tasks: Vec<AbortOnDrop>,
+    tasks: Vec<TaskGuard>,
 }
 
 impl QueueActor {
@@ -420,7 +411,7 @@ impl Actor for QueueActor {
             self.queue = queue;
         }
         let me = ctx.myself().clone();
-        self.tasks.push(AbortOnDrop(tokio::spawn(async move {
+        self.tasks.push(TaskGuard::spawn(async move {
             let mut every = tokio::time::interval(TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
@@ -428,11 +419,11 @@ impl Actor for QueueActor {
                 // A full mailbox just skips a tick.
                 let _ = me.cast(QueueMsg::Tick);
             }
-        })));
+        }));
         {
             let mut events = ctx.node().cluster_events();
             let me = ctx.myself().clone();
-            self.tasks.push(AbortOnDrop(tokio::spawn(async move {
+            self.tasks.push(TaskGuard::spawn(async move {
                 loop {
                     match events.recv().await {
                         Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
@@ -442,7 +433,7 @@ impl Actor for QueueActor {
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
-            })));
+            }));
         }
         Ok(())
     }

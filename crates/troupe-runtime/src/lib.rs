@@ -32,6 +32,7 @@ mod registry;
 pub mod remote;
 mod slot;
 pub mod supervisor;
+mod task;
 
 pub use actor::{Actor, ActorError, Ctx, ReplyOf};
 pub use addr::{Addr, AddrBinding, with_decode_context};
@@ -44,3 +45,4 @@ pub use supervisor::{
     Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,
     SupervisionReport, SupervisorRef, SupervisorSpec,
 };
+pub use task::TaskGuard;

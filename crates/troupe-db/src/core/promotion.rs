@@ -27,7 +27,9 @@ pub struct Promotion {
 }
 
 /// Why no follower can be promoted without risking acknowledged writes
-#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, thiserror::Error,
+)]
 pub enum PromotionError {
     /// No candidates at all
     #[error("no follower is reachable")]

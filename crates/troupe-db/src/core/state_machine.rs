@@ -27,7 +27,9 @@ impl Default for Limits {
 }
 
 /// A write was refused for its size; it never entered the log
-#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, thiserror::Error,
+)]
 pub enum SizeError {
     /// The key is longer than [`Limits::max_key_len`]
     #[error("key of {len} bytes exceeds the limit of {max}")]

@@ -1,0 +1,1118 @@
+//! [`DbReplica`]: the supervised actor that runs one replica of a database
+//!
+//! A thin shell around [`core`](crate::core): it feeds messages to a [`Follower`] or a
+//! [`Leader`], writes what changed to its [`ReplicaStore`] before answering, and moves
+//! replication messages between replicas with calls that run beside the actor (their answers
+//! come back as [`DbMsg::Replicated`]), so a slow follower never blocks the leader.
+//!
+//! # Writes
+//!
+//! The leader appends each write to its in-memory log and schedules one [`DbMsg::Flush`];
+//! writes that arrive before the flush runs share its fsync (group commit). The flush makes
+//! the log durable, then sends each follower the entries it lacks (one append in flight per
+//! follower; entries that arrive meanwhile ride the next one). A write is answered once its
+//! index is committed under the database's [`AckMode`](crate::core::AckMode) and applied to
+//! the leader's state.
+//!
+//! # Who leads
+//!
+//! - A fresh database: replica 0, once a majority of the replicas answer and none is ahead.
+//! - After a restart: a replica whose file says it led its newest epoch asks the others; it
+//!   leads again (at a new epoch) only if a majority answer and none has seen a newer epoch,
+//!   so a replica that was replaced while it was down follows instead.
+//! - On leader loss: when the leader's node has been reported down for
+//!   [`DbSpec::promote_after`], the lowest-numbered follower on a live node fences the
+//!   reachable replicas at a new epoch and promotes the most up-to-date one
+//!   ([`core::promote`](crate::core::promote)); [`DbMsg::Promote`] does the same on demand.
+//! - A leader that hears of a newer epoch steps down; writes it had not acknowledged get
+//!   [`DbFailure::LeadershipLost`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use troupe_runtime::remote::NodeEvent;
+use troupe_runtime::{Actor, ActorError, Addr, Ctx, ReplyTo, TaskGuard};
+
+use crate::core::{
+    AckMode, AppendReply, Candidate, Follower, Leader, Op, ReplicaId, RequestError, StateMachine,
+    WriteId, promote,
+};
+use crate::msg::{DbFailure, DbMsg, DbReply, ReadAt, ReplicaStatus, Role, WriteOp, WriteOutcome};
+use crate::spec::DbSpec;
+use crate::storage::{Batch, Flush, ReplicaStore, SnapshotWrite};
+
+/// How long a restarted replica waits for its predecessor to let go of the file
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// Most entries one scan answers
+pub const MAX_SCAN: usize = 10_000;
+
+enum State {
+    Follower(Follower),
+    Leader(Box<Leading>),
+    /// Only between taking one role out and putting the next in
+    Moving,
+}
+
+struct Leading {
+    leader: Leader,
+    state: StateMachine,
+    /// Writes waiting for acknowledgement, by log index
+    writes: BTreeMap<u64, ReplyTo<DbReply>>,
+    /// Followers with an append or snapshot in flight
+    in_flight: HashMap<u64, Instant>,
+    /// The commit index last sent to each follower
+    sent_commit: HashMap<u64, u64>,
+}
+
+enum ReadKind {
+    Get(Bytes),
+    Scan(Bytes, u32),
+}
+
+struct WaitingRead {
+    kind: ReadKind,
+    min_index: u64,
+    deadline: Instant,
+    reply: ReplyTo<DbReply>,
+}
+
+/// One replica of a database; see the [module docs](self). Build it with
+/// [`DbSpec::factory`].
+pub struct DbReplica {
+    spec: Arc<DbSpec>,
+    me: u64,
+    store: Option<ReplicaStore>,
+    state: State,
+    peers: Vec<Addr<DbMsg>>,
+    myself: Option<Addr<DbMsg>>,
+    leader_hint: Option<u64>,
+    flush_scheduled: bool,
+    reads: Vec<WaitingRead>,
+    /// Nodes reported down, since when
+    down: HashMap<String, Instant>,
+    /// When an append from the leader last arrived
+    heard_leader: Instant,
+    promoting: bool,
+    next_promotion: Instant,
+    /// This replica led its newest epoch before a restart (or leads a fresh database) and
+    /// waits for the peers' answers to decide whether it leads again
+    resume: bool,
+    resume_asked: Option<Instant>,
+    /// Changes not yet written: applied entries, compaction
+    dirty: Batch,
+    tasks: Vec<TaskGuard>,
+}
+
+impl DbReplica {
+    /// Replica `me` of `spec`; it opens its file in [`Actor::started`]
+    pub fn new(spec: Arc<DbSpec>, me: u64) -> Self {
+        let limits = spec.limits;
+        Self {
+            spec,
+            me,
+            store: None,
+            state: State::Follower(Follower::new(limits)),
+            peers: Vec::new(),
+            myself: None,
+            leader_hint: None,
+            flush_scheduled: false,
+            reads: Vec::new(),
+            down: HashMap::new(),
+            heard_leader: Instant::now(),
+            promoting: false,
+            next_promotion: Instant::now(),
+            resume: false,
+            resume_asked: None,
+            dirty: Batch::default(),
+            tasks: Vec::new(),
+        }
+    }
+
+    fn n(&self) -> usize {
+        self.spec.replicas.len()
+    }
+
+    fn applied(&self) -> &StateMachine {
+        match &self.state {
+            State::Follower(f) => f.state(),
+            State::Leader(l) => &l.state,
+            State::Moving => unreachable!("role in transition"),
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        match &self.state {
+            State::Follower(f) => f.epoch(),
+            State::Leader(l) => l.leader.epoch(),
+            State::Moving => unreachable!("role in transition"),
+        }
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let (role, log) = match &self.state {
+            State::Follower(f) => (Role::Follower, f.log()),
+            State::Leader(l) => (Role::Leader, l.leader.log()),
+            State::Moving => unreachable!("role in transition"),
+        };
+        ReplicaStatus {
+            id: self.me,
+            role,
+            epoch: self.epoch(),
+            leader: self.leader_hint,
+            last_index: log.last_index(),
+            last_epoch: log.last_epoch(),
+            applied_index: self.applied().applied_index(),
+            base_index: log.base().0,
+        }
+    }
+
+    async fn open(path: PathBuf) -> Result<(ReplicaStore, crate::storage::Loaded), ActorError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let deadline = Instant::now() + REOPEN_WAIT;
+        loop {
+            match ReplicaStore::open(&path) {
+                Err(err) if err.is_already_open() && Instant::now() < deadline => {
+                    // The crashed predecessor's file handle is still being dropped.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    /// Writes the pending changes; a failure crashes the actor so it restarts from its file
+    fn commit(&mut self, flush: Flush) -> Result<(), ActorError> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.dirty);
+        let Some(store) = self.store.as_mut() else {
+            return Err("replica file not open".into());
+        };
+        store.commit(&batch, flush).map_err(|err| {
+            tracing::error!(replica = self.me, %err, "replica storage failed; restarting from the file");
+            Box::new(err) as ActorError
+        })
+    }
+
+    fn schedule_flush(&mut self) {
+        if self.flush_scheduled {
+            return;
+        }
+        self.flush_scheduled = true;
+        if let Some(me) = &self.myself
+            && me.cast(DbMsg::Flush).is_ok()
+        {
+            return;
+        }
+        // A full mailbox: the next tick flushes.
+        self.flush_scheduled = false;
+    }
+
+    fn answer_read(&self, kind: &ReadKind) -> DbReply {
+        let state = self.applied();
+        let index = state.applied_index();
+        match kind {
+            ReadKind::Get(key) => DbReply::Value {
+                value: state.get(key).cloned(),
+                index,
+            },
+            ReadKind::Scan(prefix, limit) => {
+                let limit = (*limit as usize).min(MAX_SCAN);
+                let mut bytes = 0usize;
+                let entries = state
+                    .scan_prefix(prefix, limit)
+                    .take_while(|(k, v)| {
+                        bytes += k.len() + v.len();
+                        bytes <= self.spec.max_append_bytes
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                DbReply::Entries { entries, index }
+            }
+        }
+    }
+
+    fn read(&mut self, kind: ReadKind, read: ReadAt, reply: ReplyTo<DbReply>) {
+        match read {
+            ReadAt::Leader => {
+                if matches!(self.state, State::Leader(_)) {
+                    reply.send(self.answer_read(&kind));
+                } else {
+                    reply.send(DbReply::Error(DbFailure::NotLeader {
+                        leader: self.leader_hint,
+                    }));
+                }
+            }
+            ReadAt::Replica { min_index, wait_ms } => {
+                let applied = self.applied().applied_index();
+                if applied >= min_index {
+                    reply.send(self.answer_read(&kind));
+                } else if wait_ms == 0 {
+                    reply.send(DbReply::Error(DbFailure::Lagging {
+                        applied,
+                        wanted: min_index,
+                    }));
+                } else {
+                    let wait = Duration::from_millis(wait_ms).min(self.spec.max_read_wait);
+                    self.reads.push(WaitingRead {
+                        kind,
+                        min_index,
+                        deadline: Instant::now() + wait,
+                        reply,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Answers waiting reads that can be answered now, or whose wait is over
+    fn serve_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let applied = self.applied().applied_index();
+        let now = Instant::now();
+        let mut keep = Vec::with_capacity(self.reads.len());
+        for waiting in std::mem::take(&mut self.reads) {
+            if applied >= waiting.min_index {
+                waiting.reply.send(self.answer_read(&waiting.kind));
+            } else if now >= waiting.deadline {
+                waiting.reply.send(DbReply::Error(DbFailure::Lagging {
+                    applied,
+                    wanted: waiting.min_index,
+                }));
+            } else {
+                keep.push(waiting);
+            }
+        }
+        self.reads = keep;
+    }
+
+    fn write(&mut self, op: WriteOp, reply: ReplyTo<DbReply>) {
+        let State::Leader(leading) = &mut self.state else {
+            reply.send(DbReply::Error(DbFailure::NotLeader {
+                leader: self.leader_hint,
+            }));
+            return;
+        };
+        if leading.writes.len() >= self.spec.max_pending_writes {
+            reply.send(DbReply::Error(DbFailure::Overloaded(leading.writes.len())));
+            return;
+        }
+        let op = match op {
+            WriteOp::Put { key, value } => Op::Put { key, value },
+            WriteOp::Delete { key } => Op::Delete { key },
+            WriteOp::Cas { key, expected, new } => Op::Cas { key, expected, new },
+        };
+        let index = leading.leader.log().last_index() + 1;
+        match leading.leader.propose(WriteId(index), op) {
+            Ok(entry) => {
+                leading.writes.insert(entry.index, reply);
+                self.schedule_flush();
+            }
+            Err(too_large) => {
+                reply.send(DbReply::Error(DbFailure::TooLarge(too_large)));
+            }
+        }
+    }
+
+    /// Leader: makes the log durable, counts it, replicates
+    fn flush(&mut self) -> Result<(), ActorError> {
+        self.flush_scheduled = false;
+        let State::Leader(leading) = &mut self.state else {
+            return Ok(());
+        };
+        let log = leading.leader.log();
+        let (from, last) = (leading.leader.local_durable_index() + 1, log.last_index());
+        if from <= last {
+            self.dirty
+                .log
+                .extend((from..=last).filter_map(|i| log.get(i).cloned()));
+            self.dirty.log_last = Some(last);
+        }
+        self.commit(Flush::Durable)?;
+        if let State::Leader(leading) = &mut self.state {
+            let _ = leading.leader.on_local_durable(last);
+        }
+        self.apply_committed();
+        self.replicate_all(false);
+        Ok(())
+    }
+
+    /// Leader: applies entries up to the commit index (and the local durable index) and
+    /// answers their writers
+    fn apply_committed(&mut self) {
+        let State::Leader(leading) = &mut self.state else {
+            return;
+        };
+        let upto = leading
+            .leader
+            .commit_index()
+            .min(leading.leader.local_durable_index());
+        let mut applied_any = false;
+        while leading.state.applied_index() < upto {
+            let index = leading.state.applied_index() + 1;
+            let Some(entry) = leading.leader.log().get(index) else {
+                break;
+            };
+            let outcome = leading.state.apply_entry(entry);
+            self.dirty.record_apply(&entry.op, outcome.is_ok());
+            applied_any = true;
+            if let Some(reply) = leading.writes.remove(&index) {
+                reply.send(DbReply::Written {
+                    index,
+                    outcome: WriteOutcome::from_apply(outcome),
+                });
+            }
+        }
+        if applied_any {
+            self.dirty.applied =
+                Some((leading.state.applied_index(), leading.state.applied_epoch()));
+            self.maybe_compact();
+            self.serve_reads();
+        }
+    }
+
+    /// Drops log entries far enough behind the applied index
+    fn maybe_compact(&mut self) {
+        let retain = self.spec.log_retain;
+        let (applied, base) = (self.applied().applied_index(), self.log_base().0);
+        if applied < base + 2 * retain {
+            return;
+        }
+        let upto = applied - retain;
+        let new_base = match &mut self.state {
+            State::Follower(f) => {
+                f.compact(upto);
+                f.log().base()
+            }
+            State::Leader(l) => {
+                l.leader.compact(upto);
+                l.leader.log().base()
+            }
+            State::Moving => return,
+        };
+        self.dirty.log_base = Some(new_base);
+    }
+
+    fn log_base(&self) -> (u64, u64) {
+        match &self.state {
+            State::Follower(f) => f.log().base(),
+            State::Leader(l) => l.leader.log().base(),
+            State::Moving => (0, 0),
+        }
+    }
+
+    fn replicate_all(&mut self, heartbeat: bool) {
+        for id in 0..self.n() as u64 {
+            if id != self.me {
+                self.replicate(id, heartbeat);
+            }
+        }
+    }
+
+    /// Leader: sends `follower` what it lacks (or, with `heartbeat`, an empty append), unless
+    /// an append to it is in flight
+    fn replicate(&mut self, follower: u64, heartbeat: bool) {
+        let State::Leader(leading) = &mut self.state else {
+            return;
+        };
+        if let Some(since) = leading.in_flight.get(&follower) {
+            // The call's own timeout ends it; this only guards against a lost answer.
+            if since.elapsed() < self.spec.call_timeout * 2 {
+                return;
+            }
+        }
+        let msg = match leading.leader.append_request(ReplicaId(follower)) {
+            Ok(mut req) => {
+                let sent = leading.sent_commit.get(&follower).copied().unwrap_or(0);
+                if req.entries.is_empty() && !heartbeat && sent >= req.leader_commit {
+                    return;
+                }
+                let mut bytes = 0usize;
+                let max = self.spec.max_append_bytes;
+                let keep = req
+                    .entries
+                    .iter()
+                    .position(|e| {
+                        bytes += op_bytes(&e.op);
+                        bytes > max
+                    })
+                    .unwrap_or(req.entries.len())
+                    .max(1);
+                req.entries.truncate(keep);
+                leading.sent_commit.insert(follower, req.leader_commit);
+                DbMsg::Append {
+                    leader: self.me,
+                    req,
+                }
+            }
+            Err(RequestError::NeedSnapshot(_)) => DbMsg::Snapshot {
+                leader: self.me,
+                req: leading.leader.snapshot_request(&leading.state),
+            },
+            Err(RequestError::UnknownReplica(_)) => return,
+        };
+        leading.in_flight.insert(follower, Instant::now());
+        let (Some(peer), Some(me)) = (self.peers.get(follower as usize), &self.myself) else {
+            return;
+        };
+        let (peer, me, timeout) = (peer.clone(), me.clone(), self.spec.call_timeout);
+        self.tasks.push(TaskGuard::spawn(async move {
+            let reply = match peer.call(msg, timeout).await {
+                Ok(DbReply::Appended(reply)) => Ok(reply),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(err) => Err(err.to_string()),
+            };
+            let _ = me.cast(DbMsg::Replicated {
+                from: follower,
+                reply,
+            });
+        }));
+        self.tasks.retain(|t| !t.is_finished());
+    }
+
+    fn on_replicated(
+        &mut self,
+        from: u64,
+        reply: Result<AppendReply, String>,
+    ) -> Result<(), ActorError> {
+        let my_epoch = self.epoch();
+        let State::Leader(leading) = &mut self.state else {
+            return Ok(());
+        };
+        leading.in_flight.remove(&from);
+        let follower = ReplicaId(from);
+        match reply {
+            Ok(AppendReply::Success { epoch, .. } | AppendReply::StaleEpoch { epoch })
+                if epoch > my_epoch =>
+            {
+                return self.step_down(epoch, None);
+            }
+            Ok(AppendReply::Success { match_index, .. }) => {
+                let _ = leading.leader.on_ack(follower, match_index);
+                self.apply_committed();
+            }
+            Ok(AppendReply::Mismatch { last_index, .. }) => {
+                let _ = leading.leader.on_reject(follower, last_index);
+            }
+            Ok(AppendReply::Diverged { .. }) => {
+                let _ = leading.leader.on_diverged(follower);
+            }
+            Ok(AppendReply::StaleEpoch { .. }) => {}
+            Err(why) => {
+                tracing::debug!(replica = self.me, follower = from, %why, "append failed");
+                // Retried on the next tick.
+                return Ok(());
+            }
+        }
+        self.replicate(from, false);
+        Ok(())
+    }
+
+    /// Leader → follower at `epoch`: its log made durable first, unacknowledged writes failed
+    fn step_down(&mut self, epoch: u64, leader: Option<u64>) -> Result<(), ActorError> {
+        let State::Leader(leading) = std::mem::replace(&mut self.state, State::Moving) else {
+            unreachable!("step_down of a follower");
+        };
+        let Leading {
+            leader: l,
+            state,
+            writes,
+            ..
+        } = *leading;
+        tracing::warn!(
+            replica = self.me,
+            old = l.epoch(),
+            new = epoch,
+            "stepping down"
+        );
+        let log = l.log().clone();
+        let (from, last) = (l.local_durable_index() + 1, log.last_index());
+        if from <= last {
+            self.dirty
+                .log
+                .extend((from..=last).filter_map(|i| log.get(i).cloned()));
+            self.dirty.log_last = Some(last);
+        }
+        self.dirty.epoch = Some(epoch);
+        self.dirty.led_epoch = Some(0);
+        let mut follower = Follower::from_parts(l.epoch(), log, state, self.spec.limits);
+        follower.fence(epoch);
+        self.state = State::Follower(follower);
+        self.leader_hint = leader;
+        self.heard_leader = Instant::now();
+        for (_, reply) in writes {
+            reply.send(DbReply::Error(DbFailure::LeadershipLost));
+        }
+        self.commit(Flush::Durable)
+    }
+
+    /// Follower → leader at `epoch`
+    fn become_leader(&mut self, epoch: u64) -> Result<Result<(), String>, ActorError> {
+        let State::Follower(f) = &self.state else {
+            return Ok(Err(format!("already leads at epoch {}", self.epoch())));
+        };
+        if epoch < f.epoch() || epoch <= f.log().last_epoch() {
+            return Ok(Err(format!(
+                "epoch {epoch} is not newer than this replica's {}",
+                f.epoch().max(f.log().last_epoch())
+            )));
+        }
+        let State::Follower(mut f) = std::mem::replace(&mut self.state, State::Moving) else {
+            unreachable!("checked above");
+        };
+        f.fence(epoch);
+        let followers = (0..self.n() as u64)
+            .filter(|&id| id != self.me)
+            .map(ReplicaId);
+        let (leader, state) = f.into_leader(epoch, followers, self.spec.mode);
+        tracing::info!(replica = self.me, epoch, "leading");
+        self.state = State::Leader(Box::new(Leading {
+            leader,
+            state,
+            writes: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            sent_commit: HashMap::new(),
+        }));
+        self.leader_hint = Some(self.me);
+        self.resume = false;
+        self.dirty.epoch = Some(epoch);
+        self.dirty.led_epoch = Some(epoch);
+        self.commit(Flush::Durable)?;
+        // The new leader's no-op.
+        self.schedule_flush();
+        Ok(Ok(()))
+    }
+
+    fn on_append(
+        &mut self,
+        leader: u64,
+        req: crate::core::AppendEntries,
+    ) -> Result<DbReply, ActorError> {
+        if let State::Leader(_) = &self.state {
+            if req.leader_epoch > self.epoch() {
+                self.step_down(req.leader_epoch, Some(leader))?;
+            } else {
+                return Ok(DbReply::Appended(AppendReply::StaleEpoch {
+                    epoch: self.epoch(),
+                }));
+            }
+        }
+        let State::Follower(f) = &mut self.state else {
+            unreachable!("a leader stepped down above");
+        };
+        let epoch_before = f.epoch();
+        let first = req.prev_index + 1;
+        let resp = match f.handle_append(req) {
+            Ok(resp) => resp,
+            Err(err) => return Ok(DbReply::Error(DbFailure::Malformed(err.to_string()))),
+        };
+        if let AppendReply::Success { match_index, .. } = resp.reply {
+            let log = f.log();
+            let from = first.max(log.base().0 + 1);
+            self.dirty
+                .log
+                .extend((from..=match_index).filter_map(|i| log.get(i).cloned()));
+            self.dirty.log_last = Some(log.last_index());
+            self.leader_hint = Some(leader);
+            self.heard_leader = Instant::now();
+            self.resume = false;
+        }
+        if f.epoch() != epoch_before {
+            self.dirty.epoch = Some(f.epoch());
+        }
+        for applied in &resp.applied {
+            if let Some(entry) = f.log().get(applied.index) {
+                self.dirty.record_apply(&entry.op, applied.outcome.is_ok());
+            }
+        }
+        if !resp.applied.is_empty() {
+            self.dirty.applied = Some((f.state().applied_index(), f.state().applied_epoch()));
+            self.maybe_compact();
+        }
+        let durable = !self.dirty.log.is_empty() || self.dirty.epoch.is_some();
+        self.commit(if durable { Flush::Durable } else { Flush::Lazy })?;
+        self.serve_reads();
+        Ok(DbReply::Appended(resp.reply))
+    }
+
+    fn on_snapshot(
+        &mut self,
+        leader: u64,
+        req: crate::core::InstallSnapshot,
+    ) -> Result<DbReply, ActorError> {
+        if let State::Leader(_) = &self.state {
+            if req.leader_epoch > self.epoch() {
+                self.step_down(req.leader_epoch, Some(leader))?;
+            } else {
+                return Ok(DbReply::Appended(AppendReply::StaleEpoch {
+                    epoch: self.epoch(),
+                }));
+            }
+        }
+        let State::Follower(f) = &mut self.state else {
+            unreachable!("a leader stepped down above");
+        };
+        let before = (f.epoch(), f.applied_index(), f.log().base());
+        let reply = f.handle_snapshot(req);
+        if f.epoch() != before.0 {
+            self.dirty.epoch = Some(f.epoch());
+        }
+        if (f.applied_index(), f.log().base()) != (before.1, before.2) {
+            tracing::info!(
+                replica = self.me,
+                index = f.applied_index(),
+                "installed a snapshot"
+            );
+            // The snapshot replaces whatever applies were pending.
+            self.dirty.kv.clear();
+            self.dirty.snapshot = Some(SnapshotWrite {
+                map: f.state().map().clone(),
+            });
+            self.dirty.applied = Some((f.state().applied_index(), f.state().applied_epoch()));
+            self.dirty.log_base = Some(f.log().base());
+            self.dirty.log_last = Some(f.log().last_index());
+        }
+        if matches!(reply, AppendReply::Success { .. }) {
+            self.leader_hint = Some(leader);
+            self.heard_leader = Instant::now();
+            self.resume = false;
+        }
+        self.commit(Flush::Durable)?;
+        self.serve_reads();
+        Ok(DbReply::Appended(reply))
+    }
+
+    fn on_fence(&mut self, epoch: u64) -> Result<DbReply, ActorError> {
+        if let State::Leader(_) = &self.state {
+            if epoch > self.epoch() {
+                self.step_down(epoch, None)?;
+            } else {
+                return Ok(DbReply::Error(DbFailure::Promotion(format!(
+                    "replica {} leads at epoch {}",
+                    self.me,
+                    self.epoch()
+                ))));
+            }
+        }
+        let State::Follower(f) = &mut self.state else {
+            unreachable!("a leader stepped down above");
+        };
+        self.resume = false;
+        if f.fence(epoch) {
+            self.dirty.epoch = Some(epoch);
+            self.commit(Flush::Durable)?;
+        }
+        let State::Follower(f) = &self.state else {
+            unreachable!("still a follower");
+        };
+        Ok(DbReply::Fenced(f.candidate(ReplicaId(self.me))))
+    }
+
+    /// Runs a promotion beside the actor: fences the replicas, promotes the best one
+    fn start_promotion(&mut self, old_leader: Option<u64>, reply: Option<ReplyTo<DbReply>>) {
+        let Some(me) = self.myself.clone() else {
+            return;
+        };
+        self.promoting = true;
+        let peers = self.peers.clone();
+        let known = self.epoch();
+        let (mode, timeout) = (self.spec.mode, self.spec.call_timeout);
+        tracing::warn!(replica = self.me, ?old_leader, "promoting a follower");
+        self.tasks.push(TaskGuard::spawn(async move {
+            let result = run_promotion(&peers, old_leader, known, mode, timeout).await;
+            match &result {
+                Ok((leader, epoch)) => tracing::warn!(leader, epoch, "promoted"),
+                Err(why) => tracing::warn!(%why, "promotion failed"),
+            }
+            if let Some(reply) = reply {
+                reply.send(match result {
+                    Ok((leader, epoch)) => DbReply::Promoted { leader, epoch },
+                    Err(why) => DbReply::Error(DbFailure::Promotion(why)),
+                });
+            }
+            let _ = me.cast(DbMsg::PromotionDone);
+        }));
+    }
+
+    /// Follower: promote a new leader if the leader's node has been down long enough and this
+    /// replica is the lowest-numbered one on a live node
+    fn check_promotion(&mut self) {
+        let Some(delay) = self.spec.promote_after else {
+            return;
+        };
+        if self.promoting || Instant::now() < self.next_promotion {
+            return;
+        }
+        if !matches!(self.state, State::Follower(_)) || self.resume {
+            return;
+        }
+        let leader = self.leader_hint.filter(|&l| l != self.me);
+        match leader {
+            // A known leader: only once its node has been reported down for `delay`.
+            Some(leader) => {
+                let node = &self.spec.replicas[leader as usize];
+                let Some(&since) = self.down.get(node) else {
+                    return;
+                };
+                if since.elapsed() < delay || self.heard_leader > since {
+                    return;
+                }
+            }
+            // No known leader (a leader stepped down, or none was ever heard of): once no
+            // leader has been heard from for `delay`.
+            None => {
+                if self.heard_leader.elapsed() < delay {
+                    return;
+                }
+            }
+        }
+        let coordinator = (0..self.n() as u64).find(|&id| {
+            Some(id) != leader && !self.down.contains_key(&self.spec.replicas[id as usize])
+        });
+        if coordinator == Some(self.me) {
+            self.next_promotion = Instant::now() + delay;
+            self.start_promotion(leader, None);
+        }
+    }
+
+    /// Asks the peers whether this replica may lead (see the module docs, "Who leads")
+    fn ask_to_resume(&mut self) {
+        if !self.resume {
+            return;
+        }
+        if let Some(asked) = self.resume_asked
+            && asked.elapsed() < self.spec.call_timeout
+        {
+            return;
+        }
+        let Some(me) = self.myself.clone() else {
+            return;
+        };
+        self.resume_asked = Some(Instant::now());
+        let peers: Vec<Addr<DbMsg>> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u64 != self.me)
+            .map(|(_, a)| a.clone())
+            .collect();
+        let timeout = self.spec.call_timeout.min(Duration::from_millis(500));
+        self.tasks.push(TaskGuard::spawn(async move {
+            let statuses = statuses(&peers, timeout).await;
+            let _ = me.cast(DbMsg::Resume { peers: statuses });
+        }));
+    }
+
+    fn on_resume(&mut self, peers: Vec<ReplicaStatus>) -> Result<(), ActorError> {
+        self.resume_asked = None;
+        if !self.resume || !matches!(self.state, State::Follower(_)) {
+            return Ok(());
+        }
+        let mine = self.epoch();
+        if let Some(ahead) = peers
+            .iter()
+            .find(|p| p.epoch > mine || p.role == Role::Leader)
+        {
+            tracing::info!(
+                replica = self.me,
+                peer = ahead.id,
+                "a peer is ahead; following"
+            );
+            self.resume = false;
+            if ahead.role == Role::Leader {
+                self.leader_hint = Some(ahead.id);
+            }
+            return Ok(());
+        }
+        if peers.len() + 1 < AckMode::Majority.required(self.n()) {
+            return Ok(()); // asked again on a later tick
+        }
+        let newest = peers
+            .iter()
+            .map(|p| p.epoch.max(p.last_epoch))
+            .chain([mine, self.log_last_epoch()])
+            .max()
+            .unwrap_or(0);
+        match self.become_leader(newest + 1)? {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                tracing::warn!(replica = self.me, %why, "could not resume leading");
+                Ok(())
+            }
+        }
+    }
+
+    fn log_last_epoch(&self) -> u64 {
+        match &self.state {
+            State::Follower(f) => f.log().last_epoch(),
+            State::Leader(l) => l.leader.log().last_epoch(),
+            State::Moving => 0,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.serve_reads();
+        match &self.state {
+            State::Leader(_) => {
+                if !self.flush_scheduled
+                    && let State::Leader(l) = &self.state
+                    && l.leader.local_durable_index() < l.leader.log().last_index()
+                {
+                    self.schedule_flush();
+                }
+                self.replicate_all(true);
+            }
+            State::Follower(_) => {
+                self.ask_to_resume();
+                self.check_promotion();
+            }
+            State::Moving => {}
+        }
+    }
+}
+
+fn op_bytes(op: &Op) -> usize {
+    32 + match op {
+        Op::Put { key, value } => key.len() + value.len(),
+        Op::Delete { key } => key.len(),
+        Op::Cas { key, expected, new } => {
+            key.len() + expected.as_ref().map_or(0, Bytes::len) + new.as_ref().map_or(0, Bytes::len)
+        }
+        Op::Noop => 0,
+    }
+}
+
+/// Asks every replica for its status, concurrently; `(id, status)` of those that answered
+async fn statuses(peers: &[Addr<DbMsg>], timeout: Duration) -> Vec<ReplicaStatus> {
+    let mut asks = JoinSet::new();
+    for peer in peers {
+        let peer = peer.clone();
+        asks.spawn(async move { peer.call(DbMsg::Status, timeout).await });
+    }
+    let mut out = Vec::new();
+    while let Some(answer) = asks.join_next().await {
+        if let Ok(Ok(DbReply::Status(status))) = answer {
+            out.push(status);
+        }
+    }
+    out
+}
+
+/// Promotes the most up-to-date reachable follower other than `old_leader`; returns the new
+/// leader and its epoch
+///
+/// First a dry run on the replicas' statuses: if another replica leads, or too few are
+/// reachable for the mode, nothing is changed (a failed promotion must not leave replicas
+/// fenced against a leader that is still working). Then every replica is fenced at a new
+/// epoch, the decision is taken again on the fenced standings, and the winner is told to lead.
+async fn run_promotion(
+    peers: &[Addr<DbMsg>],
+    old_leader: Option<u64>,
+    known_epoch: u64,
+    mode: AckMode,
+    timeout: Duration,
+) -> Result<(u64, u64), String> {
+    let seen = statuses(peers, timeout).await;
+    if let Some(leader) = seen
+        .iter()
+        .find(|s| s.role == Role::Leader && Some(s.id) != old_leader)
+    {
+        return Err(format!(
+            "replica {} leads at epoch {}",
+            leader.id, leader.epoch
+        ));
+    }
+    let standing = |s: &ReplicaStatus| Candidate {
+        id: ReplicaId(s.id),
+        epoch: s.epoch,
+        last_epoch: s.last_epoch,
+        last_index: s.last_index,
+    };
+    let dry: Vec<Candidate> = seen
+        .iter()
+        .filter(|s| Some(s.id) != old_leader)
+        .map(standing)
+        .collect();
+    promote(mode, peers.len(), known_epoch, &dry).map_err(|e| e.to_string())?;
+    let newest = seen
+        .iter()
+        .map(|s| s.epoch.max(s.last_epoch))
+        .chain([known_epoch])
+        .max()
+        .unwrap_or(0);
+    let fence_epoch = newest + 1;
+    let mut fences = JoinSet::new();
+    for (id, peer) in peers.iter().enumerate() {
+        let peer = peer.clone();
+        fences.spawn(async move {
+            (
+                id as u64,
+                peer.call(DbMsg::Fence { epoch: fence_epoch }, timeout)
+                    .await,
+            )
+        });
+    }
+    let mut candidates: Vec<Candidate> = Vec::new();
+    while let Some(joined) = fences.join_next().await {
+        let Ok((id, answer)) = joined else { continue };
+        match answer {
+            Ok(DbReply::Fenced(candidate)) if Some(id) != old_leader => candidates.push(candidate),
+            Ok(DbReply::Error(DbFailure::Promotion(why))) => return Err(why),
+            _ => {}
+        }
+    }
+    let promotion = promote(mode, peers.len(), newest, &candidates).map_err(|e| e.to_string())?;
+    let leader = promotion.leader.0;
+    let Some(addr) = peers.get(leader as usize) else {
+        return Err(format!("no replica {leader}"));
+    };
+    match addr
+        .call(
+            DbMsg::BecomeLeader {
+                epoch: promotion.epoch,
+            },
+            timeout,
+        )
+        .await
+    {
+        Ok(DbReply::Done) => Ok((leader, promotion.epoch)),
+        Ok(DbReply::Error(err)) => Err(err.to_string()),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(err) => Err(format!("replica {leader}: {err}")),
+    }
+}
+
+impl Actor for DbReplica {
+    type Msg = DbMsg;
+
+    async fn started(&mut self, ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
+        let (store, loaded) = Self::open(self.spec.replica_path(self.me as usize)).await?;
+        self.store = Some(store);
+        let fresh = loaded.is_fresh();
+        let led = loaded.led_epoch != 0 && loaded.led_epoch == loaded.epoch;
+        self.state = State::Follower(Follower::from_parts(
+            loaded.epoch,
+            loaded.log,
+            loaded.state,
+            self.spec.limits,
+        ));
+        self.resume = led || (fresh && self.me == 0);
+        self.myself = Some(ctx.myself().clone());
+        self.peers = (0..self.n())
+            .map(|i| {
+                ctx.node()
+                    .addr(&self.spec.replicas[i], &self.spec.replica_name(i))
+            })
+            .collect();
+        let me = ctx.myself().clone();
+        let every = self.spec.heartbeat;
+        self.tasks.push(TaskGuard::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                // A full mailbox just skips a tick.
+                let _ = me.cast(DbMsg::Tick);
+            }
+        }));
+        let mut events = ctx.node().cluster_events();
+        let me = ctx.myself().clone();
+        self.tasks.push(TaskGuard::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let (node, down) = match events.recv().await {
+                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => (node, true),
+                    Ok(NodeEvent::Up { node, .. }) => (node, false),
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                };
+                let _ = me.cast(DbMsg::NodeChanged { node, down });
+            }
+        }));
+        tracing::info!(replica = self.me, db = %self.spec.name, status = ?self.status(), "replica started");
+        self.ask_to_resume();
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: DbMsg,
+        reply: ReplyTo<DbReply>,
+        _ctx: &Ctx<DbMsg>,
+    ) -> Result<(), ActorError> {
+        match msg {
+            DbMsg::Get { key, read } => self.read(ReadKind::Get(key), read, reply),
+            DbMsg::Scan {
+                prefix,
+                limit,
+                read,
+            } => self.read(ReadKind::Scan(prefix, limit), read, reply),
+            DbMsg::Write(op) => self.write(op, reply),
+            DbMsg::Status => {
+                reply.send(DbReply::Status(self.status()));
+            }
+            DbMsg::Promote => {
+                if self.promoting {
+                    reply.send(DbReply::Error(DbFailure::Promotion(
+                        "a promotion is already running here".into(),
+                    )));
+                } else {
+                    let old = self.leader_hint;
+                    self.start_promotion(old, Some(reply));
+                }
+            }
+            DbMsg::Append { leader, req } => {
+                let answer = self.on_append(leader, req)?;
+                reply.send(answer);
+            }
+            DbMsg::Snapshot { leader, req } => {
+                let answer = self.on_snapshot(leader, req)?;
+                reply.send(answer);
+            }
+            DbMsg::Fence { epoch } => {
+                let answer = self.on_fence(epoch)?;
+                reply.send(answer);
+            }
+            DbMsg::BecomeLeader { epoch } => match self.become_leader(epoch)? {
+                Ok(()) => {
+                    reply.send(DbReply::Done);
+                }
+                Err(why) => {
+                    reply.send(DbReply::Error(DbFailure::Promotion(why)));
+                }
+            },
+            DbMsg::Flush => self.flush()?,
+            DbMsg::Tick => self.tick(),
+            DbMsg::Replicated { from, reply: r } => self.on_replicated(from, r)?,
+            DbMsg::NodeChanged { node, down } => {
+                if down {
+                    self.down.entry(node).or_insert_with(Instant::now);
+                } else {
+                    self.down.remove(&node);
+                }
+            }
+            DbMsg::Resume { peers } => self.on_resume(peers)?,
+            DbMsg::PromotionDone => self.promoting = false,
+        }
+        // Applied entries not yet written (leader acknowledgements, heartbeats) go lazily:
+        // the durable log can rebuild them.
+        self.commit(Flush::Lazy)
+    }
+
+    async fn stopped(&mut self, _ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
+        self.tasks.clear();
+        self.commit(Flush::Durable)?;
+        self.store = None;
+        Ok(())
+    }
+}

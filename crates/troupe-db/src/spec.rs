@@ -1,0 +1,158 @@
+//! [`DbSpec`]: one replicated database — its replicas' placement, acknowledgement mode,
+//! limits and timings
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use troupe_runtime::Node;
+
+use crate::client::DbClient;
+use crate::core::{AckMode, Limits};
+use crate::replica::DbReplica;
+
+/// How to build the replicas of one database
+///
+/// Replica `i` is the actor named `{name}.{i}` on node `replicas[i]`, stored in
+/// `{dir}/{name}.{i}.redb` on that node's host. Replica 0 leads a fresh database. Every host
+/// builds the same spec (same name, same node list, same mode), so replicas find each other by
+/// name.
+///
+/// # Examples
+///
+/// ```
+/// use troupe_db::{AckMode, DbSpec};
+///
+/// let spec = DbSpec::new("db", "./troupe-data")
+///     .replica("data-1")
+///     .replica("data-2")
+///     .replica("data-3")
+///     .ack(AckMode::Majority);
+/// assert_eq!(spec.replica_name(2), "db.2");
+/// ```
+#[derive(Debug, Clone)]
+pub struct DbSpec {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) replicas: Vec<String>,
+    pub(crate) mode: AckMode,
+    pub(crate) limits: Limits,
+    pub(crate) heartbeat: Duration,
+    pub(crate) promote_after: Option<Duration>,
+    pub(crate) max_read_wait: Duration,
+    pub(crate) log_retain: u64,
+    pub(crate) call_timeout: Duration,
+    pub(crate) max_append_bytes: usize,
+    pub(crate) max_pending_writes: usize,
+}
+
+impl DbSpec {
+    /// A database called `name` with its files under `dir`, no replicas yet, majority
+    /// acknowledgement, default limits and timings
+    pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            dir: dir.into(),
+            replicas: Vec::new(),
+            mode: AckMode::Majority,
+            limits: Limits::default(),
+            heartbeat: Duration::from_millis(50),
+            promote_after: Some(Duration::from_secs(1)),
+            max_read_wait: Duration::from_secs(2),
+            log_retain: 10_000,
+            call_timeout: Duration::from_secs(2),
+            max_append_bytes: 4 * 1024 * 1024,
+            max_pending_writes: 100_000,
+        }
+    }
+
+    /// Adds a replica on `node` (the first one added leads a fresh database)
+    pub fn replica(mut self, node: impl Into<String>) -> Self {
+        self.replicas.push(node.into());
+        self
+    }
+
+    /// How many durable copies acknowledge a write (default [`AckMode::Majority`])
+    pub fn ack(mut self, mode: AckMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Key and value size limits (default: [`Limits::default`])
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How often the leader sends heartbeats (default 50 ms)
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// Promote a follower automatically once the leader's node has been reported down for
+    /// `delay` (default 1 s); `None` leaves failover to [`DbClient::promote`]
+    pub fn promote_after(mut self, delay: Option<Duration>) -> Self {
+        self.promote_after = delay;
+        self
+    }
+
+    /// Longest a replica holds a read waiting to catch up (default 2 s)
+    pub fn max_read_wait(mut self, wait: Duration) -> Self {
+        self.max_read_wait = wait;
+        self
+    }
+
+    /// Applied entries kept in the log for followers that fall behind (default 10,000);
+    /// a follower further behind is caught up by a snapshot
+    pub fn log_retain(mut self, entries: u64) -> Self {
+        self.log_retain = entries.max(1);
+        self
+    }
+
+    /// The database's name
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of replicas
+    pub fn replica_count(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// The node replica `index` runs on
+    pub fn replica_node(&self, index: usize) -> Option<&str> {
+        self.replicas.get(index).map(String::as_str)
+    }
+
+    /// The actor name of replica `index`: `{name}.{index}`
+    pub fn replica_name(&self, index: usize) -> String {
+        format!("{}.{index}", self.name)
+    }
+
+    /// The file replica `index` keeps its data in
+    pub fn replica_path(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("{}.redb", self.replica_name(index)))
+    }
+
+    /// A factory for replica `index` for [`Node::child`](troupe_runtime::Node::child) or a
+    /// topology: every (re)start gets a fresh actor that reopens the replica's file
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a replica of this spec.
+    pub fn factory(&self, index: usize) -> impl Fn() -> DbReplica + Send + Sync + 'static {
+        assert!(index < self.replicas.len(), "no replica {index}");
+        let spec = Arc::new(self.clone());
+        move || DbReplica::new(spec.clone(), index as u64)
+    }
+
+    /// A client for this database, reaching the replicas from `node`
+    pub fn client(&self, node: &Node) -> DbClient {
+        DbClient::new(
+            (0..self.replicas.len())
+                .map(|i| node.addr(&self.replicas[i], &self.replica_name(i)))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,426 @@
+//! Three replicas on three in-process nodes over real QUIC on loopback (mutual TLS from a dev
+//! CA), plus a client node: replication, reads from followers, read-your-writes, follower
+//! restart and catch-up (by log and by snapshot), leader loss with automatic and manual
+//! promotion, the old leader rejoining as a follower, and each acknowledgement mode.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use troupe_db::msg::ReadAt;
+use troupe_db::{
+    AckMode, DbClient, DbError, DbFailure, DbMsg, DbReply, DbSpec, ReadPolicy, ReplicaStatus, Role,
+    WriteOutcome,
+};
+use troupe_identity::DevCa;
+use troupe_runtime::remote::{NetConfig, NodeNet};
+use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+
+const T: Duration = Duration::from_secs(20);
+
+struct TestNode {
+    node: Node,
+    net: NodeNet,
+}
+
+impl TestNode {
+    async fn start(ca: &DevCa, name: &str, seeds: &[SocketAddr]) -> Self {
+        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+        node.start(SupervisorSpec::one_for_one(), vec![])
+            .await
+            .unwrap();
+        let config = NetConfig::new("db-test", ca.identity(name).unwrap())
+            .seeds(seeds.iter().copied())
+            .peer_down_timeout(Duration::from_millis(600));
+        let net = NodeNet::bind(&node, "127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
+        Self { node, net }
+    }
+
+    async fn spawn_replica(&self, spec: &DbSpec, index: usize) {
+        self.node
+            .root()
+            .unwrap()
+            .spawn(
+                &spec.replica_name(index),
+                ChildOptions::permanent(),
+                spec.factory(index),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn stop(self) {
+        self.net.shutdown().await;
+        self.node.shutdown().await;
+    }
+}
+
+struct Cluster {
+    ca: DevCa,
+    spec: DbSpec,
+    /// `None` while stopped
+    replicas: Vec<Option<TestNode>>,
+    app: TestNode,
+    client: DbClient,
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + T;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spec(dir: &Path, mode: AckMode) -> DbSpec {
+    DbSpec::new("db", dir)
+        .replica("r0")
+        .replica("r1")
+        .replica("r2")
+        .ack(mode)
+        .promote_after(Some(Duration::from_millis(300)))
+}
+
+impl Cluster {
+    async fn start(spec: DbSpec) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let ca = DevCa::new("db-test").unwrap();
+        let first = TestNode::start(&ca, "r0", &[]).await;
+        let seed = [first.net.local_addr()];
+        let mut replicas = vec![Some(first)];
+        for name in ["r1", "r2"] {
+            replicas.push(Some(TestNode::start(&ca, name, &seed).await));
+        }
+        let app = TestNode::start(&ca, "app", &seed).await;
+        let cluster_size = 4;
+        for node in replicas.iter().flatten().chain([&app]) {
+            let net = &node.net;
+            wait_for("a full mesh", || async {
+                net.connected().len() == cluster_size - 1
+            })
+            .await;
+        }
+        for (i, node) in replicas.iter().enumerate() {
+            node.as_ref().unwrap().spawn_replica(&spec, i).await;
+        }
+        let client = spec.client(&app.node).with_timeout(T);
+        let cluster = Self {
+            ca,
+            spec,
+            replicas,
+            app,
+            client,
+        };
+        cluster.wait_for_leader().await;
+        cluster
+    }
+
+    fn seed(&self) -> SocketAddr {
+        self.app.net.local_addr()
+    }
+
+    async fn statuses(&self) -> Vec<Option<ReplicaStatus>> {
+        self.client
+            .statuses()
+            .await
+            .into_iter()
+            .map(Result::ok)
+            .collect()
+    }
+
+    async fn wait_for_leader(&self) -> usize {
+        let deadline = Instant::now() + T;
+        loop {
+            let leaders: Vec<u64> = self
+                .statuses()
+                .await
+                .into_iter()
+                .flatten()
+                .filter(|s| s.role == Role::Leader)
+                .map(|s| s.id)
+                .collect();
+            if let [leader] = leaders[..] {
+                return leader as usize;
+            }
+            assert!(Instant::now() < deadline, "no single leader: {leaders:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop_replica(&mut self, index: usize) {
+        self.replicas[index].take().unwrap().stop().await;
+    }
+
+    async fn restart_replica(&mut self, index: usize) {
+        let name = format!("r{index}");
+        let node = TestNode::start(&self.ca, &name, &[self.seed()]).await;
+        let net = &node.net;
+        wait_for("the restarted node to join", || async {
+            net.connected().len() >= 2
+        })
+        .await;
+        node.spawn_replica(&self.spec, index).await;
+        self.replicas[index] = Some(node);
+    }
+
+    /// Waits until replica `index` has applied at least `upto`, and returns its status
+    async fn wait_applied(&self, index: usize, upto: u64) -> ReplicaStatus {
+        let deadline = Instant::now() + T;
+        loop {
+            let status = self.statuses().await[index].clone();
+            if let Some(status) = status.filter(|s| s.applied_index >= upto) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {index} never applied {upto}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        for node in self.replicas.into_iter().flatten() {
+            node.stop().await;
+        }
+        self.app.stop().await;
+    }
+}
+
+fn key(i: usize) -> Bytes {
+    Bytes::from(format!("key-{i:04}"))
+}
+
+fn value(i: usize, round: usize) -> Bytes {
+    Bytes::from(format!("value-{i}-{round}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_replicate_and_followers_serve_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let client = &cluster.client;
+    let mut last = 0;
+    for i in 0..40 {
+        let written = client.put(key(i), value(i, 0)).await.unwrap();
+        assert!(written.index > last, "log indexes increase");
+        last = written.index;
+        assert_eq!(written.outcome, WriteOutcome::Put { previous: None });
+    }
+    // The leader sees every acknowledged write at once.
+    for i in 0..40 {
+        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    // Every follower applies them, and serves them.
+    for replica in 0..3 {
+        cluster.wait_applied(replica, last).await;
+    }
+    let any = client.clone().with_read_policy(ReadPolicy::AnyReplica);
+    for i in 0..40 {
+        let read = any.get_with(key(i), ReadPolicy::AnyReplica).await.unwrap();
+        assert_eq!(read.value, Some(value(i, 0)));
+    }
+    let scanned = client.scan("key-001", 100).await.unwrap();
+    assert_eq!(scanned.len(), 10);
+    assert_eq!(scanned[0], (key(10), value(10, 0)));
+
+    // Compare-and-set, delete, and limits.
+    let swapped = client
+        .cas(key(1), Some(value(1, 0)), Some(value(1, 1)))
+        .await
+        .unwrap();
+    assert_eq!(swapped.outcome, WriteOutcome::Swapped);
+    let failed = client.cas(key(1), None, Some(value(1, 2))).await.unwrap();
+    assert_eq!(
+        failed.outcome,
+        WriteOutcome::CasFailed {
+            actual: Some(value(1, 1))
+        }
+    );
+    let deleted = client.delete(key(2)).await.unwrap();
+    assert_eq!(
+        deleted.outcome,
+        WriteOutcome::Deleted {
+            previous: Some(value(2, 0))
+        }
+    );
+    assert_eq!(client.get(key(2)).await.unwrap(), None);
+    let huge_key = Bytes::from(vec![b'k'; 2000]);
+    let err = client.put(huge_key, "v").await.unwrap_err();
+    assert!(
+        matches!(err, DbError::Refused(DbFailure::TooLarge(_))),
+        "{err:?}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_your_writes_on_followers_never_sees_an_older_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let ryw = cluster
+        .client
+        .clone()
+        .with_read_policy(ReadPolicy::ReadYourWrites);
+    for round in 0..60 {
+        let written = ryw.put("counter", value(0, round)).await.unwrap();
+        let read = ryw
+            .get_with("counter", ReadPolicy::ReadYourWrites)
+            .await
+            .unwrap();
+        assert_eq!(read.value, Some(value(0, round)), "round {round}");
+        assert!(read.index >= written.index);
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_catches_up_by_log_and_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), AckMode::Majority).log_retain(5);
+    let mut cluster = Cluster::start(spec).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = (leader + 1) % 3;
+    for i in 0..5 {
+        cluster.client.put(key(i), value(i, 0)).await.unwrap();
+    }
+
+    // A crash of the follower actor: its supervisor restarts it from its file and the
+    // leader's log brings it up to date.
+    let node = cluster.replicas[follower].as_ref().unwrap();
+    assert!(node.node.kill(&cluster.spec.replica_name(follower)));
+    let mut last = 0;
+    for i in 5..10 {
+        last = cluster.client.put(key(i), value(i, 0)).await.unwrap().index;
+    }
+    cluster.wait_applied(follower, last).await;
+
+    // Its whole node goes away while 40 writes land (majority: the other two acknowledge),
+    // far past what the log keeps: it comes back through a snapshot.
+    cluster.stop_replica(follower).await;
+    for i in 10..50 {
+        last = cluster.client.put(key(i), value(i, 1)).await.unwrap().index;
+    }
+    let leader_status = cluster.wait_applied(leader, last).await;
+    assert!(
+        leader_status.base_index > 10,
+        "the leader compacted its log: {leader_status:?}"
+    );
+    cluster.restart_replica(follower).await;
+    let status = cluster.wait_applied(follower, last).await;
+    assert!(
+        status.base_index > 10,
+        "caught up by a snapshot: {status:?}"
+    );
+    assert_eq!(status.role, Role::Follower);
+    // Read from that very follower.
+    let direct = cluster.app.node.addr::<DbMsg>(
+        &format!("r{follower}"),
+        &cluster.spec.replica_name(follower),
+    );
+    for i in 0..50 {
+        let round = usize::from(i >= 10);
+        let get = DbMsg::Get {
+            key: key(i),
+            read: ReadAt::Replica {
+                min_index: last,
+                wait_ms: 1000,
+            },
+        };
+        match direct.call(get, T).await.unwrap() {
+            DbReply::Value { value: v, .. } => assert_eq!(v, Some(value(i, round)), "key {i}"),
+            other => panic!("read from the follower: {other:?}"),
+        }
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_loss_promotes_a_follower_and_the_client_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let old = cluster.wait_for_leader().await;
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        cluster.client.put(key(i), value(i, 0)).await.unwrap();
+        acked.push(i);
+    }
+    cluster.stop_replica(old).await;
+    // The same client keeps writing: the first writes wait out detection and promotion.
+    for i in 30..40 {
+        cluster.client.put(key(i), value(i, 0)).await.unwrap();
+        acked.push(i);
+    }
+    let new = cluster.wait_for_leader().await;
+    assert_ne!(new, old);
+    assert_eq!(cluster.client.leader(), new);
+    // Majority mode: no acknowledged write was lost.
+    for &i in &acked {
+        assert_eq!(cluster.client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    // The old leader comes back: it sees the newer epoch, follows, and catches up.
+    cluster.restart_replica(old).await;
+    let last = cluster.client.put("after", "rejoin").await.unwrap().index;
+    let status = cluster.wait_applied(old, last).await;
+    assert_eq!(status.role, Role::Follower);
+    assert_eq!(cluster.wait_for_leader().await, new);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_promotion_without_automatic_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), AckMode::All).promote_after(None);
+    let mut cluster = Cluster::start(spec).await;
+    let old = cluster.wait_for_leader().await;
+    for i in 0..10 {
+        cluster.client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    cluster.stop_replica(old).await;
+    // Nothing promotes on its own; a write fails within its deadline.
+    let short = cluster
+        .client
+        .clone()
+        .with_timeout(Duration::from_millis(1500));
+    let err = short.put("x", "y").await.unwrap_err();
+    assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
+    let (new, epoch) = cluster.client.promote().await.unwrap();
+    assert_ne!(new, old);
+    assert!(epoch > 1);
+    // All mode with one replica gone: writes need every replica, so they wait; the old
+    // leader's return lets them through.
+    cluster.restart_replica(old).await;
+    cluster.client.put("x", "y").await.unwrap();
+    for i in 0..10 {
+        assert_eq!(cluster.client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_only_mode_acknowledges_without_followers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(spec(dir.path(), AckMode::LeaderOnly)).await;
+    let leader = cluster.wait_for_leader().await;
+    for other in (0..3).filter(|&i| i != leader) {
+        cluster.stop_replica(other).await;
+    }
+    // Both followers gone, writes still acknowledged: the leader's copy is enough.
+    let written = cluster.client.put("solo", "yes").await.unwrap();
+    assert!(written.index > 0);
+    assert_eq!(
+        cluster.client.get("solo").await.unwrap(),
+        Some(Bytes::from("yes"))
+    );
+    cluster.stop().await;
+}

@@ -1,0 +1,34 @@
+//! [`TaskGuard`]: background work that lives exactly as long as its owner
+
+use tokio::task::JoinHandle;
+
+/// Aborts a spawned task when dropped
+///
+/// Actors keep their background tasks (tickers, event forwarders) in guards, so a crash, a
+/// restart or a stop ends them with the instance that started them.
+#[derive(Debug)]
+pub struct TaskGuard(JoinHandle<()>);
+
+impl TaskGuard {
+    /// Spawns `task` on the current tokio runtime, guarded
+    pub fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+
+    /// Whether the task has ended
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl From<JoinHandle<()>> for TaskGuard {
+    fn from(handle: JoinHandle<()>) -> Self {
+        Self(handle)
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
