@@ -23,6 +23,7 @@ pub use launch::{LaunchArgs, launch, launch_until};
 pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
 pub use troupe_balancer as balancer;
 pub use troupe_cache as cache;
+pub use troupe_db as db;
 pub use troupe_proxy as proxy;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
@@ -36,6 +37,7 @@ pub mod prelude {
     pub use crate::launch::{LaunchArgs, launch, launch_until};
     pub use crate::topology::{LaunchError, NodeId, Running, Topology};
     pub use troupe_balancer::Balancer;
+    pub use troupe_db::{AckMode, DbClient, DbSpec, ReadPolicy};
     pub use troupe_proxy::{HttpRequest, HttpResponse, Proxy};
     pub use troupe_runtime::{
         Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, NodeExit, Pool,

@@ -194,6 +194,31 @@ impl Topology {
         self.add_with(place, name, ChildOptions::permanent(), factory)
     }
 
+    /// Places the replicas of a replicated database: replica `i` on the node `spec` names for
+    /// it (declared here if new), each a permanent actor; returns a client for the database
+    /// that works from any node of this topology.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use troupe::Topology;
+    /// use troupe::db::DbSpec;
+    ///
+    /// let mut t = Topology::new("shop");
+    /// let spec = DbSpec::new("db", "./troupe-data").replica("data").replica("data").replica("data");
+    /// let db = t.add_db(&spec);
+    /// # let _ = db;
+    /// ```
+    pub fn add_db(&mut self, spec: &troupe_db::DbSpec) -> troupe_db::DbClient {
+        let mut replicas = Vec::with_capacity(spec.replica_count());
+        for i in 0..spec.replica_count() {
+            let node_name = spec.replica_node(i).unwrap_or_default().to_string();
+            let node = self.node(&node_name);
+            replicas.push(self.add(node, &spec.replica_name(i), spec.factory(i)));
+        }
+        troupe_db::DbClient::new(replicas)
+    }
+
     /// Places an actor with explicit restart type and mailbox limit.
     pub fn add_with<A, F>(
         &mut self,

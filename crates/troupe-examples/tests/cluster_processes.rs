@@ -3,99 +3,39 @@
 //! the peer-down timeout plus 2 s while they keep serving; restarted, it rejoins as a new
 //! incarnation and calls flow again.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PEER_DOWN_MS: u64 = 1000;
 
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
+mod common;
 
-impl Proc {
-    fn start(node: &str, ca: &Path, seed: Option<SocketAddr>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hello_cluster"));
-        cmd.args([
-            "--node",
-            node,
-            "--listen",
-            "127.0.0.1:0",
-            "--crash-every",
-            "0",
-        ])
-        .args([
-            "--interval-ms",
-            "20",
-            "--peer-down-ms",
-            &PEER_DOWN_MS.to_string(),
-        ])
-        .arg("--ca")
-        .arg(ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        if let Some(seed) = seed {
-            cmd.args(["--seed", &seed.to_string()]);
-        }
-        let mut child = cmd.spawn().expect("spawn hello_cluster");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
+use common::Proc;
 
-    /// Waits (bounded) for a line satisfying `f`, returning it.
-    fn wait_for(&mut self, what: &str, within: Duration, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                self.seen.push(line.clone());
-                if f(&line) {
-                    return line;
-                }
-            }
-        }
-        panic!(
-            "no {what} within {within:?}; output so far: {:#?}",
-            self.seen
-        );
+fn start(node: &str, ca: &Path, seed: Option<SocketAddr>) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hello_cluster"));
+    cmd.args([
+        "--node",
+        node,
+        "--listen",
+        "127.0.0.1:0",
+        "--crash-every",
+        "0",
+    ])
+    .args([
+        "--interval-ms",
+        "20",
+        "--peer-down-ms",
+        &PEER_DOWN_MS.to_string(),
+    ])
+    .arg("--ca")
+    .arg(ca);
+    if let Some(seed) = seed {
+        cmd.args(["--seed", &seed.to_string()]);
     }
-
-    fn listening(&mut self) -> SocketAddr {
-        let line = self.wait_for("listening line", Duration::from_secs(30), |l| {
-            l.starts_with("listening ")
-        });
-        line["listening ".len()..].parse().expect("an address")
-    }
-
-    fn kill9(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Proc::spawn(cmd)
 }
 
 fn calls(line: &str) -> Option<u64> {
@@ -115,11 +55,11 @@ fn three_processes_call_each_other_and_survive_a_sigkill() {
         troupe_identity::issue_node(ca, node, ca).expect("issue");
     }
 
-    let mut a = Proc::start("a", ca, None);
+    let mut a = start("a", ca, None);
     let seed = a.listening();
-    let mut b = Proc::start("b", ca, Some(seed));
+    let mut b = start("b", ca, Some(seed));
     b.listening();
-    let mut c = Proc::start("c", ca, Some(seed));
+    let mut c = start("c", ca, Some(seed));
     c.listening();
 
     // a's reporter calls c's pinger, which calls b's counter: calls grow across processes
@@ -143,7 +83,7 @@ fn three_processes_call_each_other_and_survive_a_sigkill() {
         calls(l).is_some()
     });
 
-    let mut b2 = Proc::start("b", ca, Some(seed));
+    let mut b2 = start("b", ca, Some(seed));
     b2.listening();
     let up = a.wait_for("b back", Duration::from_secs(20), |l| {
         l.starts_with("node up b")

@@ -1,0 +1,85 @@
+//! A child process running one of the example binaries, with its standard output read line
+//! by line on a thread, for the multi-process tests.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running example process; killed (SIGKILL) when dropped
+pub(crate) struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far
+    pub(crate) seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `cmd` with its standard output piped
+    pub(crate) fn spawn(mut cmd: Command) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn the example");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a line satisfying `f`, returning it.
+    pub(crate) fn wait_for(
+        &mut self,
+        what: &str,
+        within: Duration,
+        f: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                self.seen.push(line.clone());
+                if f(&line) {
+                    return line;
+                }
+            }
+        }
+        panic!(
+            "no {what} within {within:?}; output so far: {:#?}",
+            self.seen
+        );
+    }
+
+    /// The address from the `listening ADDR` line
+    pub(crate) fn listening(&mut self) -> SocketAddr {
+        let line = self.wait_for("listening line", Duration::from_secs(30), |l| {
+            l.starts_with("listening ")
+        });
+        line["listening ".len()..].parse().expect("an address")
+    }
+
+    /// SIGKILL, and reap
+    pub(crate) fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

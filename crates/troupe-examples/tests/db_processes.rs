@@ -1,0 +1,297 @@
+//! db_cluster as three OS processes on loopback (certificates from a real CA directory, data in
+//! real files), with this test process joining the cluster as a client node:
+//!
+//! - majority mode: writers run while a follower is killed with SIGKILL and restarted, then
+//!   while the leader is killed; a follower is promoted, and no acknowledged write is lost —
+//!   on the new leader, and on every replica once the killed ones are back and caught up;
+//! - leader-only mode: the leader is killed with SIGKILL mid-stream and restarted from its
+//!   file; it leads again and holds every write it acknowledged.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::Proc;
+use parking_lot::Mutex;
+use troupe::db::msg::ReadAt;
+use troupe::db::{AckMode, DbClient, DbMsg, DbReply, DbSpec, Role};
+use troupe::runtime::remote::{NetConfig, NodeNet};
+use troupe::runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
+
+const PEER_DOWN_MS: u64 = 800;
+const T: Duration = Duration::from_secs(30);
+
+/// Concurrent writers in each test
+const WRITERS: usize = 4;
+
+struct Replicas {
+    ca: PathBuf,
+    data: PathBuf,
+    ack: &'static str,
+    promote_after_ms: u64,
+    procs: Vec<Option<Proc>>,
+    /// Where each running replica listens
+    addrs: Vec<Option<SocketAddr>>,
+}
+
+impl Replicas {
+    fn start(&mut self, i: usize) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_db_cluster"));
+        cmd.args(["--node", &format!("db-{i}"), "--listen", "127.0.0.1:0"])
+            .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
+            .args(["--ack", self.ack])
+            .args(["--promote-after-ms", &self.promote_after_ms.to_string()])
+            .args(["--write-every-ms", "0", "--status-every-ms", "0"])
+            .arg("--ca")
+            .arg(&self.ca)
+            .arg("--data")
+            .arg(self.data.join(format!("d{i}")));
+        // Join through a replica that is running (a restarted one listens on a new port).
+        if let Some(seed) = self.seed() {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        let mut proc = Proc::spawn(cmd);
+        self.addrs[i] = Some(proc.listening());
+        self.procs[i] = Some(proc);
+    }
+
+    fn seed(&self) -> Option<SocketAddr> {
+        self.addrs.iter().flatten().next().copied()
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut proc) = self.procs[i].take() {
+            proc.kill9();
+        }
+        self.addrs[i] = None;
+    }
+}
+
+fn setup(dir: &Path, ack: &'static str, promote_after_ms: u64) -> Replicas {
+    let ca = dir.join("ca");
+    troupe_identity::init_ca(&ca, "db_cluster").expect("ca init");
+    for node in ["db-0", "db-1", "db-2", "tester"] {
+        troupe_identity::issue_node(&ca, node, &ca).expect("issue");
+    }
+    let mut replicas = Replicas {
+        ca,
+        data: dir.join("data"),
+        ack,
+        promote_after_ms,
+        procs: (0..3).map(|_| None).collect(),
+        addrs: vec![None; 3],
+    };
+    for i in 0..3 {
+        replicas.start(i);
+    }
+    replicas
+}
+
+/// This test process as node `tester` of the cluster, and a client of its database
+async fn join(replicas: &Replicas, mode: AckMode) -> (Node, NodeNet, DbClient) {
+    let node = Node::new("tester", &Mesh::new(), NodeConfig::default()).unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let identity = troupe_identity::NodeIdentity::load(&replicas.ca, "tester").unwrap();
+    let config = NetConfig::new("db_cluster", identity)
+        .seeds(replicas.seed())
+        .peer_down_timeout(Duration::from_millis(PEER_DOWN_MS));
+    let net = NodeNet::bind(&node, "127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let spec = DbSpec::new("db", "unused")
+        .replica("db-0")
+        .replica("db-1")
+        .replica("db-2")
+        .ack(mode);
+    let client = spec.client(&node).with_timeout(T);
+    (node, net, client)
+}
+
+async fn leader(client: &DbClient) -> usize {
+    let deadline = Instant::now() + T;
+    loop {
+        let leaders: Vec<u64> = client
+            .statuses()
+            .await
+            .into_iter()
+            .flatten()
+            .filter(|s| s.role == Role::Leader)
+            .map(|s| s.id)
+            .collect();
+        if let [one] = leaders[..] {
+            return one as usize;
+        }
+        assert!(Instant::now() < deadline, "no single leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writers putting distinct keys until told to stop; every acknowledged write is recorded
+struct Writers {
+    acked: Arc<Mutex<BTreeMap<Bytes, Bytes>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(client: &DbClient, count: usize) -> Self {
+        let acked = Arc::new(Mutex::new(BTreeMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..count)
+            .map(|w| {
+                let (client, acked, stop) = (client.clone(), acked.clone(), stop.clone());
+                tokio::spawn(async move {
+                    // Bounded in count; the test stops it long before.
+                    for i in 0..20_000 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let key = Bytes::from(format!("w{w}-{i:05}"));
+                        let value = Bytes::from(format!("v{i}"));
+                        if client.put(key.clone(), value.clone()).await.is_ok() {
+                            acked.lock().insert(key, value);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { acked, stop, tasks }
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().len()
+    }
+
+    async fn wait_for_more(&self, more: usize) {
+        let target = self.count() + more;
+        let deadline = Instant::now() + T;
+        while self.count() < target {
+            assert!(
+                Instant::now() < deadline,
+                "writes stalled at {}",
+                self.count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) -> BTreeMap<Bytes, Bytes> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(self.acked).unwrap().into_inner()
+    }
+}
+
+/// Every acknowledged write, read back from replica `i` once it applied `upto`
+async fn assert_holds(
+    node: &Node,
+    net: &NodeNet,
+    i: usize,
+    upto: u64,
+    acked: &BTreeMap<Bytes, Bytes>,
+) {
+    let deadline = Instant::now() + T;
+    while !net.connected().contains(&format!("db-{i}")) {
+        assert!(Instant::now() < deadline, "db-{i} never joined");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let replica = node.addr::<DbMsg>(&format!("db-{i}"), &format!("db.{i}"));
+    let mut found = BTreeMap::new();
+    for w in 0..WRITERS {
+        let scan = DbMsg::Scan {
+            prefix: Bytes::from(format!("w{w}-")),
+            limit: 10_000,
+            read: ReadAt::Replica {
+                min_index: upto,
+                wait_ms: 20_000,
+            },
+        };
+        match replica.call(scan, T).await.unwrap() {
+            DbReply::Entries { entries, .. } => found.extend(entries),
+            other => panic!("scan of replica {i}: {other:?}"),
+        }
+    }
+    let lost: Vec<&Bytes> = acked
+        .iter()
+        .filter(|(k, v)| found.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .take(5)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "replica {i} lost {} acknowledged writes, e.g. {lost:?}",
+        acked
+            .iter()
+            .filter(|(k, v)| found.get(*k) != Some(*v))
+            .count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn majority_mode_loses_no_acknowledged_write_when_replicas_are_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut replicas = setup(dir.path(), "majority", 300);
+    let (node, net, client) = join(&replicas, AckMode::Majority).await;
+    let first = leader(&client).await;
+    let writers = Writers::start(&client, WRITERS);
+    writers.wait_for_more(200).await;
+
+    // A follower dies: the other two keep acknowledging.
+    let follower = (first + 1) % 3;
+    replicas.kill9(follower);
+    writers.wait_for_more(200).await;
+    replicas.start(follower);
+    writers.wait_for_more(100).await;
+
+    // The leader dies mid-stream: a follower is promoted and the writers carry on.
+    replicas.kill9(first);
+    let killed = Instant::now();
+    writers.wait_for_more(200).await;
+    let second = leader(&client).await;
+    assert_ne!(second, first);
+    assert!(killed.elapsed() < T);
+    let acked = writers.stop().await;
+    assert!(acked.len() >= 700);
+
+    // The new leader holds every acknowledged write.
+    let last = client.put("done", "1").await.unwrap().index;
+    assert_holds(&node, &net, second, last, &acked).await;
+    // The killed leader comes back from its file, follows, and catches up; so does everyone.
+    replicas.start(first);
+    for i in 0..3 {
+        assert_holds(&node, &net, i, last, &acked).await;
+    }
+    assert_eq!(leader(&client).await, second);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_keeps_every_write_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    // Leader-only acknowledgement and no automatic promotion: every acknowledged write is on
+    // the leader's disk alone, so only its file can give them back.
+    let mut replicas = setup(dir.path(), "leader-only", 0);
+    let (node, net, client) = join(&replicas, AckMode::LeaderOnly).await;
+    let first = leader(&client).await;
+    let writers = Writers::start(&client, WRITERS);
+    writers.wait_for_more(300).await;
+    replicas.kill9(first);
+    let acked = writers.stop().await;
+    replicas.start(first);
+    // It led its newest epoch and no one replaced it: it leads again, from its file.
+    assert_eq!(leader(&client).await, first);
+    let last = client.put("done", "1").await.unwrap().index;
+    assert_holds(&node, &net, first, last, &acked).await;
+    net.shutdown().await;
+}
