@@ -81,7 +81,12 @@ fn the_pinger_keeps_calling_through_restarts_and_sigterm_stops_it() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "{exit:?}");
-    let rest: Vec<String> = rx.try_iter().collect();
+    // The reader thread may still hold the last lines: read until it sees the pipe close.
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        rest.push(line);
+    }
     assert!(
         rest.iter().any(|l| l == "hello_cluster: stopped"),
         "{rest:?}"
