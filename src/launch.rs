@@ -209,8 +209,12 @@ async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// Completes on Ctrl-C or (on Unix) SIGTERM.
-fn shutdown_signal() -> Result<impl Future<Output = ()>, LaunchError> {
+/// A future that completes on Ctrl-C or (on Unix) SIGTERM — what [`launch`] waits for; for
+/// programs that pass their own stop future to [`launch_until`] and still want the signals.
+///
+/// # Errors
+/// [`LaunchError::Signals`] if the signal handlers cannot be installed.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>, LaunchError> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| LaunchError::Signals(e.to_string()))?;

@@ -19,12 +19,13 @@
 pub mod launch;
 pub mod topology;
 
-pub use launch::{LaunchArgs, launch, launch_until};
+pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
 pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
 pub use troupe_balancer as balancer;
 pub use troupe_cache as cache;
 pub use troupe_db as db;
 pub use troupe_proxy as proxy;
+pub use troupe_queue as queue;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, Pool, ReplyTo,

@@ -186,7 +186,8 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (or creates) the file at `path` and rebuilds the queue it holds, journaled
+    /// Opens (or creates, with its directory) the file at `path` and rebuilds the queue it
+    /// holds, journaled
     ///
     /// Leased items come back ready (or dead, after their last attempt), and the file is
     /// updated to match before this returns.
@@ -203,6 +204,14 @@ impl Storage {
         path: impl AsRef<Path>,
         config: QueueConfig,
     ) -> Result<(Self, Queue), StorageError> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StorageError::Open(Box::new(redb::DatabaseError::Storage(
+                    redb::StorageError::Io(e),
+                )))
+            })?;
+        }
         let db = Database::create(path)?;
         let storage = Self { db };
         let queue = storage.recover(config)?;

@@ -154,6 +154,10 @@ fn a_file_that_is_not_a_queue_is_a_typed_error() {
     let path = dir.path().join("garbage.redb");
     std::fs::write(&path, vec![0xAB; 8192]).unwrap();
     assert!(Storage::open(&path, QueueConfig::default()).is_err());
-    let missing = dir.path().join("no-such-dir").join("queue.redb");
-    assert!(Storage::open(&missing, QueueConfig::default()).is_err());
+    // A directory that cannot be made (a file is in the way) is a typed error too ...
+    let blocked = path.join("queue.redb");
+    assert!(Storage::open(&blocked, QueueConfig::default()).is_err());
+    // ... while a missing one is created.
+    let fresh = dir.path().join("no-such-dir").join("queue.redb");
+    assert!(Storage::open(&fresh, QueueConfig::default()).is_ok());
 }

@@ -19,8 +19,16 @@ pub(crate) struct Proc {
 
 impl Proc {
     /// Starts `cmd` with its standard output piped
+    ///
+    /// Its standard error is dropped, unless `TROUPE_TEST_STDERR` is set (to debug a test:
+    /// `TROUPE_TEST_STDERR=1 RUST_LOG=info cargo test ... -- --nocapture`).
     pub(crate) fn spawn(mut cmd: Command) -> Self {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let stderr = if std::env::var_os("TROUPE_TEST_STDERR").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        cmd.stdout(Stdio::piped()).stderr(stderr);
         let mut child = cmd.spawn().expect("spawn the example");
         let stdout = child.stdout.take().expect("piped");
         let (tx, lines) = mpsc::channel();

@@ -1,0 +1,183 @@
+//! troupe's replicated DB: three `db_cluster` processes on loopback (fresh CA, fresh data
+//! dirs), this process joining their cluster as client node `bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use troupe_db::{AckMode, DbClient, DbSpec, Role};
+use troupe_runtime::remote::{NetConfig, NodeNet};
+use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
+
+use crate::load::{self, Bounds, PhaseResult};
+use crate::procs::Procs;
+
+/// The cluster name `db_cluster` runs under
+const CLUSTER: &str = "db_cluster";
+/// Nodes of the three replicas, in replica order
+const NODES: [&str; 3] = ["db-0", "db-1", "db-2"];
+/// This process's node
+const ME: &str = "bench";
+
+/// What to run
+pub struct TroupeRun<'a> {
+    pub db_cluster: &'a Path,
+    pub ack: &'a str,
+    pub dir: &'a Path,
+    pub bounds: Bounds,
+}
+
+/// The put and get phases' results
+pub struct Phases {
+    pub put: PhaseResult,
+    pub get: PhaseResult,
+    /// The leader's PID and replica index
+    pub leader: (u32, usize),
+}
+
+fn mode(ack: &str) -> anyhow::Result<AckMode> {
+    Ok(match ack {
+        "leader-only" => AckMode::LeaderOnly,
+        "majority" => AckMode::Majority,
+        "all" => AckMode::All,
+        other => anyhow::bail!("unknown ack mode {other:?}"),
+    })
+}
+
+/// Starts the three replicas, runs both phases, kills the replicas
+pub async fn run(run: &TroupeRun<'_>, procs: &mut Procs) -> anyhow::Result<Phases> {
+    let mode = mode(run.ack)?;
+    let ca = run.dir.join("ca");
+    troupe_identity::init_ca(&ca, CLUSTER).context("creating the CA")?;
+    for node in NODES.iter().chain([&ME]) {
+        troupe_identity::issue_node(&ca, node, &ca)
+            .with_context(|| format!("issuing a certificate for {node}"))?;
+    }
+
+    let mut seed = None;
+    for (i, node) in NODES.iter().enumerate() {
+        let mut cmd = Command::new(run.db_cluster);
+        cmd.args(["--node", node, "--listen", "127.0.0.1:0"])
+            .args(["--ack", run.ack])
+            .args(["--write-every-ms", "0", "--status-every-ms", "0"])
+            .arg("--ca")
+            .arg(&ca)
+            .arg("--data")
+            .arg(run.dir.join(format!("d{i}")));
+        if let Some(seed) = seed {
+            cmd.args(["--seed", &format!("{seed}")]);
+        }
+        let log = run.dir.join(format!("{node}.log"));
+        let addr = procs.spawn_listening(node, cmd, &log, Duration::from_secs(30))?;
+        seed.get_or_insert(addr);
+    }
+    let seed = seed.context("no replica started")?;
+
+    let node = Node::new(ME, &Mesh::new(), NodeConfig::default())
+        .map_err(|e| anyhow::anyhow!("client node: {e}"))?;
+    node.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the client node: {e}"))?;
+    let identity = troupe_identity::NodeIdentity::load(&ca, ME).context("client identity")?;
+    let config = NetConfig::new(CLUSTER, identity).seeds([seed]);
+    let net = NodeNet::bind(&node, "127.0.0.1:0".parse()?, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("client network: {e}"))?;
+    let spec = NODES
+        .iter()
+        .fold(DbSpec::new("db", "unused"), |spec, n| spec.replica(*n))
+        .ack(mode);
+    let client = spec.client(&node).with_timeout(run.bounds.op_timeout);
+
+    let result = phases(run, procs, &client).await;
+    net.shutdown().await;
+    node.shutdown().await;
+    result
+}
+
+async fn phases(run: &TroupeRun<'_>, procs: &Procs, client: &DbClient) -> anyhow::Result<Phases> {
+    let leader = wait_for_leader(client, Duration::from_secs(60)).await?;
+    let leader_pid = procs
+        .iter()
+        .find(|p| p.name == NODES[leader])
+        .map_or(0, |p| p.pid());
+    eprintln!(
+        "# troupe {}: leader db.{leader} (pid {leader_pid})",
+        run.ack
+    );
+    // One write through the client, so it knows the leader before the clock starts.
+    client
+        .put("warm-up", "1")
+        .await
+        .map_err(|e| anyhow::anyhow!("first write: {e}"))?;
+
+    let value = load::value();
+    let c = client.clone();
+    let put = load::run_phase(run.bounds, move |task, i| {
+        let (c, value) = (c.clone(), value.clone());
+        async move {
+            c.put(load::key(task, i), value)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+
+    let written = Arc::new(load::written_keys(&put));
+    anyhow::ensure!(!written.is_empty(), "the put phase wrote nothing");
+    let clients = run.bounds.clients;
+    let c = client.clone();
+    let get = load::run_phase(run.bounds, move |task, i| {
+        let c = c.clone();
+        let key = load::read_key(&written, clients, task, i);
+        async move {
+            match c.get(key.clone()).await {
+                Ok(Some(v)) if v.len() == load::VALUE_LEN => Ok(()),
+                Ok(other) => Err(format!(
+                    "key {:?} read back as {:?}",
+                    String::from_utf8_lossy(&key),
+                    other.map(|v| v.len())
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await?;
+    Ok(Phases {
+        put,
+        get,
+        leader: (leader_pid, leader),
+    })
+}
+
+/// Waits until all three replicas answer and exactly one leads; returns its index
+async fn wait_for_leader(client: &DbClient, within: Duration) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + within;
+    loop {
+        let statuses = client.statuses().await;
+        let up = statuses.iter().filter(|s| s.is_ok()).count();
+        let leaders: Vec<u64> = statuses
+            .iter()
+            .flatten()
+            .filter(|s| s.role == Role::Leader)
+            .map(|s| s.id)
+            .collect();
+        if let ([one], 3) = (&leaders[..], up) {
+            return usize::try_from(*one).context("leader index");
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("after {within:?}: {up} of 3 replicas answer, leaders {leaders:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The default db_cluster binary: beside the workspace's release build
+pub fn default_db_cluster() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| PathBuf::from("../../target"), PathBuf::from);
+    target.join("release").join("db_cluster")
+}

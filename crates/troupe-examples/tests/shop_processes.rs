@@ -1,0 +1,498 @@
+//! shop as three OS processes on loopback (`edge`, `app`, `data`; certificates from a real CA
+//! directory, data in real files), driven by a real HTTP client through the gateway and a real
+//! Redis client against the RESP port:
+//!
+//! - every endpoint of the HTTP API, and the cache over RESP;
+//! - SIGKILL of `app`: requests get 504 until the node is reported down, 502/503 within 100 ms
+//!   of that report, and 200 again once `app` is back;
+//! - SIGKILL of `data` and a restart: no acknowledged write or order is lost, and the pending
+//!   orders complete.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::Proc;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use serde_json::Value;
+
+const PEER_DOWN_MS: u64 = 1500;
+/// The gateway's timeout in the app-kill test: well under the peer-down timeout, so requests
+/// caught between the kill and the report get 504
+const SHORT_REQUEST_TIMEOUT_MS: u64 = 400;
+
+/// The gateway's timeout elsewhere
+const REQUEST_TIMEOUT_MS: u64 = 5000;
+const T: Duration = Duration::from_secs(30);
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+struct Shop {
+    ca: PathBuf,
+    data_dir: PathBuf,
+    procs: [Option<Proc>; 3],
+    /// Where each running node's QUIC endpoint listens
+    nodes: [Option<SocketAddr>; 3],
+    http: Option<SocketAddr>,
+    resp: Option<SocketAddr>,
+    request_timeout_ms: u64,
+}
+
+const NODES: [&str; 3] = ["data", "app", "edge"];
+
+impl Shop {
+    fn new(dir: &Path, request_timeout_ms: u64) -> Self {
+        let ca = dir.join("ca");
+        troupe_identity::init_ca(&ca, "shop").expect("ca init");
+        for node in NODES {
+            troupe_identity::issue_node(&ca, node, &ca).expect("issue");
+        }
+        let mut shop = Self {
+            ca,
+            data_dir: dir.join("data"),
+            procs: [None, None, None],
+            nodes: [None; 3],
+            http: None,
+            resp: None,
+            request_timeout_ms,
+        };
+        for i in 0..3 {
+            shop.start(i);
+        }
+        shop
+    }
+
+    fn start(&mut self, i: usize) {
+        let node = NODES[i];
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
+        cmd.args(["--node", node, "--listen", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
+            .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
+            .args(["--request-timeout-ms", &self.request_timeout_ms.to_string()])
+            .arg("--ca")
+            .arg(&self.ca)
+            .arg("--data")
+            .arg(&self.data_dir);
+        // Join through any node that runs (a restarted one listens on a new port).
+        if let Some(seed) = self.nodes.iter().flatten().next() {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        let mut proc = Proc::spawn(cmd);
+        self.nodes[i] = Some(proc.listening());
+        match node {
+            "data" => {}
+            "app" => {
+                let line = proc.wait_for("resp listening", T, |l| l.starts_with("resp listening "));
+                self.resp = Some(line["resp listening ".len()..].parse().expect("an address"));
+            }
+            _ => {
+                let line = proc.wait_for("http listening", T, |l| l.starts_with("http listening "));
+                self.http = Some(line["http listening ".len()..].parse().expect("an address"));
+            }
+        }
+        self.procs[i] = Some(proc);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut proc) = self.procs[i].take() {
+            proc.kill9();
+        }
+        self.nodes[i] = None;
+    }
+
+    fn edge(&mut self) -> &mut Proc {
+        self.procs[2].as_mut().expect("edge runs")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http.expect("edge runs"))
+    }
+}
+
+fn http_client() -> Http {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn request(http: &Http, method: &str, url: &str, body: &str) -> (u16, String) {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a request");
+    let resp = tokio::time::timeout(T, http.request(req))
+        .await
+        .expect("an answer in time")
+        .expect("an HTTP response");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("a body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Polls `GET /orders/{id}` until its status is no longer pending
+async fn settled(shop: &Shop, http: &Http, id: &str) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let (status, body) = request(http, "GET", &shop.url(&format!("/orders/{id}")), "").await;
+        if status == 200 {
+            let order = json(&body);
+            if order["status"] != "pending" {
+                return order;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {id} never settled: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn redis(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{addr}/"))
+        .expect("a redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a RESP connection")
+}
+
+/// Waits until a `GET /health` through the gateway answers 200
+async fn healthy(shop: &Shop, http: &Http) {
+    let deadline = Instant::now() + T;
+    loop {
+        let (status, body) = request(http, "GET", &shop.url("/health"), "").await;
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shop never became healthy: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_through_the_gateway_and_the_cache_over_resp() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::new(dir.path(), REQUEST_TIMEOUT_MS);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    let (status, body) = request(&http, "GET", &shop.url("/health"), "").await;
+    assert_eq!((status, json(&body)["status"].as_str()), (200, Some("ok")));
+
+    // Items: stored as given, read back, deleted.
+    let tea = r#"{"name":"green tea","price":4,"tags":["hot"]}"#;
+    let (status, body) = request(&http, "PUT", &shop.url("/items/tea"), tea).await;
+    assert_eq!((status, body.as_str()), (200, tea));
+    assert_eq!(
+        request(&http, "GET", &shop.url("/items/tea"), "").await,
+        (200, tea.to_string())
+    );
+    let (status, body) = request(&http, "GET", &shop.url("/items/coffee"), "").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(json(&body)["error"].as_str().is_some());
+    request(&http, "PUT", &shop.url("/items/gone"), "{}").await;
+    assert_eq!(
+        request(&http, "DELETE", &shop.url("/items/gone"), "")
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        request(&http, "GET", &shop.url("/items/gone"), "").await.0,
+        404
+    );
+    assert_eq!(
+        request(&http, "DELETE", &shop.url("/items/gone"), "")
+            .await
+            .0,
+        404
+    );
+
+    // Bad input: 400 with a message saying what is wrong.
+    for (method, path, body, says) in [
+        ("PUT", "/items/tea", "{not json", "JSON object"),
+        ("PUT", "/items/tea", "[1,2]", "JSON object"),
+        (
+            "POST",
+            "/orders",
+            "{\"item\":\"tea\"}",
+            "missing field `qty`",
+        ),
+        ("POST", "/orders", "{\"qty\":1}", "missing field `item`"),
+        ("POST", "/orders", "{\"item\":\"tea\",\"qty\":0}", "`qty`"),
+        ("POST", "/orders", "nope", "not valid JSON"),
+        ("GET", "/items/bad%20id", "", "an id is"),
+    ] {
+        let (status, answer) = request(&http, method, &shop.url(path), body).await;
+        assert_eq!(status, 400, "{method} {path} {body}: {answer}");
+        let message = json(&answer)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(says), "{method} {path} {body}: {message}");
+    }
+
+    // Orders: accepted at once, settled by the workers through the queue.
+    let (status, body) = request(
+        &http,
+        "POST",
+        &shop.url("/orders"),
+        r#"{"item":"tea","qty":2}"#,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = json(&body)["id"].as_str().expect("an order id").to_string();
+    let order = settled(&shop, &http, &id).await;
+    assert_eq!(order["status"], "done");
+    assert_eq!(order["qty"], 2);
+    let (status, body) = request(
+        &http,
+        "POST",
+        &shop.url("/orders"),
+        r#"{"item":"coffee","qty":1}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let failed = settled(&shop, &http, json(&body)["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("coffee"),
+        "{failed}"
+    );
+    assert_eq!(
+        request(&http, "GET", &shop.url("/orders/nosuch"), "")
+            .await
+            .0,
+        404
+    );
+
+    // The cache over RESP: what HTTP wrote is there, and what RESP writes goes through to
+    // the database and back out over HTTP.
+    let mut resp = redis(shop.resp.unwrap()).await;
+    let cached: Option<String> = redis::cmd("GET")
+        .arg("item:tea")
+        .query_async(&mut resp)
+        .await
+        .unwrap();
+    assert_eq!(cached.as_deref(), Some(tea));
+    let _: () = redis::cmd("SET")
+        .arg("item:mug")
+        .arg(r#"{"name":"mug"}"#)
+        .query_async(&mut resp)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut resp).await.unwrap();
+    assert_eq!(
+        request(&http, "GET", &shop.url("/items/mug"), "").await,
+        (200, r#"{"name":"mug"}"#.to_string())
+    );
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// One request of the load: when it was sent and answered (unix ms), and its status
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    sent: u128,
+    done: u128,
+    status: u16,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_app_node_gives_504_then_502_then_200_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = Shop::new(dir.path(), SHORT_REQUEST_TIMEOUT_MS);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    let tea = r#"{"name":"tea"}"#;
+    // The first write may outlast the short timeout while the database warms up.
+    let deadline = Instant::now() + T;
+    while request(&http, "PUT", &shop.url("/items/tea"), tea).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the item was never stored");
+    }
+
+    let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = shop.url("/items/tea");
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, samples, stop) =
+                (http.clone(), url.clone(), samples.clone(), stop.clone());
+            tokio::spawn(async move {
+                // Bounded in count and time.
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let sent = now_ms();
+                    let (status, _) = request(&http, "GET", &url, "").await;
+                    samples.lock().push(Sample {
+                        sent,
+                        done: now_ms(),
+                        status,
+                    });
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let killed = now_ms();
+    shop.kill9(1);
+    let line = shop.edge().wait_for("the edge reporting app down", T, |l| {
+        l.starts_with("node down app")
+    });
+    let down: u128 = line
+        .rsplit("at_ms=")
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .expect("a timestamp");
+    // Let the gateway answer for a while with the node down, then bring it back.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let restarted = now_ms();
+    shop.start(1);
+    let deadline = Instant::now() + T;
+    loop {
+        let back = samples
+            .lock()
+            .iter()
+            .filter(|s| s.sent > restarted && s.status == 200)
+            .count();
+        if back >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never 200 again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let samples = samples.lock().clone();
+
+    // Before the kill, everything was served.
+    assert!(
+        samples
+            .iter()
+            .filter(|s| s.done < killed)
+            .all(|s| s.status == 200)
+    );
+    // Between the kill and the report, requests time out at the gateway: 504.
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.sent > killed && s.done < down && s.status == 504),
+        "no 504 before the node was reported down"
+    );
+    // From the report on, until the restart: 502/503 — requests caught in flight are
+    // answered within 100 ms of the report, new ones at once.
+    let after_report: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.done >= down && s.sent < restarted)
+        .collect();
+    assert!(!after_report.is_empty());
+    for s in &after_report {
+        if s.sent >= down {
+            assert!(matches!(s.status, 502 | 503), "after the report: {s:?}");
+        } else if matches!(s.status, 502 | 503) {
+            assert!(
+                s.done <= down + 100,
+                "answered too late after the report: {s:?}"
+            );
+        } else {
+            // A 504 whose timeout ran out right at the report.
+            assert_eq!(s.status, 504, "{s:?}");
+            assert!(s.done <= down + 100, "{s:?}");
+        }
+    }
+    assert!(after_report.iter().any(|s| matches!(s.status, 502 | 503)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = Shop::new(dir.path(), REQUEST_TIMEOUT_MS);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    let mut items = Vec::new();
+    for i in 0..40 {
+        let body = format!(r#"{{"n":{i}}}"#);
+        if request(&http, "PUT", &shop.url(&format!("/items/i{i}")), &body)
+            .await
+            .0
+            == 200
+        {
+            items.push((i, body));
+        }
+    }
+    assert_eq!(items.len(), 40);
+    let mut orders = Vec::new();
+    for i in 0..30 {
+        let order = format!(r#"{{"item":"i{i}","qty":1}}"#);
+        let (status, body) = request(&http, "POST", &shop.url("/orders"), &order).await;
+        assert_eq!(status, 202, "{body}");
+        orders.push(json(&body)["id"].as_str().unwrap().to_string());
+    }
+    // Some orders are still pending when the data node dies.
+    shop.kill9(0);
+    let (status, _) = request(
+        &http,
+        "POST",
+        &shop.url("/orders"),
+        r#"{"item":"i1","qty":1}"#,
+    )
+    .await;
+    assert!((502..=504).contains(&status), "{status}");
+    shop.start(0);
+    healthy(&shop, &http).await;
+
+    // Every acknowledged item is in the database: drop the cached copies and read through.
+    let mut resp = redis(shop.resp.unwrap()).await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut resp).await.unwrap();
+    for (i, body) in &items {
+        let deadline = Instant::now() + T;
+        loop {
+            let (status, got) = request(&http, "GET", &shop.url(&format!("/items/i{i}")), "").await;
+            if status == 200 {
+                assert_eq!(&got, body);
+                break;
+            }
+            assert!(
+                status != 404 && Instant::now() < deadline,
+                "item i{i} lost: {status} {got}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every accepted order completes.
+    for id in &orders {
+        assert_eq!(
+            settled(&shop, &http, id).await["status"],
+            "done",
+            "order {id}"
+        );
+    }
+}

@@ -1,0 +1,631 @@
+//! shop: the seed talk's whole stack in one topology — a gateway proxy, a load balancer, a pool
+//! of services, a read-through cache (also served over RESP), a replicated database and a
+//! queue of orders worked off by background workers.
+//!
+//! ```text
+//! cargo run --example shop                 # every node in this process
+//! curl -X PUT localhost:8080/items/tea -d '{"name":"green tea","price":4}'
+//! curl localhost:8080/items/tea
+//! curl -X POST localhost:8080/orders -d '{"item":"tea","qty":2}'
+//! curl localhost:8080/orders/<id from the answer>
+//! redis-cli -p 6380 get item:tea
+//! ```
+//!
+//! The request path: `gateway` (node `edge`, HTTP) → `lb` (least outstanding) → `svc` (a
+//! pool of four services) → the cache shards (read-through, write-through) → `db` (three
+//! replicas: a leader and two followers, majority acknowledgement) — and for orders, the
+//! `orders` queue (durable) and the `workers` that take orders off it and settle them.
+//!
+//! As three processes or hosts (`edge`: the gateway; `app`: balancer, services, cache, RESP
+//! and workers; `data`: the database replicas and the queue):
+//!
+//! ```text
+//! troupe ca init ca && for n in edge app data; do troupe ca issue ca $n; done
+//! cargo run --example shop -- --node data --listen 127.0.0.1:7201 --ca ca
+//! cargo run --example shop -- --node app  --listen 127.0.0.1:7202 --seed 127.0.0.1:7201 --ca ca
+//! cargo run --example shop -- --node edge --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca
+//! ```
+//!
+//! Kill the `app` process: the gateway answers 502 as soon as the node is reported down (504
+//! for requests caught before that), and 200 again once it is back. Kill the `data` process
+//! and start it again: every acknowledged write and order is still there, and pending orders
+//! complete.
+
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use serde_json::{Map, Value, json};
+use troupe::cache::{CacheClient, CacheShard, RespServer, RespServerMsg, SetTtl};
+use troupe::db::{DbBacking, DbClient};
+use troupe::prelude::*;
+use troupe::proxy::ProxyMsg;
+use troupe::queue::actor::{QueueMsg, QueueReply, QueueSpec};
+use troupe::queue::core::QueueConfig;
+use troupe::runtime::TaskGuard;
+
+#[derive(Debug, Parser)]
+#[command(about = "The seed talk's stack: gateway, balancer, services, cache, database, queue")]
+struct Args {
+    #[command(flatten)]
+    launch: LaunchArgs,
+    /// The gateway's HTTP address
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: String,
+    /// The cache's RESP address (redis-cli works against it)
+    #[arg(long, default_value = "127.0.0.1:6380")]
+    resp: String,
+    /// Directory for the database's and the queue's files
+    #[arg(long, default_value = "./troupe-data")]
+    data: PathBuf,
+    /// How long the gateway waits for a service's answer before 504
+    #[arg(long, default_value_t = 5000)]
+    request_timeout_ms: u64,
+}
+
+/// Longest accepted item or order id
+const MAX_ID_LEN: usize = 128;
+
+/// Largest accepted order quantity
+const MAX_QTY: u64 = 1_000_000;
+
+/// How long a service or worker waits for the cache, the database or the queue
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+fn error(status: u16, message: impl Into<String>) -> HttpResponse {
+    json_response(status, &json!({ "error": message.into() }))
+}
+
+/// An id from a path segment: 1..=128 characters of `A-Z a-z 0-9 - _ .`
+fn parse_id(segment: &str) -> Result<&str, HttpResponse> {
+    let valid = !segment.is_empty()
+        && segment.len() <= MAX_ID_LEN
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(segment)
+    } else {
+        Err(error(
+            400,
+            format!("an id is 1 to {MAX_ID_LEN} characters of A-Z, a-z, 0-9, '-', '_' or '.'"),
+        ))
+    }
+}
+
+fn item_key(id: &str) -> Bytes {
+    Bytes::from(format!("item:{id}"))
+}
+
+fn order_key(id: &str) -> Bytes {
+    Bytes::from(format!("order:{id}"))
+}
+
+/// `{"item": id, "qty": n}` → (item id, qty), or a 400 saying what is wrong
+fn parse_order(body: &[u8]) -> Result<(String, u64), HttpResponse> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| error(400, format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(error(400, "the body must be a JSON object"));
+    };
+    let item = match fields.get("item") {
+        None => return Err(error(400, "missing field `item`")),
+        Some(Value::String(s)) => parse_id(s)?.to_string(),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(_) => return Err(error(400, "field `item` must be a string id")),
+    };
+    let qty = match fields.get("qty") {
+        None => return Err(error(400, "missing field `qty`")),
+        Some(v) => v
+            .as_u64()
+            .filter(|q| (1..=MAX_QTY).contains(q))
+            .ok_or_else(|| {
+                error(
+                    400,
+                    format!("field `qty` must be an integer from 1 to {MAX_QTY}"),
+                )
+            })?,
+    };
+    Ok((item, qty))
+}
+
+/// One service of the pool: answers the HTTP API from the cache, the database and the queue
+struct ShopService {
+    node: String,
+    cache: CacheClient,
+    db: DbClient,
+    orders: Addr<QueueMsg>,
+}
+
+impl ShopService {
+    async fn route(&self, req: &HttpRequest) -> HttpResponse {
+        let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        match (req.method.as_str(), segments.as_slice()) {
+            ("GET", ["health"]) => self.health().await,
+            (method, ["items", id]) => match parse_id(id) {
+                Ok(id) => match method {
+                    "GET" => self.get_item(id).await,
+                    "PUT" => self.put_item(id, &req.body).await,
+                    "DELETE" => self.delete_item(id).await,
+                    _ => error(405, "items take GET, PUT and DELETE"),
+                },
+                Err(bad) => bad,
+            },
+            ("POST", ["orders"]) => self.place_order(&req.body).await,
+            (_, ["orders"]) => error(405, "orders are placed with POST"),
+            ("GET", ["orders", id]) => match parse_id(id) {
+                Ok(id) => self.get_order(id).await,
+                Err(bad) => bad,
+            },
+            _ => error(404, format!("no route for {} {}", req.method, req.path)),
+        }
+    }
+
+    /// 200 when the database has a leader and the order queue answers, else 503 saying which
+    async fn health(&self) -> HttpResponse {
+        let quick = Duration::from_secs(1);
+        let db = match self.db.clone().with_timeout(quick).get("health").await {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let queue = match self.orders.call(QueueMsg::Stats, quick).await {
+            Ok(QueueReply::Stats(_)) => "ok".to_string(),
+            Ok(other) => format!("unexpected answer {other:?}"),
+            Err(e) => e.to_string(),
+        };
+        let ok = db == "ok" && queue == "ok";
+        let body = json!({
+            "status": if ok { "ok" } else { "degraded" },
+            "node": self.node,
+            "db": db,
+            "queue": queue,
+        });
+        json_response(if ok { 200 } else { 503 }, &body)
+    }
+
+    async fn get_item(&self, id: &str) -> HttpResponse {
+        match self.cache.get(item_key(id)).await {
+            Ok(Some(body)) => HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_vec(),
+            },
+            Ok(None) => error(404, format!("no item {id}")),
+            Err(e) => error(503, e.to_string()),
+        }
+    }
+
+    async fn put_item(&self, id: &str, body: &[u8]) -> HttpResponse {
+        if let Err(e) = serde_json::from_slice::<Map<String, Value>>(body) {
+            return error(400, format!("an item must be a JSON object: {e}"));
+        }
+        let stored = Bytes::copy_from_slice(body);
+        match self
+            .cache
+            .set(item_key(id), stored, SetTtl::Clear, None)
+            .await
+        {
+            Ok(_) => HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_vec(),
+            },
+            Err(e) => error(503, e.to_string()),
+        }
+    }
+
+    async fn delete_item(&self, id: &str) -> HttpResponse {
+        match self.cache.get(item_key(id)).await {
+            Ok(None) => return error(404, format!("no item {id}")),
+            Ok(Some(_)) => {}
+            Err(e) => return error(503, e.to_string()),
+        }
+        match self.cache.del(vec![item_key(id)]).await {
+            Ok(_) => HttpResponse {
+                status: 204,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            Err(e) => error(503, e.to_string()),
+        }
+    }
+
+    async fn place_order(&self, body: &[u8]) -> HttpResponse {
+        let (item, qty) = match parse_order(body) {
+            Ok(order) => order,
+            Err(bad) => return bad,
+        };
+        let id = format!("{:016x}", rand::random::<u64>());
+        let order = json!({ "id": id, "item": item, "qty": qty, "status": "pending" });
+        // The record first: a worker that takes the order always finds it.
+        if let Err(e) = self.db.put(order_key(&id), order.to_string()).await {
+            return error(503, format!("order not stored: {e}"));
+        }
+        let enqueue = QueueMsg::Enqueue {
+            payload: Bytes::from(id.clone()),
+        };
+        match self.orders.call(enqueue, BACKEND_TIMEOUT).await {
+            Ok(QueueReply::Enqueued(_)) => json_response(202, &order),
+            Ok(other) => error(503, format!("order not queued: {other:?}")),
+            Err(e) => error(503, format!("order not queued: {e}")),
+        }
+    }
+
+    async fn get_order(&self, id: &str) -> HttpResponse {
+        match self.db.get(order_key(id)).await {
+            Ok(Some(body)) => HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_vec(),
+            },
+            Ok(None) => error(404, format!("no order {id}")),
+            Err(e) => error(503, e.to_string()),
+        }
+    }
+}
+
+impl Actor for ShopService {
+    type Msg = HttpRequest;
+
+    async fn handle(
+        &mut self,
+        req: HttpRequest,
+        reply: ReplyTo<HttpResponse>,
+        _ctx: &Ctx<HttpRequest>,
+    ) -> Result<(), ActorError> {
+        reply.send(self.route(&req).await);
+        Ok(())
+    }
+}
+
+/// What an order worker handles: only its own polling
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum WorkerMsg {
+    /// Take orders until the queue is empty, then poll again later
+    Poll,
+}
+
+impl Message for WorkerMsg {
+    const NAME: &'static str = "shop.OrderWorker";
+    type Reply = ();
+}
+
+/// Takes orders off the queue and settles them: `done` if the item exists, `failed` with a
+/// reason if not. Idempotent: an order already settled is only acknowledged again.
+struct OrderWorker {
+    consumer: u64,
+    orders: Addr<QueueMsg>,
+    db: DbClient,
+    cache: CacheClient,
+    poll: Option<TaskGuard>,
+}
+
+impl OrderWorker {
+    /// Settles order `id`; `Err` leaves it in the queue for another attempt
+    async fn settle(&self, id: &str) -> Result<(), String> {
+        let Some(record) = self
+            .db
+            .get(order_key(id))
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            tracing::warn!(order = id, "queued order has no record; dropping it");
+            return Ok(());
+        };
+        let mut order: Map<String, Value> =
+            serde_json::from_slice(&record).map_err(|e| format!("order {id} record: {e}"))?;
+        if order.get("status").and_then(Value::as_str) != Some("pending") {
+            return Ok(());
+        }
+        let item = order
+            .get("item")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let exists = self
+            .cache
+            .get(item_key(&item))
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if exists {
+            order.insert("status".into(), "done".into());
+        } else {
+            order.insert("status".into(), "failed".into());
+            order.insert("reason".into(), format!("no item {item}").into());
+        }
+        let settled = Value::Object(order).to_string();
+        self.db
+            .put(order_key(id), settled)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn poll_later(&mut self, me: &Addr<WorkerMsg>, after: Duration) {
+        let me = me.clone();
+        self.poll = Some(TaskGuard::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = me.cast(WorkerMsg::Poll);
+        }));
+    }
+}
+
+impl Actor for OrderWorker {
+    type Msg = WorkerMsg;
+
+    async fn started(&mut self, ctx: &Ctx<WorkerMsg>) -> Result<(), ActorError> {
+        ctx.myself().cast(WorkerMsg::Poll)?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        _msg: WorkerMsg,
+        _reply: ReplyTo<()>,
+        ctx: &Ctx<WorkerMsg>,
+    ) -> Result<(), ActorError> {
+        // A bounded batch per message, so the mailbox stays responsive.
+        for _ in 0..32 {
+            let take = QueueMsg::Take {
+                consumer_node: ctx.node().name().to_string(),
+                consumer: self.consumer,
+                lease_ms: Some(30_000),
+            };
+            let lease = match self.orders.call(take, BACKEND_TIMEOUT).await {
+                Ok(QueueReply::Lease(lease)) => lease,
+                Ok(_) => {
+                    self.poll_later(ctx.myself(), Duration::from_millis(50));
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::debug!(%e, "order queue unreachable; retrying");
+                    self.poll_later(ctx.myself(), Duration::from_millis(250));
+                    return Ok(());
+                }
+            };
+            let id = String::from_utf8_lossy(&lease.payload).into_owned();
+            let done = match self.settle(&id).await {
+                Ok(()) => QueueMsg::Ack {
+                    item: lease.item,
+                    consumer: self.consumer,
+                },
+                Err(why) => {
+                    tracing::warn!(order = %id, %why, "order not settled; it will be retried");
+                    QueueMsg::Nack {
+                        item: lease.item,
+                        consumer: self.consumer,
+                        error: Some(why),
+                    }
+                }
+            };
+            // If this fails, the lease expires and the order comes back: settling is
+            // idempotent.
+            let _ = self.orders.call(done, BACKEND_TIMEOUT).await;
+        }
+        ctx.myself().cast(WorkerMsg::Poll)?;
+        Ok(())
+    }
+}
+
+/// Prints the cluster events its node sees (`node down app at_ms=...`), so a person (or a
+/// test) can line up what the gateway answered with when a node was reported down
+struct EventPrinter {
+    watch: Option<TaskGuard>,
+}
+
+/// What an [`EventPrinter`] handles: nothing but its own start
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum EventPrinterMsg {}
+
+impl Message for EventPrinterMsg {
+    const NAME: &'static str = "shop.EventPrinter";
+    type Reply = ();
+}
+
+impl Actor for EventPrinter {
+    type Msg = EventPrinterMsg;
+
+    async fn started(&mut self, ctx: &Ctx<EventPrinterMsg>) -> Result<(), ActorError> {
+        use troupe::runtime::remote::NodeEvent;
+        let mut events = ctx.node().cluster_events();
+        self.watch = Some(TaskGuard::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                let at_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let line = match event {
+                    NodeEvent::Up { node, .. } => format!("node up {node} at_ms={at_ms}"),
+                    NodeEvent::Down { node, .. } => format!("node down {node} at_ms={at_ms}"),
+                    NodeEvent::Left { node } => format!("node left {node} at_ms={at_ms}"),
+                    _ => continue,
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }));
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: EventPrinterMsg,
+        _reply: ReplyTo<()>,
+        _ctx: &Ctx<EventPrinterMsg>,
+    ) -> Result<(), ActorError> {
+        match msg {}
+    }
+}
+
+/// The whole stack and the handles of its two listeners; see the module docs
+fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
+    let mut t = Topology::new("shop");
+    let (edge, app, data) = (t.node("edge"), t.node("app"), t.node("data"));
+    for (node, name) in [
+        (edge, "events.edge"),
+        (app, "events.app"),
+        (data, "events.data"),
+    ] {
+        t.add(node, name, || EventPrinter { watch: None });
+    }
+
+    let db_spec = DbSpec::new("db", &args.data)
+        .replica("data")
+        .replica("data")
+        .replica("data")
+        .ack(AckMode::Majority);
+    let db = t.add_db(&db_spec).with_timeout(BACKEND_TIMEOUT);
+    let orders = t.add(
+        data,
+        "orders",
+        QueueSpec::durable(
+            args.data.join("orders.redb"),
+            QueueConfig {
+                capacity: 1_000_000,
+                max_attempts: 10,
+                lease: Duration::from_secs(30),
+                max_item_bytes: 256,
+                dlq_capacity: 10_000,
+            },
+        )
+        .factory(),
+    );
+
+    let for_backing = db.clone();
+    let backing = t.add(app, "db-backing", move || {
+        DbBacking::new(for_backing.clone())
+    });
+    let entries = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
+    let shards = t.pool(app, "cache", 2, move |_| {
+        CacheShard::with_backing(entries, 64 << 20, backing.clone())
+    });
+    let cache = CacheClient::from_pool(&shards).timeout(BACKEND_TIMEOUT);
+    let resp = t.add(
+        app,
+        "resp",
+        RespServer::new(&args.resp, cache.clone()).factory(),
+    );
+
+    let (svc_cache, svc_db, svc_orders) = (cache.clone(), db.clone(), orders.clone());
+    let svc = t.pool(app, "svc", 4, move |_| ShopService {
+        node: "app".into(),
+        cache: svc_cache.clone(),
+        db: svc_db.clone(),
+        orders: svc_orders.clone(),
+    });
+    let incarnation = rand::random::<u32>() as u64;
+    t.pool(app, "workers", 2, move |i| OrderWorker {
+        consumer: (incarnation << 8) | i as u64,
+        orders: orders.clone(),
+        db: db.clone(),
+        cache: cache.clone(),
+        poll: None,
+    });
+    let lb = t.add(app, "lb", Balancer::least_outstanding(&svc).factory());
+    let gateway = t.add(
+        edge,
+        "gateway",
+        Proxy::http(&args.http)
+            .route("/", lb)
+            .timeout(Duration::from_millis(args.request_timeout_ms))
+            .rate_limit_per_ip(10_000)
+            .factory(),
+    );
+    (t, gateway, resp)
+}
+
+/// Prints `{what} listening ADDR` once the listener behind `ask` is bound (scripts and tests
+/// read it when they pass port 0)
+async fn announce<M: Message<Reply = Option<std::net::SocketAddr>>>(
+    what: &str,
+    listener: &Addr<M>,
+    ask: impl Fn() -> M,
+) {
+    for _ in 0..600 {
+        if let Ok(Some(addr)) = listener.call(ask(), Duration::from_secs(1)).await {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{what} listening {addr}");
+            let _ = out.flush();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::warn!(what, "listener never reported its address");
+}
+
+fn port(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap_or(addr)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let here = args.launch.node.as_deref();
+    {
+        let mut out = std::io::stdout().lock();
+        if here.is_none_or(|n| n == "edge") {
+            let (http, p) = (&args.http, port(&args.http));
+            writeln!(out, "shop: HTTP on http://{http} — try:")?;
+            writeln!(
+                out,
+                "  curl -X PUT localhost:{p}/items/tea -d '{{\"name\":\"green tea\",\"price\":4}}'"
+            )?;
+            writeln!(out, "  curl localhost:{p}/items/tea")?;
+            writeln!(
+                out,
+                "  curl -X POST localhost:{p}/orders -d '{{\"item\":\"tea\",\"qty\":2}}'"
+            )?;
+            writeln!(
+                out,
+                "  curl localhost:{p}/orders/ID    (ID from the answer above)"
+            )?;
+        }
+        if here.is_none_or(|n| n == "app") {
+            writeln!(
+                out,
+                "shop: the cache over RESP on {} — try: redis-cli -p {} get item:tea",
+                args.resp,
+                port(&args.resp)
+            )?;
+        }
+        if here.is_none_or(|n| n == "data") {
+            writeln!(out, "shop: data under {}", args.data.display())?;
+        }
+        out.flush()?;
+    }
+    let (topology, gateway, resp) = shop(&args);
+    let (edge_here, app_here) = (
+        here.is_none_or(|n| n == "edge"),
+        here.is_none_or(|n| n == "app"),
+    );
+    let signal = troupe::shutdown_signal()?;
+    let run = async move {
+        if edge_here {
+            announce("http", &gateway, || ProxyMsg::LocalAddr).await;
+        }
+        if app_here {
+            announce("resp", &resp, || RespServerMsg::LocalAddr).await;
+        }
+        signal.await;
+    };
+    launch_until(topology, args.launch, run).await?;
+    Ok(())
+}
