@@ -49,6 +49,10 @@ pub struct PhaseResult {
     pub first_errors: Vec<String>,
     /// Whole seconds of the phase in which no operation completed
     pub stalled_secs: u64,
+    /// Operations completed (successful or not) in each whole second of the phase
+    pub timeline: Vec<u64>,
+    /// When the slowest successful operation started, from the phase's start
+    pub slowest_at: Duration,
     /// Per task, the iterations that succeeded (for the put phase: the keys written)
     pub done: Vec<Vec<u64>>,
 }
@@ -79,6 +83,8 @@ struct TaskResult {
     done: Vec<u64>,
     errors: u64,
     first_errors: Vec<String>,
+    /// Latency (µs) and start offset of the slowest successful operation
+    slowest: (u32, Duration),
 }
 
 const KEEP_ERRORS: usize = 5;
@@ -101,22 +107,20 @@ where
     let start = Instant::now();
     let deadline = start + bounds.duration;
 
-    // Counts the seconds in which nothing completed: a stall shows here, not in ops/s alone.
+    // Completions per second: a stall shows here, not in ops/s alone.
     let watcher = {
         let completed = completed.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
-            let (mut last, mut stalled) = (0, 0u64);
+            let (mut last, mut timeline) = (0, Vec::new());
             loop {
                 tick.tick().await;
                 let now = completed.load(Ordering::Relaxed);
-                if now == last {
-                    stalled += 1;
-                }
+                timeline.push(now - last);
                 last = now;
                 if Instant::now() >= deadline {
-                    return stalled;
+                    return timeline;
                 }
             }
         })
@@ -131,6 +135,7 @@ where
                 done: Vec::new(),
                 errors: 0,
                 first_errors: Vec::new(),
+                slowest: (0, Duration::ZERO),
             };
             for i in 0.. {
                 if Instant::now() >= deadline
@@ -146,8 +151,11 @@ where
                 completed.fetch_add(1, Ordering::Relaxed);
                 match result {
                     Ok(()) => {
-                        let us = t0.elapsed().as_micros();
-                        out.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                        out.latencies_us.push(us);
+                        if us > out.slowest.0 {
+                            out.slowest = (us, t0 - start);
+                        }
                         out.done.push(i);
                     }
                     Err(err) => {
@@ -182,7 +190,7 @@ where
             anyhow::bail!("client tasks still running {limit:?} after the phase started");
         }
     }
-    let stalled_secs = watcher.await.unwrap_or(0);
+    let timeline = watcher.await.unwrap_or_default();
 
     let mut result = PhaseResult {
         ops: 0,
@@ -190,10 +198,16 @@ where
         elapsed,
         latencies_us: Vec::new(),
         first_errors: Vec::new(),
-        stalled_secs,
+        stalled_secs: timeline.iter().filter(|&&n| n == 0).count() as u64,
+        timeline,
+        slowest_at: Duration::ZERO,
         done: Vec::with_capacity(bounds.clients),
     };
+    let mut slowest = 0;
     for out in per_task.into_iter().flatten() {
+        if out.slowest.0 > slowest {
+            (slowest, result.slowest_at) = out.slowest;
+        }
         result.ops += out.done.len() as u64;
         result.errors += out.errors;
         result.latencies_us.extend(out.latencies_us);
@@ -250,6 +264,8 @@ mod tests {
             latencies_us: (1..=100).collect(),
             first_errors: Vec::new(),
             stalled_secs: 0,
+            timeline: Vec::new(),
+            slowest_at: Duration::ZERO,
             done: Vec::new(),
         };
         assert_eq!(r.percentile_us(50.0), 50);

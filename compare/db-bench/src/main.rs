@@ -152,6 +152,8 @@ fn report(
         "max_us": r.max_us(),
         "errors": r.errors,
         "stalled_secs": r.stalled_secs,
+        "slowest_at_ms": r.slowest_at.as_millis(),
+        "per_sec": r.timeline,
     });
     if let (Some(line), Some(tag)) = (line.as_object_mut(), &common.tag) {
         line.insert("run".into(), tag.clone().into());
@@ -161,13 +163,14 @@ fn report(
     }
     println!("{line}");
     println!(
-        "# {system} {mode} {phase}: {} ops in {:.2} s = {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors, {} stalled s",
+        "# {system} {mode} {phase}: {} ops in {:.2} s = {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (started at {:.2} s), {} errors, {} stalled s",
         r.ops,
         r.elapsed.as_secs_f64(),
         r.ops_per_sec(),
         f64::from(r.percentile_us(50.0)) / 1000.0,
         f64::from(r.percentile_us(99.0)) / 1000.0,
         f64::from(r.max_us()) / 1000.0,
+        r.slowest_at.as_secs_f64(),
         r.errors,
         r.stalled_secs,
     );
