@@ -403,7 +403,9 @@ impl DbClient {
                     target = self.leader() % n;
                     continue;
                 }
-                Ok(DbReply::Error(failure @ DbFailure::NotLeader { .. })) => {
+                Ok(DbReply::Error(
+                    failure @ (DbFailure::NotLeader { .. } | DbFailure::Overloaded(_)),
+                )) => {
                     last = failure.to_string();
                     target = (target + 1) % n;
                 }

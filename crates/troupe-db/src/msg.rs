@@ -229,8 +229,9 @@ pub enum DbFailure {
     /// A replication message that breaks the protocol
     #[error("malformed replication message: {0}")]
     Malformed(String),
-    /// Too many writes are waiting for acknowledgement; back off and retry
-    #[error("too many writes in flight ({0})")]
+    /// Too many writes are waiting for acknowledgement, or reads waiting to catch up; back off
+    /// and retry
+    #[error("too many requests waiting ({0})")]
     Overloaded(usize),
 }
 

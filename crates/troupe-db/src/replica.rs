@@ -51,6 +51,9 @@ const REOPEN_WAIT: Duration = Duration::from_secs(5);
 /// Most entries one scan answers
 pub const MAX_SCAN: usize = 10_000;
 
+/// Most reads one replica holds waiting to catch up; more are refused as overloaded
+pub const MAX_WAITING_READS: usize = 10_000;
+
 enum State {
     Follower(Follower),
     Leader(Box<Leading>),
@@ -260,6 +263,8 @@ impl DbReplica {
                         applied,
                         wanted: min_index,
                     }));
+                } else if self.reads.len() >= MAX_WAITING_READS {
+                    reply.send(DbReply::Error(DbFailure::Overloaded(self.reads.len())));
                 } else {
                     let wait = Duration::from_millis(wait_ms).min(self.spec.max_read_wait);
                     self.reads.push(WaitingRead {
@@ -461,10 +466,10 @@ impl DbReplica {
             },
             Err(RequestError::UnknownReplica(_)) => return,
         };
-        leading.in_flight.insert(follower, Instant::now());
         let (Some(peer), Some(me)) = (self.peers.get(follower as usize), &self.myself) else {
             return;
         };
+        leading.in_flight.insert(follower, Instant::now());
         let (peer, me, timeout) = (peer.clone(), me.clone(), self.spec.call_timeout);
         self.tasks.push(TaskGuard::spawn(async move {
             let reply = match peer.call(msg, timeout).await {
@@ -497,6 +502,13 @@ impl DbReplica {
             {
                 return self.step_down(epoch, None);
             }
+            // An answer to an append of an earlier term of this replica's: its match index
+            // says nothing about this term's log.
+            Ok(
+                AppendReply::Success { epoch, .. }
+                | AppendReply::Mismatch { epoch, .. }
+                | AppendReply::Diverged { epoch, .. },
+            ) if epoch < my_epoch => {}
             Ok(AppendReply::Success { match_index, .. }) => {
                 let _ = leading.leader.on_ack(follower, match_index);
                 self.apply_committed();
