@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use sim::{Sim, put};
 use troupe_db::core::{
     AckMode, AppendEntries, AppendReply, Candidate, Entry, Follower, Leader, Limits, Log,
-    NeedSnapshot, Op, PromotionError, ReplicaId, StateMachine, WriteId, promote,
+    NeedSnapshot, Op, PromotionError, ReplicaId, RequestError, StateMachine, WriteId, promote,
 };
 
 fn replay(entries: &[Entry]) -> StateMachine {
@@ -172,6 +172,54 @@ proptest! {
         for f in sim.followers.values() {
             prop_assert_eq!(f.log().entries_from(1, usize::MAX).unwrap(), leader_log.clone());
             prop_assert_eq!(f.state(), &sim.leader_state);
+        }
+    }
+}
+
+proptest! {
+    /// (P) Snapshot boundaries: compact the leader's log at any point while a follower was away
+    /// from any point on. The follower is sent a snapshot exactly when its next entry was
+    /// compacted away, and once caught up every replica's state equals a replay of the whole
+    /// log.
+    #[test]
+    fn snapshot_boundaries_and_catch_up(
+        ops in prop::collection::vec(op_strategy(), 1..60),
+        away_from in 0usize..60,
+        compact_percent in 0u64..=100,
+    ) {
+        let away = ReplicaId(2);
+        let mut sim = Sim::new(3, AckMode::Majority);
+        sim.settle();
+        for (i, op) in ops.into_iter().enumerate() {
+            if i == away_from {
+                sim.down.insert(away);
+            }
+            sim.write(op);
+            sim.settle();
+        }
+        let mut full = sim.leader().log().entries_from(1, usize::MAX).unwrap();
+        let commit = sim.leader().commit_index();
+        let upto = commit * compact_percent / 100;
+        let next = sim.leader().progress(away).unwrap().next_index;
+        sim.leader.as_mut().unwrap().compact(upto);
+        let needs_snapshot = next <= upto;
+        match sim.leader().append_request(away) {
+            Err(RequestError::NeedSnapshot(_)) => prop_assert!(needs_snapshot, "next {next}, compacted to {upto}"),
+            Ok(req) => {
+                prop_assert!(!needs_snapshot, "next {next}, compacted to {upto}");
+                prop_assert_eq!(req.prev_index + 1, next);
+            }
+            Err(other) => prop_assert!(false, "{other:?}"),
+        }
+        sim.down.clear();
+        let first_new = sim.leader().log().last_index() + 1;
+        sim.write(put("after", "x"));
+        sim.settle();
+        full.extend(sim.leader().log().entries_from(first_new, usize::MAX).unwrap());
+        let expected = replay(&full);
+        prop_assert_eq!(&sim.leader_state, &expected);
+        for follower in sim.followers.values() {
+            prop_assert_eq!(follower.state(), &expected);
         }
     }
 }
