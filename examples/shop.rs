@@ -578,10 +578,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let here = args.launch.node.as_deref();
+    let here = &args.launch.nodes;
     {
         let mut out = std::io::stdout().lock();
-        if here.is_none_or(|n| n == "edge") {
+        if here.is_empty() || here.iter().any(|n| n == "edge") {
             let (http, p) = (&args.http, port(&args.http));
             writeln!(out, "shop: HTTP on http://{http} — try:")?;
             writeln!(
@@ -598,7 +598,7 @@ async fn main() -> anyhow::Result<()> {
                 "  curl localhost:{p}/orders/ID    (ID from the answer above)"
             )?;
         }
-        if here.is_none_or(|n| n == "app") {
+        if here.is_empty() || here.iter().any(|n| n == "app") {
             writeln!(
                 out,
                 "shop: the cache over RESP on {} — try: redis-cli -p {} get item:tea",
@@ -606,15 +606,15 @@ async fn main() -> anyhow::Result<()> {
                 port(&args.resp)
             )?;
         }
-        if here.is_none_or(|n| n == "data") {
+        if here.is_empty() || here.iter().any(|n| n == "data") {
             writeln!(out, "shop: data under {}", args.data.display())?;
         }
         out.flush()?;
     }
     let (topology, gateway, resp) = shop(&args);
     let (edge_here, app_here) = (
-        here.is_none_or(|n| n == "edge"),
-        here.is_none_or(|n| n == "app"),
+        here.is_empty() || here.iter().any(|n| n == "edge"),
+        here.is_empty() || here.iter().any(|n| n == "app"),
     );
     let signal = troupe::shutdown_signal()?;
     let run = async move {

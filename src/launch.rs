@@ -21,10 +21,12 @@ use crate::topology::{LaunchError, Topology};
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct LaunchArgs {
     /// Run only this node of the topology here, on the network (needs --ca, or --dev-ca).
-    #[arg(long, value_name = "NAME")]
-    pub node: Option<String>,
+    /// Repeatable: several nodes share this process, each with its own endpoint.
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
 
-    /// UDP address to listen on (port 0 picks one; the node prints `listening <addr>`).
+    /// UDP address to listen on (port 0 picks one; the node prints `listening <addr>`). With
+    /// several `--node`, the first listens here and the others on the same IP, port 0.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
@@ -66,8 +68,9 @@ pub struct LaunchArgs {
 /// nodes in reverse start order, each stopping its actors in reverse start order within the
 /// shutdown timeout, and leaving the cluster so peers see it go at once.
 ///
-/// When it runs one node on the network (`--node`), it writes `listening <addr>` as a line to
-/// standard output once the endpoint is bound, for scripts and tests to read.
+/// When it runs nodes on the network (`--node`), it writes `listening <addr>` as a line to
+/// standard output once each endpoint is bound (the first `--node`'s first), for scripts and
+/// tests to read.
 ///
 /// # Errors
 /// As [`Topology::start`]; [`LaunchError::NodeFailed`] if a node's root supervisor gives up
@@ -93,10 +96,8 @@ pub async fn launch_until(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    if let Some(wanted) = &args.node {
-        if !declared.contains(wanted) {
-            return Err(LaunchError::UnknownNode(wanted.clone(), declared));
-        }
+    if let Some(unknown) = args.nodes.iter().find(|n| !declared.contains(n)) {
+        return Err(LaunchError::UnknownNode(unknown.clone(), declared));
     }
     if args.shutdown_timeout > 0 {
         topology.set_shutdown_timeout(Duration::from_secs(args.shutdown_timeout));
@@ -105,22 +106,38 @@ pub async fn launch_until(
         .cluster
         .clone()
         .unwrap_or_else(|| topology.name().to_string());
-    let prepared = topology.prepare(args.node.as_deref())?;
-    let mut nets = Vec::new();
-    if let Some(name) = &args.node {
-        let identity = load_identity(&args, name, &cluster)?;
-        let node = prepared
-            .nodes()
-            .next()
-            .ok_or_else(|| LaunchError::UnknownNode(name.clone(), declared.clone()))?;
-        let listen = args
+    let only = (!args.nodes.is_empty()).then_some(args.nodes.as_slice());
+    let prepared = topology.prepare(only)?;
+    let mut nets: Vec<NodeNet> = Vec::new();
+    if !args.nodes.is_empty() {
+        let first_listen = args
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let net = NodeNet::bind(node, listen, net_config(&args, &cluster, identity))
-            .await
-            .map_err(|e| LaunchError::Network(e.to_string()))?;
-        announce(net.local_addr());
-        nets.push(net);
+        // One dev CA for every node of this process, so they trust each other.
+        let dev_ca = match (&args.ca, args.dev_ca) {
+            (None, true) => Some(
+                troupe_identity::DevCa::new(&cluster)
+                    .map_err(|e| LaunchError::Identity(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        for (i, node) in prepared.nodes().enumerate() {
+            let identity = load_identity(&args, node.name(), dev_ca.as_ref())?;
+            let mut config = net_config(&args, &cluster, identity);
+            let listen = if i == 0 {
+                first_listen
+            } else {
+                // The others join through the first node of this process, too.
+                config.advertise = None;
+                config.seeds.extend(nets.first().map(NodeNet::local_addr));
+                SocketAddr::new(first_listen.ip(), 0)
+            };
+            let net = NodeNet::bind(node, listen, config)
+                .await
+                .map_err(|e| LaunchError::Network(e.to_string()))?;
+            announce(net.local_addr());
+            nets.push(net);
+        }
     } else if args.quic {
         prepared.mesh.route_through_quic(true);
         let ca = troupe_identity::DevCa::new(&cluster)
@@ -172,15 +189,15 @@ fn net_config(
 fn load_identity(
     args: &LaunchArgs,
     node: &str,
-    cluster: &str,
+    dev_ca: Option<&troupe_identity::DevCa>,
 ) -> Result<troupe_identity::NodeIdentity, LaunchError> {
-    match (&args.ca, args.dev_ca) {
+    match (&args.ca, dev_ca) {
         (Some(dir), _) => troupe_identity::NodeIdentity::load(dir, node)
             .map_err(|e| LaunchError::Identity(e.to_string())),
-        (None, true) => troupe_identity::DevCa::new(cluster)
-            .and_then(|ca| ca.identity(node))
+        (None, Some(ca)) => ca
+            .identity(node)
             .map_err(|e| LaunchError::Identity(e.to_string())),
-        (None, false) => Err(LaunchError::Flags(
+        (None, None) => Err(LaunchError::Flags(
             "--node needs --ca DIR (from `troupe ca issue`), or --dev-ca for a lone dev node"
                 .into(),
         )),

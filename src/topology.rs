@@ -291,13 +291,13 @@ impl Topology {
 
     /// Creates the nodes whose names `only` contains (all for `None`) and registers every
     /// name, without starting anything.
-    pub(crate) fn prepare(self, only: Option<&str>) -> Result<Prepared, LaunchError> {
+    pub(crate) fn prepare(self, only: Option<&[String]>) -> Result<Prepared, LaunchError> {
         let mesh = Mesh::new();
         let mut nodes = Vec::new();
         // register every name on every node before anything starts, so early messages to
         // actors declared later are parked rather than refused
         for decl in self.nodes {
-            if only.is_some_and(|o| o != decl.name) {
+            if only.is_some_and(|o| !o.contains(&decl.name)) {
                 continue;
             }
             let node = Node::new(&decl.name, &mesh, decl.config.clone())?;

@@ -145,7 +145,7 @@ async fn launch_rejects_a_node_the_topology_lacks() {
     let mut t = Topology::new("x");
     t.node("a");
     let args = LaunchArgs {
-        node: Some("b".into()),
+        nodes: vec!["b".into()],
         ..LaunchArgs::default()
     };
     let err = launch_until(t, args, std::future::pending())
@@ -155,6 +155,43 @@ async fn launch_rejects_a_node_the_topology_lacks() {
         matches!(err, LaunchError::UnknownNode(ref n, _) if n == "b"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_nodes_of_a_topology_share_one_process_on_the_network() {
+    let log = Log::default();
+    let mut t = Topology::new("pair");
+    let (a, b) = (t.node("a"), t.node("b"));
+    t.node("c"); // runs elsewhere (here: nowhere)
+    let on_a = t.add(a, "on-a", worker(&log, None));
+    let on_b = t.add(b, "on-b", worker(&log, None));
+    let args = LaunchArgs {
+        nodes: vec!["a".into(), "b".into()],
+        dev_ca: true,
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..LaunchArgs::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(launch_until(t, args, async move {
+        let _ = stop_rx.await;
+    }));
+    for addr in [&on_a, &on_b] {
+        let deadline = std::time::Instant::now() + T;
+        while addr.call(Cmd::Add(1), T).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never answered",
+                addr.name()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(T, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
