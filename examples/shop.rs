@@ -64,6 +64,9 @@ struct Args {
     /// How long the gateway waits for a service's answer before 504
     #[arg(long, default_value_t = 5000)]
     request_timeout_ms: u64,
+    /// Requests per second the gateway accepts from one client IP before 429 (0: no limit)
+    #[arg(long, default_value_t = 10_000)]
+    rate_limit_per_ip: u32,
 }
 
 /// Longest accepted item or order id
@@ -534,15 +537,13 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         poll: None,
     });
     let lb = t.add(app, "lb", Balancer::least_outstanding(&svc).factory());
-    let gateway = t.add(
-        edge,
-        "gateway",
-        Proxy::http(&args.http)
-            .route("/", lb)
-            .timeout(Duration::from_millis(args.request_timeout_ms))
-            .rate_limit_per_ip(10_000)
-            .factory(),
-    );
+    let mut proxy = Proxy::http(&args.http)
+        .route("/", lb)
+        .timeout(Duration::from_millis(args.request_timeout_ms));
+    if args.rate_limit_per_ip > 0 {
+        proxy = proxy.rate_limit_per_ip(args.rate_limit_per_ip);
+    }
+    let gateway = t.add(edge, "gateway", proxy.factory());
     (t, gateway, resp)
 }
 
