@@ -1,0 +1,184 @@
+//! troupe: a supervised, registered child of a node's root supervisor, reached by `Addr`
+//! (as in `benches/local_messaging.rs` and `benches/actor_scale.rs`).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use troupe_runtime::{
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    SupervisorSpec,
+};
+
+use crate::common::{
+    CALL_TIMEOUT, CastPlan, Sample, ScaleRun, Tally, runtime, timed_bounded, timed_calls,
+    timed_casts,
+};
+
+const SYSTEM: &str = "troupe";
+
+#[derive(Serialize, Deserialize)]
+enum CounterMsg {
+    Add(u64),
+    Get,
+}
+
+impl Message for CounterMsg {
+    const NAME: &'static str = "bench.Counter";
+    type Reply = u64;
+}
+
+struct Counter(Tally);
+
+impl Actor for Counter {
+    type Msg = CounterMsg;
+
+    async fn handle(
+        &mut self,
+        msg: CounterMsg,
+        reply: ReplyTo<u64>,
+        _ctx: &Ctx<CounterMsg>,
+    ) -> Result<(), ActorError> {
+        match msg {
+            // a cast's reply handle is inert; dropping it does nothing
+            CounterMsg::Add(n) => self.0.add(n),
+            CounterMsg::Get => {
+                reply.send(self.0.total);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One node with the counter as a permanent child of its root supervisor. The mailbox limit is
+/// raised above the run's message count so that no cast is refused as `Overloaded` (the other
+/// systems' mailboxes are unbounded here).
+async fn counter_node(plan: &CastPlan) -> anyhow::Result<(Node, Addr<CounterMsg>)> {
+    let node = Node::new("bench", &Mesh::new(), NodeConfig::default())?;
+    let limit = (2 * (plan.warm + plan.n)) as usize;
+    let plan = plan.clone();
+    let (spec, addr) = node.child(
+        "counter",
+        ChildOptions::permanent().mailbox_limit(limit),
+        move || Counter(plan.tally()),
+    )?;
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await?;
+    Ok((node, addr))
+}
+
+pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
+    if variant != "cast" {
+        bail!("troupe cast variants: cast");
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let plan = CastPlan::new(n, limit);
+        let (node, addr) = counter_node(&plan).await?;
+        let sender = {
+            let (plan, addr) = (plan.clone(), addr.clone());
+            tokio::spawn(async move {
+                timed_casts(&plan, |v| {
+                    addr.cast(CounterMsg::Add(v)).context("troupe cast")
+                })
+                .await
+            })
+        };
+        let (secs, sent) = sender.await??;
+        let total = addr.call(CounterMsg::Get, CALL_TIMEOUT).await?;
+        if total != plan.warm + n || addr.dropped() != 0 {
+            bail!("troupe counted {total}, dropped {}", addr.dropped());
+        }
+        node.shutdown().await;
+        let mut s = Sample::rate("cast", SYSTEM, variant, n, secs);
+        s.send_secs = Some(sent);
+        Ok(s)
+    })
+}
+
+pub fn call(variant: &str, m: u64, limit: Duration) -> anyhow::Result<Sample> {
+    if variant != "call_timeout" {
+        bail!("troupe call variants: call_timeout");
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let plan = CastPlan::new(1, limit);
+        let (node, addr) = counter_node(&plan).await?;
+        let secs = tokio::spawn({
+            let addr = addr.clone();
+            async move {
+                timed_calls(m, limit, || async {
+                    addr.call(CounterMsg::Get, CALL_TIMEOUT)
+                        .await
+                        .context("troupe call")
+                })
+                .await
+            }
+        })
+        .await??;
+        node.shutdown().await;
+        Ok(Sample::rate("call", SYSTEM, variant, m, secs))
+    })
+}
+
+// ---------------------------------------------------------------- scale
+
+#[derive(Serialize, Deserialize)]
+struct Ping;
+
+impl Message for Ping {
+    const NAME: &'static str = "bench.Ping";
+    type Reply = ();
+}
+
+struct Idle;
+
+impl Actor for Idle {
+    type Msg = Ping;
+
+    async fn handle(
+        &mut self,
+        _msg: Ping,
+        reply: ReplyTo<()>,
+        _ctx: &Ctx<Ping>,
+    ) -> Result<(), ActorError> {
+        reply.send(());
+        Ok(())
+    }
+}
+
+/// N permanent children of one node's root supervisor, each registered as `a{i}`, spawned one
+/// after another with `root.spawn` (as `benches/actor_scale.rs`), one `Addr` kept per actor.
+pub fn scale(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
+    if variant != "supervised_named" {
+        bail!("troupe scale variants: supervised_named");
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let node = Node::new("bench", &Mesh::new(), NodeConfig::default())?;
+        let root = node.start(SupervisorSpec::one_for_one(), vec![]).await?;
+        let mut addrs: Vec<Addr<Ping>> = Vec::with_capacity(n as usize);
+        let mut run = ScaleRun::begin("troupe", n, limit)?;
+        for i in 0..n {
+            let addr = root
+                .spawn(&format!("a{i}"), ChildOptions::permanent(), || Idle)
+                .await?;
+            addrs.push(addr);
+            run.tick(i + 1)?;
+        }
+        let mut s = run.finish((SYSTEM, variant)).await?;
+
+        // all alive, supervised, registered and reachable
+        let children = root.children().await?.len() as u64;
+        if children != n {
+            bail!("the root supervisor has {children} children, expected {n}");
+        }
+        for i in [0, n / 2, n - 1] {
+            let addr: Addr<Ping> = node.lookup(&format!("a{i}"))?;
+            addr.call(Ping, Duration::from_secs(10)).await?;
+        }
+        drop(addrs);
+        s.shutdown_secs = timed_bounded(Duration::from_secs(30), node.shutdown()).await;
+        Ok(s)
+    })
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Every comparison of issue 9 in one run, each troupe side beside the system users would pick
+# instead, on this machine, on loopback, with the same load tool; then one report with charts.
+#
+#   scripts/compare.sh [--quick] [PAIR ...]      # PAIR: local remote http resp db (default: all)
+#
+# Each pair is its own script or bench binary, which installs what it needs from Debian's
+# packages where missing (nginx, wrk, redis-server and redis-tools, etcd-server), starts every
+# peer on 127.0.0.1, runs rounds alternating troupe and the peer, and stops every process it
+# started by its PID. Every load loop is bounded in count and time. Builds come first; with
+# --quick the measurements then finish in under 5 minutes.
+#
+# Output: target/compare/*.json (raw, per pair), target/compare/results.json and results.md
+# (all pairs, with ratios and targets), and SVG charts in docs/benchmarks/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=""
+PAIRS=()
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=--quick ;;
+        local | remote | http | resp | db) PAIRS+=("$arg") ;;
+        *) echo "usage: $0 [--quick] [local|remote|http|resp|db ...]" >&2; exit 2 ;;
+    esac
+done
+if [ ${#PAIRS[@]} -eq 0 ]; then PAIRS=(local remote http resp db); fi
+wants() { [[ " ${PAIRS[*]} " == *" $1 "* ]]; }
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT=$ROOT/target/compare
+mkdir -p "$OUT"
+FAILED=()
+START=$(date +%s)
+
+echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+
+if wants local; then
+    echo "== local messaging and scale: troupe vs ractor, kameo, actix, tokio mpsc"
+    if (cd compare/local-bench && cargo build -q --release) &&
+        "$CARGO_TARGET_DIR/release/local-bench" $QUICK | tee "$OUT/local.txt"; then
+        grep '^{' "$OUT/local.txt" >"$OUT/local.json" || true
+    else
+        FAILED+=(local)
+    fi
+fi
+
+if wants remote; then
+    echo "== remote messaging: troupe (QUIC) vs ractor_cluster (TCP), raw quinn as the limit"
+    if [ -n "$QUICK" ]; then
+        export TROUPE_REMOTE_N=200000 TROUPE_REMOTE_M=5000
+        ROUNDS=1
+    else
+        ROUNDS=2
+    fi
+    : >"$OUT/remote.json"
+    if cargo bench -q --bench remote_messaging --no-run &&
+        (cd compare/ractor-cluster-bench && cargo build -q --release) &&
+        (cd compare/quinn-raw-bench && cargo build -q --release); then
+        for round in $(seq 1 "$ROUNDS"); do
+            for side in troupe ractor quinn; do
+                case $side in
+                    troupe) cmd=(cargo bench -q --bench remote_messaging) ;;
+                    ractor) cmd=("$CARGO_TARGET_DIR/release/ractor-cluster-bench") ;;
+                    quinn) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench") ;;
+                esac
+                if ! timeout 600 "${cmd[@]}" | tee "$OUT/remote-$side-$round.txt"; then
+                    FAILED+=("remote/$side")
+                fi
+                grep '^{' "$OUT/remote-$side-$round.txt" >>"$OUT/remote.json" || true
+            done
+        done
+    else
+        FAILED+=(remote)
+    fi
+    unset TROUPE_REMOTE_N TROUPE_REMOTE_M
+fi
+
+if wants http; then
+    echo "== HTTP: troupe gateway vs nginx (wrk), and shop's full path"
+    scripts/http_compare.sh $QUICK || FAILED+=(http)
+fi
+
+if wants resp; then
+    echo "== cache: troupe RESP front end vs redis-server (redis-benchmark)"
+    scripts/resp_compare.sh $QUICK || FAILED+=(resp)
+fi
+
+if wants db; then
+    echo "== replicated DB: troupe (3 replicas) vs etcd (3 members)"
+    scripts/db_compare.sh $QUICK || FAILED+=(db)
+fi
+
+echo "== report"
+(cd compare/report && cargo build -q --release)
+"$CARGO_TARGET_DIR/release/compare-report" --input "$OUT" --charts "$ROOT/docs/benchmarks"
+
+echo
+echo "== done in $(($(date +%s) - START)) s; results: target/compare/results.json, results.md; charts: docs/benchmarks/"
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "these pairs failed: ${FAILED[*]}" >&2
+    exit 1
+fi
