@@ -6,9 +6,12 @@
 #   scripts/db_compare.sh --quick   # 3 s per phase
 #
 # Runs A/B/A/B (troupe majority, etcd, troupe majority, etcd), then troupe leader-only and
-# troupe all once each. Every run starts its own three servers on fresh data directories and
-# kills them (by PID) when it ends. Results: target/compare/db.json (one object per phase), and
-# a markdown table on standard output.
+# troupe all once each, and etcd once more with its client on the leader's endpoint only (as
+# troupe's client, which sends every request to the leader). Every run starts its own three
+# servers on fresh data directories and kills them (by PID) when it ends. Ratios are against
+# the mean of the two default etcd runs (client on all three members, linearizable gets).
+# Results: target/compare/db.json (one object per phase), and a markdown table on standard
+# output. Operations slower than 100 ms are listed per stall on standard error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -65,6 +68,7 @@ bench troupe --db-cluster "$DB_CLUSTER" --ack majority
 bench etcd
 bench troupe --db-cluster "$DB_CLUSTER" --ack leader-only
 bench troupe --db-cluster "$DB_CLUSTER" --ack all
+bench etcd --leader-endpoint
 
 grep '^{' "$LINES" | paste -sd, - | sed 's/^/[/; s/$/]/' >"$OUT_DIR/db.json"
 rm -f "$LINES"

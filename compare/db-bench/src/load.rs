@@ -32,6 +32,9 @@ pub struct Bounds {
     pub max_ops: u64,
     /// One operation that takes longer counts as an error
     pub op_timeout: Duration,
+    /// Operations slower than this are counted, and listed on standard error (one line per
+    /// stall)
+    pub slow: Option<Duration>,
 }
 
 /// What one phase measured
@@ -53,6 +56,8 @@ pub struct PhaseResult {
     pub timeline: Vec<u64>,
     /// When the slowest successful operation started, from the phase's start
     pub slowest_at: Duration,
+    /// Operations slower than [`Bounds::slow`]
+    pub slow_ops: u64,
     /// Per task, the iterations that succeeded (for the put phase: the keys written)
     pub done: Vec<Vec<u64>>,
 }
@@ -103,6 +108,8 @@ where
 {
     let op = Arc::new(op);
     let started = Arc::new(AtomicU64::new(0));
+    let slow_ops = Arc::new(AtomicU64::new(0));
+    let last_listed_ms = Arc::new(AtomicU64::new(u64::MAX));
     let completed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + bounds.duration;
@@ -129,6 +136,7 @@ where
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..bounds.clients {
         let (op, started, completed) = (op.clone(), started.clone(), completed.clone());
+        let (slow_ops, last_listed_ms) = (slow_ops.clone(), last_listed_ms.clone());
         tasks.spawn(async move {
             let mut out = TaskResult {
                 latencies_us: Vec::new(),
@@ -148,10 +156,32 @@ where
                     Ok(result) => result,
                     Err(_) => Err(format!("no answer within {:?}", bounds.op_timeout)),
                 };
-                completed.fetch_add(1, Ordering::Relaxed);
+                let took = t0.elapsed();
+                let done = completed.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(slow) = bounds.slow
+                    && took > slow
+                {
+                    slow_ops.fetch_add(1, Ordering::Relaxed);
+                    // One line per stall: the first slow operation that started more than
+                    // 100 ms after the last one listed.
+                    let at_ms = (t0 - start).as_millis() as u64;
+                    let last = last_listed_ms.load(Ordering::Relaxed);
+                    if (last == u64::MAX || at_ms > last + 100)
+                        && last_listed_ms
+                            .compare_exchange(last, at_ms, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                    {
+                        eprintln!(
+                            "# slow: task {task} op {i} started at {:.3} s, took {:.1} ms ({}; {done} ops completed by then)",
+                            (t0 - start).as_secs_f64(),
+                            took.as_secs_f64() * 1000.0,
+                            if result.is_ok() { "ok" } else { "failed" },
+                        );
+                    }
+                }
                 match result {
                     Ok(()) => {
-                        let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                        let us = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
                         out.latencies_us.push(us);
                         if us > out.slowest.0 {
                             out.slowest = (us, t0 - start);
@@ -201,6 +231,7 @@ where
         stalled_secs: timeline.iter().filter(|&&n| n == 0).count() as u64,
         timeline,
         slowest_at: Duration::ZERO,
+        slow_ops: slow_ops.load(Ordering::Relaxed),
         done: Vec::with_capacity(bounds.clients),
     };
     let mut slowest = 0;
@@ -266,6 +297,7 @@ mod tests {
             stalled_secs: 0,
             timeline: Vec::new(),
             slowest_at: Duration::ZERO,
+            slow_ops: 0,
             done: Vec::new(),
         };
         assert_eq!(r.percentile_us(50.0), 50);

@@ -94,6 +94,10 @@ struct Common {
     /// Keep the temporary directory (data and server logs) afterwards
     #[arg(long)]
     keep: bool,
+    /// Count operations slower than this many milliseconds (`slow_ops`), and list each stall
+    /// on standard error
+    #[arg(long, default_value_t = 100)]
+    slow_ms: u64,
     /// A label copied into the JSON lines as `run`
     #[arg(long)]
     tag: Option<String>,
@@ -114,6 +118,7 @@ impl Common {
             duration: Duration::from_secs_f64(self.secs),
             max_ops: self.max_ops,
             op_timeout: Duration::from_millis(self.op_timeout_ms.max(1)),
+            slow: (self.slow_ms > 0).then(|| Duration::from_millis(self.slow_ms)),
         })
     }
 
@@ -153,6 +158,8 @@ fn report(
         "errors": r.errors,
         "stalled_secs": r.stalled_secs,
         "slowest_at_ms": r.slowest_at.as_millis(),
+        "slow_ops": r.slow_ops,
+        "slow_ms": common.slow_ms,
         "per_sec": r.timeline,
     });
     if let (Some(line), Some(tag)) = (line.as_object_mut(), &common.tag) {
@@ -227,13 +234,15 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 "version": version,
                 "endpoints": phases.endpoints.len(),
             });
-            let mode = if *serializable_gets {
-                "raft, serializable gets"
-            } else {
-                "raft"
-            };
-            report("etcd", mode, "put", common, &phases.put, extra.clone());
-            report("etcd", mode, "get", common, &phases.get, extra);
+            let mut mode = String::from("raft");
+            if *leader_endpoint {
+                mode.push_str(", leader endpoint");
+            }
+            if *serializable_gets {
+                mode.push_str(", serializable gets");
+            }
+            report("etcd", &mode, "put", common, &phases.put, extra.clone());
+            report("etcd", &mode, "get", common, &phases.get, extra);
         }
         System::Table { file } => print!("{}", table::markdown(file)?),
     }
