@@ -97,5 +97,5 @@ for test in ("SET", "GET"):
         rm = statistics.median(x["rps"] for x in r)
         tp = statistics.median(x["p99_ms"] for x in t)
         rp = statistics.median(x["p99_ms"] for x in r)
-        print(f"| {test} | {p} | {tm:,.0f} | {rm:,.0f} | {tm / rm:.2f}x | {tp} | {rp} |")
+        print(f"| {test} | {p} | {tm:,.0f} | {rm:,.0f} | {tm / rm:.2f}x | {tp:.2f} | {rp:.2f} |")
 EOF

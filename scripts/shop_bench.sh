@@ -35,25 +35,33 @@ if ! command -v wrk >/dev/null; then
 fi
 
 echo "== building shop and troupe (release)"
-cargo build -q --release -p troupe-examples --bin shop -p troupe-cli
+cargo build -q --release -p troupe-examples --bin shop
+cargo build -q --release -p troupe-cli
 SHOP="$TARGET/release/shop"
 TROUPE="$TARGET/release/troupe"
 
 # Starts `shop ARGS...` in the background with stdout to LOG; waits (bounded) for a line
-# starting with PREFIX and prints the rest of it.
+# starting with PREFIX and sets FOUND to the rest of it. (Not in a subshell: PIDS must keep the
+# new process, so the cleanup can stop it.)
+FOUND=""
 start() {
     local log=$1 prefix=$2
     shift 2
     "$SHOP" "$@" >"$log" 2>"$log.err" &
     PIDS+=($!)
+    await_line "$log" "$prefix"
+}
+
+# Waits (bounded) for a line of LOG starting with PREFIX; sets FOUND to the rest of it
+await_line() {
+    local log=$1 prefix=$2 line
     for _ in $(seq 1 300); do
-        local line
-        line=$(grep -m1 "^$prefix " "$log" || true)
-        if [ -n "$line" ]; then echo "${line#"$prefix "}"; return; fi
+        line=$(grep -m1 "^$prefix " "$log" 2>/dev/null || true)
+        if [ -n "$line" ]; then FOUND="${line#"$prefix "}"; return; fi
         sleep 0.1
     done
-    echo "no '$prefix' line from shop $*" >&2
-    cat "$log.err" >&2
+    echo "no '$prefix' line in $log" >&2
+    cat "$log.err" >&2 || true
     exit 1
 }
 
@@ -93,38 +101,37 @@ stop_all() {
 printf '| layout | requests/s | p99 | non-2xx |\n|---|---|---|---|\n' >"$WORK/table.md"
 
 echo "== one process"
-http=$(start "$WORK/one.log" "http listening" --http 127.0.0.1:0 --resp 127.0.0.1:0 --data "$WORK/one-data" --rate-limit-per-ip 0)
+start "$WORK/one.log" "http listening" --http 127.0.0.1:0 --resp 127.0.0.1:0 \
+    --data "$WORK/one-data" --rate-limit-per-ip 0
+http=$FOUND
 wait_healthy "$http"
 measure one-process "$http"
 stop_all
 
-echo "== two processes (edge + app | data)"
 "$TROUPE" ca init "$WORK/ca" >/dev/null
 for n in edge app data; do "$TROUPE" ca issue "$WORK/ca" "$n" >/dev/null; done
-common=(--listen 127.0.0.1:0 --ca "$WORK/ca" --http 127.0.0.1:0 --resp 127.0.0.1:0 --data "$WORK/two-data" --rate-limit-per-ip 0)
-data=$(start "$WORK/two-data.log" listening --node data "${common[@]}")
-start "$WORK/two-front.log" listening --node edge --node app --seed "$data" "${common[@]}" >/dev/null
-http=""
-for _ in $(seq 1 300); do
-    http=$(grep -m1 "^http listening " "$WORK/two-front.log" | cut -d' ' -f3 || true)
-    [ -n "$http" ] && break
-    sleep 0.1
-done
+
+echo "== two processes (edge + app | data)"
+common=(--listen 127.0.0.1:0 --ca "$WORK/ca" --http 127.0.0.1:0 --resp 127.0.0.1:0
+    --data "$WORK/two-data" --rate-limit-per-ip 0)
+start "$WORK/two-data.log" listening --node data "${common[@]}"
+data=$FOUND
+start "$WORK/two-front.log" listening --node edge --node app --seed "$data" "${common[@]}"
+await_line "$WORK/two-front.log" "http listening"
+http=$FOUND
 wait_healthy "$http"
 measure two-processes "$http"
 stop_all
 
-echo "== three processes"
-common=(--listen 127.0.0.1:0 --ca "$WORK/ca" --http 127.0.0.1:0 --resp 127.0.0.1:0 --data "$WORK/three-data" --rate-limit-per-ip 0)
-data=$(start "$WORK/data.log" listening --node data "${common[@]}")
-start "$WORK/app.log" listening --node app --seed "$data" "${common[@]}" >/dev/null
-start "$WORK/edge.log" listening --node edge --seed "$data" "${common[@]}" >/dev/null
-http=""
-for _ in $(seq 1 300); do
-    http=$(grep -m1 "^http listening " "$WORK/edge.log" | cut -d' ' -f3 || true)
-    [ -n "$http" ] && break
-    sleep 0.1
-done
+echo "== three processes (edge | app | data)"
+common=(--listen 127.0.0.1:0 --ca "$WORK/ca" --http 127.0.0.1:0 --resp 127.0.0.1:0
+    --data "$WORK/three-data" --rate-limit-per-ip 0)
+start "$WORK/data.log" listening --node data "${common[@]}"
+data=$FOUND
+start "$WORK/app.log" listening --node app --seed "$data" "${common[@]}"
+start "$WORK/edge.log" listening --node edge --seed "$data" "${common[@]}"
+await_line "$WORK/edge.log" "http listening"
+http=$FOUND
 wait_healthy "$http"
 measure three-processes "$http"
 stop_all
