@@ -628,7 +628,7 @@ impl DbReplica {
             unreachable!("a leader stepped down above");
         };
         let epoch_before = f.epoch();
-        let first = req.prev_index + 1;
+        let first = req.prev_index.saturating_add(1);
         let resp = match f.handle_append(req) {
             Ok(resp) => resp,
             Err(err) => return Ok(DbReply::Error(DbFailure::Malformed(err.to_string()))),
@@ -860,7 +860,7 @@ impl DbReplica {
             .chain([mine, self.log_last_epoch()])
             .max()
             .unwrap_or(0);
-        match self.become_leader(newest + 1)? {
+        match self.become_leader(newest.saturating_add(1))? {
             Ok(()) => Ok(()),
             Err(why) => {
                 tracing::warn!(replica = self.me, %why, "could not resume leading");
@@ -967,7 +967,7 @@ async fn run_promotion(
         .chain([known_epoch])
         .max()
         .unwrap_or(0);
-    let fence_epoch = newest + 1;
+    let fence_epoch = newest.saturating_add(1);
     let mut fences = JoinSet::new();
     for (id, peer) in peers.iter().enumerate() {
         let peer = peer.clone();

@@ -361,6 +361,36 @@ fn divergent_suffix_from_old_epoch_is_truncated() {
 }
 
 #[test]
+fn an_append_past_the_last_representable_index_is_a_typed_error() {
+    let mut f = Follower::new(Limits::default());
+    let req = AppendEntries {
+        leader_epoch: 1,
+        prev_index: u64::MAX,
+        prev_epoch: 1,
+        entries: vec![Entry {
+            index: 0,
+            epoch: 1,
+            op: Op::Noop,
+        }],
+        leader_commit: u64::MAX,
+    };
+    assert!(f.handle_append(req).is_err());
+    let heartbeat = AppendEntries {
+        leader_epoch: 1,
+        prev_index: u64::MAX,
+        prev_epoch: 1,
+        entries: vec![],
+        leader_commit: u64::MAX,
+    };
+    let resp = f.handle_append(heartbeat).unwrap();
+    assert!(
+        matches!(resp.reply, AppendReply::Mismatch { .. }),
+        "{resp:?}"
+    );
+    assert_eq!(f.applied_index(), 0);
+}
+
+#[test]
 fn stale_epoch_is_refused() {
     let mut f = Follower::new(Limits::default());
     assert!(f.fence(3));

@@ -186,7 +186,17 @@ pub(super) fn check_run(
     entries: &[Entry],
 ) -> Result<(), LogError> {
     let mut previous = prev_epoch;
-    for (expected, e) in (prev_index + 1..).zip(entries) {
+    let Some(first) = prev_index.checked_add(1) else {
+        // Nothing can follow the last representable index.
+        return match entries.first() {
+            Some(e) => Err(LogError::NotContiguous {
+                expected: u64::MAX,
+                got: e.index,
+            }),
+            None => Ok(()),
+        };
+    };
+    for (expected, e) in (first..).zip(entries) {
         if e.index != expected {
             return Err(LogError::NotContiguous {
                 expected,

@@ -93,6 +93,6 @@ pub fn promote(
         .max(old_epoch);
     Ok(Promotion {
         leader: best.id,
-        epoch: newest + 1,
+        epoch: newest.saturating_add(1),
     })
 }
