@@ -1,0 +1,108 @@
+//! troupe's side of the HTTP comparison, in one process: the gateway `Proxy::http(--listen)`
+//! routes every path to a balancer, which spreads the requests over a pool of `--pool`
+//! responder actors, each answering the fixed 64-byte body. The gateway and the balancer +
+//! pool sit on two nodes (`edge`, `app`) of one topology, so messages between them are handed
+//! over in memory, as in the README's request path.
+//!
+//!   troupe-http --listen 127.0.0.1:0 --pool 4 [--strategy round-robin|least-outstanding]
+//!
+//! Prints `http listening ADDR` once the gateway is bound; runs until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use http_bench::{BODY, CONTENT_TYPE};
+use troupe::prelude::*;
+use troupe::proxy::ProxyMsg;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Strategy {
+    RoundRobin,
+    LeastOutstanding,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "troupe gateway -> balancer -> responder pool, for wrk")]
+struct Args {
+    /// TCP address the gateway listens on (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Responder actors behind the balancer.
+    #[arg(long, default_value_t = 4)]
+    pool: usize,
+    /// How the balancer picks a responder.
+    #[arg(long, value_enum, default_value_t = Strategy::RoundRobin)]
+    strategy: Strategy,
+}
+
+/// Answers every request with the fixed body.
+struct Responder;
+
+impl Actor for Responder {
+    type Msg = HttpRequest;
+
+    async fn handle(
+        &mut self,
+        _req: HttpRequest,
+        reply: ReplyTo<HttpResponse>,
+        _: &Ctx<HttpRequest>,
+    ) -> Result<(), ActorError> {
+        reply.send(HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), CONTENT_TYPE.into())],
+            body: BODY.to_vec(),
+        });
+        Ok(())
+    }
+}
+
+async fn gateway_addr(gateway: &Addr<ProxyMsg>) -> anyhow::Result<SocketAddr> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(addr)) = gateway
+            .call(ProxyMsg::LocalAddr, Duration::from_secs(1))
+            .await
+        {
+            return Ok(addr);
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway did not bind within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut t = Topology::new("http-bench");
+    let (edge, app) = (t.node("edge"), t.node("app"));
+    let pool = t.pool(app, "responder", args.pool.max(1), |_| Responder);
+    let balancer = match args.strategy {
+        Strategy::RoundRobin => Balancer::round_robin(&pool),
+        Strategy::LeastOutstanding => Balancer::least_outstanding(&pool),
+    };
+    let lb = t.add(app, "lb", balancer.factory());
+    let gateway = t.add(
+        edge,
+        "gateway",
+        Proxy::http(args.listen.clone()).route("/", lb).factory(),
+    );
+    let stop = troupe::shutdown_signal().context("installing the signal handlers")?;
+    let mut running = tokio::spawn(launch_until(t, LaunchArgs::default(), stop));
+    // a topology that fails to start (say the address is taken) ends `running` early
+    let addr = tokio::select! {
+        addr = gateway_addr(&gateway) => addr?,
+        ended = &mut running => {
+            ended.context("the topology task panicked")??;
+            bail!("the topology stopped before the gateway bound");
+        }
+    };
+    println!("http listening {addr}");
+    std::io::stdout().flush()?;
+    running.await.context("the topology task panicked")??;
+    Ok(())
+}
