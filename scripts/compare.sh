@@ -34,6 +34,10 @@ mkdir -p "$OUT"
 FAILED=()
 START=$(date +%s)
 
+# Results of the pairs run now replace earlier ones; the others' files are kept.
+for pair in "${PAIRS[@]}"; do rm -f "$OUT/$pair.json"; done
+rm -f "$OUT/shop.json"
+
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
 
 if wants local; then

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Reads the JSON (an array, or one object per line) each script wrote into the input
-//! directory — `local.json`, `remote.json`, `http.json`, `shop.json`, `resp.json`, `db.json` —
+//! directory — `local.json`, `remote.json`, `http.json` (with shop's rows), `resp.json`,
+//! `db.json` —
 //! and writes:
 //!
 //! - `results.json`: every measurement as `{pair, metric, system, value, unit}` (medians where a
@@ -240,11 +241,31 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
             out.push(Headline { comparison, troupe: t, peer: p, unit, ratio, target });
         }
     };
-    for metric in ["casts/s", "calls/s"] {
-        let troupe = find_prefix(rows, "local", metric, "troupe").map(|(_, v)| v);
-        let ractor = find_prefix(rows, "local", metric, "ractor").map(|(_, v)| v);
-        push(format!("local {metric}: troupe vs ractor"), troupe, ractor, "/s", true, 0.9);
-    }
+    push(
+        "local casts/s: troupe vs ractor".into(),
+        find_prefix(rows, "local", "casts/s", "troupe").map(|(_, v)| v),
+        find(rows, "local", "casts/s", "ractor (cast)"),
+        "/s",
+        true,
+        0.9,
+    );
+    let troupe_calls = find_prefix(rows, "local", "calls/s", "troupe").map(|(_, v)| v);
+    push(
+        "local calls/s: troupe (always timed) vs ractor call! (untimed)".into(),
+        troupe_calls,
+        find(rows, "local", "calls/s", "ractor (call)"),
+        "/s",
+        true,
+        0.9,
+    );
+    push(
+        "local calls/s: troupe vs ractor call_t! (same timeout)".into(),
+        troupe_calls,
+        find(rows, "local", "calls/s", "ractor (call_timeout)"),
+        "/s",
+        true,
+        0.9,
+    );
     let troupe_bytes = find_prefix(rows, "scale", "bytes per idle actor", "troupe").map(|(_, v)| v);
     let ractor_bytes = find_prefix(rows, "scale", "bytes per idle actor", "ractor").map(|(_, v)| v);
     if let (Some(t), Some(r)) = (troupe_bytes, ractor_bytes) {
@@ -258,6 +279,14 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
         "/s",
         true,
         2.0,
+    );
+    push(
+        "remote call p50: troupe vs the 50 µs target".into(),
+        find(rows, "remote", "call p50", "troupe"),
+        Some(50.0),
+        "µs",
+        false,
+        1.0,
     );
     push(
         "remote call p50: troupe vs ractor_cluster".into(),
@@ -467,7 +496,6 @@ fn main() -> anyhow::Result<()> {
     raw.extend(local_rows(&read_objects(&input.join("local.json"))));
     raw.extend(remote_rows(&read_objects(&input.join("remote.json"))));
     raw.extend(http_rows(&read_objects(&input.join("http.json")), "http"));
-    raw.extend(http_rows(&read_objects(&input.join("shop.json")), "shop"));
     raw.extend(resp_rows(&read_objects(&input.join("resp.json"))));
     raw.extend(db_rows(&read_objects(&input.join("db.json"))));
     let rows = medians(raw);
