@@ -51,7 +51,7 @@ if wants local; then
 fi
 
 if wants remote; then
-    echo "== remote messaging: troupe (QUIC) vs ractor_cluster (TCP), raw quinn as the limit"
+    echo "== remote messaging: troupe (QUIC) vs ractor_cluster (TCP), raw quinn and raw TCP as the limits"
     if [ -n "$QUICK" ]; then
         export TROUPE_REMOTE_N=200000 TROUPE_REMOTE_M=5000
         ROUNDS=1
@@ -63,11 +63,12 @@ if wants remote; then
         (cd compare/ractor-cluster-bench && cargo build -q --release) &&
         (cd compare/quinn-raw-bench && cargo build -q --release); then
         for round in $(seq 1 "$ROUNDS"); do
-            for side in troupe ractor quinn; do
+            for side in troupe ractor quinn tcp; do
                 case $side in
                     troupe) cmd=(cargo bench -q --bench remote_messaging) ;;
                     ractor) cmd=("$CARGO_TARGET_DIR/release/ractor-cluster-bench") ;;
                     quinn) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench") ;;
+                    tcp) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench" --tcp) ;;
                 esac
                 if ! timeout 600 "${cmd[@]}" | tee "$OUT/remote-$side-$round.txt"; then
                     FAILED+=("remote/$side")

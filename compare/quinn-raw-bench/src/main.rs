@@ -10,7 +10,9 @@
 //!   with 4 bytes, timed with `Instant` (p50/p90/p99).
 //!
 //! `N` defaults to 1,000,000 (env `TROUPE_REMOTE_N`), `M` to 20,000 (`TROUPE_REMOTE_M`);
-//! `--smoke` runs N = 1,000, M = 100. Every wait is bounded; children are killed on exit.
+//! `--smoke` runs N = 1,000, M = 100. `--tcp` runs the same workload over plain TCP
+//! (`TCP_NODELAY`, no TLS): two connections, one for the frames, one for the round trips.
+//! Every wait is bounded; children are killed on exit.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -209,6 +211,152 @@ fn recv_role(s: &Settings) -> anyhow::Result<()> {
     })
 }
 
+// ---------------------------------------------------------------- plain TCP (`--tcp`)
+
+/// Counts `n` length-prefixed frames from `data`; the time from the first read to the last
+async fn count_tcp_frames(
+    data: &mut tokio::net::TcpStream,
+    n: u64,
+) -> anyhow::Result<(u64, Duration)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut chunk = vec![0u8; 256 * 1024];
+    let (mut count, mut first, mut last) = (0u64, None, Instant::now());
+    while count < n {
+        let got = data.read(&mut chunk).await?;
+        if got == 0 {
+            bail!("stream ended after {count} frames");
+        }
+        buf.extend_from_slice(&chunk[..got]);
+        let mut at = 0;
+        while buf.len() - at >= 4 {
+            let len = u32::from_be_bytes(buf[at..at + 4].try_into()?) as usize;
+            if buf.len() - at - 4 < len {
+                break;
+            }
+            at += 4 + len;
+            count += 1;
+        }
+        buf.drain(..at);
+        let now = Instant::now();
+        first.get_or_insert(now);
+        last = now;
+    }
+    Ok((count, last - first.unwrap_or(last)))
+}
+
+/// The receiver over plain TCP: the first connection is the round-trip stream (echoed), the
+/// second carries the frames
+fn recv_role_tcp(s: &Settings) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        say(&format!("LISTENING {}", listener.local_addr()?));
+        let accept = || async {
+            let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+                .await
+                .context("no connection in time")??;
+            stream.set_nodelay(true)?;
+            anyhow::Ok(stream)
+        };
+        let rtt = accept().await?;
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut rd, mut wr) = rtt.into_split();
+            let mut req = [0u8; FRAME_LEN];
+            while rd.read_exact(&mut req).await.is_ok() {
+                if wr
+                    .write_all(&(PAYLOAD_LEN as u32).to_be_bytes())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut data = accept().await?;
+        let (count, elapsed) = tokio::time::timeout(s.timeout, count_tcp_frames(&mut data, s.n))
+            .await
+            .context("frames did not arrive in time")??;
+        say(&format!(
+            "RESULT role=recv count={count} elapsed_ns={}",
+            elapsed.as_nanos()
+        ));
+        tokio::time::sleep(s.timeout).await;
+        anyhow::Ok(())
+    })
+}
+
+/// The sender over plain TCP: the same workload as [`send_role`]
+fn send_role_tcp(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = runtime()?;
+    rt.block_on(async {
+        let connect = || async {
+            let stream = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::net::TcpStream::connect(peer),
+            )
+            .await
+            .context("connect timed out")??;
+            stream.set_nodelay(true)?;
+            anyhow::Ok(stream)
+        };
+        let mut rtt = connect().await?;
+        let mut data = connect().await?;
+        let s = s.clone();
+        let work = tokio::spawn(async move {
+            let mut frame = Vec::with_capacity(FRAME_LEN);
+            frame.extend_from_slice(&(PAYLOAD_LEN as u32).to_be_bytes());
+            frame.extend_from_slice(&[0xA5u8; PAYLOAD_LEN]);
+            let mut reply = [0u8; 4];
+            for _ in 0..WARMUP_CALLS.min(s.m.max(10)) {
+                rtt.write_all(&frame).await?;
+                rtt.read_exact(&mut reply).await?;
+            }
+            let per_batch = (BATCH_BYTES / FRAME_LEN) as u64;
+            let mut batch = Vec::with_capacity(BATCH_BYTES);
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while sent < s.n {
+                batch.clear();
+                let k = per_batch.min(s.n - sent);
+                for _ in 0..k {
+                    batch.extend_from_slice(&frame);
+                }
+                data.write_all(&batch).await?;
+                sent += k;
+            }
+            let send_secs = start.elapsed().as_secs_f64();
+            let mut calls_ns = Vec::with_capacity(s.m);
+            for _ in 0..s.m {
+                let t = Instant::now();
+                rtt.write_all(&frame).await?;
+                rtt.read_exact(&mut reply).await?;
+                calls_ns.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            }
+            calls_ns.sort_unstable();
+            anyhow::Ok((send_secs, calls_ns))
+        });
+        let (send_secs, v) = tokio::time::timeout(s.timeout, work)
+            .await
+            .context("the sender timed out")???;
+        let p = |q: f64| percentile(&v, q);
+        say(&format!(
+            "RESULT role=send send_secs={send_secs} calls={} p50_ns={} p90_ns={} p99_ns={} \
+             min_ns={} max_ns={} mean_ns={}",
+            v.len(),
+            p(0.50),
+            p(0.90),
+            p(0.99),
+            v.first().copied().unwrap_or(0),
+            v.last().copied().unwrap_or(0),
+            v.iter().sum::<u64>() / v.len().max(1) as u64,
+        ));
+        anyhow::Ok(())
+    })
+}
+
 // ---------------------------------------------------------------- the sender
 
 fn send_role(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
@@ -365,7 +513,7 @@ fn field<T: std::str::FromStr>(
         .map_err(|_| anyhow::anyhow!("bad {key}"))
 }
 
-fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
+fn parent(n: u64, m: usize, timeout: Duration, tcp: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("quinn-raw-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
@@ -379,12 +527,15 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
     };
     let result = (|| {
         let deadline = Instant::now() + timeout;
-        let mut recv = Proc::spawn("recv", &s, &[])?;
+        let transport: Vec<String> = if tcp { vec!["--tcp".into()] } else { Vec::new() };
+        let mut recv = Proc::spawn("recv", &s, &transport)?;
         let addr = recv
             .expect("LISTENING ", Instant::now() + Duration::from_secs(30))?
             .trim_start_matches("LISTENING ")
             .to_string();
-        let mut send = Proc::spawn("send", &s, &["--peer".into(), addr])?;
+        let mut extra = transport.clone();
+        extra.extend(["--peer".to_string(), addr]);
+        let mut send = Proc::spawn("send", &s, &extra)?;
         let r = fields(&recv.expect("RESULT ", deadline)?);
         let w = fields(&send.expect("RESULT ", deadline)?);
         anyhow::Ok((r, w))
@@ -397,7 +548,12 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
     let us = |k: &str| -> anyhow::Result<f64> { Ok(field::<u64>(&w, k)? as f64 / 1e3) };
     let (p50, p90, p99, mean) = (us("p50_ns")?, us("p90_ns")?, us("p99_ns")?, us("mean_ns")?);
     println!();
-    println!("raw quinn, 2 processes on 127.0.0.1, TLS 1.3 (ring), 2 tokio workers each");
+    let (title, system) = if tcp {
+        ("raw TCP, 2 processes on 127.0.0.1, no TLS, TCP_NODELAY, 2 tokio workers each", "tcp_raw")
+    } else {
+        ("raw quinn, 2 processes on 127.0.0.1, TLS 1.3 (ring), 2 tokio workers each", "quinn_raw")
+    };
+    println!("{title}");
     println!(
         "{:<44} {:>16}",
         "frames (4 + 64 bytes), batched 64 KiB", count
@@ -411,7 +567,7 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
     );
     println!("{:<44} {:>16.1}", "round trip mean (us)", mean);
     println!(
-        "{{\"bench\":\"remote_messaging\",\"system\":\"quinn_raw\",\"n\":{count},\"m\":{m},\
+        "{{\"bench\":\"remote_messaging\",\"system\":\"{system}\",\"n\":{count},\"m\":{m},\
          \"frames_per_sec\":{per_sec:.1},\"recv_secs\":{secs:.6},\"rtt_p50_us\":{p50:.2},\
          \"rtt_p90_us\":{p90:.2},\"rtt_p99_us\":{p99:.2},\"rtt_mean_us\":{mean:.2}}}"
     );
@@ -428,7 +584,10 @@ fn main() -> anyhow::Result<()> {
             dir: PathBuf::from(flag(&args, "--dir").context("missing --dir")?),
             timeout: Duration::from_secs(parse_flag(&args, "--timeout-secs")?),
         };
+        let tcp = args.iter().any(|a| a == "--tcp");
         return match role {
+            "recv" if tcp => recv_role_tcp(&s),
+            "send" if tcp => send_role_tcp(&s, parse_flag(&args, "--peer")?),
             "recv" => recv_role(&s),
             "send" => send_role(&s, parse_flag(&args, "--peer")?),
             other => bail!("unknown role {other:?}"),
@@ -438,5 +597,5 @@ fn main() -> anyhow::Result<()> {
     let n = env_number::<u64>("TROUPE_REMOTE_N")?.unwrap_or(if smoke { 1_000 } else { DEFAULT_N });
     let m = env_number::<usize>("TROUPE_REMOTE_M")?.unwrap_or(if smoke { 100 } else { DEFAULT_M });
     let timeout = Duration::from_secs(env_number("TROUPE_REMOTE_TIMEOUT_SECS")?.unwrap_or(300));
-    parent(n, m, timeout)
+    parent(n, m, timeout, args.iter().any(|a| a == "--tcp"))
 }
