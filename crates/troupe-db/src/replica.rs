@@ -610,19 +610,28 @@ impl DbReplica {
         Ok(Ok(()))
     }
 
+    /// A replication message from `leader` at `epoch` reached this replica: if it leads, it
+    /// steps down when `epoch` is newer, and otherwise refuses the message (the answer to send)
+    fn yield_to(&mut self, leader: u64, epoch: u64) -> Result<Option<DbReply>, ActorError> {
+        if !matches!(self.state, State::Leader(_)) {
+            return Ok(None);
+        }
+        if epoch > self.epoch() {
+            self.step_down(epoch, Some(leader))?;
+            return Ok(None);
+        }
+        Ok(Some(DbReply::Appended(AppendReply::StaleEpoch {
+            epoch: self.epoch(),
+        })))
+    }
+
     fn on_append(
         &mut self,
         leader: u64,
         req: crate::core::AppendEntries,
     ) -> Result<DbReply, ActorError> {
-        if let State::Leader(_) = &self.state {
-            if req.leader_epoch > self.epoch() {
-                self.step_down(req.leader_epoch, Some(leader))?;
-            } else {
-                return Ok(DbReply::Appended(AppendReply::StaleEpoch {
-                    epoch: self.epoch(),
-                }));
-            }
+        if let Some(refusal) = self.yield_to(leader, req.leader_epoch)? {
+            return Ok(refusal);
         }
         let State::Follower(f) = &mut self.state else {
             unreachable!("a leader stepped down above");
@@ -667,14 +676,8 @@ impl DbReplica {
         leader: u64,
         req: crate::core::InstallSnapshot,
     ) -> Result<DbReply, ActorError> {
-        if let State::Leader(_) = &self.state {
-            if req.leader_epoch > self.epoch() {
-                self.step_down(req.leader_epoch, Some(leader))?;
-            } else {
-                return Ok(DbReply::Appended(AppendReply::StaleEpoch {
-                    epoch: self.epoch(),
-                }));
-            }
+        if let Some(refusal) = self.yield_to(leader, req.leader_epoch)? {
+            return Ok(refusal);
         }
         let State::Follower(f) = &mut self.state else {
             unreachable!("a leader stepped down above");
@@ -1042,20 +1045,16 @@ impl Actor for DbReplica {
                 let _ = me.cast(DbMsg::Tick);
             }
         }));
-        let mut events = ctx.node().cluster_events();
-        let me = ctx.myself().clone();
-        self.tasks.push(TaskGuard::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let (node, down) = match events.recv().await {
-                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => (node, true),
-                    Ok(NodeEvent::Up { node, .. }) => (node, false),
-                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
-                };
-                let _ = me.cast(DbMsg::NodeChanged { node, down });
-            }
-        }));
+        self.tasks.push(ctx.node().forward_cluster_events(
+            ctx.myself().clone(),
+            |event| match event {
+                NodeEvent::Down { node, .. } | NodeEvent::Left { node } => {
+                    Some(DbMsg::NodeChanged { node, down: true })
+                }
+                NodeEvent::Up { node, .. } => Some(DbMsg::NodeChanged { node, down: false }),
+                _ => None,
+            },
+        ));
         tracing::info!(replica = self.me, db = %self.spec.name, status = ?self.status(), "replica started");
         self.ask_to_resume();
         Ok(())

@@ -420,21 +420,15 @@ impl Actor for QueueActor {
                 let _ = me.cast(QueueMsg::Tick);
             }
         }));
-        {
-            let mut events = ctx.node().cluster_events();
-            let me = ctx.myself().clone();
-            self.tasks.push(TaskGuard::spawn(async move {
-                loop {
-                    match events.recv().await {
-                        Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
-                            let _ = me.cast(QueueMsg::NodeDown { node });
-                        }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
+        self.tasks.push(ctx.node().forward_cluster_events(
+            ctx.myself().clone(),
+            |event| match event {
+                NodeEvent::Down { node, .. } | NodeEvent::Left { node } => {
+                    Some(QueueMsg::NodeDown { node })
                 }
-            }));
-        }
+                _ => None,
+            },
+        ));
         Ok(())
     }
 

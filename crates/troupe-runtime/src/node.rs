@@ -411,6 +411,32 @@ impl Node {
         self.inner.cluster_events.subscribe()
     }
 
+    /// Casts `map(event)` to `to` for each of this node's cluster events that `map` turns into
+    /// a message, until the returned guard is dropped (keep it in the actor, so it ends with
+    /// the instance). Events missed because the subscriber lagged are skipped; a message the
+    /// mailbox refuses is dropped, as with any cast.
+    pub fn forward_cluster_events<M: Message>(
+        &self,
+        to: Addr<M>,
+        map: impl Fn(crate::remote::NodeEvent) -> Option<M> + Send + 'static,
+    ) -> crate::TaskGuard {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut events = self.cluster_events();
+        crate::TaskGuard::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        if let Some(msg) = map(event) {
+                            let _ = to.cast(msg);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
     /// How the node's root supervisor ended so far.
     pub fn exit_status(&self) -> NodeExit {
         self.inner.exit.borrow().clone()
