@@ -1,8 +1,33 @@
 //! troupe's replicated key-value store: single-leader log replication, catch-up and failover
 //!
-//! This crate currently holds only the replication rules, in [`core`]: plain types with no
-//! networking code, no async, no clock and no storage. Storage on redb and the replica actors
-//! that move messages between these types come later and only call into [`core`].
+//! The replication rules live in [`core`]: plain types with no networking code, no async, no
+//! clock and no storage, tested deterministically. Around them, a thin shell: [`storage`] (one
+//! redb file per replica), [`DbReplica`] (the supervised actor that feeds the rules and moves
+//! their messages between replicas), [`DbClient`] (one handle that follows the leader) and
+//! [`DbBacking`] (the database behind a read-through cache). `docs/db.md` in the repository
+//! says what each acknowledgement mode can lose, and how failover works.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # async fn demo(node: troupe_runtime::Node) -> Result<(), troupe_db::DbError> {
+//! use troupe_db::{AckMode, DbSpec, ReadPolicy};
+//!
+//! let spec = DbSpec::new("db", "./troupe-data")
+//!     .replica("data-1")
+//!     .replica("data-2")
+//!     .replica("data-3")
+//!     .ack(AckMode::Majority);
+//! // Each host spawns its replica with `spec.factory(i)` (or `Topology::add_db` does it);
+//! // any node can then reach the database:
+//! let db = spec.client(&node);
+//! let written = db.put("user:42", "ada").await?;
+//! let mine = db.clone().with_read_policy(ReadPolicy::ReadYourWrites);
+//! assert_eq!(mine.get("user:42").await?.as_deref(), Some(&b"ada"[..]));
+//! # let _ = written;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Guarantees
 //!
@@ -26,6 +51,11 @@
 //! - `core/leader.rs`: [`core::Leader`], per-follower progress, acknowledgement counting and
 //!   pending writes.
 //! - `core/promotion.rs`: [`core::promote`], choosing the follower to promote on leader loss.
+//! - `storage.rs`: [`storage::ReplicaStore`], a replica's log, applied map and epochs on redb.
+//! - `msg.rs`: [`DbMsg`] and [`DbReply`], what replicas and clients say to each other.
+//! - `spec.rs`: [`DbSpec`], placement, acknowledgement mode, limits and timings.
+//! - `replica.rs`: [`DbReplica`], the actor; `client.rs`: [`DbClient`]; `backing.rs`:
+//!   [`DbBacking`].
 
 pub mod backing;
 pub mod client;

@@ -11,7 +11,7 @@
 //! writes that arrive before the flush runs share its fsync (group commit). The flush makes
 //! the log durable, then sends each follower the entries it lacks (one append in flight per
 //! follower; entries that arrive meanwhile ride the next one). A write is answered once its
-//! index is committed under the database's [`AckMode`](crate::core::AckMode) and applied to
+//! index is committed under the database's [`AckMode`] and applied to
 //! the leader's state.
 //!
 //! # Who leads
