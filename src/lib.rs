@@ -12,9 +12,15 @@
 //! - [`runtime`] and [`wire`]: the layers underneath (`troupe-runtime`, `troupe-wire`).
 //! - [`proxy`] and [`balancer`]: the request path's parts (`troupe-proxy`, `troupe-balancer`).
 //! - [`cache`]: the sharded LRU cache and its RESP front end (`troupe-cache`).
+//! - [`queue`]: the work queue with leases and dead letters, in memory or durable
+//!   (`troupe-queue`).
+//! - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`); placed with
+//!   [`Topology::add_db`].
 //!
 //! # Examples
-//! See `examples/hello_cluster.rs`: `cargo run --example hello_cluster`.
+//! `examples/shop.rs` puts every part in one topology (`cargo run --example shop`);
+//! `examples/hello_cluster.rs` shows supervision and handles across nodes,
+//! `examples/db_cluster.rs` the database alone, `examples/cache_server.rs` the cache over RESP.
 
 pub mod launch;
 pub mod topology;
