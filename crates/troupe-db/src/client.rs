@@ -107,6 +107,33 @@ impl std::fmt::Debug for DbClient {
 
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
+/// One operation's retries: its deadline and a doubling pause between attempts
+struct Retry {
+    deadline: Instant,
+    pause: Duration,
+}
+
+impl Retry {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + timeout,
+            pause: Duration::from_millis(5),
+        }
+    }
+
+    /// Time left before the deadline (zero once it passed)
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Waits before the next attempt (never past the deadline), doubling the pause up to
+    /// [`MAX_BACKOFF`]
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.pause.min(self.remaining())).await;
+        self.pause = (self.pause * 2).min(MAX_BACKOFF);
+    }
+}
+
 impl DbClient {
     /// A client for the database whose replica `i` is `replicas[i]`
     pub fn new(replicas: Vec<Addr<DbMsg>>) -> Self {
@@ -297,12 +324,11 @@ impl DbClient {
     async fn write(&self, op: WriteOp) -> Result<Written, DbError> {
         let resend_when_unsure = !matches!(op, WriteOp::Cas { .. });
         let n = self.replicas.len();
-        let deadline = Instant::now() + self.timeout;
+        let mut retry = Retry::new(self.timeout);
         let mut target = self.leader() % n.max(1);
-        let mut backoff = Duration::from_millis(5);
         let mut last = String::from("no replica");
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = retry.remaining();
             if remaining.is_zero() || n == 0 {
                 return Err(DbError::Unavailable { last });
             }
@@ -350,9 +376,7 @@ impl DbClient {
                     target = (target + 1) % n;
                 }
             }
-            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            retry.pause().await;
         }
     }
 
@@ -362,8 +386,7 @@ impl DbClient {
         msg: impl Fn(ReadAt) -> DbMsg,
     ) -> Result<DbReply, DbError> {
         let n = self.replicas.len();
-        let deadline = Instant::now() + self.timeout;
-        let mut backoff = Duration::from_millis(5);
+        let mut retry = Retry::new(self.timeout);
         let mut last = String::from("no replica");
         let wait_ms = u64::try_from(self.read_wait.as_millis()).unwrap_or(u64::MAX);
         let mut policy = policy;
@@ -372,7 +395,7 @@ impl DbClient {
             _ => self.session.next_read.fetch_add(1, Ordering::Relaxed) % n.max(1),
         };
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = retry.remaining();
             if remaining.is_zero() || n == 0 {
                 return Err(DbError::Unavailable { last });
             }
@@ -422,9 +445,7 @@ impl DbClient {
                     target = (target + 1) % n;
                 }
             }
-            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            retry.pause().await;
         }
     }
 }

@@ -38,8 +38,8 @@ use troupe_runtime::remote::NodeEvent;
 use troupe_runtime::{Actor, ActorError, Addr, Ctx, ReplyTo, TaskGuard};
 
 use crate::core::{
-    AckMode, AppendReply, Candidate, Follower, Leader, Op, ReplicaId, RequestError, StateMachine,
-    WriteId, promote,
+    AckMode, AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError,
+    StateMachine, WriteId, promote,
 };
 use crate::msg::{DbFailure, DbMsg, DbReply, ReadAt, ReplicaStatus, Role, WriteOp, WriteOutcome};
 use crate::spec::DbSpec;
@@ -156,12 +156,20 @@ impl DbReplica {
         }
     }
 
-    fn status(&self) -> ReplicaStatus {
-        let (role, log) = match &self.state {
-            State::Follower(f) => (Role::Follower, f.log()),
-            State::Leader(l) => (Role::Leader, l.leader.log()),
+    fn log(&self) -> &Log {
+        match &self.state {
+            State::Follower(f) => f.log(),
+            State::Leader(l) => l.leader.log(),
             State::Moving => unreachable!("role in transition"),
+        }
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let role = match self.state {
+            State::Leader(_) => Role::Leader,
+            _ => Role::Follower,
         };
+        let log = self.log();
         ReplicaStatus {
             id: self.me,
             role,
@@ -336,13 +344,9 @@ impl DbReplica {
             return Ok(());
         };
         let log = leading.leader.log();
-        let (from, last) = (leading.leader.local_durable_index() + 1, log.last_index());
-        if from <= last {
-            self.dirty
-                .log
-                .extend((from..=last).filter_map(|i| log.get(i).cloned()));
-            self.dirty.log_last = Some(last);
-        }
+        let last = log.last_index();
+        self.dirty
+            .stage_log(log, leading.leader.local_durable_index() + 1, last);
         self.commit(Flush::Durable)?;
         if let State::Leader(leading) = &mut self.state {
             let _ = leading.leader.on_local_durable(last);
@@ -394,7 +398,7 @@ impl DbReplica {
     fn maybe_compact(&mut self) {
         let retain = self.spec.log_retain;
         let step = (retain / 10).max(1);
-        let (applied, base) = (self.applied().applied_index(), self.log_base().0);
+        let (applied, base) = (self.applied().applied_index(), self.log().base().0);
         if applied < base + retain + step {
             return;
         }
@@ -411,14 +415,6 @@ impl DbReplica {
             State::Moving => return,
         };
         self.dirty.log_base = Some(new_base);
-    }
-
-    fn log_base(&self) -> (u64, u64) {
-        match &self.state {
-            State::Follower(f) => f.log().base(),
-            State::Leader(l) => l.leader.log().base(),
-            State::Moving => (0, 0),
-        }
     }
 
     fn replicate_all(&mut self, heartbeat: bool) {
@@ -552,17 +548,12 @@ impl DbReplica {
             new = epoch,
             "stepping down"
         );
-        let log = l.log().clone();
-        let (from, last) = (l.local_durable_index() + 1, log.last_index());
-        if from <= last {
-            self.dirty
-                .log
-                .extend((from..=last).filter_map(|i| log.get(i).cloned()));
-            self.dirty.log_last = Some(last);
-        }
+        let (old_epoch, durable) = (l.epoch(), l.local_durable_index());
+        let log = l.into_log();
+        self.dirty.stage_log(&log, durable + 1, log.last_index());
         self.dirty.epoch = Some(epoch);
         self.dirty.led_epoch = Some(0);
-        let mut follower = Follower::from_parts(l.epoch(), log, state, self.spec.limits);
+        let mut follower = Follower::from_parts(old_epoch, log, state, self.spec.limits);
         follower.fence(epoch);
         self.state = State::Follower(follower);
         self.leader_hint = leader;
@@ -644,11 +635,8 @@ impl DbReplica {
         };
         if let AppendReply::Success { match_index, .. } = resp.reply {
             let log = f.log();
-            let from = first.max(log.base().0 + 1);
             self.dirty
-                .log
-                .extend((from..=match_index).filter_map(|i| log.get(i).cloned()));
-            self.dirty.log_last = Some(log.last_index());
+                .stage_log(log, first.max(log.base().0 + 1), match_index);
             self.leader_hint = Some(leader);
             self.heard_leader = Instant::now();
             self.resume = false;
@@ -860,7 +848,7 @@ impl DbReplica {
         let newest = peers
             .iter()
             .map(|p| p.epoch.max(p.last_epoch))
-            .chain([mine, self.log_last_epoch()])
+            .chain([mine, self.log().last_epoch()])
             .max()
             .unwrap_or(0);
         match self.become_leader(newest.saturating_add(1))? {
@@ -869,14 +857,6 @@ impl DbReplica {
                 tracing::warn!(replica = self.me, %why, "could not resume leading");
                 Ok(())
             }
-        }
-    }
-
-    fn log_last_epoch(&self) -> u64 {
-        match &self.state {
-            State::Follower(f) => f.log().last_epoch(),
-            State::Leader(l) => l.leader.log().last_epoch(),
-            State::Moving => 0,
         }
     }
 

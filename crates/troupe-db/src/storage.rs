@@ -123,6 +123,17 @@ impl Batch {
         *self == Self::default()
     }
 
+    /// Stage entries `from..=to` of `log` to be written, with the log's end (rows past it are
+    /// removed); nothing when the range is empty
+    pub fn stage_log(&mut self, log: &Log, from: u64, to: u64) {
+        if from > to {
+            return;
+        }
+        self.log
+            .extend((from..=to).filter_map(|i| log.get(i).cloned()));
+        self.log_last = Some(log.last_index());
+    }
+
     /// Add the key-value change applying `op` made, given whether it took effect (a failed
     /// compare-and-set changes nothing)
     pub fn record_apply(&mut self, op: &Op, took_effect: bool) {

@@ -313,6 +313,11 @@ impl Leader {
         Ok(())
     }
 
+    /// Give up leadership: the log, for the follower this replica becomes
+    pub fn into_log(self) -> Log {
+        self.log
+    }
+
     /// Drop log entries up to `upto`, after a snapshot covers them
     ///
     /// # Panics
