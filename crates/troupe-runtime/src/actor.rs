@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::future::Either;
 use ractor::{ActorCell, ActorProcessingErr, ActorRef};
 
 use crate::addr::Addr;
@@ -189,24 +190,25 @@ impl<A: Actor> ractor::Actor for Host<A> {
         }
     }
 
-    async fn handle(
+    // Not an `async fn`: the user's handler future is returned as it is (no wrapping state
+    // machine), so ractor polls it directly; one layer less per message.
+    fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         mail: Self::Msg,
         state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
         state.depth.fetch_sub(1, Ordering::Relaxed);
-        match state.origin.clone() {
-            None => state.actor.handle(mail.msg, mail.reply, &state.ctx).await,
+        let HostState {
+            actor, ctx, origin, ..
+        } = state;
+        match origin {
+            None => Either::Left(actor.handle(mail.msg, mail.reply, ctx)),
             // boxed: this path (in-process routing over QUIC) is rare, and keeping it out of
             // line keeps the common future small, so it is cheap to move per message
-            Some(origin) => {
-                Box::pin(
-                    crate::node::ORIGIN
-                        .scope(origin, state.actor.handle(mail.msg, mail.reply, &state.ctx)),
-                )
-                .await
-            }
+            Some(origin) => Either::Right(Box::pin(
+                crate::node::ORIGIN.scope(origin.clone(), actor.handle(mail.msg, mail.reply, ctx)),
+            )),
         }
     }
 
