@@ -16,7 +16,8 @@
 //!   `u32` reply), each timed with `Instant`, and reports p50/p90/p99.
 //!
 //! `N` defaults to 1,000,000 (env `TROUPE_REMOTE_N`), `M` to 20,000 (env `TROUPE_REMOTE_M`);
-//! each process runs a tokio runtime with 2 workers (env `TROUPE_REMOTE_WORKERS`).
+//! each process runs a tokio runtime with 2 workers (env `TROUPE_REMOTE_WORKERS`);
+//! `TROUPE_REMOTE_SPIN_US` turns on `NetConfig::spin_after_traffic` with that window.
 //! Without `--bench` (as `cargo test --benches` runs it) and without those variables it is a
 //! smoke run with N = 1,000 and M = 100. Every wait is bounded (env
 //! `TROUPE_REMOTE_TIMEOUT_SECS`, default 300, bounds a whole run); the children are killed when
@@ -251,6 +252,16 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// The endpoint's settings; env `TROUPE_REMOTE_SPIN_US` turns on
+/// [`NetConfig::spin_after_traffic`] with that window in microseconds.
+fn net_config(identity: troupe_identity::NodeIdentity) -> anyhow::Result<NetConfig> {
+    let config = NetConfig::new(CLUSTER, identity);
+    Ok(match env_number::<u64>("TROUPE_REMOTE_SPIN_US")? {
+        Some(us) if us > 0 => config.spin_after_traffic(Duration::from_micros(us)),
+        _ => config,
+    })
+}
+
 fn node_config() -> NodeConfig {
     NodeConfig {
         mailbox_limit: 1 << 20,
@@ -282,12 +293,7 @@ fn recv_role(s: &Settings) -> anyhow::Result<()> {
         node.start(SupervisorSpec::one_for_one(), vec![sink, echo])
             .await?;
         let identity = troupe_identity::NodeIdentity::load(&s.ca, "recv")?;
-        let net = NodeNet::bind(
-            &node,
-            "127.0.0.1:0".parse()?,
-            NetConfig::new(CLUSTER, identity),
-        )
-        .await?;
+        let net = NodeNet::bind(&node, "127.0.0.1:0".parse()?, net_config(identity)?).await?;
         say(&format!("LISTENING {}", net.local_addr()));
 
         let stats = tokio::time::timeout(s.timeout, done_rx.recv())
@@ -409,7 +415,7 @@ fn send_role(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
         let net = NodeNet::bind(
             &node,
             "127.0.0.1:0".parse()?,
-            NetConfig::new(CLUSTER, identity).seeds([peer]),
+            net_config(identity)?.seeds([peer]),
         )
         .await?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -592,8 +598,14 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
 
     println!();
     let workers = env_number::<usize>("TROUPE_REMOTE_WORKERS")?.unwrap_or(2);
+    let spin_us = env_number::<u64>("TROUPE_REMOTE_SPIN_US")?.unwrap_or(0);
+    let spin = if spin_us > 0 {
+        format!(", spin_after_traffic {spin_us} us")
+    } else {
+        String::new()
+    };
     println!(
-        "remote_messaging: troupe, 2 processes on 127.0.0.1, QUIC + mutual TLS, {workers} tokio workers each"
+        "remote_messaging: troupe, 2 processes on 127.0.0.1, QUIC + mutual TLS, {workers} tokio workers each{spin}"
     );
     println!("{:<44} {:>16}", "cast: messages (64-byte payload)", n);
     println!(
@@ -631,7 +643,7 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
     println!("call p50 target <= {CALL_P50_TARGET_US} us: {verdict}");
     println!("cast target: >= 2x ractor_cluster (run compare/ractor-cluster-bench for its number)");
     println!(
-        "{{\"bench\":\"remote_messaging\",\"transport\":\"quic\",\"workers\":{workers},\"n\":{n},\"m\":{m},\
+        "{{\"bench\":\"remote_messaging\",\"transport\":\"quic\",\"workers\":{workers},\"spin_us\":{spin_us},\"n\":{n},\"m\":{m},\
          \"cast_per_sec\":{per_sec:.1},\"cast_recv_secs\":{recv_secs:.6},\
          \"cast_send_secs\":{send_secs:.6},\"overloaded_retries\":{retries},\
          \"call_p50_us\":{p50:.2},\"call_p90_us\":{p90:.2},\"call_p99_us\":{p99:.2},\

@@ -140,6 +140,51 @@ async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn casts_and_calls_arrive_in_order_with_the_spinning_thread_on() {
+    let ca = DevCa::new("test").unwrap();
+    let journal = Journal::default();
+    let mut members: Vec<(Node, NodeNet)> = Vec::new();
+    for name in ["a", "b"] {
+        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+        let j = journal.clone();
+        let (spec, _) = node
+            .child("probe", ChildOptions::permanent(), move || {
+                ProbeActor::new(&j)
+            })
+            .unwrap();
+        node.start(SupervisorSpec::one_for_one(), vec![spec])
+            .await
+            .unwrap();
+        let seeds: Vec<SocketAddr> = members.iter().map(|(_, n)| n.local_addr()).collect();
+        let config = config(&ca, name, &seeds).spin_after_traffic(Duration::from_millis(1));
+        let net = NodeNet::bind(&node, LOOPBACK, config).await.unwrap();
+        members.push((node, net));
+    }
+    eventually("connected", T, async || {
+        members.iter().all(|(_, net)| !net.connected().is_empty())
+    })
+    .await;
+    let on_b = members[0].0.addr::<Probe>("b", "probe");
+    for i in 1..=200u64 {
+        if i % 50 == 0 {
+            // calls in between, then a pause longer than the window, so the spinner parks
+            // and the next traffic has to wake it
+            assert_eq!(
+                on_b.call(Probe::Push(i), T).await.unwrap(),
+                ProbeReply::Len(i as usize)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        } else {
+            on_b.cast(Probe::Push(i)).unwrap();
+        }
+    }
+    let ProbeReply::Log(log) = on_b.call(Probe::Log, T).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(log, (1..=200).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_keep_their_place_in_line() {
     let journal = Journal::default();
     let ca = DevCa::new("test").unwrap();

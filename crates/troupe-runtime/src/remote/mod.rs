@@ -16,6 +16,7 @@ mod members;
 mod net;
 mod peer;
 mod pending;
+mod spin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,15 @@ pub struct NetConfig {
     pub large_message_threshold: usize,
     /// First and longest pause between reconnection attempts.
     pub reconnect_backoff: (Duration, Duration),
+    /// After remote traffic, keep one thread of this process spinning this long, so the
+    /// machine's CPUs do not fall asleep between messages (`None`, the default: no spinning).
+    ///
+    /// For latency on machines whose idle CPUs sleep deeply, such as virtual machines without
+    /// guest halt-polling, where waking a CPU costs tens of microseconds on every hop of a
+    /// call. The price: while traffic flows, one CPU of the machine is kept busy (the thread
+    /// yields to any other runnable thread, and parks once the window passes without
+    /// traffic). One thread per process, whatever the number of endpoints asking for it.
+    pub spin_after_traffic: Option<Duration>,
 }
 
 impl NetConfig {
@@ -68,12 +78,20 @@ impl NetConfig {
             max_frame_len: troupe_wire::DEFAULT_MAX_FRAME_LEN,
             large_message_threshold: 256 * 1024,
             reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(2)),
+            spin_after_traffic: None,
         }
     }
 
     /// Adds seed addresses.
     pub fn seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.seeds.extend(seeds);
+        self
+    }
+
+    /// Keeps a CPU awake for `window` after remote traffic (see
+    /// [`spin_after_traffic`](Self::spin_after_traffic)).
+    pub fn spin_after_traffic(mut self, window: Duration) -> Self {
+        self.spin_after_traffic = Some(window);
         self
     }
 
@@ -92,6 +110,7 @@ impl std::fmt::Debug for NetConfig {
             .field("seeds", &self.seeds)
             .field("peer_down_timeout", &self.peer_down_timeout)
             .field("lanes", &self.lanes)
+            .field("spin_after_traffic", &self.spin_after_traffic)
             .finish()
     }
 }

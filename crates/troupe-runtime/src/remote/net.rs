@@ -20,6 +20,7 @@ use super::handshake::{Expect, RejectReason, check_hello, keeps_connection_diale
 use super::members::{MemberInfo, MemberStatus, Members};
 use super::peer::{Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
+use super::spin::Spinner;
 use super::{ConnectError, NetConfig, NodeEvent};
 use crate::codec;
 use crate::error::CallError;
@@ -68,6 +69,8 @@ pub(crate) struct NetInner {
     events: broadcast::Sender<NodeEvent>,
     next_request: AtomicU64,
     shutting_down: AtomicBool,
+    /// Set when [`NetConfig::spin_after_traffic`] is.
+    spinner: Option<Arc<Spinner>>,
 }
 
 impl std::fmt::Debug for NodeNet {
@@ -157,6 +160,7 @@ impl NodeNet {
             events,
             next_request: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
+            spinner: config.spin_after_traffic.and_then(Spinner::shared),
             config,
         });
         node.inner.mesh.attach_net(node.name(), inner.clone());
@@ -843,6 +847,7 @@ fn establish(
         inner.config.large_message_threshold,
         inner.codec,
         control_tx,
+        inner.spinner.clone(),
     );
     let mut replaced = None;
     {
@@ -1050,6 +1055,9 @@ async fn read_lane(inner: Weak<NetInner>, peer: Weak<Peer>, mut recv: quinn::Rec
         let (Some(net), Some(p)) = (inner.upgrade(), peer.upgrade()) else {
             return;
         };
+        if let Some(spinner) = &net.spinner {
+            spinner.touch();
+        }
         match chunk {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
             Ok(None) | Err(_) => return,

@@ -17,6 +17,7 @@ use troupe_wire::{
 
 use crate::error::CallError;
 use crate::message::ReplyFailure;
+use crate::remote::spin::Spinner;
 
 /// First byte of every unidirectional stream: what the stream carries.
 pub(crate) const STREAM_LANE: u8 = 0;
@@ -60,6 +61,8 @@ pub(crate) struct Peer {
     /// The peer announced it is leaving.
     pub(crate) left: AtomicBool,
     pub(crate) codec: FrameCodec,
+    /// Told about every batch written (see `NetConfig::spin_after_traffic`).
+    spinner: Option<Arc<Spinner>>,
 }
 
 impl Peer {
@@ -74,6 +77,7 @@ impl Peer {
         large_threshold: usize,
         codec: FrameCodec,
         control: mpsc::UnboundedSender<Bytes>,
+        spinner: Option<Arc<Spinner>>,
     ) -> Arc<Self> {
         let mut senders = Vec::with_capacity(lanes);
         let mut receivers = Vec::with_capacity(lanes);
@@ -94,6 +98,7 @@ impl Peer {
             large_in: Mutex::new(HashMap::new()),
             left: AtomicBool::new(false),
             codec,
+            spinner,
         });
         for (index, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(write_lane(Arc::downgrade(&peer), index as u8, rx));
@@ -171,7 +176,11 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
     // Frames are copied into one buffer per batch: quinn keeps every chunk it is handed as a
     // segment and rescans them per packet, so many small chunks cost far more than one copy.
     let mut batch = BytesMut::with_capacity(BATCH_BYTES);
+    let spinner = peer.upgrade().and_then(|p| p.spinner.clone());
     while let Some(first) = rx.recv().await {
+        if let Some(spinner) = &spinner {
+            spinner.touch();
+        }
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
