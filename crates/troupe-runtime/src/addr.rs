@@ -2,12 +2,16 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
+use crate::deadline::{Ticket, WATCH_MIN, Watch};
 use crate::error::CallError;
 use crate::message::{Mail, Message, ReplyFailure, ReplyTo};
 use crate::node::{MeshInner, Node, Route};
@@ -233,11 +237,7 @@ impl<M: Message> Addr<M> {
                 reply: ReplyTo::call(tx),
             },
         )?;
-        // Cheap with the node's timer anchor (see `NodeConfig::timer_anchor`): registering this
-        // timer does not wake tokio's timer driver.
-        let outcome = tokio::time::timeout(timeout, rx)
-            .await
-            .map(|r| r.map_err(|_| ()));
+        let outcome = ReplyWait::new(rx, timeout).await;
         match outcome {
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(ReplyFailure::Dropped))) => Err(CallError::NoReply {
@@ -342,5 +342,85 @@ impl<'de, M: Message> Deserialize<'de> for Addr<M> {
             Arc::from(repr.name.as_ref()),
             binding,
         ))
+    }
+}
+
+/// Waits for a local call's reply until its timeout, arming a tokio timer only for calls that
+/// wait longer than a sweep of the watch list (see `crate::deadline`).
+struct ReplyWait<T> {
+    rx: oneshot::Receiver<T>,
+    timeout: Duration,
+    state: WaitState,
+}
+
+enum WaitState {
+    /// Not polled yet.
+    Fresh,
+    /// On the watch list since `since`.
+    Watched { ticket: Ticket, since: Instant },
+    /// Waiting on a timer for the exact deadline.
+    Timed(Pin<Box<tokio::time::Sleep>>),
+}
+
+/// The reply wait timed out.
+struct Elapsed;
+
+impl<T> ReplyWait<T> {
+    fn new(rx: oneshot::Receiver<T>, timeout: Duration) -> Self {
+        Self {
+            rx,
+            timeout,
+            state: WaitState::Fresh,
+        }
+    }
+
+    fn unwatch(&mut self) {
+        if let WaitState::Watched { ticket, .. } = &self.state {
+            Watch::global().unwatch(ticket);
+            self.state = WaitState::Fresh;
+        }
+    }
+}
+
+impl<T> Future for ReplyWait<T> {
+    type Output = Result<Result<T, ()>, Elapsed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(reply) = Pin::new(&mut this.rx).poll(cx) {
+            this.unwatch();
+            return Poll::Ready(Ok(reply.map_err(|_| ())));
+        }
+        loop {
+            match &mut this.state {
+                WaitState::Fresh if this.timeout >= WATCH_MIN => {
+                    this.state = WaitState::Watched {
+                        ticket: Watch::global().watch(cx.waker()),
+                        since: Instant::now(),
+                    };
+                    return Poll::Pending;
+                }
+                WaitState::Fresh => {
+                    this.state = WaitState::Timed(Box::pin(tokio::time::sleep(this.timeout)));
+                }
+                WaitState::Watched { ticket, since } => {
+                    if Watch::global().still_watched(ticket, cx.waker()) {
+                        return Poll::Pending;
+                    }
+                    // swept: waiting longer than a tick, so it gets a timer of its own
+                    let deadline = *since + this.timeout;
+                    this.state = WaitState::Timed(Box::pin(tokio::time::sleep_until(
+                        tokio::time::Instant::from_std(deadline),
+                    )));
+                }
+                WaitState::Timed(sleep) => return sleep.as_mut().poll(cx).map(|()| Err(Elapsed)),
+            }
+        }
+    }
+}
+
+impl<T> Drop for ReplyWait<T> {
+    fn drop(&mut self) {
+        self.unwatch();
     }
 }

@@ -23,6 +23,7 @@
 pub mod actor;
 pub mod addr;
 pub mod codec;
+mod deadline;
 pub mod error;
 pub mod listener;
 pub mod message;
