@@ -71,6 +71,39 @@ async fn messages_from_one_sender_arrive_in_send_order() {
     }
 }
 
+/// Timeouts of 100 ms and more wait on the watch list first and get a timer of their own only
+/// after a sweep; they must still end on time: never early, and not long after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_short_call_timeouts_end_on_time() {
+    let journal = Journal::default();
+    let (_node, addr) = node_with_probe("a", &journal).await;
+    for timeout_ms in [30u64, 150, 400] {
+        let timeout = Duration::from_millis(timeout_ms);
+        let started = std::time::Instant::now();
+        let err = addr
+            .call(Probe::Sleep(timeout_ms + 600), timeout)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+        assert!(
+            took >= timeout,
+            "{timeout_ms} ms timeout ended early: {took:?}"
+        );
+        assert!(
+            took < timeout + Duration::from_millis(100),
+            "{timeout_ms} ms timeout ended late: {took:?}"
+        );
+        // let the sleeping handler finish before the next round
+        eventually("probe free", T, async || {
+            addr.call(Probe::Log, Duration::from_millis(50))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn call_errors_are_typed() {
     let journal = Journal::default();
