@@ -27,20 +27,23 @@
 //! The parent prints a table and one JSON line. The ractor_cluster side of the comparison
 //! lives in `compare/ractor-cluster-bench` (outside the workspace: it needs aws-lc-rs).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc as std_mpsc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use common::{
+    Proc, call_retrying, cast_retrying, env_number, exit_when_stdin_closes, field, fields, flag,
+    make_ca, parse_flag, say,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig,
-    ReplyTo, SupervisorSpec,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    SupervisorSpec,
 };
 
 const DEFAULT_N: u64 = 1_000_000;
@@ -195,62 +198,8 @@ impl Settings {
     }
 }
 
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
-
-fn parse_flag<T: std::str::FromStr>(args: &[String], name: &str) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    let value = flag(args, name).with_context(|| format!("missing {name}"))?;
-    value
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{name} {value}: {e}"))
-}
-
-fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| anyhow::anyhow!("{name} must be a positive integer, not {v:?}")),
-        Err(_) => Ok(None),
-    }
-}
-
-/// A multi-thread runtime with 2 workers (env `TROUPE_REMOTE_WORKERS` changes it, for
-/// diagnosis: with 1, every task of a process runs on one thread, so no hand-off between tasks
-/// has to wake another worker).
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let workers = env_number::<usize>("TROUPE_REMOTE_WORKERS")?
-        .unwrap_or(2)
-        .max(1);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .context("build the tokio runtime")
-}
-
-/// Exits this child process once its stdin closes (the parent is gone or done with it).
-fn exit_when_stdin_closes() {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
+/// Tokio workers per process (env `TROUPE_REMOTE_WORKERS`, default 2).
+const WORKERS_ENV: &str = "TROUPE_REMOTE_WORKERS";
 
 /// The endpoint's settings; env `TROUPE_REMOTE_SPIN_US` turns on
 /// [`NetConfig::spin_after_traffic`] with that window in microseconds.
@@ -272,7 +221,7 @@ fn node_config() -> NodeConfig {
 // ---------------------------------------------------------------- the receiver
 
 fn recv_role(s: &Settings) -> anyhow::Result<()> {
-    let rt = runtime()?;
+    let rt = common::runtime(WORKERS_ENV)?;
     rt.block_on(async {
         let node = Node::new("recv", &Mesh::new(), node_config())?;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -327,39 +276,6 @@ struct SendReport {
     calls_ns: Vec<u64>,
 }
 
-/// Casts `msg()` until the lane takes it; returns how many times it was refused.
-async fn cast_retrying(to: &Addr<SinkMsg>, msg: impl Fn() -> SinkMsg) -> anyhow::Result<u64> {
-    let mut retries = 0;
-    loop {
-        match to.cast(msg()) {
-            Ok(()) => return Ok(retries),
-            Err(CallError::Overloaded { .. }) => {
-                retries += 1;
-                tokio::task::yield_now().await;
-            }
-            Err(e) => bail!("cast failed: {e}"),
-        }
-    }
-}
-
-/// Calls `msg()` until the lane takes the call (an `Overloaded` lane is retried).
-async fn call_retrying(
-    to: &Addr<SinkMsg>,
-    msg: impl Fn() -> SinkMsg,
-    timeout: Duration,
-) -> anyhow::Result<SinkStats> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match to.call(msg(), timeout).await {
-            Ok(stats) => return Ok(stats),
-            Err(CallError::Overloaded { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Err(e) => bail!("call to the sink failed: {e}"),
-        }
-    }
-}
-
 async fn send_workload(node: &Node, s: &Settings) -> anyhow::Result<SendReport> {
     let sink: Addr<SinkMsg> = node.addr("recv", "sink");
     let echo: Addr<Echo> = node.addr("recv", "echo");
@@ -407,7 +323,7 @@ async fn send_workload(node: &Node, s: &Settings) -> anyhow::Result<SendReport> 
 }
 
 fn send_role(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
-    let rt = runtime()?;
+    let rt = common::runtime(WORKERS_ENV)?;
     rt.block_on(async {
         let node = Node::new("send", &Mesh::new(), node_config())?;
         node.start(SupervisorSpec::one_for_one(), vec![]).await?;
@@ -471,101 +387,20 @@ fn percentile(v: &[u64], q: f64) -> u64 {
 
 // ---------------------------------------------------------------- the parent
 
-/// A child process, killed when dropped; its stdout lines arrive on a channel.
-struct Proc {
-    role: &'static str,
-    child: Child,
-    lines: std_mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(role: &'static str, s: &Settings, extra: &[String]) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("locate this benchmark binary")?;
-        let mut child = Command::new(exe)
-            .args(["--role", role])
-            .args(s.args())
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("start the {role} process"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, lines) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self { role, child, lines })
-    }
-
-    /// The next stdout line starting with `prefix`, within `deadline`.
-    fn expect(&mut self, prefix: &str, deadline: Instant) -> anyhow::Result<String> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return Ok(line),
-                Ok(other) => eprintln!("[{}] {other}", self.role),
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    bail!("no {prefix:?} line from the {} process in time", self.role)
-                }
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.child.try_wait().ok().flatten();
-                    bail!(
-                        "the {} process ended without a {prefix:?} line (status {status:?})",
-                        self.role
-                    )
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `key=value` fields of a `RESULT` line.
-fn fields(line: &str) -> std::collections::HashMap<String, String> {
-    line.split_whitespace()
-        .filter_map(|f| f.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn field<T: std::str::FromStr>(
-    map: &std::collections::HashMap<String, String>,
-    key: &str,
-) -> anyhow::Result<T> {
-    map.get(key)
-        .with_context(|| format!("no {key} in the result"))?
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad {key} in the result"))
-}
-
-fn make_ca(dir: &Path) -> anyhow::Result<()> {
-    troupe_identity::init_ca(dir, CLUSTER)?;
-    for node in ["recv", "send"] {
-        troupe_identity::issue_node(dir, node, dir)?;
-    }
-    Ok(())
-}
-
 fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().context("make a temporary directory")?;
     let ca = tmp.path().join("ca");
-    make_ca(&ca)?;
+    make_ca(&ca, CLUSTER, &["recv", "send"])?;
     let s = Settings { n, m, ca, timeout };
     let deadline = Instant::now() + timeout;
 
-    let mut recv = Proc::spawn("recv", &s, &[])?;
+    let role_args = |role: &str, extra: &[String]| -> Vec<String> {
+        let mut args = vec!["--role".to_string(), role.to_string()];
+        args.extend(s.args());
+        args.extend_from_slice(extra);
+        args
+    };
+    let mut recv = Proc::spawn("recv", &role_args("recv", &[]))?;
     let listening = recv.expect("LISTENING ", Instant::now() + Duration::from_secs(30))?;
     let addr = listening
         .trim_start_matches("LISTENING ")
@@ -573,7 +408,7 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
         .to_string();
     let _: SocketAddr = addr.parse().context("the receiver's address")?;
     eprintln!("remote_messaging: receiver listening on {addr} (QUIC); N = {n}, M = {m}");
-    let mut send = Proc::spawn("send", &s, &["--peer".into(), addr])?;
+    let mut send = Proc::spawn("send", &role_args("send", &["--peer".into(), addr]))?;
 
     let recv_line = recv.expect("RESULT ", deadline)?;
     let send_line = send.expect("RESULT ", deadline)?;
@@ -597,8 +432,8 @@ fn parent(n: u64, m: usize, timeout: Duration) -> anyhow::Result<()> {
     let calls: usize = field(&w, "calls")?;
 
     println!();
-    let workers = env_number::<usize>("TROUPE_REMOTE_WORKERS")?.unwrap_or(2);
-    let spin_us = env_number::<u64>("TROUPE_REMOTE_SPIN_US")?.unwrap_or(0);
+    let workers = common::workers(WORKERS_ENV)?;
+    let spin_us = common::env_number::<u64>("TROUPE_REMOTE_SPIN_US")?.unwrap_or(0);
     let spin = if spin_us > 0 {
         format!(", spin_after_traffic {spin_us} us")
     } else {

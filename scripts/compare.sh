@@ -10,8 +10,9 @@
 # started by its PID. Every load loop is bounded in count and time. Builds come first; with
 # --quick the measurements then finish in under 5 minutes.
 #
-# Output: target/compare/*.json (raw, per pair), target/compare/results.json and results.md
-# (all pairs, with ratios and targets), and SVG charts in docs/benchmarks/.
+# Output: target/compare/*.json (raw, per pair; remote.json also holds remote_scale's rows, the
+# same ring of three troupe nodes in 1, 2 and 3 processes), target/compare/results.json and
+# results.md (all pairs, with ratios and targets), and SVG charts in docs/benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -54,18 +55,26 @@ if wants remote; then
     echo "== remote messaging: troupe (QUIC) vs ractor_cluster (TCP), raw quinn and raw TCP as the limits"
     if [ -n "$QUICK" ]; then
         export TROUPE_REMOTE_N=200000 TROUPE_REMOTE_M=5000
+        # remote_scale: 3 rounds of the 3 layouts, 3 x 100k casts each (about 10 s in all), each
+        # layout bounded by 30 s
+        export TROUPE_SCALE_N=100000 TROUPE_SCALE_TIMEOUT_SECS=30
         ROUNDS=1
+        SCALE_LIMIT=100
     else
         ROUNDS=2
+        SCALE_LIMIT=600
     fi
     : >"$OUT/remote.json"
-    if cargo bench -q --bench remote_messaging --no-run &&
+    if cargo bench -q --bench remote_messaging --bench remote_scale --no-run &&
         (cd compare/ractor-cluster-bench && cargo build -q --release) &&
         (cd compare/quinn-raw-bench && cargo build -q --release); then
         for round in $(seq 1 "$ROUNDS"); do
-            for side in troupe ractor quinn tcp; do
+            for side in troupe troupe-spin troupe-spin-1w ractor quinn tcp; do
                 case $side in
                     troupe) cmd=(cargo bench -q --bench remote_messaging) ;;
+                    # NetConfig::spin_after_traffic on: with 2 and with 1 tokio worker per process
+                    troupe-spin) cmd=(env TROUPE_REMOTE_SPIN_US=1000 cargo bench -q --bench remote_messaging) ;;
+                    troupe-spin-1w) cmd=(env TROUPE_REMOTE_SPIN_US=1000 TROUPE_REMOTE_WORKERS=1 cargo bench -q --bench remote_messaging) ;;
                     ractor) cmd=("$CARGO_TARGET_DIR/release/ractor-cluster-bench") ;;
                     quinn) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench") ;;
                     tcp) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench" --tcp) ;;
@@ -76,10 +85,16 @@ if wants remote; then
                 grep '^{' "$OUT/remote-$side-$round.txt" >>"$OUT/remote.json" || true
             done
         done
+        # no peer here: the same ring a -> b -> c -> a of troupe nodes in 1, 2 and 3 processes
+        echo "== remote scale: a ring of three troupe nodes in 1, 2 and 3 processes"
+        if ! timeout "$SCALE_LIMIT" cargo bench -q --bench remote_scale | tee "$OUT/remote-scale.txt"; then
+            FAILED+=(remote/scale)
+        fi
+        grep '^{' "$OUT/remote-scale.txt" >>"$OUT/remote.json" || true
     else
         FAILED+=(remote)
     fi
-    unset TROUPE_REMOTE_N TROUPE_REMOTE_M
+    unset TROUPE_REMOTE_N TROUPE_REMOTE_M TROUPE_SCALE_N TROUPE_SCALE_TIMEOUT_SECS
 fi
 
 if wants http; then

@@ -5,15 +5,17 @@
 //! ```
 //!
 //! Reads the JSON (an array, or one object per line) each script wrote into the input
-//! directory — `local.json`, `remote.json`, `http.json` (with shop's rows), `resp.json`,
-//! `db.json` —
+//! directory — `local.json`, `remote.json` (with `remote_scale`'s rows: the ring of three nodes
+//! in 1, 2 and 3 processes), `http.json` (with shop's rows), `resp.json`, `db.json` —
 //! and writes:
 //!
 //! - `results.json`: every measurement as `{pair, metric, system, value, unit}` (medians where a
 //!   script ran rounds), and the headline comparisons as `{comparison, troupe, peer, ratio,
 //!   target, meets}`;
 //! - `results.md`: the headline table;
-//! - `ratios.svg` and one `PAIR.svg` per pair in the charts directory.
+//! - `ratios.svg` and one `PAIR.svg` per pair in the charts directory, and `scale_nodes.svg`:
+//!   the same work in 1, 2 and 3 processes (the remote ring, and shop's gateway), which has no
+//!   peer and so no ratio.
 //!
 //! A file that is missing is skipped (its pair did not run); a line it cannot read is reported
 //! on standard error and skipped.
@@ -150,12 +152,20 @@ fn local_rows(objs: &[Value]) -> Vec<Row> {
     out
 }
 
+/// troupe's remote side with `spin_after_traffic`, 2 tokio workers per process.
+const SPIN: &str = "troupe spin";
+/// The same with 1 tokio worker per process.
+const SPIN_ONE_WORKER: &str = "troupe spin 1 worker";
+
 fn remote_rows(objs: &[Value]) -> Vec<Row> {
     let mut out = Vec::new();
     for o in objs.iter().filter(|o| s(o, "bench") == "remote_messaging") {
-        let system = match s(o, "system") {
-            "" => "troupe".to_string(),
-            other => other.to_string(),
+        let system = match (s(o, "system"), f(o, "spin_us"), f(o, "workers")) {
+            // troupe with NetConfig::spin_after_traffic on
+            ("", Some(spin), Some(w)) if spin > 0.0 && w == 1.0 => SPIN_ONE_WORKER.to_string(),
+            ("", Some(spin), _) if spin > 0.0 => SPIN.to_string(),
+            ("", _, _) => "troupe".to_string(),
+            (other, _, _) => other.to_string(),
         };
         if let Some(v) = f(o, "cast_per_sec").or_else(|| f(o, "frames_per_sec")) {
             out.push(Row { pair: "remote", metric: "casts/s".into(), system: system.clone(), value: v, unit: "/s" });
@@ -165,6 +175,31 @@ fn remote_rows(objs: &[Value]) -> Vec<Row> {
         }
     }
     out
+}
+
+/// The metric of `remote_scale`'s rows: a ring of three nodes, each casting to the next.
+const RING_METRIC: &str = "ring casts/s (3 nodes)";
+
+/// "1 process", "2 processes", ...
+fn processes_label(n: usize) -> String {
+    if n == 1 { "1 process".into() } else { format!("{n} processes") }
+}
+
+/// `remote_scale`: the same three nodes in 1, 2 and 3 processes (scale rows, no peer)
+fn remote_scale_rows(objs: &[Value]) -> Vec<Row> {
+    objs.iter()
+        .filter(|o| s(o, "bench") == "remote_scale")
+        .filter_map(|o| {
+            let processes = o.get("processes").and_then(Value::as_u64)?;
+            Some(Row {
+                pair: "remote",
+                metric: RING_METRIC.into(),
+                system: format!("troupe, {}", processes_label(processes as usize)),
+                value: f(o, "casts_per_s")?,
+                unit: "/s",
+            })
+        })
+        .collect()
 }
 
 fn http_rows(objs: &[Value], pair: &'static str) -> Vec<Row> {
@@ -283,6 +318,23 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
     push(
         "remote call p50: troupe vs the 50 µs target".into(),
         find(rows, "remote", "call p50", "troupe"),
+        Some(50.0),
+        "µs",
+        false,
+        1.0,
+    );
+    push(
+        "remote call p50: troupe with spin_after_traffic vs the 50 µs target".into(),
+        find(rows, "remote", "call p50", SPIN),
+        Some(50.0),
+        "µs",
+        false,
+        1.0,
+    );
+    push(
+        "remote call p50: troupe, spin_after_traffic, 1 worker per process vs the 50 µs target"
+            .into(),
+        find(rows, "remote", "call p50", SPIN_ONE_WORKER),
         Some(50.0),
         "µs",
         false,
@@ -417,6 +469,40 @@ fn ratio_chart(path: &Path, heads: &[Headline]) -> DrawResult {
     Ok(())
 }
 
+/// How many processes shop ran in, from its row's system ("shop-two-processes" from
+/// http_compare.sh, "shop two-processes" from shop_bench.sh's layout)
+fn shop_processes(system: &str) -> Option<usize> {
+    let layout = system.strip_prefix("shop")?.trim_start_matches(['-', ' ']);
+    match layout {
+        "one-process" => Some(1),
+        "two-processes" => Some(2),
+        "three-processes" => Some(3),
+        _ => None,
+    }
+}
+
+/// The rows of `scale_nodes.svg`: the remote ring and shop's gateway, each in 1, 2 and 3
+/// processes, one panel each
+fn scale_nodes_rows(rows: &[Row]) -> Vec<Row> {
+    let mut out: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.pair == "remote" && r.metric == RING_METRIC)
+        .map(|r| Row { metric: "remote ring casts/s (3 nodes, QUIC)".into(), ..r.clone() })
+        .collect();
+    let mut shop: Vec<(usize, &Row)> = rows
+        .iter()
+        .filter(|r| r.pair == "http" && r.metric == "requests/s")
+        .filter_map(|r| Some((shop_processes(&r.system)?, r)))
+        .collect();
+    shop.sort_by_key(|(n, _)| *n);
+    out.extend(shop.into_iter().map(|(n, r)| Row {
+        metric: "shop GET /items/bench requests/s (HTTP)".into(),
+        system: format!("shop, {}", processes_label(n)),
+        ..r.clone()
+    }));
+    out
+}
+
 /// One chart per metric of `pair`: a bar per system
 fn pair_chart(path: &Path, pair: &str, rows: &[Row]) -> DrawResult {
     let metrics: Vec<String> = rows
@@ -494,7 +580,9 @@ fn main() -> anyhow::Result<()> {
     let charts = flag(&args, "--charts", "docs/benchmarks");
     let mut raw = Vec::new();
     raw.extend(local_rows(&read_objects(&input.join("local.json"))));
-    raw.extend(remote_rows(&read_objects(&input.join("remote.json"))));
+    let remote = read_objects(&input.join("remote.json"));
+    raw.extend(remote_rows(&remote));
+    raw.extend(remote_scale_rows(&remote));
     raw.extend(http_rows(&read_objects(&input.join("http.json")), "http"));
     raw.extend(resp_rows(&read_objects(&input.join("resp.json"))));
     raw.extend(db_rows(&read_objects(&input.join("db.json"))));
@@ -524,6 +612,11 @@ fn main() -> anyhow::Result<()> {
         let of_pair: Vec<Row> = rows.iter().filter(|r| r.pair == pair).cloned().collect();
         pair_chart(&charts.join(format!("{pair}.svg")), pair, &of_pair)
             .map_err(|e| anyhow::anyhow!("{pair}.svg: {e}"))?;
+    }
+    let across = scale_nodes_rows(&rows);
+    if !across.is_empty() {
+        pair_chart(&charts.join("scale_nodes.svg"), "1, 2, 3 processes", &across)
+            .map_err(|e| anyhow::anyhow!("scale_nodes.svg: {e}"))?;
     }
     print!("{md}");
     Ok(())
