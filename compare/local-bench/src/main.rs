@@ -53,6 +53,7 @@ const PLAN: &[(&str, &str, &str)] = &[
     ("cast", "actix", "arbiter"),
     ("cast", "tokio", "mpsc_unbounded"),
     ("call", "troupe", "call_timeout"),
+    ("call", "troupe", "call_untimed"),
     ("call", "ractor", "call"),
     ("call", "ractor", "call_timeout"),
     ("call", "kameo", "ask"),
@@ -373,9 +374,16 @@ fn report(sums: &[Summary]) {
         if let Some(r) = find(sums, "call", "ractor", "call") {
             let x = t.per_sec / r.per_sec;
             println!(
-                "  call: troupe / ractor call! (untimed) = {x:.3}x (target >= {LOCAL_TARGET}x): {}",
+                "  call: troupe (timed) / ractor call! (untimed) = {x:.3}x (target >= {LOCAL_TARGET}x): {}",
                 verdict(x >= LOCAL_TARGET)
             );
+            if let Some(u) = find(sums, "call", "troupe", "call_untimed") {
+                let x = u.per_sec / r.per_sec;
+                println!(
+                    "  call: troupe untimed (Duration::MAX) / ractor call! (untimed) = {x:.3}x (target >= {LOCAL_TARGET}x): {}",
+                    verdict(x >= LOCAL_TARGET)
+                );
+            }
         }
         if let Some(r) = find(sums, "call", "ractor", "call_timeout") {
             let x = t.per_sec / r.per_sec;

@@ -97,9 +97,12 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
 }
 
 pub fn call(variant: &str, m: u64, limit: Duration) -> anyhow::Result<Sample> {
-    if variant != "call_timeout" {
-        bail!("troupe call variants: call_timeout");
-    }
+    // call_untimed: Duration::MAX, troupe's call without a deadline (like ractor's call!)
+    let timeout = match variant {
+        "call_timeout" => CALL_TIMEOUT,
+        "call_untimed" => Duration::MAX,
+        _ => bail!("troupe call variants: call_timeout, call_untimed"),
+    };
     let rt = runtime()?;
     rt.block_on(async {
         let plan = CastPlan::new(1, limit);
@@ -108,7 +111,7 @@ pub fn call(variant: &str, m: u64, limit: Duration) -> anyhow::Result<Sample> {
             let addr = addr.clone();
             async move {
                 timed_calls(m, limit, || async {
-                    addr.call(CounterMsg::Get, CALL_TIMEOUT)
+                    addr.call(CounterMsg::Get, timeout)
                         .await
                         .context("troupe call")
                 })

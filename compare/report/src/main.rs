@@ -134,16 +134,38 @@ fn local_rows(objs: &[Value]) -> Vec<Row> {
         match bench {
             "cast" | "call" => {
                 if let Some(v) = f(o, "per_sec") {
-                    let metric = if bench == "cast" { "casts/s" } else { "calls/s" };
-                    out.push(Row { pair: "local", metric: metric.into(), system, value: v, unit: "/s" });
+                    let metric = if bench == "cast" {
+                        "casts/s"
+                    } else {
+                        "calls/s"
+                    };
+                    out.push(Row {
+                        pair: "local",
+                        metric: metric.into(),
+                        system,
+                        value: v,
+                        unit: "/s",
+                    });
                 }
             }
             "scale" => {
                 if let Some(v) = f(o, "per_sec") {
-                    out.push(Row { pair: "scale", metric: "spawns/s".into(), system: system.clone(), value: v, unit: "/s" });
+                    out.push(Row {
+                        pair: "scale",
+                        metric: "spawns/s".into(),
+                        system: system.clone(),
+                        value: v,
+                        unit: "/s",
+                    });
                 }
                 if let Some(v) = f(o, "bytes_per_actor") {
-                    out.push(Row { pair: "scale", metric: "bytes per idle actor".into(), system, value: v, unit: "B" });
+                    out.push(Row {
+                        pair: "scale",
+                        metric: "bytes per idle actor".into(),
+                        system,
+                        value: v,
+                        unit: "B",
+                    });
                 }
             }
             _ => {}
@@ -168,10 +190,22 @@ fn remote_rows(objs: &[Value]) -> Vec<Row> {
             (other, _, _) => other.to_string(),
         };
         if let Some(v) = f(o, "cast_per_sec").or_else(|| f(o, "frames_per_sec")) {
-            out.push(Row { pair: "remote", metric: "casts/s".into(), system: system.clone(), value: v, unit: "/s" });
+            out.push(Row {
+                pair: "remote",
+                metric: "casts/s".into(),
+                system: system.clone(),
+                value: v,
+                unit: "/s",
+            });
         }
         if let Some(v) = f(o, "call_p50_us").or_else(|| f(o, "rtt_p50_us")) {
-            out.push(Row { pair: "remote", metric: "call p50".into(), system, value: v, unit: "µs" });
+            out.push(Row {
+                pair: "remote",
+                metric: "call p50".into(),
+                system,
+                value: v,
+                unit: "µs",
+            });
         }
     }
     out
@@ -182,7 +216,11 @@ const RING_METRIC: &str = "ring casts/s (3 nodes)";
 
 /// "1 process", "2 processes", ...
 fn processes_label(n: usize) -> String {
-    if n == 1 { "1 process".into() } else { format!("{n} processes") }
+    if n == 1 {
+        "1 process".into()
+    } else {
+        format!("{n} processes")
+    }
 }
 
 /// `remote_scale`: the same three nodes in 1, 2 and 3 processes (scale rows, no peer)
@@ -205,14 +243,24 @@ fn remote_scale_rows(objs: &[Value]) -> Vec<Row> {
 fn http_rows(objs: &[Value], pair: &'static str) -> Vec<Row> {
     let mut out = Vec::new();
     for o in objs {
-        let named = if s(o, "system").is_empty() { s(o, "server") } else { s(o, "system") };
+        let named = if s(o, "system").is_empty() {
+            s(o, "server")
+        } else {
+            s(o, "system")
+        };
         let system = match (named, s(o, "layout")) {
             ("", "") => continue,
             ("", layout) => format!("shop {layout}"),
             (system, _) => system.to_string(),
         };
         if let Some(v) = f(o, "requests_per_sec").or_else(|| f(o, "rps")) {
-            out.push(Row { pair, metric: "requests/s".into(), system, value: v, unit: "/s" });
+            out.push(Row {
+                pair,
+                metric: "requests/s".into(),
+                system,
+                value: v,
+                unit: "/s",
+            });
         }
     }
     out
@@ -267,13 +315,25 @@ fn find_prefix(rows: &[Row], pair: &str, metric: &str, prefix: &str) -> Option<(
 
 fn headlines(rows: &[Row]) -> Vec<Headline> {
     let mut out = Vec::new();
-    let mut push = |comparison: String, troupe: Option<f64>, peer: Option<f64>, unit, higher_better: bool, target: f64| {
+    let mut push = |comparison: String,
+                    troupe: Option<f64>,
+                    peer: Option<f64>,
+                    unit,
+                    higher_better: bool,
+                    target: f64| {
         if let (Some(t), Some(p)) = (troupe, peer)
             && t > 0.0
             && p > 0.0
         {
             let ratio = if higher_better { t / p } else { p / t };
-            out.push(Headline { comparison, troupe: t, peer: p, unit, ratio, target });
+            out.push(Headline {
+                comparison,
+                troupe: t,
+                peer: p,
+                unit,
+                ratio,
+                target,
+            });
         }
     };
     push(
@@ -284,10 +344,18 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
         true,
         0.9,
     );
-    let troupe_calls = find_prefix(rows, "local", "calls/s", "troupe").map(|(_, v)| v);
+    let troupe_calls = find(rows, "local", "calls/s", "troupe (call_timeout)");
     push(
-        "local calls/s: troupe (always timed) vs ractor call! (untimed)".into(),
+        "local calls/s: troupe (with a 30 s timeout) vs ractor call! (untimed)".into(),
         troupe_calls,
+        find(rows, "local", "calls/s", "ractor (call)"),
+        "/s",
+        true,
+        0.9,
+    );
+    push(
+        "local calls/s: troupe untimed (Duration::MAX) vs ractor call! (untimed)".into(),
+        find(rows, "local", "calls/s", "troupe (call_untimed)"),
         find(rows, "local", "calls/s", "ractor (call)"),
         "/s",
         true,
@@ -305,7 +373,14 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
     let ractor_bytes = find_prefix(rows, "scale", "bytes per idle actor", "ractor").map(|(_, v)| v);
     if let (Some(t), Some(r)) = (troupe_bytes, ractor_bytes) {
         // Target: at most ractor's + 1 KB, as the ratio (ractor + 1024) ÷ troupe ≥ 1.
-        push("memory per idle actor: troupe vs ractor + 1 KB".into(), Some(t), Some(r + 1024.0), "B", false, 1.0);
+        push(
+            "memory per idle actor: troupe vs ractor + 1 KB".into(),
+            Some(t),
+            Some(r + 1024.0),
+            "B",
+            false,
+            1.0,
+        );
     }
     push(
         "remote casts/s: troupe (QUIC) vs ractor_cluster (TCP)".into(),
@@ -398,10 +473,17 @@ fn fmt_value(v: f64, unit: &str) -> String {
 
 fn markdown(heads: &[Headline], rows: &[Row]) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "| comparison | troupe | peer | ratio (>1: troupe better) | target | |");
+    let _ = writeln!(
+        md,
+        "| comparison | troupe | peer | ratio (>1: troupe better) | target | |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|");
     for h in heads {
-        let verdict = if h.ratio >= h.target { "meets" } else { "**misses**" };
+        let verdict = if h.ratio >= h.target {
+            "meets"
+        } else {
+            "**misses**"
+        };
         let _ = writeln!(
             md,
             "| {} | {} | {} | {:.2}x | ≥ {:.1}x | {verdict} |",
@@ -416,7 +498,14 @@ fn markdown(heads: &[Headline], rows: &[Row]) -> String {
     let _ = writeln!(md, "| pair | metric | system | value |");
     let _ = writeln!(md, "|---|---|---|---|");
     for r in rows {
-        let _ = writeln!(md, "| {} | {} | {} | {} |", r.pair, r.metric, r.system, fmt_value(r.value, r.unit));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.pair,
+            r.metric,
+            r.system,
+            fmt_value(r.value, r.unit)
+        );
     }
     md
 }
@@ -427,10 +516,17 @@ fn ratio_chart(path: &Path, heads: &[Headline]) -> DrawResult {
     let height = 80 + 34 * heads.len() as u32;
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max = heads.iter().map(|h| h.ratio.max(h.target)).fold(1.0f64, f64::max) * 1.15;
+    let max = heads
+        .iter()
+        .map(|h| h.ratio.max(h.target))
+        .fold(1.0f64, f64::max)
+        * 1.15;
     let n = heads.len() as i32;
     let mut chart = ChartBuilder::on(&root)
-        .caption("troupe ÷ peer (above 1: troupe better; | marks the target)", ("sans-serif", 18))
+        .caption(
+            "troupe ÷ peer (above 1: troupe better; | marks the target)",
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(360)
@@ -450,13 +546,23 @@ fn ratio_chart(path: &Path, heads: &[Headline]) -> DrawResult {
         .draw()?;
     for (i, h) in heads.iter().enumerate() {
         let i = i as i32;
-        let color = if h.ratio >= h.target { GREEN.mix(0.7) } else { RED.mix(0.7) };
+        let color = if h.ratio >= h.target {
+            GREEN.mix(0.7)
+        } else {
+            RED.mix(0.7)
+        };
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(0.0, SegmentValue::Exact(i)), (h.ratio, SegmentValue::Exact(i + 1))],
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (h.ratio, SegmentValue::Exact(i + 1)),
+            ],
             color.filled(),
         )))?;
         chart.draw_series(std::iter::once(PathElement::new(
-            vec![(h.target, SegmentValue::Exact(i)), (h.target, SegmentValue::Exact(i + 1))],
+            vec![
+                (h.target, SegmentValue::Exact(i)),
+                (h.target, SegmentValue::Exact(i + 1)),
+            ],
             BLACK.stroke_width(2),
         )))?;
         chart.draw_series(std::iter::once(Text::new(
@@ -487,7 +593,10 @@ fn scale_nodes_rows(rows: &[Row]) -> Vec<Row> {
     let mut out: Vec<Row> = rows
         .iter()
         .filter(|r| r.pair == "remote" && r.metric == RING_METRIC)
-        .map(|r| Row { metric: "remote ring casts/s (3 nodes, QUIC)".into(), ..r.clone() })
+        .map(|r| Row {
+            metric: "remote ring casts/s (3 nodes, QUIC)".into(),
+            ..r.clone()
+        })
         .collect();
     let mut shop: Vec<(usize, &Row)> = rows
         .iter()
@@ -511,16 +620,27 @@ fn pair_chart(path: &Path, pair: &str, rows: &[Row]) -> DrawResult {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let panel_h = 60 + 30 * rows.iter().filter(|r| r.metric == metrics[0]).count().max(2) as u32;
+    let panel_h = 60
+        + 30 * rows
+            .iter()
+            .filter(|r| r.metric == metrics[0])
+            .count()
+            .max(2) as u32;
     let per_metric: Vec<Vec<&Row>> = metrics
         .iter()
         .map(|m| rows.iter().filter(|r| &r.metric == m).collect())
         .collect();
-    let total_h: u32 = per_metric.iter().map(|rs| 60 + 30 * rs.len().max(1) as u32).sum();
+    let total_h: u32 = per_metric
+        .iter()
+        .map(|rs| 60 + 30 * rs.len().max(1) as u32)
+        .sum();
     let _ = panel_h;
     let root = SVGBackend::new(path, (900, total_h.max(120))).into_drawing_area();
     root.fill(&WHITE)?;
-    let heights: Vec<u32> = per_metric.iter().map(|rs| 60 + 30 * rs.len().max(1) as u32).collect();
+    let heights: Vec<u32> = per_metric
+        .iter()
+        .map(|rs| 60 + 30 * rs.len().max(1) as u32)
+        .collect();
     let mut rest = root.clone();
     for (m, rs) in metrics.iter().zip(&per_metric) {
         let h = 60 + 30 * rs.len().max(1) as u32;
@@ -540,7 +660,10 @@ fn pair_chart(path: &Path, pair: &str, rows: &[Row]) -> DrawResult {
             .disable_y_mesh()
             .y_labels(rs.len())
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => rs.get(*i as usize).map(|r| r.system.clone()).unwrap_or_default(),
+                SegmentValue::CenterOf(i) => rs
+                    .get(*i as usize)
+                    .map(|r| r.system.clone())
+                    .unwrap_or_default(),
                 _ => String::new(),
             })
             .draw()?;
@@ -552,7 +675,10 @@ fn pair_chart(path: &Path, pair: &str, rows: &[Row]) -> DrawResult {
                 RGBColor(150, 150, 150).mix(0.8)
             };
             chart.draw_series(std::iter::once(Rectangle::new(
-                [(0.0, SegmentValue::Exact(i)), (r.value, SegmentValue::Exact(i + 1))],
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (r.value, SegmentValue::Exact(i + 1)),
+                ],
                 color.filled(),
             )))?;
             chart.draw_series(std::iter::once(Text::new(
@@ -598,8 +724,11 @@ fn main() -> anyhow::Result<()> {
             "ratio": h.ratio, "target": h.target, "meets": h.ratio >= h.target,
         })).collect::<Vec<_>>(),
     });
-    std::fs::write(input.join("results.json"), serde_json::to_string_pretty(&results)?)
-        .context("write results.json")?;
+    std::fs::write(
+        input.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )
+    .context("write results.json")?;
     let md = markdown(&heads, &rows);
     std::fs::write(input.join("results.md"), &md).context("write results.md")?;
     std::fs::create_dir_all(&charts).context("create the charts directory")?;
@@ -615,8 +744,12 @@ fn main() -> anyhow::Result<()> {
     }
     let across = scale_nodes_rows(&rows);
     if !across.is_empty() {
-        pair_chart(&charts.join("scale_nodes.svg"), "1, 2, 3 processes", &across)
-            .map_err(|e| anyhow::anyhow!("scale_nodes.svg: {e}"))?;
+        pair_chart(
+            &charts.join("scale_nodes.svg"),
+            "1, 2, 3 processes",
+            &across,
+        )
+        .map_err(|e| anyhow::anyhow!("scale_nodes.svg: {e}"))?;
     }
     print!("{md}");
     Ok(())

@@ -205,6 +205,12 @@ impl<M: Message> Addr<M> {
 
     /// Sends `msg` and waits up to `timeout` for the actor's reply.
     ///
+    /// `Duration::MAX` waits without any deadline, like ractor's `call!`: no timer is involved
+    /// at all, and the call ends only when the actor answers, drops the reply handle, or fails
+    /// (a local actor that keeps the reply handle forever keeps the caller waiting forever).
+    /// Any other timeout costs a local call one entry on a watch list, not a timer, unless the
+    /// reply takes longer than 50 ms.
+    ///
     /// # Errors
     /// Everything [`Addr::cast`] returns, and:
     /// - [`CallError::Timeout`] if no reply came in time;
@@ -360,6 +366,8 @@ enum WaitState {
     Watched { ticket: Ticket, since: Instant },
     /// Waiting on a timer for the exact deadline.
     Timed(Pin<Box<tokio::time::Sleep>>),
+    /// No deadline (`Duration::MAX`, or one too far to represent): only the reply ends it.
+    Untimed,
 }
 
 /// The reply wait timed out.
@@ -393,6 +401,9 @@ impl<T> Future for ReplyWait<T> {
         }
         loop {
             match &mut this.state {
+                WaitState::Fresh if this.timeout == Duration::MAX => {
+                    this.state = WaitState::Untimed;
+                }
                 WaitState::Fresh if this.timeout >= WATCH_MIN => {
                     this.state = WaitState::Watched {
                         ticket: Watch::global().watch(cx.waker()),
@@ -408,12 +419,15 @@ impl<T> Future for ReplyWait<T> {
                         return Poll::Pending;
                     }
                     // swept: waiting longer than a tick, so it gets a timer of its own
-                    let deadline = *since + this.timeout;
-                    this.state = WaitState::Timed(Box::pin(tokio::time::sleep_until(
-                        tokio::time::Instant::from_std(deadline),
-                    )));
+                    this.state = match since.checked_add(this.timeout) {
+                        Some(deadline) => WaitState::Timed(Box::pin(tokio::time::sleep_until(
+                            tokio::time::Instant::from_std(deadline),
+                        ))),
+                        None => WaitState::Untimed,
+                    };
                 }
                 WaitState::Timed(sleep) => return sleep.as_mut().poll(cx).map(|()| Err(Elapsed)),
+                WaitState::Untimed => return Poll::Pending,
             }
         }
     }

@@ -32,14 +32,15 @@ pub(crate) struct Watch {
     ticker: OnceLock<Thread>,
     /// The ticker is parked (or about to be); the next watched call unparks it.
     parked: AtomicBool,
-    /// Bumped by every watched call, so the ticker knows it is still needed.
-    activity: AtomicUsize,
 }
 
 #[derive(Default)]
 struct Shard {
     slots: Vec<Entry>,
     free: Vec<u32>,
+    /// Calls ever watched here, so the ticker knows it is still needed (counted under the
+    /// shard's lock: a shared counter would cost a cache-line transfer per call).
+    watched: u64,
 }
 
 #[derive(Default)]
@@ -72,7 +73,6 @@ impl Watch {
             shards: Default::default(),
             ticker: OnceLock::new(),
             parked: AtomicBool::new(false),
-            activity: AtomicUsize::new(0),
         })
     }
 
@@ -89,6 +89,7 @@ impl Watch {
                     (s.slots.len() - 1) as u32
                 }
             };
+            s.watched += 1;
             let entry = &mut s.slots[index as usize];
             entry.waker = Some(waker.clone());
             Ticket {
@@ -97,8 +98,7 @@ impl Watch {
                 generation: entry.generation,
             }
         };
-        self.activity.fetch_add(1, Ordering::Relaxed);
-        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::SeqCst) {
+        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
             if let Some(ticker) = self.ticker.get() {
                 ticker.unpark();
             }
@@ -175,23 +175,28 @@ impl Watch {
         }
     }
 
+    /// Calls watched so far, over all shards.
+    fn watched(&self) -> u64 {
+        self.shards.iter().map(|s| s.lock().watched).sum()
+    }
+
     fn run(&self) {
-        let mut last_activity = (self.activity.load(Ordering::Relaxed), Instant::now());
+        let mut last_activity = (self.watched(), Instant::now());
         loop {
             std::thread::sleep(TICK);
             self.sweep();
-            let activity = self.activity.load(Ordering::Relaxed);
+            let activity = self.watched();
             if activity != last_activity.0 {
                 last_activity = (activity, Instant::now());
             } else if last_activity.1.elapsed() >= IDLE_AFTER {
                 self.parked.store(true, Ordering::SeqCst);
                 // a call watched between the last look and `parked` is seen here, or its
                 // `watch` unparks this thread
-                if self.activity.load(Ordering::SeqCst) == activity {
+                if self.watched() == activity {
                     std::thread::park();
                 }
                 self.parked.store(false, Ordering::SeqCst);
-                last_activity = (self.activity.load(Ordering::Relaxed), Instant::now());
+                last_activity = (self.watched(), Instant::now());
             }
         }
     }

@@ -104,6 +104,25 @@ async fn long_and_short_call_timeouts_end_on_time() {
     }
 }
 
+/// `Duration::MAX` waits without a deadline; a timeout too long to add to the clock waits the
+/// same way once it outlives a sweep of the watch list (no overflow panic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_without_a_deadline_end_on_the_reply_or_its_loss() {
+    let journal = Journal::default();
+    let (_node, addr) = node_with_probe("a", &journal).await;
+    assert_eq!(
+        addr.call(Probe::Push(1), Duration::MAX).await.unwrap(),
+        ProbeReply::Len(1)
+    );
+    let err = addr.call(Probe::Drop, Duration::MAX).await.unwrap_err();
+    assert!(matches!(err, CallError::NoReply { .. }), "{err:?}");
+    let huge = Duration::from_secs(u64::MAX / 2);
+    assert_eq!(
+        addr.call(Probe::Sleep(200), huge).await.unwrap(),
+        ProbeReply::Done
+    );
+}
+
 #[tokio::test]
 async fn call_errors_are_typed() {
     let journal = Journal::default();
