@@ -43,8 +43,10 @@ echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg),
 
 if wants local; then
     echo "== local messaging and scale: troupe vs ractor, kameo, actix, tokio mpsc"
+    # five rounds in a full run: single rounds of the same system differ by up to a third here
+    if [ -n "$QUICK" ]; then LOCAL_ROUNDS=3; else LOCAL_ROUNDS=5; fi
     if (cd compare/local-bench && cargo build -q --release) &&
-        "$CARGO_TARGET_DIR/release/local-bench" $QUICK | tee "$OUT/local.txt"; then
+        "$CARGO_TARGET_DIR/release/local-bench" $QUICK --rounds "$LOCAL_ROUNDS" | tee "$OUT/local.txt"; then
         grep '^{' "$OUT/local.txt" >"$OUT/local.json" || true
     else
         FAILED+=(local)
