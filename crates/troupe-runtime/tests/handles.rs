@@ -6,23 +6,9 @@ use std::time::Duration;
 
 use common::*;
 use troupe_runtime::{
-    Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, RegistryError, SpawnError,
-    SupervisorSpec, with_decode_context,
+    CallError, ChildOptions, Mesh, Node, NodeConfig, RegistryError, SpawnError, SupervisorSpec,
+    with_decode_context,
 };
-
-async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
-    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
-    let j = journal.clone();
-    let (spec, addr) = node
-        .child("probe", ChildOptions::permanent(), move || {
-            ProbeActor::new(&j)
-        })
-        .unwrap();
-    node.start(SupervisorSpec::one_for_one(), vec![spec])
-        .await
-        .unwrap();
-    (node, addr)
-}
 
 #[tokio::test]
 async fn cast_then_call_sees_the_cast() {

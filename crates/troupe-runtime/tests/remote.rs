@@ -145,16 +145,7 @@ async fn casts_and_calls_arrive_in_order_with_the_spinning_thread_on() {
     let journal = Journal::default();
     let mut members: Vec<(Node, NodeNet)> = Vec::new();
     for name in ["a", "b"] {
-        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
-        let j = journal.clone();
-        let (spec, _) = node
-            .child("probe", ChildOptions::permanent(), move || {
-                ProbeActor::new(&j)
-            })
-            .unwrap();
-        node.start(SupervisorSpec::one_for_one(), vec![spec])
-            .await
-            .unwrap();
+        let (node, _) = node_with_probe(name, &journal).await;
         let seeds: Vec<SocketAddr> = members.iter().map(|(_, n)| n.local_addr()).collect();
         let config = config(&ca, name, &seeds).spin_after_traffic(Duration::from_millis(1));
         let net = NodeNet::bind(&node, LOOPBACK, config).await.unwrap();

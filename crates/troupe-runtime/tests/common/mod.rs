@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, ReplyTo};
+use troupe_runtime::{
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    SupervisorSpec,
+};
 
 pub const T: Duration = Duration::from_secs(5);
 
@@ -166,4 +169,19 @@ pub async fn eventually(what: &str, deadline: Duration, mut cond: impl AsyncFnMu
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A started node named `name` in a mesh of its own, with a `probe` actor.
+pub async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let j = journal.clone();
+    let (spec, addr) = node
+        .child("probe", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    (node, addr)
 }
