@@ -30,6 +30,8 @@ const SHARDS: usize = 8;
 pub(crate) struct Watch {
     shards: [Mutex<Shard>; SHARDS],
     ticker: OnceLock<Thread>,
+    /// Set by the first call that starts the ticker, so a burst of first calls starts one.
+    ticker_started: AtomicBool,
     /// The ticker is parked (or about to be); the next watched call unparks it.
     parked: AtomicBool,
 }
@@ -72,6 +74,7 @@ impl Watch {
         WATCH.get_or_init(|| Self {
             shards: Default::default(),
             ticker: OnceLock::new(),
+            ticker_started: AtomicBool::new(false),
             parked: AtomicBool::new(false),
         })
     }
@@ -103,7 +106,7 @@ impl Watch {
                 ticker.unpark();
             }
         }
-        if self.ticker.get().is_none() {
+        if self.ticker.get().is_none() && !self.ticker_started.swap(true, Ordering::AcqRel) {
             self.start_ticker();
         }
         ticket
@@ -160,7 +163,6 @@ impl Watch {
     }
 
     fn start_ticker(&'static self) {
-        // two callers may race here; the loser's thread ends at once
         let spawned = std::thread::Builder::new()
             .name("troupe-deadlines".into())
             .spawn(move || {
@@ -170,7 +172,9 @@ impl Watch {
                 }
             });
         if let Err(e) = spawned {
-            // without the ticker, watched calls would only end on their reply
+            // without the ticker, watched calls would only end on their reply; the next
+            // watched call tries again
+            self.ticker_started.store(false, Ordering::Release);
             tracing::error!(cause = %e, "the call deadline thread did not start");
         }
     }
