@@ -360,6 +360,42 @@ async fn pipelines_are_answered_in_order() {
     s.node.shutdown().await;
 }
 
+/// Single-key commands of a pipeline go to their shards together; one key's commands must
+/// still apply in order, and multi-key commands in between wait for everything before them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_sees_its_own_writes_in_order() {
+    let s = setup(4, |r| r).await;
+    let mut con = connect(s.addr).await;
+    for round in 0..20 {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg("k").arg(1);
+        pipe.cmd("GET").arg("k");
+        pipe.cmd("SET").arg("k").arg(2);
+        pipe.cmd("GET").arg("k");
+        pipe.cmd("INCRBY").arg("k").arg(5);
+        pipe.cmd("MGET").arg("k").arg("other");
+        pipe.cmd("DEL").arg("k");
+        pipe.cmd("GET").arg("k");
+        pipe.cmd("SET").arg("k").arg(round);
+        pipe.cmd("GET").arg("k");
+        let got: Vec<Value> = pipe.query_async(&mut con).await.unwrap();
+        let bulk = |v: &str| Value::BulkString(v.as_bytes().to_vec());
+        assert_eq!(got[0], Value::Okay, "round {round}");
+        assert_eq!(got[1], bulk("1"), "round {round}");
+        assert_eq!(got[3], bulk("2"), "round {round}");
+        assert_eq!(got[4], Value::Int(7), "round {round}");
+        assert_eq!(
+            got[5],
+            Value::Array(vec![bulk("7"), Value::Nil]),
+            "round {round}"
+        );
+        assert_eq!(got[6], Value::Int(1), "round {round}");
+        assert_eq!(got[7], Value::Nil, "round {round}");
+        assert_eq!(got[9], bulk(&round.to_string()), "round {round}");
+    }
+    s.node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_errors_close_only_that_connection() {
     let s = setup(2, |r| {
