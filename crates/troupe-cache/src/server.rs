@@ -11,9 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use futures::future::Either;
-use futures::stream::FuturesOrdered;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -25,9 +22,6 @@ use crate::cmd::{
 };
 use crate::resp::{Frame, Limits};
 use crate::shard::{KeyTtl, SetTtl};
-
-/// Commands of one connection's pipeline sent to the shards ahead of their replies.
-const MAX_IN_FLIGHT: usize = 128;
 
 /// The commands the front end answers, for `COMMAND COUNT`
 const COMMAND_COUNT: i64 = 27;
@@ -137,22 +131,22 @@ impl Connection<'_> {
         let mut output = BytesMut::with_capacity(16 * 1024);
         loop {
             let mut close = false;
-            let mut batch = Vec::new();
             loop {
                 match Frame::decode_from(&mut input, &self.shared.limits) {
-                    Ok(Some(frame)) => batch.push(frame),
+                    Ok(Some(frame)) => {
+                        if let After::Close = self.answer(frame, &mut output).await {
+                            close = true;
+                            break;
+                        }
+                    }
                     Ok(None) => break,
                     Err(err) => {
                         metrics::counter!("troupe_cache_protocol_errors_total").increment(1);
-                        // answered after the commands before it, then the connection closes
-                        batch.push(Frame::Error(format!("ERR {err}")));
+                        Frame::Error(format!("ERR {err}")).encode(&mut output);
                         close = true;
                         break;
                     }
                 }
-            }
-            if let After::Close = self.answer_batch(batch, close, &mut output).await {
-                close = true;
             }
             if !output.is_empty() {
                 self.stream.write_all(&output).await?;
@@ -178,76 +172,51 @@ impl Connection<'_> {
         }
     }
 
-    /// Answers a batch of request frames into `out`, in order. `ends_in_error`: the last frame
-    /// is a protocol error to send as it is.
-    ///
-    /// Single-key commands are sent to their shards together and their replies awaited in
-    /// order, so a pipeline of N commands costs about one round trip to the shards instead of
-    /// N. Commands for one key go to one shard, whose mailbox keeps their order, so a
-    /// connection still sees its own writes in order; across shards, another connection may
-    /// see two pipelined writes land in either order, as with keys in different slots of a
-    /// Redis Cluster. Any other command waits for everything before it and runs alone.
-    async fn answer_batch(
-        &mut self,
-        batch: Vec<Frame>,
-        ends_in_error: bool,
-        out: &mut BytesMut,
-    ) -> After {
-        let last = batch.len().saturating_sub(1);
-        let client = &self.shared.client;
-        let mut in_flight = FuturesOrdered::new();
-        let mut after = After::Continue;
-        for (i, frame) in batch.into_iter().enumerate() {
-            if ends_in_error && i == last {
-                flush(&mut in_flight, out).await;
-                frame.encode(out);
-                break;
+    /// Answer one request frame into `out`.
+    async fn answer(&mut self, frame: Frame, out: &mut BytesMut) -> After {
+        let reply = match Command::from_frame(frame) {
+            // Redis sends nothing for an empty command.
+            Err(CommandError::Empty) => return After::Continue,
+            Err(err) => Frame::Error(err.to_string()),
+            Ok(Command::Quit) => {
+                Frame::Simple("OK".into()).encode(out);
+                return After::Close;
             }
-            let cmd = match Command::from_frame(frame) {
-                // Redis sends nothing for an empty command.
-                Err(CommandError::Empty) => continue,
-                Err(err) => Err(Frame::Error(err.to_string())),
-                Ok(cmd) => Ok(cmd),
-            };
-            // bounded, so a long pipeline cannot flood a shard's mailbox
-            while in_flight.len() >= MAX_IN_FLIGHT {
-                let reply: Option<Frame> = in_flight.next().await;
-                if let Some(reply) = reply {
-                    reply.encode(out);
-                }
-            }
-            match cmd {
-                Ok(cmd) if cmd.is_single_key() => {
-                    in_flight.push_back(Either::Left(keyed(client, cmd)))
-                }
-                // a reply known without a shard keeps its place in the pipeline
-                Err(error) => in_flight.push_back(Either::Right(std::future::ready(error))),
-                Ok(Command::Quit) => {
-                    flush(&mut in_flight, out).await;
-                    ok().encode(out);
-                    after = After::Close;
-                    break;
-                }
-                Ok(cmd) => {
-                    flush(&mut in_flight, out).await;
-                    // `execute` needs the connection itself (CLIENT SETNAME, INFO)
-                    let reply = match self.try_execute(cmd).await {
-                        Ok(frame) => frame,
-                        Err(err) => Frame::Error(err.to_string()),
-                    };
-                    reply.encode(out);
-                }
-            }
+            Ok(cmd) => self.execute(cmd).await,
+        };
+        reply.encode(out);
+        After::Continue
+    }
+
+    async fn execute(&mut self, cmd: Command) -> Frame {
+        match self.try_execute(cmd).await {
+            Ok(frame) => frame,
+            Err(err) => Frame::Error(err.to_string()),
         }
-        flush(&mut in_flight, out).await;
-        after
     }
 
     async fn try_execute(&mut self, cmd: Command) -> Result<Frame, CacheError> {
         let client = &self.shared.client;
         let frame = match cmd {
+            Command::Ping(None) => Frame::Simple("PONG".into()),
+            Command::Ping(Some(msg)) | Command::Echo(msg) => Frame::Bulk(msg),
+            Command::Get(key) => bulk_or_null(client.get(key).await?),
+            Command::Set(set) => self.set(set).await?,
+            Command::SetEx { key, ttl, value } => {
+                client.set(key, value, SetTtl::After(ttl), None).await?;
+                ok()
+            }
             Command::Del(keys) => count(client.del(keys).await?),
             Command::Exists(keys) => count(client.exists(keys).await?),
+            Command::Expire {
+                key,
+                millis,
+                options,
+            } => Frame::Integer(i64::from(client.expire(key, millis, options).await?)),
+            Command::Ttl(key) => ttl(client.ttl(key).await?, 1000),
+            Command::PTtl(key) => ttl(client.ttl(key).await?, 1),
+            Command::Persist(key) => Frame::Integer(i64::from(client.persist(key).await?)),
+            Command::IncrBy { key, by } => Frame::Integer(client.incr_by(key, by).await?),
             Command::MGet(keys) => Frame::Array(
                 client
                     .mget(keys)
@@ -280,10 +249,31 @@ impl Connection<'_> {
                 CommandCommand::Other { sub, .. } => unknown_subcommand(sub, "COMMAND"),
             },
             Command::Unknown(name, args) => Frame::Error(unknown_command_error(&name, &args)),
-            // the rest: the single-key commands (`Command::is_single_key`)
-            single_key => keyed(client, single_key).await,
         };
         Ok(frame)
+    }
+
+    async fn set(&self, set: Set) -> Result<Frame, CacheError> {
+        let Set {
+            key,
+            value,
+            expiry,
+            condition,
+            get,
+        } = set;
+        let ttl = match expiry {
+            None => SetTtl::Clear,
+            Some(SetExpiry::After(d)) => SetTtl::After(d),
+            Some(SetExpiry::KeepTtl) => SetTtl::Keep,
+        };
+        let result = self.shared.client.set(key, value, ttl, condition).await?;
+        Ok(if get {
+            bulk_or_null(result.old)
+        } else if result.written {
+            ok()
+        } else {
+            Frame::Null
+        })
     }
 
     fn client_command(&mut self, sub: ClientCommand) -> Frame {
@@ -338,69 +328,6 @@ impl Connection<'_> {
             keys = stats.keys,
         ))
     }
-}
-
-/// Runs a single-key command (or one without a key, like PING) against its shard.
-async fn keyed(client: &CacheClient, cmd: Command) -> Frame {
-    let reply = async {
-        Ok::<Frame, CacheError>(match cmd {
-            Command::Ping(None) => Frame::Simple("PONG".into()),
-            Command::Ping(Some(msg)) | Command::Echo(msg) => Frame::Bulk(msg),
-            Command::Get(key) => bulk_or_null(client.get(key).await?),
-            Command::Set(set) => set_command(client, set).await?,
-            Command::SetEx { key, ttl, value } => {
-                client.set(key, value, SetTtl::After(ttl), None).await?;
-                ok()
-            }
-            Command::Expire {
-                key,
-                millis,
-                options,
-            } => Frame::Integer(i64::from(client.expire(key, millis, options).await?)),
-            Command::Ttl(key) => ttl(client.ttl(key).await?, 1000),
-            Command::PTtl(key) => ttl(client.ttl(key).await?, 1),
-            Command::Persist(key) => Frame::Integer(i64::from(client.persist(key).await?)),
-            Command::IncrBy { key, by } => Frame::Integer(client.incr_by(key, by).await?),
-            // `answer_batch` sends only single-key commands here
-            _ => Frame::Error("ERR internal: not a single-key command".into()),
-        })
-    };
-    reply
-        .await
-        .unwrap_or_else(|err| Frame::Error(err.to_string()))
-}
-
-/// Awaits every reply in flight, in order, into `out`.
-async fn flush<F: std::future::Future<Output = Frame>>(
-    in_flight: &mut FuturesOrdered<F>,
-    out: &mut BytesMut,
-) {
-    while let Some(reply) = in_flight.next().await {
-        reply.encode(out);
-    }
-}
-
-async fn set_command(client: &CacheClient, set: Set) -> Result<Frame, CacheError> {
-    let Set {
-        key,
-        value,
-        expiry,
-        condition,
-        get,
-    } = set;
-    let ttl = match expiry {
-        None => SetTtl::Clear,
-        Some(SetExpiry::After(d)) => SetTtl::After(d),
-        Some(SetExpiry::KeepTtl) => SetTtl::Keep,
-    };
-    let result = client.set(key, value, ttl, condition).await?;
-    Ok(if get {
-        bulk_or_null(result.old)
-    } else if result.written {
-        ok()
-    } else {
-        Frame::Null
-    })
 }
 
 fn ok() -> Frame {

@@ -176,26 +176,6 @@ pub enum Command {
     Unknown(Bytes, Vec<Bytes>),
 }
 
-impl Command {
-    /// Whether the command touches at most one key and nothing but its shard (or no shard:
-    /// PING, ECHO), so a pipeline may send it alongside others.
-    pub fn is_single_key(&self) -> bool {
-        matches!(
-            self,
-            Self::Ping(_)
-                | Self::Echo(_)
-                | Self::Get(_)
-                | Self::Set(_)
-                | Self::SetEx { .. }
-                | Self::Expire { .. }
-                | Self::Ttl(_)
-                | Self::PTtl(_)
-                | Self::Persist(_)
-                | Self::IncrBy { .. }
-        )
-    }
-}
-
 /// Why a frame is not a valid command
 ///
 /// `Display` gives Redis's reply text (without the leading `-`).
