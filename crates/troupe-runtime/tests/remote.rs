@@ -175,6 +175,54 @@ async fn casts_and_calls_arrive_in_order_with_the_spinning_thread_on() {
     assert_eq!(log, (1..=200).collect::<Vec<_>>());
 }
 
+/// Several nodes in one mesh that routes between them over QUIC (as `launch --quic` does; their
+/// actors run in the routed host): calls made inside an actor's handler reach every other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_of_one_process_routed_over_quic_reach_every_other_node() {
+    let ca = DevCa::new("test").unwrap();
+    let journal = Journal::default();
+    let mesh = Mesh::new();
+    mesh.route_through_quic(true);
+    let names = ["a", "b", "c"];
+    let mut nodes = Vec::new();
+    let mut nets: Vec<NodeNet> = Vec::new();
+    for name in names {
+        let node = Node::new(name, &mesh, NodeConfig::default()).unwrap();
+        let j = journal.clone();
+        let (spec, _) = node
+            .child("probe", ChildOptions::permanent(), move || {
+                ProbeActor::new(&j)
+            })
+            .unwrap();
+        node.start(SupervisorSpec::one_for_one(), vec![spec])
+            .await
+            .unwrap();
+        let seeds: Vec<SocketAddr> = nets.iter().map(NodeNet::local_addr).collect();
+        let net = NodeNet::bind(&node, LOOPBACK, config(&ca, name, &seeds))
+            .await
+            .unwrap();
+        nodes.push(node);
+        nets.push(net);
+    }
+    eventually("full mesh", T, async || {
+        nets.iter().all(|n| n.connected().len() >= 2)
+    })
+    .await;
+    let mut value = 0;
+    for from in names {
+        for to in names.iter().filter(|to| **to != from) {
+            value += 1;
+            let first = nodes[0].addr::<Probe>(from, "probe");
+            let target = nodes[0].addr::<Probe>(to, "probe");
+            let reply = first.call(Probe::Forward(target, value), T).await;
+            assert!(
+                matches!(reply, Ok(ProbeReply::Len(_))),
+                "{from} -> {to} from inside {from}'s actor: {reply:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_keep_their_place_in_line() {
     let journal = Journal::default();
