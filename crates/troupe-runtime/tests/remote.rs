@@ -187,16 +187,7 @@ async fn actors_of_one_process_routed_over_quic_reach_every_other_node() {
     let mut nodes = Vec::new();
     let mut nets: Vec<NodeNet> = Vec::new();
     for name in names {
-        let node = Node::new(name, &mesh, NodeConfig::default()).unwrap();
-        let j = journal.clone();
-        let (spec, _) = node
-            .child("probe", ChildOptions::permanent(), move || {
-                ProbeActor::new(&j)
-            })
-            .unwrap();
-        node.start(SupervisorSpec::one_for_one(), vec![spec])
-            .await
-            .unwrap();
+        let (node, _) = node_with_probe_in(&mesh, name, &journal).await;
         let seeds: Vec<SocketAddr> = nets.iter().map(NodeNet::local_addr).collect();
         let net = NodeNet::bind(&node, LOOPBACK, config(&ca, name, &seeds))
             .await

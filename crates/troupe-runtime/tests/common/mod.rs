@@ -173,7 +173,12 @@ pub async fn eventually(what: &str, deadline: Duration, mut cond: impl AsyncFnMu
 
 /// A started node named `name` in a mesh of its own, with a `probe` actor.
 pub async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
-    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    node_with_probe_in(&Mesh::new(), name, journal).await
+}
+
+/// A started node named `name` in `mesh`, with a `probe` actor.
+pub async fn node_with_probe_in(mesh: &Mesh, name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
+    let node = Node::new(name, mesh, NodeConfig::default()).unwrap();
     let j = journal.clone();
     let (spec, addr) = node
         .child("probe", ChildOptions::permanent(), move || {
