@@ -105,6 +105,8 @@ pub struct CastPlan {
     pub n: u64,
     pub done: Arc<Notify>,
     pub limit: Duration,
+    /// Releases an actor held by its `Hold` message (the `drain` bench).
+    pub gate: Arc<Notify>,
 }
 
 impl CastPlan {
@@ -114,6 +116,7 @@ impl CastPlan {
             n,
             done: Arc::new(Notify::new()),
             limit,
+            gate: Arc::new(Notify::new()),
         }
     }
 
@@ -147,6 +150,37 @@ where
     let sent = start.elapsed().as_secs_f64();
     plan.wait("cast").await?;
     Ok((start.elapsed().as_secs_f64(), sent))
+}
+
+/// The cast run split in two halves that never overlap: after the warm-up, `hold()` sends the
+/// actor a message whose handler waits on `plan.gate`; the N casts then queue while it is held
+/// (the sending half, timed alone), and the gate opens (the handling half, timed alone from
+/// the release to the N-th handled). Returns (handling seconds, sending seconds).
+pub async fn timed_held_casts<F>(
+    plan: &CastPlan,
+    hold: impl FnOnce() -> anyhow::Result<()>,
+    mut send: F,
+) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut(u64) -> anyhow::Result<()>,
+{
+    for _ in 0..plan.warm {
+        send(black_box(1))?;
+    }
+    plan.wait("warm-up").await?;
+    hold()?;
+    // the actor reaches the gate (were it not there yet, the release below would leave a
+    // permit and the casts would be handled while they are sent)
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = Instant::now();
+    for _ in 0..plan.n {
+        send(black_box(1))?;
+    }
+    let sent = start.elapsed().as_secs_f64();
+    let released = Instant::now();
+    plan.gate.notify_one();
+    plan.wait("held casts").await?;
+    Ok((released.elapsed().as_secs_f64(), sent))
 }
 
 /// As [`timed_casts`] for a send that must be awaited (a bounded mailbox that pushes back).

@@ -1,13 +1,15 @@
 //! Raw ractor 0.16 (default features off, as troupe uses it): plain `ActorRef`s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ractor::{ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::Notify;
 
 use crate::common::{
     CALL_TIMEOUT, CastPlan, Sample, ScaleRun, Tally, runtime, timed_bounded, timed_calls,
-    timed_casts,
+    timed_casts, timed_held_casts,
 };
 
 const SYSTEM: &str = "ractor";
@@ -15,6 +17,8 @@ const SYSTEM: &str = "ractor";
 enum CounterMsg {
     Add(u64),
     Get(RpcReplyPort<u64>),
+    /// Waits for this gate (the `drain` bench).
+    Hold(Arc<Notify>),
 }
 
 struct Counter;
@@ -43,9 +47,43 @@ impl ractor::Actor for Counter {
             CounterMsg::Get(port) => {
                 let _ = port.send(tally.total);
             }
+            CounterMsg::Hold(gate) => gate.notified().await,
         }
         Ok(())
     }
+}
+
+/// The cast run with sending and handling timed apart (see `timed_held_casts`).
+pub fn drain(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
+    if variant != "held" {
+        bail!("ractor drain variants: held");
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let plan = CastPlan::new(n, limit);
+        let (actor, join) = ractor::Actor::spawn(None, Counter, plan.tally()).await?;
+        let sender = {
+            let (plan, actor) = (plan.clone(), actor.clone());
+            tokio::spawn(async move {
+                let gate = plan.gate.clone();
+                let hold = || actor.cast(CounterMsg::Hold(gate)).context("ractor hold");
+                timed_held_casts(&plan, hold, |v| {
+                    actor.cast(CounterMsg::Add(v)).context("ractor cast")
+                })
+                .await
+            })
+        };
+        let (secs, sent) = sender.await??;
+        let total = ractor::call!(actor, CounterMsg::Get)?;
+        if total != plan.warm + n {
+            bail!("ractor counted {total}");
+        }
+        actor.stop(None);
+        let _ = join.await;
+        let mut s = Sample::rate("drain", SYSTEM, variant, n, secs);
+        s.send_secs = Some(sent);
+        Ok(s)
+    })
 }
 
 /// A plain ractor actor spawned unnamed (as `benches/local_messaging.rs`); its mailbox is

@@ -1,10 +1,12 @@
 //! troupe: a supervised, registered child of a node's root supervisor, reached by `Addr`
 //! (as in `benches/local_messaging.rs` and `benches/actor_scale.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use troupe_runtime::{
     Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
     SupervisorSpec,
@@ -12,7 +14,7 @@ use troupe_runtime::{
 
 use crate::common::{
     CALL_TIMEOUT, CastPlan, Sample, ScaleRun, Tally, runtime, timed_bounded, timed_calls,
-    timed_casts,
+    timed_casts, timed_held_casts,
 };
 
 const SYSTEM: &str = "troupe";
@@ -21,6 +23,8 @@ const SYSTEM: &str = "troupe";
 enum CounterMsg {
     Add(u64),
     Get,
+    /// Waits for the plan's gate (the `drain` bench).
+    Hold,
 }
 
 impl Message for CounterMsg {
@@ -28,7 +32,7 @@ impl Message for CounterMsg {
     type Reply = u64;
 }
 
-struct Counter(Tally);
+struct Counter(Tally, Arc<Notify>);
 
 impl Actor for Counter {
     type Msg = CounterMsg;
@@ -45,6 +49,7 @@ impl Actor for Counter {
             CounterMsg::Get => {
                 reply.send(self.0.total);
             }
+            CounterMsg::Hold => self.1.notified().await,
         }
         Ok(())
     }
@@ -60,7 +65,7 @@ async fn counter_node(plan: &CastPlan) -> anyhow::Result<(Node, Addr<CounterMsg>
     let (spec, addr) = node.child(
         "counter",
         ChildOptions::permanent().mailbox_limit(limit),
-        move || Counter(plan.tally()),
+        move || Counter(plan.tally(), plan.gate.clone()),
     )?;
     node.start(SupervisorSpec::one_for_one(), vec![spec])
         .await?;
@@ -91,6 +96,37 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
         }
         node.shutdown().await;
         let mut s = Sample::rate("cast", SYSTEM, variant, n, secs);
+        s.send_secs = Some(sent);
+        Ok(s)
+    })
+}
+
+/// The cast run with sending and handling timed apart (see `timed_held_casts`).
+pub fn drain(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
+    if variant != "held" {
+        bail!("troupe drain variants: held");
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let plan = CastPlan::new(n, limit);
+        let (node, addr) = counter_node(&plan).await?;
+        let sender = {
+            let (plan, addr) = (plan.clone(), addr.clone());
+            tokio::spawn(async move {
+                let hold = || addr.cast(CounterMsg::Hold).context("troupe hold");
+                timed_held_casts(&plan, hold, |v| {
+                    addr.cast(CounterMsg::Add(v)).context("troupe cast")
+                })
+                .await
+            })
+        };
+        let (secs, sent) = sender.await??;
+        let total = addr.call(CounterMsg::Get, CALL_TIMEOUT).await?;
+        if total != plan.warm + n || addr.dropped() != 0 {
+            bail!("troupe counted {total}, dropped {}", addr.dropped());
+        }
+        node.shutdown().await;
+        let mut s = Sample::rate("drain", SYSTEM, variant, n, secs);
         s.send_secs = Some(sent);
         Ok(s)
     })
