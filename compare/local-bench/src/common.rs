@@ -135,21 +135,11 @@ impl CastPlan {
 /// The measured part of a cast run, shared by every system: `send(v)` casts one `Add(v)`
 /// (v = 1, through `black_box`) without waiting. Returns (seconds until the N-th was handled,
 /// seconds until all N were queued).
-pub async fn timed_casts<F>(plan: &CastPlan, mut send: F) -> anyhow::Result<(f64, f64)>
+pub async fn timed_casts<F>(plan: &CastPlan, send: F) -> anyhow::Result<(f64, f64)>
 where
     F: FnMut(u64) -> anyhow::Result<()>,
 {
-    for _ in 0..plan.warm {
-        send(black_box(1))?;
-    }
-    plan.wait("warm-up").await?;
-    let start = Instant::now();
-    for _ in 0..plan.n {
-        send(black_box(1))?;
-    }
-    let sent = start.elapsed().as_secs_f64();
-    plan.wait("cast").await?;
-    Ok((start.elapsed().as_secs_f64(), sent))
+    run_casts(plan, None, send).await
 }
 
 /// The cast run split in two halves that never overlap: after the warm-up, `hold()` sends the
@@ -158,7 +148,18 @@ where
 /// the release to the N-th handled). Returns (handling seconds, sending seconds).
 pub async fn timed_held_casts<F>(
     plan: &CastPlan,
-    hold: impl FnOnce() -> anyhow::Result<()>,
+    mut hold: impl FnMut() -> anyhow::Result<()> + Send,
+    send: F,
+) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut(u64) -> anyhow::Result<()>,
+{
+    run_casts(plan, Some(&mut hold), send).await
+}
+
+async fn run_casts<F>(
+    plan: &CastPlan,
+    hold: Option<&mut (dyn FnMut() -> anyhow::Result<()> + Send)>,
     mut send: F,
 ) -> anyhow::Result<(f64, f64)>
 where
@@ -168,19 +169,26 @@ where
         send(black_box(1))?;
     }
     plan.wait("warm-up").await?;
-    hold()?;
-    // the actor reaches the gate (were it not there yet, the release below would leave a
-    // permit and the casts would be handled while they are sent)
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let held = hold.is_some();
+    if let Some(hold) = hold {
+        hold()?;
+        // the actor reaches the gate (were it not there yet, the release below would leave a
+        // permit and the casts would be handled while they are sent)
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let start = Instant::now();
     for _ in 0..plan.n {
         send(black_box(1))?;
     }
     let sent = start.elapsed().as_secs_f64();
-    let released = Instant::now();
-    plan.gate.notify_one();
-    plan.wait("held casts").await?;
-    Ok((released.elapsed().as_secs_f64(), sent))
+    let handling_from = if held {
+        plan.gate.notify_one();
+        Instant::now()
+    } else {
+        start
+    };
+    plan.wait("cast").await?;
+    Ok((handling_from.elapsed().as_secs_f64(), sent))
 }
 
 /// As [`timed_casts`] for a send that must be awaited (a bounded mailbox that pushes back).

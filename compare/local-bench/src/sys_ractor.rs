@@ -58,32 +58,7 @@ pub fn drain(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
     if variant != "held" {
         bail!("ractor drain variants: held");
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let plan = CastPlan::new(n, limit);
-        let (actor, join) = ractor::Actor::spawn(None, Counter, plan.tally()).await?;
-        let sender = {
-            let (plan, actor) = (plan.clone(), actor.clone());
-            tokio::spawn(async move {
-                let gate = plan.gate.clone();
-                let hold = || actor.cast(CounterMsg::Hold(gate)).context("ractor hold");
-                timed_held_casts(&plan, hold, |v| {
-                    actor.cast(CounterMsg::Add(v)).context("ractor cast")
-                })
-                .await
-            })
-        };
-        let (secs, sent) = sender.await??;
-        let total = ractor::call!(actor, CounterMsg::Get)?;
-        if total != plan.warm + n {
-            bail!("ractor counted {total}");
-        }
-        actor.stop(None);
-        let _ = join.await;
-        let mut s = Sample::rate("drain", SYSTEM, variant, n, secs);
-        s.send_secs = Some(sent);
-        Ok(s)
-    })
+    casts("drain", variant, n, limit)
 }
 
 /// A plain ractor actor spawned unnamed (as `benches/local_messaging.rs`); its mailbox is
@@ -92,6 +67,12 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
     if variant != "cast" {
         bail!("ractor cast variants: cast");
     }
+    casts("cast", variant, n, limit)
+}
+
+/// N casts to the counter; for the `drain` bench the counter is held while they queue.
+fn casts(bench: &str, variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
+    let held = bench == "drain";
     let rt = runtime()?;
     rt.block_on(async {
         let plan = CastPlan::new(n, limit);
@@ -99,10 +80,17 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
         let sender = {
             let (plan, actor) = (plan.clone(), actor.clone());
             tokio::spawn(async move {
-                timed_casts(&plan, |v| {
-                    actor.cast(CounterMsg::Add(v)).context("ractor cast")
-                })
-                .await
+                let send = |v| actor.cast(CounterMsg::Add(v)).context("ractor cast");
+                if held {
+                    let gate = plan.gate.clone();
+                    let hold = || {
+                        let gate = gate.clone();
+                        actor.cast(CounterMsg::Hold(gate)).context("ractor hold")
+                    };
+                    timed_held_casts(&plan, hold, send).await
+                } else {
+                    timed_casts(&plan, send).await
+                }
             })
         };
         let (secs, sent) = sender.await??;
@@ -112,7 +100,7 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
         }
         actor.stop(None);
         let _ = join.await;
-        let mut s = Sample::rate("cast", SYSTEM, variant, n, secs);
+        let mut s = Sample::rate(bench, SYSTEM, variant, n, secs);
         s.send_secs = Some(sent);
         Ok(s)
     })

@@ -76,29 +76,7 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
     if variant != "cast" {
         bail!("troupe cast variants: cast");
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let plan = CastPlan::new(n, limit);
-        let (node, addr) = counter_node(&plan).await?;
-        let sender = {
-            let (plan, addr) = (plan.clone(), addr.clone());
-            tokio::spawn(async move {
-                timed_casts(&plan, |v| {
-                    addr.cast(CounterMsg::Add(v)).context("troupe cast")
-                })
-                .await
-            })
-        };
-        let (secs, sent) = sender.await??;
-        let total = addr.call(CounterMsg::Get, CALL_TIMEOUT).await?;
-        if total != plan.warm + n || addr.dropped() != 0 {
-            bail!("troupe counted {total}, dropped {}", addr.dropped());
-        }
-        node.shutdown().await;
-        let mut s = Sample::rate("cast", SYSTEM, variant, n, secs);
-        s.send_secs = Some(sent);
-        Ok(s)
-    })
+    casts("cast", variant, n, limit)
 }
 
 /// The cast run with sending and handling timed apart (see `timed_held_casts`).
@@ -106,6 +84,12 @@ pub fn drain(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
     if variant != "held" {
         bail!("troupe drain variants: held");
     }
+    casts("drain", variant, n, limit)
+}
+
+/// N casts to the counter; for the `drain` bench the counter is held while they queue.
+fn casts(bench: &str, variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
+    let held = bench == "drain";
     let rt = runtime()?;
     rt.block_on(async {
         let plan = CastPlan::new(n, limit);
@@ -113,11 +97,13 @@ pub fn drain(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
         let sender = {
             let (plan, addr) = (plan.clone(), addr.clone());
             tokio::spawn(async move {
-                let hold = || addr.cast(CounterMsg::Hold).context("troupe hold");
-                timed_held_casts(&plan, hold, |v| {
-                    addr.cast(CounterMsg::Add(v)).context("troupe cast")
-                })
-                .await
+                let send = |v| addr.cast(CounterMsg::Add(v)).context("troupe cast");
+                if held {
+                    let hold = || addr.cast(CounterMsg::Hold).context("troupe hold");
+                    timed_held_casts(&plan, hold, send).await
+                } else {
+                    timed_casts(&plan, send).await
+                }
             })
         };
         let (secs, sent) = sender.await??;
@@ -126,7 +112,7 @@ pub fn drain(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
             bail!("troupe counted {total}, dropped {}", addr.dropped());
         }
         node.shutdown().await;
-        let mut s = Sample::rate("drain", SYSTEM, variant, n, secs);
+        let mut s = Sample::rate(bench, SYSTEM, variant, n, secs);
         s.send_secs = Some(sent);
         Ok(s)
     })
