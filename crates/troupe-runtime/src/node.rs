@@ -144,10 +144,11 @@ pub struct NodeConfig {
     /// While the node runs, one timer of its own is always due at most this far ahead
     /// (`None`: no such timer).
     ///
-    /// Every call carries a timeout, and tokio wakes its timer driver (a system call) each
-    /// time a timer is registered that is due before every other one. With this timer due
-    /// first, a call's timeout longer than this period never is, so a call costs no system
-    /// call for its timeout. The price is one wake-up per period. Default: 100 ms.
+    /// A remote call arms a tokio timer for its timeout, and so does a local call still
+    /// waiting after a sweep of the call watch list; tokio wakes its timer driver (a system
+    /// call) each time a timer is registered that is due before every other one. With this
+    /// timer due first, a timeout longer than this period never is, so it costs no system
+    /// call. The price is one wake-up per period. Default: 100 ms.
     pub timer_anchor: Option<Duration>,
 }
 
