@@ -289,7 +289,6 @@ fn recv_role_tcp(s: &Settings) -> anyhow::Result<()> {
 
 /// The sender over plain TCP: the same workload as [`send_role`]
 fn send_role_tcp(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = runtime()?;
     rt.block_on(async {
         let connect = || async {
@@ -303,56 +302,16 @@ fn send_role_tcp(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
             anyhow::Ok(stream)
         };
         let mut rtt = connect().await?;
-        let mut data = connect().await?;
-        let s = s.clone();
+        let data = connect().await?;
+        let settings = s.clone();
         let work = tokio::spawn(async move {
-            let mut frame = Vec::with_capacity(FRAME_LEN);
-            frame.extend_from_slice(&(PAYLOAD_LEN as u32).to_be_bytes());
-            frame.extend_from_slice(&[0xA5u8; PAYLOAD_LEN]);
-            let mut reply = [0u8; 4];
-            for _ in 0..WARMUP_CALLS.min(s.m.max(10)) {
-                rtt.write_all(&frame).await?;
-                rtt.read_exact(&mut reply).await?;
-            }
-            let per_batch = (BATCH_BYTES / FRAME_LEN) as u64;
-            let mut batch = Vec::with_capacity(BATCH_BYTES);
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while sent < s.n {
-                batch.clear();
-                let k = per_batch.min(s.n - sent);
-                for _ in 0..k {
-                    batch.extend_from_slice(&frame);
-                }
-                data.write_all(&batch).await?;
-                sent += k;
-            }
-            let send_secs = start.elapsed().as_secs_f64();
-            let mut calls_ns = Vec::with_capacity(s.m);
-            for _ in 0..s.m {
-                let t = Instant::now();
-                rtt.write_all(&frame).await?;
-                rtt.read_exact(&mut reply).await?;
-                calls_ns.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            }
-            calls_ns.sort_unstable();
-            anyhow::Ok((send_secs, calls_ns))
+            let (rtt_rx, rtt_tx) = rtt.split();
+            send_workload(&settings, rtt_tx, rtt_rx, || async { anyhow::Ok(data) }).await
         });
         let (send_secs, v) = tokio::time::timeout(s.timeout, work)
             .await
             .context("the sender timed out")???;
-        let p = |q: f64| percentile(&v, q);
-        say(&format!(
-            "RESULT role=send send_secs={send_secs} calls={} p50_ns={} p90_ns={} p99_ns={} \
-             min_ns={} max_ns={} mean_ns={}",
-            v.len(),
-            p(0.50),
-            p(0.90),
-            p(0.99),
-            v.first().copied().unwrap_or(0),
-            v.last().copied().unwrap_or(0),
-            v.iter().sum::<u64>() / v.len().max(1) as u64,
-        ));
+        report_sends(send_secs, &v);
         anyhow::Ok(())
     })
 }
@@ -370,63 +329,87 @@ fn send_role(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
         )
         .await
         .context("connect timed out")??;
-        let s = s.clone();
+        let settings = s.clone();
         let work = tokio::spawn(async move {
-            let (mut bi_send, mut bi_recv) = conn.open_bi().await?;
-            let mut frame = Vec::with_capacity(FRAME_LEN);
-            frame.extend_from_slice(&(PAYLOAD_LEN as u32).to_be_bytes());
-            frame.extend_from_slice(&[0xA5u8; PAYLOAD_LEN]);
-            let mut reply = [0u8; 4];
-            for _ in 0..WARMUP_CALLS.min(s.m.max(10)) {
-                bi_send.write_all(&frame).await?;
-                bi_recv.read_exact(&mut reply).await?;
-            }
-
-            // throughput: batches of frames on one uni stream
-            let mut uni = conn.open_uni().await?;
-            let per_batch = (BATCH_BYTES / FRAME_LEN) as u64;
-            let mut batch = Vec::with_capacity(BATCH_BYTES);
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while sent < s.n {
-                batch.clear();
-                let k = per_batch.min(s.n - sent);
-                for _ in 0..k {
-                    batch.extend_from_slice(&frame);
-                }
-                uni.write_all(&batch).await?;
-                sent += k;
-            }
-            let send_secs = start.elapsed().as_secs_f64();
-
-            // round trips
-            let mut calls_ns = Vec::with_capacity(s.m);
-            for _ in 0..s.m {
-                let t = Instant::now();
-                bi_send.write_all(&frame).await?;
-                bi_recv.read_exact(&mut reply).await?;
-                calls_ns.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            }
-            calls_ns.sort_unstable();
-            anyhow::Ok((send_secs, calls_ns))
+            let (bi_send, bi_recv) = conn.open_bi().await?;
+            // throughput: batches of frames on one uni stream, opened after the warm-up
+            let uni = || async { anyhow::Ok(conn.open_uni().await?) };
+            send_workload(&settings, bi_send, bi_recv, uni).await
         });
         let (send_secs, v) = tokio::time::timeout(s.timeout, work)
             .await
             .context("the sender timed out")???;
-        let p = |q: f64| percentile(&v, q);
-        say(&format!(
-            "RESULT role=send send_secs={send_secs} calls={} p50_ns={} p90_ns={} p99_ns={} \
-             min_ns={} max_ns={} mean_ns={}",
-            v.len(),
-            p(0.50),
-            p(0.90),
-            p(0.99),
-            v.first().copied().unwrap_or(0),
-            v.last().copied().unwrap_or(0),
-            v.iter().sum::<u64>() / v.len().max(1) as u64,
-        ));
+        report_sends(send_secs, &v);
         anyhow::Ok(())
     })
+}
+
+/// The sender's workload on either transport: warm-up round trips on `rtt_tx`/`rtt_rx`, then
+/// N frames in batches on the stream `data()` opens, then M timed round trips. Returns (seconds
+/// to write all frames, round trips in nanoseconds, sorted).
+async fn send_workload<T, R, D, Fut>(
+    s: &Settings,
+    mut rtt_tx: T,
+    mut rtt_rx: R,
+    data: impl FnOnce() -> Fut,
+) -> anyhow::Result<(f64, Vec<u64>)>
+where
+    T: tokio::io::AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
+    D: tokio::io::AsyncWrite + Unpin,
+    Fut: std::future::Future<Output = anyhow::Result<D>>,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut frame = Vec::with_capacity(FRAME_LEN);
+    frame.extend_from_slice(&(PAYLOAD_LEN as u32).to_be_bytes());
+    frame.extend_from_slice(&[0xA5u8; PAYLOAD_LEN]);
+    let mut reply = [0u8; 4];
+    for _ in 0..WARMUP_CALLS.min(s.m.max(10)) {
+        rtt_tx.write_all(&frame).await?;
+        rtt_rx.read_exact(&mut reply).await?;
+    }
+
+    let mut data = data().await?;
+    let per_batch = (BATCH_BYTES / FRAME_LEN) as u64;
+    let mut batch = Vec::with_capacity(BATCH_BYTES);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < s.n {
+        batch.clear();
+        let k = per_batch.min(s.n - sent);
+        for _ in 0..k {
+            batch.extend_from_slice(&frame);
+        }
+        data.write_all(&batch).await?;
+        sent += k;
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+
+    let mut calls_ns = Vec::with_capacity(s.m);
+    for _ in 0..s.m {
+        let t = Instant::now();
+        rtt_tx.write_all(&frame).await?;
+        rtt_rx.read_exact(&mut reply).await?;
+        calls_ns.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    }
+    calls_ns.sort_unstable();
+    Ok((send_secs, calls_ns))
+}
+
+/// The sender's RESULT line (round trips `v` sorted).
+fn report_sends(send_secs: f64, v: &[u64]) {
+    let p = |q: f64| percentile(v, q);
+    say(&format!(
+        "RESULT role=send send_secs={send_secs} calls={} p50_ns={} p90_ns={} p99_ns={} \
+         min_ns={} max_ns={} mean_ns={}",
+        v.len(),
+        p(0.50),
+        p(0.90),
+        p(0.99),
+        v.first().copied().unwrap_or(0),
+        v.last().copied().unwrap_or(0),
+        v.iter().sum::<u64>() / v.len().max(1) as u64,
+    ));
 }
 
 fn percentile(v: &[u64], q: f64) -> u64 {
@@ -527,7 +510,11 @@ fn parent(n: u64, m: usize, timeout: Duration, tcp: bool) -> anyhow::Result<()> 
     };
     let result = (|| {
         let deadline = Instant::now() + timeout;
-        let transport: Vec<String> = if tcp { vec!["--tcp".into()] } else { Vec::new() };
+        let transport: Vec<String> = if tcp {
+            vec!["--tcp".into()]
+        } else {
+            Vec::new()
+        };
         let mut recv = Proc::spawn("recv", &s, &transport)?;
         let addr = recv
             .expect("LISTENING ", Instant::now() + Duration::from_secs(30))?
@@ -549,9 +536,15 @@ fn parent(n: u64, m: usize, timeout: Duration, tcp: bool) -> anyhow::Result<()> 
     let (p50, p90, p99, mean) = (us("p50_ns")?, us("p90_ns")?, us("p99_ns")?, us("mean_ns")?);
     println!();
     let (title, system) = if tcp {
-        ("raw TCP, 2 processes on 127.0.0.1, no TLS, TCP_NODELAY, 2 tokio workers each", "tcp_raw")
+        (
+            "raw TCP, 2 processes on 127.0.0.1, no TLS, TCP_NODELAY, 2 tokio workers each",
+            "tcp_raw",
+        )
     } else {
-        ("raw quinn, 2 processes on 127.0.0.1, TLS 1.3 (ring), 2 tokio workers each", "quinn_raw")
+        (
+            "raw quinn, 2 processes on 127.0.0.1, TLS 1.3 (ring), 2 tokio workers each",
+            "quinn_raw",
+        )
     };
     println!("{title}");
     println!(
