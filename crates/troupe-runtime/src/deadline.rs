@@ -45,6 +45,16 @@ struct Shard {
     watched: u64,
 }
 
+impl Shard {
+    /// Frees slot `index` (its ticket goes stale) and hands back the waker it held.
+    fn release(&mut self, index: u32) -> Option<Waker> {
+        let entry = &mut self.slots[index as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(index);
+        entry.waker.take()
+    }
+}
+
 #[derive(Default)]
 struct Entry {
     generation: u32,
@@ -129,37 +139,28 @@ impl Watch {
 
     /// Takes the call off the list (a no-op if the ticker already did).
     pub(crate) fn unwatch(&self, ticket: &Ticket) {
-        let mut guard = self.shards[ticket.shard].lock();
-        let shard = &mut *guard;
-        if let Some(entry) = shard.slots.get_mut(ticket.index as usize) {
-            if entry.generation == ticket.generation {
-                entry.generation = entry.generation.wrapping_add(1);
-                entry.waker = None;
-                shard.free.push(ticket.index);
-            }
+        let mut shard = self.shards[ticket.shard].lock();
+        let current = shard.slots.get(ticket.index as usize);
+        if current.is_some_and(|entry| entry.generation == ticket.generation) {
+            shard.release(ticket.index);
         }
     }
 
-    /// Wakes every call on the list and empties it; returns how many were woken.
-    fn sweep(&self) -> usize {
+    /// Wakes every call on the list and empties it.
+    fn sweep(&self) {
         let mut woken = Vec::new();
         for shard in &self.shards {
-            let mut guard = shard.lock();
-            let s = &mut *guard;
-            for (index, entry) in s.slots.iter_mut().enumerate() {
-                if let Some(waker) = entry.waker.take() {
-                    entry.generation = entry.generation.wrapping_add(1);
-                    s.free.push(index as u32);
-                    woken.push(waker);
+            let mut shard = shard.lock();
+            for index in 0..shard.slots.len() {
+                if shard.slots[index].waker.is_some() {
+                    woken.extend(shard.release(index as u32));
                 }
             }
         }
-        let n = woken.len();
         // outside the locks: a woken task may poll (and lock a shard) on this thread's wake
         for waker in woken {
             waker.wake();
         }
-        n
     }
 
     fn start_ticker(&'static self) {
