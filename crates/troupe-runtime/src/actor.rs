@@ -1,17 +1,22 @@
-//! The [`Actor`] trait users implement, the [`Ctx`] it runs with, and the ractor actor that
-//! hosts it.
+//! The [`Actor`] trait users implement, the [`Ctx`] it runs with (its handle, timers and
+//! tasks), and the ractor actor that hosts it.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::Either;
 use ractor::{ActorCell, ActorProcessingErr, ActorRef};
+use tokio::task::AbortHandle;
 
 use crate::addr::Addr;
 use crate::error::SpawnError;
-use crate::message::{Mail, Message, ReplyTo};
+use crate::message::{FailingGuard, Letter, Mail, Message, set_failing};
 use crate::node::Node;
 use crate::slot::{Instance, Slot};
 use crate::supervisor::Starter;
@@ -20,27 +25,27 @@ use crate::supervisor::Starter;
 /// decides what happens next.
 pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// The reply type of an actor's message type.
-pub type ReplyOf<A> = <<A as Actor>::Msg as Message>::Reply;
-
 /// A unit of state that handles messages one at a time, supervised and addressable by name.
 ///
 /// The runtime builds a fresh value from the actor's factory at every (re)start, calls
 /// [`started`](Actor::started), then [`handle`](Actor::handle) for each message in arrival
 /// order, and [`stopped`](Actor::stopped) when it is stopped gracefully. A panic or an `Err`
-/// from any hook fails the actor; its supervisor then restarts it (or not) by its policy.
+/// from any hook fails the actor; its supervisor then restarts it (or not) by its policy. The
+/// caller of the message that failed it gets [`CallError::ActorFailed`](crate::CallError)
+/// with the panic message (or the error) as its reason; messages queued behind it stay queued
+/// and are handled by the restarted instance.
 ///
 /// # Examples
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo};
+/// use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 ///
-/// #[derive(Serialize, Deserialize)]
-/// enum CounterMsg { Add(u64), Get }
-/// impl Message for CounterMsg {
-///     const NAME: &'static str = "doc.Counter";
-///     type Reply = u64;
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(name = "doc.Counter")]
+/// enum CounterMsg {
+///     Add(u64),
+///     Get(Reply<u64>),
 /// }
 ///
 /// #[derive(Default)]
@@ -48,41 +53,55 @@ pub type ReplyOf<A> = <<A as Actor>::Msg as Message>::Reply;
 ///
 /// impl Actor for Counter {
 ///     type Msg = CounterMsg;
-///     async fn handle(&mut self, msg: CounterMsg, reply: ReplyTo<u64>, _ctx: &Ctx<CounterMsg>)
+///     async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Ctx<CounterMsg>)
 ///         -> Result<(), ActorError>
 ///     {
-///         if let CounterMsg::Add(n) = msg { self.total += n; }
-///         reply.send(self.total);
+///         match msg {
+///             CounterMsg::Add(n) => self.total += n,
+///             CounterMsg::Get(reply) => { reply.send(self.total); }
+///         }
 ///         Ok(())
 ///     }
 /// }
 /// ```
 pub trait Actor: Send + 'static {
-    /// The messages this actor handles.
+    /// The messages this actor handles ([`NoMessages`](crate::NoMessages) if it has none).
     type Msg: Message;
 
-    /// Runs once per start, before the first message.
+    /// Runs once per start, before the first message: the place to start timers and tasks
+    /// (they end with this instance, so a restarted actor never has two).
     ///
     /// # Errors
     /// An error fails this start; the supervisor counts it as a crash.
     fn started(
         &mut self,
-        ctx: &Ctx<Self::Msg>,
+        ctx: &mut Ctx<Self::Msg>,
     ) -> impl Future<Output = Result<(), ActorError>> + Send {
         let _ = ctx;
         async { Ok(()) }
     }
 
-    /// Handles one message; `reply` answers the caller of a call (a no-op for a cast).
+    /// Handles one message. A request's [`Reply`](crate::Reply) is inside the message; answer
+    /// it (now or later, from anywhere in this process).
+    ///
+    /// The default drops the message (a call's caller gets `NoReply`) with a warning: it is
+    /// for actors whose `Msg` is [`NoMessages`](crate::NoMessages).
     ///
     /// # Errors
     /// An error fails the actor (as a panic would).
     fn handle(
         &mut self,
         msg: Self::Msg,
-        reply: ReplyTo<<Self::Msg as Message>::Reply>,
-        ctx: &Ctx<Self::Msg>,
-    ) -> impl Future<Output = Result<(), ActorError>> + Send;
+        ctx: &mut Ctx<Self::Msg>,
+    ) -> impl Future<Output = Result<(), ActorError>> + Send {
+        tracing::warn!(
+            actor = %ctx.name(),
+            msg_type = <Self::Msg as Message>::NAME,
+            "message dropped: the actor does not implement handle"
+        );
+        drop(msg);
+        async { Ok(()) }
+    }
 
     /// Runs when the actor is stopped gracefully (not after a crash or a kill).
     ///
@@ -90,18 +109,62 @@ pub trait Actor: Send + 'static {
     /// An error is reported to the supervisor as a failure.
     fn stopped(
         &mut self,
-        ctx: &Ctx<Self::Msg>,
+        ctx: &mut Ctx<Self::Msg>,
     ) -> impl Future<Output = Result<(), ActorError>> + Send {
         let _ = ctx;
         async { Ok(()) }
     }
 }
 
-/// What an actor knows about where it runs: its own handle, its name and its node.
+/// What an actor knows about where it runs (its own handle, its name and its node), and the
+/// timers and tasks that live exactly as long as this instance of it.
+///
+/// Timers and tasks started here end when the instance stops, crashes or is restarted, so a
+/// restarted actor that starts its timers in [`Actor::started`] never runs two of them.
 pub struct Ctx<M: Message> {
     myself: Addr<M>,
     node: Node,
-    cell: ActorCell,
+    me: ActorRef<Mail<M>>,
+    tasks: Tasks,
+}
+
+/// A timer or task started from a [`Ctx`]; it ends with the actor instance anyway, this
+/// handle only lets it end earlier.
+#[derive(Debug, Clone)]
+pub struct TaskHandle(AbortHandle);
+
+impl TaskHandle {
+    /// Stops the timer or task now (a timer's pending message is not sent).
+    pub fn cancel(&self) {
+        self.0.abort();
+    }
+
+    /// Whether the timer or task has ended (fired, finished, failed or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+/// The instance's tasks, aborted when it goes.
+#[derive(Default)]
+struct Tasks(Vec<AbortHandle>);
+
+impl Tasks {
+    fn push(&mut self, handle: AbortHandle) {
+        // keep the list as long as the live tasks, not as long as every task ever started
+        if self.0.len() >= 16 && self.0.len().is_power_of_two() {
+            self.0.retain(|h| !h.is_finished());
+        }
+        self.0.push(handle);
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl<M: Message> Ctx<M> {
@@ -123,7 +186,127 @@ impl<M: Message> Ctx<M> {
     /// Stops this actor normally after the current message: a permanent child is restarted,
     /// a transient or temporary one is removed.
     pub fn stop(&self) {
-        self.cell.stop(None);
+        self.me.stop(None);
+    }
+
+    /// Sends `msg` to this actor after `delay` (on the runtime's clock), unless the instance
+    /// has ended by then. The message queues behind what is already in the mailbox; if the
+    /// mailbox is full when it fires, it is dropped (and counted, as any cast).
+    pub fn send_after(&mut self, delay: Duration, msg: M) -> TaskHandle {
+        let myself = self.myself.clone();
+        self.spawn_quiet(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(err) = myself.cast(msg) {
+                tracing::debug!(actor = %myself.name(), cause = %err, "timer message not sent");
+            }
+        })
+    }
+
+    /// Sends `make()` to this actor every `period` (the first after one period), until the
+    /// instance ends or the handle is cancelled. A tick that finds the mailbox full is
+    /// skipped, and ticks missed while the runtime was busy are not sent in a burst.
+    ///
+    /// # Panics
+    /// If `period` is zero.
+    pub fn send_interval(
+        &mut self,
+        period: Duration,
+        mut make: impl FnMut() -> M + Send + 'static,
+    ) -> TaskHandle {
+        assert!(!period.is_zero(), "send_interval needs a non-zero period");
+        let myself = self.myself.clone();
+        self.spawn_quiet(async move {
+            let start = tokio::time::Instant::now() + period;
+            let mut ticks = tokio::time::interval_at(start, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = myself.cast(make()) {
+                    tracing::debug!(actor = %myself.name(), cause = %err, "tick not sent");
+                }
+            }
+        })
+    }
+
+    /// Runs `task` beside this actor, supervised with it: it is cancelled when the instance
+    /// stops or restarts, and if it returns an error or panics, the actor fails with that
+    /// reason (its supervisor then restarts it by its policy).
+    pub fn spawn<F>(&mut self, task: F) -> TaskHandle
+    where
+        F: Future<Output = Result<(), ActorError>> + Send + 'static,
+    {
+        let me = self.me.clone();
+        let name = self.myself.name().to_string();
+        self.spawn_quiet(async move {
+            let reason = match AssertUnwindSafe(task).catch_unwind().await {
+                Ok(Ok(())) => return,
+                Ok(Err(err)) => format!("a task of {name} failed: {err}"),
+                Err(panic) => format!("a task of {name} panicked: {}", panic_message(&*panic)),
+            };
+            // queued behind what the actor already has, so it fails between two messages
+            let _ = me.send_message(Mail::task_failed(reason));
+        })
+    }
+
+    fn spawn_quiet(&mut self, task: impl Future<Output = ()> + Send + 'static) -> TaskHandle {
+        let handle = if self.node.inner.mesh.force_remote() {
+            tokio::spawn(crate::node::ORIGIN.scope(self.node.inner.name.clone(), task))
+        } else {
+            tokio::spawn(task)
+        };
+        let abort = handle.abort_handle();
+        self.tasks.push(abort.clone());
+        TaskHandle(abort)
+    }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the actor panicked".to_string()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Runs one hook of an actor; if it panics or fails, marks the instance as failing (so
+    /// the replies it held fail with the reason and its mailbox is kept for the next
+    /// instance) before dropping the hook's state, then fails the ractor actor.
+    struct Guarded<'a, F, M: Message> {
+        #[pin]
+        hook: Option<F>,
+        slot: &'a Arc<Slot<M>>,
+    }
+}
+
+impl<F, M> Future for Guarded<'_, F, M>
+where
+    F: Future<Output = Result<(), ActorError>>,
+    M: Message,
+{
+    type Output = Result<(), ActorProcessingErr>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let polled = match this.hook.as_mut().as_pin_mut() {
+            Some(hook) => std::panic::catch_unwind(AssertUnwindSafe(|| hook.poll(cx))),
+            None => return Poll::Ready(Ok(())),
+        };
+        let (reason, error): (Arc<str>, ActorError) = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(()))) => return Poll::Ready(Ok(())),
+            Ok(Poll::Ready(Err(err))) => (err.to_string().into(), err),
+            Err(panic) => {
+                let reason = panic_message(&*panic);
+                (reason.clone().into(), reason.into())
+            }
+        };
+        set_failing(reason, this.slot.clone());
+        this.hook.set(None);
+        Poll::Ready(Err(error))
     }
 }
 
@@ -175,12 +358,19 @@ pub(crate) struct HostArgs<A: Actor> {
     myself: Addr<A::Msg>,
     node: Node,
     depth: Arc<AtomicUsize>,
+    slot: Arc<Slot<A::Msg>>,
 }
 
+/// One running instance. Fields drop in order: the actor first (replies it holds still see
+/// a failure's reason), then the context (its timers and tasks end), the failing mark last.
 pub(crate) struct HostState<A: Actor> {
     actor: A,
     ctx: Ctx<A::Msg>,
     depth: Arc<AtomicUsize>,
+    slot: Arc<Slot<A::Msg>>,
+    /// The node's name, for hosts whose sends carry their origin ([`Routed`]).
+    origin: Arc<str>,
+    _failing: FailingGuard,
 }
 
 impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
@@ -193,14 +383,19 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let origin = args.node.inner.name.clone();
         Ok(HostState {
             actor: args.actor,
             ctx: Ctx {
                 myself: args.myself,
                 node: args.node,
-                cell: myself.get_cell(),
+                me: myself,
+                tasks: Tasks::default(),
             },
             depth: args.depth,
+            slot: args.slot,
+            origin,
+            _failing: FailingGuard,
         })
     }
 
@@ -209,8 +404,18 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let HostState { actor, ctx, .. } = state;
-        R::run(|| ctx.node.inner.name.clone(), actor.started(ctx)).await
+        let HostState {
+            actor,
+            ctx,
+            slot,
+            origin,
+            ..
+        } = state;
+        let hook = Guarded {
+            hook: Some(actor.started(ctx)),
+            slot,
+        };
+        R::run(|| origin.clone(), hook).await
     }
 
     fn handle(
@@ -219,11 +424,30 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         mail: Self::Msg,
         state: &mut Self::State,
     ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
-        state.depth.fetch_sub(1, Ordering::Relaxed);
-        let HostState { actor, ctx, .. } = state;
+        let HostState {
+            actor,
+            ctx,
+            depth,
+            slot,
+            origin,
+            ..
+        } = state;
+        let hook = match mail.open() {
+            Some(Letter::User(msg)) => {
+                depth.fetch_sub(1, Ordering::Relaxed);
+                Either::Left(actor.handle(msg, ctx))
+            }
+            Some(Letter::TaskFailed(reason)) => {
+                Either::Right(std::future::ready(Err(reason.into())))
+            }
+            None => Either::Right(std::future::ready(Ok(()))),
+        };
         R::run(
-            || ctx.node.inner.name.clone(),
-            actor.handle(mail.msg, mail.reply, ctx),
+            || origin.clone(),
+            Guarded {
+                hook: Some(hook),
+                slot,
+            },
         )
     }
 
@@ -232,8 +456,18 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let HostState { actor, ctx, .. } = state;
-        R::run(|| ctx.node.inner.name.clone(), actor.stopped(ctx)).await
+        let HostState {
+            actor,
+            ctx,
+            slot,
+            origin,
+            ..
+        } = state;
+        let hook = Guarded {
+            hook: Some(actor.stopped(ctx)),
+            slot,
+        };
+        R::run(|| origin.clone(), hook).await
     }
 }
 
@@ -288,6 +522,7 @@ impl<A: Actor> Starter for ActorChild<A> {
                 myself: self.addr.clone(),
                 node: self.node.clone(),
                 depth: depth.clone(),
+                slot: self.slot.clone(),
             };
             let spawned = if self.node.inner.mesh.force_remote() {
                 let host = Host::<A, Routed>(Default::default());

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::deadline::{Ticket, WATCH_MIN, Watch};
 use crate::error::CallError;
-use crate::message::{Mail, Message, ReplyFailure, ReplyTo};
+use crate::message::{Mail, Message, Reply, ReplyFailure, ReplyValue};
 use crate::node::{MeshInner, Node, Route};
 use crate::slot::Slot;
 
@@ -190,37 +190,44 @@ impl<M: Message> Addr<M> {
     /// - [`CallError::Unreachable`] if the actor's node is not reachable.
     pub fn cast(&self, msg: M) -> Result<(), CallError> {
         match self.route()? {
-            Route::Local(slot) => self.deliver_local(
-                slot,
-                Mail {
-                    msg,
-                    reply: ReplyTo::cast(),
-                },
-            ),
+            Route::Local(slot) => self.deliver_local(slot, Mail::user(msg)),
             Route::Remote => {
                 crate::remote::remote_cast(&*self.mesh()?, &self.inner.node, &self.inner.name, msg)
             }
         }
     }
 
-    /// Sends `msg` and waits up to `timeout` for the actor's reply.
+    /// Sends the request `make(reply)` and waits up to `timeout` for its answer.
+    ///
+    /// `make` builds the request around the reply port the runtime hands it; a request
+    /// variant that carries a [`Reply<R>`] is such a function by itself, so
+    /// `counter.call(CounterMsg::Get, timeout)` returns the `R` of that variant and nothing
+    /// else. A request with more fields takes a closure:
+    /// `cache.call(|reply| CacheMsg::Get { key, reply }, timeout)`.
     ///
     /// `Duration::MAX` waits without any deadline, like ractor's `call!`: no timer is involved
-    /// at all, and the call ends only when the actor answers, drops the reply handle, or fails
-    /// (a local actor that keeps the reply handle forever keeps the caller waiting forever).
+    /// at all, and the call ends only when the actor answers, drops the reply port, or fails
+    /// (a local actor that keeps the reply port forever keeps the caller waiting forever).
     /// Any other timeout costs a local call one entry on a watch list, not a timer, unless the
-    /// reply takes longer than 50 ms.
+    /// reply takes longer than one sweep of that list (50 ms); timeouts under 100 ms arm a
+    /// timer at once.
     ///
     /// # Errors
     /// Everything [`Addr::cast`] returns, and:
     /// - [`CallError::Timeout`] if no reply came in time;
-    /// - [`CallError::NoReply`] if the actor dropped the reply handle unanswered;
-    /// - [`CallError::ActorFailed`] if the actor panicked or failed while holding it.
+    /// - [`CallError::NoReply`] if the actor dropped the reply port unanswered;
+    /// - [`CallError::ActorFailed`] if the actor panicked or failed while holding it (the
+    ///   reason is the panic message or the error);
+    /// - whatever the actor answered with [`Reply::fail`].
     ///
     /// # Cancel safety
     /// Dropping the future abandons the call; the actor may still handle the message, and its
     /// reply is discarded.
-    pub async fn call(&self, msg: M, timeout: Duration) -> Result<M::Reply, CallError> {
+    pub async fn call<R: ReplyValue>(
+        &self,
+        make: impl FnOnce(Reply<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
         let slot = match self.route()? {
             Route::Local(slot) => slot,
             Route::Remote => {
@@ -229,31 +236,18 @@ impl<M: Message> Addr<M> {
                     &mesh,
                     &self.inner.node,
                     &self.inner.name,
-                    msg,
+                    make,
                     timeout,
                 )
                 .await;
             }
         };
         let (tx, rx) = oneshot::channel();
-        self.deliver_local(
-            slot,
-            Mail {
-                msg,
-                reply: ReplyTo::call(tx),
-            },
-        )?;
+        self.deliver_local(slot, Mail::user(make(Reply::local(tx))))?;
         let outcome = ReplyWait::new(rx, timeout).await;
         match outcome {
             Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(ReplyFailure::Dropped))) => Err(CallError::NoReply {
-                target: self.target(),
-            }),
-            Ok(Ok(Err(ReplyFailure::Panicked))) => Err(CallError::ActorFailed {
-                target: self.target(),
-                reason: "the actor failed before answering".into(),
-            }),
-            Ok(Ok(Err(ReplyFailure::Refused(error)))) => Err(error),
+            Ok(Ok(Err(failure))) => Err(self.failure(failure)),
             // the sender is always answered on drop; a closed channel means it was lost with
             // a mailbox that was torn down
             Ok(Err(_)) => Err(CallError::ActorFailed {
@@ -264,6 +258,19 @@ impl<M: Message> Addr<M> {
                 target: self.target(),
                 after: timeout,
             }),
+        }
+    }
+
+    fn failure(&self, failure: ReplyFailure) -> CallError {
+        match failure {
+            ReplyFailure::Dropped => CallError::NoReply {
+                target: self.target(),
+            },
+            ReplyFailure::Failed(reason) => CallError::ActorFailed {
+                target: self.target(),
+                reason: reason.to_string(),
+            },
+            ReplyFailure::Refused(error) => error,
         }
     }
 

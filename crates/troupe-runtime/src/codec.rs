@@ -65,7 +65,6 @@ mod tests {
         const NAME: &'static str = "test.Ping";
         const VERSION: u16 = 2;
         const MIN_VERSION: u16 = 1;
-        type Reply = ();
     }
 
     fn node() -> Node {

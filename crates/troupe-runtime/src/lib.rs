@@ -5,8 +5,9 @@
 //! crate is the layer underneath, usable on its own.
 //!
 //! # Layout
-//! - [`message`]: the [`Message`] trait (stable name, version, reply type) and [`ReplyTo`].
-//! - [`actor`]: the [`Actor`] trait users implement and its [`Ctx`].
+//! - [`message`]: the [`Message`] trait and derive (stable name, version), the [`Reply`] port
+//!   a request carries for its answer, and [`NoMessages`].
+//! - [`actor`]: the [`Actor`] trait users implement and its [`Ctx`] (handle, timers, tasks).
 //! - [`addr`]: [`Addr`], the one handle type; `cast` and `call`.
 //! - [`codec`]: messages to and from wire payloads, errors as [`CallError`]s.
 //! - `slot`: the swappable current instance behind each name (restart-proof handles).
@@ -35,15 +36,15 @@ mod slot;
 pub mod supervisor;
 mod task;
 
-pub use actor::{Actor, ActorError, Ctx, ReplyOf};
+pub use actor::{Actor, ActorError, Ctx, TaskHandle};
 pub use addr::{Addr, AddrBinding, with_decode_context};
 pub use error::{CallError, RegistryError, SpawnError};
-pub use message::{Message, ReplyTo};
+pub use message::{Message, NoMessages, Reply, ReplyValue};
 pub use node::{Mesh, Node, NodeConfig, NodeExit};
 pub use pool::Pool;
 pub use slot::DEFAULT_MAILBOX_LIMIT;
 pub use supervisor::{
     Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,
-    SupervisionReport, SupervisorRef, SupervisorSpec,
+    SupervisionReport, SupervisorRef, SupervisorSpec, WhenExceeded,
 };
 pub use task::TaskGuard;

@@ -1,35 +1,46 @@
 //! The [`Message`] trait that makes a type sendable to an actor on any node, and the
-//! [`ReplyTo`] handle an actor answers a call through.
+//! [`Reply`] port a request carries for its answer.
+//!
+//! A request and its reply type belong together: a variant that expects an answer carries a
+//! `Reply<R>`, a variant that does not (a cast) carries none.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use troupe_runtime::{Message, Reply};
+//!
+//! #[derive(Serialize, Deserialize, Message)]
+//! #[message(name = "example.Counter")]
+//! enum CounterMsg {
+//!     /// A cast: no reply
+//!     Add(u64),
+//!     /// A call answered with the total
+//!     Get(Reply<u64>),
+//! }
+//! ```
+//!
+//! A caller passes the variant's constructor: `counter.call(CounterMsg::Get, timeout)` returns
+//! `Result<u64, CallError>`, and there is no other answer to match.
 
-use serde::Serialize;
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
+
+use crate::error::CallError;
 
 /// A message type an actor handles; implementing it makes the type usable across nodes.
 ///
-/// The name and version identify the type on the wire: the name must be stable and unique in
-/// the cluster (a dotted, crate-qualified name is a good habit), and the version changes when
-/// the encoding changes incompatibly (see `docs/wire.md`, "Evolving a message type"). Messages
-/// sent to an actor in the same process are moved, never serialized.
+/// Derive it: `#[derive(Serialize, Deserialize, Message)]` with `#[message(name = "...")]`
+/// (see [`macro@Message`] for the keys). The name and version identify the type on the wire:
+/// the name must be stable and unique in the cluster (a dotted, crate-qualified name is a good
+/// habit), and the version changes when the encoding changes incompatibly (see `docs/wire.md`,
+/// "Evolving a message type"). Messages sent to an actor in the same process are moved, never
+/// serialized.
 ///
-/// # Examples
-///
-/// ```
-/// use serde::{Deserialize, Serialize};
-/// use troupe_runtime::Message;
-///
-/// #[derive(Debug, Serialize, Deserialize)]
-/// enum Counter {
-///     Add(u64),
-///     Get,
-/// }
-///
-/// impl Message for Counter {
-///     const NAME: &'static str = "example.Counter";
-///     const VERSION: u16 = 1;
-///     type Reply = u64;
-/// }
-/// ```
+/// Replies are not part of the trait: each request variant carries its own [`Reply`] port.
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     /// Stable, cluster-unique name of the type.
     const NAME: &'static str;
@@ -38,19 +49,33 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     /// Oldest version this node still reads (for rolling upgrades: first deploy readers that
     /// accept `VERSION - 1 ..= VERSION`, then switch writers).
     const MIN_VERSION: u16 = Self::VERSION;
-    /// What a call with this message returns (`()` for cast-only messages).
-    type Reply: Serialize + DeserializeOwned + Send + 'static;
 }
+
+pub use troupe_macros::Message;
+
+/// The message type of an actor that has no messages of its own (it works from timers and
+/// tasks on its context, or only from `started`): no value of it exists, so nothing can be sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum NoMessages {}
+
+impl Message for NoMessages {
+    const NAME: &'static str = "troupe.NoMessages";
+}
+
+/// A type a reply may have: anything serde can carry, so the same request works remotely.
+pub trait ReplyValue: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> ReplyValue for T {}
 
 /// Why a reply never came, as seen from inside the process.
 #[derive(Debug)]
 pub(crate) enum ReplyFailure {
     /// Dropped unanswered.
     Dropped,
-    /// Dropped while the handler was panicking.
-    Panicked,
-    /// The message never reached the actor (used for remote callers).
-    Refused(crate::error::CallError),
+    /// The actor failed (panicked or returned an error) while holding it; the reason.
+    Failed(Arc<str>),
+    /// Answered with an error by the actor or refused before it reached the actor.
+    Refused(CallError),
 }
 
 pub(crate) type ReplySender<R> = oneshot::Sender<Result<R, ReplyFailure>>;
@@ -61,6 +86,9 @@ pub(crate) type RemoteSink<R> = Box<dyn FnOnce(Result<R, ReplyFailure>) + Send>;
 enum Sink<R> {
     Local(ReplySender<R>),
     Remote(RemoteSink<R>),
+    /// The placeholder a remote call's message carries on its way out: the answer comes back
+    /// through the caller's pending-call table, not through this value.
+    Outbound,
 }
 
 impl<R> Sink<R> {
@@ -71,91 +99,297 @@ impl<R> Sink<R> {
                 sink(result);
                 true
             }
+            Self::Outbound => false,
         }
     }
 }
 
-/// The handle an actor answers one call through.
+/// The port a request carries for its answer: the caller of
+/// [`Addr::call`](crate::Addr::call) waits on it.
 ///
-/// It can be moved anywhere (another task, another actor) and answered later. Dropping it
-/// without answering fails the caller's call with [`CallError::NoReply`](crate::CallError), or
-/// [`CallError::ActorFailed`](crate::CallError) when the drop happens while the handler
-/// panics, so a caller never hangs on a lost reply. For a [`cast`](crate::Addr::cast) there is
-/// nobody waiting: [`ReplyTo::send`] does nothing and [`ReplyTo::is_call`] is `false`.
-#[must_use = "dropping a ReplyTo unanswered fails the caller's call"]
-pub struct ReplyTo<R> {
-    tx: Option<Sink<R>>,
+/// It can be moved anywhere in this process (another task, another actor's message) and
+/// answered later. Dropping it without answering fails the caller's call with
+/// [`CallError::NoReply`], or with [`CallError::ActorFailed`] and the failure's reason (the
+/// panic message) when it is dropped because its actor failed, so a caller never hangs on a
+/// lost reply. It cannot be sent to another node inside a new message (encoding such a
+/// message fails with [`CallError::Decode`]): forward the request with a call of your own and
+/// answer with its result.
+///
+/// The runtime creates the port of a call; [`Reply::none`] makes one nobody waits on, for a
+/// request sent as a cast.
+#[must_use = "dropping a Reply unanswered fails the caller's call"]
+pub struct Reply<R> {
+    sink: Option<Sink<R>>,
 }
 
-impl<R> ReplyTo<R> {
-    pub(crate) fn call(tx: ReplySender<R>) -> Self {
+impl<R> Reply<R> {
+    pub(crate) fn local(tx: ReplySender<R>) -> Self {
         Self {
-            tx: Some(Sink::Local(tx)),
+            sink: Some(Sink::Local(tx)),
         }
     }
 
     pub(crate) fn remote(sink: RemoteSink<R>) -> Self {
         Self {
-            tx: Some(Sink::Remote(sink)),
+            sink: Some(Sink::Remote(sink)),
+        }
+    }
+
+    /// A port nobody waits on, for casting a request whose answer is not wanted:
+    /// `addr.cast(CounterMsg::Get(Reply::none()))`. Sending on it does nothing.
+    pub fn none() -> Self {
+        Self { sink: None }
+    }
+
+    pub(crate) fn outbound() -> Self {
+        Self {
+            sink: Some(Sink::Outbound),
+        }
+    }
+
+    /// Answers the call. Returns `false` if nobody is waiting any more (the caller timed out
+    /// or went away); the reply is then discarded.
+    pub fn send(mut self, reply: R) -> bool {
+        match self.sink.take() {
+            Some(sink) => sink.answer(Ok(reply)),
+            None => false,
         }
     }
 
     /// Answers the call with an error instead of a reply — for actors that forward calls (a
     /// balancer passing on its member's failure) or refuse them. The caller's `call` returns
-    /// this error as is. Does nothing for a cast.
-    pub fn fail(self, error: crate::error::CallError) {
-        self.refuse(error);
-    }
-
-    /// Answers with a refusal (the message was never handled) instead of the drop default.
-    pub(crate) fn refuse(mut self, error: crate::error::CallError) {
-        if let Some(tx) = self.tx.take() {
-            tx.answer(Err(ReplyFailure::Refused(error)));
+    /// this error as it is.
+    pub fn fail(mut self, error: CallError) {
+        if let Some(sink) = self.sink.take() {
+            sink.answer(Err(ReplyFailure::Refused(error)));
         }
     }
 
-    pub(crate) fn cast() -> Self {
-        Self { tx: None }
-    }
-
-    /// Whether a caller is waiting for this reply.
-    pub fn is_call(&self) -> bool {
-        self.tx.is_some()
-    }
-
-    /// Answers the call. Returns `false` if nobody is waiting any more (a cast, or the caller
-    /// timed out or went away); the reply is then discarded.
-    pub fn send(mut self, reply: R) -> bool {
-        match self.tx.take() {
-            Some(tx) => tx.answer(Ok(reply)),
-            None => false,
+    /// Whether the caller is still waiting (`false` once a local caller timed out or dropped
+    /// its call). A remote caller is assumed to wait until its own deadline.
+    pub fn is_waiting(&self) -> bool {
+        match &self.sink {
+            Some(Sink::Local(tx)) => !tx.is_closed(),
+            Some(Sink::Remote(_)) => true,
+            Some(Sink::Outbound) | None => false,
         }
     }
 }
 
-impl<R> Drop for ReplyTo<R> {
+impl<R> Drop for Reply<R> {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            let failure = if std::thread::panicking() {
-                ReplyFailure::Panicked
-            } else {
-                ReplyFailure::Dropped
+        if let Some(sink) = self.sink.take() {
+            let failure = match dropped_reply_failure() {
+                Some(failure) => failure,
+                None if std::thread::panicking() => ReplyFailure::Failed(
+                    current_panic()
+                        .unwrap_or_else(|| Arc::from("the actor panicked before answering")),
+                ),
+                None => ReplyFailure::Dropped,
             };
-            tx.answer(Err(failure));
+            sink.answer(Err(failure));
         }
     }
 }
 
-impl<R> std::fmt::Debug for ReplyTo<R> {
+impl<R> std::fmt::Debug for Reply<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplyTo")
-            .field("is_call", &self.is_call())
+        f.debug_struct("Reply")
+            .field("waiting", &self.is_waiting())
             .finish()
     }
 }
 
-/// A message in an actor's mailbox, with the reply handle of its caller.
-pub(crate) struct Mail<M: Message> {
-    pub(crate) msg: M,
-    pub(crate) reply: ReplyTo<M::Reply>,
+impl<R> Serialize for Reply<R> {
+    /// A call's own reply port (and a port nobody waits on) is written as a unit marker: the
+    /// answer travels back by the call's request id. A port someone waits on in this process
+    /// cannot leave it.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.sink {
+            Some(Sink::Outbound) | None => serializer.serialize_unit(),
+            _ => Err(serde::ser::Error::custom(
+                "a reply port can cross nodes only as the reply of the call it belongs to",
+            )),
+        }
+    }
+}
+
+impl<'de, R: ReplyValue> Deserialize<'de> for Reply<R> {
+    /// Reads the unit marker and binds the port to the call being decoded (see
+    /// `with_reply_context`); in a cast, or as a second port in one message, it is a port
+    /// nobody waits on.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <()>::deserialize(deserializer)?;
+        let replier = REPLY_CONTEXT.with(|cell| cell.borrow_mut().take());
+        Ok(match replier {
+            Some(replier) => Self::remote(Box::new(move |result| replier.answer::<R>(result))),
+            None => Self::none(),
+        })
+    }
+}
+
+thread_local! {
+    static REPLY_CONTEXT: RefCell<Option<crate::remote::Replier>> = const { RefCell::new(None) };
+}
+
+/// Decodes with `replier` as the port a [`Reply`] inside the message binds to; returns the
+/// result and the replier if no port took it.
+pub(crate) fn with_reply_context<T>(
+    replier: Option<crate::remote::Replier>,
+    decode: impl FnOnce() -> T,
+) -> (T, Option<crate::remote::Replier>) {
+    let previous = REPLY_CONTEXT.with(|cell| cell.replace(replier));
+    let result = decode();
+    let unused = REPLY_CONTEXT.with(|cell| cell.replace(previous));
+    (result, unused)
+}
+
+thread_local! {
+    static CURRENT_PANIC: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that remembers each panic's message on its
+/// thread, so that a reply port dropped while a handler unwinds can fail its caller with that
+/// message. The hook then runs the hook that was installed before it.
+pub(crate) fn remember_panic_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message: Arc<str> = if let Some(text) = payload.downcast_ref::<&str>() {
+                Arc::from(*text)
+            } else if let Some(text) = payload.downcast_ref::<String>() {
+                Arc::from(text.as_str())
+            } else {
+                Arc::from("the actor panicked")
+            };
+            let _ = CURRENT_PANIC.try_with(|cell| {
+                if let Ok(mut current) = cell.try_borrow_mut() {
+                    *current = Some(message);
+                }
+            });
+            previous(info);
+        }));
+    });
+}
+
+/// The message of the panic this thread is unwinding from, if the hook saw it.
+fn current_panic() -> Option<Arc<str>> {
+    CURRENT_PANIC
+        .try_with(|cell| cell.try_borrow().ok()?.clone())
+        .ok()
+        .flatten()
+}
+
+/// Why reply ports and messages dropped on this thread right now are being dropped.
+enum DropContext {
+    /// An instance is failing with `reason`; the messages still in its mailbox go to
+    /// `salvage` (its slot) for the next instance.
+    Failing {
+        reason: Arc<str>,
+        salvage: Arc<dyn Any + Send + Sync>,
+    },
+    /// A message is refused before it reached an actor, with this error.
+    Refused(CallError),
+}
+
+thread_local! {
+    static DROP_CONTEXT: RefCell<Option<DropContext>> = const { RefCell::new(None) };
+}
+
+/// Marks the instance whose messages go to `salvage` (its slot) as failing with `reason`,
+/// until [`FailingGuard`] clears it: replies dropped meanwhile fail with that reason, and
+/// messages dropped from its mailbox are kept for the next instance.
+pub(crate) fn set_failing(reason: Arc<str>, salvage: Arc<dyn Any + Send + Sync>) {
+    DROP_CONTEXT.with(|cell| *cell.borrow_mut() = Some(DropContext::Failing { reason, salvage }));
+}
+
+/// Drops `mail` undelivered, failing its reply port (if any) with `error`.
+pub(crate) fn refuse<M: Message>(mail: Mail<M>, error: &CallError) {
+    let previous =
+        DROP_CONTEXT.with(|cell| cell.replace(Some(DropContext::Refused(error.clone()))));
+    mail.discard();
+    DROP_CONTEXT.with(|cell| *cell.borrow_mut() = previous);
+}
+
+fn dropped_reply_failure() -> Option<ReplyFailure> {
+    DROP_CONTEXT
+        .try_with(|cell| {
+            Some(match cell.try_borrow().ok()?.as_ref()? {
+                DropContext::Failing { reason, .. } => ReplyFailure::Failed(reason.clone()),
+                DropContext::Refused(error) => ReplyFailure::Refused(error.clone()),
+            })
+        })
+        .ok()
+        .flatten()
+}
+
+fn failing_salvage() -> Option<Arc<dyn Any + Send + Sync>> {
+    DROP_CONTEXT
+        .try_with(|cell| match cell.try_borrow().ok()?.as_ref()? {
+            DropContext::Failing { salvage, .. } => Some(salvage.clone()),
+            DropContext::Refused(_) => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// Clears the failing mark when dropped: the last thing a host's state drops, after the
+/// actor (whose held replies then still see the reason).
+#[derive(Default)]
+pub(crate) struct FailingGuard;
+
+impl Drop for FailingGuard {
+    fn drop(&mut self) {
+        let _ = DROP_CONTEXT.try_with(|cell| {
+            if let Ok(mut context) = cell.try_borrow_mut() {
+                *context = None;
+            }
+        });
+    }
+}
+
+/// What travels through an instance's mailbox.
+pub(crate) enum Letter<M> {
+    /// A user message.
+    User(M),
+    /// A task tied to the instance failed: the instance fails with this reason.
+    TaskFailed(String),
+}
+
+/// A letter in an actor's mailbox. Dropped undelivered while its instance is failing, a user
+/// message is handed back to the actor's slot for the next instance instead of being lost.
+pub(crate) struct Mail<M: Message>(Option<Letter<M>>);
+
+impl<M: Message> Mail<M> {
+    pub(crate) fn user(msg: M) -> Self {
+        Self(Some(Letter::User(msg)))
+    }
+
+    pub(crate) fn task_failed(reason: String) -> Self {
+        Self(Some(Letter::TaskFailed(reason)))
+    }
+
+    /// Takes the letter out (the host, about to handle it).
+    pub(crate) fn open(mut self) -> Option<Letter<M>> {
+        self.0.take()
+    }
+
+    /// Drops the message without salvaging it (the actor was removed for good).
+    pub(crate) fn discard(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl<M: Message> Drop for Mail<M> {
+    fn drop(&mut self) {
+        let Some(Letter::User(msg)) = self.0.take() else {
+            return;
+        };
+        match failing_salvage().and_then(|s| s.downcast::<crate::slot::Slot<M>>().ok()) {
+            Some(slot) => slot.salvage(msg),
+            None => drop(msg),
+        }
+    }
 }

@@ -219,6 +219,7 @@ impl Node {
     /// # Errors
     /// [`RegistryError::DuplicateNode`] if the mesh already has a live node of that name.
     pub fn new(name: &str, mesh: &Mesh, config: NodeConfig) -> Result<Self, RegistryError> {
+        crate::message::remember_panic_messages();
         let name: Arc<str> = Arc::from(name);
         let (reports, _) = broadcast::channel(config.report_capacity.max(1));
         let (exit, _) = watch::channel(NodeExit::Running);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::addr::Addr;
 use crate::error::CallError;
-use crate::message::Message;
+use crate::message::{Message, Reply, ReplyValue};
 
 /// A fixed set of actors made from one factory, under their own one-for-one supervisor.
 ///
@@ -103,33 +103,27 @@ impl<M: Message> Pool<M> {
     ///
     /// # Errors
     /// As [`Addr::call`]; `NotFound` for an empty pool.
-    pub async fn call_next(&self, msg: M, timeout: Duration) -> Result<M::Reply, CallError> {
-        self.next_member()?.call(msg, timeout).await
+    pub async fn call_next<R: ReplyValue>(
+        &self,
+        make: impl FnOnce(Reply<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        self.next_member()?.call(make, timeout).await
     }
 
-    /// Casts a clone of `msg` to every member; one result per member, in index order.
-    pub fn cast_all(&self, msg: M) -> Vec<Result<(), CallError>>
-    where
-        M: Clone,
-    {
-        self.inner
-            .members
-            .iter()
-            .map(|m| m.cast(msg.clone()))
-            .collect()
+    /// Casts `make()` to every member; one result per member, in index order.
+    pub fn cast_all(&self, make: impl Fn() -> M) -> Vec<Result<(), CallError>> {
+        self.inner.members.iter().map(|m| m.cast(make())).collect()
     }
 
-    /// Calls every member concurrently with a clone of `msg`; one result per member, in index
-    /// order, all within `timeout`.
-    pub async fn call_all(&self, msg: M, timeout: Duration) -> Vec<Result<M::Reply, CallError>>
-    where
-        M: Clone,
-    {
-        let calls = self
-            .inner
-            .members
-            .iter()
-            .map(|m| m.call(msg.clone(), timeout));
+    /// Calls every member concurrently with the request `make` builds for each; one result
+    /// per member, in index order, all within `timeout`.
+    pub async fn call_all<R: ReplyValue>(
+        &self,
+        make: impl Fn(Reply<R>) -> M,
+        timeout: Duration,
+    ) -> Vec<Result<R, CallError>> {
+        let calls = self.inner.members.iter().map(|m| m.call(&make, timeout));
         futures::future::join_all(calls).await
     }
 }

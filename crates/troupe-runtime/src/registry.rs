@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use troupe_wire::Envelope;
 
 use crate::error::{CallError, RegistryError};
-use crate::message::{Mail, Message, ReplyTo};
+use crate::message::{Mail, Message, ReplyFailure, refuse, with_reply_context};
 use crate::node::Node;
 use crate::remote::Replier;
 use crate::slot::Slot;
@@ -43,18 +43,22 @@ impl<M: Message> RemoteInbox for Slot<M> {
         env: &Envelope,
         replier: Option<Replier>,
     ) -> Result<(), (CallError, Option<Replier>)> {
-        let msg = match crate::codec::decode_message::<M>(node, &env.msg_type, &env.payload) {
+        let (decoded, unused) = with_reply_context(replier, || {
+            crate::codec::decode_message::<M>(node, &env.msg_type, &env.payload)
+        });
+        let msg = match decoded {
             Ok(msg) => msg,
-            Err(err) => return Err((err, replier)),
+            Err(err) => return Err((err, unused)),
         };
-        let reply = match replier {
-            Some(r) => ReplyTo::remote(Box::new(move |result| r.answer::<M::Reply>(result))),
-            None => ReplyTo::cast(),
-        };
-        self.deliver(Mail { msg, reply }).map_err(|undelivered| {
+        if let Some(replier) = unused {
+            // a call whose message carries no reply port: nobody can ever answer it
+            replier.answer::<()>(Err(ReplyFailure::Dropped));
+        }
+        self.deliver(Mail::user(msg)).map_err(|undelivered| {
+            // the refusal goes back to the caller through the message's own reply port
             let error = undelivered.error;
             if let Some(mail) = undelivered.mail {
-                mail.reply.refuse(error.clone());
+                refuse(mail, &error);
             }
             (error, None)
         })

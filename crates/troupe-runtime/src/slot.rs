@@ -3,7 +3,8 @@
 //! A supervisor swaps the instance when it restarts the actor, so every `Addr` clone reaches
 //! the new instance with one atomic load. While the slot is empty (between a crash and the
 //! restart) sends are parked in a bounded pending queue and delivered, in order, to the next
-//! instance before anyone else can reach it.
+//! instance before anyone else can reach it. Messages still in a crashed instance's mailbox
+//! are salvaged into the slot (see `Mail`'s drop) and go to the next instance first.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ enum Lifecycle {
 }
 
 struct Pending<M: Message> {
+    /// Messages taken back from a failed instance's mailbox; they were sent before anything
+    /// in `queue`, so the next instance gets them first.
+    salvaged: VecDeque<Mail<M>>,
     queue: VecDeque<Mail<M>>,
     lifecycle: Lifecycle,
 }
@@ -58,6 +62,7 @@ impl<M: Message> Slot<M> {
         Self {
             current: ArcSwapOption::empty(),
             pending: Mutex::new(Pending {
+                salvaged: VecDeque::new(),
                 queue: VecDeque::new(),
                 lifecycle: Lifecycle::Open,
             }),
@@ -153,7 +158,7 @@ impl<M: Message> Slot<M> {
             },
             None => mail,
         };
-        if pending.queue.len() >= self.limit {
+        if pending.queue.len() + pending.salvaged.len() >= self.limit {
             return Err(self.overloaded(mail));
         }
         pending.queue.push_back(mail);
@@ -165,7 +170,9 @@ impl<M: Message> Slot<M> {
     pub(crate) fn install(&self, instance: Instance<M>) {
         let mut pending = self.pending.lock();
         let mut kept = VecDeque::new();
-        while let Some(mail) = pending.queue.pop_front() {
+        let parked = std::mem::take(&mut pending.salvaged);
+        let later = std::mem::take(&mut pending.queue);
+        for mail in parked.into_iter().chain(later) {
             instance.depth.fetch_add(1, Ordering::Relaxed);
             if let Err(err) = instance.actor.send_message(mail) {
                 instance.depth.fetch_sub(1, Ordering::Relaxed);
@@ -205,10 +212,26 @@ impl<M: Message> Slot<M> {
             let mut pending = self.pending.lock();
             pending.lifecycle = Lifecycle::Closed;
             self.current.store(None);
-            std::mem::take(&mut pending.queue)
+            let salvaged = std::mem::take(&mut pending.salvaged);
+            salvaged
+                .into_iter()
+                .chain(std::mem::take(&mut pending.queue))
         };
-        // dropping the mail drops its ReplyTo, which answers each waiting caller
-        drop(parked);
+        // dropping a message drops its reply port, which answers its waiting caller
+        parked.for_each(Mail::discard);
+    }
+
+    /// Keeps `msg`, found in the mailbox of an instance that failed, for the next instance
+    /// (ahead of anything parked since). After [`close`](Self::close) it is dropped instead.
+    pub(crate) fn salvage(&self, msg: M) {
+        let mut pending = self.pending.lock();
+        match pending.lifecycle {
+            Lifecycle::Open => pending.salvaged.push_back(Mail::user(msg)),
+            Lifecycle::Closed => {
+                drop(pending);
+                drop(msg);
+            }
+        }
     }
 }
 

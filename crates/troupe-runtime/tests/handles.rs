@@ -3,6 +3,7 @@
 mod common;
 
 use std::time::Duration;
+use troupe_runtime::Reply;
 
 use common::*;
 use troupe_runtime::{
@@ -14,12 +15,9 @@ use troupe_runtime::{
 async fn cast_then_call_sees_the_cast() {
     let journal = Journal::default();
     let (_node, addr) = node_with_probe("a", &journal).await;
-    addr.cast(Probe::Push(1)).unwrap();
-    addr.cast(Probe::Push(2)).unwrap();
-    assert_eq!(
-        addr.call(Probe::Log, T).await.unwrap(),
-        ProbeReply::Log(vec![1, 2])
-    );
+    addr.cast(Probe::Push(1, Reply::none())).unwrap();
+    addr.cast(Probe::Push(2, Reply::none())).unwrap();
+    assert_eq!(addr.call(Probe::Log, T).await.unwrap(), (vec![1, 2]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,16 +30,15 @@ async fn messages_from_one_sender_arrive_in_send_order() {
         let addr = addr.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..2_000u64 {
-                addr.cast(Probe::Push(sender * 1_000_000 + i)).unwrap();
+                addr.cast(Probe::Push(sender * 1_000_000 + i, Reply::none()))
+                    .unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let ProbeReply::Log(log) = addr.call(Probe::Log, T).await.unwrap() else {
-        panic!("wrong reply")
-    };
+    let log = addr.call(Probe::Log, T).await.unwrap();
     assert_eq!(log.len(), 8_000);
     for sender in 0..4u64 {
         let seq: Vec<u64> = log
@@ -67,7 +64,7 @@ async fn long_and_short_call_timeouts_end_on_time() {
         let timeout = Duration::from_millis(timeout_ms);
         let started = std::time::Instant::now();
         let err = addr
-            .call(Probe::Sleep(timeout_ms + 600), timeout)
+            .call(|r| Probe::Sleep(timeout_ms + 600, r), timeout)
             .await
             .unwrap_err();
         let took = started.elapsed();
@@ -97,16 +94,15 @@ async fn calls_without_a_deadline_end_on_the_reply_or_its_loss() {
     let journal = Journal::default();
     let (_node, addr) = node_with_probe("a", &journal).await;
     assert_eq!(
-        addr.call(Probe::Push(1), Duration::MAX).await.unwrap(),
-        ProbeReply::Len(1)
+        addr.call(|r| Probe::Push(1, r), Duration::MAX)
+            .await
+            .unwrap(),
+        1
     );
     let err = addr.call(Probe::Drop, Duration::MAX).await.unwrap_err();
     assert!(matches!(err, CallError::NoReply { .. }), "{err:?}");
     let huge = Duration::from_secs(u64::MAX / 2);
-    assert_eq!(
-        addr.call(Probe::Sleep(200), huge).await.unwrap(),
-        ProbeReply::Done
-    );
+    assert_eq!(addr.call(|r| Probe::Sleep(200, r), huge).await.unwrap(), ());
 }
 
 #[tokio::test]
@@ -116,7 +112,7 @@ async fn call_errors_are_typed() {
 
     // Timeout
     let err = addr
-        .call(Probe::Sleep(500), Duration::from_millis(20))
+        .call(|r| Probe::Sleep(500, r), Duration::from_millis(20))
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
@@ -145,7 +141,7 @@ async fn call_errors_are_typed() {
 
     // Unreachable: no such node
     let far = node.addr::<Probe>("elsewhere", "probe");
-    let err = far.cast(Probe::Log).unwrap_err();
+    let err = far.cast(Probe::Log(Reply::none())).unwrap_err();
     assert!(matches!(err, CallError::Unreachable { .. }), "{err:?}");
 
     // WrongType: the name handles another message type
@@ -162,17 +158,13 @@ async fn call_errors_are_typed() {
     );
 
     // a reply handed to another task is still answered
-    assert_eq!(
-        addr.call(Probe::Defer(10), T).await.unwrap(),
-        ProbeReply::Done
-    );
+    assert_eq!(addr.call(|r| Probe::Defer(10, r), T).await.unwrap(), ());
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Other;
 impl troupe_runtime::Message for Other {
     const NAME: &'static str = "test.Other";
-    type Reply = ();
 }
 
 #[tokio::test]
@@ -191,12 +183,12 @@ async fn a_full_mailbox_refuses_with_overloaded_and_counts() {
         .await
         .unwrap();
     // the first message occupies the actor; four more fill the mailbox
-    addr.cast(Probe::Sleep(300)).unwrap();
+    addr.cast(Probe::Sleep(300, Reply::none())).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     for i in 0..4 {
-        addr.cast(Probe::Push(i)).unwrap();
+        addr.cast(Probe::Push(i, Reply::none())).unwrap();
     }
-    let err = addr.cast(Probe::Push(99)).unwrap_err();
+    let err = addr.cast(Probe::Push(99, Reply::none())).unwrap_err();
     assert!(
         matches!(err, CallError::Overloaded { limit: 4, .. }),
         "{err:?}"
@@ -209,10 +201,7 @@ async fn a_full_mailbox_refuses_with_overloaded_and_counts() {
         addr.call(Probe::Log, T).await.is_ok()
     })
     .await;
-    assert_eq!(
-        addr.call(Probe::Log, T).await.unwrap(),
-        ProbeReply::Log(vec![0, 1, 2, 3])
-    );
+    assert_eq!(addr.call(Probe::Log, T).await.unwrap(), (vec![0, 1, 2, 3]));
 }
 
 #[tokio::test]
@@ -220,25 +209,19 @@ async fn a_handle_reaches_the_restarted_instance() {
     let journal = Journal::default();
     let (_node, addr) = node_with_probe("a", &journal).await;
     let held = addr.clone();
-    assert_eq!(
-        held.call(Probe::Starts, T).await.unwrap(),
-        ProbeReply::Starts(1)
-    );
-    held.cast(Probe::Push(1)).unwrap();
+    assert_eq!(held.call(Probe::Starts, T).await.unwrap(), 1);
+    held.cast(Probe::Push(1, Reply::none())).unwrap();
     for round in 2..=3 {
-        addr.cast(Probe::Panic).unwrap();
+        addr.cast(Probe::Panic(Reply::none())).unwrap();
         // calls queued behind the crash are lost with that instance's mailbox (and fail
         // typed); a caller that retries reaches the new instance through the same handle
         eventually("restart", T, async || {
-            held.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(round))
+            held.call(Probe::Starts, T).await == Ok(round)
         })
         .await;
     }
     // state is fresh after a restart
-    assert_eq!(
-        held.call(Probe::Log, T).await.unwrap(),
-        ProbeReply::Log(vec![])
-    );
+    assert_eq!(held.call(Probe::Log, T).await.unwrap(), (vec![]));
 }
 
 #[tokio::test]
@@ -253,7 +236,7 @@ async fn messages_sent_while_restarting_wait_for_the_new_instance_in_order() {
         SupervisorSpec::one_for_one().backoff(Duration::from_millis(200), Duration::from_secs(1));
     node.start(spec_sup, vec![spec]).await.unwrap();
     let mut reports = node.supervision_reports();
-    addr.cast(Probe::Panic).unwrap();
+    addr.cast(Probe::Panic(Reply::none())).unwrap();
     let report = tokio::time::timeout(T, reports.recv())
         .await
         .unwrap()
@@ -264,12 +247,12 @@ async fn messages_sent_while_restarting_wait_for_the_new_instance_in_order() {
     ));
     // the slot is empty for the next 200 ms: these are parked, not lost
     for i in 0..100 {
-        addr.cast(Probe::Push(i)).unwrap();
+        addr.cast(Probe::Push(i, Reply::none())).unwrap();
     }
     assert_eq!(journal.starts("p"), 1);
     assert_eq!(
         addr.call(Probe::Log, T).await.unwrap(),
-        ProbeReply::Log((0..100).collect())
+        (0..100).collect::<Vec<u64>>()
     );
     assert_eq!(journal.starts("p"), 2);
 }
@@ -296,27 +279,34 @@ async fn an_addr_travels_inside_a_message() {
 
     // moved locally: actor a/x calls b/y through the handle it was given
     assert_eq!(
-        on_a.call(Probe::Forward(on_b.clone(), 7), T).await.unwrap(),
-        ProbeReply::Len(1)
+        on_a.call(|r| Probe::Forward(on_b.clone(), 7, r), T)
+            .await
+            .unwrap(),
+        1
     );
 
     // serialized as (node, name) and resolved where it is decoded
-    let bytes = rmp_serde::to_vec(&Probe::Forward(on_b.clone(), 8)).unwrap();
+    let bytes = rmp_serde::to_vec(&Probe::Forward(on_b.clone(), 8, Reply::none())).unwrap();
     let decoded: Probe = with_decode_context(&a, || rmp_serde::from_slice(&bytes)).unwrap();
-    let Probe::Forward(travelled, _) = &decoded else {
+    let Probe::Forward(travelled, n, _) = decoded else {
         panic!("decoded {decoded:?}")
     };
     assert_eq!(travelled.node(), "b");
     assert_eq!(travelled.name(), "y");
-    assert_eq!(on_a.call(decoded, T).await.unwrap(), ProbeReply::Len(2));
+    assert_eq!(
+        on_a.call(|r| Probe::Forward(travelled, n, r), T)
+            .await
+            .unwrap(),
+        2
+    );
 
     // decoded outside any node: it does not resolve, and says so
     let orphan: Probe = rmp_serde::from_slice(&bytes).unwrap();
-    let Probe::Forward(orphan, _) = orphan else {
+    let Probe::Forward(orphan, _, _) = orphan else {
         panic!()
     };
     assert!(matches!(
-        orphan.cast(Probe::Log),
+        orphan.cast(Probe::Log(Reply::none())),
         Err(CallError::Unreachable { .. })
     ));
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
+use troupe_runtime::Reply;
 
 use bytes::BytesMut;
 use common::*;
@@ -96,46 +97,35 @@ async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
     let (_ca, a, b, c) = trio(&journal).await;
     let on_b = a.node.addr::<Probe>("b", "probe");
 
-    assert_eq!(
-        on_b.call(Probe::Push(1), T).await.unwrap(),
-        ProbeReply::Len(1)
-    );
+    assert_eq!(on_b.call(|r| Probe::Push(1, r), T).await.unwrap(), 1);
     // per-pair order over the wire, casts and calls mixed
     for i in 2..=40u64 {
-        on_b.cast(Probe::Push(i)).unwrap();
+        on_b.cast(Probe::Push(i, Reply::none())).unwrap();
     }
-    let ProbeReply::Log(log) = on_b.call(Probe::Log, T).await.unwrap() else {
-        panic!()
-    };
+    let log = on_b.call(Probe::Log, T).await.unwrap();
     assert_eq!(log, (1..=40).collect::<Vec<_>>());
 
     // an Addr sent across nodes works where it lands: b calls c through it
     let to_c = a.node.addr::<Probe>("c", "probe");
     assert_eq!(
-        on_b.call(Probe::Forward(to_c.clone(), 5), T).await.unwrap(),
-        ProbeReply::Len(1)
+        on_b.call(|r| Probe::Forward(to_c.clone(), 5, r), T)
+            .await
+            .unwrap(),
+        1
     );
-    assert_eq!(
-        c.probe.call(Probe::Log, T).await.unwrap(),
-        ProbeReply::Log(vec![5])
-    );
+    assert_eq!(c.probe.call(Probe::Log, T).await.unwrap(), (vec![5]));
 
     // a handle to a remote actor reaches it across its restart (the journal counts starts of
     // every node's "probe", so compare before and after)
-    let ProbeReply::Starts(before) = on_b.call(Probe::Starts, T).await.unwrap() else {
-        panic!()
-    };
-    on_b.cast(Probe::Push(99)).unwrap();
-    on_b.cast(Probe::Panic).unwrap();
+    let before = on_b.call(Probe::Starts, T).await.unwrap();
+    on_b.cast(Probe::Push(99, Reply::none())).unwrap();
+    on_b.cast(Probe::Panic(Reply::none())).unwrap();
     eventually("b/probe restarted", T, async || {
-        on_b.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(before + 1))
+        on_b.call(Probe::Starts, T).await == Ok(before + 1)
     })
     .await;
     // a fresh instance: its log starts empty
-    assert_eq!(
-        on_b.call(Probe::Log, T).await.unwrap(),
-        ProbeReply::Log(vec![])
-    );
+    assert_eq!(on_b.call(Probe::Log, T).await.unwrap(), (vec![]));
     drop(b);
 }
 
@@ -161,17 +151,15 @@ async fn casts_and_calls_arrive_in_order_with_the_spinning_thread_on() {
             // calls in between, then a pause longer than the window, so the spinner parks
             // and the next traffic has to wake it
             assert_eq!(
-                on_b.call(Probe::Push(i), T).await.unwrap(),
-                ProbeReply::Len(i as usize)
+                on_b.call(|r| Probe::Push(i, r), T).await.unwrap(),
+                (i as usize)
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         } else {
-            on_b.cast(Probe::Push(i)).unwrap();
+            on_b.cast(Probe::Push(i, Reply::none())).unwrap();
         }
     }
-    let ProbeReply::Log(log) = on_b.call(Probe::Log, T).await.unwrap() else {
-        panic!()
-    };
+    let log = on_b.call(Probe::Log, T).await.unwrap();
     assert_eq!(log, (1..=200).collect::<Vec<_>>());
 }
 
@@ -205,9 +193,9 @@ async fn actors_of_one_process_routed_over_quic_reach_every_other_node() {
             value += 1;
             let first = nodes[0].addr::<Probe>(from, "probe");
             let target = nodes[0].addr::<Probe>(to, "probe");
-            let reply = first.call(Probe::Forward(target, value), T).await;
+            let reply = first.call(|r| Probe::Forward(target, value, r), T).await;
             assert!(
-                matches!(reply, Ok(ProbeReply::Len(_))),
+                reply.is_ok(),
                 "{from} -> {to} from inside {from}'s actor: {reply:?}"
             );
         }
@@ -239,11 +227,10 @@ async fn large_messages_keep_their_place_in_line() {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Bulk {
     Data(u32, #[serde(with = "serde_bytes")] Vec<u8>),
-    Seen,
+    Seen(troupe_runtime::Reply<Vec<u32>>),
 }
 impl troupe_runtime::Message for Bulk {
     const NAME: &'static str = "test.Bulk";
-    type Reply = Vec<u32>;
 }
 #[derive(Default)]
 struct BulkActor {
@@ -254,12 +241,11 @@ impl troupe_runtime::Actor for BulkActor {
     async fn handle(
         &mut self,
         msg: Bulk,
-        reply: troupe_runtime::ReplyTo<Vec<u32>>,
-        _: &troupe_runtime::Ctx<Bulk>,
+        _: &mut troupe_runtime::Ctx<Bulk>,
     ) -> Result<(), troupe_runtime::ActorError> {
         match msg {
             Bulk::Data(i, _) => self.seen.push(i),
-            Bulk::Seen => {
+            Bulk::Seen(reply) => {
                 reply.send(self.seen.clone());
             }
         }
@@ -271,7 +257,6 @@ impl troupe_runtime::Actor for BulkActor {
 struct Stranger(u8);
 impl troupe_runtime::Message for Stranger {
     const NAME: &'static str = "test.Stranger";
-    type Reply = ();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +269,7 @@ async fn every_call_error_arrives_typed_across_nodes() {
     let on_b = a.node.addr::<Probe>("b", "probe");
 
     let err = on_b
-        .call(Probe::Sleep(800), Duration::from_millis(50))
+        .call(|r| Probe::Sleep(800, r), Duration::from_millis(50))
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
@@ -305,7 +290,7 @@ async fn every_call_error_arrives_typed_across_nodes() {
     let err = a
         .node
         .addr::<Stranger>("b", "probe")
-        .call(Stranger(1), T)
+        .call(|_: Reply<()>| Stranger(1), T)
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Decode(_)), "{err:?}");
@@ -326,10 +311,13 @@ async fn every_call_error_arrives_typed_across_nodes() {
         .unwrap_err();
     assert!(matches!(err, CallError::TooLarge { .. }), "{err:?}");
     // Overloaded: b's probe takes 64 messages at most
-    on_b.cast(Probe::Sleep(1_000)).unwrap();
+    on_b.cast(Probe::Sleep(1_000, Reply::none())).unwrap();
     let mut outcome = Ok(());
     for i in 0..200 {
-        match on_b.call(Probe::Push(i), Duration::from_millis(1)).await {
+        match on_b
+            .call(|r| Probe::Push(i, r), Duration::from_millis(1))
+            .await
+        {
             Err(CallError::Overloaded { .. }) => {
                 outcome = Err(());
                 break;
@@ -347,7 +335,7 @@ async fn a_call_to_a_node_that_goes_away_fails_at_once_and_peers_see_it_leave() 
     let mut events = a.net.events();
     let on_c = a.node.addr::<Probe>("c", "probe");
     let call = tokio::spawn(async move {
-        on_c.call(Probe::Sleep(30_000), Duration::from_secs(30))
+        on_c.call(|r| Probe::Sleep(30_000, r), Duration::from_secs(30))
             .await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;

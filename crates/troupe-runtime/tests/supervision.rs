@@ -4,6 +4,7 @@
 mod common;
 
 use std::time::Duration;
+use troupe_runtime::Reply;
 
 use common::*;
 use troupe_runtime::{
@@ -39,17 +40,14 @@ async fn tree(spec: SupervisorSpec, n: usize, journal: &Journal) -> (Node, Vec<A
 async fn starts(addrs: &[Addr<Probe>]) -> Vec<u32> {
     let mut out = vec![];
     for a in addrs {
-        match a.call(Probe::Starts, T).await.unwrap() {
-            ProbeReply::Starts(n) => out.push(n),
-            other => panic!("{other:?}"),
-        }
+        out.push(a.call(Probe::Starts, T).await.unwrap());
     }
     out
 }
 
 async fn crash_and_settle(addr: &Addr<Probe>, node: &Node) {
     let mut reports = node.supervision_reports();
-    addr.cast(Probe::Panic).unwrap();
+    addr.cast(Probe::Panic(Reply::none())).unwrap();
     let report = tokio::time::timeout(T, reports.recv())
         .await
         .unwrap()
@@ -114,18 +112,22 @@ async fn restart_types_follow_otp() {
     assert_eq!(r.child, "permanent");
     assert!(matches!(r.action, SupervisionAction::Restarted { .. }));
     eventually("permanent back", T, async || {
-        permanent.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(2))
+        permanent.call(Probe::Starts, T).await == Ok(2)
     })
     .await;
 
     // transient: restarted after a failure...
-    transient.cast(Probe::Fail).unwrap();
+    transient.cast(Probe::Fail(Reply::none())).unwrap();
     let r = reports.recv().await.unwrap();
     assert_eq!(
         (r.child.as_str(), r.action.clone()),
         ("transient", r.action.clone())
     );
     assert!(matches!(r.action, SupervisionAction::Restarted { .. }));
+    eventually("transient back after its backoff", T, async || {
+        transient.call(Probe::Log, T).await.is_ok()
+    })
+    .await;
     // ...but removed after a normal stop
     transient2.call(Probe::Stop, T).await.unwrap();
     let r = reports.recv().await.unwrap();
@@ -137,7 +139,7 @@ async fn restart_types_follow_otp() {
     ));
 
     // temporary: never restarted
-    temporary.cast(Probe::Panic).unwrap();
+    temporary.cast(Probe::Panic(Reply::none())).unwrap();
     let r = reports.recv().await.unwrap();
     assert_eq!(r.child, "temporary");
     assert_eq!(r.action, SupervisionAction::Removed);
@@ -157,7 +159,9 @@ async fn exceeding_intensity_escalates_to_the_parent() {
     let (sibling_spec, sibling) = probe(&node, &journal, "sibling", ChildOptions::permanent());
     let (inner_spec, _inner) = node.supervisor_child(
         "inner",
-        SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(10)),
+        SupervisorSpec::one_for_one()
+            .intensity(2, Duration::from_secs(10))
+            .escalate_when_exceeded(),
         Restart::Permanent,
         vec![inner_child],
     );
@@ -169,14 +173,14 @@ async fn exceeding_intensity_escalates_to_the_parent() {
     .unwrap();
     let mut reports = node.supervision_reports();
     for round in 2..=3 {
-        crashy.cast(Probe::Panic).unwrap();
+        crashy.cast(Probe::Panic(Reply::none())).unwrap();
         eventually("crashy restarted", T, async || {
-            crashy.call(Probe::Starts, T).await == Ok(ProbeReply::Starts(round))
+            crashy.call(Probe::Starts, T).await == Ok(round)
         })
         .await;
     }
     // the third crash exceeds inner's intensity (2 in 10 s): inner escalates, root restarts it
-    crashy.cast(Probe::Panic).unwrap();
+    crashy.cast(Probe::Panic(Reply::none())).unwrap();
     let mut saw_escalation = false;
     let mut saw_inner_restart = false;
     while !(saw_escalation && saw_inner_restart) {
@@ -205,17 +209,19 @@ async fn escalation_past_the_root_ends_the_node_with_an_error() {
     let node = node("n");
     let (spec, crashy) = probe(&node, &journal, "crashy", ChildOptions::permanent());
     node.start(
-        SupervisorSpec::one_for_one().intensity(1, Duration::from_secs(10)),
+        SupervisorSpec::one_for_one()
+            .intensity(1, Duration::from_secs(10))
+            .escalate_when_exceeded(),
         vec![spec],
     )
     .await
     .unwrap();
-    crashy.cast(Probe::Panic).unwrap();
+    crashy.cast(Probe::Panic(Reply::none())).unwrap();
     eventually("restart", T, async || {
         crashy.call(Probe::Log, T).await.is_ok()
     })
     .await;
-    crashy.cast(Probe::Panic).unwrap();
+    crashy.cast(Probe::Panic(Reply::none())).unwrap();
     let exit = tokio::time::timeout(T, node.wait()).await.unwrap();
     assert!(
         matches!(&exit, NodeExit::Failed(reason) if reason.contains("intensity")),
@@ -239,7 +245,7 @@ async fn backoff_delays_grow_between_restarts() {
     let mut reports = node.supervision_reports();
     let mut delays = vec![];
     for round in 2..=5 {
-        crashy.cast(Probe::Panic).unwrap();
+        crashy.cast(Probe::Panic(Reply::none())).unwrap();
         let r = tokio::time::timeout(T, reports.recv())
             .await
             .unwrap()
@@ -250,10 +256,7 @@ async fn backoff_delays_grow_between_restarts() {
         delays.push(delay.as_millis());
         let started = tokio::time::Instant::now();
         // parked until the delayed restart
-        assert_eq!(
-            crashy.call(Probe::Starts, T).await.unwrap(),
-            ProbeReply::Starts(round)
-        );
+        assert_eq!(crashy.call(Probe::Starts, T).await.unwrap(), (round));
         assert!(started.elapsed() >= delay);
     }
     assert_eq!(delays, vec![10, 20, 35, 35]);
@@ -274,10 +277,7 @@ async fn children_and_pools_can_be_added_to_a_running_supervisor() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        dynamic.call(Probe::Push(1), T).await.unwrap(),
-        ProbeReply::Len(1)
-    );
+    assert_eq!(dynamic.call(|r| Probe::Push(1, r), T).await.unwrap(), 1);
 
     let j = journal.clone();
     let pool = root
@@ -292,25 +292,28 @@ async fn children_and_pools_can_be_added_to_a_running_supervisor() {
 
     // round robin spreads calls over members; broadcasts reach each one
     for i in 0..6 {
-        pool.call_next(Probe::Push(i), T).await.unwrap();
+        pool.call_next(|r| Probe::Push(i, r), T).await.unwrap();
     }
     let logs = pool.call_all(Probe::Log, T).await;
     assert_eq!(
         logs.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
-        vec![
-            ProbeReply::Log(vec![0, 3]),
-            ProbeReply::Log(vec![1, 4]),
-            ProbeReply::Log(vec![2, 5])
-        ]
+        vec![(vec![0, 3]), (vec![1, 4]), (vec![2, 5])]
     );
     // a crashed member is restarted by the pool's own supervisor, alone
-    pool.member(1).unwrap().cast(Probe::Panic).unwrap();
+    pool.member(1)
+        .unwrap()
+        .cast(Probe::Panic(Reply::none()))
+        .unwrap();
     eventually("member back", T, async || {
-        pool.member(1).unwrap().call(Probe::Starts, T).await == Ok(ProbeReply::Starts(2))
+        pool.member(1).unwrap().call(Probe::Starts, T).await == Ok(2)
     })
     .await;
     assert_eq!(starts(&pool.members()[..1]).await, vec![1]);
-    assert!(pool.cast_all(Probe::Push(9)).into_iter().all(|r| r.is_ok()));
+    assert!(
+        pool.cast_all(|| Probe::Push(9, Reply::none()))
+            .into_iter()
+            .all(|r| r.is_ok())
+    );
 }
 
 #[tokio::test]
@@ -353,17 +356,18 @@ impl troupe_runtime::Actor for Stubborn {
 
     async fn handle(
         &mut self,
-        _msg: Probe,
-        reply: troupe_runtime::ReplyTo<ProbeReply>,
-        _ctx: &troupe_runtime::Ctx<Probe>,
+        msg: Probe,
+        _ctx: &mut troupe_runtime::Ctx<Probe>,
     ) -> Result<(), troupe_runtime::ActorError> {
-        reply.send(ProbeReply::Done);
+        if let Probe::Log(reply) = msg {
+            reply.send(Vec::new());
+        }
         Ok(())
     }
 
     async fn stopped(
         &mut self,
-        _ctx: &troupe_runtime::Ctx<Probe>,
+        _ctx: &mut troupe_runtime::Ctx<Probe>,
     ) -> Result<(), troupe_runtime::ActorError> {
         std::future::pending::<()>().await;
         Ok(())
@@ -394,4 +398,84 @@ async fn a_child_that_will_not_stop_is_killed_after_the_shutdown_timeout() {
         journal.events().last().map(String::as_str),
         Some("stop first")
     );
+}
+
+#[tokio::test]
+async fn under_default_supervision_a_stream_of_panicking_requests_leaves_the_node_serving() {
+    let journal = Journal::default();
+    // the defaults a topology gets: nothing configured
+    let (node, addr) = node_with_probe("n", &journal).await;
+    let rounds = 8u64; // well past the default intensity of 3 restarts in 5 s
+    for round in 0..rounds {
+        // hold the actor so that the crashing request and the ones behind it queue up
+        addr.cast(Probe::Sleep(20, Reply::none())).unwrap();
+        let mut crash = Box::pin(addr.call(Probe::Panic, T));
+        assert!(futures::poll!(&mut crash).is_pending());
+        let mut behind = Vec::new();
+        for i in 0..4 {
+            let mut call = Box::pin(addr.call(move |r| Probe::Push(round * 10 + i, r), T));
+            assert!(futures::poll!(&mut call).is_pending());
+            behind.push(call);
+        }
+        // only the crashing request fails, with the panic message as its reason
+        let err = crash.await.unwrap_err();
+        assert!(
+            matches!(&err, CallError::ActorFailed { reason, .. } if reason == "probe asked to panic"),
+            "{err:?}"
+        );
+        // the ones queued behind it are handled, in order, by the restarted instance
+        for (i, call) in behind.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap(), i + 1, "round {round}");
+        }
+        assert_eq!(node.exit_status(), NodeExit::Running);
+    }
+    assert_eq!(journal.starts("probe"), rounds as u32 + 1);
+    assert_eq!(
+        addr.call(Probe::Log, T).await.unwrap(),
+        vec![
+            (rounds - 1) * 10,
+            (rounds - 1) * 10 + 1,
+            (rounds - 1) * 10 + 2,
+            (rounds - 1) * 10 + 3
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_crash_loop_past_the_intensity_is_throttled_not_escalated_by_default() {
+    let journal = Journal::default();
+    let node = node("n");
+    let (spec, crashy) = probe(&node, &journal, "crashy", ChildOptions::permanent());
+    node.start(
+        SupervisorSpec::one_for_one()
+            .intensity(1, Duration::from_secs(10))
+            .no_backoff(),
+        vec![spec],
+    )
+    .await
+    .unwrap();
+    let mut reports = node.supervision_reports();
+    crashy.cast(Probe::Panic(Reply::none())).unwrap();
+    eventually("first restart", T, async || {
+        crashy.call(Probe::Starts, T).await == Ok(2)
+    })
+    .await;
+    crashy.cast(Probe::Panic(Reply::none())).unwrap();
+    // over the intensity: restarted again, but only once the oldest restart leaves the window
+    let r = tokio::time::timeout(T, async {
+        loop {
+            let r = reports.recv().await.unwrap();
+            if r.exit == troupe_runtime::Exit::Failed && r.child == "crashy" {
+                if let SupervisionAction::Restarted { delay, .. } = r.action {
+                    if delay > Duration::from_secs(5) {
+                        return delay;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("a throttled restart is reported");
+    assert!(r <= Duration::from_secs(10), "{r:?}");
+    assert_eq!(node.exit_status(), NodeExit::Running);
 }

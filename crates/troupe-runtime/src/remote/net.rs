@@ -24,7 +24,7 @@ use super::spin::Spinner;
 use super::{ConnectError, NetConfig, NodeEvent};
 use crate::codec;
 use crate::error::CallError;
-use crate::message::Message;
+use crate::message::{Message, Reply, ReplyValue};
 use crate::node::{MeshInner, Node};
 
 /// QUIC application close codes.
@@ -463,21 +463,22 @@ pub(crate) fn remote_cast<M: Message>(
 }
 
 /// Calls `name` on `node` over the network and decodes its reply.
-pub(crate) async fn remote_call<M: Message>(
+pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
     mesh: &MeshInner,
     node: &str,
     name: &str,
-    msg: M,
+    make: impl FnOnce(Reply<R>) -> M,
     timeout: Duration,
-) -> Result<M::Reply, CallError> {
+) -> Result<R, CallError> {
     let target = || format!("{node}/{name}");
     let net = mesh.net_for_send().ok_or_else(|| CallError::Unreachable {
         node: node.to_string(),
     })?;
     if node == net.node.name() {
         let local = net.node.lookup::<M>(name)?;
-        return Box::pin(local.call(msg, timeout)).await;
+        return Box::pin(local.call(make, timeout)).await;
     }
+    let msg = make(Reply::outbound());
     let request_id = net.next_request.fetch_add(1, Ordering::Relaxed);
     let kind = EnvelopeKind::Call {
         request_id,
@@ -491,10 +492,10 @@ pub(crate) async fn remote_call<M: Message>(
     }
     let outcome = tokio::time::timeout(timeout, reply).await;
     match outcome {
-        Ok(Ok(Ok(payload))) => crate::addr::with_decode_context(&net.node, || {
-            rmp_serde::from_slice::<M::Reply>(&payload)
-        })
-        .map_err(|e| CallError::Decode(format!("reply from {}: {e}", target()))),
+        Ok(Ok(Ok(payload))) => {
+            crate::addr::with_decode_context(&net.node, || rmp_serde::from_slice::<R>(&payload))
+                .map_err(|e| CallError::Decode(format!("reply from {}: {e}", target())))
+        }
         Ok(Ok(Err(err))) => Err(match err {
             CallError::Timeout { .. } => CallError::Timeout {
                 target: target(),

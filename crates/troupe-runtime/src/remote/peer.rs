@@ -244,10 +244,10 @@ impl Replier {
                 },
                 Bytes::new(),
             ),
-            Err(ReplyFailure::Panicked) => (
+            Err(ReplyFailure::Failed(reason)) => (
                 ReplyOutcome::Err {
                     code: RemoteErrorCode::ActorFailed,
-                    detail: "the actor failed before answering".into(),
+                    detail: reason.to_string(),
                 },
                 Bytes::new(),
             ),

@@ -5,8 +5,9 @@
 //!
 //! - **Strategy** ([`Strategy`]): which siblings share a child's restart.
 //! - **Restart type** ([`Restart`]): whether a child is restarted after it exits.
-//! - **Intensity** ([`Intensity`]): at most `max_restarts` restarts within `within`; one more and
-//!   the supervisor stops all its children and escalates to its own parent.
+//! - **Intensity** ([`Intensity`]): at most `max_restarts` restarts within `within`; one more and,
+//!   by [`WhenExceeded`], the supervisor either stops all its children and escalates to its own
+//!   parent (OTP's rule) or keeps restarting no faster than the intensity allows.
 //! - **Backoff** ([`Backoff`]), a troupe addition: restarts are delayed exponentially while
 //!   restarts keep happening inside the intensity window.
 
@@ -55,6 +56,17 @@ impl Default for Intensity {
             within: Duration::from_secs(5),
         }
     }
+}
+
+/// What a supervisor does when a restart would exceed its intensity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WhenExceeded {
+    /// Stop every child and fail upwards (OTP's rule); at a node's root this ends the node.
+    Escalate,
+    /// Keep restarting, each restart delayed by the backoff (or, without one, until the
+    /// oldest restart leaves the window), so a crash loop costs at most the intensity's rate.
+    #[default]
+    KeepRestarting,
 }
 
 /// Exponential restart backoff: the n-th restart inside the intensity window waits
@@ -141,20 +153,34 @@ pub struct SupervisorCore {
     strategy: Strategy,
     intensity: Intensity,
     backoff: Option<Backoff>,
+    when_exceeded: WhenExceeded,
     children: Vec<Child>,
     restarts: VecDeque<Instant>,
 }
 
 impl SupervisorCore {
-    /// A supervisor with no children.
+    /// A supervisor with no children that escalates when its intensity is exceeded.
     pub fn new(strategy: Strategy, intensity: Intensity, backoff: Option<Backoff>) -> Self {
         Self {
             strategy,
             intensity,
             backoff,
+            when_exceeded: WhenExceeded::Escalate,
             children: Vec::new(),
             restarts: VecDeque::new(),
         }
+    }
+
+    /// Sets what happens when a restart would exceed the intensity.
+    pub fn when_exceeded(mut self, when_exceeded: WhenExceeded) -> Self {
+        self.when_exceeded = when_exceeded;
+        self
+    }
+
+    /// Whether the restarts inside the window ending at `now` are over the intensity (a
+    /// supervisor that keeps restarting is then in a crash loop).
+    pub fn is_exceeded(&mut self, now: Instant) -> bool {
+        self.recent_restarts(now) > self.intensity.max_restarts as usize
     }
 
     /// Appends a child at the end of the start order, as running.
@@ -226,7 +252,8 @@ impl SupervisorCore {
         self.prune(now);
         self.restarts.push_back(now);
         let count = self.restarts.len();
-        if count > self.intensity.max_restarts as usize {
+        let exceeded = count > self.intensity.max_restarts as usize;
+        if exceeded && self.when_exceeded == WhenExceeded::Escalate {
             return Decision::Escalate {
                 reason: format!(
                     "restart intensity exceeded: {count} restarts within {:?} (limit {})",
@@ -260,10 +287,14 @@ impl SupervisorCore {
             self.children[i].status = ChildStatus::Restarting;
         }
         self.children.retain(|c| !remove.contains(&c.id));
-        let delay = self
-            .backoff
-            .map(|b| b.delay(count as u32))
-            .unwrap_or(Duration::ZERO);
+        let delay = match (self.backoff, exceeded) {
+            (Some(backoff), _) => backoff.delay(count as u32),
+            (None, false) => Duration::ZERO,
+            // no faster than the intensity: until the oldest restart leaves the window
+            (None, true) => self.restarts.front().map_or(Duration::ZERO, |&oldest| {
+                (oldest + self.intensity.within).saturating_duration_since(now)
+            }),
+        };
         Decision::Restart {
             stop,
             remove,

@@ -19,45 +19,62 @@ use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent}
 use tokio::sync::oneshot;
 
 use self::core::SupervisorCore;
-pub use self::core::{Backoff, ChildId, Decision, Exit, Intensity, Restart, Strategy};
+pub use self::core::{
+    Backoff, ChildId, Decision, Exit, Intensity, Restart, Strategy, WhenExceeded,
+};
 use crate::actor::Actor;
 use crate::addr::Addr;
 use crate::error::SpawnError;
 use crate::node::{Node, NodeExit};
 use crate::pool::Pool;
 
-/// How a supervisor treats its children: strategy, restart intensity, optional backoff, and
-/// how long each child gets to stop gracefully.
+/// How a supervisor treats its children: strategy, restart intensity, backoff, what to do
+/// when the intensity is exceeded, and how long each child gets to stop gracefully.
+///
+/// The defaults keep crashes small: one-for-one, intensity 3 restarts in 5 s, restarts
+/// delayed from 10 ms doubling up to 1 s, and past the intensity the supervisor **keeps
+/// restarting** (at the backoff's pace, logging the crash loop at error level) instead of
+/// escalating. OTP's escalation — stop every child and fail upwards, which at a node's root
+/// ends the node — is asked for with [`escalate_when_exceeded`](Self::escalate_when_exceeded).
 #[derive(Clone, Debug)]
 pub struct SupervisorSpec {
     /// Which siblings restart together.
     pub strategy: Strategy,
-    /// Restart limit before escalating.
+    /// Restart limit before escalating (or, by default, before the crash loop is reported).
     pub intensity: Intensity,
     /// Delay between restarts, growing while restarts keep coming.
     pub backoff: Option<Backoff>,
+    /// Escalate or keep restarting when the intensity is exceeded.
+    pub when_exceeded: WhenExceeded,
     /// Time each child gets to stop before it is killed.
     pub shutdown_timeout: Duration,
 }
+
+/// The default restart backoff: 10 ms, doubling up to 1 s.
+pub const DEFAULT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(10),
+    max: Duration::from_secs(1),
+};
 
 impl Default for SupervisorSpec {
     fn default() -> Self {
         Self {
             strategy: Strategy::OneForOne,
             intensity: Intensity::default(),
-            backoff: None,
+            backoff: Some(DEFAULT_BACKOFF),
+            when_exceeded: WhenExceeded::KeepRestarting,
             shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
 
 impl SupervisorSpec {
-    /// One-for-one with default intensity (3 restarts in 5 s) and no backoff.
+    /// One-for-one with the default intensity, backoff and crash-loop handling (see the type).
     pub fn one_for_one() -> Self {
         Self::default()
     }
 
-    /// One-for-all with default intensity and no backoff.
+    /// One-for-all with the defaults otherwise.
     pub fn one_for_all() -> Self {
         Self {
             strategy: Strategy::OneForAll,
@@ -65,7 +82,7 @@ impl SupervisorSpec {
         }
     }
 
-    /// Rest-for-one with default intensity and no backoff.
+    /// Rest-for-one with the defaults otherwise.
     pub fn rest_for_one() -> Self {
         Self {
             strategy: Strategy::RestForOne,
@@ -85,6 +102,20 @@ impl SupervisorSpec {
     /// Delays restarts exponentially from `initial` up to `max`.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff = Some(Backoff { initial, max });
+        self
+    }
+
+    /// Restarts at once, with no backoff (OTP's behaviour).
+    pub fn no_backoff(mut self) -> Self {
+        self.backoff = None;
+        self
+    }
+
+    /// When the intensity is exceeded, stops every child and fails upwards, as OTP does: a
+    /// nested supervisor is then restarted (or not) by its parent, and a node's root
+    /// supervisor ends the node with the reason logged at error level.
+    pub fn escalate_when_exceeded(mut self) -> Self {
+        self.when_exceeded = WhenExceeded::Escalate;
         self
     }
 
@@ -561,15 +592,14 @@ impl SupState {
     }
 
     fn report(&self, child: String, exit: Exit, reason: Option<String>, action: SupervisionAction) {
-        tracing::info!(
-            node = %self.shared.node.name(),
-            supervisor = %self.shared.name,
-            %child,
-            ?exit,
-            reason = reason.as_deref().unwrap_or(""),
-            ?action,
-            "child exited"
-        );
+        let why = reason.as_deref().unwrap_or("");
+        let (node, supervisor) = (self.shared.node.name(), &*self.shared.name);
+        match exit {
+            Exit::Failed => {
+                tracing::warn!(%node, %supervisor, %child, reason = why, ?action, "child failed")
+            }
+            Exit::Normal => tracing::info!(%node, %supervisor, %child, ?action, "child exited"),
+        }
         self.shared.node.report(SupervisionReport {
             node: self.shared.node.name().to_string(),
             supervisor: self.shared.name.to_string(),
@@ -591,7 +621,18 @@ impl SupState {
         let mut work = VecDeque::from([(id, exit, reason)]);
         while let Some((id, exit, reason)) = work.pop_front() {
             let name = self.child_name(id);
-            match self.core.on_exit(id, exit, Instant::now()) {
+            let now = Instant::now();
+            let decision = self.core.on_exit(id, exit, now);
+            if matches!(decision, Decision::Restart { .. }) && self.core.is_exceeded(now) {
+                tracing::error!(
+                    node = %self.shared.node.name(),
+                    supervisor = %self.shared.name,
+                    child = %name,
+                    reason = reason.as_deref().unwrap_or(""),
+                    "restart intensity exceeded: the child keeps failing; restarting it at the backoff's pace"
+                );
+            }
+            match decision {
                 Decision::Ignore => {}
                 Decision::Remove(id) => {
                     self.remove_child(id, false);
@@ -669,7 +710,8 @@ impl ractor::Actor for Supervisor {
     ) -> Result<SupState, ActorProcessingErr> {
         let spec = shared.spec.clone();
         let mut state = SupState {
-            core: SupervisorCore::new(spec.strategy, spec.intensity, spec.backoff),
+            core: SupervisorCore::new(spec.strategy, spec.intensity, spec.backoff)
+                .when_exceeded(spec.when_exceeded),
             shared: shared.clone(),
             children: HashMap::new(),
             by_actor: HashMap::new(),

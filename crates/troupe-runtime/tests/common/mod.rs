@@ -8,50 +8,37 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 
 pub const T: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "test.Probe")]
 pub enum Probe {
     /// Appends to the actor's log; replies with the log length.
-    Push(u64),
+    Push(u64, Reply<usize>),
     /// Replies with the log.
-    Log,
+    Log(Reply<Vec<u64>>),
     /// Replies with how many times this name has been started.
-    Starts,
+    Starts(Reply<u32>),
     /// Panics.
-    Panic,
+    Panic(Reply<()>),
     /// Returns an error from the handler.
-    Fail,
+    Fail(Reply<()>),
     /// Stops normally.
-    Stop,
+    Stop(Reply<()>),
     /// Sleeps, then replies.
-    Sleep(u64),
+    Sleep(u64, Reply<()>),
     /// Drops the reply handle unanswered.
-    Drop,
+    Drop(Reply<()>),
     /// Hands the reply handle to another task that answers later.
-    Defer(u64),
+    Defer(u64, Reply<()>),
     /// Answers the call with a typed error instead of a reply.
-    Refuse,
+    Refuse(Reply<()>),
     /// Calls `Push(n)` on the given handle and replies with its answer.
-    Forward(Addr<Self>, u64),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProbeReply {
-    Len(usize),
-    Log(Vec<u64>),
-    Starts(u32),
-    Done,
-}
-
-impl Message for Probe {
-    const NAME: &'static str = "test.Probe";
-    const VERSION: u16 = 1;
-    type Reply = ProbeReply;
+    Forward(Addr<Self>, u64, Reply<usize>),
 }
 
 /// Shared record of what happened to named actors across restarts.
@@ -87,7 +74,7 @@ impl ProbeActor {
 impl Actor for ProbeActor {
     type Msg = Probe;
 
-    async fn started(&mut self, ctx: &Ctx<Probe>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<Probe>) -> Result<(), ActorError> {
         *self
             .journal
             .starts
@@ -101,53 +88,48 @@ impl Actor for ProbeActor {
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: Probe,
-        reply: ReplyTo<ProbeReply>,
-        ctx: &Ctx<Probe>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: Probe, ctx: &mut Ctx<Probe>) -> Result<(), ActorError> {
         match msg {
-            Probe::Push(n) => {
+            Probe::Push(n, reply) => {
                 self.log.push(n);
-                reply.send(ProbeReply::Len(self.log.len()));
+                reply.send(self.log.len());
             }
-            Probe::Log => {
-                reply.send(ProbeReply::Log(self.log.clone()));
+            Probe::Log(reply) => {
+                reply.send(self.log.clone());
             }
-            Probe::Starts => {
-                reply.send(ProbeReply::Starts(self.journal.starts(ctx.name())));
+            Probe::Starts(reply) => {
+                reply.send(self.journal.starts(ctx.name()));
             }
-            Probe::Panic => panic!("probe asked to panic"),
-            Probe::Fail => return Err("probe asked to fail".into()),
-            Probe::Stop => {
-                reply.send(ProbeReply::Done);
+            Probe::Panic(_reply) => panic!("probe asked to panic"),
+            Probe::Fail(_reply) => return Err("probe asked to fail".into()),
+            Probe::Stop(reply) => {
+                reply.send(());
                 ctx.stop();
             }
-            Probe::Sleep(ms) => {
+            Probe::Sleep(ms, reply) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                reply.send(ProbeReply::Done);
+                reply.send(());
             }
-            Probe::Drop => drop(reply),
-            Probe::Defer(ms) => {
+            Probe::Drop(reply) => drop(reply),
+            Probe::Defer(ms, reply) => {
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
-                    reply.send(ProbeReply::Done);
+                    reply.send(());
                 });
             }
-            Probe::Refuse => reply.fail(troupe_runtime::CallError::Overloaded {
+            Probe::Refuse(reply) => reply.fail(troupe_runtime::CallError::Overloaded {
                 target: "refused on purpose".into(),
                 limit: 7,
             }),
-            Probe::Forward(to, n) => {
-                let answer = to.call(Probe::Push(n), T).await?;
+            Probe::Forward(to, n, reply) => {
+                let answer = to.call(|r| Probe::Push(n, r), T).await?;
                 reply.send(answer);
             }
         }
         Ok(())
     }
 
-    async fn stopped(&mut self, ctx: &Ctx<Probe>) -> Result<(), ActorError> {
+    async fn stopped(&mut self, ctx: &mut Ctx<Probe>) -> Result<(), ActorError> {
         self.journal
             .events
             .lock()
