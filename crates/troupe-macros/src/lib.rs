@@ -2,6 +2,8 @@
 //!
 //! - [`macro@Message`]: implements `troupe_runtime::Message` (the wire name and version of a
 //!   message type) from one attribute, so naming a message is never a hand-written impl.
+//! - [`macro@Request`]: implements `troupe_runtime::Request` (a request with one kind of
+//!   answer, sent as `Ask<Self>`): the same keys plus `response = Type`.
 //!
 //! Use them through the `troupe` facade (`use troupe::prelude::*;` brings the derive in) or
 //! `troupe_runtime::Message`.
@@ -41,12 +43,46 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
     }
 }
 
+/// Implements `Request` for a struct or enum: its wire name, version and response type.
+///
+/// ```ignore
+/// #[derive(Serialize, Deserialize, Request)]
+/// #[request(name = "shop.Lookup", response = Option<Item>)]
+/// struct Lookup { id: String }
+/// ```
+///
+/// Keys as for [`macro@Message`] (`name`, `version`, `min_version`, `crate`), plus the
+/// required `response`: the type the request is answered with.
+#[proc_macro_derive(Request, attributes(request))]
+pub fn derive_request(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match expand_kind(&input, Kind::Request) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Message,
+    Request,
+}
+
 fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    expand_kind(input, Kind::Message)
+}
+
+fn expand_kind(input: &DeriveInput, kind: Kind) -> syn::Result<proc_macro2::TokenStream> {
+    let attr_name = match kind {
+        Kind::Message => "message",
+        Kind::Request => "request",
+    };
+    let mut response: Option<syn::Type> = None;
     let mut name: Option<LitStr> = None;
     let mut version: Option<LitInt> = None;
     let mut min_version: Option<LitInt> = None;
     let mut krate: Option<syn::Path> = None;
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("message")) {
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident(attr_name)) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -58,13 +94,20 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 version = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("min_version") {
                 min_version = Some(meta.value()?.parse()?);
+            } else if kind == Kind::Request && meta.path.is_ident("response") {
+                response = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("crate") {
                 let lit: LitStr = meta.value()?.parse()?;
                 krate = Some(lit.parse()?);
             } else {
-                return Err(meta.error(
-                    "unknown #[message] key: expected `name`, `version`, `min_version` or `crate`",
-                ));
+                return Err(meta.error(match kind {
+                    Kind::Message => {
+                        "unknown #[message] key: expected `name`, `version`, `min_version` or `crate`"
+                    }
+                    Kind::Request => {
+                        "unknown #[request] key: expected `name`, `response`, `version`, `min_version` or `crate`"
+                    }
+                }));
             }
             Ok(())
         })?;
@@ -86,9 +129,21 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         }
     }
     let ident = &input.ident;
-    let trait_path: syn::Path = match krate {
-        Some(krate) => syn::parse_quote!(#krate::Message),
-        None => syn::parse_quote!(Message),
+    let trait_path: syn::Path = match (krate, kind) {
+        (Some(krate), Kind::Message) => syn::parse_quote!(#krate::Message),
+        (None, Kind::Message) => syn::parse_quote!(Message),
+        (Some(krate), Kind::Request) => syn::parse_quote!(#krate::Request),
+        (None, Kind::Request) => syn::parse_quote!(Request),
+    };
+    let response_item = match (kind, response) {
+        (Kind::Message, _) => None,
+        (Kind::Request, Some(ty)) => Some(quote!(type Response = #ty;)),
+        (Kind::Request, None) => {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "#[derive(Request)] needs #[request(response = Type)]",
+            ));
+        }
     };
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let name_expr = match &name {
@@ -105,6 +160,7 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             const NAME: &'static str = #name_expr;
             #version_item
             #min_version_item
+            #response_item
         }
     })
 }

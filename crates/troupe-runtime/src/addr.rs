@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::deadline::{Ticket, WATCH_MIN, Watch};
 use crate::error::CallError;
-use crate::message::{Mail, Message, Reply, ReplyFailure, ReplyValue};
+use crate::message::{Ask, Mail, Message, Reply, ReplyFailure, ReplyValue, Request};
 use crate::node::{MeshInner, Node, Route};
 use crate::slot::Slot;
 
@@ -280,6 +280,20 @@ impl<M: Message> Addr<M> {
             Ok(Route::Local(slot)) => slot.dropped(),
             _ => 0,
         }
+    }
+}
+
+impl<Q: Request> Addr<Ask<Q>> {
+    /// Sends `request` and waits up to `timeout` for its response: `call` for actors that
+    /// take one kind of request.
+    ///
+    /// # Errors
+    /// As [`Addr::call`].
+    ///
+    /// # Cancel safety
+    /// As [`Addr::call`].
+    pub async fn ask(&self, request: Q, timeout: Duration) -> Result<Q::Response, CallError> {
+        self.call(|reply| Ask { request, reply }, timeout).await
     }
 }
 

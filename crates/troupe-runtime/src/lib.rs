@@ -39,7 +39,7 @@ mod task;
 pub use actor::{Actor, ActorError, Ctx, TaskHandle};
 pub use addr::{Addr, AddrBinding, with_decode_context};
 pub use error::{CallError, RegistryError, SpawnError};
-pub use message::{Message, NoMessages, Reply, ReplyValue};
+pub use message::{Ask, Message, NoMessages, Reply, ReplyValue, Request};
 pub use node::{Mesh, Node, NodeConfig, NodeExit};
 pub use pool::Pool;
 pub use slot::DEFAULT_MAILBOX_LIMIT;

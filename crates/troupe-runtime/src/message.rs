@@ -53,6 +53,43 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 
 pub use troupe_macros::Message;
 
+/// A request with one kind of answer, sent to an actor as [`Ask<Self>`]: for actors that take
+/// a single kind of request (an HTTP handler, a service behind a balancer), so that the request
+/// type itself can be named, versioned, forwarded and balanced without its reply port.
+///
+/// Derive it with `#[derive(Serialize, Deserialize, Request)]` and
+/// `#[request(name = "...", response = Type)]` (the same keys as [`macro@Message`], plus the
+/// response type).
+pub trait Request: Serialize + DeserializeOwned + Send + 'static {
+    /// Stable, cluster-unique name of the request type (the name of `Ask<Self>` on the wire).
+    const NAME: &'static str;
+    /// Version of the encoding this node writes.
+    const VERSION: u16 = 1;
+    /// Oldest version this node still reads.
+    const MIN_VERSION: u16 = Self::VERSION;
+    /// What the request is answered with.
+    type Response: ReplyValue;
+}
+
+pub use troupe_macros::Request;
+
+/// One request and the port for its answer: the message type of an actor that takes
+/// requests of type `Q`. Call it with [`Addr::ask`](crate::Addr::ask).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Ask<Q: Request> {
+    /// The request.
+    pub request: Q,
+    /// Where its answer goes.
+    pub reply: Reply<Q::Response>,
+}
+
+impl<Q: Request> Message for Ask<Q> {
+    const NAME: &'static str = Q::NAME;
+    const VERSION: u16 = Q::VERSION;
+    const MIN_VERSION: u16 = Q::MIN_VERSION;
+}
+
 /// The message type of an actor that has no messages of its own (it works from timers and
 /// tasks on its context, or only from `started`): no value of it exists, so nothing can be sent.
 #[derive(Debug, Serialize, Deserialize)]

@@ -372,3 +372,37 @@ async fn names_are_per_node_and_unique_within_one() {
         SpawnError::Registry(RegistryError::AlreadyRegistered { .. })
     ));
 }
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, troupe_runtime::Request)]
+#[request(name = "test.Double", response = u64, version = 2, crate = "troupe_runtime")]
+struct Double(u64);
+
+struct Doubler;
+
+impl troupe_runtime::Actor for Doubler {
+    type Msg = troupe_runtime::Ask<Double>;
+
+    async fn handle(
+        &mut self,
+        ask: troupe_runtime::Ask<Double>,
+        _ctx: &mut troupe_runtime::Ctx<Self::Msg>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        ask.reply.send(ask.request.0 * 2);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_request_type_is_asked_and_named_by_its_derive() {
+    use troupe_runtime::{Message, Request};
+    assert_eq!(<Double as Request>::NAME, "test.Double");
+    assert_eq!(<troupe_runtime::Ask<Double> as Message>::VERSION, 2);
+    let node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (spec, doubler) = node
+        .child("doubler", ChildOptions::permanent(), || Doubler)
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![spec])
+        .await
+        .unwrap();
+    assert_eq!(doubler.ask(Double(21), T).await.unwrap(), 42);
+}
