@@ -46,8 +46,10 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     const NAME: &'static str;
     /// Version of the encoding this node writes; bump it on incompatible changes.
     const VERSION: u16 = 1;
-    /// Oldest version this node still reads (for rolling upgrades: first deploy readers that
-    /// accept `VERSION - 1 ..= VERSION`, then switch writers).
+    /// Oldest version this node still reads: it decodes payloads of versions
+    /// `MIN_VERSION..=VERSION` with this one Rust type (so fields added since are optional,
+    /// `#[serde(default)]`), and writes `VERSION`. A node never reads a version newer than the
+    /// one it writes; see `docs/wire.md`, "Evolving a message type", for rolling upgrades.
     const MIN_VERSION: u16 = Self::VERSION;
 }
 
