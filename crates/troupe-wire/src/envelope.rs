@@ -31,6 +31,10 @@
 //! str    node
 //! ```
 //!
+//! The `sender` and `trace` fields are reserved: they are part of the format (encoded, decoded
+//! and checked like any other field), but this version of the runtime never sets them and
+//! ignores them when a peer does.
+//!
 //! The protocol field comes first in both, so a peer of another protocol version is always
 //! reported as [`WireError::ProtocolVersion`], whatever the rest of its frame looks like.
 
@@ -200,7 +204,11 @@ impl TryFrom<u8> for RemoteErrorCode {
     }
 }
 
-/// W3C trace context carried with a message, so a request's span continues on the receiver
+/// W3C trace context that a message may carry, so that a request's span can continue on the
+/// receiver
+///
+/// Reserved in the format: the codec encodes and decodes it, but this version of the runtime
+/// never sets it and ignores it when it arrives (the observability work will fill it).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TraceContext {
     /// The `traceparent` header value.
@@ -219,11 +227,18 @@ pub struct Envelope {
     pub kind: EnvelopeKind,
     /// The receiving actor.
     pub target: ActorPath,
-    /// The sending actor, if the sender is one (a reply target for calls is the caller's node).
+    /// The sending actor, if the sender is one.
+    ///
+    /// Reserved in the format: the codec encodes and decodes it, but this version of the
+    /// runtime always sends `None` and ignores it on receipt. A call's reply does not depend
+    /// on it: it goes back to the connection the call came in on, matched by `request_id`.
     pub sender: Option<ActorPath>,
     /// Identity of the payload's type.
     pub msg_type: MessageType,
     /// Trace context of the sender's span, if any.
+    ///
+    /// Reserved in the format: the codec encodes and decodes it, but this version of the
+    /// runtime always sends `None` and ignores it on receipt.
     pub trace: Option<TraceContext>,
     /// rmp-serde encoded message or reply; on decode, a zero-copy slice of the received frame.
     pub payload: Bytes,

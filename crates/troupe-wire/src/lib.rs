@@ -39,6 +39,9 @@
 //! kind 4 Control      u8 channel, bytes body
 //! ```
 //!
+//! An envelope's sender and trace context are reserved: the codec reads and writes them, but
+//! this version of the runtime never sets them and ignores them on receipt.
+//!
 //! # Layout
 //!
 //! - `frame.rs`: [`Frame`] and [`FrameCodec`], the length prefix, the size limit and the frame
