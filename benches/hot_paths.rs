@@ -46,7 +46,7 @@ use troupe_db::core::{
     AckMode, AppendEntries, AppendReply, Follower, Leader, Limits, Log, Op, ReplicaId, WriteId,
 };
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 use troupe_wire::{ActorPath, Envelope, EnvelopeKind, Frame, FrameCodec, MessageType};
@@ -123,12 +123,11 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Serialize, Deserialize)]
 enum CounterMsg {
     Add(u64),
-    Get,
+    Get(Reply<u64>),
 }
 
 impl Message for CounterMsg {
     const NAME: &'static str = "bench.Counter";
-    type Reply = u64;
 }
 
 #[derive(Default)]
@@ -142,12 +141,11 @@ impl Actor for Counter {
     async fn handle(
         &mut self,
         msg: CounterMsg,
-        reply: ReplyTo<u64>,
-        _ctx: &Ctx<CounterMsg>,
+        _ctx: &mut Ctx<CounterMsg>,
     ) -> Result<(), ActorError> {
         match msg {
             CounterMsg::Add(n) => self.total += n,
-            CounterMsg::Get => {
+            CounterMsg::Get(reply) => {
                 reply.send(self.total);
             }
         }

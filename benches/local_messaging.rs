@@ -19,7 +19,7 @@ use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 
@@ -33,12 +33,11 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Serialize, Deserialize)]
 enum CounterMsg {
     Add(u64),
-    Get,
+    Get(Reply<u64>),
 }
 
 impl Message for CounterMsg {
     const NAME: &'static str = "bench.Counter";
-    type Reply = u64;
 }
 
 #[derive(Default)]
@@ -52,13 +51,11 @@ impl Actor for Counter {
     async fn handle(
         &mut self,
         msg: CounterMsg,
-        reply: ReplyTo<u64>,
-        _ctx: &Ctx<CounterMsg>,
+        _ctx: &mut Ctx<CounterMsg>,
     ) -> Result<(), ActorError> {
         match msg {
-            // a cast's reply handle is inert; dropping it does nothing
             CounterMsg::Add(n) => self.total += n,
-            CounterMsg::Get => {
+            CounterMsg::Get(reply) => {
                 reply.send(self.total);
             }
         }

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply, Ask,
     SupervisorSpec,
 };
 
@@ -69,14 +69,13 @@ enum SinkMsg {
     /// One measured message.
     Data(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Forget the warm-up: count from zero, and report once `n` messages were handled.
-    Reset,
+    Reset(Reply<SinkStats>),
     /// How many `Data` were handled since `Reset`, and the time between the first and the last.
-    Stats,
+    Stats(Reply<SinkStats>),
 }
 
 impl Message for SinkMsg {
     const NAME: &'static str = "bench.Sink";
-    type Reply = SinkStats;
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -90,9 +89,9 @@ struct SinkStats {
 #[derive(Serialize, Deserialize)]
 struct Echo(#[serde(with = "serde_bytes")] Vec<u8>);
 
-impl Message for Echo {
+impl troupe::runtime::Request for Echo {
     const NAME: &'static str = "bench.Echo";
-    type Reply = u32;
+    type Response = u32;
 }
 
 /// Counts `Data`; sends the stats to the process's main task when the `n`-th arrives (after a
@@ -126,8 +125,7 @@ impl Actor for Sink {
     async fn handle(
         &mut self,
         msg: SinkMsg,
-        reply: ReplyTo<SinkStats>,
-        _ctx: &Ctx<SinkMsg>,
+        _ctx: &mut Ctx<SinkMsg>,
     ) -> Result<(), ActorError> {
         match msg {
             SinkMsg::Data(_payload) => {
@@ -141,14 +139,14 @@ impl Actor for Sink {
                     let _ = self.done.send(self.stats());
                 }
             }
-            SinkMsg::Reset => {
+            SinkMsg::Reset(reply) => {
                 self.armed = true;
                 self.count = 0;
                 self.first = None;
                 self.last = None;
                 reply.send(self.stats());
             }
-            SinkMsg::Stats => {
+            SinkMsg::Stats(reply) => {
                 reply.send(self.stats());
             }
         }
@@ -159,15 +157,15 @@ impl Actor for Sink {
 struct EchoActor;
 
 impl Actor for EchoActor {
-    type Msg = Echo;
+    type Msg = Ask<Echo>;
 
     async fn handle(
         &mut self,
-        Echo(payload): Echo,
-        reply: ReplyTo<u32>,
-        _ctx: &Ctx<Echo>,
+        ask: Ask<Echo>,
+        _ctx: &mut Ctx<Ask<Echo>>,
     ) -> Result<(), ActorError> {
-        reply.send(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+        let Echo(payload) = ask.request;
+        ask.reply.send(u32::try_from(payload.len()).unwrap_or(u32::MAX));
         Ok(())
     }
 }
@@ -278,18 +276,18 @@ struct SendReport {
 
 async fn send_workload(node: &Node, s: &Settings) -> anyhow::Result<SendReport> {
     let sink: Addr<SinkMsg> = node.addr("recv", "sink");
-    let echo: Addr<Echo> = node.addr("recv", "echo");
+    let echo: Addr<Ask<Echo>> = node.addr("recv", "echo");
     let payload = vec![0xA5u8; PAYLOAD_LEN];
     let mut report = SendReport::default();
 
     // warm-up: connections, lanes, both actors
     for _ in 0..WARMUP_CALLS.min(s.m.max(10)) {
-        echo.call(Echo(payload.clone()), CALL_TIMEOUT).await?;
+        echo.ask(Echo(payload.clone()), CALL_TIMEOUT).await?;
     }
     for _ in 0..WARMUP_CASTS.min(s.n) {
         cast_retrying(&sink, || SinkMsg::Data(payload.clone())).await?;
     }
-    call_retrying(&sink, || SinkMsg::Reset, s.timeout).await?;
+    call_retrying(&sink, SinkMsg::Reset, s.timeout).await?;
 
     // cast throughput (counted at the receiver; this side only records how long sending took)
     let start = Instant::now();
@@ -298,7 +296,7 @@ async fn send_workload(node: &Node, s: &Settings) -> anyhow::Result<SendReport> 
     }
     report.send_secs = start.elapsed().as_secs_f64();
     // same lane as the casts, so it is handled after all of them
-    report.confirmed = call_retrying(&sink, || SinkMsg::Stats, s.timeout).await?;
+    report.confirmed = call_retrying(&sink, SinkMsg::Stats, s.timeout).await?;
     if report.confirmed.count != s.n {
         bail!(
             "the sink handled {} of {} casts",
@@ -311,7 +309,7 @@ async fn send_workload(node: &Node, s: &Settings) -> anyhow::Result<SendReport> 
     report.calls_ns.reserve(s.m);
     for _ in 0..s.m {
         let t = Instant::now();
-        let len = echo.call(Echo(payload.clone()), CALL_TIMEOUT).await?;
+        let len = echo.ask(Echo(payload.clone()), CALL_TIMEOUT).await?;
         let ns = t.elapsed().as_nanos();
         if len as usize != PAYLOAD_LEN {
             bail!("echo answered {len}, expected {PAYLOAD_LEN}");

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 
@@ -97,12 +97,11 @@ enum SinkMsg {
     /// One measured message.
     Data(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Forget the warm-up: count from zero, and report once `n` messages were handled.
-    Reset,
+    Reset(Reply<()>),
 }
 
 impl Message for SinkMsg {
     const NAME: &'static str = "bench.ScaleSink";
-    type Reply = ();
 }
 
 /// What a sink reports once it handled its `n`-th message after the `Reset`.
@@ -130,8 +129,7 @@ impl Actor for Sink {
     async fn handle(
         &mut self,
         msg: SinkMsg,
-        reply: ReplyTo<()>,
-        _ctx: &Ctx<SinkMsg>,
+        _ctx: &mut Ctx<SinkMsg>,
     ) -> Result<(), ActorError> {
         match msg {
             SinkMsg::Data(_payload) => {
@@ -147,7 +145,7 @@ impl Actor for Sink {
                     });
                 }
             }
-            SinkMsg::Reset => {
+            SinkMsg::Reset(reply) => {
                 self.armed = true;
                 self.count = 0;
                 self.first_ns = 0;
@@ -270,7 +268,7 @@ async fn warm_up(node: Node, n: u64) -> anyhow::Result<()> {
         cast_retrying(&sink, || SinkMsg::Data(payload.clone())).await?;
     }
     // same lane as the casts, so the sink handles it after all of them
-    call_retrying(&sink, || SinkMsg::Reset, RESET_TIMEOUT).await?;
+    call_retrying(&sink, SinkMsg::Reset, RESET_TIMEOUT).await?;
     Ok(())
 }
 

@@ -30,10 +30,11 @@ use serde::{Deserialize, Serialize};
 use troupe::prelude::*;
 
 /// Messages the counter understands.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "hello_cluster.Counter")]
 enum CounterMsg {
-    /// Add one; replies with the instance's id and its count.
-    Increment,
+    /// Add one; answered with the instance's id and its count.
+    Increment(Reply<Count>),
 }
 
 /// What the counter answers: which instance answered, and its count since it started.
@@ -41,12 +42,6 @@ enum CounterMsg {
 struct Count {
     instance: u64,
     value: u64,
-}
-
-impl Message for CounterMsg {
-    const NAME: &'static str = "hello_cluster.Counter";
-    const VERSION: u16 = 1;
-    type Reply = Count;
 }
 
 /// Counts increments; panics on every `crash_every`-th one.
@@ -59,38 +54,28 @@ struct Counter {
 impl Actor for Counter {
     type Msg = CounterMsg;
 
-    async fn handle(
-        &mut self,
-        msg: CounterMsg,
-        reply: ReplyTo<Count>,
-        _ctx: &Ctx<CounterMsg>,
-    ) -> Result<(), ActorError> {
-        match msg {
-            CounterMsg::Increment => {
-                self.value += 1;
-                if self.crash_every > 0 && self.value % self.crash_every == 0 {
-                    panic!(
-                        "counter {} crashes on purpose at {}",
-                        self.instance, self.value
-                    );
-                }
-                reply.send(Count {
-                    instance: self.instance,
-                    value: self.value,
-                });
-            }
+    async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Ctx<CounterMsg>) -> Result<(), ActorError> {
+        let CounterMsg::Increment(reply) = msg;
+        self.value += 1;
+        if self.crash_every > 0 && self.value % self.crash_every == 0 {
+            panic!("counter {} crashes on purpose at {}", self.instance, self.value);
         }
+        reply.send(Count {
+            instance: self.instance,
+            value: self.value,
+        });
         Ok(())
     }
 }
 
 /// Messages the pinger handles.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "hello_cluster.Pinger")]
 enum PingerMsg {
-    /// Make one call to the counter, then schedule the next (sent to itself).
+    /// Make one call to the counter (its own timer sends this).
     Tick,
-    /// Reply with the tallies so far.
-    Tallies,
+    /// Answered with the tallies so far.
+    Tallies(Reply<Tallies>),
 }
 
 /// What the pinger has seen so far.
@@ -101,12 +86,8 @@ struct Tallies {
     errors: u64,
 }
 
-impl Message for PingerMsg {
-    const NAME: &'static str = "hello_cluster.Pinger";
-    type Reply = Tallies;
-}
-
-/// Calls the counter in a loop, counting answers, errors and instance changes.
+/// Calls the counter on a timer, counting answers, errors and instance changes.
+#[derive(Clone)]
 struct Pinger {
     counter: Addr<CounterMsg>,
     tallies: Tallies,
@@ -117,111 +98,71 @@ struct Pinger {
 impl Actor for Pinger {
     type Msg = PingerMsg;
 
-    async fn started(&mut self, ctx: &Ctx<PingerMsg>) -> Result<(), ActorError> {
-        ctx.myself().cast(PingerMsg::Tick)?;
+    async fn started(&mut self, ctx: &mut Ctx<PingerMsg>) -> Result<(), ActorError> {
+        ctx.send_interval(self.interval, || PingerMsg::Tick);
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: PingerMsg,
-        reply: ReplyTo<Tallies>,
-        ctx: &Ctx<PingerMsg>,
-    ) -> Result<(), ActorError> {
-        if let PingerMsg::Tallies = msg {
-            reply.send(self.tallies);
-            return Ok(());
-        }
-        match self
-            .counter
-            .call(CounterMsg::Increment, Duration::from_secs(1))
-            .await
-        {
-            Ok(count) => {
-                self.tallies.calls += 1;
-                if self
-                    .last_instance
-                    .is_some_and(|last| last != count.instance)
-                {
-                    self.tallies.restarts_seen += 1;
+    async fn handle(&mut self, msg: PingerMsg, _ctx: &mut Ctx<PingerMsg>) -> Result<(), ActorError> {
+        match msg {
+            PingerMsg::Tallies(reply) => {
+                reply.send(self.tallies);
+            }
+            PingerMsg::Tick => match self.counter.call(CounterMsg::Increment, Duration::from_secs(1)).await {
+                Ok(count) => {
+                    self.tallies.calls += 1;
+                    if self.last_instance.is_some_and(|last| last != count.instance) {
+                        self.tallies.restarts_seen += 1;
+                    }
+                    self.last_instance = Some(count.instance);
                 }
-                self.last_instance = Some(count.instance);
-            }
-            // the call that made the counter crash, or one that arrived while it restarted
-            // (or while its node was down)
-            Err(err) => {
-                tracing::debug!(%err, "call failed");
-                self.tallies.errors += 1;
-            }
+                // the call that made the counter crash, or one caught while its node was down
+                Err(err) => {
+                    tracing::debug!(%err, "call failed");
+                    self.tallies.errors += 1;
+                }
+            },
         }
-        let myself = ctx.myself().clone();
-        let interval = self.interval;
-        tokio::spawn(async move {
-            tokio::time::sleep(interval).await;
-            let _ = myself.cast(PingerMsg::Tick);
-        });
         Ok(())
     }
 }
 
 /// Prints the pinger's tallies once a second, and its node's cluster events as they happen.
+#[derive(Clone)]
 struct Reporter {
     pinger: Addr<PingerMsg>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The reporter's own timer.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "hello_cluster.Report")]
 struct Report;
-
-impl Message for Report {
-    const NAME: &'static str = "hello_cluster.Report";
-    type Reply = ();
-}
 
 impl Actor for Reporter {
     type Msg = Report;
 
-    async fn started(&mut self, ctx: &Ctx<Report>) -> Result<(), ActorError> {
-        {
-            let mut events = ctx.node().cluster_events();
-            tokio::spawn(async move {
-                use troupe::runtime::remote::NodeEvent;
-                while let Ok(event) = events.recv().await {
-                    match event {
-                        NodeEvent::Up { node, incarnation } => {
-                            println!("node up {node} (incarnation {incarnation:x})")
-                        }
-                        NodeEvent::Down { node, reason } => println!("node down {node} ({reason})"),
-                        NodeEvent::Left { node } => println!("node left {node}"),
-                        other => println!("cluster event {other:?}"),
+    async fn started(&mut self, ctx: &mut Ctx<Report>) -> Result<(), ActorError> {
+        let mut events = ctx.node().cluster_events();
+        ctx.spawn(async move {
+            use troupe::runtime::remote::NodeEvent;
+            while let Ok(event) = events.recv().await {
+                match event {
+                    NodeEvent::Up { node, incarnation } => {
+                        println!("node up {node} (incarnation {incarnation:x})")
                     }
-                }
-            });
-        }
-        let me = ctx.myself().clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                if me.cast(Report).is_err() {
-                    break;
+                    NodeEvent::Down { node, reason } => println!("node down {node} ({reason})"),
+                    NodeEvent::Left { node } => println!("node left {node}"),
+                    other => println!("cluster event {other:?}"),
                 }
             }
+            Ok(())
         });
+        ctx.send_interval(Duration::from_secs(1), || Report);
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        _: Report,
-        _: ReplyTo<()>,
-        _: &Ctx<Report>,
-    ) -> Result<(), ActorError> {
-        match self
-            .pinger
-            .call(PingerMsg::Tallies, Duration::from_millis(500))
-            .await
-        {
+    async fn handle(&mut self, _: Report, _: &mut Ctx<Report>) -> Result<(), ActorError> {
+        match self.pinger.call(PingerMsg::Tallies, Duration::from_millis(500)).await {
             Ok(t) => println!(
                 "calls {:>6}   restarts seen {:>4}   errors {:>4}",
                 t.calls, t.restarts_seen, t.errors
@@ -236,10 +177,12 @@ impl Actor for Reporter {
 fn hello_cluster(crash_every: u64, interval: Duration) -> Topology {
     let mut t = Topology::new("hello_cluster");
     let (a, b, c) = (t.node("a"), t.node("b"), t.node("c"));
-    // a crash every N calls is expected: allow plenty of restarts before giving up
+    // a crash every N calls is expected: restart at once rather than backing off
     t.supervise(
         b,
-        SupervisorSpec::one_for_one().intensity(1_000, Duration::from_secs(10)),
+        SupervisorSpec::one_for_one()
+            .intensity(1_000, Duration::from_secs(10))
+            .no_backoff(),
     );
     let instances = Arc::new(AtomicU64::new(0));
     let counter = t.add(b, "counter", move || Counter {
@@ -247,15 +190,18 @@ fn hello_cluster(crash_every: u64, interval: Duration) -> Topology {
         value: 0,
         crash_every,
     });
-    let pinger = t.add(c, "pinger", move || Pinger {
-        counter: counter.clone(),
-        tallies: Tallies::default(),
-        last_instance: None,
-        interval,
-    });
-    t.add(a, "reporter", move || Reporter {
-        pinger: pinger.clone(),
-    });
+    // a fresh copy of these at every (re)start
+    let pinger = t.add(
+        c,
+        "pinger",
+        Restartable::from(Pinger {
+            counter,
+            tallies: Tallies::default(),
+            last_instance: None,
+            interval,
+        }),
+    );
+    t.add(a, "reporter", Restartable::from(Reporter { pinger }));
     t
 }
 

@@ -11,14 +11,15 @@ use troupe_runtime::remote::{NetConfig, NodeNet};
 
 use crate::topology::{LaunchError, Topology};
 
-/// Flags every troupe program accepts; examples flatten them into their own with
-/// `#[command(flatten)]`.
+/// Flags every troupe program accepts: parse them on their own with [`LaunchArgs::parse`], or
+/// flatten them into a program's own flags with `#[command(flatten)]`.
 ///
 /// With no flags every node of the topology runs in this process and messages between them
 /// are handed over in memory. `--quic` keeps one process but routes them through QUIC on
 /// loopback. `--node NAME --listen ADDR --seed ADDR --ca DIR` runs one node of the topology on
 /// this host and joins the others over QUIC with mutual TLS.
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, clap::Parser)]
+#[command(about = "Runs a troupe topology: every node here, or one node of it per host")]
 pub struct LaunchArgs {
     /// Run only this node of the topology here, on the network (needs --ca, or --dev-ca).
     /// Repeatable: several nodes share this process, each with its own endpoint.
@@ -70,13 +71,41 @@ pub struct LaunchArgs {
     pub shutdown_timeout: u64,
 }
 
+impl Default for LaunchArgs {
+    /// The flags of a command line with none given (every node in this process, defaults
+    /// for the rest), not the program's actual command line: see [`LaunchArgs::parse`].
+    fn default() -> Self {
+        <Self as clap::Parser>::parse_from(["troupe"])
+    }
+}
+
+impl LaunchArgs {
+    /// The flags from this process's command line; prints help or the error and exits on
+    /// `--help` or bad flags, as clap does.
+    pub fn parse() -> Self {
+        <Self as clap::Parser>::parse()
+    }
+
+    /// The flags from `args` (the first item is the program's name).
+    ///
+    /// # Errors
+    /// clap's error for unknown or malformed flags (its `Display` is the usage message).
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Self as clap::Parser>::try_parse_from(args)
+    }
+}
+
 /// Starts `topology` and runs it until Ctrl-C or SIGTERM, then shuts it down gracefully:
 /// nodes in reverse start order, each stopping its actors in reverse start order within the
 /// shutdown timeout, and leaving the cluster so peers see it go at once.
 ///
-/// When it runs nodes on the network (`--node`), it writes `listening <addr>` as a line to
-/// standard output once each endpoint is bound (the first `--node`'s first), for scripts and
-/// tests to read.
+/// When it runs nodes on the network (`--node`), it writes `listening <addr> node <name>` as a
+/// line to standard output once each node's endpoint is bound (in `--node` order), for
+/// scripts and tests to read.
 ///
 /// # Errors
 /// As [`Topology::start`]; [`LaunchError::NodeFailed`] if a node's root supervisor gives up
@@ -141,7 +170,7 @@ pub async fn launch_until(
             let net = NodeNet::bind(node, listen, config)
                 .await
                 .map_err(|e| LaunchError::Network(e.to_string()))?;
-            announce(net.local_addr());
+            announce(net.local_addr(), node.name());
             nets.push(net);
         }
     } else if args.quic {
@@ -213,10 +242,11 @@ fn load_identity(
     }
 }
 
-/// Prints the bound address for whoever started this process (a documented contract).
-fn announce(addr: SocketAddr) {
+/// Prints the bound address and its node for whoever started this process (a documented
+/// contract).
+fn announce(addr: SocketAddr, node: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening {addr}");
+    let _ = writeln!(out, "listening {addr} node {node}");
     let _ = out.flush();
 }
 

@@ -14,8 +14,10 @@
 //! - [`cache`]: the sharded LRU cache and its RESP front end (`troupe-cache`).
 //! - [`queue`]: the work queue with leases and dead letters, in memory or durable
 //!   (`troupe-queue`).
-//! - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`); placed with
-//!   [`Topology::add_db`].
+//! - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`).
+//!
+//! Every part, like every actor, is placed with [`Topology::add`], which returns its handle or
+//! typed client (see [`Part`]).
 //!
 //! # Examples
 //! `examples/shop.rs` puts every part in one topology (`cargo run --example shop`);
@@ -26,7 +28,7 @@ pub mod launch;
 pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
-pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
+pub use topology::{GroupId, LaunchError, NodeId, Part, Place, Restartable, Running, Topology};
 pub use troupe_balancer as balancer;
 pub use troupe_cache as cache;
 pub use troupe_db as db;
@@ -34,21 +36,24 @@ pub use troupe_proxy as proxy;
 pub use troupe_queue as queue;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
-    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, Pool, ReplyTo,
-    SupervisorSpec,
+    Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Message, NoMessages, Node, Pool,
+    Reply, Request, SupervisorSpec, TaskHandle,
 };
 pub use troupe_wire as wire;
 
 /// Everything a topology file usually needs.
 pub mod prelude {
     pub use crate::launch::{LaunchArgs, launch, launch_until};
-    pub use crate::topology::{LaunchError, NodeId, Running, Topology};
+    pub use crate::topology::{LaunchError, NodeId, Part, Restartable, Running, Topology};
     pub use troupe_balancer::Balancer;
+    pub use troupe_cache::{CacheClient, CacheSpec};
     pub use troupe_db::{AckMode, DbClient, DbSpec, ReadPolicy};
-    pub use troupe_proxy::{HttpRequest, HttpResponse, Proxy};
+    pub use troupe_proxy::{HttpCall, HttpRequest, HttpResponse, Proxy};
+    pub use troupe_queue::{QueueClient, QueueSpec};
     pub use troupe_runtime::{
-        Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Message, Node, NodeExit, Pool,
-        ReplyTo, Restart, SupervisionAction, SupervisionReport, SupervisorSpec,
+        Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Message, NoMessages, Node,
+        NodeExit, Pool, Reply, Request, Restart, SupervisionAction, SupervisionReport,
+        SupervisorSpec, TaskHandle,
     };
 }
 

@@ -38,6 +38,62 @@ impl From<GroupId> for Place {
     }
 }
 
+/// Something a [`Topology`] places under a name with [`Topology::add`]: an actor's factory, or
+/// one of troupe's parts (proxy, balancer, cache, queue, database). Each returns the handle or
+/// typed client it is reached through, before anything runs.
+///
+/// | declared with `t.add(place, name, ..)` | returns |
+/// |---|---|
+/// | `|| MyActor::new(..)` (any `Fn() -> A`, called at every (re)start) | [`Addr<A::Msg>`](Addr) |
+/// | [`Restartable::from(actor)`](Restartable) (an `A: Clone`, cloned at every (re)start) | [`Addr<A::Msg>`](Addr) |
+/// | `Proxy::http(addr).route("/", target)` | `Addr<ProxyMsg>` |
+/// | `Balancer::least_outstanding(&pool)` | `Addr<Ask<Q>>` (it stands where a member would) |
+/// | `CacheSpec::lru(capacity).shards(n).read_through(..)` | `CacheClient` |
+/// | `QueueSpec::durable(path)` / `QueueSpec::in_memory()` | `QueueClient` |
+/// | `DbSpec::new(dir).replicas(3)` | `DbClient` |
+pub trait Part {
+    /// What declaring the part returns.
+    type Handle;
+
+    /// Declares the part in `topology`, at `place`, under `name`.
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> Self::Handle;
+}
+
+impl<A, F> Part for F
+where
+    A: Actor,
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    type Handle = Addr<A::Msg>;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> Addr<A::Msg> {
+        topology.add_with(place, name, ChildOptions::permanent(), self)
+    }
+}
+
+/// An actor value that is cloned afresh at every (re)start: `t.add(app, "svc",
+/// Restartable::from(Service::new(cache, db)))` instead of a factory closure that clones each
+/// handle it captures.
+#[derive(Clone, Debug)]
+pub struct Restartable<A>(pub A);
+
+impl<A> From<A> for Restartable<A> {
+    fn from(actor: A) -> Self {
+        Self(actor)
+    }
+}
+
+impl<A: Actor + Clone + Sync> Part for Restartable<A> {
+    type Handle = Addr<A::Msg>;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> Addr<A::Msg> {
+        let template = self.0;
+        topology.add_with(place, name, ChildOptions::permanent(), move || {
+            template.clone()
+        })
+    }
+}
+
 type MakeChild = Box<dyn FnOnce(&Node) -> Result<ChildSpec, RegistryError> + Send>;
 
 enum Decl {
@@ -159,8 +215,9 @@ impl Topology {
         }
     }
 
-    /// Sets how `node`'s root supervisor treats its children (default: one-for-one, 3
-    /// restarts in 5 s, no backoff).
+    /// Sets how `node`'s root supervisor treats its children (default:
+    /// [`SupervisorSpec::default()`]: one-for-one, backoff 10 ms..1 s, and past 3 restarts in
+    /// 5 s it keeps restarting rather than ending the node).
     pub fn supervise(&mut self, node: NodeId, spec: SupervisorSpec) {
         self.nodes[node.0].groups[0].spec = spec;
     }
@@ -184,39 +241,34 @@ impl Topology {
         }
     }
 
-    /// Places a permanent actor named `name`, made by `factory` at every (re)start, and
-    /// returns its handle.
-    pub fn add<A, F>(&mut self, place: impl Into<Place>, name: &str, factory: F) -> Addr<A::Msg>
-    where
-        A: Actor,
-        F: Fn() -> A + Send + Sync + 'static,
-    {
-        self.add_with(place, name, ChildOptions::permanent(), factory)
-    }
-
-    /// Places the replicas of a replicated database: replica `i` on the node `spec` names for
-    /// it (declared here if new), each a permanent actor; returns a client for the database
-    /// that works from any node of this topology.
+    /// Places `part` — an actor's factory or one of troupe's parts — named `name`, and returns
+    /// the handle or client it is reached through (see [`Part`] for what each returns).
+    /// Everything is added this one way; the returned handle works from any node once the
+    /// topology runs.
     ///
     /// # Examples
     ///
     /// ```
-    /// use troupe::Topology;
-    /// use troupe::db::DbSpec;
+    /// use troupe::prelude::*;
     ///
+    /// # #[derive(Clone)] struct Stats;
+    /// # impl Actor for Stats { type Msg = NoMessages; }
     /// let mut t = Topology::new("shop");
-    /// let spec = DbSpec::new("db", "./troupe-data").replica("data").replica("data").replica("data");
-    /// let db = t.add_db(&spec);
-    /// # let _ = db;
+    /// let (app, data) = (t.node("app"), t.node("data"));
+    /// let stats = t.add(app, "stats", || Stats);
+    /// let orders: QueueClient = t.add(data, "orders", QueueSpec::in_memory());
+    /// # let _ = (stats, orders);
     /// ```
-    pub fn add_db(&mut self, spec: &troupe_db::DbSpec) -> troupe_db::DbClient {
-        let mut replicas = Vec::with_capacity(spec.replica_count());
-        for i in 0..spec.replica_count() {
-            let node_name = spec.replica_node(i).unwrap_or_default().to_string();
-            let node = self.node(&node_name);
-            replicas.push(self.add(node, &spec.replica_name(i), spec.factory(i)));
-        }
-        troupe_db::DbClient::new(replicas)
+    pub fn add<P: Part>(&mut self, place: impl Into<Place>, name: &str, part: P) -> P::Handle {
+        part.place(self, place.into(), name)
+    }
+
+    /// The name of a declared node (as `--node` and `DbSpec::replica` spell it).
+    ///
+    /// # Panics
+    /// If `node` comes from another topology.
+    pub fn node_name(&self, node: NodeId) -> &str {
+        &self.nodes[node.0].name
     }
 
     /// Places an actor with explicit restart type and mailbox limit.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
-use troupe_runtime::{Addr, CallError, Message};
+use troupe_runtime::{Addr, CallError, Message, Reply, ReplyValue};
 
 // ---------------------------------------------------------------- flags and environment
 
@@ -221,14 +221,14 @@ pub(crate) async fn cast_retrying<M: Message>(
 
 /// Calls `msg()` until the lane takes the call (an `Overloaded` lane is retried until
 /// `timeout`).
-pub(crate) async fn call_retrying<M: Message>(
+pub(crate) async fn call_retrying<M: Message, R: ReplyValue>(
     to: &Addr<M>,
-    msg: impl Fn() -> M,
+    msg: impl Fn(Reply<R>) -> M,
     timeout: Duration,
-) -> anyhow::Result<M::Reply> {
+) -> anyhow::Result<R> {
     let deadline = Instant::now() + timeout;
     loop {
-        match to.call(msg(), timeout).await {
+        match to.call(&msg, timeout).await {
             Ok(reply) => return Ok(reply),
             Err(CallError::Overloaded { .. }) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(1)).await;

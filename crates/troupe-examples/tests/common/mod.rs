@@ -73,7 +73,11 @@ impl Proc {
         let line = self.wait_for("listening line", Duration::from_secs(30), |l| {
             l.starts_with("listening ")
         });
-        line["listening ".len()..].parse().expect("an address")
+        line["listening ".len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|addr| addr.parse().ok())
+            .expect("an address")
     }
 
     /// SIGKILL, and reap
