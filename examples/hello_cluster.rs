@@ -68,7 +68,7 @@ impl Actor for Counter {
         match msg {
             CounterMsg::Increment => {
                 self.value += 1;
-                if self.crash_every > 0 && self.value % self.crash_every == 0 {
+                if self.crash_every > 0 && self.value.is_multiple_of(self.crash_every) {
                     panic!(
                         "counter {} crashes on purpose at {}",
                         self.instance, self.value
