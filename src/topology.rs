@@ -209,6 +209,7 @@ impl Topology {
     /// let db = t.add_db(&spec);
     /// # let _ = db;
     /// ```
+    #[cfg(feature = "db")]
     pub fn add_db(&mut self, spec: &troupe_db::DbSpec) -> troupe_db::DbClient {
         let mut replicas = Vec::with_capacity(spec.replica_count());
         for i in 0..spec.replica_count() {
