@@ -200,7 +200,7 @@ impl Progress {
     }
 
     fn tick(&mut self, done: usize) {
-        if done % self.step == 0 {
+        if done.is_multiple_of(self.step) {
             let now = Instant::now();
             let chunk = (now - self.last).as_secs_f64();
             eprintln!(

@@ -57,7 +57,7 @@ impl Actor for Counter {
     async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Ctx<CounterMsg>) -> Result<(), ActorError> {
         let CounterMsg::Increment(reply) = msg;
         self.value += 1;
-        if self.crash_every > 0 && self.value % self.crash_every == 0 {
+        if self.crash_every > 0 && self.value.is_multiple_of(self.crash_every) {
             panic!("counter {} crashes on purpose at {}", self.instance, self.value);
         }
         reply.send(Count {

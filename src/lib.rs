@@ -10,11 +10,35 @@
 //! - [`launch`](mod@launch): [`launch()`], [`launch_until`] and the [`LaunchArgs`] flags.
 //! - [`prelude`]: what a topology file needs in one import.
 //! - [`runtime`] and [`wire`]: the layers underneath (`troupe-runtime`, `troupe-wire`).
-//! - [`proxy`] and [`balancer`]: the request path's parts (`troupe-proxy`, `troupe-balancer`).
-//! - [`cache`]: the sharded LRU cache and its RESP front end (`troupe-cache`).
-//! - [`queue`]: the work queue with leases and dead letters, in memory or durable
-//!   (`troupe-queue`).
-//! - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`).
+//! - The parts, one module each, each behind the cargo feature of its name (see below):
+#![cfg_attr(
+    feature = "proxy",
+    doc = "  - [`proxy`]: the HTTP gateway at the edge (`troupe-proxy`)."
+)]
+#![cfg_attr(
+    feature = "balancer",
+    doc = "  - [`balancer`]: load balancing over a pool, with circuit breakers (`troupe-balancer`)."
+)]
+#![cfg_attr(
+    feature = "cache",
+    doc = "  - [`cache`]: the sharded LRU cache and its RESP front end (`troupe-cache`)."
+)]
+#![cfg_attr(
+    feature = "queue",
+    doc = "  - [`queue`]: the work queue with leases and dead letters, in memory or durable \
+           (`troupe-queue`)."
+)]
+#![cfg_attr(
+    feature = "db",
+    doc = "  - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`)."
+)]
+//!
+//! # Features
+//! One cargo feature per part, each on by default: `proxy`, `balancer`, `cache`, `queue`, `db`.
+//! Each turns on its module above, its types in the [`prelude`] and its part-specific
+//! [`Topology`] methods. With `default-features = false` this crate is the actors, supervision,
+//! topologies and the QUIC transport alone, without hyper (the proxy's HTTP server) or redb (the
+//! queue's and the database's storage).
 //!
 //! Every part, like every actor, is placed with [`Topology::add`], which returns its handle or
 //! typed client (see [`Part`]).
@@ -24,15 +48,23 @@
 //! `examples/hello_cluster.rs` shows supervision and handles across nodes,
 //! `examples/db_cluster.rs` the database alone, `examples/cache_server.rs` the cache over RESP.
 
+// docs.rs builds with every feature and marks each part's items with the feature they need
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod launch;
 pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
 pub use topology::{GroupId, LaunchError, NodeId, Part, Place, Restartable, Running, Topology};
+#[cfg(feature = "balancer")]
 pub use troupe_balancer as balancer;
+#[cfg(feature = "cache")]
 pub use troupe_cache as cache;
+#[cfg(feature = "db")]
 pub use troupe_db as db;
+#[cfg(feature = "proxy")]
 pub use troupe_proxy as proxy;
+#[cfg(feature = "queue")]
 pub use troupe_queue as queue;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
@@ -45,10 +77,15 @@ pub use troupe_wire as wire;
 pub mod prelude {
     pub use crate::launch::{LaunchArgs, launch, launch_until};
     pub use crate::topology::{LaunchError, NodeId, Part, Restartable, Running, Topology};
+    #[cfg(feature = "balancer")]
     pub use troupe_balancer::Balancer;
+    #[cfg(feature = "cache")]
     pub use troupe_cache::{CacheClient, CacheSpec};
+    #[cfg(feature = "db")]
     pub use troupe_db::{AckMode, DbClient, DbSpec, ReadPolicy};
+    #[cfg(feature = "proxy")]
     pub use troupe_proxy::{HttpCall, HttpRequest, HttpResponse, Proxy};
+    #[cfg(feature = "queue")]
     pub use troupe_queue::{QueueClient, QueueSpec};
     pub use troupe_runtime::{
         Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Message, NoMessages, Node,
@@ -57,7 +94,15 @@ pub mod prelude {
     };
 }
 
-/// The README's code blocks, compiled and run as doctests so they stay correct.
-#[cfg(doctest)]
+/// The README's code blocks, compiled and run as doctests so they stay correct (they use every
+/// part).
+#[cfg(all(
+    doctest,
+    feature = "proxy",
+    feature = "balancer",
+    feature = "cache",
+    feature = "queue",
+    feature = "db"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -148,10 +148,10 @@ impl Actor for RespServerActor {
     }
 
     async fn stopped(&mut self, _ctx: &Ctx<RespServerMsg>) -> Result<(), ActorError> {
-        if let Some(server) = self.running.take() {
-            if !server.stop().await {
-                tracing::warn!("RESP server did not drain in time");
-            }
+        if let Some(server) = self.running.take()
+            && !server.stop().await
+        {
+            tracing::warn!("RESP server did not drain in time");
         }
         Ok(())
     }

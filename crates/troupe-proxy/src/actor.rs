@@ -180,10 +180,10 @@ impl Actor for ProxyActor {
     }
 
     async fn stopped(&mut self, _ctx: &Ctx<ProxyMsg>) -> Result<(), ActorError> {
-        if let Some(server) = self.running.take() {
-            if !server.stop().await {
-                tracing::warn!("proxy did not drain in time");
-            }
+        if let Some(server) = self.running.take()
+            && !server.stop().await
+        {
+            tracing::warn!("proxy did not drain in time");
         }
         Ok(())
     }

@@ -173,17 +173,17 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
 }
 
 async fn respond(shared: &Shared, client: IpAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if let Some(limiter) = &shared.limiter {
-        if let Err(not_until) = limiter.check_key(&client) {
-            metrics::counter!("troupe_proxy_rate_limited_total").increment(1);
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let mut response = error(429, "too many requests from your address; slow down");
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(v) = http::HeaderValue::from_str(&secs.max(1).to_string()) {
-                response.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
-            return response;
+    if let Some(limiter) = &shared.limiter
+        && let Err(not_until) = limiter.check_key(&client)
+    {
+        metrics::counter!("troupe_proxy_rate_limited_total").increment(1);
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut response = error(429, "too many requests from your address; slow down");
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(v) = http::HeaderValue::from_str(&secs.max(1).to_string()) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
+        return response;
     }
     let host = host_of(&req);
     let path = req.uri().path().to_string();

@@ -289,10 +289,9 @@ async fn the_proxy_crashed_under_supervision_serves_again_after_restart() {
                 fresh.get(format!("http://{}/y", e.addr).parse().unwrap()),
             )
             .await
+                && resp.status() == 200
             {
-                if resp.status() == 200 {
-                    break;
-                }
+                break;
             }
         }
         assert!(Instant::now() < deadline, "the proxy did not come back");

@@ -111,10 +111,11 @@ impl Watch {
                 generation: entry.generation,
             }
         };
-        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
-            if let Some(ticker) = self.ticker.get() {
-                ticker.unpark();
-            }
+        if self.parked.load(Ordering::SeqCst)
+            && self.parked.swap(false, Ordering::SeqCst)
+            && let Some(ticker) = self.ticker.get()
+        {
+            ticker.unpark();
         }
         if self.ticker.get().is_none() && !self.ticker_started.swap(true, Ordering::AcqRel) {
             self.start_ticker();

@@ -521,7 +521,7 @@ fn incr_by(
 /// # Format
 /// `MSET key value [key value ...]`
 fn mset(parse: &mut Parse, argc: usize) -> Result<Command, CommandError> {
-    if argc < 3 || argc % 2 == 0 {
+    if argc < 3 || argc.is_multiple_of(2) {
         return Err(CommandError::WrongArity("mset"));
     }
     let mut pairs = Vec::with_capacity(argc / 2);

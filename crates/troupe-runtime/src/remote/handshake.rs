@@ -92,13 +92,13 @@ pub(crate) fn check_hello(
             detail,
         });
     }
-    if let Some(dialed) = expect.dialed {
-        if dialed != hello.node {
-            return Err(RejectReason::UnexpectedNode {
-                expected: dialed.to_string(),
-                answered: hello.node.clone(),
-            });
-        }
+    if let Some(dialed) = expect.dialed
+        && dialed != hello.node
+    {
+        return Err(RejectReason::UnexpectedNode {
+            expected: dialed.to_string(),
+            answered: hello.node.clone(),
+        });
     }
     Ok(())
 }

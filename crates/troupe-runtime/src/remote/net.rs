@@ -659,12 +659,12 @@ pub(crate) async fn dial(
     let hello = match read_hello(inner, &mut recv, &mut buf).await {
         Ok(hello) => hello,
         Err(_) if conn.close_reason().is_some() => {
-            if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
-                if close.error_code == quinn::VarInt::from_u32(close::DUPLICATE) {
-                    // we dialed a node that was dialing us: its connection survives
-                    let name = String::from_utf8_lossy(&close.reason).into_owned();
-                    return surviving_peer(inner, &name).await;
-                }
+            if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason()
+                && close.error_code == quinn::VarInt::from_u32(close::DUPLICATE)
+            {
+                // we dialed a node that was dialing us: its connection survives
+                let name = String::from_utf8_lossy(&close.reason).into_owned();
+                return surviving_peer(inner, &name).await;
             }
             let (reason, error) = match conn.close_reason() {
                 // the peer refused our hello and said why

@@ -65,10 +65,11 @@ impl Spinner {
     /// Traffic happened: keep spinning (and wake the spinner if it parked).
     pub(crate) fn touch(&self) {
         self.activity.fetch_add(1, Ordering::SeqCst);
-        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::SeqCst) {
-            if let Some(thread) = self.thread.lock().as_ref() {
-                thread.unpark();
-            }
+        if self.parked.load(Ordering::Relaxed)
+            && self.parked.swap(false, Ordering::SeqCst)
+            && let Some(thread) = self.thread.lock().as_ref()
+        {
+            thread.unpark();
         }
     }
 
