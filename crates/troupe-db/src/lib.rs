@@ -71,3 +71,4 @@ pub use core::{AckMode, Limits};
 pub use msg::{DbFailure, DbMsg, DbReply, ReplicaStatus, Role, WriteOutcome};
 pub use replica::DbReplica;
 pub use spec::DbSpec;
+pub use troupe_store::{StoreError, StoreFault};

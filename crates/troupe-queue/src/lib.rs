@@ -46,4 +46,5 @@ pub mod core;
 pub mod storage;
 
 pub use actor::{QueueActor, QueueFailure, QueueMsg, QueueReply, QueueSpec};
-pub use storage::{Storage, StorageError};
+pub use storage::Storage;
+pub use troupe_store::{StoreError, StoreFault};
