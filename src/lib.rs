@@ -15,7 +15,8 @@
 //! - [`queue`]: the work queue with leases and dead letters, in memory or durable
 //!   (`troupe-queue`).
 //! - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`); placed with
-//!   [`Topology::add_db`].
+//!   [`Topology::add_db`]. Its [`db::DbBacking`] (`read_through.rs`) puts it behind a
+//!   read-through cache.
 //!
 //! # Examples
 //! `examples/shop.rs` puts every part in one topology (`cargo run --example shop`);
@@ -23,13 +24,13 @@
 //! `examples/db_cluster.rs` the database alone, `examples/cache_server.rs` the cache over RESP.
 
 pub mod launch;
+mod read_through;
 pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
 pub use topology::{GroupId, LaunchError, NodeId, Place, Running, Topology};
 pub use troupe_balancer as balancer;
 pub use troupe_cache as cache;
-pub use troupe_db as db;
 pub use troupe_proxy as proxy;
 pub use troupe_queue as queue;
 pub use troupe_runtime as runtime;
@@ -38,6 +39,14 @@ pub use troupe_runtime::{
     SupervisorSpec,
 };
 pub use troupe_wire as wire;
+
+/// The replicated key-value store (`troupe-db`: replicas, [`DbClient`](db::DbClient),
+/// [`DbSpec`](db::DbSpec)), and [`DbBacking`](db::DbBacking), the database behind a
+/// read-through cache
+pub mod db {
+    pub use crate::read_through::DbBacking;
+    pub use troupe_db::*;
+}
 
 /// Everything a topology file usually needs.
 pub mod prelude {
