@@ -150,10 +150,7 @@ pub async fn launch_until(
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         // One dev CA for every node of this process, so they trust each other.
         let dev_ca = match (&args.ca, args.dev_ca) {
-            (None, true) => Some(
-                troupe_identity::DevCa::new(&cluster)
-                    .map_err(|e| LaunchError::Identity(e.to_string()))?,
-            ),
+            (None, true) => Some(troupe_identity::DevCa::new(&cluster)?),
             _ => None,
         };
         for (i, node) in prepared.nodes().enumerate() {
@@ -169,24 +166,27 @@ pub async fn launch_until(
             };
             let net = NodeNet::bind(node, listen, config)
                 .await
-                .map_err(|e| LaunchError::Network(e.to_string()))?;
+                .map_err(|source| LaunchError::Network {
+                    node: node.name().to_string(),
+                    source,
+                })?;
             announce(net.local_addr(), node.name());
             nets.push(net);
         }
     } else if args.quic {
         prepared.mesh.route_through_quic(true);
-        let ca = troupe_identity::DevCa::new(&cluster)
-            .map_err(|e| LaunchError::Identity(e.to_string()))?;
+        let ca = troupe_identity::DevCa::new(&cluster)?;
         let mut seed: Option<SocketAddr> = None;
         for node in prepared.nodes() {
-            let identity = ca
-                .identity(node.name())
-                .map_err(|e| LaunchError::Identity(e.to_string()))?;
+            let identity = ca.identity(node.name())?;
             let mut config = net_config(&args, &cluster, identity);
             config.seeds = seed.into_iter().collect();
             let net = NodeNet::bind(node, SocketAddr::from(([127, 0, 0, 1], 0)), config)
                 .await
-                .map_err(|e| LaunchError::Network(e.to_string()))?;
+                .map_err(|source| LaunchError::Network {
+                    node: node.name().to_string(),
+                    source,
+                })?;
             seed.get_or_insert(net.local_addr());
             nets.push(net);
         }
@@ -230,11 +230,8 @@ fn load_identity(
     dev_ca: Option<&troupe_identity::DevCa>,
 ) -> Result<troupe_identity::NodeIdentity, LaunchError> {
     match (&args.ca, dev_ca) {
-        (Some(dir), _) => troupe_identity::NodeIdentity::load(dir, node)
-            .map_err(|e| LaunchError::Identity(e.to_string())),
-        (None, Some(ca)) => ca
-            .identity(node)
-            .map_err(|e| LaunchError::Identity(e.to_string())),
+        (Some(dir), _) => Ok(troupe_identity::NodeIdentity::load(dir, node)?),
+        (None, Some(ca)) => Ok(ca.identity(node)?),
         (None, None) => Err(LaunchError::Flags(
             "--node needs --ca DIR (from `troupe ca issue`), or --dev-ca for a lone dev node"
                 .into(),
@@ -253,12 +250,11 @@ fn announce(addr: SocketAddr, node: &str) {
 /// Waits (bounded) until every endpoint in this process is connected to every other.
 async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
     let want = nets.len().saturating_sub(1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let limit = Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + limit;
     while nets.iter().any(|n| n.connected().len() < want) {
         if tokio::time::Instant::now() > deadline {
-            return Err(LaunchError::Network(
-                "nodes in this process did not connect to each other within 10 s".into(),
-            ));
+            return Err(LaunchError::MeshTimeout(limit));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -273,7 +269,7 @@ async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
 pub fn shutdown_signal() -> Result<impl Future<Output = ()>, LaunchError> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| LaunchError::Signals(e.to_string()))?;
+        .map_err(LaunchError::Signals)?;
     Ok(async move {
         #[cfg(unix)]
         {

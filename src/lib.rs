@@ -52,6 +52,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod launch;
+#[cfg(all(feature = "cache", feature = "db"))]
+mod read_through;
 pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
@@ -60,8 +62,6 @@ pub use topology::{GroupId, LaunchError, NodeId, Part, Place, Restartable, Runni
 pub use troupe_balancer as balancer;
 #[cfg(feature = "cache")]
 pub use troupe_cache as cache;
-#[cfg(feature = "db")]
-pub use troupe_db as db;
 #[cfg(feature = "proxy")]
 pub use troupe_proxy as proxy;
 #[cfg(feature = "queue")]
@@ -72,6 +72,16 @@ pub use troupe_runtime::{
     Reply, Request, SupervisorSpec, TaskHandle,
 };
 pub use troupe_wire as wire;
+
+/// The replicated key-value store (`troupe-db`: replicas, [`DbClient`](db::DbClient),
+/// [`DbSpec`](db::DbSpec)), and [`DbBacking`](db::DbBacking), the database behind a
+/// read-through cache
+#[cfg(feature = "db")]
+pub mod db {
+    #[cfg(feature = "cache")]
+    pub use crate::read_through::DbBacking;
+    pub use troupe_db::*;
+}
 
 /// Everything a topology file usually needs.
 pub mod prelude {

@@ -535,16 +535,24 @@ pub enum LaunchError {
     /// The launch flags name a node the topology does not declare.
     #[error("unknown node {0:?}; the topology declares {1:?}")]
     UnknownNode(String, Vec<String>),
-    /// The node's network endpoint could not start or join.
-    #[error("network: {0}")]
-    Network(String),
-    /// The node's identity (CA and certificate files) could not be loaded.
+    /// A node's network endpoint could not start.
+    #[error("network of node {node}: {source}")]
+    Network {
+        /// The node.
+        node: String,
+        /// Why.
+        source: troupe_runtime::remote::ConnectError,
+    },
+    /// The nodes of this process (`--quic`) did not all connect to each other in time.
+    #[error("nodes in this process did not connect to each other within {0:?}")]
+    MeshTimeout(std::time::Duration),
+    /// The node's identity (CA and certificate files, or the dev CA) could not be loaded or made.
     #[error("identity: {0}")]
-    Identity(String),
+    Identity(#[from] troupe_identity::IdentityError),
     /// The launch flags are inconsistent.
     #[error("invalid flags: {0}")]
     Flags(String),
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
-    Signals(String),
+    Signals(#[source] std::io::Error),
 }

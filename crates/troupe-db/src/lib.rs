@@ -3,8 +3,9 @@
 //! The replication rules live in [`core`]: plain types with no networking code, no async, no
 //! clock and no storage, tested deterministically. Around them, a thin shell: [`storage`] (one
 //! redb file per replica), [`DbReplica`] (the supervised actor that feeds the rules and moves
-//! their messages between replicas), [`DbClient`] (one handle that follows the leader) and
-//! [`DbBacking`] (the database behind a read-through cache). `docs/db.md` in the repository
+//! their messages between replicas), [`DbClient`] (one handle that follows the leader). The
+//! database behind a read-through cache (`DbBacking`) is in the facade crate `troupe`, where
+//! the cache and the database meet. `docs/db.md` in the repository
 //! says what each acknowledgement mode can lose, and how failover works.
 //!
 //! # Examples
@@ -54,10 +55,8 @@
 //! - `storage.rs`: [`storage::ReplicaStore`], a replica's log, applied map and epochs on redb.
 //! - `msg.rs`: [`DbMsg`] and [`DbReply`], what replicas and clients say to each other.
 //! - `spec.rs`: [`DbSpec`], placement, acknowledgement mode, limits and timings.
-//! - `replica.rs`: [`DbReplica`], the actor; `client.rs`: [`DbClient`]; `backing.rs`:
-//!   [`DbBacking`].
+//! - `replica.rs`: [`DbReplica`], the actor; `client.rs`: [`DbClient`].
 
-pub mod backing;
 pub mod client;
 pub mod core;
 pub mod msg;
@@ -65,9 +64,9 @@ pub mod replica;
 pub mod spec;
 pub mod storage;
 
-pub use backing::DbBacking;
 pub use client::{DbClient, DbError, ReadPolicy, ReadValue, Written};
 pub use core::{AckMode, Limits};
 pub use msg::{DbFailure, DbMsg, DbReply, ReplicaStatus, Role, WriteOutcome};
 pub use replica::DbReplica;
 pub use spec::DbSpec;
+pub use troupe_store::{StoreError, StoreFault};

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use troupe_runtime::Message;
+use troupe_store::StoreFault;
 
 use crate::core::{AppendEntries, AppendReply, Candidate, InstallSnapshot, OpOutcome, SizeError};
 
@@ -219,9 +220,10 @@ pub enum DbFailure {
     /// A key or value over the database's limits; nothing was written
     #[error(transparent)]
     TooLarge(#[from] SizeError),
-    /// The replica's file failed; it restarts from what is on disk
+    /// The replica's file failed; it restarts from what is on disk. The typed error, with its
+    /// cause, is in the replica's log.
     #[error("replica storage failed: {0}")]
-    Storage(String),
+    Storage(StoreFault),
     /// A promotion could not pick a follower without risking acknowledged writes, or could
     /// not reach it
     #[error("promotion failed: {0}")]

@@ -36,6 +36,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use troupe_runtime::remote::NodeEvent;
 use troupe_runtime::{Actor, ActorError, Addr, Ctx, ReplyTo, TaskGuard};
+use troupe_store::Reopen;
 
 use crate::core::{
     AckMode, AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError,
@@ -44,9 +45,6 @@ use crate::core::{
 use crate::msg::{DbFailure, DbMsg, DbReply, ReadAt, ReplicaStatus, Role, WriteOp, WriteOutcome};
 use crate::spec::DbSpec;
 use crate::storage::{Batch, Flush, ReplicaStore, SnapshotWrite};
-
-/// How long a restarted replica waits for its predecessor to let go of the file
-const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// Most entries one scan answers
 pub const MAX_SCAN: usize = 10_000;
@@ -183,19 +181,8 @@ impl DbReplica {
     }
 
     async fn open(path: PathBuf) -> Result<(ReplicaStore, crate::storage::Loaded), ActorError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let deadline = Instant::now() + REOPEN_WAIT;
-        loop {
-            match ReplicaStore::open(&path) {
-                Err(err) if err.is_already_open() && Instant::now() < deadline => {
-                    // The crashed predecessor's file handle is still being dropped.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                other => return Ok(other?),
-            }
-        }
+        // A restart may find the crashed predecessor's handle on the file not yet dropped.
+        Ok(ReplicaStore::open_when_released(&path, Reopen::default()).await?)
     }
 
     /// Writes the pending changes; a failure crashes the actor so it restarts from its file

@@ -19,6 +19,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, TableDefinition};
+use troupe_store::Reopen;
+pub use troupe_store::StoreError;
 
 use crate::core::{Entry, Log, Op, StateMachine};
 
@@ -32,50 +34,6 @@ const APPLIED_INDEX: &str = "applied_index";
 const APPLIED_EPOCH: &str = "applied_epoch";
 const BASE_INDEX: &str = "base_index";
 const BASE_EPOCH: &str = "base_epoch";
-
-/// Why a replica's file could not be read or written
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The file could not be opened or created (missing directory, permissions, not a redb
-    /// file, held open by another process)
-    #[error("cannot open replica file: {0}")]
-    Open(Box<redb::DatabaseError>),
-    /// A read or write failed
-    #[error("replica storage failed: {0}")]
-    Io(Box<redb::Error>),
-    /// The file holds something this version cannot have written
-    #[error("replica file is corrupt: {0}")]
-    Corrupt(String),
-}
-
-impl StoreError {
-    /// Whether the file is held open by another [`ReplicaStore`] (in this process or another)
-    pub fn is_already_open(&self) -> bool {
-        matches!(self, Self::Open(err) if matches!(**err, redb::DatabaseError::DatabaseAlreadyOpen))
-    }
-}
-
-impl From<redb::DatabaseError> for StoreError {
-    fn from(err: redb::DatabaseError) -> Self {
-        Self::Open(Box::new(err))
-    }
-}
-
-macro_rules! io_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(err: $t) -> Self {
-                Self::Io(Box::new(err.into()))
-            }
-        }
-    )*};
-}
-io_from!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 /// How far [`ReplicaStore::commit`] goes before returning
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,19 +145,41 @@ fn encode_entry(entry: &Entry) -> Vec<u8> {
 
 fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
     let (epoch, op): (u64, Op) = rmp_serde::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("log entry {index}: {e}")))?;
+        .map_err(|e| StoreError::corrupt(format!("log entry {index}"), e))?;
     Ok(Entry { index, epoch, op })
 }
 
 impl ReplicaStore {
-    /// Opens (or creates) the file at `path` and reads the replica it holds
+    /// Opens (or creates, with its directory) the file at `path` and reads the replica it
+    /// holds
     ///
     /// # Errors
     ///
     /// [`StoreError`] if the file cannot be opened or read, or its log, map and meta do not
     /// fit together.
     pub fn open(path: &Path) -> Result<(Self, Loaded), StoreError> {
-        let db = Database::create(path)?;
+        Self::load_from(troupe_store::create(path)?)
+    }
+
+    /// As [`open`](Self::open), but while another handle still holds the file (a crashed
+    /// predecessor's, on its way out), tries again on tokio's clock within `reopen`'s bounds
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`StoreError::Held`] if the file is still held after the
+    /// bounds.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling while it waits leaves the file closed; reading it does not yield.
+    pub async fn open_when_released(
+        path: &Path,
+        reopen: Reopen,
+    ) -> Result<(Self, Loaded), StoreError> {
+        Self::load_from(troupe_store::create_when_released(path, reopen).await?)
+    }
+
+    fn load_from(db: Database) -> Result<(Self, Loaded), StoreError> {
         let txn = db.begin_write()?;
         {
             // Create the tables so reads of a fresh file find them.
@@ -231,7 +211,7 @@ impl ReplicaStore {
             entries.push(decode_entry(index.value(), bytes.value())?);
         }
         log.append(entries)
-            .map_err(|e| StoreError::Corrupt(format!("log rows: {e}")))?;
+            .map_err(|e| StoreError::corrupt("log rows", e))?;
         let kv = txn.open_table(KV)?;
         let mut map = BTreeMap::new();
         for row in kv.iter()? {
@@ -242,12 +222,15 @@ impl ReplicaStore {
             );
         }
         if applied.0 < base.0 || applied.0 > log.last_index() {
-            return Err(StoreError::Corrupt(format!(
-                "applied index {} outside the log ({}..={})",
-                applied.0,
-                base.0,
-                log.last_index()
-            )));
+            return Err(StoreError::corrupt(
+                "meta",
+                format!(
+                    "applied index {} outside the log ({}..={})",
+                    applied.0,
+                    base.0,
+                    log.last_index()
+                ),
+            ));
         }
         let state = StateMachine::from_snapshot(map, applied.0, applied.1);
         Ok(Loaded {
@@ -482,6 +465,6 @@ mod tests {
             .unwrap();
         drop(store);
         let err = ReplicaStore::open(&path).unwrap_err();
-        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     }
 }

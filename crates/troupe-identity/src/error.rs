@@ -63,7 +63,7 @@ pub enum IdentityError {
         /// Why the certificate does not match it.
         reason: String,
     },
-    /// Building a rustls or quinn configuration failed.
+    /// Building a rustls configuration failed.
     #[error("TLS configuration error: {0}")]
     Tls(String),
 }

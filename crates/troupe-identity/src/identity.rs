@@ -4,7 +4,6 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
@@ -145,36 +144,6 @@ impl NodeIdentity {
             .map_err(tls_err)?;
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(Arc::new(config))
-    }
-
-    /// A quinn server configuration wrapping [`server_config`](Self::server_config), with the
-    /// given transport settings (idle timeout, keep-alive, stream limits...).
-    ///
-    /// # Errors
-    /// [`IdentityError::Tls`] as for `server_config`, or if quinn rejects the TLS configuration.
-    pub fn quinn_server_config(
-        &self,
-        transport: Arc<quinn::TransportConfig>,
-    ) -> Result<quinn::ServerConfig, IdentityError> {
-        let crypto = QuicServerConfig::try_from(self.server_config()?).map_err(tls_err)?;
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(transport);
-        Ok(config)
-    }
-
-    /// A quinn client configuration wrapping [`client_config`](Self::client_config), with the
-    /// given transport settings.
-    ///
-    /// # Errors
-    /// [`IdentityError::Tls`] as for `client_config`, or if quinn rejects the TLS configuration.
-    pub fn quinn_client_config(
-        &self,
-        transport: Arc<quinn::TransportConfig>,
-    ) -> Result<quinn::ClientConfig, IdentityError> {
-        let crypto = QuicClientConfig::try_from(self.client_config()?).map_err(tls_err)?;
-        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-        config.transport_config(transport);
-        Ok(config)
     }
 
     fn roots(&self) -> Result<Arc<RootCertStore>, IdentityError> {

@@ -1,5 +1,8 @@
-//! Cluster identity for troupe: a cluster CA, node certificates, and the rustls/quinn
+//! Cluster identity for troupe: a cluster CA, node certificates, and the rustls
 //! configurations for mutual TLS between nodes.
+//!
+//! This crate does not depend on QUIC: `troupe_runtime::remote` wraps these configurations for
+//! quinn, so tools that only make certificates (the `troupe` CLI) do not build it.
 //!
 //! Nodes authenticate each other with mutual TLS 1.3 against a cluster CA. The CA key stays
 //! where the CA was made; each host gets the CA certificate and its own node certificate and
@@ -38,9 +41,8 @@
 //!
 //! let ca = DevCa::new("shop")?; // single host only
 //! let app = ca.identity("app")?;
-//! let transport = Arc::new(quinn::TransportConfig::default());
-//! let server = app.quinn_server_config(transport.clone())?;
-//! let client = app.quinn_client_config(transport)?;
+//! let server: Arc<rustls::ServerConfig> = app.server_config()?;
+//! let client: Arc<rustls::ClientConfig> = app.client_config()?;
 //! # let _ = (server, client, CLUSTER_SERVER_NAME);
 //! # Ok(())
 //! # }
@@ -57,4 +59,4 @@ pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaPaths, DevCa, NodePaths, init_ca, issu
 pub use error::IdentityError;
 pub use identity::{ALPN, NodeIdentity};
 pub use name::{CLUSTER_SERVER_NAME, MAX_NAME_LEN, validate_cluster_name, validate_node_name};
-pub use peer::{peer_chain_from_quinn, verify_peer_name};
+pub use peer::verify_peer_name;

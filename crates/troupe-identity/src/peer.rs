@@ -12,8 +12,8 @@ use crate::{IdentityError, validate_node_name};
 ///
 /// This checks the name only. The chain itself was verified against the CA during the TLS
 /// handshake (both [`NodeIdentity::server_config`] and [`NodeIdentity::client_config`] require
-/// that), so call this with the chain of an established connection, e.g. from
-/// [`peer_chain_from_quinn`].
+/// that), so call this with the chain of an established connection (for QUIC, from
+/// `troupe_runtime::remote::peer_chain`).
 ///
 /// `claimed` must be a valid node name; in particular the shared
 /// [`CLUSTER_SERVER_NAME`](crate::CLUSTER_SERVER_NAME), which every node certificate carries, is
@@ -44,16 +44,4 @@ pub fn verify_peer_name(
         .map_err(|e| mismatch(format!("the certificate cannot be parsed: {e}")))?;
     verify_server_name(&parsed, &ServerName::DnsName(dns_name))
         .map_err(|e| mismatch(format!("the certificate does not carry this name ({e})")))
-}
-
-/// The certificate chain the peer of a quinn connection presented (end entity first), or
-/// `None` if the handshake is not complete or the peer presented none.
-///
-/// With [`NodeIdentity`](crate::NodeIdentity)'s configurations both sides always present one,
-/// so on an established connection this is `Some`.
-pub fn peer_chain_from_quinn(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
-    conn.peer_identity()?
-        .downcast::<Vec<CertificateDer<'static>>>()
-        .ok()
-        .map(|chain| *chain)
 }

@@ -29,13 +29,11 @@ use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo, TaskGuard};
 use crate::core::{
     ConsumerId, DeadLetter, FailReason, ItemId, Queue, QueueConfig, QueueError, QueueStats,
 };
-use crate::storage::{Storage, StorageError, drain};
+use crate::storage::{Storage, drain};
+use troupe_store::{Reopen, StoreError, StoreFault};
 
 /// How often a queue actor expires leases
 pub const TICK: Duration = Duration::from_millis(50);
-
-/// How long a restarted durable queue waits for its predecessor to let go of the file
-const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// What a [`QueueActor`] handles
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,9 +197,9 @@ pub enum QueueFailure {
         item: u64,
     },
     /// Durable mode: the write failed; the operation may not have taken effect and the queue
-    /// restarts from its file
+    /// restarts from its file. The typed error, with its cause, is in the queue's log.
     #[error("queue storage failed: {0}")]
-    Storage(String),
+    Storage(StoreFault),
 }
 
 impl From<QueueError> for QueueFailure {
@@ -303,24 +301,11 @@ impl QueueActor {
         }
     }
 
-    async fn open(path: PathBuf, config: QueueConfig) -> Result<(Storage, Queue), StorageError> {
-        let deadline = Instant::now() + REOPEN_WAIT;
-        loop {
-            match Storage::open(&path, config.clone()) {
-                Err(err) if err.is_already_open() && Instant::now() < deadline => {
-                    // The crashed predecessor's file handle is still being dropped.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Writes the journal (durable mode); `Err` carries the text for the caller
-    fn persist(&mut self) -> Result<(), String> {
+    /// Writes the journal (durable mode)
+    fn persist(&mut self) -> Result<(), StoreError> {
         let events = drain(&mut self.queue);
         match &self.storage {
-            Some(storage) => storage.commit(&events).map_err(|err| err.to_string()),
+            Some(storage) => storage.commit(&events),
             None => Ok(()),
         }
     }
@@ -406,7 +391,10 @@ impl Actor for QueueActor {
 
     async fn started(&mut self, ctx: &Ctx<QueueMsg>) -> Result<(), ActorError> {
         if let Some(path) = self.spec.path.clone() {
-            let (storage, queue) = Self::open(path, self.spec.config.clone()).await?;
+            // A restart may find the crashed predecessor's handle on the file not yet dropped.
+            let (storage, queue) =
+                Storage::open_when_released(path, self.spec.config.clone(), Reopen::default())
+                    .await?;
             self.storage = Some(storage);
             self.queue = queue;
         }
@@ -439,10 +427,12 @@ impl Actor for QueueActor {
         _ctx: &Ctx<QueueMsg>,
     ) -> Result<(), ActorError> {
         let answer = self.apply(msg, Instant::now());
-        if let Err(why) = self.persist() {
-            tracing::error!(%why, "queue storage failed; restarting from the file");
-            reply.send(QueueReply::Error(QueueFailure::Storage(why.clone())));
-            return Err(why.into());
+        if let Err(err) = self.persist() {
+            tracing::error!(%err, "queue storage failed; restarting from the file");
+            reply.send(QueueReply::Error(QueueFailure::Storage(StoreFault::from(
+                &err,
+            ))));
+            return Err(err.into());
         }
         reply.send(answer);
         Ok(())

@@ -39,11 +39,14 @@
 //!   [`actor::QueueReply`] out, a lease-expiry tick, and lease release when a consumer's node
 //!   is reported down. [`actor::QueueSpec::in_memory`] (fast, loses everything on a crash) or
 //!   [`actor::QueueSpec::durable`] (acknowledged enqueues survive `kill -9`).
-//! - `bin/queue_stress.rs`: a test helper for the `kill -9` test, not a user tool.
+//!
+//! The `kill -9` test of durable mode runs a real process: its helper binary and the test are in
+//! `crates/troupe-examples` (`src/bin/queue_stress.rs`, `tests/queue_processes.rs`).
 
 pub mod actor;
 pub mod core;
 pub mod storage;
 
 pub use actor::{QueueActor, QueueFailure, QueueMsg, QueueReply, QueueSpec};
-pub use storage::{Storage, StorageError};
+pub use storage::Storage;
+pub use troupe_store::{StoreError, StoreFault};

@@ -17,6 +17,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, TableDefinition};
+use troupe_store::Reopen;
+pub use troupe_store::StoreError;
 
 use crate::core::{
     DeadLetter, FailReason, ItemId, Queue, QueueConfig, QueueEvent, QueueSnapshot, SnapshotItem,
@@ -30,55 +32,6 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const NEXT_ID: &str = "next_id";
 const NEXT_PLACE: &str = "next_place";
-
-/// Why the durable file could not be read or written
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The file could not be opened or created (missing directory, permissions, not a redb
-    /// file, held by another process)
-    #[error("cannot open queue file: {0}")]
-    Open(Box<redb::DatabaseError>),
-    /// A read or write failed
-    #[error("queue storage failed: {0}")]
-    Io(Box<redb::Error>),
-    /// A stored item does not decode, or does not fit the queue state
-    #[error("queue file is corrupt at item {id}: {why}")]
-    Corrupt {
-        /// The item id
-        id: u64,
-        /// What is wrong
-        why: String,
-    },
-}
-
-impl StorageError {
-    /// Whether the file is held open by another [`Storage`] (in this process or another)
-    pub fn is_already_open(&self) -> bool {
-        matches!(self, Self::Open(err) if matches!(**err, redb::DatabaseError::DatabaseAlreadyOpen))
-    }
-}
-
-macro_rules! io_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StorageError {
-            fn from(err: $t) -> Self {
-                Self::Io(Box::new(err.into()))
-            }
-        }
-    )*};
-}
-
-impl From<redb::DatabaseError> for StorageError {
-    fn from(err: redb::DatabaseError) -> Self {
-        Self::Open(Box::new(err))
-    }
-}
-io_from!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 /// Where an item is
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,13 +79,10 @@ impl Record {
         out
     }
 
-    fn decode(id: u64, bytes: &[u8]) -> Result<Self, StorageError> {
-        let corrupt = |why: &str| StorageError::Corrupt {
-            id,
-            why: why.to_string(),
-        };
+    fn decode(id: u64, bytes: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = |why: &'static str| StoreError::corrupt(format!("item {id}"), why);
         let mut rest = bytes;
-        let mut take = |n: usize| -> Result<&[u8], StorageError> {
+        let mut take = |n: usize| -> Result<&[u8], StoreError> {
             if rest.len() < n {
                 return Err(corrupt("record cut short"));
             }
@@ -194,31 +144,47 @@ impl Storage {
     ///
     /// # Errors
     ///
-    /// [`StorageError`] if the file cannot be opened, read or written, or holds records that
+    /// [`StoreError`] if the file cannot be opened, read or written, or holds records that
     /// do not decode.
     ///
     /// # Panics
     ///
     /// As [`Queue::new`], on an invalid `config`.
-    pub fn open(
+    pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<(Self, Queue), StoreError> {
+        Self::recover_from(troupe_store::create(path.as_ref())?, config)
+    }
+
+    /// As [`open`](Self::open), but while another handle still holds the file (a crashed
+    /// predecessor's, on its way out), tries again on tokio's clock within `reopen`'s bounds
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`StoreError::Held`] if the file is still held after the
+    /// bounds.
+    ///
+    /// # Panics
+    ///
+    /// As [`Queue::new`], on an invalid `config`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling while it waits leaves the file closed; recovery itself does not yield.
+    pub async fn open_when_released(
         path: impl AsRef<Path>,
         config: QueueConfig,
-    ) -> Result<(Self, Queue), StorageError> {
-        let path = path.as_ref();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StorageError::Open(Box::new(redb::DatabaseError::Storage(
-                    redb::StorageError::Io(e),
-                )))
-            })?;
-        }
-        let db = Database::create(path)?;
+        reopen: Reopen,
+    ) -> Result<(Self, Queue), StoreError> {
+        let db = troupe_store::create_when_released(path.as_ref(), reopen).await?;
+        Self::recover_from(db, config)
+    }
+
+    fn recover_from(db: Database, config: QueueConfig) -> Result<(Self, Queue), StoreError> {
         let storage = Self { db };
         let queue = storage.recover(config)?;
         Ok((storage, queue.journaled()))
     }
 
-    fn recover(&self, config: QueueConfig) -> Result<Queue, StorageError> {
+    fn recover(&self, config: QueueConfig) -> Result<Queue, StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate);
         let queue = {
@@ -289,10 +255,8 @@ impl Storage {
             for evicted in snapshot.dead.iter().take(overflow) {
                 items.remove(evicted.item.0)?;
             }
-            Queue::restore(config, snapshot).map_err(|err| StorageError::Corrupt {
-                id: err.id.0,
-                why: err.to_string(),
-            })?
+            Queue::restore(config, snapshot)
+                .map_err(|err| StoreError::corrupt(format!("item {}", err.id.0), err))?
         };
         txn.commit()?;
         Ok(queue)
@@ -304,9 +268,9 @@ impl Storage {
     ///
     /// # Errors
     ///
-    /// [`StorageError`] if the write fails or an event names an item the file does not hold;
+    /// [`StoreError`] if the write fails or an event names an item the file does not hold;
     /// nothing of `events` is stored then.
-    pub fn commit(&self, events: &[QueueEvent]) -> Result<(), StorageError> {
+    pub fn commit(&self, events: &[QueueEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -319,10 +283,12 @@ impl Storage {
             let mut next_id = None;
             for event in events {
                 let id = event.id().0;
-                let load = |items: &redb::Table<'_, u64, &[u8]>| -> Result<Record, StorageError> {
-                    let stored = items.get(id)?.ok_or_else(|| StorageError::Corrupt {
-                        id,
-                        why: format!("{} of an item not stored", event.kind()),
+                let load = |items: &redb::Table<'_, u64, &[u8]>| -> Result<Record, StoreError> {
+                    let stored = items.get(id)?.ok_or_else(|| {
+                        StoreError::corrupt(
+                            format!("item {id}"),
+                            format!("{} of an item not stored", event.kind()),
+                        )
                     })?;
                     Record::decode(id, stored.value())
                 };

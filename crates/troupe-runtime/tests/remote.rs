@@ -567,7 +567,9 @@ async fn raw_connect(
     let identity = ca.identity(name).unwrap();
     let transport = std::sync::Arc::new(quinn::TransportConfig::default());
     let mut endpoint = quinn::Endpoint::client(LOOPBACK).unwrap();
-    endpoint.set_default_client_config(identity.quinn_client_config(transport).unwrap());
+    endpoint.set_default_client_config(
+        troupe_runtime::remote::quinn_client_config(&identity, transport).unwrap(),
+    );
     let conn = endpoint
         .connect(addr, troupe_identity::CLUSTER_SERVER_NAME)
         .unwrap()

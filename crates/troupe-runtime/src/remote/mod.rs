@@ -10,6 +10,7 @@
 //! - `pending`: calls waiting for replies, swept on timeout and node-down.
 //! - `peer`: one connection: its lanes, writers and readers.
 //! - `net`: the endpoint, dialing, accepting, dispatching, gossip and reconnection.
+//! - `tls`: quinn configurations from a node's identity, and a peer's certificate chain.
 
 mod handshake;
 mod members;
@@ -17,6 +18,7 @@ mod net;
 mod peer;
 mod pending;
 mod spin;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub use members::MemberStatus;
 pub use net::NodeNet;
 pub(crate) use net::{NetInner, remote_call, remote_cast};
 pub(crate) use peer::Replier;
+pub use tls::{TlsConfigError, peer_chain, quinn_client_config, quinn_server_config};
 
 /// Settings of a node's network endpoint.
 #[derive(Clone)]
@@ -163,16 +166,37 @@ pub enum NodeEvent {
     },
 }
 
-/// Why [`NodeNet::connect`] failed.
-#[derive(Clone, Debug, thiserror::Error)]
+/// Why a node's endpoint could not start ([`NodeNet::bind`], [`NodeNet::start`]) or
+/// [`NodeNet::connect`] failed.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The handshake was refused (by either side).
     #[error("peer rejected: {0}")]
     Rejected(RejectReason),
-    /// The QUIC or TLS connection failed.
+    /// The UDP socket could not be bound (`addr` is the address asked for) or used.
+    #[error("UDP socket{}: {source}", addr.map(|a| format!(" {a}")).unwrap_or_default())]
+    Socket {
+        /// The address it was to be bound to, if binding failed.
+        addr: Option<SocketAddr>,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node's identity does not make a QUIC configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// quinn refused to start the connection (for example an unusable address).
+    #[error("cannot dial: {0}")]
+    Dial(#[from] quinn::ConnectError),
+    /// The QUIC or TLS connection failed or was closed.
     #[error("connection failed: {0}")]
-    Connection(String),
+    Connection(#[from] quinn::ConnectionError),
+    /// The hello could not be encoded.
+    #[error("cannot encode the hello: {0}")]
+    Encode(#[from] troupe_wire::WireError),
+    /// The hello could not be sent.
+    #[error("cannot send the hello: {0}")]
+    Write(#[from] quinn::WriteError),
     /// The peer did not complete the handshake in time.
     #[error("handshake timed out")]
     Timeout,

@@ -21,7 +21,7 @@ use super::members::{MemberInfo, MemberStatus, Members};
 use super::peer::{Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
 use super::spin::Spinner;
-use super::{ConnectError, NetConfig, NodeEvent};
+use super::{ConnectError, NetConfig, NodeEvent, tls};
 use crate::codec;
 use crate::error::CallError;
 use crate::message::{Message, Reply, ReplyValue};
@@ -100,19 +100,21 @@ impl NodeNet {
     /// Binds a UDP socket on `addr` (port 0 picks one) and starts the endpoint of `node`.
     ///
     /// # Errors
-    /// [`ConnectError::Connection`] if the socket cannot be bound or the TLS configuration is
-    /// invalid.
+    /// [`ConnectError::Socket`] if the socket cannot be bound or used, [`ConnectError::Tls`]
+    /// if the TLS configuration is invalid.
     pub async fn bind(
         node: &Node,
         addr: SocketAddr,
         config: NetConfig,
     ) -> Result<Self, ConnectError> {
-        let socket = std::net::UdpSocket::bind(addr)
-            .map_err(|e| ConnectError::Connection(format!("bind {addr}: {e}")))?;
+        let socket = std::net::UdpSocket::bind(addr).map_err(|source| ConnectError::Socket {
+            addr: Some(addr),
+            source,
+        })?;
         let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
         let socket = runtime
             .wrap_udp_socket(socket)
-            .map_err(|e| ConnectError::Connection(e.to_string()))?;
+            .map_err(|source| ConnectError::Socket { addr: None, source })?;
         Self::start(node, socket, config)
     }
 
@@ -120,31 +122,26 @@ impl NodeNet {
     /// registers it with the node's mesh, and begins joining through the seeds.
     ///
     /// # Errors
-    /// [`ConnectError::Connection`] if the TLS configuration is invalid or the socket unusable.
+    /// [`ConnectError::Tls`] if the TLS configuration is invalid, [`ConnectError::Socket`] if
+    /// the socket is unusable.
     pub fn start(
         node: &Node,
         socket: Arc<dyn quinn::AsyncUdpSocket>,
         config: NetConfig,
     ) -> Result<Self, ConnectError> {
         let transport = transport_config(&config);
-        let server = config
-            .identity
-            .quinn_server_config(transport.clone())
-            .map_err(|e| ConnectError::Connection(e.to_string()))?;
-        let client_config = config
-            .identity
-            .quinn_client_config(transport)
-            .map_err(|e| ConnectError::Connection(e.to_string()))?;
+        let server = tls::quinn_server_config(&config.identity, transport.clone())?;
+        let client_config = tls::quinn_client_config(&config.identity, transport)?;
         let endpoint = quinn::Endpoint::new_with_abstract_socket(
             quinn::EndpointConfig::default(),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
         )
-        .map_err(|e| ConnectError::Connection(e.to_string()))?;
+        .map_err(|source| ConnectError::Socket { addr: None, source })?;
         let local_addr = endpoint
             .local_addr()
-            .map_err(|e| ConnectError::Connection(e.to_string()))?;
+            .map_err(|source| ConnectError::Socket { addr: None, source })?;
         // the node owns the channel, so subscribers from before the network started hear too
         let events = node.inner.cluster_events.clone();
         let inner = Arc::new(NetInner {
@@ -554,8 +551,8 @@ async fn read_frame(
 }
 
 fn cert_check(conn: &quinn::Connection, claimed: &str) -> Result<(), String> {
-    let chain = troupe_identity::peer_chain_from_quinn(conn)
-        .ok_or_else(|| "the peer presented no certificate".to_string())?;
+    let chain =
+        tls::peer_chain(conn).ok_or_else(|| "the peer presented no certificate".to_string())?;
     troupe_identity::verify_peer_name(&chain, claimed).map_err(|e| e.to_string())
 }
 
@@ -626,35 +623,25 @@ pub(crate) async fn dial(
     let server_name = expected.unwrap_or(troupe_identity::CLUSTER_SERVER_NAME);
     let connecting = inner
         .endpoint
-        .connect_with(inner.client_config.clone(), addr, server_name)
-        .map_err(|e| ConnectError::Connection(e.to_string()))?;
+        .connect_with(inner.client_config.clone(), addr, server_name)?;
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(e)) => {
-            let text = e.to_string();
-            if is_tls_failure(&text) {
+            if tls::is_tls_failure(&e) {
                 inner.emit(NodeEvent::PeerRejected {
                     addr,
                     node: expected.map(str::to_string),
-                    reason: RejectReason::Tls(text.clone()),
+                    reason: RejectReason::Tls(e.to_string()),
                 });
             }
-            return Err(ConnectError::Connection(text));
+            return Err(ConnectError::Connection(e));
         }
         Ok(Ok(conn)) => conn,
     };
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| ConnectError::Connection(e.to_string()))?;
+    let (mut send, mut recv) = conn.open_bi().await?;
     let mut out = BytesMut::new();
-    inner
-        .codec
-        .encode(&Frame::Hello(inner.hello()), &mut out)
-        .map_err(|e| ConnectError::Connection(e.to_string()))?;
-    send.write_all(&out)
-        .await
-        .map_err(|e| ConnectError::Connection(e.to_string()))?;
+    inner.codec.encode(&Frame::Hello(inner.hello()), &mut out)?;
+    send.write_all(&out).await?;
     let mut buf = BytesMut::new();
     let hello = match read_hello(inner, &mut recv, &mut buf).await {
         Ok(hello) => hello,
@@ -676,12 +663,13 @@ pub(crate) async fn dial(
                     (reason.clone(), ConnectError::Rejected(reason))
                 }
                 // the server refused our certificate: TLS lets the client finish its side of
-                // the handshake, and the refusal arrives as the connection closing
+                // the handshake, and the refusal arrives as the connection closing (the guard
+                // above says there is a close reason)
                 other => {
-                    let text = other.map(|r| r.to_string()).unwrap_or_default();
+                    let err = other.unwrap_or(quinn::ConnectionError::LocallyClosed);
                     (
-                        RejectReason::Tls(text.clone()),
-                        ConnectError::Connection(text),
+                        RejectReason::Tls(err.to_string()),
+                        ConnectError::Connection(err),
                     )
                 }
             };
@@ -748,11 +736,6 @@ async fn surviving_peer(inner: &NetInner, name: &str) -> Result<Arc<Peer>, Conne
     }
 }
 
-fn is_tls_failure(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    t.contains("certificate") || t.contains("tls") || t.contains("crypto")
-}
-
 async fn accept_loop(inner: Weak<NetInner>) {
     loop {
         let Some(endpoint) = inner.upgrade().map(|i| i.endpoint.clone()) else {
@@ -768,13 +751,12 @@ async fn accept_loop(inner: Weak<NetInner>) {
             let conn = match incoming.await {
                 Ok(conn) => conn,
                 Err(e) => {
-                    let text = e.to_string();
-                    tracing::warn!(cause = %text, %addr, "incoming connection failed");
-                    if is_tls_failure(&text) {
+                    tracing::warn!(cause = %e, %addr, "incoming connection failed");
+                    if tls::is_tls_failure(&e) {
                         net.emit(NodeEvent::PeerRejected {
                             addr,
                             node: None,
-                            reason: RejectReason::Tls(text),
+                            reason: RejectReason::Tls(e.to_string()),
                         });
                     }
                     return;

@@ -1,4 +1,5 @@
-//! Real QUIC handshakes on 127.0.0.1 between identities of the same and of different CAs.
+//! Real QUIC handshakes on 127.0.0.1 between identities of the same and of different CAs,
+//! with the quinn configurations `troupe_runtime::remote` builds from them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +8,10 @@ use std::time::Duration;
 use quinn::{Connection, Endpoint, TransportConfig};
 use troupe_identity::{
     ALPN, CLUSTER_SERVER_NAME, DevCa, IdentityError, NodeIdentity, init_ca, issue_node,
-    peer_chain_from_quinn, verify_peer_name,
+    verify_peer_name,
+};
+use troupe_runtime::remote::{
+    peer_chain as peer_chain_from_quinn, quinn_client_config, quinn_server_config,
 };
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -29,7 +33,7 @@ fn disk_identities(dir: &std::path::Path, names: &[&str]) -> Vec<NodeIdentity> {
 }
 
 fn server(id: &NodeIdentity) -> (Endpoint, SocketAddr) {
-    let config = id.quinn_server_config(transport()).unwrap();
+    let config = quinn_server_config(id, transport()).unwrap();
     let endpoint = Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
     (endpoint, addr)
@@ -37,7 +41,7 @@ fn server(id: &NodeIdentity) -> (Endpoint, SocketAddr) {
 
 fn client(id: &NodeIdentity) -> Endpoint {
     let mut endpoint = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(id.quinn_client_config(transport()).unwrap());
+    endpoint.set_default_client_config(quinn_client_config(id, transport()).unwrap());
     endpoint
 }
 
@@ -241,6 +245,7 @@ fn trusting_client(
     server: &NodeIdentity,
 ) -> quinn::ClientConfig {
     use quinn::crypto::rustls::QuicClientConfig;
+    use quinn::rustls;
     use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();

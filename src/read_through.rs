@@ -1,15 +1,15 @@
 //! [`DbBacking`]: the database as the store behind a read-through cache
 //!
-//! Answers troupe-cache's [`BackingMsg`] through a [`DbClient`]: reads from the leader (the
+//! It lives in the facade, where the cache and the database meet, so neither part crate
+//! depends on the other. It answers troupe-cache's [`BackingMsg`] through a [`DbClient`]: reads from the leader (the
 //! authoritative copy the cache's contract asks for), writes through it, and versions every
 //! answer with a log index — the leader's applied index for a read, the write's own index for a
 //! write — so a later write always carries a higher version than any earlier read or write.
 //! Each request runs beside the actor, so one slow write does not hold up the others.
 
 use troupe_cache::{BackingMsg, Versioned};
+use troupe_db::{DbClient, ReadPolicy};
 use troupe_runtime::{Actor, ActorError, CallError, Ctx, ReplyTo, TaskGuard};
-
-use crate::client::{DbClient, ReadPolicy};
 
 /// An actor answering [`BackingMsg`] from a replicated database; see the [module docs](self)
 pub struct DbBacking {

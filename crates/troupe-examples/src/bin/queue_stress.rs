@@ -1,6 +1,7 @@
-//! Test helper for the kill -9 durability test (`tests/durability.rs`); not a user tool
+//! Test helper for the queue's kill -9 durability test (`tests/queue_processes.rs`); not a user
+//! tool
 //!
-//! `queue-stress <path> [max-items]` opens the durable queue at `path` (capacity 10 000 000)
+//! `queue_stress <path> [max-items]` opens the durable queue at `path` (capacity 10 000 000)
 //! and enqueues `item <n>` payloads, at most `max-items` (default 1 000 000), committing each
 //! to disk before printing its id on its own line of stdout, flushed: every id printed is an
 //! acknowledged enqueue. The test kills this process with SIGKILL mid-stream and checks that
@@ -11,8 +12,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bytes::Bytes;
-use troupe_queue::core::QueueConfig;
-use troupe_queue::storage::Storage;
+use troupe::queue::core::QueueConfig;
+use troupe::queue::storage::Storage;
 
 /// The capacity the stress queue runs with; the test reopens it with the same
 const CAPACITY: usize = 10_000_000;
@@ -20,7 +21,7 @@ const CAPACITY: usize = 10_000_000;
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next() else {
-        eprintln!("usage: queue-stress <path> [max-items]");
+        eprintln!("usage: queue_stress <path> [max-items]");
         return ExitCode::from(2);
     };
     let max: u64 = match args.next().map(|s| s.parse()) {

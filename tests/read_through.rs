@@ -6,9 +6,9 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
-use troupe_cache::{BackingMsg, CacheClient, CacheShard, SetTtl};
-use troupe_db::{DbBacking, DbSpec};
-use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe::cache::{BackingMsg, CacheClient, CacheShard, SetTtl};
+use troupe::db::{DbBacking, DbSpec};
+use troupe::runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
 
 const T: Duration = Duration::from_secs(10);
 
