@@ -7,10 +7,7 @@
 //! redis-benchmark -p 6380 -t get,set -n 100000 -q
 //! ```
 
-use std::num::NonZeroUsize;
-
 use clap::Parser;
-use troupe::cache::{CacheClient, CacheShard, RespServer};
 use troupe::prelude::*;
 
 #[derive(Debug, Parser)]
@@ -22,11 +19,11 @@ struct Args {
     /// Number of shard actors (keys are spread over them by hash).
     #[arg(long, default_value_t = 2)]
     shards: usize,
-    /// Entries each shard keeps before evicting the least recently used.
-    #[arg(long, default_value_t = 100_000)]
+    /// Entries the cache keeps (over all shards) before evicting the least recently used.
+    #[arg(long, default_value_t = 200_000)]
     entries: usize,
-    /// Bytes (keys + values) each shard keeps before evicting.
-    #[arg(long, default_value_t = 256 << 20)]
+    /// Bytes (keys + values, over all shards) the cache keeps before evicting.
+    #[arg(long, default_value_t = 512 << 20)]
     bytes: usize,
     #[command(flatten)]
     launch: LaunchArgs,
@@ -40,16 +37,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let entries = NonZeroUsize::new(args.entries)
-        .ok_or_else(|| anyhow::anyhow!("--entries must be at least 1"))?;
-    let bytes = args.bytes;
+    anyhow::ensure!(args.entries > 0, "--entries must be at least 1");
     let mut t = Topology::new("cache");
     let node = t.node("cache");
-    let shards = t.pool(node, "cache", args.shards.max(1), move |_| {
-        CacheShard::new(entries, bytes)
-    });
-    let client = CacheClient::from_pool(&shards);
-    t.add(node, "resp", RespServer::new(&args.resp, client).factory());
+    t.add(
+        node,
+        "cache",
+        CacheSpec::lru(args.entries)
+            .shards(args.shards.max(1))
+            .max_bytes(args.bytes)
+            .resp(args.resp.as_str()),
+    );
     println!(
         "cache_server: RESP on {} — try: redis-cli -p {} ping",
         args.resp,

@@ -32,20 +32,17 @@
 //! complete.
 
 use std::io::Write;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
 use serde_json::{Map, Value, json};
-use troupe::cache::{CacheClient, CacheShard, RespServer, RespServerMsg, SetTtl};
-use troupe::db::{DbBacking, DbClient};
+use troupe::cache::RespServerMsg;
+use troupe::db::DbBacking;
 use troupe::prelude::*;
 use troupe::proxy::ProxyMsg;
-use troupe::queue::actor::{QueueMsg, QueueReply, QueueSpec};
-use troupe::queue::core::QueueConfig;
-use troupe::runtime::TaskGuard;
+use troupe::queue::Consumer;
 
 #[derive(Debug, Parser)]
 #[command(about = "The seed talk's stack: gateway, balancer, services, cache, database, queue")]
@@ -144,11 +141,12 @@ fn parse_order(body: &[u8]) -> Result<(String, u64), HttpResponse> {
 }
 
 /// One service of the pool: answers the HTTP API from the cache, the database and the queue
+#[derive(Clone)]
 struct ShopService {
     node: String,
     cache: CacheClient,
     db: DbClient,
-    orders: Addr<QueueMsg>,
+    orders: QueueClient,
 }
 
 impl ShopService {
@@ -178,13 +176,12 @@ impl ShopService {
     /// 200 when the database has a leader and the order queue answers, else 503 saying which
     async fn health(&self) -> HttpResponse {
         let quick = Duration::from_secs(1);
-        let db = match self.db.clone().with_timeout(quick).get("health").await {
+        let db = match self.db.with_timeout(quick).get("health").await {
             Ok(_) => "ok".to_string(),
             Err(e) => e.to_string(),
         };
-        let queue = match self.orders.call(QueueMsg::Stats, quick).await {
-            Ok(QueueReply::Stats(_)) => "ok".to_string(),
-            Ok(other) => format!("unexpected answer {other:?}"),
+        let queue = match self.orders.with_timeout(quick).stats().await {
+            Ok(_) => "ok".to_string(),
             Err(e) => e.to_string(),
         };
         let ok = db == "ok" && queue == "ok";
@@ -213,12 +210,7 @@ impl ShopService {
         if let Err(e) = serde_json::from_slice::<Map<String, Value>>(body) {
             return error(400, format!("an item must be a JSON object: {e}"));
         }
-        let stored = Bytes::copy_from_slice(body);
-        match self
-            .cache
-            .set(item_key(id), stored, SetTtl::Clear, None)
-            .await
-        {
+        match self.cache.set(item_key(id), Bytes::copy_from_slice(body)).await {
             Ok(_) => HttpResponse {
                 status: 200,
                 headers: vec![("content-type".into(), "application/json".into())],
@@ -234,7 +226,7 @@ impl ShopService {
             Ok(Some(_)) => {}
             Err(e) => return error(503, e.to_string()),
         }
-        match self.cache.del(vec![item_key(id)]).await {
+        match self.cache.del([item_key(id)]).await {
             Ok(_) => HttpResponse {
                 status: 204,
                 headers: Vec::new(),
@@ -255,12 +247,8 @@ impl ShopService {
         if let Err(e) = self.db.put(order_key(&id), order.to_string()).await {
             return error(503, format!("order not stored: {e}"));
         }
-        let enqueue = QueueMsg::Enqueue {
-            payload: Bytes::from(id.clone()),
-        };
-        match self.orders.call(enqueue, BACKEND_TIMEOUT).await {
-            Ok(QueueReply::Enqueued(_)) => json_response(202, &order),
-            Ok(other) => error(503, format!("order not queued: {other:?}")),
+        match self.orders.enqueue(id).await {
+            Ok(_) => json_response(202, &order),
             Err(e) => error(503, format!("order not queued: {e}")),
         }
     }
@@ -279,39 +267,29 @@ impl ShopService {
 }
 
 impl Actor for ShopService {
-    type Msg = HttpRequest;
+    type Msg = HttpCall;
 
-    async fn handle(
-        &mut self,
-        req: HttpRequest,
-        reply: ReplyTo<HttpResponse>,
-        _ctx: &Ctx<HttpRequest>,
-    ) -> Result<(), ActorError> {
-        reply.send(self.route(&req).await);
+    async fn handle(&mut self, call: HttpCall, _ctx: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        call.reply.send(self.route(&call.request).await);
         Ok(())
     }
 }
 
 /// What an order worker handles: only its own polling
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, Message)]
+#[message(name = "shop.OrderWorker")]
 enum WorkerMsg {
-    /// Take orders until the queue is empty, then poll again later
+    /// Take orders until the queue is empty, then poll again later (a self-message)
     Poll,
-}
-
-impl Message for WorkerMsg {
-    const NAME: &'static str = "shop.OrderWorker";
-    type Reply = ();
 }
 
 /// Takes orders off the queue and settles them: `done` if the item exists, `failed` with a
 /// reason if not. Idempotent: an order already settled is only acknowledged again.
 struct OrderWorker {
-    consumer: u64,
-    orders: Addr<QueueMsg>,
+    consumer: Consumer,
+    orders: QueueClient,
     db: DbClient,
     cache: CacheClient,
-    poll: Option<TaskGuard>,
 }
 
 impl OrderWorker {
@@ -356,66 +334,46 @@ impl OrderWorker {
         Ok(())
     }
 
-    fn poll_later(&mut self, me: &Addr<WorkerMsg>, after: Duration) {
-        let me = me.clone();
-        self.poll = Some(TaskGuard::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = me.cast(WorkerMsg::Poll);
-        }));
-    }
 }
 
 impl Actor for OrderWorker {
     type Msg = WorkerMsg;
 
-    async fn started(&mut self, ctx: &Ctx<WorkerMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<WorkerMsg>) -> Result<(), ActorError> {
         ctx.myself().cast(WorkerMsg::Poll)?;
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        _msg: WorkerMsg,
-        _reply: ReplyTo<()>,
-        ctx: &Ctx<WorkerMsg>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, _msg: WorkerMsg, ctx: &mut Ctx<WorkerMsg>) -> Result<(), ActorError> {
         // A bounded batch per message, so the mailbox stays responsive.
         for _ in 0..32 {
-            let take = QueueMsg::Take {
-                consumer_node: ctx.node().name().to_string(),
-                consumer: self.consumer,
-                lease_ms: Some(30_000),
-            };
-            let lease = match self.orders.call(take, BACKEND_TIMEOUT).await {
-                Ok(QueueReply::Lease(lease)) => lease,
-                Ok(_) => {
-                    self.poll_later(ctx.myself(), Duration::from_millis(50));
+            let lease = match self.orders.take_with_lease(&self.consumer, Duration::from_secs(30)).await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    ctx.send_after(Duration::from_millis(50), WorkerMsg::Poll);
                     return Ok(());
                 }
                 Err(e) => {
                     tracing::debug!(%e, "order queue unreachable; retrying");
-                    self.poll_later(ctx.myself(), Duration::from_millis(250));
+                    ctx.send_after(Duration::from_millis(250), WorkerMsg::Poll);
                     return Ok(());
                 }
             };
             let id = String::from_utf8_lossy(&lease.payload).into_owned();
-            let done = match self.settle(&id).await {
-                Ok(()) => QueueMsg::Ack {
-                    item: lease.item,
-                    consumer: self.consumer,
-                },
+            // If the ack or nack fails, the lease expires and the order comes back: settling
+            // is idempotent.
+            match self.settle(&id).await {
+                Ok(()) => {
+                    let _ = self.orders.ack(&self.consumer, lease.item).await;
+                }
                 Err(why) => {
                     tracing::warn!(order = %id, %why, "order not settled; it will be retried");
-                    QueueMsg::Nack {
-                        item: lease.item,
-                        consumer: self.consumer,
-                        error: Some(why),
-                    }
+                    let _ = self
+                        .orders
+                        .nack_with_error(&self.consumer, lease.item, why)
+                        .await;
                 }
-            };
-            // If this fails, the lease expires and the order comes back: settling is
-            // idempotent.
-            let _ = self.orders.call(done, BACKEND_TIMEOUT).await;
+            }
         }
         ctx.myself().cast(WorkerMsg::Poll)?;
         Ok(())
@@ -424,26 +382,15 @@ impl Actor for OrderWorker {
 
 /// Prints the cluster events its node sees (`node down app at_ms=...`), so a person (or a
 /// test) can line up what the gateway answered with when a node was reported down
-struct EventPrinter {
-    watch: Option<TaskGuard>,
-}
-
-/// What an [`EventPrinter`] handles: nothing but its own start
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-enum EventPrinterMsg {}
-
-impl Message for EventPrinterMsg {
-    const NAME: &'static str = "shop.EventPrinter";
-    type Reply = ();
-}
+struct EventPrinter;
 
 impl Actor for EventPrinter {
-    type Msg = EventPrinterMsg;
+    type Msg = NoMessages;
 
-    async fn started(&mut self, ctx: &Ctx<EventPrinterMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<NoMessages>) -> Result<(), ActorError> {
         use troupe::runtime::remote::NodeEvent;
         let mut events = ctx.node().cluster_events();
-        self.watch = Some(TaskGuard::spawn(async move {
+        ctx.spawn(async move {
             while let Ok(event) = events.recv().await {
                 let at_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -458,17 +405,9 @@ impl Actor for EventPrinter {
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
             }
-        }));
+            Ok(())
+        });
         Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        msg: EventPrinterMsg,
-        _reply: ReplyTo<()>,
-        _ctx: &Ctx<EventPrinterMsg>,
-    ) -> Result<(), ActorError> {
-        match msg {}
     }
 }
 
@@ -476,86 +415,70 @@ impl Actor for EventPrinter {
 fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
     let mut t = Topology::new("shop");
     let (edge, app, data) = (t.node("edge"), t.node("app"), t.node("data"));
-    for (node, name) in [
-        (edge, "events.edge"),
-        (app, "events.app"),
-        (data, "events.data"),
-    ] {
-        t.add(node, name, || EventPrinter { watch: None });
+    for (node, name) in [(edge, "events.edge"), (app, "events.app"), (data, "events.data")] {
+        t.add(node, name, || EventPrinter);
     }
 
-    let db_spec = DbSpec::new("db", &args.data)
-        .replica("data")
-        .replica("data")
-        .replica("data")
-        .ack(AckMode::Majority);
-    let db = t.add_db(&db_spec).with_timeout(BACKEND_TIMEOUT);
+    // every part is added the same way, and hands back its typed client or handle
+    let db = t
+        .add(data, "db", DbSpec::new(&args.data).replicas(3).ack(AckMode::Majority))
+        .with_timeout(BACKEND_TIMEOUT);
     let orders = t.add(
         data,
         "orders",
-        QueueSpec::durable(
-            args.data.join("orders.redb"),
-            QueueConfig {
-                capacity: 1_000_000,
-                max_attempts: 10,
-                lease: Duration::from_secs(30),
-                max_item_bytes: 256,
-                dlq_capacity: 10_000,
-            },
-        )
-        .factory(),
+        QueueSpec::durable(args.data.join("orders.redb"))
+            .capacity(1_000_000)
+            .max_attempts(10)
+            .lease(Duration::from_secs(30))
+            .max_item_bytes(256)
+            .dead_letter_capacity(10_000),
     );
-
-    let for_backing = db.clone();
-    let backing = t.add(app, "db-backing", move || {
-        DbBacking::new(for_backing.clone())
-    });
-    let entries = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
-    let shards = t.pool(app, "cache", 2, move |_| {
-        CacheShard::with_backing(entries, 64 << 20, backing.clone())
-    });
-    let cache = CacheClient::from_pool(&shards).timeout(BACKEND_TIMEOUT);
-    let resp = t.add(
+    let cache = t.add(
         app,
-        "resp",
-        RespServer::new(&args.resp, cache.clone()).factory(),
+        "cache",
+        CacheSpec::lru(100_000)
+            .shards(2)
+            .max_bytes(128 << 20)
+            .read_through(DbBacking::new(db.clone()))
+            .resp(args.resp.as_str())
+            .call_timeout(BACKEND_TIMEOUT),
     );
+    let resp = t.handle(app, &CacheSpec::resp_name("cache"));
 
-    let (svc_cache, svc_db, svc_orders) = (cache.clone(), db.clone(), orders.clone());
-    let svc = t.pool(app, "svc", 4, move |_| ShopService {
+    let service = ShopService {
         node: "app".into(),
-        cache: svc_cache.clone(),
-        db: svc_db.clone(),
-        orders: svc_orders.clone(),
-    });
+        cache: cache.clone(),
+        db: db.clone(),
+        orders: orders.clone(),
+    };
+    let svc = t.pool(app, "svc", 4, move |_| service.clone());
     let incarnation = rand::random::<u32>() as u64;
     t.pool(app, "workers", 2, move |i| OrderWorker {
-        consumer: (incarnation << 8) | i as u64,
+        consumer: Consumer::new("app", (incarnation << 8) | i as u64),
         orders: orders.clone(),
         db: db.clone(),
         cache: cache.clone(),
-        poll: None,
     });
-    let lb = t.add(app, "lb", Balancer::least_outstanding(&svc).factory());
+    let lb = t.add(app, "lb", Balancer::least_outstanding(&svc));
     let mut proxy = Proxy::http(&args.http)
         .route("/", lb)
         .timeout(Duration::from_millis(args.request_timeout_ms));
     if args.rate_limit_per_ip > 0 {
         proxy = proxy.rate_limit_per_ip(args.rate_limit_per_ip);
     }
-    let gateway = t.add(edge, "gateway", proxy.factory());
+    let gateway = t.add(edge, "gateway", proxy);
     (t, gateway, resp)
 }
 
 /// Prints `{what} listening ADDR` once the listener behind `ask` is bound (scripts and tests
 /// read it when they pass port 0)
-async fn announce<M: Message<Reply = Option<std::net::SocketAddr>>>(
+async fn announce<M: Message>(
     what: &str,
     listener: &Addr<M>,
-    ask: impl Fn() -> M,
+    ask: impl Fn(Reply<Option<std::net::SocketAddr>>) -> M,
 ) {
     for _ in 0..600 {
-        if let Ok(Some(addr)) = listener.call(ask(), Duration::from_secs(1)).await {
+        if let Ok(Some(addr)) = listener.call(&ask, Duration::from_secs(1)).await {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{what} listening {addr}");
             let _ = out.flush();
@@ -620,10 +543,10 @@ async fn main() -> anyhow::Result<()> {
     let signal = troupe::shutdown_signal()?;
     let run = async move {
         if edge_here {
-            announce("http", &gateway, || ProxyMsg::LocalAddr).await;
+            announce("http", &gateway, ProxyMsg::LocalAddr).await;
         }
         if app_here {
-            announce("resp", &resp, || RespServerMsg::LocalAddr).await;
+            announce("resp", &resp, RespServerMsg::LocalAddr).await;
         }
         signal.await;
     };

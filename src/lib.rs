@@ -52,6 +52,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod launch;
+mod parts;
 #[cfg(all(feature = "cache", feature = "db"))]
 mod read_through;
 pub mod topology;

@@ -96,8 +96,12 @@ impl<A: Actor + Clone + Sync> Part for Restartable<A> {
 
 type MakeChild = Box<dyn FnOnce(&Node) -> Result<ChildSpec, RegistryError> + Send>;
 
+/// Makes several children at once (a part made of several actors).
+type MakeChildren = Box<dyn FnOnce(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send>;
+
 enum Decl {
     Actor(MakeChild),
+    Children(MakeChildren),
     Group(usize),
 }
 
@@ -271,6 +275,27 @@ impl Topology {
         &self.nodes[node.0].name
     }
 
+    /// A handle to the actor named `name` on `place`'s node, resolved once the topology starts:
+    /// for actors a part registers besides the one [`add`](Self::add) returns (a cache's RESP
+    /// server, `CacheSpec::resp_name(name)`). A wrong name or type fails its sends typed
+    /// (`NotFound`, `WrongType`), as any handle does.
+    pub fn handle<M: troupe_runtime::Message>(&self, place: impl Into<Place>, name: &str) -> Addr<M> {
+        let Place(group) = place.into();
+        Addr::deferred(&self.nodes[group.node].name, name, &self.binding)
+    }
+
+    /// Declares children that `make` registers on `place`'s node when the topology starts.
+    pub(crate) fn declare_children(
+        &mut self,
+        place: Place,
+        make: impl FnOnce(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send + 'static,
+    ) {
+        let group = place.0;
+        self.nodes[group.node].groups[group.group]
+            .children
+            .push(Decl::Children(Box::new(make)));
+    }
+
     /// Places an actor with explicit restart type and mailbox limit.
     pub fn add_with<A, F>(
         &mut self,
@@ -424,6 +449,13 @@ fn build_children(
     for child in children {
         let spec = match child {
             Decl::Actor(make) => make(node),
+            Decl::Children(make) => match make(node) {
+                Ok(made) => {
+                    specs.extend(made);
+                    continue;
+                }
+                Err(err) => Err(err),
+            },
             Decl::Group(i) => match groups.get_mut(i).and_then(Option::take) {
                 Some(mut group) => {
                     let nested = std::mem::take(&mut group.children);

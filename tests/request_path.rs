@@ -17,15 +17,12 @@ struct Service {
 }
 
 impl Actor for Service {
-    type Msg = HttpRequest;
+    type Msg = HttpCall;
 
-    async fn handle(
-        &mut self,
-        req: HttpRequest,
-        reply: ReplyTo<HttpResponse>,
-        _: &Ctx<HttpRequest>,
-    ) -> Result<(), ActorError> {
-        reply.send(HttpResponse::ok(format!("svc {} {}", self.index, req.path)));
+    async fn handle(&mut self, call: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        let path = &call.request.path;
+        call.reply
+            .send(HttpResponse::ok(format!("svc {} {path}", self.index)));
         Ok(())
     }
 }
@@ -34,12 +31,8 @@ fn request_path() -> (Topology, Addr<ProxyMsg>) {
     let mut t = Topology::new("request-path");
     let (edge, app) = (t.node("edge"), t.node("app"));
     let svc = t.pool(app, "svc", 3, |index| Service { index });
-    let lb = t.add(app, "lb", Balancer::round_robin(&svc).factory());
-    let gateway = t.add(
-        edge,
-        "gateway",
-        Proxy::http("127.0.0.1:0").route("/", lb).factory(),
-    );
+    let lb = t.add(app, "lb", Balancer::round_robin(&svc));
+    let gateway = t.add(edge, "gateway", Proxy::http("127.0.0.1:0").route("/", lb));
     (t, gateway)
 }
 

@@ -11,18 +11,14 @@ use troupe::runtime::{Mesh, NodeConfig, RegistryError};
 
 const T: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "topology-test.Cmd")]
 enum Cmd {
     /// Adds to the total; replies with it.
-    Add(u64),
+    Add(u64, Reply<u64>),
     /// Asks `peer` to add, and replies with the peer's answer.
-    Relay(u64),
+    Relay(u64, Reply<u64>),
     Panic,
-}
-
-impl Message for Cmd {
-    const NAME: &'static str = "topology-test.Cmd";
-    type Reply = u64;
 }
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -36,7 +32,7 @@ struct Worker {
 impl Actor for Worker {
     type Msg = Cmd;
 
-    async fn started(&mut self, ctx: &Ctx<Cmd>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<Cmd>) -> Result<(), ActorError> {
         self.log
             .lock()
             .push(format!("start {}/{}", ctx.node().name(), ctx.name()));
@@ -46,24 +42,23 @@ impl Actor for Worker {
     async fn handle(
         &mut self,
         msg: Cmd,
-        reply: ReplyTo<u64>,
-        _: &Ctx<Cmd>,
+        _: &mut Ctx<Cmd>,
     ) -> Result<(), ActorError> {
         match msg {
-            Cmd::Add(n) => {
+            Cmd::Add(n, reply) => {
                 self.total += n;
                 reply.send(self.total);
             }
-            Cmd::Relay(n) => {
+            Cmd::Relay(n, reply) => {
                 let peer = self.peer.as_ref().ok_or("no peer")?;
-                reply.send(peer.call(Cmd::Add(n), T).await?);
+                reply.send(peer.call(|r| Cmd::Add(n, r), T).await?);
             }
             Cmd::Panic => panic!("asked to"),
         }
         Ok(())
     }
 
-    async fn stopped(&mut self, ctx: &Ctx<Cmd>) -> Result<(), ActorError> {
+    async fn stopped(&mut self, ctx: &mut Ctx<Cmd>) -> Result<(), ActorError> {
         self.log
             .lock()
             .push(format!("stop {}/{}", ctx.node().name(), ctx.name()));
@@ -101,10 +96,10 @@ async fn handles_declared_before_start_work_across_nodes_groups_and_pools() {
     let running = t.start().await.unwrap();
     assert_eq!(running.nodes().len(), 3);
     // edge pool member → app service, and app service → data store: each hop crosses nodes
-    assert_eq!(pool.call_next(Cmd::Relay(2), T).await.unwrap(), 2);
-    assert_eq!(pool.call_next(Cmd::Relay(2), T).await.unwrap(), 4);
-    assert_eq!(svc.call(Cmd::Relay(3), T).await.unwrap(), 3);
-    assert_eq!(back.call(Cmd::Add(0), T).await.unwrap(), 3);
+    assert_eq!(pool.call_next(|r| Cmd::Relay(2, r), T).await.unwrap(), 2);
+    assert_eq!(pool.call_next(|r| Cmd::Relay(2, r), T).await.unwrap(), 4);
+    assert_eq!(svc.call(|r| Cmd::Relay(3, r), T).await.unwrap(), 3);
+    assert_eq!(back.call(|r| Cmd::Add(0, r), T).await.unwrap(), 3);
     assert_eq!(
         running
             .node("app")
@@ -177,7 +172,7 @@ async fn several_nodes_of_a_topology_share_one_process_on_the_network() {
     }));
     for addr in [&on_a, &on_b] {
         let deadline = std::time::Instant::now() + T;
-        while addr.call(Cmd::Add(1), T).await.is_err() {
+        while addr.call(|r| Cmd::Add(1, r), T).await.is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{} never answered",
@@ -202,7 +197,9 @@ async fn escalation_past_a_root_makes_launch_return_the_failure() {
     let b = t.node("b");
     t.supervise(
         b,
-        SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(30)),
+        SupervisorSpec::one_for_one()
+            .intensity(2, Duration::from_secs(30))
+            .escalate_when_exceeded(),
     );
     let healthy = t.add(a, "healthy", worker(&log, None));
     let crashy = t.add(b, "crashy", worker(&log, None));
@@ -213,7 +210,7 @@ async fn escalation_past_a_root_makes_launch_return_the_failure() {
     ));
     for _ in 0..3 {
         // retry until the (restarted) actor takes the next crash
-        while crashy.call(Cmd::Add(0), T).await.is_err() {
+        while crashy.call(|r| Cmd::Add(0, r), T).await.is_err() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         crashy.cast(Cmd::Panic).unwrap();
@@ -227,7 +224,7 @@ async fn escalation_past_a_root_makes_launch_return_the_failure() {
         other => panic!("{other:?}"),
     }
     // launch shut the healthy node down too instead of leaving it half alive
-    assert!(healthy.call(Cmd::Add(1), T).await.is_err());
+    assert!(healthy.call(|r| Cmd::Add(1, r), T).await.is_err());
     assert!(log.lock().contains(&"stop a/healthy".to_string()));
 }
 
@@ -246,10 +243,10 @@ async fn launch_shuts_down_in_reverse_start_order_when_told_to() {
         let _ = stop_rx.await;
     }));
     // handles made by a topology answer `Unreachable` until launch has started its nodes
-    while first.call(Cmd::Add(1), T).await.is_err() {
+    while first.call(|r| Cmd::Add(1, r), T).await.is_err() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    last.call(Cmd::Add(1), T).await.unwrap();
+    last.call(|r| Cmd::Add(1, r), T).await.unwrap();
     while log.lock().len() < 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -275,5 +272,5 @@ async fn nodes_in_separate_meshes_do_not_see_each_other() {
     let a = Node::new("a", &one, NodeConfig::default()).unwrap();
     let _a_again = Node::new("a", &two, NodeConfig::default()).unwrap();
     assert_eq!(one.node_names(), vec!["a"]);
-    assert!(a.addr::<Cmd>("b", "x").cast(Cmd::Add(1)).is_err());
+    assert!(a.addr::<Cmd>("b", "x").cast(Cmd::Add(1, Reply::none())).is_err());
 }

@@ -1,0 +1,63 @@
+//! How each of troupe's parts is placed by [`Topology::add`](crate::Topology::add): one
+//! [`Part`] impl per part, each returning the handle or typed client users reach it through.
+
+#[cfg(feature = "cache")]
+use troupe_cache::{CacheClient, CacheSpec};
+#[cfg(feature = "queue")]
+use troupe_queue::{QueueClient, QueueSpec};
+#[cfg(any(feature = "proxy", feature = "balancer"))]
+use troupe_runtime::Addr;
+use troupe_runtime::ChildOptions;
+
+use crate::topology::{Part, Place, Topology};
+
+/// The gateway: one actor serving HTTP on its address; the handle asks it for its bound
+/// address (`ProxyMsg::LocalAddr`).
+#[cfg(feature = "proxy")]
+impl Part for troupe_proxy::Proxy {
+    type Handle = Addr<troupe_proxy::ProxyMsg>;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> Self::Handle {
+        topology.add_with(place, name, ChildOptions::permanent(), self.factory())
+    }
+}
+
+/// A balancer stands where a member would: its handle takes the members' requests.
+#[cfg(feature = "balancer")]
+impl<Q: troupe_runtime::Request> Part for troupe_balancer::Balancer<Q> {
+    type Handle = Addr<troupe_runtime::Ask<Q>>;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> Self::Handle {
+        topology.add_with(place, name, ChildOptions::permanent(), self.factory())
+    }
+}
+
+/// The queue: one actor (in memory or on a redb file); the client enqueues, takes, acks.
+#[cfg(feature = "queue")]
+impl Part for QueueSpec {
+    type Handle = QueueClient;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> QueueClient {
+        QueueClient::new(topology.add_with(place, name, ChildOptions::permanent(), self.factory()))
+    }
+}
+
+/// The cache: shards `name.0..` under a one-for-one supervisor `name`, with read-through if
+/// the spec has a backing store and a RESP front end `name.resp` if it has an address; the
+/// client routes each key to its shard.
+#[cfg(feature = "cache")]
+impl Part for CacheSpec {
+    type Handle = CacheClient;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> CacheClient {
+        let shards = (0..self.shard_count())
+            .map(|i| topology.handle(place, &CacheSpec::shard_name(name, i)))
+            .collect::<Vec<_>>();
+        let client = self.client(shards);
+        let name = name.to_string();
+        topology.declare_children(place, move |node| {
+            self.children(node, &name).map(|(children, _)| children)
+        });
+        client
+    }
+}
