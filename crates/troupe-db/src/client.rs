@@ -47,14 +47,46 @@ pub enum DbError {
     #[error("database unavailable: {last}")]
     Unavailable {
         /// The last failure seen
-        last: String,
+        #[source]
+        last: AttemptError,
     },
     /// A compare-and-set's answer was lost; it may or may not have been applied
     #[error("outcome unknown: {0}")]
-    Ambiguous(String),
+    Ambiguous(#[source] AttemptError),
     /// The call itself was refused (e.g. the request is over the frame size limit)
     #[error(transparent)]
     Call(CallError),
+}
+
+/// Why one attempt at a database call did not succeed: the cause inside
+/// [`DbError::Unavailable`] and [`DbError::Ambiguous`]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    /// No replica was tried: none is configured, or none fits (the reason says which)
+    #[error("{0}")]
+    NoReplica(&'static str),
+    /// Replica `replica` refused: it does not lead, lags behind, is overloaded, or lost its
+    /// leadership with the write in flight
+    #[error("replica {replica}: {failure}")]
+    Refused {
+        /// The replica's index in the database's list
+        replica: usize,
+        /// Its answer
+        #[source]
+        failure: DbFailure,
+    },
+    /// The call to replica `replica` failed (timeout, unreachable, not found...)
+    #[error("replica {replica}: {error}")]
+    Call {
+        /// The replica's index in the database's list
+        replica: usize,
+        /// Why
+        #[source]
+        error: CallError,
+    },
+    /// A replica answered with a reply that does not fit the request
+    #[error("unexpected answer {0}")]
+    Unexpected(String),
 }
 
 /// A write's log index and effect
@@ -281,12 +313,12 @@ impl DbClient {
     /// The status of every replica (`Err` for those that did not answer)
     pub async fn statuses(&self) -> Vec<Result<ReplicaStatus, DbError>> {
         let mut out = Vec::with_capacity(self.replicas.len());
-        for replica in self.replicas.iter() {
+        for (i, replica) in self.replicas.iter().enumerate() {
             out.push(match replica.call(DbMsg::Status, self.call_timeout).await {
                 Ok(DbReply::Status(status)) => Ok(status),
                 Ok(other) => Err(unexpected(&other)),
-                Err(err) => Err(DbError::Unavailable {
-                    last: err.to_string(),
+                Err(error) => Err(DbError::Unavailable {
+                    last: AttemptError::Call { replica: i, error },
                 }),
             });
         }
@@ -302,7 +334,7 @@ impl DbClient {
     /// without risking acknowledged writes, [`DbError::Unavailable`] if no replica answered.
     pub async fn promote(&self) -> Result<(usize, u64), DbError> {
         let leader = self.leader();
-        let mut last = String::from("no follower to coordinate the promotion");
+        let mut last = AttemptError::NoReplica("no follower to coordinate the promotion");
         for (i, replica) in self.replicas.iter().enumerate() {
             if i == leader && self.replicas.len() > 1 {
                 continue;
@@ -315,7 +347,7 @@ impl DbClient {
                 }
                 Ok(DbReply::Error(failure)) => return Err(DbError::Refused(failure)),
                 Ok(other) => return Err(unexpected(&other)),
-                Err(err) => last = err.to_string(),
+                Err(error) => last = AttemptError::Call { replica: i, error },
             }
         }
         Err(DbError::Unavailable { last })
@@ -326,7 +358,7 @@ impl DbClient {
         let n = self.replicas.len();
         let mut retry = Retry::new(self.timeout);
         let mut target = self.leader() % n.max(1);
-        let mut last = String::from("no replica");
+        let mut last = AttemptError::NoReplica("no replica");
         loop {
             let remaining = retry.remaining();
             if remaining.is_zero() || n == 0 {
@@ -343,23 +375,38 @@ impl DbClient {
                 Ok(DbReply::Error(DbFailure::NotLeader { leader: Some(l) }))
                     if l as usize != target && (l as usize) < n =>
                 {
-                    last = format!("replica {target} is not the leader");
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure: DbFailure::NotLeader { leader: Some(l) },
+                    };
                     target = l as usize;
                     continue;
                 }
-                Ok(DbReply::Error(DbFailure::NotLeader { .. })) => {
-                    last = format!("replica {target} is not the leader, and knows none");
+                Ok(DbReply::Error(failure @ DbFailure::NotLeader { .. })) => {
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure,
+                    };
                     target = (target + 1) % n;
                 }
-                Ok(DbReply::Error(DbFailure::LeadershipLost)) if !resend_when_unsure => {
-                    return Err(DbError::Ambiguous(DbFailure::LeadershipLost.to_string()));
+                Ok(DbReply::Error(failure @ DbFailure::LeadershipLost)) if !resend_when_unsure => {
+                    return Err(DbError::Ambiguous(AttemptError::Refused {
+                        replica: target,
+                        failure,
+                    }));
                 }
                 Ok(DbReply::Error(failure @ DbFailure::LeadershipLost)) => {
-                    last = failure.to_string();
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure,
+                    };
                     target = (target + 1) % n;
                 }
                 Ok(DbReply::Error(failure @ DbFailure::Overloaded(_))) => {
-                    last = failure.to_string();
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure,
+                    };
                 }
                 Ok(DbReply::Error(failure)) => return Err(DbError::Refused(failure)),
                 Ok(other) => return Err(unexpected(&other)),
@@ -369,10 +416,14 @@ impl DbClient {
                         err,
                         CallError::NotFound { .. } | CallError::Overloaded { .. }
                     );
+                    let attempt = AttemptError::Call {
+                        replica: target,
+                        error: err,
+                    };
                     if !unsent && !resend_when_unsure {
-                        return Err(DbError::Ambiguous(err.to_string()));
+                        return Err(DbError::Ambiguous(attempt));
                     }
-                    last = err.to_string();
+                    last = attempt;
                     target = (target + 1) % n;
                 }
             }
@@ -387,7 +438,7 @@ impl DbClient {
     ) -> Result<DbReply, DbError> {
         let n = self.replicas.len();
         let mut retry = Retry::new(self.timeout);
-        let mut last = String::from("no replica");
+        let mut last = AttemptError::NoReplica("no replica");
         let wait_ms = u64::try_from(self.read_wait.as_millis()).unwrap_or(u64::MAX);
         let mut policy = policy;
         let mut target = match policy {
@@ -415,13 +466,19 @@ impl DbClient {
                 Ok(DbReply::Error(DbFailure::NotLeader { leader: Some(l) }))
                     if l as usize != target && (l as usize) < n =>
                 {
-                    last = format!("replica {target} is not the leader");
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure: DbFailure::NotLeader { leader: Some(l) },
+                    };
                     target = l as usize;
                     continue;
                 }
                 Ok(DbReply::Error(failure @ DbFailure::Lagging { .. })) => {
                     // Read-your-writes falls back to the leader.
-                    last = failure.to_string();
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure,
+                    };
                     policy = ReadPolicy::Leader;
                     target = self.leader() % n;
                     continue;
@@ -429,7 +486,10 @@ impl DbClient {
                 Ok(DbReply::Error(
                     failure @ (DbFailure::NotLeader { .. } | DbFailure::Overloaded(_)),
                 )) => {
-                    last = failure.to_string();
+                    last = AttemptError::Refused {
+                        replica: target,
+                        failure,
+                    };
                     target = (target + 1) % n;
                 }
                 Ok(DbReply::Error(failure)) => return Err(DbError::Refused(failure)),
@@ -440,8 +500,11 @@ impl DbClient {
                     return Ok(reply);
                 }
                 Err(err @ CallError::TooLarge { .. }) => return Err(DbError::Call(err)),
-                Err(err) => {
-                    last = err.to_string();
+                Err(error) => {
+                    last = AttemptError::Call {
+                        replica: target,
+                        error,
+                    };
                     target = (target + 1) % n;
                 }
             }
@@ -452,6 +515,6 @@ impl DbClient {
 
 fn unexpected(reply: &DbReply) -> DbError {
     DbError::Unavailable {
-        last: format!("unexpected answer {reply:?}"),
+        last: AttemptError::Unexpected(format!("{reply:?}")),
     }
 }

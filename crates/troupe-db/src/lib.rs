@@ -64,7 +64,7 @@ pub mod replica;
 pub mod spec;
 pub mod storage;
 
-pub use client::{DbClient, DbError, ReadPolicy, ReadValue, Written};
+pub use client::{AttemptError, DbClient, DbError, ReadPolicy, ReadValue, Written};
 pub use core::{AckMode, Limits};
 pub use msg::{DbFailure, DbMsg, DbReply, ReplicaStatus, Role, WriteOutcome};
 pub use replica::DbReplica;

@@ -142,11 +142,14 @@ pub fn issue_node(ca_dir: &Path, node: &str, out_dir: &Path) -> Result<NodePaths
     })?;
     let (cert, key) = mint_node(&issuer, node)?;
     verify_node_chain(&ca_certs, std::slice::from_ref(cert.der()), node).map_err(|e| {
-        IdentityError::Certificate(format!(
-            "the newly issued certificate does not verify against {} (does {} belong to it?): {e}",
-            ca_paths.cert.display(),
-            ca_paths.key.display()
-        ))
+        IdentityError::certificate(
+            format!(
+                "the newly issued certificate does not verify against {} (does {} belong to it?)",
+                ca_paths.cert.display(),
+                ca_paths.key.display()
+            ),
+            e,
+        )
     })?;
 
     let paths = NodePaths::new(out_dir, node);
@@ -280,5 +283,5 @@ fn validity(length: Duration) -> (OffsetDateTime, OffsetDateTime) {
 }
 
 fn cert_err(context: &'static str) -> impl Fn(rcgen::Error) -> IdentityError {
-    move |e| IdentityError::Certificate(format!("{context}: {e}"))
+    move |e| IdentityError::certificate(context, e)
 }

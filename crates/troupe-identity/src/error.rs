@@ -52,8 +52,13 @@ pub enum IdentityError {
         reason: String,
     },
     /// A certificate could not be made, parsed or verified (e.g. it does not chain to the CA).
-    #[error("certificate error: {0}")]
-    Certificate(String),
+    #[error("certificate error: {reason}{}", cause_suffix(source.as_deref()))]
+    Certificate {
+        /// What was being done, or what is wrong.
+        reason: String,
+        /// The underlying error (from rcgen or rustls), if any.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A certificate is not valid for the node name it is used with, or a peer claims a name
     /// its certificate does not carry.
     #[error("certificate is not valid for node name {claimed:?}: {reason}")]
@@ -65,7 +70,7 @@ pub enum IdentityError {
     },
     /// Building a rustls configuration failed.
     #[error("TLS configuration error: {0}")]
-    Tls(String),
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl IdentityError {
@@ -76,10 +81,35 @@ impl IdentityError {
         }
     }
 
+    /// A [`IdentityError::Certificate`]: `reason`, caused by `source`.
+    pub(crate) fn certificate(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Certificate {
+            reason: reason.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A [`IdentityError::Certificate`] with no underlying error.
+    pub(crate) fn certificate_reason(reason: impl Into<String>) -> Self {
+        Self::Certificate {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
     pub(crate) fn pem(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::Pem {
             path: path.into(),
             reason: reason.into(),
         }
     }
+}
+
+/// `": cause"`, or nothing: the cause's text in a variant's message, so a log line that prints
+/// only the error still says what went wrong.
+fn cause_suffix(cause: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    cause.map(|c| format!(": {c}")).unwrap_or_default()
 }

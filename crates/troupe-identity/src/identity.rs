@@ -54,11 +54,14 @@ impl NodeIdentity {
         let chain = files::read_certs(&paths.cert)?;
         let key = files::read_key(&paths.key)?;
         Self::from_parts(node, ca, chain, key).map_err(|e| match e {
-            IdentityError::Certificate(reason) => IdentityError::Certificate(format!(
-                "{} (CA {}): {reason}",
-                paths.cert.display(),
-                ca_path.display()
-            )),
+            IdentityError::Certificate { reason, source } => IdentityError::Certificate {
+                reason: format!(
+                    "{} (CA {}): {reason}",
+                    paths.cert.display(),
+                    ca_path.display()
+                ),
+                source,
+            },
             other => other,
         })
     }
@@ -73,9 +76,10 @@ impl NodeIdentity {
         validate_node_name(node)?;
         verify_node_chain(&ca, &chain, node)?;
         CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider()).map_err(|e| {
-            IdentityError::Certificate(format!(
-                "the private key does not belong to the certificate or is not usable: {e}"
-            ))
+            IdentityError::certificate(
+                "the private key does not belong to the certificate or is not usable",
+                e,
+            )
         })?;
         Ok(Self {
             node: node.to_owned(),
@@ -177,15 +181,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn tls_err(e: impl fmt::Display) -> IdentityError {
-    IdentityError::Tls(e.to_string())
+fn tls_err(e: impl std::error::Error + Send + Sync + 'static) -> IdentityError {
+    IdentityError::Tls(Box::new(e))
 }
 
 fn roots(ca: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, IdentityError> {
     let mut roots = RootCertStore::empty();
     for cert in ca {
         roots.add(cert.clone()).map_err(|e| {
-            IdentityError::Certificate(format!("CA certificate is not a usable trust anchor: {e}"))
+            IdentityError::certificate("CA certificate is not a usable trust anchor", e)
         })?;
     }
     Ok(Arc::new(roots))
@@ -201,12 +205,12 @@ pub(crate) fn verify_node_chain(
     verify_peer_name(chain, node)?;
     let (end_entity, intermediates) = chain
         .split_first()
-        .ok_or_else(|| IdentityError::Certificate("no certificate".into()))?;
+        .ok_or_else(|| IdentityError::certificate_reason("no certificate"))?;
     let roots = roots(ca)?;
     let provider = provider();
     let now = UnixTime::now();
     let server_name = ServerName::try_from(node.to_owned())
-        .map_err(|e| IdentityError::Certificate(format!("{node:?} is not a DNS name: {e}")))?;
+        .map_err(|e| IdentityError::certificate(format!("{node:?} is not a DNS name"), e))?;
 
     let server = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
@@ -214,7 +218,7 @@ pub(crate) fn verify_node_chain(
     server
         .verify_server_cert(end_entity, intermediates, &server_name, &[], now)
         .map_err(|e| {
-            IdentityError::Certificate(format!("not valid as a server certificate of the CA: {e}"))
+            IdentityError::certificate("not valid as a server certificate of the CA", e)
         })?;
 
     let client = WebPkiClientVerifier::builder_with_provider(roots, provider)
@@ -223,7 +227,7 @@ pub(crate) fn verify_node_chain(
     client
         .verify_client_cert(end_entity, intermediates, now)
         .map_err(|e| {
-            IdentityError::Certificate(format!("not valid as a client certificate of the CA: {e}"))
+            IdentityError::certificate("not valid as a client certificate of the CA", e)
         })?;
     Ok(())
 }

@@ -23,8 +23,9 @@ use crate::{IdentityError, validate_node_name};
 /// [`NodeIdentity::client_config`]: crate::NodeIdentity::client_config
 ///
 /// # Errors
-/// [`IdentityError::NameMismatch`] if the chain is empty, `claimed` is not a valid node name,
-/// the certificate cannot be parsed, or it is not valid for `claimed`.
+/// [`IdentityError::InvalidNodeName`] if `claimed` is not a valid node name;
+/// [`IdentityError::NameMismatch`] if the chain is empty, the certificate cannot be parsed, or
+/// it is not valid for `claimed`.
 pub fn verify_peer_name(
     peer_chain: &[CertificateDer<'_>],
     claimed: &str,
@@ -33,7 +34,7 @@ pub fn verify_peer_name(
         claimed: claimed.to_owned(),
         reason,
     };
-    validate_node_name(claimed).map_err(|e| mismatch(e.to_string()))?;
+    validate_node_name(claimed)?;
     let end_entity = peer_chain
         .first()
         .ok_or_else(|| mismatch("the peer presented no certificate".into()))?;

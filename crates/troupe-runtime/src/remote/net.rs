@@ -514,20 +514,14 @@ pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
 }
 
 /// Why a frame could not be read off a stream.
+#[derive(Debug, thiserror::Error)]
 enum ReadError {
     /// The bytes are not a valid frame.
+    #[error(transparent)]
     Wire(WireError),
     /// The stream or connection failed.
-    Stream(String),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Wire(e) => e.fmt(f),
-            Self::Stream(e) => f.write_str(e),
-        }
-    }
+    #[error(transparent)]
+    Stream(quinn::ReadError),
 }
 
 /// Reads the next frame off a stream; `Ok(None)` when the stream ends cleanly.
@@ -545,7 +539,7 @@ async fn read_frame(
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
             Ok(None) => return Ok(None),
-            Err(e) => return Err(ReadError::Stream(e.to_string())),
+            Err(e) => return Err(ReadError::Stream(e)),
         }
     }
 }
