@@ -1,76 +1,58 @@
-//! [`DbBacking`]: the database as the store behind a read-through cache
+//! [`DbBacking`]: the database as the store behind a read-through cache.
 //!
 //! It lives in the facade, where the cache and the database meet, so neither part crate
-//! depends on the other. It answers troupe-cache's [`BackingMsg`] through a [`DbClient`]: reads from the leader (the
-//! authoritative copy the cache's contract asks for), writes through it, and versions every
-//! answer with a log index — the leader's applied index for a read, the write's own index for a
-//! write — so a later write always carries a higher version than any earlier read or write.
-//! Each request runs beside the actor, so one slow write does not hold up the others.
+//! depends on the other. It implements troupe-cache's [`Backing`] with a [`DbClient`]: reads
+//! from the leader (the authoritative copy the cache's contract asks for), writes through it,
+//! and versions every answer with a log index — the leader's applied index for a read, the
+//! write's own index for a write — so a later write always carries a higher version than any
+//! earlier read or write. No actor sits in between: each shard calls the database directly.
 
-use troupe_cache::{BackingMsg, Versioned};
+use std::time::Duration;
+
+use bytes::Bytes;
+use troupe_cache::{Backing, BackingError, Versioned};
 use troupe_db::{DbClient, ReadPolicy};
-use troupe_runtime::{Actor, ActorError, CallError, Ctx, ReplyTo, TaskGuard};
 
-/// An actor answering [`BackingMsg`] from a replicated database; see the [module docs](self)
+/// A replicated database as the store behind a read-through cache; see the
+/// [module docs](self). Declare it in one line:
+/// `CacheSpec::lru(n).read_through(DbBacking::new(db.clone()))`.
+#[derive(Clone, Debug)]
 pub struct DbBacking {
     client: DbClient,
-    tasks: Vec<TaskGuard>,
 }
 
 impl DbBacking {
-    /// Backs a cache with the database `client` reaches
+    /// Backs a cache with the database `client` reaches.
     pub fn new(client: DbClient) -> Self {
-        Self {
-            client,
-            tasks: Vec::new(),
-        }
+        Self { client }
     }
 }
 
-impl Actor for DbBacking {
-    type Msg = BackingMsg;
+impl Backing for DbBacking {
+    async fn get(&self, key: Bytes, timeout: Duration) -> Result<Versioned, BackingError> {
+        let read = self
+            .client
+            .with_timeout(timeout)
+            .get_with(key, ReadPolicy::Leader)
+            .await
+            .map_err(BackingError::store)?;
+        Ok(Versioned {
+            value: read.value,
+            version: read.index,
+        })
+    }
 
-    async fn handle(
-        &mut self,
-        msg: BackingMsg,
-        reply: ReplyTo<Versioned>,
-        ctx: &Ctx<BackingMsg>,
-    ) -> Result<(), ActorError> {
-        let client = self.client.clone();
-        let target = format!("{}/{}", ctx.node().name(), ctx.name());
-        self.tasks.retain(|t| !t.is_finished());
-        self.tasks.push(TaskGuard::spawn(async move {
-            let answer = match msg {
-                BackingMsg::Get { key } => {
-                    client
-                        .get_with(key, ReadPolicy::Leader)
-                        .await
-                        .map(|read| Versioned {
-                            value: read.value.map(|v| v.to_vec()),
-                            version: read.index,
-                        })
-                }
-                BackingMsg::Put { key, value } => {
-                    let written = match &value {
-                        Some(v) => client.put(key, v.clone()).await,
-                        None => client.delete(key).await,
-                    };
-                    written.map(|w| Versioned {
-                        value,
-                        version: w.index,
-                    })
-                }
-            };
-            match answer {
-                Ok(versioned) => {
-                    reply.send(versioned);
-                }
-                Err(err) => reply.fail(CallError::ActorFailed {
-                    target,
-                    reason: err.to_string(),
-                }),
-            }
-        }));
-        Ok(())
+    async fn put(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<u64, BackingError> {
+        let client = self.client.with_timeout(timeout);
+        let written = match value {
+            Some(value) => client.put(key, value).await,
+            None => client.delete(key).await,
+        };
+        Ok(written.map_err(BackingError::store)?.index)
     }
 }
