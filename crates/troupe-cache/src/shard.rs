@@ -568,18 +568,56 @@ impl CacheShard {
         self.fences.invalidate(&mut self.store, key, version, now)
     }
 
-    /// A read on a read-through shard: hits are answered from the store,
-    /// misses by a task reading the backing store, which casts the fills
-    /// back.
-    fn read(&mut self, keys: Vec<Bytes>, answer: GetAnswer, ctx: &mut Ctx<ShardMsg>, now: Instant) {
+    /// `GET`: a hit (or any answer of a plain shard) at once, a read-through
+    /// miss from the backing store.
+    fn get(
+        &mut self,
+        key: Bytes,
+        reply: Reply<Result<Option<Bytes>, ShardError>>,
+        ctx: &mut Ctx<ShardMsg>,
+        now: Instant,
+    ) {
+        let value = self.store.get(&key, now).map(Bytes::copy_from_slice);
+        if value.is_some() || self.read_through.is_none() {
+            reply.send(Ok(value));
+            return;
+        }
+        self.read_misses(vec![None], vec![(0, key)], GetAnswer::One(reply), ctx);
+    }
+
+    /// `MGET`: hits from the store, read-through misses from the backing
+    /// store.
+    fn get_many_through(
+        &mut self,
+        keys: Vec<Bytes>,
+        reply: Reply<Result<Vec<Option<Bytes>>, ShardError>>,
+        ctx: &mut Ctx<ShardMsg>,
+        now: Instant,
+    ) {
         let values = self.get_many(&keys, now);
-        let misses: Vec<(usize, Bytes)> = keys
-            .into_iter()
-            .zip(&values)
-            .enumerate()
-            .filter(|(_, (_, value))| value.is_none())
-            .map(|(i, (key, _))| (i, key))
-            .collect();
+        let misses: Vec<(usize, Bytes)> = match self.read_through {
+            None => Vec::new(),
+            Some(_) => keys
+                .into_iter()
+                .zip(&values)
+                .enumerate()
+                .filter(|(_, (_, value))| value.is_none())
+                .map(|(i, (key, _))| (i, key))
+                .collect(),
+        };
+        self.read_misses(values, misses, GetAnswer::Many(reply), ctx);
+    }
+
+    /// Answers `values` once the `misses` (position, key) are read from the
+    /// backing store by a task on the shard's context, which casts the
+    /// fills back before answering.
+    fn read_misses(
+        &self,
+        values: Vec<Option<Bytes>>,
+        misses: Vec<(usize, Bytes)>,
+        answer: GetAnswer,
+        ctx: &mut Ctx<ShardMsg>,
+    ) {
         let Some(rt) = self.read_through.as_ref().filter(|_| !misses.is_empty()) else {
             answer.send(Ok(values));
             return;
@@ -730,10 +768,8 @@ impl Actor for CacheShard {
         let now = Instant::now();
         let through = self.read_through.is_some();
         match msg {
-            ShardMsg::Get { key, reply } => self.read(vec![key], GetAnswer::One(reply), ctx, now),
-            ShardMsg::GetMany { keys, reply } => {
-                self.read(keys, GetAnswer::Many(reply), ctx, now);
-            }
+            ShardMsg::Get { key, reply } => self.get(key, reply, ctx, now),
+            ShardMsg::GetMany { keys, reply } => self.get_many_through(keys, reply, ctx, now),
             ShardMsg::Set {
                 key,
                 value,
