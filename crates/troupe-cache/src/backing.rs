@@ -6,20 +6,7 @@
 //! answering [`BackingMsg`] is one already: `Addr<BackingMsg>` implements
 //! [`Backing`] by calling it, so the store may also sit on another node.
 //!
-//! # The contract
-//!
-//! - Every read answers a [`Versioned`] and every write the version it
-//!   created: versions increase monotonically, per key or globally, so a later
-//!   write to a key always gets a higher version than every earlier read or
-//!   write of that key.
-//! - A read must be answered from the **authoritative copy** (for the DB: its
-//!   leader, never a follower that may lag). The cache refuses a fill older
-//!   than the last write it invalidated, but it cannot tell a lagging
-//!   replica's old value at a new-looking version from a fresh one.
-//! - A backing store that cannot answer returns a [`BackingError`] (an actor
-//!   fails the call with [`Reply::fail`](troupe_runtime::Reply::fail) or lets
-//!   it time out); the cache turns that into an error reply, never into a
-//!   cached value.
+//! The contract on versions and on the authoritative copy is on the trait.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -32,8 +19,20 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use troupe_runtime::{Addr, CallError, Message, Reply};
 
-/// The store behind a read-through cache; see the [module docs](self) for
-/// the contract on versions
+/// The store behind a read-through cache
+///
+/// # The contract
+///
+/// - Every read answers a [`Versioned`] and every write the version it
+///   created: versions increase monotonically, per key or globally, so a
+///   later write to a key always gets a higher version than every earlier
+///   read or write of that key.
+/// - A read must be answered from the **authoritative copy** (for the DB:
+///   its leader, never a follower that may lag): the cache refuses a fill
+///   older than the last write it invalidated, but it cannot tell a lagging
+///   replica's old value at a new-looking version from a fresh one.
+/// - A store that cannot answer returns a [`BackingError`]; the cache turns
+///   it into an error reply, never into a cached value.
 ///
 /// # Examples
 ///
@@ -157,8 +156,10 @@ impl BackingError {
     }
 }
 
-/// A request to an actor that backs a read-through cache (see the
-/// [module docs](self)); `Addr<BackingMsg>` implements [`Backing`]
+/// A request to an actor that backs a read-through cache, under the
+/// [`Backing`] contract; `Addr<BackingMsg>` implements [`Backing`] by
+/// calling it. An actor that cannot answer fails the call
+/// ([`Reply::fail`]) or lets it time out.
 #[derive(Debug, Serialize, Deserialize, Message)]
 #[message(name = "troupe.cache.Backing")]
 pub enum BackingMsg {
