@@ -7,23 +7,19 @@
 //! Each request runs beside the actor, so one slow write does not hold up the others.
 
 use troupe_cache::{BackingMsg, Versioned};
-use troupe_runtime::{Actor, ActorError, CallError, Ctx, ReplyTo, TaskGuard};
+use troupe_runtime::{Actor, ActorError, CallError, Ctx};
 
 use crate::client::{DbClient, ReadPolicy};
 
 /// An actor answering [`BackingMsg`] from a replicated database; see the [module docs](self)
 pub struct DbBacking {
     client: DbClient,
-    tasks: Vec<TaskGuard>,
 }
 
 impl DbBacking {
     /// Backs a cache with the database `client` reaches
     pub fn new(client: DbClient) -> Self {
-        Self {
-            client,
-            tasks: Vec::new(),
-        }
+        Self { client }
     }
 }
 
@@ -33,44 +29,42 @@ impl Actor for DbBacking {
     async fn handle(
         &mut self,
         msg: BackingMsg,
-        reply: ReplyTo<Versioned>,
-        ctx: &Ctx<BackingMsg>,
+        ctx: &mut Ctx<BackingMsg>,
     ) -> Result<(), ActorError> {
         let client = self.client.clone();
         let target = format!("{}/{}", ctx.node().name(), ctx.name());
-        self.tasks.retain(|t| !t.is_finished());
-        self.tasks.push(TaskGuard::spawn(async move {
-            let answer = match msg {
-                BackingMsg::Get { key } => {
-                    client
-                        .get_with(key, ReadPolicy::Leader)
-                        .await
-                        .map(|read| Versioned {
-                            value: read.value.map(|v| v.to_vec()),
-                            version: read.index,
-                        })
+        let failed = move |err: crate::DbError| CallError::ActorFailed {
+            target,
+            reason: err.to_string(),
+        };
+        ctx.spawn(async move {
+            match msg {
+                BackingMsg::Get { key, reply } => {
+                    match client.get_with(key, ReadPolicy::Leader).await {
+                        Ok(read) => {
+                            reply.send(Versioned {
+                                value: read.value,
+                                version: read.index,
+                            });
+                        }
+                        Err(err) => reply.fail(failed(err)),
+                    }
                 }
-                BackingMsg::Put { key, value } => {
-                    let written = match &value {
-                        Some(v) => client.put(key, v.clone()).await,
+                BackingMsg::Put { key, value, reply } => {
+                    let written = match value {
+                        Some(v) => client.put(key, v).await,
                         None => client.delete(key).await,
                     };
-                    written.map(|w| Versioned {
-                        value,
-                        version: w.index,
-                    })
+                    match written {
+                        Ok(w) => {
+                            reply.send(w.index);
+                        }
+                        Err(err) => reply.fail(failed(err)),
+                    }
                 }
-            };
-            match answer {
-                Ok(versioned) => {
-                    reply.send(versioned);
-                }
-                Err(err) => reply.fail(CallError::ActorFailed {
-                    target,
-                    reason: err.to_string(),
-                }),
             }
-        }));
+            Ok(())
+        });
         Ok(())
     }
 }
