@@ -37,7 +37,7 @@ async fn a_read_through_cache_in_front_of_the_database() {
         })
         .unwrap();
     let entries = NonZeroUsize::new(100).unwrap();
-    let for_shards = backing.clone();
+    let for_shards = SharedBacking::new(backing.clone());
     let (pool_spec, pool) = node
         .pool_child("cache", 2, ChildOptions::permanent(), move |_| {
             CacheShard::with_backing(entries, 1 << 20, for_shards.clone())
@@ -54,28 +54,30 @@ async fn a_read_through_cache_in_front_of_the_database() {
     // Versions are log indexes: every write gets a higher one.
     let mut last = 0;
     for round in 0..3 {
-        let put = BackingMsg::Put {
-            key: b"k".to_vec(),
-            value: Some(format!("v{round}").into_bytes()),
-        };
-        let version = backing.call(put, T).await.unwrap().version;
+        let version = backing
+            .call(
+                |reply| BackingMsg::Put {
+                    key: b("k"),
+                    value: Some(Bytes::from(format!("v{round}"))),
+                    reply,
+                },
+                T,
+            )
+            .await
+            .unwrap();
         assert!(version > last);
         last = version;
     }
     let read = backing
-        .call(BackingMsg::Get { key: b"k".to_vec() }, T)
+        .call(|reply| BackingMsg::Get { key: b("k"), reply }, T)
         .await
         .unwrap();
-    assert_eq!(read.value, Some(b"v2".to_vec()));
+    assert_eq!(read.value, Some(b("v2")));
     assert!(read.version >= last);
 
     // A miss fills from the database; a write through the cache lands in it.
     assert_eq!(cache.get(b("k")).await.unwrap(), Some(b("v2")));
-    let out = cache
-        .set(b("k"), b("through"), SetTtl::Clear, None)
-        .await
-        .unwrap();
-    assert!(out.written);
+    cache.set("k", "through").await.unwrap();
     assert_eq!(db.get("k").await.unwrap(), Some(b("through")));
     assert_eq!(cache.get(b("k")).await.unwrap(), Some(b("through")));
     assert_eq!(cache.del(vec![b("k")]).await.unwrap(), 1);

@@ -1,5 +1,5 @@
 //! [`Balancer`]: the configuration, and [`BalancerActor`]: the supervised actor that spreads
-//! calls over a pool of members.
+//! requests over a pool of members.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,31 +9,32 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use troupe_runtime::remote::NodeEvent;
-use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Message, Pool, ReplyTo, TaskGuard};
+use troupe_runtime::{Actor, ActorError, Addr, Ask, CallError, Ctx, Pool, Request};
 
 use crate::core::{self, BreakerConfig, BreakerState, MemberId, Outcome, Strategy};
 
-type KeyFn<M> = Arc<dyn Fn(&M) -> Option<Vec<u8>> + Send + Sync>;
+type KeyFn<Q> = Arc<dyn Fn(&Q) -> Option<Vec<u8>> + Send + Sync>;
 
 /// A load balancer's configuration: its members, how it picks among them, and when it ejects
 /// one.
 ///
-/// The balancer handles the same message type as its members and answers with their reply, so
-/// it can stand wherever a member could — behind a proxy route, in front of services, caches
-/// or DB replicas alike.
+/// The balancer takes requests of type `Q` (its message type is [`Ask<Q>`], as its members'
+/// is) and answers each with the member's response, so it can stand wherever a member could —
+/// behind a proxy route (`Q` = `HttpRequest`), in front of services, caches or DB replicas
+/// alike.
 ///
 /// In a topology: `let lb = t.add(app, "lb", Balancer::least_outstanding(&svc).factory());`
-/// where `svc` is a [`Pool`] of service actors, then route the proxy to `lb`.
-pub struct Balancer<M: Message> {
+/// where `svc` is a [`Pool`] of actors whose `Msg` is `Ask<Q>`, then route the proxy to `lb`.
+pub struct Balancer<Q: Request> {
     name: String,
     strategy: Strategy,
-    members: Vec<(Addr<M>, u32)>,
-    key: Option<KeyFn<M>>,
+    members: Vec<(Addr<Ask<Q>>, u32)>,
+    key: Option<KeyFn<Q>>,
     breaker: BreakerConfig,
     timeout: Duration,
 }
 
-impl<M: Message> Clone for Balancer<M> {
+impl<Q: Request> Clone for Balancer<Q> {
     fn clone(&self) -> Self {
         Self {
             name: self.name.clone(),
@@ -46,7 +47,7 @@ impl<M: Message> Clone for Balancer<M> {
     }
 }
 
-impl<M: Message> std::fmt::Debug for Balancer<M> {
+impl<Q: Request> std::fmt::Debug for Balancer<Q> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Balancer")
             .field("name", &self.name)
@@ -56,10 +57,10 @@ impl<M: Message> std::fmt::Debug for Balancer<M> {
     }
 }
 
-impl<M: Message> Balancer<M> {
+impl<Q: Request> Balancer<Q> {
     /// A balancer over `members` (weight 1 each) with `strategy`, the default breaker (eject
     /// after 5 consecutive failures, probe after 5 s) and a 10 s call timeout.
-    pub fn new(strategy: Strategy, members: impl IntoIterator<Item = Addr<M>>) -> Self {
+    pub fn new(strategy: Strategy, members: impl IntoIterator<Item = Addr<Ask<Q>>>) -> Self {
         Self {
             name: "balancer".into(),
             strategy,
@@ -71,33 +72,33 @@ impl<M: Message> Balancer<M> {
     }
 
     /// Round robin over every member of `pool`.
-    pub fn round_robin(pool: &Pool<M>) -> Self {
+    pub fn round_robin(pool: &Pool<Ask<Q>>) -> Self {
         Self::new(Strategy::RoundRobin, pool.members().iter().cloned())
     }
 
     /// Least outstanding requests over every member of `pool`.
-    pub fn least_outstanding(pool: &Pool<M>) -> Self {
+    pub fn least_outstanding(pool: &Pool<Ask<Q>>) -> Self {
         Self::new(Strategy::LeastOutstanding, pool.members().iter().cloned())
     }
 
     /// Power of two random choices over every member of `pool`.
-    pub fn power_of_two(pool: &Pool<M>) -> Self {
+    pub fn power_of_two(pool: &Pool<Ask<Q>>) -> Self {
         Self::new(Strategy::PowerOfTwoChoices, pool.members().iter().cloned())
     }
 
     /// Smooth weighted round robin over `members` with their weights.
-    pub fn weighted(members: impl IntoIterator<Item = (Addr<M>, u32)>) -> Self {
+    pub fn weighted(members: impl IntoIterator<Item = (Addr<Ask<Q>>, u32)>) -> Self {
         let mut b = Self::new(Strategy::WeightedRoundRobin, []);
         b.members = members.into_iter().collect();
         b
     }
 
     /// Consistent hashing over every member of `pool`, by the key `key` extracts from each
-    /// message (messages without a key go round robin). When a member joins or leaves, only
+    /// request (requests without a key go round robin). When a member joins or leaves, only
     /// about 1/N of the keys move.
     pub fn consistent_hash(
-        pool: &Pool<M>,
-        key: impl Fn(&M) -> Option<Vec<u8>> + Send + Sync + 'static,
+        pool: &Pool<Ask<Q>>,
+        key: impl Fn(&Q) -> Option<Vec<u8>> + Send + Sync + 'static,
     ) -> Self {
         let mut b = Self::new(Strategy::consistent_hash(), pool.members().iter().cloned());
         b.key = Some(Arc::new(key));
@@ -123,80 +124,75 @@ impl<M: Message> Balancer<M> {
     }
 
     /// A fresh actor running this configuration.
-    pub fn actor(&self) -> BalancerActor<M> {
+    pub fn actor(&self) -> BalancerActor<Q> {
         BalancerActor {
             config: self.clone(),
             core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
             rng: SmallRng::seed_from_u64(rand::random()),
-            watcher: None,
         }
     }
 
     /// A factory for topologies: `t.add(app, "lb", Balancer::least_outstanding(&pool).factory())`.
-    pub fn factory(self) -> impl Fn() -> BalancerActor<M> + Send + Sync + 'static {
+    pub fn factory(self) -> impl Fn() -> BalancerActor<Q> + Send + Sync + 'static {
         move || self.actor()
     }
 }
 
-/// The supervised balancer: picks a member for each message, forwards it, and answers with
-/// the member's reply (or its typed error).
+/// The supervised balancer: picks a member for each request, asks it, and answers with the
+/// member's response (or its typed error, as the member's call returned it).
 ///
 /// Calls to members run concurrently (the balancer never waits for one before picking the
 /// next); each outcome feeds that member's circuit breaker. Members on a node reported down
-/// are skipped until it is up again. A restarted balancer starts with fresh health state.
-pub struct BalancerActor<M: Message> {
-    config: Balancer<M>,
+/// are skipped until it is up again. A restarted balancer starts with fresh health state;
+/// calls it had already forwarded are still answered.
+pub struct BalancerActor<Q: Request> {
+    config: Balancer<Q>,
     core: Arc<Mutex<core::Balancer>>,
     rng: SmallRng,
-    watcher: Option<TaskGuard>,
 }
 
-impl<M: Message> BalancerActor<M> {
+impl<Q: Request> BalancerActor<Q> {
     /// Health and load of each member, in member order (for dashboards and tests).
     pub fn members(&self) -> Vec<core::MemberView> {
         self.core.lock().members()
     }
 }
 
-impl<M: Message> Actor for BalancerActor<M> {
-    type Msg = M;
+impl<Q: Request> Actor for BalancerActor<Q> {
+    type Msg = Ask<Q>;
 
-    async fn started(&mut self, ctx: &Ctx<M>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<Ask<Q>>) -> Result<(), ActorError> {
         {
             let mut core = self.core.lock();
             for (i, (addr, weight)) in self.config.members.iter().enumerate() {
                 core.add(MemberId(i as u64), *weight, Some(addr.node().to_string()));
             }
         }
-        {
-            let mut events = ctx.node().cluster_events();
-            let core = self.core.clone();
-            let name = self.config.name.clone();
-            self.watcher = Some(TaskGuard::spawn(async move {
-                loop {
-                    match events.recv().await {
-                        Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
-                            tracing::info!(balancer = %name, %node, "members on a down node are out");
-                            core.lock().node_down(&node);
-                        }
-                        Ok(NodeEvent::Up { node, .. }) => core.lock().node_up(&node),
-                        Ok(_) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        // follows node events for as long as this instance runs (a restarted balancer
+        // subscribes afresh with its fresh core)
+        let mut events = ctx.node().cluster_events();
+        let core = self.core.clone();
+        let name = self.config.name.clone();
+        ctx.spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
+                        tracing::info!(balancer = %name, %node, "members on a down node are out");
+                        core.lock().node_down(&node);
                     }
+                    Ok(NodeEvent::Up { node, .. }) => core.lock().node_up(&node),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                 }
-            }));
-        }
+            }
+        });
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: M,
-        reply: ReplyTo<M::Reply>,
-        _ctx: &Ctx<M>,
-    ) -> Result<(), ActorError> {
-        let key = self.config.key.as_ref().and_then(|k| k(&msg));
+    async fn handle(&mut self, ask: Ask<Q>, _ctx: &mut Ctx<Ask<Q>>) -> Result<(), ActorError> {
+        let Ask { request, reply } = ask;
+        let key = self.config.key.as_ref().and_then(|k| k(&request));
         let pick = self
             .core
             .lock()
@@ -222,8 +218,10 @@ impl<M: Message> Actor for BalancerActor<M> {
         let core = self.core.clone();
         let timeout = self.config.timeout;
         let name = self.config.name.clone();
+        // a plain task, not one on the context: a forward in flight outlives a restart of the
+        // balancer (its caller still gets the member's answer), and it never fails the balancer
         tokio::spawn(async move {
-            let result = member.call(msg, timeout).await;
+            let result = member.ask(request, timeout).await;
             let outcome = match &result {
                 Ok(_) => Outcome::Success,
                 Err(CallError::Timeout { .. }) => Outcome::Timeout,

@@ -25,8 +25,10 @@
 //! - `core/ring.rs`: the consistent-hash ring of virtual nodes.
 //! - `core/hash.rs`: [`core::hash::key_hash`], the fixed, version-stable hash that places keys
 //!   and virtual nodes on the ring.
-//! - `actor.rs`: [`Balancer`] (configuration) and [`BalancerActor`], the thin supervised shell:
-//!   it picks, forwards each call concurrently, reports outcomes, follows node events.
+//! - `actor.rs`: [`Balancer`] (configuration) and [`BalancerActor`], the thin supervised shell
+//!   for requests of any [`Request`](troupe_runtime::Request) type `Q` (its message is
+//!   `Ask<Q>`): it picks, forwards each request concurrently, reports outcomes, follows node
+//!   events.
 //!
 //! # Metrics
 //! `troupe_balancer_ejections_total{balancer}` and `troupe_balancer_unavailable_total{balancer}`

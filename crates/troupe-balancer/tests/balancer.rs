@@ -1,5 +1,5 @@
 //! The balancer actor in front of real actors: strategies, ejection and re-admission,
-//! members on a node that goes down, a crash under supervision, and proxy → balancer → pool.
+//! members on a node that goes down, and a crash under supervision.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,21 +11,17 @@ use troupe_balancer::Balancer;
 use troupe_balancer::core::{BreakerConfig, Strategy};
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Pool,
-    ReplyTo, SupervisorSpec,
+    Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Mesh, Node, NodeConfig, Pool,
+    Request, SupervisorSpec,
 };
 
 const T: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, Request)]
+#[request(name = "balancer-test.Work", response = usize)]
 enum Work {
-    /// Replies with the member's index (after `ms` milliseconds).
+    /// Answered with the member's index (after `ms` milliseconds).
     Who { ms: u64 },
-}
-
-impl Message for Work {
-    const NAME: &'static str = "balancer-test.Work";
-    type Reply = usize;
 }
 
 struct Member {
@@ -34,12 +30,14 @@ struct Member {
 }
 
 impl Actor for Member {
-    type Msg = Work;
+    type Msg = Ask<Work>;
     async fn handle(
         &mut self,
-        Work::Who { ms }: Work,
-        reply: ReplyTo<usize>,
-        _: &Ctx<Work>,
+        Ask {
+            request: Work::Who { ms },
+            reply,
+        }: Ask<Work>,
+        _: &mut Ctx<Ask<Work>>,
     ) -> Result<(), ActorError> {
         if !self.healthy.load(Ordering::SeqCst) {
             reply.fail(CallError::ActorFailed {
@@ -60,7 +58,7 @@ impl Actor for Member {
 
 struct Setup {
     node: Node,
-    pool: Pool<Work>,
+    pool: Pool<Ask<Work>>,
     health: Vec<Arc<AtomicBool>>,
 }
 
@@ -83,7 +81,7 @@ async fn setup(n: usize) -> Setup {
     Setup { node, pool, health }
 }
 
-async fn balancer(s: &Setup, name: &str, config: Balancer<Work>) -> Addr<Work> {
+async fn balancer(s: &Setup, name: &str, config: Balancer<Work>) -> Addr<Ask<Work>> {
     s.node
         .root()
         .unwrap()
@@ -98,9 +96,28 @@ async fn round_robin_spreads_calls_evenly() {
     let lb = balancer(&s, "lb", Balancer::round_robin(&s.pool)).await;
     let mut counts = [0; 3];
     for _ in 0..30 {
-        counts[lb.call(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
+        counts[lb.ask(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
     }
     assert_eq!(counts, [10, 10, 10]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_sends_a_key_to_the_same_member_every_time() {
+    let s = setup(3).await;
+    let by_delay = |work: &Work| match work {
+        Work::Who { ms } => Some(ms.to_le_bytes().to_vec()),
+    };
+    let lb = balancer(&s, "lb", Balancer::consistent_hash(&s.pool, by_delay)).await;
+    for ms in 0..4 {
+        let first = lb.ask(Work::Who { ms }, T).await.unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                lb.ask(Work::Who { ms }, T).await.unwrap(),
+                first,
+                "key {ms}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,13 +127,13 @@ async fn least_outstanding_avoids_a_busy_member() {
     // one slow call occupies some member...
     let slow = {
         let lb = lb.clone();
-        tokio::spawn(async move { lb.call(Work::Who { ms: 1_000 }, T).await })
+        tokio::spawn(async move { lb.ask(Work::Who { ms: 1_000 }, T).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     // ...and while it is outstanding, no quick call goes to that member
     let mut quick = [0; 3];
     for _ in 0..6 {
-        quick[lb.call(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
+        quick[lb.ask(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
     }
     let busy = slow.await.unwrap().unwrap();
     assert_eq!(quick[busy], 0, "{quick:?} (busy member {busy})");
@@ -135,21 +152,21 @@ async fn a_failing_member_is_ejected_and_readmitted_after_a_good_probe() {
     s.health[1].store(false, Ordering::SeqCst);
     let mut failures = 0;
     for _ in 0..30 {
-        if lb.call(Work::Who { ms: 0 }, T).await.is_err() {
+        if lb.ask(Work::Who { ms: 0 }, T).await.is_err() {
             failures += 1;
         }
     }
     // three failures eject member 1; after that every call is answered by 0 or 2
     assert_eq!(failures, 3);
     for _ in 0..10 {
-        assert_ne!(lb.call(Work::Who { ms: 0 }, T).await.unwrap(), 1);
+        assert_ne!(lb.ask(Work::Who { ms: 0 }, T).await.unwrap(), 1);
     }
     // healed: after the open period one probe goes to it, succeeds, and it is back
     s.health[1].store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(350)).await;
     let deadline = Instant::now() + T;
     loop {
-        if lb.call(Work::Who { ms: 0 }, T).await.unwrap() == 1 {
+        if lb.ask(Work::Who { ms: 0 }, T).await.unwrap() == 1 {
             break;
         }
         assert!(Instant::now() < deadline, "member 1 never re-admitted");
@@ -168,9 +185,9 @@ async fn with_no_member_available_calls_fail_typed() {
     for h in &s.health {
         h.store(false, Ordering::SeqCst);
     }
-    let _ = lb.call(Work::Who { ms: 0 }, T).await;
-    let _ = lb.call(Work::Who { ms: 0 }, T).await;
-    let err = lb.call(Work::Who { ms: 0 }, T).await.unwrap_err();
+    let _ = lb.ask(Work::Who { ms: 0 }, T).await;
+    let _ = lb.ask(Work::Who { ms: 0 }, T).await;
+    let err = lb.ask(Work::Who { ms: 0 }, T).await.unwrap_err();
     assert!(matches!(err, CallError::NotFound { .. }), "{err:?}");
 }
 
@@ -186,7 +203,7 @@ async fn the_balancer_crashed_under_supervision_serves_again() {
         ),
     )
     .await;
-    assert!(lb.call(Work::Who { ms: 0 }, T).await.is_ok());
+    assert!(lb.ask(Work::Who { ms: 0 }, T).await.is_ok());
     let mut reports = s.node.supervision_reports();
     assert!(s.node.kill("lb"));
     let r = tokio::time::timeout(T, reports.recv())
@@ -195,7 +212,7 @@ async fn the_balancer_crashed_under_supervision_serves_again() {
         .unwrap();
     assert_eq!(r.child, "lb");
     let deadline = Instant::now() + T;
-    while lb.call(Work::Who { ms: 0 }, T).await.is_err() {
+    while lb.ask(Work::Who { ms: 0 }, T).await.is_err() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -249,10 +266,10 @@ async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let members: Vec<Addr<Work>> = ["x", "y"]
+    let members: Vec<Addr<Ask<Work>>> = ["x", "y"]
         .iter()
         .flat_map(|n| (0..2).map(move |i| (n, i)))
-        .map(|(n, i)| edge.addr::<Work>(n, &format!("m.{i}")))
+        .map(|(n, i)| edge.addr::<Ask<Work>>(n, &format!("m.{i}")))
         .collect();
     let lb = edge
         .root()
@@ -265,7 +282,7 @@ async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
         .await
         .unwrap();
     for _ in 0..8 {
-        lb.call(Work::Who { ms: 0 }, T).await.unwrap();
+        lb.ask(Work::Who { ms: 0 }, T).await.unwrap();
     }
     let mut events = edge_net.events();
     x_net.shutdown().await;
@@ -283,13 +300,13 @@ async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     // every call now goes to y's members and succeeds
     for _ in 0..20 {
-        assert!(lb.call(Work::Who { ms: 0 }, T).await.unwrap() >= 20);
+        assert!(lb.ask(Work::Who { ms: 0 }, T).await.unwrap() >= 20);
     }
     // x comes back (a new incarnation): its members take calls again
     let (_x2, _x2_net) = remote_pool(&ca, "x", 10, &[edge_net.local_addr()]).await;
     let deadline = Instant::now() + T;
     loop {
-        let who = lb.call(Work::Who { ms: 0 }, T).await.unwrap();
+        let who = lb.ask(Work::Who { ms: 0 }, T).await.unwrap();
         if who < 20 {
             break;
         }

@@ -7,29 +7,20 @@ use serde::{Deserialize, Serialize};
 use troupe_balancer::Balancer;
 use troupe_balancer::core::BreakerConfig;
 use troupe_runtime::{
-    Actor, ActorError, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Ask, CallError, ChildOptions, Ctx, Mesh, Node, NodeConfig, Request,
     SupervisorSpec,
 };
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Request)]
+#[request(name = "balancer-metrics.Ping", response = ())]
 struct Ping;
-
-impl Message for Ping {
-    const NAME: &'static str = "balancer-metrics.Ping";
-    type Reply = ();
-}
 
 struct Broken;
 
 impl Actor for Broken {
-    type Msg = Ping;
-    async fn handle(
-        &mut self,
-        _: Ping,
-        reply: ReplyTo<()>,
-        _: &Ctx<Ping>,
-    ) -> Result<(), ActorError> {
-        reply.fail(CallError::ActorFailed {
+    type Msg = Ask<Ping>;
+    async fn handle(&mut self, ask: Ask<Ping>, _: &mut Ctx<Ask<Ping>>) -> Result<(), ActorError> {
+        ask.reply.fail(CallError::ActorFailed {
             target: "broken".into(),
             reason: "always".into(),
         });
@@ -68,7 +59,7 @@ async fn ejections_are_counted() {
         .await
         .unwrap();
     for _ in 0..6 {
-        let _ = lb.call(Ping, Duration::from_secs(5)).await;
+        let _ = lb.ask(Ping, Duration::from_secs(5)).await;
     }
     let ejections = snapshotter
         .snapshot()

@@ -8,14 +8,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use troupe_runtime::listener::{ServerTask, StableListenAddr};
-use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo};
+use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 
 use crate::client::CacheClient;
 use crate::resp::Limits;
 use crate::server::{Shared, serve};
 
-/// A RESP2 front end's configuration: where it listens, the cache it serves
-/// and its limits
+/// A RESP2 front end's configuration: where it listens and its limits (the
+/// cache it serves is given when the actor is made)
+///
+/// Usually declared on the cache itself with
+/// [`CacheSpec::resp`](crate::CacheSpec::resp); a string converts into a
+/// server with the defaults.
 ///
 /// # Examples
 ///
@@ -23,10 +27,11 @@ use crate::server::{Shared, serve};
 /// # use troupe_cache::{CacheClient, RespServer};
 /// # use troupe_cache::resp::Limits;
 /// # fn wire(client: CacheClient) {
-/// let server = RespServer::new("127.0.0.1:6379", client)
+/// let server = RespServer::new("127.0.0.1:6379")
 ///     .max_connections(1_000)
 ///     .limits(Limits { max_bulk_len: 1 << 20, ..Limits::default() });
-/// // in a topology: t.add(node, "resp", server.factory());
+/// // on a node of its own: node.child("resp", ChildOptions::permanent(), server.factory(client))
+/// # let _ = server.factory(client);
 /// # }
 /// ```
 #[derive(Clone, Debug)]
@@ -34,19 +39,29 @@ pub struct RespServer {
     /// Where it listens; restarts bind the address the first instance bound, so a server
     /// configured with port 0 comes back where its clients know it.
     listen: StableListenAddr,
-    client: CacheClient,
     max_connections: usize,
     limits: Limits,
     drain_timeout: Duration,
 }
 
+impl From<&str> for RespServer {
+    fn from(addr: &str) -> Self {
+        Self::new(addr)
+    }
+}
+
+impl From<String> for RespServer {
+    fn from(addr: String) -> Self {
+        Self::new(addr)
+    }
+}
+
 impl RespServer {
-    /// A server on `addr` in front of `client`'s shards, with 10,000
+    /// A server on `addr` (`host:port`, port 0 picks a free one), with 10,000
     /// connections, the default [`Limits`] and a 5 s drain on shutdown
-    pub fn new(addr: impl Into<String>, client: CacheClient) -> Self {
+    pub fn new(addr: impl Into<String>) -> Self {
         Self {
             listen: StableListenAddr::new(addr),
-            client,
             max_connections: 10_000,
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(5),
@@ -73,30 +88,40 @@ impl RespServer {
         self
     }
 
-    /// A fresh actor running this configuration
-    pub fn actor(&self) -> RespServerActor {
+    /// The address as configured
+    pub fn addr(&self) -> &str {
+        self.listen.configured()
+    }
+
+    /// A fresh actor running this configuration in front of `client`'s
+    /// shards
+    pub fn actor(&self, client: CacheClient) -> RespServerActor {
         RespServerActor {
             config: self.clone(),
+            client,
             running: None,
         }
     }
 
-    /// A factory for topologies: `t.add(node, "resp", server.factory())`
-    pub fn factory(self) -> impl Fn() -> RespServerActor + Send + Sync + 'static {
-        move || self.actor()
+    /// A factory making the actor at every (re)start, in front of `client`'s
+    /// shards: `node.child("resp", ChildOptions::permanent(), server.factory(client))`.
+    /// Every instance binds the address the first one bound.
+    pub fn factory(
+        &self,
+        client: CacheClient,
+    ) -> impl Fn() -> RespServerActor + Send + Sync + 'static {
+        let config = self.clone();
+        move || config.actor(client.clone())
     }
 }
 
 /// What the RESP server actor answers
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.cache.RespServer")]
 pub enum RespServerMsg {
-    /// The address the server is bound to (useful with port 0)
-    LocalAddr,
-}
-
-impl Message for RespServerMsg {
-    const NAME: &'static str = "troupe.cache.RespServer";
-    type Reply = Option<SocketAddr>;
+    /// The address the server is bound to (useful with port 0); `None`
+    /// while it is not listening
+    LocalAddr(Reply<Option<SocketAddr>>),
 }
 
 /// The supervised actor that owns the listener and the connections
@@ -107,18 +132,19 @@ impl Message for RespServerMsg {
 /// instance binds the same address again.
 pub struct RespServerActor {
     config: RespServer,
+    client: CacheClient,
     running: Option<ServerTask>,
 }
 
 impl Actor for RespServerActor {
     type Msg = RespServerMsg;
 
-    async fn started(&mut self, _ctx: &Ctx<RespServerMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, _ctx: &mut Ctx<RespServerMsg>) -> Result<(), ActorError> {
         let c = &self.config;
         let listener = c.listen.bind().await?;
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
-            client: c.client.clone(),
+            client: self.client.clone(),
             limits: c.limits,
             max_connections: c.max_connections,
             drain_timeout: c.drain_timeout,
@@ -136,18 +162,17 @@ impl Actor for RespServerActor {
     async fn handle(
         &mut self,
         msg: RespServerMsg,
-        reply: ReplyTo<Option<SocketAddr>>,
-        _ctx: &Ctx<RespServerMsg>,
+        _ctx: &mut Ctx<RespServerMsg>,
     ) -> Result<(), ActorError> {
         match msg {
-            RespServerMsg::LocalAddr => {
+            RespServerMsg::LocalAddr(reply) => {
                 reply.send(self.running.as_ref().map(ServerTask::local_addr));
             }
         }
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &Ctx<RespServerMsg>) -> Result<(), ActorError> {
+    async fn stopped(&mut self, _ctx: &mut Ctx<RespServerMsg>) -> Result<(), ActorError> {
         if let Some(server) = self.running.take()
             && !server.stop().await
         {

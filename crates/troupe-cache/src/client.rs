@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use troupe_runtime::{Addr, CallError, Pool};
+use troupe_runtime::{Addr, CallError, Pool, Reply, ReplyValue};
 
-use crate::cmd::SetCondition;
-use crate::shard::{KeyTtl, SetTtl, ShardError, ShardMsg, ShardReply, ShardStats};
+use crate::cmd::{ExpireOptions, SetCondition};
+use crate::shard::{KeyTtl, SetResult, SetTtl, ShardError, ShardMsg, ShardStats};
+
+/// How long a [`CacheClient`] waits for each shard unless told otherwise
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// FNV-1a (64-bit) of `key`: stable across processes and releases, so every
 /// client routes a key to the same shard
@@ -24,49 +27,49 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// Why a cache operation failed; `Display` is the Redis-style reply text
+/// (with the cause, so the RESP front end can answer it as it is)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CacheError {
-    /// A shard could not be reached or did not answer in time
+    /// A shard could not be reached, did not answer in time, or failed while
+    /// handling the request (a write may or may not have been applied)
     #[error("ERR cache shard unavailable: {0}")]
-    Unavailable(CallError),
+    Unavailable(#[from] CallError),
     /// A shard refused the operation
-    #[error("{0}")]
-    Refused(ShardError),
-    /// A shard answered with a reply of the wrong kind (a bug)
-    #[error("ERR unexpected reply from a cache shard")]
-    Unexpected,
+    #[error(transparent)]
+    Refused(#[from] ShardError),
 }
 
-/// The result of a [`CacheClient::set`]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetResult {
-    /// Whether the value was written (`false` when `NX`/`XX` failed)
-    pub written: bool,
-    /// The live value before the operation
-    pub old: Option<Bytes>,
-}
-
-/// A handle to a sharded cache: the shard addresses and a call timeout
+/// A handle to a sharded cache: the shard addresses and a per-call timeout
 ///
-/// Cheap to clone; shards may live on any node.
+/// Cheap to clone (one reference count); the shards may live on any node.
+/// Built by [`CacheSpec::client`](crate::CacheSpec::client) when the cache
+/// is placed, or from the shard handles with [`CacheClient::new`].
+///
+/// Each method sends one message per shard involved and waits for every
+/// answer, at most the client's timeout ([`DEFAULT_TIMEOUT`], 5 s, unless set
+/// with [`with_timeout`](Self::with_timeout)).
 #[derive(Clone, Debug)]
 pub struct CacheClient {
     shards: Arc<[Addr<ShardMsg>]>,
     timeout: Duration,
 }
 
+/// Cancelling (dropping) any method's future abandons its calls: the shards
+/// may still apply a write, and their answers are discarded.
 impl CacheClient {
     /// A client over `shards` (in a fixed order: the order decides routing)
-    /// with a 5 s call timeout
+    /// with the [`DEFAULT_TIMEOUT`]
     ///
     /// # Panics
     ///
     /// If `shards` is empty.
-    pub fn new(shards: Vec<Addr<ShardMsg>>) -> Self {
+    pub fn new(shards: impl IntoIterator<Item = Addr<ShardMsg>>) -> Self {
+        let shards: Arc<[Addr<ShardMsg>]> = shards.into_iter().collect();
         assert!(!shards.is_empty(), "a cache needs at least one shard");
         Self {
-            shards: shards.into(),
-            timeout: Duration::from_secs(5),
+            shards,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -76,13 +79,20 @@ impl CacheClient {
     ///
     /// If the pool is empty.
     pub fn from_pool(pool: &Pool<ShardMsg>) -> Self {
-        Self::new(pool.members().to_vec())
+        Self::new(pool.members().iter().cloned())
     }
 
-    /// How long each shard gets to answer
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    /// A copy of this client whose calls wait up to `timeout` for each shard
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            shards: self.shards.clone(),
+            timeout,
+        }
+    }
+
+    /// How long each call waits for a shard
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The shard addresses, in routing order
@@ -96,27 +106,26 @@ impl CacheClient {
         (key_hash(key) % self.shards.len() as u64) as usize
     }
 
-    async fn call(&self, shard: usize, msg: ShardMsg) -> Result<ShardReply, CacheError> {
-        match self.shards[shard].call(msg, self.timeout).await {
-            Ok(ShardReply::Error(err)) => Err(CacheError::Refused(err)),
-            Ok(reply) => Ok(reply),
-            Err(err) => Err(CacheError::Unavailable(err)),
-        }
+    async fn call<R: ReplyValue>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(Reply<R>) -> ShardMsg,
+    ) -> Result<R, CallError> {
+        self.shards[shard].call(make, self.timeout).await
     }
 
-    async fn call_key(&self, key: &[u8], msg: ShardMsg) -> Result<ShardReply, CacheError> {
-        self.call(self.shard_of(key), msg).await
-    }
-
-    /// Call every shard with `msg`, answers in shard order.
-    async fn call_all(&self, msg: &ShardMsg) -> Result<Vec<ShardReply>, CacheError> {
-        join_all((0..self.shards.len()).map(|i| self.call(i, msg.clone())))
+    /// Calls every shard with `make`, answers in shard order.
+    async fn call_all<R: ReplyValue>(
+        &self,
+        make: impl Fn(Reply<R>) -> ShardMsg,
+    ) -> Result<Vec<R>, CallError> {
+        join_all((0..self.shards.len()).map(|i| self.call(i, &make)))
             .await
             .into_iter()
             .collect()
     }
 
-    /// Split `items` by the shard of `key(item)`: per shard, the items and
+    /// Splits `items` by the shard of `key(item)`: per shard, the items and
     /// their positions in `items`.
     fn split<T>(
         &self,
@@ -139,200 +148,314 @@ impl CacheClient {
             .collect()
     }
 
-    /// Send one message per shard built from its share of `items`.
-    async fn scatter<T>(
+    /// Sends one request per shard built from its share of `items`; per
+    /// shard, the positions of its items and its answer.
+    async fn scatter<T, R: ReplyValue>(
         &self,
         items: Vec<T>,
         key: impl Fn(&T) -> &[u8],
-        msg: impl Fn(Vec<T>) -> ShardMsg,
-    ) -> Result<Vec<(Vec<usize>, ShardReply)>, CacheError> {
+        make: impl Fn(Vec<T>, Reply<R>) -> ShardMsg,
+    ) -> Result<Vec<(Vec<usize>, R)>, CacheError> {
         let groups = self.split(items, key);
-        let calls = groups.into_iter().map(|(shard, positions, items)| {
-            let msg = msg(items);
-            async move { Ok((positions, self.call(shard, msg).await?)) }
-        });
+        let make = &make;
+        let calls = groups
+            .into_iter()
+            .map(|(shard, positions, items)| async move {
+                let answer = self.call(shard, |reply| make(items, reply)).await?;
+                Ok((positions, answer))
+            });
         join_all(calls).await.into_iter().collect()
     }
 
-    /// The value at `key`
+    /// The value at `key` (`None` if absent or expired)
+    ///
+    /// On a read-through cache, a miss is read from the backing store.
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if the shard cannot be reached.
-    pub async fn get(&self, key: Bytes) -> Result<Option<Bytes>, CacheError> {
-        let mut values = self.mget(vec![key]).await?;
-        Ok(values.pop().flatten())
+    /// [`CacheError::Unavailable`] if the shard cannot be reached or does
+    /// not answer in time; [`CacheError::Refused`] if a read-through shard's
+    /// backing store fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: a read changes nothing the caller relies on.
+    pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, CacheError> {
+        let key = key.into();
+        let shard = self.shard_of(&key);
+        Ok(self
+            .call(shard, |reply| ShardMsg::Get { key, reply })
+            .await??)
     }
 
-    /// The values at `keys`, in order
+    /// The values at `keys`, in order (`None` for an absent key)
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if any shard involved cannot be reached.
-    pub async fn mget(&self, keys: Vec<Bytes>) -> Result<Vec<Option<Bytes>>, CacheError> {
+    /// As [`get`](Self::get), for any shard involved.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: reads change nothing the caller relies on.
+    pub async fn mget<K: Into<Bytes>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
         let mut out = vec![None; keys.len()];
-        for (positions, reply) in self.scatter(keys, |k| k, ShardMsg::Get).await? {
-            let ShardReply::Values(values) = reply else {
-                return Err(CacheError::Unexpected);
-            };
-            for (i, value) in positions.into_iter().zip(values) {
+        let answers = self
+            .scatter(keys, |k| k, |keys, reply| ShardMsg::GetMany { keys, reply })
+            .await?;
+        for (positions, values) in answers {
+            for (i, value) in positions.into_iter().zip(values?) {
                 out[i] = value;
             }
         }
         Ok(out)
     }
 
-    /// `SET key value` with an expiry and an optional `NX`/`XX` condition
+    /// `SET key value`: stores `value` with no expiry (clearing any old one)
+    ///
+    /// `Ok` means the shard stored it; on a read-through cache, that the
+    /// backing store has it and the cached copy was dropped, so every later
+    /// read returns it (or a newer value).
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if the shard cannot be reached or the entry is larger
-    /// than the shard's byte bound.
+    /// [`CacheError::Refused`] with [`ShardError::TooLarge`] if the entry is
+    /// larger than the shard's byte bound, or a backing store failure;
+    /// [`CacheError::Unavailable`] as for [`get`](Self::get) (the write may
+    /// or may not have been applied).
+    ///
+    /// # Cancel safety
+    ///
+    /// The write may or may not be applied.
     pub async fn set(
         &self,
-        key: Bytes,
-        value: Bytes,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), CacheError> {
+        self.set_with(key, value, SetTtl::Clear, None).await?;
+        Ok(())
+    }
+
+    /// `SET key value` with an expiry and an optional `NX`/`XX` condition;
+    /// whether it was written, and the value it replaced
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set); a read-through cache refuses any expiry or
+    /// condition with [`ShardError::ReadThroughUnsupported`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The write may or may not be applied.
+    pub async fn set_with(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
         ttl: SetTtl,
         condition: Option<SetCondition>,
     ) -> Result<SetResult, CacheError> {
+        let (key, value) = (key.into(), value.into());
         let shard = self.shard_of(&key);
-        let msg = ShardMsg::Set {
+        let make = |reply| ShardMsg::Set {
             key,
             value,
             ttl,
             condition,
+            reply,
         };
-        match self.call(shard, msg).await? {
-            ShardReply::Set { written, old } => Ok(SetResult { written, old }),
-            _ => Err(CacheError::Unexpected),
-        }
+        Ok(self.call(shard, make).await??)
     }
 
-    /// Set every pair (no expiry); each shard applies its share atomically,
+    /// Sets every pair (no expiry); each shard applies its share in order,
     /// but shards are independent
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if a shard cannot be reached or refuses an entry.
-    pub async fn mset(&self, pairs: Vec<(Bytes, Bytes)>) -> Result<(), CacheError> {
-        self.scatter(pairs, |(k, _)| k, ShardMsg::SetMany).await?;
+    /// As [`set`](Self::set), for any shard involved; the other shards'
+    /// shares are applied.
+    ///
+    /// # Cancel safety
+    ///
+    /// Any share of the writes may or may not be applied.
+    pub async fn mset<K: Into<Bytes>, V: Into<Bytes>>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), CacheError> {
+        let pairs: Vec<(Bytes, Bytes)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let answers = self
+            .scatter(
+                pairs,
+                |(k, _)| k,
+                |pairs, reply| ShardMsg::SetMany { pairs, reply },
+            )
+            .await?;
+        for (_, done) in answers {
+            done?;
+        }
         Ok(())
     }
 
-    /// Remove `keys`; how many live keys were removed
+    /// Removes `keys`; how many live keys were removed (on a read-through
+    /// cache: how many keys were deleted in the backing store, present or
+    /// not)
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if a shard cannot be reached.
-    pub async fn del(&self, keys: Vec<Bytes>) -> Result<u64, CacheError> {
-        self.count(keys, ShardMsg::Del).await
-    }
-
-    /// How many of `keys` are live (a repeated key counts each time)
+    /// As [`set`](Self::set), for any shard involved.
     ///
-    /// # Errors
+    /// # Cancel safety
     ///
-    /// [`CacheError`] if a shard cannot be reached.
-    pub async fn exists(&self, keys: Vec<Bytes>) -> Result<u64, CacheError> {
-        self.count(keys, ShardMsg::Exists).await
-    }
-
-    async fn count(
+    /// Any of the deletes may or may not be applied.
+    pub async fn del<K: Into<Bytes>>(
         &self,
-        keys: Vec<Bytes>,
-        msg: impl Fn(Vec<Bytes>) -> ShardMsg,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<u64, CacheError> {
+        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
+        let answers = self
+            .scatter(keys, |k| k, |keys, reply| ShardMsg::Del { keys, reply })
+            .await?;
         let mut total = 0;
-        for (_, reply) in self.scatter(keys, |k| k, msg).await? {
-            let ShardReply::Count(n) = reply else {
-                return Err(CacheError::Unexpected);
-            };
-            total += n;
+        for (_, n) in answers {
+            total += n?;
         }
         Ok(total)
     }
 
-    /// `PEXPIRE key millis [NX|XX|GT|LT]`; whether the expiry was set
+    /// How many of `keys` are live (a repeated key counts each time); on a
+    /// read-through cache, only cached copies count
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if the shard cannot be reached.
+    /// [`CacheError::Unavailable`] as for [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe.
+    pub async fn exists<K: Into<Bytes>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<u64, CacheError> {
+        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
+        let answers = self
+            .scatter(keys, |k| k, |keys, reply| ShardMsg::Exists { keys, reply })
+            .await?;
+        Ok(answers.into_iter().map(|(_, n)| n).sum())
+    }
+
+    /// `PEXPIRE key millis [NX|XX|GT|LT]`: whether the expiry was set (zero
+    /// or negative `millis` deletes the key)
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Unavailable`] as for [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// The expiry may or may not be set.
     pub async fn expire(
         &self,
-        key: Bytes,
+        key: impl Into<Bytes>,
         millis: i64,
-        options: crate::cmd::ExpireOptions,
+        options: ExpireOptions,
     ) -> Result<bool, CacheError> {
+        let key = key.into();
         let shard = self.shard_of(&key);
-        let msg = ShardMsg::Expire {
+        let make = |reply| ShardMsg::Expire {
             key,
             millis,
             options,
+            reply,
         };
-        flag(self.call(shard, msg).await?)
+        Ok(self.call(shard, make).await?)
     }
 
     /// The time to live of `key`
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if the shard cannot be reached.
-    pub async fn ttl(&self, key: Bytes) -> Result<KeyTtl, CacheError> {
-        match self.call_key(&key.clone(), ShardMsg::Ttl(key)).await? {
-            ShardReply::Ttl(ttl) => Ok(ttl),
-            _ => Err(CacheError::Unexpected),
-        }
+    /// [`CacheError::Unavailable`] as for [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe.
+    pub async fn ttl(&self, key: impl Into<Bytes>) -> Result<KeyTtl, CacheError> {
+        let key = key.into();
+        let shard = self.shard_of(&key);
+        Ok(self
+            .call(shard, |reply| ShardMsg::Ttl { key, reply })
+            .await?)
     }
 
-    /// Remove the expiry of `key`; whether it had one
+    /// Removes the expiry of `key`; whether it had one
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if the shard cannot be reached.
-    pub async fn persist(&self, key: Bytes) -> Result<bool, CacheError> {
-        flag(self.call_key(&key.clone(), ShardMsg::Persist(key)).await?)
+    /// [`CacheError::Unavailable`] as for [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// The expiry may or may not be removed.
+    pub async fn persist(&self, key: impl Into<Bytes>) -> Result<bool, CacheError> {
+        let key = key.into();
+        let shard = self.shard_of(&key);
+        Ok(self
+            .call(shard, |reply| ShardMsg::Persist { key, reply })
+            .await?)
     }
 
-    /// Add `by` to the integer at `key` (absent counts as 0); the new value
+    /// Adds `by` to the integer at `key` (absent counts as 0), keeping its
+    /// expiry; the new value
     ///
     /// # Errors
     ///
-    /// [`CacheError::Refused`] with [`ShardError::NotAnInteger`] or
-    /// [`ShardError::Overflow`], or [`CacheError::Unavailable`].
-    pub async fn incr_by(&self, key: Bytes, by: i64) -> Result<i64, CacheError> {
-        let msg = ShardMsg::IncrBy {
-            key: key.clone(),
-            by,
-        };
-        match self.call_key(&key, msg).await? {
-            ShardReply::Int(n) => Ok(n),
-            _ => Err(CacheError::Unexpected),
-        }
+    /// [`CacheError::Refused`] with [`ShardError::NotAnInteger`],
+    /// [`ShardError::Overflow`] or (on a read-through cache)
+    /// [`ShardError::ReadThroughUnsupported`]; [`CacheError::Unavailable`] as
+    /// for [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// The increment may or may not be applied.
+    pub async fn incr_by(&self, key: impl Into<Bytes>, by: i64) -> Result<i64, CacheError> {
+        let key = key.into();
+        let shard = self.shard_of(&key);
+        Ok(self
+            .call(shard, |reply| ShardMsg::IncrBy { key, by, reply })
+            .await??)
     }
 
     /// Entries held over all shards
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if a shard cannot be reached.
+    /// [`CacheError::Unavailable`] if any shard cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe.
     pub async fn dbsize(&self) -> Result<u64, CacheError> {
-        let mut total = 0;
-        for reply in self.call_all(&ShardMsg::DbSize).await? {
-            let ShardReply::Count(n) = reply else {
-                return Err(CacheError::Unexpected);
-            };
-            total += n;
-        }
-        Ok(total)
+        Ok(self.call_all(ShardMsg::DbSize).await?.into_iter().sum())
     }
 
-    /// Remove every entry from every shard
+    /// Removes every entry from every shard (on a read-through cache: every
+    /// cached copy; the backing store keeps its data)
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if a shard cannot be reached (the others are flushed).
+    /// [`CacheError::Unavailable`] if a shard cannot be reached (the others
+    /// are flushed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Any shard may or may not be flushed.
     pub async fn flushall(&self) -> Result<(), CacheError> {
-        self.call_all(&ShardMsg::FlushAll).await?;
+        self.call_all(ShardMsg::FlushAll).await?;
         Ok(())
     }
 
@@ -340,23 +463,16 @@ impl CacheClient {
     ///
     /// # Errors
     ///
-    /// [`CacheError`] if a shard cannot be reached.
+    /// [`CacheError::Unavailable`] if a shard cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe.
     pub async fn stats(&self) -> Result<ShardStats, CacheError> {
-        let mut total = ShardStats::default();
-        for reply in self.call_all(&ShardMsg::Stats).await? {
-            let ShardReply::Stats(stats) = reply else {
-                return Err(CacheError::Unexpected);
-            };
-            total = total.merge(stats);
-        }
-        Ok(total)
-    }
-}
-
-fn flag(reply: ShardReply) -> Result<bool, CacheError> {
-    match reply {
-        ShardReply::Flag(b) => Ok(b),
-        _ => Err(CacheError::Unexpected),
+        let all = self.call_all(ShardMsg::Stats).await?;
+        Ok(all
+            .into_iter()
+            .fold(ShardStats::default(), ShardStats::merge))
     }
 }
 

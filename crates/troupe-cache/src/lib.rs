@@ -4,10 +4,14 @@
 //! observe time takes `now: Instant`, and every decoder works on bytes
 //! already read. A thin actor per shard and the TCP server sit on top.
 //!
-//! A shard is a plain cache, or a read-through cache in front of any actor
-//! answering [`BackingMsg`] (e.g. the DB's leader): misses are filled from
-//! it, writes go through it and invalidate, and versioned fills keep a slow
-//! read from re-caching a value an acknowledged write replaced.
+//! A shard is a plain cache, or a read-through cache in front of any
+//! [`Backing`] store (e.g. the DB's leader): misses are filled from it,
+//! writes go through it and invalidate, and versioned fills keep a slow read
+//! from re-caching a value an acknowledged write replaced.
+//!
+//! A whole cache is one declaration, [`CacheSpec`]:
+//! `CacheSpec::lru(100_000).shards(2).read_through(backing).resp("127.0.0.1:6380")`;
+//! placing it gives a [`CacheClient`].
 //!
 //! # Layout
 //!
@@ -18,9 +22,10 @@
 //!   invalidation fences (bounded by [`MAX_FENCES`], with a global low-water
 //!   fence for evicted ones) and [`Fences::fill`], which drops a fill older
 //!   than the key's last invalidation or than the entry present.
-//! - `backing.rs`: [`BackingMsg`] and [`Versioned`], the message any actor
-//!   implements to back a read-through cache (versioned reads from its
-//!   authoritative copy, versioned writes).
+//! - `backing.rs`: [`Backing`] and [`Versioned`], what a read-through
+//!   cache needs of the store behind it (versioned reads from its
+//!   authoritative copy, versioned writes), and [`BackingMsg`], the message
+//!   of an actor that backs a cache (`Addr<BackingMsg>` is a [`Backing`]).
 //! - `resp/frame.rs`: [`resp::Frame`], RESP2 frames with two-phase decoding
 //!   (check, then parse), limits checked before allocating, and inline
 //!   commands as telnet and `redis-cli` send them.
@@ -28,13 +33,17 @@
 //! - `cmd/mod.rs`: [`cmd::Command`], every supported command parsed from a
 //!   frame, with Redis's error texts for arity and syntax errors.
 //! - `shard.rs`: [`CacheShard`], the supervised actor owning one [`Store`]
-//!   (the clock is read here), and its message [`ShardMsg`]; counters go to
-//!   `metrics`. With [`CacheShard::with_backing`] it reads through on a miss
-//!   (from a spawned task, filling by a versioned [`ShardMsg::Fill`]) and
-//!   writes through (`Put`, then [`ShardMsg::Invalidate`], then the answer),
-//!   so no read after an acknowledged write returns the value it replaced.
+//!   (the clock is read here), and its message [`ShardMsg`], each request
+//!   with its own reply port; counters go to `metrics`. With
+//!   [`CacheShard::with_backing`] it reads through on a miss (from a task on
+//!   its context, filling by a versioned [`ShardMsg::Fill`]) and writes
+//!   through (the backing store's write, then [`ShardMsg::Invalidate`], then
+//!   the answer), so no read after an acknowledged write returns the value
+//!   it replaced.
 //! - `client.rs`: [`CacheClient`], routing each key to a shard by FNV-1a and
 //!   splitting multi-key operations across shards.
+//! - `spec.rs`: [`CacheSpec`], a whole cache in one declaration (bounds,
+//!   shards, read-through, RESP), and what a topology needs to place it.
 //! - `server.rs`: the RESP2 connection loop (pipelining, protocol errors,
 //!   connection limit) and the execution of each [`cmd::Command`].
 //! - `actor.rs`: [`RespServer`], the front end's configuration, and
@@ -76,11 +85,13 @@ mod readthrough;
 pub mod resp;
 mod server;
 mod shard;
+mod spec;
 mod store;
 
 pub use actor::{RespServer, RespServerActor, RespServerMsg};
-pub use backing::{BackingMsg, Versioned};
-pub use client::{CacheClient, CacheError, SetResult, key_hash};
+pub use backing::{Backing, BackingError, BackingMsg, SharedBacking, Versioned};
+pub use client::{CacheClient, CacheError, DEFAULT_TIMEOUT, key_hash};
 pub use readthrough::{Fences, FillOutcome, MAX_FENCES};
-pub use shard::{CacheShard, KeyTtl, SetTtl, ShardError, ShardMsg, ShardReply, ShardStats};
+pub use shard::{CacheShard, KeyTtl, SetResult, SetTtl, ShardError, ShardMsg, ShardStats};
+pub use spec::{CacheSpec, DEFAULT_MAX_BYTES};
 pub use store::{SetOutcome, Store, StoreError, TtlState};

@@ -203,7 +203,9 @@ impl Connection<'_> {
             Command::Get(key) => bulk_or_null(client.get(key).await?),
             Command::Set(set) => self.set(set).await?,
             Command::SetEx { key, ttl, value } => {
-                client.set(key, value, SetTtl::After(ttl), None).await?;
+                client
+                    .set_with(key, value, SetTtl::After(ttl), None)
+                    .await?;
                 ok()
             }
             Command::Del(keys) => count(client.del(keys).await?),
@@ -266,7 +268,11 @@ impl Connection<'_> {
             Some(SetExpiry::After(d)) => SetTtl::After(d),
             Some(SetExpiry::KeepTtl) => SetTtl::Keep,
         };
-        let result = self.shared.client.set(key, value, ttl, condition).await?;
+        let result = self
+            .shared
+            .client
+            .set_with(key, value, ttl, condition)
+            .await?;
         Ok(if get {
             bulk_or_null(result.old)
         } else if result.written {

@@ -7,17 +7,18 @@
 //!
 //! # Read-through
 //!
-//! A shard made with [`CacheShard::with_backing`] sits in front of a backing
-//! actor answering [`BackingMsg`]:
+//! A shard made with [`CacheShard::with_backing`] sits in front of a
+//! [`Backing`](crate::Backing) store:
 //!
-//! - A `GET` miss is read from the backing store by a spawned task (the shard
-//!   keeps serving), the caller gets the backing store's answer, and the task
-//!   casts [`ShardMsg::Fill`] with the version it read back to the shard. The
-//!   fill is dropped if a write of the key newer than that version was
-//!   invalidated meanwhile ([`Fences`]).
-//! - `SET`, `MSET` and `DEL` write through: a spawned task sends
-//!   [`BackingMsg::Put`], applies [`ShardMsg::Invalidate`] with the version
-//!   the backing store returned, and only then answers. The written value is
+//! - A `GET` miss is read from the backing store by a task on the shard's
+//!   context (the shard keeps serving), the caller gets the backing store's
+//!   answer, and the task casts [`ShardMsg::Fill`] with the version it read
+//!   back to the shard. The fill is dropped if a write of the key newer than
+//!   that version was invalidated meanwhile ([`Fences`]).
+//! - `SET`, `MSET` and `DEL` write through: a task writes to the backing
+//!   store ([`Backing::put`](crate::Backing::put)), has the shard apply
+//!   [`ShardMsg::Invalidate`] with the version the backing store returned,
+//!   and only then answers. The written value is
 //!   not cached: the next read fills it. (Caching it on the write path would
 //!   need the same fence checks against concurrent writes; never caching a
 //!   write is the simplest rule that is obviously safe.)
@@ -29,18 +30,24 @@
 //!   `EXISTS`, `DBSIZE` and `FLUSHALL` act on the cached copies only.
 //! - Fills carry the shard instance's epoch: a fill started by an instance
 //!   that has since crashed is dropped by its restarted successor, whose
-//!   fences start empty.
+//!   fences start empty. (The tasks end with their instance, but a fill they
+//!   cast may still wait in the mailbox, which the successor inherits.)
+//! - At most [`CacheShard::max_backing_in_flight`] reads and writes wait on
+//!   the backing store at once; past that, a request that needs the backing
+//!   store is refused with [`ShardError::BackingBusy`].
 
+use std::future::Future;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
-use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, ReplyTo};
+use tokio::sync::Semaphore;
+use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 
-use crate::backing::{BackingMsg, Versioned};
+use crate::backing::{BackingError, SharedBacking, Versioned};
 use crate::cmd::{ExpireOptions, SetCondition};
 use crate::readthrough::{Fences, FillOutcome};
 use crate::resp::frame::parse_i64;
@@ -55,6 +62,10 @@ const PURGE_BATCH: usize = 64;
 /// How long a read-through shard waits for its backing store, and for itself
 /// to apply an invalidation, by default
 const BACKING_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Most backing-store operations (read-through reads, write-through writes)
+/// one shard waits on at once, by default
+const BACKING_IN_FLIGHT: usize = 1_024;
 
 /// Source of shard instance epochs: every [`CacheShard`] value (so every
 /// restart) gets its own.
@@ -94,6 +105,7 @@ impl From<TtlState> for KeyTtl {
 
 /// Why a shard refused an operation; `Display` is Redis's reply text
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum ShardError {
     /// `INCRBY` on a value that is not a decimal `i64`
     #[error("ERR value is not an integer or out of range")]
@@ -105,9 +117,18 @@ pub enum ShardError {
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     TooLarge,
     /// A read-through shard's backing store failed or did not answer in
-    /// time; a write may or may not have been applied
+    /// time; a write may or may not have been applied. The text is the
+    /// backing error with its sources (the answer may cross nodes, so the
+    /// chain travels as text).
     #[error("ERR backing store unavailable: {0}")]
     Backing(String),
+    /// A read-through shard already waits on its backing store for this many
+    /// operations; nothing was read or written
+    #[error("ERR backing store busy: {limit} operations already in flight")]
+    BackingBusy {
+        /// The shard's limit
+        limit: usize,
+    },
     /// An operation a read-through shard cannot apply safely (it would need
     /// the backing store's value or an expiry there)
     #[error("ERR {0} is not supported on a read-through cache")]
@@ -153,13 +174,41 @@ impl ShardStats {
     }
 }
 
+/// The outcome of a `SET` ([`ShardMsg::Set`], [`CacheClient::set_with`](crate::CacheClient::set_with))
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetResult {
+    /// Whether the value was written (`false` when `NX`/`XX` failed)
+    pub written: bool,
+    /// The live value before the operation, for `SET ... GET` (on a
+    /// read-through shard: the cached copy, if any)
+    pub old: Option<Bytes>,
+}
+
 /// What a [`CacheShard`] handles; every key in a message belongs to the
 /// shard it is sent to (routing is [`CacheClient`](crate::CacheClient)'s job)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A request carries the [`Reply`] its answer goes to: call it with
+/// `shard.call(|reply| ShardMsg::Get { key, reply }, timeout)` or
+/// `shard.call(ShardMsg::DbSize, timeout)`. Operations a read-through shard
+/// may fail answer a `Result` with [`ShardError`]; the others cannot fail.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.cache.Shard")]
 pub enum ShardMsg {
-    /// The values of `keys`, in order → [`ShardReply::Values`]
-    Get(Vec<Bytes>),
-    /// `SET` with its options → [`ShardReply::Set`]
+    /// The value at `key` (`None` if absent)
+    Get {
+        /// The key
+        key: Bytes,
+        /// The value
+        reply: Reply<Result<Option<Bytes>, ShardError>>,
+    },
+    /// The values of `keys`, in order (`None` for a missing key)
+    GetMany {
+        /// The keys
+        keys: Vec<Bytes>,
+        /// The values
+        reply: Reply<Result<Vec<Option<Bytes>>, ShardError>>,
+    },
+    /// `SET` with its options
     Set {
         /// The key
         key: Bytes,
@@ -169,14 +218,32 @@ pub enum ShardMsg {
         ttl: SetTtl,
         /// `NX`/`XX`
         condition: Option<SetCondition>,
+        /// Whether it was written, and the old value
+        reply: Reply<Result<SetResult, ShardError>>,
     },
-    /// Set every pair, no conditions, no expiry → [`ShardReply::Done`]
-    SetMany(Vec<(Bytes, Bytes)>),
-    /// Remove `keys` → [`ShardReply::Count`] of live keys removed
-    Del(Vec<Bytes>),
-    /// → [`ShardReply::Count`] of `keys` that are live (repeats count again)
-    Exists(Vec<Bytes>),
-    /// `EXPIRE`/`PEXPIRE` → [`ShardReply::Flag`]: whether the expiry was set
+    /// Set every pair, no conditions, no expiry
+    SetMany {
+        /// The pairs
+        pairs: Vec<(Bytes, Bytes)>,
+        /// Done (a refused entry fails the whole answer; the others are set)
+        reply: Reply<Result<(), ShardError>>,
+    },
+    /// Remove `keys`
+    Del {
+        /// The keys
+        keys: Vec<Bytes>,
+        /// How many live keys were removed (on a read-through shard: how many
+        /// keys were deleted in the backing store, present or not)
+        reply: Reply<Result<u64, ShardError>>,
+    },
+    /// How many of `keys` are live (repeats count again)
+    Exists {
+        /// The keys
+        keys: Vec<Bytes>,
+        /// The count
+        reply: Reply<u64>,
+    },
+    /// `EXPIRE`/`PEXPIRE`
     Expire {
         /// The key
         key: Bytes,
@@ -184,33 +251,48 @@ pub enum ShardMsg {
         millis: i64,
         /// `NX`/`XX`/`GT`/`LT`
         options: ExpireOptions,
+        /// Whether the expiry was set
+        reply: Reply<bool>,
     },
-    /// → [`ShardReply::Ttl`]
-    Ttl(Bytes),
-    /// Remove the key's expiry → [`ShardReply::Flag`]: whether it had one
-    Persist(Bytes),
+    /// The time to live of `key`
+    Ttl {
+        /// The key
+        key: Bytes,
+        /// Its time to live
+        reply: Reply<KeyTtl>,
+    },
+    /// Remove the expiry of `key`
+    Persist {
+        /// The key
+        key: Bytes,
+        /// Whether it had one
+        reply: Reply<bool>,
+    },
     /// Add `by` to the integer at `key` (absent counts as 0), keeping its
-    /// expiry → [`ShardReply::Int`]
+    /// expiry
     IncrBy {
         /// The key
         key: Bytes,
         /// The increment, negative to decrement
         by: i64,
+        /// The new value
+        reply: Reply<Result<i64, ShardError>>,
     },
-    /// Entries held → [`ShardReply::Count`]
-    DbSize,
-    /// Remove every entry → [`ShardReply::Done`]
-    FlushAll,
-    /// → [`ShardReply::Stats`]
-    Stats,
-    /// Sweep the cold end for expired entries (the shard casts this to
-    /// itself periodically) → [`ShardReply::Count`] removed
+    /// Entries held
+    DbSize(Reply<u64>),
+    /// Remove every entry
+    FlushAll(Reply<()>),
+    /// The shard's counters
+    Stats(Reply<ShardStats>),
+    /// Sweep the cold end for expired entries (the shard's timer sends this
+    /// every 100 ms)
+    // self-message
     PurgeExpired,
     /// Cache a value read from the backing store at `version` (a
-    /// read-through shard casts this to itself after a miss) →
-    /// [`ShardReply::Flag`]: whether it was stored. Dropped if older than the
-    /// key's last invalidation or than the entry present, or if `epoch` is
-    /// not this shard instance's.
+    /// read-through shard's task casts this after a miss). Dropped if older
+    /// than the key's last invalidation or than the entry present, or if
+    /// `epoch` is not this shard instance's.
+    // self-message
     Fill {
         /// The key
         key: Bytes,
@@ -222,59 +304,51 @@ pub enum ShardMsg {
         epoch: u64,
     },
     /// A write of `key` at `version` reached the backing store: drop the
-    /// cached entry and refuse older fills → [`ShardReply::Flag`]: whether a
-    /// live entry was removed
+    /// cached entry and refuse older fills (a read-through shard's task sends
+    /// this before answering a write)
+    // self-message
     Invalidate {
         /// The key
         key: Bytes,
         /// The version the write created
         version: u64,
+        /// Whether a live entry was removed
+        reply: Reply<bool>,
     },
 }
 
-/// What a [`CacheShard`] answers
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShardReply {
-    /// Values in request order, `None` for a missing key
-    Values(Vec<Option<Bytes>>),
-    /// The outcome of a `SET`
-    Set {
-        /// Whether the value was written (`false` when `NX`/`XX` failed)
-        written: bool,
-        /// The live value before the operation, for `SET ... GET`
-        old: Option<Bytes>,
-    },
-    /// A count
-    Count(u64),
-    /// A yes/no outcome
-    Flag(bool),
-    /// A time to live
-    Ttl(KeyTtl),
-    /// An integer result
-    Int(i64),
-    /// The operation is done
-    Done,
-    /// The shard's counters
-    Stats(ShardStats),
-    /// The operation was refused
-    Error(ShardError),
+/// Where a read's answer goes: a `Get` answers one value, a `GetMany` all.
+enum GetAnswer {
+    One(Reply<Result<Option<Bytes>, ShardError>>),
+    Many(Reply<Result<Vec<Option<Bytes>>, ShardError>>),
 }
 
-impl Message for ShardMsg {
-    const NAME: &'static str = "troupe.cache.Shard";
-    type Reply = ShardReply;
-}
-
-/// Aborts the periodic purge when the shard goes away (stop or crash).
-struct Ticker(JoinHandle<()>);
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.0.abort();
+impl GetAnswer {
+    fn send(self, values: Result<Vec<Option<Bytes>>, ShardError>) {
+        match self {
+            Self::One(reply) => {
+                reply.send(values.map(|v| v.into_iter().next().flatten()));
+            }
+            Self::Many(reply) => {
+                reply.send(values);
+            }
+        }
     }
 }
 
+/// A read-through shard's backing store and how it waits on it.
+struct ReadThrough {
+    backing: SharedBacking,
+    timeout: Duration,
+    fill_ttl: Option<Duration>,
+    limit: usize,
+    in_flight: Arc<Semaphore>,
+}
+
 /// The actor that owns one [`Store`]
+///
+/// Usually made by [`CacheSpec`](crate::CacheSpec), which places a cache's
+/// shards and builds its client.
 ///
 /// # Examples
 ///
@@ -295,13 +369,10 @@ pub struct CacheShard {
     store: Store,
     /// Store counters already exported: hits, misses, evictions, expirations
     reported: [u64; 4],
-    ticker: Option<Ticker>,
     fences: Fences,
     /// This instance's epoch, carried by the fills it starts
     epoch: u64,
-    backing: Option<Addr<BackingMsg>>,
-    backing_timeout: Duration,
-    fill_ttl: Option<Duration>,
+    read_through: Option<ReadThrough>,
 }
 
 impl CacheShard {
@@ -311,12 +382,9 @@ impl CacheShard {
         Self {
             store: Store::new(max_entries, max_bytes),
             reported: [0; 4],
-            ticker: None,
             fences: Fences::new(),
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
-            backing: None,
-            backing_timeout: BACKING_TIMEOUT,
-            fill_ttl: None,
+            read_through: None,
         }
     }
 
@@ -328,237 +396,55 @@ impl CacheShard {
     pub fn with_backing(
         max_entries: NonZeroUsize,
         max_bytes: usize,
-        backing: Addr<BackingMsg>,
+        backing: SharedBacking,
     ) -> Self {
         Self {
-            backing: Some(backing),
+            read_through: Some(ReadThrough {
+                backing,
+                timeout: BACKING_TIMEOUT,
+                fill_ttl: None,
+                limit: BACKING_IN_FLIGHT,
+                in_flight: Arc::new(Semaphore::new(BACKING_IN_FLIGHT)),
+            }),
             ..Self::new(max_entries, max_bytes)
         }
     }
 
     /// The expiry given to entries filled from the backing store (default:
-    /// none; they stay until evicted or invalidated)
+    /// none; they stay until evicted or invalidated). No effect on a shard
+    /// without a backing store.
     pub fn fill_ttl(mut self, ttl: Option<Duration>) -> Self {
-        self.fill_ttl = ttl;
+        if let Some(rt) = &mut self.read_through {
+            rt.fill_ttl = ttl;
+        }
         self
     }
 
     /// How long to wait for the backing store (default 4 s; keep it below
-    /// the [`CacheClient`](crate::CacheClient)'s call timeout)
+    /// the [`CacheClient`](crate::CacheClient)'s call timeout). No effect on
+    /// a shard without a backing store.
     pub fn backing_timeout(mut self, timeout: Duration) -> Self {
-        self.backing_timeout = timeout;
+        if let Some(rt) = &mut self.read_through {
+            rt.timeout = timeout;
+        }
+        self
+    }
+
+    /// Most reads and writes waiting on the backing store at once (default
+    /// 1,024, at least 1); past it, requests that need the backing store are
+    /// refused with [`ShardError::BackingBusy`]. No effect on a shard
+    /// without a backing store.
+    pub fn max_backing_in_flight(mut self, limit: usize) -> Self {
+        if let Some(rt) = &mut self.read_through {
+            rt.limit = limit.max(1);
+            rt.in_flight = Arc::new(Semaphore::new(rt.limit));
+        }
         self
     }
 
     /// This instance's epoch (a restarted shard gets a new one)
     pub fn epoch(&self) -> u64 {
         self.epoch
-    }
-
-    /// Apply `msg` at time `now` (the actor passes `Instant::now()`)
-    pub fn apply(&mut self, msg: ShardMsg, now: Instant) -> ShardReply {
-        let store = &mut self.store;
-        match msg {
-            ShardMsg::Get(keys) => ShardReply::Values(
-                keys.iter()
-                    .map(|k| store.get(k, now).map(Bytes::copy_from_slice))
-                    .collect(),
-            ),
-            ShardMsg::Set {
-                key,
-                value,
-                ttl,
-                condition,
-            } => set(store, key, value, ttl, condition, now),
-            ShardMsg::SetMany(pairs) => {
-                let mut refused = None;
-                for (key, value) in pairs {
-                    if let Err(err) = store.set(key, value, None, now) {
-                        refused = Some(err.into());
-                    }
-                }
-                refused.map_or(ShardReply::Done, ShardReply::Error)
-            }
-            ShardMsg::Del(keys) => {
-                ShardReply::Count(keys.iter().filter(|k| store.delete(k, now)).count() as u64)
-            }
-            ShardMsg::Exists(keys) => {
-                ShardReply::Count(keys.iter().filter(|k| store.exists(k, now)).count() as u64)
-            }
-            ShardMsg::Expire {
-                key,
-                millis,
-                options,
-            } => ShardReply::Flag(expire(store, &key, millis, options, now)),
-            ShardMsg::Ttl(key) => ShardReply::Ttl(store.ttl(&key, now).into()),
-            ShardMsg::Persist(key) => ShardReply::Flag(store.persist(&key, now)),
-            ShardMsg::IncrBy { key, by } => match incr_by(store, key, by, now) {
-                Ok(n) => ShardReply::Int(n),
-                Err(err) => ShardReply::Error(err),
-            },
-            ShardMsg::DbSize => ShardReply::Count(store.len() as u64),
-            ShardMsg::FlushAll => {
-                store.clear();
-                ShardReply::Done
-            }
-            ShardMsg::Stats => ShardReply::Stats(self.stats()),
-            ShardMsg::PurgeExpired => {
-                ShardReply::Count(store.purge_expired(now, PURGE_BATCH) as u64)
-            }
-            ShardMsg::Fill {
-                key,
-                value,
-                version,
-                epoch,
-            } => {
-                let stored = epoch == self.epoch
-                    && self
-                        .fences
-                        .fill(store, key, value, version, self.fill_ttl, now)
-                        == FillOutcome::Stored;
-                ShardReply::Flag(stored)
-            }
-            ShardMsg::Invalidate { key, version } => {
-                ShardReply::Flag(self.fences.invalidate(store, key, version, now))
-            }
-        }
-    }
-
-    /// A `GET` on a read-through shard: hits are answered from the store,
-    /// misses by a spawned task reading the backing store, which casts the
-    /// fills back.
-    fn read_through(
-        &mut self,
-        backing: Addr<BackingMsg>,
-        keys: Vec<Bytes>,
-        reply: ReplyTo<ShardReply>,
-        ctx: &Ctx<ShardMsg>,
-        now: Instant,
-    ) {
-        let mut values = Vec::with_capacity(keys.len());
-        let mut misses = Vec::new();
-        for (i, key) in keys.into_iter().enumerate() {
-            let value = self.store.get(&key, now).map(Bytes::copy_from_slice);
-            if value.is_none() {
-                misses.push((i, key));
-            }
-            values.push(value);
-        }
-        if misses.is_empty() {
-            reply.send(ShardReply::Values(values));
-            return;
-        }
-        let me = ctx.myself().clone();
-        let (epoch, timeout) = (self.epoch, self.backing_timeout);
-        tokio::spawn(async move {
-            for (i, key) in misses {
-                let read = backing
-                    .call(BackingMsg::Get { key: key.to_vec() }, timeout)
-                    .await;
-                match read {
-                    Ok(Versioned { value, version }) => {
-                        if let Some(value) = value.map(Bytes::from) {
-                            // A full mailbox just skips the fill.
-                            let _ = me.cast(ShardMsg::Fill {
-                                key,
-                                value: value.clone(),
-                                version,
-                                epoch,
-                            });
-                            values[i] = Some(value);
-                        }
-                    }
-                    Err(err) => {
-                        reply.send(ShardReply::Error(ShardError::Backing(err.to_string())));
-                        return;
-                    }
-                }
-            }
-            reply.send(ShardReply::Values(values));
-        });
-    }
-
-    /// A write on a read-through shard: a spawned task puts each key to the
-    /// backing store, has the shard apply the invalidation with the version
-    /// returned, and only then answers.
-    fn write_through(
-        &mut self,
-        backing: Addr<BackingMsg>,
-        msg: ShardMsg,
-        reply: ReplyTo<ShardReply>,
-        ctx: &Ctx<ShardMsg>,
-        now: Instant,
-    ) {
-        let (writes, answer) = match msg {
-            ShardMsg::Set {
-                key,
-                value,
-                ttl,
-                condition,
-            } => {
-                if ttl != SetTtl::Clear || condition.is_some() {
-                    let what = "SET with NX, XX, EX, PX or KEEPTTL".to_string();
-                    reply.send(ShardReply::Error(ShardError::ReadThroughUnsupported(what)));
-                    return;
-                }
-                // `SET ... GET` reports the cached copy, if any.
-                let old = self.store.peek(&key, now).map(Bytes::copy_from_slice);
-                let answer = ShardReply::Set { written: true, old };
-                (vec![(key, Some(value))], answer)
-            }
-            ShardMsg::SetMany(pairs) => (
-                pairs.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-                ShardReply::Done,
-            ),
-            ShardMsg::Del(keys) => {
-                // The backing store does not say whether a key existed: the
-                // count is of keys deleted there, present or not.
-                let n = keys.len() as u64;
-                (
-                    keys.into_iter().map(|k| (k, None)).collect(),
-                    ShardReply::Count(n),
-                )
-            }
-            ShardMsg::IncrBy { .. } => {
-                let what = "INCRBY".to_string();
-                reply.send(ShardReply::Error(ShardError::ReadThroughUnsupported(what)));
-                return;
-            }
-            other => {
-                reply.send(self.apply(other, now));
-                return;
-            }
-        };
-        let me = ctx.myself().clone();
-        let timeout = self.backing_timeout;
-        tokio::spawn(async move {
-            for (key, value) in writes {
-                let put = BackingMsg::Put {
-                    key: key.to_vec(),
-                    value: value.map(|v| v.to_vec()),
-                };
-                let version = match backing.call(put, timeout).await {
-                    Ok(Versioned { version, .. }) => version,
-                    Err(err) => {
-                        // The write may still land: at least drop the cached
-                        // copy (a version-0 fence refuses nothing more).
-                        let _ = me.cast(ShardMsg::Invalidate { key, version: 0 });
-                        reply.send(ShardReply::Error(ShardError::Backing(err.to_string())));
-                        return;
-                    }
-                };
-                if let Err(err) = me
-                    .call(ShardMsg::Invalidate { key, version }, timeout)
-                    .await
-                {
-                    reply.send(ShardReply::Error(ShardError::Backing(format!(
-                        "written, but the invalidation failed: {err}"
-                    ))));
-                    return;
-                }
-            }
-            reply.send(answer);
-        });
     }
 
     /// The store's counters and size now
@@ -572,6 +458,263 @@ impl CacheShard {
             evictions: s.evictions(),
             expirations: s.expirations(),
         }
+    }
+
+    fn get_many(&mut self, keys: &[Bytes], now: Instant) -> Vec<Option<Bytes>> {
+        keys.iter()
+            .map(|k| self.store.get(k, now).map(Bytes::copy_from_slice))
+            .collect()
+    }
+
+    fn set(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        ttl: SetTtl,
+        condition: Option<SetCondition>,
+        now: Instant,
+    ) -> Result<SetResult, ShardError> {
+        let store = &mut self.store;
+        let old = store.peek(&key, now).map(Bytes::copy_from_slice);
+        let allowed = match condition {
+            None => true,
+            Some(SetCondition::IfAbsent) => old.is_none(),
+            Some(SetCondition::IfPresent) => old.is_some(),
+        };
+        if !allowed {
+            return Ok(SetResult {
+                written: false,
+                old,
+            });
+        }
+        let ttl = match ttl {
+            SetTtl::Clear => None,
+            SetTtl::After(d) => Some(d),
+            SetTtl::Keep => match store.ttl(&key, now) {
+                TtlState::Remaining(d) => Some(d),
+                TtlState::NoKey | TtlState::NoExpiry => None,
+            },
+        };
+        store.set(key, value, ttl, now)?;
+        Ok(SetResult { written: true, old })
+    }
+
+    fn set_many(&mut self, pairs: Vec<(Bytes, Bytes)>, now: Instant) -> Result<(), ShardError> {
+        let mut refused = Ok(());
+        for (key, value) in pairs {
+            if let Err(err) = self.store.set(key, value, None, now) {
+                refused = Err(err.into());
+            }
+        }
+        refused
+    }
+
+    fn del(&mut self, keys: &[Bytes], now: Instant) -> u64 {
+        keys.iter().filter(|k| self.store.delete(k, now)).count() as u64
+    }
+
+    fn exists(&mut self, keys: &[Bytes], now: Instant) -> u64 {
+        keys.iter().filter(|k| self.store.exists(k, now)).count() as u64
+    }
+
+    /// `EXPIRE` with Redis 7's options: a key without expiry counts as an
+    /// infinite TTL for `GT`/`LT`.
+    fn expire(&mut self, key: &[u8], millis: i64, options: ExpireOptions, now: Instant) -> bool {
+        let store = &mut self.store;
+        let current = match store.ttl(key, now) {
+            TtlState::NoKey => return false,
+            TtlState::NoExpiry => None,
+            TtlState::Remaining(d) => Some(d),
+        };
+        let new = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+        let refused = (options.nx && current.is_some())
+            || (options.xx && current.is_none())
+            || (options.gt && current.is_none_or(|c| new <= c))
+            || (options.lt && current.is_some_and(|c| new >= c));
+        if refused {
+            return false;
+        }
+        store.expire(key, new, now)
+    }
+
+    fn incr_by(&mut self, key: Bytes, by: i64, now: Instant) -> Result<i64, ShardError> {
+        let store = &mut self.store;
+        let current = match store.peek(&key, now) {
+            None => 0,
+            Some(v) => parse_i64(v).ok_or(ShardError::NotAnInteger)?,
+        };
+        let next = current.checked_add(by).ok_or(ShardError::Overflow)?;
+        let ttl = match store.ttl(&key, now) {
+            TtlState::Remaining(d) => Some(d),
+            TtlState::NoKey | TtlState::NoExpiry => None,
+        };
+        store.set(key, Bytes::from(next.to_string()), ttl, now)?;
+        Ok(next)
+    }
+
+    /// Caches a value the backing store had at `version`, unless the fill is
+    /// another instance's, older than the key's fence or than the entry
+    /// present; whether it was stored.
+    fn fill(&mut self, key: Bytes, value: Bytes, version: u64, epoch: u64, now: Instant) -> bool {
+        let ttl = self.read_through.as_ref().and_then(|rt| rt.fill_ttl);
+        epoch == self.epoch
+            && self
+                .fences
+                .fill(&mut self.store, key, value, version, ttl, now)
+                == FillOutcome::Stored
+    }
+
+    fn invalidate(&mut self, key: Bytes, version: u64, now: Instant) -> bool {
+        self.fences.invalidate(&mut self.store, key, version, now)
+    }
+
+    /// `GET`: a hit (or any answer of a plain shard) at once, a read-through
+    /// miss from the backing store.
+    fn get(
+        &mut self,
+        key: Bytes,
+        reply: Reply<Result<Option<Bytes>, ShardError>>,
+        ctx: &mut Ctx<ShardMsg>,
+        now: Instant,
+    ) {
+        let value = self.store.get(&key, now).map(Bytes::copy_from_slice);
+        if value.is_some() || self.read_through.is_none() {
+            reply.send(Ok(value));
+            return;
+        }
+        self.read_misses(vec![None], vec![(0, key)], GetAnswer::One(reply), ctx);
+    }
+
+    /// `MGET`: hits from the store, read-through misses from the backing
+    /// store.
+    fn get_many_through(
+        &mut self,
+        keys: Vec<Bytes>,
+        reply: Reply<Result<Vec<Option<Bytes>>, ShardError>>,
+        ctx: &mut Ctx<ShardMsg>,
+        now: Instant,
+    ) {
+        let values = self.get_many(&keys, now);
+        let misses: Vec<(usize, Bytes)> = match self.read_through {
+            None => Vec::new(),
+            Some(_) => keys
+                .into_iter()
+                .zip(&values)
+                .enumerate()
+                .filter(|(_, (_, value))| value.is_none())
+                .map(|(i, (key, _))| (i, key))
+                .collect(),
+        };
+        self.read_misses(values, misses, GetAnswer::Many(reply), ctx);
+    }
+
+    /// Answers `values` once the `misses` (position, key) are read from the
+    /// backing store by a task on the shard's context, which casts the
+    /// fills back before answering.
+    fn read_misses(
+        &self,
+        values: Vec<Option<Bytes>>,
+        misses: Vec<(usize, Bytes)>,
+        answer: GetAnswer,
+        ctx: &mut Ctx<ShardMsg>,
+    ) {
+        let Some(rt) = self.read_through.as_ref().filter(|_| !misses.is_empty()) else {
+            answer.send(Ok(values));
+            return;
+        };
+        let Ok(permit) = rt.in_flight.clone().try_acquire_owned() else {
+            let limit = rt.limit;
+            return answer.send(Err(ShardError::BackingBusy { limit }));
+        };
+        let (backing, timeout, epoch) = (rt.backing.clone(), rt.timeout, self.epoch);
+        let me = ctx.myself().clone();
+        ctx.spawn(async move {
+            let _permit = permit;
+            let mut values = values;
+            for (i, key) in misses {
+                let read = within(timeout, backing.get(key.clone(), timeout)).await;
+                match read {
+                    Ok(Versioned { value, version }) => {
+                        if let Some(value) = value {
+                            // A full mailbox just skips the fill.
+                            let _ = me.cast(ShardMsg::Fill {
+                                key,
+                                value: value.clone(),
+                                version,
+                                epoch,
+                            });
+                            values[i] = Some(value);
+                        }
+                    }
+                    Err(err) => {
+                        answer.send(Err(err));
+                        return Ok(());
+                    }
+                }
+            }
+            answer.send(Ok(values));
+            Ok(())
+        });
+    }
+
+    /// A write on a read-through shard: a task writes each key to the
+    /// backing store, has the shard apply the invalidation with the version
+    /// returned, and only then calls `done`.
+    fn write_through(
+        &mut self,
+        writes: Vec<(Bytes, Option<Bytes>)>,
+        ctx: &mut Ctx<ShardMsg>,
+        done: impl FnOnce(Result<(), ShardError>) + Send + 'static,
+    ) {
+        let Some(rt) = self.read_through.as_ref() else {
+            return done(Err(ShardError::Backing(
+                "this shard has no backing store".into(),
+            )));
+        };
+        let Ok(permit) = rt.in_flight.clone().try_acquire_owned() else {
+            let limit = rt.limit;
+            return done(Err(ShardError::BackingBusy { limit }));
+        };
+        let (backing, timeout) = (rt.backing.clone(), rt.timeout);
+        let me = ctx.myself().clone();
+        ctx.spawn(async move {
+            let _permit = permit;
+            for (key, value) in writes {
+                let version = match within(timeout, backing.put(key.clone(), value, timeout)).await
+                {
+                    Ok(version) => version,
+                    Err(err) => {
+                        // The write may still land: at least drop the cached
+                        // copy (a version-0 fence refuses nothing more).
+                        let _ = me.cast(ShardMsg::Invalidate {
+                            key,
+                            version: 0,
+                            reply: Reply::none(),
+                        });
+                        done(Err(err));
+                        return Ok(());
+                    }
+                };
+                let invalidated = me
+                    .call(
+                        |reply| ShardMsg::Invalidate {
+                            key,
+                            version,
+                            reply,
+                        },
+                        timeout,
+                    )
+                    .await;
+                if let Err(err) = invalidated {
+                    done(Err(ShardError::Backing(format!(
+                        "written, but the invalidation failed: {err}"
+                    ))));
+                    return Ok(());
+                }
+            }
+            done(Ok(()));
+            Ok(())
+        });
     }
 
     /// Export counter growth since the last export, and the current size.
@@ -595,117 +738,137 @@ impl CacheShard {
     }
 }
 
-fn set(
-    store: &mut Store,
-    key: Bytes,
-    value: Bytes,
-    ttl: SetTtl,
-    condition: Option<SetCondition>,
-    now: Instant,
-) -> ShardReply {
-    let old = store.peek(&key, now).map(Bytes::copy_from_slice);
-    let allowed = match condition {
-        None => true,
-        Some(SetCondition::IfAbsent) => old.is_none(),
-        Some(SetCondition::IfPresent) => old.is_some(),
-    };
-    if !allowed {
-        return ShardReply::Set {
-            written: false,
-            old,
-        };
+/// Waits up to `timeout` for a backing-store operation; its failure as the
+/// shard answers it.
+async fn within<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, BackingError>>,
+) -> Result<T, ShardError> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => {
+            let cause = err.chain();
+            tracing::debug!(%cause, "backing store failed");
+            Err(ShardError::Backing(cause))
+        }
+        Err(_) => Err(ShardError::Backing(format!("no answer within {timeout:?}"))),
     }
-    let ttl = match ttl {
-        SetTtl::Clear => None,
-        SetTtl::After(d) => Some(d),
-        SetTtl::Keep => match store.ttl(&key, now) {
-            TtlState::Remaining(d) => Some(d),
-            TtlState::NoKey | TtlState::NoExpiry => None,
-        },
-    };
-    match store.set(key, value, ttl, now) {
-        Ok(_) => ShardReply::Set { written: true, old },
-        Err(err) => ShardReply::Error(err.into()),
-    }
-}
-
-/// `EXPIRE` with Redis 7's options: a key without expiry counts as an
-/// infinite TTL for `GT`/`LT`.
-fn expire(
-    store: &mut Store,
-    key: &[u8],
-    millis: i64,
-    options: ExpireOptions,
-    now: Instant,
-) -> bool {
-    let current = match store.ttl(key, now) {
-        TtlState::NoKey => return false,
-        TtlState::NoExpiry => None,
-        TtlState::Remaining(d) => Some(d),
-    };
-    let new = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
-    let refused = (options.nx && current.is_some())
-        || (options.xx && current.is_none())
-        || (options.gt && current.is_none_or(|c| new <= c))
-        || (options.lt && current.is_some_and(|c| new >= c));
-    if refused {
-        return false;
-    }
-    store.expire(key, new, now)
-}
-
-fn incr_by(store: &mut Store, key: Bytes, by: i64, now: Instant) -> Result<i64, ShardError> {
-    let current = match store.peek(&key, now) {
-        None => 0,
-        Some(v) => parse_i64(v).ok_or(ShardError::NotAnInteger)?,
-    };
-    let next = current.checked_add(by).ok_or(ShardError::Overflow)?;
-    let ttl = match store.ttl(&key, now) {
-        TtlState::Remaining(d) => Some(d),
-        TtlState::NoKey | TtlState::NoExpiry => None,
-    };
-    store.set(key, Bytes::from(next.to_string()), ttl, now)?;
-    Ok(next)
 }
 
 impl Actor for CacheShard {
     type Msg = ShardMsg;
 
-    async fn started(&mut self, ctx: &Ctx<ShardMsg>) -> Result<(), ActorError> {
-        let me = ctx.myself().clone();
-        self.ticker = Some(Ticker(tokio::spawn(async move {
-            let mut every = tokio::time::interval(PURGE_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                // A full mailbox just skips a sweep.
-                let _ = me.cast(ShardMsg::PurgeExpired);
-            }
-        })));
+    async fn started(&mut self, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
+        // A full mailbox just skips a sweep.
+        ctx.send_interval(PURGE_EVERY, || ShardMsg::PurgeExpired);
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: ShardMsg,
-        reply: ReplyTo<ShardReply>,
-        ctx: &Ctx<ShardMsg>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: ShardMsg, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
         let now = Instant::now();
-        match (self.backing.clone(), msg) {
-            (Some(backing), ShardMsg::Get(keys)) => {
-                self.read_through(backing, keys, reply, ctx, now);
+        let through = self.read_through.is_some();
+        match msg {
+            ShardMsg::Get { key, reply } => self.get(key, reply, ctx, now),
+            ShardMsg::GetMany { keys, reply } => self.get_many_through(keys, reply, ctx, now),
+            ShardMsg::Set {
+                key,
+                value,
+                ttl,
+                condition,
+                reply,
+            } if through => {
+                if ttl != SetTtl::Clear || condition.is_some() {
+                    let what = "SET with NX, XX, EX, PX or KEEPTTL".to_string();
+                    reply.send(Err(ShardError::ReadThroughUnsupported(what)));
+                } else {
+                    // `SET ... GET` reports the cached copy, if any.
+                    let old = self.store.peek(&key, now).map(Bytes::copy_from_slice);
+                    self.write_through(vec![(key, Some(value))], ctx, move |done| {
+                        reply.send(done.map(|()| SetResult { written: true, old }));
+                    });
+                }
             }
-            (
-                Some(backing),
-                msg @ (ShardMsg::Set { .. }
-                | ShardMsg::SetMany(_)
-                | ShardMsg::Del(_)
-                | ShardMsg::IncrBy { .. }),
-            ) => self.write_through(backing, msg, reply, ctx, now),
-            (_, msg) => {
-                let answer = self.apply(msg, now);
-                reply.send(answer);
+            ShardMsg::Set {
+                key,
+                value,
+                ttl,
+                condition,
+                reply,
+            } => {
+                reply.send(self.set(key, value, ttl, condition, now));
+            }
+            ShardMsg::SetMany { pairs, reply } if through => {
+                let writes = pairs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+                self.write_through(writes, ctx, move |done| {
+                    reply.send(done);
+                });
+            }
+            ShardMsg::SetMany { pairs, reply } => {
+                reply.send(self.set_many(pairs, now));
+            }
+            ShardMsg::Del { keys, reply } if through => {
+                // The backing store does not say whether a key existed: the
+                // count is of keys deleted there, present or not.
+                let n = keys.len() as u64;
+                let writes = keys.into_iter().map(|k| (k, None)).collect();
+                self.write_through(writes, ctx, move |done| {
+                    reply.send(done.map(|()| n));
+                });
+            }
+            ShardMsg::Del { keys, reply } => {
+                reply.send(Ok(self.del(&keys, now)));
+            }
+            ShardMsg::Exists { keys, reply } => {
+                reply.send(self.exists(&keys, now));
+            }
+            ShardMsg::Expire {
+                key,
+                millis,
+                options,
+                reply,
+            } => {
+                reply.send(self.expire(&key, millis, options, now));
+            }
+            ShardMsg::Ttl { key, reply } => {
+                reply.send(self.store.ttl(&key, now).into());
+            }
+            ShardMsg::Persist { key, reply } => {
+                reply.send(self.store.persist(&key, now));
+            }
+            ShardMsg::IncrBy { reply, .. } if through => {
+                let what = "INCRBY".to_string();
+                reply.send(Err(ShardError::ReadThroughUnsupported(what)));
+            }
+            ShardMsg::IncrBy { key, by, reply } => {
+                reply.send(self.incr_by(key, by, now));
+            }
+            ShardMsg::DbSize(reply) => {
+                reply.send(self.store.len() as u64);
+            }
+            ShardMsg::FlushAll(reply) => {
+                self.store.clear();
+                reply.send(());
+            }
+            ShardMsg::Stats(reply) => {
+                reply.send(self.stats());
+            }
+            ShardMsg::PurgeExpired => {
+                self.store.purge_expired(now, PURGE_BATCH);
+            }
+            ShardMsg::Fill {
+                key,
+                value,
+                version,
+                epoch,
+            } => {
+                self.fill(key, value, version, epoch, now);
+            }
+            ShardMsg::Invalidate {
+                key,
+                version,
+                reply,
+            } => {
+                reply.send(self.invalidate(key, version, now));
             }
         }
         self.export(ctx.name());
@@ -725,45 +888,38 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
-    fn set_msg(key: &str, value: &str, ttl: SetTtl, condition: Option<SetCondition>) -> ShardMsg {
-        ShardMsg::Set {
-            key: b(key),
-            value: b(value),
-            ttl,
-            condition,
-        }
+    fn written(old: Option<&str>) -> Result<SetResult, ShardError> {
+        Ok(SetResult {
+            written: true,
+            old: old.map(b),
+        })
+    }
+
+    fn refused(old: Option<&str>) -> Result<SetResult, ShardError> {
+        Ok(SetResult {
+            written: false,
+            old: old.map(b),
+        })
     }
 
     #[test]
     fn set_conditions_and_get() {
         let now = Instant::now();
         let mut s = shard();
-        let nx = set_msg("k", "1", SetTtl::Clear, Some(SetCondition::IfAbsent));
+        let nx = Some(SetCondition::IfAbsent);
+        assert_eq!(s.set(b("k"), b("1"), SetTtl::Clear, nx, now), written(None));
         assert_eq!(
-            s.apply(nx.clone(), now),
-            ShardReply::Set {
-                written: true,
-                old: None
-            }
+            s.set(b("k"), b("1"), SetTtl::Clear, nx, now),
+            refused(Some("1"))
+        );
+        let xx = Some(SetCondition::IfPresent);
+        assert_eq!(
+            s.set(b("missing"), b("1"), SetTtl::Clear, xx, now),
+            refused(None)
         );
         assert_eq!(
-            s.apply(nx, now),
-            ShardReply::Set {
-                written: false,
-                old: Some(b("1"))
-            }
-        );
-        let xx = set_msg("missing", "1", SetTtl::Clear, Some(SetCondition::IfPresent));
-        assert_eq!(
-            s.apply(xx, now),
-            ShardReply::Set {
-                written: false,
-                old: None
-            }
-        );
-        assert_eq!(
-            s.apply(ShardMsg::Get(vec![b("k"), b("missing")]), now),
-            ShardReply::Values(vec![Some(b("1")), None])
+            s.get_many(&[b("k"), b("missing")], now),
+            vec![Some(b("1")), None]
         );
     }
 
@@ -772,17 +928,10 @@ mod tests {
         let now = Instant::now();
         let mut s = shard();
         let ten = Duration::from_secs(10);
-        s.apply(set_msg("k", "1", SetTtl::After(ten), None), now);
-        s.apply(set_msg("k", "2", SetTtl::Keep, None), now);
-        assert_eq!(
-            s.apply(ShardMsg::Ttl(b("k")), now),
-            ShardReply::Ttl(KeyTtl::Remaining(ten))
-        );
-        let expire = |millis, options| ShardMsg::Expire {
-            key: b("k"),
-            millis,
-            options,
-        };
+        s.set(b("k"), b("1"), SetTtl::After(ten), None, now)
+            .unwrap();
+        s.set(b("k"), b("2"), SetTtl::Keep, None, now).unwrap();
+        assert_eq!(s.store.ttl(b"k", now), TtlState::Remaining(ten));
         let gt = ExpireOptions {
             gt: true,
             ..ExpireOptions::default()
@@ -791,86 +940,52 @@ mod tests {
             nx: true,
             ..ExpireOptions::default()
         };
-        assert_eq!(s.apply(expire(5_000, gt), now), ShardReply::Flag(false));
-        assert_eq!(s.apply(expire(20_000, gt), now), ShardReply::Flag(true));
-        assert_eq!(s.apply(expire(1_000, nx), now), ShardReply::Flag(false));
-        assert_eq!(
-            s.apply(ShardMsg::Persist(b("k")), now),
-            ShardReply::Flag(true)
-        );
-        assert_eq!(
-            s.apply(ShardMsg::Ttl(b("k")), now),
-            ShardReply::Ttl(KeyTtl::Persistent)
-        );
-        assert_eq!(
-            s.apply(expire(-1, ExpireOptions::default()), now),
-            ShardReply::Flag(true)
-        );
-        assert_eq!(
-            s.apply(ShardMsg::Ttl(b("k")), now),
-            ShardReply::Ttl(KeyTtl::Missing)
-        );
+        assert!(!s.expire(b"k", 5_000, gt, now));
+        assert!(s.expire(b"k", 20_000, gt, now));
+        assert!(!s.expire(b"k", 1_000, nx, now));
+        assert!(s.store.persist(b"k", now));
+        assert_eq!(KeyTtl::from(s.store.ttl(b"k", now)), KeyTtl::Persistent);
+        assert!(s.expire(b"k", -1, ExpireOptions::default(), now));
+        assert_eq!(KeyTtl::from(s.store.ttl(b"k", now)), KeyTtl::Missing);
     }
 
     #[test]
     fn incr_by_follows_redis() {
         let now = Instant::now();
         let mut s = shard();
-        let incr = |by| ShardMsg::IncrBy { key: b("n"), by };
-        assert_eq!(s.apply(incr(5), now), ShardReply::Int(5));
-        assert_eq!(s.apply(incr(-7), now), ShardReply::Int(-2));
-        s.apply(
-            set_msg("n", &i64::MAX.to_string(), SetTtl::Clear, None),
-            now,
-        );
-        assert_eq!(
-            s.apply(incr(1), now),
-            ShardReply::Error(ShardError::Overflow)
-        );
+        assert_eq!(s.incr_by(b("n"), 5, now), Ok(5));
+        assert_eq!(s.incr_by(b("n"), -7, now), Ok(-2));
+        let max = b(&i64::MAX.to_string());
+        s.set(b("n"), max, SetTtl::Clear, None, now).unwrap();
+        assert_eq!(s.incr_by(b("n"), 1, now), Err(ShardError::Overflow));
         for bad in ["x", " 1", "01", "1.5", ""] {
-            s.apply(set_msg("n", bad, SetTtl::Clear, None), now);
+            s.set(b("n"), b(bad), SetTtl::Clear, None, now).unwrap();
             assert_eq!(
-                s.apply(incr(1), now),
-                ShardReply::Error(ShardError::NotAnInteger),
+                s.incr_by(b("n"), 1, now),
+                Err(ShardError::NotAnInteger),
                 "{bad:?}"
             );
         }
         // The expiry survives an increment.
-        s.apply(
-            set_msg("t", "1", SetTtl::After(Duration::from_secs(3)), None),
-            now,
-        );
-        s.apply(ShardMsg::IncrBy { key: b("t"), by: 1 }, now);
-        assert_eq!(
-            s.apply(ShardMsg::Ttl(b("t")), now),
-            ShardReply::Ttl(KeyTtl::Remaining(Duration::from_secs(3)))
-        );
+        let three = Duration::from_secs(3);
+        s.set(b("t"), b("1"), SetTtl::After(three), None, now)
+            .unwrap();
+        s.incr_by(b("t"), 1, now).unwrap();
+        assert_eq!(s.store.ttl(b"t", now), TtlState::Remaining(three));
     }
 
     #[test]
-    fn del_exists_dbsize_flush_stats() {
+    fn del_exists_and_stats() {
         let now = Instant::now();
         let mut s = shard();
-        s.apply(
-            ShardMsg::SetMany(vec![(b("a"), b("1")), (b("b"), b("2"))]),
-            now,
-        );
-        assert_eq!(
-            s.apply(ShardMsg::Exists(vec![b("a"), b("a"), b("c")]), now),
-            ShardReply::Count(2)
-        );
-        assert_eq!(
-            s.apply(ShardMsg::Del(vec![b("a"), b("c")]), now),
-            ShardReply::Count(1)
-        );
-        assert_eq!(s.apply(ShardMsg::DbSize, now), ShardReply::Count(1));
-        s.apply(ShardMsg::Get(vec![b("b"), b("a")]), now);
-        let ShardReply::Stats(stats) = s.apply(ShardMsg::Stats, now) else {
-            panic!("stats");
-        };
+        s.set_many(vec![(b("a"), b("1")), (b("b"), b("2"))], now)
+            .unwrap();
+        assert_eq!(s.exists(&[b("a"), b("a"), b("c")], now), 2);
+        assert_eq!(s.del(&[b("a"), b("c")], now), 1);
+        assert_eq!(s.store.len(), 1);
+        s.get_many(&[b("b"), b("a")], now);
+        let stats = s.stats();
         assert_eq!((stats.keys, stats.hits, stats.misses), (1, 1, 1));
-        assert_eq!(s.apply(ShardMsg::FlushAll, now), ShardReply::Done);
-        assert_eq!(s.apply(ShardMsg::DbSize, now), ShardReply::Count(0));
     }
 
     #[test]
@@ -878,8 +993,12 @@ mod tests {
         let now = Instant::now();
         let mut s = CacheShard::new(NonZeroUsize::new(10).unwrap(), 4);
         assert_eq!(
-            s.apply(set_msg("key", "value", SetTtl::Clear, None), now),
-            ShardReply::Error(ShardError::TooLarge)
+            s.set(b("key"), b("value"), SetTtl::Clear, None, now),
+            Err(ShardError::TooLarge)
+        );
+        assert_eq!(
+            s.set_many(vec![(b("key"), b("value"))], now),
+            Err(ShardError::TooLarge)
         );
     }
 
@@ -887,34 +1006,15 @@ mod tests {
     fn fills_respect_epoch_and_invalidations() {
         let now = Instant::now();
         let mut s = shard();
-        let fill = |value: &str, version, epoch| ShardMsg::Fill {
-            key: b("k"),
-            value: b(value),
-            version,
-            epoch,
-        };
         let epoch = s.epoch();
         // A fill started by another (crashed) instance is dropped.
-        assert_eq!(
-            s.apply(fill("v1", 1, epoch + 1), now),
-            ShardReply::Flag(false)
-        );
-        assert_eq!(s.apply(fill("v1", 1, epoch), now), ShardReply::Flag(true));
-        let invalidate = ShardMsg::Invalidate {
-            key: b("k"),
-            version: 3,
-        };
-        assert_eq!(s.apply(invalidate, now), ShardReply::Flag(true));
-        assert_eq!(s.apply(fill("v2", 2, epoch), now), ShardReply::Flag(false));
-        assert_eq!(
-            s.apply(ShardMsg::Get(vec![b("k")]), now),
-            ShardReply::Values(vec![None])
-        );
-        assert_eq!(s.apply(fill("v3", 3, epoch), now), ShardReply::Flag(true));
-        assert_eq!(
-            s.apply(ShardMsg::Get(vec![b("k")]), now),
-            ShardReply::Values(vec![Some(b("v3"))])
-        );
+        assert!(!s.fill(b("k"), b("v1"), 1, epoch + 1, now));
+        assert!(s.fill(b("k"), b("v1"), 1, epoch, now));
+        assert!(s.invalidate(b("k"), 3, now));
+        assert!(!s.fill(b("k"), b("v2"), 2, epoch, now));
+        assert_eq!(s.get_many(&[b("k")], now), vec![None]);
+        assert!(s.fill(b("k"), b("v3"), 3, epoch, now));
+        assert_eq!(s.get_many(&[b("k")], now), vec![Some(b("v3"))]);
         assert_ne!(shard().epoch(), epoch, "each instance has its own epoch");
     }
 }

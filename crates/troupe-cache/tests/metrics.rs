@@ -29,24 +29,45 @@ async fn hits_misses_evictions_and_expirations_are_counted() {
     let shard = pool.member(0).unwrap().clone();
     let t = Duration::from_secs(5);
     let key = |k: &str| Bytes::copy_from_slice(k.as_bytes());
-    let set = |k: &str, ttl: SetTtl| ShardMsg::Set {
-        key: key(k),
-        value: Bytes::from_static(b"v"),
-        ttl,
-        condition: None,
+    let set = |k: &str, ttl: SetTtl| {
+        let key = key(k);
+        move |reply| ShardMsg::Set {
+            key,
+            value: Bytes::from_static(b"v"),
+            ttl,
+            condition: None,
+            reply,
+        }
     };
-    shard.call(set("a", SetTtl::Clear), t).await.unwrap();
-    shard.call(ShardMsg::Get(vec![key("a")]), t).await.unwrap(); // a hit
-    shard.call(ShardMsg::Get(vec![key("zz")]), t).await.unwrap(); // a miss
-    shard.call(set("b", SetTtl::Clear), t).await.unwrap();
-    shard.call(set("c", SetTtl::Clear), t).await.unwrap(); // 2 entries at most: an eviction
+    let get = |k: &str| {
+        let key = key(k);
+        move |reply| ShardMsg::Get { key, reply }
+    };
+    shard
+        .call(set("a", SetTtl::Clear), t)
+        .await
+        .unwrap()
+        .unwrap();
+    shard.call(get("a"), t).await.unwrap().unwrap(); // a hit
+    shard.call(get("zz"), t).await.unwrap().unwrap(); // a miss
+    shard
+        .call(set("b", SetTtl::Clear), t)
+        .await
+        .unwrap()
+        .unwrap();
+    shard
+        .call(set("c", SetTtl::Clear), t)
+        .await
+        .unwrap()
+        .unwrap(); // 2 entries at most: an eviction
     shard
         .call(set("d", SetTtl::After(Duration::from_millis(1))), t)
         .await
+        .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    shard.call(ShardMsg::Get(vec![key("d")]), t).await.unwrap(); // an expiry
-    shard.call(ShardMsg::Get(vec![]), t).await.unwrap(); // one more message: export
+    shard.call(get("d"), t).await.unwrap().unwrap(); // an expiry
+    shard.call(ShardMsg::DbSize, t).await.unwrap(); // one more message: export
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         if let DebugValue::Counter(n) = value {

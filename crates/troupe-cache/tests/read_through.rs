@@ -1,28 +1,32 @@
-//! Read-through shards in front of a real backing actor: a versioned
-//! in-memory map with an optional delay on `Get` answers, to force the race
-//! between a slow fill and a write.
+//! Read-through caches, each declared in one `CacheSpec`, in front of a real
+//! backing actor (a versioned in-memory map with an optional delay on `Get`
+//! answers, to force the race between a slow fill and a write) and in front
+//! of a `Backing` implemented directly (no actor).
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use troupe_cache::{BackingMsg, CacheClient, CacheShard, SetTtl, Versioned};
+use troupe_cache::{
+    Backing, BackingError, BackingMsg, CacheClient, CacheError, CacheSpec, SetTtl, ShardError,
+    Versioned,
+};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, ReplyTo, SupervisorSpec,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
 };
 
 const T: Duration = Duration::from_secs(5);
 
 /// A versioned map: one global version, bumped by every write. A `Get` reads
 /// the map when it is handled and answers after `get_delay_ms`, without
-/// holding up later messages.
+/// holding up later messages; `gets` counts the `Get`s handled.
 struct MapBacking {
-    map: HashMap<Vec<u8>, Vec<u8>>,
+    map: HashMap<Bytes, Bytes>,
     version: u64,
     get_delay_ms: Arc<AtomicU64>,
+    gets: Arc<AtomicU64>,
 }
 
 impl Actor for MapBacking {
@@ -31,35 +35,33 @@ impl Actor for MapBacking {
     async fn handle(
         &mut self,
         msg: BackingMsg,
-        reply: ReplyTo<Versioned>,
-        _ctx: &Ctx<BackingMsg>,
+        ctx: &mut Ctx<BackingMsg>,
     ) -> Result<(), ActorError> {
         match msg {
-            BackingMsg::Get { key } => {
+            BackingMsg::Get { key, reply } => {
                 let answer = Versioned {
                     value: self.map.get(&key).cloned(),
                     version: self.version,
                 };
+                self.gets.fetch_add(1, Ordering::SeqCst);
                 let delay = Duration::from_millis(self.get_delay_ms.load(Ordering::SeqCst));
                 if delay.is_zero() {
                     reply.send(answer);
                 } else {
-                    tokio::spawn(async move {
+                    ctx.spawn(async move {
                         tokio::time::sleep(delay).await;
                         reply.send(answer);
+                        Ok(())
                     });
                 }
             }
-            BackingMsg::Put { key, value } => {
+            BackingMsg::Put { key, value, reply } => {
                 self.version += 1;
-                match &value {
-                    Some(v) => self.map.insert(key, v.clone()),
+                match value {
+                    Some(v) => self.map.insert(key, v),
                     None => self.map.remove(&key),
                 };
-                reply.send(Versioned {
-                    value,
-                    version: self.version,
-                });
+                reply.send(self.version);
             }
         }
         Ok(())
@@ -71,34 +73,36 @@ struct Setup {
     client: CacheClient,
     backing: Addr<BackingMsg>,
     get_delay_ms: Arc<AtomicU64>,
+    gets: Arc<AtomicU64>,
 }
 
 async fn setup(shards: usize) -> Setup {
     let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
     let get_delay_ms = Arc::new(AtomicU64::new(0));
-    let delay = get_delay_ms.clone();
+    let gets = Arc::new(AtomicU64::new(0));
+    let (delay, count) = (get_delay_ms.clone(), gets.clone());
     let (backing_spec, backing) = node
         .child("db", ChildOptions::permanent(), move || MapBacking {
             map: HashMap::new(),
             version: 0,
             get_delay_ms: delay.clone(),
+            gets: count.clone(),
         })
         .unwrap();
-    let entries = NonZeroUsize::new(1000).unwrap();
-    let for_shards = backing.clone();
-    let (pool_spec, pool) = node
-        .pool_child("cache", shards, ChildOptions::permanent(), move |_| {
-            CacheShard::with_backing(entries, 1 << 20, for_shards.clone())
-        })
-        .unwrap();
-    node.start(SupervisorSpec::one_for_one(), vec![backing_spec, pool_spec])
+    let spec = CacheSpec::lru(1000)
+        .shards(shards)
+        .read_through(backing.clone());
+    let (mut children, client) = spec.children(&node, "cache").unwrap();
+    children.insert(0, backing_spec);
+    node.start(SupervisorSpec::one_for_one(), children)
         .await
         .unwrap();
     Setup {
         _node: node,
-        client: CacheClient::from_pool(&pool),
+        client,
         backing,
         get_delay_ms,
+        gets,
     }
 }
 
@@ -106,37 +110,33 @@ fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-async fn backing_get(backing: &Addr<BackingMsg>, key: &str) -> Option<Vec<u8>> {
-    let key = key.as_bytes().to_vec();
-    backing
-        .call(BackingMsg::Get { key }, T)
-        .await
-        .unwrap()
-        .value
+async fn backing_get(backing: &Addr<BackingMsg>, key: &str) -> Option<Bytes> {
+    let key = b(key);
+    backing.get(key, T).await.unwrap().value
+}
+
+/// Polls `cond` until it holds, failing the test after `T`.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + T;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miss_fills_from_the_backing_store() {
     let s = setup(2).await;
-    let put = BackingMsg::Put {
-        key: b"k".to_vec(),
-        value: Some(b"v".to_vec()),
-    };
-    assert_eq!(s.backing.call(put, T).await.unwrap().version, 1);
-    assert_eq!(s.client.get(b("k")).await.unwrap(), Some(b("v")));
-    assert_eq!(s.client.get(b("absent")).await.unwrap(), None);
-    // The fill is cast after the answer: wait (bounded) for a hit.
-    let mut hit = false;
-    for _ in 0..100 {
-        let before = s.client.stats().await.unwrap().hits;
-        assert_eq!(s.client.get(b("k")).await.unwrap(), Some(b("v")));
-        if s.client.stats().await.unwrap().hits > before {
-            hit = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(hit, "the miss was never filled");
+    assert_eq!(s.backing.put(b("k"), Some(b("v")), T).await.unwrap(), 1);
+    assert_eq!(s.client.get("k").await.unwrap(), Some(b("v")));
+    assert_eq!(s.client.get("absent").await.unwrap(), None);
+    // The fill is cast before the answer, so the next read of the key hits.
+    let before = s.client.stats().await.unwrap().hits;
+    assert_eq!(s.client.get("k").await.unwrap(), Some(b("v")));
+    assert_eq!(s.client.stats().await.unwrap().hits, before + 1);
     assert_eq!(s.client.dbsize().await.unwrap(), 1);
 }
 
@@ -145,38 +145,40 @@ async fn writes_go_through_and_are_visible_on_the_next_read() {
     let s = setup(2).await;
     for round in 0..5 {
         let value = b(&format!("v{round}"));
-        let out = s
-            .client
-            .set(b("k"), value.clone(), SetTtl::Clear, None)
-            .await
-            .unwrap();
-        assert!(out.written);
-        assert_eq!(backing_get(&s.backing, "k").await, Some(value.to_vec()));
-        // Read twice: once filling, once (probably) hitting.
-        assert_eq!(s.client.get(b("k")).await.unwrap(), Some(value.clone()));
-        assert_eq!(s.client.get(b("k")).await.unwrap(), Some(value));
+        s.client.set("k", value.clone()).await.unwrap();
+        assert_eq!(backing_get(&s.backing, "k").await, Some(value.clone()));
+        // Read twice: once filling, once hitting.
+        assert_eq!(s.client.get("k").await.unwrap(), Some(value.clone()));
+        assert_eq!(s.client.get("k").await.unwrap(), Some(value));
     }
-    s.client
-        .mset(vec![(b("a"), b("1")), (b("b"), b("2"))])
+    let out = s
+        .client
+        .set_with("k", "v5", SetTtl::Clear, None)
         .await
         .unwrap();
+    assert!(out.written);
+    assert_eq!(out.old, Some(b("v4")), "the cached copy it replaced");
+    s.client.mset([("a", "1"), ("b", "2")]).await.unwrap();
     assert_eq!(
-        s.client.mget(vec![b("a"), b("b"), b("k")]).await.unwrap(),
-        vec![Some(b("1")), Some(b("2")), Some(b("v4"))]
+        s.client.mget(["a", "b", "k"]).await.unwrap(),
+        vec![Some(b("1")), Some(b("2")), Some(b("v5"))]
     );
-    assert_eq!(s.client.del(vec![b("k"), b("a")]).await.unwrap(), 2);
+    assert_eq!(s.client.del(["k", "a"]).await.unwrap(), 2);
     assert_eq!(backing_get(&s.backing, "k").await, None);
-    assert_eq!(s.client.get(b("k")).await.unwrap(), None);
-    assert_eq!(s.client.get(b("a")).await.unwrap(), None);
-    assert_eq!(s.client.get(b("b")).await.unwrap(), Some(b("2")));
+    assert_eq!(s.client.get("k").await.unwrap(), None);
+    assert_eq!(s.client.get("a").await.unwrap(), None);
+    assert_eq!(s.client.get("b").await.unwrap(), Some(b("2")));
     // Options needing the authoritative value or a backing-side expiry are
     // refused, not silently weakened.
-    let refused = s
-        .client
-        .set(b("k"), b("x"), SetTtl::After(Duration::from_secs(1)), None)
-        .await;
-    assert!(refused.is_err());
-    assert!(s.client.incr_by(b("n"), 1).await.is_err());
+    let ttl = SetTtl::After(Duration::from_secs(1));
+    assert!(matches!(
+        s.client.set_with("k", "x", ttl, None).await,
+        Err(CacheError::Refused(ShardError::ReadThroughUnsupported(_)))
+    ));
+    assert!(matches!(
+        s.client.incr_by("n", 1).await,
+        Err(CacheError::Refused(ShardError::ReadThroughUnsupported(_)))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,23 +187,21 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
     for round in 0..4 {
         let old = b(&format!("old{round}"));
         let new = b(&format!("new{round}"));
-        s.client
-            .set(b("k"), old.clone(), SetTtl::Clear, None)
-            .await
-            .unwrap();
+        s.client.set("k", old.clone()).await.unwrap();
         // A slow read-through GET: it reads `old` now and fills much later.
         s.get_delay_ms.store(300, Ordering::SeqCst);
+        let gets = s.gets.load(Ordering::SeqCst);
         let slow = tokio::spawn({
             let client = s.client.clone();
-            async move { client.get(b("k")).await }
+            async move { client.get("k").await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually("the slow read reached the backing store", || async {
+            s.gets.load(Ordering::SeqCst) > gets
+        })
+        .await;
         s.get_delay_ms.store(0, Ordering::SeqCst);
         // The write is acknowledged while the slow read is still in flight.
-        s.client
-            .set(b("k"), new.clone(), SetTtl::Clear, None)
-            .await
-            .unwrap();
+        s.client.set("k", new.clone()).await.unwrap();
         assert!(!slow.is_finished(), "the race was not forced");
         // No read may return `old` from now on. In odd rounds, read while
         // the slow read is in flight (the fresh fill then guards the key);
@@ -209,8 +209,7 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
         // fence can refuse the slow fill.
         if round % 2 == 1 {
             for _ in 0..10 {
-                assert_eq!(s.client.get(b("k")).await.unwrap(), Some(new.clone()));
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                assert_eq!(s.client.get("k").await.unwrap(), Some(new.clone()));
             }
         }
         // The slow read itself began before the write: it saw `old`. Its
@@ -218,9 +217,157 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
         // before any of the reads below.
         assert_eq!(slow.await.unwrap().unwrap(), Some(old));
         for _ in 0..30 {
-            assert_eq!(s.client.get(b("k")).await.unwrap(), Some(new.clone()));
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(s.client.get("k").await.unwrap(), Some(new.clone()));
         }
-        assert_eq!(s.client.get(b("k")).await.unwrap(), Some(new));
     }
+}
+
+/// A backing store implemented directly: a map behind a mutex, which can be
+/// made to fail. Clones share it.
+#[derive(Clone, Default)]
+struct SharedMap(Arc<MapState>);
+
+#[derive(Default)]
+struct MapState {
+    map: Mutex<(HashMap<Bytes, Bytes>, u64)>,
+    down: AtomicBool,
+}
+
+impl std::ops::Deref for SharedMap {
+    type Target = MapState;
+
+    fn deref(&self) -> &MapState {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the map is down")]
+struct Down;
+
+impl Backing for SharedMap {
+    async fn get(&self, key: Bytes, _timeout: Duration) -> Result<Versioned, BackingError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(BackingError::store(Down));
+        }
+        let map = self.map.lock().unwrap();
+        Ok(Versioned {
+            value: map.0.get(&key).cloned(),
+            version: map.1,
+        })
+    }
+
+    async fn put(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        _timeout: Duration,
+    ) -> Result<u64, BackingError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(BackingError::store(Down));
+        }
+        let mut map = self.map.lock().unwrap();
+        map.1 += 1;
+        match value {
+            Some(v) => map.0.insert(key, v),
+            None => map.0.remove(&key),
+        };
+        Ok(map.1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backing_without_an_actor_and_its_failures() {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let store = SharedMap::default();
+    let spec = CacheSpec::lru(100).shards(2).read_through(store.clone());
+    let (children, cache) = spec.children(&node, "cache").unwrap();
+    node.start(SupervisorSpec::one_for_one(), children)
+        .await
+        .unwrap();
+
+    cache.set("k", "v").await.unwrap();
+    assert_eq!(store.map.lock().unwrap().0.get(&b("k")), Some(&b("v")));
+    assert_eq!(cache.get("k").await.unwrap(), Some(b("v")));
+
+    // A failing backing store: a miss and a write fail with its reason, and
+    // the write drops the cached copy (it may have landed).
+    store.down.store(true, Ordering::SeqCst);
+    match cache.get("other").await {
+        Err(CacheError::Refused(ShardError::Backing(reason))) => {
+            assert!(reason.contains("the map is down"), "{reason}");
+        }
+        other => panic!("expected a backing failure, got {other:?}"),
+    }
+    assert!(matches!(
+        cache.set("k", "w").await,
+        Err(CacheError::Refused(ShardError::Backing(_)))
+    ));
+    assert!(matches!(
+        cache.get("k").await,
+        Err(CacheError::Refused(ShardError::Backing(_)))
+    ));
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(cache.get("k").await.unwrap(), Some(b("v")));
+    node.shutdown().await;
+}
+
+/// A backing store that never answers (and counts the reads it got): a
+/// shard waits on at most its limit of them and refuses the rest at once.
+struct Stuck(Arc<AtomicU64>);
+
+impl Backing for Stuck {
+    async fn get(&self, _key: Bytes, _timeout: Duration) -> Result<Versioned, BackingError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::future::pending().await
+    }
+
+    async fn put(
+        &self,
+        _key: Bytes,
+        _value: Option<Bytes>,
+        _timeout: Duration,
+    ) -> Result<u64, BackingError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backing_operations_in_flight_are_bounded() {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let started = Arc::new(AtomicU64::new(0));
+    let spec = CacheSpec::lru(100)
+        .read_through(Stuck(started.clone()))
+        .max_backing_in_flight(2)
+        .backing_timeout(Duration::from_millis(300));
+    let (children, cache) = spec.children(&node, "cache").unwrap();
+    node.start(SupervisorSpec::one_for_one(), children)
+        .await
+        .unwrap();
+    let waiting: Vec<_> = (0..2)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get(format!("k{i}")).await })
+        })
+        .collect();
+    eventually("both reads wait on the backing store", || async {
+        started.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    assert!(matches!(
+        cache.get("third").await,
+        Err(CacheError::Refused(ShardError::BackingBusy { limit: 2 }))
+    ));
+    assert!(matches!(
+        cache.set("third", "v").await,
+        Err(CacheError::Refused(ShardError::BackingBusy { limit: 2 }))
+    ));
+    // The waiting reads end at the backing timeout, with an error.
+    for read in waiting {
+        assert!(matches!(
+            read.await.unwrap(),
+            Err(CacheError::Refused(ShardError::Backing(_)))
+        ));
+    }
+    node.shutdown().await;
 }

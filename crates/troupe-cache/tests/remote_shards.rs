@@ -37,9 +37,13 @@ async fn a_front_end_serves_from_shards_on_another_node() {
     let shards: Vec<Addr<ShardMsg>> = (0..2)
         .map(|i| edge.addr::<ShardMsg>("data", &Pool::<ShardMsg>::member_name("cache", i)))
         .collect();
-    let server = RespServer::new("127.0.0.1:0", CacheClient::new(shards));
+    let server = RespServer::new("127.0.0.1:0");
     let (spec, server_addr) = edge
-        .child("resp", ChildOptions::permanent(), server.factory())
+        .child(
+            "resp",
+            ChildOptions::permanent(),
+            server.factory(CacheClient::new(shards)),
+        )
         .unwrap();
     edge.start(SupervisorSpec::one_for_one(), vec![spec])
         .await

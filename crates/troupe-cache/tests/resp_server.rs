@@ -11,7 +11,7 @@ use redis::{RedisError, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use troupe_cache::resp::Limits;
-use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg, ShardReply};
+use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg};
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
 
 const T: Duration = Duration::from_secs(5);
@@ -31,9 +31,13 @@ async fn setup(shards: usize, configure: impl FnOnce(RespServer) -> RespServer) 
         })
         .unwrap();
     let client = CacheClient::from_pool(&pool);
-    let server = configure(RespServer::new("127.0.0.1:0", client.clone()));
+    let server = configure(RespServer::new("127.0.0.1:0"));
     let (server_spec, server_addr) = node
-        .child("resp", ChildOptions::permanent(), server.factory())
+        .child(
+            "resp",
+            ChildOptions::permanent(),
+            server.factory(client.clone()),
+        )
         .unwrap();
     node.start(
         SupervisorSpec::one_for_one().intensity(20, Duration::from_secs(10)),
@@ -478,7 +482,7 @@ async fn a_crashed_shard_comes_back_empty_and_serving() {
     // Serving again once restarted: the first calls may fail meanwhile.
     let mut restarted = false;
     for _ in 0..100 {
-        if let Ok(ShardReply::Count(n)) = s.client.shards()[0].call(ShardMsg::DbSize, T).await {
+        if let Ok(n) = s.client.shards()[0].call(ShardMsg::DbSize, T).await {
             assert_eq!(n, 0, "the restarted shard starts empty");
             restarted = true;
             break;

@@ -17,12 +17,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use troupe_runtime::{Addr, CallError};
+use tokio::time::Instant;
+use troupe_runtime::{Addr, CallError, Reply};
 
-use crate::msg::{DbFailure, DbMsg, DbReply, ReadAt, ReplicaStatus, WriteOp, WriteOutcome};
+use crate::msg::{DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, WriteOp, Written};
+
+/// How long one [`DbClient`] operation may take, retries included, unless set with
+/// [`DbClient::with_timeout`]
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a client's reads go
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,71 +45,47 @@ pub enum ReadPolicy {
 /// Why a database operation failed
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DbError {
-    /// A replica refused the request for good (too large, storage failure)
+    /// A replica refused the request for good (too large, storage failure, promotion refused)
     #[error(transparent)]
     Refused(DbFailure),
     /// No leader (or no replica, for reads) answered before the deadline
-    #[error("database unavailable: {last}")]
+    #[error("database unavailable: no suitable replica answered before the deadline")]
     Unavailable {
-        /// The last failure seen
+        /// The last failure seen; `None` if there was no replica to ask
         #[source]
-        last: AttemptError,
+        last: Option<AttemptError>,
     },
     /// A compare-and-set's answer was lost; it may or may not have been applied
-    #[error("outcome unknown: {0}")]
+    #[error("outcome unknown: the write's answer was lost, it may have been applied")]
     Ambiguous(#[source] AttemptError),
-    /// The call itself was refused (e.g. the request is over the frame size limit)
-    #[error(transparent)]
-    Call(CallError),
+    /// The call itself was refused (the request is over the frame size limit)
+    #[error("the call to the database was refused")]
+    Call(#[from] CallError),
 }
 
-/// Why one attempt at a database call did not succeed: the cause inside
-/// [`DbError::Unavailable`] and [`DbError::Ambiguous`]
+/// Why one attempt at one replica failed: the cause inside [`DbError::Unavailable`] and
+/// [`DbError::Ambiguous`]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttemptError {
-    /// No replica was tried: none is configured, or none fits (the reason says which)
-    #[error("{0}")]
-    NoReplica(&'static str),
-    /// Replica `replica` refused: it does not lead, lags behind, is overloaded, or lost its
-    /// leadership with the write in flight
-    #[error("replica {replica}: {failure}")]
+    /// The replica answered with a refusal worth trying elsewhere or later (not the leader,
+    /// lagging, overloaded, leadership lost)
+    #[error("replica {replica} refused")]
     Refused {
-        /// The replica's index in the database's list
+        /// The replica's index
         replica: usize,
-        /// Its answer
+        /// What it answered
         #[source]
         failure: DbFailure,
     },
-    /// The call to replica `replica` failed (timeout, unreachable, not found...)
-    #[error("replica {replica}: {error}")]
+    /// The call to the replica got no answer
+    #[error("the call to replica {replica} failed")]
     Call {
-        /// The replica's index in the database's list
+        /// The replica's index
         replica: usize,
         /// Why
         #[source]
         error: CallError,
     },
-    /// A replica answered with a reply that does not fit the request
-    #[error("unexpected answer {0}")]
-    Unexpected(String),
-}
-
-/// A write's log index and effect
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The write's log index: pass it to a read-your-writes read elsewhere
-    pub index: u64,
-    /// What it did
-    pub outcome: WriteOutcome,
-}
-
-/// A read's value and the applied index of the replica that answered
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadValue {
-    /// The value, `None` if absent
-    pub value: Option<Bytes>,
-    /// The answering replica's applied index
-    pub index: u64,
 }
 
 struct Session {
@@ -147,8 +128,12 @@ struct Retry {
 
 impl Retry {
     fn new(timeout: Duration) -> Self {
+        let now = Instant::now();
         Self {
-            deadline: Instant::now() + timeout,
+            // A timeout too long to represent is as good as none.
+            deadline: now
+                .checked_add(timeout)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600)),
             pause: Duration::from_millis(5),
         }
     }
@@ -167,7 +152,9 @@ impl Retry {
 }
 
 impl DbClient {
-    /// A client for the database whose replica `i` is `replicas[i]`
+    /// A client for the database whose replica `i` is `replicas[i]` (as
+    /// [`DbSpec::client`](crate::DbSpec::client) builds it from a node, or a topology from the
+    /// replicas' handles), with the [`DEFAULT_TIMEOUT`] and [`ReadPolicy::Leader`]
     pub fn new(replicas: Vec<Addr<DbMsg>>) -> Self {
         Self {
             replicas: replicas.into(),
@@ -176,24 +163,42 @@ impl DbClient {
                 next_read: AtomicUsize::new(0),
                 last_write: AtomicU64::new(0),
             }),
-            timeout: Duration::from_secs(5),
+            timeout: DEFAULT_TIMEOUT,
             call_timeout: Duration::from_secs(2),
             read_policy: ReadPolicy::Leader,
             read_wait: Duration::from_millis(500),
         }
     }
 
-    /// The same session with another read policy
-    pub fn with_read_policy(mut self, policy: ReadPolicy) -> Self {
-        self.read_policy = policy;
-        self
+    /// A copy of this client (same session) whose reads follow `policy`
+    #[must_use]
+    pub fn with_read_policy(&self, policy: ReadPolicy) -> Self {
+        Self {
+            read_policy: policy,
+            ..self.clone()
+        }
     }
 
-    /// The same session with another deadline per operation, retries included (default 5 s)
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self.call_timeout = self.call_timeout.min(timeout);
-        self
+    /// A copy of this client (same session) whose operations each take at most `timeout`,
+    /// retries included (default [`DEFAULT_TIMEOUT`]); one call to one replica waits at most
+    /// 2 s of it
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            timeout,
+            call_timeout: Duration::from_secs(2).min(timeout),
+            ..self.clone()
+        }
+    }
+
+    /// How long one operation may take, retries included
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The replicas' handles, replica `i` at index `i`
+    pub fn replicas(&self) -> &[Addr<DbMsg>] {
+        &self.replicas
     }
 
     /// The replica this client sends writes to now
@@ -208,9 +213,19 @@ impl DbClient {
 
     /// Sets `key` to `value`
     ///
+    /// `Ok` means the write is durable on as many replicas as the database's
+    /// [`AckMode`](crate::AckMode) asks for, and applied by the leader: a leader read sees it.
+    /// A write whose answer was lost is sent again (see the [module docs](self)).
+    ///
     /// # Errors
     ///
-    /// [`DbError`]: too large, no leader in time, or the request over the frame limit.
+    /// [`DbError::Refused`] if a replica refused it for good (too large, storage failure),
+    /// [`DbError::Unavailable`] if no leader acknowledged it in time (it may still be
+    /// applied), [`DbError::Call`] if the request is over the frame limit.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the retries; a write already sent may still be applied.
     pub async fn put(
         &self,
         key: impl Into<Bytes>,
@@ -225,7 +240,13 @@ impl DbClient {
 
     /// Removes `key`
     ///
+    /// `Ok` as for [`DbClient::put`].
+    ///
     /// # Errors
+    ///
+    /// As [`DbClient::put`].
+    ///
+    /// # Cancel safety
     ///
     /// As [`DbClient::put`].
     pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Written, DbError> {
@@ -233,12 +254,18 @@ impl DbClient {
     }
 
     /// Sets `key` to `new` (removes it when `None`) if it holds `expected` (`None`: absent);
-    /// the outcome says whether it did ([`WriteOutcome::Swapped`]) or what the key held
-    /// ([`WriteOutcome::CasFailed`])
+    /// the outcome says whether it did ([`WriteOutcome::Swapped`](crate::WriteOutcome)) or
+    /// what the key held ([`WriteOutcome::CasFailed`](crate::WriteOutcome))
+    ///
+    /// `Ok` as for [`DbClient::put`]; a compare-and-set is never sent twice.
     ///
     /// # Errors
     ///
     /// As [`DbClient::put`], and [`DbError::Ambiguous`] if the answer was lost.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DbClient::put`].
     pub async fn cas(
         &self,
         key: impl Into<Bytes>,
@@ -253,11 +280,16 @@ impl DbClient {
         .await
     }
 
-    /// Reads `key` by this client's read policy
+    /// Reads `key` by this client's read policy (`None`: absent)
     ///
     /// # Errors
     ///
-    /// [`DbError::Unavailable`] if no suitable replica answered in time.
+    /// [`DbError::Unavailable`] if no suitable replica answered in time,
+    /// [`DbError::Refused`] if one refused for good.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a read changes nothing.
     pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, DbError> {
         Ok(self.get_with(key, self.read_policy).await?.value)
     }
@@ -267,22 +299,22 @@ impl DbClient {
     /// # Errors
     ///
     /// As [`DbClient::get`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DbClient::get`].
     pub async fn get_with(
         &self,
         key: impl Into<Bytes>,
         policy: ReadPolicy,
     ) -> Result<ReadValue, DbError> {
         let key = key.into();
-        let reply = self
-            .read(policy, |read| DbMsg::Get {
-                key: key.clone(),
-                read,
-            })
-            .await?;
-        match reply {
-            DbReply::Value { value, index } => Ok(ReadValue { value, index }),
-            other => Err(unexpected(&other)),
-        }
+        self.read(policy, |read, reply| DbMsg::Get {
+            key: key.clone(),
+            read,
+            reply,
+        })
+        .await
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order (at most
@@ -291,36 +323,44 @@ impl DbClient {
     /// # Errors
     ///
     /// As [`DbClient::get`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DbClient::get`].
     pub async fn scan(
         &self,
         prefix: impl Into<Bytes>,
         limit: u32,
     ) -> Result<Vec<(Bytes, Bytes)>, DbError> {
         let prefix = prefix.into();
-        let reply = self
-            .read(self.read_policy, |read| DbMsg::Scan {
+        let page = self
+            .read(self.read_policy, |read, reply| DbMsg::Scan {
                 prefix: prefix.clone(),
                 limit,
                 read,
+                reply,
             })
             .await?;
-        match reply {
-            DbReply::Entries { entries, .. } => Ok(entries),
-            other => Err(unexpected(&other)),
-        }
+        Ok(page.entries)
     }
 
-    /// The status of every replica (`Err` for those that did not answer)
+    /// The status of every replica, replica `i` at index `i` (`Err` for those that did not
+    /// answer within one call's timeout)
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it changes nothing.
     pub async fn statuses(&self) -> Vec<Result<ReplicaStatus, DbError>> {
         let mut out = Vec::with_capacity(self.replicas.len());
         for (i, replica) in self.replicas.iter().enumerate() {
-            out.push(match replica.call(DbMsg::Status, self.call_timeout).await {
-                Ok(DbReply::Status(status)) => Ok(status),
-                Ok(other) => Err(unexpected(&other)),
-                Err(error) => Err(DbError::Unavailable {
-                    last: AttemptError::Call { replica: i, error },
-                }),
-            });
+            out.push(
+                replica
+                    .call(DbMsg::Status, self.call_timeout)
+                    .await
+                    .map_err(|error| DbError::Unavailable {
+                        last: Some(AttemptError::Call { replica: i, error }),
+                    }),
+            );
         }
         out
     }
@@ -328,26 +368,32 @@ impl DbClient {
     /// Manual failover: treats the current leader as lost and promotes the most up-to-date
     /// follower; returns the new leader and its epoch
     ///
+    /// `Ok` means the new leader accepted; this client sends its writes there from now on.
+    ///
     /// # Errors
     ///
     /// [`DbError::Refused`] with [`DbFailure::Promotion`] if no follower could be promoted
     /// without risking acknowledged writes, [`DbError::Unavailable`] if no replica answered.
-    pub async fn promote(&self) -> Result<(usize, u64), DbError> {
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future abandons the wait; the promotion, once started, runs to its end.
+    pub async fn promote(&self) -> Result<Promoted, DbError> {
         let leader = self.leader();
-        let mut last = AttemptError::NoReplica("no follower to coordinate the promotion");
+        let mut last = None;
         for (i, replica) in self.replicas.iter().enumerate() {
             if i == leader && self.replicas.len() > 1 {
                 continue;
             }
             match replica.call(DbMsg::Promote, self.timeout).await {
-                Ok(DbReply::Promoted { leader, epoch }) => {
-                    let leader = leader as usize;
-                    self.session.leader.store(leader, Ordering::Relaxed);
-                    return Ok((leader, epoch));
+                Ok(Ok(promoted)) => {
+                    self.session
+                        .leader
+                        .store(promoted.leader as usize, Ordering::Relaxed);
+                    return Ok(promoted);
                 }
-                Ok(DbReply::Error(failure)) => return Err(DbError::Refused(failure)),
-                Ok(other) => return Err(unexpected(&other)),
-                Err(error) => last = AttemptError::Call { replica: i, error },
+                Ok(Err(failure)) => return Err(DbError::Refused(failure)),
+                Err(error) => last = Some(AttemptError::Call { replica: i, error }),
             }
         }
         Err(DbError::Unavailable { last })
@@ -358,72 +404,67 @@ impl DbClient {
         let n = self.replicas.len();
         let mut retry = Retry::new(self.timeout);
         let mut target = self.leader() % n.max(1);
-        let mut last = AttemptError::NoReplica("no replica");
+        let mut last = None;
         loop {
             let remaining = retry.remaining();
             if remaining.is_zero() || n == 0 {
                 return Err(DbError::Unavailable { last });
             }
-            let call = self.replicas[target]
-                .call(DbMsg::Write(op.clone()), remaining.min(self.call_timeout));
+            let call = self.replicas[target].call(
+                |reply| DbMsg::Write {
+                    op: op.clone(),
+                    reply,
+                },
+                remaining.min(self.call_timeout),
+            );
+            let refused = |failure| AttemptError::Refused {
+                replica: target,
+                failure,
+            };
             match call.await {
-                Ok(DbReply::Written { index, outcome }) => {
+                Ok(Ok(written)) => {
                     self.session.leader.store(target, Ordering::Relaxed);
-                    self.session.last_write.fetch_max(index, Ordering::Relaxed);
-                    return Ok(Written { index, outcome });
+                    self.session
+                        .last_write
+                        .fetch_max(written.index, Ordering::Relaxed);
+                    return Ok(written);
                 }
-                Ok(DbReply::Error(DbFailure::NotLeader { leader: Some(l) }))
+                Ok(Err(failure @ DbFailure::NotLeader { leader: Some(l) }))
                     if l as usize != target && (l as usize) < n =>
                 {
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure: DbFailure::NotLeader { leader: Some(l) },
-                    };
+                    last = Some(refused(failure));
                     target = l as usize;
                     continue;
                 }
-                Ok(DbReply::Error(failure @ DbFailure::NotLeader { .. })) => {
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure,
-                    };
+                Ok(Err(failure @ DbFailure::NotLeader { .. })) => {
+                    last = Some(refused(failure));
                     target = (target + 1) % n;
                 }
-                Ok(DbReply::Error(failure @ DbFailure::LeadershipLost)) if !resend_when_unsure => {
-                    return Err(DbError::Ambiguous(AttemptError::Refused {
-                        replica: target,
-                        failure,
-                    }));
+                Ok(Err(failure @ DbFailure::LeadershipLost)) if !resend_when_unsure => {
+                    return Err(DbError::Ambiguous(refused(failure)));
                 }
-                Ok(DbReply::Error(failure @ DbFailure::LeadershipLost)) => {
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure,
-                    };
+                Ok(Err(failure @ DbFailure::LeadershipLost)) => {
+                    last = Some(refused(failure));
                     target = (target + 1) % n;
                 }
-                Ok(DbReply::Error(failure @ DbFailure::Overloaded(_))) => {
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure,
-                    };
+                Ok(Err(failure @ DbFailure::Overloaded(_))) => {
+                    last = Some(refused(failure));
                 }
-                Ok(DbReply::Error(failure)) => return Err(DbError::Refused(failure)),
-                Ok(other) => return Err(unexpected(&other)),
+                Ok(Err(failure)) => return Err(DbError::Refused(failure)),
                 Err(err @ CallError::TooLarge { .. }) => return Err(DbError::Call(err)),
-                Err(err) => {
+                Err(error) => {
                     let unsent = matches!(
-                        err,
+                        error,
                         CallError::NotFound { .. } | CallError::Overloaded { .. }
                     );
                     let attempt = AttemptError::Call {
                         replica: target,
-                        error: err,
+                        error,
                     };
                     if !unsent && !resend_when_unsure {
                         return Err(DbError::Ambiguous(attempt));
                     }
-                    last = attempt;
+                    last = Some(attempt);
                     target = (target + 1) % n;
                 }
             }
@@ -431,14 +472,15 @@ impl DbClient {
         }
     }
 
-    async fn read(
+    /// Sends the read `msg` by `policy` until a suitable replica answers or the deadline
+    async fn read<T: troupe_runtime::ReplyValue>(
         &self,
         policy: ReadPolicy,
-        msg: impl Fn(ReadAt) -> DbMsg,
-    ) -> Result<DbReply, DbError> {
+        msg: impl Fn(ReadAt, Reply<Result<T, DbFailure>>) -> DbMsg,
+    ) -> Result<T, DbError> {
         let n = self.replicas.len();
         let mut retry = Retry::new(self.timeout);
-        let mut last = AttemptError::NoReplica("no replica");
+        let mut last = None;
         let wait_ms = u64::try_from(self.read_wait.as_millis()).unwrap_or(u64::MAX);
         let mut policy = policy;
         let mut target = match policy {
@@ -461,60 +503,48 @@ impl DbClient {
                     wait_ms,
                 },
             };
-            let call = self.replicas[target].call(msg(read), remaining.min(self.call_timeout));
+            let call = self.replicas[target]
+                .call(|reply| msg(read, reply), remaining.min(self.call_timeout));
+            let refused = |failure| AttemptError::Refused {
+                replica: target,
+                failure,
+            };
             match call.await {
-                Ok(DbReply::Error(DbFailure::NotLeader { leader: Some(l) }))
+                Ok(Err(failure @ DbFailure::NotLeader { leader: Some(l) }))
                     if l as usize != target && (l as usize) < n =>
                 {
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure: DbFailure::NotLeader { leader: Some(l) },
-                    };
+                    last = Some(refused(failure));
                     target = l as usize;
                     continue;
                 }
-                Ok(DbReply::Error(failure @ DbFailure::Lagging { .. })) => {
+                Ok(Err(failure @ DbFailure::Lagging { .. })) => {
                     // Read-your-writes falls back to the leader.
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure,
-                    };
+                    last = Some(refused(failure));
                     policy = ReadPolicy::Leader;
                     target = self.leader() % n;
                     continue;
                 }
-                Ok(DbReply::Error(
-                    failure @ (DbFailure::NotLeader { .. } | DbFailure::Overloaded(_)),
-                )) => {
-                    last = AttemptError::Refused {
-                        replica: target,
-                        failure,
-                    };
+                Ok(Err(failure @ (DbFailure::NotLeader { .. } | DbFailure::Overloaded(_)))) => {
+                    last = Some(refused(failure));
                     target = (target + 1) % n;
                 }
-                Ok(DbReply::Error(failure)) => return Err(DbError::Refused(failure)),
-                Ok(reply) => {
+                Ok(Err(failure)) => return Err(DbError::Refused(failure)),
+                Ok(Ok(answer)) => {
                     if policy == ReadPolicy::Leader {
                         self.session.leader.store(target, Ordering::Relaxed);
                     }
-                    return Ok(reply);
+                    return Ok(answer);
                 }
                 Err(err @ CallError::TooLarge { .. }) => return Err(DbError::Call(err)),
                 Err(error) => {
-                    last = AttemptError::Call {
+                    last = Some(AttemptError::Call {
                         replica: target,
                         error,
-                    };
+                    });
                     target = (target + 1) % n;
                 }
             }
             retry.pause().await;
         }
-    }
-}
-
-fn unexpected(reply: &DbReply) -> DbError {
-    DbError::Unavailable {
-        last: AttemptError::Unexpected(format!("{reply:?}")),
     }
 }

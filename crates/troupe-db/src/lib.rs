@@ -23,7 +23,7 @@
 //! // any node can then reach the database:
 //! let db = spec.client(&node);
 //! let written = db.put("user:42", "ada").await?;
-//! let mine = db.clone().with_read_policy(ReadPolicy::ReadYourWrites);
+//! let mine = db.with_read_policy(ReadPolicy::ReadYourWrites);
 //! assert_eq!(mine.get("user:42").await?.as_deref(), Some(&b"ada"[..]));
 //! # let _ = written;
 //! # Ok(())
@@ -53,7 +53,8 @@
 //!   pending writes.
 //! - `core/promotion.rs`: [`core::promote`], choosing the follower to promote on leader loss.
 //! - `storage.rs`: [`storage::ReplicaStore`], a replica's log, applied map and epochs on redb.
-//! - `msg.rs`: [`DbMsg`] and [`DbReply`], what replicas and clients say to each other.
+//! - `msg.rs`: [`DbMsg`], what replicas and clients say to each other (each request with
+//!   its own reply port), and the answers' types.
 //! - `spec.rs`: [`DbSpec`], placement, acknowledgement mode, limits and timings.
 //! - `replica.rs`: [`DbReplica`], the actor; `client.rs`: [`DbClient`].
 
@@ -64,9 +65,11 @@ pub mod replica;
 pub mod spec;
 pub mod storage;
 
-pub use client::{AttemptError, DbClient, DbError, ReadPolicy, ReadValue, Written};
+pub use client::{AttemptError, DbClient, DbError, ReadPolicy};
 pub use core::{AckMode, Limits};
-pub use msg::{DbFailure, DbMsg, DbReply, ReplicaStatus, Role, WriteOutcome};
+pub use msg::{
+    DbFailure, DbMsg, Promoted, ReadValue, ReplicaStatus, Role, ScanPage, WriteOutcome, Written,
+};
 pub use replica::DbReplica;
 pub use spec::DbSpec;
 pub use troupe_store::{StoreError, StoreFault};

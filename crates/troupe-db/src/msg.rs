@@ -1,11 +1,12 @@
-//! [`DbMsg`] and [`DbReply`]: what a replica actor handles and answers
+//! [`DbMsg`]: what a replica actor handles, each request with the port for its own answer
 //!
 //! Clients normally use [`DbClient`](crate::DbClient), which builds these; the replication
-//! messages (`Append`, `Snapshot`, `Fence`, `BecomeLeader`) travel between replicas.
+//! messages (`Append`, `Snapshot`, `Fence`, `BecomeLeader`) travel between replicas, and the
+//! rest after them are the replica's messages to itself.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use troupe_runtime::Message;
+use troupe_runtime::{CallError, Message, Reply};
 use troupe_store::StoreFault;
 
 use crate::core::{AppendEntries, AppendReply, Candidate, InstallSnapshot, OpOutcome, SizeError};
@@ -54,16 +55,24 @@ pub enum WriteOp {
 }
 
 /// What a replica actor handles
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Client requests first, then the peer protocol between replicas, then the replica's own
+/// messages (marked `// self-message`: a peer has no use sending them).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.db.Replica")]
 pub enum DbMsg {
-    /// Read one key → [`DbReply::Value`]
+    /// Read one key → its value and the replica's applied index, or
+    /// [`DbFailure::NotLeader`] / [`DbFailure::Lagging`] / [`DbFailure::Overloaded`]
     Get {
         /// The key
         key: Bytes,
         /// Which replicas may answer
         read: ReadAt,
+        /// Where the answer goes
+        reply: Reply<Result<ReadValue, DbFailure>>,
     },
-    /// Keys starting with `prefix`, in key order, at most `limit` → [`DbReply::Entries`]
+    /// Keys starting with `prefix`, in key order, at most `limit` (and about
+    /// [`DbSpec::max_append_bytes`](crate::DbSpec) of them), with the applied index
     Scan {
         /// The prefix (empty: every key)
         prefix: Bytes,
@@ -71,64 +80,123 @@ pub enum DbMsg {
         limit: u32,
         /// Which replicas may answer
         read: ReadAt,
+        /// Where the answer goes
+        reply: Reply<Result<ScanPage, DbFailure>>,
     },
-    /// A write, to the leader → [`DbReply::Written`] once acknowledged by the database's
+    /// A write, to the leader → its index and outcome once acknowledged by the database's
     /// acknowledgement mode, or [`DbFailure::NotLeader`]
-    Write(WriteOp),
-    /// → [`DbReply::Status`]
-    Status,
+    Write {
+        /// The write
+        op: WriteOp,
+        /// Where the answer goes
+        reply: Reply<Result<Written, DbFailure>>,
+    },
+    /// The replica's status
+    Status(Reply<ReplicaStatus>),
     /// Manual failover: treat the current leader as lost, fence every reachable replica and
-    /// promote the most up-to-date follower → [`DbReply::Promoted`]
-    Promote,
-    /// Replication, leader to follower → [`DbReply::Appended`]
+    /// promote the most up-to-date follower → the new leader and its epoch
+    Promote(Reply<Result<Promoted, DbFailure>>),
+    /// Replication, leader to follower → the follower's answer
     Append {
         /// The sending leader's replica id
         leader: u64,
         /// The entries
         req: AppendEntries,
+        /// Where the answer goes
+        reply: Reply<Result<AppendReply, DbFailure>>,
     },
-    /// Catch-up by snapshot, leader to follower → [`DbReply::Appended`]
+    /// Catch-up by snapshot, leader to follower → the follower's answer
     Snapshot {
         /// The sending leader's replica id
         leader: u64,
         /// The snapshot
         req: InstallSnapshot,
+        /// Where the answer goes
+        reply: Reply<Result<AppendReply, DbFailure>>,
     },
-    /// Promotion, step 1: refuse leaders older than `epoch` from now on → [`DbReply::Fenced`]
+    /// Promotion, step 1: refuse leaders older than `epoch` from now on → the replica's
+    /// standing for promotion
     Fence {
         /// The new epoch
         epoch: u64,
+        /// Where the answer goes
+        reply: Reply<Result<Candidate, DbFailure>>,
     },
-    /// Promotion, step 2: lead at `epoch` → [`DbReply::Done`]
+    /// Promotion, step 2: lead at `epoch`
     BecomeLeader {
         /// The epoch to lead
         epoch: u64,
+        /// Where the answer goes
+        reply: Reply<Result<(), DbFailure>>,
     },
-    /// Internal: persist and replicate what was proposed since the last flush
+    /// Persist and replicate what was proposed since the last flush
+    // self-message
     Flush,
-    /// Internal: heartbeats, read-wait expiry, automatic promotion checks
+    /// Heartbeats, read-wait expiry, automatic promotion checks
+    // self-message
     Tick,
-    /// Internal: the answer a follower gave to an append or snapshot
+    /// The answer a follower gave to an append or snapshot, or why the call failed
+    // self-message: never encoded (a call error has no wire form), so no peer can send it
+    #[serde(skip)]
     Replicated {
         /// The follower
         from: u64,
-        /// Its answer, or why the call failed
-        reply: Result<AppendReply, String>,
+        /// Its answer
+        answer: Result<Result<AppendReply, DbFailure>, CallError>,
     },
-    /// Internal: a node went down (`true`) or came back (`false`)
+    /// A node went down (`true`) or came back (`false`)
+    // self-message
     NodeChanged {
         /// The node
         node: String,
         /// Whether it is down
         down: bool,
     },
-    /// Internal: peers' answers to the startup check of a replica that led before
+    /// Peers' answers to the startup check of a replica that led before
+    // self-message
     Resume {
         /// Statuses of the peers that answered
         peers: Vec<ReplicaStatus>,
     },
-    /// Internal: a promotion this replica ran has finished
+    /// A promotion this replica ran has finished
+    // self-message
     PromotionDone,
+}
+
+/// A read's value and the applied index of the replica that answered
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadValue {
+    /// The value, `None` if absent
+    pub value: Option<Bytes>,
+    /// The answering replica's applied index
+    pub index: u64,
+}
+
+/// A scan's entries, in key order, and the applied index of the replica that answered
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPage {
+    /// Key-value pairs
+    pub entries: Vec<(Bytes, Bytes)>,
+    /// The answering replica's applied index
+    pub index: u64,
+}
+
+/// A write's log index and effect
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    /// The write's log index: pass it to a read-your-writes read elsewhere
+    pub index: u64,
+    /// What it did
+    pub outcome: WriteOutcome,
+}
+
+/// A promotion's result: who leads now, at which epoch
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promoted {
+    /// The new leader's replica index
+    pub leader: u64,
+    /// Its epoch
+    pub epoch: u64,
 }
 
 /// A replica's role
@@ -140,7 +208,7 @@ pub enum Role {
     Follower,
 }
 
-/// What [`DbMsg::Status`] reports
+/// What [`DbMsg::Status`] answers
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
     /// The replica
@@ -161,7 +229,7 @@ pub struct ReplicaStatus {
     pub base_index: u64,
 }
 
-/// What a write did, as [`DbReply::Written`] carries it
+/// What a write did, as [`Written`] carries it
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteOutcome {
     /// A put; the value it replaced
@@ -235,52 +303,4 @@ pub enum DbFailure {
     /// and retry
     #[error("too many requests waiting ({0})")]
     Overloaded(usize),
-}
-
-/// What a replica actor answers
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DbReply {
-    /// The value of a key (`None`: absent) and the replica's applied index at the read
-    Value {
-        /// The value
-        value: Option<Bytes>,
-        /// The applied index the read saw
-        index: u64,
-    },
-    /// The entries of a scan, in key order, and the replica's applied index at the read
-    Entries {
-        /// Key-value pairs
-        entries: Vec<(Bytes, Bytes)>,
-        /// The applied index the read saw
-        index: u64,
-    },
-    /// A write was acknowledged at log index `index`
-    Written {
-        /// Its log index
-        index: u64,
-        /// What it did
-        outcome: WriteOutcome,
-    },
-    /// A replica's status
-    Status(ReplicaStatus),
-    /// A follower's answer to [`DbMsg::Append`] or [`DbMsg::Snapshot`]
-    Appended(AppendReply),
-    /// A replica fenced at the asked epoch, and its standing for promotion
-    Fenced(Candidate),
-    /// A promotion made `leader` the leader at `epoch`
-    Promoted {
-        /// The new leader
-        leader: u64,
-        /// Its epoch
-        epoch: u64,
-    },
-    /// Done
-    Done,
-    /// Refused
-    Error(DbFailure),
-}
-
-impl Message for DbMsg {
-    const NAME: &'static str = "troupe.db.Replica";
-    type Reply = DbReply;
 }

@@ -2,8 +2,11 @@
 //!
 //! A thin shell around [`core`](crate::core): it feeds messages to a [`Follower`] or a
 //! [`Leader`], writes what changed to its [`ReplicaStore`] before answering, and moves
-//! replication messages between replicas with calls that run beside the actor (their answers
-//! come back as [`DbMsg::Replicated`]), so a slow follower never blocks the leader.
+//! replication messages between replicas with calls that run beside the actor as tasks on its
+//! context (their answers come back as [`DbMsg::Replicated`]), so a slow follower never
+//! blocks the leader. Its heartbeat is a timer on the context and its watch on the cluster's
+//! node events a task there: both end with the instance, so a restarted replica never runs
+//! two.
 //!
 //! # Writes
 //!
@@ -33,16 +36,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use troupe_runtime::remote::NodeEvent;
-use troupe_runtime::{Actor, ActorError, Addr, Ctx, ReplyTo, TaskGuard};
+use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Reply};
 use troupe_store::Reopen;
 
 use crate::core::{
     AckMode, AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError,
     StateMachine, WriteId, promote,
 };
-use crate::msg::{DbFailure, DbMsg, DbReply, ReadAt, ReplicaStatus, Role, WriteOp, WriteOutcome};
+use crate::msg::{
+    DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage, WriteOp,
+    WriteOutcome, Written,
+};
 use crate::spec::DbSpec;
 use crate::storage::{Batch, Flush, ReplicaStore, SnapshotWrite};
 
@@ -63,23 +70,49 @@ struct Leading {
     leader: Leader,
     state: StateMachine,
     /// Writes waiting for acknowledgement, by log index
-    writes: BTreeMap<u64, ReplyTo<DbReply>>,
+    writes: BTreeMap<u64, Reply<Result<Written, DbFailure>>>,
     /// Followers with an append or snapshot in flight
     in_flight: HashMap<u64, Instant>,
     /// The commit index last sent to each follower
     sent_commit: HashMap<u64, u64>,
 }
 
+/// What a leader sends a follower that lacks entries
+enum Outgoing {
+    Append(crate::core::AppendEntries),
+    Snapshot(crate::core::InstallSnapshot),
+}
+
+/// A read and the port for its answer
 enum ReadKind {
-    Get(Bytes),
-    Scan(Bytes, u32),
+    Get {
+        key: Bytes,
+        reply: Reply<Result<ReadValue, DbFailure>>,
+    },
+    Scan {
+        prefix: Bytes,
+        limit: u32,
+        reply: Reply<Result<ScanPage, DbFailure>>,
+    },
+}
+
+impl ReadKind {
+    fn fail(self, failure: DbFailure) {
+        match self {
+            Self::Get { reply, .. } => {
+                reply.send(Err(failure));
+            }
+            Self::Scan { reply, .. } => {
+                reply.send(Err(failure));
+            }
+        }
+    }
 }
 
 struct WaitingRead {
     kind: ReadKind,
     min_index: u64,
     deadline: Instant,
-    reply: ReplyTo<DbReply>,
 }
 
 /// One replica of a database; see the [module docs](self). Build it with
@@ -90,7 +123,6 @@ pub struct DbReplica {
     store: Option<ReplicaStore>,
     state: State,
     peers: Vec<Addr<DbMsg>>,
-    myself: Option<Addr<DbMsg>>,
     leader_hint: Option<u64>,
     flush_scheduled: bool,
     reads: Vec<WaitingRead>,
@@ -106,7 +138,6 @@ pub struct DbReplica {
     resume_asked: Option<Instant>,
     /// Changes not yet written: applied entries, compaction
     dirty: Batch,
-    tasks: Vec<TaskGuard>,
 }
 
 impl DbReplica {
@@ -119,7 +150,6 @@ impl DbReplica {
             store: None,
             state: State::Follower(Follower::new(limits)),
             peers: Vec::new(),
-            myself: None,
             leader_hint: None,
             flush_scheduled: false,
             reads: Vec::new(),
@@ -130,7 +160,6 @@ impl DbReplica {
             resume: false,
             resume_asked: None,
             dirty: Batch::default(),
-            tasks: Vec::new(),
         }
     }
 
@@ -200,73 +229,73 @@ impl DbReplica {
         })
     }
 
-    fn schedule_flush(&mut self) {
+    fn schedule_flush(&mut self, ctx: &Ctx<DbMsg>) {
         if self.flush_scheduled {
             return;
         }
-        self.flush_scheduled = true;
-        if let Some(me) = &self.myself
-            && me.cast(DbMsg::Flush).is_ok()
-        {
-            return;
-        }
         // A full mailbox: the next tick flushes.
-        self.flush_scheduled = false;
+        self.flush_scheduled = ctx.myself().cast(DbMsg::Flush).is_ok();
     }
 
-    fn answer_read(&self, kind: &ReadKind) -> DbReply {
+    /// Answers `kind` from the applied state
+    fn answer_read(&self, kind: ReadKind) {
         let state = self.applied();
         let index = state.applied_index();
         match kind {
-            ReadKind::Get(key) => DbReply::Value {
-                value: state.get(key).cloned(),
-                index,
-            },
-            ReadKind::Scan(prefix, limit) => {
-                let limit = (*limit as usize).min(MAX_SCAN);
+            ReadKind::Get { key, reply } => {
+                reply.send(Ok(ReadValue {
+                    value: state.get(&key).cloned(),
+                    index,
+                }));
+            }
+            ReadKind::Scan {
+                prefix,
+                limit,
+                reply,
+            } => {
+                let limit = (limit as usize).min(MAX_SCAN);
                 let mut bytes = 0usize;
                 let entries = state
-                    .scan_prefix(prefix, limit)
+                    .scan_prefix(&prefix, limit)
                     .take_while(|(k, v)| {
                         bytes += k.len() + v.len();
                         bytes <= self.spec.max_append_bytes
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                DbReply::Entries { entries, index }
+                reply.send(Ok(ScanPage { entries, index }));
             }
         }
     }
 
-    fn read(&mut self, kind: ReadKind, read: ReadAt, reply: ReplyTo<DbReply>) {
+    fn read(&mut self, kind: ReadKind, read: ReadAt) {
         match read {
             ReadAt::Leader => {
                 if matches!(self.state, State::Leader(_)) {
-                    reply.send(self.answer_read(&kind));
+                    self.answer_read(kind);
                 } else {
-                    reply.send(DbReply::Error(DbFailure::NotLeader {
+                    kind.fail(DbFailure::NotLeader {
                         leader: self.leader_hint,
-                    }));
+                    });
                 }
             }
             ReadAt::Replica { min_index, wait_ms } => {
                 let applied = self.applied().applied_index();
                 if applied >= min_index {
-                    reply.send(self.answer_read(&kind));
+                    self.answer_read(kind);
                 } else if wait_ms == 0 {
-                    reply.send(DbReply::Error(DbFailure::Lagging {
+                    kind.fail(DbFailure::Lagging {
                         applied,
                         wanted: min_index,
-                    }));
+                    });
                 } else if self.reads.len() >= MAX_WAITING_READS {
-                    reply.send(DbReply::Error(DbFailure::Overloaded(self.reads.len())));
+                    kind.fail(DbFailure::Overloaded(self.reads.len()));
                 } else {
                     let wait = Duration::from_millis(wait_ms).min(self.spec.max_read_wait);
                     self.reads.push(WaitingRead {
                         kind,
                         min_index,
                         deadline: Instant::now() + wait,
-                        reply,
                     });
                 }
             }
@@ -283,12 +312,12 @@ impl DbReplica {
         let mut keep = Vec::with_capacity(self.reads.len());
         for waiting in std::mem::take(&mut self.reads) {
             if applied >= waiting.min_index {
-                waiting.reply.send(self.answer_read(&waiting.kind));
+                self.answer_read(waiting.kind);
             } else if now >= waiting.deadline {
-                waiting.reply.send(DbReply::Error(DbFailure::Lagging {
+                waiting.kind.fail(DbFailure::Lagging {
                     applied,
                     wanted: waiting.min_index,
-                }));
+                });
             } else {
                 keep.push(waiting);
             }
@@ -296,15 +325,15 @@ impl DbReplica {
         self.reads = keep;
     }
 
-    fn write(&mut self, op: WriteOp, reply: ReplyTo<DbReply>) {
+    fn write(&mut self, op: WriteOp, reply: Reply<Result<Written, DbFailure>>, ctx: &Ctx<DbMsg>) {
         let State::Leader(leading) = &mut self.state else {
-            reply.send(DbReply::Error(DbFailure::NotLeader {
+            reply.send(Err(DbFailure::NotLeader {
                 leader: self.leader_hint,
             }));
             return;
         };
         if leading.writes.len() >= self.spec.max_pending_writes {
-            reply.send(DbReply::Error(DbFailure::Overloaded(leading.writes.len())));
+            reply.send(Err(DbFailure::Overloaded(leading.writes.len())));
             return;
         }
         let op = match op {
@@ -316,16 +345,16 @@ impl DbReplica {
         match leading.leader.propose(WriteId(index), op) {
             Ok(entry) => {
                 leading.writes.insert(entry.index, reply);
-                self.schedule_flush();
+                self.schedule_flush(ctx);
             }
             Err(too_large) => {
-                reply.send(DbReply::Error(DbFailure::TooLarge(too_large)));
+                reply.send(Err(DbFailure::TooLarge(too_large)));
             }
         }
     }
 
     /// Leader: makes the log durable, counts it, replicates
-    fn flush(&mut self) -> Result<(), ActorError> {
+    fn flush(&mut self, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
         self.flush_scheduled = false;
         let State::Leader(leading) = &mut self.state else {
             return Ok(());
@@ -339,7 +368,7 @@ impl DbReplica {
             let _ = leading.leader.on_local_durable(last);
         }
         self.apply_committed();
-        self.replicate_all(false);
+        self.replicate_all(false, ctx);
         Ok(())
     }
 
@@ -363,10 +392,10 @@ impl DbReplica {
             self.dirty.record_apply(&entry.op, outcome.is_ok());
             applied_any = true;
             if let Some(reply) = leading.writes.remove(&index) {
-                reply.send(DbReply::Written {
+                reply.send(Ok(Written {
                     index,
                     outcome: WriteOutcome::from_apply(outcome),
-                });
+                }));
             }
         }
         if applied_any {
@@ -404,17 +433,17 @@ impl DbReplica {
         self.dirty.log_base = Some(new_base);
     }
 
-    fn replicate_all(&mut self, heartbeat: bool) {
+    fn replicate_all(&mut self, heartbeat: bool, ctx: &mut Ctx<DbMsg>) {
         for id in 0..self.n() as u64 {
             if id != self.me {
-                self.replicate(id, heartbeat);
+                self.replicate(id, heartbeat, ctx);
             }
         }
     }
 
     /// Leader: sends `follower` what it lacks (or, with `heartbeat`, an empty append), unless
     /// an append to it is in flight
-    fn replicate(&mut self, follower: u64, heartbeat: bool) {
+    fn replicate(&mut self, follower: u64, heartbeat: bool, ctx: &mut Ctx<DbMsg>) {
         let State::Leader(leading) = &mut self.state else {
             return;
         };
@@ -443,40 +472,44 @@ impl DbReplica {
                     .max(1);
                 req.entries.truncate(keep);
                 leading.sent_commit.insert(follower, req.leader_commit);
-                DbMsg::Append {
-                    leader: self.me,
-                    req,
-                }
+                Outgoing::Append(req)
             }
-            Err(RequestError::NeedSnapshot(_)) => DbMsg::Snapshot {
-                leader: self.me,
-                req: leading.leader.snapshot_request(&leading.state),
-            },
+            Err(RequestError::NeedSnapshot(_)) => {
+                Outgoing::Snapshot(leading.leader.snapshot_request(&leading.state))
+            }
             Err(RequestError::UnknownReplica(_)) => return,
         };
-        let (Some(peer), Some(me)) = (self.peers.get(follower as usize), &self.myself) else {
+        let Some(peer) = self.peers.get(follower as usize) else {
             return;
         };
         leading.in_flight.insert(follower, Instant::now());
-        let (peer, me, timeout) = (peer.clone(), me.clone(), self.spec.call_timeout);
-        self.tasks.push(TaskGuard::spawn(async move {
-            let reply = match peer.call(msg, timeout).await {
-                Ok(DbReply::Appended(reply)) => Ok(reply),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
-                Err(err) => Err(err.to_string()),
+        let (peer, me, timeout) = (peer.clone(), ctx.myself().clone(), self.spec.call_timeout);
+        let leader = self.me;
+        ctx.spawn(async move {
+            let answer = match msg {
+                Outgoing::Append(req) => {
+                    peer.call(|reply| DbMsg::Append { leader, req, reply }, timeout)
+                        .await
+                }
+                Outgoing::Snapshot(req) => {
+                    peer.call(|reply| DbMsg::Snapshot { leader, req, reply }, timeout)
+                        .await
+                }
             };
+            // A full mailbox drops it: the append is sent again after `in_flight` times out.
             let _ = me.cast(DbMsg::Replicated {
                 from: follower,
-                reply,
+                answer,
             });
-        }));
-        self.tasks.retain(|t| !t.is_finished());
+            Ok(())
+        });
     }
 
     fn on_replicated(
         &mut self,
         from: u64,
-        reply: Result<AppendReply, String>,
+        answer: Result<Result<AppendReply, DbFailure>, CallError>,
+        ctx: &mut Ctx<DbMsg>,
     ) -> Result<(), ActorError> {
         let my_epoch = self.epoch();
         let State::Leader(leading) = &mut self.state else {
@@ -484,37 +517,43 @@ impl DbReplica {
         };
         leading.in_flight.remove(&from);
         let follower = ReplicaId(from);
+        let reply = match answer {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(failure)) => {
+                tracing::debug!(replica = self.me, follower = from, cause = %failure, "append refused");
+                // Retried on the next tick.
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::debug!(replica = self.me, follower = from, cause = %err, "append failed");
+                return Ok(());
+            }
+        };
         match reply {
-            Ok(AppendReply::Success { epoch, .. } | AppendReply::StaleEpoch { epoch })
+            AppendReply::Success { epoch, .. } | AppendReply::StaleEpoch { epoch }
                 if epoch > my_epoch =>
             {
                 return self.step_down(epoch, None);
             }
             // An answer to an append of an earlier term of this replica's: its match index
             // says nothing about this term's log.
-            Ok(
-                AppendReply::Success { epoch, .. }
-                | AppendReply::Mismatch { epoch, .. }
-                | AppendReply::Diverged { epoch, .. },
-            ) if epoch < my_epoch => {}
-            Ok(AppendReply::Success { match_index, .. }) => {
+            AppendReply::Success { epoch, .. }
+            | AppendReply::Mismatch { epoch, .. }
+            | AppendReply::Diverged { epoch, .. }
+                if epoch < my_epoch => {}
+            AppendReply::Success { match_index, .. } => {
                 let _ = leading.leader.on_ack(follower, match_index);
                 self.apply_committed();
             }
-            Ok(AppendReply::Mismatch { last_index, .. }) => {
+            AppendReply::Mismatch { last_index, .. } => {
                 let _ = leading.leader.on_reject(follower, last_index);
             }
-            Ok(AppendReply::Diverged { .. }) => {
+            AppendReply::Diverged { .. } => {
                 let _ = leading.leader.on_diverged(follower);
             }
-            Ok(AppendReply::StaleEpoch { .. }) => {}
-            Err(why) => {
-                tracing::debug!(replica = self.me, follower = from, %why, "append failed");
-                // Retried on the next tick.
-                return Ok(());
-            }
+            AppendReply::StaleEpoch { .. } => {}
         }
-        self.replicate(from, false);
+        self.replicate(from, false, ctx);
         Ok(())
     }
 
@@ -546,13 +585,17 @@ impl DbReplica {
         self.leader_hint = leader;
         self.heard_leader = Instant::now();
         for (_, reply) in writes {
-            reply.send(DbReply::Error(DbFailure::LeadershipLost));
+            reply.send(Err(DbFailure::LeadershipLost));
         }
         self.commit(Flush::Durable)
     }
 
     /// Follower → leader at `epoch`
-    fn become_leader(&mut self, epoch: u64) -> Result<Result<(), String>, ActorError> {
+    fn become_leader(
+        &mut self,
+        epoch: u64,
+        ctx: &Ctx<DbMsg>,
+    ) -> Result<Result<(), String>, ActorError> {
         let State::Follower(f) = &self.state else {
             return Ok(Err(format!("already leads at epoch {}", self.epoch())));
         };
@@ -584,13 +627,13 @@ impl DbReplica {
         self.dirty.led_epoch = Some(epoch);
         self.commit(Flush::Durable)?;
         // The new leader's no-op.
-        self.schedule_flush();
+        self.schedule_flush(ctx);
         Ok(Ok(()))
     }
 
     /// A replication message from `leader` at `epoch` reached this replica: if it leads, it
     /// steps down when `epoch` is newer, and otherwise refuses the message (the answer to send)
-    fn yield_to(&mut self, leader: u64, epoch: u64) -> Result<Option<DbReply>, ActorError> {
+    fn yield_to(&mut self, leader: u64, epoch: u64) -> Result<Option<AppendReply>, ActorError> {
         if !matches!(self.state, State::Leader(_)) {
             return Ok(None);
         }
@@ -598,18 +641,18 @@ impl DbReplica {
             self.step_down(epoch, Some(leader))?;
             return Ok(None);
         }
-        Ok(Some(DbReply::Appended(AppendReply::StaleEpoch {
+        Ok(Some(AppendReply::StaleEpoch {
             epoch: self.epoch(),
-        })))
+        }))
     }
 
     fn on_append(
         &mut self,
         leader: u64,
         req: crate::core::AppendEntries,
-    ) -> Result<DbReply, ActorError> {
+    ) -> Result<Result<AppendReply, DbFailure>, ActorError> {
         if let Some(refusal) = self.yield_to(leader, req.leader_epoch)? {
-            return Ok(refusal);
+            return Ok(Ok(refusal));
         }
         let State::Follower(f) = &mut self.state else {
             unreachable!("a leader stepped down above");
@@ -618,7 +661,7 @@ impl DbReplica {
         let first = req.prev_index.saturating_add(1);
         let resp = match f.handle_append(req) {
             Ok(resp) => resp,
-            Err(err) => return Ok(DbReply::Error(DbFailure::Malformed(err.to_string()))),
+            Err(err) => return Ok(Err(DbFailure::Malformed(err.to_string()))),
         };
         if let AppendReply::Success { match_index, .. } = resp.reply {
             let log = f.log();
@@ -643,14 +686,14 @@ impl DbReplica {
         let durable = !self.dirty.log.is_empty() || self.dirty.epoch.is_some();
         self.commit(if durable { Flush::Durable } else { Flush::Lazy })?;
         self.serve_reads();
-        Ok(DbReply::Appended(resp.reply))
+        Ok(Ok(resp.reply))
     }
 
     fn on_snapshot(
         &mut self,
         leader: u64,
         req: crate::core::InstallSnapshot,
-    ) -> Result<DbReply, ActorError> {
+    ) -> Result<AppendReply, ActorError> {
         if let Some(refusal) = self.yield_to(leader, req.leader_epoch)? {
             return Ok(refusal);
         }
@@ -684,15 +727,15 @@ impl DbReplica {
         }
         self.commit(Flush::Durable)?;
         self.serve_reads();
-        Ok(DbReply::Appended(reply))
+        Ok(reply)
     }
 
-    fn on_fence(&mut self, epoch: u64) -> Result<DbReply, ActorError> {
+    fn on_fence(&mut self, epoch: u64) -> Result<Result<Candidate, DbFailure>, ActorError> {
         if let State::Leader(_) = &self.state {
             if epoch > self.epoch() {
                 self.step_down(epoch, None)?;
             } else {
-                return Ok(DbReply::Error(DbFailure::Promotion(format!(
+                return Ok(Err(DbFailure::Promotion(format!(
                     "replica {} leads at epoch {}",
                     self.me,
                     self.epoch()
@@ -710,38 +753,41 @@ impl DbReplica {
         let State::Follower(f) = &self.state else {
             unreachable!("still a follower");
         };
-        Ok(DbReply::Fenced(f.candidate(ReplicaId(self.me))))
+        Ok(Ok(f.candidate(ReplicaId(self.me))))
     }
 
     /// Runs a promotion beside the actor: fences the replicas, promotes the best one
-    fn start_promotion(&mut self, old_leader: Option<u64>, reply: Option<ReplyTo<DbReply>>) {
-        let Some(me) = self.myself.clone() else {
-            return;
-        };
+    fn start_promotion(
+        &mut self,
+        old_leader: Option<u64>,
+        reply: Option<Reply<Result<Promoted, DbFailure>>>,
+        ctx: &mut Ctx<DbMsg>,
+    ) {
+        let me = ctx.myself().clone();
         self.promoting = true;
         let peers = self.peers.clone();
         let known = self.epoch();
         let (mode, timeout) = (self.spec.mode, self.spec.call_timeout);
         tracing::warn!(replica = self.me, ?old_leader, "promoting a follower");
-        self.tasks.push(TaskGuard::spawn(async move {
+        ctx.spawn(async move {
             let result = run_promotion(&peers, old_leader, known, mode, timeout).await;
             match &result {
-                Ok((leader, epoch)) => tracing::warn!(leader, epoch, "promoted"),
+                Ok(promoted) => {
+                    tracing::warn!(leader = promoted.leader, epoch = promoted.epoch, "promoted");
+                }
                 Err(why) => tracing::warn!(%why, "promotion failed"),
             }
             if let Some(reply) = reply {
-                reply.send(match result {
-                    Ok((leader, epoch)) => DbReply::Promoted { leader, epoch },
-                    Err(why) => DbReply::Error(DbFailure::Promotion(why)),
-                });
+                reply.send(result.map_err(DbFailure::Promotion));
             }
             let _ = me.cast(DbMsg::PromotionDone);
-        }));
+            Ok(())
+        });
     }
 
     /// Follower: promote a new leader if the leader's node has been down long enough and this
     /// replica is the lowest-numbered one on a live node
-    fn check_promotion(&mut self) {
+    fn check_promotion(&mut self, ctx: &mut Ctx<DbMsg>) {
         let Some(delay) = self.spec.promote_after else {
             return;
         };
@@ -776,12 +822,12 @@ impl DbReplica {
         });
         if coordinator == Some(self.me) {
             self.next_promotion = Instant::now() + delay;
-            self.start_promotion(leader, None);
+            self.start_promotion(leader, None, ctx);
         }
     }
 
     /// Asks the peers whether this replica may lead (see the module docs, "Who leads")
-    fn ask_to_resume(&mut self) {
+    fn ask_to_resume(&mut self, ctx: &mut Ctx<DbMsg>) {
         if !self.resume {
             return;
         }
@@ -790,9 +836,7 @@ impl DbReplica {
         {
             return;
         }
-        let Some(me) = self.myself.clone() else {
-            return;
-        };
+        let me = ctx.myself().clone();
         self.resume_asked = Some(Instant::now());
         let peers: Vec<Addr<DbMsg>> = self
             .peers
@@ -802,13 +846,14 @@ impl DbReplica {
             .map(|(_, a)| a.clone())
             .collect();
         let timeout = self.spec.call_timeout.min(Duration::from_millis(500));
-        self.tasks.push(TaskGuard::spawn(async move {
+        ctx.spawn(async move {
             let statuses = statuses(&peers, timeout).await;
             let _ = me.cast(DbMsg::Resume { peers: statuses });
-        }));
+            Ok(())
+        });
     }
 
-    fn on_resume(&mut self, peers: Vec<ReplicaStatus>) -> Result<(), ActorError> {
+    fn on_resume(&mut self, peers: Vec<ReplicaStatus>, ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
         self.resume_asked = None;
         if !self.resume || !matches!(self.state, State::Follower(_)) {
             return Ok(());
@@ -838,7 +883,7 @@ impl DbReplica {
             .chain([mine, self.log().last_epoch()])
             .max()
             .unwrap_or(0);
-        match self.become_leader(newest.saturating_add(1))? {
+        match self.become_leader(newest.saturating_add(1), ctx)? {
             Ok(()) => Ok(()),
             Err(why) => {
                 tracing::warn!(replica = self.me, %why, "could not resume leading");
@@ -847,7 +892,7 @@ impl DbReplica {
         }
     }
 
-    fn tick(&mut self) {
+    fn tick(&mut self, ctx: &mut Ctx<DbMsg>) {
         self.serve_reads();
         match &self.state {
             State::Leader(_) => {
@@ -855,13 +900,13 @@ impl DbReplica {
                     && let State::Leader(l) = &self.state
                     && l.leader.local_durable_index() < l.leader.log().last_index()
                 {
-                    self.schedule_flush();
+                    self.schedule_flush(ctx);
                 }
-                self.replicate_all(true);
+                self.replicate_all(true, ctx);
             }
             State::Follower(_) => {
-                self.ask_to_resume();
-                self.check_promotion();
+                self.ask_to_resume(ctx);
+                self.check_promotion(ctx);
             }
             State::Moving => {}
         }
@@ -888,7 +933,7 @@ async fn statuses(peers: &[Addr<DbMsg>], timeout: Duration) -> Vec<ReplicaStatus
     }
     let mut out = Vec::new();
     while let Some(answer) = asks.join_next().await {
-        if let Ok(Ok(DbReply::Status(status))) = answer {
+        if let Ok(Ok(status)) = answer {
             out.push(status);
         }
     }
@@ -908,7 +953,7 @@ async fn run_promotion(
     known_epoch: u64,
     mode: AckMode,
     timeout: Duration,
-) -> Result<(u64, u64), String> {
+) -> Result<Promoted, String> {
     let seen = statuses(peers, timeout).await;
     if let Some(leader) = seen
         .iter()
@@ -944,8 +989,14 @@ async fn run_promotion(
         fences.spawn(async move {
             (
                 id as u64,
-                peer.call(DbMsg::Fence { epoch: fence_epoch }, timeout)
-                    .await,
+                peer.call(
+                    |reply| DbMsg::Fence {
+                        epoch: fence_epoch,
+                        reply,
+                    },
+                    timeout,
+                )
+                .await,
             )
         });
     }
@@ -953,8 +1004,8 @@ async fn run_promotion(
     while let Some(joined) = fences.join_next().await {
         let Ok((id, answer)) = joined else { continue };
         match answer {
-            Ok(DbReply::Fenced(candidate)) if Some(id) != old_leader => candidates.push(candidate),
-            Ok(DbReply::Error(DbFailure::Promotion(why))) => return Err(why),
+            Ok(Ok(candidate)) if Some(id) != old_leader => candidates.push(candidate),
+            Ok(Err(DbFailure::Promotion(why))) => return Err(why),
             _ => {}
         }
     }
@@ -963,18 +1014,14 @@ async fn run_promotion(
     let Some(addr) = peers.get(leader as usize) else {
         return Err(format!("no replica {leader}"));
     };
+    let epoch = promotion.epoch;
     match addr
-        .call(
-            DbMsg::BecomeLeader {
-                epoch: promotion.epoch,
-            },
-            timeout,
-        )
+        .call(|reply| DbMsg::BecomeLeader { epoch, reply }, timeout)
         .await
     {
-        Ok(DbReply::Done) => Ok((leader, promotion.epoch)),
-        Ok(DbReply::Error(err)) => Err(err.to_string()),
-        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Ok(Ok(())) => Ok(Promoted { leader, epoch }),
+        Ok(Err(DbFailure::Promotion(why))) => Err(why),
+        Ok(Err(err)) => Err(err.to_string()),
         Err(err) => Err(format!("replica {leader}: {err}")),
     }
 }
@@ -982,7 +1029,7 @@ async fn run_promotion(
 impl Actor for DbReplica {
     type Msg = DbMsg;
 
-    async fn started(&mut self, ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
         let (store, loaded) = Self::open(self.spec.replica_path(self.me as usize)).await?;
         self.store = Some(store);
         let fresh = loaded.is_fresh();
@@ -994,89 +1041,81 @@ impl Actor for DbReplica {
             self.spec.limits,
         ));
         self.resume = led || (fresh && self.me == 0);
-        self.myself = Some(ctx.myself().clone());
         self.peers = (0..self.n())
             .map(|i| {
                 ctx.node()
                     .addr(&self.spec.replicas[i], &self.spec.replica_name(i))
             })
             .collect();
+        ctx.send_interval(self.spec.heartbeat, || DbMsg::Tick);
+        let mut events = ctx.node().cluster_events();
         let me = ctx.myself().clone();
-        let every = self.spec.heartbeat;
-        self.tasks.push(TaskGuard::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        ctx.spawn(async move {
             loop {
-                ticks.tick().await;
-                // A full mailbox just skips a tick.
-                let _ = me.cast(DbMsg::Tick);
+                let (node, down) = match events.recv().await {
+                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => (node, true),
+                    Ok(NodeEvent::Up { node, .. }) => (node, false),
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                // A full mailbox drops it, as any cast.
+                let _ = me.cast(DbMsg::NodeChanged { node, down });
             }
-        }));
-        self.tasks.push(ctx.node().forward_cluster_events(
-            ctx.myself().clone(),
-            |event| match event {
-                NodeEvent::Down { node, .. } | NodeEvent::Left { node } => {
-                    Some(DbMsg::NodeChanged { node, down: true })
-                }
-                NodeEvent::Up { node, .. } => Some(DbMsg::NodeChanged { node, down: false }),
-                _ => None,
-            },
-        ));
+        });
         tracing::info!(replica = self.me, db = %self.spec.name, status = ?self.status(), "replica started");
-        self.ask_to_resume();
+        self.ask_to_resume(ctx);
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: DbMsg,
-        reply: ReplyTo<DbReply>,
-        _ctx: &Ctx<DbMsg>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: DbMsg, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
         match msg {
-            DbMsg::Get { key, read } => self.read(ReadKind::Get(key), read, reply),
+            DbMsg::Get { key, read, reply } => self.read(ReadKind::Get { key, reply }, read),
             DbMsg::Scan {
                 prefix,
                 limit,
                 read,
-            } => self.read(ReadKind::Scan(prefix, limit), read, reply),
-            DbMsg::Write(op) => self.write(op, reply),
-            DbMsg::Status => {
-                reply.send(DbReply::Status(self.status()));
+                reply,
+            } => self.read(
+                ReadKind::Scan {
+                    prefix,
+                    limit,
+                    reply,
+                },
+                read,
+            ),
+            DbMsg::Write { op, reply } => self.write(op, reply, ctx),
+            DbMsg::Status(reply) => {
+                reply.send(self.status());
             }
-            DbMsg::Promote => {
+            DbMsg::Promote(reply) => {
                 if self.promoting {
-                    reply.send(DbReply::Error(DbFailure::Promotion(
+                    reply.send(Err(DbFailure::Promotion(
                         "a promotion is already running here".into(),
                     )));
                 } else {
                     let old = self.leader_hint;
-                    self.start_promotion(old, Some(reply));
+                    self.start_promotion(old, Some(reply), ctx);
                 }
             }
-            DbMsg::Append { leader, req } => {
+            DbMsg::Append { leader, req, reply } => {
                 let answer = self.on_append(leader, req)?;
                 reply.send(answer);
             }
-            DbMsg::Snapshot { leader, req } => {
+            DbMsg::Snapshot { leader, req, reply } => {
                 let answer = self.on_snapshot(leader, req)?;
-                reply.send(answer);
+                reply.send(Ok(answer));
             }
-            DbMsg::Fence { epoch } => {
+            DbMsg::Fence { epoch, reply } => {
                 let answer = self.on_fence(epoch)?;
                 reply.send(answer);
             }
-            DbMsg::BecomeLeader { epoch } => match self.become_leader(epoch)? {
-                Ok(()) => {
-                    reply.send(DbReply::Done);
-                }
-                Err(why) => {
-                    reply.send(DbReply::Error(DbFailure::Promotion(why)));
-                }
-            },
-            DbMsg::Flush => self.flush()?,
-            DbMsg::Tick => self.tick(),
-            DbMsg::Replicated { from, reply: r } => self.on_replicated(from, r)?,
+            DbMsg::BecomeLeader { epoch, reply } => {
+                let answer = self.become_leader(epoch, ctx)?;
+                reply.send(answer.map_err(DbFailure::Promotion));
+            }
+            DbMsg::Flush => self.flush(ctx)?,
+            DbMsg::Tick => self.tick(ctx),
+            DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx)?,
             DbMsg::NodeChanged { node, down } => {
                 if down {
                     self.down.entry(node).or_insert_with(Instant::now);
@@ -1084,7 +1123,7 @@ impl Actor for DbReplica {
                     self.down.remove(&node);
                 }
             }
-            DbMsg::Resume { peers } => self.on_resume(peers)?,
+            DbMsg::Resume { peers } => self.on_resume(peers, ctx)?,
             DbMsg::PromotionDone => self.promoting = false,
         }
         // Applied entries not yet written (leader acknowledgements, heartbeats) go lazily:
@@ -1092,8 +1131,7 @@ impl Actor for DbReplica {
         self.commit(Flush::Lazy)
     }
 
-    async fn stopped(&mut self, _ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
-        self.tasks.clear();
+    async fn stopped(&mut self, _ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
         self.commit(Flush::Durable)?;
         self.store = None;
         Ok(())

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use troupe_db::msg::ReadAt;
 use troupe_db::{
-    AckMode, DbClient, DbError, DbFailure, DbMsg, DbReply, DbSpec, ReadPolicy, ReplicaStatus, Role,
-    WriteOutcome,
+    AckMode, DbClient, DbError, DbFailure, DbMsg, DbSpec, Promoted, ReadPolicy, ReplicaStatus,
+    Role, WriteOutcome,
 };
 use troupe_identity::DevCa;
 use troupe_runtime::remote::{NetConfig, NodeNet};
@@ -225,7 +225,7 @@ async fn writes_replicate_and_followers_serve_reads() {
     for replica in 0..3 {
         cluster.wait_applied(replica, last).await;
     }
-    let any = client.clone().with_read_policy(ReadPolicy::AnyReplica);
+    let any = client.with_read_policy(ReadPolicy::AnyReplica);
     for i in 0..40 {
         let read = any.get_with(key(i), ReadPolicy::AnyReplica).await.unwrap();
         assert_eq!(read.value, Some(value(i, 0)));
@@ -268,10 +268,7 @@ async fn writes_replicate_and_followers_serve_reads() {
 async fn read_your_writes_on_followers_never_sees_an_older_value() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
-    let ryw = cluster
-        .client
-        .clone()
-        .with_read_policy(ReadPolicy::ReadYourWrites);
+    let ryw = cluster.client.with_read_policy(ReadPolicy::ReadYourWrites);
     for round in 0..60 {
         let written = ryw.put("counter", value(0, round)).await.unwrap();
         let read = ryw
@@ -330,17 +327,16 @@ async fn a_restarted_follower_catches_up_by_log_and_by_snapshot() {
     );
     for i in 0..50 {
         let round = usize::from(i >= 10);
-        let get = DbMsg::Get {
+        let get = |reply| DbMsg::Get {
             key: key(i),
             read: ReadAt::Replica {
                 min_index: last,
                 wait_ms: 1000,
             },
+            reply,
         };
-        match direct.call(get, T).await.unwrap() {
-            DbReply::Value { value: v, .. } => assert_eq!(v, Some(value(i, round)), "key {i}"),
-            other => panic!("read from the follower: {other:?}"),
-        }
+        let read = direct.call(get, T).await.unwrap().unwrap();
+        assert_eq!(read.value, Some(value(i, round)), "key {i}");
     }
     cluster.stop().await;
 }
@@ -388,13 +384,23 @@ async fn manual_promotion_without_automatic_failover() {
     }
     cluster.stop_replica(old).await;
     // Nothing promotes on its own; a write fails within its deadline.
-    let short = cluster
-        .client
-        .clone()
-        .with_timeout(Duration::from_millis(1500));
+    let short = cluster.client.with_timeout(Duration::from_millis(1500));
+    assert_eq!(
+        cluster.client.timeout(),
+        T,
+        "with_timeout leaves the original as it was"
+    );
     let err = short.put("x", "y").await.unwrap_err();
-    assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
-    let (new, epoch) = cluster.client.promote().await.unwrap();
+    assert!(
+        matches!(err, DbError::Unavailable { last: Some(_) }),
+        "{err:?}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the last attempt's failure is the source"
+    );
+    let Promoted { leader: new, epoch } = cluster.client.promote().await.unwrap();
+    let new = new as usize;
     assert_ne!(new, old);
     assert!(epoch > 1);
     // All mode with one replica gone: writes need every replica, so they wait; the old

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use troupe_runtime::listener::{ServerTask, StableListenAddr};
-use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, ReplyTo};
+use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, Reply};
 
 use crate::core::Routes;
-use crate::message::HttpRequest;
+use crate::message::HttpCall;
 use crate::server::{Shared, serve};
 
 /// A web/proxy server's configuration: where it listens, where each path goes, and its limits.
@@ -18,8 +18,8 @@ use crate::server::{Shared, serve};
 /// # Examples
 ///
 /// ```no_run
-/// # use troupe_proxy::{HttpRequest, Proxy};
-/// # fn wire(api: troupe_runtime::Addr<HttpRequest>, admin: troupe_runtime::Addr<HttpRequest>) {
+/// # use troupe_proxy::{HttpCall, Proxy};
+/// # fn wire(api: troupe_runtime::Addr<HttpCall>, admin: troupe_runtime::Addr<HttpCall>) {
 /// let gateway = Proxy::http("127.0.0.1:8080")
 ///     .route("/", api)
 ///     .route_host("admin.example", "/", admin)
@@ -33,7 +33,7 @@ pub struct Proxy {
     /// Where it listens; restarts bind the address the first instance bound, so a server
     /// configured with port 0 comes back where its clients know it.
     listen: StableListenAddr,
-    routes: Vec<(Option<String>, String, Addr<HttpRequest>)>,
+    routes: Vec<(Option<String>, String, Addr<HttpCall>)>,
     rate_limit_per_ip: Option<NonZeroU32>,
     body_limit: usize,
     call_timeout: Duration,
@@ -56,14 +56,15 @@ impl Proxy {
         }
     }
 
-    /// Sends requests whose path starts with `prefix` (at a segment boundary) to `target`.
-    pub fn route(mut self, prefix: &str, target: Addr<HttpRequest>) -> Self {
+    /// Sends requests whose path starts with `prefix` (at a segment boundary) to `target`,
+    /// which is asked with each request and answers with the response.
+    pub fn route(mut self, prefix: &str, target: Addr<HttpCall>) -> Self {
         self.routes.push((None, prefix.to_string(), target));
         self
     }
 
     /// As [`route`](Self::route), for requests to `host` only.
-    pub fn route_host(mut self, host: &str, prefix: &str, target: Addr<HttpRequest>) -> Self {
+    pub fn route_host(mut self, host: &str, prefix: &str, target: Addr<HttpCall>) -> Self {
         self.routes
             .push((Some(host.to_string()), prefix.to_string(), target));
         self
@@ -114,16 +115,13 @@ impl Proxy {
     }
 }
 
-/// What the proxy actor answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The proxy actor's own requests (its HTTP traffic does not pass through its mailbox).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.proxy.Control")]
 pub enum ProxyMsg {
-    /// The address the server is bound to (useful with port 0).
-    LocalAddr,
-}
-
-impl Message for ProxyMsg {
-    const NAME: &'static str = "troupe.proxy.Control";
-    type Reply = Option<SocketAddr>;
+    /// The address the server is bound to (useful with port 0); `None` before it has bound.
+    /// Call it as `gateway.call(ProxyMsg::LocalAddr, timeout)`.
+    LocalAddr(Reply<Option<SocketAddr>>),
 }
 
 /// The supervised actor that owns the listener and the connections.
@@ -139,7 +137,7 @@ pub struct ProxyActor {
 impl Actor for ProxyActor {
     type Msg = ProxyMsg;
 
-    async fn started(&mut self, _ctx: &Ctx<ProxyMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, _ctx: &mut Ctx<ProxyMsg>) -> Result<(), ActorError> {
         let c = &self.config;
         let mut routes = Routes::new();
         let mut targets = Vec::with_capacity(c.routes.len());
@@ -165,21 +163,16 @@ impl Actor for ProxyActor {
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: ProxyMsg,
-        reply: ReplyTo<Option<SocketAddr>>,
-        _ctx: &Ctx<ProxyMsg>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: ProxyMsg, _ctx: &mut Ctx<ProxyMsg>) -> Result<(), ActorError> {
         match msg {
-            ProxyMsg::LocalAddr => {
+            ProxyMsg::LocalAddr(reply) => {
                 reply.send(self.running.as_ref().map(ServerTask::local_addr));
             }
         }
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &Ctx<ProxyMsg>) -> Result<(), ActorError> {
+    async fn stopped(&mut self, _ctx: &mut Ctx<ProxyMsg>) -> Result<(), ActorError> {
         if let Some(server) = self.running.take()
             && !server.stop().await
         {

@@ -2,14 +2,15 @@
 //!
 //! The seed talk starts every system with a web/proxy server in front: it takes client
 //! requests, decides which backend piece each one goes to, and returns the response. Here the
-//! backend pieces are actors: the proxy turns each HTTP request into an [`HttpRequest`] message,
-//! calls the routed target's [`Addr`](troupe_runtime::Addr) (on any node), and turns the
-//! [`HttpResponse`] back into HTTP. Failures become gateway statuses (see [`core::status_for`]),
+//! backend pieces are actors: the proxy turns each HTTP request into an [`HttpRequest`],
+//! asks the routed target's [`Addr<HttpCall>`](troupe_runtime::Addr) (on any node) with it, and
+//! turns the [`HttpResponse`] back into HTTP. Failures become gateway statuses (see [`core::status_for`]),
 //! each with a short text body; per-client-IP rate limiting answers floods with `429`.
 //!
 //! # Layout
 //! - [`core`]: routing table and failure mapping — pure, tested directly.
-//! - [`message`]: [`HttpRequest`] / [`HttpResponse`], the messages targets handle.
+//! - [`message`]: [`HttpRequest`] / [`HttpResponse`], the request targets answer, and
+//!   [`HttpCall`], their message type.
 //! - `head`: the first request head of each connection, checked so malformed requests get a
 //!   `400` with a reason.
 //! - `server`: the hyper server (HTTP/1.1 keep-alive and HTTP/2), limits, graceful drain.
@@ -27,4 +28,4 @@ pub mod message;
 mod server;
 
 pub use actor::{Proxy, ProxyActor, ProxyMsg};
-pub use message::{HttpRequest, HttpResponse};
+pub use message::{HttpCall, HttpRequest, HttpResponse};

@@ -1,13 +1,23 @@
 //! The messages between the proxy and the actors it fronts.
 
 use serde::{Deserialize, Serialize};
-use troupe_runtime::Message;
+use troupe_runtime::{Ask, Request};
 
-/// An HTTP request, as the proxy hands it to a target actor.
+/// The message type of a proxy target: an [`HttpRequest`] with the port for its
+/// [`HttpResponse`].
 ///
-/// Any actor whose message type is `HttpRequest` (and so replies with [`HttpResponse`]) can be
-/// a proxy target, directly or behind a balancer, on this node or another.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Any actor with `type Msg = HttpCall;` can be a proxy target, directly or behind a balancer,
+/// on this node or another; the proxy calls it with
+/// [`Addr::ask`](troupe_runtime::Addr::ask).
+pub type HttpCall = Ask<HttpRequest>;
+
+/// An HTTP request, as the proxy hands it to a target actor, answered with an
+/// [`HttpResponse`].
+///
+/// It travels as [`HttpCall`] (`Ask<HttpRequest>`): the target answers `ask.reply`, and the
+/// request can be forwarded or balanced without its reply port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Request)]
+#[request(name = "troupe.http.Request", version = 1, response = HttpResponse)]
 pub struct HttpRequest {
     /// The method, upper case (`GET`, `PUT`, ...).
     pub method: String,
@@ -34,12 +44,6 @@ impl HttpRequest {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-}
-
-impl Message for HttpRequest {
-    const NAME: &'static str = "troupe.http.Request";
-    const VERSION: u16 = 1;
-    type Reply = HttpResponse;
 }
 
 /// What a target actor answers; the proxy writes it back to the client as is.

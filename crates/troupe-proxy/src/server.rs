@@ -1,5 +1,5 @@
-//! The HTTP server: accepts connections, turns requests into [`HttpRequest`] messages for the
-//! routed target, and writes the reply (or the failure, mapped by [`status_for`]) back.
+//! The HTTP server: accepts connections, asks the routed target with each request as an
+//! [`HttpRequest`], and writes the response (or the failure, mapped by [`status_for`]) back.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -24,12 +24,12 @@ use tokio::io::AsyncWriteExt;
 
 use crate::core::{Routes, status_for};
 use crate::head::{HeadError, Replay, read_first_head, refusal};
-use crate::message::{HttpRequest, HttpResponse};
+use crate::message::{HttpCall, HttpRequest, HttpResponse};
 
 /// Everything the connection tasks share.
 pub(crate) struct Shared {
     pub(crate) routes: Routes,
-    pub(crate) targets: Vec<Addr<HttpRequest>>,
+    pub(crate) targets: Vec<Addr<HttpCall>>,
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) body_limit: usize,
     pub(crate) call_timeout: Duration,
@@ -228,7 +228,7 @@ async fn respond(shared: &Shared, client: IpAddr, req: Request<Incoming>) -> Res
         body,
         client: Some(client),
     };
-    match target.call(request, shared.call_timeout).await {
+    match target.ask(request, shared.call_timeout).await {
         Ok(reply) => into_response(reply),
         Err(err) => {
             tracing::debug!(cause = %err, "target call failed");

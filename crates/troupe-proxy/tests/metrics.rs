@@ -8,22 +8,17 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use troupe_proxy::{HttpRequest, HttpResponse, Proxy, ProxyMsg};
+use troupe_proxy::{HttpCall, HttpResponse, Proxy, ProxyMsg};
 use troupe_runtime::{
-    Actor, ActorError, ChildOptions, Ctx, Mesh, Node, NodeConfig, ReplyTo, SupervisorSpec,
+    Actor, ActorError, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
 };
 
 struct Ok200;
 
 impl Actor for Ok200 {
-    type Msg = HttpRequest;
-    async fn handle(
-        &mut self,
-        _: HttpRequest,
-        reply: ReplyTo<HttpResponse>,
-        _: &Ctx<HttpRequest>,
-    ) -> Result<(), ActorError> {
-        reply.send(HttpResponse::ok("fine"));
+    type Msg = HttpCall;
+    async fn handle(&mut self, ask: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        ask.reply.send(HttpResponse::ok("fine"));
         Ok(())
     }
 }

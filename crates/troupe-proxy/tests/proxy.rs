@@ -11,9 +11,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use troupe_proxy::{HttpRequest, HttpResponse, Proxy, ProxyMsg};
+use troupe_proxy::{HttpCall, HttpResponse, Proxy, ProxyMsg};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, ReplyTo, SupervisorSpec,
+    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -24,13 +24,15 @@ struct Service {
 }
 
 impl Actor for Service {
-    type Msg = HttpRequest;
+    type Msg = HttpCall;
 
     async fn handle(
         &mut self,
-        req: HttpRequest,
-        reply: ReplyTo<HttpResponse>,
-        _: &Ctx<HttpRequest>,
+        Ask {
+            request: req,
+            reply,
+        }: HttpCall,
+        _: &mut Ctx<HttpCall>,
     ) -> Result<(), ActorError> {
         if req.path.ends_with("/slow") {
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -91,7 +93,7 @@ struct Edge {
 /// A node with services `a` and `b` and a proxy configured by `configure`.
 async fn edge(
     name: &str,
-    configure: impl FnOnce(Proxy, Addr<HttpRequest>, Addr<HttpRequest>, Addr<HttpRequest>) -> Proxy,
+    configure: impl FnOnce(Proxy, Addr<HttpCall>, Addr<HttpCall>, Addr<HttpCall>) -> Proxy,
 ) -> Edge {
     let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
     let (a_spec, a) = node
@@ -100,7 +102,7 @@ async fn edge(
     let (b_spec, b) = node
         .child("b", ChildOptions::permanent(), || Service { name: "b" })
         .unwrap();
-    let missing = node.addr::<HttpRequest>(name, "missing");
+    let missing = node.addr::<HttpCall>(name, "missing");
     let proxy = configure(
         Proxy::http("127.0.0.1:0").timeout(Duration::from_millis(500)),
         a,
@@ -343,7 +345,7 @@ async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
     .unwrap();
     let edge = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
     let proxy = Proxy::http("127.0.0.1:0")
-        .route("/", edge.addr::<HttpRequest>("app", "svc"))
+        .route("/", edge.addr::<HttpCall>("app", "svc"))
         .timeout(Duration::from_secs(5));
     let (spec, p) = edge
         .child("gateway", ChildOptions::permanent(), proxy.factory())

@@ -1,6 +1,6 @@
 //! Queue throughput: enqueue + take + ack per second through the queue ACTOR
 //!
-//! Every operation is a call through an `Addr<QueueMsg>` to a supervised [`QueueActor`] on
+//! Every operation is a call through a [`QueueClient`] to a supervised [`QueueActor`] on
 //! one node, from tokio tasks: 1 producer + 1 consumer, and 4 producers + 4 consumers; each in
 //! memory and durable (a redb file in a temporary directory, every change committed with
 //! `Durability::Immediate`, so the durable figure is bounded by fsync latency).
@@ -14,15 +14,17 @@
 //! `--bench` argument (a test run) a smoke run of 200 each. Prints a table, then one JSON line.
 //!
 //! [`QueueActor`]: troupe_queue::actor::QueueActor
+//! [`QueueClient`]: troupe_queue::QueueClient
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use troupe_queue::actor::{QueueMsg, QueueReply, QueueSpec};
+use troupe_queue::actor::QueueSpec;
 use troupe_queue::core::QueueConfig;
-use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_queue::{Consumer, QueueClient};
+use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
 
 /// The longest any one call may take
 const CALL: Duration = Duration::from_secs(10);
@@ -62,6 +64,7 @@ async fn run(
     node.start(SupervisorSpec::one_for_one(), vec![child])
         .await
         .map_err(|e| e.to_string())?;
+    let queue = QueueClient::new(queue).with_timeout(CALL);
 
     let started = Instant::now();
     let deadline = started + RUN;
@@ -112,55 +115,46 @@ async fn run(
     })
 }
 
-async fn produce(queue: Addr<QueueMsg>, items: u64) -> Result<(), String> {
+async fn produce(queue: QueueClient, items: u64) -> Result<(), String> {
     for _ in 0..items {
-        let msg = QueueMsg::Enqueue {
-            payload: Bytes::from_static(PAYLOAD),
-        };
-        match queue.call(msg, CALL).await.map_err(|e| e.to_string())? {
-            QueueReply::Enqueued(_) => {}
-            other => return Err(format!("enqueue: {other:?}")),
-        }
+        queue
+            .enqueue(Bytes::from_static(PAYLOAD))
+            .await
+            .map_err(|e| format!("enqueue: {e}"))?;
     }
     Ok(())
 }
 
 async fn consume(
-    queue: Addr<QueueMsg>,
+    queue: QueueClient,
     consumer: u64,
     items: u64,
     acked: Arc<AtomicU64>,
     empty: Arc<AtomicU64>,
     deadline: Instant,
 ) -> Result<(), String> {
+    let consumer = Consumer::new("bench", consumer);
     while acked.load(Ordering::SeqCst) < items {
         if Instant::now() > deadline {
             return Err("consumer ran out of time".into());
         }
-        let take = QueueMsg::Take {
-            consumer_node: "bench".into(),
-            consumer,
-            lease_ms: None,
-        };
-        match queue.call(take, CALL).await.map_err(|e| e.to_string())? {
-            QueueReply::Lease(lease) => {
-                let ack = QueueMsg::Ack {
-                    item: lease.item,
-                    consumer,
-                };
-                match queue.call(ack, CALL).await.map_err(|e| e.to_string())? {
-                    QueueReply::Done => {
-                        acked.fetch_add(1, Ordering::SeqCst);
-                    }
-                    other => return Err(format!("ack: {other:?}")),
-                }
+        match queue
+            .take(&consumer)
+            .await
+            .map_err(|e| format!("take: {e}"))?
+        {
+            Some(lease) => {
+                queue
+                    .ack(&consumer, lease.item)
+                    .await
+                    .map_err(|e| format!("ack: {e}"))?;
+                acked.fetch_add(1, Ordering::SeqCst);
             }
-            QueueReply::Empty => {
+            None => {
                 // Ahead of the producers: back off a little.
                 empty.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
-            other => return Err(format!("take: {other:?}")),
         }
     }
     Ok(())
@@ -195,12 +189,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut outcomes = Vec::new();
     for (producers, consumers) in [(1, 1), (4, 4)] {
-        let spec = QueueSpec::in_memory(config(memory_n));
+        let spec = QueueSpec::in_memory().config(config(memory_n));
         outcomes.push(run("memory", spec, producers, consumers, memory_n).await?);
         let path = dir
             .path()
             .join(format!("queue-{producers}x{consumers}.redb"));
-        let spec = QueueSpec::durable(path, config(durable_n));
+        let spec = QueueSpec::durable(path).config(config(durable_n));
         outcomes.push(run("durable", spec, producers, consumers, durable_n).await?);
     }
 

@@ -13,21 +13,25 @@
 //! A failed write crashes the actor after answering [`QueueFailure::Storage`], so its
 //! supervisor restarts it from what the file holds.
 //!
-//! Leases expire on a tick every [`TICK`]; a consumer node reported down (`Down` or `Left`)
-//! has the leases of every consumer that took from it released at once.
+//! Leases expire on a tick every [`TICK`] (a timer on the actor's context, so a restarted
+//! instance never runs two); a consumer node reported down (`Down` or `Left`) has the leases
+//! of every consumer that took from it released at once (a task on the context watches the
+//! node's cluster events).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
 
 use troupe_runtime::remote::NodeEvent;
-use troupe_runtime::{Actor, ActorError, Ctx, Message, ReplyTo, TaskGuard};
+use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 
 use crate::core::{
-    ConsumerId, DeadLetter, FailReason, ItemId, Queue, QueueConfig, QueueError, QueueStats,
+    ConsumerId, DeadLetter, FailReason, ItemId, MAX_LEASE, Queue, QueueConfig, QueueError,
+    QueueStats,
 };
 use crate::storage::{Storage, drain};
 use troupe_store::{Reopen, StoreError, StoreFault};
@@ -36,79 +40,102 @@ use troupe_store::{Reopen, StoreError, StoreFault};
 pub const TICK: Duration = Duration::from_millis(50);
 
 /// What a [`QueueActor`] handles
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Each request carries the port for its own answer; callers normally use
+/// [`QueueClient`](crate::QueueClient), which builds these. `Tick` and `NodeDown` are the
+/// actor's own messages.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.queue.Queue")]
 pub enum QueueMsg {
-    /// Add an item at the tail → [`QueueReply::Enqueued`] once it is stored (durable mode:
-    /// committed to disk), or [`QueueReply::Error`] ([`QueueFailure::Full`],
-    /// [`QueueFailure::TooLarge`])
+    /// Add an item at the tail → its id once it is stored (durable mode: committed to disk),
+    /// or [`QueueFailure::Full`] / [`QueueFailure::TooLarge`]
     Enqueue {
         /// The item
         payload: Bytes,
+        /// Where the answer goes
+        reply: Reply<Result<ItemId, QueueFailure>>,
     },
-    /// Lease the head of the line → [`QueueReply::Lease`] or [`QueueReply::Empty`]
+    /// Lease the head of the line → the delivery, or `None` if no item is ready
     Take {
         /// The node the consumer runs on: its leases are released when it is reported down
         consumer_node: String,
         /// The consumer, unique across nodes
-        consumer: u64,
-        /// The lease in milliseconds; `None` for the configured one
-        lease_ms: Option<u64>,
+        consumer: ConsumerId,
+        /// How long the lease lasts; `None` for the configured one (at most [`MAX_LEASE`])
+        lease: Option<Duration>,
+        /// Where the answer goes
+        reply: Reply<Result<Option<LeaseInfo>, QueueFailure>>,
     },
-    /// Remove a leased item for good → [`QueueReply::Done`] (durable mode: once removed on
-    /// disk) or [`QueueFailure::NotLeased`]
+    /// Remove a leased item for good (durable mode: answered once removed on disk), or
+    /// [`QueueFailure::NotLeased`]
     Ack {
         /// The item
-        item: u64,
+        item: ItemId,
         /// The consumer holding it
-        consumer: u64,
+        consumer: ConsumerId,
+        /// Where the answer goes
+        reply: Reply<Result<(), QueueFailure>>,
     },
-    /// Give a leased item back → [`QueueReply::Done`] or [`QueueFailure::NotLeased`]
+    /// Give a leased item back, or [`QueueFailure::NotLeased`]
     Nack {
         /// The item
-        item: u64,
+        item: ItemId,
         /// The consumer holding it
-        consumer: u64,
+        consumer: ConsumerId,
         /// What went wrong, kept with the item
         error: Option<String>,
+        /// Where the answer goes
+        reply: Reply<Result<(), QueueFailure>>,
     },
-    /// → [`QueueReply::DeadLetters`], oldest first
-    DeadLetters,
-    /// Put a dead letter back at the tail → [`QueueReply::Done`], [`QueueFailure::NotDead`] or
+    /// The dead letters, oldest first
+    DeadLetters(Reply<Vec<DeadInfo>>),
+    /// Put a dead letter back at the tail (attempts reset), or [`QueueFailure::NotDead`] /
     /// [`QueueFailure::Full`]
     Replay {
         /// The item
-        item: u64,
+        item: ItemId,
+        /// Where the answer goes
+        reply: Reply<Result<(), QueueFailure>>,
     },
-    /// → [`QueueReply::Stats`]
-    Stats,
-    /// Expire due leases (the actor casts this to itself every [`TICK`]) → [`QueueReply::Done`]
+    /// Drop a dead letter for good → the letter dropped, or [`QueueFailure::NotDead`]
+    DropDead {
+        /// The item
+        item: ItemId,
+        /// Where the answer goes
+        reply: Reply<Result<DeadInfo, QueueFailure>>,
+    },
+    /// The queue's counts
+    Stats(Reply<StatsInfo>),
+    /// Expire due leases (the actor sends this to itself every [`TICK`])
+    // self-message
     Tick,
-    /// Release every lease of consumers on `node` (the actor casts this to itself when the
-    /// node is reported down) → [`QueueReply::Done`]
+    /// Release every lease of consumers on `node` (the actor sends this to itself when the
+    /// node is reported down)
+    // self-message
     NodeDown {
         /// The node
         node: String,
     },
 }
 
-/// One delivery, as [`QueueReply::Lease`] carries it
+/// One delivery: what a take answers
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseInfo {
     /// The item: ack or nack it by this id
-    pub item: u64,
+    pub item: ItemId,
     /// Its payload
     pub payload: Bytes,
     /// Which delivery this is: 1 on the first
     pub attempt: u32,
-    /// How long the lease lasts from when it was granted, in milliseconds
-    pub lease_ms: u64,
+    /// How long the lease lasts from when it was granted
+    pub lease: Duration,
 }
 
-/// A dead letter, as [`QueueReply::DeadLetters`] carries it
+/// A dead letter, as [`QueueMsg::DeadLetters`] lists it
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadInfo {
     /// The item
-    pub item: u64,
+    pub item: ItemId,
     /// Its payload
     pub payload: Bytes,
     /// Deliveries it got
@@ -127,7 +154,7 @@ impl From<DeadLetter> for DeadInfo {
             FailReason::Restarted => "queue restarted".into(),
         };
         Self {
-            item: dead.item.0,
+            item: dead.item,
             payload: dead.payload,
             attempts: dead.attempts,
             reason,
@@ -135,7 +162,7 @@ impl From<DeadLetter> for DeadInfo {
     }
 }
 
-/// A queue's counts, as [`QueueReply::Stats`] carries them
+/// A queue's counts, as [`QueueMsg::Stats`] answers them
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StatsInfo {
     /// Items waiting for a consumer
@@ -165,7 +192,7 @@ impl From<QueueStats> for StatsInfo {
     }
 }
 
-/// Why a [`QueueActor`] refused an operation
+/// Why a [`QueueActor`] refused an operation (what travels back to the caller)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum QueueFailure {
     /// The queue holds `capacity` items ready or leased: back off and retry
@@ -183,18 +210,18 @@ pub enum QueueFailure {
         max: u64,
     },
     /// The item is not leased to this consumer (acked, expired, released, or another's)
-    #[error("item {item} is not leased to consumer {consumer}")]
+    #[error("item {} is not leased to consumer {}", .item.0, .consumer.0)]
     NotLeased {
         /// The item
-        item: u64,
+        item: ItemId,
         /// The consumer
-        consumer: u64,
+        consumer: ConsumerId,
     },
     /// The item is not a dead letter
-    #[error("item {item} is not a dead letter")]
+    #[error("item {} is not a dead letter", .item.0)]
     NotDead {
         /// The item
-        item: u64,
+        item: ItemId,
     },
     /// Durable mode: the write failed; the operation may not have taken effect and the queue
     /// restarts from its file. The typed error, with its cause, is in the queue's log.
@@ -212,40 +239,31 @@ impl From<QueueError> for QueueFailure {
                 len: len as u64,
                 max: max as u64,
             },
-            QueueError::NotLeased { item, consumer } => Self::NotLeased {
-                item: item.0,
-                consumer: consumer.0,
-            },
-            QueueError::NotDead { item } => Self::NotDead { item: item.0 },
+            QueueError::NotLeased { item, consumer } => Self::NotLeased { item, consumer },
+            QueueError::NotDead { item } => Self::NotDead { item },
         }
     }
 }
 
-/// What a [`QueueActor`] answers
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum QueueReply {
-    /// The item is in the queue (durable mode: on disk) with this id
-    Enqueued(u64),
-    /// A delivery
-    Lease(LeaseInfo),
-    /// No item is ready
-    Empty,
-    /// Done
-    Done,
-    /// Dead letters, oldest first
-    DeadLetters(Vec<DeadInfo>),
-    /// Counts
-    Stats(StatsInfo),
-    /// Refused
-    Error(QueueFailure),
-}
-
-impl Message for QueueMsg {
-    const NAME: &'static str = "troupe.queue.Queue";
-    type Reply = QueueReply;
-}
-
 /// How to build [`QueueActor`]s: which mode, which limits
+///
+/// What a topology places: `QueueSpec::durable("jobs.redb").capacity(50_000)`; every
+/// (re)start of the actor gets a fresh [`QueueActor`] from [`QueueSpec::factory`], and a
+/// [`QueueClient`](crate::QueueClient) built on the actor's handle reaches it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use troupe_queue::QueueSpec;
+///
+/// let spec = QueueSpec::durable("./jobs.redb")
+///     .capacity(50_000)
+///     .lease(Duration::from_secs(10))
+///     .max_attempts(3);
+/// assert_eq!(spec.queue_config().capacity, 50_000);
+/// assert!(spec.path().is_some());
+/// ```
 #[derive(Debug, Clone)]
 pub struct QueueSpec {
     config: QueueConfig,
@@ -253,26 +271,109 @@ pub struct QueueSpec {
 }
 
 impl QueueSpec {
-    /// A queue held in memory only: fast, and a crash or restart loses every item
-    pub fn in_memory(config: QueueConfig) -> Self {
-        Self { config, path: None }
+    /// A queue held in memory only, with [`QueueConfig::default`] limits: fast, and a crash
+    /// or restart loses every item
+    pub fn in_memory() -> Self {
+        Self {
+            config: QueueConfig::default(),
+            path: None,
+        }
     }
 
-    /// A queue stored in the redb file at `path` (created if missing): enqueues and acks are
-    /// on disk before they are answered, and a restarted actor reopens the file
-    pub fn durable(path: impl Into<PathBuf>, config: QueueConfig) -> Self {
+    /// A queue stored in the redb file at `path` (created if missing), with
+    /// [`QueueConfig::default`] limits: enqueues and acks are on disk before they are
+    /// answered, and a restarted actor reopens the file
+    pub fn durable(path: impl Into<PathBuf>) -> Self {
         Self {
-            config,
+            config: QueueConfig::default(),
             path: Some(path.into()),
         }
     }
 
-    /// A factory for [`Node::child`](troupe_runtime::Node::child): every (re)start gets a
-    /// fresh actor, which in durable mode opens the file when it starts
+    /// The same queue with all of these limits
+    ///
+    /// # Panics
+    ///
+    /// If `config.max_attempts` is 0, or `config.lease` is zero or longer than [`MAX_LEASE`]
+    /// (as [`Queue::new`]).
+    #[must_use]
+    pub fn config(mut self, config: QueueConfig) -> Self {
+        check(&config);
+        self.config = config;
+        self
+    }
+
+    /// The most items ready or leased at once; enqueues beyond it are refused
+    /// ([`QueueFailure::Full`]). Default 10,000.
+    #[must_use]
+    pub fn capacity(mut self, items: usize) -> Self {
+        self.config.capacity = items;
+        self
+    }
+
+    /// Deliveries an item gets before it becomes a dead letter. Default 5.
+    ///
+    /// # Panics
+    ///
+    /// If `attempts` is 0.
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.config.max_attempts = attempts;
+        check(&self.config);
+        self
+    }
+
+    /// The lease a take gets when it asks for none. Default 30 s.
+    ///
+    /// # Panics
+    ///
+    /// If `lease` is zero or longer than [`MAX_LEASE`].
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config.lease = lease;
+        check(&self.config);
+        self
+    }
+
+    /// The largest payload accepted, in bytes ([`QueueFailure::TooLarge`] beyond). Default
+    /// 1 MiB.
+    #[must_use]
+    pub fn max_item_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_item_bytes = bytes;
+        self
+    }
+
+    /// The most dead letters kept; the oldest is dropped for a new one at the limit.
+    /// Default 1,000.
+    #[must_use]
+    pub fn dead_letter_capacity(mut self, letters: usize) -> Self {
+        self.config.dlq_capacity = letters;
+        self
+    }
+
+    /// The limits the queue runs with
+    pub fn queue_config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The file of a durable queue; `None` for one in memory
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// A factory for [`Node::child`](troupe_runtime::Node::child) or a topology: every
+    /// (re)start gets a fresh actor, which in durable mode opens the file when it starts
     pub fn factory(&self) -> impl Fn() -> QueueActor + Send + Sync + 'static {
         let spec = self.clone();
         move || QueueActor::new(spec.clone())
     }
+}
+
+/// Asserts what [`Queue::new`] asserts, where a spec is written rather than where it starts
+fn check(config: &QueueConfig) {
+    assert!(config.max_attempts > 0, "max_attempts must be at least 1");
+    assert!(!config.lease.is_zero(), "lease must be longer than zero");
+    assert!(config.lease <= MAX_LEASE, "lease must be at most MAX_LEASE");
 }
 
 /// The supervised actor owning one queue; see the [module docs](self)
@@ -281,115 +382,85 @@ pub struct QueueActor {
     queue: Queue,
     storage: Option<Storage>,
     /// Consumer → the node it took from, for releasing on node down
-    consumers: HashMap<u64, String>,
-    tasks: Vec<TaskGuard>,
+    consumers: HashMap<ConsumerId, String>,
 }
 
 impl QueueActor {
     /// An actor for `spec`; durable mode opens its file in [`Actor::started`]
-    ///
-    /// # Panics
-    ///
-    /// As [`Queue::new`], on an invalid config.
     pub fn new(spec: QueueSpec) -> Self {
         Self {
             queue: Queue::new(spec.config.clone()),
             spec,
             storage: None,
             consumers: HashMap::new(),
-            tasks: Vec::new(),
         }
     }
 
-    /// Writes the journal (durable mode)
+    /// Writes the events of the operation just applied (durable mode)
     fn persist(&mut self) -> Result<(), StoreError> {
         let events = drain(&mut self.queue);
         match &self.storage {
-            Some(storage) => storage.commit(&events),
-            None => Ok(()),
+            Some(storage) if !events.is_empty() => storage.commit(&events),
+            _ => Ok(()),
         }
     }
 
-    fn apply(&mut self, msg: QueueMsg, now: Instant) -> QueueReply {
-        let result: Result<QueueReply, QueueError> = match msg {
-            QueueMsg::Enqueue { payload } => self
-                .queue
-                .enqueue(payload, now)
-                .map(|id| QueueReply::Enqueued(id.0)),
-            QueueMsg::Take {
-                consumer_node,
-                consumer,
-                lease_ms,
-            } => {
-                let lease = lease_ms.map(Duration::from_millis);
-                match self.queue.take(ConsumerId(consumer), now, lease) {
-                    Some(lease) => {
-                        self.consumers.insert(consumer, consumer_node);
-                        let ms = lease.deadline.saturating_duration_since(now).as_millis();
-                        Ok(QueueReply::Lease(LeaseInfo {
-                            item: lease.item.0,
-                            payload: lease.payload,
-                            attempt: lease.attempt,
-                            lease_ms: u64::try_from(ms).unwrap_or(u64::MAX),
-                        }))
-                    }
-                    None => Ok(QueueReply::Empty),
-                }
+    /// Persists the operation just applied, then answers it with `result`; a failed write
+    /// answers [`QueueFailure::Storage`] instead and fails the actor, so that it restarts
+    /// from what the file holds
+    fn finish<T>(
+        &mut self,
+        reply: Reply<Result<T, QueueFailure>>,
+        result: Result<T, QueueError>,
+    ) -> Result<(), ActorError> {
+        match self.persist() {
+            Ok(()) => {
+                reply.send(result.map_err(QueueFailure::from));
+                Ok(())
             }
-            QueueMsg::Ack { item, consumer } => self
-                .queue
-                .ack(ItemId(item), ConsumerId(consumer))
-                .map(|()| QueueReply::Done),
-            QueueMsg::Nack {
-                item,
-                consumer,
-                error,
-            } => {
-                let (item, consumer) = (ItemId(item), ConsumerId(consumer));
-                match error {
-                    Some(text) => self.queue.nack_with_error(item, consumer, &text, now),
-                    None => self.queue.nack(item, consumer, now),
-                }
-                .map(|()| QueueReply::Done)
+            Err(err) => {
+                tracing::error!(cause = %err, "queue storage failed; restarting from the file");
+                reply.send(Err(QueueFailure::Storage(StoreFault::from(&err))));
+                Err(err.into())
             }
-            QueueMsg::DeadLetters => Ok(QueueReply::DeadLetters(
-                self.queue
-                    .dead_letters()
-                    .into_iter()
-                    .map(DeadInfo::from)
-                    .collect(),
-            )),
-            QueueMsg::Replay { item } => self
-                .queue
-                .replay_dead_letter(ItemId(item), now)
-                .map(|()| QueueReply::Done),
-            QueueMsg::Stats => Ok(QueueReply::Stats(self.queue.stats().into())),
-            QueueMsg::Tick => {
-                self.queue.expire(now);
-                Ok(QueueReply::Done)
-            }
-            QueueMsg::NodeDown { node } => {
-                let gone: Vec<u64> = self
-                    .consumers
-                    .iter()
-                    .filter(|(_, n)| **n == node)
-                    .map(|(c, _)| *c)
-                    .collect();
-                for consumer in gone {
-                    self.consumers.remove(&consumer);
-                    self.queue.release_consumer(ConsumerId(consumer), now);
-                }
-                Ok(QueueReply::Done)
-            }
-        };
-        result.unwrap_or_else(|err| QueueReply::Error(err.into()))
+        }
+    }
+
+    fn take(
+        &mut self,
+        consumer_node: String,
+        consumer: ConsumerId,
+        lease: Option<Duration>,
+        now: Instant,
+    ) -> Option<LeaseInfo> {
+        let lease = self.queue.take(consumer, now, lease)?;
+        self.consumers.insert(consumer, consumer_node);
+        Some(LeaseInfo {
+            item: lease.item,
+            payload: lease.payload,
+            attempt: lease.attempt,
+            lease: lease.deadline.saturating_duration_since(now),
+        })
+    }
+
+    fn node_down(&mut self, node: &str, now: Instant) {
+        let gone: Vec<ConsumerId> = self
+            .consumers
+            .iter()
+            .filter(|(_, n)| *n == node)
+            .map(|(c, _)| *c)
+            .collect();
+        for consumer in gone {
+            self.consumers.remove(&consumer);
+            self.queue.release_consumer(consumer, now);
+        }
     }
 }
 
 impl Actor for QueueActor {
     type Msg = QueueMsg;
 
-    async fn started(&mut self, ctx: &Ctx<QueueMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
         if let Some(path) = self.spec.path.clone() {
             // A restart may find the crashed predecessor's handle on the file not yet dropped.
             let (storage, queue) =
@@ -398,48 +469,93 @@ impl Actor for QueueActor {
             self.storage = Some(storage);
             self.queue = queue;
         }
+        ctx.send_interval(TICK, || QueueMsg::Tick);
+        let mut events = ctx.node().cluster_events();
         let me = ctx.myself().clone();
-        self.tasks.push(TaskGuard::spawn(async move {
-            let mut every = tokio::time::interval(TICK);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        ctx.spawn(async move {
             loop {
-                every.tick().await;
-                // A full mailbox just skips a tick.
-                let _ = me.cast(QueueMsg::Tick);
-            }
-        }));
-        self.tasks.push(ctx.node().forward_cluster_events(
-            ctx.myself().clone(),
-            |event| match event {
-                NodeEvent::Down { node, .. } | NodeEvent::Left { node } => {
-                    Some(QueueMsg::NodeDown { node })
+                match events.recv().await {
+                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
+                        // A full mailbox drops it: the leases then expire as usual.
+                        let _ = me.cast(QueueMsg::NodeDown { node });
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return Ok(()),
                 }
-                _ => None,
-            },
-        ));
+            }
+        });
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: QueueMsg,
-        reply: ReplyTo<QueueReply>,
-        _ctx: &Ctx<QueueMsg>,
-    ) -> Result<(), ActorError> {
-        let answer = self.apply(msg, Instant::now());
-        if let Err(err) = self.persist() {
-            tracing::error!(%err, "queue storage failed; restarting from the file");
-            reply.send(QueueReply::Error(QueueFailure::Storage(StoreFault::from(
-                &err,
-            ))));
-            return Err(err.into());
+    async fn handle(&mut self, msg: QueueMsg, _ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
+        let now = Instant::now();
+        match msg {
+            QueueMsg::Enqueue { payload, reply } => {
+                let result = self.queue.enqueue(payload, now);
+                self.finish(reply, result)
+            }
+            QueueMsg::Take {
+                consumer_node,
+                consumer,
+                lease,
+                reply,
+            } => {
+                if !reply.is_waiting() {
+                    // The caller gave up: a lease now would hide the item from everyone.
+                    return Ok(());
+                }
+                let lease = self.take(consumer_node, consumer, lease, now);
+                self.finish(reply, Ok(lease))
+            }
+            QueueMsg::Ack {
+                item,
+                consumer,
+                reply,
+            } => {
+                let result = self.queue.ack(item, consumer);
+                self.finish(reply, result)
+            }
+            QueueMsg::Nack {
+                item,
+                consumer,
+                error,
+                reply,
+            } => {
+                let result = match error {
+                    Some(text) => self.queue.nack_with_error(item, consumer, &text, now),
+                    None => self.queue.nack(item, consumer, now),
+                };
+                self.finish(reply, result)
+            }
+            QueueMsg::DeadLetters(reply) => {
+                let dead = self.queue.dead_letters();
+                reply.send(dead.into_iter().map(DeadInfo::from).collect());
+                Ok(())
+            }
+            QueueMsg::Replay { item, reply } => {
+                let result = self.queue.replay_dead_letter(item, now);
+                self.finish(reply, result)
+            }
+            QueueMsg::DropDead { item, reply } => {
+                let result = self.queue.drop_dead_letter(item).map(DeadInfo::from);
+                self.finish(reply, result)
+            }
+            QueueMsg::Stats(reply) => {
+                reply.send(self.queue.stats().into());
+                Ok(())
+            }
+            QueueMsg::Tick => {
+                self.queue.expire(now);
+                self.persist().map_err(Into::into)
+            }
+            QueueMsg::NodeDown { node } => {
+                self.node_down(&node, now);
+                self.persist().map_err(Into::into)
+            }
         }
-        reply.send(answer);
-        Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &Ctx<QueueMsg>) -> Result<(), ActorError> {
-        self.tasks.clear();
+    async fn stopped(&mut self, _ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
         self.storage = None;
         Ok(())
     }

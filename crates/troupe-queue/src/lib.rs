@@ -4,7 +4,7 @@
 //! clock. The caller passes the current time (`now: Instant`) into every call that needs it, so
 //! every decision is deterministic for a given sequence of inputs and is tested directly (the
 //! sans-IO split of `quinn-proto`). [`actor::QueueActor`] runs a queue under supervision, in
-//! memory or durable on redb ([`storage`]).
+//! memory or durable on redb ([`storage`]), and a [`QueueClient`] reaches it from any node.
 //!
 //! # Guarantees
 //!
@@ -35,18 +35,24 @@
 //!   table of items by id with their attempts, state and place; one of counters). Each call's
 //!   events are committed in one `Durability::Immediate` transaction before the call is
 //!   answered; `open` recovers with leases released (at least once).
-//! - `actor.rs`: [`actor::QueueActor`], the supervised shell: [`actor::QueueMsg`] in,
-//!   [`actor::QueueReply`] out, a lease-expiry tick, and lease release when a consumer's node
-//!   is reported down. [`actor::QueueSpec::in_memory`] (fast, loses everything on a crash) or
-//!   [`actor::QueueSpec::durable`] (acknowledged enqueues survive `kill -9`).
+//! - `actor.rs`: [`actor::QueueActor`], the supervised shell: [`actor::QueueMsg`] in (each
+//!   request with its own reply port), a lease-expiry tick, and lease release when a
+//!   consumer's node is reported down. [`actor::QueueSpec::in_memory`] (fast, loses
+//!   everything on a crash) or [`actor::QueueSpec::durable`] (acknowledged enqueues survive
+//!   `kill -9`).
+//! - `client.rs`: [`QueueClient`], the typed handle: enqueue, take, ack, nack, stats and dead
+//!   letters, with [`QueueError`] for what failed.
 //!
 //! The `kill -9` test of durable mode runs a real process: its helper binary and the test are in
 //! `crates/troupe-examples` (`src/bin/queue_stress.rs`, `tests/queue_processes.rs`).
 
 pub mod actor;
+pub mod client;
 pub mod core;
 pub mod storage;
 
-pub use actor::{QueueActor, QueueFailure, QueueMsg, QueueReply, QueueSpec};
+pub use actor::{DeadInfo, LeaseInfo, QueueActor, QueueFailure, QueueMsg, QueueSpec, StatsInfo};
+pub use client::{Consumer, QueueClient, QueueError};
+pub use core::{ItemId, QueueConfig};
 pub use storage::Storage;
 pub use troupe_store::{StoreError, StoreFault};

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use troupe_queue::actor::{QueueMsg, QueueReply, QueueSpec};
+use troupe_queue::actor::{QueueFailure, QueueMsg, QueueSpec};
 use troupe_queue::core::QueueConfig;
+use troupe_queue::{Consumer, QueueClient, QueueError};
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
 
@@ -49,7 +49,7 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
         .spawn(
             "queue",
             ChildOptions::permanent(),
-            QueueSpec::in_memory(config()).factory(),
+            QueueSpec::in_memory().config(config()).factory(),
         )
         .await
         .unwrap();
@@ -71,45 +71,25 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let enqueued = queue
-        .call(
-            QueueMsg::Enqueue {
-                payload: Bytes::from_static(b"job"),
-            },
-            T,
-        )
-        .await
-        .unwrap();
-    let QueueReply::Enqueued(id) = enqueued else {
-        panic!("enqueue: {enqueued:?}");
-    };
+    let queue = QueueClient::new(queue);
+    let id = queue.enqueue("job").await.unwrap();
 
-    // The consumer on app takes the item across the network.
-    let remote = app.addr::<QueueMsg>("data", "queue");
-    let taken = remote
-        .call(
-            QueueMsg::Take {
-                consumer_node: "app".into(),
-                consumer: 1,
-                lease_ms: None,
-            },
-            T,
-        )
-        .await
-        .unwrap();
-    let QueueReply::Lease(lease) = taken else {
-        panic!("take from app: {taken:?}");
-    };
+    // The consumer on app takes the item across the network, through a client of its own.
+    let remote = QueueClient::new(app.addr::<QueueMsg>("data", "queue"));
+    let on_app = Consumer::new("app", 1);
+    let lease = remote.take(&on_app).await.unwrap().unwrap();
     assert_eq!((lease.item, lease.attempt), (id, 1));
-    assert_eq!(lease.lease_ms, LEASE.as_millis() as u64);
-    let take_local = || QueueMsg::Take {
-        consumer_node: "data".into(),
-        consumer: 2,
-        lease_ms: None,
-    };
+    assert_eq!(lease.lease, LEASE);
+    assert_eq!(&lease.payload[..], b"job");
+    let on_data = Consumer::new("data", 2);
+    assert!(queue.take(&on_data).await.unwrap().is_none());
+    // Typed refusals cross the network too.
     assert_eq!(
-        queue.call(take_local(), T).await.unwrap(),
-        QueueReply::Empty
+        remote.ack(&on_data, id).await,
+        Err(QueueError::Refused(QueueFailure::NotLeased {
+            item: id,
+            consumer: on_data.id()
+        }))
     );
 
     // app leaves: data reports `Left` and the queue releases app's lease.
@@ -130,29 +110,16 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
     // Another consumer gets it promptly, well within the lease.
     let deadline = left_at + T;
     let again = loop {
-        match queue.call(take_local(), T).await.unwrap() {
-            QueueReply::Lease(lease) => break lease,
-            QueueReply::Empty => {
+        match queue.take(&on_data).await.unwrap() {
+            Some(lease) => break lease,
+            None => {
                 assert!(Instant::now() < deadline, "lease of app never released");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            other => panic!("take on data: {other:?}"),
         }
     };
     assert!(left_at.elapsed() < LEASE / 10);
     assert_eq!(again.item, id);
     assert_eq!(again.attempt, 2);
-    assert_eq!(
-        queue
-            .call(
-                QueueMsg::Ack {
-                    item: id,
-                    consumer: 2
-                },
-                T
-            )
-            .await
-            .unwrap(),
-        QueueReply::Done
-    );
+    queue.ack(&on_data, id).await.unwrap();
 }

@@ -1,4 +1,4 @@
-//! Commands parsed from RESP frames (parsing only; execution comes later)
+//! Commands parsed from RESP frames (parsing only; `server.rs` executes them)
 //!
 //! One function per command in this file rather than mini-redis's one file
 //! per command; each function documents its wire syntax under `# Format`.

@@ -18,6 +18,7 @@ mod tests;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 pub use event::{ApplyError, QueueEvent, QueueSnapshot, SnapshotItem};
 pub use queue::Queue;
@@ -32,11 +33,13 @@ pub const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub const MAX_ERROR_LEN: usize = 1024;
 
 /// The id of one enqueued item, unique within its queue and increasing in enqueue order
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ItemId(pub u64);
 
 /// Who holds a lease: the caller maps its consumers (actors on any node) to these ids
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ConsumerId(pub u64);
 
 /// The limits of one queue
