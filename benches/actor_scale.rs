@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 use ractor::{ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde::{Deserialize, Serialize};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 
@@ -37,11 +37,10 @@ const MEMORY_TARGET_BYTES: f64 = 1024.0;
 // ---------------------------------------------------------------- the idle actors
 
 #[derive(Serialize, Deserialize)]
-struct Ping;
+struct Ping(Reply<()>);
 
 impl Message for Ping {
     const NAME: &'static str = "bench.Ping";
-    type Reply = ();
 }
 
 struct Idle;
@@ -51,9 +50,8 @@ impl Actor for Idle {
 
     async fn handle(
         &mut self,
-        _msg: Ping,
-        reply: ReplyTo<()>,
-        _ctx: &Ctx<Ping>,
+        Ping(reply): Ping,
+        _ctx: &mut Ctx<Ping>,
     ) -> Result<(), ActorError> {
         reply.send(());
         Ok(())

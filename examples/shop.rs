@@ -421,7 +421,7 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
 
     // every part is added the same way, and hands back its typed client or handle
     let db = t
-        .add(data, "db", DbSpec::new(&args.data).replicas(3).ack(AckMode::Majority))
+        .add(data, "db", DbSpec::in_dir(&args.data).replicas(3).ack(AckMode::Majority))
         .with_timeout(BACKEND_TIMEOUT);
     let orders = t.add(
         data,

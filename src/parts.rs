@@ -61,3 +61,27 @@ impl Part for CacheSpec {
         client
     }
 }
+
+/// The replicated database: replica `i` (named `name.i`) on the node its spec names, or on
+/// `place`'s node for replicas added with `DbSpec::replicas(n)`; the client follows the
+/// leader.
+#[cfg(feature = "db")]
+impl Part for troupe_db::DbSpec {
+    type Handle = troupe_db::DbClient;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> troupe_db::DbClient {
+        let spec = self.placed(name, topology.place_node_name(place));
+        let mut replicas = Vec::with_capacity(spec.replica_count());
+        for i in 0..spec.replica_count() {
+            let node_name = spec.replica_node(i).unwrap_or_default().to_string();
+            let node = topology.node(&node_name);
+            replicas.push(topology.add_with(
+                node,
+                &spec.replica_name(i),
+                ChildOptions::permanent(),
+                spec.factory(i),
+            ));
+        }
+        troupe_db::DbClient::new(replicas)
+    }
+}

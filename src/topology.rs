@@ -50,7 +50,7 @@ impl From<GroupId> for Place {
 /// | `Balancer::least_outstanding(&pool)` | `Addr<Ask<Q>>` (it stands where a member would) |
 /// | `CacheSpec::lru(capacity).shards(n).read_through(..)` | `CacheClient` |
 /// | `QueueSpec::durable(path)` / `QueueSpec::in_memory()` | `QueueClient` |
-/// | `DbSpec::new(dir).replicas(3)` | `DbClient` |
+/// | `DbSpec::in_dir(dir).replicas(3)` | `DbClient` |
 pub trait Part {
     /// What declaring the part returns.
     type Handle;
@@ -282,6 +282,11 @@ impl Topology {
     pub fn handle<M: troupe_runtime::Message>(&self, place: impl Into<Place>, name: &str) -> Addr<M> {
         let Place(group) = place.into();
         Addr::deferred(&self.nodes[group.node].name, name, &self.binding)
+    }
+
+    /// The name of the node `place` is on.
+    pub(crate) fn place_node_name(&self, place: Place) -> &str {
+        &self.nodes[place.0.node].name
     }
 
     /// Declares children that `make` registers on `place`'s node when the topology starts.

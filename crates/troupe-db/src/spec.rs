@@ -66,9 +66,36 @@ impl DbSpec {
         }
     }
 
+    /// A database with its files under `dir`, for a topology to place: `Topology::add` names
+    /// it (its replicas are `NAME.0`, `NAME.1`, ...) and puts the replicas added with
+    /// [`replicas`](Self::replicas) on the node it is added at
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self::new("db", dir)
+    }
+
     /// Adds a replica on `node` (the first one added leads a fresh database)
     pub fn replica(mut self, node: impl Into<String>) -> Self {
         self.replicas.push(node.into());
+        self
+    }
+
+    /// Adds `count` replicas on the node a topology places the database at (see
+    /// [`placed`](Self::placed))
+    pub fn replicas(mut self, count: usize) -> Self {
+        self.replicas
+            .extend(std::iter::repeat_n(String::new(), count));
+        self
+    }
+
+    /// This spec as a topology places it: called `name`, with the replicas added by
+    /// [`replicas`](Self::replicas) on `node`
+    pub fn placed(mut self, name: &str, node: &str) -> Self {
+        self.name = name.to_string();
+        for replica in &mut self.replicas {
+            if replica.is_empty() {
+                *replica = node.to_string();
+            }
+        }
         self
     }
 

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use common::Proc;
 use parking_lot::Mutex;
 use troupe::db::msg::ReadAt;
-use troupe::db::{AckMode, DbClient, DbMsg, DbReply, DbSpec, Role};
+use troupe::db::{AckMode, DbClient, DbMsg, DbSpec, Role};
 use troupe::runtime::remote::{NetConfig, NodeNet};
 use troupe::runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
 
@@ -210,17 +210,18 @@ async fn assert_holds(
     let replica = node.addr::<DbMsg>(&format!("db-{i}"), &format!("db.{i}"));
     let mut found = BTreeMap::new();
     for w in 0..WRITERS {
-        let scan = DbMsg::Scan {
+        let scan = |reply| DbMsg::Scan {
             prefix: Bytes::from(format!("w{w}-")),
             limit: 10_000,
             read: ReadAt::Replica {
                 min_index: upto,
                 wait_ms: 20_000,
             },
+            reply,
         };
         match replica.call(scan, T).await.unwrap() {
-            DbReply::Entries { entries, .. } => found.extend(entries),
-            other => panic!("scan of replica {i}: {other:?}"),
+            Ok(page) => found.extend(page.entries),
+            Err(failure) => panic!("scan of replica {i}: {failure:?}"),
         }
     }
     let lost: Vec<&Bytes> = acked
