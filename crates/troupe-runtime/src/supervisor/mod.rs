@@ -7,15 +7,17 @@
 
 pub mod core;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
-use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{ActorCell, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent};
 use tokio::sync::oneshot;
 
 use self::core::SupervisorCore;
@@ -215,9 +217,46 @@ pub struct SupervisionReport {
 }
 
 pub(crate) enum SupMsg {
-    Add(ChildSpec, oneshot::Sender<Result<(), SpawnError>>),
+    Adopt(Adoption),
     RestartDue(Vec<ChildId>),
     Children(oneshot::Sender<Vec<String>>),
+}
+
+/// A child that [`SupervisorRef::add`] starts in the caller's task, on its way to the supervisor
+/// that records it (in a [`SupMsg::Adopt`]).
+///
+/// It is counted in its supervisor's `adopting` from before the child is started until it is
+/// dropped, which lets the supervisor tell an early exit of such a child from noise (see
+/// [`SupState::unknown_exit`]). Dropped while it still holds the child, because the supervisor
+/// stopped before recording it, it kills the child and releases its names, as a failed `add`
+/// would.
+pub(crate) struct Adoption {
+    spec: Option<ChildSpec>,
+    cell: Option<ActorCell>,
+    shared: Arc<SupervisorChild>,
+}
+
+impl Adoption {
+    fn new(shared: Arc<SupervisorChild>, spec: ChildSpec) -> Self {
+        shared.adopting.fetch_add(1, Ordering::SeqCst);
+        Self {
+            spec: Some(spec),
+            cell: None,
+            shared,
+        }
+    }
+}
+
+impl Drop for Adoption {
+    fn drop(&mut self) {
+        if let Some(spec) = self.spec.take() {
+            if let Some(cell) = self.cell.take() {
+                cell.kill();
+            }
+            spec.discard();
+        }
+        self.shared.adopting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What survives a supervisor's own restarts: its spec, its children's specs and its handle.
@@ -228,6 +267,8 @@ pub(crate) struct SupervisorChild {
     children: Mutex<Vec<ChildSpec>>,
     current: ArcSwapOption<ActorRef<SupMsg>>,
     is_root: bool,
+    /// [`Adoption`]s in flight: children started by `add` and not yet recorded.
+    adopting: AtomicUsize,
 }
 
 impl SupervisorChild {
@@ -244,6 +285,7 @@ impl SupervisorChild {
             spec,
             children: Mutex::new(children),
             current: ArcSwapOption::empty(),
+            adopting: AtomicUsize::new(0),
         })
     }
 
@@ -266,6 +308,7 @@ impl SupervisorChild {
             spec,
             children: Mutex::new(children),
             current: ArcSwapOption::empty(),
+            adopting: AtomicUsize::new(0),
         })
     }
 
@@ -362,9 +405,16 @@ impl SupervisorRef {
 
     /// Adds `child` to the running supervisor, at the end of its start order, and starts it.
     ///
+    /// `Ok` means the child runs, linked to this supervisor, and is reachable by its names; the
+    /// supervisor records it in its start order right after (children added from one task keep
+    /// that task's order).
+    ///
     /// # Errors
     /// [`SpawnError::StartFailed`] if the child fails to start (its names are released),
     /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
+    ///
+    /// # Cancel safety
+    /// Cancelled before it returns, the child is not added and its names are released.
     pub async fn add(&self, child: ChildSpec) -> Result<(), SpawnError> {
         let actor = match self.actor() {
             Ok(actor) => actor,
@@ -373,15 +423,28 @@ impl SupervisorRef {
                 return Err(e);
             }
         };
-        let (tx, rx) = oneshot::channel();
         let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
-        if let Err(ractor::MessagingErr::SendErr(SupMsg::Add(child, _))) =
-            actor.send_message(SupMsg::Add(child, tx))
-        {
+        let parent = actor.get_cell();
+        if parent.get_status() >= ActorStatus::Draining {
             child.discard();
             return Err(gone());
         }
-        rx.await.map_err(|_| gone())?
+        // The child starts here, in the caller's task, and the supervisor is only told to record
+        // it: a spawn costs no round trip through the supervisor's mailbox. ractor links it to
+        // the supervisor as it starts, so its exits are reported from the first moment.
+        let starter = child.starter.clone();
+        let mut adoption = Adoption::new(self.shared.clone(), child);
+        match starter.start(parent.clone()).await {
+            Ok(cell) => adoption.cell = Some(cell),
+            // dropping the adoption releases the child's names
+            Err(_) if parent.get_status() >= ActorStatus::Draining => return Err(gone()),
+            Err(err) => return Err(err),
+        }
+        // a message refused here is dropped with its adoption: the child is killed, its names
+        // released
+        actor
+            .send_message(SupMsg::Adopt(adoption))
+            .map_err(|_| gone())
     }
 
     /// Registers `name` on this supervisor's node and starts actors from `factory` under it.
@@ -474,11 +537,44 @@ struct Running {
     cell: Option<ActorCell>,
 }
 
+/// Hashes the supervisor's integer keys (child ids, actor pids) with one multiply instead of
+/// SipHash's rounds: the runtime makes these keys, no peer chooses them.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
 pub(crate) struct SupState {
     shared: Arc<SupervisorChild>,
     core: SupervisorCore,
-    children: HashMap<ChildId, Running>,
-    by_actor: HashMap<ActorId, ChildId>,
+    children: IdMap<ChildId, Running>,
+    /// Running children by the pid of their instance (every child is a local actor), which is
+    /// what ractor's events name.
+    by_actor: IdMap<u64, ChildId>,
+    /// Instances this supervisor stopped itself and whose exit has not been reported yet: their
+    /// exits are expected, not news. One entry per stopped instance, removed by its exit (an
+    /// instance that outlives even its kill keeps its entry while it lives).
+    stopped: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// Exits of children started by [`SupervisorRef::add`] that overtook their [`Adoption`]
+    /// (ractor delivers supervision events ahead of messages): at most one per adoption in
+    /// flight, and emptied whenever none is.
+    early: IdMap<u64, (Exit, Option<String>)>,
     next_id: u64,
 }
 
@@ -499,26 +595,66 @@ impl SupState {
             return Ok(());
         };
         let cell = running.spec.starter.clone().start(myself.clone()).await?;
-        self.by_actor.insert(cell.get_id(), id);
+        self.by_actor.insert(cell.get_id().pid(), id);
         running.cell = Some(cell);
         self.core.started(id);
         Ok(())
     }
 
-    /// Stops a running child gracefully (killing it after the shutdown timeout).
-    async fn stop_child(&mut self, id: ChildId) {
-        let Some(running) = self.children.get_mut(&id) else {
-            return;
-        };
+    /// Stops a running child gracefully (killing it after the shutdown timeout); returns the pid
+    /// of the instance it stopped, whose exit event is still to come.
+    async fn stop_child(&mut self, id: ChildId) -> Option<u64> {
+        let running = self.children.get_mut(&id)?;
         running.spec.starter.vacate();
-        if let Some(cell) = running.cell.take() {
-            self.by_actor.remove(&cell.get_id());
-            let timeout = self.shared.spec.shutdown_timeout;
-            if cell.stop_and_wait(None, Some(timeout)).await.is_err() {
-                tracing::warn!(child = %running.spec.name(), "child did not stop in time; killing it");
-                cell.kill();
-                let _ = cell.wait(Some(Duration::from_secs(1))).await;
+        let cell = running.cell.take()?;
+        let pid = cell.get_id().pid();
+        self.by_actor.remove(&pid);
+        let timeout = self.shared.spec.shutdown_timeout;
+        if cell.stop_and_wait(None, Some(timeout)).await.is_err() {
+            tracing::warn!(child = %running.spec.name(), "child did not stop in time; killing it");
+            cell.kill();
+            let _ = cell.wait(Some(Duration::from_secs(1))).await;
+        }
+        Some(pid)
+    }
+
+    /// Records a child that [`SupervisorRef::add`] started, at the end of the start order, and
+    /// handles its exit at once if that came first.
+    async fn adopt(
+        &mut self,
+        myself: &ActorRef<SupMsg>,
+        spec: ChildSpec,
+        cell: ActorCell,
+    ) -> Result<(), ActorProcessingErr> {
+        let pid = cell.get_id().pid();
+        self.shared.children.lock().push(spec.clone());
+        let id = self.add_spec(spec);
+        match self.early.remove(&pid) {
+            None => {
+                self.by_actor.insert(pid, id);
+                if let Some(running) = self.children.get_mut(&id) {
+                    running.cell = Some(cell);
+                }
+                Ok(())
             }
+            Some((exit, reason)) => {
+                if let Some(running) = self.children.get(&id) {
+                    running.spec.starter.vacate();
+                }
+                Box::pin(self.on_exit(myself, id, exit, reason)).await
+            }
+        }
+    }
+
+    /// An exit of an instance this supervisor has no running child for.
+    fn unknown_exit(&mut self, pid: u64, exit: Exit, reason: Option<String>) {
+        if self.stopped.remove(&pid) {
+            return;
+        }
+        // Otherwise it can only be a child whose adoption is still on its way: `add` counts it
+        // in `adopting` before ractor links it, so before any event of it exists.
+        if self.shared.adopting.load(Ordering::SeqCst) > 0 {
+            self.early.insert(pid, (exit, reason));
         }
     }
 
@@ -527,7 +663,7 @@ impl SupState {
     fn remove_child(&mut self, id: ChildId, keep_spec: bool) {
         if let Some(running) = self.children.remove(&id) {
             if let Some(cell) = &running.cell {
-                self.by_actor.remove(&cell.get_id());
+                self.by_actor.remove(&cell.get_id().pid());
             }
             running.spec.starter.remove();
             if !keep_spec {
@@ -604,7 +740,9 @@ impl SupState {
                     delay,
                 } => {
                     for s in stop {
-                        self.stop_child(s).await;
+                        if let Some(pid) = self.stop_child(s).await {
+                            self.stopped.insert(pid);
+                        }
                     }
                     for r in remove {
                         self.remove_child(r, false);
@@ -671,8 +809,10 @@ impl ractor::Actor for Supervisor {
         let mut state = SupState {
             core: SupervisorCore::new(spec.strategy, spec.intensity, spec.backoff),
             shared: shared.clone(),
-            children: HashMap::new(),
-            by_actor: HashMap::new(),
+            children: IdMap::default(),
+            by_actor: IdMap::default(),
+            stopped: HashSet::default(),
+            early: IdMap::default(),
             next_id: 0,
         };
         let specs = shared.children.lock().clone();
@@ -703,27 +843,23 @@ impl ractor::Actor for Supervisor {
         state: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupMsg::Add(spec, reply) => {
-                let id = state.add_spec(spec.clone());
-                match state.start_child(id, &myself.get_cell()).await {
-                    Ok(()) => {
-                        state.shared.children.lock().push(spec);
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(err) => {
-                        state.children.remove(&id);
-                        state.core.remove_child(id);
-                        spec.discard();
-                        let _ = reply.send(Err(err));
-                    }
+            SupMsg::Adopt(mut adoption) => {
+                let (Some(spec), Some(cell)) = (adoption.spec.take(), adoption.cell.take()) else {
+                    return Ok(());
+                };
+                let adopted = state.adopt(&myself, spec, cell).await;
+                drop(adoption);
+                if state.shared.adopting.load(Ordering::SeqCst) == 0 {
+                    // every exit left there belongs to no child that can still arrive
+                    state.early.clear();
                 }
+                adopted?;
             }
             SupMsg::RestartDue(ids) => {
                 for id in ids {
                     if let Err(err) = state.start_child(id, &myself.get_cell()).await {
                         state.core.started(id);
-                        state
-                            .on_exit(&myself, id, Exit::Failed, Some(err.to_string()))
+                        Box::pin(state.on_exit(&myself, id, Exit::Failed, Some(err.to_string())))
                             .await?;
                     }
                 }
@@ -758,13 +894,17 @@ impl ractor::Actor for Supervisor {
             SupervisionEvent::ActorFailed(cell, err) => (cell, Exit::Failed, Some(err.to_string())),
             _ => return Ok(()),
         };
-        let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+        let pid = cell.get_id().pid();
+        let Some(id) = state.by_actor.remove(&pid) else {
+            state.unknown_exit(pid, exit, reason);
             return Ok(());
         };
         if let Some(running) = state.children.get_mut(&id) {
             running.cell = None;
             running.spec.starter.vacate();
         }
-        state.on_exit(&myself, id, exit, reason).await
+        // boxed: ractor moves each handler's future, and the common events need none of this
+        // one's size
+        Box::pin(state.on_exit(&myself, id, exit, reason)).await
     }
 }
