@@ -138,7 +138,7 @@ impl ChildOptions {
 /// Something a supervisor can start, stop and forget: an actor under a name, or a nested
 /// supervisor.
 pub(crate) trait Starter: Send + Sync + 'static {
-    fn name(&self) -> &Arc<str>;
+    fn name(&self) -> &str;
     /// Starts a new instance linked to `parent` and makes it reachable.
     fn start(
         self: Arc<Self>,
@@ -332,7 +332,7 @@ impl SupervisorChild {
 }
 
 impl Starter for SupervisorChild {
-    fn name(&self) -> &Arc<str> {
+    fn name(&self) -> &str {
         &self.name
     }
 
