@@ -6,6 +6,8 @@
 //! (ractor's own child map is unordered), which is what rest-for-one and ordered shutdown need.
 
 pub mod core;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -222,17 +224,49 @@ pub(crate) enum SupMsg {
     Children(oneshot::Sender<Vec<String>>),
 }
 
-/// A child that [`SupervisorRef::add`] starts in the caller's task, on its way to the supervisor
-/// that records it (in a [`SupMsg::Adopt`]).
+/// What a supervisor heard of a child before it could record it.
+pub(crate) enum Early {
+    /// The child started.
+    Started,
+    /// The child ended.
+    Exited(Exit, Option<String>),
+}
+
+/// Children that [`SupervisorRef::add`] started, between their start and their supervisor
+/// recording them, shared by the callers and the supervisor's current instance.
 ///
-/// It is counted in its supervisor's `adopting` from before the child is started until it is
-/// dropped, which lets the supervisor tell an early exit of such a child from noise (see
-/// [`SupState::unknown_exit`]). Dropped while it still holds the child, because the supervisor
-/// stopped before recording it, it kills the child and releases its names, as a failed `add`
-/// would.
+/// `add` starts a child in the caller's task, linked to the supervisor, and leaves it in
+/// `waiting`; the supervisor records every waiting child before it handles anything else (an
+/// event, a message, its own stop), so no message per child is needed. A child's first event
+/// can come before its `add` has put it there (it runs on another thread from its start on);
+/// the supervisor keeps such events in `early`, and that `add` hands the child over in a
+/// [`SupMsg::Adopt`] instead.
+#[derive(Default)]
+struct Adoptions {
+    /// The pid of the supervisor instance taking children; `None` while none runs (a caller
+    /// then stops what it started).
+    instance: Option<u64>,
+    /// Started and linked to `instance` (with their pids), the children of one caller in the
+    /// order it added them. Emptied at every event and message the supervisor handles.
+    waiting: Vec<Waiting>,
+    /// First events of children not yet in `waiting`: one per `add` between starting its child
+    /// and handing it over, and emptied whenever no `add` is there.
+    early: IdMap<u64, Early>,
+}
+
+/// A child in `Adoptions::waiting`: its instance's pid, its spec and its instance.
+type Waiting = (u64, ChildSpec, ActorCell);
+
+/// One [`SupervisorRef::add`] from before its child starts until the supervisor has it.
+///
+/// Counted in its supervisor's `adopting` while it exists, which bounds `Adoptions::early`.
+/// Dropped while it still holds the child (the start failed, the caller was cancelled, or the
+/// supervisor stopped before recording it), it stops the child and releases its names, as a
+/// failed `add` does.
 pub(crate) struct Adoption {
     spec: Option<ChildSpec>,
     cell: Option<ActorCell>,
+    early: Option<Early>,
     shared: Arc<SupervisorChild>,
 }
 
@@ -242,6 +276,7 @@ impl Adoption {
         Self {
             spec: Some(spec),
             cell: None,
+            early: None,
             shared,
         }
     }
@@ -267,7 +302,8 @@ pub(crate) struct SupervisorChild {
     children: Mutex<Vec<ChildSpec>>,
     current: ArcSwapOption<ActorRef<SupMsg>>,
     is_root: bool,
-    /// [`Adoption`]s in flight: children started by `add` and not yet recorded.
+    adoptions: Mutex<Adoptions>,
+    /// [`Adoption`]s in flight: `add`s that have not handed their child over yet.
     adopting: AtomicUsize,
 }
 
@@ -285,6 +321,7 @@ impl SupervisorChild {
             spec,
             children: Mutex::new(children),
             current: ArcSwapOption::empty(),
+            adoptions: Mutex::default(),
             adopting: AtomicUsize::new(0),
         })
     }
@@ -308,6 +345,7 @@ impl SupervisorChild {
             spec,
             children: Mutex::new(children),
             current: ArcSwapOption::empty(),
+            adoptions: Mutex::default(),
             adopting: AtomicUsize::new(0),
         })
     }
@@ -416,6 +454,17 @@ impl SupervisorRef {
     /// # Cancel safety
     /// Cancelled before it returns, the child is not added and its names are released.
     pub async fn add(&self, child: ChildSpec) -> Result<(), SpawnError> {
+        let (actor, adoption) = self.start_here(child).await?;
+        self.hand_over(&actor, adoption)
+    }
+
+    /// Starts `child` in the caller's task, linked to the supervisor, to be handed over to it
+    /// (see `Adoptions`): a spawn costs no round trip through the supervisor's mailbox. ractor
+    /// links the child as it starts, so its exits are reported from the first moment.
+    async fn start_here(
+        &self,
+        child: ChildSpec,
+    ) -> Result<(Arc<ActorRef<SupMsg>>, Adoption), SpawnError> {
         let actor = match self.actor() {
             Ok(actor) => actor,
             Err(e) => {
@@ -423,28 +472,63 @@ impl SupervisorRef {
                 return Err(e);
             }
         };
-        let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
         let parent = actor.get_cell();
         if parent.get_status() >= ActorStatus::Draining {
             child.discard();
-            return Err(gone());
+            return Err(self.gone());
         }
-        // The child starts here, in the caller's task, and the supervisor is only told to record
-        // it: a spawn costs no round trip through the supervisor's mailbox. ractor links it to
-        // the supervisor as it starts, so its exits are reported from the first moment.
         let starter = child.starter.clone();
         let mut adoption = Adoption::new(self.shared.clone(), child);
         match starter.start(parent.clone()).await {
             Ok(cell) => adoption.cell = Some(cell),
             // dropping the adoption releases the child's names
-            Err(_) if parent.get_status() >= ActorStatus::Draining => return Err(gone()),
+            Err(_) if parent.get_status() >= ActorStatus::Draining => return Err(self.gone()),
             Err(err) => return Err(err),
         }
-        // a message refused here is dropped with its adoption: the child is killed, its names
-        // released
+        Ok((actor, adoption))
+    }
+
+    /// Leaves a child started by [`start_here`](Self::start_here) waiting for the supervisor,
+    /// or, if the supervisor has heard of it already, sends it over in a message.
+    fn hand_over(
+        &self,
+        actor: &ActorRef<SupMsg>,
+        mut adoption: Adoption,
+    ) -> Result<(), SpawnError> {
+        let instance = actor.get_id().pid();
+        let early = {
+            let mut adoptions = self.shared.adoptions.lock();
+            if adoptions.instance != Some(instance) {
+                // that instance has ended; dropping the adoption stops the child
+                return Err(self.gone());
+            }
+            let Some(cell) = adoption.cell.take() else {
+                return Err(self.gone());
+            };
+            let pid = cell.get_id().pid();
+            match adoptions.early.remove(&pid) {
+                Some(early) => {
+                    adoption.cell = Some(cell);
+                    early
+                }
+                None => {
+                    if let Some(spec) = adoption.spec.take() {
+                        adoptions.waiting.push((pid, spec, cell));
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        // A message refused here is dropped with its adoption, which stops the child and
+        // releases its names.
+        adoption.early = Some(early);
         actor
             .send_message(SupMsg::Adopt(adoption))
-            .map_err(|_| gone())
+            .map_err(|_| self.gone())
+    }
+
+    fn gone(&self) -> SpawnError {
+        SpawnError::SupervisorGone(self.shared.name.to_string())
     }
 
     /// Registers `name` on this supervisor's node and starts actors from `factory` under it.
@@ -562,6 +646,8 @@ type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 pub(crate) struct SupState {
     shared: Arc<SupervisorChild>,
+    /// This instance's pid (the `Adoptions::instance` it takes children for).
+    pid: u64,
     core: SupervisorCore,
     children: IdMap<ChildId, Running>,
     /// Running children by the pid of their instance (every child is a local actor), which is
@@ -571,11 +657,30 @@ pub(crate) struct SupState {
     /// exits are expected, not news. One entry per stopped instance, removed by its exit (an
     /// instance that outlives even its kill keeps its entry while it lives).
     stopped: HashSet<u64, BuildHasherDefault<IdHasher>>,
-    /// Exits of children started by [`SupervisorRef::add`] that overtook their [`Adoption`]
-    /// (ractor delivers supervision events ahead of messages): at most one per adoption in
-    /// flight, and emptied whenever none is.
-    early: IdMap<u64, (Exit, Option<String>)>,
+    /// The buffer `Adoptions::waiting` is swapped with to take its children (so that neither
+    /// allocates once both have grown).
+    spare: Vec<Waiting>,
     next_id: u64,
+}
+
+impl Drop for SupState {
+    /// However the instance ends (killed, failed, stopped): children still waiting for it are
+    /// stopped and their names released, and later `add`s for it fail.
+    fn drop(&mut self) {
+        let waiting = {
+            let mut adoptions = self.shared.adoptions.lock();
+            if adoptions.instance != Some(self.pid) {
+                return;
+            }
+            adoptions.instance = None;
+            adoptions.early.clear();
+            std::mem::take(&mut adoptions.waiting)
+        };
+        for (_, spec, cell) in waiting {
+            cell.kill();
+            spec.discard();
+        }
+    }
 }
 
 /// The supervisor actor.
@@ -618,44 +723,87 @@ impl SupState {
         Some(pid)
     }
 
-    /// Records a child that [`SupervisorRef::add`] started, at the end of the start order, and
-    /// handles its exit at once if that came first.
-    async fn adopt(
-        &mut self,
-        myself: &ActorRef<SupMsg>,
-        spec: ChildSpec,
-        cell: ActorCell,
-    ) -> Result<(), ActorProcessingErr> {
-        let pid = cell.get_id().pid();
+    /// Records a child that [`SupervisorRef::add`] started, at the end of the start order.
+    fn adopt(&mut self, spec: ChildSpec, cell: ActorCell) -> ChildId {
         self.shared.children.lock().push(spec.clone());
         let id = self.add_spec(spec);
-        match self.early.remove(&pid) {
-            None => {
-                self.by_actor.insert(pid, id);
-                if let Some(running) = self.children.get_mut(&id) {
-                    running.cell = Some(cell);
-                }
-                Ok(())
-            }
-            Some((exit, reason)) => {
-                if let Some(running) = self.children.get(&id) {
-                    running.spec.starter.vacate();
-                }
-                Box::pin(self.on_exit(myself, id, exit, reason)).await
-            }
+        self.by_actor.insert(cell.get_id().pid(), id);
+        if let Some(running) = self.children.get_mut(&id) {
+            running.cell = Some(cell);
         }
+        id
     }
 
-    /// An exit of an instance this supervisor has no running child for.
-    fn unknown_exit(&mut self, pid: u64, exit: Exit, reason: Option<String>) {
-        if self.stopped.remove(&pid) {
-            return;
+    /// Records the children that wait for this instance (see `Adoptions`), in their order; with
+    /// `closing`, takes no more (the instance is ending).
+    fn adopt_waiting(&mut self, closing: bool) {
+        {
+            let mut adoptions = self.shared.adoptions.lock();
+            if closing && adoptions.instance == Some(self.pid) {
+                adoptions.instance = None;
+            }
+            if adoptions.waiting.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut adoptions.waiting, &mut self.spare);
         }
-        // Otherwise it can only be a child whose adoption is still on its way: `add` counts it
-        // in `adopting` before ractor links it, so before any event of it exists.
-        if self.shared.adopting.load(Ordering::SeqCst) > 0 {
-            self.early.insert(pid, (exit, reason));
+        self.adopt_spare();
+    }
+
+    fn adopt_spare(&mut self) {
+        let mut batch = std::mem::take(&mut self.spare);
+        for (_, spec, cell) in batch.drain(..) {
+            self.adopt(spec, cell);
         }
+        self.spare = batch;
+    }
+
+    /// The child that an event of instance `pid` is about, after recording the children waiting
+    /// for this supervisor; `None` if it has none (yet).
+    fn child_of(&mut self, pid: u64, event: Early) -> Option<ChildId> {
+        if let Some(&id) = self.by_actor.get(&pid) {
+            return Some(id);
+        }
+        {
+            let mut adoptions = self.shared.adoptions.lock();
+            if !adoptions.waiting.iter().any(|w| w.0 == pid) {
+                let expected = match event {
+                    Early::Started => self.stopped.contains(&pid),
+                    Early::Exited(..) => self.stopped.remove(&pid),
+                };
+                // Neither ours nor one we stopped: a child whose `add` has not handed it over
+                // yet (it counts itself in `adopting` before ractor links it, so before any
+                // event of it exists). When no `add` is under way, what is left there is stale.
+                if self.shared.adopting.load(Ordering::SeqCst) == 0 {
+                    adoptions.early.clear();
+                } else if !expected {
+                    adoptions.early.insert(pid, event);
+                }
+                return None;
+            }
+            std::mem::swap(&mut adoptions.waiting, &mut self.spare);
+        }
+        self.adopt_spare();
+        self.by_actor.get(&pid).copied()
+    }
+
+    /// Handles the exit of child `id`'s instance `pid`.
+    async fn exited(
+        &mut self,
+        myself: &ActorRef<SupMsg>,
+        id: ChildId,
+        pid: u64,
+        exit: Exit,
+        reason: Option<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.by_actor.remove(&pid);
+        if let Some(running) = self.children.get_mut(&id) {
+            running.cell = None;
+            running.spec.starter.vacate();
+        }
+        // boxed: ractor moves each handler's future, and the common events need none of this
+        // one's size
+        Box::pin(self.on_exit(myself, id, exit, reason)).await
     }
 
     /// Forgets a child for good; `keep_spec` leaves it in the list a restarted supervisor
@@ -677,7 +825,9 @@ impl SupState {
         self.core.remove_child(id);
     }
 
+    /// Stops every child, in reverse start order; the instance is ending.
     async fn stop_all(&mut self, remove: bool) {
+        self.adopt_waiting(true);
         for id in self.core.shutdown_order() {
             self.stop_child(id).await;
             if remove {
@@ -806,13 +956,26 @@ impl ractor::Actor for Supervisor {
         shared: Arc<SupervisorChild>,
     ) -> Result<SupState, ActorProcessingErr> {
         let spec = shared.spec.clone();
+        let pid = myself.get_id().pid();
+        let leftover = {
+            let mut adoptions = shared.adoptions.lock();
+            adoptions.instance = Some(pid);
+            adoptions.early.clear();
+            std::mem::take(&mut adoptions.waiting)
+        };
+        // children an earlier instance was killed before it could record them: they went with it
+        for (_, spec, cell) in leftover {
+            cell.kill();
+            spec.discard();
+        }
         let mut state = SupState {
             core: SupervisorCore::new(spec.strategy, spec.intensity, spec.backoff),
             shared: shared.clone(),
+            pid,
             children: IdMap::default(),
             by_actor: IdMap::default(),
             stopped: HashSet::default(),
-            early: IdMap::default(),
+            spare: Vec::new(),
             next_id: 0,
         };
         let specs = shared.children.lock().clone();
@@ -842,18 +1005,19 @@ impl ractor::Actor for Supervisor {
         msg: SupMsg,
         state: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
+        state.adopt_waiting(false);
         match msg {
             SupMsg::Adopt(mut adoption) => {
                 let (Some(spec), Some(cell)) = (adoption.spec.take(), adoption.cell.take()) else {
                     return Ok(());
                 };
-                let adopted = state.adopt(&myself, spec, cell).await;
+                let early = adoption.early.take();
                 drop(adoption);
-                if state.shared.adopting.load(Ordering::SeqCst) == 0 {
-                    // every exit left there belongs to no child that can still arrive
-                    state.early.clear();
+                let pid = cell.get_id().pid();
+                let id = state.adopt(spec, cell);
+                if let Some(Early::Exited(exit, reason)) = early {
+                    state.exited(&myself, id, pid, exit, reason).await?;
                 }
-                adopted?;
             }
             SupMsg::RestartDue(ids) => {
                 for id in ids {
@@ -883,28 +1047,35 @@ impl ractor::Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, exit, reason) = match event {
+        let (cell, event) = match event {
+            SupervisionEvent::ActorStarted(cell) => (cell, Early::Started),
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let exit = match reason.as_deref() {
                     Some("killed") | Some("actor_task_cancelled") => Exit::Failed,
                     _ => Exit::Normal,
                 };
-                (cell, exit, reason)
+                (cell, Early::Exited(exit, reason))
             }
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Exit::Failed, Some(err.to_string())),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                (cell, Early::Exited(Exit::Failed, Some(err.to_string())))
+            }
             _ => return Ok(()),
         };
         let pid = cell.get_id().pid();
-        let Some(id) = state.by_actor.remove(&pid) else {
-            state.unknown_exit(pid, exit, reason);
-            return Ok(());
-        };
-        if let Some(running) = state.children.get_mut(&id) {
-            running.cell = None;
-            running.spec.starter.vacate();
+        match event {
+            Early::Started => {
+                // nothing to do but record it if `add` left it waiting
+                state.child_of(pid, Early::Started);
+                Ok(())
+            }
+            Early::Exited(exit, reason) => {
+                // children added before this exit count in its decision (a restart of all)
+                state.adopt_waiting(false);
+                let Some(id) = state.child_of(pid, Early::Exited(exit, reason.clone())) else {
+                    return Ok(());
+                };
+                state.exited(&myself, id, pid, exit, reason).await
+            }
         }
-        // boxed: ractor moves each handler's future, and the common events need none of this
-        // one's size
-        Box::pin(state.on_exit(&myself, id, exit, reason)).await
     }
 }
