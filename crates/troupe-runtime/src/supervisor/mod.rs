@@ -219,7 +219,8 @@ pub struct SupervisionReport {
 }
 
 pub(crate) enum SupMsg {
-    Adopt(Adoption),
+    /// A child waits whose first event came before it (see `Adoptions`).
+    Wake,
     RestartDue(Vec<ChildId>),
     Children(oneshot::Sender<Vec<String>>),
 }
@@ -239,8 +240,8 @@ pub(crate) enum Early {
 /// `waiting`; the supervisor records every waiting child before it handles anything else (an
 /// event, a message, its own stop), so no message per child is needed. A child's first event
 /// can come before its `add` has put it there (it runs on another thread from its start on);
-/// the supervisor keeps such events in `early`, and that `add` hands the child over in a
-/// [`SupMsg::Adopt`] instead.
+/// the supervisor keeps such events in `early`, and that `add` leaves the event with the child
+/// and wakes the supervisor with a [`SupMsg::Wake`].
 #[derive(Default)]
 struct Adoptions {
     /// The pid of the supervisor instance taking children; `None` while none runs (a caller
@@ -254,8 +255,9 @@ struct Adoptions {
     early: IdMap<u64, Early>,
 }
 
-/// A child in `Adoptions::waiting`: its instance's pid, its spec and its instance.
-type Waiting = (u64, ChildSpec, ActorCell);
+/// A child in `Adoptions::waiting`: its instance's pid, its spec, its instance, and its first
+/// event if the supervisor heard it before the child was there.
+type Waiting = (u64, ChildSpec, ActorCell, Option<Early>);
 
 /// One [`SupervisorRef::add`] from before its child starts until the supervisor has it.
 ///
@@ -266,7 +268,6 @@ type Waiting = (u64, ChildSpec, ActorCell);
 pub(crate) struct Adoption {
     spec: Option<ChildSpec>,
     cell: Option<ActorCell>,
-    early: Option<Early>,
     shared: Arc<SupervisorChild>,
 }
 
@@ -276,7 +277,6 @@ impl Adoption {
         Self {
             spec: Some(spec),
             cell: None,
-            early: None,
             shared,
         }
     }
@@ -489,42 +489,34 @@ impl SupervisorRef {
     }
 
     /// Leaves a child started by [`start_here`](Self::start_here) waiting for the supervisor,
-    /// or, if the supervisor has heard of it already, sends it over in a message.
+    /// and wakes the supervisor if it has heard of the child already.
     fn hand_over(
         &self,
         actor: &ActorRef<SupMsg>,
         mut adoption: Adoption,
     ) -> Result<(), SpawnError> {
         let instance = actor.get_id().pid();
-        let early = {
+        let wake = {
             let mut adoptions = self.shared.adoptions.lock();
             if adoptions.instance != Some(instance) {
                 // that instance has ended; dropping the adoption stops the child
                 return Err(self.gone());
             }
-            let Some(cell) = adoption.cell.take() else {
+            let (Some(spec), Some(cell)) = (adoption.spec.take(), adoption.cell.take()) else {
                 return Err(self.gone());
             };
             let pid = cell.get_id().pid();
-            match adoptions.early.remove(&pid) {
-                Some(early) => {
-                    adoption.cell = Some(cell);
-                    early
-                }
-                None => {
-                    if let Some(spec) = adoption.spec.take() {
-                        adoptions.waiting.push((pid, spec, cell));
-                    }
-                    return Ok(());
-                }
-            }
+            let early = adoptions.early.remove(&pid);
+            let wake = early.is_some();
+            adoptions.waiting.push((pid, spec, cell, early));
+            wake
         };
-        // A message refused here is dropped with its adoption, which stops the child and
-        // releases its names.
-        adoption.early = Some(early);
-        actor
-            .send_message(SupMsg::Adopt(adoption))
-            .map_err(|_| self.gone())
+        if wake {
+            // Refused only if the supervisor is stopping: the end of the instance stops the
+            // waiting child then and releases its names.
+            let _ = actor.send_message(SupMsg::Wake);
+        }
+        Ok(())
     }
 
     fn gone(&self) -> SpawnError {
@@ -660,6 +652,9 @@ pub(crate) struct SupState {
     /// The buffer `Adoptions::waiting` is swapped with to take its children (so that neither
     /// allocates once both have grown).
     spare: Vec<Waiting>,
+    /// Exits of children just recorded that came before they were (see `Adoptions`), to be
+    /// handled next.
+    early_exits: Vec<(ChildId, u64, Exit, Option<String>)>,
     next_id: u64,
 }
 
@@ -676,7 +671,7 @@ impl Drop for SupState {
             adoptions.early.clear();
             std::mem::take(&mut adoptions.waiting)
         };
-        for (_, spec, cell) in waiting {
+        for (_, spec, cell, _) in waiting {
             cell.kill();
             spec.discard();
         }
@@ -752,10 +747,25 @@ impl SupState {
 
     fn adopt_spare(&mut self) {
         let mut batch = std::mem::take(&mut self.spare);
-        for (_, spec, cell) in batch.drain(..) {
-            self.adopt(spec, cell);
+        for (pid, spec, cell, early) in batch.drain(..) {
+            let id = self.adopt(spec, cell);
+            if let Some(Early::Exited(exit, reason)) = early {
+                self.early_exits.push((id, pid, exit, reason));
+            }
         }
         self.spare = batch;
+    }
+
+    /// Handles the exits that came before their children were recorded, in their order.
+    async fn handle_early_exits(
+        &mut self,
+        myself: &ActorRef<SupMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        while !self.early_exits.is_empty() {
+            let (id, pid, exit, reason) = self.early_exits.remove(0);
+            self.exited(myself, id, pid, exit, reason).await?;
+        }
+        Ok(())
     }
 
     /// The child that an event of instance `pid` is about, after recording the children waiting
@@ -828,6 +838,14 @@ impl SupState {
     /// Stops every child, in reverse start order; the instance is ending.
     async fn stop_all(&mut self, remove: bool) {
         self.adopt_waiting(true);
+        // children that ended before they were recorded have nothing left to stop
+        for (id, pid, _, _) in std::mem::take(&mut self.early_exits) {
+            self.by_actor.remove(&pid);
+            if let Some(running) = self.children.get_mut(&id) {
+                running.cell = None;
+                running.spec.starter.vacate();
+            }
+        }
         for id in self.core.shutdown_order() {
             self.stop_child(id).await;
             if remove {
@@ -964,7 +982,7 @@ impl ractor::Actor for Supervisor {
             std::mem::take(&mut adoptions.waiting)
         };
         // children an earlier instance was killed before it could record them: they went with it
-        for (_, spec, cell) in leftover {
+        for (_, spec, cell, _) in leftover {
             cell.kill();
             spec.discard();
         }
@@ -976,6 +994,7 @@ impl ractor::Actor for Supervisor {
             by_actor: IdMap::default(),
             stopped: HashSet::default(),
             spare: Vec::new(),
+            early_exits: Vec::new(),
             next_id: 0,
         };
         let specs = shared.children.lock().clone();
@@ -1006,19 +1025,9 @@ impl ractor::Actor for Supervisor {
         state: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
         state.adopt_waiting(false);
+        state.handle_early_exits(&myself).await?;
         match msg {
-            SupMsg::Adopt(mut adoption) => {
-                let (Some(spec), Some(cell)) = (adoption.spec.take(), adoption.cell.take()) else {
-                    return Ok(());
-                };
-                let early = adoption.early.take();
-                drop(adoption);
-                let pid = cell.get_id().pid();
-                let id = state.adopt(spec, cell);
-                if let Some(Early::Exited(exit, reason)) = early {
-                    state.exited(&myself, id, pid, exit, reason).await?;
-                }
-            }
+            SupMsg::Wake => {}
             SupMsg::RestartDue(ids) => {
                 for id in ids {
                     if let Err(err) = state.start_child(id, &myself.get_cell()).await {
@@ -1066,12 +1075,14 @@ impl ractor::Actor for Supervisor {
             Early::Started => {
                 // nothing to do but record it if `add` left it waiting
                 state.child_of(pid, Early::Started);
-                Ok(())
+                state.handle_early_exits(&myself).await
             }
             Early::Exited(exit, reason) => {
                 // children added before this exit count in its decision (a restart of all)
                 state.adopt_waiting(false);
-                let Some(id) = state.child_of(pid, Early::Exited(exit, reason.clone())) else {
+                let id = state.child_of(pid, Early::Exited(exit, reason.clone()));
+                state.handle_early_exits(&myself).await?;
+                let Some(id) = id else {
                     return Ok(());
                 };
                 state.exited(&myself, id, pid, exit, reason).await
