@@ -36,7 +36,7 @@ pub struct Sample {
     pub rss_before: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rss_after: Option<u64>,
-    /// scale: time to stop them all afterwards (informational).
+    /// scale: time to stop them all afterwards (bounded by 30 s; over it the sample fails).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub shutdown_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]

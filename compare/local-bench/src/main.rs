@@ -12,7 +12,8 @@
 //!   (it wakes a `tokio::sync::Notify`).
 //! - `call`: M = 100,000 sequential round trips (`Get` → `u64`), after M/10 warm-up ones.
 //! - `scale`: N = 100,000 idle actors, supervised and registered; spawn rate and
-//!   (RSS after − RSS before) / N.
+//!   (RSS after − RSS before) / N; then all stopped again (`shutdown_secs`, bounded by 30 s; a
+//!   stop over the bound, or troupe names left registered after it, fails the sample).
 //!
 //! - `drain`: the same casts with sending and handling timed apart: after the warm-up the actor
 //!   is held (a `Hold` message waits on a gate) while the N casts queue, then released; the

@@ -229,6 +229,9 @@ pub fn scale(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
             let _ = supervisor_join.await;
         })
         .await;
+        if s.shutdown_secs.is_none() {
+            bail!("ractor: stopping {n} actors took over 30 s");
+        }
         Ok(s)
     })
 }

@@ -203,7 +203,15 @@ pub fn scale(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
             addr.call(Ping, Duration::from_secs(10)).await?;
         }
         drop(addrs);
+        // stopped again, all of them, within the bound
         s.shutdown_secs = timed_bounded(Duration::from_secs(30), node.shutdown()).await;
+        if s.shutdown_secs.is_none() {
+            bail!("troupe: stopping {n} actors took over 30 s");
+        }
+        let left = node.names().len();
+        if left != 0 {
+            bail!("troupe: {left} of {n} actors still registered after the stop");
+        }
         Ok(s)
     })
 }

@@ -471,38 +471,30 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
     }
 }
 
-type Factory<A> = Box<dyn Fn() -> A + Send + Sync>;
-
-/// A supervised child that runs actors of type `A` under one registered name.
-pub(crate) struct ActorChild<A: Actor> {
+/// A supervised child that runs actors of type `A`, made by factory `F`, under one registered
+/// name (the name is its handle's). One per actor, so kept small: the factory is stored as it
+/// is, not boxed.
+pub(crate) struct ActorChild<A: Actor, F> {
     node: Node,
-    name: Arc<str>,
     slot: Arc<Slot<A::Msg>>,
     addr: Addr<A::Msg>,
-    factory: Factory<A>,
+    factory: F,
 }
 
-impl<A: Actor> ActorChild<A> {
-    pub(crate) fn new(
-        node: Node,
-        name: Arc<str>,
-        slot: Arc<Slot<A::Msg>>,
-        addr: Addr<A::Msg>,
-        factory: impl Fn() -> A + Send + Sync + 'static,
-    ) -> Self {
+impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> ActorChild<A, F> {
+    pub(crate) fn new(node: Node, slot: Arc<Slot<A::Msg>>, addr: Addr<A::Msg>, factory: F) -> Self {
         Self {
             node,
-            name,
             slot,
             addr,
-            factory: Box::new(factory),
+            factory,
         }
     }
 }
 
-impl<A: Actor> Starter for ActorChild<A> {
-    fn name(&self) -> &Arc<str> {
-        &self.name
+impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Starter for ActorChild<A, F> {
+    fn name(&self) -> &str {
+        self.addr.name()
     }
 
     fn start(
@@ -511,7 +503,7 @@ impl<A: Actor> Starter for ActorChild<A> {
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnError>> + Send>> {
         Box::pin(async move {
             let failed = |reason: String| SpawnError::StartFailed {
-                name: self.name.to_string(),
+                name: self.addr.name().to_string(),
                 reason,
             };
             let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
@@ -546,7 +538,7 @@ impl<A: Actor> Starter for ActorChild<A> {
     }
 
     fn remove(&self) {
-        self.node.unregister(&self.name);
+        self.node.unregister(self.addr.name());
         self.slot.close();
     }
 }

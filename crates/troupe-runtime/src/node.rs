@@ -317,15 +317,16 @@ impl Node {
         let limit = options
             .mailbox_limit
             .unwrap_or(self.inner.config.mailbox_limit);
-        let slot = self.inner.registry.register::<A::Msg>(name, limit)?;
+        // one allocation of the name, shared by the registry, the handle and the child
         let name: Arc<str> = Arc::from(name);
+        let slot = self.inner.registry.register::<A::Msg>(&name, limit)?;
         let addr = Addr::with_slot(
             self.inner.name.clone(),
-            name.clone(),
+            name,
             self.mesh_weak(),
             slot.clone(),
         );
-        let child = ActorChild::new(self.clone(), name, slot, addr.clone(), factory);
+        let child = ActorChild::new(self.clone(), slot, addr.clone(), factory);
         Ok((ChildSpec::new(Arc::new(child), options.restart), addr))
     }
 

@@ -30,11 +30,25 @@ pub(crate) trait RemoteInbox: Send + Sync {
 
     /// Kills the current instance, as a crash would (its supervisor restarts it by policy).
     fn kill(&self) -> bool;
+
+    /// The slot itself, for a typed look-up.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    /// The name of the message type the slot takes.
+    fn msg_type(&self) -> &'static str;
 }
 
 impl<M: Message> RemoteInbox for Slot<M> {
     fn kill(&self) -> bool {
         self.kill_current()
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn msg_type(&self) -> &'static str {
+        M::NAME
     }
 
     fn deliver_remote(
@@ -65,16 +79,11 @@ impl<M: Message> RemoteInbox for Slot<M> {
     }
 }
 
-struct Entry {
-    slot: Arc<dyn Any + Send + Sync>,
-    inbox: Arc<dyn RemoteInbox>,
-    msg_type: &'static str,
-}
-
-/// Names registered on one node.
+/// Names registered on one node, each with its slot (one pointer per name: a node may hold
+/// hundreds of thousands).
 pub(crate) struct Registry {
     node: Arc<str>,
-    entries: DashMap<Arc<str>, Entry>,
+    entries: DashMap<Arc<str>, Arc<dyn RemoteInbox>>,
     changes: watch::Sender<u64>,
 }
 
@@ -93,34 +102,34 @@ impl Registry {
     }
 
     fn changed(&self) {
-        self.changes.send_modify(|v| *v += 1);
+        // Nobody to wake (a node without a network endpoint): skip the notification. A
+        // receiver subscribed later starts from the names as they are then.
+        if self.changes.receiver_count() > 0 {
+            self.changes.send_modify(|v| *v += 1);
+        }
     }
 
     /// The type-erased inbox of `name`, for messages from other nodes.
     pub(crate) fn inbox(&self, name: &str) -> Option<Arc<dyn RemoteInbox>> {
-        self.entries.get(name).map(|e| e.inbox.clone())
+        self.entries.get(name).map(|e| e.value().clone())
     }
 
-    /// Registers `name` for messages of type `M`, returning its (empty) slot.
+    /// Registers `name` for messages of type `M`, returning its (empty) slot. The registry
+    /// keeps `name` itself as its key.
     pub(crate) fn register<M: Message>(
         &self,
-        name: &str,
+        name: &Arc<str>,
         mailbox_limit: usize,
     ) -> Result<Arc<Slot<M>>, RegistryError> {
-        let key: Arc<str> = Arc::from(name);
-        match self.entries.entry(key) {
+        match self.entries.entry(name.clone()) {
             MapEntry::Occupied(_) => Err(RegistryError::AlreadyRegistered {
                 node: self.node.to_string(),
                 name: name.to_string(),
             }),
             MapEntry::Vacant(vacant) => {
-                let target: Arc<str> = Arc::from(format!("{}/{}", self.node, name));
+                let target: Arc<str> = Arc::from([&*self.node, "/", name].concat());
                 let slot = Arc::new(Slot::<M>::new(target, mailbox_limit));
-                vacant.insert(Entry {
-                    slot: slot.clone(),
-                    inbox: slot.clone(),
-                    msg_type: M::NAME,
-                });
+                vacant.insert(slot.clone());
                 self.changed();
                 Ok(slot)
             }
@@ -130,18 +139,19 @@ impl Registry {
     /// The slot of `name`, if it handles `M`.
     pub(crate) fn lookup<M: Message>(&self, name: &str) -> Result<Arc<Slot<M>>, CallError> {
         let target = || format!("{}/{}", self.node, name);
-        let entry = self
+        let inbox = self
             .entries
             .get(name)
+            .map(|e| e.value().clone())
             .ok_or_else(|| CallError::NotFound { target: target() })?;
-        entry
-            .slot
-            .clone()
+        let actual = inbox.msg_type();
+        inbox
+            .into_any()
             .downcast::<Slot<M>>()
             .map_err(|_| CallError::WrongType {
                 target: target(),
                 expected: M::NAME,
-                actual: entry.msg_type.to_string(),
+                actual: actual.to_string(),
             })
     }
 

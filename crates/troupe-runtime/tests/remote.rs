@@ -679,7 +679,20 @@ async fn a_full_lane_refuses_casts_with_overloaded() {
         .child("bulk", ChildOptions::permanent(), BulkActor::default)
         .unwrap();
     b.node.root().unwrap().add(spec).await.unwrap();
-    assert_eq!(to_b.call(Bulk::Seen, T).await.unwrap(), vec![0, 1, 2, 3]);
+    // `add` need not yield, so the writer may not have run yet: until it has, a call is refused
+    // (and not queued) as the casts were
+    let mut seen = None;
+    eventually("the lane to drain", T, async || {
+        match to_b.call(Bulk::Seen, T).await {
+            Err(CallError::Overloaded { .. }) => false,
+            other => {
+                seen = Some(other);
+                true
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen.unwrap().unwrap(), vec![0, 1, 2, 3]);
     drop(b);
 }
 

@@ -478,4 +478,173 @@ async fn a_crash_loop_past_the_intensity_is_throttled_not_escalated_by_default()
     .expect("a throttled restart is reported");
     assert!(r <= Duration::from_secs(10), "{r:?}");
     assert_eq!(node.exit_status(), NodeExit::Running);
+
+/// An actor whose `started` hook fails: on its first start only, or always.
+struct FlakyStart {
+    journal: Journal,
+    always: bool,
+}
+
+impl troupe_runtime::Actor for FlakyStart {
+    type Msg = Probe;
+
+    async fn started(
+        &mut self,
+        ctx: &troupe_runtime::Ctx<Probe>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        let n = {
+            let mut starts = self.journal.starts.lock();
+            let n = starts.entry(ctx.name().to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        if self.always || n == 1 {
+            return Err("refuses to start".into());
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        _msg: Probe,
+        reply: troupe_runtime::ReplyTo<ProbeReply>,
+        ctx: &troupe_runtime::Ctx<Probe>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        reply.send(ProbeReply::Starts(self.journal.starts(ctx.name())));
+        Ok(())
+    }
+}
+
+// Children are started by the task that adds them and then recorded by their supervisor; a
+// child that fails at once can be reported before it is recorded. Two workers make that race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_that_fail_as_they_are_added_are_restarted_or_removed_by_policy() {
+    let journal = Journal::default();
+    let node = node("n");
+    let root = node
+        .start(
+            SupervisorSpec::one_for_one().intensity(1_000, Duration::from_secs(60)),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut reports = node.supervision_reports();
+    let n = 100;
+    let mut flaky = Vec::new();
+    for i in 0..n {
+        let j = journal.clone();
+        let addr = root
+            .spawn(&format!("flaky{i}"), ChildOptions::permanent(), move || {
+                FlakyStart {
+                    journal: j.clone(),
+                    always: false,
+                }
+            })
+            .await
+            .unwrap();
+        flaky.push(addr);
+        let j = journal.clone();
+        root.spawn(
+            &format!("doomed{i}"),
+            ChildOptions::temporary(),
+            move || FlakyStart {
+                journal: j.clone(),
+                always: true,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // every permanent child was restarted once and runs; every temporary one is gone
+    for addr in &flaky {
+        assert_eq!(
+            addr.call(Probe::Starts, T).await.unwrap(),
+            2
+        );
+    }
+    let mut restarted = 0;
+    let mut removed = 0;
+    while restarted + removed < 2 * n {
+        let report = tokio::time::timeout(T, reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match report.action.clone() {
+            SupervisionAction::Restarted { children, .. } => {
+                assert_eq!(children, vec![report.child.clone()]);
+                assert!(report.child.starts_with("flaky"), "{report:?}");
+                restarted += 1;
+            }
+            SupervisionAction::Removed => {
+                assert!(report.child.starts_with("doomed"), "{report:?}");
+                assert!(!node.is_registered(&report.child));
+                removed += 1;
+            }
+            SupervisionAction::Escalated(why) => panic!("escalated: {why}"),
+        }
+    }
+    let expected: Vec<String> = (0..n).map(|i| format!("flaky{i}")).collect();
+    assert_eq!(root.children().await.unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_added_from_many_tasks_are_all_recorded_each_in_its_order() {
+    let journal = Journal::default();
+    let node = node("n");
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (root, j) = (root.clone(), journal.clone());
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let j = j.clone();
+                    root.spawn(&format!("t{t}.{i}"), ChildOptions::permanent(), move || {
+                        ProbeActor::new(&j)
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        tokio::time::timeout(T, task).await.unwrap().unwrap();
+    }
+    let children = root.children().await.unwrap();
+    assert_eq!(children.len(), 400);
+    for t in 0..8 {
+        let prefix = format!("t{t}.");
+        let mine: Vec<&String> = children.iter().filter(|c| c.starts_with(&prefix)).collect();
+        let expected: Vec<String> = (0..50).map(|i| format!("t{t}.{i}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
+    // and stopped again, every one of them
+    tokio::time::timeout(T, node.shutdown()).await.unwrap();
+    assert!(node.names().is_empty(), "{:?}", node.names());
+}
+
+#[tokio::test]
+async fn adding_to_a_stopped_supervisor_fails_and_releases_the_name() {
+    let journal = Journal::default();
+    let node = node("n");
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    tokio::time::timeout(T, node.shutdown()).await.unwrap();
+    let j = journal.clone();
+    let added = root
+        .spawn("late", ChildOptions::permanent(), move || {
+            ProbeActor::new(&j)
+        })
+        .await;
+    assert!(
+        matches!(added, Err(troupe_runtime::SpawnError::SupervisorGone(_))),
+        "{added:?}"
+    );
+    assert!(!node.is_registered("late"));
+    assert_eq!(journal.starts("late"), 0);
 }

@@ -202,7 +202,10 @@ impl SupervisorCore {
 
     /// Forgets a child (it was removed by the caller).
     pub fn remove_child(&mut self, id: ChildId) {
-        self.children.retain(|c| c.id != id);
+        if let Some(i) = self.position(id) {
+            // at shutdown children go in reverse start order, so this removes the last one
+            self.children.remove(i);
+        }
     }
 
     /// Marks a child as running again after the caller started it.

@@ -6,16 +6,20 @@
 //! (ractor's own child map is unordered), which is what rest-for-one and ordered shutdown need.
 
 pub mod core;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
-use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{ActorCell, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent};
 use tokio::sync::oneshot;
 
 use self::core::SupervisorCore;
@@ -167,7 +171,7 @@ impl ChildOptions {
 /// Something a supervisor can start, stop and forget: an actor under a name, or a nested
 /// supervisor.
 pub(crate) trait Starter: Send + Sync + 'static {
-    fn name(&self) -> &Arc<str>;
+    fn name(&self) -> &str;
     /// Starts a new instance linked to `parent` and makes it reachable.
     fn start(
         self: Arc<Self>,
@@ -246,9 +250,79 @@ pub struct SupervisionReport {
 }
 
 pub(crate) enum SupMsg {
-    Add(ChildSpec, oneshot::Sender<Result<(), SpawnError>>),
+    /// A child waits whose first event came before it (see `Adoptions`).
+    Wake,
     RestartDue(Vec<ChildId>),
     Children(oneshot::Sender<Vec<String>>),
+}
+
+/// What a supervisor heard of a child before it could record it.
+pub(crate) enum Early {
+    /// The child started.
+    Started,
+    /// The child ended.
+    Exited(Exit, Option<String>),
+}
+
+/// Children that [`SupervisorRef::add`] started, between their start and their supervisor
+/// recording them, shared by the callers and the supervisor's current instance.
+///
+/// `add` starts a child in the caller's task, linked to the supervisor, and leaves it in
+/// `waiting`; the supervisor records every waiting child before it handles anything else (an
+/// event, a message, its own stop), so no message per child is needed. A child's first event
+/// can come before its `add` has put it there (it runs on another thread from its start on);
+/// the supervisor keeps such events in `early`, and that `add` leaves the event with the child
+/// and wakes the supervisor with a [`SupMsg::Wake`].
+#[derive(Default)]
+struct Adoptions {
+    /// The pid of the supervisor instance taking children; `None` while none runs (a caller
+    /// then stops what it started).
+    instance: Option<u64>,
+    /// Started and linked to `instance` (with their pids), the children of one caller in the
+    /// order it added them. Emptied at every event and message the supervisor handles.
+    waiting: Vec<Waiting>,
+    /// First events of children not yet in `waiting`: one per `add` between starting its child
+    /// and handing it over, and emptied whenever no `add` is there.
+    early: IdMap<u64, Early>,
+}
+
+/// A child in `Adoptions::waiting`: its instance's pid, its spec, its instance, and its first
+/// event if the supervisor heard it before the child was there.
+type Waiting = (u64, ChildSpec, ActorCell, Option<Early>);
+
+/// One [`SupervisorRef::add`] from before its child starts until the supervisor has it.
+///
+/// Counted in its supervisor's `adopting` while it exists, which bounds `Adoptions::early`.
+/// Dropped while it still holds the child (the start failed, the caller was cancelled, or the
+/// supervisor stopped before recording it), it stops the child and releases its names, as a
+/// failed `add` does.
+pub(crate) struct Adoption {
+    spec: Option<ChildSpec>,
+    cell: Option<ActorCell>,
+    shared: Arc<SupervisorChild>,
+}
+
+impl Adoption {
+    fn new(shared: Arc<SupervisorChild>, spec: ChildSpec) -> Self {
+        shared.adopting.fetch_add(1, Ordering::SeqCst);
+        Self {
+            spec: Some(spec),
+            cell: None,
+            shared,
+        }
+    }
+}
+
+impl Drop for Adoption {
+    fn drop(&mut self) {
+        if let Some(spec) = self.spec.take() {
+            if let Some(cell) = self.cell.take() {
+                cell.kill();
+            }
+            spec.discard();
+        }
+        self.shared.adopting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What survives a supervisor's own restarts: its spec, its children's specs and its handle.
@@ -259,6 +333,9 @@ pub(crate) struct SupervisorChild {
     children: Mutex<Vec<ChildSpec>>,
     current: ArcSwapOption<ActorRef<SupMsg>>,
     is_root: bool,
+    adoptions: Mutex<Adoptions>,
+    /// [`Adoption`]s in flight: `add`s that have not handed their child over yet.
+    adopting: AtomicUsize,
 }
 
 impl SupervisorChild {
@@ -275,6 +352,8 @@ impl SupervisorChild {
             spec,
             children: Mutex::new(children),
             current: ArcSwapOption::empty(),
+            adoptions: Mutex::default(),
+            adopting: AtomicUsize::new(0),
         })
     }
 
@@ -297,6 +376,8 @@ impl SupervisorChild {
             spec,
             children: Mutex::new(children),
             current: ArcSwapOption::empty(),
+            adoptions: Mutex::default(),
+            adopting: AtomicUsize::new(0),
         })
     }
 
@@ -320,7 +401,7 @@ impl SupervisorChild {
 }
 
 impl Starter for SupervisorChild {
-    fn name(&self) -> &Arc<str> {
+    fn name(&self) -> &str {
         &self.name
     }
 
@@ -393,10 +474,28 @@ impl SupervisorRef {
 
     /// Adds `child` to the running supervisor, at the end of its start order, and starts it.
     ///
+    /// `Ok` means the child runs, linked to this supervisor, and is reachable by its names; the
+    /// supervisor records it in its start order right after (children added from one task keep
+    /// that task's order).
+    ///
     /// # Errors
     /// [`SpawnError::StartFailed`] if the child fails to start (its names are released),
     /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
+    ///
+    /// # Cancel safety
+    /// Cancelled before it returns, the child is not added and its names are released.
     pub async fn add(&self, child: ChildSpec) -> Result<(), SpawnError> {
+        let (actor, adoption) = self.start_here(child).await?;
+        self.hand_over(&actor, adoption)
+    }
+
+    /// Starts `child` in the caller's task, linked to the supervisor, to be handed over to it
+    /// (see `Adoptions`): a spawn costs no round trip through the supervisor's mailbox. ractor
+    /// links the child as it starts, so its exits are reported from the first moment.
+    async fn start_here(
+        &self,
+        child: ChildSpec,
+    ) -> Result<(Arc<ActorRef<SupMsg>>, Adoption), SpawnError> {
         let actor = match self.actor() {
             Ok(actor) => actor,
             Err(e) => {
@@ -404,15 +503,55 @@ impl SupervisorRef {
                 return Err(e);
             }
         };
-        let (tx, rx) = oneshot::channel();
-        let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
-        if let Err(ractor::MessagingErr::SendErr(SupMsg::Add(child, _))) =
-            actor.send_message(SupMsg::Add(child, tx))
-        {
+        let parent = actor.get_cell();
+        if parent.get_status() >= ActorStatus::Draining {
             child.discard();
-            return Err(gone());
+            return Err(self.gone());
         }
-        rx.await.map_err(|_| gone())?
+        let starter = child.starter.clone();
+        let mut adoption = Adoption::new(self.shared.clone(), child);
+        match starter.start(parent.clone()).await {
+            Ok(cell) => adoption.cell = Some(cell),
+            // dropping the adoption releases the child's names
+            Err(_) if parent.get_status() >= ActorStatus::Draining => return Err(self.gone()),
+            Err(err) => return Err(err),
+        }
+        Ok((actor, adoption))
+    }
+
+    /// Leaves a child started by [`start_here`](Self::start_here) waiting for the supervisor,
+    /// and wakes the supervisor if it has heard of the child already.
+    fn hand_over(
+        &self,
+        actor: &ActorRef<SupMsg>,
+        mut adoption: Adoption,
+    ) -> Result<(), SpawnError> {
+        let instance = actor.get_id().pid();
+        let wake = {
+            let mut adoptions = self.shared.adoptions.lock();
+            if adoptions.instance != Some(instance) {
+                // that instance has ended; dropping the adoption stops the child
+                return Err(self.gone());
+            }
+            let (Some(spec), Some(cell)) = (adoption.spec.take(), adoption.cell.take()) else {
+                return Err(self.gone());
+            };
+            let pid = cell.get_id().pid();
+            let early = adoptions.early.remove(&pid);
+            let wake = early.is_some();
+            adoptions.waiting.push((pid, spec, cell, early));
+            wake
+        };
+        if wake {
+            // Refused only if the supervisor is stopping: the end of the instance stops the
+            // waiting child then and releases its names.
+            let _ = actor.send_message(SupMsg::Wake);
+        }
+        Ok(())
+    }
+
+    fn gone(&self) -> SpawnError {
+        SpawnError::SupervisorGone(self.shared.name.to_string())
     }
 
     /// Registers `name` on this supervisor's node and starts actors from `factory` under it.
@@ -505,12 +644,69 @@ struct Running {
     cell: Option<ActorCell>,
 }
 
+/// Hashes the supervisor's integer keys (child ids, actor pids) with one multiply instead of
+/// SipHash's rounds: the runtime makes these keys, no peer chooses them.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
 pub(crate) struct SupState {
     shared: Arc<SupervisorChild>,
+    /// This instance's pid (the `Adoptions::instance` it takes children for).
+    pid: u64,
     core: SupervisorCore,
-    children: HashMap<ChildId, Running>,
-    by_actor: HashMap<ActorId, ChildId>,
+    children: IdMap<ChildId, Running>,
+    /// Running children by the pid of their instance (every child is a local actor), which is
+    /// what ractor's events name.
+    by_actor: IdMap<u64, ChildId>,
+    /// Instances this supervisor stopped itself and whose exit has not been reported yet: their
+    /// exits are expected, not news. One entry per stopped instance, removed by its exit (an
+    /// instance that outlives even its kill keeps its entry while it lives).
+    stopped: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// The buffer `Adoptions::waiting` is swapped with to take its children (so that neither
+    /// allocates once both have grown).
+    spare: Vec<Waiting>,
+    /// Exits of children just recorded that came before they were (see `Adoptions`), to be
+    /// handled next.
+    early_exits: Vec<(ChildId, u64, Exit, Option<String>)>,
     next_id: u64,
+}
+
+impl Drop for SupState {
+    /// However the instance ends (killed, failed, stopped): children still waiting for it are
+    /// stopped and their names released, and later `add`s for it fail.
+    fn drop(&mut self) {
+        let waiting = {
+            let mut adoptions = self.shared.adoptions.lock();
+            if adoptions.instance != Some(self.pid) {
+                return;
+            }
+            adoptions.instance = None;
+            adoptions.early.clear();
+            std::mem::take(&mut adoptions.waiting)
+        };
+        for (_, spec, cell, _) in waiting {
+            cell.kill();
+            spec.discard();
+        }
+    }
 }
 
 /// The supervisor actor.
@@ -530,27 +726,125 @@ impl SupState {
             return Ok(());
         };
         let cell = running.spec.starter.clone().start(myself.clone()).await?;
-        self.by_actor.insert(cell.get_id(), id);
+        self.by_actor.insert(cell.get_id().pid(), id);
         running.cell = Some(cell);
         self.core.started(id);
         Ok(())
     }
 
-    /// Stops a running child gracefully (killing it after the shutdown timeout).
-    async fn stop_child(&mut self, id: ChildId) {
-        let Some(running) = self.children.get_mut(&id) else {
-            return;
-        };
+    /// Stops a running child gracefully (killing it after the shutdown timeout); returns the pid
+    /// of the instance it stopped, whose exit event is still to come.
+    async fn stop_child(&mut self, id: ChildId) -> Option<u64> {
+        let running = self.children.get_mut(&id)?;
         running.spec.starter.vacate();
-        if let Some(cell) = running.cell.take() {
-            self.by_actor.remove(&cell.get_id());
-            let timeout = self.shared.spec.shutdown_timeout;
-            if cell.stop_and_wait(None, Some(timeout)).await.is_err() {
-                tracing::warn!(child = %running.spec.name(), "child did not stop in time; killing it");
-                cell.kill();
-                let _ = cell.wait(Some(Duration::from_secs(1))).await;
+        let cell = running.cell.take()?;
+        let pid = cell.get_id().pid();
+        self.by_actor.remove(&pid);
+        let timeout = self.shared.spec.shutdown_timeout;
+        if cell.stop_and_wait(None, Some(timeout)).await.is_err() {
+            tracing::warn!(child = %running.spec.name(), "child did not stop in time; killing it");
+            cell.kill();
+            let _ = cell.wait(Some(Duration::from_secs(1))).await;
+        }
+        Some(pid)
+    }
+
+    /// Records a child that [`SupervisorRef::add`] started, at the end of the start order.
+    fn adopt(&mut self, spec: ChildSpec, cell: ActorCell) -> ChildId {
+        self.shared.children.lock().push(spec.clone());
+        let id = self.add_spec(spec);
+        self.by_actor.insert(cell.get_id().pid(), id);
+        if let Some(running) = self.children.get_mut(&id) {
+            running.cell = Some(cell);
+        }
+        id
+    }
+
+    /// Records the children that wait for this instance (see `Adoptions`), in their order; with
+    /// `closing`, takes no more (the instance is ending).
+    fn adopt_waiting(&mut self, closing: bool) {
+        {
+            let mut adoptions = self.shared.adoptions.lock();
+            if closing && adoptions.instance == Some(self.pid) {
+                adoptions.instance = None;
+            }
+            if adoptions.waiting.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut adoptions.waiting, &mut self.spare);
+        }
+        self.adopt_spare();
+    }
+
+    fn adopt_spare(&mut self) {
+        let mut batch = std::mem::take(&mut self.spare);
+        for (pid, spec, cell, early) in batch.drain(..) {
+            let id = self.adopt(spec, cell);
+            if let Some(Early::Exited(exit, reason)) = early {
+                self.early_exits.push((id, pid, exit, reason));
             }
         }
+        self.spare = batch;
+    }
+
+    /// Handles the exits that came before their children were recorded, in their order.
+    async fn handle_early_exits(
+        &mut self,
+        myself: &ActorRef<SupMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        while !self.early_exits.is_empty() {
+            let (id, pid, exit, reason) = self.early_exits.remove(0);
+            self.exited(myself, id, pid, exit, reason).await?;
+        }
+        Ok(())
+    }
+
+    /// The child that an event of instance `pid` is about, after recording the children waiting
+    /// for this supervisor; `None` if it has none (yet).
+    fn child_of(&mut self, pid: u64, event: Early) -> Option<ChildId> {
+        if let Some(&id) = self.by_actor.get(&pid) {
+            return Some(id);
+        }
+        {
+            let mut adoptions = self.shared.adoptions.lock();
+            if !adoptions.waiting.iter().any(|w| w.0 == pid) {
+                let expected = match event {
+                    Early::Started => self.stopped.contains(&pid),
+                    Early::Exited(..) => self.stopped.remove(&pid),
+                };
+                // Neither ours nor one we stopped: a child whose `add` has not handed it over
+                // yet (it counts itself in `adopting` before ractor links it, so before any
+                // event of it exists). When no `add` is under way, what is left there is stale.
+                if self.shared.adopting.load(Ordering::SeqCst) == 0 {
+                    adoptions.early.clear();
+                } else if !expected {
+                    adoptions.early.insert(pid, event);
+                }
+                return None;
+            }
+            std::mem::swap(&mut adoptions.waiting, &mut self.spare);
+        }
+        self.adopt_spare();
+        self.by_actor.get(&pid).copied()
+    }
+
+    /// Handles the exit of child `id`'s instance `pid`.
+    async fn exited(
+        &mut self,
+        myself: &ActorRef<SupMsg>,
+        id: ChildId,
+        pid: u64,
+        exit: Exit,
+        reason: Option<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.by_actor.remove(&pid);
+        if let Some(running) = self.children.get_mut(&id) {
+            running.cell = None;
+            running.spec.starter.vacate();
+        }
+        // boxed: ractor moves each handler's future, and the common events need none of this
+        // one's size
+        Box::pin(self.on_exit(myself, id, exit, reason)).await
     }
 
     /// Forgets a child for good; `keep_spec` leaves it in the list a restarted supervisor
@@ -558,7 +852,7 @@ impl SupState {
     fn remove_child(&mut self, id: ChildId, keep_spec: bool) {
         if let Some(running) = self.children.remove(&id) {
             if let Some(cell) = &running.cell {
-                self.by_actor.remove(&cell.get_id());
+                self.by_actor.remove(&cell.get_id().pid());
             }
             running.spec.starter.remove();
             if !keep_spec {
@@ -572,7 +866,17 @@ impl SupState {
         self.core.remove_child(id);
     }
 
+    /// Stops every child, in reverse start order; the instance is ending.
     async fn stop_all(&mut self, remove: bool) {
+        self.adopt_waiting(true);
+        // children that ended before they were recorded have nothing left to stop
+        for (id, pid, _, _) in std::mem::take(&mut self.early_exits) {
+            self.by_actor.remove(&pid);
+            if let Some(running) = self.children.get_mut(&id) {
+                running.cell = None;
+                running.spec.starter.vacate();
+            }
+        }
         for id in self.core.shutdown_order() {
             self.stop_child(id).await;
             if remove {
@@ -645,7 +949,9 @@ impl SupState {
                     delay,
                 } => {
                     for s in stop {
-                        self.stop_child(s).await;
+                        if let Some(pid) = self.stop_child(s).await {
+                            self.stopped.insert(pid);
+                        }
                     }
                     for r in remove {
                         self.remove_child(r, false);
@@ -709,12 +1015,28 @@ impl ractor::Actor for Supervisor {
         shared: Arc<SupervisorChild>,
     ) -> Result<SupState, ActorProcessingErr> {
         let spec = shared.spec.clone();
+        let pid = myself.get_id().pid();
+        let leftover = {
+            let mut adoptions = shared.adoptions.lock();
+            adoptions.instance = Some(pid);
+            adoptions.early.clear();
+            std::mem::take(&mut adoptions.waiting)
+        };
+        // children an earlier instance was killed before it could record them: they went with it
+        for (_, spec, cell, _) in leftover {
+            cell.kill();
+            spec.discard();
+        }
         let mut state = SupState {
             core: SupervisorCore::new(spec.strategy, spec.intensity, spec.backoff)
                 .when_exceeded(spec.when_exceeded),
             shared: shared.clone(),
-            children: HashMap::new(),
-            by_actor: HashMap::new(),
+            pid,
+            children: IdMap::default(),
+            by_actor: IdMap::default(),
+            stopped: HashSet::default(),
+            spare: Vec::new(),
+            early_exits: Vec::new(),
             next_id: 0,
         };
         let specs = shared.children.lock().clone();
@@ -744,28 +1066,15 @@ impl ractor::Actor for Supervisor {
         msg: SupMsg,
         state: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
+        state.adopt_waiting(false);
+        state.handle_early_exits(&myself).await?;
         match msg {
-            SupMsg::Add(spec, reply) => {
-                let id = state.add_spec(spec.clone());
-                match state.start_child(id, &myself.get_cell()).await {
-                    Ok(()) => {
-                        state.shared.children.lock().push(spec);
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(err) => {
-                        state.children.remove(&id);
-                        state.core.remove_child(id);
-                        spec.discard();
-                        let _ = reply.send(Err(err));
-                    }
-                }
-            }
+            SupMsg::Wake => {}
             SupMsg::RestartDue(ids) => {
                 for id in ids {
                     if let Err(err) = state.start_child(id, &myself.get_cell()).await {
                         state.core.started(id);
-                        state
-                            .on_exit(&myself, id, Exit::Failed, Some(err.to_string()))
+                        Box::pin(state.on_exit(&myself, id, Exit::Failed, Some(err.to_string())))
                             .await?;
                     }
                 }
@@ -789,24 +1098,37 @@ impl ractor::Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, exit, reason) = match event {
+        let (cell, event) = match event {
+            SupervisionEvent::ActorStarted(cell) => (cell, Early::Started),
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let exit = match reason.as_deref() {
                     Some("killed") | Some("actor_task_cancelled") => Exit::Failed,
                     _ => Exit::Normal,
                 };
-                (cell, exit, reason)
+                (cell, Early::Exited(exit, reason))
             }
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Exit::Failed, Some(err.to_string())),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                (cell, Early::Exited(Exit::Failed, Some(err.to_string())))
+            }
             _ => return Ok(()),
         };
-        let Some(id) = state.by_actor.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        if let Some(running) = state.children.get_mut(&id) {
-            running.cell = None;
-            running.spec.starter.vacate();
+        let pid = cell.get_id().pid();
+        match event {
+            Early::Started => {
+                // nothing to do but record it if `add` left it waiting
+                state.child_of(pid, Early::Started);
+                state.handle_early_exits(&myself).await
+            }
+            Early::Exited(exit, reason) => {
+                // children added before this exit count in its decision (a restart of all)
+                state.adopt_waiting(false);
+                let id = state.child_of(pid, Early::Exited(exit, reason.clone()));
+                state.handle_early_exits(&myself).await?;
+                let Some(id) = id else {
+                    return Ok(());
+                };
+                state.exited(&myself, id, pid, exit, reason).await
+            }
         }
-        state.on_exit(&myself, id, exit, reason).await
     }
 }
