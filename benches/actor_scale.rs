@@ -48,11 +48,7 @@ struct Idle;
 impl Actor for Idle {
     type Msg = Ping;
 
-    async fn handle(
-        &mut self,
-        Ping(reply): Ping,
-        _ctx: &mut Ctx<Ping>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, Ping(reply): Ping, _ctx: &mut Ctx<Ping>) -> Result<(), ActorError> {
         reply.send(());
         Ok(())
     }

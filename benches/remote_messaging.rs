@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply, Ask,
+    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 
@@ -122,11 +122,7 @@ impl Sink {
 impl Actor for Sink {
     type Msg = SinkMsg;
 
-    async fn handle(
-        &mut self,
-        msg: SinkMsg,
-        _ctx: &mut Ctx<SinkMsg>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: SinkMsg, _ctx: &mut Ctx<SinkMsg>) -> Result<(), ActorError> {
         match msg {
             SinkMsg::Data(_payload) => {
                 // the clock is read for the first and the n-th message only
@@ -165,7 +161,8 @@ impl Actor for EchoActor {
         _ctx: &mut Ctx<Ask<Echo>>,
     ) -> Result<(), ActorError> {
         let Echo(payload) = ask.request;
-        ask.reply.send(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+        ask.reply
+            .send(u32::try_from(payload.len()).unwrap_or(u32::MAX));
         Ok(())
     }
 }

@@ -126,11 +126,7 @@ struct Sink {
 impl Actor for Sink {
     type Msg = SinkMsg;
 
-    async fn handle(
-        &mut self,
-        msg: SinkMsg,
-        _ctx: &mut Ctx<SinkMsg>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: SinkMsg, _ctx: &mut Ctx<SinkMsg>) -> Result<(), ActorError> {
         match msg {
             SinkMsg::Data(_payload) => {
                 self.count += 1;

@@ -132,7 +132,9 @@ async fn main() -> anyhow::Result<()> {
     let spec = spec(&args);
     let mut t = Topology::new("db_cluster");
     let first = t.node("db-0");
-    let db = t.add(first, "db", spec).with_timeout(Duration::from_secs(10));
+    let db = t
+        .add(first, "db", spec)
+        .with_timeout(Duration::from_secs(10));
     let (write_every, status_every) = (args.write_every_ms, args.status_every_ms);
     let work = async move {
         let mut write = tokio::time::interval(Duration::from_millis(write_every.max(1)));

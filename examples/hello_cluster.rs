@@ -54,11 +54,18 @@ struct Counter {
 impl Actor for Counter {
     type Msg = CounterMsg;
 
-    async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Ctx<CounterMsg>) -> Result<(), ActorError> {
+    async fn handle(
+        &mut self,
+        msg: CounterMsg,
+        _ctx: &mut Ctx<CounterMsg>,
+    ) -> Result<(), ActorError> {
         let CounterMsg::Increment(reply) = msg;
         self.value += 1;
         if self.crash_every > 0 && self.value.is_multiple_of(self.crash_every) {
-            panic!("counter {} crashes on purpose at {}", self.instance, self.value);
+            panic!(
+                "counter {} crashes on purpose at {}",
+                self.instance, self.value
+            );
         }
         reply.send(Count {
             instance: self.instance,
@@ -103,15 +110,26 @@ impl Actor for Pinger {
         Ok(())
     }
 
-    async fn handle(&mut self, msg: PingerMsg, _ctx: &mut Ctx<PingerMsg>) -> Result<(), ActorError> {
+    async fn handle(
+        &mut self,
+        msg: PingerMsg,
+        _ctx: &mut Ctx<PingerMsg>,
+    ) -> Result<(), ActorError> {
         match msg {
             PingerMsg::Tallies(reply) => {
                 reply.send(self.tallies);
             }
-            PingerMsg::Tick => match self.counter.call(CounterMsg::Increment, Duration::from_secs(1)).await {
+            PingerMsg::Tick => match self
+                .counter
+                .call(CounterMsg::Increment, Duration::from_secs(1))
+                .await
+            {
                 Ok(count) => {
                     self.tallies.calls += 1;
-                    if self.last_instance.is_some_and(|last| last != count.instance) {
+                    if self
+                        .last_instance
+                        .is_some_and(|last| last != count.instance)
+                    {
                         self.tallies.restarts_seen += 1;
                     }
                     self.last_instance = Some(count.instance);
@@ -162,7 +180,11 @@ impl Actor for Reporter {
     }
 
     async fn handle(&mut self, _: Report, _: &mut Ctx<Report>) -> Result<(), ActorError> {
-        match self.pinger.call(PingerMsg::Tallies, Duration::from_millis(500)).await {
+        match self
+            .pinger
+            .call(PingerMsg::Tallies, Duration::from_millis(500))
+            .await
+        {
             Ok(t) => println!(
                 "calls {:>6}   restarts seen {:>4}   errors {:>4}",
                 t.calls, t.restarts_seen, t.errors

@@ -210,7 +210,11 @@ impl ShopService {
         if let Err(e) = serde_json::from_slice::<Map<String, Value>>(body) {
             return error(400, format!("an item must be a JSON object: {e}"));
         }
-        match self.cache.set(item_key(id), Bytes::copy_from_slice(body)).await {
+        match self
+            .cache
+            .set(item_key(id), Bytes::copy_from_slice(body))
+            .await
+        {
             Ok(_) => HttpResponse {
                 status: 200,
                 headers: vec![("content-type".into(), "application/json".into())],
@@ -333,7 +337,6 @@ impl OrderWorker {
             .map_err(|e| e.to_string())?;
         Ok(())
     }
-
 }
 
 impl Actor for OrderWorker {
@@ -344,10 +347,18 @@ impl Actor for OrderWorker {
         Ok(())
     }
 
-    async fn handle(&mut self, _msg: WorkerMsg, ctx: &mut Ctx<WorkerMsg>) -> Result<(), ActorError> {
+    async fn handle(
+        &mut self,
+        _msg: WorkerMsg,
+        ctx: &mut Ctx<WorkerMsg>,
+    ) -> Result<(), ActorError> {
         // A bounded batch per message, so the mailbox stays responsive.
         for _ in 0..32 {
-            let lease = match self.orders.take_with_lease(&self.consumer, Duration::from_secs(30)).await {
+            let lease = match self
+                .orders
+                .take_with_lease(&self.consumer, Duration::from_secs(30))
+                .await
+            {
                 Ok(Some(lease)) => lease,
                 Ok(None) => {
                     ctx.send_after(Duration::from_millis(50), WorkerMsg::Poll);
@@ -415,13 +426,23 @@ impl Actor for EventPrinter {
 fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
     let mut t = Topology::new("shop");
     let (edge, app, data) = (t.node("edge"), t.node("app"), t.node("data"));
-    for (node, name) in [(edge, "events.edge"), (app, "events.app"), (data, "events.data")] {
+    for (node, name) in [
+        (edge, "events.edge"),
+        (app, "events.app"),
+        (data, "events.data"),
+    ] {
         t.add(node, name, || EventPrinter);
     }
 
     // every part is added the same way, and hands back its typed client or handle
     let db = t
-        .add(data, "db", DbSpec::in_dir(&args.data).replicas(3).ack(AckMode::Majority))
+        .add(
+            data,
+            "db",
+            DbSpec::in_dir(&args.data)
+                .replicas(3)
+                .ack(AckMode::Majority),
+        )
         .with_timeout(BACKEND_TIMEOUT);
     let orders = t.add(
         data,

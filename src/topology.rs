@@ -279,7 +279,11 @@ impl Topology {
     /// for actors a part registers besides the one [`add`](Self::add) returns (a cache's RESP
     /// server, `CacheSpec::resp_name(name)`). A wrong name or type fails its sends typed
     /// (`NotFound`, `WrongType`), as any handle does.
-    pub fn handle<M: troupe_runtime::Message>(&self, place: impl Into<Place>, name: &str) -> Addr<M> {
+    pub fn handle<M: troupe_runtime::Message>(
+        &self,
+        place: impl Into<Place>,
+        name: &str,
+    ) -> Addr<M> {
         let Place(group) = place.into();
         Addr::deferred(&self.nodes[group.node].name, name, &self.binding)
     }

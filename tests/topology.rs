@@ -39,11 +39,7 @@ impl Actor for Worker {
         Ok(())
     }
 
-    async fn handle(
-        &mut self,
-        msg: Cmd,
-        _: &mut Ctx<Cmd>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: Cmd, _: &mut Ctx<Cmd>) -> Result<(), ActorError> {
         match msg {
             Cmd::Add(n, reply) => {
                 self.total += n;
@@ -272,5 +268,9 @@ async fn nodes_in_separate_meshes_do_not_see_each_other() {
     let a = Node::new("a", &one, NodeConfig::default()).unwrap();
     let _a_again = Node::new("a", &two, NodeConfig::default()).unwrap();
     assert_eq!(one.node_names(), vec!["a"]);
-    assert!(a.addr::<Cmd>("b", "x").cast(Cmd::Add(1, Reply::none())).is_err());
+    assert!(
+        a.addr::<Cmd>("b", "x")
+            .cast(Cmd::Add(1, Reply::none()))
+            .is_err()
+    );
 }

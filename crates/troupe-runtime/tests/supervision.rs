@@ -478,6 +478,7 @@ async fn a_crash_loop_past_the_intensity_is_throttled_not_escalated_by_default()
     .expect("a throttled restart is reported");
     assert!(r <= Duration::from_secs(10), "{r:?}");
     assert_eq!(node.exit_status(), NodeExit::Running);
+}
 
 /// An actor whose `started` hook fails: on its first start only, or always.
 struct FlakyStart {
@@ -490,7 +491,7 @@ impl troupe_runtime::Actor for FlakyStart {
 
     async fn started(
         &mut self,
-        ctx: &troupe_runtime::Ctx<Probe>,
+        ctx: &mut troupe_runtime::Ctx<Probe>,
     ) -> Result<(), troupe_runtime::ActorError> {
         let n = {
             let mut starts = self.journal.starts.lock();
@@ -506,11 +507,12 @@ impl troupe_runtime::Actor for FlakyStart {
 
     async fn handle(
         &mut self,
-        _msg: Probe,
-        reply: troupe_runtime::ReplyTo<ProbeReply>,
-        ctx: &troupe_runtime::Ctx<Probe>,
+        msg: Probe,
+        ctx: &mut troupe_runtime::Ctx<Probe>,
     ) -> Result<(), troupe_runtime::ActorError> {
-        reply.send(ProbeReply::Starts(self.journal.starts(ctx.name())));
+        if let Probe::Starts(reply) = msg {
+            reply.send(self.journal.starts(ctx.name()));
+        }
         Ok(())
     }
 }
@@ -557,10 +559,7 @@ async fn children_that_fail_as_they_are_added_are_restarted_or_removed_by_policy
     }
     // every permanent child was restarted once and runs; every temporary one is gone
     for addr in &flaky {
-        assert_eq!(
-            addr.call(Probe::Starts, T).await.unwrap(),
-            2
-        );
+        assert_eq!(addr.call(Probe::Starts, T).await.unwrap(), 2);
     }
     let mut restarted = 0;
     let mut removed = 0;

@@ -6,16 +6,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::{ActorError, ChildOptions, Ctx, Mesh, Message, NodeConfig, ReplyTo};
+use crate::{ActorError, ChildOptions, Ctx, Mesh, Message, NodeConfig, Reply};
 
 const T: Duration = Duration::from_secs(5);
 
 #[derive(Serialize, Deserialize)]
-struct Ping;
+struct Ping(Reply<()>);
 
 impl Message for Ping {
     const NAME: &'static str = "test.Ping";
-    type Reply = ();
 }
 
 struct Idle;
@@ -23,12 +22,7 @@ struct Idle;
 impl Actor for Idle {
     type Msg = Ping;
 
-    async fn handle(
-        &mut self,
-        _: Ping,
-        reply: ReplyTo<()>,
-        _: &Ctx<Ping>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, Ping(reply): Ping, _: &mut Ctx<Ping>) -> Result<(), ActorError> {
         reply.send(());
         Ok(())
     }
