@@ -51,7 +51,7 @@ impl Part for CacheSpec {
 
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> CacheClient {
         let shards = (0..self.shard_count())
-            .map(|i| topology.handle(place, &CacheSpec::shard_name(name, i)))
+            .map(|i| topology.handle(place, &Self::shard_name(name, i)))
             .collect::<Vec<_>>();
         let client = self.client(shards);
         let name = name.to_string();
