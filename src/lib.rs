@@ -52,6 +52,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod launch;
+#[cfg(any(
+    feature = "proxy",
+    feature = "balancer",
+    feature = "cache",
+    feature = "queue",
+    feature = "db"
+))]
 mod parts;
 #[cfg(all(feature = "cache", feature = "db"))]
 mod read_through;

@@ -7,6 +7,12 @@ use troupe_cache::{CacheClient, CacheSpec};
 use troupe_queue::{QueueClient, QueueSpec};
 #[cfg(any(feature = "proxy", feature = "balancer"))]
 use troupe_runtime::Addr;
+#[cfg(any(
+    feature = "proxy",
+    feature = "balancer",
+    feature = "queue",
+    feature = "db"
+))]
 use troupe_runtime::ChildOptions;
 
 use crate::topology::{Part, Place, Topology};

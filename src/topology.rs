@@ -97,10 +97,12 @@ impl<A: Actor + Clone + Sync> Part for Restartable<A> {
 type MakeChild = Box<dyn FnOnce(&Node) -> Result<ChildSpec, RegistryError> + Send>;
 
 /// Makes several children at once (a part made of several actors).
+#[cfg(feature = "cache")]
 type MakeChildren = Box<dyn FnOnce(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send>;
 
 enum Decl {
     Actor(MakeChild),
+    #[cfg(feature = "cache")]
     Children(MakeChildren),
     Group(usize),
 }
@@ -130,16 +132,20 @@ struct NodeDecl {
 /// ```
 /// use troupe::prelude::*;
 /// # use serde::{Deserialize, Serialize};
-/// # #[derive(Serialize, Deserialize)] struct Hello;
-/// # impl Message for Hello { const NAME: &'static str = "doc.Hello"; type Reply = String; }
-/// # struct Greeter;
-/// # impl Actor for Greeter {
-/// #     type Msg = Hello;
-/// #     async fn handle(&mut self, _: Hello, reply: ReplyTo<String>, _: &Ctx<Hello>) -> Result<(), ActorError> {
-/// #         reply.send("hello".into());
-/// #         Ok(())
-/// #     }
-/// # }
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(name = "doc.Hello")]
+/// struct Hello(Reply<String>);
+///
+/// struct Greeter;
+///
+/// impl Actor for Greeter {
+///     type Msg = Hello;
+///     async fn handle(&mut self, Hello(reply): Hello, _: &mut Ctx<Hello>) -> Result<(), ActorError> {
+///         reply.send("hello".into());
+///         Ok(())
+///     }
+/// }
+///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), troupe::LaunchError> {
 /// let mut t = Topology::new("demo");
@@ -289,10 +295,12 @@ impl Topology {
     }
 
     /// The name of the node `place` is on.
+    #[cfg(feature = "db")]
     pub(crate) fn place_node_name(&self, place: Place) -> &str {
         &self.nodes[place.0.node].name
     }
 
+    #[cfg(feature = "cache")]
     /// Declares children that `make` registers on `place`'s node when the topology starts.
     pub(crate) fn declare_children(
         &mut self,
@@ -458,6 +466,7 @@ fn build_children(
     for child in children {
         let spec = match child {
             Decl::Actor(make) => make(node),
+            #[cfg(feature = "cache")]
             Decl::Children(make) => match make(node) {
                 Ok(made) => {
                     specs.extend(made);

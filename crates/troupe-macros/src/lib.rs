@@ -121,12 +121,13 @@ fn expand_kind(input: &DeriveInput, kind: Kind) -> syn::Result<proc_macro2::Toke
         None => 1,
     };
     if let Some(min) = &min_version
-        && check_u16(min)? > version_value {
-            return Err(syn::Error::new(
-                min.span(),
-                "min_version must not be greater than version",
-            ));
-        }
+        && check_u16(min)? > version_value
+    {
+        return Err(syn::Error::new(
+            min.span(),
+            "min_version must not be greater than version",
+        ));
+    }
     let ident = &input.ident;
     let trait_path: syn::Path = match (krate, kind) {
         (Some(krate), Kind::Message) => syn::parse_quote!(#krate::Message),

@@ -465,11 +465,13 @@ async fn a_crash_loop_past_the_intensity_is_throttled_not_escalated_by_default()
     let r = tokio::time::timeout(T, async {
         loop {
             let r = reports.recv().await.unwrap();
-            if r.exit == troupe_runtime::Exit::Failed && r.child == "crashy"
+            if r.exit == troupe_runtime::Exit::Failed
+                && r.child == "crashy"
                 && let SupervisionAction::Restarted { delay, .. } = r.action
-                    && delay > Duration::from_secs(5) {
-                        return delay;
-                    }
+                && delay > Duration::from_secs(5)
+            {
+                return delay;
+            }
         }
     })
     .await
