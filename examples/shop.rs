@@ -542,6 +542,8 @@ async fn main() -> anyhow::Result<()> {
                 out,
                 "  curl localhost:{p}/orders/ID    (ID from the answer above)"
             )?;
+            writeln!(out, "  curl -X DELETE localhost:{p}/items/tea")?;
+            writeln!(out, "  curl localhost:{p}/health")?;
         }
         if here.is_empty() || here.iter().any(|n| n == "app") {
             writeln!(
