@@ -411,11 +411,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
             origin,
             ..
         } = state;
-        let hook = Guarded {
-            hook: Some(actor.started(ctx)),
-            slot,
-        };
-        R::run(|| origin.clone(), hook).await
+        run_guarded::<R, _, _>(origin, slot, actor.started(ctx)).await
     }
 
     fn handle(
@@ -442,13 +438,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
             }
             None => Either::Right(std::future::ready(Ok(()))),
         };
-        R::run(
-            || origin.clone(),
-            Guarded {
-                hook: Some(hook),
-                slot,
-            },
-        )
+        run_guarded::<R, _, _>(origin, slot, hook)
     }
 
     async fn post_stop(
@@ -463,12 +453,29 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
             origin,
             ..
         } = state;
-        let hook = Guarded {
-            hook: Some(actor.stopped(ctx)),
-            slot,
-        };
-        R::run(|| origin.clone(), hook).await
+        run_guarded::<R, _, _>(origin, slot, actor.stopped(ctx)).await
     }
+}
+
+/// Runs one hook of an actor on node `origin` the way its host routes, guarded (see
+/// [`Guarded`]) so a failure keeps the instance's mailbox in `slot`.
+fn run_guarded<'a, R, F, M>(
+    origin: &'a Arc<str>,
+    slot: &'a Arc<Slot<M>>,
+    hook: F,
+) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send + 'a
+where
+    R: Routing,
+    F: Future<Output = Result<(), ActorError>> + Send + 'a,
+    M: Message,
+{
+    R::run(
+        || origin.clone(),
+        Guarded {
+            hook: Some(hook),
+            slot,
+        },
+    )
 }
 
 /// A supervised child that runs actors of type `A`, made by factory `F`, under one registered
