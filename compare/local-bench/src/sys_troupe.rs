@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, ReplyTo,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
     SupervisorSpec,
 };
 
@@ -22,14 +22,13 @@ const SYSTEM: &str = "troupe";
 #[derive(Serialize, Deserialize)]
 enum CounterMsg {
     Add(u64),
-    Get,
+    Get(Reply<u64>),
     /// Waits for the plan's gate (the `drain` bench).
     Hold,
 }
 
 impl Message for CounterMsg {
     const NAME: &'static str = "bench.Counter";
-    type Reply = u64;
 }
 
 struct Counter(Tally, Arc<Notify>);
@@ -40,13 +39,11 @@ impl Actor for Counter {
     async fn handle(
         &mut self,
         msg: CounterMsg,
-        reply: ReplyTo<u64>,
-        _ctx: &Ctx<CounterMsg>,
+        _ctx: &mut Ctx<CounterMsg>,
     ) -> Result<(), ActorError> {
         match msg {
-            // a cast's reply handle is inert; dropping it does nothing
             CounterMsg::Add(n) => self.0.add(n),
-            CounterMsg::Get => {
+            CounterMsg::Get(reply) => {
                 reply.send(self.0.total);
             }
             CounterMsg::Hold => self.1.notified().await,
@@ -149,11 +146,10 @@ pub fn call(variant: &str, m: u64, limit: Duration) -> anyhow::Result<Sample> {
 // ---------------------------------------------------------------- scale
 
 #[derive(Serialize, Deserialize)]
-struct Ping;
+struct Ping(Reply<()>);
 
 impl Message for Ping {
     const NAME: &'static str = "bench.Ping";
-    type Reply = ();
 }
 
 struct Idle;
@@ -163,9 +159,8 @@ impl Actor for Idle {
 
     async fn handle(
         &mut self,
-        _msg: Ping,
-        reply: ReplyTo<()>,
-        _ctx: &Ctx<Ping>,
+        Ping(reply): Ping,
+        _ctx: &mut Ctx<Ping>,
     ) -> Result<(), ActorError> {
         reply.send(());
         Ok(())

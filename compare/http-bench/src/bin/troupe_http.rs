@@ -42,15 +42,10 @@ struct Args {
 struct Responder;
 
 impl Actor for Responder {
-    type Msg = HttpRequest;
+    type Msg = HttpCall;
 
-    async fn handle(
-        &mut self,
-        _req: HttpRequest,
-        reply: ReplyTo<HttpResponse>,
-        _: &Ctx<HttpRequest>,
-    ) -> Result<(), ActorError> {
-        reply.send(HttpResponse {
+    async fn handle(&mut self, call: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        call.reply.send(HttpResponse {
             status: 200,
             headers: vec![("content-type".into(), CONTENT_TYPE.into())],
             body: BODY.to_vec(),
