@@ -460,6 +460,78 @@ async fn connections_over_the_limit_are_refused() {
     s.node.shutdown().await;
 }
 
+/// A connection to `to` from the loopback address `from` (all of 127.0.0.0/8 is loopback, so
+/// 127.0.0.2 is a second client address).
+async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    tokio::time::timeout(T, socket.connect(to))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Writes `input` on `stream` and reads `want` bytes back.
+async fn exchange(stream: &mut TcpStream, input: &[u8], want: usize) -> Vec<u8> {
+    stream.write_all(input).await.unwrap();
+    let mut out = vec![0u8; want];
+    tokio::time::timeout(T, stream.read_exact(&mut out))
+        .await
+        .expect("reply in time")
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_per_address_limit_is_refused_while_another_address_is_served() {
+    let s = setup(1, |r| r.max_connections_per_address(2)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = connect_from("127.0.0.1", s.addr).await;
+        assert_eq!(exchange(&mut c, b"PING\r\n", 7).await, b"+PONG\r\n");
+        held.push(c);
+    }
+    // the third from 127.0.0.1 gets Redis's maxclients error and the close
+    let mut third = connect_from("127.0.0.1", s.addr).await;
+    third.write_all(b"PING\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(T, third.read_to_end(&mut out))
+        .await
+        .expect("refused at once")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "-ERR max number of clients reached\r\n"
+    );
+    // another address is served, and so are the held connections
+    let mut other = connect_from("127.0.0.2", s.addr).await;
+    assert_eq!(exchange(&mut other, b"PING\r\n", 7).await, b"+PONG\r\n");
+    for c in &mut held {
+        assert_eq!(exchange(c, b"PING\r\n", 7).await, b"+PONG\r\n");
+    }
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_an_idle_connection_without_waiting_out_the_drain() {
+    let s = setup(1, |r| r.drain_timeout(Duration::from_secs(5))).await;
+    let mut c = connect_from("127.0.0.1", s.addr).await;
+    assert_eq!(exchange(&mut c, b"SET k v\r\n", 5).await, b"+OK\r\n");
+    let started = std::time::Instant::now();
+    let shutdown = tokio::spawn(async move { s.node.shutdown().await });
+    let mut out = Vec::new();
+    tokio::time::timeout(T, c.read_to_end(&mut out))
+        .await
+        .expect("closed on drain")
+        .unwrap();
+    assert!(out.is_empty(), "nothing was asked: {out:?}");
+    tokio::time::timeout(T, shutdown).await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an idle connection does not hold the drain to its timeout"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_shard_comes_back_empty_and_serving() {
     let s = setup(3, |r| r).await;

@@ -263,6 +263,86 @@ async fn a_flood_from_one_address_gets_429_with_retry_after() {
     assert!(body.contains("too many requests"));
 }
 
+/// A connection to `to` from the loopback address `from` (all of 127.0.0.0/8 is loopback, so
+/// 127.0.0.2 is a second client address).
+async fn connect_from(from: &str, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    tokio::time::timeout(T, socket.connect(to))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// One HTTP/1.1 GET on `stream`, keeping the connection open; the response head and body.
+async fn get_on(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut text = String::new();
+    // the echo service's answers are short: one read of the head and body, or the close
+    while !text.contains("\r\n\r\n") {
+        let n = tokio::time::timeout(T, stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_the_per_address_limit_is_503_and_others_are_served() {
+    let e = edge("e", |p, a, _, _| {
+        p.route("/", a).max_connections_per_address(2)
+    })
+    .await;
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut s = connect_from("127.0.0.1", e.addr).await;
+        let answer = get_on(&mut s, &format!("/held{i}")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(s);
+    }
+    // a third connection from 127.0.0.1 is answered 503 and closed
+    let mut third = connect_from("127.0.0.1", e.addr).await;
+    third
+        .write_all(b"GET /third HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut refused = Vec::new();
+    tokio::time::timeout(T, third.read_to_end(&mut refused))
+        .await
+        .expect("refused at once")
+        .unwrap();
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+    assert!(refused.contains("too many connections"), "{refused}");
+    // another address is served, and so are the held connections
+    let mut other = connect_from("127.0.0.2", e.addr).await;
+    let answer = get_on(&mut other, "/other").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for (i, s) in held.iter_mut().enumerate() {
+        let answer = get_on(s, &format!("/again{i}")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    // a place frees up when a held connection closes
+    drop(held.pop());
+    let deadline = Instant::now() + T;
+    loop {
+        let mut s = connect_from("127.0.0.1", e.addr).await;
+        if get_on(&mut s, "/freed").await.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place never came back");
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_crashed_under_supervision_serves_again_after_restart() {
     let e = edge("e", |p, a, _, _| p.route("/", a)).await;
