@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use troupe_runtime::listener::{ListenerShell, Refused, ServerTask};
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -124,21 +125,13 @@ async fn drain_lets_an_in_flight_exchange_finish_and_accepts_nothing_new() {
     in_flight.write_all(b"?").await.unwrap();
     let stats = task.stats().clone();
     // the exchange is in flight once the server has admitted it
-    let deadline = tokio::time::Instant::now() + T;
-    while stats.open() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never admitted");
-        tokio::task::yield_now().await;
-    }
+    eventually("the connection admitted", T, async || stats.open() == 1).await;
     let stopping = tokio::spawn(task.stop());
     // stopped accepting: the listening socket closes
-    let deadline = tokio::time::Instant::now() + T;
-    while TcpStream::connect(addr).await.is_ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still accepting while draining"
-        );
-        tokio::task::yield_now().await;
-    }
+    eventually("the listening socket closed", T, async || {
+        TcpStream::connect(addr).await.is_err()
+    })
+    .await;
     gate.add_permits(1);
     let mut out = Vec::new();
     tokio::time::timeout(T, in_flight.read_to_end(&mut out))
@@ -160,11 +153,7 @@ async fn drain_drops_what_does_not_finish_by_the_deadline() {
     let mut stuck = connect_from("127.0.0.1", task.local_addr()).await;
     stuck.write_all(b"?").await.unwrap();
     let stats = task.stats().clone();
-    let deadline = tokio::time::Instant::now() + T;
-    while stats.open() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never admitted");
-        tokio::task::yield_now().await;
-    }
+    eventually("the connection admitted", T, async || stats.open() == 1).await;
     assert!(tokio::time::timeout(T, task.stop()).await.unwrap());
     let mut out = Vec::new();
     let _ = tokio::time::timeout(T, stuck.read_to_end(&mut out))
