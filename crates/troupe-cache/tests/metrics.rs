@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use troupe_cache::{CacheShard, SetTtl, ShardMsg};
+use troupe_cache::{CacheShard, SetTtl, ShardMsg, ShardReply};
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,8 +44,14 @@ async fn hits_misses_evictions_and_expirations_are_counted() {
         .call(set("d", SetTtl::After(Duration::from_millis(1))), t)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    shard.call(ShardMsg::Get(vec![key("d")]), t).await.unwrap(); // an expiry
+    // expired after 1 ms: reading it is the expiry
+    troupe_testkit::eventually("d expired", t, async || {
+        match shard.call(ShardMsg::Get(vec![key("d")]), t).await.unwrap() {
+            ShardReply::Values(v) if v == [None] => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
     shard.call(ShardMsg::Get(vec![]), t).await.unwrap(); // one more message: export
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {

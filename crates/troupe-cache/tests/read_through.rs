@@ -13,12 +13,14 @@ use troupe_cache::{BackingMsg, CacheClient, CacheShard, SetTtl, Versioned};
 use troupe_runtime::{
     Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, ReplyTo, SupervisorSpec,
 };
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
 /// A versioned map: one global version, bumped by every write. A `Get` reads
 /// the map when it is handled and answers after `get_delay_ms`, without
-/// holding up later messages.
+/// holding up later messages; the delay applies to one `Get` (it is reset to
+/// 0 when taken, which tells the test that `Get` was handled).
 struct MapBacking {
     map: HashMap<Vec<u8>, Vec<u8>>,
     version: u64,
@@ -40,7 +42,7 @@ impl Actor for MapBacking {
                     value: self.map.get(&key).cloned(),
                     version: self.version,
                 };
-                let delay = Duration::from_millis(self.get_delay_ms.load(Ordering::SeqCst));
+                let delay = Duration::from_millis(self.get_delay_ms.swap(0, Ordering::SeqCst));
                 if delay.is_zero() {
                     reply.send(answer);
                 } else {
@@ -126,17 +128,12 @@ async fn miss_fills_from_the_backing_store() {
     assert_eq!(s.client.get(b("k")).await.unwrap(), Some(b("v")));
     assert_eq!(s.client.get(b("absent")).await.unwrap(), None);
     // The fill is cast after the answer: wait (bounded) for a hit.
-    let mut hit = false;
-    for _ in 0..100 {
+    eventually("the miss filled (a hit)", T, async || {
         let before = s.client.stats().await.unwrap().hits;
         assert_eq!(s.client.get(b("k")).await.unwrap(), Some(b("v")));
-        if s.client.stats().await.unwrap().hits > before {
-            hit = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(hit, "the miss was never filled");
+        s.client.stats().await.unwrap().hits > before
+    })
+    .await;
     assert_eq!(s.client.dbsize().await.unwrap(), 1);
 }
 
@@ -195,8 +192,10 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
             let client = s.client.clone();
             async move { client.get(b("k")).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        s.get_delay_ms.store(0, Ordering::SeqCst);
+        eventually("the slow GET read by the backing", T, async || {
+            s.get_delay_ms.load(Ordering::SeqCst) == 0
+        })
+        .await;
         // The write is acknowledged while the slow read is still in flight.
         s.client
             .set(b("k"), new.clone(), SetTtl::Clear, None)
@@ -208,9 +207,9 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
         // in even rounds, leave the key uncached so only the invalidation
         // fence can refuse the slow fill.
         if round % 2 == 1 {
-            for _ in 0..10 {
+            // (bounded: the slow read ends within its 300 ms delay, or fails at its timeout)
+            while !slow.is_finished() {
                 assert_eq!(s.client.get(b("k")).await.unwrap(), Some(new.clone()));
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         // The slow read itself began before the write: it saw `old`. Its
@@ -219,7 +218,6 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
         assert_eq!(slow.await.unwrap().unwrap(), Some(old));
         for _ in 0..30 {
             assert_eq!(s.client.get(b("k")).await.unwrap(), Some(new.clone()));
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(s.client.get(b("k")).await.unwrap(), Some(new));
     }

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use troupe_cache::resp::Limits;
 use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg, ShardReply};
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -181,11 +182,14 @@ async fn every_command_through_a_redis_client() {
     run::<String>(c, &["SET", "short", "v", "PX", "100"])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        run::<Option<String>>(c, &["GET", "short"]).await.unwrap(),
-        None
-    );
+    // gone once its 100 ms are out
+    eventually("short expired", Duration::from_secs(1), async || {
+        run::<Option<String>>(c, &["GET", "short"])
+            .await
+            .unwrap()
+            .map_or(Ok(()), Err)
+    })
+    .await;
     assert_eq!(run::<i64>(c, &["EXPIRE", "s", "0"]).await.unwrap(), 1);
     assert_eq!(run::<i64>(c, &["EXISTS", "s"]).await.unwrap(), 0);
 
@@ -446,17 +450,16 @@ async fn connections_over_the_limit_are_refused() {
     assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
     assert!(closed);
     drop(con);
-    // The permit comes back once the first connection is gone.
-    let mut ok = false;
-    for _ in 0..50 {
+    // The place comes back once the first connection is gone.
+    eventually("a place free after a disconnect", T, async || {
         let (out, _) = raw(s.addr, b"PING\r\n", 7).await;
         if out == b"+PONG\r\n" {
-            ok = true;
-            break;
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out).into_owned())
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ok, "a slot frees up after a disconnect");
+    })
+    .await;
     s.node.shutdown().await;
 }
 
@@ -548,16 +551,16 @@ async fn a_crashed_shard_comes_back_empty_and_serving() {
 
     assert!(s.node.kill("cache.0"));
     // Serving again once restarted: the first calls may fail meanwhile.
-    let mut restarted = false;
-    for _ in 0..100 {
-        if let Ok(ShardReply::Count(n)) = s.client.shards()[0].call(ShardMsg::DbSize, T).await {
-            assert_eq!(n, 0, "the restarted shard starts empty");
-            restarted = true;
-            break;
+    eventually("shard 0 serves again", T, async || {
+        match s.client.shards()[0].call(ShardMsg::DbSize, T).await {
+            Ok(ShardReply::Count(n)) => {
+                assert_eq!(n, 0, "the restarted shard starts empty");
+                Ok(())
+            }
+            other => Err(other),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(restarted, "shard 0 serves again");
+    })
+    .await;
     let mut got = 0;
     for k in &keys {
         let v: Option<String> = run(&mut con, &["GET", k]).await.unwrap();
@@ -587,19 +590,19 @@ async fn a_crashed_server_comes_back_on_the_same_port() {
     let mut con = connect(s.addr).await;
     run::<String>(&mut con, &["SET", "k", "v"]).await.unwrap();
     assert!(s.node.kill("resp"));
-    let mut back = false;
-    for _ in 0..100 {
-        let (out, _) = raw_or_empty(s.addr, b"GET k\r\n", 7).await;
-        if out == b"$1\r\nv\r\n" {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        back,
-        "the restarted server listens on the same address, shards kept"
-    );
+    eventually(
+        "the restarted server on the same address, shards kept",
+        T,
+        async || {
+            let (out, _) = raw_or_empty(s.addr, b"GET k\r\n", 7).await;
+            if out == b"$1\r\nv\r\n" {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out).into_owned())
+            }
+        },
+    )
+    .await;
     s.node.shutdown().await;
 }
 
