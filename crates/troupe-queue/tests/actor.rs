@@ -1,12 +1,13 @@
 //! The queue actor under a supervisor: FIFO, nack, lease expiry, dead letters, node down, and
 //! a durable queue that keeps its contents across a crash of the actor
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use troupe_queue::actor::{LeaseInfo, QueueFailure, QueueMsg, QueueReply, QueueSpec};
 use troupe_queue::core::QueueConfig;
 use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -142,18 +143,22 @@ async fn expired_lease_is_redelivered_by_the_tick() {
     let b = enqueue(&q, "b").await;
     assert_eq!(take(&q, 1, Some(100)).await.unwrap().item, a);
     // Only the tick can expire the lease: watch the stats, which do not expire anything.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let QueueReply::Stats(stats) = q.call(QueueMsg::Stats, T).await.unwrap() else {
-            panic!("stats");
-        };
-        if stats.leased == 0 {
-            assert_eq!(stats.ready, 2);
-            break;
-        }
-        assert!(Instant::now() < deadline, "the lease expires within 5 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the lease expired by the tick",
+        Duration::from_secs(5),
+        async || {
+            let QueueReply::Stats(stats) = q.call(QueueMsg::Stats, T).await.unwrap() else {
+                panic!("stats");
+            };
+            if stats.leased == 0 {
+                assert_eq!(stats.ready, 2);
+                Ok(())
+            } else {
+                Err(stats)
+            }
+        },
+    )
+    .await;
     let again = take(&q, 2, None).await.unwrap();
     assert_eq!((again.item, again.attempt), (a, 2));
     assert_eq!(take(&q, 2, None).await.unwrap().item, b);
@@ -222,18 +227,15 @@ async fn durable_queue_keeps_its_contents_across_an_actor_crash() {
 
     assert!(node.kill("queue"));
     // Serving again once restarted: calls may fail meanwhile.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stats = loop {
-        match q.call(QueueMsg::Stats, T).await {
-            Ok(QueueReply::Stats(stats)) if stats.leased == 0 => break stats,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the queue serves again within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let stats = eventually(
+        "the queue serving again, no lease",
+        Duration::from_secs(10),
+        async || match q.call(QueueMsg::Stats, T).await {
+            Ok(QueueReply::Stats(stats)) if stats.leased == 0 => Ok(stats),
+            other => Err(other),
+        },
+    )
+    .await;
     assert_eq!((stats.ready, stats.leased, stats.dead), (4, 0, 0));
     let again = take(&q, 2, None).await.unwrap();
     assert_eq!(
