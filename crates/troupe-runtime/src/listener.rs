@@ -99,6 +99,33 @@ const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// close is a FIN after the refusal, not a reset that could destroy it), at most.
 const REFUSAL_DISCARD: usize = 64 * 1024;
 
+/// The pause after failed accepts: doubling from [`BACKOFF_FIRST`] up to [`BACKOFF_MAX`],
+/// back to the first after a success.
+#[derive(Debug)]
+struct AcceptBackoff {
+    next: Duration,
+}
+
+impl AcceptBackoff {
+    fn new() -> Self {
+        Self {
+            next: BACKOFF_FIRST,
+        }
+    }
+
+    /// An accept failed: how long to pause before the next.
+    fn failed(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        pause
+    }
+
+    /// An accept succeeded.
+    fn succeeded(&mut self) {
+        self.next = BACKOFF_FIRST;
+    }
+}
+
 /// Which limit refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refused {
@@ -415,7 +442,7 @@ async fn accept_loop<F, Fut>(
     let name = shell.name;
     let mut conns = JoinSet::new();
     let mut refusing = JoinSet::new();
-    let mut backoff = BACKOFF_FIRST;
+    let mut backoff = AcceptBackoff::new();
     loop {
         let accepted = tokio::select! {
             () = draining(&mut shutdown) => break,
@@ -432,17 +459,17 @@ async fn accept_loop<F, Fut>(
         };
         let (stream, peer) = match accepted {
             Ok(ok) => {
-                backoff = BACKOFF_FIRST;
+                backoff.succeeded();
                 ok
             }
             Err(err) => {
                 // out of file descriptors and the like: pause rather than spin
-                tracing::warn!(server = name, cause = %err, pause = ?backoff, "accept failed");
+                let pause = backoff.failed();
+                tracing::warn!(server = name, cause = %err, ?pause, "accept failed");
                 tokio::select! {
                     () = draining(&mut shutdown) => break,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(pause) => {}
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
@@ -568,6 +595,18 @@ impl Drop for ServerTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_to_its_cap_and_resets_on_success() {
+        let mut b = AcceptBackoff::new();
+        let pauses: Vec<u128> = (0..13).map(|_| b.failed().as_millis()).collect();
+        assert_eq!(
+            pauses,
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000, 1000]
+        );
+        b.succeeded();
+        assert_eq!(b.failed(), BACKOFF_FIRST);
+    }
 
     #[test]
     fn places_are_given_back_and_empty_addresses_forgotten() {
