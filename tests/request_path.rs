@@ -3,7 +3,7 @@
 //! HTTP client, in one process and with the nodes talking over QUIC.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -37,17 +37,14 @@ fn request_path() -> (Topology, Addr<ProxyMsg>) {
 }
 
 async fn gateway_addr(gateway: &Addr<ProxyMsg>) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(addr)) = gateway
+    troupe_testkit::eventually("the gateway bound", Duration::from_secs(10), async || {
+        gateway
             .call(ProxyMsg::LocalAddr, Duration::from_secs(1))
             .await
-        {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "gateway never bound");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            .ok()
+            .flatten()
+    })
+    .await
 }
 
 async fn serve_through(args: LaunchArgs) {

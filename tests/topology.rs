@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use troupe::prelude::*;
 use troupe::runtime::{Mesh, NodeConfig, RegistryError};
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -167,15 +168,10 @@ async fn several_nodes_of_a_topology_share_one_process_on_the_network() {
         let _ = stop_rx.await;
     }));
     for addr in [&on_a, &on_b] {
-        let deadline = std::time::Instant::now() + T;
-        while addr.call(|r| Cmd::Add(1, r), T).await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} never answered",
-                addr.name()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(&format!("{} answering", addr.name()), T, async || {
+            addr.call(|r| Cmd::Add(1, r), T).await
+        })
+        .await;
     }
     stop_tx.send(()).unwrap();
     tokio::time::timeout(T, task)
@@ -206,9 +202,10 @@ async fn escalation_past_a_root_makes_launch_return_the_failure() {
     ));
     for _ in 0..3 {
         // retry until the (restarted) actor takes the next crash
-        while crashy.call(|r| Cmd::Add(0, r), T).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually("crashy answering", T, async || {
+            crashy.call(|r| Cmd::Add(0, r), T).await
+        })
+        .await;
         crashy.cast(Cmd::Panic).unwrap();
     }
     let result = tokio::time::timeout(T, task).await.unwrap().unwrap();
@@ -239,13 +236,16 @@ async fn launch_shuts_down_in_reverse_start_order_when_told_to() {
         let _ = stop_rx.await;
     }));
     // handles made by a topology answer `Unreachable` until launch has started its nodes
-    while first.call(|r| Cmd::Add(1, r), T).await.is_err() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("first answering", T, async || {
+        first.call(|r| Cmd::Add(1, r), T).await
+    })
+    .await;
     last.call(|r| Cmd::Add(1, r), T).await.unwrap();
-    while log.lock().len() < 3 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("three starts logged", T, async || {
+        let log = log.lock().clone();
+        if log.len() >= 3 { Ok(()) } else { Err(log) }
+    })
+    .await;
     stop_tx.send(()).unwrap();
     tokio::time::timeout(T, task)
         .await

@@ -4,16 +4,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use troupe_balancer::Balancer;
 use troupe_balancer::core::{BreakerConfig, Strategy};
-use troupe_runtime::remote::{NetConfig, NodeNet};
+use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{
     Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Mesh, Node, NodeConfig, Pool,
     Request, SupervisorSpec,
 };
+use troupe_testkit::{Cluster, eventually, within};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -120,7 +121,9 @@ async fn consistent_hash_sends_a_key_to_the_same_member_every_time() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// a paused clock: the sleep below ends only once every task is idle, that is once the slow
+// call is outstanding at its member
+#[tokio::test(start_paused = true)]
 async fn least_outstanding_avoids_a_busy_member() {
     let s = setup(3).await;
     let lb = balancer(&s, "lb", Balancer::least_outstanding(&s.pool)).await;
@@ -163,14 +166,10 @@ async fn a_failing_member_is_ejected_and_readmitted_after_a_good_probe() {
     }
     // healed: after the open period one probe goes to it, succeeds, and it is back
     s.health[1].store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    let deadline = Instant::now() + T;
-    loop {
-        if lb.ask(Work::Who { ms: 0 }, T).await.unwrap() == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "member 1 never re-admitted");
-    }
+    eventually("member 1 re-admitted", T, async || {
+        lb.ask(Work::Who { ms: 0 }, T).await.unwrap() == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,16 +210,15 @@ async fn the_balancer_crashed_under_supervision_serves_again() {
         .unwrap()
         .unwrap();
     assert_eq!(r.child, "lb");
-    let deadline = Instant::now() + T;
-    while lb.ask(Work::Who { ms: 0 }, T).await.is_err() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the restarted balancer answers", T, async || {
+        lb.ask(Work::Who { ms: 0 }, T).await
+    })
+    .await;
 }
 
 /// A node in its own mesh with a pool `m` of two members, on the network.
 async fn remote_pool(
-    ca: &troupe_identity::DevCa,
+    cluster: &Cluster,
     name: &str,
     base: usize,
     seeds: &[SocketAddr],
@@ -235,37 +233,29 @@ async fn remote_pool(
     node.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
         .unwrap();
-    let net = NodeNet::bind(
-        &node,
-        "127.0.0.1:0".parse().unwrap(),
-        NetConfig::new("t", ca.identity(name).unwrap()).seeds(seeds.iter().copied()),
-    )
-    .await
-    .unwrap();
+    let net = cluster.join(&node, seeds).await;
     (node, net)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
-    let ca = troupe_identity::DevCa::new("t").unwrap();
+    let cluster = Cluster::new("t");
     let edge = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
     edge.start(SupervisorSpec::one_for_one(), vec![])
         .await
         .unwrap();
-    let edge_net = NodeNet::bind(
-        &edge,
-        "127.0.0.1:0".parse().unwrap(),
-        NetConfig::new("t", ca.identity("edge").unwrap()),
-    )
-    .await
-    .unwrap();
-    let (_x, x_net) = remote_pool(&ca, "x", 10, &[edge_net.local_addr()]).await;
-    let (_y, y_net) = remote_pool(&ca, "y", 20, &[edge_net.local_addr()]).await;
-    let deadline = Instant::now() + T;
-    while edge_net.connected().len() < 2 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let edge_net = cluster.join(&edge, &[]).await;
+    let (_x, x_net) = remote_pool(&cluster, "x", 10, &[edge_net.local_addr()]).await;
+    let (_y, y_net) = remote_pool(&cluster, "y", 20, &[edge_net.local_addr()]).await;
+    eventually("edge connected to x and y", T, async || {
+        let connected = edge_net.connected();
+        if connected.len() == 2 {
+            Ok(())
+        } else {
+            Err(connected)
+        }
+    })
+    .await;
     let members: Vec<Addr<Ask<Work>>> = ["x", "y"]
         .iter()
         .flat_map(|n| (0..2).map(move |i| (n, i)))
@@ -286,32 +276,31 @@ async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
     }
     let mut events = edge_net.events();
     x_net.shutdown().await;
-    loop {
-        if let troupe_runtime::remote::NodeEvent::Left { node } =
-            tokio::time::timeout(T, events.recv())
-                .await
-                .unwrap()
-                .unwrap()
-        {
-            assert_eq!(node, "x");
-            break;
+    within("x reported left", T, async {
+        loop {
+            if let troupe_runtime::remote::NodeEvent::Left { node } = events.recv().await.unwrap() {
+                assert_eq!(node, "x");
+                break;
+            }
         }
-    }
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    // every call now goes to y's members and succeeds
+    })
+    .await;
+    // once the balancer has the report, every call goes to y's members and succeeds
+    eventually("a call answered by y after x left", T, async || {
+        match lb.ask(Work::Who { ms: 0 }, T).await {
+            Ok(who) if who >= 20 => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
     for _ in 0..20 {
         assert!(lb.ask(Work::Who { ms: 0 }, T).await.unwrap() >= 20);
     }
     // x comes back (a new incarnation): its members take calls again
-    let (_x2, _x2_net) = remote_pool(&ca, "x", 10, &[edge_net.local_addr()]).await;
-    let deadline = Instant::now() + T;
-    loop {
-        let who = lb.ask(Work::Who { ms: 0 }, T).await.unwrap();
-        if who < 20 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "x's members never came back");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (_x2, _x2_net) = remote_pool(&cluster, "x", 10, &[edge_net.local_addr()]).await;
+    eventually("x's members back", T, async || {
+        lb.ask(Work::Who { ms: 0 }, T).await.unwrap() < 20
+    })
+    .await;
     drop(y_net);
 }

@@ -7,12 +7,12 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use troupe_runtime::listener::{ServerTask, StableListenAddr};
+use troupe_runtime::listener::{ListenerShell, ServerTask, StableListenAddr};
 use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 
 use crate::client::CacheClient;
 use crate::resp::Limits;
-use crate::server::{Shared, serve};
+use crate::server::{OVER_LIMIT_REFUSAL, Shared, serve_connection};
 
 /// A RESP2 front end's configuration: where it listens and its limits (the
 /// cache it serves is given when the actor is made)
@@ -39,9 +39,9 @@ pub struct RespServer {
     /// Where it listens; restarts bind the address the first instance bound, so a server
     /// configured with port 0 comes back where its clients know it.
     listen: StableListenAddr,
-    max_connections: usize,
     limits: Limits,
-    drain_timeout: Duration,
+    /// Connection limits and drain.
+    shell: ListenerShell,
 }
 
 impl From<&str> for RespServer {
@@ -57,21 +57,31 @@ impl From<String> for RespServer {
 }
 
 impl RespServer {
-    /// A server on `addr` (`host:port`, port 0 picks a free one), with 10,000
-    /// connections, the default [`Limits`] and a 5 s drain on shutdown
+    /// A server on `addr` (`host:port`, port 0 picks a free one), with at
+    /// most 16,384 connections (1,024 of them from one client address), the
+    /// default [`Limits`] and a 5 s drain on shutdown
     pub fn new(addr: impl Into<String>) -> Self {
         Self {
             listen: StableListenAddr::new(addr),
-            max_connections: 10_000,
             limits: Limits::default(),
-            drain_timeout: Duration::from_secs(5),
+            shell: ListenerShell::new("resp"),
         }
     }
 
-    /// Most connections served at once; more get
-    /// `-ERR max number of clients reached` and are closed
+    /// Most connections served at once (at least 1, Redis's `maxclients`);
+    /// more get `-ERR max number of clients reached` and are closed, counted
+    /// in `troupe_cache_connections_refused_total{limit="total"}`
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
+        self.shell = self.shell.max_connections(n);
+        self
+    }
+
+    /// Most connections served at once from one client IP address (at least
+    /// 1); more from that address are refused as for
+    /// [`max_connections`](Self::max_connections) and counted with
+    /// `limit="per_address"`, while other addresses are still served
+    pub fn max_connections_per_address(mut self, n: usize) -> Self {
+        self.shell = self.shell.max_connections_per_address(n);
         self
     }
 
@@ -84,7 +94,7 @@ impl RespServer {
 
     /// How long connections get to finish their current batch on shutdown
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
+        self.shell = self.shell.drain_timeout(timeout);
         self
     }
 
@@ -146,14 +156,19 @@ impl Actor for RespServerActor {
         let shared = Arc::new(Shared {
             client: self.client.clone(),
             limits: c.limits,
-            max_connections: c.max_connections,
-            drain_timeout: c.drain_timeout,
+            max_connections: c.shell.connection_limit(),
             port,
             next_id: AtomicU64::new(0),
         });
-        let server = ServerTask::spawn(listener, c.drain_timeout, |listener, shutdown| {
-            serve(listener, shared, shutdown)
-        })?;
+        let server = c
+            .shell
+            .clone()
+            .refusal(OVER_LIMIT_REFUSAL)
+            .on_refused(|_, why| {
+                metrics::counter!("troupe_cache_connections_refused_total", "limit" => why.label())
+                    .increment(1);
+            })
+            .spawn(listener, move |conn| serve_connection(shared.clone(), conn))?;
         tracing::info!(addr = %server.local_addr(), "RESP server listening");
         self.running = Some(server);
         Ok(())

@@ -1,4 +1,5 @@
-//! The RESP2 server: accepts connections, decodes pipelined frames, runs
+//! The RESP2 server: serves each connection the listener shell admits
+//! (`troupe_runtime::listener`), decodes pipelined frames, runs
 //! each command through the [`CacheClient`] and writes the replies in order
 //!
 //! Per connection: read into a buffer, decode every complete frame, answer
@@ -8,13 +9,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
+use troupe_runtime::listener::{Connection as ListenerConnection, Drain, ListenerStats};
 
 use crate::client::{CacheClient, CacheError};
 use crate::cmd::{
@@ -31,83 +30,32 @@ pub(crate) struct Shared {
     pub(crate) client: CacheClient,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
-    pub(crate) drain_timeout: Duration,
     pub(crate) port: u16,
     pub(crate) next_id: AtomicU64,
 }
 
-/// Serves `listener` until `shutdown` turns true; then stops accepting, lets
-/// each connection finish the batch it is on, and waits at most the drain
-/// timeout. Dropping (aborting) this future aborts every connection.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(shared.max_connections.max(1)));
-    let mut conns = JoinSet::new();
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        let accepted = tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-                continue;
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(ok) => {
-                backoff = Duration::from_millis(1);
-                ok
-            }
-            Err(err) => {
-                tracing::warn!(cause = %err, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics::counter!("troupe_cache_connections_refused_total").increment(1);
-            tracing::warn!(%peer, "connection limit reached; refusing the new connection");
-            conns.spawn(async move {
-                let mut stream = stream;
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        let in_use = permits.clone();
-        conns.spawn(async move {
-            let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut conn = Connection {
-                stream,
-                shared: &shared,
-                id,
-                name: None,
-                connected: &in_use,
-            };
-            if let Err(err) = conn.run(shutdown).await {
-                tracing::debug!(cause = %err, %peer, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.drain_timeout, drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("RESP connections did not finish in time; dropping them");
+/// What a connection over a limit gets before it is closed, as Redis answers past `maxclients`
+pub(crate) const OVER_LIMIT_REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Serves one connection the listener shell admitted until the client
+/// closes it, or until `drain` fires and the batch at hand is answered
+pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnection) {
+    let ListenerConnection {
+        stream,
+        peer,
+        drain,
+        stats,
+    } = conn;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut conn = Connection {
+        stream,
+        shared: &shared,
+        id,
+        name: None,
+        stats,
+    };
+    if let Err(err) = conn.run(drain).await {
+        tracing::debug!(cause = %err, %peer, "connection ended with an error");
     }
 }
 
@@ -122,11 +70,11 @@ struct Connection<'a> {
     shared: &'a Shared,
     id: u64,
     name: Option<Bytes>,
-    connected: &'a Semaphore,
+    stats: ListenerStats,
 }
 
 impl Connection<'_> {
-    async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    async fn run(&mut self, mut drain: Drain) -> std::io::Result<()> {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let mut output = BytesMut::with_capacity(16 * 1024);
         loop {
@@ -152,7 +100,7 @@ impl Connection<'_> {
                 self.stream.write_all(&output).await?;
                 output.clear();
             }
-            if close || *shutdown.borrow() {
+            if close || drain.is_draining() {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
@@ -162,12 +110,8 @@ impl Connection<'_> {
                         return Ok(());
                     }
                 }
-                changed = shutdown.changed() => {
-                    // The sender only goes away with the server itself.
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                }
+                // Draining: answer what was read, then close (above).
+                () = drain.wait() => {}
             }
         }
     }
@@ -297,11 +241,7 @@ impl Connection<'_> {
 
     async fn info(&self) -> Result<String, CacheError> {
         let stats = self.shared.client.stats().await?;
-        let connected = self
-            .shared
-            .max_connections
-            .max(1)
-            .saturating_sub(self.connected.available_permits());
+        let connected = self.stats.open();
         Ok(format!(
             "# Server\r\n\
              redis_version:7.0.0\r\n\

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use troupe_cache::{
@@ -16,6 +16,7 @@ use troupe_cache::{
 use troupe_runtime::{
     Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
 };
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -115,18 +116,6 @@ async fn backing_get(backing: &Addr<BackingMsg>, key: &str) -> Option<Bytes> {
     backing.get(key, T).await.unwrap().value
 }
 
-/// Polls `cond` until it holds, failing the test after `T`.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut cond: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + T;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miss_fills_from_the_backing_store() {
     let s = setup(2).await;
@@ -195,7 +184,7 @@ async fn slow_fill_never_resurrects_an_acknowledged_write() {
             let client = s.client.clone();
             async move { client.get("k").await }
         });
-        eventually("the slow read reached the backing store", || async {
+        eventually("the slow read reached the backing store", T, async || {
             s.gets.load(Ordering::SeqCst) > gets
         })
         .await;
@@ -350,7 +339,7 @@ async fn backing_operations_in_flight_are_bounded() {
             tokio::spawn(async move { cache.get(format!("k{i}")).await })
         })
         .collect();
-    eventually("both reads wait on the backing store", || async {
+    eventually("both reads wait on the backing store", T, async || {
         started.load(Ordering::SeqCst) == 2
     })
     .await;

@@ -2,18 +2,17 @@
 //! on node `data` over QUIC, through the same client code as in one process.
 
 use std::num::NonZeroUsize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg};
-use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, Pool, SupervisorSpec};
+use troupe_testkit::{Cluster, fully_connected};
 
 const T: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_end_serves_from_shards_on_another_node() {
-    let ca = troupe_identity::DevCa::new("c").unwrap();
-    let loopback = "127.0.0.1:0".parse().unwrap();
+    let cluster = Cluster::new("c");
 
     let data = Node::new("data", &Mesh::new(), NodeConfig::default()).unwrap();
     let entries = NonZeroUsize::new(1_000).unwrap();
@@ -25,13 +24,7 @@ async fn a_front_end_serves_from_shards_on_another_node() {
     data.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
         .unwrap();
-    let data_net = NodeNet::bind(
-        &data,
-        loopback,
-        NetConfig::new("c", ca.identity("data").unwrap()),
-    )
-    .await
-    .unwrap();
+    let data_net = cluster.join(&data, &[]).await;
 
     let edge = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
     let shards: Vec<Addr<ShardMsg>> = (0..2)
@@ -48,18 +41,8 @@ async fn a_front_end_serves_from_shards_on_another_node() {
     edge.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
         .unwrap();
-    let edge_net = NodeNet::bind(
-        &edge,
-        loopback,
-        NetConfig::new("c", ca.identity("edge").unwrap()).seeds([data_net.local_addr()]),
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + T;
-    while edge_net.connected().is_empty() {
-        assert!(Instant::now() < deadline, "edge never joined data");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let edge_net = cluster.join(&edge, &[data_net.local_addr()]).await;
+    fully_connected(&[&data_net, &edge_net], T).await;
 
     let addr = server_addr
         .call(RespServerMsg::LocalAddr, T)

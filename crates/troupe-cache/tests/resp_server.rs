@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use troupe_cache::resp::Limits;
 use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg};
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -185,11 +186,14 @@ async fn every_command_through_a_redis_client() {
     run::<String>(c, &["SET", "short", "v", "PX", "100"])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        run::<Option<String>>(c, &["GET", "short"]).await.unwrap(),
-        None
-    );
+    // gone once its 100 ms are out
+    eventually("short expired", Duration::from_secs(1), async || {
+        run::<Option<String>>(c, &["GET", "short"])
+            .await
+            .unwrap()
+            .map_or(Ok(()), Err)
+    })
+    .await;
     assert_eq!(run::<i64>(c, &["EXPIRE", "s", "0"]).await.unwrap(), 1);
     assert_eq!(run::<i64>(c, &["EXISTS", "s"]).await.unwrap(), 0);
 
@@ -450,18 +454,89 @@ async fn connections_over_the_limit_are_refused() {
     assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
     assert!(closed);
     drop(con);
-    // The permit comes back once the first connection is gone.
-    let mut ok = false;
-    for _ in 0..50 {
+    // The place comes back once the first connection is gone.
+    eventually("a place free after a disconnect", T, async || {
         let (out, _) = raw(s.addr, b"PING\r\n", 7).await;
         if out == b"+PONG\r\n" {
-            ok = true;
-            break;
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out).into_owned())
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ok, "a slot frees up after a disconnect");
+    })
+    .await;
     s.node.shutdown().await;
+}
+
+/// A connection to `to` from the loopback address `from` (all of 127.0.0.0/8 is loopback, so
+/// 127.0.0.2 is a second client address).
+async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    tokio::time::timeout(T, socket.connect(to))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Writes `input` on `stream` and reads `want` bytes back.
+async fn exchange(stream: &mut TcpStream, input: &[u8], want: usize) -> Vec<u8> {
+    stream.write_all(input).await.unwrap();
+    let mut out = vec![0u8; want];
+    tokio::time::timeout(T, stream.read_exact(&mut out))
+        .await
+        .expect("reply in time")
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_per_address_limit_is_refused_while_another_address_is_served() {
+    let s = setup(1, |r| r.max_connections_per_address(2)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = connect_from("127.0.0.1", s.addr).await;
+        assert_eq!(exchange(&mut c, b"PING\r\n", 7).await, b"+PONG\r\n");
+        held.push(c);
+    }
+    // the third from 127.0.0.1 gets Redis's maxclients error and the close
+    let mut third = connect_from("127.0.0.1", s.addr).await;
+    third.write_all(b"PING\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(T, third.read_to_end(&mut out))
+        .await
+        .expect("refused at once")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "-ERR max number of clients reached\r\n"
+    );
+    // another address is served, and so are the held connections
+    let mut other = connect_from("127.0.0.2", s.addr).await;
+    assert_eq!(exchange(&mut other, b"PING\r\n", 7).await, b"+PONG\r\n");
+    for c in &mut held {
+        assert_eq!(exchange(c, b"PING\r\n", 7).await, b"+PONG\r\n");
+    }
+    s.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_an_idle_connection_without_waiting_out_the_drain() {
+    let s = setup(1, |r| r.drain_timeout(Duration::from_secs(5))).await;
+    let mut c = connect_from("127.0.0.1", s.addr).await;
+    assert_eq!(exchange(&mut c, b"SET k v\r\n", 5).await, b"+OK\r\n");
+    let started = std::time::Instant::now();
+    let shutdown = tokio::spawn(async move { s.node.shutdown().await });
+    let mut out = Vec::new();
+    tokio::time::timeout(T, c.read_to_end(&mut out))
+        .await
+        .expect("closed on drain")
+        .unwrap();
+    assert!(out.is_empty(), "nothing was asked: {out:?}");
+    tokio::time::timeout(T, shutdown).await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an idle connection does not hold the drain to its timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,16 +555,16 @@ async fn a_crashed_shard_comes_back_empty_and_serving() {
 
     assert!(s.node.kill("cache.0"));
     // Serving again once restarted: the first calls may fail meanwhile.
-    let mut restarted = false;
-    for _ in 0..100 {
-        if let Ok(n) = s.client.shards()[0].call(ShardMsg::DbSize, T).await {
-            assert_eq!(n, 0, "the restarted shard starts empty");
-            restarted = true;
-            break;
+    eventually("shard 0 serves again", T, async || {
+        match s.client.shards()[0].call(ShardMsg::DbSize, T).await {
+            Ok(n) => {
+                assert_eq!(n, 0, "the restarted shard starts empty");
+                Ok(())
+            }
+            other => Err(other),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(restarted, "shard 0 serves again");
+    })
+    .await;
     let mut got = 0;
     for k in &keys {
         let v: Option<String> = run(&mut con, &["GET", k]).await.unwrap();
@@ -519,19 +594,19 @@ async fn a_crashed_server_comes_back_on_the_same_port() {
     let mut con = connect(s.addr).await;
     run::<String>(&mut con, &["SET", "k", "v"]).await.unwrap();
     assert!(s.node.kill("resp"));
-    let mut back = false;
-    for _ in 0..100 {
-        let (out, _) = raw_or_empty(s.addr, b"GET k\r\n", 7).await;
-        if out == b"$1\r\nv\r\n" {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        back,
-        "the restarted server listens on the same address, shards kept"
-    );
+    eventually(
+        "the restarted server on the same address, shards kept",
+        T,
+        async || {
+            let (out, _) = raw_or_empty(s.addr, b"GET k\r\n", 7).await;
+            if out == b"$1\r\nv\r\n" {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out).into_owned())
+            }
+        },
+    )
+    .await;
     s.node.shutdown().await;
 }
 

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use troupe_db::msg::ReadAt;
@@ -13,9 +13,9 @@ use troupe_db::{
     AckMode, DbClient, DbError, DbFailure, DbMsg, DbSpec, Promoted, ReadPolicy, ReplicaStatus,
     Role, WriteOutcome,
 };
-use troupe_identity::DevCa;
-use troupe_runtime::remote::{NetConfig, NodeNet};
+use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -25,17 +25,15 @@ struct TestNode {
 }
 
 impl TestNode {
-    async fn start(ca: &DevCa, name: &str, seeds: &[SocketAddr]) -> Self {
+    async fn start(ca: &troupe_testkit::Cluster, name: &str, seeds: &[SocketAddr]) -> Self {
         let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
         node.start(SupervisorSpec::one_for_one(), vec![])
             .await
             .unwrap();
-        let config = NetConfig::new("db-test", ca.identity(name).unwrap())
-            .seeds(seeds.iter().copied())
+        let config = ca
+            .config(name, seeds)
             .peer_down_timeout(Duration::from_millis(600));
-        let net = NodeNet::bind(&node, "127.0.0.1:0".parse().unwrap(), config)
-            .await
-            .unwrap();
+        let net = ca.bind(&node, config).await;
         Self { node, net }
     }
 
@@ -59,24 +57,12 @@ impl TestNode {
 }
 
 struct Cluster {
-    ca: DevCa,
+    ca: troupe_testkit::Cluster,
     spec: DbSpec,
     /// `None` while stopped
     replicas: Vec<Option<TestNode>>,
     app: TestNode,
     client: DbClient,
-}
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + T;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn spec(dir: &Path, mode: AckMode) -> DbSpec {
@@ -94,7 +80,7 @@ impl Cluster {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let ca = DevCa::new("db-test").unwrap();
+        let ca = troupe_testkit::Cluster::new("db-test");
         let first = TestNode::start(&ca, "r0", &[]).await;
         let seed = [first.net.local_addr()];
         let mut replicas = vec![Some(first)];
@@ -102,14 +88,13 @@ impl Cluster {
             replicas.push(Some(TestNode::start(&ca, name, &seed).await));
         }
         let app = TestNode::start(&ca, "app", &seed).await;
-        let cluster_size = 4;
-        for node in replicas.iter().flatten().chain([&app]) {
-            let net = &node.net;
-            wait_for("a full mesh", || async {
-                net.connected().len() == cluster_size - 1
-            })
-            .await;
-        }
+        let nets: Vec<&NodeNet> = replicas
+            .iter()
+            .flatten()
+            .chain([&app])
+            .map(|n| &n.net)
+            .collect();
+        troupe_testkit::fully_connected(&nets, T).await;
         for (i, node) in replicas.iter().enumerate() {
             node.as_ref().unwrap().spawn_replica(&spec, i).await;
         }
@@ -139,8 +124,7 @@ impl Cluster {
     }
 
     async fn wait_for_leader(&self) -> usize {
-        let deadline = Instant::now() + T;
-        loop {
+        eventually("a single leader", T, async || {
             let leaders: Vec<u64> = self
                 .statuses()
                 .await
@@ -149,12 +133,12 @@ impl Cluster {
                 .filter(|s| s.role == Role::Leader)
                 .map(|s| s.id)
                 .collect();
-            if let [leader] = leaders[..] {
-                return leader as usize;
+            match leaders[..] {
+                [leader] => Ok(leader as usize),
+                _ => Err(leaders),
             }
-            assert!(Instant::now() < deadline, "no single leader: {leaders:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     async fn stop_replica(&mut self, index: usize) {
@@ -165,7 +149,7 @@ impl Cluster {
         let name = format!("r{index}");
         let node = TestNode::start(&self.ca, &name, &[self.seed()]).await;
         let net = &node.net;
-        wait_for("the restarted node to join", || async {
+        eventually("the restarted node to join", T, async || {
             net.connected().len() >= 2
         })
         .await;
@@ -175,18 +159,14 @@ impl Cluster {
 
     /// Waits until replica `index` has applied at least `upto`, and returns its status
     async fn wait_applied(&self, index: usize, upto: u64) -> ReplicaStatus {
-        let deadline = Instant::now() + T;
-        loop {
+        eventually(&format!("replica {index} to apply {upto}"), T, async || {
             let status = self.statuses().await[index].clone();
-            if let Some(status) = status.filter(|s| s.applied_index >= upto) {
-                return status;
+            match status {
+                Some(s) if s.applied_index >= upto => Ok(s),
+                other => Err(other),
             }
-            assert!(
-                Instant::now() < deadline,
-                "replica {index} never applied {upto}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     async fn stop(self) {

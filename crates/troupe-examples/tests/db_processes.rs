@@ -24,6 +24,7 @@ use troupe::db::msg::ReadAt;
 use troupe::db::{AckMode, DbClient, DbMsg, DbSpec, Role};
 use troupe::runtime::remote::{NetConfig, NodeNet};
 use troupe::runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::eventually;
 
 /// Generous: a loaded machine must not make live replicas look dead
 const PEER_DOWN_MS: u64 = 2000;
@@ -118,8 +119,7 @@ async fn join(replicas: &Replicas, mode: AckMode) -> (Node, NodeNet, DbClient) {
 }
 
 async fn leader(client: &DbClient) -> usize {
-    let deadline = Instant::now() + T;
-    loop {
+    eventually("a single leader", T, async || {
         let leaders: Vec<u64> = client
             .statuses()
             .await
@@ -128,12 +128,12 @@ async fn leader(client: &DbClient) -> usize {
             .filter(|s| s.role == Role::Leader)
             .map(|s| s.id)
             .collect();
-        if let [one] = leaders[..] {
-            return one as usize;
+        match leaders[..] {
+            [one] => Ok(one as usize),
+            _ => Err(leaders),
         }
-        assert!(Instant::now() < deadline, "no single leader: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Writers putting distinct keys until told to stop; every acknowledged write is recorded
@@ -174,15 +174,11 @@ impl Writers {
 
     async fn wait_for_more(&self, more: usize) {
         let target = self.count() + more;
-        let deadline = Instant::now() + T;
-        while self.count() < target {
-            assert!(
-                Instant::now() < deadline,
-                "writes stalled at {}",
-                self.count()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(&format!("{target} acknowledged writes"), T, async || {
+            let count = self.count();
+            if count >= target { Ok(()) } else { Err(count) }
+        })
+        .await;
     }
 
     async fn stop(self) -> BTreeMap<Bytes, Bytes> {
@@ -202,11 +198,15 @@ async fn assert_holds(
     upto: u64,
     acked: &BTreeMap<Bytes, Bytes>,
 ) {
-    let deadline = Instant::now() + T;
-    while !net.connected().contains(&format!("db-{i}")) {
-        assert!(Instant::now() < deadline, "db-{i} never joined");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("db-{i} joined"), T, async || {
+        let connected = net.connected();
+        if connected.contains(&format!("db-{i}")) {
+            Ok(())
+        } else {
+            Err(connected)
+        }
+    })
+    .await;
     let replica = node.addr::<DbMsg>(&format!("db-{i}"), &format!("db.{i}"));
     let mut found = BTreeMap::new();
     for w in 0..WRITERS {

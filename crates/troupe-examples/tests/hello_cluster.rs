@@ -4,7 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use troupe_testkit::eventually_sync;
 
 fn spawn(args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_hello_cluster"))
@@ -13,6 +15,19 @@ fn spawn(args: &[&str]) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn hello_cluster")
+}
+
+/// SIGKILLs the process `0` if the test panics (a std `Child` is not killed when dropped).
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
 }
 
 /// Parses `calls N   restarts seen N   errors N`.
@@ -30,6 +45,7 @@ fn tallies(line: &str) -> Option<(u64, u64, u64)> {
 #[test]
 fn the_pinger_keeps_calling_through_restarts_and_sigterm_stops_it() {
     let mut child = spawn(&["--crash-every", "3", "--interval-ms", "5"]);
+    let _kill_on_panic = KillOnPanic(child.id());
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -39,21 +55,23 @@ fn the_pinger_keeps_calling_through_restarts_and_sigterm_stops_it() {
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = None;
     // wait (bounded) for a report that shows calls answered across several restarts
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if let Some(t) = tallies(&line) {
-            last = Some(t);
-            if t.0 >= 10 && t.1 >= 2 {
-                break;
+    let mut last = None;
+    let (calls, restarts, errors) = eventually_sync(
+        "a report of 10 calls across 2 restarts",
+        Duration::from_secs(30),
+        || {
+            while let Ok(line) = rx.try_recv() {
+                if let Some(t) = tallies(&line) {
+                    last = Some(t);
+                    if t.0 >= 10 && t.1 >= 2 {
+                        return Ok(t);
+                    }
+                }
             }
-        }
-    }
-    let (calls, restarts, errors) = last.expect("no report line within 30 s");
+            Err(last)
+        },
+    );
     assert!(
         calls >= 10 && restarts >= 2,
         "calls {calls}, restarts {restarts}"
@@ -69,24 +87,23 @@ fn the_pinger_keeps_calling_through_restarts_and_sigterm_stops_it() {
         .status()
         .expect("run kill");
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("wait") {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("hello_cluster did not stop within 15 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = eventually_sync(
+        "hello_cluster to stop after SIGTERM",
+        Duration::from_secs(15),
+        || child.try_wait().expect("wait"),
+    );
     assert!(exit.success(), "{exit:?}");
     // The reader thread may still hold the last lines: read until it sees the pipe close.
     let mut rest = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        rest.push(line);
-    }
+    eventually_sync("the output pipe to close", Duration::from_secs(5), || {
+        loop {
+            match rx.try_recv() {
+                Ok(line) => rest.push(line),
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => return true,
+            }
+        }
+    });
     assert!(
         rest.iter().any(|l| l == "hello_cluster: stopped"),
         "{rest:?}"

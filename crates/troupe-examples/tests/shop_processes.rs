@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::Proc;
@@ -25,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use serde_json::Value;
+use troupe_testkit::eventually;
 
 const PEER_DOWN_MS: u64 = 1500;
 /// The gateway's timeout in the app-kill test: well under the peer-down timeout, so requests
@@ -144,21 +145,17 @@ fn json(body: &str) -> Value {
 
 /// Polls `GET /orders/{id}` until its status is no longer pending
 async fn settled(shop: &Shop, http: &Http, id: &str) -> Value {
-    let deadline = Instant::now() + T;
-    loop {
+    eventually(&format!("order {id} settled"), T, async || {
         let (status, body) = request(http, "GET", &shop.url(&format!("/orders/{id}")), "").await;
         if status == 200 {
             let order = json(&body);
             if order["status"] != "pending" {
-                return order;
+                return Ok(order);
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "order {id} never settled: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err((status, body))
+    })
+    .await
 }
 
 async fn redis(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
@@ -171,18 +168,15 @@ async fn redis(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
 
 /// Waits until a `GET /health` through the gateway answers 200
 async fn healthy(shop: &Shop, http: &Http) {
-    let deadline = Instant::now() + T;
-    loop {
+    eventually("the shop healthy", T, async || {
         let (status, body) = request(http, "GET", &shop.url("/health"), "").await;
         if status == 200 {
-            return;
+            Ok(())
+        } else {
+            Err((status, body))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the shop never became healthy: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,10 +319,15 @@ async fn killing_the_app_node_gives_504_then_502_then_200_again() {
     healthy(&shop, &http).await;
     let tea = r#"{"name":"tea"}"#;
     // The first write may outlast the short timeout while the database warms up.
-    let deadline = Instant::now() + T;
-    while request(&http, "PUT", &shop.url("/items/tea"), tea).await.0 != 200 {
-        assert!(Instant::now() < deadline, "the item was never stored");
-    }
+    eventually("the item stored", T, async || {
+        let (status, body) = request(&http, "PUT", &shop.url("/items/tea"), tea).await;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err((status, body))
+        }
+    })
+    .await;
 
     let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -355,7 +354,11 @@ async fn killing_the_app_node_gives_504_then_502_then_200_again() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the load served before the kill", T, async || {
+        let served = samples.lock().iter().filter(|s| s.status == 200).count();
+        if served >= 20 { Ok(()) } else { Err(served) }
+    })
+    .await;
 
     let killed = now_ms();
     shop.kill9(1);
@@ -367,26 +370,26 @@ async fn killing_the_app_node_gives_504_then_502_then_200_again() {
         .next()
         .and_then(|ms| ms.parse().ok())
         .expect("a timestamp");
-    // Let the gateway answer for a while with the node down, then bring it back.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Let the gateway answer with the node down (502/503 after the report), then bring it
+    // back.
+    eventually("502 or 503 after the report", T, async || {
+        samples
+            .lock()
+            .iter()
+            .any(|s| s.sent >= down && matches!(s.status, 502 | 503))
+    })
+    .await;
     let restarted = now_ms();
     shop.start(1);
-    let deadline = Instant::now() + T;
-    loop {
+    eventually("5 times 200 after the restart", T, async || {
         let back = samples
             .lock()
             .iter()
             .filter(|s| s.sent > restarted && s.status == 200)
             .count();
-        if back >= 5 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never 200 again after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if back >= 5 { Ok(()) } else { Err(back) }
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
@@ -473,19 +476,17 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
     let mut resp = redis(shop.resp.unwrap()).await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut resp).await.unwrap();
     for (i, body) in &items {
-        let deadline = Instant::now() + T;
-        loop {
+        eventually(&format!("item i{i} read back"), T, async || {
             let (status, got) = request(&http, "GET", &shop.url(&format!("/items/i{i}")), "").await;
+            assert_ne!(status, 404, "item i{i} lost: {got}");
             if status == 200 {
                 assert_eq!(&got, body);
-                break;
+                Ok(())
+            } else {
+                Err((status, got))
             }
-            assert!(
-                status != 404 && Instant::now() < deadline,
-                "item i{i} lost: {status} {got}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
     }
     // Every accepted order completes.
     for id in &orders {

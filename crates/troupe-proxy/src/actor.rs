@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use troupe_runtime::listener::{ServerTask, StableListenAddr};
+use troupe_runtime::listener::{ListenerShell, ServerTask, StableListenAddr};
 use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, Reply};
 
 use crate::core::Routes;
 use crate::message::HttpCall;
-use crate::server::{Shared, serve};
+use crate::server::{Shared, over_limit_refusal, serve_connection};
 
 /// A web/proxy server's configuration: where it listens, where each path goes, and its limits.
 ///
@@ -37,13 +37,14 @@ pub struct Proxy {
     rate_limit_per_ip: Option<NonZeroU32>,
     body_limit: usize,
     call_timeout: Duration,
-    drain_timeout: Duration,
-    max_connections: usize,
+    /// Connection limits and drain.
+    shell: ListenerShell,
 }
 
 impl Proxy {
     /// An HTTP/1.1 and HTTP/2 (cleartext) server on `addr` with no routes, no rate limit, a
-    /// 1 MiB body limit, a 10 s call timeout, a 5 s drain on shutdown and 10,000 connections.
+    /// 1 MiB body limit, a 10 s call timeout, a 5 s drain on shutdown, and at most 16,384
+    /// connections, 1,024 of them from one client address.
     pub fn http(addr: impl Into<String>) -> Self {
         Self {
             listen: StableListenAddr::new(addr),
@@ -51,8 +52,7 @@ impl Proxy {
             rate_limit_per_ip: None,
             body_limit: 1 << 20,
             call_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(5),
-            max_connections: 10_000,
+            shell: ListenerShell::new("proxy"),
         }
     }
 
@@ -91,13 +91,24 @@ impl Proxy {
 
     /// How long in-flight requests get to finish on shutdown.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
+        self.shell = self.shell.drain_timeout(timeout);
         self
     }
 
-    /// Most connections served at once; more are closed on accept.
+    /// Most connections served at once (at least 1); a connection over it is answered
+    /// `503 Service Unavailable` with `connection: close` and closed, and counted in
+    /// `troupe_proxy_connections_refused_total{limit="total"}`.
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
+        self.shell = self.shell.max_connections(n);
+        self
+    }
+
+    /// Most connections served at once from one client IP address (at least 1); one over it
+    /// is refused as for [`max_connections`](Self::max_connections) and counted with
+    /// `limit="per_address"`, while other addresses are still served. This limits
+    /// connections; [`rate_limit_per_ip`](Self::rate_limit_per_ip) limits requests.
+    pub fn max_connections_per_address(mut self, n: usize) -> Self {
+        self.shell = self.shell.max_connections_per_address(n);
         self
     }
 
@@ -152,12 +163,16 @@ impl Actor for ProxyActor {
             limiter: Shared::limiter(c.rate_limit_per_ip),
             body_limit: c.body_limit,
             call_timeout: c.call_timeout,
-            drain_timeout: c.drain_timeout,
-            max_connections: c.max_connections,
         });
-        let server = ServerTask::spawn(listener, c.drain_timeout, |listener, shutdown| {
-            serve(listener, shared, shutdown)
-        })?;
+        let server = c
+            .shell
+            .clone()
+            .refusal(over_limit_refusal())
+            .on_refused(|_, why| {
+                metrics::counter!("troupe_proxy_connections_refused_total", "limit" => why.label())
+                    .increment(1);
+            })
+            .spawn(listener, move |conn| serve_connection(shared.clone(), conn))?;
         tracing::info!(addr = %server.local_addr(), "proxy listening");
         self.running = Some(server);
         Ok(())

@@ -1,5 +1,6 @@
-//! The HTTP server: accepts connections, asks the routed target with each request as an
-//! [`HttpRequest`], and writes the response (or the failure, mapped by [`status_for`]) back.
+//! The HTTP server: serves each connection the listener shell admits, asks the routed target
+//! with each request as an [`HttpRequest`], and writes the response (or the failure, mapped by
+//! [`status_for`]) back.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -15,10 +16,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
 use troupe_runtime::Addr;
+use troupe_runtime::listener::Connection;
 
 use tokio::io::AsyncWriteExt;
 
@@ -33,8 +32,6 @@ pub(crate) struct Shared {
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) body_limit: usize,
     pub(crate) call_timeout: Duration,
-    pub(crate) drain_timeout: Duration,
-    pub(crate) max_connections: usize,
 }
 
 impl Shared {
@@ -45,85 +42,57 @@ impl Shared {
     }
 }
 
-/// Serves `listener` until `shutdown` turns true, then stops accepting and lets in-flight
-/// requests finish for at most the drain timeout.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(shared.max_connections.max(1)));
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        let accepted = tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-                continue;
-            }
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(ok) => {
-                backoff = Duration::from_millis(1);
-                ok
-            }
-            Err(err) => {
-                // out of file descriptors and the like: back off rather than spin
-                tracing::warn!(cause = %err, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics::counter!("troupe_proxy_connections_refused_total").increment(1);
-            tracing::warn!(%peer, "connection limit reached; closing the new connection");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let shared_for_conn = shared.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let mut stream = stream;
-            // check the first request head ourselves, so a malformed one is answered with a
-            // text body saying what is wrong
-            let prefix = match read_first_head(&mut stream).await {
-                Ok(prefix) => prefix,
-                Err(HeadError::Gone) => return,
-                Err(HeadError::Refuse(status, text)) => {
-                    metrics::counter!("troupe_proxy_requests_total", "status" => status.to_string())
-                        .increment(1);
-                    let _ = stream.write_all(&refusal(status, text)).await;
-                    let _ = stream.shutdown().await;
-                    return;
-                }
-            };
-            let service = service_fn(move |req| {
-                let shared = shared_for_conn.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
-            });
-            let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(Replay::new(prefix, stream)), service)
-                .into_owned();
-            if let Err(err) = watcher.watch(conn).await {
-                tracing::debug!(cause = %err, %peer, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(shared.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            timeout = ?shared.drain_timeout,
-            "in-flight requests did not finish in time; dropping them"
-        );
+/// What a connection over a limit gets before it is closed: `503` with `connection: close`
+/// (an HTTP/1 answer; an HTTP/2 prior-knowledge client sees it as a protocol error, which
+/// closes the connection just the same).
+pub(crate) fn over_limit_refusal() -> Vec<u8> {
+    refusal(503, "too many connections; try again later")
+}
+
+/// Serves one connection until it closes, or until `drain` fires and its in-flight requests
+/// are answered (the listener shell drops it after the drain timeout).
+pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
+    let Connection {
+        mut stream,
+        peer,
+        mut drain,
+        ..
+    } = conn;
+    // check the first request head ourselves, so a malformed one is answered with a
+    // text body saying what is wrong
+    let head = tokio::select! {
+        head = read_first_head(&mut stream) => head,
+        () = drain.wait() => return,
+    };
+    let prefix = match head {
+        Ok(prefix) => prefix,
+        Err(HeadError::Gone) => return,
+        Err(HeadError::Refuse(status, text)) => {
+            metrics::counter!("troupe_proxy_requests_total", "status" => status.to_string())
+                .increment(1);
+            let _ = stream.write_all(&refusal(status, text)).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+    });
+    let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(Replay::new(prefix, stream)), service)
+        .into_owned();
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = drain.wait() => {
+            // answer what is in flight, then close
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(err) = ended {
+        tracing::debug!(cause = %err, %peer, "connection ended with an error");
     }
 }
 

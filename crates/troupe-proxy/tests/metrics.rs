@@ -42,12 +42,13 @@ async fn requests_latency_and_rate_limiting_are_counted() {
     node.start(SupervisorSpec::one_for_one(), vec![svc_spec, p_spec])
         .await
         .unwrap();
-    let addr = loop {
-        if let Ok(Some(a)) = p.call(ProxyMsg::LocalAddr, Duration::from_secs(1)).await {
-            break a;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let addr = troupe_testkit::eventually("the proxy bound", troupe_testkit::T, async || {
+        p.call(ProxyMsg::LocalAddr, Duration::from_secs(1))
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let mut statuses = Vec::new();
     for _ in 0..10 {

@@ -3,6 +3,8 @@
 //! graceful drain, and a crash under supervision.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,12 +17,15 @@ use troupe_proxy::{HttpCall, HttpResponse, Proxy, ProxyMsg};
 use troupe_runtime::{
     Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
 };
+use troupe_testkit::{Cluster, eventually, within};
 
 const T: Duration = Duration::from_secs(5);
 
 /// Answers by path: `/slow` sleeps 1.5 s, `/panic` panics, anything else echoes who and what.
 struct Service {
     name: &'static str,
+    /// `/slow` requests taken so far (to know one is in flight)
+    slow_started: Arc<AtomicUsize>,
 }
 
 impl Actor for Service {
@@ -35,6 +40,7 @@ impl Actor for Service {
         _: &mut Ctx<HttpCall>,
     ) -> Result<(), ActorError> {
         if req.path.ends_with("/slow") {
+            self.slow_started.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
         if req.path.ends_with("/panic") {
@@ -88,6 +94,8 @@ async fn get(
 struct Edge {
     node: Node,
     addr: SocketAddr,
+    /// `/slow` requests the services have taken
+    slow_started: Arc<AtomicUsize>,
 }
 
 /// A node with services `a` and `b` and a proxy configured by `configure`.
@@ -96,11 +104,19 @@ async fn edge(
     configure: impl FnOnce(Proxy, Addr<HttpCall>, Addr<HttpCall>, Addr<HttpCall>) -> Proxy,
 ) -> Edge {
     let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    let slow_started = Arc::new(AtomicUsize::new(0));
+    let (a_slow, b_slow) = (slow_started.clone(), slow_started.clone());
     let (a_spec, a) = node
-        .child("a", ChildOptions::permanent(), || Service { name: "a" })
+        .child("a", ChildOptions::permanent(), move || Service {
+            name: "a",
+            slow_started: a_slow.clone(),
+        })
         .unwrap();
     let (b_spec, b) = node
-        .child("b", ChildOptions::permanent(), || Service { name: "b" })
+        .child("b", ChildOptions::permanent(), move || Service {
+            name: "b",
+            slow_started: b_slow.clone(),
+        })
         .unwrap();
     let missing = node.addr::<HttpCall>(name, "missing");
     let proxy = configure(
@@ -119,18 +135,18 @@ async fn edge(
     .await
     .unwrap();
     let addr = local_addr(&p).await;
-    Edge { node, addr }
+    Edge {
+        node,
+        addr,
+        slow_started,
+    }
 }
 
 async fn local_addr(p: &Addr<ProxyMsg>) -> SocketAddr {
-    let deadline = Instant::now() + T;
-    loop {
-        if let Ok(Some(addr)) = p.call(ProxyMsg::LocalAddr, T).await {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "proxy never bound");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the proxy bound", T, async || {
+        p.call(ProxyMsg::LocalAddr, T).await.ok().flatten()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,10 +214,17 @@ async fn failures_map_to_statuses_with_a_text_body() {
     let (status, _, body) = get(&c, format!("{base}/x"), None, Some("0123456789abcdefXYZ")).await;
     assert_eq!(status, 413, "{body}");
     assert!(!body.trim().is_empty());
-    // and the proxy keeps serving (once the slow request is done)
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (status, _, _) = get(&c, format!("{base}/x"), None, Some("small")).await;
-    assert_eq!(status, 200);
+    // and the proxy keeps serving (once the slow request is done; until then, `a` is busy
+    // and the proxy answers 504)
+    eventually("200 once the slow request is done", T, async || {
+        let (status, _, body) = get(&c, format!("{base}/x"), None, Some("small")).await;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err((status, body))
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,6 +288,82 @@ async fn a_flood_from_one_address_gets_429_with_retry_after() {
     assert!(body.contains("too many requests"));
 }
 
+/// A connection to `to` from the loopback address `from` (all of 127.0.0.0/8 is loopback, so
+/// 127.0.0.2 is a second client address).
+async fn connect_from(from: &str, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    tokio::time::timeout(T, socket.connect(to))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// One HTTP/1.1 GET on `stream`, keeping the connection open; the response head and body.
+async fn get_on(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut text = String::new();
+    // the echo service's answers are short: one read of the head and body, or the close
+    while !text.contains("\r\n\r\n") {
+        let n = tokio::time::timeout(T, stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_the_per_address_limit_is_503_and_others_are_served() {
+    let e = edge("e", |p, a, _, _| {
+        p.route("/", a).max_connections_per_address(2)
+    })
+    .await;
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut s = connect_from("127.0.0.1", e.addr).await;
+        let answer = get_on(&mut s, &format!("/held{i}")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(s);
+    }
+    // a third connection from 127.0.0.1 is answered 503 and closed
+    let mut third = connect_from("127.0.0.1", e.addr).await;
+    third
+        .write_all(b"GET /third HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut refused = Vec::new();
+    tokio::time::timeout(T, third.read_to_end(&mut refused))
+        .await
+        .expect("refused at once")
+        .unwrap();
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+    assert!(refused.contains("too many connections"), "{refused}");
+    // another address is served, and so are the held connections
+    let mut other = connect_from("127.0.0.2", e.addr).await;
+    let answer = get_on(&mut other, "/other").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for (i, s) in held.iter_mut().enumerate() {
+        let answer = get_on(s, &format!("/again{i}")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    // a place frees up when a held connection closes
+    drop(held.pop());
+    eventually("a place free again after a close", T, async || {
+        let mut s = connect_from("127.0.0.1", e.addr).await;
+        get_on(&mut s, "/freed").await.starts_with("HTTP/1.1 200")
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_crashed_under_supervision_serves_again_after_restart() {
     let e = edge("e", |p, a, _, _| p.route("/", a)).await;
@@ -282,23 +381,28 @@ async fn the_proxy_crashed_under_supervision_serves_again_after_restart() {
     assert_eq!(report.child, "gateway");
     // the restarted instance binds the same address again
     let gateway = e.node.lookup::<ProxyMsg>("gateway").unwrap();
-    let deadline = Instant::now() + T;
-    loop {
-        if gateway.call(ProxyMsg::LocalAddr, T).await == Ok(Some(e.addr)) {
-            let fresh = client();
-            if let Ok(Ok(resp)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                fresh.get(format!("http://{}/y", e.addr).parse().unwrap()),
-            )
-            .await
-                && resp.status() == 200
-            {
-                break;
+    eventually(
+        "the proxy back on its address, answering 200",
+        T,
+        async || {
+            let bound = gateway.call(ProxyMsg::LocalAddr, T).await;
+            if bound != Ok(Some(e.addr)) {
+                return Err(format!("bound: {bound:?}"));
             }
-        }
-        assert!(Instant::now() < deadline, "the proxy did not come back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            let answer = tokio::time::timeout(
+                Duration::from_secs(1),
+                client().get(format!("http://{}/y", e.addr).parse().unwrap()),
+            )
+            .await;
+            match answer {
+                Ok(Ok(resp)) if resp.status() == 200 => Ok(()),
+                Ok(Ok(resp)) => Err(format!("status {}", resp.status())),
+                Ok(Err(err)) => Err(format!("request failed: {err}")),
+                Err(_) => Err("no answer within 1 s".into()),
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +414,10 @@ async fn shutdown_drains_in_flight_requests() {
     let c = client();
     let url = format!("http://{}/slow", e.addr);
     let in_flight = tokio::spawn(async move { get(&c, url, None, None).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the slow request in flight", T, async || {
+        e.slow_started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(15), e.node.shutdown())
         .await
@@ -324,25 +431,23 @@ async fn shutdown_drains_in_flight_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
-    use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet};
-    let ca = troupe_identity::DevCa::new("t").unwrap();
-    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    use troupe_runtime::remote::NodeEvent;
+    let cluster = Cluster::new("t");
     // the service on node "app", the proxy on node "edge", in separate meshes (as if separate
     // processes), over QUIC
     let app = Node::new("app", &Mesh::new(), NodeConfig::default()).unwrap();
+    let slow_started = Arc::new(AtomicUsize::new(0));
+    let app_slow = slow_started.clone();
     let (spec, _) = app
-        .child("svc", ChildOptions::permanent(), || Service { name: "app" })
+        .child("svc", ChildOptions::permanent(), move || Service {
+            name: "app",
+            slow_started: app_slow.clone(),
+        })
         .unwrap();
     app.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
         .unwrap();
-    let app_net = NodeNet::bind(
-        &app,
-        loopback,
-        NetConfig::new("t", ca.identity("app").unwrap()),
-    )
-    .await
-    .unwrap();
+    let app_net = cluster.join(&app, &[]).await;
     let edge = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
     let proxy = Proxy::http("127.0.0.1:0")
         .route("/", edge.addr::<HttpCall>("app", "svc"))
@@ -353,18 +458,8 @@ async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
     edge.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
         .unwrap();
-    let edge_net = NodeNet::bind(
-        &edge,
-        loopback,
-        NetConfig::new("t", ca.identity("edge").unwrap()).seeds([app_net.local_addr()]),
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + T;
-    while edge_net.connected().is_empty() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let edge_net = cluster.join(&edge, &[app_net.local_addr()]).await;
+    troupe_testkit::fully_connected(&[&app_net, &edge_net], T).await;
     let addr = local_addr(&p).await;
     let c = client();
     assert_eq!(get(&c, format!("http://{addr}/x"), None, None).await.0, 200);
@@ -376,18 +471,20 @@ async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
         let r = get(&c2, url, None, None).await;
         (r, Instant::now())
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the slow request in flight", T, async || {
+        slow_started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     app_net.shutdown().await;
-    let reported = loop {
-        match tokio::time::timeout(T, events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            NodeEvent::Left { .. } | NodeEvent::Down { .. } => break Instant::now(),
-            _ => continue,
+    let reported = within("app reported left or down", T, async {
+        loop {
+            match events.recv().await.unwrap() {
+                NodeEvent::Left { .. } | NodeEvent::Down { .. } => break Instant::now(),
+                _ => continue,
+            }
         }
-    };
+    })
+    .await;
     let ((status, _, body), answered) = in_flight.await.unwrap();
     assert_eq!(status, 502, "{body}");
     assert!(

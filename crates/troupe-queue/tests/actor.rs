@@ -8,6 +8,7 @@ use troupe_queue::actor::{QueueFailure, QueueMsg, QueueSpec};
 use troupe_queue::core::QueueConfig;
 use troupe_queue::{Consumer, ItemId, QueueClient, QueueError, StatsInfo};
 use troupe_runtime::{CallError, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::eventually;
 
 async fn start(spec: QueueSpec) -> (Node, QueueClient) {
     let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
@@ -44,16 +45,11 @@ async fn stats_until(
     what: &str,
     done: impl Fn(&StatsInfo) -> bool,
 ) -> StatsInfo {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(stats) = q.stats().await
-            && done(&stats)
-        {
-            return stats;
-        }
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(what, within, async || match q.stats().await {
+        Ok(stats) if done(&stats) => Ok(stats),
+        other => Err(other),
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use troupe_queue::actor::{QueueFailure, QueueMsg, QueueSpec};
 use troupe_queue::core::QueueConfig;
 use troupe_queue::{Consumer, QueueClient, QueueError};
-use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::{Cluster, eventually, fully_connected, within};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -27,8 +27,7 @@ fn config() -> QueueConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
-    let ca = troupe_identity::DevCa::new("q").unwrap();
-    let loopback = "127.0.0.1:0".parse().unwrap();
+    let cluster = Cluster::new("q");
 
     // The queue is added after the endpoint binds here; either order works, since a node's
     // cluster events reach subscribers from before its network started.
@@ -36,13 +35,7 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
     data.start(SupervisorSpec::one_for_one(), vec![])
         .await
         .unwrap();
-    let data_net = NodeNet::bind(
-        &data,
-        loopback,
-        NetConfig::new("q", ca.identity("data").unwrap()),
-    )
-    .await
-    .unwrap();
+    let data_net = cluster.join(&data, &[]).await;
     let queue = data
         .root()
         .unwrap()
@@ -58,18 +51,8 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
     app.start(SupervisorSpec::one_for_one(), vec![])
         .await
         .unwrap();
-    let app_net = NodeNet::bind(
-        &app,
-        loopback,
-        NetConfig::new("q", ca.identity("app").unwrap()).seeds([data_net.local_addr()]),
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + T;
-    while app_net.connected().is_empty() || data_net.connected().is_empty() {
-        assert!(Instant::now() < deadline, "app never joined data");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let app_net = cluster.join(&app, &[data_net.local_addr()]).await;
+    fully_connected(&[&app_net, &data_net], T).await;
 
     let queue = QueueClient::new(queue);
     let id = queue.enqueue("job").await.unwrap();
@@ -96,28 +79,22 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
     let mut events = data_net.events();
     let left_at = Instant::now();
     app_net.shutdown().await;
-    loop {
-        let event = tokio::time::timeout(T, events.recv())
-            .await
-            .expect("data never saw app go")
-            .unwrap();
-        if let troupe_runtime::remote::NodeEvent::Left { node } = event {
-            assert_eq!(node, "app");
-            break;
-        }
-    }
-
-    // Another consumer gets it promptly, well within the lease.
-    let deadline = left_at + T;
-    let again = loop {
-        match queue.take(&on_data).await.unwrap() {
-            Some(lease) => break lease,
-            None => {
-                assert!(Instant::now() < deadline, "lease of app never released");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+    within("data seeing app go", T, async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if let troupe_runtime::remote::NodeEvent::Left { node } = event {
+                assert_eq!(node, "app");
+                break;
             }
         }
-    };
+    })
+    .await;
+
+    // Another consumer gets it promptly, well within the lease.
+    let again = eventually("app's lease released", T, async || {
+        queue.take(&on_data).await.unwrap()
+    })
+    .await;
     assert!(left_at.elapsed() < LEASE / 10);
     assert_eq!(again.item, id);
     assert_eq!(again.attempt, 2);

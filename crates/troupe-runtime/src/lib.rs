@@ -16,8 +16,9 @@
 //! - [`supervisor`]: strategies, restart types, intensity and backoff; the decisions live in
 //!   the pure [`supervisor::core`].
 //! - [`remote`]: the QUIC endpoint per node, handshake, lanes, membership, failure detection.
-//! - [`listener`]: an address pinned across restarts and a drainable server task, for actors
-//!   that own a TCP listener.
+//! - [`listener`]: an address pinned across restarts and the one listener shell (accept loop
+//!   with backoff, per-address and total connection limits, drain) for actors that own a TCP
+//!   listener.
 //! - [`pool`]: [`Pool`], `n` actors from one factory.
 //! - [`error`]: [`CallError`], [`RegistryError`], [`SpawnError`].
 

@@ -167,7 +167,9 @@ impl troupe_runtime::Message for Other {
     const NAME: &'static str = "test.Other";
 }
 
-#[tokio::test]
+// a paused clock: the sleep below ends only once every other task is idle, so the actor has
+// taken the first message
+#[tokio::test(start_paused = true)]
 async fn a_full_mailbox_refuses_with_overloaded_and_counts() {
     let journal = Journal::default();
     let node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();

@@ -58,11 +58,8 @@ async fn member(ca: &DevCa, name: &str, seeds: &[SocketAddr], journal: &Journal)
 }
 
 async fn connected(members: &[&Member]) {
-    let want = members.len() - 1;
-    eventually("full mesh", T, async || {
-        members.iter().all(|m| m.net.connected().len() >= want)
-    })
-    .await;
+    let nets: Vec<&NodeNet> = members.iter().map(|m| &m.net).collect();
+    troupe_testkit::fully_connected(&nets, T).await;
 }
 
 async fn trio(journal: &Journal) -> (DevCa, Member, Member, Member) {
@@ -80,15 +77,16 @@ async fn next_event(
     what: &str,
     f: impl Fn(&NodeEvent) -> bool,
 ) -> NodeEvent {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Ok(e)) if f(&e) => return e,
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-            _ => panic!("no {what} event in time"),
+    troupe_testkit::within(&format!("a {what} event"), T, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if f(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("events closed before {what}"),
+            }
         }
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,7 +336,7 @@ async fn a_call_to_a_node_that_goes_away_fails_at_once_and_peers_see_it_leave() 
         on_c.call(|r| Probe::Sleep(30_000, r), Duration::from_secs(30))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually("the call in flight", T, async || a.net.pending_calls() == 1).await;
     let started = tokio::time::Instant::now();
     c.net.shutdown().await;
     let result = tokio::time::timeout(T, call).await.unwrap().unwrap();

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running example process; killed (SIGKILL) when dropped
 pub(crate) struct Proc {
@@ -53,19 +53,17 @@ impl Proc {
         within: Duration,
         f: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                self.seen.push(line.clone());
+        let (lines, seen) = (&self.lines, &mut self.seen);
+        troupe_testkit::eventually_sync(what, within, || {
+            while let Ok(line) = lines.try_recv() {
+                seen.push(line.clone());
                 if f(&line) {
-                    return line;
+                    return Ok(line);
                 }
             }
-        }
-        panic!(
-            "no {what} within {within:?}; output so far: {:#?}",
-            self.seen
-        );
+            // the last lines of output as the observation
+            Err(seen[seen.len().saturating_sub(20)..].to_vec())
+        })
     }
 
     /// The address from the `listening ADDR` line

@@ -138,20 +138,7 @@ impl Actor for ProbeActor {
     }
 }
 
-/// Polls `cond` every 5 ms until it holds or `deadline` passes.
-pub async fn eventually(what: &str, deadline: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+pub use troupe_testkit::eventually;
 
 /// A started node named `name` in a mesh of its own, with a `probe` actor.
 pub async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
