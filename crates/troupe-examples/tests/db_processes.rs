@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use troupe::db::msg::ReadAt;
 use troupe::db::{AckMode, DbClient, DbMsg, DbSpec, Role};
 use troupe::runtime::remote::{NetConfig, NodeNet};
-use troupe::runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe::runtime::{CallError, Mesh, Node, NodeConfig, SupervisorSpec};
 use troupe_testkit::eventually;
 
 /// Generous: a loaded machine must not make live replicas look dead
@@ -219,10 +219,18 @@ async fn assert_holds(
             },
             reply,
         };
-        match replica.call(scan, T).await.unwrap() {
-            Ok(page) => found.extend(page.entries),
-            Err(failure) => panic!("scan of replica {i}: {failure:?}"),
-        }
+        // a replica just restarted may be listed as connected before its new incarnation's
+        // link is up: retry the scan while it is unreachable
+        let page = eventually(&format!("replica {i} reachable"), T, async || {
+            match replica.call(scan, T).await {
+                Ok(Ok(page)) => Ok(page),
+                Ok(Err(failure)) => panic!("scan of replica {i}: {failure:?}"),
+                Err(err @ CallError::Unreachable { .. }) => Err(err),
+                Err(err) => panic!("scan of replica {i}: {err:?}"),
+            }
+        })
+        .await;
+        found.extend(page.entries);
     }
     let lost: Vec<&Bytes> = acked
         .iter()
