@@ -221,13 +221,14 @@ async fn assert_holds(
         };
         // a replica just restarted may be listed as connected before its new incarnation's
         // link is up: retry the scan while it is unreachable
-        let page = eventually(&format!("replica {i} reachable"), T, async || {
-            match replica.call(scan, T).await {
-                Ok(Ok(page)) => Ok(page),
-                Ok(Err(failure)) => panic!("scan of replica {i}: {failure:?}"),
-                Err(err @ CallError::Unreachable { .. }) => Err(err),
-                Err(err) => panic!("scan of replica {i}: {err:?}"),
-            }
+        let page = eventually(&format!("replica {i} reachable"), T, async || match replica
+            .call(scan, T)
+            .await
+        {
+            Ok(Ok(page)) => Ok(page),
+            Ok(Err(failure)) => panic!("scan of replica {i}: {failure:?}"),
+            Err(err @ CallError::Unreachable { .. }) => Err(err),
+            Err(err) => panic!("scan of replica {i}: {err:?}"),
         })
         .await;
         found.extend(page.entries);
