@@ -112,6 +112,10 @@ impl LaunchArgs {
 /// (restart intensity exceeded at the top of its tree) — the other nodes are shut down first,
 /// so the process never keeps running half dead; `Identity`, `Network` or `Flags` when the
 /// network flags cannot be honoured.
+///
+/// # Cancel safety
+/// Not cancel safe, as [`launch_until`]; in addition the signal handlers it installs stay
+/// installed for the life of the process (see [`shutdown_signal`]).
 pub async fn launch(topology: Topology, args: LaunchArgs) -> Result<(), LaunchError> {
     let signal = shutdown_signal()?;
     launch_until(topology, args, signal).await
@@ -121,6 +125,14 @@ pub async fn launch(topology: Topology, args: LaunchArgs) -> Result<(), LaunchEr
 ///
 /// # Errors
 /// As [`launch`].
+///
+/// # Cancel safety
+/// Not cancel safe: to end it early, complete `stop` rather than dropping the future.
+/// Dropped once it has started anything, it leaves that running with no handle to stop it,
+/// until the tokio runtime ends: bound network endpoints keep their sockets and peers, and
+/// started nodes keep their actors (and the ports their servers listen on). Dropped during
+/// its final shutdown, the rest of it is skipped (see
+/// [`Running::shutdown`](crate::Running::shutdown)).
 pub async fn launch_until(
     mut topology: Topology,
     args: LaunchArgs,
@@ -266,6 +278,11 @@ async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
 ///
 /// # Errors
 /// [`LaunchError::Signals`] if the signal handlers cannot be installed.
+///
+/// # Cancel safety
+/// Dropping the future stops listening, but tokio never removes a signal handler: from this
+/// call on (SIGTERM) and from the future's first poll on (Ctrl-C), those signals no longer end
+/// the process by themselves, for as long as it runs.
 pub fn shutdown_signal() -> Result<impl Future<Output = ()>, LaunchError> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -13,9 +13,13 @@ use bytes::Bytes;
 use troupe_cache::{Backing, BackingError, Versioned};
 use troupe_db::{DbClient, ReadPolicy};
 
-/// A replicated database as the store behind a read-through cache; see the
-/// [module docs](self). Declare it in one line:
+/// A replicated database as the store behind a read-through cache: it reads from the leader,
+/// writes through it, and versions every answer with a log index (the leader's applied index
+/// for a read, the write's own index for a write). Declare it in one line:
 /// `CacheSpec::lru(n).read_through(DbBacking::new(db.clone()))`.
+///
+/// When the cache stops waiting for a write (its timeout, or the shard restarting), a write
+/// already sent to the leader may still be applied, as with a cancelled [`DbClient::put`].
 #[derive(Clone, Debug)]
 pub struct DbBacking {
     client: DbClient,

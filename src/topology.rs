@@ -379,6 +379,12 @@ impl Topology {
     /// [`LaunchError::Registry`] for a name declared twice on one node;
     /// [`LaunchError::Spawn`] if an actor fails to start (nodes already started are shut
     /// down again).
+    ///
+    /// # Cancel safety
+    /// Not cancel safe. Cancelled before it returns, the node being started is left
+    /// unstarted (as [`Node::start`]), but the nodes started before it keep running with no
+    /// [`Running`] to shut them down, until the tokio runtime ends; cancelled while it shuts
+    /// them down after a failure, the rest of that shutdown is skipped.
     pub async fn start(self) -> Result<Running, LaunchError> {
         self.prepare(None)?.start(Vec::new()).await
     }
@@ -531,6 +537,12 @@ impl Running {
 
     /// Stops the nodes in reverse start order, each stopping its actors in reverse start
     /// order within its shutdown timeout, then leaves the cluster (peers see `Left` at once).
+    ///
+    /// # Cancel safety
+    /// Not cancel safe. Cancelled part-way, the node being stopped goes on stopping in the
+    /// background (see [`Node::shutdown`]), the nodes not reached yet keep running and the
+    /// endpoints may be left half closed (see [`NodeNet::shutdown`]). Calling it again
+    /// finishes the job, killing at once what the first call had begun to stop.
     pub async fn shutdown(&self) {
         for node in self.nodes.iter().rev() {
             node.shutdown().await;
@@ -544,6 +556,9 @@ impl Running {
     ///
     /// # Errors
     /// [`LaunchError::NodeFailed`] with the first failure seen.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only watches the nodes; a later call sees the same ends.
     pub async fn wait(&self) -> Result<(), LaunchError> {
         let mut waits: Vec<_> = self
             .nodes

@@ -85,8 +85,9 @@ pub trait Backing: Send + Sync + 'static {
     /// Whatever kept the store from answering.
     ///
     /// # Cancel safety
-    /// The cache drops the future when it stops waiting; a read has no effect
-    /// to undo.
+    /// The cache drops the future when it stops waiting (after `timeout`), or
+    /// when the shard instance waiting on it stops or restarts; a read has no
+    /// effect to undo.
     fn get(
         &self,
         key: Bytes,
@@ -102,9 +103,12 @@ pub trait Backing: Send + Sync + 'static {
     /// write may still have been applied).
     ///
     /// # Cancel safety
-    /// The cache drops the future when it stops waiting; the write may or may
-    /// not have been applied, and the cache treats it as unknown (it drops its
-    /// copy of the key and answers an error).
+    /// The cache drops the future when it stops waiting (after `timeout`); the
+    /// write may or may not have been applied, and the cache treats it as
+    /// unknown (it drops its copy of the key and answers an error). It is also
+    /// dropped when the shard instance waiting on it stops or restarts: the
+    /// write's caller then gets an error, and the instance's cached copies go
+    /// with it (a restarted shard starts empty).
     fn put(
         &self,
         key: Bytes,

@@ -49,14 +49,19 @@ pub enum CacheError {
 /// Each method sends one message per shard involved and waits for every
 /// answer, at most the client's timeout ([`DEFAULT_TIMEOUT`], 5 s, unless set
 /// with [`with_timeout`](Self::with_timeout)).
+///
+/// # Cancel safety
+///
+/// Cancelling (dropping) any method's future abandons its calls, each as
+/// [`Addr::call`]: a shard that has its request may still apply it (a write,
+/// or on a read-through cache a fill from the backing store), and its answer
+/// is discarded. Nothing is retried or undone.
 #[derive(Clone, Debug)]
 pub struct CacheClient {
     shards: Arc<[Addr<ShardMsg>]>,
     timeout: Duration,
 }
 
-/// Cancelling (dropping) any method's future abandons its calls: the shards
-/// may still apply a write, and their answers are discarded.
 impl CacheClient {
     /// A client over `shards` (in a fixed order: the order decides routing)
     /// with the [`DEFAULT_TIMEOUT`]
@@ -179,7 +184,8 @@ impl CacheClient {
     ///
     /// # Cancel safety
     ///
-    /// Safe: a read changes nothing the caller relies on.
+    /// Safe: the shard may still read a miss from the backing store and cache
+    /// it, which a later read would have done as well.
     pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, CacheError> {
         let key = key.into();
         let shard = self.shard_of(&key);
@@ -196,7 +202,7 @@ impl CacheClient {
     ///
     /// # Cancel safety
     ///
-    /// Safe: reads change nothing the caller relies on.
+    /// As [`get`](Self::get).
     pub async fn mget<K: Into<Bytes>>(
         &self,
         keys: impl IntoIterator<Item = K>,
@@ -229,7 +235,9 @@ impl CacheClient {
     ///
     /// # Cancel safety
     ///
-    /// The write may or may not be applied.
+    /// The write may or may not be applied; on a read-through cache, a write
+    /// the shard has started through to the backing store runs to its end
+    /// (unless the shard itself stops or restarts).
     pub async fn set(
         &self,
         key: impl Into<Bytes>,

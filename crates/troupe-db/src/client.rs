@@ -226,6 +226,8 @@ impl DbClient {
     /// # Cancel safety
     ///
     /// Dropping the future stops the retries; a write already sent may still be applied.
+    /// The session does not record a write whose answer it did not see, so
+    /// [`ReadPolicy::ReadYourWrites`] does not wait for it.
     pub async fn put(
         &self,
         key: impl Into<Bytes>,
@@ -265,7 +267,8 @@ impl DbClient {
     ///
     /// # Cancel safety
     ///
-    /// As [`DbClient::put`].
+    /// As [`DbClient::put`]: a compare-and-set already sent may have been applied, and
+    /// nothing tells the caller whether it was (as with [`DbError::Ambiguous`]).
     pub async fn cas(
         &self,
         key: impl Into<Bytes>,
@@ -377,7 +380,10 @@ impl DbClient {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future abandons the wait; the promotion, once started, runs to its end.
+    /// Dropping the future abandons the wait, not the promotion: a replica that has the
+    /// request runs its promotion to the end (unless it restarts), and the leader may change.
+    /// This client's idea of the leader is then not updated; its next write finds the new
+    /// leader through a `NotLeader` redirect.
     pub async fn promote(&self) -> Result<Promoted, DbError> {
         let leader = self.leader();
         let mut last = None;

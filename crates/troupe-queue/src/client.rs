@@ -163,9 +163,10 @@ impl QueueClient {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future abandons the call: the queue does not lease to a caller it knows
-    /// has gone, but an item leased just before is delivered again only once its lease runs
-    /// out.
+    /// Dropping the future abandons the call. The queue does not lease to a caller it knows
+    /// has gone, which it can tell only for a call that did not cross the network; otherwise
+    /// (a caller on another node, or an item leased just before the caller went) the item is
+    /// hidden until its lease runs out, and then delivered again.
     pub async fn take(&self, consumer: &Consumer) -> Result<Option<LeaseInfo>, QueueError> {
         self.take_leased(consumer, None).await
     }

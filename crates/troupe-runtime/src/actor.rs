@@ -35,6 +35,24 @@ pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// with the panic message (or the error) as its reason; messages queued behind it stay queued
 /// and are handled by the restarted instance.
 ///
+/// # Cancel safety
+///
+/// The runtime drops a hook's future part-way only when it kills the instance: through
+/// [`Node::kill`], when the instance has not stopped within its supervisor's shutdown timeout
+/// (a graceful stop waits for the hook at hand, it does not interrupt it), when its supervisor
+/// ends without stopping it first (killed, or failed), which kills the whole subtree, or when
+/// the tokio runtime itself shuts down. The future is then dropped at the `.await` it was
+/// waiting on:
+///
+/// - what it had half done to `self` is never seen again: the value is dropped, and a restart
+///   builds a fresh one from the factory;
+/// - the message being handled is lost, not redelivered; reply ports the hook still held answer
+///   their callers with [`CallError::NoReply`](crate::CallError::NoReply);
+/// - the instance's timers and tasks end, and [`stopped`](Actor::stopped) is not run;
+/// - effects outside the actor (a file written, a message sent, a write transaction not yet
+///   committed) stay as they were at that `.await`: keep each of them whole at every `.await`,
+///   as a crash would require anyway.
+///
 /// # Examples
 ///
 /// ```
@@ -73,6 +91,11 @@ pub trait Actor: Send + 'static {
     ///
     /// # Errors
     /// An error fails this start; the supervisor counts it as a crash.
+    ///
+    /// # Cancel safety
+    /// Dropped part-way only if the instance is killed (see [the trait](Actor#cancel-safety));
+    /// the supervisor then counts the start as a crash, and the timers and tasks it had
+    /// started end with the instance.
     fn started(
         &mut self,
         ctx: &mut Ctx<Self::Msg>,
@@ -89,6 +112,11 @@ pub trait Actor: Send + 'static {
     ///
     /// # Errors
     /// An error fails the actor (as a panic would).
+    ///
+    /// # Cancel safety
+    /// Dropped part-way only if the instance is killed (see [the trait](Actor#cancel-safety)):
+    /// the message is then lost half handled, and a reply port it carried answers
+    /// [`CallError::NoReply`](crate::CallError::NoReply) unless it was answered before.
     fn handle(
         &mut self,
         msg: Self::Msg,
@@ -107,6 +135,11 @@ pub trait Actor: Send + 'static {
     ///
     /// # Errors
     /// An error is reported to the supervisor as a failure.
+    ///
+    /// # Cancel safety
+    /// The supervisor's shutdown timeout covers this hook too: one that has not returned when
+    /// it runs out is dropped at its current `.await` as the instance is killed (see
+    /// [the trait](Actor#cancel-safety)), so flush what must survive early in it.
     fn stopped(
         &mut self,
         ctx: &mut Ctx<Self::Msg>,

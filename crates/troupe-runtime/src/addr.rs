@@ -221,8 +221,13 @@ impl<M: Message> Addr<M> {
     /// - whatever the actor answered with [`Reply::fail`].
     ///
     /// # Cancel safety
-    /// Dropping the future abandons the call; the actor may still handle the message, and its
-    /// reply is discarded.
+    /// The request is sent when the future is first polled; one dropped unpolled sends nothing.
+    /// Dropped after that, it abandons the call but not the request: the actor may still
+    /// handle it, and its answer is discarded (for a caller in this process,
+    /// [`Reply::is_waiting`] turns `false` and [`Reply::send`] returns `false`). A local call's
+    /// watch-list entry or timer goes with the future. A remote call's entry in its node's
+    /// table of pending calls stays until the answer arrives or the peer is lost, counted in
+    /// [`NodeNet::pending_calls`](crate::remote::NodeNet::pending_calls) until then.
     pub async fn call<R: ReplyValue>(
         &self,
         make: impl FnOnce(Reply<R>) -> M,

@@ -578,7 +578,8 @@ impl ServerTask {
     /// (it is then aborted).
     ///
     /// # Cancel safety
-    /// Cancelling it drops the task, which aborts the accept loop and every connection.
+    /// Cancelling it drops the task, which aborts the accept loop and every connection at
+    /// once, drained or not; so does dropping the future unpolled, since it owns the task.
     pub async fn stop(mut self) -> bool {
         let _ = self.shutdown.send(true);
         let bound = self.drain_timeout + Duration::from_secs(1);

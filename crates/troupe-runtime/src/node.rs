@@ -276,6 +276,11 @@ impl Node {
     /// # Errors
     /// [`SpawnError::StartFailed`] if a child fails to start (the ones started before it are
     /// stopped again), or if the node was started already.
+    ///
+    /// # Cancel safety
+    /// Cancelled before it returns, the node stays unstarted: the root supervisor being
+    /// started is killed with the children it had started (their [`Actor::stopped`] does not
+    /// run). As after a failed start, the children's names stay registered.
     pub async fn start(
         &self,
         spec: SupervisorSpec,
@@ -471,6 +476,9 @@ impl Node {
     }
 
     /// Waits until the root supervisor ends, and says how.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only watches; a later call sees the same end.
     pub async fn wait(&self) -> NodeExit {
         let mut rx = self.inner.exit.subscribe();
         match rx.wait_for(|e| *e != NodeExit::Running).await {
@@ -482,6 +490,15 @@ impl Node {
     /// Stops every actor gracefully, in reverse start order, each supervisor stopping its own
     /// children first; whatever has not stopped after the node's shutdown timeout is killed.
     /// Returns once the root supervisor has ended.
+    ///
+    /// # Cancel safety
+    /// The stop is requested when the future is first polled; cancelling after that stops
+    /// the waiting, not the shutdown, which goes on in the background (each supervisor still
+    /// kills the children that outlive its shutdown timeout). Only the node's own deadline is
+    /// lost: a root supervisor still stopping after the node's shutdown timeout is no longer
+    /// killed. [`Node::wait`] tells when it has ended. Calling `shutdown` again does not wait
+    /// another timeout: the stop having been requested already, it kills at once whatever is
+    /// still running.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let root = self.inner.root.lock().clone();

@@ -103,6 +103,10 @@ impl<M: Message> Pool<M> {
     ///
     /// # Errors
     /// As [`Addr::call`]; `NotFound` for an empty pool.
+    ///
+    /// # Cancel safety
+    /// As [`Addr::call`]. The round-robin turn is taken when the future is first polled,
+    /// whether or not the call then completes.
     pub async fn call_next<R: ReplyValue>(
         &self,
         make: impl FnOnce(Reply<R>) -> M,
@@ -118,6 +122,10 @@ impl<M: Message> Pool<M> {
 
     /// Calls every member concurrently with the request `make` builds for each; one result
     /// per member, in index order, all within `timeout`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons every call still waiting, each as [`Addr::call`]: members
+    /// that have their request may still handle it, and their answers are discarded.
     pub async fn call_all<R: ReplyValue>(
         &self,
         make: impl Fn(Reply<R>) -> M,

@@ -102,6 +102,11 @@ impl NodeNet {
     /// # Errors
     /// [`ConnectError::Socket`] if the socket cannot be bound or used, [`ConnectError::Tls`]
     /// if the TLS configuration is invalid.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it never waits, so a future dropped has either done nothing or bound the
+    /// endpoint, which then runs until [`NodeNet::shutdown`] (dropping the handle does not
+    /// stop it).
     pub async fn bind(
         node: &Node,
         addr: SocketAddr,
@@ -200,6 +205,12 @@ impl NodeNet {
     /// [`ConnectError::Rejected`] if either side refuses the handshake (another cluster, another
     /// protocol version, a name that does not match the certificate), `Connection` if QUIC or
     /// TLS fails (for example a certificate from another CA), `Timeout`.
+    ///
+    /// # Cancel safety
+    /// Cancelled during the handshake, the half-open connection is dropped, which closes it;
+    /// the peer may have registered it already, and then sees the connection lost. A
+    /// handshake that completed registers the peer without waiting again, so its connection
+    /// stays up whether or not the future is dropped afterwards.
     pub async fn connect(&self, addr: SocketAddr) -> Result<String, ConnectError> {
         dial(&self.inner, addr, None)
             .await
@@ -241,6 +252,12 @@ impl NodeNet {
 
     /// Leaves the cluster gracefully: tells every peer, closes the connections (so peers report
     /// `Left` at once rather than `Down` after a timeout) and stops the endpoint.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe. Cancelled in its first 50 ms (while the leave notices flush), the
+    /// endpoint refuses to dial but keeps its connections and accepts new ones; cancelled
+    /// later, its connections and endpoint are closed but it stays attached to the node's
+    /// process, which may still pick it to send from. Calling it again finishes the job.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::SeqCst);

@@ -483,7 +483,11 @@ impl SupervisorRef {
     /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
     ///
     /// # Cancel safety
-    /// Cancelled before it returns, the child is not added and its names are released.
+    /// Cancelled after its first poll and before it returns, the child is not added: a start
+    /// under way is undone (the half-started actor, or nested supervisor with the children it
+    /// had started, is killed) and the child's names are released. A future dropped before
+    /// its first poll drops `child` unstarted without releasing its names, as dropping any
+    /// [`ChildSpec`] does; release them with [`ChildSpec::discard`].
     pub async fn add(&self, child: ChildSpec) -> Result<(), SpawnError> {
         let (actor, adoption) = self.start_here(child).await?;
         self.hand_over(&actor, adoption)
@@ -558,6 +562,11 @@ impl SupervisorRef {
     ///
     /// # Errors
     /// [`SpawnError::Registry`] if the name is taken; otherwise as [`SupervisorRef::add`].
+    ///
+    /// # Cancel safety
+    /// Cancelled before it returns, nothing is left: the name is registered only once the
+    /// future is polled, and released again with the start undone, as for
+    /// [`SupervisorRef::add`].
     pub async fn spawn<A, F>(
         &self,
         name: &str,
@@ -577,6 +586,10 @@ impl SupervisorRef {
     ///
     /// # Errors
     /// As [`SupervisorRef::add`].
+    ///
+    /// # Cancel safety
+    /// Cancelled before it returns, no supervisor is added: a start under way is undone, as
+    /// for [`SupervisorRef::add`].
     pub async fn spawn_supervisor(
         &self,
         name: &str,
@@ -596,6 +609,10 @@ impl SupervisorRef {
     ///
     /// # Errors
     /// As [`SupervisorRef::spawn`].
+    ///
+    /// # Cancel safety
+    /// As [`SupervisorRef::spawn`]: cancelled before it returns, no member runs and every
+    /// member name is released.
     pub async fn spawn_pool<A, F>(
         &self,
         name: &str,
@@ -616,6 +633,10 @@ impl SupervisorRef {
     ///
     /// # Errors
     /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the question changes nothing; a supervisor that already has it answers
+    /// into the void.
     pub async fn children(&self) -> Result<Vec<String>, SpawnError> {
         let actor = self.actor()?;
         let (tx, rx) = oneshot::channel();
