@@ -107,8 +107,17 @@ impl<M: Message> Addr<M> {
         mesh: Weak<MeshInner>,
         slot: Arc<Slot<M>>,
     ) -> Self {
+        Self::with_route(node, name, mesh, Route::Local(slot))
+    }
+
+    pub(crate) fn with_route(
+        node: Arc<str>,
+        name: Arc<str>,
+        mesh: Weak<MeshInner>,
+        route: Route<M>,
+    ) -> Self {
         let addr = Self::bound(node, name, Binding::Bound(mesh));
-        let _ = addr.inner.route.set(Route::Local(slot));
+        let _ = addr.inner.route.set(route);
         addr
     }
 
@@ -191,6 +200,7 @@ impl<M: Message> Addr<M> {
     pub fn cast(&self, msg: M) -> Result<(), CallError> {
         match self.route()? {
             Route::Local(slot) => self.deliver_local(slot, Mail::user(msg)),
+            Route::Inlet(inlet) => inlet.deliver(msg),
             Route::Remote => {
                 crate::remote::remote_cast(&*self.mesh()?, &self.inner.node, &self.inner.name, msg)
             }
@@ -225,16 +235,25 @@ impl<M: Message> Addr<M> {
     /// Dropped after that, it abandons the call but not the request: the actor may still
     /// handle it, and its answer is discarded (for a caller in this process,
     /// [`Reply::is_waiting`] turns `false` and [`Reply::send`] returns `false`). A local call's
-    /// watch-list entry or timer goes with the future. A remote call's entry in its node's
-    /// table of pending calls stays until the answer arrives or the peer is lost, counted in
-    /// [`NodeNet::pending_calls`](crate::remote::NodeNet::pending_calls) until then.
+    /// watch-list entry or timer goes with the future, and so does a remote call's entry in its
+    /// node's table of pending calls ([`NodeNet::pending_calls`](crate::remote::NodeNet::pending_calls));
+    /// a reply that arrives later is dropped and counted as a stray reply.
     pub async fn call<R: ReplyValue>(
         &self,
         make: impl FnOnce(Reply<R>) -> M,
         timeout: Duration,
     ) -> Result<R, CallError> {
-        let slot = match self.route()? {
-            Route::Local(slot) => slot,
+        let rx = match self.route()? {
+            Route::Local(slot) => {
+                let (tx, rx) = oneshot::channel();
+                self.deliver_local(slot, Mail::user(make(Reply::local(tx))))?;
+                rx
+            }
+            Route::Inlet(inlet) => {
+                let (tx, rx) = oneshot::channel();
+                inlet.deliver(make(Reply::local(tx)))?;
+                rx
+            }
             Route::Remote => {
                 let mesh = self.mesh()?;
                 return crate::remote::remote_call(
@@ -247,8 +266,6 @@ impl<M: Message> Addr<M> {
                 .await;
             }
         };
-        let (tx, rx) = oneshot::channel();
-        self.deliver_local(slot, Mail::user(make(Reply::local(tx))))?;
         let outcome = ReplyWait::new(rx, timeout).await;
         match outcome {
             Ok(Ok(Ok(reply))) => Ok(reply),
@@ -283,6 +300,7 @@ impl<M: Message> Addr<M> {
     pub fn dropped(&self) -> u64 {
         match self.route() {
             Ok(Route::Local(slot)) => slot.dropped(),
+            Ok(Route::Inlet(inlet)) => inlet.dropped(),
             _ => 0,
         }
     }

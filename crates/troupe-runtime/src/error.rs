@@ -72,6 +72,13 @@ pub enum CallError {
         /// The called actor, as `node/name`.
         target: String,
     },
+    /// The actor does not accept messages from the sending node: it is not reachable from
+    /// other nodes at all, or not from this one (see [`Reach`](crate::Reach)).
+    #[error("actor {target} does not accept messages from this node")]
+    Forbidden {
+        /// The addressed actor, as `node/name`.
+        target: String,
+    },
 }
 
 /// Registering a name failed.
@@ -85,6 +92,16 @@ pub enum RegistryError {
         node: String,
         /// The name.
         name: String,
+    },
+    /// No actor taking the expected message type is registered under this name.
+    #[error("no actor taking {msg_type} is registered as {name} on node {node}")]
+    NotRegistered {
+        /// The node.
+        node: String,
+        /// The name.
+        name: String,
+        /// The message type it should take.
+        msg_type: &'static str,
     },
     /// A node with this name already exists in this process.
     #[error("a node named {0} already exists in this process")]

@@ -20,6 +20,7 @@
 //!   with backoff, per-address and total connection limits, drain) for actors that own a TCP
 //!   listener.
 //! - [`pool`]: [`Pool`], `n` actors from one factory.
+//! - [`reach`]: [`Reach`], which other nodes may send a registered actor messages.
 //! - [`error`]: [`CallError`], [`RegistryError`], [`SpawnError`].
 
 pub mod actor;
@@ -31,6 +32,7 @@ pub mod listener;
 pub mod message;
 pub mod node;
 pub mod pool;
+pub mod reach;
 mod registry;
 pub mod remote;
 mod slot;
@@ -43,6 +45,7 @@ pub use error::{CallError, RegistryError, SpawnError};
 pub use message::{Ask, Message, NoMessages, Reply, ReplyValue, Request};
 pub use node::{Mesh, Node, NodeConfig, NodeExit};
 pub use pool::Pool;
+pub use reach::Reach;
 pub use slot::DEFAULT_MAILBOX_LIMIT;
 pub use supervisor::{
     Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,

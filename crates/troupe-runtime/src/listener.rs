@@ -447,10 +447,10 @@ async fn accept_loop<F, Fut>(
         let accepted = tokio::select! {
             () = draining(&mut shutdown) => break,
             Some(done) = conns.join_next(), if !conns.is_empty() => {
-                if let Err(err) = done {
-                    if err.is_panic() {
-                        tracing::warn!(server = name, cause = %err, "a connection task panicked");
-                    }
+                if let Err(err) = done
+                    && err.is_panic()
+                {
+                    tracing::warn!(server = name, cause = %err, "a connection task panicked");
                 }
                 continue;
             }

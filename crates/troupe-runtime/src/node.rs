@@ -14,6 +14,7 @@ use crate::addr::{Addr, Binding};
 use crate::error::{CallError, RegistryError, SpawnError};
 use crate::message::Message;
 use crate::pool::Pool;
+use crate::reach::Reach;
 use crate::registry::Registry;
 use crate::remote::NetInner;
 use crate::slot::DEFAULT_MAILBOX_LIMIT;
@@ -48,6 +49,8 @@ tokio::task_local! {
 pub(crate) enum Route<M: Message> {
     /// A node of this process: straight into the actor's slot.
     Local(Arc<crate::slot::Slot<M>>),
+    /// A facet on a node of this process: wrapped, then into its actor's slot.
+    Inlet(Arc<dyn crate::registry::Inlet<M>>),
     /// Another process: over QUIC.
     Remote,
 }
@@ -77,9 +80,9 @@ impl MeshInner {
     pub(crate) fn route<M: Message>(&self, node: &str, name: &str) -> Result<Route<M>, CallError> {
         let local = self.nodes.get(node).and_then(|n| n.upgrade());
         match local {
-            Some(n) if !self.force_remote() => n.registry.lookup::<M>(name).map(Route::Local),
+            Some(n) if !self.force_remote() => n.registry.route::<M>(name),
             _ if !self.nets.is_empty() => Ok(Route::Remote),
-            Some(n) => n.registry.lookup::<M>(name).map(Route::Local),
+            Some(n) => n.registry.route::<M>(name),
             None => Err(CallError::Unreachable {
                 node: node.to_string(),
             }),
@@ -324,7 +327,10 @@ impl Node {
             .unwrap_or(self.inner.config.mailbox_limit);
         // one allocation of the name, shared by the registry, the handle and the child
         let name: Arc<str> = Arc::from(name);
-        let slot = self.inner.registry.register::<A::Msg>(&name, limit)?;
+        let slot = self
+            .inner
+            .registry
+            .register::<A::Msg>(&name, limit, options.reach)?;
         let addr = Addr::with_slot(
             self.inner.name.clone(),
             name,
@@ -370,9 +376,8 @@ impl Node {
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
             let factory = factory.clone();
-            match self.child(&Pool::<A::Msg>::member_name(name, i), options, move || {
-                factory(i)
-            }) {
+            let member = Pool::<A::Msg>::member_name(name, i);
+            match self.child(&member, options.clone(), move || factory(i)) {
                 Ok((spec, addr)) => {
                     specs.push(spec);
                     members.push(addr);
@@ -394,12 +399,41 @@ impl Node {
     /// [`CallError::NotFound`] if nothing is registered under `name`, [`CallError::WrongType`]
     /// if it handles another message type.
     pub fn lookup<M: Message>(&self, name: &str) -> Result<Addr<M>, CallError> {
-        let slot = self.inner.registry.lookup::<M>(name)?;
-        Ok(Addr::with_slot(
+        let route = self.inner.registry.route::<M>(name)?;
+        Ok(Addr::with_route(
             self.inner.name.clone(),
             Arc::from(name),
             self.mesh_weak(),
-            slot,
+            route,
+        ))
+    }
+
+    /// Registers `name` as a second name of the actor registered as `of` on this node,
+    /// taking messages of type `P` that reach it wrapped by `wrap` (a variant of its own
+    /// message type), and returns the handle to it.
+    ///
+    /// This is how an actor offers a second protocol to other nodes than its clients: a
+    /// part's peer protocol (replication, fencing) as a type of its own, reachable only from
+    /// the part's members (`reach`), while its client messages are reachable as its own
+    /// [`ChildOptions::reach`] says. Mark the wrapping variant `#[serde(skip)]` so the peer
+    /// messages cannot arrive through the client name. The facet goes when `of` is removed.
+    ///
+    /// # Errors
+    /// [`RegistryError::AlreadyRegistered`] if `name` is taken; [`RegistryError::NotRegistered`]
+    /// if no actor taking `M` is registered as `of`.
+    pub fn facet<P: Message, M: Message>(
+        &self,
+        name: &str,
+        of: &str,
+        wrap: fn(P) -> M,
+        reach: Reach,
+    ) -> Result<Addr<P>, RegistryError> {
+        let name: Arc<str> = Arc::from(name);
+        self.inner.registry.register_facet(&name, of, wrap, reach)?;
+        Ok(Addr::bound(
+            self.inner.name.clone(),
+            name,
+            Binding::Bound(self.mesh_weak()),
         ))
     }
 

@@ -13,7 +13,8 @@ use troupe_wire::Envelope;
 
 use crate::error::{CallError, RegistryError};
 use crate::message::{Mail, Message, ReplyFailure, refuse, with_reply_context};
-use crate::node::Node;
+use crate::node::{Node, Route};
+use crate::reach::Reach;
 use crate::remote::Replier;
 use crate::slot::Slot;
 
@@ -36,6 +37,94 @@ pub(crate) trait RemoteInbox: Send + Sync {
 
     /// The name of the message type the slot takes.
     fn msg_type(&self) -> &'static str;
+
+    /// For a facet: its `Arc<dyn Inlet<P>>`, boxed, for a typed look-up by `P`.
+    fn inlet(self: Arc<Self>) -> Option<Box<dyn Any + Send + Sync>> {
+        None
+    }
+}
+
+/// Delivery of `P` messages into an actor that takes another type: what a handle to a facet
+/// sends through.
+pub(crate) trait Inlet<P>: Send + Sync {
+    /// Wraps `msg` into the actor's own message type and queues it.
+    fn deliver(&self, msg: P) -> Result<(), CallError>;
+
+    /// Messages refused so far because the actor's mailbox was full.
+    fn dropped(&self) -> u64;
+}
+
+/// A second name for an actor, taking messages of another type `P` that it wraps into the
+/// actor's own `M` (so a part's peer protocol can be a type of its own, reachable by other
+/// nodes than its client messages).
+pub(crate) struct Facet<P, M: Message> {
+    target: Arc<Slot<M>>,
+    wrap: fn(P) -> M,
+}
+
+impl<P: Message, M: Message> Inlet<P> for Facet<P, M> {
+    fn deliver(&self, msg: P) -> Result<(), CallError> {
+        self.target
+            .deliver(Mail::user((self.wrap)(msg)))
+            .map_err(|undelivered| undelivered.error)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.target.dropped()
+    }
+}
+
+impl<P: Message, M: Message> RemoteInbox for Facet<P, M> {
+    fn deliver_remote(
+        &self,
+        node: &Node,
+        env: &Envelope,
+        replier: Option<Replier>,
+    ) -> Result<(), (CallError, Option<Replier>)> {
+        let (decoded, unused) = with_reply_context(replier, || {
+            crate::codec::decode_message::<P>(node, &env.msg_type, &env.payload)
+        });
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(err) => return Err((err, unused)),
+        };
+        if let Some(replier) = unused {
+            replier.answer::<()>(Err(ReplyFailure::Dropped));
+        }
+        deliver_or_refuse(&self.target, (self.wrap)(msg))
+    }
+
+    fn kill(&self) -> bool {
+        self.target.kill_current()
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn msg_type(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn inlet(self: Arc<Self>) -> Option<Box<dyn Any + Send + Sync>> {
+        let inlet: Arc<dyn Inlet<P>> = self;
+        Some(Box::new(inlet))
+    }
+}
+
+/// Queues `msg` in `slot`; a refusal goes back to the caller through the message's own
+/// reply port.
+fn deliver_or_refuse<M: Message>(
+    slot: &Slot<M>,
+    msg: M,
+) -> Result<(), (CallError, Option<Replier>)> {
+    slot.deliver(Mail::user(msg)).map_err(|undelivered| {
+        let error = undelivered.error;
+        if let Some(mail) = undelivered.mail {
+            refuse(mail, &error);
+        }
+        (error, None)
+    })
 }
 
 impl<M: Message> RemoteInbox for Slot<M> {
@@ -68,22 +157,20 @@ impl<M: Message> RemoteInbox for Slot<M> {
             // a call whose message carries no reply port: nobody can ever answer it
             replier.answer::<()>(Err(ReplyFailure::Dropped));
         }
-        self.deliver(Mail::user(msg)).map_err(|undelivered| {
-            // the refusal goes back to the caller through the message's own reply port
-            let error = undelivered.error;
-            if let Some(mail) = undelivered.mail {
-                refuse(mail, &error);
-            }
-            (error, None)
-        })
+        deliver_or_refuse(self, msg)
     }
 }
 
 /// Names registered on one node, each with its slot (one pointer per name: a node may hold
-/// hundreds of thousands).
+/// hundreds of thousands), and the few that other nodes may reach.
 pub(crate) struct Registry {
     node: Arc<str>,
     entries: DashMap<Arc<str>, Arc<dyn RemoteInbox>>,
+    /// The names other nodes may reach and who may; a name absent here is local-only (most
+    /// are, so they cost nothing here).
+    exposed: DashMap<Arc<str>, Reach>,
+    /// The facets registered for an actor's name, removed with it.
+    facets_of: DashMap<Arc<str>, Vec<Arc<str>>>,
     changes: watch::Sender<u64>,
 }
 
@@ -92,6 +179,8 @@ impl Registry {
         Self {
             node,
             entries: DashMap::new(),
+            exposed: DashMap::new(),
+            facets_of: DashMap::new(),
             changes: watch::Sender::new(0),
         }
     }
@@ -114,12 +203,13 @@ impl Registry {
         self.entries.get(name).map(|e| e.value().clone())
     }
 
-    /// Registers `name` for messages of type `M`, returning its (empty) slot. The registry
-    /// keeps `name` itself as its key.
+    /// Registers `name` for messages of type `M`, reachable from other nodes as `reach`
+    /// says, returning its (empty) slot. The registry keeps `name` itself as its key.
     pub(crate) fn register<M: Message>(
         &self,
         name: &Arc<str>,
         mailbox_limit: usize,
+        reach: Reach,
     ) -> Result<Arc<Slot<M>>, RegistryError> {
         match self.entries.entry(name.clone()) {
             MapEntry::Occupied(_) => Err(RegistryError::AlreadyRegistered {
@@ -129,6 +219,9 @@ impl Registry {
             MapEntry::Vacant(vacant) => {
                 let target: Arc<str> = Arc::from([&*self.node, "/", name].concat());
                 let slot = Arc::new(Slot::<M>::new(target, mailbox_limit));
+                if reach.is_exposed() {
+                    self.exposed.insert(name.clone(), reach);
+                }
                 vacant.insert(slot.clone());
                 self.changed();
                 Ok(slot)
@@ -138,25 +231,84 @@ impl Registry {
 
     /// The slot of `name`, if it handles `M`.
     pub(crate) fn lookup<M: Message>(&self, name: &str) -> Result<Arc<Slot<M>>, CallError> {
-        let target = || format!("{}/{}", self.node, name);
+        match self.route::<M>(name)? {
+            Route::Local(slot) => Ok(slot),
+            _ => Err(self.wrong_type::<M>(name, "a facet")),
+        }
+    }
+
+    /// How a handle of this process reaches `name` with messages of type `M`: its slot, or
+    /// the inlet of a facet taking `M`.
+    pub(crate) fn route<M: Message>(&self, name: &str) -> Result<Route<M>, CallError> {
         let inbox = self
             .entries
             .get(name)
             .map(|e| e.value().clone())
-            .ok_or_else(|| CallError::NotFound { target: target() })?;
+            .ok_or_else(|| CallError::NotFound {
+                target: format!("{}/{}", self.node, name),
+            })?;
         let actual = inbox.msg_type();
-        inbox
-            .into_any()
-            .downcast::<Slot<M>>()
-            .map_err(|_| CallError::WrongType {
-                target: target(),
-                expected: M::NAME,
-                actual: actual.to_string(),
-            })
+        if let Ok(slot) = inbox.clone().into_any().downcast::<Slot<M>>() {
+            return Ok(Route::Local(slot));
+        }
+        match inbox.inlet().map(|any| any.downcast::<Arc<dyn Inlet<M>>>()) {
+            Some(Ok(inlet)) => Ok(Route::Inlet(*inlet)),
+            _ => Err(self.wrong_type::<M>(name, actual)),
+        }
+    }
+
+    fn wrong_type<M: Message>(&self, name: &str, actual: &str) -> CallError {
+        CallError::WrongType {
+            target: format!("{}/{}", self.node, name),
+            expected: M::NAME,
+            actual: actual.to_string(),
+        }
+    }
+
+    /// Registers `name` as a facet of the actor registered as `of`: messages of type `P`
+    /// sent to `name` reach that actor wrapped by `wrap`, from the nodes `reach` allows.
+    pub(crate) fn register_facet<P: Message, M: Message>(
+        &self,
+        name: &Arc<str>,
+        of: &str,
+        wrap: fn(P) -> M,
+        reach: Reach,
+    ) -> Result<(), RegistryError> {
+        let target = self
+            .lookup::<M>(of)
+            .map_err(|_| RegistryError::NotRegistered {
+                node: self.node.to_string(),
+                name: of.to_string(),
+                msg_type: M::NAME,
+            })?;
+        match self.entries.entry(name.clone()) {
+            MapEntry::Occupied(_) => Err(RegistryError::AlreadyRegistered {
+                node: self.node.to_string(),
+                name: name.to_string(),
+            }),
+            MapEntry::Vacant(vacant) => {
+                if reach.is_exposed() {
+                    self.exposed.insert(name.clone(), reach);
+                }
+                vacant.insert(Arc::new(Facet { target, wrap }));
+                self.facets_of
+                    .entry(Arc::from(of))
+                    .or_default()
+                    .push(name.clone());
+                self.changed();
+                Ok(())
+            }
+        }
     }
 
     /// Removes `name`; its handles then fail with `NotFound` (the caller closes the slot).
     pub(crate) fn unregister(&self, name: &str) {
+        if let Some((_, facets)) = self.facets_of.remove(name) {
+            for facet in facets {
+                self.unregister(&facet);
+            }
+        }
+        self.exposed.remove(name);
         if self.entries.remove(name).is_some() {
             self.changed();
         }
@@ -172,5 +324,19 @@ impl Registry {
         let mut names: Vec<String> = self.entries.iter().map(|e| e.key().to_string()).collect();
         names.sort();
         names
+    }
+
+    /// The names other nodes may reach (the ones announced to peers), sorted.
+    pub(crate) fn exposed_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.exposed.iter().map(|e| e.key().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// Whether node `peer` may send messages to `name`.
+    pub(crate) fn reachable_from(&self, name: &str, peer: &str) -> bool {
+        self.exposed
+            .get(name)
+            .is_some_and(|reach| reach.allows(peer))
     }
 }

@@ -13,7 +13,9 @@ use common::*;
 use tokio::sync::broadcast;
 use troupe_identity::DevCa;
 use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet, RejectReason};
-use troupe_runtime::{Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_runtime::{
+    Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, Reach, SupervisorSpec,
+};
 use troupe_wire::{Frame, FrameCodec, Hello};
 
 const LOOPBACK: SocketAddr =
@@ -41,7 +43,9 @@ async fn member(ca: &DevCa, name: &str, seeds: &[SocketAddr], journal: &Journal)
     let (spec, probe) = node
         .child(
             "probe",
-            ChildOptions::permanent().mailbox_limit(64),
+            ChildOptions::permanent()
+                .mailbox_limit(64)
+                .reachable_from(Reach::cluster()),
             move || ProbeActor::new(&j),
         )
         .unwrap();
@@ -210,7 +214,11 @@ async fn large_messages_keep_their_place_in_line() {
     let to_b = a.node.addr::<Bulk>("b", "bulk");
     let (spec, _) = b
         .node
-        .child("bulk", ChildOptions::permanent(), BulkActor::default)
+        .child(
+            "bulk",
+            ChildOptions::permanent().reachable_from(Reach::cluster()),
+            BulkActor::default,
+        )
         .unwrap();
     b.node.root().unwrap().add(spec).await.unwrap();
     // small, large (own stream), small, large, small: handled in exactly this order
@@ -674,7 +682,11 @@ async fn a_full_lane_refuses_casts_with_overloaded() {
     // nothing beyond the bound was queued, and what was queued arrives once the writer runs
     let (spec, _) = b
         .node
-        .child("bulk", ChildOptions::permanent(), BulkActor::default)
+        .child(
+            "bulk",
+            ChildOptions::permanent().reachable_from(Reach::cluster()),
+            BulkActor::default,
+        )
         .unwrap();
     b.node.root().unwrap().add(spec).await.unwrap();
     // `add` need not yield, so the writer may not have run yet: until it has, a call is refused
@@ -715,4 +727,84 @@ async fn subscribers_from_before_the_network_started_hear_its_events() {
     )
     .await;
     drop(peer);
+}
+
+/// A node with a valid certificate sends replies for request ids 1..=10,000 while one of a's
+/// calls to b is waiting: none is taken as the answer (replies are bound to the peer the call
+/// went to), each is counted, and the real answer still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replies_from_another_node_never_answer_a_call() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let on_b = a.node.addr::<Probe>("b", "probe");
+    on_b.call(|r| Probe::Push(1, r), T).await.unwrap();
+    // b's probe is busy for a while; the call queued behind it waits on b
+    on_b.cast(Probe::Sleep(1_000, Reply::none())).unwrap();
+    let waiting = tokio::spawn({
+        let on_b = on_b.clone();
+        async move { on_b.call(Probe::Log, T).await }
+    });
+    eventually("the call waiting on b", T, async || {
+        a.net.pending_calls() == 1
+    })
+    .await;
+
+    let forger = handshaken(&ca, "m", a.net.local_addr()).await;
+    let mut lane = forger.open_uni().await.unwrap();
+    let mut buf = BytesMut::from(&[0u8, 0][..]);
+    let forged = troupe_wire::encode_payload(&vec![999u64]).unwrap();
+    for request_id in 1..=10_000 {
+        FrameCodec::default()
+            .encode(
+                &Frame::Envelope(troupe_wire::Envelope {
+                    kind: troupe_wire::EnvelopeKind::Reply {
+                        request_id,
+                        outcome: troupe_wire::ReplyOutcome::Ok,
+                    },
+                    target: troupe_wire::ActorPath::new("a", ""),
+                    sender: None,
+                    msg_type: troupe_wire::MessageType::new("test.Forged", 1),
+                    trace: None,
+                    payload: forged.clone(),
+                }),
+                &mut buf,
+            )
+            .unwrap();
+    }
+    lane.write_all(&buf).await.unwrap();
+    lane.finish().unwrap();
+    eventually("every forged reply counted", T, async || {
+        a.net.stray_replies() == 10_000
+    })
+    .await;
+    assert_eq!(waiting.await.unwrap(), Ok(vec![1]), "b's own answer");
+    assert_eq!(a.net.pending_calls(), 0);
+}
+
+/// A remote call whose caller gives up (drops the future) takes its pending entry with it; the
+/// answer that comes later is dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_remote_call_leaves_no_pending_entry() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let on_b = a.node.addr::<Probe>("b", "probe");
+    let call = on_b.call(|r| Probe::Defer(300, r), T);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), call)
+            .await
+            .is_err(),
+        "abandoned before the answer"
+    );
+    assert_eq!(a.net.pending_calls(), 0);
+    eventually("the late answer dropped", T, async || {
+        a.net.stray_replies() == 1
+    })
+    .await;
+    assert_eq!(on_b.call(|r| Probe::Push(5, r), T).await, Ok(1));
 }

@@ -164,6 +164,9 @@ pub enum RemoteErrorCode {
     UnknownType,
     /// Any other failure (7).
     Other,
+    /// The receiver does not accept this message from the sending node: the target is not
+    /// reachable from other nodes, or not from this one (8).
+    Forbidden,
 }
 
 impl From<RemoteErrorCode> for u8 {
@@ -177,6 +180,7 @@ impl From<RemoteErrorCode> for u8 {
             RemoteErrorCode::Timeout => 5,
             RemoteErrorCode::UnknownType => 6,
             RemoteErrorCode::Other => 7,
+            RemoteErrorCode::Forbidden => 8,
         }
     }
 }
@@ -199,6 +203,7 @@ impl TryFrom<u8> for RemoteErrorCode {
             5 => Self::Timeout,
             6 => Self::UnknownType,
             7 => Self::Other,
+            8 => Self::Forbidden,
             other => return Err(WireError::UnknownErrorCode(other)),
         })
     }
@@ -495,12 +500,13 @@ mod tests {
             RemoteErrorCode::Timeout,
             RemoteErrorCode::UnknownType,
             RemoteErrorCode::Other,
+            RemoteErrorCode::Forbidden,
         ];
         for (byte, code) in codes.into_iter().enumerate() {
             assert_eq!(usize::from(u8::from(code)), byte);
             assert_eq!(RemoteErrorCode::try_from(u8::from(code)), Ok(code));
         }
-        for byte in 8..=u8::MAX {
+        for byte in 9..=u8::MAX {
             assert_eq!(
                 RemoteErrorCode::try_from(byte),
                 Err(WireError::UnknownErrorCode(byte))

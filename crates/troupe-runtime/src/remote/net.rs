@@ -68,6 +68,10 @@ pub(crate) struct NetInner {
     pending: Pending,
     events: broadcast::Sender<NodeEvent>,
     next_request: AtomicU64,
+    /// Messages refused because their target does not accept them from the sending node.
+    refused: AtomicU64,
+    /// Replies that matched no call waiting on the peer they came from.
+    stray_replies: AtomicU64,
     shutting_down: AtomicBool,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
@@ -161,12 +165,14 @@ impl NodeNet {
             pending: Pending::default(),
             events,
             next_request: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
+            stray_replies: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             spinner: config.spin_after_traffic.and_then(Spinner::shared),
             config,
         });
         node.inner.mesh.attach_net(node.name(), inner.clone());
-        let names = inner.node.names();
+        let names = inner.node.inner.registry.exposed_names();
         for event in inner.members.lock().set_my_names(names) {
             inner.emit(event);
         }
@@ -220,6 +226,20 @@ impl NodeNet {
     /// Members known to this node with their status and incarnation, sorted by name.
     pub fn members(&self) -> Vec<(String, MemberStatus, u64)> {
         self.inner.members.lock().list()
+    }
+
+    /// Messages from other nodes refused so far because their target does not accept
+    /// messages from the sending node (see [`Reach`](crate::Reach)); also counted in the
+    /// `troupe_remote_refused_total{reason="forbidden"}` metric.
+    pub fn refused_messages(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// Replies dropped so far because no call was waiting for them from the peer they came
+    /// from: late replies to calls that timed out or were abandoned, and replies a peer sent
+    /// for calls that went to another node. Also counted in `troupe_remote_stray_replies_total`.
+    pub fn stray_replies(&self) -> u64 {
+        self.inner.stray_replies.load(Ordering::Relaxed)
     }
 
     /// Names of the peers connected now, sorted.
@@ -418,7 +438,12 @@ impl NetInner {
                         Err(remote_error(&peer.name, code, detail))
                     }
                 };
-                self.pending.complete(request_id, result);
+                if !self.pending.complete(request_id, &peer.name, result) {
+                    // late (the caller gave up), or a reply to a call that never went to this
+                    // peer: dropped either way, and counted
+                    self.stray_replies.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("troupe_remote_stray_replies_total").increment(1);
+                }
             }
             EnvelopeKind::Cast | EnvelopeKind::Call { .. } => {
                 let replier = match env.kind {
@@ -439,7 +464,25 @@ impl NetInner {
                     }
                     return;
                 }
-                let Some(inbox) = self.node.inner.registry.inbox(&env.target.name) else {
+                let registry = &self.node.inner.registry;
+                if !registry.reachable_from(&env.target.name, &peer.name) {
+                    let target = format!("{}/{}", env.target.node, env.target.name);
+                    // a name that is not registered at all stays `NotFound`, as before
+                    let err = if registry.contains(&env.target.name) {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("troupe_remote_refused_total", "reason" => "forbidden")
+                            .increment(1);
+                        tracing::debug!(%target, from = %peer.name, "message from a node the target does not accept");
+                        CallError::Forbidden { target }
+                    } else {
+                        CallError::NotFound { target }
+                    };
+                    if let Some(r) = replier {
+                        r.refuse(&err);
+                    }
+                    return;
+                }
+                let Some(inbox) = registry.inbox(&env.target.name) else {
                     if let Some(r) = replier {
                         r.refuse(&CallError::NotFound {
                             target: format!("{}/{}", env.target.node, env.target.name),
@@ -500,10 +543,13 @@ pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
     };
     let frame = net.encode_request(kind, node, name, &msg)?;
     let reply = net.pending.insert(request_id, Arc::from(node));
-    if let Err(err) = net.queue(node, name, frame) {
-        net.pending.remove(request_id);
-        return Err(err);
-    }
+    // whatever ends this call early (its caller dropping the future included) takes its entry
+    // out of the table; after an answer the entry is gone already and this does nothing
+    let _entry = PendingEntry {
+        pending: &net.pending,
+        id: request_id,
+    };
+    net.queue(node, name, frame)?;
     let outcome = tokio::time::timeout(timeout, reply).await;
     match outcome {
         Ok(Ok(Ok(payload))) => {
@@ -515,18 +561,39 @@ pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
                 target: target(),
                 after: timeout,
             },
-            other => other,
+            other => with_target(other, target()),
         }),
         Ok(Err(_)) => Err(CallError::Unreachable {
             node: node.to_string(),
         }),
-        Err(_) => {
-            net.pending.remove(request_id);
-            Err(CallError::Timeout {
-                target: target(),
-                after: timeout,
-            })
-        }
+        Err(_) => Err(CallError::Timeout {
+            target: target(),
+            after: timeout,
+        }),
+    }
+}
+
+/// A remote call's entry in the pending table, removed when the call ends however it ends.
+struct PendingEntry<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl Drop for PendingEntry<'_> {
+    fn drop(&mut self) {
+        self.pending.remove(self.id);
+    }
+}
+
+/// `err` naming the actor the caller addressed (`node/name`) rather than only its node.
+fn with_target(err: CallError, target: String) -> CallError {
+    match err {
+        CallError::NotFound { .. } => CallError::NotFound { target },
+        CallError::Forbidden { .. } => CallError::Forbidden { target },
+        CallError::NoReply { .. } => CallError::NoReply { target },
+        CallError::Overloaded { limit, .. } => CallError::Overloaded { target, limit },
+        CallError::ActorFailed { reason, .. } => CallError::ActorFailed { target, reason },
+        other => other,
     }
 }
 
@@ -902,7 +969,7 @@ fn establish(
             peer.send_control(frame);
         }
     }
-    let names = inner.node.names();
+    let names = inner.node.inner.registry.exposed_names();
     if let Some(frame) = encode_control(&inner.codec, &ControlMsg::Names(names)) {
         peer.send_control(frame);
     }
@@ -1211,7 +1278,7 @@ async fn publish_names(inner: Weak<NetInner>) {
         // coalesce bursts of registrations into one update
         tokio::time::sleep(Duration::from_millis(20)).await;
         let Some(net) = inner.upgrade() else { return };
-        let names = net.node.names();
+        let names = net.node.inner.registry.exposed_names();
         let events = net.members.lock().set_my_names(names.iter().cloned());
         for e in events {
             net.emit(e);

@@ -303,6 +303,7 @@ pub(crate) fn error_outcome(err: &CallError) -> ReplyOutcome {
         CallError::Overloaded { .. } => RemoteErrorCode::Overloaded,
         CallError::TooLarge { .. } => RemoteErrorCode::TooLarge,
         CallError::Timeout { .. } => RemoteErrorCode::Timeout,
+        CallError::Forbidden { .. } => RemoteErrorCode::Forbidden,
         CallError::NoReply { .. } => {
             return ReplyOutcome::Err {
                 code: RemoteErrorCode::Other,
@@ -322,6 +323,7 @@ pub(crate) fn remote_error(target: &str, code: RemoteErrorCode, detail: String) 
     let target = target.to_string();
     match code {
         RemoteErrorCode::NotFound => CallError::NotFound { target },
+        RemoteErrorCode::Forbidden => CallError::Forbidden { target },
         RemoteErrorCode::Decode | RemoteErrorCode::UnknownType => CallError::Decode(detail),
         RemoteErrorCode::Overloaded => CallError::Overloaded { target, limit: 0 },
         RemoteErrorCode::TooLarge => CallError::TooLarge { len: 0, max: 0 },

@@ -31,10 +31,16 @@ impl Pending {
         rx
     }
 
-    /// Completes call `id` (a reply arrived). Unknown ids (timed out already) are ignored.
-    pub(crate) fn complete(&self, id: u64, result: ReplyResult) {
-        if let Some((_, call)) = self.calls.remove(&id) {
-            let _ = call.tx.send(result);
+    /// Completes call `id` with a reply that arrived from node `from`. A reply from any other
+    /// node than the one the call went to is not accepted (the entry stays for the real one);
+    /// unknown ids (the caller gave up already) are ignored. Returns whether it was accepted.
+    pub(crate) fn complete(&self, id: u64, from: &str, result: ReplyResult) -> bool {
+        match self.calls.remove_if(&id, |_, call| &*call.node == from) {
+            Some((_, call)) => {
+                let _ = call.tx.send(result);
+                true
+            }
+            None => false,
         }
     }
 
@@ -79,7 +85,9 @@ mod tests {
         let mut to_b = pending.insert(1, Arc::from("b"));
         let mut to_c = pending.insert(2, Arc::from("c"));
         let mut late = pending.insert(3, Arc::from("b"));
-        pending.complete(3, Ok(Bytes::from_static(b"ok")));
+        // a reply for b's call from c is not taken, and b's own still is
+        assert!(!pending.complete(3, "c", Ok(Bytes::from_static(b"forged"))));
+        assert!(pending.complete(3, "b", Ok(Bytes::from_static(b"ok"))));
         assert_eq!(pending.sweep_node("b"), 1);
         assert!(matches!(
             to_b.try_recv(),
@@ -88,7 +96,7 @@ mod tests {
         assert!(to_c.try_recv().is_err(), "c's call is still waiting");
         assert_eq!(late.try_recv().ok(), Some(Ok(Bytes::from_static(b"ok"))));
         pending.remove(2);
-        pending.complete(2, Ok(Bytes::new()));
+        assert!(!pending.complete(2, "c", Ok(Bytes::new())));
         assert_eq!(pending.len(), 0);
     }
 }

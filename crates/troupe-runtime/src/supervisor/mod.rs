@@ -31,6 +31,7 @@ use crate::addr::Addr;
 use crate::error::SpawnError;
 use crate::node::{Node, NodeExit};
 use crate::pool::Pool;
+use crate::reach::Reach;
 
 /// How a supervisor treats its children: strategy, restart intensity, backoff, what to do
 /// when the intensity is exceeded, and how long each child gets to stop gracefully.
@@ -130,13 +131,15 @@ impl SupervisorSpec {
     }
 }
 
-/// Per-child settings: restart type and mailbox limit.
-#[derive(Clone, Copy, Debug, Default)]
+/// Per-child settings: restart type, mailbox limit, and who may reach it from other nodes.
+#[derive(Clone, Debug, Default)]
 pub struct ChildOptions {
     /// Whether the child is restarted after it exits.
     pub restart: Restart,
     /// Mailbox depth limit; the node's default when `None`.
     pub mailbox_limit: Option<usize>,
+    /// Which other nodes may send it messages; [`Reach::Local`] (none) unless set.
+    pub reach: Reach,
 }
 
 impl ChildOptions {
@@ -164,6 +167,13 @@ impl ChildOptions {
     /// Sets the mailbox depth limit.
     pub fn mailbox_limit(mut self, limit: usize) -> Self {
         self.mailbox_limit = Some(limit);
+        self
+    }
+
+    /// Lets other nodes send it messages as `reach` says (by default none may: a message
+    /// from another node gets [`CallError::Forbidden`](crate::CallError::Forbidden)).
+    pub fn reachable_from(mut self, reach: Reach) -> Self {
+        self.reach = reach;
         self
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reach, Reply,
     SupervisorSpec,
 };
 
@@ -145,14 +145,17 @@ pub async fn node_with_probe(name: &str, journal: &Journal) -> (Node, Addr<Probe
     node_with_probe_in(&Mesh::new(), name, journal).await
 }
 
-/// A started node named `name` in `mesh`, with a `probe` actor.
+/// A started node named `name` in `mesh`, with a `probe` actor that every node of the
+/// cluster may reach.
 pub async fn node_with_probe_in(mesh: &Mesh, name: &str, journal: &Journal) -> (Node, Addr<Probe>) {
     let node = Node::new(name, mesh, NodeConfig::default()).unwrap();
     let j = journal.clone();
     let (spec, addr) = node
-        .child("probe", ChildOptions::permanent(), move || {
-            ProbeActor::new(&j)
-        })
+        .child(
+            "probe",
+            ChildOptions::permanent().reachable_from(Reach::cluster()),
+            move || ProbeActor::new(&j),
+        )
         .unwrap();
     node.start(SupervisorSpec::one_for_one(), vec![spec])
         .await
