@@ -65,7 +65,9 @@ mod read_through;
 pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
-pub use topology::{GroupId, LaunchError, NodeId, Part, Place, Restartable, Running, Topology};
+pub use topology::{
+    GroupId, LaunchError, NodeId, Part, PartExt, Place, Reachable, Restartable, Running, Topology,
+};
 #[cfg(feature = "balancer")]
 pub use troupe_balancer as balancer;
 #[cfg(feature = "cache")]
@@ -77,7 +79,7 @@ pub use troupe_queue as queue;
 pub use troupe_runtime as runtime;
 pub use troupe_runtime::{
     Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Message, NoMessages, Node, Pool,
-    Reply, Request, SupervisorSpec, TaskHandle,
+    Reach, Reply, Request, SupervisorSpec, TaskHandle,
 };
 pub use troupe_wire as wire;
 
@@ -94,7 +96,9 @@ pub mod db {
 /// Everything a topology file usually needs.
 pub mod prelude {
     pub use crate::launch::{LaunchArgs, launch, launch_until};
-    pub use crate::topology::{LaunchError, NodeId, Part, Restartable, Running, Topology};
+    pub use crate::topology::{
+        LaunchError, NodeId, Part, PartExt, Reachable, Restartable, Running, Topology,
+    };
     #[cfg(feature = "balancer")]
     pub use troupe_balancer::Balancer;
     #[cfg(feature = "cache")]
@@ -107,7 +111,7 @@ pub mod prelude {
     pub use troupe_queue::{QueueClient, QueueSpec};
     pub use troupe_runtime::{
         Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Message, NoMessages, Node,
-        NodeExit, Pool, Reply, Request, Restart, SupervisionAction, SupervisionReport,
+        NodeExit, Pool, Reach, Reply, Request, Restart, SupervisionAction, SupervisionReport,
         SupervisorSpec, TaskHandle,
     };
 }

@@ -7,13 +7,11 @@ use troupe_cache::{CacheClient, CacheSpec};
 use troupe_queue::{QueueClient, QueueSpec};
 #[cfg(any(feature = "proxy", feature = "balancer"))]
 use troupe_runtime::Addr;
-#[cfg(any(
-    feature = "proxy",
-    feature = "balancer",
-    feature = "queue",
-    feature = "db"
-))]
+#[cfg(any(feature = "proxy", feature = "balancer", feature = "queue"))]
 use troupe_runtime::ChildOptions;
+
+#[cfg(any(feature = "cache", feature = "db"))]
+use troupe_runtime::Reach;
 
 use crate::topology::{Part, Place, Topology};
 
@@ -56,13 +54,17 @@ impl Part for CacheSpec {
     type Handle = CacheClient;
 
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> CacheClient {
-        let shards = (0..self.shard_count())
+        let spec = match topology.declared_reach() {
+            Some(reach) if *self.reach() == Reach::Local => self.reachable_from(reach.clone()),
+            _ => self,
+        };
+        let shards = (0..spec.shard_count())
             .map(|i| topology.handle(place, &Self::shard_name(name, i)))
             .collect::<Vec<_>>();
-        let client = self.client(shards);
+        let client = spec.client(shards);
         let name = name.to_string();
         topology.declare_children(place, move |node| {
-            self.children(node, &name).map(|(children, _)| children)
+            spec.children(node, &name).map(|(children, _)| children)
         });
         client
     }
@@ -76,17 +78,21 @@ impl Part for troupe_db::DbSpec {
     type Handle = troupe_db::DbClient;
 
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> troupe_db::DbClient {
-        let spec = self.placed(name, topology.place_node_name(place));
+        let mut spec = self.placed(name, topology.place_node_name(place));
+        if let Some(reach) = topology.declared_reach()
+            && *spec.reach() == Reach::Local
+        {
+            spec = spec.reachable_from(reach.clone());
+        }
         let mut replicas = Vec::with_capacity(spec.replica_count());
         for i in 0..spec.replica_count() {
             let node_name = spec.replica_node(i).unwrap_or_default().to_string();
             let node = topology.node(&node_name);
-            replicas.push(topology.add_with(
-                node,
-                &spec.replica_name(i),
-                ChildOptions::permanent(),
-                spec.factory(i),
-            ));
+            replicas.push(topology.handle(node, &spec.replica_name(i)));
+            let spec = spec.clone();
+            topology.declare_children(node.into(), move |node| {
+                spec.child(node, i).map(|(child, _)| vec![child])
+            });
         }
         troupe_db::DbClient::new(replicas)
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{
     Actor, Addr, AddrBinding, ChildOptions, ChildSpec, Mesh, Node, NodeConfig, NodeExit, Pool,
-    RegistryError, Restart, SpawnError, SupervisorSpec,
+    Reach, RegistryError, Restart, SpawnError, SupervisorSpec,
 };
 
 /// A node declared in a [`Topology`].
@@ -94,15 +94,50 @@ impl<A: Actor + Clone + Sync> Part for Restartable<A> {
     }
 }
 
+/// A part that other nodes may reach, as its [`Reach`] says: `t.add(app, "greeter",
+/// (|| Greeter).reachable_from(Reach::cluster()))`. Without it, everything a topology declares
+/// is reachable only from its own node, and a message from another node gets
+/// [`CallError::Forbidden`](troupe_runtime::CallError::Forbidden).
+///
+/// For a part made of several actors (a cache's shards, a database's replicas) the reach
+/// applies to the names its clients use; a part's peer protocol stays reachable from its own
+/// members only.
+#[derive(Clone, Debug)]
+pub struct Reachable<P> {
+    part: P,
+    reach: Reach,
+}
+
+/// [`Reachable`] for any [`Part`]: `part.reachable_from(Reach::cluster())`.
+pub trait PartExt: Part + Sized {
+    /// This part, reachable from the nodes `reach` allows.
+    fn reachable_from(self, reach: Reach) -> Reachable<Self> {
+        Reachable { part: self, reach }
+    }
+}
+
+impl<P: Part> PartExt for P {}
+
+impl<P: Part> Part for Reachable<P> {
+    type Handle = P::Handle;
+
+    fn place(self, topology: &mut Topology, place: Place, name: &str) -> P::Handle {
+        let outer = topology.reach.replace(self.reach);
+        let handle = self.part.place(topology, place, name);
+        topology.reach = outer;
+        handle
+    }
+}
+
 type MakeChild = Box<dyn FnOnce(&Node) -> Result<ChildSpec, RegistryError> + Send>;
 
 /// Makes several children at once (a part made of several actors).
-#[cfg(feature = "cache")]
+#[cfg(any(feature = "cache", feature = "db"))]
 type MakeChildren = Box<dyn FnOnce(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send>;
 
 enum Decl {
     Actor(MakeChild),
-    #[cfg(feature = "cache")]
+    #[cfg(any(feature = "cache", feature = "db"))]
     Children(MakeChildren),
     Group(usize),
 }
@@ -161,6 +196,8 @@ pub struct Topology {
     name: String,
     binding: AddrBinding,
     nodes: Vec<NodeDecl>,
+    /// Set while a [`Reachable`] part places itself: who may reach what it declares.
+    reach: Option<Reach>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -182,6 +219,7 @@ impl Topology {
             name: name.into(),
             binding: AddrBinding::new(),
             nodes: Vec::new(),
+            reach: None,
         }
     }
 
@@ -300,7 +338,7 @@ impl Topology {
         &self.nodes[place.0.node].name
     }
 
-    #[cfg(feature = "cache")]
+    #[cfg(any(feature = "cache", feature = "db"))]
     /// Declares children that `make` registers on `place`'s node when the topology starts.
     pub(crate) fn declare_children(
         &mut self,
@@ -313,7 +351,13 @@ impl Topology {
             .push(Decl::Children(Box::new(make)));
     }
 
-    /// Places an actor with explicit restart type and mailbox limit.
+    /// Who may reach what is being declared now, when a [`Reachable`] part set it.
+    pub(crate) fn declared_reach(&self) -> Option<&Reach> {
+        self.reach.as_ref()
+    }
+
+    /// Places an actor with explicit restart type, mailbox limit and reach (when `options`
+    /// leave the reach local and the part is [`Reachable`], its reach applies).
     pub fn add_with<A, F>(
         &mut self,
         place: impl Into<Place>,
@@ -329,6 +373,10 @@ impl Topology {
         let node_name = self.nodes[group.node].name.clone();
         let addr = Addr::deferred(&node_name, name, &self.binding);
         let actor_name = name.to_string();
+        let options = match &self.reach {
+            Some(reach) if options.reach == Reach::Local => options.reachable_from(reach.clone()),
+            _ => options,
+        };
         self.nodes[group.node].groups[group.group]
             .children
             .push(Decl::Actor(Box::new(move |node: &Node| {
@@ -472,7 +520,7 @@ fn build_children(
     for child in children {
         let spec = match child {
             Decl::Actor(make) => make(node),
-            #[cfg(feature = "cache")]
+            #[cfg(any(feature = "cache", feature = "db"))]
             Decl::Children(make) => match make(node) {
                 Ok(made) => {
                     specs.extend(made);

@@ -287,12 +287,14 @@ pub enum ShardMsg {
     /// Sweep the cold end for expired entries (the shard's timer sends this
     /// every 100 ms)
     // self-message
+    #[serde(skip)]
     PurgeExpired,
     /// Cache a value read from the backing store at `version` (a
     /// read-through shard's task casts this after a miss). Dropped if older
     /// than the key's last invalidation or than the entry present, or if
     /// `epoch` is not this shard instance's.
     // self-message
+    #[serde(skip)]
     Fill {
         /// The key
         key: Bytes,
@@ -307,6 +309,7 @@ pub enum ShardMsg {
     /// cached entry and refuse older fills (a read-through shard's task sends
     /// this before answering a write)
     // self-message
+    #[serde(skip)]
     Invalidate {
         /// The key
         key: Bytes,

@@ -10,7 +10,7 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Pool, RegistryError};
+use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Pool, Reach, RegistryError};
 
 use crate::actor::{RespServer, RespServerActor};
 use crate::backing::{Backing, SharedBacking};
@@ -74,6 +74,7 @@ pub struct CacheSpec {
     max_backing_in_flight: Option<usize>,
     resp: Option<RespServer>,
     call_timeout: Duration,
+    reach: Reach,
 }
 
 impl CacheSpec {
@@ -97,6 +98,7 @@ impl CacheSpec {
             max_backing_in_flight: None,
             resp: None,
             call_timeout: DEFAULT_TIMEOUT,
+            reach: Reach::Local,
         }
     }
 
@@ -166,6 +168,18 @@ impl CacheSpec {
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
+    }
+
+    /// Lets clients on other nodes reach the shards as `reach` says (by default only
+    /// clients on the cache's own node may: a shard is local-only unless declared)
+    pub fn reachable_from(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
+    }
+
+    /// Who may reach the shards from other nodes
+    pub fn reach(&self) -> &Reach {
+        &self.reach
     }
 
     /// How many shards to place
@@ -241,8 +255,10 @@ impl CacheSpec {
     }
 
     /// Registers the cache `name` on `node` (shards `name.0..` under a
-    /// one-for-one supervisor `name`, and the RESP server `name.resp` if
-    /// any), all permanent: the child specs to start, and the client
+    /// one-for-one supervisor `name`, reachable from other nodes as
+    /// [`reachable_from`](Self::reachable_from) says, and the RESP server
+    /// `name.resp` if any), all permanent: the child specs to start, and the
+    /// client
     ///
     /// # Errors
     ///
@@ -256,7 +272,7 @@ impl CacheSpec {
         let (shards, pool) = node.pool_child(
             name,
             self.shard_count(),
-            ChildOptions::permanent(),
+            ChildOptions::permanent().reachable_from(self.reach.clone()),
             self.shard_factory(),
         )?;
         let client = self.client(pool.members().iter().cloned());

@@ -19,8 +19,8 @@
 //!     .replica("data-2")
 //!     .replica("data-3")
 //!     .ack(AckMode::Majority);
-//! // Each host spawns its replica with `spec.factory(i)` (or `Topology::add_db` does it);
-//! // any node can then reach the database:
+//! // Each host registers its replica with `spec.child(&node, i)` (or `Topology::add` does
+//! // it); a node `reachable_from` allows can then reach the database:
 //! let db = spec.client(&node);
 //! let written = db.put("user:42", "ada").await?;
 //! let mine = db.with_read_policy(ReadPolicy::ReadYourWrites);
@@ -53,8 +53,8 @@
 //!   pending writes.
 //! - `core/promotion.rs`: [`core::promote`], choosing the follower to promote on leader loss.
 //! - `storage.rs`: [`storage::ReplicaStore`], a replica's log, applied map and epochs on redb.
-//! - `msg.rs`: [`DbMsg`], what replicas and clients say to each other (each request with
-//!   its own reply port), and the answers' types.
+//! - `msg.rs`: [`DbMsg`], what clients say to a replica, and [`DbPeerMsg`], what replicas say
+//!   to each other (each request with its own reply port), and the answers' types.
 //! - `spec.rs`: [`DbSpec`], placement, acknowledgement mode, limits and timings.
 //! - `replica.rs`: [`DbReplica`], the actor; `client.rs`: [`DbClient`].
 
@@ -68,7 +68,8 @@ pub mod storage;
 pub use client::{AttemptError, DbClient, DbError, ReadPolicy};
 pub use core::{AckMode, Limits};
 pub use msg::{
-    DbFailure, DbMsg, Promoted, ReadValue, ReplicaStatus, Role, ScanPage, WriteOutcome, Written,
+    DbFailure, DbMsg, DbPeerMsg, Promoted, ReadValue, ReplicaStatus, Role, ScanPage, WriteOutcome,
+    Written,
 };
 pub use replica::DbReplica;
 pub use spec::DbSpec;

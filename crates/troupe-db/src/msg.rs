@@ -56,8 +56,10 @@ pub enum WriteOp {
 
 /// What a replica actor handles
 ///
-/// Client requests first, then the peer protocol between replicas, then the replica's own
-/// messages (marked `// self-message`: a peer has no use sending them).
+/// Client requests first, then the peer protocol (a [`DbPeerMsg`], which reaches a replica
+/// only through its peer name, from the database's own replicas), then the replica's own
+/// messages. Everything after the client requests is `#[serde(skip)]`: it cannot be encoded,
+/// so no other node can send it through the client name.
 #[derive(Debug, Serialize, Deserialize, Message)]
 #[message(name = "troupe.db.Replica")]
 pub enum DbMsg {
@@ -96,6 +98,57 @@ pub enum DbMsg {
     /// Manual failover: treat the current leader as lost, fence every reachable replica and
     /// promote the most up-to-date follower → the new leader and its epoch
     Promote(Reply<Result<Promoted, DbFailure>>),
+    /// The peer protocol, from another replica of this database (through the replica's facet)
+    #[serde(skip)]
+    Peer(DbPeerMsg),
+    /// Persist and replicate what was proposed since the last flush
+    // self-message
+    #[serde(skip)]
+    Flush,
+    /// Heartbeats, read-wait expiry, automatic promotion checks
+    // self-message
+    #[serde(skip)]
+    Tick,
+    /// The answer a follower gave to an append or snapshot, or why the call failed
+    // self-message: never encoded (a call error has no wire form), so no peer can send it
+    #[serde(skip)]
+    Replicated {
+        /// The follower
+        from: u64,
+        /// Its answer
+        answer: Result<Result<AppendReply, DbFailure>, CallError>,
+    },
+    /// A node went down (`true`) or came back (`false`)
+    // self-message
+    #[serde(skip)]
+    NodeChanged {
+        /// The node
+        node: String,
+        /// Whether it is down
+        down: bool,
+    },
+    /// Peers' answers to the startup check of a replica that led before
+    // self-message
+    #[serde(skip)]
+    Resume {
+        /// Statuses of the peers that answered
+        peers: Vec<ReplicaStatus>,
+    },
+    /// A promotion this replica ran has finished
+    // self-message
+    #[serde(skip)]
+    PromotionDone,
+}
+
+/// The peer protocol between the replicas of one database: replication, catch-up and the two
+/// steps of a promotion, and the status a replica asks its peers for
+///
+/// A replica takes these through its peer name (`{name}.{index}.peer`, a
+/// [facet](troupe_runtime::Node::facet)), which only the database's own replicas' nodes may
+/// reach: a node that is not one of them gets `CallError::Forbidden` for each.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.db.Peer")]
+pub enum DbPeerMsg {
     /// Replication, leader to follower → the follower's answer
     Append {
         /// The sending leader's replica id
@@ -129,38 +182,8 @@ pub enum DbMsg {
         /// Where the answer goes
         reply: Reply<Result<(), DbFailure>>,
     },
-    /// Persist and replicate what was proposed since the last flush
-    // self-message
-    Flush,
-    /// Heartbeats, read-wait expiry, automatic promotion checks
-    // self-message
-    Tick,
-    /// The answer a follower gave to an append or snapshot, or why the call failed
-    // self-message: never encoded (a call error has no wire form), so no peer can send it
-    #[serde(skip)]
-    Replicated {
-        /// The follower
-        from: u64,
-        /// Its answer
-        answer: Result<Result<AppendReply, DbFailure>, CallError>,
-    },
-    /// A node went down (`true`) or came back (`false`)
-    // self-message
-    NodeChanged {
-        /// The node
-        node: String,
-        /// Whether it is down
-        down: bool,
-    },
-    /// Peers' answers to the startup check of a replica that led before
-    // self-message
-    Resume {
-        /// Statuses of the peers that answered
-        peers: Vec<ReplicaStatus>,
-    },
-    /// A promotion this replica ran has finished
-    // self-message
-    PromotionDone,
+    /// The replica's status, for a peer deciding a promotion or a resume
+    Status(Reply<ReplicaStatus>),
 }
 
 /// A read's value and the applied index of the replica that answered

@@ -47,8 +47,8 @@ use crate::core::{
     StateMachine, WriteId, promote,
 };
 use crate::msg::{
-    DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage, WriteOp,
-    WriteOutcome, Written,
+    DbFailure, DbMsg, DbPeerMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage,
+    WriteOp, WriteOutcome, Written,
 };
 use crate::spec::DbSpec;
 use crate::storage::{Batch, Flush, ReplicaStore, SnapshotWrite};
@@ -122,7 +122,8 @@ pub struct DbReplica {
     me: u64,
     store: Option<ReplicaStore>,
     state: State,
-    peers: Vec<Addr<DbMsg>>,
+    /// Every replica's peer name (this one's too), by replica id
+    peers: Vec<Addr<DbPeerMsg>>,
     leader_hint: Option<u64>,
     flush_scheduled: bool,
     reads: Vec<WaitingRead>,
@@ -488,11 +489,11 @@ impl DbReplica {
         ctx.spawn(async move {
             let answer = match msg {
                 Outgoing::Append(req) => {
-                    peer.call(|reply| DbMsg::Append { leader, req, reply }, timeout)
+                    peer.call(|reply| DbPeerMsg::Append { leader, req, reply }, timeout)
                         .await
                 }
                 Outgoing::Snapshot(req) => {
-                    peer.call(|reply| DbMsg::Snapshot { leader, req, reply }, timeout)
+                    peer.call(|reply| DbPeerMsg::Snapshot { leader, req, reply }, timeout)
                         .await
                 }
             };
@@ -838,7 +839,7 @@ impl DbReplica {
         }
         let me = ctx.myself().clone();
         self.resume_asked = Some(Instant::now());
-        let peers: Vec<Addr<DbMsg>> = self
+        let peers: Vec<Addr<DbPeerMsg>> = self
             .peers
             .iter()
             .enumerate()
@@ -925,11 +926,11 @@ fn op_bytes(op: &Op) -> usize {
 }
 
 /// Asks every replica for its status, concurrently; `(id, status)` of those that answered
-async fn statuses(peers: &[Addr<DbMsg>], timeout: Duration) -> Vec<ReplicaStatus> {
+async fn statuses(peers: &[Addr<DbPeerMsg>], timeout: Duration) -> Vec<ReplicaStatus> {
     let mut asks = JoinSet::new();
     for peer in peers {
         let peer = peer.clone();
-        asks.spawn(async move { peer.call(DbMsg::Status, timeout).await });
+        asks.spawn(async move { peer.call(DbPeerMsg::Status, timeout).await });
     }
     let mut out = Vec::new();
     while let Some(answer) = asks.join_next().await {
@@ -948,7 +949,7 @@ async fn statuses(peers: &[Addr<DbMsg>], timeout: Duration) -> Vec<ReplicaStatus
 /// fenced against a leader that is still working). Then every replica is fenced at a new
 /// epoch, the decision is taken again on the fenced standings, and the winner is told to lead.
 async fn run_promotion(
-    peers: &[Addr<DbMsg>],
+    peers: &[Addr<DbPeerMsg>],
     old_leader: Option<u64>,
     known_epoch: u64,
     mode: AckMode,
@@ -990,7 +991,7 @@ async fn run_promotion(
             (
                 id as u64,
                 peer.call(
-                    |reply| DbMsg::Fence {
+                    |reply| DbPeerMsg::Fence {
                         epoch: fence_epoch,
                         reply,
                     },
@@ -1016,13 +1017,41 @@ async fn run_promotion(
     };
     let epoch = promotion.epoch;
     match addr
-        .call(|reply| DbMsg::BecomeLeader { epoch, reply }, timeout)
+        .call(|reply| DbPeerMsg::BecomeLeader { epoch, reply }, timeout)
         .await
     {
         Ok(Ok(())) => Ok(Promoted { leader, epoch }),
         Ok(Err(DbFailure::Promotion(why))) => Err(why),
         Ok(Err(err)) => Err(err.to_string()),
         Err(err) => Err(format!("replica {leader}: {err}")),
+    }
+}
+
+impl DbReplica {
+    /// A message of the peer protocol, from another replica (or this one) of the database
+    fn on_peer(&mut self, msg: DbPeerMsg, ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
+        match msg {
+            DbPeerMsg::Append { leader, req, reply } => {
+                let answer = self.on_append(leader, req)?;
+                reply.send(answer);
+            }
+            DbPeerMsg::Snapshot { leader, req, reply } => {
+                let answer = self.on_snapshot(leader, req)?;
+                reply.send(Ok(answer));
+            }
+            DbPeerMsg::Fence { epoch, reply } => {
+                let answer = self.on_fence(epoch)?;
+                reply.send(answer);
+            }
+            DbPeerMsg::BecomeLeader { epoch, reply } => {
+                let answer = self.become_leader(epoch, ctx)?;
+                reply.send(answer.map_err(DbFailure::Promotion));
+            }
+            DbPeerMsg::Status(reply) => {
+                reply.send(self.status());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1044,7 +1073,7 @@ impl Actor for DbReplica {
         self.peers = (0..self.n())
             .map(|i| {
                 ctx.node()
-                    .addr(&self.spec.replicas[i], &self.spec.replica_name(i))
+                    .addr(&self.spec.replicas[i], &self.spec.peer_name(i))
             })
             .collect();
         ctx.send_interval(self.spec.heartbeat, || DbMsg::Tick);
@@ -1097,22 +1126,7 @@ impl Actor for DbReplica {
                     self.start_promotion(old, Some(reply), ctx);
                 }
             }
-            DbMsg::Append { leader, req, reply } => {
-                let answer = self.on_append(leader, req)?;
-                reply.send(answer);
-            }
-            DbMsg::Snapshot { leader, req, reply } => {
-                let answer = self.on_snapshot(leader, req)?;
-                reply.send(Ok(answer));
-            }
-            DbMsg::Fence { epoch, reply } => {
-                let answer = self.on_fence(epoch)?;
-                reply.send(answer);
-            }
-            DbMsg::BecomeLeader { epoch, reply } => {
-                let answer = self.become_leader(epoch, ctx)?;
-                reply.send(answer.map_err(DbFailure::Promotion));
-            }
+            DbMsg::Peer(msg) => self.on_peer(msg, ctx)?,
             DbMsg::Flush => self.flush(ctx)?,
             DbMsg::Tick => self.tick(ctx),
             DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx)?,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use troupe_runtime::Node;
+use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Reach, RegistryError};
+
+use crate::msg::DbMsg;
 
 use crate::client::DbClient;
 use crate::core::{AckMode, Limits};
@@ -44,6 +46,7 @@ pub struct DbSpec {
     pub(crate) call_timeout: Duration,
     pub(crate) max_append_bytes: usize,
     pub(crate) max_pending_writes: usize,
+    pub(crate) reach: Reach,
 }
 
 impl DbSpec {
@@ -63,6 +66,7 @@ impl DbSpec {
             call_timeout: Duration::from_secs(2),
             max_append_bytes: 4 * 1024 * 1024,
             max_pending_writes: 100_000,
+            reach: Reach::Local,
         }
     }
 
@@ -155,6 +159,66 @@ impl DbSpec {
     /// The actor name of replica `index`: `{name}.{index}`
     pub fn replica_name(&self, index: usize) -> String {
         format!("{}.{index}", self.name)
+    }
+
+    /// The peer name of replica `index`: `{name}.{index}.peer`, where the other replicas reach
+    /// it with a [`DbPeerMsg`](crate::DbPeerMsg)
+    pub fn peer_name(&self, index: usize) -> String {
+        format!("{}.{index}.peer", self.name)
+    }
+
+    /// Lets clients on other nodes reach the replicas as `reach` says (by default only
+    /// clients on a replica's own node may); the peer protocol is reachable from the
+    /// replicas' nodes only, whatever this says
+    pub fn reachable_from(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
+    }
+
+    /// Who may reach the replicas' client names from other nodes
+    pub fn reach(&self) -> &Reach {
+        &self.reach
+    }
+
+    /// The nodes that may speak the peer protocol: the replicas' own
+    pub fn peer_reach(&self) -> Reach {
+        Reach::nodes(self.replicas.iter().filter(|n| !n.is_empty()))
+    }
+
+    /// Registers replica `index` on `node` (which must be the node the spec places it on):
+    /// the replica under [`replica_name`](Self::replica_name), reachable as
+    /// [`reachable_from`](Self::reachable_from) says, and its peer name, reachable from the
+    /// replicas' nodes only. Returns the child spec to start and the replica's handle.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::AlreadyRegistered`] if either name is taken on `node` (nothing stays
+    /// registered).
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a replica of this spec.
+    pub fn child(
+        &self,
+        node: &Node,
+        index: usize,
+    ) -> Result<(ChildSpec, Addr<DbMsg>), RegistryError> {
+        let name = self.replica_name(index);
+        let (spec, addr) = node.child(
+            &name,
+            ChildOptions::permanent().reachable_from(self.reach.clone()),
+            self.factory(index),
+        )?;
+        if let Err(err) = node.facet(
+            &self.peer_name(index),
+            &name,
+            DbMsg::Peer,
+            self.peer_reach(),
+        ) {
+            spec.discard();
+            return Err(err);
+        }
+        Ok((spec, addr))
     }
 
     /// The file replica `index` keeps its data in

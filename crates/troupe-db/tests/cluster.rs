@@ -10,11 +10,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use troupe_db::msg::ReadAt;
 use troupe_db::{
-    AckMode, DbClient, DbError, DbFailure, DbMsg, DbSpec, Promoted, ReadPolicy, ReplicaStatus,
-    Role, WriteOutcome,
+    AckMode, DbClient, DbError, DbFailure, DbMsg, DbPeerMsg, DbSpec, Promoted, ReadPolicy,
+    ReplicaStatus, Role, WriteOutcome,
 };
 use troupe_runtime::remote::NodeNet;
-use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_runtime::{CallError, Mesh, Node, NodeConfig, Reach, SupervisorSpec};
 use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(20);
@@ -38,16 +38,8 @@ impl TestNode {
     }
 
     async fn spawn_replica(&self, spec: &DbSpec, index: usize) {
-        self.node
-            .root()
-            .unwrap()
-            .spawn(
-                &spec.replica_name(index),
-                ChildOptions::permanent(),
-                spec.factory(index),
-            )
-            .await
-            .unwrap();
+        let (child, _) = spec.child(&self.node, index).unwrap();
+        self.node.root().unwrap().add(child).await.unwrap();
     }
 
     async fn stop(self) {
@@ -67,6 +59,7 @@ struct Cluster {
 
 fn spec(dir: &Path, mode: AckMode) -> DbSpec {
     DbSpec::new("db", dir)
+        .reachable_from(Reach::cluster())
         .replica("r0")
         .replica("r1")
         .replica("r2")
@@ -407,6 +400,86 @@ async fn leader_only_mode_acknowledges_without_followers() {
     assert_eq!(
         cluster.client.get("solo").await.unwrap(),
         Some(Bytes::from("yes"))
+    );
+    cluster.stop().await;
+}
+
+/// A node of the cluster that holds no replica (`app`, with a valid certificate) tries the
+/// peer protocol: fencing every replica at a far epoch, telling a follower to lead, appending
+/// to a follower. Every attempt is refused typed, the replicas count it, and the database
+/// carries on under the same leader and epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_protocol_is_refused_from_a_node_without_a_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let leader = cluster.wait_for_leader().await;
+    let before = cluster.statuses().await[leader].clone().unwrap();
+    cluster.client.put("k", "v1").await.unwrap();
+    let peer = |i: usize| {
+        cluster
+            .app
+            .node
+            .addr::<DbPeerMsg>(&format!("r{i}"), &cluster.spec.peer_name(i))
+    };
+    let forbidden = |answer: Result<_, CallError>| {
+        assert!(
+            matches!(answer, Err(CallError::Forbidden { .. })),
+            "{answer:?}"
+        );
+    };
+    for i in 0..3 {
+        forbidden(
+            peer(i)
+                .call(
+                    |reply| DbPeerMsg::Fence {
+                        epoch: 1_000,
+                        reply,
+                    },
+                    T,
+                )
+                .await
+                .map(|_| ()),
+        );
+        forbidden(
+            peer(i)
+                .call(
+                    |reply| DbPeerMsg::BecomeLeader {
+                        epoch: 1_000,
+                        reply,
+                    },
+                    T,
+                )
+                .await
+                .map(|_| ()),
+        );
+        forbidden(peer(i).call(DbPeerMsg::Status, T).await.map(|_| ()));
+    }
+    // the peer variant of the client protocol cannot even be encoded
+    let client_name = cluster
+        .app
+        .node
+        .addr::<DbMsg>(&format!("r{leader}"), &cluster.spec.replica_name(leader));
+    assert!(matches!(
+        client_name.cast(DbMsg::Peer(
+            DbPeerMsg::Status(troupe_runtime::Reply::none())
+        )),
+        Err(CallError::Decode(_))
+    ));
+    let refused: u64 = cluster
+        .replicas
+        .iter()
+        .flatten()
+        .map(|n| n.net.refused_messages())
+        .sum();
+    assert_eq!(refused, 9);
+    // nothing changed: same leader, same epoch, writes acknowledged and read back
+    let written = cluster.client.put("k", "v2").await.unwrap();
+    let after = cluster.statuses().await[leader].clone().unwrap();
+    assert_eq!((after.role, after.epoch), (Role::Leader, before.epoch));
+    assert!(written.index > 0);
+    assert_eq!(
+        cluster.client.get("k").await.unwrap().as_deref(),
+        Some(&b"v2"[..])
     );
     cluster.stop().await;
 }

@@ -107,11 +107,13 @@ pub enum QueueMsg {
     /// The queue's counts
     Stats(Reply<StatsInfo>),
     /// Expire due leases (the actor sends this to itself every [`TICK`])
-    // self-message
+    // self-message: never crosses the wire
+    #[serde(skip)]
     Tick,
     /// Release every lease of consumers on `node` (the actor sends this to itself when the
     /// node is reported down)
-    // self-message
+    // self-message: never crosses the wire
+    #[serde(skip)]
     NodeDown {
         /// The node
         node: String,
