@@ -79,6 +79,8 @@ fn spec(args: &Args) -> DbSpec {
         .replica("db-2")
         .ack(mode)
         .promote_after(promote)
+        // every process runs a client
+        .reachable_from(Reach::cluster())
 }
 
 /// Increments `counter` by compare-and-set: read at the leader, swap if unchanged

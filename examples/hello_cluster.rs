@@ -207,11 +207,17 @@ fn hello_cluster(crash_every: u64, interval: Duration) -> Topology {
             .no_backoff(),
     );
     let instances = Arc::new(AtomicU64::new(0));
-    let counter = t.add(b, "counter", move || Counter {
-        instance: instances.fetch_add(1, Ordering::Relaxed),
-        value: 0,
-        crash_every,
-    });
+    // only the pinger's node may call the counter, only the reporter's the pinger
+    let counter = t.add(
+        b,
+        "counter",
+        (move || Counter {
+            instance: instances.fetch_add(1, Ordering::Relaxed),
+            value: 0,
+            crash_every,
+        })
+        .reachable_from(Reach::nodes(["c"])),
+    );
     // a fresh copy of these at every (re)start
     let pinger = t.add(
         c,
@@ -221,7 +227,8 @@ fn hello_cluster(crash_every: u64, interval: Duration) -> Topology {
             tallies: Tallies::default(),
             last_instance: None,
             interval,
-        }),
+        })
+        .reachable_from(Reach::nodes(["a"])),
     );
     t.add(a, "reporter", Restartable::from(Reporter { pinger }));
     t

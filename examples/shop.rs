@@ -441,7 +441,9 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
             "db",
             DbSpec::in_dir(&args.data)
                 .replicas(3)
-                .ack(AckMode::Majority),
+                .ack(AckMode::Majority)
+                // the services and workers on `app` are its clients
+                .reachable_from(Reach::nodes(["app"])),
         )
         .with_timeout(BACKEND_TIMEOUT);
     let orders = t.add(
@@ -452,7 +454,8 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
             .max_attempts(10)
             .lease(Duration::from_secs(30))
             .max_item_bytes(256)
-            .dead_letter_capacity(10_000),
+            .dead_letter_capacity(10_000)
+            .reachable_from(Reach::nodes(["app"])),
     );
     let cache = t.add(
         app,
@@ -480,7 +483,12 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         db: db.clone(),
         cache: cache.clone(),
     });
-    let lb = t.add(app, "lb", Balancer::least_outstanding(&svc));
+    // the gateway on `edge` is the only caller from another node
+    let lb = t.add(
+        app,
+        "lb",
+        Balancer::least_outstanding(&svc).reachable_from(Reach::nodes(["edge"])),
+    );
     let mut proxy = Proxy::http(&args.http)
         .route("/", lb)
         .timeout(Duration::from_millis(args.request_timeout_ms));

@@ -352,6 +352,7 @@ impl Topology {
     }
 
     /// Who may reach what is being declared now, when a [`Reachable`] part set it.
+    #[cfg(any(feature = "cache", feature = "db"))]
     pub(crate) fn declared_reach(&self) -> Option<&Reach> {
         self.reach.as_ref()
     }

@@ -12,7 +12,7 @@ use troupe_balancer::core::{BreakerConfig, Strategy};
 use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{
     Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Mesh, Node, NodeConfig, Pool,
-    Request, SupervisorSpec,
+    Reach, Request, SupervisorSpec,
 };
 use troupe_testkit::{Cluster, eventually, within};
 
@@ -225,10 +225,15 @@ async fn remote_pool(
 ) -> (Node, NodeNet) {
     let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
     let (spec, _) = node
-        .pool_child("m", 2, ChildOptions::permanent(), move |i| Member {
-            index: base + i,
-            healthy: Arc::new(AtomicBool::new(true)),
-        })
+        .pool_child(
+            "m",
+            2,
+            ChildOptions::permanent().reachable_from(Reach::nodes(["edge"])),
+            move |i| Member {
+                index: base + i,
+                healthy: Arc::new(AtomicBool::new(true)),
+            },
+        )
         .unwrap();
     node.start(SupervisorSpec::one_for_one(), vec![spec])
         .await

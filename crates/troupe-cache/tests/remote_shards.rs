@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use troupe_cache::{CacheClient, CacheShard, RespServer, RespServerMsg, ShardMsg};
-use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, Pool, SupervisorSpec};
+use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, Pool, Reach, SupervisorSpec};
 use troupe_testkit::{Cluster, fully_connected};
 
 const T: Duration = Duration::from_secs(5);
@@ -17,9 +17,12 @@ async fn a_front_end_serves_from_shards_on_another_node() {
     let data = Node::new("data", &Mesh::new(), NodeConfig::default()).unwrap();
     let entries = NonZeroUsize::new(1_000).unwrap();
     let (spec, _) = data
-        .pool_child("cache", 2, ChildOptions::permanent(), move |_| {
-            CacheShard::new(entries, 1 << 20)
-        })
+        .pool_child(
+            "cache",
+            2,
+            ChildOptions::permanent().reachable_from(Reach::nodes(["edge"])),
+            move |_| CacheShard::new(entries, 1 << 20),
+        )
         .unwrap();
     data.start(SupervisorSpec::one_for_one(), vec![spec])
         .await

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use troupe_proxy::{HttpCall, HttpResponse, Proxy, ProxyMsg};
 use troupe_runtime::{
-    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
+    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Node, NodeConfig, Reach, SupervisorSpec,
 };
 use troupe_testkit::{Cluster, eventually, within};
 
@@ -461,10 +461,14 @@ async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
     let slow_started = Arc::new(AtomicUsize::new(0));
     let app_slow = slow_started.clone();
     let (spec, _) = app
-        .child("svc", ChildOptions::permanent(), move || Service {
-            name: "app",
-            slow_started: app_slow.clone(),
-        })
+        .child(
+            "svc",
+            ChildOptions::permanent().reachable_from(Reach::nodes(["edge"])),
+            move || Service {
+                name: "app",
+                slow_started: app_slow.clone(),
+            },
+        )
         .unwrap();
     app.start(SupervisorSpec::one_for_one(), vec![spec])
         .await

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use troupe_queue::actor::{QueueFailure, QueueMsg, QueueSpec};
 use troupe_queue::core::QueueConfig;
 use troupe_queue::{Consumer, QueueClient, QueueError};
-use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_runtime::{ChildOptions, Mesh, Node, NodeConfig, Reach, SupervisorSpec};
 use troupe_testkit::{Cluster, eventually, fully_connected, within};
 
 const T: Duration = Duration::from_secs(5);
@@ -41,7 +41,7 @@ async fn leases_of_a_consumer_node_that_left_are_released_at_once() {
         .unwrap()
         .spawn(
             "queue",
-            ChildOptions::permanent(),
+            ChildOptions::permanent().reachable_from(Reach::nodes(["app"])),
             QueueSpec::in_memory().config(config()).factory(),
         )
         .await

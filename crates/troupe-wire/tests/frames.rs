@@ -531,8 +531,8 @@ fn each_malformed_field_has_its_own_error() {
         ..cast()
     });
     let mut body = encode(&reply)[4..].to_vec();
-    body[12] = 8; // the error code byte
-    assert_eq!(decode_body(&body), Err(WireError::UnknownErrorCode(8)));
+    body[12] = 9; // the error code byte
+    assert_eq!(decode_body(&body), Err(WireError::UnknownErrorCode(9)));
 }
 
 #[test]
