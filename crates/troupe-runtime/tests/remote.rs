@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use common::*;
 use tokio::sync::broadcast;
 use troupe_identity::DevCa;
-use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet, RejectReason};
+use troupe_runtime::remote::{NetConfig, NodeEvent, NodeNet, PeerLimit, RejectReason};
 use troupe_runtime::{
     Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, Reach, SupervisorSpec,
 };
@@ -587,6 +587,18 @@ async fn raw_connect(
 
 /// Completes a real handshake as node `name`, returning the connection.
 async fn handshaken(ca: &DevCa, name: &str, addr: SocketAddr) -> quinn::Connection {
+    let (conn, send, recv) = handshaken_with_control(ca, name, addr).await;
+    // keep the control stream open for the rest of the test
+    std::mem::forget((send, recv));
+    conn
+}
+
+/// Completes a real handshake as node `name`, returning the connection and its control stream.
+async fn handshaken_with_control(
+    ca: &DevCa,
+    name: &str,
+    addr: SocketAddr,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
     let (conn, mut send, mut recv) = raw_connect(ca, name, addr).await;
     let mut buf = BytesMut::new();
     FrameCodec::default()
@@ -610,9 +622,7 @@ async fn handshaken(ca: &DevCa, name: &str, addr: SocketAddr) -> quinn::Connecti
         let chunk = recv.read_chunk(4096, true).await.unwrap().unwrap();
         got.extend_from_slice(&chunk.bytes);
     }
-    // keep the control stream open for the rest of the test
-    std::mem::forget((send, recv));
-    conn
+    (conn, send, recv)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -807,4 +817,153 @@ async fn an_abandoned_remote_call_leaves_no_pending_entry() {
     })
     .await;
     assert_eq!(on_b.call(|r| Probe::Push(5, r), T).await, Ok(1));
+}
+
+/// The control messages nodes exchange, mirrored to forge them (same variants, same order).
+#[derive(serde::Serialize)]
+#[allow(dead_code)]
+enum ForgedControl {
+    Members(Vec<ForgedMember>),
+    Names(Vec<String>),
+}
+
+#[derive(serde::Serialize)]
+struct ForgedMember {
+    name: String,
+    addr: SocketAddr,
+    incarnation: u64,
+}
+
+fn control_frame(msg: &ForgedControl) -> BytesMut {
+    let mut buf = BytesMut::new();
+    FrameCodec::default()
+        .encode(
+            &Frame::Control {
+                channel: 1,
+                body: rmp_serde::to_vec(msg).unwrap().into(),
+            },
+            &mut buf,
+        )
+        .unwrap();
+    buf
+}
+
+/// A node with a valid certificate gossips 100,000 made-up members (every one at an address
+/// nobody listens on): the list is refused whole, nothing of it is dialled, the peer is cut
+/// off with the limit's name, and the node serves its real peers on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_list_of_100_000_fake_names_cuts_the_peer_off() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let mut events = a.net.events();
+    let (conn, mut control, _recv) = handshaken_with_control(&ca, "m", a.net.local_addr()).await;
+    // in frames of 20,000 (each under the test's 1 MiB frame limit)
+    for chunk in 0..5 {
+        let fake = (chunk * 20_000..(chunk + 1) * 20_000)
+            .map(|i| ForgedMember {
+                name: format!("fake-{i}"),
+                addr: "127.0.0.1:9".parse().unwrap(),
+                incarnation: 1,
+            })
+            .collect();
+        let frame = control_frame(&ForgedControl::Members(fake));
+        if control.write_all(&frame).await.is_err() {
+            break; // cut off already
+        }
+    }
+    next_event(&mut events, "the member limit", |e| {
+        matches!(e, NodeEvent::LimitExceeded { node, limit: PeerLimit::Members } if node == "m")
+    })
+    .await;
+    match tokio::time::timeout(T, conn.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, quinn::VarInt::from_u32(4));
+            assert_eq!(&close.reason[..], b"max_members");
+        }
+        other => panic!("closed for another reason: {other:?}"),
+    }
+    let known: Vec<String> = a.net.members().into_iter().map(|(n, _, _)| n).collect();
+    assert!(known.iter().all(|n| !n.starts_with("fake-")), "{known:?}");
+    assert_eq!(
+        a.node
+            .addr::<Probe>("b", "probe")
+            .call(|r| Probe::Push(1, r), T)
+            .await,
+        Ok(1)
+    );
+}
+
+/// A peer opens large-message streams and never completes them: past
+/// `max_large_in_flight` it is cut off, and a stream left unfinished is cut off at the
+/// deadline; the node keeps serving its real peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_message_streams_never_completed_cut_the_peer_off() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let mut config_a = config(&ca, "a", &[]);
+    config_a.limits.max_large_in_flight = 8;
+    config_a.limits.large_message_deadline = Duration::from_millis(500);
+    let node = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let a_net = NodeNet::bind(&node, LOOPBACK, config_a).await.unwrap();
+    let b = member(&ca, "b", &[a_net.local_addr()], &journal).await;
+    let mut events = a_net.events();
+
+    // too many at once: 5,000 asked for, the transport lets through only what a allows, and
+    // the ninth in flight is a breach
+    let flood = handshaken(&ca, "m", a_net.local_addr()).await;
+    let mut open = Vec::new();
+    for seq in 0..5_000u64 {
+        let Ok(Ok(mut stream)) =
+            tokio::time::timeout(Duration::from_millis(200), flood.open_uni()).await
+        else {
+            break;
+        };
+        let mut head = vec![1u8];
+        head.extend_from_slice(&seq.to_be_bytes());
+        head.extend_from_slice(&[0, 0, 0x10]); // the start of a frame that never ends
+        if stream.write_all(&head).await.is_err() {
+            break;
+        }
+        open.push(stream);
+    }
+    next_event(&mut events, "the large-message limit", |e| {
+        matches!(e, NodeEvent::LimitExceeded { node, limit: PeerLimit::LargeInFlight } if node == "m")
+    })
+    .await;
+    assert!(
+        open.len() < 5_000,
+        "the transport bounds streams: {}",
+        open.len()
+    );
+
+    // one stream left unfinished: cut off at the deadline
+    let slow = handshaken(&ca, "s", a_net.local_addr()).await;
+    let mut stream = slow.open_uni().await.unwrap();
+    stream
+        .write_all(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    next_event(&mut events, "the large-message deadline", |e| {
+        matches!(e, NodeEvent::LimitExceeded { node, limit: PeerLimit::LargeDeadline } if node == "s")
+    })
+    .await;
+    match tokio::time::timeout(T, slow.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(&close.reason[..], b"large_message_deadline");
+        }
+        other => panic!("closed for another reason: {other:?}"),
+    }
+    assert_eq!(
+        node.addr::<Probe>("b", "probe")
+            .call(|r| Probe::Push(1, r), T)
+            .await,
+        Ok(1)
+    );
+    drop(b);
 }

@@ -33,7 +33,16 @@ struct Member {
     incarnation: u64,
     status: MemberStatus,
     names: BTreeSet<String>,
+    /// Whether a connection to it ever completed its handshake (else it is only hearsay).
+    seen_up: bool,
 }
+
+/// The longest registered name a member may announce.
+pub(crate) const MAX_NAME_LEN: usize = 1024;
+
+/// Gossip that cannot be taken in: a malformed node name, or more members than allowed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooManyOrMalformed;
 
 /// This node's view of the cluster.
 #[derive(Debug)]
@@ -66,7 +75,9 @@ impl Members {
             incarnation,
             status: MemberStatus::Down,
             names: BTreeSet::new(),
+            seen_up: true,
         });
+        member.seen_up = true;
         let restarted = member.incarnation != incarnation;
         if restarted {
             // a new incarnation publishes its names afresh
@@ -115,7 +126,26 @@ impl Members {
 
     /// Merges a peer's view; returns the members worth dialing (unknown to us, or known but
     /// not up at an address we had not tried), and whether our view changed.
-    pub(crate) fn learn(&mut self, infos: &[MemberInfo]) -> (Vec<(String, SocketAddr)>, bool) {
+    ///
+    /// At most `max_members` are kept: gossip naming more new members, or a malformed name, is
+    /// refused whole (nothing of it is taken in).
+    pub(crate) fn learn(
+        &mut self,
+        infos: &[MemberInfo],
+        max_members: usize,
+    ) -> Result<(Vec<(String, SocketAddr)>, bool), TooManyOrMalformed> {
+        let mut new = BTreeSet::new();
+        for info in infos {
+            if troupe_identity::validate_node_name(&info.name).is_err() {
+                return Err(TooManyOrMalformed);
+            }
+            if info.name != self.me && !self.table.contains_key(&info.name) {
+                new.insert(info.name.as_str());
+            }
+        }
+        if self.table.len() + new.len() > max_members {
+            return Err(TooManyOrMalformed);
+        }
         let mut dial = Vec::new();
         let mut changed = false;
         for info in infos {
@@ -131,6 +161,7 @@ impl Members {
                             incarnation: info.incarnation,
                             status: MemberStatus::Down,
                             names: BTreeSet::new(),
+                            seen_up: false,
                         },
                     );
                     dial.push((info.name.clone(), info.addr));
@@ -153,7 +184,18 @@ impl Members {
                 }
             }
         }
-        (dial, changed)
+        Ok((dial, changed))
+    }
+
+    /// Forgets `name` if no connection to it ever completed (it was only named in gossip);
+    /// returns whether it was forgotten.
+    pub(crate) fn forget_hearsay(&mut self, name: &str) -> bool {
+        if self.table.get(name).is_some_and(|m| !m.seen_up) {
+            self.table.remove(name);
+            true
+        } else {
+            false
+        }
     }
 
     /// What to tell peers: ourselves and every member that is up.
@@ -317,16 +359,22 @@ mod tests {
                 incarnation: 1,
             },
         ];
-        assert_eq!(m.learn(&infos), (vec![("c".to_string(), addr(3))], true));
+        assert_eq!(
+            m.learn(&infos, 1024).unwrap(),
+            (vec![("c".to_string(), addr(3))], true)
+        );
         // c is known now; hearing of it again neither dials twice nor counts as news
-        assert_eq!(m.learn(&infos), (vec![], false));
+        assert_eq!(m.learn(&infos, 1024).unwrap(), (vec![], false));
         // a restarted c (new incarnation) is worth dialing again
         let restarted = vec![MemberInfo {
             name: "c".into(),
             addr: addr(3),
             incarnation: 2,
         }];
-        assert_eq!(m.learn(&restarted).0, vec![("c".to_string(), addr(3))]);
+        assert_eq!(
+            m.learn(&restarted, 1024).unwrap().0,
+            vec![("c".to_string(), addr(3))]
+        );
         // a member that dialed us (no address known) tells us where it listens
         m.up("d", 1, None);
         let d = vec![MemberInfo {
@@ -334,7 +382,7 @@ mod tests {
             addr: addr(4),
             incarnation: 1,
         }];
-        assert_eq!(m.learn(&d), (vec![], true));
+        assert_eq!(m.learn(&d, 1024).unwrap(), (vec![], true));
         assert_eq!(m.addr_of("d"), Some(addr(4)));
     }
 

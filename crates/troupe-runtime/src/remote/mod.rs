@@ -64,6 +64,79 @@ pub struct NetConfig {
     /// yields to any other runnable thread, and parks once the window passes without
     /// traffic). One thread per process, whatever the number of endpoints asking for it.
     pub spin_after_traffic: Option<Duration>,
+    /// What one peer may cost this node; a peer over a limit is disconnected.
+    pub limits: PeerLimits,
+}
+
+/// Bounds on what one authenticated peer may make this node hold. A peer that goes past one is
+/// disconnected (QUIC close code 4, the limit's name as the reason, which its side logs), and
+/// [`NodeEvent::LimitExceeded`] is reported here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Members of the cluster this node keeps track of (gossip naming more new ones is a
+    /// breach). Default 1,024.
+    pub max_members: usize,
+    /// Names one member may announce. Default 1,000,000.
+    pub max_names: usize,
+    /// Large-message streams one peer may have open or waiting at once (the QUIC stream limit
+    /// is the lanes plus this). Default 64.
+    pub max_large_in_flight: usize,
+    /// Longest a large message may take to arrive once its stream or marker did. Default 30 s.
+    pub large_message_deadline: Duration,
+    /// Control frames queued for one peer (gossip, names); a peer that does not read them is
+    /// disconnected. Default 1,024.
+    pub control_queue: usize,
+    /// Dial attempts for a member learned from gossip that this node never reached, before it
+    /// is forgotten. Default 8.
+    pub max_gossip_dials: u32,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        Self {
+            max_members: 1024,
+            max_names: 1_000_000,
+            max_large_in_flight: 64,
+            large_message_deadline: Duration::from_secs(30),
+            control_queue: 1024,
+            max_gossip_dials: 8,
+        }
+    }
+}
+
+/// Which [`PeerLimits`] bound a peer went past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerLimit {
+    /// Gossip named more members than [`PeerLimits::max_members`], or a malformed name.
+    Members,
+    /// A member announced more names than [`PeerLimits::max_names`], or a malformed name.
+    Names,
+    /// More large messages at once than [`PeerLimits::max_large_in_flight`].
+    LargeInFlight,
+    /// A large message not complete within [`PeerLimits::large_message_deadline`].
+    LargeDeadline,
+    /// The peer did not read its control frames ([`PeerLimits::control_queue`]).
+    ControlQueue,
+}
+
+impl PeerLimit {
+    /// The limit's name, as sent in the close reason and logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Members => "max_members",
+            Self::Names => "max_names",
+            Self::LargeInFlight => "max_large_in_flight",
+            Self::LargeDeadline => "large_message_deadline",
+            Self::ControlQueue => "control_queue",
+        }
+    }
+}
+
+impl std::fmt::Display for PeerLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl NetConfig {
@@ -82,6 +155,7 @@ impl NetConfig {
             large_message_threshold: 256 * 1024,
             reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(2)),
             spin_after_traffic: None,
+            limits: PeerLimits::default(),
         }
     }
 
@@ -114,6 +188,7 @@ impl std::fmt::Debug for NetConfig {
             .field("peer_down_timeout", &self.peer_down_timeout)
             .field("lanes", &self.lanes)
             .field("spin_after_traffic", &self.spin_after_traffic)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -163,6 +238,13 @@ pub enum NodeEvent {
         node: String,
         /// What was wrong.
         cause: String,
+    },
+    /// A peer went past one of this node's [`PeerLimits`]; its connection was closed.
+    LimitExceeded {
+        /// The peer.
+        node: String,
+        /// Which limit.
+        limit: PeerLimit,
     },
 }
 

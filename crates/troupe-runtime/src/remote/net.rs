@@ -17,11 +17,11 @@ use troupe_wire::{
 };
 
 use super::handshake::{Expect, RejectReason, check_hello, keeps_connection_dialed_by};
-use super::members::{MemberInfo, MemberStatus, Members};
+use super::members::{MAX_NAME_LEN, MemberInfo, MemberStatus, Members};
 use super::peer::{Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
 use super::spin::Spinner;
-use super::{ConnectError, NetConfig, NodeEvent, tls};
+use super::{ConnectError, NetConfig, NodeEvent, PeerLimit, tls};
 use crate::codec;
 use crate::error::CallError;
 use crate::message::{Message, Reply, ReplyValue};
@@ -33,6 +33,8 @@ mod close {
     pub(super) const REJECTED: u32 = 1;
     pub(super) const DUPLICATE: u32 = 2;
     pub(super) const PROTOCOL_ERROR: u32 = 3;
+    /// The peer went past one of our `PeerLimits`; the reason names the limit.
+    pub(super) const LIMIT: u32 = 4;
 }
 
 /// Control-stream channel carrying [`ControlMsg`]s.
@@ -92,7 +94,11 @@ fn transport_config(config: &NetConfig) -> Arc<quinn::TransportConfig> {
         .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(3_000)));
     t.max_idle_timeout(Some(idle));
     t.keep_alive_interval(Some(config.peer_down_timeout / 4));
-    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(1024));
+    // every lane, every large message a peer may have in flight, and a spare
+    let streams = config.lanes + config.limits.max_large_in_flight + 1;
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(
+        u32::try_from(streams).unwrap_or(u32::MAX),
+    ));
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(16));
     t.stream_receive_window(quinn::VarInt::from_u32(4 * 1024 * 1024));
     t.receive_window(quinn::VarInt::from_u32(32 * 1024 * 1024));
@@ -285,7 +291,8 @@ impl NodeNet {
         let peers: Vec<Arc<Peer>> = inner.peers.iter().map(|p| p.value().clone()).collect();
         for peer in &peers {
             if let Some(frame) = &leave {
-                peer.send_control(frame.clone());
+                // a peer that does not read is closed below anyway
+                let _ = peer.send_control(frame.clone());
             }
         }
         // give the control writers a moment to flush the leave notices
@@ -365,9 +372,17 @@ impl NetInner {
         encode_control(&self.codec, &ControlMsg::Members(infos))
     }
 
+    /// Queues a control frame for `peer`, disconnecting it if it does not read them.
+    fn send_control(&self, peer: &Peer, frame: Bytes) {
+        if !peer.send_control(frame) {
+            limit_exceeded(self, peer, PeerLimit::ControlQueue);
+        }
+    }
+
     fn broadcast_control(&self, frame: &Bytes) {
-        for peer in self.peers.iter() {
-            peer.send_control(frame.clone());
+        let peers: Vec<Arc<Peer>> = self.peers.iter().map(|p| p.value().clone()).collect();
+        for peer in peers {
+            self.send_control(&peer, frame.clone());
         }
     }
 
@@ -898,7 +913,7 @@ fn establish(
     dialed_addr: Option<SocketAddr>,
 ) -> Arc<Peer> {
     let name: Arc<str> = Arc::from(hello.node.as_str());
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (control_tx, control_rx) = mpsc::channel(inner.config.limits.control_queue.max(1));
     let peer = Peer::new(
         name.clone(),
         hello.incarnation,
@@ -966,17 +981,17 @@ fn establish(
         if restarted_or_new {
             inner.broadcast_control(&frame);
         } else {
-            peer.send_control(frame);
+            inner.send_control(&peer, frame);
         }
     }
     let names = inner.node.inner.registry.exposed_names();
     if let Some(frame) = encode_control(&inner.codec, &ControlMsg::Names(names)) {
-        peer.send_control(frame);
+        inner.send_control(&peer, frame);
     }
     peer
 }
 
-async fn write_control(mut send: quinn::SendStream, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn write_control(mut send: quinn::SendStream, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(frame) = rx.recv().await {
         let mut batch = vec![frame];
         while let Ok(more) = rx.try_recv() {
@@ -986,6 +1001,23 @@ async fn write_control(mut send: quinn::SendStream, mut rx: mpsc::UnboundedRecei
             return;
         }
     }
+}
+
+/// Disconnects `peer` for going past `limit`, telling it which (its side logs the reason).
+fn limit_exceeded(inner: &NetInner, peer: &Peer, limit: PeerLimit) {
+    if peer.conn.close_reason().is_some() {
+        return;
+    }
+    tracing::error!(peer = %peer.name, %limit, "peer went past a limit; closing the connection");
+    metrics::counter!("troupe_remote_limit_exceeded_total", "limit" => limit.as_str()).increment(1);
+    peer.conn.close(
+        quinn::VarInt::from_u32(close::LIMIT),
+        limit.as_str().as_bytes(),
+    );
+    inner.emit(NodeEvent::LimitExceeded {
+        node: peer.name.to_string(),
+        limit,
+    });
 }
 
 fn protocol_error(inner: &NetInner, peer: &Peer, cause: String) {
@@ -1034,7 +1066,14 @@ async fn read_control(
         };
         match rmp_serde::from_slice::<ControlMsg>(&body) {
             Ok(ControlMsg::Members(infos)) => {
-                let (dial_list, changed) = inner.members.lock().learn(&infos);
+                let learned = inner
+                    .members
+                    .lock()
+                    .learn(&infos, inner.config.limits.max_members);
+                let Ok((dial_list, changed)) = learned else {
+                    limit_exceeded(&inner, &peer, PeerLimit::Members);
+                    return;
+                };
                 if changed {
                     // pass news on, so members that joined through different seeds meet
                     if let Some(frame) = inner.gossip() {
@@ -1055,6 +1094,12 @@ async fn read_control(
                 }
             }
             Ok(ControlMsg::Names(names)) => {
+                if names.len() > inner.config.limits.max_names
+                    || names.iter().any(|n| n.is_empty() || n.len() > MAX_NAME_LEN)
+                {
+                    limit_exceeded(&inner, &peer, PeerLimit::Names);
+                    return;
+                }
                 let events = inner.members.lock().set_names(&peer.name, names);
                 for e in events {
                     inner.emit(e);
@@ -1128,9 +1173,14 @@ async fn read_lane(inner: Weak<NetInner>, peer: Weak<Peer>, mut recv: quinn::Rec
                 Ok(Some(Frame::Envelope(env))) => net.dispatch(&p, env),
                 Ok(Some(Frame::LargeMarker { stream_seq })) => {
                     // later messages on this lane wait for the large one: per-pair order
-                    match p.large(stream_seq).await {
-                        Some(env) => net.dispatch(&p, env),
-                        None => return,
+                    let deadline = net.config.limits.large_message_deadline;
+                    match tokio::time::timeout(deadline, p.large(stream_seq)).await {
+                        Ok(Some(env)) => net.dispatch(&p, env),
+                        Ok(None) => return,
+                        Err(_) => {
+                            limit_exceeded(&net, &p, PeerLimit::LargeDeadline);
+                            return;
+                        }
                     }
                 }
                 Ok(Some(_)) => {
@@ -1148,28 +1198,65 @@ async fn read_lane(inner: Weak<NetInner>, peer: Weak<Peer>, mut recv: quinn::Rec
 }
 
 async fn read_large(inner: Weak<NetInner>, peer: Weak<Peer>, mut recv: quinn::RecvStream) {
-    let mut seq = [0u8; 8];
-    if recv.read_exact(&mut seq).await.is_err() {
+    let (Some(net), Some(p)) = (inner.upgrade(), peer.upgrade()) else {
+        return;
+    };
+    let limits = &net.config.limits;
+    // counted while it is read, and while it waits for its marker
+    let reading = StreamCount::enter(&p.large_streams);
+    if reading.count + p.large_waiting() > limits.max_large_in_flight {
+        limit_exceeded(&net, &p, PeerLimit::LargeInFlight);
         return;
     }
-    let seq = u64::from_be_bytes(seq);
-    let Some(net) = inner.upgrade() else { return };
-    let limit = net.config.max_frame_len + 16;
-    let bytes = match recv.read_to_end(limit).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            if let Some(p) = peer.upgrade() {
-                protocol_error(&net, &p, format!("large message stream: {e}"));
-            }
+    let (deadline, limit) = (limits.large_message_deadline, net.config.max_frame_len + 16);
+    let read = tokio::time::timeout(deadline, async {
+        let mut seq = [0u8; 8];
+        recv.read_exact(&mut seq).await.map_err(|e| e.to_string())?;
+        let bytes = recv.read_to_end(limit).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((u64::from_be_bytes(seq), bytes))
+    })
+    .await;
+    drop(reading);
+    let (seq, bytes) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            protocol_error(&net, &p, format!("large message stream: {e}"));
+            return;
+        }
+        Err(_) => {
+            limit_exceeded(&net, &p, PeerLimit::LargeDeadline);
             return;
         }
     };
-    let Some(p) = peer.upgrade() else { return };
+    if p.large_waiting() >= limits.max_large_in_flight {
+        limit_exceeded(&net, &p, PeerLimit::LargeInFlight);
+        return;
+    }
     let mut buf = BytesMut::from(&bytes[..]);
     match net.codec.decode(&mut buf) {
         Ok(Some(Frame::Envelope(env))) if buf.is_empty() => p.large_arrived(seq, env),
         Ok(_) => protocol_error(&net, &p, "malformed large message stream".into()),
         Err(err) => protocol_error(&net, &p, err.to_string()),
+    }
+}
+
+/// One more reader of a kind, counted until it is dropped.
+struct StreamCount<'a> {
+    counter: &'a std::sync::atomic::AtomicUsize,
+    /// How many, this one included, when it entered.
+    count: usize,
+}
+
+impl<'a> StreamCount<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        Self { counter, count }
+    }
+}
+
+impl Drop for StreamCount<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -1197,6 +1284,13 @@ async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
             // the surviving connection replaces this one; nothing to report
             return;
         }
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(close::LIMIT) =>
+        {
+            let limit = String::from_utf8_lossy(&close.reason);
+            tracing::warn!(peer = %peer.name, %limit, "the peer cut us off: we went past its limit");
+            (false, format!("went past the peer's limit {limit}"))
+        }
         other => (peer.left.load(Ordering::SeqCst), other.to_string()),
     };
     tracing::info!(peer = %peer.name, reason = %text, swept, "connection ended");
@@ -1220,6 +1314,7 @@ async fn reconnect(inner: Weak<NetInner>, name: String) {
         Some(net) => net.config.reconnect_backoff.0,
         None => return,
     };
+    let mut attempts = 0u32;
     loop {
         tokio::time::sleep(delay).await;
         let Some(net) = inner.upgrade() else { return };
@@ -1235,6 +1330,14 @@ async fn reconnect(inner: Weak<NetInner>, name: String) {
         match dial(&net, addr, Some(&name)).await {
             Ok(_) => return,
             Err(e) => tracing::debug!(cause = %e, %name, %addr, "reconnect failed"),
+        }
+        attempts += 1;
+        if attempts >= net.config.limits.max_gossip_dials
+            && net.members.lock().forget_hearsay(&name)
+        {
+            // only ever named in gossip, never reached: not dialled forever
+            tracing::warn!(%name, %addr, attempts, "a member named in gossip never answered; forgetting it");
+            return;
         }
         delay = (delay * 2).min(net.config.reconnect_backoff.1);
     }

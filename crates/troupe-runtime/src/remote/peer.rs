@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
@@ -54,10 +54,12 @@ pub(crate) struct Peer {
     pub(crate) conn: quinn::Connection,
     lanes: Vec<mpsc::Sender<Outbound>>,
     lane_capacity: usize,
-    control: mpsc::UnboundedSender<Bytes>,
+    control: mpsc::Sender<Bytes>,
     large_threshold: usize,
     large_out: AtomicU64,
     large_in: Mutex<HashMap<u64, LargeIn>>,
+    /// Large-message streams being read now.
+    pub(crate) large_streams: AtomicUsize,
     /// The peer announced it is leaving.
     pub(crate) left: AtomicBool,
     pub(crate) codec: FrameCodec,
@@ -76,7 +78,7 @@ impl Peer {
         lane_capacity: usize,
         large_threshold: usize,
         codec: FrameCodec,
-        control: mpsc::UnboundedSender<Bytes>,
+        control: mpsc::Sender<Bytes>,
         spinner: Option<Arc<Spinner>>,
     ) -> Arc<Self> {
         let mut senders = Vec::with_capacity(lanes);
@@ -96,6 +98,7 @@ impl Peer {
             large_threshold,
             large_out: AtomicU64::new(0),
             large_in: Mutex::new(HashMap::new()),
+            large_streams: AtomicUsize::new(0),
             left: AtomicBool::new(false),
             codec,
             spinner,
@@ -127,9 +130,19 @@ impl Peer {
         })
     }
 
-    /// Queues an encoded control frame (never refused while connected).
-    pub(crate) fn send_control(&self, frame: Bytes) {
-        let _ = self.control.send(frame);
+    /// Queues an encoded control frame; `false` if the peer's control queue is full (it does
+    /// not read what it is sent: the caller disconnects it).
+    #[must_use]
+    pub(crate) fn send_control(&self, frame: Bytes) -> bool {
+        match self.control.try_send(frame) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+        }
+    }
+
+    /// Large messages announced or arriving and not yet handed on.
+    pub(crate) fn large_waiting(&self) -> usize {
+        self.large_in.lock().len()
     }
 
     /// Waits for large message `seq` (its marker was read on a lane).
