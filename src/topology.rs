@@ -152,6 +152,7 @@ struct GroupDecl {
 struct NodeDecl {
     name: String,
     config: NodeConfig,
+    roles: std::collections::BTreeSet<String>,
     groups: Vec<GroupDecl>,
 }
 
@@ -246,6 +247,7 @@ impl Topology {
         self.nodes.push(NodeDecl {
             name: name.to_string(),
             config,
+            roles: std::collections::BTreeSet::new(),
             groups: vec![GroupDecl {
                 name: "root".into(),
                 spec: SupervisorSpec::one_for_one(),
@@ -254,6 +256,13 @@ impl Topology {
             }],
         });
         NodeId(self.nodes.len() - 1)
+    }
+
+    /// Gives `node` the role `role`, for parts declared reachable by role
+    /// ([`Reach::roles`]): `t.role(data, "db")`. Every node of the topology knows every node's
+    /// roles, from this declaration (a peer cannot claim one).
+    pub fn role(&mut self, node: NodeId, role: &str) {
+        self.nodes[node.0].roles.insert(role.to_string());
     }
 
     /// Sets every node's graceful shutdown timeout.
@@ -443,13 +452,24 @@ impl Topology {
     pub(crate) fn prepare(self, only: Option<&[String]>) -> Result<Prepared, LaunchError> {
         let mesh = Mesh::new();
         let mut nodes = Vec::new();
+        let roles: troupe_runtime::NodeRoles = Arc::new(
+            self.nodes
+                .iter()
+                .filter(|n| !n.roles.is_empty())
+                .map(|n| (n.name.clone(), n.roles.clone()))
+                .collect(),
+        );
         // register every name on every node before anything starts, so early messages to
         // actors declared later are parked rather than refused
         for decl in self.nodes {
             if only.is_some_and(|o| !o.contains(&decl.name)) {
                 continue;
             }
-            let node = Node::new(&decl.name, &mesh, decl.config.clone())?;
+            let mut config = decl.config.clone();
+            if config.node_roles.is_empty() {
+                config.node_roles = roles.clone();
+            }
+            let node = Node::new(&decl.name, &mesh, config)?;
             self.binding.bind(&node);
             let (spec, children) = build_node(&node, decl.groups)?;
             nodes.push((node, spec, children));

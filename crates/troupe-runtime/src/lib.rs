@@ -45,7 +45,7 @@ pub use error::{CallError, RegistryError, SpawnError};
 pub use message::{Ask, Message, NoMessages, Reply, ReplyValue, Request};
 pub use node::{Mesh, Node, NodeConfig, NodeExit};
 pub use pool::Pool;
-pub use reach::Reach;
+pub use reach::{NodeRoles, Reach};
 pub use slot::DEFAULT_MAILBOX_LIMIT;
 pub use supervisor::{
     Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,

@@ -14,7 +14,7 @@ use crate::addr::{Addr, Binding};
 use crate::error::{CallError, RegistryError, SpawnError};
 use crate::message::Message;
 use crate::pool::Pool;
-use crate::reach::Reach;
+use crate::reach::{NodeRoles, Reach};
 use crate::registry::Registry;
 use crate::remote::NetInner;
 use crate::slot::DEFAULT_MAILBOX_LIMIT;
@@ -153,6 +153,9 @@ pub struct NodeConfig {
     /// timer due first, a timeout longer than this period never is, so it costs no system
     /// call. The price is one wake-up per period. Default: 100 ms.
     pub timer_anchor: Option<Duration>,
+    /// The roles each node of the cluster plays, for [`Reach::roles`]; a `Topology` fills it
+    /// from its declarations. Default: none.
+    pub node_roles: NodeRoles,
 }
 
 impl Default for NodeConfig {
@@ -162,6 +165,7 @@ impl Default for NodeConfig {
             shutdown_timeout: Duration::from_secs(10),
             report_capacity: 1024,
             timer_anchor: Some(Duration::from_millis(100)),
+            node_roles: NodeRoles::default(),
         }
     }
 }
@@ -229,7 +233,7 @@ impl Node {
         let timer_anchor = config.timer_anchor.and_then(spawn_timer_anchor);
         let inner = Arc::new(NodeInner {
             name: name.clone(),
-            registry: Registry::new(name.clone()),
+            registry: Registry::new(name.clone(), config.node_roles.clone()),
             mesh: mesh.inner.clone(),
             config,
             reports,

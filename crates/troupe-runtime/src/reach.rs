@@ -6,7 +6,13 @@
 //! that arrives over the network with [`CallError::Forbidden`](crate::CallError::Forbidden),
 //! and are not announced to peers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+/// The roles each node of the cluster plays (`"db"`, `"edge"`), as every node's configuration
+/// states them ([`NodeConfig::node_roles`](crate::NodeConfig::node_roles)): a node's roles come
+/// from this table, never from the peer, whose name its certificate proves.
+pub type NodeRoles = Arc<BTreeMap<String, BTreeSet<String>>>;
 
 /// Which nodes may send messages to a registered actor over the network.
 ///
@@ -37,6 +43,8 @@ pub enum Reach {
     Cluster,
     /// From the listed nodes only, by name.
     Nodes(Arc<[Arc<str>]>),
+    /// From the nodes that play any of the listed roles (see [`NodeRoles`]).
+    Roles(Arc<[Arc<str>]>),
 }
 
 impl Reach {
@@ -60,12 +68,32 @@ impl Reach {
         }
     }
 
-    /// Whether a message from node `peer` is accepted.
+    /// From the nodes playing any of `roles` (an empty list is the same as [`Reach::local`]).
+    pub fn roles<S: AsRef<str>>(roles: impl IntoIterator<Item = S>) -> Self {
+        let roles: Arc<[Arc<str>]> = roles.into_iter().map(|r| Arc::from(r.as_ref())).collect();
+        if roles.is_empty() {
+            Self::Local
+        } else {
+            Self::Roles(roles)
+        }
+    }
+
+    /// Whether a message from node `peer` is accepted (no node plays a role here: use
+    /// [`allows_with`](Self::allows_with) for a reach by roles).
     pub fn allows(&self, peer: &str) -> bool {
+        self.allows_with(peer, &NodeRoles::default())
+    }
+
+    /// Whether a message from node `peer` is accepted, with `roles` saying which roles each
+    /// node plays.
+    pub fn allows_with(&self, peer: &str, roles: &NodeRoles) -> bool {
         match self {
             Self::Local => false,
             Self::Cluster => true,
             Self::Nodes(names) => names.iter().any(|n| &**n == peer),
+            Self::Roles(wanted) => roles
+                .get(peer)
+                .is_some_and(|has| wanted.iter().any(|r| has.contains(&**r))),
         }
     }
 
@@ -86,6 +114,22 @@ mod tests {
         assert!(Reach::cluster().allows("a"));
         assert!(Reach::cluster().is_exposed());
         assert_eq!(Reach::default(), Reach::Local);
+    }
+
+    #[test]
+    fn roles_come_from_the_table() {
+        let roles: NodeRoles = Arc::new(BTreeMap::from([
+            ("db-1".to_string(), BTreeSet::from(["db".to_string()])),
+            (
+                "app".to_string(),
+                BTreeSet::from(["app".to_string(), "ops".to_string()]),
+            ),
+        ]));
+        let reach = Reach::roles(["db", "ops"]);
+        assert!(reach.allows_with("db-1", &roles) && reach.allows_with("app", &roles));
+        assert!(!reach.allows_with("edge", &roles));
+        assert!(!reach.allows("db-1"), "no table, no roles");
+        assert_eq!(Reach::roles(Vec::<String>::new()), Reach::Local);
     }
 
     #[test]

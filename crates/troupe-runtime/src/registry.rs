@@ -14,7 +14,7 @@ use troupe_wire::Envelope;
 use crate::error::{CallError, RegistryError};
 use crate::message::{Mail, Message, ReplyFailure, refuse, with_reply_context};
 use crate::node::{Node, Route};
-use crate::reach::Reach;
+use crate::reach::{NodeRoles, Reach};
 use crate::remote::Replier;
 use crate::slot::Slot;
 
@@ -171,12 +171,15 @@ pub(crate) struct Registry {
     exposed: DashMap<Arc<str>, Reach>,
     /// The facets registered for an actor's name, removed with it.
     facets_of: DashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Which roles each node plays, for reaches by role.
+    roles: NodeRoles,
     changes: watch::Sender<u64>,
 }
 
 impl Registry {
-    pub(crate) fn new(node: Arc<str>) -> Self {
+    pub(crate) fn new(node: Arc<str>, roles: NodeRoles) -> Self {
         Self {
+            roles,
             node,
             entries: DashMap::new(),
             exposed: DashMap::new(),
@@ -337,6 +340,6 @@ impl Registry {
     pub(crate) fn reachable_from(&self, name: &str, peer: &str) -> bool {
         self.exposed
             .get(name)
-            .is_some_and(|reach| reach.allows(peer))
+            .is_some_and(|reach| reach.allows_with(peer, &self.roles))
     }
 }

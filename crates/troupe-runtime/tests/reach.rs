@@ -3,13 +3,15 @@
 //! self-messages cannot cross the wire. Three nodes, each in its own mesh, over real QUIC on
 //! loopback with mutual TLS.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{
-    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reach,
-    Reply, SupervisorSpec,
+    Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig,
+    NodeRoles, Reach, Reply, SupervisorSpec,
 };
 use troupe_testkit::{Cluster, T, eventually, fully_connected};
 
@@ -241,4 +243,50 @@ async fn a_restarted_actor_keeps_its_reach() {
         m.net.shutdown().await;
         m.node.shutdown().await;
     }
+}
+
+/// A reach by role admits the nodes the receiving node's own table says play it; what a peer
+/// is called is proven by its certificate, and its roles come from that table only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reach_by_role_admits_the_nodes_the_table_gives_that_role() {
+    let cluster = Cluster::new("roles");
+    let roles: NodeRoles = Arc::new(BTreeMap::from([(
+        "b".to_string(),
+        BTreeSet::from(["ops".to_string()]),
+    )]));
+    let config = NodeConfig {
+        node_roles: roles,
+        ..NodeConfig::default()
+    };
+    let a = Node::new("a", &Mesh::new(), config).unwrap();
+    let (ops_only, _) = a
+        .child(
+            "admin",
+            ChildOptions::permanent().reachable_from(Reach::roles(["ops"])),
+            || Store(1),
+        )
+        .unwrap();
+    a.start(SupervisorSpec::one_for_one(), vec![ops_only])
+        .await
+        .unwrap();
+    let a_net = cluster.join(&a, &[]).await;
+    let mut others = Vec::new();
+    for name in ["b", "c"] {
+        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+        node.start(SupervisorSpec::one_for_one(), vec![])
+            .await
+            .unwrap();
+        let net = cluster.join(&node, &[a_net.local_addr()]).await;
+        others.push(Member { node, net });
+    }
+    fully_connected(&[&a_net, &others[0].net, &others[1].net], T).await;
+    let admin = |m: &Member| m.node.addr::<StoreMsg>("a", "admin");
+    assert_eq!(admin(&others[0]).call(StoreMsg::Get, T).await, Ok(1));
+    forbidden(admin(&others[1]).call(StoreMsg::Get, T).await, "a/admin");
+    for m in others {
+        m.net.shutdown().await;
+        m.node.shutdown().await;
+    }
+    a_net.shutdown().await;
+    a.shutdown().await;
 }
