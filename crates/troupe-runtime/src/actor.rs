@@ -15,7 +15,7 @@ use ractor::{ActorCell, ActorProcessingErr, ActorRef};
 use tokio::task::AbortHandle;
 
 use crate::addr::Addr;
-use crate::error::SpawnError;
+use crate::error::{CallError, SpawnError};
 use crate::message::{FailingGuard, Letter, Mail, Message, set_failing};
 use crate::node::Node;
 use crate::slot::{Instance, Slot};
@@ -465,6 +465,22 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
             Some(Letter::User(msg)) => {
                 depth.fetch_sub(1, Ordering::Relaxed);
                 Either::Left(actor.handle(msg, ctx))
+            }
+            Some(Letter::Due(msg, by)) => {
+                depth.fetch_sub(1, Ordering::Relaxed);
+                if tokio::time::Instant::now() <= by {
+                    Either::Left(actor.handle(msg, ctx))
+                } else {
+                    // its caller has given up: not started (the answer says why, for a caller
+                    // that waits without a deadline of its own)
+                    metrics::counter!("troupe_calls_expired_total").increment(1);
+                    let error = CallError::Timeout {
+                        target: slot.target().to_string(),
+                        after: Duration::ZERO,
+                    };
+                    crate::message::refuse(Mail::user(msg), &error);
+                    Either::Right(std::future::ready(Ok(())))
+                }
             }
             Some(Letter::TaskFailed(reason)) => {
                 Either::Right(std::future::ready(Err(reason.into())))

@@ -393,6 +393,9 @@ impl Drop for FailingGuard {
 pub(crate) enum Letter<M> {
     /// A user message.
     User(M),
+    /// A call from another node, which its caller stops waiting for at `by`: not handled
+    /// once that has passed.
+    Due(M, tokio::time::Instant),
     /// A task tied to the instance failed: the instance fails with this reason.
     TaskFailed(String),
 }
@@ -404,6 +407,11 @@ pub(crate) struct Mail<M: Message>(Option<Letter<M>>);
 impl<M: Message> Mail<M> {
     pub(crate) fn user(msg: M) -> Self {
         Self(Some(Letter::User(msg)))
+    }
+
+    /// A call from another node that is not worth starting after `by`.
+    pub(crate) fn due(msg: M, by: tokio::time::Instant) -> Self {
+        Self(Some(Letter::Due(msg, by)))
     }
 
     pub(crate) fn task_failed(reason: String) -> Self {
@@ -423,7 +431,7 @@ impl<M: Message> Mail<M> {
 
 impl<M: Message> Drop for Mail<M> {
     fn drop(&mut self) {
-        let Some(Letter::User(msg)) = self.0.take() else {
+        let (Some(Letter::User(msg)) | Some(Letter::Due(msg, _))) = self.0.take() else {
             return;
         };
         match failing_salvage().and_then(|s| s.downcast::<crate::slot::Slot<M>>().ok()) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::sync::watch;
-use troupe_wire::Envelope;
+use troupe_wire::{Envelope, EnvelopeKind};
 
 use crate::error::{CallError, RegistryError};
 use crate::message::{Mail, Message, ReplyFailure, refuse, with_reply_context};
@@ -91,7 +91,7 @@ impl<P: Message, M: Message> RemoteInbox for Facet<P, M> {
         if let Some(replier) = unused {
             replier.answer::<()>(Err(ReplyFailure::Dropped));
         }
-        deliver_or_refuse(&self.target, (self.wrap)(msg))
+        deliver_or_refuse(&self.target, (self.wrap)(msg), due(env))
     }
 
     fn kill(&self) -> bool {
@@ -112,13 +112,29 @@ impl<P: Message, M: Message> RemoteInbox for Facet<P, M> {
     }
 }
 
+/// When a call that arrived now stops being worth starting: its caller's timeout from now
+/// (the transit time is unknown, so this errs towards starting it). Casts have none.
+fn due(env: &Envelope) -> Option<tokio::time::Instant> {
+    match env.kind {
+        EnvelopeKind::Call { timeout_ms, .. } if timeout_ms != u32::MAX => Some(
+            tokio::time::Instant::now() + std::time::Duration::from_millis(u64::from(timeout_ms)),
+        ),
+        _ => None,
+    }
+}
+
 /// Queues `msg` in `slot`; a refusal goes back to the caller through the message's own
 /// reply port.
 fn deliver_or_refuse<M: Message>(
     slot: &Slot<M>,
     msg: M,
+    due: Option<tokio::time::Instant>,
 ) -> Result<(), (CallError, Option<Replier>)> {
-    slot.deliver(Mail::user(msg)).map_err(|undelivered| {
+    let mail = match due {
+        Some(by) => Mail::due(msg, by),
+        None => Mail::user(msg),
+    };
+    slot.deliver(mail).map_err(|undelivered| {
         let error = undelivered.error;
         if let Some(mail) = undelivered.mail {
             refuse(mail, &error);
@@ -157,7 +173,7 @@ impl<M: Message> RemoteInbox for Slot<M> {
             // a call whose message carries no reply port: nobody can ever answer it
             replier.answer::<()>(Err(ReplyFailure::Dropped));
         }
-        deliver_or_refuse(self, msg)
+        deliver_or_refuse(self, msg, due(env))
     }
 }
 

@@ -58,6 +58,11 @@ pub(crate) struct Undelivered<M: Message> {
 }
 
 impl<M: Message> Slot<M> {
+    /// The actor, as `node/name`.
+    pub(crate) fn target(&self) -> &str {
+        &self.target
+    }
+
     pub(crate) fn new(target: Arc<str>, limit: usize) -> Self {
         Self {
             current: ArcSwapOption::empty(),

@@ -967,3 +967,30 @@ async fn large_message_streams_never_completed_cut_the_peer_off() {
     );
     drop(b);
 }
+
+/// A call that waits in the receiver's mailbox past its caller's timeout is not started: the
+/// caller has its `Timeout`, and the actor never sees the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_queued_past_its_callers_deadline_is_not_started() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    let on_b = a.node.addr::<Probe>("b", "probe");
+    on_b.call(|r| Probe::Push(1, r), T).await.unwrap();
+    // the probe is busy for 600 ms; a call with 200 ms to live queues behind it
+    on_b.cast(Probe::Sleep(600, Reply::none())).unwrap();
+    let late = on_b
+        .call(|r| Probe::Push(2, r), Duration::from_millis(200))
+        .await;
+    assert!(matches!(late, Err(CallError::Timeout { .. })), "{late:?}");
+    // a cast behind it is handled (casts carry no deadline); the expired call was not
+    on_b.cast(Probe::Push(3, Reply::none())).unwrap();
+    eventually("the cast after it handled", T, async || {
+        let log = on_b.call(Probe::Log, T).await.unwrap();
+        if log.contains(&3) { Ok(log) } else { Err(log) }
+    })
+    .await;
+    assert_eq!(on_b.call(Probe::Log, T).await.unwrap(), vec![1, 3]);
+}
