@@ -81,16 +81,7 @@ impl<P: Message, M: Message> RemoteInbox for Facet<P, M> {
         env: &Envelope,
         replier: Option<Replier>,
     ) -> Result<(), (CallError, Option<Replier>)> {
-        let (decoded, unused) = with_reply_context(replier, || {
-            crate::codec::decode_message::<P>(node, &env.msg_type, &env.payload)
-        });
-        let msg = match decoded {
-            Ok(msg) => msg,
-            Err(err) => return Err((err, unused)),
-        };
-        if let Some(replier) = unused {
-            replier.answer::<()>(Err(ReplyFailure::Dropped));
-        }
+        let msg = decode_remote::<P>(node, env, replier)?;
         deliver_or_refuse(&self.target, (self.wrap)(msg), due(env))
     }
 
@@ -110,6 +101,27 @@ impl<P: Message, M: Message> RemoteInbox for Facet<P, M> {
         let inlet: Arc<dyn Inlet<P>> = self;
         Some(Box::new(inlet))
     }
+}
+
+/// Decodes a message from another node as an `M`, binding the reply port it carries to the
+/// call's `replier`. On failure the replier comes back unused, for the caller to answer.
+fn decode_remote<M: Message>(
+    node: &Node,
+    env: &Envelope,
+    replier: Option<Replier>,
+) -> Result<M, (CallError, Option<Replier>)> {
+    let (decoded, unused) = with_reply_context(replier, || {
+        crate::codec::decode_message::<M>(node, &env.msg_type, &env.payload)
+    });
+    let msg = match decoded {
+        Ok(msg) => msg,
+        Err(err) => return Err((err, unused)),
+    };
+    if let Some(replier) = unused {
+        // a call whose message carries no reply port: nobody can ever answer it
+        replier.answer::<()>(Err(ReplyFailure::Dropped));
+    }
+    Ok(msg)
 }
 
 /// When a call that arrived now stops being worth starting: its caller's timeout from now
@@ -162,17 +174,7 @@ impl<M: Message> RemoteInbox for Slot<M> {
         env: &Envelope,
         replier: Option<Replier>,
     ) -> Result<(), (CallError, Option<Replier>)> {
-        let (decoded, unused) = with_reply_context(replier, || {
-            crate::codec::decode_message::<M>(node, &env.msg_type, &env.payload)
-        });
-        let msg = match decoded {
-            Ok(msg) => msg,
-            Err(err) => return Err((err, unused)),
-        };
-        if let Some(replier) = unused {
-            // a call whose message carries no reply port: nobody can ever answer it
-            replier.answer::<()>(Err(ReplyFailure::Dropped));
-        }
+        let msg = decode_remote::<M>(node, env, replier)?;
         deliver_or_refuse(self, msg, due(env))
     }
 }

@@ -59,6 +59,16 @@ struct Member {
     net: NodeNet,
 }
 
+/// A started node `name` with no actors, joined to the cluster through `seed`.
+async fn empty_member(cluster: &Cluster, name: &str, seed: std::net::SocketAddr) -> Member {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let net = cluster.join(&node, &[seed]).await;
+    Member { node, net }
+}
+
 /// Node `a` hosts `open` (any node), `private` (the default: local only), `only_b` (node `b`
 /// only) and `open`'s facet `open.peer` (node `b` only); `b` and `c` host nothing.
 async fn three_nodes() -> (Member, Member, Member) {
@@ -88,17 +98,8 @@ async fn three_nodes() -> (Member, Member, Member) {
     a.facet("open.peer", "open", StoreMsg::Peer, Reach::nodes(["b"]))
         .unwrap();
     let a_net = cluster.join(&a, &[]).await;
-    let mut others = Vec::new();
-    for name in ["b", "c"] {
-        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
-        node.start(SupervisorSpec::one_for_one(), vec![])
-            .await
-            .unwrap();
-        let net = cluster.join(&node, &[a_net.local_addr()]).await;
-        others.push(Member { node, net });
-    }
-    let c = others.pop().unwrap();
-    let b = others.pop().unwrap();
+    let b = empty_member(&cluster, "b", a_net.local_addr()).await;
+    let c = empty_member(&cluster, "c", a_net.local_addr()).await;
     fully_connected(&[&a_net, &b.net, &c.net], T).await;
     let a = Member {
         node: a,
@@ -270,15 +271,10 @@ async fn a_reach_by_role_admits_the_nodes_the_table_gives_that_role() {
         .await
         .unwrap();
     let a_net = cluster.join(&a, &[]).await;
-    let mut others = Vec::new();
-    for name in ["b", "c"] {
-        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
-        node.start(SupervisorSpec::one_for_one(), vec![])
-            .await
-            .unwrap();
-        let net = cluster.join(&node, &[a_net.local_addr()]).await;
-        others.push(Member { node, net });
-    }
+    let others = [
+        empty_member(&cluster, "b", a_net.local_addr()).await,
+        empty_member(&cluster, "c", a_net.local_addr()).await,
+    ];
     fully_connected(&[&a_net, &others[0].net, &others[1].net], T).await;
     let admin = |m: &Member| m.node.addr::<StoreMsg>("a", "admin");
     assert_eq!(admin(&others[0]).call(StoreMsg::Get, T).await, Ok(1));

@@ -76,6 +76,16 @@ async fn trio(journal: &Journal) -> (DevCa, Member, Member, Member) {
     (ca, a, b, c)
 }
 
+/// Nodes `a` and `b`, connected, each with a `probe` any node may reach.
+async fn pair() -> (DevCa, Member, Member) {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    let a = member(&ca, "a", &[], &journal).await;
+    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
+    connected(&[&a, &b]).await;
+    (ca, a, b)
+}
+
 async fn next_event(
     rx: &mut broadcast::Receiver<NodeEvent>,
     what: &str,
@@ -206,11 +216,7 @@ async fn actors_of_one_process_routed_over_quic_reach_every_other_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_keep_their_place_in_line() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (_ca, a, b) = pair().await;
     let to_b = a.node.addr::<Bulk>("b", "bulk");
     let (spec, _) = b
         .node
@@ -267,11 +273,7 @@ impl troupe_runtime::Message for Stranger {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_error_arrives_typed_across_nodes() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (_ca, a, _b) = pair().await;
     let on_b = a.node.addr::<Probe>("b", "probe");
 
     let err = on_b
@@ -457,11 +459,7 @@ async fn two_nodes_dialing_each_other_at_once_end_with_one_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (ca, a, b) = pair().await;
     let mut events = a.net.events();
 
     // a certificate from another CA: TLS fails
@@ -627,11 +625,7 @@ async fn handshaken_with_control(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_oversized_frames_close_only_that_connection() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (ca, a, _b) = pair().await;
     let mut events = a.net.events();
 
     for (name, bytes) in [
@@ -744,11 +738,7 @@ async fn subscribers_from_before_the_network_started_hear_its_events() {
 /// went to), each is counted, and the real answer still arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_replies_from_another_node_never_answer_a_call() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (ca, a, _b) = pair().await;
     let on_b = a.node.addr::<Probe>("b", "probe");
     on_b.call(|r| Probe::Push(1, r), T).await.unwrap();
     // b's probe is busy for a while; the call queued behind it waits on b
@@ -798,11 +788,7 @@ async fn forged_replies_from_another_node_never_answer_a_call() {
 /// answer that comes later is dropped and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_remote_call_leaves_no_pending_entry() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (_ca, a, _b) = pair().await;
     let on_b = a.node.addr::<Probe>("b", "probe");
     let call = on_b.call(|r| Probe::Defer(300, r), T);
     assert!(
@@ -853,11 +839,7 @@ fn control_frame(msg: &ForgedControl) -> BytesMut {
 /// off with the limit's name, and the node serves its real peers on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_list_of_100_000_fake_names_cuts_the_peer_off() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (ca, a, _b) = pair().await;
     let mut events = a.net.events();
     let (conn, mut control, _recv) = handshaken_with_control(&ca, "m", a.net.local_addr()).await;
     // in frames of 20,000 (each under the test's 1 MiB frame limit)
@@ -972,11 +954,7 @@ async fn large_message_streams_never_completed_cut_the_peer_off() {
 /// caller has its `Timeout`, and the actor never sees the request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_still_queued_past_its_callers_deadline_is_not_started() {
-    let journal = Journal::default();
-    let ca = DevCa::new("test").unwrap();
-    let a = member(&ca, "a", &[], &journal).await;
-    let b = member(&ca, "b", &[a.net.local_addr()], &journal).await;
-    connected(&[&a, &b]).await;
+    let (_ca, a, _b) = pair().await;
     let on_b = a.node.addr::<Probe>("b", "probe");
     on_b.call(|r| Probe::Push(1, r), T).await.unwrap();
     // the probe is busy for 600 ms; a call with 200 ms to live queues behind it

@@ -322,6 +322,36 @@ fn incarnation() -> u64 {
     h.finish()
 }
 
+/// Whether a member's announced names are within `limits` (and each a sane length).
+fn names_within(names: &[String], limits: &super::PeerLimits) -> bool {
+    names.len() <= limits.max_names
+        && names
+            .iter()
+            .all(|n| !n.is_empty() && n.len() <= MAX_NAME_LEN)
+}
+
+/// Runs a control frame's body through what a node does with one from a peer: decoding, and
+/// the member and name checks, against a fresh member table with the default limits. For the
+/// fuzz target of the control stream (`fuzz/fuzz_targets/control_decode.rs`); returns whether
+/// the body was taken in.
+#[doc(hidden)]
+pub fn fuzz_control_body(body: &[u8]) -> bool {
+    let limits = super::PeerLimits::default();
+    let mut members = Members::new("fuzz");
+    match rmp_serde::from_slice::<ControlMsg>(body) {
+        Ok(ControlMsg::Members(infos)) => members.learn(&infos, limits.max_members).is_ok(),
+        Ok(ControlMsg::Names(names)) => {
+            let ok = names_within(&names, &limits);
+            if ok {
+                let _ = members.set_names("peer", names);
+            }
+            ok
+        }
+        Ok(ControlMsg::Leave | ControlMsg::Reject(_)) => true,
+        Err(_) => false,
+    }
+}
+
 fn encode_control(codec: &FrameCodec, msg: &ControlMsg) -> Option<Bytes> {
     let body = rmp_serde::to_vec(msg).ok()?;
     let mut buf = BytesMut::new();
@@ -1094,9 +1124,7 @@ async fn read_control(
                 }
             }
             Ok(ControlMsg::Names(names)) => {
-                if names.len() > inner.config.limits.max_names
-                    || names.iter().any(|n| n.is_empty() || n.len() > MAX_NAME_LEN)
-                {
+                if !names_within(&names, &inner.config.limits) {
                     limit_exceeded(&inner, &peer, PeerLimit::Names);
                     return;
                 }
