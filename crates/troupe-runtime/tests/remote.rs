@@ -981,7 +981,10 @@ async fn a_peer_that_stops_reading_is_bounded_and_slows_no_one_else() {
     let (ca, a, b) = pair().await;
     // m completes the handshake, then never accepts a stream
     let _silent = handshaken(&ca, "m", a.net.local_addr()).await;
-    eventually("m connected", T, async || a.net.connected().contains(&"m".to_string())).await;
+    eventually("m connected", T, async || {
+        a.net.connected().contains(&"m".to_string())
+    })
+    .await;
     let to_m = a.node.addr::<Probe>("m", "probe");
     let mut sent = 0u64;
     let refused = loop {
@@ -989,17 +992,26 @@ async fn a_peer_that_stops_reading_is_bounded_and_slows_no_one_else() {
             Ok(()) => sent += 1,
             Err(err) => break err,
         }
-        assert!(sent < 1_000_000, "a million casts queued for a peer that reads nothing");
+        assert!(
+            sent < 1_000_000,
+            "a million casts queued for a peer that reads nothing"
+        );
         if sent.is_multiple_of(1_000) {
             // the lane's writer gets to run, so QUIC flow control is what stops it
             tokio::task::yield_now().await;
         }
     };
-    assert!(matches!(refused, CallError::Overloaded { .. }), "{refused:?}");
+    assert!(
+        matches!(refused, CallError::Overloaded { .. }),
+        "{refused:?}"
+    );
     // b is served as before
     let on_b = a.node.addr::<Probe>("b", "probe");
     for i in 0..20 {
-        assert_eq!(on_b.call(|r| Probe::Push(i, r), T).await, Ok(i as usize + 1));
+        assert_eq!(
+            on_b.call(|r| Probe::Push(i, r), T).await,
+            Ok(i as usize + 1)
+        );
     }
     drop(b);
 }

@@ -1,0 +1,112 @@
+//! A peer's link over time: noticing it end, reconnecting, and joining through seeds.
+
+use super::*;
+
+/// Waits for a connection to end, then reports the peer down or left and starts reconnecting.
+pub(super) async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
+    let reason = peer.conn.closed().await;
+    let Some(net) = inner.upgrade() else { return };
+    let is_current = net
+        .peers
+        .remove_if(&peer.name, |_, current| Arc::ptr_eq(current, &peer))
+        .is_some();
+    if !is_current {
+        return;
+    }
+    let swept = net.pending.sweep_node(&peer.name);
+    let (left, text) = match &reason {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(close::LEAVE) =>
+        {
+            (true, "left".to_string())
+        }
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(close::DUPLICATE) =>
+        {
+            // the surviving connection replaces this one; nothing to report
+            return;
+        }
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(close::LIMIT) =>
+        {
+            let limit = String::from_utf8_lossy(&close.reason);
+            tracing::warn!(peer = %peer.name, %limit, "the peer cut us off: we went past its limit");
+            (false, format!("went past the peer's limit {limit}"))
+        }
+        other => (peer.left.load(Ordering::SeqCst), other.to_string()),
+    };
+    tracing::info!(peer = %peer.name, reason = %text, swept, "connection ended");
+    let event = if left {
+        net.members.lock().left(&peer.name)
+    } else {
+        net.members.lock().down(&peer.name, &text)
+    };
+    if let Some(event) = event {
+        net.emit(event);
+    }
+    if !left && !net.shutting_down.load(Ordering::SeqCst) {
+        tokio::spawn(reconnect(inner, peer.name.to_string()));
+    }
+}
+
+/// Redials a lost peer with exponential backoff until it is connected again (by either side),
+/// has left, or this node shuts down.
+pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
+    let mut delay = match inner.upgrade() {
+        Some(net) => net.config.reconnect_backoff.0,
+        None => return,
+    };
+    let mut attempts = 0u32;
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(net) = inner.upgrade() else { return };
+        if net.shutting_down.load(Ordering::SeqCst)
+            || net.peers.contains_key(name.as_str())
+            || net.members.lock().status(&name) == Some(MemberStatus::Left)
+        {
+            return;
+        }
+        let Some(addr) = net.members.lock().addr_of(&name) else {
+            return;
+        };
+        match dial(&net, addr, Some(&name)).await {
+            Ok(_) => return,
+            Err(e) => tracing::debug!(cause = %e, %name, %addr, "reconnect failed"),
+        }
+        attempts += 1;
+        if attempts >= net.config.limits.max_gossip_dials
+            && net.members.lock().forget_hearsay(&name)
+        {
+            // only ever named in gossip, never reached: not dialled forever
+            tracing::warn!(%name, %addr, attempts, "a member named in gossip never answered; forgetting it");
+            return;
+        }
+        delay = (delay * 2).min(net.config.reconnect_backoff.1);
+    }
+}
+
+/// Dials a seed until it answers once (it may start after us).
+pub(super) async fn join_seed(inner: Weak<NetInner>, seed: SocketAddr) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let Some(net) = inner.upgrade() else { return };
+        if net.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        match dial(&net, seed, None).await {
+            Ok(peer) => {
+                tracing::info!(%seed, peer = %peer.name, "joined through seed");
+                return;
+            }
+            Err(ConnectError::Rejected(reason)) => {
+                tracing::error!(%seed, %reason, "seed refused us");
+                return;
+            }
+            Err(e) => tracing::debug!(cause = %e, %seed, "seed not reachable yet"),
+        }
+        let max = net.config.reconnect_backoff.1;
+        drop(net);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(max);
+    }
+}

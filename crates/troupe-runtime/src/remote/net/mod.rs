@@ -1,0 +1,507 @@
+//! A node's endpoint: dialing and accepting authenticated connections, the handshake, inbound
+//! dispatch, membership gossip, failure detection and reconnection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use troupe_wire::{
+    ActorPath, Envelope, EnvelopeKind, Frame, FrameCodec, Hello, PROTOCOL_VERSION, ReplyOutcome,
+    WireError,
+};
+
+use super::handshake::{Expect, RejectReason, check_hello, keeps_connection_dialed_by};
+use super::members::{MAX_NAME_LEN, MemberInfo, MemberStatus, Members};
+use super::peer::{Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
+use super::pending::Pending;
+use super::spin::Spinner;
+use super::{ConnectError, NetConfig, NodeEvent, PeerLimit, tls};
+use crate::codec;
+use crate::error::CallError;
+use crate::message::{Message, Reply, ReplyValue};
+use crate::node::{MeshInner, Node};
+
+mod calls;
+mod connect;
+mod control;
+mod inbound;
+mod liveness;
+
+pub(crate) use calls::{remote_call, remote_cast};
+use connect::*;
+pub use control::fuzz_control_body;
+use control::*;
+use inbound::*;
+use liveness::*;
+
+/// QUIC application close codes.
+mod close {
+    pub(super) const LEAVE: u32 = 0;
+    pub(super) const REJECTED: u32 = 1;
+    pub(super) const DUPLICATE: u32 = 2;
+    pub(super) const PROTOCOL_ERROR: u32 = 3;
+    /// The peer went past one of our `PeerLimits`; the reason names the limit.
+    pub(super) const LIMIT: u32 = 4;
+}
+
+/// Control-stream channel carrying [`ControlMsg`]s.
+const CONTROL_CHANNEL: u8 = 1;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A node's network endpoint: one QUIC endpoint, its peers and its view of the cluster.
+///
+/// Cloning is cheap. Dropping every clone does not stop it; call [`NodeNet::shutdown`].
+#[derive(Clone)]
+pub struct NodeNet {
+    inner: Arc<NetInner>,
+}
+
+pub(crate) struct NetInner {
+    node: Node,
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    config: NetConfig,
+    codec: FrameCodec,
+    incarnation: u64,
+    local_addr: SocketAddr,
+    peers: DashMap<Arc<str>, Arc<Peer>>,
+    members: Mutex<Members>,
+    pending: Pending,
+    events: broadcast::Sender<NodeEvent>,
+    next_request: AtomicU64,
+    /// Messages refused because their target does not accept them from the sending node.
+    refused: AtomicU64,
+    /// Replies that matched no call waiting on the peer they came from.
+    stray_replies: AtomicU64,
+    shutting_down: AtomicBool,
+    /// Set when [`NetConfig::spin_after_traffic`] is.
+    spinner: Option<Arc<Spinner>>,
+}
+
+impl std::fmt::Debug for NodeNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeNet")
+            .field("node", &self.inner.node.name())
+            .field("addr", &self.inner.local_addr)
+            .finish()
+    }
+}
+
+fn transport_config(config: &NetConfig) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(config.peer_down_timeout)
+        .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(3_000)));
+    t.max_idle_timeout(Some(idle));
+    t.keep_alive_interval(Some(config.peer_down_timeout / 4));
+    // every lane, every large message a peer may have in flight, and a spare
+    let streams = config.lanes + config.limits.max_large_in_flight + 1;
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(
+        u32::try_from(streams).unwrap_or(u32::MAX),
+    ));
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(16));
+    t.stream_receive_window(quinn::VarInt::from_u32(4 * 1024 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(32 * 1024 * 1024));
+    t.send_window(32 * 1024 * 1024);
+    Arc::new(t)
+}
+
+impl NodeNet {
+    /// Binds a UDP socket on `addr` (port 0 picks one) and starts the endpoint of `node`.
+    ///
+    /// # Errors
+    /// [`ConnectError::Socket`] if the socket cannot be bound or used, [`ConnectError::Tls`]
+    /// if the TLS configuration is invalid.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it never waits, so a future dropped has either done nothing or bound the
+    /// endpoint, which then runs until [`NodeNet::shutdown`] (dropping the handle does not
+    /// stop it).
+    pub async fn bind(
+        node: &Node,
+        addr: SocketAddr,
+        config: NetConfig,
+    ) -> Result<Self, ConnectError> {
+        let socket = std::net::UdpSocket::bind(addr).map_err(|source| ConnectError::Socket {
+            addr: Some(addr),
+            source,
+        })?;
+        let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+        let socket = runtime
+            .wrap_udp_socket(socket)
+            .map_err(|source| ConnectError::Socket { addr: None, source })?;
+        Self::start(node, socket, config)
+    }
+
+    /// Starts the endpoint of `node` on a socket handed in (the seam a network simulator uses),
+    /// registers it with the node's mesh, and begins joining through the seeds.
+    ///
+    /// # Errors
+    /// [`ConnectError::Tls`] if the TLS configuration is invalid, [`ConnectError::Socket`] if
+    /// the socket is unusable.
+    pub fn start(
+        node: &Node,
+        socket: Arc<dyn quinn::AsyncUdpSocket>,
+        config: NetConfig,
+    ) -> Result<Self, ConnectError> {
+        let transport = transport_config(&config);
+        let server = tls::quinn_server_config(&config.identity, transport.clone())?;
+        let client_config = tls::quinn_client_config(&config.identity, transport)?;
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| ConnectError::Socket { addr: None, source })?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|source| ConnectError::Socket { addr: None, source })?;
+        // the node owns the channel, so subscribers from before the network started hear too
+        let events = node.inner.cluster_events.clone();
+        let inner = Arc::new(NetInner {
+            node: node.clone(),
+            endpoint,
+            client_config,
+            codec: FrameCodec::new(config.max_frame_len),
+            incarnation: incarnation(),
+            local_addr,
+            peers: DashMap::new(),
+            members: Mutex::new(Members::new(node.name())),
+            pending: Pending::default(),
+            events,
+            next_request: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
+            stray_replies: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            spinner: config.spin_after_traffic.and_then(Spinner::shared),
+            config,
+        });
+        node.inner.mesh.attach_net(node.name(), inner.clone());
+        let names = inner.node.inner.registry.exposed_names();
+        for event in inner.members.lock().set_my_names(names) {
+            inner.emit(event);
+        }
+        tokio::spawn(accept_loop(Arc::downgrade(&inner)));
+        tokio::spawn(publish_names(Arc::downgrade(&inner)));
+        for seed in inner.config.seeds.clone() {
+            tokio::spawn(join_seed(Arc::downgrade(&inner), seed));
+        }
+        tracing::info!(node = %node.name(), addr = %local_addr, "endpoint listening");
+        Ok(Self { inner })
+    }
+
+    /// The name of the node this endpoint serves.
+    pub fn node_name(&self) -> &str {
+        self.inner.node.name()
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// This process's incarnation of the node (new at every start).
+    pub fn incarnation(&self) -> u64 {
+        self.inner.incarnation
+    }
+
+    /// Subscribes to membership and connection events.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Dials `addr` and completes the handshake; returns the peer's node name.
+    ///
+    /// # Errors
+    /// [`ConnectError::Rejected`] if either side refuses the handshake (another cluster, another
+    /// protocol version, a name that does not match the certificate), `Connection` if QUIC or
+    /// TLS fails (for example a certificate from another CA), `Timeout`.
+    ///
+    /// # Cancel safety
+    /// Cancelled during the handshake, the half-open connection is dropped, which closes it;
+    /// the peer may have registered it already, and then sees the connection lost. A
+    /// handshake that completed registers the peer without waiting again, so its connection
+    /// stays up whether or not the future is dropped afterwards.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<String, ConnectError> {
+        dial(&self.inner, addr, None)
+            .await
+            .map(|peer| peer.name.to_string())
+    }
+
+    /// Members known to this node with their status and incarnation, sorted by name.
+    pub fn members(&self) -> Vec<(String, MemberStatus, u64)> {
+        self.inner.members.lock().list()
+    }
+
+    /// Messages from other nodes refused so far because their target does not accept
+    /// messages from the sending node (see [`Reach`](crate::Reach)); also counted in the
+    /// `troupe_remote_refused_total{reason="forbidden"}` metric.
+    pub fn refused_messages(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// Replies dropped so far because no call was waiting for them from the peer they came
+    /// from: late replies to calls that timed out or were abandoned, and replies a peer sent
+    /// for calls that went to another node. Also counted in `troupe_remote_stray_replies_total`.
+    pub fn stray_replies(&self) -> u64 {
+        self.inner.stray_replies.load(Ordering::Relaxed)
+    }
+
+    /// Names of the peers connected now, sorted.
+    pub fn connected(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .peers
+            .iter()
+            .map(|p| p.key().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The nodes (up, or this one) that publish actor `name`.
+    pub fn whereis(&self, name: &str) -> Vec<String> {
+        self.inner.members.lock().whereis(name)
+    }
+
+    /// QUIC connections open on this endpoint (one per connected peer once duplicates from
+    /// simultaneous dials are resolved).
+    pub fn open_connections(&self) -> usize {
+        self.inner.endpoint.open_connections()
+    }
+
+    /// Remote calls waiting for a reply.
+    pub fn pending_calls(&self) -> usize {
+        self.inner.pending.len()
+    }
+
+    /// Leaves the cluster gracefully: tells every peer, closes the connections (so peers report
+    /// `Left` at once rather than `Down` after a timeout) and stops the endpoint.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe. Cancelled in its first 50 ms (while the leave notices flush), the
+    /// endpoint refuses to dial but keeps its connections and accepts new ones; cancelled
+    /// later, its connections and endpoint are closed but it stays attached to the node's
+    /// process, which may still pick it to send from. Calling it again finishes the job.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.shutting_down.store(true, Ordering::SeqCst);
+        let leave = encode_control(&inner.codec, &ControlMsg::Leave);
+        let peers: Vec<Arc<Peer>> = inner.peers.iter().map(|p| p.value().clone()).collect();
+        for peer in &peers {
+            if let Some(frame) = &leave {
+                // a peer that does not read is closed below anyway
+                let _ = peer.send_control(frame.clone());
+            }
+        }
+        // give the control writers a moment to flush the leave notices
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for peer in &peers {
+            peer.conn
+                .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
+        }
+        inner
+            .endpoint
+            .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
+        let _ = tokio::time::timeout(Duration::from_secs(1), inner.endpoint.wait_idle()).await;
+        inner.node.inner.mesh.detach_net(inner.node.name());
+    }
+}
+
+fn incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl NetInner {
+    fn emit(&self, event: NodeEvent) {
+        match &event {
+            NodeEvent::DuplicateName { .. } | NodeEvent::ProtocolError { .. } => {
+                tracing::error!(node = %self.node.name(), ?event, "node event")
+            }
+            NodeEvent::PeerRejected { .. } | NodeEvent::Down { .. } => {
+                tracing::warn!(node = %self.node.name(), ?event, "node event")
+            }
+            _ => tracing::info!(node = %self.node.name(), ?event, "node event"),
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            cluster: self.config.cluster.clone(),
+            node: self.node.name().to_string(),
+            protocol: PROTOCOL_VERSION,
+            incarnation: self.incarnation,
+        }
+    }
+
+    fn advertise(&self) -> SocketAddr {
+        self.config.advertise.unwrap_or(self.local_addr)
+    }
+
+    fn gossip(&self) -> Option<Bytes> {
+        let infos = self
+            .members
+            .lock()
+            .gossip(self.advertise(), self.incarnation);
+        encode_control(&self.codec, &ControlMsg::Members(infos))
+    }
+
+    /// Queues a control frame for `peer`, disconnecting it if it does not read them.
+    fn send_control(&self, peer: &Peer, frame: Bytes) {
+        if !peer.send_control(frame) {
+            limit_exceeded(self, peer, PeerLimit::ControlQueue);
+        }
+    }
+
+    fn broadcast_control(&self, frame: &Bytes) {
+        let peers: Vec<Arc<Peer>> = self.peers.iter().map(|p| p.value().clone()).collect();
+        for peer in peers {
+            self.send_control(&peer, frame.clone());
+        }
+    }
+
+    /// Encodes an envelope into one frame.
+    fn encode(&self, env: Envelope) -> Result<Bytes, CallError> {
+        let mut buf = BytesMut::new();
+        self.codec
+            .encode(&Frame::Envelope(env), &mut buf)
+            .map_err(|e| match e {
+                WireError::FrameTooLarge { len, max } => CallError::TooLarge { len, max },
+                other => CallError::Decode(other.to_string()),
+            })?;
+        Ok(buf.freeze())
+    }
+
+    /// Encodes `msg` for `name` on `node` as one frame of the given kind.
+    fn encode_request<M: Message>(
+        &self,
+        kind: EnvelopeKind,
+        node: &str,
+        name: &str,
+        msg: &M,
+    ) -> Result<Bytes, CallError> {
+        let payload = codec::encode_message(msg, self.config.max_frame_len)?;
+        self.encode(Envelope {
+            kind,
+            target: ActorPath {
+                node: node.to_string(),
+                name: name.to_string(),
+            },
+            sender: None,
+            msg_type: codec::message_type::<M>(),
+            trace: None,
+            payload,
+        })
+    }
+
+    fn queue(&self, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
+        let peer = self
+            .peers
+            .get(node)
+            .map(|p| p.value().clone())
+            .ok_or_else(|| CallError::Unreachable {
+                node: node.to_string(),
+            })?;
+        let lane = peer.lane_for(target);
+        peer.send(lane, frame).map_err(|e| match e {
+            QueueError::Full(limit) => CallError::Overloaded {
+                target: format!("{node}/{target} (link)"),
+                limit,
+            },
+            QueueError::Closed => CallError::Unreachable {
+                node: node.to_string(),
+            },
+        })
+    }
+
+    /// Hands an envelope from `peer` to its local actor, or completes a pending call.
+    fn dispatch(self: &Arc<Self>, peer: &Arc<Peer>, env: Envelope) {
+        match env.kind {
+            EnvelopeKind::Reply {
+                request_id,
+                outcome,
+            } => {
+                let result = match outcome {
+                    ReplyOutcome::Ok => Ok(env.payload),
+                    ReplyOutcome::Err { code, detail } => {
+                        Err(remote_error(&peer.name, code, detail))
+                    }
+                };
+                if !self.pending.complete(request_id, &peer.name, result) {
+                    // late (the caller gave up), or a reply to a call that never went to this
+                    // peer: dropped either way, and counted
+                    self.stray_replies.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("troupe_remote_stray_replies_total").increment(1);
+                }
+            }
+            EnvelopeKind::Cast | EnvelopeKind::Call { .. } => {
+                let replier = match env.kind {
+                    EnvelopeKind::Call { request_id, .. } => Some(Replier {
+                        peer: Arc::downgrade(peer),
+                        request_id,
+                        msg_type: env.msg_type.clone(),
+                        max_len: self.config.max_frame_len,
+                    }),
+                    _ => None,
+                };
+                if env.target.node != self.node.name() {
+                    let err = CallError::NotFound {
+                        target: format!("{}/{}", env.target.node, env.target.name),
+                    };
+                    if let Some(r) = replier {
+                        r.refuse(&err);
+                    }
+                    return;
+                }
+                let registry = &self.node.inner.registry;
+                if !registry.reachable_from(&env.target.name, &peer.name) {
+                    let target = format!("{}/{}", env.target.node, env.target.name);
+                    // a name that is not registered at all stays `NotFound`, as before
+                    let err = if registry.contains(&env.target.name) {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("troupe_remote_refused_total", "reason" => "forbidden")
+                            .increment(1);
+                        tracing::debug!(%target, from = %peer.name, "message from a node the target does not accept");
+                        CallError::Forbidden { target }
+                    } else {
+                        CallError::NotFound { target }
+                    };
+                    if let Some(r) = replier {
+                        r.refuse(&err);
+                    }
+                    return;
+                }
+                let Some(inbox) = registry.inbox(&env.target.name) else {
+                    if let Some(r) = replier {
+                        r.refuse(&CallError::NotFound {
+                            target: format!("{}/{}", env.target.node, env.target.name),
+                        });
+                    }
+                    return;
+                };
+                if let Err((err, replier)) = inbox.deliver_remote(&self.node, &env, replier) {
+                    tracing::debug!(cause = %err, target = %env.target.name, from = %peer.name, "remote message refused");
+                    if let Some(r) = replier {
+                        r.refuse(&err);
+                    }
+                }
+            }
+        }
+    }
+}
