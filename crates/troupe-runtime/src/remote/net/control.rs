@@ -146,12 +146,16 @@ pub(super) async fn read_control(
                     }
                 }
                 for (name, addr) in dial_list {
-                    if inner.peers.contains_key(name.as_str()) {
+                    // one dial at a time per member: a second connection dialed by the same
+                    // side is one the two ends may resolve differently
+                    if inner.peers.contains_key(name.as_str()) || !inner.begin_dial(&name) {
                         continue;
                     }
                     let inner = inner.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = dial(&inner, addr, Some(&name)).await {
+                        let dialed = dial(&inner, addr, Some(&name)).await;
+                        inner.end_dial(&name);
+                        if let Err(e) = dialed {
                             tracing::debug!(cause = %e, %name, %addr, "dial from gossip failed");
                             reconnect(Arc::downgrade(&inner), name).await;
                         }

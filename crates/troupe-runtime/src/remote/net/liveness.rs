@@ -23,7 +23,14 @@ pub(super) async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
         quinn::ConnectionError::ApplicationClosed(close)
             if close.error_code == quinn::VarInt::from_u32(close::DUPLICATE) =>
         {
-            // the surviving connection replaces this one; nothing to report
+            // the surviving connection replaces this one; nothing to report, unless there is
+            // none here: two connections dialed by one side can be resolved differently by
+            // the two ends, each closing the one the other kept. Dial again (the reconnection
+            // stops at once if the survivor registers meanwhile).
+            if !net.peers.contains_key(&*peer.name) && !net.shutting_down.load(Ordering::SeqCst) {
+                tracing::debug!(peer = %peer.name, "duplicate closed with no survivor; redialling");
+                tokio::spawn(reconnect(inner, peer.name.to_string()));
+            }
             return;
         }
         quinn::ConnectionError::ApplicationClosed(close)
@@ -69,7 +76,14 @@ pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
         let Some(addr) = net.members.lock().addr_of(&name) else {
             return;
         };
-        match dial(&net, addr, Some(&name)).await {
+        if !net.begin_dial(&name) {
+            // another dial to it is under way; look again after the pause
+            delay = (delay * 2).min(net.config.reconnect_backoff.1);
+            continue;
+        }
+        let dialed = dial(&net, addr, Some(&name)).await;
+        net.end_dial(&name);
+        match dialed {
             Ok(_) => return,
             Err(e) => tracing::debug!(cause = %e, %name, %addr, "reconnect failed"),
         }

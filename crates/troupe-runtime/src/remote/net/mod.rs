@@ -79,6 +79,8 @@ pub(crate) struct NetInner {
     refused: AtomicU64,
     /// Replies that matched no call waiting on the peer they came from.
     stray_replies: AtomicU64,
+    /// Members this node is dialling by name now (gossip and reconnection).
+    dialing: Mutex<std::collections::HashSet<String>>,
     shutting_down: AtomicBool,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
@@ -178,6 +180,7 @@ impl NodeNet {
             next_request: AtomicU64::new(1),
             refused: AtomicU64::new(0),
             stray_replies: AtomicU64::new(0),
+            dialing: Mutex::new(std::collections::HashSet::new()),
             shutting_down: AtomicBool::new(false),
             spinner: config.spin_after_traffic.and_then(Spinner::shared),
             config,
@@ -360,6 +363,16 @@ impl NetInner {
             .lock()
             .gossip(self.advertise(), self.incarnation);
         encode_control(&self.codec, &ControlMsg::Members(infos))
+    }
+
+    /// Marks `name` as being dialled; `false` if a dial to it is under way already.
+    fn begin_dial(&self, name: &str) -> bool {
+        self.dialing.lock().insert(name.to_string())
+    }
+
+    /// The dial to `name` ended (either way).
+    fn end_dial(&self, name: &str) {
+        self.dialing.lock().remove(name);
     }
 
     /// Queues a control frame for `peer`, disconnecting it if it does not read them.
