@@ -31,7 +31,12 @@ fn request_path() -> (Topology, Addr<ProxyMsg>) {
     let mut t = Topology::new("request-path");
     let (edge, app) = (t.node("edge"), t.node("app"));
     let svc = t.pool(app, "svc", 3, |index| Service { index });
-    let lb = t.add(app, "lb", Balancer::round_robin(&svc));
+    // the gateway on `edge` calls the balancer on `app`: declared, or refused across nodes
+    let lb = t.add(
+        app,
+        "lb",
+        Balancer::round_robin(&svc).reachable_from(Reach::nodes(["edge"])),
+    );
     let gateway = t.add(edge, "gateway", Proxy::http("127.0.0.1:0").route("/", lb));
     (t, gateway)
 }
@@ -55,6 +60,20 @@ async fn serve_through(args: LaunchArgs) {
     }));
     let addr = gateway_addr(&gateway).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    // over QUIC the edge answers 502 until its link to `app` is up, as across hosts
+    troupe_testkit::eventually(
+        "a first 200 through the gateway",
+        Duration::from_secs(10),
+        async || {
+            let uri = format!("http://{addr}/items/warm").parse().unwrap();
+            match client.get(uri).await {
+                Ok(resp) if resp.status() == 200 => Ok(()),
+                Ok(resp) => Err(resp.status().to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
+    .await;
     let mut seen = [0; 3];
     for i in 0..30 {
         let uri = format!("http://{addr}/items/{i}").parse().unwrap();

@@ -218,9 +218,10 @@ impl<Q: Request> Actor for BalancerActor<Q> {
         let core = self.core.clone();
         let timeout = self.config.timeout;
         let name = self.config.name.clone();
-        // a plain task, not one on the context: a forward in flight outlives a restart of the
-        // balancer (its caller still gets the member's answer), and it never fails the balancer
-        tokio::spawn(async move {
+        // a detached task, not one on the context: a forward in flight outlives a restart of
+        // the balancer (its caller still gets the member's answer), and it never fails the
+        // balancer; it still sends from the balancer's node
+        troupe_runtime::spawn_detached(async move {
             let result = member.ask(request, timeout).await;
             let outcome = match &result {
                 Ok(_) => Outcome::Success,

@@ -51,4 +51,4 @@ pub use supervisor::{
     Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,
     SupervisionReport, SupervisorRef, SupervisorSpec, WhenExceeded,
 };
-pub use task::TaskGuard;
+pub use task::{TaskGuard, spawn_detached};

@@ -277,7 +277,14 @@ impl ListenerShell {
         let (shutdown, rx) = watch::channel(false);
         let stats = ListenerStats::default();
         let drain_timeout = self.drain_timeout;
-        let task = tokio::spawn(accept_loop(self, listener, serve, rx, stats.clone()));
+        // connections send from the node of the actor that owns the listener
+        let task = tokio::spawn(crate::node::keep_origin(accept_loop(
+            self,
+            listener,
+            serve,
+            rx,
+            stats.clone(),
+        )));
         Ok(ServerTask {
             local_addr,
             shutdown,
@@ -485,7 +492,7 @@ async fn accept_loop<F, Fut>(
                     },
                     stats: stats.clone(),
                 };
-                let served = serve(connection);
+                let served = crate::node::keep_origin(serve(connection));
                 conns.spawn(async move {
                     served.await;
                     drop(place);

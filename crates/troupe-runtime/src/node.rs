@@ -45,6 +45,17 @@ tokio::task_local! {
     pub(crate) static ORIGIN: Arc<str>;
 }
 
+/// Runs `fut` as sent from the node the caller's task sends from, if it has one: for tasks an
+/// actor spawns (a listener's connections), so their sends leave from the actor's own node.
+pub(crate) fn keep_origin<F: std::future::Future>(
+    fut: F,
+) -> futures::future::Either<tokio::task::futures::TaskLocalFuture<Arc<str>, F>, F> {
+    match ORIGIN.try_with(Arc::clone) {
+        Ok(origin) => futures::future::Either::Left(ORIGIN.scope(origin, fut)),
+        Err(_) => futures::future::Either::Right(fut),
+    }
+}
+
 /// Where a name on a node is reached from this process.
 pub(crate) enum Route<M: Message> {
     /// A node of this process: straight into the actor's slot.
@@ -68,10 +79,15 @@ impl MeshInner {
         self.force_remote.load(Ordering::Relaxed)
     }
 
-    /// The endpoint to send from: the sending actor's node's, else any of this process's.
-    pub(crate) fn net_for_send(&self) -> Option<Arc<NetInner>> {
+    /// The endpoint to send to node `target` from: the sending actor's node's; for code that
+    /// runs on no node (a test, `main`), the target node's own when it is in this process (so
+    /// it is reached in place, as from itself), else any of this process's.
+    pub(crate) fn net_for_send(&self, target: &str) -> Option<Arc<NetInner>> {
         if let Ok(Some(net)) = ORIGIN.try_with(|origin| self.nets.get(origin).map(|n| n.clone())) {
             return Some(net);
+        }
+        if let Some(net) = self.nets.get(target) {
+            return Some(net.clone());
         }
         self.nets.iter().next().map(|n| n.value().clone())
     }

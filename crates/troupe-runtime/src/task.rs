@@ -2,6 +2,22 @@
 
 use tokio::task::JoinHandle;
 
+/// Spawns `task` on the current tokio runtime, like `tokio::spawn`, but sending from the same
+/// node as the code that spawns it: a task an actor starts this way reaches other nodes from
+/// the actor's node, also when several nodes share a process and route through QUIC. Unlike
+/// [`Ctx::spawn`](crate::Ctx::spawn), the task is not tied to the actor's instance: it
+/// outlives a restart, and its failure fails nothing.
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn spawn_detached<F>(task: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(crate::node::keep_origin(task))
+}
+
 /// Aborts a spawned task when dropped
 ///
 /// Actors keep their background tasks (tickers, event forwarders) in guards, so a crash, a

@@ -9,9 +9,11 @@ pub(crate) fn remote_cast<M: Message>(
     name: &str,
     msg: M,
 ) -> Result<(), CallError> {
-    let net = mesh.net_for_send().ok_or_else(|| CallError::Unreachable {
-        node: node.to_string(),
-    })?;
+    let net = mesh
+        .net_for_send(node)
+        .ok_or_else(|| CallError::Unreachable {
+            node: node.to_string(),
+        })?;
     if node == net.node.name() {
         // an actor of the sending node itself: no network hop
         return net.node.lookup::<M>(name)?.cast(msg);
@@ -29,9 +31,11 @@ pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
     timeout: Duration,
 ) -> Result<R, CallError> {
     let target = || format!("{node}/{name}");
-    let net = mesh.net_for_send().ok_or_else(|| CallError::Unreachable {
-        node: node.to_string(),
-    })?;
+    let net = mesh
+        .net_for_send(node)
+        .ok_or_else(|| CallError::Unreachable {
+            node: node.to_string(),
+        })?;
     if node == net.node.name() {
         let local = net.node.lookup::<M>(name)?;
         return Box::pin(local.call(make, timeout)).await;
