@@ -21,6 +21,8 @@
 //!
 //! - `error.rs`: [`StoreError`], [`StoreErrorKind`], [`StoreFault`].
 //! - `open.rs`: [`create`], [`create_when_released`], [`Reopen`].
+//! - [`faults`]: a backend that fails writes with `ENOSPC` or `EIO` on a switch, for tests of
+//!   what the parts do on a full disk or a failing device.
 //!
 //! # Examples
 //!
@@ -39,6 +41,7 @@
 //! ```
 
 mod error;
+pub mod faults;
 mod open;
 
 pub use error::{StoreError, StoreErrorKind, StoreFault};

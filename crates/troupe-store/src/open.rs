@@ -50,10 +50,27 @@ pub fn create(path: &Path) -> Result<Database, StoreError> {
             source,
         })?;
     }
-    Database::create(path).map_err(|source| StoreError::Open {
+    let open_error = |source: redb::DatabaseError| StoreError::Open {
         path: path.to_path_buf(),
         source: Box::new(source),
-    })
+    };
+    match crate::faults::switch_for(path) {
+        None => Database::create(path).map_err(open_error),
+        // a test armed faults for this file (see `faults::inject`)
+        Some(switch) => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| open_error(redb::DatabaseError::Storage(e.into())))?;
+            let backend = crate::faults::FaultyFile::new(file, switch).map_err(open_error)?;
+            redb::Builder::new()
+                .create_with_backend(backend)
+                .map_err(open_error)
+        }
+    }
 }
 
 /// As [`create`], but while another handle holds the file, tries again after
