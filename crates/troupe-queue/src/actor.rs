@@ -225,8 +225,10 @@ pub enum QueueFailure {
         /// The item
         item: ItemId,
     },
-    /// Durable mode: the write failed; the operation may not have taken effect and the queue
-    /// restarts from its file. The typed error, with its cause, is in the queue's log.
+    /// Durable mode: a write failed (a full disk, a failing device). The operation that hit it
+    /// may not have taken effect; until the queue's file reopens (tried with a growing pause,
+    /// up to 5 s) writes get this error too, while stats and dead letters are still served.
+    /// Once it reopens, the queue is what the file holds: every acknowledged write.
     #[error("queue storage failed: {0}")]
     Storage(StoreFault),
 }
@@ -385,7 +387,21 @@ pub struct QueueActor {
     storage: Option<Storage>,
     /// Consumer → the node it took from, for releasing on node down
     consumers: HashMap<ConsumerId, String>,
+    /// Durable mode after a failed write: writes are refused until the file reopens
+    degraded: Option<Degraded>,
 }
+
+/// A durable queue whose last write failed (a full disk, a failing device). Its in-memory state
+/// may be ahead of the file, so it takes no writes; it serves reads from that state and tries
+/// to reopen the file (which restores the state the file holds) with a growing pause.
+struct Degraded {
+    fault: StoreFault,
+    retry_at: Instant,
+    pause: Duration,
+}
+
+/// First and longest pause between two attempts to reopen a degraded queue's file
+const REOPEN_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 impl QueueActor {
     /// An actor for `spec`; durable mode opens its file in [`Actor::started`]
@@ -395,6 +411,66 @@ impl QueueActor {
             spec,
             storage: None,
             consumers: HashMap::new(),
+            degraded: None,
+        }
+    }
+
+    /// While degraded, answers a write with the storage failure and returns `None`; otherwise
+    /// hands the reply port back.
+    fn writable<T>(
+        &self,
+        reply: Reply<Result<T, QueueFailure>>,
+    ) -> Option<Reply<Result<T, QueueFailure>>> {
+        match &self.degraded {
+            Some(degraded) => {
+                reply.send(Err(QueueFailure::Storage(degraded.fault.clone())));
+                None
+            }
+            None => Some(reply),
+        }
+    }
+
+    /// A write failed: stop taking writes, keep serving reads, reopen the file later.
+    fn degrade(&mut self, err: &StoreError, now: Instant) {
+        tracing::error!(cause = %err, "queue storage failed; refusing writes until the file reopens");
+        self.storage = None;
+        self.degraded = Some(Degraded {
+            fault: StoreFault::from(err),
+            retry_at: now + REOPEN_PAUSE.0,
+            pause: REOPEN_PAUSE.0,
+        });
+    }
+
+    /// While degraded, tries to reopen the file once its pause is over; on success the queue is
+    /// what the file holds (every write acknowledged) and takes writes again.
+    fn try_recover(&mut self, now: Instant) {
+        let (Some(degraded), Some(path)) = (&mut self.degraded, &self.spec.path) else {
+            return;
+        };
+        if now < degraded.retry_at {
+            return;
+        }
+        match Storage::open(path, self.spec.config.clone()) {
+            Ok((storage, queue)) => {
+                tracing::info!("queue storage reopened; taking writes again");
+                self.storage = Some(storage);
+                self.queue = queue;
+                self.consumers.clear();
+                self.degraded = None;
+            }
+            Err(err) => {
+                tracing::debug!(cause = %err, "queue storage still failing");
+                degraded.fault = StoreFault::from(&err);
+                degraded.pause = (degraded.pause * 2).min(REOPEN_PAUSE.1);
+                degraded.retry_at = now + degraded.pause;
+            }
+        }
+    }
+
+    /// Writes what a timer or an event changed; a failed write degrades the queue.
+    fn persist_or_degrade(&mut self, now: Instant) {
+        if let Err(err) = self.persist() {
+            self.degrade(&err, now);
         }
     }
 
@@ -408,24 +484,22 @@ impl QueueActor {
     }
 
     /// Persists the operation just applied, then answers it with `result`; a failed write
-    /// answers [`QueueFailure::Storage`] instead and fails the actor, so that it restarts
-    /// from what the file holds
+    /// answers [`QueueFailure::Storage`] instead and degrades the queue (no writes until its
+    /// file reopens, reads still served)
     fn finish<T>(
         &mut self,
         reply: Reply<Result<T, QueueFailure>>,
         result: Result<T, QueueError>,
     ) -> Result<(), ActorError> {
         match self.persist() {
-            Ok(()) => {
-                reply.send(result.map_err(QueueFailure::from));
-                Ok(())
-            }
+            Ok(()) => reply.send(result.map_err(QueueFailure::from)),
             Err(err) => {
-                tracing::error!(cause = %err, "queue storage failed; restarting from the file");
                 reply.send(Err(QueueFailure::Storage(StoreFault::from(&err))));
-                Err(err.into())
+                self.degrade(&err, Instant::now());
+                true
             }
-        }
+        };
+        Ok(())
     }
 
     fn take(
@@ -493,6 +567,9 @@ impl Actor for QueueActor {
         let now = Instant::now();
         match msg {
             QueueMsg::Enqueue { payload, reply } => {
+                let Some(reply) = self.writable(reply) else {
+                    return Ok(());
+                };
                 let result = self.queue.enqueue(payload, now);
                 self.finish(reply, result)
             }
@@ -506,6 +583,9 @@ impl Actor for QueueActor {
                     // The caller gave up: a lease now would hide the item from everyone.
                     return Ok(());
                 }
+                let Some(reply) = self.writable(reply) else {
+                    return Ok(());
+                };
                 let lease = self.take(consumer_node, consumer, lease, now);
                 self.finish(reply, Ok(lease))
             }
@@ -514,6 +594,9 @@ impl Actor for QueueActor {
                 consumer,
                 reply,
             } => {
+                let Some(reply) = self.writable(reply) else {
+                    return Ok(());
+                };
                 let result = self.queue.ack(item, consumer);
                 self.finish(reply, result)
             }
@@ -523,6 +606,9 @@ impl Actor for QueueActor {
                 error,
                 reply,
             } => {
+                let Some(reply) = self.writable(reply) else {
+                    return Ok(());
+                };
                 let result = match error {
                     Some(text) => self.queue.nack_with_error(item, consumer, &text, now),
                     None => self.queue.nack(item, consumer, now),
@@ -535,10 +621,16 @@ impl Actor for QueueActor {
                 Ok(())
             }
             QueueMsg::Replay { item, reply } => {
+                let Some(reply) = self.writable(reply) else {
+                    return Ok(());
+                };
                 let result = self.queue.replay_dead_letter(item, now);
                 self.finish(reply, result)
             }
             QueueMsg::DropDead { item, reply } => {
+                let Some(reply) = self.writable(reply) else {
+                    return Ok(());
+                };
                 let result = self.queue.drop_dead_letter(item).map(DeadInfo::from);
                 self.finish(reply, result)
             }
@@ -547,12 +639,20 @@ impl Actor for QueueActor {
                 Ok(())
             }
             QueueMsg::Tick => {
+                if self.degraded.is_some() {
+                    self.try_recover(now);
+                    return Ok(());
+                }
                 self.queue.expire(now);
-                self.persist().map_err(Into::into)
+                self.persist_or_degrade(now);
+                Ok(())
             }
             QueueMsg::NodeDown { node } => {
+                // degraded, the release is lost with the in-memory state when the file reopens:
+                // those leases then expire as usual
                 self.node_down(&node, now);
-                self.persist().map_err(Into::into)
+                self.persist_or_degrade(now);
+                Ok(())
             }
         }
     }

@@ -1,7 +1,7 @@
 //! A durable queue on a file whose writes fail with `ENOSPC` (a full disk) or `EIO`, through
-//! `troupe_store::faults`: the enqueue that hits the fault gets a typed storage error, the
-//! process keeps running, writes resume once the fault heals, and every enqueue acknowledged
-//! before or after is there.
+//! `troupe_store::faults`: the enqueue that hits the fault gets a typed storage error, reads
+//! are served and writes refused typed while it lasts, writes resume once it heals, and every
+//! enqueue acknowledged before or after is there.
 
 use std::time::Duration;
 
@@ -51,8 +51,13 @@ async fn a_full_disk_or_a_failing_device_is_a_typed_error_and_writes_resume_afte
             }
             other => panic!("expected a storage failure, got {other:?}"),
         }
-        // (not yet: reads served while the fault lasts; the queue restarts from its file and
-        // its reopen fails until the fault heals, so calls wait in the meantime)
+        // while the fault lasts: reads served, writes refused typed, nothing crashes
+        assert!(queue.stats().await.is_ok());
+        assert!(matches!(
+            queue.enqueue("refused").await,
+            Err(QueueError::Refused(QueueFailure::Storage(_)))
+        ));
+        assert!(queue.dead_letters().await.is_ok());
         switch.heal();
         // the queue comes back from its file and takes writes again
         eventually("writes resume", T, async || queue.enqueue("after").await).await;
