@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
+    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reach, Reply,
     SupervisorSpec,
 };
 
@@ -223,7 +223,9 @@ fn recv_role(s: &Settings) -> anyhow::Result<()> {
         let n = s.n;
         let (sink, _) = node.child(
             "sink",
-            ChildOptions::permanent().mailbox_limit(1 << 20),
+            ChildOptions::permanent()
+                .mailbox_limit(1 << 20)
+                .reachable_from(Reach::cluster()),
             move || Sink {
                 n,
                 armed: false,
@@ -233,7 +235,11 @@ fn recv_role(s: &Settings) -> anyhow::Result<()> {
                 done: done_tx.clone(),
             },
         )?;
-        let (echo, _) = node.child("echo", ChildOptions::permanent(), || EchoActor)?;
+        let (echo, _) = node.child(
+            "echo",
+            ChildOptions::permanent().reachable_from(Reach::cluster()),
+            || EchoActor,
+        )?;
         node.start(SupervisorSpec::one_for_one(), vec![sink, echo])
             .await?;
         let identity = troupe_identity::NodeIdentity::load(&s.ca, "recv")?;

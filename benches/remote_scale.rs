@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply,
+    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reach, Reply,
     SupervisorSpec,
 };
 
@@ -200,7 +200,9 @@ async fn start_node(s: &Settings, name: &str, seeds: &[SocketAddr]) -> anyhow::R
         .max(1 << 20);
     let (sink, _) = node.child(
         "sink",
-        ChildOptions::permanent().mailbox_limit(limit),
+        ChildOptions::permanent()
+            .mailbox_limit(limit)
+            .reachable_from(Reach::cluster()),
         move || Sink {
             n,
             armed: false,
