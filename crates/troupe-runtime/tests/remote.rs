@@ -1051,3 +1051,26 @@ async fn nodes_joining_a_running_cluster_always_end_fully_connected() {
         node.shutdown().await;
     }
 }
+
+/// `NodeNet::shutdown` cancelled right away still completes: the peers see the node leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_shutdown_still_leaves_the_cluster() {
+    let (_ca, a, b) = pair().await;
+    let mut events = b.net.events();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), a.net.shutdown())
+            .await
+            .is_err(),
+        "cancelled before it finished"
+    );
+    next_event(
+        &mut events,
+        "a left",
+        |e| matches!(e, NodeEvent::Left { node } if node == "a"),
+    )
+    .await;
+    eventually("a's endpoint idle", T, async || {
+        a.net.open_connections() == 0
+    })
+    .await;
+}

@@ -288,32 +288,34 @@ impl NodeNet {
     /// `Left` at once rather than `Down` after a timeout) and stops the endpoint.
     ///
     /// # Cancel safety
-    /// Not cancel safe. Cancelled in its first 50 ms (while the leave notices flush), the
-    /// endpoint refuses to dial but keeps its connections and accepts new ones; cancelled
-    /// later, its connections and endpoint are closed but it stays attached to the node's
-    /// process, which may still pick it to send from. Calling it again finishes the job.
+    /// Cancel safe: the shutdown runs in a task of its own, so cancelling only stops waiting
+    /// for it (about 50 ms for the leave notices to flush, and up to 1 s for the endpoint to
+    /// go idle); the node still leaves, closes its connections and detaches its endpoint.
     pub async fn shutdown(&self) {
-        let inner = &self.inner;
-        inner.shutting_down.store(true, Ordering::SeqCst);
-        let leave = encode_control(&inner.codec, &ControlMsg::Leave);
-        let peers: Vec<Arc<Peer>> = inner.peers.iter().map(|p| p.value().clone()).collect();
-        for peer in &peers {
-            if let Some(frame) = &leave {
-                // a peer that does not read is closed below anyway
-                let _ = peer.send_control(frame.clone());
+        let inner = self.inner.clone();
+        let leaving = tokio::spawn(async move {
+            inner.shutting_down.store(true, Ordering::SeqCst);
+            let leave = encode_control(&inner.codec, &ControlMsg::Leave);
+            let peers: Vec<Arc<Peer>> = inner.peers.iter().map(|p| p.value().clone()).collect();
+            for peer in &peers {
+                if let Some(frame) = &leave {
+                    // a peer that does not read is closed below anyway
+                    let _ = peer.send_control(frame.clone());
+                }
             }
-        }
-        // give the control writers a moment to flush the leave notices
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for peer in &peers {
-            peer.conn
+            // give the control writers a moment to flush the leave notices
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for peer in &peers {
+                peer.conn
+                    .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
+            }
+            inner
+                .endpoint
                 .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
-        }
-        inner
-            .endpoint
-            .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
-        let _ = tokio::time::timeout(Duration::from_secs(1), inner.endpoint.wait_idle()).await;
-        inner.node.inner.mesh.detach_net(inner.node.name());
+            inner.node.inner.mesh.detach_net(inner.node.name());
+            let _ = tokio::time::timeout(Duration::from_secs(1), inner.endpoint.wait_idle()).await;
+        });
+        let _ = leaving.await;
     }
 }
 
