@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// The endpoint of this process to reach `node` from, or `Unreachable` when it has none.
+fn sender(mesh: &MeshInner, node: &str) -> Result<Arc<NetInner>, CallError> {
+    mesh.net_for_send(node)
+        .ok_or_else(|| CallError::Unreachable {
+            node: node.to_string(),
+        })
+}
+
 /// Sends a cast over the network to `name` on `node`.
 pub(crate) fn remote_cast<M: Message>(
     mesh: &MeshInner,
@@ -9,11 +17,7 @@ pub(crate) fn remote_cast<M: Message>(
     name: &str,
     msg: M,
 ) -> Result<(), CallError> {
-    let net = mesh
-        .net_for_send(node)
-        .ok_or_else(|| CallError::Unreachable {
-            node: node.to_string(),
-        })?;
+    let net = sender(mesh, node)?;
     if node == net.node.name() {
         // an actor of the sending node itself: no network hop
         return net.node.lookup::<M>(name)?.cast(msg);
@@ -31,11 +35,7 @@ pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
     timeout: Duration,
 ) -> Result<R, CallError> {
     let target = || format!("{node}/{name}");
-    let net = mesh
-        .net_for_send(node)
-        .ok_or_else(|| CallError::Unreachable {
-            node: node.to_string(),
-        })?;
+    let net = sender(mesh, node)?;
     if node == net.node.name() {
         let local = net.node.lookup::<M>(name)?;
         return Box::pin(local.call(make, timeout)).await;
