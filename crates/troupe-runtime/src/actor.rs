@@ -47,7 +47,7 @@ pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// - what it had half done to `self` is never seen again: the value is dropped, and a restart
 ///   builds a fresh one from the factory;
 /// - the message being handled is lost, not redelivered; reply ports the hook still held answer
-///   their callers with [`CallError::NoReply`](crate::CallError::NoReply);
+///   their callers with [`CallError::NoReply`];
 /// - the instance's timers and tasks end, and [`stopped`](Actor::stopped) is not run;
 /// - effects outside the actor (a file written, a message sent, a write transaction not yet
 ///   committed) stay as they were at that `.await`: keep each of them whole at every `.await`,
@@ -116,7 +116,7 @@ pub trait Actor: Send + 'static {
     /// # Cancel safety
     /// Dropped part-way only if the instance is killed (see [the trait](Actor#cancel-safety)):
     /// the message is then lost half handled, and a reply port it carried answers
-    /// [`CallError::NoReply`](crate::CallError::NoReply) unless it was answered before.
+    /// [`CallError::NoReply`] unless it was answered before.
     fn handle(
         &mut self,
         msg: Self::Msg,

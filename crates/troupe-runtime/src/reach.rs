@@ -17,9 +17,11 @@ pub type NodeRoles = Arc<BTreeMap<String, BTreeSet<String>>>;
 /// Which nodes may send messages to a registered actor over the network.
 ///
 /// Actors on the actor's own node always reach it; a `Reach` only governs messages that
-/// arrive from other nodes (and, in one process, from other nodes' handles, which are
-/// checked the same way). A peer's name is the one its certificate was issued for, so a
-/// node cannot claim another's.
+/// arrive from other nodes over the network. In one process, messages between its nodes are
+/// handed over in memory and not checked, unless the mesh routes them through QUIC
+/// ([`Mesh::route_through_quic`](crate::Mesh::route_through_quic), `--quic`), which checks
+/// them as across hosts. A peer's name is the one its certificate was issued for, so a node
+/// cannot claim another's.
 ///
 /// # Examples
 ///
