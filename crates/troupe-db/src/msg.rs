@@ -250,6 +250,9 @@ pub struct ReplicaStatus {
     pub applied_index: u64,
     /// Its log's base (covered by a snapshot)
     pub base_index: u64,
+    /// Why its file last failed, while it refuses changes until the file reopens
+    #[serde(default)]
+    pub storage_fault: Option<StoreFault>,
 }
 
 /// What a write did, as [`Written`] carries it
@@ -311,8 +314,10 @@ pub enum DbFailure {
     /// A key or value over the database's limits; nothing was written
     #[error(transparent)]
     TooLarge(#[from] SizeError),
-    /// The replica's file failed; it restarts from what is on disk. The typed error, with its
-    /// cause, is in the replica's log.
+    /// The replica's file failed (a full disk, a failing device): the request may or may not
+    /// have taken effect, and the replica refuses changes, still serving reads, until its file
+    /// reopens (tried with a growing pause). The typed error, with its cause, is in the
+    /// replica's log.
     #[error("replica storage failed: {0}")]
     Storage(StoreFault),
     /// A promotion could not pick a follower without risking acknowledged writes, or could

@@ -29,9 +29,13 @@
 //!   ([`core::promote`](crate::core::promote)); [`DbMsg::Promote`] does the same on demand.
 //! - A leader that hears of a newer epoch steps down; writes it had not acknowledged get
 //!   [`DbFailure::LeadershipLost`].
+//!
+//! # A failing file
+//!
+//! A write to the file that fails (a full disk, a failing device) degrades the replica instead
+//! of crashing it into a restart that fails the same way; `docs/db.md` says what it then does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +44,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use troupe_runtime::remote::NodeEvent;
 use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Reply};
-use troupe_store::Reopen;
+use troupe_store::{Reopen, StoreError, StoreFault};
 
 use crate::core::{
     AckMode, AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError,
@@ -139,7 +143,28 @@ pub struct DbReplica {
     resume_asked: Option<Instant>,
     /// Changes not yet written: applied entries, compaction
     dirty: Batch,
+    /// The last write to the file failed (see [`Degraded`])
+    degraded: Option<Degraded>,
+    /// The file was read at least once: there is state to serve reads from
+    loaded: bool,
 }
+
+/// A replica whose file failed a write (a full disk, a failing device) or could not be opened
+///
+/// Its in-memory state may be ahead of the file, so it changes nothing: writes and the peer
+/// protocol's changes (appends, snapshots, fences, leading) are refused with
+/// [`DbFailure::Storage`], a leader stops replicating, and nothing it holds only in memory
+/// spreads. Reads are served from the state it holds (none while no file was ever read).
+/// On its tick it tries to reopen the file with a growing pause; once that works it is what
+/// the file holds, every acknowledged write included, and rejoins as after a restart.
+struct Degraded {
+    fault: StoreFault,
+    retry_at: Instant,
+    pause: Duration,
+}
+
+/// First and longest pause between two attempts to reopen a degraded replica's file
+const REOPEN_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 impl DbReplica {
     /// Replica `me` of `spec`; it opens its file in [`Actor::started`]
@@ -161,6 +186,8 @@ impl DbReplica {
             resume: false,
             resume_asked: None,
             dirty: Batch::default(),
+            degraded: None,
+            loaded: false,
         }
     }
 
@@ -207,27 +234,98 @@ impl DbReplica {
             last_epoch: log.last_epoch(),
             applied_index: self.applied().applied_index(),
             base_index: log.base().0,
+            storage_fault: self.degraded.as_ref().map(|d| d.fault.clone()),
         }
     }
 
-    async fn open(path: PathBuf) -> Result<(ReplicaStore, crate::storage::Loaded), ActorError> {
-        // A restart may find the crashed predecessor's handle on the file not yet dropped.
-        Ok(ReplicaStore::open_when_released(&path, Reopen::default()).await?)
-    }
-
-    /// Writes the pending changes; a failure crashes the actor so it restarts from its file
-    fn commit(&mut self, flush: Flush) -> Result<(), ActorError> {
-        if self.dirty.is_empty() {
+    /// Writes the pending changes; a failure degrades the replica (see [`Degraded`])
+    fn commit(&mut self, flush: Flush) -> Result<(), DbFailure> {
+        let batch = std::mem::take(&mut self.dirty);
+        if let Some(degraded) = &self.degraded {
+            // Rebuilt from the file on recovery.
+            return Err(DbFailure::Storage(degraded.fault.clone()));
+        }
+        if batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.dirty);
-        let Some(store) = self.store.as_mut() else {
-            return Err("replica file not open".into());
+        let result = match self.store.as_mut() {
+            Some(store) => store.commit(&batch, flush),
+            None => Err(StoreError::corrupt("replica file", "not open")),
         };
-        store.commit(&batch, flush).map_err(|err| {
-            tracing::error!(replica = self.me, %err, "replica storage failed; restarting from the file");
-            Box::new(err) as ActorError
-        })
+        result.map_err(|err| self.degrade(&err))
+    }
+
+    /// A write failed: refuse changes, keep serving reads, reopen the file later. Writes
+    /// waiting for acknowledgement get the failure; they may or may not have taken effect.
+    fn degrade(&mut self, err: &StoreError) -> DbFailure {
+        tracing::error!(replica = self.me, cause = %err, "replica storage failed; refusing writes until the file reopens");
+        let fault = StoreFault::from(err);
+        self.store = None;
+        self.dirty = Batch::default();
+        self.flush_scheduled = false;
+        if let State::Leader(leading) = &mut self.state {
+            for (_, reply) in std::mem::take(&mut leading.writes) {
+                reply.send(Err(DbFailure::Storage(fault.clone())));
+            }
+        }
+        self.degraded = Some(Degraded {
+            fault: fault.clone(),
+            retry_at: Instant::now() + REOPEN_PAUSE.0,
+            pause: REOPEN_PAUSE.0,
+        });
+        DbFailure::Storage(fault)
+    }
+
+    /// The failure a degraded replica answers changes with
+    fn refusal(&self) -> Option<DbFailure> {
+        self.degraded
+            .as_ref()
+            .map(|d| DbFailure::Storage(d.fault.clone()))
+    }
+
+    /// Takes what the file holds as this replica's state, as a fresh instance does
+    fn load(&mut self, store: ReplicaStore, loaded: crate::storage::Loaded) {
+        self.store = Some(store);
+        let fresh = loaded.is_fresh();
+        let led = loaded.led_epoch != 0 && loaded.led_epoch == loaded.epoch;
+        self.state = State::Follower(Follower::from_parts(
+            loaded.epoch,
+            loaded.log,
+            loaded.state,
+            self.spec.limits,
+        ));
+        self.resume = led || (fresh && self.me == 0);
+        self.resume_asked = None;
+        self.leader_hint = None;
+        self.heard_leader = Instant::now();
+        self.dirty = Batch::default();
+        self.degraded = None;
+        self.loaded = true;
+    }
+
+    /// While degraded, tries to reopen the file once its pause is over
+    fn try_recover(&mut self, ctx: &mut Ctx<DbMsg>) {
+        let Some(degraded) = &mut self.degraded else {
+            return;
+        };
+        let now = Instant::now();
+        if now < degraded.retry_at {
+            return;
+        }
+        match ReplicaStore::open(&self.spec.replica_path(self.me as usize)) {
+            Ok((store, loaded)) => {
+                self.load(store, loaded);
+                tracing::info!(replica = self.me, status = ?self.status(), "replica storage reopened; taking writes again");
+                self.serve_reads();
+                self.ask_to_resume(ctx);
+            }
+            Err(err) => {
+                tracing::debug!(replica = self.me, cause = %err, "replica storage still failing");
+                degraded.fault = StoreFault::from(&err);
+                degraded.pause = (degraded.pause * 2).min(REOPEN_PAUSE.1);
+                degraded.retry_at = now + degraded.pause;
+            }
+        }
     }
 
     fn schedule_flush(&mut self, ctx: &Ctx<DbMsg>) {
@@ -270,6 +368,12 @@ impl DbReplica {
     }
 
     fn read(&mut self, kind: ReadKind, read: ReadAt) {
+        if !self.loaded
+            && let Some(refusal) = self.refusal()
+        {
+            kind.fail(refusal);
+            return;
+        }
         match read {
             ReadAt::Leader => {
                 if matches!(self.state, State::Leader(_)) {
@@ -327,6 +431,10 @@ impl DbReplica {
     }
 
     fn write(&mut self, op: WriteOp, reply: Reply<Result<Written, DbFailure>>, ctx: &Ctx<DbMsg>) {
+        if let Some(refusal) = self.refusal() {
+            reply.send(Err(refusal));
+            return;
+        }
         let State::Leader(leading) = &mut self.state else {
             reply.send(Err(DbFailure::NotLeader {
                 leader: self.leader_hint,
@@ -355,22 +463,23 @@ impl DbReplica {
     }
 
     /// Leader: makes the log durable, counts it, replicates
-    fn flush(&mut self, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
+    fn flush(&mut self, ctx: &mut Ctx<DbMsg>) {
         self.flush_scheduled = false;
         let State::Leader(leading) = &mut self.state else {
-            return Ok(());
+            return;
         };
         let log = leading.leader.log();
         let last = log.last_index();
         self.dirty
             .stage_log(log, leading.leader.local_durable_index() + 1, last);
-        self.commit(Flush::Durable)?;
+        if self.commit(Flush::Durable).is_err() {
+            return; // degraded: the writes waiting got the failure
+        }
         if let State::Leader(leading) = &mut self.state {
             let _ = leading.leader.on_local_durable(last);
         }
         self.apply_committed();
         self.replicate_all(false, ctx);
-        Ok(())
     }
 
     /// Leader: applies entries up to the commit index (and the local durable index) and
@@ -448,6 +557,9 @@ impl DbReplica {
         let State::Leader(leading) = &mut self.state else {
             return;
         };
+        if self.degraded.is_some() {
+            return; // what it holds may not be durable here
+        }
         if let Some(since) = leading.in_flight.get(&follower) {
             // The call's own timeout ends it; this only guards against a lost answer.
             if since.elapsed() < self.spec.call_timeout * 2 {
@@ -511,10 +623,10 @@ impl DbReplica {
         from: u64,
         answer: Result<Result<AppendReply, DbFailure>, CallError>,
         ctx: &mut Ctx<DbMsg>,
-    ) -> Result<(), ActorError> {
+    ) {
         let my_epoch = self.epoch();
         let State::Leader(leading) = &mut self.state else {
-            return Ok(());
+            return;
         };
         leading.in_flight.remove(&from);
         let follower = ReplicaId(from);
@@ -523,18 +635,20 @@ impl DbReplica {
             Ok(Err(failure)) => {
                 tracing::debug!(replica = self.me, follower = from, cause = %failure, "append refused");
                 // Retried on the next tick.
-                return Ok(());
+                return;
             }
             Err(err) => {
                 tracing::debug!(replica = self.me, follower = from, cause = %err, "append failed");
-                return Ok(());
+                return;
             }
         };
         match reply {
             AppendReply::Success { epoch, .. } | AppendReply::StaleEpoch { epoch }
                 if epoch > my_epoch =>
             {
-                return self.step_down(epoch, None);
+                // A failed write degrades the replica, which still steps down in memory.
+                let _ = self.step_down(epoch, None);
+                return;
             }
             // An answer to an append of an earlier term of this replica's: its match index
             // says nothing about this term's log.
@@ -555,11 +669,13 @@ impl DbReplica {
             AppendReply::StaleEpoch { .. } => {}
         }
         self.replicate(from, false, ctx);
-        Ok(())
     }
 
     /// Leader → follower at `epoch`: its log made durable first, unacknowledged writes failed
-    fn step_down(&mut self, epoch: u64, leader: Option<u64>) -> Result<(), ActorError> {
+    ///
+    /// In memory it always steps down; `Err` if writing that failed (the replica is then
+    /// degraded).
+    fn step_down(&mut self, epoch: u64, leader: Option<u64>) -> Result<(), DbFailure> {
         let State::Leader(leading) = std::mem::replace(&mut self.state, State::Moving) else {
             unreachable!("step_down of a follower");
         };
@@ -592,16 +708,21 @@ impl DbReplica {
     }
 
     /// Follower → leader at `epoch`
-    fn become_leader(
-        &mut self,
-        epoch: u64,
-        ctx: &Ctx<DbMsg>,
-    ) -> Result<Result<(), String>, ActorError> {
+    ///
+    /// `Err` with [`DbFailure::Promotion`] if it may not lead at `epoch`, or
+    /// [`DbFailure::Storage`] if the epoch could not be written (it then follows again).
+    fn become_leader(&mut self, epoch: u64, ctx: &Ctx<DbMsg>) -> Result<(), DbFailure> {
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal);
+        }
         let State::Follower(f) = &self.state else {
-            return Ok(Err(format!("already leads at epoch {}", self.epoch())));
+            return Err(DbFailure::Promotion(format!(
+                "already leads at epoch {}",
+                self.epoch()
+            )));
         };
         if epoch < f.epoch() || epoch <= f.log().last_epoch() {
-            return Ok(Err(format!(
+            return Err(DbFailure::Promotion(format!(
                 "epoch {epoch} is not newer than this replica's {}",
                 f.epoch().max(f.log().last_epoch())
             )));
@@ -626,15 +747,19 @@ impl DbReplica {
         self.resume = false;
         self.dirty.epoch = Some(epoch);
         self.dirty.led_epoch = Some(epoch);
-        self.commit(Flush::Durable)?;
+        if let Err(failure) = self.commit(Flush::Durable) {
+            // Leading at an epoch the file does not hold could let it lead twice after a restart.
+            let _ = self.step_down(epoch, None);
+            return Err(failure);
+        }
         // The new leader's no-op.
         self.schedule_flush(ctx);
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// A replication message from `leader` at `epoch` reached this replica: if it leads, it
     /// steps down when `epoch` is newer, and otherwise refuses the message (the answer to send)
-    fn yield_to(&mut self, leader: u64, epoch: u64) -> Result<Option<AppendReply>, ActorError> {
+    fn yield_to(&mut self, leader: u64, epoch: u64) -> Result<Option<AppendReply>, DbFailure> {
         if !matches!(self.state, State::Leader(_)) {
             return Ok(None);
         }
@@ -651,9 +776,12 @@ impl DbReplica {
         &mut self,
         leader: u64,
         req: crate::core::AppendEntries,
-    ) -> Result<Result<AppendReply, DbFailure>, ActorError> {
+    ) -> Result<AppendReply, DbFailure> {
         if let Some(refusal) = self.yield_to(leader, req.leader_epoch)? {
-            return Ok(Ok(refusal));
+            return Ok(refusal);
+        }
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal);
         }
         let State::Follower(f) = &mut self.state else {
             unreachable!("a leader stepped down above");
@@ -662,7 +790,7 @@ impl DbReplica {
         let first = req.prev_index.saturating_add(1);
         let resp = match f.handle_append(req) {
             Ok(resp) => resp,
-            Err(err) => return Ok(Err(DbFailure::Malformed(err.to_string()))),
+            Err(err) => return Err(DbFailure::Malformed(err.to_string())),
         };
         if let AppendReply::Success { match_index, .. } = resp.reply {
             let log = f.log();
@@ -687,16 +815,19 @@ impl DbReplica {
         let durable = !self.dirty.log.is_empty() || self.dirty.epoch.is_some();
         self.commit(if durable { Flush::Durable } else { Flush::Lazy })?;
         self.serve_reads();
-        Ok(Ok(resp.reply))
+        Ok(resp.reply)
     }
 
     fn on_snapshot(
         &mut self,
         leader: u64,
         req: crate::core::InstallSnapshot,
-    ) -> Result<AppendReply, ActorError> {
+    ) -> Result<AppendReply, DbFailure> {
         if let Some(refusal) = self.yield_to(leader, req.leader_epoch)? {
             return Ok(refusal);
+        }
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal);
         }
         let State::Follower(f) = &mut self.state else {
             unreachable!("a leader stepped down above");
@@ -731,17 +862,22 @@ impl DbReplica {
         Ok(reply)
     }
 
-    fn on_fence(&mut self, epoch: u64) -> Result<Result<Candidate, DbFailure>, ActorError> {
+    /// `Err` with [`DbFailure::Storage`] if the fence could not be written: the replica is
+    /// then no candidate (a leader still steps down in memory)
+    fn on_fence(&mut self, epoch: u64) -> Result<Candidate, DbFailure> {
         if let State::Leader(_) = &self.state {
             if epoch > self.epoch() {
                 self.step_down(epoch, None)?;
             } else {
-                return Ok(Err(DbFailure::Promotion(format!(
+                return Err(DbFailure::Promotion(format!(
                     "replica {} leads at epoch {}",
                     self.me,
                     self.epoch()
-                ))));
+                )));
             }
+        }
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal);
         }
         let State::Follower(f) = &mut self.state else {
             unreachable!("a leader stepped down above");
@@ -754,7 +890,7 @@ impl DbReplica {
         let State::Follower(f) = &self.state else {
             unreachable!("still a follower");
         };
-        Ok(Ok(f.candidate(ReplicaId(self.me))))
+        Ok(f.candidate(ReplicaId(self.me)))
     }
 
     /// Runs a promotion beside the actor: fences the replicas, promotes the best one
@@ -854,10 +990,10 @@ impl DbReplica {
         });
     }
 
-    fn on_resume(&mut self, peers: Vec<ReplicaStatus>, ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
+    fn on_resume(&mut self, peers: Vec<ReplicaStatus>, ctx: &Ctx<DbMsg>) {
         self.resume_asked = None;
-        if !self.resume || !matches!(self.state, State::Follower(_)) {
-            return Ok(());
+        if !self.resume || !matches!(self.state, State::Follower(_)) || self.degraded.is_some() {
+            return;
         }
         let mine = self.epoch();
         if let Some(ahead) = peers
@@ -873,10 +1009,10 @@ impl DbReplica {
             if ahead.role == Role::Leader {
                 self.leader_hint = Some(ahead.id);
             }
-            return Ok(());
+            return;
         }
         if peers.len() + 1 < AckMode::Majority.required(self.n()) {
-            return Ok(()); // asked again on a later tick
+            return; // asked again on a later tick
         }
         let newest = peers
             .iter()
@@ -884,17 +1020,17 @@ impl DbReplica {
             .chain([mine, self.log().last_epoch()])
             .max()
             .unwrap_or(0);
-        match self.become_leader(newest.saturating_add(1), ctx)? {
-            Ok(()) => Ok(()),
-            Err(why) => {
-                tracing::warn!(replica = self.me, %why, "could not resume leading");
-                Ok(())
-            }
+        if let Err(why) = self.become_leader(newest.saturating_add(1), ctx) {
+            tracing::warn!(replica = self.me, %why, "could not resume leading");
         }
     }
 
     fn tick(&mut self, ctx: &mut Ctx<DbMsg>) {
         self.serve_reads();
+        if self.degraded.is_some() {
+            self.try_recover(ctx);
+            return;
+        }
         match &self.state {
             State::Leader(_) => {
                 if !self.flush_scheduled
@@ -1029,29 +1165,24 @@ async fn run_promotion(
 
 impl DbReplica {
     /// A message of the peer protocol, from another replica (or this one) of the database
-    fn on_peer(&mut self, msg: DbPeerMsg, ctx: &Ctx<DbMsg>) -> Result<(), ActorError> {
+    fn on_peer(&mut self, msg: DbPeerMsg, ctx: &Ctx<DbMsg>) {
         match msg {
             DbPeerMsg::Append { leader, req, reply } => {
-                let answer = self.on_append(leader, req)?;
-                reply.send(answer);
+                reply.send(self.on_append(leader, req));
             }
             DbPeerMsg::Snapshot { leader, req, reply } => {
-                let answer = self.on_snapshot(leader, req)?;
-                reply.send(Ok(answer));
+                reply.send(self.on_snapshot(leader, req));
             }
             DbPeerMsg::Fence { epoch, reply } => {
-                let answer = self.on_fence(epoch)?;
-                reply.send(answer);
+                reply.send(self.on_fence(epoch));
             }
             DbPeerMsg::BecomeLeader { epoch, reply } => {
-                let answer = self.become_leader(epoch, ctx)?;
-                reply.send(answer.map_err(DbFailure::Promotion));
+                reply.send(self.become_leader(epoch, ctx));
             }
             DbPeerMsg::Status(reply) => {
                 reply.send(self.status());
             }
         }
-        Ok(())
     }
 }
 
@@ -1059,17 +1190,19 @@ impl Actor for DbReplica {
     type Msg = DbMsg;
 
     async fn started(&mut self, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
-        let (store, loaded) = Self::open(self.spec.replica_path(self.me as usize)).await?;
-        self.store = Some(store);
-        let fresh = loaded.is_fresh();
-        let led = loaded.led_epoch != 0 && loaded.led_epoch == loaded.epoch;
-        self.state = State::Follower(Follower::from_parts(
-            loaded.epoch,
-            loaded.log,
-            loaded.state,
-            self.spec.limits,
-        ));
-        self.resume = led || (fresh && self.me == 0);
+        // A restart may find the crashed predecessor's handle on the file not yet dropped.
+        let path = self.spec.replica_path(self.me as usize);
+        match ReplicaStore::open_when_released(&path, Reopen::default()).await {
+            Ok((store, loaded)) => self.load(store, loaded),
+            // The device failed reading or repairing it (a full disk): refuse everything
+            // until it opens, as after a failed write.
+            Err(err) if err.is_device_failure() => {
+                self.degrade(&err);
+            }
+            // Held by another handle, or not a replica's file: a restart may help, or the
+            // supervisor gives up and says why.
+            Err(err) => return Err(Box::new(err)),
+        }
         self.peers = (0..self.n())
             .map(|i| {
                 ctx.node()
@@ -1126,10 +1259,10 @@ impl Actor for DbReplica {
                     self.start_promotion(old, Some(reply), ctx);
                 }
             }
-            DbMsg::Peer(msg) => self.on_peer(msg, ctx)?,
-            DbMsg::Flush => self.flush(ctx)?,
+            DbMsg::Peer(msg) => self.on_peer(msg, ctx),
+            DbMsg::Flush => self.flush(ctx),
             DbMsg::Tick => self.tick(ctx),
-            DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx)?,
+            DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx),
             DbMsg::NodeChanged { node, down } => {
                 if down {
                     self.down.entry(node).or_insert_with(Instant::now);
@@ -1137,16 +1270,18 @@ impl Actor for DbReplica {
                     self.down.remove(&node);
                 }
             }
-            DbMsg::Resume { peers } => self.on_resume(peers, ctx)?,
+            DbMsg::Resume { peers } => self.on_resume(peers, ctx),
             DbMsg::PromotionDone => self.promoting = false,
         }
         // Applied entries not yet written (leader acknowledgements, heartbeats) go lazily:
-        // the durable log can rebuild them.
-        self.commit(Flush::Lazy)
+        // the durable log can rebuild them. A failure degrades the replica, which logs it.
+        let _ = self.commit(Flush::Lazy);
+        Ok(())
     }
 
     async fn stopped(&mut self, _ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
-        self.commit(Flush::Durable)?;
+        // A failure is logged; the file keeps what was durable before it.
+        let _ = self.commit(Flush::Durable);
         self.store = None;
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition, TableHandle};
 use troupe_store::Reopen;
 pub use troupe_store::StoreError;
 
@@ -180,14 +180,17 @@ impl ReplicaStore {
     }
 
     fn load_from(db: Database) -> Result<(Self, Loaded), StoreError> {
-        let txn = db.begin_write()?;
-        {
-            // Create the tables so reads of a fresh file find them.
-            txn.open_table(LOG)?;
-            txn.open_table(KV)?;
-            txn.open_table(META)?;
+        // Only a fresh file is written to here: reopening needs no free space.
+        if !troupe_store::has_tables(&db, &[LOG.name(), KV.name(), META.name()])? {
+            let txn = db.begin_write()?;
+            {
+                // Create the tables so reads of a fresh file find them.
+                txn.open_table(LOG)?;
+                txn.open_table(KV)?;
+                txn.open_table(META)?;
+            }
+            txn.commit()?;
         }
-        txn.commit()?;
         let store = Self { db };
         let loaded = store.load()?;
         Ok((store, loaded))

@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition, TableHandle};
 use troupe_store::Reopen;
 pub use troupe_store::StoreError;
 
@@ -151,7 +151,8 @@ impl Storage {
     ///
     /// As [`Queue::new`], on an invalid `config`.
     pub fn open(path: impl AsRef<Path>, config: QueueConfig) -> Result<(Self, Queue), StoreError> {
-        Self::recover_from(troupe_store::create(path.as_ref())?, config)
+        let path = path.as_ref();
+        Self::recover_from(troupe_store::create(path)?, path, config)
     }
 
     /// As [`open`](Self::open), but while another handle still holds the file (a crashed
@@ -174,24 +175,44 @@ impl Storage {
         config: QueueConfig,
         reopen: Reopen,
     ) -> Result<(Self, Queue), StoreError> {
-        let db = troupe_store::create_when_released(path.as_ref(), reopen).await?;
-        Self::recover_from(db, config)
+        let path = path.as_ref();
+        let db = troupe_store::create_when_released(path, reopen).await?;
+        Self::recover_from(db, path, config)
     }
 
-    fn recover_from(db: Database, config: QueueConfig) -> Result<(Self, Queue), StoreError> {
-        let storage = Self { db };
-        let queue = storage.recover(config)?;
+    fn recover_from(
+        db: Database,
+        path: &Path,
+        config: QueueConfig,
+    ) -> Result<(Self, Queue), StoreError> {
+        let mut storage = Self { db };
+        let (queue, unwritten) = storage.recover(config)?;
+        if let Some(err) = unwritten {
+            // A full disk: what recovery changed (leased items made ready) is decided again,
+            // the same way, by the next recovery, so the queue can serve without writing it.
+            // redb refuses all I/O on a handle after a failed write: open a new one.
+            tracing::warn!(cause = %err, "queue recovered without writing its changes back");
+            drop(storage);
+            storage = Self {
+                db: troupe_store::create(path)?,
+            };
+        }
         Ok((storage, queue.journaled()))
     }
 
-    fn recover(&self, config: QueueConfig) -> Result<Queue, StoreError> {
+    /// Reads the queue back; writes only what recovery changed (leased items made ready, dead
+    /// letters past the limit), so a file that needs no change reopens with no free space.
+    /// A device failure writing those changes is handed back beside the queue, not raised.
+    fn recover(&self, config: QueueConfig) -> Result<(Queue, Option<StoreError>), StoreError> {
+        let mut changed = !troupe_store::has_tables(&self.db, &[ITEMS.name(), META.name()])?;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate);
         let queue = {
             let mut items = txn.open_table(ITEMS)?;
             let mut meta = txn.open_table(META)?;
-            let mut next_id = meta.get(NEXT_ID)?.map_or(0, |v| v.value());
-            let mut next_place = meta.get(NEXT_PLACE)?.map_or(0, |v| v.value());
+            let stored_id = meta.get(NEXT_ID)?.map(|v| v.value());
+            let stored_place = meta.get(NEXT_PLACE)?.map(|v| v.value());
+            let (mut next_id, mut next_place) = (stored_id.unwrap_or(0), stored_place.unwrap_or(0));
             let mut records = Vec::new();
             for entry in items.iter()? {
                 let (id, bytes) = entry?;
@@ -215,14 +236,18 @@ impl Storage {
                         record.state = State::Ready;
                     }
                     items.insert(id, record.encode().as_slice())?;
+                    changed = true;
                 }
                 match record.state {
                     State::Ready => ready.push((record.place, id, record)),
                     _ => dead.push((record.place, id, record)),
                 }
             }
-            meta.insert(NEXT_ID, next_id)?;
-            meta.insert(NEXT_PLACE, next_place)?;
+            if (stored_id, stored_place) != (Some(next_id), Some(next_place)) {
+                meta.insert(NEXT_ID, next_id)?;
+                meta.insert(NEXT_PLACE, next_place)?;
+                changed = true;
+            }
             ready.sort_by_key(|(place, id, _)| (*place, *id));
             dead.sort_by_key(|(place, id, _)| (*place, *id));
             let totals = crate::core::QueueTotals {
@@ -254,12 +279,20 @@ impl Storage {
             let overflow = snapshot.dead.len().saturating_sub(config.dlq_capacity);
             for evicted in snapshot.dead.iter().take(overflow) {
                 items.remove(evicted.item.0)?;
+                changed = true;
             }
             Queue::restore(config, snapshot)
                 .map_err(|err| StoreError::corrupt(format!("item {}", err.id.0), err))?
         };
-        txn.commit()?;
-        Ok(queue)
+        if !changed {
+            txn.abort()?;
+            return Ok((queue, None));
+        }
+        match txn.commit().map_err(StoreError::from) {
+            Ok(()) => Ok((queue, None)),
+            Err(err) if err.is_device_failure() => Ok((queue, Some(err))),
+            Err(err) => Err(err),
+        }
     }
 
     /// Writes `events` (one queue call's, in order) in one durable transaction

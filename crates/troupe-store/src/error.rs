@@ -88,6 +88,20 @@ impl StoreError {
     pub fn is_held(&self) -> bool {
         self.kind() == StoreErrorKind::Held
     }
+
+    /// Whether the device failed an operation (a full disk, an I/O error): a
+    /// [`StoreError::Io`], or an [`StoreError::Open`] that failed reading or repairing the
+    /// file. Such a failure may pass when space returns; a held or corrupt file does not.
+    pub fn is_device_failure(&self) -> bool {
+        match self {
+            Self::Io(_) => true,
+            Self::Open { source, .. } => matches!(
+                **source,
+                redb::DatabaseError::Storage(redb::StorageError::Io(_))
+            ),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) fn is_already_open(err: &redb::DatabaseError) -> bool {

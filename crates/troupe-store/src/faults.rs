@@ -1,6 +1,11 @@
 //! Storage faults on demand: a redb backend over the real file that fails its writes with
 //! `ENOSPC` (a full disk) or `EIO` (a failing device) while a [`FaultSwitch`] says so.
 //!
+//! Every write fails while a switch is on, the header redb rewrites in place on open included,
+//! so a file cannot be opened then; a real full disk lets in-place writes through. What a part
+//! does when it reopens a file on a full disk is tested on a real tmpfs instead
+//! (`troupe_testkit::SmallDisk`).
+//!
 //! A test arms a switch for a path with [`inject`] before the part opens its file; every
 //! [`create`](crate::create) of that path then goes through [`FaultyFile`], in this process
 //! only. Reads always work, as they would on a full disk. With no switch armed (every

@@ -20,7 +20,7 @@
 //! # Layout
 //!
 //! - `error.rs`: [`StoreError`], [`StoreErrorKind`], [`StoreFault`].
-//! - `open.rs`: [`create`], [`create_when_released`], [`Reopen`].
+//! - `open.rs`: [`create`], [`create_when_released`], [`Reopen`], [`has_tables`].
 //! - [`faults`]: a backend that fails writes with `ENOSPC` or `EIO` on a switch, for tests of
 //!   what the parts do on a full disk or a failing device.
 //!
@@ -45,4 +45,4 @@ pub mod faults;
 mod open;
 
 pub use error::{StoreError, StoreErrorKind, StoreFault};
-pub use open::{Reopen, create, create_when_released};
+pub use open::{Reopen, create, create_when_released, has_tables};

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use redb::Database;
+use redb::{Database, TableHandle as _};
 
 use crate::error::{StoreError, is_already_open};
 
@@ -110,4 +110,21 @@ pub async fn create_when_released(path: &Path, reopen: Reopen) -> Result<Databas
         }
         tokio::time::sleep(reopen.pause).await;
     }
+}
+
+/// Whether `db` holds every table named in `names`
+///
+/// A part creates its tables only when this says some are missing, so reopening a file that
+/// has them writes nothing: a file on a full disk opens, and its part can serve reads.
+///
+/// # Errors
+///
+/// [`StoreError::Io`] if the file's table list cannot be read.
+pub fn has_tables(db: &Database, names: &[&str]) -> Result<bool, StoreError> {
+    let txn = db.begin_read()?;
+    let present: Vec<String> = txn
+        .list_tables()?
+        .map(|table| table.name().to_string())
+        .collect();
+    Ok(names.iter().all(|name| present.iter().any(|p| p == name)))
 }

@@ -6,6 +6,11 @@
 //!   hand-written loop or a fixed sleep.
 //! - [`Cluster`]: several nodes in one test process over real QUIC on loopback, with mutual
 //!   TLS from one in-memory dev CA; [`fully_connected`] waits for the full mesh.
+//! - [`SmallDisk`]: a small tmpfs that a test fills up, for what a part does on a full disk.
+
+mod disk;
+
+pub use disk::SmallDisk;
 
 use std::fmt::Debug;
 use std::future::Future;
