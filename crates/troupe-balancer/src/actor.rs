@@ -2,7 +2,7 @@
 //! requests over a pool of members.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -193,10 +193,10 @@ impl<Q: Request> Actor for BalancerActor<Q> {
     async fn handle(&mut self, ask: Ask<Q>, _ctx: &mut Ctx<Ask<Q>>) -> Result<(), ActorError> {
         let Ask { request, reply } = ask;
         let key = self.config.key.as_ref().and_then(|k| k(&request));
-        let pick = self
-            .core
-            .lock()
-            .pick(key.as_deref(), Instant::now(), &mut self.rng);
+        let pick =
+            self.core
+                .lock()
+                .pick(key.as_deref(), troupe_runtime::time::now(), &mut self.rng);
         let Some(pick) = pick else {
             metrics::counter!("troupe_balancer_unavailable_total", "balancer" => self.config.name.clone())
                 .increment(1);
@@ -209,7 +209,7 @@ impl<Q: Request> Actor for BalancerActor<Q> {
             let _ = self
                 .core
                 .lock()
-                .finished(pick, Outcome::Error, Instant::now());
+                .finished(pick, Outcome::Error, troupe_runtime::time::now());
             reply.fail(CallError::NotFound {
                 target: format!("{}: member {}", self.config.name, pick.member),
             });
@@ -228,7 +228,9 @@ impl<Q: Request> Actor for BalancerActor<Q> {
                 Err(CallError::Timeout { .. }) => Outcome::Timeout,
                 Err(_) => Outcome::Error,
             };
-            let change = core.lock().finished(pick, outcome, Instant::now());
+            let change = core
+                .lock()
+                .finished(pick, outcome, troupe_runtime::time::now());
             if let Some(change) = change {
                 let member = member.name().to_string();
                 match (change.from, change.to) {

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn slow_fill_after_acknowledged_write_is_refused() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = store();
         let mut f = Fences::new();
         let mut db = Backing::default();
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn fill_older_than_present_entry_is_dropped() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = store();
         let f = Fences::new();
         let out = f.fill(&mut s, k(1), Bytes::from("new"), 5, None, now);
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn evicted_fence_folds_into_global_fence() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = store();
         let mut f = Fences::with_limit(NonZeroUsize::new(2).unwrap());
         f.invalidate(&mut s, k(1), 10, now);
@@ -301,7 +301,7 @@ mod tests {
             fence_limit in 1usize..4,
             steps in proptest::collection::vec(step(), 0..300),
         ) {
-            let now = Instant::now();
+            let now = troupe_runtime::time::now();
             let mut s = store();
             let mut f = Fences::with_limit(NonZeroUsize::new(fence_limit).unwrap());
             let mut db = Backing::default();

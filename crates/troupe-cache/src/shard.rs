@@ -768,7 +768,7 @@ impl Actor for CacheShard {
     }
 
     async fn handle(&mut self, msg: ShardMsg, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let through = self.read_through.is_some();
         match msg {
             ShardMsg::Get { key, reply } => self.get(key, reply, ctx, now),
@@ -907,7 +907,7 @@ mod tests {
 
     #[test]
     fn set_conditions_and_get() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = shard();
         let nx = Some(SetCondition::IfAbsent);
         assert_eq!(s.set(b("k"), b("1"), SetTtl::Clear, nx, now), written(None));
@@ -928,7 +928,7 @@ mod tests {
 
     #[test]
     fn keepttl_and_expire_options() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = shard();
         let ten = Duration::from_secs(10);
         s.set(b("k"), b("1"), SetTtl::After(ten), None, now)
@@ -954,7 +954,7 @@ mod tests {
 
     #[test]
     fn incr_by_follows_redis() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = shard();
         assert_eq!(s.incr_by(b("n"), 5, now), Ok(5));
         assert_eq!(s.incr_by(b("n"), -7, now), Ok(-2));
@@ -979,7 +979,7 @@ mod tests {
 
     #[test]
     fn del_exists_and_stats() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = shard();
         s.set_many(vec![(b("a"), b("1")), (b("b"), b("2"))], now)
             .unwrap();
@@ -993,7 +993,7 @@ mod tests {
 
     #[test]
     fn too_large_is_an_oom_error() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = CacheShard::new(NonZeroUsize::new(10).unwrap(), 4);
         assert_eq!(
             s.set(b("key"), b("value"), SetTtl::Clear, None, now),
@@ -1007,7 +1007,7 @@ mod tests {
 
     #[test]
     fn fills_respect_epoch_and_invalidations() {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         let mut s = shard();
         let epoch = s.epoch();
         // A fill started by another (crashed) instance is dropped.

@@ -43,6 +43,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use troupe_runtime::remote::NodeEvent;
+use troupe_runtime::time::now;
 use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Reply};
 use troupe_store::{Reopen, StoreError, StoreFault};
 
@@ -56,6 +57,11 @@ use crate::msg::{
 };
 use crate::spec::DbSpec;
 use crate::storage::{Batch, Flush, ReplicaStore, SnapshotWrite};
+
+/// Time since `then`, on the runtime's clock (see [`now`])
+fn elapsed(then: Instant) -> Duration {
+    now().saturating_duration_since(then)
+}
 
 /// Most entries one scan answers
 pub const MAX_SCAN: usize = 10_000;
@@ -180,9 +186,9 @@ impl DbReplica {
             flush_scheduled: false,
             reads: Vec::new(),
             down: HashMap::new(),
-            heard_leader: Instant::now(),
+            heard_leader: now(),
             promoting: false,
-            next_promotion: Instant::now(),
+            next_promotion: now(),
             resume: false,
             resume_asked: None,
             dirty: Batch::default(),
@@ -270,7 +276,7 @@ impl DbReplica {
         }
         self.degraded = Some(Degraded {
             fault: fault.clone(),
-            retry_at: Instant::now() + REOPEN_PAUSE.0,
+            retry_at: now() + REOPEN_PAUSE.0,
             pause: REOPEN_PAUSE.0,
         });
         DbFailure::Storage(fault)
@@ -297,7 +303,7 @@ impl DbReplica {
         self.resume = led || (fresh && self.me == 0);
         self.resume_asked = None;
         self.leader_hint = None;
-        self.heard_leader = Instant::now();
+        self.heard_leader = now();
         self.dirty = Batch::default();
         self.degraded = None;
         self.loaded = true;
@@ -308,7 +314,7 @@ impl DbReplica {
         let Some(degraded) = &mut self.degraded else {
             return;
         };
-        let now = Instant::now();
+        let now = now();
         if now < degraded.retry_at {
             return;
         }
@@ -400,7 +406,7 @@ impl DbReplica {
                     self.reads.push(WaitingRead {
                         kind,
                         min_index,
-                        deadline: Instant::now() + wait,
+                        deadline: now() + wait,
                     });
                 }
             }
@@ -413,7 +419,7 @@ impl DbReplica {
             return;
         }
         let applied = self.applied().applied_index();
-        let now = Instant::now();
+        let now = now();
         let mut keep = Vec::with_capacity(self.reads.len());
         for waiting in std::mem::take(&mut self.reads) {
             if applied >= waiting.min_index {
@@ -562,7 +568,7 @@ impl DbReplica {
         }
         if let Some(since) = leading.in_flight.get(&follower) {
             // The call's own timeout ends it; this only guards against a lost answer.
-            if since.elapsed() < self.spec.call_timeout * 2 {
+            if elapsed(*since) < self.spec.call_timeout * 2 {
                 return;
             }
         }
@@ -595,7 +601,7 @@ impl DbReplica {
         let Some(peer) = self.peers.get(follower as usize) else {
             return;
         };
-        leading.in_flight.insert(follower, Instant::now());
+        leading.in_flight.insert(follower, now());
         let (peer, me, timeout) = (peer.clone(), ctx.myself().clone(), self.spec.call_timeout);
         let leader = self.me;
         ctx.spawn(async move {
@@ -700,7 +706,7 @@ impl DbReplica {
         follower.fence(epoch);
         self.state = State::Follower(follower);
         self.leader_hint = leader;
-        self.heard_leader = Instant::now();
+        self.heard_leader = now();
         for (_, reply) in writes {
             reply.send(Err(DbFailure::LeadershipLost));
         }
@@ -797,7 +803,7 @@ impl DbReplica {
             self.dirty
                 .stage_log(log, first.max(log.base().0 + 1), match_index);
             self.leader_hint = Some(leader);
-            self.heard_leader = Instant::now();
+            self.heard_leader = now();
             self.resume = false;
         }
         if f.epoch() != epoch_before {
@@ -854,7 +860,7 @@ impl DbReplica {
         }
         if matches!(reply, AppendReply::Success { .. }) {
             self.leader_hint = Some(leader);
-            self.heard_leader = Instant::now();
+            self.heard_leader = now();
             self.resume = false;
         }
         self.commit(Flush::Durable)?;
@@ -928,7 +934,7 @@ impl DbReplica {
         let Some(delay) = self.spec.promote_after else {
             return;
         };
-        if self.promoting || Instant::now() < self.next_promotion {
+        if self.promoting || now() < self.next_promotion {
             return;
         }
         if !matches!(self.state, State::Follower(_)) || self.resume {
@@ -942,14 +948,14 @@ impl DbReplica {
                 let Some(&since) = self.down.get(node) else {
                     return;
                 };
-                if since.elapsed() < delay || self.heard_leader > since {
+                if elapsed(since) < delay || self.heard_leader > since {
                     return;
                 }
             }
             // No known leader (a leader stepped down, or none was ever heard of): once no
             // leader has been heard from for `delay`.
             None => {
-                if self.heard_leader.elapsed() < delay {
+                if elapsed(self.heard_leader) < delay {
                     return;
                 }
             }
@@ -958,7 +964,7 @@ impl DbReplica {
             Some(id) != leader && !self.down.contains_key(&self.spec.replicas[id as usize])
         });
         if coordinator == Some(self.me) {
-            self.next_promotion = Instant::now() + delay;
+            self.next_promotion = now() + delay;
             self.start_promotion(leader, None, ctx);
         }
     }
@@ -969,12 +975,12 @@ impl DbReplica {
             return;
         }
         if let Some(asked) = self.resume_asked
-            && asked.elapsed() < self.spec.call_timeout
+            && elapsed(asked) < self.spec.call_timeout
         {
             return;
         }
         let me = ctx.myself().clone();
-        self.resume_asked = Some(Instant::now());
+        self.resume_asked = Some(now());
         let peers: Vec<Addr<DbPeerMsg>> = self
             .peers
             .iter()

@@ -495,7 +495,7 @@ impl QueueActor {
             Ok(()) => reply.send(result.map_err(QueueFailure::from)),
             Err(err) => {
                 reply.send(Err(QueueFailure::Storage(StoreFault::from(&err))));
-                self.degrade(&err, Instant::now());
+                self.degrade(&err, troupe_runtime::time::now());
                 true
             }
         };
@@ -564,7 +564,7 @@ impl Actor for QueueActor {
     }
 
     async fn handle(&mut self, msg: QueueMsg, _ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
-        let now = Instant::now();
+        let now = troupe_runtime::time::now();
         match msg {
             QueueMsg::Enqueue { payload, reply } => {
                 let Some(reply) = self.writable(reply) else {

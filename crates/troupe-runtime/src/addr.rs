@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
@@ -407,7 +407,10 @@ enum WaitState {
     /// Not polled yet.
     Fresh,
     /// On the watch list since `since`.
-    Watched { ticket: Ticket, since: Instant },
+    Watched {
+        ticket: Ticket,
+        since: tokio::time::Instant,
+    },
     /// Waiting on a timer for the exact deadline.
     Timed(Pin<Box<tokio::time::Sleep>>),
     /// No deadline (`Duration::MAX`, or one too far to represent): only the reply ends it.
@@ -448,10 +451,11 @@ impl<T> Future for ReplyWait<T> {
                 WaitState::Fresh if this.timeout == Duration::MAX => {
                     this.state = WaitState::Untimed;
                 }
-                WaitState::Fresh if this.timeout >= WATCH_MIN => {
+                // the watch list sweeps on the real clock: under a simulated one, a timer
+                WaitState::Fresh if this.timeout >= WATCH_MIN && !crate::time::is_simulated() => {
                     this.state = WaitState::Watched {
                         ticket: Watch::global().watch(cx.waker()),
-                        since: Instant::now(),
+                        since: tokio::time::Instant::now(),
                     };
                     return Poll::Pending;
                 }
@@ -464,9 +468,9 @@ impl<T> Future for ReplyWait<T> {
                     }
                     // swept: waiting longer than a tick, so it gets a timer of its own
                     this.state = match since.checked_add(this.timeout) {
-                        Some(deadline) => WaitState::Timed(Box::pin(tokio::time::sleep_until(
-                            tokio::time::Instant::from_std(deadline),
-                        ))),
+                        Some(deadline) => {
+                            WaitState::Timed(Box::pin(tokio::time::sleep_until(deadline)))
+                        }
                         None => WaitState::Untimed,
                     };
                 }

@@ -38,6 +38,7 @@ pub mod remote;
 mod slot;
 pub mod supervisor;
 mod task;
+pub mod time;
 
 pub use actor::{Actor, ActorError, Ctx, TaskHandle};
 pub use addr::{Addr, AddrBinding, with_decode_context};

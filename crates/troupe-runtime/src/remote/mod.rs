@@ -40,7 +40,8 @@ pub struct NetConfig {
     pub identity: Arc<troupe_identity::NodeIdentity>,
     /// Addresses to join through (any members of the cluster).
     pub seeds: Vec<SocketAddr>,
-    /// The address peers should dial to reach this node (default: the bound address).
+    /// The address peers should dial to reach this node (default: the bound address; bound to
+    /// an unspecified IP such as `0.0.0.0`, peers dial the IP its connections come from).
     pub advertise: Option<SocketAddr>,
     /// A silent peer is reported down after this long (QUIC idle timeout; keep-alives are sent
     /// at a quarter of it).
@@ -66,6 +67,10 @@ pub struct NetConfig {
     pub spin_after_traffic: Option<Duration>,
     /// What one peer may cost this node; a peer over a limit is disconnected.
     pub limits: PeerLimits,
+    /// Seeds the endpoint's random choices (QUIC connection ids and the rest of quinn's
+    /// randomness, this node's incarnation number), so a simulation replays exactly. `None`,
+    /// the default: from the operating system, as production wants. TLS keys stay random.
+    pub rng_seed: Option<u64>,
 }
 
 /// Bounds on what one authenticated peer may make this node hold. A peer that goes past one is
@@ -156,7 +161,15 @@ impl NetConfig {
             reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(2)),
             spin_after_traffic: None,
             limits: PeerLimits::default(),
+            rng_seed: None,
         }
+    }
+
+    /// The same config with its random choices from `seed` (see the field `rng_seed`).
+    #[must_use]
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = Some(seed);
+        self
     }
 
     /// Adds seed addresses.

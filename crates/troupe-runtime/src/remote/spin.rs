@@ -39,6 +39,10 @@ impl Spinner {
     /// The process's spinner, keeping at least `window` after traffic; starts its thread on
     /// first use. `None` if the thread could not be started.
     pub(crate) fn shared(window: Duration) -> Option<Arc<Self>> {
+        if crate::time::is_simulated() {
+            // a thread on the real clock has no place under a simulated one
+            return None;
+        }
         let spinner = SPINNER.get_or_init(|| {
             Arc::new(Self {
                 activity: AtomicU64::new(0),

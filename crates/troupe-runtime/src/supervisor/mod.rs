@@ -15,7 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
@@ -956,7 +956,7 @@ impl SupState {
         let mut work = VecDeque::from([(id, exit, reason)]);
         while let Some((id, exit, reason)) = work.pop_front() {
             let name = self.child_name(id);
-            let now = Instant::now();
+            let now = crate::time::now();
             let decision = self.core.on_exit(id, exit, now);
             if matches!(decision, Decision::Restart { .. }) && self.core.is_exceeded(now) {
                 tracing::error!(

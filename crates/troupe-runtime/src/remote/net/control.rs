@@ -97,6 +97,18 @@ pub(super) fn protocol_error(inner: &NetInner, peer: &Peer, cause: String) {
     });
 }
 
+/// A peer bound to an unspecified IP (`0.0.0.0:PORT`, with no `advertise` set) announces
+/// that as its address, which no one can dial: take the IP its connection comes from, with the
+/// announced port, so the peer can be dialled again after the link drops (and is gossiped on
+/// as reachable).
+fn own_address_as_seen(infos: &mut [MemberInfo], peer: &Peer) {
+    for info in infos.iter_mut() {
+        if info.name == *peer.name && info.addr.ip().is_unspecified() {
+            info.addr.set_ip(peer.conn.remote_address().ip());
+        }
+    }
+}
+
 pub(super) async fn read_control(
     inner: Weak<NetInner>,
     peer: Weak<Peer>,
@@ -130,7 +142,8 @@ pub(super) async fn read_control(
             }
         };
         match rmp_serde::from_slice::<ControlMsg>(&body) {
-            Ok(ControlMsg::Members(infos)) => {
+            Ok(ControlMsg::Members(mut infos)) => {
+                own_address_as_seen(&mut infos, &peer);
                 let learned = inner
                     .members
                     .lock()

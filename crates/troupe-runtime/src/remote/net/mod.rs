@@ -154,8 +154,12 @@ impl NodeNet {
         let transport = transport_config(&config);
         let server = tls::quinn_server_config(&config.identity, transport.clone())?;
         let client_config = tls::quinn_client_config(&config.identity, transport)?;
+        let mut endpoint_config = quinn::EndpointConfig::default();
+        if let Some(seed) = config.rng_seed {
+            endpoint_config.rng_seed(Some(seed_bytes(seed)));
+        }
         let endpoint = quinn::Endpoint::new_with_abstract_socket(
-            quinn::EndpointConfig::default(),
+            endpoint_config,
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -171,7 +175,17 @@ impl NodeNet {
             endpoint,
             client_config,
             codec: FrameCodec::new(config.max_frame_len),
-            incarnation: incarnation(),
+            incarnation: match config.rng_seed {
+                // distinct per node name under one seed, and never 0
+                Some(seed) => node
+                    .name()
+                    .bytes()
+                    .fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    })
+                    .max(1),
+                None => incarnation(),
+            },
             local_addr,
             peers: DashMap::new(),
             members: Mutex::new(Members::new(node.name())),
@@ -317,6 +331,20 @@ impl NodeNet {
         });
         let _ = leaving.await;
     }
+}
+
+/// 32 bytes spread from `seed` (splitmix64), for quinn's seeded random generator.
+fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut state = seed;
+    let mut out = [0u8; 32];
+    for chunk in out.chunks_mut(8) {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out
 }
 
 fn incarnation() -> u64 {

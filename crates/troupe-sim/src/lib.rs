@@ -1,0 +1,97 @@
+//! Whole troupe clusters under deterministic simulation: nodes on simulated hosts, QUIC over
+//! simulated UDP, faults from a seed (a dev-dependency only; not published).
+//!
+//! Each host of a [`turmoil`] simulation runs a troupe [`Node`] whose endpoint is bound with
+//! [`bind`]: quinn runs unchanged over [`SimUdpSocket`], so turmoil's partitions, holds,
+//! latencies and losses apply to the cluster's real wire protocol, and time is tokio's paused
+//! clock, which turmoil advances. [`simulation`] builds a simulation from a seed with the
+//! runtime switched to that clock ([`troupe_runtime::time::set_simulated`]); a [`Trace`]
+//! records what happened and hashes it, so two runs of one seed can be compared.
+//!
+//! # Layout
+//!
+//! - `socket.rs`: [`SimUdpSocket`], quinn's socket over turmoil's UDP.
+//! - `trace.rs`: [`Trace`], an ordered record of events at simulated times.
+
+mod socket;
+mod trace;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+pub use socket::SimUdpSocket;
+pub use trace::Trace;
+use troupe_runtime::Node;
+use troupe_runtime::remote::{ConnectError, NetConfig, NodeNet};
+
+thread_local! {
+    /// The seed of the simulation running on this thread (turmoil runs every host on it).
+    static SEED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// Endpoints bound so far in that simulation.
+    static BINDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The UDP port every simulated node listens on.
+pub const PORT: u16 = 4433;
+
+/// A simulation of `duration` simulated time, its randomness (message latencies, losses, and
+/// the order hosts run in) from `seed`, with troupe's runtime on the simulated clock
+///
+/// Ticks are 1 ms of simulated time; latency between hosts is 1-5 ms unless changed.
+pub fn simulation<'a>(seed: u64, duration: Duration) -> turmoil::Sim<'a> {
+    troupe_runtime::time::set_simulated(true);
+    SEED.with(|s| s.set(Some(seed)));
+    BINDS.with(|b| b.set(0));
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .simulation_duration(duration)
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5))
+        .build()
+}
+
+/// The address `host` listens on in the simulation (its simulated IP, [`PORT`])
+///
+/// # Panics
+///
+/// Outside a simulation, or if `host` is not one of its hosts.
+pub fn addr(host: &str) -> SocketAddr {
+    SocketAddr::new(turmoil::lookup(host), PORT)
+}
+
+/// Starts `node`'s endpoint on the simulated host this runs in, listening on [`PORT`] of every
+/// address (as a deployment binding `0.0.0.0` would)
+///
+/// Unless `config` has its own `rng_seed`, the endpoint's randomness comes from the
+/// simulation's seed and how many endpoints were bound before it, so a restarted node gets a
+/// new incarnation and a replay the same one.
+///
+/// # Errors
+///
+/// [`ConnectError::Socket`] if the port is taken, [`ConnectError::Tls`] if the identity in
+/// `config` is unusable.
+///
+/// # Cancel safety
+///
+/// Cancel safe: nothing is started until the socket is bound, and binding does not wait.
+pub async fn bind(node: &Node, mut config: NetConfig) -> Result<NodeNet, ConnectError> {
+    if config.rng_seed.is_none()
+        && let Some(seed) = SEED.with(std::cell::Cell::get)
+    {
+        // every boot of every node its own stream, in the (deterministic) order they bind
+        let boot = BINDS.with(|b| {
+            b.set(b.get() + 1);
+            b.get()
+        });
+        config.rng_seed = Some(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(boot));
+    }
+    let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT);
+    let socket = SimUdpSocket::bind(any)
+        .await
+        .map_err(|source| ConnectError::Socket {
+            addr: Some(any),
+            source,
+        })?;
+    NodeNet::start(node, socket, config)
+}
