@@ -1,0 +1,209 @@
+//! A three-replica database under deterministic simulation (`troupe-sim`): while a client keeps
+//! writing, the leader is cut off from everyone (a follower is promoted), or from one follower
+//! only (a bridge: the other follower still sees both, so the two followers disagree on whether
+//! the leader is down); then the partition heals. Checked for each seed: every write the client
+//! saw acknowledged is there with the last acknowledged value, one leader remains, and the
+//! replicas converge.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use troupe_db::{AckMode, DbClient, DbError, DbSpec, ReplicaStatus, Role};
+use troupe_runtime::{Mesh, Node, NodeConfig, Reach, SupervisorSpec};
+use troupe_sim::{Trace, addr, bind, simulation};
+
+const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
+
+fn spec(dir: PathBuf) -> DbSpec {
+    let mut spec = DbSpec::new("db", dir)
+        .reachable_from(Reach::cluster())
+        .ack(AckMode::Majority)
+        .promote_after(Some(Duration::from_millis(300)));
+    for name in REPLICAS {
+        spec = spec.replica(name);
+    }
+    spec
+}
+
+/// Which links the partition cuts
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// The leader from every other host
+    Isolate,
+    /// The leader from the next replica only
+    Bridge,
+}
+
+/// Runs one seed; returns the trace, or panics naming the seed and what broke.
+fn run(seed: u64, cut: Cut) -> Trace {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = troupe_testkit::Cluster::new("sim-db");
+    let mut sim = simulation(seed, Duration::from_secs(120));
+    let trace = Trace::new();
+
+    for (i, name) in REPLICAS.into_iter().enumerate() {
+        let spec = spec(dir.path().to_path_buf());
+        let config = ca
+            .config(name, &[])
+            .peer_down_timeout(Duration::from_secs(1));
+        sim.host(name, move || {
+            let (spec, config) = (spec.clone(), config.clone());
+            async move {
+                let node = Node::new(name, &Mesh::new(), NodeConfig::default())?;
+                node.start(SupervisorSpec::one_for_one(), vec![]).await?;
+                let seeds = if i == 0 { vec![] } else { vec![addr("r0")] };
+                let _net = bind(&node, config.seeds(seeds)).await?;
+                let (child, _) = spec.child(&node, i)?;
+                node.root().ok_or("no root supervisor")?.add(child).await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+
+    let client_trace = trace.clone();
+    let client_spec = spec(dir.path().to_path_buf());
+    let client_config = ca
+        .config("app", &[])
+        .peer_down_timeout(Duration::from_secs(1));
+    sim.client("app", async move {
+        let trace = client_trace;
+        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
+        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
+        let _net = bind(&node, client_config.seeds([addr("r0")])).await?;
+        let client = client_spec
+            .client(&node)
+            .with_timeout(Duration::from_secs(3));
+        let leader = wait_for_leader(&client).await;
+        trace.record(format!("leader {leader}"));
+
+        // key -> the last value acknowledged for it
+        let mut acked: BTreeMap<String, String> = BTreeMap::new();
+        let write = async |i: usize, acked: &mut BTreeMap<String, String>| {
+            let (key, value) = (format!("k{}", i % 10), format!("v{i}"));
+            match client.put(key.clone(), value.clone()).await {
+                Ok(written) => {
+                    trace.record(format!("put {key}={value} at {}", written.index));
+                    acked.insert(key, value);
+                }
+                Err(err) => trace.record(format!("put {key}={value}: {}", kind(&err))),
+            }
+        };
+        for i in 0..20 {
+            write(i, &mut acked).await;
+        }
+        let old = REPLICAS[leader];
+        let others: Vec<&str> = match cut {
+            Cut::Isolate => ["app", "r0", "r1", "r2"]
+                .into_iter()
+                .filter(|h| *h != old)
+                .collect(),
+            Cut::Bridge => vec![REPLICAS[(leader + 1) % 3]],
+        };
+        for other in &others {
+            turmoil::partition(old, *other);
+        }
+        trace.record(format!("cut {old} from {others:?}"));
+        // long enough for the failure detector (1 s) and a promotion (0.3 s) to act
+        let cut_at = tokio::time::Instant::now();
+        let mut i = 20;
+        while cut_at.elapsed() < Duration::from_secs(3) {
+            write(i, &mut acked).await;
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for other in &others {
+            turmoil::repair(old, *other);
+        }
+        trace.record("repaired");
+        for i in i..i + 20 {
+            write(i, &mut acked).await;
+        }
+
+        // every acknowledged write is there with its last acknowledged value
+        for (key, value) in &acked {
+            let read = client.get(key.clone()).await;
+            let got = read.as_ref().ok().and_then(|v| v.as_deref());
+            assert_eq!(
+                got,
+                Some(value.as_bytes()),
+                "seed {seed}: {key} acknowledged as {value}, read {read:?}"
+            );
+        }
+        // the replicas converge
+        let mut statuses: Vec<ReplicaStatus> = Vec::new();
+        for _ in 0..100 {
+            statuses = client.statuses().await.into_iter().flatten().collect();
+            let applied: Vec<u64> = statuses.iter().map(|s| s.applied_index).collect();
+            if applied.len() == 3 && applied.iter().all(|a| *a == applied[0]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let leaders = statuses.iter().filter(|s| s.role == Role::Leader).count();
+        assert_eq!(leaders, 1, "seed {seed}: {statuses:?}");
+        let applied: Vec<u64> = statuses.iter().map(|s| s.applied_index).collect();
+        assert!(
+            applied.len() == 3 && applied.iter().all(|a| *a == applied[0]),
+            "seed {seed}: replicas did not converge: {statuses:?}"
+        );
+        trace.record(format!("converged at {}", applied[0]));
+        Ok(())
+    });
+
+    if let Err(err) = sim.run() {
+        panic!("{cut:?} seed {seed}: {err}\ntrace: {:?}", trace.events());
+    }
+    trace
+}
+
+async fn wait_for_leader(client: &DbClient) -> usize {
+    for _ in 0..200 {
+        let statuses = client.statuses().await;
+        if let Some(leader) = statuses.iter().flatten().find(|s| s.role == Role::Leader) {
+            return leader.id as usize;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader within 10 s");
+}
+
+fn kind(err: &DbError) -> &'static str {
+    match err {
+        DbError::Unavailable { .. } => "unavailable",
+        DbError::Refused(_) => "refused",
+        DbError::Ambiguous(_) => "ambiguous",
+        _ => "other",
+    }
+}
+
+#[test]
+fn the_leader_cut_off_by_a_partition_loses_no_acknowledged_write() {
+    check(Cut::Isolate, 1..=4);
+}
+
+#[test]
+fn a_leader_seen_down_by_one_follower_only_loses_no_acknowledged_write() {
+    check(Cut::Bridge, 1..=4);
+}
+
+fn check(cut: Cut, seeds: std::ops::RangeInclusive<u64>) {
+    for seed in seeds {
+        let trace = run(seed, cut);
+        let events = trace.events();
+        if std::env::var_os("TROUPE_SIM_TRACE").is_some() {
+            for (at, event) in &events {
+                println!("seed {seed} {at:>12?} {event}");
+            }
+        }
+        assert!(
+            events.iter().any(|(_, e)| e.starts_with("converged")),
+            "seed {seed}: {events:?}"
+        );
+    }
+}
