@@ -35,7 +35,8 @@ thread_local! {
 pub const PORT: u16 = 4433;
 
 /// A simulation of `duration` simulated time, its randomness (message latencies, losses, and
-/// the order hosts run in) from `seed`, with troupe's runtime on the simulated clock
+/// the order hosts run in, shuffled every step) from `seed`, with troupe's runtime on the
+/// simulated clock
 ///
 /// Ticks are 1 ms of simulated time; latency between hosts is 1-5 ms unless changed.
 pub fn simulation<'a>(seed: u64, duration: Duration) -> turmoil::Sim<'a> {
@@ -48,6 +49,7 @@ pub fn simulation<'a>(seed: u64, duration: Duration) -> turmoil::Sim<'a> {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(5))
+        .enable_random_order()
         .build()
 }
 
