@@ -3,7 +3,7 @@
 //! only (a bridge: the other follower still sees both, so the two followers disagree on whether
 //! the leader is down); then the partition heals. Checked for each seed: every write the client
 //! saw acknowledged is there with the last acknowledged value, one leader remains, and the
-//! replicas converge.
+//! replicas converge. And the leader's host crashing (its files kept) and restarting 2 s later.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,7 +33,12 @@ enum Cut {
     Isolate,
     /// The leader from the next replica only
     Bridge,
+    /// No link: the leader's host crashes (its files kept) and restarts 2 s later
+    Crash,
 }
+
+/// When the driver crashes the leader's host, and restarts it, in [`Cut::Crash`]
+const CRASH: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2500));
 
 /// Runs one seed; returns the trace, or panics naming the seed and what broke.
 fn run(seed: u64, cut: Cut) -> Trace {
@@ -104,11 +109,14 @@ fn run(seed: u64, cut: Cut) -> Trace {
                 .filter(|h| *h != old)
                 .collect(),
             Cut::Bridge => vec![REPLICAS[(leader + 1) % 3]],
+            Cut::Crash => vec![],
         };
         for other in &others {
             turmoil::partition(old, *other);
         }
-        trace.record(format!("cut {old} from {others:?}"));
+        if !others.is_empty() {
+            trace.record(format!("cut {old} from {others:?}"));
+        }
         // long enough for the failure detector (1 s) and a promotion (0.3 s) to act
         let cut_at = tokio::time::Instant::now();
         let mut i = 20;
@@ -120,7 +128,9 @@ fn run(seed: u64, cut: Cut) -> Trace {
         for other in &others {
             turmoil::repair(old, *other);
         }
-        trace.record("repaired");
+        if !others.is_empty() {
+            trace.record("repaired");
+        }
         for i in i..i + 20 {
             write(i, &mut acked).await;
         }
@@ -156,8 +166,26 @@ fn run(seed: u64, cut: Cut) -> Trace {
         Ok(())
     });
 
-    if let Err(err) = sim.run() {
-        panic!("{cut:?} seed {seed}: {err}\ntrace: {:?}", trace.events());
+    // a fresh database is led by replica 0: that is the host a crash takes down
+    let (mut crashed, mut restarted) = (false, false);
+    loop {
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(err) => panic!("{cut:?} seed {seed}: {err}\ntrace: {:?}", trace.events()),
+        }
+        if let Cut::Crash = cut {
+            let now = sim.elapsed();
+            if !crashed && now >= CRASH.0 {
+                sim.crash("r0");
+                trace.record_at(now, "crashed r0");
+                crashed = true;
+            } else if crashed && !restarted && now >= CRASH.1 {
+                sim.bounce("r0");
+                trace.record_at(now, "restarted r0");
+                restarted = true;
+            }
+        }
     }
     trace
 }
@@ -190,6 +218,11 @@ fn the_leader_cut_off_by_a_partition_loses_no_acknowledged_write() {
 #[test]
 fn a_leader_seen_down_by_one_follower_only_loses_no_acknowledged_write() {
     check(Cut::Bridge, 1..=4);
+}
+
+#[test]
+fn the_leader_crashing_and_restarting_with_its_files_loses_no_acknowledged_write() {
+    check(Cut::Crash, 1..=4);
 }
 
 fn check(cut: Cut, seeds: std::ops::RangeInclusive<u64>) {

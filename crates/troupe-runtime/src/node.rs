@@ -36,7 +36,9 @@ pub struct Mesh {
 #[derive(Default)]
 pub(crate) struct MeshInner {
     nodes: DashMap<Arc<str>, Weak<NodeInner>>,
-    nets: DashMap<Arc<str>, Arc<NetInner>>,
+    /// Each node's endpoint, held weakly: the endpoint holds its node (and so this mesh), and
+    /// a task of its own keeps it until `NodeNet::shutdown` (or until its runtime is dropped).
+    nets: DashMap<Arc<str>, Weak<NetInner>>,
     force_remote: AtomicBool,
 }
 
@@ -67,8 +69,8 @@ pub(crate) enum Route<M: Message> {
 }
 
 impl MeshInner {
-    pub(crate) fn attach_net(&self, node: &str, net: Arc<NetInner>) {
-        self.nets.insert(Arc::from(node), net);
+    pub(crate) fn attach_net(&self, node: &str, net: &Arc<NetInner>) {
+        self.nets.insert(Arc::from(node), Arc::downgrade(net));
     }
 
     pub(crate) fn detach_net(&self, node: &str) {
@@ -83,13 +85,15 @@ impl MeshInner {
     /// runs on no node (a test, `main`), the target node's own when it is in this process (so
     /// it is reached in place, as from itself), else any of this process's.
     pub(crate) fn net_for_send(&self, target: &str) -> Option<Arc<NetInner>> {
-        if let Ok(Some(net)) = ORIGIN.try_with(|origin| self.nets.get(origin).map(|n| n.clone())) {
+        if let Ok(Some(net)) =
+            ORIGIN.try_with(|origin| self.nets.get(origin).and_then(|n| n.upgrade()))
+        {
             return Some(net);
         }
-        if let Some(net) = self.nets.get(target) {
-            return Some(net.clone());
+        if let Some(net) = self.nets.get(target).and_then(|n| n.upgrade()) {
+            return Some(net);
         }
-        self.nets.iter().next().map(|n| n.value().clone())
+        self.nets.iter().find_map(|n| n.value().upgrade())
     }
 
     /// How to reach `name` on `node`.

@@ -27,6 +27,14 @@ impl Trace {
         }
     }
 
+    /// Records `event` at simulated time `at` (for the test driving the simulation, which
+    /// runs outside its hosts: `Sim::elapsed`)
+    pub fn record_at(&self, at: Duration, event: impl Into<String>) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push((at, event.into()));
+        }
+    }
+
     /// The events so far, oldest first
     pub fn events(&self) -> Vec<(Duration, String)> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()

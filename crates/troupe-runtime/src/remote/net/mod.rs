@@ -82,6 +82,8 @@ pub(crate) struct NetInner {
     /// Members this node is dialling by name now (gossip and reconnection).
     dialing: Mutex<std::collections::HashSet<String>>,
     shutting_down: AtomicBool,
+    /// Told once `NodeNet::shutdown` is done: the task keeping the endpoint lets go of it.
+    stopped: tokio::sync::Notify,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
 }
@@ -196,10 +198,15 @@ impl NodeNet {
             stray_replies: AtomicU64::new(0),
             dialing: Mutex::new(std::collections::HashSet::new()),
             shutting_down: AtomicBool::new(false),
+            stopped: tokio::sync::Notify::new(),
             spinner: config.spin_after_traffic.and_then(Spinner::shared),
             config,
         });
-        node.inner.mesh.attach_net(node.name(), inner.clone());
+        node.inner.mesh.attach_net(node.name(), &inner);
+        // The endpoint runs until `shutdown`, whoever holds its handle; a runtime dropped
+        // without it (a simulated host crashing) drops this task, and with it the endpoint.
+        let kept = inner.clone();
+        tokio::spawn(async move { kept.stopped.notified().await });
         let names = inner.node.inner.registry.exposed_names();
         for event in inner.members.lock().set_my_names(names) {
             inner.emit(event);
@@ -328,6 +335,7 @@ impl NodeNet {
                 .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
             inner.node.inner.mesh.detach_net(inner.node.name());
             let _ = tokio::time::timeout(Duration::from_secs(1), inner.endpoint.wait_idle()).await;
+            inner.stopped.notify_one();
         });
         let _ = leaving.await;
     }
