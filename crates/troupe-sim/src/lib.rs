@@ -12,13 +12,17 @@
 //!
 //! - `socket.rs`: [`SimUdpSocket`], quinn's socket over turmoil's UDP.
 //! - `trace.rs`: [`Trace`], an ordered record of events at simulated times.
+//! - `faults.rs`: [`Schedule`], faults drawn from a seed ([`Fault`]: partitions both ways and
+//!   one way, lossy links, crashes and restarts) and applied as the simulation steps.
 
+mod faults;
 mod socket;
 mod trace;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use faults::{Fault, Schedule};
 pub use socket::SimUdpSocket;
 pub use trace::Trace;
 use troupe_runtime::Node;

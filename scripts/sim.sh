@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the simulator's randomized tests over many seeds, in parallel processes.
+#
+#   scripts/sim.sh [--seeds N | --seed S] [--part db] [--jobs J]
+#
+# --seeds N   seeds 1..N (default 100), split across J processes (default: the CPU count)
+# --seed S    one seed, with its fault schedule and outcomes printed (the replay of a failure)
+# --part P    which part's simulation: db (the only one so far; see docs/reliability.md)
+#
+# Prints seeds run, faults injected, failures (each with its replay command), and exits non-zero
+# if any seed failed. Every run is bounded: each process by 60 s per seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEEDS=100
+ONE=""
+PART=db
+JOBS=$(nproc)
+while [ $# -gt 0 ]; do
+    case $1 in
+        --seeds) SEEDS=$2; shift 2 ;;
+        --seed) ONE=$2; shift 2 ;;
+        --part) PART=$2; shift 2 ;;
+        --jobs) JOBS=$2; shift 2 ;;
+        *) echo "usage: $0 [--seeds N | --seed S] [--part db] [--jobs J]" >&2; exit 2 ;;
+    esac
+done
+
+case $PART in
+    db) TEST=(-p troupe-db --test random_faults_sim) ;;
+    *) echo "no simulation for part '$PART' yet (db only)" >&2; exit 2 ;;
+esac
+
+cargo test -q "${TEST[@]}" --no-run
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+if [ -n "$ONE" ]; then
+    TROUPE_SIM_SEEDS=$ONE timeout 120 cargo test -q "${TEST[@]}" -- --nocapture
+    exit
+fi
+
+START=$(date +%s)
+per=$(( (SEEDS + JOBS - 1) / JOBS ))
+pids=()
+for j in $(seq 0 $((JOBS - 1))); do
+    from=$(( j * per + 1 )); to=$(( (j + 1) * per ))
+    [ "$to" -gt "$SEEDS" ] && to=$SEEDS
+    [ "$from" -gt "$to" ] && continue
+    (
+        failed=0
+        for seed in $(seq "$from" "$to"); do
+            if ! TROUPE_SIM_SEEDS=$seed timeout 60 cargo test -q "${TEST[@]}" -- --nocapture >"$OUT/$seed.log" 2>&1; then
+                echo "$seed" >>"$OUT/failed.$j"
+            fi
+            echo "$seed" >>"$OUT/done.$j"
+        done
+    ) &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done
+
+run=$(cat "$OUT"/done.* 2>/dev/null | wc -l)
+failed=$(cat "$OUT"/failed.* 2>/dev/null | sort -n || true)
+sum() { grep -ho "$1=[0-9]*" "$OUT"/*.log 2>/dev/null | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
+echo "== part $PART: $run seeds run in $(( $(date +%s) - START )) s, $(echo -n "$failed" | grep -c . || true) failed"
+echo "   faults injected: $(sum faults), writes: $(sum writes) ($(sum acked) acknowledged, $(sum unknown) with unknown outcome), all checked"
+for seed in $failed; do
+    echo "-- seed $seed failed; replay: scripts/sim.sh --part $PART --seed $seed"
+    grep -m1 -A3 "panicked" "$OUT/$seed.log" || tail -5 "$OUT/$seed.log"
+done
+[ -z "$failed" ]
