@@ -14,8 +14,11 @@
 //! - `trace.rs`: [`Trace`], an ordered record of events at simulated times.
 //! - `faults.rs`: [`Schedule`], faults drawn from a seed ([`Fault`]: partitions both ways and
 //!   one way, lossy links, crashes and restarts) and applied as the simulation steps.
+//! - `history.rs`: [`Operation`]s on registers with their simulated times and outcomes, and
+//!   [`check_register`], a linearizability check (Wing and Gong's search, memoized).
 
 mod faults;
+mod history;
 mod socket;
 mod trace;
 
@@ -23,6 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use faults::{Fault, Schedule};
+pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
 pub use socket::SimUdpSocket;
 pub use trace::Trace;
 use troupe_runtime::Node;
