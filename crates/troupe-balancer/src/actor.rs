@@ -32,6 +32,7 @@ pub struct Balancer<Q: Request> {
     key: Option<KeyFn<Q>>,
     breaker: BreakerConfig,
     timeout: Duration,
+    rng_seed: Option<u64>,
 }
 
 impl<Q: Request> Clone for Balancer<Q> {
@@ -43,6 +44,7 @@ impl<Q: Request> Clone for Balancer<Q> {
             key: self.key.clone(),
             breaker: self.breaker,
             timeout: self.timeout,
+            rng_seed: self.rng_seed,
         }
     }
 }
@@ -68,6 +70,7 @@ impl<Q: Request> Balancer<Q> {
             key: None,
             breaker: BreakerConfig::default(),
             timeout: Duration::from_secs(10),
+            rng_seed: None,
         }
     }
 
@@ -123,12 +126,19 @@ impl<Q: Request> Balancer<Q> {
         self
     }
 
+    /// Seeds the random choices (power of two choices' samples), so a simulation replays the
+    /// same picks; by default each actor draws its seed from the operating system.
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+
     /// A fresh actor running this configuration.
     pub fn actor(&self) -> BalancerActor<Q> {
         BalancerActor {
             config: self.clone(),
             core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
-            rng: SmallRng::seed_from_u64(rand::random()),
+            rng: SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random)),
         }
     }
 
@@ -253,5 +263,35 @@ impl<Q: Request> Actor for BalancerActor<Q> {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng as _;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Ping;
+
+    impl Request for Ping {
+        const NAME: &'static str = "test.Ping";
+        type Response = ();
+    }
+
+    fn draws(balancer: &Balancer<Ping>) -> Vec<u64> {
+        let mut actor = balancer.actor();
+        (0..4).map(|_| actor.rng.next_u64()).collect()
+    }
+
+    #[test]
+    fn a_seeded_balancer_draws_the_same_choices_in_every_actor() {
+        let seeded = Balancer::<Ping>::new(Strategy::PowerOfTwoChoices, []).rng_seed(7);
+        assert_eq!(draws(&seeded), draws(&seeded));
+        assert_ne!(draws(&seeded), draws(&seeded.clone().rng_seed(8)));
+        let unseeded = Balancer::<Ping>::new(Strategy::PowerOfTwoChoices, []);
+        assert_ne!(draws(&unseeded), draws(&unseeded));
     }
 }
