@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the simulator's randomized tests over many seeds, in parallel processes.
 #
-#   scripts/sim.sh [--seeds N | --seed S] [--part db] [--jobs J]
+#   scripts/sim.sh [--seeds N | --seed S] [--part db|queue] [--jobs J]
 #
 # --seeds N   seeds 1..N (default 100), split across J processes (default: the CPU count)
 # --seed S    one seed, with its fault schedule and outcomes printed (the replay of a failure)
-# --part P    which part's simulation: db (the only one so far; see docs/reliability.md)
+# --part P    which part's simulation: db (default) or queue (see docs/reliability.md)
 #
 # Prints seeds run, faults injected, failures (each with its replay command), and exits non-zero
 # if any seed failed. Every run is bounded: each process by 60 s per seed.
@@ -22,13 +22,14 @@ while [ $# -gt 0 ]; do
         --seed) ONE=$2; shift 2 ;;
         --part) PART=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
-        *) echo "usage: $0 [--seeds N | --seed S] [--part db] [--jobs J]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--seeds N | --seed S] [--part db|queue] [--jobs J]" >&2; exit 2 ;;
     esac
 done
 
 case $PART in
     db) TEST=(-p troupe-db --test random_faults_sim) ;;
-    *) echo "no simulation for part '$PART' yet (db only)" >&2; exit 2 ;;
+    queue) TEST=(-p troupe-queue --test random_faults_sim) ;;
+    *) echo "no simulation for part '$PART' yet (db, queue)" >&2; exit 2 ;;
 esac
 
 cargo test -q "${TEST[@]}" --no-run
@@ -64,7 +65,7 @@ run=$(cat "$OUT"/done.* 2>/dev/null | wc -l)
 failed=$(cat "$OUT"/failed.* 2>/dev/null | sort -n || true)
 sum() { grep -ho "$1=[0-9]*" "$OUT"/*.log 2>/dev/null | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
 echo "== part $PART: $run seeds run in $(( $(date +%s) - START )) s, $(echo -n "$failed" | grep -c . || true) failed"
-echo "   faults injected: $(sum faults), writes: $(sum writes) ($(sum acked) acknowledged, $(sum unknown) with unknown outcome), all checked"
+echo "   faults injected: $(sum faults), writes or enqueues: $(sum writes) ($(sum acked) acknowledged, $(sum unknown) with unknown outcome), all checked"
 for seed in $failed; do
     echo "-- seed $seed failed; replay: scripts/sim.sh --part $PART --seed $seed"
     grep -m1 -A3 "panicked" "$OUT/$seed.log" || tail -5 "$OUT/$seed.log"
