@@ -78,22 +78,7 @@ impl Db {
 
     /// A read of `key` answered by `replica` alone, from whatever it has applied
     async fn read_at(&self, replica: usize, key: &str) -> Result<Option<Bytes>, DbFailure> {
-        let key = Bytes::copy_from_slice(key.as_bytes());
-        self.client.replicas()[replica]
-            .call(
-                |reply| DbMsg::Get {
-                    key,
-                    read: ReadAt::Replica {
-                        min_index: 0,
-                        wait_ms: 0,
-                    },
-                    reply,
-                },
-                T,
-            )
-            .await
-            .unwrap()
-            .map(|read| read.value)
+        read_from(&self.client.replicas()[replica], key).await
     }
 
     async fn stop(self) {
@@ -228,11 +213,16 @@ async fn lone_replica(spec: &DbSpec, index: usize) -> (Node, troupe_runtime::Add
     (node, addr)
 }
 
-async fn read_from(replica: &troupe_runtime::Addr<DbMsg>, key: &'static str) -> Option<Bytes> {
+/// A read of `key` answered by `replica` alone, from whatever it has applied
+async fn read_from(
+    replica: &troupe_runtime::Addr<DbMsg>,
+    key: &str,
+) -> Result<Option<Bytes>, DbFailure> {
+    let key = Bytes::copy_from_slice(key.as_bytes());
     replica
         .call(
             |reply| DbMsg::Get {
-                key: Bytes::from_static(key.as_bytes()),
+                key,
                 read: ReadAt::Replica {
                     min_index: 0,
                     wait_ms: 0,
@@ -243,8 +233,7 @@ async fn read_from(replica: &troupe_runtime::Addr<DbMsg>, key: &'static str) -> 
         )
         .await
         .unwrap()
-        .unwrap()
-        .value
+        .map(|read| read.value)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +280,10 @@ async fn on_a_full_tmpfs_writes_fail_typed_reads_go_on_and_a_restart_still_opens
     // a replica restarted on the full disk opens its file and serves reads
     db.nodes[2].shutdown().await;
     let (node, reopened) = lone_replica(&db.spec, 2).await;
-    assert_eq!(read_from(&reopened, "k0").await.as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        read_from(&reopened, "k0").await,
+        Ok(Some(Bytes::from_static(b"v")))
+    );
     node.shutdown().await;
 
     disk.free();

@@ -5,26 +5,14 @@
 //! saw acknowledged is there with the last acknowledged value, one leader remains, and the
 //! replicas converge. And the leader's host crashing (its files kept) and restarting 2 s later.
 
+mod simulated;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use troupe_db::{AckMode, DbClient, DbError, DbSpec, ReplicaStatus, Role};
-use troupe_runtime::{Mesh, Node, NodeConfig, Reach, SupervisorSpec};
-use troupe_sim::{Trace, addr, bind, simulation};
-
-const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
-
-fn spec(dir: PathBuf) -> DbSpec {
-    let mut spec = DbSpec::new("db", dir)
-        .reachable_from(Reach::cluster())
-        .ack(AckMode::Majority)
-        .promote_after(Some(Duration::from_millis(300)));
-    for name in REPLICAS {
-        spec = spec.replica(name);
-    }
-    spec
-}
+use simulated::{REPLICAS, replica_hosts};
+use troupe_db::{DbClient, DbError, ReplicaStatus, Role};
+use troupe_sim::{Trace, simulation};
 
 /// Which links the partition cuts
 #[derive(Clone, Copy, Debug)]
@@ -51,39 +39,15 @@ fn run(seed: u64, cut: Cut) -> Trace {
     let mut sim = simulation(seed, Duration::from_secs(120));
     let trace = Trace::new();
 
-    for (i, name) in REPLICAS.into_iter().enumerate() {
-        let spec = spec(dir.path().to_path_buf());
-        let config = ca
-            .config(name, &[])
-            .peer_down_timeout(Duration::from_secs(1));
-        sim.host(name, move || {
-            let (spec, config) = (spec.clone(), config.clone());
-            async move {
-                let node = Node::new(name, &Mesh::new(), NodeConfig::default())?;
-                node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-                let seeds = if i == 0 { vec![] } else { vec![addr("r0")] };
-                let _net = bind(&node, config.seeds(seeds)).await?;
-                let (child, _) = spec.child(&node, i)?;
-                node.root().ok_or("no root supervisor")?.add(child).await?;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    replica_hosts(&mut sim, &ca, dir.path());
 
     let client_trace = trace.clone();
-    let client_spec = spec(dir.path().to_path_buf());
-    let client_config = ca
-        .config("app", &[])
-        .peer_down_timeout(Duration::from_secs(1));
+    let client_config = ca.config("app", &[]);
+    let client_dir = dir.path().to_path_buf();
     sim.client("app", async move {
         let trace = client_trace;
-        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
-        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-        let _net = bind(&node, client_config.seeds([addr("r0")])).await?;
-        let client = client_spec
-            .client(&node)
-            .with_timeout(Duration::from_secs(3));
+        let (_node, _net, client) =
+            simulated::client(client_config, &client_dir, Duration::from_secs(3)).await?;
         let leader = wait_for_leader(&client).await;
         trace.record(format!("leader {leader}"));
 

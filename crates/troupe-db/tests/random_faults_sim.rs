@@ -10,30 +10,21 @@
 //!
 //! `TROUPE_SIM_SEEDS` (e.g. `1-500`) picks the seeds; default 1-3. `scripts/sim.sh` runs many.
 
+mod simulated;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use troupe_db::{AckMode, DbClient, DbSpec, ReplicaStatus, Role, WriteOutcome};
-use troupe_runtime::{Mesh, Node, NodeConfig, Reach, SupervisorSpec};
-use troupe_sim::{Operation, RegisterOp, Schedule, Trace, addr, bind, check_register, simulation};
+use simulated::{REPLICAS, replica_hosts};
+use troupe_db::{DbClient, ReplicaStatus, Role, WriteOutcome};
+use troupe_sim::{
+    Operation, RegisterOp, Schedule, Trace, check_register, run_with_faults, simulation,
+};
 
-const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
 const HOSTS: [&str; 4] = ["r0", "r1", "r2", "app"];
 /// When faults may start and by when every one has ended
 const FAULTS: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
-
-fn spec(dir: PathBuf) -> DbSpec {
-    let mut spec = DbSpec::new("db", dir)
-        .reachable_from(Reach::cluster())
-        .ack(AckMode::Majority)
-        .promote_after(Some(Duration::from_millis(300)));
-    for name in REPLICAS {
-        spec = spec.replica(name);
-    }
-    spec
-}
 
 /// Now in simulated time
 fn now() -> Duration {
@@ -52,45 +43,15 @@ fn run(seed: u64) {
     let mut schedule = Schedule::draw(seed, &HOSTS, &REPLICAS, FAULTS, 6);
     let faults = schedule.faults().len();
 
-    for (i, name) in REPLICAS.into_iter().enumerate() {
-        let spec = spec(dir.path().to_path_buf());
-        let config = ca
-            .config(name, &[])
-            .peer_down_timeout(Duration::from_secs(1));
-        sim.host(name, move || {
-            let (spec, config) = (spec.clone(), config.clone());
-            async move {
-                let node = Node::new(name, &Mesh::new(), NodeConfig::default())?;
-                node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-                // every replica joins through the others, so a restarted one finds them
-                let seeds = REPLICAS
-                    .iter()
-                    .filter(|r| **r != name)
-                    .map(|r| addr(r))
-                    .collect::<Vec<_>>();
-                let _net = bind(&node, config.seeds(seeds)).await?;
-                let (child, _) = spec.child(&node, i)?;
-                node.root().ok_or("no root supervisor")?.add(child).await?;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    replica_hosts(&mut sim, &ca, dir.path());
 
     let client_trace = trace.clone();
-    let client_spec = spec(dir.path().to_path_buf());
-    let client_config = ca
-        .config("app", &[])
-        .peer_down_timeout(Duration::from_secs(1));
+    let client_config = ca.config("app", &[]);
+    let client_dir = dir.path().to_path_buf();
     sim.client("app", async move {
         let trace = client_trace;
-        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
-        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-        let seeds = REPLICAS.iter().map(|r| addr(r)).collect::<Vec<_>>();
-        let _net = bind(&node, client_config.seeds(seeds)).await?;
-        let client = client_spec
-            .client(&node)
-            .with_timeout(Duration::from_secs(2));
+        let (_node, _net, client) =
+            simulated::client(client_config, &client_dir, Duration::from_secs(2)).await?;
 
         let mut history: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
         // what the client last saw each key hold, for its compare-and-sets
@@ -197,24 +158,12 @@ fn run(seed: u64) {
         Ok(())
     });
 
-    loop {
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => schedule.apply_due(&mut sim, &trace),
-            Err(err) => {
-                let events: Vec<String> = trace
-                    .events()
-                    .iter()
-                    .filter(|(_, e)| !e.starts_with("put "))
-                    .map(|(at, e)| format!("{at:?} {e}"))
-                    .collect();
-                panic!(
-                    "seed {seed}: {err}\nreplay: TROUPE_SIM_SEEDS={seed} cargo test -p troupe-db \
-                     --test random_faults_sim\nfaults and outcomes: {events:#?}"
-                );
-            }
-        }
-    }
+    let replay =
+        format!("TROUPE_SIM_SEEDS={seed} cargo test -p troupe-db --test random_faults_sim");
+    // the faults, and the operations whose outcome was lost
+    run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
+        e.contains("-> Some(")
+    });
 }
 
 async fn read_leader(client: &DbClient, key: &str) -> Option<String> {
@@ -227,19 +176,9 @@ async fn read_leader(client: &DbClient, key: &str) -> Option<String> {
     panic!("{key} could not be read from the leader");
 }
 
-/// The seeds to run: `TROUPE_SIM_SEEDS` as `N` or `A-B`, default 1-3
-fn seeds() -> std::ops::RangeInclusive<u64> {
-    let spec = std::env::var("TROUPE_SIM_SEEDS").unwrap_or_else(|_| "1-3".into());
-    let parse = |s: &str| s.trim().parse::<u64>().expect("TROUPE_SIM_SEEDS: N or A-B");
-    match spec.split_once('-') {
-        Some((a, b)) => parse(a)..=parse(b),
-        None => parse(&spec)..=parse(&spec),
-    }
-}
-
 #[test]
 fn random_faults_lose_no_acknowledged_write() {
-    for seed in seeds() {
+    for seed in troupe_sim::seeds_from_env(1..=3) {
         run(seed);
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use troupe_queue::actor::QueueSpec;
 use troupe_queue::{Consumer, QueueClient};
 use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, Reach, SupervisorSpec};
-use troupe_sim::{Schedule, Trace, addr, bind, simulation};
+use troupe_sim::{Schedule, Trace, addr, bind, run_with_faults, simulation};
 
 const HOSTS: [&str; 2] = ["q", "app"];
 /// When faults may start and by when every one has ended
@@ -129,24 +129,12 @@ fn run(seed: u64) {
         Ok(())
     });
 
-    loop {
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => schedule.apply_due(&mut sim, &trace),
-            Err(err) => {
-                let events: Vec<String> = trace
-                    .events()
-                    .iter()
-                    .filter(|(_, e)| !e.starts_with("enqueued") && !e.starts_with("took"))
-                    .map(|(at, e)| format!("{at:?} {e}"))
-                    .collect();
-                panic!(
-                    "seed {seed}: {err}\nreplay: TROUPE_SIM_SEEDS={seed} cargo test -p \
-                     troupe-queue --test random_faults_sim\nfaults and failures: {events:#?}"
-                );
-            }
-        }
-    }
+    let replay =
+        format!("TROUPE_SIM_SEEDS={seed} cargo test -p troupe-queue --test random_faults_sim");
+    // the faults, and the operations that failed
+    run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
+        e.starts_with("enqueued") || e.starts_with("took")
+    });
 }
 
 /// Takes one item and acks it: `Some(true)` if one came, `Some(false)` if the queue was empty,
@@ -182,19 +170,9 @@ async fn take_one(
     Some(true)
 }
 
-/// The seeds to run: `TROUPE_SIM_SEEDS` as `N` or `A-B`, default 1-3
-fn seeds() -> std::ops::RangeInclusive<u64> {
-    let spec = std::env::var("TROUPE_SIM_SEEDS").unwrap_or_else(|_| "1-3".into());
-    let parse = |s: &str| s.trim().parse::<u64>().expect("TROUPE_SIM_SEEDS: N or A-B");
-    match spec.split_once('-') {
-        Some((a, b)) => parse(a)..=parse(b),
-        None => parse(&spec)..=parse(&spec),
-    }
-}
-
 #[test]
 fn random_faults_lose_no_acknowledged_enqueue_and_redeliver_no_acked_item() {
-    for seed in seeds() {
+    for seed in troupe_sim::seeds_from_env(1..=3) {
         run(seed);
     }
 }

@@ -195,3 +195,35 @@ impl Schedule {
         }
     }
 }
+
+/// Steps `sim` until its clients are done, applying `schedule`'s faults as they fall due
+///
+/// # Panics
+///
+/// If the simulation fails (a host or client returned an error or panicked), naming `seed`,
+/// the command that replays it (`replay`), and the trace's events but those `noise` leaves
+/// out (the faults and the operations that failed, usually).
+pub fn run_with_faults(
+    sim: &mut turmoil::Sim<'_>,
+    schedule: &mut Schedule,
+    trace: &Trace,
+    seed: u64,
+    replay: &str,
+    noise: impl Fn(&str) -> bool,
+) {
+    loop {
+        match sim.step() {
+            Ok(true) => return,
+            Ok(false) => schedule.apply_due(sim, trace),
+            Err(err) => {
+                let events: Vec<String> = trace
+                    .events()
+                    .iter()
+                    .filter(|(_, event)| !noise(event))
+                    .map(|(at, event)| format!("{at:?} {event}"))
+                    .collect();
+                panic!("seed {seed}: {err}\nreplay: {replay}\nwhat happened: {events:#?}");
+            }
+        }
+    }
+}

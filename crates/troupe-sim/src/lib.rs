@@ -25,7 +25,7 @@ mod trace;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-pub use faults::{Fault, Schedule};
+pub use faults::{Fault, Schedule, run_with_faults};
 pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
 pub use socket::SimUdpSocket;
 pub use trace::Trace;
@@ -104,4 +104,25 @@ pub async fn bind(node: &Node, mut config: NetConfig) -> Result<NodeNet, Connect
             source,
         })?;
     NodeNet::start(node, socket, config)
+}
+
+/// The seeds a randomized simulation test runs: env `TROUPE_SIM_SEEDS` as `N` or `A-B`
+/// (inclusive; `scripts/sim.sh` sets it), else `default`
+///
+/// # Panics
+///
+/// If the variable is set to anything else, naming what it holds.
+pub fn seeds_from_env(default: std::ops::RangeInclusive<u64>) -> std::ops::RangeInclusive<u64> {
+    let Ok(spec) = std::env::var("TROUPE_SIM_SEEDS") else {
+        return default;
+    };
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("TROUPE_SIM_SEEDS must be N or A-B, not {spec:?}"))
+    };
+    match spec.split_once('-') {
+        Some((a, b)) => parse(a)..=parse(b),
+        None => parse(&spec)..=parse(&spec),
+    }
 }
