@@ -227,3 +227,74 @@ pub fn run_with_faults(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(schedule: &Schedule) -> Vec<&'static str> {
+        schedule
+            .faults()
+            .iter()
+            .map(|(_, fault)| match fault {
+                Fault::Partition { .. } => "partition",
+                Fault::PartitionOneWay { .. } => "one-way",
+                Fault::Repair { .. } => "repair",
+                Fault::Loss { .. } => "loss",
+                Fault::Crash { .. } => "crash",
+                Fault::Restart { .. } => "restart",
+            })
+            .collect()
+    }
+
+    const HOSTS: [&str; 4] = ["r0", "r1", "r2", "app"];
+    const WINDOW: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
+
+    #[test]
+    fn a_schedule_is_the_same_for_a_seed_and_ends_every_fault_it_starts() {
+        let a = Schedule::draw(9, &HOSTS, &HOSTS[..3], WINDOW, 6);
+        assert_eq!(a, Schedule::draw(9, &HOSTS, &HOSTS[..3], WINDOW, 6));
+        assert_ne!(a, Schedule::draw(10, &HOSTS, &HOSTS[..3], WINDOW, 6));
+        let kinds = kinds(&a);
+        let count = |k| kinds.iter().filter(|x| **x == k).count();
+        assert_eq!(count("crash"), count("restart"));
+        assert_eq!(count("partition") + count("one-way"), count("repair"));
+        assert!(
+            a.faults()
+                .iter()
+                .all(|(at, _)| *at >= WINDOW.0 && *at <= WINDOW.1)
+        );
+        // at most one crashed host at a time
+        let mut down = 0;
+        for (_, fault) in a.faults() {
+            match fault {
+                Fault::Crash { .. } => down += 1,
+                Fault::Restart { .. } => down -= 1,
+                _ => {}
+            }
+            assert!(down <= 1, "{:?}", a.faults());
+        }
+    }
+
+    /// CI runs seeds 1-3 of the randomized tests (the database's and the queue's, with their
+    /// hosts and windows): between them, every kind of fault
+    #[test]
+    fn ci_seeds_cover_every_fault_kind() {
+        let queue_window = (Duration::from_millis(500), Duration::from_secs(6));
+        for (hosts, crashable, window, count) in [
+            (&HOSTS[..], &HOSTS[..3], WINDOW, 6),
+            (&["q", "app"][..], &["q"][..], queue_window, 5),
+        ] {
+            let mut seen: Vec<&str> = (1..=3)
+                .flat_map(|seed| kinds(&Schedule::draw(seed, hosts, crashable, window, count)))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(
+                seen,
+                ["crash", "loss", "one-way", "partition", "repair", "restart"],
+                "{hosts:?}"
+            );
+        }
+    }
+}
