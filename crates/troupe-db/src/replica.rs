@@ -1271,7 +1271,7 @@ impl Actor for DbReplica {
             DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx),
             DbMsg::NodeChanged { node, down } => {
                 if down {
-                    self.down.entry(node).or_insert_with(Instant::now);
+                    self.down.entry(node).or_insert_with(now);
                 } else {
                     self.down.remove(&node);
                 }
