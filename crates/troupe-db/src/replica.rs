@@ -45,7 +45,7 @@ use tokio::task::JoinSet;
 use troupe_runtime::remote::NodeEvent;
 use troupe_runtime::time::now;
 use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Reply};
-use troupe_store::{Reopen, StoreError, StoreFault};
+use troupe_store::{Degraded, Reopen, StoreError};
 
 use crate::core::{
     AckMode, AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError,
@@ -149,28 +149,17 @@ pub struct DbReplica {
     resume_asked: Option<Instant>,
     /// Changes not yet written: applied entries, compaction
     dirty: Batch,
-    /// The last write to the file failed (see [`Degraded`])
+    /// The file failed a write (a full disk, a failing device) or could not be opened. The
+    /// in-memory state may be ahead of the file, so the replica changes nothing: writes and
+    /// the peer protocol's changes (appends, snapshots, fences, leading) are refused with
+    /// [`DbFailure::Storage`], a leader stops replicating, and nothing held only in memory
+    /// spreads. Reads are served from the state held (none while no file was ever read). On
+    /// its tick the replica reopens the file with a growing pause; once that works it is what
+    /// the file holds, every acknowledged write included, and rejoins as after a restart.
     degraded: Option<Degraded>,
     /// The file was read at least once: there is state to serve reads from
     loaded: bool,
 }
-
-/// A replica whose file failed a write (a full disk, a failing device) or could not be opened
-///
-/// Its in-memory state may be ahead of the file, so it changes nothing: writes and the peer
-/// protocol's changes (appends, snapshots, fences, leading) are refused with
-/// [`DbFailure::Storage`], a leader stops replicating, and nothing it holds only in memory
-/// spreads. Reads are served from the state it holds (none while no file was ever read).
-/// On its tick it tries to reopen the file with a growing pause; once that works it is what
-/// the file holds, every acknowledged write included, and rejoins as after a restart.
-struct Degraded {
-    fault: StoreFault,
-    retry_at: Instant,
-    pause: Duration,
-}
-
-/// First and longest pause between two attempts to reopen a degraded replica's file
-const REOPEN_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 impl DbReplica {
     /// Replica `me` of `spec`; it opens its file in [`Actor::started`]
@@ -240,16 +229,16 @@ impl DbReplica {
             last_epoch: log.last_epoch(),
             applied_index: self.applied().applied_index(),
             base_index: log.base().0,
-            storage_fault: self.degraded.as_ref().map(|d| d.fault.clone()),
+            storage_fault: self.degraded.as_ref().map(|d| d.fault().clone()),
         }
     }
 
-    /// Writes the pending changes; a failure degrades the replica (see [`Degraded`])
+    /// Writes the pending changes; a failure degrades the replica (see its `degraded` field)
     fn commit(&mut self, flush: Flush) -> Result<(), DbFailure> {
         let batch = std::mem::take(&mut self.dirty);
-        if let Some(degraded) = &self.degraded {
+        if let Some(refusal) = self.refusal() {
             // Rebuilt from the file on recovery.
-            return Err(DbFailure::Storage(degraded.fault.clone()));
+            return Err(refusal);
         }
         if batch.is_empty() {
             return Ok(());
@@ -265,7 +254,8 @@ impl DbReplica {
     /// waiting for acknowledgement get the failure; they may or may not have taken effect.
     fn degrade(&mut self, err: &StoreError) -> DbFailure {
         tracing::error!(replica = self.me, cause = %err, "replica storage failed; refusing writes until the file reopens");
-        let fault = StoreFault::from(err);
+        let degraded = Degraded::new(err, now());
+        let fault = degraded.fault().clone();
         self.store = None;
         self.dirty = Batch::default();
         self.flush_scheduled = false;
@@ -274,11 +264,7 @@ impl DbReplica {
                 reply.send(Err(DbFailure::Storage(fault.clone())));
             }
         }
-        self.degraded = Some(Degraded {
-            fault: fault.clone(),
-            retry_at: now() + REOPEN_PAUSE.0,
-            pause: REOPEN_PAUSE.0,
-        });
+        self.degraded = Some(degraded);
         DbFailure::Storage(fault)
     }
 
@@ -286,7 +272,7 @@ impl DbReplica {
     fn refusal(&self) -> Option<DbFailure> {
         self.degraded
             .as_ref()
-            .map(|d| DbFailure::Storage(d.fault.clone()))
+            .map(|d| DbFailure::Storage(d.fault().clone()))
     }
 
     /// Takes what the file holds as this replica's state, as a fresh instance does
@@ -315,7 +301,7 @@ impl DbReplica {
             return;
         };
         let now = now();
-        if now < degraded.retry_at {
+        if !degraded.reopen_due(now) {
             return;
         }
         match ReplicaStore::open(&self.spec.replica_path(self.me as usize)) {
@@ -327,9 +313,7 @@ impl DbReplica {
             }
             Err(err) => {
                 tracing::debug!(replica = self.me, cause = %err, "replica storage still failing");
-                degraded.fault = StoreFault::from(&err);
-                degraded.pause = (degraded.pause * 2).min(REOPEN_PAUSE.1);
-                degraded.retry_at = now + degraded.pause;
+                degraded.reopen_failed(&err, now);
             }
         }
     }

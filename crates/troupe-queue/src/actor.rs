@@ -34,7 +34,7 @@ use crate::core::{
     QueueStats,
 };
 use crate::storage::{Storage, drain};
-use troupe_store::{Reopen, StoreError, StoreFault};
+use troupe_store::{Degraded, Reopen, StoreError, StoreFault};
 
 /// How often a queue actor expires leases
 pub const TICK: Duration = Duration::from_millis(50);
@@ -387,21 +387,11 @@ pub struct QueueActor {
     storage: Option<Storage>,
     /// Consumer → the node it took from, for releasing on node down
     consumers: HashMap<ConsumerId, String>,
-    /// Durable mode after a failed write: writes are refused until the file reopens
+    /// Durable mode after a failed write (a full disk, a failing device). The in-memory state
+    /// may be ahead of the file, so writes are refused; reads are served from that state, and
+    /// the file is reopened (restoring the state it holds) with a growing pause.
     degraded: Option<Degraded>,
 }
-
-/// A durable queue whose last write failed (a full disk, a failing device). Its in-memory state
-/// may be ahead of the file, so it takes no writes; it serves reads from that state and tries
-/// to reopen the file (which restores the state the file holds) with a growing pause.
-struct Degraded {
-    fault: StoreFault,
-    retry_at: Instant,
-    pause: Duration,
-}
-
-/// First and longest pause between two attempts to reopen a degraded queue's file
-const REOPEN_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 impl QueueActor {
     /// An actor for `spec`; durable mode opens its file in [`Actor::started`]
@@ -423,7 +413,7 @@ impl QueueActor {
     ) -> Option<Reply<Result<T, QueueFailure>>> {
         match &self.degraded {
             Some(degraded) => {
-                reply.send(Err(QueueFailure::Storage(degraded.fault.clone())));
+                reply.send(Err(QueueFailure::Storage(degraded.fault().clone())));
                 None
             }
             None => Some(reply),
@@ -434,11 +424,7 @@ impl QueueActor {
     fn degrade(&mut self, err: &StoreError, now: Instant) {
         tracing::error!(cause = %err, "queue storage failed; refusing writes until the file reopens");
         self.storage = None;
-        self.degraded = Some(Degraded {
-            fault: StoreFault::from(err),
-            retry_at: now + REOPEN_PAUSE.0,
-            pause: REOPEN_PAUSE.0,
-        });
+        self.degraded = Some(Degraded::new(err, now));
     }
 
     /// While degraded, tries to reopen the file once its pause is over; on success the queue is
@@ -447,7 +433,7 @@ impl QueueActor {
         let (Some(degraded), Some(path)) = (&mut self.degraded, &self.spec.path) else {
             return;
         };
-        if now < degraded.retry_at {
+        if !degraded.reopen_due(now) {
             return;
         }
         match Storage::open(path, self.spec.config.clone()) {
@@ -460,9 +446,7 @@ impl QueueActor {
             }
             Err(err) => {
                 tracing::debug!(cause = %err, "queue storage still failing");
-                degraded.fault = StoreFault::from(&err);
-                degraded.pause = (degraded.pause * 2).min(REOPEN_PAUSE.1);
-                degraded.retry_at = now + degraded.pause;
+                degraded.reopen_failed(&err, now);
             }
         }
     }

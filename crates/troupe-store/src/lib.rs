@@ -20,6 +20,8 @@
 //! # Layout
 //!
 //! - `error.rs`: [`StoreError`], [`StoreErrorKind`], [`StoreFault`].
+//! - `degraded.rs`: [`Degraded`], a part whose file failed and when it next tries to reopen it
+//!   (a pause doubling from [`REOPEN_PAUSE`]`.0` to `.1`), shared by the queue and the database.
 //! - `open.rs`: [`create`], [`create_when_released`], [`Reopen`], [`has_tables`].
 //! - [`faults`]: a backend that fails writes with `ENOSPC` or `EIO` on a switch, for tests of
 //!   what the parts do on a full disk or a failing device.
@@ -40,9 +42,11 @@
 //! #     .block_on(demo()).unwrap();
 //! ```
 
+mod degraded;
 mod error;
 pub mod faults;
 mod open;
 
+pub use degraded::{Degraded, REOPEN_PAUSE};
 pub use error::{StoreError, StoreErrorKind, StoreFault};
 pub use open::{Reopen, create, create_when_released, has_tables};
