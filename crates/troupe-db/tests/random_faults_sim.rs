@@ -1,6 +1,7 @@
 //! A three-replica database and a client under faults drawn from a seed (`troupe-sim`):
-//! partitions both ways and one way, lossy links, replica hosts crashing and restarting with
-//! their files, in episodes that overlap and all end by 8 s. The client puts and
+//! partitions both ways and one way, lossy links, latency spikes, paused hosts, replica hosts
+//! crashing and restarting with their files or losing power (and with it every write not
+//! synced), in episodes that overlap and all end by 8 s. The client puts and
 //! compare-and-sets eight keys, recording each operation's invocation and completion in
 //! simulated time and its outcome (unknown when the answer was lost). Checked for each seed:
 //! each key's history, closed by a read once the faults are over, is linearizable
@@ -19,7 +20,8 @@ use bytes::Bytes;
 use simulated::{REPLICAS, replica_hosts};
 use troupe_db::{DbClient, ReplicaStatus, Role, WriteOutcome};
 use troupe_sim::{
-    Operation, RegisterOp, Schedule, Trace, check_register, run_with_faults, simulation,
+    Operation, Plan, RegisterOp, Schedule, Trace, check_register, run_with_faults, simulation,
+    volatile_file,
 };
 
 const HOSTS: [&str; 4] = ["r0", "r1", "r2", "app"];
@@ -40,9 +42,19 @@ fn run(seed: u64) {
     let ca = troupe_testkit::Cluster::new("sim-db");
     let mut sim = simulation(seed, Duration::from_secs(90));
     let trace = Trace::new();
-    let mut schedule = Schedule::draw(seed, &HOSTS, &REPLICAS, FAULTS, 6);
+    let plan = Plan {
+        hosts: &HOSTS,
+        crashable: &REPLICAS,
+        window: FAULTS,
+        panics: &[("r0", "db.0"), ("r1", "db.1"), ("r2", "db.2")],
+        episodes: 8,
+    };
+    let mut schedule = Schedule::draw(seed, &plan);
     let faults = schedule.faults().len();
 
+    for (i, host) in REPLICAS.iter().enumerate() {
+        volatile_file(host, &simulated::spec(dir.path()).replica_path(i));
+    }
     replica_hosts(&mut sim, &ca, dir.path());
 
     let client_trace = trace.clone();

@@ -1,6 +1,7 @@
 //! A durable queue on one simulated host, and a producer and a consumer on another, under
-//! faults drawn from a seed (`troupe-sim`): partitions both ways and one way, lossy links, and
-//! the queue's host crashing and restarting with its file. Checked for each seed: an item whose
+//! faults drawn from a seed (`troupe-sim`): partitions both ways and one way, lossy links,
+//! latency spikes, paused hosts, and the queue's host crashing and restarting with its file or
+//! losing power (and with it every write not synced). Checked for each seed: an item whose
 //! ack was acknowledged is never delivered again, and once the faults are over every enqueue
 //! that was acknowledged is delivered (at least once) as the consumer drains the queue.
 //!
@@ -12,7 +13,7 @@ use std::time::Duration;
 use troupe_queue::actor::QueueSpec;
 use troupe_queue::{Consumer, QueueClient};
 use troupe_runtime::{Addr, ChildOptions, Mesh, Node, NodeConfig, Reach, SupervisorSpec};
-use troupe_sim::{Schedule, Trace, addr, bind, run_with_faults, simulation};
+use troupe_sim::{Plan, Schedule, Trace, addr, bind, run_with_faults, simulation, volatile_file};
 
 const HOSTS: [&str; 2] = ["q", "app"];
 /// When faults may start and by when every one has ended
@@ -25,8 +26,16 @@ fn run(seed: u64) {
     let ca = troupe_testkit::Cluster::new("sim-queue");
     let mut sim = simulation(seed, Duration::from_secs(90));
     let trace = Trace::new();
-    let mut schedule = Schedule::draw(seed, &HOSTS, &["q"], FAULTS, 5);
+    let plan = Plan {
+        hosts: &HOSTS,
+        crashable: &["q"],
+        window: FAULTS,
+        panics: &[("q", "jobs")],
+        episodes: 8,
+    };
+    let mut schedule = Schedule::draw(seed, &plan);
     let faults = schedule.faults().len();
+    volatile_file("q", &path);
 
     let config = ca
         .config("q", &[])

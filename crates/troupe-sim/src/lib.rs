@@ -12,11 +12,15 @@
 //!
 //! - `socket.rs`: [`SimUdpSocket`], quinn's socket over turmoil's UDP.
 //! - `trace.rs`: [`Trace`], an ordered record of events at simulated times.
-//! - `faults.rs`: [`Schedule`], faults drawn from a seed ([`Fault`]: partitions both ways and
-//!   one way, lossy links, crashes and restarts) and applied as the simulation steps.
+//! - `faults.rs`: [`Schedule`], faults drawn from a seed as a [`Plan`] says ([`Fault`]:
+//!   partitions both ways and one way, lossy links, latency spikes that reorder, paused hosts,
+//!   crashes, power losses and restarts, actors' panics) and applied as the simulation steps.
+//! - `disk.rs`: [`volatile_file`], a host's redb file kept in memory so that a power loss
+//!   drops its unsynced writes (`troupe_store::power`).
 //! - `history.rs`: [`Operation`]s on registers with their simulated times and outcomes, and
 //!   [`check_register`], a linearizability check (Wing and Gong's search, memoized).
 
+mod disk;
 mod faults;
 mod history;
 mod socket;
@@ -25,7 +29,8 @@ mod trace;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-pub use faults::{Fault, Schedule, run_with_faults};
+pub use disk::volatile_file;
+pub use faults::{DEFAULT_MAX_LATENCY, Fault, Plan, Schedule, run_with_faults};
 pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
 pub use socket::SimUdpSocket;
 pub use trace::Trace;
@@ -37,6 +42,14 @@ thread_local! {
     static SEED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
     /// Endpoints bound so far in that simulation.
     static BINDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The node each host last bound, by its name, for faults that act on a node.
+    static NODES: std::cell::RefCell<std::collections::BTreeMap<String, Node>> =
+        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// The node named `name` last bound with [`bind`] in this thread's simulation
+pub(crate) fn node_of(name: &str) -> Option<Node> {
+    NODES.with(|n| n.borrow().get(name).cloned())
 }
 
 /// The UDP port every simulated node listens on.
@@ -51,12 +64,14 @@ pub fn simulation<'a>(seed: u64, duration: Duration) -> turmoil::Sim<'a> {
     troupe_runtime::time::set_simulated(true);
     SEED.with(|s| s.set(Some(seed)));
     BINDS.with(|b| b.set(0));
+    disk::forget_all();
+    NODES.with(|n| n.borrow_mut().clear());
     turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(duration)
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5))
+        .max_message_latency(DEFAULT_MAX_LATENCY)
         .enable_random_order()
         .build()
 }
@@ -75,7 +90,8 @@ pub fn addr(host: &str) -> SocketAddr {
 ///
 /// Unless `config` has its own `rng_seed`, the endpoint's randomness comes from the
 /// simulation's seed and how many endpoints were bound before it, so a restarted node gets a
-/// new incarnation and a replay the same one.
+/// new incarnation and a replay the same one. The node is remembered by its name, which
+/// should be the host's, for [`Fault::Panic`].
 ///
 /// # Errors
 ///
@@ -96,6 +112,7 @@ pub async fn bind(node: &Node, mut config: NetConfig) -> Result<NodeNet, Connect
         });
         config.rng_seed = Some(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(boot));
     }
+    NODES.with(|n| n.borrow_mut().insert(node.name().to_string(), node.clone()));
     let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT);
     let socket = SimUdpSocket::bind(any)
         .await

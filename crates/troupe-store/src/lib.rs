@@ -25,6 +25,8 @@
 //! - `open.rs`: [`create`], [`create_when_released`], [`Reopen`], [`has_tables`].
 //! - [`faults`]: a backend that fails writes with `ENOSPC` or `EIO` on a switch, for tests of
 //!   what the parts do on a full disk or a failing device.
+//! - [`power`]: a backend that keeps a file in memory with its unsynced writes apart and drops
+//!   them at a simulated power loss, for tests of what a part loses when the power goes.
 //!
 //! # Examples
 //!
@@ -46,6 +48,7 @@ mod degraded;
 mod error;
 pub mod faults;
 mod open;
+pub mod power;
 
 pub use degraded::{Degraded, REOPEN_PAUSE};
 pub use error::{StoreError, StoreErrorKind, StoreFault};
