@@ -20,8 +20,8 @@ use bytes::Bytes;
 use simulated::{REPLICAS, replica_hosts};
 use troupe_db::{DbClient, ReplicaStatus, Role, WriteOutcome};
 use troupe_sim::{
-    Operation, Plan, RegisterOp, Schedule, Trace, check_register, run_with_faults, simulation,
-    volatile_file,
+    Operation, Plan, RegisterOp, RunDigest, Schedule, Trace, check_register, run_with_faults,
+    simulation, volatile_file,
 };
 
 const HOSTS: [&str; 4] = ["r0", "r1", "r2", "app"];
@@ -37,7 +37,7 @@ fn text(value: Option<&Bytes>) -> Option<String> {
     value.map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-fn run(seed: u64) {
+fn run(seed: u64) -> RunDigest {
     let dir = tempfile::tempdir().unwrap();
     let ca = troupe_testkit::Cluster::new("sim-db");
     let mut sim = simulation(seed, Duration::from_secs(90));
@@ -175,7 +175,7 @@ fn run(seed: u64) {
     // the faults, and the operations whose outcome was lost
     run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
         e.contains("-> Some(")
-    });
+    })
 }
 
 async fn read_leader(client: &DbClient, key: &str) -> Option<String> {
@@ -193,4 +193,33 @@ fn random_faults_lose_no_acknowledged_write() {
     for seed in troupe_sim::seeds_from_env(1..=3) {
         run(seed);
     }
+}
+
+/// A seed replays exactly in a fresh process, as `scripts/sim.sh --seed` replays it: the same
+/// events at the same simulated times, and the same datagrams (times, destinations, lengths)
+/// in the same order. What broke it before: sends to every peer and sweeps of a peer's calls
+/// followed a hash map's per-process order.
+#[test]
+fn a_seed_replays_exactly_in_another_process() {
+    if std::env::var_os("TROUPE_SIM_SEEDS").is_some() {
+        return; // a run of chosen seeds (or this test's own child)
+    }
+    let here = run(2);
+    let exe = std::env::current_exe().expect("the test binary");
+    let child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "random_faults_lose_no_acknowledged_write",
+            "--nocapture",
+        ])
+        .env("TROUPE_SIM_SEEDS", "2")
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(child.status.success(), "the replay failed: {stdout}");
+    let replayed = stdout
+        .lines()
+        .find(|l| l.starts_with("TRACE seed=2 "))
+        .unwrap_or_else(|| panic!("no TRACE line in the replay's output: {stdout}"));
+    assert_eq!(replayed, here.to_string());
 }

@@ -435,9 +435,39 @@ impl Schedule {
     }
 }
 
+/// What a simulation run did, condensed: two runs of one seed that agree on it recorded the
+/// same events at the same times and sent the same datagrams at the same times
+///
+/// Displayed as the line a passing run prints:
+/// `TRACE seed=.. events=.. hash=.. datagrams=.. digest=..`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunDigest {
+    /// The seed
+    pub seed: u64,
+    /// Events in the trace
+    pub events: usize,
+    /// [`Trace::hash`]
+    pub hash: u64,
+    /// Datagrams sent, and their digest ([`datagrams`](crate::datagrams))
+    pub datagrams: u64,
+    /// The digest of the datagrams' times, destinations and lengths, in order
+    pub digest: u64,
+}
+
+impl fmt::Display for RunDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TRACE seed={} events={} hash={:016x} datagrams={} digest={:016x}",
+            self.seed, self.events, self.hash, self.datagrams, self.digest
+        )
+    }
+}
+
 /// Steps `sim` until its clients are done, applying `schedule`'s faults as they fall due
 ///
-/// With env `TROUPE_SIM_TRACE` set, prints the whole trace of a run that passed too.
+/// A run that passes prints and returns its [`RunDigest`], for a replay to compare.
+/// With env `TROUPE_SIM_TRACE` set, it prints the whole trace first.
 /// # Panics
 ///
 /// If the simulation fails (a host or client returned an error or panicked), naming `seed`,
@@ -450,7 +480,7 @@ pub fn run_with_faults(
     seed: u64,
     replay: &str,
     noise: impl Fn(&str) -> bool,
-) {
+) -> RunDigest {
     loop {
         match sim.step() {
             Ok(true) => {
@@ -459,7 +489,16 @@ pub fn run_with_faults(
                         println!("{at:?} {event}");
                     }
                 }
-                return;
+                let (datagrams, digest) = crate::datagrams();
+                let run = RunDigest {
+                    seed,
+                    events: trace.events().len(),
+                    hash: trace.hash(),
+                    datagrams,
+                    digest,
+                };
+                println!("{run}");
+                return run;
             }
             Ok(false) => schedule.apply_due(sim, trace),
             Err(err) => {

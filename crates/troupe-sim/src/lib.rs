@@ -30,10 +30,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use disk::volatile_file;
-pub use faults::{DEFAULT_MAX_LATENCY, Fault, Plan, Schedule, run_with_faults};
+pub use faults::{DEFAULT_MAX_LATENCY, Fault, Plan, RunDigest, Schedule, run_with_faults};
 pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
 pub use socket::SimUdpSocket;
-pub use trace::Trace;
+pub use trace::{Trace, datagrams};
 use troupe_runtime::Node;
 use troupe_runtime::remote::{ConnectError, NetConfig, NodeNet};
 
@@ -65,6 +65,7 @@ pub fn simulation<'a>(seed: u64, duration: Duration) -> turmoil::Sim<'a> {
     SEED.with(|s| s.set(Some(seed)));
     BINDS.with(|b| b.set(0));
     disk::forget_all();
+    trace::forget_datagrams();
     NODES.with(|n| n.borrow_mut().clear());
     turmoil::Builder::new()
         .rng_seed(seed)

@@ -70,6 +70,7 @@ impl AsyncUdpSocket for SimUdpSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        crate::trace::datagram_sent(transmit.destination, transmit.contents.len());
         match self
             .socket
             .try_send_to(transmit.contents, transmit.destination)

@@ -55,9 +55,11 @@ impl Trace {
 /// FNV-1a: fixed, unlike `DefaultHasher`'s unspecified algorithm.
 struct FixedHasher(u64);
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 impl Default for FixedHasher {
     fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
+        Self(FNV_OFFSET)
     }
 }
 
@@ -72,4 +74,34 @@ impl Hasher for FixedHasher {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
+}
+
+thread_local! {
+    /// Datagrams sent in the simulation running on this thread: how many, and a digest of
+    /// when, where to and how long each was.
+    static DATAGRAMS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, FNV_OFFSET)) };
+}
+
+/// Notes a datagram sent now to `to`, `len` bytes long
+pub(crate) fn datagram_sent(to: std::net::SocketAddr, len: usize) {
+    let at = turmoil::sim_elapsed().unwrap_or_default();
+    DATAGRAMS.with(|d| {
+        let (count, digest) = d.get();
+        // chained: the same datagrams sent in another order digest differently
+        let mut hasher = FixedHasher(digest);
+        (at, to, len).hash(&mut hasher);
+        d.set((count + 1, hasher.finish()));
+    });
+}
+
+/// How many datagrams the simulation running on this thread has sent, and a digest of their
+/// times, destinations and lengths in the order they were sent: two runs of one seed that
+/// agree on it sent the same datagrams at the same times
+pub fn datagrams() -> (u64, u64) {
+    DATAGRAMS.with(std::cell::Cell::get)
+}
+
+/// Starts the count of [`datagrams`] again, for a new simulation
+pub(crate) fn forget_datagrams() {
+    DATAGRAMS.with(|d| d.set((0, FNV_OFFSET)));
 }

@@ -51,12 +51,14 @@ impl Pending {
 
     /// Fails every call waiting on `node` with `Unreachable`; returns how many.
     pub(crate) fn sweep_node(&self, node: &str) -> usize {
-        let ids: Vec<u64> = self
+        let mut ids: Vec<u64> = self
             .calls
             .iter()
             .filter(|e| &*e.value().node == node)
             .map(|e| *e.key())
             .collect();
+        // oldest first, whatever the map's hashing: a simulation replays the wake-ups exactly
+        ids.sort_unstable();
         let mut swept = 0;
         for id in ids {
             if let Some((_, call)) = self.calls.remove(&id) {

@@ -317,7 +317,7 @@ impl NodeNet {
         let leaving = tokio::spawn(async move {
             inner.shutting_down.store(true, Ordering::SeqCst);
             let leave = encode_control(&inner.codec, &ControlMsg::Leave);
-            let peers: Vec<Arc<Peer>> = inner.peers.iter().map(|p| p.value().clone()).collect();
+            let peers = inner.peers_by_name();
             for peer in &peers {
                 if let Some(frame) = &leave {
                     // a peer that does not read is closed below anyway
@@ -413,6 +413,14 @@ impl NetInner {
         self.dialing.lock().remove(name);
     }
 
+    /// Every connected peer, in name order: what goes to all of them goes in an order that
+    /// does not depend on the map's hashing, so a simulation replays it exactly
+    fn peers_by_name(&self) -> Vec<Arc<Peer>> {
+        let mut peers: Vec<Arc<Peer>> = self.peers.iter().map(|p| p.value().clone()).collect();
+        peers.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        peers
+    }
+
     /// Queues a control frame for `peer`, disconnecting it if it does not read them.
     fn send_control(&self, peer: &Peer, frame: Bytes) {
         if !peer.send_control(frame) {
@@ -421,8 +429,7 @@ impl NetInner {
     }
 
     fn broadcast_control(&self, frame: &Bytes) {
-        let peers: Vec<Arc<Peer>> = self.peers.iter().map(|p| p.value().clone()).collect();
-        for peer in peers {
+        for peer in self.peers_by_name() {
             self.send_control(&peer, frame.clone());
         }
     }
