@@ -1,7 +1,15 @@
 //! A child process running one of the example binaries, with its standard output read line
 //! by line on a thread, for the multi-process tests.
+//!
+//! # Layout
+//!
+//! - this file: [`Proc`], a child process and the signals the tests send it;
+//! - `db_cluster.rs`: `db_cluster` as three replica processes and this test process as their
+//!   client (`db_processes.rs`, `nemesis.rs`).
 
 #![allow(dead_code)] // each test binary uses a different part
+
+pub(crate) mod db_cluster;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -76,6 +84,28 @@ impl Proc {
             .next()
             .and_then(|addr| addr.parse().ok())
             .expect("an address")
+    }
+
+    /// SIGSTOP: the process stays alive, its sockets open, but runs nothing until
+    /// [`Proc::resume`]
+    pub(crate) fn stop(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT, after [`Proc::stop`]
+    pub(crate) fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// Sends `signal` (a name `kill -s` takes) with the kill(1) binary; panics if it was not
+    /// delivered, unlike [`Proc::kill9`], as only a live process can be stopped or resumed
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill -s {signal} {pid}: {status}");
     }
 
     /// SIGKILL, and reap
