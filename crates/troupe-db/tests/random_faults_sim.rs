@@ -7,7 +7,8 @@
 //! each key's history, closed by a read once the faults are over, is linearizable
 //! (`troupe_sim::check_register`; reads during the faults are left out, as a deposed leader may
 //! serve stale reads in this mode, `docs/db.md`); exactly one replica leads; every replica has
-//! applied the same index.
+//! applied the same index; and no two replicas ever took the lead in one epoch (from their
+//! `leading` log events).
 //!
 //! `TROUPE_SIM_SEEDS` (e.g. `1-500`) picks the seeds; default 1-3. `scripts/sim.sh` runs many.
 
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use simulated::{REPLICAS, replica_hosts};
+use simulated::{Leaderships, REPLICAS, replica_hosts};
 use troupe_db::{DbClient, ReplicaStatus, Role, WriteOutcome};
 use troupe_sim::{
     Operation, Plan, RegisterOp, RunDigest, Schedule, Trace, check_register, run_with_faults,
@@ -172,10 +173,18 @@ fn run(seed: u64) -> RunDigest {
 
     let replay =
         format!("TROUPE_SIM_SEEDS={seed} cargo test -p troupe-db --test random_faults_sim");
+    let leaderships = Leaderships::default();
     // the faults, and the operations whose outcome was lost
-    run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
-        e.contains("-> Some(")
-    })
+    let digest = leaderships.collect(|| {
+        run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
+            e.contains("-> Some(")
+        })
+    });
+    if let Err(violation) = leaderships.one_leader_per_epoch() {
+        panic!("seed {seed}: {violation}\nreplay: {replay}");
+    }
+    println!("LEADERS seed={seed} leaderships={}", leaderships.count());
+    digest
 }
 
 async fn read_leader(client: &DbClient, key: &str) -> Option<String> {
@@ -193,6 +202,19 @@ fn random_faults_lose_no_acknowledged_write() {
     for seed in troupe_sim::seeds_from_env(1..=3) {
         run(seed);
     }
+}
+
+#[test]
+fn the_leadership_check_tells_a_second_leader_in_an_epoch_from_a_resumed_one() {
+    let seen = Leaderships::default();
+    let s = Duration::from_secs;
+    seen.taken(s(1), 0, 1);
+    seen.taken(s(2), 1, 2);
+    seen.taken(s(3), 1, 2); // the same replica again (a resume after a restart)
+    assert_eq!(seen.one_leader_per_epoch(), Ok(()));
+    seen.taken(s(4), 2, 2);
+    let err = seen.one_leader_per_epoch().unwrap_err();
+    assert!(err.contains("two leaders in epoch 2"), "{err}");
 }
 
 /// A seed replays exactly in a fresh process, as `scripts/sim.sh --seed` replays it: the same

@@ -62,3 +62,89 @@ pub(crate) async fn client(
     let client = spec(dir).client(&node).with_timeout(timeout);
     Ok((node, net, client))
 }
+
+/// Every replica's taking of leadership in a simulation: (simulated time, replica, epoch),
+/// from the replicas' `leading` log event. Clones share the list.
+#[derive(Clone, Default)]
+pub(crate) struct Leaderships(std::sync::Arc<std::sync::Mutex<Vec<(Duration, u64, u64)>>>);
+
+impl Leaderships {
+    /// Collects leaderships while `f` runs on this thread (every simulated host runs on it)
+    pub(crate) fn collect<T>(&self, f: impl FnOnce() -> T) -> T {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        // only the database's own info events: quinn's trace events stay disabled
+        let only_db = tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target().starts_with("troupe_db") && *meta.level() <= tracing::Level::INFO
+        });
+        let subscriber = tracing_subscriber::registry().with(self.clone().with_filter(only_db));
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    /// `Err` naming the epoch and replicas if two replicas led in one epoch
+    pub(crate) fn one_leader_per_epoch(&self) -> Result<(), String> {
+        let taken = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut by_epoch: std::collections::BTreeMap<u64, (Duration, u64)> = Default::default();
+        for (at, replica, epoch) in taken {
+            match by_epoch.get(&epoch) {
+                Some((first_at, first)) if *first != replica => {
+                    return Err(format!(
+                        "two leaders in epoch {epoch}: replica {first} at {first_at:?}, \
+                         replica {replica} at {at:?}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    by_epoch.insert(epoch, (at, replica));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes that `replica` took the lead in `epoch` at `at` (what the log layer does)
+    pub(crate) fn taken(&self, at: Duration, replica: u64, epoch: u64) {
+        if let Ok(mut taken) = self.0.lock() {
+            taken.push((at, replica, epoch));
+        }
+    }
+
+    /// How many leaderships were taken
+    pub(crate) fn count(&self) -> usize {
+        self.0.lock().map(|l| l.len()).unwrap_or_default()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Leaderships {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        #[derive(Default)]
+        struct Fields {
+            leading: bool,
+            replica: Option<u64>,
+            epoch: Option<u64>,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                match field.name() {
+                    "replica" => self.replica = Some(value),
+                    "epoch" => self.epoch = Some(value),
+                    _ => {}
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.leading = format!("{value:?}") == "leading";
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if let (true, Some(replica), Some(epoch)) = (fields.leading, fields.replica, fields.epoch) {
+            self.taken(turmoil::sim_elapsed().unwrap_or_default(), replica, epoch);
+        }
+    }
+}
