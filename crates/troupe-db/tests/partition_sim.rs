@@ -10,7 +10,7 @@ mod simulated;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use simulated::{REPLICAS, replica_hosts};
+use simulated::{Leaderships, REPLICAS, replica_hosts};
 use troupe_db::{DbClient, DbError, ReplicaStatus, Role};
 use troupe_sim::{Trace, simulation};
 
@@ -132,6 +132,8 @@ fn run(seed: u64, cut: Cut) -> Trace {
 
     // a fresh database is led by replica 0: that is the host a crash takes down
     let (mut crashed, mut restarted) = (false, false);
+    let leaderships = Leaderships::default();
+    let _collecting = leaderships.collect_until_dropped();
     loop {
         match sim.step() {
             Ok(true) => break,
@@ -150,6 +152,14 @@ fn run(seed: u64, cut: Cut) -> Trace {
                 restarted = true;
             }
         }
+    }
+    // a fresh database's first leader at least: the log events are being collected
+    assert!(leaderships.count() >= 1, "no leadership seen");
+    if let Err(violation) = leaderships.one_leader_per_epoch() {
+        panic!(
+            "{cut:?} seed {seed}: {violation}\ntrace: {:?}",
+            trace.events()
+        );
     }
     trace
 }

@@ -175,11 +175,11 @@ fn run(seed: u64) -> RunDigest {
         format!("TROUPE_SIM_SEEDS={seed} cargo test -p troupe-db --test random_faults_sim");
     let leaderships = Leaderships::default();
     // the faults, and the operations whose outcome was lost
-    let digest = leaderships.collect(|| {
-        run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
-            e.contains("-> Some(")
-        })
+    let collecting = leaderships.collect_until_dropped();
+    let digest = run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
+        e.contains("-> Some(")
     });
+    drop(collecting);
     if let Err(violation) = leaderships.one_leader_per_epoch() {
         panic!("seed {seed}: {violation}\nreplay: {replay}");
     }

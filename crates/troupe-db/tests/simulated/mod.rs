@@ -69,8 +69,9 @@ pub(crate) async fn client(
 pub(crate) struct Leaderships(std::sync::Arc<std::sync::Mutex<Vec<(Duration, u64, u64)>>>);
 
 impl Leaderships {
-    /// Collects leaderships while `f` runs on this thread (every simulated host runs on it)
-    pub(crate) fn collect<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Collects leaderships on this thread (every simulated host runs on it) until the guard
+    /// is dropped
+    pub(crate) fn collect_until_dropped(&self) -> tracing::subscriber::DefaultGuard {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         // only the database's own info events: quinn's trace events stay disabled
@@ -78,7 +79,7 @@ impl Leaderships {
             meta.target().starts_with("troupe_db") && *meta.level() <= tracing::Level::INFO
         });
         let subscriber = tracing_subscriber::registry().with(self.clone().with_filter(only_db));
-        tracing::subscriber::with_default(subscriber, f)
+        tracing::subscriber::set_default(subscriber)
     }
 
     /// `Err` naming the epoch and replicas if two replicas led in one epoch
