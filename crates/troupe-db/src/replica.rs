@@ -687,7 +687,13 @@ impl DbReplica {
         self.dirty.epoch = Some(epoch);
         self.dirty.led_epoch = Some(0);
         let mut follower = Follower::from_parts(old_epoch, log, state, self.spec.limits);
-        follower.fence(epoch);
+        match leader {
+            // a leader of `epoch` spoke: its message is handled next
+            Some(_) => follower.follow(epoch),
+            None => {
+                follower.fence(epoch);
+            }
+        }
         self.state = State::Follower(follower);
         self.leader_hint = leader;
         self.heard_leader = now();
@@ -711,7 +717,7 @@ impl DbReplica {
                 self.epoch()
             )));
         };
-        if epoch < f.epoch() || epoch <= f.log().last_epoch() {
+        if !f.may_lead_at(epoch) {
             return Err(DbFailure::Promotion(format!(
                 "epoch {epoch} is not newer than this replica's {}",
                 f.epoch().max(f.log().last_epoch())
@@ -783,6 +789,13 @@ impl DbReplica {
             Err(err) => return Err(DbFailure::Malformed(err.to_string())),
         };
         if let AppendReply::Success { match_index, .. } = resp.reply {
+            tracing::debug!(
+                replica = self.me,
+                leader,
+                epoch = f.epoch(),
+                match_index,
+                "appended"
+            );
             let log = f.log();
             self.dirty
                 .stage_log(log, first.max(log.base().0 + 1), match_index);
@@ -880,7 +893,9 @@ impl DbReplica {
         let State::Follower(f) = &self.state else {
             unreachable!("still a follower");
         };
-        Ok(f.candidate(ReplicaId(self.me)))
+        let candidate = f.candidate(ReplicaId(self.me));
+        tracing::debug!(replica = self.me, epoch, ?candidate, "fenced");
+        Ok(candidate)
     }
 
     /// Runs a promotion beside the actor: fences the replicas, promotes the best one
@@ -924,16 +939,26 @@ impl DbReplica {
         if !matches!(self.state, State::Follower(_)) || self.resume {
             return;
         }
-        let leader = self.leader_hint.filter(|&l| l != self.me);
+        let mut leader = self.leader_hint.filter(|&l| l != self.me);
         match leader {
-            // A known leader: only once its node has been reported down for `delay`.
-            Some(leader) => {
-                let node = &self.spec.replicas[leader as usize];
-                let Some(&since) = self.down.get(node) else {
-                    return;
-                };
-                if elapsed(since) < delay || self.heard_leader > since {
-                    return;
+            // A known leader: once its node has been reported down for `delay`.
+            Some(known) => {
+                let node = &self.spec.replicas[known as usize];
+                match self.down.get(node) {
+                    Some(&since) => {
+                        if elapsed(since) < delay || self.heard_leader > since {
+                            return;
+                        }
+                    }
+                    // Its node is up but it has not led this replica for a while: it may have
+                    // stepped down, leaving every replica waiting for it. A promotion with no
+                    // old leader gives up at the sight of any leader, so a live one stays.
+                    None => {
+                        if elapsed(self.heard_leader) < delay * SILENT_LEADER_FACTOR {
+                            return;
+                        }
+                        leader = None;
+                    }
                 }
             }
             // No known leader (a leader stepped down, or none was ever heard of): once no
@@ -1074,6 +1099,10 @@ async fn statuses(peers: &[Addr<DbPeerMsg>], timeout: Duration) -> Vec<ReplicaSt
 /// reachable for the mode, nothing is changed (a failed promotion must not leave replicas
 /// fenced against a leader that is still working). Then every replica is fenced at a new
 /// epoch, the decision is taken again on the fenced standings, and the winner is told to lead.
+/// A follower whose known leader's node is up but that has heard nothing from it for this many
+/// times `promote_after` treats it as no leader (see `check_promotion`)
+const SILENT_LEADER_FACTOR: u32 = 4;
+
 async fn run_promotion(
     peers: &[Addr<DbPeerMsg>],
     old_leader: Option<u64>,

@@ -238,7 +238,7 @@ fn majority_promotion_picks_the_follower_holding_acked_writes() {
     sim.down.clear();
     sim.promote(3, old.epoch(), &[ReplicaId(1), ReplicaId(2)]);
     assert_eq!(sim.leader_id, ReplicaId(2));
-    assert_eq!(sim.leader().epoch(), 2);
+    assert_eq!(sim.leader().epoch(), 3, "fenced at 2, leading at 3");
     sim.settle();
     assert_eq!(
         sim.followers[&ReplicaId(1)].state().get(b"a"),
@@ -409,6 +409,68 @@ fn stale_epoch_is_refused() {
         .unwrap();
     assert_eq!(resp.reply, AppendReply::StaleEpoch { epoch: 3 });
     assert_eq!(f.log().last_index(), 0);
+}
+
+fn noop_append(leader_epoch: u64) -> AppendEntries {
+    AppendEntries {
+        leader_epoch,
+        prev_index: 0,
+        prev_epoch: 0,
+        entries: vec![Entry {
+            index: 1,
+            epoch: leader_epoch,
+            op: Op::Noop,
+        }],
+        leader_commit: 0,
+    }
+}
+
+/// The simulator's seed 546 (`random_faults_sim`): a restarted leader resumed at epoch 2
+/// while a promotion fenced the others at 2 (to lead at 3); a follower fenced at 2 took the
+/// resumed leader's write at 2, the write was acknowledged, and the leader of 3 overwrote it.
+/// A replica fenced at an epoch refuses that epoch's leaders, and will not lead at it once
+/// it has heard one.
+#[test]
+fn a_replica_fenced_at_an_epoch_refuses_that_epochs_leader() {
+    let mut f = Follower::new(Limits::default());
+    assert!(f.fence(2));
+    assert!(
+        f.may_lead_at(2),
+        "no leader of 2 heard: the promotion may choose it"
+    );
+    let resp = f.handle_append(noop_append(2)).unwrap();
+    assert_eq!(resp.reply, AppendReply::StaleEpoch { epoch: 2 });
+    assert_eq!(f.log().last_index(), 0);
+
+    // the promoted leader leads at a newer epoch than the fence
+    let resp = f.handle_append(noop_append(3)).unwrap();
+    assert!(
+        matches!(resp.reply, AppendReply::Success { .. }),
+        "{resp:?}"
+    );
+    assert!(!f.may_lead_at(3), "a leader of 3 already runs");
+    assert!(f.may_lead_at(4));
+
+    // a restart keeps the fence when the log holds nothing of the fenced epoch
+    let mut fenced = Follower::new(Limits::default());
+    fenced.fence(5);
+    let restarted = Follower::from_parts(
+        5,
+        fenced.log().clone(),
+        StateMachine::default(),
+        Limits::default(),
+    );
+    let mut restarted = restarted;
+    assert_eq!(
+        restarted.handle_append(noop_append(5)).unwrap().reply,
+        AppendReply::StaleEpoch { epoch: 5 }
+    );
+    // a replica told to follow a leader of 5 (a leader stepping down for it) takes its append
+    restarted.follow(5);
+    assert!(matches!(
+        restarted.handle_append(noop_append(5)).unwrap().reply,
+        AppendReply::Success { .. }
+    ));
 }
 
 #[test]

@@ -106,12 +106,17 @@ pub struct AppendResponse {
 ///   only once they were verified to match the leader's log (`applied_index` never skips,
 ///   never repeats, never goes back) — except that [`Follower::handle_snapshot`] replaces the
 ///   state wholesale.
-/// - Messages from an epoch older than the newest seen are refused.
+/// - Messages from an epoch older than the newest seen are refused, and so are messages from
+///   the epoch a promotion fenced it at: promotions lead at a newer epoch than they fence, so
+///   whoever leads at the fenced epoch (a restarted leader resuming, a coordinator that drew
+///   the same epoch) cannot get acknowledgements from a replica fenced against it.
 /// - Applied entries are never truncated; a conflict below the applied index is reported as
 ///   [`AppendReply::Diverged`].
 #[derive(Clone, Debug, Default)]
 pub struct Follower {
     epoch: u64,
+    /// Fenced at `epoch` and no leader of that epoch heard since: its messages are refused
+    leaderless: bool,
     log: Log,
     state: StateMachine,
     limits: Limits,
@@ -128,6 +133,9 @@ impl Follower {
 
     /// A replica restored from storage after a restart
     ///
+    /// An epoch newer than its log's last entry is taken as a fence (no leader of that epoch
+    /// heard yet): the safe reading, as a leader's first append carries an entry of its epoch.
+    ///
     /// # Panics
     ///
     /// If the state's applied index lies outside `base ..= last_index` of the log.
@@ -142,6 +150,7 @@ impl Follower {
         );
         Self {
             epoch,
+            leaderless: epoch > log.last_epoch(),
             log,
             state,
             limits,
@@ -178,14 +187,41 @@ impl Follower {
         }
     }
 
-    /// Refuse messages from leaders older than `epoch` from now on
+    /// Refuse messages from leaders of `epoch` or older from now on (until a leader of a newer
+    /// epoch is heard)
     ///
-    /// Promotion fences the replicas it consulted this way, so a deposed leader that is still
-    /// running cannot get new writes acknowledged by them. Returns whether the epoch rose.
+    /// Promotion fences the replicas it consulted this way, then promotes at a newer epoch, so
+    /// a deposed leader that is still running cannot get new writes acknowledged by them, nor
+    /// can a leader that took the fenced epoch itself. Returns whether the epoch rose.
     pub fn fence(&mut self, epoch: u64) -> bool {
         let rose = epoch > self.epoch;
-        self.epoch = self.epoch.max(epoch);
+        if rose {
+            self.epoch = epoch;
+            self.leaderless = true;
+        }
         rose
+    }
+
+    /// Follow a leader of `epoch` (newer than or equal to this replica's): for a leader that
+    /// steps down on hearing from it
+    pub fn follow(&mut self, epoch: u64) {
+        if epoch >= self.epoch {
+            self.epoch = epoch;
+            self.leaderless = false;
+        }
+    }
+
+    /// Whether a leader of `epoch` is refused: older than the newest seen, or the epoch this
+    /// replica was fenced at
+    fn refuses(&self, epoch: u64) -> bool {
+        epoch < self.epoch || (epoch == self.epoch && self.leaderless)
+    }
+
+    /// Whether this replica may lead at `epoch`: newer than its log's, and newer than its own
+    /// unless it was only fenced at it (a leader of that epoch may already be running)
+    pub fn may_lead_at(&self, epoch: u64) -> bool {
+        epoch > self.log.last_epoch()
+            && (epoch > self.epoch || (epoch == self.epoch && self.leaderless))
     }
 
     /// Handle an [`AppendEntries`] from a leader
@@ -199,10 +235,10 @@ impl Follower {
     /// or with regressing epochs); nothing changed.
     pub fn handle_append(&mut self, req: AppendEntries) -> Result<AppendResponse, LogError> {
         check_run(req.prev_index, req.prev_epoch, &req.entries)?;
-        if req.leader_epoch < self.epoch {
+        if self.refuses(req.leader_epoch) {
             return Ok(self.reply_only(AppendReply::StaleEpoch { epoch: self.epoch }));
         }
-        self.epoch = req.leader_epoch;
+        self.follow(req.leader_epoch);
         let (base, _) = self.log.base();
         let mut prev = req.prev_index;
         let mut entries = req.entries;
@@ -255,10 +291,10 @@ impl Follower {
     /// Otherwise the state machine is replaced; log entries after the snapshot are kept when the
     /// log holds the snapshot's last entry, else the whole log is dropped.
     pub fn handle_snapshot(&mut self, req: InstallSnapshot) -> AppendReply {
-        if req.leader_epoch < self.epoch {
+        if self.refuses(req.leader_epoch) {
             return AppendReply::StaleEpoch { epoch: self.epoch };
         }
-        self.epoch = req.leader_epoch;
+        self.follow(req.leader_epoch);
         let index = req.last_included_index;
         let (base, _) = self.log.base();
         let holds = self.log.epoch_at(index) == Some(req.last_included_epoch);

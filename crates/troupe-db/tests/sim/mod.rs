@@ -224,13 +224,20 @@ impl Sim {
             .iter()
             .map(|id| self.followers[id].candidate(*id))
             .collect();
-        let p = promote(self.mode, replicas, old_epoch, &cands).expect("promotable");
+        let dry = promote(self.mode, replicas, old_epoch, &cands).expect("promotable");
+        // as the replicas do: fence at the next epoch, then lead at the one after it, which
+        // the fenced replicas take from the new leader alone
         for id in candidates {
             self.followers
                 .get_mut(id)
                 .expect("a follower")
-                .fence(p.epoch);
+                .fence(dry.epoch);
         }
+        let fenced: Vec<_> = candidates
+            .iter()
+            .map(|id| self.followers[id].candidate(*id))
+            .collect();
+        let p = promote(self.mode, replicas, dry.epoch, &fenced).expect("promotable");
         let f = self.followers.remove(&p.leader).expect("a follower");
         let others: Vec<_> = self.followers.keys().copied().collect();
         let (leader, state) = f.into_leader(p.epoch, others, self.mode);

@@ -78,7 +78,16 @@ impl Leaderships {
         let only_db = tracing_subscriber::filter::filter_fn(|meta| {
             meta.target().starts_with("troupe_db") && *meta.level() <= tracing::Level::INFO
         });
-        let subscriber = tracing_subscriber::registry().with(self.clone().with_filter(only_db));
+        // env TROUPE_SIM_LOG (a filter such as `troupe_db=debug`) prints log lines too, each
+        // at its simulated time, to follow a failing seed
+        let log = std::env::var("TROUPE_SIM_LOG").ok().map(|filter| {
+            tracing_subscriber::fmt::layer()
+                .with_timer(SimTime)
+                .with_filter(tracing_subscriber::EnvFilter::new(filter))
+        });
+        let subscriber = tracing_subscriber::registry()
+            .with(self.clone().with_filter(only_db))
+            .with(log);
         tracing::subscriber::set_default(subscriber)
     }
 
@@ -147,5 +156,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Leaderships {
         if let (true, Some(replica), Some(epoch)) = (fields.leading, fields.replica, fields.epoch) {
             self.taken(turmoil::sim_elapsed().unwrap_or_default(), replica, epoch);
         }
+    }
+}
+
+/// Log lines stamped with the simulation's time
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:?}", turmoil::sim_elapsed().unwrap_or_default())
     }
 }
