@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the simulator's randomized tests over many seeds, in parallel processes.
 #
-#   scripts/sim.sh [--seeds N | --seed S] [--part db|queue|cache] [--jobs J]
+#   scripts/sim.sh [--seeds N | --seed S] [--part db|queue|cache|runtime] [--jobs J]
 #
 # --seeds N   seeds 1..N (default 100), split across J processes (default: the CPU count)
 # --seed S    one seed, with its fault schedule and outcomes printed (the replay of a failure)
-# --part P    which part's simulation: db (default), queue or cache (docs/reliability.md)
+# --part P    which part's simulation: db (default), queue, cache or runtime
+#             (docs/reliability.md)
 #
 # Prints seeds run, faults injected, failures (each with its replay command), and exits non-zero
 # if any seed failed. Every run is bounded: each process by 60 s per seed. The tests are built
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
         --seed) ONE=$2; shift 2 ;;
         --part) PART=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
-        *) echo "usage: $0 [--seeds N | --seed S] [--part db|queue|cache] [--jobs J]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--seeds N | --seed S] [--part db|queue|cache|runtime] [--jobs J]" >&2; exit 2 ;;
     esac
 done
 
@@ -32,7 +33,8 @@ case $PART in
     db) TEST=(-p troupe-db --test random_faults_sim) ;;
     queue) TEST=(-p troupe-queue --test random_faults_sim) ;;
     cache) TEST=(-p troupe-cache --test random_faults_sim) ;;
-    *) echo "no simulation for part '$PART' yet (db, queue, cache)" >&2; exit 2 ;;
+    runtime) TEST=(-p troupe-sim --test random_faults) ;;
+    *) echo "no simulation for part '$PART' (db, queue, cache, runtime)" >&2; exit 2 ;;
 esac
 
 # the test binary, run directly: one process per seed, without cargo's start-up each time

@@ -125,6 +125,20 @@ impl Mesh {
             .map(|inner| Node { inner })
     }
 
+    /// The network endpoint of node `name` in this mesh, if one runs
+    ///
+    /// For an actor that needs its node's endpoint (to report the cluster's members, say):
+    /// capturing the mesh rather than a [`NodeNet`](crate::remote::NodeNet) keeps the actor's
+    /// factory from holding the endpoint, which holds the node, which holds the factory; such a
+    /// cycle would keep the endpoint and its socket alive after the node's runtime is gone.
+    pub fn net(&self, name: &str) -> Option<crate::remote::NodeNet> {
+        self.inner
+            .nets
+            .get(name)
+            .and_then(|n| n.upgrade())
+            .map(crate::remote::NodeNet::from_inner)
+    }
+
     /// Routes messages between nodes of this process through QUIC on loopback instead of
     /// handing them over in memory, so one process exercises the serialized remote path
     /// (codec, lanes, TLS) that a multi-host run uses. Set it before the first send; handles

@@ -116,6 +116,11 @@ fn transport_config(config: &NetConfig) -> Arc<quinn::TransportConfig> {
 }
 
 impl NodeNet {
+    /// The handle on an endpoint the mesh still holds
+    pub(crate) fn from_inner(inner: Arc<NetInner>) -> Self {
+        Self { inner }
+    }
+
     /// Binds a UDP socket on `addr` (port 0 picks one) and starts the endpoint of `node`.
     ///
     /// # Errors

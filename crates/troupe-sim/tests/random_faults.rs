@@ -1,0 +1,261 @@
+//! The runtime under faults drawn from a seed: three server nodes, each with a supervised echo
+//! actor and an actor that reports the node's view of the cluster, and a client node calling
+//! every echo in turn, with a 500 ms timeout, while links are cut, lossy or slow, hosts pause,
+//! crash or lose power, and echo actors panic. All faults end by 8 s.
+//!
+//! Checked for each seed:
+//!
+//! - no call outlives its timeout in simulated time (its answer, or its error, comes back
+//!   within the timeout plus one tick);
+//! - once the faults are over, every node sees every other node up within the detection bound
+//!   ([`CONVERGED_WITHIN`]: the peer-down timeout, the longest reconnection pause and a margin);
+//! - every echo actor, permanent under a one-for-one supervisor, answers again after the faults
+//!   however many times it panicked, and a panic restarted it rather than stopping its node.
+//!
+//! `TROUPE_SIM_SEEDS` (e.g. `1-500`) picks the seeds; default 1-3. `scripts/sim.sh --part
+//! runtime` runs many.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use troupe_runtime::remote::{MemberStatus, NodeNet};
+use troupe_runtime::{
+    Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Node, NodeConfig, Reach, Request,
+    SupervisorSpec,
+};
+use troupe_sim::{
+    Plan, RunDigest, Schedule, Trace, addr, bind, run_with_faults, seeds_from_env, simulation,
+};
+
+const SERVERS: [&str; 3] = ["n0", "n1", "n2"];
+const HOSTS: [&str; 4] = ["n0", "n1", "n2", "app"];
+/// When faults may start and by when every one has ended
+const FAULTS: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+const PEER_DOWN: Duration = Duration::from_secs(1);
+/// After the last fault ends, every node sees every other up within this: the peer-down
+/// timeout, the longest pause between reconnection attempts, and a margin for the handshake
+const CONVERGED_WITHIN: Duration = Duration::from_secs(8);
+
+#[derive(Serialize, Deserialize)]
+struct Echo(u64);
+
+impl Request for Echo {
+    const NAME: &'static str = "sim.RandomEcho";
+    type Response = u64;
+}
+
+struct EchoActor;
+
+impl Actor for EchoActor {
+    type Msg = Ask<Echo>;
+
+    async fn handle(
+        &mut self,
+        ask: Ask<Echo>,
+        _ctx: &mut Ctx<Ask<Echo>>,
+    ) -> Result<(), ActorError> {
+        let Echo(n) = ask.request;
+        ask.reply.send(n);
+        Ok(())
+    }
+}
+
+/// Which members this node sees up
+#[derive(Serialize, Deserialize)]
+struct UpMembers;
+
+impl Request for UpMembers {
+    const NAME: &'static str = "sim.UpMembers";
+    type Response = Vec<String>;
+}
+
+/// Answers with its node's view; holds the mesh, not the endpoint (see `Mesh::net`)
+struct ViewActor(Mesh);
+
+impl Actor for ViewActor {
+    type Msg = Ask<UpMembers>;
+
+    async fn handle(
+        &mut self,
+        ask: Ask<UpMembers>,
+        ctx: &mut Ctx<Ask<UpMembers>>,
+    ) -> Result<(), ActorError> {
+        let up = self
+            .0
+            .net(ctx.node().name())
+            .map(|net| up_members(&net))
+            .unwrap_or_default();
+        ask.reply.send(up.into_iter().collect());
+        Ok(())
+    }
+}
+
+fn up_members(net: &NodeNet) -> BTreeSet<String> {
+    net.members()
+        .into_iter()
+        .filter(|(_, status, _)| *status == MemberStatus::Up)
+        .map(|(name, _, _)| name)
+        .collect()
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// Every node but `me`
+fn others(me: &str) -> BTreeSet<String> {
+    HOSTS
+        .iter()
+        .filter(|h| **h != me)
+        .map(|h| (*h).to_string())
+        .collect()
+}
+
+fn run(seed: u64) -> RunDigest {
+    let ca = troupe_testkit::Cluster::new("sim-runtime");
+    let mut sim = simulation(seed, Duration::from_secs(60));
+    let trace = Trace::new();
+    let plan = Plan {
+        hosts: &HOSTS,
+        crashable: &SERVERS,
+        window: FAULTS,
+        panics: &[("n0", "echo"), ("n1", "echo"), ("n2", "echo")],
+        episodes: 8,
+    };
+    let mut schedule = Schedule::draw(seed, &plan);
+    let faults = schedule.faults().len();
+
+    for name in SERVERS {
+        let config = ca.config(name, &[]).peer_down_timeout(PEER_DOWN);
+        sim.host(name, move || {
+            let config = config.clone();
+            async move {
+                let mesh = Mesh::new();
+                let node = Node::new(name, &mesh, NodeConfig::default())?;
+                let (echo, _) = node.child(
+                    "echo",
+                    ChildOptions::permanent().reachable_from(Reach::cluster()),
+                    || EchoActor,
+                )?;
+                node.start(SupervisorSpec::one_for_one(), vec![echo])
+                    .await?;
+                let seeds = SERVERS.iter().filter(|s| **s != name).map(|s| addr(s));
+                let _net = bind(&node, config.seeds(seeds)).await?;
+                let (view, _) = node.child(
+                    "view",
+                    ChildOptions::permanent().reachable_from(Reach::cluster()),
+                    move || ViewActor(mesh.clone()),
+                )?;
+                node.root().ok_or("no root supervisor")?.add(view).await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+
+    let app_trace = trace.clone();
+    let app_config = ca.config("app", &[]).peer_down_timeout(PEER_DOWN);
+    sim.client("app", async move {
+        let trace = app_trace;
+        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
+        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
+        let net = bind(&node, app_config.seeds(SERVERS.iter().map(|s| addr(s)))).await?;
+        let echoes: Vec<Addr<Ask<Echo>>> = SERVERS.iter().map(|s| node.addr(s, "echo")).collect();
+
+        // calls while the faults come and go: none may outlive its timeout
+        let (mut answered, mut failed) = (0u64, 0u64);
+        let start = tokio::time::Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < FAULTS.1 {
+            n += 1;
+            let target = (n % SERVERS.len() as u64) as usize;
+            let invoked = now();
+            let result = echoes[target].ask(Echo(n), CALL_TIMEOUT).await;
+            let took = now() - invoked;
+            assert!(
+                took <= CALL_TIMEOUT + Duration::from_millis(1),
+                "seed {seed}: call {n} to {} took {took:?}, past its {CALL_TIMEOUT:?} timeout",
+                SERVERS[target]
+            );
+            match result {
+                Ok(answer) => {
+                    assert_eq!(answer, n, "seed {seed}: call {n} answered for another");
+                    answered += 1;
+                }
+                Err(err) => {
+                    failed += 1;
+                    trace.record(format!("call {n} to {}: {err}", SERVERS[target]));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // faults over: every node sees every other up within the bound
+        let healed = FAULTS.1;
+        let views: Vec<Addr<Ask<UpMembers>>> =
+            SERVERS.iter().map(|s| node.addr(s, "view")).collect();
+        let mut missing: Vec<(String, BTreeSet<String>)>;
+        loop {
+            missing = Vec::new();
+            let up = up_members(&net);
+            let lacking: BTreeSet<String> = others("app").difference(&up).cloned().collect();
+            if !lacking.is_empty() {
+                missing.push(("app".into(), lacking));
+            }
+            for (server, view) in SERVERS.iter().zip(&views) {
+                let up: BTreeSet<String> = match view.ask(UpMembers, CALL_TIMEOUT).await {
+                    Ok(up) => up.into_iter().collect(),
+                    Err(_) => BTreeSet::new(),
+                };
+                let lacking: BTreeSet<String> = others(server).difference(&up).cloned().collect();
+                if !lacking.is_empty() {
+                    missing.push(((*server).to_string(), lacking));
+                }
+            }
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                now() < healed + CONVERGED_WITHIN,
+                "seed {seed}: {CONVERGED_WITHIN:?} after the faults ended, nodes still see \
+                 others down (node, members not up): {missing:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let converged = now().saturating_sub(healed);
+        trace.record(format!(
+            "every node sees every other up, {converged:?} after the faults"
+        ));
+
+        // every echo answers, panics and crashes notwithstanding
+        for (server, echo) in SERVERS.iter().zip(&echoes) {
+            n += 1;
+            let answer = echo.ask(Echo(n), CALL_TIMEOUT).await;
+            assert!(
+                matches!(answer, Ok(a) if a == n),
+                "seed {seed}: {server}'s echo does not answer after the faults: {answer:?}"
+            );
+        }
+        println!(
+            "SIM seed={seed} faults={faults} writes={} acked={answered} unknown={failed} \
+             converged_ms={}",
+            answered + failed,
+            converged.as_millis()
+        );
+        Ok(())
+    });
+
+    let replay = format!("TROUPE_SIM_SEEDS={seed} cargo test -p troupe-sim --test random_faults");
+    run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
+        e.starts_with("call ")
+    })
+}
+
+#[test]
+fn random_faults_keep_call_deadlines_and_the_cluster_reconverges() {
+    for seed in seeds_from_env(1..=3) {
+        run(seed);
+    }
+}
