@@ -447,6 +447,43 @@ impl Topology {
         self.prepare(None)?.start(Vec::new()).await
     }
 
+    /// Starts only node `name` of this topology, its endpoint made by `bind` from the node
+    /// once it exists and before anything on it starts
+    ///
+    /// For one node per host where the socket is not a plain UDP socket: each simulated host
+    /// of a `troupe-sim` simulation declares the same topology and starts its own node with
+    /// `|node| async move { troupe_sim::bind(&node, config).await }`, so a topology runs
+    /// under the simulator unchanged. (On a real host, [`launch`](crate::launch) with `--node`
+    /// does the same with a UDP socket.)
+    ///
+    /// # Errors
+    /// [`LaunchError::UnknownNode`] if the topology declares no node `name`;
+    /// [`LaunchError::Network`] if `bind` fails (nothing was started); otherwise as
+    /// [`Topology::start`].
+    ///
+    /// # Cancel safety
+    /// As [`Topology::start`]; cancelled while `bind` runs, nothing has started (the endpoint
+    /// `bind` may have made is dropped).
+    pub async fn start_node_with<F, Fut>(self, name: &str, bind: F) -> Result<Running, LaunchError>
+    where
+        F: FnOnce(Node) -> Fut,
+        Fut: std::future::Future<Output = Result<NodeNet, troupe_runtime::remote::ConnectError>>,
+    {
+        let declared: Vec<String> = self.node_names().iter().map(|s| s.to_string()).collect();
+        if !declared.iter().any(|d| d == name) {
+            return Err(LaunchError::UnknownNode(name.to_string(), declared));
+        }
+        let prepared = self.prepare(Some(&[name.to_string()]))?;
+        let Some(node) = prepared.nodes().next().cloned() else {
+            return Err(LaunchError::UnknownNode(name.to_string(), declared));
+        };
+        let net = bind(node).await.map_err(|source| LaunchError::Network {
+            node: name.to_string(),
+            source,
+        })?;
+        prepared.start(vec![net]).await
+    }
+
     /// Creates the nodes whose names `only` contains (all for `None`) and registers every
     /// name, without starting anything.
     pub(crate) fn prepare(self, only: Option<&[String]>) -> Result<Prepared, LaunchError> {
