@@ -280,12 +280,12 @@ impl DbReplica {
         self.store = Some(store);
         let fresh = loaded.is_fresh();
         let led = loaded.led_epoch != 0 && loaded.led_epoch == loaded.epoch;
-        self.state = State::Follower(Follower::from_parts(
-            loaded.epoch,
-            loaded.log,
-            loaded.state,
-            self.spec.limits,
-        ));
+        let mut follower =
+            Follower::from_parts(loaded.epoch, loaded.log, loaded.state, self.spec.limits);
+        if loaded.fenced_epoch != 0 && loaded.fenced_epoch == loaded.epoch {
+            follower.restore_fence();
+        }
+        self.state = State::Follower(follower);
         self.resume = led || (fresh && self.me == 0);
         self.resume_asked = None;
         self.leader_hint = None;
@@ -656,7 +656,12 @@ impl DbReplica {
             AppendReply::Diverged { .. } => {
                 let _ = leading.leader.on_diverged(follower);
             }
-            AppendReply::StaleEpoch { .. } => {}
+            // A replica refused this leader's own epoch: a promotion fenced it there, or
+            // another leader holds the epoch. Stepping down lets a promotion at a newer epoch
+            // settle who leads, rather than leading forever without that replica.
+            AppendReply::StaleEpoch { epoch } => {
+                let _ = self.step_down(epoch, None);
+            }
         }
         self.replicate(from, false, ctx);
     }
@@ -694,6 +699,7 @@ impl DbReplica {
                 follower.fence(epoch);
             }
         }
+        self.dirty.fenced_epoch = Some(if follower.is_fenced() { epoch } else { 0 });
         self.state = State::Follower(follower);
         self.leader_hint = leader;
         self.heard_leader = now();
@@ -743,6 +749,7 @@ impl DbReplica {
         self.resume = false;
         self.dirty.epoch = Some(epoch);
         self.dirty.led_epoch = Some(epoch);
+        self.dirty.fenced_epoch = Some(0);
         if let Err(failure) = self.commit(Flush::Durable) {
             // Leading at an epoch the file does not hold could let it lead twice after a restart.
             let _ = self.step_down(epoch, None);
@@ -783,6 +790,7 @@ impl DbReplica {
             unreachable!("a leader stepped down above");
         };
         let epoch_before = f.epoch();
+        let fenced_before = f.is_fenced();
         let first = req.prev_index.saturating_add(1);
         let resp = match f.handle_append(req) {
             Ok(resp) => resp,
@@ -805,6 +813,9 @@ impl DbReplica {
         }
         if f.epoch() != epoch_before {
             self.dirty.epoch = Some(f.epoch());
+        }
+        if fenced_before && !f.is_fenced() {
+            self.dirty.fenced_epoch = Some(0);
         }
         for applied in &resp.applied {
             if let Some(entry) = f.log().get(applied.index) {
@@ -836,9 +847,13 @@ impl DbReplica {
             unreachable!("a leader stepped down above");
         };
         let before = (f.epoch(), f.applied_index(), f.log().base());
+        let fenced_before = f.is_fenced();
         let reply = f.handle_snapshot(req);
         if f.epoch() != before.0 {
             self.dirty.epoch = Some(f.epoch());
+        }
+        if fenced_before && !f.is_fenced() {
+            self.dirty.fenced_epoch = Some(0);
         }
         if (f.applied_index(), f.log().base()) != (before.1, before.2) {
             tracing::info!(
@@ -888,6 +903,7 @@ impl DbReplica {
         self.resume = false;
         if f.fence(epoch) {
             self.dirty.epoch = Some(epoch);
+            self.dirty.fenced_epoch = Some(epoch);
             self.commit(Flush::Durable)?;
         }
         let State::Follower(f) = &self.state else {

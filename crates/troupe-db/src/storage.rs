@@ -30,6 +30,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const EPOCH: &str = "epoch";
 const LED_EPOCH: &str = "led_epoch";
+const FENCED_EPOCH: &str = "fenced_epoch";
 const APPLIED_INDEX: &str = "applied_index";
 const APPLIED_EPOCH: &str = "applied_epoch";
 const BASE_INDEX: &str = "base_index";
@@ -61,6 +62,9 @@ pub struct Batch {
     pub epoch: Option<u64>,
     /// The epoch this replica now leads (`Some(0)`: it stepped down)
     pub led_epoch: Option<u64>,
+    /// The epoch a promotion fenced this replica at, no leader of it heard since (`Some(0)`:
+    /// it heard one)
+    pub fenced_epoch: Option<u64>,
     /// Replace the applied map wholesale
     pub snapshot: Option<SnapshotWrite>,
     /// Log entries to write (replacing rows at the same index)
@@ -114,6 +118,9 @@ pub struct Loaded {
     pub epoch: u64,
     /// The epoch this replica last led, 0 if none (or it stepped down since)
     pub led_epoch: u64,
+    /// The epoch it was fenced at with no leader of it heard since, 0 if none (files from
+    /// before this was kept read 0)
+    pub fenced_epoch: u64,
     /// The log, from its base
     pub log: Log,
     /// The applied map
@@ -204,6 +211,7 @@ impl ReplicaStore {
         };
         let epoch = get(EPOCH)?;
         let led_epoch = get(LED_EPOCH)?;
+        let fenced_epoch = get(FENCED_EPOCH)?;
         let applied = (get(APPLIED_INDEX)?, get(APPLIED_EPOCH)?);
         let base = (get(BASE_INDEX)?, get(BASE_EPOCH)?);
         let mut log = Log::with_base(base.0, base.1);
@@ -239,6 +247,7 @@ impl ReplicaStore {
         Ok(Loaded {
             epoch,
             led_epoch,
+            fenced_epoch,
             log,
             state,
         })
@@ -292,6 +301,9 @@ impl ReplicaStore {
             if let Some(led) = batch.led_epoch {
                 meta.insert(LED_EPOCH, led)?;
             }
+            if let Some(fenced) = batch.fenced_epoch {
+                meta.insert(FENCED_EPOCH, fenced)?;
+            }
         }
         txn.commit()?;
         Ok(())
@@ -339,6 +351,7 @@ mod tests {
         let mut batch = Batch {
             epoch: Some(1),
             led_epoch: Some(1),
+            fenced_epoch: Some(1),
             log: entries.clone(),
             log_last: Some(3),
             ..Batch::default()
@@ -350,6 +363,7 @@ mod tests {
         store.commit(&batch, Flush::Durable).unwrap();
         let (_, loaded) = reopen(&path, store);
         assert_eq!((loaded.epoch, loaded.led_epoch), (1, 1));
+        assert_eq!(loaded.fenced_epoch, 1);
         assert_eq!(loaded.log.last_index(), 3);
         assert_eq!(loaded.log.get(3), Some(&entries[2]));
         assert_eq!(loaded.state.applied_index(), 2);

@@ -451,16 +451,17 @@ fn a_replica_fenced_at_an_epoch_refuses_that_epochs_leader() {
     assert!(!f.may_lead_at(3), "a leader of 3 already runs");
     assert!(f.may_lead_at(4));
 
-    // a restart keeps the fence when the log holds nothing of the fenced epoch
+    // a restart keeps the fence (the replica stores it)
     let mut fenced = Follower::new(Limits::default());
     fenced.fence(5);
-    let restarted = Follower::from_parts(
+    assert!(fenced.is_fenced());
+    let mut restarted = Follower::from_parts(
         5,
         fenced.log().clone(),
         StateMachine::default(),
         Limits::default(),
     );
-    let mut restarted = restarted;
+    restarted.restore_fence();
     assert_eq!(
         restarted.handle_append(noop_append(5)).unwrap().reply,
         AppendReply::StaleEpoch { epoch: 5 }

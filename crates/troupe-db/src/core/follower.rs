@@ -131,10 +131,8 @@ impl Follower {
         }
     }
 
-    /// A replica restored from storage after a restart
-    ///
-    /// An epoch newer than its log's last entry is taken as a fence (no leader of that epoch
-    /// heard yet): the safe reading, as a leader's first append carries an entry of its epoch.
+    /// A replica restored from storage after a restart (following whoever leads `epoch`;
+    /// [`Follower::restore_fence`] if it was fenced at it)
     ///
     /// # Panics
     ///
@@ -150,7 +148,7 @@ impl Follower {
         );
         Self {
             epoch,
-            leaderless: epoch > log.last_epoch(),
+            leaderless: false,
             log,
             state,
             limits,
@@ -200,6 +198,17 @@ impl Follower {
             self.leaderless = true;
         }
         rose
+    }
+
+    /// After a restart: this replica was fenced at its epoch and heard no leader of it since
+    pub fn restore_fence(&mut self) {
+        self.leaderless = true;
+    }
+
+    /// Whether it was fenced at its epoch and has heard no leader of it since (what
+    /// [`Follower::restore_fence`] restores)
+    pub fn is_fenced(&self) -> bool {
+        self.leaderless
     }
 
     /// Follow a leader of `epoch` (newer than or equal to this replica's): for a leader that
