@@ -4,36 +4,13 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+mod echo;
+
+use echo::{Echo, EchoActor};
 use troupe_runtime::{
-    Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Mesh, Node, NodeConfig, Reach,
-    Request, SupervisorSpec,
+    Addr, Ask, CallError, ChildOptions, Mesh, Node, NodeConfig, Reach, SupervisorSpec,
 };
 use troupe_sim::{Trace, addr, bind, simulation};
-
-#[derive(Serialize, Deserialize)]
-struct Echo(u64);
-
-impl Request for Echo {
-    const NAME: &'static str = "sim.Echo";
-    type Response = u64;
-}
-
-struct EchoActor;
-
-impl Actor for EchoActor {
-    type Msg = Ask<Echo>;
-
-    async fn handle(
-        &mut self,
-        ask: Ask<Echo>,
-        _ctx: &mut Ctx<Ask<Echo>>,
-    ) -> Result<(), ActorError> {
-        let Echo(n) = ask.request;
-        ask.reply.send(n);
-        Ok(())
-    }
-}
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 

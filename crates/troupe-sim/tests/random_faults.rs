@@ -18,6 +18,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+mod echo;
+
+use echo::{Echo, EchoActor};
 use serde::{Deserialize, Serialize};
 use troupe_runtime::remote::{MemberStatus, NodeNet};
 use troupe_runtime::{
@@ -37,30 +40,6 @@ const PEER_DOWN: Duration = Duration::from_secs(1);
 /// After the last fault ends, every node sees every other up within this: the peer-down
 /// timeout, the longest pause between reconnection attempts, and a margin for the handshake
 const CONVERGED_WITHIN: Duration = Duration::from_secs(8);
-
-#[derive(Serialize, Deserialize)]
-struct Echo(u64);
-
-impl Request for Echo {
-    const NAME: &'static str = "sim.RandomEcho";
-    type Response = u64;
-}
-
-struct EchoActor;
-
-impl Actor for EchoActor {
-    type Msg = Ask<Echo>;
-
-    async fn handle(
-        &mut self,
-        ask: Ask<Echo>,
-        _ctx: &mut Ctx<Ask<Echo>>,
-    ) -> Result<(), ActorError> {
-        let Echo(n) = ask.request;
-        ask.reply.send(n);
-        Ok(())
-    }
-}
 
 /// Which members this node sees up
 #[derive(Serialize, Deserialize)]

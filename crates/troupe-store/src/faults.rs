@@ -11,12 +11,11 @@
 //! only. Reads always work, as they would on a full disk. With no switch armed (every
 //! production run) `create` opens the file as it always does: one map lookup at open.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use redb::StorageBackend;
 use redb::backends::FileBackend;
@@ -59,29 +58,22 @@ impl FaultSwitch {
     }
 }
 
-fn switches() -> &'static Mutex<HashMap<PathBuf, FaultSwitch>> {
-    static SWITCHES: OnceLock<Mutex<HashMap<PathBuf, FaultSwitch>>> = OnceLock::new();
-    SWITCHES.get_or_init(Mutex::default)
-}
+static SWITCHES: crate::by_path::ByPath<FaultSwitch> = crate::by_path::ByPath::new();
 
 /// Makes every later [`create`](crate::create) of `path` in this process open it through a
 /// [`FaultyFile`] governed by `switch` (until [`remove`]).
 pub fn inject(path: &Path, switch: &FaultSwitch) {
-    if let Ok(mut map) = switches().lock() {
-        map.insert(path.to_path_buf(), switch.clone());
-    }
+    SWITCHES.insert(path, switch.clone());
 }
 
 /// Forgets the switch of `path`: later opens use the plain file again.
 pub fn remove(path: &Path) {
-    if let Ok(mut map) = switches().lock() {
-        map.remove(path);
-    }
+    SWITCHES.remove(path);
 }
 
 /// The switch armed for `path`, if any.
 pub(crate) fn switch_for(path: &Path) -> Option<FaultSwitch> {
-    switches().lock().ok()?.get(path).cloned()
+    SWITCHES.get(path)
 }
 
 /// The real file, with writes that fail while its switch is on.

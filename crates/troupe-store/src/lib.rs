@@ -20,6 +20,8 @@
 //! # Layout
 //!
 //! - `error.rs`: [`StoreError`], [`StoreErrorKind`], [`StoreFault`].
+//! - `by_path.rs`: the map from paths to what a test armed for them, shared by [`faults`] and
+//!   [`power`].
 //! - `degraded.rs`: [`Degraded`], a part whose file failed and when it next tries to reopen it
 //!   (a pause doubling from [`REOPEN_PAUSE`]`.0` to `.1`), shared by the queue and the database.
 //! - `open.rs`: [`create`], [`create_when_released`], [`Reopen`], [`has_tables`].
@@ -44,6 +46,7 @@
 //! #     .block_on(demo()).unwrap();
 //! ```
 
+mod by_path;
 mod degraded;
 mod error;
 pub mod faults;

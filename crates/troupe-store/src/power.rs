@@ -15,10 +15,9 @@
 //!
 //! With no disk armed (every production run) `create` opens the file as it always does.
 
-use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::StorageBackend;
 
@@ -96,29 +95,22 @@ impl VolatileDisk {
     }
 }
 
-fn disks() -> &'static Mutex<HashMap<PathBuf, VolatileDisk>> {
-    static DISKS: OnceLock<Mutex<HashMap<PathBuf, VolatileDisk>>> = OnceLock::new();
-    DISKS.get_or_init(Mutex::default)
-}
+static DISKS: crate::by_path::ByPath<VolatileDisk> = crate::by_path::ByPath::new();
 
 /// Makes every later [`create`](crate::create) of `path` in this process open `disk`'s image
 /// instead of the file (until [`remove`])
 pub fn inject(path: &Path, disk: &VolatileDisk) {
-    if let Ok(mut map) = disks().lock() {
-        map.insert(path.to_path_buf(), disk.clone());
-    }
+    DISKS.insert(path, disk.clone());
 }
 
 /// Forgets the disk of `path`: later opens use the file again
 pub fn remove(path: &Path) {
-    if let Ok(mut map) = disks().lock() {
-        map.remove(path);
-    }
+    DISKS.remove(path);
 }
 
 /// The disk armed for `path`, if any.
 pub(crate) fn disk_for(path: &Path) -> Option<VolatileDisk> {
-    disks().lock().ok()?.get(path).cloned()
+    DISKS.get(path)
 }
 
 /// One open handle on a [`VolatileDisk`]: redb's storage while the power stays on.
