@@ -24,11 +24,14 @@
 //!   leads again (at a new epoch) only if a majority answer and none has seen a newer epoch,
 //!   so a replica that was replaced while it was down follows instead.
 //! - On leader loss: when the leader's node has been reported down for
-//!   [`DbSpec::promote_after`], the lowest-numbered follower on a live node fences the
-//!   reachable replicas at a new epoch and promotes the most up-to-date one
+//!   [`DbSpec::promote_after`] (or the leader has been silent for four times that while its
+//!   node is up), the lowest-numbered follower on a live node fences the reachable replicas at
+//!   a new epoch and promotes the most up-to-date one at the epoch after it
 //!   ([`core::promote`](crate::core::promote)); [`DbMsg::Promote`] does the same on demand.
-//! - A leader that hears of a newer epoch steps down; writes it had not acknowledged get
-//!   [`DbFailure::LeadershipLost`].
+//!   A fenced replica refuses leaders of the fenced epoch and older, and keeps its fence in
+//!   its file.
+//! - A leader that hears of a newer epoch, or is refused at its own, steps down; writes it had
+//!   not acknowledged get [`DbFailure::LeadershipLost`].
 //!
 //! # A failing file
 //!
@@ -1108,17 +1111,18 @@ async fn statuses(peers: &[Addr<DbPeerMsg>], timeout: Duration) -> Vec<ReplicaSt
     out
 }
 
+/// A follower whose known leader's node is up but that has heard nothing from it for this many
+/// times `promote_after` treats it as no leader (see `check_promotion`)
+const SILENT_LEADER_FACTOR: u32 = 4;
+
 /// Promotes the most up-to-date reachable follower other than `old_leader`; returns the new
 /// leader and its epoch
 ///
 /// First a dry run on the replicas' statuses: if another replica leads, or too few are
 /// reachable for the mode, nothing is changed (a failed promotion must not leave replicas
 /// fenced against a leader that is still working). Then every replica is fenced at a new
-/// epoch, the decision is taken again on the fenced standings, and the winner is told to lead.
-/// A follower whose known leader's node is up but that has heard nothing from it for this many
-/// times `promote_after` treats it as no leader (see `check_promotion`)
-const SILENT_LEADER_FACTOR: u32 = 4;
-
+/// epoch, the decision is taken again on the fenced standings, and the winner is told to lead
+/// at the epoch after the fence.
 async fn run_promotion(
     peers: &[Addr<DbPeerMsg>],
     old_leader: Option<u64>,
