@@ -45,6 +45,8 @@ fn topology(dir: &Path) -> (Topology, DbClient) {
 }
 
 fn run(seed: u64) -> Trace {
+    // TROUPE_SIM_LOG=troupe_runtime=debug (say) prints log lines at simulated time
+    let _log = troupe_sim::log::from_env();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ca = troupe_testkit::Cluster::new("sim-topology");
     let mut sim = simulation(seed, Duration::from_secs(60));

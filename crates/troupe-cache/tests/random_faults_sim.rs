@@ -161,6 +161,8 @@ async fn client(
 }
 
 fn run(seed: u64) -> RunDigest {
+    // TROUPE_SIM_LOG=troupe_runtime=debug (say) prints log lines at simulated time
+    let _log = troupe_sim::log::from_env();
     let ca = troupe_testkit::Cluster::new("sim-cache");
     let mut sim = simulation(seed, Duration::from_secs(60));
     let trace = Trace::new();

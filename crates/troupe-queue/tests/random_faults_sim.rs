@@ -21,6 +21,8 @@ const FAULTS: (Duration, Duration) = (Duration::from_millis(500), Duration::from
 const LEASE: Duration = Duration::from_secs(1);
 
 fn run(seed: u64) {
+    // TROUPE_SIM_LOG=troupe_runtime=debug (say) prints log lines at simulated time
+    let _log = troupe_sim::log::from_env();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.redb");
     let ca = troupe_testkit::Cluster::new("sim-queue");

@@ -23,6 +23,7 @@
 mod disk;
 mod faults;
 mod history;
+pub mod log;
 mod socket;
 mod trace;
 

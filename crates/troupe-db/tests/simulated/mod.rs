@@ -80,11 +80,7 @@ impl Leaderships {
         });
         // env TROUPE_SIM_LOG (a filter such as `troupe_db=debug`) prints log lines too, each
         // at its simulated time, to follow a failing seed
-        let log = std::env::var("TROUPE_SIM_LOG").ok().map(|filter| {
-            tracing_subscriber::fmt::layer()
-                .with_timer(SimTime)
-                .with_filter(tracing_subscriber::EnvFilter::new(filter))
-        });
+        let log = troupe_sim::log::env_layer();
         let subscriber = tracing_subscriber::registry()
             .with(self.clone().with_filter(only_db))
             .with(log);
@@ -156,14 +152,5 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Leaderships {
         if let (true, Some(replica), Some(epoch)) = (fields.leading, fields.replica, fields.epoch) {
             self.taken(turmoil::sim_elapsed().unwrap_or_default(), replica, epoch);
         }
-    }
-}
-
-/// Log lines stamped with the simulation's time
-struct SimTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for SimTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        write!(w, "{:?}", turmoil::sim_elapsed().unwrap_or_default())
     }
 }

@@ -17,6 +17,7 @@ use troupe_wire::{
 
 use crate::error::CallError;
 use crate::message::ReplyFailure;
+use crate::remote::NetInner;
 use crate::remote::spin::Spinner;
 
 /// First byte of every unidirectional stream: what the stream carries.
@@ -62,9 +63,13 @@ pub(crate) struct Peer {
     pub(crate) large_streams: AtomicUsize,
     /// The peer announced it is leaving.
     pub(crate) left: AtomicBool,
+    /// This connection was replaced by another to the same peer, or ended.
+    pub(crate) retired: AtomicBool,
     pub(crate) codec: FrameCodec,
     /// Told about every batch written (see `NetConfig::spin_after_traffic`).
     spinner: Option<Arc<Spinner>>,
+    /// The endpoint this connection belongs to.
+    net: Weak<NetInner>,
 }
 
 impl Peer {
@@ -80,6 +85,7 @@ impl Peer {
         codec: FrameCodec,
         control: mpsc::Sender<Bytes>,
         spinner: Option<Arc<Spinner>>,
+        net: Weak<NetInner>,
     ) -> Arc<Self> {
         let mut senders = Vec::with_capacity(lanes);
         let mut receivers = Vec::with_capacity(lanes);
@@ -100,8 +106,10 @@ impl Peer {
             large_in: Mutex::new(HashMap::new()),
             large_streams: AtomicUsize::new(0),
             left: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             codec,
             spinner,
+            net,
         });
         for (index, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(write_lane(Arc::downgrade(&peer), index as u8, rx));
@@ -236,7 +244,9 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
 
 /// Answers one call from a peer: encodes the reply and sends it back on a lane.
 pub(crate) struct Replier {
-    pub(crate) peer: Weak<Peer>,
+    /// The connection the call came in on, kept until the call is answered (so a reply can
+    /// find the connection that replaced it, below).
+    pub(crate) peer: Arc<Peer>,
     pub(crate) request_id: u64,
     pub(crate) msg_type: MessageType,
     pub(crate) max_len: usize,
@@ -275,8 +285,25 @@ impl Replier {
     }
 
     fn send(self, outcome: ReplyOutcome, payload: Bytes) {
-        let Some(peer) = self.peer.upgrade() else {
-            return;
+        // When both nodes dial each other at once (as after a partition heals), one of the two
+        // connections is closed as a duplicate; a call that came in on it just before is
+        // answered on the survivor (the caller matches a reply by request id and node, not by
+        // connection).
+        let peer = if !self.peer.retired.load(Ordering::Acquire) {
+            self.peer
+        } else {
+            let survivor = self
+                .peer
+                .net
+                .upgrade()
+                .and_then(|net| net.connected_peer(&self.peer.name, self.peer.incarnation));
+            match survivor {
+                Some(peer) => peer,
+                None => {
+                    tracing::debug!(caller = %self.peer.name, "reply dropped: the caller is not connected");
+                    return;
+                }
+            }
         };
         let env = Envelope {
             kind: EnvelopeKind::Reply {

@@ -317,6 +317,7 @@ pub(super) fn establish(
         inner.codec,
         control_tx,
         inner.spinner.clone(),
+        Arc::downgrade(inner),
     );
     let mut replaced = None;
     {
@@ -346,6 +347,7 @@ pub(super) fn establish(
         }
     }
     if let Some(old) = replaced {
+        old.retired.store(true, Ordering::Release);
         old.conn.close(
             quinn::VarInt::from_u32(close::DUPLICATE),
             inner.node.name().as_bytes(),

@@ -5,6 +5,7 @@ use super::*;
 /// Waits for a connection to end, then reports the peer down or left and starts reconnecting.
 pub(super) async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
     let reason = peer.conn.closed().await;
+    peer.retired.store(true, Ordering::Release);
     let Some(net) = inner.upgrade() else { return };
     let is_current = net
         .peers

@@ -473,6 +473,14 @@ impl NetInner {
         })
     }
 
+    /// The connection to `node` now, if it is the incarnation given.
+    pub(crate) fn connected_peer(&self, node: &str, incarnation: u64) -> Option<Arc<Peer>> {
+        self.peers
+            .get(node)
+            .map(|p| p.value().clone())
+            .filter(|p| p.incarnation == incarnation)
+    }
+
     fn queue(&self, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
         let peer = self
             .peers
@@ -516,7 +524,7 @@ impl NetInner {
             EnvelopeKind::Cast | EnvelopeKind::Call { .. } => {
                 let replier = match env.kind {
                     EnvelopeKind::Call { request_id, .. } => Some(Replier {
-                        peer: Arc::downgrade(peer),
+                        peer: peer.clone(),
                         request_id,
                         msg_type: env.msg_type.clone(),
                         max_len: self.config.max_frame_len,
