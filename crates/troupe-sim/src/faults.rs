@@ -180,10 +180,19 @@ pub struct Schedule {
 }
 
 /// A small deterministic generator (splitmix64): the schedule depends on the seed alone.
-struct Draw(u64);
+/// A stream of numbers drawn from a seed (splitmix64): the same seed, the same numbers, on
+/// every machine. What the schedules are drawn from; tests draw their own choices with it.
+#[derive(Clone, Debug)]
+pub struct Draw(u64);
 
 impl Draw {
-    fn next(&mut self) -> u64 {
+    /// The stream for `seed`
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next number
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -191,15 +200,21 @@ impl Draw {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// A number in `0..n` (0 when `n` is 0)
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 
-    fn pick<'a>(&mut self, of: &'a [&'a str]) -> &'a str {
+    /// One of `of`
+    ///
+    /// # Panics
+    /// If `of` is empty.
+    pub fn pick<'a>(&mut self, of: &'a [&'a str]) -> &'a str {
         of[self.below(of.len() as u64) as usize]
     }
 
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
+    /// A duration of `from..to` milliseconds
+    pub fn millis(&mut self, from: u64, to: u64) -> Duration {
         Duration::from_millis(from + self.below(to.saturating_sub(from)))
     }
 }
@@ -221,7 +236,7 @@ impl Schedule {
     /// crashable host is down at a time: crashes fall in the window's first half, power losses
     /// in its second.
     pub fn draw(seed: u64, plan: &Plan<'_>) -> Self {
-        let mut draw = Draw(seed ^ 0x5151_5eed);
+        let mut draw = Draw::new(seed ^ 0x5151_5eed);
         let (open, close) = plan.window;
         let span = close.saturating_sub(open).as_millis() as u64;
         let mut faults = Vec::new();

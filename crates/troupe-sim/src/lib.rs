@@ -31,7 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use disk::volatile_file;
-pub use faults::{DEFAULT_MAX_LATENCY, Fault, Plan, RunDigest, Schedule, run_with_faults};
+pub use faults::{DEFAULT_MAX_LATENCY, Draw, Fault, Plan, RunDigest, Schedule, run_with_faults};
 pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
 pub use socket::SimUdpSocket;
 pub use trace::{Trace, datagrams};

@@ -10,7 +10,14 @@
 //! - once the faults are over, every node sees every other node up within the detection bound
 //!   ([`CONVERGED_WITHIN`]: the peer-down timeout, the longest reconnection pause and a margin);
 //! - every echo actor, permanent under a one-for-one supervisor, answers again after the faults
-//!   however many times it panicked, and a panic restarted it rather than stopping its node.
+//!   however many times it panicked, and a panic restarted it rather than stopping its node;
+//! - supervision does what each policy says: each server also runs a one-for-all pair that
+//!   escalates past two restarts a second, under its root; the client makes the pair's second
+//!   actor fail, sometimes once, sometimes in bursts past the intensity, and every host's
+//!   supervision reports are checked against a model of the policies (`supervised`): both
+//!   children restarted in order, escalation exactly when the window holds too many restarts,
+//!   the root restarting the pair and nothing else, each child started once per restart, and
+//!   both answering after the faults.
 //!
 //! `TROUPE_SIM_SEEDS` (e.g. `1-500`) picks the seeds; default 1-3. `scripts/sim.sh --part
 //! runtime` runs many.
@@ -19,16 +26,21 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 mod echo;
+mod supervised;
 
 use echo::{Echo, EchoActor};
 use serde::{Deserialize, Serialize};
+use supervised::{
+    Crasher, FAILING, PAIR, PAIR_CHILDREN, Poke, Seen, SupervisionLog, check_supervision, pair_spec,
+};
+use troupe_runtime::Restart;
 use troupe_runtime::remote::{MemberStatus, NodeNet};
 use troupe_runtime::{
     Actor, ActorError, Addr, Ask, ChildOptions, Ctx, Mesh, Node, NodeConfig, Reach, Request,
     SupervisorSpec,
 };
 use troupe_sim::{
-    Plan, RunDigest, Schedule, Trace, addr, bind, run_with_faults, seeds_from_env, simulation,
+    Draw, Plan, RunDigest, Schedule, Trace, addr, bind, run_with_faults, seeds_from_env, simulation,
 };
 
 const SERVERS: [&str; 3] = ["n0", "n1", "n2"];
@@ -36,6 +48,8 @@ const HOSTS: [&str; 4] = ["n0", "n1", "n2", "app"];
 /// When faults may start and by when every one has ended
 const FAULTS: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// A call that makes the pair's second actor fail
+const POKE_TIMEOUT: Duration = Duration::from_millis(200);
 const PEER_DOWN: Duration = Duration::from_secs(1);
 /// After the last fault ends, every node sees every other up within this: the peer-down
 /// timeout, the longest pause between reconnection attempts, and a margin for the handshake
@@ -108,11 +122,15 @@ fn run(seed: u64) -> RunDigest {
     let mut schedule = Schedule::draw(seed, &plan);
     let faults = schedule.faults().len();
 
+    let supervision = SupervisionLog::default();
     for name in SERVERS {
         let config = ca.config(name, &[]).peer_down_timeout(PEER_DOWN);
+        let supervision = supervision.clone();
         sim.host(name, move || {
             let config = config.clone();
+            let log = supervision.clone();
             async move {
+                log.record(name, Seen::NodeStarted);
                 let mesh = Mesh::new();
                 let node = Node::new(name, &mesh, NodeConfig::default())?;
                 let (echo, _) = node.child(
@@ -120,7 +138,25 @@ fn run(seed: u64) -> RunDigest {
                     ChildOptions::permanent().reachable_from(Reach::cluster()),
                     || EchoActor,
                 )?;
-                node.start(SupervisorSpec::one_for_one(), vec![echo])
+                let mut pair = Vec::new();
+                for child in PAIR_CHILDREN {
+                    let log = log.clone();
+                    let generation = std::sync::atomic::AtomicU64::new(0);
+                    let (spec, _) = node.child(
+                        child,
+                        ChildOptions::permanent().reachable_from(Reach::cluster()),
+                        move || {
+                            log.record(name, Seen::Started(child));
+                            let generation =
+                                generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            Crasher { generation }
+                        },
+                    )?;
+                    pair.push(spec);
+                }
+                let (pair, _) = node.supervisor_child(PAIR, pair_spec(), Restart::Permanent, pair);
+                log.subscribe(name, &node);
+                node.start(SupervisorSpec::one_for_one(), vec![echo, pair])
                     .await?;
                 let seeds = SERVERS.iter().filter(|s| **s != name).map(|s| addr(s));
                 let _net = bind(&node, config.seeds(seeds)).await?;
@@ -144,6 +180,9 @@ fn run(seed: u64) -> RunDigest {
         node.start(SupervisorSpec::one_for_one(), vec![]).await?;
         let net = bind(&node, app_config.seeds(SERVERS.iter().map(|s| addr(s)))).await?;
         let echoes: Vec<Addr<Ask<Echo>>> = SERVERS.iter().map(|s| node.addr(s, "echo")).collect();
+        let failing: Vec<Addr<Ask<Poke>>> = SERVERS.iter().map(|s| node.addr(s, FAILING)).collect();
+        let mut draw = Draw::new(seed ^ 0xfa11);
+        let mut pokes = 0u64;
 
         // calls while the faults come and go: none may outlive its timeout
         let (mut answered, mut failed) = (0u64, 0u64);
@@ -168,6 +207,21 @@ fn run(seed: u64) -> RunDigest {
                 Err(err) => {
                     failed += 1;
                     trace.record(format!("call {n} to {}: {err}", SERVERS[target]));
+                }
+            }
+            // now and then the pair's second actor fails, once or in a burst (past the pair's
+            // intensity from three on)
+            if draw.below(30) == 0 {
+                let server = draw.below(SERVERS.len() as u64) as usize;
+                for _ in 0..=draw.below(4) {
+                    let invoked = now();
+                    let _ = failing[server].ask(Poke(true), POKE_TIMEOUT).await;
+                    let took = now() - invoked;
+                    assert!(
+                        took <= POKE_TIMEOUT + Duration::from_millis(1),
+                        "seed {seed}: a poke took {took:?}, past its {POKE_TIMEOUT:?} timeout"
+                    );
+                    pokes += 1;
                 }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -219,9 +273,22 @@ fn run(seed: u64) -> RunDigest {
                 "seed {seed}: {server}'s echo does not answer after the faults: {answer:?}"
             );
         }
+        // and both of every pair, however often they failed and escalated
+        for server in SERVERS {
+            for child in PAIR_CHILDREN {
+                let answer = node
+                    .addr::<Ask<Poke>>(server, child)
+                    .ask(Poke(false), CALL_TIMEOUT)
+                    .await;
+                assert!(
+                    answer.is_ok(),
+                    "seed {seed}: {server}'s {child} does not answer after the faults: {answer:?}"
+                );
+            }
+        }
         println!(
             "SIM seed={seed} faults={faults} writes={} acked={answered} unknown={failed} \
-             converged_ms={}",
+             converged_ms={} pokes={pokes}",
             answered + failed,
             converged.as_millis()
         );
@@ -229,9 +296,25 @@ fn run(seed: u64) -> RunDigest {
     });
 
     let replay = format!("TROUPE_SIM_SEEDS={seed} cargo test -p troupe-sim --test random_faults");
-    run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
+    let digest = run_with_faults(&mut sim, &mut schedule, &trace, seed, &replay, |e| {
         e.starts_with("call ")
-    })
+    });
+    let mut decided = Vec::new();
+    for server in SERVERS {
+        match check_supervision(&supervision.of(server)) {
+            Ok(d) => decided.push(format!(
+                "{server}: {} pair restarts, {} escalations",
+                d.pair_restarts, d.escalations
+            )),
+            Err(err) => panic!(
+                "seed {seed}: {server}'s supervisors broke their policy: {err}\nreplay: {replay}\n\
+                 what {server} saw: {:#?}",
+                supervision.of(server)
+            ),
+        }
+    }
+    println!("SIM seed={seed} supervision: {}", decided.join("; "));
+    digest
 }
 
 #[test]
@@ -253,4 +336,69 @@ fn seeds_the_simulator_failed_on_pass() {
     for seed in [675, 973] {
         run(seed);
     }
+}
+
+/// The supervision checker passes what the policies say and catches what they do not.
+#[test]
+fn the_supervision_checker_tells_policy_from_breach() {
+    use troupe_runtime::{Exit, SupervisionAction, SupervisionReport};
+    let ms = Duration::from_millis;
+    let report = |supervisor: &str, child: &str, action: SupervisionAction| {
+        Seen::Report(SupervisionReport {
+            node: "n0".into(),
+            supervisor: supervisor.into(),
+            child: child.into(),
+            exit: Exit::Failed,
+            reason: None,
+            action,
+        })
+    };
+    let restarted = |children: &[&str]| SupervisionAction::Restarted {
+        children: children.iter().map(|c| (*c).to_string()).collect(),
+        delay: ms(10),
+    };
+    let escalated = || SupervisionAction::Escalated("restart intensity exceeded".into());
+    let started = |at: u64| vec![(ms(at), Seen::Started("a")), (ms(at), Seen::Started("b"))];
+    // three failures within a second: two restarts, then escalation and the root's restart
+    let mut policy = vec![(ms(0), Seen::NodeStarted)];
+    policy.extend(started(0));
+    policy.push((ms(100), report(PAIR, "b", restarted(&["a", "b"]))));
+    policy.extend(started(110));
+    policy.push((ms(200), report(PAIR, "b", restarted(&["a", "b"]))));
+    policy.extend(started(220));
+    policy.push((ms(300), report(PAIR, "b", escalated())));
+    policy.push((ms(300), report("root", PAIR, restarted(&[PAIR]))));
+    policy.extend(started(310));
+    // a second after the first two, the window is empty again
+    policy.push((ms(1400), report(PAIR, "b", restarted(&["a", "b"]))));
+    policy.extend(started(1410));
+    let decided = check_supervision(&policy).expect("the policy followed");
+    assert_eq!(
+        (
+            decided.pair_restarts,
+            decided.escalations,
+            decided.root_restarts
+        ),
+        (3, 1, 1)
+    );
+
+    let breach = |at: usize, seen: Seen| {
+        let mut log = policy.clone();
+        log[at].1 = seen;
+        check_supervision(&log)
+    };
+    // the third failure in the window restarted instead of escalating
+    assert!(breach(9, report(PAIR, "b", restarted(&["a", "b"]))).is_err());
+    // the second escalated too early
+    assert!(breach(6, report(PAIR, "b", escalated())).is_err());
+    // one-for-all restarted only the failed child
+    assert!(breach(3, report(PAIR, "b", restarted(&["b"]))).is_err());
+    // the root restarted the pair though it had not escalated
+    assert!(breach(3, report("root", PAIR, restarted(&[PAIR]))).is_err());
+    // a restart that started `a` twice and `b` not at all
+    assert!(breach(5, Seen::Started("a")).is_err());
+    // an escalation the root never answered
+    assert!(check_supervision(&policy[..10]).is_err());
+    // lost reports
+    assert!(breach(1, Seen::Lagged(1)).is_err());
 }
