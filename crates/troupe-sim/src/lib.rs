@@ -24,6 +24,7 @@ mod disk;
 mod faults;
 mod history;
 pub mod log;
+mod prefix;
 mod socket;
 mod trace;
 
@@ -33,6 +34,7 @@ use std::time::Duration;
 pub use disk::volatile_file;
 pub use faults::{DEFAULT_MAX_LATENCY, Draw, Fault, Plan, RunDigest, Schedule, run_with_faults};
 pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
+pub use prefix::{LoggedRead, LoggedWrite, check_prefix_read};
 pub use socket::SimUdpSocket;
 pub use trace::{Trace, datagrams};
 use troupe_runtime::Node;

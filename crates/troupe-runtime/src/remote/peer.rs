@@ -68,8 +68,18 @@ pub(crate) struct Peer {
     pub(crate) codec: FrameCodec,
     /// Told about every batch written (see `NetConfig::spin_after_traffic`).
     spinner: Option<Arc<Spinner>>,
-    /// The endpoint this connection belongs to.
+    /// How replies to this peer's calls find it again, shared by every call it sends.
+    pub(crate) route: Arc<ReplyRoute>,
+}
+
+/// How a reply finds its caller: the calling node and incarnation, and the endpoint whose
+/// connection to it may have replaced the one the call came in on.
+pub(crate) struct ReplyRoute {
+    node: Arc<str>,
+    incarnation: u64,
     net: Weak<NetInner>,
+    /// The longest reply frame this endpoint sends.
+    max_len: usize,
 }
 
 impl Peer {
@@ -86,6 +96,7 @@ impl Peer {
         control: mpsc::Sender<Bytes>,
         spinner: Option<Arc<Spinner>>,
         net: Weak<NetInner>,
+        max_reply_len: usize,
     ) -> Arc<Self> {
         let mut senders = Vec::with_capacity(lanes);
         let mut receivers = Vec::with_capacity(lanes);
@@ -94,6 +105,12 @@ impl Peer {
             senders.push(tx);
             receivers.push(rx);
         }
+        let route = Arc::new(ReplyRoute {
+            node: name.clone(),
+            incarnation,
+            net,
+            max_len: max_reply_len,
+        });
         let peer = Arc::new(Self {
             name,
             incarnation,
@@ -109,7 +126,7 @@ impl Peer {
             retired: AtomicBool::new(false),
             codec,
             spinner,
-            net,
+            route,
         });
         for (index, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(write_lane(Arc::downgrade(&peer), index as u8, rx));
@@ -244,19 +261,20 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
 
 /// Answers one call from a peer: encodes the reply and sends it back on a lane.
 pub(crate) struct Replier {
-    /// The connection the call came in on, kept until the call is answered (so a reply can
-    /// find the connection that replaced it, below).
-    pub(crate) peer: Arc<Peer>,
+    /// The connection the call came in on (weak: a call waiting in a mailbox must not keep a
+    /// connection, and with it its endpoint's socket, open).
+    pub(crate) peer: Weak<Peer>,
+    /// Where to send the reply if that connection is gone.
+    pub(crate) route: Arc<ReplyRoute>,
     pub(crate) request_id: u64,
     pub(crate) msg_type: MessageType,
-    pub(crate) max_len: usize,
 }
 
 impl Replier {
     /// Sends the handler's answer (or why there is none) back to the caller's node.
     pub(crate) fn answer<R: Serialize>(self, result: Result<R, ReplyFailure>) {
         let (outcome, payload) = match result {
-            Ok(reply) => match crate::codec::encode_message(&reply, self.max_len) {
+            Ok(reply) => match crate::codec::encode_message(&reply, self.route.max_len) {
                 Ok(payload) => (ReplyOutcome::Ok, payload),
                 Err(err) => (error_outcome(&err), Bytes::new()),
             },
@@ -289,19 +307,20 @@ impl Replier {
         // connections is closed as a duplicate; a call that came in on it just before is
         // answered on the survivor (the caller matches a reply by request id and node, not by
         // connection).
-        let peer = if !self.peer.retired.load(Ordering::Acquire) {
-            self.peer
-        } else {
-            let survivor = self
-                .peer
-                .net
-                .upgrade()
-                .and_then(|net| net.connected_peer(&self.peer.name, self.peer.incarnation));
-            match survivor {
-                Some(peer) => peer,
-                None => {
-                    tracing::debug!(caller = %self.peer.name, "reply dropped: the caller is not connected");
-                    return;
+        let peer = match self.peer.upgrade() {
+            Some(peer) if !peer.retired.load(Ordering::Acquire) => peer,
+            _ => {
+                let route = &self.route;
+                let survivor = route
+                    .net
+                    .upgrade()
+                    .and_then(|net| net.connected_peer(&route.node, route.incarnation));
+                match survivor {
+                    Some(peer) => peer,
+                    None => {
+                        tracing::debug!(caller = %route.node, "reply dropped: the caller is not connected");
+                        return;
+                    }
                 }
             }
         };

@@ -318,6 +318,7 @@ pub(super) fn establish(
         control_tx,
         inner.spinner.clone(),
         Arc::downgrade(inner),
+        inner.config.max_frame_len,
     );
     let mut replaced = None;
     {

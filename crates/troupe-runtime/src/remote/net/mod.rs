@@ -524,10 +524,10 @@ impl NetInner {
             EnvelopeKind::Cast | EnvelopeKind::Call { .. } => {
                 let replier = match env.kind {
                     EnvelopeKind::Call { request_id, .. } => Some(Replier {
-                        peer: peer.clone(),
+                        peer: Arc::downgrade(peer),
+                        route: peer.route.clone(),
                         request_id,
                         msg_type: env.msg_type.clone(),
-                        max_len: self.config.max_frame_len,
                     }),
                     _ => None,
                 };
