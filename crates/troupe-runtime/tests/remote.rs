@@ -524,6 +524,7 @@ async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
                 node: "w".into(),
                 protocol: 1,
                 incarnation: 1,
+                dial: 1,
             }),
             &mut buf,
         )
@@ -604,8 +605,9 @@ async fn handshaken_with_control(
             &Frame::Hello(Hello {
                 cluster: "test".into(),
                 node: name.into(),
-                protocol: 1,
+                protocol: troupe_wire::PROTOCOL_VERSION,
                 incarnation: 7,
+                dial: 1,
             }),
             &mut buf,
         )

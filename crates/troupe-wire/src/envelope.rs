@@ -27,6 +27,7 @@
 //! ```text
 //! u16    protocol               must equal PROTOCOL_VERSION
 //! u64    incarnation
+//! u64    dial                   the dialer's count of its dials; 0 in the acceptor's answer
 //! str    cluster
 //! str    node
 //! ```
@@ -50,7 +51,7 @@ use crate::buf::{Reader, len_prefixed_len, put_len_prefixed};
 ///
 /// Written into every [`Hello`] and [`Envelope`]; a frame carrying another version is rejected
 /// with [`WireError::ProtocolVersion`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Stable identity of a message type: its name and version
 ///
@@ -264,6 +265,10 @@ pub struct Hello {
     pub protocol: u16,
     /// Distinguishes restarts of the same node name (e.g. start time or a random number).
     pub incarnation: u64,
+    /// Which of the dialer's connection attempts this is (it counts them from 1); 0 in the
+    /// acceptor's answer. Of two connections one node dialed to another, both ends keep the
+    /// higher, so they agree without talking.
+    pub dial: u64,
 }
 
 impl Hello {
@@ -274,11 +279,19 @@ impl Hello {
             node: node.into(),
             protocol: PROTOCOL_VERSION,
             incarnation,
+            dial: 0,
         }
     }
 
+    /// This handshake, sent as dial number `dial` (see [`Hello::dial`])
+    #[must_use]
+    pub fn dialing(mut self, dial: u64) -> Self {
+        self.dial = dial;
+        self
+    }
+
     pub(crate) fn body_len(&self) -> usize {
-        (2 + 8usize)
+        (2 + 8 + 8usize)
             .saturating_add(len_prefixed_len(self.cluster.len()))
             .saturating_add(len_prefixed_len(self.node.len()))
     }
@@ -286,6 +299,7 @@ impl Hello {
     pub(crate) fn write(&self, dst: &mut BytesMut) {
         dst.put_u16(self.protocol);
         dst.put_u64(self.incarnation);
+        dst.put_u64(self.dial);
         put_len_prefixed(dst, self.cluster.as_bytes());
         put_len_prefixed(dst, self.node.as_bytes());
     }
@@ -293,6 +307,7 @@ impl Hello {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let protocol = read_protocol(r)?;
         let incarnation = r.u64("hello incarnation")?;
+        let dial = r.u64("hello dial")?;
         let cluster = r.string("hello cluster")?;
         let node = r.string("hello node")?;
         Ok(Self {
@@ -300,6 +315,7 @@ impl Hello {
             node,
             protocol,
             incarnation,
+            dial,
         })
     }
 }

@@ -103,10 +103,24 @@ pub(crate) fn check_hello(
     Ok(())
 }
 
-/// Which connection between nodes `a` and `b` survives when both dialed: the one dialed by the
-/// node whose name sorts first. Both sides compute the same answer without talking.
-pub(crate) fn keeps_connection_dialed_by(a: &str, b: &str) -> bool {
-    a < b
+/// Who dialed a connection, and which of that node's dials it was (`Hello::dial`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dialed<'a> {
+    pub(crate) by: &'a str,
+    pub(crate) dial: u64,
+}
+
+/// Whether connection `new` replaces `old`, both between the same incarnations of two nodes.
+/// One dialed by each node: the one dialed by the node whose name sorts first survives. Both
+/// dialed by one node (a seed dialed by address while a reconnection dials by name): its later
+/// dial survives. Both ends compute the same answer without talking, in whatever order the two
+/// connections reached them.
+pub(crate) fn replaces(new: Dialed<'_>, old: Dialed<'_>) -> bool {
+    if new.by == old.by {
+        new.dial > old.dial
+    } else {
+        new.by < old.by
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +133,7 @@ mod tests {
             node: node.into(),
             protocol,
             incarnation: 1,
+            dial: 0,
         }
     }
 
@@ -163,13 +178,27 @@ mod tests {
     }
 
     #[test]
-    fn both_sides_agree_on_the_surviving_connection() {
-        for (a, b) in [("a", "b"), ("edge", "app"), ("n1", "n10")] {
-            // exactly one of the two dial directions survives
-            assert_ne!(
-                keeps_connection_dialed_by(a, b),
-                keeps_connection_dialed_by(b, a)
-            );
+    fn both_ends_keep_the_same_connection_whatever_order_they_saw_them_in() {
+        let pairs = [
+            // one dialed by each node
+            (Dialed { by: "a", dial: 1 }, Dialed { by: "b", dial: 9 }),
+            (Dialed { by: "n1", dial: 4 }, Dialed { by: "n10", dial: 4 }),
+            // both dialed by one node
+            (Dialed { by: "app", dial: 3 }, Dialed { by: "app", dial: 7 }),
+        ];
+        for (x, y) in pairs {
+            // an end that saw x first, and one that saw y first, keep the same one
+            let kept_seeing_x_first = if replaces(y, x) { y } else { x };
+            let kept_seeing_y_first = if replaces(x, y) { x } else { y };
+            assert_eq!(kept_seeing_x_first, kept_seeing_y_first, "{x:?} {y:?}");
         }
+        assert!(replaces(
+            Dialed { by: "a", dial: 1 },
+            Dialed { by: "b", dial: 9 }
+        ));
+        assert!(replaces(
+            Dialed { by: "app", dial: 7 },
+            Dialed { by: "app", dial: 3 }
+        ));
     }
 }

@@ -70,6 +70,15 @@ pub(crate) struct Peer {
     spinner: Option<Arc<Spinner>>,
     /// How replies to this peer's calls find it again, shared by every call it sends.
     pub(crate) route: Arc<ReplyRoute>,
+    /// Who dialed this connection.
+    pub(crate) origin: Origin,
+}
+
+/// Who dialed a connection: this node or the peer, and the dialer's number for the dial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) dialed_by_me: bool,
+    pub(crate) dial: u64,
 }
 
 /// How a reply finds its caller: the calling node and incarnation, and the endpoint whose
@@ -97,6 +106,7 @@ impl Peer {
         spinner: Option<Arc<Spinner>>,
         net: Weak<NetInner>,
         max_reply_len: usize,
+        origin: Origin,
     ) -> Arc<Self> {
         let mut senders = Vec::with_capacity(lanes);
         let mut receivers = Vec::with_capacity(lanes);
@@ -127,6 +137,7 @@ impl Peer {
             codec,
             spinner,
             route,
+            origin,
         });
         for (index, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(write_lane(Arc::downgrade(&peer), index as u8, rx));

@@ -123,7 +123,10 @@ pub(crate) async fn dial(
     };
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut out = BytesMut::new();
-    inner.codec.encode(&Frame::Hello(inner.hello()), &mut out)?;
+    let dial = inner.dials.fetch_add(1, Ordering::Relaxed) + 1;
+    inner
+        .codec
+        .encode(&Frame::Hello(inner.hello().dialing(dial)), &mut out)?;
     send.write_all(&out).await?;
     let mut buf = BytesMut::new();
     let hello = match read_hello(inner, &mut recv, &mut buf).await {
@@ -200,8 +203,7 @@ pub(crate) async fn dial(
         recv,
         buf,
         hello,
-        true,
-        Some(addr),
+        Some((dial, addr)),
     ))
 }
 
@@ -290,10 +292,11 @@ pub(super) async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
     {
         return;
     }
-    establish(inner, conn, send, recv, buf, hello, false, None);
+    establish(inner, conn, send, recv, buf, hello, None);
 }
 
-/// Registers a handshaken connection (resolving duplicates), starts its tasks and gossips.
+/// Registers a handshaken connection (resolving duplicates), starts its tasks and gossips;
+/// `dialed` is the dial number and address when this node dialed it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn establish(
     inner: &Arc<NetInner>,
@@ -302,10 +305,19 @@ pub(super) fn establish(
     control_recv: quinn::RecvStream,
     control_buf: BytesMut,
     hello: Hello,
-    dialed_by_me: bool,
-    dialed_addr: Option<SocketAddr>,
+    dialed: Option<(u64, SocketAddr)>,
 ) -> Arc<Peer> {
     let name: Arc<str> = Arc::from(hello.node.as_str());
+    let origin = match dialed {
+        Some((dial, _)) => Origin {
+            dialed_by_me: true,
+            dial,
+        },
+        None => Origin {
+            dialed_by_me: false,
+            dial: hello.dial,
+        },
+    };
     let (control_tx, control_rx) = mpsc::channel(inner.config.limits.control_queue.max(1));
     let peer = Peer::new(
         name.clone(),
@@ -319,6 +331,7 @@ pub(super) fn establish(
         inner.spinner.clone(),
         Arc::downgrade(inner),
         inner.config.max_frame_len,
+        origin,
     );
     let mut replaced = None;
     {
@@ -328,11 +341,13 @@ pub(super) fn establish(
             dashmap::mapref::entry::Entry::Occupied(mut existing) => {
                 let old = existing.get().clone();
                 let same_incarnation = old.incarnation == hello.incarnation;
-                let dialer_new = if dialed_by_me { me } else { &*name };
-                let other_new = if dialed_by_me { &*name } else { me };
+                let dialed = |origin: Origin| Dialed {
+                    by: if origin.dialed_by_me { me } else { &name },
+                    dial: origin.dial,
+                };
                 let new_wins = !same_incarnation
                     || old.conn.close_reason().is_some()
-                    || keeps_connection_dialed_by(dialer_new, other_new);
+                    || replaces(dialed(origin), dialed(old.origin));
                 if !new_wins {
                     // the reason names us, so a dialer that did not know whom it dialed can
                     // find the surviving connection
@@ -357,7 +372,7 @@ pub(super) fn establish(
             inner.pending.sweep_node(&name);
         }
     }
-    let addr = dialed_addr;
+    let addr = dialed.map(|(_, addr)| addr);
     let events = inner.members.lock().up(&name, hello.incarnation, addr);
     let restarted_or_new = !events.is_empty();
     for event in events {

@@ -16,9 +16,9 @@ use troupe_wire::{
     WireError,
 };
 
-use super::handshake::{Expect, RejectReason, check_hello, keeps_connection_dialed_by};
+use super::handshake::{Dialed, Expect, RejectReason, check_hello, replaces};
 use super::members::{MAX_NAME_LEN, MemberInfo, MemberStatus, Members};
-use super::peer::{Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
+use super::peer::{Origin, Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
 use super::spin::Spinner;
 use super::{ConnectError, NetConfig, NodeEvent, PeerLimit, tls};
@@ -75,6 +75,8 @@ pub(crate) struct NetInner {
     pending: Pending,
     events: broadcast::Sender<NodeEvent>,
     next_request: AtomicU64,
+    /// Connection attempts made, counted in each one's hello (see `Hello::dial`).
+    dials: AtomicU64,
     /// Messages refused because their target does not accept them from the sending node.
     refused: AtomicU64,
     /// Replies that matched no call waiting on the peer they came from.
@@ -199,6 +201,7 @@ impl NodeNet {
             pending: Pending::default(),
             events,
             next_request: AtomicU64::new(1),
+            dials: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             stray_replies: AtomicU64::new(0),
             dialing: Mutex::new(std::collections::HashSet::new()),
@@ -393,6 +396,7 @@ impl NetInner {
             node: self.node.name().to_string(),
             protocol: PROTOCOL_VERSION,
             incarnation: self.incarnation,
+            dial: 0,
         }
     }
 
