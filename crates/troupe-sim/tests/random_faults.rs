@@ -107,6 +107,11 @@ fn others(me: &str) -> BTreeSet<String> {
 }
 
 fn run(seed: u64) -> RunDigest {
+    run_allowing(seed, 1)
+}
+
+/// [`run`], failing if more than `may_lose` calls after the faults are lost (per target)
+fn run_allowing(seed: u64, may_lose: usize) -> RunDigest {
     // TROUPE_SIM_LOG=troupe_runtime=debug (say) prints log lines at simulated time
     let _log = troupe_sim::log::from_env();
     let ca = troupe_testkit::Cluster::new("sim-runtime");
@@ -264,10 +269,23 @@ fn run(seed: u64) -> RunDigest {
             "every node sees every other up, {converged:?} after the faults"
         ));
 
-        // every echo answers, panics and crashes notwithstanding
+        // every echo answers, panics and crashes notwithstanding. A call may be lost once:
+        // when both ends of a link redial at once after a fault, one connection is closed as
+        // a duplicate and what was in flight on it is lost (delivery is at most once); the
+        // call after it must be answered
+        let mut lost = 0u64;
         for (server, echo) in SERVERS.iter().zip(&echoes) {
-            n += 1;
-            let answer = echo.ask(Echo(n), CALL_TIMEOUT).await;
+            let mut answer = Err(troupe_runtime::CallError::NoReply {
+                target: String::new(),
+            });
+            for _ in 0..=may_lose {
+                n += 1;
+                answer = echo.ask(Echo(n), CALL_TIMEOUT).await;
+                if answer.is_ok() {
+                    break;
+                }
+                lost += 1;
+            }
             assert!(
                 matches!(answer, Ok(a) if a == n),
                 "seed {seed}: {server}'s echo does not answer after the faults: {answer:?}"
@@ -276,10 +294,15 @@ fn run(seed: u64) -> RunDigest {
         // and both of every pair, however often they failed and escalated
         for server in SERVERS {
             for child in PAIR_CHILDREN {
-                let answer = node
-                    .addr::<Ask<Poke>>(server, child)
-                    .ask(Poke(false), CALL_TIMEOUT)
-                    .await;
+                let pair = node.addr::<Ask<Poke>>(server, child);
+                let mut answer = pair.ask(Poke(false), CALL_TIMEOUT).await;
+                for _ in 0..may_lose {
+                    if answer.is_ok() {
+                        break;
+                    }
+                    lost += 1;
+                    answer = pair.ask(Poke(false), CALL_TIMEOUT).await;
+                }
                 assert!(
                     answer.is_ok(),
                     "seed {seed}: {server}'s {child} does not answer after the faults: {answer:?}"
@@ -288,7 +311,7 @@ fn run(seed: u64) -> RunDigest {
         }
         println!(
             "SIM seed={seed} faults={faults} writes={} acked={answered} unknown={failed} \
-             converged_ms={} pokes={pokes}",
+             converged_ms={} pokes={pokes} lost_after={lost}",
             answered + failed,
             converged.as_millis()
         );
@@ -329,14 +352,18 @@ fn random_faults_keep_call_deadlines_and_the_cluster_reconverges() {
 /// was answered into that closed connection, so it timed out (its reply now takes the
 /// surviving connection). 28: the first fix held the call's connection strongly, so a call
 /// parked in a crashed node's mailbox kept the endpoint's socket bound and the host could not
-/// restart (it now holds it weakly, and finds the survivor by node and incarnation).
+/// restart (it now holds it weakly, and finds the survivor by node and incarnation). 6244:
+/// the client dialed a server twice (its seed by address, and a reconnection by name), the two
+/// ends kept different ones of the two connections and closed the other, and the server was
+/// unreachable after the faults (both ends now keep the later dial).
 #[test]
 fn seeds_the_simulator_failed_on_pass() {
     if std::env::var_os("TROUPE_SIM_SEEDS").is_some() {
         return; // a run of chosen seeds
     }
-    for seed in [675, 973, 28] {
-        run(seed);
+    for seed in [675, 973, 28, 6244] {
+        // no call lost: the calls these seeds lost had arrived, only their replies had not
+        run_allowing(seed, 0);
     }
 }
 
