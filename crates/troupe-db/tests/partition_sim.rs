@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use simulated::{Leaderships, REPLICAS, replica_hosts};
-use troupe_db::{DbClient, DbError, ReplicaStatus, Role};
+use troupe_db::{AckMode, DbClient, DbError, ReplicaStatus, Role};
 use troupe_sim::{Trace, simulation};
 
 /// Which links the partition cuts
@@ -39,7 +39,7 @@ fn run(seed: u64, cut: Cut) -> Trace {
     let mut sim = simulation(seed, Duration::from_secs(120));
     let trace = Trace::new();
 
-    replica_hosts(&mut sim, &ca, dir.path());
+    replica_hosts(&mut sim, &ca, dir.path(), AckMode::Majority);
 
     let client_trace = trace.clone();
     let client_config = ca.config("app", &[]);

@@ -14,11 +14,11 @@ pub(crate) const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
 /// A peer is reported down after this long without a word
 const PEER_DOWN: Duration = Duration::from_secs(1);
 
-/// The database: majority acknowledgements, promotion 300 ms after the leader's node is down
-pub(crate) fn spec(dir: &Path) -> DbSpec {
+/// The database: acknowledgements by `mode`, promotion 300 ms after the leader's node is down
+pub(crate) fn spec(dir: &Path, mode: AckMode) -> DbSpec {
     let mut spec = DbSpec::new("db", dir)
         .reachable_from(Reach::cluster())
-        .ack(AckMode::Majority)
+        .ack(mode)
         .promote_after(Some(Duration::from_millis(300)));
     for name in REPLICAS {
         spec = spec.replica(name);
@@ -27,10 +27,15 @@ pub(crate) fn spec(dir: &Path) -> DbSpec {
 }
 
 /// Adds a host per replica to `sim`, each joining through the others (so a restarted one
-/// finds them) and running its replica, with files under `dir`
-pub(crate) fn replica_hosts(sim: &mut turmoil::Sim<'_>, ca: &troupe_testkit::Cluster, dir: &Path) {
+/// finds them) and running its replica, acknowledging by `mode`, with files under `dir`
+pub(crate) fn replica_hosts(
+    sim: &mut turmoil::Sim<'_>,
+    ca: &troupe_testkit::Cluster,
+    dir: &Path,
+    mode: AckMode,
+) {
     for (i, name) in REPLICAS.into_iter().enumerate() {
-        let spec = spec(dir);
+        let spec = spec(dir, mode);
         let config = ca.config(name, &[]).peer_down_timeout(PEER_DOWN);
         sim.host(name, move || {
             let (spec, config) = (spec.clone(), config.clone());
@@ -59,7 +64,10 @@ pub(crate) async fn client(
     node.start(SupervisorSpec::one_for_one(), vec![]).await?;
     let seeds = REPLICAS.iter().map(|r| addr(r));
     let net = bind(&node, ca_config.peer_down_timeout(PEER_DOWN).seeds(seeds)).await?;
-    let client = spec(dir).client(&node).with_timeout(timeout);
+    // the client reaches the replicas by name; the acknowledgement mode is theirs
+    let client = spec(dir, AckMode::Majority)
+        .client(&node)
+        .with_timeout(timeout);
     Ok((node, net, client))
 }
 
@@ -113,6 +121,15 @@ impl Leaderships {
         if let Ok(mut taken) = self.0.lock() {
             taken.push((at, replica, epoch));
         }
+    }
+
+    /// When the last leadership was taken
+    #[allow(dead_code, reason = "the partition tests do not use it")]
+    pub(crate) fn last_taken(&self) -> Option<Duration> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|l| l.iter().map(|(at, _, _)| *at).max())
     }
 
     /// How many leaderships were taken
