@@ -54,8 +54,16 @@ pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
         pending: &net.pending,
         id: request_id,
     };
-    net.queue(node, name, frame)?;
-    let outcome = tokio::time::timeout(timeout, reply).await;
+    // the call's timeout covers waiting for a connection too
+    let sent_and_answered = async {
+        net.queue_call(node, name, frame).await?;
+        Ok::<_, CallError>(reply.await)
+    };
+    let outcome = match tokio::time::timeout(timeout, sent_and_answered).await {
+        Ok(Err(unsent)) => return Err(unsent),
+        Ok(Ok(answered)) => Ok(answered),
+        Err(elapsed) => Err(elapsed),
+    };
     match outcome {
         Ok(Ok(Ok(payload))) => {
             crate::addr::with_decode_context(&net.node, || rmp_serde::from_slice::<R>(&payload))

@@ -362,6 +362,7 @@ pub(super) fn establish(
             }
         }
     }
+    inner.connected.notify_waiters();
     if let Some(old) = replaced {
         old.retired.store(true, Ordering::Release);
         old.conn.close(

@@ -86,6 +86,8 @@ pub(crate) struct NetInner {
     shutting_down: AtomicBool,
     /// Told once `NodeNet::shutdown` is done: the task keeping the endpoint lets go of it.
     stopped: tokio::sync::Notify,
+    /// Told whenever a connection to a peer is registered (calls waiting for one look again).
+    connected: tokio::sync::Notify,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
 }
@@ -207,6 +209,7 @@ impl NodeNet {
             dialing: Mutex::new(std::collections::HashSet::new()),
             shutting_down: AtomicBool::new(false),
             stopped: tokio::sync::Notify::new(),
+            connected: tokio::sync::Notify::new(),
             spinner: config.spin_after_traffic.and_then(Spinner::shared),
             config,
         });
@@ -493,6 +496,35 @@ impl NetInner {
             .ok_or_else(|| CallError::Unreachable {
                 node: node.to_string(),
             })?;
+        Self::queue_on(&peer, node, target, frame)
+    }
+
+    /// Queues a call's frame for `node`; when the node is up but between two connections (one
+    /// closed as a duplicate before its survivor registered here), waits for the survivor.
+    /// Unbounded by itself: the caller's timeout bounds it, and cancelling it sends nothing.
+    async fn queue_call(&self, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
+        if let Some(peer) = self.peers.get(node).map(|p| p.value().clone()) {
+            return Self::queue_on(&peer, node, target, frame);
+        }
+        loop {
+            let connected = self.connected.notified();
+            tokio::pin!(connected);
+            // registered before looking, so a connection made meanwhile wakes it
+            connected.as_mut().enable();
+            if let Some(peer) = self.peers.get(node).map(|p| p.value().clone()) {
+                return Self::queue_on(&peer, node, target, frame);
+            }
+            let up = self.members.lock().status(node) == Some(MemberStatus::Up);
+            if !up || self.shutting_down.load(Ordering::SeqCst) {
+                return Err(CallError::Unreachable {
+                    node: node.to_string(),
+                });
+            }
+            connected.await;
+        }
+    }
+
+    fn queue_on(peer: &Peer, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
         let lane = peer.lane_for(target);
         peer.send(lane, frame).map_err(|e| match e {
             QueueError::Full(limit) => CallError::Overloaded {
