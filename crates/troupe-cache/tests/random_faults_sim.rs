@@ -216,9 +216,8 @@ fn run(seed: u64) -> RunDigest {
     let app_config = ca.config("app", &[]).peer_down_timeout(PEER_DOWN);
     sim.client("app", async move {
         let trace = app_trace;
-        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
-        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-        let _net = bind(&node, app_config.seeds([addr("cache"), addr("store")])).await?;
+        let (node, _net) =
+            troupe_sim::start_node("app", app_config.seeds([addr("cache"), addr("store")])).await?;
         let shards = (0..SHARDS).map(|i| node.addr("cache", &CacheSpec::shard_name("cache", i)));
         let cache = spec(node.addr("store", "store"))
             .client(shards)

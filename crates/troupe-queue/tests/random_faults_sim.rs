@@ -65,9 +65,7 @@ fn run(seed: u64) {
         .peer_down_timeout(Duration::from_secs(1));
     sim.client("app", async move {
         let trace = app_trace;
-        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
-        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-        let _net = bind(&node, app_config.seeds([addr("q")])).await?;
+        let (node, _net) = troupe_sim::start_node("app", app_config.seeds([addr("q")])).await?;
         let addr: Addr<_> = node.addr("q", "jobs");
         let queue = QueueClient::new(addr).with_timeout(Duration::from_millis(800));
         let worker = Consumer::new("app", 1);

@@ -37,8 +37,8 @@ pub use history::{NotLinearizable, Operation, RegisterOp, check_register};
 pub use prefix::{LoggedRead, LoggedWrite, check_prefix_read};
 pub use socket::SimUdpSocket;
 pub use trace::{Trace, datagrams};
-use troupe_runtime::Node;
 use troupe_runtime::remote::{ConnectError, NetConfig, NodeNet};
+use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
 
 thread_local! {
     /// The seed of the simulation running on this thread (turmoil runs every host on it).
@@ -125,6 +125,29 @@ pub async fn bind(node: &Node, mut config: NetConfig) -> Result<NodeNet, Connect
             source,
         })?;
     NodeNet::start(node, socket, config)
+}
+
+/// Starts node `name` on the simulated host this runs in, under a one-for-one root supervisor
+/// with no children yet, and binds its endpoint with `config` (seeds included) through
+/// [`bind`]: what every simulation's client node, and every host that adds its actors after
+/// joining, starts with.
+///
+/// # Errors
+///
+/// The node's name is taken in this process, or [`bind`]'s errors.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: dropped between starting the node and binding it, the node runs without
+/// an endpoint (a simulated host's future is only dropped with the host).
+pub async fn start_node(
+    name: &str,
+    config: NetConfig,
+) -> Result<(Node, NodeNet), Box<dyn std::error::Error>> {
+    let node = Node::new(name, &Mesh::new(), NodeConfig::default())?;
+    node.start(SupervisorSpec::one_for_one(), vec![]).await?;
+    let net = bind(&node, config).await?;
+    Ok((node, net))
 }
 
 /// The seeds a randomized simulation test runs: env `TROUPE_SIM_SEEDS` as `N` or `A-B`

@@ -181,9 +181,9 @@ fn run_allowing(seed: u64, may_lose: usize) -> RunDigest {
     let app_config = ca.config("app", &[]).peer_down_timeout(PEER_DOWN);
     sim.client("app", async move {
         let trace = app_trace;
-        let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
-        node.start(SupervisorSpec::one_for_one(), vec![]).await?;
-        let net = bind(&node, app_config.seeds(SERVERS.iter().map(|s| addr(s)))).await?;
+        let (node, net) =
+            troupe_sim::start_node("app", app_config.seeds(SERVERS.iter().map(|s| addr(s))))
+                .await?;
         let echoes: Vec<Addr<Ask<Echo>>> = SERVERS.iter().map(|s| node.addr(s, "echo")).collect();
         let failing: Vec<Addr<Ask<Poke>>> = SERVERS.iter().map(|s| node.addr(s, FAILING)).collect();
         let mut draw = Draw::new(seed ^ 0xfa11);

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use troupe_db::{AckMode, DbClient, DbSpec};
-use troupe_runtime::{Mesh, Node, NodeConfig, Reach, SupervisorSpec};
-use troupe_sim::{addr, bind};
+use troupe_runtime::{Node, Reach};
+use troupe_sim::addr;
 
 /// The replicas' hosts (and node names)
 pub(crate) const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
@@ -40,10 +40,8 @@ pub(crate) fn replica_hosts(
         sim.host(name, move || {
             let (spec, config) = (spec.clone(), config.clone());
             async move {
-                let node = Node::new(name, &Mesh::new(), NodeConfig::default())?;
-                node.start(SupervisorSpec::one_for_one(), vec![]).await?;
                 let seeds = REPLICAS.iter().filter(|r| **r != name).map(|r| addr(r));
-                let _net = bind(&node, config.seeds(seeds)).await?;
+                let (node, _net) = troupe_sim::start_node(name, config.seeds(seeds)).await?;
                 let (child, _) = spec.child(&node, i)?;
                 node.root().ok_or("no root supervisor")?.add(child).await?;
                 std::future::pending::<()>().await;
@@ -60,10 +58,9 @@ pub(crate) async fn client(
     dir: &Path,
     timeout: Duration,
 ) -> Result<(Node, troupe_runtime::remote::NodeNet, DbClient), Box<dyn std::error::Error>> {
-    let node = Node::new("app", &Mesh::new(), NodeConfig::default())?;
-    node.start(SupervisorSpec::one_for_one(), vec![]).await?;
     let seeds = REPLICAS.iter().map(|r| addr(r));
-    let net = bind(&node, ca_config.peer_down_timeout(PEER_DOWN).seeds(seeds)).await?;
+    let (node, net) =
+        troupe_sim::start_node("app", ca_config.peer_down_timeout(PEER_DOWN).seeds(seeds)).await?;
     // the client reaches the replicas by name; the acknowledgement mode is theirs
     let client = spec(dir, AckMode::Majority)
         .client(&node)
