@@ -78,6 +78,14 @@ failed=$(cat "$OUT"/failed.* 2>/dev/null | sort -n || true)
 sum() { grep -ho "$1=[0-9]*" "$OUT"/*.log 2>/dev/null | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
 echo "== part $PART: $run seeds run in $(( $(date +%s) - START )) s, $(echo -n "$failed" | grep -c . || true) failed"
 echo "   faults injected: $(sum faults), writes or enqueues: $(sum writes) ($(sum acked) acknowledged, $(sum unknown) with unknown outcome), all checked"
+# every other count a part's SIM lines report (reads, pokes, lost calls, leaderships...)
+others=$(grep -h -E "^(SIM|LEADERS) " "$OUT"/*.log 2>/dev/null | tr ' ' '\n' \
+    | grep -E '^[a-z_]+=[0-9]+$' | grep -vE '^(seed|faults|writes|acked|unknown|keys|converged_ms)=' \
+    | awk -F= '{s[$1] += $2} END {for (k in s) printf "%s=%d ", k, s[k]}' || true)
+[ -n "$others" ] && echo "   other totals: $others"
+restarts=$(grep -ho "[0-9]* pair restarts, [0-9]* escalations" "$OUT"/*.log 2>/dev/null \
+    | awk '{r += $1; e += $4} END {if (r + e > 0) printf "%d restarts and %d escalations of the one-for-all pairs", r, e}' || true)
+[ -n "$restarts" ] && echo "   supervision: $restarts, every report checked against the policies"
 for seed in $failed; do
     echo "-- seed $seed failed; replay: scripts/sim.sh --part $PART --seed $seed"
     grep -m1 -A3 "panicked" "$OUT/$seed.log" || tail -5 "$OUT/$seed.log"
