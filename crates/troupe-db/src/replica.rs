@@ -928,10 +928,10 @@ impl DbReplica {
         self.promoting = true;
         let peers = self.peers.clone();
         let known = self.epoch();
-        let (mode, timeout) = (self.spec.mode, self.spec.call_timeout);
+        let timeout = self.spec.call_timeout;
         tracing::warn!(replica = self.me, ?old_leader, "promoting a follower");
         ctx.spawn(async move {
-            let result = run_promotion(&peers, old_leader, known, mode, timeout).await;
+            let result = run_promotion(&peers, old_leader, known, timeout).await;
             match &result {
                 Ok(promoted) => {
                     tracing::warn!(leader = promoted.leader, epoch = promoted.epoch, "promoted");
@@ -1118,8 +1118,8 @@ const SILENT_LEADER_FACTOR: u32 = 4;
 /// Promotes the most up-to-date reachable follower other than `old_leader`; returns the new
 /// leader and its epoch
 ///
-/// First a dry run on the replicas' statuses: if another replica leads, or too few are
-/// reachable for the mode, nothing is changed (a failed promotion must not leave replicas
+/// First a dry run on the replicas' statuses: if another replica leads, or fewer than a
+/// majority are reachable, nothing is changed (a failed promotion must not leave replicas
 /// fenced against a leader that is still working). Then every replica is fenced at a new
 /// epoch, the decision is taken again on the fenced standings, and the winner is told to lead
 /// at the epoch after the fence.
@@ -1127,7 +1127,6 @@ async fn run_promotion(
     peers: &[Addr<DbPeerMsg>],
     old_leader: Option<u64>,
     known_epoch: u64,
-    mode: AckMode,
     timeout: Duration,
 ) -> Result<Promoted, String> {
     let seen = statuses(peers, timeout).await;
@@ -1151,7 +1150,7 @@ async fn run_promotion(
         .filter(|s| Some(s.id) != old_leader)
         .map(standing)
         .collect();
-    promote(mode, peers.len(), known_epoch, &dry).map_err(|e| e.to_string())?;
+    promote(peers.len(), known_epoch, &dry).map_err(|e| e.to_string())?;
     let newest = seen
         .iter()
         .map(|s| s.epoch.max(s.last_epoch))
@@ -1185,7 +1184,7 @@ async fn run_promotion(
             _ => {}
         }
     }
-    let promotion = promote(mode, peers.len(), newest, &candidates).map_err(|e| e.to_string())?;
+    let promotion = promote(peers.len(), newest, &candidates).map_err(|e| e.to_string())?;
     let leader = promotion.leader.0;
     let Some(addr) = peers.get(leader as usize) else {
         return Err(format!("no replica {leader}"));

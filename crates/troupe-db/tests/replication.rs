@@ -508,7 +508,7 @@ fn promotion_picks_the_most_up_to_date() {
         last_index,
     };
     let cands = [c(1, 2, 10), c(2, 3, 4), c(3, 3, 7), c(4, 3, 7)];
-    let p = promote(AckMode::Majority, 5, 3, &cands).unwrap();
+    let p = promote(5, 3, &cands).unwrap();
     assert_eq!(
         p.leader,
         ReplicaId(3),
@@ -516,17 +516,16 @@ fn promotion_picks_the_most_up_to_date() {
     );
     assert_eq!(p.epoch, 4);
     assert_eq!(
-        promote(AckMode::Majority, 5, 3, &cands[..2]),
+        promote(5, 3, &cands[..2]),
         Err(PromotionError::NoQuorum { have: 2, need: 3 })
     );
+    // every mode promotes only with a majority fenced: two coordinators that cannot reach
+    // each other must not both promote in one epoch
     assert_eq!(
-        promote(AckMode::All, 5, 3, &cands[..1]).unwrap().leader,
-        ReplicaId(1)
+        promote(5, 3, &cands[..1]),
+        Err(PromotionError::NoQuorum { have: 1, need: 3 })
     );
-    assert_eq!(
-        promote(AckMode::LeaderOnly, 3, 3, &[]),
-        Err(PromotionError::NoCandidates)
-    );
+    assert_eq!(promote(3, 3, &[]), Err(PromotionError::NoCandidates));
 }
 
 #[test]
@@ -537,7 +536,7 @@ fn promotion_epoch_clears_a_fenced_epoch() {
         last_epoch: 3,
         last_index: 9,
     };
-    assert_eq!(promote(AckMode::All, 2, 3, &[cand]).unwrap().epoch, 8);
+    assert_eq!(promote(1, 3, &[cand]).unwrap().epoch, 8);
 }
 
 #[test]
@@ -548,7 +547,7 @@ fn leader_only_failover_loses_unreplicated_acked_writes() {
     let index = sim.write(put("b", "2")); // acknowledged on the leader's disk alone
     assert!(sim.acked.iter().any(|(_, i)| *i == index));
     let old = sim.lose_leader();
-    sim.promote(3, old.epoch(), &[ReplicaId(1)]);
+    sim.promote(3, old.epoch(), &[ReplicaId(1), ReplicaId(2)]);
     sim.settle();
     assert_eq!(sim.leader_state.get(b"a").unwrap(), &Bytes::from("1"));
     assert_eq!(sim.leader_state.get(b"b"), None, "the acked write is lost");
@@ -569,8 +568,9 @@ fn diverged_follower_is_reseeded_by_snapshot() {
     );
     let old = sim.lose_leader();
     sim.down.clear();
-    // Manual promotion of a chosen, not most up-to-date, replica.
-    sim.promote(3, old.epoch(), &[ReplicaId(1)]);
+    // A replica that is not the most up-to-date leads (as when an old leader with extra
+    // entries rejoins the new one).
+    sim.lead_with(ReplicaId(1), old.epoch());
     sim.write(put("c", "3"));
     sim.settle();
     let f2 = &sim.followers[&ReplicaId(2)];

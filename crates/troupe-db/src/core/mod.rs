@@ -65,8 +65,12 @@
 //!   committed entry. Writes that were appended but not yet acknowledged may survive or be lost.
 //!   If no majority of replicas is reachable, promotion refuses rather than lose writes.
 //! - [`AckMode::All`]: a write is acknowledged once durable on every replica. No acknowledged
-//!   write is lost as long as any one follower survives; promotion may consult any single
-//!   follower. The cost: one slow or down follower stops all acknowledgements.
+//!   write is lost as long as any one follower survives. The cost: one slow or down follower
+//!   stops all acknowledgements.
+//!
+//! In every mode promotion needs a majority of the replicas (fenced at the new epoch): with
+//! fewer, two coordinators that cannot reach each other could each promote a leader in the
+//! same epoch.
 //!
 //! In every mode, a write whose client saw a timeout (no answer) may or may not be in the log.
 

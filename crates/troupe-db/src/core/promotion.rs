@@ -34,9 +34,9 @@ pub enum PromotionError {
     /// No candidates at all
     #[error("no follower is reachable")]
     NoCandidates,
-    /// Too few replicas consulted for the mode: one holding an acknowledged write might be
+    /// Too few replicas consulted: one holding an acknowledged write might be
     /// missing from the candidates
-    #[error("{have} replicas consulted, {need} needed for this acknowledgement mode")]
+    #[error("{have} replicas consulted, {need} needed to promote (a majority)")]
     NoQuorum {
         /// Candidates consulted
         have: usize,
@@ -53,24 +53,24 @@ pub enum PromotionError {
 /// consulted candidates at the new epoch ([`super::Follower::fence`]).
 ///
 /// Promoting the most up-to-date of at least a majority keeps every [`AckMode::Majority`]
-/// acknowledged write; [`AckMode::All`] needs one candidate; [`AckMode::LeaderOnly`] accepts
-/// one candidate and loses what it lacks (see [`super`]'s `# Durability on leader loss`).
+/// acknowledged write; [`AckMode::All`] would keep them with any one candidate, and
+/// [`AckMode::LeaderOnly`] loses what the promoted candidate lacks (see [`super`]'s
+/// `# Durability on leader loss`). Every mode needs a majority all the same: the candidates
+/// are the replicas the caller fenced, and only a majority fenced at the new epoch keeps a
+/// second coordinator, which cannot reach them, from promoting another leader in that same
+/// epoch (two coordinators each fencing one replica did, in the simulator).
 ///
 /// # Errors
 ///
 /// - [`PromotionError::NoCandidates`] if `candidates` is empty.
-/// - [`PromotionError::NoQuorum`] in [`AckMode::Majority`] mode with fewer than
-///   `floor(replicas/2) + 1` candidates.
+/// - [`PromotionError::NoQuorum`] with fewer than `floor(replicas/2) + 1` candidates.
 pub fn promote(
-    mode: AckMode,
     replicas: usize,
     old_epoch: u64,
     candidates: &[Candidate],
 ) -> Result<Promotion, PromotionError> {
-    let need = match mode {
-        AckMode::Majority => AckMode::Majority.required(replicas),
-        AckMode::LeaderOnly | AckMode::All => 1,
-    };
+    // the quorum that makes the new epoch this promotion's alone, whatever the write mode
+    let need = AckMode::Majority.required(replicas);
     let best = candidates
         .iter()
         .max_by(|a, b| {

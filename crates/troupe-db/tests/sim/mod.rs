@@ -218,13 +218,30 @@ impl Sim {
         self.leader.take().expect("a leader")
     }
 
+    /// Makes `chosen` lead at the epoch after `old_epoch`, whatever the promotion rule would
+    /// pick (a state the rule reaches in other ways, such as an old leader rejoining with
+    /// entries the new one lacks); the other followers follow it
+    pub(crate) fn lead_with(&mut self, chosen: ReplicaId, old_epoch: u64) {
+        let epoch = old_epoch + 2;
+        for follower in self.followers.values_mut() {
+            follower.fence(epoch - 1);
+        }
+        let f = self.followers.remove(&chosen).expect("a follower");
+        let others: Vec<_> = self.followers.keys().copied().collect();
+        let (leader, state) = f.into_leader(epoch, others, self.mode);
+        self.leader = Some(leader);
+        self.leader_state = state;
+        self.leader_id = chosen;
+        self.leader_durable();
+    }
+
     /// Promote among `candidates` per the rules; the other followers follow the new leader
     pub(crate) fn promote(&mut self, replicas: usize, old_epoch: u64, candidates: &[ReplicaId]) {
         let cands: Vec<_> = candidates
             .iter()
             .map(|id| self.followers[id].candidate(*id))
             .collect();
-        let dry = promote(self.mode, replicas, old_epoch, &cands).expect("promotable");
+        let dry = promote(replicas, old_epoch, &cands).expect("promotable");
         // as the replicas do: fence at the next epoch, then lead at the one after it, which
         // the fenced replicas take from the new leader alone
         for id in candidates {
@@ -237,7 +254,7 @@ impl Sim {
             .iter()
             .map(|id| self.followers[id].candidate(*id))
             .collect();
-        let p = promote(self.mode, replicas, dry.epoch, &fenced).expect("promotable");
+        let p = promote(replicas, dry.epoch, &fenced).expect("promotable");
         let f = self.followers.remove(&p.leader).expect("a follower");
         let others: Vec<_> = self.followers.keys().copied().collect();
         let (leader, state) = f.into_leader(p.epoch, others, self.mode);
