@@ -172,6 +172,9 @@ pub enum DbPeerMsg {
     Fence {
         /// The new epoch
         epoch: u64,
+        /// The replica coordinating the promotion: a replica takes one coordinator's fence per
+        /// epoch
+        by: u64,
         /// Where the answer goes
         reply: Reply<Result<Candidate, DbFailure>>,
     },
@@ -324,6 +327,15 @@ pub enum DbFailure {
     /// not reach it
     #[error("promotion failed: {0}")]
     Promotion(String),
+    /// A promotion's fence refused: the replica is at `epoch` already, following its leader
+    /// or fenced at it by another coordinator (`by`)
+    #[error("fence refused: at epoch {epoch}, fenced by {by:?}")]
+    Fenced {
+        /// The replica's epoch
+        epoch: u64,
+        /// The coordinator that fenced it at that epoch, if one did
+        by: Option<u64>,
+    },
     /// A replication message that breaks the protocol
     #[error("malformed replication message: {0}")]
     Malformed(String),

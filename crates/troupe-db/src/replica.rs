@@ -88,6 +88,10 @@ struct Leading {
     in_flight: HashMap<u64, Instant>,
     /// The commit index last sent to each follower
     sent_commit: HashMap<u64, u64>,
+    /// The index of this leadership's first entry (its no-op): entries before it were
+    /// acknowledged, maybe, by an earlier leader, and are applied here only once it commits,
+    /// so reads wait for it (as Raft's leaders commit an entry of their term before reading)
+    ready_index: u64,
 }
 
 /// What a leader sends a follower that lacks entries
@@ -286,7 +290,7 @@ impl DbReplica {
         let mut follower =
             Follower::from_parts(loaded.epoch, loaded.log, loaded.state, self.spec.limits);
         if loaded.fenced_epoch != 0 && loaded.fenced_epoch == loaded.epoch {
-            follower.restore_fence();
+            follower.restore_fence(loaded.fenced_by.map(ReplicaId));
         }
         self.state = State::Follower(follower);
         self.resume = led || (fresh && self.me == 0);
@@ -369,11 +373,23 @@ impl DbReplica {
         }
         match read {
             ReadAt::Leader => {
-                if matches!(self.state, State::Leader(_)) {
-                    self.answer_read(kind);
-                } else {
+                let State::Leader(leading) = &self.state else {
                     kind.fail(DbFailure::NotLeader {
                         leader: self.leader_hint,
+                    });
+                    return;
+                };
+                let ready = leading.ready_index;
+                if leading.state.applied_index() >= ready {
+                    self.answer_read(kind);
+                } else if self.reads.len() >= MAX_WAITING_READS {
+                    kind.fail(DbFailure::Overloaded(self.reads.len()));
+                } else {
+                    // a new leader: not before every earlier acknowledged write is applied
+                    self.reads.push(WaitingRead {
+                        kind,
+                        min_index: ready,
+                        deadline: now() + self.spec.max_read_wait,
                     });
                 }
             }
@@ -699,10 +715,11 @@ impl DbReplica {
             // a leader of `epoch` spoke: its message is handled next
             Some(_) => follower.follow(epoch),
             None => {
-                follower.fence(epoch);
+                follower.fence_unclaimed(epoch);
             }
         }
         self.dirty.fenced_epoch = Some(if follower.is_fenced() { epoch } else { 0 });
+        self.dirty.fenced_by = Some(follower.fenced_by().map(|r| r.0));
         self.state = State::Follower(follower);
         self.leader_hint = leader;
         self.heard_leader = now();
@@ -735,18 +752,20 @@ impl DbReplica {
         let State::Follower(mut f) = std::mem::replace(&mut self.state, State::Moving) else {
             unreachable!("checked above");
         };
-        f.fence(epoch);
+        f.fence_unclaimed(epoch);
         let followers = (0..self.n() as u64)
             .filter(|&id| id != self.me)
             .map(ReplicaId);
         let (leader, state) = f.into_leader(epoch, followers, self.spec.mode);
         tracing::info!(replica = self.me, epoch, "leading");
+        let ready_index = leader.log().last_index();
         self.state = State::Leader(Box::new(Leading {
             leader,
             state,
             writes: BTreeMap::new(),
             in_flight: HashMap::new(),
             sent_commit: HashMap::new(),
+            ready_index,
         }));
         self.leader_hint = Some(self.me);
         self.resume = false;
@@ -885,7 +904,7 @@ impl DbReplica {
 
     /// `Err` with [`DbFailure::Storage`] if the fence could not be written: the replica is
     /// then no candidate (a leader still steps down in memory)
-    fn on_fence(&mut self, epoch: u64) -> Result<Candidate, DbFailure> {
+    fn on_fence(&mut self, epoch: u64, by: u64) -> Result<Candidate, DbFailure> {
         if let State::Leader(_) = &self.state {
             if epoch > self.epoch() {
                 self.step_down(epoch, None)?;
@@ -904,10 +923,21 @@ impl DbReplica {
             unreachable!("a leader stepped down above");
         };
         self.resume = false;
-        if f.fence(epoch) {
-            self.dirty.epoch = Some(epoch);
-            self.dirty.fenced_epoch = Some(epoch);
-            self.commit(Flush::Durable)?;
+        match f.fence(epoch, ReplicaId(by)) {
+            Ok(true) => {
+                self.dirty.epoch = Some(epoch);
+                self.dirty.fenced_epoch = Some(epoch);
+                self.dirty.fenced_by = Some(Some(by));
+                self.commit(Flush::Durable)?;
+            }
+            Ok(false) => {}
+            Err(refused) => {
+                tracing::debug!(replica = self.me, epoch, coordinator = by, %refused, "fence refused");
+                return Err(DbFailure::Fenced {
+                    epoch: refused.epoch,
+                    by: refused.fenced_by.map(|r| r.0),
+                });
+            }
         }
         let State::Follower(f) = &self.state else {
             unreachable!("still a follower");
@@ -928,10 +958,10 @@ impl DbReplica {
         self.promoting = true;
         let peers = self.peers.clone();
         let known = self.epoch();
-        let timeout = self.spec.call_timeout;
+        let (timeout, me_id) = (self.spec.call_timeout, self.me);
         tracing::warn!(replica = self.me, ?old_leader, "promoting a follower");
         ctx.spawn(async move {
-            let result = run_promotion(&peers, old_leader, known, timeout).await;
+            let result = run_promotion(&peers, me_id, old_leader, known, timeout).await;
             match &result {
                 Ok(promoted) => {
                     tracing::warn!(leader = promoted.leader, epoch = promoted.epoch, "promoted");
@@ -1121,10 +1151,12 @@ const SILENT_LEADER_FACTOR: u32 = 4;
 /// First a dry run on the replicas' statuses: if another replica leads, or fewer than a
 /// majority are reachable, nothing is changed (a failed promotion must not leave replicas
 /// fenced against a leader that is still working). Then every replica is fenced at a new
-/// epoch, the decision is taken again on the fenced standings, and the winner is told to lead
-/// at the epoch after the fence.
+/// epoch in the name of `coordinator` (a replica fenced at that epoch by another coordinator
+/// refuses, and is no candidate), the decision is taken again on the fenced standings, and
+/// the winner is told to lead at the epoch after the fence.
 async fn run_promotion(
     peers: &[Addr<DbPeerMsg>],
+    coordinator: u64,
     old_leader: Option<u64>,
     known_epoch: u64,
     timeout: Duration,
@@ -1167,6 +1199,7 @@ async fn run_promotion(
                 peer.call(
                     |reply| DbPeerMsg::Fence {
                         epoch: fence_epoch,
+                        by: coordinator,
                         reply,
                     },
                     timeout,
@@ -1211,8 +1244,8 @@ impl DbReplica {
             DbPeerMsg::Snapshot { leader, req, reply } => {
                 reply.send(self.on_snapshot(leader, req));
             }
-            DbPeerMsg::Fence { epoch, reply } => {
-                reply.send(self.on_fence(epoch));
+            DbPeerMsg::Fence { epoch, by, reply } => {
+                reply.send(self.on_fence(epoch, by));
             }
             DbPeerMsg::BecomeLeader { epoch, reply } => {
                 reply.send(self.become_leader(epoch, ctx));

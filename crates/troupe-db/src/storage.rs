@@ -31,6 +31,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const EPOCH: &str = "epoch";
 const LED_EPOCH: &str = "led_epoch";
 const FENCED_EPOCH: &str = "fenced_epoch";
+/// The coordinator of the fence at `fenced_epoch`, plus one (0: none kept)
+const FENCED_BY: &str = "fenced_by";
 const APPLIED_INDEX: &str = "applied_index";
 const APPLIED_EPOCH: &str = "applied_epoch";
 const BASE_INDEX: &str = "base_index";
@@ -65,6 +67,8 @@ pub struct Batch {
     /// The epoch a promotion fenced this replica at, no leader of it heard since (`Some(0)`:
     /// it heard one)
     pub fenced_epoch: Option<u64>,
+    /// The coordinator that fenced it at `fenced_epoch` (`Some(None)`: none)
+    pub fenced_by: Option<Option<u64>>,
     /// Replace the applied map wholesale
     pub snapshot: Option<SnapshotWrite>,
     /// Log entries to write (replacing rows at the same index)
@@ -121,6 +125,8 @@ pub struct Loaded {
     /// The epoch it was fenced at with no leader of it heard since, 0 if none (files from
     /// before this was kept read 0)
     pub fenced_epoch: u64,
+    /// The coordinator that fenced it at `fenced_epoch`, if the file kept it
+    pub fenced_by: Option<u64>,
     /// The log, from its base
     pub log: Log,
     /// The applied map
@@ -212,6 +218,7 @@ impl ReplicaStore {
         let epoch = get(EPOCH)?;
         let led_epoch = get(LED_EPOCH)?;
         let fenced_epoch = get(FENCED_EPOCH)?;
+        let fenced_by = get(FENCED_BY)?.checked_sub(1);
         let applied = (get(APPLIED_INDEX)?, get(APPLIED_EPOCH)?);
         let base = (get(BASE_INDEX)?, get(BASE_EPOCH)?);
         let mut log = Log::with_base(base.0, base.1);
@@ -248,6 +255,7 @@ impl ReplicaStore {
             epoch,
             led_epoch,
             fenced_epoch,
+            fenced_by,
             log,
             state,
         })
@@ -303,6 +311,9 @@ impl ReplicaStore {
             }
             if let Some(fenced) = batch.fenced_epoch {
                 meta.insert(FENCED_EPOCH, fenced)?;
+            }
+            if let Some(by) = batch.fenced_by {
+                meta.insert(FENCED_BY, by.map_or(0, |id| id.saturating_add(1)))?;
             }
         }
         txn.commit()?;

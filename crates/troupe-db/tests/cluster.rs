@@ -433,6 +433,7 @@ async fn the_peer_protocol_is_refused_from_a_node_without_a_replica() {
                 .call(
                     |reply| DbPeerMsg::Fence {
                         epoch: 1_000,
+                        by: 0,
                         reply,
                     },
                     T,

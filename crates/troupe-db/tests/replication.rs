@@ -8,8 +8,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use sim::{Sim, put};
 use troupe_db::core::{
-    AckMode, AppendEntries, AppendReply, Candidate, Entry, Follower, Leader, Limits, Log,
-    NeedSnapshot, Op, PromotionError, ReplicaId, RequestError, StateMachine, WriteId, promote,
+    AckMode, AppendEntries, AppendReply, Candidate, Entry, FenceRefused, Follower, Leader, Limits,
+    Log, NeedSnapshot, Op, PromotionError, ReplicaId, RequestError, StateMachine, WriteId, promote,
 };
 
 fn replay(entries: &[Entry]) -> StateMachine {
@@ -393,7 +393,7 @@ fn an_append_past_the_last_representable_index_is_a_typed_error() {
 #[test]
 fn stale_epoch_is_refused() {
     let mut f = Follower::new(Limits::default());
-    assert!(f.fence(3));
+    assert_eq!(f.fence(3, ReplicaId(1)), Ok(true));
     let resp = f
         .handle_append(AppendEntries {
             leader_epoch: 2,
@@ -409,6 +409,36 @@ fn stale_epoch_is_refused() {
         .unwrap();
     assert_eq!(resp.reply, AppendReply::StaleEpoch { epoch: 3 });
     assert_eq!(f.log().last_index(), 0);
+}
+
+/// The simulator's seed 5676 (`random_faults_sim`): two coordinators fenced the third
+/// replica at the same epoch, each counted it in its majority, and each promoted a leader at
+/// the next epoch. A replica takes one coordinator's fence per epoch.
+#[test]
+fn a_replica_takes_one_coordinators_fence_per_epoch() {
+    let mut f = Follower::new(Limits::default());
+    assert_eq!(f.fence(4, ReplicaId(0)), Ok(true));
+    // the same coordinator again (a retried fence): taken, nothing changes
+    assert_eq!(f.fence(4, ReplicaId(0)), Ok(false));
+    // another coordinator at the same epoch, or an older one: refused
+    assert_eq!(
+        f.fence(4, ReplicaId(1)),
+        Err(FenceRefused {
+            epoch: 4,
+            fenced_by: Some(ReplicaId(0))
+        })
+    );
+    assert!(f.fence(3, ReplicaId(1)).is_err());
+    // a newer epoch: anyone's
+    assert_eq!(f.fence(5, ReplicaId(1)), Ok(true));
+    // a replica that follows the leader of its epoch refuses a fence at it
+    f.follow(5);
+    assert!(f.fence(5, ReplicaId(1)).is_err());
+    // fenced with no coordinator named (a leader stepping down): the first one claims it
+    let mut stepped_down = Follower::new(Limits::default());
+    assert!(stepped_down.fence_unclaimed(6));
+    assert_eq!(stepped_down.fence(6, ReplicaId(2)), Ok(true));
+    assert!(stepped_down.fence(6, ReplicaId(0)).is_err());
 }
 
 fn noop_append(leader_epoch: u64) -> AppendEntries {
@@ -433,7 +463,7 @@ fn noop_append(leader_epoch: u64) -> AppendEntries {
 #[test]
 fn a_replica_fenced_at_an_epoch_refuses_that_epochs_leader() {
     let mut f = Follower::new(Limits::default());
-    assert!(f.fence(2));
+    assert_eq!(f.fence(2, ReplicaId(1)), Ok(true));
     assert!(
         f.may_lead_at(2),
         "no leader of 2 heard: the promotion may choose it"
@@ -453,7 +483,7 @@ fn a_replica_fenced_at_an_epoch_refuses_that_epochs_leader() {
 
     // a restart keeps the fence (the replica stores it)
     let mut fenced = Follower::new(Limits::default());
-    fenced.fence(5);
+    assert_eq!(fenced.fence(5, ReplicaId(1)), Ok(true));
     assert!(fenced.is_fenced());
     let mut restarted = Follower::from_parts(
         5,
@@ -461,7 +491,7 @@ fn a_replica_fenced_at_an_epoch_refuses_that_epochs_leader() {
         StateMachine::default(),
         Limits::default(),
     );
-    restarted.restore_fence();
+    restarted.restore_fence(fenced.fenced_by());
     assert_eq!(
         restarted.handle_append(noop_append(5)).unwrap().reply,
         AppendReply::StaleEpoch { epoch: 5 }

@@ -117,9 +117,23 @@ pub struct Follower {
     epoch: u64,
     /// Fenced at `epoch` and no leader of that epoch heard since: its messages are refused
     leaderless: bool,
+    /// The coordinator that fenced it at `epoch`, the only one whose fence at that epoch it
+    /// takes again
+    fenced_by: Option<ReplicaId>,
     log: Log,
     state: StateMachine,
     limits: Limits,
+}
+
+/// A fence refused: the replica is at a newer epoch, follows a leader of it, or was fenced at
+/// it by another coordinator (`fenced_by`)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("at epoch {epoch}, fenced by {fenced_by:?}")]
+pub struct FenceRefused {
+    /// The replica's epoch
+    pub epoch: u64,
+    /// Who fenced it at that epoch, if a coordinator did and no leader was heard since
+    pub fenced_by: Option<ReplicaId>,
 }
 
 impl Follower {
@@ -149,6 +163,7 @@ impl Follower {
         Self {
             epoch,
             leaderless: false,
+            fenced_by: None,
             log,
             state,
             limits,
@@ -186,23 +201,67 @@ impl Follower {
     }
 
     /// Refuse messages from leaders of `epoch` or older from now on (until a leader of a newer
-    /// epoch is heard)
+    /// epoch is heard), for the promotion coordinated by `by`
     ///
     /// Promotion fences the replicas it consulted this way, then promotes at a newer epoch, so
     /// a deposed leader that is still running cannot get new writes acknowledged by them, nor
-    /// can a leader that took the fenced epoch itself. Returns whether the epoch rose.
-    pub fn fence(&mut self, epoch: u64) -> bool {
+    /// can a leader that took the fenced epoch itself. A replica takes one coordinator's fence
+    /// per epoch, as a Raft voter votes once per term: two coordinators fencing at one epoch
+    /// cannot both gather a majority, so they cannot both promote a leader at the next.
+    /// Returns whether anything changed (`false` for the same coordinator's fence again).
+    ///
+    /// # Errors
+    ///
+    /// [`FenceRefused`] for an epoch older than this replica's, the epoch of a leader it
+    /// follows, or an epoch another coordinator fenced it at.
+    pub fn fence(&mut self, epoch: u64, by: ReplicaId) -> Result<bool, FenceRefused> {
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            self.leaderless = true;
+            self.fenced_by = Some(by);
+            return Ok(true);
+        }
+        if epoch == self.epoch && self.leaderless {
+            match self.fenced_by {
+                Some(fencer) if fencer == by => return Ok(false),
+                // fenced with no coordinator named (a leader stepping down): the first
+                // coordinator claims it
+                None => {
+                    self.fenced_by = Some(by);
+                    return Ok(true);
+                }
+                Some(_) => {}
+            }
+        }
+        Err(FenceRefused {
+            epoch: self.epoch,
+            fenced_by: self.fenced_by.filter(|_| self.leaderless),
+        })
+    }
+
+    /// Refuse leaders of `epoch` or older, naming no coordinator (a leader that steps down, or
+    /// takes a new epoch itself); the first coordinator to fence it at `epoch` claims it.
+    /// Returns whether the epoch rose.
+    pub fn fence_unclaimed(&mut self, epoch: u64) -> bool {
         let rose = epoch > self.epoch;
         if rose {
             self.epoch = epoch;
             self.leaderless = true;
+            self.fenced_by = None;
         }
         rose
     }
 
-    /// After a restart: this replica was fenced at its epoch and heard no leader of it since
-    pub fn restore_fence(&mut self) {
+    /// After a restart: this replica was fenced at its epoch, by `by` if the file says, and
+    /// heard no leader of it since
+    pub fn restore_fence(&mut self, by: Option<ReplicaId>) {
         self.leaderless = true;
+        self.fenced_by = by;
+    }
+
+    /// The coordinator that fenced this replica at its epoch, while no leader of it was heard
+    pub fn fenced_by(&self) -> Option<ReplicaId> {
+        self.fenced_by.filter(|_| self.leaderless)
     }
 
     /// Whether it was fenced at its epoch and has heard no leader of it since (what

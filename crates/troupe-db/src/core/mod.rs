@@ -82,7 +82,7 @@ mod promotion;
 mod state_machine;
 
 pub use follower::{
-    AppendEntries, AppendReply, AppendResponse, Applied, Follower, InstallSnapshot,
+    AppendEntries, AppendReply, AppendResponse, Applied, FenceRefused, Follower, InstallSnapshot,
 };
 pub use leader::{AckMode, Leader, Progress, RequestError, UnknownReplica};
 pub use log::{Log, LogError, NeedSnapshot};

@@ -224,7 +224,7 @@ impl Sim {
     pub(crate) fn lead_with(&mut self, chosen: ReplicaId, old_epoch: u64) {
         let epoch = old_epoch + 2;
         for follower in self.followers.values_mut() {
-            follower.fence(epoch - 1);
+            follower.fence_unclaimed(epoch - 1);
         }
         let f = self.followers.remove(&chosen).expect("a follower");
         let others: Vec<_> = self.followers.keys().copied().collect();
@@ -248,7 +248,8 @@ impl Sim {
             self.followers
                 .get_mut(id)
                 .expect("a follower")
-                .fence(dry.epoch);
+                .fence(dry.epoch, ReplicaId(0))
+                .expect("a fence at a new epoch");
         }
         let fenced: Vec<_> = candidates
             .iter()
