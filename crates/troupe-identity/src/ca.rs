@@ -241,7 +241,8 @@ impl MintedCa {
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         (params.not_before, params.not_after) = validity(CA_VALIDITY);
-        let key = KeyPair::generate().map_err(cert_err("generating the CA key"))?;
+        let key =
+            KeyPair::generate_for(KEY_ALGORITHM).map_err(cert_err("generating the CA key"))?;
         let cert = params
             .self_signed(&key)
             .map_err(cert_err("self-signing the CA certificate"))?;
@@ -251,6 +252,11 @@ impl MintedCa {
         })
     }
 }
+
+/// The signature algorithm of every key minted here: Ed25519, whose signatures have one length
+/// (an ECDSA signature's DER encoding varies by a byte or two with its random nonce, so the
+/// size of a handshake did too, and a simulated seed did not replay exactly).
+const KEY_ALGORITHM: &rcgen::SignatureAlgorithm = &rcgen::PKCS_ED25519;
 
 /// Generates a key and a certificate for `node` signed by `issuer`.
 fn mint_node(
@@ -270,7 +276,7 @@ fn mint_node(
     ];
     params.use_authority_key_identifier_extension = true;
     (params.not_before, params.not_after) = validity(NODE_VALIDITY);
-    let key = KeyPair::generate().map_err(cert_err("generating the node key"))?;
+    let key = KeyPair::generate_for(KEY_ALGORITHM).map_err(cert_err("generating the node key"))?;
     let cert = params
         .signed_by(&key, issuer)
         .map_err(cert_err("signing the node certificate"))?;
