@@ -73,7 +73,7 @@ impl NodePaths {
 /// `dir` is created if missing. The CA certificate is self-signed, with common name
 /// `troupe cluster CA <cluster>`, may sign node certificates but no further CAs (path length 0),
 /// has key usages certificate signing and CRL signing, and is valid for about 10 years.
-/// The key is ECDSA P-256.
+/// The key is Ed25519, as every node key minted here is.
 ///
 /// # Errors
 /// - [`IdentityError::InvalidClusterName`] if `cluster` is not a valid cluster name;
