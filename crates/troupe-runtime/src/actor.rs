@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::Either;
 use ractor::{ActorCell, ActorProcessingErr, ActorRef};
 use tokio::task::AbortHandle;
 
@@ -308,9 +307,13 @@ pin_project_lite::pin_project! {
     /// Runs one hook of an actor; if it panics or fails, marks the instance as failing (so
     /// the replies it held fail with the reason and its mailbox is kept for the next
     /// instance) before dropping the hook's state, then fails the ractor actor.
+    ///
+    /// With no hook (a letter that runs no user code) it is ready at once: `Ok`, or the
+    /// failure it was made with. One type for every letter, so a message costs no `Either`.
     struct Guarded<'a, F, M: Message> {
         #[pin]
         hook: Option<F>,
+        failure: Option<String>,
         slot: &'a Arc<Slot<M>>,
     }
 }
@@ -326,7 +329,10 @@ where
         let mut this = self.project();
         let polled = match this.hook.as_mut().as_pin_mut() {
             Some(hook) => std::panic::catch_unwind(AssertUnwindSafe(|| hook.poll(cx))),
-            None => return Poll::Ready(Ok(())),
+            None => match this.failure.take() {
+                None => return Poll::Ready(Ok(())),
+                Some(reason) => Ok(Poll::Ready(Err(reason.into()))),
+            },
         };
         let (reason, error): (Arc<str>, ActorError) = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
@@ -461,15 +467,15 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
             origin,
             ..
         } = state;
-        let hook = match mail.open() {
+        let (hook, failure) = match mail.open() {
             Some(Letter::User(msg)) => {
                 depth.fetch_sub(1, Ordering::Relaxed);
-                Either::Left(actor.handle(msg, ctx))
+                (Some(actor.handle(msg, ctx)), None)
             }
             Some(Letter::Due(msg, by)) => {
                 depth.fetch_sub(1, Ordering::Relaxed);
                 if tokio::time::Instant::now() <= by {
-                    Either::Left(actor.handle(msg, ctx))
+                    (Some(actor.handle(msg, ctx)), None)
                 } else {
                     // its caller has given up: not started (the answer says why, for a caller
                     // that waits without a deadline of its own)
@@ -479,15 +485,20 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
                         after: Duration::ZERO,
                     };
                     crate::message::refuse(Mail::user(msg), &error);
-                    Either::Right(std::future::ready(Ok(())))
+                    (None, None)
                 }
             }
-            Some(Letter::TaskFailed(reason)) => {
-                Either::Right(std::future::ready(Err(reason.into())))
-            }
-            None => Either::Right(std::future::ready(Ok(()))),
+            Some(Letter::TaskFailed(reason)) => (None, Some(reason)),
+            None => (None, None),
         };
-        run_guarded::<R, _, _>(origin, slot, hook)
+        R::run(
+            || origin.clone(),
+            Guarded {
+                hook,
+                failure,
+                slot,
+            },
+        )
     }
 
     async fn post_stop(
@@ -522,6 +533,7 @@ where
         || origin.clone(),
         Guarded {
             hook: Some(hook),
+            failure: None,
             slot,
         },
     )

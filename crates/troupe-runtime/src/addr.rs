@@ -266,7 +266,12 @@ impl<M: Message> Addr<M> {
                 .await;
             }
         };
-        let outcome = ReplyWait::new(rx, timeout).await;
+        let outcome = if timeout == Duration::MAX {
+            // no deadline: nothing to watch, so no wait state around the channel either
+            Ok(rx.await.map_err(|_| ()))
+        } else {
+            ReplyWait::new(rx, timeout).await
+        };
         match outcome {
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(failure))) => Err(self.failure(failure)),
@@ -292,7 +297,7 @@ impl<M: Message> Addr<M> {
                 target: self.target(),
                 reason: reason.to_string(),
             },
-            ReplyFailure::Refused(error) => error,
+            ReplyFailure::Refused(error) => *error,
         }
     }
 

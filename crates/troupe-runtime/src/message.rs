@@ -114,7 +114,7 @@ pub(crate) enum ReplyFailure {
     /// The actor failed (panicked or returned an error) while holding it; the reason.
     Failed(Arc<str>),
     /// Answered with an error by the actor or refused before it reached the actor.
-    Refused(CallError),
+    Refused(Box<CallError>),
 }
 
 pub(crate) type ReplySender<R> = oneshot::Sender<Result<R, ReplyFailure>>;
@@ -200,7 +200,7 @@ impl<R> Reply<R> {
     /// this error as it is.
     pub fn fail(mut self, error: CallError) {
         if let Some(sink) = self.sink.take() {
-            sink.answer(Err(ReplyFailure::Refused(error)));
+            sink.answer(Err(ReplyFailure::Refused(Box::new(error))));
         }
     }
 
@@ -357,7 +357,7 @@ fn dropped_reply_failure() -> Option<ReplyFailure> {
         .try_with(|cell| {
             Some(match cell.try_borrow().ok()?.as_ref()? {
                 DropContext::Failing { reason, .. } => ReplyFailure::Failed(reason.clone()),
-                DropContext::Refused(error) => ReplyFailure::Refused(error.clone()),
+                DropContext::Refused(error) => ReplyFailure::Refused(Box::new(error.clone())),
             })
         })
         .ok()
