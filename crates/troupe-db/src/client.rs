@@ -23,7 +23,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use troupe_runtime::{Addr, CallError, Reply};
 
-use crate::msg::{DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, WriteOp, Written};
+use crate::msg::{
+    DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, ScanPage, WriteOp, Written,
+};
 
 /// How long one [`DbClient`] operation may take, retries included, unless set with
 /// [`DbClient::with_timeout`]
@@ -479,11 +481,16 @@ impl DbClient {
     }
 
     /// Sends the read `msg` by `policy` until a suitable replica answers or the deadline
-    async fn read<T: troupe_runtime::ReplyValue>(
+    async fn read<T: troupe_runtime::ReplyValue + AnsweredAt>(
         &self,
         policy: ReadPolicy,
         msg: impl Fn(ReadAt, Reply<Result<T, DbFailure>>) -> DbMsg,
     ) -> Result<T, DbError> {
+        // what a read-your-writes answer must include, even from the leader it falls back to
+        let floor = match policy {
+            ReadPolicy::ReadYourWrites => self.last_write_index(),
+            ReadPolicy::Leader | ReadPolicy::AnyReplica => 0,
+        };
         let n = self.replicas.len();
         let mut retry = Retry::new(self.timeout);
         let mut last = None;
@@ -535,6 +542,15 @@ impl DbClient {
                     target = (target + 1) % n;
                 }
                 Ok(Err(failure)) => return Err(DbError::Refused(failure)),
+                Ok(Ok(answer)) if answer.index() < floor => {
+                    // A leader that was deposed without knowing it (paused, cut off) answers
+                    // from a log that lacks this session's write: ask the others.
+                    last = Some(refused(DbFailure::Lagging {
+                        applied: answer.index(),
+                        wanted: floor,
+                    }));
+                    target = (target + 1) % n;
+                }
                 Ok(Ok(answer)) => {
                     if policy == ReadPolicy::Leader {
                         self.session.leader.store(target, Ordering::Relaxed);
@@ -552,5 +568,22 @@ impl DbClient {
             }
             retry.pause().await;
         }
+    }
+}
+
+/// A read's answer, with the applied index of the replica that gave it
+trait AnsweredAt {
+    fn index(&self) -> u64;
+}
+
+impl AnsweredAt for ReadValue {
+    fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+impl AnsweredAt for ScanPage {
+    fn index(&self) -> u64 {
+        self.index
     }
 }

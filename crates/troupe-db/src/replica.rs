@@ -22,7 +22,8 @@
 //! - A fresh database: replica 0, once a majority of the replicas answer and none is ahead.
 //! - After a restart: a replica whose file says it led its newest epoch asks the others; it
 //!   leads again (at a new epoch) only if a majority answer and none has seen a newer epoch,
-//!   so a replica that was replaced while it was down follows instead.
+//!   leads, or holds a newer log ([`core::resume`](crate::core::resume)), so a replica that
+//!   was replaced while it was down (or paused) follows instead.
 //! - On leader loss: when the leader's node has been reported down for
 //!   [`DbSpec::promote_after`] (or the leader has been silent for four times that while its
 //!   node is up), the lowest-numbered follower on a live node fences the reachable replicas at
@@ -51,8 +52,8 @@ use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Reply};
 use troupe_store::{Degraded, Reopen, StoreError};
 
 use crate::core::{
-    AckMode, AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError,
-    StateMachine, WriteId, promote,
+    AppendReply, Candidate, Follower, Leader, Log, Op, ReplicaId, RequestError, StateMachine,
+    WriteId, promote,
 };
 use crate::msg::{
     DbFailure, DbMsg, DbPeerMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage,
@@ -818,6 +819,11 @@ impl DbReplica {
             Ok(resp) => resp,
             Err(err) => return Err(DbFailure::Malformed(err.to_string())),
         };
+        if !matches!(resp.reply, AppendReply::StaleEpoch { .. }) {
+            // a leader of this replica's epoch is alive, even if its log does not match yet:
+            // resuming would only depose it
+            self.resume = false;
+        }
         if let AppendReply::Success { match_index, .. } = resp.reply {
             tracing::debug!(
                 replica = self.me,
@@ -1059,33 +1065,44 @@ impl DbReplica {
         if !self.resume || !matches!(self.state, State::Follower(_)) || self.degraded.is_some() {
             return;
         }
-        let mine = self.epoch();
-        if let Some(ahead) = peers
+        let me = Candidate {
+            id: ReplicaId(self.me),
+            epoch: self.epoch(),
+            last_epoch: self.log().last_epoch(),
+            last_index: self.log().last_index(),
+        };
+        let answers: Vec<(Candidate, bool)> = peers
             .iter()
-            .find(|p| p.epoch > mine || p.role == Role::Leader)
-        {
-            tracing::info!(
-                replica = self.me,
-                peer = ahead.id,
-                "a peer is ahead; following"
-            );
-            self.resume = false;
-            if ahead.role == Role::Leader {
-                self.leader_hint = Some(ahead.id);
+            .map(|p| {
+                let candidate = Candidate {
+                    id: ReplicaId(p.id),
+                    epoch: p.epoch,
+                    last_epoch: p.last_epoch,
+                    last_index: p.last_index,
+                };
+                (candidate, p.role == Role::Leader)
+            })
+            .collect();
+        match crate::core::resume(self.n(), me, &answers) {
+            crate::core::Resume::Follow { ahead, leading } => {
+                tracing::info!(
+                    replica = self.me,
+                    peer = ahead.0,
+                    leading,
+                    "a peer is ahead; following"
+                );
+                self.resume = false;
+                if leading {
+                    self.leader_hint = Some(ahead.0);
+                }
             }
-            return;
-        }
-        if peers.len() + 1 < AckMode::Majority.required(self.n()) {
-            return; // asked again on a later tick
-        }
-        let newest = peers
-            .iter()
-            .map(|p| p.epoch.max(p.last_epoch))
-            .chain([mine, self.log().last_epoch()])
-            .max()
-            .unwrap_or(0);
-        if let Err(why) = self.become_leader(newest.saturating_add(1), ctx) {
-            tracing::warn!(replica = self.me, %why, "could not resume leading");
+            // asked again on a later tick
+            crate::core::Resume::Wait { .. } => {}
+            crate::core::Resume::Lead { epoch } => {
+                if let Err(why) = self.become_leader(epoch, ctx) {
+                    tracing::warn!(replica = self.me, %why, "could not resume leading");
+                }
+            }
         }
     }
 

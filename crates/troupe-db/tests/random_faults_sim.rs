@@ -374,7 +374,15 @@ fn seeds_the_simulator_failed_on_pass() {
 ///   leader at the next (a replica now takes one coordinator's fence per epoch);
 /// - 103 (`All`): a read-your-writes read fell back to a just-promoted leader, which answered
 ///   before applying the session's write, acknowledged under the old leader (a new leader now
-///   reads only once its first entry is applied).
+///   reads only once its first entry is applied);
+/// - 6482 (`Majority`): the first leader, paused while the others went on to index 99, was
+///   told of their epoch by an append it could not match, still counted as a leader that may
+///   resume, and on its restart led at the next epoch with its log at 64 (a replica now
+///   resumes only with a log no answering peer's is newer than, and stops trying once a
+///   leader of its epoch writes to it);
+/// - 1904 (`Majority`): a read-your-writes read fell back to the leader the client knew, which
+///   had been deposed while paused and answered from index 64, before the session's write at
+///   101 (the client now takes no answer from below the session's last write).
 #[test]
 fn seeds_of_the_other_modes_and_reads_pass() {
     if std::env::var_os("TROUPE_SIM_SEEDS").is_some() {
@@ -384,6 +392,8 @@ fn seeds_of_the_other_modes_and_reads_pass() {
     run_in(77, AckMode::LeaderOnly);
     run_in(5676, AckMode::Majority);
     run_in(103, AckMode::All);
+    run_in(6482, AckMode::Majority);
+    run_in(1904, AckMode::Majority);
 }
 
 #[test]

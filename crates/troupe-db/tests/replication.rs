@@ -9,7 +9,8 @@ use proptest::prelude::*;
 use sim::{Sim, put};
 use troupe_db::core::{
     AckMode, AppendEntries, AppendReply, Candidate, Entry, FenceRefused, Follower, Leader, Limits,
-    Log, NeedSnapshot, Op, PromotionError, ReplicaId, RequestError, StateMachine, WriteId, promote,
+    Log, NeedSnapshot, Op, PromotionError, ReplicaId, RequestError, Resume, StateMachine, WriteId,
+    promote, resume,
 };
 
 fn replay(entries: &[Entry]) -> StateMachine {
@@ -632,4 +633,65 @@ fn majority_commit_waits_for_current_epoch_entry() {
     leader.on_local_durable(2);
     leader.on_ack(ReplicaId(1), 2).unwrap();
     assert_eq!(leader.commit_index(), 2);
+}
+
+fn standing(id: u64, epoch: u64, last_epoch: u64, last_index: u64) -> Candidate {
+    Candidate {
+        id: ReplicaId(id),
+        epoch,
+        last_epoch,
+        last_index,
+    }
+}
+
+#[test]
+fn a_restarted_leader_resumes_only_with_the_newest_log() {
+    // replica 0 led epoch 1 to index 64, was paused, and was since told of epoch 4 by a leader
+    // whose appends it could not match; the others went on to index 99
+    let me = standing(0, 4, 1, 64);
+    let behind = [
+        (standing(1, 4, 3, 99), false),
+        (standing(2, 4, 3, 99), false),
+    ];
+    assert_eq!(
+        resume(3, me, &behind),
+        Resume::Follow {
+            ahead: ReplicaId(1),
+            leading: false
+        },
+        "the simulator's seed 6482: leading here lost acknowledged writes"
+    );
+
+    // the same answers from replicas whose logs end before this one's: it leads again
+    let me = standing(0, 4, 3, 99);
+    let peers = [
+        (standing(1, 4, 3, 97), false),
+        (standing(2, 3, 3, 99), false),
+    ];
+    assert_eq!(resume(3, me, &peers), Resume::Lead { epoch: 5 });
+
+    // a peer that leads, or has seen a newer epoch, keeps it following whatever the logs
+    assert_eq!(
+        resume(3, me, &[(standing(2, 4, 1, 10), true)]),
+        Resume::Follow {
+            ahead: ReplicaId(2),
+            leading: true
+        }
+    );
+    assert_eq!(
+        resume(3, me, &[(standing(1, 5, 3, 10), false)]),
+        Resume::Follow {
+            ahead: ReplicaId(1),
+            leading: false
+        }
+    );
+
+    // alone out of three, it waits for a second answer
+    assert_eq!(resume(3, me, &[]), Resume::Wait { have: 1, need: 2 });
+    // a fresh database: replica 0 leads epoch 1 once a majority answered
+    let fresh = standing(0, 0, 0, 0);
+    assert_eq!(
+        resume(3, fresh, &[(standing(1, 0, 0, 0), false)]),
+        Resume::Lead { epoch: 1 }
+    );
 }

@@ -87,7 +87,7 @@ pub use follower::{
 pub use leader::{AckMode, Leader, Progress, RequestError, UnknownReplica};
 pub use log::{Log, LogError, NeedSnapshot};
 pub use op::{Entry, Op};
-pub use promotion::{Candidate, Promotion, PromotionError, promote};
+pub use promotion::{Candidate, Promotion, PromotionError, Resume, promote, resume};
 pub use state_machine::{CasMismatch, Limits, OpOutcome, SizeError, StateMachine};
 
 /// Identity of one replica of a database (leader or follower)
