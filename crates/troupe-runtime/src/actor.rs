@@ -481,7 +481,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
                     // that waits without a deadline of its own)
                     metrics::counter!("troupe_calls_expired_total").increment(1);
                     let error = CallError::Timeout {
-                        target: slot.target().to_string(),
+                        target: slot.target(),
                         after: Duration::ZERO,
                     };
                     crate::message::refuse(Mail::user(msg), &error);

@@ -11,6 +11,11 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::sync::watch;
 use troupe_wire::{Envelope, EnvelopeKind};
 
+/// A concurrent map hashed with foldhash: registry names and call ids are looked up on every
+/// remote message and every spawn, where SipHash cost a few hundred instructions a key.
+/// Seeded per process, so keys sent by peers cannot be chosen to collide.
+pub(crate) type FastMap<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
+
 use crate::error::{CallError, RegistryError};
 use crate::message::{Mail, Message, ReplyFailure, refuse, with_reply_context};
 use crate::node::{Node, Route};
@@ -183,12 +188,12 @@ impl<M: Message> RemoteInbox for Slot<M> {
 /// hundreds of thousands), and the few that other nodes may reach.
 pub(crate) struct Registry {
     node: Arc<str>,
-    entries: DashMap<Arc<str>, Arc<dyn RemoteInbox>>,
+    entries: FastMap<Arc<str>, Arc<dyn RemoteInbox>>,
     /// The names other nodes may reach and who may; a name absent here is local-only (most
     /// are, so they cost nothing here).
-    exposed: DashMap<Arc<str>, Reach>,
+    exposed: FastMap<Arc<str>, Reach>,
     /// The facets registered for an actor's name, removed with it.
-    facets_of: DashMap<Arc<str>, Vec<Arc<str>>>,
+    facets_of: FastMap<Arc<str>, Vec<Arc<str>>>,
     /// Which roles each node plays, for reaches by role.
     roles: NodeRoles,
     changes: watch::Sender<u64>,
@@ -199,9 +204,9 @@ impl Registry {
         Self {
             roles,
             node,
-            entries: DashMap::new(),
-            exposed: DashMap::new(),
-            facets_of: DashMap::new(),
+            entries: FastMap::default(),
+            exposed: FastMap::default(),
+            facets_of: FastMap::default(),
             changes: watch::Sender::new(0),
         }
     }
@@ -238,8 +243,11 @@ impl Registry {
                 name: name.to_string(),
             }),
             MapEntry::Vacant(vacant) => {
-                let target: Arc<str> = Arc::from([&*self.node, "/", name].concat());
-                let slot = Arc::new(Slot::<M>::new(target, mailbox_limit));
+                let slot = Arc::new(Slot::<M>::new(
+                    self.node.clone(),
+                    name.clone(),
+                    mailbox_limit,
+                ));
                 if reach.is_exposed() {
                     self.exposed.insert(name.clone(), reach);
                 }

@@ -47,7 +47,10 @@ pub(crate) struct Slot<M: Message> {
     pending: Mutex<Pending<M>>,
     limit: usize,
     dropped: AtomicU64,
-    target: Arc<str>,
+    /// The node and the name, shared with the registry: errors spell `node/name` when they
+    /// happen rather than every actor keeping that string.
+    node: Arc<str>,
+    name: Arc<str>,
 }
 
 /// Why a delivery failed, with the message handed back when it still exists.
@@ -59,11 +62,11 @@ pub(crate) struct Undelivered<M: Message> {
 
 impl<M: Message> Slot<M> {
     /// The actor, as `node/name`.
-    pub(crate) fn target(&self) -> &str {
-        &self.target
+    pub(crate) fn target(&self) -> String {
+        format!("{}/{}", self.node, self.name)
     }
 
-    pub(crate) fn new(target: Arc<str>, limit: usize) -> Self {
+    pub(crate) fn new(node: Arc<str>, name: Arc<str>, limit: usize) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             pending: Mutex::new(Pending {
@@ -73,7 +76,8 @@ impl<M: Message> Slot<M> {
             }),
             limit,
             dropped: AtomicU64::new(0),
-            target,
+            node,
+            name,
         }
     }
 
@@ -125,7 +129,7 @@ impl<M: Message> Slot<M> {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         Undelivered {
             error: CallError::Overloaded {
-                target: self.target.to_string(),
+                target: self.target(),
                 limit: self.limit,
             },
             mail: Some(mail),
@@ -135,7 +139,7 @@ impl<M: Message> Slot<M> {
     fn lost(&self) -> Undelivered<M> {
         Undelivered {
             error: CallError::ActorFailed {
-                target: self.target.to_string(),
+                target: self.target(),
                 reason: "the mailbox refused the message".into(),
             },
             mail: None,
@@ -148,7 +152,7 @@ impl<M: Message> Slot<M> {
         if let Lifecycle::Closed = pending.lifecycle {
             return Err(Undelivered {
                 error: CallError::NotFound {
-                    target: self.target.to_string(),
+                    target: self.target(),
                 },
                 mail: Some(mail),
             });

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::registry::FastMap;
 use bytes::Bytes;
-use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use crate::error::CallError;
@@ -19,7 +19,7 @@ struct PendingCall {
 /// The table of outstanding remote calls of one node, keyed by request id.
 #[derive(Default)]
 pub(crate) struct Pending {
-    calls: DashMap<u64, PendingCall>,
+    calls: FastMap<u64, PendingCall>,
 }
 
 impl Pending {
