@@ -69,6 +69,16 @@ pub struct LaunchArgs {
     /// killed.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_timeout: u64,
+
+    /// Serve the admin endpoint here: /metrics (Prometheus), /health, /ready and /state.
+    /// Default: 127.0.0.1:9090 when every node runs in this process (a free port if that one
+    /// is taken), none with --node. The address is printed as `admin http://ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+
+    /// Serve no admin endpoint, not even the one-process default.
+    #[arg(long, conflicts_with = "admin")]
+    pub no_admin: bool,
 }
 
 impl Default for LaunchArgs {
@@ -155,6 +165,8 @@ pub async fn launch_until(
         .unwrap_or_else(|| topology.name().to_string());
     let only = (!args.nodes.is_empty()).then_some(args.nodes.as_slice());
     let prepared = topology.prepare(only)?;
+    // before anything starts, so the recorder sees every metric and /ready says "starting"
+    let admin = Admin::start(&args, &prepared.mesh).await?;
     let mut nets: Vec<NodeNet> = Vec::new();
     if !args.nodes.is_empty() {
         let first_listen = args
@@ -208,6 +220,7 @@ pub async fn launch_until(
     for node in running.nodes() {
         tracing::info!(node = %node.name(), actors = node.names().len(), "node started");
     }
+    admin.ready();
     let outcome = tokio::select! {
         failed = running.wait() => failed,
         () = stop => Ok(()),
@@ -217,8 +230,86 @@ pub async fn launch_until(
     } else {
         tracing::info!("shutting down");
     }
+    admin.stopping();
     running.shutdown().await;
+    admin.stop().await;
     outcome
+}
+
+/// The admin endpoint of a launch, if it serves one.
+#[cfg(feature = "admin")]
+struct Admin(Option<(troupe_admin::AdminServer, troupe_admin::Readiness)>);
+
+#[cfg(feature = "admin")]
+impl Admin {
+    /// The one-process default, tried first; a free port if it is taken.
+    const DEFAULT: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+
+    async fn start(args: &LaunchArgs, mesh: &troupe_runtime::Mesh) -> Result<Self, LaunchError> {
+        let readiness = troupe_admin::Readiness::new();
+        let start = |addr| troupe_admin::AdminServer::start(addr, mesh.clone(), readiness.clone());
+        let server = match (args.admin, args.no_admin || !args.nodes.is_empty()) {
+            (Some(addr), _) => start(addr).await?,
+            (None, true) => return Ok(Self(None)),
+            (None, false) => match start(Self::DEFAULT).await {
+                Ok(server) => server,
+                Err(troupe_admin::AdminError::Bind { source, .. }) => {
+                    tracing::warn!(
+                        addr = %Self::DEFAULT,
+                        cause = %source,
+                        "the default admin address is taken; serving on a free port"
+                    );
+                    start(SocketAddr::new(Self::DEFAULT.ip(), 0)).await?
+                }
+                Err(err) => return Err(err.into()),
+            },
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "admin http://{}", server.local_addr());
+        let _ = out.flush();
+        Ok(Self(Some((server, readiness))))
+    }
+
+    fn ready(&self) {
+        if let Some((_, readiness)) = &self.0 {
+            readiness.set_ready();
+        }
+    }
+
+    fn stopping(&self) {
+        if let Some((_, readiness)) = &self.0 {
+            readiness.set_stopping();
+        }
+    }
+
+    async fn stop(self) {
+        if let Some((server, _)) = self.0 {
+            server.stop().await;
+        }
+    }
+}
+
+/// Built without the `admin` feature: `--admin` is refused, nothing else is served.
+#[cfg(not(feature = "admin"))]
+struct Admin;
+
+#[cfg(not(feature = "admin"))]
+impl Admin {
+    async fn start(args: &LaunchArgs, _mesh: &troupe_runtime::Mesh) -> Result<Self, LaunchError> {
+        match args.admin {
+            Some(_) => Err(LaunchError::Flags(
+                "--admin needs troupe built with its `admin` feature".into(),
+            )),
+            None => Ok(Self),
+        }
+    }
+
+    fn ready(&self) {}
+
+    fn stopping(&self) {}
+
+    async fn stop(self) {}
 }
 
 fn net_config(

@@ -32,9 +32,15 @@
     feature = "db",
     doc = "  - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`)."
 )]
+#![cfg_attr(
+    feature = "admin",
+    doc = "  - [`admin`]: the admin endpoint [`launch`] serves: Prometheus metrics, health, \
+           readiness and the nodes' state (`troupe-admin`)."
+)]
 //!
 //! # Features
-//! One cargo feature per part, each on by default: `proxy`, `balancer`, `cache`, `queue`, `db`.
+//! One cargo feature per part, each on by default: `proxy`, `balancer`, `cache`, `queue`, `db`,
+//! and `admin` for the launcher's admin endpoint.
 //! Each turns on its module above, its types in the [`prelude`] and its part-specific
 //! [`Topology`] methods. With `default-features = false` this crate is the actors, supervision,
 //! topologies and the QUIC transport alone, without hyper (the proxy's HTTP server) or redb (the
@@ -68,6 +74,8 @@ pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};
 pub use topology::{
     GroupId, LaunchError, NodeId, Part, PartExt, Place, Reachable, Restartable, Running, Topology,
 };
+#[cfg(feature = "admin")]
+pub use troupe_admin as admin;
 #[cfg(feature = "balancer")]
 pub use troupe_balancer as balancer;
 #[cfg(feature = "cache")]

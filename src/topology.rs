@@ -726,4 +726,8 @@ pub enum LaunchError {
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The admin endpoint (`--admin`) could not start.
+    #[cfg(feature = "admin")]
+    #[error("admin endpoint: {0}")]
+    Admin(#[from] troupe_admin::AdminError),
 }

@@ -46,6 +46,8 @@ struct Shop {
     nodes: [Option<SocketAddr>; 3],
     http: Option<SocketAddr>,
     resp: Option<SocketAddr>,
+    /// Where each running node's admin endpoint listens
+    admin: [Option<SocketAddr>; 3],
     request_timeout_ms: u64,
 }
 
@@ -65,6 +67,7 @@ impl Shop {
             nodes: [None; 3],
             http: None,
             resp: None,
+            admin: [None; 3],
             request_timeout_ms,
         };
         for i in 0..3 {
@@ -78,6 +81,7 @@ impl Shop {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
         cmd.args(["--node", node, "--listen", "127.0.0.1:0"])
             .args(["--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
+            .args(["--admin", "127.0.0.1:0"])
             .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
             .args(["--request-timeout-ms", &self.request_timeout_ms.to_string()])
             .arg("--ca")
@@ -90,6 +94,7 @@ impl Shop {
         }
         let mut proc = Proc::spawn(cmd);
         self.nodes[i] = Some(proc.listening());
+        self.admin[i] = Some(proc.admin());
         match node {
             "data" => {}
             "app" => {
@@ -295,6 +300,46 @@ async fn every_endpoint_through_the_gateway_and_the_cache_over_resp() {
         request(&http, "GET", &shop.url("/items/mug"), "").await,
         (200, r#"{"name":"mug"}"#.to_string())
     );
+
+    // Every process's admin endpoint: ready, its node in the state with the other two up, and
+    // metrics a Prometheus parser accepts; the gateway's request counter on the edge.
+    for (i, node) in NODES.iter().enumerate() {
+        let admin = shop.admin[i].expect("every node serves its admin endpoint");
+        let base = format!("http://{admin}");
+        assert_eq!(
+            request(&http, "GET", &format!("{base}/ready"), "").await,
+            (200, "ready\n".to_string()),
+            "{node}"
+        );
+        let (status, body) = request(&http, "GET", &format!("{base}/state"), "").await;
+        assert_eq!(status, 200, "{node}: {body}");
+        let state = json(&body);
+        assert_eq!(state["nodes"][0]["name"].as_str(), Some(*node), "{body}");
+        let members = state["nodes"][0]["network"]["members"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{node} lists its members: {body}"));
+        for other in NODES.iter().filter(|n| *n != node) {
+            assert!(
+                members
+                    .iter()
+                    .any(|m| m["name"] == *other && m["status"] == "up"),
+                "{node} sees {other} up: {body}"
+            );
+        }
+        let (status, text) = request(&http, "GET", &format!("{base}/metrics"), "").await;
+        assert_eq!(status, 200, "{node}");
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .unwrap_or_else(|e| panic!("{node}'s metrics parse: {e}"));
+        if *node == "edge" {
+            assert!(
+                scrape
+                    .samples
+                    .iter()
+                    .any(|s| s.metric == "troupe_proxy_requests_total"),
+                "the gateway counts its requests: {text}"
+            );
+        }
+    }
 }
 
 fn now_ms() -> u128 {

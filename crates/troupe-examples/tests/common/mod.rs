@@ -86,6 +86,20 @@ impl Proc {
             .expect("an address")
     }
 
+    /// The address from the `admin http://ADDR` line (`--admin`), printed before `listening`
+    pub(crate) fn admin(&mut self) -> SocketAddr {
+        let line = match self.seen.iter().find(|l| l.starts_with("admin http://")) {
+            Some(line) => line.clone(),
+            None => self.wait_for("admin line", Duration::from_secs(30), |l| {
+                l.starts_with("admin http://")
+            }),
+        };
+        line["admin http://".len()..]
+            .trim()
+            .parse()
+            .expect("an admin address")
+    }
+
     /// SIGSTOP: the process stays alive, its sockets open, but runs nothing until
     /// [`Proc::resume`]
     pub(crate) fn stop(&self) {

@@ -1,0 +1,44 @@
+//! troupe's admin endpoint: one small HTTP server per process that an operator, Prometheus, a
+//! load balancer's health check or the `troupe` CLI can ask what the process is doing.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /metrics` | every metric recorded through the `metrics` facade, in the Prometheus text format (0.0.4) |
+//! | `GET /health` | `200 ok` while the process serves at all |
+//! | `GET /ready` | `200 ready` once the topology has started, `503 starting` before and `503 stopping` once it shuts down |
+//! | `GET /state` | the nodes of this process as JSON: their actors and, for nodes on the network, their address, incarnation and the members they see ([`ProcessState`]) |
+//!
+//! Any other path is `404`, any other method `405`, each with a line of text saying what is
+//! served. The server runs in the listener shell of `troupe-runtime`: connections are bounded
+//! (64 open, 16 per client address), idle ones are closed after 10 s without a request head,
+//! and it drains on [`AdminServer::stop`].
+//!
+//! Metrics are recorded by one process-wide recorder ([`prometheus`]); the first call installs
+//! it. A process that installed another recorder first gets [`AdminError::Recorder`].
+
+mod metrics_recorder;
+mod server;
+mod state;
+
+pub use metrics_recorder::prometheus;
+pub use server::{AdminServer, Readiness};
+pub use state::{MemberState, NetState, NodeState, ProcessState};
+
+/// Why the admin endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The address could not be bound (in use, not local, no permission).
+    #[error("cannot listen on {addr} for the admin endpoint: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process already has another `metrics` recorder, so this one cannot see the
+    /// metrics.
+    #[error("cannot install the Prometheus recorder: {0}")]
+    Recorder(String),
+}

@@ -1,0 +1,92 @@
+//! What `/state` answers: the nodes of one process, as plain serializable types.
+
+use serde::{Deserialize, Serialize};
+use troupe_runtime::Mesh;
+use troupe_runtime::remote::MemberStatus;
+
+/// The nodes of one process (`GET /state`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// Whether the topology has started and not begun to stop.
+    pub ready: bool,
+    /// The live nodes of this process, by name.
+    pub nodes: Vec<NodeState>,
+}
+
+/// One node of the process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The node's name.
+    pub name: String,
+    /// The names registered on it (actors, pools, supervisors, facets), sorted.
+    pub actors: Vec<String>,
+    /// Its network endpoint, for a node on the network; `None` in a one-process run.
+    pub network: Option<NetState>,
+}
+
+/// A node's network endpoint and the cluster as it sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetState {
+    /// The UDP address it listens on.
+    pub listen: String,
+    /// This run of the node (changes on every restart).
+    pub incarnation: u64,
+    /// The other members it knows of, sorted by name.
+    pub members: Vec<MemberState>,
+    /// Calls to other nodes waiting for their reply.
+    pub pending_calls: usize,
+}
+
+/// One member as a node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    /// The member's node name.
+    pub name: String,
+    /// `up`, `down` or `left`.
+    pub status: String,
+    /// The run of the member it last heard from.
+    pub incarnation: u64,
+}
+
+impl ProcessState {
+    /// The state of every live node of `mesh` now.
+    pub fn of(mesh: &Mesh, ready: bool) -> Self {
+        let nodes = mesh
+            .node_names()
+            .into_iter()
+            .filter_map(|name| {
+                let node = mesh.node(&name)?;
+                let mut actors = node.names();
+                actors.sort();
+                let network = mesh.net(&name).map(|net| NetState {
+                    listen: net.local_addr().to_string(),
+                    incarnation: net.incarnation(),
+                    members: net
+                        .members()
+                        .into_iter()
+                        .map(|(name, status, incarnation)| MemberState {
+                            name,
+                            status: status_name(status).to_string(),
+                            incarnation,
+                        })
+                        .collect(),
+                    pending_calls: net.pending_calls(),
+                });
+                Some(NodeState {
+                    name,
+                    actors,
+                    network,
+                })
+            })
+            .collect();
+        Self { ready, nodes }
+    }
+}
+
+fn status_name(status: MemberStatus) -> &'static str {
+    match status {
+        MemberStatus::Up => "up",
+        MemberStatus::Down => "down",
+        MemberStatus::Left => "left",
+    }
+}

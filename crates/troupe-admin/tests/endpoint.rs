@@ -1,0 +1,191 @@
+//! The admin endpoint over real TCP on loopback, read by hyper's client: every path, the
+//! errors, readiness through a start and a stop, and metrics a Prometheus parser accepts.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use troupe_admin::{AdminServer, ProcessState, Readiness};
+use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_testkit::{Cluster, T, fully_connected};
+
+type Http = Client<HttpConnector, Empty<Bytes>>;
+
+async fn fetch(http: &Http, method: Method, addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Empty::new())
+        .expect("a valid request");
+    let response = tokio::time::timeout(T, http.request(req))
+        .await
+        .expect("the admin endpoint answers in time")
+        .expect("the admin endpoint answers");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a whole body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn every_path_answers_and_the_rest_say_what_is_served() {
+    let mesh = Mesh::new();
+    let node = Node::new("front", &mesh, NodeConfig::default()).unwrap();
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let readiness = Readiness::new();
+    let admin = AdminServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        mesh.clone(),
+        readiness.clone(),
+    )
+    .await
+    .unwrap();
+    let addr = admin.local_addr();
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+
+    assert_eq!(
+        fetch(&http, Method::GET, addr, "/health").await,
+        (StatusCode::OK, "ok\n".into())
+    );
+    assert_eq!(
+        fetch(&http, Method::GET, addr, "/ready").await,
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())
+    );
+    readiness.set_ready();
+    assert_eq!(
+        fetch(&http, Method::GET, addr, "/ready").await,
+        (StatusCode::OK, "ready\n".into())
+    );
+
+    // a counter recorded anywhere in the process shows, and the text parses as Prometheus's
+    metrics::counter!("troupe_admin_test_total", "kind" => "probe").increment(3);
+    let (status, text) = fetch(&http, Method::GET, addr, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "troupe_admin_test_total")
+        .unwrap_or_else(|| panic!("the counter is exported: {text}"));
+    assert_eq!(sample.labels.get("kind"), Some("probe"));
+    assert!(matches!(sample.value, prometheus_parse::Value::Counter(v) if v == 3.0));
+
+    // the state names the node and what runs on it
+    root.spawn("echo", troupe_runtime::ChildOptions::permanent(), || Idle)
+        .await
+        .unwrap();
+    let (status, json) = fetch(&http, Method::GET, addr, "/state").await;
+    assert_eq!(status, StatusCode::OK);
+    let state: ProcessState = serde_json::from_str(&json).expect("the state is JSON");
+    assert!(state.ready);
+    assert_eq!(state.nodes.len(), 1);
+    assert_eq!(state.nodes[0].name, "front");
+    assert!(
+        state.nodes[0].actors.contains(&"echo".to_string()),
+        "{json}"
+    );
+    assert_eq!(state.nodes[0].network, None);
+
+    // anything else: what is served, and which methods
+    let (status, body) = fetch(&http, Method::GET, addr, "/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body.contains("/metrics, /health, /ready and /state"),
+        "{body}"
+    );
+    let (status, body) = fetch(&http, Method::POST, addr, "/ready").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body.contains("use GET"), "{body}");
+
+    readiness.set_stopping();
+    assert_eq!(
+        fetch(&http, Method::GET, addr, "/ready").await,
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into())
+    );
+    readiness.set_ready();
+    assert!(
+        !readiness.is_ready(),
+        "a stopping process does not become ready again"
+    );
+
+    admin.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "nothing listens after the stop"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_state_shows_the_members_a_node_sees() {
+    let cluster = Cluster::new("admin");
+    let mesh = Mesh::new();
+    let a = Node::new("a", &mesh, NodeConfig::default()).unwrap();
+    let b = Node::new("b", &Mesh::new(), NodeConfig::default()).unwrap();
+    let a_net = cluster.join(&a, &[]).await;
+    let b_net = cluster.join(&b, &[a_net.local_addr()]).await;
+    fully_connected(&[&a_net, &b_net], T).await;
+
+    let admin = AdminServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        mesh,
+        Readiness::new(),
+    )
+    .await
+    .unwrap();
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let (_, json) = fetch(&http, Method::GET, admin.local_addr(), "/state").await;
+    let state: ProcessState = serde_json::from_str(&json).unwrap();
+    let net = state.nodes[0]
+        .network
+        .as_ref()
+        .expect("a node on the network");
+    assert_eq!(net.listen, a_net.local_addr().to_string());
+    assert_eq!(net.incarnation, a_net.incarnation());
+    let member = net
+        .members
+        .iter()
+        .find(|m| m.name == "b")
+        .unwrap_or_else(|| panic!("b is a member: {json}"));
+    assert_eq!(member.status, "up");
+    assert_eq!(member.incarnation, b_net.incarnation());
+
+    // a port in use is a typed error, not a panic
+    let taken = admin.local_addr();
+    let err = AdminServer::start(taken, Mesh::new(), Readiness::new())
+        .await
+        .expect_err("the port is taken");
+    assert!(
+        matches!(err, troupe_admin::AdminError::Bind { addr, .. } if addr == taken),
+        "{err}"
+    );
+    admin.stop().await;
+    b_net.shutdown().await;
+    a_net.shutdown().await;
+}
+
+/// An actor with nothing to handle.
+struct Idle;
+
+impl troupe_runtime::Actor for Idle {
+    type Msg = troupe_runtime::NoMessages;
+    async fn handle(
+        &mut self,
+        msg: troupe_runtime::NoMessages,
+        _ctx: &mut troupe_runtime::Ctx<troupe_runtime::NoMessages>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        match msg {}
+    }
+}
