@@ -3,7 +3,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `GET /metrics` | every metric recorded through the `metrics` facade, in the Prometheus text format (0.0.4) |
+//! | `GET /metrics` | every metric recorded through the `metrics` facade, and each actor's counters (`troupe_actor_*`: mailbox depth, messages received and dropped, restarts, parked messages; labels `node` and `actor`), in the Prometheus text format (0.0.4) |
 //! | `GET /health` | `200 ok` while the process serves at all |
 //! | `GET /ready` | `200 ready` once the topology has started, `503 starting` before and `503 stopping` once it shuts down |
 //! | `GET /state` | the nodes of this process as JSON: their actors and, for nodes on the network, their address, incarnation and the members they see ([`ProcessState`]) |
@@ -16,6 +16,7 @@
 //! Metrics are recorded by one process-wide recorder ([`prometheus`]); the first call installs
 //! it. A process that installed another recorder first gets [`AdminError::Recorder`].
 
+mod exposition;
 mod metrics_recorder;
 mod server;
 mod state;

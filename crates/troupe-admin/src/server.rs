@@ -189,7 +189,9 @@ fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match path {
         "/metrics" => {
             view.metrics.run_upkeep();
-            let mut response = Response::new(Full::new(Bytes::from(view.metrics.render())));
+            let mut text = view.metrics.render();
+            text.push_str(&crate::exposition::actor_metrics(&view.mesh));
+            let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -10,7 +10,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use troupe_admin::{AdminServer, ProcessState, Readiness};
-use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
+use troupe_runtime::{Mesh, Message, Node, NodeConfig, SupervisorSpec};
 use troupe_testkit::{Cluster, T, fully_connected};
 
 type Http = Client<HttpConnector, Empty<Bytes>>;
@@ -83,9 +83,18 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
     assert!(matches!(sample.value, prometheus_parse::Value::Counter(v) if v == 3.0));
 
     // the state names the node and what runs on it
-    root.spawn("echo", troupe_runtime::ChildOptions::permanent(), || Idle)
+    let counter = root
+        .spawn(
+            "echo",
+            troupe_runtime::ChildOptions::permanent(),
+            Counter::default,
+        )
         .await
         .unwrap();
+    for _ in 0..4 {
+        counter.cast(CountMsg::Add(1)).unwrap();
+    }
+    assert_eq!(counter.call(CountMsg::Get, T).await.unwrap(), 4);
     let (status, json) = fetch(&http, Method::GET, addr, "/state").await;
     assert_eq!(status, StatusCode::OK);
     let state: ProcessState = serde_json::from_str(&json).expect("the state is JSON");
@@ -97,6 +106,32 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
         "{json}"
     );
     assert_eq!(state.nodes[0].network, None);
+
+    // each actor's own counters, labelled by node and actor
+    let (_, text) = fetch(&http, Method::GET, addr, "/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text format");
+    let received = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "troupe_actor_messages_received_total"
+                && s.labels.get("node") == Some("front")
+                && s.labels.get("actor") == Some("echo")
+        })
+        .unwrap_or_else(|| panic!("the actor's counter is exported: {text}"));
+    assert!(matches!(received.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    for family in [
+        "troupe_actor_mailbox_depth",
+        "troupe_actor_messages_dropped_total",
+        "troupe_actor_restarts_total",
+        "troupe_actor_parked_messages",
+    ] {
+        assert!(
+            scrape.samples.iter().any(|s| s.metric == family),
+            "{family} is exported: {text}"
+        );
+    }
 
     // anything else: what is served, and which methods
     let (status, body) = fetch(&http, Method::GET, addr, "/nope").await;
@@ -176,16 +211,30 @@ async fn the_state_shows_the_members_a_node_sees() {
     a_net.shutdown().await;
 }
 
-/// An actor with nothing to handle.
-struct Idle;
+/// Counts what it is told to add.
+#[derive(serde::Serialize, serde::Deserialize, Message)]
+#[message(name = "admin_test.Count")]
+enum CountMsg {
+    Add(u64),
+    Get(troupe_runtime::Reply<u64>),
+}
 
-impl troupe_runtime::Actor for Idle {
-    type Msg = troupe_runtime::NoMessages;
+#[derive(Default)]
+struct Counter(u64);
+
+impl troupe_runtime::Actor for Counter {
+    type Msg = CountMsg;
     async fn handle(
         &mut self,
-        msg: troupe_runtime::NoMessages,
-        _ctx: &mut troupe_runtime::Ctx<troupe_runtime::NoMessages>,
+        msg: CountMsg,
+        _ctx: &mut troupe_runtime::Ctx<CountMsg>,
     ) -> Result<(), troupe_runtime::ActorError> {
-        match msg {}
+        match msg {
+            CountMsg::Add(n) => self.0 += n,
+            CountMsg::Get(reply) => {
+                reply.send(self.0);
+            }
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::addr::Addr;
 use crate::error::{CallError, SpawnError};
 use crate::message::{FailingGuard, Letter, Mail, Message, set_failing};
 use crate::node::Node;
-use crate::slot::{Instance, Slot};
+use crate::slot::{Instance, Mailbox, Slot};
 use crate::supervisor::Starter;
 
 /// The error an actor's hooks return; any error stops the actor as failed, and its supervisor
@@ -396,7 +396,7 @@ pub(crate) struct HostArgs<A: Actor> {
     actor: A,
     myself: Addr<A::Msg>,
     node: Node,
-    depth: Arc<AtomicUsize>,
+    mailbox: Arc<Mailbox>,
     slot: Arc<Slot<A::Msg>>,
 }
 
@@ -405,7 +405,9 @@ pub(crate) struct HostArgs<A: Actor> {
 pub(crate) struct HostState<A: Actor> {
     actor: A,
     ctx: Ctx<A::Msg>,
-    depth: Arc<AtomicUsize>,
+    mailbox: Arc<Mailbox>,
+    /// Messages this instance has handled (published to `mailbox.handled` with a store).
+    handled: u64,
     slot: Arc<Slot<A::Msg>>,
     /// The node's name, for hosts whose sends carry their origin ([`Routed`]).
     origin: Arc<str>,
@@ -431,7 +433,8 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
                 me: myself,
                 tasks: Tasks::default(),
             },
-            depth: args.depth,
+            mailbox: args.mailbox,
+            handled: 0,
             slot: args.slot,
             origin,
             _failing: FailingGuard,
@@ -462,18 +465,23 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         let HostState {
             actor,
             ctx,
-            depth,
+            mailbox,
+            handled,
             slot,
             origin,
             ..
         } = state;
         let (hook, failure) = match mail.open() {
             Some(Letter::User(msg)) => {
-                depth.fetch_sub(1, Ordering::Relaxed);
+                mailbox.depth.fetch_sub(1, Ordering::Relaxed);
+                *handled += 1;
+                mailbox.handled.store(*handled, Ordering::Relaxed);
                 (Some(actor.handle(msg, ctx)), None)
             }
             Some(Letter::Due(msg, by)) => {
-                depth.fetch_sub(1, Ordering::Relaxed);
+                mailbox.depth.fetch_sub(1, Ordering::Relaxed);
+                *handled += 1;
+                mailbox.handled.store(*handled, Ordering::Relaxed);
                 if tokio::time::Instant::now() <= by {
                     (Some(actor.handle(msg, ctx)), None)
                 } else {
@@ -576,12 +584,13 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Starter for ActorChild<A, F
             };
             let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
                 .map_err(|_| failed("the actor's factory panicked".into()))?;
-            let depth = Arc::new(AtomicUsize::new(0));
+            let mailbox = Arc::new(Mailbox::default());
+            self.slot.note_start();
             let args = HostArgs {
                 actor,
                 myself: self.addr.clone(),
                 node: self.node.clone(),
-                depth: depth.clone(),
+                mailbox: mailbox.clone(),
                 slot: self.slot.clone(),
             };
             let spawned = if self.node.inner.mesh.force_remote() {
@@ -595,7 +604,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Starter for ActorChild<A, F
             let cell = actor_ref.get_cell();
             self.slot.install(Instance {
                 actor: actor_ref,
-                depth,
+                mailbox,
             });
             Ok(cell)
         })

@@ -47,7 +47,7 @@ pub use message::{Ask, Message, NoMessages, Reply, ReplyValue, Request};
 pub use node::{Mesh, Node, NodeConfig, NodeExit};
 pub use pool::Pool;
 pub use reach::{NodeRoles, Reach};
-pub use slot::DEFAULT_MAILBOX_LIMIT;
+pub use slot::{ActorStats, DEFAULT_MAILBOX_LIMIT};
 pub use supervisor::{
     Backoff, ChildOptions, ChildSpec, Exit, Intensity, Restart, Strategy, SupervisionAction,
     SupervisionReport, SupervisorRef, SupervisorSpec, WhenExceeded,

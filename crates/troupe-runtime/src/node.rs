@@ -499,6 +499,13 @@ impl Node {
         self.inner.registry.names()
     }
 
+    /// The counters of every actor registered on this node (facets excluded), sorted by
+    /// name: mailbox depth, messages received, dropped and parked, restarts. Reading them
+    /// costs the actors nothing: each host keeps its counts with plain stores.
+    pub fn actor_stats(&self) -> Vec<crate::ActorStats> {
+        self.inner.registry.stats()
+    }
+
     /// Whether `name` is registered on this node.
     pub fn is_registered(&self, name: &str) -> bool {
         self.inner.registry.contains(name)

@@ -21,7 +21,7 @@ use crate::message::{Mail, Message, ReplyFailure, refuse, with_reply_context};
 use crate::node::{Node, Route};
 use crate::reach::{NodeRoles, Reach};
 use crate::remote::Replier;
-use crate::slot::Slot;
+use crate::slot::{ActorStats, Slot};
 
 /// Delivery of a message that arrived from another node, decoded for the registered type.
 pub(crate) trait RemoteInbox: Send + Sync {
@@ -45,6 +45,11 @@ pub(crate) trait RemoteInbox: Send + Sync {
 
     /// For a facet: its `Arc<dyn Inlet<P>>`, boxed, for a typed look-up by `P`.
     fn inlet(self: Arc<Self>) -> Option<Box<dyn Any + Send + Sync>> {
+        None
+    }
+
+    /// An actor's counters; `None` for a facet (its actor reports them).
+    fn stats(&self) -> Option<ActorStats> {
         None
     }
 }
@@ -173,6 +178,10 @@ impl<M: Message> RemoteInbox for Slot<M> {
         M::NAME
     }
 
+    fn stats(&self) -> Option<ActorStats> {
+        Some(Self::stats(self))
+    }
+
     fn deliver_remote(
         &self,
         node: &Node,
@@ -222,6 +231,17 @@ impl Registry {
         if self.changes.receiver_count() > 0 {
             self.changes.send_modify(|v| *v += 1);
         }
+    }
+
+    /// Every registered actor's counters, sorted by name.
+    pub(crate) fn stats(&self) -> Vec<ActorStats> {
+        let mut stats: Vec<ActorStats> = self
+            .entries
+            .iter()
+            .filter_map(|entry| entry.value().stats())
+            .collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
     }
 
     /// The type-erased inbox of `name`, for messages from other nodes.

@@ -20,10 +20,37 @@ use crate::message::{Mail, Message};
 /// Default limit on the messages waiting in one actor's mailbox.
 pub const DEFAULT_MAILBOX_LIMIT: usize = 65_536;
 
-/// One running instance: the ractor mailbox and the depth counter its host decrements.
+/// One running instance: the ractor mailbox and the counters its host keeps.
 pub(crate) struct Instance<M: Message> {
     pub(crate) actor: ActorRef<Mail<M>>,
-    pub(crate) depth: Arc<AtomicUsize>,
+    pub(crate) mailbox: Arc<Mailbox>,
+}
+
+/// The counters of one instance's mailbox: senders add to the depth, the host takes from it
+/// and counts what it handled (on the line it has just written, so counting costs it a store).
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    pub(crate) depth: AtomicUsize,
+    pub(crate) handled: AtomicU64,
+}
+
+/// One registered actor's counters, as [`Node::actor_stats`](crate::Node::actor_stats)
+/// reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActorStats {
+    /// The name it is registered under.
+    pub name: String,
+    /// Messages in its current instance's mailbox, not yet handled.
+    pub mailbox_depth: usize,
+    /// Messages its instances have handled, all restarts included.
+    pub messages_handled: u64,
+    /// Messages refused because the mailbox was at its limit.
+    pub dropped: u64,
+    /// Times it was started again after the first start.
+    pub restarts: u64,
+    /// Messages waiting for its next instance while it restarts.
+    pub parked: usize,
 }
 
 enum Lifecycle {
@@ -47,6 +74,10 @@ pub(crate) struct Slot<M: Message> {
     pending: Mutex<Pending<M>>,
     limit: usize,
     dropped: AtomicU64,
+    /// Messages handled by instances no longer current.
+    handled_before: AtomicU64,
+    /// Instances started.
+    starts: AtomicU64,
     /// The node and the name, shared with the registry: errors spell `node/name` when they
     /// happen rather than every actor keeping that string.
     node: Arc<str>,
@@ -76,6 +107,8 @@ impl<M: Message> Slot<M> {
             }),
             limit,
             dropped: AtomicU64::new(0),
+            handled_before: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
             node,
             name,
         }
@@ -104,15 +137,15 @@ impl<M: Message> Slot<M> {
     }
 
     fn try_send(&self, instance: &Instance<M>, mail: Mail<M>) -> Result<(), Retry<M>> {
-        let before = instance.depth.fetch_add(1, Ordering::Relaxed);
+        let before = instance.mailbox.depth.fetch_add(1, Ordering::Relaxed);
         if before >= self.limit {
-            instance.depth.fetch_sub(1, Ordering::Relaxed);
+            instance.mailbox.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(Retry::Overloaded(mail));
         }
         match instance.actor.send_message(mail) {
             Ok(()) => Ok(()),
             Err(err) => {
-                instance.depth.fetch_sub(1, Ordering::Relaxed);
+                instance.mailbox.depth.fetch_sub(1, Ordering::Relaxed);
                 match err {
                     MessagingErr::SendErr(mail) => Err(Retry::Dead(Some(mail))),
                     // ractor hands the message back only in SendErr; a typed ActorRef never
@@ -182,9 +215,9 @@ impl<M: Message> Slot<M> {
         let parked = std::mem::take(&mut pending.salvaged);
         let later = std::mem::take(&mut pending.queue);
         for mail in parked.into_iter().chain(later) {
-            instance.depth.fetch_add(1, Ordering::Relaxed);
+            instance.mailbox.depth.fetch_add(1, Ordering::Relaxed);
             if let Err(err) = instance.actor.send_message(mail) {
-                instance.depth.fetch_sub(1, Ordering::Relaxed);
+                instance.mailbox.depth.fetch_sub(1, Ordering::Relaxed);
                 if let MessagingErr::SendErr(mail) = err {
                     kept.push_back(mail);
                 }
@@ -195,7 +228,7 @@ impl<M: Message> Slot<M> {
             pending.queue = kept;
             return;
         }
-        self.current.store(Some(Arc::new(instance)));
+        self.retire(self.current.swap(Some(Arc::new(instance))));
     }
 
     /// Kills the current instance (no `stopped` hook, reported to its supervisor as a failure).
@@ -212,7 +245,43 @@ impl<M: Message> Slot<M> {
     /// Empties the slot after its instance stopped; later sends are parked.
     pub(crate) fn vacate(&self) {
         let _pending = self.pending.lock();
-        self.current.store(None);
+        self.retire(self.current.swap(None));
+    }
+
+    /// Keeps the count of what a replaced instance handled.
+    fn retire(&self, old: Option<Arc<Instance<M>>>) {
+        if let Some(old) = old {
+            let handled = old.mailbox.handled.load(Ordering::Relaxed);
+            self.handled_before.fetch_add(handled, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an instance being started.
+    pub(crate) fn note_start(&self) {
+        self.starts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The actor's counters now.
+    pub(crate) fn stats(&self) -> ActorStats {
+        let (mailbox_depth, current_handled) = match self.current.load().as_deref() {
+            Some(instance) => (
+                instance.mailbox.depth.load(Ordering::Relaxed),
+                instance.mailbox.handled.load(Ordering::Relaxed),
+            ),
+            None => (0, 0),
+        };
+        let parked = {
+            let pending = self.pending.lock();
+            pending.queue.len() + pending.salvaged.len()
+        };
+        ActorStats {
+            name: self.name.to_string(),
+            mailbox_depth,
+            messages_handled: self.handled_before.load(Ordering::Relaxed) + current_handled,
+            dropped: self.dropped(),
+            restarts: self.starts.load(Ordering::Relaxed).saturating_sub(1),
+            parked,
+        }
     }
 
     /// Removes the actor for good: parked calls fail with `NotFound` and later sends too.
@@ -220,7 +289,7 @@ impl<M: Message> Slot<M> {
         let parked = {
             let mut pending = self.pending.lock();
             pending.lifecycle = Lifecycle::Closed;
-            self.current.store(None);
+            self.retire(self.current.swap(None));
             let salvaged = std::mem::take(&mut pending.salvaged);
             salvaged
                 .into_iter()

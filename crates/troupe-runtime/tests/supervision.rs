@@ -67,6 +67,38 @@ async fn one_for_one_restarts_only_the_crashed_child() {
 }
 
 #[tokio::test]
+async fn actor_counters_keep_their_counts_across_a_restart() {
+    let journal = Journal::default();
+    let (node, addrs) = tree(SupervisorSpec::one_for_one(), 2, &journal).await;
+    let stats = |name: &str| {
+        node.actor_stats()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} is reported"))
+    };
+    starts(&addrs).await; // one call each
+    let before = stats("c1");
+    assert_eq!((before.messages_handled, before.restarts), (1, 0));
+    crash_and_settle(&addrs[1], &node).await;
+    starts(&addrs).await;
+    let after = stats("c1");
+    // the call, the panic and the call after it, over two instances
+    assert_eq!((after.messages_handled, after.restarts), (3, 1));
+    assert_eq!(
+        (after.mailbox_depth, after.dropped, after.parked),
+        (0, 0, 0)
+    );
+    assert_eq!(stats("c0").restarts, 0);
+    assert_eq!(
+        node.actor_stats()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c0", "c1"]
+    );
+}
+
+#[tokio::test]
 async fn one_for_all_restarts_every_child_in_start_order() {
     let journal = Journal::default();
     let (node, addrs) = tree(SupervisorSpec::one_for_all(), 3, &journal).await;
