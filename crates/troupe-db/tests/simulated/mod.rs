@@ -69,9 +69,14 @@ pub(crate) async fn client(
 }
 
 /// Every replica's taking of leadership in a simulation: (simulated time, replica, epoch),
-/// from the replicas' `leading` log event. Clones share the list.
+/// from the replicas' `leading` log event; and when a leadership may have ended (a replica
+/// stepping down, or a replica that has led starting again, as a follower). Clones share the
+/// lists.
 #[derive(Clone, Default)]
-pub(crate) struct Leaderships(std::sync::Arc<std::sync::Mutex<Vec<(Duration, u64, u64)>>>);
+pub(crate) struct Leaderships(
+    std::sync::Arc<std::sync::Mutex<Vec<(Duration, u64, u64)>>>,
+    std::sync::Arc<std::sync::Mutex<Vec<Duration>>>,
+);
 
 impl Leaderships {
     /// Collects leaderships on this thread (every simulated host runs on it) until the guard
@@ -120,13 +125,18 @@ impl Leaderships {
         }
     }
 
-    /// When the last leadership was taken
+    /// When leadership last changed hands: the last leadership taken, or the last time a
+    /// replica stepped down or started, whichever is later. Until then a leader deposed
+    /// without knowing it may still acknowledge writes (in `LeaderOnly` mode, alone).
     #[allow(dead_code, reason = "the partition tests do not use it")]
-    pub(crate) fn last_taken(&self) -> Option<Duration> {
-        self.0
+    pub(crate) fn last_change(&self) -> Option<Duration> {
+        let taken = self
+            .0
             .lock()
             .ok()
-            .and_then(|l| l.iter().map(|(at, _, _)| *at).max())
+            .and_then(|l| l.iter().map(|(at, _, _)| *at).max());
+        let ended = self.1.lock().ok().and_then(|l| l.iter().copied().max());
+        taken.max(ended)
     }
 
     /// How many leaderships were taken
@@ -144,6 +154,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Leaderships {
         #[derive(Default)]
         struct Fields {
             leading: bool,
+            stepping_down: bool,
+            started: bool,
             replica: Option<u64>,
             epoch: Option<u64>,
         }
@@ -157,14 +169,30 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Leaderships {
             }
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
                 if field.name() == "message" {
-                    self.leading = format!("{value:?}") == "leading";
+                    let message = format!("{value:?}");
+                    self.leading = message == "leading";
+                    self.stepping_down = message == "stepping down";
+                    self.started = message == "replica started";
                 }
             }
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
+        let now = turmoil::sim_elapsed().unwrap_or_default();
         if let (true, Some(replica), Some(epoch)) = (fields.leading, fields.replica, fields.epoch) {
-            self.taken(turmoil::sim_elapsed().unwrap_or_default(), replica, epoch);
+            self.taken(now, replica, epoch);
+        }
+        // a start ends a leadership only for a replica that has led (a restarted follower
+        // changes nothing)
+        let has_led = |replica: Option<u64>| {
+            self.0
+                .lock()
+                .is_ok_and(|taken| taken.iter().any(|(_, r, _)| Some(*r) == replica))
+        };
+        if (fields.stepping_down || (fields.started && has_led(fields.replica)))
+            && let Ok(mut ended) = self.1.lock()
+        {
+            ended.push(now);
         }
     }
 }
