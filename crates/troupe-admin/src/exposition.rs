@@ -1,82 +1,135 @@
 //! The metrics read from the runtime at scrape time, in the Prometheus text format: counters
-//! the actors keep for themselves, so the hot path records nothing through the `metrics` facade.
+//! the actors keep for themselves and QUIC keeps for each link, so the hot path records nothing
+//! through the `metrics` facade.
 
 use std::fmt::Write;
 
+use troupe_runtime::remote::PeerStats;
 use troupe_runtime::{ActorStats, Mesh};
 
-/// One family: its name, type, help line, and the value it takes from an actor's counters.
-struct Family {
+/// One family: its name, type, help line, and the value it takes from one subject's counters
+/// (an actor's, or a peer link's).
+struct Family<T> {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
-    value: fn(&ActorStats) -> u64,
+    value: fn(&T) -> f64,
 }
 
-const FAMILIES: [Family; 5] = [
+const ACTOR_FAMILIES: [Family<ActorStats>; 5] = [
     Family {
         name: "troupe_actor_mailbox_depth",
         kind: "gauge",
         help: "Messages in the actor's mailbox, not yet handled.",
-        value: |s| s.mailbox_depth as u64,
+        value: |s| s.mailbox_depth as f64,
     },
     Family {
         name: "troupe_actor_messages_received_total",
         kind: "counter",
         help: "Messages the actor's instances took from their mailbox, restarts included.",
-        value: |s| s.messages_handled,
+        value: |s| s.messages_handled as f64,
     },
     Family {
         name: "troupe_actor_messages_dropped_total",
         kind: "counter",
         help: "Messages refused because the actor's mailbox was at its limit.",
-        value: |s| s.dropped,
+        value: |s| s.dropped as f64,
     },
     Family {
         name: "troupe_actor_restarts_total",
         kind: "counter",
         help: "Times the actor was started again after its first start.",
-        value: |s| s.restarts,
+        value: |s| s.restarts as f64,
     },
     Family {
         name: "troupe_actor_parked_messages",
         kind: "gauge",
         help: "Messages waiting for the actor's next instance while it restarts.",
-        value: |s| s.parked as u64,
+        value: |s| s.parked as f64,
     },
 ];
 
-/// The per-actor families for every node of `mesh`, labelled `node` and `actor`.
-pub(crate) fn actor_metrics(mesh: &Mesh) -> String {
-    let nodes: Vec<(String, Vec<ActorStats>)> = mesh
-        .node_names()
-        .into_iter()
-        .filter_map(|name| {
-            let stats = mesh.node(&name)?.actor_stats();
-            Some((name, stats))
-        })
-        .collect();
-    render(&nodes)
+const PEER_FAMILIES: [Family<PeerStats>; 6] = [
+    Family {
+        name: "troupe_peer_rtt_seconds",
+        kind: "gauge",
+        help: "QUIC's estimate of the round-trip time to the peer.",
+        value: |p| p.rtt.as_secs_f64(),
+    },
+    Family {
+        name: "troupe_peer_sent_bytes_total",
+        kind: "counter",
+        help: "UDP payload bytes sent to the peer on the current connection.",
+        value: |p| p.bytes_sent as f64,
+    },
+    Family {
+        name: "troupe_peer_received_bytes_total",
+        kind: "counter",
+        help: "UDP payload bytes received from the peer on the current connection.",
+        value: |p| p.bytes_received as f64,
+    },
+    Family {
+        name: "troupe_peer_sent_datagrams_total",
+        kind: "counter",
+        help: "Datagrams sent to the peer on the current connection.",
+        value: |p| p.datagrams_sent as f64,
+    },
+    Family {
+        name: "troupe_peer_lost_packets_total",
+        kind: "counter",
+        help: "Packets QUIC declared lost on the current connection to the peer.",
+        value: |p| p.lost_packets as f64,
+    },
+    Family {
+        name: "troupe_peer_connections_total",
+        kind: "counter",
+        help: "Connections to the peer since this node's endpoint started (reconnections included).",
+        value: |p| p.connections as f64,
+    },
+];
+
+/// The per-actor and per-peer families for every node of `mesh`, labelled `node` and `actor`
+/// or `peer`.
+pub(crate) fn runtime_metrics(mesh: &Mesh) -> String {
+    let mut actors: Vec<(String, Vec<ActorStats>)> = Vec::new();
+    let mut peers: Vec<(String, Vec<PeerStats>)> = Vec::new();
+    for name in mesh.node_names() {
+        if let Some(node) = mesh.node(&name) {
+            actors.push((name.clone(), node.actor_stats()));
+        }
+        if let Some(net) = mesh.net(&name) {
+            peers.push((name, net.peer_stats()));
+        }
+    }
+    let mut out = render(&ACTOR_FAMILIES, "actor", &actors, |a| &a.name);
+    out.push_str(&render(&PEER_FAMILIES, "peer", &peers, |p| &p.name));
+    out
 }
 
-/// The families for `nodes` (each node's name and its actors' counters).
-fn render(nodes: &[(String, Vec<ActorStats>)]) -> String {
+/// `families` for `nodes` (each node's name and its subjects), each sample labelled `node`
+/// and `label` (the subject's name); nothing when there is no subject.
+fn render<T>(
+    families: &[Family<T>],
+    label: &str,
+    nodes: &[(String, Vec<T>)],
+    name: fn(&T) -> &str,
+) -> String {
     let mut out = String::new();
-    if nodes.iter().all(|(_, actors)| actors.is_empty()) {
+    if nodes.iter().all(|(_, subjects)| subjects.is_empty()) {
         return out;
     }
-    for family in &FAMILIES {
+    for family in families {
         let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
         let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
-        for (node, actors) in nodes {
-            for actor in actors {
+        for (node, subjects) in nodes {
+            for subject in subjects {
                 let _ = writeln!(
                     out,
-                    "{}{{node=\"{}\",actor=\"{}\"}} {}",
+                    "{}{{node=\"{}\",{label}=\"{}\"}} {}",
                     family.name,
                     escape(node),
-                    escape(&actor.name),
-                    (family.value)(actor)
+                    escape(name(subject)),
+                    (family.value)(subject)
                 );
             }
         }
@@ -106,6 +159,11 @@ mod tests {
     fn label_values_are_escaped_and_every_family_is_typed() {
         assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(escape("x\ny"), "x\\ny");
-        assert_eq!(render(&[("n".into(), Vec::new())]), "");
+        assert_eq!(
+            render(&ACTOR_FAMILIES, "actor", &[("n".into(), Vec::new())], |a| {
+                &a.name
+            }),
+            ""
+        );
     }
 }

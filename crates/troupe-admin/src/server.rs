@@ -190,7 +190,7 @@ fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/metrics" => {
             view.metrics.run_upkeep();
             let mut text = view.metrics.render();
-            text.push_str(&crate::exposition::actor_metrics(&view.mesh));
+            text.push_str(&crate::exposition::runtime_metrics(&view.mesh));
             let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(
                 CONTENT_TYPE,

@@ -197,6 +197,32 @@ async fn the_state_shows_the_members_a_node_sees() {
     assert_eq!(member.status, "up");
     assert_eq!(member.incarnation, b_net.incarnation());
 
+    // the link to b, as QUIC measures it
+    let (_, text) = fetch(&http, Method::GET, admin.local_addr(), "/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text format");
+    let link = |family: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == family
+                    && s.labels.get("node") == Some("a")
+                    && s.labels.get("peer") == Some("b")
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("{family} for a's link to b: {text}"))
+    };
+    assert!(link("troupe_peer_sent_bytes_total") > 0.0);
+    assert!(link("troupe_peer_received_bytes_total") > 0.0);
+    assert!(link("troupe_peer_rtt_seconds") > 0.0);
+    assert_eq!(link("troupe_peer_connections_total"), 1.0);
+    assert!(link("troupe_peer_lost_packets_total") >= 0.0);
+    assert!(link("troupe_peer_sent_datagrams_total") > 0.0);
+
     // a port in use is a typed error, not a panic
     let taken = admin.local_addr();
     let err = AdminServer::start(taken, Mesh::new(), Readiness::new())

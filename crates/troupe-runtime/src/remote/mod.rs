@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use handshake::RejectReason;
 pub use members::MemberStatus;
 pub(crate) use net::{NetInner, remote_call, remote_cast};
-pub use net::{NodeNet, fuzz_control_body};
+pub use net::{NodeNet, PeerStats, fuzz_control_body};
 pub(crate) use peer::Replier;
 pub use tls::{TlsConfigError, peer_chain, quinn_client_config, quinn_server_config};
 

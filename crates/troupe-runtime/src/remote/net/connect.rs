@@ -362,6 +362,7 @@ pub(super) fn establish(
             }
         }
     }
+    *inner.connections.lock().entry(name.clone()).or_insert(0) += 1;
     inner.connected.notify_waiters();
     if let Some(old) = replaced {
         old.retired.store(true, Ordering::Release);

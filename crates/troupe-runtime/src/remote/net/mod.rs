@@ -81,6 +81,9 @@ pub(crate) struct NetInner {
     refused: AtomicU64,
     /// Replies that matched no call waiting on the peer they came from.
     stray_replies: AtomicU64,
+    /// Connections registered per peer name since this endpoint started (the first, then one
+    /// per reconnection).
+    connections: Mutex<std::collections::HashMap<Arc<str>, u64>>,
     /// Members this node is dialling by name now (gossip and reconnection).
     dialing: Mutex<std::collections::HashSet<String>>,
     shutting_down: AtomicBool,
@@ -90,6 +93,31 @@ pub(crate) struct NetInner {
     connected: tokio::sync::Notify,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
+}
+
+/// One connected peer's link, as [`NodeNet::peer_stats`] reports it. Byte and packet counts
+/// are those of the current connection (they start again from zero after a reconnection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// The peer's node name.
+    pub name: String,
+    /// The run of the peer this connection is to.
+    pub incarnation: u64,
+    /// QUIC's current estimate of the round-trip time.
+    pub rtt: Duration,
+    /// UDP payload bytes sent to it on this connection.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received from it on this connection.
+    pub bytes_received: u64,
+    /// Datagrams sent to it on this connection.
+    pub datagrams_sent: u64,
+    /// Datagrams received from it on this connection.
+    pub datagrams_received: u64,
+    /// Packets QUIC declared lost on this connection.
+    pub lost_packets: u64,
+    /// Connections to it this endpoint has had (1, plus one per reconnection).
+    pub connections: u64,
 }
 
 impl std::fmt::Debug for NodeNet {
@@ -199,6 +227,7 @@ impl NodeNet {
             },
             local_addr,
             peers: DashMap::new(),
+            connections: Mutex::default(),
             members: Mutex::new(Members::new(node.name())),
             pending: Pending::default(),
             events,
@@ -286,6 +315,35 @@ impl NodeNet {
     /// for calls that went to another node. Also counted in `troupe_remote_stray_replies_total`.
     pub fn stray_replies(&self) -> u64 {
         self.inner.stray_replies.load(Ordering::Relaxed)
+    }
+
+    /// Each connected peer's link as QUIC measures it, sorted by peer: round-trip time, bytes
+    /// and datagrams each way, packets lost, and how many connections to it this endpoint has
+    /// had. Reading them costs the links nothing (quinn keeps these counts anyway).
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        let connections = self.inner.connections.lock().clone();
+        let mut stats: Vec<PeerStats> = self
+            .inner
+            .peers
+            .iter()
+            .map(|p| {
+                let peer = p.value();
+                let quic = peer.conn.stats();
+                PeerStats {
+                    name: peer.name.to_string(),
+                    incarnation: peer.incarnation,
+                    rtt: peer.conn.rtt(),
+                    bytes_sent: quic.udp_tx.bytes,
+                    bytes_received: quic.udp_rx.bytes,
+                    datagrams_sent: quic.udp_tx.datagrams,
+                    datagrams_received: quic.udp_rx.datagrams,
+                    lost_packets: quic.path.lost_packets,
+                    connections: connections.get(&peer.name).copied().unwrap_or(1),
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
     }
 
     /// Names of the peers connected now, sorted.
