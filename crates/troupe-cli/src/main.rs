@@ -3,12 +3,16 @@
 //! ```text
 //! troupe ca init DIR [--cluster NAME]      make a cluster CA: DIR/ca.crt, DIR/ca.key
 //! troupe ca issue DIR NODE [--out OUTDIR]  issue NODE's certificate: OUTDIR/NODE.crt, NODE.key
+//! troupe status [--admin ADDR] [--json]   a running process: its nodes, actors and members
 //! ```
 //!
 //! Exit codes: 0 on success, 2 for usage and user errors (bad arguments, invalid names, a CA
 //! that already exists), 1 for other failures (I/O, unreadable files, ...). Errors are printed
 //! to stderr as `error: <message>`.
 
+mod status;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +32,25 @@ enum Command {
     /// Cluster certificate authority: make one, issue node certificates.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// A running process, from its admin endpoint: its nodes, their actors and the members
+    /// each sees.
+    Status {
+        /// The process's admin endpoint (what it printed as `admin http://ADDR`).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+        /// Print the state as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What a command can fail with.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Status(#[from] status::StatusError),
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,8 +97,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), IdentityError> {
+fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Status { admin, json } => status::run(admin, json)?,
         Command::Ca(CaCommand::Init { dir, cluster }) => {
             let paths = init_ca(&dir, &cluster)?;
             println!("created cluster CA for cluster {cluster:?}:");
@@ -115,11 +139,13 @@ fn run(cli: Cli) -> Result<(), IdentityError> {
 }
 
 /// 2 for errors the user can fix by changing the command line, 1 for everything else.
-fn exit_code(e: &IdentityError) -> u8 {
+fn exit_code(e: &CliError) -> u8 {
     match e {
-        IdentityError::InvalidNodeName { .. }
-        | IdentityError::InvalidClusterName { .. }
-        | IdentityError::AlreadyExists { .. } => USAGE,
+        CliError::Identity(
+            IdentityError::InvalidNodeName { .. }
+            | IdentityError::InvalidClusterName { .. }
+            | IdentityError::AlreadyExists { .. },
+        ) => USAGE,
         _ => FAILURE,
     }
 }
