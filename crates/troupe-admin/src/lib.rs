@@ -23,7 +23,7 @@ mod state;
 
 pub use metrics_recorder::prometheus;
 pub use server::{AdminServer, Readiness};
-pub use state::{MemberState, NetState, NodeState, ProcessState};
+pub use state::{ActorState, MemberState, NetState, NodeState, ProcessState};
 
 /// Why the admin endpoint could not start.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,27 @@ pub struct ProcessState {
 pub struct NodeState {
     /// The node's name.
     pub name: String,
-    /// The names registered on it (actors, pools, supervisors, facets), sorted.
-    pub actors: Vec<String>,
+    /// The actors registered on it, sorted by name, with their counters.
+    pub actors: Vec<ActorState>,
     /// Its network endpoint, for a node on the network; `None` in a one-process run.
     pub network: Option<NetState>,
+}
+
+/// One actor and its counters (see [`troupe_runtime::ActorStats`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorState {
+    /// The name it is registered under.
+    pub name: String,
+    /// Messages in its mailbox, not yet handled.
+    pub mailbox_depth: usize,
+    /// Messages its instances took from their mailbox, restarts included.
+    pub messages_received: u64,
+    /// Messages refused at the mailbox limit.
+    pub messages_dropped: u64,
+    /// Times it was started again after its first start.
+    pub restarts: u64,
+    /// Messages waiting for its next instance while it restarts.
+    pub parked: usize,
 }
 
 /// A node's network endpoint and the cluster as it sees it.
@@ -56,8 +73,18 @@ impl ProcessState {
             .into_iter()
             .filter_map(|name| {
                 let node = mesh.node(&name)?;
-                let mut actors = node.names();
-                actors.sort();
+                let actors = node
+                    .actor_stats()
+                    .into_iter()
+                    .map(|s| ActorState {
+                        name: s.name,
+                        mailbox_depth: s.mailbox_depth,
+                        messages_received: s.messages_handled,
+                        messages_dropped: s.dropped,
+                        restarts: s.restarts,
+                        parked: s.parked,
+                    })
+                    .collect();
                 let network = mesh.net(&name).map(|net| NetState {
                     listen: net.local_addr().to_string(),
                     incarnation: net.incarnation(),

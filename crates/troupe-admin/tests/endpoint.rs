@@ -102,7 +102,10 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
     assert_eq!(state.nodes.len(), 1);
     assert_eq!(state.nodes[0].name, "front");
     assert!(
-        state.nodes[0].actors.contains(&"echo".to_string()),
+        state.nodes[0]
+            .actors
+            .iter()
+            .any(|a| a.name == "echo" && a.messages_received == 5),
         "{json}"
     );
     assert_eq!(state.nodes[0].network, None);

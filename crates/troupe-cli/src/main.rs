@@ -4,17 +4,20 @@
 //! troupe ca init DIR [--cluster NAME]      make a cluster CA: DIR/ca.crt, DIR/ca.key
 //! troupe ca issue DIR NODE [--out OUTDIR]  issue NODE's certificate: OUTDIR/NODE.crt, NODE.key
 //! troupe status [--admin ADDR] [--json]   a running process: its nodes, actors and members
+//! troupe top [--admin ADDR]                its actors by messages per second, refreshed
+//! troupe graph [--admin ADDR]              its topology as Graphviz DOT
 //! ```
 //!
 //! Exit codes: 0 on success, 2 for usage and user errors (bad arguments, invalid names, a CA
 //! that already exists), 1 for other failures (I/O, unreadable files, ...). Errors are printed
 //! to stderr as `error: <message>`.
 
-mod status;
+mod admin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use troupe_identity::{CA_CERT_FILE, CA_KEY_FILE, IdentityError, init_ca, issue_node};
@@ -42,6 +45,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A running process's actors by messages received per second, with their mailbox
+    /// depths and restarts, refreshed until interrupted.
+    Top {
+        /// The process's admin endpoint.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+        /// Milliseconds between screens (at least 100).
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        interval_ms: u64,
+        /// Screens to show before exiting (0: until interrupted).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        count: u64,
+    },
+    /// A running process's topology as Graphviz DOT: its nodes, their actors, and the members
+    /// each sees (`troupe graph | dot -Tsvg > topology.svg`).
+    Graph {
+        /// The process's admin endpoint.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+    },
 }
 
 /// What a command can fail with.
@@ -50,7 +73,7 @@ enum CliError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
-    Status(#[from] status::StatusError),
+    Admin(#[from] admin::AdminError),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,7 +122,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Status { admin, json } => status::run(admin, json)?,
+        Command::Status { admin, json } => admin::status(admin, json)?,
+        Command::Top {
+            admin,
+            interval_ms,
+            count,
+        } => admin::top(admin, Duration::from_millis(interval_ms.max(100)), count)?,
+        Command::Graph { admin } => admin::graph(admin)?,
         Command::Ca(CaCommand::Init { dir, cluster }) => {
             let paths = init_ca(&dir, &cluster)?;
             println!("created cluster CA for cluster {cluster:?}:");

@@ -1,4 +1,4 @@
-//! `troupe status` as an operator runs it: the binary against a real admin endpoint over TCP
+//! `troupe status`, `top` and `graph` as an operator runs them: the binary against a real admin endpoint over TCP
 //! on loopback, for two nodes joined over QUIC.
 
 use std::net::SocketAddr;
@@ -63,6 +63,33 @@ async fn status_shows_the_nodes_their_actors_and_members() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let state: ProcessState = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(state.nodes[0].name, "front");
+
+    let out = troupe(&[
+        "top",
+        "--admin",
+        &addr,
+        "--interval-ms",
+        "100",
+        "--count",
+        "2",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.matches("NODE").count(),
+        2,
+        "two screens of top: {stdout}"
+    );
+
+    let out = troupe(&["graph", "--admin", &addr]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("digraph troupe {")
+            && stdout.contains(r#""front" -> "back" [label="up", style=solid];"#),
+        "{stdout}"
+    );
 
     // nobody there: exit 1, and what to do about it
     admin.stop().await;
