@@ -673,6 +673,8 @@ impl SupervisorRef {
 struct Running {
     spec: ChildSpec,
     cell: Option<ActorCell>,
+    /// Times this supervisor restarted the child after it failed (for the log line).
+    restarts: u64,
 }
 
 /// Hashes the supervisor's integer keys (child ids, actor pids) with one multiply instead of
@@ -748,7 +750,14 @@ impl SupState {
         let id = ChildId(self.next_id);
         self.next_id += 1;
         self.core.add_child(id, spec.restart);
-        self.children.insert(id, Running { spec, cell: None });
+        self.children.insert(
+            id,
+            Running {
+                spec,
+                cell: None,
+                restarts: 0,
+            },
+        );
         id
     }
 
@@ -929,11 +938,17 @@ impl SupState {
     fn report(&self, child: String, exit: Exit, reason: Option<String>, action: SupervisionAction) {
         let why = reason.as_deref().unwrap_or("");
         let (node, supervisor) = (self.shared.node.name(), &*self.shared.name);
-        match exit {
-            Exit::Failed => {
+        match (exit, &action) {
+            // logged at warn with its restart count where it is restarted
+            (Exit::Failed, SupervisionAction::Restarted { .. }) => {
+                tracing::debug!(%node, %supervisor, %child, reason = why, ?action, "child failed")
+            }
+            (Exit::Failed, _) => {
                 tracing::warn!(%node, %supervisor, %child, reason = why, ?action, "child failed")
             }
-            Exit::Normal => tracing::info!(%node, %supervisor, %child, ?action, "child exited"),
+            (Exit::Normal, _) => {
+                tracing::info!(%node, %supervisor, %child, ?action, "child exited")
+            }
         }
         self.shared.node.report(SupervisionReport {
             node: self.shared.node.name().to_string(),
@@ -987,7 +1002,23 @@ impl SupState {
                     for r in remove {
                         self.remove_child(r, false);
                     }
-                    let children = start.iter().map(|&s| self.child_name(s)).collect();
+                    let children: Vec<String> = start.iter().map(|&s| self.child_name(s)).collect();
+                    if exit == Exit::Failed
+                        && start.contains(&id)
+                        && let Some(running) = self.children.get_mut(&id)
+                    {
+                        running.restarts += 1;
+                        tracing::warn!(
+                            node = %self.shared.node.name(),
+                            supervisor = %self.shared.name,
+                            child = %name,
+                            reason = reason.as_deref().unwrap_or(""),
+                            restarts = running.restarts,
+                            ?delay,
+                            with = ?children,
+                            "restarting a failed child"
+                        );
+                    }
                     self.report(
                         name,
                         exit,

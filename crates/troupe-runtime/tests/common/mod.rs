@@ -1,5 +1,5 @@
 //! Test actors shared by the runtime's integration tests.
-#![allow(dead_code, missing_docs, unreachable_pub)]
+#![allow(dead_code, missing_docs, unreachable_pub, unused_imports)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -100,9 +100,16 @@ pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
     }
 }
 
+/// A seed that does not answer is reported at the default log level after this long, and
+/// again every time this long passes (it may simply start after us; not at once).
+const SEED_SILENCE_WARNING: Duration = Duration::from_secs(5);
+
 /// Dials a seed until it answers once (it may start after us).
 pub(super) async fn join_seed(inner: Weak<NetInner>, seed: SocketAddr) {
     let mut delay = Duration::from_millis(50);
+    let started = tokio::time::Instant::now();
+    let mut warned_at = started;
+    let mut attempts = 0u64;
     loop {
         let Some(net) = inner.upgrade() else { return };
         if net.shutting_down.load(Ordering::SeqCst) {
@@ -117,7 +124,22 @@ pub(super) async fn join_seed(inner: Weak<NetInner>, seed: SocketAddr) {
                 tracing::error!(%seed, %reason, "seed refused us");
                 return;
             }
-            Err(e) => tracing::debug!(cause = %e, %seed, "seed not reachable yet"),
+            Err(e) => {
+                attempts += 1;
+                let now = tokio::time::Instant::now();
+                if now.duration_since(warned_at) >= SEED_SILENCE_WARNING {
+                    warned_at = now;
+                    tracing::warn!(
+                        %seed,
+                        cause = %e,
+                        attempts,
+                        trying_for = ?now.duration_since(started),
+                        "cannot reach the seed; still trying (is it running, and is the address right?)"
+                    );
+                } else {
+                    tracing::debug!(cause = %e, %seed, "seed not reachable yet");
+                }
+            }
         }
         let max = net.config.reconnect_backoff.1;
         drop(net);
