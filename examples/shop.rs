@@ -500,16 +500,20 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
 }
 
 /// Prints `{what} listening ADDR` once the listener behind `ask` is bound (scripts and tests
-/// read it when they pass port 0)
+/// read it when they pass port 0), then what to try against it; waits up to 30 s
 async fn announce<M: Message>(
     what: &str,
     listener: &Addr<M>,
     ask: impl Fn(Reply<Option<std::net::SocketAddr>>) -> M,
+    hints: impl Fn(u16) -> Vec<String>,
 ) {
     for _ in 0..600 {
         if let Ok(Some(addr)) = listener.call(&ask, Duration::from_secs(1)).await {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{what} listening {addr}");
+            for line in hints(addr.port()) {
+                let _ = writeln!(out, "{line}");
+            }
             let _ = out.flush();
             return;
         }
@@ -518,8 +522,19 @@ async fn announce<M: Message>(
     tracing::warn!(what, "listener never reported its address");
 }
 
-fn port(addr: &str) -> &str {
-    addr.rsplit(':').next().unwrap_or(addr)
+/// What to try against the gateway on port `p`
+fn http_hints(p: u16) -> Vec<String> {
+    vec![
+        format!("shop: HTTP on http://localhost:{p} — try:"),
+        format!(
+            "  curl -X PUT localhost:{p}/items/tea -d '{{\"name\":\"green tea\",\"price\":4}}'"
+        ),
+        format!("  curl localhost:{p}/items/tea"),
+        format!("  curl -X POST localhost:{p}/orders -d '{{\"item\":\"tea\",\"qty\":2}}'"),
+        format!("  curl localhost:{p}/orders/ID    (ID from the answer above)"),
+        format!("  curl -X DELETE localhost:{p}/items/tea"),
+        format!("  curl localhost:{p}/health"),
+    ]
 }
 
 #[tokio::main]
@@ -532,38 +547,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let here = &args.launch.nodes;
-    {
+    if here.is_empty() || here.iter().any(|n| n == "data") {
         let mut out = std::io::stdout().lock();
-        if here.is_empty() || here.iter().any(|n| n == "edge") {
-            let (http, p) = (&args.http, port(&args.http));
-            writeln!(out, "shop: HTTP on http://{http} — try:")?;
-            writeln!(
-                out,
-                "  curl -X PUT localhost:{p}/items/tea -d '{{\"name\":\"green tea\",\"price\":4}}'"
-            )?;
-            writeln!(out, "  curl localhost:{p}/items/tea")?;
-            writeln!(
-                out,
-                "  curl -X POST localhost:{p}/orders -d '{{\"item\":\"tea\",\"qty\":2}}'"
-            )?;
-            writeln!(
-                out,
-                "  curl localhost:{p}/orders/ID    (ID from the answer above)"
-            )?;
-            writeln!(out, "  curl -X DELETE localhost:{p}/items/tea")?;
-            writeln!(out, "  curl localhost:{p}/health")?;
-        }
-        if here.is_empty() || here.iter().any(|n| n == "app") {
-            writeln!(
-                out,
-                "shop: the cache over RESP on {} — try: redis-cli -p {} get item:tea",
-                args.resp,
-                port(&args.resp)
-            )?;
-        }
-        if here.is_empty() || here.iter().any(|n| n == "data") {
-            writeln!(out, "shop: data under {}", args.data.display())?;
-        }
+        writeln!(out, "shop: data under {}", args.data.display())?;
         out.flush()?;
     }
     let (topology, gateway, resp) = shop(&args);
@@ -573,11 +559,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let signal = troupe::shutdown_signal()?;
     let run = async move {
+        // printed once bound, with the ports actually bound (port 0 picks one)
         if edge_here {
-            announce("http", &gateway, ProxyMsg::LocalAddr).await;
+            announce("http", &gateway, ProxyMsg::LocalAddr, http_hints).await;
         }
         if app_here {
-            announce("resp", &resp, RespServerMsg::LocalAddr).await;
+            announce("resp", &resp, RespServerMsg::LocalAddr, |p| {
+                vec![format!(
+                    "shop: the cache over RESP on port {p} — try: redis-cli -p {p} get item:tea"
+                )]
+            })
+            .await;
         }
         signal.await;
     };
