@@ -241,6 +241,38 @@ impl DbReplica {
         }
     }
 
+    /// Sets this replica's metrics, labelled `db` and `replica`: whether it leads, its epoch,
+    /// log end, applied and (on the leader) commit index, whether it is degraded by a storage
+    /// fault, and on the leader each follower's lag in entries (label `follower`). Every tick,
+    /// so a scrape sees them at most one tick old.
+    fn publish_metrics(&self) {
+        let labels = [
+            ("db", self.spec.name.to_string()),
+            ("replica", self.me.to_string()),
+        ];
+        let leading = matches!(self.state, State::Leader(_));
+        let log = self.log();
+        metrics::gauge!("troupe_db_leader", &labels).set(if leading { 1.0 } else { 0.0 });
+        metrics::gauge!("troupe_db_epoch", &labels).set(self.epoch() as f64);
+        metrics::gauge!("troupe_db_last_index", &labels).set(log.last_index() as f64);
+        metrics::gauge!("troupe_db_applied_index", &labels)
+            .set(self.applied().applied_index() as f64);
+        let degraded = if self.degraded.is_some() { 1.0 } else { 0.0 };
+        metrics::gauge!("troupe_db_degraded", &labels).set(degraded);
+        if let State::Leader(l) = &self.state {
+            metrics::gauge!("troupe_db_commit_index", &labels).set(l.leader.commit_index() as f64);
+            for follower in (0..self.n() as u64).filter(|&f| f != self.me) {
+                if let Some(progress) = l.leader.progress(ReplicaId(follower)) {
+                    let lag = log.last_index().saturating_sub(progress.match_index);
+                    let [db, replica] = labels.clone();
+                    let follower = ("follower", follower.to_string());
+                    metrics::gauge!("troupe_db_follower_lag_entries", &[db, replica, follower])
+                        .set(lag as f64);
+                }
+            }
+        }
+    }
+
     /// Writes the pending changes; a failure degrades the replica (see its `degraded` field)
     fn commit(&mut self, flush: Flush) -> Result<(), DbFailure> {
         let batch = std::mem::take(&mut self.dirty);
@@ -966,6 +998,8 @@ impl DbReplica {
         let known = self.epoch();
         let (timeout, me_id) = (self.spec.call_timeout, self.me);
         tracing::warn!(replica = self.me, ?old_leader, "promoting a follower");
+        metrics::counter!("troupe_db_promotions_total", "db" => self.spec.name.to_string())
+            .increment(1);
         ctx.spawn(async move {
             let result = run_promotion(&peers, me_id, old_leader, known, timeout).await;
             match &result {
@@ -1107,6 +1141,7 @@ impl DbReplica {
     }
 
     fn tick(&mut self, ctx: &mut Ctx<DbMsg>) {
+        self.publish_metrics();
         self.serve_reads();
         if self.degraded.is_some() {
             self.try_recover(ctx);

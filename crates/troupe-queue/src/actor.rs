@@ -194,6 +194,20 @@ impl From<QueueStats> for StatsInfo {
     }
 }
 
+/// Sets the queue's metrics, labelled `queue`, from its counts: gauges for the items ready,
+/// leased and dead, counters for those enqueued, acked and redelivered since the instance
+/// started (a restart starts them again, as a process restart would). Every tick: a scrape
+/// sees them at most one tick old.
+fn publish_metrics(queue: &str, stats: StatsInfo) {
+    let labels = [("queue", queue.to_string())];
+    metrics::gauge!("troupe_queue_ready_items", &labels).set(stats.ready as f64);
+    metrics::gauge!("troupe_queue_leased_items", &labels).set(stats.leased as f64);
+    metrics::gauge!("troupe_queue_dead_letters", &labels).set(stats.dead as f64);
+    metrics::counter!("troupe_queue_enqueued_total", &labels).absolute(stats.enqueued);
+    metrics::counter!("troupe_queue_acked_total", &labels).absolute(stats.acked);
+    metrics::counter!("troupe_queue_redelivered_total", &labels).absolute(stats.redelivered);
+}
+
 /// Why a [`QueueActor`] refused an operation (what travels back to the caller)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum QueueFailure {
@@ -547,7 +561,7 @@ impl Actor for QueueActor {
         Ok(())
     }
 
-    async fn handle(&mut self, msg: QueueMsg, _ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: QueueMsg, ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
         let now = troupe_runtime::time::now();
         match msg {
             QueueMsg::Enqueue { payload, reply } => {
@@ -623,6 +637,7 @@ impl Actor for QueueActor {
                 Ok(())
             }
             QueueMsg::Tick => {
+                publish_metrics(ctx.name(), self.queue.stats().into());
                 if self.degraded.is_some() {
                     self.try_recover(now);
                     return Ok(());
