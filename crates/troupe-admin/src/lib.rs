@@ -13,15 +13,25 @@
 //! (64 open, 16 per client address), idle ones are closed after 10 s without a request head,
 //! and it drains on [`AdminServer::stop`].
 //!
-//! Metrics are recorded by one process-wide recorder ([`prometheus`]); the first call installs
+//! Metrics are recorded by one process-wide recorder (`prometheus`); the first call installs
 //! it. A process that installed another recorder first gets [`AdminError::Recorder`].
+//!
+//! # Features
+//! `server` (default): the endpoint itself. Without it the crate is only the types `/state`
+//! answers with ([`ProcessState`] and its parts), for clients such as the `troupe` CLI, which
+//! then needs neither the runtime nor QUIC.
 
+#[cfg(feature = "server")]
 mod exposition;
+#[cfg(feature = "server")]
 mod metrics_recorder;
+#[cfg(feature = "server")]
 mod server;
 mod state;
 
+#[cfg(feature = "server")]
 pub use metrics_recorder::prometheus;
+#[cfg(feature = "server")]
 pub use server::{AdminServer, Readiness};
 pub use state::{ActorState, MemberState, NetState, NodeState, ProcessState};
 

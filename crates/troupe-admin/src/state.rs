@@ -1,7 +1,9 @@
 //! What `/state` answers: the nodes of one process, as plain serializable types.
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "server")]
 use troupe_runtime::Mesh;
+#[cfg(feature = "server")]
 use troupe_runtime::remote::MemberStatus;
 
 /// The nodes of one process (`GET /state`).
@@ -24,7 +26,7 @@ pub struct NodeState {
     pub network: Option<NetState>,
 }
 
-/// One actor and its counters (see [`troupe_runtime::ActorStats`]).
+/// One actor and its counters (as the runtime's `ActorStats` reports them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorState {
     /// The name it is registered under.
@@ -65,6 +67,7 @@ pub struct MemberState {
     pub incarnation: u64,
 }
 
+#[cfg(feature = "server")]
 impl ProcessState {
     /// The state of every live node of `mesh` now.
     pub fn of(mesh: &Mesh, ready: bool) -> Self {
@@ -110,6 +113,7 @@ impl ProcessState {
     }
 }
 
+#[cfg(feature = "server")]
 fn status_name(status: MemberStatus) -> &'static str {
     match status {
         MemberStatus::Up => "up",
