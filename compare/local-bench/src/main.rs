@@ -50,6 +50,7 @@ const LOCAL_TARGET: f64 = 0.9;
 /// (bench, system, variant), in the order of a forward round.
 const PLAN: &[(&str, &str, &str)] = &[
     ("cast", "troupe", "cast"),
+    ("cast", "troupe", "cast_observed"),
     ("cast", "ractor", "cast"),
     ("cast", "kameo", "tell_unbounded"),
     ("cast", "kameo", "tell_bounded64"),
@@ -60,6 +61,7 @@ const PLAN: &[(&str, &str, &str)] = &[
     ("drain", "ractor", "held"),
     ("call", "troupe", "call_timeout"),
     ("call", "troupe", "call_untimed"),
+    ("call", "troupe", "call_untimed_observed"),
     ("call", "ractor", "call"),
     ("call", "ractor", "call_timeout"),
     ("call", "kameo", "ask"),
@@ -378,6 +380,21 @@ fn report(sums: &[Summary]) {
             "  cast: troupe / ractor = {x:.3}x (target >= {LOCAL_TARGET}x): {}",
             verdict(x >= LOCAL_TARGET)
         );
+    }
+    for (bench, off, on) in [
+        ("cast", "cast", "cast_observed"),
+        ("call", "call_untimed", "call_untimed_observed"),
+    ] {
+        if let (Some(off), Some(on)) = (
+            find(sums, bench, "troupe", off),
+            find(sums, bench, "troupe", on),
+        ) {
+            let x = on.per_sec / off.per_sec;
+            println!(
+                "  {bench}: troupe with metrics and tracing on / off = {x:.3}x (target >= {LOCAL_TARGET}x, issue 18): {}",
+                verdict(x >= LOCAL_TARGET)
+            );
+        }
     }
     if let (Some(t), Some(r)) = (
         find(sums, "drain", "troupe", "held"),

@@ -70,10 +70,24 @@ async fn counter_node(plan: &CastPlan) -> anyhow::Result<(Node, Addr<CounterMsg>
 }
 
 pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
-    if variant != "cast" {
-        bail!("troupe cast variants: cast");
+    match variant {
+        "cast" => {}
+        "cast_observed" => observe()?,
+        _ => bail!("troupe cast variants: cast, cast_observed"),
     }
     casts("cast", variant, n, limit)
+}
+
+/// What a launched troupe program runs with: the Prometheus recorder that `/metrics` renders,
+/// installed process-wide, and a `tracing` subscriber at `info` (its lines discarded).
+fn observe() -> anyhow::Result<()> {
+    troupe_admin::prometheus().context("install the Prometheus recorder")?;
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .with_writer(std::io::sink)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("install a tracing subscriber: {e}"))?;
+    Ok(())
 }
 
 /// The cast run with sending and handling timed apart (see `timed_held_casts`).
@@ -120,7 +134,11 @@ pub fn call(variant: &str, m: u64, limit: Duration) -> anyhow::Result<Sample> {
     let timeout = match variant {
         "call_timeout" => CALL_TIMEOUT,
         "call_untimed" => Duration::MAX,
-        _ => bail!("troupe call variants: call_timeout, call_untimed"),
+        "call_untimed_observed" => {
+            observe()?;
+            Duration::MAX
+        }
+        _ => bail!("troupe call variants: call_timeout, call_untimed, call_untimed_observed"),
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -157,11 +175,7 @@ struct Idle;
 impl Actor for Idle {
     type Msg = Ping;
 
-    async fn handle(
-        &mut self,
-        Ping(reply): Ping,
-        _ctx: &mut Ctx<Ping>,
-    ) -> Result<(), ActorError> {
+    async fn handle(&mut self, Ping(reply): Ping, _ctx: &mut Ctx<Ping>) -> Result<(), ActorError> {
         reply.send(());
         Ok(())
     }
