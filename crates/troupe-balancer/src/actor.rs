@@ -135,10 +135,22 @@ impl<Q: Request> Balancer<Q> {
 
     /// A fresh actor running this configuration.
     pub fn actor(&self) -> BalancerActor<Q> {
+        let picks = self
+            .members
+            .iter()
+            .map(|(member, _)| {
+                metrics::counter!(
+                    "troupe_balancer_picks_total",
+                    "balancer" => self.name.clone(),
+                    "member" => format!("{}/{}", member.node(), member.name())
+                )
+            })
+            .collect();
         BalancerActor {
             config: self.clone(),
             core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
             rng: SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random)),
+            picks,
         }
     }
 
@@ -159,6 +171,9 @@ pub struct BalancerActor<Q: Request> {
     config: Balancer<Q>,
     core: Arc<Mutex<core::Balancer>>,
     rng: SmallRng,
+    /// `troupe_balancer_picks_total` per member, in member order: registered once, so a pick
+    /// costs one counter increment and no label allocation.
+    picks: Vec<metrics::Counter>,
 }
 
 impl<Q: Request> BalancerActor<Q> {
@@ -215,6 +230,9 @@ impl<Q: Request> Actor for BalancerActor<Q> {
             });
             return Ok(());
         };
+        if let Some(picks) = self.picks.get(pick.member.0 as usize) {
+            picks.increment(1);
+        }
         let Some((member, _)) = self.config.members.get(pick.member.0 as usize).cloned() else {
             let _ = self
                 .core

@@ -29,7 +29,7 @@ impl Actor for Broken {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ejections_are_counted() {
+async fn picks_and_ejections_are_counted() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     recorder.install().expect("first recorder in this process");
@@ -61,13 +61,29 @@ async fn ejections_are_counted() {
     for _ in 0..6 {
         let _ = lb.ask(Ping, Duration::from_secs(5)).await;
     }
-    let ejections = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .find_map(|(key, _, _, value)| match (key.key().name(), value) {
-            ("troupe_balancer_ejections_total", DebugValue::Counter(n)) => Some(n),
-            _ => None,
-        });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let ejections =
+        snapshot
+            .iter()
+            .find_map(|(key, _, _, value)| match (key.key().name(), value) {
+                ("troupe_balancer_ejections_total", DebugValue::Counter(n)) => Some(*n),
+                _ => None,
+            });
     assert_eq!(ejections, Some(2));
+    // every request picked a member (round robin: half each) until both were ejected
+    let mut picks: Vec<(String, u64)> = snapshot
+        .iter()
+        .filter_map(|(key, _, _, value)| match (key.key().name(), value) {
+            ("troupe_balancer_picks_total", DebugValue::Counter(n)) => {
+                let member = key.key().labels().find(|l| l.key() == "member")?;
+                Some((member.value().to_string(), *n))
+            }
+            _ => None,
+        })
+        .collect();
+    picks.sort();
+    assert_eq!(
+        picks,
+        vec![("m/b.0".to_string(), 2), ("m/b.1".to_string(), 2)]
+    );
 }

@@ -102,10 +102,19 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    let response = respond(shared, peer.ip(), req).await;
+    let mut route = None;
+    let response = respond(shared, peer.ip(), req, &mut route).await;
     let status = response.status().as_u16();
-    metrics::counter!("troupe_proxy_requests_total", "status" => status.to_string()).increment(1);
-    metrics::histogram!("troupe_proxy_request_seconds").record(started.elapsed().as_secs_f64());
+    // the route is the target's name (bounded by the routes declared), "-" before routing
+    let route = route.unwrap_or_else(|| "-".to_string());
+    metrics::counter!(
+        "troupe_proxy_requests_total",
+        "status" => status.to_string(),
+        "route" => route.clone()
+    )
+    .increment(1);
+    metrics::histogram!("troupe_proxy_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -141,7 +150,13 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
-async fn respond(shared: &Shared, client: IpAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers `req`; sets `route` to the target's name once the request is routed.
+async fn respond(
+    shared: &Shared,
+    client: IpAddr,
+    req: Request<Incoming>,
+    route: &mut Option<String>,
+) -> Response<Full<Bytes>> {
     if let Some(limiter) = &shared.limiter
         && let Err(not_until) = limiter.check_key(&client)
     {
@@ -163,6 +178,7 @@ async fn respond(shared: &Shared, client: IpAddr, req: Request<Incoming>) -> Res
     else {
         return error(404, "no route for this path");
     };
+    *route = Some(target.name().to_string());
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)

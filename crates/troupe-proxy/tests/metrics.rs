@@ -74,17 +74,24 @@ async fn requests_latency_and_rate_limiting_are_counted() {
                     .find(|l| l.key() == "status")
                     .map(|l| l.value().to_string())
                     .unwrap_or_default();
-                by_status.insert(status, n);
+                let route = key
+                    .labels()
+                    .find(|l| l.key() == "route")
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                by_status.insert(status, (n, route));
             }
             ("troupe_proxy_request_seconds", DebugValue::Histogram(samples)) => {
-                latencies = samples.len();
+                latencies += samples.len();
             }
             ("troupe_proxy_rate_limited_total", DebugValue::Counter(n)) => rate_limited = n,
             _ => {}
         }
     }
-    assert_eq!(by_status.get("200"), Some(&ok));
-    assert_eq!(by_status.get("429"), Some(&limited));
+    // answered requests count under their route (the target's name), refused ones before
+    // routing under "-"
+    assert_eq!(by_status.get("200"), Some(&(ok, "svc".to_string())));
+    assert_eq!(by_status.get("429"), Some(&(limited, "-".to_string())));
     assert_eq!(rate_limited, limited);
     assert_eq!(latencies as u64, ok + limited);
 }
