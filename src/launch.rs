@@ -354,10 +354,21 @@ fn announce(addr: SocketAddr, node: &str) {
 async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
     let want = nets.len().saturating_sub(1);
     let limit = Duration::from_secs(10);
-    let deadline = tokio::time::Instant::now() + limit;
+    let started = tokio::time::Instant::now();
+    let deadline = started + limit;
+    let mut reported = started;
     while nets.iter().any(|n| n.connected().len() < want) {
-        if tokio::time::Instant::now() > deadline {
+        let now = tokio::time::Instant::now();
+        if now > deadline {
             return Err(LaunchError::MeshTimeout(limit));
+        }
+        if now.duration_since(reported) >= Duration::from_secs(2) {
+            reported = now;
+            let connected: Vec<String> = nets
+                .iter()
+                .map(|n| format!("{} {}/{want}", n.node_name(), n.connected().len()))
+                .collect();
+            tracing::info!(?connected, waited = ?now.duration_since(started), "waiting for the nodes of this process to connect");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

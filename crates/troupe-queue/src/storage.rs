@@ -185,8 +185,19 @@ impl Storage {
         path: &Path,
         config: QueueConfig,
     ) -> Result<(Self, Queue), StoreError> {
+        let started = troupe_runtime::time::now();
         let mut storage = Self { db };
         let (queue, unwritten) = storage.recover(config)?;
+        let stats = queue.stats();
+        // what an operator waiting on a large queue's restart wants to see, once it is over
+        tracing::info!(
+            path = %path.display(),
+            ready = stats.ready,
+            leased = stats.leased,
+            dead = stats.dead,
+            took = ?troupe_runtime::time::now().saturating_duration_since(started),
+            "queue reopened"
+        );
         if let Some(err) = unwritten {
             // A full disk: what recovery changed (leased items made ready) is decided again,
             // the same way, by the next recovery, so the queue can serve without writing it.
