@@ -3,6 +3,7 @@
 //!
 //! | path | answer |
 //! |---|---|
+//! | `GET /` | a live view of the process: one self-contained page (no download at run time) that draws every node, its members and its actors' rates, mailbox depths and restarts from `/state`, twice a second |
 //! | `GET /metrics` | every metric recorded through the `metrics` facade, and each actor's counters (`troupe_actor_*`: mailbox depth, messages received and dropped, restarts, parked messages; labels `node` and `actor`), in the Prometheus text format (0.0.4) |
 //! | `GET /health` | `200 ok` while the process serves at all |
 //! | `GET /ready` | `200 ready` once the topology has started, `503 starting` before and `503 stopping` once it shuts down |

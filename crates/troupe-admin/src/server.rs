@@ -28,6 +28,9 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`AdminServer::stop`] waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(2);
 
+/// The live view at `/`: one self-contained page that polls `/state` twice a second.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
 const STARTING: u8 = 0;
 const READY: u8 = 1;
 const STOPPING: u8 = 2;
@@ -169,11 +172,11 @@ async fn serve(view: Arc<View>, conn: Connection) {
 
 fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    let known = matches!(path, "/metrics" | "/health" | "/ready" | "/state");
+    let known = matches!(path, "/" | "/metrics" | "/health" | "/ready" | "/state");
     if !known {
         return text(plain(
             StatusCode::NOT_FOUND,
-            "not found; the admin endpoint serves /metrics, /health, /ready and /state",
+            "not found; the admin endpoint serves / (a live view), /metrics, /health, /ready and /state",
         ));
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -187,6 +190,14 @@ fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return response;
     }
     match path {
+        "/" => {
+            let mut response = Response::new(Full::new(Bytes::from_static(DASHBOARD.as_bytes())));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
         "/metrics" => {
             view.metrics.run_upkeep();
             let mut text = view.metrics.render();

@@ -147,6 +147,18 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(body.contains("use GET"), "{body}");
 
+    // the live view: one page, nothing fetched from elsewhere, drawn from /state
+    let (status, page) = fetch(&http, Method::GET, addr, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.starts_with("<!doctype html>") && page.contains(r#"fetch("/state""#),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no download at run time"
+    );
+
     readiness.set_stopping();
     assert_eq!(
         fetch(&http, Method::GET, addr, "/ready").await,
