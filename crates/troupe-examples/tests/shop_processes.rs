@@ -542,3 +542,70 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
         );
     }
 }
+
+/// The page at `url` after its script ran for a while, as headless Chromium renders it, and a
+/// screenshot of it at `png`; `None` (with the reason printed) where Chromium cannot run.
+fn chromium_dom(url: &str, png: &Path) -> Option<String> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(browser) = browser else {
+        eprintln!("skipped: no headless Chromium here (.ci/run installs Debian's chromium)");
+        return None;
+    };
+    let run = |extra: &[&str]| {
+        Command::new(browser)
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .args(["--virtual-time-budget=3000", "--window-size=1280,900"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("run chromium")
+    };
+    let shot = format!("--screenshot={}", png.display());
+    run(&[&shot]);
+    Some(String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_shows_every_actor_and_a_node_going_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = Shop::new(dir.path(), REQUEST_TIMEOUT_MS);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    // the edge's view: its node, its actors, the other two up
+    let edge = format!(
+        "http://{}/",
+        shop.admin[2].expect("edge serves its admin endpoint")
+    );
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let Some(dom) =
+        tokio::task::block_in_place(|| chromium_dom(&edge, &shots.join("dashboard.png")))
+    else {
+        return;
+    };
+    for needle in [
+        r#"data-node="edge""#,
+        r#"data-actor="edge/gateway""#,
+        r#"class="member up" data-member="app""#,
+        r#"class="member up" data-member="data""#,
+    ] {
+        assert!(dom.contains(needle), "{needle} in the page: {dom}");
+    }
+    // the app node killed: the page shows it down once it is reported down
+    shop.kill9(1);
+    eventually("app shown down", T, async || {
+        let dom = tokio::task::block_in_place(|| {
+            chromium_dom(&edge, &shots.join("dashboard-app-down.png")).unwrap_or_default()
+        });
+        dom.contains(r#"class="member down" data-member="app""#)
+            .then_some(())
+            .ok_or(dom)
+    })
+    .await;
+}
