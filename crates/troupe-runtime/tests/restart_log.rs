@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use troupe_runtime::{Addr, Mesh, Node, NodeConfig, Reply, SupervisionAction, SupervisorSpec};
+use troupe_runtime::SupervisorSpec;
 
 /// The `restarting a failed child` log lines, as (child, restarts, level).
 #[derive(Clone, Default)]
@@ -50,21 +50,7 @@ async fn a_restart_is_logged_at_warn_with_the_child_the_reason_and_the_count() {
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(lines.clone()));
     let journal = Journal::default();
-    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
-    let (specs, addrs): (Vec<_>, Vec<_>) = (0..2)
-        .map(|i| {
-            let j = journal.clone();
-            node.child(
-                &format!("c{i}"),
-                troupe_runtime::ChildOptions::permanent(),
-                move || ProbeActor::new(&j),
-            )
-            .unwrap()
-        })
-        .unzip();
-    node.start(SupervisorSpec::one_for_one(), specs)
-        .await
-        .unwrap();
+    let (node, addrs) = tree(SupervisorSpec::one_for_one(), 2, &journal).await;
     crash_and_settle(&addrs[1], &node).await;
     crash_and_settle(&addrs[1], &node).await;
     assert_eq!(
@@ -73,18 +59,5 @@ async fn a_restart_is_logged_at_warn_with_the_child_the_reason_and_the_count() {
             ("c1".to_string(), 1, tracing::Level::WARN),
             ("c1".to_string(), 2, tracing::Level::WARN)
         ]
-    );
-}
-
-async fn crash_and_settle(addr: &Addr<Probe>, node: &Node) {
-    let mut reports = node.supervision_reports();
-    addr.cast(Probe::Panic(Reply::none())).unwrap();
-    let report = tokio::time::timeout(T, reports.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(report.action, SupervisionAction::Restarted { .. }),
-        "{report:?}"
     );
 }

@@ -8,33 +8,12 @@ use troupe_runtime::Reply;
 
 use common::*;
 use troupe_runtime::{
-    Addr, CallError, ChildOptions, ChildSpec, Mesh, Node, NodeConfig, NodeExit, Restart,
-    SupervisionAction, SupervisorSpec,
+    Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, NodeExit, Restart, SupervisionAction,
+    SupervisorSpec,
 };
 
 fn node(name: &str) -> Node {
     Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap()
-}
-
-fn probe(
-    node: &Node,
-    journal: &Journal,
-    name: &str,
-    options: ChildOptions,
-) -> (ChildSpec, Addr<Probe>) {
-    let j = journal.clone();
-    node.child(name, options, move || ProbeActor::new(&j))
-        .unwrap()
-}
-
-/// Starts children `c0..c{n}` under a root with `spec`.
-async fn tree(spec: SupervisorSpec, n: usize, journal: &Journal) -> (Node, Vec<Addr<Probe>>) {
-    let node = node("n");
-    let (specs, addrs): (Vec<_>, Vec<_>) = (0..n)
-        .map(|i| probe(&node, journal, &format!("c{i}"), ChildOptions::permanent()))
-        .unzip();
-    node.start(spec, specs).await.unwrap();
-    (node, addrs)
 }
 
 async fn starts(addrs: &[Addr<Probe>]) -> Vec<u32> {
@@ -43,19 +22,6 @@ async fn starts(addrs: &[Addr<Probe>]) -> Vec<u32> {
         out.push(a.call(Probe::Starts, T).await.unwrap());
     }
     out
-}
-
-async fn crash_and_settle(addr: &Addr<Probe>, node: &Node) {
-    let mut reports = node.supervision_reports();
-    addr.cast(Probe::Panic(Reply::none())).unwrap();
-    let report = tokio::time::timeout(T, reports.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(report.action, SupervisionAction::Restarted { .. }),
-        "{report:?}"
-    );
 }
 
 #[tokio::test]

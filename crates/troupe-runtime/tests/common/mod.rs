@@ -8,8 +8,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use troupe_runtime::{
-    Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reach, Reply,
-    SupervisorSpec,
+    Actor, ActorError, Addr, ChildOptions, ChildSpec, Ctx, Mesh, Message, Node, NodeConfig, Reach,
+    Reply, SupervisionAction, SupervisorSpec,
 };
 
 pub const T: Duration = Duration::from_secs(5);
@@ -161,4 +161,40 @@ pub async fn node_with_probe_in(mesh: &Mesh, name: &str, journal: &Journal) -> (
         .await
         .unwrap();
     (node, addr)
+}
+
+/// A child spec for a probe named `name` on `node`, and its handle.
+pub fn probe(
+    node: &Node,
+    journal: &Journal,
+    name: &str,
+    options: ChildOptions,
+) -> (ChildSpec, Addr<Probe>) {
+    let j = journal.clone();
+    node.child(name, options, move || ProbeActor::new(&j))
+        .unwrap()
+}
+
+/// Starts children `c0..c{n}` under a root with `spec`.
+pub async fn tree(spec: SupervisorSpec, n: usize, journal: &Journal) -> (Node, Vec<Addr<Probe>>) {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (specs, addrs): (Vec<_>, Vec<_>) = (0..n)
+        .map(|i| probe(&node, journal, &format!("c{i}"), ChildOptions::permanent()))
+        .unzip();
+    node.start(spec, specs).await.unwrap();
+    (node, addrs)
+}
+
+/// Makes the probe at `addr` panic and waits for its supervisor's report that it restarted.
+pub async fn crash_and_settle(addr: &Addr<Probe>, node: &Node) {
+    let mut reports = node.supervision_reports();
+    addr.cast(Probe::Panic(Reply::none())).unwrap();
+    let report = tokio::time::timeout(T, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(report.action, SupervisionAction::Restarted { .. }),
+        "{report:?}"
+    );
 }
