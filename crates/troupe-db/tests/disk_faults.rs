@@ -3,6 +3,8 @@
 //! a typed storage error, reads are served while it lasts, writes resume once space returns,
 //! and every acknowledged write is there after.
 
+mod one_process;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,16 +35,7 @@ impl Db {
             .replica("r0")
             .replica("r1")
             .replica("r2");
-        let mesh = Mesh::new();
-        let mut nodes = Vec::new();
-        for (i, name) in ["r0", "r1", "r2"].into_iter().enumerate() {
-            let node = Node::new(name, &mesh, NodeConfig::default()).unwrap();
-            let (child, _) = spec.child(&node, i).unwrap();
-            node.start(SupervisorSpec::one_for_one(), vec![child])
-                .await
-                .unwrap();
-            nodes.push(node);
-        }
+        let nodes = one_process::start_replicas(&spec, &["r0", "r1", "r2"]).await;
         let client = spec.client(&nodes[0]).with_timeout(Duration::from_secs(3));
         let db = Self {
             nodes,

@@ -2,12 +2,13 @@
 //! `metrics` facade, labelled by database and replica.
 //! (Its own test binary: the recorder is process-global.)
 
+mod one_process;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use troupe_db::DbSpec;
-use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -22,16 +23,7 @@ async fn roles_indexes_and_follower_lag_are_published() {
         .replica("r0")
         .replica("r1")
         .replica("r2");
-    let mesh = Mesh::new();
-    let mut nodes = Vec::new();
-    for (i, name) in ["r0", "r1", "r2"].into_iter().enumerate() {
-        let node = Node::new(name, &mesh, NodeConfig::default()).unwrap();
-        let (child, _) = spec.child(&node, i).unwrap();
-        node.start(SupervisorSpec::one_for_one(), vec![child])
-            .await
-            .unwrap();
-        nodes.push(node);
-    }
+    let nodes = one_process::start_replicas(&spec, &["r0", "r1", "r2"]).await;
     let client = spec.client(&nodes[0]).with_timeout(T);
     for i in 0..5 {
         client.put(format!("k{i}"), "v").await.unwrap();
