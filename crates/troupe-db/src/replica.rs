@@ -155,6 +155,8 @@ pub struct DbReplica {
     /// waits for the peers' answers to decide whether it leads again
     resume: bool,
     resume_asked: Option<Instant>,
+    /// Registered when the replica starts
+    metrics: Option<ReplicaMetrics>,
     /// Changes not yet written: applied entries, compaction
     dirty: Batch,
     /// The file failed a write (a full disk, a failing device) or could not be opened. The
@@ -188,6 +190,7 @@ impl DbReplica {
             next_promotion: now(),
             resume: false,
             resume_asked: None,
+            metrics: None,
             dirty: Batch::default(),
             degraded: None,
             loaded: false,
@@ -241,36 +244,33 @@ impl DbReplica {
         }
     }
 
-    /// Sets this replica's metrics, labelled `db` and `replica`: whether it leads, its epoch,
-    /// log end, applied and (on the leader) commit index, whether it is degraded by a storage
-    /// fault, and on the leader each follower's lag in entries (label `follower`). Every tick,
-    /// so a scrape sees them at most one tick old.
-    fn publish_metrics(&self) {
-        let labels = [
-            ("db", self.spec.name.to_string()),
-            ("replica", self.me.to_string()),
-        ];
+    /// Sets this replica's metrics (see [`ReplicaMetrics`]) from its state now. Every tick, so
+    /// a scrape sees them at most one tick old.
+    fn publish_metrics(&mut self) {
+        let Some(mut m) = self.metrics.take() else {
+            return;
+        };
         let leading = matches!(self.state, State::Leader(_));
         let log = self.log();
-        metrics::gauge!("troupe_db_leader", &labels).set(if leading { 1.0 } else { 0.0 });
-        metrics::gauge!("troupe_db_epoch", &labels).set(self.epoch() as f64);
-        metrics::gauge!("troupe_db_last_index", &labels).set(log.last_index() as f64);
-        metrics::gauge!("troupe_db_applied_index", &labels)
-            .set(self.applied().applied_index() as f64);
-        let degraded = if self.degraded.is_some() { 1.0 } else { 0.0 };
-        metrics::gauge!("troupe_db_degraded", &labels).set(degraded);
+        m.leader.set(if leading { 1.0 } else { 0.0 });
+        m.epoch.set(self.epoch() as f64);
+        m.last_index.set(log.last_index() as f64);
+        m.applied_index.set(self.applied().applied_index() as f64);
+        m.degraded
+            .set(if self.degraded.is_some() { 1.0 } else { 0.0 });
         if let State::Leader(l) = &self.state {
-            metrics::gauge!("troupe_db_commit_index", &labels).set(l.leader.commit_index() as f64);
-            for follower in (0..self.n() as u64).filter(|&f| f != self.me) {
-                if let Some(progress) = l.leader.progress(ReplicaId(follower)) {
-                    let lag = log.last_index().saturating_sub(progress.match_index);
-                    let [db, replica] = labels.clone();
-                    let follower = ("follower", follower.to_string());
-                    metrics::gauge!("troupe_db_follower_lag_entries", &[db, replica, follower])
-                        .set(lag as f64);
+            // registered at the first tick as leader: a replica that never led exports none
+            let leading = m.leading.get_or_insert_with(|| {
+                LeadingMetrics::new(&self.spec.name, self.me, self.n() as u64)
+            });
+            leading.commit_index.set(l.leader.commit_index() as f64);
+            for (follower, lag) in &leading.follower_lag {
+                if let Some(progress) = l.leader.progress(ReplicaId(*follower)) {
+                    lag.set(log.last_index().saturating_sub(progress.match_index) as f64);
                 }
             }
         }
+        self.metrics = Some(m);
     }
 
     /// Writes the pending changes; a failure degrades the replica (see its `degraded` field)
@@ -1332,6 +1332,7 @@ impl Actor for DbReplica {
                     .addr(&self.spec.replicas[i], &self.spec.peer_name(i))
             })
             .collect();
+        self.metrics = Some(ReplicaMetrics::new(&self.spec.name, self.me));
         ctx.send_interval(self.spec.heartbeat, || DbMsg::Tick);
         let mut events = ctx.node().cluster_events();
         let me = ctx.myself().clone();
@@ -1407,5 +1408,62 @@ impl Actor for DbReplica {
         let _ = self.commit(Flush::Durable);
         self.store = None;
         Ok(())
+    }
+}
+
+/// A replica's metrics, labelled `db` and `replica`: whether it leads, its epoch, log end,
+/// applied index and whether a storage fault degrades it; once it has led, [`LeadingMetrics`].
+/// Registered once per instance, so a tick sets them without building their keys.
+struct ReplicaMetrics {
+    leader: metrics::Gauge,
+    epoch: metrics::Gauge,
+    last_index: metrics::Gauge,
+    applied_index: metrics::Gauge,
+    degraded: metrics::Gauge,
+    leading: Option<LeadingMetrics>,
+}
+
+/// What a leader exports besides: its commit index and each follower's lag in entries (label
+/// `follower`).
+struct LeadingMetrics {
+    commit_index: metrics::Gauge,
+    follower_lag: Vec<(u64, metrics::Gauge)>,
+}
+
+fn replica_labels(db: &str, me: u64) -> [(&'static str, String); 2] {
+    [("db", db.to_string()), ("replica", me.to_string())]
+}
+
+impl ReplicaMetrics {
+    fn new(db: &str, me: u64) -> Self {
+        let labels = replica_labels(db, me);
+        Self {
+            leader: metrics::gauge!("troupe_db_leader", &labels),
+            epoch: metrics::gauge!("troupe_db_epoch", &labels),
+            last_index: metrics::gauge!("troupe_db_last_index", &labels),
+            applied_index: metrics::gauge!("troupe_db_applied_index", &labels),
+            degraded: metrics::gauge!("troupe_db_degraded", &labels),
+            leading: None,
+        }
+    }
+}
+
+impl LeadingMetrics {
+    fn new(db: &str, me: u64, replicas: u64) -> Self {
+        let labels = replica_labels(db, me);
+        let follower_lag = (0..replicas)
+            .filter(|&f| f != me)
+            .map(|f| {
+                let [db, replica] = labels.clone();
+                let follower = ("follower", f.to_string());
+                let lag =
+                    metrics::gauge!("troupe_db_follower_lag_entries", &[db, replica, follower]);
+                (f, lag)
+            })
+            .collect();
+        Self {
+            commit_index: metrics::gauge!("troupe_db_commit_index", &labels),
+            follower_lag,
+        }
     }
 }

@@ -194,18 +194,40 @@ impl From<QueueStats> for StatsInfo {
     }
 }
 
-/// Sets the queue's metrics, labelled `queue`, from its counts: gauges for the items ready,
-/// leased and dead, counters for those enqueued, acked and redelivered since the instance
-/// started (a restart starts them again, as a process restart would). Every tick: a scrape
-/// sees them at most one tick old.
-fn publish_metrics(queue: &str, stats: StatsInfo) {
-    let labels = [("queue", queue.to_string())];
-    metrics::gauge!("troupe_queue_ready_items", &labels).set(stats.ready as f64);
-    metrics::gauge!("troupe_queue_leased_items", &labels).set(stats.leased as f64);
-    metrics::gauge!("troupe_queue_dead_letters", &labels).set(stats.dead as f64);
-    metrics::counter!("troupe_queue_enqueued_total", &labels).absolute(stats.enqueued);
-    metrics::counter!("troupe_queue_acked_total", &labels).absolute(stats.acked);
-    metrics::counter!("troupe_queue_redelivered_total", &labels).absolute(stats.redelivered);
+/// The queue's metrics, labelled `queue`: gauges for the items ready, leased and dead, counters
+/// for those enqueued, acked and redelivered since the instance started (a restart starts them
+/// again, as a process restart would). Registered once per instance; set every tick, so a
+/// scrape sees them at most one tick old.
+struct QueueMetrics {
+    ready: metrics::Gauge,
+    leased: metrics::Gauge,
+    dead: metrics::Gauge,
+    enqueued: metrics::Counter,
+    acked: metrics::Counter,
+    redelivered: metrics::Counter,
+}
+
+impl QueueMetrics {
+    fn new(queue: &str) -> Self {
+        let labels = [("queue", queue.to_string())];
+        Self {
+            ready: metrics::gauge!("troupe_queue_ready_items", &labels),
+            leased: metrics::gauge!("troupe_queue_leased_items", &labels),
+            dead: metrics::gauge!("troupe_queue_dead_letters", &labels),
+            enqueued: metrics::counter!("troupe_queue_enqueued_total", &labels),
+            acked: metrics::counter!("troupe_queue_acked_total", &labels),
+            redelivered: metrics::counter!("troupe_queue_redelivered_total", &labels),
+        }
+    }
+
+    fn publish(&self, stats: StatsInfo) {
+        self.ready.set(stats.ready as f64);
+        self.leased.set(stats.leased as f64);
+        self.dead.set(stats.dead as f64);
+        self.enqueued.absolute(stats.enqueued);
+        self.acked.absolute(stats.acked);
+        self.redelivered.absolute(stats.redelivered);
+    }
 }
 
 /// Why a [`QueueActor`] refused an operation (what travels back to the caller)
@@ -405,6 +427,8 @@ pub struct QueueActor {
     /// may be ahead of the file, so writes are refused; reads are served from that state, and
     /// the file is reopened (restoring the state it holds) with a growing pause.
     degraded: Option<Degraded>,
+    /// Registered when the instance starts (its name labels them)
+    metrics: Option<QueueMetrics>,
 }
 
 impl QueueActor {
@@ -416,6 +440,7 @@ impl QueueActor {
             storage: None,
             consumers: HashMap::new(),
             degraded: None,
+            metrics: None,
         }
     }
 
@@ -543,6 +568,7 @@ impl Actor for QueueActor {
             self.storage = Some(storage);
             self.queue = queue;
         }
+        self.metrics = Some(QueueMetrics::new(ctx.name()));
         ctx.send_interval(TICK, || QueueMsg::Tick);
         let mut events = ctx.node().cluster_events();
         let me = ctx.myself().clone();
@@ -561,7 +587,7 @@ impl Actor for QueueActor {
         Ok(())
     }
 
-    async fn handle(&mut self, msg: QueueMsg, ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
+    async fn handle(&mut self, msg: QueueMsg, _ctx: &mut Ctx<QueueMsg>) -> Result<(), ActorError> {
         let now = troupe_runtime::time::now();
         match msg {
             QueueMsg::Enqueue { payload, reply } => {
@@ -637,7 +663,9 @@ impl Actor for QueueActor {
                 Ok(())
             }
             QueueMsg::Tick => {
-                publish_metrics(ctx.name(), self.queue.stats().into());
+                if let Some(metrics) = &self.metrics {
+                    metrics.publish(self.queue.stats().into());
+                }
                 if self.degraded.is_some() {
                     self.try_recover(now);
                     return Ok(());
