@@ -70,8 +70,9 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_timeout: u64,
 
-    /// Serve the admin endpoint here: /metrics (Prometheus), /health, /ready and /state.
-    /// Default: 127.0.0.1:9090 when every node runs in this process (a free port if that one
+    /// Serve the admin endpoint here: /metrics (Prometheus), /health, /ready, /state, /db,
+    /// /queue; with --ca, operators change state over TLS on the same port.
+    /// Default: 127.0.0.1:7090 when every node runs in this process (a free port if that one
     /// is taken), none with --node. The address is printed as `admin http://ADDR`.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
@@ -166,7 +167,7 @@ pub async fn launch_until(
     let only = (!args.nodes.is_empty()).then_some(args.nodes.as_slice());
     let prepared = topology.prepare(only)?;
     // before anything starts, so the recorder sees every metric and /ready says "starting"
-    let admin = Admin::start(&args, &prepared.mesh).await?;
+    let admin = Admin::start(&args, &prepared).await?;
     let mut nets: Vec<NodeNet> = Vec::new();
     if !args.nodes.is_empty() {
         let first_listen = args
@@ -242,13 +243,39 @@ struct Admin(Option<(troupe_admin::AdminServer, troupe_admin::Readiness)>);
 
 #[cfg(feature = "admin")]
 impl Admin {
-    /// The one-process default, tried first; a free port if it is taken.
-    const DEFAULT: SocketAddr =
-        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+    /// The one-process default, tried first; a free port if it is taken. Not 9090
+    /// (Prometheus's) nor 3000 (Grafana's): those run beside it.
+    const DEFAULT: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        troupe_admin::DEFAULT_PORT,
+    );
 
-    async fn start(args: &LaunchArgs, mesh: &troupe_runtime::Mesh) -> Result<Self, LaunchError> {
+    async fn start(
+        args: &LaunchArgs,
+        prepared: &crate::topology::Prepared,
+    ) -> Result<Self, LaunchError> {
         let readiness = troupe_admin::Readiness::new();
-        let start = |addr| troupe_admin::AdminServer::start(addr, mesh.clone(), readiness.clone());
+        // operators change state over TLS with a certificate of the cluster's CA; a run with
+        // no CA on disk (one process, --dev-ca) has none to check theirs against
+        let operator_tls = match (&args.ca, args.nodes.first()) {
+            (Some(dir), Some(node)) => {
+                Some(troupe_identity::NodeIdentity::load(dir, node)?.admin_server_config()?)
+            }
+            _ => None,
+        };
+        let options = troupe_admin::AdminOptions {
+            parts: prepared.admin_parts.clone(),
+            operator_tls,
+        };
+        let mesh = &prepared.mesh;
+        let start = |addr| {
+            troupe_admin::AdminServer::start_with(
+                addr,
+                mesh.clone(),
+                readiness.clone(),
+                options.clone(),
+            )
+        };
         let server = match (args.admin, args.no_admin || !args.nodes.is_empty()) {
             (Some(addr), _) => start(addr).await?,
             (None, true) => return Ok(Self(None)),
@@ -296,7 +323,10 @@ struct Admin;
 
 #[cfg(not(feature = "admin"))]
 impl Admin {
-    async fn start(args: &LaunchArgs, _mesh: &troupe_runtime::Mesh) -> Result<Self, LaunchError> {
+    async fn start(
+        args: &LaunchArgs,
+        _prepared: &crate::topology::Prepared,
+    ) -> Result<Self, LaunchError> {
         match args.admin {
             Some(_) => Err(LaunchError::Flags(
                 "--admin needs troupe built with its `admin` feature".into(),

@@ -57,6 +57,8 @@
 // docs.rs builds with every feature and marks each part's items with the feature they need
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "admin")]
+mod admin_parts;
 pub mod launch;
 #[cfg(any(
     feature = "proxy",

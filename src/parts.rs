@@ -42,7 +42,20 @@ impl Part for QueueSpec {
     type Handle = QueueClient;
 
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> QueueClient {
-        QueueClient::new(topology.add_with(place, name, ChildOptions::permanent(), self.factory()))
+        let client = QueueClient::new(topology.add_with(
+            place,
+            name,
+            ChildOptions::permanent(),
+            self.factory(),
+        ));
+        #[cfg(feature = "admin")]
+        topology
+            .admin_parts_mut()
+            .add_queue(crate::admin_parts::QueuePart {
+                name: name.to_string(),
+                client: client.clone(),
+            });
+        client
     }
 }
 
@@ -85,8 +98,12 @@ impl Part for troupe_db::DbSpec {
             spec = spec.reachable_from(reach.clone());
         }
         let mut replicas = Vec::with_capacity(spec.replica_count());
+        #[cfg(feature = "admin")]
+        let mut placed = Vec::with_capacity(spec.replica_count());
         for i in 0..spec.replica_count() {
             let node_name = spec.replica_node(i).unwrap_or_default().to_string();
+            #[cfg(feature = "admin")]
+            placed.push((spec.replica_name(i), node_name.clone()));
             let node = topology.node(&node_name);
             replicas.push(topology.handle(node, &spec.replica_name(i)));
             let spec = spec.clone();
@@ -94,6 +111,15 @@ impl Part for troupe_db::DbSpec {
                 spec.child(node, i).map(|(child, _)| vec![child])
             });
         }
-        troupe_db::DbClient::new(replicas)
+        let client = troupe_db::DbClient::new(replicas);
+        #[cfg(feature = "admin")]
+        topology
+            .admin_parts_mut()
+            .add_db(crate::admin_parts::DbPart {
+                name: name.to_string(),
+                client: client.clone(),
+                replicas: placed,
+            });
+        client
     }
 }

@@ -199,6 +199,9 @@ pub struct Topology {
     nodes: Vec<NodeDecl>,
     /// Set while a [`Reachable`] part places itself: who may reach what it declares.
     reach: Option<Reach>,
+    /// The databases and queues the admin endpoint reports on.
+    #[cfg(feature = "admin")]
+    admin_parts: troupe_admin::AdminParts,
 }
 
 impl std::fmt::Debug for Topology {
@@ -221,6 +224,8 @@ impl Topology {
             binding: AddrBinding::new(),
             nodes: Vec::new(),
             reach: None,
+            #[cfg(feature = "admin")]
+            admin_parts: troupe_admin::AdminParts::new(),
         }
     }
 
@@ -318,6 +323,22 @@ impl Topology {
     /// ```
     pub fn add<P: Part>(&mut self, place: impl Into<Place>, name: &str, part: P) -> P::Handle {
         part.place(self, place.into(), name)
+    }
+
+    /// The databases and queues placed so far, for the admin endpoint.
+    #[cfg(feature = "admin")]
+    pub(crate) fn admin_parts_mut(&mut self) -> &mut troupe_admin::AdminParts {
+        &mut self.admin_parts
+    }
+
+    /// The databases and queues placed so far, as an admin endpoint reports on them and acts
+    /// on them (`/db`, `/queue`): what [`launch`](crate::launch) serves, for programs that
+    /// start the topology themselves and serve
+    /// [`AdminServer::start_with`](troupe_admin::AdminServer::start_with). The clients inside
+    /// reach the parts once the topology runs.
+    #[cfg(feature = "admin")]
+    pub fn admin_parts(&self) -> troupe_admin::AdminParts {
+        self.admin_parts.clone()
     }
 
     /// The name of a declared node (as `--node` and `DbSpec::replica` spell it).
@@ -515,6 +536,8 @@ impl Topology {
             name: Arc::from(self.name.as_str()),
             mesh,
             nodes,
+            #[cfg(feature = "admin")]
+            admin_parts: self.admin_parts,
         })
     }
 }
@@ -524,6 +547,9 @@ pub(crate) struct Prepared {
     name: Arc<str>,
     pub(crate) mesh: Mesh,
     nodes: Vec<(Node, SupervisorSpec, Vec<ChildSpec>)>,
+    /// The databases and queues the admin endpoint reports on.
+    #[cfg(feature = "admin")]
+    pub(crate) admin_parts: troupe_admin::AdminParts,
 }
 
 impl Prepared {

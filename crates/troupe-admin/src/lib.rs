@@ -8,8 +8,18 @@
 //! | `GET /health` | `200 ok` while the process serves at all |
 //! | `GET /ready` | `200 ready` once the topology has started, `503 starting` before and `503 stopping` once it shuts down |
 //! | `GET /state` | the nodes of this process as JSON: their actors and, for nodes on the network, their address, incarnation and the members they see ([`ProcessState`]) |
+//! | `GET /db` | each database's replicas ([`DbState`]) |
+//! | `GET /queue` | each queue's counts ([`QueueState`]) |
+//! | `GET /queue/NAME/dead-letters` | a queue's dead letters ([`DeadLetterState`]) |
+//! | `POST /db/NAME/promote` | operators only: manual failover ([`PromotedState`]; `409` if refused) |
+//! | `POST /queue/NAME/replay/ID` | operators only: a dead letter back in line (`404` if it is not one) |
 //!
-//! Any other path is `404`, any other method `405`, each with a line of text saying what is
+//! Operators change state over TLS on the same port ([`AdminOptions::operator_tls`]): a client
+//! certificate of the cluster's CA is required there, and a `POST` is accepted only over TLS
+//! from the operator named in its [`OPERATOR_HEADER`], which the certificate must carry
+//! (`NAME.operator`, see `troupe_identity::verify_operator`). Plain HTTP reads only.
+//!
+//! Any other path is `404`, a method the path does not take `405`, each with a line of text saying what is
 //! served. The server runs in the listener shell of `troupe-runtime`: connections are bounded
 //! (64 open, 16 per client address), idle ones are closed after 10 s without a request head,
 //! and it drains on [`AdminServer::stop`].
@@ -27,14 +37,29 @@ mod exposition;
 #[cfg(feature = "server")]
 mod metrics_recorder;
 #[cfg(feature = "server")]
+mod parts;
+#[cfg(feature = "server")]
 mod server;
 mod state;
 
 #[cfg(feature = "server")]
 pub use metrics_recorder::prometheus;
 #[cfg(feature = "server")]
-pub use server::{AdminServer, Readiness};
-pub use state::{ActorState, MemberState, NetState, NodeState, ProcessState};
+pub use parts::{ActionError, AdminParts, DbAdmin, PartFuture, QueueAdmin};
+#[cfg(feature = "server")]
+pub use server::{AdminOptions, AdminServer, Readiness};
+pub use state::{
+    ActorState, DbState, DeadLetterState, MemberState, NetState, NodeState, PREVIEW_BYTES,
+    ProcessState, PromotedState, QueueState, ReplicaState,
+};
+
+/// The header an operator names itself in on the TLS side; the endpoint checks the name
+/// against the client certificate (`NAME.operator`).
+pub const OPERATOR_HEADER: &str = "troupe-operator";
+
+/// The port a one-process run serves its admin endpoint on by default (loopback): not
+/// Prometheus's 9090 nor Grafana's 3000, which run beside it.
+pub const DEFAULT_PORT: u16 = 7090;
 
 /// Why the admin endpoint could not start.
 #[derive(Debug, thiserror::Error)]

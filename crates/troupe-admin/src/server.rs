@@ -18,7 +18,11 @@ use tokio::net::TcpListener;
 use troupe_runtime::Mesh;
 use troupe_runtime::listener::{Connection, ListenerShell, ServerTask};
 
-use crate::{AdminError, ProcessState};
+use rustls::pki_types::CertificateDer;
+use tokio_rustls::TlsAcceptor;
+
+use crate::parts::{ActionError, AdminParts};
+use crate::{AdminError, OPERATOR_HEADER, ProcessState};
 
 /// Open admin connections at most, and per client address.
 const MAX_CONNECTIONS: usize = 64;
@@ -78,6 +82,20 @@ struct View {
     mesh: Mesh,
     readiness: Readiness,
     metrics: PrometheusHandle,
+    parts: AdminParts,
+    operator_tls: Option<TlsAcceptor>,
+}
+
+/// What an admin endpoint serves besides the process's own state.
+#[derive(Clone, Debug, Default)]
+pub struct AdminOptions {
+    /// The databases and queues it reports on (`/db`, `/queue`) and acts on.
+    pub parts: AdminParts,
+    /// The TLS side, for operators: with it, a connection whose first byte opens a TLS
+    /// handshake is served over TLS with a client certificate of the cluster CA required
+    /// (build it with `NodeIdentity::admin_server_config`), and only such connections may
+    /// change state. Without it (a one-process run has no cluster CA) nothing can.
+    pub operator_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running admin endpoint. Dropping it stops serving at once; [`stop`](Self::stop) lets the
@@ -88,7 +106,24 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Binds `addr` and serves the nodes of `mesh` there, reporting `readiness`.
+    /// Binds `addr` and serves the nodes of `mesh` there, reporting `readiness`; as
+    /// [`start_with`](Self::start_with) with no parts and no operators.
+    ///
+    /// # Errors
+    /// As [`start_with`](Self::start_with).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropped before it returns, nothing is left listening.
+    pub async fn start(
+        addr: SocketAddr,
+        mesh: Mesh,
+        readiness: Readiness,
+    ) -> Result<Self, AdminError> {
+        Self::start_with(addr, mesh, readiness, AdminOptions::default()).await
+    }
+
+    /// Binds `addr` and serves the nodes of `mesh` and the parts of `options` there, reporting
+    /// `readiness`.
     ///
     /// Installs the process's Prometheus recorder if no call has yet ([`crate::prometheus`]).
     ///
@@ -98,10 +133,11 @@ impl AdminServer {
     ///
     /// # Cancel safety
     /// Cancel safe: dropped before it returns, nothing is left listening.
-    pub async fn start(
+    pub async fn start_with(
         addr: SocketAddr,
         mesh: Mesh,
         readiness: Readiness,
+        options: AdminOptions,
     ) -> Result<Self, AdminError> {
         let metrics = crate::prometheus()?;
         let bind_error = |source| AdminError::Bind { addr, source };
@@ -110,6 +146,8 @@ impl AdminServer {
             mesh,
             readiness,
             metrics,
+            parts: options.parts,
+            operator_tls: options.operator_tls.map(TlsAcceptor::from),
         });
         let task = ListenerShell::new("admin")
             .max_connections(MAX_CONNECTIONS)
@@ -142,21 +180,60 @@ impl AdminServer {
     }
 }
 
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 async fn serve(view: Arc<View>, conn: Connection) {
     let Connection {
         stream,
         peer,
-        mut drain,
+        drain,
         ..
     } = conn;
+    let Some(acceptor) = view.operator_tls.clone() else {
+        return serve_http(view, stream, peer, None, drain).await;
+    };
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(1))) || first[0] != TLS_HANDSHAKE {
+        return serve_http(view, stream, peer, None, drain).await;
+    }
+    match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let chain = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect());
+            serve_http(view, tls, peer, chain, drain).await;
+        }
+        Ok(Err(err)) => {
+            tracing::info!(cause = %err, %peer, "admin TLS handshake refused");
+        }
+        Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
+    }
+}
+
+/// Serves HTTP/1.1 on `io`; `chain` is the client's certificate chain on a TLS connection.
+async fn serve_http<I>(
+    view: Arc<View>,
+    io: I,
+    peer: SocketAddr,
+    chain: Option<Vec<CertificateDer<'static>>>,
+    mut drain: troupe_runtime::listener::Drain,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let chain = Arc::new(chain);
     let service = service_fn(move |req: Request<Incoming>| {
         let view = view.clone();
-        async move { Ok::<_, Infallible>(respond(&view, &req)) }
+        let chain = chain.clone();
+        async move { Ok::<_, Infallible>(respond(&view, req, chain.as_deref(), peer).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
@@ -170,27 +247,86 @@ async fn serve(view: Arc<View>, conn: Connection) {
     }
 }
 
-fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let known = matches!(path, "/" | "/metrics" | "/health" | "/ready" | "/state");
-    if !known {
-        return text(plain(
-            StatusCode::NOT_FOUND,
-            "not found; the admin endpoint serves / (a live view), /metrics, /health, /ready and /state",
-        ));
+const SERVED: &str = "not found; the admin endpoint serves / (a live view), /metrics, /health, \
+     /ready, /state, /db, /queue and /queue/NAME/dead-letters, and takes POST \
+     /db/NAME/promote and /queue/NAME/replay/ID from operators";
+
+/// What a request asks for, from its path.
+enum Route<'a> {
+    Page,
+    Metrics,
+    Health,
+    Ready,
+    State,
+    Dbs,
+    Queues,
+    DeadLetters(&'a str),
+    Promote(&'a str),
+    Replay(&'a str, &'a str),
+}
+
+impl<'a> Route<'a> {
+    fn of(path: &'a str) -> Option<Self> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        Some(match segments.as_slice() {
+            [""] => Self::Page,
+            ["metrics"] => Self::Metrics,
+            ["health"] => Self::Health,
+            ["ready"] => Self::Ready,
+            ["state"] => Self::State,
+            ["db"] => Self::Dbs,
+            ["queue"] => Self::Queues,
+            ["queue", name, "dead-letters"] => Self::DeadLetters(name),
+            ["db", name, "promote"] => Self::Promote(name),
+            ["queue", name, "replay", item] => Self::Replay(name, item),
+            _ => return None,
+        })
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+
+    /// Whether it changes state (POST, operators only) rather than reads it (GET).
+    fn changes_state(&self) -> bool {
+        matches!(self, Self::Promote(_) | Self::Replay(..))
+    }
+}
+
+async fn respond(
+    view: &View,
+    req: Request<Incoming>,
+    chain: Option<&[CertificateDer<'static>]>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let Some(route) = Route::of(req.uri().path()) else {
+        return text(plain(StatusCode::NOT_FOUND, SERVED));
+    };
+    let (method, allowed) = if route.changes_state() {
+        (Method::POST, "POST")
+    } else {
+        (Method::GET, "GET, HEAD")
+    };
+    let method_ok =
+        req.method() == method || (method == Method::GET && req.method() == Method::HEAD);
+    if !method_ok {
         let mut response = text(plain(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed; use GET",
+            &format!("method not allowed; use {allowed}"),
         ));
         response
             .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(ALLOW, HeaderValue::from_static(allowed));
         return response;
     }
-    match path {
-        "/" => {
+    let mut operator = String::new();
+    if route.changes_state() {
+        match operator_of(view, &req, chain) {
+            Ok(name) => operator = name,
+            Err(refusal) => {
+                tracing::warn!(%peer, path = %req.uri().path(), reason = %refusal, "admin action refused");
+                return text(plain(StatusCode::FORBIDDEN, &refusal));
+            }
+        }
+    }
+    match route {
+        Route::Page => {
             let mut response = Response::new(Full::new(Bytes::from_static(DASHBOARD.as_bytes())));
             response.headers_mut().insert(
                 CONTENT_TYPE,
@@ -198,7 +334,7 @@ fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             );
             response
         }
-        "/metrics" => {
+        Route::Metrics => {
             view.metrics.run_upkeep();
             let mut text = view.metrics.render();
             text.push_str(&crate::exposition::runtime_metrics(&view.mesh));
@@ -209,8 +345,8 @@ fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             );
             response
         }
-        "/health" => text(plain(StatusCode::OK, "ok")),
-        "/ready" => {
+        Route::Health => text(plain(StatusCode::OK, "ok")),
+        Route::Ready => {
             let status = if view.readiness.is_ready() {
                 StatusCode::OK
             } else {
@@ -218,22 +354,139 @@ fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             };
             text(plain(status, view.readiness.word()))
         }
-        _ => {
-            let state = ProcessState::of(&view.mesh, view.readiness.is_ready());
-            match serde_json::to_vec_pretty(&state) {
-                Ok(body) => {
-                    let mut response = Response::new(Full::new(Bytes::from(body)));
-                    response
-                        .headers_mut()
-                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    response
-                }
-                Err(err) => text(plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot encode the state: {err}"),
-                )),
+        Route::State => json(&ProcessState::of(&view.mesh, view.readiness.is_ready())),
+        Route::Dbs => {
+            let mut dbs = Vec::with_capacity(view.parts.dbs.len());
+            for db in &view.parts.dbs {
+                dbs.push(db.status().await);
             }
+            json(&dbs)
         }
+        Route::Queues => {
+            let mut queues = Vec::with_capacity(view.parts.queues.len());
+            for queue in &view.parts.queues {
+                queues.push(queue.stats().await);
+            }
+            json(&queues)
+        }
+        Route::DeadLetters(name) => match view.parts.queues.iter().find(|q| q.name() == name) {
+            Some(queue) => match queue.dead_letters().await {
+                Ok(letters) => json(&letters),
+                Err(err) => action_error(&err),
+            },
+            None => no_such("queue", name, view.parts.queues.iter().map(|q| q.name())),
+        },
+        Route::Promote(name) => promote(view, name, &operator).await,
+        Route::Replay(name, item) => replay(view, name, item, &operator).await,
+    }
+}
+
+/// The operator a state-changing request comes from, or why it may not change anything.
+fn operator_of(
+    view: &View,
+    req: &Request<Incoming>,
+    chain: Option<&[CertificateDer<'static>]>,
+) -> Result<String, String> {
+    if view.operator_tls.is_none() {
+        return Err(
+            "this process has no cluster CA (a one-process or --dev-ca run), so \
+                    nothing may change its state through the admin endpoint; run it with --ca DIR"
+                .into(),
+        );
+    }
+    let Some(chain) = chain else {
+        return Err(
+            "changing state needs an operator certificate: connect over TLS with one \
+                    (`troupe ca issue DIR NAME --operator`, then `--ca DIR --operator NAME`)"
+                .into(),
+        );
+    };
+    let name = req
+        .headers()
+        .get(OPERATOR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("name the operator in a `{OPERATOR_HEADER}` header"))?;
+    troupe_identity::verify_operator(chain, name).map_err(|e| e.to_string())?;
+    Ok(name.to_string())
+}
+
+async fn promote(view: &View, name: &str, operator: &str) -> Response<Full<Bytes>> {
+    let Some(db) = view.parts.dbs.iter().find(|d| d.name() == name) else {
+        return no_such("database", name, view.parts.dbs.iter().map(|d| d.name()));
+    };
+    match db.promote().await {
+        Ok(promoted) => {
+            tracing::warn!(%operator, db = %name, leader = %promoted.leader, epoch = promoted.epoch, "operator promoted a replica");
+            json(&promoted)
+        }
+        Err(err) => {
+            tracing::warn!(%operator, db = %name, cause = %err, "operator's promotion failed");
+            action_error(&err)
+        }
+    }
+}
+
+async fn replay(view: &View, name: &str, item: &str, operator: &str) -> Response<Full<Bytes>> {
+    let Some(queue) = view.parts.queues.iter().find(|q| q.name() == name) else {
+        return no_such("queue", name, view.parts.queues.iter().map(|q| q.name()));
+    };
+    let Ok(item) = item.parse::<u64>() else {
+        return text(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("{item:?} is not an item id (a whole number, as dead-letters lists)"),
+        ));
+    };
+    match queue.replay(item).await {
+        Ok(()) => {
+            tracing::info!(%operator, queue = %name, item, "operator replayed a dead letter");
+            text(plain(StatusCode::OK, &format!("item {item} replayed")))
+        }
+        Err(err) => {
+            tracing::warn!(%operator, queue = %name, item, cause = %err, "operator's replay failed");
+            action_error(&err)
+        }
+    }
+}
+
+fn no_such<'a>(
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Response<Full<Bytes>> {
+    let known: Vec<&str> = known.collect();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    text(plain(
+        StatusCode::NOT_FOUND,
+        &format!("no {kind} named {name:?} here; this process knows: {known}"),
+    ))
+}
+
+fn action_error(err: &ActionError) -> Response<Full<Bytes>> {
+    let status = match err {
+        ActionError::NotFound(_) => StatusCode::NOT_FOUND,
+        ActionError::Refused(_) => StatusCode::CONFLICT,
+        ActionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    text(plain(status, &err.to_string()))
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(err) => text(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot encode the answer: {err}"),
+        )),
     }
 }
 

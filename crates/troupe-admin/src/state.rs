@@ -121,3 +121,88 @@ fn status_name(status: MemberStatus) -> &'static str {
         MemberStatus::Left => "left",
     }
 }
+
+/// One replicated database as the admin endpoint reports it (`GET /db`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbState {
+    /// The name it was added under.
+    pub name: String,
+    /// Its replicas, replica 0 first.
+    pub replicas: Vec<ReplicaState>,
+}
+
+/// One database replica: what it answered to a status request, or why it did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaState {
+    /// Its actor name (`NAME.i`).
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// `leader`, `follower`, `fenced`, ...; `None` if it did not answer.
+    pub role: Option<String>,
+    /// The newest epoch (term) it has seen.
+    pub epoch: u64,
+    /// Its log's last index.
+    pub last_index: u64,
+    /// The highest index applied to its state (its commit index).
+    pub applied_index: u64,
+    /// Entries it is behind the leader's log (`None` without a leader that answered).
+    pub lag: Option<u64>,
+    /// Why it did not answer, or why its storage refuses changes.
+    pub error: Option<String>,
+}
+
+/// What a promotion did (`POST /db/NAME/promote`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotedState {
+    /// The replica that leads now (its actor name).
+    pub leader: String,
+    /// The epoch it leads in.
+    pub epoch: u64,
+}
+
+/// One queue's counts (`GET /queue`), or why it did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueState {
+    /// The name it was added under.
+    pub name: String,
+    /// Items waiting for a consumer.
+    pub ready: u64,
+    /// Items leased to a consumer.
+    pub leased: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Items enqueued since the queue's actor started.
+    pub enqueued: u64,
+    /// Items acknowledged since then.
+    pub acked: u64,
+    /// Redeliveries since then.
+    pub redelivered: u64,
+    /// Why it did not answer (the counts are then 0).
+    pub error: Option<String>,
+}
+
+/// One dead letter (`GET /queue/NAME/dead-letters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterState {
+    /// Its item id (what `POST /queue/NAME/replay/ID` takes).
+    pub item: u64,
+    /// Deliveries it got.
+    pub attempts: u32,
+    /// Why the last one failed.
+    pub reason: String,
+    /// Its payload's size in bytes.
+    pub bytes: usize,
+    /// The start of its payload as text (at most 64 bytes, invalid UTF-8 replaced).
+    pub preview: String,
+}
+
+/// The most of a dead letter's payload [`DeadLetterState::preview`] shows.
+pub const PREVIEW_BYTES: usize = 64;
+
+impl DeadLetterState {
+    /// The preview of `payload`: its first [`PREVIEW_BYTES`] bytes as text.
+    pub fn preview_of(payload: &[u8]) -> String {
+        String::from_utf8_lossy(&payload[..payload.len().min(PREVIEW_BYTES)]).into_owned()
+    }
+}

@@ -140,12 +140,24 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
     let (status, body) = fetch(&http, Method::GET, addr, "/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
-        body.contains("/metrics, /health, /ready and /state"),
+        body.contains("/metrics, /health, /ready, /state, /db, /queue"),
         "{body}"
     );
     let (status, body) = fetch(&http, Method::POST, addr, "/ready").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(body.contains("use GET"), "{body}");
+    let (status, body) = fetch(&http, Method::GET, addr, "/db/orders/promote").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body.contains("use POST"), "{body}");
+    // no parts here: empty lists, and a change refused (no cluster CA to check operators by)
+    assert_eq!(fetch(&http, Method::GET, addr, "/db").await.1.trim(), "[]");
+    assert_eq!(
+        fetch(&http, Method::GET, addr, "/queue").await.1.trim(),
+        "[]"
+    );
+    let (status, body) = fetch(&http, Method::POST, addr, "/db/orders/promote").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("no cluster CA"), "{body}");
 
     // the live view: one page, nothing fetched from elsewhere, drawn from /state
     let (status, page) = fetch(&http, Method::GET, addr, "/").await;

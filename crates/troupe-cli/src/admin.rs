@@ -23,7 +23,7 @@ pub(crate) enum AdminError {
     #[error(
         "cannot reach the admin endpoint at {addr}: {reason}\n\
          is a troupe process running there? Start it with --admin {addr} (a one-process run \
-         serves 127.0.0.1:9090 by default and prints `admin http://ADDR`)"
+         serves 127.0.0.1:7090 by default and prints `admin http://ADDR`)"
     )]
     Unreachable {
         /// Where it asked.
@@ -31,6 +31,21 @@ pub(crate) enum AdminError {
         /// What went wrong.
         reason: String,
     },
+    /// The endpoint answered with a refusal (no such part, not an operator, the part said no).
+    #[error("{addr} refused ({status}): {message}")]
+    Refused {
+        /// Where it asked.
+        addr: SocketAddr,
+        /// The HTTP status.
+        status: u16,
+        /// The endpoint's one line of why.
+        message: String,
+    },
+    /// The operator's certificate could not be loaded.
+    #[error(
+        "{0}\nissue one with `troupe ca issue CA_DIR NAME --operator` and copy ca.crt beside it"
+    )]
+    Operator(#[source] troupe_identity::IdentityError),
     /// Something answered, but not as an admin endpoint does.
     #[error("{addr} answered, but not with a troupe admin endpoint's state: {reason}")]
     NotAdmin {
@@ -61,13 +76,67 @@ impl Endpoint {
 
     /// The process's state now (`GET /state`).
     pub(crate) fn state(&self) -> Result<ProcessState, AdminError> {
+        self.get("/state")
+    }
+
+    /// `GET path`, its JSON answer decoded.
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, AdminError> {
         let addr = self.addr;
-        let body = self.runtime.block_on(fetch(addr, "/state"))?;
+        let body = self.runtime.block_on(fetch(addr, path))?;
         serde_json::from_slice(&body).map_err(|e| AdminError::NotAdmin {
             addr,
             reason: e.to_string(),
         })
     }
+
+    /// `POST path` over TLS as `operator`; the answer's body.
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        operator: &troupe_identity::OperatorIdentity,
+    ) -> Result<Bytes, AdminError> {
+        self.runtime.block_on(post_tls(self.addr, path, operator))
+    }
+}
+
+async fn post_tls(
+    addr: SocketAddr,
+    path: &str,
+    operator: &troupe_identity::OperatorIdentity,
+) -> Result<Bytes, AdminError> {
+    let unreachable = |reason: String| AdminError::Unreachable { addr, reason };
+    let config = operator
+        .admin_client_config()
+        .map_err(AdminError::Operator)?;
+    let server_name = rustls::pki_types::ServerName::try_from(troupe_identity::CLUSTER_SERVER_NAME)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| unreachable(format!("TLS handshake: {}", source_text(&e))))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| unreachable(source_text(&e)))?;
+        tokio::spawn(conn);
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .header(troupe_admin::OPERATOR_HEADER, operator.name())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| unreachable(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(source_text(&e)))?;
+        read_answer(addr, path, response).await
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {TIMEOUT:?}")))?
 }
 
 /// `troupe status`: prints the state of the process whose admin endpoint is at `addr`.
@@ -95,18 +164,40 @@ async fn fetch(addr: SocketAddr, path: &str) -> Result<Bytes, AdminError> {
         .await
         .map_err(|_| unreachable(format!("no answer within {TIMEOUT:?}")))?
         .map_err(|e| unreachable(source_text(&e)))?;
+    read_answer(addr, path, response).await
+}
+
+/// The body of a successful answer; a refusal with the endpoint's line of why otherwise.
+async fn read_answer(
+    addr: SocketAddr,
+    path: &str,
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<Bytes, AdminError> {
     let status = response.status();
     let body = tokio::time::timeout(
         TIMEOUT,
         Limited::new(response.into_body(), MAX_BODY).collect(),
     )
     .await
-    .map_err(|_| unreachable(format!("the answer did not end within {TIMEOUT:?}")))?
+    .map_err(|_| AdminError::Unreachable {
+        addr,
+        reason: format!("the answer did not end within {TIMEOUT:?}"),
+    })?
     .map_err(|e| AdminError::NotAdmin {
         addr,
         reason: e.to_string(),
     })?
     .to_bytes();
+    if status.is_client_error() || status.is_server_error() {
+        let message = String::from_utf8_lossy(&body).trim().to_string();
+        if !message.is_empty() && body.len() < 4096 {
+            return Err(AdminError::Refused {
+                addr,
+                status: status.as_u16(),
+                message,
+            });
+        }
+    }
     if !status.is_success() {
         return Err(AdminError::NotAdmin {
             addr,
@@ -118,7 +209,7 @@ async fn fetch(addr: SocketAddr, path: &str) -> Result<Bytes, AdminError> {
 
 /// An error with its causes, the way people read it ("client error (Connect): connection
 /// refused").
-fn source_text(err: &dyn std::error::Error) -> String {
+pub(crate) fn source_text(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -162,14 +253,22 @@ fn table(state: &ProcessState) -> String {
             ]
         })
         .collect();
-    let header = ["NODE", "ADDRESS", "ACTORS", "MEMBERS"].map(String::from);
+    out.push_str(&columns(&["NODE", "ADDRESS", "ACTORS", "MEMBERS"], &rows));
+    out
+}
+
+/// Rows under a header, each column as wide as its widest cell, two spaces apart.
+pub(crate) fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    use std::fmt::Write;
+    let header = header.map(String::from);
     let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
         let line = row
             .iter()
             .zip(widths)

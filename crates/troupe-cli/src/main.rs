@@ -3,16 +3,25 @@
 //! ```text
 //! troupe ca init DIR [--cluster NAME]      make a cluster CA: DIR/ca.crt, DIR/ca.key
 //! troupe ca issue DIR NODE [--out OUTDIR]  issue NODE's certificate: OUTDIR/NODE.crt, NODE.key
+//! troupe ca issue DIR NAME --operator      an operator's: NAME.operator.crt, NAME.operator.key
 //! troupe status [--admin ADDR] [--json]   a running process: its nodes, actors and members
 //! troupe top [--admin ADDR]                its actors by messages per second, refreshed
 //! troupe graph [--admin ADDR]              its topology as Graphviz DOT
+//! troupe db status [--admin ADDR]          its databases' replicas: role, epoch, indexes, lag
+//! troupe db promote --ca DIR --operator N  manual failover (an operator, over TLS)
+//! troupe queue stats [--admin ADDR]        its queues' counts
+//! troupe queue dead-letters [--queue Q]    a queue's dead letters
+//! troupe queue replay ITEM --ca DIR --operator N   a dead letter back in line (an operator)
 //! ```
+//!
+//! The admin address defaults to 127.0.0.1:7090, where a one-process run serves it.
 //!
 //! Exit codes: 0 on success, 2 for usage and user errors (bad arguments, invalid names, a CA
 //! that already exists), 1 for other failures (I/O, unreadable files, ...). Errors are printed
 //! to stderr as `error: <message>`.
 
 mod admin;
+mod parts;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +29,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use troupe_identity::{CA_CERT_FILE, CA_KEY_FILE, IdentityError, init_ca, issue_node};
+use troupe_identity::{
+    CA_CERT_FILE, CA_KEY_FILE, IdentityError, init_ca, issue_node, issue_operator,
+};
 
 /// troupe: an actor framework for distributed systems.
 #[derive(Debug, Parser)]
@@ -39,7 +50,7 @@ enum Command {
     /// each sees.
     Status {
         /// The process's admin endpoint (what it printed as `admin http://ADDR`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+        #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN)]
         admin: SocketAddr,
         /// Print the state as JSON, for scripts.
         #[arg(long)]
@@ -49,7 +60,7 @@ enum Command {
     /// depths and restarts, refreshed until interrupted.
     Top {
         /// The process's admin endpoint.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+        #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN)]
         admin: SocketAddr,
         /// Milliseconds between screens (at least 100).
         #[arg(long, value_name = "MS", default_value_t = 1000)]
@@ -62,10 +73,101 @@ enum Command {
     /// each sees (`troupe graph | dot -Tsvg > topology.svg`).
     Graph {
         /// The process's admin endpoint.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+        #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN)]
         admin: SocketAddr,
     },
+    /// A running process's databases: their replicas' state, and manual failover.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// A running process's queues: counts, dead letters, and replaying them.
+    #[command(subcommand)]
+    Queue(QueueCommand),
 }
+
+/// Where a process's admin endpoint is (what it printed as `admin http://ADDR`).
+#[derive(Debug, clap::Args)]
+struct AdminAddr {
+    /// The process's admin endpoint (what it printed as `admin http://ADDR`).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN)]
+    admin: SocketAddr,
+}
+
+/// Who changes state: an operator certificate of the cluster's CA.
+#[derive(Debug, clap::Args)]
+struct OperatorArgs {
+    /// Directory holding ca.crt and NAME.operator.crt/.key (`troupe ca issue DIR NAME
+    /// --operator`).
+    #[arg(long, value_name = "DIR")]
+    ca: PathBuf,
+    /// The operator's name, as in its certificate.
+    #[arg(long, value_name = "NAME")]
+    operator: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Every replica of every database: node, role, epoch, last and applied index, lag.
+    Status {
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manual failover: the most up-to-date follower becomes leader (refused if that could
+    /// lose acknowledged writes). Needs an operator certificate.
+    Promote {
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// The database (needed when the topology has more than one).
+        #[arg(long, value_name = "NAME")]
+        db: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// Every queue's counts: ready, leased, dead, and what went through it.
+    Stats {
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A queue's dead letters, oldest first: id, attempts, why, and the payload's start.
+    DeadLetters {
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// The queue (needed when the topology has more than one).
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Puts dead letter ITEM back at the tail of its queue, attempts reset. Needs an operator
+    /// certificate.
+    Replay {
+        /// The dead letter's id, as `dead-letters` lists it.
+        item: u64,
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// The queue (needed when the topology has more than one).
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+}
+
+/// Where a one-process run serves its admin endpoint.
+const DEFAULT_ADMIN: &str = "127.0.0.1:7090";
 
 /// What a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -87,15 +189,21 @@ enum CaCommand {
         #[arg(long, default_value = "troupe")]
         cluster: String,
     },
-    /// Issue a certificate for node NODE, signed by the CA in DIR: NODE.crt and NODE.key.
+    /// Issue a certificate for node NODE, signed by the CA in DIR: NODE.crt and NODE.key
+    /// (with --operator, an operator's: NODE.operator.crt and NODE.operator.key).
     Issue {
         /// Directory holding the CA (ca.crt and ca.key).
         dir: PathBuf,
         /// Node name: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'.
         node: String,
-        /// Directory for NODE.crt and NODE.key (default: DIR). Existing files are replaced.
+        /// Directory for the certificate and key (default: DIR). Existing files are replaced.
         #[arg(long, value_name = "OUTDIR")]
         out: Option<PathBuf>,
+        /// Issue an operator certificate instead: it lets its holder change a running
+        /// cluster's state through a node's admin endpoint (promote, replay), and can never
+        /// pass for a node.
+        #[arg(long)]
+        operator: bool,
     },
 }
 
@@ -129,6 +237,59 @@ fn run(cli: Cli) -> Result<(), CliError> {
             count,
         } => admin::top(admin, Duration::from_millis(interval_ms.max(100)), count)?,
         Command::Graph { admin } => admin::graph(admin)?,
+        Command::Db(DbCommand::Status { admin, json }) => parts::db_status(admin.admin, json)?,
+        Command::Db(DbCommand::Promote {
+            admin,
+            db,
+            operator,
+            json,
+        }) => parts::db_promote(
+            admin.admin,
+            db.as_deref(),
+            &parts::Operator {
+                ca: &operator.ca,
+                name: &operator.operator,
+            },
+            json,
+        )?,
+        Command::Queue(QueueCommand::Stats { admin, json }) => {
+            parts::queue_stats(admin.admin, json)?
+        }
+        Command::Queue(QueueCommand::DeadLetters { admin, queue, json }) => {
+            parts::dead_letters(admin.admin, queue.as_deref(), json)?
+        }
+        Command::Queue(QueueCommand::Replay {
+            item,
+            admin,
+            queue,
+            operator,
+        }) => parts::replay(
+            admin.admin,
+            queue.as_deref(),
+            item,
+            &parts::Operator {
+                ca: &operator.ca,
+                name: &operator.operator,
+            },
+        )?,
+        Command::Ca(CaCommand::Issue {
+            dir,
+            node,
+            out,
+            operator: true,
+        }) => {
+            let out = out.unwrap_or_else(|| dir.clone());
+            let paths = issue_operator(&dir, &node, &out)?;
+            println!("issued an operator certificate for {node:?}:");
+            println!("  {}", paths.cert.display());
+            println!("  {}  (private, mode 0600)", paths.key.display());
+            println!();
+            println!(
+                "keep them with a copy of {} in one directory, and change state with\n  \
+                 troupe db promote --admin ADDR --ca <that directory> --operator {node}",
+                dir.join(CA_CERT_FILE).display()
+            );
+        }
         Command::Ca(CaCommand::Init { dir, cluster }) => {
             let paths = init_ca(&dir, &cluster)?;
             println!("created cluster CA for cluster {cluster:?}:");
@@ -144,7 +305,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("next: issue a certificate for each node:");
             println!("  troupe ca issue {} NODE", dir.display());
         }
-        Command::Ca(CaCommand::Issue { dir, node, out }) => {
+        Command::Ca(CaCommand::Issue {
+            dir,
+            node,
+            out,
+            operator: false,
+        }) => {
             let out = out.unwrap_or_else(|| dir.clone());
             let paths = issue_node(&dir, &node, &out)?;
             let ca_cert = dir.join(CA_CERT_FILE);

@@ -1,18 +1,10 @@
 //! The `troupe` binary end to end, in a temporary directory.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn troupe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
-        .output()
-        .expect("run troupe")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{text, troupe_blocking as troupe};
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

@@ -1,29 +1,14 @@
 //! `troupe status`, `top` and `graph` as an operator runs them: the binary against a real admin endpoint over TCP
 //! on loopback, for two nodes joined over QUIC.
 
-use std::net::SocketAddr;
-use std::process::{Command, Output};
+mod common;
 
+use std::net::SocketAddr;
+
+use common::{text, troupe};
 use troupe_admin::{AdminServer, ProcessState, Readiness};
 use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
 use troupe_testkit::{Cluster, T, fully_connected};
-
-/// Runs the binary off the runtime's threads (it waits for the endpoint this test serves).
-async fn troupe(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_troupe"))
-            .args(&args)
-            .output()
-            .expect("run troupe")
-    })
-    .await
-    .expect("the command ran")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_nodes_their_actors_and_members() {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use common::Proc;
+use common::{Proc, succeeded, troupe_cli};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -608,4 +608,120 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
             .ok_or(dom)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_every_process_and_an_operator_fails_the_database_over() {
+    use troupe::admin::{DbState, QueueState};
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::new(dir.path(), REQUEST_TIMEOUT_MS);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    troupe_identity::issue_operator(&shop.ca, "alice", &shop.ca).expect("issue");
+    let ca = shop.ca.to_str().expect("a UTF-8 path").to_string();
+    let [data, app, edge] = shop
+        .admin
+        .map(|a| a.expect("an admin endpoint").to_string());
+
+    // status, top and graph, each against another process
+    let status = succeeded(&troupe_cli(&["status", "--admin", &edge]).await);
+    let row = status
+        .lines()
+        .find(|l| l.starts_with("edge "))
+        .unwrap_or_else(|| panic!("a row for edge: {status}"));
+    assert!(row.contains("app up") && row.contains("data up"), "{row}");
+    let top = succeeded(
+        &troupe_cli(&[
+            "top",
+            "--admin",
+            &app,
+            "--interval-ms",
+            "100",
+            "--count",
+            "1",
+        ])
+        .await,
+    );
+    assert!(
+        top.lines()
+            .any(|l| l.starts_with("app ") && l.contains("workers.0")),
+        "{top}"
+    );
+    let graph = succeeded(&troupe_cli(&["graph", "--admin", &data]).await);
+    assert!(graph.starts_with("digraph"), "{graph}");
+    assert!(graph.contains("db.0"), "{graph}");
+
+    // the database from the node it runs on: one leader of three, none behind once settled
+    let replicas = async || -> DbState {
+        let out = troupe_cli(&["db", "status", "--admin", &data, "--json"]).await;
+        let mut dbs: Vec<DbState> = serde_json::from_str(&succeeded(&out)).expect("JSON");
+        dbs.remove(0)
+    };
+    let before = replicas().await;
+    assert_eq!(before.name, "db");
+    let leader = |db: &DbState| {
+        db.replicas
+            .iter()
+            .find(|r| r.role.as_deref() == Some("leader"))
+            .map(|r| (r.name.clone(), r.epoch))
+    };
+    let (old_leader, old_epoch) = leader(&before).expect("a leader");
+    assert!(
+        before.replicas.iter().all(|r| r.node == "data"),
+        "{before:?}"
+    );
+
+    // an operator fails it over through app's endpoint (app is the database's client)
+    let out = troupe_cli(&[
+        "db",
+        "promote",
+        "--admin",
+        &app,
+        "--ca",
+        &ca,
+        "--operator",
+        "alice",
+    ])
+    .await;
+    let said = succeeded(&out);
+    assert!(said.starts_with("database db: db."), "{said}");
+    let after = replicas().await;
+    let (new_leader, new_epoch) = leader(&after).expect("a leader");
+    assert_ne!(new_leader, old_leader);
+    assert!(new_epoch > old_epoch, "{after:?}");
+    // and the shop keeps taking writes
+    let (status, body) = request(
+        &http,
+        "PUT",
+        &shop.url("/items/tea"),
+        r#"{"name":"green tea","price":4}"#,
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+
+    // the queue: its counts, and no dead letter; replaying one that is not is a typed refusal
+    let out = troupe_cli(&["queue", "stats", "--admin", &data, "--json"]).await;
+    let queues: Vec<QueueState> = serde_json::from_str(&succeeded(&out)).expect("JSON");
+    assert_eq!(queues[0].name, "orders");
+    assert_eq!(queues[0].error, None);
+    let letters = succeeded(&troupe_cli(&["queue", "dead-letters", "--admin", &data]).await);
+    assert!(letters.contains("no dead letter"), "{letters}");
+    let out = troupe_cli(&[
+        "queue",
+        "replay",
+        "7",
+        "--admin",
+        &data,
+        "--ca",
+        &ca,
+        "--operator",
+        "alice",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("(404)") && why.contains("not a dead letter"),
+        "{why}"
+    );
 }

@@ -132,14 +132,7 @@ pub fn init_ca(dir: &Path, cluster: &str) -> Result<CaPaths, IdentityError> {
 pub fn issue_node(ca_dir: &Path, node: &str, out_dir: &Path) -> Result<NodePaths, IdentityError> {
     validate_node_name(node)?;
     let ca_paths = CaPaths::new(ca_dir);
-    let ca_certs = files::read_certs(&ca_paths.cert)?;
-    let ca_key = files::read_key(&ca_paths.key)?;
-    let key_pair = KeyPair::try_from(&ca_key).map_err(|e| {
-        IdentityError::pem(&ca_paths.key, format!("not a usable CA private key: {e}"))
-    })?;
-    let issuer = Issuer::from_ca_cert_der(&ca_certs[0], key_pair).map_err(|e| {
-        IdentityError::pem(&ca_paths.cert, format!("not a usable CA certificate: {e}"))
-    })?;
+    let (ca_certs, issuer) = load_issuer(ca_dir)?;
     let (cert, key) = mint_node(&issuer, node)?;
     verify_node_chain(&ca_certs, std::slice::from_ref(cert.der()), node).map_err(|e| {
         IdentityError::certificate(
@@ -153,15 +146,26 @@ pub fn issue_node(ca_dir: &Path, node: &str, out_dir: &Path) -> Result<NodePaths
     })?;
 
     let paths = NodePaths::new(out_dir, node);
+    write_leaf(out_dir, &paths.cert, &paths.key, &cert, &key)?;
+    Ok(paths)
+}
+
+/// Writes a minted certificate and its key (mode 0600) into `out_dir`, replacing old ones.
+pub(crate) fn write_leaf(
+    out_dir: &Path,
+    cert_path: &Path,
+    key_path: &Path,
+    cert: &rcgen::Certificate,
+    key: &KeyPair,
+) -> Result<(), IdentityError> {
     files::create_dir(out_dir)?;
     files::write(
-        &paths.key,
+        key_path,
         key.serialize_pem().as_bytes(),
         Mode::Overwrite,
         true,
     )?;
-    files::write(&paths.cert, cert.pem().as_bytes(), Mode::Overwrite, false)?;
-    Ok(paths)
+    files::write(cert_path, cert.pem().as_bytes(), Mode::Overwrite, false)
 }
 
 /// An in-memory cluster CA for **dev mode: a single host only**.
@@ -264,23 +268,57 @@ fn mint_node(
     node: &str,
 ) -> Result<(rcgen::Certificate, KeyPair), IdentityError> {
     validate_node_name(node)?;
-    let mut params = CertificateParams::new(vec![node.to_owned(), CLUSTER_SERVER_NAME.to_owned()])
-        .map_err(cert_err("building the node certificate's names"))?;
+    mint_leaf(
+        issuer,
+        node,
+        vec![node.to_owned(), CLUSTER_SERVER_NAME.to_owned()],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    )
+}
+
+/// Generates a key and an end-entity certificate with common name `common_name`, DNS names
+/// `names` and extended key usages `usages`, signed by `issuer`.
+pub(crate) fn mint_leaf(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    names: Vec<String>,
+    usages: Vec<ExtendedKeyUsagePurpose>,
+) -> Result<(rcgen::Certificate, KeyPair), IdentityError> {
+    let mut params =
+        CertificateParams::new(names).map_err(cert_err("building the certificate's names"))?;
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, node);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = usages;
     params.use_authority_key_identifier_extension = true;
     (params.not_before, params.not_after) = validity(NODE_VALIDITY);
-    let key = KeyPair::generate_for(KEY_ALGORITHM).map_err(cert_err("generating the node key"))?;
+    let key = KeyPair::generate_for(KEY_ALGORITHM).map_err(cert_err("generating the key"))?;
     let cert = params
         .signed_by(&key, issuer)
-        .map_err(cert_err("signing the node certificate"))?;
+        .map_err(cert_err("signing the certificate"))?;
     Ok((cert, key))
+}
+
+/// The CA in `ca_dir` as an issuer, with its certificates.
+pub(crate) fn load_issuer(
+    ca_dir: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, Issuer<'static, KeyPair>), IdentityError> {
+    let ca_paths = CaPaths::new(ca_dir);
+    let ca_certs = files::read_certs(&ca_paths.cert)?;
+    let ca_key = files::read_key(&ca_paths.key)?;
+    let key_pair = KeyPair::try_from(&ca_key).map_err(|e| {
+        IdentityError::pem(&ca_paths.key, format!("not a usable CA private key: {e}"))
+    })?;
+    let issuer = Issuer::from_ca_cert_der(&ca_certs[0], key_pair).map_err(|e| {
+        IdentityError::pem(&ca_paths.cert, format!("not a usable CA certificate: {e}"))
+    })?;
+    Ok((ca_certs, issuer))
 }
 
 fn validity(length: Duration) -> (OffsetDateTime, OffsetDateTime) {

@@ -153,6 +153,10 @@ impl NodeIdentity {
     fn roots(&self) -> Result<Arc<RootCertStore>, IdentityError> {
         roots(&self.ca)
     }
+
+    pub(crate) fn key(&self) -> &PrivateKeyDer<'static> {
+        &self.key
+    }
 }
 
 impl Clone for NodeIdentity {
@@ -177,15 +181,15 @@ impl fmt::Debug for NodeIdentity {
 }
 
 /// The *ring* crypto provider, the only one troupe uses.
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn tls_err(e: impl std::error::Error + Send + Sync + 'static) -> IdentityError {
+pub(crate) fn tls_err(e: impl std::error::Error + Send + Sync + 'static) -> IdentityError {
     IdentityError::Tls(Box::new(e))
 }
 
-fn roots(ca: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, IdentityError> {
+pub(crate) fn roots(ca: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, IdentityError> {
     let mut roots = RootCertStore::empty();
     for cert in ca {
         roots.add(cert.clone()).map_err(|e| {

@@ -53,10 +53,14 @@ mod error;
 mod files;
 mod identity;
 mod name;
+mod operator;
 mod peer;
 
 pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaPaths, DevCa, NodePaths, init_ca, issue_node};
 pub use error::IdentityError;
 pub use identity::{ALPN, NodeIdentity};
 pub use name::{CLUSTER_SERVER_NAME, MAX_NAME_LEN, validate_cluster_name, validate_node_name};
+pub use operator::{
+    ADMIN_ALPN, OPERATOR_SUFFIX, OperatorIdentity, OperatorPaths, issue_operator, verify_operator,
+};
 pub use peer::verify_peer_name;

@@ -137,3 +137,38 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `troupe` CLI with `args` (off the async runtime's threads: it waits for answers
+/// from the processes under test) and returns its output.
+///
+/// The CLI is another package's binary, so it is found beside this package's binaries in the
+/// same target directory, where `cargo test --workspace` (what CI runs) builds it.
+pub(crate) async fn troupe_cli(args: &[&str]) -> std::process::Output {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_shop"))
+        .parent()
+        .expect("the binaries' directory");
+    let path = dir.join(format!("troupe{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p troupe-cli` (cargo test --workspace builds it)",
+        path.display()
+    );
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(path).args(&args).output().expect("run troupe")
+    })
+    .await
+    .expect("the command ran")
+}
+
+/// The output of a CLI run that succeeded, as text; panics with its stderr otherwise.
+pub(crate) fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

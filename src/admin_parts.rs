@@ -1,0 +1,188 @@
+//! The databases and queues of a topology as its admin endpoint reports on them and acts on
+//! them (`/db`, `/queue`, and the operators' promote and replay), through the clients the
+//! topology handed out.
+
+use troupe_admin::{
+    ActionError, DbAdmin, DbState, DeadLetterState, PartFuture, PromotedState, QueueAdmin,
+    QueueState, ReplicaState,
+};
+
+/// One replicated database: its client and where each replica runs.
+#[cfg(feature = "db")]
+pub(crate) struct DbPart {
+    pub(crate) name: String,
+    pub(crate) client: troupe_db::DbClient,
+    /// Each replica's actor name and node, replica 0 first.
+    pub(crate) replicas: Vec<(String, String)>,
+}
+
+#[cfg(feature = "db")]
+impl DbAdmin for DbPart {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn status(&self) -> PartFuture<'_, DbState> {
+        Box::pin(async move {
+            let statuses = self.client.statuses().await;
+            let leader_last = statuses
+                .iter()
+                .flatten()
+                .filter(|s| s.role == troupe_db::Role::Leader)
+                .map(|s| s.last_index)
+                .max();
+            let replicas = statuses
+                .into_iter()
+                .enumerate()
+                .map(|(i, status)| {
+                    let (name, node) = self.replicas.get(i).cloned().unwrap_or_default();
+                    match status {
+                        Ok(s) => ReplicaState {
+                            name,
+                            node,
+                            role: Some(
+                                match s.role {
+                                    troupe_db::Role::Leader => "leader",
+                                    troupe_db::Role::Follower => "follower",
+                                }
+                                .to_string(),
+                            ),
+                            epoch: s.epoch,
+                            last_index: s.last_index,
+                            applied_index: s.applied_index,
+                            lag: leader_last.map(|last| last.saturating_sub(s.last_index)),
+                            error: s.storage_fault.map(|f| format!("storage: {f}")),
+                        },
+                        Err(err) => ReplicaState {
+                            name,
+                            node,
+                            role: None,
+                            epoch: 0,
+                            last_index: 0,
+                            applied_index: 0,
+                            lag: None,
+                            error: Some(error_chain(&err)),
+                        },
+                    }
+                })
+                .collect();
+            DbState {
+                name: self.name.clone(),
+                replicas,
+            }
+        })
+    }
+
+    fn promote(&self) -> PartFuture<'_, Result<PromotedState, ActionError>> {
+        Box::pin(async move {
+            match self.client.promote().await {
+                Ok(promoted) => Ok(PromotedState {
+                    leader: self
+                        .replicas
+                        .get(promoted.leader as usize)
+                        .map(|(name, _)| name.clone())
+                        .unwrap_or_else(|| format!("replica {}", promoted.leader)),
+                    epoch: promoted.epoch,
+                }),
+                Err(err @ troupe_db::DbError::Refused(_)) => {
+                    Err(ActionError::Refused(error_chain(&err)))
+                }
+                Err(err) => Err(ActionError::Unavailable(error_chain(&err))),
+            }
+        })
+    }
+}
+
+/// One queue and its client.
+#[cfg(feature = "queue")]
+pub(crate) struct QueuePart {
+    pub(crate) name: String,
+    pub(crate) client: troupe_queue::QueueClient,
+}
+
+#[cfg(feature = "queue")]
+impl QueueAdmin for QueuePart {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn stats(&self) -> PartFuture<'_, QueueState> {
+        Box::pin(async move {
+            let mut state = QueueState {
+                name: self.name.clone(),
+                ready: 0,
+                leased: 0,
+                dead: 0,
+                enqueued: 0,
+                acked: 0,
+                redelivered: 0,
+                error: None,
+            };
+            match self.client.stats().await {
+                Ok(s) => {
+                    state.ready = s.ready;
+                    state.leased = s.leased;
+                    state.dead = s.dead;
+                    state.enqueued = s.enqueued;
+                    state.acked = s.acked;
+                    state.redelivered = s.redelivered;
+                }
+                Err(err) => state.error = Some(error_chain(&err)),
+            }
+            state
+        })
+    }
+
+    fn dead_letters(&self) -> PartFuture<'_, Result<Vec<DeadLetterState>, ActionError>> {
+        Box::pin(async move {
+            let letters = self
+                .client
+                .dead_letters()
+                .await
+                .map_err(|err| queue_error(&err))?;
+            Ok(letters
+                .into_iter()
+                .map(|d| DeadLetterState {
+                    item: d.item.0,
+                    attempts: d.attempts,
+                    reason: d.reason,
+                    bytes: d.payload.len(),
+                    preview: DeadLetterState::preview_of(&d.payload),
+                })
+                .collect())
+        })
+    }
+
+    fn replay(&self, item: u64) -> PartFuture<'_, Result<(), ActionError>> {
+        Box::pin(async move {
+            self.client
+                .replay(troupe_queue::ItemId(item))
+                .await
+                .map_err(|err| queue_error(&err))
+        })
+    }
+}
+
+#[cfg(feature = "queue")]
+fn queue_error(err: &troupe_queue::QueueError) -> ActionError {
+    use troupe_queue::{QueueError, QueueFailure};
+    match err {
+        QueueError::Refused(QueueFailure::NotDead { .. }) => {
+            ActionError::NotFound(error_chain(err))
+        }
+        QueueError::Refused(_) => ActionError::Refused(error_chain(err)),
+        QueueError::Call(_) => ActionError::Unavailable(error_chain(err)),
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
