@@ -31,11 +31,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    let telemetry = troupe::telemetry::init("cache");
     let args = Args::parse();
     anyhow::ensure!(args.entries > 0, "--entries must be at least 1");
     let mut t = Topology::new("cache");
@@ -53,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         args.resp,
         args.resp.rsplit(':').next().unwrap_or("6380")
     );
-    launch(t, args.launch).await?;
-    Ok(())
+    let outcome = launch(t, args.launch).await;
+    telemetry.shutdown().await;
+    Ok(outcome?)
 }

@@ -123,13 +123,7 @@ async fn print_status(db: &DbClient) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,troupe_db=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let telemetry = troupe::telemetry::init_with("db_cluster", "warn,troupe_db=info");
     let args = Args::parse();
     let spec = spec(&args);
     let mut t = Topology::new("db_cluster");
@@ -152,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    troupe::launch_until(t, args.launch, work).await?;
-    Ok(())
+    let outcome = troupe::launch_until(t, args.launch, work).await;
+    telemetry.shutdown().await;
+    Ok(outcome?)
 }

@@ -252,11 +252,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    let telemetry = troupe::telemetry::init("hello_cluster");
     // the counter's deliberate panics are expected; keep their messages short
     std::panic::set_hook(Box::new(|info| {
         tracing::debug!("{info}");
@@ -267,17 +263,19 @@ async fn main() -> anyhow::Result<()> {
         "hello_cluster: counter on b crashes every {} calls; Ctrl-C to stop",
         args.crash_every
     );
-    match args.for_secs {
+    let outcome = match args.for_secs {
         Some(secs) => {
             launch_until(
                 topology,
                 args.launch,
                 tokio::time::sleep(Duration::from_secs(secs)),
             )
-            .await?
+            .await
         }
-        None => launch(topology, args.launch).await?,
-    }
+        None => launch(topology, args.launch).await,
+    };
+    telemetry.shutdown().await;
+    outcome?;
     println!("hello_cluster: stopped");
     Ok(())
 }

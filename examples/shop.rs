@@ -539,12 +539,8 @@ fn http_hints(p: u16) -> Vec<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // logs to stderr; spans to an OTLP collector too where OTEL_EXPORTER_OTLP_ENDPOINT says
+    let telemetry = troupe::telemetry::init("shop");
     let args = Args::parse();
     let here = &args.launch.nodes;
     if here.is_empty() || here.iter().any(|n| n == "data") {
@@ -573,6 +569,7 @@ async fn main() -> anyhow::Result<()> {
         }
         signal.await;
     };
-    launch_until(topology, args.launch, run).await?;
-    Ok(())
+    let outcome = launch_until(topology, args.launch, run).await;
+    telemetry.shutdown().await;
+    Ok(outcome?)
 }

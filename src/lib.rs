@@ -70,6 +70,7 @@ pub mod launch;
 mod parts;
 #[cfg(all(feature = "cache", feature = "db"))]
 mod read_through;
+pub mod telemetry;
 pub mod topology;
 
 pub use launch::{LaunchArgs, launch, launch_until, shutdown_signal};

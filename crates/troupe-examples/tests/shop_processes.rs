@@ -6,7 +6,9 @@
 //! - SIGKILL of `app`: requests get 504 until the node is reported down, 502/503 within 100 ms
 //!   of that report, and 200 again once `app` is back;
 //! - SIGKILL of `data` and a restart: no acknowledged write or order is lost, and the pending
-//!   orders complete.
+//!   orders complete;
+//! - the live view in headless Chromium, the `troupe` CLI against each process, and one
+//!   request's spans exported from all three processes under one trace id.
 
 mod common;
 
@@ -49,12 +51,20 @@ struct Shop {
     /// Where each running node's admin endpoint listens
     admin: [Option<SocketAddr>; 3],
     request_timeout_ms: u64,
+    /// Where the processes export their spans (OTLP/HTTP JSON), if anywhere
+    otlp: Option<SocketAddr>,
 }
 
 const NODES: [&str; 3] = ["data", "app", "edge"];
 
 impl Shop {
     fn new(dir: &Path, request_timeout_ms: u64) -> Self {
+        Self::exporting(dir, request_timeout_ms, None)
+    }
+
+    /// As [`new`](Self::new), each process exporting its spans to `otlp`, with its node's
+    /// name as the resource attribute `troupe.process`
+    fn exporting(dir: &Path, request_timeout_ms: u64, otlp: Option<SocketAddr>) -> Self {
         let ca = dir.join("ca");
         troupe_identity::init_ca(&ca, "shop").expect("ca init");
         for node in NODES {
@@ -69,6 +79,7 @@ impl Shop {
             resp: None,
             admin: [None; 3],
             request_timeout_ms,
+            otlp,
         };
         for i in 0..3 {
             shop.start(i);
@@ -88,6 +99,12 @@ impl Shop {
             .arg(&self.ca)
             .arg("--data")
             .arg(&self.data_dir);
+        if let Some(otlp) = self.otlp {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+                .env("OTEL_RESOURCE_ATTRIBUTES", format!("troupe.process={node}"));
+        }
         // Join through any node that runs (a restarted one listens on a new port).
         if let Some(seed) = self.nodes.iter().flatten().next() {
             cmd.args(["--seed", &seed.to_string()]);
@@ -130,9 +147,21 @@ fn http_client() -> Http {
 }
 
 async fn request(http: &Http, method: &str, url: &str, body: &str) -> (u16, String) {
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
+    request_with(http, method, url, &[], body).await
+}
+
+async fn request_with(
+    http: &Http,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("a request");
     let resp = tokio::time::timeout(T, http.request(req))
@@ -723,5 +752,128 @@ async fn the_cli_reads_every_process_and_an_operator_fails_the_database_over() {
     assert!(
         why.contains("(404)") && why.contains("not a dead letter"),
         "{why}"
+    );
+}
+
+/// A stand-in OpenTelemetry collector on loopback: takes OTLP/HTTP JSON exports and keeps,
+/// for each span, the process that sent it (`troupe.process`), its trace id and its name.
+struct Collector {
+    addr: SocketAddr,
+    spans: Arc<Mutex<Vec<(String, String, String)>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    async fn start() -> Self {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let spans: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+        let keep = spans.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let keep = keep.clone();
+                        async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            if let Ok(export) = serde_json::from_slice::<Value>(&body) {
+                                keep.lock().extend(spans_of(&export));
+                            }
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"{}"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            spans,
+            _server: server,
+        }
+    }
+}
+
+/// (process, trace id, span name) of every span in one OTLP JSON export
+fn spans_of(export: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for resource in export["resourceSpans"].as_array().into_iter().flatten() {
+        let process = resource["resource"]["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == "troupe.process")
+            .and_then(|a| a["value"]["stringValue"].as_str())
+            .unwrap_or("?")
+            .to_string();
+        for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                out.push((
+                    process.clone(),
+                    span["traceId"].as_str().unwrap_or("").to_string(),
+                    span["name"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_is_one_trace_across_the_three_processes() {
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::exporting(dir.path(), REQUEST_TIMEOUT_MS, Some(collector.addr));
+    let http = http_client();
+    healthy(&shop, &http).await;
+    // the client starts the trace: its id is the one to find on every process
+    let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
+    let traceparent = format!("00-{trace_id}-{:016x}-01", rand::random::<u64>() | 1);
+    let (status, body) = request_with(
+        &http,
+        "PUT",
+        &shop.url("/items/tea"),
+        &[("traceparent", &traceparent)],
+        r#"{"name":"green tea","price":4}"#,
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    eventually(
+        "the request's spans from edge, app and data",
+        T,
+        async || {
+            let spans = collector.spans.lock().clone();
+            let mut processes: Vec<&str> = spans
+                .iter()
+                .filter(|(_, id, _)| *id == trace_id)
+                .map(|(process, _, _)| process.as_str())
+                .collect();
+            processes.sort_unstable();
+            processes.dedup();
+            (processes == ["app", "data", "edge"])
+                .then_some(())
+                .ok_or_else(|| format!("{processes:?} of {} spans", spans.len()))
+        },
+    )
+    .await;
+    let spans = collector.spans.lock().clone();
+    let of_trace: Vec<_> = spans.iter().filter(|(_, id, _)| *id == trace_id).collect();
+    assert!(
+        of_trace
+            .iter()
+            .any(|(p, _, name)| p == "edge" && name == "http.request"),
+        "{of_trace:?}"
+    );
+    assert!(
+        of_trace
+            .iter()
+            .any(|(p, _, name)| p == "data" && name == "troupe.handle"),
+        "{of_trace:?}"
     );
 }

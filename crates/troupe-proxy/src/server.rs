@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
+use troupe_runtime::TraceParent;
 
 use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
@@ -103,10 +105,32 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let mut route = None;
-    let response = respond(shared, peer.ip(), req, &mut route).await;
+    // one span per request, the root of its trace across nodes (or a child of the client's,
+    // when it sends a W3C `traceparent`); disabled, and nearly free, unless a subscriber
+    // records info spans
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %req.method(),
+        http.route = tracing::field::Empty,
+        http.status = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(parent) = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse)
+    {
+        parent.adopt(&span);
+    }
+    let response = respond(shared, peer.ip(), req, &mut route)
+        .instrument(span.clone())
+        .await;
     let status = response.status().as_u16();
     // the route is the target's name (bounded by the routes declared), "-" before routing
     let route = route.unwrap_or_else(|| "-".to_string());
+    span.record("http.route", route.as_str());
+    span.record("http.status", status);
     metrics::counter!(
         "troupe_proxy_requests_total",
         "status" => status.to_string(),

@@ -281,6 +281,9 @@ impl<M: Message> Ctx<M> {
     }
 
     fn spawn_quiet(&mut self, task: impl Future<Output = ()> + Send + 'static) -> TaskHandle {
+        // in the span of the message being handled, so work it does for a traced message
+        // stays in the trace
+        let task = tracing::Instrument::in_current_span(task);
         let handle = if self.node.inner.mesh.force_remote() {
             tokio::spawn(crate::node::ORIGIN.scope(self.node.inner.name.clone(), task))
         } else {
@@ -315,6 +318,8 @@ pin_project_lite::pin_project! {
         hook: Option<F>,
         failure: Option<String>,
         slot: &'a Arc<Slot<M>>,
+        // the span the hook runs in, for a message that belongs to a trace
+        span: Option<Box<tracing::Span>>,
     }
 }
 
@@ -327,6 +332,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _entered = this.span.as_deref().map(tracing::Span::enter);
         let polled = match this.hook.as_mut().as_pin_mut() {
             Some(hook) => std::panic::catch_unwind(AssertUnwindSafe(|| hook.poll(cx))),
             None => match this.failure.take() {
@@ -471,7 +477,9 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
             origin,
             ..
         } = state;
-        let (hook, failure) = match mail.open() {
+        let (letter, trace) = mail.open();
+        let span = trace.map(|t| Box::new(t.handling_span(origin, &slot.name)));
+        let (hook, failure) = match letter {
             Some(Letter::User(msg)) => {
                 mailbox.depth.fetch_sub(1, Ordering::Relaxed);
                 *handled += 1;
@@ -505,6 +513,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
                 hook,
                 failure,
                 slot,
+                span,
             },
         )
     }
@@ -543,6 +552,7 @@ where
             hook: Some(hook),
             failure: None,
             slot,
+            span: None,
         },
     )
 }

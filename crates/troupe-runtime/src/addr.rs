@@ -199,7 +199,7 @@ impl<M: Message> Addr<M> {
     /// - [`CallError::Unreachable`] if the actor's node is not reachable.
     pub fn cast(&self, msg: M) -> Result<(), CallError> {
         match self.route()? {
-            Route::Local(slot) => self.deliver_local(slot, Mail::user(msg)),
+            Route::Local(slot) => self.deliver_local(slot, Mail::sent(msg)),
             Route::Inlet(inlet) => inlet.deliver(msg),
             Route::Remote => {
                 crate::remote::remote_cast(&*self.mesh()?, &self.inner.node, &self.inner.name, msg)
@@ -246,7 +246,7 @@ impl<M: Message> Addr<M> {
         let rx = match self.route()? {
             Route::Local(slot) => {
                 let (tx, rx) = oneshot::channel();
-                self.deliver_local(slot, Mail::user(make(Reply::local(tx))))?;
+                self.deliver_local(slot, Mail::sent(make(Reply::local(tx))))?;
                 rx
             }
             Route::Inlet(inlet) => {

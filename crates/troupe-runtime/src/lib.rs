@@ -39,6 +39,7 @@ mod slot;
 pub mod supervisor;
 mod task;
 pub mod time;
+pub mod trace;
 
 pub use actor::{Actor, ActorError, Ctx, TaskHandle};
 pub use addr::{Addr, AddrBinding, with_decode_context};
@@ -53,3 +54,4 @@ pub use supervisor::{
     SupervisionReport, SupervisorRef, SupervisorSpec, WhenExceeded,
 };
 pub use task::{TaskGuard, spawn_detached};
+pub use trace::TraceParent;

@@ -389,6 +389,8 @@ impl Drop for FailingGuard {
     }
 }
 
+use crate::trace::TraceParent;
+
 /// What travels through an instance's mailbox.
 pub(crate) enum Letter<M> {
     /// A user message.
@@ -400,27 +402,45 @@ pub(crate) enum Letter<M> {
     TaskFailed(String),
 }
 
-/// A letter in an actor's mailbox. Dropped undelivered while its instance is failing, a user
-/// message is handed back to the actor's slot for the next instance instead of being lost.
-pub(crate) struct Mail<M: Message>(Option<Letter<M>>);
+/// A letter in an actor's mailbox, and the trace it belongs to. Dropped undelivered while its
+/// instance is failing, a user message is handed back to the actor's slot for the next
+/// instance instead of being lost (its trace is not: the next instance handles it untraced).
+pub(crate) struct Mail<M: Message>(Option<Letter<M>>, Option<Box<TraceParent>>);
 
 impl<M: Message> Mail<M> {
     pub(crate) fn user(msg: M) -> Self {
-        Self(Some(Letter::User(msg)))
+        Self(Some(Letter::User(msg)), None)
     }
 
-    /// A call from another node that is not worth starting after `by`.
-    pub(crate) fn due(msg: M, by: tokio::time::Instant) -> Self {
-        Self(Some(Letter::Due(msg, by)))
+    /// A message sent from here now: part of the sender's trace, if its span has one.
+    pub(crate) fn sent(msg: M) -> Self {
+        Self(
+            Some(Letter::User(msg)),
+            TraceParent::current().map(Box::new),
+        )
+    }
+
+    /// A message from another node (a call not worth starting after `by`, if it is one), in
+    /// the trace its envelope named.
+    pub(crate) fn remote(
+        msg: M,
+        by: Option<tokio::time::Instant>,
+        trace: Option<TraceParent>,
+    ) -> Self {
+        let letter = match by {
+            Some(by) => Letter::Due(msg, by),
+            None => Letter::User(msg),
+        };
+        Self(Some(letter), trace.map(Box::new))
     }
 
     pub(crate) fn task_failed(reason: String) -> Self {
-        Self(Some(Letter::TaskFailed(reason)))
+        Self(Some(Letter::TaskFailed(reason)), None)
     }
 
-    /// Takes the letter out (the host, about to handle it).
-    pub(crate) fn open(mut self) -> Option<Letter<M>> {
-        self.0.take()
+    /// Takes the letter and its trace out (the host, about to handle it).
+    pub(crate) fn open(mut self) -> (Option<Letter<M>>, Option<Box<TraceParent>>) {
+        (self.0.take(), self.1.take())
     }
 
     /// Drops the message without salvaging it (the actor was removed for good).

@@ -22,6 +22,7 @@ use crate::node::{Node, Route};
 use crate::reach::{NodeRoles, Reach};
 use crate::remote::Replier;
 use crate::slot::{ActorStats, Slot};
+use crate::trace::TraceParent;
 
 /// Delivery of a message that arrived from another node, decoded for the registered type.
 pub(crate) trait RemoteInbox: Send + Sync {
@@ -75,7 +76,7 @@ pub(crate) struct Facet<P, M: Message> {
 impl<P: Message, M: Message> Inlet<P> for Facet<P, M> {
     fn deliver(&self, msg: P) -> Result<(), CallError> {
         self.target
-            .deliver(Mail::user((self.wrap)(msg)))
+            .deliver(Mail::sent((self.wrap)(msg)))
             .map_err(|undelivered| undelivered.error)
     }
 
@@ -92,7 +93,7 @@ impl<P: Message, M: Message> RemoteInbox for Facet<P, M> {
         replier: Option<Replier>,
     ) -> Result<(), (CallError, Option<Replier>)> {
         let msg = decode_remote::<P>(node, env, replier)?;
-        deliver_or_refuse(&self.target, (self.wrap)(msg), due(env))
+        deliver_or_refuse(&self.target, (self.wrap)(msg), due(env), trace(env))
     }
 
     fn kill(&self) -> bool {
@@ -145,17 +146,23 @@ fn due(env: &Envelope) -> Option<tokio::time::Instant> {
     }
 }
 
+/// The trace a message from another node belongs to, from its envelope (a context that does
+/// not parse is ignored: the message is handled untraced).
+fn trace(env: &Envelope) -> Option<TraceParent> {
+    env.trace
+        .as_ref()
+        .and_then(|t| TraceParent::parse(&t.traceparent))
+}
+
 /// Queues `msg` in `slot`; a refusal goes back to the caller through the message's own
 /// reply port.
 fn deliver_or_refuse<M: Message>(
     slot: &Slot<M>,
     msg: M,
     due: Option<tokio::time::Instant>,
+    trace: Option<TraceParent>,
 ) -> Result<(), (CallError, Option<Replier>)> {
-    let mail = match due {
-        Some(by) => Mail::due(msg, by),
-        None => Mail::user(msg),
-    };
+    let mail = Mail::remote(msg, due, trace);
     slot.deliver(mail).map_err(|undelivered| {
         let error = undelivered.error;
         if let Some(mail) = undelivered.mail {
@@ -189,7 +196,7 @@ impl<M: Message> RemoteInbox for Slot<M> {
         replier: Option<Replier>,
     ) -> Result<(), (CallError, Option<Replier>)> {
         let msg = decode_remote::<M>(node, env, replier)?;
-        deliver_or_refuse(self, msg, due(env))
+        deliver_or_refuse(self, msg, due(env), trace(env))
     }
 }
 

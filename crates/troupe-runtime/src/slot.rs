@@ -81,7 +81,7 @@ pub(crate) struct Slot<M: Message> {
     /// The node and the name, shared with the registry: errors spell `node/name` when they
     /// happen rather than every actor keeping that string.
     node: Arc<str>,
-    name: Arc<str>,
+    pub(crate) name: Arc<str>,
 }
 
 /// Why a delivery failed, with the message handed back when it still exists.

@@ -15,7 +15,10 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(crate::node::keep_origin(task))
+    // in the span it was spawned from, so work it does for a traced message stays in the trace
+    tokio::spawn(tracing::Instrument::in_current_span(
+        crate::node::keep_origin(task),
+    ))
 }
 
 /// Aborts a spawned task when dropped

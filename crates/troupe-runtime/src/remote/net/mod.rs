@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use troupe_wire::{
     ActorPath, Envelope, EnvelopeKind, Frame, FrameCodec, Hello, PROTOCOL_VERSION, ReplyOutcome,
-    WireError,
+    TraceContext, WireError,
 };
 
 use super::handshake::{Dialed, Expect, RejectReason, check_hello, replaces};
@@ -26,6 +26,7 @@ use crate::codec;
 use crate::error::CallError;
 use crate::message::{Message, Reply, ReplyValue};
 use crate::node::{MeshInner, Node};
+use crate::trace::TraceParent;
 
 mod calls;
 mod connect;
@@ -533,7 +534,10 @@ impl NetInner {
             },
             sender: None,
             msg_type: codec::message_type::<M>(),
-            trace: None,
+            trace: TraceParent::current().map(|t| TraceContext {
+                traceparent: t.to_string(),
+                tracestate: String::new(),
+            }),
             payload,
         })
     }
