@@ -114,6 +114,7 @@ pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
                     tracing::warn!(cause = %err, "a tracing subscriber was installed before; spans are not exported");
                     return Telemetry { provider: None };
                 }
+                troupe_runtime::trace::enable();
                 return Telemetry {
                     provider: Some(provider),
                 };

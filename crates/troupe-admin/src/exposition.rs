@@ -16,7 +16,7 @@ struct Family<T> {
     value: fn(&T) -> f64,
 }
 
-const ACTOR_FAMILIES: [Family<ActorStats>; 5] = [
+const ACTOR_FAMILIES: [Family<ActorStats>; 6] = [
     Family {
         name: "troupe_actor_mailbox_depth",
         kind: "gauge",
@@ -28,6 +28,12 @@ const ACTOR_FAMILIES: [Family<ActorStats>; 5] = [
         kind: "counter",
         help: "Messages the actor's instances took from their mailbox, restarts included.",
         value: |s| s.messages_handled as f64,
+    },
+    Family {
+        name: "troupe_actor_messages_sent_total",
+        kind: "counter",
+        help: "Messages the actor's handlers sent, to any actor on any node, restarts included.",
+        value: |s| s.messages_sent as f64,
     },
     Family {
         name: "troupe_actor_messages_dropped_total",
@@ -102,7 +108,44 @@ pub(crate) fn runtime_metrics(mesh: &Mesh) -> String {
         }
     }
     let mut out = render(&ACTOR_FAMILIES, "actor", &actors, |a| &a.name);
+    out.push_str(&handling_histograms(&actors));
     out.push_str(&render(&PEER_FAMILIES, "peer", &peers, |p| &p.name));
+    out
+}
+
+/// `troupe_actor_handling_seconds`: each actor's sampled handling times as a Prometheus
+/// histogram (cumulative buckets, `_sum`, `_count`); actors with no timed message yet are left
+/// out.
+fn handling_histograms(nodes: &[(String, Vec<ActorStats>)]) -> String {
+    const NAME: &str = "troupe_actor_handling_seconds";
+    let mut out = String::new();
+    let timed = nodes
+        .iter()
+        .flat_map(|(node, actors)| actors.iter().map(move |a| (node, a)))
+        .filter_map(|(node, a)| Some((node, &a.name, a.handling.as_ref()?)));
+    for (i, (node, actor, stats)) in timed.enumerate() {
+        if i == 0 {
+            let _ = writeln!(
+                out,
+                "# HELP {NAME} How long the actor's handler took per message, one message in {} timed.",
+                troupe_runtime::timing::SAMPLE_EVERY
+            );
+            let _ = writeln!(out, "# TYPE {NAME} histogram");
+        }
+        let labels = format!("node=\"{}\",actor=\"{}\"", escape(node), escape(actor));
+        let mut cumulative = 0u64;
+        for (le, count) in troupe_runtime::timing::BUCKETS.iter().zip(&stats.counts) {
+            cumulative += count;
+            let _ = writeln!(out, "{NAME}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{NAME}_bucket{{{labels},le=\"+Inf\"}} {}",
+            stats.count()
+        );
+        let _ = writeln!(out, "{NAME}_sum{{{labels}}} {}", stats.sum.as_secs_f64());
+        let _ = writeln!(out, "{NAME}_count{{{labels}}} {}", stats.count());
+    }
     out
 }
 

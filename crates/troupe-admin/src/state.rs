@@ -35,6 +35,9 @@ pub struct ActorState {
     pub mailbox_depth: usize,
     /// Messages its instances took from their mailbox, restarts included.
     pub messages_received: u64,
+    /// Messages its handlers sent.
+    #[serde(default)]
+    pub messages_sent: u64,
     /// Messages refused at the mailbox limit.
     pub messages_dropped: u64,
     /// Times it was started again after its first start.
@@ -83,6 +86,7 @@ impl ProcessState {
                         name: s.name,
                         mailbox_depth: s.mailbox_depth,
                         messages_received: s.messages_handled,
+                        messages_sent: s.messages_sent,
                         messages_dropped: s.dropped,
                         restarts: s.restarts,
                         parked: s.parked,

@@ -91,10 +91,28 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
         )
         .await
         .unwrap();
-    for _ in 0..4 {
+    // one of the four adds goes through a relay: a message its handler sends
+    let to_counter = counter.clone();
+    let relay = root
+        .spawn(
+            "relay",
+            troupe_runtime::ChildOptions::permanent(),
+            move || Relay(to_counter.clone()),
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
         counter.cast(CountMsg::Add(1)).unwrap();
     }
-    assert_eq!(counter.call(CountMsg::Get, T).await.unwrap(), 4);
+    relay.cast(CountMsg::Add(1)).unwrap();
+    troupe_testkit::eventually("the relayed add counted", T, async || {
+        let n = counter
+            .call(CountMsg::Get, T)
+            .await
+            .map_err(|e| e.to_string())?;
+        (n == 4).then_some(()).ok_or(format!("{n}"))
+    })
+    .await;
     let (status, json) = fetch(&http, Method::GET, addr, "/state").await;
     assert_eq!(status, StatusCode::OK);
     let state: ProcessState = serde_json::from_str(&json).expect("the state is JSON");
@@ -105,7 +123,14 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
         state.nodes[0]
             .actors
             .iter()
-            .any(|a| a.name == "echo" && a.messages_received == 5),
+            .any(|a| a.name == "echo" && a.messages_received >= 5 && a.messages_sent == 0),
+        "{json}"
+    );
+    assert!(
+        state.nodes[0]
+            .actors
+            .iter()
+            .any(|a| a.name == "relay" && a.messages_received == 1 && a.messages_sent == 1),
         "{json}"
     );
     assert_eq!(state.nodes[0].network, None);
@@ -123,10 +148,27 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
                 && s.labels.get("actor") == Some("echo")
         })
         .unwrap_or_else(|| panic!("the actor's counter is exported: {text}"));
-    assert!(matches!(received.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    assert!(matches!(received.value, prometheus_parse::Value::Counter(v) if v >= 5.0));
+    let sent = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "troupe_actor_messages_sent_total" && s.labels.get("actor") == Some("relay")
+        })
+        .unwrap_or_else(|| panic!("the relay's sends are exported: {text}"));
+    assert!(matches!(sent.value, prometheus_parse::Value::Counter(v) if v == 1.0));
+    // handling times: the first message of each actor is timed, into a histogram
+    assert!(
+        text.contains(r#"troupe_actor_handling_seconds_count{node="front",actor="relay"} 1"#)
+            && text.contains(
+                r#"troupe_actor_handling_seconds_bucket{node="front",actor="relay",le="+Inf"} 1"#
+            ),
+        "{text}"
+    );
     for family in [
         "troupe_actor_mailbox_depth",
         "troupe_actor_messages_dropped_total",
+        "troupe_actor_messages_sent_total",
         "troupe_actor_restarts_total",
         "troupe_actor_parked_messages",
     ] {
@@ -262,6 +304,23 @@ async fn the_state_shows_the_members_a_node_sees() {
     admin.stop().await;
     b_net.shutdown().await;
     a_net.shutdown().await;
+}
+
+/// Passes what it is told to add on to a counter.
+struct Relay(troupe_runtime::Addr<CountMsg>);
+
+impl troupe_runtime::Actor for Relay {
+    type Msg = CountMsg;
+    async fn handle(
+        &mut self,
+        msg: CountMsg,
+        _ctx: &mut troupe_runtime::Ctx<CountMsg>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        if let CountMsg::Add(n) = msg {
+            self.0.cast(CountMsg::Add(n))?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts what it is told to add.

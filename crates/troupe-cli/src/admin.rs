@@ -418,6 +418,7 @@ mod tests {
             name: name.into(),
             mailbox_depth: 0,
             messages_received: received,
+            messages_sent: 0,
             messages_dropped: 0,
             restarts: 0,
             parked: 0,

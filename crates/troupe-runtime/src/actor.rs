@@ -19,6 +19,7 @@ use crate::message::{FailingGuard, Letter, Mail, Message, set_failing};
 use crate::node::Node;
 use crate::slot::{Instance, Mailbox, Slot};
 use crate::supervisor::Starter;
+use crate::timing;
 
 /// The error an actor's hooks return; any error stops the actor as failed, and its supervisor
 /// decides what happens next.
@@ -320,6 +321,8 @@ pin_project_lite::pin_project! {
         slot: &'a Arc<Slot<M>>,
         // the span the hook runs in, for a message that belongs to a trace
         span: Option<Box<tracing::Span>>,
+        // when it began, for the one message in SAMPLE_EVERY whose handling is timed
+        started: Option<tokio::time::Instant>,
     }
 }
 
@@ -334,7 +337,18 @@ where
         let mut this = self.project();
         let _entered = this.span.as_deref().map(tracing::Span::enter);
         let polled = match this.hook.as_mut().as_pin_mut() {
-            Some(hook) => std::panic::catch_unwind(AssertUnwindSafe(|| hook.poll(cx))),
+            Some(hook) => {
+                let sent_before = timing::sent_so_far();
+                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| hook.poll(cx)));
+                let sent = timing::sent_so_far().wrapping_sub(sent_before);
+                if sent > 0 {
+                    this.slot.sent.fetch_add(sent, Ordering::Relaxed);
+                }
+                if let (Ok(Poll::Ready(_)), Some(started)) = (&polled, this.started.take()) {
+                    this.slot.handling.record(started.elapsed());
+                }
+                polled
+            }
             None => match this.failure.take() {
                 None => return Poll::Ready(Ok(())),
                 Some(reason) => Ok(Poll::Ready(Err(reason.into()))),
@@ -479,6 +493,8 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         } = state;
         let (letter, trace) = mail.open();
         let span = trace.map(|t| Box::new(t.handling_span(origin, &slot.name)));
+        // the first of every SAMPLE_EVERY messages is timed (`handled` counts this one below)
+        let started = (*handled % timing::SAMPLE_EVERY == 0).then(tokio::time::Instant::now);
         let (hook, failure) = match letter {
             Some(Letter::User(msg)) => {
                 mailbox.depth.fetch_sub(1, Ordering::Relaxed);
@@ -514,6 +530,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
                 failure,
                 slot,
                 span,
+                started,
             },
         )
     }
@@ -553,6 +570,7 @@ where
             failure: None,
             slot,
             span: None,
+            started: None,
         },
     )
 }

@@ -39,6 +39,7 @@ mod slot;
 pub mod supervisor;
 mod task;
 pub mod time;
+pub mod timing;
 pub mod trace;
 
 pub use actor::{Actor, ActorError, Ctx, TaskHandle};

@@ -414,6 +414,7 @@ impl<M: Message> Mail<M> {
 
     /// A message sent from here now: part of the sender's trace, if its span has one.
     pub(crate) fn sent(msg: M) -> Self {
+        crate::timing::count_send();
         Self(
             Some(Letter::User(msg)),
             TraceParent::current().map(Box::new),

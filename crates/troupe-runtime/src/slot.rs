@@ -16,6 +16,7 @@ use ractor::{ActorRef, MessagingErr};
 
 use crate::error::CallError;
 use crate::message::{Mail, Message};
+use crate::timing::{HandlingStats, HandlingTimes};
 
 /// Default limit on the messages waiting in one actor's mailbox.
 pub const DEFAULT_MAILBOX_LIMIT: usize = 65_536;
@@ -51,6 +52,11 @@ pub struct ActorStats {
     pub restarts: u64,
     /// Messages waiting for its next instance while it restarts.
     pub parked: usize,
+    /// Messages its handlers sent (to any actor, on any node), all restarts included.
+    pub messages_sent: u64,
+    /// How long its handlers took, sampled (one message in
+    /// [`SAMPLE_EVERY`](crate::timing::SAMPLE_EVERY)); `None` before the first timed one.
+    pub handling: Option<HandlingStats>,
 }
 
 enum Lifecycle {
@@ -78,6 +84,10 @@ pub(crate) struct Slot<M: Message> {
     handled_before: AtomicU64,
     /// Instances started.
     starts: AtomicU64,
+    /// Messages its handlers sent, all instances.
+    pub(crate) sent: AtomicU64,
+    /// How long its handlers took, one message in [`SAMPLE_EVERY`](crate::timing::SAMPLE_EVERY).
+    pub(crate) handling: HandlingTimes,
     /// The node and the name, shared with the registry: errors spell `node/name` when they
     /// happen rather than every actor keeping that string.
     node: Arc<str>,
@@ -109,6 +119,8 @@ impl<M: Message> Slot<M> {
             dropped: AtomicU64::new(0),
             handled_before: AtomicU64::new(0),
             starts: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            handling: HandlingTimes::default(),
             node,
             name,
         }
@@ -281,6 +293,8 @@ impl<M: Message> Slot<M> {
             dropped: self.dropped(),
             restarts: self.starts.load(Ordering::Relaxed).saturating_sub(1),
             parked,
+            messages_sent: self.sent.load(Ordering::Relaxed),
+            handling: self.handling.snapshot(),
         }
     }
 

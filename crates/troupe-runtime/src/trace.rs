@@ -2,16 +2,33 @@
 //! so the span its receiver handles it in, on this node or another, joins the same trace.
 //!
 //! A send takes the context of the sender's current `tracing` span as OpenTelemetry sees it
-//! (through `tracing-opentelemetry`'s layer, which a program installs to export traces; see
-//! the facade's `telemetry` module). Without that layer, or outside any span, there is no
-//! context: nothing is carried, no span is opened on the receiving side, and a send costs one
-//! look-up of the current span. A message that carries a context is handled inside a span
+//! (through `tracing-opentelemetry`'s layer, which a program installs to export traces; the
+//! facade's `telemetry::init` does, and calls [`enable`]). Until [`enable`] is called, or
+//! outside any span, there is no context: nothing is carried, no span is opened on the
+//! receiving side, and a send costs one relaxed load of a flag. A message that carries a context is handled inside a span
 //! `troupe.handle` (fields `node` and `actor`) whose parent it is; between nodes the context
 //! rides in the envelope as a `traceparent` header value.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Whether sends look for a trace context at all: off until [`enable`].
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Makes every send from now on carry the trace context of its current span. Call it once the
+/// process's subscriber has a `tracing-opentelemetry` layer (the facade's `telemetry::init`
+/// does); before, sends skip the look-up, which without that layer finds nothing anyway.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`enable`] was called.
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// A span's identity in a trace, as the W3C `traceparent` header carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,9 +39,12 @@ pub struct TraceParent {
 }
 
 impl TraceParent {
-    /// The context of the current `tracing` span, if it belongs to a trace (an OpenTelemetry
-    /// layer is installed and the span is enabled for it).
+    /// The context of the current `tracing` span, if tracing is [enabled](enable) and the
+    /// span belongs to a trace (the OpenTelemetry layer records it).
     pub fn current() -> Option<Self> {
+        if !is_enabled() {
+            return None;
+        }
         let span = tracing::Span::current();
         if span.is_none() {
             return None;

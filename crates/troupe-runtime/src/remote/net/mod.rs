@@ -526,6 +526,7 @@ impl NetInner {
         msg: &M,
     ) -> Result<Bytes, CallError> {
         let payload = codec::encode_message(msg, self.config.max_frame_len)?;
+        crate::timing::count_send();
         self.encode(Envelope {
             kind,
             target: ActorPath {
