@@ -1,6 +1,7 @@
 //! troupe: a supervised, registered child of a node's root supervisor, reached by `Addr`
 //! (as in `benches/local_messaging.rs` and `benches/actor_scale.rs`).
 
+use tracing_subscriber::Layer as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,15 +79,35 @@ pub fn cast(variant: &str, n: u64, limit: Duration) -> anyhow::Result<Sample> {
     casts("cast", variant, n, limit)
 }
 
-/// What a launched troupe program runs with: the Prometheus recorder that `/metrics` renders,
-/// installed process-wide, and a `tracing` subscriber at `info` (its lines discarded).
+/// What a launched troupe program exporting traces runs with: the Prometheus recorder that
+/// `/metrics` renders, installed process-wide, and the subscriber `troupe::telemetry::init`
+/// installs when an OTLP endpoint is set: log lines at `warn` (discarded here) and an
+/// OpenTelemetry layer taking spans at `info` but not ractor's (its spans dropped here instead
+/// of exported), with trace context looked up on every send.
 fn observe() -> anyhow::Result<()> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     troupe_admin::prometheus().context("install the Prometheus recorder")?;
-    tracing_subscriber::fmt()
-        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-        .with_writer(std::io::sink)
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+        )
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("bench"))
+                .with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+                        .with_target("ractor", tracing_subscriber::filter::LevelFilter::OFF),
+                ),
+        )
         .try_init()
         .map_err(|e| anyhow::anyhow!("install a tracing subscriber: {e}"))?;
+    troupe_runtime::trace::enable();
     Ok(())
 }
 
