@@ -3,7 +3,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `GET /` | a live view of the process: one self-contained page (no download at run time) that draws every node, its members and its actors' rates, mailbox depths and restarts from `/state`, twice a second |
+//! | `GET /` | a live view of the process: one self-contained page (no download at run time) that draws the links to every member, every node and its actors' rates, mailbox depths and restarts from `/state`, twice a second, and the databases and queues from `/db` and `/queue` |
 //! | `GET /metrics` | every metric recorded through the `metrics` facade, and each actor's counters (`troupe_actor_*`: mailbox depth, messages received and dropped, restarts, parked messages; labels `node` and `actor`), in the Prometheus text format (0.0.4) |
 //! | `GET /health` | `200 ok` while the process serves at all |
 //! | `GET /ready` | `200 ready` once the topology has started, `503 starting` before and `503 stopping` once it shuts down |
@@ -13,6 +13,7 @@
 //! | `GET /queue/NAME/dead-letters` | a queue's dead letters ([`DeadLetterState`]) |
 //! | `POST /db/NAME/promote` | operators only: manual failover ([`PromotedState`]; `409` if refused) |
 //! | `POST /queue/NAME/replay/ID` | operators only: a dead letter back in line (`404` if it is not one) |
+//! | `POST /actors/NODE/NAME/kill` | operators only: an actor killed as a crash would (`404` if none runs) |
 //!
 //! Operators change state over TLS on the same port ([`AdminOptions::operator_tls`]): a client
 //! certificate of the cluster's CA is required there, and a `POST` is accepted only over TLS

@@ -249,7 +249,7 @@ async fn serve_http<I>(
 
 const SERVED: &str = "not found; the admin endpoint serves / (a live view), /metrics, /health, \
      /ready, /state, /db, /queue and /queue/NAME/dead-letters, and takes POST \
-     /db/NAME/promote and /queue/NAME/replay/ID from operators";
+     /db/NAME/promote, /queue/NAME/replay/ID and /actors/NODE/NAME/kill from operators";
 
 /// What a request asks for, from its path.
 enum Route<'a> {
@@ -263,6 +263,7 @@ enum Route<'a> {
     DeadLetters(&'a str),
     Promote(&'a str),
     Replay(&'a str, &'a str),
+    Kill(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
@@ -279,13 +280,14 @@ impl<'a> Route<'a> {
             ["queue", name, "dead-letters"] => Self::DeadLetters(name),
             ["db", name, "promote"] => Self::Promote(name),
             ["queue", name, "replay", item] => Self::Replay(name, item),
+            ["actors", node, name, "kill"] => Self::Kill(node, name),
             _ => return None,
         })
     }
 
     /// Whether it changes state (POST, operators only) rather than reads it (GET).
     fn changes_state(&self) -> bool {
-        matches!(self, Self::Promote(_) | Self::Replay(..))
+        matches!(self, Self::Promote(_) | Self::Replay(..) | Self::Kill(..))
     }
 }
 
@@ -378,6 +380,30 @@ async fn respond(
         },
         Route::Promote(name) => promote(view, name, &operator).await,
         Route::Replay(name, item) => replay(view, name, item, &operator).await,
+        Route::Kill(node, name) => kill(view, node, name, &operator),
+    }
+}
+
+/// Kills an actor of this process as a crash would: its supervisor restarts it by its policy.
+fn kill(view: &View, node: &str, name: &str, operator: &str) -> Response<Full<Bytes>> {
+    let Some(local) = view.mesh.node(node) else {
+        return no_such(
+            "node",
+            node,
+            view.mesh.node_names().iter().map(String::as_str),
+        );
+    };
+    if local.kill(name) {
+        tracing::warn!(%operator, node = %node, actor = %name, "operator killed an actor");
+        text(plain(
+            StatusCode::OK,
+            &format!("killed {node}/{name}; its supervisor restarts it by its policy"),
+        ))
+    } else {
+        text(plain(
+            StatusCode::NOT_FOUND,
+            &format!("no actor {name:?} is running on {node} (`troupe status` lists them)"),
+        ))
     }
 }
 

@@ -12,6 +12,7 @@
 //! troupe queue stats [--admin ADDR]        its queues' counts
 //! troupe queue dead-letters [--queue Q]    a queue's dead letters
 //! troupe queue replay ITEM --ca DIR --operator N   a dead letter back in line (an operator)
+//! troupe kill NODE/NAME --ca DIR --operator N       an actor killed as a crash would (an operator)
 //! ```
 //!
 //! The admin address defaults to 127.0.0.1:7090, where a one-process run serves it.
@@ -82,6 +83,16 @@ enum Command {
     /// A running process's queues: counts, dead letters, and replaying them.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Kills an actor of a running process as a crash would (its supervisor restarts it by
+    /// its policy), to watch supervision work. Needs an operator certificate.
+    Kill {
+        /// The actor, as NODE/NAME (`troupe status` lists them).
+        actor: String,
+        #[command(flatten)]
+        admin: AdminAddr,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
 }
 
 /// Where a process's admin endpoint is (what it printed as `admin http://ADDR`).
@@ -267,6 +278,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
             admin.admin,
             queue.as_deref(),
             item,
+            &parts::Operator {
+                ca: &operator.ca,
+                name: &operator.operator,
+            },
+        )?,
+        Command::Kill {
+            actor,
+            admin,
+            operator,
+        } => parts::kill(
+            admin.admin,
+            &actor,
             &parts::Operator {
                 ca: &operator.ca,
                 name: &operator.operator,

@@ -250,3 +250,26 @@ fn print_json(addr: SocketAddr, value: &impl serde::Serialize) -> Result<(), Adm
     println!("{text}");
     Ok(())
 }
+
+/// `troupe kill NODE/NAME`: the actor killed as a crash would; its supervisor restarts it.
+pub(crate) fn kill(
+    addr: SocketAddr,
+    actor: &str,
+    operator: &Operator<'_>,
+) -> Result<(), AdminError> {
+    let Some((node, name)) = actor
+        .split_once('/')
+        .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+    else {
+        return Err(AdminError::Refused {
+            addr,
+            status: 400,
+            message: format!("{actor:?} is not NODE/NAME (`troupe status` lists the actors)"),
+        });
+    };
+    let endpoint = Endpoint::new(addr)?;
+    let identity = operator.load()?;
+    let said = endpoint.post(&format!("/actors/{node}/{name}/kill"), &identity)?;
+    print!("{}", String::from_utf8_lossy(&said));
+    Ok(())
+}

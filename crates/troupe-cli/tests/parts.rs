@@ -212,6 +212,34 @@ async fn an_operator_promotes_a_replica_and_replays_a_dead_letter() {
         text(&out.stderr)
     );
 
+    // an operator kills an actor: its supervisor restarts it; an unknown one is a 404
+    let kill = |actor: &'static str| {
+        let (admin_arg, ca_arg) = (admin_arg.clone(), ca_arg.to_string());
+        async move {
+            troupe(&[
+                "kill",
+                actor,
+                "--admin",
+                &admin_arg,
+                "--ca",
+                &ca_arg,
+                "--operator",
+                "alice",
+            ])
+            .await
+        }
+    };
+    let out = kill("data/nope").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("(404)"), "{}", text(&out.stderr));
+    assert!(ok(&kill("data/jobs").await).contains("killed data/jobs"));
+    troupe_testkit::eventually("the queue restarted", troupe_testkit::T, async || {
+        let stats = running.node("data").unwrap().actor_stats();
+        let jobs = stats.iter().find(|a| a.name == "jobs").map(|a| a.restarts);
+        (jobs == Some(1)).then_some(()).ok_or(jobs)
+    })
+    .await;
+
     admin.stop().await;
     running.shutdown().await;
 }

@@ -623,18 +623,61 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
         r#"data-actor="edge/gateway""#,
         r#"class="member up" data-member="app""#,
         r#"class="member up" data-member="data""#,
+        r#"class="up" data-link="edge-app""#,
+        r#"class="up" data-link="edge-data""#,
     ] {
         assert!(dom.contains(needle), "{needle} in the page: {dom}");
     }
+    // app's view: the database's leader and the queue, read through app (their client)
+    let app = format!(
+        "http://{}/",
+        shop.admin[1].expect("app serves its admin endpoint")
+    );
+    eventually("the database's leader on app's page", T, async || {
+        let dom = tokio::task::block_in_place(|| {
+            chromium_dom(&app, &shots.join("dashboard-app.png")).unwrap_or_default()
+        });
+        (dom.contains(r#"class="leader" data-replica="db."#)
+            && dom.contains(r#"data-queue="orders""#))
+        .then_some(())
+        .ok_or(dom)
+    })
+    .await;
+    // an actor killed by an operator: its restart shows
+    troupe_identity::issue_operator(&shop.ca, "alice", &shop.ca).expect("issue");
+    let ca = shop.ca.to_str().expect("a UTF-8 path").to_string();
+    let app_admin = shop.admin[1].expect("app's admin").to_string();
+    let killed = troupe_cli(&[
+        "kill",
+        "app/svc.0",
+        "--admin",
+        &app_admin,
+        "--ca",
+        &ca,
+        "--operator",
+        "alice",
+    ])
+    .await;
+    assert!(succeeded(&killed).contains("killed app/svc.0"));
+    eventually("the restart shown", T, async || {
+        let dom = tokio::task::block_in_place(|| {
+            chromium_dom(&app, &shots.join("dashboard-restart.png")).unwrap_or_default()
+        });
+        dom.contains(r#"class="restarted " data-actor="app/svc.0""#)
+            .then_some(())
+            .ok_or(dom)
+    })
+    .await;
     // the app node killed: the page shows it down once it is reported down
     shop.kill9(1);
     eventually("app shown down", T, async || {
         let dom = tokio::task::block_in_place(|| {
             chromium_dom(&edge, &shots.join("dashboard-app-down.png")).unwrap_or_default()
         });
-        dom.contains(r#"class="member down" data-member="app""#)
-            .then_some(())
-            .ok_or(dom)
+        (dom.contains(r#"class="member down" data-member="app""#)
+            && dom.contains(r#"class="down" data-link="edge-app""#))
+        .then_some(())
+        .ok_or(dom)
     })
     .await;
 }
