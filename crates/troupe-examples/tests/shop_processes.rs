@@ -355,19 +355,47 @@ async fn every_endpoint_through_the_gateway_and_the_cache_over_resp() {
                 "{node} sees {other} up: {body}"
             );
         }
-        let (status, text) = request(&http, "GET", &format!("{base}/metrics"), "").await;
-        assert_eq!(status, 200, "{node}");
-        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-            .unwrap_or_else(|e| panic!("{node}'s metrics parse: {e}"));
-        if *node == "edge" {
-            assert!(
-                scrape
-                    .samples
-                    .iter()
-                    .any(|s| s.metric == "troupe_proxy_requests_total"),
-                "the gateway counts its requests: {text}"
-            );
-        }
+        // what each process runs shows: every actor's counters and handling times, every
+        // link's, and its parts' own (the parts publish once per tick: poll for them)
+        let mut wanted = vec![
+            "troupe_actor_messages_received_total",
+            "troupe_actor_messages_sent_total",
+            "troupe_actor_mailbox_depth",
+            "troupe_actor_restarts_total",
+            "troupe_actor_handling_seconds",
+            "troupe_peer_rtt_seconds",
+            "troupe_peer_sent_bytes_total",
+            "troupe_peer_connections_total",
+        ];
+        wanted.extend(match *node {
+            "edge" => &[
+                "troupe_proxy_requests_total",
+                "troupe_proxy_request_seconds",
+            ][..],
+            "app" => &["troupe_balancer_picks_total", "troupe_cache_keys"][..],
+            _ => &[
+                "troupe_db_leader",
+                "troupe_db_applied_index",
+                "troupe_db_follower_lag_entries",
+                "troupe_queue_ready_items",
+            ][..],
+        });
+        let url = format!("{base}/metrics");
+        eventually(&format!("{node}'s metrics"), T, async || {
+            let (status, text) = request(&http, "GET", &url, "").await;
+            let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+                .map_err(|e| format!("{status}: not the text format: {e}"))?;
+            let missing: Vec<&str> = wanted
+                .iter()
+                .copied()
+                .filter(|family| !scrape.samples.iter().any(|s| s.metric == *family))
+                .collect();
+            missing
+                .is_empty()
+                .then_some(())
+                .ok_or(format!("{status}: missing {missing:?}"))
+        })
+        .await;
     }
 }
 

@@ -225,10 +225,18 @@ impl Storage {
             let stored_place = meta.get(NEXT_PLACE)?.map(|v| v.value());
             let (mut next_id, mut next_place) = (stored_id.unwrap_or(0), stored_place.unwrap_or(0));
             let mut records = Vec::new();
+            let mut progress = Progress::new();
             for entry in items.iter()? {
                 let (id, bytes) = entry?;
                 let id = id.value();
                 records.push((id, Record::decode(id, bytes.value())?));
+                if let Some(took) = progress.read(records.len(), troupe_runtime::time::now) {
+                    tracing::info!(
+                        read = records.len(),
+                        ?took,
+                        "reopening the queue: items read so far"
+                    );
+                }
             }
             let mut ready = Vec::new();
             let mut dead = Vec::new();
@@ -403,4 +411,71 @@ impl Storage {
 /// Drains `queue`'s journal into a vector, for [`Storage::commit`]
 pub(crate) fn drain(queue: &mut Queue) -> Vec<QueueEvent> {
     std::iter::from_fn(|| queue.poll_event()).collect()
+}
+
+/// When a long reopening reports how far it got: every few seconds, looking at the clock once
+/// every [`EVERY`](Self::EVERY) items.
+struct Progress {
+    started: Option<std::time::Instant>,
+    reported: Option<std::time::Instant>,
+}
+
+impl Progress {
+    /// Items read between two looks at the clock.
+    const EVERY: usize = 65_536;
+    /// Time between two reports.
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn new() -> Self {
+        Self {
+            started: None,
+            reported: None,
+        }
+    }
+
+    /// `read` items have been read so far; `now` is the clock. Returns how long the reading
+    /// has taken when it is time to report.
+    fn read(
+        &mut self,
+        read: usize,
+        now: impl FnOnce() -> std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        if read % Self::EVERY != 1 {
+            return None;
+        }
+        let now = now();
+        let started = *self.started.get_or_insert(now);
+        let reported = *self.reported.get_or_insert(now);
+        if now.saturating_duration_since(reported) < Self::INTERVAL {
+            return None;
+        }
+        self.reported = Some(now);
+        Some(now.saturating_duration_since(started))
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::Progress;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_long_reopening_reports_every_two_seconds_and_a_short_one_never() {
+        let t0 = Instant::now();
+        let at = |secs: f64| move || t0 + Duration::from_secs_f64(secs);
+        let mut p = Progress::new();
+        assert_eq!(p.read(1, at(0.0)), None); // the clock starts
+        assert_eq!(p.read(2, at(5.0)), None); // between looks at the clock
+        let every = Progress::EVERY;
+        assert_eq!(p.read(every + 1, at(1.0)), None); // too soon
+        assert_eq!(
+            p.read(2 * every + 1, at(2.5)),
+            Some(Duration::from_secs_f64(2.5))
+        );
+        assert_eq!(p.read(3 * every + 1, at(3.0)), None);
+        assert_eq!(
+            p.read(4 * every + 1, at(4.6)),
+            Some(Duration::from_secs_f64(4.6))
+        );
+    }
 }
