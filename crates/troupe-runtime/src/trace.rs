@@ -40,7 +40,7 @@ pub struct TraceParent {
 
 impl TraceParent {
     /// The context of the current `tracing` span, if tracing is [enabled](enable) and the
-    /// span belongs to a trace (the OpenTelemetry layer records it).
+    /// span belongs to a sampled trace (the OpenTelemetry layer records it).
     pub fn current() -> Option<Self> {
         if !is_enabled() {
             return None;
@@ -52,11 +52,13 @@ impl TraceParent {
         Self::of(&span.context())
     }
 
-    /// The span context of `cx`, if it has a valid one.
+    /// The span context of `cx`, if it has a valid one that is sampled: a trace the sampler
+    /// dropped is not carried on, so the messages of a request that is not recorded cost no
+    /// span at all downstream.
     fn of(cx: &Context) -> Option<Self> {
         let span = cx.span();
         let sc = span.span_context();
-        sc.is_valid().then(|| Self {
+        (sc.is_valid() && sc.is_sampled()).then(|| Self {
             trace_id: sc.trace_id(),
             span_id: sc.span_id(),
             flags: sc.trace_flags(),

@@ -5,6 +5,14 @@
 //! over in memory, as in the README's request path.
 //!
 //!   troupe-http --listen 127.0.0.1:0 --pool 4 [--strategy round-robin|least-outstanding]
+//!               [--observed]
+//!
+//! Without `--observed`, nothing watches it: no admin endpoint (so no metrics recorder) and no
+//! `tracing` subscriber. With it, what a launched troupe program exporting traces runs with:
+//! the admin endpoint on a free loopback port (its Prometheus recorder takes every metric) and
+//! `troupe::telemetry::init`, which exports spans where `OTEL_EXPORTER_OTLP_ENDPOINT` says
+//! (`scripts/http_compare.sh` points it at the `upstream` binary, which answers 200): every
+//! request is then a trace of three spans (the gateway's, the balancer's, the responder's).
 //!
 //! Prints `http listening ADDR` once the gateway is bound; runs until SIGINT/SIGTERM.
 
@@ -36,6 +44,9 @@ struct Args {
     /// How the balancer picks a responder.
     #[arg(long, value_enum, default_value_t = Strategy::RoundRobin)]
     strategy: Strategy,
+    /// Metrics and traces on (see the module docs).
+    #[arg(long)]
+    observed: bool,
 }
 
 /// Answers every request with the fixed body.
@@ -73,6 +84,14 @@ async fn gateway_addr(gateway: &Addr<ProxyMsg>) -> anyhow::Result<SocketAddr> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let telemetry = args.observed.then(|| troupe::telemetry::init("http-bench"));
+    let admin: &[&str] = if args.observed {
+        &["--admin", "127.0.0.1:0"]
+    } else {
+        &["--no-admin"]
+    };
+    let launch_args = LaunchArgs::try_parse_from(std::iter::once("troupe-http").chain(admin.iter().copied()))
+        .context("launch arguments")?;
     let mut t = Topology::new("http-bench");
     let (edge, app) = (t.node("edge"), t.node("app"));
     let pool = t.pool(app, "responder", args.pool.max(1), |_| Responder);
@@ -87,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         Proxy::http(args.listen.clone()).route("/", lb).factory(),
     );
     let stop = troupe::shutdown_signal().context("installing the signal handlers")?;
-    let mut running = tokio::spawn(launch_until(t, LaunchArgs::default(), stop));
+    let mut running = tokio::spawn(launch_until(t, launch_args, stop));
     // a topology that fails to start (say the address is taken) ends `running` early
     let addr = tokio::select! {
         addr = gateway_addr(&gateway) => addr?,
@@ -98,6 +117,9 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("http listening {addr}");
     std::io::stdout().flush()?;
-    running.await.context("the topology task panicked")??;
-    Ok(())
+    let outcome = running.await.context("the topology task panicked")?;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    Ok(outcome?)
 }
