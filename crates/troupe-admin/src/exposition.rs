@@ -55,7 +55,7 @@ const ACTOR_FAMILIES: [Family<ActorStats>; 6] = [
     },
 ];
 
-const PEER_FAMILIES: [Family<PeerStats>; 6] = [
+const PEER_FAMILIES: [Family<PeerStats>; 7] = [
     Family {
         name: "troupe_peer_rtt_seconds",
         kind: "gauge",
@@ -79,6 +79,12 @@ const PEER_FAMILIES: [Family<PeerStats>; 6] = [
         kind: "counter",
         help: "Datagrams sent to the peer on the current connection.",
         value: |p| p.datagrams_sent as f64,
+    },
+    Family {
+        name: "troupe_peer_received_datagrams_total",
+        kind: "counter",
+        help: "Datagrams received from the peer on the current connection.",
+        value: |p| p.datagrams_received as f64,
     },
     Family {
         name: "troupe_peer_lost_packets_total",

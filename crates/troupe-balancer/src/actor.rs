@@ -135,6 +135,7 @@ impl<Q: Request> Balancer<Q> {
 
     /// A fresh actor running this configuration.
     pub fn actor(&self) -> BalancerActor<Q> {
+        let label = |member: &Addr<Ask<Q>>| format!("{}/{}", member.node(), member.name());
         let picks = self
             .members
             .iter()
@@ -142,7 +143,18 @@ impl<Q: Request> Balancer<Q> {
                 metrics::counter!(
                     "troupe_balancer_picks_total",
                     "balancer" => self.name.clone(),
-                    "member" => format!("{}/{}", member.node(), member.name())
+                    "member" => label(member)
+                )
+            })
+            .collect();
+        let ejected = self
+            .members
+            .iter()
+            .map(|(member, _)| {
+                metrics::gauge!(
+                    "troupe_balancer_member_ejected",
+                    "balancer" => self.name.clone(),
+                    "member" => label(member)
                 )
             })
             .collect();
@@ -151,6 +163,7 @@ impl<Q: Request> Balancer<Q> {
             core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
             rng: SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random)),
             picks,
+            ejected,
         }
     }
 
@@ -174,6 +187,9 @@ pub struct BalancerActor<Q: Request> {
     /// `troupe_balancer_picks_total` per member, in member order: registered once, so a pick
     /// costs one counter increment and no label allocation.
     picks: Vec<metrics::Counter>,
+    /// `troupe_balancer_member_ejected` per member, in member order: 1 while its breaker is
+    /// open or half-open, 0 while it is closed.
+    ejected: Vec<metrics::Gauge>,
 }
 
 impl<Q: Request> BalancerActor<Q> {
@@ -192,6 +208,10 @@ impl<Q: Request> Actor for BalancerActor<Q> {
             for (i, (addr, weight)) in self.config.members.iter().enumerate() {
                 core.add(MemberId(i as u64), *weight, Some(addr.node().to_string()));
             }
+        }
+        // a fresh core: every breaker closed
+        for gauge in &self.ejected {
+            gauge.set(0.0);
         }
         // follows node events for as long as this instance runs (a restarted balancer
         // subscribes afresh with its fresh core)
@@ -246,6 +266,7 @@ impl<Q: Request> Actor for BalancerActor<Q> {
         let core = self.core.clone();
         let timeout = self.config.timeout;
         let name = self.config.name.clone();
+        let ejected = self.ejected.get(pick.member.0 as usize).cloned();
         // a detached task, not one on the context: a forward in flight outlives a restart of
         // the balancer (its caller still gets the member's answer), and it never fails the
         // balancer; it still sends from the balancer's node
@@ -260,6 +281,13 @@ impl<Q: Request> Actor for BalancerActor<Q> {
                 .lock()
                 .finished(pick, outcome, troupe_runtime::time::now());
             if let Some(change) = change {
+                if let Some(gauge) = &ejected {
+                    gauge.set(if change.to == BreakerState::Closed {
+                        0.0
+                    } else {
+                        1.0
+                    });
+                }
                 let member = member.name().to_string();
                 match (change.from, change.to) {
                     (BreakerState::Closed, BreakerState::Open) => {

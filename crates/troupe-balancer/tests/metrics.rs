@@ -1,4 +1,4 @@
-//! Ejections reach the `metrics` facade. (Its own test binary: the recorder is process-global.)
+//! Picks, ejections and each member's breaker reach the `metrics` facade. (Its own test binary: the recorder is process-global.)
 
 use std::time::Duration;
 
@@ -85,5 +85,21 @@ async fn picks_and_ejections_are_counted() {
     assert_eq!(
         picks,
         vec![("m/b.0".to_string(), 2), ("m/b.1".to_string(), 2)]
+    );
+    // both breakers open: each member shown ejected
+    let mut ejected: Vec<(String, f64)> = snapshot
+        .iter()
+        .filter_map(|(key, _, _, value)| match (key.key().name(), value) {
+            ("troupe_balancer_member_ejected", DebugValue::Gauge(v)) => {
+                let member = key.key().labels().find(|l| l.key() == "member")?;
+                Some((member.value().to_string(), v.into_inner()))
+            }
+            _ => None,
+        })
+        .collect();
+    ejected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ejected,
+        vec![("m/b.0".to_string(), 1.0), ("m/b.1".to_string(), 1.0)]
     );
 }

@@ -365,6 +365,7 @@ async fn every_endpoint_through_the_gateway_and_the_cache_over_resp() {
             "troupe_actor_handling_seconds",
             "troupe_peer_rtt_seconds",
             "troupe_peer_sent_bytes_total",
+            "troupe_peer_received_datagrams_total",
             "troupe_peer_connections_total",
         ];
         wanted.extend(match *node {
@@ -372,7 +373,11 @@ async fn every_endpoint_through_the_gateway_and_the_cache_over_resp() {
                 "troupe_proxy_requests_total",
                 "troupe_proxy_request_seconds",
             ][..],
-            "app" => &["troupe_balancer_picks_total", "troupe_cache_keys"][..],
+            "app" => &[
+                "troupe_balancer_picks_total",
+                "troupe_balancer_member_ejected",
+                "troupe_cache_keys",
+            ][..],
             _ => &[
                 "troupe_db_leader",
                 "troupe_db_applied_index",

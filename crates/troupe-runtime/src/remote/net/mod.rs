@@ -645,8 +645,12 @@ impl NetInner {
                     // a name that is not registered at all stays `NotFound`, as before
                     let err = if registry.contains(&env.target.name) {
                         self.refused.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("troupe_remote_refused_total", "reason" => "forbidden")
-                            .increment(1);
+                        metrics::counter!(
+                            "troupe_remote_refused_total",
+                            "reason" => "forbidden",
+                            "peer" => peer.name.to_string()
+                        )
+                        .increment(1);
                         tracing::debug!(%target, from = %peer.name, "message from a node the target does not accept");
                         CallError::Forbidden { target }
                     } else {
