@@ -103,13 +103,17 @@ pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
                     .ok()
                     .and_then(|f| EnvFilter::try_new(f).ok())
                     .unwrap_or_else(|| EnvFilter::new(DEFAULT_TRACES_FILTER));
-                // no per-span thread, source location or busy/idle timing attributes: each
-                // costs every span an allocation or a clock read, and the request path makes
-                // three spans per request
+                // no per-span thread, target, source location or busy/idle timing
+                // attributes, and no OpenTelemetry context made current on every poll of a
+                // span (the runtime reads a span's context where it needs it): each cost every
+                // span an allocation, a clock read or a context switch per enter, and the
+                // request path makes three spans per request
                 let traces = tracing_opentelemetry::layer()
                     .with_tracer(provider.tracer("troupe"))
                     .with_tracked_inactivity(false)
+                    .with_context_activation(false)
                     .with_threads(false)
+                    .with_target(false)
                     .with_location(false)
                     .with_filter(filter);
                 let installed = tracing_subscriber::registry()

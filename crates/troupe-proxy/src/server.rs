@@ -110,7 +110,7 @@ async fn handle(
     // records info spans
     let span = tracing::info_span!(
         "http.request",
-        http.method = %req.method(),
+        http.method = req.method().as_str(),
         http.route = tracing::field::Empty,
         http.status = tracing::field::Empty,
     );
