@@ -195,10 +195,7 @@ async fn actors_of_one_process_routed_over_quic_reach_every_other_node() {
         nodes.push(node);
         nets.push(net);
     }
-    eventually("full mesh", T, async || {
-        nets.iter().all(|n| n.connected().len() >= 2)
-    })
-    .await;
+    troupe_testkit::fully_connected(&nets.iter().collect::<Vec<_>>(), T).await;
     let mut value = 0;
     for from in names {
         for to in names.iter().filter(|to| **to != from) {
