@@ -4,7 +4,7 @@
 
 use troupe_admin::{
     ActionError, DbAdmin, DbState, DeadLetterState, PartFuture, PromotedState, QueueAdmin,
-    QueueState, ReplicaState,
+    QueueState, ReplicaState, error_text,
 };
 
 /// One replicated database: its client and where each replica runs.
@@ -61,7 +61,7 @@ impl DbAdmin for DbPart {
                             last_index: 0,
                             applied_index: 0,
                             lag: None,
-                            error: Some(error_chain(&err)),
+                            error: Some(error_text(&err)),
                         },
                     }
                 })
@@ -85,9 +85,9 @@ impl DbAdmin for DbPart {
                     epoch: promoted.epoch,
                 }),
                 Err(err @ troupe_db::DbError::Refused(_)) => {
-                    Err(ActionError::Refused(error_chain(&err)))
+                    Err(ActionError::Refused(error_text(&err)))
                 }
-                Err(err) => Err(ActionError::Unavailable(error_chain(&err))),
+                Err(err) => Err(ActionError::Unavailable(error_text(&err))),
             }
         })
     }
@@ -127,7 +127,7 @@ impl QueueAdmin for QueuePart {
                     state.acked = s.acked;
                     state.redelivered = s.redelivered;
                 }
-                Err(err) => state.error = Some(error_chain(&err)),
+                Err(err) => state.error = Some(error_text(&err)),
             }
             state
         })
@@ -167,22 +167,8 @@ impl QueueAdmin for QueuePart {
 fn queue_error(err: &troupe_queue::QueueError) -> ActionError {
     use troupe_queue::{QueueError, QueueFailure};
     match err {
-        QueueError::Refused(QueueFailure::NotDead { .. }) => {
-            ActionError::NotFound(error_chain(err))
-        }
-        QueueError::Refused(_) => ActionError::Refused(error_chain(err)),
-        QueueError::Call(_) => ActionError::Unavailable(error_chain(err)),
+        QueueError::Refused(QueueFailure::NotDead { .. }) => ActionError::NotFound(error_text(err)),
+        QueueError::Refused(_) => ActionError::Refused(error_text(err)),
+        QueueError::Call(_) => ActionError::Unavailable(error_text(err)),
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

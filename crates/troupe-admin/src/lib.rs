@@ -58,6 +58,19 @@ pub use state::{
 /// against the client certificate (`NAME.operator`).
 pub const OPERATOR_HEADER: &str = "troupe-operator";
 
+/// An error with its causes on one line, the way the admin endpoint and the CLI report them
+/// ("client error (Connect): connection refused").
+pub fn error_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The port a one-process run serves its admin endpoint on by default (loopback): not
 /// Prometheus's 9090 nor Grafana's 3000, which run beside it.
 pub const DEFAULT_PORT: u16 = 7090;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use troupe_admin::{ActorState, ProcessState};
+use troupe_admin::{ActorState, ProcessState, error_text};
 
 /// The longest the CLI waits for an answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,11 +117,11 @@ async fn post_tls(
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(server_name, tcp)
             .await
-            .map_err(|e| unreachable(format!("TLS handshake: {}", source_text(&e))))?;
+            .map_err(|e| unreachable(format!("TLS handshake: {}", error_text(&e))))?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
-                .map_err(|e| unreachable(source_text(&e)))?;
+                .map_err(|e| unreachable(error_text(&e)))?;
         tokio::spawn(conn);
         let request = hyper::Request::post(path)
             .header(hyper::header::HOST, addr.to_string())
@@ -131,7 +131,7 @@ async fn post_tls(
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| unreachable(source_text(&e)))?;
+            .map_err(|e| unreachable(error_text(&e)))?;
         read_answer(addr, path, response).await
     };
     tokio::time::timeout(TIMEOUT, exchange)
@@ -163,7 +163,7 @@ async fn fetch(addr: SocketAddr, path: &str) -> Result<Bytes, AdminError> {
     let response = tokio::time::timeout(TIMEOUT, client.get(uri))
         .await
         .map_err(|_| unreachable(format!("no answer within {TIMEOUT:?}")))?
-        .map_err(|e| unreachable(source_text(&e)))?;
+        .map_err(|e| unreachable(error_text(&e)))?;
     read_answer(addr, path, response).await
 }
 
@@ -205,19 +205,6 @@ async fn read_answer(
         });
     }
     Ok(body)
-}
-
-/// An error with its causes, the way people read it ("client error (Connect): connection
-/// refused").
-pub(crate) fn source_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The state as a table: one row per node, then its members.
