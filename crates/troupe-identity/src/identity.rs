@@ -113,18 +113,7 @@ impl NodeIdentity {
     /// [`IdentityError::Tls`] if rustls rejects the configuration (not expected for an identity
     /// that passed construction).
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
-        let provider = provider();
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider.clone())
-            .build()
-            .map_err(tls_err)?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&TLS13])
-            .map_err(tls_err)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(tls_err)?;
-        config.alpn_protocols = vec![ALPN.to_vec()];
-        Ok(Arc::new(config))
+        mtls_server_config(&self.ca, &self.chain, &self.key, ALPN)
     }
 
     /// A TLS client configuration: TLS 1.3 only, ALPN [`ALPN`], presents this node's
@@ -136,27 +125,57 @@ impl NodeIdentity {
     /// [`IdentityError::Tls`] if rustls rejects the configuration (not expected for an identity
     /// that passed construction).
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-        let provider = provider();
-        let verifier = WebPkiServerVerifier::builder_with_provider(self.roots()?, provider.clone())
-            .build()
-            .map_err(tls_err)?;
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&TLS13])
-            .map_err(tls_err)?
-            .with_webpki_verifier(verifier)
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(tls_err)?;
-        config.alpn_protocols = vec![ALPN.to_vec()];
-        Ok(Arc::new(config))
-    }
-
-    fn roots(&self) -> Result<Arc<RootCertStore>, IdentityError> {
-        roots(&self.ca)
+        mtls_client_config(&self.ca, &self.chain, &self.key, ALPN)
     }
 
     pub(crate) fn key(&self) -> &PrivateKeyDer<'static> {
         &self.key
     }
+}
+
+/// A TLS 1.3 server configuration with the *ring* provider, ALPN `alpn`, presenting `chain`
+/// and `key`, requiring a client certificate that chains to `ca`.
+pub(crate) fn mtls_server_config(
+    ca: &[CertificateDer<'static>],
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone())
+        .build()
+        .map_err(tls_err)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&TLS13])
+        .map_err(tls_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain.to_vec(), key.clone_key())
+        .map_err(tls_err)?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS 1.3 client configuration with the *ring* provider, ALPN `alpn`, presenting `chain`
+/// and `key`, verifying the server's chain against `ca` and its name against the one passed
+/// to `connect`.
+pub(crate) fn mtls_client_config(
+    ca: &[CertificateDer<'static>],
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
+    let provider = provider();
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider.clone())
+        .build()
+        .map_err(tls_err)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&TLS13])
+        .map_err(tls_err)?
+        .with_webpki_verifier(verifier)
+        .with_client_auth_cert(chain.to_vec(), key.clone_key())
+        .map_err(tls_err)?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(Arc::new(config))
 }
 
 impl Clone for NodeIdentity {
@@ -216,7 +235,7 @@ pub(crate) fn verify_node_chain(
     let server_name = ServerName::try_from(node.to_owned())
         .map_err(|e| IdentityError::certificate(format!("{node:?} is not a DNS name"), e))?;
 
-    let server = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+    let server = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider)
         .build()
         .map_err(tls_err)?;
     server
@@ -225,10 +244,20 @@ pub(crate) fn verify_node_chain(
             IdentityError::certificate("not valid as a server certificate of the CA", e)
         })?;
 
-    let client = WebPkiClientVerifier::builder_with_provider(roots, provider)
+    verify_client_use(roots, end_entity, intermediates, now)
+}
+
+/// Checks that `end_entity` (with `intermediates`) chains to `roots` for TLS client use at
+/// `now`.
+pub(crate) fn verify_client_use(
+    roots: Arc<RootCertStore>,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), IdentityError> {
+    WebPkiClientVerifier::builder_with_provider(roots, provider())
         .build()
-        .map_err(tls_err)?;
-    client
+        .map_err(tls_err)?
         .verify_client_cert(end_entity, intermediates, now)
         .map_err(|e| {
             IdentityError::certificate("not valid as a client certificate of the CA", e)

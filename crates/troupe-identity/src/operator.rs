@@ -11,15 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::ExtendedKeyUsagePurpose;
-use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::server::ParsedCertificate;
 use rustls::sign::CertifiedKey;
-use rustls::version::TLS13;
 
 use crate::ca::{load_issuer, mint_leaf, write_leaf};
 use crate::files;
-use crate::identity::{provider, roots, tls_err};
+use crate::identity::{mtls_client_config, mtls_server_config, provider, roots, verify_client_use};
 use crate::{CaPaths, IdentityError, NodeIdentity, validate_node_name};
 
 /// What an operator certificate's one DNS name ends with: operator `alice` is `alice.operator`.
@@ -159,19 +157,7 @@ impl OperatorIdentity {
     /// # Errors
     /// [`IdentityError::Tls`] if rustls rejects the configuration.
     pub fn admin_client_config(&self) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-        let provider = provider();
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(roots(&self.ca)?, provider.clone())
-                .build()
-                .map_err(tls_err)?;
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&TLS13])
-            .map_err(tls_err)?
-            .with_webpki_verifier(verifier)
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(tls_err)?;
-        config.alpn_protocols = vec![ADMIN_ALPN.to_vec()];
-        Ok(Arc::new(config))
+        mtls_client_config(&self.ca, &self.chain, &self.key, ADMIN_ALPN)
     }
 }
 
@@ -192,19 +178,7 @@ impl NodeIdentity {
     /// # Errors
     /// [`IdentityError::Tls`] if rustls rejects the configuration.
     pub fn admin_server_config(&self) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
-        let provider = provider();
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(roots(self.ca_certs())?, provider.clone())
-                .build()
-                .map_err(tls_err)?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&TLS13])
-            .map_err(tls_err)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(self.cert_chain().to_vec(), self.key().clone_key())
-            .map_err(tls_err)?;
-        config.alpn_protocols = vec![ADMIN_ALPN.to_vec()];
-        Ok(Arc::new(config))
+        mtls_server_config(self.ca_certs(), self.cert_chain(), self.key(), ADMIN_ALPN)
     }
 }
 
@@ -218,13 +192,5 @@ fn verify_operator_chain(
     let (end_entity, intermediates) = chain
         .split_first()
         .ok_or_else(|| IdentityError::certificate_reason("no certificate"))?;
-    let client = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
-        .build()
-        .map_err(tls_err)?;
-    client
-        .verify_client_cert(end_entity, intermediates, UnixTime::now())
-        .map_err(|e| {
-            IdentityError::certificate("not valid as a client certificate of the CA", e)
-        })?;
-    Ok(())
+    verify_client_use(roots(ca)?, end_entity, intermediates, UnixTime::now())
 }
