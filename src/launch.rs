@@ -166,20 +166,29 @@ pub async fn launch_until(
         .unwrap_or_else(|| topology.name().to_string());
     let only = (!args.nodes.is_empty()).then_some(args.nodes.as_slice());
     let prepared = topology.prepare(only)?;
-    // before anything starts, so the recorder sees every metric and /ready says "starting"
-    let admin = Admin::start(&args, &prepared).await?;
-    let mut nets: Vec<NodeNet> = Vec::new();
-    if !args.nodes.is_empty() {
-        let first_listen = args
-            .listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    // each node's identity, read once: its endpoint's, and the first one's for the admin
+    // endpoint's operators
+    let identities = if args.nodes.is_empty() {
+        Vec::new()
+    } else {
         // One dev CA for every node of this process, so they trust each other.
         let dev_ca = match (&args.ca, args.dev_ca) {
             (None, true) => Some(troupe_identity::DevCa::new(&cluster)?),
             _ => None,
         };
-        for (i, node) in prepared.nodes().enumerate() {
-            let identity = load_identity(&args, node.name(), dev_ca.as_ref())?;
+        prepared
+            .nodes()
+            .map(|node| load_identity(&args, node.name(), dev_ca.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    // before anything starts, so the recorder sees every metric and /ready says "starting"
+    let admin = Admin::start(&args, &prepared, identities.first()).await?;
+    let mut nets: Vec<NodeNet> = Vec::new();
+    if !args.nodes.is_empty() {
+        let first_listen = args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        for ((i, node), identity) in prepared.nodes().enumerate().zip(identities) {
             let mut config = net_config(&args, &cluster, identity);
             let listen = if i == 0 {
                 first_listen
@@ -253,14 +262,16 @@ impl Admin {
     async fn start(
         args: &LaunchArgs,
         prepared: &crate::topology::Prepared,
+        identity: Option<&troupe_identity::NodeIdentity>,
     ) -> Result<Self, LaunchError> {
+        if args.admin.is_none() && (args.no_admin || !args.nodes.is_empty()) {
+            return Ok(Self(None));
+        }
         let readiness = troupe_admin::Readiness::new();
         // operators change state over TLS with a certificate of the cluster's CA; a run with
         // no CA on disk (one process, --dev-ca) has none to check theirs against
-        let operator_tls = match (&args.ca, args.nodes.first()) {
-            (Some(dir), Some(node)) => {
-                Some(troupe_identity::NodeIdentity::load(dir, node)?.admin_server_config()?)
-            }
+        let operator_tls = match identity {
+            Some(identity) if args.ca.is_some() => Some(identity.admin_server_config()?),
             _ => None,
         };
         let options = troupe_admin::AdminOptions {
@@ -276,10 +287,9 @@ impl Admin {
                 options.clone(),
             )
         };
-        let server = match (args.admin, args.no_admin || !args.nodes.is_empty()) {
-            (Some(addr), _) => start(addr).await?,
-            (None, true) => return Ok(Self(None)),
-            (None, false) => match start(Self::DEFAULT).await {
+        let server = match args.admin {
+            Some(addr) => start(addr).await?,
+            None => match start(Self::DEFAULT).await {
                 Ok(server) => server,
                 Err(troupe_admin::AdminError::Bind { source, .. }) => {
                     tracing::warn!(
@@ -326,6 +336,7 @@ impl Admin {
     async fn start(
         args: &LaunchArgs,
         _prepared: &crate::topology::Prepared,
+        _identity: Option<&troupe_identity::NodeIdentity>,
     ) -> Result<Self, LaunchError> {
         match args.admin {
             Some(_) => Err(LaunchError::Flags(
