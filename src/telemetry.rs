@@ -95,49 +95,25 @@ pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
     .iter()
     .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
     #[cfg(feature = "otlp")]
-    if wants_export {
-        match otlp::provider(service) {
-            Ok(provider) => {
-                use opentelemetry::trace::TracerProvider as _;
-                let filter = std::env::var("OTEL_TRACES_FILTER")
-                    .ok()
-                    .and_then(|f| EnvFilter::try_new(f).ok())
-                    .unwrap_or_else(|| EnvFilter::new(DEFAULT_TRACES_FILTER));
-                // no per-span thread, target, source location or busy/idle timing
-                // attributes, and no OpenTelemetry context made current on every poll of a
-                // span (the runtime reads a span's context where it needs it): each cost every
-                // span an allocation, a clock read or a context switch per enter, and the
-                // request path makes three spans per request
-                let traces = tracing_opentelemetry::layer()
-                    .with_tracer(provider.tracer("troupe"))
-                    .with_tracked_inactivity(false)
-                    .with_context_activation(false)
-                    .with_threads(false)
-                    .with_target(false)
-                    .with_location(false)
-                    .with_filter(filter);
-                let installed = tracing_subscriber::registry()
-                    .with(logs)
-                    .with(traces)
-                    .try_init();
-                if let Err(err) = installed {
-                    tracing::warn!(cause = %err, "a tracing subscriber was installed before; spans are not exported");
-                    return Telemetry { provider: None };
-                }
-                troupe_runtime::trace::enable();
-                return Telemetry {
-                    provider: Some(provider),
-                };
-            }
-            Err(err) => {
-                let _ = tracing_subscriber::registry().with(logs).try_init();
-                tracing::warn!(cause = %err, "cannot export traces over OTLP; logging only");
-                return Telemetry { provider: None };
-            }
-        }
+    let (provider, export_error) = match wants_export.then(|| otlp::provider(service)) {
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(err)) => (None, Some(err)),
+        None => (None, None),
+    };
+    #[cfg(feature = "otlp")]
+    let traces = provider.as_ref().map(otlp::layer);
+    #[cfg(not(feature = "otlp"))]
+    let traces: Option<tracing_subscriber::layer::Identity> = None;
+    let installed = tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init();
+    if let Err(err) = &installed {
+        tracing::warn!(cause = %err, "a tracing subscriber was installed before; keeping it, and exporting no spans");
     }
-    if let Err(err) = tracing_subscriber::registry().with(logs).try_init() {
-        tracing::warn!(cause = %err, "a tracing subscriber was installed before; keeping it");
+    #[cfg(feature = "otlp")]
+    if let Some(err) = export_error {
+        tracing::warn!(cause = %err, "cannot export traces over OTLP; logging only");
     }
     if wants_export && cfg!(not(feature = "otlp")) {
         tracing::warn!(
@@ -145,15 +121,50 @@ pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
             "OTEL_EXPORTER_OTLP_ENDPOINT is set, but troupe was built without its `otlp` feature: no spans are exported"
         );
     }
+    #[cfg(feature = "otlp")]
+    let provider = provider.filter(|_| installed.is_ok());
+    #[cfg(feature = "otlp")]
+    if provider.is_some() {
+        troupe_runtime::trace::enable();
+    }
     Telemetry {
         #[cfg(feature = "otlp")]
-        provider: None,
+        provider,
     }
 }
 
 #[cfg(feature = "otlp")]
 mod otlp {
+    use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use tracing_subscriber::registry::LookupSpan;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    use super::DEFAULT_TRACES_FILTER;
+
+    /// The layer that hands `provider` the spans `OTEL_TRACES_FILTER` (or the default rule)
+    /// lets through.
+    pub(super) fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
+    where
+        S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+    {
+        let filter = std::env::var("OTEL_TRACES_FILTER")
+            .ok()
+            .and_then(|f| EnvFilter::try_new(f).ok())
+            .unwrap_or_else(|| EnvFilter::new(DEFAULT_TRACES_FILTER));
+        // no per-span thread, target, source location or busy/idle timing attributes, and no
+        // OpenTelemetry context made current on every poll of a span (the runtime reads a
+        // span's context where it needs it): each cost every span an allocation, a clock read
+        // or a context switch per enter, and the request path makes three spans per request
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("troupe"))
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_location(false)
+            .with_filter(filter)
+    }
     use opentelemetry_sdk::Resource;
     use opentelemetry_sdk::runtime::Tokio;
     use opentelemetry_sdk::trace::SdkTracerProvider;
