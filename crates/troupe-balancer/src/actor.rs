@@ -135,29 +135,18 @@ impl<Q: Request> Balancer<Q> {
 
     /// A fresh actor running this configuration.
     pub fn actor(&self) -> BalancerActor<Q> {
-        let label = |member: &Addr<Ask<Q>>| format!("{}/{}", member.node(), member.name());
-        let picks = self
+        let (picks, ejected) = self
             .members
             .iter()
             .map(|(member, _)| {
-                metrics::counter!(
-                    "troupe_balancer_picks_total",
-                    "balancer" => self.name.clone(),
-                    "member" => label(member)
+                let member = format!("{}/{}", member.node(), member.name());
+                let labels = [("balancer", self.name.clone()), ("member", member)];
+                (
+                    metrics::counter!("troupe_balancer_picks_total", &labels),
+                    metrics::gauge!("troupe_balancer_member_ejected", &labels),
                 )
             })
-            .collect();
-        let ejected = self
-            .members
-            .iter()
-            .map(|(member, _)| {
-                metrics::gauge!(
-                    "troupe_balancer_member_ejected",
-                    "balancer" => self.name.clone(),
-                    "member" => label(member)
-                )
-            })
-            .collect();
+            .unzip();
         BalancerActor {
             config: self.clone(),
             core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
