@@ -55,7 +55,19 @@ const ACTOR_FAMILIES: [Family<ActorStats>; 6] = [
     },
 ];
 
-const PEER_FAMILIES: [Family<PeerStats>; 7] = [
+const PEER_FAMILIES: [Family<PeerStats>; 9] = [
+    Family {
+        name: "troupe_peer_open_streams_out",
+        kind: "gauge",
+        help: "QUIC streams this node opened to the peer that are open now (lanes, large messages).",
+        value: |s| s.open_streams_out as f64,
+    },
+    Family {
+        name: "troupe_peer_open_streams_in",
+        kind: "gauge",
+        help: "QUIC streams the peer opened to this node that are being read now.",
+        value: |s| s.open_streams_in as f64,
+    },
     Family {
         name: "troupe_peer_rtt_seconds",
         kind: "gauge",

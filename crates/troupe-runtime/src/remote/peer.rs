@@ -61,6 +61,11 @@ pub(crate) struct Peer {
     large_in: Mutex<HashMap<u64, LargeIn>>,
     /// Large-message streams being read now.
     pub(crate) large_streams: AtomicUsize,
+    /// The streams this node opened on the connection that are open now (lanes and large
+    /// messages).
+    pub(crate) streams_out: OpenStreams,
+    /// The streams the peer opened on the connection that this node reads now.
+    pub(crate) streams_in: OpenStreams,
     /// The peer announced it is leaving.
     pub(crate) left: AtomicBool,
     /// This connection was replaced by another to the same peer, or ended.
@@ -132,6 +137,8 @@ impl Peer {
             large_out: AtomicU64::new(0),
             large_in: Mutex::new(HashMap::new()),
             large_streams: AtomicUsize::new(0),
+            streams_out: OpenStreams::default(),
+            streams_in: OpenStreams::default(),
             left: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             codec,
@@ -211,9 +218,40 @@ impl Peer {
     }
 }
 
+/// How many streams of one connection, one way, are open now: each [`OpenStream`] counts
+/// while it lives (it holds the count, not the connection, so a stream's task never keeps its
+/// connection's state alive).
+#[derive(Debug, Default)]
+pub(crate) struct OpenStreams(Arc<AtomicUsize>);
+
+impl OpenStreams {
+    /// Counts one more stream until the guard is dropped.
+    pub(crate) fn open(&self) -> OpenStream {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        OpenStream(self.0.clone())
+    }
+
+    /// How many are open now.
+    pub(crate) fn now(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One open stream, counted in its [`OpenStreams`] until dropped.
+pub(crate) struct OpenStream(Arc<AtomicUsize>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Drains one lane: opens its stream, then writes whatever is queued in batches.
 async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound>) {
-    let Some(conn) = peer.upgrade().map(|p| p.conn.clone()) else {
+    let Some((conn, _open)) = peer
+        .upgrade()
+        .map(|p| (p.conn.clone(), p.streams_out.open()))
+    else {
         return;
     };
     let Ok(mut stream) = conn.open_uni().await else {
@@ -248,7 +286,9 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
                     batch.extend_from_slice(&marker);
                     // the message's own stream: the lane moves on while it is written
                     let conn = conn.clone();
+                    let open = peer.streams_out.open();
                     tokio::spawn(async move {
+                        let _open = open;
                         if let Ok(mut s) = conn.open_uni().await {
                             let mut head = vec![STREAM_LARGE];
                             head.extend_from_slice(&seq.to_be_bytes());

@@ -10,8 +10,12 @@ pub(super) async fn accept_streams(inner: Weak<NetInner>, peer: Weak<Peer>) {
         let Ok(mut recv) = conn.accept_uni().await else {
             return;
         };
+        let Some(open) = peer.upgrade().map(|p| p.streams_in.open()) else {
+            return;
+        };
         let (inner, peer) = (inner.clone(), peer.clone());
         tokio::spawn(async move {
+            let _open = open;
             let mut head = [0u8; 1];
             if recv.read_exact(&mut head).await.is_err() {
                 return;

@@ -119,6 +119,11 @@ pub struct PeerStats {
     pub lost_packets: u64,
     /// Connections to it this endpoint has had (1, plus one per reconnection).
     pub connections: u64,
+    /// Streams this node opened on the connection that are open now: one per lane, and one
+    /// per large message being written.
+    pub open_streams_out: usize,
+    /// Streams the peer opened on the connection that this node is reading now.
+    pub open_streams_in: usize,
 }
 
 impl std::fmt::Debug for NodeNet {
@@ -340,6 +345,8 @@ impl NodeNet {
                     datagrams_received: quic.udp_rx.datagrams,
                     lost_packets: quic.path.lost_packets,
                     connections: connections.get(&peer.name).copied().unwrap_or(1),
+                    open_streams_out: peer.streams_out.now(),
+                    open_streams_in: peer.streams_in.now(),
                 }
             })
             .collect();
