@@ -34,6 +34,8 @@
 //! then needs neither the runtime nor QUIC.
 
 #[cfg(feature = "server")]
+mod events;
+#[cfg(feature = "server")]
 mod exposition;
 #[cfg(feature = "server")]
 mod metrics_recorder;

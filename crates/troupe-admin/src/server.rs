@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
@@ -32,8 +32,11 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`AdminServer::stop`] waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The live view at `/`: one self-contained page that polls `/state` twice a second.
+/// The live view at `/`: one self-contained page fed by `/events`.
 const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// What an answer's body is: whole, or the live view's event stream.
+type AdminBody = Either<Full<Bytes>, crate::events::EventStream>;
 
 const STARTING: u8 = 0;
 const READY: u8 = 1;
@@ -78,12 +81,32 @@ impl Readiness {
 }
 
 /// What a request is answered from.
-struct View {
-    mesh: Mesh,
-    readiness: Readiness,
+pub(crate) struct View {
+    pub(crate) mesh: Mesh,
+    pub(crate) readiness: Readiness,
     metrics: PrometheusHandle,
     parts: AdminParts,
     operator_tls: Option<TlsAcceptor>,
+}
+
+impl View {
+    /// Each database's replicas, as `/db` answers (each waits up to its database's timeout).
+    pub(crate) async fn db_statuses(&self) -> Vec<crate::DbState> {
+        let mut dbs = Vec::with_capacity(self.parts.dbs.len());
+        for db in &self.parts.dbs {
+            dbs.push(db.status().await);
+        }
+        dbs
+    }
+
+    /// Each queue's counts, as `/queue` answers.
+    pub(crate) async fn queue_stats(&self) -> Vec<crate::QueueState> {
+        let mut queues = Vec::with_capacity(self.parts.queues.len());
+        for queue in &self.parts.queues {
+            queues.push(queue.stats().await);
+        }
+        queues
+    }
 }
 
 /// What an admin endpoint serves besides the process's own state.
@@ -225,10 +248,12 @@ async fn serve_http<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let chain = Arc::new(chain);
+    let events_drain = drain.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let view = view.clone();
         let chain = chain.clone();
-        async move { Ok::<_, Infallible>(respond(&view, req, chain.as_deref(), peer).await) }
+        let drain = events_drain.clone();
+        async move { Ok::<_, Infallible>(respond(&view, req, chain.as_deref(), peer, drain).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -247,13 +272,14 @@ async fn serve_http<I>(
     }
 }
 
-const SERVED: &str = "not found; the admin endpoint serves / (a live view), /metrics, /health, \
-     /ready, /state, /db, /queue and /queue/NAME/dead-letters, and takes POST \
+const SERVED: &str = "not found; the admin endpoint serves / (a live view), /events (its \
+     server-sent events), /metrics, /health, /ready, /state, /db, /queue and /queue/NAME/dead-letters, and takes POST \
      /db/NAME/promote, /queue/NAME/replay/ID and /actors/NODE/NAME/kill from operators";
 
 /// What a request asks for, from its path.
 enum Route<'a> {
     Page,
+    Events,
     Metrics,
     Health,
     Ready,
@@ -271,6 +297,7 @@ impl<'a> Route<'a> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         Some(match segments.as_slice() {
             [""] => Self::Page,
+            ["events"] => Self::Events,
             ["metrics"] => Self::Metrics,
             ["health"] => Self::Health,
             ["ready"] => Self::Ready,
@@ -292,13 +319,14 @@ impl<'a> Route<'a> {
 }
 
 async fn respond(
-    view: &View,
+    view: &Arc<View>,
     req: Request<Incoming>,
     chain: Option<&[CertificateDer<'static>]>,
     peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+    drain: troupe_runtime::listener::Drain,
+) -> Response<AdminBody> {
     let Some(route) = Route::of(req.uri().path()) else {
-        return text(plain(StatusCode::NOT_FOUND, SERVED));
+        return whole(text(plain(StatusCode::NOT_FOUND, SERVED)));
     };
     let (method, allowed) = if route.changes_state() {
         (Method::POST, "POST")
@@ -315,7 +343,7 @@ async fn respond(
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static(allowed));
-        return response;
+        return whole(response);
     }
     let mut operator = String::new();
     if route.changes_state() {
@@ -323,11 +351,12 @@ async fn respond(
             Ok(name) => operator = name,
             Err(refusal) => {
                 tracing::warn!(%peer, path = %req.uri().path(), reason = %refusal, "admin action refused");
-                return text(plain(StatusCode::FORBIDDEN, &refusal));
+                return whole(text(plain(StatusCode::FORBIDDEN, &refusal)));
             }
         }
     }
-    match route {
+    whole(match route {
+        Route::Events => return crate::events::respond(view.clone(), drain).map(Either::Right),
         Route::Page => {
             let mut response = Response::new(Full::new(Bytes::from_static(DASHBOARD.as_bytes())));
             response.headers_mut().insert(
@@ -357,20 +386,8 @@ async fn respond(
             text(plain(status, view.readiness.word()))
         }
         Route::State => json(&ProcessState::of(&view.mesh, view.readiness.is_ready())),
-        Route::Dbs => {
-            let mut dbs = Vec::with_capacity(view.parts.dbs.len());
-            for db in &view.parts.dbs {
-                dbs.push(db.status().await);
-            }
-            json(&dbs)
-        }
-        Route::Queues => {
-            let mut queues = Vec::with_capacity(view.parts.queues.len());
-            for queue in &view.parts.queues {
-                queues.push(queue.stats().await);
-            }
-            json(&queues)
-        }
+        Route::Dbs => json(&view.db_statuses().await),
+        Route::Queues => json(&view.queue_stats().await),
         Route::DeadLetters(name) => match view.parts.queues.iter().find(|q| q.name() == name) {
             Some(queue) => match queue.dead_letters().await {
                 Ok(letters) => json(&letters),
@@ -381,7 +398,11 @@ async fn respond(
         Route::Promote(name) => promote(view, name, &operator).await,
         Route::Replay(name, item) => replay(view, name, item, &operator).await,
         Route::Kill(node, name) => kill(view, node, name, &operator),
-    }
+    })
+}
+
+fn whole(response: Response<Full<Bytes>>) -> Response<AdminBody> {
+    response.map(Either::Left)
 }
 
 /// Kills an actor of this process as a crash would: its supervisor restarts it by its policy.

@@ -201,11 +201,11 @@ async fn every_path_answers_and_the_rest_say_what_is_served() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("no cluster CA"), "{body}");
 
-    // the live view: one page, nothing fetched from elsewhere, drawn from /state
+    // the live view: one page, nothing fetched from elsewhere, fed by /events
     let (status, page) = fetch(&http, Method::GET, addr, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        page.starts_with("<!doctype html>") && page.contains(r#"fetch("/state""#),
+        page.starts_with("<!doctype html>") && page.contains(r#"new EventSource("/events")"#),
         "{page}"
     );
     // (the SVG namespace is a name, not a download)
@@ -293,6 +293,9 @@ async fn the_state_shows_the_members_a_node_sees() {
     assert_eq!(link("troupe_peer_connections_total"), 1.0);
     assert!(link("troupe_peer_lost_packets_total") >= 0.0);
     assert!(link("troupe_peer_sent_datagrams_total") > 0.0);
+    // the lanes each side opened, and reads
+    assert!(link("troupe_peer_open_streams_out") >= 1.0);
+    assert!(link("troupe_peer_open_streams_in") >= 1.0);
 
     // a port in use is a typed error, not a panic
     let taken = admin.local_addr();
@@ -351,4 +354,104 @@ impl troupe_runtime::Actor for Counter {
         }
         Ok(())
     }
+}
+
+/// The next server-sent event of `body` named `name`, as its data; `None` once the stream ends.
+async fn next_event(
+    body: &mut hyper::body::Incoming,
+    pending: &mut String,
+    name: &str,
+) -> Option<String> {
+    loop {
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let mut lines = event.lines();
+            if lines.next() == Some(&format!("event: {name}")) {
+                let data = lines.next().and_then(|l| l.strip_prefix("data: "));
+                return Some(
+                    data.expect("a data line after the event's name")
+                        .to_string(),
+                );
+            }
+        }
+        let frame = tokio::time::timeout(T, body.frame())
+            .await
+            .expect("the stream sends within the deadline")?
+            .expect("a readable stream");
+        if let Ok(data) = frame.into_data() {
+            pending.push_str(std::str::from_utf8(&data).expect("UTF-8 events"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_view_is_fed_by_events_until_the_endpoint_stops() {
+    let mesh = Mesh::new();
+    let node = Node::new("front", &mesh, NodeConfig::default()).unwrap();
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let readiness = Readiness::new();
+    let admin = AdminServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        mesh.clone(),
+        readiness.clone(),
+    )
+    .await
+    .unwrap();
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::builder()
+        .uri(format!("http://{}/events", admin.local_addr()))
+        .body(Empty::new())
+        .expect("a valid request");
+    let response = tokio::time::timeout(T, http.request(req))
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream",
+        "server-sent events"
+    );
+    let mut body = response.into_body();
+    let mut pending = String::new();
+
+    // the state, then the parts, then the state again as it changes
+    let first = next_event(&mut body, &mut pending, "state")
+        .await
+        .expect("a state event");
+    let state: ProcessState = serde_json::from_str(&first).unwrap();
+    assert!(!state.ready);
+    assert_eq!(state.nodes[0].name, "front");
+    readiness.set_ready();
+    let mut ready = false;
+    while !ready {
+        let data = next_event(&mut body, &mut pending, "state")
+            .await
+            .expect("the stream goes on");
+        ready = serde_json::from_str::<ProcessState>(&data).unwrap().ready;
+    }
+    let parts = next_event(&mut body, &mut pending, "parts")
+        .await
+        .expect("a parts event");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&parts).unwrap(),
+        serde_json::json!({"dbs": [], "queues": []})
+    );
+
+    // a stop ends the stream rather than waiting on it
+    let stopped = tokio::spawn(admin.stop());
+    let mut after_stop = 0;
+    while next_event(&mut body, &mut pending, "state").await.is_some() {
+        after_stop += 1;
+        assert!(after_stop < 3, "the stream ended with the endpoint");
+    }
+    tokio::time::timeout(T, stopped)
+        .await
+        .expect("the stop ends in time")
+        .unwrap();
+    drop(root);
+    node.shutdown().await;
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use common::chromium::Browser;
 use common::{Proc, succeeded, troupe_cli};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -605,33 +606,21 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
     }
 }
 
-/// The page at `url` after its script ran for a while, as headless Chromium renders it, and a
-/// screenshot of it at `png`; `None` (with the reason printed) where Chromium cannot run.
-fn chromium_dom(url: &str, png: &Path) -> Option<String> {
-    let browser = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    let Some(browser) = browser else {
-        eprintln!("skipped: no headless Chromium here (.ci/run installs Debian's chromium)");
-        return None;
-    };
-    let run = |extra: &[&str]| {
-        Command::new(browser)
-            .args(["--headless", "--no-sandbox", "--disable-gpu"])
-            .args(["--virtual-time-budget=3000", "--window-size=1280,900"])
-            .args(extra)
-            .arg(url)
-            .output()
-            .expect("run chromium")
-    };
-    let shot = format!("--screenshot={}", png.display());
-    run(&[&shot]);
-    Some(String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned())
+/// Waits until the page `browser` has open shows every one of `needles`, then saves its
+/// screenshot as `png` under the test's target directory.
+async fn page_shows(browser: &mut Browser, what: &str, needles: &[&str], png: &str) {
+    eventually(what, T, async || {
+        let dom = browser.dom().await;
+        needles
+            .iter()
+            .all(|needle| dom.contains(needle))
+            .then_some(())
+            .ok_or(dom)
+    })
+    .await;
+    browser
+        .screenshot(&Path::new(env!("CARGO_TARGET_TMPDIR")).join(png))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,43 +629,47 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
     let mut shop = Shop::new(dir.path(), REQUEST_TIMEOUT_MS);
     let http = http_client();
     healthy(&shop, &http).await;
-    // the edge's view: its node, its actors, the other two up
+    // the edge's view: its node, its actors, the other two up, fed by /events
     let edge = format!(
         "http://{}/",
         shop.admin[2].expect("edge serves its admin endpoint")
     );
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let Some(dom) =
-        tokio::task::block_in_place(|| chromium_dom(&edge, &shots.join("dashboard.png")))
-    else {
+    let Some(mut edge_page) = Browser::open(&edge).await else {
         return;
     };
-    for needle in [
-        r#"data-node="edge""#,
-        r#"data-actor="edge/gateway""#,
-        r#"class="member up" data-member="app""#,
-        r#"class="member up" data-member="data""#,
-        r#"class="up" data-link="edge-app""#,
-        r#"class="up" data-link="edge-data""#,
-    ] {
-        assert!(dom.contains(needle), "{needle} in the page: {dom}");
-    }
+    page_shows(
+        &mut edge_page,
+        "the edge's page",
+        &[
+            r#"data-node="edge""#,
+            r#"data-actor="edge/gateway""#,
+            r#"class="member up" data-member="app""#,
+            r#"class="member up" data-member="data""#,
+            r#"class="up" data-link="edge-app""#,
+            r#"class="up" data-link="edge-data""#,
+            " actor(s) · live ",
+        ],
+        "dashboard-edge.png",
+    )
+    .await;
     // app's view: the database's leader and the queue, read through app (their client)
     let app = format!(
         "http://{}/",
         shop.admin[1].expect("app serves its admin endpoint")
     );
-    eventually("the database's leader on app's page", T, async || {
-        let dom = tokio::task::block_in_place(|| {
-            chromium_dom(&app, &shots.join("dashboard-app.png")).unwrap_or_default()
-        });
-        (dom.contains(r#"class="leader" data-replica="db."#)
-            && dom.contains(r#"data-queue="orders""#))
-        .then_some(())
-        .ok_or(dom)
-    })
+    let mut app_page = Browser::open(&app).await.expect("chromium ran once");
+    page_shows(
+        &mut app_page,
+        "the database's leader and the queue on app's page",
+        &[
+            r#"class="leader" data-replica="db."#,
+            r#"data-queue="orders""#,
+        ],
+        "dashboard-app.png",
+    )
     .await;
-    // an actor killed by an operator: its restart shows
+    // an actor killed by an operator: its restart shows on the page already open, which is
+    // not reloaded: what it shows comes from its live feed
     troupe_identity::issue_operator(&shop.ca, "alice", &shop.ca).expect("issue");
     let ca = shop.ca.to_str().expect("a UTF-8 path").to_string();
     let app_admin = shop.admin[1].expect("app's admin").to_string();
@@ -692,26 +685,24 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
     ])
     .await;
     assert!(succeeded(&killed).contains("killed app/svc.0"));
-    eventually("the restart shown", T, async || {
-        let dom = tokio::task::block_in_place(|| {
-            chromium_dom(&app, &shots.join("dashboard-restart.png")).unwrap_or_default()
-        });
-        dom.contains(r#"class="restarted " data-actor="app/svc.0""#)
-            .then_some(())
-            .ok_or(dom)
-    })
+    page_shows(
+        &mut app_page,
+        "the restart shown",
+        &[r#"class="restarted " data-actor="app/svc.0""#],
+        "dashboard.png",
+    )
     .await;
-    // the app node killed: the page shows it down once it is reported down
+    // the app node killed: the edge's open page shows it down once it is reported down
     shop.kill9(1);
-    eventually("app shown down", T, async || {
-        let dom = tokio::task::block_in_place(|| {
-            chromium_dom(&edge, &shots.join("dashboard-app-down.png")).unwrap_or_default()
-        });
-        (dom.contains(r#"class="member down" data-member="app""#)
-            && dom.contains(r#"class="down" data-link="edge-app""#))
-        .then_some(())
-        .ok_or(dom)
-    })
+    page_shows(
+        &mut edge_page,
+        "app shown down",
+        &[
+            r#"class="member down" data-member="app""#,
+            r#"class="down" data-link="edge-app""#,
+        ],
+        "dashboard-app-down.png",
+    )
     .await;
 }
 

@@ -4,11 +4,13 @@
 //! # Layout
 //!
 //! - this file: [`Proc`], a child process and the signals the tests send it;
+//! - `chromium.rs`: headless Chromium with one page open, driven over the DevTools protocol;
 //! - `db_cluster.rs`: `db_cluster` as three replica processes and this test process as their
 //!   client (`db_processes.rs`, `nemesis.rs`).
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub(crate) mod chromium;
 pub(crate) mod db_cluster;
 
 use std::io::{BufRead, BufReader};
