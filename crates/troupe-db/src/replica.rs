@@ -647,8 +647,39 @@ impl DbReplica {
                         .await
                 }
                 Outgoing::Snapshot(req) => {
-                    peer.call(|reply| DbPeerMsg::Snapshot { leader, req, reply }, timeout)
-                        .await
+                    // one message until the Raft mode's chunked snapshots: its start and its
+                    // end are the progress there is to report
+                    let (keys, index) = (req.state.len(), req.last_included_index);
+                    let bytes: usize = req.state.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    tracing::info!(
+                        replica = leader,
+                        follower,
+                        keys,
+                        bytes,
+                        index,
+                        "catching a follower up by snapshot"
+                    );
+                    let started = now();
+                    let answer = peer
+                        .call(|reply| DbPeerMsg::Snapshot { leader, req, reply }, timeout)
+                        .await;
+                    match &answer {
+                        Ok(Ok(AppendReply::Success { .. })) => tracing::info!(
+                            replica = leader,
+                            follower,
+                            keys,
+                            index,
+                            took_ms = elapsed(started).as_millis() as u64,
+                            "follower caught up by snapshot"
+                        ),
+                        _ => tracing::info!(
+                            replica = leader,
+                            follower,
+                            took_ms = elapsed(started).as_millis() as u64,
+                            "snapshot not installed; trying again"
+                        ),
+                    }
+                    answer
                 }
             };
             // A full mailbox drops it: the append is sent again after `in_flight` times out.

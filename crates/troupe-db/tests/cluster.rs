@@ -19,6 +19,40 @@ use troupe_testkit::eventually;
 
 const T: Duration = Duration::from_secs(20);
 
+/// The followers the leaders' `follower caught up by snapshot` lines (at `info`) name, whatever
+/// `RUST_LOG` shows.
+static CAUGHT_UP_BY_SNAPSHOT: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Collects [`CAUGHT_UP_BY_SNAPSHOT`].
+struct SnapshotProgress;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SnapshotProgress {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields(String, Option<u64>);
+        impl tracing::field::Visit for Fields {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                if field.name() == "follower" {
+                    self.1 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if fields.0 == "follower caught up by snapshot"
+            && *event.metadata().level() == tracing::Level::INFO
+            && let (Some(follower), Ok(mut seen)) = (fields.1, CAUGHT_UP_BY_SNAPSHOT.lock())
+        {
+            seen.push(follower);
+        }
+    }
+}
+
 struct TestNode {
     node: Node,
     net: NodeNet,
@@ -69,9 +103,16 @@ fn spec(dir: &Path, mode: AckMode) -> DbSpec {
 
 impl Cluster {
     async fn start(spec: DbSpec) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
+            )
+            .with(SnapshotProgress)
             .try_init();
         let ca = troupe_testkit::Cluster::new("db-test");
         let first = TestNode::start(&ca, "r0", &[]).await;
@@ -292,6 +333,15 @@ async fn a_restarted_follower_catches_up_by_log_and_by_snapshot() {
         status.base_index > 10,
         "caught up by a snapshot: {status:?}"
     );
+    // and the leader said so, at the default level
+    eventually("the catch-up reported", T, async || {
+        let seen = CAUGHT_UP_BY_SNAPSHOT
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        seen.contains(&(follower as u64)).then_some(()).ok_or(seen)
+    })
+    .await;
     assert_eq!(status.role, Role::Follower);
     // Read from that very follower.
     let direct = cluster.app.node.addr::<DbMsg>(
