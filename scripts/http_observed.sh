@@ -9,6 +9,9 @@
 #   traces 100%    the same, every request recorded and exported
 #
 #   scripts/http_observed.sh [--quick] [ROUNDS]
+#   scripts/http_observed.sh --callgrind     off, metrics and traces 1% under valgrind's
+#                                           callgrind: instructions per request (wrk -t1 -c8
+#                                           for 15 s), steadier than requests/s on a shared VM
 #
 # Installs wrk from Debian's packages if missing; everything listens on 127.0.0.1, every load
 # is bounded in time, and every process it starts is stopped (trap on EXIT).
@@ -16,9 +19,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=8
 ROUNDS=3
+CALLGRIND=
 for arg in "$@"; do
     case "$arg" in
         --quick) SECS=3 ;;
+        --callgrind) CALLGRIND=1 ;;
         [0-9]*) ROUNDS=$arg ;;
         *) echo "usage: $0 [--quick] [ROUNDS]" >&2; exit 2 ;;
     esac
@@ -52,6 +57,35 @@ run() {
     wait "$pid" 2>/dev/null || true
     echo "$label $rps"
 }
+
+# callgrind LABEL FLAG [ENV...]: one troupe-http under callgrind; prints its instructions per
+# request
+callgrind() {
+    local label=$1 flag=$2
+    shift 2
+    env "$@" timeout 120 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$label" \
+        "$BIN/troupe-http" --pool 4 $flag >"$WORK/th.out" 2>"$WORK/th.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 300); do grep -q "http listening" "$WORK/th.out" 2>/dev/null && break; sleep 0.1; done
+    local addr requests instructions
+    addr=$(grep "http listening" "$WORK/th.out" | grep -o '127.0.0.1:[0-9]*')
+    requests=$(wrk -t1 -c8 -d15s "http://$addr/" | awk '/requests in/ {print $1}')
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    instructions=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK/cg.$label")
+    echo "$label requests=$requests instructions/request=$((instructions / requests))"
+}
+
+if [ -n "$CALLGRIND" ]; then
+    command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+    echo "== callgrind, $(date -u +%FT%TZ)"
+    callgrind off ""
+    callgrind metrics --observed
+    callgrind traces-1pct --observed OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK" \
+        OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01
+    exit 0
+fi
 
 echo "== $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), ${SECS}s per run"
 for round in $(seq "$ROUNDS"); do

@@ -14,6 +14,14 @@
 //! stack's own and ractor's (whose span per actor lives as long as the actor, and would make
 //! every message its actor sends part of one endless trace); `OTEL_TRACES_FILTER` replaces
 //! that rule, in `RUST_LOG`'s syntax.
+//!
+//! Which traces are recorded: as `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` say
+//! (default `parentbased_always_on`: every one). The gateway decides at the door, before it
+//! opens a request's span (`troupe_runtime::trace::head_sample`): a request whose trace is not
+//! recorded makes no span anywhere, which is what keeps a 1% sampler's cost near nothing. A new
+//! trace is kept for every `1/ratio`-th request rather than by its trace id, and the SDK's
+//! sampler keeps the spans the gateway marks so (`sampling.priority`); every other span is
+//! sampled by the SDK as the variables say.
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -125,6 +133,8 @@ pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
     let provider = provider.filter(|_| installed.is_ok());
     #[cfg(feature = "otlp")]
     if provider.is_some() {
+        let sampling = otlp::Sampling::from_env();
+        troupe_runtime::trace::set_head_sampling(sampling.ratio, sampling.parent_based);
         troupe_runtime::trace::enable();
     }
     Telemetry {
@@ -169,6 +179,98 @@ mod otlp {
     use opentelemetry_sdk::runtime::Tokio;
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
+
+    /// The trace sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` name.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub(super) struct Sampling {
+        /// The share of new traces kept, 0 to 1.
+        pub(super) ratio: f64,
+        /// Whether a span with a parent follows the parent's decision.
+        pub(super) parent_based: bool,
+    }
+
+    impl Sampling {
+        pub(super) fn from_env() -> Self {
+            let name = std::env::var("OTEL_TRACES_SAMPLER").ok();
+            let arg = std::env::var("OTEL_TRACES_SAMPLER_ARG").ok();
+            Self::named(name.as_deref(), arg.as_deref())
+        }
+
+        /// As the OpenTelemetry specification reads the two variables: an unknown sampler is
+        /// `parentbased_always_on`, a missing or out-of-range ratio is 1.
+        pub(super) fn named(name: Option<&str>, arg: Option<&str>) -> Self {
+            let ratio = || {
+                arg.and_then(|a| a.trim().parse::<f64>().ok())
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .unwrap_or(1.0)
+            };
+            let (ratio, parent_based) = match name.map(str::trim) {
+                Some("always_on") => (1.0, false),
+                Some("always_off") => (0.0, false),
+                Some("traceidratio") => (ratio(), false),
+                Some("parentbased_always_off") => (0.0, true),
+                Some("parentbased_traceidratio") => (ratio(), true),
+                Some("parentbased_always_on") | None => (1.0, true),
+                Some(other) => {
+                    tracing::warn!(
+                        sampler = other,
+                        "unknown OTEL_TRACES_SAMPLER; recording every trace (parentbased_always_on)"
+                    );
+                    (1.0, true)
+                }
+            };
+            Self {
+                ratio,
+                parent_based,
+            }
+        }
+
+        /// The SDK's sampler for the same rule.
+        pub(super) fn sampler(self) -> Sampler {
+            let root = Sampler::TraceIdRatioBased(self.ratio);
+            if self.parent_based {
+                Sampler::ParentBased(Box::new(root))
+            } else {
+                root
+            }
+        }
+    }
+
+    /// The SDK's sampler, but a trace's first span marked `sampling.priority` above 0 (the
+    /// gateway's, when its head sampler kept the request) is kept.
+    #[derive(Clone, Debug)]
+    pub(super) struct HeadSampled(pub(super) Sampler);
+
+    impl ShouldSample for HeadSampled {
+        fn should_sample(
+            &self,
+            parent_context: Option<&opentelemetry::Context>,
+            trace_id: opentelemetry::trace::TraceId,
+            name: &str,
+            span_kind: &opentelemetry::trace::SpanKind,
+            attributes: &[opentelemetry::KeyValue],
+            links: &[opentelemetry::trace::Link],
+        ) -> SamplingResult {
+            use opentelemetry::trace::TraceContextExt;
+            let has_parent = parent_context.is_some_and(|cx| cx.span().span_context().is_valid());
+            let marked = || {
+                attributes.iter().any(|kv| {
+                    kv.key.as_str() == troupe_runtime::trace::SAMPLING_PRIORITY
+                        && matches!(kv.value, opentelemetry::Value::I64(p) if p > 0)
+                })
+            };
+            if !has_parent && marked() {
+                return SamplingResult {
+                    decision: SamplingDecision::RecordAndSample,
+                    attributes: Vec::new(),
+                    trace_state: Default::default(),
+                };
+            }
+            self.0
+                .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+        }
+    }
 
     /// A tracer provider exporting in batches over OTLP/HTTP, configured by the environment.
     pub(super) fn provider(
@@ -191,8 +293,66 @@ mod otlp {
             resource = resource.with_service_name(service.to_string());
         }
         Ok(SdkTracerProvider::builder()
+            .with_sampler(HeadSampled(Sampling::from_env().sampler()))
             .with_span_processor(processor)
             .with_resource(resource.build())
             .build())
+    }
+}
+
+#[cfg(all(test, feature = "otlp"))]
+mod tests {
+    use opentelemetry::trace::{SpanKind, TraceId};
+    use opentelemetry::{Context, KeyValue};
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
+
+    use super::otlp::{HeadSampled, Sampling};
+
+    #[test]
+    fn the_sampler_variables_read_as_the_specification_says() {
+        let s = |name, arg| Sampling::named(name, arg);
+        let rule = |ratio, parent_based| Sampling {
+            ratio,
+            parent_based,
+        };
+        assert_eq!(s(None, None), rule(1.0, true));
+        assert_eq!(s(Some("always_off"), None), rule(0.0, false));
+        assert_eq!(s(Some("traceidratio"), Some("0.25")), rule(0.25, false));
+        assert_eq!(
+            s(Some("parentbased_traceidratio"), Some("0.01")),
+            rule(0.01, true)
+        );
+        assert_eq!(
+            s(Some("parentbased_traceidratio"), Some("7")),
+            rule(1.0, true)
+        );
+        assert_eq!(s(Some("parentbased_always_off"), None), rule(0.0, true));
+        assert_eq!(s(Some("jaeger_remote"), None), rule(1.0, true));
+    }
+
+    #[test]
+    fn a_first_span_the_gateway_kept_is_kept_whatever_the_ratio() {
+        let never = HeadSampled(Sampling::named(Some("parentbased_always_off"), None).sampler());
+        let decide = |attributes: &[KeyValue]| {
+            never
+                .should_sample(
+                    Some(&Context::new()),
+                    TraceId::from(7u128),
+                    "http.request",
+                    &SpanKind::Internal,
+                    attributes,
+                    &[],
+                )
+                .decision
+        };
+        assert_eq!(decide(&[]), SamplingDecision::Drop);
+        assert_eq!(
+            decide(&[KeyValue::new("sampling.priority", 1i64)]),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(
+            decide(&[KeyValue::new("sampling.priority", 0i64)]),
+            SamplingDecision::Drop
+        );
     }
 }

@@ -911,6 +911,27 @@ async fn one_request_is_one_trace_across_the_three_processes() {
     )
     .await;
     assert!(status == 200 || status == 201, "{status} {body}");
+    // a client's trace its sampler dropped is not recorded anywhere
+    let dropped_id = format!("{:032x}", rand::random::<u128>() | 1);
+    let dropped = format!("00-{dropped_id}-{:016x}-00", rand::random::<u64>() | 1);
+    let (status, body) = request_with(
+        &http,
+        "PUT",
+        &shop.url("/items/mate"),
+        &[("traceparent", &dropped)],
+        r#"{"name":"mate","price":5}"#,
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    // a request with no trace of its own starts one (the default sampler keeps them all)
+    let (status, body) = request(
+        &http,
+        "PUT",
+        &shop.url("/items/coffee"),
+        r#"{"name":"coffee","price":3}"#,
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
     eventually(
         "the request's spans from edge, app and data",
         T,
@@ -942,5 +963,27 @@ async fn one_request_is_one_trace_across_the_three_processes() {
             .iter()
             .any(|(p, _, name)| p == "data" && name == "troupe.handle"),
         "{of_trace:?}"
+    );
+    // the trace the gateway started for the request without one crosses all three too
+    eventually("a trace the gateway started, on all three", T, async || {
+        let spans = collector.spans.lock().clone();
+        let started = spans.iter().filter(|(p, id, name)| {
+            p == "edge" && name == "http.request" && *id != trace_id && *id != dropped_id
+        });
+        started
+            .clone()
+            .any(|(_, id, _)| {
+                ["app", "data"]
+                    .iter()
+                    .all(|process| spans.iter().any(|(p, i, _)| p == process && i == id))
+            })
+            .then_some(())
+            .ok_or_else(|| format!("{} traces started at edge", started.count()))
+    })
+    .await;
+    let spans = collector.spans.lock().clone();
+    assert!(
+        spans.iter().all(|(_, id, _)| *id != dropped_id),
+        "a dropped trace recorded: {spans:?}"
     );
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 use troupe_runtime::TraceParent;
+use troupe_runtime::trace::{self, HeadSample};
 
 use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
@@ -106,20 +107,32 @@ async fn handle(
     let started = Instant::now();
     let mut route = None;
     // one span per request, the root of its trace across nodes (or a child of the client's,
-    // when it sends a W3C `traceparent`); disabled, and nearly free, unless a subscriber
-    // records info spans
-    let span = tracing::info_span!(
-        "http.request",
-        http.method = req.method().as_str(),
-        http.route = tracing::field::Empty,
-        http.status = tracing::field::Empty,
-    );
+    // when it sends a W3C `traceparent`), for the requests the head sampler keeps: a request
+    // whose trace would not be recorded costs no span; disabled, and nearly free, unless a
+    // subscriber records info spans
+    let parent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+    let span = match trace::head_sample(parent.as_ref()) {
+        HeadSample::Skip => tracing::Span::none(),
+        HeadSample::Span => tracing::info_span!(
+            "http.request",
+            http.method = req.method().as_str(),
+            http.route = tracing::field::Empty,
+            http.status = tracing::field::Empty,
+        ),
+        HeadSample::NewTrace => tracing::info_span!(
+            "http.request",
+            http.method = req.method().as_str(),
+            http.route = tracing::field::Empty,
+            http.status = tracing::field::Empty,
+            sampling.priority = 1,
+        ),
+    };
     if !span.is_disabled()
-        && let Some(parent) = req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse)
+        && let Some(parent) = &parent
     {
         parent.adopt(&span);
     }

@@ -9,7 +9,7 @@
 //! `troupe.handle` (fields `node` and `actor`) whose parent it is; between nodes the context
 //! rides in the envelope as a `traceparent` header value.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -28,6 +28,75 @@ pub fn enable() {
 /// Whether [`enable`] was called.
 pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// The share of new traces [`head_sample`] keeps, in millionths; `u64::MAX` until
+/// [`set_head_sampling`] (every request gets its span, as `tracing` alone would).
+static HEAD_RATIO: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Whether a request that comes with a trace context follows its sampled flag.
+static HEAD_PARENT_BASED: AtomicBool = AtomicBool::new(true);
+/// Requests [`head_sample`] has decided on for a new trace.
+static HEAD_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// The attribute a span made by a head-sampled request carries: OpenTracing's
+/// `sampling.priority`, which asks the exporting side to keep it whatever its own sampler would
+/// decide (the facade's sampler honours it on a trace's first span).
+pub const SAMPLING_PRIORITY: &str = "sampling.priority";
+
+/// Decides at the door which requests start or join a recorded trace, so a request the trace
+/// sampler would drop costs no span at all: the gateway asks [`head_sample`] before it opens
+/// its span. `ratio` (0 to 1) is the share of new traces kept — every `1/ratio`-th request,
+/// counted across the process, so the share is exact however requests arrive; with
+/// `parent_based`, a request carrying a `traceparent` follows that context's sampled flag
+/// instead. The facade's `telemetry::init` sets it from `OTEL_TRACES_SAMPLER` and
+/// `OTEL_TRACES_SAMPLER_ARG`, with a sampler that keeps what this keeps.
+pub fn set_head_sampling(ratio: f64, parent_based: bool) {
+    let millionths = (ratio.clamp(0.0, 1.0) * 1e6).round() as u64;
+    HEAD_RATIO.store(millionths, Ordering::Relaxed);
+    HEAD_PARENT_BASED.store(parent_based, Ordering::Relaxed);
+}
+
+/// What to do about the trace of a request entering the system; see [`head_sample`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadSample {
+    /// No span: the trace is not recorded.
+    Skip,
+    /// A span, child of the request's context if it has one.
+    Span,
+    /// A span that starts a new recorded trace: mark it with [`SAMPLING_PRIORITY`] `1`.
+    NewTrace,
+}
+
+/// Whether a request entering the system (with `parent`, the context it came with, if any)
+/// gets a span, under the rule [`set_head_sampling`] set. Before that rule is set (no
+/// exporter), every request gets one, so spans go to `tracing` as usual.
+pub fn head_sample(parent: Option<&TraceParent>) -> HeadSample {
+    let ratio = HEAD_RATIO.load(Ordering::Relaxed);
+    if ratio == u64::MAX {
+        return HeadSample::Span;
+    }
+    if let Some(parent) = parent
+        && HEAD_PARENT_BASED.load(Ordering::Relaxed)
+    {
+        return if parent.flags.is_sampled() {
+            HeadSample::Span
+        } else {
+            HeadSample::Skip
+        };
+    }
+    let n = HEAD_COUNT.fetch_add(1, Ordering::Relaxed);
+    if keeps(ratio, n) {
+        HeadSample::NewTrace
+    } else {
+        HeadSample::Skip
+    }
+}
+
+/// Whether the `n`-th request (from 0) is kept at `millionths` per million: the running count
+/// of kept requests steps up exactly on those.
+fn keeps(millionths: u64, n: u64) -> bool {
+    let kept = |k: u64| (u128::from(k) * u128::from(millionths)) / 1_000_000;
+    kept(n + 1) > kept(n)
 }
 
 /// A span's identity in a trace, as the W3C `traceparent` header carries it.
@@ -136,6 +205,19 @@ impl std::fmt::Display for TraceParent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_head_sampler_keeps_exactly_its_share_spread_out() {
+        for (millionths, every) in [(10_000, 100), (250_000, 4), (1_000_000, 1)] {
+            let kept: Vec<u64> = (0..1_000).filter(|&n| keeps(millionths, n)).collect();
+            assert_eq!(kept.len() as u64, 1_000 / every, "{millionths}");
+            assert!(kept.windows(2).all(|w| w[1] - w[0] == every), "{kept:?}");
+        }
+        assert!((0..10_000).all(|n| !keeps(0, n)));
+        // a third: every third request, as the running count rounds down
+        let thirds = (0..9).filter(|&n| keeps(333_334, n)).count();
+        assert_eq!(thirds, 3);
+    }
 
     #[test]
     fn a_traceparent_round_trips_and_nonsense_is_none() {
