@@ -81,6 +81,20 @@ pub fn status_for(err: &CallError) -> (u16, &'static str) {
     }
 }
 
+/// What went wrong with a failed call to a target, as a short label for the
+/// `troupe_proxy_upstream_errors_total` counter (a fixed set: the label stays bounded).
+pub fn upstream_error_kind(err: &CallError) -> &'static str {
+    match err {
+        CallError::Timeout { .. } => "timeout",
+        CallError::Unreachable { .. } => "unreachable",
+        CallError::NotFound { .. } => "not_found",
+        CallError::Overloaded { .. } => "overloaded",
+        CallError::TooLarge { .. } => "too_large",
+        CallError::ActorFailed { .. } | CallError::NoReply { .. } => "failed",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +148,14 @@ mod tests {
             504
         );
         assert_eq!(t(CallError::Unreachable { node: "n".into() }), 502);
+        assert_eq!(
+            upstream_error_kind(&CallError::Unreachable { node: "n".into() }),
+            "unreachable"
+        );
+        assert_eq!(
+            upstream_error_kind(&CallError::NoReply { target: "x".into() }),
+            "failed"
+        );
         assert_eq!(t(CallError::NotFound { target: "x".into() }), 503);
         assert_eq!(
             t(CallError::Overloaded {

@@ -24,7 +24,7 @@ use troupe_runtime::listener::Connection;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::core::{Routes, status_for};
+use crate::core::{Routes, status_for, upstream_error_kind};
 use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
 
@@ -254,6 +254,12 @@ async fn respond(
         Ok(reply) => into_response(reply),
         Err(err) => {
             tracing::debug!(cause = %err, "target call failed");
+            metrics::counter!(
+                "troupe_proxy_upstream_errors_total",
+                "route" => target.name().to_string(),
+                "reason" => upstream_error_kind(&err)
+            )
+            .increment(1);
             let (status, text) = status_for(&err);
             error(status, text)
         }

@@ -15,6 +15,17 @@ use troupe_runtime::{
 
 struct Ok200;
 
+/// Drops every request without an answer.
+struct Broken;
+
+impl Actor for Broken {
+    type Msg = HttpCall;
+    async fn handle(&mut self, ask: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        drop(ask);
+        Ok(())
+    }
+}
+
 impl Actor for Ok200 {
     type Msg = HttpCall;
     async fn handle(&mut self, ask: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
@@ -33,15 +44,22 @@ async fn requests_latency_and_rate_limiting_are_counted() {
     let (svc_spec, svc) = node
         .child("svc", ChildOptions::permanent(), || Ok200)
         .unwrap();
+    let (broken_spec, broken) = node
+        .child("broken", ChildOptions::permanent(), || Broken)
+        .unwrap();
     let proxy = Proxy::http("127.0.0.1:0")
         .route("/", svc)
+        .route("/broken", broken)
         .rate_limit_per_ip(3);
     let (p_spec, p) = node
         .child("gateway", ChildOptions::permanent(), proxy.factory())
         .unwrap();
-    node.start(SupervisorSpec::one_for_one(), vec![svc_spec, p_spec])
-        .await
-        .unwrap();
+    node.start(
+        SupervisorSpec::one_for_one(),
+        vec![svc_spec, broken_spec, p_spec],
+    )
+    .await
+    .unwrap();
     let addr = troupe_testkit::eventually("the proxy bound", troupe_testkit::T, async || {
         p.call(ProxyMsg::LocalAddr, Duration::from_secs(1))
             .await
@@ -50,6 +68,11 @@ async fn requests_latency_and_rate_limiting_are_counted() {
     })
     .await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let failed = client
+        .get(format!("http://{addr}/broken").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(failed.status().as_u16(), 502);
     let mut statuses = Vec::new();
     for _ in 0..10 {
         let resp = client
@@ -60,11 +83,12 @@ async fn requests_latency_and_rate_limiting_are_counted() {
     }
     let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
     let limited = statuses.iter().filter(|s| **s == 429).count() as u64;
-    assert!(ok >= 3 && limited >= 1, "{statuses:?}");
+    assert!(ok >= 2 && limited >= 1, "{statuses:?}");
 
     let mut by_status = std::collections::HashMap::new();
     let mut latencies = 0;
     let mut rate_limited = 0;
+    let mut upstream_errors = Vec::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let key = key.key();
         match (key.name(), value) {
@@ -85,6 +109,14 @@ async fn requests_latency_and_rate_limiting_are_counted() {
                 latencies += samples.len();
             }
             ("troupe_proxy_rate_limited_total", DebugValue::Counter(n)) => rate_limited = n,
+            ("troupe_proxy_upstream_errors_total", DebugValue::Counter(n)) => {
+                let mut labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                upstream_errors.push((labels.join(","), n));
+            }
             _ => {}
         }
     }
@@ -93,5 +125,11 @@ async fn requests_latency_and_rate_limiting_are_counted() {
     assert_eq!(by_status.get("200"), Some(&(ok, "svc".to_string())));
     assert_eq!(by_status.get("429"), Some(&(limited, "-".to_string())));
     assert_eq!(rate_limited, limited);
-    assert_eq!(latencies as u64, ok + limited);
+    assert_eq!(by_status.get("502"), Some(&(1, "broken".to_string())));
+    assert_eq!(latencies as u64, ok + limited + 1);
+    // the failed call, by what went wrong
+    assert_eq!(
+        upstream_errors,
+        vec![("reason=failed,route=broken".to_string(), 1)]
+    );
 }
