@@ -55,7 +55,19 @@ const ACTOR_FAMILIES: [Family<ActorStats>; 6] = [
     },
 ];
 
-const PEER_FAMILIES: [Family<PeerStats>; 9] = [
+const PEER_FAMILIES: [Family<PeerStats>; 11] = [
+    Family {
+        name: "troupe_peer_sent_frames_total",
+        kind: "counter",
+        help: "Messages and replies sent to the peer on the current connection (a large one counts once).",
+        value: |s| s.frames_sent as f64,
+    },
+    Family {
+        name: "troupe_peer_received_frames_total",
+        kind: "counter",
+        help: "Messages and replies received from the peer on the current connection (a large one counts once).",
+        value: |s| s.frames_received as f64,
+    },
     Family {
         name: "troupe_peer_open_streams_out",
         kind: "gauge",

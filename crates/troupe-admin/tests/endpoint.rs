@@ -240,9 +240,28 @@ async fn the_state_shows_the_members_a_node_sees() {
     let mesh = Mesh::new();
     let a = Node::new("a", &mesh, NodeConfig::default()).unwrap();
     let b = Node::new("b", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (counter_spec, _) = b
+        .child(
+            "counter",
+            troupe_runtime::ChildOptions::permanent()
+                .reachable_from(troupe_runtime::Reach::cluster()),
+            Counter::default,
+        )
+        .unwrap();
+    b.start(SupervisorSpec::one_for_one(), vec![counter_spec])
+        .await
+        .unwrap();
     let a_net = cluster.join(&a, &[]).await;
     let b_net = cluster.join(&b, &[a_net.local_addr()]).await;
     fully_connected(&[&a_net, &b_net], T).await;
+    // three calls from a to b's counter: three messages out, three replies in
+    let counter = a.addr::<CountMsg>("b", "counter");
+    for _ in 0..3 {
+        counter
+            .call(CountMsg::Get, T)
+            .await
+            .expect("b's counter answers");
+    }
 
     let admin = AdminServer::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -296,6 +315,8 @@ async fn the_state_shows_the_members_a_node_sees() {
     // the lanes each side opened, and reads
     assert!(link("troupe_peer_open_streams_out") >= 1.0);
     assert!(link("troupe_peer_open_streams_in") >= 1.0);
+    assert!(link("troupe_peer_sent_frames_total") >= 3.0);
+    assert!(link("troupe_peer_received_frames_total") >= 3.0);
 
     // a port in use is a typed error, not a panic
     let taken = admin.local_addr();

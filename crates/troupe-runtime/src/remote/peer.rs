@@ -66,6 +66,10 @@ pub(crate) struct Peer {
     pub(crate) streams_out: OpenStreams,
     /// The streams the peer opened on the connection that this node reads now.
     pub(crate) streams_in: OpenStreams,
+    /// Messages written to the peer's lanes (a large one counts once).
+    pub(crate) frames_sent: AtomicU64,
+    /// Messages read from the peer's lanes (a large one counts once).
+    pub(crate) frames_received: AtomicU64,
     /// The peer announced it is leaving.
     pub(crate) left: AtomicBool,
     /// This connection was replaced by another to the same peer, or ended.
@@ -139,6 +143,8 @@ impl Peer {
             large_streams: AtomicUsize::new(0),
             streams_out: OpenStreams::default(),
             streams_in: OpenStreams::default(),
+            frames_sent: AtomicU64::new(0),
+            frames_received: AtomicU64::new(0),
             left: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             codec,
@@ -269,7 +275,9 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
             spinner.touch();
         }
         let mut next = Some(first);
+        let mut frames = 0u64;
         while let Some(item) = next.take() {
+            frames += 1;
             match item {
                 Outbound::Frame(frame) => batch.extend_from_slice(&frame),
                 Outbound::Large(frame) => {
@@ -303,6 +311,9 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
             if batch.len() < BATCH_BYTES {
                 next = rx.try_recv().ok();
             }
+        }
+        if let Some(peer) = peer.upgrade() {
+            peer.frames_sent.fetch_add(frames, Ordering::Relaxed);
         }
         if stream.write_chunk(batch.split().freeze()).await.is_err() {
             return;

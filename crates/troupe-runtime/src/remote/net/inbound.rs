@@ -59,31 +59,40 @@ pub(super) async fn read_lane(
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
             Ok(None) | Err(_) => return,
         }
-        loop {
+        let mut frames = 0u64;
+        let ended = loop {
             match codec.decode(&mut buf) {
-                Ok(Some(Frame::Envelope(env))) => net.dispatch(&p, env),
+                Ok(Some(Frame::Envelope(env))) => {
+                    frames += 1;
+                    net.dispatch(&p, env);
+                }
                 Ok(Some(Frame::LargeMarker { stream_seq })) => {
+                    frames += 1;
                     // later messages on this lane wait for the large one: per-pair order
                     let deadline = net.config.limits.large_message_deadline;
                     match tokio::time::timeout(deadline, p.large(stream_seq)).await {
                         Ok(Some(env)) => net.dispatch(&p, env),
-                        Ok(None) => return,
+                        Ok(None) => break true,
                         Err(_) => {
                             limit_exceeded(&net, &p, PeerLimit::LargeDeadline);
-                            return;
+                            break true;
                         }
                     }
                 }
                 Ok(Some(_)) => {
                     protocol_error(&net, &p, "unexpected frame on a lane".into());
-                    return;
+                    break true;
                 }
-                Ok(None) => break,
+                Ok(None) => break false,
                 Err(err) => {
                     protocol_error(&net, &p, err.to_string());
-                    return;
+                    break true;
                 }
             }
+        };
+        p.frames_received.fetch_add(frames, Ordering::Relaxed);
+        if ended {
+            return;
         }
     }
 }

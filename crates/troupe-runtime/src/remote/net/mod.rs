@@ -124,6 +124,10 @@ pub struct PeerStats {
     pub open_streams_out: usize,
     /// Streams the peer opened on the connection that this node is reading now.
     pub open_streams_in: usize,
+    /// Messages (and replies) sent to it on this connection; a large one counts once.
+    pub frames_sent: u64,
+    /// Messages (and replies) received from it on this connection; a large one counts once.
+    pub frames_received: u64,
 }
 
 impl std::fmt::Debug for NodeNet {
@@ -347,6 +351,8 @@ impl NodeNet {
                     connections: connections.get(&peer.name).copied().unwrap_or(1),
                     open_streams_out: peer.streams_out.now(),
                     open_streams_in: peer.streams_in.now(),
+                    frames_sent: peer.frames_sent.load(Ordering::Relaxed),
+                    frames_received: peer.frames_received.load(Ordering::Relaxed),
                 }
             })
             .collect();
