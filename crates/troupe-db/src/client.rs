@@ -537,7 +537,11 @@ impl DbClient {
                     target = self.leader() % n;
                     continue;
                 }
-                Ok(Err(failure @ (DbFailure::NotLeader { .. } | DbFailure::Overloaded(_)))) => {
+                Ok(Err(
+                    failure @ (DbFailure::NotLeader { .. }
+                    | DbFailure::Overloaded(_)
+                    | DbFailure::Unavailable(_)),
+                )) => {
                     last = Some(refused(failure));
                     target = (target + 1) % n;
                 }

@@ -57,10 +57,12 @@
 //!   to each other (each request with its own reply port), and the answers' types.
 //! - `spec.rs`: [`DbSpec`], placement, acknowledgement mode, limits and timings.
 //! - `replica.rs`: [`DbReplica`], the actor; `client.rs`: [`DbClient`].
+//! - `raft/`: the Raft mode ([`raft::RaftReplica`]), a replica group run by openraft.
 
 pub mod client;
 pub mod core;
 pub mod msg;
+pub mod raft;
 pub mod replica;
 pub mod spec;
 pub mod storage;

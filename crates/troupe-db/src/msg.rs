@@ -101,6 +101,10 @@ pub enum DbMsg {
     /// The peer protocol, from another replica of this database (through the replica's facet)
     #[serde(skip)]
     Peer(DbPeerMsg),
+    /// The Raft mode's peer protocol, from another replica of this database (through the
+    /// replica's Raft facet)
+    #[serde(skip)]
+    Raft(crate::raft::RaftRpc),
     /// Persist and replicate what was proposed since the last flush
     // self-message
     #[serde(skip)]
@@ -343,4 +347,10 @@ pub enum DbFailure {
     /// and retry
     #[error("too many requests waiting ({0})")]
     Overloaded(usize),
+    /// The replica cannot answer safely now: it is starting, or (Raft mode) no majority
+    /// confirmed it within its deadline — a side cut off from the majority refuses rather than
+    /// answering stale or acknowledging what may be lost. A write refused so may still commit
+    /// later; another replica may answer.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }

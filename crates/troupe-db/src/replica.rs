@@ -1415,6 +1415,7 @@ impl Actor for DbReplica {
                 }
             }
             DbMsg::Peer(msg) => self.on_peer(msg, ctx),
+            DbMsg::Raft(rpc) => rpc.refuse("this database runs single-leader replication"),
             DbMsg::Flush => self.flush(ctx),
             DbMsg::Tick => self.tick(ctx),
             DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx),

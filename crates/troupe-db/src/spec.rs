@@ -11,6 +11,7 @@ use crate::msg::DbMsg;
 
 use crate::client::DbClient;
 use crate::core::{AckMode, Limits};
+use crate::raft::{RaftReplica, RaftRpc};
 use crate::replica::DbReplica;
 
 /// How to build the replicas of one database
@@ -47,6 +48,7 @@ pub struct DbSpec {
     pub(crate) max_append_bytes: usize,
     pub(crate) max_pending_writes: usize,
     pub(crate) reach: Reach,
+    pub(crate) raft: bool,
 }
 
 impl DbSpec {
@@ -67,6 +69,7 @@ impl DbSpec {
             max_append_bytes: 4 * 1024 * 1024,
             max_pending_writes: 100_000,
             reach: Reach::Local,
+            raft: false,
         }
     }
 
@@ -107,6 +110,20 @@ impl DbSpec {
     pub fn ack(mut self, mode: AckMode) -> Self {
         self.mode = mode;
         self
+    }
+
+    /// Runs the replicas as a Raft group (openraft): elections by vote, a write acknowledged
+    /// once a majority holds it durably, linearizable reads by default, snapshots in chunks.
+    /// The acknowledgement mode is then Raft's majority, whatever [`ack`](Self::ack) says.
+    /// See [`crate::raft`].
+    pub fn raft(mut self) -> Self {
+        self.raft = true;
+        self
+    }
+
+    /// Whether the replicas run as a Raft group ([`raft`](Self::raft)).
+    pub fn is_raft(&self) -> bool {
+        self.raft
     }
 
     /// Key and value size limits (default: [`Limits::default`])
@@ -204,17 +221,30 @@ impl DbSpec {
         index: usize,
     ) -> Result<(ChildSpec, Addr<DbMsg>), RegistryError> {
         let name = self.replica_name(index);
-        let (spec, addr) = node.child(
-            &name,
-            ChildOptions::permanent().reachable_from(self.reach.clone()),
-            self.factory(index),
-        )?;
-        if let Err(err) = node.facet(
-            &self.peer_name(index),
-            &name,
-            DbMsg::Peer,
-            self.peer_reach(),
-        ) {
+        let options = ChildOptions::permanent().reachable_from(self.reach.clone());
+        let (spec, addr) = if self.raft {
+            node.child(&name, options, self.raft_factory(index))?
+        } else {
+            node.child(&name, options, self.factory(index))?
+        };
+        let facet = if self.raft {
+            node.facet::<RaftRpc, DbMsg>(
+                &self.raft_name(index),
+                &name,
+                DbMsg::Raft,
+                self.peer_reach(),
+            )
+            .map(drop)
+        } else {
+            node.facet(
+                &self.peer_name(index),
+                &name,
+                DbMsg::Peer,
+                self.peer_reach(),
+            )
+            .map(drop)
+        };
+        if let Err(err) = facet {
             spec.discard();
             return Err(err);
         }
@@ -224,6 +254,34 @@ impl DbSpec {
     /// The file replica `index` keeps its data in
     pub fn replica_path(&self, index: usize) -> PathBuf {
         self.dir.join(format!("{}.redb", self.replica_name(index)))
+    }
+
+    /// Replica `index`'s Raft name, which its peers send the Raft protocol to (Raft mode)
+    pub fn raft_name(&self, index: usize) -> String {
+        format!("{}.raft", self.replica_name(index))
+    }
+
+    /// The file replica `index` keeps its Raft log, vote and state in (Raft mode)
+    pub fn raft_path(&self, index: usize) -> PathBuf {
+        self.dir
+            .join(format!("{}.raft.redb", self.replica_name(index)))
+    }
+
+    /// The directory replica `index` keeps its snapshots in (Raft mode)
+    pub fn snapshot_dir(&self, index: usize) -> PathBuf {
+        self.dir
+            .join(format!("{}.snapshots", self.replica_name(index)))
+    }
+
+    /// As [`factory`](Self::factory), for a Raft-mode replica
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a replica of this spec.
+    pub fn raft_factory(&self, index: usize) -> impl Fn() -> RaftReplica + Send + Sync + 'static {
+        assert!(index < self.replicas.len(), "no replica {index}");
+        let spec = Arc::new(self.clone());
+        move || RaftReplica::new(spec.clone(), index as u64)
     }
 
     /// A factory for replica `index` for [`Node::child`](troupe_runtime::Node::child) or a

@@ -3,25 +3,41 @@
 //! restart and catch-up (by log and by snapshot), leader loss with automatic and manual
 //! promotion, the old leader rejoining as a follower, and each acknowledgement mode.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use troupe_db::msg::ReadAt;
 use troupe_db::{
-    AckMode, DbClient, DbError, DbFailure, DbMsg, DbPeerMsg, DbSpec, Promoted, ReadPolicy,
-    ReplicaStatus, Role, WriteOutcome,
+    AckMode, DbError, DbFailure, DbMsg, DbPeerMsg, DbSpec, Promoted, ReadPolicy, Role, WriteOutcome,
 };
-use troupe_runtime::remote::NodeNet;
-use troupe_runtime::{CallError, Mesh, Node, NodeConfig, Reach, SupervisorSpec};
+use troupe_runtime::{CallError, Reach};
 use troupe_testkit::eventually;
 
-const T: Duration = Duration::from_secs(20);
+mod harness;
+
+use harness::{Cluster, T, key, value};
 
 /// The followers the leaders' `follower caught up by snapshot` lines (at `info`) name, whatever
 /// `RUST_LOG` shows.
 static CAUGHT_UP_BY_SNAPSHOT: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Starts a cluster of `spec` (see `harness`), logging as `RUST_LOG` says and collecting
+/// [`CAUGHT_UP_BY_SNAPSHOT`].
+async fn start(spec: DbSpec) -> Cluster {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
+        )
+        .with(SnapshotProgress)
+        .try_init();
+    Cluster::start(spec).await
+}
 
 /// Collects [`CAUGHT_UP_BY_SNAPSHOT`].
 struct SnapshotProgress;
@@ -53,44 +69,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SnapshotProgress {
     }
 }
 
-struct TestNode {
-    node: Node,
-    net: NodeNet,
-}
-
-impl TestNode {
-    async fn start(ca: &troupe_testkit::Cluster, name: &str, seeds: &[SocketAddr]) -> Self {
-        let node = Node::new(name, &Mesh::new(), NodeConfig::default()).unwrap();
-        node.start(SupervisorSpec::one_for_one(), vec![])
-            .await
-            .unwrap();
-        let config = ca
-            .config(name, seeds)
-            .peer_down_timeout(Duration::from_millis(600));
-        let net = ca.bind(&node, config).await;
-        Self { node, net }
-    }
-
-    async fn spawn_replica(&self, spec: &DbSpec, index: usize) {
-        let (child, _) = spec.child(&self.node, index).unwrap();
-        self.node.root().unwrap().add(child).await.unwrap();
-    }
-
-    async fn stop(self) {
-        self.net.shutdown().await;
-        self.node.shutdown().await;
-    }
-}
-
-struct Cluster {
-    ca: troupe_testkit::Cluster,
-    spec: DbSpec,
-    /// `None` while stopped
-    replicas: Vec<Option<TestNode>>,
-    app: TestNode,
-    client: DbClient,
-}
-
 fn spec(dir: &Path, mode: AckMode) -> DbSpec {
     DbSpec::new("db", dir)
         .reachable_from(Reach::cluster())
@@ -101,128 +79,10 @@ fn spec(dir: &Path, mode: AckMode) -> DbSpec {
         .promote_after(Some(Duration::from_millis(300)))
 }
 
-impl Cluster {
-    async fn start(spec: DbSpec) -> Self {
-        use tracing_subscriber::Layer as _;
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        let _ = tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_test_writer()
-                    .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
-            )
-            .with(SnapshotProgress)
-            .try_init();
-        let ca = troupe_testkit::Cluster::new("db-test");
-        let first = TestNode::start(&ca, "r0", &[]).await;
-        let seed = [first.net.local_addr()];
-        let mut replicas = vec![Some(first)];
-        for name in ["r1", "r2"] {
-            replicas.push(Some(TestNode::start(&ca, name, &seed).await));
-        }
-        let app = TestNode::start(&ca, "app", &seed).await;
-        let nets: Vec<&NodeNet> = replicas
-            .iter()
-            .flatten()
-            .chain([&app])
-            .map(|n| &n.net)
-            .collect();
-        troupe_testkit::fully_connected(&nets, T).await;
-        for (i, node) in replicas.iter().enumerate() {
-            node.as_ref().unwrap().spawn_replica(&spec, i).await;
-        }
-        let client = spec.client(&app.node).with_timeout(T);
-        let cluster = Self {
-            ca,
-            spec,
-            replicas,
-            app,
-            client,
-        };
-        cluster.wait_for_leader().await;
-        cluster
-    }
-
-    fn seed(&self) -> SocketAddr {
-        self.app.net.local_addr()
-    }
-
-    async fn statuses(&self) -> Vec<Option<ReplicaStatus>> {
-        self.client
-            .statuses()
-            .await
-            .into_iter()
-            .map(Result::ok)
-            .collect()
-    }
-
-    async fn wait_for_leader(&self) -> usize {
-        eventually("a single leader", T, async || {
-            let leaders: Vec<u64> = self
-                .statuses()
-                .await
-                .into_iter()
-                .flatten()
-                .filter(|s| s.role == Role::Leader)
-                .map(|s| s.id)
-                .collect();
-            match leaders[..] {
-                [leader] => Ok(leader as usize),
-                _ => Err(leaders),
-            }
-        })
-        .await
-    }
-
-    async fn stop_replica(&mut self, index: usize) {
-        self.replicas[index].take().unwrap().stop().await;
-    }
-
-    async fn restart_replica(&mut self, index: usize) {
-        let name = format!("r{index}");
-        let node = TestNode::start(&self.ca, &name, &[self.seed()]).await;
-        let net = &node.net;
-        eventually("the restarted node to join", T, async || {
-            net.connected().len() >= 2
-        })
-        .await;
-        node.spawn_replica(&self.spec, index).await;
-        self.replicas[index] = Some(node);
-    }
-
-    /// Waits until replica `index` has applied at least `upto`, and returns its status
-    async fn wait_applied(&self, index: usize, upto: u64) -> ReplicaStatus {
-        eventually(&format!("replica {index} to apply {upto}"), T, async || {
-            let status = self.statuses().await[index].clone();
-            match status {
-                Some(s) if s.applied_index >= upto => Ok(s),
-                other => Err(other),
-            }
-        })
-        .await
-    }
-
-    async fn stop(self) {
-        for node in self.replicas.into_iter().flatten() {
-            node.stop().await;
-        }
-        self.app.stop().await;
-    }
-}
-
-fn key(i: usize) -> Bytes {
-    Bytes::from(format!("key-{i:04}"))
-}
-
-fn value(i: usize, round: usize) -> Bytes {
-    Bytes::from(format!("value-{i}-{round}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_replicate_and_followers_serve_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let cluster = start(spec(dir.path(), AckMode::Majority)).await;
     let client = &cluster.client;
     let mut last = 0;
     for i in 0..40 {
@@ -281,7 +141,7 @@ async fn writes_replicate_and_followers_serve_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_your_writes_on_followers_never_sees_an_older_value() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let cluster = start(spec(dir.path(), AckMode::Majority)).await;
     let ryw = cluster.client.with_read_policy(ReadPolicy::ReadYourWrites);
     for round in 0..60 {
         let written = ryw.put("counter", value(0, round)).await.unwrap();
@@ -299,7 +159,7 @@ async fn read_your_writes_on_followers_never_sees_an_older_value() {
 async fn a_restarted_follower_catches_up_by_log_and_by_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), AckMode::Majority).log_retain(5);
-    let mut cluster = Cluster::start(spec).await;
+    let mut cluster = start(spec).await;
     let leader = cluster.wait_for_leader().await;
     let follower = (leader + 1) % 3;
     for i in 0..5 {
@@ -380,7 +240,7 @@ async fn a_restarted_follower_catches_up_by_log_and_by_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_loss_promotes_a_follower_and_the_client_follows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let mut cluster = start(spec(dir.path(), AckMode::Majority)).await;
     let old = cluster.wait_for_leader().await;
     let mut acked = Vec::new();
     for i in 0..30 {
@@ -413,7 +273,7 @@ async fn leader_loss_promotes_a_follower_and_the_client_follows() {
 async fn manual_promotion_without_automatic_failover() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), AckMode::All).promote_after(None);
-    let mut cluster = Cluster::start(spec).await;
+    let mut cluster = start(spec).await;
     let old = cluster.wait_for_leader().await;
     for i in 0..10 {
         cluster.client.put(key(i), value(i, 0)).await.unwrap();
@@ -452,7 +312,7 @@ async fn manual_promotion_without_automatic_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_only_mode_acknowledges_without_followers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(spec(dir.path(), AckMode::LeaderOnly)).await;
+    let mut cluster = start(spec(dir.path(), AckMode::LeaderOnly)).await;
     let leader = cluster.wait_for_leader().await;
     for other in (0..3).filter(|&i| i != leader) {
         cluster.stop_replica(other).await;
@@ -474,7 +334,7 @@ async fn leader_only_mode_acknowledges_without_followers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_peer_protocol_is_refused_from_a_node_without_a_replica() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(spec(dir.path(), AckMode::Majority)).await;
+    let cluster = start(spec(dir.path(), AckMode::Majority)).await;
     let leader = cluster.wait_for_leader().await;
     let before = cluster.statuses().await[leader].clone().unwrap();
     cluster.client.put("k", "v1").await.unwrap();

@@ -1,0 +1,413 @@
+//! [`RaftReplica`]: the supervised actor that runs one replica of a Raft-mode database. It
+//! answers the database's client protocol ([`DbMsg`]) from its openraft instance and its
+//! store, and passes the Raft RPCs its peers send ([`RaftRpc`], through its Raft name) to
+//! openraft. Every request that waits (a write to commit, a read to be confirmed, a peer's
+//! RPC) runs in a task of its own, so the mailbox never waits behind one.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use troupe_runtime::{Actor, ActorError, Ctx, Reply};
+
+use super::network::Network;
+use super::store::RaftStore;
+use super::{RaftFailure, RaftRpc, SNAPSHOT_CHUNK, TypeConfig};
+use crate::core::Op;
+use crate::msg::{
+    DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage, WriteOp,
+    WriteOutcome, Written,
+};
+use crate::spec::DbSpec;
+
+/// One replica of a Raft-mode database; build it with
+/// [`DbSpec::child`](crate::DbSpec::child) on a spec made with
+/// [`DbSpec::raft`](crate::DbSpec::raft).
+pub struct RaftReplica {
+    spec: Arc<DbSpec>,
+    me: u64,
+    running: Option<Running>,
+}
+
+/// What a started replica runs.
+#[derive(Clone)]
+struct Running {
+    raft: Raft<TypeConfig>,
+    store: RaftStore,
+}
+
+impl RaftReplica {
+    /// Replica `me` of the database `spec` describes; it opens its file when started.
+    pub fn new(spec: Arc<DbSpec>, me: u64) -> Self {
+        Self {
+            spec,
+            me,
+            running: None,
+        }
+    }
+
+    /// openraft's timings from the spec's: heartbeats at its heartbeat, an election after
+    /// 10 to 20 heartbeats without one (a loaded machine's scheduling delays do not start
+    /// elections), and a snapshot after every `log_retain` entries.
+    fn config(&self) -> Result<Config, ActorError> {
+        let heartbeat = u64::try_from(self.spec.heartbeat.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let config = Config {
+            cluster_name: self.spec.name.clone(),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: heartbeat * 10,
+            election_timeout_max: heartbeat * 20,
+            install_snapshot_timeout: u64::try_from(self.spec.call_timeout.as_millis())
+                .unwrap_or(u64::MAX),
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.spec.log_retain),
+            max_in_snapshot_log_to_keep: self.spec.log_retain,
+            ..Config::default()
+        };
+        Ok(config.validate()?)
+    }
+
+    fn running(&self) -> Result<Running, DbFailure> {
+        self.running
+            .clone()
+            .ok_or_else(|| DbFailure::Unavailable("the replica is starting".into()))
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let mut status = ReplicaStatus {
+            id: self.me,
+            role: Role::Follower,
+            epoch: 0,
+            leader: None,
+            last_index: 0,
+            last_epoch: 0,
+            applied_index: 0,
+            base_index: 0,
+            storage_fault: None,
+        };
+        if let Some(running) = &self.running {
+            let m = running.raft.metrics().borrow().clone();
+            status.role = if m.state == ServerState::Leader {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            status.epoch = m.current_term;
+            status.leader = m.current_leader;
+            status.last_index = m.last_log_index.unwrap_or(0);
+            status.last_epoch = m.vote.leader_id().term;
+            status.applied_index = m.last_applied.map_or(0, |id| id.index);
+            status.base_index = m.snapshot.map_or(0, |id| id.index);
+        }
+        status
+    }
+}
+
+/// A client write's failure, as the database's clients know them.
+fn write_failure(err: RaftError<u64, ClientWriteError<u64, openraft::EmptyNode>>) -> DbFailure {
+    match err {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => DbFailure::NotLeader {
+            leader: forward.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            DbFailure::Unavailable(e.to_string())
+        }
+        RaftError::Fatal(fatal) => DbFailure::Unavailable(fatal.to_string()),
+    }
+}
+
+/// The read a [`ReadAt`] asks for, made safe to answer: confirmed by a majority (the leader
+/// still leads: read-index) or, from any replica, once `min_index` is applied here. Answers
+/// the index the state was read at.
+async fn confirm_read(running: &Running, read: ReadAt, within: Duration) -> Result<u64, DbFailure> {
+    let applied = |running: &Running| {
+        running
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |id| id.index)
+    };
+    match read {
+        ReadAt::Leader => {
+            let confirmed = tokio::time::timeout(within, running.raft.ensure_linearizable())
+                .await
+                .map_err(|_| {
+                    DbFailure::Unavailable(format!(
+                        "no majority confirmed this replica's leadership within {within:?}"
+                    ))
+                })?;
+            match confirmed {
+                Ok(_) => Ok(applied(running)),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                    forward,
+                ))) => Err(DbFailure::NotLeader {
+                    leader: forward.leader_id,
+                }),
+                Err(err) => Err(DbFailure::Unavailable(err.to_string())),
+            }
+        }
+        ReadAt::Replica { min_index, wait_ms } => {
+            let wait = Duration::from_millis(wait_ms).min(within);
+            let now = applied(running);
+            if now >= min_index {
+                return Ok(now);
+            }
+            match running
+                .raft
+                .wait(Some(wait))
+                .applied_index_at_least(Some(min_index), "a read-your-writes read")
+                .await
+            {
+                Ok(metrics) => Ok(metrics.last_applied.map_or(0, |id| id.index)),
+                Err(_) => Err(DbFailure::Lagging {
+                    applied: applied(running),
+                    wanted: min_index,
+                }),
+            }
+        }
+    }
+}
+
+fn storage_failure(err: &troupe_store::StoreError) -> DbFailure {
+    DbFailure::Storage(err.into())
+}
+
+impl RaftReplica {
+    fn write(&self, op: WriteOp, reply: Reply<Result<Written, DbFailure>>, ctx: &mut Ctx<DbMsg>) {
+        let op = match op {
+            WriteOp::Put { key, value } => Op::Put { key, value },
+            WriteOp::Delete { key } => Op::Delete { key },
+            WriteOp::Cas { key, expected, new } => Op::Cas { key, expected, new },
+        };
+        if let Err(too_large) = self.spec.limits.check(&op) {
+            reply.send(Err(DbFailure::TooLarge(too_large)));
+            return;
+        }
+        let running = match self.running() {
+            Ok(running) => running,
+            Err(failure) => {
+                reply.send(Err(failure));
+                return;
+            }
+        };
+        let within = self.spec.call_timeout;
+        ctx.spawn(async move {
+            let answer = match tokio::time::timeout(within, running.raft.client_write(op)).await {
+                Err(_) => Err(DbFailure::Unavailable(format!(
+                    "the write was not committed by a majority within {within:?}; it may still be"
+                ))),
+                Ok(Err(err)) => Err(write_failure(err)),
+                Ok(Ok(written)) => Ok(Written {
+                    index: written.log_id.index,
+                    outcome: written.data.0.unwrap_or(WriteOutcome::Swapped),
+                }),
+            };
+            reply.send(answer);
+            Ok(())
+        });
+    }
+
+    fn get(
+        &self,
+        key: bytes::Bytes,
+        read: ReadAt,
+        reply: Reply<Result<ReadValue, DbFailure>>,
+        ctx: &mut Ctx<DbMsg>,
+    ) {
+        let running = match self.running() {
+            Ok(running) => running,
+            Err(failure) => {
+                reply.send(Err(failure));
+                return;
+            }
+        };
+        let within = self.spec.call_timeout;
+        ctx.spawn(async move {
+            let answer = match confirm_read(&running, read, within).await {
+                Ok(index) => running
+                    .store
+                    .get(&key)
+                    .map(|value| ReadValue { value, index })
+                    .map_err(|e| storage_failure(&e)),
+                Err(failure) => Err(failure),
+            };
+            reply.send(answer);
+            Ok(())
+        });
+    }
+
+    fn scan(
+        &self,
+        prefix: bytes::Bytes,
+        limit: u32,
+        read: ReadAt,
+        reply: Reply<Result<ScanPage, DbFailure>>,
+        ctx: &mut Ctx<DbMsg>,
+    ) {
+        let running = match self.running() {
+            Ok(running) => running,
+            Err(failure) => {
+                reply.send(Err(failure));
+                return;
+            }
+        };
+        let within = self.spec.call_timeout;
+        let limit = (limit as usize).min(crate::replica::MAX_SCAN);
+        ctx.spawn(async move {
+            let answer = match confirm_read(&running, read, within).await {
+                Ok(index) => running
+                    .store
+                    .scan(&prefix, limit)
+                    .map(|entries| ScanPage { entries, index })
+                    .map_err(|e| storage_failure(&e)),
+                Err(failure) => Err(failure),
+            };
+            reply.send(answer);
+            Ok(())
+        });
+    }
+
+    /// Starts an election here and waits (up to the call timeout) for this replica to lead.
+    fn promote(&self, reply: Reply<Result<Promoted, DbFailure>>, ctx: &mut Ctx<DbMsg>) {
+        let running = match self.running() {
+            Ok(running) => running,
+            Err(failure) => {
+                reply.send(Err(failure));
+                return;
+            }
+        };
+        let (me, within) = (self.me, self.spec.call_timeout);
+        ctx.spawn(async move {
+            let answer = match running.raft.trigger().elect().await {
+                Err(err) => Err(DbFailure::Promotion(err.to_string())),
+                Ok(()) => match running
+                    .raft
+                    .wait(Some(within))
+                    .state(ServerState::Leader, "an operator's promotion")
+                    .await
+                {
+                    Ok(metrics) => Ok(Promoted {
+                        leader: me,
+                        epoch: metrics.current_term,
+                    }),
+                    Err(err) => Err(DbFailure::Promotion(format!(
+                        "replica {me} did not win the election it started: {err}"
+                    ))),
+                },
+            };
+            reply.send(answer);
+            Ok(())
+        });
+    }
+
+    /// A peer's Raft RPC, handed to openraft in a task of its own.
+    fn on_raft(&self, rpc: RaftRpc, ctx: &mut Ctx<DbMsg>) {
+        let Some(running) = self.running.clone() else {
+            rpc.refuse("the replica is starting");
+            return;
+        };
+        ctx.spawn(async move {
+            let _ = match rpc {
+                RaftRpc::Append { req, reply } => reply.send(
+                    running
+                        .raft
+                        .append_entries(req)
+                        .await
+                        .map_err(|e| RaftFailure::Raft(e.to_string())),
+                ),
+                RaftRpc::Vote { req, reply } => reply.send(
+                    running
+                        .raft
+                        .vote(req)
+                        .await
+                        .map_err(|e| RaftFailure::Raft(e.to_string())),
+                ),
+                RaftRpc::Snapshot { req, reply } => reply.send(
+                    running
+                        .raft
+                        .install_snapshot(req)
+                        .await
+                        .map_err(|e| RaftFailure::Snapshot(e.to_string())),
+                ),
+            };
+            Ok(())
+        });
+    }
+}
+
+impl Actor for RaftReplica {
+    type Msg = DbMsg;
+
+    async fn started(&mut self, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
+        let index = self.me as usize;
+        let store =
+            RaftStore::open(&self.spec.raft_path(index), &self.spec.snapshot_dir(index)).await?;
+        let fresh = store.is_fresh()?;
+        let peers = (0..self.spec.replicas.len())
+            .map(|i| {
+                ctx.node()
+                    .addr(&self.spec.replicas[i], &self.spec.raft_name(i))
+            })
+            .collect();
+        let raft = Raft::new(
+            self.me,
+            Arc::new(self.config()?),
+            Network::new(peers),
+            store.log_store(),
+            store.state_machine(),
+        )
+        .await?;
+        if fresh {
+            // every replica of a fresh database proposes the same first membership: openraft
+            // takes it once, and refuses it where a log exists already
+            let members: BTreeSet<u64> = (0..self.spec.replicas.len() as u64).collect();
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(err) => return Err(Box::new(err)),
+            }
+        }
+        tracing::info!(replica = self.me, db = %self.spec.name, fresh, "raft replica started");
+        self.running = Some(Running { raft, store });
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: DbMsg, ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
+        match msg {
+            DbMsg::Get { key, read, reply } => self.get(key, read, reply, ctx),
+            DbMsg::Scan {
+                prefix,
+                limit,
+                read,
+                reply,
+            } => self.scan(prefix, limit, read, reply, ctx),
+            DbMsg::Write { op, reply } => self.write(op, reply, ctx),
+            DbMsg::Status(reply) => {
+                reply.send(self.status());
+            }
+            DbMsg::Promote(reply) => self.promote(reply, ctx),
+            DbMsg::Raft(rpc) => self.on_raft(rpc, ctx),
+            // the single-leader protocol and its self-messages: not this mode's
+            DbMsg::Peer(_)
+            | DbMsg::Flush
+            | DbMsg::Tick
+            | DbMsg::Replicated { .. }
+            | DbMsg::NodeChanged { .. }
+            | DbMsg::Resume { .. }
+            | DbMsg::PromotionDone => {}
+        }
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Ctx<DbMsg>) -> Result<(), ActorError> {
+        if let Some(running) = self.running.take()
+            && let Err(err) = running.raft.shutdown().await
+        {
+            tracing::warn!(replica = self.me, cause = %err, "raft did not shut down cleanly");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+//! The Raft mode over real QUIC on loopback: three replicas on three in-process nodes and a
+//! client node (see `harness`). A leader elected by vote, writes acknowledged by a majority,
+//! linearizable reads, a new leader when the leader's node goes, the old one rejoining as a
+//! follower, and a follower brought back by a snapshot larger than one 8 MiB frame, in chunks.
+
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::{Cluster, T, key, value};
+use troupe_db::msg::ReadAt;
+use troupe_db::{DbMsg, DbSpec, ReadPolicy, Role, WriteOutcome};
+use troupe_runtime::Reach;
+use troupe_testkit::eventually;
+
+fn spec(dir: &Path) -> DbSpec {
+    DbSpec::new("db", dir)
+        .reachable_from(Reach::cluster())
+        .replica("r0")
+        .replica("r1")
+        .replica("r2")
+        .raft()
+}
+
+async fn start(spec: DbSpec) -> Cluster {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    Cluster::start(spec).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_group_elects_a_leader_and_serves_every_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(spec(dir.path())).await;
+    let client = &cluster.client;
+    let mut last = 0;
+    for i in 0..20 {
+        let written = client.put(key(i), value(i, 0)).await.unwrap();
+        assert!(written.index > last, "log indexes increase");
+        last = written.index;
+        assert_eq!(written.outcome, WriteOutcome::Put { previous: None });
+    }
+    // linearizable reads (the default policy): every acknowledged write is seen
+    for i in 0..20 {
+        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    let replaced = client.put(key(0), value(0, 1)).await.unwrap();
+    assert_eq!(
+        replaced.outcome,
+        WriteOutcome::Put {
+            previous: Some(value(0, 0))
+        }
+    );
+    let swapped = client.cas(key(1), Some(value(1, 0)), Some(value(1, 1)));
+    assert_eq!(swapped.await.unwrap().outcome, WriteOutcome::Swapped);
+    let refused = client.cas(key(1), Some(value(1, 0)), None).await.unwrap();
+    assert_eq!(
+        refused.outcome,
+        WriteOutcome::CasFailed {
+            actual: Some(value(1, 1))
+        }
+    );
+    client.delete(key(2)).await.unwrap();
+    assert_eq!(client.get(key(2)).await.unwrap(), None);
+    let scanned = client.scan("key-001", 100).await.unwrap();
+    assert_eq!(scanned.len(), 10);
+    assert_eq!(scanned[0], (key(10), value(10, 0)));
+    // every replica applies them; any may serve a read
+    let last = client.put(key(99), value(99, 0)).await.unwrap().index;
+    for replica in 0..3 {
+        cluster.wait_applied(replica, last).await;
+    }
+    let any = client.with_read_policy(ReadPolicy::AnyReplica);
+    for i in 10..20 {
+        let read = any.get_with(key(i), ReadPolicy::AnyReplica).await.unwrap();
+        assert_eq!(read.value, Some(value(i, 0)));
+    }
+    // one leader, and the others follow it in its term
+    let statuses = cluster.statuses().await;
+    let leaders: Vec<_> = statuses
+        .iter()
+        .flatten()
+        .filter(|s| s.role == Role::Leader)
+        .collect();
+    assert_eq!(leaders.len(), 1, "{statuses:?}");
+    let term = leaders[0].epoch;
+    assert!(
+        statuses
+            .iter()
+            .flatten()
+            .all(|s| s.epoch == term && s.leader == Some(leaders[0].id)),
+        "{statuses:?}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaders_node_lost_a_new_leader_is_elected_and_the_old_one_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(spec(dir.path())).await;
+    for i in 0..10 {
+        cluster.client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    let old = cluster.wait_for_leader().await;
+    let old_term = cluster.statuses().await[old]
+        .as_ref()
+        .map(|s| s.epoch)
+        .unwrap();
+    cluster.stop_replica(old).await;
+    // the two left elect one of themselves, in a newer term, and writes resume
+    let new = cluster.wait_for_leader().await;
+    assert_ne!(new, old);
+    let status = cluster.statuses().await[new].clone().unwrap();
+    assert!(status.epoch > old_term, "{status:?} after term {old_term}");
+    let mut last = 0;
+    for i in 10..20 {
+        last = cluster.client.put(key(i), value(i, 0)).await.unwrap().index;
+    }
+    for i in 0..20 {
+        assert_eq!(cluster.client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    // the old leader comes back from its file as a follower and catches up
+    cluster.restart_replica(old).await;
+    let back = cluster.wait_applied(old, last).await;
+    assert_eq!(back.role, Role::Follower);
+    assert_eq!(back.leader, Some(new as u64));
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_comes_back_by_a_snapshot_larger_than_a_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    // a snapshot after every 20 entries, the log cut behind it
+    let mut cluster = start(spec(dir.path()).log_retain(20)).await;
+    let leader = cluster.wait_for_leader().await;
+    let behind = (leader + 1) % 3;
+    cluster.stop_replica(behind).await;
+    // 160 values of 64 KiB: 10 MiB, more than one 8 MiB frame could carry
+    let big = |i: usize| Bytes::from(vec![b'a' + (i % 26) as u8; 64 * 1024]);
+    let mut last = 0;
+    for i in 0..160 {
+        last = cluster.client.put(key(i), big(i)).await.unwrap().index;
+    }
+    cluster.wait_applied(leader, last).await;
+    cluster.restart_replica(behind).await;
+    let status = cluster.wait_applied(behind, last).await;
+    assert!(
+        status.base_index > 20,
+        "caught up from a snapshot: {status:?}"
+    );
+    // read from that very replica
+    let direct = cluster
+        .app
+        .node
+        .addr::<DbMsg>(&format!("r{behind}"), &cluster.spec.replica_name(behind));
+    for i in [0, 79, 159] {
+        let read = direct
+            .call(
+                |reply| DbMsg::Get {
+                    key: key(i),
+                    read: ReadAt::Replica {
+                        min_index: last,
+                        wait_ms: 1000,
+                    },
+                    reply,
+                },
+                T,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.value, Some(big(i)), "key {i} on replica {behind}");
+    }
+    // the snapshot is a file of its own beside the replica's
+    let snapshot = cluster.spec.snapshot_dir(behind).join("current.snap");
+    let size = std::fs::metadata(&snapshot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 8 * 1024 * 1024,
+        "{} is {size} bytes",
+        snapshot.display()
+    );
+    eventually(
+        "nothing left to receive",
+        Duration::from_secs(1),
+        async || {
+            !cluster
+                .spec
+                .snapshot_dir(behind)
+                .join("receiving.snap")
+                .exists()
+        },
+    )
+    .await;
+    cluster.stop().await;
+}
