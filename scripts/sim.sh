@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the simulator's randomized tests over many seeds, in parallel processes.
 #
-#   scripts/sim.sh [--seeds N | --seed S] [--part db|queue|cache|runtime] [--jobs J]
+#   scripts/sim.sh [--seeds N | --seed S] [--part db|db-raft|queue|cache|runtime] [--jobs J]
 #
 # --seeds N   seeds 1..N (default 100), split across J processes (default: the CPU count)
 # --seed S    one seed, with its fault schedule and outcomes printed (the replay of a failure)
-# --part P    which part's simulation: db (default), queue, cache or runtime
+# --part P    which part's simulation: db (default; the single-leader modes), db-raft (the
+#             database's Raft mode), queue, cache or runtime
 #             (docs/reliability.md)
 #
 # Prints seeds run, faults injected, failures (each with its replay command), and exits non-zero
@@ -25,16 +26,21 @@ while [ $# -gt 0 ]; do
         --seed) ONE=$2; shift 2 ;;
         --part) PART=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
-        *) echo "usage: $0 [--seeds N | --seed S] [--part db|queue|cache|runtime] [--jobs J]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--seeds N | --seed S] [--part db|db-raft|queue|cache|runtime] [--jobs J]" >&2; exit 2 ;;
     esac
 done
 
+# ONLY: the one test of the binary a part runs per seed, where the binary has others
+ONLY=()
 case $PART in
-    db) TEST=(-p troupe-db --test random_faults_sim) ;;
+    db) TEST=(-p troupe-db --test random_faults_sim)
+        ONLY=(--exact random_faults_lose_no_acknowledged_write) ;;
+    db-raft) TEST=(-p troupe-db --test random_faults_sim)
+        ONLY=(--exact raft_mode_stays_linearizable_under_random_faults) ;;
     queue) TEST=(-p troupe-queue --test random_faults_sim) ;;
     cache) TEST=(-p troupe-cache --test random_faults_sim) ;;
     runtime) TEST=(-p troupe-sim --test random_faults) ;;
-    *) echo "no simulation for part '$PART' (db, queue, cache, runtime)" >&2; exit 2 ;;
+    *) echo "no simulation for part '$PART' (db, db-raft, queue, cache, runtime)" >&2; exit 2 ;;
 esac
 
 # the test binary, run directly: one process per seed, without cargo's start-up each time
@@ -49,7 +55,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
 if [ -n "$ONE" ]; then
-    TROUPE_SIM_SEEDS=$ONE TROUPE_SIM_TRACE=1 timeout 120 "$BIN" --nocapture
+    TROUPE_SIM_SEEDS=$ONE TROUPE_SIM_TRACE=1 timeout 120 "$BIN" "${ONLY[@]}" --nocapture
     exit
 fi
 
@@ -63,7 +69,7 @@ for j in $(seq 0 $((JOBS - 1))); do
     (
         failed=0
         for seed in $(seq "$from" "$to"); do
-            if ! TROUPE_SIM_SEEDS=$seed timeout 60 "$BIN" --nocapture >"$OUT/$seed.log" 2>&1; then
+            if ! TROUPE_SIM_SEEDS=$seed timeout 60 "$BIN" "${ONLY[@]}" --nocapture >"$OUT/$seed.log" 2>&1; then
                 echo "$seed" >>"$OUT/failed.$j"
             fi
             echo "$seed" >>"$OUT/done.$j"

@@ -339,6 +339,49 @@ impl RaftReplica {
     }
 }
 
+impl Drop for RaftReplica {
+    /// A crashed or killed instance is dropped without [`Actor::stopped`]: its openraft
+    /// instance, whose tasks are openraft's own, is shut down here, so it stops taking part
+    /// and lets go of the file for the next instance.
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = running.raft.shutdown().await;
+            });
+        }
+    }
+}
+
+/// Logs, at `info`, each leadership this replica takes (`leading`, with its term as `epoch`)
+/// and gives up (`stepping down`), as the single-leader replica does: the lines an operator
+/// follows failovers by, and the simulation's one-leader-per-term check reads.
+async fn log_leaderships(
+    me: u64,
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::EmptyNode>>,
+) {
+    let mut leading: Option<u64> = None;
+    loop {
+        let (state, term, leader) = {
+            let m = metrics.borrow_and_update();
+            (m.state, m.current_term, m.current_leader)
+        };
+        let now = (state == ServerState::Leader).then_some(term);
+        if now != leading {
+            if let Some(epoch) = now {
+                tracing::info!(replica = me, epoch, "leading");
+            } else if let Some(was) = leading {
+                tracing::info!(replica = me, epoch = term, was, leader = ?leader, "stepping down");
+            }
+            leading = now;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 impl Actor for RaftReplica {
     type Msg = DbMsg;
 
@@ -370,7 +413,12 @@ impl Actor for RaftReplica {
                 Err(err) => return Err(Box::new(err)),
             }
         }
-        tracing::info!(replica = self.me, db = %self.spec.name, fresh, "raft replica started");
+        tracing::info!(replica = self.me, db = %self.spec.name, fresh, "replica started");
+        let (me, metrics) = (self.me, raft.metrics());
+        ctx.spawn(async move {
+            log_leaderships(me, metrics).await;
+            Ok(())
+        });
         self.running = Some(Running { raft, store });
         Ok(())
     }

@@ -14,16 +14,46 @@ pub(crate) const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
 /// A peer is reported down after this long without a word
 const PEER_DOWN: Duration = Duration::from_secs(1);
 
-/// The database: acknowledgements by `mode`, promotion 300 ms after the leader's node is down
-pub(crate) fn spec(dir: &Path, mode: AckMode) -> DbSpec {
+/// How the replicas replicate: single-leader with an acknowledgement mode, or Raft
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Single-leader replication, acknowledged as the mode says
+    Ack(AckMode),
+    /// A Raft group (openraft)
+    #[allow(dead_code, reason = "the partition tests do not use it")]
+    Raft,
+}
+
+impl From<AckMode> for Mode {
+    fn from(mode: AckMode) -> Self {
+        Self::Ack(mode)
+    }
+}
+
+/// The database: acknowledgements by `mode` and promotion 300 ms after the leader's node is
+/// down, or a Raft group
+pub(crate) fn spec(dir: &Path, mode: impl Into<Mode>) -> DbSpec {
     let mut spec = DbSpec::new("db", dir)
         .reachable_from(Reach::cluster())
-        .ack(mode)
         .promote_after(Some(Duration::from_millis(300)));
+    spec = match mode.into() {
+        Mode::Ack(mode) => spec.ack(mode),
+        Mode::Raft => spec.raft(),
+    };
     for name in REPLICAS {
         spec = spec.replica(name);
     }
     spec
+}
+
+/// The file replica `index` of `spec` keeps its state in, whichever the mode
+#[allow(dead_code, reason = "the partition tests do not use it")]
+pub(crate) fn replica_file(spec: &DbSpec, index: usize) -> std::path::PathBuf {
+    if spec.is_raft() {
+        spec.raft_path(index)
+    } else {
+        spec.replica_path(index)
+    }
 }
 
 /// Adds a host per replica to `sim`, each joining through the others (so a restarted one
@@ -32,8 +62,9 @@ pub(crate) fn replica_hosts(
     sim: &mut turmoil::Sim<'_>,
     ca: &troupe_testkit::Cluster,
     dir: &Path,
-    mode: AckMode,
+    mode: impl Into<Mode>,
 ) {
+    let mode = mode.into();
     for (i, name) in REPLICAS.into_iter().enumerate() {
         let spec = spec(dir, mode);
         let config = ca.config(name, &[]).peer_down_timeout(PEER_DOWN);
