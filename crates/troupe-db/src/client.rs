@@ -31,6 +31,9 @@ use crate::msg::{
 /// [`DbClient::with_timeout`]
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long one call to one replica waits by default before the client tries another
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Where a client's reads go
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadPolicy {
@@ -105,7 +108,8 @@ pub struct DbClient {
     replicas: Arc<[Addr<DbMsg>]>,
     session: Arc<Session>,
     timeout: Duration,
-    call_timeout: Duration,
+    /// How long one call to one replica may wait (`timeout` bounds it too)
+    attempt_timeout: Duration,
     read_policy: ReadPolicy,
     read_wait: Duration,
 }
@@ -166,7 +170,7 @@ impl DbClient {
                 last_write: AtomicU64::new(0),
             }),
             timeout: DEFAULT_TIMEOUT,
-            call_timeout: Duration::from_secs(2),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             read_policy: ReadPolicy::Leader,
             read_wait: Duration::from_millis(500),
         }
@@ -183,14 +187,30 @@ impl DbClient {
 
     /// A copy of this client (same session) whose operations each take at most `timeout`,
     /// retries included (default [`DEFAULT_TIMEOUT`]); one call to one replica waits at most
-    /// 2 s of it
+    /// [`with_attempt_timeout`](Self::with_attempt_timeout) of it
     #[must_use]
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         Self {
             timeout,
-            call_timeout: Duration::from_secs(2).min(timeout),
             ..self.clone()
         }
+    }
+
+    /// A copy of this client (same session) that waits at most `attempt` for one replica's
+    /// answer before it tries another (default [`DEFAULT_ATTEMPT_TIMEOUT`]; a Raft-mode spec's
+    /// client uses the election timeout, so a leader cut off by a partition costs the client
+    /// one election, not its whole timeout)
+    #[must_use]
+    pub fn with_attempt_timeout(&self, attempt: Duration) -> Self {
+        Self {
+            attempt_timeout: attempt,
+            ..self.clone()
+        }
+    }
+
+    /// One call's bound: the attempt timeout, within the operation's
+    fn call_timeout(&self) -> Duration {
+        self.attempt_timeout.min(self.timeout)
     }
 
     /// How long one operation may take, retries included
@@ -360,7 +380,7 @@ impl DbClient {
         for (i, replica) in self.replicas.iter().enumerate() {
             out.push(
                 replica
-                    .call(DbMsg::Status, self.call_timeout)
+                    .call(DbMsg::Status, self.call_timeout())
                     .await
                     .map_err(|error| DbError::Unavailable {
                         last: Some(AttemptError::Call { replica: i, error }),
@@ -423,7 +443,7 @@ impl DbClient {
                     op: op.clone(),
                     reply,
                 },
-                remaining.min(self.call_timeout),
+                remaining.min(self.call_timeout()),
             );
             let refused = |failure| AttemptError::Refused {
                 replica: target,
@@ -448,10 +468,14 @@ impl DbClient {
                     last = Some(refused(failure));
                     target = (target + 1) % n;
                 }
-                Ok(Err(failure @ DbFailure::LeadershipLost)) if !resend_when_unsure => {
+                // the write may still take effect (Raft mode: proposed, not committed by a
+                // majority in time): ambiguous
+                Ok(Err(failure @ (DbFailure::LeadershipLost | DbFailure::Unavailable(_))))
+                    if !resend_when_unsure =>
+                {
                     return Err(DbError::Ambiguous(refused(failure)));
                 }
-                Ok(Err(failure @ DbFailure::LeadershipLost)) => {
+                Ok(Err(failure @ (DbFailure::LeadershipLost | DbFailure::Unavailable(_)))) => {
                     last = Some(refused(failure));
                     target = (target + 1) % n;
                 }
@@ -517,7 +541,7 @@ impl DbClient {
                 },
             };
             let call = self.replicas[target]
-                .call(|reply| msg(read, reply), remaining.min(self.call_timeout));
+                .call(|reply| msg(read, reply), remaining.min(self.call_timeout()));
             let refused = |failure| AttemptError::Refused {
                 replica: target,
                 failure,

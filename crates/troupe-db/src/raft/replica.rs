@@ -48,26 +48,34 @@ impl RaftReplica {
         }
     }
 
-    /// openraft's timings from the spec's: heartbeats at its heartbeat, an election after
-    /// 10 to 20 heartbeats without one (a loaded machine's scheduling delays do not start
-    /// elections), and a snapshot after every `log_retain` entries.
+    /// openraft's timings from the spec's: heartbeats at its heartbeat, this replica's
+    /// election timeout (see [`DbSpec::election_timeout`]: at least 6 heartbeats), and a snapshot after every
+    /// `log_retain` entries.
     fn config(&self) -> Result<Config, ActorError> {
-        let heartbeat = u64::try_from(self.spec.heartbeat.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        let heartbeat = millis(self.spec.heartbeat);
+        let election = millis(self.spec.election_timeout(self.me as usize));
         let config = Config {
             cluster_name: self.spec.name.clone(),
             heartbeat_interval: heartbeat,
-            election_timeout_min: heartbeat * 10,
-            election_timeout_max: heartbeat * 20,
-            install_snapshot_timeout: u64::try_from(self.spec.call_timeout.as_millis())
-                .unwrap_or(u64::MAX),
+            // openraft draws from [min, max): a range of one is the staggered timeout itself
+            election_timeout_min: election,
+            election_timeout_max: election + 1,
+            install_snapshot_timeout: millis(self.spec.call_timeout),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.spec.log_retain),
             max_in_snapshot_log_to_keep: self.spec.log_retain,
             ..Config::default()
         };
         Ok(config.validate()?)
+    }
+
+    /// How long a write may wait for a majority, or a leader read for its confirmation,
+    /// before the replica answers [`DbFailure::Unavailable`]: the longest election timeout
+    /// (by then a cut-off leader's followers have elected another, which the client can
+    /// find), or the call timeout if shorter.
+    fn majority_wait(&self) -> Duration {
+        self.spec.election_timeout_max().min(self.spec.call_timeout)
     }
 
     fn running(&self) -> Result<Running, DbFailure> {
@@ -194,7 +202,7 @@ impl RaftReplica {
                 return;
             }
         };
-        let within = self.spec.call_timeout;
+        let within = self.majority_wait();
         ctx.spawn(async move {
             let answer = match tokio::time::timeout(within, running.raft.client_write(op)).await {
                 Err(_) => Err(DbFailure::Unavailable(format!(
@@ -225,7 +233,7 @@ impl RaftReplica {
                 return;
             }
         };
-        let within = self.spec.call_timeout;
+        let within = self.majority_wait();
         ctx.spawn(async move {
             let answer = match confirm_read(&running, read, within).await {
                 Ok(index) => running
@@ -255,7 +263,7 @@ impl RaftReplica {
                 return;
             }
         };
-        let within = self.spec.call_timeout;
+        let within = self.majority_wait();
         let limit = (limit as usize).min(crate::replica::MAX_SCAN);
         ctx.spawn(async move {
             let answer = match confirm_read(&running, read, within).await {

@@ -380,10 +380,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 .transpose()?
                 .unwrap_or_default();
             let id = match applied {
-                Some(id) => format!(
-                    "{}-{}-{}",
-                    id.leader_id.term, id.leader_id.node_id, id.index
-                ),
+                Some(id) => format!("{}-{}", id.leader_id.term, id.index),
                 None => "empty".to_string(),
             };
             let meta = SnapshotMeta {

@@ -20,7 +20,6 @@ pub(crate) enum Mode {
     /// Single-leader replication, acknowledged as the mode says
     Ack(AckMode),
     /// A Raft group (openraft)
-    #[allow(dead_code, reason = "the partition tests do not use it")]
     Raft,
 }
 
