@@ -1446,20 +1446,20 @@ impl Actor for DbReplica {
 /// A replica's metrics, labelled `db` and `replica`: whether it leads, its epoch, log end,
 /// applied index and whether a storage fault degrades it; once it has led, [`LeadingMetrics`].
 /// Registered once per instance, so a tick sets them without building their keys.
-struct ReplicaMetrics {
-    leader: metrics::Gauge,
-    epoch: metrics::Gauge,
-    last_index: metrics::Gauge,
-    applied_index: metrics::Gauge,
-    degraded: metrics::Gauge,
-    leading: Option<LeadingMetrics>,
+pub(crate) struct ReplicaMetrics {
+    pub(crate) leader: metrics::Gauge,
+    pub(crate) epoch: metrics::Gauge,
+    pub(crate) last_index: metrics::Gauge,
+    pub(crate) applied_index: metrics::Gauge,
+    pub(crate) degraded: metrics::Gauge,
+    pub(crate) leading: Option<LeadingMetrics>,
 }
 
 /// What a leader exports besides: its commit index and each follower's lag in entries (label
 /// `follower`).
-struct LeadingMetrics {
-    commit_index: metrics::Gauge,
-    follower_lag: Vec<(u64, metrics::Gauge)>,
+pub(crate) struct LeadingMetrics {
+    pub(crate) commit_index: metrics::Gauge,
+    pub(crate) follower_lag: Vec<(u64, metrics::Gauge)>,
 }
 
 fn replica_labels(db: &str, me: u64) -> [(&'static str, String); 2] {
@@ -1467,7 +1467,7 @@ fn replica_labels(db: &str, me: u64) -> [(&'static str, String); 2] {
 }
 
 impl ReplicaMetrics {
-    fn new(db: &str, me: u64) -> Self {
+    pub(crate) fn new(db: &str, me: u64) -> Self {
         let labels = replica_labels(db, me);
         Self {
             leader: metrics::gauge!("troupe_db_leader", &labels),
@@ -1481,7 +1481,7 @@ impl ReplicaMetrics {
 }
 
 impl LeadingMetrics {
-    fn new(db: &str, me: u64, replicas: u64) -> Self {
+    pub(crate) fn new(db: &str, me: u64, replicas: u64) -> Self {
         let labels = replica_labels(db, me);
         let follower_lag = (0..replicas)
             .filter(|&f| f != me)

@@ -16,22 +16,35 @@ use crate::replica::DbReplica;
 
 /// How to build the replicas of one database
 ///
-/// Replica `i` is the actor named `{name}.{i}` on node `replicas[i]`, stored in
-/// `{dir}/{name}.{i}.redb` on that node's host. Replica 0 leads a fresh database. Every host
-/// builds the same spec (same name, same node list, same mode), so replicas find each other by
-/// name.
+/// Replica `i` is the actor named `{name}.{i}` on node `replicas[i]`. Every host builds the
+/// same spec (same name, same node list, same mode), so replicas find each other by name.
+///
+/// Two ways to replicate:
+///
+/// - **Raft** (the default): the replicas are a Raft group ([`crate::raft`], openraft) that
+///   elects its leader by vote; a write is acknowledged once a majority holds it durably,
+///   reads from the leader are linearizable, and a side cut off from the majority refuses
+///   rather than answers. Stored in `{dir}/{name}.{i}.raft.redb` and
+///   `{dir}/{name}.{i}.snapshots/`.
+/// - **Single-leader** ([`ack`](Self::ack)): replica 0 leads a fresh database, followers are
+///   promoted on a node-down report, and the [`AckMode`] says how many copies acknowledge a
+///   write — kept for what the modes teach (asynchronous and synchronous replication, what a
+///   failure detector can get wrong); `docs/db.md` says what each can lose. Stored in
+///   `{dir}/{name}.{i}.redb`.
 ///
 /// # Examples
 ///
 /// ```
 /// use troupe_db::{AckMode, DbSpec};
 ///
-/// let spec = DbSpec::new("db", "./troupe-data")
+/// let raft = DbSpec::new("db", "./troupe-data")
 ///     .replica("data-1")
 ///     .replica("data-2")
-///     .replica("data-3")
-///     .ack(AckMode::Majority);
-/// assert_eq!(spec.replica_name(2), "db.2");
+///     .replica("data-3");
+/// assert!(raft.is_raft());
+/// assert_eq!(raft.replica_name(2), "db.2");
+/// let teaching = raft.ack(AckMode::LeaderOnly);
+/// assert!(!teaching.is_raft());
 /// ```
 #[derive(Debug, Clone)]
 pub struct DbSpec {
@@ -69,7 +82,7 @@ impl DbSpec {
             max_append_bytes: 4 * 1024 * 1024,
             max_pending_writes: 100_000,
             reach: Reach::Local,
-            raft: false,
+            raft: true,
         }
     }
 
@@ -106,16 +119,17 @@ impl DbSpec {
         self
     }
 
-    /// How many durable copies acknowledge a write (default [`AckMode::Majority`])
+    /// Replicates with a single leader instead of Raft, acknowledging a write once `mode`'s
+    /// durable copies hold it (see the type's docs)
     pub fn ack(mut self, mode: AckMode) -> Self {
         self.mode = mode;
+        self.raft = false;
         self
     }
 
-    /// Runs the replicas as a Raft group (openraft): elections by vote, a write acknowledged
-    /// once a majority holds it durably, linearizable reads by default, snapshots in chunks.
-    /// The acknowledgement mode is then Raft's majority, whatever [`ack`](Self::ack) says.
-    /// See [`crate::raft`].
+    /// Runs the replicas as a Raft group (openraft), the default: elections by vote, a write
+    /// acknowledged once a majority holds it durably, linearizable reads by default,
+    /// snapshots in chunks. Undoes an earlier [`ack`](Self::ack). See [`crate::raft`].
     pub fn raft(mut self) -> Self {
         self.raft = true;
         self

@@ -29,6 +29,23 @@ impl Degraded {
         }
     }
 
+    /// The file failed at `now`, as `fault` says (for a part that learns of a failure from an
+    /// engine that keeps the typed error to itself, such as openraft)
+    pub fn from_fault(fault: StoreFault, now: Instant) -> Self {
+        Self {
+            fault,
+            retry_at: now + REOPEN_PAUSE.0,
+            pause: REOPEN_PAUSE.0,
+        }
+    }
+
+    /// As [`reopen_failed`](Self::reopen_failed), with the failure as `fault` says
+    pub fn reopen_failed_with(&mut self, fault: StoreFault, now: Instant) {
+        self.fault = fault;
+        self.pause = (self.pause * 2).min(REOPEN_PAUSE.1);
+        self.retry_at = now + self.pause;
+    }
+
     /// The last failure, as a reply to a caller carries it
     pub fn fault(&self) -> &StoreFault {
         &self.fault

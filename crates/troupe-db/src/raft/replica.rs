@@ -11,6 +11,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 use troupe_runtime::{Actor, ActorError, Ctx, Reply};
+use troupe_store::{Degraded, StoreFault};
 
 use super::network::Network;
 use super::store::RaftStore;
@@ -20,7 +21,11 @@ use crate::msg::{
     DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage, WriteOp,
     WriteOutcome, Written,
 };
+use crate::replica::{LeadingMetrics, ReplicaMetrics};
 use crate::spec::DbSpec;
+
+/// How often a replica checks whether openraft stopped on a failed write.
+const STORAGE_CHECK: Duration = Duration::from_millis(100);
 
 /// One replica of a Raft-mode database; build it with
 /// [`DbSpec::child`](crate::DbSpec::child) on a spec made with
@@ -29,6 +34,15 @@ pub struct RaftReplica {
     spec: Arc<DbSpec>,
     me: u64,
     running: Option<Running>,
+    /// Every replica's Raft handle, by number
+    peers: Vec<troupe_runtime::Addr<RaftRpc>>,
+    /// Set while openraft is stopped on a failed write: writes and leader reads are refused
+    /// with the fault, reads from this replica's state go on, and openraft is started again
+    /// on the file after a growing pause
+    degraded: Option<Degraded>,
+    /// openraft was started again on a degraded replica; the next check clears the fault or
+    /// doubles the pause
+    reopened: bool,
 }
 
 /// What a started replica runs.
@@ -45,6 +59,9 @@ impl RaftReplica {
             spec,
             me,
             running: None,
+            peers: Vec::new(),
+            degraded: None,
+            reopened: false,
         }
     }
 
@@ -79,9 +96,134 @@ impl RaftReplica {
     }
 
     fn running(&self) -> Result<Running, DbFailure> {
-        self.running
-            .clone()
-            .ok_or_else(|| DbFailure::Unavailable("the replica is starting".into()))
+        self.running.clone().ok_or_else(|| match &self.degraded {
+            // the file could not be reopened yet
+            Some(degraded) => DbFailure::Storage(degraded.fault().clone()),
+            None => DbFailure::Unavailable("the replica is starting".into()),
+        })
+    }
+
+    /// As [`running`](Self::running), refusing with the storage fault while degraded: for
+    /// writes and for reads that need openraft (the leader's).
+    fn writable(&self) -> Result<Running, DbFailure> {
+        match &self.degraded {
+            Some(degraded) => Err(DbFailure::Storage(degraded.fault().clone())),
+            None => self.running(),
+        }
+    }
+
+    /// What a read needs: openraft to confirm a leader read, only the state for a replica
+    /// read (served while degraded too).
+    fn for_read(&self, read: ReadAt) -> Result<Running, DbFailure> {
+        match read {
+            ReadAt::Leader => self.writable(),
+            ReadAt::Replica { .. } => self.running(),
+        }
+    }
+
+    /// Starts openraft on `store`.
+    async fn start_raft(&self, store: &RaftStore) -> Result<Raft<TypeConfig>, ActorError> {
+        Ok(Raft::new(
+            self.me,
+            Arc::new(self.config()?),
+            Network::new(self.peers.clone()),
+            store.log_store(),
+            store.state_machine(),
+        )
+        .await?)
+    }
+
+    /// Opens the replica's file (again), waiting for the last handle on it to go.
+    async fn open_store(&self) -> Result<RaftStore, troupe_store::StoreError> {
+        let index = self.me as usize;
+        RaftStore::open(&self.spec.raft_path(index), &self.spec.snapshot_dir(index)).await
+    }
+
+    /// Every tick: notices openraft stopping on a failed write, and degrades the replica:
+    /// openraft is shut down and the file reopened at once (redb refuses a handle after a
+    /// failed write; reopening needs no free space), so this replica's reads go on; openraft
+    /// is started again on it after a pause that doubles while it keeps failing.
+    async fn check_storage(&mut self) {
+        let now = troupe_runtime::time::now();
+        let fatal = self
+            .running
+            .as_ref()
+            .and_then(|r| r.raft.metrics().borrow().running_state.clone().err());
+        if let Some(degraded) = &self.degraded
+            && fatal.is_none()
+            && self.reopened
+        {
+            tracing::warn!(replica = self.me, fault = %degraded.fault(), "storage works again; the replica takes part again");
+            self.degraded = None;
+            self.reopened = false;
+            return;
+        }
+        if let Some(fatal) = fatal {
+            let Some(running) = self.running.take() else {
+                return;
+            };
+            let fault = running.store.last_fault().unwrap_or_else(|| StoreFault {
+                kind: troupe_store::StoreErrorKind::Io,
+                message: fatal.to_string(),
+            });
+            match self.degraded.as_mut() {
+                Some(degraded) => degraded.reopen_failed_with(fault, now),
+                None => {
+                    tracing::warn!(replica = self.me, cause = %fault, "raft stopped on a failed write; refusing writes, serving this replica's reads, and reopening");
+                    self.degraded = Some(Degraded::from_fault(fault, now));
+                }
+            }
+            self.reopened = false;
+            let _ = running.raft.shutdown().await;
+            let raft = running.raft;
+            drop(running.store);
+            // the stopped instance answers nothing but its fault; the reopened file serves reads
+            match self.open_store().await {
+                Ok(store) => self.running = Some(Running { raft, store }),
+                Err(err) => {
+                    tracing::warn!(replica = self.me, cause = %err, "cannot reopen the file yet")
+                }
+            }
+            return;
+        }
+        let Some(degraded) = self.degraded.as_mut() else {
+            return;
+        };
+        if self.reopened || !degraded.reopen_due(now) {
+            return;
+        }
+        let (stopped, store) = match self.running.take() {
+            Some(running) => (Some(running.raft), running.store),
+            None => match self.open_store().await {
+                Ok(store) => (None, store),
+                Err(err) => {
+                    if let Some(degraded) = self.degraded.as_mut() {
+                        degraded.reopen_failed_with(StoreFault::from(&err), now);
+                    }
+                    return;
+                }
+            },
+        };
+        store.clear_fault();
+        match self.start_raft(&store).await {
+            Ok(raft) => {
+                self.running = Some(Running { raft, store });
+                self.reopened = true;
+            }
+            Err(err) => {
+                if let Some(degraded) = self.degraded.as_mut() {
+                    degraded.reopen_failed_with(
+                        StoreFault {
+                            kind: troupe_store::StoreErrorKind::Io,
+                            message: err.to_string(),
+                        },
+                        now,
+                    );
+                }
+                // keep serving reads from the file while the next attempt waits
+                self.running = stopped.map(|raft| Running { raft, store });
+            }
+        }
     }
 
     fn status(&self) -> ReplicaStatus {
@@ -110,6 +252,7 @@ impl RaftReplica {
             status.applied_index = m.last_applied.map_or(0, |id| id.index);
             status.base_index = m.snapshot.map_or(0, |id| id.index);
         }
+        status.storage_fault = self.degraded.as_ref().map(|d| d.fault().clone());
         status
     }
 }
@@ -195,7 +338,7 @@ impl RaftReplica {
             reply.send(Err(DbFailure::TooLarge(too_large)));
             return;
         }
-        let running = match self.running() {
+        let running = match self.writable() {
             Ok(running) => running,
             Err(failure) => {
                 reply.send(Err(failure));
@@ -208,7 +351,11 @@ impl RaftReplica {
                 Err(_) => Err(DbFailure::Unavailable(format!(
                     "the write was not committed by a majority within {within:?}; it may still be"
                 ))),
-                Ok(Err(err)) => Err(write_failure(err)),
+                Ok(Err(err)) => Err(match running.store.last_fault() {
+                    // openraft stopped on this replica's failed write
+                    Some(fault) if matches!(err, RaftError::Fatal(_)) => DbFailure::Storage(fault),
+                    _ => write_failure(err),
+                }),
                 Ok(Ok(written)) => Ok(Written {
                     index: written.log_id.index,
                     outcome: written.data.0.unwrap_or(WriteOutcome::Swapped),
@@ -226,7 +373,7 @@ impl RaftReplica {
         reply: Reply<Result<ReadValue, DbFailure>>,
         ctx: &mut Ctx<DbMsg>,
     ) {
-        let running = match self.running() {
+        let running = match self.for_read(read) {
             Ok(running) => running,
             Err(failure) => {
                 reply.send(Err(failure));
@@ -256,7 +403,7 @@ impl RaftReplica {
         reply: Reply<Result<ScanPage, DbFailure>>,
         ctx: &mut Ctx<DbMsg>,
     ) {
-        let running = match self.running() {
+        let running = match self.for_read(read) {
             Ok(running) => running,
             Err(failure) => {
                 reply.send(Err(failure));
@@ -362,27 +509,57 @@ impl Drop for RaftReplica {
     }
 }
 
-/// Logs, at `info`, each leadership this replica takes (`leading`, with its term as `epoch`)
-/// and gives up (`stepping down`), as the single-leader replica does: the lines an operator
-/// follows failovers by, and the simulation's one-leader-per-term check reads.
-async fn log_leaderships(
+/// Follows this replica's openraft metrics: logs, at `info`, each leadership it takes
+/// (`leading`, with its term as `epoch`) and gives up (`stepping down`), as the single-leader
+/// replica does — the lines an operator follows failovers by, and the simulation's
+/// one-leader-per-term check reads — counts its elections won
+/// (`troupe_db_elections_total`), and keeps the replica's gauges (the single-leader mode's
+/// names: role, term as epoch, log end, applied index; as leader, commit index and each
+/// follower's lag) up to date.
+async fn watch_metrics(
     me: u64,
+    db: String,
+    replicas: u64,
     mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::EmptyNode>>,
 ) {
+    let mut gauges = ReplicaMetrics::new(&db, me);
+    let elections = metrics::counter!("troupe_db_elections_total", "db" => db.clone());
     let mut leading: Option<u64> = None;
     loop {
-        let (state, term, leader) = {
-            let m = metrics.borrow_and_update();
-            (m.state, m.current_term, m.current_leader)
-        };
-        let now = (state == ServerState::Leader).then_some(term);
+        let m = metrics.borrow_and_update().clone();
+        let now = (m.state == ServerState::Leader).then_some(m.current_term);
         if now != leading {
             if let Some(epoch) = now {
                 tracing::info!(replica = me, epoch, "leading");
+                elections.increment(1);
             } else if let Some(was) = leading {
-                tracing::info!(replica = me, epoch = term, was, leader = ?leader, "stepping down");
+                tracing::info!(replica = me, epoch = m.current_term, was, leader = ?m.current_leader, "stepping down");
             }
             leading = now;
+        }
+        let last = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map_or(0, |id| id.index);
+        gauges.leader.set(if leading.is_some() { 1.0 } else { 0.0 });
+        gauges.epoch.set(m.current_term as f64);
+        gauges.last_index.set(last as f64);
+        gauges.applied_index.set(applied as f64);
+        gauges.degraded.set(0.0);
+        match (&m.replication, leading) {
+            (Some(replication), Some(_)) => {
+                let leading = gauges
+                    .leading
+                    .get_or_insert_with(|| LeadingMetrics::new(&db, me, replicas));
+                // applied on the leader means committed: openraft applies what commits
+                leading.commit_index.set(applied as f64);
+                for (follower, lag) in &leading.follower_lag {
+                    let matched = replication
+                        .get(follower)
+                        .and_then(|id| id.as_ref())
+                        .map_or(0, |id| id.index);
+                    lag.set(last.saturating_sub(matched) as f64);
+                }
+            }
+            _ => gauges.leading = None,
         }
         if metrics.changed().await.is_err() {
             return;
@@ -398,20 +575,13 @@ impl Actor for RaftReplica {
         let store =
             RaftStore::open(&self.spec.raft_path(index), &self.spec.snapshot_dir(index)).await?;
         let fresh = store.is_fresh()?;
-        let peers = (0..self.spec.replicas.len())
+        self.peers = (0..self.spec.replicas.len())
             .map(|i| {
                 ctx.node()
                     .addr(&self.spec.replicas[i], &self.spec.raft_name(i))
             })
             .collect();
-        let raft = Raft::new(
-            self.me,
-            Arc::new(self.config()?),
-            Network::new(peers),
-            store.log_store(),
-            store.state_machine(),
-        )
-        .await?;
+        let raft = self.start_raft(&store).await?;
         if fresh {
             // every replica of a fresh database proposes the same first membership: openraft
             // takes it once, and refuses it where a log exists already
@@ -422,12 +592,14 @@ impl Actor for RaftReplica {
             }
         }
         tracing::info!(replica = self.me, db = %self.spec.name, fresh, "replica started");
-        let (me, metrics) = (self.me, raft.metrics());
+        let (me, db, metrics) = (self.me, self.spec.name.clone(), raft.metrics());
+        let replicas = self.spec.replicas.len() as u64;
         ctx.spawn(async move {
-            log_leaderships(me, metrics).await;
+            watch_metrics(me, db, replicas, metrics).await;
             Ok(())
         });
         self.running = Some(Running { raft, store });
+        ctx.send_interval(STORAGE_CHECK, || DbMsg::Tick);
         Ok(())
     }
 
@@ -446,10 +618,10 @@ impl Actor for RaftReplica {
             }
             DbMsg::Promote(reply) => self.promote(reply, ctx),
             DbMsg::Raft(rpc) => self.on_raft(rpc, ctx),
+            DbMsg::Tick => self.check_storage().await,
             // the single-leader protocol and its self-messages: not this mode's
             DbMsg::Peer(_)
             | DbMsg::Flush
-            | DbMsg::Tick
             | DbMsg::Replicated { .. }
             | DbMsg::NodeChanged { .. }
             | DbMsg::Resume { .. }

@@ -23,7 +23,7 @@ use openraft::{
 use redb::{Database, ReadableTable, TableDefinition, TableHandle as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use troupe_store::StoreError;
+use troupe_store::{StoreError, StoreFault};
 
 use super::{Applied, TypeConfig};
 use crate::core::Op;
@@ -55,6 +55,8 @@ type Result<T> = std::result::Result<T, StorageError<u64>>;
 pub struct RaftStore {
     db: Arc<Database>,
     snapshots: PathBuf,
+    /// The last write that failed, typed as callers get it (openraft keeps only its text)
+    fault: Arc<std::sync::Mutex<Option<StoreFault>>>,
 }
 
 impl RaftStore {
@@ -85,6 +87,7 @@ impl RaftStore {
         Ok(Self {
             db: Arc::new(db),
             snapshots: snapshots.to_path_buf(),
+            fault: Arc::default(),
         })
     }
 
@@ -144,6 +147,26 @@ impl RaftStore {
             ));
         }
         Ok(out)
+    }
+
+    /// The last write that failed since [`clear_fault`](Self::clear_fault), if one did.
+    pub fn last_fault(&self) -> Option<StoreFault> {
+        self.fault.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Forgets the last failed write (the file was reopened).
+    pub fn clear_fault(&self) {
+        if let Ok(mut fault) = self.fault.lock() {
+            *fault = None;
+        }
+    }
+
+    /// Notes `err` as the last failed write, and passes it on.
+    fn failed(&self, err: StoreError) -> StoreError {
+        if let Ok(mut fault) = self.fault.lock() {
+            *fault = Some(StoreFault::from(&err));
+        }
+        err
     }
 
     fn meta<T: DeserializeOwned>(&self, key: &str) -> std::result::Result<Option<T>, StoreError> {
@@ -227,7 +250,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.commit()?;
             Ok(())
         };
-        write().map_err(|e| StorageIOError::write_vote(&e).into())
+        write().map_err(|e| StorageIOError::write_vote(&self.0.failed(e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>> {
@@ -259,6 +282,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             }
             Err(err) => {
+                let err = self.0.failed(err);
                 callback.log_io_completed(Err(std::io::Error::other(err.to_string())));
                 Err(StorageIOError::write_logs(&err).into())
             }
@@ -275,7 +299,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.commit()?;
             Ok(())
         };
-        write().map_err(|e| StorageIOError::write_logs(&e).into())
+        write().map_err(|e| StorageIOError::write_logs(&self.0.failed(e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<()> {
@@ -290,7 +314,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.commit()?;
             Ok(())
         };
-        write().map_err(|e| StorageIOError::write_logs(&e).into())
+        write().map_err(|e| StorageIOError::write_logs(&self.0.failed(e)).into())
     }
 }
 
@@ -406,7 +430,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         .await;
         let meta = match built {
             Ok(Ok(meta)) => meta,
-            Ok(Err(e)) => return Err(StorageIOError::write_snapshot(None, &e).into()),
+            Ok(Err(e)) => {
+                return Err(StorageIOError::write_snapshot(None, &self.0.failed(e)).into());
+            }
             Err(e) => return Err(StorageIOError::write_snapshot(None, &e).into()),
         };
         let file = tokio::fs::File::open(self.0.current_snapshot_path())
@@ -470,7 +496,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             txn.commit()?;
             Ok(answers)
         };
-        write().map_err(|e| StorageIOError::write_state_machine(&e).into())
+        write().map_err(|e| StorageIOError::write_state_machine(&self.0.failed(e)).into())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -533,7 +559,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await;
         match installed {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StorageIOError::write_snapshot(signature, &e).into()),
+            Ok(Err(e)) => Err(StorageIOError::write_snapshot(signature, &self.0.failed(e)).into()),
             Err(e) => Err(StorageIOError::write_snapshot(signature, &e).into()),
         }
     }
