@@ -197,3 +197,27 @@ async fn a_follower_far_behind_comes_back_by_a_snapshot_larger_than_a_frame() {
     .await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_promotion_hands_the_lead_to_a_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(spec(dir.path())).await;
+    for i in 0..5 {
+        cluster.client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    let old = cluster.wait_for_leader().await;
+    let term = cluster.statuses().await[old]
+        .as_ref()
+        .map(|s| s.epoch)
+        .unwrap();
+    let promoted = cluster.client.promote().await.unwrap();
+    assert_ne!(promoted.leader as usize, old);
+    assert!(promoted.epoch > term, "{promoted:?} after term {term}");
+    assert_eq!(cluster.wait_for_leader().await, promoted.leader as usize);
+    // nothing acknowledged is lost, and writes go on
+    for i in 0..5 {
+        assert_eq!(cluster.client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    cluster.client.put(key(5), value(5, 0)).await.unwrap();
+    cluster.stop().await;
+}

@@ -72,6 +72,14 @@ pub enum RaftRpc {
         /// Where the answer goes
         reply: Reply<Result<openraft::raft::InstallSnapshotResponse<u64>, RaftFailure>>,
     },
+    /// An operator's promotion of replica `to`, to the leader: stop heartbeats and writes for
+    /// a while, so `to` can win an election once the followers' leases run out
+    Handover {
+        /// The replica to hand over to
+        to: u64,
+        /// Where the answer goes: `Ok` once the leader has stopped
+        reply: Reply<Result<(), RaftFailure>>,
+    },
 }
 
 impl RaftRpc {
@@ -83,6 +91,7 @@ impl RaftRpc {
             Self::Append { reply, .. } => reply.send(Err(not())),
             Self::Vote { reply, .. } => reply.send(Err(not())),
             Self::Snapshot { reply, .. } => reply.send(Err(not())),
+            Self::Handover { reply, .. } => reply.send(Err(not())),
         };
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
@@ -43,6 +43,9 @@ pub struct RaftReplica {
     /// openraft was started again on a degraded replica; the next check clears the fault or
     /// doubles the pause
     reopened: bool,
+    /// While this leader hands over to another replica (an operator's promotion): to whom,
+    /// and until when; client writes are sent there meanwhile
+    handover: Arc<std::sync::Mutex<Option<(u64, Instant)>>>,
 }
 
 /// What a started replica runs.
@@ -62,6 +65,7 @@ impl RaftReplica {
             peers: Vec::new(),
             degraded: None,
             reopened: false,
+            handover: Arc::default(),
         }
     }
 
@@ -345,6 +349,10 @@ impl RaftReplica {
                 return;
             }
         };
+        if let Some(to) = self.handing_over_to() {
+            reply.send(Err(DbFailure::NotLeader { leader: Some(to) }));
+            return;
+        }
         let within = self.majority_wait();
         ctx.spawn(async move {
             let answer = match tokio::time::timeout(within, running.raft.client_write(op)).await {
@@ -426,7 +434,21 @@ impl RaftReplica {
         });
     }
 
-    /// Starts an election here and waits (up to the call timeout) for this replica to lead.
+    /// The replica this leader is handing over to, while it is.
+    fn handing_over_to(&self) -> Option<u64> {
+        let now = troupe_runtime::time::now();
+        self.handover
+            .lock()
+            .ok()
+            .and_then(|h| *h)
+            .filter(|(_, until)| *until > now)
+            .map(|(to, _)| to)
+    }
+
+    /// An operator's promotion of this replica: asks the leader to hand over (it stops its
+    /// heartbeats and sends writes here), then stands for election until it wins, or the
+    /// call timeout runs out. openraft 0.9 has no leadership transfer; this is one built from
+    /// its switches, and the followers' leases (one election timeout) bound how long it takes.
     fn promote(&self, reply: Reply<Result<Promoted, DbFailure>>, ctx: &mut Ctx<DbMsg>) {
         let running = match self.running() {
             Ok(running) => running,
@@ -436,27 +458,83 @@ impl RaftReplica {
             }
         };
         let (me, within) = (self.me, self.spec.call_timeout);
+        let retry = self.spec.election_timeout_max();
+        let peers = self.peers.clone();
         ctx.spawn(async move {
-            let answer = match running.raft.trigger().elect().await {
-                Err(err) => Err(DbFailure::Promotion(err.to_string())),
-                Ok(()) => match running
-                    .raft
-                    .wait(Some(within))
-                    .state(ServerState::Leader, "an operator's promotion")
-                    .await
-                {
-                    Ok(metrics) => Ok(Promoted {
-                        leader: me,
-                        epoch: metrics.current_term,
-                    }),
-                    Err(err) => Err(DbFailure::Promotion(format!(
-                        "replica {me} did not win the election it started: {err}"
-                    ))),
-                },
+            let won = |m: &openraft::RaftMetrics<u64, openraft::EmptyNode>| Promoted {
+                leader: me,
+                epoch: m.current_term,
             };
+            let now = running.raft.metrics().borrow().clone();
+            if now.state == ServerState::Leader {
+                reply.send(Ok(won(&now)));
+                return Ok(());
+            }
+            if let Some(leader) = now.current_leader.and_then(|l| peers.get(l as usize)) {
+                // refused or unanswered: the leader is gone already, or stepping down
+                let _ = leader
+                    .call(|reply| RaftRpc::Handover { to: me, reply }, within)
+                    .await;
+            }
+            let deadline = tokio::time::Instant::now() + within;
+            let mut answer = Err(DbFailure::Promotion(format!(
+                "replica {me} did not win an election within {within:?}"
+            )));
+            while tokio::time::Instant::now() < deadline {
+                if let Err(err) = running.raft.trigger().elect().await {
+                    answer = Err(DbFailure::Promotion(err.to_string()));
+                    break;
+                }
+                let waited = running
+                    .raft
+                    .wait(Some(retry))
+                    .state(ServerState::Leader, "an operator's promotion")
+                    .await;
+                if let Ok(m) = waited {
+                    answer = Ok(won(&m));
+                    break;
+                }
+            }
             reply.send(answer);
             Ok(())
         });
+    }
+
+    /// This leader stops its heartbeats and sends client writes to `to` until it is no longer
+    /// leader, or for three election timeouts at most, whichever comes first.
+    fn hand_over(
+        &self,
+        running: &Running,
+        to: u64,
+        ctx: &mut Ctx<DbMsg>,
+    ) -> Result<(), RaftFailure> {
+        if running.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(RaftFailure::NotRunning("not the leader".into()));
+        }
+        let until = troupe_runtime::time::now() + self.spec.election_timeout_max() * 3;
+        if let Ok(mut handover) = self.handover.lock() {
+            *handover = Some((to, until));
+        }
+        tracing::info!(
+            replica = self.me,
+            to,
+            "handing over the lead (an operator's promotion)"
+        );
+        running.raft.runtime_config().heartbeat(false);
+        let (raft, handover) = (running.raft.clone(), self.handover.clone());
+        let wait = self.spec.election_timeout_max() * 3;
+        ctx.spawn(async move {
+            let _ = raft
+                .wait(Some(wait))
+                .metrics(|m| m.state != ServerState::Leader, "handed over")
+                .await;
+            raft.runtime_config().heartbeat(true);
+            if let Ok(mut handover) = handover.lock() {
+                *handover = None;
+            }
+            Ok(())
+        });
+        Ok(())
     }
 
     /// A peer's Raft RPC, handed to openraft in a task of its own.
@@ -464,6 +542,13 @@ impl RaftReplica {
         let Some(running) = self.running.clone() else {
             rpc.refuse("the replica is starting");
             return;
+        };
+        let rpc = match rpc {
+            RaftRpc::Handover { to, reply } => {
+                let _ = reply.send(self.hand_over(&running, to, ctx));
+                return;
+            }
+            other => other,
         };
         ctx.spawn(async move {
             let _ = match rpc {
@@ -488,6 +573,7 @@ impl RaftReplica {
                         .await
                         .map_err(|e| RaftFailure::Snapshot(e.to_string())),
                 ),
+                RaftRpc::Handover { reply, .. } => reply.send(Ok(())),
             };
             Ok(())
         });
