@@ -439,9 +439,9 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         .add(
             data,
             "db",
+            // a Raft group (the default): elected by vote, linearizable reads
             DbSpec::in_dir(&args.data)
                 .replicas(3)
-                .ack(AckMode::Majority)
                 // the services and workers on `app` are its clients
                 .reachable_from(Reach::nodes(["app"])),
         )
