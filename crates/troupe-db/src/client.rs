@@ -24,7 +24,8 @@ use tokio::time::Instant;
 use troupe_runtime::{Addr, CallError, Reply};
 
 use crate::msg::{
-    DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, ScanPage, WriteOp, Written,
+    DbFailure, DbMsg, MembershipChange, Promoted, ReadAt, ReadValue, ReplicaStatus, ScanPage,
+    WriteOp, Written,
 };
 
 /// How long one [`DbClient`] operation may take, retries included, unless set with
@@ -425,6 +426,79 @@ impl DbClient {
             }
         }
         Err(DbError::Unavailable { last })
+    }
+
+    /// Makes replica `n` (as the spec places it) a voter of the Raft group: it catches up by
+    /// snapshot and log as a learner, then joins through a joint configuration, while writes
+    /// go on. Returns the voters once the change is committed.
+    ///
+    /// # Errors
+    /// [`DbError::Refused`] with [`DbFailure::NotSupported`] in a single-leader mode or for a
+    /// replica the spec does not place; [`DbError::Unavailable`] if no leader completed the
+    /// change within the client's timeout (it may complete later).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the wait, not the change: the leader carries it on.
+    pub async fn add_replica(&self, n: u64) -> Result<Vec<u64>, DbError> {
+        self.change_members(MembershipChange::Add(n)).await
+    }
+
+    /// Takes replica `n` out of the Raft group's voters (the leader included: it steps down
+    /// once the change commits). Returns the voters once the change is committed.
+    ///
+    /// # Errors
+    /// As [`add_replica`](Self::add_replica).
+    ///
+    /// # Cancel safety
+    /// As [`add_replica`](Self::add_replica).
+    pub async fn remove_replica(&self, n: u64) -> Result<Vec<u64>, DbError> {
+        self.change_members(MembershipChange::Remove(n)).await
+    }
+
+    async fn change_members(&self, change: MembershipChange) -> Result<Vec<u64>, DbError> {
+        let n = self.replicas.len();
+        let mut retry = Retry::new(self.timeout);
+        let mut target = self.leader() % n.max(1);
+        let mut last = None;
+        loop {
+            let remaining = retry.remaining();
+            if remaining.is_zero() || n == 0 {
+                return Err(DbError::Unavailable { last });
+            }
+            // no attempt bound: a learner's catch-up takes as long as its data
+            let call = self.replicas[target]
+                .call(|reply| DbMsg::ChangeMembers { change, reply }, remaining);
+            let refused = |failure| AttemptError::Refused {
+                replica: target,
+                failure,
+            };
+            match call.await {
+                Ok(Ok(voters)) => {
+                    self.session.leader.store(target, Ordering::Relaxed);
+                    return Ok(voters);
+                }
+                Ok(Err(failure @ DbFailure::NotLeader { leader: Some(l) }))
+                    if l as usize != target && (l as usize) < n =>
+                {
+                    last = Some(refused(failure));
+                    target = l as usize;
+                    continue;
+                }
+                Ok(Err(failure @ (DbFailure::NotLeader { .. } | DbFailure::Unavailable(_)))) => {
+                    last = Some(refused(failure));
+                    target = (target + 1) % n;
+                }
+                Ok(Err(failure)) => return Err(DbError::Refused(failure)),
+                Err(error) => {
+                    last = Some(AttemptError::Call {
+                        replica: target,
+                        error,
+                    });
+                    target = (target + 1) % n;
+                }
+            }
+            retry.pause().await;
+        }
     }
 
     async fn write(&self, op: WriteOp) -> Result<Written, DbError> {

@@ -98,6 +98,14 @@ pub enum DbMsg {
     /// Manual failover: treat the current leader as lost, fence every reachable replica and
     /// promote the most up-to-date follower → the new leader and its epoch
     Promote(Reply<Result<Promoted, DbFailure>>),
+    /// A membership change, to the leader (Raft mode) → the voters once it is committed, or
+    /// [`DbFailure::NotLeader`]
+    ChangeMembers {
+        /// The change
+        change: MembershipChange,
+        /// Where the answer goes
+        reply: Reply<Result<Vec<u64>, DbFailure>>,
+    },
     /// The peer protocol, from another replica of this database (through the replica's facet)
     #[serde(skip)]
     Peer(DbPeerMsg),
@@ -193,6 +201,17 @@ pub enum DbPeerMsg {
     Status(Reply<ReplicaStatus>),
 }
 
+/// A change to a Raft group's voters, by replica number (as the [`DbSpec`](crate::DbSpec)
+/// places them)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Replica `n` catches up (by snapshot and log) as a learner, then becomes a voter
+    Add(u64),
+    /// Replica `n` stops being a voter and leaves the group (the leader may remove itself:
+    /// it steps down once the change commits)
+    Remove(u64),
+}
+
 /// A read's value and the applied index of the replica that answered
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadValue {
@@ -260,6 +279,10 @@ pub struct ReplicaStatus {
     /// Why its file last failed, while it refuses changes until the file reopens
     #[serde(default)]
     pub storage_fault: Option<StoreFault>,
+    /// The group's voters as this replica knows them (Raft mode; every replica in the
+    /// single-leader modes)
+    #[serde(default)]
+    pub voters: Vec<u64>,
 }
 
 /// What a write did, as [`Written`] carries it
@@ -347,6 +370,9 @@ pub enum DbFailure {
     /// and retry
     #[error("too many requests waiting ({0})")]
     Overloaded(usize),
+    /// This replication mode does not do that (membership changes need Raft mode)
+    #[error("not supported: {0}")]
+    NotSupported(String),
     /// The replica cannot answer safely now: it is starting, or (Raft mode) no majority
     /// confirmed it within its deadline — a side cut off from the majority refuses rather than
     /// answering stale or acknowledging what may be lost. A write refused so may still commit

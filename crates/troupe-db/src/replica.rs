@@ -241,6 +241,7 @@ impl DbReplica {
             applied_index: self.applied().applied_index(),
             base_index: log.base().0,
             storage_fault: self.degraded.as_ref().map(|d| d.fault().clone()),
+            voters: (0..self.n() as u64).collect(),
         }
     }
 
@@ -1416,6 +1417,11 @@ impl Actor for DbReplica {
             }
             DbMsg::Peer(msg) => self.on_peer(msg, ctx),
             DbMsg::Raft(rpc) => rpc.refuse("this database runs single-leader replication"),
+            DbMsg::ChangeMembers { reply, .. } => {
+                reply.send(Err(DbFailure::NotSupported(
+                    "membership changes need Raft mode (a spec without .ack(mode))".into(),
+                )));
+            }
             DbMsg::Flush => self.flush(ctx),
             DbMsg::Tick => self.tick(ctx),
             DbMsg::Replicated { from, answer } => self.on_replicated(from, answer, ctx),

@@ -62,6 +62,7 @@ pub struct DbSpec {
     pub(crate) max_pending_writes: usize,
     pub(crate) reach: Reach,
     pub(crate) raft: bool,
+    pub(crate) voters: Option<usize>,
 }
 
 impl DbSpec {
@@ -83,6 +84,7 @@ impl DbSpec {
             max_pending_writes: 100_000,
             reach: Reach::Local,
             raft: true,
+            voters: None,
         }
     }
 
@@ -133,6 +135,20 @@ impl DbSpec {
     pub fn raft(mut self) -> Self {
         self.raft = true;
         self
+    }
+
+    /// Raft mode: only the first `n` replicas are voters of a fresh database; the others run,
+    /// empty, until [`DbClient::add_replica`] makes them members (default: every replica)
+    pub fn voters(mut self, n: usize) -> Self {
+        self.voters = Some(n.max(1));
+        self
+    }
+
+    /// How many replicas a fresh database starts with as voters (Raft mode)
+    pub fn initial_voters(&self) -> usize {
+        self.voters
+            .unwrap_or(self.replicas.len())
+            .min(self.replicas.len())
     }
 
     /// Whether the replicas run as a Raft group ([`raft`](Self::raft)).

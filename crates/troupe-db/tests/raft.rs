@@ -221,3 +221,107 @@ async fn an_operators_promotion_hands_the_lead_to_a_follower() {
     cluster.client.put(key(5), value(5, 0)).await.unwrap();
     cluster.stop().await;
 }
+
+/// A group of five placed replicas, three of them voters, grows to five and shrinks back to
+/// three (the first leader among those removed) while a writer keeps writing: every
+/// acknowledged write is there at the end, on the remaining voters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_grows_three_to_five_and_back_to_three_under_writes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["r0", "r1", "r2", "r3", "r4"];
+    let mut spec = DbSpec::new("db", dir.path()).reachable_from(Reach::cluster());
+    for name in names {
+        spec = spec.replica(name);
+    }
+    let spec = spec.voters(3);
+    let ca = troupe_testkit::Cluster::new("raft-members");
+    let first = harness::TestNode::start(&ca, "r0", &[]).await;
+    let seed = [first.net.local_addr()];
+    let mut nodes = vec![first];
+    for name in &names[1..] {
+        nodes.push(harness::TestNode::start(&ca, name, &seed).await);
+    }
+    let app = harness::TestNode::start(&ca, "app", &seed).await;
+    let nets: Vec<_> = nodes.iter().chain([&app]).map(|n| &n.net).collect();
+    troupe_testkit::fully_connected(&nets, T).await;
+    for (i, node) in nodes.iter().enumerate() {
+        node.spawn_replica(&spec, i).await;
+    }
+    let client = spec.client(&app.node).with_timeout(T);
+    let voters = |client: &troupe_db::DbClient| {
+        let client = client.clone();
+        async move {
+            client
+                .statuses()
+                .await
+                .into_iter()
+                .flatten()
+                .find(|s| s.role == Role::Leader)
+                .map(|s| s.voters)
+        }
+    };
+    assert_eq!(
+        eventually("a leader of three", T, async || voters(&client).await).await,
+        vec![0, 1, 2]
+    );
+
+    // a writer, all along
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) && i < 100_000 {
+                if client.put(key(i), value(i, 0)).await.is_ok() {
+                    acked.push(i);
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+    assert_eq!(client.add_replica(3).await.unwrap(), vec![0, 1, 2, 3]);
+    assert_eq!(client.add_replica(4).await.unwrap(), vec![0, 1, 2, 3, 4]);
+    let leader = eventually("a leader", T, async || {
+        client
+            .statuses()
+            .await
+            .into_iter()
+            .flatten()
+            .find(|s| s.role == Role::Leader)
+            .map(|s| s.id)
+    })
+    .await;
+    // the leader and one other leave
+    let other = if leader == 0 { 1 } else { 0 };
+    let left = client.remove_replica(leader).await.unwrap();
+    assert!(!left.contains(&leader), "{left:?}");
+    let left = client.remove_replica(other).await.unwrap();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(!left.contains(&other), "{left:?}");
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(
+        acked.len() > 10,
+        "the writer wrote throughout: {}",
+        acked.len()
+    );
+    for i in acked {
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, 0)),
+            "key {i}"
+        );
+    }
+    for node in nodes.into_iter().chain([app]) {
+        node.stop().await;
+    }
+}

@@ -72,6 +72,12 @@ pub enum RaftRpc {
         /// Where the answer goes
         reply: Reply<Result<openraft::raft::InstallSnapshotResponse<u64>, RaftFailure>>,
     },
+    /// To a voter the leader hands over to (before it removes itself): stand for election
+    /// until elected
+    Elect {
+        /// Where the answer goes: `Ok` once the election is under way
+        reply: Reply<Result<(), RaftFailure>>,
+    },
     /// An operator's promotion of replica `to`, to the leader: stop heartbeats and writes for
     /// a while, so `to` can win an election once the followers' leases run out
     Handover {
@@ -92,6 +98,7 @@ impl RaftRpc {
             Self::Vote { reply, .. } => reply.send(Err(not())),
             Self::Snapshot { reply, .. } => reply.send(Err(not())),
             Self::Handover { reply, .. } => reply.send(Err(not())),
+            Self::Elect { reply } => reply.send(Err(not())),
         };
     }
 }

@@ -18,8 +18,8 @@ use super::store::RaftStore;
 use super::{RaftFailure, RaftRpc, SNAPSHOT_CHUNK, TypeConfig};
 use crate::core::Op;
 use crate::msg::{
-    DbFailure, DbMsg, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage, WriteOp,
-    WriteOutcome, Written,
+    DbFailure, DbMsg, MembershipChange, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage,
+    WriteOp, WriteOutcome, Written,
 };
 use crate::replica::{LeadingMetrics, ReplicaMetrics};
 use crate::spec::DbSpec;
@@ -46,6 +46,9 @@ pub struct RaftReplica {
     /// While this leader hands over to another replica (an operator's promotion): to whom,
     /// and until when; client writes are sent there meanwhile
     handover: Arc<std::sync::Mutex<Option<(u64, Instant)>>>,
+    /// Whether this replica is standing for election on request (a promotion, a hand-over):
+    /// one such run at a time, or each new attempt's term would cut the last one short
+    standing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a started replica runs.
@@ -66,6 +69,7 @@ impl RaftReplica {
             degraded: None,
             reopened: false,
             handover: Arc::default(),
+            standing: Arc::default(),
         }
     }
 
@@ -241,6 +245,7 @@ impl RaftReplica {
             applied_index: 0,
             base_index: 0,
             storage_fault: None,
+            voters: Vec::new(),
         };
         if let Some(running) = &self.running {
             let m = running.raft.metrics().borrow().clone();
@@ -255,10 +260,60 @@ impl RaftReplica {
             status.last_epoch = m.vote.leader_id().term;
             status.applied_index = m.last_applied.map_or(0, |id| id.index);
             status.base_index = m.snapshot.map_or(0, |id| id.index);
+            status.voters = m.membership_config.membership().voter_ids().collect();
         }
         status.storage_fault = self.degraded.as_ref().map(|d| d.fault().clone());
         status
     }
+}
+
+/// A run of standing for election on request; ends when dropped.
+struct Standing(Arc<std::sync::atomic::AtomicBool>);
+
+impl Standing {
+    /// `None` while another run is on.
+    fn start(flag: &Arc<std::sync::atomic::AtomicBool>) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Self(flag.clone()))
+    }
+}
+
+impl Drop for Standing {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Stands for election (again after each longest election timeout lost, the followers'
+/// leases keeping a live leader's voters away) until this replica leads, or `within` ends.
+async fn stand_until_elected(
+    raft: &Raft<TypeConfig>,
+    me: u64,
+    retry: Duration,
+    within: Duration,
+) -> Result<Promoted, DbFailure> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        raft.trigger()
+            .elect()
+            .await
+            .map_err(|err| DbFailure::Promotion(err.to_string()))?;
+        let waited = raft
+            .wait(Some(retry))
+            .state(ServerState::Leader, "an election this replica stood for")
+            .await;
+        if let Ok(m) = waited {
+            return Ok(Promoted {
+                leader: me,
+                epoch: m.current_term,
+            });
+        }
+    }
+    Err(DbFailure::Promotion(format!(
+        "replica {me} did not win an election within {within:?}"
+    )))
 }
 
 /// A client write's failure, as the database's clients know them.
@@ -434,6 +489,105 @@ impl RaftReplica {
         });
     }
 
+    /// A membership change, run by the leader: an added replica first catches up as a learner
+    /// (openraft's `add_learner`, blocking), then joins the voters through a joint
+    /// configuration (`change_membership`); a removed one leaves them the same way.
+    fn change_members(
+        &self,
+        change: MembershipChange,
+        reply: Reply<Result<Vec<u64>, DbFailure>>,
+        ctx: &mut Ctx<DbMsg>,
+    ) {
+        let running = match self.writable() {
+            Ok(running) => running,
+            Err(failure) => {
+                reply.send(Err(failure));
+                return;
+            }
+        };
+        let replicas = self.spec.replicas.len() as u64;
+        let target = match change {
+            MembershipChange::Add(n) | MembershipChange::Remove(n) => n,
+        };
+        if target >= replicas {
+            reply.send(Err(DbFailure::NotSupported(format!(
+                "replica {target} is not placed by this database's spec ({replicas} replicas)"
+            ))));
+            return;
+        }
+        let me = self.me;
+        if change == MembershipChange::Remove(me) {
+            // openraft 0.9 mishandles a leader that removes itself (a leader outside its own
+            // membership): hand the lead to another voter, which then removes this one
+            let m = running.raft.metrics().borrow().clone();
+            let successor = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .find(|&v| v != me);
+            let Some(successor) = successor else {
+                reply.send(Err(DbFailure::NotSupported(
+                    "the last voter cannot leave the group".into(),
+                )));
+                return;
+            };
+            if m.state == ServerState::Leader && self.handing_over_to() != Some(successor) {
+                if let Err(failure) = self.hand_over(&running, successor, ctx) {
+                    tracing::info!(replica = me, cause = %failure, "cannot hand over");
+                }
+                if let Some(peer) = self.peers.get(successor as usize).cloned() {
+                    let within = self.spec.call_timeout;
+                    ctx.spawn(async move {
+                        let _ = peer.call(|reply| RaftRpc::Elect { reply }, within).await;
+                        Ok(())
+                    });
+                }
+            }
+            reply.send(Err(DbFailure::NotLeader {
+                leader: Some(successor),
+            }));
+            return;
+        }
+        ctx.spawn(async move {
+            let changed = match change {
+                MembershipChange::Add(n) => {
+                    match running
+                        .raft
+                        .add_learner(n, openraft::EmptyNode {}, true)
+                        .await
+                    {
+                        Ok(_) => {
+                            let add = openraft::ChangeMembers::AddVoterIds(BTreeSet::from([n]));
+                            running.raft.change_membership(add, false).await
+                        }
+                        Err(err) => Err(err),
+                    }
+                }
+                MembershipChange::Remove(n) => {
+                    let remove = openraft::ChangeMembers::RemoveVoters(BTreeSet::from([n]));
+                    running.raft.change_membership(remove, false).await
+                }
+            };
+            let answer = match changed {
+                Ok(_) => {
+                    let voters: Vec<u64> = running
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .collect();
+                    tracing::info!(replica = me, ?change, ?voters, "membership changed");
+                    Ok(voters)
+                }
+                Err(err) => Err(write_failure(err)),
+            };
+            reply.send(answer);
+            Ok(())
+        });
+    }
+
     /// The replica this leader is handing over to, while it is.
     fn handing_over_to(&self) -> Option<u64> {
         let now = troupe_runtime::time::now();
@@ -460,7 +614,14 @@ impl RaftReplica {
         let (me, within) = (self.me, self.spec.call_timeout);
         let retry = self.spec.election_timeout_max();
         let peers = self.peers.clone();
+        let Some(standing) = Standing::start(&self.standing) else {
+            reply.send(Err(DbFailure::Promotion(
+                "this replica is standing for election already".into(),
+            )));
+            return;
+        };
         ctx.spawn(async move {
+            let _standing = standing;
             let won = |m: &openraft::RaftMetrics<u64, openraft::EmptyNode>| Promoted {
                 leader: me,
                 epoch: m.current_term,
@@ -476,25 +637,7 @@ impl RaftReplica {
                     .call(|reply| RaftRpc::Handover { to: me, reply }, within)
                     .await;
             }
-            let deadline = tokio::time::Instant::now() + within;
-            let mut answer = Err(DbFailure::Promotion(format!(
-                "replica {me} did not win an election within {within:?}"
-            )));
-            while tokio::time::Instant::now() < deadline {
-                if let Err(err) = running.raft.trigger().elect().await {
-                    answer = Err(DbFailure::Promotion(err.to_string()));
-                    break;
-                }
-                let waited = running
-                    .raft
-                    .wait(Some(retry))
-                    .state(ServerState::Leader, "an operator's promotion")
-                    .await;
-                if let Ok(m) = waited {
-                    answer = Ok(won(&m));
-                    break;
-                }
-            }
+            let answer = stand_until_elected(&running.raft, me, retry, within).await;
             reply.send(answer);
             Ok(())
         });
@@ -548,6 +691,25 @@ impl RaftReplica {
                 let _ = reply.send(self.hand_over(&running, to, ctx));
                 return;
             }
+            RaftRpc::Elect { reply } => {
+                let _ = reply.send(Ok(()));
+                let Some(standing) = Standing::start(&self.standing) else {
+                    return;
+                };
+                let (me, retry, within) = (
+                    self.me,
+                    self.spec.election_timeout_max(),
+                    self.spec.call_timeout,
+                );
+                ctx.spawn(async move {
+                    let _standing = standing;
+                    if let Err(failure) = stand_until_elected(&running.raft, me, retry, within).await {
+                        tracing::info!(replica = me, cause = %failure, "asked to stand for election; did not win");
+                    }
+                    Ok(())
+                });
+                return;
+            }
             other => other,
         };
         ctx.spawn(async move {
@@ -573,7 +735,7 @@ impl RaftReplica {
                         .await
                         .map_err(|e| RaftFailure::Snapshot(e.to_string())),
                 ),
-                RaftRpc::Handover { reply, .. } => reply.send(Ok(())),
+                RaftRpc::Handover { reply, .. } | RaftRpc::Elect { reply } => reply.send(Ok(())),
             };
             Ok(())
         });
@@ -668,10 +830,12 @@ impl Actor for RaftReplica {
             })
             .collect();
         let raft = self.start_raft(&store).await?;
-        if fresh {
-            // every replica of a fresh database proposes the same first membership: openraft
-            // takes it once, and refuses it where a log exists already
-            let members: BTreeSet<u64> = (0..self.spec.replicas.len() as u64).collect();
+        let voters = self.spec.initial_voters() as u64;
+        if fresh && self.me < voters {
+            // every first voter of a fresh database proposes the same first membership:
+            // openraft takes it once, and refuses it where a log exists already; a replica
+            // placed beyond them waits to be added
+            let members: BTreeSet<u64> = (0..voters).collect();
             match raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(err) => return Err(Box::new(err)),
@@ -703,6 +867,7 @@ impl Actor for RaftReplica {
                 reply.send(self.status());
             }
             DbMsg::Promote(reply) => self.promote(reply, ctx),
+            DbMsg::ChangeMembers { change, reply } => self.change_members(change, reply, ctx),
             DbMsg::Raft(rpc) => self.on_raft(rpc, ctx),
             DbMsg::Tick => self.check_storage().await,
             // the single-leader protocol and its self-messages: not this mode's
