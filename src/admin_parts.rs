@@ -91,6 +91,27 @@ impl DbAdmin for DbPart {
             }
         })
     }
+
+    fn change_members(
+        &self,
+        add: bool,
+        replica: u64,
+    ) -> PartFuture<'_, Result<Vec<u64>, ActionError>> {
+        Box::pin(async move {
+            let changed = if add {
+                self.client.add_replica(replica).await
+            } else {
+                self.client.remove_replica(replica).await
+            };
+            match changed {
+                Ok(voters) => Ok(voters),
+                Err(err @ troupe_db::DbError::Refused(_)) => {
+                    Err(ActionError::Refused(error_text(&err)))
+                }
+                Err(err) => Err(ActionError::Unavailable(error_text(&err))),
+            }
+        })
+    }
 }
 
 /// One queue and its client.

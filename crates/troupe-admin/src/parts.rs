@@ -35,6 +35,20 @@ pub trait DbAdmin: Send + Sync + 'static {
     fn status(&self) -> PartFuture<'_, DbState>;
     /// Manual failover: the most up-to-date follower becomes leader.
     fn promote(&self) -> PartFuture<'_, Result<PromotedState, ActionError>>;
+    /// Adds replica `replica` to the voters (`add`) or takes it out; answers the voters once
+    /// the change is committed. Refused unless the database runs Raft.
+    fn change_members(
+        &self,
+        add: bool,
+        replica: u64,
+    ) -> PartFuture<'_, Result<Vec<u64>, ActionError>> {
+        let _ = (add, replica);
+        Box::pin(async {
+            Err(ActionError::Refused(
+                "membership changes need Raft mode".into(),
+            ))
+        })
+    }
 }
 
 /// A queue as the admin endpoint sees it.

@@ -274,7 +274,8 @@ async fn serve_http<I>(
 
 const SERVED: &str = "not found; the admin endpoint serves / (a live view), /events (its \
      server-sent events), /metrics, /health, /ready, /state, /db, /queue and /queue/NAME/dead-letters, and takes POST \
-     /db/NAME/promote, /queue/NAME/replay/ID and /actors/NODE/NAME/kill from operators";
+     /db/NAME/promote, /db/NAME/add-replica/N, /db/NAME/remove-replica/N, /queue/NAME/replay/ID \
+     and /actors/NODE/NAME/kill from operators";
 
 /// What a request asks for, from its path.
 enum Route<'a> {
@@ -288,6 +289,7 @@ enum Route<'a> {
     Queues,
     DeadLetters(&'a str),
     Promote(&'a str),
+    Members(&'a str, bool, &'a str),
     Replay(&'a str, &'a str),
     Kill(&'a str, &'a str),
 }
@@ -306,6 +308,8 @@ impl<'a> Route<'a> {
             ["queue"] => Self::Queues,
             ["queue", name, "dead-letters"] => Self::DeadLetters(name),
             ["db", name, "promote"] => Self::Promote(name),
+            ["db", name, "add-replica", n] => Self::Members(name, true, n),
+            ["db", name, "remove-replica", n] => Self::Members(name, false, n),
             ["queue", name, "replay", item] => Self::Replay(name, item),
             ["actors", node, name, "kill"] => Self::Kill(node, name),
             _ => return None,
@@ -314,7 +318,10 @@ impl<'a> Route<'a> {
 
     /// Whether it changes state (POST, operators only) rather than reads it (GET).
     fn changes_state(&self) -> bool {
-        matches!(self, Self::Promote(_) | Self::Replay(..) | Self::Kill(..))
+        matches!(
+            self,
+            Self::Promote(_) | Self::Members(..) | Self::Replay(..) | Self::Kill(..)
+        )
     }
 }
 
@@ -396,6 +403,7 @@ async fn respond(
             None => no_such("queue", name, view.parts.queues.iter().map(|q| q.name())),
         },
         Route::Promote(name) => promote(view, name, &operator).await,
+        Route::Members(name, add, n) => members(view, name, add, n, &operator).await,
         Route::Replay(name, item) => replay(view, name, item, &operator).await,
         Route::Kill(node, name) => kill(view, node, name, &operator),
     })
@@ -468,6 +476,36 @@ async fn promote(view: &View, name: &str, operator: &str) -> Response<Full<Bytes
         }
         Err(err) => {
             tracing::warn!(%operator, db = %name, cause = %err, "operator's promotion failed");
+            action_error(&err)
+        }
+    }
+}
+
+async fn members(
+    view: &View,
+    name: &str,
+    add: bool,
+    replica: &str,
+    operator: &str,
+) -> Response<Full<Bytes>> {
+    let Some(db) = view.parts.dbs.iter().find(|d| d.name() == name) else {
+        return no_such("database", name, view.parts.dbs.iter().map(|d| d.name()));
+    };
+    let Ok(replica) = replica.parse::<u64>() else {
+        return text(plain(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "{replica:?} is not a replica number (0, 1, 2...: as `troupe db status` lists them)"
+            ),
+        ));
+    };
+    match db.change_members(add, replica).await {
+        Ok(voters) => {
+            tracing::warn!(%operator, db = %name, replica, add, ?voters, "operator changed a database's voters");
+            json(&voters)
+        }
+        Err(err) => {
+            tracing::warn!(%operator, db = %name, replica, add, cause = %err, "operator's membership change failed");
             action_error(&err)
         }
     }

@@ -9,6 +9,7 @@
 //! troupe graph [--admin ADDR]              its topology as Graphviz DOT
 //! troupe db status [--admin ADDR]          its databases' replicas: role, epoch, indexes, lag
 //! troupe db promote --ca DIR --operator N  manual failover (an operator, over TLS)
+//! troupe db add-replica|remove-replica N --ca DIR --operator NAME   Raft voters (an operator)
 //! troupe queue stats [--admin ADDR]        its queues' counts
 //! troupe queue dead-letters [--queue Q]    a queue's dead letters
 //! troupe queue replay ITEM --ca DIR --operator N   a dead letter back in line (an operator)
@@ -121,6 +122,38 @@ enum DbCommand {
     Status {
         #[command(flatten)]
         admin: AdminAddr,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raft mode: replica N catches up and joins the voters, while writes go on. Needs an
+    /// operator certificate.
+    AddReplica {
+        /// The replica's number, as `troupe db status` lists them.
+        replica: u64,
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// The database (needed when the topology has more than one).
+        #[arg(long, value_name = "NAME")]
+        db: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raft mode: replica N leaves the voters (a leader hands over first). Needs an operator
+    /// certificate.
+    RemoveReplica {
+        /// The replica's number, as `troupe db status` lists them.
+        replica: u64,
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// The database (needed when the topology has more than one).
+        #[arg(long, value_name = "NAME")]
+        db: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
         /// Print JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -257,6 +290,40 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }) => parts::db_promote(
             admin.admin,
             db.as_deref(),
+            &parts::Operator {
+                ca: &operator.ca,
+                name: &operator.operator,
+            },
+            json,
+        )?,
+        Command::Db(DbCommand::AddReplica {
+            replica,
+            admin,
+            db,
+            operator,
+            json,
+        }) => parts::db_members(
+            admin.admin,
+            db.as_deref(),
+            true,
+            replica,
+            &parts::Operator {
+                ca: &operator.ca,
+                name: &operator.operator,
+            },
+            json,
+        )?,
+        Command::Db(DbCommand::RemoveReplica {
+            replica,
+            admin,
+            db,
+            operator,
+            json,
+        }) => parts::db_members(
+            admin.admin,
+            db.as_deref(),
+            false,
+            replica,
             &parts::Operator {
                 ca: &operator.ca,
                 name: &operator.operator,

@@ -95,6 +95,41 @@ pub(crate) fn db_promote(
     Ok(())
 }
 
+/// `troupe db add-replica|remove-replica`: replica `replica` of database `db` (the only one
+/// if `None`) joins the voters (`add`) or leaves them.
+pub(crate) fn db_members(
+    addr: SocketAddr,
+    db: Option<&str>,
+    add: bool,
+    replica: u64,
+    operator: &Operator<'_>,
+    json: bool,
+) -> Result<(), AdminError> {
+    let endpoint = Endpoint::new(addr)?;
+    let identity = operator.load()?;
+    let name = match db {
+        Some(name) => name.to_string(),
+        None => only(
+            addr,
+            "database",
+            "--db",
+            endpoint
+                .get::<Vec<DbState>>("/db")?
+                .into_iter()
+                .map(|d| d.name),
+        )?,
+    };
+    let verb = if add { "add-replica" } else { "remove-replica" };
+    let body = endpoint.post(&format!("/db/{name}/{verb}/{replica}"), &identity)?;
+    let voters: Vec<u64> = decode(addr, &body)?;
+    if json {
+        return print_json(addr, &voters);
+    }
+    let voters: Vec<String> = voters.iter().map(u64::to_string).collect();
+    println!("database {name}: voters now {}", voters.join(", "));
+    Ok(())
+}
+
 /// `troupe queue stats`: every queue's counts.
 pub(crate) fn queue_stats(addr: SocketAddr, json: bool) -> Result<(), AdminError> {
     let queues: Vec<QueueState> = Endpoint::new(addr)?.get("/queue")?;

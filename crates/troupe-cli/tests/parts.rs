@@ -148,6 +148,37 @@ async fn an_operator_promotes_a_replica_and_replays_a_dead_letter() {
     assert_ne!(leader.name, leaders[0]);
     assert!(leader.epoch > before.replicas[0].epoch, "{after:?}");
 
+    // the voters change only by an operator too: replica 2 leaves them and comes back
+    let (status, why) = post_plain(addr, "/db/db/remove-replica/2").await;
+    assert_eq!(status, 403, "{why}");
+    let members = |verb: &'static str| {
+        let admin_arg = admin_arg.clone();
+        async move {
+            ok(&troupe(&[
+                "db",
+                verb,
+                "2",
+                "--admin",
+                &admin_arg,
+                "--ca",
+                ca_arg,
+                "--operator",
+                "alice",
+            ])
+            .await)
+        }
+    };
+    assert_eq!(
+        members("remove-replica").await.trim(),
+        "database db: voters now 0, 1"
+    );
+    db.put("k", "x").await.unwrap();
+    assert_eq!(
+        members("add-replica").await.trim(),
+        "database db: voters now 0, 1, 2"
+    );
+    assert_eq!(db.get("k").await.unwrap().as_deref(), Some(&b"x"[..]));
+
     // the queue: a job that fails its one attempt is a dead letter
     let consumer = Consumer::new("data", 1);
     let item = jobs.enqueue("poison").await.unwrap();
