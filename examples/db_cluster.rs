@@ -9,9 +9,13 @@
 //! Replica `db.0` runs on node `db-0`, `db.1` on `db-1`, `db.2` on `db-2`, each in its own
 //! redb file under `--data`. A writer increments a counter once per `--write-every-ms` with
 //! compare-and-set through the leader; every second each process prints the replicas' status
-//! (role, epoch, last log index, applied index). Kill the process holding the leader and, after
-//! the peer-down timeout plus `--promote-after-ms`, a follower is promoted and the writer goes
-//! on; start the process again and it rejoins as a follower and catches up.
+//! (role, term or epoch, last log index, applied index, and in Raft mode the voters).
+//!
+//! By default (`--ack raft`) the replicas are a Raft group: kill the process holding the leader
+//! and the others elect one of themselves within two election timeouts (the log says `leading`
+//! with the new term); the writer goes on; start the process again and it rejoins as a follower.
+//! With `--ack leader-only|majority|all` the replicas use single-leader replication instead: a
+//! follower is promoted after the peer-down timeout plus `--promote-after-ms`.
 //!
 //! The same topology as three processes (see the README, "Running across hosts"):
 //!
@@ -31,9 +35,11 @@ use clap::{Parser, ValueEnum};
 use troupe::db::{DbClient, WriteOutcome};
 use troupe::prelude::*;
 
-/// The acknowledgement modes, as flags
+/// How the replicas replicate, as flags
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Ack {
+    /// A Raft group: elected by vote, a majority acknowledges, linearizable reads
+    Raft,
     /// The leader's own durable copy acknowledges a write
     LeaderOnly,
     /// Two of the three replicas
@@ -50,8 +56,9 @@ struct Args {
     /// Directory for the replicas' files
     #[arg(long, default_value = "./troupe-data/db_cluster")]
     data: PathBuf,
-    /// How many durable copies acknowledge a write
-    #[arg(long, value_enum, default_value = "majority")]
+    /// How the replicas replicate: Raft, or single-leader acknowledged by the leader only, a
+    /// majority or all
+    #[arg(long, value_enum, default_value = "raft")]
     ack: Ack,
     /// Promote a follower this long after the leader's node is reported down (0: never on
     /// its own)
@@ -67,20 +74,20 @@ struct Args {
 
 /// The database every process declares alike, so the replicas find each other by name
 fn spec(args: &Args) -> DbSpec {
-    let mode = match args.ack {
-        Ack::LeaderOnly => AckMode::LeaderOnly,
-        Ack::Majority => AckMode::Majority,
-        Ack::All => AckMode::All,
-    };
     let promote = (args.promote_after_ms > 0).then(|| Duration::from_millis(args.promote_after_ms));
-    DbSpec::new("db", &args.data)
+    let spec = DbSpec::new("db", &args.data)
         .replica("db-0")
         .replica("db-1")
         .replica("db-2")
-        .ack(mode)
         .promote_after(promote)
         // every process runs a client
-        .reachable_from(Reach::cluster())
+        .reachable_from(Reach::cluster());
+    match args.ack {
+        Ack::Raft => spec,
+        Ack::LeaderOnly => spec.ack(AckMode::LeaderOnly),
+        Ack::Majority => spec.ack(AckMode::Majority),
+        Ack::All => spec.ack(AckMode::All),
+    }
 }
 
 /// Increments `counter` by compare-and-set: read at the leader, swap if unchanged
@@ -110,11 +117,18 @@ async fn print_status(db: &DbClient) {
     let mut parts = Vec::new();
     for (i, status) in db.statuses().await.into_iter().enumerate() {
         parts.push(match status {
-            Ok(s) => format!(
-                "db.{i} {:?} epoch={} last={} applied={}",
-                s.role, s.epoch, s.last_index, s.applied_index
-            )
-            .to_lowercase(),
+            Ok(s) => {
+                let voters: Vec<String> = s.voters.iter().map(u64::to_string).collect();
+                format!(
+                    "db.{i} {:?} epoch={} last={} applied={} voters={}",
+                    s.role,
+                    s.epoch,
+                    s.last_index,
+                    s.applied_index,
+                    voters.join(",")
+                )
+                .to_lowercase()
+            }
             Err(_) => format!("db.{i} unreachable"),
         });
     }

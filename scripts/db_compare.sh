@@ -5,8 +5,8 @@
 #   scripts/db_compare.sh           # 10 s per phase
 #   scripts/db_compare.sh --quick   # 3 s per phase
 #
-# Runs A/B/A/B (troupe majority, etcd, troupe majority, etcd), then troupe leader-only and
-# troupe all once each, and etcd once more with its client on the leader's endpoint only (as
+# Runs A/B/A/B (troupe raft, etcd, troupe raft, etcd), then troupe's single-leader modes
+# (majority, leader-only, all) once each, and etcd once more with its client on the leader's endpoint only (as
 # troupe's client, which sends every request to the leader). Every run starts its own three
 # servers on fresh data directories and kills them (by PID) when it ends. Ratios are against
 # the mean of the two default etcd runs (client on all three members, linearizable gets).
@@ -62,10 +62,11 @@ bench() {
     fi
 }
 
-bench troupe --db-cluster "$DB_CLUSTER" --ack majority
+bench troupe --db-cluster "$DB_CLUSTER" --ack raft
+bench etcd
+bench troupe --db-cluster "$DB_CLUSTER" --ack raft
 bench etcd
 bench troupe --db-cluster "$DB_CLUSTER" --ack majority
-bench etcd
 bench troupe --db-cluster "$DB_CLUSTER" --ack leader-only
 bench troupe --db-cluster "$DB_CLUSTER" --ack all
 bench etcd --leader-endpoint

@@ -2,7 +2,7 @@
 //! of etcd (three members), on loopback, under the same client load.
 //!
 //! ```text
-//! db-bench troupe --db-cluster PATH --ack majority --clients 64 --secs 10
+//! db-bench troupe --db-cluster PATH --ack raft --clients 64 --secs 10
 //! db-bench etcd --clients 64 --secs 10
 //! ```
 //!
@@ -44,8 +44,8 @@ enum System {
         /// The db_cluster binary (default: $CARGO_TARGET_DIR/release/db_cluster)
         #[arg(long)]
         db_cluster: Option<PathBuf>,
-        /// Acknowledgement mode: leader-only, majority or all
-        #[arg(long, default_value = "majority", value_parser = ["leader-only", "majority", "all"])]
+        /// Replication: raft, or single-leader acknowledged by leader-only, majority or all
+        #[arg(long, default_value = "raft", value_parser = ["raft", "leader-only", "majority", "all"])]
         ack: String,
         #[command(flatten)]
         common: Common,

@@ -37,12 +37,14 @@ pub struct Phases {
     pub leader: (u32, usize),
 }
 
-fn mode(ack: &str) -> anyhow::Result<AckMode> {
+/// The single-leader mode `ack` names; `None` for `raft`
+fn mode(ack: &str) -> anyhow::Result<Option<AckMode>> {
     Ok(match ack {
-        "leader-only" => AckMode::LeaderOnly,
-        "majority" => AckMode::Majority,
-        "all" => AckMode::All,
-        other => anyhow::bail!("unknown ack mode {other:?}"),
+        "raft" => None,
+        "leader-only" => Some(AckMode::LeaderOnly),
+        "majority" => Some(AckMode::Majority),
+        "all" => Some(AckMode::All),
+        other => anyhow::bail!("unknown replication mode {other:?}"),
     })
 }
 
@@ -87,8 +89,11 @@ pub async fn run(run: &TroupeRun<'_>, procs: &mut Procs) -> anyhow::Result<Phase
         .map_err(|e| anyhow::anyhow!("client network: {e}"))?;
     let spec = NODES
         .iter()
-        .fold(DbSpec::new("db", "unused"), |spec, n| spec.replica(*n))
-        .ack(mode);
+        .fold(DbSpec::new("db", "unused"), |spec, n| spec.replica(*n));
+    let spec = match mode {
+        Some(mode) => spec.ack(mode),
+        None => spec,
+    };
     let client = spec.client(&node).with_timeout(run.bounds.op_timeout);
 
     let result = phases(run, procs, &client).await;

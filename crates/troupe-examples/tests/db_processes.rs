@@ -143,7 +143,7 @@ async fn assert_holds(
 async fn majority_mode_loses_no_acknowledged_write_when_replicas_are_killed() {
     let dir = tempfile::tempdir().unwrap();
     let mut replicas = setup(dir.path(), "majority", 300);
-    let (node, net, client) = join(&replicas, AckMode::Majority).await;
+    let (node, net, client) = join(&replicas, Some(AckMode::Majority)).await;
     let first = leader(&client).await;
     let writers = Writers::start(&client, WRITERS);
     writers.wait_for_more(200).await;
@@ -183,7 +183,7 @@ async fn a_killed_leader_keeps_every_write_it_acknowledged() {
     // Leader-only acknowledgement and no automatic promotion: every acknowledged write is on
     // the leader's disk alone, so only its file can give them back.
     let mut replicas = setup(dir.path(), "leader-only", 0);
-    let (node, net, client) = join(&replicas, AckMode::LeaderOnly).await;
+    let (node, net, client) = join(&replicas, Some(AckMode::LeaderOnly)).await;
     let first = leader(&client).await;
     let writers = Writers::start(&client, WRITERS);
     writers.wait_for_more(300).await;

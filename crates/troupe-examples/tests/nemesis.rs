@@ -1,5 +1,7 @@
-//! Nemesis: `db_cluster` as three OS processes on loopback, in majority mode with automatic
-//! promotion, broken three ways while clients write, then checked for linearizability.
+//! Nemesis: `db_cluster` as three OS processes on loopback, broken three ways while clients
+//! write, then checked for linearizability: in single-leader majority mode with automatic
+//! promotion, and in Raft mode, where the clients also read from the leader throughout and
+//! those reads join the histories (a deposed leader must not answer stale).
 //!
 //! One fault after another, each healed before the next, each on the leader of the moment:
 //!
@@ -25,8 +27,8 @@
 //!   at the leader, linearizable (`troupe_sim::check_register`): no acknowledged write lost,
 //!   no compare-and-set that saw a value it could not have seen.
 //!
-//! Reads during the faults are left out of the histories: in this mode a deposed leader may
-//! serve stale reads until it hears of the newer epoch (`docs/db.md`, "What this mode of
+//! In majority mode, reads during the faults are left out of the histories: there a deposed
+//! leader may serve stale reads until it hears of the newer epoch (`docs/db.md`, "What this mode of
 //! replication does not promise"), as in `troupe-db`'s simulated test `random_faults_sim`.
 
 mod common;
@@ -64,11 +66,25 @@ const PROGRESS: u64 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn majority_mode_stays_linearizable_through_pauses_kills_and_partitions() {
+    nemesis(Some(AckMode::Majority)).await;
+}
+
+/// Raft mode: the same faults, with reads from the leader in the histories
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_mode_stays_linearizable_with_reads_through_pauses_kills_and_partitions() {
+    nemesis(None).await;
+}
+
+/// The faults and the checks, for `mode` (`None`: Raft)
+async fn nemesis(mode: Option<AckMode>) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut replicas = setup(dir.path(), "majority", PROMOTE_AFTER_MS);
-    let (_node, net, client) = join(&replicas, AckMode::Majority).await;
+    let ack = if mode.is_some() { "majority" } else { "raft" };
+    let mut replicas = setup(dir.path(), ack, PROMOTE_AFTER_MS);
+    let (_node, net, client) = join(&replicas, mode).await;
     one_leader_followed(&client).await;
-    let workload = Workload::start(&client.with_timeout(OP_TIMEOUT), CLIENTS);
+    // reads from the leader are linearizable only in Raft mode
+    let reads = mode.is_none();
+    let workload = Workload::start(&client.with_timeout(OP_TIMEOUT), CLIENTS, reads);
     workload.wait_for_progress("writes before any fault").await;
 
     pause_leader(&replicas, &client, &workload).await;
@@ -107,8 +123,8 @@ async fn majority_mode_stays_linearizable_through_pauses_kills_and_partitions() 
     }
     let (acked, unknown) = (history.acked.into_inner(), history.unknown.into_inner());
     println!(
-        "NEMESIS ops={} acked={acked} unknown={unknown} keys={} partition={partition} \
-         applied={applied} elapsed={:.1}s",
+        "NEMESIS mode={ack} ops={} acked={acked} unknown={unknown} keys={} \
+         partition={partition} applied={applied} elapsed={:.1}s",
         acked + unknown,
         ops.len(),
         history.start.elapsed().as_secs_f64()
@@ -325,7 +341,8 @@ struct Workload {
 }
 
 impl Workload {
-    fn start(db: &DbClient, clients: usize) -> Self {
+    /// `reads`: each client also reads from the leader, and those reads join the histories
+    fn start(db: &DbClient, clients: usize, reads: bool) -> Self {
         let history = Arc::new(History {
             start: Instant::now(),
             ops: Mutex::new(BTreeMap::new()),
@@ -340,6 +357,7 @@ impl Workload {
                     db: db.clone(),
                     history: history.clone(),
                     believed: BTreeMap::new(),
+                    reads,
                 };
                 tokio::spawn(client.run(stop.clone()))
             })
@@ -376,6 +394,8 @@ struct Client {
     history: Arc<History>,
     /// What this client last saw each key hold, for its compare-and-sets
     believed: BTreeMap<String, Option<String>>,
+    /// Whether it reads from the leader too
+    reads: bool,
 }
 
 impl Client {
@@ -388,13 +408,25 @@ impl Client {
             let key = format!("k{}", (i as usize * CLIENTS + self.id) % KEYS);
             // unique, so the checker can tell every write apart
             let value = format!("c{}-{i}", self.id);
-            if i % 3 == 2 {
+            if self.reads && i % 4 == 3 {
+                self.read(key).await;
+            } else if i % 3 == 2 {
                 self.cas(key, value).await;
             } else {
                 self.put(key, value).await;
             }
             // pacing, not synchronization: keeps the histories short enough to check
             tokio::time::sleep(PACE).await;
+        }
+    }
+
+    /// A read from the leader; one that fails tells nothing and is left out
+    async fn read(&mut self, key: String) {
+        let invoked = self.history.now();
+        if let Ok(value) = self.db.get(key.clone()).await {
+            let completed = Some(self.history.now());
+            let op = RegisterOp::Read(value.as_deref().map(text));
+            self.history.record(key, invoked, completed, op);
         }
     }
 

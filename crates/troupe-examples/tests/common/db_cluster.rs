@@ -111,7 +111,8 @@ pub(crate) fn setup(dir: &Path, ack: &'static str, promote_after_ms: u64) -> Rep
 }
 
 /// This test process as node `tester` of the cluster, and a client of its database
-pub(crate) async fn join(replicas: &Replicas, mode: AckMode) -> (Node, NodeNet, DbClient) {
+/// (`mode` `None`: the replicas run Raft, as `--ack raft`)
+pub(crate) async fn join(replicas: &Replicas, mode: Option<AckMode>) -> (Node, NodeNet, DbClient) {
     let node = Node::new("tester", &Mesh::new(), NodeConfig::default()).unwrap();
     node.start(SupervisorSpec::one_for_one(), vec![])
         .await
@@ -126,8 +127,11 @@ pub(crate) async fn join(replicas: &Replicas, mode: AckMode) -> (Node, NodeNet, 
     let spec = DbSpec::new("db", "unused")
         .replica("db-0")
         .replica("db-1")
-        .replica("db-2")
-        .ack(mode);
+        .replica("db-2");
+    let spec = match mode {
+        Some(mode) => spec.ack(mode),
+        None => spec,
+    };
     let client = spec.client(&node).with_timeout(T);
     (node, net, client)
 }
