@@ -74,9 +74,11 @@ impl Procs {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // `listening ADDR node NAME` (the node part since the launcher names it)
                 if let Some(addr) = line.strip_prefix("listening ")
                     && let Some(tx) = tx.take()
                 {
+                    let addr = addr.split_whitespace().next().unwrap_or_default();
                     let _ = tx.send(addr.to_string());
                 }
                 let _ = writeln!(rest, "{line}");

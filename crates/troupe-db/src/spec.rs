@@ -341,16 +341,23 @@ impl DbSpec {
         }
     }
 
+    /// Raft mode: the leader's heartbeat, at least 100 ms: openraft gives each append the
+    /// heartbeat interval to be answered in, durable write included, and 50 ms is too short
+    /// on a loaded machine (catch-up stalled behind timed-out appends)
+    pub fn raft_heartbeat(&self) -> Duration {
+        self.heartbeat.max(Duration::from_millis(100))
+    }
+
     /// Raft mode: how long replica `index` waits without hearing from a leader before it
-    /// stands for election: 6 heartbeats, plus 3 per replica before it (300, 450, 600 ms for
-    /// three replicas at the default 50 ms heartbeat). openraft makes a follower of a known
+    /// stands for election: 6 [heartbeats](Self::raft_heartbeat), plus 3 per replica before
+    /// it (600, 900, 1,200 ms for three replicas by default). openraft makes a follower of a known
     /// leader wait this long twice (the leader's lease, then the timeout), and a voter refuse
     /// others while the lease it granted runs. The timeouts are
     /// staggered rather than drawn at random, so a simulation replays exactly (openraft draws
     /// its own from a generator no seed reaches); being distinct, they still keep two
     /// replicas from splitting the vote again and again.
     pub fn election_timeout(&self, index: usize) -> Duration {
-        self.heartbeat * (6 + 3 * u32::try_from(index).unwrap_or(u32::MAX / 8))
+        self.raft_heartbeat() * (6 + 3 * u32::try_from(index).unwrap_or(u32::MAX / 8))
     }
 
     /// Raft mode: the longest [`election_timeout`](Self::election_timeout) of the replicas

@@ -24,12 +24,25 @@ fn spec(dir: &Path) -> DbSpec {
         .raft()
 }
 
+/// Starts a cluster of `spec` (see `harness`), logging as `RUST_LOG` says and collecting
+/// [`LEADERSHIPS`].
 async fn start(spec: DbSpec) -> Cluster {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     Cluster::start(spec).await
+}
+
+fn init_tracing() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
+        )
+        .with(LeadershipLog)
+        .try_init();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,11 +200,12 @@ async fn a_follower_far_behind_comes_back_by_a_snapshot_larger_than_a_frame() {
         "nothing left to receive",
         Duration::from_secs(1),
         async || {
-            !cluster
-                .spec
-                .snapshot_dir(behind)
-                .join("receiving.snap")
-                .exists()
+            std::fs::read_dir(cluster.spec.snapshot_dir(behind))
+                .map(|d| {
+                    d.flatten()
+                        .all(|e| !e.file_name().to_string_lossy().starts_with("receiving-"))
+                })
+                .unwrap_or(false)
         },
     )
     .await;
@@ -230,10 +244,7 @@ async fn the_group_grows_three_to_five_and_back_to_three_under_writes() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let names = ["r0", "r1", "r2", "r3", "r4"];
     let mut spec = DbSpec::new("db", dir.path()).reachable_from(Reach::cluster());
@@ -274,22 +285,33 @@ async fn the_group_grows_three_to_five_and_back_to_three_under_writes() {
 
     // a writer, all along
     let stop = Arc::new(AtomicBool::new(false));
+    let acked_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
-        let (client, stop) = (client.clone(), stop.clone());
+        let (client, stop, count) = (client.clone(), stop.clone(), acked_count.clone());
         tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) && i < 100_000 {
                 if client.put(key(i), value(i, 0)).await.is_ok() {
                     acked.push(i);
+                    count.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
             }
             acked
         })
     };
+    let progress = async |what: &str| {
+        let target = acked_count.load(Ordering::Relaxed) + 5;
+        eventually(what, T, async || {
+            acked_count.load(Ordering::Relaxed) >= target
+        })
+        .await;
+    };
+    progress("writes before the changes").await;
     assert_eq!(client.add_replica(3).await.unwrap(), vec![0, 1, 2, 3]);
     assert_eq!(client.add_replica(4).await.unwrap(), vec![0, 1, 2, 3, 4]);
+    progress("writes with five voters").await;
     let leader = eventually("a leader", T, async || {
         client
             .statuses()
@@ -324,4 +346,86 @@ async fn the_group_grows_three_to_five_and_back_to_three_under_writes() {
     for node in nodes.into_iter().chain([app]) {
         node.stop().await;
     }
+}
+
+/// Every `leading` line (database, replica, term) the replicas log, whatever `RUST_LOG` shows.
+static LEADERSHIPS: std::sync::Mutex<Vec<(String, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Collects [`LEADERSHIPS`].
+struct LeadershipLog;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LeadershipLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields(bool, Option<u64>, Option<u64>, String);
+        impl tracing::field::Visit for Fields {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                match field.name() {
+                    "replica" => self.1 = Some(value),
+                    "epoch" => self.2 = Some(value),
+                    _ => {}
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                match field.name() {
+                    "message" => self.0 = format!("{value:?}") == "leading",
+                    "db" => self.3 = format!("{value:?}"),
+                    _ => {}
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if let (true, Some(replica), Some(term), Ok(mut seen)) =
+            (fields.0, fields.1, fields.2, LEADERSHIPS.lock())
+        {
+            seen.push((fields.3, replica, term));
+        }
+    }
+}
+
+/// The race that elects two leaders in one term where a term may have one per candidate
+/// (openraft's default): both followers stand for election at the same moment, again and
+/// again. Every term that has a leader has exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_standing_at_once_never_both_lead_one_term() {
+    let dir = tempfile::tempdir().unwrap();
+    // a name of its own: the other tests' groups count their terms too
+    let mut race = DbSpec::new("race", dir.path())
+        .reachable_from(Reach::cluster())
+        .raft();
+    for name in ["r0", "r1", "r2"] {
+        race = race.replica(name);
+    }
+    let cluster = start(race).await;
+    for round in 0..6 {
+        let leader = cluster.wait_for_leader().await;
+        let [a, b] = [(leader + 1) % 3, (leader + 2) % 3];
+        let promote = |i: usize| {
+            let replica = cluster.client.replicas()[i].clone();
+            async move { replica.call(DbMsg::Promote, T).await }
+        };
+        // answers do not matter: at most one of them can win each term
+        let _ = tokio::join!(promote(a), promote(b));
+        cluster
+            .client
+            .put(key(round), value(round, 0))
+            .await
+            .unwrap();
+    }
+    let seen: Vec<(u64, u64)> = LEADERSHIPS
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(db, _, _)| db == "race")
+        .map(|(_, replica, term)| (replica, term))
+        .collect();
+    let mut by_term = std::collections::BTreeMap::new();
+    for (replica, term) in &seen {
+        let first = by_term.entry(*term).or_insert(*replica);
+        assert_eq!(first, replica, "two leaders in term {term}: {seen:?}");
+    }
+    assert!(by_term.len() >= 4, "elections took place: {seen:?}");
+    cluster.stop().await;
 }

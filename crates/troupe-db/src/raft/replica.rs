@@ -78,7 +78,7 @@ impl RaftReplica {
     /// `log_retain` entries.
     fn config(&self) -> Result<Config, ActorError> {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
-        let heartbeat = millis(self.spec.heartbeat);
+        let heartbeat = millis(self.spec.raft_heartbeat());
         let election = millis(self.spec.election_timeout(self.me as usize));
         let config = Config {
             cluster_name: self.spec.name.clone(),
@@ -88,6 +88,8 @@ impl RaftReplica {
             election_timeout_max: election + 1,
             install_snapshot_timeout: millis(self.spec.call_timeout),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK,
+            // each append must be answered within a heartbeat: keep one small enough
+            max_payload_entries: 64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.spec.log_retain),
             max_in_snapshot_log_to_keep: self.spec.log_retain,
             ..Config::default()
@@ -778,7 +780,7 @@ async fn watch_metrics(
         let now = (m.state == ServerState::Leader).then_some(m.current_term);
         if now != leading {
             if let Some(epoch) = now {
-                tracing::info!(replica = me, epoch, "leading");
+                tracing::info!(db = %db, replica = me, epoch, "leading");
                 elections.increment(1);
             } else if let Some(was) = leading {
                 tracing::info!(replica = me, epoch = m.current_term, was, leader = ?m.current_leader, "stepping down");

@@ -57,6 +57,10 @@ pub struct RaftStore {
     snapshots: PathBuf,
     /// The last write that failed, typed as callers get it (openraft keeps only its text)
     fault: Arc<std::sync::Mutex<Option<StoreFault>>>,
+    /// Snapshots being received, by the inode of their file, to the file's path: each stream
+    /// writes a file of its own, so a stream started again (after a leader change or a
+    /// timeout) never writes into one still open for the last
+    receiving: Arc<std::sync::Mutex<std::collections::HashMap<u64, PathBuf>>>,
 }
 
 impl RaftStore {
@@ -74,6 +78,18 @@ impl RaftStore {
             path: snapshots.to_path_buf(),
             source,
         })?;
+        // what a crash left half received
+        if let Ok(entries) = std::fs::read_dir(snapshots) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("receiving-")
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         // only a fresh file is written to here: reopening needs no free space
         if !troupe_store::has_tables(&db, &[LOG.name(), KV.name(), META.name()])? {
             let txn = db.begin_write()?;
@@ -88,6 +104,7 @@ impl RaftStore {
             db: Arc::new(db),
             snapshots: snapshots.to_path_buf(),
             fault: Arc::default(),
+            receiving: Arc::default(),
         })
     }
 
@@ -504,15 +521,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>> {
-        let path = self.0.snapshots.join("receiving.snap");
-        let file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        use std::os::unix::fs::MetadataExt as _;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.0.snapshots.join(format!("receiving-{n}.snap"));
+        let opened = async {
+            let file = tokio::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .await?;
+            let inode = file.metadata().await?.ino();
+            Ok::<_, std::io::Error>((file, inode))
+        };
+        let (file, inode) = opened
             .await
             .map_err(|e| StorageError::from(StorageIOError::write_snapshot(None, &e)))?;
+        if let Ok(mut receiving) = self.0.receiving.lock() {
+            receiving.insert(inode, path);
+        }
         Ok(Box::new(file))
     }
 
@@ -528,9 +557,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let installed =
             tokio::task::spawn_blocking(move || -> std::result::Result<(), StoreError> {
                 let io = |e: std::io::Error| StoreError::corrupt("a received snapshot", e);
+                use std::os::unix::fs::MetadataExt as _;
                 file.sync_all().map_err(io)?;
-                let received = store.snapshots.join("receiving.snap");
+                let inode = file.metadata().map_err(io)?.ino();
+                let received = store
+                    .receiving
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.remove(&inode))
+                    .ok_or_else(|| {
+                        StoreError::corrupt("a received snapshot", "not a file this replica opened")
+                    })?;
                 std::fs::rename(&received, store.current_snapshot_path()).map_err(io)?;
+                // openraft receives one stream at a time: any other file is one it gave up on
+                if let Ok(mut abandoned) = store.receiving.lock() {
+                    for (_, path) in abandoned.drain() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
                 let mut input =
                     BufReader::new(std::fs::File::open(store.current_snapshot_path()).map_err(io)?);
                 let txn = store.db.begin_write()?;
