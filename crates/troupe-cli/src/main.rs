@@ -128,36 +128,10 @@ enum DbCommand {
     },
     /// Raft mode: replica N catches up and joins the voters, while writes go on. Needs an
     /// operator certificate.
-    AddReplica {
-        /// The replica's number, as `troupe db status` lists them.
-        replica: u64,
-        #[command(flatten)]
-        admin: AdminAddr,
-        /// The database (needed when the topology has more than one).
-        #[arg(long, value_name = "NAME")]
-        db: Option<String>,
-        #[command(flatten)]
-        operator: OperatorArgs,
-        /// Print JSON, for scripts.
-        #[arg(long)]
-        json: bool,
-    },
+    AddReplica(MemberArgs),
     /// Raft mode: replica N leaves the voters (a leader hands over first). Needs an operator
     /// certificate.
-    RemoveReplica {
-        /// The replica's number, as `troupe db status` lists them.
-        replica: u64,
-        #[command(flatten)]
-        admin: AdminAddr,
-        /// The database (needed when the topology has more than one).
-        #[arg(long, value_name = "NAME")]
-        db: Option<String>,
-        #[command(flatten)]
-        operator: OperatorArgs,
-        /// Print JSON, for scripts.
-        #[arg(long)]
-        json: bool,
-    },
+    RemoveReplica(MemberArgs),
     /// Manual failover: the most up-to-date follower becomes leader (refused if that could
     /// lose acknowledged writes). Needs an operator certificate.
     Promote {
@@ -172,6 +146,23 @@ enum DbCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `troupe db add-replica|remove-replica` take.
+#[derive(Debug, clap::Args)]
+struct MemberArgs {
+    /// The replica's number, as `troupe db status` lists them.
+    replica: u64,
+    #[command(flatten)]
+    admin: AdminAddr,
+    /// The database (needed when the topology has more than one).
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    #[command(flatten)]
+    operator: OperatorArgs,
+    /// Print JSON, for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +263,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `troupe db add-replica` (`add`) or `remove-replica`.
+fn members(args: MemberArgs, add: bool) -> Result<(), admin::AdminError> {
+    parts::db_members(
+        args.admin.admin,
+        args.db.as_deref(),
+        add,
+        args.replica,
+        &parts::Operator {
+            ca: &args.operator.ca,
+            name: &args.operator.operator,
+        },
+        args.json,
+    )
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Status { admin, json } => admin::status(admin, json)?,
@@ -296,40 +302,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             },
             json,
         )?,
-        Command::Db(DbCommand::AddReplica {
-            replica,
-            admin,
-            db,
-            operator,
-            json,
-        }) => parts::db_members(
-            admin.admin,
-            db.as_deref(),
-            true,
-            replica,
-            &parts::Operator {
-                ca: &operator.ca,
-                name: &operator.operator,
-            },
-            json,
-        )?,
-        Command::Db(DbCommand::RemoveReplica {
-            replica,
-            admin,
-            db,
-            operator,
-            json,
-        }) => parts::db_members(
-            admin.admin,
-            db.as_deref(),
-            false,
-            replica,
-            &parts::Operator {
-                ca: &operator.ca,
-                name: &operator.operator,
-            },
-            json,
-        )?,
+        Command::Db(DbCommand::AddReplica(args)) => members(args, true)?,
+        Command::Db(DbCommand::RemoveReplica(args)) => members(args, false)?,
         Command::Queue(QueueCommand::Stats { admin, json }) => {
             parts::queue_stats(admin.admin, json)?
         }

@@ -62,6 +62,22 @@ pub(crate) fn db_status(addr: SocketAddr, json: bool) -> Result<(), AdminError> 
     Ok(())
 }
 
+/// The database a command names with `--db`, or the endpoint's only one.
+fn db_name(addr: SocketAddr, endpoint: &Endpoint, db: Option<&str>) -> Result<String, AdminError> {
+    match db {
+        Some(name) => Ok(name.to_string()),
+        None => only(
+            addr,
+            "database",
+            "--db",
+            endpoint
+                .get::<Vec<DbState>>("/db")?
+                .into_iter()
+                .map(|d| d.name),
+        ),
+    }
+}
+
 /// `troupe db promote`: manual failover of database `db` (the only one if `None`).
 pub(crate) fn db_promote(
     addr: SocketAddr,
@@ -71,18 +87,7 @@ pub(crate) fn db_promote(
 ) -> Result<(), AdminError> {
     let endpoint = Endpoint::new(addr)?;
     let identity = operator.load()?;
-    let name = match db {
-        Some(name) => name.to_string(),
-        None => only(
-            addr,
-            "database",
-            "--db",
-            endpoint
-                .get::<Vec<DbState>>("/db")?
-                .into_iter()
-                .map(|d| d.name),
-        )?,
-    };
+    let name = db_name(addr, &endpoint, db)?;
     let body = endpoint.post(&format!("/db/{name}/promote"), &identity)?;
     let promoted: PromotedState = decode(addr, &body)?;
     if json {
@@ -107,18 +112,7 @@ pub(crate) fn db_members(
 ) -> Result<(), AdminError> {
     let endpoint = Endpoint::new(addr)?;
     let identity = operator.load()?;
-    let name = match db {
-        Some(name) => name.to_string(),
-        None => only(
-            addr,
-            "database",
-            "--db",
-            endpoint
-                .get::<Vec<DbState>>("/db")?
-                .into_iter()
-                .map(|d| d.name),
-        )?,
-    };
+    let name = db_name(addr, &endpoint, db)?;
     let verb = if add { "add-replica" } else { "remove-replica" };
     let body = endpoint.post(&format!("/db/{name}/{verb}/{replica}"), &identity)?;
     let voters: Vec<u64> = decode(addr, &body)?;
