@@ -89,12 +89,16 @@ pub fn init(service: &str) -> Telemetry {
 }
 
 /// As [`init`], with `default_logs` (in `RUST_LOG`'s syntax, such as `warn,troupe_db=info`) as
-/// the log filter when `RUST_LOG` is not set.
+/// the log filter when `RUST_LOG` is not set. openraft's own lines are off unless the filter
+/// names `openraft`: it logs a peer that is down or a vote that moved on at `WARN` and `ERROR`
+/// many times a second, while the database logs its elections, hand-overs and storage faults
+/// itself.
 pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_logs)),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(with_quiet_engines(default_logs))),
         );
     let wants_export = [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -140,6 +144,15 @@ pub fn init_with(service: &str, default_logs: &str) -> Telemetry {
     Telemetry {
         #[cfg(feature = "otlp")]
         provider,
+    }
+}
+
+/// `filter`, with openraft's lines off unless it names them.
+fn with_quiet_engines(filter: &str) -> String {
+    if filter.contains("openraft") {
+        filter.to_string()
+    } else {
+        format!("{filter},openraft=off")
     }
 }
 
