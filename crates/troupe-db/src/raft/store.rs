@@ -1,9 +1,10 @@
 //! A Raft replica's storage: its log, vote and state machine in one redb file, and its
 //! snapshots in files beside it.
 //!
-//! - Every write to the file is one redb transaction committed with an fsync
-//!   (`Durability::Immediate`, redb's default): a vote or an append is durable before openraft
-//!   is told so, and an applied batch is durable before its answers go out.
+//! - Every write to the file is one redb transaction. A vote, an append, a purge or a snapshot
+//!   install is committed with an fsync (`Durability::Immediate`, redb's default) before
+//!   openraft is told so; an applied batch is committed without one, and becomes durable with
+//!   the next of those (redb commits in order), so the leader pays one fsync per batch.
 //! - The state machine is the `kv` table itself; a snapshot is built from a read transaction
 //!   (a consistent view while applies go on) into a file of length-prefixed keys and values,
 //!   and installed by replacing the table in one transaction. Neither holds the whole map in
@@ -486,7 +487,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let write = || -> std::result::Result<Vec<Applied>, StoreError> {
-            let txn = self.0.db.begin_write()?;
+            let mut txn = self.0.db.begin_write()?;
+            // No fsync of its own: the next durable commit to this file (a log append, a vote,
+            // a purge) makes it durable with it, as redb commits in order. Until then a crash
+            // leaves the state machine behind its committed log, which openraft applies again;
+            // a purge, durable, never runs ahead of the applies it covers.
+            txn.set_durability(redb::Durability::None);
             let mut answers = Vec::new();
             {
                 let mut kv = txn.open_table(KV)?;
