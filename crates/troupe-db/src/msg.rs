@@ -54,6 +54,17 @@ pub enum WriteOp {
     },
 }
 
+impl From<WriteOp> for crate::core::Op {
+    /// The log operation a client's write becomes.
+    fn from(op: WriteOp) -> Self {
+        match op {
+            WriteOp::Put { key, value } => Self::Put { key, value },
+            WriteOp::Delete { key } => Self::Delete { key },
+            WriteOp::Cas { key, expected, new } => Self::Cas { key, expected, new },
+        }
+    }
+}
+
 /// What a replica actor handles
 ///
 /// Client requests first, then the peer protocol (a [`DbPeerMsg`], which reaches a replica

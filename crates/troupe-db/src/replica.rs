@@ -488,11 +488,7 @@ impl DbReplica {
             reply.send(Err(DbFailure::Overloaded(leading.writes.len())));
             return;
         }
-        let op = match op {
-            WriteOp::Put { key, value } => Op::Put { key, value },
-            WriteOp::Delete { key } => Op::Delete { key },
-            WriteOp::Cas { key, expected, new } => Op::Cas { key, expected, new },
-        };
+        let op = Op::from(op);
         let index = leading.leader.log().last_index() + 1;
         match leading.leader.propose(WriteId(index), op) {
             Ok(entry) => {

@@ -390,11 +390,7 @@ fn storage_failure(err: &troupe_store::StoreError) -> DbFailure {
 
 impl RaftReplica {
     fn write(&self, op: WriteOp, reply: Reply<Result<Written, DbFailure>>, ctx: &mut Ctx<DbMsg>) {
-        let op = match op {
-            WriteOp::Put { key, value } => Op::Put { key, value },
-            WriteOp::Delete { key } => Op::Delete { key },
-            WriteOp::Cas { key, expected, new } => Op::Cas { key, expected, new },
-        };
+        let op = Op::from(op);
         if let Err(too_large) = self.spec.limits.check(&op) {
             reply.send(Err(DbFailure::TooLarge(too_large)));
             return;
