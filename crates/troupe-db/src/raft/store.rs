@@ -58,9 +58,10 @@ pub struct RaftStore {
     snapshots: PathBuf,
     /// The last write that failed, typed as callers get it (openraft keeps only its text)
     fault: Arc<std::sync::Mutex<Option<StoreFault>>>,
-    /// Snapshots being received, by the inode of their file, to the file's path: each stream
+    /// The snapshot being received, by the inode of its file, to the file's path: each stream
     /// writes a file of its own, so a stream started again (after a leader change or a
-    /// timeout) never writes into one still open for the last
+    /// timeout) never writes into one still open for the last; starting one removes the
+    /// last's, so it holds one entry at most
     receiving: Arc<std::sync::Mutex<std::collections::HashMap<u64, PathBuf>>>,
 }
 
@@ -546,6 +547,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(|e| StorageError::from(StorageIOError::write_snapshot(None, &e)))?;
         if let Ok(mut receiving) = self.0.receiving.lock() {
+            // openraft receives one stream at a time: an earlier one is one it gave up on
+            for (_, abandoned) in receiving.drain() {
+                let _ = std::fs::remove_file(abandoned);
+            }
             receiving.insert(inode, path);
         }
         Ok(Box::new(file))
@@ -575,12 +580,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         StoreError::corrupt("a received snapshot", "not a file this replica opened")
                     })?;
                 std::fs::rename(&received, store.current_snapshot_path()).map_err(io)?;
-                // openraft receives one stream at a time: any other file is one it gave up on
-                if let Ok(mut abandoned) = store.receiving.lock() {
-                    for (_, path) in abandoned.drain() {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
                 let mut input =
                     BufReader::new(std::fs::File::open(store.current_snapshot_path()).map_err(io)?);
                 let txn = store.db.begin_write()?;
