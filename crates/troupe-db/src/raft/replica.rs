@@ -772,40 +772,43 @@ async fn watch_metrics(
     let elections = metrics::counter!("troupe_db_elections_total", "db" => db.clone());
     let mut leading: Option<u64> = None;
     loop {
-        let m = metrics.borrow_and_update().clone();
-        let now = (m.state == ServerState::Leader).then_some(m.current_term);
-        if now != leading {
-            if let Some(epoch) = now {
-                tracing::info!(db = %db, replica = me, epoch, "leading");
-                elections.increment(1);
-            } else if let Some(was) = leading {
-                tracing::info!(replica = me, epoch = m.current_term, was, leader = ?m.current_leader, "stepping down");
-            }
-            leading = now;
-        }
-        let last = m.last_log_index.unwrap_or(0);
-        let applied = m.last_applied.map_or(0, |id| id.index);
-        gauges.leader.set(if leading.is_some() { 1.0 } else { 0.0 });
-        gauges.epoch.set(m.current_term as f64);
-        gauges.last_index.set(last as f64);
-        gauges.applied_index.set(applied as f64);
-        gauges.degraded.set(0.0);
-        match (&m.replication, leading) {
-            (Some(replication), Some(_)) => {
-                let leading = gauges
-                    .leading
-                    .get_or_insert_with(|| LeadingMetrics::new(&db, me, replicas));
-                // applied on the leader means committed: openraft applies what commits
-                leading.commit_index.set(applied as f64);
-                for (follower, lag) in &leading.follower_lag {
-                    let matched = replication
-                        .get(follower)
-                        .and_then(|id| id.as_ref())
-                        .map_or(0, |id| id.index);
-                    lag.set(last.saturating_sub(matched) as f64);
+        {
+            // read in place (it changes with every commit); the guard goes before the await
+            let m = metrics.borrow_and_update();
+            let now = (m.state == ServerState::Leader).then_some(m.current_term);
+            if now != leading {
+                if let Some(epoch) = now {
+                    tracing::info!(db = %db, replica = me, epoch, "leading");
+                    elections.increment(1);
+                } else if let Some(was) = leading {
+                    tracing::info!(replica = me, epoch = m.current_term, was, leader = ?m.current_leader, "stepping down");
                 }
+                leading = now;
             }
-            _ => gauges.leading = None,
+            let last = m.last_log_index.unwrap_or(0);
+            let applied = m.last_applied.map_or(0, |id| id.index);
+            gauges.leader.set(if leading.is_some() { 1.0 } else { 0.0 });
+            gauges.epoch.set(m.current_term as f64);
+            gauges.last_index.set(last as f64);
+            gauges.applied_index.set(applied as f64);
+            gauges.degraded.set(0.0);
+            match (&m.replication, leading) {
+                (Some(replication), Some(_)) => {
+                    let leading = gauges
+                        .leading
+                        .get_or_insert_with(|| LeadingMetrics::new(&db, me, replicas));
+                    // applied on the leader means committed: openraft applies what commits
+                    leading.commit_index.set(applied as f64);
+                    for (follower, lag) in &leading.follower_lag {
+                        let matched = replication
+                            .get(follower)
+                            .and_then(|id| id.as_ref())
+                            .map_or(0, |id| id.index);
+                        lag.set(last.saturating_sub(matched) as f64);
+                    }
+                }
+                _ => gauges.leading = None,
+            }
         }
         if metrics.changed().await.is_err() {
             return;
