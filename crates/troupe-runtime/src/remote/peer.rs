@@ -67,7 +67,7 @@ pub(crate) struct Peer {
     /// The streams the peer opened on the connection that this node reads now.
     pub(crate) streams_in: OpenStreams,
     /// Messages written to the peer's lanes (a large one counts once).
-    pub(crate) frames_sent: AtomicU64,
+    pub(crate) frames_sent: Arc<AtomicU64>,
     /// Messages read from the peer's lanes (a large one counts once).
     pub(crate) frames_received: AtomicU64,
     /// The peer announced it is leaving.
@@ -143,7 +143,7 @@ impl Peer {
             large_streams: AtomicUsize::new(0),
             streams_out: OpenStreams::default(),
             streams_in: OpenStreams::default(),
-            frames_sent: AtomicU64::new(0),
+            frames_sent: Arc::default(),
             frames_received: AtomicU64::new(0),
             left: AtomicBool::new(false),
             retired: AtomicBool::new(false),
@@ -254,10 +254,16 @@ impl Drop for OpenStream {
 
 /// Drains one lane: opens its stream, then writes whatever is queued in batches.
 async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound>) {
-    let Some((conn, _open)) = peer
-        .upgrade()
-        .map(|p| (p.conn.clone(), p.streams_out.open()))
-    else {
+    // what the lane needs of its connection, taken once: no look-up per batch
+    let Some((conn, _open, spinner, frames_sent)) = peer.upgrade().map(|p| {
+        let open = p.streams_out.open();
+        (
+            p.conn.clone(),
+            open,
+            p.spinner.clone(),
+            p.frames_sent.clone(),
+        )
+    }) else {
         return;
     };
     let Ok(mut stream) = conn.open_uni().await else {
@@ -269,7 +275,6 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
     // Frames are copied into one buffer per batch: quinn keeps every chunk it is handed as a
     // segment and rescans them per packet, so many small chunks cost far more than one copy.
     let mut batch = BytesMut::with_capacity(BATCH_BYTES);
-    let spinner = peer.upgrade().and_then(|p| p.spinner.clone());
     while let Some(first) = rx.recv().await {
         if let Some(spinner) = &spinner {
             spinner.touch();
@@ -312,9 +317,7 @@ async fn write_lane(peer: Weak<Peer>, index: u8, mut rx: mpsc::Receiver<Outbound
                 next = rx.try_recv().ok();
             }
         }
-        if let Some(peer) = peer.upgrade() {
-            peer.frames_sent.fetch_add(frames, Ordering::Relaxed);
-        }
+        frames_sent.fetch_add(frames, Ordering::Relaxed);
         if stream.write_chunk(batch.split().freeze()).await.is_err() {
             return;
         }
