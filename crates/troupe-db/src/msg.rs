@@ -110,7 +110,9 @@ pub enum DbMsg {
     /// promote the most up-to-date follower → the new leader and its epoch
     Promote(Reply<Result<Promoted, DbFailure>>),
     /// A membership change, to the leader (Raft mode) → the voters once it is committed, or
-    /// [`DbFailure::NotLeader`]
+    /// [`DbFailure::NotLeader`]. Like `Promote`, it reaches a replica through its client name,
+    /// so any node the spec's `reachable_from` admits may send it; the admin endpoint takes it
+    /// from operators only.
     ChangeMembers {
         /// The change
         change: MembershipChange,
