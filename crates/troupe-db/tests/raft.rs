@@ -111,6 +111,45 @@ async fn a_raft_group_elects_a_leader_and_serves_every_operation() {
     cluster.stop().await;
 }
 
+/// Writes sent together are gathered into shared log entries (one proposal per entry), and
+/// each still gets its own outcome: a cas among them sees exactly the writes ordered before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_log_entries_and_keep_their_own_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(spec(dir.path())).await;
+    let client = &cluster.client;
+    client.put(key(0), value(0, 0)).await.unwrap();
+    const WRITES: usize = 400;
+    let writes = (1..=WRITES).map(|i| client.put(key(i), value(i, 0)));
+    let written = futures::future::join_all(writes).await;
+    let mut indexes = std::collections::BTreeSet::new();
+    for (i, w) in (1..).zip(written) {
+        let w = w.unwrap();
+        assert_eq!(w.outcome, WriteOutcome::Put { previous: None }, "key {i}");
+        indexes.insert(w.index);
+    }
+    assert!(
+        indexes.len() < WRITES / 2,
+        "{WRITES} concurrent writes took {} log entries",
+        indexes.len()
+    );
+    // a chain of compare-and-sets on one key, sent at once: each sees the value it expects
+    // exactly once, so every step succeeds in some order only if outcomes are per write
+    let casts =
+        (0..50).map(|step| client.cas(key(0), Some(value(0, step)), Some(value(0, step + 1))));
+    let outcomes = futures::future::join_all(casts).await;
+    let swapped = outcomes
+        .iter()
+        .filter(|o| o.as_ref().is_ok_and(|w| w.outcome == WriteOutcome::Swapped))
+        .count();
+    let final_value = client.get(key(0)).await.unwrap();
+    assert_eq!(final_value, Some(value(0, swapped)), "{outcomes:?}");
+    for i in 1..=WRITES {
+        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leaders_node_lost_a_new_leader_is_elected_and_the_old_one_follows() {
     let dir = tempfile::tempdir().unwrap();

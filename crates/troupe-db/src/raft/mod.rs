@@ -12,6 +12,7 @@
 //!   no whole-map message, no size limit but the disk.
 
 pub mod network;
+pub mod proposer;
 pub mod replica;
 pub mod store;
 
@@ -27,11 +28,11 @@ pub use replica::RaftReplica;
 pub const SNAPSHOT_CHUNK: u64 = 1024 * 1024;
 
 openraft::declare_raft_types!(
-    /// How troupe's database instantiates openraft: the log holds [`Op`]s, applying one answers
-    /// what it did, replicas are numbered as in the [`DbSpec`](crate::DbSpec) and need no
+    /// How troupe's database instantiates openraft: the log holds [`Proposal`]s, applying one
+    /// answers what each of its writes did, replicas are numbered as in the [`DbSpec`](crate::DbSpec) and need no
     /// address (a replica's handle comes from the spec), snapshots are files.
     pub TypeConfig:
-        D = Op,
+        D = Proposal,
         R = Applied,
         NodeId = u64,
         Node = openraft::EmptyNode,
@@ -40,10 +41,16 @@ openraft::declare_raft_types!(
         AsyncRuntime = openraft::TokioRuntime,
 );
 
-/// What applying one log entry did: a client write's outcome, nothing for Raft's own entries
-/// (a new leader's blank entry, a membership change).
+/// What one log entry proposes: client writes, applied in order and together at the entry's
+/// index (a leader gathers the writes that arrive while earlier proposals are in flight: see
+/// [`proposer`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied(pub Option<WriteOutcome>);
+pub struct Proposal(pub Vec<Op>);
+
+/// What applying one log entry did: each write's outcome, in the proposal's order; none for
+/// Raft's own entries (a new leader's blank entry, a membership change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied(pub Vec<WriteOutcome>);
 
 /// The Raft peer protocol between the replicas of one database, each request with the port
 /// for its answer. A replica takes these through its Raft name (`{name}.{index}.raft`), which

@@ -14,12 +14,13 @@ use troupe_runtime::{Actor, ActorError, Ctx, Reply};
 use troupe_store::{Degraded, StoreFault};
 
 use super::network::Network;
+use super::proposer::Proposer;
 use super::store::RaftStore;
 use super::{RaftFailure, RaftRpc, SNAPSHOT_CHUNK, TypeConfig};
 use crate::core::Op;
 use crate::msg::{
     DbFailure, DbMsg, MembershipChange, Promoted, ReadAt, ReadValue, ReplicaStatus, Role, ScanPage,
-    WriteOp, WriteOutcome, Written,
+    WriteOp, Written,
 };
 use crate::replica::{LeadingMetrics, ReplicaMetrics};
 use crate::spec::DbSpec;
@@ -56,6 +57,19 @@ pub struct RaftReplica {
 struct Running {
     raft: Raft<TypeConfig>,
     store: RaftStore,
+    proposer: Proposer,
+}
+
+impl Running {
+    /// `raft` on `store`, with a proposer whose proposals wait `within` for a majority.
+    fn new(raft: Raft<TypeConfig>, store: RaftStore, within: Duration) -> Self {
+        let proposer = Proposer::start(raft.clone(), store.clone(), within);
+        Self {
+            raft,
+            store,
+            proposer,
+        }
+    }
 }
 
 impl RaftReplica {
@@ -189,7 +203,7 @@ impl RaftReplica {
             drop(running.store);
             // the stopped instance answers nothing but its fault; the reopened file serves reads
             match self.open_store().await {
-                Ok(store) => self.running = Some(Running { raft, store }),
+                Ok(store) => self.running = Some(Running::new(raft, store, self.majority_wait())),
                 Err(err) => {
                     tracing::warn!(replica = self.me, cause = %err, "cannot reopen the file yet")
                 }
@@ -217,7 +231,7 @@ impl RaftReplica {
         store.clear_fault();
         match self.start_raft(&store).await {
             Ok(raft) => {
-                self.running = Some(Running { raft, store });
+                self.running = Some(Running::new(raft, store, self.majority_wait()));
                 self.reopened = true;
             }
             Err(err) => {
@@ -231,7 +245,8 @@ impl RaftReplica {
                     );
                 }
                 // keep serving reads from the file while the next attempt waits
-                self.running = stopped.map(|raft| Running { raft, store });
+                let within = self.majority_wait();
+                self.running = stopped.map(|raft| Running::new(raft, store, within));
             }
         }
     }
@@ -319,7 +334,9 @@ async fn stand_until_elected(
 }
 
 /// A client write's failure, as the database's clients know them.
-fn write_failure(err: RaftError<u64, ClientWriteError<u64, openraft::EmptyNode>>) -> DbFailure {
+pub(super) fn write_failure(
+    err: RaftError<u64, ClientWriteError<u64, openraft::EmptyNode>>,
+) -> DbFailure {
     match err {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => DbFailure::NotLeader {
             leader: forward.leader_id,
@@ -389,7 +406,7 @@ fn storage_failure(err: &troupe_store::StoreError) -> DbFailure {
 }
 
 impl RaftReplica {
-    fn write(&self, op: WriteOp, reply: Reply<Result<Written, DbFailure>>, ctx: &mut Ctx<DbMsg>) {
+    fn write(&self, op: WriteOp, reply: Reply<Result<Written, DbFailure>>) {
         let op = Op::from(op);
         if let Err(too_large) = self.spec.limits.check(&op) {
             reply.send(Err(DbFailure::TooLarge(too_large)));
@@ -406,25 +423,7 @@ impl RaftReplica {
             reply.send(Err(DbFailure::NotLeader { leader: Some(to) }));
             return;
         }
-        let within = self.majority_wait();
-        ctx.spawn(async move {
-            let answer = match tokio::time::timeout(within, running.raft.client_write(op)).await {
-                Err(_) => Err(DbFailure::Unavailable(format!(
-                    "the write was not committed by a majority within {within:?}; it may still be"
-                ))),
-                Ok(Err(err)) => Err(match running.store.last_fault() {
-                    // openraft stopped on this replica's failed write
-                    Some(fault) if matches!(err, RaftError::Fatal(_)) => DbFailure::Storage(fault),
-                    _ => write_failure(err),
-                }),
-                Ok(Ok(written)) => Ok(Written {
-                    index: written.log_id.index,
-                    outcome: written.data.0.unwrap_or(WriteOutcome::Swapped),
-                }),
-            };
-            reply.send(answer);
-            Ok(())
-        });
+        running.proposer.write(op, reply);
     }
 
     fn get(
@@ -849,7 +848,7 @@ impl Actor for RaftReplica {
             watch_metrics(me, db, replicas, metrics).await;
             Ok(())
         });
-        self.running = Some(Running { raft, store });
+        self.running = Some(Running::new(raft, store, self.majority_wait()));
         ctx.send_interval(STORAGE_CHECK, || DbMsg::Tick);
         Ok(())
     }
@@ -863,7 +862,7 @@ impl Actor for RaftReplica {
                 read,
                 reply,
             } => self.scan(prefix, limit, read, reply, ctx),
-            DbMsg::Write { op, reply } => self.write(op, reply, ctx),
+            DbMsg::Write { op, reply } => self.write(op, reply),
             DbMsg::Status(reply) => {
                 reply.send(self.status());
             }

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use troupe_store::{StoreError, StoreFault};
 
-use super::{Applied, TypeConfig};
+use super::{Applied, Proposal, TypeConfig};
 use crate::core::Op;
 use crate::msg::WriteOutcome;
 
@@ -502,13 +502,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 for entry in entries {
                     last = Some(entry.log_id);
                     let answer = match &entry.payload {
-                        EntryPayload::Blank => None,
-                        EntryPayload::Normal(op) => Some(apply_op(&mut kv, op)?),
+                        EntryPayload::Blank => Vec::new(),
+                        EntryPayload::Normal(Proposal(ops)) => ops
+                            .iter()
+                            .map(|op| apply_op(&mut kv, op))
+                            .collect::<std::result::Result<_, _>>()?,
                         EntryPayload::Membership(membership) => {
                             let stored =
                                 StoredMembership::new(Some(entry.log_id), membership.clone());
                             meta.insert(MEMBERSHIP, encode(&stored)?.as_slice())?;
-                            None
+                            Vec::new()
                         }
                     };
                     answers.push(Applied(answer));
