@@ -183,6 +183,46 @@ async fn the_leaders_node_lost_a_new_leader_is_elected_and_the_old_one_follows()
     cluster.stop().await;
 }
 
+/// A follower behind by more log than one message may carry (20 values of 1 MiB, the log kept
+/// whole) catches up by log: the leader sends the append in parts within the frame limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_by_more_log_than_a_message_catches_up_by_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(spec(dir.path())).await;
+    let leader = cluster.wait_for_leader().await;
+    let behind = (leader + 1) % 3;
+    cluster.stop_replica(behind).await;
+    let big = |i: usize| Bytes::from(vec![b'a' + (i % 26) as u8; 1024 * 1024]);
+    let mut last = 0;
+    for i in 0..20 {
+        last = cluster.client.put(key(i), big(i)).await.unwrap().index;
+    }
+    cluster.restart_replica(behind).await;
+    let status = cluster.wait_applied(behind, last).await;
+    assert_eq!(status.base_index, 0, "caught up by log: {status:?}");
+    let direct = cluster
+        .app
+        .node
+        .addr::<DbMsg>(&format!("r{behind}"), &cluster.spec.replica_name(behind));
+    let read = direct
+        .call(
+            |reply| DbMsg::Get {
+                key: key(19),
+                read: ReadAt::Replica {
+                    min_index: last,
+                    wait_ms: 1000,
+                },
+                reply,
+            },
+            T,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.value, Some(big(19)));
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_far_behind_comes_back_by_a_snapshot_larger_than_a_frame() {
     let dir = tempfile::tempdir().unwrap();
@@ -347,8 +387,28 @@ async fn the_group_grows_three_to_five_and_back_to_three_under_writes() {
         })
         .await;
     };
-    progress("writes before the changes").await;
+    // enough log that a replica added with none of it is far behind
+    eventually("200 writes before the changes", T, async || {
+        acked_count.load(Ordering::Relaxed) >= 200
+    })
+    .await;
+    let before = eventually("the leader's log", T, async || {
+        let statuses = client.statuses().await;
+        let leader = statuses
+            .into_iter()
+            .flatten()
+            .find(|s| s.role == Role::Leader);
+        leader.map(|s| s.last_index)
+    })
+    .await;
     assert_eq!(client.add_replica(3).await.unwrap(), vec![0, 1, 2, 3]);
+    // a voter only once it holds the log, within one append
+    let joined = client.statuses().await.swap_remove(3).unwrap();
+    assert!(
+        joined.last_index + 64 >= before,
+        "replica 3 became a voter holding {} of {before} entries",
+        joined.last_index
+    );
     assert_eq!(client.add_replica(4).await.unwrap(), vec![0, 1, 2, 3, 4]);
     progress("writes with five voters").await;
     let leader = eventually("a leader", T, async || {

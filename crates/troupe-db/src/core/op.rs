@@ -35,6 +35,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// The key and value bytes this operation carries
+    pub fn payload_len(&self) -> usize {
+        let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+        match self {
+            Self::Put { key, value } => key.len() + value.len(),
+            Self::Delete { key } => key.len(),
+            Self::Cas { key, expected, new } => key.len() + len(expected) + len(new),
+            Self::Noop => 0,
+        }
+    }
+
     /// The key this operation touches, `None` for [`Op::Noop`]
     pub fn key(&self) -> Option<&Bytes> {
         match self {

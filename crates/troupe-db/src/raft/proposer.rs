@@ -31,10 +31,6 @@ pub const MAX_WRITES: usize = 512;
 /// The most key and value bytes one proposal carries, unless a single write has more.
 pub const MAX_BYTES: usize = 1024 * 1024;
 
-/// Writes waiting for a proposal, at most; beyond it a write is refused with
-/// [`DbFailure::Overloaded`].
-pub const QUEUE: usize = 8192;
-
 /// One client write waiting to be proposed.
 struct Pending {
     op: Op,
@@ -46,15 +42,18 @@ struct Pending {
 #[derive(Clone)]
 pub struct Proposer {
     queue: mpsc::Sender<Pending>,
+    limit: usize,
 }
 
 impl Proposer {
     /// Starts proposing to `raft`, each proposal given `within` to commit before its writes
-    /// are answered [`DbFailure::Unavailable`].
-    pub fn start(raft: Raft<TypeConfig>, store: RaftStore, within: Duration) -> Self {
-        let (queue, writes) = mpsc::channel(QUEUE);
+    /// are answered [`DbFailure::Unavailable`]; at most `limit` writes wait to be proposed,
+    /// more are refused with [`DbFailure::Overloaded`].
+    pub fn start(raft: Raft<TypeConfig>, store: RaftStore, within: Duration, limit: usize) -> Self {
+        let limit = limit.max(1);
+        let (queue, writes) = mpsc::channel(limit);
         tokio::spawn(propose(writes, raft, store, within));
-        Self { queue }
+        Self { queue, limit }
     }
 
     /// Queues `op`; `reply` gets its outcome once the proposal carrying it is committed and
@@ -62,24 +61,13 @@ impl Proposer {
     pub fn write(&self, op: Op, reply: Reply<Result<Written, DbFailure>>) {
         if let Err(err) = self.queue.try_send(Pending { op, reply }) {
             let (pending, failure) = match err {
-                mpsc::error::TrySendError::Full(p) => (p, DbFailure::Overloaded(QUEUE)),
+                mpsc::error::TrySendError::Full(p) => (p, DbFailure::Overloaded(self.limit)),
                 mpsc::error::TrySendError::Closed(p) => {
                     (p, DbFailure::Unavailable("the replica is stopping".into()))
                 }
             };
             pending.reply.send(Err(failure));
         }
-    }
-}
-
-/// The key and value bytes `op` carries.
-fn op_bytes(op: &Op) -> usize {
-    let len = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, bytes::Bytes::len);
-    match op {
-        Op::Put { key, value } => key.len() + value.len(),
-        Op::Delete { key } => key.len(),
-        Op::Cas { key, expected, new } => key.len() + len(expected) + len(new),
-        Op::Noop => 0,
     }
 }
 
@@ -98,11 +86,11 @@ async fn propose(
         let Some(first) = writes.recv().await else {
             return;
         };
-        let mut bytes = op_bytes(&first.op);
+        let mut bytes = first.op.payload_len();
         let mut batch = vec![first];
         while batch.len() < MAX_WRITES && bytes < MAX_BYTES {
             let Ok(next) = writes.try_recv() else { break };
-            bytes += op_bytes(&next.op);
+            bytes += next.op.payload_len();
             batch.push(next);
         }
         let (raft, store) = (raft.clone(), store.clone());

@@ -61,9 +61,10 @@ struct Running {
 }
 
 impl Running {
-    /// `raft` on `store`, with a proposer whose proposals wait `within` for a majority.
-    fn new(raft: Raft<TypeConfig>, store: RaftStore, within: Duration) -> Self {
-        let proposer = Proposer::start(raft.clone(), store.clone(), within);
+    /// `raft` on `store`, with a proposer whose proposals wait `within` for a majority and
+    /// which holds at most `limit` writes waiting.
+    fn new(raft: Raft<TypeConfig>, store: RaftStore, (within, limit): (Duration, usize)) -> Self {
+        let proposer = Proposer::start(raft.clone(), store.clone(), within, limit);
         Self {
             raft,
             store,
@@ -104,6 +105,10 @@ impl RaftReplica {
             snapshot_max_chunk_size: SNAPSHOT_CHUNK,
             // each append must be answered within a heartbeat: keep one small enough
             max_payload_entries: 64,
+            // an added replica joins the voters once within one append of the leader's log
+            // (openraft's default, 5,000 entries, would let it vote long before it holds the
+            // data: with 4 voters, 3 of them then carry every write)
+            replication_lag_threshold: 64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.spec.log_retain),
             max_in_snapshot_log_to_keep: self.spec.log_retain,
             ..Config::default()
@@ -117,6 +122,11 @@ impl RaftReplica {
     /// find), or the call timeout if shorter.
     fn majority_wait(&self) -> Duration {
         self.spec.election_timeout_max().min(self.spec.call_timeout)
+    }
+
+    /// A proposer's deadline and queue limit (see [`Running::new`]).
+    fn proposing(&self) -> (Duration, usize) {
+        (self.majority_wait(), self.spec.max_pending_writes)
     }
 
     fn running(&self) -> Result<Running, DbFailure> {
@@ -203,7 +213,7 @@ impl RaftReplica {
             drop(running.store);
             // the stopped instance answers nothing but its fault; the reopened file serves reads
             match self.open_store().await {
-                Ok(store) => self.running = Some(Running::new(raft, store, self.majority_wait())),
+                Ok(store) => self.running = Some(Running::new(raft, store, self.proposing())),
                 Err(err) => {
                     tracing::warn!(replica = self.me, cause = %err, "cannot reopen the file yet")
                 }
@@ -231,7 +241,7 @@ impl RaftReplica {
         store.clear_fault();
         match self.start_raft(&store).await {
             Ok(raft) => {
-                self.running = Some(Running::new(raft, store, self.majority_wait()));
+                self.running = Some(Running::new(raft, store, self.proposing()));
                 self.reopened = true;
             }
             Err(err) => {
@@ -245,8 +255,8 @@ impl RaftReplica {
                     );
                 }
                 // keep serving reads from the file while the next attempt waits
-                let within = self.majority_wait();
-                self.running = stopped.map(|raft| Running::new(raft, store, within));
+                let proposing = self.proposing();
+                self.running = stopped.map(|raft| Running::new(raft, store, proposing));
             }
         }
     }
@@ -848,7 +858,7 @@ impl Actor for RaftReplica {
             watch_metrics(me, db, replicas, metrics).await;
             Ok(())
         });
-        self.running = Some(Running::new(raft, store, self.majority_wait()));
+        self.running = Some(Running::new(raft, store, self.proposing()));
         ctx.send_interval(STORAGE_CHECK, || DbMsg::Tick);
         Ok(())
     }
