@@ -30,6 +30,21 @@
 //! for requests caught before that), and 200 again once it is back. Kill the `data` process
 //! and start it again: every acknowledged write and order is still there, and pending orders
 //! complete.
+//!
+//! As five, with one database replica on each of three data nodes (and the queue on
+//! `data-3`), every process given `--data-nodes 3`:
+//!
+//! ```text
+//! troupe ca init ca && for n in edge app data-1 data-2 data-3; do troupe ca issue ca $n; done
+//! cargo run --example shop -- --data-nodes 3 --node data-1 --listen 127.0.0.1:7201 --ca ca --data d1
+//! cargo run --example shop -- --data-nodes 3 --node data-2 --listen 127.0.0.1:7204 --seed 127.0.0.1:7201 --ca ca --data d2
+//! cargo run --example shop -- --data-nodes 3 --node data-3 --listen 127.0.0.1:7205 --seed 127.0.0.1:7201 --ca ca --data d3
+//! cargo run --example shop -- --data-nodes 3 --node app  --listen 127.0.0.1:7202 --seed 127.0.0.1:7201 --ca ca
+//! cargo run --example shop -- --data-nodes 3 --node edge --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca
+//! ```
+//!
+//! Kill any one data process: the other two replicas elect a leader (if the killed one led)
+//! within about a second, and orders go on; start it again and it catches up.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,6 +79,11 @@ struct Args {
     /// Requests per second the gateway accepts from one client IP before 429 (0: no limit)
     #[arg(long, default_value_t = 10_000)]
     rate_limit_per_ip: u32,
+    /// Spread the data over this many nodes, `data-1` to `data-N`, one database replica on
+    /// each (the queue on the last); 0 keeps the three replicas and the queue on `data`.
+    /// Every process of one shop must be given the same number.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
+    data_nodes: u8,
 }
 
 /// Longest accepted item or order id
@@ -425,29 +445,38 @@ impl Actor for EventPrinter {
 /// The whole stack and the handles of its two listeners; see the module docs
 fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
     let mut t = Topology::new("shop");
-    let (edge, app, data) = (t.node("edge"), t.node("app"), t.node("data"));
-    for (node, name) in [
-        (edge, "events.edge"),
-        (app, "events.app"),
-        (data, "events.data"),
-    ] {
-        t.add(node, name, || EventPrinter);
+    let (edge, app) = (t.node("edge"), t.node("app"));
+    let data_nodes: Vec<String> = match args.data_nodes {
+        0 => vec!["data".into()],
+        n => (1..=n).map(|i| format!("data-{i}")).collect(),
+    };
+    let data: Vec<NodeId> = data_nodes.iter().map(|n| t.node(n)).collect();
+    t.add(edge, "events.edge", || EventPrinter);
+    t.add(app, "events.app", || EventPrinter);
+    for (node, name) in data.iter().zip(&data_nodes) {
+        t.add(*node, &format!("events.{name}"), || EventPrinter);
     }
 
+    // a Raft group (the default): elected by vote, linearizable reads; three replicas on
+    // `data`, or one on each data node
+    let mut db = DbSpec::in_dir(&args.data);
+    db = match args.data_nodes {
+        0 => db.replicas(3),
+        _ => data_nodes.iter().fold(db, |db, node| db.replica(node)),
+    };
     // every part is added the same way, and hands back its typed client or handle
     let db = t
         .add(
-            data,
+            data[0],
             "db",
-            // a Raft group (the default): elected by vote, linearizable reads
-            DbSpec::in_dir(&args.data)
-                .replicas(3)
-                // the services and workers on `app` are its clients
-                .reachable_from(Reach::nodes(["app"])),
+            // the services and workers on `app` are its clients
+            db.reachable_from(Reach::nodes(["app"])),
         )
         .with_timeout(BACKEND_TIMEOUT);
+    // on the last data node: the first replica usually leads a fresh database, so killing
+    // `data-1` shows a failover without stopping the orders
     let orders = t.add(
-        data,
+        data[data.len() - 1],
         "orders",
         QueueSpec::durable(args.data.join("orders.redb"))
             .capacity(1_000_000)
@@ -543,7 +572,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = troupe::telemetry::init("shop");
     let args = Args::parse();
     let here = &args.launch.nodes;
-    if here.is_empty() || here.iter().any(|n| n == "data") {
+    if here.is_empty() || here.iter().any(|n| n.starts_with("data")) {
         let mut out = std::io::stdout().lock();
         writeln!(out, "shop: data under {}", args.data.display())?;
         out.flush()?;

@@ -7,6 +7,8 @@
 //!   of that report, and 200 again once `app` is back;
 //! - SIGKILL of `data` and a restart: no acknowledged write or order is lost, and the pending
 //!   orders complete;
+//! - shop as five processes (`--data-nodes 3`): SIGKILL of one data node while orders flow;
+//!   they go on, and none acknowledged is lost;
 //! - the live view in headless Chromium, the `troupe` CLI against each process, and one
 //!   request's spans exported from all three processes under one trace id.
 
@@ -44,19 +46,28 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 struct Shop {
     ca: PathBuf,
     data_dir: PathBuf,
-    procs: [Option<Proc>; 3],
+    /// The nodes, in start order: the (first) data node, `app`, `edge`, then any other data
+    /// nodes (see [`Shop::spread`])
+    names: Vec<String>,
+    /// `--data-nodes`: 0 for the three-node layout
+    data_nodes: u8,
+    procs: Vec<Option<Proc>>,
     /// Where each running node's QUIC endpoint listens
-    nodes: [Option<SocketAddr>; 3],
+    nodes: Vec<Option<SocketAddr>>,
     http: Option<SocketAddr>,
     resp: Option<SocketAddr>,
     /// Where each running node's admin endpoint listens
-    admin: [Option<SocketAddr>; 3],
+    admin: Vec<Option<SocketAddr>>,
     request_timeout_ms: u64,
     /// Where the processes export their spans (OTLP/HTTP JSON), if anywhere
     otlp: Option<SocketAddr>,
 }
 
+/// The three-node layout's nodes, at their indexes in [`Shop`]
 const NODES: [&str; 3] = ["data", "app", "edge"];
+const DATA: usize = 0;
+const APP: usize = 1;
+const EDGE: usize = 2;
 
 impl Shop {
     fn new(dir: &Path, request_timeout_ms: u64) -> Self {
@@ -66,32 +77,64 @@ impl Shop {
     /// As [`new`](Self::new), each process exporting its spans to `otlp`, with its node's
     /// name as the resource attribute `troupe.process`
     fn exporting(dir: &Path, request_timeout_ms: u64, otlp: Option<SocketAddr>) -> Self {
+        Self::start_all(dir, request_timeout_ms, otlp, 0)
+    }
+
+    /// The layout with `data_nodes` data nodes (`data-1` at index 0, the others after
+    /// `edge`), each its own process with its own data directory, as on separate hosts
+    fn spread(dir: &Path, request_timeout_ms: u64, data_nodes: u8) -> Self {
+        Self::start_all(dir, request_timeout_ms, None, data_nodes)
+    }
+
+    fn start_all(
+        dir: &Path,
+        request_timeout_ms: u64,
+        otlp: Option<SocketAddr>,
+        data_nodes: u8,
+    ) -> Self {
+        let names: Vec<String> = match data_nodes {
+            0 => NODES.iter().map(|n| n.to_string()).collect(),
+            n => ["data-1", "app", "edge"]
+                .into_iter()
+                .map(String::from)
+                .chain((2..=n).map(|i| format!("data-{i}")))
+                .collect(),
+        };
         let ca = dir.join("ca");
         troupe_identity::init_ca(&ca, "shop").expect("ca init");
-        for node in NODES {
+        for node in &names {
             troupe_identity::issue_node(&ca, node, &ca).expect("issue");
         }
+        let count = names.len();
         let mut shop = Self {
             ca,
             data_dir: dir.join("data"),
-            procs: [None, None, None],
-            nodes: [None; 3],
+            names,
+            data_nodes,
+            procs: (0..count).map(|_| None).collect(),
+            nodes: vec![None; count],
             http: None,
             resp: None,
-            admin: [None; 3],
+            admin: vec![None; count],
             request_timeout_ms,
             otlp,
         };
-        for i in 0..3 {
+        for i in 0..count {
             shop.start(i);
         }
         shop
     }
 
     fn start(&mut self, i: usize) {
-        let node = NODES[i];
+        let node = self.names[i].clone();
+        // one directory per data node where they are spread, as on separate hosts
+        let data_dir = match self.data_nodes {
+            0 => self.data_dir.clone(),
+            _ => self.data_dir.join(&node),
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
-        cmd.args(["--node", node, "--listen", "127.0.0.1:0"])
+        cmd.args(["--node", &node, "--listen", "127.0.0.1:0"])
+            .args(["--data-nodes", &self.data_nodes.to_string()])
             .args(["--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
             .args(["--admin", "127.0.0.1:0"])
             .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
@@ -99,7 +142,7 @@ impl Shop {
             .arg("--ca")
             .arg(&self.ca)
             .arg("--data")
-            .arg(&self.data_dir);
+            .arg(&data_dir);
         if let Some(otlp) = self.otlp {
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
                 .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
@@ -113,16 +156,16 @@ impl Shop {
         let mut proc = Proc::spawn(cmd);
         self.nodes[i] = Some(proc.listening());
         self.admin[i] = Some(proc.admin());
-        match node {
-            "data" => {}
+        match node.as_str() {
             "app" => {
                 let line = proc.wait_for("resp listening", T, |l| l.starts_with("resp listening "));
                 self.resp = Some(line["resp listening ".len()..].parse().expect("an address"));
             }
-            _ => {
+            "edge" => {
                 let line = proc.wait_for("http listening", T, |l| l.starts_with("http listening "));
                 self.http = Some(line["http listening ".len()..].parse().expect("an address"));
             }
+            _ => {}
         }
         self.procs[i] = Some(proc);
     }
@@ -135,7 +178,7 @@ impl Shop {
     }
 
     fn edge(&mut self) -> &mut Proc {
-        self.procs[2].as_mut().expect("edge runs")
+        self.procs[EDGE].as_mut().expect("edge runs")
     }
 
     fn url(&self, path: &str) -> String {
@@ -469,7 +512,7 @@ async fn killing_the_app_node_gives_504_then_502_then_200_again() {
     .await;
 
     let killed = now_ms();
-    shop.kill9(1);
+    shop.kill9(APP);
     let line = shop.edge().wait_for("the edge reporting app down", T, |l| {
         l.starts_with("node down app")
     });
@@ -488,7 +531,7 @@ async fn killing_the_app_node_gives_504_then_502_then_200_again() {
     })
     .await;
     let restarted = now_ms();
-    shop.start(1);
+    shop.start(APP);
     eventually("5 times 200 after the restart", T, async || {
         let back = samples
             .lock()
@@ -568,7 +611,7 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
         orders.push(json(&body)["id"].as_str().unwrap().to_string());
     }
     // Some orders are still pending when the data node dies.
-    shop.kill9(0);
+    shop.kill9(DATA);
     let (status, _) = request(
         &http,
         "POST",
@@ -577,7 +620,7 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
     )
     .await;
     assert!((502..=504).contains(&status), "{status}");
-    shop.start(0);
+    shop.start(DATA);
     healthy(&shop, &http).await;
 
     // Every acknowledged item is in the database: drop the cached copies and read through.
@@ -597,6 +640,132 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
         .await;
     }
     // Every accepted order completes.
+    for id in &orders {
+        assert_eq!(
+            settled(&shop, &http, id).await["status"],
+            "done",
+            "order {id}"
+        );
+    }
+}
+
+/// What a load of writes and orders got acknowledged: items (name, body) and order ids
+#[derive(Default)]
+struct Acked {
+    items: Vec<(String, String)>,
+    orders: Vec<String>,
+}
+
+/// Until `stop` (or 5,000 rounds): writes a new item, and orders it once the write is
+/// acknowledged, recording what was; answers the rounds it ran
+async fn write_and_order(
+    http: Http,
+    base: String,
+    acked: Arc<Mutex<Acked>>,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    let mut rounds = 0;
+    while rounds < 5_000 && !stop.load(Ordering::Relaxed) {
+        rounds += 1;
+        let (name, body) = (format!("w{rounds}"), format!(r#"{{"n":{rounds}}}"#));
+        let url = format!("{base}/items/{name}");
+        if request(&http, "PUT", &url, &body).await.0 != 200 {
+            continue;
+        }
+        acked.lock().items.push((name.clone(), body));
+        let order = format!(r#"{{"item":"{name}","qty":1}}"#);
+        let (status, answer) = request(&http, "POST", &format!("{base}/orders"), &order).await;
+        if status == 202 {
+            let id = json(&answer)["id"].as_str().map(String::from);
+            acked.lock().orders.push(id.expect("an order id"));
+        }
+    }
+    rounds
+}
+
+/// shop as five processes, one database replica on each of `data-1..3` and the queue on
+/// `data-3`: SIGKILL of the database leader's node (`data-1` if the leader shares `data-3`
+/// with the queue) while items are written and ordered. Writes and orders go on once the
+/// other two replicas have a leader; after the node is back every acknowledged item reads
+/// back through the database and every acknowledged order completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_three_data_nodes_while_orders_flow_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = Shop::spread(dir.path(), REQUEST_TIMEOUT_MS, 3);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(write_and_order(
+        http.clone(),
+        shop.url(""),
+        acked.clone(),
+        stop.clone(),
+    ));
+    let orders_reach = async |what: &str, n: usize| {
+        eventually(what, T, async || {
+            let placed = acked.lock().orders.len();
+            if placed >= n { Ok(()) } else { Err(placed) }
+        })
+        .await
+    };
+    orders_reach("orders placed before the kill", 20).await;
+    // the leader's node, unless it also holds the queue (then data-1, a follower's)
+    let admin = shop.admin[APP].expect("app's admin endpoint");
+    let leader = async || {
+        let (_, body) = request(&http, "GET", &format!("http://{admin}/db"), "").await;
+        let dbs: Vec<troupe::admin::DbState> = serde_json::from_str(&body).expect("GET /db");
+        let leader = dbs[0]
+            .replicas
+            .iter()
+            .find(|r| r.role.as_deref() == Some("leader"));
+        leader.map(|r| (r.node.clone(), r.epoch))
+    };
+    let (led_by, term) = leader().await.expect("the database has a leader");
+    let victim = if led_by == "data-3" {
+        "data-1"
+    } else {
+        led_by.as_str()
+    };
+    let victim = shop
+        .names
+        .iter()
+        .position(|n| n == victim)
+        .expect("a data node");
+    shop.kill9(victim);
+    let at_kill = acked.lock().orders.len();
+    orders_reach("orders placed with a data node down", at_kill + 20).await;
+    if shop.names[victim] == led_by {
+        let (now_by, now_term) = leader().await.expect("a new leader");
+        assert!(
+            now_by != led_by && now_term > term,
+            "{now_by} at {now_term}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let rounds = load.await.expect("the load ran");
+    shop.start(victim);
+    healthy(&shop, &http).await;
+
+    let Acked { items, orders } = std::mem::take(&mut *acked.lock());
+    assert!(orders.len() >= at_kill + 20 && rounds >= items.len());
+    // Every acknowledged item is in the database: drop the cached copies and read through.
+    let mut resp = redis(shop.resp.expect("app runs")).await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut resp).await.unwrap();
+    for (name, body) in &items {
+        eventually(&format!("item {name} read back"), T, async || {
+            let url = shop.url(&format!("/items/{name}"));
+            let (status, got) = request(&http, "GET", &url, "").await;
+            assert_ne!(status, 404, "item {name} lost: {got}");
+            if status == 200 {
+                assert_eq!(&got, body, "item {name}");
+                Ok(())
+            } else {
+                Err((status, got))
+            }
+        })
+        .await;
+    }
     for id in &orders {
         assert_eq!(
             settled(&shop, &http, id).await["status"],
@@ -632,7 +801,7 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
     // the edge's view: its node, its actors, the other two up, fed by /events
     let edge = format!(
         "http://{}/",
-        shop.admin[2].expect("edge serves its admin endpoint")
+        shop.admin[EDGE].expect("edge serves its admin endpoint")
     );
     let Some(mut edge_page) = Browser::open(&edge).await else {
         return;
@@ -655,7 +824,7 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
     // app's view: the database's leader and the queue, read through app (their client)
     let app = format!(
         "http://{}/",
-        shop.admin[1].expect("app serves its admin endpoint")
+        shop.admin[APP].expect("app serves its admin endpoint")
     );
     let mut app_page = Browser::open(&app).await.expect("chromium ran once");
     page_shows(
@@ -672,7 +841,7 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
     // not reloaded: what it shows comes from its live feed
     troupe_identity::issue_operator(&shop.ca, "alice", &shop.ca).expect("issue");
     let ca = shop.ca.to_str().expect("a UTF-8 path").to_string();
-    let app_admin = shop.admin[1].expect("app's admin").to_string();
+    let app_admin = shop.admin[APP].expect("app's admin").to_string();
     let killed = troupe_cli(&[
         "kill",
         "app/svc.0",
@@ -693,7 +862,7 @@ async fn the_live_view_shows_every_actor_and_a_node_going_down() {
     )
     .await;
     // the app node killed: the edge's open page shows it down once it is reported down
-    shop.kill9(1);
+    shop.kill9(APP);
     page_shows(
         &mut edge_page,
         "app shown down",
@@ -715,9 +884,8 @@ async fn the_cli_reads_every_process_and_an_operator_fails_the_database_over() {
     healthy(&shop, &http).await;
     troupe_identity::issue_operator(&shop.ca, "alice", &shop.ca).expect("issue");
     let ca = shop.ca.to_str().expect("a UTF-8 path").to_string();
-    let [data, app, edge] = shop
-        .admin
-        .map(|a| a.expect("an admin endpoint").to_string());
+    let [data, app, edge] =
+        [DATA, APP, EDGE].map(|i| shop.admin[i].expect("an admin endpoint").to_string());
 
     // status, top and graph, each against another process
     let status = succeeded(&troupe_cli(&["status", "--admin", &edge]).await);
