@@ -17,6 +17,10 @@
 //! With `--ack leader-only|majority|all` the replicas use single-leader replication instead: a
 //! follower is promoted after the peer-down timeout plus `--promote-after-ms`.
 //!
+//! `--replicas N` places more replicas (`db.3` on `db-3`, ...); with `--voters 3` the extra ones
+//! start as spares, outside the Raft group, until `troupe db add-replica 3` makes one a voter
+//! (it catches up by snapshot and log first) — and `remove-replica` takes one out again.
+//!
 //! The same topology as three processes (see the README, "Running across hosts"):
 //!
 //! ```text
@@ -70,18 +74,33 @@ struct Args {
     /// Print the replicas' status this often (0: never)
     #[arg(long, default_value_t = 1000)]
     status_every_ms: u64,
+    /// Replicas, `db.i` on node `db-i`; every process must be given the same number
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+    replicas: u8,
+    /// Raft mode: how many of the replicas (the first ones) a fresh database starts with as
+    /// voters; add the others with `troupe db add-replica N` (default: all of them)
+    #[arg(long)]
+    voters: Option<u8>,
+    /// Raft mode: log entries kept past a snapshot, and taken between two snapshots; a
+    /// replica further behind catches up by snapshot
+    #[arg(long, default_value_t = 10_000)]
+    log_retain: u64,
 }
 
 /// The database every process declares alike, so the replicas find each other by name
 fn spec(args: &Args) -> DbSpec {
     let promote = (args.promote_after_ms > 0).then(|| Duration::from_millis(args.promote_after_ms));
-    let spec = DbSpec::new("db", &args.data)
-        .replica("db-0")
-        .replica("db-1")
-        .replica("db-2")
+    let mut spec = (0..args.replicas)
+        .fold(DbSpec::new("db", &args.data), |spec, i| {
+            spec.replica(format!("db-{i}"))
+        })
+        .log_retain(args.log_retain)
         .promote_after(promote)
         // every process runs a client
         .reachable_from(Reach::cluster());
+    if let Some(voters) = args.voters {
+        spec = spec.voters(voters.into());
+    }
     match args.ack {
         Ack::Raft => spec,
         Ack::LeaderOnly => spec.ack(AckMode::LeaderOnly),

@@ -17,6 +17,7 @@
 mod etcd_side;
 mod load;
 mod procs;
+mod snapshot;
 mod table;
 mod troupe_side;
 
@@ -64,6 +65,31 @@ enum System {
         serializable_gets: bool,
         #[command(flatten)]
         common: Common,
+    },
+    /// A fourth replica added to a Raft database of `--mib` MiB: the time until it is a voter
+    /// (caught up by snapshot) and the peak memory of the leader's and its process
+    Snapshot {
+        /// The db_cluster binary (default: $CARGO_TARGET_DIR/release/db_cluster)
+        #[arg(long)]
+        db_cluster: Option<PathBuf>,
+        /// MiB of values to fill the database with first
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// KiB per value
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        value_kib: u64,
+        /// Concurrent writers while filling
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// The replicas' `--log-retain`: entries kept past a snapshot
+        #[arg(long, default_value_t = 256)]
+        log_retain: u64,
+        /// Where to make the run's temporary directory (default: the system's)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the temporary directory afterwards
+        #[arg(long)]
+        keep: bool,
     },
     /// Prints the markdown table for a results file (a JSON array of phase lines, or one
     /// JSON line per phase)
@@ -243,6 +269,68 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             }
             report("etcd", &mode, "put", common, &phases.put, extra.clone());
             report("etcd", &mode, "get", common, &phases.get, extra);
+        }
+        System::Snapshot {
+            db_cluster,
+            mib,
+            value_kib,
+            clients,
+            log_retain,
+            dir,
+            keep,
+        } => {
+            let bin = db_cluster
+                .clone()
+                .unwrap_or_else(troupe_side::default_db_cluster);
+            anyhow::ensure!(bin.is_file(), "no db_cluster binary at {}", bin.display());
+            anyhow::ensure!((1..=999).contains(clients), "--clients must be 1..=999");
+            let dir = match dir {
+                Some(parent) => {
+                    std::fs::create_dir_all(parent)?;
+                    tempfile::Builder::new()
+                        .prefix("db-bench-")
+                        .tempdir_in(parent)?
+                }
+                None => tempfile::Builder::new().prefix("db-bench-").tempdir()?,
+            };
+            let run = snapshot::SnapshotRun {
+                db_cluster: &bin,
+                dir: dir.path(),
+                mib: *mib,
+                value_kib: usize::try_from(*value_kib)?,
+                clients: *clients,
+                log_retain: *log_retain,
+            };
+            let result = snapshot::run(&run, &mut procs).await;
+            finish(&mut procs, dir, *keep, result.is_err());
+            let m = result?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "system": "troupe", "mode": "raft", "phase": "add-replica",
+                    "mib": mib, "value_kib": value_kib, "values": m.values,
+                    "fill_secs": m.fill_secs, "add_secs": m.add_secs, "caught_up_secs": m.caught_up_secs,
+                    "snapshot_index": m.snapshot_index,
+                    "leader": m.leader.0, "leader_peak_kib": m.leader.1, "leader_rss_before_kib": m.leader.2,
+                    "joiner": m.joiner.0, "joiner_peak_kib": m.joiner.1, "joiner_rss_before_kib": m.joiner.2,
+                    "joiner_disk_bytes": m.joiner_disk,
+                })
+            );
+            let mib_of = |kib: u64| kib as f64 / 1024.0;
+            println!(
+                "# {mib} MiB filled in {:.1} s; db.3 a voter in {:.1} s, caught up in {:.1} s (from a snapshot at index {}); peak RSS during the add: leader {} {:.0} MiB (from {:.0}), new replica {} {:.0} MiB (from {:.0}); its directory {:.0} MiB",
+                m.fill_secs,
+                m.add_secs,
+                m.caught_up_secs,
+                m.snapshot_index,
+                m.leader.0,
+                mib_of(m.leader.1),
+                mib_of(m.leader.2),
+                m.joiner.0,
+                mib_of(m.joiner.1),
+                mib_of(m.joiner.2),
+                m.joiner_disk as f64 / (1024.0 * 1024.0),
+            );
         }
         System::Table { file } => print!("{}", table::markdown(file)?),
     }

@@ -1,6 +1,7 @@
 //! troupe's replicated DB: three `db_cluster` processes on loopback (fresh CA, fresh data
 //! dirs), this process joining their cluster as client node `bench`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -51,42 +52,9 @@ fn mode(ack: &str) -> anyhow::Result<Option<AckMode>> {
 /// Starts the three replicas, runs both phases, kills the replicas
 pub async fn run(run: &TroupeRun<'_>, procs: &mut Procs) -> anyhow::Result<Phases> {
     let mode = mode(run.ack)?;
-    let ca = run.dir.join("ca");
-    troupe_identity::init_ca(&ca, CLUSTER).context("creating the CA")?;
-    for node in NODES.iter().chain([&ME]) {
-        troupe_identity::issue_node(&ca, node, &ca)
-            .with_context(|| format!("issuing a certificate for {node}"))?;
-    }
-
-    let mut seed = None;
-    for (i, node) in NODES.iter().enumerate() {
-        let mut cmd = Command::new(run.db_cluster);
-        cmd.args(["--node", node, "--listen", "127.0.0.1:0"])
-            .args(["--ack", run.ack])
-            .args(["--write-every-ms", "0", "--status-every-ms", "0"])
-            .arg("--ca")
-            .arg(&ca)
-            .arg("--data")
-            .arg(run.dir.join(format!("d{i}")));
-        if let Some(seed) = seed {
-            cmd.args(["--seed", &format!("{seed}")]);
-        }
-        let log = run.dir.join(format!("{node}.log"));
-        let addr = procs.spawn_listening(node, cmd, &log, Duration::from_secs(30))?;
-        seed.get_or_insert(addr);
-    }
-    let seed = seed.context("no replica started")?;
-
-    let node = Node::new(ME, &Mesh::new(), NodeConfig::default())
-        .map_err(|e| anyhow::anyhow!("client node: {e}"))?;
-    node.start(SupervisorSpec::one_for_one(), vec![])
-        .await
-        .map_err(|e| anyhow::anyhow!("starting the client node: {e}"))?;
-    let identity = troupe_identity::NodeIdentity::load(&ca, ME).context("client identity")?;
-    let config = NetConfig::new(CLUSTER, identity).seeds([seed]);
-    let net = NodeNet::bind(&node, "127.0.0.1:0".parse()?, config)
-        .await
-        .map_err(|e| anyhow::anyhow!("client network: {e}"))?;
+    let args = ["--ack", run.ack].map(String::from);
+    let seed = start_replicas(run.db_cluster, run.dir, NODES.len(), &args, procs)?;
+    let (node, net) = join(run.dir, seed).await?;
     let spec = NODES
         .iter()
         .fold(DbSpec::new("db", "unused"), |spec, n| spec.replica(*n));
@@ -102,8 +70,62 @@ pub async fn run(run: &TroupeRun<'_>, procs: &mut Procs) -> anyhow::Result<Phase
     result
 }
 
+/// Makes a CA under `dir` with certificates for `db-0..db-{replicas-1}` and this process's
+/// node, and starts that many `db_cluster` processes (no writer, no status lines) with `args`
+/// added, each with its data under `dir/d{i}`; answers the first one's address
+pub fn start_replicas(
+    db_cluster: &Path,
+    dir: &Path,
+    replicas: usize,
+    args: &[String],
+    procs: &mut Procs,
+) -> anyhow::Result<SocketAddr> {
+    let ca = dir.join("ca");
+    troupe_identity::init_ca(&ca, CLUSTER).context("creating the CA")?;
+    let nodes: Vec<String> = (0..replicas).map(|i| format!("db-{i}")).collect();
+    for node in nodes.iter().map(String::as_str).chain([ME]) {
+        troupe_identity::issue_node(&ca, node, &ca)
+            .with_context(|| format!("issuing a certificate for {node}"))?;
+    }
+    let mut seed = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let mut cmd = Command::new(db_cluster);
+        cmd.args(["--node", node, "--listen", "127.0.0.1:0"])
+            .args(args)
+            .args(["--write-every-ms", "0", "--status-every-ms", "0"])
+            .arg("--ca")
+            .arg(&ca)
+            .arg("--data")
+            .arg(dir.join(format!("d{i}")));
+        if let Some(seed) = seed {
+            cmd.args(["--seed", &format!("{seed}")]);
+        }
+        let log = dir.join(format!("{node}.log"));
+        let addr = procs.spawn_listening(node, cmd, &log, Duration::from_secs(30))?;
+        seed.get_or_insert(addr);
+    }
+    seed.context("no replica started")
+}
+
+/// Joins the cluster whose CA is under `dir` (see [`start_replicas`]) through `seed`, as
+/// client node `bench`
+pub async fn join(dir: &Path, seed: SocketAddr) -> anyhow::Result<(Node, NodeNet)> {
+    let node = Node::new(ME, &Mesh::new(), NodeConfig::default())
+        .map_err(|e| anyhow::anyhow!("client node: {e}"))?;
+    node.start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the client node: {e}"))?;
+    let identity =
+        troupe_identity::NodeIdentity::load(&dir.join("ca"), ME).context("client identity")?;
+    let config = NetConfig::new(CLUSTER, identity).seeds([seed]);
+    let net = NodeNet::bind(&node, "127.0.0.1:0".parse()?, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("client network: {e}"))?;
+    Ok((node, net))
+}
+
 async fn phases(run: &TroupeRun<'_>, procs: &Procs, client: &DbClient) -> anyhow::Result<Phases> {
-    let leader = wait_for_leader(client, Duration::from_secs(60)).await?;
+    let leader = wait_for_leader(client, NODES.len(), Duration::from_secs(60)).await?;
     let leader_pid = procs
         .iter()
         .find(|p| p.name == NODES[leader])
@@ -158,8 +180,12 @@ async fn phases(run: &TroupeRun<'_>, procs: &Procs, client: &DbClient) -> anyhow
     })
 }
 
-/// Waits until all three replicas answer and exactly one leads; returns its index
-async fn wait_for_leader(client: &DbClient, within: Duration) -> anyhow::Result<usize> {
+/// Waits until all `replicas` answer and exactly one leads; returns its index
+pub async fn wait_for_leader(
+    client: &DbClient,
+    replicas: usize,
+    within: Duration,
+) -> anyhow::Result<usize> {
     let deadline = Instant::now() + within;
     loop {
         let statuses = client.statuses().await;
@@ -170,11 +196,15 @@ async fn wait_for_leader(client: &DbClient, within: Duration) -> anyhow::Result<
             .filter(|s| s.role == Role::Leader)
             .map(|s| s.id)
             .collect();
-        if let ([one], 3) = (&leaders[..], up) {
-            return usize::try_from(*one).context("leader index");
+        if let [one] = leaders[..]
+            && up == replicas
+        {
+            return usize::try_from(one).context("leader index");
         }
         if Instant::now() >= deadline {
-            anyhow::bail!("after {within:?}: {up} of 3 replicas answer, leaders {leaders:?}");
+            anyhow::bail!(
+                "after {within:?}: {up} of {replicas} replicas answer, leaders {leaders:?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
