@@ -350,9 +350,10 @@ impl DbSpec {
 
     /// Raft mode: how long replica `index` waits without hearing from a leader before it
     /// stands for election: 6 [heartbeats](Self::raft_heartbeat), plus 3 per replica before
-    /// it (600, 900, 1,200 ms for three replicas by default). openraft makes a follower of a known
-    /// leader wait this long twice (the leader's lease, then the timeout), and a voter refuse
-    /// others while the lease it granted runs. The timeouts are
+    /// it (600, 900, 1,200 ms for three replicas by default). openraft makes a follower of a
+    /// known leader wait out the leader's lease and then its own timeout, each half of this
+    /// here, and a voter refuse other candidates while the lease it granted runs (half of its
+    /// own timeout, so the next replica to stand finds it over). The timeouts are
     /// staggered rather than drawn at random, so a simulation replays exactly (openraft draws
     /// its own from a generator no seed reaches); being distinct, they still keep two
     /// replicas from splitting the vote again and again.

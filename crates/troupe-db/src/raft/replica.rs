@@ -94,13 +94,16 @@ impl RaftReplica {
     fn config(&self) -> Result<Config, ActorError> {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
         let heartbeat = millis(self.spec.raft_heartbeat());
-        let election = millis(self.spec.election_timeout(self.me as usize));
+        // a follower of a known leader stands once the leader's lease (openraft's
+        // `election_timeout_max`) and then its election timeout have passed: half each, so it
+        // stands after the spec's timeout, and refuses other candidates for half of it
+        let half = millis(self.spec.election_timeout(self.me as usize)) / 2;
         let config = Config {
             cluster_name: self.spec.name.clone(),
             heartbeat_interval: heartbeat,
             // openraft draws from [min, max): a range of one is the staggered timeout itself
-            election_timeout_min: election,
-            election_timeout_max: election + 1,
+            election_timeout_min: half,
+            election_timeout_max: half + 1,
             install_snapshot_timeout: millis(self.spec.call_timeout),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK,
             // each append must be answered within a heartbeat: keep one small enough
