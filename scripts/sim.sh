@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the simulator's randomized tests over many seeds, in parallel processes.
 #
-#   scripts/sim.sh [--seeds N | --seed S] [--part db|db-raft|queue|cache|runtime] [--jobs J]
+#   scripts/sim.sh [--seeds N | --seed S] [--part db|db-raft|db-raft-members|queue|cache|runtime] [--jobs J]
 #
 # --seeds N   seeds 1..N (default 100), split across J processes (default: the CPU count)
 # --seed S    one seed, with its fault schedule and outcomes printed (the replay of a failure)
 # --part P    which part's simulation: db (default; the single-leader modes), db-raft (the
-#             database's Raft mode), queue, cache or runtime
+#             database's Raft mode), db-raft-members (Raft while the group is resized),
+#             queue, cache or runtime
 #             (docs/reliability.md)
 #
 # Prints seeds run, faults injected, failures (each with its replay command), and exits non-zero
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
         --seed) ONE=$2; shift 2 ;;
         --part) PART=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
-        *) echo "usage: $0 [--seeds N | --seed S] [--part db|db-raft|queue|cache|runtime] [--jobs J]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--seeds N | --seed S] [--part db|db-raft|db-raft-members|queue|cache|runtime] [--jobs J]" >&2; exit 2 ;;
     esac
 done
 
@@ -37,10 +38,12 @@ case $PART in
         ONLY=(--exact random_faults_lose_no_acknowledged_write) ;;
     db-raft) TEST=(-p troupe-db --test random_faults_sim)
         ONLY=(--exact raft_mode_stays_linearizable_under_random_faults) ;;
+    db-raft-members) TEST=(-p troupe-db --test random_faults_sim)
+        ONLY=(--exact raft_membership_changes_stay_linearizable_under_random_faults) ;;
     queue) TEST=(-p troupe-queue --test random_faults_sim) ;;
     cache) TEST=(-p troupe-cache --test random_faults_sim) ;;
     runtime) TEST=(-p troupe-sim --test random_faults) ;;
-    *) echo "no simulation for part '$PART' (db, db-raft, queue, cache, runtime)" >&2; exit 2 ;;
+    *) echo "no simulation for part '$PART' (db, db-raft, db-raft-members, queue, cache, runtime)" >&2; exit 2 ;;
 esac
 
 # the test binary, run directly: one process per seed, without cargo's start-up each time

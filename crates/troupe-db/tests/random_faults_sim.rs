@@ -23,6 +23,10 @@
 //!   the same index, and no two replicas ever took the lead in one epoch (from their `leading`
 //!   log events).
 //!
+//! Raft mode runs under the same schedule and checks (reads from the leader are part of each
+//! key's history there), and once more with a fourth replica while an operator adds it to the
+//! voters and removes the first, each change tried until made.
+//!
 //! `TROUPE_SIM_SEEDS` (e.g. `1-500`) picks the seeds; default 1-3 (one of each mode).
 //! `scripts/sim.sh` runs many.
 
@@ -33,14 +37,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use simulated::{Leaderships, Mode, REPLICAS, replica_file, replica_hosts};
-use troupe_db::{AckMode, DbClient, ReadPolicy, ReplicaStatus, Role, WriteOutcome};
+use simulated::{Leaderships, Mode, replica_file, replica_hosts};
+use troupe_db::{
+    AckMode, DbClient, MembershipChange, ReadPolicy, ReplicaStatus, Role, WriteOutcome,
+};
 use troupe_sim::{
     LoggedRead, LoggedWrite, Operation, Plan, RegisterOp, RunDigest, Schedule, Trace,
     check_prefix_read, check_register, run_with_faults, simulation, volatile_file,
 };
 
-const HOSTS: [&str; 4] = ["r0", "r1", "r2", "app"];
+/// Each replica's host and actor, for panics
+const PANICS: [(&str, &str); 4] = [
+    ("r0", "db.0"),
+    ("r1", "db.1"),
+    ("r2", "db.2"),
+    ("r3", "db.3"),
+];
 /// When faults may start and by when every one has ended
 const FAULTS: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
 const READ_POLICIES: [ReadPolicy; 3] = [
@@ -92,22 +104,25 @@ fn run_in(seed: u64, mode: impl Into<Mode>) -> RunDigest {
     // other mode keeps them, and reads may be stale only in the single-leader modes, where
     // they are checked as prefix reads; in Raft mode a read from the leader is linearizable
     let leader_only = mode == Mode::Ack(AckMode::LeaderOnly);
-    let raft = mode == Mode::Raft;
+    let raft = matches!(mode, Mode::Raft | Mode::RaftResizing);
+    let resizing = mode == Mode::RaftResizing;
+    let replicas = mode.replicas();
+    let hosts: Vec<&str> = replicas.iter().copied().chain(["app"]).collect();
     let dir = tempfile::tempdir().unwrap();
     let ca = troupe_testkit::Cluster::new("sim-db");
     let mut sim = simulation(seed, Duration::from_secs(90));
     let trace = Trace::new();
     let plan = Plan {
-        hosts: &HOSTS,
-        crashable: &REPLICAS,
+        hosts: &hosts,
+        crashable: replicas,
         window: FAULTS,
-        panics: &[("r0", "db.0"), ("r1", "db.1"), ("r2", "db.2")],
+        panics: &PANICS[..replicas.len()],
         episodes: 8,
     };
     let mut schedule = Schedule::draw(seed, &plan);
     let faults = schedule.faults().len();
 
-    for (i, host) in REPLICAS.iter().enumerate() {
+    for (i, host) in replicas.iter().enumerate() {
         volatile_file(host, &replica_file(&simulated::spec(dir.path(), mode), i));
     }
     replica_hosts(&mut sim, &ca, dir.path(), mode);
@@ -120,7 +135,19 @@ fn run_in(seed: u64, mode: impl Into<Mode>) -> RunDigest {
     sim.client("app", async move {
         let trace = client_trace;
         let (_node, _net, client) =
-            simulated::client(client_config, &client_dir, Duration::from_secs(2)).await?;
+            simulated::client(client_config, &client_dir, Duration::from_secs(2), mode).await?;
+        // where the group is resized, an operator adds r3 and then removes r0 (which usually
+        // leads) while the faults go on, each change tried until it is made
+        let operator = resizing.then(|| {
+            let (client, trace) = (client.clone(), trace.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let added = change_until_made(&client, &trace, MembershipChange::Add(3)).await;
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let removed = change_until_made(&client, &trace, MembershipChange::Remove(0)).await;
+                (added, removed)
+            })
+        });
 
         let mut rec = Recorded::default();
         // what the client last saw each key hold, for its compare-and-sets
@@ -230,14 +257,37 @@ fn run_in(seed: u64, mode: impl Into<Mode>) -> RunDigest {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
 
-        // faults over: a leader, every replica at one index
+        let mut voters: Vec<u64> = (0..3).collect();
+        let mut changes = String::new();
+        if let Some(operator) = operator {
+            let made = operator.await.map_err(|e| e.to_string())?;
+            let (Some(added), Some(removed)) = made else {
+                panic!("seed {seed}: the membership changes were not made: {made:?}");
+            };
+            voters = vec![1, 2, 3];
+            changes = format!(
+                " added_ms={} removed_ms={}",
+                added.as_millis(),
+                removed.as_millis()
+            );
+        }
+        // faults over: a leader, every voter at one index
         let mut statuses: Vec<ReplicaStatus> = Vec::new();
         let settled = async {
             for _ in 0..150 {
                 statuses = client.statuses().await.into_iter().flatten().collect();
-                let leaders = statuses.iter().filter(|s| s.role == Role::Leader).count();
-                let applied: Vec<u64> = statuses.iter().map(|s| s.applied_index).collect();
-                if leaders == 1 && applied.len() == 3 && applied.iter().all(|a| *a == applied[0]) {
+                let leaders: Vec<&ReplicaStatus> =
+                    statuses.iter().filter(|s| s.role == Role::Leader).collect();
+                let applied: Vec<u64> = statuses
+                    .iter()
+                    .filter(|s| voters.contains(&s.id))
+                    .map(|s| s.applied_index)
+                    .collect();
+                if let [leader] = leaders[..]
+                    && (!resizing || leader.voters == voters)
+                    && applied.len() == voters.len()
+                    && applied.iter().all(|a| *a == applied[0])
+                {
                     return true;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -264,7 +314,7 @@ fn run_in(seed: u64, mode: impl Into<Mode>) -> RunDigest {
         // the line scripts/sim.sh sums up
         println!(
             "SIM seed={seed} mode={mode:?} faults={faults} writes={} acked={acked} \
-             unknown={unknown} reads={} keys={}",
+             unknown={unknown} reads={} keys={}{changes}",
             acked + unknown,
             rec.answered_reads,
             rec.history.len()
@@ -340,6 +390,27 @@ fn lossy(op: &Operation, last_leadership: Option<Duration>) -> Operation {
         },
         RegisterOp::Read(_) => op.clone(),
     }
+}
+
+/// Makes `change`, trying again every 300 ms while it fails, until 20 s of simulated time
+/// have passed since the faults began to end; answers when it was made, or `None`
+async fn change_until_made(
+    client: &DbClient,
+    trace: &Trace,
+    change: MembershipChange,
+) -> Option<Duration> {
+    while now() < FAULTS.1 + Duration::from_secs(20) {
+        let made = match change {
+            MembershipChange::Add(n) => client.add_replica(n).await,
+            MembershipChange::Remove(n) => client.remove_replica(n).await,
+        };
+        trace.record(format!("{change:?}: {made:?}"));
+        if made.is_ok() {
+            return Some(now());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    None
 }
 
 async fn read_leader(client: &DbClient, key: &str) -> Option<String> {
@@ -425,6 +496,18 @@ fn seeds_of_the_other_modes_and_reads_pass() {
 fn raft_mode_stays_linearizable_under_random_faults() {
     for seed in troupe_sim::seeds_from_env(1..=3) {
         run_in(seed, Mode::Raft);
+    }
+}
+
+/// Raft mode while an operator resizes the group under the same faults: four replicas, three
+/// voters at first; the fourth is added and the first (usually the leader) removed, each
+/// change tried until made. The same checks, and the group settles on the new voters.
+/// `TROUPE_SIM_SEEDS` picks the seeds (default 1-2); `scripts/sim.sh --part db-raft-members`
+/// runs many.
+#[test]
+fn raft_membership_changes_stay_linearizable_under_random_faults() {
+    for seed in troupe_sim::seeds_from_env(1..=2) {
+        run_in(seed, Mode::RaftResizing);
     }
 }
 

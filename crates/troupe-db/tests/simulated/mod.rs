@@ -1,5 +1,5 @@
-//! What the database's simulation tests share: three replicas, each on a simulated host, and
-//! a client node on another.
+//! What the database's simulation tests share: three replicas (four where the group is
+//! resized), each on a simulated host, and a client node on another.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +11,10 @@ use troupe_sim::addr;
 /// The replicas' hosts (and node names)
 pub(crate) const REPLICAS: [&str; 3] = ["r0", "r1", "r2"];
 
+/// The replicas' hosts where the group is resized ([`Mode::RaftResizing`]): `r3` starts
+/// outside it
+pub(crate) const REPLICAS_RESIZED: [&str; 4] = ["r0", "r1", "r2", "r3"];
+
 /// A peer is reported down after this long without a word
 const PEER_DOWN: Duration = Duration::from_secs(1);
 
@@ -21,6 +25,20 @@ pub(crate) enum Mode {
     Ack(AckMode),
     /// A Raft group (openraft)
     Raft,
+    /// A Raft group of four replicas, three of them voters at first, whose membership an
+    /// operator changes while it serves
+    #[allow(dead_code, reason = "the partition tests do not resize")]
+    RaftResizing,
+}
+
+impl Mode {
+    /// The replicas' hosts in this mode
+    pub(crate) fn replicas(self) -> &'static [&'static str] {
+        match self {
+            Self::RaftResizing => &REPLICAS_RESIZED,
+            _ => &REPLICAS,
+        }
+    }
 }
 
 impl From<AckMode> for Mode {
@@ -32,15 +50,17 @@ impl From<AckMode> for Mode {
 /// The database: acknowledgements by `mode` and promotion 300 ms after the leader's node is
 /// down, or a Raft group
 pub(crate) fn spec(dir: &Path, mode: impl Into<Mode>) -> DbSpec {
+    let mode = mode.into();
     let mut spec = DbSpec::new("db", dir)
         .reachable_from(Reach::cluster())
         .promote_after(Some(Duration::from_millis(300)));
-    spec = match mode.into() {
+    spec = match mode {
         Mode::Ack(mode) => spec.ack(mode),
         Mode::Raft => spec.raft(),
+        Mode::RaftResizing => spec.raft().voters(3),
     };
-    for name in REPLICAS {
-        spec = spec.replica(name);
+    for name in mode.replicas() {
+        spec = spec.replica(*name);
     }
     spec
 }
@@ -64,13 +84,14 @@ pub(crate) fn replica_hosts(
     mode: impl Into<Mode>,
 ) {
     let mode = mode.into();
-    for (i, name) in REPLICAS.into_iter().enumerate() {
+    let replicas = mode.replicas();
+    for (i, name) in replicas.iter().copied().enumerate() {
         let spec = spec(dir, mode);
         let config = ca.config(name, &[]).peer_down_timeout(PEER_DOWN);
         sim.host(name, move || {
             let (spec, config) = (spec.clone(), config.clone());
             async move {
-                let seeds = REPLICAS.iter().filter(|r| **r != name).map(|r| addr(r));
+                let seeds = replicas.iter().filter(|r| **r != name).map(|r| addr(r));
                 let (node, _net) = troupe_sim::start_node(name, config.seeds(seeds)).await?;
                 let (child, _) = spec.child(&node, i)?;
                 node.root().ok_or("no root supervisor")?.add(child).await?;
@@ -82,19 +103,18 @@ pub(crate) fn replica_hosts(
 }
 
 /// Starts the client node `app` on the simulated host this runs in, joined through every
-/// replica; returns the node (keep it) and a client with `timeout` per operation
+/// replica of `mode`; returns the node (keep it) and a client with `timeout` per operation
 pub(crate) async fn client(
     ca_config: troupe_runtime::remote::NetConfig,
     dir: &Path,
     timeout: Duration,
+    mode: Mode,
 ) -> Result<(Node, troupe_runtime::remote::NodeNet, DbClient), Box<dyn std::error::Error>> {
-    let seeds = REPLICAS.iter().map(|r| addr(r));
+    let seeds = mode.replicas().iter().map(|r| addr(r));
     let (node, net) =
         troupe_sim::start_node("app", ca_config.peer_down_timeout(PEER_DOWN).seeds(seeds)).await?;
-    // the client reaches the replicas by name; the acknowledgement mode is theirs
-    let client = spec(dir, AckMode::Majority)
-        .client(&node)
-        .with_timeout(timeout);
+    // the client reaches the replicas by name, as the mode places them
+    let client = spec(dir, mode).client(&node).with_timeout(timeout);
     Ok((node, net, client))
 }
 
