@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use openraft::raft::VoteResponse;
+use openraft::{Config, LogId, Raft, ServerState, SnapshotPolicy};
 use troupe_runtime::{Actor, ActorError, Ctx, Reply};
 use troupe_store::{Degraded, StoreFault};
 
@@ -50,6 +51,12 @@ pub struct RaftReplica {
     /// Whether this replica is standing for election on request (a promotion, a hand-over):
     /// one such run at a time, or each new attempt's term would cut the last one short
     standing: Arc<std::sync::atomic::AtomicBool>,
+    /// When this replica last took an append or a snapshot chunk from a leader (see
+    /// [`stands_instead`])
+    heard_from_leader: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// While a snapshot streams in: until when this replica does not stand for election
+    /// (see [`RaftReplica::on_raft`])
+    receiving_snapshot: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 /// What a started replica runs.
@@ -85,6 +92,8 @@ impl RaftReplica {
             reopened: false,
             handover: Arc::default(),
             standing: Arc::default(),
+            heard_from_leader: Arc::default(),
+            receiving_snapshot: Arc::default(),
         }
     }
 
@@ -690,7 +699,27 @@ impl RaftReplica {
         Ok(())
     }
 
+    /// Lets this replica stand for election again once no snapshot chunk has come for its
+    /// election timeout (see [`on_raft`](Self::on_raft)).
+    fn resume_elections(&self) {
+        let Ok(mut receiving) = self.receiving_snapshot.lock() else {
+            return;
+        };
+        if receiving.is_some_and(|until| troupe_runtime::time::now() >= until) {
+            *receiving = None;
+            if let Some(running) = &self.running {
+                running.raft.runtime_config().elect(true);
+            }
+        }
+    }
+
     /// A peer's Raft RPC, handed to openraft in a task of its own.
+    ///
+    /// A snapshot chunk also keeps this replica from standing for election until its election
+    /// timeout after the chunk: openraft 0.9 takes chunks outside its core, so they do not
+    /// reset a follower's election timer, and a voter catching up by a snapshot that takes
+    /// longer than its timeout would stand, depose the leader sending it, and start over, again
+    /// and again (a 10 MiB snapshot did, in a debug build under load).
     fn on_raft(&self, rpc: RaftRpc, ctx: &mut Ctx<DbMsg>) {
         let Some(running) = self.running.clone() else {
             rpc.refuse("the replica is starting");
@@ -722,22 +751,57 @@ impl RaftReplica {
             }
             other => other,
         };
+        let (me, heard) = (self.me, self.heard_from_leader.clone());
+        if let RaftRpc::Snapshot { .. } = rpc {
+            let now = troupe_runtime::time::now();
+            if let Ok(mut receiving) = self.receiving_snapshot.lock() {
+                if receiving.is_none() {
+                    running.raft.runtime_config().elect(false);
+                }
+                *receiving = Some(now + self.spec.election_timeout(self.me as usize));
+            }
+            if let Ok(mut heard) = heard.lock() {
+                *heard = Some(now);
+            }
+        }
+        // the lease this replica grants a leader (see `config`)
+        let lease = self.spec.election_timeout(self.me as usize) / 2;
         ctx.spawn(async move {
             let _ = match rpc {
-                RaftRpc::Append { req, reply } => reply.send(
-                    running
-                        .raft
-                        .append_entries(req)
-                        .await
-                        .map_err(|e| RaftFailure::Raft(e.to_string())),
-                ),
-                RaftRpc::Vote { req, reply } => reply.send(
-                    running
-                        .raft
-                        .vote(req)
-                        .await
-                        .map_err(|e| RaftFailure::Raft(e.to_string())),
-                ),
+                RaftRpc::Append { req, reply } => {
+                    let answer = running.raft.append_entries(req).await;
+                    if answer.as_ref().is_ok_and(|r| r.is_success())
+                        && let Ok(mut heard) = heard.lock()
+                    {
+                        *heard = Some(troupe_runtime::time::now());
+                    }
+                    reply.send(answer.map_err(|e| RaftFailure::Raft(e.to_string())))
+                }
+                RaftRpc::Vote { req, reply } => {
+                    let (candidate, term) = (req.last_log_id, req.vote.leader_id().get_term());
+                    let answer = running.raft.vote(req).await;
+                    if let Ok(refusal) = &answer {
+                        let since =
+                            heard.lock().ok().and_then(|h| *h).map(|at| {
+                                troupe_runtime::time::now().saturating_duration_since(at)
+                            });
+                        let follower =
+                            running.raft.metrics().borrow().state == ServerState::Follower;
+                        if follower && stands_instead(refusal, candidate, since, lease) {
+                            tracing::info!(
+                                replica = me,
+                                "a candidate with a shorter log stood; standing instead"
+                            );
+                            // each election takes the next term after this replica's own:
+                            // stand until past the candidate's, which its voters have taken
+                            let mine = refusal.vote.leader_id().get_term();
+                            for _ in mine..=term {
+                                let _ = running.raft.trigger().elect().await;
+                            }
+                        }
+                    }
+                    reply.send(answer.map_err(|e| RaftFailure::Raft(e.to_string())))
+                }
                 RaftRpc::Snapshot { req, reply } => reply.send(
                     running
                         .raft
@@ -750,6 +814,23 @@ impl RaftReplica {
             Ok(())
         });
     }
+}
+
+/// Whether a follower that answered a candidate `answer` should stand for election itself,
+/// at once: it refused the candidate for a shorter log than its own (so that candidate cannot
+/// win), and it has not heard from a leader for `lease` (`since`, `None` if never), so it too
+/// takes the leader to be gone. Without it the follower would wait out its own election
+/// timeout first, from its last heartbeat, and writes would wait about two timeouts when the
+/// replica that stands first after a leader is cut off is not the one with the longest log.
+pub fn stands_instead(
+    answer: &VoteResponse<u64>,
+    candidate: Option<LogId<u64>>,
+    since: Option<Duration>,
+    lease: Duration,
+) -> bool {
+    !answer.vote_granted
+        && answer.last_log_id > candidate
+        && since.is_none_or(|since| since >= lease)
 }
 
 impl Drop for RaftReplica {
@@ -882,7 +963,10 @@ impl Actor for RaftReplica {
             DbMsg::Promote(reply) => self.promote(reply, ctx),
             DbMsg::ChangeMembers { change, reply } => self.change_members(change, reply, ctx),
             DbMsg::Raft(rpc) => self.on_raft(rpc, ctx),
-            DbMsg::Tick => self.check_storage().await,
+            DbMsg::Tick => {
+                self.resume_elections();
+                self.check_storage().await
+            }
             // the single-leader protocol and its self-messages: not this mode's
             DbMsg::Peer(_)
             | DbMsg::Flush
@@ -901,5 +985,71 @@ impl Actor for RaftReplica {
             tracing::warn!(replica = self.me, cause = %err, "raft did not shut down cleanly");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Vote};
+
+    use super::*;
+
+    fn at(term: u64, index: u64) -> Option<LogId<u64>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 0), index))
+    }
+
+    fn answer(granted: bool, mine: Option<LogId<u64>>) -> VoteResponse<u64> {
+        VoteResponse {
+            vote: Vote::new(3, 1),
+            vote_granted: granted,
+            last_log_id: mine,
+        }
+    }
+
+    #[test]
+    fn a_follower_with_the_longer_log_stands_once_its_leader_is_silent() {
+        let lease = Duration::from_millis(450);
+        let silent = Some(Duration::from_millis(900));
+        // refused for a shorter log, the leader silent past the lease: stand
+        assert!(stands_instead(
+            &answer(false, at(2, 30)),
+            at(2, 25),
+            silent,
+            lease
+        ));
+        // never heard from a leader at all
+        assert!(stands_instead(
+            &answer(false, at(2, 30)),
+            at(2, 25),
+            None,
+            lease
+        ));
+        // the leader heard from within the lease: the candidate is the one cut off
+        let recent = Some(Duration::from_millis(100));
+        assert!(!stands_instead(
+            &answer(false, at(2, 30)),
+            at(2, 25),
+            recent,
+            lease
+        ));
+        // granted, or refused with a log no longer than the candidate's: the candidate may win
+        assert!(!stands_instead(
+            &answer(true, at(2, 30)),
+            at(2, 25),
+            silent,
+            lease
+        ));
+        assert!(!stands_instead(
+            &answer(false, at(2, 30)),
+            at(2, 30),
+            silent,
+            lease
+        ));
+        assert!(!stands_instead(
+            &answer(false, at(2, 30)),
+            at(3, 12),
+            silent,
+            lease
+        ));
     }
 }
