@@ -149,17 +149,29 @@ impl Common {
     }
 
     fn tempdir(&self) -> anyhow::Result<tempfile::TempDir> {
-        let dir = match &self.dir {
-            Some(parent) => {
-                std::fs::create_dir_all(parent)?;
-                tempfile::Builder::new()
-                    .prefix("db-bench-")
-                    .tempdir_in(parent)?
-            }
-            None => tempfile::Builder::new().prefix("db-bench-").tempdir()?,
-        };
-        Ok(dir)
+        tempdir_in(self.dir.as_deref())
     }
+}
+
+/// A fresh `db-bench-*` directory under `parent`, or the system's temporary directory
+fn tempdir_in(parent: Option<&std::path::Path>) -> anyhow::Result<tempfile::TempDir> {
+    let builder = tempfile::Builder::new().prefix("db-bench-").clone();
+    Ok(match parent {
+        Some(parent) => {
+            std::fs::create_dir_all(parent)?;
+            builder.tempdir_in(parent)?
+        }
+        None => builder.tempdir()?,
+    })
+}
+
+/// The db_cluster binary given, or the default one; an error if it is not there
+fn db_cluster_bin(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = given
+        .cloned()
+        .unwrap_or_else(troupe_side::default_db_cluster);
+    anyhow::ensure!(bin.is_file(), "no db_cluster binary at {}", bin.display());
+    Ok(bin)
 }
 
 fn report(
@@ -220,10 +232,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             ack,
             common,
         } => {
-            let bin = db_cluster
-                .clone()
-                .unwrap_or_else(troupe_side::default_db_cluster);
-            anyhow::ensure!(bin.is_file(), "no db_cluster binary at {}", bin.display());
+            let bin = db_cluster_bin(db_cluster.as_ref())?;
             let dir = common.tempdir()?;
             let run = troupe_side::TroupeRun {
                 db_cluster: &bin,
@@ -279,20 +288,9 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             dir,
             keep,
         } => {
-            let bin = db_cluster
-                .clone()
-                .unwrap_or_else(troupe_side::default_db_cluster);
-            anyhow::ensure!(bin.is_file(), "no db_cluster binary at {}", bin.display());
+            let bin = db_cluster_bin(db_cluster.as_ref())?;
             anyhow::ensure!((1..=999).contains(clients), "--clients must be 1..=999");
-            let dir = match dir {
-                Some(parent) => {
-                    std::fs::create_dir_all(parent)?;
-                    tempfile::Builder::new()
-                        .prefix("db-bench-")
-                        .tempdir_in(parent)?
-                }
-                None => tempfile::Builder::new().prefix("db-bench-").tempdir()?,
-            };
+            let dir = tempdir_in(dir.as_deref())?;
             let run = snapshot::SnapshotRun {
                 db_cluster: &bin,
                 dir: dir.path(),

@@ -31,6 +31,23 @@ async fn start(spec: DbSpec) -> Cluster {
     Cluster::start(spec).await
 }
 
+/// `key` as replica `replica` holds it once it has applied `min_index`
+async fn read_at(cluster: &Cluster, replica: usize, key: Bytes, min_index: u64) -> Option<Bytes> {
+    let direct = cluster
+        .app
+        .node
+        .addr::<DbMsg>(&format!("r{replica}"), &cluster.spec.replica_name(replica));
+    let read = |reply| DbMsg::Get {
+        key: key.clone(),
+        read: ReadAt::Replica {
+            min_index,
+            wait_ms: 1000,
+        },
+        reply,
+    };
+    direct.call(read, T).await.unwrap().unwrap().value
+}
+
 fn init_tracing() {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -200,26 +217,8 @@ async fn a_follower_behind_by_more_log_than_a_message_catches_up_by_log() {
     cluster.restart_replica(behind).await;
     let status = cluster.wait_applied(behind, last).await;
     assert_eq!(status.base_index, 0, "caught up by log: {status:?}");
-    let direct = cluster
-        .app
-        .node
-        .addr::<DbMsg>(&format!("r{behind}"), &cluster.spec.replica_name(behind));
-    let read = direct
-        .call(
-            |reply| DbMsg::Get {
-                key: key(19),
-                read: ReadAt::Replica {
-                    min_index: last,
-                    wait_ms: 1000,
-                },
-                reply,
-            },
-            T,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(read.value, Some(big(19)));
+    let read = read_at(&cluster, behind, key(19), last).await;
+    assert_eq!(read, Some(big(19)));
     cluster.stop().await;
 }
 
@@ -245,27 +244,9 @@ async fn a_follower_far_behind_comes_back_by_a_snapshot_larger_than_a_frame() {
         "caught up from a snapshot: {status:?}"
     );
     // read from that very replica
-    let direct = cluster
-        .app
-        .node
-        .addr::<DbMsg>(&format!("r{behind}"), &cluster.spec.replica_name(behind));
     for i in [0, 79, 159] {
-        let read = direct
-            .call(
-                |reply| DbMsg::Get {
-                    key: key(i),
-                    read: ReadAt::Replica {
-                        min_index: last,
-                        wait_ms: 1000,
-                    },
-                    reply,
-                },
-                T,
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(read.value, Some(big(i)), "key {i} on replica {behind}");
+        let read = read_at(&cluster, behind, key(i), last).await;
+        assert_eq!(read, Some(big(i)), "key {i} on replica {behind}");
     }
     // the snapshot is a file of its own beside the replica's
     let snapshot = cluster.spec.snapshot_dir(behind).join("current.snap");

@@ -236,6 +236,22 @@ async fn settled(shop: &Shop, http: &Http, id: &str) -> Value {
     .await
 }
 
+/// Waits until `GET /items/{name}` answers `body` (a 5xx meanwhile is retried; a 404 means the
+/// item was lost and fails the test)
+async fn read_back(shop: &Shop, http: &Http, name: &str, body: &str) {
+    eventually(&format!("item {name} read back"), T, async || {
+        let (status, got) = request(http, "GET", &shop.url(&format!("/items/{name}")), "").await;
+        assert_ne!(status, 404, "item {name} lost: {got}");
+        if status == 200 {
+            assert_eq!(got, body, "item {name}");
+            Ok(())
+        } else {
+            Err((status, got))
+        }
+    })
+    .await;
+}
+
 async fn redis(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{addr}/"))
         .expect("a redis url")
@@ -627,17 +643,7 @@ async fn killing_the_data_node_loses_no_acknowledged_write_or_order() {
     let mut resp = redis(shop.resp.unwrap()).await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut resp).await.unwrap();
     for (i, body) in &items {
-        eventually(&format!("item i{i} read back"), T, async || {
-            let (status, got) = request(&http, "GET", &shop.url(&format!("/items/i{i}")), "").await;
-            assert_ne!(status, 404, "item i{i} lost: {got}");
-            if status == 200 {
-                assert_eq!(&got, body);
-                Ok(())
-            } else {
-                Err((status, got))
-            }
-        })
-        .await;
+        read_back(&shop, &http, &format!("i{i}"), body).await;
     }
     // Every accepted order completes.
     for id in &orders {
@@ -753,18 +759,7 @@ async fn killing_one_of_three_data_nodes_while_orders_flow_loses_nothing() {
     let mut resp = redis(shop.resp.expect("app runs")).await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut resp).await.unwrap();
     for (name, body) in &items {
-        eventually(&format!("item {name} read back"), T, async || {
-            let url = shop.url(&format!("/items/{name}"));
-            let (status, got) = request(&http, "GET", &url, "").await;
-            assert_ne!(status, 404, "item {name} lost: {got}");
-            if status == 200 {
-                assert_eq!(&got, body, "item {name}");
-                Ok(())
-            } else {
-                Err((status, got))
-            }
-        })
-        .await;
+        read_back(&shop, &http, name, body).await;
     }
     for id in &orders {
         assert_eq!(
