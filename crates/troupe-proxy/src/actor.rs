@@ -13,6 +13,9 @@ use crate::core::Routes;
 use crate::message::HttpCall;
 use crate::server::{Shared, over_limit_refusal, serve_connection};
 
+/// How often the rate limiter forgets the client addresses whose quota is full again.
+const LIMITER_PRUNE: Duration = Duration::from_secs(10);
+
 /// A web/proxy server's configuration: where it listens, where each path goes, and its limits.
 ///
 /// # Examples
@@ -37,14 +40,17 @@ pub struct Proxy {
     rate_limit_per_ip: Option<NonZeroU32>,
     body_limit: usize,
     call_timeout: Duration,
+    header_timeout: Duration,
+    body_timeout: Duration,
     /// Connection limits and drain.
     shell: ListenerShell,
 }
 
 impl Proxy {
     /// An HTTP/1.1 and HTTP/2 (cleartext) server on `addr` with no routes, no rate limit, a
-    /// 1 MiB body limit, a 10 s call timeout, a 5 s drain on shutdown, and at most 16,384
-    /// connections, 1,024 of them from one client address.
+    /// 1 MiB body limit, a 10 s call timeout, a 10 s header timeout, a 30 s body timeout, a
+    /// 5 s drain on shutdown, and at most 16,384 connections, 1,024 of them from one client
+    /// address.
     pub fn http(addr: impl Into<String>) -> Self {
         Self {
             listen: StableListenAddr::new(addr),
@@ -52,6 +58,8 @@ impl Proxy {
             rate_limit_per_ip: None,
             body_limit: 1 << 20,
             call_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             shell: ListenerShell::new("proxy"),
         }
     }
@@ -86,6 +94,24 @@ impl Proxy {
     /// How long a target gets to answer before the client gets `504`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
+        self
+    }
+
+    /// How long a client gets to send each request's head. On an HTTP/1.1 connection it
+    /// counts from the connection's start for the first request and from the previous
+    /// response for each next one, so it also closes a keep-alive connection left idle that
+    /// long; on HTTP/2 a ping unanswered for that long closes the connection. A first request
+    /// whose head started but did not finish gets `408`; otherwise the connection is closed.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How long a client gets to send a request's whole body, counted from its head; a body
+    /// still arriving then is answered `408 Request Timeout` and its connection closed, so a
+    /// client trickling a body cannot hold a connection and its task.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 
@@ -148,7 +174,7 @@ pub struct ProxyActor {
 impl Actor for ProxyActor {
     type Msg = ProxyMsg;
 
-    async fn started(&mut self, _ctx: &mut Ctx<ProxyMsg>) -> Result<(), ActorError> {
+    async fn started(&mut self, ctx: &mut Ctx<ProxyMsg>) -> Result<(), ActorError> {
         let c = &self.config;
         let mut routes = Routes::new();
         let mut targets = Vec::with_capacity(c.routes.len());
@@ -163,7 +189,20 @@ impl Actor for ProxyActor {
             limiter: Shared::limiter(c.rate_limit_per_ip),
             body_limit: c.body_limit,
             call_timeout: c.call_timeout,
+            header_timeout: c.header_timeout,
+            body_timeout: c.body_timeout,
         });
+        if shared.limiter.is_some() {
+            // the limiter keeps a state per client address: forget those back to a full quota
+            let pruned = shared.clone();
+            ctx.spawn(async move {
+                let mut every = tokio::time::interval(LIMITER_PRUNE);
+                loop {
+                    every.tick().await;
+                    pruned.prune_limiter();
+                }
+            });
+        }
         let server = c
             .shell
             .clone()

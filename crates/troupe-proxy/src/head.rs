@@ -12,7 +12,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 /// Largest request head accepted (request line and headers).
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Why a connection's first request was refused before reaching hyper.
@@ -24,13 +23,14 @@ pub(crate) enum HeadError {
     Refuse(u16, &'static str),
 }
 
-/// Reads until the first request head is complete and checks it. Returns the bytes read, to be
-/// replayed to hyper.
+/// Reads until the first request head is complete and checks it, within `timeout` of the
+/// connection's start. Returns the bytes read, to be replayed to hyper.
 pub(crate) async fn read_first_head<S: AsyncRead + Unpin>(
     stream: &mut S,
+    timeout: Duration,
 ) -> Result<Bytes, HeadError> {
     let mut buf = BytesMut::with_capacity(4096);
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match check(&buf) {
             Check::Complete => return Ok(buf.freeze()),
@@ -170,7 +170,7 @@ mod tests {
 
     async fn head(bytes: &[u8]) -> Result<Bytes, HeadError> {
         let mut s = bytes;
-        read_first_head(&mut s).await
+        read_first_head(&mut s, Duration::from_secs(10)).await
     }
 
     #[tokio::test]

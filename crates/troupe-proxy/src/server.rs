@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use troupe_runtime::Addr;
 use troupe_runtime::listener::Connection;
 
@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) body_limit: usize,
     pub(crate) call_timeout: Duration,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
 }
 
 impl Shared {
@@ -42,6 +44,17 @@ impl Shared {
         per_second: Option<NonZeroU32>,
     ) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
         per_second.map(|n| RateLimiter::keyed(Quota::per_second(n)))
+    }
+
+    /// Forgets the client addresses whose quota is full again (they would start afresh
+    /// anyway), so the limiter holds only recently active clients; publishes how many it holds
+    /// as `troupe_proxy_rate_limited_addresses`.
+    pub(crate) fn prune_limiter(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            metrics::gauge!("troupe_proxy_rate_limited_addresses").set(limiter.len() as f64);
+        }
     }
 }
 
@@ -64,7 +77,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
     // check the first request head ourselves, so a malformed one is answered with a
     // text body saying what is wrong
     let head = tokio::select! {
-        head = read_first_head(&mut stream) => head,
+        head = read_first_head(&mut stream, shared.header_timeout) => head,
         () = drain.wait() => return,
     };
     let prefix = match head {
@@ -78,11 +91,22 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
             return;
         }
     };
+    let header_timeout = shared.header_timeout;
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
     });
-    let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
+    let conn = builder
         .serve_connection(TokioIo::new(Replay::new(prefix, stream)), service)
         .into_owned();
     tokio::pin!(conn);
@@ -231,15 +255,21 @@ async fn respond(
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let body = match Limited::new(req.into_body(), shared.body_limit)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes().to_vec(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+    let reading = Limited::new(req.into_body(), shared.body_limit).collect();
+    let body = match tokio::time::timeout(shared.body_timeout, reading).await {
+        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
             return error(413, "the request body is over the limit");
         }
-        Err(_) => return error(400, "the request body could not be read"),
+        Ok(Err(_)) => return error(400, "the request body could not be read"),
+        Err(_) => {
+            let mut response = error(408, "the request body did not arrive in time");
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return response;
+        }
     };
     let request = HttpRequest {
         method,

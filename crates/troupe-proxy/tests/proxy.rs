@@ -524,3 +524,67 @@ async fn a_target_on_a_node_that_goes_down_is_502_right_after_the_report() {
     assert_eq!(status, 502);
     assert!(t0.elapsed() < Duration::from_millis(100));
 }
+
+/// Reads from `stream` until it closes (or `T` passes, which fails the test); what it got.
+async fn read_to_close(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(T, stream.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection in time")
+        .ok();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Three clients that hold a connection without finishing a request — one stalls in a head,
+/// one idles on a keep-alive connection after a request, one trickles a body a byte every
+/// 100 ms — are each cut off by the server's timeouts (`408` for the head it started, the
+/// idle connection closed, `408` and `connection: close` for the body), and a fresh client is
+/// answered `200` while they hang on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_heads_idle_connections_and_trickled_bodies_are_cut_off() {
+    let edge = edge("edge", |p, a, _, _| {
+        p.route("/", a)
+            .header_timeout(Duration::from_millis(500))
+            .body_timeout(Duration::from_millis(800))
+    })
+    .await;
+    let url = format!("http://{}/fresh", edge.addr);
+    let mut stalled = connect_from("127.0.0.1", edge.addr).await;
+    stalled
+        .write_all(b"GET /a HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = connect_from("127.0.0.1", edge.addr).await;
+    assert!(get_on(&mut idle, "/a").await.starts_with("HTTP/1.1 200"));
+    let trickle = connect_from("127.0.0.1", edge.addr).await;
+    let (mut answer, mut body) = trickle.into_split();
+    body.write_all(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    let trickling = tokio::spawn(async move {
+        for _ in 0..100 {
+            if body.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(get(&client(), url.clone(), None, None).await.0, 200);
+
+    let head = read_to_close(&mut stalled).await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert_eq!(
+        read_to_close(&mut idle).await,
+        "",
+        "the idle connection is closed"
+    );
+    let refused = read_to_close(&mut answer).await;
+    assert!(refused.starts_with("HTTP/1.1 408"), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("connection: close"),
+        "{refused}"
+    );
+    trickling.abort();
+    assert_eq!(get(&client(), url, None, None).await.0, 200);
+    edge.node.shutdown().await;
+}
