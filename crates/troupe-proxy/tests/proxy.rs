@@ -588,3 +588,109 @@ async fn stalled_heads_idle_connections_and_trickled_bodies_are_cut_off() {
     assert_eq!(get(&client(), url, None, None).await.0, 200);
     edge.node.shutdown().await;
 }
+
+/// Connections [`idle_connections_and_a_byte_a_second_body_leave_a_fresh_client_served`]
+/// holds, from ten loopback addresses (a thousand each, within the per-address limit)
+const IDLE: usize = 10_000;
+const IDLE_SOURCES: usize = 10;
+
+/// The child side of the test below: opens [`IDLE`] connections to the proxy at `addr`, each
+/// after one request answered `200`, prints `held N` and holds them until it is killed (or
+/// for two minutes at most)
+async fn hold_idle_connections(addr: SocketAddr) {
+    let mut sources = tokio::task::JoinSet::new();
+    for source in 0..IDLE_SOURCES {
+        sources.spawn(async move {
+            let from = format!("127.0.0.{}", source + 1);
+            let mut held = Vec::with_capacity(IDLE / IDLE_SOURCES);
+            for _ in 0..IDLE / IDLE_SOURCES {
+                let mut stream = connect_from(&from, addr).await;
+                let answer = get_on(&mut stream, "/a").await;
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                held.push(stream);
+            }
+            held
+        });
+    }
+    let mut held = Vec::with_capacity(IDLE);
+    while let Some(streams) = sources.join_next().await {
+        held.extend(streams.expect("a source's connections"));
+    }
+    println!("held {}", held.len());
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+/// Kills and reaps the child process on drop, the test's panics included
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Ten thousand keep-alive connections held idle by another process (after a request each) and
+/// a body sent a byte a second: a fresh client still gets `200` within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_a_byte_a_second_body_leave_a_fresh_client_served() {
+    if let Ok(addr) = std::env::var("TROUPE_PROXY_HOLD_IDLE") {
+        hold_idle_connections(addr.parse().expect("an address")).await;
+        return;
+    }
+    // idle connections stay open for the length of the test
+    let edge = edge("edge", |p, a, _, _| {
+        p.route("/", a).header_timeout(Duration::from_secs(60))
+    })
+    .await;
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut holder = Child(
+        std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "idle_connections_and_a_byte_a_second_body_leave_a_fresh_client_served",
+                "--nocapture",
+            ])
+            .env("TROUPE_PROXY_HOLD_IDLE", edge.addr.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the holder"),
+    );
+    let stdout = holder.0.stdout.take().expect("piped");
+    let held = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("held ").map(str::to_string))
+    });
+    let held = tokio::time::timeout(Duration::from_secs(120), held)
+        .await
+        .expect("the holder opened its connections in time")
+        .expect("the reader");
+    assert_eq!(held, Some(IDLE.to_string()));
+
+    let slow = connect_from("127.0.0.1", edge.addr).await;
+    let (_answer, mut body) = slow.into_split();
+    body.write_all(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 30\r\n\r\n")
+        .await
+        .unwrap();
+    let trickling = tokio::spawn(async move {
+        for _ in 0..30 {
+            if body.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let url = format!("http://{}/fresh", edge.addr);
+    for _ in 0..3 {
+        let http = client();
+        let fresh = get(&http, url.clone(), None, None);
+        let (status, _, _) = within("a fresh client's answer", Duration::from_secs(1), fresh).await;
+        assert_eq!(status, 200);
+    }
+    trickling.abort();
+    drop(holder);
+    edge.node.shutdown().await;
+}
