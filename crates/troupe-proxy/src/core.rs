@@ -51,6 +51,22 @@ impl Routes {
     }
 }
 
+/// The host a request names (its URI's authority or `host` header) as routes match it: any
+/// port stripped, bracketed IPv6 literals kept whole, lowercase.
+pub fn host_name(raw: &str) -> String {
+    let host = match raw.rsplit_once(':') {
+        Some((h, port)) if !h.ends_with(']') || raw.starts_with('[') => {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                raw
+            }
+        }
+        _ => raw,
+    };
+    host.to_ascii_lowercase()
+}
+
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     // "" is the root route ("/" trimmed): it matches everything
     path.starts_with(prefix)

@@ -92,6 +92,59 @@ fn check(buf: &[u8]) -> Check {
     }
 }
 
+/// Runs `data`, as a connection's first bytes, through what the server does before a target
+/// is asked: the head check (complete, partial, or refused with a status) and, for a complete
+/// HTTP/1 head, routing its path and host through a fixed table. Answers the target chosen.
+/// For the fuzz target `fuzz/fuzz_targets/http_head_route.rs`: it panics only if a route is
+/// chosen whose prefix does not match the path at a segment boundary, or on a host it should
+/// have matched case-blind.
+#[doc(hidden)]
+pub fn fuzz_head_and_route(data: &[u8]) -> Option<usize> {
+    if !matches!(check(data), Check::Complete) {
+        return None;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    // an HTTP/2 preface is complete for the check, but no HTTP/1 head
+    let Ok(httparse::Status::Complete(_)) = req.parse(data) else {
+        return None;
+    };
+    let path = req.path?.split('?').next().unwrap_or_default();
+    let host = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(crate::core::host_name);
+    const PREFIXES: [(Option<&str>, &str); 4] = [
+        (None, "/"),
+        (None, "/api"),
+        (Some("admin.example"), "/"),
+        (Some("Admin.Example"), "/api/v2/"),
+    ];
+    let mut routes = crate::core::Routes::new();
+    for (i, (host, prefix)) in PREFIXES.iter().enumerate() {
+        routes.add(*host, prefix, i);
+    }
+    let chosen = routes.resolve(host.as_deref(), path)?;
+    let (route_host, prefix) = PREFIXES[chosen];
+    let prefix = prefix.trim_end_matches('/');
+    assert!(
+        path.starts_with(prefix)
+            && (prefix.is_empty()
+                || path.len() == prefix.len()
+                || path.as_bytes()[prefix.len()] == b'/'),
+        "{path:?} routed to {prefix:?}"
+    );
+    if let Some(route_host) = route_host {
+        assert_eq!(
+            host.as_deref(),
+            Some(route_host.to_ascii_lowercase().as_str())
+        );
+    }
+    Some(chosen)
+}
+
 /// The bytes of a refusal: status line, a short text body, `connection: close`.
 pub(crate) fn refusal(status: u16, text: &str) -> Vec<u8> {
     let reason = http::StatusCode::from_u16(status)
@@ -171,6 +224,24 @@ mod tests {
     async fn head(bytes: &[u8]) -> Result<Bytes, HeadError> {
         let mut s = bytes;
         read_first_head(&mut s, Duration::from_secs(10)).await
+    }
+
+    #[test]
+    fn the_fuzz_entry_routes_complete_heads_by_path_and_host() {
+        let route = |raw: &str| fuzz_head_and_route(raw.as_bytes());
+        assert_eq!(route("GET /api/x?y HTTP/1.1\r\nhost: a\r\n\r\n"), Some(1));
+        assert_eq!(route("GET /apix HTTP/1.1\r\nhost: a\r\n\r\n"), Some(0));
+        assert_eq!(
+            route("GET /api/v2/k HTTP/1.1\r\nHost: ADMIN.example:80\r\n\r\n"),
+            Some(3)
+        );
+        assert_eq!(
+            route("GET /z HTTP/1.1\r\nhost: admin.example\r\n\r\n"),
+            Some(2)
+        );
+        assert_eq!(route("GET /z HTTP/1.1\r\nhost: a"), None);
+        assert_eq!(route("GET /z HTTP/9\r\n\r\n"), None);
+        assert_eq!(route("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
     }
 
     #[tokio::test]

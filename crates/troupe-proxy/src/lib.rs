@@ -28,4 +28,6 @@ pub mod message;
 mod server;
 
 pub use actor::{Proxy, ProxyActor, ProxyMsg};
+#[doc(hidden)]
+pub use head::fuzz_head_and_route;
 pub use message::{HttpCall, HttpRequest, HttpResponse};

@@ -197,18 +197,7 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
     })?;
-    // strip a port, keeping bracketed IPv6 literals whole
-    let host = match raw.rsplit_once(':') {
-        Some((h, port)) if !h.ends_with(']') || raw.starts_with('[') => {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h.to_string()
-            } else {
-                raw.clone()
-            }
-        }
-        _ => raw.clone(),
-    };
-    Some(host.to_ascii_lowercase())
+    Some(crate::core::host_name(&raw))
 }
 
 /// Answers `req`; sets `route` to the target's name once the request is routed.
