@@ -56,7 +56,7 @@ use serde_json::{Map, Value, json};
 use troupe::cache::RespServerMsg;
 use troupe::db::DbBacking;
 use troupe::prelude::*;
-use troupe::proxy::ProxyMsg;
+use troupe::proxy::{AccessLog, AccessLogTo, ProxyMsg};
 use troupe::queue::Consumer;
 
 #[derive(Debug, Parser)]
@@ -79,6 +79,14 @@ struct Args {
     /// Requests per second the gateway accepts from one client IP before 429 (0: no limit)
     #[arg(long, default_value_t = 10_000)]
     rate_limit_per_ip: u32,
+    /// Write an access log line per request the gateway answers: to this file (appended), or
+    /// to standard output with `-`
+    #[arg(long)]
+    access_log: Option<PathBuf>,
+    /// The access log's format: `combined` (Apache's and nginx's) or `json` (one object per
+    /// line)
+    #[arg(long, default_value = "combined", value_parser = ["combined", "json"])]
+    access_log_format: String,
     /// Spread the data over this many nodes, `data-1` to `data-N`, one database replica on
     /// each (the queue on the last); 0 keeps the three replicas and the queue on `data`.
     /// Every process of one shop must be given the same number.
@@ -523,6 +531,17 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         .timeout(Duration::from_millis(args.request_timeout_ms));
     if args.rate_limit_per_ip > 0 {
         proxy = proxy.rate_limit_per_ip(args.rate_limit_per_ip);
+    }
+    if let Some(path) = &args.access_log {
+        let to = if path.as_os_str() == "-" {
+            AccessLogTo::Stdout
+        } else {
+            AccessLogTo::File(path.clone())
+        };
+        proxy = proxy.access_log(match args.access_log_format.as_str() {
+            "json" => AccessLog::json(to),
+            _ => AccessLog::combined(to),
+        });
     }
     let gateway = t.add(edge, "gateway", proxy);
     (t, gateway, resp)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use troupe_runtime::listener::{ListenerShell, ServerTask, StableListenAddr};
 use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, Reply};
 
+use crate::access::{AccessLog, AccessLogger};
 use crate::core::Routes;
 use crate::message::HttpCall;
 use crate::server::{Shared, over_limit_refusal, serve_connection};
@@ -42,6 +43,7 @@ pub struct Proxy {
     call_timeout: Duration,
     header_timeout: Duration,
     body_timeout: Duration,
+    access_log: Option<AccessLog>,
     /// Connection limits and drain.
     shell: ListenerShell,
 }
@@ -60,6 +62,7 @@ impl Proxy {
             call_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            access_log: None,
             shell: ListenerShell::new("proxy"),
         }
     }
@@ -112,6 +115,14 @@ impl Proxy {
     /// client trickling a body cannot hold a connection and its task.
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
+        self
+    }
+
+    /// Writes a line per request to `log` (the combined log format or JSON lines, to standard
+    /// output or appended to a file); off by default. A start fails if the file cannot be
+    /// opened.
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
         self
     }
 
@@ -182,6 +193,10 @@ impl Actor for ProxyActor {
             routes.add(host.as_deref(), prefix, i);
             targets.push(target.clone());
         }
+        let access_log = match &c.access_log {
+            Some(log) => Some(AccessLogger::start(log).await?),
+            None => None,
+        };
         let listener = c.listen.bind().await?;
         let shared = Arc::new(Shared {
             routes,
@@ -191,6 +206,7 @@ impl Actor for ProxyActor {
             call_timeout: c.call_timeout,
             header_timeout: c.header_timeout,
             body_timeout: c.body_timeout,
+            access_log,
         });
         if shared.limiter.is_some() {
             // the limiter keeps a state per client address: forget those back to a full quota

@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`core`]: routing table and failure mapping — pure, tested directly.
+//! - [`access`]: access-log lines (combined log format or JSON) and their writer.
 //! - [`message`]: [`HttpRequest`] / [`HttpResponse`], the request targets answer, and
 //!   [`HttpCall`], their message type.
 //! - `head`: the first request head of each connection, checked so malformed requests get a
@@ -21,12 +22,14 @@
 //! `troupe_proxy_rate_limited_total`, `troupe_proxy_connections_refused_total` through the
 //! `metrics` facade (install an exporter such as `metrics-exporter-prometheus` to scrape them).
 
+pub mod access;
 pub mod actor;
 pub mod core;
 mod head;
 pub mod message;
 mod server;
 
+pub use access::{AccessLog, AccessLogFormat, AccessLogTo};
 pub use actor::{Proxy, ProxyActor, ProxyMsg};
 #[doc(hidden)]
 pub use head::fuzz_head_and_route;

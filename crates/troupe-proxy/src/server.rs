@@ -24,6 +24,7 @@ use troupe_runtime::listener::Connection;
 
 use tokio::io::AsyncWriteExt;
 
+use crate::access::{AccessLogger, Entry};
 use crate::core::{Routes, status_for, upstream_error_kind};
 use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     pub(crate) call_timeout: Duration,
     pub(crate) header_timeout: Duration,
     pub(crate) body_timeout: Duration,
+    pub(crate) access_log: Option<AccessLogger>,
 }
 
 impl Shared {
@@ -160,10 +162,49 @@ async fn handle(
     {
         parent.adopt(&span);
     }
+    // what the access log tells of the request, taken before the request is consumed
+    let request_line = shared.access_log.as_ref().map(|_| {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string());
+        (
+            std::time::SystemTime::now(),
+            req.method().as_str().to_string(),
+            target,
+            format!("{:?}", req.version()),
+            header(http::header::REFERER),
+            header(http::header::USER_AGENT),
+        )
+    });
     let response = respond(shared, peer.ip(), req, &mut route)
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
+    if let (Some(log), Some((time, method, target, protocol, referer, user_agent))) =
+        (&shared.access_log, &request_line)
+    {
+        use hyper::body::Body as _;
+        log.log(&Entry {
+            remote: peer.ip(),
+            time: *time,
+            method,
+            target,
+            protocol,
+            status,
+            bytes: response.body().size_hint().exact().unwrap_or(0),
+            referer: referer.as_deref(),
+            user_agent: user_agent.as_deref(),
+            duration: started.elapsed(),
+            route: route.as_deref().unwrap_or("-"),
+        });
+    }
     // the route is the target's name (bounded by the routes declared), "-" before routing
     let route = route.unwrap_or_else(|| "-".to_string());
     span.record("http.route", route.as_str());

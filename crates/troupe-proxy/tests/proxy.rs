@@ -706,3 +706,81 @@ async fn idle_connections_and_a_byte_a_second_body_leave_a_fresh_client_served()
     drop(holder);
     edge.node.shutdown().await;
 }
+
+/// The lines of `path` once it holds at least `n` (polled; the log is written by a task)
+async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    eventually(&format!("{n} access-log lines"), T, async || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= n {
+            Ok(lines)
+        } else {
+            Err(lines)
+        }
+    })
+    .await
+}
+
+/// With an access log on, each request gets a line — routed or not, answered by a target or
+/// by the gateway — in the combined log format, or as JSON lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_gets_an_access_log_line_combined_or_json() {
+    use troupe_proxy::{AccessLog, AccessLogTo};
+    let dir = tempfile::tempdir().unwrap();
+    let (combined, json) = (
+        dir.path().join("access.log"),
+        dir.path().join("access.jsonl"),
+    );
+    let to = |path: &std::path::Path| AccessLogTo::File(path.to_path_buf());
+    let plain = edge("plain", |p, a, _, missing| {
+        p.route("/a", a)
+            .route("/gone", missing)
+            .access_log(AccessLog::combined(to(&combined)))
+    })
+    .await;
+    let structured = edge("structured", |p, a, _, _| {
+        p.route("/a", a).access_log(AccessLog::json(to(&json)))
+    })
+    .await;
+    let http = client();
+    let base = format!("http://{}", plain.addr);
+    assert_eq!(
+        get(&http, format!("{base}/a/x?q=1"), None, None).await.0,
+        200
+    );
+    assert_eq!(
+        get(&http, format!("{base}/nowhere"), None, None).await.0,
+        404
+    );
+    assert_eq!(get(&http, format!("{base}/gone"), None, None).await.0, 503);
+    let lines = log_lines(&combined, 3).await;
+    let expect = [
+        "\"GET /a/x?q=1 HTTP/1.1\" 200 ",
+        "\"GET /nowhere HTTP/1.1\" 404 ",
+        // a target that is not registered
+        "\"GET /gone HTTP/1.1\" 503 ",
+    ];
+    for (line, request) in lines.iter().zip(expect) {
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        assert!(line.contains(" +0000] "), "{line}");
+        assert!(line.contains(request), "{line}");
+        assert!(line.ends_with(" \"-\" \"-\""), "{line}");
+    }
+
+    let url = format!("http://{}/a/y", structured.addr);
+    assert_eq!(get(&http, url, None, Some("hello")).await.0, 200);
+    let lines = log_lines(&json, 1).await;
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["target"], "/a/y");
+    assert_eq!(line["protocol"], "HTTP/1.1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["route"], "a");
+    assert!(line["bytes"].as_u64().is_some_and(|b| b > 0), "{line}");
+    assert!(
+        line["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{line}"
+    );
+    plain.node.shutdown().await;
+    structured.node.shutdown().await;
+}
