@@ -87,6 +87,13 @@ struct Args {
     /// line)
     #[arg(long, default_value = "combined", value_parser = ["combined", "json"])]
     access_log_format: String,
+    /// Serve HTTPS with this certificate chain (PEM; needs --tls-key): TLS terminated at the
+    /// gateway, HTTP/2 or HTTP/1.1 by ALPN
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Spread the data over this many nodes, `data-1` to `data-N`, one database replica on
     /// each (the queue on the last); 0 keeps the three replicas and the queue on `data`.
     /// Every process of one shop must be given the same number.
@@ -531,6 +538,9 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         .timeout(Duration::from_millis(args.request_timeout_ms));
     if args.rate_limit_per_ip > 0 {
         proxy = proxy.rate_limit_per_ip(args.rate_limit_per_ip);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        proxy = proxy.tls(cert, key);
     }
     if let Some(path) = &args.access_log {
         let to = if path.as_os_str() == "-" {

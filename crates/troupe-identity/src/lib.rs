@@ -51,6 +51,7 @@
 mod ca;
 mod error;
 mod files;
+mod https;
 mod identity;
 mod name;
 mod operator;
@@ -58,6 +59,7 @@ mod peer;
 
 pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaPaths, DevCa, NodePaths, init_ca, issue_node};
 pub use error::IdentityError;
+pub use https::{HTTPS_ALPN, https_server_config};
 pub use identity::{ALPN, NodeIdentity};
 pub use name::{CLUSTER_SERVER_NAME, MAX_NAME_LEN, validate_cluster_name, validate_node_name};
 pub use operator::{

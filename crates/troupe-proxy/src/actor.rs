@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct Proxy {
     header_timeout: Duration,
     body_timeout: Duration,
     access_log: Option<AccessLog>,
+    /// PEM certificate chain and key files, to serve HTTPS
+    tls: Option<(PathBuf, PathBuf)>,
     /// Connection limits and drain.
     shell: ListenerShell,
 }
@@ -63,6 +66,7 @@ impl Proxy {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             access_log: None,
+            tls: None,
             shell: ListenerShell::new("proxy"),
         }
     }
@@ -123,6 +127,17 @@ impl Proxy {
     /// opened.
     pub fn access_log(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
+        self
+    }
+
+    /// Serves HTTPS instead of plain HTTP: TLS terminated here (rustls, *ring* only) with the
+    /// certificate chain in `cert` and the private key in `key` (PEM files, read when the
+    /// server starts: a start fails, naming the file, if they cannot be used), HTTP/2 or
+    /// HTTP/1.1 by ALPN. A handshake must finish within the
+    /// [`header_timeout`](Self::header_timeout); one that fails is counted in
+    /// `troupe_proxy_tls_handshake_failures_total` and the connection closed.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
         self
     }
 
@@ -197,6 +212,12 @@ impl Actor for ProxyActor {
             Some(log) => Some(AccessLogger::start(log).await?),
             None => None,
         };
+        let tls = match &c.tls {
+            Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
+                troupe_identity::https_server_config(cert, key)?,
+            )),
+            None => None,
+        };
         let listener = c.listen.bind().await?;
         let shared = Arc::new(Shared {
             routes,
@@ -207,6 +228,7 @@ impl Actor for ProxyActor {
             header_timeout: c.header_timeout,
             body_timeout: c.body_timeout,
             access_log,
+            tls,
         });
         if shared.limiter.is_some() {
             // the limiter keeps a state per client address: forget those back to a full quota

@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use troupe_runtime::Addr;
-use troupe_runtime::listener::Connection;
+use troupe_runtime::listener::{Connection, Drain};
 
 use tokio::io::AsyncWriteExt;
 
@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) header_timeout: Duration,
     pub(crate) body_timeout: Duration,
     pub(crate) access_log: Option<AccessLogger>,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Shared {
@@ -68,14 +69,41 @@ pub(crate) fn over_limit_refusal() -> Vec<u8> {
 }
 
 /// Serves one connection until it closes, or until `drain` fires and its in-flight requests
-/// are answered (the listener shell drops it after the drain timeout).
+/// are answered (the listener shell drops it after the drain timeout); over TLS first if the
+/// server has a certificate.
 pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
     let Connection {
-        mut stream,
+        stream,
         peer,
         mut drain,
         ..
     } = conn;
+    let Some(acceptor) = shared.tls.clone() else {
+        return serve_stream(shared, stream, peer, drain).await;
+    };
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(shared.header_timeout, acceptor.accept(stream)) => done,
+        () = drain.wait() => return,
+    };
+    match handshake {
+        Ok(Ok(tls)) => serve_stream(shared, tls, peer, drain).await,
+        Ok(Err(err)) => {
+            tracing::debug!(cause = %err, %peer, "TLS handshake failed");
+            metrics::counter!("troupe_proxy_tls_handshake_failures_total", "reason" => "refused")
+                .increment(1);
+        }
+        Err(_) => {
+            metrics::counter!("troupe_proxy_tls_handshake_failures_total", "reason" => "timeout")
+                .increment(1);
+        }
+    }
+}
+
+/// Serves HTTP on `stream` (plain, or TLS already terminated); see [`serve_connection`].
+async fn serve_stream<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr, mut drain: Drain)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // check the first request head ourselves, so a malformed one is answered with a
     // text body saying what is wrong
     let head = tokio::select! {

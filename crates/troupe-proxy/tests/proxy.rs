@@ -784,3 +784,78 @@ async fn each_request_gets_an_access_log_line_combined_or_json() {
     plain.node.shutdown().await;
     structured.node.shutdown().await;
 }
+
+/// HTTPS: TLS terminated at the gateway with a certificate the test makes (a node certificate
+/// for the name `gateway`, from a CA of its own); HTTP/1.1 and HTTP/2 chosen by ALPN, each
+/// answered by the routed service; plain HTTP sent to the TLS port gets no HTTP answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_http1_and_http2_by_alpn_with_a_certificate_from_files() {
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let dir = tempfile::tempdir().unwrap();
+    troupe_identity::init_ca(dir.path(), "c").unwrap();
+    let issued = troupe_identity::issue_node(dir.path(), "gateway", dir.path()).unwrap();
+    let (cert, key) = (issued.cert.clone(), issued.key.clone());
+    let edge = edge("tls", move |p, a, _, _| p.route("/", a).tls(cert, key)).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(dir.path().join("ca.crt")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    for (alpn, version) in [
+        (&b"http/1.1"[..], http::Version::HTTP_11),
+        (&b"h2"[..], http::Version::HTTP_2),
+    ] {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+        let name = ServerName::try_from("gateway").unwrap();
+        let io = TokioIo::new(
+            within("a TLS handshake", T, connector.connect(name, tcp))
+                .await
+                .unwrap(),
+        );
+        let uri = if version == http::Version::HTTP_2 {
+            "https://gateway/a/secure"
+        } else {
+            "/a/secure"
+        };
+        let req = http::Request::get(uri)
+            .header("host", "gateway")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = if version == http::Version::HTTP_2 {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            within("an HTTP/2 answer", T, send.send_request(req))
+                .await
+                .unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            within("an HTTP/1.1 answer", T, send.send_request(req))
+                .await
+                .unwrap()
+        };
+        assert_eq!((resp.status().as_u16(), resp.version()), (200, version));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.starts_with(b"a GET /a/secure"), "{body:?}");
+    }
+    let mut plain = connect_from("127.0.0.1", edge.addr).await;
+    plain
+        .write_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut plain).await;
+    assert!(!answer.starts_with("HTTP/"), "{answer}");
+    edge.node.shutdown().await;
+}
