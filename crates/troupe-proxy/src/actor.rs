@@ -13,7 +13,15 @@ use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, Reply};
 use crate::access::{AccessLog, AccessLogger};
 use crate::core::Routes;
 use crate::message::HttpCall;
-use crate::server::{Shared, over_limit_refusal, serve_connection};
+use crate::server::{Shared, Target, over_limit_refusal, serve_connection};
+use crate::upstream::Upstream;
+
+/// Where a route sends its requests.
+#[derive(Clone, Debug)]
+enum RouteTo {
+    Actor(Addr<HttpCall>),
+    Upstream(Upstream),
+}
 
 /// How often the rate limiter forgets the client addresses whose quota is full again.
 const LIMITER_PRUNE: Duration = Duration::from_secs(10);
@@ -38,7 +46,7 @@ pub struct Proxy {
     /// Where it listens; restarts bind the address the first instance bound, so a server
     /// configured with port 0 comes back where its clients know it.
     listen: StableListenAddr,
-    routes: Vec<(Option<String>, String, Addr<HttpCall>)>,
+    routes: Vec<(Option<String>, String, RouteTo)>,
     rate_limit_per_ip: Option<NonZeroU32>,
     body_limit: usize,
     call_timeout: Duration,
@@ -74,14 +82,26 @@ impl Proxy {
     /// Sends requests whose path starts with `prefix` (at a segment boundary) to `target`,
     /// which is asked with each request and answers with the response.
     pub fn route(mut self, prefix: &str, target: Addr<HttpCall>) -> Self {
-        self.routes.push((None, prefix.to_string(), target));
+        self.routes
+            .push((None, prefix.to_string(), RouteTo::Actor(target)));
+        self
+    }
+
+    /// Sends requests whose path starts with `prefix` to the HTTP servers of `upstream`
+    /// (see [`Upstream`]): a reverse proxy's `proxy_pass`.
+    pub fn route_upstream(mut self, prefix: &str, upstream: Upstream) -> Self {
+        self.routes
+            .push((None, prefix.to_string(), RouteTo::Upstream(upstream)));
         self
     }
 
     /// As [`route`](Self::route), for requests to `host` only.
     pub fn route_host(mut self, host: &str, prefix: &str, target: Addr<HttpCall>) -> Self {
-        self.routes
-            .push((Some(host.to_string()), prefix.to_string(), target));
+        self.routes.push((
+            Some(host.to_string()),
+            prefix.to_string(),
+            RouteTo::Actor(target),
+        ));
         self
     }
 
@@ -206,7 +226,12 @@ impl Actor for ProxyActor {
         let mut targets = Vec::with_capacity(c.routes.len());
         for (i, (host, prefix, target)) in c.routes.iter().enumerate() {
             routes.add(host.as_deref(), prefix, i);
-            targets.push(target.clone());
+            targets.push(match target {
+                RouteTo::Actor(addr) => Target::Actor(addr.clone()),
+                RouteTo::Upstream(upstream) => {
+                    Target::Http(Arc::new(upstream.start(&format!("upstream {prefix}"))?))
+                }
+            });
         }
         let access_log = match &c.access_log {
             Some(log) => Some(AccessLogger::start(log).await?),

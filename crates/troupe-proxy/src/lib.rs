@@ -15,6 +15,7 @@
 //! - `head`: the first request head of each connection, checked so malformed requests get a
 //!   `400` with a reason.
 //! - `server`: the hyper server (HTTP/1.1 keep-alive and HTTP/2), limits, graceful drain.
+//! - [`upstream`]: HTTP upstreams, routes whose members are HTTP servers.
 //! - [`actor`]: [`Proxy`] (configuration) and [`ProxyActor`] (the supervised actor).
 //!
 //! # Metrics
@@ -28,9 +29,11 @@ pub mod core;
 mod head;
 pub mod message;
 mod server;
+pub mod upstream;
 
 pub use access::{AccessLog, AccessLogFormat, AccessLogTo};
 pub use actor::{Proxy, ProxyActor, ProxyMsg};
 #[doc(hidden)]
 pub use head::fuzz_head_and_route;
 pub use message::{HttpCall, HttpRequest, HttpResponse};
+pub use upstream::{Upstream, UpstreamError};

@@ -28,11 +28,30 @@ use crate::access::{AccessLogger, Entry};
 use crate::core::{Routes, status_for, upstream_error_kind};
 use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
+use crate::upstream::{Forwarded, SharedUpstream};
+
+/// Where a route's requests go.
+pub(crate) enum Target {
+    /// An actor, asked with each request as an [`HttpRequest`]
+    Actor(Addr<HttpCall>),
+    /// HTTP servers, through the pooled client
+    Http(SharedUpstream),
+}
+
+impl Target {
+    /// The name routes and metrics know it by.
+    fn name(&self) -> &str {
+        match self {
+            Self::Actor(addr) => addr.name(),
+            Self::Http(pool) => pool.name(),
+        }
+    }
+}
 
 /// Everything the connection tasks share.
 pub(crate) struct Shared {
     pub(crate) routes: Routes,
-    pub(crate) targets: Vec<Addr<HttpCall>>,
+    pub(crate) targets: Vec<Target>,
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) body_limit: usize,
     pub(crate) call_timeout: Duration,
@@ -248,7 +267,28 @@ async fn handle(
     response
 }
 
-fn error(status: u16, text: &str) -> Response<Full<Bytes>> {
+/// The request body, read within the body limit and timeout, or the refusal to answer instead.
+async fn read_body(shared: &Shared, body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+    let reading = Limited::new(body, shared.body_limit).collect();
+    match tokio::time::timeout(shared.body_timeout, reading).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(error(413, "the request body is over the limit"))
+        }
+        Ok(Err(_)) => Err(error(400, "the request body could not be read")),
+        Err(_) => {
+            let mut response = error(408, "the request body did not arrive in time");
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            Err(response)
+        }
+    }
+}
+
+/// A gateway answer: `status` with `text` as a plain-text body.
+pub(crate) fn error(status: u16, text: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
@@ -306,6 +346,29 @@ async fn respond(
     if declared.is_some_and(|len| len > shared.body_limit as u64) {
         return error(413, "the request body is over the limit");
     }
+    let target = match target {
+        Target::Http(pool) => {
+            let (parts, body) = req.into_parts();
+            let body = match read_body(shared, body).await {
+                Ok(body) => body,
+                Err(refusal) => return refusal,
+            };
+            let request = Forwarded {
+                method: &parts.method,
+                path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+                headers: &parts.headers,
+                client,
+                host: host.as_deref(),
+                proto: if shared.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+            };
+            return pool.forward(&request, body).await;
+        }
+        Target::Actor(addr) => addr,
+    };
     let method = req.method().as_str().to_string();
     let query = req.uri().query().map(str::to_string);
     let headers = req
@@ -313,21 +376,9 @@ async fn respond(
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let reading = Limited::new(req.into_body(), shared.body_limit).collect();
-    let body = match tokio::time::timeout(shared.body_timeout, reading).await {
-        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return error(413, "the request body is over the limit");
-        }
-        Ok(Err(_)) => return error(400, "the request body could not be read"),
-        Err(_) => {
-            let mut response = error(408, "the request body did not arrive in time");
-            response.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            return response;
-        }
+    let body = match read_body(shared, req.into_body()).await {
+        Ok(body) => body.to_vec(),
+        Err(refusal) => return refusal,
     };
     let request = HttpRequest {
         method,
