@@ -424,3 +424,42 @@ fn into_response(reply: HttpResponse) -> Response<Full<Bytes>> {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limiter's per-address state shrinks back once addresses stop sending: pruning keeps
+    /// only those whose quota is not full again.
+    #[tokio::test]
+    async fn the_rate_limiter_forgets_quiet_addresses() {
+        let shared = Shared {
+            routes: Routes::new(),
+            targets: Vec::new(),
+            limiter: Shared::limiter(NonZeroU32::new(1_000)),
+            body_limit: 0,
+            call_timeout: Duration::from_secs(1),
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            access_log: None,
+            tls: None,
+        };
+        let Some(limiter) = &shared.limiter else {
+            panic!("a limiter")
+        };
+        for i in 0..100u8 {
+            let _ = limiter.check_key(&IpAddr::from([10, 0, 0, i]));
+        }
+        assert_eq!(limiter.len(), 100);
+        // a thousand a second: each address's quota is full again a millisecond later
+        troupe_testkit::eventually(
+            "quiet addresses forgotten",
+            Duration::from_secs(5),
+            async || {
+                shared.prune_limiter();
+                limiter.is_empty()
+            },
+        )
+        .await;
+    }
+}
