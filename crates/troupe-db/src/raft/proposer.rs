@@ -42,7 +42,6 @@ struct Pending {
 #[derive(Clone)]
 pub struct Proposer {
     queue: mpsc::Sender<Pending>,
-    limit: usize,
 }
 
 impl Proposer {
@@ -50,10 +49,9 @@ impl Proposer {
     /// are answered [`DbFailure::Unavailable`]; at most `limit` writes wait to be proposed,
     /// more are refused with [`DbFailure::Overloaded`].
     pub fn start(raft: Raft<TypeConfig>, store: RaftStore, within: Duration, limit: usize) -> Self {
-        let limit = limit.max(1);
-        let (queue, writes) = mpsc::channel(limit);
+        let (queue, writes) = mpsc::channel(limit.max(1));
         tokio::spawn(propose(writes, raft, store, within));
-        Self { queue, limit }
+        Self { queue }
     }
 
     /// Queues `op`; `reply` gets its outcome once the proposal carrying it is committed and
@@ -61,7 +59,9 @@ impl Proposer {
     pub fn write(&self, op: Op, reply: Reply<Result<Written, DbFailure>>) {
         if let Err(err) = self.queue.try_send(Pending { op, reply }) {
             let (pending, failure) = match err {
-                mpsc::error::TrySendError::Full(p) => (p, DbFailure::Overloaded(self.limit)),
+                mpsc::error::TrySendError::Full(p) => {
+                    (p, DbFailure::Overloaded(self.queue.max_capacity()))
+                }
                 mpsc::error::TrySendError::Closed(p) => {
                     (p, DbFailure::Unavailable("the replica is stopping".into()))
                 }
