@@ -101,6 +101,23 @@ impl Db {
             .unwrap()
     }
 
+    /// `replica`'s status once it reports a storage fault
+    async fn faulted(&self, replica: usize) -> ReplicaStatus {
+        eventually(
+            &format!("replica {replica} reports its fault"),
+            T,
+            async || {
+                let status = self.status(replica).await;
+                if status.storage_fault.is_some() {
+                    Ok(status)
+                } else {
+                    Err(status)
+                }
+            },
+        )
+        .await
+    }
+
     /// A read of `key` answered by `replica` alone, from whatever it has applied
     async fn read_at(&self, replica: usize, key: &str) -> Result<Option<Bytes>, DbFailure> {
         read_from(&self.client.replicas()[replica], key).await
@@ -197,15 +214,7 @@ async fn a_followers_disk_fails_the_others_take_writes_and_it_catches_up_after()
     for i in 0..20 {
         last = db.client.put(format!("k{i}"), "v").await.unwrap().index;
     }
-    let status = eventually("r1 reports its fault", T, async || {
-        let status = db.status(1).await;
-        if status.storage_fault.is_some() {
-            Ok(status)
-        } else {
-            Err(status)
-        }
-    })
-    .await;
+    let status = db.faulted(1).await;
     assert!(status.applied_index < last, "{status:?}");
     // and still serves what it holds
     assert_eq!(
@@ -373,15 +382,7 @@ async fn raft_a_followers_disk_fails_the_others_take_writes_and_it_catches_up_af
     for i in 0..20 {
         last = db.client.put(format!("k{i}"), "v").await.unwrap().index;
     }
-    let status = eventually("the follower reports its fault", T, async || {
-        let status = db.status(follower).await;
-        if status.storage_fault.is_some() {
-            Ok(status)
-        } else {
-            Err(status)
-        }
-    })
-    .await;
+    let status = db.faulted(follower).await;
     assert!(status.applied_index < last, "{status:?}");
     // what it holds, or (the switch fails the reopen's header write too, which a real full
     // disk does not: see the tmpfs test) its fault, typed: the failed write's, or the failed

@@ -174,11 +174,7 @@ async fn the_leaders_node_lost_a_new_leader_is_elected_and_the_old_one_follows()
     for i in 0..10 {
         cluster.client.put(key(i), value(i, 0)).await.unwrap();
     }
-    let old = cluster.wait_for_leader().await;
-    let old_term = cluster.statuses().await[old]
-        .as_ref()
-        .map(|s| s.epoch)
-        .unwrap();
+    let (old, old_term) = cluster.leader_and_term().await;
     cluster.stop_replica(old).await;
     // the two left elect one of themselves, in a newer term, and writes resume
     let new = cluster.wait_for_leader().await;
@@ -279,11 +275,7 @@ async fn an_operators_promotion_hands_the_lead_to_a_follower() {
     for i in 0..5 {
         cluster.client.put(key(i), value(i, 0)).await.unwrap();
     }
-    let old = cluster.wait_for_leader().await;
-    let term = cluster.statuses().await[old]
-        .as_ref()
-        .map(|s| s.epoch)
-        .unwrap();
+    let (old, term) = cluster.leader_and_term().await;
     let promoted = cluster.client.promote().await.unwrap();
     assert_ne!(promoted.leader as usize, old);
     assert!(promoted.epoch > term, "{promoted:?} after term {term}");

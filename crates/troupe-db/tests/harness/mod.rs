@@ -104,17 +104,22 @@ impl Cluster {
     }
 
     pub(crate) async fn wait_for_leader(&self) -> usize {
+        self.leader_and_term().await.0
+    }
+
+    /// The single leader and its term, read from one round of statuses
+    pub(crate) async fn leader_and_term(&self) -> (usize, u64) {
         eventually("a single leader", T, async || {
-            let leaders: Vec<u64> = self
+            let leaders: Vec<(usize, u64)> = self
                 .statuses()
                 .await
                 .into_iter()
                 .flatten()
                 .filter(|s| s.role == Role::Leader)
-                .map(|s| s.id)
+                .map(|s| (s.id as usize, s.epoch))
                 .collect();
             match leaders[..] {
-                [leader] => Ok(leader as usize),
+                [leader] => Ok(leader),
                 _ => Err(leaders),
             }
         })
