@@ -21,6 +21,10 @@ use rand::rngs::SmallRng;
 use std::sync::Mutex;
 use troupe_balancer::core::{Balancer, BreakerConfig, MemberId, Outcome, Strategy};
 
+/// Idle keep-alive connections kept per member, at most (hyper-util's default keeps any
+/// number); a burst's extra connections are closed once idle.
+const MAX_IDLE_PER_MEMBER: usize = 256;
+
 /// An HTTP upstream's configuration: its members' base URLs and its timeouts. Route to it with
 /// [`Proxy::route_upstream`](crate::Proxy::route_upstream).
 #[derive(Clone, Debug)]
@@ -96,6 +100,7 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(MAX_IDLE_PER_MEMBER)
             .build(connector);
         Ok(UpstreamPool {
             name: name.to_string(),
