@@ -116,6 +116,16 @@ struct OperatorArgs {
     operator: String,
 }
 
+impl OperatorArgs {
+    /// The operator these flags name, as the admin calls take it.
+    fn identity(&self) -> parts::Operator<'_> {
+        parts::Operator {
+            ca: &self.ca,
+            name: &self.operator,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Every replica of every database: node, role, epoch, last and applied index, lag.
@@ -134,25 +144,12 @@ enum DbCommand {
     RemoveReplica(MemberArgs),
     /// Manual failover: the most up-to-date follower becomes leader (refused if that could
     /// lose acknowledged writes). Needs an operator certificate.
-    Promote {
-        #[command(flatten)]
-        admin: AdminAddr,
-        /// The database (needed when the topology has more than one).
-        #[arg(long, value_name = "NAME")]
-        db: Option<String>,
-        #[command(flatten)]
-        operator: OperatorArgs,
-        /// Print JSON, for scripts.
-        #[arg(long)]
-        json: bool,
-    },
+    Promote(DbChange),
 }
 
-/// What `troupe db add-replica|remove-replica` take.
+/// What every `troupe db` command that changes a database takes.
 #[derive(Debug, clap::Args)]
-struct MemberArgs {
-    /// The replica's number, as `troupe db status` lists them.
-    replica: u64,
+struct DbChange {
     #[command(flatten)]
     admin: AdminAddr,
     /// The database (needed when the topology has more than one).
@@ -163,6 +160,15 @@ struct MemberArgs {
     /// Print JSON, for scripts.
     #[arg(long)]
     json: bool,
+}
+
+/// What `troupe db add-replica|remove-replica` take.
+#[derive(Debug, clap::Args)]
+struct MemberArgs {
+    /// The replica's number, as `troupe db status` lists them.
+    replica: u64,
+    #[command(flatten)]
+    change: DbChange,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,16 +271,14 @@ fn main() -> ExitCode {
 
 /// `troupe db add-replica` (`add`) or `remove-replica`.
 fn members(args: MemberArgs, add: bool) -> Result<(), admin::AdminError> {
+    let change = &args.change;
     parts::db_members(
-        args.admin.admin,
-        args.db.as_deref(),
+        change.admin.admin,
+        change.db.as_deref(),
         add,
         args.replica,
-        &parts::Operator {
-            ca: &args.operator.ca,
-            name: &args.operator.operator,
-        },
-        args.json,
+        &change.operator.identity(),
+        change.json,
     )
 }
 
@@ -288,19 +292,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
         } => admin::top(admin, Duration::from_millis(interval_ms.max(100)), count)?,
         Command::Graph { admin } => admin::graph(admin)?,
         Command::Db(DbCommand::Status { admin, json }) => parts::db_status(admin.admin, json)?,
-        Command::Db(DbCommand::Promote {
-            admin,
-            db,
-            operator,
-            json,
-        }) => parts::db_promote(
-            admin.admin,
-            db.as_deref(),
-            &parts::Operator {
-                ca: &operator.ca,
-                name: &operator.operator,
-            },
-            json,
+        Command::Db(DbCommand::Promote(change)) => parts::db_promote(
+            change.admin.admin,
+            change.db.as_deref(),
+            &change.operator.identity(),
+            change.json,
         )?,
         Command::Db(DbCommand::AddReplica(args)) => members(args, true)?,
         Command::Db(DbCommand::RemoveReplica(args)) => members(args, false)?,
@@ -315,27 +311,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             admin,
             queue,
             operator,
-        }) => parts::replay(
-            admin.admin,
-            queue.as_deref(),
-            item,
-            &parts::Operator {
-                ca: &operator.ca,
-                name: &operator.operator,
-            },
-        )?,
+        }) => parts::replay(admin.admin, queue.as_deref(), item, &operator.identity())?,
         Command::Kill {
             actor,
             admin,
             operator,
-        } => parts::kill(
-            admin.admin,
-            &actor,
-            &parts::Operator {
-                ca: &operator.ca,
-                name: &operator.operator,
-            },
-        )?,
+        } => parts::kill(admin.admin, &actor, &operator.identity())?,
         Command::Ca(CaCommand::Issue {
             dir,
             node,
