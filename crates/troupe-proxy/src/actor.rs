@@ -20,7 +20,7 @@ use crate::upstream::Upstream;
 #[derive(Clone, Debug)]
 enum RouteTo {
     Actor(Addr<HttpCall>),
-    Upstream(Upstream),
+    Upstream(Box<Upstream>),
 }
 
 /// How often the rate limiter forgets the client addresses whose quota is full again.
@@ -90,8 +90,11 @@ impl Proxy {
     /// Sends requests whose path starts with `prefix` to the HTTP servers of `upstream`
     /// (see [`Upstream`]): a reverse proxy's `proxy_pass`.
     pub fn route_upstream(mut self, prefix: &str, upstream: Upstream) -> Self {
-        self.routes
-            .push((None, prefix.to_string(), RouteTo::Upstream(upstream)));
+        self.routes.push((
+            None,
+            prefix.to_string(),
+            RouteTo::Upstream(Box::new(upstream)),
+        ));
         self
     }
 
@@ -229,7 +232,7 @@ impl Actor for ProxyActor {
             targets.push(match target {
                 RouteTo::Actor(addr) => Target::Actor(addr.clone()),
                 RouteTo::Upstream(upstream) => {
-                    Target::Http(Arc::new(upstream.start(&format!("upstream {prefix}"))?))
+                    Target::Http(upstream.start(&format!("upstream {prefix}"))?)
                 }
             });
         }

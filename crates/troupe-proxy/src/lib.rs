@@ -25,10 +25,12 @@
 
 pub mod access;
 pub mod actor;
+mod body;
 pub mod core;
 mod head;
 pub mod message;
 mod server;
+mod tunnel;
 pub mod upstream;
 
 pub use access::{AccessLog, AccessLogFormat, AccessLogTo};

@@ -14,7 +14,8 @@ use troupe_runtime::trace::{self, HeadSample};
 use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -25,10 +26,12 @@ use troupe_runtime::listener::{Connection, Drain};
 use tokio::io::AsyncWriteExt;
 
 use crate::access::{AccessLogger, Entry};
+use crate::body::{Body, BodyError, Counted, Deadline, Guarded};
 use crate::core::{Routes, status_for, upstream_error_kind};
 use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
-use crate::upstream::{Forwarded, SharedUpstream};
+use crate::tunnel::Tunnels;
+use crate::upstream::{Forwarded, Outgoing, SharedUpstream};
 
 /// Where a route's requests go.
 pub(crate) enum Target {
@@ -141,9 +144,14 @@ where
         }
     };
     let header_timeout = shared.header_timeout;
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+    let tunnels = Arc::new(Tunnels::default());
+    let service = service_fn({
+        let tunnels = tunnels.clone();
+        move |req| {
+            let shared = shared.clone();
+            let tunnels = tunnels.clone();
+            async move { Ok::<_, Infallible>(handle(&shared, peer, req, &tunnels).await) }
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -156,7 +164,7 @@ where
         .keep_alive_interval(header_timeout)
         .keep_alive_timeout(header_timeout);
     let conn = builder
-        .serve_connection(TokioIo::new(Replay::new(prefix, stream)), service)
+        .serve_connection_with_upgrades(TokioIo::new(Replay::new(prefix, stream)), service)
         .into_owned();
     tokio::pin!(conn);
     let ended = tokio::select! {
@@ -170,13 +178,26 @@ where
     if let Err(err) = ended {
         tracing::debug!(cause = %err, %peer, "connection ended with an error");
     }
+    // a connection that switched protocols lives on as its tunnel, still counted as open;
+    // draining (or the listener dropping this task) closes it
+    let mut tunnels = std::mem::take(&mut *tunnels.lock().unwrap_or_else(|p| p.into_inner()));
+    tokio::select! {
+        () = async { while tunnels.join_next().await.is_some() {} } => {}
+        () = drain.wait() => {}
+    }
 }
+
+/// A request body of at most this many bytes, its length known up front, is read whole before
+/// it goes upstream, so an undelivered idempotent request can be sent again; a larger one, or
+/// one of unknown length, streams through.
+const READ_WHOLE_UP_TO: u64 = 64 << 10;
 
 async fn handle(
     shared: &Shared,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+    tunnels: &Tunnels,
+) -> Response<Body> {
     let started = Instant::now();
     let mut route = None;
     // one span per request, the root of its trace across nodes (or a child of the client's,
@@ -230,30 +251,39 @@ async fn handle(
             header(http::header::USER_AGENT),
         )
     });
-    let response = respond(shared, peer.ip(), req, &mut route)
+    let response = respond(shared, peer.ip(), req, &mut route, tunnels)
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
-    if let (Some(log), Some((time, method, target, protocol, referer, user_agent))) =
-        (&shared.access_log, &request_line)
-    {
-        use hyper::body::Body as _;
-        log.log(&Entry {
-            remote: peer.ip(),
-            time: *time,
-            method,
-            target,
-            protocol,
-            status,
-            bytes: response.body().size_hint().exact().unwrap_or(0),
-            referer: referer.as_deref(),
-            user_agent: user_agent.as_deref(),
-            duration: started.elapsed(),
-            route: route.as_deref().unwrap_or("-"),
-        });
-    }
-    // the route is the target's name (bounded by the routes declared), "-" before routing
     let route = route.unwrap_or_else(|| "-".to_string());
+    let response = match (&shared.access_log, request_line) {
+        // the line is written once the body has been sent (or abandoned), with its length
+        (Some(log), Some((time, method, target, protocol, referer, user_agent))) => {
+            let log = log.clone();
+            let route = route.clone();
+            let remote = peer.ip();
+            response.map(move |body| {
+                Counted::new(body, move |bytes| {
+                    log.log(&Entry {
+                        remote,
+                        time,
+                        method: &method,
+                        target: &target,
+                        protocol: &protocol,
+                        status,
+                        bytes,
+                        referer: referer.as_deref(),
+                        user_agent: user_agent.as_deref(),
+                        duration: started.elapsed(),
+                        route: &route,
+                    });
+                })
+                .boxed_unsync()
+            })
+        }
+        _ => response,
+    };
+    // the route is the target's name (bounded by the routes declared), "-" before routing
     span.record("http.route", route.as_str());
     span.record("http.status", status);
     metrics::counter!(
@@ -267,29 +297,48 @@ async fn handle(
     response
 }
 
-/// The request body, read within the body limit and timeout, or the refusal to answer instead.
-async fn read_body(shared: &Shared, body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
-    let reading = Limited::new(body, shared.body_limit).collect();
-    match tokio::time::timeout(shared.body_timeout, reading).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(error(413, "the request body is over the limit"))
-        }
-        Ok(Err(_)) => Err(error(400, "the request body could not be read")),
-        Err(_) => {
+/// `body` guarded by the gateway's body limit and deadline (counted from now).
+fn guarded(shared: &Shared, body: Incoming) -> Guarded<Incoming> {
+    Guarded::new(
+        body,
+        Some(shared.body_limit as u64),
+        Deadline::At(tokio::time::Instant::now() + shared.body_timeout),
+    )
+}
+
+/// The request body, read whole within the body limit and timeout, or the refusal to answer
+/// instead.
+async fn read_body(shared: &Shared, body: Incoming) -> Result<Bytes, Response<Body>> {
+    let body = guarded(shared, body);
+    let verdict = body.verdict();
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(body_refusal(
+            verdict.get().copied().unwrap_or(BodyError::Broken),
+        )),
+    }
+}
+
+/// What a client whose request body failed gets: `413` over the limit, `408` (and the
+/// connection closed) too slow, `400` broken off.
+pub(crate) fn body_refusal(why: BodyError) -> Response<Body> {
+    match why {
+        BodyError::TooLarge => error(413, "the request body is over the limit"),
+        BodyError::Broken => error(400, "the request body could not be read"),
+        BodyError::TimedOut => {
             let mut response = error(408, "the request body did not arrive in time");
             response.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
-            Err(response)
+            response
         }
     }
 }
 
 /// A gateway answer: `status` with `text` as a plain-text body.
-pub(crate) fn error(status: u16, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+pub(crate) fn error(status: u16, text: &str) -> Response<Body> {
+    let mut response = Response::new(crate::body::full(format!("{text}\n")));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
     response.headers_mut().insert(
@@ -313,9 +362,10 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
 async fn respond(
     shared: &Shared,
     client: IpAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     route: &mut Option<String>,
-) -> Response<Full<Bytes>> {
+    tunnels: &Tunnels,
+) -> Response<Body> {
     if let Some(limiter) = &shared.limiter
         && let Err(not_until) = limiter.check_key(&client)
     {
@@ -348,10 +398,22 @@ async fn respond(
     }
     let target = match target {
         Target::Http(pool) => {
+            let upgrade = (req.version() == http::Version::HTTP_11
+                && crate::tunnel::wants_upgrade(req.headers()))
+            .then(|| (hyper::upgrade::on(&mut req), tunnels));
             let (parts, body) = req.into_parts();
-            let body = match read_body(shared, body).await {
-                Ok(body) => body,
-                Err(refusal) => return refusal,
+            let small = body.is_end_stream()
+                || body
+                    .size_hint()
+                    .exact()
+                    .is_some_and(|n| n <= READ_WHOLE_UP_TO);
+            let body = if small {
+                match read_body(shared, body).await {
+                    Ok(body) => Outgoing::Whole(body),
+                    Err(refusal) => return refusal,
+                }
+            } else {
+                Outgoing::Streamed(guarded(shared, body))
             };
             let request = Forwarded {
                 method: &parts.method,
@@ -365,7 +427,7 @@ async fn respond(
                     "http"
                 },
             };
-            return pool.forward(&request, body).await;
+            return pool.forward(&request, body, upgrade).await;
         }
         Target::Actor(addr) => addr,
     };
@@ -405,11 +467,11 @@ async fn respond(
     }
 }
 
-fn into_response(reply: HttpResponse) -> Response<Full<Bytes>> {
+fn into_response(reply: HttpResponse) -> Response<Body> {
     let Ok(status) = http::StatusCode::from_u16(reply.status) else {
         return error(502, "the service answered with an invalid status");
     };
-    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    let mut response = Response::new(crate::body::full(reply.body));
     *response.status_mut() = status;
     for (name, value) in reply.headers {
         match (

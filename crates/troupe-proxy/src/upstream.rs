@@ -6,48 +6,121 @@
 //! idempotent; the usual proxy headers are set and hop-by-hop headers removed.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use std::sync::Mutex;
-use troupe_balancer::core::{Balancer, BreakerConfig, MemberId, Outcome, Strategy};
+use troupe_balancer::core::{
+    Balancer, BreakerConfig, CheckedHealth, HealthChecks, MemberId, Outcome, Pick, Strategy,
+};
+
+use crate::body::{Body, BodyError, Deadline, Guarded};
+use crate::tunnel::Tunnels;
+use hyper::upgrade::OnUpgrade;
 
 /// Idle keep-alive connections kept per member, at most (hyper-util's default keeps any
 /// number); a burst's extra connections are closed once idle.
 const MAX_IDLE_PER_MEMBER: usize = 256;
 
-/// An HTTP upstream's configuration: its members' base URLs and its timeouts. Route to it with
-/// [`Proxy::route_upstream`](crate::Proxy::route_upstream).
+/// An HTTP upstream's configuration: its members' base URLs, protocol, timeouts and health
+/// checks. Route to it with [`Proxy::route_upstream`](crate::Proxy::route_upstream).
 #[derive(Clone, Debug)]
 pub struct Upstream {
     members: Vec<String>,
+    http2: bool,
     connect_timeout: Duration,
     request_timeout: Duration,
+    read_timeout: Duration,
+    tunnel_idle_timeout: Duration,
     breaker: BreakerConfig,
-    max_response: usize,
+    max_response: Option<u64>,
+    health_check: Option<HealthCheck>,
+}
+
+/// Active health checks of an upstream's members: a `GET` of `path` on each member every
+/// `interval`; a member answering `2xx` or `3xx` within `timeout` passes. A member that fails
+/// `fall` checks in a row is taken out of rotation until it passes `rise` in a row. Requests
+/// that fail still eject a member through the breaker (passive checks) in between.
+#[derive(Clone, Debug)]
+pub struct HealthCheck {
+    path: String,
+    interval: Duration,
+    timeout: Duration,
+    rise: u32,
+    fall: u32,
+}
+
+impl HealthCheck {
+    /// Checks `path` (for example `/healthz`) every 2 s with a 1 s timeout, down after 3
+    /// failures in a row, up after 2 passes (HAProxy's defaults are 2 s, rise 2, fall 3).
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        }
+    }
+
+    /// How often each member is checked.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long one check may take before it counts as failed.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Passes in a row that put a down member back (0 counts as 1).
+    pub fn rise(mut self, passes: u32) -> Self {
+        self.rise = passes;
+        self
+    }
+
+    /// Failures in a row that take a member out (0 counts as 1).
+    pub fn fall(mut self, failures: u32) -> Self {
+        self.fall = failures;
+        self
+    }
 }
 
 impl Upstream {
     /// HTTP/1.1 servers at `members` (`http://host:port`, each), taken in turn (round robin,
-    /// as nginx does by default); a 1 s connect timeout, a 30 s timeout for the whole response, the balancer's
-    /// default breaker, responses of at most 16 MiB.
+    /// as nginx does by default); a 1 s connect timeout, 30 s for the response's head and 30 s
+    /// between its body's chunks, 5 minutes for an idle WebSocket, the balancer's default breaker, response bodies streamed
+    /// through with no size limit, no active health checks.
     pub fn http(members: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             members: members.into_iter().map(Into::into).collect(),
+            http2: false,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
+            tunnel_idle_timeout: Duration::from_secs(300),
             breaker: BreakerConfig::default(),
-            max_response: 16 << 20,
+            max_response: None,
+            health_check: None,
         }
+    }
+
+    /// Speaks HTTP/2 to the members, over cleartext with prior knowledge (h2c, as gRPC servers
+    /// and Envoy's `http2_protocol_options` do): one connection per member carries every request.
+    pub fn http2(mut self) -> Self {
+        self.http2 = true;
+        self
     }
 
     /// How long connecting to a member may take before it counts as unreachable.
@@ -56,9 +129,24 @@ impl Upstream {
         self
     }
 
-    /// How long a member gets to send its whole response before the client gets `504`.
+    /// How long a member gets, from the request being sent (its streamed body included), to
+    /// answer with a response head before the client gets `504`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a member may pause between chunks of its response body before the response
+    /// is cut off (nginx's `proxy_read_timeout`).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// How long an upgraded connection (a WebSocket) may carry nothing either way before it is
+    /// closed; 5 minutes by default (applications keep theirs open with pings).
+    pub fn tunnel_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.tunnel_idle_timeout = timeout;
         self
     }
 
@@ -68,19 +156,33 @@ impl Upstream {
         self
     }
 
-    /// The largest response body passed on; a larger one is answered `502`.
-    pub fn max_response(mut self, bytes: usize) -> Self {
-        self.max_response = bytes;
+    /// The largest response body passed on: a response that grows past it is cut off
+    /// mid-stream (the client sees the connection end early). None by default.
+    pub fn max_response(mut self, bytes: u64) -> Self {
+        self.max_response = Some(bytes);
         self
     }
 
-    /// The running pool, named `name` in metrics and logs.
+    /// Checks each member actively (see [`HealthCheck`]).
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health_check = Some(check);
+        self
+    }
+
+    /// The running pool, named `name` in metrics and logs; its health checks (if any) run
+    /// until the pool is dropped. Call within a tokio runtime.
     ///
     /// # Errors
     /// A member that is not an `http://host:port` URL, or no member at all.
-    pub(crate) fn start(&self, name: &str) -> Result<UpstreamPool, UpstreamError> {
+    pub(crate) fn start(&self, name: &str) -> Result<Arc<UpstreamPool>, UpstreamError> {
         if self.members.is_empty() {
             return Err(UpstreamError::NoMembers(name.to_string()));
+        }
+        if let Some(check) = &self.health_check
+            && (!check.path.starts_with('/')
+                || check.path.parse::<http::uri::PathAndQuery>().is_err())
+        {
+            return Err(UpstreamError::BadHealthCheckPath(check.path.clone()));
         }
         let mut members = Vec::with_capacity(self.members.len());
         let mut balancer = Balancer::new(Strategy::RoundRobin, self.breaker);
@@ -91,25 +193,73 @@ impl Upstream {
             if uri.scheme_str() != Some("http") || uri.authority().is_none() {
                 return Err(UpstreamError::BadMember(url.clone()));
             }
+            // the member's URL stands for its "node", so health checks can take it out
+            balancer.add(MemberId(i as u64), 1, Some(uri.to_string()));
             members.push(uri);
-            balancer.add(MemberId(i as u64), 1, None);
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(self.connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(MAX_IDLE_PER_MEMBER)
-            .build(connector);
-        Ok(UpstreamPool {
+            .http2_only(self.http2);
+        let pool = Arc::new(UpstreamPool {
             name: name.to_string(),
             members,
             balancer: Mutex::new((balancer, SmallRng::seed_from_u64(0))),
-            client,
+            client: builder.build(connector),
             request_timeout: self.request_timeout,
+            read_timeout: self.read_timeout,
+            tunnel_idle_timeout: self.tunnel_idle_timeout,
             max_response: self.max_response,
-        })
+            http2: self.http2,
+        });
+        if let Some(check) = &self.health_check {
+            tokio::spawn(run_health_checks(Arc::downgrade(&pool), check.clone()));
+        }
+        Ok(pool)
+    }
+}
+
+/// Checks every member of `pool` as `check` says until the pool is dropped, taking members
+/// out of rotation and back as their results rise and fall.
+async fn run_health_checks(pool: Weak<UpstreamPool>, check: HealthCheck) {
+    let members = match pool.upgrade() {
+        Some(pool) => pool.members.len(),
+        None => return,
+    };
+    let mut verdicts = vec![HealthChecks::new(check.rise, check.fall); members];
+    let mut every = tokio::time::interval(check.interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        // one check per member at once, each bounded by its timeout
+        let results = futures::future::join_all(pool.members.iter().map(|base| {
+            let pool = &pool;
+            let check = &check;
+            async move { pool.check_once(base, check).await }
+        }))
+        .await;
+        for ((verdict, passed), base) in verdicts.iter_mut().zip(results).zip(&pool.members) {
+            let Some(health) = verdict.observe(passed) else {
+                continue;
+            };
+            let node = base.to_string();
+            let mut guard = pool.balancer.lock().unwrap_or_else(|p| p.into_inner());
+            match health {
+                CheckedHealth::Down => guard.0.node_down(&node),
+                CheckedHealth::Up => guard.0.node_up(&node),
+            }
+            drop(guard);
+            tracing::warn!(upstream = %pool.name, member = %base, health = ?health, "upstream member's health checks changed its standing");
+            metrics::gauge!("troupe_proxy_upstream_member_up", "route" => pool.name.clone(), "member" => node)
+                .set(if health == CheckedHealth::Up { 1.0 } else { 0.0 });
+        }
     }
 }
 
@@ -119,6 +269,9 @@ pub enum UpstreamError {
     /// A member is not an `http://host:port` URL
     #[error("upstream member {0:?} is not an http://host:port URL")]
     BadMember(String),
+    /// A health check's path is not an absolute path (`/healthz`)
+    #[error("health check path {0:?} is not an absolute path such as /healthz")]
+    BadHealthCheckPath(String),
     /// An upstream without members
     #[error("upstream {0:?} has no members")]
     NoMembers(String),
@@ -129,9 +282,12 @@ pub(crate) struct UpstreamPool {
     name: String,
     members: Vec<Uri>,
     balancer: Mutex<(Balancer, SmallRng)>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Body>,
     request_timeout: Duration,
-    max_response: usize,
+    read_timeout: Duration,
+    tunnel_idle_timeout: Duration,
+    max_response: Option<u64>,
+    http2: bool,
 }
 
 /// What the client asked for, read off the request before its body.
@@ -239,11 +395,22 @@ fn idempotent(method: &Method) -> bool {
     )
 }
 
+/// A request body on its way upstream.
+pub(crate) enum Outgoing {
+    /// Read whole already (small, or empty): it may be sent again to another member
+    Whole(Bytes),
+    /// Passed on as it arrives from the client, within the gateway's limit and deadline: sent
+    /// once, so the request is not tried again
+    Streamed(Guarded<Incoming>),
+}
+
 /// How one attempt on a member ended.
 enum Attempt {
-    Answered(Response<Full<Bytes>>),
+    Answered(Response<Body>),
     /// Nothing was delivered (the connection could not be made): another member may be tried
     Undelivered(String),
+    /// The client's own body failed (too large, too slow, broken off): not the member's fault
+    ClientBody(BodyError),
     /// The request may have reached the member
     Failed(u16, String),
 }
@@ -254,21 +421,42 @@ impl UpstreamPool {
         &self.name
     }
 
-    /// Sends `request` with `body` to a member and answers its response, or the gateway's
-    /// status for what went wrong (`502` unreachable or a bad answer, `503` no member
-    /// admitted, `504` no answer in time). An undelivered idempotent request is tried on
-    /// another member, once per member at most.
+    /// Sends `request` with `body` to a member and answers its response, its body streamed
+    /// as the member sends it, or the gateway's status for what went wrong (`502` unreachable
+    /// or a bad answer, `503` no member admitted, `504` no answer in time; `413`/`408`/`400`
+    /// when the client's streamed body was too large, too slow or broken off). An undelivered
+    /// idempotent request whose body was read whole is tried on another member, once per
+    /// member at most.
+    ///
+    /// Cancelling drops the request to the member (its connection is not reused).
+    ///
+    /// With `upgrade` (the client asked to switch protocols, as a WebSocket handshake does),
+    /// the upgrade headers go upstream too; if the member agrees (`101`), a tunnel between the
+    /// two connections is added to `tunnels`, and the client gets the member's `101`.
     pub(crate) async fn forward(
         &self,
         request: &Forwarded<'_>,
-        body: Bytes,
-    ) -> Response<Full<Bytes>> {
-        let headers = upstream_headers(request);
-        let attempts = if idempotent(request.method) {
-            self.members.len()
-        } else {
-            1
+        body: Outgoing,
+        mut upgrade: Option<(OnUpgrade, &Tunnels)>,
+    ) -> Response<Body> {
+        let mut headers = upstream_headers(request);
+        if upgrade.is_some() {
+            if self.http2 {
+                return crate::server::error(
+                    502,
+                    "this upstream speaks HTTP/2, which cannot switch protocols",
+                );
+            }
+            if let Some(protocol) = request.headers.get(header::UPGRADE) {
+                headers.insert(header::UPGRADE, protocol.clone());
+                headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            }
+        }
+        let attempts = match body {
+            Outgoing::Whole(_) if idempotent(request.method) => self.members.len(),
+            _ => 1,
         };
+        let mut body = Some(body);
         let mut last = (503, "no upstream member is admitted".to_string());
         for _ in 0..attempts {
             let picked = {
@@ -277,28 +465,31 @@ impl UpstreamPool {
                 balancer.pick(None, troupe_runtime::time::now(), rng)
             };
             let Some(pick) = picked else { break };
+            let this_body = match body.take() {
+                Some(Outgoing::Whole(bytes)) => {
+                    body = Some(Outgoing::Whole(bytes.clone()));
+                    Outgoing::Whole(bytes)
+                }
+                Some(streamed) => streamed,
+                None => break,
+            };
             let base = &self.members[pick.member.0 as usize];
-            let attempt = self.attempt(base, request, &headers, body.clone()).await;
+            let attempt = self
+                .attempt(base, request, &headers, this_body, &mut upgrade)
+                .await;
             let outcome = match &attempt {
-                Attempt::Answered(_) => Outcome::Success,
+                Attempt::Answered(_) | Attempt::ClientBody(_) => Outcome::Success,
                 Attempt::Failed(504, _) => Outcome::Timeout,
                 _ => Outcome::Error,
             };
-            let change = self
-                .balancer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .0
-                .finished(pick, outcome, troupe_runtime::time::now());
-            if let Some(change) = change {
-                tracing::warn!(upstream = %self.name, member = %base, from = ?change.from, to = ?change.to, "upstream member health changed");
-            }
+            self.report(pick, base, outcome);
             match attempt {
                 Attempt::Answered(response) => return response,
                 Attempt::Undelivered(why) => {
                     metrics::counter!("troupe_proxy_upstream_errors_total", "route" => self.name.clone(), "reason" => "connect").increment(1);
                     last = (502, why);
                 }
+                Attempt::ClientBody(why) => return crate::server::body_refusal(why),
                 Attempt::Failed(status, why) => {
                     let reason = if status == 504 { "timeout" } else { "failed" };
                     metrics::counter!("troupe_proxy_upstream_errors_total", "route" => self.name.clone(), "reason" => reason).increment(1);
@@ -309,45 +500,128 @@ impl UpstreamPool {
         crate::server::error(last.0, &last.1)
     }
 
+    /// One health check of the member at `base`: whether it answered `check.path` with `2xx`
+    /// or `3xx` within `check.timeout`.
+    async fn check_once(&self, base: &Uri, check: &HealthCheck) -> bool {
+        let mut parts = base.clone().into_parts();
+        parts.path_and_query = check.path.parse().ok();
+        let Ok(uri) = Uri::from_parts(parts) else {
+            return false;
+        };
+        let mut request = Request::new(crate::body::full(Bytes::new()));
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(
+            header::USER_AGENT,
+            HeaderValue::from_static("troupe-health-check"),
+        );
+        let checked = tokio::time::timeout(check.timeout, async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            // read (a bounded part of) the body, so the connection is reused
+            let _ = http_body_util::Limited::new(response.into_body(), 64 << 10)
+                .collect()
+                .await;
+            Ok::<_, hyper_util::client::legacy::Error>(status)
+        })
+        .await;
+        matches!(checked, Ok(Ok(status)) if status.is_success() || status.is_redirection())
+    }
+
+    /// Starts the tunnel between the client's connection and `response`'s (a `101`) in
+    /// `tunnels`, and answers the client's `101`: the member's end-to-end headers, with its
+    /// `upgrade` and `connection: upgrade`.
+    fn tunnel(
+        &self,
+        client: OnUpgrade,
+        response: &mut Response<Incoming>,
+        tunnels: &Tunnels,
+    ) -> Response<Body> {
+        let upstream = hyper::upgrade::on(&mut *response);
+        let run = crate::tunnel::run(
+            client,
+            upstream,
+            self.tunnel_idle_timeout,
+            self.name.clone(),
+        );
+        tunnels.lock().unwrap_or_else(|p| p.into_inner()).spawn(run);
+        let mut answer = Response::new(crate::body::full(Bytes::new()));
+        *answer.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        *answer.headers_mut() = end_to_end(response.headers());
+        if let Some(protocol) = response.headers().get(header::UPGRADE) {
+            answer
+                .headers_mut()
+                .insert(header::UPGRADE, protocol.clone());
+        }
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        answer
+    }
+
+    /// Ends `pick` with `outcome`, logging a member's change of health.
+    fn report(&self, pick: Pick, base: &Uri, outcome: Outcome) {
+        let change = self
+            .balancer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .finished(pick, outcome, troupe_runtime::time::now());
+        if let Some(change) = change {
+            tracing::warn!(upstream = %self.name, member = %base, from = ?change.from, to = ?change.to, "upstream member health changed");
+        }
+    }
+
     async fn attempt(
         &self,
         base: &Uri,
         request: &Forwarded<'_>,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Outgoing,
+        upgrade: &mut Option<(OnUpgrade, &Tunnels)>,
     ) -> Attempt {
         let mut uri = base.clone().into_parts();
         uri.path_and_query = request.path_and_query.parse().ok();
         let Ok(uri) = Uri::from_parts(uri) else {
             return Attempt::Failed(400, "the request target cannot be forwarded".into());
         };
-        let mut outgoing = Request::new(Full::new(body));
+        let (body, verdict) = match body {
+            Outgoing::Whole(bytes) => (crate::body::full(bytes), None),
+            Outgoing::Streamed(guarded) => {
+                let verdict = guarded.verdict();
+                (guarded.boxed_unsync(), Some(verdict))
+            }
+        };
+        let mut outgoing = Request::new(body);
         *outgoing.method_mut() = request.method.clone();
         *outgoing.uri_mut() = uri;
         *outgoing.headers_mut() = headers.clone();
-        let sent = tokio::time::timeout(self.request_timeout, async {
-            let response = self.client.request(outgoing).await?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, self.max_response).collect().await;
-            Ok::<_, hyper_util::client::legacy::Error>((parts, body))
-        })
-        .await;
+        let sent = tokio::time::timeout(self.request_timeout, self.client.request(outgoing)).await;
+        let client_body = || verdict.as_ref().and_then(|v| v.get().copied());
         match sent {
-            Err(_) => Attempt::Failed(504, "the upstream did not answer in time".into()),
+            Err(_) => match client_body() {
+                Some(why) => Attempt::ClientBody(why),
+                None => Attempt::Failed(504, "the upstream did not answer in time".into()),
+            },
             Ok(Err(err)) if err.is_connect() => {
                 Attempt::Undelivered("the upstream could not be reached".into())
             }
-            Ok(Err(err)) => {
-                tracing::debug!(upstream = %self.name, cause = %err, "upstream request failed");
-                Attempt::Failed(502, "the upstream failed to answer".into())
-            }
-            Ok(Ok((_, Err(err)))) if err.downcast_ref::<LengthLimitError>().is_some() => {
-                Attempt::Failed(502, "the upstream's response is over the limit".into())
-            }
-            Ok(Ok((_, Err(_)))) => Attempt::Failed(502, "the upstream's response broke off".into()),
-            Ok(Ok((mut parts, Ok(body)))) => {
+            Ok(Err(err)) => match client_body() {
+                Some(why) => Attempt::ClientBody(why),
+                None => {
+                    tracing::debug!(upstream = %self.name, cause = %err, "upstream request failed");
+                    Attempt::Failed(502, "the upstream failed to answer".into())
+                }
+            },
+            Ok(Ok(mut response)) => {
+                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                    && let Some((client, tunnels)) = upgrade.take()
+                {
+                    return Attempt::Answered(self.tunnel(client, &mut response, tunnels));
+                }
+                let (mut parts, body) = response.into_parts();
                 parts.headers = end_to_end(&parts.headers);
-                Attempt::Answered(Response::from_parts(parts, Full::new(body.to_bytes())))
+                let body = Guarded::new(body, self.max_response, Deadline::Idle(self.read_timeout));
+                Attempt::Answered(Response::from_parts(parts, body.boxed_unsync()))
             }
         }
     }

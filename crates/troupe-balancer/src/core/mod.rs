@@ -35,11 +35,13 @@
 mod balancer;
 pub mod breaker;
 pub mod hash;
+pub mod health;
 mod ring;
 mod strategy;
 
 pub use balancer::Balancer;
 pub use breaker::{BreakerConfig, BreakerState};
+pub use health::{CheckedHealth, HealthChecks};
 pub use ring::{DEFAULT_VNODES_PER_WEIGHT, MAX_VNODES_PER_MEMBER};
 pub use strategy::Strategy;
 

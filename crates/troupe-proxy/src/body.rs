@@ -1,0 +1,284 @@
+//! Bodies that stream through the gateway: the one response body type every path answers
+//! with, and the guards a streamed body passes through (a byte limit and a deadline, enforced
+//! frame by frame, so nothing is buffered whole to enforce them).
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+/// The error a body in the gateway may end with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every response body the gateway writes: whole (a gateway answer, an actor's reply) or
+/// streamed (an upstream's).
+pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// `bytes` as a whole body.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Why a guarded body stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// More bytes than the limit
+    #[error("the body is over the limit")]
+    TooLarge,
+    /// The deadline passed before the body ended
+    #[error("the body did not arrive in time")]
+    TimedOut,
+    /// The other side broke off
+    #[error("the body broke off")]
+    Broken,
+}
+
+/// When a guarded body must end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// The whole body by this instant
+    At(Instant),
+    /// Each frame within this long of the one before (of the start, for the first)
+    Idle(Duration),
+}
+
+/// A body passed on frame by frame, ended with a [`BodyError`] once more than `limit` bytes
+/// arrive or its deadline passes; the error is also left in a shared slot, so whoever sent the
+/// body on can tell why its request failed.
+pub(crate) struct Guarded<B> {
+    inner: B,
+    limit: Option<u64>,
+    seen: u64,
+    deadline: Deadline,
+    timer: Pin<Box<Sleep>>,
+    verdict: Arc<OnceLock<BodyError>>,
+    done: bool,
+}
+
+impl<B> Guarded<B> {
+    /// `inner`, limited to `limit` bytes (none if `None`) and to `deadline`.
+    pub(crate) fn new(inner: B, limit: Option<u64>, deadline: Deadline) -> Self {
+        let at = match deadline {
+            Deadline::At(at) => at,
+            Deadline::Idle(idle) => Instant::now() + idle,
+        };
+        Self {
+            inner,
+            limit,
+            seen: 0,
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until(at)),
+            verdict: Arc::new(OnceLock::new()),
+            done: false,
+        }
+    }
+
+    /// Where the reason the body stopped will be, once it has.
+    pub(crate) fn verdict(&self) -> Arc<OnceLock<BodyError>> {
+        self.verdict.clone()
+    }
+
+    fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        let _ = self.verdict.set(error);
+        Poll::Ready(Some(Err(Box::new(error))))
+    }
+}
+
+impl<B> HttpBody for Guarded<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.limit.is_some_and(|limit| this.seen > limit) {
+                        return this.fail(BodyError::TooLarge);
+                    }
+                }
+                if let Deadline::Idle(idle) = this.deadline {
+                    this.timer.as_mut().reset(Instant::now() + idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                tracing::debug!(cause = %err.into(), "a streamed body broke off");
+                this.fail(BodyError::Broken)
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                this.fail(BodyError::TimedOut)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A body that counts the bytes it passes on and, when dropped (written out in full, or
+/// abandoned), hands the count to `on_end`: the access log learns how much was sent.
+pub(crate) struct Counted<B> {
+    inner: B,
+    sent: u64,
+    on_end: Option<Box<dyn FnOnce(u64) + Send>>,
+}
+
+impl<B> Counted<B> {
+    pub(crate) fn new(inner: B, on_end: impl FnOnce(u64) + Send + 'static) -> Self {
+        Self {
+            inner,
+            sent: 0,
+            on_end: Some(Box::new(on_end)),
+        }
+    }
+}
+
+impl<B> Drop for Counted<B> {
+    fn drop(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.sent);
+        }
+    }
+}
+
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.sent += data.len() as u64;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// `n` data frames of `size` bytes each, at once.
+    struct Chunks(usize, usize);
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            let this = self.get_mut();
+            if this.0 == 0 {
+                return Poll::Ready(None);
+            }
+            this.0 -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![7; this.1])))))
+        }
+    }
+
+    fn chunks(n: usize, size: usize) -> Chunks {
+        Chunks(n, size)
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_stops_with_the_reason_left_behind() {
+        let guarded = Guarded::new(
+            chunks(10, 100),
+            Some(950),
+            Deadline::Idle(Duration::from_secs(5)),
+        );
+        let verdict = guarded.verdict();
+        assert!(guarded.collect().await.is_err());
+        assert_eq!(verdict.get(), Some(&BodyError::TooLarge));
+        let within = Guarded::new(
+            chunks(10, 100),
+            Some(1_000),
+            Deadline::Idle(Duration::from_secs(5)),
+        );
+        assert_eq!(
+            within.collect().await.map(|c| c.to_bytes().len()).ok(),
+            Some(1_000)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_past_its_deadline_times_out() {
+        let (mut tx, rx) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+        let guarded = Guarded::new(rx, None, Deadline::Idle(Duration::from_secs(2)));
+        let verdict = guarded.verdict();
+        let sender = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tx.send_data(Bytes::from_static(b"x")).await.is_err() {
+                    return;
+                }
+            }
+            // then silence, holding the body open
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let got = guarded.collect().await;
+        assert!(got.is_err());
+        assert_eq!(verdict.get(), Some(&BodyError::TimedOut));
+        sender.abort();
+    }
+
+    #[tokio::test]
+    async fn a_counted_body_reports_what_it_sent_when_dropped() {
+        let total = Arc::new(AtomicU64::new(0));
+        let seen = total.clone();
+        let counted = Counted::new(chunks(4, 25), move |n| seen.store(n, Ordering::SeqCst));
+        let _ = counted.collect().await;
+        assert_eq!(total.load(Ordering::SeqCst), 100);
+    }
+}
