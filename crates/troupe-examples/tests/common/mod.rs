@@ -102,6 +102,11 @@ impl Proc {
             .expect("an admin address")
     }
 
+    /// The process's id
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGSTOP: the process stays alive, its sockets open, but runs nothing until
     /// [`Proc::resume`]
     pub(crate) fn stop(&self) {
