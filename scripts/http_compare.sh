@@ -16,8 +16,12 @@
 #   - nginx (2 worker processes, keepalive 64 to the upstream, access_log off, daemon off,
 #     conf, pid and logs in a temp dir) on a free port;
 #   - `troupe-http` (gateway → round-robin balancer → 4 responder actors) on an ephemeral port.
-# Then wrk -t2 -c64 --latency, A/B/A/B: troupe, nginx, troupe, nginx; the upstream alone for
-# reference; then shop's GET /items/bench (cache hit) in one, two and three processes.
+#   - `troupe-http --upstream` (the gateway as a reverse proxy to the same upstream, no actors),
+#     and the same over TLS, with nginx serving TLS on a second port with the same certificate.
+# Then wrk -t2 -c64 --latency, interleaved: troupe (actors), nginx, troupe as a reverse proxy,
+# twice; the upstream alone (hyper-direct) twice; troupe TLS and nginx TLS twice; a 10 MiB
+# body (`GET /big`) through troupe and nginx at -c8, twice (MB/s, and troupe's peak RSS); then
+# shop's GET /items/bench (cache hit) in one, two and three processes.
 # Results: JSON lines in target/compare/http.json and a markdown table on stdout. Every load
 # is bounded in time and every process this script starts is stopped by PID (trap on EXIT).
 set -euo pipefail
@@ -74,6 +78,10 @@ UPSTREAM="$TARGET/release/upstream"
 echo "== building shop and the troupe CLI (release)"
 cargo build -q --release -p troupe-examples --bin shop
 cargo build -q --release -p troupe-cli --bin troupe
+SHOP_TARGET=$(cargo metadata -q --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+SHOP="$SHOP_TARGET/release/shop"
+TROUPE_CLI="$SHOP_TARGET/release/troupe"
 
 # Starts CMD... in the background with stdout to LOG and waits (bounded) for a line starting
 # with PREFIX; the rest of that line goes to STARTED and the PID to LAST_PID and PIDS. Called
@@ -112,18 +120,34 @@ free_port() {
     exit 1
 }
 
-echo "== starting upstream and troupe-http"
+echo "== a certificate for the TLS runs"
+"$TROUPE_CLI" ca init "$WORK/ca" >/dev/null
+for n in edge app data gateway; do "$TROUPE_CLI" ca issue "$WORK/ca" "$n" >/dev/null; done
+CERT=$WORK/ca/gateway.crt
+KEY=$WORK/ca/gateway.key
+if [ ! -f "$CERT" ] || [ ! -f "$KEY" ]; then echo "no gateway certificate under $WORK/ca" >&2; exit 1; fi
+
+echo "== starting upstream and troupe-http (actors, reverse proxy, reverse proxy over TLS)"
 start "$WORK/upstream.log" listening "$UPSTREAM" --listen 127.0.0.1:0
 upstream=$STARTED
 start "$WORK/troupe.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 --pool "$POOL"
 troupe=$STARTED
 TROUPE_PID=$LAST_PID
+start "$WORK/troupe-proxy.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 \
+    --upstream "http://$upstream"
+troupe_proxy=$STARTED
+TROUPE_PROXY_PID=$LAST_PID
+start "$WORK/troupe-tls.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 \
+    --upstream "http://$upstream" --tls-cert "$CERT" --tls-key "$KEY"
+troupe_tls=$STARTED
 
 echo "== starting nginx"
 mkdir -p "$WORK/nginx"
 nginx_port=
 for _ in 1 2 3 4 5; do
     port=$(free_port)
+    tls_port=$(free_port)
+    [ "$tls_port" != "$port" ] || continue
     cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 2;
 daemon off;
@@ -147,8 +171,21 @@ http {
         keepalive 64;
         keepalive_requests 1000000;
     }
+    client_max_body_size 0;
     server {
         listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    server {
+        listen 127.0.0.1:$tls_port ssl;
+        http2 on;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.3;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -176,6 +213,7 @@ EOF
 done
 if [ -z "$nginx_port" ]; then echo "nginx never came up" >&2; exit 1; fi
 nginx=127.0.0.1:$nginx_port
+nginx_tls=127.0.0.1:$tls_port
 
 # both sides must answer the same bytes
 body_troupe=$(curl -sf "http://$troupe/bench")
@@ -185,8 +223,19 @@ if [ "$body_troupe" != "$body_nginx" ] || [ "${#body_troupe}" -ne 63 ]; then
     echo "bodies differ: troupe '$body_troupe' nginx '$body_nginx'" >&2
     exit 1
 fi
-echo "   troupe-http $troupe (pid $TROUPE_PID), nginx $nginx (pid $NGINX_PID) -> upstream $upstream"
-for _ in $(seq 1 50); do curl -sf "http://$troupe/bench" "http://$nginx/bench" >/dev/null; done
+body_proxy=$(curl -sf "http://$troupe_proxy/bench")
+body_tls=$(curl -sfk "https://$troupe_tls/bench")
+body_nginx_tls=$(curl -sfk "https://$nginx_tls/bench")
+if [ "$body_proxy" != "$body_nginx" ] || [ "$body_tls" != "$body_nginx" ] ||
+    [ "$body_nginx_tls" != "$body_nginx" ]; then
+    echo "bodies differ: proxy '$body_proxy' tls '$body_tls' nginx tls '$body_nginx_tls'" >&2
+    exit 1
+fi
+echo "   troupe-http $troupe (pid $TROUPE_PID), as a reverse proxy $troupe_proxy, TLS $troupe_tls;"
+echo "   nginx $nginx, TLS $nginx_tls (pid $NGINX_PID) -> upstream $upstream"
+for _ in $(seq 1 50); do
+    curl -sf "http://$troupe/bench" "http://$nginx/bench" "http://$troupe_proxy/bench" >/dev/null
+done
 
 # wrk's latency ("812.00us", "1.20ms", "1.02s") in milliseconds
 to_ms() {
@@ -204,11 +253,22 @@ to_ms() {
 ROWS=()
 # Runs wrk against URL for the run KEY (troupe, nginx, hyper-direct, shop-...) round ROUND, appends a JSON
 # line to $OUT/http.json and a row to ROWS.
+# MB/s from wrk's "Transfer/sec:  1.05GB"
+to_mb() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /GB$/) n = n * 1024
+        else if (v ~ /KB$/) n = n / 1024
+        else if (v ~ /MB$/) n = n
+        else n = n / 1048576
+        printf "%.1f", n
+    }'
+}
 measure() {
-    local key=$1 round=$2 url=$3
-    echo "== wrk $key round $round (${SECS}s): $url"
+    local key=$1 round=$2 url=$3 conns=${4:-$CONNS}
+    echo "== wrk $key round $round (${SECS}s, -c$conns): $url"
     local report
-    report=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$url")
+    report=$(wrk -t"$THREADS" -c"$conns" -d"${SECS}s" --latency "$url")
     echo "$report" >"$WORK/wrk-$key-$round.txt"
     local rps p50 p99 non2xx sock ok_rps
     rps=$(echo "$report" | awk '/Requests\/sec:/ {print $2}')
@@ -222,17 +282,32 @@ measure() {
     # "  527482 requests in 10.00s, 68.92MB read": answers that were 2xx, per second
     ok_rps=$(echo "$report" | awk -v bad="$non2xx" '/ requests in / {
         d = $4; sub(/s,$/, "", d); printf "%.2f", ($1 - bad) / d }')
-    echo "   $rps req/s ($ok_rps 2xx/s), p50 ${p50} ms, p99 ${p99} ms, non-2xx $non2xx, socket errors $sock"
-    echo "{\"bench\":\"http_compare\",\"server\":\"$key\",\"round\":$round,\"threads\":$THREADS,\"connections\":$CONNS,\"secs\":$SECS,\"requests_per_sec\":$rps,\"ok_per_sec\":$ok_rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$non2xx,\"socket_errors\":$sock}" >>"$OUT/http.json"
-    ROWS+=("$key $round $rps $ok_rps $p50 $p99 $non2xx $sock")
+    local mbps
+    mbps=$(to_mb "$(echo "$report" | awk '/Transfer\/sec:/ {print $2}')")
+    echo "   $rps req/s ($ok_rps 2xx/s), $mbps MB/s, p50 ${p50} ms, p99 ${p99} ms, non-2xx $non2xx, socket errors $sock"
+    echo "{\"bench\":\"http_compare\",\"server\":\"$key\",\"round\":$round,\"threads\":$THREADS,\"connections\":$conns,\"secs\":$SECS,\"requests_per_sec\":$rps,\"ok_per_sec\":$ok_rps,\"mb_per_sec\":$mbps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$non2xx,\"socket_errors\":$sock}" >>"$OUT/http.json"
+    ROWS+=("$key $round $rps $ok_rps $p50 $p99 $non2xx $sock $mbps")
 }
 
-measure troupe 1 "http://$troupe/bench"
-measure nginx 1 "http://$nginx/bench"
-measure troupe 2 "http://$troupe/bench"
-measure nginx 2 "http://$nginx/bench"
-# reference, not in the ratio: the upstream alone (hyper answering the bytes itself, no hop)
+for round in 1 2; do
+    measure troupe "$round" "http://$troupe/bench"
+    measure nginx "$round" "http://$nginx/bench"
+    measure troupe-proxy "$round" "http://$troupe_proxy/bench"
+done
+# the upstream alone (hyper answering the bytes itself, no hop): the ceiling
 measure hyper-direct 1 "http://$upstream/bench"
+measure hyper-direct 2 "http://$upstream/bench"
+for round in 1 2; do
+    measure troupe-tls "$round" "https://$troupe_tls/bench"
+    measure nginx-tls "$round" "https://$nginx_tls/bench"
+done
+# large bodies: 10 MiB per response through the reverse proxies, 8 connections
+for round in 1 2; do
+    measure troupe-big "$round" "http://$troupe_proxy/big" 8
+    measure nginx-big "$round" "http://$nginx/big" 8
+done
+PROXY_PEAK_KB=$(awk '/VmHWM:/ {print $2}' "/proc/$TROUPE_PROXY_PID/status")
+echo "   troupe reverse proxy peak RSS after every run: $((PROXY_PEAK_KB / 1024)) MiB"
 
 if [ "$PERF" = 1 ]; then
     # an extra troupe run under the profiler, kept out of the table
@@ -283,10 +358,6 @@ stop_all
 # one process, then as two (edge + app | data) and three (edge | app | data) processes with
 # mutual TLS between them: scripts/shop_bench.sh's layouts and flags (the per-IP rate limit
 # off: every wrk connection comes from 127.0.0.1), replicated to get p50 and this table.
-SHOP_TARGET=$(cargo metadata -q --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-SHOP="$SHOP_TARGET/release/shop"
-TROUPE_CLI="$SHOP_TARGET/release/troupe"
 
 wait_healthy() {
     local http=$1
@@ -322,9 +393,6 @@ start "$WORK/shop-one.log" "http listening" "$SHOP" --http 127.0.0.1:0 --resp 12
     --data "$WORK/shop-one-data" --rate-limit-per-ip 0
 measure_shop one-process "$STARTED"
 
-"$TROUPE_CLI" ca init "$WORK/ca" >/dev/null
-for n in edge app data; do "$TROUPE_CLI" ca issue "$WORK/ca" "$n" >/dev/null; done
-
 echo "== shop, two processes (edge + app | data)"
 common=(--listen 127.0.0.1:0 --ca "$WORK/ca" --http 127.0.0.1:0 --resp 127.0.0.1:0
     --data "$WORK/shop-two-data" --rate-limit-per-ip 0)
@@ -349,30 +417,33 @@ echo
 echo "HTTP GET through a gateway, wrk -t$THREADS -c$CONNS -d${SECS}s --latency," \
     "$(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "troupe: gateway → balancer (round robin) → $POOL responder actors, one process, fixed 64-byte body;"
+echo "troupe-proxy: the gateway as a reverse proxy (Upstream::http) → the same hyper upstream as nginx;"
 echo "nginx: 2 workers → keepalive → hyper upstream process, same 64 bytes;"
-echo "hyper-direct: wrk straight at the upstream (no proxy, no actors), for reference;"
+echo "hyper-direct: wrk straight at the upstream (no proxy, no actors): the ceiling;"
+echo "*-tls: the reverse proxies serving HTTPS (TLS 1.3, same certificate), wrk's keep-alive connections;"
+echo "*-big: GET /big, 10 MiB per response, through the reverse proxies at -c8 (MB/s);"
 echo "shop: GET /items/bench, cache hit, through shop's gateway (JSON body), per-IP rate limit off"
 echo
-printf '| run | requests/s | 2xx/s | p50 (ms) | p99 (ms) | non-2xx | socket errors |\n'
-printf '|---|---|---|---|---|---|---|\n'
+printf '| run | requests/s | 2xx/s | MB/s | p50 (ms) | p99 (ms) | non-2xx | socket errors |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
 for row in "${ROWS[@]}"; do
-    read -r key round rps ok_rps p50 p99 non2xx sock <<<"$row"
-    case "$key" in shop-* | hyper-direct) label=$key ;; *) label="$key #$round" ;; esac
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$rps" "$ok_rps" "$p50" "$p99" "$non2xx" "$sock"
+    read -r key round rps ok_rps p50 p99 non2xx sock mbps <<<"$row"
+    case "$key" in shop-*) label=$key ;; *) label="$key #$round" ;; esac
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$rps" "$ok_rps" "$mbps" "$p50" "$p99" "$non2xx" "$sock"
 done
-# means over the rounds and the troupe/nginx ratios (requests/s: troupe/nginx, latency:
-# nginx/troupe, so that above 1.0 means troupe is better in every column)
-printf '%s\n' "${ROWS[@]}" | awk -v json="$OUT/http.json" '
-    { n[$1]++; rps[$1] += $3; ok[$1] += $4; p50[$1] += $5; p99[$1] += $6 }
+# means over the rounds and the ratios (requests/s or MB/s: troupe over the other, so that
+# above 1.0 means troupe is better)
+printf '%s\n' "${ROWS[@]}" | awk -v json="$OUT/http.json" -v peak_kb="$PROXY_PEAK_KB" '
+    { n[$1]++; rps[$1] += $3; p50[$1] += $5; p99[$1] += $6; mb[$1] += $9 }
     END {
-        for (s in n) { rps[s] /= n[s]; ok[s] /= n[s]; p50[s] /= n[s]; p99[s] /= n[s] }
-        printf "| troupe (mean) | %.0f | %.0f | %.3f | %.3f | | |\n", rps["troupe"], ok["troupe"], p50["troupe"], p99["troupe"]
-        printf "| nginx (mean) | %.0f | %.0f | %.3f | %.3f | | |\n", rps["nginx"], ok["nginx"], p50["nginx"], p99["nginx"]
-        printf "| **troupe vs nginx** | **%.2fx** | %.2fx | %.2fx | %.2fx | | |\n",
-            rps["troupe"] / rps["nginx"], ok["troupe"] / ok["nginx"],
-            p50["nginx"] / p50["troupe"], p99["nginx"] / p99["troupe"]
-        printf "{\"bench\":\"http_compare\",\"summary\":true,\"troupe_rps\":%.1f,\"nginx_rps\":%.1f,\"ratio_troupe_over_nginx\":%.3f,\"target_ratio\":1.0}\n",
-            rps["troupe"], rps["nginx"], rps["troupe"] / rps["nginx"] >> json
+        for (s in n) { rps[s] /= n[s]; p50[s] /= n[s]; p99[s] /= n[s]; mb[s] /= n[s] }
+        printf "\n| comparison (means of two runs) | troupe | other | ratio | target |\n|---|---|---|---|---|\n"
+        printf "| gateway → actors vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe"], rps["nginx"], rps["troupe"] / rps["nginx"]
+        printf "| gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-proxy"], rps["nginx"], rps["troupe-proxy"] / rps["nginx"]
+        printf "| gateway → actors vs bare hyper, requests/s | %.0f | %.0f | **%.2fx** | ≥ 0.7x |\n", rps["troupe"], rps["hyper-direct"], rps["troupe"] / rps["hyper-direct"]
+        printf "| TLS: gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-tls"], rps["nginx-tls"], rps["troupe-tls"] / rps["nginx-tls"]
+        printf "| 10 MiB bodies: gateway vs nginx, MB/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", mb["troupe-big"], mb["nginx-big"], mb["troupe-big"] / mb["nginx-big"]
+        printf "\ntroupe reverse proxy peak RSS after every run: %.0f MiB\n", peak_kb / 1024
+        printf "{\"bench\":\"http_compare\",\"summary\":true,\"troupe_rps\":%.1f,\"nginx_rps\":%.1f,\"troupe_proxy_rps\":%.1f,\"hyper_direct_rps\":%.1f,\"troupe_tls_rps\":%.1f,\"nginx_tls_rps\":%.1f,\"troupe_big_mbps\":%.1f,\"nginx_big_mbps\":%.1f,\"troupe_proxy_peak_rss_kb\":%d}\n",
+            rps["troupe"], rps["nginx"], rps["troupe-proxy"], rps["hyper-direct"], rps["troupe-tls"], rps["nginx-tls"], mb["troupe-big"], mb["nginx-big"], peak_kb >> json
     }'
-echo
-echo "ratio row: requests/s and 2xx/s troupe/nginx; latencies nginx/troupe (above 1.0 = troupe better)"

@@ -117,7 +117,10 @@ pub mod prelude {
     #[cfg(feature = "db")]
     pub use troupe_db::{AckMode, DbClient, DbSpec, ReadPolicy};
     #[cfg(feature = "proxy")]
-    pub use troupe_proxy::{HttpCall, HttpRequest, HttpResponse, Proxy};
+    pub use troupe_proxy::{
+        HttpCall, HttpRequest, HttpResponse, HttpStreamCall, HttpStreamRequest, HttpStreamResponse,
+        Proxy,
+    };
     #[cfg(feature = "queue")]
     pub use troupe_queue::{QueueClient, QueueSpec};
     pub use troupe_runtime::{

@@ -16,13 +16,31 @@ use troupe_runtime::Reach;
 use crate::topology::{Part, Place, Topology};
 
 /// The gateway: one actor serving HTTP on its address; the handle asks it for its bound
-/// address (`ProxyMsg::LocalAddr`).
+/// address (`ProxyMsg::LocalAddr`). A gateway with streaming routes also gets its body
+/// service, `NAME.bodies`, beside it, reachable as the topology declares (the whole cluster
+/// by default: streaming targets may run on any node, and each stream's id is a secret only
+/// its target learns).
 #[cfg(feature = "proxy")]
 impl Part for troupe_proxy::Proxy {
     type Handle = Addr<troupe_proxy::ProxyMsg>;
 
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> Self::Handle {
-        topology.add_with(place, name, ChildOptions::permanent(), self.factory())
+        let proxy = if self.has_streaming_routes() {
+            let reach = topology
+                .declared_reach()
+                .cloned()
+                .unwrap_or_else(troupe_runtime::Reach::cluster);
+            let service = topology.add_with(
+                place,
+                &format!("{name}.bodies"),
+                ChildOptions::permanent().reachable_from(reach),
+                self.body_service(),
+            );
+            self.with_body_service(service)
+        } else {
+            self
+        };
+        topology.add_with(place, name, ChildOptions::permanent(), proxy.factory())
     }
 }
 

@@ -108,3 +108,88 @@ async fn gateway_balancer_pool_over_quic() {
     })
     .await;
 }
+
+/// Answers with the length of the body it pulled.
+struct Counter;
+
+impl Actor for Counter {
+    type Msg = HttpStreamCall;
+
+    async fn handle(
+        &mut self,
+        call: HttpStreamCall,
+        _: &mut Ctx<HttpStreamCall>,
+    ) -> Result<(), ActorError> {
+        let body = &call.request.body;
+        let answer = match body.read_to_end(8 << 20, Duration::from_secs(5)).await {
+            Ok(all) => HttpResponse::ok(format!("pulled {}", all.len())),
+            Err(err) => HttpResponse::text(400, err.to_string()),
+        };
+        call.reply.send(HttpStreamResponse::whole(answer));
+        Ok(())
+    }
+}
+
+/// A streaming route declared in a topology gets its body service placed beside the gateway:
+/// the target on `app` pulls a body sent to the gateway on `edge`.
+async fn stream_through(args: LaunchArgs) {
+    let mut t = Topology::new("streaming");
+    let (edge, app) = (t.node("edge"), t.node("app"));
+    let counter = t.add(
+        app,
+        "counter",
+        (|| Counter).reachable_from(Reach::nodes(["edge"])),
+    );
+    let gateway = t.add(
+        edge,
+        "gateway",
+        Proxy::http("127.0.0.1:0").route_streaming("/", counter),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(launch_until(t, args, async move {
+        let _ = stop_rx.await;
+    }));
+    let addr = gateway_addr(&gateway).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<Bytes>>();
+    troupe_testkit::eventually(
+        "a body pulled across nodes",
+        Duration::from_secs(10),
+        async || {
+            let request = http::Request::post(format!("http://{addr}/count"))
+                .body(http_body_util::Full::new(Bytes::from(vec![7u8; 300_000])))
+                .unwrap();
+            match client.request(request).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                    match body {
+                        Ok(b) if status == 200 && &b[..] == b"pulled 300000" => Ok(()),
+                        other => Err(format!("{status} {other:?}")),
+                    }
+                }
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
+    .await;
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_route_in_one_process() {
+    stream_through(LaunchArgs::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_route_over_quic() {
+    stream_through(LaunchArgs {
+        quic: true,
+        ..LaunchArgs::default()
+    })
+    .await;
+}

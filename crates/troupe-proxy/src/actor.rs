@@ -14,12 +14,14 @@ use crate::access::{AccessLog, AccessLogger};
 use crate::core::Routes;
 use crate::message::HttpCall;
 use crate::server::{Shared, Target, over_limit_refusal, serve_connection};
+use crate::stream::{BodyMsg, BodyService, HttpStreamCall, Streams};
 use crate::upstream::Upstream;
 
 /// Where a route sends its requests.
 #[derive(Clone, Debug)]
 enum RouteTo {
     Actor(Addr<HttpCall>),
+    Streaming(Addr<HttpStreamCall>),
     Upstream(Box<Upstream>),
 }
 
@@ -57,6 +59,16 @@ pub struct Proxy {
     tls: Option<(PathBuf, PathBuf)>,
     /// Connection limits and drain.
     shell: ListenerShell,
+    /// The streams of streaming routes, shared with the body service
+    streams: Arc<Streams>,
+    /// The body service streaming targets pull from and push to
+    body_service: Option<Addr<BodyMsg>>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streams")
+    }
 }
 
 impl Proxy {
@@ -76,6 +88,8 @@ impl Proxy {
             access_log: None,
             tls: None,
             shell: ListenerShell::new("proxy"),
+            streams: Arc::default(),
+            body_service: None,
         }
     }
 
@@ -95,6 +109,40 @@ impl Proxy {
             prefix.to_string(),
             RouteTo::Upstream(Box::new(upstream)),
         ));
+        self
+    }
+
+    /// Sends requests whose path starts with `prefix` to `target` with their bodies streamed
+    /// both ways (see [`HttpStreamRequest`](crate::stream::HttpStreamRequest)): the target
+    /// pulls the request body chunk by chunk and may push its response body the same way,
+    /// each with backpressure, so neither is held whole. Needs the gateway's body service:
+    /// a topology adds it beside the gateway; by hand, add
+    /// [`body_service`](Self::body_service) and pass its address to
+    /// [`with_body_service`](Self::with_body_service).
+    pub fn route_streaming(mut self, prefix: &str, target: Addr<HttpStreamCall>) -> Self {
+        self.routes
+            .push((None, prefix.to_string(), RouteTo::Streaming(target)));
+        self
+    }
+
+    /// Whether any route streams its bodies (and so needs the body service).
+    pub fn has_streaming_routes(&self) -> bool {
+        self.routes
+            .iter()
+            .any(|(_, _, to)| matches!(to, RouteTo::Streaming(_)))
+    }
+
+    /// A factory of the body service for this gateway's streaming routes: add it beside the
+    /// gateway, on the same node, reachable from the nodes of the streaming targets. A pull or
+    /// push waits at most the [`body_timeout`](Self::body_timeout) for the client.
+    pub fn body_service(&self) -> impl Fn() -> BodyService + Send + Sync + 'static {
+        let (streams, limit) = (self.streams.clone(), self.body_timeout);
+        move || BodyService::new(streams.clone(), limit)
+    }
+
+    /// The address of this gateway's [`body_service`](Self::body_service).
+    pub fn with_body_service(mut self, service: Addr<BodyMsg>) -> Self {
+        self.body_service = Some(service);
         self
     }
 
@@ -201,6 +249,18 @@ impl Proxy {
     }
 }
 
+/// Why a gateway's configuration cannot start (beside the errors of binding, TLS files,
+/// access-log files and upstreams).
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyStartError {
+    /// Streaming routes without the body service
+    #[error(
+        "streaming routes need the gateway's body service: add Proxy::body_service beside \
+         the gateway and pass its address to Proxy::with_body_service (a topology does both)"
+    )]
+    NoBodyService,
+}
+
 /// The proxy actor's own requests (its HTTP traffic does not pass through its mailbox).
 #[derive(Debug, Serialize, Deserialize, Message)]
 #[message(name = "troupe.proxy.Control")]
@@ -231,6 +291,7 @@ impl Actor for ProxyActor {
             routes.add(host.as_deref(), prefix, i);
             targets.push(match target {
                 RouteTo::Actor(addr) => Target::Actor(addr.clone()),
+                RouteTo::Streaming(addr) => Target::Streaming(addr.clone()),
                 RouteTo::Upstream(upstream) => {
                     Target::Http(upstream.start(&format!("upstream {prefix}"))?)
                 }
@@ -246,6 +307,9 @@ impl Actor for ProxyActor {
             )),
             None => None,
         };
+        if c.has_streaming_routes() && c.body_service.is_none() {
+            return Err(Box::new(ProxyStartError::NoBodyService));
+        }
         let listener = c.listen.bind().await?;
         let shared = Arc::new(Shared {
             routes,
@@ -257,6 +321,10 @@ impl Actor for ProxyActor {
             body_timeout: c.body_timeout,
             access_log,
             tls,
+            bodies: c
+                .body_service
+                .clone()
+                .map(|service| (c.streams.clone(), service)),
         });
         if shared.limiter.is_some() {
             // the limiter keeps a state per client address: forget those back to a full quota

@@ -16,6 +16,9 @@
 //!   `400` with a reason.
 //! - `server`: the hyper server (HTTP/1.1 keep-alive and HTTP/2), limits, graceful drain.
 //! - [`upstream`]: HTTP upstreams, routes whose members are HTTP servers.
+//! - [`stream`]: routes whose target actors pull request bodies and push response bodies
+//!   chunk by chunk, on any node.
+//! - `body`, `tunnel`: streamed bodies' limits and deadlines; WebSocket pass-through.
 //! - [`actor`]: [`Proxy`] (configuration) and [`ProxyActor`] (the supervised actor).
 //!
 //! # Metrics
@@ -30,6 +33,7 @@ pub mod core;
 mod head;
 pub mod message;
 mod server;
+pub mod stream;
 mod tunnel;
 pub mod upstream;
 
@@ -38,4 +42,5 @@ pub use actor::{Proxy, ProxyActor, ProxyMsg};
 #[doc(hidden)]
 pub use head::fuzz_head_and_route;
 pub use message::{HttpCall, HttpRequest, HttpResponse};
+pub use stream::{HttpStreamCall, HttpStreamRequest, HttpStreamResponse};
 pub use upstream::{Upstream, UpstreamError};

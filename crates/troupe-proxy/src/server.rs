@@ -12,6 +12,7 @@ use troupe_runtime::TraceParent;
 use troupe_runtime::trace::{self, HeadSample};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
@@ -30,6 +31,7 @@ use crate::body::{Body, BodyError, Counted, Deadline, Guarded};
 use crate::core::{Routes, status_for, upstream_error_kind};
 use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
+use crate::stream::{BodyMsg, HttpStreamCall, HttpStreamRequest, HttpStreamResponse, Streams};
 use crate::tunnel::Tunnels;
 use crate::upstream::{Forwarded, Outgoing, SharedUpstream};
 
@@ -37,6 +39,8 @@ use crate::upstream::{Forwarded, Outgoing, SharedUpstream};
 pub(crate) enum Target {
     /// An actor, asked with each request as an [`HttpRequest`]
     Actor(Addr<HttpCall>),
+    /// An actor that pulls the request body and may push the response body
+    Streaming(Addr<HttpStreamCall>),
     /// HTTP servers, through the pooled client
     Http(SharedUpstream),
 }
@@ -46,6 +50,7 @@ impl Target {
     fn name(&self) -> &str {
         match self {
             Self::Actor(addr) => addr.name(),
+            Self::Streaming(addr) => addr.name(),
             Self::Http(pool) => pool.name(),
         }
     }
@@ -62,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) body_timeout: Duration,
     pub(crate) access_log: Option<AccessLogger>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The open streams of streaming routes and the body service their targets use
+    pub(crate) bodies: Option<(Arc<Streams>, Addr<BodyMsg>)>,
 }
 
 impl Shared {
@@ -429,15 +436,12 @@ async fn respond(
             };
             return pool.forward(&request, body, upgrade).await;
         }
+        Target::Streaming(addr) => return stream_to(shared, client, host, req, addr).await,
         Target::Actor(addr) => addr,
     };
     let method = req.method().as_str().to_string();
     let query = req.uri().query().map(str::to_string);
-    let headers = req
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+    let headers = header_pairs(req.headers());
     let body = match read_body(shared, req.into_body()).await {
         Ok(body) => body.to_vec(),
         Err(refusal) => return refusal,
@@ -465,6 +469,98 @@ async fn respond(
             error(status, text)
         }
     }
+}
+
+/// Asks the streaming target `addr` with `req`, its body pulled by the target through the
+/// body service, and answers its response, whole or as the target pushes it.
+async fn stream_to(
+    shared: &Shared,
+    client: IpAddr,
+    host: Option<String>,
+    req: Request<Incoming>,
+    addr: &Addr<HttpStreamCall>,
+) -> Response<Body> {
+    let Some((streams, service)) = &shared.bodies else {
+        return error(
+            500,
+            "this route streams, but the gateway has no body service",
+        );
+    };
+    let (parts, body) = req.into_parts();
+    let length = body.size_hint().exact();
+    let (id, open, pushed) = streams.open(guarded(shared, body));
+    let (body, response) = Streams::handles(service, id, length);
+    let request = HttpStreamRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        host,
+        headers: header_pairs(&parts.headers),
+        client: Some(client),
+        body,
+        response,
+    };
+    let reply = match addr.ask(request, shared.call_timeout).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            tracing::debug!(cause = %err, "streaming target call failed");
+            metrics::counter!(
+                "troupe_proxy_upstream_errors_total",
+                "route" => addr.name().to_string(),
+                "reason" => upstream_error_kind(&err)
+            )
+            .increment(1);
+            let (status, text) = status_for(&err);
+            return error(status, text);
+        }
+    };
+    let HttpStreamResponse {
+        status,
+        headers,
+        body,
+        streamed,
+    } = reply;
+    let head = HttpResponse {
+        status,
+        headers,
+        body,
+    };
+    if !streamed {
+        return into_response(head);
+    }
+    // the first bytes, then each pushed chunk until the target finishes; a target that stops
+    // pushing for the body timeout has its response cut off
+    let first = (!head.body.is_empty()).then(|| Bytes::from(head.body.clone()));
+    let chunks = futures::stream::iter(first)
+        .chain(tokio_stream_from(pushed))
+        .map(|chunk| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk)));
+    let streamed_body = Guarded::new(
+        http_body_util::StreamBody::new(chunks),
+        None,
+        Deadline::Idle(shared.body_timeout),
+    );
+    let mut response = into_response(HttpResponse {
+        body: Vec::new(),
+        ..head
+    });
+    // the stream stays open while its response is being sent
+    *response.body_mut() = Counted::new(streamed_body, move |_| drop(open)).boxed_unsync();
+    response
+}
+
+/// `rx` as a stream of its items.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = Bytes> + Send + Unpin {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+/// Header names and values that are valid UTF-8, in order.
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 fn into_response(reply: HttpResponse) -> Response<Body> {
@@ -505,6 +601,7 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             access_log: None,
             tls: None,
+            bodies: None,
         };
         let Some(limiter) = &shared.limiter else {
             panic!("a limiter")

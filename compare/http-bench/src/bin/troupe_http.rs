@@ -5,7 +5,11 @@
 //! over in memory, as in the README's request path.
 //!
 //!   troupe-http --listen 127.0.0.1:0 --pool 4 [--strategy round-robin|least-outstanding]
-//!               [--observed]
+//!               [--observed] [--upstream http://HOST:PORT] [--tls-cert F --tls-key F]
+//!
+//! With `--upstream`, the gateway is a reverse proxy instead: every path goes to that HTTP
+//! server through `Upstream::http` (no balancer, no actors), as nginx's `proxy_pass` does.
+//! With `--tls-cert/--tls-key`, it serves HTTPS (rustls, HTTP/1.1 or h2 by ALPN).
 //!
 //! Without `--observed`, nothing watches it: no admin endpoint (so no metrics recorder) and no
 //! `tracing` subscriber. With it, what a launched troupe program exporting traces runs with:
@@ -47,6 +51,15 @@ struct Args {
     /// Metrics and traces on (see the module docs).
     #[arg(long)]
     observed: bool,
+    /// Forward every request to this HTTP server instead of the actors.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Answers every request with the fixed body.
@@ -94,17 +107,25 @@ async fn main() -> anyhow::Result<()> {
         .context("launch arguments")?;
     let mut t = Topology::new("http-bench");
     let (edge, app) = (t.node("edge"), t.node("app"));
-    let pool = t.pool(app, "responder", args.pool.max(1), |_| Responder);
-    let balancer = match args.strategy {
-        Strategy::RoundRobin => Balancer::round_robin(&pool),
-        Strategy::LeastOutstanding => Balancer::least_outstanding(&pool),
-    };
-    let lb = t.add(app, "lb", balancer.factory());
-    let gateway = t.add(
-        edge,
-        "gateway",
-        Proxy::http(args.listen.clone()).route("/", lb).factory(),
-    );
+    let mut proxy = Proxy::http(args.listen.clone());
+    if let Some(url) = &args.upstream {
+        // as large as nginx's default (client_max_body_size is unlimited here too)
+        proxy = proxy
+            .route_upstream("/", troupe::proxy::Upstream::http([url.clone()]))
+            .body_limit(usize::MAX);
+    } else {
+        let pool = t.pool(app, "responder", args.pool.max(1), |_| Responder);
+        let balancer = match args.strategy {
+            Strategy::RoundRobin => Balancer::round_robin(&pool),
+            Strategy::LeastOutstanding => Balancer::least_outstanding(&pool),
+        };
+        let lb = t.add(app, "lb", balancer.factory());
+        proxy = proxy.route("/", lb);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        proxy = proxy.tls(cert, key);
+    }
+    let gateway = t.add(edge, "gateway", proxy.factory());
     let stop = troupe::shutdown_signal().context("installing the signal handlers")?;
     let mut running = tokio::spawn(launch_until(t, launch_args, stop));
     // a topology that fails to start (say the address is taken) ends `running` early
