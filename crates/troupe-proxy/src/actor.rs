@@ -15,6 +15,7 @@ use crate::core::Routes;
 use crate::message::HttpCall;
 use crate::server::{Shared, Target, over_limit_refusal, serve_connection};
 use crate::stream::{BodyMsg, BodyService, HttpStreamCall, Streams};
+use crate::tls::ReloadingTls;
 use crate::upstream::Upstream;
 
 /// Where a route sends its requests.
@@ -57,6 +58,8 @@ pub struct Proxy {
     access_log: Option<AccessLog>,
     /// PEM certificate chain and key files, to serve HTTPS
     tls: Option<(PathBuf, PathBuf)>,
+    /// How often the TLS files are checked for changes
+    tls_reload_every: Duration,
     /// Connection limits and drain.
     shell: ListenerShell,
     /// The streams of streaming routes, shared with the body service
@@ -87,6 +90,7 @@ impl Proxy {
             body_timeout: Duration::from_secs(30),
             access_log: None,
             tls: None,
+            tls_reload_every: Duration::from_secs(10),
             shell: ListenerShell::new("proxy"),
             streams: Arc::default(),
             body_service: None,
@@ -212,6 +216,15 @@ impl Proxy {
         self
     }
 
+    /// How often the [`tls`](Self::tls) files are checked for a renewed certificate (every
+    /// 10 s by default): when either file has changed, the pair is read again and new
+    /// connections use it (open ones keep theirs); a pair that cannot be used is logged and
+    /// counted in `troupe_proxy_tls_reloads_total{result="failed"}`, and the previous one stays.
+    pub fn tls_reload_every(mut self, every: Duration) -> Self {
+        self.tls_reload_every = every.max(Duration::from_millis(10));
+        self
+    }
+
     /// How long in-flight requests get to finish on shutdown.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.shell = self.shell.drain_timeout(timeout);
@@ -302,11 +315,21 @@ impl Actor for ProxyActor {
             None => None,
         };
         let tls = match &c.tls {
-            Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
-                troupe_identity::https_server_config(cert, key)?,
-            )),
+            Some((cert, key)) => Some(ReloadingTls::load(cert, key)?),
             None => None,
         };
+        if let Some(tls) = &tls {
+            // certificates renewed on disk are picked up without a restart
+            let (tls, every) = (tls.clone(), c.tls_reload_every);
+            ctx.spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    tls.reload_if_changed();
+                }
+            });
+        }
         if c.has_streaming_routes() && c.body_service.is_none() {
             return Err(Box::new(ProxyStartError::NoBodyService));
         }

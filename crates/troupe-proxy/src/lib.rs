@@ -34,6 +34,7 @@ mod head;
 pub mod message;
 mod server;
 pub mod stream;
+mod tls;
 mod tunnel;
 pub mod upstream;
 

@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     pub(crate) header_timeout: Duration,
     pub(crate) body_timeout: Duration,
     pub(crate) access_log: Option<AccessLogger>,
-    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) tls: Option<Arc<crate::tls::ReloadingTls>>,
     /// The open streams of streaming routes and the body service their targets use
     pub(crate) bodies: Option<(Arc<Streams>, Addr<BodyMsg>)>,
 }
@@ -107,7 +107,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
         mut drain,
         ..
     } = conn;
-    let Some(acceptor) = shared.tls.clone() else {
+    let Some(acceptor) = shared.tls.as_ref().map(|tls| tls.acceptor()) else {
         return serve_stream(shared, stream, peer, drain).await;
     };
     let handshake = tokio::select! {

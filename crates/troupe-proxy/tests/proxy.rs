@@ -788,6 +788,83 @@ async fn each_request_gets_an_access_log_line_combined_or_json() {
 /// HTTPS: TLS terminated at the gateway with a certificate the test makes (a node certificate
 /// for the name `gateway`, from a CA of its own); HTTP/1.1 and HTTP/2 chosen by ALPN, each
 /// answered by the routed service; plain HTTP sent to the TLS port gets no HTTP answer.
+/// The leaf certificate `addr` presents in a TLS handshake, trusting the CA in `dir`.
+async fn presented_cert(dir: &std::path::Path, addr: SocketAddr) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(dir.join("ca.crt")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("gateway").unwrap();
+    let tls = within("a TLS handshake", T, connector.connect(name, tcp))
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn cert_der(path: &std::path::Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// A certificate renewed on disk is served to new connections without a restart; a broken
+/// file written over it leaves the last good one in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_picked_up_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    troupe_identity::init_ca(dir.path(), "c").unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let old = troupe_identity::issue_node(dir.path(), "gateway", &first).unwrap();
+    let new = troupe_identity::issue_node(dir.path(), "gateway", &second).unwrap();
+    let (cert, key) = (dir.path().join("live.crt"), dir.path().join("live.key"));
+    std::fs::copy(&old.cert, &cert).unwrap();
+    std::fs::copy(&old.key, &key).unwrap();
+    let (c, k) = (cert.clone(), key.clone());
+    let edge = edge("reload", move |p, a, _, _| {
+        p.route("/", a)
+            .tls(c, k)
+            .tls_reload_every(Duration::from_millis(50))
+    })
+    .await;
+    assert_eq!(
+        presented_cert(dir.path(), edge.addr).await,
+        cert_der(&old.cert)
+    );
+
+    std::fs::copy(&new.key, &key).unwrap();
+    std::fs::copy(&new.cert, &cert).unwrap();
+    let renewed = cert_der(&new.cert);
+    eventually("the renewed certificate served", T, async || {
+        presented_cert(dir.path(), edge.addr).await == renewed
+    })
+    .await;
+
+    std::fs::write(&cert, "not a certificate").unwrap();
+    // checked a few times over: the broken file never replaces the good certificate
+    for _ in 0..5 {
+        assert_eq!(presented_cert(dir.path(), edge.addr).await, renewed);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    edge.node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_http1_and_http2_by_alpn_with_a_certificate_from_files() {
     use hyper_util::rt::TokioIo;
