@@ -556,14 +556,14 @@ fn tokio_stream_from(
 }
 
 /// Header names and values that are valid UTF-8, in order.
-fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect()
 }
 
-fn into_response(reply: HttpResponse) -> Response<Body> {
+pub(crate) fn into_response(reply: HttpResponse) -> Response<Body> {
     let Ok(status) = http::StatusCode::from_u16(reply.status) else {
         return error(502, "the service answered with an invalid status");
     };

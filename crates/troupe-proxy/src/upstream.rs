@@ -3,7 +3,8 @@
 //! picked and ejected by the balancer's pure core (round robin, a circuit
 //! breaker per member: consecutive failures eject it, a probe after the open period re-admits
 //! it); a request whose member could not be reached is tried on another when its method is
-//! idempotent; the usual proxy headers are set and hop-by-hop headers removed.
+//! idempotent; the usual proxy headers are set and hop-by-hop headers removed. Actors may be
+//! members too ([`Upstream::actor`]), balanced and ejected with the HTTP servers.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,8 +25,10 @@ use troupe_balancer::core::{
 };
 
 use crate::body::{Body, BodyError, Deadline, Guarded};
+use crate::message::{HttpCall, HttpRequest};
 use crate::tunnel::Tunnels;
 use hyper::upgrade::OnUpgrade;
+use troupe_runtime::{Addr, CallError};
 
 /// Idle keep-alive connections kept per member, at most (hyper-util's default keeps any
 /// number); a burst's extra connections are closed once idle.
@@ -36,6 +39,7 @@ const MAX_IDLE_PER_MEMBER: usize = 256;
 #[derive(Clone, Debug)]
 pub struct Upstream {
     members: Vec<String>,
+    actors: Vec<Addr<HttpCall>>,
     http2: bool,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -105,6 +109,7 @@ impl Upstream {
     pub fn http(members: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             members: members.into_iter().map(Into::into).collect(),
+            actors: Vec::new(),
             http2: false,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
@@ -114,6 +119,17 @@ impl Upstream {
             max_response: None,
             health_check: None,
         }
+    }
+
+    /// Adds an actor as a member beside the HTTP servers, balanced and ejected with them: a
+    /// request it gets is asked of it as an [`HttpRequest`](crate::HttpRequest) (its body read
+    /// whole, within the gateway's limit; the client's headers as sent), as
+    /// [`Proxy::route`](crate::Proxy::route) would. Lets traffic move between HTTP services
+    /// and actors one member at a time. Actors get no active health checks (a node reported
+    /// down fails their calls at once, which ejects them) and no WebSocket upgrades.
+    pub fn actor(mut self, member: Addr<HttpCall>) -> Self {
+        self.actors.push(member);
+        self
     }
 
     /// Speaks HTTP/2 to the members, over cleartext with prior knowledge (h2c, as gRPC servers
@@ -175,7 +191,7 @@ impl Upstream {
     /// # Errors
     /// A member that is not an `http://host:port` URL, or no member at all.
     pub(crate) fn start(&self, name: &str) -> Result<Arc<UpstreamPool>, UpstreamError> {
-        if self.members.is_empty() {
+        if self.members.is_empty() && self.actors.is_empty() {
             return Err(UpstreamError::NoMembers(name.to_string()));
         }
         if let Some(check) = &self.health_check
@@ -197,6 +213,10 @@ impl Upstream {
             balancer.add(MemberId(i as u64), 1, Some(uri.to_string()));
             members.push(uri);
         }
+        // actors follow the HTTP members, with the ids after theirs
+        for i in 0..self.actors.len() {
+            balancer.add(MemberId((members.len() + i) as u64), 1, None);
+        }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(self.connect_timeout));
         connector.set_nodelay(true);
@@ -210,6 +230,7 @@ impl Upstream {
         let pool = Arc::new(UpstreamPool {
             name: name.to_string(),
             members,
+            actors: self.actors.clone(),
             balancer: Mutex::new((balancer, SmallRng::seed_from_u64(0))),
             client: builder.build(connector),
             request_timeout: self.request_timeout,
@@ -280,7 +301,10 @@ pub enum UpstreamError {
 /// A started upstream: its members, their balancer and the pooled client.
 pub(crate) struct UpstreamPool {
     name: String,
+    /// HTTP members, ids 0..
     members: Vec<Uri>,
+    /// Actor members, ids after the HTTP members'
+    actors: Vec<Addr<HttpCall>>,
     balancer: Mutex<(Balancer, SmallRng)>,
     client: Client<HttpConnector, Body>,
     request_timeout: Duration,
@@ -453,7 +477,9 @@ impl UpstreamPool {
             }
         }
         let attempts = match body {
-            Outgoing::Whole(_) if idempotent(request.method) => self.members.len(),
+            Outgoing::Whole(_) if idempotent(request.method) => {
+                self.members.len() + self.actors.len()
+            }
             _ => 1,
         };
         let mut body = Some(body);
@@ -473,16 +499,29 @@ impl UpstreamPool {
                 Some(streamed) => streamed,
                 None => break,
             };
-            let base = &self.members[pick.member.0 as usize];
-            let attempt = self
-                .attempt(base, request, &headers, this_body, &mut upgrade)
-                .await;
+            let index = pick.member.0 as usize;
+            let (attempt, member) = match self.members.get(index) {
+                Some(base) => (
+                    self.attempt(base, request, &headers, this_body, &mut upgrade)
+                        .await,
+                    MemberRef::Http(base),
+                ),
+                None => {
+                    let actor = &self.actors[index - self.members.len()];
+                    let attempt = if upgrade.is_some() {
+                        Attempt::Failed(502, "an actor member cannot switch protocols".into())
+                    } else {
+                        self.ask_actor(actor, request, this_body).await
+                    };
+                    (attempt, MemberRef::Actor(actor))
+                }
+            };
             let outcome = match &attempt {
                 Attempt::Answered(_) | Attempt::ClientBody(_) => Outcome::Success,
                 Attempt::Failed(504, _) => Outcome::Timeout,
                 _ => Outcome::Error,
             };
-            self.report(pick, base, outcome);
+            self.report(pick, &member, outcome);
             match attempt {
                 Attempt::Answered(response) => return response,
                 Attempt::Undelivered(why) => {
@@ -559,7 +598,7 @@ impl UpstreamPool {
     }
 
     /// Ends `pick` with `outcome`, logging a member's change of health.
-    fn report(&self, pick: Pick, base: &Uri, outcome: Outcome) {
+    fn report(&self, pick: Pick, member: &dyn std::fmt::Display, outcome: Outcome) {
         let change = self
             .balancer
             .lock()
@@ -567,7 +606,55 @@ impl UpstreamPool {
             .0
             .finished(pick, outcome, troupe_runtime::time::now());
         if let Some(change) = change {
-            tracing::warn!(upstream = %self.name, member = %base, from = ?change.from, to = ?change.to, "upstream member health changed");
+            tracing::warn!(upstream = %self.name, %member, from = ?change.from, to = ?change.to, "upstream member health changed");
+        }
+    }
+
+    /// Asks the actor member `actor` with the request, its body read whole first.
+    async fn ask_actor(
+        &self,
+        actor: &Addr<HttpCall>,
+        request: &Forwarded<'_>,
+        body: Outgoing,
+    ) -> Attempt {
+        let body = match body {
+            Outgoing::Whole(bytes) => bytes,
+            Outgoing::Streamed(guarded) => {
+                let verdict = guarded.verdict();
+                match guarded.collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(_) => {
+                        return Attempt::ClientBody(
+                            verdict.get().copied().unwrap_or(BodyError::Broken),
+                        );
+                    }
+                }
+            }
+        };
+        let (path, query) = match request.path_and_query.split_once('?') {
+            Some((path, query)) => (path.to_string(), Some(query.to_string())),
+            None => (request.path_and_query.to_string(), None),
+        };
+        let asked = HttpRequest {
+            method: request.method.as_str().to_string(),
+            path,
+            query,
+            host: request.host.map(str::to_string),
+            headers: crate::server::header_pairs(request.headers),
+            body: body.to_vec(),
+            client: Some(request.client),
+        };
+        match actor.ask(asked, self.request_timeout).await {
+            Ok(reply) => Attempt::Answered(crate::server::into_response(reply)),
+            Err(err) => {
+                let (status, text) = crate::core::status_for(&err);
+                match err {
+                    CallError::Unreachable { .. } | CallError::NotFound { .. } => {
+                        Attempt::Undelivered(text.to_string())
+                    }
+                    _ => Attempt::Failed(status, text.to_string()),
+                }
+            }
         }
     }
 
@@ -623,6 +710,21 @@ impl UpstreamPool {
                 let body = Guarded::new(body, self.max_response, Deadline::Idle(self.read_timeout));
                 Attempt::Answered(Response::from_parts(parts, body.boxed_unsync()))
             }
+        }
+    }
+}
+
+/// A member, as logs name it.
+enum MemberRef<'a> {
+    Http(&'a Uri),
+    Actor(&'a Addr<HttpCall>),
+}
+
+impl std::fmt::Display for MemberRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http(uri) => write!(f, "{uri}"),
+            Self::Actor(addr) => write!(f, "actor {}/{}", addr.node(), addr.name()),
         }
     }
 }

@@ -452,3 +452,78 @@ async fn a_websocket_passes_through_to_the_upstream() {
     ws.close(None).await.unwrap();
     node.shutdown().await;
 }
+
+/// Answers every request with its method, path and body, as an actor member.
+struct ActorMember;
+
+impl troupe_runtime::Actor for ActorMember {
+    type Msg = troupe_proxy::HttpCall;
+
+    async fn handle(
+        &mut self,
+        call: troupe_proxy::HttpCall,
+        _: &mut troupe_runtime::Ctx<troupe_proxy::HttpCall>,
+    ) -> Result<(), troupe_runtime::ActorError> {
+        let r = &call.request;
+        let text = format!(
+            "actor {} {} {}",
+            r.method,
+            r.path,
+            String::from_utf8_lossy(&r.body)
+        );
+        call.reply.send(troupe_proxy::HttpResponse::ok(text));
+        Ok(())
+    }
+}
+
+/// One pool of an HTTP server and an actor: requests alternate between them (the actor gets
+/// the body), and with the server killed, the actor answers everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_server_and_an_actor_share_one_pool() {
+    let app = app_server("one", false).await;
+    let node = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (actor_spec, actor) = node
+        .child("member", ChildOptions::permanent(), || ActorMember)
+        .unwrap();
+    let upstream = Upstream::http([format!("http://{}", app.addr)])
+        .actor(actor)
+        .connect_timeout(Duration::from_millis(500));
+    let proxy = Proxy::http("127.0.0.1:0").route_upstream("/", upstream);
+    let (spec, proxy) = node
+        .child("gateway", ChildOptions::permanent(), proxy.factory())
+        .unwrap();
+    node.start(SupervisorSpec::one_for_one(), vec![actor_spec, spec])
+        .await
+        .unwrap();
+    let addr = eventually("the gateway bound", T, async || {
+        proxy.call(ProxyMsg::LocalAddr, T).await.ok().flatten()
+    })
+    .await;
+    let http = client();
+    let post = async || {
+        let request = http::Request::post(format!("http://{addr}/items?x=1"))
+            .body(full("tea"))
+            .unwrap();
+        send(&http, request).await
+    };
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let (status, body) = post().await;
+        assert_eq!(status, 200, "{body}");
+        answers.push(body);
+    }
+    assert!(answers.iter().any(|b| b.starts_with("one POST /items?x=1")), "{answers:?}");
+    assert!(answers.iter().any(|b| b == "actor POST /items tea"), "{answers:?}");
+    app.task.abort();
+    eventually("the actor answers everything", T, async || {
+        for _ in 0..6 {
+            let (status, body) = get(&http, format!("http://{addr}/x")).await;
+            if status != 200 || !body.starts_with("actor ") {
+                return Err((status, body));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    node.shutdown().await;
+}
