@@ -29,7 +29,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use troupe::prelude::*;
 use troupe::proxy::upstream::HealthCheck;
-use troupe::proxy::{AccessLog, AccessLogTo, ProxyMsg, Upstream};
+use troupe::proxy::{AccessLog, AccessLogFormat, AccessLogTo, ProxyMsg, Upstream};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,8 +59,8 @@ struct Args {
     #[arg(long)]
     access_log: Option<PathBuf>,
     /// The access log's format: `combined` (nginx's default) or `json`.
-    #[arg(long, default_value = "combined", value_parser = ["combined", "json"])]
-    access_log_format: String,
+    #[arg(long, default_value = "combined")]
+    access_log_format: AccessLogFormat,
     /// The largest request body passed on, in bytes (bodies stream; this is not held in memory).
     #[arg(long, default_value_t = 1 << 30)]
     body_limit: usize,
@@ -123,14 +123,9 @@ async fn main() -> anyhow::Result<()> {
         proxy = proxy.tls(cert, key);
     }
     if let Some(path) = &args.access_log {
-        let to = if path.as_os_str() == "-" {
-            AccessLogTo::Stdout
-        } else {
-            AccessLogTo::File(path.clone())
-        };
-        proxy = proxy.access_log(match args.access_log_format.as_str() {
-            "json" => AccessLog::json(to),
-            _ => AccessLog::combined(to),
+        proxy = proxy.access_log(AccessLog {
+            format: args.access_log_format,
+            to: AccessLogTo::from_flag(path),
         });
     }
     let mut t = Topology::new("gateway");

@@ -56,7 +56,7 @@ use serde_json::{Map, Value, json};
 use troupe::cache::RespServerMsg;
 use troupe::db::DbBacking;
 use troupe::prelude::*;
-use troupe::proxy::{AccessLog, AccessLogTo, ProxyMsg};
+use troupe::proxy::{AccessLog, AccessLogFormat, AccessLogTo, ProxyMsg};
 use troupe::queue::Consumer;
 
 #[derive(Debug, Parser)]
@@ -85,8 +85,8 @@ struct Args {
     access_log: Option<PathBuf>,
     /// The access log's format: `combined` (Apache's and nginx's) or `json` (one object per
     /// line)
-    #[arg(long, default_value = "combined", value_parser = ["combined", "json"])]
-    access_log_format: String,
+    #[arg(long, default_value = "combined")]
+    access_log_format: AccessLogFormat,
     /// Serve HTTPS with this certificate chain (PEM; needs --tls-key): TLS terminated at the
     /// gateway, HTTP/2 or HTTP/1.1 by ALPN
     #[arg(long, requires = "tls_key")]
@@ -543,14 +543,9 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         proxy = proxy.tls(cert, key);
     }
     if let Some(path) = &args.access_log {
-        let to = if path.as_os_str() == "-" {
-            AccessLogTo::Stdout
-        } else {
-            AccessLogTo::File(path.clone())
-        };
-        proxy = proxy.access_log(match args.access_log_format.as_str() {
-            "json" => AccessLog::json(to),
-            _ => AccessLog::combined(to),
+        proxy = proxy.access_log(AccessLog {
+            format: args.access_log_format,
+            to: AccessLogTo::from_flag(path),
         });
     }
     let gateway = t.add(edge, "gateway", proxy);

@@ -181,8 +181,7 @@ http {
         }
     }
     server {
-        listen 127.0.0.1:$tls_port ssl;
-        http2 on;
+        listen 127.0.0.1:$tls_port ssl http2;
         ssl_certificate $CERT;
         ssl_certificate_key $KEY;
         ssl_protocols TLSv1.3;

@@ -87,6 +87,14 @@ async fn serve_through(args: LaunchArgs) {
     }
     // the balancer spread the requests over the whole pool
     assert_eq!(seen, [10, 10, 10]);
+    stop(stop_tx, running).await;
+}
+
+/// Stops a topology run by `launch_until` and waits (bounded) for it to end cleanly.
+async fn stop(
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<Result<(), troupe::LaunchError>>,
+) {
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), running)
         .await
@@ -172,12 +180,7 @@ async fn stream_through(args: LaunchArgs) {
         },
     )
     .await;
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop(stop_tx, running).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,24 @@ pub enum AccessLogFormat {
     Json,
 }
 
+/// An access-log format name other than `combined` and `json`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown access log format {0:?}: use combined or json")]
+pub struct UnknownAccessLogFormat(String);
+
+impl std::str::FromStr for AccessLogFormat {
+    type Err = UnknownAccessLogFormat;
+
+    /// `combined` or `json`, as a command-line flag names them.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "combined" => Ok(Self::Combined),
+            "json" => Ok(Self::Json),
+            other => Err(UnknownAccessLogFormat(other.to_string())),
+        }
+    }
+}
+
 /// Where lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AccessLogTo {
@@ -32,6 +50,17 @@ pub enum AccessLogTo {
     Stdout,
     /// A file, appended to (created if missing)
     File(PathBuf),
+}
+
+impl AccessLogTo {
+    /// What an `--access-log PATH` flag means: `-` is standard output, anything else a file.
+    pub fn from_flag(path: &std::path::Path) -> Self {
+        if path.as_os_str() == "-" {
+            Self::Stdout
+        } else {
+            Self::File(path.to_path_buf())
+        }
+    }
 }
 
 /// An access log: its format and where it goes. Set it with

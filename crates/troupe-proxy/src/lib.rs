@@ -38,7 +38,7 @@ mod tls;
 mod tunnel;
 pub mod upstream;
 
-pub use access::{AccessLog, AccessLogFormat, AccessLogTo};
+pub use access::{AccessLog, AccessLogFormat, AccessLogTo, UnknownAccessLogFormat};
 pub use actor::{Proxy, ProxyActor, ProxyMsg};
 #[doc(hidden)]
 pub use head::fuzz_head_and_route;

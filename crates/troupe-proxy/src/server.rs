@@ -457,18 +457,21 @@ async fn respond(
     };
     match target.ask(request, shared.call_timeout).await {
         Ok(reply) => into_response(reply),
-        Err(err) => {
-            tracing::debug!(cause = %err, "target call failed");
-            metrics::counter!(
-                "troupe_proxy_upstream_errors_total",
-                "route" => target.name().to_string(),
-                "reason" => upstream_error_kind(&err)
-            )
-            .increment(1);
-            let (status, text) = status_for(&err);
-            error(status, text)
-        }
+        Err(err) => call_failed(target.name(), &err),
     }
+}
+
+/// The gateway's answer when calling the actor `route` failed with `err`, counted.
+fn call_failed(route: &str, err: &troupe_runtime::CallError) -> Response<Body> {
+    tracing::debug!(cause = %err, route, "target call failed");
+    metrics::counter!(
+        "troupe_proxy_upstream_errors_total",
+        "route" => route.to_string(),
+        "reason" => upstream_error_kind(err)
+    )
+    .increment(1);
+    let (status, text) = status_for(err);
+    error(status, text)
 }
 
 /// Asks the streaming target `addr` with `req`, its body pulled by the target through the
@@ -502,17 +505,7 @@ async fn stream_to(
     };
     let reply = match addr.ask(request, shared.call_timeout).await {
         Ok(reply) => reply,
-        Err(err) => {
-            tracing::debug!(cause = %err, "streaming target call failed");
-            metrics::counter!(
-                "troupe_proxy_upstream_errors_total",
-                "route" => addr.name().to_string(),
-                "reason" => upstream_error_kind(&err)
-            )
-            .increment(1);
-            let (status, text) = status_for(&err);
-            return error(status, text);
-        }
+        Err(err) => return call_failed(addr.name(), &err),
     };
     let HttpStreamResponse {
         status,

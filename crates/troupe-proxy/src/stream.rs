@@ -72,10 +72,7 @@ pub struct HttpStreamRequest {
 impl HttpStreamRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::message::first_header(&self.headers, name)
     }
 }
 

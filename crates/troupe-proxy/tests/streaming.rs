@@ -125,6 +125,20 @@ async fn gateway(
     local_addr(&gateway).await
 }
 
+/// The gateway, its body service and the target on one node.
+async fn on_one_node() -> (Node, Arc<Shared>, SocketAddr) {
+    let node = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
+    let shared = Arc::new(Shared::default());
+    let s = shared.clone();
+    let (spec, target) = node
+        .child("target", ChildOptions::permanent(), move || Target {
+            shared: s.clone(),
+        })
+        .unwrap();
+    let addr = gateway(&node, target, Reach::local(), vec![spec]).await;
+    (node, shared, addr)
+}
+
 async fn local_addr(gateway: &Addr<ProxyMsg>) -> SocketAddr {
     eventually("the gateway bound", T, async || {
         gateway.call(ProxyMsg::LocalAddr, T).await.ok().flatten()
@@ -195,15 +209,7 @@ async fn streams_both_ways(addr: SocketAddr, shared: &Shared) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_target_pulls_and_pushes_bodies_chunk_by_chunk() {
-    let node = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
-    let shared = Arc::new(Shared::default());
-    let s = shared.clone();
-    let (spec, target) = node
-        .child("target", ChildOptions::permanent(), move || Target {
-            shared: s.clone(),
-        })
-        .unwrap();
-    let addr = gateway(&node, target, Reach::local(), vec![spec]).await;
+    let (node, shared, addr) = on_one_node().await;
     streams_both_ways(addr, &shared).await;
     node.shutdown().await;
 }
@@ -213,15 +219,7 @@ async fn a_local_target_pulls_and_pushes_bodies_chunk_by_chunk() {
 /// once the target pulls again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_stops_pulling_holds_the_client_back() {
-    let node = Node::new("edge", &Mesh::new(), NodeConfig::default()).unwrap();
-    let shared = Arc::new(Shared::default());
-    let s = shared.clone();
-    let (spec, target) = node
-        .child("target", ChildOptions::permanent(), move || Target {
-            shared: s.clone(),
-        })
-        .unwrap();
-    let addr = gateway(&node, target, Reach::local(), vec![spec]).await;
+    let (node, shared, addr) = on_one_node().await;
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
     let request = http::Request::post(format!("http://{addr}/stall"))
         .body(body.boxed())

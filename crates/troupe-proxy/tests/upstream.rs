@@ -512,8 +512,14 @@ async fn an_http_server_and_an_actor_share_one_pool() {
         assert_eq!(status, 200, "{body}");
         answers.push(body);
     }
-    assert!(answers.iter().any(|b| b.starts_with("one POST /items?x=1")), "{answers:?}");
-    assert!(answers.iter().any(|b| b == "actor POST /items tea"), "{answers:?}");
+    assert!(
+        answers.iter().any(|b| b.starts_with("one POST /items?x=1")),
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().any(|b| b == "actor POST /items tea"),
+        "{answers:?}"
+    );
     app.task.abort();
     eventually("the actor answers everything", T, async || {
         for _ in 0..6 {
