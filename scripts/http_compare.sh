@@ -98,7 +98,7 @@ start() {
     local line
     for _ in $(seq 1 300); do
         line=$(grep -m1 "^$prefix " "$log" || true)
-        if [ -n "$line" ]; then STARTED=${line#"$prefix "}; return; fi
+        if [ -n "$line" ]; then STARTED=${line#"$prefix "}; STARTED=${STARTED%% *}; return; fi
         sleep 0.1
     done
     echo "no '$prefix' line from $*" >&2
@@ -120,12 +120,13 @@ free_port() {
     exit 1
 }
 
-echo "== a certificate for the TLS runs"
-"$TROUPE_CLI" ca init "$WORK/ca" >/dev/null
-for n in edge app data gateway; do "$TROUPE_CLI" ca issue "$WORK/ca" "$n" >/dev/null; done
-CERT=$WORK/ca/gateway.crt
-KEY=$WORK/ca/gateway.key
-if [ ! -f "$CERT" ] || [ ! -f "$KEY" ]; then echo "no gateway certificate under $WORK/ca" >&2; exit 1; fi
+echo "== a certificate for the TLS runs (ECDSA P-256, made by openssl: both servers use it)"
+CERT=$WORK/tls.crt
+KEY=$WORK/tls.key
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$KEY" -out "$CERT" -subj /CN=gateway \
+    -addext subjectAltName=DNS:gateway,IP:127.0.0.1 2>/dev/null
+chmod 644 "$KEY"   # nginx workers run as nobody
 
 echo "== starting upstream and troupe-http (actors, reverse proxy, reverse proxy over TLS)"
 start "$WORK/upstream.log" listening "$UPSTREAM" --listen 127.0.0.1:0
@@ -391,6 +392,9 @@ echo "== shop, one process"
 start "$WORK/shop-one.log" "http listening" "$SHOP" --http 127.0.0.1:0 --resp 127.0.0.1:0 \
     --data "$WORK/shop-one-data" --rate-limit-per-ip 0
 measure_shop one-process "$STARTED"
+
+"$TROUPE_CLI" ca init "$WORK/ca" >/dev/null
+for n in edge app data; do "$TROUPE_CLI" ca issue "$WORK/ca" "$n" >/dev/null; done
 
 echo "== shop, two processes (edge + app | data)"
 common=(--listen 127.0.0.1:0 --ca "$WORK/ca" --http 127.0.0.1:0 --resp 127.0.0.1:0

@@ -334,9 +334,11 @@ impl Actor for ProxyActor {
             return Err(Box::new(ProxyStartError::NoBodyService));
         }
         let listener = c.listen.bind().await?;
+        let route_names = targets.iter().map(|t| Arc::from(t.name())).collect();
         let shared = Arc::new(Shared {
             routes,
             targets,
+            route_names,
             limiter: Shared::limiter(c.rate_limit_per_ip),
             body_limit: c.body_limit,
             call_timeout: c.call_timeout,

@@ -60,7 +60,8 @@ pub(crate) struct Guarded<B> {
     seen: u64,
     deadline: Deadline,
     timer: Pin<Box<Sleep>>,
-    verdict: Arc<OnceLock<BodyError>>,
+    /// Made when someone asks for it, so bodies nobody watches cost no allocation for it
+    verdict: Option<Arc<OnceLock<BodyError>>>,
     done: bool,
 }
 
@@ -77,19 +78,23 @@ impl<B> Guarded<B> {
             seen: 0,
             deadline,
             timer: Box::pin(tokio::time::sleep_until(at)),
-            verdict: Arc::new(OnceLock::new()),
+            verdict: None,
             done: false,
         }
     }
 
     /// Where the reason the body stopped will be, once it has.
-    pub(crate) fn verdict(&self) -> Arc<OnceLock<BodyError>> {
-        self.verdict.clone()
+    pub(crate) fn verdict(&mut self) -> Arc<OnceLock<BodyError>> {
+        self.verdict
+            .get_or_insert_with(|| Arc::new(OnceLock::new()))
+            .clone()
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
-        let _ = self.verdict.set(error);
+        if let Some(verdict) = &self.verdict {
+            let _ = verdict.set(error);
+        }
         Poll::Ready(Some(Err(Box::new(error))))
     }
 }
@@ -233,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_stops_with_the_reason_left_behind() {
-        let guarded = Guarded::new(
+        let mut guarded = Guarded::new(
             chunks(10, 100),
             Some(950),
             Deadline::Idle(Duration::from_secs(5)),
@@ -255,7 +260,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stalls_past_its_deadline_times_out() {
         let (mut tx, rx) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
-        let guarded = Guarded::new(rx, None, Deadline::Idle(Duration::from_secs(2)));
+        let mut guarded = Guarded::new(rx, None, Deadline::Idle(Duration::from_secs(2)));
         let verdict = guarded.verdict();
         let sender = tokio::spawn(async move {
             for _ in 0..3 {

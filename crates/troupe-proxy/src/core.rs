@@ -38,11 +38,10 @@ impl Routes {
 
     /// The target for a request to `path` on `host`, if any route matches.
     pub fn resolve(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        let host = host.map(str::to_ascii_lowercase);
         self.routes
             .iter()
             .filter(|r| match &r.host {
-                Some(h) => host.as_deref() == Some(h.as_str()),
+                Some(h) => host.is_some_and(|host| host.eq_ignore_ascii_case(h)),
                 None => true,
             })
             .filter(|r| prefix_matches(&r.prefix, path))

@@ -47,7 +47,7 @@ pub(crate) enum Target {
 
 impl Target {
     /// The name routes and metrics know it by.
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Self::Actor(addr) => addr.name(),
             Self::Streaming(addr) => addr.name(),
@@ -60,6 +60,8 @@ impl Target {
 pub(crate) struct Shared {
     pub(crate) routes: Routes,
     pub(crate) targets: Vec<Target>,
+    /// Each target's name, as metrics and logs label its route
+    pub(crate) route_names: Vec<Arc<str>>,
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) body_limit: usize,
     pub(crate) call_timeout: Duration,
@@ -206,7 +208,7 @@ async fn handle(
     tunnels: &Tunnels,
 ) -> Response<Body> {
     let started = Instant::now();
-    let mut route = None;
+    let mut route: Option<Arc<str>> = None;
     // one span per request, the root of its trace across nodes (or a child of the client's,
     // when it sends a W3C `traceparent`), for the requests the head sampler keeps: a request
     // whose trace would not be recorded costs no span; disabled, and nearly free, unless a
@@ -262,7 +264,7 @@ async fn handle(
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
-    let route = route.unwrap_or_else(|| "-".to_string());
+    let route = route.unwrap_or_else(|| Arc::from("-"));
     let response = match (&shared.access_log, request_line) {
         // the line is written once the body has been sent (or abandoned), with its length
         (Some(log), Some((time, method, target, protocol, referer, user_agent))) => {
@@ -291,11 +293,11 @@ async fn handle(
         _ => response,
     };
     // the route is the target's name (bounded by the routes declared), "-" before routing
-    span.record("http.route", route.as_str());
+    span.record("http.route", &*route);
     span.record("http.status", status);
     metrics::counter!(
         "troupe_proxy_requests_total",
-        "status" => status.to_string(),
+        "status" => status_label(status),
         "route" => route.clone()
     )
     .increment(1);
@@ -313,10 +315,36 @@ fn guarded(shared: &Shared, body: Incoming) -> Guarded<Incoming> {
     )
 }
 
+/// `status` as a metric label, without allocating for the statuses the gateway answers most.
+fn status_label(status: u16) -> metrics::SharedString {
+    let known = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        206 => "206",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return metrics::SharedString::from(other.to_string()),
+    };
+    metrics::SharedString::const_str(known)
+}
+
 /// The request body, read whole within the body limit and timeout, or the refusal to answer
 /// instead.
 async fn read_body(shared: &Shared, body: Incoming) -> Result<Bytes, Response<Body>> {
-    let body = guarded(shared, body);
+    let mut body = guarded(shared, body);
     let verdict = body.verdict();
     match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -370,7 +398,7 @@ async fn respond(
     shared: &Shared,
     client: IpAddr,
     mut req: Request<Incoming>,
-    route: &mut Option<String>,
+    route: &mut Option<Arc<str>>,
     tunnels: &Tunnels,
 ) -> Response<Body> {
     if let Some(limiter) = &shared.limiter
@@ -387,14 +415,14 @@ async fn respond(
     }
     let host = host_of(&req);
     let path = req.uri().path().to_string();
-    let Some(target) = shared
+    let Some((target, name)) = shared
         .routes
         .resolve(host.as_deref(), &path)
-        .and_then(|i| shared.targets.get(i))
+        .and_then(|i| Some((shared.targets.get(i)?, shared.route_names.get(i)?)))
     else {
         return error(404, "no route for this path");
     };
-    *route = Some(target.name().to_string());
+    *route = Some(name.clone());
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -408,7 +436,7 @@ async fn respond(
             let upgrade = (req.version() == http::Version::HTTP_11
                 && crate::tunnel::wants_upgrade(req.headers()))
             .then(|| (hyper::upgrade::on(&mut req), tunnels));
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
             let small = body.is_end_stream()
                 || body
                     .size_hint()
@@ -422,19 +450,25 @@ async fn respond(
             } else {
                 Outgoing::Streamed(guarded(shared, body))
             };
+            let upgrade_to = upgrade
+                .as_ref()
+                .and_then(|_| parts.headers.get(http::header::UPGRADE).cloned());
+            let mut headers = std::mem::take(&mut parts.headers);
+            let proto = if shared.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            crate::upstream::prepare_upstream_headers(&mut headers, client, host.as_deref(), proto);
             let request = Forwarded {
                 method: &parts.method,
                 path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
-                headers: &parts.headers,
+                headers,
+                upgrade_to,
                 client,
                 host: host.as_deref(),
-                proto: if shared.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                },
             };
-            return pool.forward(&request, body, upgrade).await;
+            return pool.forward(request, body, upgrade).await;
         }
         Target::Streaming(addr) => return stream_to(shared, client, host, req, addr).await,
         Target::Actor(addr) => addr,
@@ -587,6 +621,7 @@ mod tests {
         let shared = Shared {
             routes: Routes::new(),
             targets: Vec::new(),
+            route_names: Vec::new(),
             limiter: Shared::limiter(NonZeroU32::new(1_000)),
             body_limit: 0,
             call_timeout: Duration::from_secs(1),

@@ -314,14 +314,16 @@ pub(crate) struct UpstreamPool {
     http2: bool,
 }
 
-/// What the client asked for, read off the request before its body.
+/// What the client asked for, read off the request before its body, with the headers to
+/// send upstream already prepared (see [`prepare_upstream_headers`]).
 pub(crate) struct Forwarded<'a> {
     pub(crate) method: &'a Method,
     pub(crate) path_and_query: &'a str,
-    pub(crate) headers: &'a HeaderMap,
+    pub(crate) headers: HeaderMap,
+    /// The client's `upgrade` header, when it asks to switch protocols
+    pub(crate) upgrade_to: Option<HeaderValue>,
     pub(crate) client: IpAddr,
     pub(crate) host: Option<&'a str>,
-    pub(crate) proto: &'a str,
 }
 
 /// Hop-by-hop headers (RFC 9110, 7.6.1): they concern one connection and are never passed on.
@@ -336,79 +338,88 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// `headers` without hop-by-hop ones: those of [`HOP_BY_HOP`], `upgrade`, and any the
-/// `connection` header names.
-pub(crate) fn end_to_end(headers: &HeaderMap) -> HeaderMap {
-    let named: Vec<String> = headers
+/// Removes the hop-by-hop headers from `headers`, in place: those of [`HOP_BY_HOP`],
+/// `upgrade`, and any the `connection` header names. Costs one scan of the names when there
+/// are none (the usual case).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let is_hop = |name: &HeaderName| HOP_BY_HOP.contains(name) || name == header::UPGRADE;
+    if !headers.keys().any(is_hop) {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
         .collect();
-    let mut out = headers.clone();
     for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
-        out.remove(name);
+        headers.remove(name);
     }
     for name in named {
-        out.remove(name.as_str());
+        headers.remove(&name);
     }
+}
+
+/// `headers` without hop-by-hop ones (see [`strip_hop_by_hop`]).
+pub(crate) fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let mut out = headers.clone();
+    strip_hop_by_hop(&mut out);
     out
 }
 
-/// The request headers sent upstream: the client's end-to-end headers, with
-/// `x-forwarded-for` extended by the client's address, `forwarded` (RFC 7239) extended by a
-/// `for`/`proto`/`host` element, and `via` extended by this proxy.
-pub(crate) fn upstream_headers(request: &Forwarded<'_>) -> HeaderMap {
-    let mut headers = end_to_end(request.headers);
-    let client = request.client.to_string();
-    let xff = match request
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(before) => format!("{before}, {client}"),
-        None => client.clone(),
-    };
-    // an IPv6 address is quoted and bracketed in `forwarded`
-    let node = match request.client {
-        IpAddr::V4(_) => client.clone(),
-        IpAddr::V6(_) => format!("\"[{client}]\""),
-    };
-    let mut element = format!("for={node};proto={}", request.proto);
-    if let Some(host) = request
-        .host
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        element.push_str(&format!(";host=\"{}\"", host.replace('"', "")));
+/// Turns the client's `headers` into those sent upstream, in place: hop-by-hop headers
+/// removed, `x-forwarded-for` extended by the client's address, `forwarded` (RFC 7239)
+/// extended by a `for`/`proto`/`host` element, and `via` extended by this proxy.
+pub(crate) fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    host: Option<&str>,
+    proto: &str,
+) {
+    use std::fmt::Write as _;
+    strip_hop_by_hop(headers);
+    fn before(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
     }
-    let forwarded = match request
-        .headers
-        .get(header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(before) => format!("{before}, {element}"),
-        None => element,
+    let mut value = String::with_capacity(64);
+    let xff = HeaderName::from_static("x-forwarded-for");
+    if let Some(earlier) = before(headers, &xff) {
+        let _ = write!(value, "{earlier}, ");
+    }
+    let _ = write!(value, "{client}");
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(xff, v);
+    }
+    value.clear();
+    if let Some(earlier) = before(headers, &header::FORWARDED) {
+        let _ = write!(value, "{earlier}, ");
+    }
+    // an IPv6 address is quoted and bracketed in `forwarded`
+    let _ = match client {
+        IpAddr::V4(v4) => write!(value, "for={v4};proto={proto}"),
+        IpAddr::V6(v6) => write!(value, "for=\"[{v6}]\";proto={proto}"),
     };
-    let via = match request
-        .headers
-        .get(header::VIA)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(before) => format!("{before}, 1.1 troupe"),
-        None => "1.1 troupe".to_string(),
-    };
-    for (name, value) in [
-        (HeaderName::from_static("x-forwarded-for"), xff),
-        (header::FORWARDED, forwarded),
-        (header::VIA, via),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+        let _ = write!(value, ";host=\"{host}\"");
+    }
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::FORWARDED, v);
+    }
+    match before(headers, &header::VIA) {
+        Some(earlier) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("{earlier}, 1.1 troupe")) {
+                headers.insert(header::VIA, v);
+            }
+        }
+        None => {
+            headers.insert(header::VIA, HeaderValue::from_static("1.1 troupe"));
         }
     }
-    headers
 }
 
 /// Whether a request with `method` may be sent again after it could not be delivered.
@@ -432,11 +443,11 @@ pub(crate) enum Outgoing {
 enum Attempt {
     Answered(Response<Body>),
     /// Nothing was delivered (the connection could not be made): another member may be tried
-    Undelivered(String),
+    Undelivered(&'static str),
     /// The client's own body failed (too large, too slow, broken off): not the member's fault
     ClientBody(BodyError),
     /// The request may have reached the member
-    Failed(u16, String),
+    Failed(u16, &'static str),
 }
 
 impl UpstreamPool {
@@ -459,11 +470,10 @@ impl UpstreamPool {
     /// two connections is added to `tunnels`, and the client gets the member's `101`.
     pub(crate) async fn forward(
         &self,
-        request: &Forwarded<'_>,
+        mut request: Forwarded<'_>,
         body: Outgoing,
         mut upgrade: Option<(OnUpgrade, &Tunnels)>,
     ) -> Response<Body> {
-        let mut headers = upstream_headers(request);
         if upgrade.is_some() {
             if self.http2 {
                 return crate::server::error(
@@ -471,11 +481,14 @@ impl UpstreamPool {
                     "this upstream speaks HTTP/2, which cannot switch protocols",
                 );
             }
-            if let Some(protocol) = request.headers.get(header::UPGRADE) {
-                headers.insert(header::UPGRADE, protocol.clone());
-                headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(protocol) = request.upgrade_to.take() {
+                request.headers.insert(header::UPGRADE, protocol);
+                request
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
         }
+        let request = &mut request;
         let attempts = match body {
             Outgoing::Whole(_) if idempotent(request.method) => {
                 self.members.len() + self.actors.len()
@@ -483,8 +496,8 @@ impl UpstreamPool {
             _ => 1,
         };
         let mut body = Some(body);
-        let mut last = (503, "no upstream member is admitted".to_string());
-        for _ in 0..attempts {
+        let mut last = (503, "no upstream member is admitted");
+        for tried in 1..=attempts {
             let picked = {
                 let mut guard = self.balancer.lock().unwrap_or_else(|p| p.into_inner());
                 let (balancer, rng) = &mut *guard;
@@ -500,18 +513,24 @@ impl UpstreamPool {
                 None => break,
             };
             let index = pick.member.0 as usize;
+            // the headers go with the last try; earlier ones send a copy
+            let headers = if tried == attempts {
+                std::mem::take(&mut request.headers)
+            } else {
+                request.headers.clone()
+            };
             let (attempt, member) = match self.members.get(index) {
                 Some(base) => (
-                    self.attempt(base, request, &headers, this_body, &mut upgrade)
+                    self.attempt(base, request, headers, this_body, &mut upgrade)
                         .await,
                     MemberRef::Http(base),
                 ),
                 None => {
                     let actor = &self.actors[index - self.members.len()];
                     let attempt = if upgrade.is_some() {
-                        Attempt::Failed(502, "an actor member cannot switch protocols".into())
+                        Attempt::Failed(502, "an actor member cannot switch protocols")
                     } else {
-                        self.ask_actor(actor, request, this_body).await
+                        self.ask_actor(actor, request, &headers, this_body).await
                     };
                     (attempt, MemberRef::Actor(actor))
                 }
@@ -532,11 +551,11 @@ impl UpstreamPool {
                 Attempt::Failed(status, why) => {
                     let reason = if status == 504 { "timeout" } else { "failed" };
                     metrics::counter!("troupe_proxy_upstream_errors_total", "route" => self.name.clone(), "reason" => reason).increment(1);
-                    return crate::server::error(status, &why);
+                    return crate::server::error(status, why);
                 }
             }
         }
-        crate::server::error(last.0, &last.1)
+        crate::server::error(last.0, last.1)
     }
 
     /// One health check of the member at `base`: whether it answered `check.path` with `2xx`
@@ -615,11 +634,12 @@ impl UpstreamPool {
         &self,
         actor: &Addr<HttpCall>,
         request: &Forwarded<'_>,
+        headers: &HeaderMap,
         body: Outgoing,
     ) -> Attempt {
         let body = match body {
             Outgoing::Whole(bytes) => bytes,
-            Outgoing::Streamed(guarded) => {
+            Outgoing::Streamed(mut guarded) => {
                 let verdict = guarded.verdict();
                 match guarded.collect().await {
                     Ok(collected) => collected.to_bytes(),
@@ -640,7 +660,7 @@ impl UpstreamPool {
             path,
             query,
             host: request.host.map(str::to_string),
-            headers: crate::server::header_pairs(request.headers),
+            headers: crate::server::header_pairs(headers),
             body: body.to_vec(),
             client: Some(request.client),
         };
@@ -650,9 +670,9 @@ impl UpstreamPool {
                 let (status, text) = crate::core::status_for(&err);
                 match err {
                     CallError::Unreachable { .. } | CallError::NotFound { .. } => {
-                        Attempt::Undelivered(text.to_string())
+                        Attempt::Undelivered(text)
                     }
-                    _ => Attempt::Failed(status, text.to_string()),
+                    _ => Attempt::Failed(status, text),
                 }
             }
         }
@@ -662,18 +682,18 @@ impl UpstreamPool {
         &self,
         base: &Uri,
         request: &Forwarded<'_>,
-        headers: &HeaderMap,
+        headers: HeaderMap,
         body: Outgoing,
         upgrade: &mut Option<(OnUpgrade, &Tunnels)>,
     ) -> Attempt {
         let mut uri = base.clone().into_parts();
         uri.path_and_query = request.path_and_query.parse().ok();
         let Ok(uri) = Uri::from_parts(uri) else {
-            return Attempt::Failed(400, "the request target cannot be forwarded".into());
+            return Attempt::Failed(400, "the request target cannot be forwarded");
         };
         let (body, verdict) = match body {
             Outgoing::Whole(bytes) => (crate::body::full(bytes), None),
-            Outgoing::Streamed(guarded) => {
+            Outgoing::Streamed(mut guarded) => {
                 let verdict = guarded.verdict();
                 (guarded.boxed_unsync(), Some(verdict))
             }
@@ -681,22 +701,22 @@ impl UpstreamPool {
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = request.method.clone();
         *outgoing.uri_mut() = uri;
-        *outgoing.headers_mut() = headers.clone();
+        *outgoing.headers_mut() = headers;
         let sent = tokio::time::timeout(self.request_timeout, self.client.request(outgoing)).await;
         let client_body = || verdict.as_ref().and_then(|v| v.get().copied());
         match sent {
             Err(_) => match client_body() {
                 Some(why) => Attempt::ClientBody(why),
-                None => Attempt::Failed(504, "the upstream did not answer in time".into()),
+                None => Attempt::Failed(504, "the upstream did not answer in time"),
             },
             Ok(Err(err)) if err.is_connect() => {
-                Attempt::Undelivered("the upstream could not be reached".into())
+                Attempt::Undelivered("the upstream could not be reached")
             }
             Ok(Err(err)) => match client_body() {
                 Some(why) => Attempt::ClientBody(why),
                 None => {
                     tracing::debug!(upstream = %self.name, cause = %err, "upstream request failed");
-                    Attempt::Failed(502, "the upstream failed to answer".into())
+                    Attempt::Failed(502, "the upstream failed to answer")
                 }
             },
             Ok(Ok(mut response)) => {
@@ -706,7 +726,7 @@ impl UpstreamPool {
                     return Attempt::Answered(self.tunnel(client, &mut response, tunnels));
                 }
                 let (mut parts, body) = response.into_parts();
-                parts.headers = end_to_end(&parts.headers);
+                strip_hop_by_hop(&mut parts.headers);
                 let body = Guarded::new(body, self.max_response, Deadline::Idle(self.read_timeout));
                 Attempt::Answered(Response::from_parts(parts, body.boxed_unsync()))
             }
@@ -765,37 +785,32 @@ mod tests {
 
     #[test]
     fn forwarding_headers_extend_what_came_before() {
-        let h = headers(&[
+        let mut h = headers(&[
             ("x-forwarded-for", "203.0.113.7"),
             ("via", "1.1 edge-cache"),
             ("host", "shop.example"),
+            ("connection", "x-secret"),
+            ("x-secret", "1"),
         ]);
-        let method = Method::GET;
-        let request = Forwarded {
-            method: &method,
-            path_and_query: "/x?y",
-            headers: &h,
-            client: "192.0.2.1".parse().unwrap(),
-            host: Some("shop.example"),
-            proto: "https",
-        };
-        let out = upstream_headers(&request);
-        assert_eq!(out["x-forwarded-for"], "203.0.113.7, 192.0.2.1");
-        assert_eq!(out["via"], "1.1 edge-cache, 1.1 troupe");
+        prepare_upstream_headers(
+            &mut h,
+            "192.0.2.1".parse().unwrap(),
+            Some("shop.example"),
+            "https",
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.7, 192.0.2.1");
+        assert_eq!(h["via"], "1.1 edge-cache, 1.1 troupe");
         assert_eq!(
-            out["forwarded"],
+            h["forwarded"],
             "for=192.0.2.1;proto=https;host=\"shop.example\""
         );
-        assert_eq!(out["host"], "shop.example");
-        let v6 = Forwarded {
-            client: "2001:db8::1".parse().unwrap(),
-            host: None,
-            ..request
-        };
-        assert_eq!(
-            upstream_headers(&v6)["forwarded"],
-            "for=\"[2001:db8::1]\";proto=https"
-        );
+        assert_eq!(h["host"], "shop.example");
+        assert!(h.get("x-secret").is_none() && h.get("connection").is_none());
+        let mut v6 = HeaderMap::new();
+        prepare_upstream_headers(&mut v6, "2001:db8::1".parse().unwrap(), None, "https");
+        assert_eq!(v6["forwarded"], "for=\"[2001:db8::1]\";proto=https");
+        assert_eq!(v6["x-forwarded-for"], "2001:db8::1");
+        assert_eq!(v6["via"], "1.1 troupe");
     }
 
     #[test]
