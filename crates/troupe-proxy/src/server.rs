@@ -344,6 +344,9 @@ fn status_label(status: u16) -> metrics::SharedString {
 /// The request body, read whole within the body limit and timeout, or the refusal to answer
 /// instead.
 async fn read_body(shared: &Shared, body: Incoming) -> Result<Bytes, Response<Body>> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
     let mut body = guarded(shared, body);
     let verdict = body.verdict();
     match body.collect().await {
@@ -384,13 +387,12 @@ pub(crate) fn error(status: u16, text: &str) -> Response<Body> {
 }
 
 fn host_of(req: &Request<Incoming>) -> Option<String> {
-    let raw = req.uri().host().map(str::to_string).or_else(|| {
+    let raw = req.uri().host().or_else(|| {
         req.headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
     })?;
-    Some(crate::core::host_name(&raw))
+    Some(crate::core::host_name(raw))
 }
 
 /// Answers `req`; sets `route` to the target's name once the request is routed.
