@@ -259,7 +259,8 @@ impl<Q: Request> Actor for BalancerActor<Q> {
         // a detached task, not one on the context: a forward in flight outlives a restart of
         // the balancer (its caller still gets the member's answer), and it never fails the
         // balancer; it still sends from the balancer's node
-        troupe_runtime::spawn_detached(async move {
+        // boxed before spawning: the wrappers around it then move a pointer, not the future
+        troupe_runtime::spawn_detached(Box::pin(async move {
             let result = member.ask(request, timeout).await;
             let outcome = match &result {
                 Ok(_) => Outcome::Success,
@@ -296,7 +297,7 @@ impl<Q: Request> Actor for BalancerActor<Q> {
                 }
                 Err(err) => reply.fail(err),
             }
-        });
+        }));
         Ok(())
     }
 }

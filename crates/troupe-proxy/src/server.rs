@@ -470,9 +470,12 @@ async fn respond(
                 client,
                 host: host.as_deref(),
             };
-            return pool.forward(request, body, upgrade).await;
+            // boxed: the upstream path's large future would otherwise size every request's
+            return Box::pin(pool.forward(request, body, upgrade)).await;
         }
-        Target::Streaming(addr) => return stream_to(shared, client, host, req, addr).await,
+        Target::Streaming(addr) => {
+            return Box::pin(stream_to(shared, client, host, req, addr)).await;
+        }
         Target::Actor(addr) => addr,
     };
     let method = req.method().as_str().to_string();
