@@ -155,6 +155,7 @@ impl Actor for RespServerActor {
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             client: self.client.clone(),
+            batching: std::sync::atomic::AtomicBool::new(true),
             limits: c.limits,
             max_connections: c.shell.connection_limit(),
             port,

@@ -12,7 +12,9 @@ use futures::future::join_all;
 use troupe_runtime::{Addr, CallError, Pool, Reply, ReplyValue};
 
 use crate::cmd::{ExpireOptions, SetCondition};
-use crate::shard::{KeyTtl, SetResult, SetTtl, ShardError, ShardMsg, ShardStats};
+use crate::shard::{
+    KeyTtl, OpOutcome, SetResult, SetTtl, ShardError, ShardMsg, ShardOp, ShardStats,
+};
 
 /// How long a [`CacheClient`] waits for each shard unless told otherwise
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -170,6 +172,50 @@ impl CacheClient {
                 Ok((positions, answer))
             });
         join_all(calls).await.into_iter().collect()
+    }
+
+    /// Applies `ops`, single-key operations as a pipeline sends them: one
+    /// [`ShardMsg::Batch`] per shard with that shard's operations in their order, every shard
+    /// at once; the outcomes in `ops`' order. Operations on one key keep their order;
+    /// operations on keys of different shards run concurrently, as separate commands from
+    /// separate clients may.
+    ///
+    /// A read-through cache refuses every operation of a batch
+    /// ([`ShardError::ReadThroughUnsupported`]); send them one by one there.
+    ///
+    /// # Cancel safety
+    ///
+    /// Any share of the operations may or may not be applied.
+    pub async fn pipeline(&self, ops: Vec<ShardOp>) -> Vec<Result<OpOutcome, CacheError>> {
+        let n = ops.len();
+        let groups = self.split(ops, ShardOp::key);
+        let calls = groups
+            .into_iter()
+            .map(|(shard, positions, ops)| async move {
+                let answer = self
+                    .call(shard, |reply| ShardMsg::Batch { ops, reply })
+                    .await;
+                (positions, answer)
+            });
+        let mut out: Vec<Result<OpOutcome, CacheError>> = vec![Ok(OpOutcome::Value(None)); n];
+        for (positions, answer) in join_all(calls).await {
+            match answer {
+                Ok(outcomes) => {
+                    for (i, outcome) in positions.into_iter().zip(outcomes) {
+                        out[i] = match outcome {
+                            OpOutcome::Failed(err) => Err(CacheError::Refused(err)),
+                            outcome => Ok(outcome),
+                        };
+                    }
+                }
+                Err(err) => {
+                    for i in positions {
+                        out[i] = Err(CacheError::Unavailable(err.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The value at `key` (`None` if absent or expired)

@@ -92,6 +92,8 @@ pub use actor::{RespServer, RespServerActor, RespServerMsg};
 pub use backing::{Backing, BackingError, BackingMsg, SharedBacking, Versioned};
 pub use client::{CacheClient, CacheError, DEFAULT_TIMEOUT, key_hash};
 pub use readthrough::{Fences, FillOutcome, MAX_FENCES};
-pub use shard::{CacheShard, KeyTtl, SetResult, SetTtl, ShardError, ShardMsg, ShardStats};
+pub use shard::{
+    CacheShard, KeyTtl, OpOutcome, SetResult, SetTtl, ShardError, ShardMsg, ShardOp, ShardStats,
+};
 pub use spec::{CacheSpec, DEFAULT_MAX_BYTES};
 pub use store::{SetOutcome, Store, StoreError, TtlState};

@@ -20,7 +20,7 @@ use crate::cmd::{
     ClientCommand, Command, CommandCommand, CommandError, Set, SetExpiry, unknown_command_error,
 };
 use crate::resp::{Frame, Limits};
-use crate::shard::{KeyTtl, SetTtl};
+use crate::shard::{BATCH_REFUSED, KeyTtl, OpOutcome, SetTtl, ShardError, ShardOp};
 
 /// The commands the front end answers, for `COMMAND COUNT`
 const COMMAND_COUNT: i64 = 27;
@@ -28,6 +28,9 @@ const COMMAND_COUNT: i64 = 27;
 /// Everything the connection tasks share.
 pub(crate) struct Shared {
     pub(crate) client: CacheClient,
+    /// Whether runs of pipelined single-key commands go to the shards as one batch each;
+    /// turned off for good when the shards refuse batches (a read-through cache)
+    pub(crate) batching: std::sync::atomic::AtomicBool,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) port: u16,
@@ -77,24 +80,29 @@ impl Connection<'_> {
     async fn run(&mut self, mut drain: Drain) -> std::io::Result<()> {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let mut output = BytesMut::with_capacity(16 * 1024);
+        let mut commands = Vec::new();
         loop {
-            let mut close = false;
+            let mut protocol_error = None;
             loop {
                 match Frame::decode_from(&mut input, &self.shared.limits) {
-                    Ok(Some(frame)) => {
-                        if let After::Close = self.answer(frame, &mut output).await {
-                            close = true;
-                            break;
-                        }
-                    }
+                    Ok(Some(frame)) => commands.push(Command::from_frame(frame)),
                     Ok(None) => break,
                     Err(err) => {
-                        metrics::counter!("troupe_cache_protocol_errors_total").increment(1);
-                        Frame::Error(format!("ERR {err}")).encode(&mut output);
-                        close = true;
+                        protocol_error = Some(err);
                         break;
                     }
                 }
+            }
+            let mut close = matches!(
+                self.answer_all(&mut commands, &mut output).await,
+                After::Close
+            );
+            if let Some(err) = protocol_error
+                && !close
+            {
+                metrics::counter!("troupe_cache_protocol_errors_total").increment(1);
+                Frame::Error(format!("ERR {err}")).encode(&mut output);
+                close = true;
             }
             if !output.is_empty() {
                 self.stream.write_all(&output).await?;
@@ -116,9 +124,59 @@ impl Connection<'_> {
         }
     }
 
-    /// Answer one request frame into `out`.
-    async fn answer(&mut self, frame: Frame, out: &mut BytesMut) -> After {
-        let reply = match Command::from_frame(frame) {
+    /// Answers every command of `commands` (emptying it) into `out`, in order: runs of
+    /// single-key commands go to the shards as one batch per shard (see
+    /// [`CacheClient::pipeline`]), anything else one by one between them. Stops at `QUIT`.
+    async fn answer_all(
+        &mut self,
+        commands: &mut Vec<Result<Command, CommandError>>,
+        out: &mut BytesMut,
+    ) -> After {
+        let mut run: Vec<(Command, ShardOp)> = Vec::new();
+        for parsed in commands.drain(..) {
+            let parsed = match parsed {
+                Ok(cmd) => match batch_op(&cmd) {
+                    Some(op) => {
+                        run.push((cmd, op));
+                        continue;
+                    }
+                    None => Ok(cmd),
+                },
+                Err(err) => Err(err),
+            };
+            self.answer_run(&mut run, out).await;
+            if let After::Close = self.answer(parsed, out).await {
+                return After::Close;
+            }
+        }
+        self.answer_run(&mut run, out).await;
+        After::Continue
+    }
+
+    /// Answers a run of batchable commands (emptying it): one batch per shard when there
+    /// are several and the shards take batches, else one by one.
+    async fn answer_run(&mut self, run: &mut Vec<(Command, ShardOp)>, out: &mut BytesMut) {
+        let batching = self.shared.batching.load(Ordering::Relaxed);
+        if run.len() > 1 && batching {
+            let ops = run.iter().map(|(_, op)| op.clone()).collect();
+            let outcomes = self.shared.client.pipeline(ops).await;
+            if !outcomes.iter().all(refused_as_batch) {
+                for ((cmd, _), outcome) in run.drain(..).zip(outcomes) {
+                    reply_to(&cmd, outcome).encode(out);
+                }
+                return;
+            }
+            // a read-through cache: nothing was applied; one by one from now on
+            self.shared.batching.store(false, Ordering::Relaxed);
+        }
+        for (cmd, _) in run.drain(..) {
+            self.execute(cmd).await.encode(out);
+        }
+    }
+
+    /// Answer one parsed request into `out`.
+    async fn answer(&mut self, parsed: Result<Command, CommandError>, out: &mut BytesMut) -> After {
+        let reply = match parsed {
             // Redis sends nothing for an empty command.
             Err(CommandError::Empty) => return After::Continue,
             Err(err) => Frame::Error(err.to_string()),
@@ -273,6 +331,62 @@ impl Connection<'_> {
             expirations = stats.expirations,
             keys = stats.keys,
         ))
+    }
+}
+
+/// The batch operation of `cmd`, if it is a single-key command a shard can apply in a batch.
+fn batch_op(cmd: &Command) -> Option<ShardOp> {
+    Some(match cmd {
+        Command::Get(key) => ShardOp::Get(key.clone()),
+        Command::Set(set) => ShardOp::Set {
+            key: set.key.clone(),
+            value: set.value.clone(),
+            ttl: match set.expiry {
+                None => SetTtl::Clear,
+                Some(SetExpiry::After(d)) => SetTtl::After(d),
+                Some(SetExpiry::KeepTtl) => SetTtl::Keep,
+            },
+            condition: set.condition,
+        },
+        Command::SetEx { key, ttl, value } => ShardOp::Set {
+            key: key.clone(),
+            value: value.clone(),
+            ttl: SetTtl::After(*ttl),
+            condition: None,
+        },
+        Command::IncrBy { key, by } => ShardOp::IncrBy {
+            key: key.clone(),
+            by: *by,
+        },
+        _ => return None,
+    })
+}
+
+/// Whether a batch's outcome is the refusal a read-through shard gives every batch.
+fn refused_as_batch(outcome: &Result<OpOutcome, CacheError>) -> bool {
+    matches!(
+        outcome,
+        Err(CacheError::Refused(ShardError::ReadThroughUnsupported(what))) if what == BATCH_REFUSED
+    )
+}
+
+/// The reply to `cmd` given its batch outcome, as its one-by-one execution would answer.
+fn reply_to(cmd: &Command, outcome: Result<OpOutcome, CacheError>) -> Frame {
+    match (cmd, outcome) {
+        (_, Err(err)) => Frame::Error(err.to_string()),
+        (Command::Get(_), Ok(OpOutcome::Value(value))) => bulk_or_null(value),
+        (Command::Set(set), Ok(OpOutcome::Set(result))) => {
+            if set.get {
+                bulk_or_null(result.old)
+            } else if result.written {
+                ok()
+            } else {
+                Frame::Null
+            }
+        }
+        (Command::SetEx { .. }, Ok(OpOutcome::Set(_))) => ok(),
+        (Command::IncrBy { .. }, Ok(OpOutcome::Integer(n))) => Frame::Integer(n),
+        (_, Ok(_)) => Frame::Error("ERR the shard answered another operation".into()),
     }
 }
 

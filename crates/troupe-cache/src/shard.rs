@@ -278,6 +278,15 @@ pub enum ShardMsg {
         /// The new value
         reply: Reply<Result<i64, ShardError>>,
     },
+    /// Several single-key operations from one pipeline, applied in order; one answer per
+    /// operation, in order. A read-through shard refuses every one
+    /// ([`ShardError::ReadThroughUnsupported`]): its front end sends commands one by one.
+    Batch {
+        /// The operations
+        ops: Vec<ShardOp>,
+        /// Their outcomes
+        reply: Reply<Vec<OpOutcome>>,
+    },
     /// Entries held
     DbSize(Reply<u64>),
     /// Remove every entry
@@ -318,6 +327,56 @@ pub enum ShardMsg {
         /// Whether a live entry was removed
         reply: Reply<bool>,
     },
+}
+
+/// What a read-through shard names in refusing a batch.
+pub(crate) const BATCH_REFUSED: &str = "a pipelined batch";
+
+/// One single-key operation of a [`ShardMsg::Batch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardOp {
+    /// As [`ShardMsg::Get`]
+    Get(Bytes),
+    /// As [`ShardMsg::Set`]
+    Set {
+        /// The key
+        key: Bytes,
+        /// The value
+        value: Bytes,
+        /// The expiry to give it
+        ttl: SetTtl,
+        /// `NX`/`XX`
+        condition: Option<SetCondition>,
+    },
+    /// As [`ShardMsg::IncrBy`]
+    IncrBy {
+        /// The key
+        key: Bytes,
+        /// The increment
+        by: i64,
+    },
+}
+
+impl ShardOp {
+    /// The key it works on (which decides its shard).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Self::Get(key) | Self::Set { key, .. } | Self::IncrBy { key, .. } => key,
+        }
+    }
+}
+
+/// The outcome of one [`ShardOp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpOutcome {
+    /// A `Get`'s value
+    Value(Option<Bytes>),
+    /// A `Set`'s result
+    Set(SetResult),
+    /// An `IncrBy`'s new value
+    Integer(i64),
+    /// The operation failed
+    Failed(ShardError),
 }
 
 /// Where a read's answer goes: a `Get` answers one value, a `GetMany` all.
@@ -538,6 +597,25 @@ impl CacheShard {
             return false;
         }
         store.expire(key, new, now)
+    }
+
+    /// One operation of a batch, on a shard without a backing store.
+    fn apply(&mut self, op: ShardOp, now: Instant) -> OpOutcome {
+        let outcome = match op {
+            ShardOp::Get(key) => {
+                return OpOutcome::Value(self.store.get(&key, now).map(Bytes::copy_from_slice));
+            }
+            ShardOp::Set {
+                key,
+                value,
+                ttl,
+                condition,
+            } => self
+                .set(key, value, ttl, condition, now)
+                .map(OpOutcome::Set),
+            ShardOp::IncrBy { key, by } => self.incr_by(key, by, now).map(OpOutcome::Integer),
+        };
+        outcome.unwrap_or_else(OpOutcome::Failed)
     }
 
     fn incr_by(&mut self, key: Bytes, by: i64, now: Instant) -> Result<i64, ShardError> {
@@ -844,6 +922,14 @@ impl Actor for CacheShard {
             }
             ShardMsg::IncrBy { key, by, reply } => {
                 reply.send(self.incr_by(key, by, now));
+            }
+            ShardMsg::Batch { ops, reply } if through => {
+                let refused = ShardError::ReadThroughUnsupported(BATCH_REFUSED.to_string());
+                reply.send(vec![OpOutcome::Failed(refused); ops.len()]);
+            }
+            ShardMsg::Batch { ops, reply } => {
+                let outcomes = ops.into_iter().map(|op| self.apply(op, now)).collect();
+                reply.send(outcomes);
             }
             ShardMsg::DbSize(reply) => {
                 reply.send(self.store.len() as u64);

@@ -360,3 +360,78 @@ async fn backing_operations_in_flight_are_bounded() {
     }
     node.shutdown().await;
 }
+
+/// Pipelined commands against a read-through cache: its shards refuse batches (nothing is
+/// applied), so the RESP front end answers them one by one, each through the backing store,
+/// in order, exactly as without a pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
+    use troupe_cache::{RespServerMsg, ShardOp};
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (backing_spec, backing) = node
+        .child("db", ChildOptions::permanent(), move || MapBacking {
+            map: HashMap::new(),
+            version: 0,
+            get_delay_ms: Arc::new(AtomicU64::new(0)),
+            gets: Arc::new(AtomicU64::new(0)),
+        })
+        .unwrap();
+    let spec = CacheSpec::lru(1000)
+        .shards(2)
+        .read_through(backing.clone())
+        .resp("127.0.0.1:0");
+    let (mut children, client) = spec.children(&node, "cache").unwrap();
+    children.insert(0, backing_spec);
+    node.start(SupervisorSpec::one_for_one(), children)
+        .await
+        .unwrap();
+
+    // the shards refuse a batch whole, applying none of it
+    let refused = client
+        .pipeline(vec![
+            ShardOp::Set {
+                key: b("a"),
+                value: b("1"),
+                ttl: SetTtl::Clear,
+                condition: None,
+            },
+            ShardOp::Get(b("a")),
+        ])
+        .await;
+    assert!(
+        refused.iter().all(|r| matches!(
+            r,
+            Err(CacheError::Refused(ShardError::ReadThroughUnsupported(_)))
+        )),
+        "{refused:?}"
+    );
+    assert_eq!(backing_get(&backing, "a").await, None);
+
+    let resp = node.addr::<RespServerMsg>("n", "cache.resp");
+    let addr = eventually("the RESP server bound", T, async || {
+        resp.call(RespServerMsg::LocalAddr, T).await.ok().flatten()
+    })
+    .await;
+    let mut con = redis::Client::open(format!("redis://{addr}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for round in 0..3 {
+        let mut pipe = redis::pipe();
+        for i in 0..10 {
+            pipe.cmd("SET").arg(format!("k{i}")).arg(round * 100 + i);
+        }
+        for i in 0..10 {
+            pipe.cmd("GET").arg(format!("k{i}"));
+        }
+        let got: Vec<redis::Value> = pipe.query_async(&mut con).await.unwrap();
+        for i in 0..10 {
+            assert_eq!(got[i], redis::Value::Okay, "round {round}");
+            let want = (round * 100 + i).to_string().into_bytes();
+            assert_eq!(got[10 + i], redis::Value::BulkString(want), "round {round}");
+        }
+    }
+    assert_eq!(backing_get(&backing, "k9").await, Some(b("209")));
+    node.shutdown().await;
+}

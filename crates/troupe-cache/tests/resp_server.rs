@@ -404,6 +404,48 @@ async fn a_pipeline_sees_its_own_writes_in_order() {
     s.node.shutdown().await;
 }
 
+/// Each command of a batched pipeline gets its own answer, as one by one: an error stays at
+/// its position, `SET` options (`NX`, `GET`, `EX`) and `SETEX` answer as Redis does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_commands_keep_their_own_answers_and_errors() {
+    let s = setup(4, |r| r).await;
+    let mut con = connect(s.addr).await;
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET").arg("text").arg("abc");
+    pipe.cmd("INCRBY").arg("text").arg(1);
+    pipe.cmd("GET").arg("text");
+    pipe.cmd("SET").arg("n").arg(1).arg("NX");
+    pipe.cmd("SET").arg("n").arg(2).arg("NX");
+    pipe.cmd("SET").arg("n").arg(3).arg("GET");
+    pipe.cmd("SET").arg("gone").arg(1).arg("XX");
+    pipe.cmd("SETEX").arg("e").arg(100).arg("v");
+    pipe.cmd("SET").arg("p").arg("x").arg("EX").arg(50);
+    pipe.cmd("INCRBY").arg("count").arg(2);
+    pipe.cmd("INCRBY").arg("count").arg(3);
+    pipe.cmd("GET").arg("n");
+    pipe.cmd("TTL").arg("e");
+    let got: Vec<Value> = pipe.ignore_errors().query_async(&mut con).await.unwrap();
+    let bulk = |v: &str| Value::BulkString(v.as_bytes().to_vec());
+    assert_eq!(got[0], Value::Okay);
+    assert!(
+        matches!(&got[1], Value::ServerError(e) if e.details().is_some_and(|d| d.contains("not an integer"))),
+        "{:?}",
+        got[1]
+    );
+    assert_eq!(got[2], bulk("abc"));
+    assert_eq!(got[3], Value::Okay);
+    assert_eq!(got[4], Value::Nil);
+    assert_eq!(got[5], bulk("1"));
+    assert_eq!(got[6], Value::Nil);
+    assert_eq!(got[7], Value::Okay);
+    assert_eq!(got[8], Value::Okay);
+    assert_eq!(got[9], Value::Int(2));
+    assert_eq!(got[10], Value::Int(5));
+    assert_eq!(got[11], bulk("3"));
+    assert!(matches!(got[12], Value::Int(99 | 100)), "{:?}", got[12]);
+    s.node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_errors_close_only_that_connection() {
     let s = setup(2, |r| {
