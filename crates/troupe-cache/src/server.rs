@@ -81,18 +81,11 @@ impl Connection<'_> {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let mut output = BytesMut::with_capacity(16 * 1024);
         let mut commands = Vec::new();
+        let mut frames = Vec::new();
         loop {
-            let mut protocol_error = None;
-            loop {
-                match Frame::decode_from(&mut input, &self.shared.limits) {
-                    Ok(Some(frame)) => commands.push(Command::from_frame(frame)),
-                    Ok(None) => break,
-                    Err(err) => {
-                        protocol_error = Some(err);
-                        break;
-                    }
-                }
-            }
+            let protocol_error =
+                Frame::decode_all(&mut input, &self.shared.limits, &mut frames).err();
+            commands.extend(frames.drain(..).map(Command::from_frame));
             let mut close = matches!(
                 self.answer_all(&mut commands, &mut output).await,
                 After::Close

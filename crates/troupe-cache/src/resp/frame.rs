@@ -173,6 +173,52 @@ impl Frame {
         Self::build(&bytes, limits)
     }
 
+    /// Decodes every complete frame at the start of `buf` into `frames`, advancing past
+    /// them; what is left in `buf` is an incomplete frame (or nothing). Frames from input
+    /// of at most [`ONE_PASS_UP_TO`] bytes are built in one pass (their bulk payloads share
+    /// the input's allocation); larger input is checked before it is built, frame by frame
+    /// as [`decode_from`](Self::decode_from), so an incomplete large frame is only scanned.
+    ///
+    /// # Errors
+    ///
+    /// As [`Frame::check`], for the first frame that breaks it; the frames before it are
+    /// in `frames` and consumed from `buf`, the bad one and the rest stay in `buf`.
+    pub fn decode_all(
+        buf: &mut BytesMut,
+        limits: &Limits,
+        frames: &mut Vec<Self>,
+    ) -> Result<(), RespError> {
+        if buf.len() > ONE_PASS_UP_TO {
+            while let Some(frame) = Self::decode_from(buf, limits)? {
+                frames.push(frame);
+            }
+            return Ok(());
+        }
+        let input = buf.split().freeze();
+        let mut pos = 0;
+        let outcome = loop {
+            let rest = input.slice(pos..);
+            match walk_top(&rest, limits, Some(&rest)) {
+                Ok(Some((Some(frame), used))) => {
+                    frames.push(frame);
+                    pos += used;
+                }
+                Ok(Some((None, _))) => {
+                    break Err(RespError::Protocol(
+                        "a frame was checked but not built".into(),
+                    ));
+                }
+                Ok(None) => break Ok(()),
+                Err(err) => break Err(err),
+            }
+        };
+        // what was not consumed goes back (an incomplete frame, or a bad one and the rest)
+        if pos < input.len() {
+            buf.extend_from_slice(&input[pos..]);
+        }
+        outcome
+    }
+
     /// Build from bytes that passed `check`
     fn build(bytes: &Bytes, limits: &Limits) -> Result<Option<Self>, RespError> {
         match walk_top(bytes, limits, Some(bytes))? {
@@ -210,6 +256,9 @@ impl Frame {
         }
     }
 }
+
+/// Input of at most this many bytes is decoded in one pass by [`Frame::decode_all`].
+pub const ONE_PASS_UP_TO: usize = 64 << 10;
 
 /// Append the wire form of `frame` to `dst`
 pub fn encode(frame: &Frame, dst: &mut BytesMut) {
@@ -556,6 +605,31 @@ mod tests {
             for cut in 0..bytes.len() {
                 prop_assert_eq!(decode(&bytes[..cut]), Ok(None), "cut at {}", cut);
             }
+        }
+
+        /// A pipeline fed in random-sized chunks and decoded with `decode_all` after each
+        /// gives every frame once, in order, whatever the chunking.
+        #[test]
+        fn decode_all_over_chunks(
+            frames in proptest::collection::vec(arb_frame(), 1..12),
+            chunks in proptest::collection::vec(1usize..64, 1..64),
+        ) {
+            let mut wire = BytesMut::new();
+            for frame in &frames {
+                frame.encode(&mut wire);
+            }
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut fed = 0;
+            let mut sizes = chunks.into_iter().cycle();
+            while fed < wire.len() {
+                let n = sizes.next().unwrap_or(1).min(wire.len() - fed);
+                buf.extend_from_slice(&wire[fed..fed + n]);
+                fed += n;
+                prop_assert_eq!(Frame::decode_all(&mut buf, &Limits::default(), &mut got), Ok(()));
+            }
+            prop_assert!(buf.is_empty());
+            prop_assert_eq!(got, frames);
         }
 
         #[test]
