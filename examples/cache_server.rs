@@ -8,6 +8,7 @@
 //! ```
 
 use clap::Parser;
+use troupe::cache::RespServer;
 use troupe::prelude::*;
 
 #[derive(Debug, Parser)]
@@ -16,6 +17,10 @@ struct Args {
     /// Address of the RESP front end.
     #[arg(long, default_value = "127.0.0.1:6380")]
     resp: String,
+    /// Require clients of the RESP port to authenticate with this password (Redis's
+    /// `requirepass`; `redis-cli -a PASSWORD`); also read from TROUPE_REQUIREPASS.
+    #[arg(long, env = "TROUPE_REQUIREPASS", hide_env_values = true)]
+    requirepass: Option<String>,
     /// Number of shard actors (keys are spread over them by hash).
     #[arg(long, default_value_t = 2)]
     shards: usize,
@@ -42,7 +47,10 @@ async fn main() -> anyhow::Result<()> {
         CacheSpec::lru(args.entries)
             .shards(args.shards.max(1))
             .max_bytes(args.bytes)
-            .resp(args.resp.as_str()),
+            .resp(
+                RespServer::new(args.resp.as_str())
+                    .requirepass(args.requirepass.as_deref().unwrap_or_default()),
+            ),
     );
     println!(
         "cache_server: RESP on {} — try: redis-cli -p {} ping",

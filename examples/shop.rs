@@ -53,7 +53,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use serde_json::{Map, Value, json};
-use troupe::cache::RespServerMsg;
+use troupe::cache::{RespServer, RespServerMsg};
 use troupe::db::DbBacking;
 use troupe::prelude::*;
 use troupe::proxy::{AccessLog, AccessLogFormat, AccessLogTo, ProxyMsg};
@@ -67,6 +67,10 @@ struct Args {
     /// The gateway's HTTP address
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: String,
+    /// Require clients of the RESP port to authenticate with this password (Redis's
+    /// `requirepass`; `redis-cli -a PASSWORD`); also read from TROUPE_REQUIREPASS.
+    #[arg(long, env = "TROUPE_REQUIREPASS", hide_env_values = true)]
+    requirepass: Option<String>,
     /// The cache's RESP address (redis-cli works against it)
     #[arg(long, default_value = "127.0.0.1:6380")]
     resp: String,
@@ -508,7 +512,10 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
             .shards(2)
             .max_bytes(128 << 20)
             .read_through(DbBacking::new(db.clone()))
-            .resp(args.resp.as_str())
+            .resp(
+                RespServer::new(args.resp.as_str())
+                    .requirepass(args.requirepass.as_deref().unwrap_or_default()),
+            )
             .call_timeout(BACKEND_TIMEOUT),
     );
     let resp = t.handle(app, &CacheSpec::resp_name("cache"));

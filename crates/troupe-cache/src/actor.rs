@@ -14,6 +14,16 @@ use crate::client::CacheClient;
 use crate::resp::Limits;
 use crate::server::{OVER_LIMIT_REFUSAL, Shared, serve_connection};
 
+/// A password, kept out of `Debug` output.
+#[derive(Clone)]
+struct Secret(Arc<[u8]>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// A RESP2 front end's configuration: where it listens and its limits (the
 /// cache it serves is given when the actor is made)
 ///
@@ -40,6 +50,8 @@ pub struct RespServer {
     /// configured with port 0 comes back where its clients know it.
     listen: StableListenAddr,
     limits: Limits,
+    /// The password clients must give, if any
+    requirepass: Option<Secret>,
     /// Connection limits and drain.
     shell: ListenerShell,
 }
@@ -64,6 +76,7 @@ impl RespServer {
         Self {
             listen: StableListenAddr::new(addr),
             limits: Limits::default(),
+            requirepass: None,
             shell: ListenerShell::new("resp"),
         }
     }
@@ -95,6 +108,17 @@ impl RespServer {
     /// How long connections get to finish their current batch on shutdown
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.shell = self.shell.drain_timeout(timeout);
+        self
+    }
+
+    /// Requires clients to authenticate with `password` (Redis's `requirepass`): every
+    /// command but `AUTH`, `HELLO … AUTH` and `QUIT` is answered `-NOAUTH` until
+    /// `AUTH password` (or `AUTH default password`) succeeds on the connection; a wrong one
+    /// gets `-WRONGPASS` and is counted in `troupe_cache_auth_failures_total`. An empty
+    /// password requires none.
+    pub fn requirepass(mut self, password: impl AsRef<[u8]>) -> Self {
+        let password = password.as_ref();
+        self.requirepass = (!password.is_empty()).then(|| Secret(Arc::from(password)));
         self
     }
 
@@ -156,6 +180,7 @@ impl Actor for RespServerActor {
         let shared = Arc::new(Shared {
             client: self.client.clone(),
             batching: std::sync::atomic::AtomicBool::new(true),
+            password: c.requirepass.as_ref().map(|s| s.0.clone()),
             limits: c.limits,
             max_connections: c.shell.connection_limit(),
             port,

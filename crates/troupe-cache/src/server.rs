@@ -23,7 +23,13 @@ use crate::resp::{Frame, Limits};
 use crate::shard::{BATCH_REFUSED, KeyTtl, OpOutcome, SetTtl, ShardError, ShardOp};
 
 /// The commands the front end answers, for `COMMAND COUNT`
-const COMMAND_COUNT: i64 = 27;
+const COMMAND_COUNT: i64 = 28;
+
+/// What a client gets for a command before it has authenticated (Redis's text).
+const NOAUTH: &str = "NOAUTH Authentication required.";
+
+/// What a wrong `AUTH` gets (Redis's text).
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /// Everything the connection tasks share.
 pub(crate) struct Shared {
@@ -31,6 +37,8 @@ pub(crate) struct Shared {
     /// Whether runs of pipelined single-key commands go to the shards as one batch each;
     /// turned off for good when the shards refuse batches (a read-through cache)
     pub(crate) batching: std::sync::atomic::AtomicBool,
+    /// The password clients must give (`requirepass`), if any
+    pub(crate) password: Option<Arc<[u8]>>,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) port: u16,
@@ -55,6 +63,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnecti
         shared: &shared,
         id,
         name: None,
+        authenticated: shared.password.is_none(),
         stats,
     };
     if let Err(err) = conn.run(drain).await {
@@ -73,6 +82,8 @@ struct Connection<'a> {
     shared: &'a Shared,
     id: u64,
     name: Option<Bytes>,
+    /// Whether it may run commands: it gave the password, or none is required
+    authenticated: bool,
     stats: ListenerStats,
 }
 
@@ -128,6 +139,8 @@ impl Connection<'_> {
         let mut run: Vec<(Command, ShardOp)> = Vec::new();
         for parsed in commands.drain(..) {
             let parsed = match parsed {
+                // before authenticating, every command goes through `answer`, which checks
+                Ok(cmd) if !self.authenticated => Ok(cmd),
                 Ok(cmd) => match batch_op(&cmd) {
                     Some(op) => {
                         run.push((cmd, op));
@@ -177,6 +190,9 @@ impl Connection<'_> {
                 Frame::Simple("OK".into()).encode(out);
                 return After::Close;
             }
+            Ok(Command::Auth { user, password }) => self.auth(user.as_deref(), &password),
+            Ok(Command::Hello(args)) => self.hello(&args),
+            Ok(_) if !self.authenticated => Frame::Error(NOAUTH.into()),
             Ok(cmd) => self.execute(cmd).await,
         };
         reply.encode(out);
@@ -236,7 +252,8 @@ impl Connection<'_> {
             Command::Select(0) => ok(),
             Command::Select(_) => Frame::Error("ERR DB index is out of range".into()),
             Command::Client(sub) => self.client_command(sub),
-            Command::Hello(_) => Frame::Error("NOPROTO unsupported protocol version".into()),
+            Command::Hello(args) => self.hello(&args),
+            Command::Auth { user, password } => self.auth(user.as_deref(), &password),
             Command::ConfigGet(_) => Frame::Array(Vec::new()),
             Command::Command(sub) => match sub {
                 CommandCommand::Count => Frame::Integer(COMMAND_COUNT),
@@ -275,6 +292,99 @@ impl Connection<'_> {
         } else {
             Frame::Null
         })
+    }
+
+    /// `AUTH [user] password`: with `requirepass` set, the `default` user's password
+    /// authenticates the connection; as Redis answers otherwise.
+    fn auth(&mut self, user: Option<&[u8]>, password: &[u8]) -> Frame {
+        let default_user = user.is_none_or(|u| u == b"default");
+        match &self.shared.password {
+            None if user.is_none() => Frame::Error(
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?"
+                    .into(),
+            ),
+            None if default_user => ok(),
+            Some(expected) if default_user && same_secret(expected, password) => {
+                self.authenticated = true;
+                ok()
+            }
+            _ => {
+                metrics::counter!("troupe_cache_auth_failures_total").increment(1);
+                Frame::Error(WRONGPASS.into())
+            }
+        }
+    }
+
+    /// `HELLO [protover [AUTH user password] [SETNAME name]]`: RESP2 only; authenticates
+    /// with `AUTH` as `AUTH` does, and answers the server's description.
+    fn hello(&mut self, args: &[Bytes]) -> Frame {
+        let mut rest = args.iter();
+        if let Some(version) = rest.next()
+            && version.as_ref() != b"2"
+        {
+            return Frame::Error(
+                match std::str::from_utf8(version)
+                    .ok()
+                    .and_then(|v| v.parse::<i64>().ok())
+                {
+                    Some(_) => "NOPROTO unsupported protocol version",
+                    None => "ERR Protocol version is not an integer or out of range",
+                }
+                .into(),
+            );
+        }
+        let mut name = None;
+        while let Some(option) = rest.next() {
+            match option.to_ascii_lowercase().as_slice() {
+                b"auth" => {
+                    let (Some(user), Some(password)) = (rest.next(), rest.next()) else {
+                        return Frame::Error("ERR Syntax error in HELLO option 'auth'".into());
+                    };
+                    if let Frame::Error(refused) = self.auth(Some(user), password) {
+                        return Frame::Error(refused);
+                    }
+                }
+                b"setname" => match rest.next() {
+                    Some(n) => name = Some(n.clone()),
+                    None => {
+                        return Frame::Error("ERR Syntax error in HELLO option 'setname'".into());
+                    }
+                },
+                _ => {
+                    let text = String::from_utf8_lossy(option);
+                    return Frame::Error(format!("ERR Syntax error in HELLO option '{text}'"));
+                }
+            }
+        }
+        if !self.authenticated {
+            return Frame::Error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise \
+                 the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the \
+                 client and select the RESP protocol version at the same time"
+                    .into(),
+            );
+        }
+        if let Some(name) = name {
+            self.name = (!name.is_empty()).then_some(name);
+        }
+        let field = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        Frame::Array(vec![
+            field("server"),
+            field("redis"),
+            field("version"),
+            field("7.0.0"),
+            field("proto"),
+            Frame::Integer(2),
+            field("id"),
+            Frame::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
+            field("mode"),
+            field("standalone"),
+            field("role"),
+            field("master"),
+            field("modules"),
+            Frame::Array(Vec::new()),
+        ])
     }
 
     fn client_command(&mut self, sub: ClientCommand) -> Frame {
@@ -381,6 +491,17 @@ fn reply_to(cmd: &Command, outcome: Result<OpOutcome, CacheError>) -> Frame {
         (Command::IncrBy { .. }, Ok(OpOutcome::Integer(n))) => Frame::Integer(n),
         (_, Ok(_)) => Frame::Error("ERR the shard answered another operation".into()),
     }
+}
+
+/// Whether `given` is the secret `expected`, in time that does not depend on where they
+/// first differ (only on their lengths).
+fn same_secret(expected: &[u8], given: &[u8]) -> bool {
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 fn ok() -> Frame {

@@ -670,3 +670,108 @@ async fn raw_or_empty(addr: SocketAddr, input: &[u8], want: usize) -> (Vec<u8>, 
     }
     (out, false)
 }
+
+/// With `requirepass`, nothing runs before `AUTH` (`-NOAUTH`, nothing written, pipelined or
+/// not); a wrong password is `-WRONGPASS`; the right one, by `AUTH`, `AUTH default`, the
+/// client's URL or `HELLO 2 AUTH`, opens the connection, also within one pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_is_required_before_any_command() {
+    let s = setup(2, |r| r.requirepass("s3cret")).await;
+    assert!(!format!("{:?}", RespServer::new("x:1").requirepass("s3cret")).contains("s3cret"));
+    let mut con = connect(s.addr).await;
+    for words in [
+        &["SET", "k", "1"][..],
+        &["GET", "k"],
+        &["PING"],
+        &["DBSIZE"],
+    ] {
+        let (code, _) = run_err(&mut con, words).await;
+        assert_eq!(code, "NOAUTH", "{words:?}");
+    }
+    // a pipeline before AUTH: every command refused, none applied
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET").arg("k").arg("2");
+    pipe.cmd("SET").arg("j").arg("2");
+    pipe.cmd("GET").arg("k");
+    let refused: Vec<Value> = pipe.ignore_errors().query_async(&mut con).await.unwrap();
+    assert!(
+        refused
+            .iter()
+            .all(|v| matches!(v, Value::ServerError(e) if e.code() == "NOAUTH")),
+        "{refused:?}"
+    );
+    let (code, _) = run_err(&mut con, &["AUTH", "nope"]).await;
+    assert_eq!(code, "WRONGPASS");
+    let (code, _) = run_err(&mut con, &["AUTH", "someone", "s3cret"]).await;
+    assert_eq!(code, "WRONGPASS");
+    let (code, _) = run_err(&mut con, &["HELLO", "2"]).await;
+    assert_eq!(code, "NOAUTH");
+    let ok: String = run(&mut con, &["AUTH", "s3cret"]).await.unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(
+        run::<Option<String>>(&mut con, &["GET", "k"])
+            .await
+            .unwrap(),
+        None
+    );
+    let _: () = run(&mut con, &["SET", "k", "3"]).await.unwrap();
+
+    // AUTH first in a pipeline opens the rest of it
+    let mut fresh = connect(s.addr).await;
+    let mut pipe = redis::pipe();
+    pipe.cmd("AUTH").arg("default").arg("s3cret");
+    pipe.cmd("SET").arg("a").arg("1");
+    pipe.cmd("GET").arg("a");
+    pipe.cmd("GET").arg("k");
+    let got: Vec<Value> = pipe.query_async(&mut fresh).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Value::Okay,
+            Value::Okay,
+            Value::BulkString(b"1".to_vec()),
+            Value::BulkString(b"3".to_vec())
+        ]
+    );
+
+    // the password in the client's URL
+    let mut by_url = redis::Client::open(format!("redis://:s3cret@{}/", s.addr))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    assert_eq!(
+        run::<String>(&mut by_url, &["GET", "a"]).await.unwrap(),
+        "1"
+    );
+
+    // HELLO 2 AUTH, as clients that negotiate the protocol send it
+    let mut hello = connect(s.addr).await;
+    let answer: Vec<Value> = run(&mut hello, &["HELLO", "2", "AUTH", "default", "s3cret"])
+        .await
+        .unwrap();
+    assert_eq!(answer[0], Value::BulkString(b"server".to_vec()));
+    assert_eq!(answer[5], Value::Int(2));
+    assert_eq!(run::<String>(&mut hello, &["GET", "a"]).await.unwrap(), "1");
+    let (code, _) = run_err(&mut hello, &["HELLO", "3"]).await;
+    assert_eq!(code, "NOPROTO");
+    s.node.shutdown().await;
+}
+
+/// Without `requirepass`, `AUTH password` is an error as in Redis, and nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_without_a_password_configured_is_an_error() {
+    let s = setup(1, |r| r).await;
+    let mut con = connect(s.addr).await;
+    let (code, detail) = run_err(&mut con, &["AUTH", "x"]).await;
+    assert_eq!(code, "ERR");
+    assert!(
+        detail.contains("without any password configured"),
+        "{detail}"
+    );
+    let ok: String = run(&mut con, &["AUTH", "default", "anything"])
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    s.node.shutdown().await;
+}

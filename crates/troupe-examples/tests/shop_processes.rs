@@ -1150,3 +1150,43 @@ async fn one_request_is_one_trace_across_the_three_processes() {
         "a dropped trace recorded: {spans:?}"
     );
 }
+
+/// `shop --requirepass` (here from `TROUPE_REQUIREPASS`, as a deployment would pass it): its
+/// RESP port refuses writes without the password (`NOAUTH`) and takes them with it, the way
+/// `redis-cli -a PASSWORD` sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_port_of_shop_requires_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
+    cmd.args([
+        "--http",
+        "127.0.0.1:0",
+        "--resp",
+        "127.0.0.1:0",
+        "--no-admin",
+    ])
+    .arg("--data")
+    .arg(dir.path().join("data"))
+    .env("TROUPE_REQUIREPASS", "open sesame");
+    let mut proc = Proc::spawn(cmd);
+    let line = proc.wait_for("resp listening", T, |l| l.starts_with("resp listening "));
+    let addr: SocketAddr = line["resp listening ".len()..].parse().expect("an address");
+    let mut anonymous = redis(addr).await;
+    let refused = redis::cmd("SET")
+        .arg("item:x")
+        .arg("1")
+        .query_async::<()>(&mut anonymous)
+        .await
+        .expect_err("refused without the password");
+    assert_eq!(refused.code(), Some("NOAUTH"), "{refused}");
+    let mut with_password = redis::Client::open(format!("redis://:open%20sesame@{addr}/"))
+        .expect("a redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("authenticated");
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut with_password)
+        .await
+        .expect("a PONG");
+    assert_eq!(pong, "PONG");
+}

@@ -168,6 +168,13 @@ pub enum Command {
     /// `HELLO [protover [...]]`; the front end refuses it so clients fall
     /// back to RESP2
     Hello(Vec<Bytes>),
+    /// `AUTH [username] password`
+    Auth {
+        /// The user, if given (only `default` exists)
+        user: Option<Bytes>,
+        /// The password
+        password: Bytes,
+    },
     /// `CONFIG GET parameter [parameter ...]`
     ConfigGet(Vec<Bytes>),
     /// `COMMAND [subcommand ...]`
@@ -322,6 +329,17 @@ impl Command {
             }
             b"client" => client(&mut parse, argc)?,
             b"hello" => Self::Hello(parse.rest()?),
+            b"auth" => match argc {
+                2 => Self::Auth {
+                    user: None,
+                    password: parse.next_bytes()?,
+                },
+                3 => Self::Auth {
+                    user: Some(parse.next_bytes()?),
+                    password: parse.next_bytes()?,
+                },
+                _ => return Err(CommandError::WrongArity("auth")),
+            },
             b"config" => config(&mut parse, argc)?,
             b"command" => command(&mut parse)?,
             _ => Self::Unknown(name, parse.rest()?),
@@ -963,6 +981,21 @@ mod tests {
         );
         assert_eq!(wire(&["HELLO", "3"]), Ok(Command::Hello(vec![b("3")])));
         assert_eq!(wire(&["HELLO"]), Ok(Command::Hello(vec![])));
+        assert_eq!(
+            wire(&["AUTH", "secret"]),
+            Ok(Command::Auth {
+                user: None,
+                password: b("secret")
+            })
+        );
+        assert_eq!(
+            wire(&["auth", "default", "secret"]),
+            Ok(Command::Auth {
+                user: Some(b("default")),
+                password: b("secret")
+            })
+        );
+        assert_eq!(wire(&["AUTH"]), Err(CommandError::WrongArity("auth")));
         assert_eq!(
             wire(&["CONFIG", "GET", "maxmemory"]),
             Ok(Command::ConfigGet(vec![b("maxmemory")]))
