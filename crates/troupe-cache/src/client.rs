@@ -197,25 +197,34 @@ impl CacheClient {
                     .await;
                 (positions, answer)
             });
-        let mut out: Vec<Result<OpOutcome, CacheError>> = vec![Ok(OpOutcome::Value(None)); n];
+        let mut out: Vec<Option<Result<OpOutcome, CacheError>>> = vec![None; n];
         for (positions, answer) in join_all(calls).await {
             match answer {
                 Ok(outcomes) => {
                     for (i, outcome) in positions.into_iter().zip(outcomes) {
-                        out[i] = match outcome {
+                        out[i] = Some(match outcome {
                             OpOutcome::Failed(err) => Err(CacheError::Refused(err)),
                             outcome => Ok(outcome),
-                        };
+                        });
                     }
                 }
                 Err(err) => {
                     for i in positions {
-                        out[i] = Err(CacheError::Unavailable(err.clone()));
+                        out[i] = Some(Err(CacheError::Unavailable(err.clone())));
                     }
                 }
             }
         }
-        out
+        // a shard that answered fewer outcomes than it was sent operations
+        out.into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    Err(CacheError::Unavailable(CallError::Decode(
+                        "the shard answered fewer outcomes than operations".into(),
+                    )))
+                })
+            })
+            .collect()
     }
 
     /// The value at `key` (`None` if absent or expired)

@@ -162,21 +162,40 @@ impl Connection<'_> {
     /// Answers a run of batchable commands (emptying it): one batch per shard when there
     /// are several and the shards take batches, else one by one.
     async fn answer_run(&mut self, run: &mut Vec<(Command, ShardOp)>, out: &mut BytesMut) {
-        let batching = self.shared.batching.load(Ordering::Relaxed);
-        if run.len() > 1 && batching {
-            let ops = run.iter().map(|(_, op)| op.clone()).collect();
+        let mut start = 0;
+        while start < run.len() {
+            let end = batch_end(run, start);
+            self.answer_batch(&run[start..end], out).await;
+            start = end;
+        }
+        run.clear();
+    }
+
+    /// Answers `batch` (at most [`BATCH_MAX_OPS`] commands): one message per shard when it
+    /// has several commands and the shards take batches, else one by one. A `GET` whose
+    /// batch failed in transit (say its shard's answer was over the remote frame limit) is
+    /// asked again alone: a read, so asking twice changes nothing.
+    async fn answer_batch(&mut self, batch: &[(Command, ShardOp)], out: &mut BytesMut) {
+        if batch.len() > 1 && self.shared.batching.load(Ordering::Relaxed) {
+            let ops = batch.iter().map(|(_, op)| op.clone()).collect();
             let outcomes = self.shared.client.pipeline(ops).await;
             if !outcomes.iter().all(refused_as_batch) {
-                for ((cmd, _), outcome) in run.drain(..).zip(outcomes) {
-                    reply_to(&cmd, outcome).encode(out);
+                for ((cmd, _), outcome) in batch.iter().zip(outcomes) {
+                    let reply = match (cmd, outcome) {
+                        (Command::Get(_), Err(CacheError::Unavailable(_))) => {
+                            self.execute(cmd.clone()).await
+                        }
+                        (cmd, outcome) => reply_to(cmd, outcome),
+                    };
+                    reply.encode(out);
                 }
                 return;
             }
             // a read-through cache: nothing was applied; one by one from now on
             self.shared.batching.store(false, Ordering::Relaxed);
         }
-        for (cmd, _) in run.drain(..) {
-            self.execute(cmd).await.encode(out);
+        for (cmd, _) in batch {
+            self.execute(cmd.clone()).await.encode(out);
         }
     }
 
@@ -435,6 +454,32 @@ impl Connection<'_> {
             keys = stats.keys,
         ))
     }
+}
+
+/// Commands in one batch, at most: a shard's turn stays short, and its answer small.
+const BATCH_MAX_OPS: usize = 64;
+
+/// Bytes of keys and values written by one batch, at most (a batch always takes its first
+/// command): the message to a remote shard stays far below the frame limit.
+const BATCH_MAX_BYTES: usize = 1 << 20;
+
+/// Where the batch starting at `start` ends: at most [`BATCH_MAX_OPS`] commands and
+/// [`BATCH_MAX_BYTES`] of keys and values, and at least one command.
+fn batch_end(run: &[(Command, ShardOp)], start: usize) -> usize {
+    let mut bytes = 0;
+    let mut end = start;
+    while end < run.len() && end - start < BATCH_MAX_OPS {
+        let size = match &run[end].1 {
+            ShardOp::Set { key, value, .. } => key.len() + value.len(),
+            ShardOp::Get(key) | ShardOp::IncrBy { key, .. } => key.len(),
+        };
+        if end > start && bytes + size > BATCH_MAX_BYTES {
+            break;
+        }
+        bytes += size;
+        end += 1;
+    }
+    end
 }
 
 /// The batch operation of `cmd`, if it is a single-key command a shard can apply in a batch.

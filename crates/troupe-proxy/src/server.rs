@@ -575,6 +575,10 @@ async fn stream_to(
         body: Vec::new(),
         ..head
     });
+    if response.status() == http::StatusCode::BAD_GATEWAY && status != 502 {
+        // the target's status was invalid: the gateway's own answer stands
+        return response;
+    }
     // the stream stays open while its response is being sent
     *response.body_mut() = Counted::new(streamed_body, move |_| drop(open)).boxed_unsync();
     response

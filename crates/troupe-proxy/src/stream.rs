@@ -8,8 +8,10 @@
 //! targets' nodes may reach. Backpressure is built in: a chunk is read from the client only
 //! when the target asks for the next one, and a pushed chunk is acknowledged only once the
 //! gateway has room for it (4 chunks) on its way to the client, so a slow client slows the
-//! target rather than filling memory. Each stream is named by a random 128-bit id that only
-//! the request's target learns, and lives only as long as its request.
+//! target rather than filling memory. One pull and one push of a stream are served at a time
+//! (another gets [`BodyStreamError::Busy`]), each waiting at most its caller's timeout and the
+//! gateway's body timeout. Each stream is named by a random 128-bit id that only the
+//! request's target learns, and lives only as long as its request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -130,6 +132,9 @@ pub enum BodyStreamError {
     /// No such stream at the gateway: its request has ended (or the id is wrong)
     #[error("the request's stream has ended")]
     Ended,
+    /// Another pull (or push) of this stream is still in progress: one at a time
+    #[error("another pull or push of this stream is in progress")]
+    Busy,
     /// The gateway could not be reached or did not answer
     #[error("the gateway did not answer: {0}")]
     Call(String),
@@ -161,6 +166,8 @@ pub enum BodyMsg {
     Pull {
         /// The stream
         stream: StreamId,
+        /// How long the caller waits, in milliseconds: the service waits no longer
+        wait_ms: u64,
         /// The answer
         reply: Reply<Result<Option<serde_bytes::ByteBuf>, BodyStreamError>>,
     },
@@ -168,6 +175,8 @@ pub enum BodyMsg {
     Push {
         /// The stream
         stream: StreamId,
+        /// How long the caller waits, in milliseconds: the service waits no longer
+        wait_ms: u64,
         /// The bytes
         #[serde(with = "serde_bytes")]
         chunk: Vec<u8>,
@@ -200,12 +209,21 @@ impl RequestBody {
     /// The client's body broke the gateway's limit or deadline, or broke off; the request
     /// has ended; or the gateway did not answer in time.
     ///
-    /// Cancelling may lose the chunk being read.
+    /// Cancelling, or a timeout, leaves the chunk being read for the next call when the
+    /// gateway learns that the caller is gone (always on the gateway's node; across nodes,
+    /// a chunk already sent is lost with its answer). A body that failed keeps failing.
     pub async fn next(&self, timeout: Duration) -> Result<Option<Bytes>, BodyStreamError> {
         let stream = self.stream;
         let chunk = self
             .service
-            .call(|reply| BodyMsg::Pull { stream, reply }, timeout)
+            .call(
+                |reply| BodyMsg::Pull {
+                    stream,
+                    wait_ms: millis(timeout),
+                    reply,
+                },
+                timeout,
+            )
             .await??;
         Ok(chunk.map(|c| Bytes::from(c.into_vec())))
     }
@@ -276,6 +294,7 @@ impl ResponseBody {
             .call(
                 |reply| BodyMsg::Push {
                     stream,
+                    wait_ms: millis(timeout),
                     chunk,
                     end,
                     reply,
@@ -286,10 +305,35 @@ impl ResponseBody {
     }
 }
 
+/// `timeout` in whole milliseconds, saturating.
+fn millis(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The request body's side of a stream: one pull at a time holds it.
+struct Pulling {
+    /// The client's body
+    body: Guarded<Incoming>,
+    /// A chunk read for a pull whose caller had gone: the next pull gets it
+    unclaimed_slot: Arc<std::sync::Mutex<Option<Bytes>>>,
+}
+
+impl Pulling {
+    /// `unclaimed` taken out, if a chunk waits there.
+    fn take_unclaimed(&self) -> Option<Bytes> {
+        self.unclaimed_slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
 /// One request's stream as the gateway holds it.
 struct Slot {
-    /// The client's body, read when the target pulls
-    request: Arc<tokio::sync::Mutex<Guarded<Incoming>>>,
+    /// The client's body, read when the target pulls (one pull at a time)
+    request: Arc<tokio::sync::Mutex<Pulling>>,
+    /// Held by the push in progress (one at a time)
+    pushing: Arc<tokio::sync::Mutex<()>>,
     /// Pushed chunks on their way to the client; `None` once the target finished
     response: Option<mpsc::Sender<Bytes>>,
 }
@@ -329,7 +373,11 @@ impl Streams {
         self.slots.lock().unwrap_or_else(|p| p.into_inner()).insert(
             id,
             Slot {
-                request: Arc::new(tokio::sync::Mutex::new(body)),
+                request: Arc::new(tokio::sync::Mutex::new(Pulling {
+                    body,
+                    unclaimed_slot: Arc::default(),
+                })),
+                pushing: Arc::default(),
                 response: Some(tx),
             },
         );
@@ -362,24 +410,46 @@ impl Streams {
         )
     }
 
-    fn request(&self, id: StreamId) -> Option<Arc<tokio::sync::Mutex<Guarded<Incoming>>>> {
+    /// The request side of stream `id`, held for one pull; `Busy` while another pull is in
+    /// progress.
+    fn request(
+        &self,
+        id: StreamId,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Pulling>, BodyStreamError> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.get(&id).map(|slot| slot.request.clone())
+        let slot = slots.get(&id).ok_or(BodyStreamError::Ended)?;
+        slot.request
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| BodyStreamError::Busy)
     }
 
-    /// The response sender of stream `id`; taken out of the slot if `end`.
+    /// The response sender of stream `id` (taken out of the slot if `end`), held for one
+    /// push; `Busy` while another push is in progress.
     fn response(
         &self,
         id: StreamId,
         end: bool,
-    ) -> Result<Option<mpsc::Sender<Bytes>>, BodyStreamError> {
+    ) -> Result<
+        (
+            Option<mpsc::Sender<Bytes>>,
+            tokio::sync::OwnedMutexGuard<()>,
+        ),
+        BodyStreamError,
+    > {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let slot = slots.get_mut(&id).ok_or(BodyStreamError::Ended)?;
-        Ok(if end {
+        let held = slot
+            .pushing
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| BodyStreamError::Busy)?;
+        let sender = if end {
             slot.response.take()
         } else {
             slot.response.clone()
-        })
+        };
+        Ok((sender, held))
     }
 }
 
@@ -388,6 +458,10 @@ impl Streams {
 async fn next_chunk(body: &mut Guarded<Incoming>) -> Result<Option<Bytes>, BodyStreamError> {
     let verdict = body.verdict();
     let failed = || BodyStreamError::from(verdict.get().copied().unwrap_or(BodyError::Broken));
+    // a body that failed stays failed: never a clean end for a pull asked again
+    if verdict.get().is_some() {
+        return Err(failed());
+    }
     let mut chunk = BytesMut::new();
     loop {
         let frame = if chunk.is_empty() {
@@ -442,31 +516,49 @@ impl Actor for BodyService {
         while self.waiting.try_join_next().is_some() {}
         let limit = self.wait_limit;
         match msg {
-            BodyMsg::Pull { stream, reply } => {
-                let Some(body) = self.streams.request(stream) else {
-                    reply.send(Err(BodyStreamError::Ended));
-                    return Ok(());
+            BodyMsg::Pull {
+                stream,
+                wait_ms,
+                reply,
+            } => {
+                let mut pulling = match self.streams.request(stream) {
+                    Ok(pulling) => pulling,
+                    Err(err) => {
+                        reply.send(Err(err));
+                        return Ok(());
+                    }
                 };
+                let wait = limit.min(Duration::from_millis(wait_ms));
                 // a client sending slowly must not hold the other streams' messages
                 self.waiting.spawn(async move {
-                    let read = tokio::time::timeout(limit, async {
-                        next_chunk(&mut *body.lock().await).await
-                    })
-                    .await
-                    .unwrap_or(Err(BodyStreamError::TimedOut));
-                    reply.send(read.map(|c| c.map(|c| serde_bytes::ByteBuf::from(c.to_vec()))));
+                    let read = match pulling.take_unclaimed() {
+                        Some(chunk) => Ok(Some(chunk)),
+                        None => tokio::time::timeout(wait, next_chunk(&mut pulling.body))
+                            .await
+                            .unwrap_or(Err(BodyStreamError::TimedOut)),
+                    };
+                    let unclaimed = pulling.unclaimed_slot.clone();
+                    // released before answering, so the caller's next pull finds it free
+                    drop(pulling);
+                    let chunk = read.as_ref().ok().cloned().flatten();
+                    let answer = read.map(|c| c.map(|c| serde_bytes::ByteBuf::from(c.to_vec())));
+                    if !reply.send(answer) {
+                        // the caller is gone: keep the chunk for its next pull
+                        *unclaimed.lock().unwrap_or_else(|p| p.into_inner()) = chunk;
+                    }
                 });
             }
             BodyMsg::Push {
                 stream,
+                wait_ms,
                 chunk,
                 end,
                 reply,
             } => {
-                let sender = match self.streams.response(stream, end) {
-                    Ok(Some(sender)) => sender,
+                let (sender, held) = match self.streams.response(stream, end) {
+                    Ok((Some(sender), held)) => (sender, held),
                     // finished already: nothing more goes out
-                    Ok(None) => {
+                    Ok((None, _)) => {
                         reply.send(if end {
                             Ok(())
                         } else {
@@ -479,11 +571,12 @@ impl Actor for BodyService {
                         return Ok(());
                     }
                 };
+                let wait = limit.min(Duration::from_millis(wait_ms));
                 self.waiting.spawn(async move {
                     let sent = if chunk.is_empty() {
                         Ok(())
                     } else {
-                        match tokio::time::timeout(limit, sender.send(Bytes::from(chunk))).await {
+                        match tokio::time::timeout(wait, sender.send(Bytes::from(chunk))).await {
                             Ok(Ok(())) => Ok(()),
                             Ok(Err(_)) => Err(BodyStreamError::Broken),
                             Err(_) => Err(BodyStreamError::TimedOut),
@@ -491,6 +584,7 @@ impl Actor for BodyService {
                     };
                     // the last sender dropped here (on `end`) ends the client's body
                     drop(sender);
+                    drop(held);
                     reply.send(sent);
                 });
             }

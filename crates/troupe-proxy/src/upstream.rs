@@ -123,7 +123,8 @@ impl Upstream {
 
     /// Adds an actor as a member beside the HTTP servers, balanced and ejected with them: a
     /// request it gets is asked of it as an [`HttpRequest`](crate::HttpRequest) (its body read
-    /// whole, within the gateway's limit; the client's headers as sent), as
+    /// whole, within the gateway's limit; the headers an HTTP member would get: hop-by-hop ones
+    /// removed, `x-forwarded-for`, `forwarded` and `via` added), as
     /// [`Proxy::route`](crate::Proxy::route) would. Lets traffic move between HTTP services
     /// and actors one member at a time. Actors get no active health checks (a node reported
     /// down fails their calls at once, which ejects them) and no WebSocket upgrades.
@@ -338,8 +339,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Removes the hop-by-hop headers from `headers`, in place: those of [`HOP_BY_HOP`],
-/// `upgrade`, and any the `connection` header names. Costs one scan of the names when there
+/// Removes the hop-by-hop headers from `headers`, in place: those of [`HOP_BY_HOP`] (but
+/// `te: trailers`, which HTTP/2 allows), `upgrade`, and any the `connection` header names. Costs one scan of the names when there
 /// are none (the usual case).
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let is_hop = |name: &HeaderName| HOP_BY_HOP.contains(name) || name == header::UPGRADE;
@@ -353,8 +354,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
         .collect();
+    // `te: trailers` is the one `te` passed on: gRPC over HTTP/2 needs it
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     for name in named {
         headers.remove(&name);
@@ -446,6 +455,8 @@ enum Attempt {
     Undelivered(&'static str),
     /// The client's own body failed (too large, too slow, broken off): not the member's fault
     ClientBody(BodyError),
+    /// The member cannot take this request (an upgrade to an actor): another is tried
+    Skipped,
     /// The request may have reached the member
     Failed(u16, &'static str),
 }
@@ -519,6 +530,7 @@ impl UpstreamPool {
             } else {
                 request.headers.clone()
             };
+            let streamed = matches!(this_body, Outgoing::Streamed(_));
             let (attempt, member) = match self.members.get(index) {
                 Some(base) => (
                     self.attempt(base, request, headers, this_body, &mut upgrade)
@@ -528,7 +540,10 @@ impl UpstreamPool {
                 None => {
                     let actor = &self.actors[index - self.members.len()];
                     let attempt = if upgrade.is_some() {
-                        Attempt::Failed(502, "an actor member cannot switch protocols")
+                        // not this member's fault: another may take it
+                        body = Some(this_body);
+                        request.headers = headers;
+                        Attempt::Skipped
                     } else {
                         self.ask_actor(actor, request, &headers, this_body).await
                     };
@@ -536,7 +551,11 @@ impl UpstreamPool {
                 }
             };
             let outcome = match &attempt {
-                Attempt::Answered(_) | Attempt::ClientBody(_) => Outcome::Success,
+                Attempt::Answered(_) | Attempt::ClientBody(_) | Attempt::Skipped => {
+                    Outcome::Success
+                }
+                // the client's body may still have been arriving: not the member's delay
+                Attempt::Failed(504, _) if streamed => Outcome::Success,
                 Attempt::Failed(504, _) => Outcome::Timeout,
                 _ => Outcome::Error,
             };
@@ -548,6 +567,7 @@ impl UpstreamPool {
                     last = (502, why);
                 }
                 Attempt::ClientBody(why) => return crate::server::body_refusal(why),
+                Attempt::Skipped => last = (502, "no member that can switch protocols answered"),
                 Attempt::Failed(status, why) => {
                     let reason = if status == 504 { "timeout" } else { "failed" };
                     metrics::counter!("troupe_proxy_upstream_errors_total", "route" => self.name.clone(), "reason" => reason).increment(1);
@@ -775,12 +795,18 @@ mod tests {
             ("x-secret", "1"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
-            ("te", "trailers"),
+            ("te", "gzip"),
             ("accept", "text/html"),
         ]);
         let kept = end_to_end(&h);
         let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, vec!["accept"]);
+        // gRPC's `te: trailers` is the one `te` passed on
+        let grpc = end_to_end(&headers(&[
+            ("te", "trailers"),
+            ("content-type", "application/grpc"),
+        ]));
+        assert_eq!(grpc["te"], "trailers");
     }
 
     #[test]

@@ -29,8 +29,10 @@ type ClientBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 struct Shared {
     /// Request body bytes pulled so far
     pulled: AtomicU64,
-    /// Lets `/download` push the rest, and `/stall` pull the rest
+    /// Lets `/download` push the rest, and `/stall` pull the rest; `/twice` signals with it
     release: tokio::sync::Notify,
+    /// What `/twice` saw
+    verdicts: std::sync::Mutex<Option<String>>,
 }
 
 /// `/upload` pulls the whole body and answers its length; `/stall` pulls one chunk, waits
@@ -52,6 +54,25 @@ impl Actor for Target {
         // off the mailbox, as a target serving several streams at once would
         tokio::spawn(async move {
             match request.path.as_str() {
+                "/twice" => {
+                    // pull until the body fails, then once more: it must fail again
+                    let first = loop {
+                        match request.body.next(T).await {
+                            Ok(Some(chunk)) => {
+                                shared
+                                    .pulled
+                                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                            }
+                            other => break other,
+                        }
+                    };
+                    let again = request.body.next(T).await;
+                    *shared.verdicts.lock().unwrap() = Some(format!("{first:?} then {again:?}"));
+                    shared.release.notify_one();
+                    reply.send(HttpStreamResponse::whole(troupe_proxy::HttpResponse::ok(
+                        "",
+                    )));
+                }
                 "/download" => {
                     reply.send(HttpStreamResponse::streamed(200, vec![]));
                     let sink = request.response;
@@ -291,4 +312,32 @@ async fn a_target_on_another_node_pulls_and_pushes_bodies() {
     streams_both_ways(addr, &shared).await;
     edge.shutdown().await;
     app.shutdown().await;
+}
+
+/// A body that broke off stays broken: pulling again after the error is the error again,
+/// never a clean end that would pass a truncated body as whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_broke_off_is_never_a_clean_end() {
+    let (node, shared, addr) = on_one_node().await;
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+    let request = http::Request::post(format!("http://{addr}/twice"))
+        .body(body.boxed())
+        .unwrap();
+    let http = client();
+    let sent = tokio::spawn(async move { http.request(request).await });
+    tx.send_data(Bytes::from(vec![1; 10_000])).await.unwrap();
+    eventually("the target pulled the first chunk", T, async || {
+        shared.pulled.load(Ordering::SeqCst) >= 10_000
+    })
+    .await;
+    // the client gives up mid-body: its connection is aborted
+    tx.abort("the client gave up".into());
+    let _ = within("the client's request to end", T, sent).await;
+    within("the target's two pulls", T, shared.release.notified()).await;
+    let seen = shared.verdicts.lock().unwrap().clone().unwrap_or_default();
+    assert!(
+        seen.starts_with("Err(") && seen.contains(" then Err("),
+        "{seen}"
+    );
+    node.shutdown().await;
 }

@@ -501,9 +501,12 @@ fn walk(
             if depth + 1 > max_depth {
                 return Err(RespError::TooDeep { max: max_depth });
             }
-            // Only the build phase allocates, after check has seen every
-            // element, so the capacity is bounded by the bytes received.
-            let mut items = out.map(|_| Vec::with_capacity(count));
+            // Only the build phase allocates; the one-pass build of `decode_all` may build
+            // a frame not yet checked, so the capacity is bounded by the bytes received
+            // (every element takes at least 3 bytes on the wire), never by the count a client
+            // declares.
+            let room = buf.len().saturating_sub(next) / 3;
+            let mut items = out.map(|_| Vec::with_capacity(count.min(room)));
             for _ in 0..count {
                 let Some((item, end)) = walk(buf, next, depth + 1, limits, out)? else {
                     return Ok(None);
