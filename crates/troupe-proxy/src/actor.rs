@@ -55,6 +55,7 @@ pub struct Proxy {
     call_timeout: Duration,
     header_timeout: Duration,
     body_timeout: Duration,
+    send_timeout: Duration,
     access_log: Option<AccessLog>,
     /// PEM certificate chain and key files, to serve HTTPS
     tls: Option<(PathBuf, PathBuf)>,
@@ -88,6 +89,7 @@ impl Proxy {
             call_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
             access_log: None,
             tls: None,
             tls_reload_every: Duration::from_secs(10),
@@ -194,6 +196,15 @@ impl Proxy {
     /// client trickling a body cannot hold a connection and its task.
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
+        self
+    }
+
+    /// How long a write to a client may wait without the client taking a byte (nginx's
+    /// `send_timeout`, 60 s by default); past it the connection is closed and counted in
+    /// `troupe_proxy_send_timeouts_total`, so a client that stops reading a large response
+    /// or a WebSocket tunnel cannot hold the connection.
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
         self
     }
 
@@ -344,6 +355,7 @@ impl Actor for ProxyActor {
             call_timeout: c.call_timeout,
             header_timeout: c.header_timeout,
             body_timeout: c.body_timeout,
+            send_timeout: c.send_timeout,
             access_log,
             tls,
             bodies: c

@@ -30,6 +30,7 @@ pub mod access;
 pub mod actor;
 mod body;
 pub mod core;
+mod deadline_io;
 mod head;
 pub mod message;
 mod server;

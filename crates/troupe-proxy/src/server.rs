@@ -29,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 use crate::access::{AccessLogger, Entry};
 use crate::body::{Body, BodyError, Counted, Deadline, Guarded};
 use crate::core::{Routes, status_for, upstream_error_kind};
+use crate::deadline_io::WriteDeadline;
 use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
 use crate::stream::{BodyMsg, HttpStreamCall, HttpStreamRequest, HttpStreamResponse, Streams};
@@ -67,6 +68,7 @@ pub(crate) struct Shared {
     pub(crate) call_timeout: Duration,
     pub(crate) header_timeout: Duration,
     pub(crate) body_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     pub(crate) access_log: Option<AccessLogger>,
     pub(crate) tls: Option<Arc<crate::tls::ReloadingTls>>,
     /// The open streams of streaming routes and the body service their targets use
@@ -153,6 +155,7 @@ where
         }
     };
     let header_timeout = shared.header_timeout;
+    let send_timeout = shared.send_timeout;
     let tunnels = Arc::new(Tunnels::default());
     let service = service_fn({
         let tunnels = tunnels.clone();
@@ -173,7 +176,13 @@ where
         .keep_alive_interval(header_timeout)
         .keep_alive_timeout(header_timeout);
     let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(Replay::new(prefix, stream)), service)
+        .serve_connection_with_upgrades(
+            TokioIo::new(Replay::new(
+                prefix,
+                WriteDeadline::new(stream, send_timeout),
+            )),
+            service,
+        )
         .into_owned();
     tokio::pin!(conn);
     let ended = tokio::select! {
@@ -636,6 +645,7 @@ mod tests {
             call_timeout: Duration::from_secs(1),
             header_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(1),
             access_log: None,
             tls: None,
             bodies: None,

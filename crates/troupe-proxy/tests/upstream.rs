@@ -35,6 +35,40 @@ struct AppServer {
     received: Arc<AtomicU64>,
     /// Lets `/download` send the rest of its body
     release: Arc<tokio::sync::Notify>,
+    /// `/big` responses dropped before their last byte was taken
+    aborted: Arc<AtomicU64>,
+}
+
+/// 64 MiB in 64 KiB chunks; counts itself in `aborted` if dropped before its end.
+struct Big {
+    left: usize,
+    aborted: Arc<AtomicU64>,
+}
+
+impl hyper::body::Body for Big {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        this.left -= 1;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(
+            vec![b'b'; 64 << 10],
+        )))))
+    }
+}
+
+impl Drop for Big {
+    fn drop(&mut self) {
+        if self.left > 0 {
+            self.aborted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Starts an app server named `name`, speaking HTTP/2 (prior knowledge) if `h2`, else
@@ -48,16 +82,36 @@ async fn app_server(name: &'static str, h2: bool) -> AppServer {
     let healthy = Arc::new(AtomicBool::new(true));
     let received = Arc::new(AtomicU64::new(0));
     let release = Arc::new(tokio::sync::Notify::new());
-    let (h, r, n) = (healthy.clone(), received.clone(), release.clone());
+    let aborted = Arc::new(AtomicU64::new(0));
+    let (h, r, n, a) = (
+        healthy.clone(),
+        received.clone(),
+        release.clone(),
+        aborted.clone(),
+    );
     let task = tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
         while let Ok((stream, _)) = listener.accept().await {
-            let (healthy, received, release) = (h.clone(), r.clone(), n.clone());
+            let (healthy, received, release, aborted) =
+                (h.clone(), r.clone(), n.clone(), a.clone());
             connections.spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let (healthy, received, release) =
-                        (healthy.clone(), received.clone(), release.clone());
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let (healthy, received, release, aborted) = (
+                        healthy.clone(),
+                        received.clone(),
+                        release.clone(),
+                        aborted.clone(),
+                    );
                     async move {
+                        if req.uri().path() == "/big" {
+                            let big = Big {
+                                left: 1024,
+                                aborted,
+                            };
+                            return Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                big.boxed(),
+                            ));
+                        }
                         Ok::<_, std::convert::Infallible>(
                             answer(name, req, &healthy, &received, &release).await,
                         )
@@ -83,6 +137,7 @@ async fn app_server(name: &'static str, h2: bool) -> AppServer {
         healthy,
         received,
         release,
+        aborted,
     }
 }
 
@@ -531,5 +586,42 @@ async fn an_http_server_and_an_actor_share_one_pool() {
         Ok(())
     })
     .await;
+    node.shutdown().await;
+}
+
+/// A client that asks for 64 MiB and then reads nothing is cut off after the send timeout:
+/// the gateway closes its connection and drops the upstream's response, instead of holding
+/// both for as long as the client likes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_after_the_send_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = app_server("app", false).await;
+    let upstream = Upstream::http([format!("http://{}", app.addr)]);
+    let (node, addr) = gateway(|p| {
+        p.route_upstream("/", upstream)
+            .send_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    eventually(
+        "the upstream's response dropped unfinished",
+        T,
+        async || app.aborted.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+    // what the sockets held arrives, then the end: far from the 64 MiB asked for
+    let mut got = 0usize;
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        match within("the cut-off connection's end", T, stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got < 32 << 20, "read {got} bytes after the cut-off");
     node.shutdown().await;
 }
