@@ -52,6 +52,8 @@ pub struct RespServer {
     limits: Limits,
     /// The password clients must give, if any
     requirepass: Option<Secret>,
+    /// How long a client may send nothing before it is closed, if ever
+    idle_timeout: Option<Duration>,
     /// Connection limits and drain.
     shell: ListenerShell,
 }
@@ -77,8 +79,16 @@ impl RespServer {
             listen: StableListenAddr::new(addr),
             limits: Limits::default(),
             requirepass: None,
+            idle_timeout: None,
             shell: ListenerShell::new("resp"),
         }
+    }
+
+    /// Closes a client connection that sends nothing for `idle` (Redis's `timeout`; none by
+    /// default, as in Redis), counted in `troupe_cache_idle_closed_total`. Zero means never.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = (!idle.is_zero()).then_some(idle);
+        self
     }
 
     /// Most connections served at once (at least 1, Redis's `maxclients`);
@@ -181,6 +191,7 @@ impl Actor for RespServerActor {
             client: self.client.clone(),
             batching: std::sync::atomic::AtomicBool::new(true),
             password: c.requirepass.as_ref().map(|s| s.0.clone()),
+            idle_timeout: c.idle_timeout,
             limits: c.limits,
             max_connections: c.shell.connection_limit(),
             port,

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) batching: std::sync::atomic::AtomicBool,
     /// The password clients must give (`requirepass`), if any
     pub(crate) password: Option<Arc<[u8]>>,
+    /// How long a client may send nothing before it is closed (Redis's `timeout`), if ever
+    pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) port: u16,
@@ -116,6 +118,12 @@ impl Connection<'_> {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
+            let idle = async {
+                match self.shared.idle_timeout {
+                    Some(idle) => tokio::time::sleep(idle).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 read = self.stream.read_buf(&mut input) => {
                     if read? == 0 {
@@ -124,6 +132,12 @@ impl Connection<'_> {
                 }
                 // Draining: answer what was read, then close (above).
                 () = drain.wait() => {}
+                // Redis's `timeout`: a client silent that long is closed
+                () = idle => {
+                    metrics::counter!("troupe_cache_idle_closed_total").increment(1);
+                    let _ = self.stream.shutdown().await;
+                    return Ok(());
+                }
             }
         }
     }

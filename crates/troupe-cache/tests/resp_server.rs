@@ -775,3 +775,31 @@ async fn auth_without_a_password_configured_is_an_error() {
     assert_eq!(ok, "OK");
     s.node.shutdown().await;
 }
+
+/// With an idle timeout (Redis's `timeout`), a client that sends nothing for that long is
+/// closed; one that keeps talking is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_closed_after_the_idle_timeout() {
+    let s = setup(1, |r| r.idle_timeout(Duration::from_millis(300))).await;
+    let mut silent = TcpStream::connect(s.addr).await.unwrap();
+    let mut talking = TcpStream::connect(s.addr).await.unwrap();
+    assert_eq!(exchange(&mut silent, b"PING\r\n", 7).await, b"+PONG\r\n");
+    // the talking client pings every 100 ms while the silent one waits to be closed
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(T, async {
+        loop {
+            tokio::select! {
+                read = silent.read(&mut byte) => break read,
+                _ = every.tick() => {
+                    assert_eq!(exchange(&mut talking, b"PING\r\n", 7).await, b"+PONG\r\n");
+                }
+            }
+        }
+    })
+    .await
+    .expect("the silent client closed in time");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert_eq!(exchange(&mut talking, b"PING\r\n", 7).await, b"+PONG\r\n");
+    s.node.shutdown().await;
+}
