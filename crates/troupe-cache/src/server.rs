@@ -100,7 +100,7 @@ impl Connection<'_> {
                 Frame::decode_all(&mut input, &self.shared.limits, &mut frames).err();
             commands.extend(frames.drain(..).map(Command::from_frame));
             let mut close = matches!(
-                self.answer_all(&mut commands, &mut output).await,
+                self.answer_all(&mut commands, &mut output).await?,
                 After::Close
             );
             if let Some(err) = protocol_error
@@ -145,11 +145,15 @@ impl Connection<'_> {
     /// Answers every command of `commands` (emptying it) into `out`, in order: runs of
     /// single-key commands go to the shards as one batch per shard (see
     /// [`CacheClient::pipeline`]), anything else one by one between them. Stops at `QUIT`.
+    ///
+    /// Replies are written out whenever [`WRITE_AT`] bytes of them wait, so a client that
+    /// pipelines many large reads and does not read them holds at most that much (and one
+    /// batch) in the server, and is not served further until it reads.
     async fn answer_all(
         &mut self,
         commands: &mut Vec<Result<Command, CommandError>>,
         out: &mut BytesMut,
-    ) -> After {
+    ) -> std::io::Result<After> {
         let mut run: Vec<(Command, ShardOp)> = Vec::new();
         for parsed in commands.drain(..) {
             let parsed = match parsed {
@@ -164,25 +168,41 @@ impl Connection<'_> {
                 },
                 Err(err) => Err(err),
             };
-            self.answer_run(&mut run, out).await;
+            self.answer_run(&mut run, out).await?;
             if let After::Close = self.answer(parsed, out).await {
-                return After::Close;
+                return Ok(After::Close);
             }
+            self.write_if_full(out).await?;
         }
-        self.answer_run(&mut run, out).await;
-        After::Continue
+        self.answer_run(&mut run, out).await?;
+        Ok(After::Continue)
+    }
+
+    /// Writes the replies waiting in `out` once there are [`WRITE_AT`] bytes of them.
+    async fn write_if_full(&mut self, out: &mut BytesMut) -> std::io::Result<()> {
+        if out.len() >= WRITE_AT {
+            self.stream.write_all(out).await?;
+            out.clear();
+        }
+        Ok(())
     }
 
     /// Answers a run of batchable commands (emptying it): one batch per shard when there
     /// are several and the shards take batches, else one by one.
-    async fn answer_run(&mut self, run: &mut Vec<(Command, ShardOp)>, out: &mut BytesMut) {
+    async fn answer_run(
+        &mut self,
+        run: &mut Vec<(Command, ShardOp)>,
+        out: &mut BytesMut,
+    ) -> std::io::Result<()> {
         let mut start = 0;
         while start < run.len() {
             let end = batch_end(run, start);
             self.answer_batch(&run[start..end], out).await;
+            self.write_if_full(out).await?;
             start = end;
         }
         run.clear();
+        Ok(())
     }
 
     /// Answers `batch` (at most [`BATCH_MAX_OPS`] commands): one message per shard when it
@@ -469,6 +489,10 @@ impl Connection<'_> {
         ))
     }
 }
+
+/// Replies waiting to be written, at most, before the next command is run (beyond it by one
+/// command's or one batch's replies).
+const WRITE_AT: usize = 1 << 20;
 
 /// Commands in one batch, at most: a shard's turn stays short, and its answer small.
 const BATCH_MAX_OPS: usize = 64;

@@ -803,3 +803,39 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
     assert_eq!(exchange(&mut talking, b"PING\r\n", 7).await, b"+PONG\r\n");
     s.node.shutdown().await;
 }
+
+/// A client that pipelines 3,000 reads of a 100 KB value (300 MB of replies) and reads none
+/// of them gets at most a few batches' worth run and buffered for it: the server writes its
+/// replies as they pile up and serves the rest only as the client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_a_client_does_not_read_stay_bounded() {
+    let s = setup(1, |r| r).await;
+    let value = "v".repeat(100_000);
+    s.client.set("big", value.clone()).await.unwrap();
+    let hits = async || s.client.stats().await.unwrap().hits;
+    let before = hits().await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(&b"GET big\r\n".repeat(3_000))
+        .await
+        .unwrap();
+    eventually("the server started answering", T, async || {
+        hits().await - before >= 10
+    })
+    .await;
+    // observed over a while: it runs no more than a few batches ahead of the client
+    for _ in 0..5 {
+        let ran = hits().await - before;
+        assert!(ran <= 256, "{ran} reads run for a client that read nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reply = format!("${}\r\n{value}\r\n", value.len());
+    let mut got = vec![0u8; reply.len() * 3_000];
+    tokio::time::timeout(T, stream.read_exact(&mut got))
+        .await
+        .expect("every reply in time")
+        .unwrap();
+    assert!(got.chunks(reply.len()).all(|c| c == reply.as_bytes()));
+    assert_eq!(hits().await - before, 3_000);
+    s.node.shutdown().await;
+}
