@@ -161,6 +161,16 @@ async fn the_leaders_disk_fails_writes_are_refused_typed_and_resume_after() {
     .into_iter()
     .enumerate()
     {
+        // the fault is on r0's disk, so r0 must lead when it strikes: the previous round's
+        // fault may have moved the lead (its followers elect another leader while r0 cannot
+        // write), and a write would then succeed elsewhere
+        if db.status(0).await.role != Role::Leader {
+            let _ = db.client.replicas()[0].call(DbMsg::Promote, T).await;
+        }
+        eventually("r0 leads", T, async || {
+            db.status(0).await.role == Role::Leader
+        })
+        .await;
         fault(&switch);
         assert_storage_failure(db.client.put("during", "x").await, cause);
         // while it lasts: the leader serves reads, refuses writes typed, says why
