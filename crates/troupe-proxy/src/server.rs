@@ -561,17 +561,25 @@ async fn stream_to(
         body,
         streamed,
     } = reply;
-    let head = HttpResponse {
+    if !streamed {
+        return into_response(HttpResponse {
+            status,
+            headers,
+            body,
+        });
+    }
+    let mut response = into_response(HttpResponse {
         status,
         headers,
-        body,
-    };
-    if !streamed {
-        return into_response(head);
+        body: Vec::new(),
+    });
+    if http::StatusCode::from_u16(status).is_err() {
+        // the target's status was invalid: the gateway's own 502 stands
+        return response;
     }
     // the first bytes, then each pushed chunk until the target finishes; a target that stops
     // pushing for the body timeout has its response cut off
-    let first = (!head.body.is_empty()).then(|| Bytes::from(head.body.clone()));
+    let first = (!body.is_empty()).then(|| Bytes::from(body));
     let chunks = futures::stream::iter(first)
         .chain(tokio_stream_from(pushed))
         .map(|chunk| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk)));
@@ -580,14 +588,6 @@ async fn stream_to(
         None,
         Deadline::Idle(shared.body_timeout),
     );
-    let mut response = into_response(HttpResponse {
-        body: Vec::new(),
-        ..head
-    });
-    if response.status() == http::StatusCode::BAD_GATEWAY && status != 502 {
-        // the target's status was invalid: the gateway's own answer stands
-        return response;
-    }
     // the stream stays open while its response is being sent
     *response.body_mut() = Counted::new(streamed_body, move |_| drop(open)).boxed_unsync();
     response
