@@ -1073,3 +1073,71 @@ async fn a_cancelled_shutdown_still_leaves_the_cluster() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_cut_by_one_side_partitions_both_until_healed() {
+    let journal = Journal::default();
+    let (_ca, a, b, c) = trio(&journal).await;
+    let (mut a_events, mut c_events) = (a.net.events(), c.net.events());
+    assert_eq!(
+        a.net.cut_link("a"),
+        Err(troupe_runtime::remote::CutError::Myself)
+    );
+    assert!(matches!(
+        a.net.cut_link("nobody"),
+        Err(troupe_runtime::remote::CutError::UnknownPeer(_))
+    ));
+    // only a cuts: c takes no part, yet hears nothing from a either
+    a.net.cut_link("c").unwrap();
+    assert_eq!(a.net.cut_links(), vec!["c".to_string()]);
+    let is_down = |name: &'static str| move |e: &NodeEvent| matches!(e, NodeEvent::Down { node, .. } if node == name);
+    next_event(&mut a_events, "c down on a", is_down("c")).await;
+    next_event(&mut c_events, "a down on c", is_down("a")).await;
+    let short = Duration::from_millis(300);
+    assert!(
+        a.node
+            .addr::<Probe>("c", "probe")
+            .call(Probe::Log, short)
+            .await
+            .is_err()
+    );
+    assert!(
+        c.node
+            .addr::<Probe>("a", "probe")
+            .call(Probe::Log, short)
+            .await
+            .is_err()
+    );
+    // the rest of the cluster is untouched
+    for (from, to) in [(&b, "a"), (&b, "c"), (&a, "b"), (&c, "b")] {
+        assert!(
+            from.node
+                .addr::<Probe>(to, "probe")
+                .call(Probe::Log, T)
+                .await
+                .is_ok(),
+            "{} to {to}",
+            from.node.name()
+        );
+    }
+    assert!(a.net.cut_datagrams() > 0);
+    assert!(a.net.heal_link("c"));
+    assert!(!a.net.heal_link("c"));
+    assert!(a.net.cut_links().is_empty());
+    eventually("a calls c again", T, async || {
+        a.node
+            .addr::<Probe>("c", "probe")
+            .call(Probe::Log, short)
+            .await
+            .is_ok()
+    })
+    .await;
+    eventually("c calls a again", T, async || {
+        c.node
+            .addr::<Probe>("a", "probe")
+            .call(Probe::Log, short)
+            .await
+            .is_ok()
+    })
+    .await;
+}

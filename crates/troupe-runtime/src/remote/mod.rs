@@ -12,6 +12,7 @@
 //! - `net`: the endpoint, dialing, accepting, dispatching, gossip and reconnection.
 //! - `tls`: quinn configurations from a node's identity, and a peer's certificate chain.
 
+mod cut;
 mod handshake;
 mod members;
 mod net;
@@ -262,6 +263,18 @@ pub enum NodeEvent {
 }
 
 /// Why a node's endpoint could not start ([`NodeNet::bind`], [`NodeNet::start`]) or
+/// [`NodeNet::cut_link`] could not cut a link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CutError {
+    /// A node has no link to itself.
+    #[error("a node cannot be cut off from itself")]
+    Myself,
+    /// No address of the peer is known: it never joined this node's cluster.
+    #[error("no member {0} is known to this node")]
+    UnknownPeer(String),
+}
+
 /// [`NodeNet::connect`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -283,6 +283,12 @@ pub(super) async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
         refuse(inner, &conn, &mut send, Some(hello.node.clone()), reason).await;
         return;
     }
+    if inner.cuts.is_cut(&hello.node) {
+        // a cut-off peer dialling from an address not yet known: cut that one too, and let
+        // the connection die unanswered, as the partition would have it
+        inner.cuts.cut(&hello.node, [conn.remote_address()]);
+        return;
+    }
     let mut out = BytesMut::new();
     if inner
         .codec

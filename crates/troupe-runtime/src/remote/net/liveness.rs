@@ -100,6 +100,26 @@ pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
     }
 }
 
+/// Dials `name` once now, at its last known address, unless it is connected, being dialled
+/// or gone; a failure is left to the reconnection already running.
+pub(super) async fn redial(inner: Weak<NetInner>, name: String) {
+    let Some(net) = inner.upgrade() else { return };
+    if net.shutting_down.load(Ordering::SeqCst) || net.peers.contains_key(name.as_str()) {
+        return;
+    }
+    let Some(addr) = net.members.lock().addr_of(&name) else {
+        return;
+    };
+    if !net.begin_dial(&name) {
+        return;
+    }
+    let dialed = dial(&net, addr, Some(&name)).await;
+    net.end_dial(&name);
+    if let Err(e) = dialed {
+        tracing::debug!(cause = %e, %name, %addr, "redial after a healed link failed");
+    }
+}
+
 /// A seed that does not answer is reported at the default log level after this long, and
 /// again every time this long passes (it may simply start after us; not at once).
 const SEED_SILENCE_WARNING: Duration = Duration::from_secs(5);

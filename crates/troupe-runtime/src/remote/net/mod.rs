@@ -16,12 +16,13 @@ use troupe_wire::{
     TraceContext, WireError,
 };
 
+use super::cut::{CutLinks, CuttableSocket};
 use super::handshake::{Dialed, Expect, RejectReason, check_hello, replaces};
 use super::members::{MAX_NAME_LEN, MemberInfo, MemberStatus, Members};
 use super::peer::{Origin, Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
 use super::spin::Spinner;
-use super::{ConnectError, NetConfig, NodeEvent, PeerLimit, tls};
+use super::{ConnectError, CutError, NetConfig, NodeEvent, PeerLimit, tls};
 use crate::codec;
 use crate::error::CallError;
 use crate::message::{Message, Reply, ReplyValue};
@@ -94,6 +95,8 @@ pub(crate) struct NetInner {
     connected: tokio::sync::Notify,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
+    /// Links cut on purpose ([`NodeNet::cut_link`]); applied by the endpoint's socket.
+    cuts: Arc<CutLinks>,
 }
 
 /// One connected peer's link, as [`NodeNet::peer_stats`] reports it. Byte and packet counts
@@ -200,6 +203,9 @@ impl NodeNet {
         socket: Arc<dyn quinn::AsyncUdpSocket>,
         config: NetConfig,
     ) -> Result<Self, ConnectError> {
+        let cuts = Arc::new(CutLinks::default());
+        let socket: Arc<dyn quinn::AsyncUdpSocket> =
+            Arc::new(CuttableSocket::new(socket, cuts.clone()));
         let transport = transport_config(&config);
         let server = tls::quinn_server_config(&config.identity, transport.clone())?;
         let client_config = tls::quinn_client_config(&config.identity, transport)?;
@@ -250,6 +256,7 @@ impl NodeNet {
             stopped: tokio::sync::Notify::new(),
             connected: tokio::sync::Notify::new(),
             spinner: config.spin_after_traffic.and_then(Spinner::shared),
+            cuts,
             config,
         });
         node.inner.mesh.attach_net(node.name(), &inner);
@@ -375,6 +382,62 @@ impl NodeNet {
     /// The nodes (up, or this one) that publish actor `name`.
     pub fn whereis(&self, name: &str) -> Vec<String> {
         self.inner.members.lock().whereis(name)
+    }
+
+    /// Cuts this node off from `peer` as a network partition would: from now until
+    /// [`NodeNet::heal_link`], every datagram to or from the peer's addresses is dropped, both
+    /// ways, by this endpoint alone (the peer need not take part). Nothing is closed: the link
+    /// goes silent, both sides report the other down after
+    /// [`NetConfig::peer_down_timeout`], calls across it time out, and reconnection attempts
+    /// fail until the link is healed — what a real partition does, with no firewall rules,
+    /// whether the peer is in this process (routed over QUIC) or on another host.
+    ///
+    /// # Errors
+    /// [`CutError::Myself`] for this node's own name; [`CutError::UnknownPeer`] if no address
+    /// of `peer` is known (it never joined).
+    pub fn cut_link(&self, peer: &str) -> Result<(), CutError> {
+        if peer == self.node_name() {
+            return Err(CutError::Myself);
+        }
+        let mut addrs: Vec<SocketAddr> = self
+            .inner
+            .peers
+            .get(peer)
+            .map(|p| p.conn.remote_address())
+            .into_iter()
+            .collect();
+        addrs.extend(self.inner.members.lock().addr_of(peer));
+        if addrs.is_empty() {
+            return Err(CutError::UnknownPeer(peer.to_string()));
+        }
+        tracing::info!(node = %self.node_name(), %peer, ?addrs, "link cut on purpose");
+        self.inner.cuts.cut(peer, addrs);
+        Ok(())
+    }
+
+    /// Heals the link to `peer` cut by [`NodeNet::cut_link`] and redials it at once (rather
+    /// than at the next reconnection attempt, which backs off up to
+    /// [`NetConfig::reconnect_backoff`]); whether it was cut.
+    pub fn heal_link(&self, peer: &str) -> bool {
+        let healed = self.inner.cuts.heal(peer);
+        if healed {
+            tracing::info!(node = %self.node_name(), %peer, "cut link healed");
+            if !self.inner.peers.contains_key(peer) {
+                let inner = Arc::downgrade(&self.inner);
+                tokio::spawn(redial(inner, peer.to_string()));
+            }
+        }
+        healed
+    }
+
+    /// The peers this node is cut off from now ([`NodeNet::cut_link`]), sorted.
+    pub fn cut_links(&self) -> Vec<String> {
+        self.inner.cuts.peers()
+    }
+
+    /// Datagrams dropped so far because their link was cut, both ways.
+    pub fn cut_datagrams(&self) -> u64 {
+        self.inner.cuts.dropped()
     }
 
     /// QUIC connections open on this endpoint (one per connected peer once duplicates from
