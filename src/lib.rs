@@ -59,6 +59,7 @@
 
 #[cfg(feature = "admin")]
 mod admin_parts;
+pub mod faults;
 pub mod launch;
 #[cfg(any(
     feature = "proxy",
