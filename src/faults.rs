@@ -290,6 +290,21 @@ impl Faults {
             .collect()
     }
 
+    /// Kills actor `actor` on node `node` only, as a crash would; whether it ran there.
+    ///
+    /// # Errors
+    /// [`FaultError::UnknownNode`] or [`FaultError::Unreachable`].
+    ///
+    /// # Cancel safety
+    /// Dropped early, the actor may or may not have been killed.
+    pub async fn kill_on(&self, node: &str, actor: &str) -> Result<bool, FaultError> {
+        let actor = actor.to_string();
+        self.injector(node)?
+            .call(|reply| FaultMsg::Kill { actor, reply }, ANSWER_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(node, &e))
+    }
+
     /// Node `node`'s state.
     ///
     /// # Errors

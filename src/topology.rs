@@ -418,12 +418,31 @@ impl Topology {
     }
 
     /// Places a pool of `size` permanent actors `name.0`, `name.1`, ... made by
-    /// `factory(index)`, under their own one-for-one supervisor named `name`.
+    /// `factory(index)`, under their own one-for-one supervisor named `name`, reachable from
+    /// their own node only (see [`Topology::pool_with`]).
     pub fn pool<A, F>(
         &mut self,
         place: impl Into<Place>,
         name: &str,
         size: usize,
+        factory: F,
+    ) -> Pool<A::Msg>
+    where
+        A: Actor,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
+        self.pool_with(place, name, size, ChildOptions::permanent(), factory)
+    }
+
+    /// As [`Topology::pool`], each member with `options` (restart type, mailbox limit, and
+    /// reach: `ChildOptions::permanent().reachable_from(Reach::nodes(["edge"]))` for a pool
+    /// that a balancer on node `edge` spreads work over).
+    pub fn pool_with<A, F>(
+        &mut self,
+        place: impl Into<Place>,
+        name: &str,
+        size: usize,
+        options: ChildOptions,
         factory: F,
     ) -> Pool<A::Msg>
     where
@@ -445,7 +464,7 @@ impl Topology {
         self.nodes[group.node].groups[group.group]
             .children
             .push(Decl::Actor(Box::new(move |node: &Node| {
-                node.pool_child(&pool_name, size, ChildOptions::permanent(), factory)
+                node.pool_child(&pool_name, size, options, factory)
                     .map(|(spec, _)| spec)
             })));
         Pool::new(name, members)

@@ -138,6 +138,13 @@ async fn actors_are_crashed_by_name_and_links_need_an_endpoint() {
         })
         .await;
         assert!(faults.kill("nothing-by-this-name").await.is_empty());
+        let before = b.call(RelayMsg::Who, T).await.expect("who");
+        assert_eq!(faults.kill_on("b", "relay").await, Ok(true));
+        eventually("only b's relay restarted again", T, async || {
+            b.call(RelayMsg::Who, T).await.is_ok_and(|n| n > before)
+        })
+        .await;
+        assert_eq!(faults.kill_on("b", "nothing").await, Ok(false));
         // in memory, there is no link to cut
         assert_eq!(
             faults.partition(&["a"], &["b"]).await,
