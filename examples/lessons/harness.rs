@@ -397,6 +397,8 @@ pub(crate) fn http_client(local: Option<IpAddr>) -> Client<HttpConnector, Full<B
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: String,
+    /// From sending the request to the end of the answer's body.
+    pub(crate) took: Duration,
 }
 
 /// Sends one request; never waits more than 2 s.
@@ -406,6 +408,7 @@ pub(crate) async fn request(
     url: &str,
     body: impl Into<Bytes>,
 ) -> Answer {
+    let sent = Instant::now();
     let request = match http::Request::builder()
         .method(method)
         .uri(url)
@@ -416,6 +419,7 @@ pub(crate) async fn request(
             return Answer {
                 status: 0,
                 body: err.to_string(),
+                took: sent.elapsed(),
             };
         }
     };
@@ -426,6 +430,7 @@ pub(crate) async fn request(
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Answer {
             status,
             body: String::from_utf8_lossy(&body).into_owned(),
+            took: sent.elapsed(),
         })
     })
     .await;
@@ -434,10 +439,12 @@ pub(crate) async fn request(
         Ok(Err(err)) => Answer {
             status: 0,
             body: err.to_string(),
+            took: sent.elapsed(),
         },
         Err(_) => Answer {
             status: 0,
             body: "no answer within 2 s".into(),
+            took: sent.elapsed(),
         },
     }
 }
