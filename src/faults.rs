@@ -2,8 +2,9 @@
 //! healed, actors crashed — for learning what a distributed system does when its parts fail,
 //! for demos and for tests, the same in one process as across hosts, with no firewall rules.
 //!
-//! [`Faults::on_every_node`] puts a small injector actor, [`FAULTS_NAME`], on each node of a
-//! topology and returns a client that reaches all of them:
+//! [`Faults::on_every_node`] puts a small injector actor on each node of a topology (named
+//! [`FAULTS_NAME`]`.NODE`, so no two nodes publish one name) and returns a client that reaches
+//! all of them:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), troupe::faults::FaultError> {
@@ -38,7 +39,7 @@ use troupe_runtime::{Actor, ActorError, Addr, CallError, Ctx, Message, Reach, Re
 
 use crate::topology::{PartExt, Topology};
 
-/// The name each node's injector is registered under.
+/// The prefix of each node's injector's name: node `edge`'s is `troupe.faults.edge`.
 pub const FAULTS_NAME: &str = "troupe.faults";
 
 /// How long the client waits for one injector's answer.
@@ -179,7 +180,7 @@ impl Faults {
                 let id = topology.node(&name);
                 let addr = topology.add(
                     id,
-                    FAULTS_NAME,
+                    &format!("{FAULTS_NAME}.{name}"),
                     (|| FaultInjector).reachable_from(Reach::cluster()),
                 );
                 (name, addr)

@@ -66,8 +66,9 @@ enum Which {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // the lessons narrate on standard output; logs are for warnings only unless RUST_LOG says
-    let telemetry = troupe::telemetry::init_with("lessons", "warn");
+    // the lessons narrate on standard output; the faults they inject would fill standard
+    // error with warnings, so it shows errors only unless RUST_LOG says otherwise
+    let telemetry = troupe::telemetry::init_with("lessons", "error");
     // crashes on purpose are part of the lessons: one line, not a backtrace
     std::panic::set_hook(Box::new(|info| {
         tracing::debug!("{info}");

@@ -17,12 +17,13 @@ use crate::service::{Service, member};
 pub(crate) fn lesson(args: &LessonArgs) -> Lesson {
     let mut t = Topology::new("lesson-scale-out");
     let (users, edge) = (t.node("users"), t.node("edge"));
-    let apps = [t.node("app-1"), t.node("app-2")];
     let mut members = Vec::new();
-    for app in apps {
+    for name in ["app-1", "app-2"] {
+        // named by node, as every name others reach is unique in the cluster
+        let app = t.node(name);
         let pool = t.pool_with(
             app,
-            "svc",
+            &format!("{name}.svc"),
             2,
             ChildOptions::permanent().reachable_from(Reach::nodes(["edge"])),
             |_| Service::new(None),
@@ -97,10 +98,10 @@ pub(crate) fn lesson(args: &LessonArgs) -> Lesson {
     Lesson {
         title: "2 · scale out: a balancer over a pool on two nodes",
         intro: vec![
-            "users → gateway → lb (node edge) → svc.0, svc.1 on app-1 and on app-2, round robin.".into(),
-            "try: kill svc.1@app-1   — a crash: the supervisor starts a new run of it, traffic goes on".into(),
-            "     partition app-2    — app-2 is lost: after detection the balancer leaves it out".into(),
-            "     heal               — app-2 is back and takes its share again".into(),
+            "users → gateway → lb (node edge) → app-1.svc.0, .1 on app-1, app-2.svc.0, .1 on app-2, round robin.".into(),
+            "try: kill app-1.svc.1  — a crash: the supervisor starts a new run of it, traffic goes on".into(),
+            "     partition app-2   — app-2 is lost: after detection the balancer leaves it out".into(),
+            "     heal              — app-2 is back and takes its share again".into(),
         ],
         topology: t,
         faults,
