@@ -70,7 +70,9 @@ impl Client {
         for (i, status) in statuses.iter().enumerate() {
             let name = format!("data-{}", i + 1);
             lag.push(match (status, leader_index) {
-                (Ok(s), _) if s.role == Role::Leader => format!("{name} leads at #{}", s.last_index),
+                (Ok(s), _) if s.role == Role::Leader => {
+                    format!("{name} leads at #{}", s.last_index)
+                }
                 (Ok(s), Some(leader)) => {
                     format!("{name} {} behind", leader.saturating_sub(s.applied_index))
                 }

@@ -46,7 +46,7 @@ pub use actor::{Actor, ActorError, Ctx, TaskHandle};
 pub use addr::{Addr, AddrBinding, with_decode_context};
 pub use error::{CallError, RegistryError, SpawnError};
 pub use message::{Ask, Message, NoMessages, Reply, ReplyValue, Request};
-pub use node::{Mesh, Node, NodeConfig, NodeExit};
+pub use node::{Mesh, Node, NodeConfig, NodeExit, send_from};
 pub use pool::Pool;
 pub use reach::{NodeRoles, Reach};
 pub use slot::{ActorStats, DEFAULT_MAILBOX_LIMIT};

@@ -47,6 +47,21 @@ tokio::task_local! {
     pub(crate) static ORIGIN: Arc<str>;
 }
 
+/// Runs `fut` with its sends leaving from node `node`, as the sends of that node's actors do.
+///
+/// For tasks a library spawns on an actor's behalf, which do not inherit the actor's node
+/// (openraft's replication and election tasks, say). A send from a task that no actor of this
+/// process spawned leaves from the target node's own endpoint when the target is in this
+/// process (as if sent from itself), else from any endpoint of this process: for nodes of one
+/// process routed over QUIC ([`Mesh::route_through_quic`]), that would skip the link between
+/// the two nodes, and a link cut between them on purpose would not hold for it.
+pub fn send_from<F: std::future::Future>(
+    node: Arc<str>,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<Arc<str>, F> {
+    ORIGIN.scope(node, fut)
+}
+
 /// Runs `fut` as sent from the node the caller's task sends from, if it has one: for tasks an
 /// actor spawns (a listener's connections), so their sends leave from the actor's own node.
 pub(crate) fn keep_origin<F: std::future::Future>(

@@ -15,6 +15,8 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{EmptyNode, EntryPayload};
+use std::sync::Arc;
+
 use troupe_runtime::{Addr, CallError, Reply};
 
 use super::{Proposal, RaftFailure, RaftRpc, TypeConfig};
@@ -23,16 +25,18 @@ use super::{Proposal, RaftFailure, RaftRpc, TypeConfig};
 /// message, and quick enough for a follower to store within a heartbeat.
 pub const MAX_APPEND_BYTES: usize = 1024 * 1024;
 
-/// Every replica's Raft handle, by replica number.
+/// Every replica's Raft handle, by replica number, and the node the RPCs are sent from.
 #[derive(Clone, Debug)]
 pub struct Network {
     peers: Vec<Addr<RaftRpc>>,
+    from: Arc<str>,
 }
 
 impl Network {
-    /// The network of a replica whose peers (itself included) are `peers`, by replica number.
-    pub fn new(peers: Vec<Addr<RaftRpc>>) -> Self {
-        Self { peers }
+    /// The network of a replica on node `from` whose peers (itself included) are `peers`, by
+    /// replica number.
+    pub fn new(peers: Vec<Addr<RaftRpc>>, from: Arc<str>) -> Self {
+        Self { peers, from }
     }
 }
 
@@ -42,6 +46,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, _node: &EmptyNode) -> Peer {
         Peer {
             target,
+            from: self.from.clone(),
             addr: usize::try_from(target)
                 .ok()
                 .and_then(|i| self.peers.get(i))
@@ -54,6 +59,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 #[derive(Debug)]
 pub struct Peer {
     target: u64,
+    /// openraft calls from tasks of its own, which know no node: RPCs are sent as from the
+    /// replica's node (see `troupe_runtime::send_from`)
+    from: Arc<str>,
     /// `None` for a replica number the database does not have
     addr: Option<Addr<RaftRpc>>,
 }
@@ -77,7 +85,8 @@ impl Peer {
             };
             return Err(RPCError::Unreachable(Unreachable::new(&err)));
         };
-        match addr.call(make, within).await {
+        let answer = troupe_runtime::send_from(self.from.clone(), addr.call(make, within)).await;
+        match answer {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(failure)) => Err(RPCError::Network(NetworkError::new(&failure))),
             // the node is down or the replica is not registered (restarting): back off

@@ -172,7 +172,10 @@ impl RaftReplica {
         Ok(Raft::new(
             self.me,
             Arc::new(self.config()?),
-            Network::new(self.peers.clone()),
+            Network::new(
+                self.peers.clone(),
+                Arc::from(self.spec.replica_node(self.me as usize).unwrap_or_default()),
+            ),
             store.log_store(),
             store.state_machine(),
         )
