@@ -235,6 +235,9 @@ impl Faults {
                 }
             }
         }
+        // ends in other processes first: a cut made here first could cut this process off
+        // from them
+        cuts.sort_by_key(|(at, _)| here.contains(at));
         for (at, peers) in cuts {
             self.cut(&at, peers).await?;
         }
@@ -255,21 +258,40 @@ impl Faults {
             .map_err(|e| unreachable(at, &e))?
     }
 
-    /// Heals every cut link of every node that answers, all asked at once; each node with what
-    /// it healed, or why it could not be asked (a node cut off from this process by a cut
-    /// made elsewhere cannot be).
+    /// Heals every cut link of every node, all asked at once; each node with what it healed,
+    /// or why it could not be asked.
+    ///
+    /// A node that does not answer is asked again, up to three more times a second apart: one
+    /// cut off from this process only by a link that another node here heals in the first
+    /// round is reached once that link is back. (A node cut off by a cut made from another
+    /// process, and enforced there, stays out of reach: heal from that process.)
     ///
     /// # Cancel safety
     /// Dropped early, some nodes may have healed and others not.
     pub async fn heal(&self) -> Vec<(String, Result<Vec<String>, FaultError>)> {
-        let asks = self.nodes.iter().map(|(node, addr)| async move {
-            let healed = addr
-                .call(FaultMsg::Heal, ANSWER_TIMEOUT)
-                .await
-                .map_err(|e| unreachable(node, &e));
-            (node.clone(), healed)
-        });
-        join_all(asks).await
+        let ask = |node: &str, addr: &Addr<FaultMsg>| {
+            let (node, addr) = (node.to_string(), addr.clone());
+            async move {
+                let healed = addr
+                    .call(FaultMsg::Heal, ANSWER_TIMEOUT)
+                    .await
+                    .map_err(|e| unreachable(&node, &e));
+                (node, healed)
+            }
+        };
+        let mut answers = join_all(self.nodes.iter().map(|(n, a)| ask(n, a))).await;
+        for _ in 0..3 {
+            if answers.iter().all(|(_, healed)| healed.is_ok()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for (node, healed) in answers.iter_mut().filter(|(_, h)| h.is_err()) {
+                if let Ok(addr) = self.injector(node) {
+                    *healed = ask(node, addr).await.1;
+                }
+            }
+        }
+        answers
     }
 
     /// Kills actor `actor` on every node that runs one, as a crash would; the nodes it ran on.

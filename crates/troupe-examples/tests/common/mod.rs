@@ -13,15 +13,18 @@
 pub(crate) mod chromium;
 pub(crate) mod db_cluster;
 
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// A running example process; killed (SIGKILL) when dropped
 pub(crate) struct Proc {
     child: Child,
+    /// Its standard input, for examples that read commands from it
+    stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     /// Every line read so far
     pub(crate) seen: Vec<String>,
@@ -38,8 +41,11 @@ impl Proc {
         } else {
             Stdio::null()
         };
-        cmd.stdout(Stdio::piped()).stderr(stderr);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn the example");
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -51,6 +57,7 @@ impl Proc {
         });
         Self {
             child,
+            stdin,
             lines,
             seen: Vec::new(),
         }
@@ -74,6 +81,13 @@ impl Proc {
             // the last lines of output as the observation
             Err(seen[seen.len().saturating_sub(20)..].to_vec())
         })
+    }
+
+    /// Types `line` on its standard input, as a person at its console would.
+    pub(crate) fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("standard input piped");
+        writeln!(stdin, "{line}").expect("write to its standard input");
+        stdin.flush().expect("flush its standard input");
     }
 
     /// The address from the `listening ADDR` line
