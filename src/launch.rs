@@ -43,7 +43,10 @@ pub struct LaunchArgs {
     #[arg(long)]
     pub dev_ca: bool,
 
-    /// All nodes in this process, but messages between them cross QUIC on loopback (dev CA).
+    /// Messages between the nodes of this process cross QUIC on loopback instead of memory:
+    /// with no --node, every node of the topology (with an in-memory dev CA); with several
+    /// --node, those nodes (with their own identities). A link cut between two nodes of one
+    /// process (`troupe::faults`) only holds this way.
     #[arg(long)]
     pub quic: bool,
 
@@ -206,6 +209,9 @@ pub async fn launch_until(
                 })?;
             announce(net.local_addr(), node.name());
             nets.push(net);
+        }
+        if args.quic {
+            prepared.mesh.route_through_quic(true);
         }
     } else if args.quic {
         prepared.mesh.route_through_quic(true);

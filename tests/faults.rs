@@ -80,6 +80,20 @@ async fn pings(from: &Addr<RelayMsg>, to: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_in_one_process_cuts_only_the_links_named_until_healed() {
+    partition_and_heal(&["--quic"]).await;
+}
+
+/// Nodes given by `--node`, several in one process: with `--quic` the links between them are
+/// QUIC links too, so cuts between them hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_between_nodes_given_by_flag_in_one_process_holds() {
+    partition_and_heal(&[
+        "--node", "a", "--node", "b", "--node", "c", "--dev-ca", "--quic",
+    ])
+    .await;
+}
+
+async fn partition_and_heal(flags: &[&str]) {
     let (t, faults, relays) = topology();
     let run = async {
         let (a, b, c) = (&relays[0], &relays[1], &relays[2]);
@@ -120,7 +134,7 @@ async fn a_partition_in_one_process_cuts_only_the_links_named_until_healed() {
     within(
         "the test",
         Duration::from_secs(60),
-        launch_until(t, args(&["--quic"]), run),
+        launch_until(t, args(flags), run),
     )
     .await
     .expect("launch");

@@ -99,8 +99,8 @@ pub(crate) fn data_dir(args: &LessonArgs, lesson: &str) -> (PathBuf, bool) {
 /// Runs `lesson` until Ctrl-C or `--for-secs`, with its console on standard input.
 pub(crate) async fn run(lesson: Lesson, mut args: LessonArgs) -> anyhow::Result<()> {
     STARTED.get_or_init(Instant::now);
-    if lesson.cuts_links && args.launch.nodes.is_empty() {
-        // cuts act on the QUIC path: one process routes its nodes over loopback QUIC
+    if lesson.cuts_links {
+        // cuts act on the QUIC path: nodes of one process talk over loopback QUIC
         args.launch.quic = true;
     }
     {
