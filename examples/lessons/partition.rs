@@ -213,20 +213,23 @@ impl Actor for Compare {
                     },
                     Duration::from_millis(300),
                 )
-                .await
-                .ok()
-                .flatten();
+                .await;
             seen.push((dc, held));
         }
-        let answered: Vec<&String> = seen.iter().filter_map(|(_, h)| h.as_ref()).collect();
-        let verdict = if answered.len() == DCS.len() && answered.iter().all(|v| *v == answered[0]) {
-            format!("store: all three hold k = {} — converged", answered[0])
+        let answered: Vec<&Option<String>> =
+            seen.iter().filter_map(|(_, h)| h.as_ref().ok()).collect();
+        let verdict = if let [Some(first), ..] = answered.as_slice()
+            && answered.len() == DCS.len()
+            && answered.iter().all(|v| v.as_ref() == Some(first))
+        {
+            format!("store: all three hold k = {first} — converged")
         } else {
             let each: Vec<String> = seen
                 .iter()
                 .map(|(dc, held)| match held {
-                    Some(v) => format!("{dc} holds {v}"),
-                    None => format!("{dc} unreachable"),
+                    Ok(Some(v)) => format!("{dc} holds {v}"),
+                    Ok(None) => format!("{dc} holds nothing yet"),
+                    Err(_) => format!("{dc} unreachable"),
                 })
                 .collect();
             format!("store: {} — not converged", each.join(", "))
