@@ -66,6 +66,9 @@ pub enum FaultMsg {
         /// The answer.
         reply: Reply<bool>,
     },
+    /// Kill every actor on this node but this injector, as a crash of its process would;
+    /// answered with the names killed.
+    KillAll(Reply<Vec<String>>),
     /// Answered with what this node is cut off from and which process it runs in.
     Status(Reply<FaultStatus>),
 }
@@ -77,8 +80,21 @@ pub struct FaultStatus {
     pub node: String,
     /// The peers it is cut off from, sorted.
     pub cut_from: Vec<String>,
-    /// The operating system's id of the process the node runs in.
-    pub process: u32,
+    /// A number drawn at random once per process: nodes that report the same one run in the
+    /// same process (operating system process ids repeat across containers).
+    pub process: u64,
+}
+
+/// This process's [`FaultStatus::process`].
+fn this_process() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // std's hasher keys are random per process: no random-number crate needed for one number
+    *ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    })
 }
 
 /// Why a fault could not be injected.
@@ -126,8 +142,16 @@ impl Actor for FaultInjector {
                     reply.send(Err(FaultError::NoNetwork(node)));
                     return Ok(());
                 };
-                for peer in peers {
-                    if net.cut_link(&peer).is_err() {
+                // all or nothing: every peer must be known before any link is cut
+                let known: Vec<String> = net.members().into_iter().map(|(n, _, _)| n).collect();
+                if let Some(peer) = peers.iter().find(|p| !known.contains(p) || **p == node) {
+                    let peer = peer.clone();
+                    reply.send(Err(FaultError::UnknownPeer { node, peer }));
+                    return Ok(());
+                }
+                for peer in &peers {
+                    if net.cut_link(peer).is_err() {
+                        let peer = peer.clone();
                         reply.send(Err(FaultError::UnknownPeer { node, peer }));
                         return Ok(());
                     }
@@ -144,11 +168,21 @@ impl Actor for FaultInjector {
             FaultMsg::Kill { actor, reply } => {
                 reply.send(ctx.node().kill(&actor));
             }
+            FaultMsg::KillAll(reply) => {
+                let me = ctx.name().to_string();
+                let killed = ctx
+                    .node()
+                    .names()
+                    .into_iter()
+                    .filter(|name| *name != me && ctx.node().kill(name))
+                    .collect();
+                reply.send(killed);
+            }
             FaultMsg::Status(reply) => {
                 reply.send(FaultStatus {
                     cut_from: net.map_or_else(Vec::new, |n| n.cut_links()),
                     node,
-                    process: std::process::id(),
+                    process: this_process(),
                 });
             }
         }
@@ -216,7 +250,7 @@ impl Faults {
         for node in side.iter().chain(other) {
             // one that does not answer is taken for another process's; cutting it fails below
             if let Ok(status) = self.status(node).await
-                && status.process == std::process::id()
+                && status.process == this_process()
             {
                 here.push(node.to_string());
             }
@@ -285,9 +319,13 @@ impl Faults {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            for (node, healed) in answers.iter_mut().filter(|(_, h)| h.is_err()) {
-                if let Ok(addr) = self.injector(node) {
-                    *healed = ask(node, addr).await.1;
+            let again = answers
+                .iter()
+                .filter(|(_, h)| h.is_err())
+                .filter_map(|(node, _)| self.injector(node).ok().map(|addr| ask(node, addr)));
+            for (node, healed) in join_all(again).await {
+                if let Some(slot) = answers.iter_mut().find(|(n, _)| *n == node) {
+                    slot.1 = healed;
                 }
             }
         }
@@ -326,6 +364,27 @@ impl Faults {
             .call(|reply| FaultMsg::Kill { actor, reply }, ANSWER_TIMEOUT)
             .await
             .map_err(|e| unreachable(node, &e))
+    }
+
+    /// Crashes node `node` as others see a machine that died and is restarted later: every
+    /// actor on it is killed (its supervisors start them again, empty, as a restarted process
+    /// would), then it is cut off from every other node (silent, as a dead machine is) until
+    /// [`Faults::heal`]; the actors killed.
+    ///
+    /// # Errors
+    /// As [`Faults::partition`].
+    ///
+    /// # Cancel safety
+    /// As [`Faults::partition`].
+    pub async fn crash(&self, node: &str) -> Result<Vec<String>, FaultError> {
+        let killed = self
+            .injector(node)?
+            .call(FaultMsg::KillAll, ANSWER_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(node, &e))?;
+        let others: Vec<&str> = self.nodes().filter(|n| *n != node).collect();
+        self.partition(&[node], &others).await?;
+        Ok(killed)
     }
 
     /// Node `node`'s state.

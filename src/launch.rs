@@ -212,6 +212,8 @@ pub async fn launch_until(
         }
         if args.quic {
             prepared.mesh.route_through_quic(true);
+            // every message between them now crosses QUIC: connect them before anything runs
+            wait_for_full_mesh(&nets).await?;
         }
     } else if args.quic {
         prepared.mesh.route_through_quic(true);
@@ -397,14 +399,23 @@ fn announce(addr: SocketAddr, node: &str) {
     let _ = out.flush();
 }
 
-/// Waits (bounded) until every endpoint in this process is connected to every other.
+/// Waits (bounded) until every endpoint in this process is connected to every other (by name:
+/// connections to nodes of other processes do not count).
 async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
     let want = nets.len().saturating_sub(1);
     let limit = Duration::from_secs(10);
     let started = tokio::time::Instant::now();
     let deadline = started + limit;
     let mut reported = started;
-    while nets.iter().any(|n| n.connected().len() < want) {
+    let local = |n: &NodeNet| {
+        let connected = n.connected();
+        nets.iter()
+            .filter(|o| {
+                o.node_name() != n.node_name() && connected.iter().any(|c| c == o.node_name())
+            })
+            .count()
+    };
+    while nets.iter().any(|n| local(n) < want) {
         let now = tokio::time::Instant::now();
         if now > deadline {
             return Err(LaunchError::MeshTimeout(limit));
@@ -413,7 +424,7 @@ async fn wait_for_full_mesh(nets: &[NodeNet]) -> Result<(), LaunchError> {
             reported = now;
             let connected: Vec<String> = nets
                 .iter()
-                .map(|n| format!("{} {}/{want}", n.node_name(), n.connected().len()))
+                .map(|n| format!("{} {}/{want}", n.node_name(), local(n)))
                 .collect();
             tracing::info!(?connected, waited = ?now.duration_since(started), "waiting for the nodes of this process to connect");
         }

@@ -143,9 +143,9 @@ pub(crate) fn lesson(args: &LessonArgs, dir: &Path) -> Lesson {
         intro: vec![
             "users → gateway → lb (node edge) → app.svc.0..2 (node app) → db, a Raft group with one".into(),
             "replica on each of data-1, data-2, data-3. Each request writes to the database.".into(),
-            "try: partition app      — the services' node is lost: requests in flight fail (502, 504)".into(),
+            "try: crash app          — the services' node dies: requests in flight fail (502, 504)".into(),
             "                          until edge notices (detection), then the balancer, with no".into(),
-            "                          member left, answers 503 at once; heal, and 200 again".into(),
+            "                          member left, answers 503 at once; heal (its restart), and 200".into(),
             "     partition data-N   — the leader's node (the narration says which) is lost: the".into(),
             "                          other two elect a leader, writes pause, then go on; heal".into(),
         ],

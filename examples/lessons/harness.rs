@@ -111,7 +111,7 @@ pub(crate) async fn run(lesson: Lesson, mut args: LessonArgs) -> anyhow::Result<
         }
         writeln!(
             out,
-            "  console: type `help` for the commands (kill, partition, heal, flood{})",
+            "  console: type `help` for the commands (kill, crash, partition, heal, flood{})",
             match &lesson.commands {
                 Some((_, help)) if !help.is_empty() => ", and this lesson's own",
                 _ => "",
@@ -120,6 +120,7 @@ pub(crate) async fn run(lesson: Lesson, mut args: LessonArgs) -> anyhow::Result<
         out.flush()?;
     }
     let console = Console {
+        flooding: Arc::default(),
         faults: lesson.faults,
         gateway: lesson.gateway.clone(),
         commands: lesson.commands,
@@ -150,9 +151,21 @@ pub(crate) async fn run(lesson: Lesson, mut args: LessonArgs) -> anyhow::Result<
         let keyboard = {
             let console = console.clone();
             async move {
-                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    console.execute(&line).await;
+                let mut input = tokio::io::BufReader::new(tokio::io::stdin());
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    // bytes, not text: a line that is not UTF-8 is read as best it can be
+                    match input.read_until(b'\n', &mut line).await {
+                        Ok(0) => break,
+                        Ok(_) => console.execute(&String::from_utf8_lossy(&line)).await,
+                        Err(err) => {
+                            say(format!(
+                                "console: cannot read standard input ({err}); use --inject"
+                            ));
+                            break;
+                        }
+                    }
                 }
                 // standard input closed: keep running until stopped
                 std::future::pending::<()>().await;
@@ -221,6 +234,8 @@ const FLOOD_MAX_SECS: u64 = 60;
 const FLOOD_MAX_RATE: u64 = 20_000;
 
 struct Console {
+    /// Whether a flood runs now: one at a time.
+    flooding: Arc<std::sync::atomic::AtomicBool>,
     faults: Faults,
     gateway: Option<Addr<ProxyMsg>>,
     commands: Option<(LessonCommand, Vec<&'static str>)>,
@@ -262,6 +277,22 @@ impl Console {
                 }
                 say("every link this console could reach is healed");
             }
+            "crash" => match words.get(1) {
+                Some(node) if self.faults.nodes().any(|n| n == node) => {
+                    match self.faults.crash(node).await {
+                        Ok(killed) => say(format!(
+                            "crashed {node}: {} actors killed (restarted empty), cut off from every other node (heal to bring it back)",
+                            killed.len()
+                        )),
+                        Err(err) => say(format!("crash failed: {err}")),
+                    }
+                }
+                Some(node) => say(format!(
+                    "crash: no node {node}; the nodes are {}",
+                    self.faults.nodes().collect::<Vec<_>>().join(", ")
+                )),
+                None => say("crash: which node? (crash NODE)"),
+            },
             "status" => {
                 for node in self.faults.nodes().map(str::to_string).collect::<Vec<_>>() {
                     match self.faults.status(&node).await {
@@ -292,6 +323,7 @@ impl Console {
     fn help(&self) {
         let mut lines = vec![
             "kill ACTOR[@NODE]         crash an actor (its supervisor restarts it)",
+            "crash NODE                kill every actor on NODE and cut it off, as a dead machine",
             "partition NODE            cut NODE off from every other node",
             "partition A B [C..]       cut A off from B (and C..)",
             "partition A B | C D       cut the nodes left of | off from those right of it",
@@ -329,6 +361,16 @@ impl Console {
                 ),
             },
         };
+        if side.is_empty() || other.is_empty() {
+            say("partition: name nodes on both sides (partition A B, or A B | C D)");
+            return;
+        }
+        if let Some(both) = side.iter().find(|n| other.contains(n)) {
+            say(format!(
+                "partition: {both} is on both sides; a node cannot be cut off from itself"
+            ));
+            return;
+        }
         if let Some(unknown) = side.iter().chain(&other).find(|n| !names.contains(n)) {
             say(format!(
                 "partition: no node {unknown}; the nodes are {}",
@@ -373,10 +415,21 @@ impl Console {
             say("flood: the gateway did not say where it listens (type it where edge runs)");
             return;
         };
+        if self
+            .flooding
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            say("flood: one is running already; wait for its end");
+            return;
+        }
         say(format!(
             "flood: {rate} requests a second for {secs} s from 127.0.0.1 to http://{addr}"
         ));
-        tokio::spawn(flood(addr, rate, Duration::from_secs(secs)));
+        let flooding = self.flooding.clone();
+        tokio::spawn(async move {
+            flood(addr, rate, Duration::from_secs(secs)).await;
+            flooding.store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 }
 
@@ -485,7 +538,7 @@ async fn flood(addr: SocketAddr, rate: u64, lasting: Duration) {
         if reported.elapsed() >= Duration::from_secs(1) {
             reported = Instant::now();
             say(format!(
-                "flood: {}",
+                "flood so far: {}",
                 describe(&tally.lock().expect("tally"))
             ));
         }

@@ -14,7 +14,7 @@ use troupe::queue::Consumer;
 use crate::harness::{Answer, Lesson, LessonArgs, LessonCommand, Users, describe, say, statuses};
 
 /// How long one job takes a worker.
-const WORK: Duration = Duration::from_millis(400);
+const WORK: Duration = Duration::from_millis(700);
 
 /// How long a worker holds a job before the queue gives it to another.
 const LEASE: Duration = Duration::from_secs(2);

@@ -140,7 +140,7 @@ impl Actor for Client {
     }
 }
 
-/// A leader on data-1, followers on data-2 and data-3; the client beside the leader.
+/// A replica on each of data-1, data-2, data-3 (the first usually leads); the client on data-1.
 pub(crate) fn lesson(_args: &LessonArgs, dir: &Path) -> Lesson {
     let mut t = Topology::new("lesson-replicas");
     let data = [t.node("data-1"), t.node("data-2"), t.node("data-3")];

@@ -100,8 +100,8 @@ pub(crate) fn lesson(args: &LessonArgs) -> Lesson {
         intro: vec![
             "users → gateway → lb (node edge) → app-1.svc.0, .1 on app-1, app-2.svc.0, .1 on app-2, round robin.".into(),
             "try: kill app-1.svc.1  — a crash: the supervisor starts a new run of it, traffic goes on".into(),
-            "     partition app-2   — app-2 is lost: after detection the balancer leaves it out".into(),
-            "     heal              — app-2 is back and takes its share again".into(),
+            "     crash app-2       — app-2 dies: after detection the balancer leaves it out".into(),
+            "     heal              — app-2 is back (restarted) and takes its share again".into(),
         ],
         topology: t,
         faults,

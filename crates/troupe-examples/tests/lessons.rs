@@ -76,7 +76,7 @@ fn scaling_out_spreads_work_restarts_a_member_and_leaves_a_lost_node_out() {
     p.wait_for("a new run of the member", WAIT, |l| {
         l.contains("app-1.svc.1@app-1 restarted")
     });
-    p.type_line("partition app-2");
+    p.type_line("crash app-2");
     p.wait_for("edge notices", WAIT, |l| {
         said(l).starts_with("edge sees app-2 down")
     });
@@ -207,7 +207,7 @@ fn a_lost_node_is_detected_and_a_lost_leader_replaced() {
         let l = said(l);
         l.starts_with("users: 200 ×") && !l.contains(" · 5")
     });
-    p.type_line("partition app");
+    p.type_line("crash app");
     p.wait_for("detection", WAIT, |l| {
         said(l).starts_with("edge sees app down")
     });
@@ -235,7 +235,8 @@ fn a_lost_node_is_detected_and_a_lost_leader_replaced() {
 
 #[test]
 fn the_minority_refuses_writes_the_store_stays_available_and_both_converge() {
-    partition_lesson(&mut |_| lesson("partition"));
+    let (p, from) = partition_lesson(&mut |_| lesson("partition"));
+    assert!(minority_refused(&p, from), "{:?}", p.seen);
 }
 
 #[test]
@@ -244,6 +245,7 @@ fn a_flood_is_shed_with_429s_while_a_good_client_keeps_its_200s() {
     p.wait_for("the good client served", WAIT, |l| {
         said(l).starts_with("well-behaved client")
     });
+    let before = p.seen.len();
     p.type_line("flood 2000/s 3");
     let over = p.wait_for("the flood's end", WAIT, |l| {
         said(l).starts_with("flood over")
@@ -255,8 +257,7 @@ fn a_flood_is_shed_with_429s_while_a_good_client_keeps_its_200s() {
     p.wait_for("a report after it", WAIT, |l| {
         said(l).starts_with("well-behaved client")
     });
-    let good: Vec<&String> = p
-        .seen
+    let good: Vec<&String> = p.seen[before..]
         .iter()
         .filter(|l| said(l).starts_with("well-behaved client"))
         .collect();
@@ -271,11 +272,12 @@ fn a_flood_is_shed_with_429s_while_a_good_client_keeps_its_200s() {
 
 /// Runs the partition lesson's checks; `start(i)` starts the process that types commands
 /// (and, with all nodes in one process, the only one), `i` = 0.
-fn partition_lesson(start: &mut dyn FnMut(usize) -> Proc) {
+fn partition_lesson(start: &mut dyn FnMut(usize) -> Proc) -> (Proc, usize) {
     let mut p = start(0);
     p.wait_for("writes accepted", WAIT, |l| {
         said(l).starts_with("dc-2: database write ok")
     });
+    let before = p.seen.len();
     p.type_line("partition dc-1");
     p.wait_for("the partition", WAIT, |l| {
         said(l).starts_with("partition: dc-1 cut off")
@@ -288,6 +290,27 @@ fn partition_lesson(start: &mut dyn FnMut(usize) -> Proc) {
     });
     p.type_line("heal");
     p.wait_for("converged", WAIT, |l| said(l).contains("— converged"));
+    p.type_line("status");
+    for dc in ["dc-1", "dc-2", "dc-3"] {
+        let up = format!("{dc}: all links up");
+        p.wait_for("every link healed", WAIT, |l| said(l) == up);
+    }
+    assert!(
+        !p.seen[before..]
+            .iter()
+            .any(|l| said(l).starts_with("heal:")),
+        "a node could not be healed: {:?}",
+        p.seen
+    );
+    (p, before)
+}
+
+/// Whether, after line `from` of `p`'s output, dc-1 had its database writes refused while its
+/// store writes succeeded.
+fn minority_refused(p: &Proc, from: usize) -> bool {
+    p.seen[from..].iter().any(|l| {
+        said(l).starts_with("dc-1: database write REFUSED") && l.contains("store write ok")
+    })
 }
 
 #[test]
@@ -318,7 +341,11 @@ fn the_partition_lesson_cuts_links_between_three_processes() {
     // dc-2 types the commands: it hosts the comparison, and is on the majority side
     let mut dc2 = Some(start("dc-2", Some(seed), &data));
     partition_lesson(&mut |_| dc2.take().expect("started once"));
-    // the minority's own process saw its writes refused, and took store writes all along
+    // the minority's own process: its writes went through before the partition, then were
+    // refused while its store writes went on
+    dc1.wait_for("dc-1 writing", WAIT, |l| {
+        said(l).starts_with("dc-1: database write ok")
+    });
     dc1.wait_for("dc-1 refused", WAIT, |l| {
         said(l).starts_with("dc-1: database write REFUSED") && l.contains("store write ok")
     });

@@ -55,10 +55,13 @@ tokio::task_local! {
 /// process (as if sent from itself), else from any endpoint of this process: for nodes of one
 /// process routed over QUIC ([`Mesh::route_through_quic`]), that would skip the link between
 /// the two nodes, and a link cut between them on purpose would not hold for it.
+///
+/// # Cancel safety
+/// As `fut`'s: dropping the returned future drops `fut`.
 pub fn send_from<F: std::future::Future>(
     node: Arc<str>,
     fut: F,
-) -> tokio::task::futures::TaskLocalFuture<Arc<str>, F> {
+) -> impl std::future::Future<Output = F::Output> {
     ORIGIN.scope(node, fut)
 }
 

@@ -55,9 +55,18 @@ impl CutLinks {
         peers
     }
 
-    /// Whether `name` is cut off.
-    pub(crate) fn is_cut(&self, name: &str) -> bool {
-        self.any.load(Ordering::Acquire) && self.addrs.read().values().any(|p| &**p == name)
+    /// If `name` is cut off, cuts `addr` too (a new address of it) and says so; one lock, so
+    /// a heal in between cannot be undone.
+    pub(crate) fn cut_too_if_cut(&self, name: &str, addr: SocketAddr) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut table = self.addrs.write();
+        let Some(peer) = table.values().find(|p| &***p == name).cloned() else {
+            return false;
+        };
+        table.insert(addr, peer);
+        true
     }
 
     /// Datagrams dropped so far.
@@ -69,6 +78,9 @@ impl CutLinks {
         self.any.load(Ordering::Acquire) && self.addrs.read().contains_key(addr)
     }
 }
+
+/// Reads in a row whose every datagram came from a cut peer before `poll_recv` yields.
+const MAX_DROPPED_READS: usize = 64;
 
 /// An endpoint's socket with the cut links applied.
 pub(crate) struct CuttableSocket {
@@ -110,7 +122,7 @@ impl AsyncUdpSocket for CuttableSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        loop {
+        for _ in 0..MAX_DROPPED_READS {
             let received = match self.inner.poll_recv(cx, bufs, meta) {
                 Poll::Ready(Ok(n)) => n,
                 other => return other,
@@ -118,13 +130,17 @@ impl AsyncUdpSocket for CuttableSocket {
             if !self.cuts.any.load(Ordering::Acquire) {
                 return Poll::Ready(Ok(received));
             }
-            let kept = self.keep_uncut(bufs, meta, received);
+            let kept = keep_uncut(&self.cuts, bufs, meta, received);
             if kept > 0 || received == 0 {
                 return Poll::Ready(Ok(kept));
             }
             // everything read came from cut peers: read again (the inner socket registers the
             // waker when nothing is left)
         }
+        // a cut peer sending faster than this drains: let the endpoint's other work run, and
+        // come back at once
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -144,38 +160,73 @@ impl AsyncUdpSocket for CuttableSocket {
     }
 }
 
-impl CuttableSocket {
-    /// Moves the datagrams of the first `received` entries that come from peers not cut off to
-    /// the front; how many there are.
-    fn keep_uncut(
-        &self,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-        received: usize,
-    ) -> usize {
-        let mut kept = 0;
-        for i in 0..received.min(meta.len()).min(bufs.len()) {
-            if self.cuts.blocks(&meta[i].addr) {
-                self.cuts.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if kept != i {
-                let len = meta[i].len;
-                let (front, back) = bufs.split_at_mut(i);
-                let to = &mut front[kept];
-                let n = len.min(to.len()).min(back[0].len());
-                to[..n].copy_from_slice(&back[0][..n]);
-                meta[kept] = meta[i];
-            }
-            kept += 1;
+/// Moves the datagrams of the first `received` entries that come from peers not cut off to the
+/// front; how many there are.
+fn keep_uncut(
+    cuts: &CutLinks,
+    bufs: &mut [IoSliceMut<'_>],
+    meta: &mut [RecvMeta],
+    received: usize,
+) -> usize {
+    let mut kept = 0;
+    for i in 0..received.min(meta.len()).min(bufs.len()) {
+        if cuts.blocks(&meta[i].addr) {
+            // one entry holds several datagrams when the socket coalesces them
+            let datagrams = meta[i].len.div_ceil(meta[i].stride.max(1)).max(1);
+            cuts.dropped.fetch_add(datagrams as u64, Ordering::Relaxed);
+            continue;
         }
-        kept
+        if kept != i {
+            let (front, back) = bufs.split_at_mut(i);
+            let to = &mut front[kept];
+            let n = meta[i].len.min(to.len()).min(back[0].len());
+            to[..n].copy_from_slice(&back[0][..n]);
+            meta[kept] = meta[i];
+            // quinn's buffers are all one size, so nothing is cut short; if one were, the
+            // entry must not claim more than was copied
+            meta[kept].len = n;
+            meta[kept].stride = meta[kept].stride.min(n.max(1));
+        }
+        kept += 1;
     }
+    kept
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datagrams_from_cut_peers_are_taken_out_of_a_batch_and_the_rest_moved_up() {
+        let cuts = CutLinks::default();
+        let (cut, kept) = (
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            SocketAddr::from(([127, 0, 0, 1], 2)),
+        );
+        cuts.cut("gone", [cut]);
+        let mut storage = [[0u8; 8]; 4];
+        for (i, buf) in storage.iter_mut().enumerate() {
+            buf.fill(i as u8 + 1);
+        }
+        let from = [cut, kept, cut, kept];
+        let mut meta: Vec<RecvMeta> = from
+            .iter()
+            .map(|addr| RecvMeta {
+                addr: *addr,
+                len: 8,
+                stride: 4,
+                ecn: None,
+                dst_ip: None,
+            })
+            .collect();
+        let mut bufs: Vec<IoSliceMut<'_>> =
+            storage.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        assert_eq!(keep_uncut(&cuts, &mut bufs, &mut meta, 4), 2);
+        assert_eq!((&*bufs[0], &*bufs[1]), (&[2u8; 8][..], &[4u8; 8][..]));
+        assert!(meta[..2].iter().all(|m| m.addr == kept && m.len == 8));
+        // two entries of two coalesced datagrams each
+        assert_eq!(cuts.dropped(), 4);
+    }
 
     #[test]
     fn a_cut_peer_is_known_by_each_of_its_addresses_until_healed() {
@@ -187,11 +238,14 @@ mod tests {
         assert!(!cuts.blocks(&a));
         cuts.cut("app", [a, b]);
         assert!(cuts.blocks(&a) && cuts.blocks(&b));
-        assert!(cuts.is_cut("app"));
+        let c = SocketAddr::from(([127, 0, 0, 3], 3));
+        assert!(cuts.cut_too_if_cut("app", c) && cuts.blocks(&c));
+        assert!(!cuts.cut_too_if_cut("other", a));
         assert_eq!(cuts.peers(), vec!["app".to_string()]);
         assert!(cuts.heal("app"));
         assert!(!cuts.heal("app"));
-        assert!(!cuts.blocks(&a) && !cuts.is_cut("app"));
+        assert!(!cuts.blocks(&a) && !cuts.blocks(&c));
+        assert!(!cuts.cut_too_if_cut("app", a));
         assert!(cuts.peers().is_empty());
     }
 }

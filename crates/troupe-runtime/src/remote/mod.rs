@@ -262,8 +262,7 @@ pub enum NodeEvent {
     },
 }
 
-/// Why a node's endpoint could not start ([`NodeNet::bind`], [`NodeNet::start`]) or
-/// [`NodeNet::cut_link`] could not cut a link.
+/// Why [`NodeNet::cut_link`] could not cut a link.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CutError {
@@ -275,6 +274,7 @@ pub enum CutError {
     UnknownPeer(String),
 }
 
+/// Why a node's endpoint could not start ([`NodeNet::bind`], [`NodeNet::start`]) or
 /// [`NodeNet::connect`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -308,6 +308,9 @@ pub enum ConnectError {
     /// The peer did not complete the handshake in time.
     #[error("handshake timed out")]
     Timeout,
+    /// The link to this peer is cut on purpose ([`NodeNet::cut_link`]).
+    #[error("the link to {0} is cut")]
+    LinkCut(String),
     /// This node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,

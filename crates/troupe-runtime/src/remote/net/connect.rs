@@ -196,6 +196,14 @@ pub(crate) async fn dial(
         .await;
         return Err(ConnectError::Rejected(reason));
     }
+    if inner
+        .cuts
+        .cut_too_if_cut(&hello.node, conn.remote_address())
+    {
+        // reached at an address not yet cut (it restarted on another port, say): that one is
+        // cut too, and the connection dropped
+        return Err(ConnectError::LinkCut(hello.node));
+    }
     Ok(establish(
         inner,
         conn,
@@ -283,10 +291,12 @@ pub(super) async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
         refuse(inner, &conn, &mut send, Some(hello.node.clone()), reason).await;
         return;
     }
-    if inner.cuts.is_cut(&hello.node) {
-        // a cut-off peer dialling from an address not yet known: cut that one too, and let
-        // the connection die unanswered, as the partition would have it
-        inner.cuts.cut(&hello.node, [conn.remote_address()]);
+    if inner
+        .cuts
+        .cut_too_if_cut(&hello.node, conn.remote_address())
+    {
+        // a cut-off peer dialling from an address not yet known: that one is cut too, and the
+        // connection dies unanswered, as the partition would have it
         return;
     }
     let mut out = BytesMut::new();

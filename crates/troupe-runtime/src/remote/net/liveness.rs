@@ -100,19 +100,28 @@ pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
     }
 }
 
-/// Dials `name` once now, at its last known address, unless it is connected, being dialled
-/// or gone; a failure is left to the reconnection already running.
+/// Dials `name` once, at its last known address, as soon as no other dial to it is under way
+/// (one begun while the link was cut ends within the handshake timeout), unless it is
+/// connected or gone by then; a failure is left to the reconnection already running.
 pub(super) async fn redial(inner: Weak<NetInner>, name: String) {
-    let Some(net) = inner.upgrade() else { return };
-    if net.shutting_down.load(Ordering::SeqCst) || net.peers.contains_key(name.as_str()) {
-        return;
-    }
-    let Some(addr) = net.members.lock().addr_of(&name) else {
-        return;
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT * 2;
+    let (net, addr) = loop {
+        let Some(net) = inner.upgrade() else { return };
+        if net.shutting_down.load(Ordering::SeqCst) || net.peers.contains_key(name.as_str()) {
+            return;
+        }
+        let Some(addr) = net.members.lock().addr_of(&name) else {
+            return;
+        };
+        if net.begin_dial(&name) {
+            break (net, addr);
+        }
+        drop(net);
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    if !net.begin_dial(&name) {
-        return;
-    }
     let dialed = dial(&net, addr, Some(&name)).await;
     net.end_dial(&name);
     if let Err(e) = dialed {
