@@ -130,10 +130,9 @@ pub(crate) fn lesson(args: &LessonArgs, dir: &Path) -> Lesson {
     t.add(
         users,
         "users",
-        Restartable::from(Users::new(
+        Restartable::from(Users::get_root(
             gateway.clone(),
             Duration::from_millis(100),
-            Arc::new(|_| ("GET", "/".to_string(), String::new())),
             Arc::new(summarize),
         )),
     );

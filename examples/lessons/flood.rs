@@ -43,10 +43,9 @@ pub(crate) fn lesson(args: &LessonArgs) -> Lesson {
     t.add(
         users,
         "users",
-        Restartable::from(Users::new(
+        Restartable::from(Users::get_root(
             gateway.clone(),
             Duration::from_millis(50),
-            Arc::new(|_| ("GET", "/".to_string(), String::new())),
             Arc::new(summarize),
         )),
     );

@@ -585,6 +585,16 @@ pub(crate) struct Users {
 }
 
 impl Users {
+    /// Users who `GET /` every `every`.
+    pub(crate) fn get_root(gateway: Addr<ProxyMsg>, every: Duration, summarize: Summarize) -> Self {
+        Self::new(
+            gateway,
+            every,
+            Arc::new(|_| ("GET", "/".to_string(), String::new())),
+            summarize,
+        )
+    }
+
     pub(crate) fn new(
         gateway: Addr<ProxyMsg>,
         every: Duration,

@@ -28,6 +28,8 @@ struct Client {
     seq: u64,
     writes: u64,
     failed: u64,
+    /// Reads that got no answer in time
+    unanswered: u64,
     any_missed: u64,
     ryw_missed: u64,
     /// Each replica's applied index when it last answered.
@@ -41,21 +43,29 @@ impl Client {
             seq: 0,
             writes: 0,
             failed: 0,
+            unanswered: 0,
             any_missed: 0,
             ryw_missed: 0,
             last_seen: [None; 3],
         }
     }
 
-    async fn missed(&self, policy: ReadPolicy) -> bool {
-        match self.db.get_with("counter", policy).await {
-            Ok(read) => {
-                let value = read
-                    .value
-                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok());
-                value.is_none_or(|v| v < self.seq)
-            }
-            Err(_) => true,
+    /// Whether a read by `policy` missed the write just made; `None` if it got no answer
+    /// (a replica it was sent to is cut off, say): unavailable, not stale.
+    async fn missed(&self, policy: ReadPolicy) -> Option<bool> {
+        let read = self.db.get_with("counter", policy).await.ok()?;
+        let value = read
+            .value
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok());
+        Some(value.is_none_or(|v| v < self.seq))
+    }
+
+    fn count(&mut self, missed: Option<bool>, read_your_writes: bool) {
+        match (missed, read_your_writes) {
+            (None, _) => self.unanswered += 1,
+            (Some(false), _) => {}
+            (Some(true), false) => self.any_missed += 1,
+            (Some(true), true) => self.ryw_missed += 1,
         }
     }
 
@@ -94,13 +104,14 @@ impl Client {
             self.writes,
             self.any_missed,
             self.ryw_missed,
-            match self.failed {
-                0 => String::new(),
-                n => format!(" · {n} writes failed"),
+            match (self.failed, self.unanswered) {
+                (0, 0) => String::new(),
+                (w, r) => format!(" · {w} writes and {r} reads got no answer"),
             },
             lag.join(", ")
         );
-        (self.writes, self.failed, self.any_missed, self.ryw_missed) = (0, 0, 0, 0);
+        (self.writes, self.failed, self.unanswered) = (0, 0, 0);
+        (self.any_missed, self.ryw_missed) = (0, 0);
         line
     }
 }
@@ -124,12 +135,10 @@ impl Actor for Client {
                 }
                 self.seq = seq;
                 self.writes += 1;
-                if self.missed(ReadPolicy::AnyReplica).await {
-                    self.any_missed += 1;
-                }
-                if self.missed(ReadPolicy::ReadYourWrites).await {
-                    self.ryw_missed += 1;
-                }
+                let any = self.missed(ReadPolicy::AnyReplica).await;
+                self.count(any, false);
+                let ryw = self.missed(ReadPolicy::ReadYourWrites).await;
+                self.count(ryw, true);
             }
             ClientMsg::Report => {
                 let line = self.report().await;
