@@ -21,6 +21,17 @@ struct Args {
     /// `requirepass`; `redis-cli -a PASSWORD`); also read from TROUPE_REQUIREPASS.
     #[arg(long, env = "TROUPE_REQUIREPASS", hide_env_values = true)]
     requirepass: Option<String>,
+    /// Close a client that sends nothing for this many seconds (Redis's `timeout`; 0: never).
+    #[arg(long, default_value_t = 0)]
+    timeout: u64,
+    /// Most clients served at once (Redis's `maxclients`); more get
+    /// `-ERR max number of clients reached`.
+    #[arg(long, default_value_t = 10_000)]
+    maxclients: usize,
+    /// Most request bytes one client may have buffered before it is cut off (Redis's
+    /// `client-query-buffer-limit`).
+    #[arg(long, default_value_t = troupe::cache::DEFAULT_QUERY_BUFFER_LIMIT)]
+    client_query_buffer_limit: usize,
     /// Number of shard actors (keys are spread over them by hash).
     #[arg(long, default_value_t = 2)]
     shards: usize,
@@ -49,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
             .max_bytes(args.bytes)
             .resp(
                 RespServer::new(args.resp.as_str())
-                    .requirepass(args.requirepass.as_deref().unwrap_or_default()),
+                    .requirepass(args.requirepass.as_deref().unwrap_or_default())
+                    .idle_timeout(std::time::Duration::from_secs(args.timeout))
+                    .max_connections(args.maxclients.max(1))
+                    .query_buffer_limit(args.client_query_buffer_limit),
             ),
     );
     println!(

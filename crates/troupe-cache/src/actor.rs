@@ -24,6 +24,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Default of [`RespServer::query_buffer_limit`]: Redis's `client-query-buffer-limit`.
+pub const DEFAULT_QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
+
+/// Default of [`RespServer::send_timeout`].
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A RESP2 front end's configuration: where it listens and its limits (the
 /// cache it serves is given when the actor is made)
 ///
@@ -54,6 +60,11 @@ pub struct RespServer {
     requirepass: Option<Secret>,
     /// How long a client may send nothing before it is closed, if ever
     idle_timeout: Option<Duration>,
+    /// Most bytes of requests one client may have buffered (Redis's
+    /// `client-query-buffer-limit`)
+    query_buffer_limit: usize,
+    /// Longest a client may leave replies unread before it is closed
+    send_timeout: Option<Duration>,
     /// Connection limits and drain.
     shell: ListenerShell,
 }
@@ -80,6 +91,8 @@ impl RespServer {
             limits: Limits::default(),
             requirepass: None,
             idle_timeout: None,
+            query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
+            send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             shell: ListenerShell::new("resp"),
         }
     }
@@ -88,6 +101,26 @@ impl RespServer {
     /// default, as in Redis), counted in `troupe_cache_idle_closed_total`. Zero means never.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = (!idle.is_zero()).then_some(idle);
+        self
+    }
+
+    /// Most bytes of requests one client may have sent and not yet had parsed (Redis's
+    /// `client-query-buffer-limit`; 1 GiB by default, as in Redis): a client past it gets
+    /// `-ERR Protocol error: client query buffer limit exceeded`, is closed, and is counted
+    /// in `troupe_cache_query_buffer_closed_total`. A request larger than this can never be
+    /// sent, so keep it above the longest bulk string [`Limits`] allow.
+    pub fn query_buffer_limit(mut self, bytes: usize) -> Self {
+        self.query_buffer_limit = bytes.max(1);
+        self
+    }
+
+    /// Closes a client that leaves its replies unread this long (60 s by default; zero:
+    /// never), counted in `troupe_cache_send_timeout_closed_total`. Replies are written
+    /// whenever 1 MiB of them wait, so such a client holds at most that much (and one batch)
+    /// in the server meanwhile — what Redis's `client-output-buffer-limit` bounds by bytes,
+    /// bounded here by bytes and time.
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = (!timeout.is_zero()).then_some(timeout);
         self
     }
 
@@ -192,6 +225,8 @@ impl Actor for RespServerActor {
             batching: std::sync::atomic::AtomicBool::new(true),
             password: c.requirepass.as_ref().map(|s| s.0.clone()),
             idle_timeout: c.idle_timeout,
+            query_buffer_limit: c.query_buffer_limit,
+            send_timeout: c.send_timeout,
             limits: c.limits,
             max_connections: c.shell.connection_limit(),
             port,

@@ -88,7 +88,9 @@ mod shard;
 mod spec;
 mod store;
 
-pub use actor::{RespServer, RespServerActor, RespServerMsg};
+pub use actor::{
+    DEFAULT_QUERY_BUFFER_LIMIT, DEFAULT_SEND_TIMEOUT, RespServer, RespServerActor, RespServerMsg,
+};
 pub use backing::{Backing, BackingError, BackingMsg, SharedBacking, Versioned};
 pub use client::{CacheClient, CacheError, DEFAULT_TIMEOUT, key_hash};
 pub use readthrough::{Fences, FillOutcome, MAX_FENCES};

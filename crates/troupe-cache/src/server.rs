@@ -19,7 +19,7 @@ use crate::client::{CacheClient, CacheError};
 use crate::cmd::{
     ClientCommand, Command, CommandCommand, CommandError, Set, SetExpiry, unknown_command_error,
 };
-use crate::resp::{Frame, Limits};
+use crate::resp::{Frame, Limits, Resume};
 use crate::shard::{BATCH_REFUSED, KeyTtl, OpOutcome, SetTtl, ShardError, ShardOp};
 
 /// The commands the front end answers, for `COMMAND COUNT`
@@ -41,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) password: Option<Arc<[u8]>>,
     /// How long a client may send nothing before it is closed (Redis's `timeout`), if ever
     pub(crate) idle_timeout: Option<std::time::Duration>,
+    /// Most request bytes one client may have buffered (`client-query-buffer-limit`)
+    pub(crate) query_buffer_limit: usize,
+    /// Longest a client may leave its replies unread, if bounded
+    pub(crate) send_timeout: Option<std::time::Duration>,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) port: u16,
@@ -95,9 +99,25 @@ impl Connection<'_> {
         let mut output = BytesMut::with_capacity(16 * 1024);
         let mut commands = Vec::new();
         let mut frames = Vec::new();
+        // where the check of an incomplete frame stopped, so a trickled array is examined
+        // once rather than from its start at every read
+        let mut resume = Resume::default();
         loop {
-            let protocol_error =
-                Frame::decode_all(&mut input, &self.shared.limits, &mut frames).err();
+            let limits = &self.shared.limits;
+            let protocol_error = if resume.is_resuming() {
+                match Frame::check_resuming(&input, limits, &mut resume) {
+                    // still incomplete: nothing to decode until more arrives
+                    Ok(None) => None,
+                    Ok(Some(_)) => Frame::decode_all(&mut input, limits, &mut frames).err(),
+                    Err(err) => Some(err),
+                }
+            } else {
+                Frame::decode_all(&mut input, limits, &mut frames).err()
+            };
+            // what is left is incomplete: note how far its check got
+            if protocol_error.is_none() && !resume.is_resuming() && !input.is_empty() {
+                let _ = Frame::check_resuming(&input, limits, &mut resume);
+            }
             commands.extend(frames.drain(..).map(Command::from_frame));
             let mut close = matches!(
                 self.answer_all(&mut commands, &mut output).await?,
@@ -111,7 +131,7 @@ impl Connection<'_> {
                 close = true;
             }
             if !output.is_empty() {
-                self.stream.write_all(&output).await?;
+                self.write(&output).await?;
                 output.clear();
             }
             if close || drain.is_draining() {
@@ -127,6 +147,18 @@ impl Connection<'_> {
             tokio::select! {
                 read = self.stream.read_buf(&mut input) => {
                     if read? == 0 {
+                        return Ok(());
+                    }
+                    if input.len() > self.shared.query_buffer_limit {
+                        metrics::counter!("troupe_cache_query_buffer_closed_total").increment(1);
+                        tracing::info!(
+                            client = self.id,
+                            buffered = input.len(),
+                            "closing a client past the query buffer limit"
+                        );
+                        let refusal = b"-ERR Protocol error: client query buffer limit exceeded\r\n";
+                        let _ = self.write(refusal).await;
+                        let _ = self.stream.shutdown().await;
                         return Ok(());
                     }
                 }
@@ -181,10 +213,28 @@ impl Connection<'_> {
     /// Writes the replies waiting in `out` once there are [`WRITE_AT`] bytes of them.
     async fn write_if_full(&mut self, out: &mut BytesMut) -> std::io::Result<()> {
         if out.len() >= WRITE_AT {
-            self.stream.write_all(out).await?;
+            self.write(out).await?;
             out.clear();
         }
         Ok(())
+    }
+
+    /// Writes `bytes`, failing with `TimedOut` (which ends the connection) if the client
+    /// leaves them unread past the send timeout.
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let Some(limit) = self.shared.send_timeout else {
+            return self.stream.write_all(bytes).await;
+        };
+        match tokio::time::timeout(limit, self.stream.write_all(bytes)).await {
+            Ok(written) => written,
+            Err(_) => {
+                metrics::counter!("troupe_cache_send_timeout_closed_total").increment(1);
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client left its replies unread past the send timeout",
+                ))
+            }
+        }
     }
 
     /// Answers a run of batchable commands (emptying it): one batch per shard when there
@@ -307,7 +357,7 @@ impl Connection<'_> {
             Command::Client(sub) => self.client_command(sub),
             Command::Hello(args) => self.hello(&args),
             Command::Auth { user, password } => self.auth(user.as_deref(), &password),
-            Command::ConfigGet(_) => Frame::Array(Vec::new()),
+            Command::ConfigGet(patterns) => config_get(self.shared, &patterns),
             Command::Command(sub) => match sub {
                 CommandCommand::Count => Frame::Integer(COMMAND_COUNT),
                 CommandCommand::All | CommandCommand::Docs(_) | CommandCommand::Info(_) => {
@@ -617,6 +667,87 @@ fn ttl(ttl: KeyTtl, unit_ms: u128) -> Frame {
                 (ms + unit_ms / 2) / unit_ms
             };
             Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+        }
+    }
+}
+
+/// `CONFIG GET pattern ...`: the client limits this server keeps, by Redis's names, as a flat
+/// array of name and value; patterns as Redis matches them (`*`, `?`, case-insensitively).
+/// Parameters this server does not have are not listed, as Redis leaves out unknown ones.
+fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
+    let seconds = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_secs()).to_string();
+    let known = [
+        ("maxclients", shared.max_connections.to_string()),
+        ("timeout", seconds(shared.idle_timeout)),
+        (
+            "client-query-buffer-limit",
+            shared.query_buffer_limit.to_string(),
+        ),
+        ("proto-max-bulk-len", shared.limits.max_bulk_len.to_string()),
+    ];
+    let mut out = Vec::new();
+    for (name, value) in known {
+        if patterns.iter().any(|p| glob_matches(p, name.as_bytes())) {
+            out.push(Frame::Bulk(Bytes::from_static(name.as_bytes())));
+            out.push(Frame::Bulk(Bytes::from(value)));
+        }
+    }
+    Frame::Array(out)
+}
+
+/// Whether `name` matches `pattern`, where `*` is any run of bytes and `?` any one byte,
+/// ASCII case ignored. Iterative, with one backtrack point: linear in practice, and never
+/// worse than the product of the two lengths.
+fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&name[n]) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::glob_matches;
+
+    #[test]
+    fn globs_match_as_redis_config_get_does() {
+        for (pattern, name, matches) in [
+            ("*", "maxclients", true),
+            ("maxclients", "maxclients", true),
+            ("MAXCLIENTS", "maxclients", true),
+            ("max*", "maxclients", true),
+            ("*buffer*", "client-query-buffer-limit", true),
+            ("time?ut", "timeout", true),
+            ("time?ut", "timeouts", false),
+            ("max", "maxclients", false),
+            ("*x", "maxclients", false),
+            ("", "timeout", false),
+            ("**", "", true),
+        ] {
+            assert_eq!(
+                glob_matches(pattern.as_bytes(), name.as_bytes()),
+                matches,
+                "{pattern} ~ {name}"
+            );
         }
     }
 }

@@ -839,3 +839,111 @@ async fn replies_a_client_does_not_read_stay_bounded() {
     assert_eq!(hits().await - before, 3_000);
     s.node.shutdown().await;
 }
+
+/// `connected_clients` from `INFO clients`, asked on a connection of its own (counted too).
+async fn connected_clients(addr: SocketAddr) -> u64 {
+    let mut con = connect(addr).await;
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("connected_clients in INFO")
+}
+
+/// A `*1048576` array sent a few elements at a time: the server keeps what it has checked
+/// (the parser resumes rather than walking the array again at every read; its cost is
+/// `resp::frame::tests::a_trickled_array_is_examined_once_not_once_per_read`) and cuts the
+/// client off with Redis's error once its buffered request passes the query buffer limit,
+/// while it serves everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_huge_array_is_cut_off_at_the_query_buffer_limit() {
+    let limit = 1 << 20;
+    let s = setup(1, |r| r.query_buffer_limit(limit)).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"*1048576\r\n").await.unwrap();
+    let chunk = b"$1\r\nx\r\n".repeat(1_000);
+    let mut sent = 0;
+    // bounded: 4 MiB at most, far past the limit
+    while sent < 4 * limit {
+        if stream.write_all(&chunk).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+        let mut probe = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut probe)).await;
+        if matches!(closed, Ok(Ok(_)) | Ok(Err(_))) {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(T, stream.read_to_end(&mut answer)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&answer),
+        "-ERR Protocol error: client query buffer limit exceeded\r\n"
+    );
+    let mut con = connect(s.addr).await;
+    let pong: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+    assert_eq!(pong, "PONG");
+    s.node.shutdown().await;
+}
+
+/// A client that pipelines reads and never reads a reply is closed once its replies have
+/// waited unread for the send timeout; the server holds no more for it meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_closed_after_the_send_timeout() {
+    let s = setup(1, |r| r.send_timeout(Duration::from_millis(300))).await;
+    s.client.set("big", "v".repeat(100_000)).await.unwrap();
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(&b"GET big\r\n".repeat(3_000))
+        .await
+        .unwrap();
+    eventually("the silent reader cut off", T, async || {
+        connected_clients(s.addr).await == 1
+    })
+    .await;
+    // what reaches it is what the socket buffers held, then the end
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(T, stream.read_to_end(&mut got)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the connection ended"
+    );
+    assert!(got.len() < 3_000 * 100_000, "{} bytes", got.len());
+    s.node.shutdown().await;
+}
+
+/// `CONFIG GET` reports the client limits by Redis's names, matching patterns as Redis does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_get_reports_the_client_limits_by_their_redis_names() {
+    let s = setup(1, |r| {
+        r.max_connections(77)
+            .idle_timeout(Duration::from_secs(30))
+            .query_buffer_limit(4 << 20)
+    })
+    .await;
+    let mut con = connect(s.addr).await;
+    let all: Vec<String> = run(&mut con, &["CONFIG", "GET", "*"]).await.unwrap();
+    assert_eq!(
+        all,
+        [
+            "maxclients",
+            "77",
+            "timeout",
+            "30",
+            "client-query-buffer-limit",
+            "4194304",
+            "proto-max-bulk-len",
+            "536870912"
+        ]
+    );
+    let some: Vec<String> = run(&mut con, &["CONFIG", "GET", "MAX*", "time?ut", "nothing"])
+        .await
+        .unwrap();
+    assert_eq!(some, ["maxclients", "77", "timeout", "30"]);
+    s.node.shutdown().await;
+}

@@ -260,6 +260,160 @@ impl Frame {
 /// Input of at most this many bytes is decoded in one pass by [`Frame::decode_all`].
 pub const ONE_PASS_UP_TO: usize = 64 << 10;
 
+/// How far the check of an incomplete array frame got, so that the bytes that arrive next
+/// resume it there instead of walking the frame again from its start: a client that trickles
+/// a large array in costs work in proportion to its bytes, not their square.
+///
+/// Keep one per connection and pass it to [`Frame::check_resuming`] with the same buffer (grown
+/// only at its end) until that answers `Some`; it starts afresh by itself then.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// Where the next element starts
+    pos: usize,
+    /// Elements still to come in each array opened and not yet complete, outermost first
+    open: Vec<usize>,
+    /// Bytes examined so far, over every call
+    examined: u64,
+}
+
+impl Resume {
+    /// Whether a check is under way (an array frame begun and not complete).
+    pub fn is_resuming(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// Bytes the checks have examined so far, every call counted (what a test compares
+    /// with the bytes received).
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
+
+    fn restart(&mut self) {
+        self.pos = 0;
+        self.open.clear();
+    }
+}
+
+impl Frame {
+    /// As [`Frame::check`], resuming where `resume` says an earlier call on a prefix of `buf`
+    /// stopped: array elements already checked are not examined again. A frame that is not an
+    /// array (or starts with blank lines) is checked whole, as by [`Frame::check`]: its parts
+    /// are bounded by the line and bulk limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Frame::check`]; `resume` starts afresh after an error.
+    pub fn check_resuming(
+        buf: &[u8],
+        limits: &Limits,
+        resume: &mut Resume,
+    ) -> Result<Option<usize>, RespError> {
+        let outcome = check_from(buf, limits, resume);
+        if !matches!(outcome, Ok(None)) {
+            resume.restart();
+        }
+        outcome
+    }
+}
+
+/// The body of [`Frame::check_resuming`]; leaves `resume` where the check stopped.
+fn check_from(
+    buf: &[u8],
+    limits: &Limits,
+    resume: &mut Resume,
+) -> Result<Option<usize>, RespError> {
+    if resume.open.is_empty() {
+        if buf.first() != Some(&b'*') {
+            resume.examined += buf.len() as u64;
+            return Frame::check(buf, limits);
+        }
+        resume.pos = 0;
+        match array_header(buf, 0, 0, limits, resume)? {
+            None => return Ok(None),
+            Some((end, 0)) => return Ok(Some(end)),
+            Some((end, count)) => {
+                resume.open.push(count);
+                resume.pos = end;
+            }
+        }
+    }
+    loop {
+        // close every array whose last element is in; the frame ends with the outermost
+        while resume.open.last() == Some(&0) {
+            resume.open.pop();
+            match resume.open.last_mut() {
+                Some(parent) => *parent -= 1,
+                None => return Ok(Some(resume.pos)),
+            }
+        }
+        let pos = resume.pos;
+        let depth = resume.open.len();
+        match buf.get(pos) {
+            None => return Ok(None),
+            Some(b'*') => match array_header(buf, pos, depth, limits, resume)? {
+                None => return Ok(None),
+                Some((end, 0)) => {
+                    resume.pos = end;
+                    if let Some(left) = resume.open.last_mut() {
+                        *left -= 1;
+                    }
+                }
+                Some((end, count)) => {
+                    resume.pos = end;
+                    resume.open.push(count);
+                }
+            },
+            Some(_) => match walk(buf, pos, depth, limits, None)? {
+                None => {
+                    resume.examined += (buf.len() - pos) as u64;
+                    return Ok(None);
+                }
+                Some((_, end)) => {
+                    resume.examined += (end - pos) as u64;
+                    resume.pos = end;
+                    if let Some(left) = resume.open.last_mut() {
+                        *left -= 1;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// An array header at `pos`, inside `depth` arrays: where its elements start and how many
+/// there are (0 for an empty or null array); `None` while the header is incomplete.
+fn array_header(
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+    limits: &Limits,
+    resume: &mut Resume,
+) -> Step<(usize, usize)> {
+    let start = pos + 1;
+    let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)? else {
+        resume.examined += (buf.len() - pos) as u64;
+        return Ok(None);
+    };
+    resume.examined += (cr + 2 - pos) as u64;
+    let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidMultibulkLength)?;
+    if len == -1 {
+        return Ok(Some((cr + 2, 0)));
+    }
+    let len = u64::try_from(len).map_err(|_| RespError::InvalidMultibulkLength)?;
+    let count = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= limits.max_array_len)
+        .ok_or(RespError::ArrayTooLong {
+            len,
+            max: limits.max_array_len,
+        })?;
+    let max_depth = limits.max_depth.min(MAX_DEPTH_CEILING);
+    if depth + 1 > max_depth {
+        return Err(RespError::TooDeep { max: max_depth });
+    }
+    Ok(Some((cr + 2, count)))
+}
+
 /// Append the wire form of `frame` to `dst`
 pub fn encode(frame: &Frame, dst: &mut BytesMut) {
     frame.encode(dst);
@@ -684,6 +838,79 @@ mod tests {
                 (checked, decoded) => prop_assert_eq!(checked, decoded.map(|d| d.map(|(_, m)| m))),
             }
         }
+    }
+
+    proptest! {
+        #[test]
+        fn resuming_finds_the_end_the_whole_check_finds(
+            frame in arb_frame(),
+            chunks in proptest::collection::vec(1usize..16, 1..64),
+        ) {
+            let wire = enc(&frame);
+            let mut resume = Resume::default();
+            let mut got = None;
+            let mut len = 0;
+            for chunk in chunks.iter().cycle() {
+                len = (len + chunk).min(wire.len());
+                got = Frame::check_resuming(&wire[..len], &Limits::default(), &mut resume)
+                    .expect("a valid frame");
+                if got.is_some() || len == wire.len() {
+                    break;
+                }
+            }
+            prop_assert_eq!(got, Some(wire.len()));
+            prop_assert!(!resume.is_resuming());
+        }
+    }
+
+    #[test]
+    fn a_trickled_array_is_examined_once_not_once_per_read() {
+        let elements = 100_000;
+        let mut wire = format!("*{elements}\r\n").into_bytes();
+        for _ in 0..elements {
+            wire.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut resume = Resume::default();
+        let mut end = None;
+        for len in (3..=wire.len()).step_by(3).chain([wire.len()]) {
+            end = Frame::check_resuming(&wire[..len], &Limits::default(), &mut resume).unwrap();
+            if end.is_some() {
+                break;
+            }
+        }
+        assert_eq!(end, Some(wire.len()));
+        // each element is looked at about twice (once incomplete, once whole): linear; walking
+        // from the start on every read would be about 10^11 bytes here
+        assert!(
+            resume.examined() <= 4 * wire.len() as u64,
+            "{} bytes examined for {} received",
+            resume.examined(),
+            wire.len()
+        );
+    }
+
+    #[test]
+    fn resuming_reports_the_errors_the_whole_check_reports() {
+        let limits = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        let mut resume = Resume::default();
+        assert_eq!(
+            Frame::check_resuming(b"*1\r\n*1\r\n*1\r\n:1\r\n", &limits, &mut resume),
+            Frame::check(b"*1\r\n*1\r\n*1\r\n:1\r\n", &limits)
+        );
+        assert!(!resume.is_resuming());
+        assert!(Frame::check_resuming(b"*2\r\n$1\r\nxx\r\n", &limits, &mut resume).is_err());
+        assert_eq!(
+            Frame::check_resuming(b"*0\r\n", &limits, &mut resume),
+            Ok(Some(4))
+        );
+        assert_eq!(
+            Frame::check_resuming(b"*2\r\n*-1\r\n*0\r\n", &limits, &mut resume),
+            Frame::check(b"*2\r\n*-1\r\n*0\r\n", &limits)
+        );
+        assert_eq!(Frame::check(b"*2\r\n*-1\r\n*0\r\n", &limits), Ok(Some(13)));
     }
 
     #[test]

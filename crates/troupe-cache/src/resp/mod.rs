@@ -6,5 +6,5 @@
 pub mod frame;
 pub mod parse;
 
-pub use frame::{Frame, Limits, RespError, encode};
+pub use frame::{Frame, Limits, RespError, Resume, encode};
 pub use parse::{Parse, ParseError};
