@@ -84,10 +84,7 @@ impl DbAdmin for DbPart {
                         .unwrap_or_else(|| format!("replica {}", promoted.leader)),
                     epoch: promoted.epoch,
                 }),
-                Err(err @ troupe_db::DbError::Refused(_)) => {
-                    Err(ActionError::Refused(error_text(&err)))
-                }
-                Err(err) => Err(ActionError::Unavailable(error_text(&err))),
+                Err(err) => Err(action_error(&err)),
             }
         })
     }
@@ -105,10 +102,7 @@ impl DbAdmin for DbPart {
             };
             match changed {
                 Ok(voters) => Ok(voters),
-                Err(err @ troupe_db::DbError::Refused(_)) => {
-                    Err(ActionError::Refused(error_text(&err)))
-                }
-                Err(err) => Err(ActionError::Unavailable(error_text(&err))),
+                Err(err) => Err(action_error(&err)),
             }
         })
     }
@@ -191,5 +185,21 @@ fn queue_error(err: &troupe_queue::QueueError) -> ActionError {
         QueueError::Refused(QueueFailure::NotDead { .. }) => ActionError::NotFound(error_text(err)),
         QueueError::Refused(_) => ActionError::Refused(error_text(err)),
         QueueError::Call(_) => ActionError::Unavailable(error_text(err)),
+    }
+}
+
+/// What an operator's failed database action says: refused (409) when the database or the
+/// cluster's rules said no, unavailable (503) when nothing answered in time.
+fn action_error(err: &troupe_db::DbError) -> ActionError {
+    match err {
+        troupe_db::DbError::Refused(_) => ActionError::Refused(error_text(err)),
+        troupe_db::DbError::Call(troupe_runtime::CallError::Forbidden { .. }) => {
+            ActionError::Refused(format!(
+                "{}: only the database's own nodes may fail it over or change its members \
+                 (DbSpec::administered_from); ask the admin endpoint of a process that runs a replica",
+                error_text(err)
+            ))
+        }
+        _ => ActionError::Unavailable(error_text(err)),
     }
 }

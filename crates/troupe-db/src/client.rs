@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use troupe_runtime::{Addr, CallError, Reply};
 
 use crate::msg::{
-    DbFailure, DbMsg, MembershipChange, Promoted, ReadAt, ReadValue, ReplicaStatus, ScanPage,
-    WriteOp, Written,
+    DbAdminMsg, DbFailure, DbMsg, MembershipChange, Promoted, ReadAt, ReadValue, ReplicaStatus,
+    ScanPage, WriteOp, Written,
 };
 
 /// How long one [`DbClient`] operation may take, retries included, unless set with
@@ -64,7 +64,9 @@ pub enum DbError {
     /// A compare-and-set's answer was lost; it may or may not have been applied
     #[error("outcome unknown: the write's answer was lost, it may have been applied")]
     Ambiguous(#[source] AttemptError),
-    /// The call itself was refused (the request is over the frame size limit)
+    /// The call itself was refused: the request is over the frame size limit, or this node
+    /// may not send it (a promotion or membership change from a node the spec's
+    /// [`administered_from`](crate::DbSpec::administered_from) does not admit)
     #[error("the call to the database was refused")]
     Call(#[from] CallError),
 }
@@ -107,6 +109,8 @@ struct Session {
 #[derive(Clone)]
 pub struct DbClient {
     replicas: Arc<[Addr<DbMsg>]>,
+    /// Each replica's admin name (`NAME.N.admin`), for promotions and membership changes
+    admins: Arc<[Addr<DbAdminMsg>]>,
     session: Arc<Session>,
     timeout: Duration,
     /// How long one call to one replica may wait (`timeout` bounds it too)
@@ -163,8 +167,13 @@ impl DbClient {
     /// [`DbSpec::client`](crate::DbSpec::client) builds it from a node, or a topology from the
     /// replicas' handles), with the [`DEFAULT_TIMEOUT`] and [`ReadPolicy::Leader`]
     pub fn new(replicas: Vec<Addr<DbMsg>>) -> Self {
+        let admins: Vec<Addr<DbAdminMsg>> = replicas
+            .iter()
+            .map(|r| r.sibling(&format!("{}.admin", r.name())))
+            .collect();
         Self {
             replicas: replicas.into(),
+            admins: admins.into(),
             session: Arc::new(Session {
                 leader: AtomicUsize::new(0),
                 next_read: AtomicUsize::new(0),
@@ -410,11 +419,11 @@ impl DbClient {
     pub async fn promote(&self) -> Result<Promoted, DbError> {
         let leader = self.leader();
         let mut last = None;
-        for (i, replica) in self.replicas.iter().enumerate() {
-            if i == leader && self.replicas.len() > 1 {
+        for (i, admin) in self.admins.iter().enumerate() {
+            if i == leader && self.admins.len() > 1 {
                 continue;
             }
-            match replica.call(DbMsg::Promote, self.timeout).await {
+            match admin.call(DbAdminMsg::Promote, self.timeout).await {
                 Ok(Ok(promoted)) => {
                     self.session
                         .leader
@@ -422,6 +431,8 @@ impl DbClient {
                     return Ok(promoted);
                 }
                 Ok(Err(failure)) => return Err(DbError::Refused(failure)),
+                // not allowed from this node: asking another replica changes nothing
+                Err(error @ CallError::Forbidden { .. }) => return Err(DbError::Call(error)),
                 Err(error) => last = Some(AttemptError::Call { replica: i, error }),
             }
         }
@@ -466,8 +477,10 @@ impl DbClient {
                 return Err(DbError::Unavailable { last });
             }
             // no attempt bound: a learner's catch-up takes as long as its data
-            let call = self.replicas[target]
-                .call(|reply| DbMsg::ChangeMembers { change, reply }, remaining);
+            let call = self.admins[target].call(
+                |reply| DbAdminMsg::ChangeMembers { change, reply },
+                remaining,
+            );
             let refused = |failure| AttemptError::Refused {
                 replica: target,
                 failure,
@@ -489,6 +502,7 @@ impl DbClient {
                     target = (target + 1) % n;
                 }
                 Ok(Err(failure)) => return Err(DbError::Refused(failure)),
+                Err(error @ CallError::Forbidden { .. }) => return Err(DbError::Call(error)),
                 Err(error) => {
                     last = Some(AttemptError::Call {
                         replica: target,

@@ -70,8 +70,8 @@ pub mod storage;
 pub use client::{AttemptError, DbClient, DbError, ReadPolicy};
 pub use core::{AckMode, Limits};
 pub use msg::{
-    DbFailure, DbMsg, DbPeerMsg, MembershipChange, Promoted, ReadValue, ReplicaStatus, Role,
-    ScanPage, WriteOutcome, Written,
+    DbAdminMsg, DbFailure, DbMsg, DbPeerMsg, MembershipChange, Promoted, ReadValue, ReplicaStatus,
+    Role, ScanPage, WriteOutcome, Written,
 };
 pub use replica::DbReplica;
 pub use spec::DbSpec;

@@ -65,12 +65,44 @@ impl From<WriteOp> for crate::core::Op {
     }
 }
 
+/// An operator's request to a replica: what changes who leads or who is a member. It reaches
+/// a replica only through its admin name (`NAME.N.admin`), from the nodes the spec's
+/// [`administered_from`](crate::DbSpec::administered_from) admits (by default the database's
+/// own replicas' nodes: where the admin endpoint of a data process sends from), so a node that
+/// may read and write cannot fail the database over or change its members.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "troupe.db.Admin")]
+pub enum DbAdminMsg {
+    /// Manual failover: treat the current leader as lost, fence every reachable replica and
+    /// promote the most up-to-date follower → the new leader and its epoch
+    Promote(Reply<Result<Promoted, DbFailure>>),
+    /// A membership change, to the leader (Raft mode) → the voters once it is committed, or
+    /// [`DbFailure::NotLeader`]
+    ChangeMembers {
+        /// The change
+        change: MembershipChange,
+        /// Where the answer goes
+        reply: Reply<Result<Vec<u64>, DbFailure>>,
+    },
+}
+
+impl From<DbAdminMsg> for DbMsg {
+    fn from(msg: DbAdminMsg) -> Self {
+        match msg {
+            DbAdminMsg::Promote(reply) => Self::Promote(reply),
+            DbAdminMsg::ChangeMembers { change, reply } => Self::ChangeMembers { change, reply },
+        }
+    }
+}
+
 /// What a replica actor handles
 ///
-/// Client requests first, then the peer protocol (a [`DbPeerMsg`], which reaches a replica
-/// only through its peer name, from the database's own replicas), then the replica's own
-/// messages. Everything after the client requests is `#[serde(skip)]`: it cannot be encoded,
-/// so no other node can send it through the client name.
+/// Client requests first, then the operators' requests (a [`DbAdminMsg`], which reaches a
+/// replica only through its admin name, from the nodes the spec's `administered_from` admits),
+/// the peer protocol (a [`DbPeerMsg`], which reaches a replica only through its peer name, from
+/// the database's own replicas), then the replica's own messages. Everything after the client
+/// requests is `#[serde(skip)]`: it cannot be encoded, so no other node can send it through
+/// the client name.
 #[derive(Debug, Serialize, Deserialize, Message)]
 #[message(name = "troupe.db.Replica")]
 pub enum DbMsg {
@@ -106,13 +138,11 @@ pub enum DbMsg {
     },
     /// The replica's status
     Status(Reply<ReplicaStatus>),
-    /// Manual failover: treat the current leader as lost, fence every reachable replica and
-    /// promote the most up-to-date follower → the new leader and its epoch
+    /// [`DbAdminMsg::Promote`], through the admin name
+    #[serde(skip)]
     Promote(Reply<Result<Promoted, DbFailure>>),
-    /// A membership change, to the leader (Raft mode) → the voters once it is committed, or
-    /// [`DbFailure::NotLeader`]. Like `Promote`, it reaches a replica through its client name,
-    /// so any node the spec's `reachable_from` admits may send it; the admin endpoint takes it
-    /// from operators only.
+    /// [`DbAdminMsg::ChangeMembers`], through the admin name
+    #[serde(skip)]
     ChangeMembers {
         /// The change
         change: MembershipChange,

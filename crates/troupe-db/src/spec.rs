@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Reach, RegistryError};
 
-use crate::msg::DbMsg;
+use crate::msg::{DbAdminMsg, DbMsg};
 
 use crate::client::DbClient;
 use crate::core::{AckMode, Limits};
@@ -61,6 +61,8 @@ pub struct DbSpec {
     pub(crate) max_append_bytes: usize,
     pub(crate) max_pending_writes: usize,
     pub(crate) reach: Reach,
+    /// Who may send operators' requests; `None`: the replicas' nodes
+    pub(crate) admin: Option<Reach>,
     pub(crate) raft: bool,
     pub(crate) voters: Option<usize>,
 }
@@ -83,6 +85,7 @@ impl DbSpec {
             max_append_bytes: 4 * 1024 * 1024,
             max_pending_writes: 100_000,
             reach: Reach::Local,
+            admin: None,
             raft: true,
             voters: None,
         }
@@ -227,6 +230,26 @@ impl DbSpec {
         &self.reach
     }
 
+    /// Lets the nodes `reach` admits send operators' requests ([`DbAdminMsg`]:
+    /// manual failover, membership changes) to the replicas' admin names (by default only the
+    /// replicas' own nodes may, whatever [`reachable_from`](Self::reachable_from) lets clients
+    /// do, so a node that may read and write cannot fail the database over)
+    pub fn administered_from(mut self, reach: Reach) -> Self {
+        self.admin = Some(reach);
+        self
+    }
+
+    /// Who may send operators' requests from other nodes
+    pub fn admin_reach(&self) -> Reach {
+        self.admin.clone().unwrap_or_else(|| self.peer_reach())
+    }
+
+    /// The admin name of replica `index`: `{name}.{index}.admin`, where operators reach it with
+    /// a [`DbAdminMsg`]
+    pub fn admin_name(&self, index: usize) -> String {
+        format!("{}.{index}.admin", self.name)
+    }
+
     /// The nodes that may speak the peer protocol: the replicas' own
     pub fn peer_reach(&self) -> Reach {
         Reach::nodes(self.replicas.iter().filter(|n| !n.is_empty()))
@@ -274,7 +297,16 @@ impl DbSpec {
             )
             .map(drop)
         };
-        if let Err(err) = facet {
+        let admin = facet.and_then(|()| {
+            node.facet::<DbAdminMsg, DbMsg>(
+                &self.admin_name(index),
+                &name,
+                DbMsg::from,
+                self.admin_reach(),
+            )
+            .map(drop)
+        });
+        if let Err(err) = admin {
             spec.discard();
             return Err(err);
         }

@@ -295,7 +295,24 @@ async fn manual_promotion_without_automatic_failover() {
         std::error::Error::source(&err).is_some(),
         "the last attempt's failure is the source"
     );
-    let Promoted { leader: new, epoch } = cluster.client.promote().await.unwrap();
+    // The client's node may read and write, not fail the database over: by default only the
+    // replicas' nodes may send operators' requests
+    let refused = cluster.client.promote().await.unwrap_err();
+    assert!(
+        matches!(refused, DbError::Call(CallError::Forbidden { .. })),
+        "{refused:?}"
+    );
+    let refused = cluster.client.add_replica(1).await.unwrap_err();
+    assert!(
+        matches!(refused, DbError::Call(CallError::Forbidden { .. })),
+        "{refused:?}"
+    );
+    let survivor = (0..3).find(|&i| i != old).expect("another replica");
+    let operator = cluster
+        .spec
+        .client(&cluster.replicas[survivor].as_ref().expect("running").node)
+        .with_timeout(T);
+    let Promoted { leader: new, epoch } = operator.promote().await.unwrap();
     let new = new as usize;
     assert_ne!(new, old);
     assert!(epoch > 1);

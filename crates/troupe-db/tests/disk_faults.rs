@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use troupe_db::msg::ReadAt;
 use troupe_db::{
-    AckMode, DbClient, DbError, DbFailure, DbMsg, DbSpec, ReadPolicy, ReplicaStatus, Role,
+    AckMode, DbAdminMsg, DbClient, DbError, DbFailure, DbMsg, DbSpec, ReadPolicy, ReplicaStatus,
+    Role,
 };
 use troupe_runtime::{Mesh, Node, NodeConfig, SupervisorSpec};
 use troupe_store::StoreErrorKind;
@@ -165,7 +166,9 @@ async fn the_leaders_disk_fails_writes_are_refused_typed_and_resume_after() {
         // fault may have moved the lead (its followers elect another leader while r0 cannot
         // write), and a write would then succeed elsewhere
         if db.status(0).await.role != Role::Leader {
-            let _ = db.client.replicas()[0].call(DbMsg::Promote, T).await;
+            let replica = &db.client.replicas()[0];
+            let admin = replica.sibling::<DbAdminMsg>(&format!("{}.admin", replica.name()));
+            let _ = admin.call(DbAdminMsg::Promote, T).await;
         }
         eventually("r0 leads", T, async || {
             db.status(0).await.role == Role::Leader

@@ -11,13 +11,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use harness::{Cluster, T, key, value};
 use troupe_db::msg::ReadAt;
-use troupe_db::{DbMsg, DbSpec, ReadPolicy, Role, WriteOutcome};
+use troupe_db::{DbAdminMsg, DbMsg, DbSpec, ReadPolicy, Role, WriteOutcome};
 use troupe_runtime::Reach;
 use troupe_testkit::eventually;
 
+/// Clients and operators anywhere in the test cluster (the tests promote and change members
+/// from the client's node).
 fn spec(dir: &Path) -> DbSpec {
     DbSpec::new("db", dir)
         .reachable_from(Reach::cluster())
+        .administered_from(Reach::cluster())
         .replica("r0")
         .replica("r1")
         .replica("r2")
@@ -299,7 +302,9 @@ async fn the_group_grows_three_to_five_and_back_to_three_under_writes() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let names = ["r0", "r1", "r2", "r3", "r4"];
-    let mut spec = DbSpec::new("db", dir.path()).reachable_from(Reach::cluster());
+    let mut spec = DbSpec::new("db", dir.path())
+        .reachable_from(Reach::cluster())
+        .administered_from(Reach::cluster());
     for name in names {
         spec = spec.replica(name);
     }
@@ -465,6 +470,7 @@ async fn two_replicas_standing_at_once_never_both_lead_one_term() {
     // a name of its own: the other tests' groups count their terms too
     let mut race = DbSpec::new("race", dir.path())
         .reachable_from(Reach::cluster())
+        .administered_from(Reach::cluster())
         .raft();
     for name in ["r0", "r1", "r2"] {
         race = race.replica(name);
@@ -474,8 +480,9 @@ async fn two_replicas_standing_at_once_never_both_lead_one_term() {
         let leader = cluster.wait_for_leader().await;
         let [a, b] = [(leader + 1) % 3, (leader + 2) % 3];
         let promote = |i: usize| {
-            let replica = cluster.client.replicas()[i].clone();
-            async move { replica.call(DbMsg::Promote, T).await }
+            let replica = &cluster.client.replicas()[i];
+            let admin = replica.sibling::<DbAdminMsg>(&format!("{}.admin", replica.name()));
+            async move { admin.call(DbAdminMsg::Promote, T).await }
         };
         // answers do not matter: at most one of them can win each term
         let _ = tokio::join!(promote(a), promote(b));

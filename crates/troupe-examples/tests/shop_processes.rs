@@ -930,12 +930,27 @@ async fn the_cli_reads_every_process_and_an_operator_fails_the_database_over() {
         "{before:?}"
     );
 
-    // an operator fails it over through app's endpoint (app is the database's client)
+    // app is the database's client: it may read and write, not fail the database over
     let out = troupe_cli(&[
         "db",
         "promote",
         "--admin",
         &app,
+        "--ca",
+        &ca,
+        "--operator",
+        "alice",
+    ])
+    .await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("only the database's own nodes"), "{said}");
+    // an operator fails it over through the endpoint of the process that runs the replicas
+    let out = troupe_cli(&[
+        "db",
+        "promote",
+        "--admin",
+        &data,
         "--ca",
         &ca,
         "--operator",

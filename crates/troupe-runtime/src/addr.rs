@@ -131,6 +131,17 @@ impl<M: Message> Addr<M> {
         )
     }
 
+    /// A handle to `name` on the same node, resolved against the same nodes as this one: for
+    /// a second protocol of the same actor on a facet of its own (the database's `db.0.admin`
+    /// beside `db.0`).
+    pub fn sibling<N: Message>(&self, name: &str) -> Addr<N> {
+        Addr::bound(
+            self.inner.node.clone(),
+            Arc::from(name),
+            self.inner.binding.clone(),
+        )
+    }
+
     /// The node the actor is placed on.
     pub fn node(&self) -> &str {
         &self.inner.node
