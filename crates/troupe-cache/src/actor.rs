@@ -114,8 +114,9 @@ impl RespServer {
         self
     }
 
-    /// Closes a client that leaves its replies unread this long (60 s by default; zero:
-    /// never), counted in `troupe_cache_send_timeout_closed_total`. Replies are written
+    /// Closes a client that reads none of its replies for this long (60 s by default; zero:
+    /// never; the deadline starts again whenever it reads some), counted in
+    /// `troupe_cache_send_timeout_closed_total`. Replies are written
     /// whenever 1 MiB of them wait, so such a client holds at most that much (and one batch)
     /// in the server meanwhile — what Redis's `client-output-buffer-limit` bounds by bytes,
     /// bounded here by bytes and time.

@@ -138,27 +138,31 @@ impl Connection<'_> {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
+            // what is left unparsed is one incomplete request: past the limit, it never fits
+            if input.len() > self.shared.query_buffer_limit {
+                metrics::counter!("troupe_cache_query_buffer_closed_total").increment(1);
+                tracing::info!(
+                    client = self.id,
+                    buffered = input.len(),
+                    "closing a client past the query buffer limit"
+                );
+                let refusal = b"-ERR Protocol error: client query buffer limit exceeded\r\n";
+                let _ = self.write(refusal).await;
+                let _ = self.stream.shutdown().await;
+                return Ok(());
+            }
+            let room = (self.shared.query_buffer_limit - input.len()) as u64 + 1;
             let idle = async {
                 match self.shared.idle_timeout {
                     Some(idle) => tokio::time::sleep(idle).await,
                     None => std::future::pending().await,
                 }
             };
+            // never more than one byte past the limit in all: parsed first, then judged
+            let mut limited = (&mut self.stream).take(room);
             tokio::select! {
-                read = self.stream.read_buf(&mut input) => {
+                read = limited.read_buf(&mut input) => {
                     if read? == 0 {
-                        return Ok(());
-                    }
-                    if input.len() > self.shared.query_buffer_limit {
-                        metrics::counter!("troupe_cache_query_buffer_closed_total").increment(1);
-                        tracing::info!(
-                            client = self.id,
-                            buffered = input.len(),
-                            "closing a client past the query buffer limit"
-                        );
-                        let refusal = b"-ERR Protocol error: client query buffer limit exceeded\r\n";
-                        let _ = self.write(refusal).await;
-                        let _ = self.stream.shutdown().await;
                         return Ok(());
                     }
                 }
@@ -220,21 +224,27 @@ impl Connection<'_> {
     }
 
     /// Writes `bytes`, failing with `TimedOut` (which ends the connection) if the client
-    /// leaves them unread past the send timeout.
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    /// takes none of them for the send timeout: the deadline starts again whenever it reads
+    /// some, so a slow reader of a large reply is served, a stalled one is not.
+    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
         let Some(limit) = self.shared.send_timeout else {
             return self.stream.write_all(bytes).await;
         };
-        match tokio::time::timeout(limit, self.stream.write_all(bytes)).await {
-            Ok(written) => written,
-            Err(_) => {
-                metrics::counter!("troupe_cache_send_timeout_closed_total").increment(1);
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the client left its replies unread past the send timeout",
-                ))
+        while !bytes.is_empty() {
+            match tokio::time::timeout(limit, self.stream.write(bytes)).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Ok(Err(err)) => return Err(err),
+                Err(_) => {
+                    metrics::counter!("troupe_cache_send_timeout_closed_total").increment(1);
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client read none of its replies for the send timeout",
+                    ));
+                }
             }
         }
+        Ok(())
     }
 
     /// Answers a run of batchable commands (emptying it): one batch per shard when there
@@ -675,7 +685,11 @@ fn ttl(ttl: KeyTtl, unit_ms: u128) -> Frame {
 /// array of name and value; patterns as Redis matches them (`*`, `?`, case-insensitively).
 /// Parameters this server does not have are not listed, as Redis leaves out unknown ones.
 fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
-    let seconds = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_secs()).to_string();
+    // whole seconds, rounded up: a sub-second timeout is not `0` (never)
+    let seconds = |d: Option<std::time::Duration>| {
+        d.map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .to_string()
+    };
     let known = [
         ("maxclients", shared.max_connections.to_string()),
         ("timeout", seconds(shared.idle_timeout)),

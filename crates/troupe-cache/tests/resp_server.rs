@@ -908,6 +908,11 @@ async fn a_client_that_never_reads_is_closed_after_the_send_timeout() {
     let s = setup(1, |r| r.send_timeout(Duration::from_millis(300))).await;
     s.client.set("big", "v".repeat(100_000)).await.unwrap();
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    // served once, so the server counts it before it goes silent
+    stream.write_all(b"PING\r\n").await.unwrap();
+    let mut pong = [0u8; 7];
+    stream.read_exact(&mut pong).await.unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
     stream
         .write_all(&b"GET big\r\n".repeat(3_000))
         .await
@@ -955,5 +960,33 @@ async fn config_get_reports_the_client_limits_by_their_redis_names() {
         .await
         .unwrap();
     assert_eq!(some, ["maxclients", "77", "timeout", "30"]);
+    s.node.shutdown().await;
+}
+
+/// A request trickled in a few bytes at a time, blank lines before it and another command
+/// right behind it in the same write, is answered once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_request_and_the_one_behind_it_are_answered_in_order() {
+    let s = setup(1, |r| r).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let wire =
+        b"\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n";
+    let (trickled, rest) = wire.split_at(30);
+    for piece in trickled.chunks(2) {
+        stream.write_all(piece).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    stream.write_all(rest).await.unwrap();
+    let expected = b"+OK\r\n$5\r\nvalue\r\n+PONG\r\n";
+    let mut got = vec![0u8; expected.len()];
+    tokio::time::timeout(T, stream.read_exact(&mut got))
+        .await
+        .expect("the answers in time")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
     s.node.shutdown().await;
 }

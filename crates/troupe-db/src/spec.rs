@@ -230,10 +230,11 @@ impl DbSpec {
         &self.reach
     }
 
-    /// Lets the nodes `reach` admits send operators' requests ([`DbAdminMsg`]:
-    /// manual failover, membership changes) to the replicas' admin names (by default only the
-    /// replicas' own nodes may, whatever [`reachable_from`](Self::reachable_from) lets clients
-    /// do, so a node that may read and write cannot fail the database over)
+    /// Lets the nodes `reach` admits — instead of the replicas' own nodes, the default —
+    /// send operators' requests ([`DbAdminMsg`]: manual failover, membership changes) to the
+    /// replicas' admin names, whatever [`reachable_from`](Self::reachable_from) lets clients
+    /// do, so a node that may read and write cannot fail the database over. Include the
+    /// replicas' nodes in `reach` if their own admin endpoints should still act.
     pub fn administered_from(mut self, reach: Reach) -> Self {
         self.admin = Some(reach);
         self
@@ -257,8 +258,10 @@ impl DbSpec {
 
     /// Registers replica `index` on `node` (which must be the node the spec places it on):
     /// the replica under [`replica_name`](Self::replica_name), reachable as
-    /// [`reachable_from`](Self::reachable_from) says, and its peer name, reachable from the
-    /// replicas' nodes only. Returns the child spec to start and the replica's handle.
+    /// [`reachable_from`](Self::reachable_from) says, its peer name, reachable from the
+    /// replicas' nodes only, and its [`admin_name`](Self::admin_name), reachable as
+    /// [`administered_from`](Self::administered_from) says. Returns the child spec to start and
+    /// the replica's handle.
     ///
     /// # Errors
     ///

@@ -296,9 +296,9 @@ impl Resume {
 
 impl Frame {
     /// As [`Frame::check`], resuming where `resume` says an earlier call on a prefix of `buf`
-    /// stopped: array elements already checked are not examined again. A frame that is not an
-    /// array (or starts with blank lines) is checked whole, as by [`Frame::check`]: its parts
-    /// are bounded by the line and bulk limits.
+    /// stopped: array elements already checked are not examined again (blank lines before an
+    /// array included). A frame that is not an array is checked whole, as by
+    /// [`Frame::check`]: it is one line or one bulk string, bounded by the limits.
     ///
     /// # Errors
     ///
@@ -323,12 +323,35 @@ fn check_from(
     resume: &mut Resume,
 ) -> Result<Option<usize>, RespError> {
     if resume.open.is_empty() {
-        if buf.first() != Some(&b'*') {
-            resume.examined += buf.len() as u64;
-            return Frame::check(buf, limits);
+        // blank lines first (telnet users press enter), as `walk_top` skips them
+        let mut start = 0;
+        loop {
+            match buf.get(start) {
+                None => return Ok(None),
+                Some(b'*') => break,
+                Some(b'+' | b'-' | b':' | b'$') => {
+                    resume.examined += buf.len() as u64;
+                    return Frame::check(buf, limits);
+                }
+                Some(_) => match inline(buf, start, limits, false)? {
+                    None => return Ok(None),
+                    Some((_, end, 0)) => {
+                        resume.examined += (end - start) as u64;
+                        start = end;
+                        if start > limits.max_inline_len {
+                            return Err(RespError::InlineTooLong);
+                        }
+                    }
+                    // an inline command: one line, bounded by the inline limit
+                    Some(_) => {
+                        resume.examined += buf.len() as u64;
+                        return Frame::check(buf, limits);
+                    }
+                },
+            }
         }
-        resume.pos = 0;
-        match array_header(buf, 0, 0, limits, resume)? {
+        resume.pos = start;
+        match array_header(buf, start, 0, limits, resume)? {
             None => return Ok(None),
             Some((end, 0)) => return Ok(Some(end)),
             Some((end, count)) => {
@@ -887,6 +910,66 @@ mod tests {
             resume.examined(),
             wire.len()
         );
+    }
+
+    #[test]
+    fn blank_lines_before_a_trickled_array_keep_it_linear() {
+        let mut wire = b"\r\n \r\n*50000\r\n".to_vec();
+        for _ in 0..50_000 {
+            wire.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut resume = Resume::default();
+        let mut end = None;
+        for len in (1..=wire.len()).step_by(5).chain([wire.len()]) {
+            end = Frame::check_resuming(&wire[..len], &Limits::default(), &mut resume).unwrap();
+            if end.is_some() {
+                break;
+            }
+        }
+        assert_eq!(end, Frame::check(&wire, &Limits::default()).unwrap());
+        assert_eq!(end, Some(wire.len()));
+        assert!(
+            resume.examined() <= 4 * wire.len() as u64,
+            "{}",
+            resume.examined()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn resuming_agrees_with_the_whole_check_on_any_bytes(
+            input in proptest::collection::vec(
+                prop_oneof![
+                    Just(b'*'), Just(b'$'), Just(b':'), Just(b'+'), Just(b'\r'), Just(b'\n'),
+                    Just(b'1'), Just(b'2'), Just(b'-'), Just(b' '), Just(b'x'),
+                ],
+                0..64,
+            ),
+            step in 1usize..8,
+        ) {
+            let limits = Limits { max_depth: 3, max_inline_len: 16, ..Limits::default() };
+            let mut resume = Resume::default();
+            let mut len = 0;
+            loop {
+                len = (len + step).min(input.len());
+                let whole = Frame::check(&input[..len], &limits);
+                let resumed = Frame::check_resuming(&input[..len], &limits, &mut resume);
+                // once the whole check has an answer, both have the same one
+                match (&whole, &resumed) {
+                    (Ok(None), Ok(None)) => {}
+                    _ => {
+                        prop_assert_eq!(whole.is_ok(), resumed.is_ok(), "{:?} vs {:?}", whole, resumed);
+                        if let (Ok(a), Ok(b)) = (&whole, &resumed) {
+                            prop_assert_eq!(a, b);
+                        }
+                        break;
+                    }
+                }
+                if len == input.len() {
+                    break;
+                }
+            }
+        }
     }
 
     #[test]

@@ -48,11 +48,13 @@ impl From<AckMode> for Mode {
 }
 
 /// The database: acknowledgements by `mode` and promotion 300 ms after the leader's node is
-/// down, or a Raft group
+/// down, or a Raft group; clients and operators anywhere in the cluster
 pub(crate) fn spec(dir: &Path, mode: impl Into<Mode>) -> DbSpec {
     let mode = mode.into();
+    // the client host changes the Raft group's members: it must be admitted as an operator
     let mut spec = DbSpec::new("db", dir)
         .reachable_from(Reach::cluster())
+        .administered_from(Reach::cluster())
         .promote_after(Some(Duration::from_millis(300)));
     spec = match mode {
         Mode::Ack(mode) => spec.ack(mode),
