@@ -351,7 +351,7 @@ fn check_from(
             }
         }
         resume.pos = start;
-        match array_header(buf, start, 0, limits, resume)? {
+        match resumed_header(buf, start, 0, limits, resume)? {
             None => return Ok(None),
             Some((end, 0)) => return Ok(Some(end)),
             Some((end, count)) => {
@@ -373,7 +373,7 @@ fn check_from(
         let depth = resume.open.len();
         match buf.get(pos) {
             None => return Ok(None),
-            Some(b'*') => match array_header(buf, pos, depth, limits, resume)? {
+            Some(b'*') => match resumed_header(buf, pos, depth, limits, resume)? {
                 None => return Ok(None),
                 Some((end, 0)) => {
                     resume.pos = end;
@@ -404,23 +404,21 @@ fn check_from(
 }
 
 /// An array header at `pos`, inside `depth` arrays: where its elements start and how many
-/// there are (0 for an empty or null array); `None` while the header is incomplete.
+/// there are (`None` for a null array); `None` while the header is incomplete. Both the walk
+/// and the resumed check read headers here, so they agree on every limit.
 fn array_header(
     buf: &[u8],
     pos: usize,
     depth: usize,
     limits: &Limits,
-    resume: &mut Resume,
-) -> Step<(usize, usize)> {
+) -> Step<(usize, Option<usize>)> {
     let start = pos + 1;
     let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)? else {
-        resume.examined += (buf.len() - pos) as u64;
         return Ok(None);
     };
-    resume.examined += (cr + 2 - pos) as u64;
     let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidMultibulkLength)?;
     if len == -1 {
-        return Ok(Some((cr + 2, 0)));
+        return Ok(Some((cr + 2, None)));
     }
     let len = u64::try_from(len).map_err(|_| RespError::InvalidMultibulkLength)?;
     let count = usize::try_from(len)
@@ -434,7 +432,24 @@ fn array_header(
     if depth + 1 > max_depth {
         return Err(RespError::TooDeep { max: max_depth });
     }
-    Ok(Some((cr + 2, count)))
+    Ok(Some((cr + 2, Some(count))))
+}
+
+/// [`array_header`] for the resumed check: the element count (0 for a null array too), and
+/// the bytes looked at counted in `resume`.
+fn resumed_header(
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+    limits: &Limits,
+    resume: &mut Resume,
+) -> Step<(usize, usize)> {
+    let header = array_header(buf, pos, depth, limits)?;
+    resume.examined += match header {
+        Some((end, _)) => end - pos,
+        None => buf.len() - pos,
+    } as u64;
+    Ok(header.map(|(end, count)| (end, count.unwrap_or(0))))
 }
 
 /// Append the wire form of `frame` to `dst`
@@ -658,26 +673,12 @@ fn walk(
             )))
         }
         b'*' => {
-            let Some(cr) = line_end(buf, start, limits.max_inline_len, too_long)? else {
+            let Some((mut next, count)) = array_header(buf, pos, depth, limits)? else {
                 return Ok(None);
             };
-            let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidMultibulkLength)?;
-            let mut next = cr + 2;
-            if len == -1 {
+            let Some(count) = count else {
                 return Ok(Some((out.map(|_| Frame::NullArray), next)));
-            }
-            let len = u64::try_from(len).map_err(|_| RespError::InvalidMultibulkLength)?;
-            let count = usize::try_from(len)
-                .ok()
-                .filter(|&n| n <= limits.max_array_len)
-                .ok_or(RespError::ArrayTooLong {
-                    len,
-                    max: limits.max_array_len,
-                })?;
-            let max_depth = limits.max_depth.min(MAX_DEPTH_CEILING);
-            if depth + 1 > max_depth {
-                return Err(RespError::TooDeep { max: max_depth });
-            }
+            };
             // Only the build phase allocates; the one-pass build of `decode_all` may build
             // a frame not yet checked, so the capacity is bounded by the bytes received
             // (every element takes at least 3 bytes on the wire), never by the count a client

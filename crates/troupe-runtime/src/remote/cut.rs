@@ -56,7 +56,9 @@ impl CutLinks {
     }
 
     /// If `name` is cut off, cuts `addr` too (a new address of it) and says so; one lock, so
-    /// a heal in between cannot be undone.
+    /// a heal in between cannot be undone. A peer keeps at most [`MAX_CUT_ADDRS`] addresses
+    /// in the table (it cannot grow it by dialling from new ports); past that its connections
+    /// are still refused at the handshake, by the answer this gives.
     pub(crate) fn cut_too_if_cut(&self, name: &str, addr: SocketAddr) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
@@ -65,7 +67,9 @@ impl CutLinks {
         let Some(peer) = table.values().find(|p| &***p == name).cloned() else {
             return false;
         };
-        table.insert(addr, peer);
+        if table.values().filter(|p| **p == peer).count() < MAX_CUT_ADDRS {
+            table.insert(addr, peer);
+        }
         true
     }
 
@@ -78,6 +82,9 @@ impl CutLinks {
         self.any.load(Ordering::Acquire) && self.addrs.read().contains_key(addr)
     }
 }
+
+/// Most addresses kept for one cut peer.
+const MAX_CUT_ADDRS: usize = 16;
 
 /// Reads in a row whose every datagram came from a cut peer before `poll_recv` yields.
 const MAX_DROPPED_READS: usize = 64;
@@ -241,6 +248,11 @@ mod tests {
         let c = SocketAddr::from(([127, 0, 0, 3], 3));
         assert!(cuts.cut_too_if_cut("app", c) && cuts.blocks(&c));
         assert!(!cuts.cut_too_if_cut("other", a));
+        // a peer dialling from ever new ports cannot grow the table
+        for port in 100..200 {
+            assert!(cuts.cut_too_if_cut("app", SocketAddr::from(([127, 0, 0, 9], port))));
+        }
+        assert_eq!(cuts.addrs.read().len(), MAX_CUT_ADDRS);
         assert_eq!(cuts.peers(), vec!["app".to_string()]);
         assert!(cuts.heal("app"));
         assert!(!cuts.heal("app"));
