@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -221,15 +221,19 @@ impl Actor for RespServerActor {
         let c = &self.config;
         let listener = c.listen.bind().await?;
         let port = listener.local_addr()?.port();
+        let idle_ms = c.idle_timeout.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         let shared = Arc::new(Shared {
             client: self.client.clone(),
-            batching: std::sync::atomic::AtomicBool::new(true),
+            through: AtomicBool::new(false),
             password: c.requirepass.as_ref().map(|s| s.0.clone()),
-            idle_timeout: c.idle_timeout,
-            query_buffer_limit: c.query_buffer_limit,
+            idle_timeout_ms: AtomicU64::new(idle_ms),
+            query_buffer_limit: AtomicUsize::new(c.query_buffer_limit),
+            max_bulk_len: AtomicUsize::new(c.limits.max_bulk_len),
             send_timeout: c.send_timeout,
             limits: c.limits,
-            max_connections: c.shell.connection_limit(),
+            max_connections: c.shell.connection_limit_handle(),
             port,
             next_id: AtomicU64::new(0),
         });

@@ -11,21 +11,40 @@ use bytes::Bytes;
 use futures::future::join_all;
 use troupe_runtime::{Addr, CallError, Pool, Reply, ReplyValue};
 
-use crate::cmd::{ExpireOptions, SetCondition};
-use crate::shard::{
-    KeyTtl, OpOutcome, SetResult, SetTtl, ShardError, ShardMsg, ShardOp, ShardStats,
-};
+use crate::cmd::KeyCommand;
+use crate::cmd::keyspace::ExpireOptions;
+use crate::cmd::strings::SetCondition;
+use crate::resp::Frame;
+use crate::shard::{KeyTtl, SetResult, SetTtl, ShardConfig, ShardError, ShardMsg, ShardStats};
+use crate::store::{EvictionPolicy, Kind};
 
 /// How long a [`CacheClient`] waits for each shard unless told otherwise
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// FNV-1a (64-bit) of `key`: stable across processes and releases, so every
-/// client routes a key to the same shard
+/// FNV-1a (64-bit) of the part of `key` that routes it: stable across
+/// processes and releases, so every client routes a key to the same shard
+///
+/// As Redis Cluster's hash tags: if the key holds a `{`, and a `}` after it
+/// with at least one byte between, only the bytes between route it, so
+/// `{user:1}:name` and `{user:1}:mail` share a shard (and a multi-key
+/// command on both is allowed).
 pub fn key_hash(key: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    key.iter()
+    hash_tag(key)
+        .iter()
         .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// The part of `key` that routes it: its hash tag, or all of it.
+fn hash_tag(key: &[u8]) -> &[u8] {
+    let Some(open) = key.iter().position(|&b| b == b'{') else {
+        return key;
+    };
+    match key[open + 1..].iter().position(|&b| b == b'}') {
+        Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+        _ => key,
+    }
 }
 
 /// Why a cache operation failed; `Display` is the Redis-style reply text
@@ -174,38 +193,43 @@ impl CacheClient {
         join_all(calls).await.into_iter().collect()
     }
 
-    /// Applies `ops`, single-key operations as a pipeline sends them: one
-    /// [`ShardMsg::Batch`] per shard with that shard's operations in their order, every shard
-    /// at once; the outcomes in `ops`' order. Operations on one key keep their order;
-    /// operations on keys of different shards run concurrently, as separate commands from
-    /// separate clients may.
+    /// Runs `commands` as a pipeline sends them: one [`ShardMsg::Run`] per
+    /// shard with that shard's commands in their order, every shard at once;
+    /// the replies in `commands`' order. Commands on one key keep their
+    /// order; commands on keys of different shards run concurrently, as
+    /// separate commands from separate clients may. A command's every key
+    /// must be on its key's shard.
     ///
-    /// A read-through cache refuses every operation of a batch
-    /// ([`ShardError::ReadThroughUnsupported`]); send them one by one there.
+    /// A shard that is unreachable, or refuses the run (a read-through
+    /// shard refuses runs with commands that need its backing store: send
+    /// those as the typed calls), answers each of its commands with the
+    /// error.
     ///
     /// # Cancel safety
     ///
-    /// Any share of the operations may or may not be applied.
-    pub async fn pipeline(&self, ops: Vec<ShardOp>) -> Vec<Result<OpOutcome, CacheError>> {
-        let n = ops.len();
-        let groups = self.split(ops, ShardOp::key);
+    /// Any share of the commands may or may not be applied.
+    pub async fn run(&self, commands: Vec<KeyCommand>) -> Vec<Result<Frame, CacheError>> {
+        let n = commands.len();
+        let groups = self.split(commands, |cmd| cmd.key());
         let calls = groups
             .into_iter()
-            .map(|(shard, positions, ops)| async move {
+            .map(|(shard, positions, commands)| async move {
                 let answer = self
-                    .call(shard, |reply| ShardMsg::Batch { ops, reply })
+                    .call(shard, |reply| ShardMsg::Run { commands, reply })
                     .await;
                 (positions, answer)
             });
-        let mut out: Vec<Option<Result<OpOutcome, CacheError>>> = vec![None; n];
+        let mut out: Vec<Option<Result<Frame, CacheError>>> = vec![None; n];
         for (positions, answer) in join_all(calls).await {
             match answer {
-                Ok(outcomes) => {
-                    for (i, outcome) in positions.into_iter().zip(outcomes) {
-                        out[i] = Some(match outcome {
-                            OpOutcome::Failed(err) => Err(CacheError::Refused(err)),
-                            outcome => Ok(outcome),
-                        });
+                Ok(Ok(frames)) => {
+                    for (i, frame) in positions.into_iter().zip(frames) {
+                        out[i] = Some(Ok(frame));
+                    }
+                }
+                Ok(Err(refused)) => {
+                    for i in positions {
+                        out[i] = Some(Err(CacheError::Refused(refused.clone())));
                     }
                 }
                 Err(err) => {
@@ -215,16 +239,87 @@ impl CacheClient {
                 }
             }
         }
-        // a shard that answered fewer outcomes than it was sent operations
+        // a shard that answered fewer replies than it was sent commands
         out.into_iter()
-            .map(|outcome| {
-                outcome.unwrap_or_else(|| {
+            .map(|reply| {
+                reply.unwrap_or_else(|| {
                     Err(CacheError::Unavailable(CallError::Decode(
-                        "the shard answered fewer outcomes than operations".into(),
+                        "the shard answered fewer replies than commands".into(),
                     )))
                 })
             })
             .collect()
+    }
+
+    /// Every live key matching the glob `pattern`, from every shard (`KEYS`)
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Unavailable`] if a shard cannot be reached.
+    pub async fn keys(&self, pattern: Bytes) -> Result<Vec<Bytes>, CacheError> {
+        let per_shard = self
+            .call_all(|reply| ShardMsg::Keys {
+                pattern: pattern.clone(),
+                reply,
+            })
+            .await?;
+        Ok(per_shard.into_iter().flatten().collect())
+    }
+
+    /// One step of `SCAN` on shard `shard`: the matching keys among the next
+    /// `count` from `position`, and where it goes on (`None`: done)
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Unavailable`] if the shard cannot be reached.
+    pub async fn scan_shard(
+        &self,
+        shard: usize,
+        position: u64,
+        count: usize,
+        pattern: Option<Bytes>,
+        kind: Option<Option<Kind>>,
+    ) -> Result<(Vec<Bytes>, Option<u64>), CacheError> {
+        let step = self
+            .call(shard, |reply| ShardMsg::Scan {
+                position,
+                count,
+                pattern,
+                kind,
+                reply,
+            })
+            .await?;
+        Ok(step)
+    }
+
+    /// Changes every shard's memory settings (`None` keeps one):
+    /// `max_bytes` is the whole cache's bound, split evenly over the shards
+    /// (`usize::MAX`: no bound).
+    /// The settings of every shard afterwards, in shard order (with both
+    /// `None`, just reads them).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Unavailable`] if a shard cannot be reached; the others
+    /// may have changed.
+    pub async fn configure(
+        &self,
+        max_bytes: Option<usize>,
+        policy: Option<EvictionPolicy>,
+    ) -> Result<Vec<ShardConfig>, CacheError> {
+        // `usize::MAX` is no bound: each shard gets it whole
+        let per_shard = max_bytes.map(|bytes| match bytes {
+            usize::MAX => usize::MAX,
+            bytes => bytes.div_ceil(self.shards.len()),
+        });
+        let configs = self
+            .call_all(|reply| ShardMsg::Configure {
+                max_bytes: per_shard,
+                policy,
+                reply,
+            })
+            .await?;
+        Ok(configs)
     }
 
     /// The value at `key` (`None` if absent or expired)
@@ -548,5 +643,18 @@ mod tests {
         assert_eq!(key_hash(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(key_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(key_hash(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn hash_tags_route_as_redis_cluster() {
+        assert_eq!(key_hash(b"{user:1}:name"), key_hash(b"user:1"));
+        assert_eq!(key_hash(b"{user:1}:mail"), key_hash(b"{user:1}:name"));
+        // only the first `{`, up to the first `}` after it
+        assert_eq!(key_hash(b"a{b}{c}"), key_hash(b"b"));
+        assert_eq!(key_hash(b"a{{b}}"), key_hash(b"{b"));
+        // an empty or unclosed tag routes the whole key
+        assert_eq!(key_hash(b"a{}b"), key_hash(b"a{}b"));
+        assert_ne!(key_hash(b"a{}b"), key_hash(b""));
+        assert_ne!(key_hash(b"a{b"), key_hash(b"b"));
     }
 }

@@ -81,6 +81,7 @@ mod actor;
 mod backing;
 mod client;
 pub mod cmd;
+mod config;
 mod readthrough;
 pub mod resp;
 mod server;
@@ -95,7 +96,11 @@ pub use backing::{Backing, BackingError, BackingMsg, SharedBacking, Versioned};
 pub use client::{CacheClient, CacheError, DEFAULT_TIMEOUT, key_hash};
 pub use readthrough::{Fences, FillOutcome, MAX_FENCES};
 pub use shard::{
-    CacheShard, KeyTtl, OpOutcome, SetResult, SetTtl, ShardError, ShardMsg, ShardOp, ShardStats,
+    CacheShard, KeyTtl, SetResult, SetTtl, ShardConfig, ShardError, ShardMsg, ShardStats,
+    SharedConfig,
 };
 pub use spec::{CacheSpec, DEFAULT_MAX_BYTES};
-pub use store::{SetOutcome, Store, StoreError, TtlState};
+pub use store::{
+    EVICTION_SEARCH, EvictionPolicy, Hash, Kind, List, MEMBER_OVERHEAD, Set, SetOutcome, Store,
+    StoreError, TtlState, Value,
+};

@@ -223,7 +223,7 @@ mod tests {
             f.fill(&mut s, key.clone(), new.unwrap(), v, None, now),
             FillOutcome::Stored
         );
-        assert_eq!(version_of(s.get(&key, now).unwrap()), v_new);
+        assert_eq!(version_of(s.get_str(&key, now).unwrap()), v_new);
     }
 
     #[test]
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(out, FillOutcome::Stored);
         let out = f.fill(&mut s, k(1), Bytes::from("old"), 4, None, now);
         assert_eq!(out, FillOutcome::Stale);
-        assert_eq!(s.get(&k(1), now), Some(&b"new"[..]));
+        assert_eq!(s.get_str(&k(1), now), Some(&b"new"[..]));
         assert_eq!(s.version(&k(1), now), Some(5));
     }
 
@@ -312,7 +312,7 @@ mod tests {
                 match step {
                     Step::Read(i) => {
                         let key = k(i);
-                        match s.get(&key, now) {
+                        match s.get_str(&key, now) {
                             Some(value) => {
                                 let floor = acked.get(&key).copied().unwrap_or(0);
                                 prop_assert!(

@@ -1,29 +1,38 @@
 //! The RESP2 server: serves each connection the listener shell admits
-//! (`troupe_runtime::listener`), decodes pipelined frames, runs
-//! each command through the [`CacheClient`] and writes the replies in order
+//! (`troupe_runtime::listener`), decodes pipelined frames, runs each command
+//! where it belongs and writes the replies in order
 //!
 //! Per connection: read into a buffer, decode every complete frame, answer
-//! each in order into one output buffer, and write it after the batch. A
-//! protocol error is answered with `-ERR Protocol error: ...` and the
-//! connection is closed, as Redis does.
+//! each in order into one output buffer, and write it after the batch. Runs
+//! of commands on keys go to the shards as one message per shard
+//! ([`CacheClient::run`]); commands on every shard and on the connection run
+//! between them, in order. A protocol error is answered with `-ERR Protocol
+//! error: ...` and the connection is closed, as Redis does.
 
+use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use troupe_runtime::listener::{Connection as ListenerConnection, Drain, ListenerStats};
+use troupe_runtime::listener::{
+    Connection as ListenerConnection, ConnectionLimit, Drain, ListenerStats,
+};
 
 use crate::client::{CacheClient, CacheError};
+use crate::cmd::keyspace::KeyspaceCommand;
+use crate::cmd::strings::{SetExpiry, StringCommand};
 use crate::cmd::{
-    ClientCommand, Command, CommandCommand, CommandError, Set, SetExpiry, unknown_command_error,
+    CROSSSLOT, ClientCommand, Combine, Command, CommandCommand, CommandError, ConfigCommand,
+    ConnCommand, KeyCommand, ReadThrough, bulk_or_null, ok, unknown_command_error,
 };
 use crate::resp::{Frame, Limits, Resume};
-use crate::shard::{BATCH_REFUSED, KeyTtl, OpOutcome, SetTtl, ShardError, ShardOp};
+use crate::shard::{BATCH_REFUSED, SetTtl, ShardError};
 
 /// The commands the front end answers, for `COMMAND COUNT`
-const COMMAND_COUNT: i64 = 28;
+const COMMAND_COUNT: i64 = 78;
 
 /// What a client gets for a command before it has authenticated (Redis's text).
 const NOAUTH: &str = "NOAUTH Authentication required.";
@@ -34,21 +43,44 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 /// Everything the connection tasks share.
 pub(crate) struct Shared {
     pub(crate) client: CacheClient,
-    /// Whether runs of pipelined single-key commands go to the shards as one batch each;
-    /// turned off for good when the shards refuse batches (a read-through cache)
-    pub(crate) batching: std::sync::atomic::AtomicBool,
+    /// Whether the shards read through a backing store: learnt from their first refusal
+    /// of a run; from then on, commands that need the backing store go as typed calls
+    pub(crate) through: AtomicBool,
     /// The password clients must give (`requirepass`), if any
     pub(crate) password: Option<Arc<[u8]>>,
-    /// How long a client may send nothing before it is closed (Redis's `timeout`), if ever
-    pub(crate) idle_timeout: Option<std::time::Duration>,
+    /// How long a client may send nothing before it is closed, in milliseconds (Redis's
+    /// `timeout`; 0: never)
+    pub(crate) idle_timeout_ms: AtomicU64,
     /// Most request bytes one client may have buffered (`client-query-buffer-limit`)
-    pub(crate) query_buffer_limit: usize,
+    pub(crate) query_buffer_limit: AtomicUsize,
+    /// Longest bulk string a client may send (`proto-max-bulk-len`)
+    pub(crate) max_bulk_len: AtomicUsize,
     /// Longest a client may leave its replies unread, if bounded
-    pub(crate) send_timeout: Option<std::time::Duration>,
+    pub(crate) send_timeout: Option<Duration>,
+    /// The decoder's other limits
     pub(crate) limits: Limits,
-    pub(crate) max_connections: usize,
+    /// The listener's connection limit (`maxclients`)
+    pub(crate) max_connections: ConnectionLimit,
     pub(crate) port: u16,
     pub(crate) next_id: AtomicU64,
+}
+
+impl Shared {
+    /// The decoder's limits now.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.max_bulk_len.load(Ordering::Relaxed),
+            ..self.limits
+        }
+    }
+
+    /// The idle timeout now.
+    fn idle_timeout(&self) -> Option<Duration> {
+        match self.idle_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
 }
 
 /// What a connection over a limit gets before it is closed, as Redis answers past `maxclients`
@@ -83,6 +115,19 @@ enum After {
     Close,
 }
 
+/// A parsed request and its size on the wire (bytes of its arguments).
+type Request = (Result<Command, CommandError>, usize);
+
+/// Where a command of a batch finds its reply among the batch's key commands.
+enum Slot {
+    /// One key command
+    One(usize),
+    /// Several, combined
+    Parts(Range<usize>, Combine),
+    /// Answered without running (refused)
+    Ready(Frame),
+}
+
 struct Connection<'a> {
     stream: TcpStream,
     shared: &'a Shared,
@@ -103,7 +148,7 @@ impl Connection<'_> {
         // once rather than from its start at every read
         let mut resume = Resume::default();
         loop {
-            let limits = &self.shared.limits;
+            let limits = &self.shared.limits();
             let protocol_error = if resume.is_resuming() {
                 match Frame::check_resuming(&input, limits, &mut resume) {
                     // still incomplete: nothing to decode until more arrives
@@ -118,7 +163,10 @@ impl Connection<'_> {
             if protocol_error.is_none() && !resume.is_resuming() && !input.is_empty() {
                 let _ = Frame::check_resuming(&input, limits, &mut resume);
             }
-            commands.extend(frames.drain(..).map(Command::from_frame));
+            commands.extend(frames.drain(..).map(|frame| {
+                let size = frame_size(&frame);
+                (Command::from_frame(frame), size)
+            }));
             let mut close = matches!(
                 self.answer_all(&mut commands, &mut output).await?,
                 After::Close
@@ -139,7 +187,8 @@ impl Connection<'_> {
                 return Ok(());
             }
             // what is left unparsed is one incomplete request: past the limit, it never fits
-            if input.len() > self.shared.query_buffer_limit {
+            let query_buffer_limit = self.shared.query_buffer_limit.load(Ordering::Relaxed);
+            if input.len() > query_buffer_limit {
                 metrics::counter!("troupe_cache_query_buffer_closed_total").increment(1);
                 tracing::info!(
                     client = self.id,
@@ -151,9 +200,10 @@ impl Connection<'_> {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
-            let room = (self.shared.query_buffer_limit - input.len()) as u64 + 1;
+            let room = (query_buffer_limit - input.len()) as u64 + 1;
+            let idle_timeout = self.shared.idle_timeout();
             let idle = async {
-                match self.shared.idle_timeout {
+                match idle_timeout {
                     Some(idle) => tokio::time::sleep(idle).await,
                     None => std::future::pending().await,
                 }
@@ -178,31 +228,27 @@ impl Connection<'_> {
         }
     }
 
-    /// Answers every command of `commands` (emptying it) into `out`, in order: runs of
-    /// single-key commands go to the shards as one batch per shard (see
-    /// [`CacheClient::pipeline`]), anything else one by one between them. Stops at `QUIT`.
+    /// Answers every request of `requests` (emptying it) into `out`, in order: runs of
+    /// commands on keys go to the shards as batches (see [`CacheClient::run`]), anything
+    /// else one by one between them. Stops at `QUIT`.
     ///
     /// Replies are written out whenever [`WRITE_AT`] bytes of them wait, so a client that
     /// pipelines many large reads and does not read them holds at most that much (and one
     /// batch) in the server, and is not served further until it reads.
     async fn answer_all(
         &mut self,
-        commands: &mut Vec<Result<Command, CommandError>>,
+        requests: &mut Vec<Request>,
         out: &mut BytesMut,
     ) -> std::io::Result<After> {
-        let mut run: Vec<(Command, ShardOp)> = Vec::new();
-        for parsed in commands.drain(..) {
+        let mut run: Vec<(Command, usize)> = Vec::new();
+        for (parsed, size) in requests.drain(..) {
             let parsed = match parsed {
                 // before authenticating, every command goes through `answer`, which checks
-                Ok(cmd) if !self.authenticated => Ok(cmd),
-                Ok(cmd) => match batch_op(&cmd) {
-                    Some(op) => {
-                        run.push((cmd, op));
-                        continue;
-                    }
-                    None => Ok(cmd),
-                },
-                Err(err) => Err(err),
+                Ok(cmd @ (Command::Key(_) | Command::Multi(_))) if self.authenticated => {
+                    run.push((cmd, size));
+                    continue;
+                }
+                other => other,
             };
             self.answer_run(&mut run, out).await?;
             if let After::Close = self.answer(parsed, out).await {
@@ -247,164 +293,228 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Answers a run of batchable commands (emptying it): one batch per shard when there
-    /// are several and the shards take batches, else one by one.
+    /// Answers a run of commands on keys (emptying it), a batch at a time.
     async fn answer_run(
         &mut self,
-        run: &mut Vec<(Command, ShardOp)>,
+        run: &mut Vec<(Command, usize)>,
         out: &mut BytesMut,
     ) -> std::io::Result<()> {
-        let mut start = 0;
-        while start < run.len() {
-            let end = batch_end(run, start);
-            self.answer_batch(&run[start..end], out).await;
+        let mut rest = std::mem::take(run).into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut batch = Vec::new();
+            let (mut ops, mut bytes) = (0, 0);
+            while let Some((cmd, size)) = rest.peek() {
+                let parts = match cmd {
+                    Command::Multi(multi) => multi.parts.len(),
+                    _ => 1,
+                };
+                let fits = ops + parts <= BATCH_MAX_OPS && bytes + size <= BATCH_MAX_BYTES;
+                if !batch.is_empty() && !fits {
+                    break;
+                }
+                ops += parts;
+                bytes += size;
+                batch.extend(rest.next().map(|(cmd, _)| cmd));
+            }
+            self.answer_batch(batch, out).await;
             self.write_if_full(out).await?;
-            start = end;
         }
-        run.clear();
         Ok(())
     }
 
-    /// Answers `batch` (at most [`BATCH_MAX_OPS`] commands): one message per shard when it
-    /// has several commands and the shards take batches, else one by one. A `GET` whose
-    /// batch failed in transit (say its shard's answer was over the remote frame limit) is
-    /// asked again alone: a read, so asking twice changes nothing.
-    async fn answer_batch(&mut self, batch: &[(Command, ShardOp)], out: &mut BytesMut) {
-        if batch.len() > 1 && self.shared.batching.load(Ordering::Relaxed) {
-            let ops = batch.iter().map(|(_, op)| op.clone()).collect();
-            let outcomes = self.shared.client.pipeline(ops).await;
-            if !outcomes.iter().all(refused_as_batch) {
-                for ((cmd, _), outcome) in batch.iter().zip(outcomes) {
-                    let reply = match (cmd, outcome) {
-                        (Command::Get(_), Err(CacheError::Unavailable(_))) => {
-                            self.execute(cmd.clone()).await
-                        }
-                        (cmd, outcome) => reply_to(cmd, outcome),
-                    };
-                    reply.encode(out);
+    /// Answers `batch`, commands on keys: every key command of it goes to its shard, one
+    /// message per shard, and each command's reply is made from its part's replies. A
+    /// read whose batch failed in transit (say its shard's answer was over the remote
+    /// frame limit) is asked again alone: a read, so asking twice changes nothing.
+    async fn answer_batch(&mut self, batch: Vec<Command>, out: &mut BytesMut) {
+        let client = &self.shared.client;
+        let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        for cmd in batch {
+            match cmd {
+                Command::Key(cmd) => {
+                    if spans_shards(client, &cmd) {
+                        slots.push(Slot::Ready(Frame::Error(CROSSSLOT.into())));
+                    } else {
+                        slots.push(Slot::One(keyed.len()));
+                        keyed.push(cmd);
+                    }
                 }
-                return;
+                Command::Multi(multi) => {
+                    let start = keyed.len();
+                    keyed.extend(multi.parts);
+                    slots.push(Slot::Parts(start..keyed.len(), multi.combine));
+                }
+                _ => slots.push(Slot::Ready(Frame::Error(
+                    "ERR internal: not a command on keys".into(),
+                ))),
             }
-            // a read-through cache: nothing was applied; one by one from now on
-            self.shared.batching.store(false, Ordering::Relaxed);
         }
-        for (cmd, _) in batch {
-            self.execute(cmd.clone()).await.encode(out);
+        let replies = self.run_keyed(keyed).await;
+        for slot in slots {
+            let reply = match slot {
+                Slot::One(i) => replies[i].clone(),
+                Slot::Parts(range, combine) => combine.replies(replies[range].to_vec()),
+                Slot::Ready(frame) => frame,
+            };
+            reply.encode(out);
         }
     }
 
-    /// Answer one parsed request into `out`.
+    /// The replies to `keyed`, in order: as one batch per shard, or on a read-through cache
+    /// with the commands that need the backing store as typed calls.
+    async fn run_keyed(&self, keyed: Vec<KeyCommand>) -> Vec<Frame> {
+        let client = &self.shared.client;
+        if self.shared.through.load(Ordering::Relaxed) {
+            return self.run_through(keyed).await;
+        }
+        let replies = client.run(keyed.clone()).await;
+        if replies.iter().any(refused_as_batch) {
+            // a read-through cache: nothing was applied; typed calls from now on
+            self.shared.through.store(true, Ordering::Relaxed);
+            return self.run_through(keyed).await;
+        }
+        let mut frames = Vec::with_capacity(replies.len());
+        for (cmd, reply) in keyed.into_iter().zip(replies) {
+            frames.push(match reply {
+                Ok(frame) => frame,
+                Err(CacheError::Unavailable(_)) if is_read(&cmd) => {
+                    let again = client.run(vec![cmd]).await;
+                    again.into_iter().next().map_or_else(
+                        || Frame::Error("ERR cache shard unavailable".into()),
+                        as_frame,
+                    )
+                }
+                Err(err) => Frame::Error(err.to_string()),
+            });
+        }
+        frames
+    }
+
+    /// The replies to `keyed` on a read-through cache, one command at a time: reads and
+    /// writes through the backing store as the shards' typed calls, the rest as runs of
+    /// one (which the shards answer from their cached copies, or refuse).
+    async fn run_through(&self, keyed: Vec<KeyCommand>) -> Vec<Frame> {
+        let mut frames = Vec::with_capacity(keyed.len());
+        for cmd in keyed {
+            let reply = if cmd.read_through() == ReadThrough::Backed {
+                self.through_backing(cmd).await
+            } else {
+                let mut replies = self.shared.client.run(vec![cmd]).await;
+                replies.pop().map(as_frame)
+            };
+            frames.push(reply.unwrap_or_else(|| Frame::Error("ERR no reply".into())));
+        }
+        frames
+    }
+
+    /// A command a read-through shard serves through its backing store, as its typed call.
+    async fn through_backing(&self, cmd: KeyCommand) -> Option<Frame> {
+        let client = &self.shared.client;
+        let result = match cmd {
+            KeyCommand::String(StringCommand::Get(get)) => {
+                client.get(get.key).await.map(bulk_or_null)
+            }
+            KeyCommand::String(StringCommand::MGetPart(part)) => {
+                client.get(part.key).await.map(bulk_or_null)
+            }
+            KeyCommand::String(StringCommand::Set(set)) => {
+                let ttl = match set.expiry {
+                    SetExpiry::Clear => SetTtl::Clear,
+                    SetExpiry::After(d) => SetTtl::After(d),
+                    SetExpiry::Keep => SetTtl::Keep,
+                    SetExpiry::At(_) => {
+                        let what = "SET with EXAT or PXAT".to_string();
+                        return Some(Frame::Error(
+                            ShardError::ReadThroughUnsupported(what).to_string(),
+                        ));
+                    }
+                };
+                let get = set.get;
+                client
+                    .set_with(set.key, set.value, ttl, set.condition)
+                    .await
+                    .map(|result| {
+                        if get {
+                            bulk_or_null(result.old)
+                        } else if result.written {
+                            ok()
+                        } else {
+                            Frame::Null
+                        }
+                    })
+            }
+            KeyCommand::Keyspace(KeyspaceCommand::Del(del)) => client
+                .del([del.key])
+                .await
+                .map(|n| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))),
+            other => {
+                let what = other.name().to_ascii_uppercase();
+                Err(CacheError::Refused(ShardError::ReadThroughUnsupported(
+                    what,
+                )))
+            }
+        };
+        Some(as_frame(result))
+    }
+
+    /// Answer one parsed request that is not a command on keys into `out`.
     async fn answer(&mut self, parsed: Result<Command, CommandError>, out: &mut BytesMut) -> After {
         let reply = match parsed {
             // Redis sends nothing for an empty command.
             Err(CommandError::Empty) => return After::Continue,
             Err(err) => Frame::Error(err.to_string()),
-            Ok(Command::Quit) => {
-                Frame::Simple("OK".into()).encode(out);
+            Ok(Command::Conn(ConnCommand::Quit)) => {
+                ok().encode(out);
                 return After::Close;
             }
-            Ok(Command::Auth { user, password }) => self.auth(user.as_deref(), &password),
-            Ok(Command::Hello(args)) => self.hello(&args),
+            Ok(Command::Conn(ConnCommand::Auth { user, password })) => {
+                self.auth(user.as_deref(), &password)
+            }
+            Ok(Command::Conn(ConnCommand::Hello(args))) => self.hello(&args),
             Ok(_) if !self.authenticated => Frame::Error(NOAUTH.into()),
-            Ok(cmd) => self.execute(cmd).await,
+            Ok(Command::Conn(cmd)) => self.connection_command(cmd).await,
+            Ok(Command::AllShards(cmd)) => cmd.run(&self.shared.client).await,
+            Ok(Command::Unknown(name, args)) => Frame::Error(unknown_command_error(&name, &args)),
+            // an authenticated client's commands on keys go in runs, never here
+            Ok(cmd @ (Command::Key(_) | Command::Multi(_))) => {
+                self.answer_batch(vec![cmd], out).await;
+                return After::Continue;
+            }
         };
         reply.encode(out);
         After::Continue
     }
 
-    async fn execute(&mut self, cmd: Command) -> Frame {
-        match self.try_execute(cmd).await {
-            Ok(frame) => frame,
-            Err(err) => Frame::Error(err.to_string()),
-        }
-    }
-
-    async fn try_execute(&mut self, cmd: Command) -> Result<Frame, CacheError> {
-        let client = &self.shared.client;
-        let frame = match cmd {
-            Command::Ping(None) => Frame::Simple("PONG".into()),
-            Command::Ping(Some(msg)) | Command::Echo(msg) => Frame::Bulk(msg),
-            Command::Get(key) => bulk_or_null(client.get(key).await?),
-            Command::Set(set) => self.set(set).await?,
-            Command::SetEx { key, ttl, value } => {
-                client
-                    .set_with(key, value, SetTtl::After(ttl), None)
-                    .await?;
-                ok()
+    /// A command on the connection or the server's settings.
+    async fn connection_command(&mut self, cmd: ConnCommand) -> Frame {
+        match cmd {
+            ConnCommand::Ping(None) => Frame::Simple("PONG".into()),
+            ConnCommand::Ping(Some(msg)) | ConnCommand::Echo(msg) => Frame::Bulk(msg),
+            ConnCommand::Info(_) => match self.info().await {
+                Ok(text) => Frame::Bulk(text.into()),
+                Err(err) => Frame::Error(err.to_string()),
+            },
+            ConnCommand::Quit | ConnCommand::Select(0) => ok(),
+            ConnCommand::Select(_) => Frame::Error("ERR DB index is out of range".into()),
+            ConnCommand::Client(sub) => self.client_command(sub),
+            ConnCommand::Hello(args) => self.hello(&args),
+            ConnCommand::Auth { user, password } => self.auth(user.as_deref(), &password),
+            ConnCommand::Config(ConfigCommand::Get(patterns)) => {
+                crate::config::get(self.shared, &patterns).await
             }
-            Command::Del(keys) => count(client.del(keys).await?),
-            Command::Exists(keys) => count(client.exists(keys).await?),
-            Command::Expire {
-                key,
-                millis,
-                options,
-            } => Frame::Integer(i64::from(client.expire(key, millis, options).await?)),
-            Command::Ttl(key) => ttl(client.ttl(key).await?, 1000),
-            Command::PTtl(key) => ttl(client.ttl(key).await?, 1),
-            Command::Persist(key) => Frame::Integer(i64::from(client.persist(key).await?)),
-            Command::IncrBy { key, by } => Frame::Integer(client.incr_by(key, by).await?),
-            Command::MGet(keys) => Frame::Array(
-                client
-                    .mget(keys)
-                    .await?
-                    .into_iter()
-                    .map(bulk_or_null)
-                    .collect(),
-            ),
-            Command::MSet(pairs) => {
-                client.mset(pairs).await?;
-                ok()
+            ConnCommand::Config(ConfigCommand::Set(pairs)) => {
+                crate::config::set(self.shared, pairs).await
             }
-            Command::DbSize => count(client.dbsize().await?),
-            Command::FlushAll => {
-                client.flushall().await?;
-                ok()
-            }
-            Command::Info(_) => Frame::Bulk(self.info().await?.into()),
-            Command::Quit => ok(),
-            Command::Select(0) => ok(),
-            Command::Select(_) => Frame::Error("ERR DB index is out of range".into()),
-            Command::Client(sub) => self.client_command(sub),
-            Command::Hello(args) => self.hello(&args),
-            Command::Auth { user, password } => self.auth(user.as_deref(), &password),
-            Command::ConfigGet(patterns) => config_get(self.shared, &patterns),
-            Command::Command(sub) => match sub {
+            ConnCommand::Config(ConfigCommand::ResetStat) => ok(),
+            ConnCommand::Command(sub) => match sub {
                 CommandCommand::Count => Frame::Integer(COMMAND_COUNT),
                 CommandCommand::All | CommandCommand::Docs(_) | CommandCommand::Info(_) => {
                     Frame::Array(Vec::new())
                 }
                 CommandCommand::Other { sub, .. } => unknown_subcommand(sub, "COMMAND"),
             },
-            Command::Unknown(name, args) => Frame::Error(unknown_command_error(&name, &args)),
-        };
-        Ok(frame)
-    }
-
-    async fn set(&self, set: Set) -> Result<Frame, CacheError> {
-        let Set {
-            key,
-            value,
-            expiry,
-            condition,
-            get,
-        } = set;
-        let ttl = match expiry {
-            None => SetTtl::Clear,
-            Some(SetExpiry::After(d)) => SetTtl::After(d),
-            Some(SetExpiry::KeepTtl) => SetTtl::Keep,
-        };
-        let result = self
-            .shared
-            .client
-            .set_with(key, value, ttl, condition)
-            .await?;
-        Ok(if get {
-            bulk_or_null(result.old)
-        } else if result.written {
-            ok()
-        } else {
-            Frame::Null
-        })
+        }
     }
 
     /// `AUTH [user] password`: with `requirepass` set, the `default` user's password
@@ -539,7 +649,7 @@ impl Connection<'_> {
              # Keyspace\r\n\
              db0:keys={keys},expires=0,avg_ttl=0\r\n",
             port = self.shared.port,
-            max = self.shared.max_connections,
+            max = self.shared.max_connections.get(),
             bytes = stats.bytes,
             hits = stats.hits,
             misses = stats.misses,
@@ -554,86 +664,57 @@ impl Connection<'_> {
 /// command's or one batch's replies).
 const WRITE_AT: usize = 1 << 20;
 
-/// Commands in one batch, at most: a shard's turn stays short, and its answer small.
+/// Key commands in one batch, at most: a shard's turn stays short, and its answer small.
 const BATCH_MAX_OPS: usize = 64;
 
-/// Bytes of keys and values written by one batch, at most (a batch always takes its first
-/// command): the message to a remote shard stays far below the frame limit.
+/// Bytes of arguments in one batch, at most (a batch always takes its first command): the
+/// message to a remote shard stays far below the frame limit.
 const BATCH_MAX_BYTES: usize = 1 << 20;
 
-/// Where the batch starting at `start` ends: at most [`BATCH_MAX_OPS`] commands and
-/// [`BATCH_MAX_BYTES`] of keys and values, and at least one command.
-fn batch_end(run: &[(Command, ShardOp)], start: usize) -> usize {
-    let mut bytes = 0;
-    let mut end = start;
-    while end < run.len() && end - start < BATCH_MAX_OPS {
-        let size = match &run[end].1 {
-            ShardOp::Set { key, value, .. } => key.len() + value.len(),
-            ShardOp::Get(key) | ShardOp::IncrBy { key, .. } => key.len(),
-        };
-        if end > start && bytes + size > BATCH_MAX_BYTES {
-            break;
-        }
-        bytes += size;
-        end += 1;
+/// The bytes of a request's arguments.
+fn frame_size(frame: &Frame) -> usize {
+    match frame {
+        Frame::Array(items) => items.iter().map(frame_size).sum(),
+        Frame::Bulk(bytes) => bytes.len(),
+        Frame::Simple(text) | Frame::Error(text) => text.len(),
+        Frame::Integer(_) | Frame::Null | Frame::NullArray => 8,
     }
-    end
 }
 
-/// The batch operation of `cmd`, if it is a single-key command a shard can apply in a batch.
-fn batch_op(cmd: &Command) -> Option<ShardOp> {
-    Some(match cmd {
-        Command::Get(key) => ShardOp::Get(key.clone()),
-        Command::Set(set) => ShardOp::Set {
-            key: set.key.clone(),
-            value: set.value.clone(),
-            ttl: match set.expiry {
-                None => SetTtl::Clear,
-                Some(SetExpiry::After(d)) => SetTtl::After(d),
-                Some(SetExpiry::KeepTtl) => SetTtl::Keep,
-            },
-            condition: set.condition,
-        },
-        Command::SetEx { key, ttl, value } => ShardOp::Set {
-            key: key.clone(),
-            value: value.clone(),
-            ttl: SetTtl::After(*ttl),
-            condition: None,
-        },
-        Command::IncrBy { key, by } => ShardOp::IncrBy {
-            key: key.clone(),
-            by: *by,
-        },
-        _ => return None,
-    })
+/// Whether `cmd` touches keys of more than one shard (refused with `CROSSSLOT`).
+fn spans_shards(client: &CacheClient, cmd: &KeyCommand) -> bool {
+    let key = cmd.key();
+    let mut home = None;
+    let mut spans = false;
+    cmd.for_each_key(&mut |other| {
+        if other != key {
+            let home = *home.get_or_insert_with(|| client.shard_of(key));
+            spans |= client.shard_of(other) != home;
+        }
+    });
+    spans
 }
 
-/// Whether a batch's outcome is the refusal a read-through shard gives every batch.
-fn refused_as_batch(outcome: &Result<OpOutcome, CacheError>) -> bool {
+/// Whether `cmd` only reads, so asking again is harmless.
+fn is_read(cmd: &KeyCommand) -> bool {
     matches!(
-        outcome,
-        Err(CacheError::Refused(ShardError::ReadThroughUnsupported(what))) if what == BATCH_REFUSED
+        cmd,
+        KeyCommand::String(StringCommand::Get(_) | StringCommand::MGetPart(_))
     )
 }
 
-/// The reply to `cmd` given its batch outcome, as its one-by-one execution would answer.
-fn reply_to(cmd: &Command, outcome: Result<OpOutcome, CacheError>) -> Frame {
-    match (cmd, outcome) {
-        (_, Err(err)) => Frame::Error(err.to_string()),
-        (Command::Get(_), Ok(OpOutcome::Value(value))) => bulk_or_null(value),
-        (Command::Set(set), Ok(OpOutcome::Set(result))) => {
-            if set.get {
-                bulk_or_null(result.old)
-            } else if result.written {
-                ok()
-            } else {
-                Frame::Null
-            }
-        }
-        (Command::SetEx { .. }, Ok(OpOutcome::Set(_))) => ok(),
-        (Command::IncrBy { .. }, Ok(OpOutcome::Integer(n))) => Frame::Integer(n),
-        (_, Ok(_)) => Frame::Error("ERR the shard answered another operation".into()),
-    }
+/// A reply, or the error's text as one.
+fn as_frame(reply: Result<Frame, CacheError>) -> Frame {
+    reply.unwrap_or_else(|err| Frame::Error(err.to_string()))
+}
+
+/// Whether a batch's reply is the refusal a read-through shard gives a run that needs its
+/// backing store.
+fn refused_as_batch(reply: &Result<Frame, CacheError>) -> bool {
+    matches!(
+        reply,
+        Err(CacheError::Refused(ShardError::ReadThroughUnsupported(what))) if what == BATCH_REFUSED
+    )
 }
 
 /// Whether `given` is the secret `expected`, in time that does not depend on where they
@@ -647,121 +728,6 @@ fn same_secret(expected: &[u8], given: &[u8]) -> bool {
             == 0
 }
 
-fn ok() -> Frame {
-    Frame::Simple("OK".into())
-}
-
-fn bulk_or_null(value: Option<Bytes>) -> Frame {
-    value.map_or(Frame::Null, Frame::Bulk)
-}
-
-fn count(n: u64) -> Frame {
-    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
 fn unknown_subcommand(sub: String, cmd: &'static str) -> Frame {
     Frame::Error(CommandError::UnknownSubcommand { sub, cmd }.to_string())
-}
-
-/// `TTL` (unit 1000 ms, rounded as Redis does) or `PTTL` (unit 1 ms).
-fn ttl(ttl: KeyTtl, unit_ms: u128) -> Frame {
-    match ttl {
-        KeyTtl::Missing => Frame::Integer(-2),
-        KeyTtl::Persistent => Frame::Integer(-1),
-        KeyTtl::Remaining(d) => {
-            // Redis rounds TTL to the nearest second: (ms + 500) / 1000.
-            let ms = d.as_millis();
-            let n = if unit_ms == 1 {
-                ms
-            } else {
-                (ms + unit_ms / 2) / unit_ms
-            };
-            Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-        }
-    }
-}
-
-/// `CONFIG GET pattern ...`: the client limits this server keeps, by Redis's names, as a flat
-/// array of name and value; patterns as Redis matches them (`*`, `?`, case-insensitively).
-/// Parameters this server does not have are not listed, as Redis leaves out unknown ones.
-fn config_get(shared: &Shared, patterns: &[Bytes]) -> Frame {
-    // whole seconds, rounded up: a sub-second timeout is not `0` (never)
-    let seconds = |d: Option<std::time::Duration>| {
-        d.map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-            .to_string()
-    };
-    let known = [
-        ("maxclients", shared.max_connections.to_string()),
-        ("timeout", seconds(shared.idle_timeout)),
-        (
-            "client-query-buffer-limit",
-            shared.query_buffer_limit.to_string(),
-        ),
-        ("proto-max-bulk-len", shared.limits.max_bulk_len.to_string()),
-    ];
-    let mut out = Vec::new();
-    for (name, value) in known {
-        if patterns.iter().any(|p| glob_matches(p, name.as_bytes())) {
-            out.push(Frame::Bulk(Bytes::from_static(name.as_bytes())));
-            out.push(Frame::Bulk(Bytes::from(value)));
-        }
-    }
-    Frame::Array(out)
-}
-
-/// Whether `name` matches `pattern`, where `*` is any run of bytes and `?` any one byte,
-/// ASCII case ignored. Iterative, with one backtrack point: linear in practice, and never
-/// worse than the product of the two lengths.
-fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&name[n]) => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
-}
-
-#[cfg(test)]
-mod glob_tests {
-    use super::glob_matches;
-
-    #[test]
-    fn globs_match_as_redis_config_get_does() {
-        for (pattern, name, matches) in [
-            ("*", "maxclients", true),
-            ("maxclients", "maxclients", true),
-            ("MAXCLIENTS", "maxclients", true),
-            ("max*", "maxclients", true),
-            ("*buffer*", "client-query-buffer-limit", true),
-            ("time?ut", "timeout", true),
-            ("time?ut", "timeouts", false),
-            ("max", "maxclients", false),
-            ("*x", "maxclients", false),
-            ("", "timeout", false),
-            ("**", "", true),
-        ] {
-            assert_eq!(
-                glob_matches(pattern.as_bytes(), name.as_bytes()),
-                matches,
-                "{pattern} ~ {name}"
-            );
-        }
-    }
 }

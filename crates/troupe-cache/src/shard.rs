@@ -48,10 +48,14 @@ use tokio::sync::Semaphore;
 use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 
 use crate::backing::{BackingError, SharedBacking, Versioned};
-use crate::cmd::{ExpireOptions, SetCondition};
+use crate::cmd::keyspace::{ExpireOptions, ExpireWhen};
+use crate::cmd::strings::{IncrError, SetCondition, SetError, SetExpiry};
+use crate::cmd::{KeyCommand, Now, ReadThrough as Through, all_shards};
 use crate::readthrough::{Fences, FillOutcome};
-use crate::resp::frame::parse_i64;
-use crate::store::{Store, StoreError, TtlState};
+use crate::resp::Frame;
+use crate::store::{EvictionPolicy, Kind, Store, StoreError, TtlState, Value};
+
+pub use crate::cmd::strings::SetResult;
 
 /// How often a shard sweeps the cold end of its LRU for expired entries
 const PURGE_EVERY: Duration = Duration::from_millis(100);
@@ -113,9 +117,13 @@ pub enum ShardError {
     /// `INCRBY` whose result does not fit an `i64`
     #[error("ERR increment or decrement would overflow")]
     Overflow,
-    /// A key plus value larger than the shard's byte bound
+    /// A key plus value larger than the shard's byte bound, or no room
+    /// under the eviction policy
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     TooLarge,
+    /// The key holds a value of another type
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
     /// A read-through shard's backing store failed or did not answer in
     /// time; a write may or may not have been applied. The text is the
     /// backing error with its sources (the answer may cross nodes, so the
@@ -135,10 +143,30 @@ pub enum ShardError {
     ReadThroughUnsupported(String),
 }
 
+impl From<SetError> for ShardError {
+    fn from(err: SetError) -> Self {
+        match err {
+            SetError::WrongType => Self::WrongType,
+            SetError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<IncrError> for ShardError {
+    fn from(err: IncrError) -> Self {
+        match err {
+            IncrError::NotAnInteger => Self::NotAnInteger,
+            IncrError::Overflow => Self::Overflow,
+            IncrError::WrongType => Self::WrongType,
+            IncrError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ShardError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::TooLarge { .. } => Self::TooLarge,
+            StoreError::TooLarge { .. } | StoreError::OutOfMemory => Self::TooLarge,
         }
     }
 }
@@ -174,14 +202,41 @@ impl ShardStats {
     }
 }
 
-/// The outcome of a `SET` ([`ShardMsg::Set`], [`CacheClient::set_with`](crate::CacheClient::set_with))
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetResult {
-    /// Whether the value was written (`false` when `NX`/`XX` failed)
-    pub written: bool,
-    /// The live value before the operation, for `SET ... GET` (on a
-    /// read-through shard: the cached copy, if any)
-    pub old: Option<Bytes>,
+/// A shard's memory settings, which `CONFIG SET` changes and a restarted
+/// shard keeps
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardConfig {
+    /// The byte bound of its store
+    pub max_bytes: usize,
+    /// What it does when a write does not fit
+    pub policy: EvictionPolicy,
+}
+
+/// Settings a shard shares with the factory that restarts it, so a
+/// restarted shard starts with what `CONFIG SET` last gave its predecessor
+#[derive(Debug)]
+pub struct SharedConfig(std::sync::Mutex<ShardConfig>);
+
+impl SharedConfig {
+    /// Settings starting at `config`
+    pub fn new(config: ShardConfig) -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(config)))
+    }
+
+    /// The settings now
+    pub fn get(&self) -> ShardConfig {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, config: ShardConfig) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
 }
 
 /// What a [`CacheShard`] handles; every key in a message belongs to the
@@ -278,14 +333,47 @@ pub enum ShardMsg {
         /// The new value
         reply: Reply<Result<i64, ShardError>>,
     },
-    /// Several single-key operations from one pipeline, applied in order; one answer per
-    /// operation, in order. A read-through shard refuses every one
-    /// ([`ShardError::ReadThroughUnsupported`]): its front end sends commands one by one.
-    Batch {
-        /// The operations
-        ops: Vec<ShardOp>,
-        /// Their outcomes
-        reply: Reply<Vec<OpOutcome>>,
+    /// Commands from one pipeline, every key on this shard, run in order; one
+    /// reply each, in order. A read-through shard refuses the whole run if
+    /// one of them reads or writes through the backing store
+    /// ([`ShardError::ReadThroughUnsupported`] naming [`BATCH_REFUSED`]; send
+    /// those as the typed messages), answers the ones that act on cached
+    /// copies, and refuses the others one by one.
+    Run {
+        /// The commands
+        commands: Vec<KeyCommand>,
+        /// Their replies
+        reply: Reply<Result<Vec<Frame>, ShardError>>,
+    },
+    /// The live keys matching a glob (`KEYS`)
+    Keys {
+        /// The glob
+        pattern: Bytes,
+        /// The keys
+        reply: Reply<Vec<Bytes>>,
+    },
+    /// One step of `SCAN` on this shard
+    Scan {
+        /// Where in the shard's scan order to go on from
+        position: u64,
+        /// How many keys to look at
+        count: usize,
+        /// `MATCH`
+        pattern: Option<Bytes>,
+        /// `TYPE`
+        kind: Option<Option<Kind>>,
+        /// The matching keys, and where to go on from (`None`: done)
+        reply: Reply<(Vec<Bytes>, Option<u64>)>,
+    },
+    /// Change the memory settings (`None` keeps one), evicting at once if
+    /// the bound shrank; the settings now
+    Configure {
+        /// The new byte bound
+        max_bytes: Option<usize>,
+        /// The new policy
+        policy: Option<EvictionPolicy>,
+        /// The settings now
+        reply: Reply<ShardConfig>,
     },
     /// Entries held
     DbSize(Reply<u64>),
@@ -329,55 +417,8 @@ pub enum ShardMsg {
     },
 }
 
-/// What a read-through shard names in refusing a batch.
+/// What a read-through shard names in refusing a run of commands.
 pub(crate) const BATCH_REFUSED: &str = "a pipelined batch";
-
-/// One single-key operation of a [`ShardMsg::Batch`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShardOp {
-    /// As [`ShardMsg::Get`]
-    Get(Bytes),
-    /// As [`ShardMsg::Set`]
-    Set {
-        /// The key
-        key: Bytes,
-        /// The value
-        value: Bytes,
-        /// The expiry to give it
-        ttl: SetTtl,
-        /// `NX`/`XX`
-        condition: Option<SetCondition>,
-    },
-    /// As [`ShardMsg::IncrBy`]
-    IncrBy {
-        /// The key
-        key: Bytes,
-        /// The increment
-        by: i64,
-    },
-}
-
-impl ShardOp {
-    /// The key it works on (which decides its shard).
-    pub fn key(&self) -> &[u8] {
-        match self {
-            Self::Get(key) | Self::Set { key, .. } | Self::IncrBy { key, .. } => key,
-        }
-    }
-}
-
-/// The outcome of one [`ShardOp`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OpOutcome {
-    /// A `Get`'s value
-    Value(Option<Bytes>),
-    /// A `Set`'s result
-    Set(SetResult),
-    /// An `IncrBy`'s new value
-    Integer(i64),
-    /// The operation failed
-    Failed(ShardError),
-}
 
 /// Where a read's answer goes: a `Get` answers one value, a `GetMany` all.
 enum GetAnswer {
@@ -435,6 +476,7 @@ pub struct CacheShard {
     /// This instance's epoch, carried by the fills it starts
     epoch: u64,
     read_through: Option<ReadThrough>,
+    config: Arc<SharedConfig>,
 }
 
 impl CacheShard {
@@ -447,7 +489,23 @@ impl CacheShard {
             fences: Fences::new(),
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
             read_through: None,
+            config: SharedConfig::new(ShardConfig {
+                max_bytes,
+                policy: EvictionPolicy::default(),
+            }),
         }
+    }
+
+    /// Shares its memory settings with `config`: it starts with them, and a
+    /// `CONFIG SET` it applies is kept there for the instance that replaces
+    /// it after a crash (give every instance of one shard the same `config`)
+    pub fn with_config(mut self, config: Arc<SharedConfig>) -> Self {
+        let ShardConfig { max_bytes, policy } = config.get();
+        let now = troupe_runtime::time::now();
+        self.store.set_max_bytes(max_bytes, now);
+        self.store.set_policy(policy);
+        self.config = config;
+        self
     }
 
     /// An empty read-through shard in front of `backing` (see the module
@@ -522,9 +580,14 @@ impl CacheShard {
         }
     }
 
+    /// The strings at `keys` (`None` for a missing key or one of another
+    /// type, as `MGET` answers).
     fn get_many(&mut self, keys: &[Bytes], now: Instant) -> Vec<Option<Bytes>> {
         keys.iter()
-            .map(|k| self.store.get(k, now).map(Bytes::copy_from_slice))
+            .map(|k| match self.store.get(k, now) {
+                Some(Value::Str(v)) => Some(v.clone()),
+                _ => None,
+            })
             .collect()
     }
 
@@ -534,31 +597,16 @@ impl CacheShard {
         value: Bytes,
         ttl: SetTtl,
         condition: Option<SetCondition>,
-        now: Instant,
+        now: &Now,
     ) -> Result<SetResult, ShardError> {
-        let store = &mut self.store;
-        let old = store.peek(&key, now).map(Bytes::copy_from_slice);
-        let allowed = match condition {
-            None => true,
-            Some(SetCondition::IfAbsent) => old.is_none(),
-            Some(SetCondition::IfPresent) => old.is_some(),
+        let expiry = match ttl {
+            SetTtl::Clear => SetExpiry::Clear,
+            SetTtl::After(d) => SetExpiry::After(d),
+            SetTtl::Keep => SetExpiry::Keep,
         };
-        if !allowed {
-            return Ok(SetResult {
-                written: false,
-                old,
-            });
-        }
-        let ttl = match ttl {
-            SetTtl::Clear => None,
-            SetTtl::After(d) => Some(d),
-            SetTtl::Keep => match store.ttl(&key, now) {
-                TtlState::Remaining(d) => Some(d),
-                TtlState::NoKey | TtlState::NoExpiry => None,
-            },
-        };
-        store.set(key, value, ttl, now)?;
-        Ok(SetResult { written: true, old })
+        let result =
+            crate::cmd::strings::set(&mut self.store, key, value, expiry, condition, false, now)?;
+        Ok(result)
     }
 
     fn set_many(&mut self, pairs: Vec<(Bytes, Bytes)>, now: Instant) -> Result<(), ShardError> {
@@ -579,58 +627,53 @@ impl CacheShard {
         keys.iter().filter(|k| self.store.exists(k, now)).count() as u64
     }
 
-    /// `EXPIRE` with Redis 7's options: a key without expiry counts as an
-    /// infinite TTL for `GT`/`LT`.
-    fn expire(&mut self, key: &[u8], millis: i64, options: ExpireOptions, now: Instant) -> bool {
-        let store = &mut self.store;
-        let current = match store.ttl(key, now) {
-            TtlState::NoKey => return false,
-            TtlState::NoExpiry => None,
-            TtlState::Remaining(d) => Some(d),
-        };
-        let new = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
-        let refused = (options.nx && current.is_some())
-            || (options.xx && current.is_none())
-            || (options.gt && current.is_none_or(|c| new <= c))
-            || (options.lt && current.is_some_and(|c| new >= c));
-        if refused {
-            return false;
+    /// Runs `commands` in order. On a read-through shard, a command that
+    /// needs the backing store refuses the whole run, and one that would
+    /// write around it is refused alone.
+    fn run(&mut self, commands: Vec<KeyCommand>, now: &Now) -> Result<Vec<Frame>, ShardError> {
+        if self.read_through.is_none() {
+            return Ok(commands
+                .into_iter()
+                .map(|cmd| cmd.apply(&mut self.store, now))
+                .collect());
         }
-        store.expire(key, new, now)
+        if commands
+            .iter()
+            .any(|cmd| cmd.read_through() == Through::Backed)
+        {
+            return Err(ShardError::ReadThroughUnsupported(
+                BATCH_REFUSED.to_string(),
+            ));
+        }
+        Ok(commands
+            .into_iter()
+            .map(|cmd| match cmd.read_through() {
+                Through::Cached => cmd.apply(&mut self.store, now),
+                Through::Backed | Through::Refused => Frame::Error(
+                    ShardError::ReadThroughUnsupported(cmd.name().to_ascii_uppercase()).to_string(),
+                ),
+            })
+            .collect())
     }
 
-    /// One operation of a batch, on a shard without a backing store.
-    fn apply(&mut self, op: ShardOp, now: Instant) -> OpOutcome {
-        let outcome = match op {
-            ShardOp::Get(key) => {
-                return OpOutcome::Value(self.store.get(&key, now).map(Bytes::copy_from_slice));
-            }
-            ShardOp::Set {
-                key,
-                value,
-                ttl,
-                condition,
-            } => self
-                .set(key, value, ttl, condition, now)
-                .map(OpOutcome::Set),
-            ShardOp::IncrBy { key, by } => self.incr_by(key, by, now).map(OpOutcome::Integer),
-        };
-        outcome.unwrap_or_else(OpOutcome::Failed)
-    }
-
-    fn incr_by(&mut self, key: Bytes, by: i64, now: Instant) -> Result<i64, ShardError> {
-        let store = &mut self.store;
-        let current = match store.peek(&key, now) {
-            None => 0,
-            Some(v) => parse_i64(v).ok_or(ShardError::NotAnInteger)?,
-        };
-        let next = current.checked_add(by).ok_or(ShardError::Overflow)?;
-        let ttl = match store.ttl(&key, now) {
-            TtlState::Remaining(d) => Some(d),
-            TtlState::NoKey | TtlState::NoExpiry => None,
-        };
-        store.set(key, Bytes::from(next.to_string()), ttl, now)?;
-        Ok(next)
+    /// Applies new memory settings, keeping them for a restarted successor.
+    fn configure(
+        &mut self,
+        max_bytes: Option<usize>,
+        policy: Option<EvictionPolicy>,
+        now: Instant,
+    ) -> ShardConfig {
+        let mut config = self.config.get();
+        if let Some(policy) = policy {
+            config.policy = policy;
+            self.store.set_policy(policy);
+        }
+        if let Some(max_bytes) = max_bytes {
+            config.max_bytes = max_bytes;
+            self.store.set_max_bytes(max_bytes, now);
+        }
+        self.config.set(config);
+        config
     }
 
     /// Caches a value the backing store had at `version`, unless the fill is
@@ -658,7 +701,14 @@ impl CacheShard {
         ctx: &mut Ctx<ShardMsg>,
         now: Instant,
     ) {
-        let value = self.store.get(&key, now).map(Bytes::copy_from_slice);
+        let value = match self.store.get(&key, now) {
+            None => None,
+            Some(Value::Str(v)) => Some(v.clone()),
+            Some(_) => {
+                reply.send(Err(ShardError::WrongType));
+                return;
+            }
+        };
         if value.is_some() || self.read_through.is_none() {
             reply.send(Ok(value));
             return;
@@ -846,7 +896,8 @@ impl Actor for CacheShard {
     }
 
     async fn handle(&mut self, msg: ShardMsg, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
-        let now = troupe_runtime::time::now();
+        let clock = Now::at(troupe_runtime::time::now());
+        let now = clock.at;
         let through = self.read_through.is_some();
         match msg {
             ShardMsg::Get { key, reply } => self.get(key, reply, ctx, now),
@@ -863,7 +914,10 @@ impl Actor for CacheShard {
                     reply.send(Err(ShardError::ReadThroughUnsupported(what)));
                 } else {
                     // `SET ... GET` reports the cached copy, if any.
-                    let old = self.store.peek(&key, now).map(Bytes::copy_from_slice);
+                    let old = match self.store.peek(&key, now) {
+                        Some(Value::Str(v)) => Some(v.clone()),
+                        _ => None,
+                    };
                     self.write_through(vec![(key, Some(value))], ctx, move |done| {
                         reply.send(done.map(|()| SetResult { written: true, old }));
                     });
@@ -876,7 +930,7 @@ impl Actor for CacheShard {
                 condition,
                 reply,
             } => {
-                reply.send(self.set(key, value, ttl, condition, now));
+                reply.send(self.set(key, value, ttl, condition, &clock));
             }
             ShardMsg::SetMany { pairs, reply } if through => {
                 let writes = pairs.into_iter().map(|(k, v)| (k, Some(v))).collect();
@@ -908,7 +962,10 @@ impl Actor for CacheShard {
                 options,
                 reply,
             } => {
-                reply.send(self.expire(&key, millis, options, now));
+                let when = ExpireWhen::In(millis);
+                let set =
+                    crate::cmd::keyspace::expire(&mut self.store, &key, when, options, &clock);
+                reply.send(set);
             }
             ShardMsg::Ttl { key, reply } => {
                 reply.send(self.store.ttl(&key, now).into());
@@ -921,15 +978,32 @@ impl Actor for CacheShard {
                 reply.send(Err(ShardError::ReadThroughUnsupported(what)));
             }
             ShardMsg::IncrBy { key, by, reply } => {
-                reply.send(self.incr_by(key, by, now));
+                let result = crate::cmd::strings::incr_by(&mut self.store, &key, by, &clock);
+                reply.send(result.map_err(ShardError::from));
             }
-            ShardMsg::Batch { ops, reply } if through => {
-                let refused = ShardError::ReadThroughUnsupported(BATCH_REFUSED.to_string());
-                reply.send(vec![OpOutcome::Failed(refused); ops.len()]);
+            ShardMsg::Run { commands, reply } => {
+                reply.send(self.run(commands, &clock));
             }
-            ShardMsg::Batch { ops, reply } => {
-                let outcomes = ops.into_iter().map(|op| self.apply(op, now)).collect();
-                reply.send(outcomes);
+            ShardMsg::Keys { pattern, reply } => {
+                reply.send(all_shards::keys_shard(&self.store, &pattern, now));
+            }
+            ShardMsg::Scan {
+                position,
+                count,
+                pattern,
+                kind,
+                reply,
+            } => {
+                let pattern = pattern.as_deref();
+                let step = all_shards::scan_shard(&self.store, position, count, pattern, kind, now);
+                reply.send(step);
+            }
+            ShardMsg::Configure {
+                max_bytes,
+                policy,
+                reply,
+            } => {
+                reply.send(self.configure(max_bytes, policy, now));
             }
             ShardMsg::DbSize(reply) => {
                 reply.send(self.store.len() as u64);
@@ -977,92 +1051,6 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
-    fn written(old: Option<&str>) -> Result<SetResult, ShardError> {
-        Ok(SetResult {
-            written: true,
-            old: old.map(b),
-        })
-    }
-
-    fn refused(old: Option<&str>) -> Result<SetResult, ShardError> {
-        Ok(SetResult {
-            written: false,
-            old: old.map(b),
-        })
-    }
-
-    #[test]
-    fn set_conditions_and_get() {
-        let now = troupe_runtime::time::now();
-        let mut s = shard();
-        let nx = Some(SetCondition::IfAbsent);
-        assert_eq!(s.set(b("k"), b("1"), SetTtl::Clear, nx, now), written(None));
-        assert_eq!(
-            s.set(b("k"), b("1"), SetTtl::Clear, nx, now),
-            refused(Some("1"))
-        );
-        let xx = Some(SetCondition::IfPresent);
-        assert_eq!(
-            s.set(b("missing"), b("1"), SetTtl::Clear, xx, now),
-            refused(None)
-        );
-        assert_eq!(
-            s.get_many(&[b("k"), b("missing")], now),
-            vec![Some(b("1")), None]
-        );
-    }
-
-    #[test]
-    fn keepttl_and_expire_options() {
-        let now = troupe_runtime::time::now();
-        let mut s = shard();
-        let ten = Duration::from_secs(10);
-        s.set(b("k"), b("1"), SetTtl::After(ten), None, now)
-            .unwrap();
-        s.set(b("k"), b("2"), SetTtl::Keep, None, now).unwrap();
-        assert_eq!(s.store.ttl(b"k", now), TtlState::Remaining(ten));
-        let gt = ExpireOptions {
-            gt: true,
-            ..ExpireOptions::default()
-        };
-        let nx = ExpireOptions {
-            nx: true,
-            ..ExpireOptions::default()
-        };
-        assert!(!s.expire(b"k", 5_000, gt, now));
-        assert!(s.expire(b"k", 20_000, gt, now));
-        assert!(!s.expire(b"k", 1_000, nx, now));
-        assert!(s.store.persist(b"k", now));
-        assert_eq!(KeyTtl::from(s.store.ttl(b"k", now)), KeyTtl::Persistent);
-        assert!(s.expire(b"k", -1, ExpireOptions::default(), now));
-        assert_eq!(KeyTtl::from(s.store.ttl(b"k", now)), KeyTtl::Missing);
-    }
-
-    #[test]
-    fn incr_by_follows_redis() {
-        let now = troupe_runtime::time::now();
-        let mut s = shard();
-        assert_eq!(s.incr_by(b("n"), 5, now), Ok(5));
-        assert_eq!(s.incr_by(b("n"), -7, now), Ok(-2));
-        let max = b(&i64::MAX.to_string());
-        s.set(b("n"), max, SetTtl::Clear, None, now).unwrap();
-        assert_eq!(s.incr_by(b("n"), 1, now), Err(ShardError::Overflow));
-        for bad in ["x", " 1", "01", "1.5", ""] {
-            s.set(b("n"), b(bad), SetTtl::Clear, None, now).unwrap();
-            assert_eq!(
-                s.incr_by(b("n"), 1, now),
-                Err(ShardError::NotAnInteger),
-                "{bad:?}"
-            );
-        }
-        // The expiry survives an increment.
-        let three = Duration::from_secs(3);
-        s.set(b("t"), b("1"), SetTtl::After(three), None, now)
-            .unwrap();
-        s.incr_by(b("t"), 1, now).unwrap();
-        assert_eq!(s.store.ttl(b"t", now), TtlState::Remaining(three));
-    }
-
     #[test]
     fn del_exists_and_stats() {
         let now = troupe_runtime::time::now();
@@ -1082,7 +1070,7 @@ mod tests {
         let now = troupe_runtime::time::now();
         let mut s = CacheShard::new(NonZeroUsize::new(10).unwrap(), 4);
         assert_eq!(
-            s.set(b("key"), b("value"), SetTtl::Clear, None, now),
+            s.set(b("key"), b("value"), SetTtl::Clear, None, &Now::at(now)),
             Err(ShardError::TooLarge)
         );
         assert_eq!(

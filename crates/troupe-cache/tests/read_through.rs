@@ -366,7 +366,8 @@ async fn backing_operations_in_flight_are_bounded() {
 /// in order, exactly as without a pipeline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
-    use troupe_cache::{RespServerMsg, ShardOp};
+    use troupe_cache::RespServerMsg;
+    use troupe_cache::cmd::strings::{Get, Set};
     let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
     let (backing_spec, backing) = node
         .child("db", ChildOptions::permanent(), move || MapBacking {
@@ -388,14 +389,9 @@ async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
 
     // the shards refuse a batch whole, applying none of it
     let refused = client
-        .pipeline(vec![
-            ShardOp::Set {
-                key: b("a"),
-                value: b("1"),
-                ttl: SetTtl::Clear,
-                condition: None,
-            },
-            ShardOp::Get(b("a")),
+        .run(vec![
+            Set::plain(b("a"), b("1")).into(),
+            Get { key: b("a") }.into(),
         ])
         .await;
     assert!(

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -126,6 +126,27 @@ impl AcceptBackoff {
     }
 }
 
+/// A listener's total connection limit, shared with whoever may change it while it runs
+#[derive(Debug, Clone)]
+pub struct ConnectionLimit(Arc<AtomicUsize>);
+
+impl ConnectionLimit {
+    /// A limit of `n` connections (at least 1)
+    pub fn new(n: usize) -> Self {
+        Self(Arc::new(AtomicUsize::new(n.max(1))))
+    }
+
+    /// The limit now
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Admit at most `n` connections (at least 1) from now on
+    pub fn set(&self, n: usize) {
+        self.0.store(n.max(1), Ordering::Relaxed);
+    }
+}
+
 /// Which limit refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refused {
@@ -174,7 +195,7 @@ type RefusedHook = Arc<dyn Fn(SocketAddr, Refused) + Send + Sync>;
 #[derive(Clone)]
 pub struct ListenerShell {
     name: &'static str,
-    max_connections: usize,
+    max_connections: ConnectionLimit,
     max_per_address: usize,
     drain_timeout: Duration,
     refusal: Option<Bytes>,
@@ -185,7 +206,7 @@ impl fmt::Debug for ListenerShell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ListenerShell")
             .field("name", &self.name)
-            .field("max_connections", &self.max_connections)
+            .field("max_connections", &self.max_connections.get())
             .field("max_per_address", &self.max_per_address)
             .field("drain_timeout", &self.drain_timeout)
             .field("refusal", &self.refusal)
@@ -199,7 +220,7 @@ impl ListenerShell {
     pub fn new(name: &'static str) -> Self {
         Self {
             name,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: ConnectionLimit::new(DEFAULT_MAX_CONNECTIONS),
             max_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             refusal: None,
@@ -209,7 +230,7 @@ impl ListenerShell {
 
     /// Most connections open at once in all (at least 1); more are refused.
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+        self.max_connections = ConnectionLimit::new(n);
         self
     }
 
@@ -247,7 +268,14 @@ impl ListenerShell {
 
     /// The most connections in all.
     pub fn connection_limit(&self) -> usize {
-        self.max_connections
+        self.max_connections.get()
+    }
+
+    /// The total connection limit as a handle that changes it while the listener runs
+    /// (Redis's `CONFIG SET maxclients`): connections already open stay, new ones are
+    /// admitted against the new limit. Clones of this shell share it.
+    pub fn connection_limit_handle(&self) -> ConnectionLimit {
+        self.max_connections.clone()
     }
 
     /// The most connections per client address.
@@ -480,7 +508,11 @@ async fn accept_loop<F, Fut>(
                 continue;
             }
         };
-        match stats.admit(peer.ip(), shell.max_connections, shell.max_per_address) {
+        match stats.admit(
+            peer.ip(),
+            shell.max_connections.get(),
+            shell.max_per_address,
+        ) {
             Ok(place) => {
                 stats.inner.accepted.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);

@@ -8,7 +8,9 @@
 //! they step aside: each call deadline arms a tokio timer at once, and no spinning thread
 //! starts. [`set_simulated`] says which case this process is in; production never calls it.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
 
 static SIMULATED: AtomicBool = AtomicBool::new(false);
 
@@ -34,4 +36,44 @@ pub fn is_simulated() -> bool {
 /// difference of two of these, never with `Instant::elapsed` (which reads the real clock).
 pub fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// The wall clock, read once: (an instant of [`now`], the Unix time then in milliseconds).
+static UNIX_ANCHOR: OnceLock<(Instant, i64)> = OnceLock::new();
+
+/// Milliseconds since the Unix epoch at `at`, an instant of [`now`]
+///
+/// The wall clock is read once per process, at the first call; after that, Unix time moves
+/// with the runtime's clock, so a simulator that drives tokio's clock drives this too, and
+/// a part that turns an absolute time (Redis's `EXPIREAT`) into an instant never reads the
+/// wall clock itself. A wall clock set back or forward later is not followed.
+pub fn unix_millis(at: Instant) -> i64 {
+    let &(anchor, anchor_ms) = UNIX_ANCHOR.get_or_init(|| {
+        let unix_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        (now(), unix_ms)
+    });
+    let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if at >= anchor {
+        anchor_ms.saturating_add(millis(at - anchor))
+    } else {
+        anchor_ms.saturating_sub(millis(anchor - at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_time_moves_with_the_runtime_clock() {
+        let t0 = now();
+        let ms = unix_millis(t0);
+        assert!(ms > 1_600_000_000_000, "{ms}");
+        let later = t0 + std::time::Duration::from_millis(1500);
+        assert_eq!(unix_millis(later) - ms, 1500);
+        let earlier = t0 - std::time::Duration::from_millis(250);
+        assert_eq!(ms - unix_millis(earlier), 250);
+    }
 }

@@ -45,7 +45,10 @@ impl Default for Limits {
 }
 
 /// A RESP2 frame
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable: a shard answers the commands of a pipeline with their reply
+/// frames, which may cross nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Frame {
     /// `+OK\r\n`
     Simple(String),

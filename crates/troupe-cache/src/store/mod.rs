@@ -1,32 +1,84 @@
-//! An LRU store bounded by entry count and by bytes, with a TTL per entry
+//! An LRU store of typed values, bounded by entry count and by bytes, with
+//! an expiry per key and an eviction policy
 //!
 //! The store never reads a clock: every operation that can observe expiry
-//! takes `now`, so tests drive time by hand and the actor shell passes
-//! `Instant::now()` once per message.
+//! takes `now`, so tests drive time by hand and the actor shell passes the
+//! runtime's clock once per message.
 
+mod value;
+
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lru::LruCache;
 
+pub use value::{Hash, Kind, List, MEMBER_OVERHEAD, Set, Value};
+
 /// The full O(n) byte-accounting check runs in debug builds only while the
 /// store holds at most this many entries, so a debug build with a large cache
 /// is not made quadratic by its own assertions.
 const FULL_CHECK_MAX_ENTRIES: usize = 4096;
 
-/// Why [`Store::set`] refused a value
+/// Most of the least recently used keys `volatile-lru` (and `noeviction`,
+/// looking for expired keys) examines to find one it may remove: like
+/// Redis's sampling, the policy is approximate, and bounded in time.
+pub const EVICTION_SEARCH: usize = 1024;
+
+/// Why the store refused a write; it is then unchanged but for evictions
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// Key and value together are larger than the store's byte bound, so no
-    /// amount of eviction could make room
+    /// The entry alone is larger than the store's byte bound, so no amount
+    /// of eviction could make room
     #[error("entry of {size} bytes exceeds the cache limit of {max} bytes")]
     TooLarge {
-        /// Key length plus value length
+        /// Key length plus value weight
         size: usize,
         /// The store's byte bound
         max: usize,
     },
+    /// The eviction policy allows removing nothing more (`noeviction`, or
+    /// `volatile-lru` without a key that has an expiry), and the write
+    /// does not fit
+    #[error("no room under the eviction policy")]
+    OutOfMemory,
+}
+
+/// What the store does when a write does not fit, as Redis's
+/// `maxmemory-policy` names it
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum EvictionPolicy {
+    /// `allkeys-lru`: remove the least recently used keys (the default: a
+    /// cache)
+    #[default]
+    AllKeysLru,
+    /// `volatile-lru`: remove the least recently used keys that have an
+    /// expiry; refuse the write if none is found
+    VolatileLru,
+    /// `noeviction`: refuse the write
+    NoEviction,
+}
+
+impl EvictionPolicy {
+    /// Every policy, for `CONFIG SET`'s error and tests
+    pub const ALL: [Self; 3] = [Self::AllKeysLru, Self::VolatileLru, Self::NoEviction];
+
+    /// Redis's name for it
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AllKeysLru => "allkeys-lru",
+            Self::VolatileLru => "volatile-lru",
+            Self::NoEviction => "noeviction",
+        }
+    }
+
+    /// The policy Redis calls `name` (case-insensitive), if supported
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|policy| policy.name().as_bytes().eq_ignore_ascii_case(name))
+    }
 }
 
 /// What [`Store::set`] did to make room
@@ -49,13 +101,24 @@ pub enum TtlState {
     Remaining(Duration),
 }
 
+/// One step of [`Store::scan`]
+#[derive(Debug)]
+pub struct ScanStep<'a> {
+    /// The live entries examined, oldest key first
+    pub entries: Vec<(&'a Bytes, &'a Value)>,
+    /// Where the next step starts, or `None` when the whole store was seen
+    pub next: Option<u64>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
-    value: Bytes,
+    value: Value,
     expires_at: Option<Instant>,
-    /// The backing store's version this value was filled with (0 for a
-    /// plain [`Store::set`])
+    /// The backing store's version this value was filled with (0 unless
+    /// filled by a read-through shard)
     version: u64,
+    /// The key's position in the scan order, fixed while the key exists
+    seq: u64,
 }
 
 impl Entry {
@@ -64,30 +127,39 @@ impl Entry {
     fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    fn size(&self, key: &[u8]) -> usize {
+        key.len().saturating_add(self.value.weight())
+    }
 }
 
-fn entry_size(key: &[u8], value: &[u8]) -> usize {
-    key.len().saturating_add(value.len())
-}
-
-/// An LRU map from byte keys to byte values
+/// An LRU map from byte keys to typed values
 ///
 /// Guarantees, after every operation:
 /// - `len() <= max_entries()`
 /// - `bytes() <= max_bytes()`, where an entry weighs its key length plus its
-///   value length
+///   value's [`Value::weight`]
 /// - `bytes()` equals the sum of those weights over the entries held
+/// - no collection is empty (a collection emptied by a write is removed)
 ///
-/// Expired entries are removed lazily (when touched) or by
-/// [`Store::purge_expired`]; until then they still count towards `len()` and
-/// `bytes()` but are never returned.
+/// Expired entries are removed lazily (when touched), by
+/// [`Store::purge_expired`], or to make room; until then they still count
+/// towards `len()` and `bytes()` but are never returned.
+///
+/// [`Store::scan`] walks keys in the order they were created: a key keeps
+/// its place while it exists (overwriting it keeps it too), so a scan
+/// returns every key present for its whole duration exactly once.
 #[derive(Debug)]
 pub struct Store {
     // Unbounded inside `lru`: both bounds are enforced here, because the byte
     // bound needs the same evict-until-it-fits loop anyway.
     map: LruCache<Bytes, Entry>,
+    /// Keys by their scan position (`Entry::seq`)
+    order: BTreeMap<u64, Bytes>,
+    next_seq: u64,
     max_entries: usize,
     max_bytes: usize,
+    policy: EvictionPolicy,
     bytes: usize,
     hits: u64,
     misses: u64,
@@ -97,12 +169,15 @@ pub struct Store {
 
 impl Store {
     /// Create an empty store holding at most `max_entries` entries and
-    /// `max_bytes` bytes of keys plus values
+    /// `max_bytes` bytes of keys plus values, evicting `allkeys-lru`
     pub fn new(max_entries: NonZeroUsize, max_bytes: usize) -> Self {
         Self {
             map: LruCache::unbounded(),
+            order: BTreeMap::new(),
+            next_seq: 1,
             max_entries: max_entries.get(),
             max_bytes,
+            policy: EvictionPolicy::default(),
             bytes: 0,
             hits: 0,
             misses: 0,
@@ -115,40 +190,42 @@ impl Store {
     ///
     /// An expired entry is absent: it is removed, counted as an expiration
     /// and as a miss.
-    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<&[u8]> {
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<&Value> {
         if !self.live(key, now) {
             self.misses += 1;
             return None;
         }
         self.hits += 1;
-        self.map.get(key).map(|entry| &entry.value[..])
+        self.map.get(key).map(|entry| &entry.value)
     }
 
     /// Look `key` up without touching recency or the hit/miss counters
     ///
     /// Expired entries are reported absent but not removed.
-    pub fn peek(&self, key: &[u8], now: Instant) -> Option<&[u8]> {
+    pub fn peek(&self, key: &[u8], now: Instant) -> Option<&Value> {
         self.map
             .peek(key)
             .filter(|entry| !entry.is_expired(now))
-            .map(|entry| &entry.value[..])
+            .map(|entry| &entry.value)
     }
 
-    /// Store `value` under `key`, the most recently used from now on
+    /// Store the string `value` under `key`, the most recently used from
+    /// now on
     ///
     /// `ttl` of `None` means the entry never expires; `Some(d)` expires it at
     /// `now + d` (a zero `d` stores nothing and removes any old entry, as
     /// Redis does for a non-positive `EXPIRE`). A TTL too large to represent
-    /// as an `Instant` is treated as no expiry. Least recently used entries
-    /// are evicted until both bounds hold with the new entry in place.
+    /// as an `Instant` is treated as no expiry. Entries are evicted under the
+    /// policy until both bounds hold with the new entry in place.
     ///
     /// `Ok` does not promise the entry is still present later: any later
-    /// `set` may evict it.
+    /// write may evict it.
     ///
     /// # Errors
     ///
-    /// [`StoreError::TooLarge`] if key plus value exceed the byte bound; the
-    /// store is then unchanged (an old entry under `key` is kept).
+    /// [`StoreError::TooLarge`] if key plus value exceed the byte bound,
+    /// [`StoreError::OutOfMemory`] if the policy cannot make room; an old
+    /// entry under `key` is then kept.
     pub fn set(
         &mut self,
         key: Bytes,
@@ -173,38 +250,94 @@ impl Store {
         version: u64,
         now: Instant,
     ) -> Result<SetOutcome, StoreError> {
-        let size = entry_size(&key, &value);
+        let size = key.len().saturating_add(value.len());
         if size > self.max_bytes {
             return Err(StoreError::TooLarge {
                 size,
                 max: self.max_bytes,
             });
         }
-        let replaced = self.remove_entry(&key, now);
-        let mut outcome = SetOutcome {
-            evicted: 0,
-            replaced,
-        };
         if ttl == Some(Duration::ZERO) {
+            let replaced = self.remove_entry(&key, now);
             self.check_invariants();
-            return Ok(outcome);
+            return Ok(SetOutcome {
+                evicted: 0,
+                replaced,
+            });
         }
         let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
-        // Bounded: each pass removes one entry, and the loop stops when the
-        // map is empty (an empty map always fits since `size <= max_bytes`
-        // and `max_entries >= 1`).
-        while self.map.len() + 1 > self.max_entries || self.bytes + size > self.max_bytes {
-            let Some((old_key, old)) = self.map.pop_lru() else {
-                break;
-            };
-            self.bytes -= entry_size(&old_key, &old.value);
-            if old.is_expired(now) {
-                self.expirations += 1;
-            } else {
-                self.evictions += 1;
-                outcome.evicted += 1;
-            }
+        self.put(key, Value::Str(value), expires_at, version, now)
+    }
+
+    /// Store `value` under `key` with the given expiry instant (`None`:
+    /// never), replacing whatever was there; the most recently used from now
+    /// on. An instant not after `now` removes the key instead.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::set`]; an empty collection is stored as nothing.
+    pub fn insert(
+        &mut self,
+        key: Bytes,
+        value: Value,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<SetOutcome, StoreError> {
+        if expires_at.is_some_and(|at| at <= now) || value.is_empty_collection() {
+            let replaced = self.remove_entry(&key, now);
+            self.check_invariants();
+            return Ok(SetOutcome {
+                evicted: 0,
+                replaced,
+            });
         }
+        self.put(key, value, expires_at, 0, now)
+    }
+
+    fn put(
+        &mut self,
+        key: Bytes,
+        value: Value,
+        expires_at: Option<Instant>,
+        version: u64,
+        now: Instant,
+    ) -> Result<SetOutcome, StoreError> {
+        let size = key.len().saturating_add(value.weight());
+        if size > self.max_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                max: self.max_bytes,
+            });
+        }
+        // Out of the map while room is made, so it is never the one evicted;
+        // put back as it was if no room can be made.
+        let old = self.map.pop(&key);
+        if let Some(old) = &old {
+            self.bytes -= old.size(&key);
+        }
+        let evicted = match self.make_room(size, now) {
+            Ok(evicted) => evicted,
+            Err(err) => {
+                if let Some(old) = old {
+                    self.bytes += old.size(&key);
+                    self.map.push(key, old);
+                }
+                self.check_invariants();
+                return Err(err);
+            }
+        };
+        let replaced = match &old {
+            Some(old) if old.is_expired(now) => {
+                self.expirations += 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let seq = match old {
+            Some(old) => old.seq,
+            None => self.new_seq(&key),
+        };
         self.bytes += size;
         let previous = self.map.push(
             key,
@@ -212,15 +345,102 @@ impl Store {
                 value,
                 expires_at,
                 version,
+                seq,
             },
         );
         debug_assert!(previous.is_none(), "old entry was removed above");
         self.check_invariants();
-        Ok(outcome)
+        Ok(SetOutcome { evicted, replaced })
     }
 
-    /// The version a live `key` was stored with ([`Store::set_versioned`];
-    /// 0 for [`Store::set`]); does not touch recency or counters
+    fn new_seq(&mut self, key: &Bytes) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert(seq, key.clone());
+        seq
+    }
+
+    /// Makes room for a write to `key` that grows it by at most `grow`
+    /// bytes (creating it if absent), evicting under the policy; `key` itself
+    /// is made the most recently used first, so it is the last evicted.
+    /// Returns how many live entries were evicted.
+    ///
+    /// A write that reserved first and grows the key by no more than it said
+    /// keeps the store within its bounds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::TooLarge`] if the key would outgrow the byte bound
+    /// alone, [`StoreError::OutOfMemory`] if the policy cannot make room.
+    pub fn reserve(&mut self, key: &[u8], grow: usize, now: Instant) -> Result<usize, StoreError> {
+        let _ = self.map.promote(key);
+        let current = self
+            .map
+            .peek(key)
+            .filter(|entry| !entry.is_expired(now))
+            .map_or(key.len(), |entry| entry.size(key));
+        let size = current.saturating_add(grow);
+        if size > self.max_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                max: self.max_bytes,
+            });
+        }
+        let mut evicted = 0;
+        loop {
+            let new_key = usize::from(!self.map.contains(key));
+            let fits = self.map.len() + new_key <= self.max_entries
+                && self.bytes + grow + new_key * key.len() <= self.max_bytes;
+            if fits {
+                return Ok(evicted);
+            }
+            match self.evict_one(now) {
+                Some(true) => evicted += 1,
+                Some(false) => {}
+                None => return Err(StoreError::OutOfMemory),
+            }
+        }
+    }
+
+    /// Applies `f` to the live value at `key` (most recently used from now
+    /// on) and accounts for its change in weight; `None` if there is none.
+    /// A collection `f` leaves empty is removed.
+    ///
+    /// `f` must not grow the value by more than a preceding
+    /// [`Store::reserve`] allowed.
+    pub fn modify<T>(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+        f: impl FnOnce(&mut Value) -> T,
+    ) -> Option<T> {
+        if !self.live(key, now) {
+            return None;
+        }
+        let entry = self.map.get_mut(key)?;
+        let before = entry.value.weight();
+        let out = f(&mut entry.value);
+        let after = entry.value.weight();
+        let emptied = entry.value.is_empty_collection();
+        self.bytes = self.bytes - before + after;
+        if emptied {
+            self.remove_entry(key, now);
+        }
+        self.check_invariants();
+        Some(out)
+    }
+
+    /// Removes the live entry at `key` and gives back its value and expiry
+    pub fn take(&mut self, key: &[u8], now: Instant) -> Option<(Value, Option<Instant>)> {
+        if !self.live(key, now) {
+            return None;
+        }
+        let entry = self.detach(key)?;
+        self.check_invariants();
+        Some((entry.value, entry.expires_at))
+    }
+
+    /// The backing store's version of the live entry at `key`, if any
     pub fn version(&self, key: &[u8], now: Instant) -> Option<u64> {
         self.map
             .peek(key)
@@ -228,51 +448,68 @@ impl Store {
             .map(|entry| entry.version)
     }
 
-    /// Remove `key`; `true` if a live entry was removed
+    /// Remove `key`; whether a live entry was removed
     pub fn delete(&mut self, key: &[u8], now: Instant) -> bool {
         let removed = self.remove_entry(key, now);
         self.check_invariants();
         removed
     }
 
-    /// Whether `key` is present and live; does not touch recency
-    ///
-    /// An expired entry is removed and counted as an expiration.
+    /// Whether a live entry exists at `key` (recency untouched)
     pub fn exists(&mut self, key: &[u8], now: Instant) -> bool {
         self.live(key, now)
     }
 
-    /// The time to live of `key`; does not touch recency
+    /// Make `key` the most recently used; whether it is live (`TOUCH`)
+    pub fn touch(&mut self, key: &[u8], now: Instant) -> bool {
+        self.live(key, now) && self.map.get(key).is_some()
+    }
+
+    /// The time to live of `key`
     pub fn ttl(&mut self, key: &[u8], now: Instant) -> TtlState {
-        if !self.live(key, now) {
-            return TtlState::NoKey;
-        }
-        match self.map.peek(key).and_then(|entry| entry.expires_at) {
-            None => TtlState::NoExpiry,
-            Some(at) => TtlState::Remaining(at.saturating_duration_since(now)),
+        match self.expires_at(key, now) {
+            None => TtlState::NoKey,
+            Some(None) => TtlState::NoExpiry,
+            Some(Some(at)) => TtlState::Remaining(at.saturating_duration_since(now)),
         }
     }
 
-    /// Make a live `key` expire `ttl` from `now`; `false` if it is absent
-    ///
-    /// A zero `ttl` deletes the key (and still returns `true`), as Redis's
-    /// `EXPIRE` does for a non-positive time.
-    pub fn expire(&mut self, key: &[u8], ttl: Duration, now: Instant) -> bool {
+    /// When the live entry at `key` expires: `None` if there is no entry,
+    /// `Some(None)` if it never expires
+    pub fn expires_at(&mut self, key: &[u8], now: Instant) -> Option<Option<Instant>> {
+        if !self.live(key, now) {
+            return None;
+        }
+        self.map.peek(key).map(|entry| entry.expires_at)
+    }
+
+    /// Give the live entry at `key` a new expiry instant (`None`: never); an
+    /// instant not after `now` removes it. Whether there was an entry.
+    pub fn set_expires_at(&mut self, key: &[u8], at: Option<Instant>, now: Instant) -> bool {
         if !self.live(key, now) {
             return false;
         }
-        if ttl.is_zero() {
+        if at.is_some_and(|at| at <= now) {
             self.remove_entry(key, now);
         } else if let Some(entry) = self.map.peek_mut(key) {
-            entry.expires_at = now.checked_add(ttl);
+            entry.expires_at = at;
         }
         self.check_invariants();
         true
     }
 
-    /// Remove the expiry of a live `key`; `true` if it had one
-    ///
-    /// Takes `now` so that an already expired key is not brought back.
+    /// Expire a live `key` after `ttl` (zero removes it at once); whether
+    /// there was an entry
+    pub fn expire(&mut self, key: &[u8], ttl: Duration, now: Instant) -> bool {
+        let at = now.checked_add(ttl);
+        if ttl.is_zero() {
+            return self.set_expires_at(key, Some(now), now);
+        }
+        // too far to represent: never
+        self.set_expires_at(key, at, now)
+    }
+
+    /// Remove the expiry of a live `key`; whether it had one
     pub fn persist(&mut self, key: &[u8], now: Instant) -> bool {
         if !self.live(key, now) {
             return false;
@@ -282,22 +519,22 @@ impl Store {
             .is_some_and(|entry| entry.expires_at.take().is_some())
     }
 
-    /// Entries held, including expired ones not yet removed
+    /// Entries held (expired ones not yet removed included)
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether the store holds no entries
+    /// Whether no entry is held
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
-    /// Bytes held: the sum of key plus value lengths over all entries
+    /// Bytes of keys plus value weights held
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    /// The entry-count bound
+    /// The entry bound
     pub fn max_entries(&self) -> usize {
         self.max_entries
     }
@@ -307,19 +544,47 @@ impl Store {
         self.max_bytes
     }
 
-    /// Remove every entry; counters are kept
+    /// The eviction policy
+    pub fn policy(&self) -> EvictionPolicy {
+        self.policy
+    }
+
+    /// Use `policy` from now on
+    pub fn set_policy(&mut self, policy: EvictionPolicy) {
+        self.policy = policy;
+    }
+
+    /// Bound the store to `max_bytes` from now on, evicting under the policy
+    /// until it holds; returns how many live entries were evicted. Under a
+    /// policy that cannot evict enough, the store keeps what it holds and
+    /// refuses every write that does not fit until enough is deleted (the
+    /// byte guarantee is then `bytes() <= max(max_bytes(), bytes held when
+    /// the bound was lowered)`).
+    pub fn set_max_bytes(&mut self, max_bytes: usize, now: Instant) -> usize {
+        self.max_bytes = max_bytes;
+        let mut evicted = 0;
+        while self.bytes > self.max_bytes {
+            match self.evict_one(now) {
+                Some(true) => evicted += 1,
+                Some(false) => {}
+                None => break,
+            }
+        }
+        evicted
+    }
+
+    /// Remove every entry (counters are kept)
     pub fn clear(&mut self) {
         self.map.clear();
+        self.order.clear();
         self.bytes = 0;
         self.check_invariants();
     }
 
-    /// Remove expired entries among the `max` least recently used; returns
-    /// how many were removed
+    /// Remove up to `max` expired entries from the least recently used end
     ///
-    /// The work is bounded by `max` so a periodic sweep cannot stall the
-    /// shard. Cold entries are the likeliest to have expired unnoticed, which
-    /// is why the sweep starts at the LRU end.
+    /// Looks at no more than `max` entries, so the work is bounded whatever
+    /// the store's size; returns how many were removed.
     pub fn purge_expired(&mut self, now: Instant, max: usize) -> usize {
         let expired: Vec<Bytes> = self
             .map
@@ -330,8 +595,7 @@ impl Store {
             .map(|(key, _)| key.clone())
             .collect();
         for key in &expired {
-            if let Some(entry) = self.map.pop(key) {
-                self.bytes -= entry_size(key, &entry.value);
+            if self.detach(key).is_some() {
                 self.expirations += 1;
             }
         }
@@ -339,28 +603,57 @@ impl Store {
         expired.len()
     }
 
-    /// Lookups by [`Store::get`] that found a live entry
+    /// Every live entry, in no particular order (recency untouched)
+    pub fn entries(&self, now: Instant) -> impl Iterator<Item = (&Bytes, &Value)> {
+        self.map
+            .iter()
+            .filter(move |(_, entry)| !entry.is_expired(now))
+            .map(|(key, entry)| (key, &entry.value))
+    }
+
+    /// The live entries among the next `count` keys in scan order from
+    /// position `from` (0 starts a scan), and where the next step starts
+    ///
+    /// Keys keep their position while they exist, so a scan that starts at
+    /// 0 and follows `next` until `None` returns every key present for its
+    /// whole duration exactly once; keys created meanwhile may or may not
+    /// be returned. Each step costs O(log n + count).
+    pub fn scan(&self, from: u64, count: usize, now: Instant) -> ScanStep<'_> {
+        let mut entries = Vec::new();
+        let mut next = None;
+        for (i, (&seq, key)) in self.order.range(from..).enumerate() {
+            if i == count.max(1) {
+                next = Some(seq);
+                break;
+            }
+            if let Some(entry) = self.map.peek(key).filter(|entry| !entry.is_expired(now)) {
+                entries.push((key, &entry.value));
+            }
+        }
+        ScanStep { entries, next }
+    }
+
+    /// Lookups that found a live entry
     pub fn hits(&self) -> u64 {
         self.hits
     }
 
-    /// Lookups by [`Store::get`] that found nothing live
+    /// Lookups that found nothing live
     pub fn misses(&self) -> u64 {
         self.misses
     }
 
-    /// Live entries removed to satisfy a bound
+    /// Live entries evicted to satisfy a bound
     pub fn evictions(&self) -> u64 {
         self.evictions
     }
 
-    /// Expired entries removed (on access, by eviction or by a purge)
+    /// Expired entries removed
     pub fn expirations(&self) -> u64 {
         self.expirations
     }
 
-    /// Whether `key` is present and live; an expired entry is removed and
-    /// counted. Does not touch recency.
+    /// Whether `key` is live; an expired entry is removed and counted.
     fn live(&mut self, key: &[u8], now: Instant) -> bool {
         match self.map.peek(key) {
             None => false,
@@ -373,13 +666,12 @@ impl Store {
         }
     }
 
-    /// Remove `key` with its bytes; `true` if it was live. An expired entry
-    /// is counted as an expiration.
+    /// Removes `key`'s entry if any; whether it was live (an expired one is
+    /// counted as an expiration).
     fn remove_entry(&mut self, key: &[u8], now: Instant) -> bool {
-        let Some(entry) = self.map.pop(key) else {
+        let Some(entry) = self.detach(key) else {
             return false;
         };
-        self.bytes -= entry_size(key, &entry.value);
         if entry.is_expired(now) {
             self.expirations += 1;
             false
@@ -388,26 +680,81 @@ impl Store {
         }
     }
 
+    /// Takes `key`'s entry out of the map, the scan order and the byte count.
+    fn detach(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.map.pop(key)?;
+        self.bytes -= entry.size(key);
+        self.order.remove(&entry.seq);
+        Some(entry)
+    }
+
+    /// Evicts or expires entries under the policy until one more entry of
+    /// `size` fits; how many live entries were evicted.
+    fn make_room(&mut self, size: usize, now: Instant) -> Result<usize, StoreError> {
+        let mut evicted = 0;
+        while self.map.len() + 1 > self.max_entries || self.bytes + size > self.max_bytes {
+            match self.evict_one(now) {
+                Some(true) => evicted += 1,
+                Some(false) => {}
+                None => return Err(StoreError::OutOfMemory),
+            }
+        }
+        Ok(evicted)
+    }
+
+    /// Removes one entry the policy allows: `Some(true)` if it was live (an
+    /// eviction), `Some(false)` if expired, `None` if the policy allows none.
+    fn evict_one(&mut self, now: Instant) -> Option<bool> {
+        let victim = match self.policy {
+            EvictionPolicy::AllKeysLru => self.map.peek_lru().map(|(key, _)| key.clone()),
+            EvictionPolicy::VolatileLru => self.coldest(|entry| entry.expires_at.is_some()),
+            EvictionPolicy::NoEviction => self.coldest(|entry| entry.is_expired(now)),
+        }?;
+        let entry = self.detach(&victim)?;
+        if entry.is_expired(now) {
+            self.expirations += 1;
+            Some(false)
+        } else {
+            self.evictions += 1;
+            Some(true)
+        }
+    }
+
+    /// The least recently used key whose entry passes `eligible`, among the
+    /// [`EVICTION_SEARCH`] least recently used.
+    fn coldest(&self, eligible: impl Fn(&Entry) -> bool) -> Option<Bytes> {
+        self.map
+            .iter()
+            .rev()
+            .take(EVICTION_SEARCH)
+            .find(|(_, entry)| eligible(entry))
+            .map(|(key, _)| key.clone())
+    }
+
     fn check_invariants(&self) {
         debug_assert!(self.map.len() <= self.max_entries);
-        debug_assert!(self.bytes <= self.max_bytes);
+        debug_assert_eq!(self.map.len(), self.order.len());
         if cfg!(debug_assertions) && self.map.len() <= FULL_CHECK_MAX_ENTRIES {
             debug_assert_eq!(self.bytes, self.summed_bytes());
         }
     }
 
-    /// The byte accounting recomputed from scratch (O(n))
     fn summed_bytes(&self) -> usize {
-        self.map
-            .iter()
-            .map(|(key, entry)| entry_size(key, &entry.value))
-            .sum()
+        self.map.iter().map(|(key, entry)| entry.size(key)).sum()
     }
 
-    /// Keys from most to least recently used (tests only)
     #[cfg(test)]
     fn keys_mru(&self) -> Vec<Bytes> {
         self.map.iter().map(|(key, _)| key.clone()).collect()
+    }
+
+    /// The string at `key`, for tests
+    #[cfg(test)]
+    pub(crate) fn get_str(&mut self, key: &[u8], now: Instant) -> Option<&[u8]> {
+        match self.get(key, now)? {
+            Value::Str(bytes) => Some(bytes),
+            _ => None,
+        }
     }
 }
 
@@ -428,12 +775,12 @@ mod tests {
     fn get_set_delete() {
         let now = Instant::now();
         let mut s = store(10, 1000);
-        assert_eq!(s.get(b"a", now), None);
+        assert_eq!(s.get_str(b"a", now), None);
         let out = s
             .set(Bytes::from("a"), Bytes::from("1"), None, now)
             .unwrap();
         assert_eq!(out, SetOutcome::default());
-        assert_eq!(s.get(b"a", now), Some(&b"1"[..]));
+        assert_eq!(s.get_str(b"a", now), Some(&b"1"[..]));
         assert_eq!(s.bytes(), 2);
         let out = s
             .set(Bytes::from("a"), Bytes::from("22"), None, now)
@@ -457,7 +804,7 @@ mod tests {
             .set(Bytes::from("a"), Bytes::from("12345678"), None, now)
             .unwrap_err();
         assert_eq!(err, StoreError::TooLarge { size: 9, max: 8 });
-        assert_eq!(s.get(b"a", now), Some(&b"1"[..]));
+        assert_eq!(s.get_str(b"a", now), Some(&b"1"[..]));
     }
 
     #[test]
@@ -501,7 +848,7 @@ mod tests {
         s.set(k(4), Bytes::from("v"), Some(Duration::from_secs(1)), t0)
             .unwrap();
         assert!(!s.persist(&k(4), t0 + Duration::from_secs(2)));
-        assert_eq!(s.get(&k(4), t0), None);
+        assert_eq!(s.get_str(&k(4), t0), None);
     }
 
     #[test]
@@ -567,7 +914,7 @@ mod tests {
                 match op {
                     Op::Get(i) => {
                         let key = k(i);
-                        let hit = s.get(&key, now).is_some();
+                        let hit = s.get_str(&key, now).is_some();
                         let pos = model.iter().position(|(m, _)| *m == key);
                         prop_assert_eq!(hit, pos.is_some());
                         if let Some(pos) = pos {
@@ -631,8 +978,8 @@ mod tests {
             s.set(k(1), Bytes::from("v"), Some(ttl), t0).unwrap();
             let before = t0 + ttl - Duration::from_nanos(1);
             prop_assert_eq!(s.ttl(&k(1), before), TtlState::Remaining(Duration::from_nanos(1)));
-            prop_assert_eq!(s.get(&k(1), before), Some(&b"v"[..]));
-            prop_assert_eq!(s.get(&k(1), t0 + ttl), None);
+            prop_assert_eq!(s.get_str(&k(1), before), Some(&b"v"[..]));
+            prop_assert_eq!(s.get_str(&k(1), t0 + ttl), None);
             prop_assert_eq!(s.expirations(), 1);
             prop_assert_eq!(s.bytes(), 0);
             prop_assert!(s.is_empty());
@@ -651,7 +998,7 @@ mod tests {
             for (i, len, ttl, step) in ops {
                 now += Duration::from_millis(step);
                 if len % 3 == 0 {
-                    let got = s.get(&k(i), now).is_some();
+                    let got = s.get_str(&k(i), now).is_some();
                     if got {
                         let exp = expiry.get(&i).copied().flatten();
                         prop_assert!(exp.is_none_or(|at| at > now));
