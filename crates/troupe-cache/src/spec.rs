@@ -8,6 +8,7 @@
 //! [`CacheClient`] built from the shard handles.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Pool, Reach, RegistryError};
@@ -15,7 +16,8 @@ use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Pool, Reach, RegistryE
 use crate::actor::{RespServer, RespServerActor};
 use crate::backing::{Backing, SharedBacking};
 use crate::client::{CacheClient, DEFAULT_TIMEOUT};
-use crate::shard::{CacheShard, ShardMsg};
+use crate::shard::{CacheShard, ShardConfig, ShardMsg, SharedConfig};
+use crate::store::EvictionPolicy;
 
 /// Bytes of keys plus values a cache holds over all its shards unless told
 /// otherwise: 64 MiB
@@ -209,20 +211,35 @@ impl CacheSpec {
     }
 
     /// A factory making shard `index` at every (re)start (each start is an
-    /// empty shard): for `Topology::pool(place, name, spec.shard_count(), ..)`
+    /// empty shard, with the memory settings `CONFIG SET` last gave that
+    /// shard): for `Topology::pool(place, name, spec.shard_count(), ..)`
     /// or `Node::pool_child`
     pub fn shard_factory(&self) -> impl Fn(usize) -> CacheShard + Send + Sync + 'static {
         let shards = self.shards.get();
         let entries = self.capacity.get().div_ceil(shards);
         let entries = NonZeroUsize::new(entries).unwrap_or(NonZeroUsize::MIN);
         let bytes = self.max_bytes.div_ceil(shards);
+        // one per shard, shared by its every instance: `CONFIG SET` outlives a restart
+        let configs: Vec<Arc<SharedConfig>> = (0..shards)
+            .map(|_| {
+                SharedConfig::new(ShardConfig {
+                    max_bytes: bytes,
+                    policy: EvictionPolicy::default(),
+                })
+            })
+            .collect();
         let spec = self.clone();
-        move |_| {
+        move |index| {
+            let config = configs
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| SharedConfig::new(configs[0].get()));
             let Some(backing) = &spec.backing else {
-                return CacheShard::new(entries, bytes);
+                return CacheShard::new(entries, bytes).with_config(config);
             };
-            let mut shard =
-                CacheShard::with_backing(entries, bytes, backing.clone()).fill_ttl(spec.fill_ttl);
+            let mut shard = CacheShard::with_backing(entries, bytes, backing.clone())
+                .fill_ttl(spec.fill_ttl)
+                .with_config(config);
             if let Some(timeout) = spec.backing_timeout {
                 shard = shard.backing_timeout(timeout);
             }

@@ -216,13 +216,29 @@ async fn every_command_through_a_redis_client() {
 
     // multi-key commands spread over shards, answers in order
     let keys: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-    let mut mset = vec!["MSET"];
     let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    // MSET is atomic in Redis: across shards it is refused, as Redis Cluster refuses it
+    let mut mset = vec!["MSET"];
     for (k, v) in keys.iter().zip(&values) {
         mset.push(k);
         mset.push(v);
+        run::<String>(c, &["SET", k, v]).await.unwrap();
     }
-    assert_eq!(run::<String>(c, &mset).await.unwrap(), "OK");
+    assert_eq!(
+        run_err(c, &mset).await,
+        (
+            "CROSSSLOT".into(),
+            "Keys in request don't hash to the same slot".into()
+        )
+    );
+    // keys sharing a hash tag share a shard, so MSET takes them
+    assert_eq!(
+        run::<String>(c, &["MSET", "{t}a", "1", "{t}b", "2"])
+            .await
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(run::<i64>(c, &["DEL", "{t}a", "{t}b"]).await.unwrap(), 2);
     let mut mget = vec!["MGET"];
     mget.extend(keys.iter().map(String::as_str));
     mget.insert(5, "nope");
@@ -283,10 +299,10 @@ async fn every_command_through_a_redis_client() {
     let hello = run_err(c, &["HELLO", "3"]).await;
     assert_eq!(hello.0, "NOPROTO");
     assert_eq!(
-        run::<Vec<String>>(c, &["CONFIG", "GET", "maxmemory"])
+        run::<Vec<String>>(c, &["CONFIG", "GET", "maxmemory-policy"])
             .await
             .unwrap(),
-        Vec::<String>::new()
+        ["maxmemory-policy", "allkeys-lru"]
     );
     assert_eq!(
         run::<Vec<String>>(c, &["COMMAND", "DOCS"]).await.unwrap(),
@@ -946,6 +962,10 @@ async fn config_get_reports_the_client_limits_by_their_redis_names() {
     assert_eq!(
         all,
         [
+            "maxmemory",
+            "16777216",
+            "maxmemory-policy",
+            "allkeys-lru",
             "maxclients",
             "77",
             "timeout",
@@ -959,7 +979,154 @@ async fn config_get_reports_the_client_limits_by_their_redis_names() {
     let some: Vec<String> = run(&mut con, &["CONFIG", "GET", "MAX*", "time?ut", "nothing"])
         .await
         .unwrap();
-    assert_eq!(some, ["maxclients", "77", "timeout", "30"]);
+    assert_eq!(
+        some,
+        [
+            "maxmemory",
+            "16777216",
+            "maxmemory-policy",
+            "allkeys-lru",
+            "maxclients",
+            "77",
+            "timeout",
+            "30"
+        ]
+    );
+    s.node.shutdown().await;
+}
+
+/// `CONFIG SET` changes the memory bound and policy on every shard and the client limits,
+/// checks every pair before applying any, and answers Redis's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_changes_memory_policy_and_client_limits() {
+    let s = setup(2, |r| r).await;
+    let mut con = connect(s.addr).await;
+    let c = &mut con;
+    let get = async |c: &mut MultiplexedConnection, name: &str| -> String {
+        let pair: Vec<String> = run(c, &["CONFIG", "GET", name]).await.unwrap();
+        pair[1].clone()
+    };
+    // fill well past a small bound, then lower the bound: the LRU keys go at once
+    let value = "x".repeat(1000);
+    for i in 0..200 {
+        run::<String>(c, &["SET", &format!("k{i}"), &value])
+            .await
+            .unwrap();
+    }
+    assert_eq!(run::<i64>(c, &["DBSIZE"]).await.unwrap(), 200);
+    let ok: String = run(c, &["CONFIG", "SET", "maxmemory", "100kb", "timeout", "7"])
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(get(c, "maxmemory").await, "102400");
+    assert_eq!(get(c, "timeout").await, "7");
+    let left = run::<i64>(c, &["DBSIZE"]).await.unwrap();
+    assert!((90..=102).contains(&left), "{left} keys left in 100 KiB");
+    assert_eq!(
+        run::<Option<String>>(c, &["GET", "k199"]).await.unwrap(),
+        Some(value.clone())
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["GET", "k0"]).await.unwrap(),
+        None
+    );
+
+    // noeviction: a write that does not fit is refused, reads and deletes go on
+    let ok: String = run(c, &["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(get(c, "maxmemory-policy").await, "noeviction");
+    let mut refused = 0;
+    for i in 200..260 {
+        if run::<String>(c, &["SET", &format!("k{i}"), &value])
+            .await
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "a full cache under noeviction refuses writes");
+    assert_eq!(
+        run_err(c, &["SET", "k999", &value]).await,
+        (
+            "OOM".into(),
+            "command not allowed when used memory > 'maxmemory'.".into()
+        )
+    );
+    assert_eq!(
+        run::<Option<String>>(c, &["GET", "k199"]).await.unwrap(),
+        Some(value.clone())
+    );
+    assert!(
+        run::<i64>(c, &["DEL", "k199", "k198", "k197"])
+            .await
+            .unwrap()
+            > 0
+    );
+
+    // volatile-lru evicts only keys with an expiry
+    let ok: String = run(c, &["CONFIG", "SET", "maxmemory-policy", "volatile-lru"])
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    run::<String>(c, &["FLUSHALL"]).await.unwrap();
+    for i in 0..50 {
+        run::<String>(c, &["SET", &format!("p{i}"), &value])
+            .await
+            .unwrap();
+    }
+    for i in 0..100 {
+        let _ = run::<String>(c, &["SET", &format!("v{i}"), &value, "EX", "1000"]).await;
+    }
+    assert_eq!(
+        run::<i64>(c, &["EXISTS", "p0", "p10", "p20", "p30", "p40", "p49"])
+            .await
+            .unwrap(),
+        6,
+        "keys without an expiry are never evicted under volatile-lru"
+    );
+
+    // errors, and nothing applied when one pair is bad
+    assert_eq!(
+        run_err(
+            c,
+            &[
+                "CONFIG",
+                "SET",
+                "timeout",
+                "9",
+                "maxmemory-policy",
+                "allkeys-lfu"
+            ]
+        )
+        .await,
+        (
+            "ERR".into(),
+            "CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) \
+             must be one of the following: allkeys-lru, volatile-lru, noeviction"
+                .into()
+        )
+    );
+    assert_eq!(get(c, "timeout").await, "7");
+    assert_eq!(
+        run_err(c, &["CONFIG", "SET", "maxmemory", "lots"]).await.1,
+        "CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a \
+         memory value"
+    );
+    assert_eq!(
+        run_err(c, &["CONFIG", "SET", "nonsense", "1"]).await.1,
+        "Unknown option or number of arguments for CONFIG SET - 'nonsense'"
+    );
+    // maxclients applies to new connections at once
+    let ok: String = run(c, &["CONFIG", "SET", "maxclients", "1"]).await.unwrap();
+    assert_eq!(ok, "OK");
+    let (refusal, _) = raw(s.addr, b"PING\r\n", 1).await;
+    assert!(
+        refusal.starts_with(b"-ERR max number of clients reached"),
+        "{}",
+        String::from_utf8_lossy(&refusal)
+    );
     s.node.shutdown().await;
 }
 

@@ -89,3 +89,39 @@ async fn a_taken_name_leaves_nothing_registered() {
     first.into_iter().for_each(ChildSpec::discard);
     taken.discard();
 }
+
+/// `CONFIG SET maxmemory` and `maxmemory-policy` reach every shard and outlive a shard's
+/// crash: the restarted shard starts empty, with the settings its predecessor was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_settings_outlive_a_shard_restart() {
+    use troupe_cache::{EvictionPolicy, ShardConfig};
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let spec = CacheSpec::lru(1000).shards(2).max_bytes(1 << 20);
+    let (children, cache) = spec.children(&node, "cache").unwrap();
+    node.start(SupervisorSpec::one_for_one(), children)
+        .await
+        .unwrap();
+    let before = cache.configure(None, None).await.unwrap();
+    assert_eq!(before[0].max_bytes, 1 << 19);
+    let after = cache
+        .configure(Some(200_000), Some(EvictionPolicy::NoEviction))
+        .await
+        .unwrap();
+    let want = ShardConfig {
+        max_bytes: 100_000,
+        policy: EvictionPolicy::NoEviction,
+    };
+    assert_eq!(after, vec![want; 2]);
+    cache.set("k", "v").await.unwrap();
+    assert_eq!(cache.dbsize().await.unwrap(), 1);
+    assert!(node.kill("cache.0") && node.kill("cache.1"));
+    troupe_testkit::eventually("both shards restarted empty", T, async || {
+        match cache.dbsize().await {
+            Ok(0) => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(cache.configure(None, None).await.unwrap(), vec![want; 2]);
+    node.shutdown().await;
+}
