@@ -227,6 +227,7 @@ impl Actor for RespServerActor {
         let shared = Arc::new(Shared {
             client: self.client.clone(),
             through: AtomicBool::new(false),
+            plain: AtomicBool::new(false),
             password: c.requirepass.as_ref().map(|s| s.0.clone()),
             idle_timeout_ms: AtomicU64::new(idle_ms),
             query_buffer_limit: AtomicUsize::new(c.query_buffer_limit),

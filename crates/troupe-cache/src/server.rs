@@ -46,6 +46,9 @@ pub(crate) struct Shared {
     /// Whether the shards read through a backing store: learnt from their first refusal
     /// of a run; from then on, commands that need the backing store go as typed calls
     pub(crate) through: AtomicBool,
+    /// Whether a run was answered without that refusal: the shards are plain (all shards of
+    /// a cache are alike), so a batch need not be kept to be sent again
+    pub(crate) plain: AtomicBool,
     /// The password clients must give (`requirepass`), if any
     pub(crate) password: Option<Arc<[u8]>>,
     /// How long a client may send nothing before it is closed, in milliseconds (Redis's
@@ -353,8 +356,11 @@ impl Connection<'_> {
         let replies = self.run_keyed(keyed).await;
         for slot in slots {
             let reply = match slot {
-                Slot::One(i) => replies[i].clone(),
-                Slot::Parts(range, combine) => combine.replies(replies[range].to_vec()),
+                Slot::One(i) => replies.get(i).cloned().unwrap_or_else(missing_reply),
+                Slot::Parts(range, combine) => match replies.get(range) {
+                    Some(parts) => combine.replies(parts.to_vec()),
+                    None => missing_reply(),
+                },
                 Slot::Ready(frame) => frame,
             };
             reply.encode(out);
@@ -368,24 +374,40 @@ impl Connection<'_> {
         if self.shared.through.load(Ordering::Relaxed) {
             return self.run_through(keyed).await;
         }
-        let replies = client.run(keyed.clone()).await;
+        let plain = self.shared.plain.load(Ordering::Relaxed);
+        // kept to send again: every command until the shards are known plain, then the reads
+        let kept: Vec<Option<KeyCommand>> = keyed
+            .iter()
+            .map(|cmd| (!plain || is_read(cmd)).then(|| cmd.clone()))
+            .collect();
+        let replies = client.run(keyed).await;
         if replies.iter().any(refused_as_batch) {
             // a read-through cache: nothing was applied; typed calls from now on
             self.shared.through.store(true, Ordering::Relaxed);
-            return self.run_through(keyed).await;
+            return self.run_through(kept.into_iter().flatten().collect()).await;
+        }
+        // a shard that ran a command a read-through shard refuses is plain
+        let ran_backed = kept.iter().zip(&replies).any(|(cmd, reply)| {
+            reply.is_ok()
+                && cmd
+                    .as_ref()
+                    .is_some_and(|c| c.read_through() == ReadThrough::Backed)
+        });
+        if !plain && ran_backed {
+            self.shared.plain.store(true, Ordering::Relaxed);
         }
         let mut frames = Vec::with_capacity(replies.len());
-        for (cmd, reply) in keyed.into_iter().zip(replies) {
-            frames.push(match reply {
-                Ok(frame) => frame,
-                Err(CacheError::Unavailable(_)) if is_read(&cmd) => {
+        for (kept, reply) in kept.into_iter().zip(replies) {
+            frames.push(match (reply, kept) {
+                (Ok(frame), _) => frame,
+                (Err(CacheError::Unavailable(_)), Some(cmd)) if is_read(&cmd) => {
                     let again = client.run(vec![cmd]).await;
                     again.into_iter().next().map_or_else(
                         || Frame::Error("ERR cache shard unavailable".into()),
                         as_frame,
                     )
                 }
-                Err(err) => Frame::Error(err.to_string()),
+                (Err(err), _) => Frame::Error(err.to_string()),
             });
         }
         frames
@@ -701,6 +723,12 @@ fn is_read(cmd: &KeyCommand) -> bool {
         cmd,
         KeyCommand::String(StringCommand::Get(_) | StringCommand::MGetPart(_))
     )
+}
+
+/// What a command gets if its batch came back short of replies (a bug, answered rather
+/// than panicking the connection).
+fn missing_reply() -> Frame {
+    Frame::Error("ERR internal error: no reply for this command".into())
 }
 
 /// A reply, or the error's text as one.

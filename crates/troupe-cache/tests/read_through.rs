@@ -431,3 +431,124 @@ async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
     assert_eq!(backing_get(&backing, "k9").await, Some(b("209")));
     node.shutdown().await;
 }
+
+/// Every write command keeps the read-through guarantee: the ones the backing store takes
+/// (`SET` without options, `DEL`, `UNLINK`) go through it, every other write, and every read
+/// a miss would answer wrongly, is refused with a typed error and changes nothing; commands
+/// on the cached copies (`EXPIRE`, `TTL`, `EXISTS`, `TYPE`, `TOUCH`, `PERSIST`) still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_command_goes_through_or_is_refused_on_a_read_through_cache() {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (backing_spec, backing) = node
+        .child("db", ChildOptions::permanent(), move || MapBacking {
+            map: HashMap::new(),
+            version: 0,
+            get_delay_ms: Arc::new(AtomicU64::new(0)),
+            gets: Arc::new(AtomicU64::new(0)),
+        })
+        .unwrap();
+    let spec = CacheSpec::lru(1000)
+        .shards(1)
+        .read_through(backing.clone())
+        .resp("127.0.0.1:0");
+    let (mut children, _client) = spec.children(&node, "cache").unwrap();
+    children.insert(0, backing_spec);
+    node.start(SupervisorSpec::one_for_one(), children)
+        .await
+        .unwrap();
+    let resp = node.addr::<troupe_cache::RespServerMsg>("n", "cache.resp");
+    let addr = eventually("the RESP server bound", T, async || {
+        resp.call(troupe_cache::RespServerMsg::LocalAddr, T)
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let mut con = redis::Client::open(format!("redis://{addr}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let run = async |con: &mut redis::aio::MultiplexedConnection, words: &[&str]| {
+        let mut cmd = redis::cmd(words[0]);
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+        cmd.query_async::<redis::Value>(con).await
+    };
+    // a first command on the cached copies says nothing about whether the shards are plain
+    assert_eq!(
+        run(&mut con, &["EXISTS", "k"]).await.unwrap(),
+        redis::Value::Int(0)
+    );
+    // through the backing store
+    assert_eq!(
+        run(&mut con, &["SET", "k", "v1"]).await.unwrap(),
+        redis::Value::Okay
+    );
+    assert_eq!(backing_get(&backing, "k").await, Some(b("v1")));
+    assert_eq!(
+        run(&mut con, &["GET", "k"]).await.unwrap(),
+        redis::Value::BulkString(b"v1".to_vec())
+    );
+    // on the cached copy
+    assert_eq!(
+        run(&mut con, &["TYPE", "k"]).await.unwrap(),
+        redis::Value::SimpleString("string".into())
+    );
+    assert_eq!(
+        run(&mut con, &["EXPIRE", "k", "100"]).await.unwrap(),
+        redis::Value::Int(1)
+    );
+    assert_eq!(
+        run(&mut con, &["TTL", "k"]).await.unwrap(),
+        redis::Value::Int(100)
+    );
+    assert_eq!(
+        run(&mut con, &["PERSIST", "k"]).await.unwrap(),
+        redis::Value::Int(1)
+    );
+    assert_eq!(
+        run(&mut con, &["TOUCH", "k"]).await.unwrap(),
+        redis::Value::Int(1)
+    );
+    // every other write is refused, the backing store and the cached copy untouched
+    for words in [
+        &["APPEND", "k", "x"][..],
+        &["SETRANGE", "k", "0", "x"],
+        &["INCR", "k"],
+        &["INCRBYFLOAT", "k", "1"],
+        &["GETSET", "k", "x"],
+        &["GETDEL", "k"],
+        &["GETEX", "k", "EX", "5"],
+        &["SETNX", "k2", "x"],
+        &["SET", "k", "x", "NX"],
+        &["SET", "k", "x", "EXAT", "99999999999"],
+        &["MSETNX", "k2", "x"],
+        &["RENAME", "k", "k2"],
+        &["HSET", "h", "f", "v"],
+        &["RPUSH", "l", "x"],
+        &["SADD", "z", "m"],
+        &["STRLEN", "k"],
+        &["GETRANGE", "k", "0", "1"],
+    ] {
+        let err = run(&mut con, words).await.expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("not supported on a read-through cache"),
+            "{words:?}: {err}"
+        );
+    }
+    assert_eq!(backing_get(&backing, "k").await, Some(b("v1")));
+    assert_eq!(backing_get(&backing, "k2").await, None);
+    assert_eq!(
+        run(&mut con, &["GET", "k"]).await.unwrap(),
+        redis::Value::BulkString(b"v1".to_vec())
+    );
+    assert_eq!(
+        run(&mut con, &["DEL", "k"]).await.unwrap(),
+        redis::Value::Int(1)
+    );
+    assert_eq!(backing_get(&backing, "k").await, None);
+    node.shutdown().await;
+}

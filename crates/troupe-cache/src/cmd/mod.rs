@@ -684,6 +684,58 @@ mod tests {
         assert_eq!(now.unix_ms_of(at), now.unix_ms + 1500);
     }
 
+    proptest::proptest! {
+        /// Any mix of commands on every type, in a store small enough to evict: the bounds
+        /// hold and the byte count equals every key and value counted from its contents.
+        #[test]
+        fn accounting_stays_exact_over_every_type(
+            steps in proptest::collection::vec((0usize..COMMANDS.len(), 0u8..6, 0u8..6, 0usize..40), 0..200),
+            max_bytes in 64usize..2048,
+        ) {
+            let now = testing::now();
+            let mut s = Store::new(std::num::NonZeroUsize::new(8).expect("non-zero"), max_bytes);
+            for (command, key, member, len) in steps {
+                let key = format!("k{key}");
+                let member = format!("m{member}");
+                let value = "v".repeat(len);
+                let offset = len.to_string();
+                let words: Vec<&str> = COMMANDS[command]
+                    .split(' ')
+                    .map(|w| match w {
+                        "K" => key.as_str(),
+                        "M" => member.as_str(),
+                        "V" => value.as_str(),
+                        "N" => offset.as_str(),
+                        w => w,
+                    })
+                    .collect();
+                testing::run(&mut s, &now, &words);
+                proptest::prop_assert!(s.bytes() <= max_bytes);
+                proptest::prop_assert!(s.len() <= 8);
+                proptest::prop_assert_eq!(s.bytes(), s.recounted_bytes());
+            }
+        }
+    }
+
+    /// The commands the accounting property mixes: K a key, M a member, V a value, N a number.
+    const COMMANDS: &[&str] = &[
+        "SET K V",
+        "APPEND K V",
+        "SETRANGE K N V",
+        "INCR K",
+        "INCRBYFLOAT K 1.5",
+        "GETDEL K",
+        "HSET K M V",
+        "HSET K M V k2 V",
+        "RPUSH K V M",
+        "LPUSH K V",
+        "SADD K M V",
+        "DEL K",
+        "RENAME K k0",
+        "EXPIRE K 100",
+        "MSET K V",
+    ];
+
     #[test]
     fn unknown_commands_and_empty_arrays() {
         assert_eq!(testing::parse(&[]), Err(CommandError::Empty));

@@ -736,11 +736,21 @@ impl Store {
         debug_assert_eq!(self.map.len(), self.order.len());
         if cfg!(debug_assertions) && self.map.len() <= FULL_CHECK_MAX_ENTRIES {
             debug_assert_eq!(self.bytes, self.summed_bytes());
+            debug_assert_eq!(self.bytes, self.recounted_bytes());
         }
     }
 
     fn summed_bytes(&self) -> usize {
         self.map.iter().map(|(key, entry)| entry.size(key)).sum()
+    }
+
+    /// The bytes held, every value's weight counted from its contents: what
+    /// `bytes` must equal.
+    pub(crate) fn recounted_bytes(&self) -> usize {
+        self.map
+            .iter()
+            .map(|(key, entry)| key.len() + entry.value.recount())
+            .sum()
     }
 
     #[cfg(test)]

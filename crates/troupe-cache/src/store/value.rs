@@ -70,6 +70,20 @@ impl Value {
         }
     }
 
+    /// Its weight counted from its contents, O(size): what [`Value::weight`]
+    /// keeps track of, for checks
+    pub fn recount(&self) -> usize {
+        let members = |lens: &mut dyn Iterator<Item = usize>| {
+            lens.map(|len| len + MEMBER_OVERHEAD).sum::<usize>()
+        };
+        match self {
+            Self::Str(bytes) => bytes.len(),
+            Self::Hash(hash) => members(&mut hash.map.iter().map(|(f, v)| f.len() + v.len())),
+            Self::List(list) => members(&mut list.items.iter().map(Bytes::len)),
+            Self::Set(set) => members(&mut set.members.iter().map(Bytes::len)),
+        }
+    }
+
     /// Its type
     pub fn kind(&self) -> Kind {
         match self {
