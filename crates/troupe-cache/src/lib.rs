@@ -15,8 +15,10 @@
 //!
 //! # Layout
 //!
-//! - `store.rs`: [`Store`], an LRU bounded by entry count and by bytes, with a
-//!   TTL per entry, hit/miss/eviction/expiration counters, and the backing
+//! - `store/`: [`Store`], an LRU of typed values ([`Value`]: strings,
+//!   hashes, lists, sets, each keeping its weight) bounded by entry count and
+//!   by bytes under an [`EvictionPolicy`], with an expiry per key, a scan
+//!   position per key, hit/miss/eviction/expiration counters, and the backing
 //!   store's version each entry was filled with.
 //! - `readthrough.rs`: [`Fences`], the sans-IO read-through rules: per-key
 //!   invalidation fences (bounded by [`MAX_FENCES`], with a global low-water
@@ -30,8 +32,13 @@
 //!   (check, then parse), limits checked before allocating, and inline
 //!   commands as telnet and `redis-cli` send them.
 //! - `resp/parse.rs`: [`resp::Parse`], a cursor over a command's arguments.
-//! - `cmd/mod.rs`: [`cmd::Command`], every supported command parsed from a
-//!   frame, with Redis's error texts for arity and syntax errors.
+//! - `cmd/`: [`cmd::Command`], every supported command parsed from a frame;
+//!   one unit per command (`cmd/<family>/<command>.rs`: parsing beside
+//!   execution against a [`Store`], with Redis's replies and error texts),
+//!   and the commands run on every shard or on the connection. The list, and
+//!   how each behaves across shards and on a read-through cache:
+//!   `docs/cache.md`.
+//! - `config.rs`: `CONFIG GET`/`CONFIG SET`.
 //! - `shard.rs`: [`CacheShard`], the supervised actor owning one [`Store`]
 //!   (the clock is read here), and its message [`ShardMsg`], each request
 //!   with its own reply port; counters go to `metrics`. With
@@ -40,8 +47,9 @@
 //!   through (the backing store's write, then [`ShardMsg::Invalidate`], then
 //!   the answer), so no read after an acknowledged write returns the value
 //!   it replaced.
-//! - `client.rs`: [`CacheClient`], routing each key to a shard by FNV-1a and
-//!   splitting multi-key operations across shards.
+//! - `client.rs`: [`CacheClient`], routing each key to a shard by FNV-1a (of
+//!   its `{hash tag}` if it has one), splitting multi-key operations across
+//!   shards, and running a pipeline's commands as one message per shard.
 //! - `spec.rs`: [`CacheSpec`], a whole cache in one declaration (bounds,
 //!   shards, read-through, RESP), and what a topology needs to place it.
 //! - `server.rs`: the RESP2 connection loop (pipelining, protocol errors,
