@@ -176,8 +176,8 @@ impl Combine {
             return err.clone();
         }
         match self {
-            Combine::Array => Frame::Array(replies),
-            Combine::Sum => Frame::Integer(
+            Self::Array => Frame::Array(replies),
+            Self::Sum => Frame::Integer(
                 replies
                     .iter()
                     .map(|r| match r {
@@ -414,14 +414,23 @@ impl Command {
         // Arity counts the name, as in Redis's command table.
         let argc = parse.remaining() + 1;
         let mut args = Args { parse, argc };
-        let lower = name.to_ascii_lowercase();
-        let parsed = strings::parse(&lower, &mut args)
-            .or_else(|| keyspace::parse(&lower, &mut args))
-            .or_else(|| hashes::parse(&lower, &mut args))
-            .or_else(|| lists::parse(&lower, &mut args))
-            .or_else(|| sets::parse(&lower, &mut args))
-            .or_else(|| all_shards::parse(&lower, &mut args))
-            .or_else(|| connection::parse(&lower, &mut args));
+        // lower-cased on the stack: no command name is longer
+        let mut buf = [0u8; 24];
+        let parsed = match buf.get_mut(..name.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(&name);
+                lower.make_ascii_lowercase();
+                let lower = &*lower;
+                strings::parse(lower, &mut args)
+                    .or_else(|| keyspace::parse(lower, &mut args))
+                    .or_else(|| hashes::parse(lower, &mut args))
+                    .or_else(|| lists::parse(lower, &mut args))
+                    .or_else(|| sets::parse(lower, &mut args))
+                    .or_else(|| all_shards::parse(lower, &mut args))
+                    .or_else(|| connection::parse(lower, &mut args))
+            }
+            None => None,
+        };
         let command = match parsed {
             Some(command) => command?,
             None => Self::Unknown(name, args.rest()?),
@@ -453,43 +462,27 @@ pub fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         if p < pattern.len() {
-            match pattern[p] {
+            // how many pattern bytes match `text[t]` here, if any
+            let consumed = match pattern[p] {
                 b'*' => {
                     star = Some((p + 1, t));
                     p += 1;
                     continue;
                 }
-                b'?' => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((matched, next)) = class_matches(&pattern[p..], text[t]) {
-                        if matched {
-                            p += next;
-                            t += 1;
-                            continue;
-                        }
-                    } else if text[t] == b'[' {
-                        p += 1;
-                        t += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    if pattern[p + 1] == text[t] {
-                        p += 2;
-                        t += 1;
-                        continue;
-                    }
-                }
-                c if c == text[t] => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                _ => {}
+                b'?' => Some(1),
+                b'[' => match class_matches(&pattern[p..], text[t]) {
+                    Some((true, len)) => Some(len),
+                    Some((false, _)) => None,
+                    // an unclosed class is a literal `[`
+                    None => (text[t] == b'[').then_some(1),
+                },
+                b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == text[t]).then_some(2),
+                c => (c == text[t]).then_some(1),
+            };
+            if let Some(consumed) = consumed {
+                p += consumed;
+                t += 1;
+                continue;
             }
         }
         match star {
