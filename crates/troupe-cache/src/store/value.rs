@@ -208,10 +208,9 @@ impl List {
     /// The items from `start` to `end` inclusive, 0-based from the head
     /// (clamped to the list)
     pub fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &Bytes> {
-        self.items
-            .iter()
-            .skip(start)
-            .take(end.saturating_sub(start).saturating_add(1))
+        // `VecDeque::range` starts in O(1), where skipping walks the items
+        let end = end.saturating_add(1).min(self.items.len());
+        self.items.range(start.min(end)..end)
     }
 }
 
@@ -286,6 +285,11 @@ mod tests {
         list.push_back(b("ab"));
         list.push_front(b("c"));
         assert_eq!(list.weight, 3 + 2 * MEMBER_OVERHEAD);
+        let all: Vec<_> = list.range(0, usize::MAX).collect();
+        assert_eq!(all, [&b("c"), &b("ab")]);
+        assert_eq!(list.range(1, 5).collect::<Vec<_>>(), [&b("ab")]);
+        assert_eq!(list.range(1, 0).count(), 0);
+        assert_eq!(list.range(7, 9).count(), 0);
         assert_eq!(list.pop_back(), Some(b("ab")));
         assert_eq!(list.pop_front(), Some(b("c")));
         assert_eq!(list.weight, 0);

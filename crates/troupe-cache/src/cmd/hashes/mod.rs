@@ -1,10 +1,28 @@
 //! Hash commands: one file per command
 
+mod hdel;
+mod hexists;
 mod hget;
+mod hgetall;
+mod hincrby;
+mod hkeys;
+mod hlen;
+mod hmget;
 mod hset;
+mod hsetnx;
+mod hvals;
 
+pub use hdel::HDel;
+pub use hexists::HExists;
 pub use hget::HGet;
+pub use hgetall::HGetAll;
+pub use hincrby::HIncrBy;
+pub use hkeys::HKeys;
+pub use hlen::HLen;
+pub use hmget::HMGet;
 pub use hset::HSet;
+pub use hsetnx::HSetNx;
+pub use hvals::HVals;
 
 use super::{Args, Command, CommandError, Now, unit::family, wrong_type};
 use crate::resp::Frame;
@@ -17,6 +35,24 @@ family! {
         HSet(HSet),
         /// `HGET`
         HGet(HGet),
+        /// `HMGET`
+        HMGet(HMGet),
+        /// `HDEL`
+        HDel(HDel),
+        /// `HGETALL`
+        HGetAll(HGetAll),
+        /// `HEXISTS`
+        HExists(HExists),
+        /// `HINCRBY`
+        HIncrBy(HIncrBy),
+        /// `HKEYS`
+        HKeys(HKeys),
+        /// `HVALS`
+        HVals(HVals),
+        /// `HLEN`
+        HLen(HLen),
+        /// `HSETNX`
+        HSetNx(HSetNx),
     }
 }
 
@@ -26,6 +62,15 @@ pub(crate) fn parse(name: &[u8], args: &mut Args) -> Option<Result<Command, Comm
         b"hset" => HSet::parse(args, false).map(Into::into),
         b"hmset" => HSet::parse(args, true).map(Into::into),
         b"hget" => HGet::parse(args).map(Into::into),
+        b"hmget" => HMGet::parse(args).map(Into::into),
+        b"hdel" => HDel::parse(args).map(Into::into),
+        b"hgetall" => HGetAll::parse(args).map(Into::into),
+        b"hexists" => HExists::parse(args).map(Into::into),
+        b"hincrby" => HIncrBy::parse(args).map(Into::into),
+        b"hkeys" => HKeys::parse(args).map(Into::into),
+        b"hvals" => HVals::parse(args).map(Into::into),
+        b"hlen" => HLen::parse(args).map(Into::into),
+        b"hsetnx" => HSetNx::parse(args).map(Into::into),
         _ => return None,
     })
 }

@@ -1,9 +1,13 @@
 //! List commands: one file per command
 
 mod llen;
+mod lrange;
+mod pop;
 mod push;
 
 pub use llen::LLen;
+pub use lrange::LRange;
+pub use pop::Pop;
 pub use push::{End, Push};
 
 use super::{Args, Command, CommandError, Now, unit::family, wrong_type};
@@ -17,6 +21,10 @@ family! {
         Push(Push),
         /// `LLEN`
         LLen(LLen),
+        /// `LPOP`, `RPOP`
+        Pop(Pop),
+        /// `LRANGE`
+        LRange(LRange),
     }
 }
 
@@ -26,6 +34,9 @@ pub(crate) fn parse(name: &[u8], args: &mut Args) -> Option<Result<Command, Comm
         b"lpush" => Push::parse(args, End::Head).map(Into::into),
         b"rpush" => Push::parse(args, End::Tail).map(Into::into),
         b"llen" => LLen::parse(args).map(Into::into),
+        b"lpop" => Pop::parse(args, End::Head).map(Into::into),
+        b"rpop" => Pop::parse(args, End::Tail).map(Into::into),
+        b"lrange" => LRange::parse(args).map(Into::into),
         _ => return None,
     })
 }

@@ -2,9 +2,15 @@
 
 mod sadd;
 mod scard;
+mod sismember;
+mod smembers;
+mod srem;
 
 pub use sadd::SAdd;
 pub use scard::SCard;
+pub use sismember::SIsMember;
+pub use smembers::SMembers;
+pub use srem::SRem;
 
 use super::{Args, Command, CommandError, Now, unit::family, wrong_type};
 use crate::resp::Frame;
@@ -17,6 +23,12 @@ family! {
         SAdd(SAdd),
         /// `SCARD`
         SCard(SCard),
+        /// `SREM`
+        SRem(SRem),
+        /// `SMEMBERS`
+        SMembers(SMembers),
+        /// `SISMEMBER`
+        SIsMember(SIsMember),
     }
 }
 
@@ -25,6 +37,9 @@ pub(crate) fn parse(name: &[u8], args: &mut Args) -> Option<Result<Command, Comm
     Some(match name {
         b"sadd" => SAdd::parse(args).map(Into::into),
         b"scard" => SCard::parse(args).map(Into::into),
+        b"srem" => SRem::parse(args).map(Into::into),
+        b"smembers" => SMembers::parse(args).map(Into::into),
+        b"sismember" => SIsMember::parse(args).map(Into::into),
         _ => return None,
     })
 }
