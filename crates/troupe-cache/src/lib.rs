@@ -53,7 +53,8 @@
 //! - `spec.rs`: [`CacheSpec`], a whole cache in one declaration (bounds,
 //!   shards, read-through, RESP), and what a topology needs to place it.
 //! - `server.rs`: the RESP2 connection loop (pipelining, protocol errors,
-//!   connection limit) and the execution of each [`cmd::Command`].
+//!   connection limit): runs of commands on keys to the shards, one message
+//!   per shard per batch, and the connection's own commands.
 //! - `actor.rs`: [`RespServer`], the front end's configuration, and
 //!   [`RespServerActor`], the supervised actor owning the listener.
 //!
@@ -64,24 +65,32 @@
 //! use std::time::{Duration, Instant};
 //!
 //! use bytes::{Bytes, BytesMut};
-//! use troupe_cache::cmd::Command;
+//! use troupe_cache::cmd::{Command, Now};
 //! use troupe_cache::resp::{Frame, Limits};
-//! use troupe_cache::{Store, TtlState};
+//! use troupe_cache::{Store, TtlState, Value};
 //!
 //! // Bytes as a client sends them, pipelined.
 //! let mut input = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nGET k\r\n"[..]);
 //! let limits = Limits::default();
 //! let set = Frame::decode_from(&mut input, &limits)?.expect("complete");
 //! let get = Frame::decode_from(&mut input, &limits)?.expect("complete");
-//! assert!(matches!(Command::from_frame(set)?, Command::Set(_)));
-//! assert_eq!(Command::from_frame(get)?, Command::Get(Bytes::from("k")));
+//! let (Command::Key(set), Command::Key(get)) = (Command::from_frame(set)?, Command::from_frame(get)?)
+//! else {
+//!     panic!("commands on a key");
+//! };
 //!
-//! let now = Instant::now();
+//! // A shard runs them against its store.
+//! let now = Now::at(Instant::now());
 //! let mut store = Store::new(NonZeroUsize::new(1000).expect("non-zero"), 1 << 20);
-//! let _ = store.set(Bytes::from("k"), Bytes::from("v"), Some(Duration::from_secs(5)), now)?;
-//! assert_eq!(store.get(b"k", now), Some(&b"v"[..]));
-//! assert_eq!(store.ttl(b"k", now), TtlState::Remaining(Duration::from_secs(5)));
-//! assert_eq!(store.get(b"k", now + Duration::from_secs(5)), None);
+//! assert_eq!(set.apply(&mut store, &now), Frame::Simple("OK".into()));
+//! assert_eq!(get.apply(&mut store, &now), Frame::Bulk(Bytes::from("v")));
+//!
+//! // The store alone.
+//! let now = now.at;
+//! let _ = store.set(Bytes::from("t"), Bytes::from("v"), Some(Duration::from_secs(5)), now)?;
+//! assert_eq!(store.get(b"t", now), Some(&Value::Str(Bytes::from("v"))));
+//! assert_eq!(store.ttl(b"t", now), TtlState::Remaining(Duration::from_secs(5)));
+//! assert_eq!(store.get(b"t", now + Duration::from_secs(5)), None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -143,7 +143,7 @@ struct RedisServer {
 
 mod tempdir {
     /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
+    pub(super) struct Dir(pub(super) std::path::PathBuf);
 
     impl Drop for Dir {
         fn drop(&mut self) {
