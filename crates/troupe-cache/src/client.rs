@@ -158,11 +158,23 @@ impl CacheClient {
         items: Vec<T>,
         key: impl Fn(&T) -> &[u8],
     ) -> Vec<(usize, Vec<usize>, Vec<T>)> {
-        let mut groups: Vec<(Vec<usize>, Vec<T>)> = (0..self.shards.len())
-            .map(|_| (Vec::new(), Vec::new()))
+        let shard_of: Vec<usize> = items.iter().map(|item| self.shard_of(key(item))).collect();
+        // all on one shard (always so with one shard): the items go as they are
+        if let Some(&first) = shard_of.first()
+            && shard_of.iter().all(|&s| s == first)
+        {
+            return vec![(first, (0..items.len()).collect(), items)];
+        }
+        let mut counts = vec![0usize; self.shards.len()];
+        for &shard in &shard_of {
+            counts[shard] += 1;
+        }
+        let mut groups: Vec<(Vec<usize>, Vec<T>)> = counts
+            .iter()
+            .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
             .collect();
-        for (i, item) in items.into_iter().enumerate() {
-            let group = &mut groups[self.shard_of(key(&item))];
+        for (i, (item, shard)) in items.into_iter().zip(shard_of).enumerate() {
+            let group = &mut groups[shard];
             group.0.push(i);
             group.1.push(item);
         }

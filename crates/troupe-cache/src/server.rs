@@ -304,7 +304,7 @@ impl Connection<'_> {
     ) -> std::io::Result<()> {
         let mut rest = std::mem::take(run).into_iter().peekable();
         while rest.peek().is_some() {
-            let mut batch = Vec::new();
+            let mut batch = Vec::with_capacity(rest.len().min(BATCH_MAX_OPS));
             let (mut ops, mut bytes) = (0, 0);
             while let Some((cmd, size)) = rest.peek() {
                 let parts = match cmd {

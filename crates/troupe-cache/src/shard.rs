@@ -584,10 +584,7 @@ impl CacheShard {
     /// type, as `MGET` answers).
     fn get_many(&mut self, keys: &[Bytes], now: Instant) -> Vec<Option<Bytes>> {
         keys.iter()
-            .map(|k| match self.store.get(k, now) {
-                Some(Value::Str(v)) => Some(v.clone()),
-                _ => None,
-            })
+            .map(|k| self.store.get_string(k, now).and_then(Result::ok))
             .collect()
     }
 
@@ -701,10 +698,10 @@ impl CacheShard {
         ctx: &mut Ctx<ShardMsg>,
         now: Instant,
     ) {
-        let value = match self.store.get(&key, now) {
+        let value = match self.store.get_string(&key, now) {
             None => None,
-            Some(Value::Str(v)) => Some(v.clone()),
-            Some(_) => {
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
                 reply.send(Err(ShardError::WrongType));
                 return;
             }

@@ -199,6 +199,36 @@ impl Store {
         self.map.get(key).map(|entry| &entry.value)
     }
 
+    /// The string at `key`, as [`Store::get`] finds it, in one lookup:
+    /// `None` if absent (or expired), `Some(Err(kind))` if it holds another
+    /// type. The fast path of `GET`.
+    pub fn get_string(&mut self, key: &[u8], now: Instant) -> Option<Result<Bytes, Kind>> {
+        let found = match self.map.get(key) {
+            None => None,
+            Some(entry) if entry.is_expired(now) => Some(None),
+            Some(entry) => Some(Some(match &entry.value {
+                Value::Str(bytes) => Ok(bytes.clone()),
+                other => Err(other.kind()),
+            })),
+        };
+        match found {
+            Some(Some(value)) => {
+                self.hits += 1;
+                Some(value)
+            }
+            Some(None) => {
+                self.remove_entry(key, now);
+                self.check_invariants();
+                self.misses += 1;
+                None
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
     /// Look `key` up without touching recency or the hit/miss counters
     ///
     /// Expired entries are reported absent but not removed.

@@ -105,10 +105,10 @@ pub(crate) fn read(
     key: &[u8],
     now: &super::Now,
 ) -> Result<Option<Bytes>, crate::resp::Frame> {
-    match store.get(key, now.at) {
+    match store.get_string(key, now.at) {
         None => Ok(None),
-        Some(Value::Str(bytes)) => Ok(Some(bytes.clone())),
-        Some(_) => Err(super::wrong_type()),
+        Some(Ok(bytes)) => Ok(Some(bytes)),
+        Some(Err(_)) => Err(super::wrong_type()),
     }
 }
 
