@@ -1,0 +1,487 @@
+//! [`Seat`]: one node's part in placing one failover child, as a state machine
+//!
+//! The runtime feeds it the time, its membership view and the answers of the register, and
+//! carries out the [`Action`]s it returns: read or compare-and-set the child's lease record,
+//! start or stop the child here. It never does I/O and never reads a clock.
+//!
+//! The child runs here only while this node holds the lease ([`crate::lease`]); membership
+//! views only decide *who tries*: the first live node in the failover order claims a lease
+//! nobody renews, and with takeover a holder gives the lease up when a node before it in the
+//! order is live again. Views may disagree (an asymmetric partition): then two nodes may try,
+//! and the register's compare-and-set lets one win.
+
+use std::time::{Duration, Instant};
+
+use crate::lease::{Holding, LeaseConfig, LeaseRecord, Watching};
+use crate::place::Placement;
+
+/// What the runtime is to do for a [`Seat`]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Read the child's lease record, linearizably; answer with [`Seat::read_done`]
+    Read,
+    /// Compare-and-set the record from `expected` (`None`: absent) to `new`; answer with
+    /// [`Seat::write_done`]
+    Write {
+        /// What the register must hold for the write to apply
+        expected: Option<LeaseRecord>,
+        /// What it then holds
+        new: LeaseRecord,
+    },
+    /// Start the child on this node
+    Start,
+    /// Stop the child on this node; answer with [`Seat::child_stopped`] once it has stopped
+    Stop,
+}
+
+/// How a compare-and-set ended
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Applied
+    Applied,
+    /// Not applied: the register held this instead
+    Mismatch(Option<LeaseRecord>),
+    /// Unknown (no answer in time, or the connection failed): it may have applied
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// Not holding: watching the record, claiming when it is this node's turn
+    Watching {
+        watching: Watching,
+        /// A claim whose outcome is unknown: if a read shows it applied, this node holds the
+        /// lease, counted from when the claim was sent
+        unsure: Option<(LeaseRecord, Instant)>,
+    },
+    /// A claim in flight
+    Claiming {
+        watching: Watching,
+        new: LeaseRecord,
+        sent_at: Instant,
+    },
+    /// Holding the lease
+    Holding(Holding),
+    /// Giving the lease up for a node before this one: stopping the child, then writing the
+    /// record released
+    Releasing {
+        holding: Holding,
+        /// The release write is in flight
+        writing: bool,
+    },
+}
+
+/// One node's part in placing one failover child
+#[derive(Debug, Clone)]
+pub struct Seat {
+    me: String,
+    placement: Placement,
+    config: LeaseConfig,
+    state: State,
+    /// The child was told to start here and not yet to stop
+    running: bool,
+    /// A stop was asked and not yet confirmed
+    stopping: bool,
+    /// When the read in flight was sent
+    reading: Option<Instant>,
+    /// When the last read came back
+    last_read: Option<Instant>,
+    /// When the write in flight was sent
+    writing: Option<Instant>,
+}
+
+/// How long an answer from the register may take before it counts as lost
+fn answer_deadline(config: &LeaseConfig) -> Duration {
+    config.renew_after
+}
+
+impl Seat {
+    /// Node `me`'s seat for a child placed by `placement`, holding nothing yet
+    pub fn new(me: impl Into<String>, placement: Placement, config: LeaseConfig) -> Self {
+        Self {
+            me: me.into(),
+            placement,
+            config,
+            state: State::Watching {
+                watching: Watching::new(),
+                unsure: None,
+            },
+            running: false,
+            stopping: false,
+            reading: None,
+            last_read: None,
+            writing: None,
+        }
+    }
+
+    /// Whether the child was told to run here (and not yet to stop)
+    pub fn running(&self) -> bool {
+        self.running
+    }
+
+    /// Whether the child may act at `now`: this node holds the lease and it has not run out.
+    ///
+    /// The runtime checks this before the child handles each message, not only through the
+    /// [`Action::Stop`] that [`Seat::tick`] gives at the deadline: a process paused past its
+    /// deadline may, on waking, run the child's task before the seat's, and a stop takes time.
+    pub fn may_act(&self, now: Instant) -> bool {
+        match &self.state {
+            State::Holding(holding) => holding.may_run(&self.config, now),
+            State::Releasing { holding, .. } => {
+                (self.running || self.stopping) && holding.may_run(&self.config, now)
+            }
+            State::Watching { .. } | State::Claiming { .. } => false,
+        }
+    }
+
+    /// Whether this node holds the lease
+    pub fn holds(&self) -> bool {
+        matches!(self.state, State::Holding(_) | State::Releasing { .. })
+    }
+
+    /// The lease held, if any
+    pub fn lease(&self) -> Option<&LeaseRecord> {
+        match &self.state {
+            State::Holding(holding) | State::Releasing { holding, .. } => Some(holding.record()),
+            _ => None,
+        }
+    }
+
+    /// What to do at `now`, with `live` saying which nodes this node's membership view holds
+    /// live. Call it often (at least every few hundred milliseconds, and first thing after
+    /// the process was paused): a holder past its deadline stops here.
+    pub fn tick(&mut self, now: Instant, live: &dyn Fn(&str) -> bool) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.expire_waits(now);
+        match &mut self.state {
+            State::Holding(holding) => {
+                if !holding.may_run(&self.config, now) {
+                    // the lease ran out (cut off from the register, or paused): stop at once
+                    self.stop_running(&mut actions);
+                    self.state = State::Watching {
+                        watching: Watching::new(),
+                        unsure: None,
+                    };
+                    self.writing = None;
+                    return actions;
+                }
+                if self.placement.gives_way(&self.me, live) {
+                    self.state = State::Releasing {
+                        holding: holding.clone(),
+                        writing: false,
+                    };
+                    self.stop_running(&mut actions);
+                    return actions;
+                }
+                if self.writing.is_none()
+                    && let Some((expected, new)) = holding.renewal(&self.config, now)
+                {
+                    self.writing = Some(now);
+                    actions.push(Action::Write {
+                        expected: Some(expected),
+                        new,
+                    });
+                }
+                if !self.running && !self.stopping {
+                    self.running = true;
+                    actions.push(Action::Start);
+                }
+            }
+            State::Releasing { holding, writing } => {
+                if self.stopping || self.running {
+                    // wait for the stop to be confirmed; past the deadline the lease is gone
+                    if !holding.may_run(&self.config, now) {
+                        self.state = State::Watching {
+                            watching: Watching::new(),
+                            unsure: None,
+                        };
+                    }
+                    return actions;
+                }
+                if !*writing && self.writing.is_none() {
+                    *writing = true;
+                    self.writing = Some(now);
+                    actions.push(Action::Write {
+                        expected: Some(holding.record().clone()),
+                        new: holding.record().released(),
+                    });
+                }
+            }
+            State::Claiming { .. } => {}
+            State::Watching { watching, unsure } => {
+                let stale = self
+                    .last_read
+                    .is_none_or(|at| now >= at + self.config.renew_after);
+                if stale && self.reading.is_none() {
+                    self.reading = Some(now);
+                    actions.push(Action::Read);
+                }
+                // a claim of unknown outcome is settled by a read before any other claim
+                if self.writing.is_none()
+                    && unsure.is_none()
+                    && self.placement.first_live(live) == Some(self.me.as_str())
+                    && let Some((expected, new)) = watching.claim(&self.me, &self.config, now)
+                {
+                    self.writing = Some(now);
+                    self.state = State::Claiming {
+                        watching: watching.clone(),
+                        new: new.clone(),
+                        sent_at: now,
+                    };
+                    actions.push(Action::Write { expected, new });
+                }
+            }
+        }
+        actions
+    }
+
+    /// A read sent by [`Action::Read`] came back at `now` with `record`
+    pub fn read_done(&mut self, record: Option<LeaseRecord>, now: Instant) {
+        self.reading = None;
+        self.last_read = Some(now);
+        match &mut self.state {
+            State::Watching { watching, unsure } => {
+                // our claim whose answer was lost did apply: we hold it since we sent it
+                if let (Some((claimed, sent_at)), Some(current)) = (unsure.as_ref(), &record)
+                    && claimed == current
+                {
+                    self.state = State::Holding(Holding::new(current.clone(), *sent_at));
+                    return;
+                }
+                // it did not apply, or was overwritten since: either way not ours now
+                *unsure = None;
+                watching.observe(record, now);
+            }
+            State::Claiming { watching, .. } => watching.observe(record, now),
+            State::Holding(_) | State::Releasing { .. } => {}
+        }
+    }
+
+    /// The write of the last [`Action::Write`] ended with `outcome`, learnt at `now`
+    pub fn write_done(&mut self, outcome: WriteOutcome, now: Instant) -> Vec<Action> {
+        self.writing = None;
+        let mut actions = Vec::new();
+        let state = std::mem::replace(
+            &mut self.state,
+            State::Watching {
+                watching: Watching::new(),
+                unsure: None,
+            },
+        );
+        self.state = match (state, outcome) {
+            (State::Claiming { new, sent_at, .. }, WriteOutcome::Applied) => {
+                State::Holding(Holding::new(new, sent_at))
+            }
+            (State::Claiming { mut watching, .. }, WriteOutcome::Mismatch(current)) => {
+                watching.observe(current, now);
+                State::Watching {
+                    watching,
+                    unsure: None,
+                }
+            }
+            (
+                State::Claiming {
+                    watching,
+                    new,
+                    sent_at,
+                },
+                WriteOutcome::Unknown,
+            ) => State::Watching {
+                watching,
+                unsure: Some((new, sent_at)),
+            },
+            (State::Holding(mut holding), WriteOutcome::Applied) => {
+                holding.renewed();
+                State::Holding(holding)
+            }
+            (State::Holding(mut holding), WriteOutcome::Mismatch(current)) => {
+                if holding.mismatch(current.as_ref(), &self.me) {
+                    State::Holding(holding)
+                } else {
+                    self.stop_running(&mut actions);
+                    let mut watching = Watching::new();
+                    watching.observe(current, now);
+                    State::Watching {
+                        watching,
+                        unsure: None,
+                    }
+                }
+            }
+            (State::Holding(mut holding), WriteOutcome::Unknown) => {
+                holding.renewal_unsure();
+                State::Holding(holding)
+            }
+            (State::Releasing { holding, .. }, WriteOutcome::Unknown) => State::Releasing {
+                holding,
+                writing: false,
+            },
+            (State::Releasing { .. }, WriteOutcome::Applied | WriteOutcome::Mismatch(_)) => {
+                State::Watching {
+                    watching: Watching::new(),
+                    unsure: None,
+                }
+            }
+            // an answer to no write of ours: nothing changes
+            (state @ State::Watching { .. }, _) => state,
+        };
+        actions
+    }
+
+    /// The child stopped here, as an [`Action::Stop`] asked (or by itself)
+    pub fn child_stopped(&mut self) {
+        self.running = false;
+        self.stopping = false;
+    }
+
+    fn stop_running(&mut self, actions: &mut Vec<Action>) {
+        if self.running {
+            self.running = false;
+            self.stopping = true;
+            actions.push(Action::Stop);
+        }
+    }
+
+    /// Reads and writes unanswered for too long count as lost (a write's outcome as unknown).
+    fn expire_waits(&mut self, now: Instant) {
+        let deadline = answer_deadline(&self.config);
+        if self.reading.is_some_and(|sent| now >= sent + deadline) {
+            self.reading = None;
+        }
+        if self.writing.is_some_and(|sent| now >= sent + deadline) {
+            let _ = self.write_done(WriteOutcome::Unknown, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seat(me: &str) -> Seat {
+        Seat::new(
+            me,
+            Placement::new(["a", "b"], false),
+            LeaseConfig::default(),
+        )
+    }
+
+    fn all(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn the_first_live_node_claims_an_absent_lease_then_runs_and_renews() {
+        let t0 = Instant::now();
+        let mut a = seat("a");
+        assert_eq!(a.tick(t0, &all), vec![Action::Read]);
+        a.read_done(None, t0);
+        let actions = a.tick(t0, &all);
+        let [
+            Action::Write {
+                expected: None,
+                new,
+            },
+        ] = actions.as_slice()
+        else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(new.holder, "a");
+        assert!(a.write_done(WriteOutcome::Applied, t0).is_empty());
+        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        assert!(a.running());
+        let renew = a.tick(t0 + Duration::from_secs(1), &all);
+        assert!(
+            matches!(renew.as_slice(), [Action::Write { .. }]),
+            "{renew:?}"
+        );
+        a.write_done(WriteOutcome::Applied, t0 + Duration::from_secs(1));
+        assert!(a.tick(t0 + Duration::from_millis(1999), &all).is_empty());
+        // past the first write's deadline, running on the renewal's
+        let later = a.tick(t0 + Duration::from_millis(3400), &all);
+        assert!(!later.contains(&Action::Stop) && a.running(), "{later:?}");
+
+        // b defers to a, live and first
+        let mut b = seat("b");
+        assert_eq!(b.tick(t0, &all), vec![Action::Read]);
+        b.read_done(None, t0);
+        assert!(b.tick(t0, &all).is_empty());
+    }
+
+    #[test]
+    fn a_holder_cut_off_from_the_register_stops_at_its_deadline() {
+        let t0 = Instant::now();
+        let mut a = seat("a");
+        a.tick(t0, &all);
+        a.read_done(None, t0);
+        a.tick(t0, &all);
+        a.write_done(WriteOutcome::Applied, t0);
+        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        // every renewal goes unanswered
+        let mut now = t0;
+        let mut stopped = None;
+        while now < t0 + Duration::from_secs(5) {
+            now += Duration::from_millis(10);
+            if a.tick(now, &all).contains(&Action::Stop) {
+                stopped = Some(now);
+                break;
+            }
+        }
+        assert_eq!(stopped, Some(t0 + Duration::from_millis(2500)));
+        assert!(!a.running() && !a.holds());
+    }
+
+    #[test]
+    fn with_takeover_a_later_holder_gives_way_to_an_earlier_node() {
+        let t0 = Instant::now();
+        let placement = Placement::new(["a", "b"], true);
+        let mut b = Seat::new("b", placement, LeaseConfig::default());
+        let a_down = |n: &str| n != "a";
+        b.tick(t0, &a_down);
+        b.read_done(None, t0);
+        b.tick(t0, &a_down);
+        b.write_done(WriteOutcome::Applied, t0);
+        assert_eq!(b.tick(t0, &a_down), vec![Action::Start]);
+        // a is back: b stops, and only once stopped writes the lease released
+        assert_eq!(
+            b.tick(t0 + Duration::from_millis(100), &all),
+            vec![Action::Stop]
+        );
+        assert!(b.tick(t0 + Duration::from_millis(200), &all).is_empty());
+        b.child_stopped();
+        let release = b.tick(t0 + Duration::from_millis(300), &all);
+        let [Action::Write { new, .. }] = release.as_slice() else {
+            panic!("{release:?}");
+        };
+        assert!(new.released);
+        b.write_done(WriteOutcome::Applied, t0 + Duration::from_millis(300));
+        assert!(!b.holds());
+    }
+
+    #[test]
+    fn a_claim_whose_answer_was_lost_is_adopted_when_a_read_shows_it() {
+        let t0 = Instant::now();
+        let mut a = seat("a");
+        a.tick(t0, &all);
+        a.read_done(None, t0);
+        let actions = a.tick(t0, &all);
+        let [Action::Write { new, .. }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        let new = new.clone();
+        a.write_done(WriteOutcome::Unknown, t0 + Duration::from_millis(50));
+        assert!(!a.holds());
+        let later = t0 + Duration::from_millis(1100);
+        assert_eq!(a.tick(later, &all), vec![Action::Read]);
+        a.read_done(Some(new), later);
+        assert!(a.holds());
+        // it runs, and renews at once: the claim was sent over a second ago
+        let actions = a.tick(later, &all);
+        assert!(actions.contains(&Action::Start), "{actions:?}");
+        assert!(matches!(actions[0], Action::Write { .. }), "{actions:?}");
+        // counted from the claim's send time
+        assert!(
+            a.tick(t0 + Duration::from_millis(2500), &all)
+                .contains(&Action::Stop)
+        );
+    }
+}
