@@ -154,16 +154,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// The gateway's bound address, once it has one (asked for up to 30 s).
 async fn bound(gateway: &Addr<ProxyMsg>) -> Option<SocketAddr> {
-    for _ in 0..300 {
-        if let Ok(Some(addr)) = gateway
-            .call(ProxyMsg::LocalAddr, Duration::from_secs(1))
-            .await
-        {
-            return Some(addr);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
+    troupe::runtime::listener::bound_addr(gateway, ProxyMsg::LocalAddr, Duration::from_secs(30))
+        .await
 }
 
 /// The `listening` line (tests and scripts read it) and what to try.

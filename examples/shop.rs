@@ -567,19 +567,18 @@ async fn announce<M: Message>(
     ask: impl Fn(Reply<Option<std::net::SocketAddr>>) -> M,
     hints: impl Fn(u16) -> Vec<String>,
 ) {
-    for _ in 0..600 {
-        if let Ok(Some(addr)) = listener.call(&ask, Duration::from_secs(1)).await {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{what} listening {addr}");
-            for line in hints(addr.port()) {
-                let _ = writeln!(out, "{line}");
-            }
-            let _ = out.flush();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let Some(addr) =
+        troupe::runtime::listener::bound_addr(listener, ask, Duration::from_secs(30)).await
+    else {
+        tracing::warn!(what, "listener never reported its address");
+        return;
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{what} listening {addr}");
+    for line in hints(addr.port()) {
+        let _ = writeln!(out, "{line}");
     }
-    tracing::warn!(what, "listener never reported its address");
+    let _ = out.flush();
 }
 
 /// What to try against the gateway on port `p`

@@ -215,17 +215,8 @@ fn parse_injections(flags: &[String]) -> anyhow::Result<Vec<(Duration, String)>>
 
 /// The gateway's bound address, asked for up to 30 s (it binds as the lesson starts).
 pub(crate) async fn gateway_addr(gateway: &Addr<ProxyMsg>) -> Option<SocketAddr> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(addr)) = gateway
-            .call(ProxyMsg::LocalAddr, Duration::from_secs(1))
-            .await
-        {
-            return Some(addr);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
+    troupe::runtime::listener::bound_addr(gateway, ProxyMsg::LocalAddr, Duration::from_secs(30))
+        .await
 }
 
 /// The longest `flood` may run, and its highest rate: a load generator bounded in count and

@@ -632,6 +632,36 @@ impl Drop for ServerTask {
     }
 }
 
+/// Asks `server` for the address its listener is bound to until it reports one, for up to
+/// `within` on the runtime's clock; `None` if it never does
+///
+/// For actors that own a listener and answer `ask(reply)` with `Some(addr)` once bound (the
+/// gateway, the RESP server): a process that binds port 0 prints this address for the tests
+/// and scripts that start it. Each ask waits at most a second.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it only asks.
+pub async fn bound_addr<M: crate::Message>(
+    server: &crate::Addr<M>,
+    ask: impl Fn(crate::Reply<Option<SocketAddr>>) -> M,
+    within: Duration,
+) -> Option<SocketAddr> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(Duration::from_secs(1));
+        if let Ok(Some(addr)) = server.call(&ask, wait).await {
+            return Some(addr);
+        }
+        if tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
