@@ -361,13 +361,15 @@ async fn backing_operations_in_flight_are_bounded() {
     node.shutdown().await;
 }
 
-/// Pipelined commands against a read-through cache: its shards refuse batches (nothing is
-/// applied), so the RESP front end answers them one by one, each through the backing store,
-/// in order, exactly as without a pipeline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
-    use troupe_cache::RespServerMsg;
-    use troupe_cache::cmd::strings::{Get, Set};
+/// A read-through cache of `shards` shards on node `n`, with a RESP front end on a free port,
+/// in front of an in-memory backing actor: the node, the backing actor and the client.
+async fn read_through_cache(
+    shards: usize,
+) -> (
+    Node,
+    troupe_runtime::Addr<troupe_cache::BackingMsg>,
+    troupe_cache::CacheClient,
+) {
     let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
     let (backing_spec, backing) = node
         .child("db", ChildOptions::permanent(), move || MapBacking {
@@ -378,7 +380,7 @@ async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
         })
         .unwrap();
     let spec = CacheSpec::lru(1000)
-        .shards(2)
+        .shards(shards)
         .read_through(backing.clone())
         .resp("127.0.0.1:0");
     let (mut children, client) = spec.children(&node, "cache").unwrap();
@@ -386,6 +388,17 @@ async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
     node.start(SupervisorSpec::one_for_one(), children)
         .await
         .unwrap();
+    (node, backing, client)
+}
+
+/// Pipelined commands against a read-through cache: its shards refuse batches (nothing is
+/// applied), so the RESP front end answers them one by one, each through the backing store,
+/// in order, exactly as without a pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
+    use troupe_cache::RespServerMsg;
+    use troupe_cache::cmd::strings::{Get, Set};
+    let (node, backing, client) = read_through_cache(2).await;
 
     // the shards refuse a batch whole, applying none of it
     let refused = client
@@ -438,24 +451,7 @@ async fn a_pipeline_to_a_read_through_cache_goes_through_one_by_one() {
 /// on the cached copies (`EXPIRE`, `TTL`, `EXISTS`, `TYPE`, `TOUCH`, `PERSIST`) still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_command_goes_through_or_is_refused_on_a_read_through_cache() {
-    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
-    let (backing_spec, backing) = node
-        .child("db", ChildOptions::permanent(), move || MapBacking {
-            map: HashMap::new(),
-            version: 0,
-            get_delay_ms: Arc::new(AtomicU64::new(0)),
-            gets: Arc::new(AtomicU64::new(0)),
-        })
-        .unwrap();
-    let spec = CacheSpec::lru(1000)
-        .shards(1)
-        .read_through(backing.clone())
-        .resp("127.0.0.1:0");
-    let (mut children, _client) = spec.children(&node, "cache").unwrap();
-    children.insert(0, backing_spec);
-    node.start(SupervisorSpec::one_for_one(), children)
-        .await
-        .unwrap();
+    let (node, backing, _client) = read_through_cache(1).await;
     let resp = node.addr::<troupe_cache::RespServerMsg>("n", "cache.resp");
     let addr = eventually("the RESP server bound", T, async || {
         resp.call(troupe_cache::RespServerMsg::LocalAddr, T)

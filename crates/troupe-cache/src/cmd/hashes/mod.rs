@@ -24,9 +24,8 @@ pub use hset::HSet;
 pub use hsetnx::HSetNx;
 pub use hvals::HVals;
 
-use super::{Args, Command, CommandError, Now, unit::family, wrong_type};
-use crate::resp::Frame;
-use crate::store::{Hash, Store, Value};
+use super::{Args, Command, CommandError, unit::family};
+use crate::store::Hash;
 
 family! {
     /// A hash command
@@ -75,61 +74,4 @@ pub(crate) fn parse(name: &[u8], args: &mut Args) -> Option<Result<Command, Comm
     })
 }
 
-/// Reads the hash at `key` with `f`: `f(None)` if absent, `WRONGTYPE` for
-/// another type. Counts a hit or a miss.
-pub(crate) fn read<T>(
-    store: &mut Store,
-    key: &[u8],
-    now: &Now,
-    f: impl FnOnce(Option<&Hash>) -> T,
-) -> Result<T, Frame> {
-    match store.get(key, now.at) {
-        None => Ok(f(None)),
-        Some(Value::Hash(hash)) => Ok(f(Some(hash))),
-        Some(_) => Err(wrong_type()),
-    }
-}
-
-/// Changes the hash at `key` with `f`, creating it if absent; `grow` bounds
-/// how many bytes `f` adds (see [`Store::reserve`]). `WRONGTYPE` for another
-/// type, OOM if there is no room. A hash `f` leaves empty is removed.
-pub(crate) fn write<T>(
-    store: &mut Store,
-    key: &bytes::Bytes,
-    grow: usize,
-    now: &Now,
-    f: impl FnOnce(&mut Hash) -> T,
-) -> Result<T, Frame> {
-    super::collection::write(
-        store,
-        key,
-        grow,
-        now,
-        Value::Hash(Hash::default()),
-        |value| match value {
-            Value::Hash(hash) => Some(hash),
-            _ => None,
-        },
-        f,
-    )
-}
-
-/// Changes the hash at `key` with `f` if it exists: `Ok(None)` if absent,
-/// `WRONGTYPE` for another type. A hash `f` leaves empty is removed.
-pub(crate) fn modify<T>(
-    store: &mut Store,
-    key: &[u8],
-    now: &Now,
-    f: impl FnOnce(&mut Hash) -> T,
-) -> Result<Option<T>, Frame> {
-    super::collection::modify(
-        store,
-        key,
-        now,
-        |value| match value {
-            Value::Hash(hash) => Some(hash),
-            _ => None,
-        },
-        f,
-    )
-}
+super::collection::typed_access!(Hash);
