@@ -18,4 +18,4 @@ mod seat;
 
 pub use lease::{Holding, LeaseConfig, LeaseConfigError, LeaseRecord, Watching};
 pub use place::Placement;
-pub use seat::{Action, Seat, WriteOutcome};
+pub use seat::{Action, RequestId, Seat, WriteOutcome};

@@ -15,14 +15,24 @@ use std::time::{Duration, Instant};
 use crate::lease::{Holding, LeaseConfig, LeaseRecord, Watching};
 use crate::place::Placement;
 
+/// Names one read or write a [`Seat`] asked for, so its answer is matched to it: an answer
+/// to a request the seat has since given up on (it timed out, the lease ran out) is dropped
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
 /// What the runtime is to do for a [`Seat`]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Read the child's lease record, linearizably; answer with [`Seat::read_done`]
-    Read,
+    Read {
+        /// Give it back with the answer
+        id: RequestId,
+    },
     /// Compare-and-set the record from `expected` (`None`: absent) to `new`; answer with
     /// [`Seat::write_done`]
     Write {
+        /// Give it back with the answer
+        id: RequestId,
         /// What the register must hold for the write to apply
         expected: Option<LeaseRecord>,
         /// What it then holds
@@ -82,12 +92,13 @@ pub struct Seat {
     running: bool,
     /// A stop was asked and not yet confirmed
     stopping: bool,
-    /// When the read in flight was sent
-    reading: Option<Instant>,
+    /// The read in flight, and when it was sent
+    reading: Option<(RequestId, Instant)>,
     /// When the last read came back
     last_read: Option<Instant>,
-    /// When the write in flight was sent
-    writing: Option<Instant>,
+    /// The write in flight, and when it was sent
+    writing: Option<(RequestId, Instant)>,
+    next_id: u64,
 }
 
 /// How long an answer from the register may take before it counts as lost
@@ -97,7 +108,23 @@ fn answer_deadline(config: &LeaseConfig) -> Duration {
 
 impl Seat {
     /// Node `me`'s seat for a child placed by `placement`, holding nothing yet
-    pub fn new(me: impl Into<String>, placement: Placement, config: LeaseConfig) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// The [`LeaseConfigError`](crate::LeaseConfigError) if `config` cannot keep holders
+    /// apart ([`LeaseConfig::check`]).
+    pub fn new(
+        me: impl Into<String>,
+        placement: Placement,
+        config: LeaseConfig,
+    ) -> Result<Self, crate::LeaseConfigError> {
+        config.check()?;
+        Ok(Self::unchecked(me, placement, config))
+    }
+
+    /// A seat whose `config` is not checked: for tests that show what unsafe settings do
+    #[doc(hidden)]
+    pub fn unchecked(me: impl Into<String>, placement: Placement, config: LeaseConfig) -> Self {
         Self {
             me: me.into(),
             placement,
@@ -111,6 +138,7 @@ impl Seat {
             reading: None,
             last_read: None,
             writing: None,
+            next_id: 0,
         }
     }
 
@@ -176,8 +204,11 @@ impl Seat {
                 if self.writing.is_none()
                     && let Some((expected, new)) = holding.renewal(&self.config, now)
                 {
-                    self.writing = Some(now);
+                    self.next_id += 1;
+                    let id = RequestId(self.next_id);
+                    self.writing = Some((id, now));
                     actions.push(Action::Write {
+                        id,
                         expected: Some(expected),
                         new,
                     });
@@ -200,8 +231,11 @@ impl Seat {
                 }
                 if !*writing && self.writing.is_none() {
                     *writing = true;
-                    self.writing = Some(now);
+                    self.next_id += 1;
+                    let id = RequestId(self.next_id);
+                    self.writing = Some((id, now));
                     actions.push(Action::Write {
+                        id,
                         expected: Some(holding.record().clone()),
                         new: holding.record().released(),
                     });
@@ -213,8 +247,10 @@ impl Seat {
                     .last_read
                     .is_none_or(|at| now >= at + self.config.renew_after);
                 if stale && self.reading.is_none() {
-                    self.reading = Some(now);
-                    actions.push(Action::Read);
+                    self.next_id += 1;
+                    let id = RequestId(self.next_id);
+                    self.reading = Some((id, now));
+                    actions.push(Action::Read { id });
                 }
                 // a claim of unknown outcome is settled by a read before any other claim
                 if self.writing.is_none()
@@ -222,21 +258,27 @@ impl Seat {
                     && self.placement.first_live(live) == Some(self.me.as_str())
                     && let Some((expected, new)) = watching.claim(&self.me, &self.config, now)
                 {
-                    self.writing = Some(now);
+                    self.next_id += 1;
+                    let id = RequestId(self.next_id);
+                    self.writing = Some((id, now));
                     self.state = State::Claiming {
                         watching: watching.clone(),
                         new: new.clone(),
                         sent_at: now,
                     };
-                    actions.push(Action::Write { expected, new });
+                    actions.push(Action::Write { id, expected, new });
                 }
             }
         }
         actions
     }
 
-    /// A read sent by [`Action::Read`] came back at `now` with `record`
-    pub fn read_done(&mut self, record: Option<LeaseRecord>, now: Instant) {
+    /// The read `id` of an [`Action::Read`] came back at `now` with `record`; an answer to a
+    /// read no longer in flight is dropped
+    pub fn read_done(&mut self, id: RequestId, record: Option<LeaseRecord>, now: Instant) {
+        if self.reading.is_none_or(|(asked, _)| asked != id) {
+            return;
+        }
         self.reading = None;
         self.last_read = Some(now);
         match &mut self.state {
@@ -257,8 +299,23 @@ impl Seat {
         }
     }
 
-    /// The write of the last [`Action::Write`] ended with `outcome`, learnt at `now`
-    pub fn write_done(&mut self, outcome: WriteOutcome, now: Instant) -> Vec<Action> {
+    /// The write `id` of an [`Action::Write`] ended with `outcome`, learnt at `now`; an
+    /// answer to a write no longer in flight (given up on as lost, or dropped when the lease
+    /// ran out) is dropped: crediting it to a later write would count the lease from the
+    /// wrong time
+    pub fn write_done(
+        &mut self,
+        id: RequestId,
+        outcome: WriteOutcome,
+        now: Instant,
+    ) -> Vec<Action> {
+        if self.writing.is_none_or(|(asked, _)| asked != id) {
+            return Vec::new();
+        }
+        self.settle_write(outcome, now)
+    }
+
+    fn settle_write(&mut self, outcome: WriteOutcome, now: Instant) -> Vec<Action> {
         self.writing = None;
         let mut actions = Vec::new();
         let state = std::mem::replace(
@@ -344,11 +401,11 @@ impl Seat {
     /// Reads and writes unanswered for too long count as lost (a write's outcome as unknown).
     fn expire_waits(&mut self, now: Instant) {
         let deadline = answer_deadline(&self.config);
-        if self.reading.is_some_and(|sent| now >= sent + deadline) {
+        if self.reading.is_some_and(|(_, sent)| now >= sent + deadline) {
             self.reading = None;
         }
-        if self.writing.is_some_and(|sent| now >= sent + deadline) {
-            let _ = self.write_done(WriteOutcome::Unknown, now);
+        if self.writing.is_some_and(|(_, sent)| now >= sent + deadline) {
+            let _ = self.settle_write(WriteOutcome::Unknown, now);
         }
     }
 }
@@ -363,38 +420,65 @@ mod tests {
             Placement::new(["a", "b"], false),
             LeaseConfig::default(),
         )
+        .expect("valid")
     }
 
     fn all(_: &str) -> bool {
         true
     }
 
+    /// The one read among `actions`.
+    fn read(actions: &[Action]) -> RequestId {
+        match actions {
+            [Action::Read { id }] => *id,
+            other => panic!("not one read: {other:?}"),
+        }
+    }
+
+    /// The one write among `actions`: its id and new record.
+    fn write(actions: &[Action]) -> (RequestId, LeaseRecord) {
+        let writes: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write { id, new, .. } => Some((*id, new.clone())),
+                _ => None,
+            })
+            .collect();
+        match writes.as_slice() {
+            [one] => one.clone(),
+            other => panic!("not one write: {actions:?} {other:?}"),
+        }
+    }
+
+    /// `a` holding the lease from `t0`, its child running.
+    fn holder(t0: Instant) -> Seat {
+        let mut a = seat("a");
+        let id = read(&a.tick(t0, &all));
+        a.read_done(id, None, t0);
+        let (id, _) = write(&a.tick(t0, &all));
+        assert!(a.write_done(id, WriteOutcome::Applied, t0).is_empty());
+        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        a
+    }
+
+    #[test]
+    fn a_bad_config_is_refused() {
+        let bad = LeaseConfig {
+            stop_margin: Duration::ZERO,
+            claim_grace: Duration::ZERO,
+            ..LeaseConfig::default()
+        };
+        assert!(Seat::new("a", Placement::new(["a"], false), bad).is_err());
+    }
+
     #[test]
     fn the_first_live_node_claims_an_absent_lease_then_runs_and_renews() {
         let t0 = Instant::now();
-        let mut a = seat("a");
-        assert_eq!(a.tick(t0, &all), vec![Action::Read]);
-        a.read_done(None, t0);
-        let actions = a.tick(t0, &all);
-        let [
-            Action::Write {
-                expected: None,
-                new,
-            },
-        ] = actions.as_slice()
-        else {
-            panic!("{actions:?}");
-        };
-        assert_eq!(new.holder, "a");
-        assert!(a.write_done(WriteOutcome::Applied, t0).is_empty());
-        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        let mut a = holder(t0);
         assert!(a.running());
-        let renew = a.tick(t0 + Duration::from_secs(1), &all);
-        assert!(
-            matches!(renew.as_slice(), [Action::Write { .. }]),
-            "{renew:?}"
-        );
-        a.write_done(WriteOutcome::Applied, t0 + Duration::from_secs(1));
+        let (id, new) = write(&a.tick(t0 + Duration::from_secs(1), &all));
+        assert_eq!(new.generation, 2);
+        a.write_done(id, WriteOutcome::Applied, t0 + Duration::from_secs(1));
         assert!(a.tick(t0 + Duration::from_millis(1999), &all).is_empty());
         // past the first write's deadline, running on the renewal's
         let later = a.tick(t0 + Duration::from_millis(3400), &all);
@@ -402,20 +486,15 @@ mod tests {
 
         // b defers to a, live and first
         let mut b = seat("b");
-        assert_eq!(b.tick(t0, &all), vec![Action::Read]);
-        b.read_done(None, t0);
+        let id = read(&b.tick(t0, &all));
+        b.read_done(id, None, t0);
         assert!(b.tick(t0, &all).is_empty());
     }
 
     #[test]
     fn a_holder_cut_off_from_the_register_stops_at_its_deadline() {
         let t0 = Instant::now();
-        let mut a = seat("a");
-        a.tick(t0, &all);
-        a.read_done(None, t0);
-        a.tick(t0, &all);
-        a.write_done(WriteOutcome::Applied, t0);
-        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        let mut a = holder(t0);
         // every renewal goes unanswered
         let mut now = t0;
         let mut stopped = None;
@@ -427,19 +506,58 @@ mod tests {
             }
         }
         assert_eq!(stopped, Some(t0 + Duration::from_millis(2500)));
-        assert!(!a.running() && !a.holds());
+        assert!(!a.running() && !a.holds() && !a.may_act(now));
+    }
+
+    #[test]
+    fn an_answer_to_a_write_given_up_on_is_not_credited_to_a_later_one() {
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        // a renewal at 1 s whose answer is late; given up on at 2 s, another sent
+        let (late, _) = write(&a.tick(t0 + Duration::from_secs(1), &all));
+        let retry = a.tick(t0 + Duration::from_millis(2000), &all);
+        let (current, _) = write(&retry);
+        assert_ne!(late, current);
+        // the late answer says applied: it must not move the deadline to 2 s
+        assert!(
+            a.write_done(
+                late,
+                WriteOutcome::Applied,
+                t0 + Duration::from_millis(2100)
+            )
+            .is_empty()
+        );
+        assert!(a.may_act(t0 + Duration::from_millis(2499)));
+        assert!(!a.may_act(t0 + Duration::from_millis(2500)));
+        // the answer to the write in flight counts
+        a.write_done(
+            current,
+            WriteOutcome::Applied,
+            t0 + Duration::from_millis(2100),
+        );
+        assert!(a.may_act(t0 + Duration::from_millis(4499)));
+        // a late read answer is dropped too
+        let mut b = seat("b");
+        let first = read(&b.tick(t0, &all));
+        let second = read(&b.tick(t0 + Duration::from_secs(2), &all));
+        b.read_done(first, Some(a.lease().cloned().expect("held")), t0);
+        b.read_done(second, None, t0 + Duration::from_secs(2));
+        assert!(
+            b.tick(t0 + Duration::from_secs(2), &all).is_empty(),
+            "b defers to a"
+        );
     }
 
     #[test]
     fn with_takeover_a_later_holder_gives_way_to_an_earlier_node() {
         let t0 = Instant::now();
         let placement = Placement::new(["a", "b"], true);
-        let mut b = Seat::new("b", placement, LeaseConfig::default());
+        let mut b = Seat::new("b", placement, LeaseConfig::default()).expect("valid");
         let a_down = |n: &str| n != "a";
-        b.tick(t0, &a_down);
-        b.read_done(None, t0);
-        b.tick(t0, &a_down);
-        b.write_done(WriteOutcome::Applied, t0);
+        let id = read(&b.tick(t0, &a_down));
+        b.read_done(id, None, t0);
+        let (id, _) = write(&b.tick(t0, &a_down));
+        b.write_done(id, WriteOutcome::Applied, t0);
         assert_eq!(b.tick(t0, &a_down), vec![Action::Start]);
         // a is back: b stops, and only once stopped writes the lease released
         assert_eq!(
@@ -448,12 +566,9 @@ mod tests {
         );
         assert!(b.tick(t0 + Duration::from_millis(200), &all).is_empty());
         b.child_stopped();
-        let release = b.tick(t0 + Duration::from_millis(300), &all);
-        let [Action::Write { new, .. }] = release.as_slice() else {
-            panic!("{release:?}");
-        };
+        let (id, new) = write(&b.tick(t0 + Duration::from_millis(300), &all));
         assert!(new.released);
-        b.write_done(WriteOutcome::Applied, t0 + Duration::from_millis(300));
+        b.write_done(id, WriteOutcome::Applied, t0 + Duration::from_millis(300));
         assert!(!b.holds());
     }
 
@@ -461,18 +576,14 @@ mod tests {
     fn a_claim_whose_answer_was_lost_is_adopted_when_a_read_shows_it() {
         let t0 = Instant::now();
         let mut a = seat("a");
-        a.tick(t0, &all);
-        a.read_done(None, t0);
-        let actions = a.tick(t0, &all);
-        let [Action::Write { new, .. }] = actions.as_slice() else {
-            panic!("{actions:?}");
-        };
-        let new = new.clone();
-        a.write_done(WriteOutcome::Unknown, t0 + Duration::from_millis(50));
+        let id = read(&a.tick(t0, &all));
+        a.read_done(id, None, t0);
+        let (id, new) = write(&a.tick(t0, &all));
+        a.write_done(id, WriteOutcome::Unknown, t0 + Duration::from_millis(50));
         assert!(!a.holds());
         let later = t0 + Duration::from_millis(1100);
-        assert_eq!(a.tick(later, &all), vec![Action::Read]);
-        a.read_done(Some(new), later);
+        let id = read(&a.tick(later, &all));
+        a.read_done(id, Some(new), later);
         assert!(a.holds());
         // it runs, and renews at once: the claim was sent over a second ago
         let actions = a.tick(later, &all);

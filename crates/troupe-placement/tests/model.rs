@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use troupe_placement::{Action, LeaseConfig, LeaseRecord, Placement, Seat, WriteOutcome};
+use troupe_placement::{
+    Action, LeaseConfig, LeaseRecord, Placement, RequestId, Seat, WriteOutcome,
+};
 
 const NODES: [&str; 3] = ["a", "b", "c"];
 /// Faults happen before this (ms); after it the network is calm and views are true.
@@ -72,16 +74,17 @@ impl Rng {
 }
 
 enum Request {
-    Read,
+    Read(RequestId),
     Write {
+        id: RequestId,
         expected: Option<LeaseRecord>,
         new: LeaseRecord,
     },
 }
 
 enum Response {
-    Read(Option<LeaseRecord>),
-    Write(WriteOutcome),
+    Read(RequestId, Option<LeaseRecord>),
+    Write(RequestId, WriteOutcome),
 }
 
 struct Node {
@@ -124,7 +127,8 @@ impl World {
     }
 
     fn seat(&self, node: usize) -> Seat {
-        Seat::new(
+        // unchecked: the margins test runs a config `check` refuses, to show what it prevents
+        Seat::unchecked(
             NODES[node],
             Placement::new(NODES, self.takeover),
             self.config,
@@ -154,13 +158,13 @@ impl World {
                 break;
             };
             let response = match request {
-                Request::Read => Response::Read(self.register.clone()),
-                Request::Write { expected, new } => {
+                Request::Read(id) => Response::Read(id, self.register.clone()),
+                Request::Write { id, expected, new } => {
                     if self.register == expected {
                         self.register = Some(new);
-                        Response::Write(WriteOutcome::Applied)
+                        Response::Write(id, WriteOutcome::Applied)
                     } else {
-                        Response::Write(WriteOutcome::Mismatch(self.register.clone()))
+                        Response::Write(id, WriteOutcome::Mismatch(self.register.clone()))
                     }
                 }
             };
@@ -190,9 +194,9 @@ impl World {
             let inc = self.nodes[n].incarnation;
             for response in self.take_responses(n, inc, t) {
                 match response {
-                    Response::Read(record) => self.nodes[n].seat.read_done(record, now),
-                    Response::Write(outcome) => {
-                        actions.extend(self.nodes[n].seat.write_done(outcome, now));
+                    Response::Read(id, record) => self.nodes[n].seat.read_done(id, record, now),
+                    Response::Write(id, outcome) => {
+                        actions.extend(self.nodes[n].seat.write_done(id, outcome, now));
                     }
                 }
             }
@@ -247,13 +251,14 @@ impl World {
                 let done = t + self.rng.next(20);
                 self.nodes[n].stop_done_at = Some(done);
             }
-            Action::Read | Action::Write { .. } => {
+            Action::Read { .. } | Action::Write { .. } => {
                 if self.fault(Fault::Partition, n, t) {
                     return;
                 }
                 let request = match action {
-                    Action::Write { expected, new } => Request::Write { expected, new },
-                    _ => Request::Read,
+                    Action::Write { id, expected, new } => Request::Write { id, expected, new },
+                    Action::Read { id } => Request::Read(id),
+                    Action::Start | Action::Stop => return,
                 };
                 let at = t + 1 + self.rng.next(40);
                 // the register applies requests in arrival order
