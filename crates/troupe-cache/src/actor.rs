@@ -235,6 +235,7 @@ impl Actor for RespServerActor {
             send_timeout: c.send_timeout,
             limits: c.limits,
             max_connections: c.shell.connection_limit_handle(),
+            config_lock: tokio::sync::Mutex::new(()),
             port,
             next_id: AtomicU64::new(0),
         });

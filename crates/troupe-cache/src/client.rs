@@ -305,8 +305,8 @@ impl CacheClient {
     }
 
     /// Changes every shard's memory settings (`None` keeps one):
-    /// `max_bytes` is the whole cache's bound, split evenly over the shards
-    /// (`usize::MAX`: no bound).
+    /// `max_bytes` is the whole cache's bound, split over the shards so the
+    /// shares add up to it (`usize::MAX`: no bound).
     /// The settings of every shard afterwards, in shard order (with both
     /// `None`, just reads them).
     ///
@@ -319,18 +319,25 @@ impl CacheClient {
         max_bytes: Option<usize>,
         policy: Option<EvictionPolicy>,
     ) -> Result<Vec<ShardConfig>, CacheError> {
-        // `usize::MAX` is no bound: each shard gets it whole
-        let per_shard = max_bytes.map(|bytes| match bytes {
-            usize::MAX => usize::MAX,
-            bytes => bytes.div_ceil(self.shards.len()),
-        });
-        let configs = self
-            .call_all(|reply| ShardMsg::Configure {
-                max_bytes: per_shard,
+        let n = self.shards.len();
+        // `usize::MAX` is no bound: each shard gets it whole; else the shares add up exactly
+        let share = |i: usize| {
+            max_bytes.map(|bytes| match bytes {
+                usize::MAX => usize::MAX,
+                bytes => bytes / n + usize::from(i < bytes % n),
+            })
+        };
+        let calls = (0..n).map(|i| {
+            self.call(i, move |reply| ShardMsg::Configure {
+                max_bytes: share(i),
                 policy,
                 reply,
             })
-            .await?;
+        });
+        let configs = join_all(calls)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(configs)
     }
 

@@ -8,9 +8,12 @@
 //! - `maxclients`, `timeout` (seconds idle; `0`: never),
 //!   `client-query-buffer-limit`, `proto-max-bulk-len`
 //!
-//! `CONFIG SET` checks every pair before applying any, as Redis 7 does. The
-//! memory settings live in the shards and outlive their restarts; the client
-//! limits live in the RESP server and apply to new reads at once.
+//! `CONFIG SET` checks every pair before applying any, as Redis 7 does, runs
+//! one at a time, and changes the shards first: if a shard cannot be reached
+//! the error is the reply and the client limits are unchanged (shards reached
+//! keep the new memory settings; setting them again converges). The memory
+//! settings live in the shards and outlive their restarts; the client limits
+//! live in the RESP server and apply to new reads at once.
 
 use std::sync::atomic::Ordering;
 
@@ -166,6 +169,8 @@ pub(crate) async fn set(shared: &Shared, pairs: Vec<(Bytes, Bytes)>) -> Frame {
         };
         settings.push((param, setting));
     }
+    // one CONFIG SET at a time, so two never leave the shards with a mix of their settings
+    let _one_at_a_time = shared.config_lock.lock().await;
     let mut max_bytes = None;
     let mut policy = None;
     for (_, setting) in &settings {
@@ -173,18 +178,25 @@ pub(crate) async fn set(shared: &Shared, pairs: Vec<(Bytes, Bytes)>) -> Frame {
             Setting::MaxMemory(0) => max_bytes = Some(usize::MAX),
             Setting::MaxMemory(n) => max_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX)),
             Setting::Policy(p) => policy = Some(p),
+            _ => {}
+        }
+    }
+    // the shards first: if one cannot be reached, the client limits stay as they were
+    if (max_bytes.is_some() || policy.is_some())
+        && let Err(err) = shared.client.configure(max_bytes, policy).await
+    {
+        return Frame::Error(err.to_string());
+    }
+    for (_, setting) in &settings {
+        match *setting {
             Setting::MaxClients(n) => shared.max_connections.set(n),
             Setting::Timeout(secs) => shared
                 .idle_timeout_ms
                 .store(secs.saturating_mul(1000), Ordering::Relaxed),
             Setting::QueryBufferLimit(n) => shared.query_buffer_limit.store(n, Ordering::Relaxed),
             Setting::MaxBulkLen(n) => shared.max_bulk_len.store(n, Ordering::Relaxed),
+            Setting::MaxMemory(_) | Setting::Policy(_) => {}
         }
-    }
-    if (max_bytes.is_some() || policy.is_some())
-        && let Err(err) = shared.client.configure(max_bytes, policy).await
-    {
-        return Frame::Error(err.to_string());
     }
     tracing::info!(?settings, "CONFIG SET applied");
     ok()

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The listener's connection limit (`maxclients`)
     pub(crate) max_connections: ConnectionLimit,
+    /// Held by a `CONFIG SET` while it applies
+    pub(crate) config_lock: tokio::sync::Mutex<()>,
     pub(crate) port: u16,
     pub(crate) next_id: AtomicU64,
 }
@@ -326,9 +328,9 @@ impl Connection<'_> {
     }
 
     /// Answers `batch`, commands on keys: every key command of it goes to its shard, one
-    /// message per shard, and each command's reply is made from its part's replies. A
-    /// read whose batch failed in transit (say its shard's answer was over the remote
-    /// frame limit) is asked again alone: a read, so asking twice changes nothing.
+    /// message per shard, and each command's reply is made from its part's replies. In a
+    /// batch of reads, a read whose batch failed in transit (say its shard's answer was over
+    /// the remote frame limit) is asked again alone: a read, so asking twice changes nothing.
     async fn answer_batch(&mut self, batch: Vec<Command>, out: &mut BytesMut) {
         let client = &self.shared.client;
         let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
@@ -375,16 +377,36 @@ impl Connection<'_> {
             return self.run_through(keyed).await;
         }
         let plain = self.shared.plain.load(Ordering::Relaxed);
+        // A read is asked again alone if its batch was lost in transit, but only from a batch
+        // of reads: after a write in the same batch it could see that write.
+        let only_reads = keyed.iter().all(is_read);
         // kept to send again: every command until the shards are known plain, then the reads
         let kept: Vec<Option<KeyCommand>> = keyed
             .iter()
-            .map(|cmd| (!plain || is_read(cmd)).then(|| cmd.clone()))
+            .map(|cmd| (!plain || only_reads).then(|| cmd.clone()))
             .collect();
         let replies = client.run(keyed).await;
         if replies.iter().any(refused_as_batch) {
-            // a read-through cache: nothing was applied; typed calls from now on
+            // a read-through cache: the shards that refused applied nothing, the others ran
+            // their share; those refused go as typed calls, from now on all do
             self.shared.through.store(true, Ordering::Relaxed);
-            return self.run_through(kept.into_iter().flatten().collect()).await;
+            let mut frames = Vec::with_capacity(replies.len());
+            let mut resend = Vec::new();
+            for (i, (reply, cmd)) in replies.into_iter().zip(kept).enumerate() {
+                if refused_as_batch(&reply)
+                    && let Some(cmd) = cmd
+                {
+                    resend.push((i, cmd));
+                    frames.push(missing_reply());
+                } else {
+                    frames.push(as_frame(reply));
+                }
+            }
+            let (positions, commands): (Vec<usize>, Vec<KeyCommand>) = resend.into_iter().unzip();
+            for (i, frame) in positions.into_iter().zip(self.run_through(commands).await) {
+                frames[i] = frame;
+            }
+            return frames;
         }
         // a shard that ran a command a read-through shard refuses is plain
         let ran_backed = kept.iter().zip(&replies).any(|(cmd, reply)| {
@@ -400,7 +422,7 @@ impl Connection<'_> {
         for (kept, reply) in kept.into_iter().zip(replies) {
             frames.push(match (reply, kept) {
                 (Ok(frame), _) => frame,
-                (Err(CacheError::Unavailable(_)), Some(cmd)) if is_read(&cmd) => {
+                (Err(CacheError::Unavailable(_)), Some(cmd)) if only_reads => {
                     let again = client.run(vec![cmd]).await;
                     again.into_iter().next().map_or_else(
                         || Frame::Error("ERR cache shard unavailable".into()),

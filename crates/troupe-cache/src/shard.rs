@@ -962,7 +962,7 @@ impl Actor for CacheShard {
                 let when = ExpireWhen::In(millis);
                 let set =
                     crate::cmd::keyspace::expire(&mut self.store, &key, when, options, &clock);
-                reply.send(set);
+                reply.send(set.unwrap_or(false));
             }
             ShardMsg::Ttl { key, reply } => {
                 reply.send(self.store.ttl(&key, now).into());

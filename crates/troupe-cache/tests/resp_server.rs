@@ -1020,6 +1020,12 @@ async fn config_set_changes_memory_policy_and_client_limits() {
     assert_eq!(ok, "OK");
     assert_eq!(get(c, "maxmemory").await, "102400");
     assert_eq!(get(c, "timeout").await, "7");
+    // the shards' shares add up to what was set, odd or not
+    let ok: String = run(c, &["CONFIG", "SET", "maxmemory", "102401"])
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(get(c, "maxmemory").await, "102401");
     let left = run::<i64>(c, &["DBSIZE"]).await.unwrap();
     assert!((90..=102).contains(&left), "{left} keys left in 100 KiB");
     assert_eq!(

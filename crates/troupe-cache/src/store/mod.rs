@@ -424,7 +424,7 @@ impl Store {
             if fits {
                 return Ok(evicted);
             }
-            match self.evict_one(now) {
+            match self.evict_one(now, Some(key)) {
                 Some(true) => evicted += 1,
                 Some(false) => {}
                 None => return Err(StoreError::OutOfMemory),
@@ -594,7 +594,7 @@ impl Store {
         self.max_bytes = max_bytes;
         let mut evicted = 0;
         while self.bytes > self.max_bytes {
-            match self.evict_one(now) {
+            match self.evict_one(now, None) {
                 Some(true) => evicted += 1,
                 Some(false) => {}
                 None => break,
@@ -723,7 +723,7 @@ impl Store {
     fn make_room(&mut self, size: usize, now: Instant) -> Result<usize, StoreError> {
         let mut evicted = 0;
         while self.map.len() + 1 > self.max_entries || self.bytes + size > self.max_bytes {
-            match self.evict_one(now) {
+            match self.evict_one(now, None) {
                 Some(true) => evicted += 1,
                 Some(false) => {}
                 None => return Err(StoreError::OutOfMemory),
@@ -734,11 +734,15 @@ impl Store {
 
     /// Removes one entry the policy allows: `Some(true)` if it was live (an
     /// eviction), `Some(false)` if expired, `None` if the policy allows none.
-    fn evict_one(&mut self, now: Instant) -> Option<bool> {
+    /// Under `volatile-lru`, `spare` (the key a write is making room for) is
+    /// left for last: the write's new value was worked out from it.
+    fn evict_one(&mut self, now: Instant, spare: Option<&[u8]>) -> Option<bool> {
         let victim = match self.policy {
             EvictionPolicy::AllKeysLru => self.map.peek_lru().map(|(key, _)| key.clone()),
-            EvictionPolicy::VolatileLru => self.coldest(|entry| entry.expires_at.is_some()),
-            EvictionPolicy::NoEviction => self.coldest(|entry| entry.is_expired(now)),
+            EvictionPolicy::VolatileLru => self.coldest(|key, entry| {
+                entry.expires_at.is_some() && spare.is_none_or(|spare| spare != &key[..])
+            }),
+            EvictionPolicy::NoEviction => self.coldest(|_, entry| entry.is_expired(now)),
         }?;
         let entry = self.detach(&victim)?;
         if entry.is_expired(now) {
@@ -752,12 +756,12 @@ impl Store {
 
     /// The least recently used key whose entry passes `eligible`, among the
     /// [`EVICTION_SEARCH`] least recently used.
-    fn coldest(&self, eligible: impl Fn(&Entry) -> bool) -> Option<Bytes> {
+    fn coldest(&self, eligible: impl Fn(&Bytes, &Entry) -> bool) -> Option<Bytes> {
         self.map
             .iter()
             .rev()
             .take(EVICTION_SEARCH)
-            .find(|(_, entry)| eligible(entry))
+            .find(|(key, entry)| eligible(key, entry))
             .map(|(key, _)| key.clone())
     }
 

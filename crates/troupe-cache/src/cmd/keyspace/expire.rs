@@ -32,20 +32,22 @@ pub enum ExpireWhen {
 
 /// `EXPIRE`'s rule, shared by the command and the shard's typed message:
 /// whether the expiry was set (or the key deleted, for a time not after
-/// now). A key without expiry counts as expiring never for `GT`/`LT`.
+/// now); `None` if a relative time added to now overflows (Redis: `invalid
+/// expire time`), nothing changed. A key without expiry counts as expiring
+/// never for `GT`/`LT`.
 pub fn expire(
     store: &mut Store,
     key: &[u8],
     when: ExpireWhen,
     options: ExpireOptions,
     now: &Now,
-) -> bool {
-    let Some(current) = store.expires_at(key, now.at) else {
-        return false;
-    };
+) -> Option<bool> {
     let when = match when {
-        ExpireWhen::In(ms) => now.unix_ms.saturating_add(ms),
+        ExpireWhen::In(ms) => now.unix_ms.checked_add(ms)?,
         ExpireWhen::At(ms) => ms,
+    };
+    let Some(current) = store.expires_at(key, now.at) else {
+        return Some(false);
     };
     let current = current.map(|at| now.unix_ms_of(at));
     let refused = (options.nx && current.is_some())
@@ -53,13 +55,13 @@ pub fn expire(
         || (options.gt && current.is_none_or(|c| when <= c))
         || (options.lt && current.is_some_and(|c| when >= c));
     if refused {
-        return false;
+        return Some(false);
     }
     let at = match now.instant_of(when) {
         Ok(at) => at,
         Err(()) => Some(now.at),
     };
-    store.set_expires_at(key, at, now.at)
+    Some(store.set_expires_at(key, at, now.at))
 }
 
 /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`: 1 if the expiry was set
@@ -71,6 +73,8 @@ pub struct Expire {
     pub when: ExpireWhen,
     /// `NX`/`XX`/`GT`/`LT`
     pub options: ExpireOptions,
+    /// Whether the time was given in seconds (`EXPIRE`, `EXPIREAT`), for the error's name
+    pub seconds: bool,
 }
 
 impl Expire {
@@ -120,15 +124,27 @@ impl Expire {
         } else {
             ExpireWhen::In(millis)
         };
-        Ok(Self { key, when, options })
+        Ok(Self {
+            key,
+            when,
+            options,
+            seconds: unit_ms == 1000,
+        })
     }
 }
 
 impl Unit for Expire {
-    const READ_THROUGH: ReadThrough = ReadThrough::Cached;
+    // on a read-through cache an expiry is the fill TTL's, which bounds how stale a
+    // value filled before an outside write can be: not the client's to lift or extend
+    const READ_THROUGH: ReadThrough = ReadThrough::Refused;
 
     fn name(&self) -> &'static str {
-        "expire"
+        match (self.seconds, self.when) {
+            (true, ExpireWhen::In(_)) => "expire",
+            (false, ExpireWhen::In(_)) => "pexpire",
+            (true, ExpireWhen::At(_)) => "expireat",
+            (false, ExpireWhen::At(_)) => "pexpireat",
+        }
     }
 
     fn key(&self) -> &Bytes {
@@ -136,13 +152,10 @@ impl Unit for Expire {
     }
 
     fn apply(self, store: &mut Store, now: &Now) -> Frame {
-        Frame::Integer(i64::from(expire(
-            store,
-            &self.key,
-            self.when,
-            self.options,
-            now,
-        )))
+        match expire(store, &self.key, self.when, self.options, now) {
+            Some(set) => Frame::Integer(i64::from(set)),
+            None => Frame::Error(CommandError::InvalidExpireTime(self.name()).to_string()),
+        }
     }
 }
 
@@ -225,6 +238,13 @@ mod tests {
             run(&mut s, &now, &["EXPIRE", "k", "x"]),
             error("ERR value is not an integer or out of range")
         );
+        // in range as milliseconds, past the range once added to now
+        run(&mut s, &now, &["SET", "k", "v"]);
+        assert_eq!(
+            run(&mut s, &now, &["PEXPIRE", "k", "9223372036854775000"]),
+            error("ERR invalid expire time in 'pexpire' command")
+        );
+        assert_eq!(run(&mut s, &now, &["TTL", "k"]), Frame::Integer(-1));
         assert_eq!(
             run(&mut s, &now, &["PEXPIREAT", "k"]),
             error(&arity("pexpireat"))

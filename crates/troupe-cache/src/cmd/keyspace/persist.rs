@@ -24,7 +24,9 @@ impl Persist {
 }
 
 impl Unit for Persist {
-    const READ_THROUGH: ReadThrough = ReadThrough::Cached;
+    // on a read-through cache an expiry is the fill TTL's, which bounds how stale a
+    // value filled before an outside write can be: not the client's to lift or extend
+    const READ_THROUGH: ReadThrough = ReadThrough::Refused;
 
     fn name(&self) -> &'static str {
         "persist"

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cmd::{Args, CommandError, Now, Unit, count, store_error, wrong_type};
 use crate::resp::Frame;
+use crate::resp::frame::DEFAULT_MAX_BULK_LEN;
 use crate::store::{Store, Value};
 
 /// `APPEND key value`: the string grown by `value` (created if absent,
@@ -29,15 +30,19 @@ impl Append {
     }
 }
 
-/// Replaces the string at `key` by `make(old)`, keeping its expiry, or
-/// creates it from `make(empty)`; `WRONGTYPE` for another type, OOM if it
-/// does not fit. The new string's length.
+/// Edits the string at `key` in place with `edit`, keeping its expiry, or creates it from
+/// an empty one; `WRONGTYPE` for another type, OOM if it does not fit (`grow` bounds the bytes
+/// `edit` adds). The new string's length.
+///
+/// The string's buffer is reused when nothing else holds it (a reply still being written
+/// may), and grows with spare room, so appending is amortised O(1) per byte as in Redis,
+/// not a copy of the whole string per command.
 pub(crate) fn rewrite(
     store: &mut Store,
     key: &Bytes,
     grow: usize,
     now: &Now,
-    make: impl FnOnce(&[u8]) -> Bytes,
+    edit: impl FnOnce(&mut BytesMut),
 ) -> Result<usize, Frame> {
     if let Some(value) = store.peek(key, now.at)
         && !matches!(value, Value::Str(_))
@@ -47,12 +52,17 @@ pub(crate) fn rewrite(
     store
         .reserve(key, grow, now.at)
         .map_err(|e| store_error(&e))?;
-    let mut make = Some(make);
+    let mut edit = Some(edit);
     let changed = store.modify(key, now.at, |value| match value {
         Value::Str(old) => {
-            let new = make.take().map(|make| make(old)).unwrap_or_default();
-            let len = new.len();
-            *old = new;
+            let mut buf = std::mem::take(old)
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            if let Some(edit) = edit.take() {
+                edit(&mut buf);
+            }
+            let len = buf.len();
+            *old = buf.freeze();
             len
         }
         _ => 0,
@@ -60,13 +70,14 @@ pub(crate) fn rewrite(
     if let Some(len) = changed {
         return Ok(len);
     }
-    let Some(make) = make else {
+    let Some(edit) = edit else {
         return Ok(0);
     };
-    let new = make(&[]);
-    let len = new.len();
+    let mut buf = BytesMut::new();
+    edit(&mut buf);
+    let len = buf.len();
     store
-        .insert(key.clone(), Value::Str(new), None, now.at)
+        .insert(key.clone(), Value::Str(buf.freeze()), None, now.at)
         .map_err(|e| store_error(&e))?;
     Ok(len)
 }
@@ -81,13 +92,18 @@ impl Unit for Append {
     }
 
     fn apply(self, store: &mut Store, now: &Now) -> Frame {
+        let current = match super::peek(store, &self.key, now) {
+            Ok(current) => current.map_or(0, |v| v.len()),
+            Err(err) => return err,
+        };
+        if current.saturating_add(self.value.len()) > DEFAULT_MAX_BULK_LEN {
+            return Frame::Error(
+                "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into(),
+            );
+        }
         let suffix = self.value;
-        let grow = suffix.len();
-        rewrite(store, &self.key, grow, now, |old| {
-            let mut new = BytesMut::with_capacity(old.len() + suffix.len());
-            new.extend_from_slice(old);
-            new.extend_from_slice(&suffix);
-            new.freeze()
+        rewrite(store, &self.key, suffix.len(), now, |buf| {
+            buf.extend_from_slice(&suffix);
         })
         .map_or_else(|err| err, count)
     }
@@ -117,5 +133,23 @@ mod tests {
         assert_eq!(run(&mut s, &now, &["EXISTS", "e"]), Frame::Integer(1));
         run(&mut s, &now, &["LPUSH", "l", "x"]);
         assert_eq!(run(&mut s, &now, &["APPEND", "l", "x"]), error(WRONGTYPE));
+    }
+
+    #[test]
+    fn appending_reuses_the_buffer() {
+        let (mut s, now) = (store(), now());
+        run(&mut s, &now, &["APPEND", "k", "a"]);
+        let address = |s: &mut crate::store::Store| match s.peek(b"k", now.at) {
+            Some(crate::store::Value::Str(b)) => b.as_ptr() as usize,
+            _ => 0,
+        };
+        run(&mut s, &now, &["APPEND", "k", "b"]);
+        let first = address(&mut s);
+        // grown with spare room: the next appends land in the same buffer
+        for _ in 0..3 {
+            run(&mut s, &now, &["APPEND", "k", "c"]);
+        }
+        assert_eq!(address(&mut s), first);
+        assert_eq!(run(&mut s, &now, &["GET", "k"]), bulk("abccc"));
     }
 }

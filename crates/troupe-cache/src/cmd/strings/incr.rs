@@ -152,6 +152,28 @@ mod tests {
     }
 
     #[test]
+    fn making_room_never_evicts_the_counter_being_written() {
+        let now = now();
+        let mut s = crate::store::Store::new(std::num::NonZeroUsize::new(100).unwrap(), 40);
+        s.set_policy(crate::store::EvictionPolicy::VolatileLru);
+        run(&mut s, &now, &["SET", "n", "9", "EX", "100"]);
+        run(&mut s, &now, &["SET", "p1", "xxxxxxxxxxxxxxxx"]);
+        // full: INCR needs room, and the only key with an expiry is the counter itself
+        assert_eq!(
+            run(&mut s, &now, &["SET", "p2", "xxxxxxxxxxxx"]),
+            crate::cmd::ok()
+        );
+        let reply = run(&mut s, &now, &["INCR", "n"]);
+        // refused, or done on the counter as it was: never 10 without its expiry
+        if reply == Frame::Integer(10) {
+            assert_eq!(run(&mut s, &now, &["TTL", "n"]), Frame::Integer(100));
+        } else {
+            assert_eq!(reply, error(crate::cmd::OOM));
+            assert_eq!(run(&mut s, &now, &["GET", "n"]), bulk("9"));
+        }
+    }
+
+    #[test]
     fn errors_are_redis_texts() {
         let (mut s, now) = (store(), now());
         let not_int = error("ERR value is not an integer or out of range");

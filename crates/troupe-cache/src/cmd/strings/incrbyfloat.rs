@@ -79,7 +79,11 @@ impl Unit for IncrByFloat {
         let text = Bytes::from(format_float(next));
         let reply = Frame::Bulk(text.clone());
         let grow = text.len();
-        match super::append::rewrite(store, &self.key, grow, now, |_| text) {
+        let write = |buf: &mut bytes::BytesMut| {
+            buf.clear();
+            buf.extend_from_slice(&text);
+        };
+        match super::append::rewrite(store, &self.key, grow, now, write) {
             Ok(_) => reply,
             Err(err) => err,
         }

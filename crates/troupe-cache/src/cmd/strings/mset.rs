@@ -20,11 +20,24 @@ fn parse_pairs(args: &mut Args, name: &'static str) -> Result<Vec<(Bytes, Bytes)
     Ok(pairs)
 }
 
-/// Writes every pair, clearing expiries; stops at the first the store
-/// refuses.
+/// Writes every pair, clearing expiries, all or nothing: if the store refuses one, the pairs
+/// written before it are undone (their keys get back what they held) and the refusal is the
+/// reply.
 fn write_all(store: &mut Store, pairs: Vec<(Bytes, Bytes)>, now: &Now) -> Frame {
+    let mut replaced: Vec<(Bytes, Option<(Value, Option<std::time::Instant>)>)> =
+        Vec::with_capacity(pairs.len());
     for (key, value) in pairs {
+        let before = store.take(&key, now.at);
+        replaced.push((key.clone(), before));
         if let Err(err) = store.insert(key, Value::Str(value), None, now.at) {
+            // newest first, so a key named twice ends with what it held at the start
+            for (key, before) in replaced.into_iter().rev() {
+                store.delete(&key, now.at);
+                if let Some((value, expires_at)) = before {
+                    // it fitted before this command, and this command's writes are gone
+                    let _ = store.insert(key, value, expires_at, now.at);
+                }
+            }
             return store_error(&err);
         }
     }
@@ -139,5 +152,29 @@ mod tests {
             error(&arity("mset"))
         );
         assert_eq!(run(&mut s, &now, &["MSETNX", "a"]), error(&arity("msetnx")));
+    }
+
+    #[test]
+    fn a_refused_pair_undoes_the_pairs_before_it() {
+        let now = now();
+        let mut s = crate::store::Store::new(std::num::NonZeroUsize::new(10).unwrap(), 64);
+        run(&mut s, &now, &["SET", "a", "old", "EX", "100"]);
+        let huge = "x".repeat(100);
+        assert_eq!(
+            run(
+                &mut s,
+                &now,
+                &["MSET", "a", "new", "b", "1", "a", "newer", "c", &huge]
+            ),
+            error(crate::cmd::OOM)
+        );
+        assert_eq!(run(&mut s, &now, &["GET", "a"]), bulk("old"));
+        assert_eq!(run(&mut s, &now, &["TTL", "a"]), Frame::Integer(100));
+        assert_eq!(run(&mut s, &now, &["EXISTS", "b", "c"]), Frame::Integer(0));
+        assert_eq!(
+            run(&mut s, &now, &["MSETNX", "b", "1", "c", &huge]),
+            error(crate::cmd::OOM)
+        );
+        assert_eq!(run(&mut s, &now, &["EXISTS", "b"]), Frame::Integer(0));
     }
 }

@@ -1,6 +1,6 @@
 //! `SETRANGE key offset value`
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::{Args, CommandError, Now, Unit, count};
@@ -61,13 +61,11 @@ impl Unit for SetRange {
         let end = self.offset + self.value.len();
         let grow = end.saturating_sub(current.as_ref().map_or(0, |v| v.len()));
         let (offset, value) = (self.offset, self.value);
-        super::append::rewrite(store, &self.key, grow, now, |old| {
-            let mut new = BytesMut::from(old);
-            if new.len() < end {
-                new.resize(end, 0);
+        super::append::rewrite(store, &self.key, grow, now, |buf| {
+            if buf.len() < end {
+                buf.resize(end, 0);
             }
-            new[offset..end].copy_from_slice(&value);
-            new.freeze()
+            buf[offset..end].copy_from_slice(&value);
         })
         .map_or_else(|err| err, count)
     }
