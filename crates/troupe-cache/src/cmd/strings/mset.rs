@@ -20,12 +20,15 @@ fn parse_pairs(args: &mut Args, name: &'static str) -> Result<Vec<(Bytes, Bytes)
     Ok(pairs)
 }
 
+/// A value and its expiry, as [`Store::take`] gives them back.
+type Held = (Value, Option<std::time::Instant>);
+
 /// Writes every pair, clearing expiries, all or nothing: if the store refuses one, the pairs
 /// written before it are undone (their keys get back what they held) and the refusal is the
 /// reply.
 fn write_all(store: &mut Store, pairs: Vec<(Bytes, Bytes)>, now: &Now) -> Frame {
-    let mut replaced: Vec<(Bytes, Option<(Value, Option<std::time::Instant>)>)> =
-        Vec::with_capacity(pairs.len());
+    // each key, and what it held before (its value and expiry)
+    let mut replaced: Vec<(Bytes, Option<Held>)> = Vec::with_capacity(pairs.len());
     for (key, value) in pairs {
         let before = store.take(&key, now.at);
         replaced.push((key.clone(), before));
