@@ -118,6 +118,6 @@ pub use shard::{
 };
 pub use spec::{CacheSpec, DEFAULT_MAX_BYTES};
 pub use store::{
-    EVICTION_SEARCH, EvictionPolicy, Hash, Kind, List, MEMBER_OVERHEAD, Set, SetOutcome, Store,
-    StoreError, TtlState, Value,
+    EVICTION_SEARCH, EvictionPolicy, Hash, Item, Kind, List, MEMBER_OVERHEAD, Set, SetOutcome,
+    Store, StoreError, TtlState, Value,
 };
