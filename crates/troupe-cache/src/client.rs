@@ -617,6 +617,24 @@ impl CacheClient {
         Ok(())
     }
 
+    /// memcached's `flush_all <delay>`: every shard removes every entry once
+    /// `delay` has passed (entries written meanwhile too), or now if `delay`
+    /// is zero; either replaces a flush still pending
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Unavailable`] if a shard cannot be reached (the others
+    /// are flushed or scheduled).
+    ///
+    /// # Cancel safety
+    ///
+    /// Any shard may or may not be flushed or scheduled.
+    pub async fn flush_all_after(&self, delay: Duration) -> Result<(), CacheError> {
+        self.call_all(|reply| ShardMsg::FlushAfter { delay, reply })
+            .await?;
+        Ok(())
+    }
+
     /// Counters summed over all shards
     ///
     /// # Errors
