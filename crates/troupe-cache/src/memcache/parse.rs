@@ -405,7 +405,6 @@ impl Decoder {
         }
         Ok(())
     }
-
 }
 
 /// The longest the line at the front of `input` may be: longer for a
