@@ -10,7 +10,8 @@
 //! from re-caching a value an acknowledged write replaced.
 //!
 //! A whole cache is one declaration, [`CacheSpec`]:
-//! `CacheSpec::lru(100_000).shards(2).read_through(backing).resp("127.0.0.1:6380")`;
+//! `CacheSpec::lru(100_000).shards(2).read_through(backing).resp("127.0.0.1:6380")`
+//! (and `.memcached("127.0.0.1:11211")` for memcached's clients);
 //! placing it gives a [`CacheClient`].
 //!
 //! # Layout
@@ -18,7 +19,7 @@
 //! - `store/`: [`Store`], an LRU of typed values ([`Value`]: strings,
 //!   hashes, lists, sets, each keeping its weight) bounded by entry count and
 //!   by bytes under an [`EvictionPolicy`], with an expiry per key, a scan
-//!   position per key, hit/miss/eviction/expiration counters, and the backing
+//!   position per key, memcached's flags and CAS unique per key ([`Item`]), hit/miss/eviction/expiration counters, and the backing
 //!   store's version each entry was filled with.
 //! - `readthrough.rs`: [`Fences`], the sans-IO read-through rules: per-key
 //!   invalidation fences (bounded by [`MAX_FENCES`], with a global low-water
@@ -57,6 +58,11 @@
 //!   per shard per batch, and the connection's own commands.
 //! - `actor.rs`: [`RespServer`], the front end's configuration, and
 //!   [`RespServerActor`], the supervised actor owning the listener.
+//! - `memcache/`: memcached's text protocol on the same shards:
+//!   [`memcache::Decoder`], a pure, resumable decoder with limits; the
+//!   connection loop, sending runs of requests to the shards as batches of
+//!   memcached's units (`cmd/memcache/`); [`MemcacheServer`] and
+//!   [`MemcacheServerActor`], as for RESP.
 //!
 //! # Examples
 //!
@@ -99,6 +105,7 @@ mod backing;
 mod client;
 pub mod cmd;
 mod config;
+pub mod memcache;
 mod readthrough;
 pub mod resp;
 mod server;
@@ -111,6 +118,7 @@ pub use actor::{
 };
 pub use backing::{Backing, BackingError, BackingMsg, SharedBacking, Versioned};
 pub use client::{CacheClient, CacheError, DEFAULT_TIMEOUT, key_hash};
+pub use memcache::{MemcacheServer, MemcacheServerActor, MemcacheServerMsg};
 pub use readthrough::{Fences, FillOutcome, MAX_FENCES};
 pub use shard::{
     CacheShard, KeyTtl, SetResult, SetTtl, ShardConfig, ShardError, ShardMsg, ShardStats,
@@ -118,6 +126,6 @@ pub use shard::{
 };
 pub use spec::{CacheSpec, DEFAULT_MAX_BYTES};
 pub use store::{
-    EVICTION_SEARCH, EvictionPolicy, Hash, Kind, List, MEMBER_OVERHEAD, Set, SetOutcome, Store,
-    StoreError, TtlState, Value,
+    EVICTION_SEARCH, EvictionPolicy, Hash, Item, Kind, List, MEMBER_OVERHEAD, Set, SetOutcome,
+    Store, StoreError, TtlState, Value,
 };

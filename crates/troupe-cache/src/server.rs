@@ -706,14 +706,14 @@ impl Connection<'_> {
 
 /// Replies waiting to be written, at most, before the next command is run (beyond it by one
 /// command's or one batch's replies).
-const WRITE_AT: usize = 1 << 20;
+pub(crate) const WRITE_AT: usize = 1 << 20;
 
 /// Key commands in one batch, at most: a shard's turn stays short, and its answer small.
-const BATCH_MAX_OPS: usize = 64;
+pub(crate) const BATCH_MAX_OPS: usize = 64;
 
 /// Bytes of arguments in one batch, at most (a batch always takes its first command): the
 /// message to a remote shard stays far below the frame limit.
-const BATCH_MAX_BYTES: usize = 1 << 20;
+pub(crate) const BATCH_MAX_BYTES: usize = 1 << 20;
 
 /// The bytes of a request's arguments.
 fn frame_size(frame: &Frame) -> usize {

@@ -186,6 +186,8 @@ pub struct ShardStats {
     pub evictions: u64,
     /// Expired entries removed
     pub expirations: u64,
+    /// Whether the shard reads through a backing store
+    pub read_through: bool,
 }
 
 impl ShardStats {
@@ -198,6 +200,7 @@ impl ShardStats {
             misses: self.misses + other.misses,
             evictions: self.evictions + other.evictions,
             expirations: self.expirations + other.expirations,
+            read_through: self.read_through || other.read_through,
         }
     }
 }
@@ -379,6 +382,16 @@ pub enum ShardMsg {
     DbSize(Reply<u64>),
     /// Remove every entry
     FlushAll(Reply<()>),
+    /// memcached's `flush_all <delay>`: remove every entry once `delay` has
+    /// passed (entries written meanwhile too, as memcached invalidates
+    /// everything older than the deadline); a zero delay removes them now.
+    /// Either replaces a flush still pending.
+    FlushAfter {
+        /// How long from now
+        delay: Duration,
+        /// Done (the flush is scheduled, or done if `delay` is zero)
+        reply: Reply<()>,
+    },
     /// The shard's counters
     Stats(Reply<ShardStats>),
     /// Sweep the cold end for expired entries (the shard's timer sends this
@@ -477,6 +490,8 @@ pub struct CacheShard {
     epoch: u64,
     read_through: Option<ReadThrough>,
     config: Arc<SharedConfig>,
+    /// When a memcached `flush_all <delay>` empties the store
+    flush_at: Option<Instant>,
 }
 
 impl CacheShard {
@@ -493,6 +508,7 @@ impl CacheShard {
                 max_bytes,
                 policy: EvictionPolicy::default(),
             }),
+            flush_at: None,
         }
     }
 
@@ -577,6 +593,7 @@ impl CacheShard {
             misses: s.misses(),
             evictions: s.evictions(),
             expirations: s.expirations(),
+            read_through: self.read_through.is_some(),
         }
     }
 
@@ -895,6 +912,11 @@ impl Actor for CacheShard {
     async fn handle(&mut self, msg: ShardMsg, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
         let clock = Now::at(troupe_runtime::time::now());
         let now = clock.at;
+        // before anything can observe the store: a delayed flush that is due
+        if self.flush_at.is_some_and(|at| at <= now) {
+            self.flush_at = None;
+            self.store.clear();
+        }
         let through = self.read_through.is_some();
         match msg {
             ShardMsg::Get { key, reply } => self.get(key, reply, ctx, now),
@@ -1007,6 +1029,16 @@ impl Actor for CacheShard {
             }
             ShardMsg::FlushAll(reply) => {
                 self.store.clear();
+                reply.send(());
+            }
+            ShardMsg::FlushAfter { delay, reply } => {
+                self.flush_at = None;
+                if delay.is_zero() {
+                    self.store.clear();
+                } else {
+                    // too far to represent: never
+                    self.flush_at = now.checked_add(delay);
+                }
                 reply.send(());
             }
             ShardMsg::Stats(reply) => {

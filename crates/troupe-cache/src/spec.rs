@@ -1,10 +1,11 @@
 //! [`CacheSpec`]: a whole cache in one declaration: its bounds, its shards,
-//! its read-through backing store and its RESP front end
+//! its read-through backing store and its RESP and memcached front ends
 //!
 //! The spec says what to run; whoever places it (the `troupe` facade's
 //! topology, or [`CacheSpec::children`] on a bare node) registers the shards
 //! as `name.0`, `name.1`, ... under a one-for-one supervisor named `name`,
-//! the RESP server (if any) as `name.resp`, and hands out the
+//! the RESP server (if any) as `name.resp`, the memcached server (if any) as
+//! `name.memcached`, and hands out the
 //! [`CacheClient`] built from the shard handles.
 
 use std::num::NonZeroUsize;
@@ -16,6 +17,7 @@ use troupe_runtime::{Addr, ChildOptions, ChildSpec, Node, Pool, Reach, RegistryE
 use crate::actor::{RespServer, RespServerActor};
 use crate::backing::{Backing, SharedBacking};
 use crate::client::{CacheClient, DEFAULT_TIMEOUT};
+use crate::memcache::{MemcacheServer, MemcacheServerActor};
 use crate::shard::{CacheShard, ShardConfig, ShardMsg, SharedConfig};
 use crate::store::EvictionPolicy;
 
@@ -23,7 +25,8 @@ use crate::store::EvictionPolicy;
 /// otherwise: 64 MiB
 pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
-/// A sharded LRU cache, optionally read-through and served over RESP
+/// A sharded LRU cache, optionally read-through and served over RESP and
+/// memcached's text protocol
 ///
 /// # Examples
 ///
@@ -37,10 +40,12 @@ pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 ///     .shards(2)
 ///     .max_bytes(64 << 20)
 ///     .resp("127.0.0.1:6380")
+///     .memcached("127.0.0.1:11211")
 ///     .call_timeout(Duration::from_secs(2));
 /// assert_eq!(spec.shard_count(), 2);
 /// assert_eq!(CacheSpec::shard_name("cache", 1), "cache.1");
 /// assert_eq!(CacheSpec::resp_name("cache"), "cache.resp");
+/// assert_eq!(CacheSpec::memcached_name("cache"), "cache.memcached");
 /// ```
 ///
 /// Read-through, in front of any [`Backing`] store (an `Addr<BackingMsg>`
@@ -75,6 +80,7 @@ pub struct CacheSpec {
     fill_ttl: Option<Duration>,
     max_backing_in_flight: Option<usize>,
     resp: Option<RespServer>,
+    memcached: Option<MemcacheServer>,
     call_timeout: Duration,
     reach: Reach,
 }
@@ -82,8 +88,8 @@ pub struct CacheSpec {
 impl CacheSpec {
     /// A cache of at most `capacity` entries over all its shards (each shard
     /// holds `capacity / shards`, rounded up), evicting the least recently
-    /// used; one shard, [`DEFAULT_MAX_BYTES`], no backing store, no RESP
-    /// server, and clients waiting [`DEFAULT_TIMEOUT`] for a shard
+    /// used; one shard, [`DEFAULT_MAX_BYTES`], no backing store, no RESP or
+    /// memcached server, and clients waiting [`DEFAULT_TIMEOUT`] for a shard
     ///
     /// # Panics
     ///
@@ -99,6 +105,7 @@ impl CacheSpec {
             fill_ttl: None,
             max_backing_in_flight: None,
             resp: None,
+            memcached: None,
             call_timeout: DEFAULT_TIMEOUT,
             reach: Reach::Local,
         }
@@ -164,6 +171,15 @@ impl CacheSpec {
         self
     }
 
+    /// Serves the cache over memcached's text protocol too, on the same
+    /// shards: `.memcached("127.0.0.1:11211")`, or a [`MemcacheServer`]
+    /// with its own limits (see [`crate::cmd::memcache`] for what a memcached
+    /// client sees of RESP's values, and on a read-through cache)
+    pub fn memcached(mut self, server: impl Into<MemcacheServer>) -> Self {
+        self.memcached = Some(server.into());
+        self
+    }
+
     /// How long the cache's clients wait for a shard (default
     /// [`DEFAULT_TIMEOUT`]); a client can change it with
     /// [`CacheClient::with_timeout`]
@@ -198,6 +214,16 @@ impl CacheSpec {
     /// The name of the RESP server of the cache `name`: `name.resp`
     pub fn resp_name(name: &str) -> String {
         format!("{name}.resp")
+    }
+
+    /// The name of the memcached server of the cache `name`: `name.memcached`
+    pub fn memcached_name(name: &str) -> String {
+        format!("{name}.memcached")
+    }
+
+    /// The memcached front end, if the cache has one
+    pub fn memcached_server(&self) -> Option<&MemcacheServer> {
+        self.memcached.as_ref()
     }
 
     /// The RESP front end, if the cache has one
@@ -271,11 +297,23 @@ impl CacheSpec {
             .map(|server| server.factory(client.clone()))
     }
 
+    /// A factory for the memcached server actor in front of `client` (to
+    /// place as [`memcached_name`](Self::memcached_name)), if the cache has
+    /// one
+    pub fn memcached_factory(
+        &self,
+        client: &CacheClient,
+    ) -> Option<impl Fn() -> MemcacheServerActor + Send + Sync + 'static> {
+        self.memcached
+            .as_ref()
+            .map(|server| server.factory(client.clone()))
+    }
+
     /// Registers the cache `name` on `node` (shards `name.0..` under a
     /// one-for-one supervisor `name`, reachable from other nodes as
-    /// [`reachable_from`](Self::reachable_from) says, and the RESP server
-    /// `name.resp` if any), all permanent: the child specs to start, and the
-    /// client
+    /// [`reachable_from`](Self::reachable_from) says, the RESP server
+    /// `name.resp` and the memcached server `name.memcached` if any), all
+    /// permanent: the child specs to start, and the client
     ///
     /// # Errors
     ///
@@ -296,6 +334,16 @@ impl CacheSpec {
         let mut children = vec![shards];
         if let Some(factory) = self.resp_factory(&client) {
             match node.child(&Self::resp_name(name), ChildOptions::permanent(), factory) {
+                Ok((server, _)) => children.push(server),
+                Err(err) => {
+                    children.into_iter().for_each(ChildSpec::discard);
+                    return Err(err);
+                }
+            }
+        }
+        if let Some(factory) = self.memcached_factory(&client) {
+            let named = Self::memcached_name(name);
+            match node.child(&named, ChildOptions::permanent(), factory) {
                 Ok((server, _)) => children.push(server),
                 Err(err) => {
                     children.into_iter().for_each(ChildSpec::discard);

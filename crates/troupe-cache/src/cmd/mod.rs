@@ -2,7 +2,8 @@
 //! that, executes against a shard's [`Store`] (mini-redis's layout)
 //!
 //! Families live in their own modules — [`strings`], [`keyspace`],
-//! [`hashes`], [`lists`], [`sets`] — one file per command. Commands that act
+//! [`hashes`], [`lists`], [`sets`] — one file per command; [`memcache`]
+//! holds memcached's commands, which its text front end builds. Commands that act
 //! on the connection or on every shard ([`connection`], [`all_shards`]) are
 //! parsed here and run by the front end. Names, subcommands and options are
 //! case-insensitive. Arity is checked first, as Redis does from its command
@@ -29,6 +30,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keyspace;
 pub mod lists;
+pub mod memcache;
 pub mod sets;
 pub mod strings;
 mod unit;
@@ -108,6 +110,8 @@ pub enum KeyCommand {
     List(lists::ListCommand),
     /// Set commands
     Set(sets::SetCommand),
+    /// memcached's commands
+    Memcache(memcache::MemcacheCommand),
 }
 
 macro_rules! each_family {
@@ -118,6 +122,7 @@ macro_rules! each_family {
             KeyCommand::Hash($c) => $body,
             KeyCommand::List($c) => $body,
             KeyCommand::Set($c) => $body,
+            KeyCommand::Memcache($c) => $body,
         }
     };
 }
@@ -702,7 +707,12 @@ mod tests {
                         w => w,
                     })
                     .collect();
-                testing::run(&mut s, &now, &words);
+                match words[0].strip_prefix("mc-") {
+                    Some(name) => memcache_step(&mut s, &now, name, &words[1..]),
+                    None => {
+                        testing::run(&mut s, &now, &words);
+                    }
+                }
                 proptest::prop_assert!(s.bytes() <= max_bytes);
                 proptest::prop_assert!(s.len() <= 8);
                 proptest::prop_assert_eq!(s.bytes(), s.recounted_bytes());
@@ -727,7 +737,60 @@ mod tests {
         "RENAME K k0",
         "EXPIRE K 100",
         "MSET K V",
+        "mc-set K V",
+        "mc-add K V",
+        "mc-append K V",
+        "mc-prepend K V",
+        "mc-incr K",
+        "mc-decr K",
+        "mc-touch K",
+        "mc-gat K",
+        "mc-delete K",
+        "mc-toolarge K",
     ];
+
+    /// Runs the memcached unit `name` on `args` (a key, then maybe a value).
+    fn memcache_step(store: &mut Store, now: &Now, name: &str, args: &[&str]) {
+        use memcache::{Arith, Concat, Delete, Get, Storage, StoreMode, TooLarge, Touch};
+        let key = Bytes::copy_from_slice(args[0].as_bytes());
+        let value = Bytes::copy_from_slice(args.get(1).unwrap_or(&"").as_bytes());
+        let storage = |mode| Storage {
+            mode,
+            key: key.clone(),
+            flags: 1,
+            exptime: 0,
+            value: value.clone(),
+        };
+        let concat = |prepend| Concat {
+            key: key.clone(),
+            value: value.clone(),
+            prepend,
+            max_item_size: 1 << 20,
+        };
+        let arith = |incr| Arith {
+            key: key.clone(),
+            incr,
+            delta: 7,
+        };
+        let cmd: KeyCommand = match name {
+            "set" => storage(StoreMode::Set).into(),
+            "add" => storage(StoreMode::Add).into(),
+            "append" => concat(false).into(),
+            "prepend" => concat(true).into(),
+            "incr" => arith(true).into(),
+            "decr" => arith(false).into(),
+            "touch" => Touch { key, exptime: 100 }.into(),
+            "gat" => Get {
+                key,
+                touch: Some(50),
+            }
+            .into(),
+            "delete" => Delete { key }.into(),
+            "toolarge" => TooLarge { key, set: true }.into(),
+            other => panic!("no memcached step {other}"),
+        };
+        cmd.apply(store, now);
+    }
 
     #[test]
     fn unknown_commands_and_empty_arrays() {

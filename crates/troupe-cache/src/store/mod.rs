@@ -101,6 +101,21 @@ pub enum TtlState {
     Remaining(Duration),
 }
 
+/// A live entry with memcached's metadata, as [`Store::item`] and
+/// [`Store::peek_item`] give it
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// The value
+    pub value: &'a Value,
+    /// memcached's client flags: 0 unless a memcached storage command gave
+    /// others
+    pub flags: u32,
+    /// memcached's CAS unique: never 0, and different after every write of
+    /// the entry (an insert or a [`Store::modify`]); a change of expiry or
+    /// recency keeps it
+    pub cas: u64,
+}
+
 /// One step of [`Store::scan`]
 #[derive(Debug)]
 pub struct ScanStep<'a> {
@@ -114,6 +129,10 @@ pub struct ScanStep<'a> {
 struct Entry {
     value: Value,
     expires_at: Option<Instant>,
+    /// memcached's client flags (0 unless a memcached storage command set them)
+    flags: u32,
+    /// memcached's CAS unique: taken from the store's counter at every write of the entry
+    cas: u64,
     /// The backing store's version this value was filled with (0 unless
     /// filled by a read-through shard)
     version: u64,
@@ -130,6 +149,14 @@ impl Entry {
 
     fn size(&self, key: &[u8]) -> usize {
         key.len().saturating_add(self.value.weight())
+    }
+
+    fn item(&self) -> Item<'_> {
+        Item {
+            value: &self.value,
+            flags: self.flags,
+            cas: self.cas,
+        }
     }
 }
 
@@ -149,6 +176,11 @@ impl Entry {
 /// [`Store::scan`] walks keys in the order they were created: a key keeps
 /// its place while it exists (overwriting it keeps it too), so a scan
 /// returns every key present for its whole duration exactly once.
+///
+/// Every entry also carries memcached's client flags and CAS unique
+/// ([`Item`]): each write of an entry (an insert, or a [`Store::modify`])
+/// gives it the next value of a store-wide counter, so two reads of a key
+/// see the same CAS only if nothing wrote it between them.
 #[derive(Debug)]
 pub struct Store {
     // Unbounded inside `lru`: both bounds are enforced here, because the byte
@@ -157,6 +189,9 @@ pub struct Store {
     /// Keys by their scan position (`Entry::seq`)
     order: BTreeMap<u64, Bytes>,
     next_seq: u64,
+    /// The CAS unique the next write takes (never 0: memcached's `cas` with 0
+    /// never matches)
+    next_cas: u64,
     max_entries: usize,
     max_bytes: usize,
     policy: EvictionPolicy,
@@ -175,6 +210,7 @@ impl Store {
             map: LruCache::unbounded(),
             order: BTreeMap::new(),
             next_seq: 1,
+            next_cas: 1,
             max_entries: max_entries.get(),
             max_bytes,
             policy: EvictionPolicy::default(),
@@ -239,6 +275,24 @@ impl Store {
             .map(|entry| &entry.value)
     }
 
+    /// [`Store::get`], with the entry's flags and CAS unique
+    pub fn item(&mut self, key: &[u8], now: Instant) -> Option<Item<'_>> {
+        if !self.live(key, now) {
+            self.misses += 1;
+            return None;
+        }
+        self.hits += 1;
+        self.map.get(key).map(Entry::item)
+    }
+
+    /// [`Store::peek`], with the entry's flags and CAS unique
+    pub fn peek_item(&self, key: &[u8], now: Instant) -> Option<Item<'_>> {
+        self.map
+            .peek(key)
+            .filter(|entry| !entry.is_expired(now))
+            .map(Entry::item)
+    }
+
     /// Store the string `value` under `key`, the most recently used from
     /// now on
     ///
@@ -296,7 +350,7 @@ impl Store {
             });
         }
         let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
-        self.put(key, Value::Str(value), expires_at, version, now)
+        self.put(key, Value::Str(value), expires_at, 0, version, now)
     }
 
     /// Store `value` under `key` with the given expiry instant (`None`:
@@ -313,6 +367,22 @@ impl Store {
         expires_at: Option<Instant>,
         now: Instant,
     ) -> Result<SetOutcome, StoreError> {
+        self.insert_flagged(key, value, 0, expires_at, now)
+    }
+
+    /// [`Store::insert`] with memcached's client `flags`
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::insert`].
+    pub fn insert_flagged(
+        &mut self,
+        key: Bytes,
+        value: Value,
+        flags: u32,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<SetOutcome, StoreError> {
         if expires_at.is_some_and(|at| at <= now) || value.is_empty_collection() {
             let replaced = self.remove_entry(&key, now);
             self.check_invariants();
@@ -321,7 +391,7 @@ impl Store {
                 replaced,
             });
         }
-        self.put(key, value, expires_at, 0, now)
+        self.put(key, value, expires_at, flags, 0, now)
     }
 
     fn put(
@@ -329,6 +399,7 @@ impl Store {
         key: Bytes,
         value: Value,
         expires_at: Option<Instant>,
+        flags: u32,
         version: u64,
         now: Instant,
     ) -> Result<SetOutcome, StoreError> {
@@ -369,11 +440,14 @@ impl Store {
             None => self.new_seq(&key),
         };
         self.bytes += size;
+        let cas = self.take_cas();
         let previous = self.map.push(
             key,
             Entry {
                 value,
                 expires_at,
+                flags,
+                cas,
                 version,
                 seq,
             },
@@ -381,6 +455,14 @@ impl Store {
         debug_assert!(previous.is_none(), "old entry was removed above");
         self.check_invariants();
         Ok(SetOutcome { evicted, replaced })
+    }
+
+    /// The next CAS unique.
+    fn take_cas(&mut self) -> u64 {
+        let cas = self.next_cas;
+        // 2^64 writes never happen; wrapping would only skip 0
+        self.next_cas = self.next_cas.checked_add(1).unwrap_or(1);
+        cas
     }
 
     fn new_seq(&mut self, key: &Bytes) -> u64 {
@@ -434,7 +516,8 @@ impl Store {
 
     /// Applies `f` to the live value at `key` (most recently used from now
     /// on) and accounts for its change in weight; `None` if there is none.
-    /// A collection `f` leaves empty is removed.
+    /// A collection `f` leaves empty is removed. The entry takes a new CAS
+    /// unique and keeps its flags and expiry.
     ///
     /// `f` must not grow the value by more than a preceding
     /// [`Store::reserve`] allowed.
@@ -447,7 +530,9 @@ impl Store {
         if !self.live(key, now) {
             return None;
         }
+        let cas = self.take_cas();
         let entry = self.map.get_mut(key)?;
+        entry.cas = cas;
         let before = entry.value.weight();
         let out = f(&mut entry.value);
         let after = entry.value.weight();
@@ -912,6 +997,41 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(s.bytes(), 0);
         assert_eq!(s.expirations(), 10);
+    }
+
+    #[test]
+    fn every_write_takes_a_new_cas_and_expiry_changes_keep_it() {
+        let now = Instant::now();
+        let mut s = store(10, 1000);
+        s.insert_flagged(k(1), Value::Str(Bytes::from("v")), 7, None, now)
+            .unwrap();
+        let first = s.peek_item(&k(1), now).unwrap();
+        assert_eq!(
+            (first.flags, first.value),
+            (7, &Value::Str(Bytes::from("v")))
+        );
+        assert_ne!(first.cas, 0, "0 is memcached's 'no CAS'");
+        let cas = first.cas;
+        // recency and expiry are not writes of the entry
+        assert!(s.touch(&k(1), now));
+        assert!(s.expire(&k(1), Duration::from_secs(10), now));
+        assert!(s.persist(&k(1), now));
+        assert_eq!(s.item(&k(1), now).map(|i| i.cas), Some(cas));
+        // a modify is
+        s.modify(&k(1), now, |v| *v = Value::Str(Bytes::from("w")));
+        let modified = s.peek_item(&k(1), now).unwrap();
+        assert!(modified.cas > cas);
+        assert_eq!(modified.flags, 7, "a modify keeps the flags");
+        let modified = modified.cas;
+        // a plain insert (RESP's SET) gives flags 0 and a new CAS
+        s.set(k(1), Bytes::from("x"), None, now).unwrap();
+        let replaced = s.peek_item(&k(1), now).unwrap();
+        assert_eq!(replaced.flags, 0);
+        assert!(replaced.cas > modified);
+        let replaced = replaced.cas;
+        // another key's write moves the counter on too
+        s.set(k(2), Bytes::from("y"), None, now).unwrap();
+        assert!(s.peek_item(&k(2), now).unwrap().cas > replaced);
     }
 
     #[test]

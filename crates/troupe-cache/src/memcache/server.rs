@@ -1,0 +1,846 @@
+//! The memcached front end's connection loop: serves each connection the
+//! listener shell admits (`troupe_runtime::listener`), decodes pipelined
+//! requests, runs them where they belong and writes memcached's replies in
+//! order
+//!
+//! Per connection: read into a buffer (never more than one request's limit
+//! past what is decoded), decode every complete request, answer each in
+//! order into one output buffer, and write it after the batch. Runs of
+//! requests on keys go to the shards as one message per shard per batch
+//! ([`CacheClient::run`]); `flush_all`, `stats` and the like run between
+//! them, in order. A line past its limit closes the connection, as
+//! memcached closes one that sends 2,048 bytes without a newline.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use troupe_runtime::listener::{Connection as ListenerConnection, Drain, ListenerStats};
+
+use super::parse::{Decoder, Limits, Request};
+use crate::client::{CacheClient, CacheError};
+use crate::cmd::KeyCommand;
+use crate::cmd::memcache::{
+    Arith, Concat, Delete, Get, MAX_RELATIVE_EXPTIME, MemcacheCommand, OUT_OF_MEMORY, Storage,
+    StoreMode, TOO_LARGE, TooLarge, Touch,
+};
+use crate::resp::Frame;
+use crate::server::{BATCH_MAX_BYTES, BATCH_MAX_OPS, WRITE_AT};
+use crate::shard::ShardError;
+
+/// What `version` answers: the protocol level served, and who serves it
+pub(crate) const VERSION: &str = "1.6.0-troupe";
+
+/// What a connection over a limit gets before it is closed (memcached says the same when it
+/// runs out of connections)
+pub(crate) const OVER_LIMIT_REFUSAL: &[u8] = b"ERROR Too many open connections\r\n";
+
+/// Whether the shards read through a backing store: not yet asked.
+const UNKNOWN: u8 = 0;
+const PLAIN: u8 = 1;
+const THROUGH: u8 = 2;
+
+/// The counters `stats` reports, counted by this front end as memcached counts them.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    cmd_get: AtomicU64,
+    get_hits: AtomicU64,
+    get_misses: AtomicU64,
+    cmd_set: AtomicU64,
+    cmd_touch: AtomicU64,
+    touch_hits: AtomicU64,
+    touch_misses: AtomicU64,
+    cmd_flush: AtomicU64,
+    delete_hits: AtomicU64,
+    delete_misses: AtomicU64,
+    incr_hits: AtomicU64,
+    incr_misses: AtomicU64,
+    decr_hits: AtomicU64,
+    decr_misses: AtomicU64,
+    cas_hits: AtomicU64,
+    cas_misses: AtomicU64,
+    cas_badval: AtomicU64,
+}
+
+impl Counters {
+    fn all(&self) -> [(&'static str, &AtomicU64); 17] {
+        [
+            ("cmd_get", &self.cmd_get),
+            ("cmd_set", &self.cmd_set),
+            ("cmd_flush", &self.cmd_flush),
+            ("cmd_touch", &self.cmd_touch),
+            ("get_hits", &self.get_hits),
+            ("get_misses", &self.get_misses),
+            ("delete_misses", &self.delete_misses),
+            ("delete_hits", &self.delete_hits),
+            ("incr_misses", &self.incr_misses),
+            ("incr_hits", &self.incr_hits),
+            ("decr_misses", &self.decr_misses),
+            ("decr_hits", &self.decr_hits),
+            ("cas_misses", &self.cas_misses),
+            ("cas_hits", &self.cas_hits),
+            ("cas_badval", &self.cas_badval),
+            ("touch_hits", &self.touch_hits),
+            ("touch_misses", &self.touch_misses),
+        ]
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Everything the connection tasks share.
+pub(crate) struct Shared {
+    pub(crate) client: CacheClient,
+    /// Whether the shards read through a backing store ([`UNKNOWN`], [`PLAIN`], [`THROUGH`]):
+    /// asked once, as all shards of a cache are alike
+    read_through: AtomicU8,
+    pub(crate) limits: Limits,
+    /// How long a client may send nothing before it is closed, if bounded
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Longest a client may leave its replies unread, if bounded
+    pub(crate) send_timeout: Option<Duration>,
+    /// Most connections served at once (for `stats`)
+    pub(crate) max_connections: usize,
+    pub(crate) counters: Counters,
+    /// When the server started, for `uptime`
+    pub(crate) started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        client: CacheClient,
+        limits: Limits,
+        idle_timeout: Option<Duration>,
+        send_timeout: Option<Duration>,
+        max_connections: usize,
+    ) -> Self {
+        Self {
+            client,
+            read_through: AtomicU8::new(UNKNOWN),
+            limits,
+            idle_timeout,
+            send_timeout,
+            max_connections,
+            counters: Counters::default(),
+            started: troupe_runtime::time::now(),
+        }
+    }
+
+    /// Whether the shards read through a backing store: asked of them the first time.
+    async fn read_through(&self) -> Result<bool, CacheError> {
+        match self.read_through.load(Ordering::Relaxed) {
+            PLAIN => Ok(false),
+            THROUGH => Ok(true),
+            _ => {
+                let through = self.client.stats().await?.read_through;
+                let known = if through { THROUGH } else { PLAIN };
+                self.read_through.store(known, Ordering::Relaxed);
+                Ok(through)
+            }
+        }
+    }
+}
+
+/// Serves one connection the listener shell admitted until the client closes it or quits,
+/// or until `drain` fires and the batch at hand is answered
+pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnection) {
+    let ListenerConnection {
+        stream,
+        peer,
+        drain,
+        stats,
+    } = conn;
+    let mut conn = Connection {
+        stream,
+        shared: &shared,
+        stats,
+    };
+    if let Err(err) = conn.run(drain).await {
+        tracing::debug!(cause = %err, %peer, "memcached connection ended with an error");
+    }
+}
+
+/// What to do after answering
+#[derive(PartialEq, Eq)]
+enum After {
+    Continue,
+    Close,
+}
+
+/// Where a request of a batch finds its reply among the batch's key commands.
+enum Slot {
+    /// A retrieval: one part per key
+    Get {
+        keys: Vec<Bytes>,
+        parts: Range<usize>,
+        cas: bool,
+        touch: bool,
+    },
+    /// One key command
+    One {
+        part: usize,
+        noreply: bool,
+        count: Count,
+    },
+}
+
+/// Which counters a one-key command's reply moves.
+#[derive(Clone, Copy)]
+enum Count {
+    Set,
+    Cas,
+    Delete,
+    Incr,
+    Decr,
+    Touch,
+    Nothing,
+}
+
+struct Connection<'a> {
+    stream: TcpStream,
+    shared: &'a Shared,
+    stats: ListenerStats,
+}
+
+impl Connection<'_> {
+    async fn run(&mut self, mut drain: Drain) -> std::io::Result<()> {
+        let limits = self.shared.limits;
+        let mut decoder = Decoder::new(limits);
+        let mut input = BytesMut::with_capacity(16 * 1024);
+        let mut output = BytesMut::with_capacity(16 * 1024);
+        let mut requests = Vec::new();
+        // the decoder never needs more than this buffered for one request
+        let buffer_limit = limits.max_request();
+        loop {
+            let refused = decoder.decode_all(&mut input, &mut requests).err();
+            let after = self.answer_all(&mut requests, &mut output).await?;
+            if !output.is_empty() {
+                self.write(&output).await?;
+                output.clear();
+            }
+            if after == After::Close {
+                let _ = self.stream.shutdown().await;
+                return Ok(());
+            }
+            if let Some(err) = refused {
+                metrics::counter!("troupe_cache_memcached_protocol_errors_total").increment(1);
+                tracing::debug!(cause = %err, "closing a memcached client");
+                let _ = self.stream.shutdown().await;
+                return Ok(());
+            }
+            if drain.is_draining() {
+                let _ = self.stream.shutdown().await;
+                return Ok(());
+            }
+            let room = (buffer_limit.saturating_sub(input.len()) as u64).saturating_add(1);
+            let idle_timeout = self.shared.idle_timeout;
+            let idle = async {
+                match idle_timeout {
+                    Some(idle) => tokio::time::sleep(idle).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut limited = (&mut self.stream).take(room);
+            tokio::select! {
+                read = limited.read_buf(&mut input) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                }
+                // Draining: answer what was read, then close (above).
+                () = drain.wait() => {}
+                () = idle => {
+                    metrics::counter!("troupe_cache_memcached_idle_closed_total").increment(1);
+                    let _ = self.stream.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Answers every request of `requests` (emptying it) into `out`, in order: runs of
+    /// requests on keys go to the shards as batches, anything else one by one between them.
+    /// Stops at `quit`.
+    ///
+    /// Replies are written out whenever [`WRITE_AT`] bytes of them wait, so a client that
+    /// pipelines many large reads and does not read them holds at most that much (and one
+    /// batch) in the server.
+    async fn answer_all(
+        &mut self,
+        requests: &mut Vec<Request>,
+        out: &mut BytesMut,
+    ) -> std::io::Result<After> {
+        let mut run = Vec::new();
+        for request in requests.drain(..) {
+            if is_on_keys(&request) {
+                run.push(request);
+                continue;
+            }
+            self.answer_run(&mut run, out).await?;
+            if self.answer(request, out).await == After::Close {
+                return Ok(After::Close);
+            }
+            self.write_if_full(out).await?;
+        }
+        self.answer_run(&mut run, out).await?;
+        Ok(After::Continue)
+    }
+
+    /// Writes the replies waiting in `out` once there are [`WRITE_AT`] bytes of them.
+    async fn write_if_full(&mut self, out: &mut BytesMut) -> std::io::Result<()> {
+        if out.len() >= WRITE_AT {
+            self.write(out).await?;
+            out.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes`, failing with `TimedOut` (which ends the connection) if the client
+    /// takes none of them for the send timeout: the deadline starts again whenever it reads
+    /// some.
+    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        let Some(limit) = self.shared.send_timeout else {
+            return self.stream.write_all(bytes).await;
+        };
+        while !bytes.is_empty() {
+            match tokio::time::timeout(limit, self.stream.write(bytes)).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Ok(Err(err)) => return Err(err),
+                Err(_) => {
+                    metrics::counter!("troupe_cache_memcached_send_timeout_closed_total")
+                        .increment(1);
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client read none of its replies for the send timeout",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a run of requests on keys (emptying it), a batch at a time.
+    async fn answer_run(
+        &mut self,
+        run: &mut Vec<Request>,
+        out: &mut BytesMut,
+    ) -> std::io::Result<()> {
+        let mut rest = std::mem::take(run).into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut batch = Vec::new();
+            let (mut ops, mut bytes) = (0, 0);
+            while let Some(request) = rest.peek() {
+                let (parts, size) = weight(request);
+                let fits = ops + parts <= BATCH_MAX_OPS && bytes + size <= BATCH_MAX_BYTES;
+                if !batch.is_empty() && !fits {
+                    break;
+                }
+                ops += parts;
+                bytes += size;
+                batch.extend(rest.next());
+            }
+            self.answer_batch(batch, out).await;
+            self.write_if_full(out).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers `batch`, requests on keys: every key command of it goes to its shard, one
+    /// message per shard, and each request's reply is written from its parts' replies.
+    async fn answer_batch(&mut self, batch: Vec<Request>, out: &mut BytesMut) {
+        let max_item_size = self.shared.limits.max_item_size;
+        let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        for request in batch {
+            let one = |unit: KeyCommand, noreply: bool, count: Count| (unit, noreply, count);
+            let single = match request {
+                Request::Get { keys, cas, touch } => {
+                    let start = keyed.len();
+                    keyed.extend(keys.iter().map(|key| {
+                        KeyCommand::from(Get {
+                            key: key.clone(),
+                            touch,
+                        })
+                    }));
+                    slots.push(Slot::Get {
+                        keys,
+                        parts: start..keyed.len(),
+                        cas,
+                        touch: touch.is_some(),
+                    });
+                    continue;
+                }
+                Request::Store {
+                    mode,
+                    key,
+                    flags,
+                    exptime,
+                    value,
+                    noreply,
+                } => {
+                    let count = match mode {
+                        StoreMode::Cas(_) => Count::Cas,
+                        _ => Count::Set,
+                    };
+                    let unit = Storage {
+                        mode,
+                        key,
+                        flags,
+                        exptime,
+                        value,
+                    };
+                    one(unit.into(), noreply, count)
+                }
+                Request::Concat {
+                    key,
+                    value,
+                    prepend,
+                    noreply,
+                } => {
+                    let unit = Concat {
+                        key,
+                        value,
+                        prepend,
+                        max_item_size,
+                    };
+                    one(unit.into(), noreply, Count::Set)
+                }
+                Request::TooLarge { key, set, noreply } => {
+                    one(TooLarge { key, set }.into(), noreply, Count::Nothing)
+                }
+                Request::Delete { key, noreply } => {
+                    one(Delete { key }.into(), noreply, Count::Delete)
+                }
+                Request::Arith {
+                    key,
+                    incr,
+                    delta,
+                    noreply,
+                } => {
+                    let count = if incr { Count::Incr } else { Count::Decr };
+                    one(Arith { key, incr, delta }.into(), noreply, count)
+                }
+                Request::Touch {
+                    key,
+                    exptime,
+                    noreply,
+                } => one(Touch { key, exptime }.into(), noreply, Count::Touch),
+                // not a request on keys: never in a batch
+                _ => continue,
+            };
+            let (unit, noreply, count) = single;
+            slots.push(Slot::One {
+                part: keyed.len(),
+                noreply,
+                count,
+            });
+            keyed.push(unit);
+        }
+        let replies = self.run_keyed(keyed).await;
+        let counters = &self.shared.counters;
+        for slot in slots {
+            match slot {
+                Slot::Get {
+                    keys,
+                    parts,
+                    cas,
+                    touch,
+                } => {
+                    let replies = replies.get(parts).unwrap_or_default();
+                    write_values(out, &keys, replies, cas, touch, counters);
+                }
+                Slot::One {
+                    part,
+                    noreply,
+                    count,
+                } => {
+                    let reply = replies.get(part).cloned().unwrap_or_else(missing_reply);
+                    count_reply(counters, count, &reply);
+                    if !noreply {
+                        write_line(out, &reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The replies to `keyed`, in order: as one batch per shard, or on a read-through cache
+    /// one command at a time, through the backing store as the shards' typed calls or
+    /// refused.
+    async fn run_keyed(&self, keyed: Vec<KeyCommand>) -> Vec<Frame> {
+        let through = match self.shared.read_through().await {
+            Ok(through) => through,
+            Err(err) => return vec![Frame::Error(server_error(&err)); keyed.len()],
+        };
+        if through {
+            let mut frames = Vec::with_capacity(keyed.len());
+            for cmd in keyed {
+                frames.push(self.through_backing(cmd).await);
+            }
+            return frames;
+        }
+        let client = &self.shared.client;
+        // reads are kept to ask again alone if their batch failed in transit
+        let kept: Vec<Option<KeyCommand>> = keyed
+            .iter()
+            .map(|cmd| is_read(cmd).then(|| cmd.clone()))
+            .collect();
+        let replies = client.run(keyed).await;
+        let mut frames = Vec::with_capacity(replies.len());
+        for (kept, reply) in kept.into_iter().zip(replies) {
+            frames.push(match (reply, kept) {
+                (Ok(frame), _) => frame,
+                (Err(CacheError::Unavailable(_)), Some(cmd)) => {
+                    match client.run(vec![cmd]).await.pop() {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(err)) => Frame::Error(server_error(&err)),
+                        None => missing_reply(),
+                    }
+                }
+                (Err(err), _) => Frame::Error(server_error(&err)),
+            });
+        }
+        frames
+    }
+
+    /// A command on a read-through cache: `get`/`gets` read through (CAS 0), `set` without
+    /// flags or exptime writes through, `delete` deletes through; anything else is refused,
+    /// changing nothing.
+    async fn through_backing(&self, cmd: KeyCommand) -> Frame {
+        let client = &self.shared.client;
+        let KeyCommand::Memcache(cmd) = cmd else {
+            return missing_reply();
+        };
+        let result = match cmd {
+            MemcacheCommand::Get(Get { key, touch: None }) => {
+                client.get(key).await.map(|value| match value {
+                    Some(value) => Frame::Array(vec![
+                        Frame::Bulk(value),
+                        Frame::Integer(0),
+                        Frame::Integer(0),
+                    ]),
+                    None => Frame::Null,
+                })
+            }
+            MemcacheCommand::Storage(Storage {
+                mode: StoreMode::Set,
+                key,
+                flags: 0,
+                exptime: 0,
+                value,
+            }) => client
+                .set(key, value)
+                .await
+                .map(|()| Frame::Simple("STORED".into())),
+            MemcacheCommand::Delete(Delete { key }) => client
+                .del([key])
+                .await
+                .map(|n| Frame::Simple(if n > 0 { "DELETED" } else { "NOT_FOUND" }.into())),
+            // over the item size limit: refused before anything is written
+            MemcacheCommand::TooLarge(_) => return Frame::Error(TOO_LARGE.into()),
+            MemcacheCommand::Storage(Storage {
+                mode: StoreMode::Set,
+                ..
+            }) => return not_through("set with flags or an exptime"),
+            other => return not_through(other.name()),
+        };
+        result.unwrap_or_else(|err| Frame::Error(server_error(&err)))
+    }
+
+    /// Answers one request that is not on keys into `out`.
+    async fn answer(&mut self, request: Request, out: &mut BytesMut) -> After {
+        let noreply = request.noreply();
+        let reply: Vec<u8> = match request {
+            Request::Quit | Request::Http => return After::Close,
+            Request::Invalid { reply, .. } => reply.as_bytes().to_vec(),
+            Request::Version => format!("VERSION {VERSION}").into_bytes(),
+            Request::Verbosity { .. } => b"OK".to_vec(),
+            Request::FlushAll { delay, .. } => self.flush_all(delay).await.into_bytes(),
+            Request::Stats(arg) => {
+                let text = self.stats(arg.as_deref()).await;
+                out.extend_from_slice(&text);
+                return After::Continue;
+            }
+            // requests on keys go in runs
+            other => {
+                self.answer_batch(vec![other], out).await;
+                return After::Continue;
+            }
+        };
+        if !noreply {
+            out.extend_from_slice(&reply);
+            out.extend_from_slice(b"\r\n");
+        }
+        After::Continue
+    }
+
+    /// `flush_all [delay]`: every shard empties now, or once the delay (an exptime: seconds
+    /// up to 30 days, then a Unix time) has passed.
+    async fn flush_all(&self, delay: i64) -> String {
+        bump(&self.shared.counters.cmd_flush);
+        match self.shared.read_through().await {
+            Ok(true) => return not_through_text("flush_all"),
+            Ok(false) => {}
+            Err(err) => return server_error(&err),
+        }
+        let delay = match delay {
+            ..=0 => Duration::ZERO,
+            1..=MAX_RELATIVE_EXPTIME => Duration::from_secs(delay.unsigned_abs()),
+            unix => {
+                let now_ms = troupe_runtime::time::unix_millis(troupe_runtime::time::now());
+                let ahead = unix.saturating_mul(1000).saturating_sub(now_ms);
+                Duration::from_millis(u64::try_from(ahead).unwrap_or(0))
+            }
+        };
+        match self.shared.client.flush_all_after(delay).await {
+            Ok(()) => "OK".into(),
+            Err(err) => server_error(&err),
+        }
+    }
+
+    /// `stats`, `stats reset`, `stats settings`; memcached's lines, then `END`.
+    async fn stats(&self, arg: Option<&[u8]>) -> Vec<u8> {
+        let shared = self.shared;
+        let mut lines: Vec<(String, String)> = Vec::new();
+        let mut stat = |name: &str, value: String| lines.push((name.to_string(), value));
+        match arg {
+            None => {
+                let cache = match shared.client.stats().await {
+                    Ok(stats) => stats,
+                    Err(err) => return line_bytes(&server_error(&err)),
+                };
+                let max_bytes = match shared.client.configure(None, None).await {
+                    Ok(configs) => configs
+                        .iter()
+                        .fold(0usize, |sum, c| sum.saturating_add(c.max_bytes)),
+                    Err(err) => return line_bytes(&server_error(&err)),
+                };
+                let now = troupe_runtime::time::now();
+                let unix = troupe_runtime::time::unix_millis(now) / 1000;
+                let uptime = now.saturating_duration_since(shared.started).as_secs();
+                stat("pid", std::process::id().to_string());
+                stat("uptime", uptime.to_string());
+                stat("time", unix.to_string());
+                stat("version", VERSION.into());
+                stat("pointer_size", (usize::BITS).to_string());
+                stat("curr_connections", self.stats.open().to_string());
+                stat("total_connections", self.stats.accepted().to_string());
+                stat("max_connections", shared.max_connections.to_string());
+                for (name, counter) in shared.counters.all() {
+                    stat(name, counter.load(Ordering::Relaxed).to_string());
+                }
+                stat("threads", shared.client.shards().len().to_string());
+                stat("limit_maxbytes", max_bytes.to_string());
+                stat("curr_items", cache.keys.to_string());
+                stat("bytes", cache.bytes.to_string());
+                stat("evictions", cache.evictions.to_string());
+                stat("expired", cache.expirations.to_string());
+            }
+            Some(b"reset") => {
+                for (_, counter) in shared.counters.all() {
+                    counter.store(0, Ordering::Relaxed);
+                }
+                return b"RESET\r\n".to_vec();
+            }
+            Some(b"settings") => {
+                let limits = &shared.limits;
+                stat("maxconns", shared.max_connections.to_string());
+                stat("item_size_max", limits.max_item_size.to_string());
+                stat("cas_enabled", "yes".into());
+                stat("evictions", "on".into());
+                stat(
+                    "idle_timeout",
+                    shared.idle_timeout.map_or(0, |d| d.as_secs()).to_string(),
+                );
+            }
+            // memcached's other lists, none of which this cache keeps
+            Some(b"items" | b"slabs" | b"sizes" | b"conns") => {}
+            Some(_) => return b"ERROR\r\n".to_vec(),
+        }
+        let mut text = Vec::new();
+        for (name, value) in lines {
+            text.extend_from_slice(format!("STAT {name} {value}\r\n").as_bytes());
+        }
+        text.extend_from_slice(b"END\r\n");
+        text
+    }
+}
+
+/// Whether a request runs on keys (in a batch to the shards).
+fn is_on_keys(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Get { .. }
+            | Request::Store { .. }
+            | Request::Concat { .. }
+            | Request::TooLarge { .. }
+            | Request::Delete { .. }
+            | Request::Arith { .. }
+            | Request::Touch { .. }
+    )
+}
+
+/// A request's key commands and bytes, for sizing batches.
+fn weight(request: &Request) -> (usize, usize) {
+    match request {
+        Request::Get { keys, .. } => (keys.len(), keys.iter().map(Bytes::len).sum()),
+        Request::Store { key, value, .. } | Request::Concat { key, value, .. } => {
+            (1, key.len() + value.len())
+        }
+        _ => (1, 64),
+    }
+}
+
+/// Whether `cmd` only reads (a `get` without touch), so asking again is harmless.
+fn is_read(cmd: &KeyCommand) -> bool {
+    matches!(
+        cmd,
+        KeyCommand::Memcache(MemcacheCommand::Get(Get { touch: None, .. }))
+    )
+}
+
+/// Writes a retrieval's replies: a `VALUE` line and the data of each hit, then `END`; if a
+/// part failed, that error alone, as memcached answers a retrieval it could not finish.
+fn write_values(
+    out: &mut BytesMut,
+    keys: &[Bytes],
+    replies: &[Frame],
+    cas: bool,
+    touch: bool,
+    counters: &Counters,
+) {
+    if let Some(error) = replies.iter().find(|r| matches!(r, Frame::Error(_))) {
+        write_line(out, error);
+        return;
+    }
+    let (cmd, hits, misses) = if touch {
+        (
+            &counters.cmd_touch,
+            &counters.touch_hits,
+            &counters.touch_misses,
+        )
+    } else {
+        (&counters.cmd_get, &counters.get_hits, &counters.get_misses)
+    };
+    for (key, reply) in keys.iter().zip(replies) {
+        bump(cmd);
+        let Frame::Array(parts) = reply else {
+            bump(misses);
+            continue;
+        };
+        let [
+            Frame::Bulk(value),
+            Frame::Integer(flags),
+            Frame::Integer(unique),
+        ] = parts.as_slice()
+        else {
+            continue;
+        };
+        bump(hits);
+        out.extend_from_slice(b"VALUE ");
+        out.extend_from_slice(key);
+        // formatted straight into the output: no string per hit
+        let _ = if cas {
+            write!(out, " {flags} {} {unique}\r\n", value.len())
+        } else {
+            write!(out, " {flags} {}\r\n", value.len())
+        };
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// Writes a one-line reply.
+fn write_line(out: &mut BytesMut, reply: &Frame) {
+    match reply {
+        Frame::Simple(text) | Frame::Error(text) => {
+            out.extend_from_slice(text.as_bytes());
+        }
+        other => {
+            tracing::warn!(reply = ?other, "a memcached unit answered an unexpected frame");
+            out.extend_from_slice(b"SERVER_ERROR internal error");
+        }
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// Moves the counters a one-key command's reply tells of, as memcached counts them.
+fn count_reply(counters: &Counters, count: Count, reply: &Frame) {
+    let text = match reply {
+        Frame::Simple(text) => text.as_str(),
+        _ => "",
+    };
+    let (hit, miss) = match count {
+        Count::Set => {
+            bump(&counters.cmd_set);
+            return;
+        }
+        Count::Cas => {
+            bump(&counters.cmd_set);
+            match text {
+                "STORED" => bump(&counters.cas_hits),
+                "EXISTS" => bump(&counters.cas_badval),
+                "NOT_FOUND" => bump(&counters.cas_misses),
+                _ => {}
+            }
+            return;
+        }
+        Count::Delete => (&counters.delete_hits, &counters.delete_misses),
+        Count::Incr => (&counters.incr_hits, &counters.incr_misses),
+        Count::Decr => (&counters.decr_hits, &counters.decr_misses),
+        Count::Touch => {
+            bump(&counters.cmd_touch);
+            (&counters.touch_hits, &counters.touch_misses)
+        }
+        Count::Nothing => return,
+    };
+    match text {
+        "NOT_FOUND" => bump(miss),
+        "" => {}
+        _ => bump(hit),
+    }
+}
+
+/// The line memcached's clients get for a failure of the cache itself.
+fn server_error(err: &CacheError) -> String {
+    let text = match err {
+        CacheError::Refused(ShardError::TooLarge) => return OUT_OF_MEMORY.into(),
+        CacheError::Unavailable(err) => format!("SERVER_ERROR cache shard unavailable: {err}"),
+        CacheError::Refused(refused) => {
+            let text = refused.to_string();
+            let text = text.strip_prefix("ERR ").unwrap_or(&text);
+            format!("SERVER_ERROR {text}")
+        }
+    };
+    // one line, whatever the cause's text holds
+    text.replace(['\r', '\n'], " ")
+}
+
+fn not_through_text(what: &str) -> String {
+    format!("SERVER_ERROR {what} is not supported on a read-through cache")
+}
+
+fn not_through(what: &str) -> Frame {
+    Frame::Error(not_through_text(what))
+}
+
+fn line_bytes(text: &str) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\r\n");
+    bytes
+}
+
+/// What a command gets if its batch came back short of replies (a bug, answered rather
+/// than panicking the connection).
+fn missing_reply() -> Frame {
+    Frame::Error("SERVER_ERROR internal error: no reply for this command".into())
+}
