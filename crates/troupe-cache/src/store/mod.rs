@@ -7,7 +7,7 @@
 
 mod value;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
@@ -188,6 +188,10 @@ pub struct Store {
     map: LruCache<Bytes, Entry>,
     /// Keys by their scan position (`Entry::seq`)
     order: BTreeMap<u64, Bytes>,
+    /// The entries that have an expiry, soonest first (by their scan position, whose key
+    /// `order` gives): expired keys are found and removed however cold they are, and
+    /// `volatile-lru` always finds a key with an expiry if there is one
+    expiring: BTreeSet<(Instant, u64)>,
     next_seq: u64,
     /// The CAS unique the next write takes (never 0: memcached's `cas` with 0
     /// never matches)
@@ -209,6 +213,7 @@ impl Store {
         Self {
             map: LruCache::unbounded(),
             order: BTreeMap::new(),
+            expiring: BTreeSet::new(),
             next_seq: 1,
             next_cas: 1,
             max_entries: max_entries.get(),
@@ -415,12 +420,18 @@ impl Store {
         let old = self.map.pop(&key);
         if let Some(old) = &old {
             self.bytes -= old.size(&key);
+            if let Some(at) = old.expires_at {
+                self.expiring.remove(&(at, old.seq));
+            }
         }
         let evicted = match self.make_room(size, now) {
             Ok(evicted) => evicted,
             Err(err) => {
                 if let Some(old) = old {
                     self.bytes += old.size(&key);
+                    if let Some(at) = old.expires_at {
+                        self.expiring.insert((at, old.seq));
+                    }
                     self.map.push(key, old);
                 }
                 self.check_invariants();
@@ -439,6 +450,9 @@ impl Store {
             Some(old) => old.seq,
             None => self.new_seq(&key),
         };
+        if let Some(at) = expires_at {
+            self.expiring.insert((at, seq));
+        }
         self.bytes += size;
         let cas = self.take_cas();
         let previous = self.map.push(
@@ -607,6 +621,12 @@ impl Store {
         if at.is_some_and(|at| at <= now) {
             self.remove_entry(key, now);
         } else if let Some(entry) = self.map.peek_mut(key) {
+            if let Some(old) = entry.expires_at {
+                self.expiring.remove(&(old, entry.seq));
+            }
+            if let Some(at) = at {
+                self.expiring.insert((at, entry.seq));
+            }
             entry.expires_at = at;
         }
         self.check_invariants();
@@ -629,9 +649,14 @@ impl Store {
         if !self.live(key, now) {
             return false;
         }
-        self.map
-            .peek_mut(key)
-            .is_some_and(|entry| entry.expires_at.take().is_some())
+        let Some(entry) = self.map.peek_mut(key) else {
+            return false;
+        };
+        let Some(at) = entry.expires_at.take() else {
+            return false;
+        };
+        self.expiring.remove(&(at, entry.seq));
+        true
     }
 
     /// Entries held (expired ones not yet removed included)
@@ -692,30 +717,47 @@ impl Store {
     pub fn clear(&mut self) {
         self.map.clear();
         self.order.clear();
+        self.expiring.clear();
         self.bytes = 0;
         self.check_invariants();
     }
 
-    /// Remove up to `max` expired entries from the least recently used end
+    /// Remove up to `max` expired entries, the longest expired first, however cold they are
     ///
-    /// Looks at no more than `max` entries, so the work is bounded whatever
-    /// the store's size; returns how many were removed.
+    /// Does at most `max` removals, so the work is bounded whatever the store's size; returns
+    /// how many were removed.
     pub fn purge_expired(&mut self, now: Instant, max: usize) -> usize {
-        let expired: Vec<Bytes> = self
-            .map
-            .iter()
-            .rev()
-            .take(max)
-            .filter(|(_, entry)| entry.is_expired(now))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in &expired {
-            if self.detach(key).is_some() {
+        let mut removed = 0;
+        while removed < max {
+            let Some(key) = self.soonest_expired(now, None) else {
+                break;
+            };
+            if self.detach(&key).is_some() {
                 self.expirations += 1;
             }
+            removed += 1;
         }
         self.check_invariants();
-        expired.len()
+        removed
+    }
+
+    /// The key whose expiry comes soonest, other than `spare`, if it has expired by `now`.
+    fn soonest_expired(&self, now: Instant, spare: Option<&[u8]>) -> Option<Bytes> {
+        let key = self.soonest_expiring(spare)?;
+        let expired = self
+            .map
+            .peek(&key)
+            .is_some_and(|entry| entry.is_expired(now));
+        expired.then_some(key)
+    }
+
+    /// The key with an expiry that comes soonest, other than `spare`.
+    fn soonest_expiring(&self, spare: Option<&[u8]>) -> Option<Bytes> {
+        self.expiring
+            .iter()
+            .filter_map(|(_, seq)| self.order.get(seq))
+            .find(|key| spare.is_none_or(|spare| spare != &key[..]))
+            .cloned()
     }
 
     /// Every live entry, in no particular order (recency untouched)
@@ -800,6 +842,9 @@ impl Store {
         let entry = self.map.pop(key)?;
         self.bytes -= entry.size(key);
         self.order.remove(&entry.seq);
+        if let Some(at) = entry.expires_at {
+            self.expiring.remove(&(at, entry.seq));
+        }
         Some(entry)
     }
 
@@ -822,13 +867,21 @@ impl Store {
     /// Under `volatile-lru`, `spare` (the key a write is making room for) is
     /// left for last: the write's new value was worked out from it.
     fn evict_one(&mut self, now: Instant, spare: Option<&[u8]>) -> Option<bool> {
-        let victim = match self.policy {
-            EvictionPolicy::AllKeysLru => self.map.peek_lru().map(|(key, _)| key.clone()),
-            EvictionPolicy::VolatileLru => self.coldest(|key, entry| {
-                entry.expires_at.is_some() && spare.is_none_or(|spare| spare != &key[..])
-            }),
-            EvictionPolicy::NoEviction => self.coldest(|_, entry| entry.is_expired(now)),
-        }?;
+        // an expired entry goes first, whatever the policy: it is dead already
+        let victim = match self.soonest_expired(now, spare) {
+            Some(expired) => expired,
+            None => match self.policy {
+                EvictionPolicy::AllKeysLru => self.map.peek_lru().map(|(key, _)| key.clone()),
+                // the coldest with an expiry among the coldest keys, else the one that
+                // expires soonest: never refused while some key has an expiry
+                EvictionPolicy::VolatileLru => self
+                    .coldest(|key, entry| {
+                        entry.expires_at.is_some() && spare.is_none_or(|spare| spare != &key[..])
+                    })
+                    .or_else(|| self.soonest_expiring(spare)),
+                EvictionPolicy::NoEviction => None,
+            }?,
+        };
         let entry = self.detach(&victim)?;
         if entry.is_expired(now) {
             self.expirations += 1;
@@ -853,9 +906,16 @@ impl Store {
     fn check_invariants(&self) {
         debug_assert!(self.map.len() <= self.max_entries);
         debug_assert_eq!(self.map.len(), self.order.len());
+        debug_assert!(self.expiring.len() <= self.map.len());
         if cfg!(debug_assertions) && self.map.len() <= FULL_CHECK_MAX_ENTRIES {
             debug_assert_eq!(self.bytes, self.summed_bytes());
             debug_assert_eq!(self.bytes, self.recounted_bytes());
+            let volatile = self
+                .map
+                .iter()
+                .filter(|(_, e)| e.expires_at.is_some())
+                .count();
+            debug_assert_eq!(self.expiring.len(), volatile);
         }
     }
 
@@ -981,7 +1041,75 @@ mod tests {
     }
 
     #[test]
-    fn purge_is_bounded_and_starts_at_lru() {
+    fn expired_keys_are_reclaimed_however_cold_under_every_policy() {
+        let t0 = Instant::now();
+        for policy in [EvictionPolicy::NoEviction, EvictionPolicy::VolatileLru] {
+            let mut s = store(10_000, 40_000);
+            s.set_policy(policy);
+            // 2,000 keys without expiry at the cold end, then keys that expire
+            for i in 0..2000u32 {
+                let key = Bytes::from(format!("p{i}"));
+                s.set(key, Bytes::from("v"), None, t0).unwrap();
+            }
+            let mut i = 0u32;
+            while s
+                .set(
+                    Bytes::from(format!("t{i}")),
+                    Bytes::from(vec![b'x'; 100]),
+                    Some(Duration::from_secs(10)),
+                    t0,
+                )
+                .is_ok()
+            {
+                i += 1;
+                if policy == EvictionPolicy::VolatileLru && i > 2000 {
+                    break;
+                }
+            }
+            // once they expired, writes get their room back
+            let later = t0 + Duration::from_secs(10);
+            for j in 0..100u32 {
+                let key = Bytes::from(format!("n{j}"));
+                let written = s.set(key, Bytes::from(vec![b'y'; 100]), None, later);
+                assert!(written.is_ok(), "{policy:?}: write {j} refused");
+            }
+            assert_eq!(s.peek(b"p0", later), Some(&Value::Str(Bytes::from("v"))));
+        }
+    }
+
+    #[test]
+    fn volatile_lru_finds_a_key_with_an_expiry_behind_many_without() {
+        let t0 = Instant::now();
+        let mut s = store(10_000, 3_000 * 6 + 200);
+        s.set_policy(EvictionPolicy::VolatileLru);
+        s.set(
+            Bytes::from("t"),
+            Bytes::from(vec![b'x'; 100]),
+            Some(Duration::from_secs(60)),
+            t0,
+        )
+        .unwrap();
+        // 3,000 keys without expiry, colder than nothing but pushing `t` past the search
+        for i in 0..3000u32 {
+            s.set(Bytes::from(format!("p{i:04}")), Bytes::from("v"), None, t0)
+                .unwrap();
+        }
+        // `t` hotter than 2,000 keys without expiry: beyond the LRU search from the cold end
+        let _ = s.get(b"t", t0);
+        for i in 0..1000u32 {
+            let _ = s.get(format!("p{i:04}").as_bytes(), t0);
+        }
+        // a write that needs room evicts `t`, the one key with an expiry
+        assert!(
+            s.set(Bytes::from("new"), Bytes::from(vec![b'y'; 150]), None, t0)
+                .is_ok()
+        );
+        assert!(s.peek(b"t", t0).is_none());
+        assert!(s.peek(b"p2999", t0).is_some());
+    }
+
+    #[test]
+    fn purge_is_bounded_and_takes_the_longest_expired_first() {
         let t0 = Instant::now();
         let mut s = store(100, 10_000);
         for i in 0..10 {
