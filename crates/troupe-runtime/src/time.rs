@@ -54,12 +54,15 @@ pub fn unix_millis(at: Instant) -> i64 {
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         (now(), unix_ms)
     });
-    let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    if at >= anchor {
-        anchor_ms.saturating_add(millis(at - anchor))
+    // signed nanoseconds from the anchor, floored to milliseconds: instants a whole number
+    // of milliseconds apart are that many apart here, on either side of the anchor
+    let nanos: i128 = if at >= anchor {
+        i128::try_from((at - anchor).as_nanos()).unwrap_or(i128::MAX)
     } else {
-        anchor_ms.saturating_sub(millis(anchor - at))
-    }
+        -i128::try_from((anchor - at).as_nanos()).unwrap_or(i128::MAX)
+    };
+    let millis = i64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(i64::MAX);
+    anchor_ms.saturating_add(millis)
 }
 
 #[cfg(test)]
@@ -68,7 +71,8 @@ mod tests {
 
     #[test]
     fn unix_time_moves_with_the_runtime_clock() {
-        let t0 = now();
+        // taken before the first call reads the wall clock: t0 is before the anchor
+        let t0 = now() - std::time::Duration::from_micros(300);
         let ms = unix_millis(t0);
         assert!(ms > 1_600_000_000_000, "{ms}");
         let later = t0 + std::time::Duration::from_millis(1500);
