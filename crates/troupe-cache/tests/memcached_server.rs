@@ -391,8 +391,13 @@ async fn bad_input_closes_only_its_own_connection() {
     c.send(&wire).await;
     c.expect("SERVER_ERROR object too large for cache\r\nVALUE keep 0 4\r\nsafe\r\nEND\r\n")
         .await;
-    // a key with a control character, or too long
-    c.roundtrip("get a\x01b\r\n", "CLIENT_ERROR bad command line format\r\n")
+    // a key with a NUL (which memcached would read as the line's end), or too long; other
+    // control characters are taken, as memcached takes them
+    c.roundtrip("get a\0b\r\n", "CLIENT_ERROR bad command line format\r\n")
+        .await;
+    c.roundtrip("set \x10\x01k 0 0 1\r\nv\r\n", "STORED\r\n")
+        .await;
+    c.roundtrip("get \x10\x01k\r\n", "VALUE \x10\x01k 0 1\r\nv\r\nEND\r\n")
         .await;
     let long = "k".repeat(251);
     c.roundtrip(
