@@ -11,6 +11,9 @@
 //! redis-cli -p 6380 get item:tea
 //! ```
 //!
+//! With `--memcached 127.0.0.1:11211`, memcached's clients read the same read-through cache
+//! (`printf 'get item:tea\r\n' | nc -q1 127.0.0.1 11211`).
+//!
 //! The request path: `gateway` (node `edge`, HTTP) → `lb` (least outstanding) → `svc` (a
 //! pool of four services) → the cache shards (read-through, write-through) → `db` (three
 //! replicas: a leader and two followers, majority acknowledgement) — and for orders, the
@@ -53,7 +56,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use serde_json::{Map, Value, json};
-use troupe::cache::{RespServer, RespServerMsg};
+use troupe::cache::{MemcacheServer, MemcacheServerMsg, RespServer, RespServerMsg};
 use troupe::db::DbBacking;
 use troupe::prelude::*;
 use troupe::proxy::{AccessLog, AccessLogFormat, AccessLogTo, ProxyMsg};
@@ -74,6 +77,11 @@ struct Args {
     /// The cache's RESP address (redis-cli works against it)
     #[arg(long, default_value = "127.0.0.1:6380")]
     resp: String,
+    /// Also serve the cache over memcached's text protocol on this address (the cache reads
+    /// through the database: `get` and `gets` read through, `set` without flags or exptime
+    /// writes through, `delete` deletes through, the rest is refused)
+    #[arg(long)]
+    memcached: Option<String>,
     /// Directory for the database's and the queue's files
     #[arg(long, default_value = "./troupe-data")]
     data: PathBuf,
@@ -462,7 +470,16 @@ impl Actor for EventPrinter {
 }
 
 /// The whole stack and the handles of its two listeners; see the module docs
-fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
+/// The topology, and the handles of the listeners it announces: the gateway, the cache's RESP
+/// server and, with `--memcached`, its memcached server
+type Shop = (
+    Topology,
+    Addr<ProxyMsg>,
+    Addr<RespServerMsg>,
+    Option<Addr<MemcacheServerMsg>>,
+);
+
+fn shop(args: &Args) -> Shop {
     let mut t = Topology::new("shop");
     let (edge, app) = (t.node("edge"), t.node("app"));
     let data_nodes: Vec<String> = match args.data_nodes {
@@ -505,20 +522,24 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
             .dead_letter_capacity(10_000)
             .reachable_from(Reach::nodes(["app"])),
     );
-    let cache = t.add(
-        app,
-        "cache",
-        CacheSpec::lru(100_000)
-            .shards(2)
-            .max_bytes(128 << 20)
-            .read_through(DbBacking::new(db.clone()))
-            .resp(
-                RespServer::new(args.resp.as_str())
-                    .requirepass(args.requirepass.as_deref().unwrap_or_default()),
-            )
-            .call_timeout(BACKEND_TIMEOUT),
-    );
+    let mut cache = CacheSpec::lru(100_000)
+        .shards(2)
+        .max_bytes(128 << 20)
+        .read_through(DbBacking::new(db.clone()))
+        .resp(
+            RespServer::new(args.resp.as_str())
+                .requirepass(args.requirepass.as_deref().unwrap_or_default()),
+        )
+        .call_timeout(BACKEND_TIMEOUT);
+    if let Some(addr) = &args.memcached {
+        cache = cache.memcached(MemcacheServer::new(addr.as_str()));
+    }
+    let cache = t.add(app, "cache", cache);
     let resp = t.handle(app, &CacheSpec::resp_name("cache"));
+    let memcached = args
+        .memcached
+        .is_some()
+        .then(|| t.handle(app, &CacheSpec::memcached_name("cache")));
 
     let service = ShopService {
         node: "app".into(),
@@ -556,7 +577,7 @@ fn shop(args: &Args) -> (Topology, Addr<ProxyMsg>, Addr<RespServerMsg>) {
         });
     }
     let gateway = t.add(edge, "gateway", proxy);
-    (t, gateway, resp)
+    (t, gateway, resp, memcached)
 }
 
 /// Prints `{what} listening ADDR` once the listener behind `ask` is bound (scripts and tests
@@ -608,7 +629,7 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "shop: data under {}", args.data.display())?;
         out.flush()?;
     }
-    let (topology, gateway, resp) = shop(&args);
+    let (topology, gateway, resp, memcached) = shop(&args);
     let (edge_here, app_here) = (
         here.is_empty() || here.iter().any(|n| n == "edge"),
         here.is_empty() || here.iter().any(|n| n == "app"),
@@ -626,6 +647,15 @@ async fn main() -> anyhow::Result<()> {
                 )]
             })
             .await;
+            if let Some(memcached) = &memcached {
+                announce("memcached", memcached, MemcacheServerMsg::LocalAddr, |p| {
+                    vec![format!(
+                        "shop: the cache over memcached on port {p} — try: \
+                         printf 'get item:tea\\r\\n' | nc -q1 127.0.0.1 {p}"
+                    )]
+                })
+                .await;
+            }
         }
         signal.await;
     };

@@ -56,6 +56,8 @@ struct Shop {
     nodes: Vec<Option<SocketAddr>>,
     http: Option<SocketAddr>,
     resp: Option<SocketAddr>,
+    /// The cache's memcached front end
+    memcached: Option<SocketAddr>,
     /// Where each running node's admin endpoint listens
     admin: Vec<Option<SocketAddr>>,
     request_timeout_ms: u64,
@@ -115,6 +117,7 @@ impl Shop {
             nodes: vec![None; count],
             http: None,
             resp: None,
+            memcached: None,
             admin: vec![None; count],
             request_timeout_ms,
             otlp,
@@ -136,6 +139,7 @@ impl Shop {
         cmd.args(["--node", &node, "--listen", "127.0.0.1:0"])
             .args(["--data-nodes", &self.data_nodes.to_string()])
             .args(["--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
+            .args(["--memcached", "127.0.0.1:0"])
             .args(["--admin", "127.0.0.1:0"])
             .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
             .args(["--request-timeout-ms", &self.request_timeout_ms.to_string()])
@@ -160,6 +164,11 @@ impl Shop {
             "app" => {
                 let line = proc.wait_for("resp listening", T, |l| l.starts_with("resp listening "));
                 self.resp = Some(line["resp listening ".len()..].parse().expect("an address"));
+                let line = proc.wait_for("memcached listening", T, |l| {
+                    l.starts_with("memcached listening ")
+                });
+                let addr = line["memcached listening ".len()..].parse();
+                self.memcached = Some(addr.expect("an address"));
             }
             "edge" => {
                 let line = proc.wait_for("http listening", T, |l| l.starts_with("http listening "));
@@ -261,6 +270,18 @@ async fn redis(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
 }
 
 /// Waits until a `GET /health` through the gateway answers 200
+/// Sends `request` over a memcached connection and reads `len` bytes of reply.
+async fn memcached(conn: &mut tokio::net::TcpStream, request: &str, len: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = vec![0; len];
+    tokio::time::timeout(T, conn.read_exact(&mut reply))
+        .await
+        .expect("a memcached reply in time")
+        .unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 async fn healthy(shop: &Shop, http: &Http) {
     eventually("the shop healthy", T, async || {
         let (status, body) = request(http, "GET", &shop.url("/health"), "").await;
@@ -388,6 +409,29 @@ async fn every_endpoint_through_the_gateway_and_the_cache_over_resp() {
     assert_eq!(
         request(&http, "GET", &shop.url("/items/mug"), "").await,
         (200, r#"{"name":"mug"}"#.to_string())
+    );
+
+    // The same cache over memcached's text protocol: reads and plain writes go through the
+    // database, the rest is refused.
+    let mut mc = tokio::net::TcpStream::connect(shop.memcached.unwrap())
+        .await
+        .unwrap();
+    let want = format!("VALUE item:tea 0 {}\r\n{tea}\r\nEND\r\n", tea.len());
+    assert_eq!(
+        memcached(&mut mc, "get item:tea\r\n", want.len()).await,
+        want
+    );
+    let cup = r#"{"name":"cup"}"#;
+    let set = format!("set item:cup 0 0 {}\r\n{cup}\r\n", cup.len());
+    assert_eq!(memcached(&mut mc, &set, 8).await, "STORED\r\n");
+    assert_eq!(
+        request(&http, "GET", &shop.url("/items/cup"), "").await,
+        (200, cup.to_string())
+    );
+    let refused = "SERVER_ERROR touch is not supported on a read-through cache\r\n";
+    assert_eq!(
+        memcached(&mut mc, "touch item:cup 10\r\n", refused.len()).await,
+        refused
     );
 
     // Every process's admin endpoint: ready, its node in the state with the other two up, and
