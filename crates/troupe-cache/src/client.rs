@@ -210,6 +210,18 @@ impl CacheClient {
     /// Any share of the commands may or may not be applied.
     pub async fn run(&self, commands: Vec<KeyCommand>) -> Vec<Result<Frame, CacheError>> {
         let n = commands.len();
+        if let Some(shard) = self.one_shard(&commands) {
+            // every command on one shard (always so for one command): one call, no split
+            let answer = self
+                .call(shard, |reply| ShardMsg::Run { commands, reply })
+                .await;
+            return match answer {
+                Ok(Ok(frames)) if frames.len() == n => frames.into_iter().map(Ok).collect(),
+                Ok(Ok(_)) => vec![Err(short_answer()); n],
+                Ok(Err(refused)) => vec![Err(CacheError::Refused(refused)); n],
+                Err(err) => vec![Err(CacheError::Unavailable(err)); n],
+            };
+        }
         let groups = self.split(commands, |cmd| cmd.key());
         let calls = groups
             .into_iter()
@@ -241,14 +253,17 @@ impl CacheClient {
         }
         // a shard that answered fewer replies than it was sent commands
         out.into_iter()
-            .map(|reply| {
-                reply.unwrap_or_else(|| {
-                    Err(CacheError::Unavailable(CallError::Decode(
-                        "the shard answered fewer replies than commands".into(),
-                    )))
-                })
-            })
+            .map(|reply| reply.unwrap_or_else(|| Err(short_answer())))
             .collect()
+    }
+
+    /// The shard every one of `commands` is on, if they share one.
+    fn one_shard(&self, commands: &[KeyCommand]) -> Option<usize> {
+        let (first, rest) = commands.split_first()?;
+        let shard = self.shard_of(first.key());
+        rest.iter()
+            .all(|cmd| self.shard_of(cmd.key()) == shard)
+            .then_some(shard)
     }
 
     /// Every live key matching the glob `pattern`, from every shard (`KEYS`)
@@ -650,6 +665,13 @@ impl CacheClient {
             .into_iter()
             .fold(ShardStats::default(), ShardStats::merge))
     }
+}
+
+/// What a command gets when its shard answered fewer replies than it was sent commands.
+fn short_answer() -> CacheError {
+    CacheError::Unavailable(CallError::Decode(
+        "the shard answered fewer replies than commands".into(),
+    ))
 }
 
 #[cfg(test)]

@@ -273,7 +273,11 @@ fn memcached_binary() -> Option<&'static str> {
 }
 
 async fn start_memcached(binary: &str) -> Memcached {
-    let dir = std::env::temp_dir().join(format!("troupe-memcached-diff-{}", std::process::id()));
+    // one directory per server: the tests of this file run at once
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("troupe-memcached-diff-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     // memcached runs as `nobody` under root: it must be able to make its socket here
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");

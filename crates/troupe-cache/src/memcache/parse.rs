@@ -451,23 +451,58 @@ fn storage(request: &Bytes, line: usize, end: usize, pending: Pending) -> Reques
 
 /// The words of a line, as ranges of it: split on spaces only (a tab is
 /// part of a word, as in memcached).
-fn words(line: &[u8]) -> Vec<Range<usize>> {
-    let mut words = Vec::new();
-    let mut start = None;
-    for (i, &b) in line.iter().enumerate() {
-        match (b == b' ', start) {
-            (true, Some(s)) => {
-                words.push(s..i);
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
+fn word_spans(line: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        at += line[at..].iter().take_while(|&&b| b == b' ').count();
+        if at == line.len() {
+            return None;
         }
+        let start = at;
+        at += line[at..].iter().take_while(|&&b| b != b' ').count();
+        Some(start..at)
+    })
+}
+
+/// Words kept by position: no command but a retrieval reads further.
+const KEPT_WORDS: usize = 8;
+
+/// A line's first words and its last, and how many it has: without
+/// allocating, since every request is read this way.
+struct Words {
+    kept: [(usize, usize); KEPT_WORDS],
+    last: (usize, usize),
+    count: usize,
+}
+
+impl Words {
+    fn of(line: &[u8]) -> Self {
+        let mut words = Self {
+            kept: [(0, 0); KEPT_WORDS],
+            last: (0, 0),
+            count: 0,
+        };
+        for span in word_spans(line) {
+            if let Some(kept) = words.kept.get_mut(words.count) {
+                *kept = (span.start, span.end);
+            }
+            words.last = (span.start, span.end);
+            words.count += 1;
+        }
+        words
     }
-    if let Some(s) = start {
-        words.push(s..line.len());
+
+    /// Word `i`'s range, if the line has it and it is kept (or the last).
+    fn span(&self, i: usize) -> Option<Range<usize>> {
+        let (start, end) = if i + 1 == self.count {
+            self.last
+        } else if i < self.count {
+            *self.kept.get(i)?
+        } else {
+            return None;
+        };
+        Some(start..end)
     }
-    words
 }
 
 /// Whether `key` is taken: at most 250 bytes, and no NUL.
@@ -492,16 +527,17 @@ fn parse_line(line: &[u8]) -> Line {
         [rest @ .., b'\r'] if !rest.is_empty() => rest,
         _ => line,
     };
-    let words = words(line);
-    let word = |i: usize| words.get(i).map(|r| &line[r.clone()]);
+    let words = Words::of(line);
+    let word = |i: usize| words.span(i).map(|r| &line[r]);
     let Some(name) = word(0).filter(|n| n.len() >= 2) else {
         return invalid("ERROR", false);
     };
-    let n = words.len();
+    let n = words.count;
     // memcached reads `noreply` off the last word before looking further
     let noreply = word(n - 1) == Some(b"noreply");
     let error = || invalid("ERROR", false);
-    let key = |i: usize| Bytes::copy_from_slice(&line[words[i].clone()]);
+    let span = |i: usize| words.span(i).unwrap_or_default();
+    let key = |i: usize| Bytes::copy_from_slice(&line[span(i)]);
     match name {
         b"get" | b"gets" | b"bget" | b"gat" | b"gats" => {
             if n < 2 {
@@ -518,11 +554,16 @@ fn parse_line(line: &[u8]) -> Line {
             } else {
                 None
             };
-            if words[first..].iter().any(|r| !valid_key(&line[r.clone()])) {
-                return invalid(BAD_FORMAT, false);
+            let mut keys = Vec::with_capacity(n - first);
+            for r in word_spans(line).skip(first) {
+                let key = &line[r];
+                if !valid_key(key) {
+                    return invalid(BAD_FORMAT, false);
+                }
+                keys.push(Bytes::copy_from_slice(key));
             }
             Line::Request(Request::Get {
-                keys: (first..n).map(key).collect(),
+                keys,
                 cas: name.ends_with(b"s"),
                 touch: exptime,
             })
@@ -533,7 +574,7 @@ fn parse_line(line: &[u8]) -> Line {
             if n != min && n != max {
                 return error();
             }
-            let key_range = words[1].clone();
+            let key_range = span(1);
             if !valid_key(&line[key_range.clone()]) {
                 return invalid(BAD_FORMAT, noreply);
             }
@@ -584,7 +625,7 @@ fn parse_line(line: &[u8]) -> Line {
                     );
                 }
             }
-            if !valid_key(&line[words[1].clone()]) {
+            if !valid_key(&line[span(1)]) {
                 return invalid(BAD_FORMAT, noreply);
             }
             Line::Request(Request::Delete {
@@ -596,7 +637,7 @@ fn parse_line(line: &[u8]) -> Line {
             if n != 3 && n != 4 {
                 return error();
             }
-            if !valid_key(&line[words[1].clone()]) {
+            if !valid_key(&line[span(1)]) {
                 return invalid(BAD_FORMAT, noreply);
             }
             let Some(delta) = word(2).and_then(parse_u64) else {
@@ -613,7 +654,7 @@ fn parse_line(line: &[u8]) -> Line {
             if n != 3 && n != 4 {
                 return error();
             }
-            if !valid_key(&line[words[1].clone()]) {
+            if !valid_key(&line[span(1)]) {
                 return invalid(BAD_FORMAT, noreply);
             }
             let Some(exptime) = word(2).and_then(parse_i32) else {

@@ -11,6 +11,7 @@
 //! them, in order. A line past its limit closes the connection, as
 //! memcached closes one that sends 2,048 bytes without a newline.
 
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -746,12 +747,12 @@ fn write_values(
         bump(hits);
         out.extend_from_slice(b"VALUE ");
         out.extend_from_slice(key);
-        let header = if cas {
-            format!(" {flags} {} {unique}\r\n", value.len())
+        // formatted straight into the output: no string per hit
+        let _ = if cas {
+            write!(out, " {flags} {} {unique}\r\n", value.len())
         } else {
-            format!(" {flags} {}\r\n", value.len())
+            write!(out, " {flags} {}\r\n", value.len())
         };
-        out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
