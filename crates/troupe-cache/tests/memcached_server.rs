@@ -472,10 +472,18 @@ async fn a_client_that_never_reads_is_cut_off_and_others_are_served() {
     other
         .roundtrip("set small 0 0 1\r\n1\r\n", "STORED\r\n")
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    other
-        .roundtrip("get small\r\n", "VALUE small 0 1\r\n1\r\nEND\r\n")
-        .await;
+    // served while the other one stalls, until the server cuts the stalled one off
+    eventually("the client that never reads cut off", T, async || {
+        other
+            .roundtrip("get small\r\n", "VALUE small 0 1\r\n1\r\nEND\r\n")
+            .await;
+        other.send(b"stats\r\n").await;
+        other
+            .read_until("END\r\n")
+            .await
+            .contains("STAT curr_connections 1\r\n")
+    })
+    .await;
     // what it had sent before giving up, then the end
     let mut sink = vec![0; 1 << 20];
     let mut total = 0usize;
