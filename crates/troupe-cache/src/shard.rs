@@ -485,6 +485,8 @@ pub struct CacheShard {
     store: Store,
     /// Store counters already exported: hits, misses, evictions, expirations
     reported: [u64; 4],
+    /// Where they are exported, once registered
+    metrics: Option<ShardMetrics>,
     fences: Fences,
     /// This instance's epoch, carried by the fills it starts
     epoch: u64,
@@ -501,6 +503,7 @@ impl CacheShard {
         Self {
             store: Store::new(max_entries, max_bytes),
             reported: [0; 4],
+            metrics: None,
             fences: Fences::new(),
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
             read_through: None,
@@ -864,22 +867,46 @@ impl CacheShard {
 
     /// Export counter growth since the last export, and the current size.
     fn export(&mut self, shard: &str) {
+        let handles = self.metrics.get_or_insert_with(|| ShardMetrics::new(shard));
         let s = &self.store;
         let now = [s.hits(), s.misses(), s.evictions(), s.expirations()];
-        let names = [
-            "troupe_cache_hits_total",
-            "troupe_cache_misses_total",
-            "troupe_cache_evictions_total",
-            "troupe_cache_expirations_total",
-        ];
-        for ((name, now), reported) in names.into_iter().zip(now).zip(&mut self.reported) {
+        for ((counter, now), reported) in handles.counters.iter().zip(now).zip(&mut self.reported) {
             if now > *reported {
-                metrics::counter!(name, "shard" => shard.to_string()).increment(now - *reported);
+                counter.increment(now - *reported);
                 *reported = now;
             }
         }
-        metrics::gauge!("troupe_cache_keys", "shard" => shard.to_string()).set(s.len() as f64);
-        metrics::gauge!("troupe_cache_bytes", "shard" => shard.to_string()).set(s.bytes() as f64);
+        handles.keys.set(s.len() as f64);
+        handles.bytes.set(s.bytes() as f64);
+    }
+}
+
+/// A shard's metric handles, registered once: exporting after every message
+/// then costs no registry lookup and no label string.
+///
+/// Made at the instance's first export, when the program's recorder is
+/// installed (a recorder installed later sees no shard that exported before
+/// it).
+struct ShardMetrics {
+    /// Hits, misses, evictions, expirations
+    counters: [metrics::Counter; 4],
+    keys: metrics::Gauge,
+    bytes: metrics::Gauge,
+}
+
+impl ShardMetrics {
+    fn new(shard: &str) -> Self {
+        let counter = |name: &'static str| metrics::counter!(name, "shard" => shard.to_string());
+        Self {
+            counters: [
+                counter("troupe_cache_hits_total"),
+                counter("troupe_cache_misses_total"),
+                counter("troupe_cache_evictions_total"),
+                counter("troupe_cache_expirations_total"),
+            ],
+            keys: metrics::gauge!("troupe_cache_keys", "shard" => shard.to_string()),
+            bytes: metrics::gauge!("troupe_cache_bytes", "shard" => shard.to_string()),
+        }
     }
 }
 

@@ -614,6 +614,8 @@ fn parse_line(line: &[u8]) -> Line {
             if !(2..=4).contains(&n) {
                 return error();
             }
+            // memcached reads `noreply` here only past the key: a key named so is a key
+            let noreply = noreply && n > 2;
             if n > 2 {
                 let hold_is_zero = word(2) == Some(b"0");
                 let valid =
