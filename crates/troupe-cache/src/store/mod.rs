@@ -415,6 +415,12 @@ impl Store {
                 max: self.max_bytes,
             });
         }
+        // copies of their own, not slices of a read buffer (see `value::detached`)
+        let key = value::detached(key);
+        let value = match value {
+            Value::Str(bytes) => Value::Str(value::detached(bytes)),
+            other => other,
+        };
         // Out of the map while room is made, so it is never the one evicted;
         // put back as it was if no room can be made.
         let old = self.map.pop(&key);
@@ -1038,6 +1044,25 @@ mod tests {
             .unwrap();
         assert!(!s.persist(&k(4), t0 + Duration::from_secs(2)));
         assert_eq!(s.get_str(&k(4), t0), None);
+    }
+
+    #[test]
+    fn stored_bytes_do_not_keep_a_larger_buffer_alive() {
+        let now = Instant::now();
+        let mut s = store(10, 1000);
+        // a key and value sliced out of a 64 KiB read, as the front ends decode them
+        let read = Bytes::from(vec![b'x'; 64 * 1024]);
+        let (key, value) = (read.slice(0..3), read.slice(3..8));
+        s.set(key, value, None, now).unwrap();
+        let mut hash = Hash::default();
+        hash.insert(read.slice(8..9), read.slice(9..10));
+        s.insert(Bytes::from("h"), Value::Hash(hash), None, now)
+            .unwrap();
+        // the store holds copies: the read's allocation is ours alone again
+        assert!(
+            read.try_into_mut().is_ok(),
+            "a stored slice still holds the read buffer"
+        );
     }
 
     #[test]

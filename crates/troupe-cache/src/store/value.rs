@@ -14,6 +14,15 @@ use bytes::Bytes;
 /// ring slot), so a hash of many empty fields is not weightless.
 pub const MEMBER_OVERHEAD: usize = 32;
 
+/// `bytes` in an allocation of its own
+///
+/// What a client sent arrives as slices of the connection's read buffer; kept as they are, one
+/// stored byte could keep a whole read buffer alive, far past what the store counts. So the
+/// store keeps copies, as Redis does: its byte bound is then what it holds.
+pub(crate) fn detached(bytes: Bytes) -> Bytes {
+    Bytes::copy_from_slice(&bytes)
+}
+
 /// A key's type, as `TYPE` names it and `SCAN ... TYPE` filters by it
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
@@ -132,7 +141,7 @@ impl Hash {
     /// Sets `field` to `value`; whether the field is new
     pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
         let (field_len, value_len) = (field.len(), value.len());
-        match self.map.insert(field, value) {
+        match self.map.insert(detached(field), detached(value)) {
             Some(old) => {
                 self.weight = self.weight + value_len - old.len();
                 false
@@ -182,13 +191,13 @@ impl List {
     /// Adds `item` at the head
     pub fn push_front(&mut self, item: Bytes) {
         self.weight += item.len() + MEMBER_OVERHEAD;
-        self.items.push_front(item);
+        self.items.push_front(detached(item));
     }
 
     /// Adds `item` at the tail
     pub fn push_back(&mut self, item: Bytes) {
         self.weight += item.len() + MEMBER_OVERHEAD;
-        self.items.push_back(item);
+        self.items.push_back(detached(item));
     }
 
     /// Removes the head item
@@ -239,12 +248,11 @@ impl Set {
 
     /// Adds `member`; whether it is new
     pub fn insert(&mut self, member: Bytes) -> bool {
-        let weight = member.len() + MEMBER_OVERHEAD;
-        let added = self.members.insert(member);
-        if added {
-            self.weight += weight;
+        if self.members.contains(&member[..]) {
+            return false;
         }
-        added
+        self.weight += member.len() + MEMBER_OVERHEAD;
+        self.members.insert(detached(member))
     }
 
     /// Removes `member`; whether it was there
