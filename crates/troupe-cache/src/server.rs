@@ -187,6 +187,8 @@ impl Connection<'_> {
                 self.write(&output).await?;
                 output.clear();
             }
+            // a burst's peak is not kept for the rest of the connection's life
+            shrink(&mut input, &mut output, &mut commands);
             if close || drain.is_draining() {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
@@ -714,6 +716,24 @@ pub(crate) const BATCH_MAX_OPS: usize = 64;
 /// Bytes of arguments in one batch, at most (a batch always takes its first command): the
 /// message to a remote shard stays far below the frame limit.
 pub(crate) const BATCH_MAX_BYTES: usize = 1 << 20;
+
+/// Capacity a connection's buffers keep between bursts; past it, an emptied buffer is given
+/// back, so a connection that once pipelined megabytes does not hold them while it idles.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Gives back the capacity of a connection's emptied buffers past [`KEEP_CAPACITY`] (the
+/// input only when nothing of a request waits in it).
+pub(crate) fn shrink<T>(input: &mut BytesMut, output: &mut BytesMut, pending: &mut Vec<T>) {
+    if input.is_empty() && input.capacity() > KEEP_CAPACITY {
+        *input = BytesMut::with_capacity(16 * 1024);
+    }
+    if output.is_empty() && output.capacity() > KEEP_CAPACITY {
+        *output = BytesMut::with_capacity(16 * 1024);
+    }
+    if pending.is_empty() && pending.capacity() > 1024 {
+        *pending = Vec::new();
+    }
+}
 
 /// The bytes of a request's arguments.
 fn frame_size(frame: &Frame) -> usize {

@@ -500,12 +500,16 @@ impl CacheShard {
     /// An empty shard holding at most `max_entries` entries and `max_bytes`
     /// bytes of keys plus values
     pub fn new(max_entries: NonZeroUsize, max_bytes: usize) -> Self {
+        let epoch = NEXT_EPOCH.fetch_add(1, Ordering::Relaxed);
+        let mut store = Store::new(max_entries, max_bytes);
+        // each instance its own range of CAS uniques (2^40 writes each)
+        store.start_cas_at(epoch << 40);
         Self {
-            store: Store::new(max_entries, max_bytes),
+            store,
             reported: [0; 4],
             metrics: None,
             fences: Fences::new(),
-            epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
+            epoch,
             read_through: None,
             config: SharedConfig::new(ShardConfig {
                 max_bytes,

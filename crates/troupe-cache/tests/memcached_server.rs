@@ -590,3 +590,75 @@ async fn a_read_through_cache_reads_writes_and_deletes_through_and_refuses_the_r
         .await;
     cache.node.shutdown().await;
 }
+
+/// The peak resident memory of this process, in KiB (`VmHWM`), where /proc tells it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A retrieval of more keys than a batch takes is answered in full, `END` once, and the server
+/// never copies all its values out at once: 300 hits of a 1 MiB value (300 MiB of reply) leave
+/// the process's peak memory far below what copying them all would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrieval_of_many_keys_is_answered_a_batch_at_a_time_in_bounded_memory() {
+    let cache = start(plain(2, MemcacheServer::new("127.0.0.1:0"))).await;
+    let mut conn = Raw::connect(cache.memcached).await;
+    for key in ["a", "b", "c"] {
+        conn.roundtrip(&format!("set {key} 5 0 1\r\n{key}\r\n"), "STORED\r\n")
+            .await;
+    }
+    // 5,000 keys: three of every four hit
+    let keys: Vec<&str> = ["a", "b", "c", "nope"]
+        .iter()
+        .cycle()
+        .take(5000)
+        .copied()
+        .collect();
+    conn.send(format!("get {}\r\n", keys.join(" ")).as_bytes())
+        .await;
+    let reply = conn.read_until("END\r\n").await;
+    assert_eq!(reply.matches("VALUE ").count(), 3750);
+    assert_eq!(reply.matches("END\r\n").count(), 1);
+    assert!(
+        reply.starts_with("VALUE a 5 1\r\na\r\nVALUE b 5 1\r\nb\r\n"),
+        "in order"
+    );
+
+    let big = "x".repeat(1 << 20);
+    conn.roundtrip(
+        &format!("set big 0 0 {}\r\n{big}\r\n", big.len()),
+        "STORED\r\n",
+    )
+    .await;
+    let before = peak_rss_kib();
+    conn.send(format!("get {}\r\n", vec!["big"; 300].join(" ")).as_bytes())
+        .await;
+    let mut total = 0usize;
+    let mut tail = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while !tail.ends_with(b"END\r\n") {
+        let n = tokio::time::timeout(T, conn.0.read(&mut buf))
+            .await
+            .expect("a reply in time")
+            .expect("read");
+        assert!(n > 0, "closed after {total} bytes");
+        total += n;
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(16);
+        tail.drain(..keep);
+    }
+    assert_eq!(
+        total,
+        300 * ("VALUE big 0 1048576\r\n".len() + (1 << 20) + 2) + 5
+    );
+    if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
+        let grew_mib = after.saturating_sub(before) / 1024;
+        assert!(
+            grew_mib < 150,
+            "peak memory grew by {grew_mib} MiB for a 300 MiB reply"
+        );
+    }
+    cache.node.shutdown().await;
+}

@@ -225,6 +225,8 @@ impl Connection<'_> {
                 self.write(&output).await?;
                 output.clear();
             }
+            // a burst's peak is not kept for the rest of the connection's life
+            crate::server::shrink(&mut input, &mut output, &mut requests);
             if after == After::Close {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
@@ -335,9 +337,22 @@ impl Connection<'_> {
     ) -> std::io::Result<()> {
         let mut rest = std::mem::take(run).into_iter().peekable();
         while rest.peek().is_some() {
+            // a retrieval of more keys than a batch takes is answered alone, a batch of keys
+            // at a time, so what it holds at once stays bounded however long its line
+            if let Some(Request::Get { keys, .. }) = rest.peek()
+                && keys.len() > BATCH_MAX_OPS
+            {
+                if let Some(Request::Get { keys, cas, touch }) = rest.next() {
+                    self.answer_long_get(&keys, cas, touch, out).await?;
+                }
+                continue;
+            }
             let mut batch = Vec::new();
             let (mut ops, mut bytes) = (0, 0);
             while let Some(request) = rest.peek() {
+                if matches!(request, Request::Get { keys, .. } if keys.len() > BATCH_MAX_OPS) {
+                    break;
+                }
                 let (parts, size) = weight(request);
                 let fits = ops + parts <= BATCH_MAX_OPS && bytes + size <= BATCH_MAX_BYTES;
                 if !batch.is_empty() && !fits {
@@ -347,7 +362,57 @@ impl Connection<'_> {
                 bytes += size;
                 batch.extend(rest.next());
             }
-            self.answer_batch(batch, out).await;
+            self.answer_batch(batch, out).await?;
+            self.write_if_full(out).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers a retrieval of many keys a batch of keys at a time: `VALUE`s written out as
+    /// they pass [`WRITE_AT`], `END` after the last (or the first error alone, as for any
+    /// retrieval, after the values already sent).
+    async fn answer_long_get(
+        &mut self,
+        keys: &[Bytes],
+        cas: bool,
+        touch: Option<i64>,
+        out: &mut BytesMut,
+    ) -> std::io::Result<()> {
+        for chunk in keys.chunks(BATCH_MAX_OPS) {
+            let keyed = chunk
+                .iter()
+                .map(|key| {
+                    KeyCommand::from(Get {
+                        key: key.clone(),
+                        touch,
+                    })
+                })
+                .collect();
+            let replies = self.run_keyed(keyed).await;
+            if let Some(error) = replies.iter().find(|r| matches!(r, Frame::Error(_))) {
+                write_line(out, error);
+                return Ok(());
+            }
+            self.write_hits(out, chunk, &replies, cas, touch.is_some())
+                .await?;
+        }
+        out.extend_from_slice(b"END\r\n");
+        Ok(())
+    }
+
+    /// Writes the `VALUE` line and data of each hit among `replies`, counting hits and
+    /// misses; the replies written out whenever [`WRITE_AT`] bytes of them wait, so a
+    /// retrieval's values are never all copied out at once.
+    async fn write_hits(
+        &mut self,
+        out: &mut BytesMut,
+        keys: &[Bytes],
+        replies: &[Frame],
+        cas: bool,
+        touch: bool,
+    ) -> std::io::Result<()> {
+        for (key, reply) in keys.iter().zip(replies) {
+            write_value(out, key, reply, cas, touch, &self.shared.counters);
             self.write_if_full(out).await?;
         }
         Ok(())
@@ -355,7 +420,11 @@ impl Connection<'_> {
 
     /// Answers `batch`, requests on keys: every key command of it goes to its shard, one
     /// message per shard, and each request's reply is written from its parts' replies.
-    async fn answer_batch(&mut self, batch: Vec<Request>, out: &mut BytesMut) {
+    async fn answer_batch(
+        &mut self,
+        batch: Vec<Request>,
+        out: &mut BytesMut,
+    ) -> std::io::Result<()> {
         let max_item_size = self.shared.limits.max_item_size;
         let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
         let mut slots = Vec::with_capacity(batch.len());
@@ -445,7 +514,8 @@ impl Connection<'_> {
             keyed.push(unit);
         }
         let replies = self.run_keyed(keyed).await;
-        let counters = &self.shared.counters;
+        let shared = self.shared;
+        let counters = &shared.counters;
         for slot in slots {
             match slot {
                 Slot::Get {
@@ -455,7 +525,12 @@ impl Connection<'_> {
                     touch,
                 } => {
                     let replies = replies.get(parts).unwrap_or_default();
-                    write_values(out, &keys, replies, cas, touch, counters);
+                    if let Some(error) = replies.iter().find(|r| matches!(r, Frame::Error(_))) {
+                        write_line(out, error);
+                        continue;
+                    }
+                    self.write_hits(out, &keys, replies, cas, touch).await?;
+                    out.extend_from_slice(b"END\r\n");
                 }
                 Slot::One {
                     part,
@@ -470,6 +545,7 @@ impl Connection<'_> {
                 }
             }
         }
+        Ok(())
     }
 
     /// The replies to `keyed`, in order: as one batch per shard, or on a read-through cache
@@ -571,7 +647,9 @@ impl Connection<'_> {
             }
             // requests on keys go in runs
             other => {
-                self.answer_batch(vec![other], out).await;
+                if self.answer_batch(vec![other], out).await.is_err() {
+                    return After::Close;
+                }
                 return After::Continue;
             }
         };
@@ -707,20 +785,15 @@ fn is_read(cmd: &KeyCommand) -> bool {
     )
 }
 
-/// Writes a retrieval's replies: a `VALUE` line and the data of each hit, then `END`; if a
-/// part failed, that error alone, as memcached answers a retrieval it could not finish.
-fn write_values(
+/// Writes one retrieval reply: a hit's `VALUE` line and data (nothing for a miss), counted.
+fn write_value(
     out: &mut BytesMut,
-    keys: &[Bytes],
-    replies: &[Frame],
+    key: &[u8],
+    reply: &Frame,
     cas: bool,
     touch: bool,
     counters: &Counters,
 ) {
-    if let Some(error) = replies.iter().find(|r| matches!(r, Frame::Error(_))) {
-        write_line(out, error);
-        return;
-    }
     let (cmd, hits, misses) = if touch {
         (
             &counters.cmd_touch,
@@ -730,33 +803,30 @@ fn write_values(
     } else {
         (&counters.cmd_get, &counters.get_hits, &counters.get_misses)
     };
-    for (key, reply) in keys.iter().zip(replies) {
-        bump(cmd);
-        let Frame::Array(parts) = reply else {
-            bump(misses);
-            continue;
-        };
-        let [
-            Frame::Bulk(value),
-            Frame::Integer(flags),
-            Frame::Integer(unique),
-        ] = parts.as_slice()
-        else {
-            continue;
-        };
-        bump(hits);
-        out.extend_from_slice(b"VALUE ");
-        out.extend_from_slice(key);
-        // formatted straight into the output: no string per hit
-        let _ = if cas {
-            write!(out, " {flags} {} {unique}\r\n", value.len())
-        } else {
-            write!(out, " {flags} {}\r\n", value.len())
-        };
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"END\r\n");
+    bump(cmd);
+    let Frame::Array(parts) = reply else {
+        bump(misses);
+        return;
+    };
+    let [
+        Frame::Bulk(value),
+        Frame::Integer(flags),
+        Frame::Integer(unique),
+    ] = parts.as_slice()
+    else {
+        return;
+    };
+    bump(hits);
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    // formatted straight into the output: no string per hit
+    let _ = if cas {
+        write!(out, " {flags} {} {unique}\r\n", value.len())
+    } else {
+        write!(out, " {flags} {}\r\n", value.len())
+    };
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes a one-line reply.

@@ -477,6 +477,13 @@ impl Store {
         Ok(SetOutcome { evicted, replaced })
     }
 
+    /// Start this store's CAS uniques at `base` (a shard gives its instance's epoch in the
+    /// high bits, so a restarted shard never hands out a CAS its predecessor gave: a client
+    /// holding an old one cannot match a new value)
+    pub fn start_cas_at(&mut self, base: u64) {
+        self.next_cas = base.max(1);
+    }
+
     /// The next CAS unique.
     fn take_cas(&mut self) -> u64 {
         let cas = self.next_cas;
