@@ -684,6 +684,24 @@ impl CacheClient {
             .into_iter()
             .fold(ShardStats::default(), ShardStats::merge))
     }
+
+    /// Whether the cache reads through a backing store, as the first shard to answer says
+    /// (all shards of a cache are alike, so one down shard does not keep it from being known)
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Unavailable`] if no shard answers in time.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe.
+    pub async fn reads_through(&self) -> Result<bool, CacheError> {
+        let asks = (0..self.shards.len())
+            .map(|i| Box::pin(self.call(i, ShardMsg::Stats)))
+            .collect::<Vec<_>>();
+        let (stats, _) = futures::future::select_ok(asks).await?;
+        Ok(stats.read_through)
+    }
 }
 
 /// What a command gets when its shard answered fewer replies than it was sent commands.

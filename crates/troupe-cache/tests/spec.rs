@@ -125,3 +125,25 @@ async fn memory_settings_outlive_a_shard_restart() {
     assert_eq!(cache.configure(None, None).await.unwrap(), vec![want; 2]);
     node.shutdown().await;
 }
+
+/// Whether a cache reads through is known from any shard that answers: one unreachable
+/// shard does not keep a front end from learning it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_through_mode_is_known_from_the_first_shard_to_answer() {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let spec = CacheSpec::lru(100).shards(1);
+    let (children, cache) = spec.children(&node, "cache").unwrap();
+    node.start(SupervisorSpec::one_for_one(), children)
+        .await
+        .unwrap();
+    // a client over the live shard and a name nothing answers to
+    let gone = node.addr::<ShardMsg>("n", "cache.gone");
+    let client = troupe_cache::CacheClient::new([gone, cache.shards()[0].clone()])
+        .with_timeout(Duration::from_millis(500));
+    assert!(
+        client.stats().await.is_err(),
+        "every shard's stats needs every shard"
+    );
+    assert_eq!(client.reads_through().await.ok(), Some(false));
+    node.shutdown().await;
+}

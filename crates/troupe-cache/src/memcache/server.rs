@@ -133,13 +133,14 @@ impl Shared {
         }
     }
 
-    /// Whether the shards read through a backing store: asked of them the first time.
+    /// Whether the shards read through a backing store: asked of them the first time (the
+    /// first shard to answer tells, so one shard down does not make every key wait).
     async fn read_through(&self) -> Result<bool, CacheError> {
         match self.read_through.load(Ordering::Relaxed) {
             PLAIN => Ok(false),
             THROUGH => Ok(true),
             _ => {
-                let through = self.client.stats().await?.read_through;
+                let through = self.client.reads_through().await?;
                 let known = if through { THROUGH } else { PLAIN };
                 self.read_through.store(known, Ordering::Relaxed);
                 Ok(through)
