@@ -279,25 +279,15 @@ impl Connection<'_> {
     /// Writes `bytes`, failing with `TimedOut` (which ends the connection) if the client
     /// takes none of them for the send timeout: the deadline starts again whenever it reads
     /// some, so a slow reader of a large reply is served, a stalled one is not.
-    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
-        let Some(limit) = self.shared.send_timeout else {
-            return self.stream.write_all(bytes).await;
-        };
-        while !bytes.is_empty() {
-            match tokio::time::timeout(limit, self.stream.write(bytes)).await {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => bytes = &bytes[n..],
-                Ok(Err(err)) => return Err(err),
-                Err(_) => {
-                    metrics::counter!("troupe_cache_send_timeout_closed_total").increment(1);
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client read none of its replies for the send timeout",
-                    ));
-                }
-            }
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let written = write_within(&mut self.stream, bytes, self.shared.send_timeout).await;
+        if written
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            metrics::counter!("troupe_cache_send_timeout_closed_total").increment(1);
         }
-        Ok(())
+        written
     }
 
     /// Answers a run of commands on keys (emptying it), a batch at a time.
@@ -716,6 +706,37 @@ pub(crate) const BATCH_MAX_OPS: usize = 64;
 /// Bytes of arguments in one batch, at most (a batch always takes its first command): the
 /// message to a remote shard stays far below the frame limit.
 pub(crate) const BATCH_MAX_BYTES: usize = 1 << 20;
+
+/// Writes `bytes` to a client, failing with `TimedOut` if it takes none of them for `limit`
+/// (`None`: no limit); the deadline starts again whenever it reads some, so a slow reader of a
+/// large reply is served, a stalled one is not. Shared by the RESP and memcached front ends.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: part of `bytes` may have been written.
+pub(crate) async fn write_within(
+    stream: &mut TcpStream,
+    mut bytes: &[u8],
+    limit: Option<Duration>,
+) -> std::io::Result<()> {
+    let Some(limit) = limit else {
+        return stream.write_all(bytes).await;
+    };
+    while !bytes.is_empty() {
+        match tokio::time::timeout(limit, stream.write(bytes)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(err)) => return Err(err),
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client read none of its replies for the send timeout",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Capacity a connection's buffers keep between bursts; past it, an emptied buffer is given
 /// back, so a connection that once pipelined megabytes does not hold them while it idles.

@@ -308,26 +308,16 @@ impl Connection<'_> {
     /// Writes `bytes`, failing with `TimedOut` (which ends the connection) if the client
     /// takes none of them for the send timeout: the deadline starts again whenever it reads
     /// some.
-    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
-        let Some(limit) = self.shared.send_timeout else {
-            return self.stream.write_all(bytes).await;
-        };
-        while !bytes.is_empty() {
-            match tokio::time::timeout(limit, self.stream.write(bytes)).await {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => bytes = &bytes[n..],
-                Ok(Err(err)) => return Err(err),
-                Err(_) => {
-                    metrics::counter!("troupe_cache_memcached_send_timeout_closed_total")
-                        .increment(1);
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client read none of its replies for the send timeout",
-                    ));
-                }
-            }
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let limit = self.shared.send_timeout;
+        let written = crate::server::write_within(&mut self.stream, bytes, limit).await;
+        if written
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            metrics::counter!("troupe_cache_memcached_send_timeout_closed_total").increment(1);
         }
-        Ok(())
+        written
     }
 
     /// Answers a run of requests on keys (emptying it), a batch at a time.
