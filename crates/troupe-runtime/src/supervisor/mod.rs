@@ -264,6 +264,8 @@ pub(crate) enum SupMsg {
     Wake,
     RestartDue(Vec<ChildId>),
     Children(oneshot::Sender<Vec<String>>),
+    /// Stop the child of this name and forget it; answers whether there was one.
+    Remove(String, oneshot::Sender<bool>),
 }
 
 /// What a supervisor heard of a child before it could record it.
@@ -653,6 +655,29 @@ impl SupervisorRef {
         let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
         actor
             .send_message(SupMsg::Children(tx))
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Stops the child named `name` gracefully (killed after the supervisor's shutdown
+    /// timeout) and forgets it: it is not restarted, its names are released, and sends to them
+    /// fail with `NotFound` until something registers them again (OTP's `terminate_child`
+    /// followed by `delete_child`). Answers whether the supervisor had such a child.
+    ///
+    /// The supervisor handles nothing else while the child stops, as in OTP.
+    ///
+    /// # Errors
+    /// [`SpawnError::SupervisorGone`] if the supervisor is not running.
+    ///
+    /// # Cancel safety
+    /// The request is sent at the first poll; dropped after that, the child is still stopped
+    /// and removed, and the answer is lost.
+    pub async fn remove(&self, name: &str) -> Result<bool, SpawnError> {
+        let actor = self.actor()?;
+        let (tx, rx) = oneshot::channel();
+        let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
+        actor
+            .send_message(SupMsg::Remove(name.to_string(), tx))
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
@@ -1149,6 +1174,20 @@ impl ractor::Actor for Supervisor {
                     .map(|(id, _)| state.child_name(id))
                     .collect();
                 let _ = reply.send(names);
+            }
+            SupMsg::Remove(name, reply) => {
+                let found = state
+                    .children
+                    .iter()
+                    .find(|(_, r)| r.spec.name() == name)
+                    .map(|(id, _)| *id);
+                if let Some(id) = found {
+                    if let Some(pid) = state.stop_child(id).await {
+                        state.stopped.insert(pid);
+                    }
+                    state.remove_child(id, false);
+                }
+                let _ = reply.send(found.is_some());
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::{ActorError, ChildOptions, Ctx, Mesh, Message, NodeConfig, Reply};
+use crate::{ActorError, CallError, ChildOptions, Ctx, Mesh, Message, NodeConfig, Reply};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -125,4 +125,38 @@ async fn a_child_handed_over_to_an_ended_supervisor_is_stopped_and_its_name_rele
     ));
     assert!(!node.is_registered("late"));
     assert!(addr.call(Ping, T).await.is_err());
+}
+
+#[tokio::test]
+async fn a_removed_child_stops_for_good_and_its_name_can_be_registered_again() {
+    let node = Node::new("n", &Mesh::new(), NodeConfig::default()).unwrap();
+    let root = node
+        .start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let (spec, addr) = node
+        .child("worker", ChildOptions::permanent(), || Idle)
+        .unwrap();
+    root.add(spec).await.unwrap();
+    addr.call(Ping, T).await.unwrap();
+    let mut reports = node.supervision_reports();
+
+    assert!(root.remove("worker").await.unwrap());
+    assert!(!node.is_registered("worker"));
+    assert!(matches!(
+        addr.call(Ping, T).await,
+        Err(CallError::NotFound { .. })
+    ));
+    assert!(root.children().await.unwrap().is_empty());
+    assert!(!root.remove("worker").await.unwrap(), "removed twice");
+    // its stop was asked for: no crash, no restart reported
+    assert!(reports.try_recv().is_err());
+
+    let (spec, again) = node
+        .child("worker", ChildOptions::permanent(), || Idle)
+        .unwrap();
+    root.add(spec).await.unwrap();
+    again.call(Ping, T).await.unwrap();
+    addr.call(Ping, T).await.unwrap();
+    node.shutdown().await;
 }
