@@ -51,6 +51,9 @@ struct AddrInner<M: Message> {
     node: Arc<str>,
     name: Arc<str>,
     binding: Binding,
+    /// Names exactly `name` on `node`, even when the name is placed by the cluster (the
+    /// handle a placed route sends through once it knows the holder).
+    direct: bool,
     route: OnceLock<Route<M>>,
 }
 
@@ -96,6 +99,20 @@ impl<M: Message> Addr<M> {
                 node,
                 name,
                 binding,
+                direct: false,
+                route: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// A handle to `name` on exactly `node`, whether or not the name is placed by the cluster.
+    pub(crate) fn direct(node: Arc<str>, name: Arc<str>, binding: Binding) -> Self {
+        Self {
+            inner: Arc::new(AddrInner {
+                node,
+                name,
+                binding,
+                direct: true,
                 route: OnceLock::new(),
             }),
         }
@@ -142,7 +159,9 @@ impl<M: Message> Addr<M> {
         )
     }
 
-    /// The node the actor is placed on.
+    /// The node the actor is placed on; for a failover child (placed by the cluster, see
+    /// [`Placed`](crate::placed::Placed)), the first node of its failover order, while it may
+    /// run on any of them.
     pub fn node(&self) -> &str {
         &self.inner.node
     }
@@ -166,7 +185,13 @@ impl<M: Message> Addr<M> {
     }
 
     fn resolve(&self) -> Result<Route<M>, CallError> {
-        self.mesh()?.route::<M>(&self.inner.node, &self.inner.name)
+        let mesh = self.mesh()?;
+        if !self.inner.direct
+            && let Some(placed) = mesh.placed(&self.inner.name)
+        {
+            return Ok(Route::Placed(placed));
+        }
+        mesh.route::<M>(&self.inner.node, &self.inner.name)
     }
 
     fn route(&self) -> Result<&Route<M>, CallError> {
@@ -215,6 +240,7 @@ impl<M: Message> Addr<M> {
             Route::Remote => {
                 crate::remote::remote_cast(&*self.mesh()?, &self.inner.node, &self.inner.name, msg)
             }
+            Route::Placed(placed) => placed.cast(&self.inner.binding, msg),
         }
     }
 
@@ -276,6 +302,10 @@ impl<M: Message> Addr<M> {
                 )
                 .await;
             }
+            Route::Placed(placed) => {
+                // boxed: it calls back into `call` on the holder
+                return Box::pin(placed.call(&self.inner.binding, make, timeout)).await;
+            }
         };
         let outcome = if timeout == Duration::MAX {
             // no deadline: nothing to watch, so no wait state around the channel either
@@ -317,6 +347,7 @@ impl<M: Message> Addr<M> {
         match self.route() {
             Ok(Route::Local(slot)) => slot.dropped(),
             Ok(Route::Inlet(inlet)) => inlet.dropped(),
+            Ok(Route::Placed(placed)) => placed.dropped(),
             _ => 0,
         }
     }

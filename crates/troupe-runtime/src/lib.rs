@@ -13,6 +13,8 @@
 //! - `slot`: the swappable current instance behind each name (restart-proof handles).
 //! - `registry`: names per node.
 //! - [`node`]: [`Node`] and [`Mesh`] (the nodes of one process).
+//! - [`placed`]: [`Placed`](placed::Placed), where a name the cluster places (a failover
+//!   child) runs now, and the sends parked while it moves.
 //! - [`supervisor`]: strategies, restart types, intensity and backoff; the decisions live in
 //!   the pure [`supervisor::core`].
 //! - [`remote`]: the QUIC endpoint per node, handshake, lanes, membership, failure detection.
@@ -31,6 +33,7 @@ pub mod error;
 pub mod listener;
 pub mod message;
 pub mod node;
+pub mod placed;
 pub mod pool;
 pub mod reach;
 mod registry;

@@ -39,6 +39,8 @@ pub(crate) struct MeshInner {
     /// Each node's endpoint, held weakly: the endpoint holds its node (and so this mesh), and
     /// a task of its own keeps it until `NodeNet::shutdown` (or until its runtime is dropped).
     nets: DashMap<Arc<str>, Weak<NetInner>>,
+    /// Names the cluster places, by name (unique across the nodes of a topology).
+    placed: DashMap<Arc<str>, crate::placed::Placed>,
     force_remote: AtomicBool,
 }
 
@@ -84,6 +86,8 @@ pub(crate) enum Route<M: Message> {
     Inlet(Arc<dyn crate::registry::Inlet<M>>),
     /// Another process: over QUIC.
     Remote,
+    /// A name the cluster places (a failover child): wherever its holder is now.
+    Placed(crate::placed::Placed),
 }
 
 impl MeshInner {
@@ -114,6 +118,14 @@ impl MeshInner {
         self.nets.iter().find_map(|n| n.value().upgrade())
     }
 
+    /// The entry of `name` if the cluster places it.
+    pub(crate) fn placed(&self, name: &str) -> Option<crate::placed::Placed> {
+        if self.placed.is_empty() {
+            return None;
+        }
+        self.placed.get(name).map(|p| p.clone())
+    }
+
     /// How to reach `name` on `node`.
     pub(crate) fn route<M: Message>(&self, node: &str, name: &str) -> Result<Route<M>, CallError> {
         let local = self.nodes.get(node).and_then(|n| n.upgrade());
@@ -141,6 +153,24 @@ impl Mesh {
             .get(name)
             .and_then(|n| n.upgrade())
             .map(|inner| Node { inner })
+    }
+
+    /// Declares `name` as placed by the cluster (a failover child) and returns its entry,
+    /// which the placement driver keeps current; the existing entry if it was declared
+    /// already. From then on every handle to `name` in this process that is resolved for the
+    /// first time, on any node, reaches the entry's holder (casts parked up to
+    /// `mailbox_limit` while there is none); declare it before any handle to it is used.
+    pub fn place(&self, name: &str, mailbox_limit: usize) -> crate::placed::Placed {
+        self.inner
+            .placed
+            .entry(Arc::from(name))
+            .or_insert_with(|| crate::placed::Placed::new(Arc::from(name), mailbox_limit))
+            .clone()
+    }
+
+    /// The entry of `name` if it was declared placed with [`Mesh::place`].
+    pub fn placed(&self, name: &str) -> Option<crate::placed::Placed> {
+        self.inner.placed(name)
     }
 
     /// The network endpoint of node `name` in this mesh, if one runs

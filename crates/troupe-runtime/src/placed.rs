@@ -1,0 +1,198 @@
+//! Names the cluster places rather than one node: failover children.
+//!
+//! A failover child runs on one node at a time, chosen by the cluster (a lease in its metadata
+//! group, see `troupe-placement`), and may move. Its handles name the child, not a node: each
+//! send looks up who holds it now in this process's [`Placed`] entry for the name, which the
+//! placement driver keeps current. While nobody is known to hold it (its node went down and
+//! no other has taken it yet, or it is moving), casts are **parked** here, within the
+//! child's mailbox limit, and delivered in order to the next holder as soon as it is known,
+//! as a local restart parks them in the actor's slot; calls wait for a holder within their
+//! own timeout.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::addr::{Addr, Binding};
+use crate::error::CallError;
+use crate::message::{Message, Reply, ReplyValue};
+
+/// A cast waiting for a holder: delivers its message to the node it is given.
+type Parked = Box<dyn FnOnce(Arc<str>) -> Result<(), CallError> + Send>;
+
+/// Where one placed name runs now, as this process knows it, and the casts waiting for it.
+///
+/// Cloning is cheap; every clone is the same entry. Get it with
+/// [`Mesh::place`](crate::Mesh::place).
+#[derive(Clone)]
+pub struct Placed {
+    inner: Arc<PlacedInner>,
+}
+
+struct PlacedInner {
+    name: Arc<str>,
+    limit: usize,
+    state: Mutex<State>,
+    /// The holder, for calls waiting for one.
+    holder: watch::Sender<Option<Arc<str>>>,
+    /// Parked casts refused at the limit, and parked casts the holder refused when they were
+    /// delivered.
+    dropped: AtomicU64,
+}
+
+struct State {
+    /// The generation of the lease record the holder was learnt from.
+    generation: u64,
+    holder: Option<Arc<str>>,
+    parked: VecDeque<Parked>,
+}
+
+impl std::fmt::Debug for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.state.lock();
+        f.debug_struct("Placed")
+            .field("name", &self.inner.name)
+            .field("holder", &state.holder)
+            .field("generation", &state.generation)
+            .field("parked", &state.parked.len())
+            .finish()
+    }
+}
+
+impl Placed {
+    pub(crate) fn new(name: Arc<str>, limit: usize) -> Self {
+        let (holder, _) = watch::channel(None);
+        Self {
+            inner: Arc::new(PlacedInner {
+                name,
+                limit,
+                state: Mutex::new(State {
+                    generation: 0,
+                    holder: None,
+                    parked: VecDeque::new(),
+                }),
+                holder,
+                dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The placed name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The node known to run the child now, if any.
+    pub fn holder(&self) -> Option<String> {
+        self.inner
+            .state
+            .lock()
+            .holder
+            .as_deref()
+            .map(str::to_string)
+    }
+
+    /// The generation of the lease record the holder was learnt from (0: none yet).
+    pub fn generation(&self) -> u64 {
+        self.inner.state.lock().generation
+    }
+
+    /// Casts waiting for a holder.
+    pub fn parked(&self) -> usize {
+        self.inner.state.lock().parked.len()
+    }
+
+    /// Casts dropped: refused because the parked casts were at the child's mailbox limit, or
+    /// refused by the holder they were delivered to.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records that, as of lease record `generation`, `holder` runs the child (`None`: nobody
+    /// that this node can reach). An observation older than the one recorded is ignored (it
+    /// returns `false`); one of the same generation may change the holder between a node and
+    /// `None`, as that node's link goes down and comes back.
+    ///
+    /// When a holder becomes known, the parked casts are delivered to it first, in order,
+    /// before any later send can reach it.
+    pub fn observe(&self, holder: Option<&str>, generation: u64) -> bool {
+        let mut state = self.inner.state.lock();
+        if generation < state.generation {
+            return false;
+        }
+        state.generation = generation;
+        if state.holder.as_deref() == holder {
+            return true;
+        }
+        let holder: Option<Arc<str>> = holder.map(Arc::from);
+        if let Some(node) = &holder {
+            // Delivered under the lock: a send that finds the holder set comes after them.
+            for parked in state.parked.drain(..) {
+                if let Err(error) = parked(node.clone()) {
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(name = %self.inner.name, %node, %error, "a parked message was refused on delivery");
+                }
+            }
+        }
+        tracing::debug!(name = %self.inner.name, holder = ?holder, generation, "placement changed");
+        state.holder = holder.clone();
+        self.inner.holder.send_replace(holder);
+        true
+    }
+
+    /// Sends `msg` to the holder, or parks it until there is one.
+    pub(crate) fn cast<M: Message>(&self, binding: &Binding, msg: M) -> Result<(), CallError> {
+        let mut state = self.inner.state.lock();
+        if let Some(holder) = state.holder.clone() {
+            drop(state);
+            return Addr::<M>::direct(holder, self.inner.name.clone(), binding.clone()).cast(msg);
+        }
+        if state.parked.len() >= self.inner.limit {
+            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(CallError::Overloaded {
+                target: format!("(placed)/{}", self.inner.name),
+                limit: self.inner.limit,
+            });
+        }
+        let name = self.inner.name.clone();
+        let binding = binding.clone();
+        state.parked.push_back(Box::new(move |holder| {
+            Addr::<M>::direct(holder, name, binding).cast(msg)
+        }));
+        Ok(())
+    }
+
+    /// Calls the holder, waiting for one within `timeout`.
+    pub(crate) async fn call<M: Message, R: ReplyValue>(
+        &self,
+        binding: &Binding,
+        make: impl FnOnce(Reply<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        let started = crate::time::now();
+        let mut changes = self.inner.holder.subscribe();
+        let wait = changes.wait_for(Option::is_some);
+        let holder = if timeout == Duration::MAX {
+            wait.await.ok().and_then(|h| h.clone())
+        } else {
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(found) => found.ok().and_then(|h| h.clone()),
+                Err(_) => None,
+            }
+        };
+        let Some(holder) = holder else {
+            return Err(CallError::Timeout {
+                target: format!("(placed)/{}", self.inner.name),
+                after: timeout,
+            });
+        };
+        let left = timeout.saturating_sub(crate::time::now().saturating_duration_since(started));
+        Addr::<M>::direct(holder, self.inner.name.clone(), binding.clone())
+            .call(make, left)
+            .await
+    }
+}
