@@ -33,6 +33,11 @@
     doc = "  - [`db`]: the replicated key-value store, its replicas and client (`troupe-db`)."
 )]
 #![cfg_attr(
+    feature = "db",
+    doc = "  - [`failover`]: failover children, run on one node of a list at a time under a \
+           lease in the cluster's metadata group (`troupe-failover`)."
+)]
+#![cfg_attr(
     feature = "admin",
     doc = "  - [`admin`]: the admin endpoint [`launch`] serves: Prometheus metrics, health, \
            readiness and the nodes' state (`troupe-admin`)."
@@ -59,6 +64,8 @@
 
 #[cfg(feature = "admin")]
 mod admin_parts;
+#[cfg(feature = "db")]
+pub mod failover;
 pub mod faults;
 pub mod launch;
 #[cfg(any(
@@ -107,6 +114,8 @@ pub mod db {
 
 /// Everything a topology file usually needs.
 pub mod prelude {
+    #[cfg(feature = "db")]
+    pub use crate::failover::FailoverExt;
     pub use crate::launch::{LaunchArgs, launch, launch_until};
     pub use crate::topology::{
         LaunchError, NodeId, Part, PartExt, Reachable, Restartable, Running, Topology,

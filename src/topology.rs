@@ -202,6 +202,9 @@ pub struct Topology {
     /// The databases and queues the admin endpoint reports on.
     #[cfg(feature = "admin")]
     admin_parts: troupe_admin::AdminParts,
+    /// Failover children and the metadata group that places them.
+    #[cfg(feature = "db")]
+    failover: crate::failover::FailoverDecls,
 }
 
 impl std::fmt::Debug for Topology {
@@ -226,7 +229,27 @@ impl Topology {
             reach: None,
             #[cfg(feature = "admin")]
             admin_parts: troupe_admin::AdminParts::new(),
+            #[cfg(feature = "db")]
+            failover: crate::failover::FailoverDecls::default(),
         }
+    }
+
+    /// The failover declarations.
+    #[cfg(feature = "db")]
+    pub(crate) fn failover_mut(&mut self) -> &mut crate::failover::FailoverDecls {
+        &mut self.failover
+    }
+
+    /// Declares a failover child (see [`crate::failover`]).
+    #[cfg(feature = "db")]
+    pub(crate) fn add_failover(&mut self, child: troupe_failover::FailoverChild) {
+        self.failover.children.push(child);
+    }
+
+    /// The node `place` is on.
+    #[cfg(feature = "db")]
+    pub(crate) fn place_node(&self, place: Place) -> NodeId {
+        NodeId(place.0.node)
     }
 
     /// The topology's name.
@@ -536,6 +559,8 @@ impl Topology {
                 .map(|n| (n.name.clone(), n.roles.clone()))
                 .collect(),
         );
+        #[cfg(feature = "db")]
+        let failover = crate::failover::NodeFailover::from_decls(self.failover)?;
         // register every name on every node before anything starts, so early messages to
         // actors declared later are parked rather than refused
         for decl in self.nodes {
@@ -548,7 +573,19 @@ impl Topology {
             }
             let node = Node::new(&decl.name, &mesh, config)?;
             self.binding.bind(&node);
-            let (spec, children) = build_node(&node, decl.groups)?;
+            #[allow(unused_mut)]
+            let (spec, mut children) = build_node(&node, decl.groups)?;
+            // after the declared actors: failover children may use them
+            #[cfg(feature = "db")]
+            if let Some(failover) = &failover {
+                match failover.driver_child(&node) {
+                    Ok(driver) => children.push(driver),
+                    Err(err) => {
+                        children.into_iter().for_each(ChildSpec::discard);
+                        return Err(err.into());
+                    }
+                }
+            }
             nodes.push((node, spec, children));
         }
         Ok(Prepared {
@@ -768,6 +805,12 @@ pub enum LaunchError {
     /// The launch flags are inconsistent.
     #[error("invalid flags: {0}")]
     Flags(String),
+    /// The topology places failover children but declares no metadata group to record
+    /// where they run.
+    #[error(
+        "failover children need the cluster's metadata group: declare it with Topology::metadata"
+    )]
+    NoMetadata,
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),

@@ -12,12 +12,14 @@
 
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::lease::{Holding, LeaseConfig, LeaseRecord, Watching};
 use crate::place::Placement;
 
 /// Names one read or write a [`Seat`] asked for, so its answer is matched to it: an answer
 /// to a request the seat has since given up on (it timed out, the lease ran out) is dropped
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RequestId(pub u64);
 
 /// What the runtime is to do for a [`Seat`]
@@ -45,7 +47,7 @@ pub enum Action {
 }
 
 /// How a compare-and-set ended
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteOutcome {
     /// Applied
     Applied,

@@ -1,0 +1,501 @@
+//! The placement driver: the actor on each node that carries out its [`Seat`]s.
+//!
+//! It is a thin shell. Every 100 ms of the runtime's clock it asks each seat what to do,
+//! given the time and which nodes this node holds live; it does the reads and compare-and-
+//! sets the seat asks for against the [`LeaseRegister`], starts and stops the child under the
+//! node's root supervisor when told to, and keeps the process's [`Placed`] entry of every
+//! failover child current, so that handles reach the holder. A node that is not eligible for
+//! a child only follows its record, to route to it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use troupe_placement::{
+    Action, LeaseConfig, LeaseRecord, Placement, RequestId, Seat, WriteOutcome,
+};
+use troupe_runtime::placed::Placed;
+use troupe_runtime::{
+    Actor, ActorError, ChildOptions, ChildSpec, Ctx, DEFAULT_MAILBOX_LIMIT, Node, RegistryError,
+};
+
+use crate::register::LeaseRegister;
+
+/// How often the driver consults its seats
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The name the driver is registered under on each node
+pub const DRIVER_NAME: &str = "troupe.placement";
+
+type MakeChild = Arc<dyn Fn(&Node) -> Result<ChildSpec, RegistryError> + Send + Sync>;
+
+/// A child that runs on one node of its [`Placement`] at a time: its name (unique in the
+/// topology), its failover order, and how to make it on a node.
+#[derive(Clone)]
+pub struct FailoverChild {
+    name: String,
+    placement: Placement,
+    mailbox_limit: usize,
+    make: MakeChild,
+}
+
+impl std::fmt::Debug for FailoverChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverChild")
+            .field("name", &self.name)
+            .field("placement", &self.placement)
+            .finish()
+    }
+}
+
+impl FailoverChild {
+    /// Child `name`, made by `factory` with `options` on whichever node of `placement` holds
+    /// its lease
+    pub fn new<A, F>(name: &str, placement: Placement, options: ChildOptions, factory: F) -> Self
+    where
+        A: Actor,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        let factory = Arc::new(factory);
+        let child_name = name.to_string();
+        let mailbox_limit = options.mailbox_limit.unwrap_or(DEFAULT_MAILBOX_LIMIT);
+        let make = move |node: &Node| {
+            let factory = factory.clone();
+            node.child(&child_name, options.clone(), move || factory())
+                .map(|(spec, _)| spec)
+        };
+        Self {
+            name: name.to_string(),
+            placement,
+            mailbox_limit,
+            make: Arc::new(make),
+        }
+    }
+
+    /// The child's name
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its failover order
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The limit on casts parked for it while nobody holds it
+    pub fn mailbox_limit(&self) -> usize {
+        self.mailbox_limit
+    }
+}
+
+/// The driver's own messages: its clock and the answers of the tasks it starts. Never sent
+/// from another node (the driver is registered reachable from its own node only).
+#[derive(Debug, Serialize, Deserialize, troupe_runtime::Message)]
+#[message(name = "troupe.placement.Driver", crate = "troupe_runtime")]
+pub enum DriverMsg {
+    /// Consult the seats
+    Tick,
+    /// A read came back: `record` is `None` if it failed; `id` is the seat's request, `None`
+    /// for a follower's read
+    Read {
+        /// The child's index
+        child: usize,
+        /// The seat's request
+        id: Option<RequestId>,
+        /// What the register holds
+        record: Option<Option<LeaseRecord>>,
+    },
+    /// A compare-and-set ended
+    Wrote {
+        /// The child's index
+        child: usize,
+        /// The seat's request
+        id: RequestId,
+        /// How
+        outcome: WriteOutcome,
+    },
+    /// A start ended
+    Started {
+        /// The child's index
+        child: usize,
+        /// Whether the child runs
+        ok: bool,
+    },
+    /// The child stopped
+    Stopped {
+        /// The child's index
+        child: usize,
+    },
+}
+
+/// Where a child's instance on this node is
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Instance {
+    None,
+    Starting {
+        /// A stop came while it started: stop it once started
+        then_stop: bool,
+    },
+    Running,
+    Stopping,
+}
+
+struct Tracked {
+    child: FailoverChild,
+    placed: Placed,
+    /// This node's seat, if it is in the child's failover order
+    seat: Option<Seat>,
+    instance: Instance,
+    /// A follower's read is in flight
+    reading: bool,
+    last_read: Option<Instant>,
+}
+
+/// The actor that places failover children from one node; see the [module docs](self)
+pub struct PlacementDriver {
+    register: Arc<dyn LeaseRegister>,
+    config: LeaseConfig,
+    children: Vec<FailoverChild>,
+    tracked: Vec<Tracked>,
+}
+
+impl PlacementDriver {
+    /// A driver for `children` (every failover child of the topology), keeping leases in
+    /// `register` by `config`. A `config` that cannot keep holders apart
+    /// ([`LeaseConfig::check`]) fails the driver's start.
+    pub fn new(
+        register: Arc<dyn LeaseRegister>,
+        config: LeaseConfig,
+        children: Vec<FailoverChild>,
+    ) -> Self {
+        Self {
+            register,
+            config,
+            children,
+            tracked: Vec::new(),
+        }
+    }
+
+    /// The nodes this node holds live: itself, and the peers it is connected to (every node
+    /// of the process when it has no network endpoint).
+    fn live_view(node: &Node) -> HashSet<String> {
+        let mesh = node.mesh();
+        let mut live: HashSet<String> = match mesh.net(node.name()) {
+            Some(net) => net.connected().into_iter().collect(),
+            None => mesh.node_names().into_iter().collect(),
+        };
+        live.insert(node.name().to_string());
+        live
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx<DriverMsg>) {
+        let now = troupe_runtime::time::now();
+        let live = Self::live_view(ctx.node());
+        let me = ctx.node().name().to_string();
+        for i in 0..self.tracked.len() {
+            let actions = match &mut self.tracked[i].seat {
+                Some(seat) => seat.tick(now, &|n| live.contains(n)),
+                None => Vec::new(),
+            };
+            self.act(i, actions, ctx);
+            let t = &mut self.tracked[i];
+            if t.seat.is_none()
+                && !t.reading
+                && t.last_read
+                    .is_none_or(|at| now >= at + self.config.renew_after)
+            {
+                t.reading = true;
+                self.read(i, None, ctx);
+            }
+            // a holder this node no longer reaches: park sends until the next one is known
+            let t = &self.tracked[i];
+            if let Some(holder) = t.placed.holder()
+                && holder != me
+                && !live.contains(&holder)
+            {
+                t.placed.observe(None, t.placed.generation());
+            }
+        }
+    }
+
+    fn read(&self, i: usize, id: Option<RequestId>, ctx: &mut Ctx<DriverMsg>) {
+        let read = self.register.read(self.tracked[i].child.name());
+        let myself = ctx.myself().clone();
+        let name = self.tracked[i].child.name.clone();
+        ctx.spawn(async move {
+            let record = match read.await {
+                Ok(record) => Some(record),
+                Err(error) => {
+                    tracing::debug!(child = %name, %error, "lease read failed");
+                    None
+                }
+            };
+            let _ = myself.cast(DriverMsg::Read {
+                child: i,
+                id,
+                record,
+            });
+            Ok(())
+        });
+    }
+
+    /// Carries out a seat's actions
+    fn act(&mut self, i: usize, actions: Vec<Action>, ctx: &mut Ctx<DriverMsg>) {
+        for action in actions {
+            match action {
+                Action::Read { id } => self.read(i, Some(id), ctx),
+                Action::Write { id, expected, new } => {
+                    let write =
+                        self.register
+                            .compare_and_set(self.tracked[i].child.name(), expected, new);
+                    let myself = ctx.myself().clone();
+                    ctx.spawn(async move {
+                        let outcome = write.await;
+                        let _ = myself.cast(DriverMsg::Wrote {
+                            child: i,
+                            id,
+                            outcome,
+                        });
+                        Ok(())
+                    });
+                }
+                Action::Start => self.start(i, ctx),
+                Action::Stop => self.stop(i, ctx),
+            }
+        }
+    }
+
+    fn start(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
+        let t = &mut self.tracked[i];
+        match t.instance {
+            Instance::None => {}
+            Instance::Starting { .. } => {
+                t.instance = Instance::Starting { then_stop: false };
+                return;
+            }
+            // still stopping from an earlier stop: started again once stopped
+            Instance::Running | Instance::Stopping => return,
+        }
+        t.instance = Instance::Starting { then_stop: false };
+        tracing::info!(child = %t.child.name, node = %ctx.node().name(), "starting failover child here");
+        let (node, make, myself) = (
+            ctx.node().clone(),
+            t.child.make.clone(),
+            ctx.myself().clone(),
+        );
+        let name = t.child.name.clone();
+        ctx.spawn(async move {
+            let started = match (node.root(), make(&node)) {
+                (Some(root), Ok(spec)) => root.add(spec).await.map_err(|e| e.to_string()),
+                (None, Ok(spec)) => {
+                    spec.discard();
+                    Err("the node has no root supervisor".to_string())
+                }
+                (_, Err(e)) => Err(e.to_string()),
+            };
+            if let Err(error) = &started {
+                tracing::warn!(child = %name, %error, "failover child failed to start; retrying");
+            }
+            let _ = myself.cast(DriverMsg::Started {
+                child: i,
+                ok: started.is_ok(),
+            });
+            Ok(())
+        });
+    }
+
+    fn stop(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
+        let t = &mut self.tracked[i];
+        let generation = t.placed.generation();
+        match t.instance {
+            Instance::Starting { .. } => {
+                t.instance = Instance::Starting { then_stop: true };
+                return;
+            }
+            Instance::Stopping => return,
+            Instance::None => {
+                if let Some(seat) = &mut t.seat {
+                    seat.child_stopped();
+                }
+                return;
+            }
+            Instance::Running => {}
+        }
+        t.instance = Instance::Stopping;
+        // sends park from now on, rather than reach an instance on its way out
+        if t.placed.holder().as_deref() == Some(ctx.node().name()) {
+            t.placed.observe(None, generation);
+        }
+        tracing::info!(child = %t.child.name, node = %ctx.node().name(), "stopping failover child here");
+        let (node, myself, name) = (
+            ctx.node().clone(),
+            ctx.myself().clone(),
+            t.child.name.clone(),
+        );
+        ctx.spawn(async move {
+            if let Some(root) = node.root()
+                && let Err(error) = root.remove(&name).await
+            {
+                tracing::warn!(child = %name, %error, "failover child could not be removed");
+            }
+            let _ = myself.cast(DriverMsg::Stopped { child: i });
+            Ok(())
+        });
+    }
+
+    /// Routes by a record read from the register (unless this node holds it: it knows)
+    fn learn(&self, i: usize, record: Option<&LeaseRecord>, node: &Node) {
+        let t = &self.tracked[i];
+        let Some(record) = record else {
+            return;
+        };
+        if record.holder == node.name() && t.seat.as_ref().is_some_and(Seat::holds) {
+            return;
+        }
+        let live = Self::live_view(node);
+        let holder =
+            (!record.released && live.contains(&record.holder)).then_some(record.holder.as_str());
+        t.placed.observe(holder, record.generation);
+    }
+
+    /// Answers a read or a write came back with, then whatever the seat does next
+    fn settle(&mut self, msg: DriverMsg, ctx: &mut Ctx<DriverMsg>) {
+        let now = troupe_runtime::time::now();
+        let me = ctx.node().name().to_string();
+        let i = match &msg {
+            DriverMsg::Tick => return self.tick(ctx),
+            DriverMsg::Read { child, .. }
+            | DriverMsg::Wrote { child, .. }
+            | DriverMsg::Started { child, .. }
+            | DriverMsg::Stopped { child } => *child,
+        };
+        if i >= self.tracked.len() {
+            return;
+        }
+        match msg {
+            DriverMsg::Tick => {}
+            DriverMsg::Read { id, record, .. } => {
+                let t = &mut self.tracked[i];
+                if id.is_none() {
+                    t.reading = false;
+                    t.last_read = Some(now);
+                }
+                if let Some(record) = record {
+                    self.learn(i, record.as_ref(), ctx.node());
+                    if let (Some(seat), Some(id)) = (&mut self.tracked[i].seat, id) {
+                        seat.read_done(id, record, now);
+                    }
+                }
+            }
+            DriverMsg::Wrote { id, outcome, .. } => {
+                let actions = match &mut self.tracked[i].seat {
+                    Some(seat) => seat.write_done(id, outcome, now),
+                    None => Vec::new(),
+                };
+                self.act(i, actions, ctx);
+            }
+            DriverMsg::Started { ok, .. } => {
+                let t = &mut self.tracked[i];
+                let then_stop = matches!(t.instance, Instance::Starting { then_stop: true });
+                if !ok {
+                    t.instance = Instance::None;
+                    // told to run still: the next tick's start is tried again below
+                    if let Some(seat) = &mut t.seat
+                        && seat.running()
+                    {
+                        seat.child_stopped();
+                    }
+                } else if then_stop {
+                    t.instance = Instance::Running;
+                    self.stop(i, ctx);
+                } else {
+                    t.instance = Instance::Running;
+                    let generation = t.seat.as_ref().and_then(Seat::lease).map(|l| l.generation);
+                    if let Some(generation) = generation {
+                        let generation = generation.max(t.placed.generation());
+                        t.placed.observe(Some(&me), generation);
+                    }
+                }
+            }
+            DriverMsg::Stopped { .. } => {
+                let t = &mut self.tracked[i];
+                t.instance = Instance::None;
+                if let Some(seat) = &mut t.seat {
+                    seat.child_stopped();
+                }
+            }
+        }
+        // act on what changed at once rather than at the next tick
+        self.tick(ctx);
+    }
+}
+
+impl Actor for PlacementDriver {
+    type Msg = DriverMsg;
+
+    async fn started(&mut self, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
+        let node = ctx.node().clone();
+        let mesh = node.mesh();
+        self.tracked.clear();
+        for child in &self.children {
+            let eligible = child.placement.nodes().iter().any(|n| n == node.name());
+            // an instance left by an earlier driver of this node runs with no lease renewed:
+            // stop it before anything else
+            if eligible
+                && node.is_registered(&child.name)
+                && let Some(root) = node.root()
+            {
+                tracing::warn!(child = %child.name, "stopping a failover child left from before this driver started");
+                root.remove(&child.name)
+                    .await
+                    .map_err(|e| ActorError::from(e.to_string()))?;
+            }
+            let seat = eligible
+                .then(|| Seat::new(node.name(), child.placement.clone(), self.config))
+                .transpose()
+                .map_err(|e| ActorError::from(e.to_string()))?;
+            self.tracked.push(Tracked {
+                child: child.clone(),
+                placed: mesh.place(&child.name, child.mailbox_limit),
+                seat,
+                instance: Instance::None,
+                reading: false,
+                last_read: None,
+            });
+        }
+        ctx.send_interval(TICK, || DriverMsg::Tick);
+        self.tick(ctx);
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: DriverMsg, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
+        self.settle(msg, ctx);
+        Ok(())
+    }
+
+    /// Gives up the leases this node holds, so the next node need not wait for them to run
+    /// out (its failover children, started after the driver, have stopped by now)
+    async fn stopped(&mut self, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
+        let releases: Vec<_> = self
+            .tracked
+            .iter()
+            .filter(|t| !ctx.node().is_registered(t.child.name()))
+            .filter_map(|t| {
+                let lease = t.seat.as_ref().and_then(Seat::lease)?;
+                Some(self.register.compare_and_set(
+                    t.child.name(),
+                    Some(lease.clone()),
+                    lease.released(),
+                ))
+            })
+            .collect();
+        if !releases.is_empty() {
+            let released =
+                tokio::time::timeout(self.config.renew_after, futures::future::join_all(releases))
+                    .await;
+            tracing::info!(node = %ctx.node().name(), released = released.is_ok(), "gave up this node's leases");
+        }
+        Ok(())
+    }
+}

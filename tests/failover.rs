@@ -1,0 +1,118 @@
+//! Failover children in one process routed over QUIC: a child on `app-1` moves to `app-2`
+//! when `app-1` crashes (its actors killed, then cut off from every node), under a lease in
+//! the metadata group on `data-1..3`; the caller's handle is unchanged; with takeover it
+//! moves back once `app-1` returns.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use troupe::faults::Faults;
+use troupe::prelude::*;
+use troupe_testkit::{eventually, within};
+
+const T: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "failover-test.Svc")]
+enum SvcMsg {
+    /// Answered with the node it runs on
+    Where(Reply<String>),
+}
+
+struct Svc;
+
+impl Actor for Svc {
+    type Msg = SvcMsg;
+
+    async fn handle(&mut self, msg: SvcMsg, ctx: &mut Ctx<SvcMsg>) -> Result<(), ActorError> {
+        match msg {
+            SvcMsg::Where(reply) => reply.send(ctx.node().name().to_string()),
+        };
+        Ok(())
+    }
+}
+
+fn topology(dir: &std::path::Path, takeover: bool) -> (Topology, Faults, Addr<SvcMsg>) {
+    let mut t = Topology::new("failover-test");
+    let data: Vec<_> = ["data-1", "data-2", "data-3"]
+        .iter()
+        .map(|n| t.node(n))
+        .collect();
+    let (app1, app2, edge) = (t.node("app-1"), t.node("app-2"), t.node("edge"));
+    let _ = edge;
+    t.metadata(data, dir);
+    let svc = (|| Svc).failover_to([app2]);
+    let svc = if takeover { svc.takeover() } else { svc };
+    let svc = t.add(app1, "svc", svc.reachable_from(Reach::cluster()));
+    let faults = Faults::on_every_node(&mut t);
+    (t, faults, svc)
+}
+
+fn args() -> LaunchArgs {
+    LaunchArgs::try_parse_from(["test", "--no-admin", "--quic", "--peer-down-ms", "1000"])
+        .expect("flags")
+}
+
+async fn runs_on(svc: &Addr<SvcMsg>, node: &str) -> bool {
+    svc.call(SvcMsg::Where, Duration::from_millis(500))
+        .await
+        .is_ok_and(|at| at == node)
+}
+
+async fn fail_over_and_back(takeover: bool) {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let (t, faults, svc) = topology(dir.path(), takeover);
+    let run = async {
+        eventually("svc runs on app-1, first in its order", T, async || {
+            runs_on(&svc, "app-1").await
+        })
+        .await;
+        faults.crash("app-1").await.expect("crash app-1");
+        eventually(
+            "svc runs on app-2 once app-1's lease ran out",
+            T,
+            async || runs_on(&svc, "app-2").await,
+        )
+        .await;
+        faults.heal().await;
+        if takeover {
+            eventually("svc moves back to app-1", T, async || {
+                runs_on(&svc, "app-1").await
+            })
+            .await;
+        } else {
+            // app-1 is back in app-2's view; the child stays where it runs
+            eventually("app-2 sees app-1 again", T, async || {
+                faults
+                    .status("app-2")
+                    .await
+                    .is_ok_and(|s| s.cut_from.is_empty())
+            })
+            .await;
+            for _ in 0..10 {
+                assert!(runs_on(&svc, "app-2").await, "the child stays on app-2");
+            }
+        }
+    };
+    within(
+        "the test",
+        Duration::from_secs(120),
+        launch_until(t, args(), run),
+    )
+    .await
+    .expect("launch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_child_moves_when_its_node_crashes_and_stays() {
+    fail_over_and_back(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_child_with_takeover_moves_back_when_its_node_returns() {
+    fail_over_and_back(true).await;
+}
