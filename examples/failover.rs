@@ -1,0 +1,182 @@
+//! failover: a counter that outlives its node.
+//!
+//! ```text
+//! cargo run --example failover                        # all three nodes in this process
+//! ```
+//!
+//! Nodes `a`, `b` and `c` each hold a replica of the cluster's metadata group (a small Raft
+//! group that records who runs what). The `counter` is a failover child: it runs on `b`, or
+//! on `c` while `b` is down, never on both (a lease in the metadata group decides). The
+//! `pinger` on `a` increments it every `--interval-ms` through one handle and prints who
+//! served it (`served by b count 120`), and, when the counter moves, the gap between the last
+//! answer from the old node and the first from the new one (`moved from b to c after 3620 ms`).
+//! Each node prints `counter started on NODE` and `counter stopped on NODE` as its instance
+//! comes and goes. The counter's count starts again from zero on the new node: a failover child keeps no
+//! state of its own across nodes (keep it in the database or the queue).
+//!
+//! Across three processes — then kill `b` with `kill -9` and watch `a`:
+//!
+//! ```text
+//! troupe ca init ca && for n in a b c; do troupe ca issue ca $n; done
+//! cargo run --example failover -- --node a --listen 127.0.0.1:7201 --ca ca --data d/a
+//! cargo run --example failover -- --node b --listen 127.0.0.1:7202 --seed 127.0.0.1:7201 --ca ca --data d/b
+//! cargo run --example failover -- --node c --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca --data d/c
+//! ```
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use troupe::prelude::*;
+
+#[derive(Debug, Parser)]
+#[command(about = "A counter that outlives its node: kill the node it runs on, watch it move")]
+struct Args {
+    #[command(flatten)]
+    launch: LaunchArgs,
+    /// Where the metadata group's replicas keep their files
+    #[arg(long, default_value = "./troupe-data/failover")]
+    data: PathBuf,
+    /// How often the pinger increments the counter
+    #[arg(long, default_value_t = 50)]
+    interval_ms: u64,
+    /// Stop after this many seconds (0: run until Ctrl-C)
+    #[arg(long, default_value_t = 0)]
+    for_secs: u64,
+}
+
+/// The counter's messages
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "failover.Counter")]
+enum CounterMsg {
+    /// Add one; answered with the node that served it and the count there
+    Increment(Reply<(String, u64)>),
+}
+
+/// Counts increments on whichever node runs it
+#[derive(Default)]
+struct Counter {
+    value: u64,
+}
+
+impl Actor for Counter {
+    type Msg = CounterMsg;
+
+    async fn started(&mut self, ctx: &mut Ctx<CounterMsg>) -> Result<(), ActorError> {
+        say(&format!("counter started on {}", ctx.node().name()));
+        Ok(())
+    }
+
+    async fn stopped(&mut self, ctx: &mut Ctx<CounterMsg>) -> Result<(), ActorError> {
+        say(&format!("counter stopped on {}", ctx.node().name()));
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: CounterMsg,
+        ctx: &mut Ctx<CounterMsg>,
+    ) -> Result<(), ActorError> {
+        let CounterMsg::Increment(reply) = msg;
+        self.value += 1;
+        reply.send((ctx.node().name().to_string(), self.value));
+        Ok(())
+    }
+}
+
+/// The pinger's clock
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(name = "failover.Tick")]
+struct Tick;
+
+/// Increments the counter on every tick and reports who served it
+struct Pinger {
+    counter: Addr<CounterMsg>,
+    interval: Duration,
+    /// The node that answered last, and when
+    last: Option<(String, tokio::time::Instant)>,
+    answered: u64,
+    failed: u64,
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+impl Actor for Pinger {
+    type Msg = Tick;
+
+    async fn started(&mut self, ctx: &mut Ctx<Tick>) -> Result<(), ActorError> {
+        ctx.send_interval(self.interval, || Tick);
+        Ok(())
+    }
+
+    async fn handle(&mut self, _: Tick, _: &mut Ctx<Tick>) -> Result<(), ActorError> {
+        let answer = self
+            .counter
+            .call(CounterMsg::Increment, Duration::from_millis(500))
+            .await;
+        let now = tokio::time::Instant::now();
+        match answer {
+            Ok((node, count)) => {
+                self.answered += 1;
+                if let Some((before, at)) = &self.last
+                    && *before != node
+                {
+                    let gap = now.duration_since(*at).as_millis();
+                    say(&format!("moved from {before} to {node} after {gap} ms"));
+                }
+                if count % 20 == 1 {
+                    say(&format!(
+                        "served by {node} count {count} (answered {} failed {})",
+                        self.answered, self.failed
+                    ));
+                }
+                self.last = Some((node, now));
+            }
+            Err(error) => {
+                self.failed += 1;
+                tracing::debug!(%error, "increment failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = troupe::telemetry::init_with("failover", "warn,troupe_failover=info");
+    let args = Args::parse();
+    let mut t = Topology::new("failover");
+    let (a, b, c) = (t.node("a"), t.node("b"), t.node("c"));
+    t.metadata([a, b, c], &args.data);
+    let counter = t.add(
+        b,
+        "counter",
+        (Counter::default)
+            .failover_to([c])
+            .reachable_from(Reach::cluster()),
+    );
+    let interval = Duration::from_millis(args.interval_ms.max(1));
+    t.add(a, "pinger", move || Pinger {
+        counter: counter.clone(),
+        interval,
+        last: None,
+        answered: 0,
+        failed: 0,
+    });
+    let for_secs = args.for_secs;
+    let until = async move {
+        if for_secs == 0 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(for_secs)).await;
+    };
+    let outcome = troupe::launch_until(t, args.launch, until).await;
+    telemetry.shutdown().await;
+    Ok(outcome?)
+}
