@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use troupe_placement::{
     Action, LeaseConfig, LeaseRecord, Placement, RequestId, Seat, WriteOutcome,
 };
-use troupe_runtime::placed::Placed;
+use troupe_runtime::placed::{Gate, Placed};
 use troupe_runtime::{
     Actor, ActorError, ChildOptions, ChildSpec, Ctx, DEFAULT_MAILBOX_LIMIT, Node, RegistryError,
 };
@@ -28,7 +28,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// The name the driver is registered under on each node
 pub const DRIVER_NAME: &str = "troupe.placement";
 
-type MakeChild = Arc<dyn Fn(&Node) -> Result<ChildSpec, RegistryError> + Send + Sync>;
+type MakeChild = Arc<dyn Fn(&Node, Gate) -> Result<ChildSpec, RegistryError> + Send + Sync>;
 
 /// A child that runs on one node of its [`Placement`] at a time: its name (unique in the
 /// topology), its failover order, and how to make it on a node.
@@ -60,9 +60,9 @@ impl FailoverChild {
         let factory = Arc::new(factory);
         let child_name = name.to_string();
         let mailbox_limit = options.mailbox_limit.unwrap_or(DEFAULT_MAILBOX_LIMIT);
-        let make = move |node: &Node| {
+        let make = move |node: &Node, gate: Gate| {
             let factory = factory.clone();
-            node.child(&child_name, options.clone(), move || factory())
+            node.child(&child_name, options.clone().gated(gate), move || factory())
                 .map(|(spec, _)| spec)
         };
         Self {
@@ -144,6 +144,8 @@ enum Instance {
 struct Tracked {
     child: FailoverChild,
     placed: Placed,
+    /// Open while this node's lease lets the child act: checked before each message
+    gate: Gate,
     /// This node's seat, if it is in the child's failover order
     seat: Option<Seat>,
     instance: Instance,
@@ -194,8 +196,16 @@ impl PlacementDriver {
         let live = Self::live_view(ctx.node());
         let me = ctx.node().name().to_string();
         for i in 0..self.tracked.len() {
-            let actions = match &mut self.tracked[i].seat {
-                Some(seat) => seat.tick(now, &|n| live.contains(n)),
+            let t = &mut self.tracked[i];
+            let actions = match &mut t.seat {
+                Some(seat) => {
+                    let actions = seat.tick(now, &|n| live.contains(n));
+                    match seat.acts_until() {
+                        Some(until) => t.gate.open_until(until),
+                        None => t.gate.close(),
+                    }
+                    actions
+                }
                 None => Vec::new(),
             };
             self.act(i, actions, ctx);
@@ -284,9 +294,9 @@ impl PlacementDriver {
             t.child.make.clone(),
             ctx.myself().clone(),
         );
-        let name = t.child.name.clone();
+        let (name, gate) = (t.child.name.clone(), t.gate.clone());
         ctx.spawn(async move {
-            let started = match (node.root(), make(&node)) {
+            let started = match (node.root(), make(&node, gate)) {
                 (Some(root), Ok(spec)) => root.add(spec).await.map_err(|e| e.to_string()),
                 (None, Ok(spec)) => {
                     spec.discard();
@@ -458,6 +468,7 @@ impl Actor for PlacementDriver {
             self.tracked.push(Tracked {
                 child: child.clone(),
                 placed: mesh.place(&child.name, child.mailbox_limit),
+                gate: Gate::new(),
                 seat,
                 instance: Instance::None,
                 reading: false,

@@ -164,6 +164,18 @@ impl Seat {
         }
     }
 
+    /// Until when the child may act here: [`Seat::may_act`] holds exactly before it. `None`
+    /// when it may not act at all. For a gate checked before each message the child handles.
+    pub fn acts_until(&self) -> Option<Instant> {
+        match &self.state {
+            State::Holding(holding) => Some(holding.deadline(&self.config)),
+            State::Releasing { holding, .. } if self.running || self.stopping => {
+                Some(holding.deadline(&self.config))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether this node holds the lease
     pub fn holds(&self) -> bool {
         matches!(self.state, State::Holding(_) | State::Releasing { .. })

@@ -277,10 +277,13 @@ impl World {
         (0..3)
             .filter(|&n| {
                 let node = &self.nodes[n];
-                node.running
-                    && !node.crashed
-                    && !self.fault(Fault::Pause, n, t)
-                    && node.seat.may_act(self.local(n, t))
+                node.running && !node.crashed && !self.fault(Fault::Pause, n, t) && {
+                    let now = self.local(n, t);
+                    let acts = node.seat.may_act(now);
+                    // the gate the runtime keeps from `acts_until` says the same
+                    assert_eq!(acts, node.seat.acts_until().is_some_and(|d| now < d));
+                    acts
+                }
             })
             .collect()
     }

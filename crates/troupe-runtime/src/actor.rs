@@ -496,6 +496,15 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         // the first of every SAMPLE_EVERY messages is timed (`handled` counts this one below)
         let started = (*handled % timing::SAMPLE_EVERY == 0).then(tokio::time::Instant::now);
         let (hook, failure) = match letter {
+            Some(Letter::User(msg) | Letter::Due(msg, _)) if gate_closed(slot) => {
+                mailbox.depth.fetch_sub(1, Ordering::Relaxed);
+                metrics::counter!("troupe_messages_refused_unheld_total").increment(1);
+                let error = CallError::NotFound {
+                    target: slot.target(),
+                };
+                crate::message::refuse(Mail::user(msg), &error);
+                (None, None)
+            }
             Some(Letter::User(msg)) => {
                 mailbox.depth.fetch_sub(1, Ordering::Relaxed);
                 *handled += 1;
@@ -549,6 +558,13 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
         } = state;
         run_guarded::<R, _, _>(origin, slot, actor.stopped(ctx)).await
     }
+}
+
+/// Whether the actor's gate (a failover child's lease) refuses messages now.
+fn gate_closed<M: Message>(slot: &Slot<M>) -> bool {
+    slot.gate
+        .as_ref()
+        .is_some_and(|gate| !gate.is_open(crate::time::now()))
 }
 
 /// Runs one hook of an actor on node `origin` the way its host routes, guarded (see

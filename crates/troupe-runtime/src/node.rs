@@ -413,10 +413,10 @@ impl Node {
             .unwrap_or(self.inner.config.mailbox_limit);
         // one allocation of the name, shared by the registry, the handle and the child
         let name: Arc<str> = Arc::from(name);
-        let slot = self
-            .inner
-            .registry
-            .register::<A::Msg>(&name, limit, options.reach)?;
+        let slot =
+            self.inner
+                .registry
+                .register::<A::Msg>(&name, limit, options.reach, options.gate)?;
         let addr = Addr::with_slot(
             self.inner.name.clone(),
             name,

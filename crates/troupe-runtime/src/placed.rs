@@ -196,3 +196,55 @@ impl Placed {
             .await
     }
 }
+
+/// Until when an actor may handle messages: a failover child's, set to the end of its
+/// node's lease by the placement driver. Past it (or once closed), each message is refused
+/// as it comes to be handled — a call's caller gets [`CallError::NotFound`], as for an
+/// actor that is not there — instead of handled: a process paused past its lease may run the
+/// actor's task before the driver's on waking, and another node may run the actor by then.
+///
+/// Closed when made. Cloning is cheap; every clone is the same gate.
+#[derive(Clone, Default)]
+pub struct Gate {
+    /// Nanoseconds after [`anchor`] until which messages are handled; 0: closed
+    until: Arc<AtomicU64>,
+}
+
+/// The instant gates count from
+fn anchor() -> std::time::Instant {
+    static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ANCHOR.get_or_init(crate::time::now)
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("open", &self.is_open(crate::time::now()))
+            .finish()
+    }
+}
+
+impl Gate {
+    /// A closed gate
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets messages be handled until `until` (on the runtime's clock, [`crate::time::now`]).
+    pub fn open_until(&self, until: std::time::Instant) {
+        let nanos = until.saturating_duration_since(anchor()).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX).max(1);
+        self.until.store(nanos, Ordering::Release);
+    }
+
+    /// Refuses every message from now on, until opened again.
+    pub fn close(&self) {
+        self.until.store(0, Ordering::Release);
+    }
+
+    /// Whether a message may be handled at `now`.
+    pub fn is_open(&self, now: std::time::Instant) -> bool {
+        let until = self.until.load(Ordering::Acquire);
+        until != 0 && now.saturating_duration_since(anchor()).as_nanos() < u128::from(until)
+    }
+}

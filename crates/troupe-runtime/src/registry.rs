@@ -263,6 +263,7 @@ impl Registry {
         name: &Arc<str>,
         mailbox_limit: usize,
         reach: Reach,
+        gate: Option<crate::placed::Gate>,
     ) -> Result<Arc<Slot<M>>, RegistryError> {
         match self.entries.entry(name.clone()) {
             MapEntry::Occupied(_) => Err(RegistryError::AlreadyRegistered {
@@ -274,6 +275,7 @@ impl Registry {
                     self.node.clone(),
                     name.clone(),
                     mailbox_limit,
+                    gate,
                 ));
                 if reach.is_exposed() {
                     self.exposed.insert(name.clone(), reach);

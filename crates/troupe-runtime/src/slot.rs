@@ -92,6 +92,8 @@ pub(crate) struct Slot<M: Message> {
     /// happen rather than every actor keeping that string.
     node: Arc<str>,
     pub(crate) name: Arc<str>,
+    /// Until when its instances may handle messages, when only for a while.
+    pub(crate) gate: Option<crate::placed::Gate>,
 }
 
 /// Why a delivery failed, with the message handed back when it still exists.
@@ -107,7 +109,12 @@ impl<M: Message> Slot<M> {
         format!("{}/{}", self.node, self.name)
     }
 
-    pub(crate) fn new(node: Arc<str>, name: Arc<str>, limit: usize) -> Self {
+    pub(crate) fn new(
+        node: Arc<str>,
+        name: Arc<str>,
+        limit: usize,
+        gate: Option<crate::placed::Gate>,
+    ) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             pending: Mutex::new(Pending {
@@ -123,6 +130,7 @@ impl<M: Message> Slot<M> {
             handling: HandlingTimes::default(),
             node,
             name,
+            gate,
         }
     }
 

@@ -138,3 +138,36 @@ async fn a_handle_in_another_process_follows_the_child_across_nodes() {
         net.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_gated_actor_handles_messages_only_while_its_gate_is_open() {
+    let mesh = Mesh::new();
+    let node = started(&mesh, "a").await;
+    let journal = Journal::default();
+    let gate = troupe_runtime::placed::Gate::new();
+    let (spec, probe) = probe(
+        &node,
+        &journal,
+        "gated",
+        ChildOptions::permanent().gated(gate.clone()),
+    );
+    node.root().unwrap().add(spec).await.unwrap();
+
+    // closed when made: refused, as an actor that is not here
+    assert!(matches!(
+        probe.call(|r| Probe::Push(1, r), T).await,
+        Err(CallError::NotFound { .. })
+    ));
+    let now = troupe_runtime::time::now();
+    gate.open_until(now + Duration::from_secs(3600));
+    assert_eq!(probe.call(|r| Probe::Push(2, r), T).await.unwrap(), 1);
+    // a lease that ran out: the cast is not handled
+    gate.open_until(now);
+    probe.cast(Probe::Push(3, Reply::none())).unwrap();
+    // refused after the cast, in mailbox order: the cast met the closed gate too
+    assert!(probe.call(Probe::Log, T).await.is_err());
+    gate.open_until(troupe_runtime::time::now() + Duration::from_secs(3600));
+    assert_eq!(probe.call(Probe::Log, T).await.unwrap(), vec![2]);
+    gate.close();
+    assert!(probe.call(Probe::Log, T).await.is_err());
+}

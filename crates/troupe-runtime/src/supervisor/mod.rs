@@ -140,6 +140,9 @@ pub struct ChildOptions {
     pub mailbox_limit: Option<usize>,
     /// Which other nodes may send it messages; [`Reach::Local`] (none) unless set.
     pub reach: Reach,
+    /// Until when it may handle messages, if only for a while (a failover child's lease);
+    /// always when `None`.
+    pub gate: Option<crate::placed::Gate>,
 }
 
 impl ChildOptions {
@@ -174,6 +177,13 @@ impl ChildOptions {
     /// from another node gets [`CallError::Forbidden`](crate::CallError::Forbidden)).
     pub fn reachable_from(mut self, reach: Reach) -> Self {
         self.reach = reach;
+        self
+    }
+
+    /// Handles messages only while `gate` is open; refuses them otherwise (see
+    /// [`Gate`](crate::placed::Gate)).
+    pub fn gated(mut self, gate: crate::placed::Gate) -> Self {
+        self.gate = Some(gate);
         self
     }
 }
