@@ -563,7 +563,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
 /// Whether the actor's gate (a failover child's lease) refuses messages now.
 fn gate_closed<M: Message>(slot: &Slot<M>) -> bool {
     slot.gate
-        .as_ref()
+        .get()
         .is_some_and(|gate| !gate.is_open(crate::time::now()))
 }
 

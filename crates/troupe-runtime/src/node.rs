@@ -554,6 +554,14 @@ impl Node {
         self.inner.registry.stats()
     }
 
+    /// Gates the messages of the actor registered as `name` on this node (see
+    /// [`Gate`](crate::placed::Gate)), as [`ChildOptions::gated`] would have at its
+    /// registration: for actors a part registers. Returns `false` if no actor is registered
+    /// as `name` (a facet's messages go through its actor's gate), or it is gated already.
+    pub fn gate(&self, name: &str, gate: crate::placed::Gate) -> bool {
+        self.inner.registry.set_gate(name, gate)
+    }
+
     /// Whether `name` is registered on this node.
     pub fn is_registered(&self, name: &str) -> bool {
         self.inner.registry.contains(name)

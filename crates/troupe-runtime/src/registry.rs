@@ -53,6 +53,13 @@ pub(crate) trait RemoteInbox: Send + Sync {
     fn stats(&self) -> Option<ActorStats> {
         None
     }
+
+    /// Gates the actor's messages (see [`Gate`](crate::placed::Gate)); `false` for a facet
+    /// (gate its actor) or an actor gated already.
+    fn set_gate(&self, gate: crate::placed::Gate) -> bool {
+        let _ = gate;
+        false
+    }
 }
 
 /// Delivery of `P` messages into an actor that takes another type: what a handle to a facet
@@ -177,6 +184,10 @@ impl<M: Message> RemoteInbox for Slot<M> {
         self.kill_current()
     }
 
+    fn set_gate(&self, gate: crate::placed::Gate) -> bool {
+        self.gate.set(gate).is_ok()
+    }
+
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
@@ -249,6 +260,13 @@ impl Registry {
             .collect();
         stats.sort_by(|a, b| a.name.cmp(&b.name));
         stats
+    }
+
+    /// Gates the messages of the actor registered as `name`; see `Node::gate`.
+    pub(crate) fn set_gate(&self, name: &str, gate: crate::placed::Gate) -> bool {
+        self.entries
+            .get(name)
+            .is_some_and(|entry| entry.value().set_gate(gate))
     }
 
     /// The type-erased inbox of `name`, for messages from other nodes.

@@ -93,7 +93,7 @@ pub(crate) struct Slot<M: Message> {
     node: Arc<str>,
     pub(crate) name: Arc<str>,
     /// Until when its instances may handle messages, when only for a while.
-    pub(crate) gate: Option<crate::placed::Gate>,
+    pub(crate) gate: std::sync::OnceLock<crate::placed::Gate>,
 }
 
 /// Why a delivery failed, with the message handed back when it still exists.
@@ -130,7 +130,7 @@ impl<M: Message> Slot<M> {
             handling: HandlingTimes::default(),
             node,
             name,
-            gate,
+            gate: gate.map(std::sync::OnceLock::from).unwrap_or_default(),
         }
     }
 

@@ -171,3 +171,40 @@ async fn a_gated_actor_handles_messages_only_while_its_gate_is_open() {
     gate.close();
     assert!(probe.call(Probe::Log, T).await.is_err());
 }
+
+#[tokio::test]
+async fn a_terminated_group_keeps_its_names_and_starts_again_from_the_same_spec() {
+    let mesh = Mesh::new();
+    let node = started(&mesh, "a").await;
+    let journal = Journal::default();
+    let (inner, probe) = probe(&node, &journal, "inner", ChildOptions::permanent());
+    let (group, _) = node.supervisor_child(
+        "group",
+        SupervisorSpec::one_for_one(),
+        troupe_runtime::Restart::Permanent,
+        vec![inner],
+    );
+    let root = node.root().unwrap();
+    root.add(group.clone()).await.unwrap();
+    probe.cast(Probe::Push(1, Reply::none())).unwrap();
+    assert_eq!(probe.call(Probe::Log, T).await.unwrap(), vec![1]);
+
+    assert!(root.terminate("group").await.unwrap());
+    assert!(node.is_registered("inner"));
+    // parked in the slot meanwhile, delivered to the next instance
+    probe.cast(Probe::Push(2, Reply::none())).unwrap();
+    let gate = troupe_runtime::placed::Gate::new();
+    assert!(node.gate("inner", gate.clone()));
+    assert!(!node.gate("inner", gate.clone()), "gated once");
+    assert!(!node.gate("nobody", gate.clone()));
+    gate.open_until(troupe_runtime::time::now() + Duration::from_secs(3600));
+
+    root.add(group).await.unwrap();
+    assert_eq!(probe.call(Probe::Log, T).await.unwrap(), vec![2]);
+    assert_eq!(journal.starts("inner"), 2);
+    gate.close();
+    assert!(matches!(
+        probe.call(Probe::Log, T).await,
+        Err(CallError::NotFound { .. })
+    ));
+}

@@ -274,8 +274,9 @@ pub(crate) enum SupMsg {
     Wake,
     RestartDue(Vec<ChildId>),
     Children(oneshot::Sender<Vec<String>>),
-    /// Stop the child of this name and forget it; answers whether there was one.
-    Remove(String, oneshot::Sender<bool>),
+    /// Stop the child of this name and forget it (releasing its names, or keeping them with
+    /// `true`); answers whether there was one.
+    Remove(String, bool, oneshot::Sender<bool>),
 }
 
 /// What a supervisor heard of a child before it could record it.
@@ -683,11 +684,30 @@ impl SupervisorRef {
     /// The request is sent at the first poll; dropped after that, the child is still stopped
     /// and removed, and the answer is lost.
     pub async fn remove(&self, name: &str) -> Result<bool, SpawnError> {
+        self.forget(name, false).await
+    }
+
+    /// As [`remove`](Self::remove), but the child's names stay registered: messages to them
+    /// wait (bounded by each mailbox limit) for the next instance, which the same
+    /// [`ChildSpec`] starts when it is [`add`](Self::add)ed again — to this supervisor or
+    /// another of the node's. For a child that stops here for a while (a failover child whose
+    /// node gave its lease up).
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    ///
+    /// # Cancel safety
+    /// As [`remove`](Self::remove).
+    pub async fn terminate(&self, name: &str) -> Result<bool, SpawnError> {
+        self.forget(name, true).await
+    }
+
+    async fn forget(&self, name: &str, keep_names: bool) -> Result<bool, SpawnError> {
         let actor = self.actor()?;
         let (tx, rx) = oneshot::channel();
         let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
         actor
-            .send_message(SupMsg::Remove(name.to_string(), tx))
+            .send_message(SupMsg::Remove(name.to_string(), keep_names, tx))
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
@@ -941,6 +961,22 @@ impl SupState {
         self.core.remove_child(id);
     }
 
+    /// Forgets a stopped child, keeping its names registered for a later start of its spec.
+    fn forget_child(&mut self, id: ChildId) {
+        if let Some(running) = self.children.remove(&id) {
+            if let Some(cell) = &running.cell {
+                self.by_actor.remove(&cell.get_id().pid());
+            }
+            running.spec.starter.vacate();
+            let starter = running.spec.starter.clone();
+            self.shared
+                .children
+                .lock()
+                .retain(|c| !Arc::ptr_eq(&c.starter, &starter));
+        }
+        self.core.remove_child(id);
+    }
+
     /// Stops every child, in reverse start order; the instance is ending.
     async fn stop_all(&mut self, remove: bool) {
         self.adopt_waiting(true);
@@ -1185,7 +1221,7 @@ impl ractor::Actor for Supervisor {
                     .collect();
                 let _ = reply.send(names);
             }
-            SupMsg::Remove(name, reply) => {
+            SupMsg::Remove(name, keep_names, reply) => {
                 let found = state
                     .children
                     .iter()
@@ -1195,7 +1231,11 @@ impl ractor::Actor for Supervisor {
                     if let Some(pid) = state.stop_child(id).await {
                         state.stopped.insert(pid);
                     }
-                    state.remove_child(id, false);
+                    if keep_names {
+                        state.forget_child(id);
+                    } else {
+                        state.remove_child(id, false);
+                    }
                 }
                 let _ = reply.send(found.is_some());
             }
