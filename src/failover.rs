@@ -27,10 +27,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use troupe_failover::{DbRegister, FailoverChild, LeaseConfig, Placement, PlacementDriver};
-use troupe_runtime::{Actor, Addr, ChildOptions, Node, Reach, RegistryError};
+use troupe_failover::{
+    DbRegister, FailoverChild, FailoverUnit, LeaseConfig, Placement, PlacementDriver, Prepared,
+};
+use troupe_runtime::placed::Gate;
+use troupe_runtime::{
+    Actor, Addr, ChildOptions, ChildSpec, DEFAULT_MAILBOX_LIMIT, Mesh, Node, NodeConfig, Reach,
+    RegistryError, SupervisorSpec,
+};
 
-use crate::topology::{NodeId, Part, Place, Topology};
+use crate::topology::{GroupId, LaunchError, NodeId, Part, Place, Topology};
 
 /// An actor factory placed with failover ([`FailoverExt::failover_to`]): runs on the node it
 /// is added on, or on the next live node of `others` while that one is down.
@@ -50,8 +56,7 @@ impl<F> Failover<F> {
         self
     }
 
-    /// Sets the child's restart type, mailbox limit (which also bounds the casts parked
-    /// while it moves) and reach.
+    /// Sets the child's restart type, mailbox limit and reach.
     pub fn options(mut self, options: ChildOptions) -> Self {
         self.options = options;
         self
@@ -62,7 +67,9 @@ impl<F> Failover<F> {
 pub trait FailoverExt<A: Actor>: Fn() -> A + Send + Sync + Sized + 'static {
     /// This actor, on the node it is added on or, while that node is down, on the first live
     /// node of `others`, in order: `t.add(app1, "orders", (|| Orders).failover_to([app2]))`.
-    /// The topology needs a metadata group ([`Topology::metadata`]).
+    /// It runs in a failover group of its own, `NAME.failover`
+    /// ([`Topology::failover_group`]). The topology needs a metadata group
+    /// ([`Topology::metadata`]).
     fn failover_to(self, others: impl IntoIterator<Item = NodeId>) -> Failover<Self> {
         Failover {
             factory: self,
@@ -84,30 +91,29 @@ where
 
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> Addr<A::Msg> {
         let first = topology.place_node(place);
-        let mut order = vec![topology.node_name(first).to_string()];
-        for node in self.others {
-            let name = topology.node_name(node).to_string();
-            if !order.contains(&name) {
-                order.push(name);
-            }
+        let order = std::iter::once(first).chain(self.others);
+        let group = topology.failover_group(
+            &format!("{name}.failover"),
+            order,
+            SupervisorSpec::one_for_one(),
+        );
+        if self.takeover {
+            topology.takeover(group);
         }
-        let options = match topology.declared_reach() {
-            Some(reach) if self.options.reach == Reach::Local => {
-                self.options.reachable_from(reach.clone())
-            }
-            _ => self.options,
-        };
-        let placement = Placement::new(order, self.takeover);
-        let handle = topology.handle(first, name);
-        topology.add_failover(FailoverChild::new(name, placement, options, self.factory));
-        handle
+        topology.add_with(group, name, self.options, self.factory)
     }
 }
 
-/// The failover children of a topology and where their leases are kept.
+/// A failover group's nodes in order of preference, and whether it moves back
+#[derive(Debug, Clone)]
+pub(crate) struct FailoverOrder {
+    pub(crate) nodes: Vec<String>,
+    pub(crate) takeover: bool,
+}
+
+/// Where a topology's leases are kept and how long they run.
 #[derive(Default)]
 pub(crate) struct FailoverDecls {
-    pub(crate) children: Vec<FailoverChild>,
     pub(crate) metadata: Option<troupe_db::DbClient>,
     pub(crate) lease: LeaseConfig,
 }
@@ -118,8 +124,8 @@ pub const METADATA_NAME: &str = "troupe.meta";
 impl Topology {
     /// Declares the cluster's metadata group: a database in Raft mode with one replica on
     /// each of `nodes` (three or five, so that it survives one or two of them), its files
-    /// under `dir`. It records where failover children run; every node of the topology
-    /// reads it. Returns its client (it is an ordinary troupe database).
+    /// under `dir`. It records where failover groups run; every node of the topology reads
+    /// it. Returns its client (it is an ordinary troupe database).
     pub fn metadata(
         &mut self,
         nodes: impl IntoIterator<Item = NodeId>,
@@ -143,7 +149,7 @@ impl Topology {
         client
     }
 
-    /// Sets the lease every failover child is placed under (default: a 3 s term renewed
+    /// Sets the lease every failover group is placed under (default: a 3 s term renewed
     /// every second; see [`LeaseConfig`]). Longer terms ride out longer pauses and slower
     /// metadata groups; shorter ones fail over sooner.
     pub fn lease(&mut self, config: LeaseConfig) {
@@ -151,58 +157,119 @@ impl Topology {
     }
 }
 
-/// What each node of a topology with failover children runs besides its declared actors.
+/// One failover group as the nodes of this process see it
+struct GroupPlan {
+    id: GroupId,
+    child: FailoverChild,
+}
+
+/// What each node of a topology with failover groups runs besides its declared actors.
 pub(crate) struct NodeFailover {
-    children: Vec<FailoverChild>,
+    groups: Vec<GroupPlan>,
     register: Arc<DbRegister>,
     lease: LeaseConfig,
 }
 
 impl NodeFailover {
-    /// Checks the declarations; `None` when there are no failover children.
-    pub(crate) fn from_decls(
-        decls: FailoverDecls,
-    ) -> Result<Option<Self>, crate::topology::LaunchError> {
-        if decls.children.is_empty() {
+    /// Checks the declarations and learns each group's names (by making it on a node of
+    /// its own, which is then dropped); `None` when there are no failover groups.
+    pub(crate) fn new(
+        decls: &FailoverDecls,
+        groups: Vec<(GroupId, String, FailoverOrder)>,
+        build: impl Fn(&Node, GroupId) -> Result<ChildSpec, RegistryError>,
+    ) -> Result<Option<Self>, LaunchError> {
+        if groups.is_empty() {
             return Ok(None);
         }
-        let Some(metadata) = decls.metadata else {
-            return Err(crate::topology::LaunchError::NoMetadata);
+        let Some(metadata) = &decls.metadata else {
+            return Err(LaunchError::NoMetadata);
         };
-        let mut names = std::collections::HashSet::new();
-        if let Some(twice) = decls.children.iter().find(|c| !names.insert(c.name())) {
-            return Err(crate::topology::LaunchError::Flags(format!(
-                "failover child {:?} declared twice",
-                twice.name()
-            )));
-        }
         decls
             .lease
             .check()
-            .map_err(|e| crate::topology::LaunchError::Flags(e.to_string()))?;
+            .map_err(|e| LaunchError::Flags(e.to_string()))?;
+        let mut plans = Vec::with_capacity(groups.len());
+        let mut seen = std::collections::HashSet::new();
+        for (id, name, order) in groups {
+            let probe = Node::new(
+                "troupe.placement.probe",
+                &Mesh::new(),
+                NodeConfig::default(),
+            )?;
+            let spec = build(&probe, id)?;
+            let names: Vec<String> = probe.names();
+            spec.discard();
+            if let Some(twice) = names
+                .iter()
+                .chain([&name])
+                .find(|n| !seen.insert((*n).clone()))
+            {
+                return Err(LaunchError::Flags(format!(
+                    "{twice:?} is declared in two failover groups"
+                )));
+            }
+            plans.push(GroupPlan {
+                id,
+                child: FailoverChild::new(
+                    &name,
+                    names,
+                    Placement::new(order.nodes, order.takeover),
+                    DEFAULT_MAILBOX_LIMIT,
+                ),
+            });
+        }
         Ok(Some(Self {
-            register: Arc::new(DbRegister::new(&metadata, decls.lease.renew_after)),
-            children: decls.children,
+            register: Arc::new(DbRegister::new(metadata, decls.lease.renew_after)),
+            groups: plans,
             lease: decls.lease,
         }))
     }
 
-    /// Declares the children's names in `node`'s process (so handles follow them) and makes
-    /// the node's placement driver.
+    /// Declares every group's names in `node`'s process (so handles follow them), makes the
+    /// groups whose order names `node` on it (with `build`), gated, and makes the node's
+    /// placement driver.
     pub(crate) fn driver_child(
         &self,
         node: &Node,
-    ) -> Result<troupe_runtime::ChildSpec, RegistryError> {
+        build: impl Fn(GroupId) -> Result<ChildSpec, RegistryError>,
+    ) -> Result<ChildSpec, RegistryError> {
         let mesh = node.mesh();
-        for child in &self.children {
-            mesh.place(child.name(), child.mailbox_limit());
+        let mut units = Vec::with_capacity(self.groups.len());
+        for plan in &self.groups {
+            let child = &plan.child;
+            for name in child.names() {
+                mesh.place(name, child.mailbox_limit());
+            }
+            let eligible = child.placement().nodes().iter().any(|n| n == node.name());
+            let here = match eligible {
+                true => match build(plan.id) {
+                    Ok(spec) => {
+                        let gate = Gate::new();
+                        for name in child.names() {
+                            node.gate(name, gate.clone());
+                        }
+                        Some(Prepared { spec, gate })
+                    }
+                    Err(err) => {
+                        units
+                            .into_iter()
+                            .filter_map(|u: FailoverUnit| u.here)
+                            .for_each(|p| p.spec.discard());
+                        return Err(err);
+                    }
+                },
+                false => None,
+            };
+            units.push(FailoverUnit {
+                child: child.clone(),
+                here,
+            });
         }
-        let (register, lease, children) =
-            (self.register.clone(), self.lease, self.children.clone());
+        let (register, lease) = (self.register.clone(), self.lease);
         node.child(
             troupe_failover::DRIVER_NAME,
             ChildOptions::permanent(),
-            move || PlacementDriver::new(register.clone(), lease, children.clone()),
+            move || PlacementDriver::new(register.clone(), lease, units.clone()),
         )
         .map(|(spec, _)| spec)
     }

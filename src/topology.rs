@@ -129,11 +129,13 @@ impl<P: Part> Part for Reachable<P> {
     }
 }
 
-type MakeChild = Box<dyn FnOnce(&Node) -> Result<ChildSpec, RegistryError> + Send>;
+/// Makes a child on a node: called once per node it is made on (a failover group's children
+/// on each node of its order).
+type MakeChild = Arc<dyn Fn(&Node) -> Result<ChildSpec, RegistryError> + Send + Sync>;
 
 /// Makes several children at once (a part made of several actors).
 #[cfg(any(feature = "cache", feature = "db"))]
-type MakeChildren = Box<dyn FnOnce(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send>;
+type MakeChildren = Arc<dyn Fn(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send + Sync>;
 
 enum Decl {
     Actor(MakeChild),
@@ -147,6 +149,10 @@ struct GroupDecl {
     spec: SupervisorSpec,
     restart: Restart,
     children: Vec<Decl>,
+    /// A failover group: run by the cluster on one node of this order at a time, not
+    /// started with its node
+    #[cfg(feature = "db")]
+    failover: Option<crate::failover::FailoverOrder>,
 }
 
 struct NodeDecl {
@@ -240,16 +246,95 @@ impl Topology {
         &mut self.failover
     }
 
-    /// Declares a failover child (see [`crate::failover`]).
-    #[cfg(feature = "db")]
-    pub(crate) fn add_failover(&mut self, child: troupe_failover::FailoverChild) {
-        self.failover.children.push(child);
-    }
-
     /// The node `place` is on.
     #[cfg(feature = "db")]
     pub(crate) fn place_node(&self, place: Place) -> NodeId {
         NodeId(place.0.node)
+    }
+
+    /// Declares a failover group named `name`: a supervisor (with `spec`) that the cluster
+    /// runs, with everything added to it, on the first live node of `nodes` at a time — never
+    /// on two at once — and moves when that node goes down (see [`crate::failover`]).
+    /// Anything can be added to it as to a node: actors, pools, a balancer, a cache. Handles
+    /// to what it holds follow it wherever it runs.
+    ///
+    /// The topology needs a metadata group ([`Topology::metadata`]). `nodes` in order of
+    /// preference; with none, the group never runs.
+    #[cfg(feature = "db")]
+    pub fn failover_group(
+        &mut self,
+        name: &str,
+        nodes: impl IntoIterator<Item = NodeId>,
+        spec: SupervisorSpec,
+    ) -> GroupId {
+        let mut order: Vec<String> = Vec::new();
+        let mut first = None;
+        for node in nodes {
+            let node_name = self.nodes[node.0].name.clone();
+            if !order.contains(&node_name) {
+                first.get_or_insert(node.0);
+                order.push(node_name);
+            }
+        }
+        // declared on the first node, but started by no node's root
+        let node = first.unwrap_or(0);
+        if self.nodes.is_empty() {
+            self.node("default");
+        }
+        let groups = &mut self.nodes[node].groups;
+        groups.push(GroupDecl {
+            name: name.to_string(),
+            spec,
+            restart: Restart::Permanent,
+            children: Vec::new(),
+            failover: Some(crate::failover::FailoverOrder {
+                nodes: order,
+                takeover: false,
+            }),
+        });
+        GroupId {
+            node,
+            group: groups.len() - 1,
+        }
+    }
+
+    /// Moves failover group `group` back to a node earlier in its order as soon as that node
+    /// is live again (OTP's takeover). Without it the group stays where it runs until its
+    /// node goes. No effect on a group that is not a failover group.
+    #[cfg(feature = "db")]
+    pub fn takeover(&mut self, group: GroupId) {
+        if let Some(order) = self.nodes[group.node].groups[group.group].failover.as_mut() {
+            order.takeover = true;
+        }
+    }
+
+    /// Every failover group, as (its id, name, order).
+    #[cfg(feature = "db")]
+    fn failover_groups(&self) -> Vec<(GroupId, String, crate::failover::FailoverOrder)> {
+        let mut found = Vec::new();
+        for (n, node) in self.nodes.iter().enumerate() {
+            for (g, group) in node.groups.iter().enumerate() {
+                if let Some(order) = &group.failover {
+                    found.push((
+                        GroupId { node: n, group: g },
+                        group.name.clone(),
+                        order.clone(),
+                    ));
+                }
+            }
+        }
+        found
+    }
+
+    /// Makes failover group `group` on `node`, registering its names there.
+    #[cfg(feature = "db")]
+    pub(crate) fn build_failover_group(
+        &self,
+        node: &Node,
+        group: GroupId,
+    ) -> Result<ChildSpec, RegistryError> {
+        let groups = &self.nodes[group.node].groups;
+        build_group(node, groups, &groups[group.group])
     }
 
     /// The topology's name.
@@ -281,6 +366,8 @@ impl Topology {
                 spec: SupervisorSpec::one_for_one(),
                 restart: Restart::Permanent,
                 children: Vec::new(),
+                #[cfg(feature = "db")]
+                failover: None,
             }],
         });
         NodeId(self.nodes.len() - 1)
@@ -317,6 +404,8 @@ impl Topology {
             spec,
             restart: Restart::Permanent,
             children: Vec::new(),
+            #[cfg(feature = "db")]
+            failover: None,
         });
         let group = node.groups.len() - 1;
         node.groups[parent.group].children.push(Decl::Group(group));
@@ -396,12 +485,12 @@ impl Topology {
     pub(crate) fn declare_children(
         &mut self,
         place: Place,
-        make: impl FnOnce(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send + 'static,
+        make: impl Fn(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send + Sync + 'static,
     ) {
         let group = place.0;
         self.nodes[group.node].groups[group.group]
             .children
-            .push(Decl::Children(Box::new(make)));
+            .push(Decl::Children(Arc::new(make)));
     }
 
     /// Who may reach what is being declared now, when a [`Reachable`] part set it.
@@ -431,10 +520,12 @@ impl Topology {
             Some(reach) if options.reach == Reach::Local => options.reachable_from(reach.clone()),
             _ => options,
         };
+        let factory = Arc::new(factory);
         self.nodes[group.node].groups[group.group]
             .children
-            .push(Decl::Actor(Box::new(move |node: &Node| {
-                node.child(&actor_name, options, factory)
+            .push(Decl::Actor(Arc::new(move |node: &Node| {
+                let factory = factory.clone();
+                node.child(&actor_name, options.clone(), move || factory())
                     .map(|(spec, _)| spec)
             })));
         addr
@@ -484,10 +575,12 @@ impl Topology {
             })
             .collect();
         let pool_name = name.to_string();
+        let factory = Arc::new(factory);
         self.nodes[group.node].groups[group.group]
             .children
-            .push(Decl::Actor(Box::new(move |node: &Node| {
-                node.pool_child(&pool_name, size, options, factory)
+            .push(Decl::Actor(Arc::new(move |node: &Node| {
+                let factory = factory.clone();
+                node.pool_child(&pool_name, size, options.clone(), move |i| factory(i))
                     .map(|(spec, _)| spec)
             })));
         Pool::new(name, members)
@@ -560,10 +653,14 @@ impl Topology {
                 .collect(),
         );
         #[cfg(feature = "db")]
-        let failover = crate::failover::NodeFailover::from_decls(self.failover)?;
+        let failover = crate::failover::NodeFailover::new(
+            &self.failover,
+            self.failover_groups(),
+            |node, group| self.build_failover_group(node, group),
+        )?;
         // register every name on every node before anything starts, so early messages to
         // actors declared later are parked rather than refused
-        for decl in self.nodes {
+        for decl in &self.nodes {
             if only.is_some_and(|o| !o.contains(&decl.name)) {
                 continue;
             }
@@ -574,11 +671,11 @@ impl Topology {
             let node = Node::new(&decl.name, &mesh, config)?;
             self.binding.bind(&node);
             #[allow(unused_mut)]
-            let (spec, mut children) = build_node(&node, decl.groups)?;
+            let (spec, mut children) = build_node(&node, &decl.groups)?;
             // after the declared actors: failover children may use them
             #[cfg(feature = "db")]
             if let Some(failover) = &failover {
-                match failover.driver_child(&node) {
+                match failover.driver_child(&node, |g| self.build_failover_group(&node, g)) {
                     Ok(driver) => children.push(driver),
                     Err(err) => {
                         children.into_iter().for_each(ChildSpec::discard);
@@ -638,23 +735,24 @@ impl Prepared {
     }
 }
 
-/// Builds a node's root supervisor spec and its children's specs, nested groups included.
+/// Builds a node's root supervisor spec and its children's specs, nested groups included
+/// (failover groups are not: the cluster starts them where it places them).
 fn build_node(
     node: &Node,
-    groups: Vec<GroupDecl>,
+    groups: &[GroupDecl],
 ) -> Result<(SupervisorSpec, Vec<ChildSpec>), RegistryError> {
-    let mut groups: Vec<Option<GroupDecl>> = groups.into_iter().map(Some).collect();
-    let Some(root) = groups.first_mut().and_then(Option::take) else {
+    let Some(root) = groups.first() else {
         return Ok((SupervisorSpec::default(), Vec::new()));
     };
-    let children = build_children(node, &mut groups, root.children)?;
-    Ok((root.spec, children))
+    let children = build_children(node, groups, &root.children)?;
+    Ok((root.spec.clone(), children))
 }
 
+/// Makes `children` on `node` (`groups`: the groups of the node they were declared on).
 fn build_children(
     node: &Node,
-    groups: &mut Vec<Option<GroupDecl>>,
-    children: Vec<Decl>,
+    groups: &[GroupDecl],
+    children: &[Decl],
 ) -> Result<Vec<ChildSpec>, RegistryError> {
     let mut specs = Vec::with_capacity(children.len());
     for child in children {
@@ -668,14 +766,8 @@ fn build_children(
                 }
                 Err(err) => Err(err),
             },
-            Decl::Group(i) => match groups.get_mut(i).and_then(Option::take) {
-                Some(mut group) => {
-                    let nested = std::mem::take(&mut group.children);
-                    build_children(node, groups, nested).map(|children| {
-                        node.supervisor_child(&group.name, group.spec, group.restart, children)
-                            .0
-                    })
-                }
+            Decl::Group(i) => match groups.get(*i) {
+                Some(group) => build_group(node, groups, group),
                 None => continue,
             },
         };
@@ -688,6 +780,18 @@ fn build_children(
         }
     }
     Ok(specs)
+}
+
+/// Makes `group`'s supervisor with its children on `node`.
+fn build_group(
+    node: &Node,
+    groups: &[GroupDecl],
+    group: &GroupDecl,
+) -> Result<ChildSpec, RegistryError> {
+    build_children(node, groups, &group.children).map(|children| {
+        node.supervisor_child(&group.name, group.spec.clone(), group.restart, children)
+            .0
+    })
 }
 
 /// A started topology: its nodes in this process.

@@ -107,6 +107,75 @@ async fn fail_over_and_back(takeover: bool) {
     .expect("launch");
 }
 
+/// Asked of a member of the pool in the failover group: answered with its node
+#[derive(Debug, Serialize, Deserialize, Request)]
+#[request(name = "failover-test.WhereAreYou", response = String)]
+struct WhereAreYou;
+
+struct Member;
+
+impl Actor for Member {
+    type Msg = Ask<WhereAreYou>;
+
+    async fn handle(
+        &mut self,
+        ask: Ask<WhereAreYou>,
+        ctx: &mut Ctx<Ask<WhereAreYou>>,
+    ) -> Result<(), ActorError> {
+        ask.reply.send(ctx.node().name().to_string());
+        Ok(())
+    }
+}
+
+/// A pool and the balancer over it, in one failover group: the whole group moves together,
+/// and the handle to the balancer follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_group_of_a_pool_and_its_balancer_moves_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Topology::new("failover-test");
+    let data: Vec<_> = ["data-1", "data-2", "data-3"]
+        .iter()
+        .map(|n| t.node(n))
+        .collect();
+    let (app1, app2, _edge) = (t.node("app-1"), t.node("app-2"), t.node("edge"));
+    t.metadata(data, dir.path());
+    let app = t.failover_group("app", [app1, app2], SupervisorSpec::one_for_one());
+    let pool = t.pool(app, "members", 3, |_| Member);
+    let lb = t.add(
+        app,
+        "lb",
+        Balancer::least_outstanding(&pool).reachable_from(Reach::cluster()),
+    );
+    let faults = Faults::on_every_node(&mut t);
+    let answers = async |node: &str| {
+        for _ in 0..6 {
+            match lb.ask(WhereAreYou, Duration::from_millis(500)).await {
+                Ok(at) if at == node => {}
+                _ => return false,
+            }
+        }
+        true
+    };
+    let run = async {
+        eventually("the group runs on app-1", T, async || {
+            answers("app-1").await
+        })
+        .await;
+        faults.crash("app-1").await.expect("crash app-1");
+        eventually("the group runs on app-2", T, async || {
+            answers("app-2").await
+        })
+        .await;
+    };
+    within(
+        "the test",
+        Duration::from_secs(120),
+        launch_until(t, args(), run),
+    )
+    .await
+    .expect("launch");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_child_moves_when_its_node_crashes_and_stays() {
     fail_over_and_back(false).await;

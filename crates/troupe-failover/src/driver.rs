@@ -16,9 +16,7 @@ use troupe_placement::{
     Action, LeaseConfig, LeaseRecord, Placement, RequestId, Seat, WriteOutcome,
 };
 use troupe_runtime::placed::{Gate, Placed};
-use troupe_runtime::{
-    Actor, ActorError, ChildOptions, ChildSpec, Ctx, DEFAULT_MAILBOX_LIMIT, Node, RegistryError,
-};
+use troupe_runtime::{Actor, ActorError, ChildSpec, Ctx, Node};
 
 use crate::register::LeaseRegister;
 
@@ -28,54 +26,42 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// The name the driver is registered under on each node
 pub const DRIVER_NAME: &str = "troupe.placement";
 
-type MakeChild = Arc<dyn Fn(&Node, Gate) -> Result<ChildSpec, RegistryError> + Send + Sync>;
-
-/// A child that runs on one node of its [`Placement`] at a time: its name (unique in the
-/// topology), its failover order, and how to make it on a node.
-#[derive(Clone)]
+/// A unit the cluster places on one node of its [`Placement`] at a time: usually a
+/// supervisor with everything under it (a failover group). It is known by the name it is
+/// started and stopped under and by every name it registers, whose handles follow it.
+#[derive(Debug, Clone)]
 pub struct FailoverChild {
     name: String,
+    names: Vec<String>,
     placement: Placement,
     mailbox_limit: usize,
-    make: MakeChild,
-}
-
-impl std::fmt::Debug for FailoverChild {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FailoverChild")
-            .field("name", &self.name)
-            .field("placement", &self.placement)
-            .finish()
-    }
 }
 
 impl FailoverChild {
-    /// Child `name`, made by `factory` with `options` on whichever node of `placement` holds
-    /// its lease
-    pub fn new<A, F>(name: &str, placement: Placement, options: ChildOptions, factory: F) -> Self
-    where
-        A: Actor,
-        F: Fn() -> A + Send + Sync + 'static,
-    {
-        let factory = Arc::new(factory);
-        let child_name = name.to_string();
-        let mailbox_limit = options.mailbox_limit.unwrap_or(DEFAULT_MAILBOX_LIMIT);
-        let make = move |node: &Node, gate: Gate| {
-            let factory = factory.clone();
-            node.child(&child_name, options.clone().gated(gate), move || factory())
-                .map(|(spec, _)| spec)
-        };
+    /// Unit `name` (unique in the topology), registering `names`, placed by `placement`;
+    /// casts to each name park up to `mailbox_limit` while nobody runs it
+    pub fn new(
+        name: &str,
+        names: impl IntoIterator<Item = String>,
+        placement: Placement,
+        mailbox_limit: usize,
+    ) -> Self {
         Self {
             name: name.to_string(),
+            names: names.into_iter().collect(),
             placement,
             mailbox_limit,
-            make: Arc::new(make),
         }
     }
 
-    /// The child's name
+    /// The name it is started and stopped under
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Every name it registers
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Its failover order
@@ -83,10 +69,33 @@ impl FailoverChild {
         &self.placement
     }
 
-    /// The limit on casts parked for it while nobody holds it
+    /// The limit on casts parked for each of its names while nobody runs it
     pub fn mailbox_limit(&self) -> usize {
         self.mailbox_limit
     }
+}
+
+/// What a node in a child's failover order holds for it: the child's spec, its names
+/// registered on the node and gated by `gate`, ready to start whenever the node holds the
+/// lease (and to start again after it gave it up: [`SupervisorRef::terminate`] keeps the
+/// names).
+///
+/// [`SupervisorRef::terminate`]: troupe_runtime::SupervisorRef::terminate
+#[derive(Clone)]
+pub struct Prepared {
+    /// The child, made on this node
+    pub spec: ChildSpec,
+    /// The gate every one of its names was registered behind (`Node::gate`)
+    pub gate: Gate,
+}
+
+/// One failover child as a node's driver is given it
+#[derive(Clone)]
+pub struct FailoverUnit {
+    /// The child
+    pub child: FailoverChild,
+    /// Its spec on this node, if the node is in its failover order
+    pub here: Option<Prepared>,
 }
 
 /// The driver's own messages: its clock and the answers of the tasks it starts. Never sent
@@ -143,9 +152,10 @@ enum Instance {
 
 struct Tracked {
     child: FailoverChild,
-    placed: Placed,
-    /// Open while this node's lease lets the child act: checked before each message
-    gate: Gate,
+    /// The entries of its names in this process
+    placed: Vec<Placed>,
+    /// Its spec here, and the gate open while this node's lease lets it act
+    here: Option<Prepared>,
     /// This node's seat, if it is in the child's failover order
     seat: Option<Seat>,
     instance: Instance,
@@ -154,27 +164,50 @@ struct Tracked {
     last_read: Option<Instant>,
 }
 
+impl Tracked {
+    /// The holder this process knows of
+    fn holder(&self) -> Option<String> {
+        self.placed.first().and_then(Placed::holder)
+    }
+
+    /// The newest lease generation its entries were told of
+    fn generation(&self) -> u64 {
+        self.placed
+            .iter()
+            .map(Placed::generation)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Routes every one of its names to `holder` as of lease record `generation`
+    fn observe(&self, holder: Option<&str>, generation: u64) {
+        for placed in &self.placed {
+            placed.observe(holder, generation);
+        }
+    }
+}
+
 /// The actor that places failover children from one node; see the [module docs](self)
 pub struct PlacementDriver {
     register: Arc<dyn LeaseRegister>,
     config: LeaseConfig,
-    children: Vec<FailoverChild>,
+    units: Vec<FailoverUnit>,
     tracked: Vec<Tracked>,
 }
 
 impl PlacementDriver {
-    /// A driver for `children` (every failover child of the topology), keeping leases in
-    /// `register` by `config`. A `config` that cannot keep holders apart
-    /// ([`LeaseConfig::check`]) fails the driver's start.
+    /// A driver for `units` (every failover child of the topology, with its spec where this
+    /// node may run it), keeping leases in `register` by `config`. A `config` that cannot keep
+    /// holders apart ([`LeaseConfig::check`]) fails the driver's start.
     pub fn new(
         register: Arc<dyn LeaseRegister>,
         config: LeaseConfig,
-        children: Vec<FailoverChild>,
+        units: Vec<FailoverUnit>,
     ) -> Self {
         Self {
             register,
             config,
-            children,
+            units,
             tracked: Vec::new(),
         }
     }
@@ -200,9 +233,11 @@ impl PlacementDriver {
             let actions = match &mut t.seat {
                 Some(seat) => {
                     let actions = seat.tick(now, &|n| live.contains(n));
-                    match seat.acts_until() {
-                        Some(until) => t.gate.open_until(until),
-                        None => t.gate.close(),
+                    if let Some(here) = &t.here {
+                        match seat.acts_until() {
+                            Some(until) => here.gate.open_until(until),
+                            None => here.gate.close(),
+                        }
                     }
                     actions
                 }
@@ -220,11 +255,11 @@ impl PlacementDriver {
             }
             // a holder this node no longer reaches: park sends until the next one is known
             let t = &self.tracked[i];
-            if let Some(holder) = t.placed.holder()
+            if let Some(holder) = t.holder()
                 && holder != me
                 && !live.contains(&holder)
             {
-                t.placed.observe(None, t.placed.generation());
+                t.observe(None, t.generation());
             }
         }
     }
@@ -289,20 +324,19 @@ impl PlacementDriver {
         }
         t.instance = Instance::Starting { then_stop: false };
         tracing::info!(child = %t.child.name, node = %ctx.node().name(), "starting failover child here");
-        let (node, make, myself) = (
+        let Some(here) = t.here.clone() else {
+            // not in its failover order: a seat never tells this node to start it
+            return;
+        };
+        let (node, myself, name) = (
             ctx.node().clone(),
-            t.child.make.clone(),
             ctx.myself().clone(),
+            t.child.name.clone(),
         );
-        let (name, gate) = (t.child.name.clone(), t.gate.clone());
         ctx.spawn(async move {
-            let started = match (node.root(), make(&node, gate)) {
-                (Some(root), Ok(spec)) => root.add(spec).await.map_err(|e| e.to_string()),
-                (None, Ok(spec)) => {
-                    spec.discard();
-                    Err("the node has no root supervisor".to_string())
-                }
-                (_, Err(e)) => Err(e.to_string()),
+            let started = match node.root() {
+                Some(root) => root.add(here.spec).await.map_err(|e| e.to_string()),
+                None => Err("the node has no root supervisor".to_string()),
             };
             if let Err(error) = &started {
                 tracing::warn!(child = %name, %error, "failover child failed to start; retrying");
@@ -317,7 +351,7 @@ impl PlacementDriver {
 
     fn stop(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
         let t = &mut self.tracked[i];
-        let generation = t.placed.generation();
+        let generation = t.generation();
         match t.instance {
             Instance::Starting { .. } => {
                 t.instance = Instance::Starting { then_stop: true };
@@ -334,8 +368,8 @@ impl PlacementDriver {
         }
         t.instance = Instance::Stopping;
         // sends park from now on, rather than reach an instance on its way out
-        if t.placed.holder().as_deref() == Some(ctx.node().name()) {
-            t.placed.observe(None, generation);
+        if t.holder().as_deref() == Some(ctx.node().name()) {
+            t.observe(None, generation);
         }
         tracing::info!(child = %t.child.name, node = %ctx.node().name(), "stopping failover child here");
         let (node, myself, name) = (
@@ -344,10 +378,11 @@ impl PlacementDriver {
             t.child.name.clone(),
         );
         ctx.spawn(async move {
+            // its names stay registered here, parking what is sent to them, for a next start
             if let Some(root) = node.root()
-                && let Err(error) = root.remove(&name).await
+                && let Err(error) = root.terminate(&name).await
             {
-                tracing::warn!(child = %name, %error, "failover child could not be removed");
+                tracing::warn!(child = %name, %error, "failover child could not be stopped");
             }
             let _ = myself.cast(DriverMsg::Stopped { child: i });
             Ok(())
@@ -366,7 +401,7 @@ impl PlacementDriver {
         let live = Self::live_view(node);
         let holder =
             (!record.released && live.contains(&record.holder)).then_some(record.holder.as_str());
-        t.placed.observe(holder, record.generation);
+        t.observe(holder, record.generation);
     }
 
     /// Answers a read or a write came back with, then whatever the seat does next
@@ -423,8 +458,8 @@ impl PlacementDriver {
                     t.instance = Instance::Running;
                     let generation = t.seat.as_ref().and_then(Seat::lease).map(|l| l.generation);
                     if let Some(generation) = generation {
-                        let generation = generation.max(t.placed.generation());
-                        t.placed.observe(Some(&me), generation);
+                        let generation = generation.max(t.generation());
+                        t.observe(Some(&me), generation);
                     }
                 }
             }
@@ -448,27 +483,39 @@ impl Actor for PlacementDriver {
         let node = ctx.node().clone();
         let mesh = node.mesh();
         self.tracked.clear();
-        for child in &self.children {
-            let eligible = child.placement.nodes().iter().any(|n| n == node.name());
+        let running = match node.root() {
+            Some(root) => root.children().await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for unit in &self.units {
+            let child = &unit.child;
             // an instance left by an earlier driver of this node runs with no lease renewed:
             // stop it before anything else
-            if eligible
-                && node.is_registered(&child.name)
+            if running.contains(&child.name)
                 && let Some(root) = node.root()
             {
                 tracing::warn!(child = %child.name, "stopping a failover child left from before this driver started");
-                root.remove(&child.name)
+                root.terminate(&child.name)
                     .await
                     .map_err(|e| ActorError::from(e.to_string()))?;
             }
-            let seat = eligible
+            if let Some(here) = &unit.here {
+                here.gate.close();
+            }
+            let seat = unit
+                .here
+                .is_some()
                 .then(|| Seat::new(node.name(), child.placement.clone(), self.config))
                 .transpose()
                 .map_err(|e| ActorError::from(e.to_string()))?;
             self.tracked.push(Tracked {
                 child: child.clone(),
-                placed: mesh.place(&child.name, child.mailbox_limit),
-                gate: Gate::new(),
+                placed: child
+                    .names
+                    .iter()
+                    .map(|name| mesh.place(name, child.mailbox_limit))
+                    .collect(),
+                here: unit.here.clone(),
                 seat,
                 instance: Instance::None,
                 reading: false,
@@ -486,12 +533,14 @@ impl Actor for PlacementDriver {
     }
 
     /// Gives up the leases this node holds, so the next node need not wait for them to run
-    /// out (its failover children, started after the driver, have stopped by now)
+    /// out: when the node shuts down (its failover children, added after the driver, have
+    /// stopped by now), or for children not running here
     async fn stopped(&mut self, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
         let releases: Vec<_> = self
             .tracked
             .iter()
-            .filter(|t| !ctx.node().is_registered(t.child.name()))
+            // stopped already, or killed with the node: not running
+            .filter(|t| t.instance != Instance::Running || ctx.node().is_shutting_down())
             .filter_map(|t| {
                 let lease = t.seat.as_ref().and_then(Seat::lease)?;
                 Some(self.register.compare_and_set(

@@ -14,6 +14,8 @@
 pub mod driver;
 pub mod register;
 
-pub use driver::{DRIVER_NAME, DriverMsg, FailoverChild, PlacementDriver, TICK};
+pub use driver::{
+    DRIVER_NAME, DriverMsg, FailoverChild, FailoverUnit, PlacementDriver, Prepared, TICK,
+};
 pub use register::{DbRegister, LEASE_PREFIX, LeaseRegister, RegisterError};
 pub use troupe_placement::{LeaseConfig, Placement};

@@ -650,7 +650,9 @@ impl Node {
         });
     }
 
-    pub(crate) fn is_shutting_down(&self) -> bool {
+    /// Whether [`Node::shutdown`] has begun: its supervisors stop their children in reverse
+    /// start order, so a child added after another has stopped before it.
+    pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
 
