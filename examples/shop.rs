@@ -34,18 +34,23 @@
 //! and start it again: every acknowledged write and order is still there, and pending orders
 //! complete.
 //!
-//! As five, with one database replica on each of three data nodes (and the queue on
-//! `data-3`), every process given `--data-nodes 3`:
+//! As six, with one database replica on each of three data nodes (the queue on `data-3`, the
+//! cluster's metadata group on all three) and the app on two nodes, every process given
+//! `--data-nodes 3`: the balancer, services, cache and workers run as one failover group on
+//! `app-1`, or on `app-2` while `app-1` is down:
 //!
 //! ```text
-//! troupe ca init ca && for n in edge app data-1 data-2 data-3; do troupe ca issue ca $n; done
+//! troupe ca init ca && for n in edge app-1 app-2 data-1 data-2 data-3; do troupe ca issue ca $n; done
 //! cargo run --example shop -- --data-nodes 3 --node data-1 --listen 127.0.0.1:7201 --ca ca --data d1
 //! cargo run --example shop -- --data-nodes 3 --node data-2 --listen 127.0.0.1:7204 --seed 127.0.0.1:7201 --ca ca --data d2
 //! cargo run --example shop -- --data-nodes 3 --node data-3 --listen 127.0.0.1:7205 --seed 127.0.0.1:7201 --ca ca --data d3
-//! cargo run --example shop -- --data-nodes 3 --node app  --listen 127.0.0.1:7202 --seed 127.0.0.1:7201 --ca ca
-//! cargo run --example shop -- --data-nodes 3 --node edge --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca
+//! cargo run --example shop -- --data-nodes 3 --node app-1 --listen 127.0.0.1:7202 --seed 127.0.0.1:7201 --ca ca
+//! cargo run --example shop -- --data-nodes 3 --node app-2 --listen 127.0.0.1:7206 --seed 127.0.0.1:7201 --ca ca
+//! cargo run --example shop -- --data-nodes 3 --node edge  --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca
 //! ```
 //!
+//! Kill `app-1` (`kill -9`): once its lease has run out (about five seconds) the group runs on
+//! `app-2` and requests succeed again, with no 5xx after that; `/health` names the node.
 //! Kill any one data process: the other two replicas elect a leader (if the killed one led)
 //! within about a second, and orders go on; start it again and it catches up.
 
@@ -320,6 +325,12 @@ impl ShopService {
 impl Actor for ShopService {
     type Msg = HttpCall;
 
+    async fn started(&mut self, ctx: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        // `app-1` or `app-2` in the larger layout: wherever its failover group runs now
+        self.node = ctx.node().name().to_string();
+        Ok(())
+    }
+
     async fn handle(&mut self, call: HttpCall, _ctx: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
         call.reply.send(self.route(&call.request).await);
         Ok(())
@@ -481,17 +492,38 @@ type Shop = (
 
 fn shop(args: &Args) -> Shop {
     let mut t = Topology::new("shop");
-    let (edge, app) = (t.node("edge"), t.node("app"));
+    let edge = t.node("edge");
     let data_nodes: Vec<String> = match args.data_nodes {
         0 => vec!["data".into()],
         n => (1..=n).map(|i| format!("data-{i}")).collect(),
     };
+    // the app's nodes: `app`, or `app-1` and `app-2` where the data is spread
+    let app_nodes: Vec<String> = match args.data_nodes {
+        0 => vec!["app".into()],
+        _ => vec!["app-1".into(), "app-2".into()],
+    };
+    let apps: Vec<NodeId> = app_nodes.iter().map(|n| t.node(n)).collect();
     let data: Vec<NodeId> = data_nodes.iter().map(|n| t.node(n)).collect();
     t.add(edge, "events.edge", || EventPrinter);
-    t.add(app, "events.app", || EventPrinter);
-    for (node, name) in data.iter().zip(&data_nodes) {
+    for (node, name) in apps
+        .iter()
+        .chain(&data)
+        .zip(app_nodes.iter().chain(&data_nodes))
+    {
         t.add(*node, &format!("events.{name}"), || EventPrinter);
     }
+    // Where the services, balancer, cache and workers run: on `app`; or, in the larger
+    // layout, as one failover group on `app-1`, moved to `app-2` while `app-1` is down (the
+    // metadata group that places it on up to three of the data nodes)
+    let app: Place = match args.data_nodes {
+        0 => apps[0].into(),
+        _ => {
+            t.metadata(data.iter().take(3).copied(), args.data.join("meta"));
+            t.failover_group("app", apps.clone(), SupervisorSpec::one_for_one())
+                .into()
+        }
+    };
+    let app_reach = || Reach::nodes(app_nodes.clone());
 
     // a Raft group (the default): elected by vote, linearizable reads; three replicas on
     // `data`, or one on each data node
@@ -505,8 +537,8 @@ fn shop(args: &Args) -> Shop {
         .add(
             data[0],
             "db",
-            // the services and workers on `app` are its clients
-            db.reachable_from(Reach::nodes(["app"])),
+            // the services and workers on the app's nodes are its clients
+            db.reachable_from(app_reach()),
         )
         .with_timeout(BACKEND_TIMEOUT);
     // on the last data node: the first replica usually leads a fresh database, so killing
@@ -520,7 +552,7 @@ fn shop(args: &Args) -> Shop {
             .lease(Duration::from_secs(30))
             .max_item_bytes(256)
             .dead_letter_capacity(10_000)
-            .reachable_from(Reach::nodes(["app"])),
+            .reachable_from(app_reach()),
     );
     let mut cache = CacheSpec::lru(100_000)
         .shards(2)
@@ -542,7 +574,7 @@ fn shop(args: &Args) -> Shop {
         .then(|| t.handle(app, &CacheSpec::memcached_name("cache")));
 
     let service = ShopService {
-        node: "app".into(),
+        node: String::new(),
         cache: cache.clone(),
         db: db.clone(),
         orders: orders.clone(),
@@ -631,7 +663,7 @@ async fn main() -> anyhow::Result<()> {
     let (topology, gateway, resp, memcached) = shop(&args);
     let (edge_here, app_here) = (
         here.is_empty() || here.iter().any(|n| n == "edge"),
-        here.is_empty() || here.iter().any(|n| n == "app"),
+        here.is_empty() || here.iter().any(|n| n.starts_with("app")),
     );
     let signal = troupe::shutdown_signal()?;
     let run = async move {

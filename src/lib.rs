@@ -118,7 +118,8 @@ pub mod prelude {
     pub use crate::failover::FailoverExt;
     pub use crate::launch::{LaunchArgs, launch, launch_until};
     pub use crate::topology::{
-        LaunchError, NodeId, Part, PartExt, Reachable, Restartable, Running, Topology,
+        GroupId, LaunchError, NodeId, Part, PartExt, Place, Reachable, Restartable, Running,
+        Topology,
     };
     #[cfg(feature = "balancer")]
     pub use troupe_balancer::Balancer;

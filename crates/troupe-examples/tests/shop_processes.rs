@@ -7,8 +7,10 @@
 //!   of that report, and 200 again once `app` is back;
 //! - SIGKILL of `data` and a restart: no acknowledged write or order is lost, and the pending
 //!   orders complete;
-//! - shop as five processes (`--data-nodes 3`): SIGKILL of one data node while orders flow;
-//!   they go on, and none acknowledged is lost;
+//! - shop as six processes (`--data-nodes 3`): SIGKILL of one data node while orders flow;
+//!   they go on, and none acknowledged is lost; SIGKILL of `app-1` while clients read and
+//!   write: the services, balancer, cache and workers move to `app-2` as one failover group,
+//!   with no 5xx after the failover window, and stay there when `app-1` returns;
 //! - the live view in headless Chromium, the `troupe` CLI against each process, and one
 //!   request's spans exported from all three processes under one trace id.
 
@@ -96,10 +98,12 @@ impl Shop {
     ) -> Self {
         let names: Vec<String> = match data_nodes {
             0 => NODES.iter().map(|n| n.to_string()).collect(),
-            n => ["data-1", "app", "edge"]
+            // `app-1` where `app` is in the three-node layout, `app-2` last
+            n => ["data-1", "app-1", "edge"]
                 .into_iter()
                 .map(String::from)
                 .chain((2..=n).map(|i| format!("data-{i}")))
+                .chain(["app-2".to_string()])
                 .collect(),
         };
         let ca = dir.join("ca");
@@ -124,6 +128,10 @@ impl Shop {
         };
         for i in 0..count {
             shop.start(i);
+        }
+        // placed on `app-1` once every data node runs
+        if let Some(app) = shop.names.iter().position(|n| n == "app-1") {
+            shop.app_ports(app);
         }
         shop
     }
@@ -161,14 +169,12 @@ impl Shop {
         self.nodes[i] = Some(proc.listening());
         self.admin[i] = Some(proc.admin());
         match node.as_str() {
+            // `app-1` and `app-2` report the cache's ports only where their failover group
+            // runs, once the metadata group places it: read by `start_all`
             "app" => {
-                let line = proc.wait_for("resp listening", T, |l| l.starts_with("resp listening "));
-                self.resp = Some(line["resp listening ".len()..].parse().expect("an address"));
-                let line = proc.wait_for("memcached listening", T, |l| {
-                    l.starts_with("memcached listening ")
-                });
-                let addr = line["memcached listening ".len()..].parse();
-                self.memcached = Some(addr.expect("an address"));
+                self.procs[i] = Some(proc);
+                self.app_ports(i);
+                return;
             }
             "edge" => {
                 let line = proc.wait_for("http listening", T, |l| l.starts_with("http listening "));
@@ -177,6 +183,18 @@ impl Shop {
             _ => {}
         }
         self.procs[i] = Some(proc);
+    }
+
+    /// Reads the cache's RESP and memcached addresses from app node `i`'s output
+    fn app_ports(&mut self, i: usize) {
+        let proc = self.procs[i].as_mut().expect("the app node runs");
+        let line = proc.wait_for("resp listening", T, |l| l.starts_with("resp listening "));
+        self.resp = Some(line["resp listening ".len()..].parse().expect("an address"));
+        let line = proc.wait_for("memcached listening", T, |l| {
+            l.starts_with("memcached listening ")
+        });
+        let addr = line["memcached listening ".len()..].parse();
+        self.memcached = Some(addr.expect("an address"));
     }
 
     fn kill9(&mut self, i: usize) {
@@ -812,6 +830,117 @@ async fn killing_one_of_three_data_nodes_while_orders_flow_loses_nothing() {
             "order {id}"
         );
     }
+}
+
+/// Which app node serves `GET /health` now, if it answers 200
+async fn served_by(shop: &Shop, http: &Http) -> Option<String> {
+    let (status, body) = request(http, "GET", &shop.url("/health"), "").await;
+    (status == 200).then(|| json(&body)["node"].as_str().unwrap_or_default().to_string())
+}
+
+/// Reads and writes through the gateway until `stop`, recording each request's status with
+/// the time it was sent (bounded: 20,000 requests)
+async fn traffic(
+    http: Http,
+    base: String,
+    statuses: Arc<Mutex<Vec<(std::time::Instant, u16)>>>,
+    stop: Arc<AtomicBool>,
+) {
+    for i in 0..20_000u32 {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let sent = std::time::Instant::now();
+        let (method, path, body) = match i % 3 {
+            0 => (
+                "PUT",
+                format!("/items/t{}", i % 50),
+                format!("{{\"name\":\"t{i}\",\"price\":{i}}}"),
+            ),
+            1 => ("GET", format!("/items/t{}", i % 50), String::new()),
+            _ => ("GET", "/health".to_string(), String::new()),
+        };
+        let (status, _) = request(&http, method, &format!("{base}{path}"), &body).await;
+        statuses.lock().push((sent, status));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_app_node_moves_the_services_with_no_5xx_after_the_failover_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = Shop::spread(dir.path(), REQUEST_TIMEOUT_MS, 3);
+    let http = http_client();
+    healthy(&shop, &http).await;
+    assert_eq!(served_by(&shop, &http).await.as_deref(), Some("app-1"));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(traffic(
+        http.clone(),
+        shop.url(""),
+        statuses.clone(),
+        stop.clone(),
+    ));
+    eventually("traffic before the kill", T, async || {
+        let n = statuses.lock().len();
+        if n >= 30 { Ok(()) } else { Err(n) }
+    })
+    .await;
+
+    let app1 = shop.names.iter().position(|n| n == "app-1").expect("app-1");
+    shop.kill9(app1);
+    let killed = std::time::Instant::now();
+    eventually("the services answer from app-2", T, async || {
+        served_by(&shop, &http)
+            .await
+            .filter(|n| n == "app-2")
+            .ok_or(())
+    })
+    .await;
+    let moved = std::time::Instant::now();
+    eventually("traffic after the failover", T, async || {
+        let after = statuses.lock().iter().filter(|(at, _)| *at > moved).count();
+        if after >= 100 { Ok(()) } else { Err(after) }
+    })
+    .await;
+
+    // app-1 comes back: nothing moves (no takeover), nothing fails
+    shop.start(app1);
+    let back = std::time::Instant::now();
+    eventually("traffic with app-1 back", T, async || {
+        let after = statuses.lock().iter().filter(|(at, _)| *at > back).count();
+        if after >= 100 { Ok(()) } else { Err(after) }
+    })
+    .await;
+    assert_eq!(served_by(&shop, &http).await.as_deref(), Some("app-2"));
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("the traffic ran");
+
+    let statuses = statuses.lock();
+    let in_window: Vec<u16> = statuses
+        .iter()
+        .filter(|(at, s)| *at >= killed && *at <= moved && *s >= 500)
+        .map(|(_, s)| *s)
+        .collect();
+    let after: Vec<u16> = statuses
+        .iter()
+        .filter(|(at, s)| *at > moved && *s >= 500)
+        .map(|(_, s)| *s)
+        .collect();
+    eprintln!(
+        "failover window {:?}: {} requests, {} 5xx in it ({in_window:?}), {} 5xx after",
+        moved - killed,
+        statuses.len(),
+        in_window.len(),
+        after.len()
+    );
+    assert!(after.is_empty(), "5xx after the failover window: {after:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(_, s)| *s < 500 || *s == 502 || *s == 503 || *s == 504),
+        "only the gateway's own 5xx in the window"
+    );
 }
 
 /// Waits until the page `browser` has open shows every one of `needles`, then saves its
