@@ -10,6 +10,7 @@
 //! `pinger` on `a` increments it every `--interval-ms` through one handle and prints who
 //! served it (`served by b count 120`), and, when the counter moves, the gap between the last
 //! answer from the old node and the first from the new one (`moved from b to c after 3620 ms`).
+//! The pinger's node prints what it sees of the others (`node up b`, `node down b (...)`).
 //! Each node prints `counter started on NODE` and `counter stopped on NODE` as its instance
 //! comes and goes. The counter's count starts again from zero on the new node: a failover child keeps no
 //! state of its own across nodes (keep it in the database or the queue).
@@ -111,6 +112,23 @@ impl Actor for Pinger {
     type Msg = Tick;
 
     async fn started(&mut self, ctx: &mut Ctx<Tick>) -> Result<(), ActorError> {
+        // what this node sees of the others: `node up b`, `node down b (...)`
+        let mut events = ctx.node().cluster_events();
+        ctx.spawn(async move {
+            use troupe::runtime::remote::NodeEvent;
+            loop {
+                match events.recv().await {
+                    Ok(NodeEvent::Up { node, .. }) => say(&format!("node up {node}")),
+                    Ok(NodeEvent::Down { node, reason }) => {
+                        say(&format!("node down {node} ({reason})"))
+                    }
+                    Ok(NodeEvent::Left { node }) => say(&format!("node left {node}")),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        });
         ctx.send_interval(self.interval, || Tick);
         Ok(())
     }

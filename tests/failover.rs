@@ -17,22 +17,36 @@ const T: Duration = Duration::from_secs(30);
 enum SvcMsg {
     /// Answered with the node it runs on
     Where(Reply<String>),
+    /// Recorded, with the node it was handled on
+    Push(u64),
 }
 
-struct Svc;
+/// What every instance of `svc` handled, in order, wherever it ran
+type Handled = std::sync::Arc<parking_lot::Mutex<Vec<(String, u64)>>>;
+
+struct Svc {
+    handled: Handled,
+}
 
 impl Actor for Svc {
     type Msg = SvcMsg;
 
     async fn handle(&mut self, msg: SvcMsg, ctx: &mut Ctx<SvcMsg>) -> Result<(), ActorError> {
         match msg {
-            SvcMsg::Where(reply) => reply.send(ctx.node().name().to_string()),
+            SvcMsg::Where(reply) => {
+                reply.send(ctx.node().name().to_string());
+            }
+            SvcMsg::Push(n) => self.handled.lock().push((ctx.node().name().to_string(), n)),
         };
         Ok(())
     }
 }
 
-fn topology(dir: &std::path::Path, takeover: bool) -> (Topology, Faults, Addr<SvcMsg>) {
+fn topology(
+    dir: &std::path::Path,
+    takeover: bool,
+    handled: &Handled,
+) -> (Topology, Faults, Addr<SvcMsg>) {
     let mut t = Topology::new("failover-test");
     let data: Vec<_> = ["data-1", "data-2", "data-3"]
         .iter()
@@ -41,7 +55,11 @@ fn topology(dir: &std::path::Path, takeover: bool) -> (Topology, Faults, Addr<Sv
     let (app1, app2, edge) = (t.node("app-1"), t.node("app-2"), t.node("edge"));
     let _ = edge;
     t.metadata(data, dir);
-    let svc = (|| Svc).failover_to([app2]);
+    let handled = handled.clone();
+    let svc = (move || Svc {
+        handled: handled.clone(),
+    })
+    .failover_to([app2]);
     let svc = if takeover { svc.takeover() } else { svc };
     let svc = t.add(app1, "svc", svc.reachable_from(Reach::cluster()));
     let faults = Faults::on_every_node(&mut t);
@@ -65,7 +83,8 @@ async fn fail_over_and_back(takeover: bool) {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
     let dir = tempfile::tempdir().unwrap();
-    let (t, faults, svc) = topology(dir.path(), takeover);
+    let handled = Handled::default();
+    let (t, faults, svc) = topology(dir.path(), takeover, &handled);
     let run = async {
         eventually("svc runs on app-1, first in its order", T, async || {
             runs_on(&svc, "app-1").await
@@ -80,10 +99,40 @@ async fn fail_over_and_back(takeover: bool) {
         .await;
         faults.heal().await;
         if takeover {
+            // casts throughout the move back: app-2 works off what reached it, later ones
+            // wait for app-1, and every one is handled once, in order
+            const CASTS: u64 = 1500;
+            let caster = tokio::spawn({
+                let svc = svc.clone();
+                async move {
+                    for n in 1..=CASTS {
+                        svc.cast(SvcMsg::Push(n)).expect("parked or sent");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            });
             eventually("svc moves back to app-1", T, async || {
                 runs_on(&svc, "app-1").await
             })
             .await;
+            caster.await.expect("the casts were sent");
+            eventually("every cast handled", T, async || {
+                let n = handled.lock().len() as u64;
+                if n >= CASTS { Ok(()) } else { Err(n) }
+            })
+            .await;
+            let handled = handled.lock().clone();
+            let numbers: Vec<u64> = handled.iter().map(|(_, n)| *n).collect();
+            assert_eq!(
+                numbers,
+                (1..=CASTS).collect::<Vec<_>>(),
+                "once each, in order"
+            );
+            let on_app2 = handled.iter().filter(|(node, _)| node == "app-2").count();
+            assert!(
+                on_app2 > 0 && handled.last().is_some_and(|(node, _)| node == "app-1"),
+                "the move happened while the casts went on ({on_app2} on app-2)"
+            );
         } else {
             // app-1 is back in app-2's view; the child stays where it runs
             eventually("app-2 sees app-1 again", T, async || {

@@ -159,6 +159,8 @@ struct Tracked {
     /// This node's seat, if it is in the child's failover order
     seat: Option<Seat>,
     instance: Instance,
+    /// Being handed over: its next stop waits for its mailboxes to empty
+    draining: bool,
     /// A follower's read is in flight
     reading: bool,
     last_read: Option<Instant>,
@@ -185,6 +187,14 @@ impl Tracked {
             placed.observe(holder, generation);
         }
     }
+}
+
+/// Whether every actor of `names` on `node` has an empty mailbox
+fn mailboxes_empty(node: &Node, names: &[String]) -> bool {
+    node.actor_stats()
+        .iter()
+        .filter(|s| names.contains(&s.name))
+        .all(|s| s.mailbox_depth == 0)
 }
 
 /// The actor that places failover children from one node; see the [module docs](self)
@@ -306,6 +316,7 @@ impl PlacementDriver {
                     });
                 }
                 Action::Start => self.start(i, ctx),
+                Action::Drain => self.drain(i, ctx),
                 Action::Stop => self.stop(i, ctx),
             }
         }
@@ -349,9 +360,21 @@ impl PlacementDriver {
         });
     }
 
+    /// Holds new messages back from the instance here (they park for the next holder) while
+    /// it works off those it has
+    fn drain(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
+        let t = &mut self.tracked[i];
+        t.draining = true;
+        if t.holder().as_deref() == Some(ctx.node().name()) {
+            t.observe(None, t.generation());
+        }
+        tracing::info!(child = %t.child.name, node = %ctx.node().name(), "handing failover child over: draining it here");
+    }
+
     fn stop(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
         let t = &mut self.tracked[i];
         let generation = t.generation();
+        let drain = std::mem::take(&mut t.draining);
         match t.instance {
             Instance::Starting { .. } => {
                 t.instance = Instance::Starting { then_stop: true };
@@ -377,7 +400,19 @@ impl PlacementDriver {
             ctx.myself().clone(),
             t.child.name.clone(),
         );
+        let (names, drain_until) = (
+            t.child.names.clone(),
+            t.seat.as_ref().and_then(Seat::acts_until),
+        );
         ctx.spawn(async move {
+            // handed over: let it work off its mailboxes first, while its lease lasts (past
+            // that its gate refuses what is left)
+            if drain && let Some(until) = drain_until {
+                let until = tokio::time::Instant::from_std(until);
+                while tokio::time::Instant::now() < until && !mailboxes_empty(&node, &names) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
             // its names stay registered here, parking what is sent to them, for a next start
             if let Some(root) = node.root()
                 && let Err(error) = root.terminate(&name).await
@@ -389,7 +424,8 @@ impl PlacementDriver {
         });
     }
 
-    /// Routes by a record read from the register (unless this node holds it: it knows)
+    /// Routes by a record read from the register (unless this node holds it: it knows); a
+    /// record being handed over routes nowhere: senders hold their messages for the next holder
     fn learn(&self, i: usize, record: Option<&LeaseRecord>, node: &Node) {
         let t = &self.tracked[i];
         let Some(record) = record else {
@@ -399,8 +435,8 @@ impl PlacementDriver {
             return;
         }
         let live = Self::live_view(node);
-        let holder =
-            (!record.released && live.contains(&record.holder)).then_some(record.holder.as_str());
+        let holder = (!record.released && !record.draining && live.contains(&record.holder))
+            .then_some(record.holder.as_str());
         t.observe(holder, record.generation);
     }
 
@@ -518,6 +554,7 @@ impl Actor for PlacementDriver {
                 here: unit.here.clone(),
                 seat,
                 instance: Instance::None,
+                draining: false,
                 reading: false,
                 last_read: None,
             });

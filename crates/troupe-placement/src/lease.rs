@@ -35,6 +35,11 @@ pub struct LeaseRecord {
     pub term_ms: u64,
     /// The holder stopped the child and gave the lease up: it may be claimed at once
     pub released: bool,
+    /// The holder is handing the child over (a node before it in the order is live, or it is
+    /// being moved or drained): it still runs it and holds the lease, but senders should hold
+    /// new messages back for the next holder while it works off those it has
+    #[serde(default)]
+    pub draining: bool,
 }
 
 impl LeaseRecord {
@@ -50,6 +55,7 @@ impl LeaseRecord {
             generation: current.map_or(1, |r| r.generation + 1),
             term_ms: millis(config.term),
             released: false,
+            draining: false,
         }
     }
 
@@ -57,6 +63,15 @@ impl LeaseRecord {
     pub fn renewed(&self) -> Self {
         Self {
             generation: self.generation + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The same lease, marked as being handed over
+    pub fn draining(&self) -> Self {
+        Self {
+            generation: self.generation + 1,
+            draining: true,
             ..self.clone()
         }
     }
@@ -235,6 +250,21 @@ impl Holding {
             return None;
         }
         let new = self.record.renewed();
+        self.renewing = Some((new.clone(), now));
+        Some((self.record.clone(), new))
+    }
+
+    /// The write marking the lease as handed over, to send now unless a write is in flight or
+    /// the lease ran out: compare-and-set, as a renewal (which it also is)
+    pub fn start_draining(
+        &mut self,
+        config: &LeaseConfig,
+        now: Instant,
+    ) -> Option<(LeaseRecord, LeaseRecord)> {
+        if self.renewing.is_some() || !self.may_run(config, now) {
+            return None;
+        }
+        let new = self.record.draining();
         self.renewing = Some((new.clone(), now));
         Some((self.record.clone(), new))
     }

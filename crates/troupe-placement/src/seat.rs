@@ -42,6 +42,10 @@ pub enum Action {
     },
     /// Start the child on this node
     Start,
+    /// The child is being handed over to another node: hold back new messages for it here
+    /// (they go to the next holder) while it works off those it has; an [`Action::Stop`]
+    /// follows once every node has had time to see the hand-over
+    Drain,
     /// Stop the child on this node; answer with [`Seat::child_stopped`] once it has stopped
     Stop,
 }
@@ -94,6 +98,9 @@ pub struct Seat {
     running: bool,
     /// A stop was asked and not yet confirmed
     stopping: bool,
+    /// Handing the child over while holding: `Some(None)` until the record is marked
+    /// draining, then when that write was applied
+    draining: Option<Option<Instant>>,
     /// The read in flight, and when it was sent
     reading: Option<(RequestId, Instant)>,
     /// When the last read came back
@@ -106,6 +113,12 @@ pub struct Seat {
 /// How long an answer from the register may take before it counts as lost
 fn answer_deadline(config: &LeaseConfig) -> Duration {
     config.renew_after
+}
+
+/// How long a holder keeps the child running once its record is marked draining: every node
+/// reads the record once per `renew_after`, each read answered within `renew_after`
+fn drain_for(config: &LeaseConfig) -> Duration {
+    config.renew_after * 2
 }
 
 impl Seat {
@@ -137,6 +150,7 @@ impl Seat {
             },
             running: false,
             stopping: false,
+            draining: None,
             reading: None,
             last_read: None,
             writing: None,
@@ -199,6 +213,7 @@ impl Seat {
             State::Holding(holding) => {
                 if !holding.may_run(&self.config, now) {
                     // the lease ran out (cut off from the register, or paused): stop at once
+                    self.draining = None;
                     self.stop_running(&mut actions);
                     self.state = State::Watching {
                         watching: Watching::new(),
@@ -207,13 +222,36 @@ impl Seat {
                     self.writing = None;
                     return actions;
                 }
-                if self.placement.gives_way(&self.me, live) {
-                    self.state = State::Releasing {
-                        holding: holding.clone(),
-                        writing: false,
-                    };
-                    self.stop_running(&mut actions);
-                    return actions;
+                // Handing over: first mark the record draining (senders hold new messages
+                // back), then keep running for long enough that every node has read it
+                // while the child works off what it has, then stop and release
+                if self.draining.is_none() && self.placement.gives_way(&self.me, live) {
+                    self.draining = Some(None);
+                    actions.push(Action::Drain);
+                }
+                match self.draining {
+                    Some(Some(marked)) if now >= marked + drain_for(&self.config) => {
+                        self.state = State::Releasing {
+                            holding: holding.clone(),
+                            writing: false,
+                        };
+                        self.draining = None;
+                        self.stop_running(&mut actions);
+                        return actions;
+                    }
+                    Some(None) if self.writing.is_none() && !holding.record().draining => {
+                        if let Some((expected, new)) = holding.start_draining(&self.config, now) {
+                            self.next_id += 1;
+                            let id = RequestId(self.next_id);
+                            self.writing = Some((id, now));
+                            actions.push(Action::Write {
+                                id,
+                                expected: Some(expected),
+                                new,
+                            });
+                        }
+                    }
+                    _ => {}
                 }
                 if self.writing.is_none()
                     && let Some((expected, new)) = holding.renewal(&self.config, now)
@@ -227,7 +265,7 @@ impl Seat {
                         new,
                     });
                 }
-                if !self.running && !self.stopping {
+                if !self.running && !self.stopping && self.draining.is_none() {
                     self.running = true;
                     actions.push(Action::Start);
                 }
@@ -363,6 +401,9 @@ impl Seat {
             },
             (State::Holding(mut holding), WriteOutcome::Applied) => {
                 holding.renewed();
+                if self.draining == Some(None) && holding.record().draining {
+                    self.draining = Some(Some(now));
+                }
                 State::Holding(holding)
             }
             (State::Holding(mut holding), WriteOutcome::Mismatch(current)) => {
@@ -395,6 +436,9 @@ impl Seat {
             // an answer to no write of ours: nothing changes
             (state @ State::Watching { .. }, _) => state,
         };
+        if !matches!(self.state, State::Holding(_)) {
+            self.draining = None;
+        }
         actions
     }
 
@@ -573,16 +617,44 @@ mod tests {
         let (id, _) = write(&b.tick(t0, &a_down));
         b.write_done(id, WriteOutcome::Applied, t0);
         assert_eq!(b.tick(t0, &a_down), vec![Action::Start]);
-        // a is back: b stops, and only once stopped writes the lease released
-        assert_eq!(
-            b.tick(t0 + Duration::from_millis(100), &all),
-            vec![Action::Stop]
+        // a is back: b marks the lease draining (senders hold new messages back) and keeps
+        // running while every node reads that, then stops, and only once stopped writes the
+        // lease released
+        let t1 = t0 + Duration::from_millis(100);
+        let actions = b.tick(t1, &all);
+        assert_eq!(actions[0], Action::Drain, "{actions:?}");
+        let (id, marked) = write(&actions[1..]);
+        assert!(marked.draining && marked.holder == "b", "{marked:?}");
+        b.write_done(id, WriteOutcome::Applied, t1);
+        assert!(b.may_act(t1) && b.running());
+        let drained = t1 + Duration::from_secs(2);
+        let held = b.tick(drained - Duration::from_millis(1), &all);
+        assert!(!held.contains(&Action::Stop), "{held:?}");
+        // renewed meanwhile, the record still says draining
+        if let Some((id, renewal)) = held.iter().find_map(|a| match a {
+            Action::Write { id, new, .. } => Some((*id, new.clone())),
+            _ => None,
+        }) {
+            assert!(renewal.draining);
+            b.write_done(
+                id,
+                WriteOutcome::Applied,
+                drained - Duration::from_millis(1),
+            );
+        }
+        assert_eq!(b.tick(drained, &all), vec![Action::Stop]);
+        assert!(
+            b.tick(drained + Duration::from_millis(100), &all)
+                .is_empty()
         );
-        assert!(b.tick(t0 + Duration::from_millis(200), &all).is_empty());
         b.child_stopped();
-        let (id, new) = write(&b.tick(t0 + Duration::from_millis(300), &all));
+        let (id, new) = write(&b.tick(drained + Duration::from_millis(200), &all));
         assert!(new.released);
-        b.write_done(id, WriteOutcome::Applied, t0 + Duration::from_millis(300));
+        b.write_done(
+            id,
+            WriteOutcome::Applied,
+            drained + Duration::from_millis(200),
+        );
         assert!(!b.holds());
     }
 

@@ -251,6 +251,8 @@ impl World {
                 let done = t + self.rng.next(20);
                 self.nodes[n].stop_done_at = Some(done);
             }
+            // the child keeps acting while it drains: the lease must still hold it alone
+            Action::Drain => {}
             Action::Read { .. } | Action::Write { .. } => {
                 if self.fault(Fault::Partition, n, t) {
                     return;
@@ -258,7 +260,7 @@ impl World {
                 let request = match action {
                     Action::Write { id, expected, new } => Request::Write { id, expected, new },
                     Action::Read { id } => Request::Read(id),
-                    Action::Start | Action::Stop => return,
+                    Action::Start | Action::Stop | Action::Drain => return,
                 };
                 let at = t + 1 + self.rng.next(40);
                 // the register applies requests in arrival order
