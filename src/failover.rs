@@ -27,9 +27,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use troupe_failover::{
-    DbRegister, FailoverChild, FailoverUnit, LeaseConfig, Placement, PlacementDriver, Prepared,
-};
+pub use troupe_failover::{DbRegister, Directions, LeaseConfig, RegisterError};
+
+use troupe_failover::{FailoverChild, FailoverUnit, Placement, PlacementDriver, Prepared};
 use troupe_runtime::placed::Gate;
 use troupe_runtime::{
     Actor, Addr, ChildOptions, ChildSpec, DEFAULT_MAILBOX_LIMIT, Mesh, Node, NodeConfig, Reach,

@@ -47,6 +47,18 @@ fn topology(
     takeover: bool,
     handled: &Handled,
 ) -> (Topology, Faults, Addr<SvcMsg>) {
+    let (t, faults, svc, _) = topology_with(dir, takeover, handled, &[]);
+    (t, faults, svc)
+}
+
+/// The test topology, `svc` failing over from app-1 to app-2 then to `more` nodes; and the
+/// metadata group's client
+fn topology_with(
+    dir: &std::path::Path,
+    takeover: bool,
+    handled: &Handled,
+    more: &[&str],
+) -> (Topology, Faults, Addr<SvcMsg>, DbClient) {
     let mut t = Topology::new("failover-test");
     let data: Vec<_> = ["data-1", "data-2", "data-3"]
         .iter()
@@ -54,16 +66,19 @@ fn topology(
         .collect();
     let (app1, app2, edge) = (t.node("app-1"), t.node("app-2"), t.node("edge"));
     let _ = edge;
-    t.metadata(data, dir);
+    let others: Vec<NodeId> = std::iter::once(app2)
+        .chain(more.iter().map(|n| t.node(n)))
+        .collect();
+    let meta = t.metadata(data, dir);
     let handled = handled.clone();
     let svc = (move || Svc {
         handled: handled.clone(),
     })
-    .failover_to([app2]);
+    .failover_to(others);
     let svc = if takeover { svc.takeover() } else { svc };
     let svc = t.add(app1, "svc", svc.reachable_from(Reach::cluster()));
     let faults = Faults::on_every_node(&mut t);
-    (t, faults, svc)
+    (t, faults, svc, meta)
 }
 
 fn args() -> LaunchArgs {
@@ -75,6 +90,50 @@ async fn runs_on(svc: &Addr<SvcMsg>, node: &str) -> bool {
     svc.call(SvcMsg::Where, Duration::from_millis(500))
         .await
         .is_ok_and(|at| at == node)
+}
+
+/// Casts numbered pushes to `svc` every 5 ms while `moving` runs and checks that every one
+/// was handled once, in order, some on `from` before the move and the last after it
+async fn casts_through_a_move(
+    svc: &Addr<SvcMsg>,
+    handled: &Handled,
+    from: &str,
+    moving: impl AsyncFnOnce(),
+) {
+    const CASTS: u64 = 1500;
+    let before = handled.lock().len();
+    let caster = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            for n in 1..=CASTS {
+                svc.cast(SvcMsg::Push(n)).expect("parked or sent");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    moving().await;
+    caster.await.expect("the casts were sent");
+    eventually("every cast handled", T, async || {
+        let n = (handled.lock().len() - before) as u64;
+        if n >= CASTS { Ok(()) } else { Err(n) }
+    })
+    .await;
+    let handled = handled.lock()[before..].to_vec();
+    if let Some(at) =
+        (0..CASTS as usize).find(|&i| handled.get(i).map(|h| h.1) != Some(i as u64 + 1))
+    {
+        let around = &handled[at.saturating_sub(3)..(at + 3).min(handled.len())];
+        panic!(
+            "not once each, in order: at {at} of {}: {around:?}",
+            handled.len()
+        );
+    }
+    assert_eq!(handled.len() as u64, CASTS, "once each");
+    let on_from = handled.iter().filter(|(node, _)| node == from).count();
+    assert!(
+        on_from > 0 && handled.last().is_some_and(|(node, _)| node != from),
+        "the move happened while the casts went on ({on_from} on {from})"
+    );
 }
 
 async fn fail_over_and_back(takeover: bool) {
@@ -101,38 +160,13 @@ async fn fail_over_and_back(takeover: bool) {
         if takeover {
             // casts throughout the move back: app-2 works off what reached it, later ones
             // wait for app-1, and every one is handled once, in order
-            const CASTS: u64 = 1500;
-            let caster = tokio::spawn({
-                let svc = svc.clone();
-                async move {
-                    for n in 1..=CASTS {
-                        svc.cast(SvcMsg::Push(n)).expect("parked or sent");
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-            });
-            eventually("svc moves back to app-1", T, async || {
-                runs_on(&svc, "app-1").await
+            casts_through_a_move(&svc, &handled, "app-2", async || {
+                eventually("svc moves back to app-1", T, async || {
+                    runs_on(&svc, "app-1").await
+                })
+                .await;
             })
             .await;
-            caster.await.expect("the casts were sent");
-            eventually("every cast handled", T, async || {
-                let n = handled.lock().len() as u64;
-                if n >= CASTS { Ok(()) } else { Err(n) }
-            })
-            .await;
-            let handled = handled.lock().clone();
-            let numbers: Vec<u64> = handled.iter().map(|(_, n)| *n).collect();
-            assert_eq!(
-                numbers,
-                (1..=CASTS).collect::<Vec<_>>(),
-                "once each, in order"
-            );
-            let on_app2 = handled.iter().filter(|(node, _)| node == "app-2").count();
-            assert!(
-                on_app2 > 0 && handled.last().is_some_and(|(node, _)| node == "app-1"),
-                "the move happened while the casts went on ({on_app2} on app-2)"
-            );
         } else {
             // app-1 is back in app-2's view; the child stays where it runs
             eventually("app-2 sees app-1 again", T, async || {
@@ -145,6 +179,67 @@ async fn fail_over_and_back(takeover: bool) {
             for _ in 0..10 {
                 assert!(runs_on(&svc, "app-2").await, "the child stays on app-2");
             }
+        }
+    };
+    within(
+        "the test",
+        Duration::from_secs(120),
+        launch_until(t, args(), run),
+    )
+    .await
+    .expect("launch");
+}
+
+/// An operator moves the child (`troupe move`), in order, then drains the node it runs on
+/// (`troupe drain`): it moves off; undrained, nothing moves back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_moves_a_child_in_order_and_drains_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let handled = Handled::default();
+    let (t, _faults, svc, meta) = topology_with(dir.path(), false, &handled, &["app-3"]);
+    let register = troupe::failover::DbRegister::new(&meta, Duration::from_secs(2));
+    let run = async {
+        eventually("svc runs on app-1", T, async || {
+            runs_on(&svc, "app-1").await
+        })
+        .await;
+        casts_through_a_move(&svc, &handled, "app-1", async || {
+            register
+                .move_child("svc.failover", Some("app-3"))
+                .await
+                .expect("moved");
+            eventually("svc moves to app-3", T, async || {
+                runs_on(&svc, "app-3").await
+            })
+            .await;
+        })
+        .await;
+        casts_through_a_move(&svc, &handled, "app-3", async || {
+            register.drain_node("app-3", true).await.expect("drained");
+            eventually("svc moves off app-3, to app-1", T, async || {
+                runs_on(&svc, "app-1").await
+            })
+            .await;
+        })
+        .await;
+        register
+            .drain_node("app-3", false)
+            .await
+            .expect("undrained");
+        register
+            .move_child("svc.failover", None)
+            .await
+            .expect("cleared");
+        // the child stays where it runs (no takeover)
+        eventually("the directions read everywhere", T, async || {
+            register
+                .lease("svc.failover")
+                .await
+                .is_ok_and(|l| l.is_some_and(|l| l.holder == "app-1" && !l.draining))
+        })
+        .await;
+        for _ in 0..10 {
+            assert!(runs_on(&svc, "app-1").await);
         }
     };
     within(

@@ -18,7 +18,7 @@ use troupe_placement::{
 use troupe_runtime::placed::{Gate, Placed};
 use troupe_runtime::{Actor, ActorError, ChildSpec, Ctx, Node};
 
-use crate::register::LeaseRegister;
+use crate::register::{Directions, LeaseRegister};
 
 /// How often the driver consults its seats
 pub const TICK: Duration = Duration::from_millis(100);
@@ -136,6 +136,8 @@ pub enum DriverMsg {
         /// The child's index
         child: usize,
     },
+    /// Operators' directions came back (`None`: the read failed)
+    Directed(Option<Directions>),
 }
 
 /// Where a child's instance on this node is
@@ -203,6 +205,10 @@ pub struct PlacementDriver {
     config: LeaseConfig,
     units: Vec<FailoverUnit>,
     tracked: Vec<Tracked>,
+    /// Operators' directions as last read, and whether a read of them is in flight
+    directions: Directions,
+    reading_directions: bool,
+    directions_read: Option<Instant>,
 }
 
 impl PlacementDriver {
@@ -219,7 +225,28 @@ impl PlacementDriver {
             config,
             units,
             tracked: Vec::new(),
+            directions: Directions::default(),
+            reading_directions: false,
+            directions_read: None,
         }
+    }
+
+    /// Applies operators' directions to every seat's placement
+    fn direct(&mut self, directions: Directions) {
+        for t in &mut self.tracked {
+            if let Some(seat) = &mut t.seat {
+                let moved_to = directions.moved.get(&t.child.name).map(String::as_str);
+                let placement = t
+                    .child
+                    .placement
+                    .directed(moved_to, &|n| directions.drained.contains(n));
+                if *seat.placement() != placement {
+                    tracing::info!(child = %t.child.name, order = ?placement.nodes(), "placement directed");
+                    seat.set_placement(placement);
+                }
+            }
+        }
+        self.directions = directions;
     }
 
     /// The nodes this node holds live: itself, and the peers it is connected to (every node
@@ -236,6 +263,25 @@ impl PlacementDriver {
 
     fn tick(&mut self, ctx: &mut Ctx<DriverMsg>) {
         let now = troupe_runtime::time::now();
+        if !self.reading_directions
+            && self
+                .directions_read
+                .is_none_or(|at| now >= at + self.config.renew_after)
+        {
+            self.reading_directions = true;
+            let (read, myself) = (self.register.directions(), ctx.myself().clone());
+            ctx.spawn(async move {
+                let directions = match read.await {
+                    Ok(directions) => Some(directions),
+                    Err(error) => {
+                        tracing::debug!(%error, "reading placement directions failed");
+                        None
+                    }
+                };
+                let _ = myself.cast(DriverMsg::Directed(directions));
+                Ok(())
+            });
+        }
         let live = Self::live_view(ctx.node());
         let me = ctx.node().name().to_string();
         for i in 0..self.tracked.len() {
@@ -444,18 +490,30 @@ impl PlacementDriver {
     fn settle(&mut self, msg: DriverMsg, ctx: &mut Ctx<DriverMsg>) {
         let now = troupe_runtime::time::now();
         let me = ctx.node().name().to_string();
-        let i = match &msg {
+        let msg = match msg {
             DriverMsg::Tick => return self.tick(ctx),
+            DriverMsg::Directed(directions) => {
+                self.reading_directions = false;
+                self.directions_read = Some(now);
+                if let Some(directions) = directions {
+                    self.direct(directions);
+                }
+                return self.tick(ctx);
+            }
+            msg => msg,
+        };
+        let i = match &msg {
             DriverMsg::Read { child, .. }
             | DriverMsg::Wrote { child, .. }
             | DriverMsg::Started { child, .. }
             | DriverMsg::Stopped { child } => *child,
+            DriverMsg::Tick | DriverMsg::Directed(_) => return,
         };
         if i >= self.tracked.len() {
             return;
         }
         match msg {
-            DriverMsg::Tick => {}
+            DriverMsg::Tick | DriverMsg::Directed(_) => {}
             DriverMsg::Read { id, record, .. } => {
                 let t = &mut self.tracked[i];
                 if id.is_none() {

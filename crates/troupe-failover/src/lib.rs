@@ -17,5 +17,7 @@ pub mod register;
 pub use driver::{
     DRIVER_NAME, DriverMsg, FailoverChild, FailoverUnit, PlacementDriver, Prepared, TICK,
 };
-pub use register::{DbRegister, LEASE_PREFIX, LeaseRegister, RegisterError};
+pub use register::{
+    DRAIN_PREFIX, DbRegister, Directions, LEASE_PREFIX, LeaseRegister, MOVE_PREFIX, RegisterError,
+};
 pub use troupe_placement::{LeaseConfig, Placement};

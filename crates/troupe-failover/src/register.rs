@@ -1,6 +1,7 @@
 //! The register leases live in: one key per failover child, read linearizably and changed
 //! only by compare-and-set.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,10 +38,39 @@ pub trait LeaseRegister: Send + Sync + 'static {
         expected: Option<LeaseRecord>,
         new: LeaseRecord,
     ) -> BoxFuture<'static, WriteOutcome>;
+
+    /// What operators have directed: where failover children were moved, which nodes are
+    /// being drained. None by default.
+    ///
+    /// Cancel safe: a read changes nothing.
+    fn directions(&self) -> BoxFuture<'static, Result<Directions, RegisterError>> {
+        Box::pin(async { Ok(Directions::default()) })
+    }
+}
+
+/// Operators' directions to the placement of failover children: kept in the register, read
+/// by every node's driver about once a second
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Directions {
+    /// Failover children moved to a node (`troupe move`): it goes first in their order, with
+    /// takeover, until the move is cleared
+    pub moved: BTreeMap<String, String>,
+    /// Nodes being drained (`troupe drain`): out of every order, so that what runs on them
+    /// moves off
+    pub drained: BTreeSet<String>,
 }
 
 /// The key prefix of lease records in the metadata database
 pub const LEASE_PREFIX: &str = "troupe/lease/";
+
+/// The key prefix of moves: `troupe/move/CHILD` holds the node it was moved to
+pub const MOVE_PREFIX: &str = "troupe/move/";
+
+/// The key prefix of drained nodes: `troupe/drain/NODE` exists while NODE is drained
+pub const DRAIN_PREFIX: &str = "troupe/drain/";
+
+/// At most this many moves and drained nodes are read (each a few bytes)
+const MAX_DIRECTIONS: u32 = 10_000;
 
 /// [`LeaseRegister`] on a troupe database in Raft mode (the cluster's metadata group): reads
 /// go to the leader and are confirmed with a majority (openraft's `ensure_linearizable`),
@@ -66,6 +96,76 @@ impl DbRegister {
     fn key(child: &str) -> Bytes {
         Bytes::from(format!("{LEASE_PREFIX}{child}"))
     }
+
+    /// Child `child`'s lease record as the register holds it (`None`: never placed)
+    ///
+    /// # Errors
+    ///
+    /// [`RegisterError`] if the register did not answer or holds no record there.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a read changes nothing.
+    pub async fn lease(&self, child: &str) -> Result<Option<LeaseRecord>, RegisterError> {
+        self.read(child).await
+    }
+
+    /// Moves failover child `child` to `node` (first in its order, with takeover, until
+    /// cleared), or clears its move with `None`. Takes effect on every node within about a
+    /// second; the child is handed over in order (see the driver).
+    ///
+    /// # Errors
+    ///
+    /// [`RegisterError::Unavailable`] if the register did not acknowledge it in time (it may
+    /// still take effect).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelled after the first poll, the write may or may not take effect.
+    pub async fn move_child(&self, child: &str, node: Option<&str>) -> Result<(), RegisterError> {
+        let key = Bytes::from(format!("{MOVE_PREFIX}{child}"));
+        let written = match node {
+            Some(node) => self.client.put(key, Bytes::from(node.to_string())).await,
+            None => self.client.delete(key).await,
+        };
+        written
+            .map(|_| ())
+            .map_err(|e| RegisterError::Unavailable(e.to_string()))
+    }
+
+    /// Marks `node` drained (out of every failover order, so what runs there moves off) or,
+    /// with `false`, back in service.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbRegister::move_child`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DbRegister::move_child`].
+    pub async fn drain_node(&self, node: &str, drained: bool) -> Result<(), RegisterError> {
+        let key = Bytes::from(format!("{DRAIN_PREFIX}{node}"));
+        let written = match drained {
+            true => self.client.put(key, Bytes::from_static(b"1")).await,
+            false => self.client.delete(key).await,
+        };
+        written
+            .map(|_| ())
+            .map_err(|e| RegisterError::Unavailable(e.to_string()))
+    }
+}
+
+/// The names under `prefix` in a scan's entries, with their values as text
+fn under(prefix: &str, entries: Vec<(Bytes, Bytes)>) -> impl Iterator<Item = (String, String)> {
+    let prefix = prefix.to_string();
+    entries.into_iter().filter_map(move |(key, value)| {
+        let key = std::str::from_utf8(&key)
+            .ok()?
+            .strip_prefix(&prefix)?
+            .to_string();
+        let value = String::from_utf8(value.to_vec()).ok()?;
+        Some((key, value))
+    })
 }
 
 /// A record's bytes in the register; compare-and-set compares these, so one record always
@@ -80,6 +180,25 @@ fn decode(bytes: &[u8]) -> Result<LeaseRecord, RegisterError> {
 }
 
 impl LeaseRegister for DbRegister {
+    fn directions(&self) -> BoxFuture<'static, Result<Directions, RegisterError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let unavailable = |e: DbError| RegisterError::Unavailable(e.to_string());
+            let moves = client
+                .scan(MOVE_PREFIX, MAX_DIRECTIONS)
+                .await
+                .map_err(unavailable)?;
+            let drains = client
+                .scan(DRAIN_PREFIX, MAX_DIRECTIONS)
+                .await
+                .map_err(unavailable)?;
+            Ok(Directions {
+                moved: under(MOVE_PREFIX, moves).collect(),
+                drained: under(DRAIN_PREFIX, drains).map(|(node, _)| node).collect(),
+            })
+        })
+    }
+
     fn read(&self, child: &str) -> BoxFuture<'static, Result<Option<LeaseRecord>, RegisterError>> {
         let (client, key) = (self.client.clone(), Self::key(child));
         Box::pin(async move {
@@ -132,6 +251,7 @@ mod tests {
             generation: 7,
             term_ms: 3000,
             released: false,
+            draining: false,
         };
         assert_eq!(encode(&record), encode(&record.clone()));
         assert_eq!(decode(&encode(&record)).unwrap(), record);

@@ -158,6 +158,18 @@ impl Seat {
         }
     }
 
+    /// The placement it follows
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Follows `placement` from now on (an operator moved the child or drained a node: see
+    /// [`Placement::directed`]). Safety does not depend on it: whatever the order, the lease
+    /// keeps the child on one node at a time.
+    pub fn set_placement(&mut self, placement: Placement) {
+        self.placement = placement;
+    }
+
     /// Whether the child was told to run here (and not yet to stop)
     pub fn running(&self) -> bool {
         self.running

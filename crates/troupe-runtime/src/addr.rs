@@ -26,7 +26,7 @@ pub(crate) enum Binding {
 }
 
 impl Binding {
-    fn mesh(&self) -> Option<Arc<MeshInner>> {
+    pub(crate) fn mesh(&self) -> Option<Arc<MeshInner>> {
         match self {
             Self::Bound(mesh) => mesh.upgrade(),
             Self::Deferred(cell) => cell.get().and_then(Weak::upgrade),

@@ -118,6 +118,21 @@ impl MeshInner {
         self.nets.iter().find_map(|n| n.value().upgrade())
     }
 
+    /// The node whose endpoint a send to `target` from code on no node leaves through (see
+    /// [`MeshInner::net_for_send`]); `None` where sends go in memory.
+    pub(crate) fn default_origin(&self, target: &str) -> Option<Arc<str>> {
+        if !self.force_remote() && self.nodes.contains_key(target) {
+            return None;
+        }
+        if self.nets.get(target).is_some_and(|n| n.upgrade().is_some()) {
+            return Some(Arc::from(target));
+        }
+        self.nets
+            .iter()
+            .find(|n| n.value().upgrade().is_some())
+            .map(|n| n.key().clone())
+    }
+
     /// The entry of `name` if the cluster places it.
     pub(crate) fn placed(&self, name: &str) -> Option<crate::placed::Placed> {
         if self.placed.is_empty() {

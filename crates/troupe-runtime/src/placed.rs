@@ -160,8 +160,17 @@ impl Placed {
         }
         let name = self.inner.name.clone();
         let binding = binding.clone();
+        // Delivered later from whatever task learns the holder: it must leave through the
+        // endpoint this send would have left through, or a later send from the same sender,
+        // through another, could overtake it
+        let origin = crate::node::ORIGIN.try_with(Arc::clone).ok();
         state.parked.push_back(Box::new(move |holder| {
-            Addr::<M>::direct(holder, name, binding).cast(msg)
+            let origin = origin.or_else(|| binding.mesh().and_then(|m| m.default_origin(&holder)));
+            let send = || Addr::<M>::direct(holder, name, binding).cast(msg);
+            match origin {
+                Some(origin) => crate::node::ORIGIN.sync_scope(origin, send),
+                None => send(),
+            }
         }));
         Ok(())
     }
