@@ -1,8 +1,11 @@
 //! The register leases live in: one key per failover child, read linearizably and changed
 //! only by compare-and-set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -78,6 +81,38 @@ const MAX_DIRECTIONS: u32 = 10_000;
 #[derive(Clone)]
 pub struct DbRegister {
     client: DbClient,
+    /// The bytes each record was last seen as, by child: a compare-and-set from a record
+    /// compares exactly what the register held, even if another build encoded it
+    seen: Arc<Mutex<HashMap<String, (LeaseRecord, Bytes)>>>,
+}
+
+/// At most this many children's last-seen records are kept
+const MAX_SEEN: usize = 100_000;
+
+/// Remembers that `child`'s record `record` was held as `bytes`
+fn remember(
+    seen: &Mutex<HashMap<String, (LeaseRecord, Bytes)>>,
+    child: &str,
+    record: &LeaseRecord,
+    bytes: Bytes,
+) {
+    let mut seen = seen.lock();
+    if seen.len() >= MAX_SEEN && !seen.contains_key(child) {
+        seen.clear();
+    }
+    seen.insert(child.to_string(), (record.clone(), bytes));
+}
+
+/// The bytes to compare with for `expected`: as last seen if it is that record, else encoded
+fn expected_bytes(
+    seen: &Mutex<HashMap<String, (LeaseRecord, Bytes)>>,
+    child: &str,
+    expected: &LeaseRecord,
+) -> Bytes {
+    match seen.lock().get(child) {
+        Some((record, bytes)) if record == expected => bytes.clone(),
+        _ => encode(expected),
+    }
 }
 
 impl DbRegister {
@@ -90,6 +125,7 @@ impl DbRegister {
                 .with_read_policy(ReadPolicy::Leader)
                 .with_timeout(within)
                 .with_attempt_timeout(within / 2),
+            seen: Arc::default(),
         }
     }
 
@@ -201,9 +237,14 @@ impl LeaseRegister for DbRegister {
 
     fn read(&self, child: &str) -> BoxFuture<'static, Result<Option<LeaseRecord>, RegisterError>> {
         let (client, key) = (self.client.clone(), Self::key(child));
+        let (seen, child) = (self.seen.clone(), child.to_string());
         Box::pin(async move {
             match client.get(key).await {
-                Ok(Some(bytes)) => decode(&bytes).map(Some),
+                Ok(Some(bytes)) => {
+                    let record = decode(&bytes)?;
+                    remember(&seen, &child, &record, bytes);
+                    Ok(Some(record))
+                }
                 Ok(None) => Ok(None),
                 Err(e) => Err(RegisterError::Unavailable(e.to_string())),
             }
@@ -217,19 +258,28 @@ impl LeaseRegister for DbRegister {
         new: LeaseRecord,
     ) -> BoxFuture<'static, WriteOutcome> {
         let (client, key) = (self.client.clone(), Self::key(child));
+        let (seen, child) = (self.seen.clone(), child.to_string());
         Box::pin(async move {
-            let written = client
-                .cas(key, expected.as_ref().map(encode), Some(encode(&new)))
-                .await;
+            let expected = expected.map(|e| expected_bytes(&seen, &child, &e));
+            let new_bytes = encode(&new);
+            let written = client.cas(key, expected, Some(new_bytes.clone())).await;
             match written {
                 Ok(w) => match w.outcome {
-                    DbOutcome::CasFailed { actual } => match actual.map(|b| decode(&b)).transpose()
-                    {
-                        Ok(current) => WriteOutcome::Mismatch(current),
+                    DbOutcome::CasFailed { actual: None } => WriteOutcome::Mismatch(None),
+                    DbOutcome::CasFailed {
+                        actual: Some(bytes),
+                    } => match decode(&bytes) {
+                        Ok(current) => {
+                            remember(&seen, &child, &current, bytes);
+                            WriteOutcome::Mismatch(Some(current))
+                        }
                         // what it holds is unreadable; as good as unknown
                         Err(_) => WriteOutcome::Unknown,
                     },
-                    _ => WriteOutcome::Applied,
+                    _ => {
+                        remember(&seen, &child, &new, new_bytes);
+                        WriteOutcome::Applied
+                    }
                 },
                 // refused before it was proposed: certainly not applied, but what the register
                 // holds is not known either; the seat learns it from its next read
