@@ -23,6 +23,10 @@ use crate::register::{Directions, LeaseRegister};
 /// How often the driver consults its seats
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// How a failed start is retried: as a supervisor backs off restarts by default (10 ms,
+/// doubling up to 1 s), at the driver's tick at the soonest
+pub const START_BACKOFF: troupe_runtime::Backoff = troupe_runtime::supervisor::DEFAULT_BACKOFF;
+
 /// The name the driver is registered under on each node
 pub const DRIVER_NAME: &str = "troupe.placement";
 
@@ -163,6 +167,10 @@ struct Tracked {
     instance: Instance,
     /// Being handed over: its next stop waits for its mailboxes to empty
     draining: bool,
+    /// Starts that failed in a row here, and when the next may be tried (backed off as a
+    /// supervisor backs off restarts)
+    start_failures: u32,
+    retry_at: Option<Instant>,
     /// A follower's read is in flight
     reading: bool,
     last_read: Option<Instant>,
@@ -385,6 +393,16 @@ impl PlacementDriver {
             // not in its failover order: a seat never tells this node to start it
             return;
         };
+        if t.retry_at
+            .is_some_and(|at| troupe_runtime::time::now() < at)
+        {
+            // backing off after a failed start: the seat asks again at a later tick
+            t.instance = Instance::None;
+            if let Some(seat) = &mut t.seat {
+                seat.child_stopped();
+            }
+            return;
+        }
         let (node, myself, name) = (
             ctx.node().clone(),
             ctx.myself().clone(),
@@ -539,7 +557,9 @@ impl PlacementDriver {
                 let then_stop = matches!(t.instance, Instance::Starting { then_stop: true });
                 if !ok {
                     t.instance = Instance::None;
-                    // told to run still: the next tick's start is tried again below
+                    t.start_failures += 1;
+                    t.retry_at = Some(now + START_BACKOFF.delay(t.start_failures));
+                    // told to run still: tried again once the backoff has passed
                     if let Some(seat) = &mut t.seat
                         && seat.running()
                     {
@@ -550,6 +570,7 @@ impl PlacementDriver {
                     self.stop(i, ctx);
                 } else {
                     t.instance = Instance::Running;
+                    (t.start_failures, t.retry_at) = (0, None);
                     let generation = t.seat.as_ref().and_then(Seat::lease).map(|l| l.generation);
                     if let Some(generation) = generation {
                         let generation = generation.max(t.generation());
@@ -613,6 +634,8 @@ impl Actor for PlacementDriver {
                 seat,
                 instance: Instance::None,
                 draining: false,
+                start_failures: 0,
+                retry_at: None,
                 reading: false,
                 last_read: None,
             });
