@@ -285,6 +285,7 @@ impl Admin {
         let options = troupe_admin::AdminOptions {
             parts: prepared.admin_parts.clone(),
             operator_tls,
+            leave: None,
         };
         let mesh = &prepared.mesh;
         let start = |addr| {
