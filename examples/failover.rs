@@ -23,6 +23,16 @@
 //! cargo run --example failover -- --node b --listen 127.0.0.1:7202 --seed 127.0.0.1:7201 --ca ca --data d/b
 //! cargo run --example failover -- --node c --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca --data d/c
 //! ```
+//!
+//! Or move it by hand: give each process `--admin 127.0.0.1:909N` and an operator a
+//! certificate (`troupe ca issue ca alice --operator`), then
+//!
+//! ```text
+//! troupe placement --admin 127.0.0.1:9091                        # the counter on b
+//! troupe move counter.failover c --admin 127.0.0.1:9091 --ca ca --operator alice
+//! troupe drain c --leave --admin 127.0.0.1:9093 --ca ca --operator alice   # back to b; c leaves
+//! troupe drain c --undo --admin 127.0.0.1:9091 --ca ca --operator alice
+//! ```
 
 use std::io::Write as _;
 use std::path::PathBuf;

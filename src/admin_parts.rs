@@ -1,6 +1,6 @@
-//! The databases and queues of a topology as its admin endpoint reports on them and acts on
-//! them (`/db`, `/queue`, and the operators' promote and replay), through the clients the
-//! topology handed out.
+//! The databases, queues and failover placement of a topology as its admin endpoint reports on
+//! them and acts on them (`/db`, `/queue`, `/placement`, and the operators' promote, replay,
+//! move and drain), through the clients the topology handed out.
 
 use troupe_admin::{
     ActionError, DbAdmin, DbState, DeadLetterState, PartFuture, PromotedState, QueueAdmin,
@@ -202,4 +202,142 @@ fn action_error(err: &troupe_db::DbError) -> ActionError {
         }
         _ => ActionError::Unavailable(error_text(err)),
     }
+}
+
+/// The placement of a topology's failover groups: their declared orders, and the register in
+/// the metadata group their leases and the operators' directions live in.
+#[cfg(feature = "db")]
+pub(crate) struct PlacementPart {
+    pub(crate) register: troupe_failover::DbRegister,
+    pub(crate) groups: Vec<troupe_admin::DeclaredGroup>,
+    /// Whether each group of `groups` moves back to an earlier node (declared takeover)
+    pub(crate) takeover: Vec<bool>,
+    pub(crate) nodes: Vec<String>,
+}
+
+#[cfg(feature = "db")]
+impl PlacementPart {
+    /// How long one read or write of the register may take, retries included: the state's
+    /// reads run side by side, so `/placement` answers within about twice this (the CLI waits
+    /// 5 s)
+    pub(crate) const WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+}
+
+#[cfg(feature = "db")]
+impl troupe_admin::PlacementAdmin for PlacementPart {
+    fn groups(&self) -> &[troupe_admin::DeclaredGroup] {
+        &self.groups
+    }
+
+    fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    fn state(&self) -> PartFuture<'_, troupe_admin::PlacementState> {
+        use troupe_failover::LeaseRegister;
+        Box::pin(async move {
+            let leases =
+                futures::future::join_all(self.groups.iter().map(|g| self.register.lease(&g.name)));
+            let (directions, leases) = futures::join!(self.register.directions(), leases);
+            let (directions, error) = match directions {
+                Ok(directions) => (directions, None),
+                Err(err) => (
+                    troupe_failover::Directions::default(),
+                    Some(format!(
+                        "cannot read the operators' directions: {}",
+                        error_text(&err)
+                    )),
+                ),
+            };
+            let groups = self
+                .groups
+                .iter()
+                .zip(&self.takeover)
+                .zip(leases)
+                .map(|((group, &takeover), lease)| {
+                    let moved_to = directions.moved.get(&group.name).cloned();
+                    let directed = troupe_failover::Placement::new(group.order.clone(), takeover)
+                        .directed(moved_to.as_deref(), &|n| directions.drained.contains(n));
+                    let mut state = troupe_admin::GroupPlacementState {
+                        name: group.name.clone(),
+                        order: group.order.clone(),
+                        directed: directed.nodes().to_vec(),
+                        takeover: directed.takeover(),
+                        moved_to,
+                        holder: None,
+                        generation: 0,
+                        draining: false,
+                        released: false,
+                        error: None,
+                    };
+                    match lease {
+                        Ok(Some(record)) => {
+                            state.holder = Some(record.holder);
+                            state.generation = record.generation;
+                            state.draining = record.draining;
+                            state.released = record.released;
+                        }
+                        Ok(None) => {}
+                        Err(err) => state.error = Some(error_text(&err)),
+                    }
+                    state
+                })
+                .collect();
+            troupe_admin::PlacementState {
+                groups,
+                drained: directions.drained.into_iter().collect(),
+                error,
+            }
+        })
+    }
+
+    fn move_group(
+        &self,
+        group: &str,
+        node: Option<&str>,
+    ) -> PartFuture<'_, Result<(), ActionError>> {
+        use troupe_failover::LeaseRegister;
+        let (group, node) = (group.to_string(), node.map(str::to_string));
+        Box::pin(async move {
+            if let Some(node) = &node {
+                // a move to a drained node would be ignored until it is undrained: say so now
+                let directions = self.register.directions().await.map_err(|err| {
+                    ActionError::Unavailable(format!(
+                        "the metadata group did not answer: {}",
+                        error_text(&err)
+                    ))
+                })?;
+                if directions.drained.contains(node) {
+                    return Err(ActionError::Refused(format!(
+                        "{node} is drained: undrain it first (`troupe drain {node} --undo`)"
+                    )));
+                }
+            }
+            self.register
+                .move_child(&group, node.as_deref())
+                .await
+                .map_err(|err| register_error(&err))
+        })
+    }
+
+    fn drain(&self, node: &str, drained: bool) -> PartFuture<'_, Result<(), ActionError>> {
+        let node = node.to_string();
+        Box::pin(async move {
+            self.register
+                .drain_node(&node, drained)
+                .await
+                .map_err(|err| register_error(&err))
+        })
+    }
+}
+
+/// An operator's direction the metadata group did not acknowledge in time: it may still take
+/// effect.
+#[cfg(feature = "db")]
+fn register_error(err: &troupe_failover::RegisterError) -> ActionError {
+    ActionError::Unavailable(format!(
+        "the metadata group did not acknowledge it in time (it may still take effect; \
+         `troupe placement` shows it): {}",
+        error_text(err)
+    ))
 }

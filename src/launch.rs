@@ -1,5 +1,6 @@
 //! [`launch`]: run a topology — every node in this process, or one node of it on this host —
-//! until Ctrl-C/SIGTERM, or until it fails.
+//! until Ctrl-C/SIGTERM or an operator's `POST /leave` to its admin endpoint, or until it
+//! fails.
 
 use std::future::Future;
 use std::io::Write;
@@ -74,7 +75,8 @@ pub struct LaunchArgs {
     pub shutdown_timeout: u64,
 
     /// Serve the admin endpoint here: /metrics (Prometheus), /health, /ready, /state, /db,
-    /// /queue; with --ca, operators change state over TLS on the same port.
+    /// /queue, /placement; with --ca, operators change state over TLS on the same port (and
+    /// may ask the process to leave the cluster: POST /leave).
     /// Default: 127.0.0.1:7090 when every node runs in this process (a free port if that one
     /// is taken), none with --node. The address is printed as `admin http://ADDR`.
     #[arg(long, value_name = "ADDR")]
@@ -117,6 +119,10 @@ impl LaunchArgs {
 /// nodes in reverse start order, each stopping its actors in reverse start order within the
 /// shutdown timeout, and leaving the cluster so peers see it go at once.
 ///
+/// An operator can ask for the same shutdown through the admin endpoint (`POST /leave`, over
+/// TLS with an operator certificate; `troupe drain NODE --leave` drains the node first): the
+/// endpoint answers `202` and the launch then ends as on Ctrl-C, with `Ok(())`.
+///
 /// When it runs nodes on the network (`--node`), it writes `listening <addr> node <name>` as a
 /// line to standard output once each node's endpoint is bound (in `--node` order), for
 /// scripts and tests to read.
@@ -135,7 +141,8 @@ pub async fn launch(topology: Topology, args: LaunchArgs) -> Result<(), LaunchEr
     launch_until(topology, args, signal).await
 }
 
-/// As [`launch`], but shuts down when `stop` completes instead of on a signal.
+/// As [`launch`], but shuts down when `stop` completes instead of on a signal (or, as
+/// [`launch`], on an operator's `POST /leave` to the admin endpoint).
 ///
 /// # Errors
 /// As [`launch`].
@@ -242,6 +249,10 @@ pub async fn launch_until(
     let outcome = tokio::select! {
         failed = running.wait() => failed,
         () = stop => Ok(()),
+        () = admin.leave_requested() => {
+            tracing::info!("an operator asked this process to leave the cluster");
+            Ok(())
+        }
     };
     if let Err(err) = &outcome {
         tracing::error!(cause = %err, "a node failed; shutting the rest down");
@@ -254,9 +265,16 @@ pub async fn launch_until(
     outcome
 }
 
-/// The admin endpoint of a launch, if it serves one.
+/// The admin endpoint of a launch, if it serves one, its readiness, and where an operator's
+/// `POST /leave` asks the launch to end.
 #[cfg(feature = "admin")]
-struct Admin(Option<(troupe_admin::AdminServer, troupe_admin::Readiness)>);
+struct Admin(
+    Option<(
+        troupe_admin::AdminServer,
+        troupe_admin::Readiness,
+        troupe_admin::Leave,
+    )>,
+);
 
 #[cfg(feature = "admin")]
 impl Admin {
@@ -282,9 +300,11 @@ impl Admin {
             Some(identity) if args.ca.is_some() => Some(identity.admin_server_config()?),
             _ => None,
         };
+        let leave = troupe_admin::Leave::new();
         let options = troupe_admin::AdminOptions {
             parts: prepared.admin_parts.clone(),
             operator_tls,
+            leave: Some(leave.clone()),
         };
         let mesh = &prepared.mesh;
         let start = |addr| {
@@ -313,23 +333,33 @@ impl Admin {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "admin http://{}", server.local_addr());
         let _ = out.flush();
-        Ok(Self(Some((server, readiness))))
+        Ok(Self(Some((server, readiness, leave))))
     }
 
     fn ready(&self) {
-        if let Some((_, readiness)) = &self.0 {
+        if let Some((_, readiness, _)) = &self.0 {
             readiness.set_ready();
         }
     }
 
     fn stopping(&self) {
-        if let Some((_, readiness)) = &self.0 {
+        if let Some((_, readiness, _)) = &self.0 {
             readiness.set_stopping();
         }
     }
 
+    /// Completes once an operator asks the process to leave (`POST /leave`); never without an
+    /// endpoint.
+    async fn leave_requested(&self) {
+        match &self.0 {
+            Some((_, _, leave)) => leave.requested().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops serving, letting the requests in flight (a `POST /leave`'s answer) finish.
     async fn stop(self) {
-        if let Some((server, _)) = self.0 {
+        if let Some((server, _, _)) = self.0 {
             server.stop().await;
         }
     }
@@ -357,6 +387,10 @@ impl Admin {
     fn ready(&self) {}
 
     fn stopping(&self) {}
+
+    async fn leave_requested(&self) {
+        std::future::pending().await
+    }
 
     async fn stop(self) {}
 }

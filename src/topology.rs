@@ -443,14 +443,40 @@ impl Topology {
         &mut self.admin_parts
     }
 
-    /// The databases and queues placed so far, as an admin endpoint reports on them and acts
-    /// on them (`/db`, `/queue`): what [`launch`](crate::launch) serves, for programs that
-    /// start the topology themselves and serve
+    /// The databases and queues placed so far, and the placement of the failover groups
+    /// declared so far (with a metadata group), as an admin endpoint reports on them and acts
+    /// on them (`/db`, `/queue`, `/placement`): what [`launch`](crate::launch) serves, for
+    /// programs that start the topology themselves and serve
     /// [`AdminServer::start_with`](troupe_admin::AdminServer::start_with). The clients inside
     /// reach the parts once the topology runs.
     #[cfg(feature = "admin")]
     pub fn admin_parts(&self) -> troupe_admin::AdminParts {
-        self.admin_parts.clone()
+        #[allow(unused_mut)]
+        let mut parts = self.admin_parts.clone();
+        #[cfg(feature = "db")]
+        if let Some(metadata) = &self.failover.metadata {
+            let (groups, takeover) = self
+                .failover_groups()
+                .into_iter()
+                .map(|(_, name, order)| {
+                    let declared = troupe_admin::DeclaredGroup {
+                        name,
+                        order: order.nodes,
+                    };
+                    (declared, order.takeover)
+                })
+                .unzip();
+            parts.set_placement(crate::admin_parts::PlacementPart {
+                register: crate::failover::DbRegister::new(
+                    metadata,
+                    crate::admin_parts::PlacementPart::WITHIN,
+                ),
+                groups,
+                takeover,
+                nodes: self.nodes.iter().map(|n| n.name.clone()).collect(),
+            });
+        }
+        parts
     }
 
     /// The name of a declared node (as `--node` and `DbSpec::replica` spell it).
@@ -690,7 +716,7 @@ impl Topology {
             mesh,
             nodes,
             #[cfg(feature = "admin")]
-            admin_parts: self.admin_parts,
+            admin_parts: self.admin_parts(),
         })
     }
 }

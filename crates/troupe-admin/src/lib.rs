@@ -14,6 +14,12 @@
 //! | `POST /db/NAME/promote` | operators only: manual failover ([`PromotedState`]; `409` if refused) |
 //! | `POST /queue/NAME/replay/ID` | operators only: a dead letter back in line (`404` if it is not one) |
 //! | `POST /actors/NODE/NAME/kill` | operators only: an actor killed as a crash would (`404` if none runs) |
+//! | `GET /placement` | each failover group's declared and directed order, its lease (holder, generation, draining, released) and the node it was moved to, and the drained nodes ([`PlacementState`]) |
+//! | `POST /placement/GROUP/move/NODE` | operators only: the group goes to NODE, first in its order with takeover, until cleared (`404` for an unknown group or node, `400` for a node outside its order) |
+//! | `POST /placement/GROUP/unmove` | operators only: the group's move cleared |
+//! | `POST /nodes/NODE/drain` | operators only: NODE leaves every group's order, so what runs there moves off, handed over in order (`404` for an unknown node) |
+//! | `POST /nodes/NODE/undrain` | operators only: NODE back in service |
+//! | `POST /leave` | operators only: the process shuts down gracefully, its nodes leaving the cluster, as on Ctrl-C (`202`, then it stops; `409` unless it runs under `troupe::launch`, see [`Leave`]) |
 //!
 //! Operators change state over TLS on the same port ([`AdminOptions::operator_tls`]): a client
 //! certificate of the cluster's CA is required there, and a `POST` is accepted only over TLS
@@ -48,12 +54,14 @@ mod state;
 #[cfg(feature = "server")]
 pub use metrics_recorder::prometheus;
 #[cfg(feature = "server")]
-pub use parts::{ActionError, AdminParts, DbAdmin, PartFuture, QueueAdmin};
+pub use parts::{
+    ActionError, AdminParts, DbAdmin, DeclaredGroup, PartFuture, PlacementAdmin, QueueAdmin,
+};
 #[cfg(feature = "server")]
-pub use server::{AdminOptions, AdminServer, Readiness};
+pub use server::{AdminOptions, AdminServer, Leave, Readiness};
 pub use state::{
-    ActorState, DbState, DeadLetterState, MemberState, NetState, NodeState, PREVIEW_BYTES,
-    ProcessState, PromotedState, QueueState, ReplicaState,
+    ActorState, DbState, DeadLetterState, GroupPlacementState, MemberState, NetState, NodeState,
+    PREVIEW_BYTES, PlacementState, ProcessState, PromotedState, QueueState, ReplicaState,
 };
 
 /// The header an operator names itself in on the TLS side; the endpoint checks the name

@@ -1,11 +1,12 @@
 //! The parts the admin endpoint reports on and acts on: each replicated database and queue of
-//! the topology, through the same clients users reach them with.
+//! the topology, and the placement of its failover groups, through the same clients users
+//! reach them with.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{DbState, DeadLetterState, PromotedState, QueueState};
+use crate::{DbState, DeadLetterState, PlacementState, PromotedState, QueueState};
 
 /// A boxed future, as the part traits return them.
 pub type PartFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -63,11 +64,50 @@ pub trait QueueAdmin: Send + Sync + 'static {
     fn replay(&self, item: u64) -> PartFuture<'_, Result<(), ActionError>>;
 }
 
-/// The databases and queues an admin endpoint serves `/db` and `/queue` for.
+/// A failover group as the topology declares it: its name and the nodes it may run on, in
+/// order of preference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredGroup {
+    /// The group's name (`NAME.failover` for an actor placed with `failover_to`).
+    pub name: String,
+    /// Its nodes, in failover order.
+    pub order: Vec<String>,
+}
+
+/// The placement of a topology's failover groups as the admin endpoint sees it
+/// (`/placement`) and acts on it (operators' moves and drains), through the cluster's
+/// metadata group.
+///
+/// The endpoint checks names against [`groups`](Self::groups) and [`nodes`](Self::nodes)
+/// before it calls the actions: they get a declared group and a node of its order, or a node
+/// of the topology.
+pub trait PlacementAdmin: Send + Sync + 'static {
+    /// Every failover group of the topology, in declaration order.
+    fn groups(&self) -> &[DeclaredGroup];
+    /// Every node of the topology, in declaration order.
+    fn nodes(&self) -> &[String];
+    /// Where each group runs now, and the operators' directions; what could not be read is
+    /// reported with its error.
+    fn state(&self) -> PartFuture<'_, PlacementState>;
+    /// Moves `group` to `node` (first in its order, with takeover, until cleared), or clears
+    /// its move with `None`.
+    fn move_group(
+        &self,
+        group: &str,
+        node: Option<&str>,
+    ) -> PartFuture<'_, Result<(), ActionError>>;
+    /// Drains `node` (out of every group's order, so what runs there moves off, handed over in
+    /// order), or with `false` puts it back in service.
+    fn drain(&self, node: &str, drained: bool) -> PartFuture<'_, Result<(), ActionError>>;
+}
+
+/// The databases, queues and failover placement an admin endpoint serves `/db`, `/queue` and
+/// `/placement` for.
 #[derive(Clone, Default)]
 pub struct AdminParts {
     pub(crate) dbs: Vec<Arc<dyn DbAdmin>>,
     pub(crate) queues: Vec<Arc<dyn QueueAdmin>>,
+    pub(crate) placement: Option<Arc<dyn PlacementAdmin>>,
 }
 
 impl AdminParts {
@@ -86,9 +126,14 @@ impl AdminParts {
         self.queues.push(Arc::new(queue));
     }
 
+    /// Sets the failover placement (a topology has one, through its metadata group).
+    pub fn set_placement(&mut self, placement: impl PlacementAdmin) {
+        self.placement = Some(Arc::new(placement));
+    }
+
     /// Whether it has no part.
     pub fn is_empty(&self) -> bool {
-        self.dbs.is_empty() && self.queues.is_empty()
+        self.dbs.is_empty() && self.queues.is_empty() && self.placement.is_none()
     }
 }
 
@@ -102,6 +147,14 @@ impl std::fmt::Debug for AdminParts {
             .field(
                 "queues",
                 &self.queues.iter().map(|q| q.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "failover_groups",
+                &self
+                    .placement
+                    .iter()
+                    .flat_map(|p| p.groups().iter().map(|g| g.name.as_str()))
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }

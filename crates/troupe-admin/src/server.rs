@@ -80,6 +80,45 @@ impl Readiness {
     }
 }
 
+/// An operator's request that the process serving the endpoint leave the cluster
+/// (`POST /leave`): whoever runs the process waits for it ([`Leave::requested`]) and shuts
+/// down gracefully, as on Ctrl-C. Clones share the request.
+#[derive(Clone, Debug)]
+pub struct Leave(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Leave {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Leave {
+    /// Not requested yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests it: [`requested`](Self::requested) completes, now and for every later call.
+    pub fn request(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether it was requested.
+    pub fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once it is requested (at once if it was).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a request is never consumed.
+    pub async fn requested(&self) {
+        let mut seen = self.0.subscribe();
+        // the sender lives in `self`, so the channel cannot close while this waits
+        let _ = seen.wait_for(|requested| *requested).await;
+    }
+}
+
 /// What a request is answered from.
 pub(crate) struct View {
     pub(crate) mesh: Mesh,
@@ -87,6 +126,7 @@ pub(crate) struct View {
     metrics: PrometheusHandle,
     parts: AdminParts,
     operator_tls: Option<TlsAcceptor>,
+    leave: Option<Leave>,
 }
 
 impl View {
@@ -119,6 +159,9 @@ pub struct AdminOptions {
     /// (build it with `NodeIdentity::admin_server_config`), and only such connections may
     /// change state. Without it (a one-process run has no cluster CA) nothing can.
     pub operator_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where `POST /leave` asks the process to shut down gracefully; without it the endpoint
+    /// refuses to (`409`: whoever runs the process decides when it ends).
+    pub leave: Option<Leave>,
 }
 
 /// A running admin endpoint. Dropping it stops serving at once; [`stop`](Self::stop) lets the
@@ -171,6 +214,7 @@ impl AdminServer {
             metrics,
             parts: options.parts,
             operator_tls: options.operator_tls.map(TlsAcceptor::from),
+            leave: options.leave,
         });
         let task = ListenerShell::new("admin")
             .max_connections(MAX_CONNECTIONS)
@@ -273,9 +317,11 @@ async fn serve_http<I>(
 }
 
 const SERVED: &str = "not found; the admin endpoint serves / (a live view), /events (its \
-     server-sent events), /metrics, /health, /ready, /state, /db, /queue and /queue/NAME/dead-letters, and takes POST \
-     /db/NAME/promote, /db/NAME/add-replica/N, /db/NAME/remove-replica/N, /queue/NAME/replay/ID \
-     and /actors/NODE/NAME/kill from operators";
+     server-sent events), /metrics, /health, /ready, /state, /db, /queue, /queue/NAME/dead-letters \
+     and /placement, and takes POST /db/NAME/promote, /db/NAME/add-replica/N, \
+     /db/NAME/remove-replica/N, /queue/NAME/replay/ID, /actors/NODE/NAME/kill, \
+     /placement/GROUP/move/NODE, /placement/GROUP/unmove, /nodes/NODE/drain, /nodes/NODE/undrain \
+     and /leave from operators";
 
 /// What a request asks for, from its path.
 enum Route<'a> {
@@ -292,6 +338,12 @@ enum Route<'a> {
     Members(&'a str, bool, &'a str),
     Replay(&'a str, &'a str),
     Kill(&'a str, &'a str),
+    Placement,
+    /// A group moved to a node (`Some`), or its move cleared
+    Move(&'a str, Option<&'a str>),
+    /// A node drained (`true`) or back in service
+    Drain(&'a str, bool),
+    Leave,
 }
 
 impl<'a> Route<'a> {
@@ -312,6 +364,12 @@ impl<'a> Route<'a> {
             ["db", name, "remove-replica", n] => Self::Members(name, false, n),
             ["queue", name, "replay", item] => Self::Replay(name, item),
             ["actors", node, name, "kill"] => Self::Kill(node, name),
+            ["placement"] => Self::Placement,
+            ["placement", group, "move", node] => Self::Move(group, Some(node)),
+            ["placement", group, "unmove"] => Self::Move(group, None),
+            ["nodes", node, "drain"] => Self::Drain(node, true),
+            ["nodes", node, "undrain"] => Self::Drain(node, false),
+            ["leave"] => Self::Leave,
             _ => return None,
         })
     }
@@ -320,7 +378,13 @@ impl<'a> Route<'a> {
     fn changes_state(&self) -> bool {
         matches!(
             self,
-            Self::Promote(_) | Self::Members(..) | Self::Replay(..) | Self::Kill(..)
+            Self::Promote(_)
+                | Self::Members(..)
+                | Self::Replay(..)
+                | Self::Kill(..)
+                | Self::Move(..)
+                | Self::Drain(..)
+                | Self::Leave
         )
     }
 }
@@ -406,7 +470,142 @@ async fn respond(
         Route::Members(name, add, n) => members(view, name, add, n, &operator).await,
         Route::Replay(name, item) => replay(view, name, item, &operator).await,
         Route::Kill(node, name) => kill(view, node, name, &operator),
+        Route::Placement => match &view.parts.placement {
+            Some(placement) => json(&placement.state().await),
+            None => json(&crate::PlacementState::default()),
+        },
+        Route::Move(group, node) => move_group(view, group, node, &operator).await,
+        Route::Drain(node, drained) => drain_node(view, node, drained, &operator).await,
+        Route::Leave => leave(view, &operator),
     })
+}
+
+/// Moves failover group `group` to `node`, or clears its move.
+async fn move_group(
+    view: &View,
+    group: &str,
+    node: Option<&str>,
+    operator: &str,
+) -> Response<Full<Bytes>> {
+    let Some(placement) = &view.parts.placement else {
+        return no_failover_group(group);
+    };
+    let Some(declared) = placement.groups().iter().find(|g| g.name == group) else {
+        return no_such(
+            "failover group",
+            group,
+            placement.groups().iter().map(|g| g.name.as_str()),
+        );
+    };
+    if let Some(node) = node {
+        if !placement.nodes().iter().any(|n| n == node) {
+            return no_node(node, placement.nodes());
+        }
+        if !declared.order.iter().any(|n| n == node) {
+            return text(plain(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "failover group {group:?} may run only on {} (its declared order), not on {node}",
+                    declared.order.join(", ")
+                ),
+            ));
+        }
+    }
+    match placement.move_group(group, node).await {
+        Ok(()) => {
+            tracing::warn!(%operator, %group, to = ?node, "operator moved a failover group");
+            let said = match node {
+                Some(node) => format!(
+                    "{group} moved to {node}: it goes there as soon as {node} is live, its \
+                     messages handed over in order (`troupe placement` shows where it runs)"
+                ),
+                None => {
+                    format!("{group}: move cleared; it stays where it runs, in its declared order")
+                }
+            };
+            text(plain(StatusCode::OK, &said))
+        }
+        Err(err) => {
+            tracing::warn!(%operator, %group, to = ?node, cause = %err, "operator's move failed");
+            action_error(&err)
+        }
+    }
+}
+
+/// Drains `node`, or puts it back in service.
+async fn drain_node(
+    view: &View,
+    node: &str,
+    drained: bool,
+    operator: &str,
+) -> Response<Full<Bytes>> {
+    let Some(placement) = &view.parts.placement else {
+        return text(plain(
+            StatusCode::NOT_FOUND,
+            "this topology has no failover group (and no metadata group): there is nothing to \
+             drain",
+        ));
+    };
+    if !placement.nodes().iter().any(|n| n == node) {
+        return no_node(node, placement.nodes());
+    }
+    match placement.drain(node, drained).await {
+        Ok(()) => {
+            tracing::warn!(%operator, %node, drained, "operator drained a node");
+            let said = if drained {
+                format!(
+                    "{node} drained: the failover groups it runs move off, handed over in order \
+                     (`troupe placement` shows where they run)"
+                )
+            } else {
+                format!("{node} back in service: failover groups may run there again")
+            };
+            text(plain(StatusCode::OK, &said))
+        }
+        Err(err) => {
+            tracing::warn!(%operator, %node, drained, cause = %err, "operator's drain failed");
+            action_error(&err)
+        }
+    }
+}
+
+/// Asks the process to shut down gracefully; answers 202 at once.
+fn leave(view: &View, operator: &str) -> Response<Full<Bytes>> {
+    let Some(leave) = &view.leave else {
+        return text(plain(
+            StatusCode::CONFLICT,
+            "this process cannot be asked to leave through its admin endpoint (it was not \
+             started by troupe::launch); stop it as it was started",
+        ));
+    };
+    let nodes = view.mesh.node_names().join(", ");
+    tracing::warn!(%operator, %nodes, "operator asked this process to leave the cluster");
+    leave.request();
+    text(plain(
+        StatusCode::ACCEPTED,
+        &format!(
+            "leaving: this process stops its actors and its nodes ({nodes}) leave the cluster"
+        ),
+    ))
+}
+
+/// A 404 for a group, when the topology has no failover group at all.
+fn no_failover_group(group: &str) -> Response<Full<Bytes>> {
+    text(plain(
+        StatusCode::NOT_FOUND,
+        &format!("no failover group named {group:?}: this topology has none"),
+    ))
+}
+
+/// A 404 for a node the topology does not declare.
+fn no_node(node: &str, nodes: &[String]) -> Response<Full<Bytes>> {
+    text(plain(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no node named {node:?} in this topology; its nodes: {}",
+            nodes.join(", ")
+        ),
+    ))
 }
 
 fn whole(response: Response<Full<Bytes>>) -> Response<AdminBody> {

@@ -210,3 +210,50 @@ impl DeadLetterState {
         String::from_utf8_lossy(&payload[..payload.len().min(PREVIEW_BYTES)]).into_owned()
     }
 }
+
+/// Where the failover groups of the topology run, and what operators directed
+/// (`GET /placement`), as the cluster's metadata group holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PlacementState {
+    /// Each failover group, in declaration order.
+    pub groups: Vec<GroupPlacementState>,
+    /// The nodes being drained (`troupe drain`): out of every group's order.
+    pub drained: Vec<String>,
+    /// Why the operators' directions could not be read (`drained` and each group's
+    /// `moved_to` and `directed` are then unknown and shown empty or as declared).
+    pub error: Option<String>,
+}
+
+/// One failover group: its order, as declared and as directed now, and its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPlacementState {
+    /// The group's name (`NAME.failover` for an actor placed with `failover_to`).
+    pub name: String,
+    /// The nodes it may run on, in the order the topology declares.
+    pub order: Vec<String>,
+    /// The order the nodes follow now: the node it was moved to first, drained nodes left out.
+    pub directed: Vec<String>,
+    /// Whether it moves back to an earlier node of `directed` that is live again (declared
+    /// takeover, or a move).
+    pub takeover: bool,
+    /// The node an operator moved it to (`troupe move`), until the move is cleared.
+    pub moved_to: Option<String>,
+    /// The node its lease names: where it runs, or ran last (`None`: never placed).
+    pub holder: Option<String>,
+    /// The lease record's generation, bumped by every write of it.
+    pub generation: u64,
+    /// The holder is handing it over: it works off the messages it has, then stops.
+    pub draining: bool,
+    /// The holder stopped it and gave the lease up; the next node claims it.
+    pub released: bool,
+    /// Why its lease could not be read (the lease fields are then empty).
+    pub error: Option<String>,
+}
+
+impl GroupPlacementState {
+    /// Whether its lease names `node`: the group runs there, is being handed over from there,
+    /// or was released there and not yet claimed elsewhere.
+    pub fn held_by(&self, node: &str) -> bool {
+        self.holder.as_deref() == Some(node)
+    }
+}

@@ -476,3 +476,134 @@ async fn the_live_view_is_fed_by_events_until_the_endpoint_stops() {
     drop(root);
     node.shutdown().await;
 }
+
+/// A topology's placement as a fake: one group on `b`, node `c` drained
+struct FakePlacement {
+    groups: Vec<troupe_admin::DeclaredGroup>,
+    nodes: Vec<String>,
+}
+
+impl troupe_admin::PlacementAdmin for FakePlacement {
+    fn groups(&self) -> &[troupe_admin::DeclaredGroup] {
+        &self.groups
+    }
+
+    fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    fn state(&self) -> troupe_admin::PartFuture<'_, troupe_admin::PlacementState> {
+        Box::pin(async {
+            troupe_admin::PlacementState {
+                groups: vec![troupe_admin::GroupPlacementState {
+                    name: "counter.failover".into(),
+                    order: vec!["b".into(), "c".into()],
+                    directed: vec!["b".into()],
+                    takeover: false,
+                    moved_to: None,
+                    holder: Some("b".into()),
+                    generation: 4,
+                    draining: false,
+                    released: false,
+                    error: None,
+                }],
+                drained: vec!["c".into()],
+                error: None,
+            }
+        })
+    }
+
+    fn move_group(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> troupe_admin::PartFuture<'_, Result<(), troupe_admin::ActionError>> {
+        unreachable!("no operator here")
+    }
+
+    fn drain(
+        &self,
+        _: &str,
+        _: bool,
+    ) -> troupe_admin::PartFuture<'_, Result<(), troupe_admin::ActionError>> {
+        unreachable!("no operator here")
+    }
+}
+
+#[tokio::test]
+async fn the_placement_is_read_by_anyone_and_changed_only_by_operators() {
+    let mesh = Mesh::new();
+    let start = async |parts| {
+        let options = troupe_admin::AdminOptions {
+            parts,
+            operator_tls: None,
+            leave: Some(troupe_admin::Leave::new()),
+        };
+        AdminServer::start_with(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            mesh.clone(),
+            Readiness::new(),
+            options,
+        )
+        .await
+        .unwrap()
+    };
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    // no failover group: an empty placement
+    let bare = start(troupe_admin::AdminParts::new()).await;
+    let (status, body) = fetch(&http, Method::GET, bare.local_addr(), "/placement").await;
+    assert_eq!(status, StatusCode::OK);
+    let state: troupe_admin::PlacementState = serde_json::from_str(&body).unwrap();
+    assert_eq!(state, troupe_admin::PlacementState::default());
+    bare.stop().await;
+
+    let mut parts = troupe_admin::AdminParts::new();
+    parts.set_placement(FakePlacement {
+        groups: vec![troupe_admin::DeclaredGroup {
+            name: "counter.failover".into(),
+            order: vec!["b".into(), "c".into()],
+        }],
+        nodes: vec!["a".into(), "b".into(), "c".into()],
+    });
+    let admin = start(parts).await;
+    let addr = admin.local_addr();
+    let (status, body) = fetch(&http, Method::GET, addr, "/placement").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state: troupe_admin::PlacementState = serde_json::from_str(&body).unwrap();
+    assert_eq!(state.groups[0].holder.as_deref(), Some("b"));
+    assert_eq!(state.drained, ["c"]);
+    // every change is a POST, refused without an operator (no cluster CA here)
+    for path in [
+        "/placement/counter.failover/move/c",
+        "/placement/counter.failover/unmove",
+        "/nodes/c/drain",
+        "/nodes/c/undrain",
+        "/leave",
+    ] {
+        let (status, body) = fetch(&http, Method::GET, addr, path).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}: {body}");
+        let (status, body) = fetch(&http, Method::POST, addr, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(body.contains("no cluster CA"), "{body}");
+    }
+    let (status, _) = fetch(&http, Method::POST, addr, "/placement").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn a_leave_request_is_seen_by_every_clone_now_and_later() {
+    let leave = troupe_admin::Leave::new();
+    let waiter = leave.clone();
+    let waiting = tokio::spawn(async move { waiter.requested().await });
+    assert!(!leave.is_requested());
+    leave.request();
+    tokio::time::timeout(T, waiting)
+        .await
+        .expect("the waiter wakes")
+        .unwrap();
+    tokio::time::timeout(T, leave.clone().requested())
+        .await
+        .expect("a later wait completes at once");
+    assert!(leave.is_requested());
+}

@@ -54,6 +54,47 @@ pub(crate) enum AdminError {
         /// What was wrong with the answer.
         reason: String,
     },
+    /// `troupe drain NODE --leave` was given the admin endpoint of a process that does not
+    /// run NODE: it would have shut the wrong process down.
+    #[error(
+        "the process at {addr} runs {runs}, not {node}: --leave asks the process it is sent to \
+         to leave, so give --admin the endpoint {node}'s own process serves (it printed \
+         `admin http://ADDR`); nothing was changed"
+    )]
+    NotItsProcess {
+        /// Where it asked.
+        addr: SocketAddr,
+        /// The node to drain.
+        node: String,
+        /// The nodes that process runs, comma separated.
+        runs: String,
+    },
+    /// Failover groups still ran on a drained node when the wait ran out.
+    #[error(
+        "{node} is drained, but after {waited:?} {still} still on it; each may run only on the \
+         nodes of its order (`troupe placement` shows them): is another one live?{left}"
+    )]
+    StillPlaced {
+        /// The drained node.
+        node: String,
+        /// How long it waited.
+        waited: Duration,
+        /// What still runs there, as a phrase (`counter.failover is`).
+        still: String,
+        /// What was not done because of it (`; the process was not asked to leave`), or empty.
+        left: String,
+    },
+    /// The process asked to leave still answered when the wait ran out.
+    #[error(
+        "the process at {addr} accepted to leave but still answers after {waited:?}: it may be \
+         stopping slowly (its actors get --shutdown-timeout each)"
+    )]
+    StillServing {
+        /// Where it serves.
+        addr: SocketAddr,
+        /// How long it waited.
+        waited: Duration,
+    },
 }
 
 /// Reads a process's admin endpoint, one request at a time.
@@ -87,6 +128,11 @@ impl Endpoint {
             addr,
             reason: e.to_string(),
         })
+    }
+
+    /// Whether anything answers `GET path` successfully now.
+    pub(crate) fn answers(&self, path: &str) -> bool {
+        self.runtime.block_on(fetch(self.addr, path)).is_ok()
     }
 
     /// `POST path` over TLS as `operator`; the answer's body.

@@ -14,6 +14,9 @@
 //! troupe queue dead-letters [--queue Q]    a queue's dead letters
 //! troupe queue replay ITEM --ca DIR --operator N   a dead letter back in line (an operator)
 //! troupe kill NODE/NAME --ca DIR --operator N       an actor killed as a crash would (an operator)
+//! troupe placement [--admin ADDR] [--json]  its failover groups: holder, order, state; drained nodes
+//! troupe move GROUP NODE|--clear --ca DIR --operator N   a failover group moved (an operator)
+//! troupe drain NODE [--undo] [--leave] [--wait SECS] --ca DIR --operator N   a node emptied
 //! ```
 //!
 //! The admin address defaults to 127.0.0.1:7090, where a one-process run serves it.
@@ -24,6 +27,7 @@
 
 mod admin;
 mod parts;
+mod placement;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,6 +93,56 @@ enum Command {
     Kill {
         /// The actor, as NODE/NAME (`troupe status` lists them).
         actor: String,
+        #[command(flatten)]
+        admin: AdminAddr,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Where the topology's failover groups run: each one's holder, its order (as directed
+    /// now, and as declared when that differs) and its lease's state; and the drained nodes.
+    Placement {
+        #[command(flatten)]
+        admin: AdminAddr,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Moves a failover group to one of the nodes of its order: it goes first in the order,
+    /// with takeover, and is handed over in order as soon as that node is live, until the move
+    /// is cleared (--clear). Needs an operator certificate.
+    Move {
+        /// The failover group (`troupe placement` lists them; NAME.failover for an actor placed
+        /// with `failover_to`).
+        group: String,
+        /// The node to move it to.
+        #[arg(required_unless_present = "clear")]
+        node: Option<String>,
+        /// Clear the group's move instead: it stays where it runs, in its declared order.
+        #[arg(long, conflicts_with = "node")]
+        clear: bool,
+        #[command(flatten)]
+        admin: AdminAddr,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Drains a node before maintenance: it leaves every failover group's order, so what runs
+    /// there moves off, handed over in order; waits until nothing runs there, printing what
+    /// moved. Needs an operator certificate.
+    Drain {
+        /// The node (a node of the topology).
+        node: String,
+        /// Put the node back in service instead (failover groups may run there again; none
+        /// moves back by itself unless its order takes over).
+        #[arg(long)]
+        undo: bool,
+        /// Once nothing runs there, ask the process at --admin, which must run NODE, to leave
+        /// the cluster (a graceful shutdown, as Ctrl-C).
+        #[arg(long, conflicts_with = "undo")]
+        leave: bool,
+        /// Seconds to wait for the groups to move off (and then, with --leave, for the process
+        /// to stop) before giving up with an error.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        wait: u64,
         #[command(flatten)]
         admin: AdminAddr,
         #[command(flatten)]
@@ -317,6 +371,31 @@ fn run(cli: Cli) -> Result<(), CliError> {
             admin,
             operator,
         } => parts::kill(admin.admin, &actor, &operator.identity())?,
+        Command::Placement { admin, json } => placement::placement(admin.admin, json)?,
+        Command::Move {
+            group,
+            node,
+            clear: _,
+            admin,
+            operator,
+        } => placement::move_group(admin.admin, &group, node.as_deref(), &operator.identity())?,
+        Command::Drain {
+            node,
+            undo,
+            leave,
+            wait,
+            admin,
+            operator,
+        } => placement::drain(
+            admin.admin,
+            &node,
+            &placement::DrainOptions {
+                undo,
+                leave,
+                wait: Duration::from_secs(wait),
+            },
+            &operator.identity(),
+        )?,
         Command::Ca(CaCommand::Issue {
             dir,
             node,
@@ -386,6 +465,7 @@ fn exit_code(e: &CliError) -> u8 {
             | IdentityError::InvalidClusterName { .. }
             | IdentityError::AlreadyExists { .. },
         ) => USAGE,
+        CliError::Admin(admin::AdminError::NotItsProcess { .. }) => USAGE,
         _ => FAILURE,
     }
 }

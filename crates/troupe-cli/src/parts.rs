@@ -17,7 +17,7 @@ pub(crate) struct Operator<'a> {
 }
 
 impl Operator<'_> {
-    fn load(&self) -> Result<OperatorIdentity, AdminError> {
+    pub(crate) fn load(&self) -> Result<OperatorIdentity, AdminError> {
         OperatorIdentity::load(self.ca, self.name).map_err(AdminError::Operator)
     }
 }
@@ -271,7 +271,10 @@ fn decode<T: serde::de::DeserializeOwned>(addr: SocketAddr, body: &[u8]) -> Resu
     })
 }
 
-fn print_json(addr: SocketAddr, value: &impl serde::Serialize) -> Result<(), AdminError> {
+pub(crate) fn print_json(
+    addr: SocketAddr,
+    value: &impl serde::Serialize,
+) -> Result<(), AdminError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| AdminError::NotAdmin {
         addr,
         reason: e.to_string(),

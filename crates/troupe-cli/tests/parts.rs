@@ -64,6 +64,7 @@ async fn an_operator_promotes_a_replica_and_replays_a_dead_letter() {
                 .admin_server_config()
                 .unwrap(),
         ),
+        leave: None,
     };
     let running = t.start().await.unwrap();
     let mesh = running.node("data").unwrap().mesh();

@@ -143,6 +143,17 @@ impl Proc {
         assert!(status.success(), "kill -s {signal} {pid}: {status}");
     }
 
+    /// Waits (bounded) for the process to exit by itself, returning its status.
+    pub(crate) fn wait_exit(&mut self, what: &str, within: Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        troupe_testkit::eventually_sync(what, within, || {
+            child
+                .try_wait()
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.ok_or_else(|| "running".to_string()))
+        })
+    }
+
     /// SIGKILL, and reap
     pub(crate) fn kill9(&mut self) {
         let _ = Command::new("kill")
