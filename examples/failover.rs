@@ -11,8 +11,9 @@
 //! served it (`served by b count 120`), and, when the counter moves, the gap between the last
 //! answer from the old node and the first from the new one (`moved from b to c after 3620 ms`).
 //! The pinger's node prints what it sees of the others (`node up b`, `node down b (...)`).
-//! Each node prints `counter started on NODE` and `counter stopped on NODE` as its instance
-//! comes and goes. The counter's count starts again from zero on the new node: a failover child keeps no
+//! Each node prints `counter started on NODE` and `counter gone from NODE` as its instance
+//! comes and goes (`counter stopped on NODE` first when it is stopped gracefully, in a
+//! hand-over; a node whose lease ran out kills it). The counter's count starts again from zero on the new node: a failover child keeps no
 //! state of its own across nodes (keep it in the database or the queue).
 //!
 //! Across three processes — then kill `b` with `kill -9` and watch `a`:
@@ -70,6 +71,17 @@ enum CounterMsg {
 #[derive(Default)]
 struct Counter {
     value: u64,
+    /// The node it runs on, once started
+    node: Option<String>,
+}
+
+impl Drop for Counter {
+    /// However the instance ends: stopped (a hand-over) or killed (its lease ran out)
+    fn drop(&mut self) {
+        if let Some(node) = &self.node {
+            say(&format!("counter gone from {node}"));
+        }
+    }
 }
 
 impl Actor for Counter {
@@ -77,6 +89,7 @@ impl Actor for Counter {
 
     async fn started(&mut self, ctx: &mut Ctx<CounterMsg>) -> Result<(), ActorError> {
         say(&format!("counter started on {}", ctx.node().name()));
+        self.node = Some(ctx.node().name().to_string());
         Ok(())
     }
 

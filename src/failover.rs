@@ -231,7 +231,7 @@ impl NodeFailover {
     pub(crate) fn driver_child(
         &self,
         node: &Node,
-        build: impl Fn(GroupId) -> Result<ChildSpec, RegistryError>,
+        maker: impl Fn(GroupId) -> troupe_failover::driver::MakeChild,
     ) -> Result<ChildSpec, RegistryError> {
         let mesh = node.mesh();
         let mut units = Vec::with_capacity(self.groups.len());
@@ -241,14 +241,26 @@ impl NodeFailover {
                 mesh.place(name, child.mailbox_limit());
             }
             let eligible = child.placement().nodes().iter().any(|n| n == node.name());
+            if !eligible && let Some(taken) = child.names().iter().find(|n| node.is_registered(n)) {
+                // every handle to it in this process goes to the failover group
+                units
+                    .into_iter()
+                    .filter_map(|u: FailoverUnit| u.here)
+                    .for_each(|p| p.spec.discard());
+                return Err(RegistryError::AlreadyRegistered {
+                    node: node.name().to_string(),
+                    name: taken.clone(),
+                });
+            }
+            let make = maker(plan.id);
             let here = match eligible {
-                true => match build(plan.id) {
+                true => match make(node) {
                     Ok(spec) => {
                         let gate = Gate::new();
                         for name in child.names() {
                             node.gate(name, gate.clone());
                         }
-                        Some(Prepared { spec, gate })
+                        Some(Prepared { spec, gate, make })
                     }
                     Err(err) => {
                         units

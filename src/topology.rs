@@ -137,6 +137,7 @@ type MakeChild = Arc<dyn Fn(&Node) -> Result<ChildSpec, RegistryError> + Send + 
 #[cfg(any(feature = "cache", feature = "db"))]
 type MakeChildren = Arc<dyn Fn(&Node) -> Result<Vec<ChildSpec>, RegistryError> + Send + Sync>;
 
+#[derive(Clone)]
 enum Decl {
     Actor(MakeChild),
     #[cfg(any(feature = "cache", feature = "db"))]
@@ -144,6 +145,7 @@ enum Decl {
     Group(usize),
 }
 
+#[derive(Clone)]
 struct GroupDecl {
     name: String,
     spec: SupervisorSpec,
@@ -335,6 +337,13 @@ impl Topology {
     ) -> Result<ChildSpec, RegistryError> {
         let groups = &self.nodes[group.node].groups;
         build_group(node, groups, &groups[group.group])
+    }
+
+    /// What makes failover group `group` on a node, for as long as the topology runs.
+    #[cfg(feature = "db")]
+    pub(crate) fn failover_maker(&self, group: GroupId) -> troupe_failover::driver::MakeChild {
+        let groups: Arc<Vec<GroupDecl>> = Arc::new(self.nodes[group.node].groups.clone());
+        Arc::new(move |node: &Node| build_group(node, &groups, &groups[group.group]))
     }
 
     /// The topology's name.
@@ -701,7 +710,7 @@ impl Topology {
             // after the declared actors: failover children may use them
             #[cfg(feature = "db")]
             if let Some(failover) = &failover {
-                match failover.driver_child(&node, |g| self.build_failover_group(&node, g)) {
+                match failover.driver_child(&node, |g| self.failover_maker(g)) {
                     Ok(driver) => children.push(driver),
                     Err(err) => {
                         children.into_iter().for_each(ChildSpec::discard);

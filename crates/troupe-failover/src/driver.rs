@@ -27,6 +27,10 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// doubling up to 1 s), at the driver's tick at the soonest
 pub const START_BACKOFF: troupe_runtime::Backoff = troupe_runtime::supervisor::DEFAULT_BACKOFF;
 
+/// How close to the end of its lease a stop kills the child rather than stopping it
+/// gracefully (and when a hand-over stops waiting for its mailboxes to empty)
+pub const KILL_WITHIN: Duration = Duration::from_millis(500);
+
 /// The name the driver is registered under on each node
 pub const DRIVER_NAME: &str = "troupe.placement";
 
@@ -91,7 +95,14 @@ pub struct Prepared {
     pub spec: ChildSpec,
     /// The gate every one of its names was registered behind (`Node::gate`)
     pub gate: Gate,
+    /// Makes the child on this node again (registering its names), for when a failed start
+    /// discarded `spec`
+    pub make: MakeChild,
 }
+
+/// Makes a failover child on a node, registering its names there
+pub type MakeChild =
+    Arc<dyn Fn(&Node) -> Result<ChildSpec, troupe_runtime::RegistryError> + Send + Sync>;
 
 /// One failover child as a node's driver is given it
 #[derive(Clone)]
@@ -112,6 +123,8 @@ pub enum DriverMsg {
     /// A read came back: `record` is `None` if it failed; `id` is the seat's request, `None`
     /// for a follower's read
     Read {
+        /// The driver instance that asked (answers to an earlier one are dropped)
+        epoch: u64,
         /// The child's index
         child: usize,
         /// The seat's request
@@ -121,6 +134,8 @@ pub enum DriverMsg {
     },
     /// A compare-and-set ended
     Wrote {
+        /// The driver instance that asked
+        epoch: u64,
         /// The child's index
         child: usize,
         /// The seat's request
@@ -130,6 +145,8 @@ pub enum DriverMsg {
     },
     /// A start ended
     Started {
+        /// The driver instance that asked
+        epoch: u64,
         /// The child's index
         child: usize,
         /// Whether the child runs
@@ -137,11 +154,18 @@ pub enum DriverMsg {
     },
     /// The child stopped
     Stopped {
+        /// The driver instance that asked
+        epoch: u64,
         /// The child's index
         child: usize,
     },
     /// Operators' directions came back (`None`: the read failed)
-    Directed(Option<Directions>),
+    Directed {
+        /// The driver instance that asked
+        epoch: u64,
+        /// What they are
+        directions: Option<Directions>,
+    },
 }
 
 /// Where a child's instance on this node is
@@ -213,6 +237,8 @@ pub struct PlacementDriver {
     config: LeaseConfig,
     units: Vec<FailoverUnit>,
     tracked: Vec<Tracked>,
+    /// This instance of the driver, stamped on the answers it asks for
+    epoch: u64,
     /// Operators' directions as last read, and whether a read of them is in flight
     directions: Directions,
     reading_directions: bool,
@@ -233,6 +259,7 @@ impl PlacementDriver {
             config,
             units,
             tracked: Vec::new(),
+            epoch: 0,
             directions: Directions::default(),
             reading_directions: false,
             directions_read: None,
@@ -278,6 +305,7 @@ impl PlacementDriver {
         {
             self.reading_directions = true;
             let (read, myself) = (self.register.directions(), ctx.myself().clone());
+            let epoch = self.epoch;
             ctx.spawn(async move {
                 let directions = match read.await {
                     Ok(directions) => Some(directions),
@@ -286,7 +314,7 @@ impl PlacementDriver {
                         None
                     }
                 };
-                let _ = myself.cast(DriverMsg::Directed(directions));
+                let _ = myself.cast(DriverMsg::Directed { epoch, directions });
                 Ok(())
             });
         }
@@ -330,6 +358,7 @@ impl PlacementDriver {
 
     fn read(&self, i: usize, id: Option<RequestId>, ctx: &mut Ctx<DriverMsg>) {
         let read = self.register.read(self.tracked[i].child.name());
+        let epoch = self.epoch;
         let myself = ctx.myself().clone();
         let name = self.tracked[i].child.name.clone();
         ctx.spawn(async move {
@@ -341,6 +370,7 @@ impl PlacementDriver {
                 }
             };
             let _ = myself.cast(DriverMsg::Read {
+                epoch,
                 child: i,
                 id,
                 record,
@@ -358,10 +388,11 @@ impl PlacementDriver {
                     let write =
                         self.register
                             .compare_and_set(self.tracked[i].child.name(), expected, new);
-                    let myself = ctx.myself().clone();
+                    let (myself, epoch) = (ctx.myself().clone(), self.epoch);
                     ctx.spawn(async move {
                         let outcome = write.await;
                         let _ = myself.cast(DriverMsg::Wrote {
+                            epoch,
                             child: i,
                             id,
                             outcome,
@@ -377,6 +408,7 @@ impl PlacementDriver {
     }
 
     fn start(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
+        let epoch = self.epoch;
         let t = &mut self.tracked[i];
         match t.instance {
             Instance::None => {}
@@ -387,9 +419,7 @@ impl PlacementDriver {
             // still stopping from an earlier stop: started again once stopped
             Instance::Running | Instance::Stopping => return,
         }
-        t.instance = Instance::Starting { then_stop: false };
-        tracing::info!(child = %t.child.name, node = %ctx.node().name(), "starting failover child here");
-        let Some(here) = t.here.clone() else {
+        let Some(here) = t.here.as_mut() else {
             // not in its failover order: a seat never tells this node to start it
             return;
         };
@@ -397,26 +427,51 @@ impl PlacementDriver {
             .is_some_and(|at| troupe_runtime::time::now() < at)
         {
             // backing off after a failed start: the seat asks again at a later tick
-            t.instance = Instance::None;
             if let Some(seat) = &mut t.seat {
                 seat.child_stopped();
             }
             return;
         }
-        let (node, myself, name) = (
-            ctx.node().clone(),
+        let node = ctx.node().clone();
+        // a start that failed (or was cancelled) discarded the spec and released its names:
+        // make it afresh, gated again
+        if !t.child.names.iter().all(|n| node.is_registered(n)) {
+            match (here.make)(&node) {
+                Ok(spec) => {
+                    for name in &t.child.names {
+                        node.gate(name, here.gate.clone());
+                    }
+                    here.spec = spec;
+                }
+                Err(error) => {
+                    tracing::warn!(child = %t.child.name, %error, "failover child could not be made again");
+                    t.start_failures += 1;
+                    t.retry_at =
+                        Some(troupe_runtime::time::now() + START_BACKOFF.delay(t.start_failures));
+                    if let Some(seat) = &mut t.seat {
+                        seat.child_stopped();
+                    }
+                    return;
+                }
+            }
+        }
+        t.instance = Instance::Starting { then_stop: false };
+        tracing::info!(child = %t.child.name, node = %node.name(), "starting failover child here");
+        let (spec, myself, name) = (
+            here.spec.clone(),
             ctx.myself().clone(),
             t.child.name.clone(),
         );
         ctx.spawn(async move {
             let started = match node.root() {
-                Some(root) => root.add(here.spec).await.map_err(|e| e.to_string()),
+                Some(root) => root.add(spec).await.map_err(|e| e.to_string()),
                 None => Err("the node has no root supervisor".to_string()),
             };
             if let Err(error) = &started {
                 tracing::warn!(child = %name, %error, "failover child failed to start; retrying");
             }
             let _ = myself.cast(DriverMsg::Started {
+                epoch,
                 child: i,
                 ok: started.is_ok(),
             });
@@ -428,17 +483,22 @@ impl PlacementDriver {
     /// it works off those it has
     fn drain(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
         let t = &mut self.tracked[i];
+        if t.instance == Instance::None {
+            return;
+        }
         t.draining = true;
         if t.holder().as_deref() == Some(ctx.node().name()) {
-            t.observe(None, t.generation());
+            // newer than the record the hand-over is about to write's predecessor, so a stale
+            // read by another node of this process cannot route here again
+            t.observe(None, t.generation() + 1);
         }
         tracing::info!(child = %t.child.name, node = %ctx.node().name(), "handing failover child over: draining it here");
     }
 
     fn stop(&mut self, i: usize, ctx: &mut Ctx<DriverMsg>) {
+        let epoch = self.epoch;
         let t = &mut self.tracked[i];
         let generation = t.generation();
-        let drain = std::mem::take(&mut t.draining);
         match t.instance {
             Instance::Starting { .. } => {
                 t.instance = Instance::Starting { then_stop: true };
@@ -446,6 +506,7 @@ impl PlacementDriver {
             }
             Instance::Stopping => return,
             Instance::None => {
+                t.draining = false;
                 if let Some(seat) = &mut t.seat {
                     seat.child_stopped();
                 }
@@ -453,37 +514,49 @@ impl PlacementDriver {
             }
             Instance::Running => {}
         }
+        let drain = std::mem::take(&mut t.draining);
         t.instance = Instance::Stopping;
         // sends park from now on, rather than reach an instance on its way out
         if t.holder().as_deref() == Some(ctx.node().name()) {
-            t.observe(None, generation);
+            t.observe(None, generation + 1);
         }
-        tracing::info!(child = %t.child.name, node = %ctx.node().name(), "stopping failover child here");
+        let now = troupe_runtime::time::now();
+        let acts_until = t.seat.as_ref().and_then(Seat::acts_until);
+        // a lease that has run out (or is about to) may not be relied on for a graceful stop:
+        // its hooks and a handler under way could still act when another node has the child
+        let kill = acts_until.is_none_or(|until| until <= now + KILL_WITHIN);
+        tracing::info!(child = %t.child.name, node = %ctx.node().name(), kill, "stopping failover child here");
         let (node, myself, name) = (
             ctx.node().clone(),
             ctx.myself().clone(),
             t.child.name.clone(),
         );
-        let (names, drain_until) = (
-            t.child.names.clone(),
-            t.seat.as_ref().and_then(Seat::acts_until),
-        );
+        let names = t.child.names.clone();
         ctx.spawn(async move {
             // handed over: let it work off its mailboxes first, while its lease lasts (past
             // that its gate refuses what is left)
-            if drain && let Some(until) = drain_until {
-                let until = tokio::time::Instant::from_std(until);
+            if drain && !kill && let Some(until) = acts_until {
+                let until = tokio::time::Instant::from_std(until - KILL_WITHIN);
                 while tokio::time::Instant::now() < until && !mailboxes_empty(&node, &names) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
-            // its names stay registered here, parking what is sent to them, for a next start
-            if let Some(root) = node.root()
-                && let Err(error) = root.terminate(&name).await
-            {
-                tracing::warn!(child = %name, %error, "failover child could not be stopped");
+            // its names stay registered here for a next start; what is left for them here is
+            // dropped (refused), not kept for an instance that may run elsewhere next
+            if let Some(root) = node.root() {
+                let stopped = match kill {
+                    true => root.kill_and_terminate(&name).await,
+                    false => root.terminate(&name).await,
+                };
+                if let Err(error) = stopped {
+                    tracing::warn!(child = %name, %error, "failover child could not be stopped");
+                }
             }
-            let _ = myself.cast(DriverMsg::Stopped { child: i });
+            let dropped: usize = names.iter().map(|n| node.drop_parked(n)).sum();
+            if dropped > 0 {
+                tracing::warn!(child = %name, dropped, "messages left for the failover child here were dropped");
+            }
+            let _ = myself.cast(DriverMsg::Stopped { epoch, child: i });
             Ok(())
         });
     }
@@ -495,7 +568,12 @@ impl PlacementDriver {
         let Some(record) = record else {
             return;
         };
-        if record.holder == node.name() && t.seat.as_ref().is_some_and(Seat::holds) {
+        if record.holder == node.name() {
+            // this node knows better than the record: it routes here only while it runs it
+            if t.seat.as_ref().is_some_and(Seat::holds) {
+                return;
+            }
+            t.observe(None, record.generation);
             return;
         }
         let live = Self::live_view(node);
@@ -510,7 +588,17 @@ impl PlacementDriver {
         let me = ctx.node().name().to_string();
         let msg = match msg {
             DriverMsg::Tick => return self.tick(ctx),
-            DriverMsg::Directed(directions) => {
+            DriverMsg::Directed { epoch, .. }
+            | DriverMsg::Read { epoch, .. }
+            | DriverMsg::Wrote { epoch, .. }
+            | DriverMsg::Started { epoch, .. }
+            | DriverMsg::Stopped { epoch, .. }
+                if epoch != self.epoch =>
+            {
+                // an answer to an earlier instance of this driver, left in its mailbox
+                return;
+            }
+            DriverMsg::Directed { directions, .. } => {
                 self.reading_directions = false;
                 self.directions_read = Some(now);
                 if let Some(directions) = directions {
@@ -524,14 +612,14 @@ impl PlacementDriver {
             DriverMsg::Read { child, .. }
             | DriverMsg::Wrote { child, .. }
             | DriverMsg::Started { child, .. }
-            | DriverMsg::Stopped { child } => *child,
-            DriverMsg::Tick | DriverMsg::Directed(_) => return,
+            | DriverMsg::Stopped { child, .. } => *child,
+            DriverMsg::Tick | DriverMsg::Directed { .. } => return,
         };
         if i >= self.tracked.len() {
             return;
         }
         match msg {
-            DriverMsg::Tick | DriverMsg::Directed(_) => {}
+            DriverMsg::Tick | DriverMsg::Directed { .. } => {}
             DriverMsg::Read { id, record, .. } => {
                 let t = &mut self.tracked[i];
                 if id.is_none() {
@@ -559,10 +647,9 @@ impl PlacementDriver {
                     t.instance = Instance::None;
                     t.start_failures += 1;
                     t.retry_at = Some(now + START_BACKOFF.delay(t.start_failures));
-                    // told to run still: tried again once the backoff has passed
-                    if let Some(seat) = &mut t.seat
-                        && seat.running()
-                    {
+                    // told to run still: tried again once the backoff has passed (and a stop
+                    // asked meanwhile is done: nothing runs)
+                    if let Some(seat) = &mut t.seat {
                         seat.child_stopped();
                     }
                 } else if then_stop {
@@ -595,11 +682,22 @@ impl Actor for PlacementDriver {
     type Msg = DriverMsg;
 
     async fn started(&mut self, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.epoch = EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let node = ctx.node().clone();
         let mesh = node.mesh();
         self.tracked.clear();
+        // nothing acts on a lease this instance has not read yet
+        for unit in &self.units {
+            if let Some(here) = &unit.here {
+                here.gate.close();
+            }
+        }
         let running = match node.root() {
-            Some(root) => root.children().await.unwrap_or_default(),
+            Some(root) => root
+                .children()
+                .await
+                .map_err(|e| ActorError::from(e.to_string()))?,
             None => Vec::new(),
         };
         for unit in &self.units {
@@ -613,9 +711,6 @@ impl Actor for PlacementDriver {
                 root.terminate(&child.name)
                     .await
                     .map_err(|e| ActorError::from(e.to_string()))?;
-            }
-            if let Some(here) = &unit.here {
-                here.gate.close();
             }
             let seat = unit
                 .here
@@ -654,11 +749,18 @@ impl Actor for PlacementDriver {
     /// out: when the node shuts down (its failover children, added after the driver, have
     /// stopped by now), or for children not running here
     async fn stopped(&mut self, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
+        for t in &self.tracked {
+            if let Some(here) = &t.here {
+                here.gate.close();
+            }
+        }
+        let node = ctx.node().clone();
         let releases: Vec<_> = self
             .tracked
             .iter()
-            // stopped already, or killed with the node: not running
-            .filter(|t| t.instance != Instance::Running || ctx.node().is_shutting_down())
+            // only what no longer runs here (at shutdown the groups, added after the driver,
+            // have stopped before it)
+            .filter(|t| !t.child.names.iter().any(|n| node.is_running(n)))
             .filter_map(|t| {
                 let lease = t.seat.as_ref().and_then(Seat::lease)?;
                 Some(self.register.compare_and_set(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use troupe_db::DbSpec;
+use troupe_failover::driver::MakeChild;
 use troupe_failover::{
     DbRegister, FailoverChild, FailoverUnit, LeaseConfig, PlacementDriver, Prepared,
 };
@@ -64,18 +65,22 @@ async fn a_placed_group_restarts_a_failing_child_with_its_supervisors_backoff() 
 
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let made = attempts.clone();
-    let (flaky, handle) = node
-        .child("flaky", ChildOptions::permanent(), move || Flaky {
+    let make: MakeChild = Arc::new(move |node: &Node| {
+        let made = made.clone();
+        let (flaky, _) = node.child("flaky", ChildOptions::permanent(), move || Flaky {
             attempts: made.clone(),
             fail: FAILS,
-        })
-        .unwrap();
-    let (group, _) = node.supervisor_child(
-        "group",
-        SupervisorSpec::one_for_one(),
-        Restart::Permanent,
-        vec![flaky],
-    );
+        })?;
+        let (group, _) = node.supervisor_child(
+            "group",
+            SupervisorSpec::one_for_one(),
+            Restart::Permanent,
+            vec![flaky],
+        );
+        Ok(group)
+    });
+    let group = make(&node).unwrap();
+    let handle = node.lookup::<Ping>("flaky").unwrap();
     let gate = Gate::new();
     assert!(node.gate("flaky", gate.clone()));
     let unit = FailoverUnit {
@@ -85,7 +90,11 @@ async fn a_placed_group_restarts_a_failing_child_with_its_supervisors_backoff() 
             Placement::new(["n"], false),
             64,
         ),
-        here: Some(Prepared { spec: group, gate }),
+        here: Some(Prepared {
+            spec: group,
+            gate,
+            make,
+        }),
     };
     node.mesh().place("flaky", 64);
     let (driver, _) = node

@@ -115,10 +115,12 @@ fn answer_deadline(config: &LeaseConfig) -> Duration {
     config.renew_after
 }
 
-/// How long a holder keeps the child running once its record is marked draining: every node
-/// reads the record once per `renew_after`, each read answered within `renew_after`
+/// How long a holder keeps the child running once its record is marked draining, so that
+/// every node has read the mark before it stops: a read under way when the mark applied may
+/// answer the old record up to `renew_after` later, the next starts `renew_after` after that
+/// answer (plus the runtime's tick) and answers within `renew_after`; half a period of slack
 fn drain_for(config: &LeaseConfig) -> Duration {
-    config.renew_after * 2
+    config.renew_after * 3 + config.renew_after / 2
 }
 
 impl Seat {
@@ -639,20 +641,20 @@ mod tests {
         assert!(marked.draining && marked.holder == "b", "{marked:?}");
         b.write_done(id, WriteOutcome::Applied, t1);
         assert!(b.may_act(t1) && b.running());
-        let drained = t1 + Duration::from_secs(2);
-        let held = b.tick(drained - Duration::from_millis(1), &all);
-        assert!(!held.contains(&Action::Stop), "{held:?}");
-        // renewed meanwhile, the record still says draining
-        if let Some((id, renewal)) = held.iter().find_map(|a| match a {
-            Action::Write { id, new, .. } => Some((*id, new.clone())),
-            _ => None,
-        }) {
-            assert!(renewal.draining);
-            b.write_done(
-                id,
-                WriteOutcome::Applied,
-                drained - Duration::from_millis(1),
-            );
+        let drained = t1 + drain_for(&LeaseConfig::default());
+        // renewed meanwhile, every renewal still marked draining, and no stop before the end
+        let mut now = t1;
+        while now + Duration::from_millis(250) < drained {
+            now += Duration::from_millis(250);
+            let held = b.tick(now, &all);
+            assert!(!held.contains(&Action::Stop), "{held:?} at {:?}", now - t1);
+            if let Some((id, renewal)) = held.iter().find_map(|a| match a {
+                Action::Write { id, new, .. } => Some((*id, new.clone())),
+                _ => None,
+            }) {
+                assert!(renewal.draining);
+                b.write_done(id, WriteOutcome::Applied, now);
+            }
         }
         assert_eq!(b.tick(drained, &all), vec![Action::Stop]);
         assert!(

@@ -577,6 +577,24 @@ impl Node {
         self.inner.registry.set_gate(name, gate)
     }
 
+    /// Drops the messages parked for the next instance of the actor registered as `name`
+    /// (their calls fail `NotFound`), as for a failover child stopped on this node that runs
+    /// elsewhere next. Returns how many.
+    pub fn drop_parked(&self, name: &str) -> usize {
+        self.inner
+            .registry
+            .entry(name)
+            .map_or(0, |entry| entry.drop_parked())
+    }
+
+    /// Whether an instance of the actor registered as `name` runs on this node now.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.inner
+            .registry
+            .entry(name)
+            .is_some_and(|entry| entry.is_running())
+    }
+
     /// Whether `name` is registered on this node.
     pub fn is_registered(&self, name: &str) -> bool {
         self.inner.registry.contains(name)

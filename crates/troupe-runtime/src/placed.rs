@@ -209,20 +209,44 @@ impl Placed {
 /// Until when an actor may handle messages: a failover child's, set to the end of its
 /// node's lease by the placement driver. Past it (or once closed), each message is refused
 /// as it comes to be handled — a call's caller gets [`CallError::NotFound`], as for an
-/// actor that is not there — instead of handled: a process paused past its lease may run the
+/// actor that is not there — instead of handled, and a message sent while no instance runs
+/// is refused at once rather than parked: a process paused past its lease may run the
 /// actor's task before the driver's on waking, and another node may run the actor by then.
 ///
 /// Closed when made. Cloning is cheap; every clone is the same gate.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Gate {
-    /// Nanoseconds after [`anchor`] until which messages are handled; 0: closed
-    until: Arc<AtomicU64>,
+    inner: Arc<GateInner>,
 }
 
-/// The instant gates count from
-fn anchor() -> std::time::Instant {
-    static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    *ANCHOR.get_or_init(crate::time::now)
+struct GateInner {
+    /// The instant the deadline is counted from
+    anchor: std::time::Instant,
+    /// Nanoseconds from `anchor` (negative: before it) until which messages are handled;
+    /// `i64::MIN`: closed
+    until: std::sync::atomic::AtomicI64,
+}
+
+/// `at - anchor` in nanoseconds, negative when `at` is earlier, saturating
+fn offset(anchor: std::time::Instant, at: std::time::Instant) -> i64 {
+    match at.checked_duration_since(anchor) {
+        Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        None => {
+            let before = anchor.saturating_duration_since(at).as_nanos();
+            i64::try_from(before).map_or(i64::MIN + 1, |n| -n)
+        }
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(GateInner {
+                anchor: crate::time::now(),
+                until: std::sync::atomic::AtomicI64::new(i64::MIN),
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for Gate {
@@ -241,19 +265,42 @@ impl Gate {
 
     /// Lets messages be handled until `until` (on the runtime's clock, [`crate::time::now`]).
     pub fn open_until(&self, until: std::time::Instant) {
-        let nanos = until.saturating_duration_since(anchor()).as_nanos();
-        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX).max(1);
-        self.until.store(nanos, Ordering::Release);
+        let until = offset(self.inner.anchor, until).max(i64::MIN + 1);
+        self.inner.until.store(until, Ordering::Release);
     }
 
     /// Refuses every message from now on, until opened again.
     pub fn close(&self) {
-        self.until.store(0, Ordering::Release);
+        self.inner.until.store(i64::MIN, Ordering::Release);
     }
 
     /// Whether a message may be handled at `now`.
     pub fn is_open(&self, now: std::time::Instant) -> bool {
-        let until = self.until.load(Ordering::Acquire);
-        until != 0 && now.saturating_duration_since(anchor()).as_nanos() < u128::from(until)
+        let until = self.inner.until.load(Ordering::Acquire);
+        until != i64::MIN && offset(self.inner.anchor, now) < until
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Gate;
+
+    #[test]
+    fn a_gate_is_open_exactly_before_its_deadline_whatever_the_clock_reads() {
+        let gate = Gate::new();
+        let now = Instant::now();
+        assert!(!gate.is_open(now), "closed when made");
+        gate.open_until(now + Duration::from_secs(1));
+        assert!(gate.is_open(now) && gate.is_open(now + Duration::from_millis(999)));
+        assert!(!gate.is_open(now + Duration::from_secs(1)));
+        // instants before the gate was made (another runtime's paused clock) compare too
+        let early = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
+        gate.open_until(early + Duration::from_secs(1));
+        assert!(gate.is_open(early) && !gate.is_open(early + Duration::from_secs(2)));
+        assert!(!gate.is_open(now));
+        gate.close();
+        assert!(!gate.is_open(early));
     }
 }

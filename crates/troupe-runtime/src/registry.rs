@@ -60,6 +60,16 @@ pub(crate) trait RemoteInbox: Send + Sync {
         let _ = gate;
         false
     }
+
+    /// Drops the messages parked for the next instance; how many (0 for a facet).
+    fn drop_parked(&self) -> usize {
+        0
+    }
+
+    /// Whether an instance runs now (`false` for a facet).
+    fn is_running(&self) -> bool {
+        false
+    }
 }
 
 /// Delivery of `P` messages into an actor that takes another type: what a handle to a facet
@@ -188,6 +198,14 @@ impl<M: Message> RemoteInbox for Slot<M> {
         self.gate.set(gate).is_ok()
     }
 
+    fn drop_parked(&self) -> usize {
+        Self::drop_parked(self)
+    }
+
+    fn is_running(&self) -> bool {
+        self.has_instance()
+    }
+
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
@@ -260,6 +278,11 @@ impl Registry {
             .collect();
         stats.sort_by(|a, b| a.name.cmp(&b.name));
         stats
+    }
+
+    /// The inbox of `name`, for operations on its slot whatever its type.
+    pub(crate) fn entry(&self, name: &str) -> Option<Arc<dyn RemoteInbox>> {
+        self.entries.get(name).map(|e| e.value().clone())
     }
 
     /// Gates the messages of the actor registered as `name`; see `Node::gate`.

@@ -220,11 +220,47 @@ impl<M: Message> Slot<M> {
             },
             None => mail,
         };
+        // a gated actor with no instance is not here (a failover child stopped on this node,
+        // or not started yet): refused now, so the sender finds where it runs, rather than
+        // parked here until it runs here again
+        if self
+            .gate
+            .get()
+            .is_some_and(|gate| !gate.is_open(crate::time::now()))
+        {
+            return Err(Undelivered {
+                error: CallError::NotFound {
+                    target: self.target(),
+                },
+                mail: Some(mail),
+            });
+        }
         if pending.queue.len() + pending.salvaged.len() >= self.limit {
             return Err(self.overloaded(mail));
         }
         pending.queue.push_back(mail);
         Ok(())
+    }
+
+    /// Drops every message parked for the next instance (a failover child stopped here,
+    /// which may run elsewhere next): their calls fail `NotFound`. Returns how many.
+    pub(crate) fn drop_parked(&self) -> usize {
+        let (salvaged, queue) = {
+            let mut pending = self.pending.lock();
+            (
+                std::mem::take(&mut pending.salvaged),
+                std::mem::take(&mut pending.queue),
+            )
+        };
+        let dropped = salvaged.len() + queue.len();
+        let error = CallError::NotFound {
+            target: self.target(),
+        };
+        for mail in salvaged.into_iter().chain(queue) {
+            crate::message::refuse(mail, &error);
+        }
+        self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+        dropped
     }
 
     /// Makes `instance` current after first handing it every parked message, so that a
@@ -252,6 +288,11 @@ impl<M: Message> Slot<M> {
     }
 
     /// Kills the current instance (no `stopped` hook, reported to its supervisor as a failure).
+    /// Whether an instance is current.
+    pub(crate) fn has_instance(&self) -> bool {
+        self.current.load().is_some()
+    }
+
     pub(crate) fn kill_current(&self) -> bool {
         match self.current.load().as_deref() {
             Some(instance) => {

@@ -274,9 +274,17 @@ pub(crate) enum SupMsg {
     Wake,
     RestartDue(Vec<ChildId>),
     Children(oneshot::Sender<Vec<String>>),
-    /// Stop the child of this name and forget it (releasing its names, or keeping them with
-    /// `true`); answers whether there was one.
-    Remove(String, bool, oneshot::Sender<bool>),
+    /// Stop the child of this name and forget it; answers whether there was one.
+    Remove(String, Forget, oneshot::Sender<bool>),
+}
+
+/// How [`SupMsg::Remove`] forgets a child
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Forget {
+    /// Leave its names registered, for a later start of the same spec
+    keep_names: bool,
+    /// Kill it at once rather than stop it gracefully
+    kill: bool,
 }
 
 /// What a supervisor heard of a child before it could record it.
@@ -684,7 +692,14 @@ impl SupervisorRef {
     /// The request is sent at the first poll; dropped after that, the child is still stopped
     /// and removed, and the answer is lost.
     pub async fn remove(&self, name: &str) -> Result<bool, SpawnError> {
-        self.forget(name, false).await
+        self.forget(
+            name,
+            Forget {
+                keep_names: false,
+                kill: false,
+            },
+        )
+        .await
     }
 
     /// As [`remove`](Self::remove), but the child's names stay registered: messages to them
@@ -699,15 +714,43 @@ impl SupervisorRef {
     /// # Cancel safety
     /// As [`remove`](Self::remove).
     pub async fn terminate(&self, name: &str) -> Result<bool, SpawnError> {
-        self.forget(name, true).await
+        self.forget(
+            name,
+            Forget {
+                keep_names: true,
+                kill: false,
+            },
+        )
+        .await
     }
 
-    async fn forget(&self, name: &str, keep_names: bool) -> Result<bool, SpawnError> {
+    /// As [`terminate`](Self::terminate), but the child (with everything under it) is
+    /// killed at once, as a crash would end it: no `stopped` hook runs and a handler under
+    /// way is cut off. For a failover child whose lease ran out, which may not act a moment
+    /// longer.
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    ///
+    /// # Cancel safety
+    /// As [`remove`](Self::remove).
+    pub async fn kill_and_terminate(&self, name: &str) -> Result<bool, SpawnError> {
+        self.forget(
+            name,
+            Forget {
+                keep_names: true,
+                kill: true,
+            },
+        )
+        .await
+    }
+
+    async fn forget(&self, name: &str, how: Forget) -> Result<bool, SpawnError> {
         let actor = self.actor()?;
         let (tx, rx) = oneshot::channel();
         let gone = || SpawnError::SupervisorGone(self.shared.name.to_string());
         actor
-            .send_message(SupMsg::Remove(name.to_string(), keep_names, tx))
+            .send_message(SupMsg::Remove(name.to_string(), how, tx))
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
@@ -841,6 +884,19 @@ impl SupState {
             cell.kill();
             let _ = cell.wait(Some(Duration::from_secs(1))).await;
         }
+        Some(pid)
+    }
+
+    /// Kills a running child at once (its subtree with it); returns the pid of the instance
+    /// killed, whose exit event is still to come.
+    async fn kill_child(&mut self, id: ChildId) -> Option<u64> {
+        let running = self.children.get_mut(&id)?;
+        running.spec.starter.vacate();
+        let cell = running.cell.take()?;
+        let pid = cell.get_id().pid();
+        self.by_actor.remove(&pid);
+        cell.kill();
+        let _ = cell.wait(Some(Duration::from_secs(1))).await;
         Some(pid)
     }
 
@@ -1221,17 +1277,21 @@ impl ractor::Actor for Supervisor {
                     .collect();
                 let _ = reply.send(names);
             }
-            SupMsg::Remove(name, keep_names, reply) => {
+            SupMsg::Remove(name, how, reply) => {
                 let found = state
                     .children
                     .iter()
                     .find(|(_, r)| r.spec.name() == name)
                     .map(|(id, _)| *id);
                 if let Some(id) = found {
-                    if let Some(pid) = state.stop_child(id).await {
+                    let stopped = match how.kill {
+                        true => state.kill_child(id).await,
+                        false => state.stop_child(id).await,
+                    };
+                    if let Some(pid) = stopped {
                         state.stopped.insert(pid);
                     }
-                    if keep_names {
+                    if how.keep_names {
                         state.forget_child(id);
                     } else {
                         state.remove_child(id, false);
