@@ -410,8 +410,12 @@ async fn a_streamed_body_over_the_limit_is_413_and_stops_at_the_limit() {
             }
         }
     });
-    let (status, body) = send(&client(), request).await;
-    assert_eq!(status, 413, "{body}");
+    match within("an answer", T, client().request(request)).await {
+        Ok(response) => assert_eq!(response.status().as_u16(), 413),
+        // the gateway answered 413 and closed while this client was still writing the body:
+        // HTTP/1.1's client may then see its write fail before it reads the answer
+        Err(error) => assert!(format!("{error:?}").contains("BodyWrite"), "{error:?}"),
+    }
     let _ = within("the feeder to stop", T, feeder).await;
     let read = app.received.load(Ordering::SeqCst);
     assert!(
