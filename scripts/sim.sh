@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the simulator's randomized tests over many seeds, in parallel processes.
 #
-#   scripts/sim.sh [--seeds N | --seed S] [--part db|db-raft|db-raft-members|queue|cache|runtime] [--jobs J]
+#   scripts/sim.sh [--seeds N | --seed S] [--part db|db-raft|db-raft-members|queue|cache|runtime|failover] [--jobs J]
 #
 # --seeds N   seeds 1..N (default 100), split across J processes (default: the CPU count)
 # --seed S    one seed, with its fault schedule and outcomes printed (the replay of a failure)
 # --part P    which part's simulation: db (default; the single-leader modes), db-raft (the
 #             database's Raft mode), db-raft-members (Raft while the group is resized),
-#             queue, cache or runtime
+#             queue, cache, runtime, or failover (a failover child over the Raft metadata
+#             group: never two instances at once; the root package's tests/failover_sim.rs)
 #             (docs/reliability.md)
 #
 # Prints seeds run, faults injected, failures (each with its replay command), and exits non-zero
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
         --seed) ONE=$2; shift 2 ;;
         --part) PART=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
-        *) echo "usage: $0 [--seeds N | --seed S] [--part db|db-raft|db-raft-members|queue|cache|runtime] [--jobs J]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--seeds N | --seed S] [--part db|db-raft|db-raft-members|queue|cache|runtime|failover] [--jobs J]" >&2; exit 2 ;;
     esac
 done
 
@@ -43,7 +44,9 @@ case $PART in
     queue) TEST=(-p troupe-queue --test random_faults_sim) ;;
     cache) TEST=(-p troupe-cache --test random_faults_sim) ;;
     runtime) TEST=(-p troupe-sim --test random_faults) ;;
-    *) echo "no simulation for part '$PART' (db, db-raft, db-raft-members, queue, cache, runtime)" >&2; exit 2 ;;
+    failover) TEST=(-p troupe-framework --test failover_sim)
+        ONLY=(--exact a_failover_child_never_runs_twice_under_faults) ;;
+    *) echo "no simulation for part '$PART' (db, db-raft, db-raft-members, queue, cache, runtime, failover)" >&2; exit 2 ;;
 esac
 
 # the test binary, run directly: one process per seed, without cargo's start-up each time
@@ -89,7 +92,7 @@ echo "== part $PART: $run seeds run in $(( $(date +%s) - START )) s, $(echo -n "
 echo "   faults injected: $(sum faults), writes or enqueues: $(sum writes) ($(sum acked) acknowledged, $(sum unknown) with unknown outcome), all checked"
 # every other count a part's SIM lines report (reads, pokes, lost calls, leaderships...)
 others=$(grep -h -E "^(SIM|LEADERS) " "$OUT"/*.log 2>/dev/null | tr ' ' '\n' \
-    | grep -E '^[a-z_]+=[0-9]+$' | grep -vE '^(seed|faults|writes|acked|unknown|keys|converged_ms)=' \
+    | grep -E '^[a-z_]+=[0-9]+$' | grep -vE '^(seed|faults|writes|acked|unknown|keys|converged_ms|settled_after_ms)=' \
     | awk -F= '{s[$1] += $2} END {for (k in s) printf "%s=%d ", k, s[k]}' || true)
 [ -n "$others" ] && echo "   other totals: $others"
 restarts=$(grep -ho "[0-9]* pair restarts, [0-9]* escalations" "$OUT"/*.log 2>/dev/null \

@@ -107,6 +107,8 @@ pub struct Seat {
     last_read: Option<Instant>,
     /// The write in flight, and when it was sent
     writing: Option<(RequestId, Instant)>,
+    /// No write before this: set when a write's outcome came back unknown
+    write_after: Option<Instant>,
     next_id: u64,
 }
 
@@ -121,6 +123,14 @@ fn answer_deadline(config: &LeaseConfig) -> Duration {
 /// answer (plus the runtime's tick) and answers within `renew_after`; half a period of slack
 fn drain_for(config: &LeaseConfig) -> Duration {
     config.renew_after * 3 + config.renew_after / 2
+}
+
+/// How long after sending a write whose outcome came back unknown the next may be sent: a
+/// register that fails at once (its leader's node known down, say) would otherwise be asked
+/// again and again without pause, as fast as it answers. A tenth of the renewal period still
+/// leaves a holder many tries before its lease runs out.
+fn write_retry_after(config: &LeaseConfig) -> Duration {
+    config.renew_after / 10
 }
 
 impl Seat {
@@ -156,6 +166,7 @@ impl Seat {
             reading: None,
             last_read: None,
             writing: None,
+            write_after: None,
             next_id: 0,
         }
     }
@@ -268,6 +279,7 @@ impl Seat {
                     _ => {}
                 }
                 if self.writing.is_none()
+                    && self.write_after.is_none_or(|after| now >= after)
                     && let Some((expected, new)) = holding.renewal(&self.config, now)
                 {
                     self.next_id += 1;
@@ -295,7 +307,10 @@ impl Seat {
                     }
                     return actions;
                 }
-                if !*writing && self.writing.is_none() {
+                if !*writing
+                    && self.writing.is_none()
+                    && self.write_after.is_none_or(|after| now >= after)
+                {
                     *writing = true;
                     self.next_id += 1;
                     let id = RequestId(self.next_id);
@@ -320,6 +335,7 @@ impl Seat {
                 }
                 // a claim of unknown outcome is settled by a read before any other claim
                 if self.writing.is_none()
+                    && self.write_after.is_none_or(|after| now >= after)
                     && unsure.is_none()
                     && self.placement.first_live(live) == Some(self.me.as_str())
                     && let Some((expected, new)) = watching.claim(&self.me, &self.config, now)
@@ -382,6 +398,9 @@ impl Seat {
     }
 
     fn settle_write(&mut self, outcome: WriteOutcome, now: Instant) -> Vec<Action> {
+        if let (Some((_, sent)), WriteOutcome::Unknown) = (self.writing, &outcome) {
+            self.write_after = Some(sent + write_retry_after(&self.config));
+        }
         self.writing = None;
         let mut actions = Vec::new();
         let state = std::mem::replace(
@@ -618,6 +637,37 @@ mod tests {
             b.tick(t0 + Duration::from_secs(2), &all).is_empty(),
             "b defers to a"
         );
+    }
+
+    #[test]
+    fn a_renewal_whose_outcome_is_unknown_at_once_is_not_retried_at_once() {
+        // the register fails fast (its leader's node known down): each renewal comes back
+        // unknown as soon as it is sent; the shell ticks the seat again after each answer
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        let mut now = t0 + Duration::from_secs(1);
+        let mut writes = 0;
+        while a.holds() {
+            let actions = a.tick(now, &all);
+            if let Some((id, _)) = actions.iter().find_map(|action| match action {
+                Action::Write { id, new, .. } => Some((*id, new.clone())),
+                _ => None,
+            }) {
+                writes += 1;
+                assert!(a.write_done(id, WriteOutcome::Unknown, now).is_empty());
+                // asked again at once, as the driver does after every answer: nothing
+                assert!(
+                    !a.tick(now, &all)
+                        .iter()
+                        .any(|action| matches!(action, Action::Write { .. })),
+                    "retried at once at {:?}",
+                    now - t0
+                );
+            }
+            now += Duration::from_millis(1);
+        }
+        // from 1 s to the deadline at 2.5 s, one try every 100 ms
+        assert_eq!(writes, 15);
     }
 
     #[test]
