@@ -28,6 +28,9 @@ struct View {
     members: Vec<(String, MemberStatus)>,
     /// Down (and left) events: whom, when.
     downs: Vec<(String, Duration)>,
+    /// Membership packets dropped as spoofed, misaddressed, unvouched or malformed: never, from
+    /// honest peers, once they have all met.
+    suspicious: u64,
 }
 
 type Views = Arc<Mutex<BTreeMap<String, View>>>;
@@ -84,10 +87,15 @@ fn cluster(seed: u64, nodes: &[String], views: &Views, trace: &Trace) -> turmoil
                 let watcher = async {
                     loop {
                         let members = net.members().into_iter().map(|(n, s, _)| (n, s)).collect();
+                        let stats = net.membership_stats();
                         if let Ok(mut v) = views.lock() {
                             let view = v.entry(name.clone()).or_default();
                             view.live = net.live();
                             view.members = members;
+                            view.suspicious = stats.dropped_spoofed
+                                + stats.dropped_misaddressed
+                                + stats.dropped_unvouched
+                                + stats.dropped_malformed;
                         }
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -235,6 +243,10 @@ fn a_link_cut_between_two_nodes_that_reach_a_third_downs_no_one_and_views_agree(
                     "seed {seed}: {name}'s member list changed"
                 );
                 assert_eq!(state[name].live.len(), 2, "seed {seed}: {name}");
+                assert_eq!(
+                    state[name].suspicious, before[name].suspicious,
+                    "seed {seed}: {name} dropped packets of honest peers"
+                );
             }
         }
         println!("SIM membership cut seed={seed}: no down in 30 s, views unchanged");

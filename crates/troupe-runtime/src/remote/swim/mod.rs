@@ -656,3 +656,53 @@ pub fn forge_membership_gossip(
     out.extend_from_slice(&encode_packet(&packet));
     Bytes::from(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A gossip from `a` to the fuzz node naming vouched and unvouched members.
+    fn packet() -> Vec<u8> {
+        let addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let members = [
+            ("a".to_string(), 1, addr),
+            ("b".to_string(), 1, addr),
+            ("b".to_string(), 2, addr),
+            ("c".to_string(), 1, addr),
+            ("fuzz".to_string(), 1, addr),
+        ];
+        forge_membership_gossip(("a", 1, addr), ("fuzz", 1), &members)[1..].to_vec()
+    }
+
+    #[test]
+    fn a_packet_from_an_authenticated_peer_passes_with_its_unvouched_members_stripped() {
+        assert!(fuzz_swim_datagram(&packet()));
+        let mut from_b = packet();
+        // the sender's name is the packet's first identity: "a" becomes "b"
+        from_b[1] = b'b';
+        assert!(!fuzz_swim_datagram(&from_b), "sent in another's name");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..1200)) {
+            fuzz_swim_datagram(&data);
+        }
+
+        #[test]
+        fn a_mutated_packet_never_panics_nor_lets_an_unvouched_identity_through(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut data = packet();
+            for (at, byte) in flips {
+                let i = at.index(data.len());
+                data[i] = byte;
+            }
+            fuzz_swim_datagram(&data);
+            let keep = cut.index(data.len() + 1);
+            fuzz_swim_datagram(&data[..keep]);
+        }
+    }
+}
