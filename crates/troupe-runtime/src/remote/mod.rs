@@ -204,7 +204,8 @@ impl NetConfig {
         self
     }
 
-    /// Sets how long a silent peer has before it is reported down.
+    /// Sets how long a killed peer may take to be reported down (see the field
+    /// `peer_down_timeout`).
     pub fn peer_down_timeout(mut self, timeout: Duration) -> Self {
         self.peer_down_timeout = timeout;
         self
