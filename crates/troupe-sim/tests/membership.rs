@@ -7,7 +7,8 @@
 //!   and every node's member list stays the same;
 //! - a node cut off from all is reported down by all within 3 s, and is back in every view
 //!   once healed;
-//! - two runs of one seed report the same events at the same simulated times.
+//! - two runs of one seed report the same events at the same simulated times, and send the same
+//!   datagrams.
 //!
 //! `TROUPE_SIM_SEEDS` (e.g. `1-50`) picks the seeds; default 1-4 (1-2 for ten nodes).
 
@@ -317,8 +318,11 @@ fn two_runs_of_one_seed_report_the_same_events_at_the_same_times() {
     for seed in [3, 4] {
         let (first, second) = (Trace::new(), Trace::new());
         kill_one(seed, 4, &first);
+        let first_datagrams = troupe_sim::datagrams();
         kill_one(seed, 4, &second);
         assert_eq!(first.events(), second.events(), "seed {seed}");
         assert!(first.events().len() > 4);
+        // and every UDP datagram at the same time, to the same host, of the same length
+        assert_eq!(first_datagrams, troupe_sim::datagrams(), "seed {seed}");
     }
 }
