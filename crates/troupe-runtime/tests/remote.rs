@@ -591,8 +591,32 @@ async fn handshaken(ca: &DevCa, name: &str, addr: SocketAddr) -> quinn::Connecti
     conn
 }
 
-/// Completes a real handshake as node `name`, returning the connection and its control stream.
+/// Answers `conn`'s membership probes as a node would, so a peer played by hand stays up.
+fn answer_probes(conn: &quinn::Connection) {
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        while let Ok(datagram) = conn.read_datagram().await {
+            if let Some(answer) = troupe_runtime::remote::answer_membership(&datagram) {
+                let _ = conn.send_datagram(answer);
+            }
+        }
+    });
+}
+
+/// Completes a real handshake as node `name` (which then answers membership probes),
+/// returning the connection and its control stream.
 async fn handshaken_with_control(
+    ca: &DevCa,
+    name: &str,
+    addr: SocketAddr,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
+    let (conn, send, recv) = handshake_as(ca, name, addr).await;
+    answer_probes(&conn);
+    (conn, send, recv)
+}
+
+/// Completes a real handshake as node `name`, which never answers membership probes.
+async fn handshake_as(
     ca: &DevCa,
     name: &str,
     addr: SocketAddr,
@@ -1195,6 +1219,7 @@ async fn a_link_cut_between_two_of_three_nodes_partitions_the_pair_but_no_view()
         !a.net.connected().contains(&"c".to_string())
     })
     .await;
+    let mut unreachable = Vec::new();
     for (m, events) in trio.iter().zip(&mut subscribed) {
         while let Ok(event) = events.try_recv() {
             assert!(
@@ -1202,8 +1227,14 @@ async fn a_link_cut_between_two_of_three_nodes_partitions_the_pair_but_no_view()
                 "{}: {event:?}",
                 m.node.name()
             );
+            if let NodeEvent::Unreachable { node, .. } = event {
+                unreachable.push(format!("{} -> {node}", m.node.name()));
+            }
         }
     }
+    // only the pair's own links are reported, each by its end: a local signal, not a view
+    unreachable.sort();
+    assert_eq!(unreachable, ["a -> c", "c -> a"]);
     let after = views(&trio);
     assert_eq!(before, after);
     for (name, live, listed) in &after {
@@ -1244,6 +1275,12 @@ async fn a_link_cut_between_two_of_three_nodes_partitions_the_pair_but_no_view()
             .await
             .is_ok()
     })
+    .await;
+    next_event(
+        &mut subscribed[0],
+        "c reachable from a",
+        |e| matches!(e, NodeEvent::Reachable { node } if node == "c"),
+    )
     .await;
 }
 
@@ -1288,4 +1325,63 @@ async fn a_node_cut_off_from_all_is_down_everywhere_and_back_once_healed() {
     )
     .await;
     eprintln!("c reported down {on_a:?} (a) and {on_b:?} (b) after the cut");
+}
+
+/// A peer that goes silent right after its handshake (killed, as far as the others can tell)
+/// is declared down within the peer-down timeout, before QUIC's idle timeout retires its
+/// connection; from then on a call to it fails `Unreachable` at once rather than going into
+/// that connection, and others are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_declared_down_is_unreachable_at_once_while_its_link_lingers() {
+    let (ca, a, _b) = pair().await;
+    let mut events = a.net.events();
+    let (frozen, _send, _recv) = handshake_as(&ca, "m", a.net.local_addr()).await;
+    eventually("m connected", T, async || {
+        a.net.connected().contains(&"m".to_string())
+    })
+    .await;
+    a.net.cut_link("m").unwrap();
+    let started = tokio::time::Instant::now();
+    next_event(
+        &mut events,
+        "m up",
+        |e| matches!(e, NodeEvent::Up { node, .. } if node == "m"),
+    )
+    .await;
+    next_event(
+        &mut events,
+        "m down",
+        |e| matches!(e, NodeEvent::Down { node, .. } if node == "m"),
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(took <= Duration::from_millis(2500), "{took:?}");
+    assert!(
+        a.net.connected().contains(&"m".to_string()),
+        "the link lingers"
+    );
+    assert!(frozen.close_reason().is_none());
+    let call = tokio::time::Instant::now();
+    let result = a
+        .node
+        .addr::<Probe>("m", "probe")
+        .call(Probe::Log, Duration::from_secs(3))
+        .await;
+    assert!(
+        matches!(result, Err(CallError::Unreachable { .. })),
+        "{result:?}"
+    );
+    assert!(
+        call.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        call.elapsed()
+    );
+    assert!(
+        a.node
+            .addr::<Probe>("b", "probe")
+            .call(Probe::Log, T)
+            .await
+            .is_ok()
+    );
+    assert_eq!(a.net.live(), vec!["b".to_string()]);
 }

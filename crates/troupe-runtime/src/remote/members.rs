@@ -29,6 +29,8 @@ struct Member {
     /// The incarnation that published `names` (they may arrive before the membership protocol
     /// holds that incarnation up).
     names_of: u64,
+    /// Whether its link was reported lost while it was up (`NodeEvent::Unreachable`).
+    link_lost: bool,
     /// Whether the membership protocol ever held it up (before that, it is only a peer whose
     /// connection completed its handshake, and is not listed).
     seen_up: bool,
@@ -69,6 +71,7 @@ impl Members {
             status: MemberStatus::Down,
             names: BTreeSet::new(),
             names_of: incarnation,
+            link_lost: false,
             seen_up: true,
         });
         member.seen_up = true;
@@ -79,6 +82,9 @@ impl Members {
             member.names_of = incarnation;
         }
         member.incarnation = incarnation;
+        if restarted {
+            member.link_lost = false;
+        }
         if addr.is_some() {
             member.addr = addr;
         }
@@ -106,6 +112,7 @@ impl Members {
             status: MemberStatus::Down,
             names: BTreeSet::new(),
             names_of: incarnation,
+            link_lost: false,
             seen_up: false,
         });
         if member.addr.is_none() || !member.seen_up {
@@ -129,6 +136,7 @@ impl Members {
             return None;
         }
         member.status = MemberStatus::Down;
+        member.link_lost = false;
         Some(NodeEvent::Down {
             node: name.to_string(),
             reason: reason.to_string(),
@@ -142,8 +150,43 @@ impl Members {
             return None;
         }
         member.status = MemberStatus::Left;
+        member.link_lost = false;
         member.names.clear();
         Some(NodeEvent::Left {
+            node: name.to_string(),
+        })
+    }
+
+    /// This node's last connection to `name` (at `incarnation`) ended while the membership
+    /// protocol holds it up: reported once, until a connection is back.
+    pub(crate) fn link_lost(
+        &mut self,
+        name: &str,
+        incarnation: u64,
+        reason: &str,
+    ) -> Option<NodeEvent> {
+        let member = self.table.get_mut(name)?;
+        if member.status != MemberStatus::Up
+            || member.incarnation != incarnation
+            || member.link_lost
+        {
+            return None;
+        }
+        member.link_lost = true;
+        Some(NodeEvent::Unreachable {
+            node: name.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+
+    /// A connection to `name` completed its handshake: reachable again if it was reported lost.
+    pub(crate) fn link_back(&mut self, name: &str) -> Option<NodeEvent> {
+        let member = self.table.get_mut(name)?;
+        if !member.link_lost {
+            return None;
+        }
+        member.link_lost = false;
+        Some(NodeEvent::Reachable {
             node: name.to_string(),
         })
     }
@@ -304,6 +347,28 @@ mod tests {
         // a down of an earlier incarnation changes nothing
         assert!(m.down("b", 0, "old").is_none());
         assert_eq!(m.status("b"), Some(MemberStatus::Up));
+    }
+
+    #[test]
+    fn a_lost_link_to_an_up_member_is_reported_once_and_its_return_once() {
+        let mut m = Members::new("a");
+        assert!(m.link_lost("b", 1, "idle").is_none(), "unknown");
+        m.up("b", 1, None);
+        assert!(m.link_lost("b", 0, "idle").is_none(), "another incarnation");
+        assert!(matches!(
+            m.link_lost("b", 1, "idle"),
+            Some(NodeEvent::Unreachable { .. })
+        ));
+        assert!(m.link_lost("b", 1, "idle").is_none());
+        assert_eq!(m.status("b"), Some(MemberStatus::Up));
+        assert_eq!(
+            m.link_back("b"),
+            Some(NodeEvent::Reachable { node: "b".into() })
+        );
+        assert!(m.link_back("b").is_none());
+        // a member declared down has no link to lose
+        m.down("b", 1, "gone");
+        assert!(m.link_lost("b", 1, "idle").is_none());
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use net::{NodeNet, PeerStats, fuzz_control_body};
 pub(crate) use peer::Replier;
 pub use swim::MembershipStats;
 #[doc(hidden)]
-pub use swim::{forge_membership_gossip, fuzz_swim_datagram};
+pub use swim::{answer_membership, forge_membership_gossip, fuzz_swim_datagram};
 pub use tls::{TlsConfigError, peer_chain, quinn_client_config, quinn_server_config};
 
 /// Settings of a node's network endpoint.
@@ -247,6 +247,24 @@ pub enum NodeEvent {
         node: String,
         /// Why.
         reason: String,
+    },
+    /// This node's connection to a peer that the membership protocol holds up ended (the
+    /// link went silent for `peer_down_timeout`, or was closed), and no other connection to it
+    /// is open; reconnection is attempted. The peer is not down: other members may still reach
+    /// it (a link cut between two nodes that both reach a third). A signal about this node's
+    /// own links, unlike `Down`: what must talk to the peer itself (a database replica following
+    /// its leader, a balancer's members) treats it as down for this node.
+    Unreachable {
+        /// The peer.
+        node: String,
+        /// Why the connection ended.
+        reason: String,
+    },
+    /// A connection to a peer reported [`NodeEvent::Unreachable`] completed its handshake
+    /// again.
+    Reachable {
+        /// The peer.
+        node: String,
     },
     /// A peer left gracefully.
     Left {

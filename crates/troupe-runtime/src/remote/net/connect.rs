@@ -395,10 +395,14 @@ pub(super) fn establish(
     // socket per endpoint, so its listening address unless a NAT is in the way; its own word
     // on where it listens comes with its first membership packet)
     let addr = dialed.map_or_else(|| conn.remote_address(), |(_, addr)| addr);
-    inner
-        .members
-        .lock()
-        .connected(&name, hello.incarnation, addr);
+    let back = {
+        let mut members = inner.members.lock();
+        members.connected(&name, hello.incarnation, addr);
+        members.link_back(&name)
+    };
+    if let Some(event) = back {
+        inner.emit(event);
+    }
     if conn
         .max_datagram_size()
         .is_none_or(|max| max < swim::MAX_PACKET + 1)

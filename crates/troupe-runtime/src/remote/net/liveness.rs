@@ -48,6 +48,14 @@ pub(super) async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
     tracing::info!(peer = %peer.name, reason = %text, swept, "connection ended");
     if left {
         net.swim.left(peer.name.clone(), peer.incarnation);
+    } else if !net.shutting_down.load(Ordering::SeqCst) {
+        let lost = net
+            .members
+            .lock()
+            .link_lost(&peer.name, peer.incarnation, &text);
+        if let Some(event) = lost {
+            net.emit(event);
+        }
     }
     if !left && !net.shutting_down.load(Ordering::SeqCst) {
         tokio::spawn(reconnect(inner, peer.name.to_string()));

@@ -22,6 +22,9 @@ impl NetInner {
 
     /// The membership protocol holds `name` at `generation` up, dialled at `addr`.
     pub(crate) fn swim_up(&self, name: &str, generation: u64, addr: SocketAddr) {
+        if let Some(peer) = self.connected_peer(name, generation) {
+            peer.declared_down.store(false, Ordering::Relaxed);
+        }
         let events = self.members.lock().up(name, generation, Some(addr));
         for event in events {
             self.emit(event);
@@ -30,9 +33,13 @@ impl NetInner {
 
     /// The membership protocol declared `name` at `generation` down, or it `left`.
     ///
-    /// Calls waiting on it fail now. Its connection, if one is still open, is left to QUIC's
-    /// idle timeout: a member declared down by mistake keeps its link while it rejoins.
+    /// Calls waiting on it fail now, and new sends to it fail `Unreachable` at once while its
+    /// connection stays silent. That connection, if one is still open, is left to QUIC's idle
+    /// timeout: a member declared down by mistake keeps its link while it rejoins.
     pub(crate) fn swim_down(&self, name: &str, generation: u64, left: bool) {
+        if let Some(peer) = self.connected_peer(name, generation) {
+            peer.declare_down();
+        }
         let event = if left {
             self.members.lock().left(name, generation)
         } else {

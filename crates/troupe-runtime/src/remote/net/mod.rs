@@ -574,7 +574,9 @@ impl NetInner {
             NodeEvent::DuplicateName { .. } | NodeEvent::ProtocolError { .. } => {
                 tracing::error!(node = %self.node.name(), ?event, "node event")
             }
-            NodeEvent::PeerRejected { .. } | NodeEvent::Down { .. } => {
+            NodeEvent::PeerRejected { .. }
+            | NodeEvent::Down { .. }
+            | NodeEvent::Unreachable { .. } => {
                 tracing::warn!(node = %self.node.name(), ?event, "node event")
             }
             _ => tracing::info!(node = %self.node.name(), ?event, "node event"),
@@ -710,6 +712,13 @@ impl NetInner {
     }
 
     fn queue_on(peer: &Peer, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
+        if peer.refuses_sends() {
+            // declared down and silent since: its link lingers until QUIC's idle timeout, and
+            // nothing is sent into it
+            return Err(CallError::Unreachable {
+                node: node.to_string(),
+            });
+        }
         let lane = peer.lane_for(target);
         peer.send(lane, frame).map_err(|e| match e {
             QueueError::Full(limit) => CallError::Overloaded {

@@ -626,6 +626,43 @@ pub fn fuzz_swim_datagram(data: &[u8]) -> bool {
     true
 }
 
+/// The answer a node gives a membership datagram, for tests that play a peer by hand: an `Ack`
+/// to a `Ping`, a `Feed` naming no one to an `Announce`, an `IndirectAck` to an
+/// `IndirectPing`; `None` to anything else (or to bytes that are not a membership datagram).
+/// A hand-played peer that answers with it stays up in the node's membership.
+#[doc(hidden)]
+pub fn answer_membership(datagram: &[u8]) -> Option<Bytes> {
+    let (&kind, packet) = datagram.split_first()?;
+    if kind != DATAGRAM_MEMBERSHIP {
+        return None;
+    }
+    let header = decode_packet(packet).ok()?.header;
+    let message = match header.message {
+        foca::Message::Ping(n) => foca::Message::Ack(n),
+        foca::Message::Announce => foca::Message::Feed,
+        foca::Message::IndirectPing {
+            origin,
+            probe_number,
+        } => foca::Message::IndirectAck {
+            target: origin,
+            probe_number,
+        },
+        _ => return None,
+    };
+    let answer = Packet {
+        header: foca::Header {
+            src: header.dst,
+            src_incarnation: 0,
+            dst: header.src,
+            message,
+        },
+        updates: Some(Vec::new()),
+    };
+    let mut out = vec![DATAGRAM_MEMBERSHIP];
+    out.extend_from_slice(&encode_packet(&answer));
+    Some(Bytes::from(out))
+}
+
 /// Encodes a membership datagram as a node would send it: `src` (name, generation) to `dst`
 /// with a `Gossip` message carrying `members` (name, generation, address) as alive. For tests
 /// that play a peer speaking the protocol by hand.
