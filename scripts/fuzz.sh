@@ -5,8 +5,8 @@
 #   scripts/fuzz.sh [SECONDS]
 #
 # Targets: frame_decode (the wire's frame codec), resp_decode (the cache's RESP decoder and
-# command parser), memcache_decode (the cache's memcached text decoder, whole and resumed), control_decode (gossip and names from an authenticated peer, with their
-# limits), payload_decode (the payloads of every part's real message types), http_head_route
+# command parser), memcache_decode (the cache's memcached text decoder, whole and resumed), control_decode (names from an authenticated peer, with their
+# limits), swim_decode (membership datagrams: codec, identity filter, foca), payload_decode (the payloads of every part's real message types), http_head_route
 # (the gateway's request head check and routing). Each run is bounded
 # by -max_total_time; crashes are kept under fuzz/artifacts/TARGET/ and fail the script. Nothing
 # touches the network. Not in .ci/run (it needs nightly and minutes); results go in
@@ -26,7 +26,7 @@ if ! cargo fuzz --help >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
-TARGETS=(frame_decode resp_decode memcache_decode control_decode payload_decode http_head_route)
+TARGETS=(frame_decode resp_decode memcache_decode control_decode swim_decode payload_decode http_head_route)
 FAILED=()
 for target in "${TARGETS[@]}"; do
     echo "== fuzz $target for ${SECONDS_EACH}s"

@@ -22,9 +22,10 @@
 //! ```
 //!
 //! A cut link goes silent as a partition does (see
-//! [`NodeNet::cut_link`](troupe_runtime::remote::NodeNet::cut_link)): nodes report each other
-//! down after their peer-down timeout, calls across the cut time out, and the link comes back
-//! once healed. Cuts act on the QUIC path only, so nodes of one process must be routed over
+//! [`NodeNet::cut_link`](troupe_runtime::remote::NodeNet::cut_link)): nodes cut off from each
+//! other with no node left that reaches both report each other down within their peer-down
+//! timeout (two nodes that still both reach a third stay up everywhere, the third relaying
+//! their probes), calls across the cut time out, and the link comes back once healed. Cuts act on the QUIC path only, so nodes of one process must be routed over
 //! QUIC (`--quic`) for a cut between them to hold.
 //!
 //! The injector accepts requests from **every node of the cluster**: a node that may send it a

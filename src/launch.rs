@@ -59,7 +59,7 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "ADDR")]
     pub advertise: Option<SocketAddr>,
 
-    /// A silent peer is reported down after this many milliseconds.
+    /// A killed peer is reported down within about this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub peer_down_ms: u64,
 

@@ -210,11 +210,19 @@ impl<Q: Request> Actor for BalancerActor<Q> {
         ctx.spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => {
-                        tracing::info!(balancer = %name, %node, "members on a down node are out");
+                    // a node this one cannot reach is down for its balancer, whatever the
+                    // cluster's membership says
+                    Ok(
+                        NodeEvent::Down { node, .. }
+                        | NodeEvent::Left { node }
+                        | NodeEvent::Unreachable { node, .. },
+                    ) => {
+                        tracing::info!(balancer = %name, %node, "members on a down or unreachable node are out");
                         core.lock().node_down(&node);
                     }
-                    Ok(NodeEvent::Up { node, .. }) => core.lock().node_up(&node),
+                    Ok(NodeEvent::Up { node, .. } | NodeEvent::Reachable { node }) => {
+                        core.lock().node_up(&node)
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),

@@ -1366,9 +1366,15 @@ impl Actor for DbReplica {
         let me = ctx.myself().clone();
         ctx.spawn(async move {
             loop {
+                // a node this replica cannot reach is down for it, whatever the cluster's
+                // membership says (a leader cut off from its followers, reached by others)
                 let (node, down) = match events.recv().await {
-                    Ok(NodeEvent::Down { node, .. } | NodeEvent::Left { node }) => (node, true),
-                    Ok(NodeEvent::Up { node, .. }) => (node, false),
+                    Ok(
+                        NodeEvent::Down { node, .. }
+                        | NodeEvent::Left { node }
+                        | NodeEvent::Unreachable { node, .. },
+                    ) => (node, true),
+                    Ok(NodeEvent::Up { node, .. } | NodeEvent::Reachable { node }) => (node, false),
                     Ok(_) | Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => return Ok(()),
                 };

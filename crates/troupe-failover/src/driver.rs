@@ -284,12 +284,14 @@ impl PlacementDriver {
         self.directions = directions;
     }
 
-    /// The nodes this node holds live: itself, and the peers it is connected to (every node
-    /// of the process when it has no network endpoint).
+    /// The nodes this node holds live: itself, and the peers the membership protocol holds up
+    /// (every node of the process when it has no network endpoint). Not the peers it is
+    /// connected to: a link cut between two nodes that both reach a third leaves each up in
+    /// every view, so the nodes agree on who tries.
     fn live_view(node: &Node) -> HashSet<String> {
         let mesh = node.mesh();
         let mut live: HashSet<String> = match mesh.net(node.name()) {
-            Some(net) => net.connected().into_iter().collect(),
+            Some(net) => net.live().into_iter().collect(),
             None => mesh.node_names().into_iter().collect(),
         };
         live.insert(node.name().to_string());

@@ -93,8 +93,9 @@ pub fn addr(host: &str) -> SocketAddr {
 /// address (as a deployment binding `0.0.0.0` would)
 ///
 /// Unless `config` has its own `rng_seed`, the endpoint's randomness comes from the
-/// simulation's seed and how many endpoints were bound before it, so a restarted node gets a
-/// new incarnation and a replay the same one. The node is remembered by its name, which
+/// simulation's seed and how many endpoints were bound before it; unless it has its own
+/// `generation`, that count makes it, so a restarted node gets a new, larger incarnation and a
+/// replay the same one. The node is remembered by its name, which
 /// should be the host's, for [`Fault::Panic`].
 ///
 /// # Errors
@@ -106,15 +107,22 @@ pub fn addr(host: &str) -> SocketAddr {
 ///
 /// Cancel safe: nothing is started until the socket is bound, and binding does not wait.
 pub async fn bind(node: &Node, mut config: NetConfig) -> Result<NodeNet, ConnectError> {
-    if config.rng_seed.is_none()
-        && let Some(seed) = SEED.with(std::cell::Cell::get)
-    {
+    if let Some(seed) = SEED.with(std::cell::Cell::get) {
         // every boot of every node its own stream, in the (deterministic) order they bind
         let boot = BINDS.with(|b| {
             b.set(b.get() + 1);
             b.get()
         });
-        config.rng_seed = Some(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(boot));
+        if config.rng_seed.is_none() {
+            config.rng_seed = Some(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(boot));
+        }
+        if config.generation.is_none() {
+            // later boots have larger generations, as the wall clock gives them in production
+            let name = node.name().bytes().fold(0x811c_9dc5_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0193)
+            });
+            config.generation = Some((boot << 16) | (name & 0xffff));
+        }
     }
     NODES.with(|n| n.borrow_mut().insert(node.name().to_string(), node.clone()));
     let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT);

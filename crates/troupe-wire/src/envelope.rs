@@ -51,7 +51,7 @@ use crate::buf::{Reader, len_prefixed_len, put_len_prefixed};
 ///
 /// Written into every [`Hello`] and [`Envelope`]; a frame carrying another version is rejected
 /// with [`WireError::ProtocolVersion`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Stable identity of a message type: its name and version
 ///

@@ -337,7 +337,7 @@ fn a_cast_envelope_has_the_documented_bytes() {
     let expected: &[u8] = &[
         0, 0, 0, 22,                       // body length
         2,                                 // frame kind: Envelope
-        0, 2,                              // protocol 2
+        0, 3,                              // protocol 3
         0,                                 // envelope kind: Cast
         0,                                 // flags: no sender, no trace
         1, b'b', 2, b'd', b'b',            // target node "b", name "db"
@@ -367,7 +367,7 @@ fn every_field_appears_in_the_documented_order() {
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0, 0, 0, 40,
-        2, 0, 2,
+        2, 0, 3,
         3, 1, 2, 3, 4, 5, 6, 7, 8, 5, 1, b't', // Reply Err, request id, Timeout, "t"
         0b11,                                   // flags: sender and trace
         1, b'b', 2, b'd', b'b',
@@ -382,7 +382,7 @@ fn every_field_appears_in_the_documented_order() {
     assert_eq!(
         &encode(&Frame::Hello(hello))[..],
         &[
-            0, 0, 0, 23, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'c', 1, b'n'
+            0, 0, 0, 23, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'c', 1, b'n'
         ]
     );
     assert_eq!(
@@ -474,9 +474,9 @@ fn each_malformed_field_has_its_own_error() {
     assert_eq!(decode_body(&[0]), Err(WireError::UnknownFrameKind(0)));
     assert_eq!(decode_body(&[9, 1, 2]), Err(WireError::UnknownFrameKind(9)));
     assert_eq!(
-        decode_body(&cast_body_with(2, 3)),
+        decode_body(&cast_body_with(2, 4)),
         Err(WireError::ProtocolVersion {
-            got: 3,
+            got: 4,
             supported: PROTOCOL_VERSION
         })
     );

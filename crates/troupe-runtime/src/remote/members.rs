@@ -1,27 +1,20 @@
 //! The membership table, as plain logic: who is in the cluster, at which address and
-//! incarnation, whether they are up, which names they publish, and what changed.
+//! incarnation, whether they are up (as the membership protocol decided, `swim/`), which names
+//! they publish, and what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use serde::{Deserialize, Serialize};
-
 use super::NodeEvent;
-
-/// What nodes tell each other about a member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct MemberInfo {
-    pub(crate) name: String,
-    pub(crate) addr: SocketAddr,
-    pub(crate) incarnation: u64,
-}
 
 /// A member's state as this node sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemberStatus {
-    /// Connected.
+    /// Alive, as the cluster's membership protocol holds it: it answers probes, directly or
+    /// through other members.
     Up,
-    /// The link failed; reconnection is being attempted.
+    /// Declared down by the membership protocol (it answered no probe, direct or indirect, and
+    /// did not refute the suspicion in time); reconnection is being attempted.
     Down,
     /// Left the cluster gracefully.
     Left,
@@ -33,16 +26,18 @@ struct Member {
     incarnation: u64,
     status: MemberStatus,
     names: BTreeSet<String>,
-    /// Whether a connection to it ever completed its handshake (else it is only hearsay).
+    /// The incarnation that published `names` (they may arrive before the membership protocol
+    /// holds that incarnation up).
+    names_of: u64,
+    /// Whether its link was reported lost while it was up (`NodeEvent::Unreachable`).
+    link_lost: bool,
+    /// Whether the membership protocol ever held it up (before that, it is only a peer whose
+    /// connection completed its handshake, and is not listed).
     seen_up: bool,
 }
 
 /// The longest registered name a member may announce.
 pub(crate) const MAX_NAME_LEN: usize = 1024;
-
-/// Gossip that cannot be taken in: a malformed node name, or more members than allowed.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct TooManyOrMalformed;
 
 /// This node's view of the cluster.
 #[derive(Debug)]
@@ -63,7 +58,7 @@ impl Members {
         }
     }
 
-    /// A connection to `name` completed its handshake.
+    /// The membership protocol holds `name` at `incarnation` up.
     pub(crate) fn up(
         &mut self,
         name: &str,
@@ -75,15 +70,21 @@ impl Members {
             incarnation,
             status: MemberStatus::Down,
             names: BTreeSet::new(),
+            names_of: incarnation,
+            link_lost: false,
             seen_up: true,
         });
         member.seen_up = true;
         let restarted = member.incarnation != incarnation;
-        if restarted {
+        if member.names_of != incarnation {
             // a new incarnation publishes its names afresh
             member.names.clear();
+            member.names_of = incarnation;
         }
         member.incarnation = incarnation;
+        if restarted {
+            member.link_lost = false;
+        }
         if addr.is_some() {
             member.addr = addr;
         }
@@ -92,129 +93,102 @@ impl Members {
         if was == MemberStatus::Up && !restarted {
             return Vec::new();
         }
-        vec![NodeEvent::Up {
+        let mut events = vec![NodeEvent::Up {
             node: name.to_string(),
             incarnation,
-        }]
+        }];
+        // names it published before it was up count now
+        events.extend(self.duplicates());
+        events
     }
 
-    /// The link to `name` failed.
-    pub(crate) fn down(&mut self, name: &str, reason: &str) -> Option<NodeEvent> {
+    /// A connection to `name` (at `incarnation`) completed its handshake: remembers where to
+    /// dial it if nothing better is known, and nothing else (whether it is up is the membership
+    /// protocol's word, [`Members::up`]).
+    pub(crate) fn connected(&mut self, name: &str, incarnation: u64, addr: SocketAddr) {
+        let member = self.table.entry(name.to_string()).or_insert(Member {
+            addr: Some(addr),
+            incarnation,
+            status: MemberStatus::Down,
+            names: BTreeSet::new(),
+            names_of: incarnation,
+            link_lost: false,
+            seen_up: false,
+        });
+        if member.addr.is_none() || !member.seen_up {
+            member.addr = Some(addr);
+        }
+    }
+
+    /// `name` at `incarnation` says peers dial it at `addr`.
+    pub(crate) fn set_addr(&mut self, name: &str, incarnation: u64, addr: SocketAddr) {
+        if let Some(m) = self.table.get_mut(name)
+            && m.incarnation == incarnation
+        {
+            m.addr = Some(addr);
+        }
+    }
+
+    /// The membership protocol declared `name` at `incarnation` down.
+    pub(crate) fn down(&mut self, name: &str, incarnation: u64, reason: &str) -> Option<NodeEvent> {
         let member = self.table.get_mut(name)?;
-        if member.status != MemberStatus::Up {
+        if member.status != MemberStatus::Up || member.incarnation != incarnation {
             return None;
         }
         member.status = MemberStatus::Down;
+        member.link_lost = false;
         Some(NodeEvent::Down {
             node: name.to_string(),
             reason: reason.to_string(),
         })
     }
 
-    /// `name` left gracefully.
-    pub(crate) fn left(&mut self, name: &str) -> Option<NodeEvent> {
+    /// `name` at `incarnation` left gracefully.
+    pub(crate) fn left(&mut self, name: &str, incarnation: u64) -> Option<NodeEvent> {
         let member = self.table.get_mut(name)?;
-        if member.status == MemberStatus::Left {
+        if member.status == MemberStatus::Left || member.incarnation != incarnation {
             return None;
         }
         member.status = MemberStatus::Left;
+        member.link_lost = false;
         member.names.clear();
         Some(NodeEvent::Left {
             node: name.to_string(),
         })
     }
 
-    /// Merges a peer's view; returns the members worth dialing (unknown to us, or known but
-    /// not up at an address we had not tried), and whether our view changed.
-    ///
-    /// At most `max_members` are kept: gossip naming more new members, or a malformed name, is
-    /// refused whole (nothing of it is taken in).
-    pub(crate) fn learn(
+    /// This node's last connection to `name` (at `incarnation`) ended while the membership
+    /// protocol holds it up: reported once, until a connection is back.
+    pub(crate) fn link_lost(
         &mut self,
-        infos: &[MemberInfo],
-        max_members: usize,
-    ) -> Result<(Vec<(String, SocketAddr)>, bool), TooManyOrMalformed> {
-        let mut new = BTreeSet::new();
-        for info in infos {
-            if troupe_identity::validate_node_name(&info.name).is_err() {
-                return Err(TooManyOrMalformed);
-            }
-            if info.name != self.me && !self.table.contains_key(&info.name) {
-                new.insert(info.name.as_str());
-            }
+        name: &str,
+        incarnation: u64,
+        reason: &str,
+    ) -> Option<NodeEvent> {
+        let member = self.table.get_mut(name)?;
+        if member.status != MemberStatus::Up
+            || member.incarnation != incarnation
+            || member.link_lost
+        {
+            return None;
         }
-        if self.table.len() + new.len() > max_members {
-            return Err(TooManyOrMalformed);
-        }
-        let mut dial = Vec::new();
-        let mut changed = false;
-        for info in infos {
-            if info.name == self.me {
-                continue;
-            }
-            match self.table.get_mut(&info.name) {
-                None => {
-                    self.table.insert(
-                        info.name.clone(),
-                        Member {
-                            addr: Some(info.addr),
-                            incarnation: info.incarnation,
-                            status: MemberStatus::Down,
-                            names: BTreeSet::new(),
-                            seen_up: false,
-                        },
-                    );
-                    dial.push((info.name.clone(), info.addr));
-                    changed = true;
-                }
-                Some(member) => {
-                    let newer = info.incarnation != member.incarnation;
-                    if member.status == MemberStatus::Up {
-                        // a member that dialed us tells us where it listens
-                        if !newer && member.addr != Some(info.addr) {
-                            member.addr = Some(info.addr);
-                            changed = true;
-                        }
-                    } else if newer || member.addr != Some(info.addr) {
-                        member.addr = Some(info.addr);
-                        member.status = MemberStatus::Down;
-                        dial.push((info.name.clone(), info.addr));
-                        changed = true;
-                    }
-                }
-            }
-        }
-        Ok((dial, changed))
+        member.link_lost = true;
+        Some(NodeEvent::Unreachable {
+            node: name.to_string(),
+            reason: reason.to_string(),
+        })
     }
 
-    /// Forgets `name` if no connection to it ever completed (it was only named in gossip);
-    /// returns whether it was forgotten.
-    pub(crate) fn forget_hearsay(&mut self, name: &str) -> bool {
-        if self.table.get(name).is_some_and(|m| !m.seen_up) {
-            self.table.remove(name);
-            true
-        } else {
-            false
+    /// A connection to `name` completed its handshake: reachable again if it was reported lost.
+    pub(crate) fn link_back(&mut self, name: &str) -> Option<NodeEvent> {
+        let member = self.table.get_mut(name)?;
+        if !member.link_lost {
+            return None;
         }
-    }
-
-    /// What to tell peers: ourselves and every member that is up.
-    pub(crate) fn gossip(&self, my_addr: SocketAddr, my_incarnation: u64) -> Vec<MemberInfo> {
-        let mut infos = vec![MemberInfo {
-            name: self.me.clone(),
-            addr: my_addr,
-            incarnation: my_incarnation,
-        }];
-        for (name, m) in &self.table {
-            if let (MemberStatus::Up, Some(addr)) = (m.status, m.addr) {
-                infos.push(MemberInfo {
-                    name: name.clone(),
-                    addr,
-                    incarnation: m.incarnation,
-                });
-            }
-        }
-        infos
+        member.link_lost = false;
+        Some(NodeEvent::Reachable {
+            node: name.to_string(),
+        })
     }
 
     /// The address we last knew for `name`.
@@ -227,10 +201,20 @@ impl Members {
         self.table.get(name).map(|m| m.status)
     }
 
-    /// Every known member with its status, sorted by name.
+    /// The members up now, sorted.
+    pub(crate) fn up_names(&self) -> Vec<String> {
+        self.table
+            .iter()
+            .filter(|(_, m)| m.status == MemberStatus::Up)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Every member the membership protocol ever held up, with its status, sorted by name.
     pub(crate) fn list(&self) -> Vec<(String, MemberStatus, u64)> {
         self.table
             .iter()
+            .filter(|(_, m)| m.seen_up)
             .map(|(n, m)| (n.clone(), m.status, m.incarnation))
             .collect()
     }
@@ -244,14 +228,17 @@ impl Members {
         self.duplicates()
     }
 
-    /// Replaces `node`'s published names; returns new duplicate-name reports.
+    /// Replaces the names `node` at `incarnation` publishes; returns new duplicate-name
+    /// reports. They count once the membership protocol holds that incarnation up.
     pub(crate) fn set_names(
         &mut self,
         node: &str,
+        incarnation: u64,
         names: impl IntoIterator<Item = String>,
     ) -> Vec<NodeEvent> {
         if let Some(m) = self.table.get_mut(node) {
             m.names = names.into_iter().collect();
+            m.names_of = incarnation;
         }
         self.duplicates()
     }
@@ -261,7 +248,11 @@ impl Members {
         let mut nodes: Vec<String> = self
             .table
             .iter()
-            .filter(|(_, m)| m.status == MemberStatus::Up && m.names.contains(name))
+            .filter(|(_, m)| {
+                m.status == MemberStatus::Up
+                    && m.names_of == m.incarnation
+                    && m.names.contains(name)
+            })
             .map(|(n, _)| n.clone())
             .collect();
         if self.my_names.contains(name) {
@@ -277,7 +268,7 @@ impl Members {
             owners.entry(name).or_default().push(self.me.clone());
         }
         for (node, m) in &self.table {
-            if m.status == MemberStatus::Up {
+            if m.status == MemberStatus::Up && m.names_of == m.incarnation {
                 for name in &m.names {
                     owners.entry(name).or_default().push(node.clone());
                 }
@@ -317,10 +308,10 @@ mod tests {
         assert_eq!(m.up("b", 1, Some(addr(1))).len(), 1);
         assert!(m.up("b", 1, Some(addr(1))).is_empty());
         assert!(matches!(
-            m.down("b", "timeout"),
+            m.down("b", 1, "timeout"),
             Some(NodeEvent::Down { .. })
         ));
-        assert!(m.down("b", "timeout").is_none());
+        assert!(m.down("b", 1, "timeout").is_none());
         assert_eq!(m.status("b"), Some(MemberStatus::Down));
         assert_eq!(
             m.up("b", 2, Some(addr(1))),
@@ -339,61 +330,45 @@ mod tests {
     }
 
     #[test]
-    fn learning_returns_only_members_worth_dialing() {
+    fn a_connected_peer_is_listed_only_once_membership_holds_it_up() {
         let mut m = Members::new("a");
-        m.up("b", 1, Some(addr(2)));
-        let infos = vec![
-            MemberInfo {
-                name: "a".into(),
-                addr: addr(1),
-                incarnation: 1,
-            },
-            MemberInfo {
-                name: "b".into(),
-                addr: addr(2),
-                incarnation: 1,
-            },
-            MemberInfo {
-                name: "c".into(),
-                addr: addr(3),
-                incarnation: 1,
-            },
-        ];
-        assert_eq!(
-            m.learn(&infos, 1024).unwrap(),
-            (vec![("c".to_string(), addr(3))], true)
-        );
-        // c is known now; hearing of it again neither dials twice nor counts as news
-        assert_eq!(m.learn(&infos, 1024).unwrap(), (vec![], false));
-        // a restarted c (new incarnation) is worth dialing again
-        let restarted = vec![MemberInfo {
-            name: "c".into(),
-            addr: addr(3),
-            incarnation: 2,
-        }];
-        assert_eq!(
-            m.learn(&restarted, 1024).unwrap().0,
-            vec![("c".to_string(), addr(3))]
-        );
-        // a member that dialed us (no address known) tells us where it listens
-        m.up("d", 1, None);
-        let d = vec![MemberInfo {
-            name: "d".into(),
-            addr: addr(4),
-            incarnation: 1,
-        }];
-        assert_eq!(m.learn(&d, 1024).unwrap(), (vec![], true));
-        assert_eq!(m.addr_of("d"), Some(addr(4)));
+        m.connected("b", 1, addr(2));
+        assert!(m.list().is_empty());
+        assert_eq!(m.addr_of("b"), Some(addr(2)));
+        assert_eq!(m.status("b"), Some(MemberStatus::Down));
+        m.up("b", 1, Some(addr(3)));
+        assert_eq!(m.list(), vec![("b".to_string(), MemberStatus::Up, 1)]);
+        assert_eq!(m.up_names(), vec!["b"]);
+        // a later handshake does not move the address it said to dial
+        m.connected("b", 1, addr(4));
+        assert_eq!(m.addr_of("b"), Some(addr(3)));
+        m.set_addr("b", 1, addr(5));
+        assert_eq!(m.addr_of("b"), Some(addr(5)));
+        // a down of an earlier incarnation changes nothing
+        assert!(m.down("b", 0, "old").is_none());
+        assert_eq!(m.status("b"), Some(MemberStatus::Up));
     }
 
     #[test]
-    fn gossip_lists_self_and_up_members() {
+    fn a_lost_link_to_an_up_member_is_reported_once_and_its_return_once() {
         let mut m = Members::new("a");
-        m.up("b", 1, Some(addr(2)));
-        m.up("c", 1, Some(addr(3)));
-        m.down("c", "gone");
-        let names: Vec<String> = m.gossip(addr(1), 9).into_iter().map(|i| i.name).collect();
-        assert_eq!(names, vec!["a", "b"]);
+        assert!(m.link_lost("b", 1, "idle").is_none(), "unknown");
+        m.up("b", 1, None);
+        assert!(m.link_lost("b", 0, "idle").is_none(), "another incarnation");
+        assert!(matches!(
+            m.link_lost("b", 1, "idle"),
+            Some(NodeEvent::Unreachable { .. })
+        ));
+        assert!(m.link_lost("b", 1, "idle").is_none());
+        assert_eq!(m.status("b"), Some(MemberStatus::Up));
+        assert_eq!(
+            m.link_back("b"),
+            Some(NodeEvent::Reachable { node: "b".into() })
+        );
+        assert!(m.link_back("b").is_none());
+        // a member declared down has no link to lose
+        m.down("b", 1, "gone");
+        assert!(m.link_lost("b", 1, "idle").is_none());
     }
 
     #[test]
@@ -404,7 +379,7 @@ mod tests {
             m.set_my_names(["x".to_string(), "y".to_string()])
                 .is_empty()
         );
-        let events = m.set_names("b", ["y".to_string()]);
+        let events = m.set_names("b", 1, ["y".to_string()]);
         assert_eq!(
             events,
             vec![NodeEvent::DuplicateName {
@@ -412,11 +387,25 @@ mod tests {
                 nodes: vec!["a".into(), "b".into()]
             }]
         );
-        assert!(m.set_names("b", ["y".to_string()]).is_empty());
+        assert!(m.set_names("b", 1, ["y".to_string()]).is_empty());
         assert_eq!(m.whereis("y"), vec!["a", "b"]);
         assert_eq!(m.whereis("x"), vec!["a"]);
         // names of a node that left disappear
-        m.left("b");
+        m.left("b", 1);
         assert_eq!(m.whereis("y"), vec!["a"]);
+    }
+
+    #[test]
+    fn names_published_before_membership_holds_a_restart_up_are_kept() {
+        let mut m = Members::new("a");
+        m.up("b", 1, None);
+        m.set_names("b", 1, ["old".to_string()]);
+        // b restarted: its new connection sent its names before the protocol said so
+        m.connected("b", 2, addr(2));
+        m.set_names("b", 2, ["new".to_string()]);
+        assert_eq!(m.whereis("new"), Vec::<String>::new());
+        assert_eq!(m.whereis("old"), Vec::<String>::new());
+        m.up("b", 2, None);
+        assert_eq!(m.whereis("new"), vec!["b"]);
     }
 }

@@ -1,15 +1,17 @@
 //! The remote path: one QUIC endpoint per node, mutual TLS against the cluster CA, a handshake,
 //! lanes of ordered frames per peer, remote casts and calls through the same [`Addr`], and
-//! membership with failure detection.
+//! membership with failure detection (SWIM, by foca, over QUIC datagrams).
 //!
 //! [`Addr`]: crate::Addr
 //!
 //! # Layout
 //! - `handshake`: what a node accepts in a peer's hello; which duplicate connection survives.
 //! - `members`: the membership table (up, down, left, incarnations, published names).
+//! - `swim`: membership and failure detection: foca driven by one task on tokio's clock, its
+//!   packets in QUIC datagrams, an identity filter in front.
 //! - `pending`: calls waiting for replies, swept on timeout and node-down.
 //! - `peer`: one connection: its lanes, writers and readers.
-//! - `net`: the endpoint, dialing, accepting, dispatching, gossip and reconnection.
+//! - `net`: the endpoint, dialing, accepting, dispatching and reconnection.
 //! - `tls`: quinn configurations from a node's identity, and a peer's certificate chain.
 
 mod cut;
@@ -19,6 +21,7 @@ mod net;
 mod peer;
 mod pending;
 mod spin;
+mod swim;
 mod tls;
 
 use std::net::SocketAddr;
@@ -30,6 +33,9 @@ pub use members::MemberStatus;
 pub(crate) use net::{NetInner, remote_call, remote_cast};
 pub use net::{NodeNet, PeerStats, fuzz_control_body};
 pub(crate) use peer::Replier;
+pub use swim::MembershipStats;
+#[doc(hidden)]
+pub use swim::{answer_membership, forge_membership_gossip, fuzz_swim_datagram};
 pub use tls::{TlsConfigError, peer_chain, quinn_client_config, quinn_server_config};
 
 /// Settings of a node's network endpoint.
@@ -44,8 +50,12 @@ pub struct NetConfig {
     /// The address peers should dial to reach this node (default: the bound address; bound to
     /// an unspecified IP such as `0.0.0.0`, peers dial the IP its connections come from).
     pub advertise: Option<SocketAddr>,
-    /// A silent peer is reported down after this long (QUIC idle timeout; keep-alives are sent
-    /// at a quarter of it).
+    /// A killed peer is reported down within about this long (default 3 s). The membership
+    /// protocol's timings derive from it: a member is probed every fifteenth of it and a
+    /// suspect declared down after four probe periods, so a process that stalls for more than
+    /// about a third of it is declared down too (and rejoins when it wakes). A connection
+    /// silent this long is closed (QUIC's idle timeout; keep-alives at a quarter of it), which
+    /// only retires the link: whether the peer is down is the membership protocol's call.
     pub peer_down_timeout: Duration,
     /// Lanes (unidirectional streams) per peer and direction.
     pub lanes: usize,
@@ -72,6 +82,13 @@ pub struct NetConfig {
     /// randomness, this node's incarnation number), so a simulation replays exactly. `None`,
     /// the default: from the operating system, as production wants. TLS keys stay random.
     pub rng_seed: Option<u64>,
+    /// This process's generation of the node ([`NodeNet::incarnation`]): the membership
+    /// protocol keeps the larger of two starts of one node, so each start must have a larger
+    /// one than the last. `None`, the default: the wall clock's Unix milliseconds, shifted left
+    /// 16 bits, with 16 random bits (a node restarted on a host whose clock is behind the old
+    /// one's by more than the time between the starts is ignored until the old is forgotten).
+    /// A simulator sets it from its own count of starts.
+    pub generation: Option<u64>,
 }
 
 /// Bounds on what one authenticated peer may make this node hold. A peer that goes past one is
@@ -79,8 +96,8 @@ pub struct NetConfig {
 /// [`NodeEvent::LimitExceeded`] is reported here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerLimits {
-    /// Members of the cluster this node keeps track of (gossip naming more new ones is a
-    /// breach). Default 1,024.
+    /// Members of the cluster this node keeps track of: a peer whose membership gossip names
+    /// more nodes this node does not know is cut off. Default 1,024.
     pub max_members: usize,
     /// Names one member may announce. Default 1,000,000.
     pub max_names: usize,
@@ -89,7 +106,7 @@ pub struct PeerLimits {
     pub max_large_in_flight: usize,
     /// Longest a large message may take to arrive once its stream or marker did. Default 30 s.
     pub large_message_deadline: Duration,
-    /// Control frames queued for one peer (gossip, names); a peer that does not read them is
+    /// Control frames queued for one peer (names, leaving); a peer that does not read them is
     /// disconnected. Default 1,024.
     pub control_queue: usize,
     /// Dial attempts for a member learned from gossip that this node never reached, before it
@@ -114,7 +131,7 @@ impl Default for PeerLimits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PeerLimit {
-    /// Gossip named more members than [`PeerLimits::max_members`], or a malformed name.
+    /// Membership gossip named more unknown nodes than [`PeerLimits::max_members`].
     Members,
     /// A member announced more names than [`PeerLimits::max_names`], or a malformed name.
     Names,
@@ -163,6 +180,7 @@ impl NetConfig {
             spin_after_traffic: None,
             limits: PeerLimits::default(),
             rng_seed: None,
+            generation: None,
         }
     }
 
@@ -186,7 +204,8 @@ impl NetConfig {
         self
     }
 
-    /// Sets how long a silent peer has before it is reported down.
+    /// Sets how long a killed peer may take to be reported down (see the field
+    /// `peer_down_timeout`).
     pub fn peer_down_timeout(mut self, timeout: Duration) -> Self {
         self.peer_down_timeout = timeout;
         self
@@ -211,19 +230,41 @@ impl std::fmt::Debug for NetConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
-    /// A peer completed the handshake (again, or as a new incarnation).
+    /// The membership protocol holds a peer up: it joined, rejoined after being declared down,
+    /// or restarted (a new incarnation).
     Up {
         /// The peer.
         node: String,
         /// Its incarnation (changes when the node restarts).
         incarnation: u64,
     },
-    /// The link to a peer failed (idle timeout, connection lost); reconnection is attempted.
+    /// The membership protocol declared a peer down: it answered no probe, directly or through
+    /// other members, and did not refute the suspicion in time. Calls waiting on it fail;
+    /// reconnection is attempted. A link cut between two nodes that both reach a third is not
+    /// this: the third relays the probes and both stay up everywhere.
     Down {
         /// The peer.
         node: String,
         /// Why.
         reason: String,
+    },
+    /// This node's connection to a peer that the membership protocol holds up ended (the
+    /// link went silent for `peer_down_timeout`, or was closed), and no other connection to it
+    /// is open; reconnection is attempted. The peer is not down: other members may still reach
+    /// it (a link cut between two nodes that both reach a third). A signal about this node's
+    /// own links, unlike `Down`: what must talk to the peer itself (a database replica following
+    /// its leader, a balancer's members) treats it as down for this node.
+    Unreachable {
+        /// The peer.
+        node: String,
+        /// Why the connection ended.
+        reason: String,
+    },
+    /// A connection to a peer reported [`NodeEvent::Unreachable`] completed its handshake
+    /// again.
+    Reachable {
+        /// The peer.
+        node: String,
     },
     /// A peer left gracefully.
     Left {

@@ -74,6 +74,12 @@ pub(crate) struct Peer {
     pub(crate) left: AtomicBool,
     /// This connection was replaced by another to the same peer, or ended.
     pub(crate) retired: AtomicBool,
+    /// The membership protocol declared the peer (at this connection's incarnation) down:
+    /// sends to it fail `Unreachable` at once while nothing more comes in on the connection
+    /// (see [`Peer::refuses_sends`]).
+    pub(crate) declared_down: AtomicBool,
+    /// UDP datagrams received on the connection when the peer was declared down.
+    pub(crate) rx_when_down: AtomicU64,
     pub(crate) codec: FrameCodec,
     /// Told about every batch written (see `NetConfig::spin_after_traffic`).
     spinner: Option<Arc<Spinner>>,
@@ -101,6 +107,29 @@ pub(crate) struct ReplyRoute {
 }
 
 impl Peer {
+    /// The membership protocol declared the peer down: sends fail at once from now on, unless
+    /// the connection shows it alive after all.
+    pub(crate) fn declare_down(&self) {
+        self.rx_when_down
+            .store(self.conn.stats().udp_rx.datagrams, Ordering::Relaxed);
+        self.declared_down.store(true, Ordering::Release);
+    }
+
+    /// Whether sends to the peer are refused: it was declared down, and nothing came in on the
+    /// connection since (a corpse whose link lingers until QUIC's idle timeout). Anything
+    /// received since (a process that stalled and woke, a peer declared down by mistake under
+    /// load) lifts it at once, before the membership protocol has caught up.
+    pub(crate) fn refuses_sends(&self) -> bool {
+        if !self.declared_down.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.conn.stats().udp_rx.datagrams > self.rx_when_down.load(Ordering::Relaxed) {
+            self.declared_down.store(false, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
     /// Sets up lanes and their writer tasks; `control_tx` feeds the control stream writer.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -147,6 +176,8 @@ impl Peer {
             frames_received: AtomicU64::new(0),
             left: AtomicBool::new(false),
             retired: AtomicBool::new(false),
+            declared_down: AtomicBool::new(false),
+            rx_when_down: AtomicU64::new(0),
             codec,
             spinner,
             route,

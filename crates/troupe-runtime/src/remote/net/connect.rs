@@ -311,8 +311,9 @@ pub(super) async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
     establish(inner, conn, send, recv, buf, hello, None);
 }
 
-/// Registers a handshaken connection (resolving duplicates), starts its tasks and gossips;
-/// `dialed` is the dial number and address when this node dialed it.
+/// Registers a handshaken connection (resolving duplicates), tells the membership protocol,
+/// starts its tasks and sends this node's names; `dialed` is the dial number and address when
+/// this node dialed it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn establish(
     inner: &Arc<NetInner>,
@@ -390,12 +391,39 @@ pub(super) fn establish(
             inner.pending.sweep_node(&name);
         }
     }
-    let addr = dialed.map(|(_, addr)| addr);
-    let events = inner.members.lock().up(&name, hello.incarnation, addr);
-    let restarted_or_new = !events.is_empty();
-    for event in events {
+    // where to dial it again: the address dialled, else the one its datagrams come from (one
+    // socket per endpoint, so its listening address unless a NAT is in the way; its own word
+    // on where it listens comes with its first membership packet)
+    let addr = dialed.map_or_else(|| conn.remote_address(), |(_, addr)| addr);
+    let back = {
+        let mut members = inner.members.lock();
+        members.connected(&name, hello.incarnation, addr);
+        members.link_back(&name)
+    };
+    if let Some(event) = back {
         inner.emit(event);
     }
+    if conn
+        .max_datagram_size()
+        .is_none_or(|max| max < swim::MAX_PACKET + 1)
+    {
+        tracing::error!(
+            peer = %name,
+            max = ?conn.max_datagram_size(),
+            "the link cannot carry membership datagrams; the peer will be declared down"
+        );
+    }
+    inner
+        .swim
+        .authenticated(name.clone(), hello.incarnation, addr);
+    inner.swim.spawn_reader(
+        conn.clone(),
+        swim::Sender {
+            name: name.clone(),
+            generation: hello.incarnation,
+            remote: conn.remote_address(),
+        },
+    );
     tokio::spawn(write_control(control_send, control_rx));
     tokio::spawn(read_control(
         Arc::downgrade(inner),
@@ -405,14 +433,7 @@ pub(super) fn establish(
     ));
     tokio::spawn(accept_streams(Arc::downgrade(inner), Arc::downgrade(&peer)));
     tokio::spawn(watch_connection(Arc::downgrade(inner), peer.clone()));
-    // introduce ourselves: our view of the cluster and our names
-    if let Some(frame) = inner.gossip() {
-        if restarted_or_new {
-            inner.broadcast_control(&frame);
-        } else {
-            inner.send_control(&peer, frame);
-        }
-    }
+    // introduce ourselves: our names
     let names = inner.node.inner.registry.exposed_names();
     if let Some(frame) = encode_control(&inner.codec, &ControlMsg::Names(names)) {
         inner.send_control(&peer, frame);

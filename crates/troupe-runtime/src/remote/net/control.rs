@@ -1,11 +1,10 @@
-//! The control stream: gossip of members, announced names, leaving, and the per-peer limits
-//! that guard them.
+//! The control stream: announced names, leaving, refusals, and the per-peer limits that guard
+//! them. (Membership travels in datagrams: `remote/swim/`.)
 
 use super::*;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum ControlMsg {
-    Members(Vec<MemberInfo>),
     Names(Vec<String>),
     Leave,
     Reject(String),
@@ -20,19 +19,18 @@ pub(super) fn names_within(names: &[String], limits: &crate::remote::PeerLimits)
 }
 
 /// Runs a control frame's body through what a node does with one from a peer: decoding, and
-/// the member and name checks, against a fresh member table with the default limits. For the
-/// fuzz target of the control stream (`fuzz/fuzz_targets/control_decode.rs`); returns whether
-/// the body was taken in.
+/// the name checks, against a fresh member table with the default limits. For the fuzz target
+/// of the control stream (`fuzz/fuzz_targets/control_decode.rs`); returns whether the body was
+/// taken in.
 #[doc(hidden)]
 pub fn fuzz_control_body(body: &[u8]) -> bool {
     let limits = crate::remote::PeerLimits::default();
     let mut members = Members::new("fuzz");
     match rmp_serde::from_slice::<ControlMsg>(body) {
-        Ok(ControlMsg::Members(infos)) => members.learn(&infos, limits.max_members).is_ok(),
         Ok(ControlMsg::Names(names)) => {
             let ok = names_within(&names, &limits);
             if ok {
-                let _ = members.set_names("peer", names);
+                let _ = members.set_names("peer", 1, names);
             }
             ok
         }
@@ -97,18 +95,6 @@ pub(super) fn protocol_error(inner: &NetInner, peer: &Peer, cause: String) {
     });
 }
 
-/// A peer bound to an unspecified IP (`0.0.0.0:PORT`, with no `advertise` set) announces
-/// that as its address, which no one can dial: take the IP its connection comes from, with the
-/// announced port, so the peer can be dialled again after the link drops (and is gossiped on
-/// as reachable).
-fn own_address_as_seen(infos: &mut [MemberInfo], peer: &Peer) {
-    for info in infos.iter_mut() {
-        if info.name == *peer.name && info.addr.ip().is_unspecified() {
-            info.addr.set_ip(peer.conn.remote_address().ip());
-        }
-    }
-}
-
 pub(super) async fn read_control(
     inner: Weak<NetInner>,
     peer: Weak<Peer>,
@@ -142,51 +128,28 @@ pub(super) async fn read_control(
             }
         };
         match rmp_serde::from_slice::<ControlMsg>(&body) {
-            Ok(ControlMsg::Members(mut infos)) => {
-                own_address_as_seen(&mut infos, &peer);
-                let learned = inner
-                    .members
-                    .lock()
-                    .learn(&infos, inner.config.limits.max_members);
-                let Ok((dial_list, changed)) = learned else {
-                    limit_exceeded(&inner, &peer, PeerLimit::Members);
-                    return;
-                };
-                if changed {
-                    // pass news on, so members that joined through different seeds meet
-                    if let Some(frame) = inner.gossip() {
-                        inner.broadcast_control(&frame);
-                    }
-                }
-                for (name, addr) in dial_list {
-                    // one dial at a time per member: a second connection dialed by the same
-                    // side is one the two ends may resolve differently
-                    if inner.peers.contains_key(name.as_str()) || !inner.begin_dial(&name) {
-                        continue;
-                    }
-                    let inner = inner.clone();
-                    tokio::spawn(async move {
-                        let dialed = dial(&inner, addr, Some(&name)).await;
-                        inner.end_dial(&name);
-                        if let Err(e) = dialed {
-                            tracing::debug!(cause = %e, %name, %addr, "dial from gossip failed");
-                            reconnect(Arc::downgrade(&inner), name).await;
-                        }
-                    });
-                }
-            }
             Ok(ControlMsg::Names(names)) => {
                 if !names_within(&names, &inner.config.limits) {
                     limit_exceeded(&inner, &peer, PeerLimit::Names);
                     return;
                 }
-                let events = inner.members.lock().set_names(&peer.name, names);
+                if peer.retired.load(Ordering::Acquire) {
+                    // a connection already replaced: the peer's current one speaks for it
+                    continue;
+                }
+                let events = inner
+                    .members
+                    .lock()
+                    .set_names(&peer.name, peer.incarnation, names);
                 for e in events {
                     inner.emit(e);
                 }
             }
             Ok(ControlMsg::Leave) => {
                 peer.left.store(true, Ordering::SeqCst);
+                // every member it told reports it left, rather than waiting for it to go
+                // silent (or hearing it is down from others first)
+                inner.swim.left(peer.name.clone(), peer.incarnation);
             }
             Ok(ControlMsg::Reject(reason)) => {
                 tracing::warn!(%reason, peer = %peer.name, "peer refused us");

@@ -2,7 +2,9 @@
 
 use super::*;
 
-/// Waits for a connection to end, then reports the peer down or left and starts reconnecting.
+/// Waits for a connection to end, then retires it (calls waiting on it fail), tells the
+/// membership protocol if the peer left, and starts reconnecting. Whether the peer is down is
+/// not decided here: that is the membership protocol's call (`remote/swim/`).
 pub(super) async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
     let reason = peer.conn.closed().await;
     peer.retired.store(true, Ordering::Release);
@@ -44,13 +46,16 @@ pub(super) async fn watch_connection(inner: Weak<NetInner>, peer: Arc<Peer>) {
         other => (peer.left.load(Ordering::SeqCst), other.to_string()),
     };
     tracing::info!(peer = %peer.name, reason = %text, swept, "connection ended");
-    let event = if left {
-        net.members.lock().left(&peer.name)
-    } else {
-        net.members.lock().down(&peer.name, &text)
-    };
-    if let Some(event) = event {
-        net.emit(event);
+    if left {
+        net.swim.left(peer.name.clone(), peer.incarnation);
+    } else if !net.shutting_down.load(Ordering::SeqCst) {
+        let lost = net
+            .members
+            .lock()
+            .link_lost(&peer.name, peer.incarnation, &text);
+        if let Some(event) = lost {
+            net.emit(event);
+        }
     }
     if !left && !net.shutting_down.load(Ordering::SeqCst) {
         tokio::spawn(reconnect(inner, peer.name.to_string()));
@@ -64,7 +69,6 @@ pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
         Some(net) => net.config.reconnect_backoff.0,
         None => return,
     };
-    let mut attempts = 0u32;
     loop {
         tokio::time::sleep(delay).await;
         let Some(net) = inner.upgrade() else { return };
@@ -87,14 +91,6 @@ pub(super) async fn reconnect(inner: Weak<NetInner>, name: String) {
         match dialed {
             Ok(_) => return,
             Err(e) => tracing::debug!(cause = %e, %name, %addr, "reconnect failed"),
-        }
-        attempts += 1;
-        if attempts >= net.config.limits.max_gossip_dials
-            && net.members.lock().forget_hearsay(&name)
-        {
-            // only ever named in gossip, never reached: not dialled forever
-            tracing::warn!(%name, %addr, attempts, "a member named in gossip never answered; forgetting it");
-            return;
         }
         delay = (delay * 2).min(net.config.reconnect_backoff.1);
     }

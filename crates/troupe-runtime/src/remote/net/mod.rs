@@ -1,5 +1,6 @@
 //! A node's endpoint: dialing and accepting authenticated connections, the handshake, inbound
-//! dispatch, membership gossip, failure detection and reconnection.
+//! dispatch, reconnection, and the endpoint's side of membership (`membership.rs`; the protocol
+//! itself is `remote/swim/`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,11 +19,12 @@ use troupe_wire::{
 
 use super::cut::{CutLinks, CuttableSocket};
 use super::handshake::{Dialed, Expect, RejectReason, check_hello, replaces};
-use super::members::{MAX_NAME_LEN, MemberInfo, MemberStatus, Members};
+use super::members::{MAX_NAME_LEN, MemberStatus, Members};
 use super::peer::{Origin, Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
 use super::spin::Spinner;
-use super::{ConnectError, CutError, NetConfig, NodeEvent, PeerLimit, tls};
+use super::swim::{self, Swim, SwimId};
+use super::{ConnectError, CutError, MembershipStats, NetConfig, NodeEvent, PeerLimit, tls};
 use crate::codec;
 use crate::error::CallError;
 use crate::message::{Message, Reply, ReplyValue};
@@ -34,6 +36,7 @@ mod connect;
 mod control;
 mod inbound;
 mod liveness;
+mod membership;
 
 pub(crate) use calls::{remote_call, remote_cast};
 use connect::*;
@@ -88,6 +91,10 @@ pub(crate) struct NetInner {
     connections: Mutex<std::collections::HashMap<Arc<str>, u64>>,
     /// Members this node is dialling by name now (gossip and reconnection).
     dialing: Mutex<std::collections::HashSet<String>>,
+    /// Nodes named in membership gossip that this node is trying to reach (bounded).
+    hinted: Mutex<std::collections::HashSet<String>>,
+    /// The membership protocol's driver.
+    swim: Swim,
     shutting_down: AtomicBool,
     /// Told once `NodeNet::shutdown` is done: the task keeping the endpoint lets go of it.
     stopped: tokio::sync::Notify,
@@ -154,6 +161,9 @@ fn transport_config(config: &NetConfig) -> Arc<quinn::TransportConfig> {
         u32::try_from(streams).unwrap_or(u32::MAX),
     ));
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(16));
+    // membership datagrams (remote/swim/): a bounded buffer each way per peer
+    t.datagram_receive_buffer_size(Some(64 * 1024));
+    t.datagram_send_buffer_size(64 * 1024);
     t.stream_receive_window(quinn::VarInt::from_u32(4 * 1024 * 1024));
     t.receive_window(quinn::VarInt::from_u32(32 * 1024 * 1024));
     t.send_window(32 * 1024 * 1024);
@@ -225,22 +235,24 @@ impl NodeNet {
             .map_err(|source| ConnectError::Socket { addr: None, source })?;
         // the node owns the channel, so subscribers from before the network started hear too
         let events = node.inner.cluster_events.clone();
+        let incarnation = match (config.generation, config.rng_seed) {
+            (Some(generation), _) => generation,
+            // distinct per node name under one seed, and never 0
+            (None, Some(seed)) => node
+                .name()
+                .bytes()
+                .fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                })
+                .max(1),
+            (None, None) => incarnation(),
+        };
         let inner = Arc::new(NetInner {
             node: node.clone(),
             endpoint,
             client_config,
             codec: FrameCodec::new(config.max_frame_len),
-            incarnation: match config.rng_seed {
-                // distinct per node name under one seed, and never 0
-                Some(seed) => node
-                    .name()
-                    .bytes()
-                    .fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
-                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                    })
-                    .max(1),
-                None => incarnation(),
-            },
+            incarnation,
             local_addr,
             peers: DashMap::new(),
             connections: Mutex::default(),
@@ -252,6 +264,8 @@ impl NodeNet {
             refused: AtomicU64::new(0),
             stray_replies: AtomicU64::new(0),
             dialing: Mutex::new(std::collections::HashSet::new()),
+            hinted: Mutex::new(std::collections::HashSet::new()),
+            swim: Swim::new(swim::settings(config.peer_down_timeout)),
             shutting_down: AtomicBool::new(false),
             stopped: tokio::sync::Notify::new(),
             connected: tokio::sync::Notify::new(),
@@ -260,6 +274,20 @@ impl NodeNet {
             config,
         });
         node.inner.mesh.attach_net(node.name(), &inner);
+        let me = SwimId::new(Arc::from(node.name()), inner.incarnation, inner.advertise());
+        // foca's random choices: replayed under a seed, else from this run's incarnation
+        let swim_seed = inner
+            .config
+            .rng_seed
+            .map_or(incarnation ^ 0x5851_f42d_4c95_7f2d, |s| {
+                s ^ 0x2545_f491_4f6c_dd1d
+            });
+        inner.swim.run(
+            Arc::downgrade(&inner),
+            me,
+            swim_seed,
+            inner.config.limits.max_members,
+        );
         // The endpoint runs until `shutdown`, whoever holds its handle; a runtime dropped
         // without it (a simulated host crashing) drops this task, and with it the endpoint.
         let kept = inner.clone();
@@ -287,7 +315,8 @@ impl NodeNet {
         self.inner.local_addr
     }
 
-    /// This process's incarnation of the node (new at every start).
+    /// This process's incarnation of the node (its generation: new at every start, and larger
+    /// than the last start's; see [`NetConfig::generation`]).
     pub fn incarnation(&self) -> u64 {
         self.inner.incarnation
     }
@@ -315,9 +344,25 @@ impl NodeNet {
             .map(|peer| peer.name.to_string())
     }
 
-    /// Members known to this node with their status and incarnation, sorted by name.
+    /// Members known to this node with their status and incarnation, sorted by name: every
+    /// node the membership protocol ever held up, as it holds them now (up, down or left).
+    /// Connected or not: a member whose link to this node is cut but that answers probes
+    /// through other members is up.
     pub fn members(&self) -> Vec<(String, MemberStatus, u64)> {
         self.inner.members.lock().list()
+    }
+
+    /// The peers the membership protocol holds up now, sorted: this node's live view of the
+    /// cluster, which every node shares once the protocol has converged, whatever links between
+    /// two of them are cut (see [`NodeNet::connected`] for the links themselves).
+    pub fn live(&self) -> Vec<String> {
+        self.inner.members.lock().up_names()
+    }
+
+    /// What the membership protocol did with its datagrams so far: sent, received, and dropped
+    /// by reason (rate, queue, malformed, spoofed sender, unvouched identities).
+    pub fn membership_stats(&self) -> MembershipStats {
+        self.inner.swim.stats()
     }
 
     /// Messages from other nodes refused so far because their target does not accept
@@ -367,7 +412,9 @@ impl NodeNet {
         stats
     }
 
-    /// Names of the peers connected now, sorted.
+    /// Names of the peers this node has a connection to now, sorted. A link can be gone while
+    /// the peer is alive (a cut between two nodes that both reach a third): for who is in the
+    /// cluster, see [`NodeNet::live`].
     pub fn connected(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .inner
@@ -387,10 +434,13 @@ impl NodeNet {
     /// Cuts this node off from `peer` as a network partition would: from now until
     /// [`NodeNet::heal_link`], every datagram to or from the peer's addresses is dropped, both
     /// ways, by this endpoint alone (the peer need not take part). Nothing is closed: the link
-    /// goes silent, both sides report the other down after
-    /// [`NetConfig::peer_down_timeout`], calls across it time out, and reconnection attempts
-    /// fail until the link is healed — what a real partition does, with no firewall rules,
-    /// whether the peer is in this process (routed over QUIC) or on another host.
+    /// goes silent, calls across it time out, its connection ends after
+    /// [`NetConfig::peer_down_timeout`], and reconnection attempts fail until the link is healed
+    /// — what a real partition does, with no firewall rules, whether the peer is in this process
+    /// (routed over QUIC) or on another host. Whether the two report each other down is the
+    /// membership protocol's call: if another member still reaches both, it relays their probes
+    /// and every node keeps both up; if none does, both are reported down within about
+    /// `peer_down_timeout`.
     ///
     /// # Errors
     /// [`CutError::Myself`] for this node's own name; [`CutError::UnknownPeer`] if no address
@@ -452,7 +502,8 @@ impl NodeNet {
     }
 
     /// Leaves the cluster gracefully: tells every peer, closes the connections (so peers report
-    /// `Left` at once rather than `Down` after a timeout) and stops the endpoint.
+    /// `Left` at once rather than `Down` after a timeout), stops the membership protocol and
+    /// the endpoint.
     ///
     /// # Cancel safety
     /// Cancel safe: the shutdown runs in a task of its own, so cancelling only stops waiting
@@ -472,6 +523,7 @@ impl NodeNet {
             }
             // give the control writers a moment to flush the leave notices
             tokio::time::sleep(Duration::from_millis(50)).await;
+            inner.swim.stop();
             for peer in &peers {
                 peer.conn
                     .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
@@ -501,17 +553,19 @@ fn seed_bytes(seed: u64) -> [u8; 32] {
     out
 }
 
+/// A generation for this start: the wall clock's Unix milliseconds, shifted up, with 16 random
+/// bits below, so a later start of a node has a larger one (unless its clock went back by more
+/// than the time between the two starts) and two starts in one millisecond still differ.
 fn incarnation() -> u64 {
     use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
+    h.write_u128(now.as_nanos());
     h.write_u32(std::process::id());
-    h.finish()
+    let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX >> 16);
+    (millis << 16) | (h.finish() & 0xffff)
 }
 
 impl NetInner {
@@ -520,7 +574,9 @@ impl NetInner {
             NodeEvent::DuplicateName { .. } | NodeEvent::ProtocolError { .. } => {
                 tracing::error!(node = %self.node.name(), ?event, "node event")
             }
-            NodeEvent::PeerRejected { .. } | NodeEvent::Down { .. } => {
+            NodeEvent::PeerRejected { .. }
+            | NodeEvent::Down { .. }
+            | NodeEvent::Unreachable { .. } => {
                 tracing::warn!(node = %self.node.name(), ?event, "node event")
             }
             _ => tracing::info!(node = %self.node.name(), ?event, "node event"),
@@ -540,14 +596,6 @@ impl NetInner {
 
     fn advertise(&self) -> SocketAddr {
         self.config.advertise.unwrap_or(self.local_addr)
-    }
-
-    fn gossip(&self) -> Option<Bytes> {
-        let infos = self
-            .members
-            .lock()
-            .gossip(self.advertise(), self.incarnation);
-        encode_control(&self.codec, &ControlMsg::Members(infos))
     }
 
     /// Marks `name` as being dialled; `false` if a dial to it is under way already.
@@ -664,6 +712,13 @@ impl NetInner {
     }
 
     fn queue_on(peer: &Peer, node: &str, target: &str, frame: Bytes) -> Result<(), CallError> {
+        if peer.refuses_sends() {
+            // declared down and silent since: its link lingers until QUIC's idle timeout, and
+            // nothing is sent into it
+            return Err(CallError::Unreachable {
+                node: node.to_string(),
+            });
+        }
         let lane = peer.lane_for(target);
         peer.send(lane, frame).map_err(|e| match e {
             QueueError::Full(limit) => CallError::Overloaded {
