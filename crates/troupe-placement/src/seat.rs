@@ -133,6 +133,31 @@ fn write_retry_after(config: &LeaseConfig) -> Duration {
     config.renew_after / 10
 }
 
+/// Whether a write may be sent at `now`: none is in flight, and the pause after one whose
+/// outcome came back unknown has passed (the seat's fields, apart so that a borrow of its state
+/// can stand beside them)
+fn may_write(
+    writing: Option<(RequestId, Instant)>,
+    write_after: Option<Instant>,
+    now: Instant,
+) -> bool {
+    writing.is_none() && write_after.is_none_or(|after| now >= after)
+}
+
+/// The write sent at `now` from `expected` to `new`, named and recorded as in flight
+fn send_write(
+    next_id: &mut u64,
+    writing: &mut Option<(RequestId, Instant)>,
+    now: Instant,
+    expected: Option<LeaseRecord>,
+    new: LeaseRecord,
+) -> Action {
+    *next_id += 1;
+    let id = RequestId(*next_id);
+    *writing = Some((id, now));
+    Action::Write { id, expected, new }
+}
+
 impl Seat {
     /// Node `me`'s seat for a child placed by `placement`, holding nothing yet
     ///
@@ -264,32 +289,34 @@ impl Seat {
                         self.stop_running(&mut actions);
                         return actions;
                     }
-                    Some(None) if self.writing.is_none() && !holding.record().draining => {
+                    Some(None)
+                        if may_write(self.writing, self.write_after, now)
+                            && !holding.record().draining =>
+                    {
                         if let Some((expected, new)) = holding.start_draining(&self.config, now) {
-                            self.next_id += 1;
-                            let id = RequestId(self.next_id);
-                            self.writing = Some((id, now));
-                            actions.push(Action::Write {
-                                id,
-                                expected: Some(expected),
+                            let write = send_write(
+                                &mut self.next_id,
+                                &mut self.writing,
+                                now,
+                                Some(expected),
                                 new,
-                            });
+                            );
+                            actions.push(write);
                         }
                     }
                     _ => {}
                 }
-                if self.writing.is_none()
-                    && self.write_after.is_none_or(|after| now >= after)
+                if may_write(self.writing, self.write_after, now)
                     && let Some((expected, new)) = holding.renewal(&self.config, now)
                 {
-                    self.next_id += 1;
-                    let id = RequestId(self.next_id);
-                    self.writing = Some((id, now));
-                    actions.push(Action::Write {
-                        id,
-                        expected: Some(expected),
+                    let write = send_write(
+                        &mut self.next_id,
+                        &mut self.writing,
+                        now,
+                        Some(expected),
                         new,
-                    });
+                    );
+                    actions.push(write);
                 }
                 if !self.running && !self.stopping && self.draining.is_none() {
                     self.running = true;
@@ -307,19 +334,16 @@ impl Seat {
                     }
                     return actions;
                 }
-                if !*writing
-                    && self.writing.is_none()
-                    && self.write_after.is_none_or(|after| now >= after)
-                {
+                if !*writing && may_write(self.writing, self.write_after, now) {
                     *writing = true;
-                    self.next_id += 1;
-                    let id = RequestId(self.next_id);
-                    self.writing = Some((id, now));
-                    actions.push(Action::Write {
-                        id,
-                        expected: Some(holding.record().clone()),
-                        new: holding.record().released(),
-                    });
+                    let write = send_write(
+                        &mut self.next_id,
+                        &mut self.writing,
+                        now,
+                        Some(holding.record().clone()),
+                        holding.record().released(),
+                    );
+                    actions.push(write);
                 }
             }
             State::Claiming { .. } => {}
@@ -334,21 +358,24 @@ impl Seat {
                     actions.push(Action::Read { id });
                 }
                 // a claim of unknown outcome is settled by a read before any other claim
-                if self.writing.is_none()
-                    && self.write_after.is_none_or(|after| now >= after)
+                if may_write(self.writing, self.write_after, now)
                     && unsure.is_none()
                     && self.placement.first_live(live) == Some(self.me.as_str())
                     && let Some((expected, new)) = watching.claim(&self.me, &self.config, now)
                 {
-                    self.next_id += 1;
-                    let id = RequestId(self.next_id);
-                    self.writing = Some((id, now));
+                    let write = send_write(
+                        &mut self.next_id,
+                        &mut self.writing,
+                        now,
+                        expected,
+                        new.clone(),
+                    );
                     self.state = State::Claiming {
                         watching: watching.clone(),
-                        new: new.clone(),
+                        new,
                         sent_at: now,
                     };
-                    actions.push(Action::Write { id, expected, new });
+                    actions.push(write);
                 }
             }
         }
