@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use troupe_identity::{
-    CA_CERT_FILE, CA_KEY_FILE, IdentityError, init_ca, issue_node, issue_operator,
+    CA_CERT_FILE, CA_KEY_FILE, IdentityError, init_ca, issue_node_with_roles, issue_operator,
 };
 
 /// troupe: an actor framework for distributed systems.
@@ -299,6 +299,11 @@ enum CaCommand {
         /// pass for a node.
         #[arg(long)]
         operator: bool,
+        /// A role the node plays (repeatable; a node certificate only): the node may then
+        /// claim it with `--role`, and join a cluster whose topology does not declare it,
+        /// to run the failover groups placed on that role.
+        #[arg(long = "role", value_name = "ROLE", conflicts_with = "operator")]
+        roles: Vec<String>,
     },
 }
 
@@ -401,6 +406,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             node,
             out,
             operator: true,
+            ..
         }) => {
             let out = out.unwrap_or_else(|| dir.clone());
             let paths = issue_operator(&dir, &node, &out)?;
@@ -434,9 +440,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             node,
             out,
             operator: false,
+            roles,
         }) => {
             let out = out.unwrap_or_else(|| dir.clone());
-            let paths = issue_node(&dir, &node, &out)?;
+            let paths = issue_node_with_roles(&dir, &node, &roles, &out)?;
             let ca_cert = dir.join(CA_CERT_FILE);
             println!("issued a certificate for node {node:?}:");
             println!("  {}", paths.cert.display());
@@ -446,8 +453,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("  {}", ca_cert.display());
             println!("  {}", paths.cert.display());
             println!("  {}", paths.key.display());
+            let role_flags: String = roles.iter().map(|r| format!(" --role {r}")).collect();
             println!(
-                "and start the node with --node {node} --ca <that directory>.\n\
+                "and start the node with --node {node}{role_flags} --ca <that directory>.\n\
                  {} must stay in {}; never copy it to a node's host.",
                 CA_KEY_FILE,
                 dir.display()
@@ -462,6 +470,7 @@ fn exit_code(e: &CliError) -> u8 {
     match e {
         CliError::Identity(
             IdentityError::InvalidNodeName { .. }
+            | IdentityError::InvalidRole { .. }
             | IdentityError::InvalidClusterName { .. }
             | IdentityError::AlreadyExists { .. },
         ) => USAGE,

@@ -130,10 +130,28 @@ pub fn init_ca(dir: &Path, cluster: &str) -> Result<CaPaths, IdentityError> {
 /// - [`IdentityError::Certificate`] if signing fails or the result does not verify against
 ///   `ca.crt`.
 pub fn issue_node(ca_dir: &Path, node: &str, out_dir: &Path) -> Result<NodePaths, IdentityError> {
+    issue_node_with_roles::<&str>(ca_dir, node, &[], out_dir)
+}
+
+/// As [`issue_node`], the certificate also carrying each of `roles` (as DNS name `ROLE.role`,
+/// [`ROLE_SUFFIX`](crate::ROLE_SUFFIX)): the node may then claim them, and peers hold it to
+/// play them ([`verify_peer_roles`](crate::verify_peer_roles)). A node that joins a cluster
+/// without being declared in its topology is placed by its roles.
+///
+/// # Errors
+/// As [`issue_node`], and [`IdentityError::InvalidRole`] for an invalid role or more than
+/// [`MAX_ROLES`](crate::MAX_ROLES).
+pub fn issue_node_with_roles<S: AsRef<str>>(
+    ca_dir: &Path,
+    node: &str,
+    roles: &[S],
+    out_dir: &Path,
+) -> Result<NodePaths, IdentityError> {
     validate_node_name(node)?;
+    crate::name::validate_roles(roles)?;
     let ca_paths = CaPaths::new(ca_dir);
     let (ca_certs, issuer) = load_issuer(ca_dir)?;
-    let (cert, key) = mint_node(&issuer, node)?;
+    let (cert, key) = mint_node(&issuer, node, roles)?;
     verify_node_chain(&ca_certs, std::slice::from_ref(cert.der()), node).map_err(|e| {
         IdentityError::certificate(
             format!(
@@ -215,9 +233,24 @@ impl DevCa {
     /// [`IdentityError::InvalidNodeName`] for an invalid node name;
     /// [`IdentityError::Certificate`] if generation fails.
     pub fn identity(&self, node: &str) -> Result<NodeIdentity, IdentityError> {
-        let (cert, key) = mint_node(&self.issuer, node)?;
+        self.identity_with_roles::<&str>(node, &[])
+    }
+
+    /// As [`DevCa::identity`], the certificate carrying `roles` and the identity claiming them
+    /// (see [`issue_node_with_roles`], [`NodeIdentity::with_roles`]).
+    ///
+    /// # Errors
+    /// As [`DevCa::identity`], and [`IdentityError::InvalidRole`] for an invalid role.
+    pub fn identity_with_roles<S: AsRef<str>>(
+        &self,
+        node: &str,
+        roles: &[S],
+    ) -> Result<NodeIdentity, IdentityError> {
+        crate::name::validate_roles(roles)?;
+        let (cert, key) = mint_node(&self.issuer, node, roles)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        NodeIdentity::from_parts(node, vec![self.cert.clone()], vec![cert.der().clone()], key)
+        NodeIdentity::from_parts(node, vec![self.cert.clone()], vec![cert.der().clone()], key)?
+            .with_roles(roles)
     }
 }
 
@@ -262,16 +295,23 @@ impl MintedCa {
 /// size of a handshake did too, and a simulated seed did not replay exactly).
 const KEY_ALGORITHM: &rcgen::SignatureAlgorithm = &rcgen::PKCS_ED25519;
 
-/// Generates a key and a certificate for `node` signed by `issuer`.
-fn mint_node(
+/// Generates a key and a certificate for `node`, carrying `roles`, signed by `issuer`.
+fn mint_node<S: AsRef<str>>(
     issuer: &Issuer<'_, KeyPair>,
     node: &str,
+    roles: &[S],
 ) -> Result<(rcgen::Certificate, KeyPair), IdentityError> {
     validate_node_name(node)?;
+    let mut names = vec![node.to_owned(), CLUSTER_SERVER_NAME.to_owned()];
+    names.extend(
+        roles
+            .iter()
+            .map(|r| format!("{}{}", r.as_ref(), crate::ROLE_SUFFIX)),
+    );
     mint_leaf(
         issuer,
         node,
-        vec![node.to_owned(), CLUSTER_SERVER_NAME.to_owned()],
+        names,
         vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,

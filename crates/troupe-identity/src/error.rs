@@ -68,6 +68,26 @@ pub enum IdentityError {
         /// Why the certificate does not match it.
         reason: String,
     },
+    /// A node role does not follow the rules (those of node names; see [`validate_role`]).
+    ///
+    /// [`validate_role`]: crate::validate_role
+    #[error("invalid node role {role:?}: {reason}")]
+    InvalidRole {
+        /// The rejected role.
+        role: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+    /// A node claims a role its certificate does not carry (issue it with `--role`).
+    #[error("the certificate of node {node:?} does not carry role {role:?}: {reason}")]
+    RoleMismatch {
+        /// The node.
+        node: String,
+        /// The role claimed.
+        role: String,
+        /// Why the certificate does not match it.
+        reason: String,
+    },
     /// Building a rustls configuration failed.
     #[error("TLS configuration error: {0}")]
     Tls(#[source] Box<dyn std::error::Error + Send + Sync>),

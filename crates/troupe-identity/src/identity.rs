@@ -33,6 +33,8 @@ pub struct NodeIdentity {
     ca: Vec<CertificateDer<'static>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The roles it claims, each checked against its certificate
+    roles: Vec<String>,
 }
 
 impl NodeIdentity {
@@ -86,7 +88,31 @@ impl NodeIdentity {
             ca,
             chain,
             key,
+            roles: Vec::new(),
         })
+    }
+
+    /// This identity, claiming `roles` (in the handshake with every peer): each must be in its
+    /// certificate (issued with [`issue_node_with_roles`](crate::issue_node_with_roles), `troupe
+    /// ca issue CA NODE --role ROLE`), which peers check too. Replaces the roles claimed before.
+    ///
+    /// # Errors
+    /// [`IdentityError::InvalidRole`] for an invalid role or more than
+    /// [`MAX_ROLES`](crate::MAX_ROLES); [`IdentityError::RoleMismatch`] for a role the
+    /// certificate does not carry.
+    pub fn with_roles<S: AsRef<str>>(mut self, roles: &[S]) -> Result<Self, IdentityError> {
+        crate::verify_peer_roles(&self.chain, &self.node, roles)?;
+        let mut roles: Vec<String> = roles.iter().map(|r| r.as_ref().to_owned()).collect();
+        roles.sort();
+        roles.dedup();
+        self.roles = roles;
+        Ok(self)
+    }
+
+    /// The roles this node claims (sorted, each carried by its certificate); none unless set
+    /// with [`NodeIdentity::with_roles`].
+    pub fn roles(&self) -> &[String] {
+        &self.roles
     }
 
     /// This node's name (as in its certificate).
@@ -185,6 +211,7 @@ impl Clone for NodeIdentity {
             ca: self.ca.clone(),
             chain: self.chain.clone(),
             key: self.key.clone_key(),
+            roles: self.roles.clone(),
         }
     }
 }
@@ -195,6 +222,7 @@ impl fmt::Debug for NodeIdentity {
             .field("node", &self.node)
             .field("ca_certs", &self.ca.len())
             .field("chain_len", &self.chain.len())
+            .field("roles", &self.roles)
             .finish_non_exhaustive()
     }
 }

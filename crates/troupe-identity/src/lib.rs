@@ -57,12 +57,18 @@ mod name;
 mod operator;
 mod peer;
 
-pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaPaths, DevCa, NodePaths, init_ca, issue_node};
+pub use ca::{
+    CA_CERT_FILE, CA_KEY_FILE, CaPaths, DevCa, NodePaths, init_ca, issue_node,
+    issue_node_with_roles,
+};
 pub use error::IdentityError;
 pub use https::{HTTPS_ALPN, https_server_config};
 pub use identity::{ALPN, NodeIdentity};
-pub use name::{CLUSTER_SERVER_NAME, MAX_NAME_LEN, validate_cluster_name, validate_node_name};
+pub use name::{
+    CLUSTER_SERVER_NAME, MAX_NAME_LEN, MAX_ROLES, ROLE_SUFFIX, validate_cluster_name,
+    validate_node_name, validate_role,
+};
 pub use operator::{
     ADMIN_ALPN, OPERATOR_SUFFIX, OperatorIdentity, OperatorPaths, issue_operator, verify_operator,
 };
-pub use peer::verify_peer_name;
+pub use peer::{verify_peer_name, verify_peer_roles};

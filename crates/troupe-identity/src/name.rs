@@ -69,6 +69,44 @@ pub fn validate_node_name(name: &str) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// What a node certificate's DNS name for a role ends with: a node issued with role `app`
+/// carries `app.role`. Node names have no dot, and operator names end in
+/// [`OPERATOR_SUFFIX`](crate::OPERATOR_SUFFIX), so a role name is never taken for either.
+pub const ROLE_SUFFIX: &str = ".role";
+
+/// The most roles one node certificate may carry (and one node may claim).
+pub const MAX_ROLES: usize = 16;
+
+/// Checks that `role` can be used as a node role: the node-name rules
+/// ([`validate_node_name`]), since it becomes part of a DNS name of the certificate.
+///
+/// # Errors
+/// [`IdentityError::InvalidRole`] naming the rule that was broken.
+pub fn validate_role(role: &str) -> Result<(), IdentityError> {
+    validate_node_name(role).map_err(|e| match e {
+        IdentityError::InvalidNodeName { reason, .. } => IdentityError::InvalidRole {
+            role: role.to_owned(),
+            reason,
+        },
+        other => other,
+    })
+}
+
+/// Checks a list of roles: each valid, at most [`MAX_ROLES`].
+pub(crate) fn validate_roles<S: AsRef<str>>(roles: &[S]) -> Result<(), IdentityError> {
+    if roles.len() > MAX_ROLES {
+        return Err(IdentityError::InvalidRole {
+            role: roles
+                .iter()
+                .map(|r| r.as_ref())
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: format!("at most {MAX_ROLES} roles per node"),
+        });
+    }
+    roles.iter().try_for_each(|r| validate_role(r.as_ref()))
+}
+
 /// Checks that `name` can be used as a cluster name (it appears in the CA certificate's
 /// common name, `troupe cluster CA <name>`).
 ///

@@ -595,6 +595,19 @@ impl Node {
             .is_some_and(|entry| entry.is_running())
     }
 
+    /// The roles node `node` plays, as this node knows them: from its configuration's table
+    /// ([`NodeConfig::node_roles`]), and those the node proved with its certificate (a peer's
+    /// handshake; this node's own identity, once it has a network endpoint). A node the
+    /// topology does not declare plays only the latter.
+    pub fn roles_of(&self, node: &str) -> std::collections::BTreeSet<String> {
+        self.inner.registry.roles_of(node)
+    }
+
+    /// Records the roles `node` proved with its certificate (see [`Node::roles_of`]).
+    pub(crate) fn learn_roles(&self, node: &str, roles: &[String]) {
+        self.inner.registry.learn_roles(node, roles);
+    }
+
     /// Whether `name` is registered on this node.
     pub fn is_registered(&self, name: &str) -> bool {
         self.inner.registry.contains(name)

@@ -4,6 +4,7 @@
 //! process, and tests running in parallel, never collide.
 
 use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -241,13 +242,20 @@ pub(crate) struct Registry {
     facets_of: FastMap<Arc<str>, Vec<Arc<str>>>,
     /// Which roles each node plays, for reaches by role.
     roles: NodeRoles,
+    /// Roles nodes proved with their certificates (a peer's handshake, this node's own
+    /// identity), besides the table: how a node the topology does not declare plays a role.
+    learned_roles: parking_lot::RwLock<BTreeMap<Arc<str>, BTreeSet<String>>>,
     changes: watch::Sender<u64>,
 }
+
+/// The most nodes whose proved roles one node keeps (beyond it, new ones are not learnt)
+const MAX_LEARNED_ROLES: usize = 10_000;
 
 impl Registry {
     pub(crate) fn new(node: Arc<str>, roles: NodeRoles) -> Self {
         Self {
             roles,
+            learned_roles: parking_lot::RwLock::new(BTreeMap::new()),
             node,
             entries: FastMap::default(),
             exposed: FastMap::default(),
@@ -434,8 +442,40 @@ impl Registry {
 
     /// Whether node `peer` may send messages to `name`.
     pub(crate) fn reachable_from(&self, name: &str, peer: &str) -> bool {
-        self.exposed
-            .get(name)
-            .is_some_and(|reach| reach.allows_with(peer, &self.roles))
+        self.exposed.get(name).is_some_and(|reach| {
+            reach.allows_with(peer, &self.roles)
+                || match &*reach {
+                    Reach::Roles(wanted) => self
+                        .learned_roles
+                        .read()
+                        .get(peer)
+                        .is_some_and(|has| wanted.iter().any(|r| has.contains(&**r))),
+                    _ => false,
+                }
+        })
+    }
+
+    /// Records the roles `node` proved with its certificate (replacing what it proved
+    /// before); bounded: past [`MAX_LEARNED_ROLES`] nodes, new ones are not recorded.
+    pub(crate) fn learn_roles(&self, node: &str, roles: &[String]) {
+        let mut learned = self.learned_roles.write();
+        if roles.is_empty() {
+            learned.remove(node);
+            return;
+        }
+        if learned.len() >= MAX_LEARNED_ROLES && !learned.contains_key(node) {
+            tracing::warn!(%node, "too many nodes with roles known: this one's are not recorded");
+            return;
+        }
+        learned.insert(Arc::from(node), roles.iter().cloned().collect());
+    }
+
+    /// The roles `node` plays: as the table states them, and as it proved them
+    pub(crate) fn roles_of(&self, node: &str) -> BTreeSet<String> {
+        let mut roles = self.roles.get(node).cloned().unwrap_or_default();
+        if let Some(learned) = self.learned_roles.read().get(node) {
+            roles.extend(learned.iter().cloned());
+        }
+        roles
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use troupe_runtime::remote::NodeNet;
+use troupe_runtime::remote::{NetConfig, NodeNet};
 use troupe_runtime::{
     Actor, ActorError, Addr, CallError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig,
     NodeRoles, Reach, Reply, SupervisorSpec,
@@ -285,4 +285,57 @@ async fn a_reach_by_role_admits_the_nodes_the_table_gives_that_role() {
     }
     a_net.shutdown().await;
     a.shutdown().await;
+}
+
+/// A node no table lists plays the roles its certificate carries: it claims them in its
+/// hello, the receiving node checks each against the certificate, and a reach by role then
+/// admits it. A node claiming a role its certificate does not carry never gets that far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_no_table_lists_plays_the_roles_its_certificate_proves() {
+    let cluster = Cluster::new("roles");
+    let a = Node::new("a", &Mesh::new(), NodeConfig::default()).unwrap();
+    let (ops_only, _) = a
+        .child(
+            "admin",
+            ChildOptions::permanent().reachable_from(Reach::roles(["ops"])),
+            || Store(1),
+        )
+        .unwrap();
+    a.start(SupervisorSpec::one_for_one(), vec![ops_only])
+        .await
+        .unwrap();
+    let a_net = cluster.join(&a, &[]).await;
+
+    let joined = Node::new("joined", &Mesh::new(), NodeConfig::default()).unwrap();
+    joined
+        .start(SupervisorSpec::one_for_one(), vec![])
+        .await
+        .unwrap();
+    let identity = cluster
+        .ca()
+        .identity_with_roles("joined", &["ops"])
+        .expect("an identity with a role");
+    let config = NetConfig::new(cluster.name(), identity).seeds([a_net.local_addr()]);
+    let joined_net = cluster.bind(&joined, config).await;
+    let plain = empty_member(&cluster, "plain", a_net.local_addr()).await;
+    fully_connected(&[&a_net, &joined_net, &plain.net], T).await;
+
+    assert_eq!(a.roles_of("joined"), BTreeSet::from(["ops".to_string()]));
+    assert_eq!(
+        joined.roles_of("joined"),
+        BTreeSet::from(["ops".to_string()])
+    );
+    assert!(a.roles_of("plain").is_empty());
+    let admin = |n: &Node| n.addr::<StoreMsg>("a", "admin");
+    assert_eq!(admin(&joined).call(StoreMsg::Get, T).await, Ok(1));
+    forbidden(admin(&plain.node).call(StoreMsg::Get, T).await, "a/admin");
+
+    // an identity cannot even claim a role its certificate lacks
+    let lacking = cluster.ca().identity("liar").expect("an identity");
+    assert!(lacking.with_roles(&["ops"]).is_err());
+
+    for (net, node) in [(joined_net, joined), (plain.net, plain.node), (a_net, a)] {
+        net.shutdown().await;
+        node.shutdown().await;
+    }
 }

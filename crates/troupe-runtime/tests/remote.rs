@@ -524,6 +524,7 @@ async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
                 protocol: 1,
                 incarnation: 1,
                 dial: 1,
+                roles: Vec::new(),
             }),
             &mut buf,
         )
@@ -543,6 +544,34 @@ async fn peers_that_fail_the_handshake_are_refused_while_the_node_serves_on() {
         )
     })
     .await;
+    drop(conn);
+
+    // a role its certificate does not carry, claimed by a hand-made hello
+    let (conn, mut send, mut recv) = raw_connect(&ca, "r", a.net.local_addr()).await;
+    let mut buf = BytesMut::new();
+    FrameCodec::default()
+        .encode(
+            &Frame::Hello(
+                Hello::new("test", "r", 1)
+                    .dialing(1)
+                    .with_roles(vec!["db".into()]),
+            ),
+            &mut buf,
+        )
+        .unwrap();
+    send.write_all(&buf).await.unwrap();
+    let _ = tokio::time::timeout(T, recv.read_to_end(64 * 1024)).await;
+    next_event(&mut events, "role rejection", |e| {
+        matches!(
+            e,
+            NodeEvent::PeerRejected {
+                reason: RejectReason::CertificateRole { node, .. },
+                ..
+            } if node == "r"
+        )
+    })
+    .await;
+    assert!(a.node.roles_of("r").is_empty());
     drop(conn);
 
     // through all of it, a and b kept talking
@@ -631,6 +660,7 @@ async fn handshake_as(
                 protocol: troupe_wire::PROTOCOL_VERSION,
                 incarnation: 7,
                 dial: 1,
+                roles: Vec::new(),
             }),
             &mut buf,
         )

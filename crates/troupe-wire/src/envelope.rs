@@ -30,6 +30,8 @@
 //! u64    dial                   the dialer's count of its dials; 0 in the acceptor's answer
 //! str    cluster
 //! str    node
+//! u8     role count             at most MAX_HELLO_ROLES
+//! str    role                   that many times: roles the sender's certificate carries
 //! ```
 //!
 //! The `sender` and `trace` fields are reserved: they are part of the format (encoded, decoded
@@ -51,7 +53,10 @@ use crate::buf::{Reader, len_prefixed_len, put_len_prefixed};
 ///
 /// Written into every [`Hello`] and [`Envelope`]; a frame carrying another version is rejected
 /// with [`WireError::ProtocolVersion`].
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// The most roles a [`Hello`] may claim; a hello with more does not decode
+pub const MAX_HELLO_ROLES: usize = 16;
 
 /// Stable identity of a message type: its name and version
 ///
@@ -269,6 +274,9 @@ pub struct Hello {
     /// acceptor's answer. Of two connections one node dialed to another, both ends keep the
     /// higher, so they agree without talking.
     pub dial: u64,
+    /// The roles the sender claims (at most [`MAX_HELLO_ROLES`]): each must be in its
+    /// certificate, which the receiver checks.
+    pub roles: Vec<String>,
 }
 
 impl Hello {
@@ -280,6 +288,7 @@ impl Hello {
             protocol: PROTOCOL_VERSION,
             incarnation,
             dial: 0,
+            roles: Vec::new(),
         }
     }
 
@@ -290,10 +299,23 @@ impl Hello {
         self
     }
 
+    /// This handshake, claiming `roles` (see [`Hello::roles`])
+    #[must_use]
+    pub fn with_roles(mut self, roles: Vec<String>) -> Self {
+        self.roles = roles;
+        self
+    }
+
     pub(crate) fn body_len(&self) -> usize {
-        (2 + 8 + 8usize)
+        (2 + 8 + 8 + 1usize)
             .saturating_add(len_prefixed_len(self.cluster.len()))
             .saturating_add(len_prefixed_len(self.node.len()))
+            .saturating_add(
+                self.roles
+                    .iter()
+                    .map(|r| len_prefixed_len(r.len()))
+                    .fold(0usize, usize::saturating_add),
+            )
     }
 
     pub(crate) fn write(&self, dst: &mut BytesMut) {
@@ -302,6 +324,11 @@ impl Hello {
         dst.put_u64(self.dial);
         put_len_prefixed(dst, self.cluster.as_bytes());
         put_len_prefixed(dst, self.node.as_bytes());
+        // the encoder refuses more (see `Frame::encode`), so the count fits
+        dst.put_u8(u8::try_from(self.roles.len()).unwrap_or(u8::MAX));
+        for role in &self.roles {
+            put_len_prefixed(dst, role.as_bytes());
+        }
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
@@ -310,12 +337,22 @@ impl Hello {
         let dial = r.u64("hello dial")?;
         let cluster = r.string("hello cluster")?;
         let node = r.string("hello node")?;
+        let count = usize::from(r.u8("hello role count")?);
+        if count > MAX_HELLO_ROLES {
+            return Err(WireError::Malformed {
+                what: "hello role count",
+            });
+        }
+        let roles = (0..count)
+            .map(|_| r.string("hello role"))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             cluster,
             node,
             protocol,
             incarnation,
             dial,
+            roles,
         })
     }
 }

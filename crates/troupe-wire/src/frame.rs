@@ -194,8 +194,18 @@ impl FrameCodec {
     /// # Errors
     ///
     /// [`WireError::FrameTooLarge`] if the frame body would exceed
-    /// [`max_frame_len`](Self::max_frame_len); `dst` is left unchanged.
+    /// [`max_frame_len`](Self::max_frame_len); [`WireError::Malformed`] for a [`Hello`] with
+    /// more than [`MAX_HELLO_ROLES`](crate::MAX_HELLO_ROLES) roles; `dst` is left unchanged.
+    ///
+    /// [`Hello`]: crate::Hello
     pub fn encode(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), WireError> {
+        if let Frame::Hello(hello) = frame
+            && hello.roles.len() > crate::MAX_HELLO_ROLES
+        {
+            return Err(WireError::Malformed {
+                what: "hello role count",
+            });
+        }
         let len = frame.body_len();
         if len > self.max_frame_len {
             return Err(WireError::FrameTooLarge {

@@ -100,8 +100,8 @@ mod frame;
 mod payload;
 
 pub use envelope::{
-    ActorPath, Envelope, EnvelopeKind, Hello, MessageType, PROTOCOL_VERSION, RemoteErrorCode,
-    ReplyOutcome, TraceContext,
+    ActorPath, Envelope, EnvelopeKind, Hello, MAX_HELLO_ROLES, MessageType, PROTOCOL_VERSION,
+    RemoteErrorCode, ReplyOutcome, TraceContext,
 };
 pub use error::WireError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};

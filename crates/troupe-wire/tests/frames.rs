@@ -5,7 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 use troupe_wire::{
     ActorPath, DEFAULT_MAX_FRAME_LEN, Envelope, EnvelopeKind, Frame, FrameCodec, Hello,
-    MessageType, PROTOCOL_VERSION, RemoteErrorCode, ReplyOutcome, TraceContext, WireError,
+    MAX_HELLO_ROLES, MessageType, PROTOCOL_VERSION, RemoteErrorCode, ReplyOutcome, TraceContext,
+    WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -93,9 +94,10 @@ fn envelope() -> impl Strategy<Value = Envelope> {
 
 fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        1 => (text(), text(), any::<u64>()).prop_map(|(cluster, node, incarnation)| {
-            Frame::Hello(Hello::new(cluster, node, incarnation))
-        }),
+        1 => (text(), text(), any::<u64>(), prop::collection::vec(text(), 0..=MAX_HELLO_ROLES))
+            .prop_map(|(cluster, node, incarnation, roles)| {
+                Frame::Hello(Hello::new(cluster, node, incarnation).with_roles(roles))
+            }),
         4 => envelope().prop_map(Frame::Envelope),
         1 => any::<u64>().prop_map(|stream_seq| Frame::LargeMarker { stream_seq }),
         1 => (any::<u8>(), blob()).prop_map(|(channel, body)| Frame::Control { channel, body }),
@@ -337,7 +339,7 @@ fn a_cast_envelope_has_the_documented_bytes() {
     let expected: &[u8] = &[
         0, 0, 0, 22,                       // body length
         2,                                 // frame kind: Envelope
-        0, 3,                              // protocol 3
+        0, 4,                              // protocol 4
         0,                                 // envelope kind: Cast
         0,                                 // flags: no sender, no trace
         1, b'b', 2, b'd', b'b',            // target node "b", name "db"
@@ -367,7 +369,7 @@ fn every_field_appears_in_the_documented_order() {
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0, 0, 0, 40,
-        2, 0, 3,
+        2, 0, 4,
         3, 1, 2, 3, 4, 5, 6, 7, 8, 5, 1, b't', // Reply Err, request id, Timeout, "t"
         0b11,                                   // flags: sender and trace
         1, b'b', 2, b'd', b'b',
@@ -380,9 +382,18 @@ fn every_field_appears_in_the_documented_order() {
 
     let hello = Hello::new("c", "n", 9);
     assert_eq!(
+        &encode(&Frame::Hello(hello.clone()))[..],
+        &[
+            0, 0, 0, 24, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'c', 1, b'n',
+            0
+        ]
+    );
+    let hello = hello.with_roles(vec!["ab".into(), "c".into()]);
+    assert_eq!(
         &encode(&Frame::Hello(hello))[..],
         &[
-            0, 0, 0, 23, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'c', 1, b'n'
+            0, 0, 0, 29, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'c', 1, b'n',
+            2, 2, b'a', b'b', 1, b'c'
         ]
     );
     assert_eq!(
@@ -474,9 +485,9 @@ fn each_malformed_field_has_its_own_error() {
     assert_eq!(decode_body(&[0]), Err(WireError::UnknownFrameKind(0)));
     assert_eq!(decode_body(&[9, 1, 2]), Err(WireError::UnknownFrameKind(9)));
     assert_eq!(
-        decode_body(&cast_body_with(2, 4)),
+        decode_body(&cast_body_with(2, 5)),
         Err(WireError::ProtocolVersion {
-            got: 4,
+            got: 5,
             supported: PROTOCOL_VERSION
         })
     );
@@ -533,6 +544,33 @@ fn each_malformed_field_has_its_own_error() {
     let mut body = encode(&reply)[4..].to_vec();
     body[12] = 9; // the error code byte
     assert_eq!(decode_body(&body), Err(WireError::UnknownErrorCode(9)));
+}
+
+#[test]
+fn a_hello_claims_at_most_max_hello_roles() {
+    let roles = |n: usize| (0..n).map(|i| format!("r{i}")).collect::<Vec<_>>();
+    let most = Frame::Hello(Hello::new("shop", "app", 1).with_roles(roles(MAX_HELLO_ROLES)));
+    let mut src = encode(&most);
+    assert_eq!(FrameCodec::default().decode(&mut src), Ok(Some(most)));
+    let over = Frame::Hello(Hello::new("shop", "app", 1).with_roles(roles(MAX_HELLO_ROLES + 1)));
+    let mut dst = BytesMut::new();
+    assert_eq!(
+        FrameCodec::default().encode(&over, &mut dst),
+        Err(WireError::Malformed {
+            what: "hello role count"
+        })
+    );
+    assert!(dst.is_empty());
+    // a peer that sends more anyway: the count alone refuses it
+    let mut body = encode(&Frame::Hello(Hello::new("shop", "app", 1)))[4..].to_vec();
+    let last = body.len() - 1;
+    body[last] = u8::try_from(MAX_HELLO_ROLES + 1).unwrap_or(u8::MAX);
+    assert_eq!(
+        decode_body(&body),
+        Err(WireError::Malformed {
+            what: "hello role count"
+        })
+    );
 }
 
 #[test]

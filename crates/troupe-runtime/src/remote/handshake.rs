@@ -32,6 +32,14 @@ pub enum RejectReason {
         /// What the check said.
         detail: String,
     },
+    /// The peer claims a role its certificate does not carry.
+    #[error("the peer {node:?} claims a role its certificate does not carry: {detail}")]
+    CertificateRole {
+        /// The peer's name.
+        node: String,
+        /// What the check said.
+        detail: String,
+    },
     /// The peer claims our own name.
     #[error("the peer claims our own node name {0:?}")]
     SameName(String),
@@ -64,12 +72,20 @@ pub(crate) struct Expect<'a> {
     pub(crate) dialed: Option<&'a str>,
 }
 
-/// Checks a peer's hello. `cert_check` is the result of matching the claimed name against the
-/// peer's certificate.
+/// What the peer's certificate says of its hello's claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CertCheck {
+    /// Whether it carries the claimed name.
+    pub(crate) name: Result<(), String>,
+    /// Whether it carries every claimed role.
+    pub(crate) roles: Result<(), String>,
+}
+
+/// Checks a peer's hello against what its certificate says (`cert`).
 pub(crate) fn check_hello(
     expect: &Expect<'_>,
     hello: &Hello,
-    cert_check: Result<(), String>,
+    cert: CertCheck,
 ) -> Result<(), RejectReason> {
     if hello.protocol != expect.protocol {
         return Err(RejectReason::ProtocolMismatch {
@@ -86,9 +102,15 @@ pub(crate) fn check_hello(
     if hello.node == expect.me {
         return Err(RejectReason::SameName(hello.node.clone()));
     }
-    if let Err(detail) = cert_check {
+    if let Err(detail) = cert.name {
         return Err(RejectReason::CertificateName {
             claimed: hello.node.clone(),
+            detail,
+        });
+    }
+    if let Err(detail) = cert.roles {
+        return Err(RejectReason::CertificateRole {
+            node: hello.node.clone(),
             detail,
         });
     }
@@ -134,8 +156,14 @@ mod tests {
             protocol,
             incarnation: 1,
             dial: 0,
+            roles: Vec::new(),
         }
     }
+
+    const OK: CertCheck = CertCheck {
+        name: Ok(()),
+        roles: Ok(()),
+    };
 
     const EXPECT: Expect<'static> = Expect {
         cluster: "prod",
@@ -146,33 +174,51 @@ mod tests {
 
     #[test]
     fn a_matching_hello_is_accepted() {
-        assert_eq!(check_hello(&EXPECT, &hello("prod", "b", 1), Ok(())), Ok(()));
+        assert_eq!(check_hello(&EXPECT, &hello("prod", "b", 1), OK), Ok(()));
     }
 
     #[test]
     fn each_mismatch_has_its_reason() {
         assert!(matches!(
-            check_hello(&EXPECT, &hello("test", "b", 1), Ok(())),
+            check_hello(&EXPECT, &hello("test", "b", 1), OK),
             Err(RejectReason::ClusterMismatch { .. })
         ));
         assert!(matches!(
-            check_hello(&EXPECT, &hello("prod", "b", 2), Ok(())),
+            check_hello(&EXPECT, &hello("prod", "b", 2), OK),
             Err(RejectReason::ProtocolMismatch { ours: 1, theirs: 2 })
         ));
         assert!(matches!(
-            check_hello(&EXPECT, &hello("prod", "a", 1), Ok(())),
+            check_hello(&EXPECT, &hello("prod", "a", 1), OK),
             Err(RejectReason::SameName(_))
         ));
         assert!(matches!(
-            check_hello(&EXPECT, &hello("prod", "b", 1), Err("not b".into())),
+            check_hello(
+                &EXPECT,
+                &hello("prod", "b", 1),
+                CertCheck {
+                    name: Err("not b".into()),
+                    ..OK
+                }
+            ),
             Err(RejectReason::CertificateName { .. })
+        ));
+        assert!(matches!(
+            check_hello(
+                &EXPECT,
+                &hello("prod", "b", 1),
+                CertCheck {
+                    roles: Err("no role db".into()),
+                    ..OK
+                }
+            ),
+            Err(RejectReason::CertificateRole { .. })
         ));
         let dialed_c = Expect {
             dialed: Some("c"),
             ..EXPECT
         };
         assert!(matches!(
-            check_hello(&dialed_c, &hello("prod", "b", 1), Ok(())),
+            check_hello(&dialed_c, &hello("prod", "b", 1), OK),
             Err(RejectReason::UnexpectedNode { .. })
         ));
     }

@@ -33,10 +33,20 @@ pub(super) async fn read_frame(
     }
 }
 
-pub(super) fn cert_check(conn: &quinn::Connection, claimed: &str) -> Result<(), String> {
-    let chain =
-        tls::peer_chain(conn).ok_or_else(|| "the peer presented no certificate".to_string())?;
-    troupe_identity::verify_peer_name(&chain, claimed).map_err(|e| e.to_string())
+/// What the peer's certificate says of the name and roles its hello claims.
+pub(super) fn cert_check(conn: &quinn::Connection, hello: &Hello) -> CertCheck {
+    let Some(chain) = tls::peer_chain(conn) else {
+        let none = Err("the peer presented no certificate".to_string());
+        return CertCheck {
+            name: none.clone(),
+            roles: none,
+        };
+    };
+    CertCheck {
+        name: troupe_identity::verify_peer_name(&chain, &hello.node).map_err(|e| e.to_string()),
+        roles: troupe_identity::verify_peer_roles(&chain, &hello.node, &hello.roles)
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// Reads the peer's hello, mapping a frame of another protocol version to its reason.
@@ -185,7 +195,7 @@ pub(crate) async fn dial(
         protocol: PROTOCOL_VERSION,
         dialed: expected,
     };
-    if let Err(reason) = check_hello(&expect, &hello, cert_check(&conn, &hello.node)) {
+    if let Err(reason) = check_hello(&expect, &hello, cert_check(&conn, &hello)) {
         refuse(
             inner,
             &conn,
@@ -287,7 +297,7 @@ pub(super) async fn accept(inner: &Arc<NetInner>, conn: quinn::Connection) {
         protocol: PROTOCOL_VERSION,
         dialed: None,
     };
-    if let Err(reason) = check_hello(&expect, &hello, cert_check(&conn, &hello.node)) {
+    if let Err(reason) = check_hello(&expect, &hello, cert_check(&conn, &hello)) {
         refuse(inner, &conn, &mut send, Some(hello.node.clone()), reason).await;
         return;
     }
@@ -379,6 +389,8 @@ pub(super) fn establish(
             }
         }
     }
+    // checked against its certificate in the handshake
+    inner.node.learn_roles(&name, &hello.roles);
     *inner.connections.lock().entry(name.clone()).or_insert(0) += 1;
     inner.connected.notify_waiters();
     if let Some(old) = replaced {

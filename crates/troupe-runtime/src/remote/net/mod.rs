@@ -18,7 +18,7 @@ use troupe_wire::{
 };
 
 use super::cut::{CutLinks, CuttableSocket};
-use super::handshake::{Dialed, Expect, RejectReason, check_hello, replaces};
+use super::handshake::{CertCheck, Dialed, Expect, RejectReason, check_hello, replaces};
 use super::members::{MAX_NAME_LEN, MemberStatus, Members};
 use super::peer::{Origin, Peer, QueueError, Replier, STREAM_LANE, STREAM_LARGE, remote_error};
 use super::pending::Pending;
@@ -233,6 +233,8 @@ impl NodeNet {
         let local_addr = endpoint
             .local_addr()
             .map_err(|source| ConnectError::Socket { addr: None, source })?;
+        // the roles its certificate proves, as peers learn them from its hello
+        node.learn_roles(node.name(), config.identity.roles());
         // the node owns the channel, so subscribers from before the network started hear too
         let events = node.inner.cluster_events.clone();
         let incarnation = match (config.generation, config.rng_seed) {
@@ -591,6 +593,7 @@ impl NetInner {
             protocol: PROTOCOL_VERSION,
             incarnation: self.incarnation,
             dial: 0,
+            roles: self.config.identity.roles().to_vec(),
         }
     }
 
