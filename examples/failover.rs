@@ -25,6 +25,14 @@
 //! cargo run --example failover -- --node c --listen 127.0.0.1:7203 --seed 127.0.0.1:7201 --ca ca --data d/c
 //! ```
 //!
+//! A fourth process can join without being declared: any node playing role `spare` may run
+//! the counter after `b` and `c`. Its certificate carries the role, which peers check:
+//!
+//! ```text
+//! troupe ca issue ca d --role spare
+//! cargo run --example failover -- --node d --role spare --listen 127.0.0.1:7204 --seed 127.0.0.1:7201 --ca ca --data d/d
+//! ```
+//!
 //! Or move it by hand: give each process `--admin 127.0.0.1:909N` and an operator a
 //! certificate (`troupe ca issue ca alice --operator`), then
 //!
@@ -200,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
         "counter",
         (Counter::default)
             .failover_to([c])
+            .or_role("spare")
             .reachable_from(Reach::cluster()),
     );
     let interval = Duration::from_millis(args.interval_ms.max(1));

@@ -256,12 +256,17 @@ impl troupe_admin::PlacementAdmin for PlacementPart {
                 .zip(leases)
                 .map(|((group, &takeover), lease)| {
                     let moved_to = directions.moved.get(&group.name).cloned();
+                    // a move to a node playing one of its roles puts that node first
+                    let moved_member = moved_to.iter().filter(|_| !group.roles.is_empty());
                     let directed = troupe_failover::Placement::new(group.order.clone(), takeover)
+                        .with_roles(group.roles.iter().cloned())
+                        .with_members(moved_member)
                         .directed(moved_to.as_deref(), &|n| directions.drained.contains(n));
                     let mut state = troupe_admin::GroupPlacementState {
                         name: group.name.clone(),
                         order: group.order.clone(),
                         directed: directed.nodes().to_vec(),
+                        roles: group.roles.clone(),
                         takeover: directed.takeover(),
                         moved_to,
                         holder: None,

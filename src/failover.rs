@@ -45,6 +45,7 @@ pub struct Failover<F> {
     factory: F,
     others: Vec<NodeId>,
     takeover: bool,
+    roles: Vec<String>,
     options: ChildOptions,
 }
 
@@ -53,6 +54,14 @@ impl<F> Failover<F> {
     /// takeover). Without it the child stays where it runs until that node goes.
     pub fn takeover(mut self) -> Self {
         self.takeover = true;
+        self
+    }
+
+    /// After the nodes it was given, the nodes playing `role` may run it too, in name order
+    /// (see [`Topology::failover_role`]): a node can then join the cluster with the role and
+    /// take the child over, without being declared in the topology.
+    pub fn or_role(mut self, role: &str) -> Self {
+        self.roles.push(role.to_string());
         self
     }
 
@@ -75,6 +84,7 @@ pub trait FailoverExt<A: Actor>: Fn() -> A + Send + Sync + Sized + 'static {
             factory: self,
             others: others.into_iter().collect(),
             takeover: false,
+            roles: Vec::new(),
             options: ChildOptions::permanent(),
         }
     }
@@ -100,15 +110,20 @@ where
         if self.takeover {
             topology.takeover(group);
         }
+        for role in &self.roles {
+            topology.failover_role(group, role);
+        }
         topology.add_with(group, name, self.options, self.factory)
     }
 }
 
-/// A failover group's nodes in order of preference, and whether it moves back
+/// A failover group's nodes in order of preference, whether it moves back, and the roles
+/// whose nodes may run it after those
 #[derive(Debug, Clone)]
 pub(crate) struct FailoverOrder {
     pub(crate) nodes: Vec<String>,
     pub(crate) takeover: bool,
+    pub(crate) roles: Vec<String>,
 }
 
 /// Where a topology's leases are kept and how long they run.
@@ -213,7 +228,7 @@ impl NodeFailover {
                 child: FailoverChild::new(
                     &name,
                     names,
-                    Placement::new(order.nodes, order.takeover),
+                    Placement::new(order.nodes, order.takeover).with_roles(order.roles),
                     DEFAULT_MAILBOX_LIMIT,
                 ),
             });
@@ -240,7 +255,10 @@ impl NodeFailover {
             for name in child.names() {
                 mesh.place(name, child.mailbox_limit());
             }
-            let eligible = child.placement().nodes().iter().any(|n| n == node.name());
+            let plays = node.roles_of(node.name());
+            let eligible = child
+                .placement()
+                .admits(node.name(), &|r| plays.contains(r));
             if !eligible && let Some(taken) = child.names().iter().find(|n| node.is_registered(n)) {
                 // every handle to it in this process goes to the failover group
                 units

@@ -27,6 +27,13 @@ pub struct LaunchArgs {
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
 
+    /// Join as a node the topology does not declare, playing this role (repeatable; with one
+    /// --node): it runs the failover groups placed on the role (`Topology::failover_role`)
+    /// when the cluster places them there. Its certificate must carry the role (`troupe ca
+    /// issue CA NODE --role ROLE`); peers check it.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+
     /// UDP address to listen on (port 0 picks one; the node prints `listening <addr>`). With
     /// several `--node`, the first listens here and the others on the same IP, port 0.
     #[arg(long, value_name = "ADDR")]
@@ -164,7 +171,28 @@ pub async fn launch_until(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    if let Some(unknown) = args.nodes.iter().find(|n| !declared.contains(n)) {
+    // a node the topology does not declare joins with roles: alone in its process
+    let joined = match (args.roles.is_empty(), args.nodes.as_slice()) {
+        (true, _) => None,
+        (false, [one]) if !declared.contains(one) => Some(one.clone()),
+        (false, [one]) => {
+            return Err(LaunchError::Flags(format!(
+                "node {one:?} is declared in the topology: its roles are declared there \
+                 (Topology::role), not with --role"
+            )));
+        }
+        (false, _) => {
+            return Err(LaunchError::Flags(
+                "--role joins one node the topology does not declare: give exactly one --node"
+                    .into(),
+            ));
+        }
+    };
+    if let Some(unknown) = args
+        .nodes
+        .iter()
+        .find(|n| !declared.contains(n) && joined.as_ref() != Some(*n))
+    {
         return Err(LaunchError::UnknownNode(unknown.clone(), declared));
     }
     if args.shutdown_timeout > 0 {
@@ -175,7 +203,10 @@ pub async fn launch_until(
         .clone()
         .unwrap_or_else(|| topology.name().to_string());
     let only = (!args.nodes.is_empty()).then_some(args.nodes.as_slice());
-    let prepared = topology.prepare(only)?;
+    let prepared = topology.prepare_joined(
+        only,
+        joined.as_deref().map(|name| (name, args.roles.as_slice())),
+    )?;
     // each node's identity, read once: its endpoint's, and the first one's for the admin
     // endpoint's operators
     let identities = if args.nodes.is_empty() {
@@ -415,9 +446,12 @@ fn load_identity(
     node: &str,
     dev_ca: Option<&troupe_identity::DevCa>,
 ) -> Result<troupe_identity::NodeIdentity, LaunchError> {
+    // the roles a joining node claims, which its certificate must carry
     match (&args.ca, dev_ca) {
-        (Some(dir), _) => Ok(troupe_identity::NodeIdentity::load(dir, node)?),
-        (None, Some(ca)) => Ok(ca.identity(node)?),
+        (Some(dir), _) => {
+            Ok(troupe_identity::NodeIdentity::load(dir, node)?.with_roles(&args.roles)?)
+        }
+        (None, Some(ca)) => Ok(ca.identity_with_roles(node, &args.roles)?),
         (None, None) => Err(LaunchError::Flags(
             "--node needs --ca DIR (from `troupe ca issue`), or --dev-ca for a lone dev node"
                 .into(),

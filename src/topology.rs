@@ -292,6 +292,7 @@ impl Topology {
             failover: Some(crate::failover::FailoverOrder {
                 nodes: order,
                 takeover: false,
+                roles: Vec::new(),
             }),
         });
         GroupId {
@@ -307,6 +308,20 @@ impl Topology {
     pub fn takeover(&mut self, group: GroupId) {
         if let Some(order) = self.nodes[group.node].groups[group.group].failover.as_mut() {
             order.takeover = true;
+        }
+    }
+
+    /// Lets the nodes playing `role` run failover group `group` too, after the nodes it was
+    /// declared with (in name order): nodes the topology gives the role ([`Topology::role`]),
+    /// and nodes it does not declare at all that join the cluster with the role, their
+    /// certificate proving it (`troupe ca issue CA NODE --role ROLE`, then `--node NODE --role
+    /// ROLE` on the joining process). No effect on a group that is not a failover group.
+    #[cfg(feature = "db")]
+    pub fn failover_role(&mut self, group: GroupId, role: &str) {
+        if let Some(order) = self.nodes[group.node].groups[group.group].failover.as_mut()
+            && !order.roles.iter().any(|r| r == role)
+        {
+            order.roles.push(role.to_string());
         }
     }
 
@@ -471,6 +486,7 @@ impl Topology {
                     let declared = troupe_admin::DeclaredGroup {
                         name,
                         order: order.nodes,
+                        roles: order.roles,
                     };
                     (declared, order.takeover)
                 })
@@ -678,15 +694,36 @@ impl Topology {
     /// Creates the nodes whose names `only` contains (all for `None`) and registers every
     /// name, without starting anything.
     pub(crate) fn prepare(self, only: Option<&[String]>) -> Result<Prepared, LaunchError> {
+        self.prepare_joined(only, None)
+    }
+
+    /// As [`Topology::prepare`], and with `joined` a node the topology does not declare,
+    /// playing the roles given (its certificate must prove them to its peers): it runs no
+    /// declared actor, only the failover groups placed on its roles when the cluster places
+    /// them there.
+    pub(crate) fn prepare_joined(
+        self,
+        only: Option<&[String]>,
+        joined: Option<(&str, &[String])>,
+    ) -> Result<Prepared, LaunchError> {
         let mesh = Mesh::new();
         let mut nodes = Vec::new();
-        let roles: troupe_runtime::NodeRoles = Arc::new(
+        let mut table: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
             self.nodes
                 .iter()
                 .filter(|n| !n.roles.is_empty())
                 .map(|n| (n.name.clone(), n.roles.clone()))
-                .collect(),
-        );
+                .collect();
+        if let Some((name, roles)) = joined {
+            if self.nodes.iter().any(|n| n.name == name) {
+                return Err(LaunchError::Flags(format!(
+                    "node {name:?} is declared in the topology: its roles are declared there \
+                     (Topology::role), not with --role"
+                )));
+            }
+            table.insert(name.to_string(), roles.iter().cloned().collect());
+        }
+        let roles: troupe_runtime::NodeRoles = Arc::new(table);
         #[cfg(feature = "db")]
         let failover = crate::failover::NodeFailover::new(
             &self.failover,
@@ -719,6 +756,21 @@ impl Topology {
                 }
             }
             nodes.push((node, spec, children));
+        }
+        if let Some((name, _)) = joined {
+            let config = NodeConfig {
+                node_roles: roles.clone(),
+                ..NodeConfig::default()
+            };
+            let node = Node::new(name, &mesh, config)?;
+            self.binding.bind(&node);
+            #[allow(unused_mut)]
+            let mut children = Vec::new();
+            #[cfg(feature = "db")]
+            if let Some(failover) = &failover {
+                children.push(failover.driver_child(&node, |g| self.failover_maker(g))?);
+            }
+            nodes.push((node, SupervisorSpec::one_for_one(), children));
         }
         Ok(Prepared {
             name: Arc::from(self.name.as_str()),
@@ -924,8 +976,12 @@ pub enum LaunchError {
         /// Why its root gave up.
         reason: String,
     },
-    /// The launch flags name a node the topology does not declare.
-    #[error("unknown node {0:?}; the topology declares {1:?}")]
+    /// The launch flags name a node the topology does not declare (and give it no role to
+    /// join with).
+    #[error(
+        "unknown node {0:?}; the topology declares {1:?} (a node it does not declare joins \
+         with --role ROLE, to run the failover groups placed on that role)"
+    )]
     UnknownNode(String, Vec<String>),
     /// A node's network endpoint could not start.
     #[error("network of node {node}: {source}")]

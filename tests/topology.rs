@@ -149,6 +149,38 @@ async fn launch_rejects_a_node_the_topology_lacks() {
     );
 }
 
+#[tokio::test]
+async fn a_role_joins_one_undeclared_node_and_only_that() {
+    let launch = async |nodes: &[&str], roles: &[&str]| {
+        let mut t = Topology::new("x");
+        t.node("a");
+        let args = LaunchArgs {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..LaunchArgs::default()
+        };
+        launch_until(t, args, std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    let err = launch(&["a"], &["spare"]).await;
+    assert!(err.contains("declared in the topology"), "{err}");
+    let err = launch(&["j", "k"], &["spare"]).await;
+    assert!(err.contains("exactly one --node"), "{err}");
+    let err = launch(&[], &["spare"]).await;
+    assert!(err.contains("exactly one --node"), "{err}");
+    // an undeclared node with no role: unknown, and told how to join
+    let err = launch(&["j"], &[]).await;
+    assert!(
+        err.contains("unknown node \"j\"") && err.contains("--role"),
+        "{err}"
+    );
+    // with a role but no identity to prove it
+    let err = launch(&["j"], &["spare"]).await;
+    assert!(err.contains("--ca"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_nodes_of_a_topology_share_one_process_on_the_network() {
     let log = Log::default();

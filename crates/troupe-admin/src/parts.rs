@@ -72,6 +72,8 @@ pub struct DeclaredGroup {
     pub name: String,
     /// Its nodes, in failover order.
     pub order: Vec<String>,
+    /// The roles whose nodes may run it after `order` (nodes the topology need not declare).
+    pub roles: Vec<String>,
 }
 
 /// The placement of a topology's failover groups as the admin endpoint sees it

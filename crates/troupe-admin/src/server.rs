@@ -497,7 +497,11 @@ async fn move_group(
             placement.groups().iter().map(|g| g.name.as_str()),
         );
     };
-    if let Some(node) = node {
+    // a group placed on roles may go to a node the topology does not declare, that joined
+    // with one of them: the drivers follow the move while that node is live and plays it
+    if let Some(node) = node
+        && declared.roles.is_empty()
+    {
         if !placement.nodes().iter().any(|n| n == node) {
             return no_node(node, placement.nodes());
         }

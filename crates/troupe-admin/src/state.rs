@@ -231,8 +231,13 @@ pub struct GroupPlacementState {
     pub name: String,
     /// The nodes it may run on, in the order the topology declares.
     pub order: Vec<String>,
-    /// The order the nodes follow now: the node it was moved to first, drained nodes left out.
+    /// The order the nodes follow now: the node it was moved to first, drained nodes left out
+    /// (the live nodes playing `roles` follow these, in name order).
     pub directed: Vec<String>,
+    /// The roles whose nodes may run it after the nodes of `order`: nodes the topology gives
+    /// the role, and nodes that join the cluster with it.
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// Whether it moves back to an earlier node of `directed` that is live again (declared
     /// takeover, or a move).
     pub takeover: bool,

@@ -499,6 +499,7 @@ impl troupe_admin::PlacementAdmin for FakePlacement {
                     name: "counter.failover".into(),
                     order: vec!["b".into(), "c".into()],
                     directed: vec!["b".into()],
+                    roles: Vec::new(),
                     takeover: false,
                     moved_to: None,
                     holder: Some("b".into()),
@@ -562,6 +563,7 @@ async fn the_placement_is_read_by_anyone_and_changed_only_by_operators() {
         groups: vec![troupe_admin::DeclaredGroup {
             name: "counter.failover".into(),
             order: vec!["b".into(), "c".into()],
+            roles: Vec::new(),
         }],
         nodes: vec!["a".into(), "b".into(), "c".into()],
     });

@@ -57,18 +57,23 @@ fn table(state: &PlacementState) -> String {
     out
 }
 
-/// A group's order as directed now, and as declared when that differs.
+/// A group's order as directed now, and as declared when that differs, then the roles
+/// whose nodes follow.
 fn order(g: &GroupPlacementState) -> String {
     let directed = if g.directed.is_empty() {
         "(none)".to_string()
     } else {
         g.directed.join(", ")
     };
-    if g.directed == g.order {
+    let mut order = if g.directed == g.order {
         directed
     } else {
         format!("{directed} (declared {})", g.order.join(", "))
+    };
+    if !g.roles.is_empty() {
+        order.push_str(&format!(", then role {}", g.roles.join(", ")));
     }
+    order
 }
 
 /// What a group's lease says, and its move (on hold while the node it was moved to is
@@ -85,7 +90,7 @@ fn group_state(g: &GroupPlacementState, drained: &[String]) -> String {
         state.push_str(&format!(", moved to {to}"));
         if drained.contains(to) {
             state.push_str(&format!(" (on hold: {to} is drained)"));
-        } else if !g.order.contains(to) {
+        } else if !g.order.contains(to) && g.roles.is_empty() {
             state.push_str(" (ignored: not in its order)");
         }
     }
@@ -250,6 +255,7 @@ mod tests {
             name: name.into(),
             order: vec!["b".into(), "c".into()],
             directed: vec!["b".into(), "c".into()],
+            roles: Vec::new(),
             takeover: false,
             moved_to: None,
             holder: holder.map(str::to_string),

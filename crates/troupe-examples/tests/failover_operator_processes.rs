@@ -5,6 +5,11 @@
 //! c's process leaves the cluster and exits 0; `troupe drain c --undo` puts c back in service.
 //! Moves to unknown nodes or groups, moves outside the group's order, changes without an
 //! operator certificate and a leave sent to the wrong process are refused, typed.
+//!
+//! And a node the topology does not declare joins with role `spare` (the counter's order is
+//! b, c, then the nodes playing `spare`): with c drained, the SIGKILL of b moves the counter
+//! to it. A node claiming a role its certificate lacks, or undeclared with no role, does not
+//! start.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,6 +35,11 @@ const MOVE_BOUND: Duration = Duration::from_secs(15);
 const GROUP: &str = "counter.failover";
 
 fn start(node: &str, ca: &Path, data: &Path, seed: Option<SocketAddr>) -> Proc {
+    Proc::spawn(command(node, ca, data, seed))
+}
+
+/// The failover example as node `node`, with an admin endpoint
+fn command(node: &str, ca: &Path, data: &Path, seed: Option<SocketAddr>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_failover"));
     cmd.args([
         "--node",
@@ -49,7 +59,7 @@ fn start(node: &str, ca: &Path, data: &Path, seed: Option<SocketAddr>) -> Proc {
     if let Some(seed) = seed {
         cmd.args(["--seed", &seed.to_string()]);
     }
-    Proc::spawn(cmd)
+    cmd
 }
 
 /// The counter's group as `troupe placement --json` shows it from `admin`
@@ -248,4 +258,89 @@ async fn an_operator_moves_the_counter_then_drains_its_node_and_that_node_leaves
     assert_eq!(group.holder.as_deref(), Some("b"));
     assert_eq!(group.directed, ["b", "c"]);
     drop(b);
+}
+
+/// The failover example as node `node`, run to its end (bounded by `--for-secs`): for starts
+/// that must fail
+async fn refused_start(cmd: Command) -> Output {
+    let mut cmd = cmd;
+    cmd.args(["--for-secs", "20"]);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run the example"))
+        .await
+        .expect("the example ran")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joining_with_a_role_takes_the_counter_over_when_its_node_dies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca");
+    troupe_identity::init_ca(&ca, "failover").expect("ca init");
+    for node in ["a", "b", "c", "e"] {
+        troupe_identity::issue_node(&ca, node, &ca).expect("issue");
+    }
+    troupe_identity::issue_node_with_roles(&ca, "d", &["spare"], &ca).expect("issue");
+    troupe_identity::issue_operator(&ca, "alice", &ca).expect("issue");
+    let ca_arg = ca.to_str().expect("a UTF-8 path").to_string();
+    let operator = ["--ca", ca_arg.as_str(), "--operator", "alice"];
+
+    let mut a = start("a", &ca, dir.path(), None);
+    let seed = a.listening();
+    let admin_a = a.admin().to_string();
+
+    // no role in its certificate, or no role at all: it does not start
+    let mut liar = command("e", &ca, dir.path(), Some(seed));
+    liar.args(["--role", "spare"]);
+    let out = refused_start(liar).await;
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{why}");
+    assert!(
+        why.contains("does not carry role \"spare\"") && why.contains("--role spare"),
+        "{why}"
+    );
+    let out = refused_start(command("e", &ca, dir.path(), Some(seed))).await;
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{why}");
+    assert!(
+        why.contains("unknown node \"e\"") && why.contains("--role"),
+        "{why}"
+    );
+
+    let mut b = start("b", &ca, dir.path(), Some(seed));
+    b.listening();
+    let mut c = start("c", &ca, dir.path(), Some(seed));
+    c.listening();
+    let mut joined = command("d", &ca, dir.path(), Some(seed));
+    joined.args(["--role", "spare"]);
+    let mut d = Proc::spawn(joined);
+    d.listening();
+    a.wait_for("the counter served by b", Duration::from_secs(60), |l| {
+        l.starts_with("served by b")
+    });
+    let (group, _) = placed("the counter's lease on b", &admin_a, |g, _| {
+        g.holder.as_deref() == Some("b")
+    })
+    .await;
+    assert_eq!(group.order, ["b", "c"]);
+    assert_eq!(group.roles, ["spare"]);
+    let table = succeeded(&troupe_cli(&["placement", "--admin", &admin_a]).await);
+    assert!(table.contains("b, c, then role spare"), "{table}");
+
+    // c out of the order: the next after b is the node that joined with the role
+    let mut drain = vec!["drain", "c", "--admin", &admin_a];
+    drain.extend(operator);
+    succeeded(&troupe_cli(&drain).await);
+    placed("c drained", &admin_a, |_, drained| drained == ["c"]).await;
+    b.kill9();
+    a.wait_for("the counter moves to d", MOVE_BOUND, |l| {
+        l.starts_with("moved from b to d")
+    });
+    d.wait_for("the counter started on d", Duration::from_secs(5), |l| {
+        l == "counter started on d"
+    });
+    let (group, _) = placed("the counter's lease on d", &admin_a, |g, _| {
+        g.holder.as_deref() == Some("d")
+    })
+    .await;
+    assert!(!group.released, "{group:?}");
+    drop((c, d));
 }

@@ -223,6 +223,32 @@ impl Tracked {
     }
 }
 
+/// The order `child` follows now, as `node` sees it: its placement with the nodes of `live`
+/// that play its roles, then as operators' `directions` have it (moved to a node first,
+/// drained nodes left out)
+pub fn current_order(
+    child: &FailoverChild,
+    directions: &Directions,
+    node: &Node,
+    live: &HashSet<String>,
+) -> Placement {
+    let placement = child.placement();
+    let members = match placement.roles() {
+        [] => Vec::new(),
+        roles => live
+            .iter()
+            .filter(|n| {
+                let plays = node.roles_of(n);
+                roles.iter().any(|r| plays.contains(r))
+            })
+            .collect(),
+    };
+    let moved_to = directions.moved.get(child.name()).map(String::as_str);
+    placement
+        .with_members(members)
+        .directed(moved_to, &|n| directions.drained.contains(n))
+}
+
 /// Whether every actor of `names` on `node` has an empty mailbox
 fn mailboxes_empty(node: &Node, names: &[String]) -> bool {
     node.actor_stats()
@@ -266,22 +292,18 @@ impl PlacementDriver {
         }
     }
 
-    /// Applies operators' directions to every seat's placement
-    fn direct(&mut self, directions: Directions) {
+    /// Has every seat follow its child's order as it stands: with the live nodes that play
+    /// its roles, as operators direct it
+    fn redirect(&mut self, node: &Node, live: &HashSet<String>) {
         for t in &mut self.tracked {
             if let Some(seat) = &mut t.seat {
-                let moved_to = directions.moved.get(&t.child.name).map(String::as_str);
-                let placement = t
-                    .child
-                    .placement
-                    .directed(moved_to, &|n| directions.drained.contains(n));
+                let placement = current_order(&t.child, &self.directions, node, live);
                 if *seat.placement() != placement {
                     tracing::info!(child = %t.child.name, order = ?placement.nodes(), "placement directed");
                     seat.set_placement(placement);
                 }
             }
         }
-        self.directions = directions;
     }
 
     /// The nodes this node holds live: itself, and the peers the membership protocol holds up
@@ -321,6 +343,7 @@ impl PlacementDriver {
             });
         }
         let live = Self::live_view(ctx.node());
+        self.redirect(ctx.node(), &live);
         let me = ctx.node().name().to_string();
         for i in 0..self.tracked.len() {
             let t = &mut self.tracked[i];
@@ -604,7 +627,7 @@ impl PlacementDriver {
                 self.reading_directions = false;
                 self.directions_read = Some(now);
                 if let Some(directions) = directions {
-                    self.direct(directions);
+                    self.directions = directions;
                 }
                 return self.tick(ctx);
             }

@@ -3,12 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a failover child may run: nodes in failover order, and whether the child moves back
-/// to an earlier node when that node is live again (takeover)
+/// Where a failover child may run: nodes in failover order, then any node playing one of its
+/// roles, and whether the child moves back to an earlier node when that node is live again
+/// (takeover)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     nodes: Vec<String>,
     takeover: bool,
+    /// After `nodes`, the nodes playing any of these roles may run it too
+    #[serde(default)]
+    roles: Vec<String>,
 }
 
 impl Placement {
@@ -18,12 +22,56 @@ impl Placement {
         Self {
             nodes: nodes.into_iter().map(Into::into).collect(),
             takeover,
+            roles: Vec::new(),
         }
     }
 
-    /// The nodes, in failover order
+    /// This placement, and after its nodes any node playing one of `roles` (a node that joins
+    /// the cluster with such a role, its certificate proving it, without being declared):
+    /// see [`Placement::with_members`]
+    #[must_use]
+    pub fn with_roles<R: Into<String>>(mut self, roles: impl IntoIterator<Item = R>) -> Self {
+        for role in roles {
+            let role = role.into();
+            if !self.roles.contains(&role) {
+                self.roles.push(role);
+            }
+        }
+        self
+    }
+
+    /// The nodes, in failover order (for a placement by roles, those named; the nodes playing
+    /// the roles come in with [`Placement::with_members`])
     pub fn nodes(&self) -> &[String] {
         &self.nodes
+    }
+
+    /// The roles whose nodes may run it after [`Placement::nodes`]
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// Whether node `node`, playing `roles`, may ever run it: it is named, or plays one of
+    /// its roles
+    pub fn admits(&self, node: &str, roles: &dyn Fn(&str) -> bool) -> bool {
+        self.nodes.iter().any(|n| n == node) || self.roles.iter().any(|r| roles(r))
+    }
+
+    /// The order as it stands with `members` playing its roles: the named nodes first, then
+    /// the members not named, by name, so that every node that knows the same members
+    /// computes the same order (which node tries first; the lease alone keeps the child on
+    /// one node at a time, whatever the order). The roles are kept.
+    pub fn with_members<N: AsRef<str>>(&self, members: impl IntoIterator<Item = N>) -> Self {
+        let mut extra: Vec<String> = members
+            .into_iter()
+            .map(|m| m.as_ref().to_string())
+            .filter(|m| !self.nodes.contains(m))
+            .collect();
+        extra.sort();
+        extra.dedup();
+        let mut placement = self.clone();
+        placement.nodes.extend(extra);
+        placement
     }
 
     /// Whether the child moves back to an earlier node that returns
@@ -68,6 +116,7 @@ impl Placement {
         Self {
             nodes,
             takeover: self.takeover || moved_to.is_some(),
+            roles: self.roles.clone(),
         }
     }
 }
@@ -91,6 +140,25 @@ mod tests {
         assert!(t.gives_way("z", &|n| n == "c"));
         assert!(p.gives_way("z", &|n| n == "c"));
         assert!(!p.gives_way("z", &|_| false));
+    }
+
+    #[test]
+    fn members_of_its_roles_follow_the_named_nodes_by_name() {
+        let p = Placement::new(["b", "a"], false).with_roles(["spare", "spare"]);
+        assert_eq!(p.roles(), ["spare"]);
+        assert!(p.admits("a", &|_| false));
+        assert!(p.admits("z", &|r| r == "spare"));
+        assert!(!p.admits("z", &|r| r == "db"));
+        assert!(!Placement::new(["a"], false).admits("z", &|_| true));
+        let with = p.with_members(["d", "a", "c", "d"]);
+        assert_eq!(with.nodes(), ["b", "a", "c", "d"]);
+        assert_eq!(with.roles(), ["spare"]);
+        // the same members in any order give the same order
+        assert_eq!(p.with_members(["c", "d"]), p.with_members(["d", "c"]));
+        // directed as any order: moved to a member, or a drained member left out
+        let moved = with.directed(Some("d"), &|_| false);
+        assert_eq!(moved.nodes(), ["d", "b", "a", "c"]);
+        assert_eq!(with.directed(None, &|n| n == "c").nodes(), ["b", "a", "d"]);
     }
 
     #[test]
