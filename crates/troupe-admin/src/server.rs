@@ -497,22 +497,20 @@ async fn move_group(
             placement.groups().iter().map(|g| g.name.as_str()),
         );
     };
-    // a group placed on roles may go to a node the topology does not declare, that joined
-    // with one of them: the drivers follow the move while that node is live and plays it
-    if let Some(node) = node
-        && declared.roles.is_empty()
-    {
-        if !placement.nodes().iter().any(|n| n == node) {
-            return no_node(node, placement.nodes());
-        }
-        if !declared.order.iter().any(|n| n == node) {
-            return text(plain(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "failover group {group:?} may run only on {} (its declared order), not on {node}",
-                    declared.order.join(", ")
-                ),
-            ));
+    if let Some(node) = node {
+        // a group placed on roles may also go to a node playing one, declared or joined:
+        // as far as the nodes of this process know (the drivers follow the move only while
+        // that node is live and plays it)
+        let plays_a_role = || {
+            view.mesh.node_names().iter().any(|local| {
+                view.mesh.node(local).is_some_and(|local| {
+                    let plays = local.roles_of(node);
+                    declared.roles.iter().any(|r| plays.contains(r))
+                })
+            })
+        };
+        if let Some((status, why)) = move_refusal(declared, placement.nodes(), node, plays_a_role) {
+            return text(plain(status, &why));
         }
     }
     match placement.move_group(group, node).await {
@@ -593,6 +591,35 @@ fn leave(view: &View, operator: &str) -> Response<Full<Bytes>> {
     ))
 }
 
+/// Why moving `group` to `node` is refused, if it is: a node it may never run on (`nodes`: the
+/// topology's; `plays_a_role`: whether `node` plays one of the group's roles, as far as this
+/// process knows)
+fn move_refusal(
+    group: &crate::DeclaredGroup,
+    nodes: &[String],
+    node: &str,
+    plays_a_role: impl FnOnce() -> bool,
+) -> Option<(StatusCode, String)> {
+    if group.order.iter().any(|n| n == node) || plays_a_role() {
+        return None;
+    }
+    if !nodes.iter().any(|n| n == node) && group.roles.is_empty() {
+        return Some((StatusCode::NOT_FOUND, no_node_text(node, nodes)));
+    }
+    let roles = match group.roles.as_slice() {
+        [] => String::new(),
+        roles => format!(" or a node playing {}", roles.join(" or ")),
+    };
+    Some((
+        StatusCode::BAD_REQUEST,
+        format!(
+            "failover group {:?} may run only on {} (its declared order){roles}, not on {node}",
+            group.name,
+            group.order.join(", ")
+        ),
+    ))
+}
+
 /// A 404 for a group, when the topology has no failover group at all.
 fn no_failover_group(group: &str) -> Response<Full<Bytes>> {
     text(plain(
@@ -603,13 +630,14 @@ fn no_failover_group(group: &str) -> Response<Full<Bytes>> {
 
 /// A 404 for a node the topology does not declare.
 fn no_node(node: &str, nodes: &[String]) -> Response<Full<Bytes>> {
-    text(plain(
-        StatusCode::NOT_FOUND,
-        &format!(
-            "no node named {node:?} in this topology; its nodes: {}",
-            nodes.join(", ")
-        ),
-    ))
+    text(plain(StatusCode::NOT_FOUND, &no_node_text(node, nodes)))
+}
+
+fn no_node_text(node: &str, nodes: &[String]) -> String {
+    format!(
+        "no node named {node:?} in this topology; its nodes: {}",
+        nodes.join(", ")
+    )
 }
 
 fn whole(response: Response<Full<Bytes>>) -> Response<AdminBody> {
@@ -799,4 +827,38 @@ fn text((status, _, body): (StatusCode, Vec<u8>, String)) -> Response<Full<Bytes
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_goes_to_a_node_of_the_order_or_one_playing_a_role() {
+        let nodes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut group = crate::DeclaredGroup {
+            name: "g".into(),
+            order: vec!["b".into(), "c".into()],
+            roles: Vec::new(),
+        };
+        assert_eq!(move_refusal(&group, &nodes, "c", || false), None);
+        let (status, why) = move_refusal(&group, &nodes, "z", || false).expect("refused");
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            why.contains(r#"no node named "z""#) && why.contains("a, b, c"),
+            "{why}"
+        );
+        let (status, why) = move_refusal(&group, &nodes, "a", || false).expect("refused");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            why.contains("may run only on b, c (its declared order), not on a"),
+            "{why}"
+        );
+        group.roles = vec!["spare".into()];
+        assert_eq!(move_refusal(&group, &nodes, "d", || true), None);
+        assert_eq!(move_refusal(&group, &nodes, "a", || true), None);
+        let (status, why) = move_refusal(&group, &nodes, "z", || false).expect("refused");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(why.contains("or a node playing spare, not on z"), "{why}");
+    }
 }
