@@ -10,7 +10,10 @@
 //!
 //! # The rule
 //!
-//! - The n-th give-up in a row on a node sits it out `min(initial · 2^(n-1), max)`.
+//! - The n-th give-up in a row on a node sits it out `min(initial · 2^(n-1), max)`, and never
+//!   less than the time every node takes to read the released record (as long as a
+//!   hand-over drains: 3.5 renewal periods), so that the next node claims before this one's
+//!   turn comes back.
 //! - A give-up counts as *in a row* if it comes less than `reset_after` after the node's
 //!   previous sit-out ended; later (the child ran here, or elsewhere, for that long), the
 //!   count starts again at one.
@@ -43,11 +46,11 @@ pub struct SitOut {
 }
 
 impl Default for SitOut {
-    /// 1 s, doubling up to 1 min; a give-up a minute after the last sit-out ended starts again
-    /// at 1 s
+    /// 5 s, doubling up to 1 min; a give-up a minute after the last sit-out ended starts again
+    /// at 5 s
     fn default() -> Self {
         Self {
-            initial: Duration::from_secs(1),
+            initial: Duration::from_secs(5),
             max: Duration::from_secs(60),
             reset_after: Duration::from_secs(60),
         }
@@ -86,13 +89,19 @@ pub(crate) struct Bench {
 }
 
 impl Bench {
-    /// Node `me` gives the child up at `now`
-    pub(crate) fn give_up(&mut self, me: &str, sit_out: &SitOut, now: Instant) -> GaveUp {
+    /// Node `me` gives the child up at `now`, to sit out at least `least`
+    pub(crate) fn give_up(
+        &mut self,
+        me: &str,
+        sit_out: &SitOut,
+        least: Duration,
+        now: Instant,
+    ) -> GaveUp {
         let in_a_row = self
             .mine_ends
             .is_some_and(|ended| now < ended + sit_out.reset_after);
         self.in_a_row = if in_a_row { self.in_a_row + 1 } else { 1 };
-        let sits_out = sit_out.after(self.in_a_row);
+        let sits_out = sit_out.after(self.in_a_row).max(least);
         self.mine_ends = Some(now + sits_out);
         self.set(me, now + sits_out);
         GaveUp {
@@ -182,9 +191,18 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    fn sit_out() -> SitOut {
+        SitOut {
+            initial: S,
+            ..SitOut::default()
+        }
+    }
+
     #[test]
     fn sit_outs_double_up_to_the_cap() {
-        let sit_out = SitOut::default();
+        let got: Vec<_> = (1..=6).map(|n| SitOut::default().after(n)).collect();
+        assert_eq!(got, [5, 10, 20, 40, 60, 60].map(|s| s * S));
+        let sit_out = sit_out();
         let got: Vec<_> = (1..=8).map(|n| sit_out.after(n)).collect();
         assert_eq!(got, [1, 2, 4, 8, 16, 32, 60, 60].map(|s| s * S));
         assert_eq!(sit_out.after(u32::MAX), 60 * S);
@@ -193,29 +211,34 @@ mod tests {
 
     #[test]
     fn give_ups_in_a_row_grow_and_a_quiet_spell_resets_them() {
-        let sit_out = SitOut::default();
+        let sit_out = sit_out();
         let t0 = Instant::now();
         let mut bench = Bench::default();
-        let first = bench.give_up("a", &sit_out, t0);
+        let first = bench.give_up("a", &sit_out, Duration::ZERO, t0);
         assert_eq!((first.in_a_row, first.sits_out), (1, S));
         assert!(bench.sits_out("a", t0 + S - Duration::from_millis(1)));
         assert!(!bench.sits_out("a", t0 + S));
         // it ran again for 10 s after its sit-out and gave up again: in a row
-        let second = bench.give_up("a", &sit_out, t0 + 11 * S);
+        let second = bench.give_up("a", &sit_out, Duration::ZERO, t0 + 11 * S);
         assert_eq!((second.in_a_row, second.sits_out), (2, 2 * S));
-        let third = bench.give_up("a", &sit_out, t0 + 14 * S);
+        let third = bench.give_up("a", &sit_out, Duration::ZERO, t0 + 14 * S);
         assert_eq!((third.in_a_row, third.sits_out), (3, 4 * S));
         // its last sit-out ended at 18 s; a minute later the count starts again
-        let fresh = bench.give_up("a", &sit_out, t0 + 78 * S);
+        let fresh = bench.give_up("a", &sit_out, Duration::ZERO, t0 + 78 * S);
         assert_eq!((fresh.in_a_row, fresh.sits_out), (1, S));
     }
 
     #[test]
     fn released_records_carry_sit_outs_to_other_nodes() {
-        let sit_out = SitOut::default();
         let t0 = Instant::now();
         let mut a = Bench::default();
-        a.give_up("a", &sit_out, t0);
+        // at least 1 s, whatever the settings
+        let gave_up = a.give_up("a", &SitOut::default(), S, t0);
+        assert_eq!(gave_up.sits_out, 5 * S);
+        let gave_up = a.give_up("a", &sit_out(), 3 * S, t0 + 5 * S);
+        assert_eq!((gave_up.in_a_row, gave_up.sits_out), (2, 3 * S));
+        let mut a = Bench::default();
+        a.give_up("a", &sit_out(), S, t0);
         let held = LeaseRecord::claimed_by(None, "a", &LeaseConfig::default());
         let later = t0 + Duration::from_millis(300);
         let record = held.released_benching(a.to_record(later));

@@ -612,7 +612,9 @@ impl Seat {
         self.stopping = false;
         self.failed_starts = 0;
         self.draining = None;
-        let gave_up = self.bench.give_up(&self.me, &self.sit_out, now);
+        // never back before every node can have read the release and the next claimed
+        let least = drain_for(&self.config);
+        let gave_up = self.bench.give_up(&self.me, &self.sit_out, least, now);
         if let State::Holding(holding) = &self.state {
             self.state = State::Releasing {
                 holding: holding.clone(),
@@ -917,7 +919,7 @@ mod tests {
         let gave_up = a.child_failed(t1);
         assert_eq!(
             (gave_up.in_a_row, gave_up.sits_out),
-            (1, Duration::from_secs(1))
+            (1, Duration::from_secs(5))
         );
         // the child is gone already: nothing to stop, and it may not act
         assert!(!a.running() && !a.may_act(t1) && a.acts_until().is_none());
@@ -927,7 +929,7 @@ mod tests {
             released.benched,
             [crate::Benched {
                 node: "a".into(),
-                for_ms: 1000
+                for_ms: 5000
             }]
         );
         // b reads it 200 ms later: released, and a (first in the order, live) sits out, so b
@@ -942,12 +944,26 @@ mod tests {
         b.write_done(id, WriteOutcome::Applied, t2);
         assert_eq!(b.tick(t2, &all), vec![Action::Start]);
         // b does not hand it back to a while a sits out, even with takeover; once a's sit-out
-        // is over (as b counts it: 1 s from when b first saw the record), it would
+        // is over (as b counts it: 5 s from when b first saw the record), it would
         b.set_placement(Placement::new(["a", "b"], true));
-        let during = b.tick(t2 + Duration::from_millis(999), &all);
-        assert!(!during.contains(&Action::Drain), "{during:?}");
-        let after = b.tick(t2 + Duration::from_millis(1000), &all);
-        assert!(after.contains(&Action::Drain), "{after:?}");
+        let mut now = t2;
+        let drained = loop {
+            now += Duration::from_millis(10);
+            let actions = b.tick(now, &all);
+            if actions.contains(&Action::Drain) {
+                break now;
+            }
+            for action in actions {
+                match action {
+                    Action::Write { id, .. } => {
+                        b.write_done(id, WriteOutcome::Applied, now);
+                    }
+                    Action::Read { id } => b.read_done(id, Some(released.clone()), now),
+                    other => panic!("{other:?} at {:?}", now - t2),
+                }
+            }
+        };
+        assert_eq!(drained, t2 + Duration::from_secs(5));
     }
 
     #[test]
@@ -963,7 +979,7 @@ mod tests {
         let id = read(&a.tick(t0, &alone));
         a.read_done(id, Some(released.clone()), t0);
         let mut now = t0;
-        while now < t0 + Duration::from_millis(990) {
+        while now < t0 + Duration::from_millis(4990) {
             now += Duration::from_millis(10);
             let actions = a.tick(now, &alone);
             if let Some(Action::Read { id }) = actions.first() {
@@ -975,7 +991,7 @@ mod tests {
                 now - t0
             );
         }
-        let (_, claim) = write(&a.tick(t0 + Duration::from_secs(1), &alone));
+        let (_, claim) = write(&a.tick(t0 + Duration::from_secs(5), &alone));
         assert_eq!((claim.holder.as_str(), claim.generation), ("a", 3));
     }
 
@@ -995,7 +1011,7 @@ mod tests {
             claim_and_start(&mut a, Some(released), now);
             now += Duration::from_millis(100);
         }
-        assert_eq!(sat_out, [(1, 1), (2, 2), (3, 4), (4, 8)]);
+        assert_eq!(sat_out, [(1, 5), (2, 10), (3, 20), (4, 40)]);
         // running a minute past its last sit-out resets the count
         let gave_up = a.child_failed(now + Duration::from_secs(60));
         assert_eq!(gave_up.in_a_row, 1);
@@ -1015,7 +1031,7 @@ mod tests {
         a.child_started();
         a.child_failed(t0 + Duration::from_millis(10));
         let released = release(&mut a, t0 + Duration::from_millis(10));
-        let later = t0 + Duration::from_secs(2);
+        let later = t0 + Duration::from_secs(6);
         claim_and_start(&mut a, Some(released), later);
         for n in 1..GIVE_UP_AFTER_FAILED_STARTS {
             assert_eq!(a.start_failed(later), None, "failure {n}");
