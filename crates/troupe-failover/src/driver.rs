@@ -424,9 +424,9 @@ impl PlacementDriver {
         });
     }
 
-    /// Failover child `i` ended here on its own at `now` (its supervisor gave up: restart
-    /// intensity exceeded), or failed to start too often: the seat gives it up to the next
-    /// node and sits out
+    /// Failover child `i` ended here on its own (its supervisor gave up: restart intensity
+    /// exceeded), or failed to start too often, and its seat gave it up (`gave_up`): nothing of
+    /// it runs or takes messages here, and sends wait for the next holder
     fn ended_here(&mut self, i: usize, gave_up: GaveUp, how: &str, node: &Node) {
         let t = &mut self.tracked[i];
         t.instance = Instance::None;
