@@ -262,6 +262,12 @@ impl Topology {
     ///
     /// The topology needs a metadata group ([`Topology::metadata`]). `nodes` in order of
     /// preference; with none, the group never runs.
+    ///
+    /// `spec` applies where the group runs. With [`SupervisorSpec::escalate_when_exceeded`],
+    /// a group past its restart intensity on a node is given up there: it moves to the next
+    /// node of the order while that node sits out for a while, longer each time (so does a
+    /// group that fails to start on a node 3 times in a row; see `docs/failover.md`). By
+    /// default the supervisor keeps restarting, and a crash loop stays on its node.
     #[cfg(feature = "db")]
     pub fn failover_group(
         &mut self,

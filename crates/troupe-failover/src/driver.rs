@@ -6,6 +6,17 @@
 //! node's root supervisor when told to, and keeps the process's [`Placed`] entry of every
 //! failover child current, so that handles reach the holder. A node that is not eligible for
 //! a child only follows its record, to route to it.
+//!
+//! # When the child gives up
+//!
+//! The child is added to the root as a [`Restart::Temporary`] child: the root neither
+//! restarts it nor fails with it. Its own supervisor applies its restart intensity here; when
+//! it gives up (the child exits on its own) or the child fails to start
+//! [`GIVE_UP_AFTER_FAILED_STARTS`](troupe_placement::GIVE_UP_AFTER_FAILED_STARTS) times in a
+//! row, the seat gives the child up to the next node of the order and sits out for a while
+//! (see `troupe_placement::bench`). The driver learns of an exit by asking the root for its
+//! children at every tick while the child runs here; a stop it asked for itself is never
+//! counted.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use troupe_placement::{
-    Action, LeaseConfig, LeaseRecord, Placement, RequestId, Seat, WriteOutcome,
+    Action, GaveUp, LeaseConfig, LeaseRecord, Placement, RequestId, Seat, WriteOutcome,
 };
 use troupe_runtime::placed::{Gate, Placed};
-use troupe_runtime::{Actor, ActorError, ChildSpec, Ctx, Node};
+use troupe_runtime::{Actor, ActorError, ChildSpec, Ctx, Node, Restart};
 
 use crate::register::{Directions, LeaseRegister};
 
@@ -166,6 +177,17 @@ pub enum DriverMsg {
         /// What they are
         directions: Option<Directions>,
     },
+    /// The root supervisor said which children it runs: a child asked about and not among
+    /// them ended on its own
+    Children {
+        /// The driver instance that asked
+        epoch: u64,
+        /// The children asked about: each one's index, and how many starts it had had here
+        /// when asked (an exit counts only for the instance it was asked about)
+        asked: Vec<(usize, u64)>,
+        /// The root's running children; `None` if it did not answer
+        names: Option<Vec<String>>,
+    },
 }
 
 /// Where a child's instance on this node is
@@ -198,6 +220,8 @@ struct Tracked {
     /// A follower's read is in flight
     reading: bool,
     last_read: Option<Instant>,
+    /// Starts begun here: names the instance a check of the root's children is about
+    starts: u64,
 }
 
 impl Tracked {
@@ -269,6 +293,8 @@ pub struct PlacementDriver {
     directions: Directions,
     reading_directions: bool,
     directions_read: Option<Instant>,
+    /// A question to the root about which children run is in flight
+    checking: bool,
 }
 
 impl PlacementDriver {
@@ -289,6 +315,7 @@ impl PlacementDriver {
             directions: Directions::default(),
             reading_directions: false,
             directions_read: None,
+            checking: false,
         }
     }
 
@@ -379,6 +406,69 @@ impl PlacementDriver {
                 t.observe(None, t.generation());
             }
         }
+        self.check_running(ctx);
+    }
+
+    /// Asks the root which children run, if a child runs here and no question is in flight:
+    /// one that no longer does ended on its own (see [`PlacementDriver::ended_here`])
+    fn check_running(&mut self, ctx: &mut Ctx<DriverMsg>) {
+        if self.checking {
+            return;
+        }
+        let asked: Vec<(usize, u64)> = self
+            .tracked
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.instance == Instance::Running)
+            .map(|(i, t)| (i, t.starts))
+            .collect();
+        let Some(root) = ctx.node().root() else {
+            return;
+        };
+        if asked.is_empty() {
+            return;
+        }
+        self.checking = true;
+        let (myself, epoch) = (ctx.myself().clone(), self.epoch);
+        ctx.spawn(async move {
+            let names = match root.children().await {
+                Ok(names) => Some(names),
+                Err(error) => {
+                    tracing::debug!(%error, "asking the root for its children failed");
+                    None
+                }
+            };
+            let _ = myself.cast(DriverMsg::Children {
+                epoch,
+                asked,
+                names,
+            });
+            Ok(())
+        });
+    }
+
+    /// Failover child `i` ended here on its own (its supervisor gave up: restart intensity
+    /// exceeded), or failed to start too often, and its seat gave it up (`gave_up`): nothing of
+    /// it runs or takes messages here, and sends wait for the next holder
+    fn ended_here(&mut self, i: usize, gave_up: GaveUp, how: &str, node: &Node) {
+        let t = &mut self.tracked[i];
+        t.instance = Instance::None;
+        t.draining = false;
+        (t.start_failures, t.retry_at) = (0, None);
+        if t.holder().as_deref() == Some(node.name()) {
+            // sends park for the next holder rather than reach names released here
+            t.observe(None, t.generation() + 1);
+        }
+        if let Some(here) = &t.here {
+            here.gate.close();
+        }
+        tracing::warn!(
+            node = %node.name(),
+            child = %t.child.name,
+            failures = gave_up.in_a_row,
+            sits_out = ?gave_up.sits_out,
+            "failover child {how} here: giving it up to the next node"
+        );
     }
 
     fn read(&self, i: usize, id: Option<RequestId>, ctx: &mut Ctx<DriverMsg>) {
@@ -470,20 +560,23 @@ impl PlacementDriver {
                 }
                 Err(error) => {
                     tracing::warn!(child = %t.child.name, %error, "failover child could not be made again");
+                    let now = troupe_runtime::time::now();
                     t.start_failures += 1;
-                    t.retry_at =
-                        Some(troupe_runtime::time::now() + START_BACKOFF.delay(t.start_failures));
-                    if let Some(seat) = &mut t.seat {
-                        seat.child_stopped();
+                    t.retry_at = Some(now + START_BACKOFF.delay(t.start_failures));
+                    if let Some(gave_up) = t.seat.as_mut().and_then(|seat| seat.start_failed(now)) {
+                        self.ended_here(i, gave_up, "failed to start", &node);
                     }
                     return;
                 }
             }
         }
         t.instance = Instance::Starting { then_stop: false };
+        t.starts += 1;
         tracing::info!(child = %t.child.name, node = %node.name(), "starting failover child here");
+        // temporary under the root: when the child gives up, the seat moves it, and the root
+        // neither restarts it here nor fails with it
         let (spec, myself, name) = (
-            here.spec.clone(),
+            here.spec.clone().with_restart(Restart::Temporary),
             ctx.myself().clone(),
             t.child.name.clone(),
         );
@@ -614,6 +707,7 @@ impl PlacementDriver {
         let msg = match msg {
             DriverMsg::Tick => return self.tick(ctx),
             DriverMsg::Directed { epoch, .. }
+            | DriverMsg::Children { epoch, .. }
             | DriverMsg::Read { epoch, .. }
             | DriverMsg::Wrote { epoch, .. }
             | DriverMsg::Started { epoch, .. }
@@ -631,6 +725,37 @@ impl PlacementDriver {
                 }
                 return self.tick(ctx);
             }
+            DriverMsg::Children { asked, names, .. } => {
+                self.checking = false;
+                let Some(names) = names else {
+                    return;
+                };
+                let node = ctx.node().clone();
+                let mut ended = false;
+                for (i, starts) in asked {
+                    let Some(t) = self.tracked.get_mut(i) else {
+                        continue;
+                    };
+                    // the instance asked about still runs as far as the driver knows (no stop
+                    // asked since, no new start), and the root no longer has it
+                    if t.instance != Instance::Running
+                        || t.starts != starts
+                        || names.contains(&t.child.name)
+                    {
+                        continue;
+                    }
+                    let gave_up = t.seat.as_mut().map(|seat| seat.child_failed(now));
+                    match gave_up {
+                        Some(gave_up) => self.ended_here(i, gave_up, "ended on its own", &node),
+                        None => t.instance = Instance::None,
+                    }
+                    ended = true;
+                }
+                if ended {
+                    self.tick(ctx);
+                }
+                return;
+            }
             msg => msg,
         };
         let i = match &msg {
@@ -638,13 +763,13 @@ impl PlacementDriver {
             | DriverMsg::Wrote { child, .. }
             | DriverMsg::Started { child, .. }
             | DriverMsg::Stopped { child, .. } => *child,
-            DriverMsg::Tick | DriverMsg::Directed { .. } => return,
+            DriverMsg::Tick | DriverMsg::Directed { .. } | DriverMsg::Children { .. } => return,
         };
         if i >= self.tracked.len() {
             return;
         }
         match msg {
-            DriverMsg::Tick | DriverMsg::Directed { .. } => {}
+            DriverMsg::Tick | DriverMsg::Directed { .. } | DriverMsg::Children { .. } => {}
             DriverMsg::Read { id, record, .. } => {
                 let t = &mut self.tracked[i];
                 if id.is_none() {
@@ -673,9 +798,9 @@ impl PlacementDriver {
                     t.start_failures += 1;
                     t.retry_at = Some(now + START_BACKOFF.delay(t.start_failures));
                     // told to run still: tried again once the backoff has passed (and a stop
-                    // asked meanwhile is done: nothing runs)
-                    if let Some(seat) = &mut t.seat {
-                        seat.child_stopped();
+                    // asked meanwhile is done: nothing runs), unless it failed too often here
+                    if let Some(gave_up) = t.seat.as_mut().and_then(|seat| seat.start_failed(now)) {
+                        self.ended_here(i, gave_up, "failed to start", ctx.node());
                     }
                 } else if then_stop {
                     t.instance = Instance::Running;
@@ -683,6 +808,9 @@ impl PlacementDriver {
                 } else {
                     t.instance = Instance::Running;
                     (t.start_failures, t.retry_at) = (0, None);
+                    if let Some(seat) = &mut t.seat {
+                        seat.child_started();
+                    }
                     let generation = t.seat.as_ref().and_then(Seat::lease).map(|l| l.generation);
                     if let Some(generation) = generation {
                         let generation = generation.max(t.generation());
@@ -709,6 +837,7 @@ impl Actor for PlacementDriver {
     async fn started(&mut self, ctx: &mut Ctx<DriverMsg>) -> Result<(), ActorError> {
         static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         self.epoch = EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.checking = false;
         let node = ctx.node().clone();
         let mesh = node.mesh();
         self.tracked.clear();
@@ -758,6 +887,7 @@ impl Actor for PlacementDriver {
                 retry_at: None,
                 reading: false,
                 last_read: None,
+                starts: 0,
             });
         }
         ctx.send_interval(TICK, || DriverMsg::Tick);

@@ -302,9 +302,18 @@ mod tests {
             term_ms: 3000,
             released: false,
             draining: false,
+            benched: Vec::new(),
         };
         assert_eq!(encode(&record), encode(&record.clone()));
         assert_eq!(decode(&encode(&record)).unwrap(), record);
         assert!(matches!(decode(b"\xc1"), Err(RegisterError::Corrupt(_))));
+        // with nobody sitting out, the bytes are those of a build without `benched`
+        let before = rmp_serde::to_vec(&("app-1", 7u64, 3000u64, false, false)).unwrap();
+        assert_eq!(&encode(&record)[..], &before[..]);
+        let given_up = record.released_benching(vec![troupe_placement::Benched {
+            node: "app-1".into(),
+            for_ms: 1000,
+        }]);
+        assert_eq!(decode(&encode(&given_up)).unwrap(), given_up);
     }
 }

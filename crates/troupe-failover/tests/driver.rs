@@ -2,6 +2,10 @@
 //! claims the lease and starts the failover group, and the group's own supervision applies
 //! where it runs — a child that keeps failing to start is restarted with the supervisor's
 //! growing backoff, as on any node — until it runs.
+//!
+//! With two nodes in one process: a group that gives up on a node (past its supervisor's
+//! restart intensity, or failing to start) moves to the next node of its order, and the node
+//! it left keeps running.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +20,8 @@ use troupe_failover::{
 use troupe_placement::Placement;
 use troupe_runtime::placed::Gate;
 use troupe_runtime::{
-    Actor, ActorError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, Reply, Restart,
-    SupervisorSpec,
+    Actor, ActorError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, NodeExit, Reach, Reply,
+    Restart, SupervisorSpec,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -115,4 +119,208 @@ async fn a_placed_group_restarts_a_failing_child_with_its_supervisors_backoff() 
     // waits 640 ms
     assert!(gaps[FAILS - 1] >= Duration::from_millis(600), "{gaps:?}");
     node.shutdown().await;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Where(Reply<String>);
+
+impl Message for Where {
+    const NAME: &'static str = "driver-test.Where";
+}
+
+/// Answers where it runs; on node `bad` it crashes as it starts, every time
+struct NotOn {
+    bad: &'static str,
+    starts: Arc<Mutex<Vec<String>>>,
+}
+
+impl Actor for NotOn {
+    type Msg = Where;
+
+    async fn started(&mut self, ctx: &mut Ctx<Where>) -> Result<(), ActorError> {
+        let here = ctx.node().name().to_string();
+        self.starts.lock().push(here.clone());
+        if here == self.bad {
+            return Err(format!("cannot run on {here}").into());
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        Where(reply): Where,
+        ctx: &mut Ctx<Where>,
+    ) -> Result<(), ActorError> {
+        reply.send(ctx.node().name().to_string());
+        Ok(())
+    }
+}
+
+/// Answers where it runs, on every node: a bystander beside the failover group
+struct Bystander;
+
+impl Actor for Bystander {
+    type Msg = Where;
+
+    async fn handle(
+        &mut self,
+        Where(reply): Where,
+        ctx: &mut Ctx<Where>,
+    ) -> Result<(), ActorError> {
+        reply.send(ctx.node().name().to_string());
+        Ok(())
+    }
+}
+
+/// Nodes `a` and `b` in one process, each with a bystander and a placement driver for failover
+/// group `group` (placed on `a`, then `b`) made by `make`; the lease register on node `m`.
+/// Returns the nodes, `m` last.
+async fn two_nodes(dir: &std::path::Path, make: MakeChild) -> Vec<Node> {
+    let mesh = Mesh::new();
+    // handles to `svc` follow the group from the start
+    mesh.place("svc", 64);
+    let m = Node::new("m", &mesh, NodeConfig::default()).unwrap();
+    let db = DbSpec::new("meta", dir).replica("m");
+    let (db_child, _) = db.child(&m, 0).unwrap();
+    m.start(SupervisorSpec::one_for_one(), vec![db_child])
+        .await
+        .unwrap();
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let node = Node::new(name, &mesh, NodeConfig::default()).unwrap();
+        let (bystander, _) = node
+            .child("bystander", ChildOptions::permanent(), || Bystander)
+            .unwrap();
+        let root = node
+            .start(SupervisorSpec::one_for_one(), vec![bystander])
+            .await
+            .unwrap();
+        let gate = Gate::new();
+        let group = make(&node).unwrap();
+        assert!(node.gate("svc", gate.clone()));
+        let unit = FailoverUnit {
+            child: FailoverChild::new(
+                "group",
+                ["svc".to_string()],
+                Placement::new(["a", "b"], false),
+                64,
+            ),
+            here: Some(Prepared {
+                spec: group,
+                gate,
+                make: make.clone(),
+            }),
+        };
+        let register = Arc::new(DbRegister::new(&db.client(&node), Duration::from_secs(1)));
+        let (driver, _) = node
+            .child("driver", ChildOptions::permanent(), move || {
+                PlacementDriver::new(register.clone(), LeaseConfig::default(), vec![unit.clone()])
+            })
+            .unwrap();
+        root.add(driver).await.unwrap();
+        nodes.push(node);
+    }
+    nodes.push(m);
+    nodes
+}
+
+/// Where `svc` answers from, through a handle on `node` that follows the group
+async fn runs_on(node: &Node, want: &str) -> Result<(), String> {
+    let svc = node.addr::<Where>("a", "svc");
+    match svc.call(Where, Duration::from_millis(500)).await {
+        Ok(at) if at == want => Ok(()),
+        Ok(at) => Err(format!("runs on {at}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The group's supervisor gives up on `a` (its child crashes there as it starts, past the
+/// group's restart intensity): `a` gives the group up, `b` runs it, and `a`'s root and its
+/// other actors keep running (before, the root restarted the group on `a` for ever)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_past_its_intensity_on_one_node_moves_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let made = starts.clone();
+    let make: MakeChild = Arc::new(move |node: &Node| {
+        let starts = made.clone();
+        let options = ChildOptions::permanent().reachable_from(Reach::cluster());
+        let (svc, _) = node.child("svc", options, move || NotOn {
+            bad: "a",
+            starts: starts.clone(),
+        })?;
+        let spec = SupervisorSpec::one_for_one()
+            .intensity(2, Duration::from_secs(10))
+            .escalate_when_exceeded();
+        Ok(node
+            .supervisor_child("group", spec, Restart::Permanent, vec![svc])
+            .0)
+    });
+    let nodes = two_nodes(dir.path(), make).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+
+    troupe_testkit::eventually("the group runs on b", Duration::from_secs(30), async || {
+        runs_on(a, "b").await
+    })
+    .await;
+    let on_a = starts.lock().iter().filter(|n| *n == "a").count();
+    // the first start and two restarts: the third crash exceeds the intensity
+    assert_eq!(on_a, 3, "{:?}", starts.lock());
+    assert_eq!(a.exit_status(), NodeExit::Running);
+    let bystander = a.lookup::<Where>("bystander").unwrap();
+    let at = bystander.call(Where, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(at, "a");
+    let children = a.root().unwrap().children().await.unwrap();
+    assert!(!children.contains(&"group".to_string()), "{children:?}");
+    // b keeps it (no takeover), from both nodes' handles
+    runs_on(b, "b").await.unwrap();
+    for node in nodes.iter().rev() {
+        node.shutdown().await;
+    }
+}
+
+/// The group cannot even start on `a` (its actor's factory panics there):
+/// after three failed starts in a row `a` gives it up and `b` runs it (before, `a` kept its
+/// lease and retried for ever)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_fails_to_start_on_one_node_moves_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let tries = Arc::new(Mutex::new(Vec::new()));
+    let made = tries.clone();
+    let make: MakeChild = Arc::new(move |node: &Node| {
+        let (tries, here) = (made.clone(), node.name().to_string());
+        let options = ChildOptions::permanent().reachable_from(Reach::cluster());
+        let (svc, _) = node.child("svc", options, move || {
+            tries.lock().push(here.clone());
+            assert!(here != "a", "cannot be made on a");
+            Bystander
+        })?;
+        Ok(node
+            .supervisor_child(
+                "group",
+                SupervisorSpec::one_for_one(),
+                Restart::Permanent,
+                vec![svc],
+            )
+            .0)
+    });
+    let nodes = two_nodes(dir.path(), make).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+
+    troupe_testkit::eventually("the group runs on b", Duration::from_secs(30), async || {
+        runs_on(a, "b").await
+    })
+    .await;
+    let on_a = tries.lock().iter().filter(|n| *n == "a").count();
+    assert_eq!(
+        on_a,
+        troupe_placement::GIVE_UP_AFTER_FAILED_STARTS as usize,
+        "{:?}",
+        tries.lock()
+    );
+    assert_eq!(a.exit_status(), NodeExit::Running);
+    runs_on(b, "b").await.unwrap();
+    for node in nodes.iter().rev() {
+        node.shutdown().await;
+    }
 }

@@ -37,6 +37,7 @@ async fn a_record_written_by_an_older_build_is_compared_as_held() {
             term_ms: 3000,
             released: false,
             draining: false,
+            benched: Vec::new(),
         }
     );
     let renewed = held.renewed();

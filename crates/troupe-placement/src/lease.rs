@@ -40,6 +40,23 @@ pub struct LeaseRecord {
     /// new messages back for the next holder while it works off those it has
     #[serde(default)]
     pub draining: bool,
+    /// Nodes that gave the child up and sit out for a while: none of them claims it, and the
+    /// others pass them over when choosing who does (written with a release; empty in every
+    /// other record, and then not encoded at all, so such records keep their bytes)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub benched: Vec<Benched>,
+}
+
+/// A node sitting out, as a released [`LeaseRecord`] tells it: for how long after the record
+/// is first seen. A duration rather than a time, since nodes never compare clocks; it is
+/// counted from when each reader first sees the record, so a reader learns it a read late,
+/// which only delays that node's turn a little (sit-outs decide who tries, not who may run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Benched {
+    /// The node
+    pub node: String,
+    /// How long it still sits out, in milliseconds
+    pub for_ms: u64,
 }
 
 impl LeaseRecord {
@@ -56,6 +73,7 @@ impl LeaseRecord {
             term_ms: millis(config.term),
             released: false,
             draining: false,
+            benched: Vec::new(),
         }
     }
 
@@ -84,9 +102,17 @@ impl LeaseRecord {
             ..self.clone()
         }
     }
+
+    /// The same lease, given up, telling readers which nodes sit out
+    pub fn released_benching(&self, benched: Vec<Benched>) -> Self {
+        Self {
+            benched,
+            ..self.released()
+        }
+    }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

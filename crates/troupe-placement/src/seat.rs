@@ -9,11 +9,16 @@
 //! nobody renews, and with takeover a holder gives the lease up when a node before it in the
 //! order is live again. Views may disagree (an asymmetric partition): then two nodes may try,
 //! and the register's compare-and-set lets one win.
+//!
+//! A node where the child keeps failing gives it up ([`Seat::child_failed`],
+//! [`Seat::start_failed`]): it releases the lease at once and sits out for a while, passed
+//! over by every node that knows it (see [`crate::bench`]).
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bench::{Bench, GIVE_UP_AFTER_FAILED_STARTS, GaveUp, SitOut};
 use crate::lease::{Holding, LeaseConfig, LeaseRecord, Watching};
 use crate::place::Placement;
 
@@ -110,6 +115,12 @@ pub struct Seat {
     /// No write before this: set when a write's outcome came back unknown
     write_after: Option<Instant>,
     next_id: u64,
+    /// How long this node sits out after giving the child up
+    sit_out: SitOut,
+    /// Who sits out, as this node knows
+    bench: Bench,
+    /// Starts that failed in a row here
+    failed_starts: u32,
 }
 
 /// How long an answer from the register may take before it counts as lost
@@ -131,6 +142,23 @@ fn drain_for(config: &LeaseConfig) -> Duration {
 /// leaves a holder many tries before its lease runs out.
 fn write_retry_after(config: &LeaseConfig) -> Duration {
     config.renew_after / 10
+}
+
+/// Records that a read (or a write's mismatch) at `now` showed `record`, learning the sit-outs
+/// a record tells of the first time it is seen
+fn observe(
+    watching: &mut Watching,
+    bench: &mut Bench,
+    me: &str,
+    record: Option<LeaseRecord>,
+    now: Instant,
+) {
+    if let Some(current) = &record
+        && watching.seen() != Some(&record)
+    {
+        bench.learn(me, current, now);
+    }
+    watching.observe(record, now);
 }
 
 /// Whether a write may be sent at `now`: none is in flight, and the pause after one whose
@@ -193,7 +221,17 @@ impl Seat {
             writing: None,
             write_after: None,
             next_id: 0,
+            sit_out: SitOut::default(),
+            bench: Bench::default(),
+            failed_starts: 0,
         }
+    }
+
+    /// The same seat, sitting out by `sit_out` after it gives the child up (instead of
+    /// [`SitOut::default`])
+    pub fn with_sit_out(mut self, sit_out: SitOut) -> Self {
+        self.sit_out = sit_out;
+        self
     }
 
     /// The placement it follows
@@ -256,9 +294,16 @@ impl Seat {
     /// What to do at `now`, with `live` saying which nodes this node's membership view holds
     /// live. Call it often (at least every few hundred milliseconds, and first thing after
     /// the process was paused): a holder past its deadline stops here.
+    ///
+    /// Nodes sitting out (this one included) count as not live when choosing who claims and
+    /// whom a holder gives way to.
     pub fn tick(&mut self, now: Instant, live: &dyn Fn(&str) -> bool) -> Vec<Action> {
         let mut actions = Vec::new();
         self.expire_waits(now);
+        self.bench.prune(now);
+        let benched = self.bench.sitting_out(now);
+        let eligible = |n: &str| live(n) && !benched.iter().any(|b| b == n);
+        let live: &dyn Fn(&str) -> bool = &eligible;
         match &mut self.state {
             State::Holding(holding) => {
                 if !holding.may_run(&self.config, now) {
@@ -341,7 +386,9 @@ impl Seat {
                         &mut self.writing,
                         now,
                         Some(holding.record().clone()),
-                        holding.record().released(),
+                        holding
+                            .record()
+                            .released_benching(self.bench.to_record(now)),
                     );
                     actions.push(write);
                 }
@@ -401,9 +448,11 @@ impl Seat {
                 }
                 // it did not apply, or was overwritten since: either way not ours now
                 *unsure = None;
-                watching.observe(record, now);
+                observe(watching, &mut self.bench, &self.me, record, now);
             }
-            State::Claiming { watching, .. } => watching.observe(record, now),
+            State::Claiming { watching, .. } => {
+                observe(watching, &mut self.bench, &self.me, record, now);
+            }
             State::Holding(_) | State::Releasing { .. } => {}
         }
     }
@@ -442,7 +491,7 @@ impl Seat {
                 State::Holding(Holding::new(new, sent_at))
             }
             (State::Claiming { mut watching, .. }, WriteOutcome::Mismatch(current)) => {
-                watching.observe(current, now);
+                observe(&mut watching, &mut self.bench, &self.me, current, now);
                 State::Watching {
                     watching,
                     unsure: None,
@@ -472,7 +521,7 @@ impl Seat {
                 } else {
                     self.stop_running(&mut actions);
                     let mut watching = Watching::new();
-                    watching.observe(current, now);
+                    observe(&mut watching, &mut self.bench, &self.me, current, now);
                     State::Watching {
                         watching,
                         unsure: None,
@@ -483,16 +532,59 @@ impl Seat {
                 holding.renewal_unsure();
                 State::Holding(holding)
             }
+            // a renewal sent before the seat turned to releasing (the child failed, or the
+            // hand-over's drain ended): settled as a holder settles it, the release follows
+            (
+                State::Releasing {
+                    mut holding,
+                    writing: false,
+                },
+                outcome,
+            ) => {
+                let held = match outcome {
+                    WriteOutcome::Applied => {
+                        holding.renewed();
+                        true
+                    }
+                    WriteOutcome::Mismatch(current) => holding.mismatch(current.as_ref(), &self.me),
+                    WriteOutcome::Unknown => {
+                        holding.renewal_unsure();
+                        true
+                    }
+                };
+                match held {
+                    true => State::Releasing {
+                        holding,
+                        writing: false,
+                    },
+                    false => State::Watching {
+                        watching: Watching::new(),
+                        unsure: None,
+                    },
+                }
+            }
             (State::Releasing { holding, .. }, WriteOutcome::Unknown) => State::Releasing {
                 holding,
                 writing: false,
             },
-            (State::Releasing { .. }, WriteOutcome::Applied | WriteOutcome::Mismatch(_)) => {
-                State::Watching {
-                    watching: Watching::new(),
-                    unsure: None,
+            // the register holds a later record of ours (a renewal whose answer was lost had
+            // applied): release from that one, rather than leave others to wait out its term
+            (State::Releasing { mut holding, .. }, WriteOutcome::Mismatch(current)) => {
+                match holding.mismatch(current.as_ref(), &self.me) {
+                    true => State::Releasing {
+                        holding,
+                        writing: false,
+                    },
+                    false => State::Watching {
+                        watching: Watching::new(),
+                        unsure: None,
+                    },
                 }
             }
+            (State::Releasing { .. }, WriteOutcome::Applied) => State::Watching {
+                watching: Watching::new(),
+                unsure: None,
+            },
             // an answer to no write of ours: nothing changes
             (state @ State::Watching { .. }, _) => state,
         };
@@ -506,6 +598,55 @@ impl Seat {
     pub fn child_stopped(&mut self) {
         self.running = false;
         self.stopping = false;
+    }
+
+    /// The child ended here on its own (its supervisor gave up: restart intensity exceeded)
+    /// at `now`: this node gives it up. It releases the lease at once (the next
+    /// [`Seat::tick`]s write the record released, naming the nodes that sit out) so that the
+    /// next node of the order claims it without waiting for the lease to run out, and it sits
+    /// out itself, claiming nothing, for as long as [`SitOut`] says for its give-ups in a row.
+    ///
+    /// Not for a stop an [`Action::Stop`] asked for: that is [`Seat::child_stopped`].
+    pub fn child_failed(&mut self, now: Instant) -> GaveUp {
+        self.running = false;
+        self.stopping = false;
+        self.failed_starts = 0;
+        self.draining = None;
+        // never back before every node can have read the release and the next claimed
+        let least = drain_for(&self.config);
+        let gave_up = self.bench.give_up(&self.me, &self.sit_out, least, now);
+        if let State::Holding(holding) = &self.state {
+            self.state = State::Releasing {
+                holding: holding.clone(),
+                writing: false,
+            };
+        }
+        gave_up
+    }
+
+    /// An [`Action::Start`] failed at `now`: the child does not run here. The next tick asks
+    /// to start it again (the runtime may hold that back a little); after
+    /// [`GIVE_UP_AFTER_FAILED_STARTS`] failures in a row this node gives the child up, as
+    /// [`Seat::child_failed`] does, and says so.
+    pub fn start_failed(&mut self, now: Instant) -> Option<GaveUp> {
+        self.child_stopped();
+        self.failed_starts += 1;
+        (self.failed_starts >= GIVE_UP_AFTER_FAILED_STARTS).then(|| self.child_failed(now))
+    }
+
+    /// An [`Action::Start`] succeeded: the child runs, and failed starts no longer count
+    pub fn child_started(&mut self) {
+        self.failed_starts = 0;
+    }
+
+    /// Whether this node sits out at `now`, having given the child up
+    pub fn sits_out(&self, now: Instant) -> bool {
+        self.bench.sits_out(&self.me, now)
+    }
+
+    /// When this node's last sit-out ends (or ended), if it ever gave the child up
+    pub fn sits_out_until(&self) -> Option<Instant> {
+        self.bench.mine_ends()
     }
 
     fn stop_running(&mut self, actions: &mut Vec<Action>) {
@@ -747,6 +888,195 @@ mod tests {
             drained + Duration::from_millis(200),
         );
         assert!(!b.holds());
+    }
+
+    /// `seat` claims from `seen` at `now` and starts the child: the claim applied.
+    fn claim_and_start(seat: &mut Seat, seen: Option<LeaseRecord>, now: Instant) -> LeaseRecord {
+        let id = read(&seat.tick(now, &all));
+        seat.read_done(id, seen, now);
+        let (id, new) = write(&seat.tick(now, &all));
+        assert!(seat.write_done(id, WriteOutcome::Applied, now).is_empty());
+        assert_eq!(seat.tick(now, &all), vec![Action::Start]);
+        seat.child_started();
+        new
+    }
+
+    /// `seat`'s release write at `now`, applied: the record it wrote.
+    fn release(seat: &mut Seat, now: Instant) -> LeaseRecord {
+        let actions = seat.tick(now, &all);
+        assert!(!actions.contains(&Action::Stop), "{actions:?}");
+        let (id, released) = write(&actions);
+        assert!(seat.write_done(id, WriteOutcome::Applied, now).is_empty());
+        assert!(released.released && !seat.holds(), "{released:?}");
+        released
+    }
+
+    #[test]
+    fn a_node_whose_child_fails_releases_at_once_and_the_next_claims_at_once() {
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        let t1 = t0 + Duration::from_millis(400);
+        let gave_up = a.child_failed(t1);
+        assert_eq!(
+            (gave_up.in_a_row, gave_up.sits_out),
+            (1, Duration::from_secs(5))
+        );
+        // the child is gone already: nothing to stop, and it may not act
+        assert!(!a.running() && !a.may_act(t1) && a.acts_until().is_none());
+        assert!(a.sits_out(t1));
+        let released = release(&mut a, t1);
+        assert_eq!(
+            released.benched,
+            [crate::Benched {
+                node: "a".into(),
+                for_ms: 5000
+            }]
+        );
+        // b reads it 200 ms later: released, and a (first in the order, live) sits out, so b
+        // claims at once rather than after the lease's term
+        let t2 = t1 + Duration::from_millis(200);
+        let mut b = seat("b");
+        let id = read(&b.tick(t2, &all));
+        b.read_done(id, Some(released.clone()), t2);
+        let (id, claim) = write(&b.tick(t2, &all));
+        assert_eq!(claim.holder, "b");
+        assert!(claim.benched.is_empty(), "a claim carries no sit-outs");
+        b.write_done(id, WriteOutcome::Applied, t2);
+        assert_eq!(b.tick(t2, &all), vec![Action::Start]);
+        // b does not hand it back to a while a sits out, even with takeover; once a's sit-out
+        // is over (as b counts it: 5 s from when b first saw the record), it would
+        b.set_placement(Placement::new(["a", "b"], true));
+        let mut now = t2;
+        let drained = loop {
+            now += Duration::from_millis(10);
+            let actions = b.tick(now, &all);
+            if actions.contains(&Action::Drain) {
+                break now;
+            }
+            for action in actions {
+                match action {
+                    Action::Write { id, .. } => {
+                        b.write_done(id, WriteOutcome::Applied, now);
+                    }
+                    Action::Read { id } => b.read_done(id, Some(released.clone()), now),
+                    other => panic!("{other:?} at {:?}", now - t2),
+                }
+            }
+        };
+        assert_eq!(drained, t2 + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_node_sitting_out_alone_claims_again_when_its_sit_out_ends() {
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        a.child_failed(t1);
+        let released = release(&mut a, t1);
+        let t0 = t1;
+        // a is the only live node: nobody claims until its sit-out ends
+        let alone = |n: &str| n == "a";
+        let id = read(&a.tick(t0, &alone));
+        a.read_done(id, Some(released.clone()), t0);
+        let mut now = t0;
+        while now < t0 + Duration::from_millis(4990) {
+            now += Duration::from_millis(10);
+            let actions = a.tick(now, &alone);
+            if let Some(Action::Read { id }) = actions.first() {
+                a.read_done(*id, Some(released.clone()), now);
+            }
+            assert!(
+                !actions.iter().any(|x| matches!(x, Action::Write { .. })),
+                "claimed at {:?}: {actions:?}",
+                now - t0
+            );
+        }
+        let (_, claim) = write(&a.tick(t0 + Duration::from_secs(5), &alone));
+        assert_eq!((claim.holder.as_str(), claim.generation), ("a", 3));
+    }
+
+    #[test]
+    fn give_ups_in_a_row_sit_out_longer_each_time() {
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        let mut now = t0;
+        let mut sat_out = Vec::new();
+        for _ in 0..4 {
+            let gave_up = a.child_failed(now);
+            sat_out.push((gave_up.in_a_row, gave_up.sits_out.as_secs()));
+            let released = release(&mut a, now);
+            // claims again as soon as the sit-out ends, fails again 100 ms in
+            now = a.sits_out_until().expect("sat out");
+            assert!(!a.sits_out(now));
+            claim_and_start(&mut a, Some(released), now);
+            now += Duration::from_millis(100);
+        }
+        assert_eq!(sat_out, [(1, 5), (2, 10), (3, 20), (4, 40)]);
+        // running a minute past its last sit-out resets the count
+        let gave_up = a.child_failed(now + Duration::from_secs(60));
+        assert_eq!(gave_up.in_a_row, 1);
+    }
+
+    #[test]
+    fn three_failed_starts_in_a_row_give_the_child_up() {
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        assert_eq!(a.start_failed(t0), None);
+        assert!(!a.running() && a.holds());
+        // asked to start again; that one fails too
+        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        assert_eq!(a.start_failed(t0), None);
+        // a start that succeeds resets the count
+        assert_eq!(a.tick(t0, &all), vec![Action::Start]);
+        a.child_started();
+        a.child_failed(t0 + Duration::from_millis(10));
+        let released = release(&mut a, t0 + Duration::from_millis(10));
+        let later = t0 + Duration::from_secs(6);
+        claim_and_start(&mut a, Some(released), later);
+        for n in 1..GIVE_UP_AFTER_FAILED_STARTS {
+            assert_eq!(a.start_failed(later), None, "failure {n}");
+            assert_eq!(a.tick(later, &all), vec![Action::Start]);
+        }
+        let gave_up = a.start_failed(later).expect("gave up");
+        assert_eq!(gave_up.in_a_row, 2, "its earlier give-up ended 1 s ago");
+        assert!(!a.may_act(later));
+        release(&mut a, later);
+    }
+
+    #[test]
+    fn a_renewal_in_flight_when_the_child_fails_is_released_from() {
+        let t0 = Instant::now();
+        let mut a = holder(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        let (id, renewed) = write(&a.tick(t1, &all));
+        a.child_failed(t1);
+        // nothing more is written while the renewal is out
+        assert!(a.tick(t1, &all).is_empty());
+        assert!(a.write_done(id, WriteOutcome::Applied, t1).is_empty());
+        let actions = a.tick(t1, &all);
+        match actions.as_slice() {
+            [Action::Write { expected, new, .. }] => {
+                assert_eq!(expected.as_ref(), Some(&renewed));
+                assert!(new.released && new.generation == renewed.generation + 1);
+            }
+            other => panic!("not the release: {other:?}"),
+        }
+        // had its answer been lost, the release mismatches a record still ours: it is
+        // retried from that record
+        let mut b = holder(t0);
+        let (_, renewed) = write(&b.tick(t1, &all));
+        b.child_failed(t1);
+        let t2 = t1 + Duration::from_secs(1);
+        let (id, _) = write(&b.tick(t2, &all));
+        b.write_done(id, WriteOutcome::Mismatch(Some(renewed.clone())), t2);
+        let later = t2 + Duration::from_millis(100);
+        match b.tick(later, &all).as_slice() {
+            [Action::Write { expected, new, .. }] => {
+                assert_eq!(expected.as_ref(), Some(&renewed));
+                assert!(new.released);
+            }
+            other => panic!("not the release: {other:?}"),
+        }
     }
 
     #[test]

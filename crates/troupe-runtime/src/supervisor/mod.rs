@@ -220,6 +220,15 @@ impl ChildSpec {
         self.starter.name()
     }
 
+    /// The same child with restart type `restart`: for a child whose restarts are decided
+    /// elsewhere (a failover group, which its placement driver adds as
+    /// [`Restart::Temporary`] so that, when it gives up, the node's root neither restarts it
+    /// nor fails with it).
+    pub fn with_restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
     /// Releases the child's registered names without starting it (for a spec that will not be
     /// used after all).
     pub fn discard(self) {
