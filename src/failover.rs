@@ -47,6 +47,7 @@ pub struct Failover<F> {
     takeover: bool,
     roles: Vec<String>,
     options: ChildOptions,
+    spec: SupervisorSpec,
 }
 
 impl<F> Failover<F> {
@@ -62,6 +63,15 @@ impl<F> Failover<F> {
     /// take the child over, without being declared in the topology.
     pub fn or_role(mut self, role: &str) -> Self {
         self.roles.push(role.to_string());
+        self
+    }
+
+    /// The spec of the failover group the child runs in (default: one-for-one, which keeps
+    /// restarting a crash loop where it runs). With
+    /// [`escalate_when_exceeded`](SupervisorSpec::escalate_when_exceeded), a child that
+    /// crashes past the spec's intensity on a node makes that node give it up to the next.
+    pub fn supervised(mut self, spec: SupervisorSpec) -> Self {
+        self.spec = spec;
         self
     }
 
@@ -86,6 +96,7 @@ pub trait FailoverExt<A: Actor>: Fn() -> A + Send + Sync + Sized + 'static {
             takeover: false,
             roles: Vec::new(),
             options: ChildOptions::permanent(),
+            spec: SupervisorSpec::one_for_one(),
         }
     }
 }
@@ -102,11 +113,7 @@ where
     fn place(self, topology: &mut Topology, place: Place, name: &str) -> Addr<A::Msg> {
         let first = topology.place_node(place);
         let order = std::iter::once(first).chain(self.others);
-        let group = topology.failover_group(
-            &format!("{name}.failover"),
-            order,
-            SupervisorSpec::one_for_one(),
-        );
+        let group = topology.failover_group(&format!("{name}.failover"), order, self.spec);
         if self.takeover {
             topology.takeover(group);
         }

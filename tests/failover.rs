@@ -329,3 +329,71 @@ async fn a_failover_child_moves_when_its_node_crashes_and_stays() {
 async fn a_failover_child_with_takeover_moves_back_when_its_node_returns() {
     fail_over_and_back(true).await;
 }
+
+/// Crashes as it starts on app-1, and runs anywhere else
+struct CrashesOnApp1;
+
+impl Actor for CrashesOnApp1 {
+    type Msg = SvcMsg;
+
+    async fn started(&mut self, ctx: &mut Ctx<SvcMsg>) -> Result<(), ActorError> {
+        match ctx.node().name() {
+            "app-1" => Err("cannot run on app-1".into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn handle(&mut self, msg: SvcMsg, ctx: &mut Ctx<SvcMsg>) -> Result<(), ActorError> {
+        if let SvcMsg::Where(reply) = msg {
+            reply.send(ctx.node().name().to_string());
+        }
+        Ok(())
+    }
+}
+
+/// `.failover_to(..).supervised(spec)` with escalation: a child that crashes past its
+/// group's intensity on its node moves to the next, app-1's other actors untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_crashing_past_its_intensity_moves_to_the_next_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Topology::new("failover-test");
+    let data: Vec<_> = ["data-1", "data-2", "data-3"]
+        .iter()
+        .map(|n| t.node(n))
+        .collect();
+    let (app1, app2) = (t.node("app-1"), t.node("app-2"));
+    t.metadata(data, dir.path());
+    let escalating = SupervisorSpec::one_for_one()
+        .intensity(2, Duration::from_secs(10))
+        .escalate_when_exceeded();
+    let svc = t.add(
+        app1,
+        "svc",
+        (|| CrashesOnApp1)
+            .failover_to([app2])
+            .supervised(escalating)
+            .reachable_from(Reach::cluster()),
+    );
+    let handled = Handled::default();
+    let neighbour = t.add(app1, "neighbour", move || Svc {
+        handled: handled.clone(),
+    });
+    let run = async {
+        eventually("svc runs on app-2", T, async || {
+            runs_on(&svc, "app-2").await
+        })
+        .await;
+        let at = neighbour
+            .call(SvcMsg::Where, Duration::from_secs(5))
+            .await
+            .expect("app-1's other actor answers");
+        assert_eq!(at, "app-1");
+    };
+    within(
+        "the test",
+        Duration::from_secs(120),
+        launch_until(t, args(), run),
+    )
+    .await
+    .expect("launch");
+}
