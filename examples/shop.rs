@@ -515,15 +515,22 @@ fn shop(args: &Args) -> Shop {
     // Where the services, balancer, cache and workers run: on `app`; or, in the larger
     // layout, as one failover group on `app-1`, moved to `app-2` while `app-1` is down (the
     // metadata group that places it on up to three of the data nodes)
+    // Every app node plays role `app`; in the larger layout a node the topology does not
+    // name can join with it (`--node app-3 --role app`, its certificate issued with the role)
+    // and take the group over after app-1 and app-2
+    for &node in &apps {
+        t.role(node, "app");
+    }
     let app: Place = match args.data_nodes {
         0 => apps[0].into(),
         _ => {
             t.metadata(data.iter().take(3).copied(), args.data.join("meta"));
-            t.failover_group("app", apps.clone(), SupervisorSpec::one_for_one())
-                .into()
+            let group = t.failover_group("app", apps.clone(), SupervisorSpec::one_for_one());
+            t.failover_role(group, "app");
+            group.into()
         }
     };
-    let app_reach = || Reach::nodes(app_nodes.clone());
+    let app_reach = || Reach::roles(["app"]);
 
     // a Raft group (the default): elected by vote, linearizable reads; three replicas on
     // `data`, or one on each data node

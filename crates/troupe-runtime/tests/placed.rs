@@ -208,3 +208,55 @@ async fn a_terminated_group_keeps_its_names_and_starts_again_from_the_same_spec(
         Err(CallError::NotFound { .. })
     ));
 }
+
+/// Every node of a failover child's order registers its names, so a placed name on two nodes
+/// is expected and not reported; any other name on two nodes still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_name_on_several_nodes_is_not_reported_as_a_duplicate() {
+    let ca = troupe_identity::DevCa::new("test").unwrap();
+    let config = |name: &str, seeds: &[SocketAddr]| {
+        troupe_runtime::remote::NetConfig::new("test", ca.identity(name).unwrap())
+            .seeds(seeds.iter().copied())
+    };
+    let journal = Journal::default();
+    let meshes = [Mesh::new(), Mesh::new()];
+    let mut nodes = Vec::new();
+    for (mesh, name) in meshes.iter().zip(["x", "y"]) {
+        // `a-placed` sorts before `z-dup`: had it been reported, it would come first
+        mesh.place("a-placed", 64);
+        let node = started(mesh, name).await;
+        for child in ["a-placed", "z-dup"] {
+            let (spec, _) = probe(
+                &node,
+                &journal,
+                child,
+                ChildOptions::permanent().reachable_from(Reach::cluster()),
+            );
+            node.root().unwrap().add(spec).await.unwrap();
+        }
+        nodes.push(node);
+    }
+    let mut events = nodes[0].cluster_events();
+    let x_net = NodeNet::bind(&nodes[0], LOOPBACK, config("x", &[]))
+        .await
+        .unwrap();
+    let y_net = NodeNet::bind(&nodes[1], LOOPBACK, config("y", &[x_net.local_addr()]))
+        .await
+        .unwrap();
+    let duplicate = troupe_testkit::within("a duplicate name reported", T, async {
+        loop {
+            match events.recv().await {
+                Ok(troupe_runtime::remote::NodeEvent::DuplicateName { name, .. }) => {
+                    return name;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("closed"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(duplicate, "z-dup");
+    for net in [x_net, y_net] {
+        net.shutdown().await;
+    }
+}

@@ -280,7 +280,8 @@ pub enum NodeEvent {
         /// Why.
         reason: RejectReason,
     },
-    /// One name is registered on several nodes.
+    /// One name is registered on several nodes (never reported for a failover group's names,
+    /// which every node of its order registers: see `Mesh::place`).
     DuplicateName {
         /// The name.
         name: String,

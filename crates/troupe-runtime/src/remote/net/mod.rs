@@ -572,6 +572,13 @@ fn incarnation() -> u64 {
 
 impl NetInner {
     fn emit(&self, event: NodeEvent) {
+        if let NodeEvent::DuplicateName { name, .. } = &event
+            && self.node.mesh().placed(name).is_some()
+        {
+            // a failover group's name: registered on every node of its order, gated, and run
+            // by the one holding its lease
+            return;
+        }
         match &event {
             NodeEvent::DuplicateName { .. } | NodeEvent::ProtocolError { .. } => {
                 tracing::error!(node = %self.node.name(), ?event, "node event")
