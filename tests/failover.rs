@@ -42,6 +42,20 @@ impl Actor for Svc {
     }
 }
 
+/// The test cluster before anything is placed: the metadata group on `data-1..3` (its
+/// client returned), `app-1` and `app-2` to place on, and `edge`, which runs nothing
+fn cluster(dir: &std::path::Path) -> (Topology, [NodeId; 2], DbClient) {
+    let mut t = Topology::new("failover-test");
+    let data: Vec<_> = ["data-1", "data-2", "data-3"]
+        .iter()
+        .map(|n| t.node(n))
+        .collect();
+    let apps = [t.node("app-1"), t.node("app-2")];
+    t.node("edge");
+    let meta = t.metadata(data, dir);
+    (t, apps, meta)
+}
+
 fn topology(
     dir: &std::path::Path,
     takeover: bool,
@@ -59,17 +73,10 @@ fn topology_with(
     handled: &Handled,
     more: &[&str],
 ) -> (Topology, Faults, Addr<SvcMsg>, DbClient) {
-    let mut t = Topology::new("failover-test");
-    let data: Vec<_> = ["data-1", "data-2", "data-3"]
-        .iter()
-        .map(|n| t.node(n))
-        .collect();
-    let (app1, app2, edge) = (t.node("app-1"), t.node("app-2"), t.node("edge"));
-    let _ = edge;
+    let (mut t, [app1, app2], meta) = cluster(dir);
     let others: Vec<NodeId> = std::iter::once(app2)
         .chain(more.iter().map(|n| t.node(n)))
         .collect();
-    let meta = t.metadata(data, dir);
     let handled = handled.clone();
     let svc = (move || Svc {
         handled: handled.clone(),
@@ -79,6 +86,18 @@ fn topology_with(
     let svc = t.add(app1, "svc", svc.reachable_from(Reach::cluster()));
     let faults = Faults::on_every_node(&mut t);
     (t, faults, svc, meta)
+}
+
+/// Launches `t` (all its nodes in this process, over QUIC) and runs `run` against it, within
+/// two minutes; the topology shuts down when `run` ends
+async fn run_while_launched(t: Topology, run: impl std::future::Future<Output = ()>) {
+    within(
+        "the test",
+        Duration::from_secs(120),
+        launch_until(t, args(), run),
+    )
+    .await
+    .expect("launch");
 }
 
 fn args() -> LaunchArgs {
@@ -181,13 +200,7 @@ async fn fail_over_and_back(takeover: bool) {
             }
         }
     };
-    within(
-        "the test",
-        Duration::from_secs(120),
-        launch_until(t, args(), run),
-    )
-    .await
-    .expect("launch");
+    run_while_launched(t, run).await;
 }
 
 /// An operator moves the child (`troupe move`), in order, then drains the node it runs on
@@ -242,13 +255,7 @@ async fn an_operator_moves_a_child_in_order_and_drains_its_node() {
             assert!(runs_on(&svc, "app-1").await);
         }
     };
-    within(
-        "the test",
-        Duration::from_secs(120),
-        launch_until(t, args(), run),
-    )
-    .await
-    .expect("launch");
+    run_while_launched(t, run).await;
 }
 
 /// Asked of a member of the pool in the failover group: answered with its node
@@ -276,13 +283,7 @@ impl Actor for Member {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_group_of_a_pool_and_its_balancer_moves_as_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Topology::new("failover-test");
-    let data: Vec<_> = ["data-1", "data-2", "data-3"]
-        .iter()
-        .map(|n| t.node(n))
-        .collect();
-    let (app1, app2, _edge) = (t.node("app-1"), t.node("app-2"), t.node("edge"));
-    t.metadata(data, dir.path());
+    let (mut t, [app1, app2], _) = cluster(dir.path());
     let app = t.failover_group("app", [app1, app2], SupervisorSpec::one_for_one());
     let pool = t.pool(app, "members", 3, |_| Member);
     let lb = t.add(
@@ -311,13 +312,7 @@ async fn a_failover_group_of_a_pool_and_its_balancer_moves_as_one() {
         })
         .await;
     };
-    within(
-        "the test",
-        Duration::from_secs(120),
-        launch_until(t, args(), run),
-    )
-    .await
-    .expect("launch");
+    run_while_launched(t, run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,13 +351,7 @@ impl Actor for CrashesOnApp1 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_crashing_past_its_intensity_moves_to_the_next_node() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Topology::new("failover-test");
-    let data: Vec<_> = ["data-1", "data-2", "data-3"]
-        .iter()
-        .map(|n| t.node(n))
-        .collect();
-    let (app1, app2) = (t.node("app-1"), t.node("app-2"));
-    t.metadata(data, dir.path());
+    let (mut t, [app1, app2], _) = cluster(dir.path());
     let escalating = SupervisorSpec::one_for_one()
         .intensity(2, Duration::from_secs(10))
         .escalate_when_exceeded();
@@ -389,11 +378,5 @@ async fn a_child_crashing_past_its_intensity_moves_to_the_next_node() {
             .expect("app-1's other actor answers");
         assert_eq!(at, "app-1");
     };
-    within(
-        "the test",
-        Duration::from_secs(120),
-        launch_until(t, args(), run),
-    )
-    .await
-    .expect("launch");
+    run_while_launched(t, run).await;
 }
