@@ -19,6 +19,8 @@ enum SvcMsg {
     Where(Reply<String>),
     /// Recorded, with the node it was handled on
     Push(u64),
+    /// Answered with its fencing token
+    Token(Reply<Option<u64>>),
 }
 
 /// What every instance of `svc` handled, in order, wherever it ran
@@ -37,6 +39,9 @@ impl Actor for Svc {
                 reply.send(ctx.node().name().to_string());
             }
             SvcMsg::Push(n) => self.handled.lock().push((ctx.node().name().to_string(), n)),
+            SvcMsg::Token(reply) => {
+                reply.send(ctx.fencing_token());
+            }
         };
         Ok(())
     }
@@ -105,6 +110,14 @@ fn args() -> LaunchArgs {
         .expect("flags")
 }
 
+/// The fencing token of the instance `svc` reaches now; it has one
+async fn token(svc: &Addr<SvcMsg>) -> u64 {
+    svc.call(SvcMsg::Token, Duration::from_secs(5))
+        .await
+        .expect("an answer")
+        .expect("a failover child has a fencing token")
+}
+
 async fn runs_on(svc: &Addr<SvcMsg>, node: &str) -> bool {
     svc.call(SvcMsg::Where, Duration::from_millis(500))
         .await
@@ -168,6 +181,7 @@ async fn fail_over_and_back(takeover: bool) {
             runs_on(&svc, "app-1").await
         })
         .await;
+        let on_app1 = token(&svc).await;
         faults.crash("app-1").await.expect("crash app-1");
         eventually(
             "svc runs on app-2 once app-1's lease ran out",
@@ -175,6 +189,9 @@ async fn fail_over_and_back(takeover: bool) {
             async || runs_on(&svc, "app-2").await,
         )
         .await;
+        // a later holder's fencing token is larger than any the earlier one had
+        let on_app2 = token(&svc).await;
+        assert!(on_app2 > on_app1, "{on_app2} after {on_app1}");
         faults.heal().await;
         if takeover {
             // casts throughout the move back: app-2 works off what reached it, later ones
@@ -377,6 +394,11 @@ async fn a_child_crashing_past_its_intensity_moves_to_the_next_node() {
             .await
             .expect("app-1's other actor answers");
         assert_eq!(at, "app-1");
+        let token = neighbour
+            .call(SvcMsg::Token, Duration::from_secs(5))
+            .await
+            .expect("an answer");
+        assert_eq!(token, None, "a pinned actor has no fencing token");
     };
     run_while_launched(t, run).await;
 }

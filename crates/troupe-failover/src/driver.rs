@@ -379,7 +379,10 @@ impl PlacementDriver {
                     let actions = seat.tick(now, &|n| live.contains(n));
                     if let Some(here) = &t.here {
                         match seat.acts_until() {
-                            Some(until) => here.gate.open_until(until),
+                            Some(until) => here.gate.open_until_with_token(
+                                until,
+                                seat.lease().map_or(0, |lease| lease.generation),
+                            ),
                             None => here.gate.close(),
                         }
                     }

@@ -216,6 +216,22 @@ impl<M: Message> Ctx<M> {
         &self.node
     }
 
+    /// For an actor of a failover group, the fencing token of the lease it runs under here:
+    /// larger than any token an earlier holder of the group had (it grows with each renewal
+    /// too). Hand it with each write to a store outside the group that keeps the largest
+    /// token it has seen and refuses smaller ones, and an instance that lost its lease (a
+    /// process paused past it, cut off) cannot overwrite its successor's work with a write
+    /// already on its way. `None` for an actor that is not in a failover group, or whose
+    /// lease here has ended.
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.node
+            .inner
+            .registry
+            .entry(self.myself.name())?
+            .gate()?
+            .fencing_token(crate::time::now())
+    }
+
     /// Stops this actor normally after the current message: a permanent child is restarted,
     /// a transient or temporary one is removed.
     pub fn stop(&self) {

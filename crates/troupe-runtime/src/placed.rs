@@ -225,6 +225,8 @@ struct GateInner {
     /// Nanoseconds from `anchor` (negative: before it) until which messages are handled;
     /// `i64::MIN`: closed
     until: std::sync::atomic::AtomicI64,
+    /// The fencing token of the lease it is open under (0: none given)
+    token: std::sync::atomic::AtomicU64,
 }
 
 /// `at - anchor` in nanoseconds, negative when `at` is earlier, saturating
@@ -244,6 +246,7 @@ impl Default for Gate {
             inner: Arc::new(GateInner {
                 anchor: crate::time::now(),
                 until: std::sync::atomic::AtomicI64::new(i64::MIN),
+                token: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -269,6 +272,25 @@ impl Gate {
         self.inner.until.store(until, Ordering::Release);
     }
 
+    /// Lets messages be handled until `until`, under the lease whose fencing token is `token`
+    /// (see [`Gate::fencing_token`]).
+    pub fn open_until_with_token(&self, until: std::time::Instant, token: u64) {
+        self.inner.token.store(token, Ordering::Release);
+        self.open_until(until);
+    }
+
+    /// The fencing token of the lease the gate was last opened under, while it is open at
+    /// `now`: the placement driver gives its lease record's generation, which every write of
+    /// the record bumps, so a later holder's token is always larger than any an earlier
+    /// holder had. A store that remembers the largest token it was written with and refuses
+    /// smaller ones refuses an instance that lost its lease (paused past it, cut off) — the
+    /// gate alone cannot stop a write already on its way. `None` while closed, or if no
+    /// token was given.
+    pub fn fencing_token(&self, now: std::time::Instant) -> Option<u64> {
+        let token = self.inner.token.load(Ordering::Acquire);
+        (token != 0 && self.is_open(now)).then_some(token)
+    }
+
     /// Refuses every message from now on, until opened again.
     pub fn close(&self) {
         self.inner.until.store(i64::MIN, Ordering::Release);
@@ -286,6 +308,20 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::Gate;
+
+    #[test]
+    fn a_gate_gives_its_fencing_token_only_while_open() {
+        let gate = Gate::new();
+        let now = Instant::now();
+        assert_eq!(gate.fencing_token(now), None, "closed when made");
+        gate.open_until(now + Duration::from_secs(1));
+        assert_eq!(gate.fencing_token(now), None, "opened without a token");
+        gate.open_until_with_token(now + Duration::from_secs(1), 7);
+        assert_eq!(gate.fencing_token(now), Some(7));
+        assert_eq!(gate.fencing_token(now + Duration::from_secs(1)), None);
+        gate.close();
+        assert_eq!(gate.fencing_token(now), None);
+    }
 
     #[test]
     fn a_gate_is_open_exactly_before_its_deadline_whatever_the_clock_reads() {

@@ -62,6 +62,11 @@ pub(crate) trait RemoteInbox: Send + Sync {
         false
     }
 
+    /// The gate of the actor's messages, if it has one (`None` for a facet).
+    fn gate(&self) -> Option<crate::placed::Gate> {
+        None
+    }
+
     /// Drops the messages parked for the next instance; how many (0 for a facet).
     fn drop_parked(&self) -> usize {
         0
@@ -197,6 +202,10 @@ impl<M: Message> RemoteInbox for Slot<M> {
 
     fn set_gate(&self, gate: crate::placed::Gate) -> bool {
         self.gate.set(gate).is_ok()
+    }
+
+    fn gate(&self) -> Option<crate::placed::Gate> {
+        self.gate.get().cloned()
     }
 
     fn drop_parked(&self) -> usize {
