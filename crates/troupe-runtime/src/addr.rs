@@ -244,26 +244,6 @@ impl<M: Message> Addr<M> {
         }
     }
 
-    /// As [`Addr::cast`], but a cast to another node waits up to `within` for room in the
-    /// link instead of being refused when it is full (a local mailbox at its limit still
-    /// refuses at once). For bursts larger than a link holds, delivered in order.
-    pub(crate) async fn cast_waiting(&self, msg: M, within: Duration) -> Result<(), CallError> {
-        match self.route()? {
-            Route::Remote => {
-                let mesh = self.mesh()?;
-                crate::remote::remote_cast_waiting(
-                    &mesh,
-                    &self.inner.node,
-                    &self.inner.name,
-                    msg,
-                    within,
-                )
-                .await
-            }
-            _ => self.cast(msg),
-        }
-    }
-
     /// Sends the request `make(reply)` and waits up to `timeout` for its answer.
     ///
     /// `make` builds the request around the reply port the runtime hands it; a request

@@ -7,9 +7,7 @@
 //! no other has taken it yet, or it is moving), casts are **parked** here, within the
 //! child's mailbox limit, and delivered in order to the next holder as soon as it is known,
 //! as a local restart parks them in the actor's slot; calls wait for a holder within their
-//! own timeout. The delivery waits for room in the link to the holder rather than being
-//! refused when a burst is larger than the link holds; sends made meanwhile park behind it
-//! (within the limit again), so none overtakes a parked one.
+//! own timeout.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,16 +21,8 @@ use crate::addr::{Addr, Binding};
 use crate::error::CallError;
 use crate::message::{Message, Reply, ReplyValue};
 
-/// A cast waiting for a holder: delivers its message to the node it is given, waiting for
-/// room in the link if it is full.
-type Parked = Box<
-    dyn FnOnce(Arc<str>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), CallError>> + Send>>
-        + Send,
->;
-
-/// How long one parked cast waits for room in the link to the new holder before it is
-/// dropped and counted (a holder that reads nothing for this long is not taking its work)
-const FLUSH_WAIT: Duration = Duration::from_secs(5);
+/// A cast waiting for a holder: delivers its message to the node it is given.
+type Parked = Box<dyn FnOnce(Arc<str>) -> Result<(), CallError> + Send>;
 
 /// Where one placed name runs now, as this process knows it, and the casts waiting for it.
 ///
@@ -59,9 +49,6 @@ struct State {
     generation: u64,
     holder: Option<Arc<str>>,
     parked: VecDeque<Parked>,
-    /// The parked casts are being delivered to the holder: sends park behind them until
-    /// they are all out, so that none overtakes them
-    flushing: bool,
 }
 
 impl std::fmt::Debug for Placed {
@@ -87,7 +74,6 @@ impl Placed {
                     generation: 0,
                     holder: None,
                     parked: VecDeque::new(),
-                    flushing: false,
                 }),
                 holder,
                 dropped: AtomicU64::new(0),
@@ -143,74 +129,25 @@ impl Placed {
             return true;
         }
         let holder: Option<Arc<str>> = holder.map(Arc::from);
+        if let Some(node) = &holder {
+            // Delivered under the lock: a send that finds the holder set comes after them.
+            for parked in state.parked.drain(..) {
+                if let Err(error) = parked(node.clone()) {
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(name = %self.inner.name, %node, %error, "a parked message was refused on delivery");
+                }
+            }
+        }
         tracing::debug!(name = %self.inner.name, holder = ?holder, generation, "placement changed");
         state.holder = holder.clone();
-        match &holder {
-            Some(node) if !state.parked.is_empty() => {
-                // sends park behind the parked ones (room for a full mailbox's worth again)
-                // until a flush delivers them all, as the link to the holder takes them;
-                // calls wait for it too
-                if !state.flushing {
-                    state.flushing = true;
-                    let batch = std::mem::take(&mut state.parked);
-                    drop(state);
-                    self.flush(node.clone(), batch);
-                }
-            }
-            _ if state.flushing => {}
-            _ => {
-                drop(state);
-                self.inner.holder.send_replace(holder);
-            }
-        }
+        self.inner.holder.send_replace(holder);
         true
-    }
-
-    /// Delivers the parked casts to the holder, in order, each waiting for room in the link
-    /// (up to [`FLUSH_WAIT`]); then lets sends and calls through. On a task of its own when
-    /// there is a runtime, so a burst larger than the link holds goes out as the link drains.
-    fn flush(&self, holder: Arc<str>, batch: VecDeque<Parked>) {
-        let this = self.clone();
-        let run = async move {
-            let (mut holder, mut batch) = (holder, batch);
-            loop {
-                for parked in batch {
-                    if let Err(error) = parked(holder.clone()).await {
-                        this.inner.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(name = %this.inner.name, node = %holder, %error, "a parked message was refused on delivery");
-                    }
-                }
-                (holder, batch) = {
-                    let mut state = this.inner.state.lock();
-                    match state.holder.clone() {
-                        Some(holder) if !state.parked.is_empty() => {
-                            (holder, std::mem::take(&mut state.parked))
-                        }
-                        holder => {
-                            // all out (or nobody to deliver to now): sends go straight on
-                            state.flushing = false;
-                            drop(state);
-                            this.inner.holder.send_replace(holder);
-                            return;
-                        }
-                    }
-                };
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(run);
-            }
-            Err(_) => futures::executor::block_on(run),
-        }
     }
 
     /// Sends `msg` to the holder, or parks it until there is one.
     pub(crate) fn cast<M: Message>(&self, binding: &Binding, msg: M) -> Result<(), CallError> {
         let mut state = self.inner.state.lock();
-        if let Some(holder) = state.holder.clone()
-            && !state.flushing
-        {
+        if let Some(holder) = state.holder.clone() {
             drop(state);
             return Addr::<M>::direct(holder, self.inner.name.clone(), binding.clone()).cast(msg);
         }
@@ -228,16 +165,12 @@ impl Placed {
         // through another, could overtake it
         let origin = crate::node::ORIGIN.try_with(Arc::clone).ok();
         state.parked.push_back(Box::new(move |holder| {
-            Box::pin(async move {
-                let origin =
-                    origin.or_else(|| binding.mesh().and_then(|m| m.default_origin(&holder)));
-                let addr = Addr::<M>::direct(holder, name, binding);
-                let send = addr.cast_waiting(msg, FLUSH_WAIT);
-                match origin {
-                    Some(origin) => crate::node::ORIGIN.scope(origin, send).await,
-                    None => send.await,
-                }
-            })
+            let origin = origin.or_else(|| binding.mesh().and_then(|m| m.default_origin(&holder)));
+            let send = || Addr::<M>::direct(holder, name, binding).cast(msg);
+            match origin {
+                Some(origin) => crate::node::ORIGIN.sync_scope(origin, send),
+                None => send(),
+            }
         }));
         Ok(())
     }

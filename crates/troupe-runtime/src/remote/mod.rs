@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use handshake::RejectReason;
 pub use members::MemberStatus;
-pub(crate) use net::{NetInner, remote_call, remote_cast, remote_cast_waiting};
+pub(crate) use net::{NetInner, remote_call, remote_cast};
 pub use net::{NodeNet, PeerStats, fuzz_control_body};
 pub(crate) use peer::Replier;
 pub use swim::MembershipStats;

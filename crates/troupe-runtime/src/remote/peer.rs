@@ -210,23 +210,6 @@ impl Peer {
         })
     }
 
-    /// How many frames each lane holds.
-    pub(crate) fn lane_capacity(&self) -> usize {
-        self.lane_capacity
-    }
-
-    /// As [`Peer::send`], waiting for room in the lane rather than refusing when it is full.
-    /// Cancelling it sends nothing.
-    pub(crate) async fn send_waiting(&self, lane: usize, frame: Bytes) -> Result<(), QueueError> {
-        let item = if frame.len() > self.large_threshold {
-            Outbound::Large(frame)
-        } else {
-            Outbound::Frame(frame)
-        };
-        let lane = &self.lanes[lane % self.lanes.len()];
-        lane.send(item).await.map_err(|_| QueueError::Closed)
-    }
-
     /// Queues an encoded control frame; `false` if the peer's control queue is full (it does
     /// not read what it is sent: the caller disconnects it).
     #[must_use]

@@ -26,23 +26,6 @@ pub(crate) fn remote_cast<M: Message>(
     net.queue(node, name, frame)
 }
 
-/// As [`remote_cast`], waiting up to `within` for room in the link's lane instead of refusing
-/// a cast when it is full.
-pub(crate) async fn remote_cast_waiting<M: Message>(
-    mesh: &MeshInner,
-    node: &str,
-    name: &str,
-    msg: M,
-    within: Duration,
-) -> Result<(), CallError> {
-    let net = sender(mesh, node)?;
-    if node == net.node.name() {
-        return net.node.lookup::<M>(name)?.cast(msg);
-    }
-    let frame = net.encode_request(EnvelopeKind::Cast, node, name, &msg)?;
-    net.queue_waiting(node, name, frame, within).await
-}
-
 /// Calls `name` on `node` over the network and decodes its reply.
 pub(crate) async fn remote_call<M: Message, R: ReplyValue>(
     mesh: &MeshInner,

@@ -38,7 +38,7 @@ mod inbound;
 mod liveness;
 mod membership;
 
-pub(crate) use calls::{remote_call, remote_cast, remote_cast_waiting};
+pub(crate) use calls::{remote_call, remote_cast};
 use connect::*;
 pub use control::fuzz_control_body;
 use control::*;
@@ -718,41 +718,6 @@ impl NetInner {
                 });
             }
             connected.await;
-        }
-    }
-
-    /// Queues a frame for `node`, waiting up to `within` for room in its lane (a burst larger
-    /// than the lane, such as the casts parked for a failover child while it moved, goes out
-    /// as the lane drains instead of being refused past its size).
-    async fn queue_waiting(
-        &self,
-        node: &str,
-        target: &str,
-        frame: Bytes,
-        within: Duration,
-    ) -> Result<(), CallError> {
-        let peer = self
-            .peers
-            .get(node)
-            .map(|p| p.value().clone())
-            .ok_or_else(|| CallError::Unreachable {
-                node: node.to_string(),
-            })?;
-        if peer.refuses_sends() {
-            return Err(CallError::Unreachable {
-                node: node.to_string(),
-            });
-        }
-        let lane = peer.lane_for(target);
-        match tokio::time::timeout(within, peer.send_waiting(lane, frame)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(CallError::Unreachable {
-                node: node.to_string(),
-            }),
-            Err(_) => Err(CallError::Overloaded {
-                target: format!("{node}/{target} (link)"),
-                limit: peer.lane_capacity(),
-            }),
         }
     }
 
