@@ -252,14 +252,17 @@ async fn an_operator_moves_a_child_in_order_and_drains_its_node() {
             .await;
         })
         .await;
-        register
-            .drain_node("app-3", false)
-            .await
-            .expect("undrained");
+        // the move cleared before app-3 is back in service: the other way round, a driver
+        // reading the directions in between sees app-3 undrained with the move to it still
+        // on, and hands the child over to it
         register
             .move_child("svc.failover", None)
             .await
             .expect("cleared");
+        register
+            .drain_node("app-3", false)
+            .await
+            .expect("undrained");
         // the child stays where it runs (no takeover)
         eventually("the directions read everywhere", T, async || {
             register
