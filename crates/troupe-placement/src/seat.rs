@@ -123,6 +123,21 @@ pub struct Seat {
     failed_starts: u32,
 }
 
+/// Releasing from `holding` (its release write to be sent) while this node still `held` the
+/// lease; else watching, the lease gone
+fn releasing_if(holding: Holding, held: bool) -> State {
+    match held {
+        true => State::Releasing {
+            holding,
+            writing: false,
+        },
+        false => State::Watching {
+            watching: Watching::new(),
+            unsure: None,
+        },
+    }
+}
+
 /// How long an answer from the register may take before it counts as lost
 fn answer_deadline(config: &LeaseConfig) -> Duration {
     config.renew_after
@@ -552,16 +567,7 @@ impl Seat {
                         true
                     }
                 };
-                match held {
-                    true => State::Releasing {
-                        holding,
-                        writing: false,
-                    },
-                    false => State::Watching {
-                        watching: Watching::new(),
-                        unsure: None,
-                    },
-                }
+                releasing_if(holding, held)
             }
             (State::Releasing { holding, .. }, WriteOutcome::Unknown) => State::Releasing {
                 holding,
@@ -570,16 +576,8 @@ impl Seat {
             // the register holds a later record of ours (a renewal whose answer was lost had
             // applied): release from that one, rather than leave others to wait out its term
             (State::Releasing { mut holding, .. }, WriteOutcome::Mismatch(current)) => {
-                match holding.mismatch(current.as_ref(), &self.me) {
-                    true => State::Releasing {
-                        holding,
-                        writing: false,
-                    },
-                    false => State::Watching {
-                        watching: Watching::new(),
-                        unsure: None,
-                    },
-                }
+                let held = holding.mismatch(current.as_ref(), &self.me);
+                releasing_if(holding, held)
             }
             (State::Releasing { .. }, WriteOutcome::Applied) => State::Watching {
                 watching: Watching::new(),
