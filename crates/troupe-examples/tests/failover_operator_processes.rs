@@ -19,7 +19,7 @@ use std::time::Duration;
 mod common;
 
 use bytes::Bytes;
-use common::{Proc, succeeded, troupe_cli};
+use common::{Proc, failover_example, succeeded, troupe_cli};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -40,25 +40,8 @@ fn start(node: &str, ca: &Path, data: &Path, seed: Option<SocketAddr>) -> Proc {
 
 /// The failover example as node `node`, with an admin endpoint
 fn command(node: &str, ca: &Path, data: &Path, seed: Option<SocketAddr>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_failover"));
-    cmd.args([
-        "--node",
-        node,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--interval-ms",
-        "20",
-    ])
-    .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
-    .arg("--ca")
-    .arg(ca)
-    .arg("--data")
-    .arg(data.join(node));
-    if let Some(seed) = seed {
-        cmd.args(["--seed", &seed.to_string()]);
-    }
+    let mut cmd = failover_example(node, ca, data, seed, PEER_DOWN_MS);
+    cmd.args(["--admin", "127.0.0.1:0"]);
     cmd
 }
 

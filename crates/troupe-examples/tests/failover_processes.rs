@@ -6,12 +6,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 mod common;
 
-use common::Proc;
+use common::{Proc, failover_example};
 
 const PEER_DOWN_MS: u64 = 1000;
 
@@ -21,24 +20,7 @@ const PEER_DOWN_MS: u64 = 1000;
 const FAILOVER_BOUND: Duration = Duration::from_secs(15);
 
 fn start(node: &str, ca: &Path, data: &Path, seed: Option<SocketAddr>) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_failover"));
-    cmd.args([
-        "--node",
-        node,
-        "--listen",
-        "127.0.0.1:0",
-        "--interval-ms",
-        "20",
-    ])
-    .args(["--peer-down-ms", &PEER_DOWN_MS.to_string()])
-    .arg("--ca")
-    .arg(ca)
-    .arg("--data")
-    .arg(data.join(node));
-    if let Some(seed) = seed {
-        cmd.args(["--seed", &seed.to_string()]);
-    }
-    Proc::spawn(cmd)
+    Proc::spawn(failover_example(node, ca, data, seed, PEER_DOWN_MS))
 }
 
 /// The gap of a `moved from OLD to NEW after N ms` line

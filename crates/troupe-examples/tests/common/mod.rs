@@ -170,6 +170,36 @@ impl Drop for Proc {
     }
 }
 
+/// The failover example as node `node` of a cluster whose CA and node files are in `ca`, its
+/// metadata replica's files under `data/NODE`, pinging every 20 ms, a killed peer seen down
+/// within `peer_down_ms`, joining through `seed` (none: it is the first)
+pub(crate) fn failover_example(
+    node: &str,
+    ca: &std::path::Path,
+    data: &std::path::Path,
+    seed: Option<SocketAddr>,
+    peer_down_ms: u64,
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_failover"));
+    cmd.args([
+        "--node",
+        node,
+        "--listen",
+        "127.0.0.1:0",
+        "--interval-ms",
+        "20",
+    ])
+    .args(["--peer-down-ms", &peer_down_ms.to_string()])
+    .arg("--ca")
+    .arg(ca)
+    .arg("--data")
+    .arg(data.join(node));
+    if let Some(seed) = seed {
+        cmd.args(["--seed", &seed.to_string()]);
+    }
+    cmd
+}
+
 /// Runs the `troupe` CLI with `args` (off the async runtime's threads: it waits for answers
 /// from the processes under test) and returns its output.
 ///
