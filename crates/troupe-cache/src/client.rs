@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use troupe_runtime::{Addr, CallError, Pool, Reply, ReplyValue};
+use troupe_runtime::{Addr, CallError, Pool, Reply, ReplyValue, time};
 
-use crate::cmd::KeyCommand;
 use crate::cmd::keyspace::ExpireOptions;
 use crate::cmd::strings::SetCondition;
+use crate::cmd::{KeyCommand, Now};
 use crate::resp::Frame;
 use crate::shard::{KeyTtl, SetResult, SetTtl, ShardConfig, ShardError, ShardMsg, ShardStats};
 use crate::store::{EvictionPolicy, Kind};
+use crate::table::{InPlace, ShardTable};
 
 /// How long a [`CacheClient`] waits for each shard unless told otherwise
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,7 +70,9 @@ pub enum CacheError {
 ///
 /// Each method sends one message per shard involved and waits for every
 /// answer, at most the client's timeout ([`DEFAULT_TIMEOUT`], 5 s, unless set
-/// with [`with_timeout`](Self::with_timeout)).
+/// with [`with_timeout`](Self::with_timeout)); [`run`](Self::run) instead runs
+/// a shard's commands on its table in place when the shard is in this process
+/// (see `docs/cache.md`, "Where commands run").
 ///
 /// # Cancel safety
 ///
@@ -205,8 +208,10 @@ impl CacheClient {
         join_all(calls).await.into_iter().collect()
     }
 
-    /// Runs `commands` as a pipeline sends them: one [`ShardMsg::Run`] per
-    /// shard with that shard's commands in their order, every shard at once;
+    /// Runs `commands` as a pipeline sends them: per shard, that shard's
+    /// commands in their order, on its table in place when the shard runs in
+    /// this process and the table is free, else as one [`ShardMsg::Run`],
+    /// every shard at once;
     /// the replies in `commands`' order. Commands on one key keep their
     /// order; commands on keys of different shards run concurrently, as
     /// separate commands from separate clients may. A command's every key
@@ -223,10 +228,8 @@ impl CacheClient {
     pub async fn run(&self, commands: Vec<KeyCommand>) -> Vec<Result<Frame, CacheError>> {
         let n = commands.len();
         if let Some(shard) = self.one_shard(&commands) {
-            // every command on one shard (always so for one command): one call, no split
-            let answer = self
-                .call(shard, |reply| ShardMsg::Run { commands, reply })
-                .await;
+            // every command on one shard (always so for one command): one run, no split
+            let answer = self.run_on(shard, commands).await;
             return match answer {
                 Ok(Ok(frames)) if frames.len() == n => frames.into_iter().map(Ok).collect(),
                 Ok(Ok(_)) => vec![Err(short_answer()); n],
@@ -238,10 +241,7 @@ impl CacheClient {
         let calls = groups
             .into_iter()
             .map(|(shard, positions, commands)| async move {
-                let answer = self
-                    .call(shard, |reply| ShardMsg::Run { commands, reply })
-                    .await;
-                (positions, answer)
+                (positions, self.run_on(shard, commands).await)
             });
         let mut out: Vec<Option<Result<Frame, CacheError>>> = vec![None; n];
         for (positions, answer) in join_all(calls).await {
@@ -267,6 +267,31 @@ impl CacheClient {
         out.into_iter()
             .map(|reply| reply.unwrap_or_else(|| Err(short_answer())))
             .collect()
+    }
+
+    /// Runs `commands` on `shard`: in place on its table when the shard runs in this process
+    /// and the table is free, else as one [`ShardMsg::Run`].
+    async fn run_on(
+        &self,
+        shard: usize,
+        commands: Vec<KeyCommand>,
+    ) -> Result<Result<Vec<Frame>, ShardError>, CallError> {
+        let addr = &self.shards[shard];
+        let commands = match addr.shared::<ShardTable>() {
+            Some(table) => match table.try_run(commands, &Now::at(time::now())) {
+                InPlace::Ran(answer) => return Ok(answer),
+                InPlace::Panicked(reason) => {
+                    return Err(CallError::ActorFailed {
+                        target: format!("{}/{}", addr.node(), addr.name()),
+                        reason,
+                    });
+                }
+                InPlace::Send(commands) => commands,
+            },
+            None => commands,
+        };
+        self.call(shard, |reply| ShardMsg::Run { commands, reply })
+            .await
     }
 
     /// The shard every one of `commands` is on, if they share one.

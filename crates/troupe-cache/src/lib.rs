@@ -48,14 +48,20 @@
 //!   through (the backing store's write, then [`ShardMsg::Invalidate`], then
 //!   the answer), so no read after an acknowledged write returns the value
 //!   it replaced.
+//! - `table.rs`: a shard's entries behind a lock, which the shard shares
+//!   with its own process (as an Erlang process owns an ETS table): a front
+//!   end there runs a batch of commands on the tables in place, with no
+//!   message to the shard and no reply to wait for.
 //! - `client.rs`: [`CacheClient`], routing each key to a shard by FNV-1a (of
 //!   its `{hash tag}` if it has one), splitting multi-key operations across
-//!   shards, and running a pipeline's commands as one message per shard.
+//!   shards, and running a pipeline's commands on each shard's table in
+//!   place, or as one message per shard where the shard is elsewhere.
 //! - `spec.rs`: [`CacheSpec`], a whole cache in one declaration (bounds,
 //!   shards, read-through, RESP), and what a topology needs to place it.
 //! - `server.rs`: the RESP2 connection loop (pipelining, protocol errors,
-//!   connection limit): runs of commands on keys to the shards, one message
-//!   per shard per batch, and the connection's own commands.
+//!   connection limit): runs of commands on keys on the shards' tables in
+//!   place (every shard here and plain), else one message per shard per
+//!   batch, and the connection's own commands.
 //! - `actor.rs`: [`RespServer`], the front end's configuration, and
 //!   [`RespServerActor`], the supervised actor owning the listener.
 //! - `memcache/`: memcached's text protocol on the same shards:
@@ -112,6 +118,7 @@ mod server;
 mod shard;
 mod spec;
 mod store;
+mod table;
 
 pub use actor::{
     DEFAULT_QUERY_BUFFER_LIMIT, DEFAULT_SEND_TIMEOUT, RespServer, RespServerActor, RespServerMsg,

@@ -4,7 +4,8 @@
 //!
 //! Per connection: read into a buffer, decode every complete frame, answer
 //! each in order into one output buffer, and write it after the batch. Runs
-//! of commands on keys go to the shards as one message per shard
+//! of commands on keys run on the shards' tables in place when every shard is
+//! in this process and plain, else go to the shards as one message per shard
 //! ([`CacheClient::run`]); commands on every shard and on the connection run
 //! between them, in order. A protocol error is answered with `-ERR Protocol
 //! error: ...` and the connection is closed, as Redis does.
@@ -26,10 +27,11 @@ use crate::cmd::keyspace::KeyspaceCommand;
 use crate::cmd::strings::{SetExpiry, StringCommand};
 use crate::cmd::{
     CROSSSLOT, ClientCommand, Combine, Command, CommandCommand, CommandError, ConfigCommand,
-    ConnCommand, KeyCommand, ReadThrough, bulk_or_null, ok, unknown_command_error,
+    ConnCommand, KeyCommand, Now, ReadThrough, bulk_or_null, ok, unknown_command_error,
 };
 use crate::resp::{Frame, Limits, Resume};
 use crate::shard::{BATCH_REFUSED, SetTtl, ShardError};
+use crate::table::LocalTables;
 
 /// The commands the front end answers, for `COMMAND COUNT`
 const COMMAND_COUNT: i64 = 78;
@@ -108,6 +110,8 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnecti
         name: None,
         authenticated: shared.password.is_none(),
         stats,
+        tables: None,
+        needed: Vec::new(),
     };
     if let Err(err) = conn.run(drain).await {
         tracing::debug!(cause = %err, %peer, "connection ended with an error");
@@ -141,6 +145,11 @@ struct Connection<'a> {
     /// Whether it may run commands: it gave the password, or none is required
     authenticated: bool,
     stats: ListenerStats,
+    /// The shards' tables, while every shard runs in this process (checked again when one
+    /// closes)
+    tables: Option<LocalTables>,
+    /// Which shards a batch touches (kept to spare an allocation per batch)
+    needed: Vec<bool>,
 }
 
 impl Connection<'_> {
@@ -324,6 +333,10 @@ impl Connection<'_> {
     /// batch of reads, a read whose batch failed in transit (say its shard's answer was over
     /// the remote frame limit) is asked again alone: a read, so asking twice changes nothing.
     async fn answer_batch(&mut self, batch: Vec<Command>, out: &mut BytesMut) {
+        let batch = match self.answer_in_place(batch, out) {
+            Ok(()) => return,
+            Err(batch) => batch,
+        };
         let client = &self.shared.client;
         let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
         let mut slots = Vec::with_capacity(batch.len());
@@ -359,6 +372,65 @@ impl Connection<'_> {
             };
             reply.encode(out);
         }
+    }
+
+    /// Answers `batch` into `out` on the shards' own tables, in order, holding every table it
+    /// touches for the batch, when every shard runs in this process and none reads through:
+    /// no message, no reply to wait for (see [`crate::table`]). Hands the batch back, with
+    /// nothing run, when a shard is elsewhere, reads through, restarts, or is busy.
+    fn answer_in_place(
+        &mut self,
+        batch: Vec<Command>,
+        out: &mut BytesMut,
+    ) -> Result<(), Vec<Command>> {
+        let client = &self.shared.client;
+        if !self.tables.as_ref().is_some_and(LocalTables::is_open) {
+            self.tables = LocalTables::of(client);
+        }
+        let Some(tables) = &self.tables else {
+            return Err(batch);
+        };
+        self.needed.clear();
+        self.needed.resize(client.shards().len(), false);
+        for cmd in &batch {
+            match cmd {
+                Command::Key(cmd) => self.needed[client.shard_of(cmd.key())] = true,
+                Command::Multi(multi) => {
+                    for part in &multi.parts {
+                        self.needed[client.shard_of(part.key())] = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(mut locked) = tables.lock(&self.needed) else {
+            return Err(batch);
+        };
+        let now = Now::at(troupe_runtime::time::now());
+        locked.catch_up(now.at);
+        for cmd in batch {
+            let reply = match cmd {
+                Command::Key(cmd) if spans_shards(client, &cmd) => Frame::Error(CROSSSLOT.into()),
+                Command::Key(cmd) => {
+                    let shard = client.shard_of(cmd.key());
+                    locked.apply(shard, cmd, &now)
+                }
+                Command::Multi(multi) => {
+                    let parts = multi
+                        .parts
+                        .into_iter()
+                        .map(|part| {
+                            let shard = client.shard_of(part.key());
+                            locked.apply(shard, part, &now)
+                        })
+                        .collect();
+                    multi.combine.replies(parts)
+                }
+                _ => Frame::Error("ERR internal: not a command on keys".into()),
+            };
+            reply.encode(out);
+        }
+        Ok(())
     }
 
     /// The replies to `keyed`, in order: as one batch per shard, or on a read-through cache

@@ -5,6 +5,10 @@
 //! `metrics`. A crash loses the shard's entries; the restarted instance
 //! starts empty, which is all a cache promises.
 //!
+//! The store lives in a [`ShardTable`] that the shard shares with its
+//! process ([`Ctx::share`]), where front ends run batches of commands in
+//! place (`table.rs`); the shard locks it for each message too.
+//!
 //! # Read-through
 //!
 //! A shard made with [`CacheShard::with_backing`] sits in front of a
@@ -50,10 +54,11 @@ use troupe_runtime::{Actor, ActorError, Ctx, Message, Reply};
 use crate::backing::{BackingError, SharedBacking, Versioned};
 use crate::cmd::keyspace::{ExpireOptions, ExpireWhen};
 use crate::cmd::strings::{IncrError, SetCondition, SetError, SetExpiry};
-use crate::cmd::{KeyCommand, Now, ReadThrough as Through, all_shards};
+use crate::cmd::{KeyCommand, Now, all_shards};
 use crate::readthrough::{Fences, FillOutcome};
 use crate::resp::Frame;
 use crate::store::{EvictionPolicy, Kind, Store, StoreError, TtlState, Value};
+use crate::table::ShardTable;
 
 pub use crate::cmd::strings::SetResult;
 
@@ -482,7 +487,8 @@ struct ReadThrough {
 /// # }
 /// ```
 pub struct CacheShard {
-    store: Store,
+    /// The entries, shared with the front ends of this process
+    table: Arc<ShardTable>,
     /// Store counters already exported: hits, misses, evictions, expirations
     reported: [u64; 4],
     /// Where they are exported, once registered
@@ -492,30 +498,42 @@ pub struct CacheShard {
     epoch: u64,
     read_through: Option<ReadThrough>,
     config: Arc<SharedConfig>,
-    /// When a memcached `flush_all <delay>` empties the store
-    flush_at: Option<Instant>,
+}
+
+impl Drop for CacheShard {
+    fn drop(&mut self) {
+        // the instance has ended: runs in place go to its successor as messages
+        self.table.close();
+    }
 }
 
 impl CacheShard {
     /// An empty shard holding at most `max_entries` entries and `max_bytes`
     /// bytes of keys plus values
     pub fn new(max_entries: NonZeroUsize, max_bytes: usize) -> Self {
+        Self::build(max_entries, max_bytes, None)
+    }
+
+    fn build(
+        max_entries: NonZeroUsize,
+        max_bytes: usize,
+        read_through: Option<ReadThrough>,
+    ) -> Self {
         let epoch = NEXT_EPOCH.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(max_entries, max_bytes);
         // each instance its own range of CAS uniques (2^40 writes each)
         store.start_cas_at(epoch << 40);
         Self {
-            store,
+            table: Arc::new(ShardTable::new(store, read_through.is_some())),
             reported: [0; 4],
             metrics: None,
             fences: Fences::new(),
             epoch,
-            read_through: None,
+            read_through,
             config: SharedConfig::new(ShardConfig {
                 max_bytes,
                 policy: EvictionPolicy::default(),
             }),
-            flush_at: None,
         }
     }
 
@@ -525,8 +543,10 @@ impl CacheShard {
     pub fn with_config(mut self, config: Arc<SharedConfig>) -> Self {
         let ShardConfig { max_bytes, policy } = config.get();
         let now = troupe_runtime::time::now();
-        self.store.set_max_bytes(max_bytes, now);
-        self.store.set_policy(policy);
+        let mut table = self.table.lock();
+        table.store.set_max_bytes(max_bytes, now);
+        table.store.set_policy(policy);
+        drop(table);
         self.config = config;
         self
     }
@@ -541,16 +561,14 @@ impl CacheShard {
         max_bytes: usize,
         backing: SharedBacking,
     ) -> Self {
-        Self {
-            read_through: Some(ReadThrough {
-                backing,
-                timeout: BACKING_TIMEOUT,
-                fill_ttl: None,
-                limit: BACKING_IN_FLIGHT,
-                in_flight: Arc::new(Semaphore::new(BACKING_IN_FLIGHT)),
-            }),
-            ..Self::new(max_entries, max_bytes)
-        }
+        let read_through = ReadThrough {
+            backing,
+            timeout: BACKING_TIMEOUT,
+            fill_ttl: None,
+            limit: BACKING_IN_FLIGHT,
+            in_flight: Arc::new(Semaphore::new(BACKING_IN_FLIGHT)),
+        };
+        Self::build(max_entries, max_bytes, Some(read_through))
     }
 
     /// The expiry given to entries filled from the backing store (default:
@@ -592,7 +610,8 @@ impl CacheShard {
 
     /// The store's counters and size now
     pub fn stats(&self) -> ShardStats {
-        let s = &self.store;
+        let table = self.table.lock();
+        let s = &table.store;
         ShardStats {
             keys: s.len() as u64,
             bytes: s.bytes() as u64,
@@ -607,8 +626,9 @@ impl CacheShard {
     /// The strings at `keys` (`None` for a missing key or one of another
     /// type, as `MGET` answers).
     fn get_many(&mut self, keys: &[Bytes], now: Instant) -> Vec<Option<Bytes>> {
+        let store = &mut self.table.lock().store;
         keys.iter()
-            .map(|k| self.store.get_string(k, now).and_then(Result::ok))
+            .map(|k| store.get_string(k, now).and_then(Result::ok))
             .collect()
     }
 
@@ -625,15 +645,23 @@ impl CacheShard {
             SetTtl::After(d) => SetExpiry::After(d),
             SetTtl::Keep => SetExpiry::Keep,
         };
-        let result =
-            crate::cmd::strings::set(&mut self.store, key, value, expiry, condition, false, now)?;
+        let result = crate::cmd::strings::set(
+            &mut self.table.lock().store,
+            key,
+            value,
+            expiry,
+            condition,
+            false,
+            now,
+        )?;
         Ok(result)
     }
 
     fn set_many(&mut self, pairs: Vec<(Bytes, Bytes)>, now: Instant) -> Result<(), ShardError> {
         let mut refused = Ok(());
+        let store = &mut self.table.lock().store;
         for (key, value) in pairs {
-            if let Err(err) = self.store.set(key, value, None, now) {
+            if let Err(err) = store.set(key, value, None, now) {
                 refused = Err(err.into());
             }
         }
@@ -641,40 +669,13 @@ impl CacheShard {
     }
 
     fn del(&mut self, keys: &[Bytes], now: Instant) -> u64 {
-        keys.iter().filter(|k| self.store.delete(k, now)).count() as u64
+        let store = &mut self.table.lock().store;
+        keys.iter().filter(|k| store.delete(k, now)).count() as u64
     }
 
     fn exists(&mut self, keys: &[Bytes], now: Instant) -> u64 {
-        keys.iter().filter(|k| self.store.exists(k, now)).count() as u64
-    }
-
-    /// Runs `commands` in order. On a read-through shard, a command that
-    /// needs the backing store refuses the whole run, and one that would
-    /// write around it is refused alone.
-    fn run(&mut self, commands: Vec<KeyCommand>, now: &Now) -> Result<Vec<Frame>, ShardError> {
-        if self.read_through.is_none() {
-            return Ok(commands
-                .into_iter()
-                .map(|cmd| cmd.apply(&mut self.store, now))
-                .collect());
-        }
-        if commands
-            .iter()
-            .any(|cmd| cmd.read_through() == Through::Backed)
-        {
-            return Err(ShardError::ReadThroughUnsupported(
-                BATCH_REFUSED.to_string(),
-            ));
-        }
-        Ok(commands
-            .into_iter()
-            .map(|cmd| match cmd.read_through() {
-                Through::Cached => cmd.apply(&mut self.store, now),
-                Through::Backed | Through::Refused => Frame::Error(
-                    ShardError::ReadThroughUnsupported(cmd.name().to_ascii_uppercase()).to_string(),
-                ),
-            })
-            .collect())
+        let store = &mut self.table.lock().store;
+        keys.iter().filter(|k| store.exists(k, now)).count() as u64
     }
 
     /// Applies new memory settings, keeping them for a restarted successor.
@@ -685,13 +686,14 @@ impl CacheShard {
         now: Instant,
     ) -> ShardConfig {
         let mut config = self.config.get();
+        let store = &mut self.table.lock().store;
         if let Some(policy) = policy {
             config.policy = policy;
-            self.store.set_policy(policy);
+            store.set_policy(policy);
         }
         if let Some(max_bytes) = max_bytes {
             config.max_bytes = max_bytes;
-            self.store.set_max_bytes(max_bytes, now);
+            store.set_max_bytes(max_bytes, now);
         }
         self.config.set(config);
         config
@@ -705,12 +707,13 @@ impl CacheShard {
         epoch == self.epoch
             && self
                 .fences
-                .fill(&mut self.store, key, value, version, ttl, now)
+                .fill(&mut self.table.lock().store, key, value, version, ttl, now)
                 == FillOutcome::Stored
     }
 
     fn invalidate(&mut self, key: Bytes, version: u64, now: Instant) -> bool {
-        self.fences.invalidate(&mut self.store, key, version, now)
+        self.fences
+            .invalidate(&mut self.table.lock().store, key, version, now)
     }
 
     /// `GET`: a hit (or any answer of a plain shard) at once, a read-through
@@ -722,7 +725,8 @@ impl CacheShard {
         ctx: &mut Ctx<ShardMsg>,
         now: Instant,
     ) {
-        let value = match self.store.get_string(&key, now) {
+        let found = self.table.lock().store.get_string(&key, now);
+        let value = match found {
             None => None,
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => {
@@ -872,7 +876,8 @@ impl CacheShard {
     /// Export counter growth since the last export, and the current size.
     fn export(&mut self, shard: &str) {
         let handles = self.metrics.get_or_insert_with(|| ShardMetrics::new(shard));
-        let s = &self.store;
+        let table = self.table.lock();
+        let s = &table.store;
         let now = [s.hits(), s.misses(), s.evictions(), s.expirations()];
         for ((counter, now), reported) in handles.counters.iter().zip(now).zip(&mut self.reported) {
             if now > *reported {
@@ -937,17 +942,21 @@ impl Actor for CacheShard {
     async fn started(&mut self, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
         // A full mailbox just skips a sweep.
         ctx.send_interval(PURGE_EVERY, || ShardMsg::PurgeExpired);
+        ctx.share(self.table.clone());
         Ok(())
     }
 
     async fn handle(&mut self, msg: ShardMsg, ctx: &mut Ctx<ShardMsg>) -> Result<(), ActorError> {
+        if !self.table.is_open() {
+            return Err(
+                "a command run in place panicked; starting again with an empty store".into(),
+            );
+        }
         let clock = Now::at(troupe_runtime::time::now());
         let now = clock.at;
+        let table = self.table.clone();
         // before anything can observe the store: a delayed flush that is due
-        if self.flush_at.is_some_and(|at| at <= now) {
-            self.flush_at = None;
-            self.store.clear();
-        }
+        table.lock().catch_up(now);
         let through = self.read_through.is_some();
         match msg {
             ShardMsg::Get { key, reply } => self.get(key, reply, ctx, now),
@@ -964,7 +973,7 @@ impl Actor for CacheShard {
                     reply.send(Err(ShardError::ReadThroughUnsupported(what)));
                 } else {
                     // `SET ... GET` reports the cached copy, if any.
-                    let old = match self.store.peek(&key, now) {
+                    let old = match table.lock().store.peek(&key, now) {
                         Some(Value::Str(v)) => Some(v.clone()),
                         _ => None,
                     };
@@ -1013,29 +1022,36 @@ impl Actor for CacheShard {
                 reply,
             } => {
                 let when = ExpireWhen::In(millis);
-                let set =
-                    crate::cmd::keyspace::expire(&mut self.store, &key, when, options, &clock);
+                let set = crate::cmd::keyspace::expire(
+                    &mut table.lock().store,
+                    &key,
+                    when,
+                    options,
+                    &clock,
+                );
                 reply.send(set.unwrap_or(false));
             }
             ShardMsg::Ttl { key, reply } => {
-                reply.send(self.store.ttl(&key, now).into());
+                reply.send(table.lock().store.ttl(&key, now).into());
             }
             ShardMsg::Persist { key, reply } => {
-                reply.send(self.store.persist(&key, now));
+                reply.send(table.lock().store.persist(&key, now));
             }
             ShardMsg::IncrBy { reply, .. } if through => {
                 let what = "INCRBY".to_string();
                 reply.send(Err(ShardError::ReadThroughUnsupported(what)));
             }
             ShardMsg::IncrBy { key, by, reply } => {
-                let result = crate::cmd::strings::incr_by(&mut self.store, &key, by, &clock);
+                let result =
+                    crate::cmd::strings::incr_by(&mut table.lock().store, &key, by, &clock);
                 reply.send(result.map_err(ShardError::from));
             }
             ShardMsg::Run { commands, reply } => {
-                reply.send(self.run(commands, &clock));
+                let through = self.read_through.is_some();
+                reply.send(table.lock().run(through, commands, &clock));
             }
             ShardMsg::Keys { pattern, reply } => {
-                reply.send(all_shards::keys_shard(&self.store, &pattern, now));
+                reply.send(all_shards::keys_shard(&table.lock().store, &pattern, now));
             }
             ShardMsg::Scan {
                 position,
@@ -1045,7 +1061,14 @@ impl Actor for CacheShard {
                 reply,
             } => {
                 let pattern = pattern.as_deref();
-                let step = all_shards::scan_shard(&self.store, position, count, pattern, kind, now);
+                let step = all_shards::scan_shard(
+                    &table.lock().store,
+                    position,
+                    count,
+                    pattern,
+                    kind,
+                    now,
+                );
                 reply.send(step);
             }
             ShardMsg::Configure {
@@ -1056,27 +1079,29 @@ impl Actor for CacheShard {
                 reply.send(self.configure(max_bytes, policy, now));
             }
             ShardMsg::DbSize(reply) => {
-                reply.send(self.store.len() as u64);
+                reply.send(table.lock().store.len() as u64);
             }
             ShardMsg::FlushAll(reply) => {
-                self.store.clear();
+                table.lock().store.clear();
                 reply.send(());
             }
             ShardMsg::FlushAfter { delay, reply } => {
-                self.flush_at = None;
+                let mut table = table.lock();
+                table.flush_at = None;
                 if delay.is_zero() {
-                    self.store.clear();
+                    table.store.clear();
                 } else {
                     // too far to represent: never
-                    self.flush_at = now.checked_add(delay);
+                    table.flush_at = now.checked_add(delay);
                 }
+                drop(table);
                 reply.send(());
             }
             ShardMsg::Stats(reply) => {
                 reply.send(self.stats());
             }
             ShardMsg::PurgeExpired => {
-                self.store.purge_expired(now, PURGE_BATCH);
+                table.lock().store.purge_expired(now, PURGE_BATCH);
             }
             ShardMsg::Fill {
                 key,
@@ -1119,7 +1144,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.exists(&[b("a"), b("a"), b("c")], now), 2);
         assert_eq!(s.del(&[b("a"), b("c")], now), 1);
-        assert_eq!(s.store.len(), 1);
+        assert_eq!(s.table.lock().store.len(), 1);
         s.get_many(&[b("b"), b("a")], now);
         let stats = s.stats();
         assert_eq!((stats.keys, stats.hits, stats.misses), (1, 1, 1));

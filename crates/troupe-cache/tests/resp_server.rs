@@ -597,6 +597,40 @@ async fn shutdown_closes_an_idle_connection_without_waiting_out_the_drain() {
     );
 }
 
+/// Messages the cache's shards have handled so far.
+fn shard_messages(node: &Node) -> u64 {
+    node.actor_stats()
+        .iter()
+        .filter(|a| a.name.starts_with("cache."))
+        .map(|a| a.messages_handled)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_run_on_the_shards_tables_in_place_without_a_message() {
+    let s = setup(2, |r| r).await;
+    let mut con = connect(s.addr).await;
+    // once both shards have shared their tables, a command is one message at most
+    run::<String>(&mut con, &["SET", "warm", "up"])
+        .await
+        .unwrap();
+    let before = shard_messages(&s.node);
+    for i in 0..200 {
+        let key = format!("key{i}");
+        run::<String>(&mut con, &["SET", &key, "v"]).await.unwrap();
+        let got: Option<String> = run(&mut con, &["GET", &key]).await.unwrap();
+        assert_eq!(got.as_deref(), Some("v"));
+    }
+    let handled = shard_messages(&s.node) - before;
+    // 400 commands, one at a time: as messages they would be 400; what is handled is the
+    // shards' own sweeps (one each per 100 ms)
+    assert!(handled < 100, "{handled} shard messages for 400 commands");
+    // what runs in place is counted as the shard counts it
+    let stats = s.client.stats().await.unwrap();
+    assert_eq!((stats.keys, stats.hits), (201, 200));
+    s.node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_shard_comes_back_empty_and_serving() {
     let s = setup(3, |r| r).await;

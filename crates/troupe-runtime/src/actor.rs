@@ -159,6 +159,7 @@ pub struct Ctx<M: Message> {
     node: Node,
     me: ActorRef<Mail<M>>,
     tasks: Tasks,
+    mailbox: Arc<Mailbox>,
 }
 
 /// A timer or task started from a [`Ctx`]; it ends with the actor instance anyway, this
@@ -230,6 +231,23 @@ impl<M: Message> Ctx<M> {
             .entry(self.myself.name())?
             .gate()?
             .fencing_token(crate::time::now())
+    }
+
+    /// Shares `value` with code in this process that holds a handle to this actor, for as
+    /// long as this instance is current: [`Addr::shared`] returns it from this call on until
+    /// the instance stops, crashes or is replaced (a restarted instance shares anew, or not
+    /// at all). Once per instance: `false`, and nothing changes, if this instance already
+    /// shares something.
+    ///
+    /// This is Erlang's ETS table owned by a process: callers on this node reach the state
+    /// without a message and without waiting for the actor (a cache shard's store behind a
+    /// lock), while the actor stays its owner and supervision unit. What callers do through
+    /// it is outside the actor's mailbox order, so share only state that is consistent
+    /// under its own synchronization and that the actor may lose on a crash. Callers on other
+    /// nodes, and callers of an actor behind a failover gate, never see it and send messages
+    /// as before.
+    pub fn share<T: Send + Sync + 'static>(&self, value: Arc<T>) -> bool {
+        self.mailbox.shared.set(value).is_ok()
     }
 
     /// Stops this actor normally after the current message: a permanent child is restarted,
@@ -312,8 +330,8 @@ impl<M: Message> Ctx<M> {
     }
 }
 
-/// The text of a panic's payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The text of a panic's payload (what `panic!` was given, when it was a string).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -468,6 +486,7 @@ impl<A: Actor, R: Routing> ractor::Actor for Host<A, R> {
                 node: args.node,
                 me: myself,
                 tasks: Tasks::default(),
+                mailbox: args.mailbox.clone(),
             },
             mailbox: args.mailbox,
             handled: 0,

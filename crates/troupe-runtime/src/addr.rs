@@ -221,6 +221,19 @@ impl<M: Message> Addr<M> {
         }
     }
 
+    /// What the actor's current instance shares with this process ([`Ctx::share`]), if it runs
+    /// on a node of this process, shares a `T`, and is not behind a failover gate; `None`
+    /// otherwise (another process, a placed name, between instances, nothing shared), in
+    /// which case send messages as usual.
+    ///
+    /// [`Ctx::share`]: crate::Ctx::share
+    pub fn shared<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        match self.route() {
+            Ok(Route::Local(slot)) => slot.shared(),
+            _ => None,
+        }
+    }
+
     /// Sends `msg` without waiting for it to be handled (at most once).
     ///
     /// `Ok` means the message was queued for the actor (or parked for its next instance while it

@@ -45,7 +45,7 @@ pub mod time;
 pub mod timing;
 pub mod trace;
 
-pub use actor::{Actor, ActorError, Ctx, TaskHandle};
+pub use actor::{Actor, ActorError, Ctx, TaskHandle, panic_message};
 pub use addr::{Addr, AddrBinding, with_decode_context};
 pub use error::{CallError, RegistryError, SpawnError};
 pub use message::{Ask, Message, NoMessages, Reply, ReplyValue, Request};

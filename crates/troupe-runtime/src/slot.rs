@@ -6,9 +6,10 @@
 //! instance before anyone else can reach it. Messages still in a crashed instance's mailbox
 //! are salvaged into the slot (see `Mail`'s drop) and go to the next instance first.
 
+use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
@@ -33,6 +34,9 @@ pub(crate) struct Instance<M: Message> {
 pub(crate) struct Mailbox {
     pub(crate) depth: AtomicUsize,
     pub(crate) handled: AtomicU64,
+    /// What the instance shares with callers in its own process (see `Ctx::share`): kept
+    /// here because this lives exactly as long as the instance is current.
+    pub(crate) shared: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 /// One registered actor's counters, as [`Node::actor_stats`](crate::Node::actor_stats)
@@ -288,6 +292,17 @@ impl<M: Message> Slot<M> {
     }
 
     /// Kills the current instance (no `stopped` hook, reported to its supervisor as a failure).
+    /// What the current instance shares with its own process, if it is of type `T`; nothing
+    /// for an actor behind a gate (a failover child), whose every use must pass the gate.
+    pub(crate) fn shared<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        if self.gate.get().is_some() {
+            return None;
+        }
+        let current = self.current.load();
+        let shared = current.as_deref()?.mailbox.shared.get()?.clone();
+        shared.downcast::<T>().ok()
+    }
+
     /// Whether an instance is current.
     pub(crate) fn has_instance(&self) -> bool {
         self.current.load().is_some()

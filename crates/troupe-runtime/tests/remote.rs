@@ -105,6 +105,18 @@ async fn next_event(
     .await
 }
 
+#[tokio::test]
+async fn what_an_actor_shares_stays_in_its_own_process() {
+    let (_ca, a, b) = pair().await;
+    assert!(
+        b.probe.shared::<Started>().is_some(),
+        "reached in its own process"
+    );
+    let from_a = a.node.addr::<Probe>("b", "probe");
+    assert_eq!(from_a.call(|r| Probe::Push(1, r), T).await.unwrap(), 1);
+    assert!(from_a.shared::<Started>().is_none(), "reached over QUIC");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_casts_and_calls_keep_order_and_reach_restarted_actors() {
     let journal = Journal::default();

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 use troupe_runtime::Reply;
 
+use common::Started;
 use common::*;
 use troupe_runtime::{
     Addr, CallError, ChildOptions, Mesh, Node, NodeConfig, NodeExit, Restart, SupervisionAction,
@@ -62,6 +63,31 @@ async fn actor_counters_keep_their_counts_across_a_restart() {
             .collect::<Vec<_>>(),
         vec!["c0", "c1"]
     );
+}
+
+#[tokio::test]
+async fn a_local_handle_reaches_what_the_current_instance_shares() {
+    let journal = Journal::default();
+    let (node, addrs) = tree(SupervisorSpec::one_for_one(), 2, &journal).await;
+    let second = &addrs[1];
+    let started = |n| async move {
+        eventually(&format!("start {n} shares"), T, async || {
+            second.shared::<Started>().as_deref() == Some(&Started(n))
+        })
+        .await;
+    };
+    started(1).await;
+    assert!(
+        addrs[1].shared::<String>().is_none(),
+        "shared as another type"
+    );
+    crash_and_settle(&addrs[1], &node).await;
+    // the restarted instance's, never the crashed one's again
+    assert_ne!(addrs[1].shared::<Started>().as_deref(), Some(&Started(1)));
+    started(2).await;
+    assert_eq!(addrs[0].shared::<Started>().as_deref(), Some(&Started(1)));
+    node.shutdown().await;
+    assert!(addrs[1].shared::<Started>().is_none(), "a stopped actor");
 }
 
 #[tokio::test]

@@ -57,6 +57,10 @@ impl Journal {
     }
 }
 
+/// What a probe instance shares with its own process: which start of its name it is.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Started(pub u32);
+
 pub struct ProbeActor {
     pub journal: Journal,
     pub log: Vec<u64>,
@@ -85,6 +89,9 @@ impl Actor for ProbeActor {
             .events
             .lock()
             .push(format!("start {}", ctx.name()));
+        let started = Arc::new(Started(self.journal.starts(ctx.name())));
+        assert!(ctx.share(started), "the first share of an instance");
+        assert!(!ctx.share(Arc::new(0u8)), "one share per instance");
         Ok(())
     }
 

@@ -1,0 +1,252 @@
+//! [`ShardTable`]: a shard's entries, shared with the front ends of its own process
+//!
+//! A [`CacheShard`](crate::CacheShard) keeps its [`Store`] in a table behind a lock and shares
+//! the table with its process ([`Ctx::share`](troupe_runtime::Ctx::share)), as an Erlang
+//! process owns an ETS table. A [`CacheClient`](crate::CacheClient) on the same node then runs
+//! a pipeline's commands on the table in place instead of sending them to the shard and
+//! waiting for the reply: that round trip is two task wake-ups, often on two threads, and
+//! was most of the difference from Redis and memcached, which look a key up on the thread
+//! that read the request (`docs/benchmarks.md`).
+//!
+//! The shard stays the table's owner: it is made with the shard instance and closed when the
+//! instance ends (a crash loses the entries, as before), the shard's messages lock it too, and
+//! anything that is not a plain run of commands (read-through reads and writes, `KEYS`,
+//! `SCAN`, configuration, fills) is still a message. A run in place never waits on the shard:
+//! if the table is busy for longer than [`BUSY_WAIT`] (the shard sweeping a large store, say)
+//! the run is sent as a message instead.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::client::CacheClient;
+use crate::cmd::{KeyCommand, Now, ReadThrough};
+use crate::resp::Frame;
+use crate::shard::{BATCH_REFUSED, ShardError};
+use crate::store::Store;
+
+/// Longest a run in place waits for a table another thread holds before it goes to the
+/// shard as a message (a batch of commands holds it for a few microseconds)
+pub(crate) const BUSY_WAIT: Duration = Duration::from_micros(20);
+
+/// A shard instance's entries, locked by whoever uses them
+pub(crate) struct ShardTable {
+    state: Mutex<Table>,
+    /// Cleared when the instance that owns the table ends, or when a command panicked
+    /// while running in place (the shard then fails and restarts with a fresh table)
+    open: AtomicBool,
+    /// Whether the shard reads through to a backing store (then runs refuse what would
+    /// need it)
+    read_through: bool,
+}
+
+/// What the lock guards
+pub(crate) struct Table {
+    /// The entries
+    pub(crate) store: Store,
+    /// When a memcached `flush_all <delay>` empties the store
+    pub(crate) flush_at: Option<Instant>,
+}
+
+impl Table {
+    /// Applies a delayed flush that is due at `now`: done before anything reads the store.
+    pub(crate) fn catch_up(&mut self, now: Instant) {
+        if self.flush_at.is_some_and(|at| at <= now) {
+            self.flush_at = None;
+            self.store.clear();
+        }
+    }
+
+    /// Runs `commands` in order, as [`ShardMsg::Run`](crate::ShardMsg::Run) documents: on a
+    /// read-through shard a command that needs the backing store refuses the whole run, and
+    /// one that would write around it is refused alone.
+    pub(crate) fn run(
+        &mut self,
+        read_through: bool,
+        commands: Vec<KeyCommand>,
+        now: &Now,
+    ) -> Result<Vec<Frame>, ShardError> {
+        self.catch_up(now.at);
+        let store = &mut self.store;
+        if !read_through {
+            return Ok(commands
+                .into_iter()
+                .map(|cmd| cmd.apply(store, now))
+                .collect());
+        }
+        if commands
+            .iter()
+            .any(|cmd| cmd.read_through() == ReadThrough::Backed)
+        {
+            return Err(ShardError::ReadThroughUnsupported(
+                BATCH_REFUSED.to_string(),
+            ));
+        }
+        Ok(commands
+            .into_iter()
+            .map(|cmd| match cmd.read_through() {
+                ReadThrough::Cached => cmd.apply(store, now),
+                ReadThrough::Backed | ReadThrough::Refused => Frame::Error(
+                    ShardError::ReadThroughUnsupported(cmd.name().to_ascii_uppercase()).to_string(),
+                ),
+            })
+            .collect())
+    }
+}
+
+/// How a run in place went
+pub(crate) enum InPlace {
+    /// Run: the shard's answer
+    Ran(Result<Vec<Frame>, ShardError>),
+    /// Not run (the table is closed or busy): send the commands to the shard
+    Send(Vec<KeyCommand>),
+    /// A command panicked: the table is closed, the shard restarts; the panic's text
+    Panicked(String),
+}
+
+impl ShardTable {
+    /// An open table over `store`
+    pub(crate) fn new(store: Store, read_through: bool) -> Self {
+        Self {
+            state: Mutex::new(Table {
+                store,
+                flush_at: None,
+            }),
+            open: AtomicBool::new(true),
+            read_through,
+        }
+    }
+
+    /// The table, waiting for it as long as it takes (the shard's own use)
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
+        self.state.lock()
+    }
+
+    /// Whether the table still serves: false once its instance ended or a run in it panicked
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Ends the table's service: later runs in place go to the shard as messages.
+    pub(crate) fn close(&self) {
+        self.open.store(false, Ordering::Release);
+    }
+
+    /// Runs `commands` here, now, as the shard would run them in one
+    /// [`ShardMsg::Run`](crate::ShardMsg::Run), unless the table is closed or busy past
+    /// [`BUSY_WAIT`].
+    pub(crate) fn try_run(&self, commands: Vec<KeyCommand>, now: &Now) -> InPlace {
+        if !self.is_open() {
+            return InPlace::Send(commands);
+        }
+        let Some(mut table) = self.state.try_lock_for(BUSY_WAIT) else {
+            return InPlace::Send(commands);
+        };
+        // closed while this waited: the shard it belonged to has ended
+        if !self.is_open() {
+            return InPlace::Send(commands);
+        }
+        let read_through = self.read_through;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| table.run(read_through, commands, now)))
+        {
+            Ok(answer) => InPlace::Ran(answer),
+            Err(panic) => {
+                // The store may be half-changed: nobody uses it again; the shard fails at its
+                // next message and its successor starts empty, as after any crash.
+                self.close();
+                let reason = troupe_runtime::panic_message(&*panic);
+                tracing::error!(%reason, "a cache command panicked; the shard will restart");
+                InPlace::Panicked(reason)
+            }
+        }
+    }
+}
+
+/// The tables of every shard of a cache, when each runs in this process and none reads
+/// through a backing store: a front end then answers a whole batch on them in place
+pub(crate) struct LocalTables {
+    tables: Vec<Arc<ShardTable>>,
+}
+
+impl LocalTables {
+    /// Every shard's table, in routing order, if all are in this process, open and plain
+    pub(crate) fn of(client: &CacheClient) -> Option<Self> {
+        let tables = client
+            .shards()
+            .iter()
+            .map(|shard| {
+                shard
+                    .shared::<ShardTable>()
+                    .filter(|t| t.is_open() && !t.read_through)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { tables })
+    }
+
+    /// Whether every table still serves (a restarted shard has a new one)
+    pub(crate) fn is_open(&self) -> bool {
+        self.tables.iter().all(|t| t.is_open())
+    }
+
+    /// Locks the tables whose `needed` entry is true, in routing order (so two batches never
+    /// wait on each other in a cycle), each within [`BUSY_WAIT`]; `None` if one is busy
+    /// longer or closed.
+    pub(crate) fn lock(&self, needed: &[bool]) -> Option<Locked<'_>> {
+        let mut guards = Vec::with_capacity(self.tables.len());
+        for (table, &needed) in self.tables.iter().zip(needed) {
+            if !needed {
+                guards.push(None);
+                continue;
+            }
+            let guard = table.state.try_lock_for(BUSY_WAIT)?;
+            if !table.is_open() {
+                return None;
+            }
+            guards.push(Some(guard));
+        }
+        Some(Locked {
+            tables: &self.tables,
+            guards,
+        })
+    }
+}
+
+/// Some tables of a [`LocalTables`], locked
+pub(crate) struct Locked<'a> {
+    tables: &'a [Arc<ShardTable>],
+    guards: Vec<Option<MutexGuard<'a, Table>>>,
+}
+
+impl Locked<'_> {
+    /// Applies any delayed flush due at `now` on every locked table.
+    pub(crate) fn catch_up(&mut self, now: Instant) {
+        for table in self.guards.iter_mut().flatten() {
+            table.catch_up(now);
+        }
+    }
+
+    /// Applies `cmd` on shard `shard`'s table, which must be locked. A panic closes the
+    /// table (its shard restarts, empty) and is answered as an error, as is any later
+    /// command on it.
+    pub(crate) fn apply(&mut self, shard: usize, cmd: KeyCommand, now: &Now) -> Frame {
+        let table = &self.tables[shard];
+        let Some(Some(guard)) = self.guards.get_mut(shard) else {
+            return Frame::Error("ERR internal error: the shard's table is not locked".into());
+        };
+        if !table.is_open() {
+            return Frame::Error("ERR cache shard unavailable: it is restarting".into());
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| cmd.apply(&mut guard.store, now))) {
+            Ok(frame) => frame,
+            Err(panic) => {
+                table.close();
+                let reason = troupe_runtime::panic_message(&*panic);
+                tracing::error!(%reason, "a cache command panicked; the shard will restart");
+                Frame::Error(format!("ERR cache shard failed: {reason}"))
+            }
+        }
+    }
+}
