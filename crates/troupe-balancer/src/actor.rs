@@ -147,12 +147,15 @@ impl<Q: Request> Balancer<Q> {
                 )
             })
             .unzip();
+        let core = core::Balancer::new(self.strategy, self.breaker);
+        let rng = SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random));
         BalancerActor {
-            config: self.clone(),
-            core: Arc::new(Mutex::new(core::Balancer::new(self.strategy, self.breaker))),
-            rng: SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random)),
-            picks,
-            ejected,
+            forwarder: Arc::new(Forwarder {
+                config: self.clone(),
+                core: Mutex::new((core, rng)),
+                picks,
+                ejected,
+            }),
         }
     }
 
@@ -169,10 +172,23 @@ impl<Q: Request> Balancer<Q> {
 /// next); each outcome feeds that member's circuit breaker. Members on a node reported down
 /// are skipped until it is up again. A restarted balancer starts with fresh health state;
 /// calls it had already forwarded are still answered.
+///
+/// The balancer shares its state with its own process as a [`Forwarder`] ([`Ctx::share`]):
+/// a caller there can pick and ask the member itself, skipping the balancer's mailbox.
 pub struct BalancerActor<Q: Request> {
+    forwarder: Arc<Forwarder<Q>>,
+}
+
+/// A balancer's picking state, shared by the balancer actor with callers in its process
+/// ([`Addr::shared`]): [`ask`](Self::ask) picks a member and asks it from the caller's own
+/// task, as the balancer would from its own, with the same breakers, counts and metrics —
+/// one task hand-off each way instead of three.
+///
+/// Get it with `balancer_addr.shared::<Forwarder<Q>>()`; `None` (the balancer is on another
+/// node, restarting, or behind a failover gate) means: ask the balancer's address instead.
+pub struct Forwarder<Q: Request> {
     config: Balancer<Q>,
-    core: Arc<Mutex<core::Balancer>>,
-    rng: SmallRng,
+    core: Mutex<(core::Balancer, SmallRng)>,
     /// `troupe_balancer_picks_total` per member, in member order: registered once, so a pick
     /// costs one counter increment and no label allocation.
     picks: Vec<metrics::Counter>,
@@ -181,10 +197,141 @@ pub struct BalancerActor<Q: Request> {
     ejected: Vec<metrics::Gauge>,
 }
 
+/// An outstanding pick: reported [`Outcome::Abandoned`] if dropped before it was reported
+/// otherwise (the caller's future was cancelled).
+struct Outstanding<'a, Q: Request> {
+    forwarder: &'a Forwarder<Q>,
+    pick: Option<core::Pick>,
+}
+
+impl<Q: Request> Outstanding<'_, Q> {
+    fn finish(mut self, outcome: Outcome) {
+        if let Some(pick) = self.pick.take() {
+            self.forwarder.finished(pick, outcome);
+        }
+    }
+}
+
+impl<Q: Request> Drop for Outstanding<'_, Q> {
+    fn drop(&mut self) {
+        if let Some(pick) = self.pick.take() {
+            self.forwarder.finished(pick, Outcome::Abandoned);
+        }
+    }
+}
+
+impl<Q: Request> Forwarder<Q> {
+    /// Health and load of each member, in member order (for dashboards and tests).
+    pub fn members(&self) -> Vec<core::MemberView> {
+        self.core.lock().0.members()
+    }
+
+    /// Picks a member for `request` and asks it, waiting at most `within` (and at most the
+    /// balancer's own member timeout), from the caller's task; the member's answer, or its
+    /// typed error. `NotFound` when no member is available.
+    ///
+    /// A timeout at `within` before the balancer's own timeout is the caller's, not the
+    /// member's: it does not count against the member's breaker.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling abandons the member's call (the member may still handle the request); the
+    /// pick stops counting as outstanding, with no verdict on the member.
+    pub async fn ask(&self, request: Q, within: Duration) -> Result<Q::Response, CallError> {
+        let (pick, member) = self.pick(&request)?;
+        let outstanding = Outstanding {
+            forwarder: self,
+            pick: Some(pick),
+        };
+        let limit = within.min(self.config.timeout);
+        let result = member.ask(request, limit).await;
+        outstanding.finish(match &result {
+            Err(CallError::Timeout { .. }) if limit < self.config.timeout => Outcome::Abandoned,
+            result => outcome_of(result),
+        });
+        result
+    }
+
+    /// A member for `request`, counted as picked.
+    fn pick(&self, request: &Q) -> Result<(core::Pick, Addr<Ask<Q>>), CallError> {
+        let key = self.config.key.as_ref().and_then(|k| k(request));
+        let pick = {
+            let (core, rng) = &mut *self.core.lock();
+            core.pick(key.as_deref(), troupe_runtime::time::now(), rng)
+        };
+        let Some(pick) = pick else {
+            metrics::counter!("troupe_balancer_unavailable_total", "balancer" => self.config.name.clone())
+                .increment(1);
+            return Err(CallError::NotFound {
+                target: format!("{}: no available member", self.config.name),
+            });
+        };
+        let index = pick.member.0 as usize;
+        if let Some(picks) = self.picks.get(index) {
+            picks.increment(1);
+        }
+        match self.config.members.get(index) {
+            Some((member, _)) => Ok((pick, member.clone())),
+            None => {
+                self.finished(pick, Outcome::Error);
+                Err(CallError::NotFound {
+                    target: format!("{}: member {}", self.config.name, pick.member),
+                })
+            }
+        }
+    }
+
+    /// Reports how `pick` ended, logging and exporting a change of its member's health.
+    fn finished(&self, pick: core::Pick, outcome: Outcome) {
+        let change = self
+            .core
+            .lock()
+            .0
+            .finished(pick, outcome, troupe_runtime::time::now());
+        let Some(change) = change else {
+            return;
+        };
+        let index = pick.member.0 as usize;
+        if let Some(gauge) = self.ejected.get(index) {
+            gauge.set(if change.to == BreakerState::Closed {
+                0.0
+            } else {
+                1.0
+            });
+        }
+        let name = &self.config.name;
+        let member = self
+            .config
+            .members
+            .get(index)
+            .map_or("?", |(member, _)| member.name());
+        match (change.from, change.to) {
+            (BreakerState::Closed, BreakerState::Open) => {
+                tracing::warn!(balancer = %name, %member, "member ejected");
+                metrics::counter!("troupe_balancer_ejections_total", "balancer" => name.clone())
+                    .increment(1);
+            }
+            (_, BreakerState::Closed) => {
+                tracing::info!(balancer = %name, %member, "member re-admitted")
+            }
+            _ => tracing::debug!(balancer = %name, %member, ?change, "breaker"),
+        }
+    }
+}
+
+/// The verdict on a member from its call's result.
+fn outcome_of<T>(result: &Result<T, CallError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(CallError::Timeout { .. }) => Outcome::Timeout,
+        Err(_) => Outcome::Error,
+    }
+}
+
 impl<Q: Request> BalancerActor<Q> {
     /// Health and load of each member, in member order (for dashboards and tests).
     pub fn members(&self) -> Vec<core::MemberView> {
-        self.core.lock().members()
+        self.forwarder.members()
     }
 }
 
@@ -192,22 +339,23 @@ impl<Q: Request> Actor for BalancerActor<Q> {
     type Msg = Ask<Q>;
 
     async fn started(&mut self, ctx: &mut Ctx<Ask<Q>>) -> Result<(), ActorError> {
+        let forwarder = &self.forwarder;
         {
-            let mut core = self.core.lock();
-            for (i, (addr, weight)) in self.config.members.iter().enumerate() {
+            let (core, _) = &mut *forwarder.core.lock();
+            for (i, (addr, weight)) in forwarder.config.members.iter().enumerate() {
                 core.add(MemberId(i as u64), *weight, Some(addr.node().to_string()));
             }
         }
         // a fresh core: every breaker closed
-        for gauge in &self.ejected {
+        for gauge in &forwarder.ejected {
             gauge.set(0.0);
         }
         // follows node events for as long as this instance runs (a restarted balancer
         // subscribes afresh with its fresh core)
         let mut events = ctx.node().cluster_events();
-        let core = self.core.clone();
-        let name = self.config.name.clone();
+        let shared = forwarder.clone();
         ctx.spawn(async move {
+            let name = &shared.config.name;
             loop {
                 match events.recv().await {
                     // a node this one cannot reach is down for its balancer, whatever the
@@ -218,10 +366,10 @@ impl<Q: Request> Actor for BalancerActor<Q> {
                         | NodeEvent::Unreachable { node, .. },
                     ) => {
                         tracing::info!(balancer = %name, %node, "members on a down or unreachable node are out");
-                        core.lock().node_down(&node);
+                        shared.core.lock().0.node_down(&node);
                     }
                     Ok(NodeEvent::Up { node, .. } | NodeEvent::Reachable { node }) => {
-                        core.lock().node_up(&node)
+                        shared.core.lock().0.node_up(&node)
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -229,76 +377,32 @@ impl<Q: Request> Actor for BalancerActor<Q> {
                 }
             }
         });
+        // members added: callers in this process may now pick for themselves
+        ctx.share(self.forwarder.clone());
         Ok(())
     }
 
     async fn handle(&mut self, ask: Ask<Q>, _ctx: &mut Ctx<Ask<Q>>) -> Result<(), ActorError> {
         let Ask { request, reply } = ask;
-        let key = self.config.key.as_ref().and_then(|k| k(&request));
-        let pick =
-            self.core
-                .lock()
-                .pick(key.as_deref(), troupe_runtime::time::now(), &mut self.rng);
-        let Some(pick) = pick else {
-            metrics::counter!("troupe_balancer_unavailable_total", "balancer" => self.config.name.clone())
-                .increment(1);
-            reply.fail(CallError::NotFound {
-                target: format!("{}: no available member", self.config.name),
-            });
-            return Ok(());
+        let (pick, member) = match self.forwarder.pick(&request) {
+            Ok(picked) => picked,
+            Err(err) => {
+                reply.fail(err);
+                return Ok(());
+            }
         };
-        if let Some(picks) = self.picks.get(pick.member.0 as usize) {
-            picks.increment(1);
-        }
-        let Some((member, _)) = self.config.members.get(pick.member.0 as usize).cloned() else {
-            let _ = self
-                .core
-                .lock()
-                .finished(pick, Outcome::Error, troupe_runtime::time::now());
-            reply.fail(CallError::NotFound {
-                target: format!("{}: member {}", self.config.name, pick.member),
-            });
-            return Ok(());
-        };
-        let core = self.core.clone();
-        let timeout = self.config.timeout;
-        let name = self.config.name.clone();
-        let ejected = self.ejected.get(pick.member.0 as usize).cloned();
+        let forwarder = self.forwarder.clone();
         // a detached task, not one on the context: a forward in flight outlives a restart of
         // the balancer (its caller still gets the member's answer), and it never fails the
         // balancer; it still sends from the balancer's node
         // boxed before spawning: the wrappers around it then move a pointer, not the future
         troupe_runtime::spawn_detached(Box::pin(async move {
-            let result = member.ask(request, timeout).await;
-            let outcome = match &result {
-                Ok(_) => Outcome::Success,
-                Err(CallError::Timeout { .. }) => Outcome::Timeout,
-                Err(_) => Outcome::Error,
+            let outstanding = Outstanding {
+                forwarder: &forwarder,
+                pick: Some(pick),
             };
-            let change = core
-                .lock()
-                .finished(pick, outcome, troupe_runtime::time::now());
-            if let Some(change) = change {
-                if let Some(gauge) = &ejected {
-                    gauge.set(if change.to == BreakerState::Closed {
-                        0.0
-                    } else {
-                        1.0
-                    });
-                }
-                let member = member.name().to_string();
-                match (change.from, change.to) {
-                    (BreakerState::Closed, BreakerState::Open) => {
-                        tracing::warn!(balancer = %name, %member, "member ejected");
-                        metrics::counter!("troupe_balancer_ejections_total", "balancer" => name.clone())
-                            .increment(1);
-                    }
-                    (_, BreakerState::Closed) => {
-                        tracing::info!(balancer = %name, %member, "member re-admitted")
-                    }
-                    _ => tracing::debug!(balancer = %name, %member, ?change, "breaker"),
-                }
-            }
+            let result = member.ask(request, forwarder.config.timeout).await;
+            outstanding.finish(outcome_of(&result));
             match result {
                 Ok(answer) => {
                     reply.send(answer);
@@ -326,8 +430,9 @@ mod tests {
     }
 
     fn draws(balancer: &Balancer<Ping>) -> Vec<u64> {
-        let mut actor = balancer.actor();
-        (0..4).map(|_| actor.rng.next_u64()).collect()
+        let actor = balancer.actor();
+        let mut core = actor.forwarder.core.lock();
+        (0..4).map(|_| core.1.next_u64()).collect()
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use troupe_balancer::Balancer;
 use troupe_balancer::core::{BreakerConfig, Strategy};
+use troupe_balancer::{Balancer, Forwarder};
 use troupe_runtime::remote::NodeNet;
 use troupe_runtime::{
     Actor, ActorError, Addr, Ask, CallError, ChildOptions, Ctx, Mesh, Node, NodeConfig, Pool,
@@ -308,4 +308,77 @@ async fn members_on_a_node_reported_down_are_skipped_until_it_returns() {
     })
     .await;
     drop(y_net);
+}
+
+/// The balancer's in-place picker, once its instance has shared it.
+async fn forwarder(lb: &Addr<Ask<Work>>) -> Arc<Forwarder<Work>> {
+    eventually("the balancer shares its picker", T, async || {
+        lb.shared::<Forwarder<Work>>().ok_or("not yet")
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_in_the_process_picks_in_place_with_the_balancers_rules() {
+    let s = setup(3).await;
+    let breaker = BreakerConfig {
+        consecutive_failures: 2,
+        open_for: Duration::from_secs(60),
+        ..BreakerConfig::default()
+    };
+    let lb = balancer(&s, "lb", Balancer::round_robin(&s.pool).breaker(breaker)).await;
+    let picker = forwarder(&lb).await;
+    let handled = || {
+        s.node
+            .actor_stats()
+            .into_iter()
+            .find(|a| a.name == "lb")
+            .map(|a| a.messages_handled)
+    };
+    let before = handled();
+    let mut counts = [0; 3];
+    for _ in 0..30 {
+        counts[picker.ask(Work::Who { ms: 0 }, T).await.unwrap()] += 1;
+    }
+    assert_eq!(counts, [10, 10, 10], "round robin, as through the balancer");
+    assert_eq!(handled(), before, "no message went through the balancer");
+
+    // the breaker sees what runs in place, and so does the balancer's own path
+    s.health[1].store(false, Ordering::SeqCst);
+    for _ in 0..6 {
+        let _ = picker.ask(Work::Who { ms: 0 }, T).await;
+    }
+    let views = picker.members();
+    assert!(!views[1].available, "member 1 ejected: {views:?}");
+    for _ in 0..6 {
+        assert_ne!(lb.ask(Work::Who { ms: 0 }, T).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_gives_up_leaves_nothing_outstanding_and_no_verdict() {
+    let s = setup(1).await;
+    let lb = balancer(&s, "lb", Balancer::least_outstanding(&s.pool)).await;
+    let picker = forwarder(&lb).await;
+    // cancelled: the caller's future is dropped while the member works
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        picker.ask(Work::Who { ms: 2_000 }, T),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    // the caller's own deadline, shorter than the balancer's member timeout
+    for _ in 0..8 {
+        let err = picker
+            .ask(Work::Who { ms: 2_000 }, Duration::from_millis(20))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    }
+    let view = &picker.members()[0];
+    assert_eq!(view.outstanding, 0, "{view:?}");
+    assert!(
+        view.available,
+        "the caller's deadlines are not the member's failures"
+    );
 }

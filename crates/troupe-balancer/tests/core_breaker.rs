@@ -281,6 +281,39 @@ fn a_failing_member_is_ejected_probed_and_readmitted() {
 }
 
 #[test]
+fn an_abandoned_request_says_nothing_of_its_member_but_an_abandoned_probe_fails() {
+    let mut balancer = balancer(BalancerStrategy::RoundRobin, 1);
+    let mut rng = SmallRng::seed_from_u64(0);
+    let t0 = Instant::now();
+    // abandoned requests between failures neither count as failures nor reset the count
+    for outcome in [
+        Outcome::Error,
+        Outcome::Abandoned,
+        Outcome::Error,
+        Outcome::Abandoned,
+    ] {
+        let pick = balancer.pick(None, t0, &mut rng).expect("closed");
+        assert_eq!(balancer.finished(pick, outcome, t0), None);
+        assert_eq!(balancer.members()[0].outstanding, 0, "the request ended");
+    }
+    let pick = balancer.pick(None, t0, &mut rng).expect("closed");
+    let change = balancer.finished(pick, Outcome::Error, t0);
+    assert_eq!(
+        change.map(|c| c.to),
+        Some(BreakerState::Open),
+        "the third failure"
+    );
+    let due = t0 + OPEN_FOR;
+    let probe = balancer.pick(None, due, &mut rng).expect("probe due");
+    let change = balancer.finished(probe, Outcome::Abandoned, due);
+    assert_eq!(
+        change.map(|c| (c.from, c.to)),
+        Some((BreakerState::HalfOpen, BreakerState::Open)),
+        "nobody would probe it again otherwise"
+    );
+}
+
+#[test]
 fn a_failed_probe_ejects_again_for_longer() {
     let mut balancer = balancer(BalancerStrategy::LeastOutstanding, 1);
     let mut rng = SmallRng::seed_from_u64(0);
@@ -401,6 +434,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Outcome::Success),
         2 => Just(Outcome::Error),
         1 => Just(Outcome::Timeout),
+        1 => Just(Outcome::Abandoned),
     ];
     prop_oneof![
         8 => proptest::option::of(any::<u8>()).prop_map(Op::Pick),

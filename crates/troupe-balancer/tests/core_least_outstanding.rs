@@ -25,6 +25,7 @@ fn outcome() -> impl Strategy<Value = Outcome> {
         6 => Just(Outcome::Success),
         1 => Just(Outcome::Error),
         1 => Just(Outcome::Timeout),
+        1 => Just(Outcome::Abandoned),
     ]
 }
 

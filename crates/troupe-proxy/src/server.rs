@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use troupe_balancer::Forwarder;
 use troupe_runtime::Addr;
 use troupe_runtime::listener::{Connection, Drain};
 
@@ -503,7 +504,12 @@ async fn respond(
         body,
         client: Some(client),
     };
-    match target.ask(request, shared.call_timeout).await {
+    // a balancer in this process: pick and ask its member from this task, skipping a hop
+    let answer = match target.shared::<Forwarder<HttpRequest>>() {
+        Some(balancer) => balancer.ask(request, shared.call_timeout).await,
+        None => target.ask(request, shared.call_timeout).await,
+    };
+    match answer {
         Ok(reply) => into_response(reply),
         Err(err) => call_failed(target.name(), &err),
     }

@@ -264,6 +264,9 @@ impl Balancer {
         if !member.in_flight.remove(&pick.ticket) {
             return None;
         }
+        if outcome == Outcome::Abandoned && member.probe != Some(pick.ticket) {
+            return None;
+        }
         if member.probe == Some(pick.ticket) {
             debug_assert_eq!(member.breaker.state(), BreakerState::HalfOpen);
             member.probe = None;
@@ -273,7 +276,9 @@ impl Balancer {
         }
         let transition = match outcome {
             Outcome::Success => member.breaker.on_success(now),
-            Outcome::Error | Outcome::Timeout => member.breaker.on_failure(now),
+            Outcome::Error | Outcome::Timeout | Outcome::Abandoned => {
+                member.breaker.on_failure(now)
+            }
         }?;
         if transition.to == BreakerState::Closed {
             member.counts_from = next_ticket;

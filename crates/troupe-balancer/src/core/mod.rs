@@ -100,6 +100,10 @@ pub enum Outcome {
     Error,
     /// The member did not answer in time
     Timeout,
+    /// The caller gave up first (its own deadline, or it was cancelled): no verdict on the
+    /// member, except that an abandoned probe counts as failed, so the member waits out
+    /// another open period rather than being probed by nobody
+    Abandoned,
 }
 
 /// A snapshot of one member, as listed by [`Balancer::members`]
