@@ -135,6 +135,33 @@ impl ShardTable {
         self.open.store(false, Ordering::Release);
     }
 
+    /// `GET key` here, now, as the shard would answer [`ShardMsg::Get`](crate::ShardMsg::Get),
+    /// unless the table is closed or busy past [`BUSY_WAIT`], or the key is a miss that a
+    /// read-through shard reads from its backing store: `None` then, ask the shard.
+    pub(crate) fn try_get(
+        &self,
+        key: &[u8],
+        now: Instant,
+    ) -> Option<Result<Option<bytes::Bytes>, ShardError>> {
+        if !self.is_open() {
+            return None;
+        }
+        let mut table = self.state.try_lock_for(BUSY_WAIT)?;
+        if !self.is_open() {
+            return None;
+        }
+        table.catch_up(now);
+        // a read-through miss is the shard's to count and to fill
+        if self.read_through && table.store.peek(key, now).is_none() {
+            return None;
+        }
+        Some(match table.store.get_string(key, now) {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(_)) => Err(ShardError::WrongType),
+        })
+    }
+
     /// Runs `commands` here, now, as the shard would run them in one
     /// [`ShardMsg::Run`](crate::ShardMsg::Run), unless the table is closed or busy past
     /// [`BUSY_WAIT`].

@@ -130,6 +130,43 @@ async fn miss_fills_from_the_backing_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_are_answered_in_place_and_misses_by_the_shard() {
+    let s = setup(1).await;
+    assert_eq!(s.backing.put(b("k"), Some(b("v")), T).await.unwrap(), 1);
+    let shard_messages = || {
+        s._node
+            .actor_stats()
+            .iter()
+            .filter(|a| a.name.starts_with("cache."))
+            .map(|a| a.messages_handled)
+            .sum::<u64>()
+    };
+    // the miss is the shard's: it reads the backing store and fills
+    assert_eq!(s.client.get("k").await.unwrap(), Some(b("v")));
+    assert_eq!(s.gets.load(Ordering::SeqCst), 1);
+    eventually("the fill is applied", T, async || {
+        s.client.stats().await.is_ok_and(|st| st.keys == 1)
+    })
+    .await;
+    let before = shard_messages();
+    for _ in 0..100 {
+        assert_eq!(s.client.get("k").await.unwrap(), Some(b("v")));
+    }
+    // the shard's own sweeps only (one per 100 ms), not a message per hit
+    let handled = shard_messages() - before;
+    assert!(handled < 20, "{handled} shard messages for 100 hits");
+    assert_eq!(
+        s.gets.load(Ordering::SeqCst),
+        1,
+        "no read through for a hit"
+    );
+    // a write through invalidates: the next read misses and reads through again
+    s.client.set("k", "w").await.unwrap();
+    assert_eq!(s.client.get("k").await.unwrap(), Some(b("w")));
+    assert_eq!(s.gets.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_through_and_are_visible_on_the_next_read() {
     let s = setup(2).await;
     for round in 0..5 {
