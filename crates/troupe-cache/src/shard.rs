@@ -841,12 +841,22 @@ impl CacheShard {
                     Ok(version) => version,
                     Err(err) => {
                         // The write may still land: at least drop the cached
-                        // copy (a version-0 fence refuses nothing more).
-                        let _ = me.cast(ShardMsg::Invalidate {
-                            key,
-                            version: 0,
-                            reply: Reply::none(),
-                        });
+                        // copy (a version-0 fence refuses nothing more), before
+                        // answering, so no read after the answer (one in place
+                        // included) returns the copy.
+                        let dropped = me
+                            .call(
+                                |reply| ShardMsg::Invalidate {
+                                    key,
+                                    version: 0,
+                                    reply,
+                                },
+                                timeout,
+                            )
+                            .await;
+                        if let Err(cause) = dropped {
+                            tracing::debug!(%cause, "the cached copy of a failed write was not dropped");
+                        }
                         done(Err(err));
                         return Ok(());
                     }
