@@ -319,7 +319,7 @@ impl<M: Message> Ctx<M> {
         // in the span of the message being handled, so work it does for a traced message
         // stays in the trace
         let task = tracing::Instrument::in_current_span(task);
-        let handle = if self.node.inner.mesh.force_remote() {
+        let handle = if self.node.inner.mesh.sends_need_origin() {
             tokio::spawn(crate::node::ORIGIN.scope(self.node.inner.name.clone(), task))
         } else {
             tokio::spawn(task)
@@ -423,8 +423,8 @@ pub(crate) trait Routing: Send + Sync + 'static {
 pub(crate) struct Direct;
 
 /// The process routes between its own nodes over QUIC
-/// ([`Mesh::route_through_quic`](crate::Mesh::route_through_quic)): every hook runs with the
-/// actor's node as the origin of its sends. A type of its own rather than a branch per
+/// ([`Mesh::route_through_quic`](crate::Mesh::route_through_quic)), or hosts several nodes on
+/// the network: every hook runs with the actor's node as the origin of its sends. A type of its own rather than a branch per
 /// message, which cost the common host about 40 ns per message in a drain probe.
 pub(crate) struct Routed;
 
@@ -672,7 +672,7 @@ impl<A: Actor, F: Fn() -> A + Send + Sync + 'static> Starter for ActorChild<A, F
                 mailbox: mailbox.clone(),
                 slot: self.slot.clone(),
             };
-            let spawned = if self.node.inner.mesh.force_remote() {
+            let spawned = if self.node.inner.mesh.sends_need_origin() {
                 let host = Host::<A, Routed>(Default::default());
                 ractor::Actor::spawn_linked(None, host, args, parent).await
             } else {

@@ -103,6 +103,15 @@ impl MeshInner {
         self.force_remote.load(Ordering::Relaxed)
     }
 
+    /// Whether a send must know the node it comes from to leave through the right endpoint:
+    /// when the process routes between its own nodes over QUIC, or hosts several nodes on the
+    /// network (shop's `--node edge --node app`), where a send from `app` leaving through
+    /// `edge`'s endpoint would reach its peer as from `edge`, and be refused by actors that
+    /// admit `app` only.
+    pub(crate) fn sends_need_origin(&self) -> bool {
+        self.force_remote() || self.nets.len() > 1
+    }
+
     /// The endpoint to send to node `target` from: the sending actor's node's; for code that
     /// runs on no node (a test, `main`), the target node's own when it is in this process (so
     /// it is reached in place, as from itself), else any of this process's.

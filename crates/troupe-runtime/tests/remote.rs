@@ -1427,3 +1427,63 @@ async fn a_peer_declared_down_is_unreachable_at_once_while_its_link_lingers() {
     );
     assert_eq!(a.net.live(), vec!["b".to_string()]);
 }
+
+/// A node that is started after its endpoint is bound, as `launch` does.
+async fn networked(
+    ca: &DevCa,
+    mesh: &Mesh,
+    name: &str,
+    seeds: &[SocketAddr],
+    children: impl FnOnce(&Node) -> Vec<troupe_runtime::ChildSpec>,
+) -> (Node, NodeNet) {
+    let node = Node::new(name, mesh, NodeConfig::default()).unwrap();
+    let net = NodeNet::bind(&node, LOOPBACK, config(ca, name, seeds))
+        .await
+        .unwrap();
+    let specs = children(&node);
+    node.start(SupervisorSpec::one_for_one(), specs)
+        .await
+        .unwrap();
+    (node, net)
+}
+
+/// shop's `--node edge --node app` layout: two networked nodes in one process. A send from an
+/// actor on `app` must leave through `app`'s endpoint: through `edge`'s, a peer that admits
+/// only `app` refuses it. Which endpoint a send with no known origin took was up to a hash
+/// map's order, so each round is a fresh process's worth of nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_sends_from_its_own_node_when_its_process_has_several() {
+    let journal = Journal::default();
+    let ca = DevCa::new("test").unwrap();
+    for round in 0..6u64 {
+        let only_app = ChildOptions::permanent().reachable_from(Reach::nodes(["app"]));
+        let (data, data_net) = networked(&ca, &Mesh::new(), "data", &[], |node| {
+            vec![probe(node, &journal, "only-app", only_app).0]
+        })
+        .await;
+        let seeds = [data_net.local_addr()];
+        let mesh = Mesh::new();
+        let (edge, edge_net) = networked(&ca, &mesh, "edge", &seeds, |_| Vec::new()).await;
+        let mut forwarder = None;
+        let (app, app_net) = networked(&ca, &mesh, "app", &seeds, |node| {
+            let (spec, addr) = probe(node, &journal, "fwd", ChildOptions::permanent());
+            forwarder = Some(addr);
+            vec![spec]
+        })
+        .await;
+        troupe_testkit::fully_connected(&[&data_net, &edge_net, &app_net], T).await;
+        let to_data = app.addr::<Probe>("data", "only-app");
+        let forwarded = forwarder
+            .expect("started")
+            .call(|r| Probe::Forward(to_data, round, r), T)
+            .await;
+        assert_eq!(
+            forwarded,
+            Ok(1),
+            "round {round}: the only push data's probe saw"
+        );
+        for node in [&edge, &app, &data] {
+            node.shutdown().await;
+        }
+    }
+}
