@@ -70,9 +70,10 @@ pub enum CacheError {
 ///
 /// Each method sends one message per shard involved and waits for every
 /// answer, at most the client's timeout ([`DEFAULT_TIMEOUT`], 5 s, unless set
-/// with [`with_timeout`](Self::with_timeout)); [`run`](Self::run) instead runs
-/// a shard's commands on its table in place when the shard is in this process
-/// (see `docs/cache.md`, "Where commands run").
+/// with [`with_timeout`](Self::with_timeout)); [`run`](Self::run) and
+/// [`get`](Self::get) instead run on the shard's table in place when the shard
+/// is in this process and its table is free (see `docs/cache.md`, "Where
+/// commands run").
 ///
 /// # Cancel safety
 ///

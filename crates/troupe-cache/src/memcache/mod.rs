@@ -2,8 +2,9 @@
 //!
 //! - [`parse`]: the pure, resumable [`Decoder`] from bytes to [`Request`]s,
 //!   with its [`Limits`].
-//! - `server.rs`: the connection loop: runs of requests on keys go to the
-//!   shards as one message per shard per batch (memcached's units,
+//! - `server.rs`: the connection loop: runs of requests on keys run on the
+//!   shards' tables in place, or go to the shards as one message per shard
+//!   per batch where they are elsewhere (memcached's units,
 //!   [`crate::cmd::memcache`]), the replies written as memcached's text; on
 //!   a read-through cache, `get`/`gets` read through, `set` without flags or
 //!   exptime writes through and `delete` deletes through, as typed calls.

@@ -6,7 +6,8 @@
 //! Per connection: read into a buffer (never more than one request's limit
 //! past what is decoded), decode every complete request, answer each in
 //! order into one output buffer, and write it after the batch. Runs of
-//! requests on keys go to the shards as one message per shard per batch
+//! requests on keys run on each shard's table in place when the shard is in
+//! this process, else go to it as one message per batch
 //! ([`CacheClient::run`]); `flush_all`, `stats` and the like run between
 //! them, in order. A line past its limit closes the connection, as
 //! memcached closes one that sends 2,048 bytes without a newline.
