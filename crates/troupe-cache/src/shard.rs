@@ -344,7 +344,7 @@ pub enum ShardMsg {
     /// Commands from one pipeline, every key on this shard, run in order; one
     /// reply each, in order. A read-through shard refuses the whole run if
     /// one of them reads or writes through the backing store
-    /// ([`ShardError::ReadThroughUnsupported`] naming [`BATCH_REFUSED`]; send
+    /// ([`ShardError::ReadThroughUnsupported`] naming "a pipelined batch"; send
     /// those as the typed messages), answers the ones that act on cached
     /// copies, and refuses the others one by one.
     Run {
