@@ -36,6 +36,9 @@ use crate::table::LocalTables;
 /// The commands the front end answers, for `COMMAND COUNT`
 const COMMAND_COUNT: i64 = 78;
 
+/// What a command in a batch of commands on keys gets if it is not one (never, by construction).
+const NOT_ON_KEYS: &str = "ERR internal: not a command on keys";
+
 /// What a client gets for a command before it has authenticated (Redis's text).
 const NOAUTH: &str = "NOAUTH Authentication required.";
 
@@ -355,9 +358,7 @@ impl Connection<'_> {
                     keyed.extend(multi.parts);
                     slots.push(Slot::Parts(start..keyed.len(), multi.combine));
                 }
-                _ => slots.push(Slot::Ready(Frame::Error(
-                    "ERR internal: not a command on keys".into(),
-                ))),
+                _ => slots.push(Slot::Ready(Frame::Error(NOT_ON_KEYS.into()))),
             }
         }
         let replies = self.run_keyed(keyed).await;
@@ -426,7 +427,7 @@ impl Connection<'_> {
                         .collect();
                     multi.combine.replies(parts)
                 }
-                _ => Frame::Error("ERR internal: not a command on keys".into()),
+                _ => Frame::Error(NOT_ON_KEYS.into()),
             };
             reply.encode(out);
         }

@@ -725,12 +725,11 @@ impl CacheShard {
         ctx: &mut Ctx<ShardMsg>,
         now: Instant,
     ) {
-        let found = self.table.lock().store.get_string(&key, now);
+        let found = self.table.lock().get(&key, now);
         let value = match found {
-            None => None,
-            Some(Ok(v)) => Some(v),
-            Some(Err(_)) => {
-                reply.send(Err(ShardError::WrongType));
+            Ok(value) => value,
+            Err(wrong_type) => {
+                reply.send(Err(wrong_type));
                 return;
             }
         };
@@ -1057,8 +1056,7 @@ impl Actor for CacheShard {
                 reply.send(result.map_err(ShardError::from));
             }
             ShardMsg::Run { commands, reply } => {
-                let through = self.read_through.is_some();
-                reply.send(table.lock().run(through, commands, &clock));
+                reply.send(table.run(commands, &clock));
             }
             ShardMsg::Keys { pattern, reply } => {
                 reply.send(all_shards::keys_shard(&table.lock().store, &pattern, now));

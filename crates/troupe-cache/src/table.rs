@@ -60,6 +60,20 @@ impl Table {
         }
     }
 
+    /// `GET key`'s answer from the store: the string, `None` for a miss, `WrongType` for a
+    /// key of another type.
+    pub(crate) fn get(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+    ) -> Result<Option<bytes::Bytes>, ShardError> {
+        match self.store.get_string(key, now) {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(_)) => Err(ShardError::WrongType),
+        }
+    }
+
     /// Runs `commands` in order, as [`ShardMsg::Run`](crate::ShardMsg::Run) documents: on a
     /// read-through shard a command that needs the backing store refuses the whole run, and
     /// one that would write around it is refused alone.
@@ -135,6 +149,38 @@ impl ShardTable {
         self.open.store(false, Ordering::Release);
     }
 
+    /// The table for a use in place: `None` if it is closed, or held by another thread for
+    /// longer than [`BUSY_WAIT`], or closed while this waited (its shard has ended).
+    fn try_lock(&self) -> Option<MutexGuard<'_, Table>> {
+        if !self.is_open() {
+            return None;
+        }
+        let table = self.state.try_lock_for(BUSY_WAIT)?;
+        self.is_open().then_some(table)
+    }
+
+    /// Runs `f` on a table locked in place; a panic in it closes the table (the store may be
+    /// half-changed: nobody uses it again; the shard fails at its next message and its
+    /// successor starts empty, as after any crash) and is returned as its text.
+    fn guarded<T>(&self, f: impl FnOnce() -> T) -> Result<T, String> {
+        std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+            self.close();
+            let reason = troupe_runtime::panic_message(&*panic);
+            tracing::error!(%reason, "a cache command panicked; the shard will restart");
+            reason
+        })
+    }
+
+    /// Runs `commands` as the shard's own [`ShardMsg::Run`](crate::ShardMsg::Run), waiting
+    /// for the table as long as it takes.
+    pub(crate) fn run(
+        &self,
+        commands: Vec<KeyCommand>,
+        now: &Now,
+    ) -> Result<Vec<Frame>, ShardError> {
+        self.lock().run(self.read_through, commands, now)
+    }
+
     /// `GET key` here, now, as the shard would answer [`ShardMsg::Get`](crate::ShardMsg::Get),
     /// unless the table is closed or busy past [`BUSY_WAIT`], or the key is a miss that a
     /// read-through shard reads from its backing store: `None` then, ask the shard.
@@ -143,51 +189,26 @@ impl ShardTable {
         key: &[u8],
         now: Instant,
     ) -> Option<Result<Option<bytes::Bytes>, ShardError>> {
-        if !self.is_open() {
-            return None;
-        }
-        let mut table = self.state.try_lock_for(BUSY_WAIT)?;
-        if !self.is_open() {
-            return None;
-        }
+        let mut table = self.try_lock()?;
         table.catch_up(now);
         // a read-through miss is the shard's to count and to fill
         if self.read_through && table.store.peek(key, now).is_none() {
             return None;
         }
-        Some(match table.store.get_string(key, now) {
-            None => Ok(None),
-            Some(Ok(value)) => Ok(Some(value)),
-            Some(Err(_)) => Err(ShardError::WrongType),
-        })
+        Some(table.get(key, now))
     }
 
     /// Runs `commands` here, now, as the shard would run them in one
     /// [`ShardMsg::Run`](crate::ShardMsg::Run), unless the table is closed or busy past
     /// [`BUSY_WAIT`].
     pub(crate) fn try_run(&self, commands: Vec<KeyCommand>, now: &Now) -> InPlace {
-        if !self.is_open() {
-            return InPlace::Send(commands);
-        }
-        let Some(mut table) = self.state.try_lock_for(BUSY_WAIT) else {
+        let Some(mut table) = self.try_lock() else {
             return InPlace::Send(commands);
         };
-        // closed while this waited: the shard it belonged to has ended
-        if !self.is_open() {
-            return InPlace::Send(commands);
-        }
         let read_through = self.read_through;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| table.run(read_through, commands, now)))
-        {
+        match self.guarded(|| table.run(read_through, commands, now)) {
             Ok(answer) => InPlace::Ran(answer),
-            Err(panic) => {
-                // The store may be half-changed: nobody uses it again; the shard fails at its
-                // next message and its successor starts empty, as after any crash.
-                self.close();
-                let reason = troupe_runtime::panic_message(&*panic);
-                tracing::error!(%reason, "a cache command panicked; the shard will restart");
-                InPlace::Panicked(reason)
-            }
+            Err(reason) => InPlace::Panicked(reason),
         }
     }
 }
@@ -228,11 +249,7 @@ impl LocalTables {
                 guards.push(None);
                 continue;
             }
-            let guard = table.state.try_lock_for(BUSY_WAIT)?;
-            if !table.is_open() {
-                return None;
-            }
-            guards.push(Some(guard));
+            guards.push(Some(table.try_lock()?));
         }
         Some(Locked {
             tables: &self.tables,
@@ -259,21 +276,16 @@ impl Locked<'_> {
     /// table (its shard restarts, empty) and is answered as an error, as is any later
     /// command on it.
     pub(crate) fn apply(&mut self, shard: usize, cmd: KeyCommand, now: &Now) -> Frame {
-        let table = &self.tables[shard];
-        let Some(Some(guard)) = self.guards.get_mut(shard) else {
+        let tables = self.tables;
+        let (Some(table), Some(Some(guard))) = (tables.get(shard), self.guards.get_mut(shard))
+        else {
             return Frame::Error("ERR internal error: the shard's table is not locked".into());
         };
         if !table.is_open() {
             return Frame::Error("ERR cache shard unavailable: it is restarting".into());
         }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| cmd.apply(&mut guard.store, now))) {
-            Ok(frame) => frame,
-            Err(panic) => {
-                table.close();
-                let reason = troupe_runtime::panic_message(&*panic);
-                tracing::error!(%reason, "a cache command panicked; the shard will restart");
-                Frame::Error(format!("ERR cache shard failed: {reason}"))
-            }
-        }
+        table
+            .guarded(|| cmd.apply(&mut guard.store, now))
+            .unwrap_or_else(|reason| Frame::Error(format!("ERR cache shard failed: {reason}")))
     }
 }
