@@ -35,7 +35,8 @@ pub(crate) struct Mailbox {
     pub(crate) depth: AtomicUsize,
     pub(crate) handled: AtomicU64,
     /// What the instance shares with callers in its own process (see `Ctx::share`): kept
-    /// here because this lives exactly as long as the instance is current.
+    /// here because callers reach it through the slot's current instance, so it is visible
+    /// exactly while the instance is current (the record itself may live a little longer).
     pub(crate) shared: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
