@@ -29,7 +29,7 @@ use crate::cmd::{
     CROSSSLOT, ClientCommand, Combine, Command, CommandCommand, CommandError, ConfigCommand,
     ConnCommand, KeyCommand, Now, ReadThrough, bulk_or_null, ok, unknown_command_error,
 };
-use crate::resp::{Frame, Limits, Resume};
+use crate::resp::{Frame, Limits, Requests, Resume};
 use crate::shard::{BATCH_REFUSED, SetTtl, ShardError};
 use crate::table::LocalTables;
 
@@ -160,7 +160,7 @@ impl Connection<'_> {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let mut output = BytesMut::with_capacity(16 * 1024);
         let mut commands = Vec::new();
-        let mut frames = Vec::new();
+        let mut requests = Requests::default();
         // where the check of an incomplete frame stopped, so a trickled array is examined
         // once rather than from its start at every read
         let mut resume = Resume::default();
@@ -170,20 +170,22 @@ impl Connection<'_> {
                 match Frame::check_resuming(&input, limits, &mut resume) {
                     // still incomplete: nothing to decode until more arrives
                     Ok(None) => None,
-                    Ok(Some(_)) => Frame::decode_all(&mut input, limits, &mut frames).err(),
+                    Ok(Some(_)) => requests.decode(&mut input, limits).err(),
                     Err(err) => Some(err),
                 }
             } else {
-                Frame::decode_all(&mut input, limits, &mut frames).err()
+                requests.decode(&mut input, limits).err()
             };
             // what is left is incomplete: note how far its check got
             if protocol_error.is_none() && !resume.is_resuming() && !input.is_empty() {
                 let _ = Frame::check_resuming(&input, limits, &mut resume);
             }
-            commands.extend(frames.drain(..).map(|frame| {
-                let size = frame_size(&frame);
-                (Command::from_frame(frame), size)
-            }));
+            requests.take_each(|parse, size| {
+                let command = parse
+                    .map_err(CommandError::from)
+                    .and_then(Command::from_parse);
+                commands.push((command, size));
+            });
             let mut close = matches!(
                 self.answer_all(&mut commands, &mut output).await?,
                 After::Close
@@ -201,6 +203,7 @@ impl Connection<'_> {
             }
             // a burst's peak is not kept for the rest of the connection's life
             shrink(&mut input, &mut output, &mut commands);
+            requests.shrink(1024);
             if close || drain.is_draining() {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
@@ -826,16 +829,6 @@ pub(crate) fn shrink<T>(input: &mut BytesMut, output: &mut BytesMut, pending: &m
     }
     if pending.is_empty() && pending.capacity() > 1024 {
         *pending = Vec::new();
-    }
-}
-
-/// The bytes of a request's arguments.
-fn frame_size(frame: &Frame) -> usize {
-    match frame {
-        Frame::Array(items) => items.iter().map(frame_size).sum(),
-        Frame::Bulk(bytes) => bytes.len(),
-        Frame::Simple(text) | Frame::Error(text) => text.len(),
-        Frame::Integer(_) | Frame::Null | Frame::NullArray => 8,
     }
 }
 

@@ -322,12 +322,12 @@ pub fn unknown_command_error(name: &[u8], args: &[Bytes]) -> String {
 
 /// The arguments of one command after its name, and their count with the
 /// name (Redis's arity)
-pub struct Args {
-    parse: Parse,
+pub struct Args<'a> {
+    parse: Parse<'a>,
     argc: usize,
 }
 
-impl Args {
+impl Args<'_> {
     /// Exactly `n` arguments including the name, else `'name'`'s arity error
     ///
     /// # Errors
@@ -411,7 +411,15 @@ impl Command {
     ///
     /// A [`CommandError`] whose `Display` is the reply Redis gives.
     pub fn from_frame(frame: Frame) -> Result<Self, CommandError> {
-        let mut parse = Parse::new(frame)?;
+        Self::from_parse(Parse::new(frame)?)
+    }
+
+    /// Parse a command from its arguments, the name first; as [`Command::from_frame`]
+    ///
+    /// # Errors
+    ///
+    /// As [`Command::from_frame`].
+    pub fn from_parse(mut parse: Parse<'_>) -> Result<Self, CommandError> {
         if parse.remaining() == 0 {
             return Err(CommandError::Empty);
         }

@@ -5,6 +5,8 @@
 //! Every length prefix is compared with its [`Limits`] entry as soon as its
 //! header line is complete, before the body is waited for or allocated.
 
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Redis's default `proto-max-bulk-len`
@@ -124,7 +126,7 @@ pub enum RespError {
 }
 
 /// Outcome of walking one frame: `Ok(None)` means more bytes are needed.
-type Step<T> = Result<Option<T>, RespError>;
+pub(super) type Step<T> = Result<Option<T>, RespError>;
 
 impl Frame {
     /// Check that `buf` starts with a complete frame, without allocating
@@ -409,7 +411,7 @@ fn check_from(
 /// An array header at `pos`, inside `depth` arrays: where its elements start and how many
 /// there are (`None` for a null array); `None` while the header is incomplete. Both the walk
 /// and the resumed check read headers here, so they agree on every limit.
-fn array_header(
+pub(super) fn array_header(
     buf: &[u8],
     pos: usize,
     depth: usize,
@@ -475,7 +477,7 @@ fn put_line(dst: &mut BytesMut, prefix: u8, text: &[u8]) {
 
 fn put_header(dst: &mut BytesMut, prefix: u8, n: i64) {
     dst.put_u8(prefix);
-    dst.put_slice(n.to_string().as_bytes());
+    dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
     dst.put_slice(b"\r\n");
 }
 
@@ -514,7 +516,16 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
 fn line_end(buf: &[u8], pos: usize, max: usize, too_long: RespError) -> Step<usize> {
     let rest = buf.get(pos..).unwrap_or_default();
     let window = &rest[..rest.len().min(max.saturating_add(2))];
-    match window.windows(2).position(|w| w == b"\r\n") {
+    // the first `\r` followed by `\n`; a lone `\r` is part of the line
+    let mut from = 0;
+    let found = loop {
+        match memchr::memchr(b'\r', &window[from..]) {
+            Some(i) if window.get(from + i + 1) == Some(&b'\n') => break Some(from + i),
+            Some(i) => from += i + 1,
+            None => break None,
+        }
+    };
+    match found {
         Some(i) if i <= max => Ok(Some(pos + i)),
         Some(_) => Err(too_long),
         None if rest.len() > max.saturating_add(1) => Err(too_long),
@@ -526,7 +537,11 @@ fn line_end(buf: &[u8], pos: usize, max: usize, too_long: RespError) -> Step<usi
 ///
 /// With `out` set (the same bytes as `buf`), the frame is built; otherwise
 /// only validated.
-fn walk_top(buf: &[u8], limits: &Limits, out: Option<&Bytes>) -> Step<(Option<Frame>, usize)> {
+pub(super) fn walk_top(
+    buf: &[u8],
+    limits: &Limits,
+    out: Option<&Bytes>,
+) -> Step<(Option<Frame>, usize)> {
     let mut pos = 0;
     loop {
         let Some(&first) = buf.get(pos) else {
@@ -603,6 +618,41 @@ fn text(buf: &[u8], start: usize, end: usize) -> Result<String, RespError> {
         .map_err(|_| RespError::Protocol("invalid UTF-8 in simple string".into()))
 }
 
+/// The bulk string whose `$` is at `pos`: where its payload lies (`None` for the null bulk
+/// string) and where it ends; `None` while incomplete. Both [`walk`] and the request decoder
+/// read bulk strings here, so they agree on every limit and error.
+pub(super) fn bulk(buf: &[u8], pos: usize, limits: &Limits) -> Step<(Option<Range<usize>>, usize)> {
+    let start = pos + 1;
+    let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)? else {
+        return Ok(None);
+    };
+    let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidBulkLength)?;
+    let body = cr + 2;
+    if len == -1 {
+        return Ok(Some((None, body)));
+    }
+    let len = u64::try_from(len).map_err(|_| RespError::InvalidBulkLength)?;
+    let len_usize = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= limits.max_bulk_len)
+        .ok_or(RespError::BulkTooLong {
+            len,
+            max: limits.max_bulk_len,
+        })?;
+    let end = body + len_usize;
+    let Some(crlf) = buf.get(end..end + 2) else {
+        // A partial `\r` is still just incomplete.
+        if buf.get(end).is_some_and(|&b| b != b'\r') {
+            return Err(RespError::MissingCrlf);
+        }
+        return Ok(None);
+    };
+    if crlf != b"\r\n" {
+        return Err(RespError::MissingCrlf);
+    }
+    Ok(Some((Some(body..end), end + 2)))
+}
+
 /// Walk one typed frame at `pos`, nested `depth` arrays deep.
 fn walk(
     buf: &[u8],
@@ -642,39 +692,13 @@ fn walk(
             let n = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidInteger)?;
             Ok(Some((out.map(|_| Frame::Integer(n)), cr + 2)))
         }
-        b'$' => {
-            let Some(cr) = line_end(buf, start, limits.max_inline_len, too_long)? else {
-                return Ok(None);
-            };
-            let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidBulkLength)?;
-            let body = cr + 2;
-            if len == -1 {
-                return Ok(Some((out.map(|_| Frame::Null), body)));
-            }
-            let len = u64::try_from(len).map_err(|_| RespError::InvalidBulkLength)?;
-            let len_usize = usize::try_from(len)
-                .ok()
-                .filter(|&n| n <= limits.max_bulk_len)
-                .ok_or(RespError::BulkTooLong {
-                    len,
-                    max: limits.max_bulk_len,
-                })?;
-            let end = body + len_usize;
-            let Some(crlf) = buf.get(end..end + 2) else {
-                // A partial `\r` is still just incomplete.
-                if buf.get(end).is_some_and(|&b| b != b'\r') {
-                    return Err(RespError::MissingCrlf);
-                }
-                return Ok(None);
-            };
-            if crlf != b"\r\n" {
-                return Err(RespError::MissingCrlf);
-            }
-            Ok(Some((
-                out.map(|bytes| Frame::Bulk(bytes.slice(body..end))),
-                end + 2,
-            )))
-        }
+        b'$' => Ok(bulk(buf, pos, limits)?.map(|(body, end)| {
+            let frame = out.map(|bytes| match body {
+                Some(body) => Frame::Bulk(bytes.slice(body)),
+                None => Frame::Null,
+            });
+            (frame, end)
+        })),
         b'*' => {
             let Some((mut next, count)) = array_header(buf, pos, depth, limits)? else {
                 return Ok(None);

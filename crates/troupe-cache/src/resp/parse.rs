@@ -30,16 +30,26 @@ pub enum ParseError {
     ExtraArguments,
 }
 
-/// A cursor over the elements of a command's `Array`
+/// A cursor over the arguments of one command
 ///
-/// Elements may be bulk strings (what clients send), simple strings or
-/// integers (accepted for hand-written frames).
+/// Made from the slices a client's request decoded into ([`Parse::of_args`], what the
+/// RESP front end does: no frame is built), or from a request frame ([`Parse::new`]), whose
+/// elements may be bulk strings, simple strings or integers (accepted for hand-written
+/// frames).
 #[derive(Debug)]
-pub struct Parse {
-    parts: std::vec::IntoIter<Frame>,
+pub struct Parse<'a> {
+    parts: Parts<'a>,
 }
 
-impl Parse {
+#[derive(Debug)]
+enum Parts<'a> {
+    /// Arguments taken out of a decoded request's slice as they are parsed
+    Args(std::slice::IterMut<'a, Bytes>),
+    /// The elements of a request frame
+    Frames(std::vec::IntoIter<Frame>),
+}
+
+impl Parse<'static> {
     /// Start parsing `frame`
     ///
     /// # Errors
@@ -48,15 +58,28 @@ impl Parse {
     pub fn new(frame: Frame) -> Result<Self, ParseError> {
         match frame {
             Frame::Array(parts) => Ok(Self {
-                parts: parts.into_iter(),
+                parts: Parts::Frames(parts.into_iter()),
             }),
             _ => Err(ParseError::NotAnArray),
+        }
+    }
+}
+
+impl<'a> Parse<'a> {
+    /// Start parsing the arguments in `args`, which it takes as it goes (each taken one is
+    /// left empty): no copy, no reference count changed.
+    pub fn of_args(args: &'a mut [Bytes]) -> Self {
+        Self {
+            parts: Parts::Args(args.iter_mut()),
         }
     }
 
     /// Arguments not yet taken
     pub fn remaining(&self) -> usize {
-        self.parts.len()
+        match &self.parts {
+            Parts::Args(args) => args.len(),
+            Parts::Frames(frames) => frames.len(),
+        }
     }
 
     /// Take the next argument as raw bytes
@@ -66,7 +89,16 @@ impl Parse {
     /// [`ParseError::EndOfStream`] if none is left,
     /// [`ParseError::NotAString`] if it is an array, null or error.
     pub fn next_bytes(&mut self) -> Result<Bytes, ParseError> {
-        match self.parts.next() {
+        let frames = match &mut self.parts {
+            Parts::Args(args) => {
+                return args
+                    .next()
+                    .map(std::mem::take)
+                    .ok_or(ParseError::EndOfStream);
+            }
+            Parts::Frames(frames) => frames,
+        };
+        match frames.next() {
             None => Err(ParseError::EndOfStream),
             Some(Frame::Bulk(data)) => Ok(data),
             Some(Frame::Simple(s)) => Ok(Bytes::from(s)),
@@ -95,14 +127,13 @@ impl Parse {
     /// As [`Parse::next_bytes`], and [`ParseError::NotAnInteger`], whose text
     /// is `ERR value is not an integer or out of range`.
     pub fn next_int(&mut self) -> Result<i64, ParseError> {
-        match self.parts.as_slice().first() {
-            Some(Frame::Integer(n)) => {
-                let n = *n;
-                self.parts.next();
-                Ok(n)
-            }
-            _ => parse_i64(&self.next_bytes()?).ok_or(ParseError::NotAnInteger),
+        if let Parts::Frames(frames) = &mut self.parts
+            && let Some(&Frame::Integer(n)) = frames.as_slice().first()
+        {
+            frames.next();
+            return Ok(n);
         }
+        parse_i64(&self.next_bytes()?).ok_or(ParseError::NotAnInteger)
     }
 
     /// Take every remaining argument as raw bytes
