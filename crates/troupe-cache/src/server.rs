@@ -115,6 +115,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnecti
         stats,
         tables: None,
         needed: Vec::new(),
+        homes: Vec::new(),
     };
     if let Err(err) = conn.run(drain).await {
         tracing::debug!(cause = %err, %peer, "connection ended with an error");
@@ -153,6 +154,8 @@ struct Connection<'a> {
     tables: Option<LocalTables>,
     /// Which shards a batch touches (kept to spare an allocation per batch)
     needed: Vec<bool>,
+    /// The shard of each key of a batch, in order (kept likewise)
+    homes: Vec<usize>,
 }
 
 impl Connection<'_> {
@@ -394,39 +397,44 @@ impl Connection<'_> {
         let Some(tables) = &self.tables else {
             return Err(batch);
         };
+        // each key's shard, in the order the batch is run below: hashed once
         self.needed.clear();
         self.needed.resize(client.shards().len(), false);
+        self.homes.clear();
         for cmd in &batch {
             match cmd {
-                Command::Key(cmd) => self.needed[client.shard_of(cmd.key())] = true,
-                Command::Multi(multi) => {
-                    for part in &multi.parts {
-                        self.needed[client.shard_of(part.key())] = true;
-                    }
-                }
+                Command::Key(cmd) => self.homes.push(client.shard_of(cmd.key())),
+                Command::Multi(multi) => self
+                    .homes
+                    .extend(multi.parts.iter().map(|part| client.shard_of(part.key()))),
                 _ => {}
             }
+        }
+        for &shard in &self.homes {
+            self.needed[shard] = true;
         }
         let Some(mut locked) = tables.lock(&self.needed) else {
             return Err(batch);
         };
         let now = Now::at(troupe_runtime::time::now());
         locked.catch_up(now.at);
+        let mut homes = self.homes.iter().copied();
         for cmd in batch {
             let reply = match cmd {
-                Command::Key(cmd) if spans_shards(client, &cmd) => Frame::Error(CROSSSLOT.into()),
                 Command::Key(cmd) => {
-                    let shard = client.shard_of(cmd.key());
-                    locked.apply(shard, cmd, &now)
+                    let shard = homes.next().unwrap_or_default();
+                    if spans_shards(client, &cmd) {
+                        Frame::Error(CROSSSLOT.into())
+                    } else {
+                        locked.apply(shard, cmd, &now)
+                    }
                 }
                 Command::Multi(multi) => {
                     let parts = multi
                         .parts
                         .into_iter()
-                        .map(|part| {
-                            let shard = client.shard_of(part.key());
-                            locked.apply(shard, part, &now)
-                        })
+                        .zip(homes.by_ref())
+                        .map(|(part, shard)| locked.apply(shard, part, &now))
                         .collect();
                     multi.combine.replies(parts)
                 }
@@ -798,6 +806,13 @@ pub(crate) async fn write_within(
     let Some(limit) = limit else {
         return stream.write_all(bytes).await;
     };
+    // what the socket takes at once needs no timer: the usual case, a reply batch that fits
+    // the send buffer
+    match stream.try_write(bytes) {
+        Ok(n) => bytes = &bytes[n..],
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(err) => return Err(err),
+    }
     while !bytes.is_empty() {
         match tokio::time::timeout(limit, stream.write(bytes)).await {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
