@@ -416,11 +416,16 @@ impl Store {
             });
         }
         // copies of their own, not slices of a read buffer (see `value::detached`)
-        let key = value::detached(key);
         let value = match value {
             Value::Str(bytes) => Value::Str(value::detached(bytes)),
             other => other,
         };
+        let value = match self.replace_in_place(&key, value, size, expires_at, flags, version, now)
+        {
+            Ok(outcome) => return Ok(outcome),
+            Err(value) => value,
+        };
+        let key = value::detached(key);
         // Out of the map while room is made, so it is never the one evicted;
         // put back as it was if no room can be made.
         let old = self.map.pop(&key);
@@ -475,6 +480,61 @@ impl Store {
         debug_assert!(previous.is_none(), "old entry was removed above");
         self.check_invariants();
         Ok(SetOutcome { evicted, replaced })
+    }
+
+    /// [`put`](Self::put) of a key the map holds, when no entry needs to make room: the entry
+    /// takes the value where it is (most recently used, as after any write), keeping its key
+    /// and place in the scan order. One lookup, nothing allocated; the value back if the key
+    /// is absent or room must be made first.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_in_place(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        size: usize,
+        expires_at: Option<Instant>,
+        flags: u32,
+        version: u64,
+        now: Instant,
+    ) -> Result<SetOutcome, Value> {
+        let within_count = self.map.len() <= self.max_entries;
+        let cas = self.next_cas;
+        let Some(entry) = self.map.get_mut(key) else {
+            return Err(value);
+        };
+        let bytes = self.bytes - entry.size(key) + size;
+        if !within_count || bytes > self.max_bytes {
+            return Err(value);
+        }
+        let replaced = if entry.is_expired(now) {
+            self.expirations += 1;
+            false
+        } else {
+            true
+        };
+        if entry.expires_at != expires_at {
+            if let Some(at) = entry.expires_at {
+                self.expiring.remove(&(at, entry.seq));
+            }
+            if let Some(at) = expires_at {
+                self.expiring.insert((at, entry.seq));
+            }
+        }
+        *entry = Entry {
+            value,
+            expires_at,
+            flags,
+            cas,
+            version,
+            seq: entry.seq,
+        };
+        self.bytes = bytes;
+        self.take_cas();
+        self.check_invariants();
+        Ok(SetOutcome {
+            evicted: 0,
+            replaced,
+        })
     }
 
     /// Start this store's CAS uniques at `base` (a shard gives its instance's epoch in the
@@ -1051,6 +1111,52 @@ mod tests {
             .unwrap();
         assert!(!s.persist(&k(4), t0 + Duration::from_secs(2)));
         assert_eq!(s.get_str(&k(4), t0), None);
+    }
+
+    #[test]
+    fn a_write_over_a_key_replaces_it_where_it_is_with_its_expiry_and_counts() {
+        let t0 = Instant::now();
+        let mut s = store(2, 10);
+        let ttl = Some(Duration::from_secs(10));
+        s.set(k(1), Bytes::from("abc"), ttl, t0).unwrap(); // 5 bytes
+        s.set(k(2), Bytes::from("a"), None, t0).unwrap(); // 3 bytes
+        // over the live key: replaced, its expiry gone with the new value, k(1) now most recent
+        let out = s.set(k(1), Bytes::from("ab"), None, t0).unwrap();
+        assert_eq!(
+            out,
+            SetOutcome {
+                evicted: 0,
+                replaced: true
+            }
+        );
+        assert_eq!((s.len(), s.bytes()), (2, 7));
+        assert_eq!(s.ttl(&k(1), t0), TtlState::NoExpiry);
+        // an expiry given to a replaced key is kept and comes due
+        s.set(k(2), Bytes::from("b"), ttl, t0).unwrap();
+        let later = t0 + Duration::from_secs(11);
+        let out = s.set(k(2), Bytes::from("c"), None, later).unwrap();
+        assert_eq!(
+            out,
+            SetOutcome {
+                evicted: 0,
+                replaced: false
+            },
+            "it had expired"
+        );
+        assert_eq!(s.expirations(), 1);
+        assert_eq!(s.get_str(&k(2), later), Some(&b"c"[..]));
+        // a replacement that does not fit makes room first: the coldest other key goes
+        s.get_str(&k(2), later);
+        let out = s.set(k(2), Bytes::from("12345678"), None, later).unwrap();
+        assert_eq!(
+            out,
+            SetOutcome {
+                evicted: 1,
+                replaced: true
+            }
+        );
+        assert_eq!((s.len(), s.bytes()), (1, 10));
+        assert!(!s.exists(&k(1), later));
     }
 
     #[test]
