@@ -167,6 +167,11 @@ impl Connection<'_> {
         // where the check of an incomplete frame stopped, so a trickled array is examined
         // once rather than from its start at every read
         let mut resume = Resume::default();
+        // one wait for the whole connection: registering a fresh one before every read
+        // would take the server-wide signal's lock twice per batch
+        let mut draining = drain.is_draining();
+        let drained = drain.wait();
+        tokio::pin!(drained);
         loop {
             let limits = &self.shared.limits();
             let protocol_error = if resume.is_resuming() {
@@ -207,7 +212,7 @@ impl Connection<'_> {
             // a burst's peak is not kept for the rest of the connection's life
             shrink(&mut input, &mut output, &mut commands);
             requests.shrink(1024);
-            if close || drain.is_draining() {
+            if close || draining {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
@@ -236,13 +241,15 @@ impl Connection<'_> {
             // never more than one byte past the limit in all: parsed first, then judged
             let mut limited = (&mut self.stream).take(room);
             tokio::select! {
+                // first: once draining, nothing more is read
+                biased;
+                // Draining: answer what was read, then close (above).
+                () = &mut drained, if !draining => draining = true,
                 read = limited.read_buf(&mut input) => {
                     if read? == 0 {
                         return Ok(());
                     }
                 }
-                // Draining: answer what was read, then close (above).
-                () = drain.wait() => {}
                 // Redis's `timeout`: a client silent that long is closed
                 () = idle => {
                     metrics::counter!("troupe_cache_idle_closed_total").increment(1);

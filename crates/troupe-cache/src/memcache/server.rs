@@ -220,6 +220,11 @@ impl Connection<'_> {
         let mut requests = Vec::new();
         // the decoder never needs more than this buffered for one request
         let buffer_limit = limits.max_request();
+        // one wait for the whole connection: registering a fresh one before every read
+        // would take the server-wide signal's lock twice per batch
+        let mut draining = drain.is_draining();
+        let drained = drain.wait();
+        tokio::pin!(drained);
         loop {
             let refused = decoder.decode_all(&mut input, &mut requests).err();
             let after = self.answer_all(&mut requests, &mut output).await?;
@@ -239,7 +244,7 @@ impl Connection<'_> {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
-            if drain.is_draining() {
+            if draining {
                 let _ = self.stream.shutdown().await;
                 return Ok(());
             }
@@ -253,13 +258,15 @@ impl Connection<'_> {
             };
             let mut limited = (&mut self.stream).take(room);
             tokio::select! {
+                // first: once draining, nothing more is read
+                biased;
+                // Draining: answer what was read, then close (above).
+                () = &mut drained, if !draining => draining = true,
                 read = limited.read_buf(&mut input) => {
                     if read? == 0 {
                         return Ok(());
                     }
                 }
-                // Draining: answer what was read, then close (above).
-                () = drain.wait() => {}
                 () = idle => {
                     metrics::counter!("troupe_cache_memcached_idle_closed_total").increment(1);
                     let _ = self.stream.shutdown().await;
