@@ -116,6 +116,8 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnecti
         tables: None,
         needed: Vec::new(),
         homes: Vec::new(),
+        run: Vec::new(),
+        batch: Vec::new(),
     };
     if let Err(err) = conn.run(drain).await {
         tracing::debug!(cause = %err, %peer, "connection ended with an error");
@@ -154,6 +156,9 @@ struct Connection<'a> {
     tables: Option<LocalTables>,
     /// Which shards a batch touches (kept to spare an allocation per batch)
     needed: Vec<bool>,
+    /// A run of commands on keys, then a batch of it (kept likewise)
+    run: Vec<(Command, usize)>,
+    batch: Vec<Command>,
     /// The shard of each key of a batch, in order (kept likewise)
     homes: Vec<usize>,
 }
@@ -272,7 +277,8 @@ impl Connection<'_> {
         requests: &mut Vec<Request>,
         out: &mut BytesMut,
     ) -> std::io::Result<After> {
-        let mut run: Vec<(Command, usize)> = Vec::new();
+        // kept from batch to batch, as `batch` below: no allocation per read
+        let mut run = std::mem::take(&mut self.run);
         for (parsed, size) in requests.drain(..) {
             let parsed = match parsed {
                 // before authenticating, every command goes through `answer`, which checks
@@ -289,6 +295,7 @@ impl Connection<'_> {
             self.write_if_full(out).await?;
         }
         self.answer_run(&mut run, out).await?;
+        self.run = run;
         Ok(After::Continue)
     }
 
@@ -321,9 +328,10 @@ impl Connection<'_> {
         run: &mut Vec<(Command, usize)>,
         out: &mut BytesMut,
     ) -> std::io::Result<()> {
-        let mut rest = std::mem::take(run).into_iter().peekable();
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut rest = run.drain(..).peekable();
         while rest.peek().is_some() {
-            let mut batch = Vec::with_capacity(rest.len().min(BATCH_MAX_OPS));
+            batch.clear();
             let (mut ops, mut bytes) = (0, 0);
             while let Some((cmd, size)) = rest.peek() {
                 let parts = match cmd {
@@ -338,9 +346,10 @@ impl Connection<'_> {
                 bytes += size;
                 batch.extend(rest.next().map(|(cmd, _)| cmd));
             }
-            self.answer_batch(batch, out).await;
+            self.answer_batch(&mut batch, out).await;
             self.write_if_full(out).await?;
         }
+        self.batch = batch;
         Ok(())
     }
 
@@ -348,11 +357,11 @@ impl Connection<'_> {
     /// message per shard, and each command's reply is made from its part's replies. In a
     /// batch of reads, a read whose batch failed in transit (say its shard's answer was over
     /// the remote frame limit) is asked again alone: a read, so asking twice changes nothing.
-    async fn answer_batch(&mut self, batch: Vec<Command>, out: &mut BytesMut) {
-        let batch = match self.answer_in_place(batch, out) {
-            Ok(()) => return,
-            Err(batch) => batch,
-        };
+    async fn answer_batch(&mut self, batch: &mut Vec<Command>, out: &mut BytesMut) {
+        if self.answer_in_place(batch, out) {
+            return;
+        }
+        let batch = std::mem::take(batch);
         let client = &self.shared.client;
         let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
         let mut slots = Vec::with_capacity(batch.len());
@@ -390,25 +399,22 @@ impl Connection<'_> {
 
     /// Answers `batch` into `out` on the shards' own tables, in order, holding every table it
     /// touches for the batch, when every shard runs in this process and none reads through:
-    /// no message, no reply to wait for (see [`crate::table`]). Hands the batch back, with
-    /// nothing run, when a shard is elsewhere, reads through, restarts, or is busy.
-    fn answer_in_place(
-        &mut self,
-        batch: Vec<Command>,
-        out: &mut BytesMut,
-    ) -> Result<(), Vec<Command>> {
+    /// no message, no reply to wait for (see [`crate::table`]); `batch` is emptied and true
+    /// returned. Leaves `batch` as it was, nothing run, and returns false when a shard is
+    /// elsewhere, reads through, restarts, or is busy.
+    fn answer_in_place(&mut self, batch: &mut Vec<Command>, out: &mut BytesMut) -> bool {
         let client = &self.shared.client;
         if !self.tables.as_ref().is_some_and(LocalTables::is_open) {
             self.tables = LocalTables::of(client);
         }
         let Some(tables) = &self.tables else {
-            return Err(batch);
+            return false;
         };
         // each key's shard, in the order the batch is run below: hashed once
         self.needed.clear();
         self.needed.resize(client.shards().len(), false);
         self.homes.clear();
-        for cmd in &batch {
+        for cmd in batch.iter() {
             match cmd {
                 Command::Key(cmd) => self.homes.push(client.shard_of(cmd.key())),
                 Command::Multi(multi) => self
@@ -421,12 +427,12 @@ impl Connection<'_> {
             self.needed[shard] = true;
         }
         let Some(mut locked) = tables.lock(&self.needed) else {
-            return Err(batch);
+            return false;
         };
         let now = Now::at(troupe_runtime::time::now());
         locked.catch_up(now.at);
         let mut homes = self.homes.iter().copied();
-        for cmd in batch {
+        for cmd in batch.drain(..) {
             let reply = match cmd {
                 Command::Key(cmd) => {
                     let shard = homes.next().unwrap_or_default();
@@ -449,7 +455,7 @@ impl Connection<'_> {
             };
             reply.encode(out);
         }
-        Ok(())
+        true
     }
 
     /// The replies to `keyed`, in order: as one batch per shard, or on a read-through cache
@@ -605,7 +611,7 @@ impl Connection<'_> {
             Ok(Command::Unknown(name, args)) => Frame::Error(unknown_command_error(&name, &args)),
             // an authenticated client's commands on keys go in runs, never here
             Ok(cmd @ (Command::Key(_) | Command::Multi(_))) => {
-                self.answer_batch(vec![cmd], out).await;
+                self.answer_batch(&mut vec![cmd], out).await;
                 return After::Continue;
             }
         };
