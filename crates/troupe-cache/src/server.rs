@@ -29,7 +29,7 @@ use crate::cmd::{
     CROSSSLOT, ClientCommand, Combine, Command, CommandCommand, CommandError, ConfigCommand,
     ConnCommand, KeyCommand, Now, ReadThrough, bulk_or_null, ok, unknown_command_error,
 };
-use crate::resp::{Frame, Limits, Requests, Resume};
+use crate::resp::{Frame, Limits, Parse, ParseError, Requests, Resume};
 use crate::shard::{BATCH_REFUSED, SetTtl, ShardError};
 use crate::table::LocalTables;
 
@@ -179,26 +179,26 @@ impl Connection<'_> {
         tokio::pin!(drained);
         loop {
             let limits = &self.shared.limits();
+            let mut decoded = |parse: Result<Parse<'_>, ParseError>, size| {
+                let command = parse
+                    .map_err(CommandError::from)
+                    .and_then(Command::from_parse);
+                commands.push((command, size));
+            };
             let protocol_error = if resume.is_resuming() {
                 match Frame::check_resuming(&input, limits, &mut resume) {
                     // still incomplete: nothing to decode until more arrives
                     Ok(None) => None,
-                    Ok(Some(_)) => requests.decode(&mut input, limits).err(),
+                    Ok(Some(_)) => requests.decode_each(&mut input, limits, &mut decoded).err(),
                     Err(err) => Some(err),
                 }
             } else {
-                requests.decode(&mut input, limits).err()
+                requests.decode_each(&mut input, limits, &mut decoded).err()
             };
             // what is left is incomplete: note how far its check got
             if protocol_error.is_none() && !resume.is_resuming() && !input.is_empty() {
                 let _ = Frame::check_resuming(&input, limits, &mut resume);
             }
-            requests.take_each(|parse, size| {
-                let command = parse
-                    .map_err(CommandError::from)
-                    .and_then(Command::from_parse);
-                commands.push((command, size));
-            });
             let mut close = matches!(
                 self.answer_all(&mut commands, &mut output).await?,
                 After::Close

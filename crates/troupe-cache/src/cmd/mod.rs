@@ -423,7 +423,8 @@ impl Command {
         if parse.remaining() == 0 {
             return Err(CommandError::Empty);
         }
-        let name = parse.next_bytes()?;
+        let input = parse.input();
+        let name = parse.next_name()?;
         // Arity counts the name, as in Redis's command table.
         let argc = parse.remaining() + 1;
         let mut args = Args { parse, argc };
@@ -446,7 +447,7 @@ impl Command {
         };
         let command = match parsed {
             Some(command) => command?,
-            None => Self::Unknown(name, args.rest()?),
+            None => Self::Unknown(name.to_bytes(input), args.rest()?),
         };
         args.parse.finish()?;
         Ok(command)

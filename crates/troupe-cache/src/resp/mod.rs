@@ -9,5 +9,5 @@ pub mod parse;
 pub mod request;
 
 pub use frame::{Frame, Limits, RespError, Resume, encode};
-pub use parse::{Parse, ParseError};
+pub use parse::{Name, Parse, ParseError};
 pub use request::Requests;

@@ -1,5 +1,7 @@
 //! A cursor over the arguments of one command frame
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::frame::{Frame, parse_i64};
@@ -32,10 +34,11 @@ pub enum ParseError {
 
 /// A cursor over the arguments of one command
 ///
-/// Made from the slices a client's request decoded into ([`Parse::of_args`], what the
-/// RESP front end does: no frame is built), or from a request frame ([`Parse::new`]), whose
-/// elements may be bulk strings, simple strings or integers (accepted for hand-written
-/// frames).
+/// Made from where a client's request lies in the bytes it was read into
+/// ([`Parse::of_ranges`], what the RESP front end does: no frame is built, and an argument
+/// becomes a [`Bytes`] only when a command takes it), or from a request frame
+/// ([`Parse::new`]), whose elements may be bulk strings, simple strings or integers
+/// (accepted for hand-written frames).
 #[derive(Debug)]
 pub struct Parse<'a> {
     parts: Parts<'a>,
@@ -43,10 +46,44 @@ pub struct Parse<'a> {
 
 #[derive(Debug)]
 enum Parts<'a> {
-    /// Arguments taken out of a decoded request's slice as they are parsed
-    Args(std::slice::IterMut<'a, Bytes>),
+    /// Where each argument lies in `input`
+    Ranges {
+        input: &'a Bytes,
+        ranges: std::slice::Iter<'a, Range<usize>>,
+    },
     /// The elements of a request frame
     Frames(std::vec::IntoIter<Frame>),
+}
+
+/// A command's name as [`Parse::next_name`] takes it: borrowed from the input where it can be
+#[derive(Debug)]
+pub enum Name<'a> {
+    /// Where it lies in the input
+    Borrowed(&'a [u8]),
+    /// Taken from a frame
+    Owned(Bytes),
+}
+
+impl std::ops::Deref for Name<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Name::Borrowed(name) => name,
+            Name::Owned(name) => name,
+        }
+    }
+}
+
+impl Name<'_> {
+    /// The name as bytes of its own (sharing the input's allocation).
+    pub fn to_bytes(&self, input: Option<&Bytes>) -> Bytes {
+        match (self, input) {
+            (Name::Borrowed(name), Some(input)) => input.slice_ref(name),
+            (Name::Borrowed(name), None) => Bytes::copy_from_slice(name),
+            (Name::Owned(name), _) => name.clone(),
+        }
+    }
 }
 
 impl Parse<'static> {
@@ -66,19 +103,46 @@ impl Parse<'static> {
 }
 
 impl<'a> Parse<'a> {
-    /// Start parsing the arguments in `args`, which it takes as it goes (each taken one is
-    /// left empty): no copy, no reference count changed.
-    pub fn of_args(args: &'a mut [Bytes]) -> Self {
+    /// Start parsing the arguments that lie at `ranges` in `input` (each range inside it).
+    pub fn of_ranges(input: &'a Bytes, ranges: &'a [Range<usize>]) -> Self {
         Self {
-            parts: Parts::Args(args.iter_mut()),
+            parts: Parts::Ranges {
+                input,
+                ranges: ranges.iter(),
+            },
+        }
+    }
+
+    /// The bytes the arguments lie in, if they came that way.
+    pub fn input(&self) -> Option<&'a Bytes> {
+        match &self.parts {
+            Parts::Ranges { input, .. } => Some(input),
+            Parts::Frames(_) => None,
         }
     }
 
     /// Arguments not yet taken
     pub fn remaining(&self) -> usize {
         match &self.parts {
-            Parts::Args(args) => args.len(),
+            Parts::Ranges { ranges, .. } => ranges.len(),
             Parts::Frames(frames) => frames.len(),
+        }
+    }
+
+    /// Take the next argument as a command name: borrowed where it can be, as nothing needs
+    /// to keep it
+    ///
+    /// # Errors
+    ///
+    /// As [`Parse::next_bytes`].
+    pub fn next_name(&mut self) -> Result<Name<'a>, ParseError> {
+        match &mut self.parts {
+            Parts::Ranges { input, ranges } => {
+                let input: &'a Bytes = input;
+                let range = ranges.next().ok_or(ParseError::EndOfStream)?;
+                Ok(Name::Borrowed(input.get(range.clone()).unwrap_or_default()))
+            }
+            Parts::Frames(_) => self.next_bytes().map(Name::Owned),
         }
     }
 
@@ -90,11 +154,9 @@ impl<'a> Parse<'a> {
     /// [`ParseError::NotAString`] if it is an array, null or error.
     pub fn next_bytes(&mut self) -> Result<Bytes, ParseError> {
         let frames = match &mut self.parts {
-            Parts::Args(args) => {
-                return args
-                    .next()
-                    .map(std::mem::take)
-                    .ok_or(ParseError::EndOfStream);
+            Parts::Ranges { input, ranges } => {
+                let range = ranges.next().ok_or(ParseError::EndOfStream)?;
+                return Ok(input.slice(range.clone()));
             }
             Parts::Frames(frames) => frames,
         };

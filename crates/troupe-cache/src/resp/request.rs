@@ -1,75 +1,56 @@
 //! Client requests decoded straight into their arguments
 //!
-//! What every client sends is an array of bulk strings. [`Requests`] decodes those into
-//! slices of the input, kept in one list for all the requests of a read, with no frame
-//! built and no allocation per request; a command's parser then takes each argument out
-//! of its slot ([`Parse::of_args`]). Anything else at the top level (an inline command
-//! typed by hand, an array with another element type) is built as a [`Frame`] exactly as
-//! [`Frame::decode_all`] builds it, so replies and errors are the same either way.
+//! What every client sends is an array of bulk strings. [`Requests`] finds where each
+//! argument of such a request lies in the bytes read and hands the request on at once as a
+//! cursor over them ([`Parse::of_ranges`]): no frame is built, nothing is allocated per
+//! request, and an argument becomes a [`Bytes`] only when a command keeps it. Anything else
+//! at the top level (an inline command typed by hand, an array with another element type) is
+//! built as a [`Frame`] exactly as [`Frame::decode_all`] builds it, so replies and errors are
+//! the same either way.
+
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
 use super::frame::{ONE_PASS_UP_TO, array_header, bulk, walk_top};
 use super::{Frame, Limits, Parse, ParseError, RespError};
 
-/// The complete requests decoded from a connection's input, in order, until they are
-/// [taken](Requests::take_each)
+/// Decodes a connection's requests and hands each on as it is decoded
 ///
-/// Keep one per connection: its lists keep their capacity from one read to the next.
+/// Keep one per connection: its list of argument positions keeps its capacity from one read
+/// to the next.
 #[derive(Debug, Default)]
 pub struct Requests {
-    /// The arguments of every request of the `Args` kind, one after another
-    args: Vec<Bytes>,
-    /// The requests, in order
-    list: Vec<Entry>,
-}
-
-#[derive(Debug)]
-enum Entry {
-    /// An array of bulk strings: its arguments end at `end` in `args`
-    Args {
-        /// Where its arguments end in `args`
-        end: usize,
-        /// The bytes of its arguments
-        size: usize,
-    },
-    /// Any other frame
-    Frame(Frame),
+    /// Where each argument of the request at hand lies in the input
+    ranges: Vec<Range<usize>>,
 }
 
 impl Requests {
-    /// Requests decoded and not yet taken.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Whether none is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
-    /// Decodes every complete request at the start of `buf`, advancing past them; what is
-    /// left in `buf` is an incomplete request (or nothing). As [`Frame::decode_all`]: input of
-    /// at most [`ONE_PASS_UP_TO`] bytes is decoded in one pass, larger input is checked
-    /// request by request before anything is taken from it, and bulk payloads share the
-    /// input's allocation.
+    /// Decodes every complete request at the start of `buf`, advancing past them, and hands
+    /// each to `each` in order, as a cursor over its arguments (or the error a frame that is
+    /// not an array gets) with the bytes of its arguments. What is left in `buf` is an
+    /// incomplete request (or nothing). As [`Frame::decode_all`]: input of at most
+    /// [`ONE_PASS_UP_TO`] bytes is decoded in one pass, larger input is checked request by
+    /// request before anything is taken from it, and arguments share the input's allocation.
     ///
     /// # Errors
     ///
-    /// As [`Frame::check`], for the first request that breaks it; the requests before it are
-    /// kept and consumed from `buf`, the bad one and the rest stay in `buf`.
-    pub fn decode(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<(), RespError> {
+    /// As [`Frame::check`], for the first request that breaks it; the requests before it were
+    /// handed on and consumed from `buf`, the bad one and the rest stay in `buf`.
+    pub fn decode_each(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        mut each: impl FnMut(Result<Parse<'_>, ParseError>, usize),
+    ) -> Result<(), RespError> {
         if buf.len() > ONE_PASS_UP_TO {
             while let Some(end) = Frame::check(buf, limits)? {
                 let bytes = buf.split_to(end).freeze();
-                match self.decode_one(&bytes, 0, limits)? {
-                    Some(_) => {}
+                if self.decode_one(&bytes, 0, limits, &mut each)?.is_none() {
                     // unreachable after a successful check; reported, not panicked on
-                    None => {
-                        return Err(RespError::Protocol(
-                            "request changed between check and parse".into(),
-                        ));
-                    }
+                    return Err(RespError::Protocol(
+                        "request changed between check and parse".into(),
+                    ));
                 }
             }
             return Ok(());
@@ -77,7 +58,7 @@ impl Requests {
         let input = buf.split().freeze();
         let mut pos = 0;
         let outcome = loop {
-            match self.decode_one(&input, pos, limits) {
+            match self.decode_one(&input, pos, limits, &mut each) {
                 Ok(Some(end)) => pos = end,
                 Ok(None) => break Ok(()),
                 Err(err) => break Err(err),
@@ -90,34 +71,32 @@ impl Requests {
         outcome
     }
 
-    /// Decodes the request at `pos` in `input`; where it ends, `None` if it is incomplete
-    /// (nothing is kept then).
+    /// Decodes the request at `pos` in `input` and hands it to `each`; where it ends, `None`
+    /// if it is incomplete (nothing handed on then).
     fn decode_one(
         &mut self,
         input: &Bytes,
         pos: usize,
         limits: &Limits,
+        each: &mut impl FnMut(Result<Parse<'_>, ParseError>, usize),
     ) -> Result<Option<usize>, RespError> {
         if input.get(pos) == Some(&b'*') {
-            let first = self.args.len();
-            match self.decode_args(input, pos, limits) {
-                Ok(Some(Some(end))) => return Ok(Some(end)),
+            self.ranges.clear();
+            match self.find_args(input, pos, limits)? {
+                None => return Ok(None),
+                Some(Some((end, size))) => {
+                    each(Ok(Parse::of_ranges(input, &self.ranges)), size);
+                    return Ok(Some(end));
+                }
                 // not an array of bulk strings: built as a frame below
-                Ok(Some(None)) => self.args.truncate(first),
-                Ok(None) => {
-                    self.args.truncate(first);
-                    return Ok(None);
-                }
-                Err(err) => {
-                    self.args.truncate(first);
-                    return Err(err);
-                }
+                Some(None) => {}
             }
         }
         let rest = input.slice(pos..);
         match walk_top(&rest, limits, Some(&rest))? {
             Some((Some(frame), used)) => {
-                self.list.push(Entry::Frame(frame));
+                let size = frame_size(&frame);
+                each(Parse::new(frame), size);
                 Ok(Some(pos + used))
             }
             Some((None, _)) => Err(RespError::Protocol(
@@ -127,15 +106,15 @@ impl Requests {
         }
     }
 
-    /// The array at `pos` as arguments, pushed onto `args`: where it ends; `Some(None)` if it
-    /// holds anything but non-null bulk strings (or is the null array), `None` while
-    /// incomplete. The caller drops what was pushed unless it ends.
-    fn decode_args(
+    /// Where the arguments of the array at `pos` lie, into `ranges`: where it ends and the
+    /// bytes of its arguments; `Some(None)` if it holds anything but non-null bulk strings (or
+    /// is the null array), `None` while incomplete.
+    fn find_args(
         &mut self,
-        input: &Bytes,
+        input: &[u8],
         pos: usize,
         limits: &Limits,
-    ) -> Result<Option<Option<usize>>, RespError> {
+    ) -> Result<Option<Option<(usize, usize)>>, RespError> {
         let Some((mut next, count)) = array_header(input, pos, 0, limits)? else {
             return Ok(None);
         };
@@ -156,48 +135,16 @@ impl Requests {
                 return Ok(Some(None));
             };
             size += body.len();
-            self.args.push(input.slice(body));
+            self.ranges.push(body);
             next = end;
         }
-        self.list.push(Entry::Args {
-            end: self.args.len(),
-            size,
-        });
-        Ok(Some(Some(next)))
+        Ok(Some(Some((next, size))))
     }
 
-    /// Hands every request waiting to `each`, in order, as a cursor over its arguments (or
-    /// the error a frame that is not an array gets) with the bytes of its arguments; none is
-    /// left waiting after.
-    pub fn take_each(&mut self, mut each: impl FnMut(Result<Parse<'_>, ParseError>, usize)) {
-        let mut rest: &mut [Bytes] = &mut self.args;
-        let mut taken = 0;
-        for entry in self.list.drain(..) {
-            match entry {
-                Entry::Args { end, size } => {
-                    let (mine, after) = std::mem::take(&mut rest).split_at_mut(end - taken);
-                    rest = after;
-                    taken = end;
-                    each(Ok(Parse::of_args(mine)), size);
-                }
-                Entry::Frame(frame) => {
-                    let size = frame_size(&frame);
-                    each(Parse::new(frame), size);
-                }
-            }
-        }
-        self.args.clear();
-    }
-
-    /// Gives back memory a burst left: lists longer than `keep` entries are dropped once empty.
+    /// Gives back memory a burst left: a list of positions longer than `keep` is dropped.
     pub fn shrink(&mut self, keep: usize) {
-        if self.is_empty() {
-            if self.args.capacity() > keep {
-                self.args = Vec::new();
-            }
-            if self.list.capacity() > keep {
-                self.list = Vec::new();
-            }
+        if self.ranges.capacity() > keep {
+            self.ranges = Vec::new();
         }
     }
 }
@@ -228,17 +175,18 @@ mod tests {
     fn decode(input: &[u8]) -> Decoded {
         let mut buf = BytesMut::from(input);
         let mut requests = Requests::default();
-        let err = requests.decode(&mut buf, &Limits::default()).err();
         let mut out = Vec::new();
-        requests.take_each(|parse, _| {
-            out.push(parse.and_then(|mut p| {
-                let mut args = Vec::new();
-                while p.remaining() > 0 {
-                    args.push(p.next_bytes()?);
-                }
-                Ok(args)
-            }))
-        });
+        let err = requests
+            .decode_each(&mut buf, &Limits::default(), |parse, _| {
+                out.push(parse.and_then(|mut p| {
+                    let mut args = Vec::new();
+                    while p.remaining() > 0 {
+                        args.push(p.next_bytes()?);
+                    }
+                    Ok(args)
+                }))
+            })
+            .err();
         (out, err, buf.to_vec())
     }
 
@@ -262,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn arrays_of_bulk_strings_become_slices_of_the_input() {
+    fn arrays_of_bulk_strings_are_handed_on_as_slices_of_the_input() {
         let (out, err, left) =
             decode(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGE");
         assert_eq!(err, None);
