@@ -439,7 +439,8 @@ impl Connection<'_> {
                     if spans_shards(client, &cmd) {
                         Frame::Error(CROSSSLOT.into())
                     } else {
-                        locked.apply(shard, cmd, &now)
+                        locked.apply_into(shard, cmd, &now, out);
+                        continue;
                     }
                 }
                 Command::Multi(multi) => {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::client::CacheClient;
@@ -287,5 +288,31 @@ impl Locked<'_> {
         table
             .guarded(|| cmd.apply(&mut guard.store, now))
             .unwrap_or_else(|reason| Frame::Error(format!("ERR cache shard failed: {reason}")))
+    }
+
+    /// As [`apply`](Self::apply), writing the reply to `out`; a command that panics leaves
+    /// nothing of its own there, only the error.
+    pub(crate) fn apply_into(
+        &mut self,
+        shard: usize,
+        cmd: KeyCommand,
+        now: &Now,
+        out: &mut BytesMut,
+    ) {
+        let tables = self.tables;
+        let (Some(table), Some(Some(guard))) = (tables.get(shard), self.guards.get_mut(shard))
+        else {
+            return Frame::Error("ERR internal error: the shard's table is not locked".into())
+                .encode(out);
+        };
+        if !table.is_open() {
+            return Frame::Error("ERR cache shard unavailable: it is restarting".into())
+                .encode(out);
+        }
+        let start = out.len();
+        if let Err(reason) = table.guarded(|| cmd.apply_into(&mut guard.store, now, out)) {
+            out.truncate(start);
+            Frame::Error(format!("ERR cache shard failed: {reason}")).encode(out);
+        }
     }
 }

@@ -143,6 +143,13 @@ impl KeyCommand {
         each_family!(self, c => c.apply(store, now))
     }
 
+    /// Runs it against `store` and writes the reply Redis would give to `out`: what
+    /// [`apply`](Self::apply) answers, encoded, without building it where the command can
+    /// write it from the store directly (`GET`)
+    pub(crate) fn apply_into(self, store: &mut Store, now: &Now, out: &mut bytes::BytesMut) {
+        each_family!(self, c => c.apply_into(store, now, out))
+    }
+
     /// The lower-case command name
     pub fn name(&self) -> &'static str {
         each_family!(self, c => c.name())

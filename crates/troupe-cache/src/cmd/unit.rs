@@ -1,7 +1,7 @@
 //! What every key command unit provides, and the macro that gathers a
 //! family's units into one serializable enum
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::Now;
 use crate::resp::Frame;
@@ -42,6 +42,15 @@ pub(crate) trait Unit {
 
     /// Runs it; the reply Redis gives
     fn apply(self, store: &mut Store, now: &Now) -> Frame;
+
+    /// Runs it and writes the reply Redis gives to `out`, encoded: as [`apply`](Self::apply)
+    /// unless the unit can write it from the store without building it
+    fn apply_into(self, store: &mut Store, now: &Now, out: &mut BytesMut)
+    where
+        Self: Sized,
+    {
+        self.apply(store, now).encode(out);
+    }
 }
 
 /// Declares a family's enum of units, with the dispatch to each unit and a
@@ -74,6 +83,15 @@ macro_rules! family {
                 now: &$crate::cmd::Now,
             ) -> $crate::resp::Frame {
                 match self { $( Self::$name(c) => $crate::cmd::Unit::apply(c, store, now) ),+ }
+            }
+
+            pub(crate) fn apply_into(
+                self,
+                store: &mut $crate::store::Store,
+                now: &$crate::cmd::Now,
+                out: &mut bytes::BytesMut,
+            ) {
+                match self { $( Self::$name(c) => $crate::cmd::Unit::apply_into(c, store, now, out) ),+ }
             }
 
             pub(crate) fn name(&self) -> &'static str {

@@ -245,11 +245,7 @@ impl Frame {
             Self::Simple(s) => put_line(dst, b'+', s.as_bytes()),
             Self::Error(s) => put_line(dst, b'-', s.as_bytes()),
             Self::Integer(n) => put_header(dst, b':', *n),
-            Self::Bulk(data) => {
-                put_header(dst, b'$', len_i64(data.len()));
-                dst.put_slice(data);
-                dst.put_slice(b"\r\n");
-            }
+            Self::Bulk(data) => encode_bulk(data, dst),
             Self::Null => dst.put_slice(b"$-1\r\n"),
             Self::Array(items) => {
                 put_header(dst, b'*', len_i64(items.len()));
@@ -460,6 +456,14 @@ fn resumed_header(
 /// Append the wire form of `frame` to `dst`
 pub fn encode(frame: &Frame, dst: &mut BytesMut) {
     frame.encode(dst);
+}
+
+/// Append the wire form of a bulk string holding `data` to `dst`, as [`Frame::Bulk`] encodes
+pub fn encode_bulk(data: &[u8], dst: &mut BytesMut) {
+    dst.reserve(data.len() + 16);
+    put_header(dst, b'$', len_i64(data.len()));
+    dst.put_slice(data);
+    dst.put_slice(b"\r\n");
 }
 
 fn len_i64(len: usize) -> i64 {

@@ -244,11 +244,22 @@ impl Store {
     /// `None` if absent (or expired), `Some(Err(kind))` if it holds another
     /// type. The fast path of `GET`.
     pub fn get_string(&mut self, key: &[u8], now: Instant) -> Option<Result<Bytes, Kind>> {
+        self.read_string(key, now, Bytes::clone)
+    }
+
+    /// As [`get_string`](Self::get_string), handing the string to `read` where it lies
+    /// instead of a reference to it: what `GET` writes its reply with.
+    pub fn read_string<T>(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+        read: impl FnOnce(&Bytes) -> T,
+    ) -> Option<Result<T, Kind>> {
         let found = match self.map.get(key) {
             None => None,
             Some(entry) if entry.is_expired(now) => Some(None),
             Some(entry) => Some(Some(match &entry.value {
-                Value::Str(bytes) => Ok(bytes.clone()),
+                Value::Str(bytes) => Ok(read(bytes)),
                 other => Err(other.kind()),
             })),
         };
