@@ -651,7 +651,7 @@ impl CacheShard {
             value,
             expiry,
             condition,
-            false,
+            crate::cmd::strings::Previous::Report,
             now,
         )?;
         Ok(result)

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::set::{SetError, SetExpiry, set};
+use super::set::{Previous, SetError, SetExpiry, set};
 use crate::cmd::{Args, CommandError, Now, Unit, bulk_or_null, store_error, wrong_type};
 use crate::resp::Frame;
 use crate::store::Store;
@@ -46,7 +46,7 @@ impl Unit for GetSet {
             self.value,
             SetExpiry::Clear,
             None,
-            true,
+            Previous::ReportOrRefuse,
             now,
         ) {
             Ok(result) => bulk_or_null(result.old),

@@ -25,7 +25,7 @@ pub use incr::{IncrBy, IncrError, incr_by};
 pub use incrbyfloat::IncrByFloat;
 pub use mget::MGetPart;
 pub use mset::{MSet, MSetNx};
-pub use set::{Set, SetCondition, SetError, SetExpiry, SetResult, set};
+pub use set::{Previous, Set, SetCondition, SetError, SetExpiry, SetResult, set};
 pub use setnx::SetNx;
 pub use setrange::SetRange;
 pub use strlen::StrLen;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::{Args, CommandError, Now, ReadThrough, Unit, bulk_or_null, ok, positive_ttl};
@@ -53,10 +53,21 @@ pub enum SetError {
     Store(StoreError),
 }
 
+/// What a `SET` does with the value it replaces
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Previous {
+    /// Nothing: [`SetResult::old`] is `None`
+    Ignore,
+    /// Reports it in [`SetResult::old`] if it is a string; another type is replaced
+    Report,
+    /// `SET ... GET`: reports it; an old value of another type refuses the write
+    /// (`WRONGTYPE`)
+    ReportOrRefuse,
+}
+
 /// `SET`'s rule, shared by the command and the shard's typed message:
-/// checks the condition, writes `value` with `expiry`, reports the old
-/// string. With `get`, an old value of another type refuses the write
-/// (`WRONGTYPE`); without, it is replaced.
+/// checks the condition, writes `value` with `expiry`, and reports the old
+/// string or refuses as `previous` says.
 ///
 /// # Errors
 ///
@@ -67,14 +78,15 @@ pub fn set(
     value: Bytes,
     expiry: SetExpiry,
     condition: Option<SetCondition>,
-    get: bool,
+    previous: Previous,
     now: &Now,
 ) -> Result<SetResult, SetError> {
     let old_value = store.peek(&key, now.at);
     let exists = old_value.is_some();
-    let old = match old_value {
-        Some(Value::Str(bytes)) => Some(bytes.clone()),
-        Some(_) if get => return Err(SetError::WrongType),
+    let old = match (old_value, previous) {
+        (_, Previous::Ignore) => None,
+        (Some(Value::Str(bytes)), _) => Some(bytes.clone()),
+        (Some(_), Previous::ReportOrRefuse) => return Err(SetError::WrongType),
         _ => None,
     };
     let allowed = match condition {
@@ -213,13 +225,18 @@ impl Unit for Set {
 
     fn apply(self, store: &mut Store, now: &Now) -> Frame {
         let get = self.get;
+        let previous = if get {
+            Previous::ReportOrRefuse
+        } else {
+            Previous::Ignore
+        };
         match set(
             store,
             self.key,
             self.value,
             self.expiry,
             self.condition,
-            get,
+            previous,
             now,
         ) {
             Err(SetError::WrongType) => crate::cmd::wrong_type(),
@@ -229,6 +246,28 @@ impl Unit for Set {
             Ok(_) => Frame::Null,
         }
     }
+
+    fn apply_into(self, store: &mut Store, now: &Now, out: &mut BytesMut) {
+        // the usual write, answered without building its reply
+        if self.get {
+            self.apply(store, now).encode(out);
+        } else {
+            match set(
+                store,
+                self.key,
+                self.value,
+                self.expiry,
+                self.condition,
+                Previous::Ignore,
+                now,
+            ) {
+                Ok(result) if result.written => out.extend_from_slice(b"+OK\r\n"),
+                Ok(_) => Frame::Null.encode(out),
+                Err(SetError::WrongType) => crate::cmd::wrong_type().encode(out),
+                Err(SetError::Store(err)) => crate::cmd::store_error(&err).encode(out),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +275,48 @@ mod tests {
     use crate::cmd::testing::{arity, bulk, error, later, now, run, store};
     use crate::cmd::{OOM, WRONGTYPE, ok};
     use crate::resp::Frame;
+
+    #[test]
+    fn the_reply_written_is_the_reply_built() {
+        use bytes::BytesMut;
+
+        use crate::cmd::{Command, testing::parse};
+        use crate::store::Store;
+
+        // the same writes on two stores: one answered by building, one by writing
+        let (mut built_store, mut written_store, now) = (store(), store(), now());
+        let too_large = "x".repeat(2 << 20);
+        let writes: [&[&str]; 7] = [
+            &["SET", "k", "1", "XX"],
+            &["SET", "k", "1"],
+            &["SET", "k", "2", "NX"],
+            &["SET", "k", "3", "XX", "GET"],
+            &["SET", "k", &too_large],
+            &["LPUSH", "l", "x"],
+            &["SET", "l", "1", "GET"],
+        ];
+        let answer = |store: &mut Store, parts: &[&str], write: bool| {
+            let Ok(Command::Key(cmd)) = parse(parts) else {
+                panic!("{parts:?} parses");
+            };
+            let mut out = BytesMut::new();
+            if write {
+                cmd.apply_into(store, &now, &mut out);
+            } else {
+                cmd.apply(store, &now).encode(&mut out);
+            }
+            out
+        };
+        for parts in writes {
+            let built = answer(&mut built_store, parts, false);
+            let written = answer(&mut written_store, parts, true);
+            assert_eq!(written, built, "{:?}", &parts[..2]);
+        }
+        assert_eq!(
+            answer(&mut written_store, &["GET", "k"], true),
+            &b"$1\r\n3\r\n"[..]
+        );
+    }
 
     #[test]
     fn conditions_and_get() {

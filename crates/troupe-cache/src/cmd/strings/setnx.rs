@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::set::{SetCondition, SetError, SetExpiry, set};
+use super::set::{Previous, SetCondition, SetError, SetExpiry, set};
 use crate::cmd::{Args, CommandError, Now, Unit, store_error};
 use crate::resp::Frame;
 use crate::store::Store;
@@ -46,7 +46,7 @@ impl Unit for SetNx {
             self.value,
             SetExpiry::Clear,
             condition,
-            false,
+            Previous::Ignore,
             now,
         ) {
             Ok(result) => Frame::Integer(i64::from(result.written)),
