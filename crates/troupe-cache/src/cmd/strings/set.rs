@@ -81,7 +81,12 @@ pub fn set(
     previous: Previous,
     now: &Now,
 ) -> Result<SetResult, SetError> {
-    let old_value = store.peek(&key, now.at);
+    // an unconditional write that ignores what it replaces need not look first
+    let old_value = if condition.is_none() && previous == Previous::Ignore {
+        None
+    } else {
+        store.peek(&key, now.at)
+    };
     let exists = old_value.is_some();
     let old = match (old_value, previous) {
         (_, Previous::Ignore) => None,
