@@ -437,25 +437,31 @@ impl Command {
         let mut args = Args { parse, argc };
         // lower-cased on the stack: no command name is longer
         let mut buf = [0u8; 24];
-        let parsed = match buf.get_mut(..name.len()) {
-            Some(lower) => {
-                lower.copy_from_slice(&name);
-                lower.make_ascii_lowercase();
-                let lower = &*lower;
-                strings::parse(lower, &mut args)
-                    .or_else(|| keyspace::parse(lower, &mut args))
-                    .or_else(|| hashes::parse(lower, &mut args))
-                    .or_else(|| lists::parse(lower, &mut args))
-                    .or_else(|| sets::parse(lower, &mut args))
-                    .or_else(|| all_shards::parse(lower, &mut args))
-                    .or_else(|| connection::parse(lower, &mut args))
+        // a name longer than any command's is unknown
+        if let Some(lower) = buf.get_mut(..name.len()) {
+            lower.copy_from_slice(&name);
+            lower.make_ascii_lowercase();
+            let lower = &*lower;
+            // the first family that knows the name parses it; not an `or_else` chain,
+            // which moved the parsed command through every later link
+            let families = [
+                strings::parse,
+                keyspace::parse,
+                hashes::parse,
+                lists::parse,
+                sets::parse,
+                all_shards::parse,
+                connection::parse,
+            ];
+            for family in families {
+                if let Some(command) = family(lower, &mut args) {
+                    let command = command?;
+                    args.parse.finish()?;
+                    return Ok(command);
+                }
             }
-            None => None,
-        };
-        let command = match parsed {
-            Some(command) => command?,
-            None => Self::Unknown(name.to_bytes(input), args.rest()?),
-        };
+        }
+        let command = Self::Unknown(name.to_bytes(input), args.rest()?);
         args.parse.finish()?;
         Ok(command)
     }
