@@ -7,6 +7,9 @@
 //!   `volatile-lru`, `noeviction`
 //! - `maxclients`, `timeout` (seconds idle; `0`: never),
 //!   `client-query-buffer-limit`, `proto-max-bulk-len`
+//! - `save` (`""`) and `appendonly` (`no`): the cache keeps nothing on disk; tools that read
+//!   them (`redis-benchmark` does) get Redis's answer for a server without persistence, and
+//!   `CONFIG SET` takes only those values
 //!
 //! `CONFIG SET` checks every pair before applying any, as Redis 7 does, runs
 //! one at a time, and changes the shards first: if a shard cannot be reached
@@ -37,16 +40,20 @@ enum Param {
     Timeout,
     ClientQueryBufferLimit,
     ProtoMaxBulkLen,
+    Save,
+    AppendOnly,
 }
 
 impl Param {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 8] = [
         Self::MaxMemory,
         Self::MaxMemoryPolicy,
         Self::MaxClients,
         Self::Timeout,
         Self::ClientQueryBufferLimit,
         Self::ProtoMaxBulkLen,
+        Self::Save,
+        Self::AppendOnly,
     ];
 
     fn name(self) -> &'static str {
@@ -57,6 +64,8 @@ impl Param {
             Self::Timeout => "timeout",
             Self::ClientQueryBufferLimit => "client-query-buffer-limit",
             Self::ProtoMaxBulkLen => "proto-max-bulk-len",
+            Self::Save => "save",
+            Self::AppendOnly => "appendonly",
         }
     }
 
@@ -76,6 +85,8 @@ enum Setting {
     Timeout(u64),
     QueryBufferLimit(usize),
     MaxBulkLen(usize),
+    /// `save ""` or `appendonly no`: what the cache does already
+    NoPersistence,
 }
 
 /// `CONFIG GET pattern [pattern ...]`: the parameters matching any pattern
@@ -135,6 +146,8 @@ pub(crate) async fn get(shared: &Shared, patterns: &[Bytes]) -> Frame {
                 .load(Ordering::Relaxed)
                 .to_string(),
             Param::ProtoMaxBulkLen => shared.max_bulk_len.load(Ordering::Relaxed).to_string(),
+            Param::Save => String::new(),
+            Param::AppendOnly => "no".to_string(),
         };
         out.push(Frame::Bulk(Bytes::from_static(param.name().as_bytes())));
         out.push(Frame::Bulk(Bytes::from(value)));
@@ -195,7 +208,7 @@ pub(crate) async fn set(shared: &Shared, pairs: Vec<(Bytes, Bytes)>) -> Frame {
                 .store(secs.saturating_mul(1000), Ordering::Relaxed),
             Setting::QueryBufferLimit(n) => shared.query_buffer_limit.store(n, Ordering::Relaxed),
             Setting::MaxBulkLen(n) => shared.max_bulk_len.store(n, Ordering::Relaxed),
-            Setting::MaxMemory(_) | Setting::Policy(_) => {}
+            Setting::MaxMemory(_) | Setting::Policy(_) | Setting::NoPersistence => {}
         }
     }
     tracing::info!(?settings, "CONFIG SET applied");
@@ -237,6 +250,11 @@ fn check(param: Param, value: &[u8]) -> Result<Setting, String> {
             Setting::QueryBufferLimit(at_least(memory()?, MIN_BUFFER_LIMIT)?)
         }
         Param::ProtoMaxBulkLen => Setting::MaxBulkLen(at_least(memory()?, MIN_BUFFER_LIMIT)?),
+        Param::Save if text.trim().is_empty() => Setting::NoPersistence,
+        Param::AppendOnly if text.eq_ignore_ascii_case("no") => Setting::NoPersistence,
+        Param::Save | Param::AppendOnly => {
+            return Err("troupe's cache keeps nothing on disk".to_string());
+        }
     })
 }
 
@@ -306,5 +324,21 @@ mod tests {
             check(Param::MaxMemory, b"1mb"),
             Ok(Setting::MaxMemory(1_048_576))
         ));
+        assert!(matches!(
+            check(Param::Save, b""),
+            Ok(Setting::NoPersistence)
+        ));
+        assert!(matches!(
+            check(Param::AppendOnly, b"NO"),
+            Ok(Setting::NoPersistence)
+        ));
+        assert_eq!(
+            check(Param::Save, b"3600 1").unwrap_err(),
+            "troupe's cache keeps nothing on disk"
+        );
+        assert_eq!(
+            check(Param::AppendOnly, b"yes").unwrap_err(),
+            "troupe's cache keeps nothing on disk"
+        );
     }
 }

@@ -1007,8 +1007,20 @@ async fn config_get_reports_the_client_limits_by_their_redis_names() {
             "client-query-buffer-limit",
             "4194304",
             "proto-max-bulk-len",
-            "536870912"
+            "536870912",
+            "save",
+            "",
+            "appendonly",
+            "no"
         ]
+    );
+    // what redis-benchmark reads before it starts, as a server without persistence answers
+    let save: Vec<String> = run(&mut con, &["CONFIG", "GET", "save"]).await.unwrap();
+    assert_eq!(save, ["save", ""]);
+    let refused = run::<String>(&mut con, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("keeps nothing on disk")),
+        "appendonly yes is refused"
     );
     let some: Vec<String> = run(&mut con, &["CONFIG", "GET", "MAX*", "time?ut", "nothing"])
         .await
