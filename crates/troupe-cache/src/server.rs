@@ -116,8 +116,6 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnecti
         tables: None,
         needed: Vec::new(),
         homes: Vec::new(),
-        run: Vec::new(),
-        batch: Vec::new(),
     };
     if let Err(err) = conn.run(drain).await {
         tracing::debug!(cause = %err, %peer, "connection ended with an error");
@@ -132,6 +130,15 @@ enum After {
 
 /// A parsed request and its size on the wire (bytes of its arguments).
 type Request = (Result<Command, CommandError>, usize);
+
+/// What a request's slot holds once its command was taken out to run.
+const TAKEN: Request = (Err(CommandError::Empty), 0);
+
+/// Takes the command out of a batch's slot to run it (a command on keys, by construction of
+/// the batch; `None` otherwise, answered as an internal error).
+fn take_command(slot: &mut Request) -> Option<Command> {
+    std::mem::replace(slot, TAKEN).0.ok()
+}
 
 /// Where a command of a batch finds its reply among the batch's key commands.
 enum Slot {
@@ -156,9 +163,6 @@ struct Connection<'a> {
     tables: Option<LocalTables>,
     /// Which shards a batch touches (kept to spare an allocation per batch)
     needed: Vec<bool>,
-    /// A run of commands on keys, then a batch of it (kept likewise)
-    run: Vec<(Command, usize)>,
-    batch: Vec<Command>,
     /// The shard of each key of a batch, in order (kept likewise)
     homes: Vec<usize>,
 }
@@ -277,26 +281,53 @@ impl Connection<'_> {
         requests: &mut Vec<Request>,
         out: &mut BytesMut,
     ) -> std::io::Result<After> {
-        // kept from batch to batch, as `batch` below: no allocation per read
-        let mut run = std::mem::take(&mut self.run);
-        for (parsed, size) in requests.drain(..) {
-            let parsed = match parsed {
-                // before authenticating, every command goes through `answer`, which checks
-                Ok(cmd @ (Command::Key(_) | Command::Multi(_))) if self.authenticated => {
-                    run.push((cmd, size));
-                    continue;
+        // each command stays in its slot until it is run (taken out then): batches are
+        // ranges of the list, nothing is moved from list to list
+        let mut at = 0;
+        while at < requests.len() {
+            let end = self.batch_end(requests, at);
+            if end > at {
+                self.answer_batch(&mut requests[at..end], out).await;
+                at = end;
+            } else {
+                let (parsed, _) = std::mem::replace(&mut requests[at], TAKEN);
+                at += 1;
+                if let After::Close = self.answer(parsed, out).await {
+                    requests.clear();
+                    return Ok(After::Close);
                 }
-                other => other,
-            };
-            self.answer_run(&mut run, out).await?;
-            if let After::Close = self.answer(parsed, out).await {
-                return Ok(After::Close);
             }
             self.write_if_full(out).await?;
         }
-        self.answer_run(&mut run, out).await?;
-        self.run = run;
+        requests.clear();
         Ok(After::Continue)
+    }
+
+    /// Where the batch of commands on keys that starts at `at` ends: as many as fit
+    /// [`BATCH_MAX_OPS`] and [`BATCH_MAX_BYTES`] (at least one), `at` itself if the request
+    /// there is not one (or the client has not authenticated: then every command goes through
+    /// `answer`, which checks).
+    fn batch_end(&self, requests: &[Request], at: usize) -> usize {
+        if !self.authenticated {
+            return at;
+        }
+        let (mut ops, mut bytes) = (0, 0);
+        let mut end = at;
+        for (parsed, size) in &requests[at..] {
+            let parts = match parsed {
+                Ok(Command::Key(_)) => 1,
+                Ok(Command::Multi(multi)) => multi.parts.len(),
+                _ => break,
+            };
+            let fits = ops + parts <= BATCH_MAX_OPS && bytes + size <= BATCH_MAX_BYTES;
+            if end > at && !fits {
+                break;
+            }
+            ops += parts;
+            bytes += size;
+            end += 1;
+        }
+        end
     }
 
     /// Writes the replies waiting in `out` once there are [`WRITE_AT`] bytes of them.
@@ -322,52 +353,20 @@ impl Connection<'_> {
         written
     }
 
-    /// Answers a run of commands on keys (emptying it), a batch at a time.
-    async fn answer_run(
-        &mut self,
-        run: &mut Vec<(Command, usize)>,
-        out: &mut BytesMut,
-    ) -> std::io::Result<()> {
-        let mut batch = std::mem::take(&mut self.batch);
-        let mut rest = run.drain(..).peekable();
-        while rest.peek().is_some() {
-            batch.clear();
-            let (mut ops, mut bytes) = (0, 0);
-            while let Some((cmd, size)) = rest.peek() {
-                let parts = match cmd {
-                    Command::Multi(multi) => multi.parts.len(),
-                    _ => 1,
-                };
-                let fits = ops + parts <= BATCH_MAX_OPS && bytes + size <= BATCH_MAX_BYTES;
-                if !batch.is_empty() && !fits {
-                    break;
-                }
-                ops += parts;
-                bytes += size;
-                batch.extend(rest.next().map(|(cmd, _)| cmd));
-            }
-            self.answer_batch(&mut batch, out).await;
-            self.write_if_full(out).await?;
-        }
-        self.batch = batch;
-        Ok(())
-    }
-
     /// Answers `batch`, commands on keys: every key command of it goes to its shard, one
     /// message per shard, and each command's reply is made from its part's replies. In a
     /// batch of reads, a read whose batch failed in transit (say its shard's answer was over
     /// the remote frame limit) is asked again alone: a read, so asking twice changes nothing.
-    async fn answer_batch(&mut self, batch: &mut Vec<Command>, out: &mut BytesMut) {
+    async fn answer_batch(&mut self, batch: &mut [Request], out: &mut BytesMut) {
         if self.answer_in_place(batch, out) {
             return;
         }
-        let batch = std::mem::take(batch);
         let client = &self.shared.client;
         let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
         let mut slots = Vec::with_capacity(batch.len());
-        for cmd in batch {
+        for cmd in batch.iter_mut().map(take_command) {
             match cmd {
-                Command::Key(cmd) => {
+                Some(Command::Key(cmd)) => {
                     if spans_shards(client, &cmd) {
                         slots.push(Slot::Ready(Frame::Error(CROSSSLOT.into())));
                     } else {
@@ -375,7 +374,7 @@ impl Connection<'_> {
                         keyed.push(cmd);
                     }
                 }
-                Command::Multi(multi) => {
+                Some(Command::Multi(multi)) => {
                     let start = keyed.len();
                     keyed.extend(multi.parts);
                     slots.push(Slot::Parts(start..keyed.len(), multi.combine));
@@ -402,7 +401,7 @@ impl Connection<'_> {
     /// no message, no reply to wait for (see [`crate::table`]); `batch` is emptied and true
     /// returned. Leaves `batch` as it was, nothing run, and returns false when a shard is
     /// elsewhere, reads through, restarts, or is busy.
-    fn answer_in_place(&mut self, batch: &mut Vec<Command>, out: &mut BytesMut) -> bool {
+    fn answer_in_place(&mut self, batch: &mut [Request], out: &mut BytesMut) -> bool {
         let client = &self.shared.client;
         if !self.tables.as_ref().is_some_and(LocalTables::is_open) {
             self.tables = LocalTables::of(client);
@@ -414,10 +413,10 @@ impl Connection<'_> {
         self.needed.clear();
         self.needed.resize(client.shards().len(), false);
         self.homes.clear();
-        for cmd in batch.iter() {
-            match cmd {
-                Command::Key(cmd) => self.homes.push(client.shard_of(cmd.key())),
-                Command::Multi(multi) => self
+        for (parsed, _) in batch.iter() {
+            match parsed {
+                Ok(Command::Key(cmd)) => self.homes.push(client.shard_of(cmd.key())),
+                Ok(Command::Multi(multi)) => self
                     .homes
                     .extend(multi.parts.iter().map(|part| client.shard_of(part.key()))),
                 _ => {}
@@ -432,9 +431,9 @@ impl Connection<'_> {
         let now = Now::at(troupe_runtime::time::now());
         locked.catch_up(now.at);
         let mut homes = self.homes.iter().copied();
-        for cmd in batch.drain(..) {
+        for cmd in batch.iter_mut().map(take_command) {
             let reply = match cmd {
-                Command::Key(cmd) => {
+                Some(Command::Key(cmd)) => {
                     let shard = homes.next().unwrap_or_default();
                     if spans_shards(client, &cmd) {
                         Frame::Error(CROSSSLOT.into())
@@ -443,7 +442,7 @@ impl Connection<'_> {
                         continue;
                     }
                 }
-                Command::Multi(multi) => {
+                Some(Command::Multi(multi)) => {
                     let parts = multi
                         .parts
                         .into_iter()
@@ -612,7 +611,7 @@ impl Connection<'_> {
             Ok(Command::Unknown(name, args)) => Frame::Error(unknown_command_error(&name, &args)),
             // an authenticated client's commands on keys go in runs, never here
             Ok(cmd @ (Command::Key(_) | Command::Multi(_))) => {
-                self.answer_batch(&mut vec![cmd], out).await;
+                self.answer_batch(&mut [(Ok(cmd), 0)], out).await;
                 return After::Continue;
             }
         };
