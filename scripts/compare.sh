@@ -3,6 +3,7 @@
 # instead, on this machine, on loopback, with the same load tool; then one report with charts.
 #
 #   scripts/compare.sh [--quick] [PAIR ...]      # PAIR: local remote http resp db (default: all)
+#                                                # resp: the cache's RESP and memcached front ends
 #
 # Each pair is its own script or bench binary, which installs what it needs from Debian's
 # packages where missing (nginx, wrk, redis-server and redis-tools, etcd-server), starts every
@@ -107,6 +108,8 @@ fi
 if wants resp; then
     echo "== cache: troupe RESP front end vs redis-server (redis-benchmark)"
     scripts/resp_compare.sh $QUICK || FAILED+=(resp)
+    echo "== cache: troupe memcached front end vs memcached (memcaslap)"
+    scripts/memcached_compare.sh $QUICK || FAILED+=(memcached)
 fi
 
 if wants db; then
