@@ -172,6 +172,18 @@ impl ShardTable {
         })
     }
 
+    /// Runs `f` on `store`, this table's store locked in place, as [`guarded`](Self::guarded):
+    /// an error reply if the table has closed or `f` panics (which closes it).
+    fn run_store<T>(&self, store: &mut Store, f: impl FnOnce(&mut Store) -> T) -> Result<T, Frame> {
+        if !self.is_open() {
+            return Err(Frame::Error(
+                "ERR cache shard unavailable: it is restarting".into(),
+            ));
+        }
+        self.guarded(|| f(store))
+            .map_err(|reason| Frame::Error(format!("ERR cache shard failed: {reason}")))
+    }
+
     /// Runs `commands` as the shard's own [`ShardMsg::Run`](crate::ShardMsg::Run), waiting
     /// for the table as long as it takes.
     pub(crate) fn run(
@@ -240,6 +252,17 @@ impl LocalTables {
         self.tables.iter().all(|t| t.is_open())
     }
 
+    /// Locks shard `shard`'s table alone, within [`BUSY_WAIT`], with any delayed flush due at
+    /// `now` applied; `None` if it is busy longer or closed. For front ends that promise no
+    /// atomicity across keys (memcached's): held for one command, two threads on different
+    /// shards never wait on each other.
+    pub(crate) fn lock_one(&self, shard: usize, now: Instant) -> Option<LockedOne<'_>> {
+        let table = self.tables.get(shard)?;
+        let mut guard = table.try_lock()?;
+        guard.catch_up(now);
+        Some(LockedOne { table, guard })
+    }
+
     /// Locks the tables whose `needed` entry is true, in routing order (so two batches never
     /// wait on each other in a cycle), each within [`BUSY_WAIT`]; `None` if one is busy
     /// longer or closed.
@@ -259,6 +282,19 @@ impl LocalTables {
     }
 }
 
+/// One table of a [`LocalTables`], locked
+pub(crate) struct LockedOne<'a> {
+    table: &'a ShardTable,
+    guard: MutexGuard<'a, Table>,
+}
+
+impl LockedOne<'_> {
+    /// Runs `f` on the table's store; as [`Locked::with_store`], an error is the reply.
+    pub(crate) fn with_store<T>(&mut self, f: impl FnOnce(&mut Store) -> T) -> Result<T, Frame> {
+        self.table.run_store(&mut self.guard.store, f)
+    }
+}
+
 /// Some tables of a [`LocalTables`], locked
 pub(crate) struct Locked<'a> {
     tables: &'a [Arc<ShardTable>],
@@ -273,21 +309,29 @@ impl Locked<'_> {
         }
     }
 
-    /// Applies `cmd` on shard `shard`'s table, which must be locked. A panic closes the
-    /// table (its shard restarts, empty) and is answered as an error, as is any later
-    /// command on it.
-    pub(crate) fn apply(&mut self, shard: usize, cmd: KeyCommand, now: &Now) -> Frame {
+    /// Runs `f` on shard `shard`'s store, which must be locked. A panic in it closes the
+    /// table (its shard restarts, empty) and is returned as the error reply, as is any later
+    /// use of the table.
+    pub(crate) fn with_store<T>(
+        &mut self,
+        shard: usize,
+        f: impl FnOnce(&mut Store) -> T,
+    ) -> Result<T, Frame> {
         let tables = self.tables;
         let (Some(table), Some(Some(guard))) = (tables.get(shard), self.guards.get_mut(shard))
         else {
-            return Frame::Error("ERR internal error: the shard's table is not locked".into());
+            return Err(Frame::Error(
+                "ERR internal error: the shard's table is not locked".into(),
+            ));
         };
-        if !table.is_open() {
-            return Frame::Error("ERR cache shard unavailable: it is restarting".into());
-        }
-        table
-            .guarded(|| cmd.apply(&mut guard.store, now))
-            .unwrap_or_else(|reason| Frame::Error(format!("ERR cache shard failed: {reason}")))
+        table.run_store(&mut guard.store, f)
+    }
+
+    /// Applies `cmd` on shard `shard`'s table, which must be locked; as
+    /// [`with_store`](Self::with_store), an error is the reply.
+    pub(crate) fn apply(&mut self, shard: usize, cmd: KeyCommand, now: &Now) -> Frame {
+        self.with_store(shard, |store| cmd.apply(store, now))
+            .unwrap_or_else(|error| error)
     }
 
     /// As [`apply`](Self::apply), writing the reply to `out`; a command that panics leaves
@@ -299,20 +343,10 @@ impl Locked<'_> {
         now: &Now,
         out: &mut BytesMut,
     ) {
-        let tables = self.tables;
-        let (Some(table), Some(Some(guard))) = (tables.get(shard), self.guards.get_mut(shard))
-        else {
-            return Frame::Error("ERR internal error: the shard's table is not locked".into())
-                .encode(out);
-        };
-        if !table.is_open() {
-            return Frame::Error("ERR cache shard unavailable: it is restarting".into())
-                .encode(out);
-        }
         let start = out.len();
-        if let Err(reason) = table.guarded(|| cmd.apply_into(&mut guard.store, now, out)) {
+        if let Err(error) = self.with_store(shard, |store| cmd.apply_into(store, now, out)) {
             out.truncate(start);
-            Frame::Error(format!("ERR cache shard failed: {reason}")).encode(out);
+            error.encode(out);
         }
     }
 }

@@ -306,6 +306,33 @@ async fn pipelined_gets_span_shards_and_values_are_shared_with_resp() {
     cache.node.shutdown().await;
 }
 
+/// A batch whose replies pass the point where a connection writes its output (1 MiB) keeps
+/// every reply in order: values past it are written out after the batch, not dropped or
+/// reordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_past_the_write_threshold_keep_their_order() {
+    let cache = start(plain(2, MemcacheServer::new("127.0.0.1:0"))).await;
+    let mut c = Raw::connect(cache.memcached).await;
+    let value = |name: char| name.to_string().repeat(600 << 10);
+    for name in ['a', 'b', 'c'] {
+        let v = value(name);
+        c.roundtrip(
+            &format!("set {name} 7 0 {}\r\n{v}\r\n", v.len()),
+            "STORED\r\n",
+        )
+        .await;
+    }
+    // one write: retrievals and a storage command whose replies together pass 3 MiB
+    let send = "get a\r\nget b\r\nset x 1 0 1\r\nz\r\nget c missing\r\nget x\r\nget a b c\r\n";
+    let hit = |name: char| format!("VALUE {name} 7 {}\r\n{}\r\n", 600 << 10, value(name));
+    let mut want = String::new();
+    want.push_str(&format!("{}END\r\n{}END\r\nSTORED\r\n", hit('a'), hit('b')));
+    want.push_str(&format!("{}END\r\nVALUE x 1 1\r\nz\r\nEND\r\n", hit('c')));
+    want.push_str(&format!("{}{}{}END\r\n", hit('a'), hit('b'), hit('c')));
+    c.roundtrip(send, &want).await;
+    cache.node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memcached_client_crate_works_against_it() {
     use async_memcached::{AsciiProtocol, Client};

@@ -25,14 +25,16 @@ use troupe_runtime::listener::{Connection as ListenerConnection, Drain, Listener
 
 use super::parse::{Decoder, Limits, Request};
 use crate::client::{CacheClient, CacheError};
-use crate::cmd::KeyCommand;
 use crate::cmd::memcache::{
     Arith, Concat, Delete, Get, MAX_RELATIVE_EXPTIME, MemcacheCommand, OUT_OF_MEMORY, Storage,
     StoreMode, TOO_LARGE, TooLarge, Touch,
 };
+use crate::cmd::{KeyCommand, Now};
 use crate::resp::Frame;
 use crate::server::{BATCH_MAX_BYTES, BATCH_MAX_OPS, WRITE_AT};
 use crate::shard::ShardError;
+use crate::store::{Item, Value};
+use crate::table::LocalTables;
 
 /// What `version` answers: the protocol level served, and who serves it
 pub(crate) const VERSION: &str = "1.6.0-troupe";
@@ -163,6 +165,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: ListenerConnecti
         stream,
         shared: &shared,
         stats,
+        tables: None,
     };
     if let Err(err) = conn.run(drain).await {
         tracing::debug!(cause = %err, %peer, "memcached connection ended with an error");
@@ -209,6 +212,9 @@ struct Connection<'a> {
     stream: TcpStream,
     shared: &'a Shared,
     stats: ListenerStats,
+    /// The shards' tables, while every shard runs in this process and is plain (checked
+    /// again when one closes)
+    tables: Option<LocalTables>,
 }
 
 impl Connection<'_> {
@@ -424,87 +430,45 @@ impl Connection<'_> {
         batch: Vec<Request>,
         out: &mut BytesMut,
     ) -> std::io::Result<()> {
+        let mut sink = Sink {
+            out,
+            spill: Vec::new(),
+        };
+        let outcome = self.answer_in_place(batch, &mut sink);
+        // what was answered in place goes first, in order, whatever is left after it
+        let Sink { out, spill } = sink;
+        for piece in spill {
+            out.extend_from_slice(&piece);
+            self.write_if_full(out).await?;
+        }
+        let batch = match outcome {
+            Ok(()) => return Ok(()),
+            Err(rest) => rest,
+        };
         let max_item_size = self.shared.limits.max_item_size;
         let mut keyed: Vec<KeyCommand> = Vec::with_capacity(batch.len());
         let mut slots = Vec::with_capacity(batch.len());
         for request in batch {
-            let one = |unit: KeyCommand, noreply: bool, count: Count| (unit, noreply, count);
-            let single = match request {
-                Request::Get { keys, cas, touch } => {
-                    let start = keyed.len();
-                    keyed.extend(keys.iter().map(|key| {
-                        KeyCommand::from(Get {
-                            key: key.clone(),
-                            touch,
-                        })
-                    }));
-                    slots.push(Slot::Get {
-                        keys,
-                        parts: start..keyed.len(),
-                        cas,
-                        touch: touch.is_some(),
-                    });
-                    continue;
-                }
-                Request::Store {
-                    mode,
-                    key,
-                    flags,
-                    exptime,
-                    value,
-                    noreply,
-                } => {
-                    let count = match mode {
-                        StoreMode::Cas(_) => Count::Cas,
-                        _ => Count::Set,
-                    };
-                    let unit = Storage {
-                        mode,
-                        key,
-                        flags,
-                        exptime,
-                        value,
-                    };
-                    one(unit.into(), noreply, count)
-                }
-                Request::Concat {
-                    key,
-                    value,
-                    prepend,
-                    noreply,
-                } => {
-                    let unit = Concat {
-                        key,
-                        value,
-                        prepend,
-                        max_item_size,
-                    };
-                    one(unit.into(), noreply, Count::Set)
-                }
-                Request::TooLarge { key, set, noreply } => {
-                    one(TooLarge { key, set }.into(), noreply, Count::Nothing)
-                }
-                Request::Delete { key, noreply } => {
-                    one(Delete { key }.into(), noreply, Count::Delete)
-                }
-                Request::Arith {
-                    key,
-                    incr,
-                    delta,
-                    noreply,
-                } => {
-                    let count = if incr { Count::Incr } else { Count::Decr };
-                    one(Arith { key, incr, delta }.into(), noreply, count)
-                }
-                Request::Touch {
-                    key,
-                    exptime,
-                    noreply,
-                } => one(Touch { key, exptime }.into(), noreply, Count::Touch),
-                // not a request on keys: never in a batch
-                _ => continue,
+            if let Request::Get { keys, cas, touch } = request {
+                let start = keyed.len();
+                keyed.extend(keys.iter().map(|key| {
+                    KeyCommand::from(Get {
+                        key: key.clone(),
+                        touch,
+                    })
+                }));
+                slots.push(Slot::Get {
+                    keys,
+                    parts: start..keyed.len(),
+                    cas,
+                    touch: touch.is_some(),
+                });
+                continue;
+            }
+            // not a request on keys: never in a batch
+            let Some((unit, noreply, count)) = unit_of(request, max_item_size) else {
+                continue;
             };
-            let (unit, noreply, count) = single;
             slots.push(Slot::One {
                 part: keyed.len(),
                 noreply,
@@ -542,6 +506,90 @@ impl Connection<'_> {
                         write_line(out, &reply);
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers `batch` into `sink` on the shards' own tables, in order, each command holding
+    /// only its key's table while it runs (memcached promises nothing across keys), when every
+    /// shard runs in this process and none reads through, and no request touches keys (`gat`,
+    /// `gats`): no message, no reply to wait for, no frame per hit (see [`crate::table`]).
+    /// Hands back what it did not run: the whole batch if a shard is elsewhere or reads
+    /// through, or, from the first key whose table is busy or restarting, the rest (a
+    /// retrieval cut there continues with its remaining keys, its `VALUE`s so far sent).
+    fn answer_in_place(
+        &mut self,
+        batch: Vec<Request>,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Vec<Request>> {
+        let shared = self.shared;
+        let client = &shared.client;
+        if batch
+            .iter()
+            .any(|request| matches!(request, Request::Get { touch: Some(_), .. }))
+        {
+            return Err(batch);
+        }
+        if !self.tables.as_ref().is_some_and(LocalTables::is_open) {
+            self.tables = LocalTables::of(client);
+        }
+        let Some(tables) = &self.tables else {
+            return Err(batch);
+        };
+        let now = Now::at(troupe_runtime::time::now());
+        let counters = &shared.counters;
+        let max_item_size = shared.limits.max_item_size;
+        let mut requests = batch.into_iter();
+        while let Some(request) = requests.next() {
+            let Request::Get { keys, cas, .. } = request else {
+                let mut shard = None;
+                for_each_key(&request, |key| shard = Some(client.shard_of(key)));
+                let Some(mut table) = shard.and_then(|shard| tables.lock_one(shard, now.at)) else {
+                    return Err(std::iter::once(request).chain(requests).collect());
+                };
+                // not a request on keys: never in a batch
+                let Some((unit, noreply, count)) = unit_of(request, max_item_size) else {
+                    continue;
+                };
+                let reply = table
+                    .with_store(|store| unit.apply(store, &now))
+                    .unwrap_or_else(|error| error);
+                drop(table);
+                let reply = as_server_error(reply);
+                count_reply(counters, count, &reply);
+                if !noreply {
+                    sink.put_with(|out| write_line(out, &reply));
+                }
+                continue;
+            };
+            let mut failed = None;
+            for (at, key) in keys.iter().enumerate() {
+                let Some(mut table) = tables.lock_one(client.shard_of(key), now.at) else {
+                    let rest = Request::Get {
+                        keys: keys[at..].to_vec(),
+                        cas,
+                        touch: None,
+                    };
+                    return Err(std::iter::once(rest).chain(requests).collect());
+                };
+                bump(&counters.cmd_get);
+                let read = table.with_store(|store| {
+                    store.read_item(key, now.at, |item| write_item(sink, key, item, cas))
+                });
+                match read {
+                    Ok(Some(true)) => bump(&counters.get_hits),
+                    Ok(_) => bump(&counters.get_misses),
+                    Err(error) => {
+                        failed = Some(as_server_error(error));
+                        break;
+                    }
+                }
+            }
+            // as for any retrieval that fails: the error alone after the values sent
+            match failed {
+                Some(error) => sink.put_with(|out| write_line(out, &error)),
+                None => sink.put(b"END\r\n"),
             }
         }
         Ok(())
@@ -784,6 +832,151 @@ fn is_read(cmd: &KeyCommand) -> bool {
     )
 }
 
+/// Where a batch answered in place writes: straight into the connection's output while it
+/// holds less than [`WRITE_AT`], then (the rest of the batch, in order) into pieces written out
+/// after the tables are released, so a connection holds no more than on the message path:
+/// values past that point are referenced, not copied.
+struct Sink<'a> {
+    out: &'a mut BytesMut,
+    spill: Vec<Bytes>,
+}
+
+impl Sink<'_> {
+    /// The output, while writes still go straight to it.
+    fn direct(&mut self) -> Option<&mut BytesMut> {
+        (self.spill.is_empty() && self.out.len() < WRITE_AT).then_some(&mut *self.out)
+    }
+
+    fn put(&mut self, bytes: &'static [u8]) {
+        match self.direct() {
+            Some(out) => out.extend_from_slice(bytes),
+            None => self.spill.push(Bytes::from_static(bytes)),
+        }
+    }
+
+    /// What `write` writes, in order.
+    fn put_with(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        match self.direct() {
+            Some(out) => write(out),
+            None => {
+                let mut piece = BytesMut::new();
+                write(&mut piece);
+                self.spill.push(piece.freeze());
+            }
+        }
+    }
+
+    fn put_value(&mut self, value: &Bytes) {
+        match self.direct() {
+            Some(out) => out.extend_from_slice(value),
+            None => self.spill.push(value.clone()),
+        }
+    }
+}
+
+/// Writes a retrieved item as `VALUE key flags bytes [cas]` and its data, if it holds a
+/// string; whether it did (a hit).
+fn write_item(sink: &mut Sink<'_>, key: &[u8], item: Item<'_>, cas: bool) -> bool {
+    let Item {
+        value: Value::Str(value),
+        flags,
+        cas: unique,
+    } = item
+    else {
+        return false;
+    };
+    sink.put_with(|out| write_value_line(out, key, flags, value.len(), cas.then_some(unique)));
+    sink.put_value(value);
+    sink.put(b"\r\n");
+    true
+}
+
+/// Calls `f` with every key `request` touches, in the order a batch runs them.
+fn for_each_key(request: &Request, mut f: impl FnMut(&Bytes)) {
+    match request {
+        Request::Get { keys, .. } => keys.iter().for_each(f),
+        Request::Store { key, .. }
+        | Request::Concat { key, .. }
+        | Request::TooLarge { key, .. }
+        | Request::Delete { key, .. }
+        | Request::Arith { key, .. }
+        | Request::Touch { key, .. } => f(key),
+        _ => {}
+    }
+}
+
+/// A one-key request as the unit that runs it, whether its reply is suppressed, and the
+/// counters its reply moves; `None` for a retrieval or a request not on keys.
+fn unit_of(request: Request, max_item_size: usize) -> Option<(KeyCommand, bool, Count)> {
+    Some(match request {
+        Request::Store {
+            mode,
+            key,
+            flags,
+            exptime,
+            value,
+            noreply,
+        } => {
+            let count = match mode {
+                StoreMode::Cas(_) => Count::Cas,
+                _ => Count::Set,
+            };
+            let unit = Storage {
+                mode,
+                key,
+                flags,
+                exptime,
+                value,
+            };
+            (unit.into(), noreply, count)
+        }
+        Request::Concat {
+            key,
+            value,
+            prepend,
+            noreply,
+        } => {
+            let unit = Concat {
+                key,
+                value,
+                prepend,
+                max_item_size,
+            };
+            (unit.into(), noreply, Count::Set)
+        }
+        Request::TooLarge { key, set, noreply } => {
+            (TooLarge { key, set }.into(), noreply, Count::Nothing)
+        }
+        Request::Delete { key, noreply } => (Delete { key }.into(), noreply, Count::Delete),
+        Request::Arith {
+            key,
+            incr,
+            delta,
+            noreply,
+        } => {
+            let count = if incr { Count::Incr } else { Count::Decr };
+            (Arith { key, incr, delta }.into(), noreply, count)
+        }
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => (Touch { key, exptime }.into(), noreply, Count::Touch),
+        _ => return None,
+    })
+}
+
+/// A failure of the cache itself as memcached's clients get it: `ERR ...` as
+/// `SERVER_ERROR ...` (the units' own replies pass unchanged).
+fn as_server_error(reply: Frame) -> Frame {
+    match reply {
+        Frame::Error(text) if text.starts_with("ERR ") => {
+            Frame::Error(format!("SERVER_ERROR {}", &text[4..]).replace(['\r', '\n'], " "))
+        }
+        other => other,
+    }
+}
+
 /// Writes one retrieval reply: a hit's `VALUE` line and data (nothing for a miss), counted.
 fn write_value(
     out: &mut BytesMut,
@@ -816,16 +1009,27 @@ fn write_value(
         return;
     };
     bump(hits);
-    out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(key);
-    // formatted straight into the output: no string per hit
-    let _ = if cas {
-        write!(out, " {flags} {} {unique}\r\n", value.len())
-    } else {
-        write!(out, " {flags} {}\r\n", value.len())
-    };
+    let unique = u64::try_from(*unique).unwrap_or_default();
+    write_value_line(out, key, *flags, value.len(), cas.then_some(unique));
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a hit's `VALUE key flags bytes [cas]` line, formatted straight into the output: no
+/// string per hit.
+fn write_value_line(
+    out: &mut BytesMut,
+    key: &[u8],
+    flags: impl std::fmt::Display,
+    len: usize,
+    cas: Option<u64>,
+) {
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    let _ = match cas {
+        Some(unique) => write!(out, " {flags} {len} {unique}\r\n"),
+        None => write!(out, " {flags} {len}\r\n"),
+    };
 }
 
 /// Writes a one-line reply.

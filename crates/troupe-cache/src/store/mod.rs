@@ -255,30 +255,10 @@ impl Store {
         now: Instant,
         read: impl FnOnce(&Bytes) -> T,
     ) -> Option<Result<T, Kind>> {
-        let found = match self.map.get(key) {
-            None => None,
-            Some(entry) if entry.is_expired(now) => Some(None),
-            Some(entry) => Some(Some(match &entry.value {
-                Value::Str(bytes) => Ok(read(bytes)),
-                other => Err(other.kind()),
-            })),
-        };
-        match found {
-            Some(Some(value)) => {
-                self.hits += 1;
-                Some(value)
-            }
-            Some(None) => {
-                self.remove_entry(key, now);
-                self.check_invariants();
-                self.misses += 1;
-                None
-            }
-            None => {
-                self.misses += 1;
-                None
-            }
-        }
+        self.read_item(key, now, |item| match item.value {
+            Value::Str(bytes) => Ok(read(bytes)),
+            other => Err(other.kind()),
+        })
     }
 
     /// Look `key` up without touching recency or the hit/miss counters
@@ -299,6 +279,37 @@ impl Store {
         }
         self.hits += 1;
         self.map.get(key).map(Entry::item)
+    }
+
+    /// As [`item`](Self::item), handing the item to `read` where it lies: one lookup for a
+    /// live key (`item` takes two), what memcached's retrievals read with.
+    pub fn read_item<T>(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+        read: impl FnOnce(Item<'_>) -> T,
+    ) -> Option<T> {
+        let found = match self.map.get(key) {
+            None => None,
+            Some(entry) if entry.is_expired(now) => Some(None),
+            Some(entry) => Some(Some(read(entry.item()))),
+        };
+        match found {
+            Some(Some(value)) => {
+                self.hits += 1;
+                Some(value)
+            }
+            Some(None) => {
+                self.remove_entry(key, now);
+                self.check_invariants();
+                self.misses += 1;
+                None
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
     }
 
     /// [`Store::peek`], with the entry's flags and CAS unique

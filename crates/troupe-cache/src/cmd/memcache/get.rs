@@ -35,14 +35,16 @@ impl Unit for Get {
     }
 
     fn apply(self, store: &mut Store, now: &Now) -> Frame {
-        let hit = match store.item(&self.key, now.at) {
-            Some(Item {
-                value: Value::Str(value),
-                flags,
-                cas,
-            }) => Some((value.clone(), flags, cas)),
-            _ => None,
-        };
+        let hit = store
+            .read_item(&self.key, now.at, |item| match item {
+                Item {
+                    value: Value::Str(value),
+                    flags,
+                    cas,
+                } => Some((value.clone(), flags, cas)),
+                _ => None,
+            })
+            .flatten();
         let Some((value, flags, cas)) = hit else {
             return Frame::Null;
         };

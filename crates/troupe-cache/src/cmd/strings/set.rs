@@ -139,6 +139,24 @@ pub struct Set {
 }
 
 impl Set {
+    /// Runs it: reports (or refuses over) what it replaces only when `GET` asks.
+    fn run(self, store: &mut Store, now: &Now) -> Result<SetResult, SetError> {
+        let previous = if self.get {
+            Previous::ReportOrRefuse
+        } else {
+            Previous::Ignore
+        };
+        set(
+            store,
+            self.key,
+            self.value,
+            self.expiry,
+            self.condition,
+            previous,
+            now,
+        )
+    }
+
     /// A plain `SET key value`
     pub fn plain(key: Bytes, value: Bytes) -> Self {
         Self {
@@ -230,20 +248,7 @@ impl Unit for Set {
 
     fn apply(self, store: &mut Store, now: &Now) -> Frame {
         let get = self.get;
-        let previous = if get {
-            Previous::ReportOrRefuse
-        } else {
-            Previous::Ignore
-        };
-        match set(
-            store,
-            self.key,
-            self.value,
-            self.expiry,
-            self.condition,
-            previous,
-            now,
-        ) {
+        match self.run(store, now) {
             Err(SetError::WrongType) => crate::cmd::wrong_type(),
             Err(SetError::Store(err)) => crate::cmd::store_error(&err),
             Ok(result) if get => bulk_or_null(result.old),
@@ -255,22 +260,13 @@ impl Unit for Set {
     fn apply_into(self, store: &mut Store, now: &Now, out: &mut BytesMut) {
         // the usual write, answered without building its reply
         if self.get {
-            self.apply(store, now).encode(out);
-        } else {
-            match set(
-                store,
-                self.key,
-                self.value,
-                self.expiry,
-                self.condition,
-                Previous::Ignore,
-                now,
-            ) {
-                Ok(result) if result.written => out.extend_from_slice(b"+OK\r\n"),
-                Ok(_) => Frame::Null.encode(out),
-                Err(SetError::WrongType) => crate::cmd::wrong_type().encode(out),
-                Err(SetError::Store(err)) => crate::cmd::store_error(&err).encode(out),
-            }
+            return self.apply(store, now).encode(out);
+        }
+        match self.run(store, now) {
+            Ok(result) if result.written => out.extend_from_slice(b"+OK\r\n"),
+            Ok(_) => Frame::Null.encode(out),
+            Err(SetError::WrongType) => crate::cmd::wrong_type().encode(out),
+            Err(SetError::Store(err)) => crate::cmd::store_error(&err).encode(out),
         }
     }
 }
