@@ -414,10 +414,17 @@ pub(super) fn array_header(
     limits: &Limits,
 ) -> Step<(usize, Option<usize>)> {
     let start = pos + 1;
-    let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)? else {
-        return Ok(None);
+    let (len, cr) = match short_count(buf, start, limits) {
+        Some(found) => found,
+        None => {
+            let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)?
+            else {
+                return Ok(None);
+            };
+            let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidMultibulkLength)?;
+            (len, cr)
+        }
     };
-    let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidMultibulkLength)?;
     if len == -1 {
         return Ok(Some((cr + 2, None)));
     }
@@ -483,6 +490,29 @@ fn put_header(dst: &mut BytesMut, prefix: u8, n: i64) {
     dst.put_u8(prefix);
     dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
     dst.put_slice(b"\r\n");
+}
+
+/// The count line at `start` read in one pass when it has the shape nearly every client
+/// sends: up to 18 digits without a leading zero, then `\r\n`, all received. `None`
+/// otherwise, for [`line_end`] and [`parse_i64`] to judge: for this shape they find the same
+/// line end and number, so both paths agree on every input.
+fn short_count(buf: &[u8], start: usize, limits: &Limits) -> Option<(i64, usize)> {
+    let digits = buf.get(start..)?;
+    let mut n: i64 = 0;
+    let mut len = 0;
+    for &b in digits.iter().take(18) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n * 10 + i64::from(b - b'0');
+        len += 1;
+    }
+    let cr = start + len;
+    let shaped = len > 0
+        && len <= limits.max_inline_len
+        && !(len > 1 && digits[0] == b'0')
+        && buf.get(cr..cr + 2) == Some(b"\r\n");
+    shaped.then_some((n, cr))
 }
 
 /// Parse a strict decimal `i64`, as Redis's `string2ll`: an optional `-`,
@@ -627,10 +657,17 @@ fn text(buf: &[u8], start: usize, end: usize) -> Result<String, RespError> {
 /// read bulk strings here, so they agree on every limit and error.
 pub(super) fn bulk(buf: &[u8], pos: usize, limits: &Limits) -> Step<(Option<Range<usize>>, usize)> {
     let start = pos + 1;
-    let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)? else {
-        return Ok(None);
+    let (len, cr) = match short_count(buf, start, limits) {
+        Some(found) => found,
+        None => {
+            let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)?
+            else {
+                return Ok(None);
+            };
+            let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidBulkLength)?;
+            (len, cr)
+        }
     };
-    let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidBulkLength)?;
     let body = cr + 2;
     if len == -1 {
         return Ok(Some((None, body)));
@@ -915,6 +952,21 @@ mod tests {
             }
             prop_assert_eq!(got, Some(wire.len()));
             prop_assert!(!resume.is_resuming());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_one_pass_count_agrees_with_the_line_and_number_parsers(
+            line in proptest::collection::vec(
+                proptest::sample::select(b"0123456789-+\r\n x".to_vec()), 0..24)
+        ) {
+            let limits = Limits::default();
+            if let Some((n, cr)) = short_count(&line, 0, &limits) {
+                let end = line_end(&line, 0, limits.max_inline_len, RespError::LineTooLong);
+                prop_assert_eq!(end, Ok(Some(cr)));
+                prop_assert_eq!(parse_i64(&line[..cr]), Some(n));
+            }
         }
     }
 
