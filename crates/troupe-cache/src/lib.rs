@@ -33,7 +33,10 @@
 //!   (check, then parse), limits checked before allocating, and inline
 //!   commands as telnet and `redis-cli` send them.
 //! - `resp/parse.rs`: [`resp::Parse`], a cursor over a command's arguments.
-//! - `cmd/`: [`cmd::Command`], every supported command parsed from a frame;
+//! - `resp/request.rs`: [`resp::Requests`], what clients send decoded straight into
+//!   argument ranges and handed on as decoded (no frame built for an array of bulk
+//!   strings).
+//! - `cmd/`: [`cmd::Command`], every supported command parsed from its arguments;
 //!   one unit per command (`cmd/<family>/<command>.rs`: parsing beside
 //!   execution against a [`Store`], with Redis's replies and error texts),
 //!   and the commands run on every shard or on the connection. The list, and
