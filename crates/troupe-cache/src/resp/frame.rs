@@ -414,16 +414,8 @@ pub(super) fn array_header(
     limits: &Limits,
 ) -> Step<(usize, Option<usize>)> {
     let start = pos + 1;
-    let (len, cr) = match short_count(buf, start, limits) {
-        Some(found) => found,
-        None => {
-            let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)?
-            else {
-                return Ok(None);
-            };
-            let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidMultibulkLength)?;
-            (len, cr)
-        }
+    let Some((len, cr)) = count_line(buf, start, limits, RespError::InvalidMultibulkLength)? else {
+        return Ok(None);
     };
     if len == -1 {
         return Ok(Some((cr + 2, None)));
@@ -490,6 +482,19 @@ fn put_header(dst: &mut BytesMut, prefix: u8, n: i64) {
     dst.put_u8(prefix);
     dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
     dst.put_slice(b"\r\n");
+}
+
+/// The number on the line at `start` (a length or an integer) and the index of the line's
+/// `\r`; `None` while the line is incomplete. `invalid` if it is not a strict decimal `i64`.
+fn count_line(buf: &[u8], start: usize, limits: &Limits, invalid: RespError) -> Step<(i64, usize)> {
+    if let Some(found) = short_count(buf, start, limits) {
+        return Ok(Some(found));
+    }
+    let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)? else {
+        return Ok(None);
+    };
+    let n = parse_i64(&buf[start..cr]).ok_or(invalid)?;
+    Ok(Some((n, cr)))
 }
 
 /// The count line at `start` read in one pass when it has the shape nearly every client
@@ -657,16 +662,8 @@ fn text(buf: &[u8], start: usize, end: usize) -> Result<String, RespError> {
 /// read bulk strings here, so they agree on every limit and error.
 pub(super) fn bulk(buf: &[u8], pos: usize, limits: &Limits) -> Step<(Option<Range<usize>>, usize)> {
     let start = pos + 1;
-    let (len, cr) = match short_count(buf, start, limits) {
-        Some(found) => found,
-        None => {
-            let Some(cr) = line_end(buf, start, limits.max_inline_len, RespError::LineTooLong)?
-            else {
-                return Ok(None);
-            };
-            let len = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidBulkLength)?;
-            (len, cr)
-        }
+    let Some((len, cr)) = count_line(buf, start, limits, RespError::InvalidBulkLength)? else {
+        return Ok(None);
     };
     let body = cr + 2;
     if len == -1 {
@@ -726,13 +723,8 @@ fn walk(
             };
             Ok(Some((frame, cr + 2)))
         }
-        b':' => {
-            let Some(cr) = line_end(buf, start, limits.max_inline_len, too_long)? else {
-                return Ok(None);
-            };
-            let n = parse_i64(&buf[start..cr]).ok_or(RespError::InvalidInteger)?;
-            Ok(Some((out.map(|_| Frame::Integer(n)), cr + 2)))
-        }
+        b':' => Ok(count_line(buf, start, limits, RespError::InvalidInteger)?
+            .map(|(n, cr)| (out.map(|_| Frame::Integer(n)), cr + 2))),
         b'$' => Ok(bulk(buf, pos, limits)?.map(|(body, end)| {
             let frame = out.map(|bytes| match body {
                 Some(body) => Frame::Bulk(bytes.slice(body)),

@@ -178,13 +178,7 @@ mod tests {
         let mut out = Vec::new();
         let err = requests
             .decode_each(&mut buf, &Limits::default(), |parse, _| {
-                out.push(parse.and_then(|mut p| {
-                    let mut args = Vec::new();
-                    while p.remaining() > 0 {
-                        args.push(p.next_bytes()?);
-                    }
-                    Ok(args)
-                }))
+                out.push(parse.and_then(|mut p| p.rest()));
             })
             .err();
         (out, err, buf.to_vec())
@@ -197,14 +191,7 @@ mod tests {
         let err = Frame::decode_all(&mut buf, &Limits::default(), &mut frames).err();
         let out = frames
             .into_iter()
-            .map(|frame| {
-                let mut p = Parse::new(frame)?;
-                let mut args = Vec::new();
-                while p.remaining() > 0 {
-                    args.push(p.next_bytes()?);
-                }
-                Ok(args)
-            })
+            .map(|frame| Parse::new(frame)?.rest())
             .collect();
         (out, err, buf.to_vec())
     }
