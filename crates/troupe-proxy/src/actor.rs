@@ -13,7 +13,7 @@ use troupe_runtime::{Actor, ActorError, Addr, Ctx, Message, Reply};
 use crate::access::{AccessLog, AccessLogger};
 use crate::core::Routes;
 use crate::message::HttpCall;
-use crate::server::{Shared, Target, over_limit_refusal, serve_connection};
+use crate::server::{RouteMetrics, Shared, Target, over_limit_refusal, serve_connection};
 use crate::stream::{BodyMsg, BodyService, HttpStreamCall, Streams};
 use crate::tls::ReloadingTls;
 use crate::upstream::Upstream;
@@ -345,11 +345,15 @@ impl Actor for ProxyActor {
             return Err(Box::new(ProxyStartError::NoBodyService));
         }
         let listener = c.listen.bind().await?;
-        let route_names = targets.iter().map(|t| Arc::from(t.name())).collect();
+        let route_metrics = targets
+            .iter()
+            .map(|t| RouteMetrics::new(Arc::from(t.name())))
+            .collect();
         let shared = Arc::new(Shared {
             routes,
             targets,
-            route_names,
+            route_metrics,
+            unrouted: RouteMetrics::new(Arc::from("-")),
             limiter: Shared::limiter(c.rate_limit_per_ip),
             body_limit: c.body_limit,
             call_timeout: c.call_timeout,

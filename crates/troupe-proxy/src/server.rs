@@ -3,9 +3,11 @@
 //! [`status_for`]) back.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 use troupe_runtime::TraceParent;
@@ -62,8 +64,10 @@ impl Target {
 pub(crate) struct Shared {
     pub(crate) routes: Routes,
     pub(crate) targets: Vec<Target>,
-    /// Each target's name, as metrics and logs label its route
-    pub(crate) route_names: Vec<Arc<str>>,
+    /// Each target's metric handles and name, as metrics and logs label its route
+    pub(crate) route_metrics: Vec<RouteMetrics>,
+    /// The same for requests refused before routing (route `-`)
+    pub(crate) unrouted: RouteMetrics,
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) body_limit: usize,
     pub(crate) call_timeout: Duration,
@@ -92,6 +96,65 @@ impl Shared {
             limiter.shrink_to_fit();
             metrics::gauge!("troupe_proxy_rate_limited_addresses").set(limiter.len() as f64);
         }
+    }
+}
+
+/// The statuses the gateway answers most, each with a counter handle kept per route.
+const KNOWN_STATUSES: [u16; 18] = [
+    200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504,
+];
+
+/// One route's request counters (by status) and latency histogram.
+///
+/// Each handle is registered with the `metrics` recorder on its first use and kept, as the
+/// `metrics` crate advises for hot paths: its macros build, hash and look up a labelled key on
+/// every call. A status outside [`KNOWN_STATUSES`] goes through the macro each time. Like every
+/// metric, they reach the recorder installed before the gateway started.
+pub(crate) struct RouteMetrics {
+    route: Arc<str>,
+    latency: OnceLock<metrics::Histogram>,
+    requests: [OnceLock<metrics::Counter>; KNOWN_STATUSES.len()],
+}
+
+impl RouteMetrics {
+    pub(crate) fn new(route: Arc<str>) -> Self {
+        Self {
+            route,
+            latency: OnceLock::new(),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// The route's name, as metrics and the access log label it.
+    pub(crate) fn route(&self) -> &Arc<str> {
+        &self.route
+    }
+
+    /// Counts one request answered with `status` and records how long it took.
+    fn record(&self, status: u16, took: Duration) {
+        let label = || status_label(status);
+        match KNOWN_STATUSES.iter().position(|&known| known == status) {
+            Some(i) => self.requests[i]
+                .get_or_init(|| {
+                    metrics::counter!(
+                        "troupe_proxy_requests_total",
+                        "status" => label(),
+                        "route" => self.route.clone()
+                    )
+                })
+                .increment(1),
+            None => metrics::counter!(
+                "troupe_proxy_requests_total",
+                "status" => label(),
+                "route" => self.route.clone()
+            )
+            .increment(1),
+        }
+        self.latency
+            .get_or_init(|| {
+                metrics::histogram!("troupe_proxy_request_seconds", "route" => self.route.clone())
+            })
+            .record(took.as_secs_f64());
     }
 }
 
@@ -163,7 +226,11 @@ where
         move |req| {
             let shared = shared.clone();
             let tunnels = tunnels.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, peer, req, &tunnels).await) }
+            // boxed: hyper moves each request's future into its slot, and a pointer moves
+            // cheaper than the request's whole state machine
+            let answer: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> =
+                Box::pin(async move { Ok(handle(&shared, peer, req, &tunnels).await) });
+            answer
         }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -218,7 +285,7 @@ async fn handle(
     tunnels: &Tunnels,
 ) -> Response<Body> {
     let started = Instant::now();
-    let mut route: Option<Arc<str>> = None;
+    let mut route: Option<usize> = None;
     // one span per request, the root of its trace across nodes (or a child of the client's,
     // when it sends a W3C `traceparent`), for the requests the head sampler keeps: a request
     // whose trace would not be recorded costs no span; disabled, and nearly free, unless a
@@ -244,8 +311,15 @@ async fn handle(
             sampling.priority = 1,
         ),
     };
-    if !span.is_disabled()
-        && let Some(parent) = &parent
+    // a span no subscriber records would still cost its `log` fallback on every enter and
+    // record (quinn turns on `tracing`'s `log` feature): none instead
+    let span = if span.is_disabled() {
+        tracing::Span::none()
+    } else {
+        span
+    };
+    if let Some(parent) = &parent
+        && !span.is_none()
     {
         parent.adopt(&span);
     }
@@ -270,11 +344,18 @@ async fn handle(
             header(http::header::USER_AGENT),
         )
     });
-    let response = respond(shared, peer.ip(), req, &mut route, tunnels)
-        .instrument(span.clone())
-        .await;
+    let response = if span.is_none() {
+        respond(shared, peer.ip(), req, &mut route, tunnels).await
+    } else {
+        respond(shared, peer.ip(), req, &mut route, tunnels)
+            .instrument(span.clone())
+            .await
+    };
     let status = response.status().as_u16();
-    let route = route.unwrap_or_else(|| Arc::from("-"));
+    let metrics = route
+        .and_then(|i| shared.route_metrics.get(i))
+        .unwrap_or(&shared.unrouted);
+    let route = metrics.route();
     let response = match (&shared.access_log, request_line) {
         // the line is written once the body has been sent (or abandoned), with its length
         (Some(log), Some((time, method, target, protocol, referer, user_agent))) => {
@@ -303,16 +384,11 @@ async fn handle(
         _ => response,
     };
     // the route is the target's name (bounded by the routes declared), "-" before routing
-    span.record("http.route", &*route);
-    span.record("http.status", status);
-    metrics::counter!(
-        "troupe_proxy_requests_total",
-        "status" => status_label(status),
-        "route" => route.clone()
-    )
-    .increment(1);
-    metrics::histogram!("troupe_proxy_request_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    if !span.is_none() {
+        span.record("http.route", &**route);
+        span.record("http.status", status);
+    }
+    metrics.record(status, started.elapsed());
     response
 }
 
@@ -410,7 +486,7 @@ async fn respond(
     shared: &Shared,
     client: IpAddr,
     mut req: Request<Incoming>,
-    route: &mut Option<Arc<str>>,
+    route: &mut Option<usize>,
     tunnels: &Tunnels,
 ) -> Response<Body> {
     if let Some(limiter) = &shared.limiter
@@ -427,14 +503,14 @@ async fn respond(
     }
     let host = host_of(&req);
     let path = req.uri().path().to_string();
-    let Some((target, name)) = shared
+    let Some((target, index)) = shared
         .routes
         .resolve(host.as_deref(), &path)
-        .and_then(|i| Some((shared.targets.get(i)?, shared.route_names.get(i)?)))
+        .and_then(|i| Some((shared.targets.get(i)?, i)))
     else {
         return error(404, "no route for this path");
     };
-    *route = Some(name.clone());
+    *route = Some(index);
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -621,9 +697,10 @@ pub(crate) fn into_response(reply: HttpResponse) -> Response<Body> {
     let mut response = Response::new(crate::body::full(reply.body));
     *response.status_mut() = status;
     for (name, value) in reply.headers {
+        // the value's own buffer becomes the header's: no copy
         match (
             http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(&value),
+            http::HeaderValue::from_maybe_shared(Bytes::from(value)),
         ) {
             (Ok(n), Ok(v)) => {
                 response.headers_mut().append(n, v);
@@ -638,6 +715,43 @@ pub(crate) fn into_response(reply: HttpResponse) -> Response<Body> {
 mod tests {
     use super::*;
 
+    /// A route's kept handles count by status and time every request, and a status outside
+    /// the kept ones is counted all the same.
+    #[test]
+    fn route_metrics_count_every_status_and_time_every_request() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let route = RouteMetrics::new(Arc::from("shop"));
+            for status in [200, 200, 418, 404] {
+                route.record(status, Duration::from_millis(2));
+            }
+        });
+        let mut counts = Vec::new();
+        let mut timed = 0;
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let label = |name| {
+                key.labels()
+                    .find(|l| l.key() == name)
+                    .map(|l| l.value().to_string())
+            };
+            assert_eq!(label("route").as_deref(), Some("shop"), "{key:?}");
+            match value {
+                DebugValue::Counter(n) => counts.push((label("status").unwrap_or_default(), n)),
+                DebugValue::Histogram(samples) => timed += samples.len(),
+                DebugValue::Gauge(_) => panic!("no gauge expected: {key:?}"),
+            }
+        }
+        counts.sort();
+        assert_eq!(
+            counts,
+            [("200".into(), 2), ("404".into(), 1), ("418".into(), 1)]
+        );
+        assert_eq!(timed, 4);
+    }
+
     /// The limiter's per-address state shrinks back once addresses stop sending: pruning keeps
     /// only those whose quota is not full again.
     #[tokio::test]
@@ -645,7 +759,8 @@ mod tests {
         let shared = Shared {
             routes: Routes::new(),
             targets: Vec::new(),
-            route_names: Vec::new(),
+            route_metrics: Vec::new(),
+            unrouted: RouteMetrics::new(Arc::from("-")),
             limiter: Shared::limiter(NonZeroU32::new(1_000)),
             body_limit: 0,
             call_timeout: Duration::from_secs(1),
