@@ -15,7 +15,8 @@ use tokio::task::AbortHandle;
 
 use crate::addr::Addr;
 use crate::error::{CallError, SpawnError};
-use crate::message::{FailingGuard, Letter, Mail, Message, set_failing};
+use crate::in_place::InPlace;
+use crate::message::{Ask, FailingGuard, Letter, Mail, Message, Request, set_failing};
 use crate::node::Node;
 use crate::slot::{Instance, Mailbox, Slot};
 use crate::supervisor::Starter;
@@ -198,6 +199,30 @@ impl Drop for Tasks {
         for task in &self.0 {
             task.abort();
         }
+    }
+}
+
+impl<Q: Request> Ctx<Ask<Q>> {
+    /// Lets callers in this process answer requests themselves, on their own task, with
+    /// `answer`, for as long as this instance is current: [`Addr::ask`] runs it instead of
+    /// sending a message (no mailbox, no task hand-off, no reply channel). `answer` answers a
+    /// request (`Ok`) or hands it back (`Err`), and a request handed back goes through the
+    /// mailbox to [`Actor::handle`] as usual; requests from other nodes always do.
+    ///
+    /// For answers that need none of the actor's own state (`answer` cannot reach `self`): a
+    /// stateless HTTP handler, a lookup in state behind its own lock. It runs concurrently on
+    /// any number of callers' tasks, outside the mailbox's order, and should not block: a slow
+    /// answer holds up its caller's task. A panic in it fails that one call with
+    /// [`CallError::ActorFailed`](crate::CallError::ActorFailed); the actor keeps running.
+    /// Answers in place are not counted in the actor's message statistics.
+    ///
+    /// It is what this instance shares ([`share`](Self::share)): `false`, and nothing
+    /// changes, if the instance already shares something.
+    pub fn answer_in_place(
+        &self,
+        answer: impl Fn(Q) -> Result<Q::Response, Q> + Send + Sync + 'static,
+    ) -> bool {
+        self.share(Arc::new(InPlace::new(answer)))
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::deadline::{Ticket, WATCH_MIN, Watch};
 use crate::error::CallError;
+use crate::in_place::InPlace;
 use crate::message::{Ask, Mail, Message, Reply, ReplyFailure, ReplyValue, Request};
 use crate::node::{MeshInner, Node, Route};
 use crate::slot::Slot;
@@ -370,13 +371,35 @@ impl<Q: Request> Addr<Ask<Q>> {
     /// Sends `request` and waits up to `timeout` for its response: `call` for actors that
     /// take one kind of request.
     ///
+    /// If the actor runs in this process and answers in place
+    /// ([`Ctx::answer_in_place`](crate::Ctx::answer_in_place)), its answer runs here, on this
+    /// task, without a message (and without the timeout, as a function call has none); a
+    /// request the answer hands back is sent as usual.
+    ///
     /// # Errors
-    /// As [`Addr::call`].
+    /// As [`Addr::call`]; [`CallError::ActorFailed`] if an answer in place panicked.
     ///
     /// # Cancel safety
-    /// As [`Addr::call`].
+    /// As [`Addr::call`]. An answer in place runs to its end before the first await.
     pub async fn ask(&self, request: Q, timeout: Duration) -> Result<Q::Response, CallError> {
+        let request = match self.answer_in_place(request) {
+            Ok(answered) => return answered,
+            Err(request) => request,
+        };
         self.call(|reply| Ask { request, reply }, timeout).await
+    }
+
+    /// Runs the actor's answer in place for `request`, if it runs in this process and has one;
+    /// hands `request` back otherwise.
+    fn answer_in_place(&self, request: Q) -> Result<Result<Q::Response, CallError>, Q> {
+        match self.route() {
+            Ok(Route::Local(slot)) => slot
+                .with_shared(request, |in_place: &InPlace<Q>, request| {
+                    in_place.answer(request, || self.target())
+                })
+                .unwrap_or_else(Err),
+            _ => Err(request),
+        }
     }
 }
 

@@ -304,6 +304,27 @@ impl<M: Message> Slot<M> {
         shared.downcast::<T>().ok()
     }
 
+    /// `f` of what the current instance shares, if it is a `T` (as [`shared`](Self::shared),
+    /// without taking a reference count); `arg` back if not.
+    pub(crate) fn with_shared<T: Send + Sync + 'static, A, R>(
+        &self,
+        arg: A,
+        f: impl FnOnce(&T, A) -> R,
+    ) -> Result<R, A> {
+        if self.gate.get().is_some() {
+            return Err(arg);
+        }
+        let current = self.current.load();
+        match current
+            .as_deref()
+            .and_then(|instance| instance.mailbox.shared.get())
+            .and_then(|shared| shared.downcast_ref::<T>())
+        {
+            Some(shared) => Ok(f(shared, arg)),
+            None => Err(arg),
+        }
+    }
+
     /// Whether an instance is current.
     pub(crate) fn has_instance(&self) -> bool {
         self.current.load().is_some()
