@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use http_body_util::Full;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -17,15 +16,64 @@ use tokio::time::{Instant, Sleep};
 /// The error a body in the gateway may end with.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Every response body the gateway writes: whole (a gateway answer, an actor's reply) or
-/// streamed (an upstream's).
-pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+/// Every body the gateway writes: whole (a gateway answer, an actor's reply), held as is, or
+/// streamed (an upstream's), boxed.
+pub(crate) enum Body {
+    /// Whole bytes, sent as one frame (`None` once sent)
+    Whole(Option<Bytes>),
+    /// Any other body
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// `body`, boxed.
+    pub(crate) fn boxed<B>(body: B) -> Self
+    where
+        B: HttpBody<Data = Bytes, Error = BoxError> + Send + 'static,
+    {
+        Self::Boxed(body.boxed_unsync())
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Whole(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Self::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Whole(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Self::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Self::Boxed(body) => body.size_hint(),
+        }
+    }
+}
 
 /// `bytes` as a whole body.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Body::Whole(Some(bytes.into()))
 }
 
 /// Why a guarded body stopped.

@@ -363,7 +363,7 @@ async fn handle(
             let route = route.clone();
             let remote = peer.ip();
             response.map(move |body| {
-                Counted::new(body, move |bytes| {
+                Body::boxed(Counted::new(body, move |bytes| {
                     log.log(&Entry {
                         remote,
                         time,
@@ -377,8 +377,7 @@ async fn handle(
                         duration: started.elapsed(),
                         route: &route,
                     });
-                })
-                .boxed_unsync()
+                }))
             })
         }
         _ => response,
@@ -671,7 +670,7 @@ async fn stream_to(
         Deadline::Idle(shared.body_timeout),
     );
     // the stream stays open while its response is being sent
-    *response.body_mut() = Counted::new(streamed_body, move |_| drop(open)).boxed_unsync();
+    *response.body_mut() = Body::boxed(Counted::new(streamed_body, move |_| drop(open)));
     response
 }
 

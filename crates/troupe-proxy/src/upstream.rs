@@ -715,7 +715,7 @@ impl UpstreamPool {
             Outgoing::Whole(bytes) => (crate::body::full(bytes), None),
             Outgoing::Streamed(mut guarded) => {
                 let verdict = guarded.verdict();
-                (guarded.boxed_unsync(), Some(verdict))
+                (Body::boxed(guarded), Some(verdict))
             }
         };
         let mut outgoing = Request::new(body);
@@ -748,7 +748,7 @@ impl UpstreamPool {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let body = Guarded::new(body, self.max_response, Deadline::Idle(self.read_timeout));
-                Attempt::Answered(Response::from_parts(parts, body.boxed_unsync()))
+                Attempt::Answered(Response::from_parts(parts, Body::boxed(body)))
             }
         }
     }
