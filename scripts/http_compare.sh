@@ -134,6 +134,9 @@ upstream=$STARTED
 start "$WORK/troupe.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 --pool "$POOL"
 troupe=$STARTED
 TROUPE_PID=$LAST_PID
+start "$WORK/troupe-in-place.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 \
+    --pool "$POOL" --in-place
+troupe_in_place=$STARTED
 start "$WORK/troupe-proxy.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 \
     --upstream "http://$upstream"
 troupe_proxy=$STARTED
@@ -226,7 +229,9 @@ fi
 body_proxy=$(curl -sf "http://$troupe_proxy/bench")
 body_tls=$(curl -sfk "https://$troupe_tls/bench")
 body_nginx_tls=$(curl -sfk "https://$nginx_tls/bench")
+body_in_place=$(curl -sf "http://$troupe_in_place/bench")
 if [ "$body_proxy" != "$body_nginx" ] || [ "$body_tls" != "$body_nginx" ] ||
+    [ "$body_in_place" != "$body_nginx" ] ||
     [ "$body_nginx_tls" != "$body_nginx" ]; then
     echo "bodies differ: proxy '$body_proxy' tls '$body_tls' nginx tls '$body_nginx_tls'" >&2
     exit 1
@@ -293,10 +298,10 @@ for round in 1 2; do
     measure troupe "$round" "http://$troupe/bench"
     measure nginx "$round" "http://$nginx/bench"
     measure troupe-proxy "$round" "http://$troupe_proxy/bench"
+    # the upstream alone (hyper answering the bytes itself, no hop): the ceiling
+    measure hyper-direct "$round" "http://$upstream/bench"
+    measure troupe-in-place "$round" "http://$troupe_in_place/bench"
 done
-# the upstream alone (hyper answering the bytes itself, no hop): the ceiling
-measure hyper-direct 1 "http://$upstream/bench"
-measure hyper-direct 2 "http://$upstream/bench"
 for round in 1 2; do
     measure troupe-tls "$round" "https://$troupe_tls/bench"
     measure nginx-tls "$round" "https://$nginx_tls/bench"
@@ -420,6 +425,7 @@ echo
 echo "HTTP GET through a gateway, wrk -t$THREADS -c$CONNS -d${SECS}s --latency," \
     "$(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "troupe: gateway → balancer (round robin) → $POOL responder actors, one process, fixed 64-byte body;"
+echo "troupe-in-place: the same, the responders answering in place (Ctx::answer_in_place, on the gateway's task);"
 echo "troupe-proxy: the gateway as a reverse proxy (Upstream::http) → the same hyper upstream as nginx;"
 echo "nginx: 2 workers → keepalive → hyper upstream process, same 64 bytes;"
 echo "hyper-direct: wrk straight at the upstream (no proxy, no actors): the ceiling;"
@@ -444,9 +450,10 @@ printf '%s\n' "${ROWS[@]}" | awk -v json="$OUT/http.json" -v peak_kb="$PROXY_PEA
         printf "| gateway → actors vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe"], rps["nginx"], rps["troupe"] / rps["nginx"]
         printf "| gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-proxy"], rps["nginx"], rps["troupe-proxy"] / rps["nginx"]
         printf "| gateway → actors vs bare hyper, requests/s | %.0f | %.0f | **%.2fx** | ≥ 0.7x |\n", rps["troupe"], rps["hyper-direct"], rps["troupe"] / rps["hyper-direct"]
+        printf "| gateway → actors answering in place vs bare hyper, requests/s | %.0f | %.0f | **%.2fx** | ≥ 0.7x |\n", rps["troupe-in-place"], rps["hyper-direct"], rps["troupe-in-place"] / rps["hyper-direct"]
         printf "| TLS: gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-tls"], rps["nginx-tls"], rps["troupe-tls"] / rps["nginx-tls"]
         printf "| 10 MiB bodies: gateway vs nginx, MB/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", mb["troupe-big"], mb["nginx-big"], mb["troupe-big"] / mb["nginx-big"]
         printf "\ntroupe reverse proxy peak RSS after every run: %.0f MiB\n", peak_kb / 1024
-        printf "{\"bench\":\"http_compare\",\"summary\":true,\"troupe_rps\":%.1f,\"nginx_rps\":%.1f,\"troupe_proxy_rps\":%.1f,\"hyper_direct_rps\":%.1f,\"troupe_tls_rps\":%.1f,\"nginx_tls_rps\":%.1f,\"troupe_big_mbps\":%.1f,\"nginx_big_mbps\":%.1f,\"troupe_proxy_peak_rss_kb\":%d}\n",
-            rps["troupe"], rps["nginx"], rps["troupe-proxy"], rps["hyper-direct"], rps["troupe-tls"], rps["nginx-tls"], mb["troupe-big"], mb["nginx-big"], peak_kb >> json
+        printf "{\"bench\":\"http_compare\",\"summary\":true,\"troupe_rps\":%.1f,\"troupe_in_place_rps\":%.1f,\"nginx_rps\":%.1f,\"troupe_proxy_rps\":%.1f,\"hyper_direct_rps\":%.1f,\"troupe_tls_rps\":%.1f,\"nginx_tls_rps\":%.1f,\"troupe_big_mbps\":%.1f,\"nginx_big_mbps\":%.1f,\"troupe_proxy_peak_rss_kb\":%d}\n",
+            rps["troupe"], rps["troupe-in-place"], rps["nginx"], rps["troupe-proxy"], rps["hyper-direct"], rps["troupe-tls"], rps["nginx-tls"], mb["troupe-big"], mb["nginx-big"], peak_kb >> json
     }'

@@ -5,8 +5,11 @@
 //! over in memory, as in the README's request path.
 //!
 //!   troupe-http --listen 127.0.0.1:0 --pool 4 [--strategy round-robin|least-outstanding]
-//!               [--observed] [--upstream http://HOST:PORT] [--tls-cert F --tls-key F]
+//!               [--in-place] [--observed] [--upstream http://HOST:PORT]
+//!               [--tls-cert F --tls-key F]
 //!
+//! With `--in-place`, the responders answer in place (`Ctx::answer_in_place`): the gateway's
+//! task runs their answer after the balancer's pick, without a message.
 //! With `--upstream`, the gateway is a reverse proxy instead: every path goes to that HTTP
 //! server through `Upstream::http` (no balancer, no actors), as nginx's `proxy_pass` does.
 //! With `--tls-cert/--tls-key`, it serves HTTPS (rustls, HTTP/1.1 or h2 by ALPN).
@@ -51,6 +54,10 @@ struct Args {
     /// Metrics and traces on (see the module docs).
     #[arg(long)]
     observed: bool,
+    /// The responders answer in place (`Ctx::answer_in_place`): on the gateway's task, without
+    /// a message.
+    #[arg(long)]
+    in_place: bool,
     /// Forward every request to this HTTP server instead of the actors.
     #[arg(long)]
     upstream: Option<String>,
@@ -62,18 +69,32 @@ struct Args {
     tls_key: Option<std::path::PathBuf>,
 }
 
-/// Answers every request with the fixed body.
-struct Responder;
+/// Answers every request with the fixed body: as messages, or (`in_place`) on the gateway's
+/// own task for callers in this process.
+struct Responder {
+    in_place: bool,
+}
+
+fn answer() -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), CONTENT_TYPE.into())],
+        body: BODY.to_vec(),
+    }
+}
 
 impl Actor for Responder {
     type Msg = HttpCall;
 
+    async fn started(&mut self, ctx: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
+        if self.in_place {
+            ctx.answer_in_place(|_| Ok(answer()));
+        }
+        Ok(())
+    }
+
     async fn handle(&mut self, call: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
-        call.reply.send(HttpResponse {
-            status: 200,
-            headers: vec![("content-type".into(), CONTENT_TYPE.into())],
-            body: BODY.to_vec(),
-        });
+        call.reply.send(answer());
         Ok(())
     }
 }
@@ -103,8 +124,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         &["--no-admin"]
     };
-    let launch_args = LaunchArgs::try_parse_from(std::iter::once("troupe-http").chain(admin.iter().copied()))
-        .context("launch arguments")?;
+    let launch_args =
+        LaunchArgs::try_parse_from(std::iter::once("troupe-http").chain(admin.iter().copied()))
+            .context("launch arguments")?;
     let mut t = Topology::new("http-bench");
     let (edge, app) = (t.node("edge"), t.node("app"));
     let mut proxy = Proxy::http(args.listen.clone());
@@ -114,7 +136,10 @@ async fn main() -> anyhow::Result<()> {
             .route_upstream("/", troupe::proxy::Upstream::http([url.clone()]))
             .body_limit(usize::MAX);
     } else {
-        let pool = t.pool(app, "responder", args.pool.max(1), |_| Responder);
+        let in_place = args.in_place;
+        let pool = t.pool(app, "responder", args.pool.max(1), move |_| Responder {
+            in_place,
+        });
         let balancer = match args.strategy {
             Strategy::RoundRobin => Balancer::round_robin(&pool),
             Strategy::LeastOutstanding => Balancer::least_outstanding(&pool),

@@ -64,7 +64,9 @@ async fn answer(
 ) -> Result<Response<http_body_util::Either<Full<Bytes>, Repeat>>, Infallible> {
     if req.uri().path() == "/big" {
         static CHUNK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-        let chunk = CHUNK.get_or_init(|| Bytes::from(vec![b'x'; 64 << 10])).clone();
+        let chunk = CHUNK
+            .get_or_init(|| Bytes::from(vec![b'x'; 64 << 10]))
+            .clone();
         let left = BIG / chunk.len();
         return Ok(Response::new(http_body_util::Either::Right(Repeat {
             chunk,
