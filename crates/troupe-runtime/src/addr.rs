@@ -307,13 +307,15 @@ impl<M: Message> Addr<M> {
             }
             Route::Remote => {
                 let mesh = self.mesh()?;
-                return crate::remote::remote_call(
+                // boxed: the remote path's state machine would otherwise size (and be moved
+                // with) every local call's future
+                return Box::pin(crate::remote::remote_call(
                     &mesh,
                     &self.inner.node,
                     &self.inner.name,
                     make,
                     timeout,
-                )
+                ))
                 .await;
             }
             Route::Placed(placed) => {
