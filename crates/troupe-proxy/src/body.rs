@@ -284,6 +284,25 @@ mod tests {
         Chunks(n, size)
     }
 
+    /// A whole body is its bytes in one frame, with its exact length; an empty one ends at
+    /// once; a boxed one passes its frames on.
+    #[tokio::test]
+    async fn whole_bodies_are_one_frame_and_boxed_ones_pass_through() {
+        let whole = full(Bytes::from_static(b"sixty-four"));
+        assert_eq!(whole.size_hint().exact(), Some(10));
+        assert!(!whole.is_end_stream());
+        let collected = whole.collect().await.unwrap().to_bytes();
+        assert_eq!(collected, Bytes::from_static(b"sixty-four"));
+
+        let mut empty = full(Bytes::new());
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+        assert!(empty.frame().await.is_none());
+
+        let boxed = Body::boxed(chunks(3, 5));
+        assert_eq!(boxed.collect().await.unwrap().to_bytes().len(), 15);
+    }
+
     #[tokio::test]
     async fn a_body_over_the_limit_stops_with_the_reason_left_behind() {
         let mut guarded = Guarded::new(
