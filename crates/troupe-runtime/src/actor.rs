@@ -218,6 +218,33 @@ impl<Q: Request> Ctx<Ask<Q>> {
     ///
     /// It is what this instance shares ([`share`](Self::share)): `false`, and nothing
     /// changes, if the instance already shares something.
+    ///
+    /// ```
+    /// use troupe_runtime::{Actor, ActorError, Ask, Ctx, Request};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Request)]
+    /// #[request(name = "doc.Square", response = u64)]
+    /// struct Square(u64);
+    ///
+    /// struct Squarer;
+    ///
+    /// impl Actor for Squarer {
+    ///     type Msg = Ask<Square>;
+    ///
+    ///     async fn started(&mut self, ctx: &mut Ctx<Ask<Square>>) -> Result<(), ActorError> {
+    ///         // small squares on the caller's task; the rest as messages, below
+    ///         ctx.answer_in_place(|Square(n)| if n < 1 << 32 { Ok(n * n) } else { Err(Square(n)) });
+    ///         Ok(())
+    ///     }
+    ///
+    ///     async fn handle(&mut self, ask: Ask<Square>, _: &mut Ctx<Ask<Square>>)
+    ///         -> Result<(), ActorError>
+    ///     {
+    ///         ask.reply.send(ask.request.0.saturating_mul(ask.request.0));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn answer_in_place(
         &self,
         answer: impl Fn(Q) -> Result<Q::Response, Q> + Send + Sync + 'static,
