@@ -252,8 +252,9 @@ impl<Q: Request> Forwarder<Q> {
         result
     }
 
-    /// A member for `request`, counted as picked.
-    fn pick(&self, request: &Q) -> Result<(core::Pick, Addr<Ask<Q>>), CallError> {
+    /// A member for `request`, counted as picked (borrowed: a clone of its handle would bounce
+    /// the handle's count between the CPUs on every request).
+    fn pick(&self, request: &Q) -> Result<(core::Pick, &Addr<Ask<Q>>), CallError> {
         let key = self.config.key.as_ref().and_then(|k| k(request));
         let pick = {
             let (core, rng) = &mut *self.core.lock();
@@ -271,7 +272,7 @@ impl<Q: Request> Forwarder<Q> {
             picks.increment(1);
         }
         match self.config.members.get(index) {
-            Some((member, _)) => Ok((pick, member.clone())),
+            Some((member, _)) => Ok((pick, member)),
             None => {
                 self.finished(pick, Outcome::Error);
                 Err(CallError::NotFound {
@@ -385,7 +386,7 @@ impl<Q: Request> Actor for BalancerActor<Q> {
     async fn handle(&mut self, ask: Ask<Q>, _ctx: &mut Ctx<Ask<Q>>) -> Result<(), ActorError> {
         let Ask { request, reply } = ask;
         let (pick, member) = match self.forwarder.pick(&request) {
-            Ok(picked) => picked,
+            Ok((pick, member)) => (pick, member.clone()),
             Err(err) => {
                 reply.fail(err);
                 return Ok(());

@@ -196,6 +196,13 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
     }
 }
 
+/// What the requests of one connection share.
+struct ConnectionState {
+    shared: Arc<Shared>,
+    /// The connection's switched-protocol tunnels, which outlive its HTTP exchange
+    tunnels: Tunnels,
+}
+
 /// Serves HTTP on `stream` (plain, or TLS already terminated); see [`serve_connection`].
 async fn serve_stream<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr, mut drain: Drain)
 where
@@ -220,16 +227,20 @@ where
     };
     let header_timeout = shared.header_timeout;
     let send_timeout = shared.send_timeout;
-    let tunnels = Arc::new(Tunnels::default());
+    // what this connection's requests share: each request takes a reference to this, not to
+    // the server's `Shared`, whose count every connection would bounce between the CPUs
+    let state = Arc::new(ConnectionState {
+        shared,
+        tunnels: Tunnels::default(),
+    });
     let service = service_fn({
-        let tunnels = tunnels.clone();
+        let state = state.clone();
         move |req| {
-            let shared = shared.clone();
-            let tunnels = tunnels.clone();
+            let conn = state.clone();
             // boxed: hyper moves each request's future into its slot, and a pointer moves
             // cheaper than the request's whole state machine
             let answer: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> =
-                Box::pin(async move { Ok(handle(&shared, peer, req, &tunnels).await) });
+                Box::pin(async move { Ok(handle(&conn.shared, peer, req, &conn.tunnels).await) });
             answer
         }
     });
@@ -266,7 +277,7 @@ where
     }
     // a connection that switched protocols lives on as its tunnel, still counted as open;
     // draining (or the listener dropping this task) closes it
-    let mut tunnels = std::mem::take(&mut *tunnels.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut tunnels = std::mem::take(&mut *state.tunnels.lock().unwrap_or_else(|p| p.into_inner()));
     tokio::select! {
         () = async { while tunnels.join_next().await.is_some() {} } => {}
         () = drain.wait() => {}
