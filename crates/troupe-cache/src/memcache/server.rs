@@ -543,8 +543,7 @@ impl Connection<'_> {
         let mut requests = batch.into_iter();
         while let Some(request) = requests.next() {
             let Request::Get { keys, cas, .. } = request else {
-                let mut shard = None;
-                for_each_key(&request, |key| shard = Some(client.shard_of(key)));
+                let shard = key_of(&request).map(|key| client.shard_of(key));
                 let Some(mut table) = shard.and_then(|shard| tables.lock_one(shard, now.at)) else {
                     return Err(std::iter::once(request).chain(requests).collect());
                 };
@@ -891,17 +890,16 @@ fn write_item(sink: &mut Sink<'_>, key: &[u8], item: Item<'_>, cas: bool) -> boo
     true
 }
 
-/// Calls `f` with every key `request` touches, in the order a batch runs them.
-fn for_each_key(request: &Request, mut f: impl FnMut(&Bytes)) {
+/// The key of a one-key request; `None` for a retrieval or a request not on keys.
+fn key_of(request: &Request) -> Option<&Bytes> {
     match request {
-        Request::Get { keys, .. } => keys.iter().for_each(f),
         Request::Store { key, .. }
         | Request::Concat { key, .. }
         | Request::TooLarge { key, .. }
         | Request::Delete { key, .. }
         | Request::Arith { key, .. }
-        | Request::Touch { key, .. } => f(key),
-        _ => {}
+        | Request::Touch { key, .. } => Some(key),
+        _ => None,
     }
 }
 
@@ -971,7 +969,7 @@ fn unit_of(request: Request, max_item_size: usize) -> Option<(KeyCommand, bool, 
 fn as_server_error(reply: Frame) -> Frame {
     match reply {
         Frame::Error(text) if text.starts_with("ERR ") => {
-            Frame::Error(format!("SERVER_ERROR {}", &text[4..]).replace(['\r', '\n'], " "))
+            Frame::Error(server_error_line(&text[4..]))
         }
         other => other,
     }
@@ -1085,17 +1083,21 @@ fn count_reply(counters: &Counters, count: Count, reply: &Frame) {
 
 /// The line memcached's clients get for a failure of the cache itself.
 fn server_error(err: &CacheError) -> String {
-    let text = match err {
-        CacheError::Refused(ShardError::TooLarge) => return OUT_OF_MEMORY.into(),
-        CacheError::Unavailable(err) => format!("SERVER_ERROR cache shard unavailable: {err}"),
+    match err {
+        CacheError::Refused(ShardError::TooLarge) => OUT_OF_MEMORY.into(),
+        CacheError::Unavailable(err) => {
+            server_error_line(&format!("cache shard unavailable: {err}"))
+        }
         CacheError::Refused(refused) => {
             let text = refused.to_string();
-            let text = text.strip_prefix("ERR ").unwrap_or(&text);
-            format!("SERVER_ERROR {text}")
+            server_error_line(text.strip_prefix("ERR ").unwrap_or(&text))
         }
-    };
-    // one line, whatever the cause's text holds
-    text.replace(['\r', '\n'], " ")
+    }
+}
+
+/// `SERVER_ERROR cause`, on one line whatever the cause's text holds.
+fn server_error_line(cause: &str) -> String {
+    format!("SERVER_ERROR {cause}").replace(['\r', '\n'], " ")
 }
 
 fn not_through_text(what: &str) -> String {
