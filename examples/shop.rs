@@ -127,20 +127,25 @@ const MAX_QTY: u64 = 1_000_000;
 /// How long a service or worker waits for the cache, the database or the queue
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn json_response(status: u16, body: &Value) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: body.to_string().into_bytes(),
-    }
+fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::json(status, body.to_string())
 }
 
-fn error(status: u16, message: impl Into<String>) -> HttpResponse {
+fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     json_response(status, &json!({ "error": message.into() }))
 }
 
+/// A request the shop refuses with a `400`, and why.
+struct BadRequest(String);
+
+impl From<BadRequest> for HttpResponse {
+    fn from(BadRequest(why): BadRequest) -> Self {
+        error(StatusCode::BAD_REQUEST, why)
+    }
+}
+
 /// An id from a path segment: 1..=128 characters of `A-Z a-z 0-9 - _ .`
-fn parse_id(segment: &str) -> Result<&str, HttpResponse> {
+fn parse_id(segment: &str) -> Result<&str, BadRequest> {
     let valid = !segment.is_empty()
         && segment.len() <= MAX_ID_LEN
         && segment
@@ -149,10 +154,9 @@ fn parse_id(segment: &str) -> Result<&str, HttpResponse> {
     if valid {
         Ok(segment)
     } else {
-        Err(error(
-            400,
-            format!("an id is 1 to {MAX_ID_LEN} characters of A-Z, a-z, 0-9, '-', '_' or '.'"),
-        ))
+        Err(BadRequest(format!(
+            "an id is 1 to {MAX_ID_LEN} characters of A-Z, a-z, 0-9, '-', '_' or '.'"
+        )))
     }
 }
 
@@ -165,28 +169,29 @@ fn order_key(id: &str) -> Bytes {
 }
 
 /// `{"item": id, "qty": n}` → (item id, qty), or a 400 saying what is wrong
-fn parse_order(body: &[u8]) -> Result<(String, u64), HttpResponse> {
+fn parse_order(body: &[u8]) -> Result<(String, u64), BadRequest> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| error(400, format!("the body is not valid JSON: {e}")))?;
+        .map_err(|e| BadRequest(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(fields) = value else {
-        return Err(error(400, "the body must be a JSON object"));
+        return Err(BadRequest("the body must be a JSON object".into()));
     };
     let item = match fields.get("item") {
-        None => return Err(error(400, "missing field `item`")),
+        None => return Err(BadRequest("missing field `item`".into())),
         Some(Value::String(s)) => parse_id(s)?.to_string(),
         Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        Some(_) => return Err(error(400, "field `item` must be a string id")),
+        Some(_) => {
+            return Err(BadRequest("field `item` must be a string id".into()));
+        }
     };
     let qty = match fields.get("qty") {
-        None => return Err(error(400, "missing field `qty`")),
+        None => return Err(BadRequest("missing field `qty`".into())),
         Some(v) => v
             .as_u64()
             .filter(|q| (1..=MAX_QTY).contains(q))
             .ok_or_else(|| {
-                error(
-                    400,
-                    format!("field `qty` must be an integer from 1 to {MAX_QTY}"),
-                )
+                BadRequest(format!(
+                    "field `qty` must be an integer from 1 to {MAX_QTY}"
+                ))
             })?,
     };
     Ok((item, qty))
@@ -203,7 +208,7 @@ struct ShopService {
 
 impl ShopService {
     async fn route(&self, req: &HttpRequest) -> HttpResponse {
-        let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        let segments: Vec<&str> = req.path().trim_start_matches('/').split('/').collect();
         match (req.method.as_str(), segments.as_slice()) {
             ("GET", ["health"]) => self.health().await,
             (method, ["items", id]) => match parse_id(id) {
@@ -211,17 +216,26 @@ impl ShopService {
                     "GET" => self.get_item(id).await,
                     "PUT" => self.put_item(id, &req.body).await,
                     "DELETE" => self.delete_item(id).await,
-                    _ => error(405, "items take GET, PUT and DELETE"),
+                    _ => error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "items take GET, PUT and DELETE",
+                    ),
                 },
-                Err(bad) => bad,
+                Err(bad) => bad.into(),
             },
             ("POST", ["orders"]) => self.place_order(&req.body).await,
-            (_, ["orders"]) => error(405, "orders are placed with POST"),
+            (_, ["orders"]) => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "orders are placed with POST",
+            ),
             ("GET", ["orders", id]) => match parse_id(id) {
                 Ok(id) => self.get_order(id).await,
-                Err(bad) => bad,
+                Err(bad) => bad.into(),
             },
-            _ => error(404, format!("no route for {} {}", req.method, req.path)),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                format!("no route for {} {}", req.method, req.path()),
+            ),
         }
     }
 
@@ -243,81 +257,75 @@ impl ShopService {
             "db": db,
             "queue": queue,
         });
-        json_response(if ok { 200 } else { 503 }, &body)
+        let status = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_response(status, &body)
     }
 
     async fn get_item(&self, id: &str) -> HttpResponse {
         match self.cache.get(item_key(id)).await {
-            Ok(Some(body)) => HttpResponse {
-                status: 200,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: body.to_vec(),
-            },
-            Ok(None) => error(404, format!("no item {id}")),
-            Err(e) => error(503, e.to_string()),
+            Ok(Some(body)) => HttpResponse::json(StatusCode::OK, body),
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("no item {id}")),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
     }
 
-    async fn put_item(&self, id: &str, body: &[u8]) -> HttpResponse {
+    async fn put_item(&self, id: &str, body: &Bytes) -> HttpResponse {
         if let Err(e) = serde_json::from_slice::<Map<String, Value>>(body) {
-            return error(400, format!("an item must be a JSON object: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("an item must be a JSON object: {e}"),
+            );
         }
-        match self
-            .cache
-            .set(item_key(id), Bytes::copy_from_slice(body))
-            .await
-        {
-            Ok(_) => HttpResponse {
-                status: 200,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: body.to_vec(),
-            },
-            Err(e) => error(503, e.to_string()),
+        match self.cache.set(item_key(id), body.clone()).await {
+            Ok(_) => HttpResponse::json(StatusCode::OK, body.clone()),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
     }
 
     async fn delete_item(&self, id: &str) -> HttpResponse {
         match self.cache.get(item_key(id)).await {
-            Ok(None) => return error(404, format!("no item {id}")),
+            Ok(None) => return error(StatusCode::NOT_FOUND, format!("no item {id}")),
             Ok(Some(_)) => {}
-            Err(e) => return error(503, e.to_string()),
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
         match self.cache.del([item_key(id)]).await {
-            Ok(_) => HttpResponse {
-                status: 204,
-                headers: Vec::new(),
-                body: Vec::new(),
-            },
-            Err(e) => error(503, e.to_string()),
+            Ok(_) => HttpResponse::new(StatusCode::NO_CONTENT, Bytes::new()),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
     }
 
     async fn place_order(&self, body: &[u8]) -> HttpResponse {
         let (item, qty) = match parse_order(body) {
             Ok(order) => order,
-            Err(bad) => return bad,
+            Err(bad) => return bad.into(),
         };
         let id = format!("{:016x}", rand::random::<u64>());
         let order = json!({ "id": id, "item": item, "qty": qty, "status": "pending" });
         // The record first: a worker that takes the order always finds it.
         if let Err(e) = self.db.put(order_key(&id), order.to_string()).await {
-            return error(503, format!("order not stored: {e}"));
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("order not stored: {e}"),
+            );
         }
         match self.orders.enqueue(id).await {
-            Ok(_) => json_response(202, &order),
-            Err(e) => error(503, format!("order not queued: {e}")),
+            Ok(_) => json_response(StatusCode::ACCEPTED, &order),
+            Err(e) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("order not queued: {e}"),
+            ),
         }
     }
 
     async fn get_order(&self, id: &str) -> HttpResponse {
         match self.db.get(order_key(id)).await {
-            Ok(Some(body)) => HttpResponse {
-                status: 200,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: body.to_vec(),
-            },
-            Ok(None) => error(404, format!("no order {id}")),
-            Err(e) => error(503, e.to_string()),
+            Ok(Some(body)) => HttpResponse::json(StatusCode::OK, body),
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {id}")),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
     }
 }

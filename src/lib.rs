@@ -128,6 +128,8 @@ pub mod prelude {
     #[cfg(feature = "db")]
     pub use troupe_db::{AckMode, DbClient, DbSpec, ReadPolicy};
     #[cfg(feature = "proxy")]
+    pub use troupe_proxy::http::{HeaderMap, StatusCode};
+    #[cfg(feature = "proxy")]
     pub use troupe_proxy::{
         HttpCall, HttpRequest, HttpResponse, HttpStreamCall, HttpStreamRequest, HttpStreamResponse,
         Proxy,

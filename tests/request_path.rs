@@ -20,7 +20,7 @@ impl Actor for Service {
     type Msg = HttpCall;
 
     async fn handle(&mut self, call: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
-        let path = &call.request.path;
+        let path = call.request.path();
         call.reply
             .send(HttpResponse::ok(format!("svc {} {path}", self.index)));
         Ok(())
@@ -131,7 +131,7 @@ impl Actor for Counter {
         let body = &call.request.body;
         let answer = match body.read_to_end(8 << 20, Duration::from_secs(5)).await {
             Ok(all) => HttpResponse::ok(format!("pulled {}", all.len())),
-            Err(err) => HttpResponse::text(400, err.to_string()),
+            Err(err) => HttpResponse::text(StatusCode::BAD_REQUEST, err.to_string()),
         };
         call.reply.send(HttpStreamResponse::whole(answer));
         Ok(())

@@ -21,19 +21,25 @@ impl Actor for Monolith {
 
     async fn handle(&mut self, call: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
         let req = &call.request;
-        let id = req.path.strip_prefix("/notes/").unwrap_or_default();
+        let id = req.path().strip_prefix("/notes/").unwrap_or_default();
         let answer = match (req.method.as_str(), id) {
-            (_, "") => HttpResponse::text(404, "try /notes/ID"),
+            (_, "") => HttpResponse::text(StatusCode::NOT_FOUND, "try /notes/ID"),
             ("PUT", id) if id.len() <= 64 => {
                 self.notes
                     .insert(id.to_string(), String::from_utf8_lossy(&req.body).into());
-                HttpResponse::text(200, format!("stored; {} notes held", self.notes.len()))
+                HttpResponse::text(
+                    StatusCode::OK,
+                    format!("stored; {} notes held", self.notes.len()),
+                )
             }
             ("GET", id) => match self.notes.get(id) {
-                Some(note) => HttpResponse::text(200, note.clone()),
-                None => HttpResponse::text(404, format!("no note {id}")),
+                Some(note) => HttpResponse::text(StatusCode::OK, note.clone()),
+                None => HttpResponse::text(StatusCode::NOT_FOUND, format!("no note {id}")),
             },
-            _ => HttpResponse::text(400, "PUT or GET /notes/ID (ids up to 64 bytes)"),
+            _ => HttpResponse::text(
+                StatusCode::BAD_REQUEST,
+                "PUT or GET /notes/ID (ids up to 64 bytes)",
+            ),
         };
         call.reply.send(answer);
         Ok(())

@@ -33,12 +33,15 @@ impl Actor for Api {
 
     async fn handle(&mut self, call: HttpCall, _: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
         let req = &call.request;
-        let answer = match (req.method.as_str(), req.path.as_str()) {
+        let answer = match (req.method.as_str(), req.path()) {
             ("POST", "/jobs") => match self.jobs.enqueue(req.body.clone()).await {
-                Ok(id) => HttpResponse::text(202, format!("job {} queued", id.0)),
-                Err(err) => HttpResponse::text(503, format!("not queued: {err}")),
+                Ok(id) => HttpResponse::text(StatusCode::ACCEPTED, format!("job {} queued", id.0)),
+                Err(err) => HttpResponse::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not queued: {err}"),
+                ),
             },
-            _ => HttpResponse::text(404, "POST /jobs"),
+            _ => HttpResponse::text(StatusCode::NOT_FOUND, "POST /jobs"),
         };
         call.reply.send(answer);
         Ok(())

@@ -32,10 +32,15 @@ impl Actor for Service {
     async fn handle(&mut self, call: HttpCall, ctx: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
         let who = format!("{}@{} #{}", ctx.name(), ctx.node().name(), self.run);
         let answer = match &self.db {
-            None => HttpResponse::text(200, who),
+            None => HttpResponse::text(StatusCode::OK, who),
             Some(db) => match db.put("visits", who.clone()).await {
-                Ok(written) => HttpResponse::text(200, format!("{who} wrote #{}", written.index)),
-                Err(err) => HttpResponse::text(503, format!("{who}: database: {err}")),
+                Ok(written) => {
+                    HttpResponse::text(StatusCode::OK, format!("{who} wrote #{}", written.index))
+                }
+                Err(err) => HttpResponse::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{who}: database: {err}"),
+                ),
             },
         };
         call.reply.send(answer);

@@ -1,7 +1,7 @@
 //! [`Balancer`]: the configuration, and [`BalancerActor`]: the supervised actor that spreads
 //! requests over a pool of members.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -150,7 +150,8 @@ impl<Q: Request> Balancer<Q> {
         let core = core::Balancer::new(self.strategy, self.breaker);
         let rng = SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random));
         BalancerActor {
-            forwarder: Arc::new(Forwarder {
+            forwarder: Arc::new_cyclic(|this| Forwarder {
+                this: this.clone(),
                 config: self.clone(),
                 core: Mutex::new((core, rng)),
                 picks,
@@ -187,6 +188,8 @@ pub struct BalancerActor<Q: Request> {
 /// Get it with `balancer_addr.shared::<Forwarder<Q>>()`; `None` (the balancer is on another
 /// node, restarting, or behind a failover gate) means: ask the balancer's address instead.
 pub struct Forwarder<Q: Request> {
+    /// Itself, for the picks it hands out with a request not answered in place ([`Picked`])
+    this: Weak<Self>,
     config: Balancer<Q>,
     core: Mutex<(core::Balancer, SmallRng)>,
     /// `troupe_balancer_picks_total` per member, in member order: registered once, so a pick
@@ -195,6 +198,50 @@ pub struct Forwarder<Q: Request> {
     /// `troupe_balancer_member_ejected` per member, in member order: 1 while its breaker is
     /// open or half-open, 0 while it is closed.
     ejected: Vec<metrics::Gauge>,
+}
+
+/// A member picked by [`Forwarder::ask_in_place`] for a request it did not answer in place:
+/// [`ask`](Self::ask) it with that request. Until then the pick counts as outstanding; dropped
+/// unasked, it ends as a cancelled call's does, with no verdict on the member.
+#[must_use = "the pick counts as outstanding until it is asked or dropped"]
+pub struct Picked<Q: Request> {
+    forwarder: Arc<Forwarder<Q>>,
+    pick: Option<core::Pick>,
+}
+
+impl<Q: Request> Picked<Q> {
+    /// Asks the picked member with `request` through its mailbox (its answer in place, if it
+    /// has one, has already run), waiting at most `within` and the balancer's own member
+    /// timeout; as [`Forwarder::ask`] does after its pick.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Forwarder::ask`]'s.
+    pub async fn ask(mut self, request: Q, within: Duration) -> Result<Q::Response, CallError> {
+        let forwarder = self.forwarder.clone();
+        let member = self
+            .pick
+            .and_then(|pick| forwarder.config.members.get(pick.member.0 as usize));
+        let Some((member, _)) = member else {
+            return Err(CallError::NotFound {
+                target: format!("{}: no available member", forwarder.config.name),
+            });
+        };
+        let limit = within.min(forwarder.config.timeout);
+        let result = member.call(|reply| Ask { request, reply }, limit).await;
+        if let Some(pick) = self.pick.take() {
+            forwarder.finished(pick, forwarder.outcome(limit, &result));
+        }
+        result
+    }
+}
+
+impl<Q: Request> Drop for Picked<Q> {
+    fn drop(&mut self) {
+        if let Some(pick) = self.pick.take() {
+            self.forwarder.finished(pick, Outcome::Abandoned);
+        }
+    }
 }
 
 /// An outstanding pick: reported [`Outcome::Abandoned`] if dropped before it was reported
@@ -245,11 +292,59 @@ impl<Q: Request> Forwarder<Q> {
         };
         let limit = within.min(self.config.timeout);
         let result = member.ask(request, limit).await;
-        outstanding.finish(match &result {
+        outstanding.finish(self.outcome(limit, &result));
+        result
+    }
+
+    /// Picks a member for `request` and, if it answers in place
+    /// ([`Addr::ask_in_place`](troupe_runtime::Addr::ask_in_place)), has it answer here and
+    /// now, with no future to await: its answer (or `NotFound` when no member is available),
+    /// with the outcome counted as [`ask`](Self::ask) counts it. Otherwise the request comes
+    /// back with the member [`Picked`] for it, which [`Picked::ask`] asks through its mailbox;
+    /// until then the pick counts as outstanding.
+    ///
+    /// For a server answering on its connection's task: what it answers here needs no future.
+    pub fn ask_in_place(
+        &self,
+        request: Q,
+    ) -> Result<Result<Q::Response, CallError>, (Q, Picked<Q>)> {
+        let (pick, member) = match self.pick(&request) {
+            Ok(picked) => picked,
+            Err(err) => return Ok(Err(err)),
+        };
+        let request = match member.ask_in_place(request) {
+            Ok(result) => {
+                self.finished(pick, outcome_of(&result));
+                return Ok(result);
+            }
+            Err(request) => request,
+        };
+        match self.this.upgrade() {
+            Some(forwarder) => Err((
+                request,
+                Picked {
+                    forwarder,
+                    pick: Some(pick),
+                },
+            )),
+            // only a forwarder outside its `Arc` (none is) could get here
+            None => {
+                self.finished(pick, Outcome::Abandoned);
+                Ok(Err(CallError::ActorFailed {
+                    target: self.config.name.clone(),
+                    reason: "the balancer is gone".into(),
+                }))
+            }
+        }
+    }
+
+    /// The verdict on a member whose call, waited for at most `limit`, ended with `result`:
+    /// a timeout before the balancer's own is the caller's, so no verdict on the member.
+    fn outcome<T>(&self, limit: Duration, result: &Result<T, CallError>) -> Outcome {
+        match result {
             Err(CallError::Timeout { .. }) if limit < self.config.timeout => Outcome::Abandoned,
             result => outcome_of(result),
-        });
-        result
+        }
     }
 
     /// A member for `request`, counted as picked (borrowed: a clone of its handle would bounce

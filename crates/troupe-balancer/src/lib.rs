@@ -37,4 +37,4 @@
 pub mod actor;
 pub mod core;
 
-pub use actor::{Balancer, BalancerActor, Forwarder};
+pub use actor::{Balancer, BalancerActor, Forwarder, Picked};

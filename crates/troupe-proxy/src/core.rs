@@ -53,7 +53,13 @@ impl Routes {
 /// The host a request names (its URI's authority or `host` header) as routes match it: any
 /// port stripped, bracketed IPv6 literals kept whole, lowercase.
 pub fn host_name(raw: &str) -> String {
-    let host = match raw.rsplit_once(':') {
+    without_port(raw).to_ascii_lowercase()
+}
+
+/// `raw` (a URI authority or `host` header) without its port, if it has one; a bracketed
+/// IPv6 literal is kept whole.
+pub fn without_port(raw: &str) -> &str {
+    match raw.rsplit_once(':') {
         Some((h, port)) if !h.ends_with(']') || raw.starts_with('[') => {
             if port.chars().all(|c| c.is_ascii_digit()) {
                 h
@@ -62,8 +68,7 @@ pub fn host_name(raw: &str) -> String {
             }
         }
         _ => raw,
-    };
-    host.to_ascii_lowercase()
+    }
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {

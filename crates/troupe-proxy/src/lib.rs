@@ -38,6 +38,11 @@ pub mod stream;
 mod tls;
 mod tunnel;
 pub mod upstream;
+mod wire;
+
+/// The `http` crate the messages' types come from ([`http::StatusCode`], [`http::HeaderMap`],
+/// ...), so targets need no dependency of their own on it.
+pub use http;
 
 pub use access::{AccessLog, AccessLogFormat, AccessLogTo, UnknownAccessLogFormat};
 pub use actor::{Proxy, ProxyActor, ProxyMsg};

@@ -23,9 +23,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use troupe_balancer::Forwarder;
-use troupe_runtime::Addr;
+use troupe_balancer::{Forwarder, Picked};
 use troupe_runtime::listener::{Connection, Drain};
+use troupe_runtime::{Addr, Ask};
 
 use tokio::io::AsyncWriteExt;
 
@@ -228,14 +228,7 @@ where
     });
     let service = service_fn({
         let state = state.clone();
-        move |req| {
-            let conn = state.clone();
-            // boxed: hyper moves each request's future into its slot, and a pointer moves
-            // cheaper than the request's whole state machine
-            let answer: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> =
-                Box::pin(async move { Ok(handle(&conn.shared, peer, req, &conn.tunnels).await) });
-            answer
-        }
+        move |req| answer(&state, peer, req)
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -282,118 +275,356 @@ where
 /// one of unknown length, streams through.
 const READ_WHOLE_UP_TO: u64 = 64 << 10;
 
-async fn handle(
-    shared: &Shared,
+/// What hyper awaits for a request: an answer ready at once (a future with no state to move),
+/// or the rest of the work, boxed (hyper moves each request's future into its slot, and a
+/// pointer moves cheaper than the request's whole state machine).
+type Answer = futures::future::Either<
+    std::future::Ready<Result<Response<Body>, Infallible>>,
+    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+>;
+
+/// Answers `req`: at once when it can — no span to record, an actor route, no body to read,
+/// and an answer in place ([`answer_now`]) — and otherwise with a future for the rest.
+fn answer(conn: &Arc<ConnectionState>, peer: SocketAddr, req: Request<Incoming>) -> Answer {
+    let shared = &conn.shared;
+    let mut exchange = Exchange::begin(shared, peer, &req);
+    let next = if exchange.span.is_none() {
+        match answer_now(shared, peer.ip(), req, &mut exchange.route) {
+            Ok(response) => {
+                let response = exchange.end(shared, response);
+                return futures::future::Either::Left(std::future::ready(Ok(response)));
+            }
+            Err(next) => next,
+        }
+    } else {
+        Next::Start(req)
+    };
+    let conn = conn.clone();
+    futures::future::Either::Right(Box::pin(async move {
+        let (shared, tunnels) = (&conn.shared, &conn.tunnels);
+        let client = peer.ip();
+        // no wrapper (nor a move into one) for the requests without a span
+        let response = if exchange.span.is_none() {
+            go_on(shared, client, next, &mut exchange.route, tunnels).await
+        } else {
+            let span = exchange.span.clone();
+            go_on(shared, client, next, &mut exchange.route, tunnels)
+                .instrument(span)
+                .await
+        };
+        Ok(exchange.end(shared, response))
+    }))
+}
+
+/// W3C trace context's header, named once: looking a header up by a string parses the name
+/// on every request.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// What the gateway keeps of a request while it is answered, for its metrics, span and
+/// access-log line.
+struct Exchange {
+    started: Instant,
     peer: SocketAddr,
+    /// The request's span, `Span::none()` when nothing would record it
+    span: tracing::Span,
+    /// What the access log tells of the request, taken before the request is consumed
+    request_line: Option<RequestLine>,
+    /// The target's index once the request is routed
+    route: Option<usize>,
+}
+
+/// The request's part of an access-log line.
+struct RequestLine {
+    time: std::time::SystemTime,
+    method: String,
+    target: String,
+    protocol: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Exchange {
+    /// Starts the exchange of `req` from `peer`: its clock, its span and its log line.
+    fn begin(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Self {
+        let started = Instant::now();
+        // one span per request, the root of its trace across nodes (or a child of the
+        // client's, when it sends a W3C `traceparent`), for the requests the head sampler
+        // keeps: a request whose trace would not be recorded costs no span; disabled, and
+        // nearly free, unless a subscriber records info spans
+        let parent = req
+            .headers()
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        let span = match trace::head_sample(parent.as_ref()) {
+            HeadSample::Skip => tracing::Span::none(),
+            HeadSample::Span => tracing::info_span!(
+                "http.request",
+                http.method = req.method().as_str(),
+                http.route = tracing::field::Empty,
+                http.status = tracing::field::Empty,
+            ),
+            HeadSample::NewTrace => tracing::info_span!(
+                "http.request",
+                http.method = req.method().as_str(),
+                http.route = tracing::field::Empty,
+                http.status = tracing::field::Empty,
+                sampling.priority = 1,
+            ),
+        };
+        // a span no subscriber records would still cost its `log` fallback on every enter and
+        // record (quinn turns on `tracing`'s `log` feature): none instead
+        let span = if span.is_disabled() {
+            tracing::Span::none()
+        } else {
+            span
+        };
+        if let Some(parent) = &parent
+            && !span.is_none()
+        {
+            parent.adopt(&span);
+        }
+        let request_line = shared.access_log.as_ref().map(|_| {
+            let header = |name| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            RequestLine {
+                time: std::time::SystemTime::now(),
+                method: req.method().as_str().to_string(),
+                target: req
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string()),
+                protocol: format!("{:?}", req.version()),
+                referer: header(http::header::REFERER),
+                user_agent: header(http::header::USER_AGENT),
+            }
+        });
+        Self {
+            started,
+            peer,
+            span,
+            request_line,
+            route: None,
+        }
+    }
+
+    /// Ends the exchange with `response`: counted and timed under its route, its span
+    /// recorded, and its access-log line written once its body has been sent (or abandoned).
+    fn end(self, shared: &Shared, response: Response<Body>) -> Response<Body> {
+        let status = response.status().as_u16();
+        let metrics = self
+            .route
+            .and_then(|i| shared.route_metrics.get(i))
+            .unwrap_or(&shared.unrouted);
+        let route = metrics.route();
+        let response = match (&shared.access_log, self.request_line) {
+            (Some(log), Some(line)) => {
+                let log = log.clone();
+                let route = route.clone();
+                let remote = self.peer.ip();
+                let started = self.started;
+                response.map(move |body| {
+                    Body::boxed(Counted::new(body, move |bytes| {
+                        log.log(&Entry {
+                            remote,
+                            time: line.time,
+                            method: &line.method,
+                            target: &line.target,
+                            protocol: &line.protocol,
+                            status,
+                            bytes,
+                            referer: line.referer.as_deref(),
+                            user_agent: line.user_agent.as_deref(),
+                            duration: started.elapsed(),
+                            route: &route,
+                        });
+                    }))
+                })
+            }
+            _ => response,
+        };
+        // the route is the target's name (bounded by the routes declared), "-" before routing
+        if !self.span.is_none() {
+            self.span.record("http.route", &**route);
+            self.span.record("http.status", status);
+        }
+        metrics.record(status, self.started.elapsed());
+        response
+    }
+}
+
+/// Where the answer to a request goes on once it has to wait.
+enum Next {
+    /// From the start: a request with a span, all of whose answer runs inside it
+    Start(Request<Incoming>),
+    /// Routed to the target at this index: its body to read, or the request to forward
+    Routed(usize, Request<Incoming>),
+    /// To ask an actor through its mailbox, not answered in place
+    Ask(Unanswered),
+}
+
+/// A request for an actor target that was not answered in place: to ask through the mailbox,
+/// directly or as the member its balancer picked.
+struct Unanswered {
+    addr: Addr<HttpCall>,
+    request: HttpRequest,
+    picked: Option<Picked<HttpRequest>>,
+}
+
+/// Answers `req` without waiting, if it can: routed to an actor, with no body to read, and
+/// answered in place (by a balancer of this process and its member, or by the actor itself).
+/// Otherwise, where the answer goes on.
+#[allow(
+    clippy::result_large_err,
+    reason = "the request moves on by value: boxing it would cost every request an allocation"
+)]
+fn answer_now(
+    shared: &Shared,
+    client: IpAddr,
     req: Request<Incoming>,
+    route: &mut Option<usize>,
+) -> Result<Response<Body>, Next> {
+    let index = match admit(shared, client, &req, route) {
+        Ok(index) => index,
+        Err(refusal) => return Ok(refusal),
+    };
+    match shared.targets.get(index) {
+        Some(Target::Actor(addr)) if req.body().is_end_stream() => {
+            let (parts, _) = req.into_parts();
+            in_place(addr, actor_request(parts, Bytes::new(), client)).map_err(Next::Ask)
+        }
+        _ => Err(Next::Routed(index, req)),
+    }
+}
+
+/// Goes on with a request from where [`answer_now`] stopped.
+async fn go_on(
+    shared: &Shared,
+    client: IpAddr,
+    next: Next,
+    route: &mut Option<usize>,
     tunnels: &Tunnels,
 ) -> Response<Body> {
-    let started = Instant::now();
-    let mut route: Option<usize> = None;
-    // one span per request, the root of its trace across nodes (or a child of the client's,
-    // when it sends a W3C `traceparent`), for the requests the head sampler keeps: a request
-    // whose trace would not be recorded costs no span; disabled, and nearly free, unless a
-    // subscriber records info spans
-    let parent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse);
-    let span = match trace::head_sample(parent.as_ref()) {
-        HeadSample::Skip => tracing::Span::none(),
-        HeadSample::Span => tracing::info_span!(
-            "http.request",
-            http.method = req.method().as_str(),
-            http.route = tracing::field::Empty,
-            http.status = tracing::field::Empty,
-        ),
-        HeadSample::NewTrace => tracing::info_span!(
-            "http.request",
-            http.method = req.method().as_str(),
-            http.route = tracing::field::Empty,
-            http.status = tracing::field::Empty,
-            sampling.priority = 1,
-        ),
-    };
-    // a span no subscriber records would still cost its `log` fallback on every enter and
-    // record (quinn turns on `tracing`'s `log` feature): none instead
-    let span = if span.is_disabled() {
-        tracing::Span::none()
-    } else {
-        span
-    };
-    if let Some(parent) = &parent
-        && !span.is_none()
+    match next {
+        Next::Start(req) => match admit(shared, client, &req, route) {
+            Ok(index) => respond(shared, client, index, req, tunnels).await,
+            Err(refusal) => refusal,
+        },
+        Next::Routed(index, req) => respond(shared, client, index, req, tunnels).await,
+        Next::Ask(unanswered) => ask(shared, unanswered).await,
+    }
+}
+
+/// Lets `req` in, or refuses it: the client's rate limit, a route (set in `route`), and the
+/// body limit against a declared length. The route's target index, or the refusal to answer.
+#[allow(
+    clippy::result_large_err,
+    reason = "the request moves on by value: boxing it would cost every request an allocation"
+)]
+fn admit(
+    shared: &Shared,
+    client: IpAddr,
+    req: &Request<Incoming>,
+    route: &mut Option<usize>,
+) -> Result<usize, Response<Body>> {
+    if let Some(limiter) = &shared.limiter
+        && let Err(not_until) = limiter.check_key(&client)
     {
-        parent.adopt(&span);
-    }
-    // what the access log tells of the request, taken before the request is consumed
-    let request_line = shared.access_log.as_ref().map(|_| {
-        let header = |name| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let target = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string());
-        (
-            std::time::SystemTime::now(),
-            req.method().as_str().to_string(),
-            target,
-            format!("{:?}", req.version()),
-            header(http::header::REFERER),
-            header(http::header::USER_AGENT),
-        )
-    });
-    // no wrapper (nor a move into one) for the requests without a span
-    let response = if span.is_none() {
-        respond(shared, peer.ip(), req, &mut route, tunnels).await
-    } else {
-        respond(shared, peer.ip(), req, &mut route, tunnels)
-            .instrument(span.clone())
-            .await
-    };
-    let status = response.status().as_u16();
-    let metrics = route
-        .and_then(|i| shared.route_metrics.get(i))
-        .unwrap_or(&shared.unrouted);
-    let route = metrics.route();
-    let response = match (&shared.access_log, request_line) {
-        // the line is written once the body has been sent (or abandoned), with its length
-        (Some(log), Some((time, method, target, protocol, referer, user_agent))) => {
-            let log = log.clone();
-            let route = route.clone();
-            let remote = peer.ip();
-            response.map(move |body| {
-                Body::boxed(Counted::new(body, move |bytes| {
-                    log.log(&Entry {
-                        remote,
-                        time,
-                        method: &method,
-                        target: &target,
-                        protocol: &protocol,
-                        status,
-                        bytes,
-                        referer: referer.as_deref(),
-                        user_agent: user_agent.as_deref(),
-                        duration: started.elapsed(),
-                        route: &route,
-                    });
-                }))
-            })
+        metrics::counter!("troupe_proxy_rate_limited_total").increment(1);
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut response = error(429, "too many requests from your address; slow down");
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(v) = http::HeaderValue::from_str(&secs.max(1).to_string()) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
-        _ => response,
-    };
-    // the route is the target's name (bounded by the routes declared), "-" before routing
-    if !span.is_none() {
-        span.record("http.route", &**route);
-        span.record("http.status", status);
+        return Err(response);
     }
-    metrics.record(status, started.elapsed());
-    response
+    // routes match hosts case-blind: the host is borrowed as sent
+    let Some(index) = shared
+        .routes
+        .resolve(
+            crate::message::host_of(req.uri(), req.headers()),
+            req.uri().path(),
+        )
+        .filter(|&i| i < shared.targets.len())
+    else {
+        return Err(error(404, "no route for this path"));
+    };
+    *route = Some(index);
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > shared.body_limit as u64) {
+        return Err(error(413, "the request body is over the limit"));
+    }
+    Ok(index)
+}
+
+/// The request an actor target gets: the parts as hyper parsed them, moved (nothing copied).
+fn actor_request(parts: http::request::Parts, body: Bytes, client: IpAddr) -> HttpRequest {
+    HttpRequest {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+        client: Some(client),
+    }
+}
+
+/// The actor target `addr`'s answer to `request`, if it is answered in place: by a balancer
+/// in this process picking a member that answers in place, or by the actor itself. Otherwise
+/// the request, to ask through the mailbox.
+#[allow(
+    clippy::result_large_err,
+    reason = "the request moves on by value: boxing it would cost every request an allocation"
+)]
+fn in_place(addr: &Addr<HttpCall>, request: HttpRequest) -> Result<Response<Body>, Unanswered> {
+    let unanswered = |request, picked| Unanswered {
+        addr: addr.clone(),
+        request,
+        picked,
+    };
+    let answered = match addr.with_shared(request, |balancer: &Forwarder<HttpRequest>, request| {
+        balancer.ask_in_place(request)
+    }) {
+        Ok(Ok(answered)) => answered,
+        Ok(Err((request, picked))) => return Err(unanswered(request, Some(picked))),
+        Err(request) => match addr.ask_in_place(request) {
+            Ok(answered) => answered,
+            Err(request) => return Err(unanswered(request, None)),
+        },
+    };
+    Ok(match answered {
+        Ok(reply) => into_response(reply),
+        Err(err) => call_failed(addr.name(), &err),
+    })
+}
+
+/// Asks an actor target with a request not answered in place, through its mailbox (the member
+/// its balancer picked, if it has one), and answers its reply.
+async fn ask(shared: &Shared, unanswered: Unanswered) -> Response<Body> {
+    let Unanswered {
+        addr,
+        request,
+        picked,
+    } = unanswered;
+    let answer = match picked {
+        Some(picked) => picked.ask(request, shared.call_timeout).await,
+        None => {
+            addr.call(|reply| Ask { request, reply }, shared.call_timeout)
+                .await
+        }
+    };
+    match answer {
+        Ok(reply) => into_response(reply),
+        Err(err) => call_failed(addr.name(), &err),
+    }
 }
 
 /// `body` guarded by the gateway's body limit and deadline (counted from now).
@@ -450,55 +681,21 @@ pub(crate) fn error(status: u16, text: &str) -> Response<Body> {
     response
 }
 
-fn host_of(req: &Request<Incoming>) -> Option<String> {
-    let raw = req.uri().host().or_else(|| {
-        req.headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })?;
-    Some(crate::core::host_name(raw))
-}
-
-/// Answers `req`; sets `route` to the target's name once the request is routed.
+/// Answers `req`, routed to the target at `index`: forwarded upstream, streamed to an actor,
+/// or its body read and the actor asked (in place, or through its mailbox).
 async fn respond(
     shared: &Shared,
     client: IpAddr,
+    index: usize,
     mut req: Request<Incoming>,
-    route: &mut Option<usize>,
     tunnels: &Tunnels,
 ) -> Response<Body> {
-    if let Some(limiter) = &shared.limiter
-        && let Err(not_until) = limiter.check_key(&client)
-    {
-        metrics::counter!("troupe_proxy_rate_limited_total").increment(1);
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let mut response = error(429, "too many requests from your address; slow down");
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        if let Ok(v) = http::HeaderValue::from_str(&secs.max(1).to_string()) {
-            response.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
-        return response;
-    }
-    let host = host_of(&req);
-    let path = req.uri().path().to_string();
-    let Some((target, index)) = shared
-        .routes
-        .resolve(host.as_deref(), &path)
-        .and_then(|i| Some((shared.targets.get(i)?, i)))
-    else {
+    let Some(target) = shared.targets.get(index) else {
         return error(404, "no route for this path");
     };
-    *route = Some(index);
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > shared.body_limit as u64) {
-        return error(413, "the request body is over the limit");
-    }
-    let target = match target {
+    let addr = match target {
         Target::Http(pool) => {
+            let host = host_name(&req);
             let upgrade = (req.version() == http::Version::HTTP_11
                 && crate::tunnel::wants_upgrade(req.headers()))
             .then(|| (hyper::upgrade::on(&mut req), tunnels));
@@ -532,40 +729,23 @@ async fn respond(
                 headers,
                 upgrade_to,
                 client,
-                host: host.as_deref(),
             };
             // boxed: the upstream path's large future would otherwise size every request's
             return Box::pin(pool.forward(request, body, upgrade)).await;
         }
         Target::Streaming(addr) => {
-            return Box::pin(stream_to(shared, client, host, req, addr)).await;
+            return Box::pin(stream_to(shared, client, req, addr)).await;
         }
         Target::Actor(addr) => addr,
     };
-    let method = req.method().as_str().to_string();
-    let query = req.uri().query().map(str::to_string);
-    let headers = header_pairs(req.headers());
-    let body = match read_body(shared, req.into_body()).await {
-        Ok(body) => body.to_vec(),
+    let (parts, body) = req.into_parts();
+    let body = match read_body(shared, body).await {
+        Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let request = HttpRequest {
-        method,
-        path,
-        query,
-        host,
-        headers,
-        body,
-        client: Some(client),
-    };
-    // a balancer in this process: pick and ask its member from this task, skipping a hop
-    let answer = match target.shared::<Forwarder<HttpRequest>>() {
-        Some(balancer) => balancer.ask(request, shared.call_timeout).await,
-        None => target.ask(request, shared.call_timeout).await,
-    };
-    match answer {
-        Ok(reply) => into_response(reply),
-        Err(err) => call_failed(target.name(), &err),
+    match in_place(addr, actor_request(parts, body, client)) {
+        Ok(response) => response,
+        Err(unanswered) => ask(shared, unanswered).await,
     }
 }
 
@@ -587,7 +767,6 @@ fn call_failed(route: &str, err: &troupe_runtime::CallError) -> Response<Body> {
 async fn stream_to(
     shared: &Shared,
     client: IpAddr,
-    host: Option<String>,
     req: Request<Incoming>,
     addr: &Addr<HttpStreamCall>,
 ) -> Response<Body> {
@@ -602,11 +781,9 @@ async fn stream_to(
     let (id, open, pushed) = streams.open(guarded(shared, body));
     let (body, response) = Streams::handles(service, id, length);
     let request = HttpStreamRequest {
-        method: parts.method.as_str().to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
-        host,
-        headers: header_pairs(&parts.headers),
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
         client: Some(client),
         body,
         response,
@@ -631,15 +808,11 @@ async fn stream_to(
     let mut response = into_response(HttpResponse {
         status,
         headers,
-        body: Vec::new(),
+        body: Bytes::new(),
     });
-    if http::StatusCode::from_u16(status).is_err() {
-        // the target's status was invalid: the gateway's own 502 stands
-        return response;
-    }
     // the first bytes, then each pushed chunk until the target finishes; a target that stops
     // pushing for the body timeout has its response cut off
-    let first = (!body.is_empty()).then(|| Bytes::from(body));
+    let first = (!body.is_empty()).then_some(body);
     let chunks = futures::stream::iter(first)
         .chain(tokio_stream_from(pushed))
         .map(|chunk| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk)));
@@ -660,32 +833,16 @@ fn tokio_stream_from(
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
-/// Header names and values that are valid UTF-8, in order.
-pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect()
+/// The request's host as routes and upstreams see it: without port, lowercase.
+fn host_name(req: &Request<Incoming>) -> Option<String> {
+    crate::message::host_of(req.uri(), req.headers()).map(crate::core::host_name)
 }
 
+/// A target's answer as hyper's response: its parts moved, nothing copied.
 pub(crate) fn into_response(reply: HttpResponse) -> Response<Body> {
-    let Ok(status) = http::StatusCode::from_u16(reply.status) else {
-        return error(502, "the service answered with an invalid status");
-    };
     let mut response = Response::new(crate::body::full(reply.body));
-    *response.status_mut() = status;
-    for (name, value) in reply.headers {
-        // the value's own buffer becomes the header's: no copy
-        match (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_maybe_shared(Bytes::from(value)),
-        ) {
-            (Ok(n), Ok(v)) => {
-                response.headers_mut().append(n, v);
-            }
-            _ => tracing::debug!(%name, "dropping an invalid response header"),
-        }
-    }
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
     response
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
+use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
@@ -51,18 +52,17 @@ impl StreamId {
 /// An HTTP request whose body streams: its head as [`HttpRequest`](crate::HttpRequest) has it,
 /// the body to pull, and where a streamed response body goes.
 #[derive(Clone, Debug, Serialize, Deserialize, Request)]
-#[request(name = "troupe.http.StreamRequest", version = 1, response = HttpStreamResponse)]
+#[request(name = "troupe.http.StreamRequest", version = 2, response = HttpStreamResponse)]
 pub struct HttpStreamRequest {
-    /// The method, upper case (`GET`, `PUT`, ...).
-    pub method: String,
-    /// The path, percent-encoded as received, starting with `/`.
-    pub path: String,
-    /// The query string without `?`, if any.
-    pub query: Option<String>,
-    /// The request's host (from `Host` or the URI authority), without port.
-    pub host: Option<String>,
-    /// Header names (lower case) and values that are valid UTF-8, in order.
-    pub headers: Vec<(String, String)>,
+    /// The method.
+    #[serde(with = "crate::wire::method")]
+    pub method: Method,
+    /// The request target as received (see [`HttpRequest::uri`](crate::HttpRequest::uri)).
+    #[serde(with = "crate::wire::uri")]
+    pub uri: Uri,
+    /// The headers, in the order received.
+    #[serde(with = "crate::wire::headers")]
+    pub headers: HeaderMap,
     /// The client's IP address, as the gateway saw it.
     pub client: Option<std::net::IpAddr>,
     /// The body, pulled as it arrives (within the gateway's body limit and deadline).
@@ -72,7 +72,23 @@ pub struct HttpStreamRequest {
 }
 
 impl HttpStreamRequest {
-    /// The first value of header `name` (case-insensitive).
+    /// The path, percent-encoded as received, starting with `/`.
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The query string without `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// The request's host, without port, as the client wrote it (see
+    /// [`HttpRequest::host`](crate::HttpRequest::host)).
+    pub fn host(&self) -> Option<&str> {
+        crate::message::host_of(&self.uri, &self.headers)
+    }
+
+    /// The first value of header `name` (any case), if it is there and is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         crate::message::first_header(&self.headers, name)
     }
@@ -82,13 +98,14 @@ impl HttpStreamRequest {
 /// promise of one pushed through [`HttpStreamRequest::response`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpStreamResponse {
-    /// The status code.
-    pub status: u16,
-    /// Header names and values.
-    pub headers: Vec<(String, String)>,
+    /// The status.
+    #[serde(with = "crate::wire::status")]
+    pub status: StatusCode,
+    /// The headers.
+    #[serde(with = "crate::wire::headers")]
+    pub headers: HeaderMap,
     /// The body, or its first bytes when `streamed`.
-    #[serde(with = "serde_bytes")]
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// Whether more of the body follows through [`ResponseBody::send`] until
     /// [`ResponseBody::finish`].
     pub streamed: bool,
@@ -107,11 +124,11 @@ impl HttpStreamResponse {
 
     /// A response whose body the target pushes after answering: answer this first, then
     /// [`ResponseBody::send`] the chunks and [`ResponseBody::finish`].
-    pub fn streamed(status: u16, headers: Vec<(String, String)>) -> Self {
+    pub fn streamed(status: StatusCode, headers: HeaderMap) -> Self {
         Self {
             status,
             headers,
-            body: Vec::new(),
+            body: Bytes::new(),
             streamed: true,
         }
     }

@@ -324,7 +324,6 @@ pub(crate) struct Forwarded<'a> {
     /// The client's `upgrade` header, when it asks to switch protocols
     pub(crate) upgrade_to: Option<HeaderValue>,
     pub(crate) client: IpAddr,
-    pub(crate) host: Option<&'a str>,
 }
 
 /// Hop-by-hop headers (RFC 9110, 7.6.1): they concern one connection and are never passed on.
@@ -671,17 +670,14 @@ impl UpstreamPool {
                 }
             }
         };
-        let (path, query) = match request.path_and_query.split_once('?') {
-            Some((path, query)) => (path.to_string(), Some(query.to_string())),
-            None => (request.path_and_query.to_string(), None),
-        };
         let asked = HttpRequest {
-            method: request.method.as_str().to_string(),
-            path,
-            query,
-            host: request.host.map(str::to_string),
-            headers: crate::server::header_pairs(headers),
-            body: body.to_vec(),
+            method: request.method.clone(),
+            uri: request
+                .path_and_query
+                .parse()
+                .unwrap_or_else(|_| Uri::from_static("/")),
+            headers: headers.clone(),
+            body,
             client: Some(request.client),
         };
         match actor.ask(asked, self.request_timeout).await {

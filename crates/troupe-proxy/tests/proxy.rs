@@ -39,18 +39,18 @@ impl Actor for Service {
         }: HttpCall,
         _: &mut Ctx<HttpCall>,
     ) -> Result<(), ActorError> {
-        if req.path.ends_with("/slow") {
+        if req.path().ends_with("/slow") {
             self.slow_started.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
-        if req.path.ends_with("/panic") {
+        if req.path().ends_with("/panic") {
             panic!("service asked to panic");
         }
         let body = format!(
             "{} {} {} {}",
             self.name,
             req.method,
-            req.path,
+            req.path(),
             String::from_utf8_lossy(&req.body)
         );
         reply.send(HttpResponse::ok(body));

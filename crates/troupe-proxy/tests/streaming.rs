@@ -3,6 +3,7 @@
 //! a target that stops pulling stops the client, and a pushed response reaches the client
 //! chunk by chunk.
 
+use http::{HeaderMap, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,7 +54,7 @@ impl Actor for Target {
         let shared = self.shared.clone();
         // off the mailbox, as a target serving several streams at once would
         tokio::spawn(async move {
-            match request.path.as_str() {
+            match request.path() {
                 "/twice" => {
                     // pull until the body fails, then once more: it must fail again
                     let first = loop {
@@ -74,7 +75,10 @@ impl Actor for Target {
                     )));
                 }
                 "/download" => {
-                    reply.send(HttpStreamResponse::streamed(200, vec![]));
+                    reply.send(HttpStreamResponse::streamed(
+                        StatusCode::OK,
+                        HeaderMap::new(),
+                    ));
                     let sink = request.response;
                     if sink.send(b"first ".to_vec(), T).await.is_err() {
                         return;
@@ -95,7 +99,10 @@ impl Actor for Target {
                             Ok(None) => break,
                             Err(err) => {
                                 reply.send(HttpStreamResponse::whole(
-                                    troupe_proxy::HttpResponse::text(400, err.to_string()),
+                                    troupe_proxy::HttpResponse::text(
+                                        StatusCode::BAD_REQUEST,
+                                        err.to_string(),
+                                    ),
                                 ));
                                 return;
                             }

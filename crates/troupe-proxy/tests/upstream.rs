@@ -527,7 +527,7 @@ impl troupe_runtime::Actor for ActorMember {
         let text = format!(
             "actor {} {} {}",
             r.method,
-            r.path,
+            r.path(),
             String::from_utf8_lossy(&r.body)
         );
         call.reply.send(troupe_proxy::HttpResponse::ok(text));

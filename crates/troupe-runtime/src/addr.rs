@@ -235,6 +235,22 @@ impl<M: Message> Addr<M> {
         }
     }
 
+    /// `f` of what the actor's current instance shares, when [`shared`](Self::shared) would
+    /// have it, lent rather than counted (no reference count taken, so nothing bounces between
+    /// CPUs); `arg` back otherwise.
+    ///
+    /// The instance cannot be replaced while `f` runs, so keep `f` short.
+    pub fn with_shared<T: Send + Sync + 'static, A, R>(
+        &self,
+        arg: A,
+        f: impl FnOnce(&T, A) -> R,
+    ) -> Result<R, A> {
+        match self.route() {
+            Ok(Route::Local(slot)) => slot.with_shared(arg, f),
+            _ => Err(arg),
+        }
+    }
+
     /// Sends `msg` without waiting for it to be handled (at most once).
     ///
     /// `Ok` means the message was queued for the actor (or parked for its next instance while it
@@ -384,16 +400,24 @@ impl<Q: Request> Addr<Ask<Q>> {
     /// # Cancel safety
     /// As [`Addr::call`]. An answer in place runs to its end before the first await.
     pub async fn ask(&self, request: Q, timeout: Duration) -> Result<Q::Response, CallError> {
-        let request = match self.answer_in_place(request) {
+        let request = match self.ask_in_place(request) {
             Ok(answered) => return answered,
             Err(request) => request,
         };
         self.call(|reply| Ask { request, reply }, timeout).await
     }
 
-    /// Runs the actor's answer in place for `request`, if it runs in this process and has one;
-    /// hands `request` back otherwise.
-    fn answer_in_place(&self, request: Q) -> Result<Result<Q::Response, CallError>, Q> {
+    /// The actor's answer in place for `request`, run here and now, if the actor runs in this
+    /// process and answers in place ([`Ctx::answer_in_place`](crate::Ctx::answer_in_place));
+    /// `Err(request)` otherwise, or when its answer hands the request back — then
+    /// [`ask`](Self::ask) or [`call`](Self::call) it as usual.
+    ///
+    /// What [`ask`](Self::ask) does before it sends, for callers that want to answer without
+    /// a future when they can (a server answering on its connection's task).
+    ///
+    /// # Errors
+    /// The answer's own error; [`CallError::ActorFailed`] if the answer panicked.
+    pub fn ask_in_place(&self, request: Q) -> Result<Result<Q::Response, CallError>, Q> {
         match self.route() {
             Ok(Route::Local(slot)) => slot
                 .with_shared(request, |in_place: &InPlace<Q>, request| {

@@ -296,12 +296,9 @@ impl<M: Message> Slot<M> {
     /// What the current instance shares with its own process, if it is of type `T`; nothing
     /// for an actor behind a gate (a failover child), whose every use must pass the gate.
     pub(crate) fn shared<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        if self.gate.get().is_some() {
-            return None;
-        }
-        let current = self.current.load();
-        let shared = current.as_deref()?.mailbox.shared.get()?.clone();
-        shared.downcast::<T>().ok()
+        self.with_shared_any((), |shared, ()| shared.clone().downcast::<T>().ok())
+            .ok()
+            .flatten()
     }
 
     /// `f` of what the current instance shares, if it is a `T` (as [`shared`](Self::shared),
@@ -311,6 +308,22 @@ impl<M: Message> Slot<M> {
         arg: A,
         f: impl FnOnce(&T, A) -> R,
     ) -> Result<R, A> {
+        match self.with_shared_any(arg, |shared, arg| match shared.downcast_ref::<T>() {
+            Some(shared) => Ok(f(shared, arg)),
+            None => Err(arg),
+        }) {
+            Ok(result) => result,
+            Err(arg) => Err(arg),
+        }
+    }
+
+    /// `f` of whatever the current instance shares; `arg` back if it shares nothing (or is
+    /// behind a gate, or there is no instance).
+    fn with_shared_any<A, R>(
+        &self,
+        arg: A,
+        f: impl FnOnce(&Arc<dyn Any + Send + Sync>, A) -> R,
+    ) -> Result<R, A> {
         if self.gate.get().is_some() {
             return Err(arg);
         }
@@ -318,7 +331,6 @@ impl<M: Message> Slot<M> {
         match current
             .as_deref()
             .and_then(|instance| instance.mailbox.shared.get())
-            .and_then(|shared| shared.downcast_ref::<T>())
         {
             Some(shared) => Ok(f(shared, arg)),
             None => Err(arg),

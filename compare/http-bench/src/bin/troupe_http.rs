@@ -76,11 +76,10 @@ struct Responder {
 }
 
 fn answer() -> HttpResponse {
-    HttpResponse {
-        status: 200,
-        headers: vec![("content-type".into(), CONTENT_TYPE.into())],
-        body: BODY.to_vec(),
-    }
+    HttpResponse::new(StatusCode::OK, &BODY[..]).with_header(
+        troupe::proxy::http::header::CONTENT_TYPE,
+        troupe::proxy::http::HeaderValue::from_static(CONTENT_TYPE),
+    )
 }
 
 impl Actor for Responder {
