@@ -240,6 +240,7 @@ impl<M: Message> Addr<M> {
     /// CPUs); `arg` back otherwise.
     ///
     /// The instance cannot be replaced while `f` runs, so keep `f` short.
+    #[inline]
     pub fn with_shared<T: Send + Sync + 'static, A, R>(
         &self,
         arg: A,
@@ -417,6 +418,7 @@ impl<Q: Request> Addr<Ask<Q>> {
     ///
     /// # Errors
     /// The answer's own error; [`CallError::ActorFailed`] if the answer panicked.
+    #[inline]
     pub fn ask_in_place(&self, request: Q) -> Result<Result<Q::Response, CallError>, Q> {
         match self.route() {
             Ok(Route::Local(slot)) => slot

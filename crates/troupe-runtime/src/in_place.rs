@@ -36,6 +36,7 @@ impl<Q: Request> InPlace<Q> {
     /// Runs the answer for `request` on this task: `Ok` with the response, or with
     /// [`CallError::ActorFailed`] (naming `target()`) if the answer panicked; `Err` with the
     /// request if the answer handed it back.
+    #[inline]
     pub(crate) fn answer(
         &self,
         request: Q,

@@ -296,45 +296,39 @@ impl<M: Message> Slot<M> {
     /// What the current instance shares with its own process, if it is of type `T`; nothing
     /// for an actor behind a gate (a failover child), whose every use must pass the gate.
     pub(crate) fn shared<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.with_shared_any((), |shared, ()| shared.clone().downcast::<T>().ok())
-            .ok()
-            .flatten()
+        let current = self.ungated()?;
+        let shared = current.as_deref()?.mailbox.shared.get()?.clone();
+        shared.downcast::<T>().ok()
     }
 
     /// `f` of what the current instance shares, if it is a `T` (as [`shared`](Self::shared),
     /// without taking a reference count); `arg` back if not.
+    #[inline]
     pub(crate) fn with_shared<T: Send + Sync + 'static, A, R>(
         &self,
         arg: A,
         f: impl FnOnce(&T, A) -> R,
     ) -> Result<R, A> {
-        match self.with_shared_any(arg, |shared, arg| match shared.downcast_ref::<T>() {
-            Some(shared) => Ok(f(shared, arg)),
-            None => Err(arg),
-        }) {
-            Ok(result) => result,
-            Err(arg) => Err(arg),
-        }
-    }
-
-    /// `f` of whatever the current instance shares; `arg` back if it shares nothing (or is
-    /// behind a gate, or there is no instance).
-    fn with_shared_any<A, R>(
-        &self,
-        arg: A,
-        f: impl FnOnce(&Arc<dyn Any + Send + Sync>, A) -> R,
-    ) -> Result<R, A> {
-        if self.gate.get().is_some() {
+        let Some(current) = self.ungated() else {
             return Err(arg);
-        }
-        let current = self.current.load();
+        };
         match current
             .as_deref()
             .and_then(|instance| instance.mailbox.shared.get())
+            .and_then(|shared| shared.downcast_ref::<T>())
         {
             Some(shared) => Ok(f(shared, arg)),
             None => Err(arg),
         }
+    }
+
+    /// The current instance, unless the actor is behind a gate (a failover child), whose
+    /// every use must pass the gate.
+    fn ungated(&self) -> Option<arc_swap::Guard<Option<Arc<Instance<M>>>>> {
+        if self.gate.get().is_some() {
+            return None;
+        }
+        Some(self.current.load())
     }
 
     /// Whether an instance is current.
