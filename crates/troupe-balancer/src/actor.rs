@@ -218,11 +218,16 @@ impl<Q: Request> Picked<Q> {
     ///
     /// As [`Forwarder::ask`]'s.
     pub async fn ask(mut self, request: Q, within: Duration) -> Result<Q::Response, CallError> {
-        let forwarder = self.forwarder.clone();
+        let forwarder = &self.forwarder;
         let member = self
             .pick
             .and_then(|pick| forwarder.config.members.get(pick.member.0 as usize));
+        // a pick names one of the forwarder's own members, so this is always there; the pick
+        // is then finished as a failed call, as `Forwarder::pick` finishes it
         let Some((member, _)) = member else {
+            if let Some(pick) = self.pick.take() {
+                forwarder.finished(pick, Outcome::Error);
+            }
             return Err(CallError::NotFound {
                 target: format!("{}: no available member", forwarder.config.name),
             });
@@ -300,8 +305,11 @@ impl<Q: Request> Forwarder<Q> {
     /// ([`Addr::ask_in_place`](troupe_runtime::Addr::ask_in_place)), has it answer here and
     /// now, with no future to await: its answer (or `NotFound` when no member is available),
     /// with the outcome counted as [`ask`](Self::ask) counts it. Otherwise the request comes
-    /// back with the member [`Picked`] for it, which [`Picked::ask`] asks through its mailbox;
-    /// until then the pick counts as outstanding.
+    /// back with the member [`Picked`] for it: ask that request of it with [`Picked::ask`],
+    /// which sends it through the member's mailbox; until then the pick counts as outstanding.
+    ///
+    /// An answer in place has no timeout (it is a function call) and runs on the caller's
+    /// thread.
     ///
     /// For a server answering on its connection's task: what it answers here needs no future.
     pub fn ask_in_place(

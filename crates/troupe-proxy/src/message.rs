@@ -31,7 +31,8 @@ pub struct HttpRequest {
     #[serde(with = "crate::wire::method")]
     pub method: Method,
     /// The request target as received: the path (percent-encoded, starting with `/`) and the
-    /// query, or the absolute form with scheme and authority.
+    /// query, or the absolute form with scheme and authority (HTTP/2 requests always carry
+    /// both).
     #[serde(with = "crate::wire::uri")]
     pub uri: Uri,
     /// The headers, in the order received.
@@ -44,15 +45,15 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
-    /// A request with `method` for `uri` (a path such as `/items/7?full=1`), no headers, no
-    /// body and no client; a URI that does not parse is `/`.
+    /// A request with `method` for `uri` (a path such as `Uri::from_static("/items/7")`), no
+    /// headers, no body and no client.
     ///
     /// For targets' tests and for actors that ask a target themselves; the proxy builds its
     /// requests from what hyper parsed.
-    pub fn new(method: Method, uri: &str) -> Self {
+    pub fn new(method: Method, uri: Uri) -> Self {
         Self {
             method,
-            uri: uri.parse().unwrap_or_else(|_| Uri::from_static("/")),
+            uri,
             headers: HeaderMap::new(),
             body: Bytes::new(),
             client: None,
@@ -174,18 +175,21 @@ mod tests {
     /// body, status.
     #[test]
     fn requests_and_responses_cross_the_wire_unchanged() {
-        let request = HttpRequest::new(Method::from_bytes(b"PURGE").unwrap(), "/a/b?c=1")
-            .with_header(
-                http::header::HOST,
-                HeaderValue::from_static("Example.COM:8080"),
-            )
-            .with_header(http::header::COOKIE, HeaderValue::from_static("a=1"))
-            .with_header(http::header::COOKIE, HeaderValue::from_static("b=2"))
-            .with_header(
-                HeaderName::from_static("x-raw"),
-                HeaderValue::from_bytes(b"caf\xe9").unwrap(),
-            )
-            .with_body(&b"\x00\xffbody"[..]);
+        let request = HttpRequest::new(
+            Method::from_bytes(b"PURGE").unwrap(),
+            Uri::from_static("/a/b?c=1"),
+        )
+        .with_header(
+            http::header::HOST,
+            HeaderValue::from_static("Example.COM:8080"),
+        )
+        .with_header(http::header::COOKIE, HeaderValue::from_static("a=1"))
+        .with_header(http::header::COOKIE, HeaderValue::from_static("b=2"))
+        .with_header(
+            HeaderName::from_static("x-raw"),
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        )
+        .with_body(&b"\x00\xffbody"[..]);
         let bytes = rmp_serde::to_vec(&request).unwrap();
         let back: HttpRequest = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back, request);
@@ -234,5 +238,43 @@ mod tests {
         let bytes = rmp_serde::to_vec(&raw).unwrap();
         let err = rmp_serde::from_slice::<HttpResponse>(&bytes).unwrap_err();
         assert!(err.to_string().contains("header value"), "{err}");
+        // more headers than a message may carry: refused, not a panic or a huge map
+        let raw = Raw {
+            status: 200,
+            headers: vec![("a", empty); crate::wire::MAX_HEADERS + 1],
+            body: empty,
+        };
+        let bytes = rmp_serde::to_vec(&raw).unwrap();
+        let err = rmp_serde::from_slice::<HttpResponse>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("more than 1000 headers"), "{err}");
+        // 40,000 distinct names would overflow the map's table: refused at the limit as well
+        let names: Vec<String> = (0..40_000).map(|i| format!("x-{i}")).collect();
+        let raw = Raw {
+            status: 200,
+            headers: names.iter().map(|n| (n.as_str(), empty)).collect(),
+            body: empty,
+        };
+        let bytes = rmp_serde::to_vec(&raw).unwrap();
+        assert!(rmp_serde::from_slice::<HttpResponse>(&bytes).is_err());
+    }
+
+    /// The host comes from the URI's authority when it has one (HTTP/2, absolute form), else
+    /// from the `Host` header, without its port either way.
+    #[test]
+    fn the_host_is_the_authority_or_the_host_header_without_port() {
+        let absolute =
+            HttpRequest::new(Method::GET, Uri::from_static("https://Shop.example:8443/x"))
+                .with_header(
+                    http::header::HOST,
+                    HeaderValue::from_static("other.example"),
+                );
+        assert_eq!(absolute.host(), Some("Shop.example"));
+        let origin = HttpRequest::new(Method::GET, Uri::from_static("/x"))
+            .with_header(http::header::HOST, HeaderValue::from_static("[::1]:8080"));
+        assert_eq!(origin.host(), Some("[::1]"));
+        assert_eq!(
+            HttpRequest::new(Method::GET, Uri::from_static("/x")).host(),
+            None
+        );
     }
 }

@@ -735,6 +735,7 @@ async fn respond(
             crate::upstream::prepare_upstream_headers(&mut headers, client, host.as_deref(), proto);
             let request = Forwarded {
                 method: &parts.method,
+                uri: &parts.uri,
                 path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
                 headers,
                 upgrade_to,

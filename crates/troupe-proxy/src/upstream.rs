@@ -319,6 +319,8 @@ pub(crate) struct UpstreamPool {
 /// send upstream already prepared (see [`prepare_upstream_headers`]).
 pub(crate) struct Forwarded<'a> {
     pub(crate) method: &'a Method,
+    /// The request target as received (an actor member gets it whole, authority included)
+    pub(crate) uri: &'a Uri,
     pub(crate) path_and_query: &'a str,
     pub(crate) headers: HeaderMap,
     /// The client's `upgrade` header, when it asks to switch protocols
@@ -672,10 +674,7 @@ impl UpstreamPool {
         };
         let asked = HttpRequest {
             method: request.method.clone(),
-            uri: request
-                .path_and_query
-                .parse()
-                .unwrap_or_else(|_| Uri::from_static("/")),
+            uri: request.uri.clone(),
             headers: headers.clone(),
             body,
             client: Some(request.client),

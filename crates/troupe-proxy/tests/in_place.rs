@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use troupe_balancer::{Balancer, Forwarder};
-use troupe_proxy::http::Method;
+use troupe_proxy::http::{Method, Uri};
 use troupe_proxy::{HttpCall, HttpRequest, HttpResponse, Proxy, ProxyMsg};
 use troupe_runtime::{
     Actor, ActorError, Addr, ChildOptions, Ctx, Mesh, Node, NodeConfig, SupervisorSpec,
@@ -121,7 +121,7 @@ async fn the_gateway_answers_in_place_through_a_balancer_and_the_mailbox_otherwi
     let member0 = pool.members()[0].clone();
     let ready = eventually("member 0 answers in place", T, async || {
         member0
-            .ask_in_place(HttpRequest::new(Method::GET, "/ready"))
+            .ask_in_place(HttpRequest::new(Method::GET, Uri::from_static("/ready")))
             .map_err(|_| "not yet")
     })
     .await;
@@ -226,7 +226,9 @@ async fn a_pick_handed_back_counts_until_asked_or_dropped() {
         lb.shared::<Forwarder<HttpRequest>>().ok_or("not yet")
     })
     .await;
-    let Err((request, picked)) = picker.ask_in_place(HttpRequest::new(Method::GET, "/a")) else {
+    let Err((request, picked)) =
+        picker.ask_in_place(HttpRequest::new(Method::GET, Uri::from_static("/a")))
+    else {
         panic!("a member without an answer in place answered in place");
     };
     assert_eq!(picker.members()[0].outstanding, 1, "picked, not yet asked");
@@ -234,7 +236,9 @@ async fn a_pick_handed_back_counts_until_asked_or_dropped() {
     assert_eq!(reply.body, "mailbox 0 /a ");
     assert_eq!(picker.members()[0].outstanding, 0);
 
-    let Err((_, picked)) = picker.ask_in_place(HttpRequest::new(Method::GET, "/b")) else {
+    let Err((_, picked)) =
+        picker.ask_in_place(HttpRequest::new(Method::GET, Uri::from_static("/b")))
+    else {
         panic!("answered in place");
     };
     drop(picked);

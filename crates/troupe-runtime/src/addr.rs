@@ -239,7 +239,9 @@ impl<M: Message> Addr<M> {
     /// have it, lent rather than counted (no reference count taken, so nothing bounces between
     /// CPUs); `arg` back otherwise.
     ///
-    /// The instance cannot be replaced while `f` runs, so keep `f` short.
+    /// `f` sees the instance that was current when it started, even if a restart replaces it
+    /// meanwhile; it runs on the caller's thread, holding one of that thread's few fast
+    /// reference slots, so keep it short.
     #[inline]
     pub fn with_shared<T: Send + Sync + 'static, A, R>(
         &self,
@@ -414,7 +416,8 @@ impl<Q: Request> Addr<Ask<Q>> {
     /// [`ask`](Self::ask) or [`call`](Self::call) it as usual.
     ///
     /// What [`ask`](Self::ask) does before it sends, for callers that want to answer without
-    /// a future when they can (a server answering on its connection's task).
+    /// a future when they can (a server answering on its connection's task). The answer runs
+    /// the actor's function on the caller's thread, with no timeout (it is a function call).
     ///
     /// # Errors
     /// The answer's own error; [`CallError::ActorFailed`] if the answer panicked.
