@@ -142,6 +142,18 @@ impl MeshInner {
             .map(|n| n.key().clone())
     }
 
+    /// Whether `name` on `node` would handle a message delivered now (see
+    /// [`Slot::serving`](crate::slot::Slot::serving)); `None` when `node` is not in this
+    /// process, so nothing is known here.
+    pub(crate) fn serving(&self, node: &str, name: &str) -> Option<bool> {
+        let node = self.nodes.get(node).and_then(|n| n.upgrade())?;
+        Some(
+            node.registry
+                .entry(name)
+                .is_some_and(|entry| entry.serving()),
+        )
+    }
+
     /// The entry of `name` if the cluster places it.
     pub(crate) fn placed(&self, name: &str) -> Option<crate::placed::Placed> {
         if self.placed.is_empty() {
@@ -188,7 +200,13 @@ impl Mesh {
         self.inner
             .placed
             .entry(Arc::from(name))
-            .or_insert_with(|| crate::placed::Placed::new(Arc::from(name), mailbox_limit))
+            .or_insert_with(|| {
+                crate::placed::Placed::new(
+                    Arc::from(name),
+                    mailbox_limit,
+                    Arc::downgrade(&self.inner),
+                )
+            })
             .clone()
     }
 

@@ -10,8 +10,8 @@
 //! own timeout.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -36,6 +36,8 @@ pub struct Placed {
 struct PlacedInner {
     name: Arc<str>,
     limit: usize,
+    /// The mesh of this process, to tell whether a holder here serves yet
+    mesh: Weak<crate::node::MeshInner>,
     state: Mutex<State>,
     /// The holder, for calls waiting for one.
     holder: watch::Sender<Option<Arc<str>>>,
@@ -64,12 +66,13 @@ impl std::fmt::Debug for Placed {
 }
 
 impl Placed {
-    pub(crate) fn new(name: Arc<str>, limit: usize) -> Self {
+    pub(crate) fn new(name: Arc<str>, limit: usize, mesh: Weak<crate::node::MeshInner>) -> Self {
         let (holder, _) = watch::channel(None);
         Self {
             inner: Arc::new(PlacedInner {
                 name,
                 limit,
+                mesh,
                 state: Mutex::new(State {
                     generation: 0,
                     holder: None,
@@ -118,7 +121,10 @@ impl Placed {
     /// `None`, as that node's link goes down and comes back.
     ///
     /// When a holder becomes known, the parked casts are delivered to it first, in order,
-    /// before any later send can reach it.
+    /// before any later send can reach it. A holder in this process whose child does not
+    /// serve yet (a lease claimed, its gate not yet open: another node can read the claim
+    /// first) is not routed to: sends park until an observation finds it serving, so none is
+    /// refused there as absent.
     pub fn observe(&self, holder: Option<&str>, generation: u64) -> bool {
         let mut state = self.inner.state.lock();
         if generation < state.generation {
@@ -128,13 +134,28 @@ impl Placed {
         if state.holder.as_deref() == holder {
             return true;
         }
-        let holder: Option<Arc<str>> = holder.map(Arc::from);
+        let not_serving = holder.is_some_and(|node| {
+            self.inner
+                .mesh
+                .upgrade()
+                .and_then(|mesh| mesh.serving(node, &self.inner.name))
+                == Some(false)
+        });
+        let holder: Option<Arc<str>> = if not_serving {
+            tracing::debug!(name = %self.inner.name, ?holder, generation, "the holder does not serve yet; sends park");
+            None
+        } else {
+            holder.map(Arc::from)
+        };
+        if state.holder == holder {
+            return true;
+        }
         if let Some(node) = &holder {
             // Delivered under the lock: a send that finds the holder set comes after them.
             for parked in state.parked.drain(..) {
                 if let Err(error) = parked(node.clone()) {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(name = %self.inner.name, %node, %error, "a parked message was refused on delivery");
+                    tracing::warn!(name = %self.inner.name, %node, %error, "a parked message was refused on delivery");
                 }
             }
         }

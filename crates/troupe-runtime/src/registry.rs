@@ -39,6 +39,13 @@ pub(crate) trait RemoteInbox: Send + Sync {
     /// Kills the current instance, as a crash would (its supervisor restarts it by policy).
     fn kill(&self) -> bool;
 
+    /// Whether a message delivered now would be handled: `false` for a gated actor (a
+    /// failover child) whose gate is closed or whose instance has not started. `true` for a
+    /// facet (its actor decides).
+    fn serving(&self) -> bool {
+        true
+    }
+
     /// The slot itself, for a typed look-up.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 
@@ -198,6 +205,10 @@ fn deliver_or_refuse<M: Message>(
 impl<M: Message> RemoteInbox for Slot<M> {
     fn kill(&self) -> bool {
         self.kill_current()
+    }
+
+    fn serving(&self) -> bool {
+        self.serving()
     }
 
     fn set_gate(&self, gate: crate::placed::Gate) -> bool {

@@ -331,6 +331,16 @@ impl<M: Message> Slot<M> {
         Some(self.current.load())
     }
 
+    /// Whether a message delivered now would be handled: always for an actor with no gate
+    /// (one restarting keeps its mail for the next instance); for a gated one (a failover
+    /// child), only while its gate is open and an instance runs.
+    pub(crate) fn serving(&self) -> bool {
+        match self.gate.get() {
+            Some(gate) => gate.is_open(crate::time::now()) && self.has_instance(),
+            None => true,
+        }
+    }
+
     /// Whether an instance is current.
     pub(crate) fn has_instance(&self) -> bool {
         self.current.load().is_some()

@@ -83,6 +83,43 @@ async fn sends_follow_the_holder_and_park_while_there_is_none() {
     assert_eq!(journal.starts("svc"), 2);
 }
 
+/// A holder learnt before its child serves there (another node read the lease's claim first)
+/// is not routed to: the parked casts, and later ones, wait for it to serve, then reach it in
+/// order, none refused as absent.
+#[tokio::test]
+async fn casts_wait_for_a_holder_that_does_not_serve_yet() {
+    let mesh = Mesh::new();
+    let (a, b) = (started(&mesh, "a").await, started(&mesh, "b").await);
+    let placed = mesh.place("svc", 16);
+    let svc = a.addr::<Probe>("a", "svc");
+    let journal = Journal::default();
+    for n in 1..=3 {
+        svc.cast(Probe::Push(n, Reply::none())).unwrap();
+    }
+    // b claimed the lease but has not started the child behind its gate yet
+    let gate = troupe_runtime::placed::Gate::new();
+    let (spec, _) = probe(
+        &b,
+        &journal,
+        "svc",
+        ChildOptions::permanent()
+            .reachable_from(Reach::cluster())
+            .gated(gate.clone()),
+    );
+    assert!(placed.observe(Some("b"), 1));
+    assert_eq!(placed.holder(), None, "not routed to before it serves");
+    svc.cast(Probe::Push(4, Reply::none())).unwrap();
+    assert_eq!((placed.parked(), placed.dropped()), (4, 0));
+    // it starts and opens its gate; the next observation (its own, once started) routes there
+    b.root().unwrap().add(spec).await.unwrap();
+    gate.open_until(troupe_runtime::time::now() + Duration::from_secs(3600));
+    assert!(placed.observe(Some("b"), 1));
+    assert_eq!(placed.holder().as_deref(), Some("b"));
+    svc.cast(Probe::Push(5, Reply::none())).unwrap();
+    assert_eq!(svc.call(Probe::Log, T).await.unwrap(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(placed.dropped(), 0);
+}
+
 const LOOPBACK: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
