@@ -533,7 +533,7 @@ async fn go_on(
 /// body limit against a declared length. The route's target index, or the refusal to answer.
 #[allow(
     clippy::result_large_err,
-    reason = "the request moves on by value: boxing it would cost every request an allocation"
+    reason = "a refusal is the response itself: boxing it would cost it an allocation"
 )]
 fn admit(
     shared: &Shared,
@@ -610,10 +610,7 @@ fn in_place(addr: &Addr<HttpCall>, request: HttpRequest) -> Result<Response<Body
             Err(request) => return Err(unanswered(request, None)),
         },
     };
-    Ok(match answered {
-        Ok(reply) => into_response(reply),
-        Err(err) => call_failed(addr.name(), &err),
-    })
+    Ok(reply_or_failure(addr, answered))
 }
 
 /// Asks an actor target with a request not answered in place, through its mailbox (the member
@@ -631,6 +628,14 @@ async fn ask(shared: &Shared, unanswered: Unanswered) -> Response<Body> {
                 .await
         }
     };
+    reply_or_failure(&addr, answer)
+}
+
+/// The actor target `addr`'s reply as the gateway's response, or its failure, counted.
+fn reply_or_failure(
+    addr: &Addr<HttpCall>,
+    answer: Result<HttpResponse, troupe_runtime::CallError>,
+) -> Response<Body> {
     match answer {
         Ok(reply) => into_response(reply),
         Err(err) => call_failed(addr.name(), &err),
@@ -736,7 +741,6 @@ async fn respond(
             let request = Forwarded {
                 method: &parts.method,
                 uri: &parts.uri,
-                path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
                 headers,
                 upgrade_to,
                 client,

@@ -321,7 +321,6 @@ pub(crate) struct Forwarded<'a> {
     pub(crate) method: &'a Method,
     /// The request target as received (an actor member gets it whole, authority included)
     pub(crate) uri: &'a Uri,
-    pub(crate) path_and_query: &'a str,
     pub(crate) headers: HeaderMap,
     /// The client's `upgrade` header, when it asks to switch protocols
     pub(crate) upgrade_to: Option<HeaderValue>,
@@ -702,7 +701,13 @@ impl UpstreamPool {
         upgrade: &mut Option<(OnUpgrade, &Tunnels)>,
     ) -> Attempt {
         let mut uri = base.clone().into_parts();
-        uri.path_and_query = request.path_and_query.parse().ok();
+        uri.path_and_query = Some(
+            request
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
         let Ok(uri) = Uri::from_parts(uri) else {
             return Attempt::Failed(400, "the request target cannot be forwarded");
         };
