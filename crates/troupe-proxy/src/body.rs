@@ -95,7 +95,8 @@ pub(crate) enum BodyError {
 pub(crate) enum Deadline {
     /// The whole body by this instant
     At(Instant),
-    /// Each frame within this long of the one before (of the start, for the first)
+    /// Each frame within this long of the moment the body began waiting for it: time the
+    /// reader spends elsewhere between frames (a slow client being written to) is not counted
     Idle(Duration),
 }
 
@@ -107,7 +108,10 @@ pub(crate) struct Guarded<B> {
     limit: Option<u64>,
     seen: u64,
     deadline: Deadline,
-    timer: Pin<Box<Sleep>>,
+    /// Armed when the body has to wait, so bodies that never wait cost no timer and no clock
+    /// read; kept (disarmed) for the next wait once a frame came
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
     /// Made when someone asks for it, so bodies nobody watches cost no allocation for it
     verdict: Option<Arc<OnceLock<BodyError>>>,
     done: bool,
@@ -116,18 +120,34 @@ pub(crate) struct Guarded<B> {
 impl<B> Guarded<B> {
     /// `inner`, limited to `limit` bytes (none if `None`) and to `deadline`.
     pub(crate) fn new(inner: B, limit: Option<u64>, deadline: Deadline) -> Self {
-        let at = match deadline {
-            Deadline::At(at) => at,
-            Deadline::Idle(idle) => Instant::now() + idle,
-        };
         Self {
             inner,
             limit,
             seen: 0,
             deadline,
-            timer: Box::pin(tokio::time::sleep_until(at)),
+            timer: None,
+            armed: false,
             verdict: None,
             done: false,
+        }
+    }
+
+    /// Polls the deadline of the wait at hand, arming it if the body has just begun waiting.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.armed {
+            let at = match self.deadline {
+                Deadline::At(at) => at,
+                Deadline::Idle(idle) => Instant::now() + idle,
+            };
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().poll(cx),
+            None => Poll::Pending,
         }
     }
 
@@ -171,8 +191,9 @@ where
                         return this.fail(BodyError::TooLarge);
                     }
                 }
-                if let Deadline::Idle(idle) = this.deadline {
-                    this.timer.as_mut().reset(Instant::now() + idle);
+                // the next wait gets its own deadline (a whole-body one stays where it is)
+                if let Deadline::Idle(_) = this.deadline {
+                    this.armed = false;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -185,7 +206,7 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
+                ready!(this.poll_deadline(cx));
                 this.fail(BodyError::TimedOut)
             }
         }
@@ -343,6 +364,28 @@ mod tests {
         assert!(got.is_err());
         assert_eq!(verdict.get(), Some(&BodyError::TimedOut));
         sender.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_reader_spends_elsewhere_is_not_the_bodys_delay() {
+        let (mut tx, rx) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+        let mut guarded = Guarded::new(rx, None, Deadline::Idle(Duration::from_secs(2)));
+        let sender = tokio::spawn(async move {
+            tx.send_data(Bytes::from_static(b"a")).await?;
+            // the second frame comes half a second after the reader is back
+            tokio::time::sleep(Duration::from_millis(3_500)).await;
+            tx.send_data(Bytes::from_static(b"b")).await
+        });
+        let first = guarded.frame().await.map(|f| f.map(|f| f.into_data().ok()));
+        assert!(matches!(first, Some(Ok(Some(_)))));
+        // a slow client: the body is not read for longer than its idle deadline
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let second = guarded.frame().await.map(|f| f.map(|f| f.into_data().ok()));
+        assert!(
+            matches!(&second, Some(Ok(Some(b))) if b == "b"),
+            "{second:?}"
+        );
+        assert!(sender.await.is_ok_and(|sent| sent.is_ok()));
     }
 
     #[tokio::test]

@@ -96,10 +96,15 @@ impl HttpRequest {
 
 /// The request's host without port: the URI's authority, else the `Host` header.
 pub(crate) fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    host_in(uri, headers.get(http::header::HOST))
+}
+
+/// The host without port of a request with `uri` and `host` header: the URI's authority,
+/// else the header.
+pub(crate) fn host_in<'a>(uri: &'a Uri, host: Option<&'a HeaderValue>) -> Option<&'a str> {
     match uri.host() {
         Some(host) => Some(host),
-        None => headers
-            .get(http::header::HOST)
+        None => host
             .and_then(|h| h.to_str().ok())
             .map(crate::core::without_port),
     }

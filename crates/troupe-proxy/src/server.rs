@@ -37,7 +37,7 @@ use crate::head::{HeadError, Replay, read_first_head, refusal};
 use crate::message::{HttpCall, HttpRequest, HttpResponse};
 use crate::stream::{BodyMsg, HttpStreamCall, HttpStreamRequest, HttpStreamResponse, Streams};
 use crate::tunnel::Tunnels;
-use crate::upstream::{Forwarded, Outgoing, SharedUpstream};
+use crate::upstream::{Forwarded, ForwardingHeaders, Outgoing, SharedUpstream};
 
 /// Where a route's requests go.
 pub(crate) enum Target {
@@ -194,6 +194,8 @@ struct ConnectionState {
     shared: Arc<Shared>,
     /// The connection's switched-protocol tunnels, which outlive its HTTP exchange
     tunnels: Tunnels,
+    /// What its requests to HTTP upstreams add to their forwarding headers, made by the first
+    forwarding: std::sync::OnceLock<ForwardingHeaders>,
 }
 
 /// Serves HTTP on `stream` (plain, or TLS already terminated); see [`serve_connection`].
@@ -225,6 +227,7 @@ where
     let state = Arc::new(ConnectionState {
         shared,
         tunnels: Tunnels::default(),
+        forwarding: std::sync::OnceLock::new(),
     });
     let service = service_fn({
         let state = state.clone();
@@ -309,18 +312,17 @@ fn answer(conn: &Arc<ConnectionState>, peer: SocketAddr, req: Request<Incoming>)
             Ok(exchange.end(&conn.shared, response))
         }),
         next => Box::pin(async move {
-            let (shared, tunnels) = (&conn.shared, &conn.tunnels);
             let client = peer.ip();
             // no wrapper (nor a move into one) for the requests without a span
             let response = if exchange.span.is_none() {
-                go_on(shared, client, next, &mut exchange.route, tunnels).await
+                go_on(&conn, client, next, &mut exchange.route).await
             } else {
                 let span = exchange.span.clone();
-                go_on(shared, client, next, &mut exchange.route, tunnels)
+                go_on(&conn, client, next, &mut exchange.route)
                     .instrument(span)
                     .await
             };
-            Ok(exchange.end(shared, response))
+            Ok(exchange.end(&conn.shared, response))
         }),
     };
     futures::future::Either::Right(rest)
@@ -513,19 +515,18 @@ fn answer_now(
 
 /// Goes on with a request from where [`answer_now`] stopped.
 async fn go_on(
-    shared: &Shared,
+    conn: &ConnectionState,
     client: IpAddr,
     next: Next,
     route: &mut Option<usize>,
-    tunnels: &Tunnels,
 ) -> Response<Body> {
     match next {
-        Next::Start(req) => match admit(shared, client, &req, route) {
-            Ok(index) => respond(shared, client, index, req, tunnels).await,
+        Next::Start(req) => match admit(&conn.shared, client, &req, route) {
+            Ok(index) => respond(conn, client, index, req).await,
             Err(refusal) => refusal,
         },
-        Next::Routed(index, req) => respond(shared, client, index, req, tunnels).await,
-        Next::Ask(unanswered) => ask(shared, unanswered).await,
+        Next::Routed(index, req) => respond(conn, client, index, req).await,
+        Next::Ask(unanswered) => ask(&conn.shared, unanswered).await,
     }
 }
 
@@ -699,21 +700,20 @@ pub(crate) fn error(status: u16, text: &str) -> Response<Body> {
 /// Answers `req`, routed to the target at `index`: forwarded upstream, streamed to an actor,
 /// or its body read and the actor asked (in place, or through its mailbox).
 async fn respond(
-    shared: &Shared,
+    conn: &ConnectionState,
     client: IpAddr,
     index: usize,
     mut req: Request<Incoming>,
-    tunnels: &Tunnels,
 ) -> Response<Body> {
+    let shared = &*conn.shared;
     let Some(target) = shared.targets.get(index) else {
         return error(404, "no route for this path");
     };
     let addr = match target {
         Target::Http(pool) => {
-            let host = host_name(&req);
             let upgrade = (req.version() == http::Version::HTTP_11
                 && crate::tunnel::wants_upgrade(req.headers()))
-            .then(|| (hyper::upgrade::on(&mut req), tunnels));
+            .then(|| (hyper::upgrade::on(&mut req), &conn.tunnels));
             let (mut parts, body) = req.into_parts();
             let small = body.is_end_stream()
                 || body
@@ -732,12 +732,18 @@ async fn respond(
                 .as_ref()
                 .and_then(|_| parts.headers.get(http::header::UPGRADE).cloned());
             let mut headers = std::mem::take(&mut parts.headers);
-            let proto = if shared.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            crate::upstream::prepare_upstream_headers(&mut headers, client, host.as_deref(), proto);
+            // a shared handle on the `host` header's bytes, so the headers can change around it
+            let host_header = headers.get(http::header::HOST).cloned();
+            let host = crate::message::host_in(&parts.uri, host_header.as_ref());
+            let ours = conn.forwarding.get_or_init(|| {
+                let proto = if shared.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                ForwardingHeaders::new(client, proto)
+            });
+            crate::upstream::prepare_upstream_headers(&mut headers, ours, host);
             let request = Forwarded {
                 method: &parts.method,
                 uri: &parts.uri,
@@ -846,11 +852,6 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> impl futures::Stream<Item = Bytes> + Send + Unpin {
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-}
-
-/// The request's host as routes and upstreams see it: without port, lowercase.
-fn host_name(req: &Request<Incoming>) -> Option<String> {
-    crate::message::host_of(req.uri(), req.headers()).map(crate::core::host_name)
 }
 
 /// A target's answer as hyper's response: its parts moved, nothing copied.

@@ -377,51 +377,117 @@ pub(crate) fn end_to_end(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// The forwarding headers' own parts for one client connection (its address and scheme do
+/// not change within it), made once per connection rather than formatted for every request.
+pub(crate) struct ForwardingHeaders {
+    client: IpAddr,
+    proto: &'static str,
+    /// `x-forwarded-for` for a request that brings none: the client's address
+    forwarded_for: HeaderValue,
+    /// `forwarded` for a request that brings none and names no host
+    forwarded: HeaderValue,
+    /// The same for the first host a request named (a connection's requests nearly always
+    /// name one host), lowercase
+    forwarded_host: std::sync::OnceLock<(Box<str>, HeaderValue)>,
+}
+
+impl ForwardingHeaders {
+    /// The values for requests from `client` that arrived over `proto` (`http` or `https`).
+    pub(crate) fn new(client: IpAddr, proto: &'static str) -> Self {
+        let forwarded_for = HeaderValue::from_str(&client.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let forwarded = HeaderValue::from_str(&forwarded_element(client, proto, None))
+            .unwrap_or_else(|_| HeaderValue::from_static("for=unknown"));
+        Self {
+            client,
+            proto,
+            forwarded_for,
+            forwarded,
+            forwarded_host: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// This connection's `forwarded` element for a request naming `host` (any case, no port).
+    fn forwarded(&self, host: Option<&str>) -> Option<HeaderValue> {
+        let Some(host) = host.filter(|h| forwardable_host(h)) else {
+            return Some(self.forwarded.clone());
+        };
+        let (first, value) = self.forwarded_host.get_or_init(|| {
+            let host = host.to_ascii_lowercase();
+            let value =
+                HeaderValue::from_str(&forwarded_element(self.client, self.proto, Some(&host)))
+                    .unwrap_or_else(|_| self.forwarded.clone());
+            (host.into_boxed_str(), value)
+        });
+        if first.eq_ignore_ascii_case(host) {
+            return Some(value.clone());
+        }
+        let host = host.to_ascii_lowercase();
+        HeaderValue::from_str(&forwarded_element(self.client, self.proto, Some(&host))).ok()
+    }
+}
+
+/// Whether `host` may be quoted into a `forwarded` element as it is.
+fn forwardable_host(host: &str) -> bool {
+    host.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
+}
+
+/// One RFC 7239 element: `for` (an IPv6 address quoted and bracketed), `proto`, and `host`
+/// when given.
+fn forwarded_element(client: IpAddr, proto: &str, host: Option<&str>) -> String {
+    let mut element = match client {
+        IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
+    };
+    if let Some(host) = host {
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
+    }
+    element
+}
+
 /// Turns the client's `headers` into those sent upstream, in place: hop-by-hop headers
 /// removed, `x-forwarded-for` extended by the client's address, `forwarded` (RFC 7239)
-/// extended by a `for`/`proto`/`host` element, and `via` extended by this proxy.
+/// extended by a `for`/`proto`/`host` element for `host` (the request's, without port), and
+/// `via` extended by this proxy. A request that brings none of them (the usual case) gets the
+/// connection's values in `ours`, nothing formatted.
 pub(crate) fn prepare_upstream_headers(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    ours: &ForwardingHeaders,
     host: Option<&str>,
-    proto: &str,
 ) {
-    use std::fmt::Write as _;
     strip_hop_by_hop(headers);
-    fn before(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    fn earlier<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
-            .map(str::to_string)
     }
-    let mut value = String::with_capacity(64);
     let xff = HeaderName::from_static("x-forwarded-for");
-    if let Some(earlier) = before(headers, &xff) {
-        let _ = write!(value, "{earlier}, ");
-    }
-    let _ = write!(value, "{client}");
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(xff, v);
-    }
-    value.clear();
-    if let Some(earlier) = before(headers, &header::FORWARDED) {
-        let _ = write!(value, "{earlier}, ");
-    }
-    // an IPv6 address is quoted and bracketed in `forwarded`
-    let _ = match client {
-        IpAddr::V4(v4) => write!(value, "for={v4};proto={proto}"),
-        IpAddr::V6(v6) => write!(value, "for=\"[{v6}]\";proto={proto}"),
+    let forwarded_for = match earlier(headers, &xff) {
+        Some(before) => HeaderValue::from_str(&format!("{before}, {}", ours.client)).ok(),
+        None => Some(ours.forwarded_for.clone()),
     };
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        let _ = write!(value, ";host=\"{host}\"");
+    if let Some(value) = forwarded_for {
+        headers.insert(xff, value);
     }
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(header::FORWARDED, v);
+    let forwarded = match earlier(headers, &header::FORWARDED) {
+        Some(before) => {
+            let host = host
+                .filter(|h| forwardable_host(h))
+                .map(str::to_ascii_lowercase);
+            let element = forwarded_element(ours.client, ours.proto, host.as_deref());
+            HeaderValue::from_str(&format!("{before}, {element}")).ok()
+        }
+        None => ours.forwarded(host),
+    };
+    if let Some(value) = forwarded {
+        headers.insert(header::FORWARDED, value);
     }
-    match before(headers, &header::VIA) {
-        Some(earlier) => {
-            if let Ok(v) = HeaderValue::from_str(&format!("{earlier}, 1.1 troupe")) {
+    match earlier(headers, &header::VIA) {
+        Some(before) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("{before}, 1.1 troupe")) {
                 headers.insert(header::VIA, v);
             }
         }
@@ -818,12 +884,8 @@ mod tests {
             ("connection", "x-secret"),
             ("x-secret", "1"),
         ]);
-        prepare_upstream_headers(
-            &mut h,
-            "192.0.2.1".parse().unwrap(),
-            Some("shop.example"),
-            "https",
-        );
+        let ours = ForwardingHeaders::new("192.0.2.1".parse().unwrap(), "https");
+        prepare_upstream_headers(&mut h, &ours, Some("shop.example"));
         assert_eq!(h["x-forwarded-for"], "203.0.113.7, 192.0.2.1");
         assert_eq!(h["via"], "1.1 edge-cache, 1.1 troupe");
         assert_eq!(
@@ -833,10 +895,37 @@ mod tests {
         assert_eq!(h["host"], "shop.example");
         assert!(h.get("x-secret").is_none() && h.get("connection").is_none());
         let mut v6 = HeaderMap::new();
-        prepare_upstream_headers(&mut v6, "2001:db8::1".parse().unwrap(), None, "https");
+        let ours_v6 = ForwardingHeaders::new("2001:db8::1".parse().unwrap(), "https");
+        prepare_upstream_headers(&mut v6, &ours_v6, None);
         assert_eq!(v6["forwarded"], "for=\"[2001:db8::1]\";proto=https");
         assert_eq!(v6["x-forwarded-for"], "2001:db8::1");
         assert_eq!(v6["via"], "1.1 troupe");
+        // with none before, the connection's own values: for its first host, and others
+        let fresh = |host| {
+            let mut h = HeaderMap::new();
+            prepare_upstream_headers(&mut h, &ours, host);
+            h
+        };
+        let first = fresh(Some("Shop.Example"));
+        assert_eq!(first["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(first["via"], "1.1 troupe");
+        assert_eq!(
+            first["forwarded"],
+            "for=192.0.2.1;proto=https;host=\"shop.example\""
+        );
+        assert_eq!(
+            fresh(Some("API.example"))["forwarded"],
+            "for=192.0.2.1;proto=https;host=\"api.example\""
+        );
+        assert_eq!(
+            fresh(Some("shop.example"))["forwarded"],
+            "for=192.0.2.1;proto=https;host=\"shop.example\""
+        );
+        assert_eq!(fresh(None)["forwarded"], "for=192.0.2.1;proto=https");
+        assert_eq!(
+            fresh(Some("a\"b"))["forwarded"],
+            "for=192.0.2.1;proto=https"
+        );
     }
 
     #[test]
