@@ -17,9 +17,13 @@
 #     conf, pid and logs in a temp dir) on a free port;
 #   - `troupe-http` (gateway → round-robin balancer → 4 responder actors) on an ephemeral port.
 #   - `troupe-http --upstream` (the gateway as a reverse proxy to the same upstream, no actors),
-#     and the same over TLS, with nginx serving TLS on a second port with the same certificate.
+#     and the same over TLS, with nginx serving TLS on a second port with the same certificate;
+#   - `hyper-proxy`: hyper and hyper-util proxying to the same upstream with nothing else, with
+#     hyper-util's pooled client (as the gateway) and with a connection per client connection
+#     driven in its task: the HTTP engine's own reach, beside the gateway's.
 # Then wrk -t2 -c64 --latency, interleaved: troupe (actors), nginx, troupe as a reverse proxy,
-# twice; the upstream alone (hyper-direct) twice; troupe TLS and nginx TLS twice; a 10 MiB
+# the upstream alone (hyper-direct), troupe answering in place and the two hyper-proxy runs,
+# twice; troupe TLS and nginx TLS twice; a 10 MiB
 # body (`GET /big`) through troupe and nginx at -c8, twice (MB/s, and troupe's peak RSS); then
 # shop's GET /items/bench (cache hit) in one, two and three processes.
 # Results: JSON lines in target/compare/http.json and a markdown table on stdout. Every load
@@ -75,6 +79,7 @@ TARGET=$(cd compare/http-bench && cargo metadata -q --format-version 1 --no-deps
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TROUPE_HTTP="$TARGET/release/troupe-http"
 UPSTREAM="$TARGET/release/upstream"
+HYPER_PROXY="$TARGET/release/hyper-proxy"
 echo "== building shop and the troupe CLI (release)"
 cargo build -q --release -p troupe-examples --bin shop
 cargo build -q --release -p troupe-cli --bin troupe
@@ -144,6 +149,12 @@ TROUPE_PROXY_PID=$LAST_PID
 start "$WORK/troupe-tls.log" "http listening" "$TROUPE_HTTP" --listen 127.0.0.1:0 \
     --upstream "http://$upstream" --tls-cert "$CERT" --tls-key "$KEY"
 troupe_tls=$STARTED
+start "$WORK/hyper-proxy.log" listening "$HYPER_PROXY" --listen 127.0.0.1:0 \
+    --upstream "$upstream"
+hyper_proxy=$STARTED
+start "$WORK/hyper-proxy-per-connection.log" listening "$HYPER_PROXY" --listen 127.0.0.1:0 \
+    --upstream "$upstream" --client per-connection
+hyper_proxy_per_connection=$STARTED
 
 echo "== starting nginx"
 mkdir -p "$WORK/nginx"
@@ -230,8 +241,11 @@ body_proxy=$(curl -sf "http://$troupe_proxy/bench")
 body_tls=$(curl -sfk "https://$troupe_tls/bench")
 body_nginx_tls=$(curl -sfk "https://$nginx_tls/bench")
 body_in_place=$(curl -sf "http://$troupe_in_place/bench")
+body_hyper_proxy=$(curl -sf "http://$hyper_proxy/bench")
+body_hyper_per_conn=$(curl -sf "http://$hyper_proxy_per_connection/bench")
 if [ "$body_proxy" != "$body_nginx" ] || [ "$body_tls" != "$body_nginx" ] ||
-    [ "$body_in_place" != "$body_nginx" ] ||
+    [ "$body_in_place" != "$body_nginx" ] || [ "$body_hyper_proxy" != "$body_nginx" ] ||
+    [ "$body_hyper_per_conn" != "$body_nginx" ] ||
     [ "$body_nginx_tls" != "$body_nginx" ]; then
     echo "bodies differ: proxy '$body_proxy' tls '$body_tls' nginx tls '$body_nginx_tls'" >&2
     exit 1
@@ -301,6 +315,8 @@ for round in 1 2; do
     # the upstream alone (hyper answering the bytes itself, no hop): the ceiling
     measure hyper-direct "$round" "http://$upstream/bench"
     measure troupe-in-place "$round" "http://$troupe_in_place/bench"
+    measure hyper-proxy "$round" "http://$hyper_proxy/bench"
+    measure hyper-proxy-per-conn "$round" "http://$hyper_proxy_per_connection/bench"
 done
 for round in 1 2; do
     measure troupe-tls "$round" "https://$troupe_tls/bench"
@@ -429,6 +445,8 @@ echo "troupe-in-place: the same, the responders answering in place (Ctx::answer_
 echo "troupe-proxy: the gateway as a reverse proxy (Upstream::http) → the same hyper upstream as nginx;"
 echo "nginx: 2 workers → keepalive → hyper upstream process, same 64 bytes;"
 echo "hyper-direct: wrk straight at the upstream (no proxy, no actors): the ceiling;"
+echo "hyper-proxy: hyper + hyper-util's pooled client proxying to the upstream, nothing else (the engine alone);"
+echo "hyper-proxy-per-conn: the same with an upstream connection per client connection, driven in its task;"
 echo "*-tls: the reverse proxies serving HTTPS (TLS 1.3, same certificate), wrk's keep-alive connections;"
 echo "*-big: GET /big, 10 MiB per response, through the reverse proxies at -c8 (MB/s);"
 echo "shop: GET /items/bench, cache hit, through shop's gateway (JSON body), per-IP rate limit off"
@@ -451,9 +469,12 @@ printf '%s\n' "${ROWS[@]}" | awk -v json="$OUT/http.json" -v peak_kb="$PROXY_PEA
         printf "| gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-proxy"], rps["nginx"], rps["troupe-proxy"] / rps["nginx"]
         printf "| gateway → actors vs bare hyper, requests/s | %.0f | %.0f | **%.2fx** | ≥ 0.7x |\n", rps["troupe"], rps["hyper-direct"], rps["troupe"] / rps["hyper-direct"]
         printf "| gateway → actors answering in place vs bare hyper, requests/s | %.0f | %.0f | **%.2fx** | ≥ 0.7x |\n", rps["troupe-in-place"], rps["hyper-direct"], rps["troupe-in-place"] / rps["hyper-direct"]
+        printf "| the engine alone: hyper-util pooled proxy vs nginx → upstream, requests/s | %.0f | %.0f | %.2fx | (reference) |\n", rps["hyper-proxy"], rps["nginx"], rps["hyper-proxy"] / rps["nginx"]
+        printf "| the engine alone, a connection per client connection, vs nginx, requests/s | %.0f | %.0f | %.2fx | (reference) |\n", rps["hyper-proxy-per-conn"], rps["nginx"], rps["hyper-proxy-per-conn"] / rps["nginx"]
+        printf "| gateway → upstream vs the engine alone (pooled), requests/s | %.0f | %.0f | %.2fx | (reference) |\n", rps["troupe-proxy"], rps["hyper-proxy"], rps["troupe-proxy"] / rps["hyper-proxy"]
         printf "| TLS: gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-tls"], rps["nginx-tls"], rps["troupe-tls"] / rps["nginx-tls"]
         printf "| 10 MiB bodies: gateway vs nginx, MB/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", mb["troupe-big"], mb["nginx-big"], mb["troupe-big"] / mb["nginx-big"]
         printf "\ntroupe reverse proxy peak RSS after every run: %.0f MiB\n", peak_kb / 1024
-        printf "{\"bench\":\"http_compare\",\"summary\":true,\"troupe_rps\":%.1f,\"troupe_in_place_rps\":%.1f,\"nginx_rps\":%.1f,\"troupe_proxy_rps\":%.1f,\"hyper_direct_rps\":%.1f,\"troupe_tls_rps\":%.1f,\"nginx_tls_rps\":%.1f,\"troupe_big_mbps\":%.1f,\"nginx_big_mbps\":%.1f,\"troupe_proxy_peak_rss_kb\":%d}\n",
-            rps["troupe"], rps["troupe-in-place"], rps["nginx"], rps["troupe-proxy"], rps["hyper-direct"], rps["troupe-tls"], rps["nginx-tls"], mb["troupe-big"], mb["nginx-big"], peak_kb >> json
+        printf "{\"bench\":\"http_compare\",\"summary\":true,\"troupe_rps\":%.1f,\"troupe_in_place_rps\":%.1f,\"nginx_rps\":%.1f,\"troupe_proxy_rps\":%.1f,\"hyper_direct_rps\":%.1f,\"hyper_proxy_rps\":%.1f,\"hyper_proxy_per_conn_rps\":%.1f,\"troupe_tls_rps\":%.1f,\"nginx_tls_rps\":%.1f,\"troupe_big_mbps\":%.1f,\"nginx_big_mbps\":%.1f,\"troupe_proxy_peak_rss_kb\":%d}\n",
+            rps["troupe"], rps["troupe-in-place"], rps["nginx"], rps["troupe-proxy"], rps["hyper-direct"], rps["hyper-proxy"], rps["hyper-proxy-per-conn"], rps["troupe-tls"], rps["nginx-tls"], mb["troupe-big"], mb["nginx-big"], peak_kb >> json
     }'

@@ -7,13 +7,15 @@
 # Installs redis-server and redis-tools from Debian's packages if missing, builds the
 # cache_server example (release), starts both servers on 127.0.0.1 (free ports picked by the
 # kernel), runs `redis-benchmark -t get,set`, stops both by PID. Results: JSON lines in
-# target/compare/resp.json and a markdown table on stdout. Every run is bounded by its request
-# count (and by `timeout`).
+# target/compare/resp.json and a markdown table on stdout (medians of the rounds). Every run is
+# bounded by its request count (and by `timeout`). Pipelined runs send 16 times the requests,
+# so that they last about as long as the others (200,000 pipelined GETs take a tenth of a
+# second, too short to tell 5% apart); rounds alternate which server goes first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=200000
-ROUNDS=2
+ROUNDS=3
 if [ "${1:-}" = "--quick" ]; then N=50000; ROUNDS=1; fi
 CLIENTS=50
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -64,24 +66,30 @@ wait_port "$TROUPE_PORT"
 : >"$OUT/resp.json"
 run() {
     local system=$1 port=$2 pipeline=$3 round=$4
-    local csv
-    csv=$(timeout 300 redis-benchmark -p "$port" -t get,set -n "$N" -c "$CLIENTS" -P "$pipeline" --csv)
+    local csv n=$((N * pipeline))
+    csv=$(timeout 300 redis-benchmark -p "$port" -t get,set -n "$n" -c "$CLIENTS" -P "$pipeline" --csv)
     # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     echo "$csv" | tail -n +2 | tr -d '"' | while IFS=, read -r test rps _avg _min p50 _p95 p99 _max; do
-        echo "{\"bench\":\"resp\",\"system\":\"$system\",\"test\":\"$test\",\"pipeline\":$pipeline,\"round\":$round,\"clients\":$CLIENTS,\"n\":$N,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99}" >>"$OUT/resp.json"
+        echo "{\"bench\":\"resp\",\"system\":\"$system\",\"test\":\"$test\",\"pipeline\":$pipeline,\"round\":$round,\"clients\":$CLIENTS,\"n\":$n,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99}" >>"$OUT/resp.json"
     done
 }
 
 for round in $(seq 1 "$ROUNDS"); do
     for pipeline in 1 16; do
         echo "== round $round, -P $pipeline"
-        run troupe "$TROUPE_PORT" "$pipeline" "$round"
-        run redis "$REDIS_PORT" "$pipeline" "$round"
+        # alternate which goes first, so neither always runs on a warmer machine
+        if [ $((round % 2)) -eq 1 ]; then
+            run troupe "$TROUPE_PORT" "$pipeline" "$round"
+            run redis "$REDIS_PORT" "$pipeline" "$round"
+        else
+            run redis "$REDIS_PORT" "$pipeline" "$round"
+            run troupe "$TROUPE_PORT" "$pipeline" "$round"
+        fi
     done
 done
 
 echo
-echo "RESP: redis-benchmark -t get,set -n $N -c $CLIENTS ($(date -u +%FT%TZ), $(nproc) cores)"
+echo "RESP: redis-benchmark -t get,set -n $N (-P 16: $((N * 16))) -c $CLIENTS, $ROUNDS rounds ($(date -u +%FT%TZ), $(nproc) cores)"
 python3 - "$OUT/resp.json" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
