@@ -247,13 +247,15 @@ if [ "$body_proxy" != "$body_nginx" ] || [ "$body_tls" != "$body_nginx" ] ||
     [ "$body_in_place" != "$body_nginx" ] || [ "$body_hyper_proxy" != "$body_nginx" ] ||
     [ "$body_hyper_per_conn" != "$body_nginx" ] ||
     [ "$body_nginx_tls" != "$body_nginx" ]; then
-    echo "bodies differ: proxy '$body_proxy' tls '$body_tls' nginx tls '$body_nginx_tls'" >&2
+    echo "bodies differ: proxy '$body_proxy' tls '$body_tls' nginx tls '$body_nginx_tls'" \
+        "in place '$body_in_place' hyper-proxy '$body_hyper_proxy' '$body_hyper_per_conn'" >&2
     exit 1
 fi
 echo "   troupe-http $troupe (pid $TROUPE_PID), as a reverse proxy $troupe_proxy, TLS $troupe_tls;"
 echo "   nginx $nginx, TLS $nginx_tls (pid $NGINX_PID) -> upstream $upstream"
 for _ in $(seq 1 50); do
-    curl -sf "http://$troupe/bench" "http://$nginx/bench" "http://$troupe_proxy/bench" >/dev/null
+    curl -sf "http://$troupe/bench" "http://$nginx/bench" "http://$troupe_proxy/bench" \
+        "http://$hyper_proxy/bench" "http://$hyper_proxy_per_connection/bench" >/dev/null
 done
 
 # wrk's latency ("812.00us", "1.20ms", "1.02s") in milliseconds
@@ -458,13 +460,13 @@ for row in "${ROWS[@]}"; do
     case "$key" in shop-*) label=$key ;; *) label="$key #$round" ;; esac
     printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$rps" "$ok_rps" "$mbps" "$p50" "$p99" "$non2xx" "$sock"
 done
-# means over the rounds and the ratios (requests/s or MB/s: troupe over the other, so that
-# above 1.0 means troupe is better)
+# means over the rounds and the ratios (requests/s or MB/s: the first over the second, troupe
+# first wherever it is in the row, so that above 1.0 means troupe is better)
 printf '%s\n' "${ROWS[@]}" | awk -v json="$OUT/http.json" -v peak_kb="$PROXY_PEAK_KB" '
     { n[$1]++; rps[$1] += $3; p50[$1] += $5; p99[$1] += $6; mb[$1] += $9 }
     END {
         for (s in n) { rps[s] /= n[s]; p50[s] /= n[s]; p99[s] /= n[s]; mb[s] /= n[s] }
-        printf "\n| comparison (means of two runs) | troupe | other | ratio | target |\n|---|---|---|---|---|\n"
+        printf "\n| comparison (means of two runs) | first | second | ratio | target |\n|---|---|---|---|---|\n"
         printf "| gateway → actors vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe"], rps["nginx"], rps["troupe"] / rps["nginx"]
         printf "| gateway → upstream vs nginx → upstream, requests/s | %.0f | %.0f | **%.2fx** | ≥ 1.0x |\n", rps["troupe-proxy"], rps["nginx"], rps["troupe-proxy"] / rps["nginx"]
         printf "| gateway → actors vs bare hyper, requests/s | %.0f | %.0f | **%.2fx** | ≥ 0.7x |\n", rps["troupe"], rps["hyper-direct"], rps["troupe"] / rps["hyper-direct"]

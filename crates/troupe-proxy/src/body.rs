@@ -108,9 +108,11 @@ pub(crate) struct Guarded<B> {
     limit: Option<u64>,
     seen: u64,
     deadline: Deadline,
-    /// Armed when the body has to wait, so bodies that never wait cost no timer and no clock
-    /// read; kept (disarmed) for the next wait once a frame came
+    /// Made when the body first has to wait, so bodies that never wait cost no timer and no
+    /// clock read; an idle deadline's is reset for each later wait
     timer: Option<Pin<Box<Sleep>>>,
+    /// Whether `timer` holds the deadline of the wait at hand: cleared by each frame of an
+    /// idle deadline (a whole-body deadline stays armed once set)
     armed: bool,
     /// Made when someone asks for it, so bodies nobody watches cost no allocation for it
     verdict: Option<Arc<OnceLock<BodyError>>>,
@@ -134,21 +136,21 @@ impl<B> Guarded<B> {
 
     /// Polls the deadline of the wait at hand, arming it if the body has just begun waiting.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.armed {
-            let at = match self.deadline {
-                Deadline::At(at) => at,
-                Deadline::Idle(idle) => Instant::now() + idle,
-            };
-            match &mut self.timer {
-                Some(timer) => timer.as_mut().reset(at),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-            self.armed = true;
+        let deadline = self.deadline;
+        let at = move || match deadline {
+            Deadline::At(at) => at,
+            Deadline::Idle(idle) => Instant::now() + idle,
+        };
+        if !self.armed
+            && let Some(timer) = &mut self.timer
+        {
+            timer.as_mut().reset(at());
         }
-        match &mut self.timer {
-            Some(timer) => timer.as_mut().poll(cx),
-            None => Poll::Pending,
-        }
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at())));
+        self.armed = true;
+        timer.as_mut().poll(cx)
     }
 
     /// Where the reason the body stopped will be, once it has.
@@ -363,6 +365,31 @@ mod tests {
         let got = guarded.collect().await;
         assert!(got.is_err());
         assert_eq!(verdict.get(), Some(&BodyError::TimedOut));
+        sender.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_whole_body_deadline_holds_however_often_frames_come() {
+        let (mut tx, rx) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+        let at = Instant::now() + Duration::from_millis(2_500);
+        let mut guarded = Guarded::new(rx, None, Deadline::At(at));
+        let verdict = guarded.verdict();
+        // a frame every second, for longer than the deadline
+        let sender = tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tx.send_data(Bytes::from_static(b"x")).await.is_err() {
+                    return;
+                }
+            }
+        });
+        assert!(guarded.collect().await.is_err());
+        assert_eq!(verdict.get(), Some(&BodyError::TimedOut));
+        assert_eq!(
+            Instant::now(),
+            at,
+            "cut off at the deadline, not before or after"
+        );
         sender.abort();
     }
 

@@ -194,7 +194,8 @@ struct ConnectionState {
     shared: Arc<Shared>,
     /// The connection's switched-protocol tunnels, which outlive its HTTP exchange
     tunnels: Tunnels,
-    /// What its requests to HTTP upstreams add to their forwarding headers, made by the first
+    /// What its requests to HTTP upstreams add to their forwarding headers, made by the
+    /// connection's first request to an HTTP upstream
     forwarding: std::sync::OnceLock<ForwardingHeaders>,
 }
 
@@ -743,6 +744,8 @@ async fn respond(
                 };
                 ForwardingHeaders::new(client, proto)
             });
+            // made for the connection's client: every request of it comes from that address
+            debug_assert_eq!(ours.client(), client);
             crate::upstream::prepare_upstream_headers(&mut headers, ours, host);
             let request = Forwarded {
                 method: &parts.method,

@@ -153,8 +153,9 @@ impl Upstream {
         self
     }
 
-    /// How long a member may pause between chunks of its response body before the response
-    /// is cut off (nginx's `proxy_read_timeout`).
+    /// How long the gateway waits for each chunk of a member's response body before the
+    /// response is cut off (nginx's `proxy_read_timeout`), counted from when it asks for the
+    /// chunk: time spent writing the previous ones to a slow client is not counted.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
@@ -407,6 +408,11 @@ impl ForwardingHeaders {
         }
     }
 
+    /// The client these values were made for.
+    pub(crate) fn client(&self) -> IpAddr {
+        self.client
+    }
+
     /// This connection's `forwarded` element for a request naming `host` (any case, no port).
     fn forwarded(&self, host: Option<&str>) -> Option<HeaderValue> {
         let Some(host) = host.filter(|h| forwardable_host(h)) else {
@@ -414,6 +420,7 @@ impl ForwardingHeaders {
         };
         let (first, value) = self.forwarded_host.get_or_init(|| {
             let host = host.to_ascii_lowercase();
+            // cannot fail: the host is printable ASCII without quotes, the rest is ours
             let value =
                 HeaderValue::from_str(&forwarded_element(self.client, self.proto, Some(&host)))
                     .unwrap_or_else(|_| self.forwarded.clone());
@@ -450,8 +457,10 @@ fn forwarded_element(client: IpAddr, proto: &str, host: Option<&str>) -> String 
 /// Turns the client's `headers` into those sent upstream, in place: hop-by-hop headers
 /// removed, `x-forwarded-for` extended by the client's address, `forwarded` (RFC 7239)
 /// extended by a `for`/`proto`/`host` element for `host` (the request's, without port), and
-/// `via` extended by this proxy. A request that brings none of them (the usual case) gets the
-/// connection's values in `ours`, nothing formatted.
+/// `via` extended by this proxy. `ours` must be the values of the request's own connection
+/// (its client and scheme). A request that brings none of these headers (the usual case) gets
+/// the connection's values, nothing formatted unless it names a host other than the
+/// connection's first.
 pub(crate) fn prepare_upstream_headers(
     headers: &mut HeaderMap,
     ours: &ForwardingHeaders,

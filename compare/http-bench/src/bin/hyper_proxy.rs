@@ -13,10 +13,8 @@
 //! Prints `listening ADDR` once bound; runs until SIGINT/SIGTERM.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::Context;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use http_body_util::combinators::BoxBody;
@@ -26,7 +24,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ClientKind {
@@ -134,8 +132,8 @@ async fn serve_per_connection(stream: TcpStream, upstream: Arc<str>) {
             })
         }
     });
-    let server = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service);
+    let server =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(server, connection);
     tokio::select! {
         _ = &mut server => {}
@@ -146,34 +144,16 @@ async fn serve_per_connection(stream: TcpStream, upstream: Arc<str>) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    println!("listening {}", listener.local_addr()?);
-    std::io::stdout().flush()?;
     let upstream: Arc<str> = args.upstream.into();
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build(connector);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(ok) => ok,
-                Err(err) => {
-                    eprintln!("accept failed: {err}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let kind = args.client;
+    http_bench::accept_until_signalled(&args.listen, |stream| {
         let upstream = upstream.clone();
-        match args.client {
+        match kind {
             ClientKind::Pooled => {
                 tokio::spawn(serve_pooled(stream, client.clone(), upstream));
             }
@@ -181,6 +161,6 @@ async fn main() -> anyhow::Result<()> {
                 tokio::spawn(serve_per_connection(stream, upstream));
             }
         }
-    }
-    Ok(())
+    })
+    .await
 }

@@ -85,6 +85,10 @@ fn answer() -> HttpResponse {
 impl Actor for Responder {
     type Msg = HttpCall;
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "the answer in place hands the request back by value"
+    )]
     async fn started(&mut self, ctx: &mut Ctx<HttpCall>) -> Result<(), ActorError> {
         if self.in_place {
             ctx.answer_in_place(|_| Ok(answer()));

@@ -8,10 +8,6 @@
 //!
 //! Prints `listening ADDR` once bound; runs until SIGINT/SIGTERM.
 
-use std::convert::Infallible;
-use std::io::Write;
-
-use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use http_bench::{BODY, CONTENT_TYPE};
@@ -21,7 +17,7 @@ use hyper::header::{CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use std::convert::Infallible;
 
 #[derive(Parser, Debug)]
 #[command(about = "fixed-body hyper server for nginx to proxy to")]
@@ -85,31 +81,12 @@ async fn answer(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    println!("listening {}", listener.local_addr()?);
-    std::io::stdout().flush()?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(ok) => ok,
-                Err(err) => {
-                    eprintln!("accept failed: {err}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    http_bench::accept_until_signalled(&args.listen, |stream| {
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service_fn(answer))
                 .await;
         });
-    }
-    Ok(())
+    })
+    .await
 }
