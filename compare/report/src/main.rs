@@ -90,7 +90,7 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     }
     xs.sort_by(|a, b| a.total_cmp(b));
     let mid = xs.len() / 2;
-    Some(if xs.len() % 2 == 0 {
+    Some(if xs.len().is_multiple_of(2) {
         (xs[mid - 1] + xs[mid]) / 2.0
     } else {
         xs[mid]
@@ -416,6 +416,16 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
         false,
         1.0,
     );
+    // issue 17: troupe's call p50 at most 1.1x raw quinn's round trip in the same run, as
+    // the ratio quinn ÷ troupe ≥ 1 ÷ 1.1
+    push(
+        "remote call p50: troupe vs raw quinn's round trip (troupe ≤ 1.1x of it)".into(),
+        find(rows, "remote", "call p50", "troupe"),
+        find(rows, "remote", "call p50", "quinn_raw"),
+        "µs",
+        false,
+        1.0 / 1.1,
+    );
     push(
         "remote call p50: troupe vs ractor_cluster".into(),
         find(rows, "remote", "call p50", "troupe"),
@@ -462,6 +472,16 @@ fn headlines(rows: &[Row]) -> Vec<Headline> {
     out
 }
 
+/// A target ratio as the table prints it: one decimal where that is exact (`1.0`, `0.9`),
+/// two otherwise (`0.91`).
+fn target_text(target: f64) -> String {
+    if ((target * 10.0).round() - target * 10.0).abs() < 1e-9 {
+        format!("{target:.1}")
+    } else {
+        format!("{target:.2}")
+    }
+}
+
 fn fmt_value(v: f64, unit: &str) -> String {
     match unit {
         "/s" if v >= 1000.0 => format!("{:.0}k/s", v / 1000.0),
@@ -487,12 +507,12 @@ fn markdown(heads: &[Headline], rows: &[Row]) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.2}x | ≥ {:.1}x | {verdict} |",
+            "| {} | {} | {} | {:.2}x | ≥ {}x | {verdict} |",
             h.comparison,
             fmt_value(h.troupe, h.unit),
             fmt_value(h.peer, h.unit),
             h.ratio,
-            h.target
+            target_text(h.target)
         );
     }
     let _ = writeln!(md, "\nAll measurements (medians):\n");
