@@ -419,18 +419,24 @@ impl ForwardingHeaders {
             return Some(self.forwarded.clone());
         };
         let (first, value) = self.forwarded_host.get_or_init(|| {
-            let host = host.to_ascii_lowercase();
             // cannot fail: the host is printable ASCII without quotes, the rest is ours
-            let value =
-                HeaderValue::from_str(&forwarded_element(self.client, self.proto, Some(&host)))
-                    .unwrap_or_else(|_| self.forwarded.clone());
-            (host.into_boxed_str(), value)
+            let value = HeaderValue::from_str(&self.element(Some(host)))
+                .unwrap_or_else(|_| self.forwarded.clone());
+            (host.to_ascii_lowercase().into_boxed_str(), value)
         });
         if first.eq_ignore_ascii_case(host) {
             return Some(value.clone());
         }
-        let host = host.to_ascii_lowercase();
-        HeaderValue::from_str(&forwarded_element(self.client, self.proto, Some(&host))).ok()
+        HeaderValue::from_str(&self.element(Some(host))).ok()
+    }
+
+    /// This connection's `forwarded` element, formatted, for a request naming `host`: the host
+    /// lowercase, and left out if it cannot be quoted as it is.
+    fn element(&self, host: Option<&str>) -> String {
+        let host = host
+            .filter(|h| forwardable_host(h))
+            .map(str::to_ascii_lowercase);
+        forwarded_element(self.client, self.proto, host.as_deref())
     }
 }
 
@@ -482,13 +488,7 @@ pub(crate) fn prepare_upstream_headers(
         headers.insert(xff, value);
     }
     let forwarded = match earlier(headers, &header::FORWARDED) {
-        Some(before) => {
-            let host = host
-                .filter(|h| forwardable_host(h))
-                .map(str::to_ascii_lowercase);
-            let element = forwarded_element(ours.client, ours.proto, host.as_deref());
-            HeaderValue::from_str(&format!("{before}, {element}")).ok()
-        }
+        Some(before) => HeaderValue::from_str(&format!("{before}, {}", ours.element(host))).ok(),
         None => ours.forwarded(host),
     };
     if let Some(value) = forwarded {
