@@ -869,12 +869,17 @@ impl Actor for PlacementDriver {
                     .await
                     .map_err(|e| ActorError::from(e.to_string()))?;
             }
+            let settles = mesh.net(node.name()).map(|net| net.view_settles_at());
             let seat = unit
                 .here
                 .is_some()
                 .then(|| Seat::new(node.name(), child.placement.clone(), self.config))
                 .transpose()
-                .map_err(|e| ActorError::from(e.to_string()))?;
+                .map_err(|e| ActorError::from(e.to_string()))?
+                .map(|seat| match settles {
+                    Some(at) => seat.with_view_settling_until(at),
+                    None => seat,
+                });
             self.tracked.push(Tracked {
                 child: child.clone(),
                 placed: child

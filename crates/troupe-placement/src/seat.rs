@@ -121,6 +121,8 @@ pub struct Seat {
     bench: Bench,
     /// Starts that failed in a row here
     failed_starts: u32,
+    /// Until then this node's membership view may still lack live nodes: it has just joined
+    view_settles_at: Option<Instant>,
 }
 
 /// Releasing from `holding` (its release write to be sent) while this node still `held` the
@@ -239,7 +241,18 @@ impl Seat {
             sit_out: SitOut::default(),
             bench: Bench::default(),
             failed_starts: 0,
+            view_settles_at: None,
         }
+    }
+
+    /// The same seat on a node whose membership view may lack live nodes until `at` (it has
+    /// just joined, and has not heard of every member yet): until then a node before this one
+    /// in the order counts as live unless it sits out, so this node claims only a lease that
+    /// is its own by the whole order, and does not take a child from under a node ahead of it
+    /// that its view has not caught up with. Without it, the view is trusted from the start.
+    pub fn with_view_settling_until(mut self, at: Instant) -> Self {
+        self.view_settles_at = Some(at);
+        self
     }
 
     /// The same seat, sitting out by `sit_out` after it gives the child up (instead of
@@ -419,10 +432,15 @@ impl Seat {
                     self.reading = Some((id, now));
                     actions.push(Action::Read { id });
                 }
+                // a node that has just joined may not have heard of the nodes ahead of it yet
+                let unsettled = self.view_settles_at.is_some_and(|at| now < at);
+                let me = self.me.as_str();
+                let presumed =
+                    |n: &str| live(n) || (unsettled && n != me && !benched.iter().any(|b| b == n));
                 // a claim of unknown outcome is settled by a read before any other claim
                 if may_write(self.writing, self.write_after, now)
                     && unsure.is_none()
-                    && self.placement.first_live(live) == Some(self.me.as_str())
+                    && self.placement.first_live(&presumed) == Some(me)
                     && let Some((expected, new)) = watching.claim(&self.me, &self.config, now)
                 {
                     let write = send_write(
@@ -746,6 +764,34 @@ mod tests {
         let id = read(&b.tick(t0, &all));
         b.read_done(id, None, t0);
         assert!(b.tick(t0, &all).is_empty());
+    }
+
+    #[test]
+    fn a_node_that_just_joined_waits_for_its_view_before_claiming_ahead_of_others() {
+        let t0 = Instant::now();
+        let settled = t0 + Duration::from_secs(3);
+        let only_b = |n: &str| n == "b";
+        // b has just joined and has not heard of a yet: the lease is absent, but a may be live
+        let mut b = seat("b").with_view_settling_until(settled);
+        let id = read(&b.tick(t0, &only_b));
+        b.read_done(id, None, t0);
+        assert!(b.tick(t0, &only_b).is_empty());
+        let id = read(&b.tick(settled - Duration::from_millis(1), &only_b));
+        b.read_done(id, None, settled - Duration::from_millis(1));
+        assert!(
+            b.tick(settled - Duration::from_millis(1), &only_b)
+                .is_empty()
+        );
+        // settled, the view still without a: a is taken as gone and b claims
+        let (_, claim) = write(&b.tick(settled, &only_b));
+        assert_eq!(claim.holder, "b");
+
+        // the first of the order need not wait for anyone
+        let mut a = seat("a").with_view_settling_until(settled);
+        let id = read(&a.tick(t0, &|n| n == "a"));
+        a.read_done(id, None, t0);
+        let (_, claim) = write(&a.tick(t0, &|n| n == "a"));
+        assert_eq!(claim.holder, "a");
     }
 
     #[test]

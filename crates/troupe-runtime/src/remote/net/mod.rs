@@ -102,6 +102,8 @@ pub(crate) struct NetInner {
     connected: tokio::sync::Notify,
     /// Set when [`NetConfig::spin_after_traffic`] is.
     spinner: Option<Arc<Spinner>>,
+    /// When this endpoint started, on the runtime's clock.
+    started: std::time::Instant,
     /// Links cut on purpose ([`NodeNet::cut_link`]); applied by the endpoint's socket.
     cuts: Arc<CutLinks>,
 }
@@ -272,6 +274,7 @@ impl NodeNet {
             stopped: tokio::sync::Notify::new(),
             connected: tokio::sync::Notify::new(),
             spinner: config.spin_after_traffic.and_then(Spinner::shared),
+            started: crate::time::now(),
             cuts,
             config,
         });
@@ -359,6 +362,15 @@ impl NodeNet {
     /// two of them are cut (see [`NodeNet::connected`] for the links themselves).
     pub fn live(&self) -> Vec<String> {
         self.inner.members.lock().up_names()
+    }
+
+    /// When this node's live view ([`NodeNet::live`]) can be taken as whole: until then it
+    /// may still lack members that are up, as a node that has just joined hears of them over
+    /// the following gossip rounds. It is when this endpoint started plus
+    /// [`NetConfig::peer_down_timeout`], the time in which a member nobody has heard from
+    /// would be declared down anyway; on the runtime's clock ([`crate::time::now`]).
+    pub fn view_settles_at(&self) -> std::time::Instant {
+        self.inner.started + self.inner.config.peer_down_timeout
     }
 
     /// What the membership protocol did with its datagrams so far: sent, received, and dropped
