@@ -72,7 +72,7 @@ if wants remote; then
         (cd compare/ractor-cluster-bench && cargo build -q --release) &&
         (cd compare/quinn-raw-bench && cargo build -q --release); then
         for round in $(seq 1 "$ROUNDS"); do
-            for side in troupe troupe-spin troupe-spin-1w ractor quinn tcp; do
+            for side in troupe troupe-spin troupe-spin-1w ractor quinn quinn-hop tcp; do
                 case $side in
                     troupe) cmd=(cargo bench -q --bench remote_messaging) ;;
                     # NetConfig::spin_after_traffic on: with 2 and with 1 tokio worker per process
@@ -80,6 +80,9 @@ if wants remote; then
                     troupe-spin-1w) cmd=(env TROUPE_REMOTE_SPIN_US=1000 TROUPE_REMOTE_WORKERS=1 cargo bench -q --bench remote_messaging) ;;
                     ractor) cmd=("$CARGO_TARGET_DIR/release/ractor-cluster-bench") ;;
                     quinn) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench") ;;
+                    # one task between the connection and the code on each side: a mailbox
+                    # design's floor on quinn
+                    quinn-hop) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench" --hop) ;;
                     tcp) cmd=("$CARGO_TARGET_DIR/release/quinn-raw-bench" --tcp) ;;
                 esac
                 if ! timeout 600 "${cmd[@]}" | tee "$OUT/remote-$side-$round.txt"; then

@@ -9,6 +9,12 @@
 //! - round trip: `M` sequential 64-byte requests on one bidirectional stream, each answered
 //!   with 4 bytes, timed with `Instant` (p50/p90/p99).
 //!
+//! `--hop` puts one task between the connection and the code on each side of the round trip,
+//! the least any actor framework has: on the receiver a reader task hands each request to an
+//! "actor" task over a bounded channel, and the actor writes the answer; on the sender the
+//! caller writes its request and a reader task hands it the answer over a channel. troupe's
+//! remote call has these hops and more, so this is the floor a mailbox design reaches on quinn.
+//!
 //! `N` defaults to 1,000,000 (env `TROUPE_REMOTE_N`), `M` to 20,000 (`TROUPE_REMOTE_M`);
 //! `--smoke` runs N = 1,000, M = 100. `--tcp` runs the same workload over plain TCP
 //! (`TCP_NODELAY`, no TLS): two connections, one for the frames, one for the round trips.
@@ -185,7 +191,80 @@ async fn echo(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyho
     }
 }
 
-fn recv_role(s: &Settings) -> anyhow::Result<()> {
+/// [`echo`] with one task between the connection and the code that answers (`--hop`): the
+/// reader hands each request to an actor task, which writes the answer
+async fn echo_through_a_mailbox(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> anyhow::Result<()> {
+    let (mailbox, mut inbox) = tokio::sync::mpsc::channel::<[u8; FRAME_LEN]>(1024);
+    tokio::spawn(async move {
+        while let Some(_request) = inbox.recv().await {
+            if send
+                .write_all(&(PAYLOAD_LEN as u32).to_be_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut req = [0u8; FRAME_LEN];
+    while recv.read_exact(&mut req).await.is_ok() {
+        if mailbox.send(req).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The answers of a round-trip stream as a reader task hands them over (`--hop`): reading from
+/// it waits for the reader task, not for the connection
+struct HandedOver {
+    answers: tokio::sync::mpsc::Receiver<[u8; 4]>,
+    left: Vec<u8>,
+}
+
+impl HandedOver {
+    fn new(mut recv: quinn::RecvStream) -> Self {
+        let (tx, answers) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            let mut answer = [0u8; 4];
+            while recv.read_exact(&mut answer).await.is_ok() {
+                if tx.send(answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            answers,
+            left: Vec::new(),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for HandedOver {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left.is_empty() {
+            match self.answers.poll_recv(cx) {
+                std::task::Poll::Ready(Some(answer)) => self.left.extend_from_slice(&answer),
+                // the reader ended: end of stream
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(Ok(())),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+        let n = self.left.len().min(buf.remaining());
+        buf.put_slice(&self.left[..n]);
+        self.left.drain(..n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+fn recv_role(s: &Settings, hop: bool) -> anyhow::Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let endpoint =
@@ -197,7 +276,11 @@ fn recv_role(s: &Settings) -> anyhow::Result<()> {
             .context("endpoint closed")?
             .await?;
         let (send, recv) = conn.accept_bi().await?;
-        tokio::spawn(echo(send, recv));
+        if hop {
+            tokio::spawn(echo_through_a_mailbox(send, recv));
+        } else {
+            tokio::spawn(echo(send, recv));
+        }
         let uni = conn.accept_uni().await?;
         let (count, elapsed) = tokio::time::timeout(s.timeout, count_frames(uni, s.n))
             .await
@@ -318,7 +401,7 @@ fn send_role_tcp(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
 
 // ---------------------------------------------------------------- the sender
 
-fn send_role(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
+fn send_role(s: &Settings, peer: SocketAddr, hop: bool) -> anyhow::Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
@@ -334,7 +417,11 @@ fn send_role(s: &Settings, peer: SocketAddr) -> anyhow::Result<()> {
             let (bi_send, bi_recv) = conn.open_bi().await?;
             // throughput: batches of frames on one uni stream, opened after the warm-up
             let uni = || async { anyhow::Ok(conn.open_uni().await?) };
-            send_workload(&settings, bi_send, bi_recv, uni).await
+            if hop {
+                send_workload(&settings, bi_send, HandedOver::new(bi_recv), uni).await
+            } else {
+                send_workload(&settings, bi_send, bi_recv, uni).await
+            }
         });
         let (send_secs, v) = tokio::time::timeout(s.timeout, work)
             .await
@@ -496,7 +583,7 @@ fn field<T: std::str::FromStr>(
         .map_err(|_| anyhow::anyhow!("bad {key}"))
 }
 
-fn parent(n: u64, m: usize, timeout: Duration, tcp: bool) -> anyhow::Result<()> {
+fn parent(n: u64, m: usize, timeout: Duration, tcp: bool, hop: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("quinn-raw-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
@@ -510,10 +597,10 @@ fn parent(n: u64, m: usize, timeout: Duration, tcp: bool) -> anyhow::Result<()> 
     };
     let result = (|| {
         let deadline = Instant::now() + timeout;
-        let transport: Vec<String> = if tcp {
-            vec!["--tcp".into()]
-        } else {
-            Vec::new()
+        let transport: Vec<String> = match (tcp, hop) {
+            (true, _) => vec!["--tcp".into()],
+            (false, true) => vec!["--hop".into()],
+            (false, false) => Vec::new(),
         };
         let mut recv = Proc::spawn("recv", &s, &transport)?;
         let addr = recv
@@ -535,16 +622,20 @@ fn parent(n: u64, m: usize, timeout: Duration, tcp: bool) -> anyhow::Result<()> 
     let us = |k: &str| -> anyhow::Result<f64> { Ok(field::<u64>(&w, k)? as f64 / 1e3) };
     let (p50, p90, p99, mean) = (us("p50_ns")?, us("p90_ns")?, us("p99_ns")?, us("mean_ns")?);
     println!();
-    let (title, system) = if tcp {
-        (
+    let (title, system) = match (tcp, hop) {
+        (true, _) => (
             "raw TCP, 2 processes on 127.0.0.1, no TLS, TCP_NODELAY, 2 tokio workers each",
             "tcp_raw",
-        )
-    } else {
-        (
+        ),
+        (false, true) => (
+            "raw quinn with one task hop per side, 2 processes on 127.0.0.1, TLS 1.3 (ring), \
+             2 tokio workers each",
+            "quinn_raw_hop",
+        ),
+        (false, false) => (
             "raw quinn, 2 processes on 127.0.0.1, TLS 1.3 (ring), 2 tokio workers each",
             "quinn_raw",
-        )
+        ),
     };
     println!("{title}");
     println!(
@@ -578,11 +669,12 @@ fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(parse_flag(&args, "--timeout-secs")?),
         };
         let tcp = args.iter().any(|a| a == "--tcp");
+        let hop = args.iter().any(|a| a == "--hop");
         return match role {
             "recv" if tcp => recv_role_tcp(&s),
             "send" if tcp => send_role_tcp(&s, parse_flag(&args, "--peer")?),
-            "recv" => recv_role(&s),
-            "send" => send_role(&s, parse_flag(&args, "--peer")?),
+            "recv" => recv_role(&s, hop),
+            "send" => send_role(&s, parse_flag(&args, "--peer")?, hop),
             other => bail!("unknown role {other:?}"),
         };
     }
@@ -590,5 +682,9 @@ fn main() -> anyhow::Result<()> {
     let n = env_number::<u64>("TROUPE_REMOTE_N")?.unwrap_or(if smoke { 1_000 } else { DEFAULT_N });
     let m = env_number::<usize>("TROUPE_REMOTE_M")?.unwrap_or(if smoke { 100 } else { DEFAULT_M });
     let timeout = Duration::from_secs(env_number("TROUPE_REMOTE_TIMEOUT_SECS")?.unwrap_or(300));
-    parent(n, m, timeout, args.iter().any(|a| a == "--tcp"))
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--tcp") && has("--hop") {
+        bail!("--hop is for QUIC only");
+    }
+    parent(n, m, timeout, has("--tcp"), has("--hop"))
 }
