@@ -199,10 +199,18 @@ impl Swim {
     }
 
     fn command(&self, command: Command) {
-        if let Err(e) = self.commands.try_send(command) {
-            // thousands of connection events unhandled: the driver is stuck or gone
-            tracing::error!(cause = %e, "membership command dropped");
-            bump(&self.counters.errors, 1);
+        match self.commands.try_send(command) {
+            Ok(()) => {}
+            // thousands of connection events unhandled: the driver is stuck
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::error!("membership command dropped: the membership driver is stuck");
+                bump(&self.counters.errors, 1);
+            }
+            // the driver stopped: this endpoint is leaving, and what its peers do meanwhile
+            // (leaving too) no longer matters to it
+            Err(mpsc::error::TrySendError::Closed(command)) => {
+                tracing::debug!(?command, "membership command after the driver stopped");
+            }
         }
     }
 
