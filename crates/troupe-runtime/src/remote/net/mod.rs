@@ -527,6 +527,9 @@ impl NodeNet {
         let inner = self.inner.clone();
         let leaving = tokio::spawn(async move {
             inner.shutting_down.store(true, Ordering::SeqCst);
+            // out of the membership protocol first: told by a peer that it is down now (the
+            // peer heard it leave), this node must not rejoin on its way out
+            inner.swim.stop();
             let leave = encode_control(&inner.codec, &ControlMsg::Leave);
             let peers = inner.peers_by_name();
             for peer in &peers {
@@ -537,7 +540,6 @@ impl NodeNet {
             }
             // give the control writers a moment to flush the leave notices
             tokio::time::sleep(Duration::from_millis(50)).await;
-            inner.swim.stop();
             for peer in &peers {
                 peer.conn
                     .close(quinn::VarInt::from_u32(close::LEAVE), b"node leaving");
