@@ -1058,12 +1058,15 @@ impl DbReplica {
         }
         let mut leader = self.leader_hint.filter(|&l| l != self.me);
         match leader {
-            // A known leader: once its node has been reported down for `delay`.
+            // A known leader: once its node has been reported down, and the leader not heard
+            // from, for `delay`. A leader still heard from is not replaced, whatever the
+            // membership says; its last words may also come just after the report (a node
+            // leaving says so before its replica stops), so the delay counts from them.
             Some(known) => {
                 let node = &self.spec.replicas[known as usize];
                 match self.down.get(node) {
                     Some(&since) => {
-                        if elapsed(since) < delay || self.heard_leader > since {
+                        if elapsed(since.max(self.heard_leader)) < delay {
                             return;
                         }
                     }
