@@ -22,7 +22,7 @@ use troupe_placement::Placement;
 use troupe_runtime::placed::Gate;
 use troupe_runtime::{
     Actor, ActorError, ChildOptions, Ctx, Mesh, Message, Node, NodeConfig, NodeExit, Reach, Reply,
-    Restart, SupervisorSpec,
+    Restart, SupervisorRef, SupervisorSpec,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -129,10 +129,11 @@ impl Message for Where {
     const NAME: &'static str = "driver-test.Where";
 }
 
-/// Answers where it runs; on node `bad` it crashes as it starts, every time
+/// Answers where it runs, and records where and when (on the runtime's clock) it started; on
+/// node `bad` it crashes as it starts, every time
 struct NotOn {
     bad: &'static str,
-    starts: Arc<Mutex<Vec<String>>>,
+    starts: Starts,
 }
 
 impl Actor for NotOn {
@@ -140,7 +141,9 @@ impl Actor for NotOn {
 
     async fn started(&mut self, ctx: &mut Ctx<Where>) -> Result<(), ActorError> {
         let here = ctx.node().name().to_string();
-        self.starts.lock().push(here.clone());
+        self.starts
+            .lock()
+            .push((here.clone(), troupe_runtime::time::now()));
         if here == self.bad {
             return Err(format!("cannot run on {here}").into());
         }
@@ -155,6 +158,28 @@ impl Actor for NotOn {
         reply.send(ctx.node().name().to_string());
         Ok(())
     }
+}
+
+/// Where and when (on the runtime's clock) an actor started
+type Starts = Arc<Mutex<Vec<(String, std::time::Instant)>>>;
+
+/// Makes group `group`: a [`NotOn`] actor `svc` (crashing on node `bad`) any node of the
+/// cluster may reach, under a supervisor by `spec`; and the record of the actor's starts
+fn group_not_on(bad: &'static str, spec: SupervisorSpec) -> (MakeChild, Starts) {
+    let starts = Starts::default();
+    let made = starts.clone();
+    let make: MakeChild = Arc::new(move |node: &Node| {
+        let starts = made.clone();
+        let options = ChildOptions::permanent().reachable_from(Reach::cluster());
+        let (svc, _) = node.child("svc", options, move || NotOn {
+            bad,
+            starts: starts.clone(),
+        })?;
+        Ok(node
+            .supervisor_child("group", spec.clone(), Restart::Permanent, vec![svc])
+            .0)
+    });
+    (make, starts)
 }
 
 /// Answers where it runs, on every node: a bystander beside the failover group
@@ -196,33 +221,39 @@ async fn two_nodes(dir: &std::path::Path, make: MakeChild) -> Vec<Node> {
             .start(SupervisorSpec::one_for_one(), vec![bystander])
             .await
             .unwrap();
-        let gate = Gate::new();
-        let group = make(&node).unwrap();
-        assert!(node.gate("svc", gate.clone()));
-        let unit = FailoverUnit {
-            child: FailoverChild::new(
-                "group",
-                ["svc".to_string()],
-                Placement::new(["a", "b"], false),
-                64,
-            ),
-            here: Some(Prepared {
-                spec: group,
-                gate,
-                make: make.clone(),
-            }),
-        };
-        let register = Arc::new(DbRegister::new(&db.client(&node), Duration::from_secs(1)));
-        let (driver, _) = node
-            .child("driver", ChildOptions::permanent(), move || {
-                PlacementDriver::new(register.clone(), LeaseConfig::default(), vec![unit.clone()])
-            })
-            .unwrap();
-        root.add(driver).await.unwrap();
+        drive_group(&node, &root, &db, &make).await;
         nodes.push(node);
     }
     nodes.push(m);
     nodes
+}
+
+/// Places group `group` (made by `make`, answering as `svc`, ordered `a` then `b`) on `node`
+/// under `root`, with a placement driver whose lease register is `db`.
+async fn drive_group(node: &Node, root: &SupervisorRef, db: &DbSpec, make: &MakeChild) {
+    let gate = Gate::new();
+    let group = make(node).unwrap();
+    assert!(node.gate("svc", gate.clone()));
+    let unit = FailoverUnit {
+        child: FailoverChild::new(
+            "group",
+            ["svc".to_string()],
+            Placement::new(["a", "b"], false),
+            64,
+        ),
+        here: Some(Prepared {
+            spec: group,
+            gate,
+            make: make.clone(),
+        }),
+    };
+    let register = Arc::new(DbRegister::new(&db.client(node), Duration::from_secs(1)));
+    let (driver, _) = node
+        .child("driver", ChildOptions::permanent(), move || {
+            PlacementDriver::new(register.clone(), LeaseConfig::default(), vec![unit.clone()])
+        })
+        .unwrap();
+    root.add(driver).await.unwrap();
 }
 
 /// Where `svc` answers from, through a handle on `node` that follows the group
@@ -241,22 +272,10 @@ async fn runs_on(node: &Node, want: &str) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_past_its_intensity_on_one_node_moves_to_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let starts = Arc::new(Mutex::new(Vec::new()));
-    let made = starts.clone();
-    let make: MakeChild = Arc::new(move |node: &Node| {
-        let starts = made.clone();
-        let options = ChildOptions::permanent().reachable_from(Reach::cluster());
-        let (svc, _) = node.child("svc", options, move || NotOn {
-            bad: "a",
-            starts: starts.clone(),
-        })?;
-        let spec = SupervisorSpec::one_for_one()
-            .intensity(2, Duration::from_secs(10))
-            .escalate_when_exceeded();
-        Ok(node
-            .supervisor_child("group", spec, Restart::Permanent, vec![svc])
-            .0)
-    });
+    let spec = SupervisorSpec::one_for_one()
+        .intensity(2, Duration::from_secs(10))
+        .escalate_when_exceeded();
+    let (make, starts) = group_not_on("a", spec);
     let nodes = two_nodes(dir.path(), make).await;
     let (a, b) = (&nodes[0], &nodes[1]);
 
@@ -264,7 +283,7 @@ async fn a_group_past_its_intensity_on_one_node_moves_to_the_next() {
         runs_on(a, "b").await
     })
     .await;
-    let on_a = starts.lock().iter().filter(|n| *n == "a").count();
+    let on_a = starts.lock().iter().filter(|(n, _)| n == "a").count();
     // the first start and two restarts: the third crash exceeds the intensity
     assert_eq!(on_a, 3, "{:?}", starts.lock());
     assert_eq!(a.exit_status(), NodeExit::Running);
@@ -326,29 +345,6 @@ async fn a_group_that_fails_to_start_on_one_node_moves_to_the_next() {
     }
 }
 
-/// Records the runtime's time when it starts
-struct Stamped {
-    started: Arc<Mutex<Vec<std::time::Instant>>>,
-}
-
-impl Actor for Stamped {
-    type Msg = Where;
-
-    async fn started(&mut self, _: &mut Ctx<Where>) -> Result<(), ActorError> {
-        self.started.lock().push(troupe_runtime::time::now());
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        Where(reply): Where,
-        ctx: &mut Ctx<Where>,
-    ) -> Result<(), ActorError> {
-        reply.send(ctx.node().name().to_string());
-        Ok(())
-    }
-}
-
 /// A node that has just joined the cluster has not heard of every member yet: it takes a
 /// group whose order puts another node first only once its membership view has settled, so
 /// that it does not take the group from under a live node it has not heard of (before, `b`
@@ -380,53 +376,16 @@ async fn a_node_that_just_joined_claims_ahead_of_others_only_once_its_view_settl
         .config("b", &[m_net.local_addr()])
         .peer_down_timeout(Duration::from_secs(2));
     let b_net = cluster.bind(&b, config).await;
-    let started = Arc::new(Mutex::new(Vec::new()));
-    let stamps = started.clone();
-    let make: MakeChild = Arc::new(move |node: &Node| {
-        let started = stamps.clone();
-        let options = ChildOptions::permanent().reachable_from(Reach::cluster());
-        let (svc, _) = node.child("svc", options, move || Stamped {
-            started: started.clone(),
-        })?;
-        Ok(node
-            .supervisor_child(
-                "group",
-                SupervisorSpec::one_for_one(),
-                Restart::Permanent,
-                vec![svc],
-            )
-            .0)
-    });
-    let gate = Gate::new();
-    let group = make(&b).unwrap();
-    assert!(b.gate("svc", gate.clone()));
+    let (make, starts) = group_not_on("", SupervisorSpec::one_for_one());
     // `a` comes first and never joins: `b` cannot tell it from a node it has not heard of yet
-    let unit = FailoverUnit {
-        child: FailoverChild::new(
-            "group",
-            ["svc".to_string()],
-            Placement::new(["a", "b"], false),
-            64,
-        ),
-        here: Some(Prepared {
-            spec: group,
-            gate,
-            make: make.clone(),
-        }),
-    };
-    let register = Arc::new(DbRegister::new(&db.client(&b), Duration::from_secs(1)));
-    let (driver, _) = b
-        .child("driver", ChildOptions::permanent(), move || {
-            PlacementDriver::new(register.clone(), LeaseConfig::default(), vec![unit.clone()])
-        })
-        .unwrap();
-    root.add(driver).await.unwrap();
+    drive_group(&b, &root, &db, &make).await;
 
     troupe_testkit::eventually("the group runs on b", Duration::from_secs(30), async || {
         runs_on(&b, "b").await
     })
     .await;
-    let first = started.lock()[0];
+    let (on, first) = starts.lock()[0].clone();
+    assert_eq!(on, "b");
     let settles = b_net.view_settles_at();
     assert!(
         first >= settles,
