@@ -1044,8 +1044,8 @@ impl DbReplica {
         });
     }
 
-    /// Follower: promote a new leader if the leader's node has been down long enough and this
-    /// replica is the lowest-numbered one on a live node
+    /// Follower: promote a new leader if the leader is lost and this replica coordinates (the
+    /// rule is `core::lost_leader`)
     fn check_promotion(&mut self, ctx: &mut Ctx<DbMsg>) {
         let Some(delay) = self.spec.promote_after else {
             return;
@@ -1056,45 +1056,23 @@ impl DbReplica {
         if !matches!(self.state, State::Follower(_)) || self.resume {
             return;
         }
-        let mut leader = self.leader_hint.filter(|&l| l != self.me);
-        match leader {
-            // A known leader: once its node has been reported down, and the leader not heard
-            // from, for `delay`. A leader still heard from is not replaced, whatever the
-            // membership says; its last words may also come just after the report (a node
-            // leaving says so before its replica stops), so the delay counts from them.
-            Some(known) => {
-                let node = &self.spec.replicas[known as usize];
-                match self.down.get(node) {
-                    Some(&since) => {
-                        if elapsed(since.max(self.heard_leader)) < delay {
-                            return;
-                        }
-                    }
-                    // Its node is up but it has not led this replica for a while: it may have
-                    // stepped down, leaving every replica waiting for it. A promotion with no
-                    // old leader gives up at the sight of any leader, so a live one stays.
-                    None => {
-                        if elapsed(self.heard_leader) < delay * SILENT_LEADER_FACTOR {
-                            return;
-                        }
-                        leader = None;
-                    }
-                }
-            }
-            // No known leader (a leader stepped down, or none was ever heard of): once no
-            // leader has been heard from for `delay`.
-            None => {
-                if elapsed(self.heard_leader) < delay {
-                    return;
-                }
-            }
-        }
-        let coordinator = (0..self.n() as u64).find(|&id| {
-            Some(id) != leader && !self.down.contains_key(&self.spec.replicas[id as usize])
-        });
-        if coordinator == Some(self.me) {
+        let down_since = |id: ReplicaId| {
+            self.spec
+                .replicas
+                .get(id.0 as usize)
+                .and_then(|node| self.down.get(node).copied())
+        };
+        let watch = crate::core::LeaderWatch {
+            me: ReplicaId(self.me),
+            replicas: self.n(),
+            leader: self.leader_hint.map(ReplicaId),
+            heard_leader: self.heard_leader,
+            down_since: &down_since,
+            delay,
+        };
+        if let Some(leader) = crate::core::lost_leader(&watch, now()) {
             self.next_promotion = now() + delay;
-            self.start_promotion(leader, None, ctx);
+            self.start_promotion(leader.map(|l| l.0), None, ctx);
         }
     }
 
@@ -1223,10 +1201,6 @@ async fn statuses(peers: &[Addr<DbPeerMsg>], timeout: Duration) -> Vec<ReplicaSt
     }
     out
 }
-
-/// A follower whose known leader's node is up but that has heard nothing from it for this many
-/// times `promote_after` treats it as no leader (see `check_promotion`)
-const SILENT_LEADER_FACTOR: u32 = 4;
 
 /// Promotes the most up-to-date reachable follower other than `old_leader`; returns the new
 /// leader and its epoch

@@ -87,7 +87,10 @@ pub use follower::{
 pub use leader::{AckMode, Leader, Progress, RequestError, UnknownReplica};
 pub use log::{Log, LogError, NeedSnapshot};
 pub use op::{Entry, Op};
-pub use promotion::{Candidate, Promotion, PromotionError, Resume, promote, resume};
+pub use promotion::{
+    Candidate, LeaderWatch, Promotion, PromotionError, Resume, SILENT_LEADER_FACTOR, lost_leader,
+    promote, resume,
+};
 pub use state_machine::{CasMismatch, Limits, OpOutcome, SizeError, StateMachine};
 
 /// Identity of one replica of a database (leader or follower)
