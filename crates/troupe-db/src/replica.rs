@@ -1050,7 +1050,8 @@ impl DbReplica {
         let Some(delay) = self.spec.promote_after else {
             return;
         };
-        if self.promoting || now() < self.next_promotion {
+        let now = now();
+        if self.promoting || now < self.next_promotion {
             return;
         }
         if !matches!(self.state, State::Follower(_)) || self.resume {
@@ -1070,8 +1071,8 @@ impl DbReplica {
             down_since: &down_since,
             delay,
         };
-        if let Some(leader) = crate::core::lost_leader(&watch, now()) {
-            self.next_promotion = now() + delay;
+        if let Some(leader) = crate::core::lost_leader(&watch, now) {
+            self.next_promotion = now + delay;
             self.start_promotion(leader.map(|l| l.0), None, ctx);
         }
     }
